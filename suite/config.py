@@ -1,0 +1,295 @@
+"""The resolved configuration of one run, and the one function that decides a run's identity.
+
+Every way of describing a run (the `suite train` command line, an ablation spec's base + grid
+point + preset, a Python dict) ends in `resolve()`, which applies the recipe, checks every key
+and value, fills derived values (classes and image size from the data set) and returns a frozen
+`RunConfig`. Its dotted keys are the vocabulary used everywhere: `model.name`, `model.mask_norm`,
+`data.name`, `data.clean_ratio`, `measure.batch_size`, and the training keys at the top level
+(`seed`, `recipe`, `epochs`, `lr`, ...).
+
+`run_id()` hashes the resolved values that differ from their defaults, minus the keys that only
+say *where* a run executes (device, data root, workers): so key order, spelling a default out, or
+moving a run from a laptop to a cluster never changes its identity, while any change in what is
+trained does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+from suite.data.catalog import DATASETS
+from suite.errors import SuiteError, close_matches, unknown
+from suite.schema import coerce
+from suite.train.recipes import RECIPES
+
+DatasetName = Literal["digits", "cifar10", "cifar100", "imagenet", "synthetic"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: DatasetName = "digits"
+    root: str | None = None  # where the files are (default: $SUITE_DATA or ~/.cache/suite/data)
+    download: bool = False  # fetch CIFAR through torchvision when missing (needs internet)
+    workers: int = 4  # DataLoader workers for image-folder data
+    clean_ratio: float = 1.0  # RAN Table 5: fraction r of training labels kept; the rest uniform over other classes
+    input_size: int | None = None  # training resolution; resolved to the data set's (or, for synthetic, the model's)
+    eval_size: int | None = None  # evaluation resolution; resolved to input_size (Attention-92 is tested at 320)
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    complexity: bool = True  # params and fvcore multiply-adds
+    throughput: bool = True  # inference and training-step samples/s and peak memory
+    batch_size: int = 8
+    warmup: int = 2
+    steps: int = 5
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    kwargs: dict[str, Any] = field(default_factory=dict)  # every option of the model, resolved
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig
+    data: DataConfig = DataConfig()
+    measure: MeasureConfig = MeasureConfig()
+    recipe: str = "smoke"
+    seed: int = 0
+    # Training length: exactly one of epochs / iterations (setting one clears the other).
+    epochs: float | None = None
+    iterations: int | None = None
+    batch_size: int = 32
+    optimizer: Literal["sgd"] = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    schedule: Literal["step", "cosine", "constant"] = "step"
+    lr_milestones: tuple[float, ...] = ()  # fractions of the training length where lr *= lr_decay
+    lr_decay: float = 0.1
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    amp: Literal["fp32", "bf16", "fp16"] = "fp32"
+    channels_last: bool = False
+    eval_every: int = 1  # epochs between evaluations (the last epoch is always evaluated)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested plain dict (what a run directory's config.yaml holds)."""
+        out = dataclasses.asdict(self)
+        out["model"] = {"name": self.model.name, **self.model.kwargs}
+        return _plain(out)
+
+    def flat(self) -> dict[str, Any]:
+        """Dotted keys -> values (what DataFrame columns and grid axes use)."""
+        return flatten(self.to_dict())
+
+    def identity(self) -> dict[str, Any]:
+        """The dotted values that make a run what it is: non-default, non-execution keys."""
+        defaults = _defaults_flat()
+        from suite.models import get_model_info
+
+        model_defaults = {f"model.{k}": v for k, v in get_model_info(self.model.name).defaults.items()}
+        out = {}
+        for key, value in self.flat().items():
+            if key in EXECUTION_KEYS:
+                continue
+            default = model_defaults.get(key, defaults.get(key, _MISSING))
+            if key == "model.name" or _plain(default) != value:
+                out[key] = value
+        return out
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self)
+
+
+EXECUTION_KEYS = frozenset({"device", "data.root", "data.download", "data.workers"})
+SECTIONS = {"model": None, "data": DataConfig, "measure": MeasureConfig}
+_MISSING = object()
+
+
+def run_id(config: RunConfig) -> str:
+    """12 hex digits of sha256 over the canonical JSON of `config.identity()`."""
+    text = json.dumps(config.identity(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def resolve(values: Mapping[str, Any], *, file: str | None = None) -> RunConfig:
+    """Build a checked RunConfig from nested and/or dotted keys; SuiteError names file and key."""
+    try:
+        return _resolve(flatten(values))
+    except SuiteError as err:
+        raise err.where(file=file)
+
+
+def keys() -> list[str]:
+    """Every dotted key a config accepts (model options excluded: they depend on the model)."""
+    return sorted(k for k in _defaults_flat() if not k.startswith("model.")) + ["model.<option>", "model.name"]
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """`["lr=0.05", "model.mask_norm=spatial", "lr_milestones=[0.5]"]` -> dotted dict (YAML values)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise SuiteError(f"expected key=value, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise SuiteError(f"cannot parse value {text!r}: {exc}", key=key) from None
+    return out
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested sections -> dotted keys. Only the config sections nest; other dict values are leaves."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        key = str(key)
+        full = f"{prefix}{key}"
+        if not prefix and key in SECTIONS and isinstance(value, Mapping):
+            out.update(flatten(value, prefix=f"{key}."))
+        else:
+            out[full] = value
+    return out
+
+
+def unflatten(values: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        section, dot, rest = key.partition(".")
+        if dot:
+            out.setdefault(section, {})[rest] = value
+        else:
+            out[key] = value
+    return out
+
+
+def _resolve(user: dict[str, Any]) -> RunConfig:
+    recipe_name = user.get("recipe", RunConfig.recipe)
+    if recipe_name not in RECIPES:
+        raise unknown("recipe", str(recipe_name), RECIPES, key="recipe")
+    merged = dict(_defaults_flat())
+    merged.update({k: v for k, v in RECIPES[recipe_name].values.items()})
+    # The training length is one quantity: naming epochs clears iterations and vice versa.
+    if "epochs" in user and "iterations" not in user:
+        merged["iterations"] = None
+    if "iterations" in user and "epochs" not in user:
+        merged["epochs"] = None
+    model_keys = {}
+    for key, value in user.items():
+        if key.startswith("model."):
+            model_keys[key[len("model."):]] = value
+        elif key in merged:
+            merged[key] = value
+        else:
+            raise _unknown_key(key)
+    if "name" not in model_keys or model_keys["name"] in (None, ""):
+        raise SuiteError("missing: every run needs a model", key="model.name")
+    model_name = model_keys.pop("name")
+    if not isinstance(model_name, str):
+        raise SuiteError(f"expected a model name, got {model_name!r}", key="model.name")
+
+    checked = {k: _check_field(k, v) for k, v in merged.items() if not k.startswith("model.")}
+    nested = unflatten(checked)
+    data = DataConfig(**nested.pop("data"))
+    measure = MeasureConfig(**nested.pop("measure"))
+    nested.pop("model", None)
+
+    from suite.models import get_model_info, resolve_model_kwargs
+
+    info = get_model_info(model_name)
+    dataset = DATASETS[data.name]
+    if "num_classes" in info.options and "num_classes" not in model_keys and dataset.num_classes is not None:
+        model_keys["num_classes"] = dataset.num_classes
+    try:
+        kwargs = resolve_model_kwargs(model_name, model_keys)
+    except SuiteError as err:
+        raise err.where(key="model") if err.key != "model.name" else err
+    input_size = data.input_size or dataset.input_size or info.input_size
+    data = dataclasses.replace(data, input_size=input_size, eval_size=data.eval_size or input_size)
+    config = RunConfig(model=ModelConfig(model_name, kwargs), data=data, measure=measure, **nested)
+    _check_ranges(config)
+    return config
+
+
+def _check_field(key: str, value: Any) -> Any:
+    annotation = _hints_flat()[key]
+    try:
+        return coerce(value, annotation)
+    except ValueError as exc:
+        if typing.get_origin(annotation) is Literal:
+            raise SuiteError(f"invalid value {value!r}", key=key, choices=typing.get_args(annotation)) from None
+        raise SuiteError(f"invalid value {value!r}: {exc}", key=key) from None
+
+
+def _check_ranges(c: RunConfig) -> None:
+    if (c.epochs is None) == (c.iterations is None):
+        raise SuiteError("set exactly one of epochs and iterations", key="epochs")
+    positive = {"batch_size": c.batch_size, "eval_every": c.eval_every, "measure.batch_size": c.measure.batch_size,
+                "measure.steps": c.measure.steps, "data.input_size": c.data.input_size}
+    if c.epochs is not None:
+        positive["epochs"] = c.epochs
+    if c.iterations is not None:
+        positive["iterations"] = c.iterations
+    for key, value in positive.items():
+        if value is not None and value <= 0:
+            raise SuiteError(f"must be positive, got {value}", key=key)
+    if not 0.0 < c.data.clean_ratio <= 1.0:
+        raise SuiteError(f"must be in (0, 1], got {c.data.clean_ratio}", key="data.clean_ratio")
+    if not 0.0 <= c.label_smoothing < 1.0:
+        raise SuiteError(f"must be in [0, 1), got {c.label_smoothing}", key="label_smoothing")
+    if any(not 0.0 < m < 1.0 for m in c.lr_milestones):
+        raise SuiteError(f"milestones are fractions of training in (0, 1), got {list(c.lr_milestones)}",
+                         key="lr_milestones")
+
+
+def _unknown_key(key: str) -> SuiteError:
+    valid = [k for k in _defaults_flat() if not k.startswith("model.")]
+    hint = close_matches(key, valid)
+    did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
+    return SuiteError(f"unknown key{did_you_mean}", key=key, choices=sorted(valid) + ["model.<option>"])
+
+
+def _defaults_flat() -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(RunConfig):
+        if f.name == "model":
+            continue
+        if f.name in SECTIONS:
+            for sub in dataclasses.fields(SECTIONS[f.name]):
+                out[f"{f.name}.{sub.name}"] = sub.default
+        else:
+            out[f.name] = f.default
+    return out
+
+
+def _hints_flat() -> dict[str, Any]:
+    out = {}
+    for name, hint in typing.get_type_hints(RunConfig).items():
+        if name in SECTIONS and SECTIONS[name] is not None:
+            out.update({f"{name}.{k}": v for k, v in typing.get_type_hints(SECTIONS[name]).items()})
+        elif name != "model":
+            out[name] = hint
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """Tuples -> lists, recursively: the JSON/YAML shape of a value."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,26 @@
+"""What the suite knows about each data set without loading it (classes, natural image size)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    num_classes: int | None  # None: take the model's default (synthetic)
+    input_size: int | None  # natural training crop; None: the model's natural size (synthetic)
+    accuracy: bool  # False for data whose labels mean nothing (never report its accuracy)
+    doc: str
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    d.name: d
+    for d in (
+        DatasetInfo("digits", 10, 32, True, "scikit-learn's 1,797 handwritten 8x8 digits, up-sampled to 32x32 RGB (offline)"),
+        DatasetInfo("cifar10", 10, 32, True, "CIFAR-10, python-format batches in <root>/cifar-10-batches-py"),
+        DatasetInfo("cifar100", 100, 32, True, "CIFAR-100, python-format files in <root>/cifar-100-python"),
+        DatasetInfo("imagenet", 1000, 224, True, "ILSVRC-2012 as <root>/train/<wnid>/*.JPEG and <root>/val/<wnid>/*.JPEG"),
+        DatasetInfo("synthetic", None, None, False, "random tensors, for throughput only (accuracy is never reported)"),
+    )
+}

@@ -1,0 +1,68 @@
+"""The one exception type for mistakes a user can make (bad spec, unknown model, missing data).
+
+The CLI prints these without a traceback and exits with status 2; everything else is a bug and
+keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+
+class SuiteError(Exception):
+    """A user-facing error that names where it comes from: file, line and key when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        key: str | None = None,
+        line: int | None = None,
+        choices: Iterable[Any] | None = None,
+    ) -> None:
+        self.message = message
+        self.file = None if file is None else str(file)
+        self.key = key
+        self.line = line
+        self.choices = None if choices is None else [str(c) for c in choices]
+        super().__init__(str(self))
+
+    def where(self, *, file: str | None = None, key: str | None = None) -> SuiteError:
+        """Fill in the file or key if the raiser did not know them (returns self for `raise`)."""
+        if self.file is None and file is not None:
+            self.file = str(file)
+        if key is not None:
+            self.key = key if self.key is None else f"{key}.{self.key}"
+        self.args = (str(self),)
+        return self
+
+    def __str__(self) -> str:
+        location = ""
+        if self.file is not None:
+            location = self.file + (f":{self.line}" if self.line is not None else "") + ": "
+        key = f"{self.key}: " if self.key else ""
+        text = f"{location}{key}{self.message}"
+        if self.choices is not None:
+            text += f" (valid: {', '.join(self.choices)})"
+        return text
+
+
+def close_matches(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
+    """Names that look like `name`, for 'did you mean' messages."""
+    choices = list(choices)
+    by_case = {c.lower(): c for c in choices}
+    hits = difflib.get_close_matches(name.lower(), list(by_case), n=n, cutoff=0.6)
+    return [by_case[h] for h in hits]
+
+
+def unknown(kind: str, name: str, choices: Iterable[str], **where: Any) -> SuiteError:
+    """An 'unknown X' error with close matches first and the full list of valid names."""
+    choices = sorted(choices)
+    hint = close_matches(name, choices)
+    message = f"unknown {kind} {name!r}"
+    if hint:
+        message += f"; did you mean {' or '.join(repr(h) for h in hint)}?"
+    return SuiteError(message, choices=choices, **where)

@@ -1,0 +1,22 @@
+"""Registered models. Importing this package registers every family."""
+
+from suite.models.registry import (
+    ModelInfo,
+    Option,
+    create_model,
+    get_model_info,
+    list_models,
+    register_model,
+    resolve_model_kwargs,
+)
+from suite.models import ran, resnet, san  # noqa: E402,F401  (registration side effect)
+
+__all__ = [
+    "ModelInfo",
+    "Option",
+    "create_model",
+    "get_model_info",
+    "list_models",
+    "register_model",
+    "resolve_model_kwargs",
+]

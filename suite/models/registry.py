@@ -1,0 +1,140 @@
+"""Model registry in the spirit of timm: builders register by name, kwargs are validated.
+
+A builder's keyword-only parameters *are* its documented options: their type hints
+(`Literal[...]`, `int`, `float`, `bool`, `tuple[int, ...]`) are what `create_model` checks a value
+against, so a wrong key or value fails before any module is built, with the valid choices.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from torch import nn
+
+from suite.errors import SuiteError, close_matches, unknown
+from suite.schema import coerce
+
+Builder = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One keyword a builder accepts: default, expected type and, for Literals, the choices."""
+
+    name: str
+    default: Any
+    annotation: Any
+    choices: tuple[Any, ...] | None = None
+
+    def check(self, value: Any, model: str) -> Any:
+        """Return `value` coerced to the option's type, or raise naming the model and key."""
+        try:
+            return coerce(value, self.annotation)
+        except (TypeError, ValueError) as exc:
+            raise SuiteError(
+                f"invalid value {value!r} for model {model!r}: {exc}",
+                key=self.name,
+                choices=self.choices,
+            ) from None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registered model: its builder plus what the suite needs to know without building it."""
+
+    name: str
+    builder: Builder
+    family: str
+    input_size: int
+    options: dict[str, Option]
+    paper: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {k: o.default for k, o in self.options.items()}
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    fn: Builder | None = None, *, input_size: int = 224, paper: Mapping[str, Any] | None = None
+) -> Any:
+    """Register `fn` under its function name.
+
+    `input_size` is the model's natural resolution (what complexity tables use); `paper` holds the
+    published figures for it (e.g. `{"params_m": 31.9, "gmacs": 6.2, "source": "RAN Table 2"}`)
+    so reports can put them beside measured ones.
+    """
+
+    def wrap(builder: Builder) -> Builder:
+        name = builder.__name__
+        if name in _REGISTRY:
+            raise RuntimeError(f"model {name!r} registered twice")
+        _REGISTRY[name] = ModelInfo(
+            name=name,
+            builder=builder,
+            family=builder.__module__.rsplit(".", 1)[-1],
+            input_size=input_size,
+            options=_options_of(builder),
+            paper=dict(paper or {}),
+        )
+        return builder
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def list_models(pattern: str | list[str] = "*", *, family: str | None = None) -> list[str]:
+    """Registered names matching any fnmatch pattern, sorted."""
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    return sorted(
+        n
+        for n, info in _REGISTRY.items()
+        if any(fnmatch.fnmatchcase(n, p) for p in patterns) and (family is None or info.family == family)
+    )
+
+
+def get_model_info(name: str) -> ModelInfo:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise unknown("model", name, _REGISTRY, key="model.name") from None
+
+
+def resolve_model_kwargs(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """All of the model's options with `kwargs` applied and checked; raises SuiteError naming the key."""
+    info = get_model_info(name)
+    resolved = info.defaults
+    for key, value in kwargs.items():
+        option = info.options.get(key)
+        if option is None:
+            hint = close_matches(key, info.options)
+            did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise SuiteError(
+                f"model {name!r} has no option {key!r}{did_you_mean}", key=key, choices=sorted(info.options)
+            )
+        resolved[key] = option.check(value, name)
+    return resolved
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build a registered model; unknown names or invalid options raise SuiteError."""
+    resolved = resolve_model_kwargs(name, kwargs)
+    return get_model_info(name).builder(**resolved)
+
+
+def _options_of(builder: Builder) -> dict[str, Option]:
+    hints = typing.get_type_hints(builder)
+    options = {}
+    for p in inspect.signature(builder).parameters.values():
+        if p.kind is not inspect.Parameter.KEYWORD_ONLY or p.default is inspect.Parameter.empty:
+            raise TypeError(f"{builder.__name__}: every option must be keyword-only with a default ({p.name})")
+        annotation = hints.get(p.name, Any)
+        choices = typing.get_args(annotation) if typing.get_origin(annotation) is Literal else None
+        options[p.name] = Option(p.name, p.default, annotation, choices)
+    return options
