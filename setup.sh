@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Set up this checkout on a fresh machine: a virtualenv in .venv with PyTorch and the suite
+# (editable, with the test extras). `--slurm` also installs and starts a local SLURM cluster
+# (root on Debian 12; see slurm/README.md). Safe to run again: it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+# PyTorch first and explicitly: a bare range would let pip pick a multi-GB build from the index.
+# Override with TORCH_PACKAGES="torch==X torchvision==Y" for another platform or CUDA version.
+if ! .venv/bin/python -c "import torch, torchvision" 2>/dev/null; then
+    # shellcheck disable=SC2086
+    .venv/bin/python -m pip install --quiet ${TORCH_PACKAGES:-torch==2.14.1 torchvision==0.29.1}
+fi
+.venv/bin/python -m pip install --quiet -e '.[dev]'
+
+if [ "${1:-}" = "--slurm" ]; then
+    bash slurm/local-cluster.sh up
+fi
+echo "setup done: .venv/bin/suite --help"

@@ -1,0 +1,45 @@
+"""Ablation specs: `load(name_or_path)`, `list()`, `expand(spec, preset=None) -> [RunSpec]`.
+
+Spec files live in `ablations/` next to the package (a source checkout), in `./ablations`, or in
+the directories of `$SUITE_ABLATIONS` (separated by ':'), searched in that order.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+from pathlib import Path
+
+from suite.ablations.expand import RunSpec, expand
+from suite.ablations.spec import Spec, parse
+from suite.errors import unknown
+
+
+def spec_dirs() -> builtins.list[Path]:
+    dirs = [Path(p) for p in os.environ.get("SUITE_ABLATIONS", "").split(os.pathsep) if p]
+    dirs += [Path(__file__).resolve().parents[2] / "ablations", Path.cwd() / "ablations"]
+    unique: dict[Path, None] = {}
+    for d in dirs:
+        if d.is_dir():
+            unique.setdefault(d.resolve(), None)
+    return builtins.list(unique)
+
+
+def list() -> builtins.list[str]:  # noqa: A001  (the registry API the issue names)
+    """Names of every spec found, sorted."""
+    return sorted({p.stem for d in spec_dirs() for p in d.glob("*.yaml")})
+
+
+def load(name_or_path: str | Path) -> Spec:
+    """A spec by name (searched in spec_dirs) or by path to a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return parse(path)
+    for d in spec_dirs():
+        candidate = d / f"{name_or_path}.yaml"
+        if candidate.exists():
+            return parse(candidate)
+    raise unknown("spec", str(name_or_path), list(), key="spec")
+
+
+__all__ = ["RunSpec", "Spec", "expand", "list", "load", "spec_dirs"]

@@ -1,0 +1,274 @@
+"""Ablation spec files: the YAML schema, loading with line numbers, and structural checks.
+
+A spec describes a grid of runs relative to a base config:
+
+    name: ran_mask_norm                     # must equal the file name
+    description: ...
+    paper: {title: ..., table: Table 1}
+    base: {model: {name: ran56_cifar}, data: {name: cifar10}, recipe: ran_cifar}
+    grid: {model.mask_norm: [mixed, channel, spatial]}     # cartesian product of axes
+    zip: [{model.name: [...], recipe: [...]}]               # groups of axes that vary together
+    when: [{match: {model.name: "san*"}, set: {model.padding: zeros}}]  # conditional overrides
+    seeds: [0, 1, 2]                                        # or a count: 3
+    presets: {smoke: {data.name: digits, recipe: smoke, seeds: [0], grid: {data.name: [digits]}}}
+    reference: [{model.mask_norm: mixed, top1_err: 5.52}, ...]   # the paper's numbers per point
+    report: {rows: [model.mask_norm], columns: [], metrics: [top1_err]}
+    cluster: {partition: gpu, gpus_per_node: 1, timeout_min: 2880}  # SLURM options
+
+This module only checks the *shape* of the file; whether each run's keys and values are valid is
+decided by `suite.config.resolve` during expansion (expand.py), which maps errors back to the line
+of the key that caused them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from suite.config import flatten
+from suite.errors import SuiteError, close_matches
+
+TOP_LEVEL = ("name", "description", "paper", "base", "grid", "zip", "when", "seeds", "presets", "reference", "report",
+             "cluster")
+REPORT_KEYS = ("rows", "columns", "metrics")
+# Values a reference entry may give for a grid point (what reports put beside the measurement).
+REFERENCE_METRICS = ("top1_err", "top5_err", "params_m", "gmacs")
+# Applied under every spec's own `presets.smoke`: the whole grid on the offline digits data, one seed.
+DEFAULT_SMOKE = {"data.name": "digits", "recipe": "smoke", "seeds": [0]}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Conditional overrides: `set` applies to every run whose values match all of `match`
+    (fnmatch patterns for strings, equality otherwise), e.g. zero padding for SAN models only."""
+
+    match: dict[str, Any]
+    set: dict[str, Any]
+    path: tuple[str, ...]  # where the rule is in the file, for error lines
+
+    def applies(self, values: dict[str, Any]) -> bool:
+        return all(_matches(values.get(k), v) for k, v in self.match.items())
+
+
+def _matches(value: Any, pattern: Any) -> bool:
+    if isinstance(pattern, str) and isinstance(value, str):
+        return fnmatch.fnmatchcase(value, pattern)
+    return value == pattern
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    path: Path
+    description: str
+    paper: dict[str, Any]
+    base: dict[str, Any]
+    grid: dict[str, list[Any]]  # a preset's `grid` replaces the values of these axes
+    zip: list[dict[str, list[Any]]]
+    seeds: list[int]
+    presets: dict[str, dict[str, Any]]
+    reference: list[dict[str, Any]]
+    report: dict[str, list[str]]
+    cluster: dict[str, Any]
+    when: list[Rule] = field(default_factory=list)
+    lines: dict[tuple[str, ...], int] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def axes(self) -> list[str]:
+        """Every varied key, grid axes first, in file order."""
+        return list(self.grid) + [k for group in self.zip for k in group]
+
+    def line(self, *path: str) -> int | None:
+        return _Where(self.path, self.lines).line(path)
+
+    def error(self, message: str, *path: str, **kwargs: Any) -> SuiteError:
+        return _Where(self.path, self.lines).error(message, *path, **kwargs)
+
+
+def parse(path: Path) -> Spec:
+    """Read and structurally check one spec file."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SuiteError(f"cannot read spec: {exc.strerror}", file=str(path)) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SuiteError(f"bad YAML: {problem}", file=str(path), line=None if mark is None else mark.line + 1) from None
+    lines: dict[tuple[str, ...], int] = {}
+    if node is not None:
+        _record_lines(node, (), lines)
+    where = _Where(path, lines)
+    if not isinstance(raw, Mapping):
+        raise where.error("a spec must be a mapping of keys (name, base, grid, ...)")
+    for key in raw:
+        if key not in TOP_LEVEL:
+            hint = close_matches(str(key), TOP_LEVEL)
+            raise where.error(f"unknown spec key{'; did you mean ' + repr(hint[0]) + '?' if hint else ''}",
+                              str(key), choices=TOP_LEVEL)
+    name = raw.get("name", path.stem)
+    if name != path.stem:
+        raise where.error(f"the spec name {name!r} must equal the file name {path.stem!r}", "name")
+    base = _mapping(raw.get("base", {}), where, "base")
+    grid = _axes(raw.get("grid", {}), where, "grid")
+    zips = raw.get("zip", [])
+    if not isinstance(zips, list):
+        raise where.error("expected a list of axis groups", "zip")
+    zip_groups = []
+    for i, group in enumerate(zips):
+        axes = _axes(group, where, "zip")
+        lengths = {len(v) for v in axes.values()}
+        if len(lengths) > 1:
+            raise where.error("axes in a zip group vary together, so their lists need equal lengths, got "
+                              + ", ".join(f"{k}: {len(v)}" for k, v in axes.items()), "zip", str(i))
+        zip_groups.append(axes)
+    seen: dict[str, str] = {}
+    for section, axes in [("grid", grid)] + [("zip", g) for g in zip_groups]:
+        for axis in axes:
+            if axis in seen:
+                raise where.error(f"axis appears twice (in {seen[axis]} and {section})", section, axis)
+            seen[axis] = section
+    presets = {str(k): _mapping(v, where, "presets", str(k)) for k, v in _mapping(raw.get("presets", {}), where, "presets").items()}
+    presets["smoke"] = {**DEFAULT_SMOKE, **presets.get("smoke", {})}
+    spec = Spec(
+        name=name,
+        path=path,
+        description=str(raw.get("description", "")).strip(),
+        paper=_mapping(raw.get("paper", {}), where, "paper"),
+        base=base,
+        grid=grid,
+        zip=zip_groups,
+        seeds=_seeds(raw.get("seeds", [0]), where, "seeds"),
+        presets=presets,
+        reference=_reference(raw.get("reference", []), where, list(seen)),
+        report=_report(raw.get("report", {}), where, list(seen)),
+        cluster=_mapping(raw.get("cluster", {}), where, "cluster"),
+        when=_rules(raw.get("when", []), where, "when"),
+        lines=lines,
+    )
+    for preset, values in spec.presets.items():
+        if "seeds" in values:
+            _seeds(values["seeds"], where, "presets", preset, "seeds")
+        if "when" in values:
+            values["when"] = _rules(values["when"], where, "presets", preset, "when")
+        for axis in _axes(values.get("grid", {}), where, f"presets.{preset}.grid"):
+            if axis not in grid:
+                raise where.error("a preset can only replace the values of a grid axis", "presets", preset, "grid",
+                                  axis, choices=list(grid))
+    return spec
+
+
+@dataclass(frozen=True)
+class _Where:
+    path: Path
+    lines: dict[tuple[str, ...], int]
+
+    def line(self, path: tuple[str, ...]) -> int | None:
+        """1-based line of a key, or of its nearest enclosing key."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return None
+
+    def error(self, message: str, *path: str, **kwargs: Any) -> SuiteError:
+        return SuiteError(message, file=str(self.path), key=".".join(path) or None, line=self.line(path), **kwargs)
+
+
+def _record_lines(node: yaml.Node, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = prefix + (str(key_node.value),)
+            out[path] = key_node.start_mark.line + 1
+            _record_lines(value_node, path, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            path = prefix + (str(i),)
+            out[path] = item.start_mark.line + 1
+            _record_lines(item, path, out)
+
+
+def _mapping(value: Any, where: _Where, *path: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise where.error(f"expected a mapping, got {type(value).__name__}", *path)
+    return {str(k): v for k, v in value.items()}
+
+
+def _axes(value: Any, where: _Where, section: str) -> dict[str, list[Any]]:
+    axes = _mapping(value, where, section)
+    for axis, values in axes.items():
+        if not isinstance(values, list):
+            raise where.error(f"an axis takes a list of values, got {values!r}", section, axis)
+        if not values:
+            raise where.error("empty axis: the grid would have no runs", section, axis)
+    return axes
+
+
+def _seeds(value: Any, where: _Where, *path: str) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise where.error(f"a seed count must be at least 1, got {value}", *path)
+        return list(range(value))
+    if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        raise where.error(f"expected a non-empty list of integer seeds or a count, got {value!r}", *path)
+    if len(set(value)) != len(value):
+        raise where.error(f"duplicate seeds in {value}", *path)
+    return list(value)
+
+
+def _reference(value: Any, where: _Where, axes: list[str]) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise where.error("expected a list of {axis: value, ..., metric: number} entries", "reference")
+    out = []
+    for i, entry in enumerate(value):
+        entry = _mapping(entry, where, "reference", str(i))
+        for key, v in entry.items():
+            if key in REFERENCE_METRICS:
+                if not isinstance(v, (int, float)) or isinstance(v, bool):
+                    raise where.error(f"a reference value must be a number, got {v!r}", "reference", str(i), key)
+            elif key not in axes:
+                raise where.error(f"{key!r} is neither a grid axis nor a reference metric", "reference", str(i), key,
+                                  choices=list(axes) + list(REFERENCE_METRICS))
+        if not any(k in REFERENCE_METRICS for k in entry):
+            raise where.error("a reference entry needs at least one metric", "reference", str(i),
+                              choices=REFERENCE_METRICS)
+        out.append(entry)
+    return out
+
+
+def _report(value: Any, where: _Where, axes: list[str]) -> dict[str, list[str]]:
+    report = _mapping(value, where, "report")
+    for key, items in report.items():
+        if key not in REPORT_KEYS:
+            raise where.error("unknown report key", "report", key, choices=REPORT_KEYS)
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise where.error("expected a list of names", "report", key)
+        if key in ("rows", "columns"):
+            for item in items:
+                if item not in axes and item != "seed":
+                    raise where.error(f"{item!r} is not a grid axis", "report", key, choices=axes)
+    return report
+
+
+def _rules(value: Any, where: _Where, *path: str) -> list[Rule]:
+    if not isinstance(value, list):
+        raise where.error("expected a list of {match: {...}, set: {...}} rules", *path)
+    rules = []
+    for i, rule in enumerate(value):
+        rule = _mapping(rule, where, *path, str(i))
+        extra = set(rule) - {"match", "set"}
+        if extra or "match" not in rule or "set" not in rule:
+            raise where.error("a rule has exactly two keys, match and set", *path, str(i), choices=["match", "set"])
+        rules.append(Rule(flatten(_mapping(rule["match"], where, *path, str(i), "match")),
+                          _mapping(rule["set"], where, *path, str(i), "set"), tuple(path) + (str(i),)))
+    return rules

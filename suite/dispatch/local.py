@@ -1,0 +1,92 @@
+"""The embedded default executor: runs on this machine, N runs at a time, each in its own process.
+
+A child process per run (`python -m suite.execute RUN_DIR`) means a crash, an out-of-memory kill
+or a NaN in one run cannot take the others down, and memory is returned between runs. Threads are
+split between concurrent runs so N runs do not oversubscribe the cores. Ctrl-C or SIGTERM stops
+the children (they record themselves as interrupted, keeping their checkpoints); finished runs are
+never touched, and the next `suite run` starts only what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from suite import store
+from suite.ablations.expand import RunSpec
+
+
+@dataclass
+class Outcome:
+    done: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, progress: bool = True,
+              poll_s: float = 0.2) -> Outcome:
+    """Execute `runs` (already filtered to what must run) and wait for them."""
+    out = Path(out)
+    queue = [store.plan(out, r) for r in runs]
+    threads = max(1, (os.cpu_count() or 1) // max(1, max_parallel))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "SUITE_THREADS": str(threads)}
+    active: dict[subprocess.Popen, Path] = {}
+    outcome = Outcome()
+    bar = tqdm(total=len(queue), desc="runs", unit="run", disable=not progress, dynamic_ncols=True)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        while queue or active:
+            while queue and len(active) < max_parallel:
+                d = queue.pop(0)
+                log = open(d / "log.txt", "ab")
+                child = subprocess.Popen([sys.executable, "-m", "suite.execute", str(d)], stdout=log,
+                                         stderr=subprocess.STDOUT, env=env)
+                log.close()
+                active[child] = d
+            time.sleep(poll_s)
+            for child in [c for c in active if c.poll() is not None]:
+                d = active.pop(child)
+                _settle(child.returncode, d, outcome)
+                bar.update(1)
+                bar.set_postfix(done=len(outcome.done), failed=len(outcome.failed))
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+        for child in active:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child, d in active.items():
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            if store.state_of(d).state == "running":
+                store.set_status(d, "interrupted", error="runner stopped")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        bar.close()
+    return outcome
+
+
+def _settle(code: int, d: Path, outcome: Outcome) -> None:
+    """Book a finished child; a child killed before it could record anything is marked failed here."""
+    state = store.state_of(d).state
+    if code == 0 and state == "done":
+        outcome.done.append(d.name)
+        return
+    if state in ("running", "missing", "interrupted") and code != 130:
+        reason = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        hint = " (out of memory?)" if code == -signal.SIGKILL else ""
+        store.set_status(d, "failed", error=f"run process {reason}{hint}; see {d / 'log.txt'}")
+    outcome.failed.append(d.name)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -1,0 +1,43 @@
+"""Deciding what a `suite run` must start: the states of a spec's runs in the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from suite import store
+from suite.ablations.expand import RunSpec
+
+
+@dataclass(frozen=True)
+class Plan:
+    runs: list[RunSpec]
+    states: dict[str, store.RunState]
+    to_run: list[RunSpec]
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(store.STATES, 0)
+        for state in self.states.values():
+            out[state.state] += 1
+        return out
+
+
+def make_plan(runs: list[RunSpec], out: Path, *, retry_failed: bool = False, force: bool = False) -> Plan:
+    """Missing and interrupted runs always run; failed ones with `retry_failed`; everything with `force`.
+
+    Running and pending runs are left alone (another process or a SLURM job owns them).
+    """
+    states = {r.run_id: store.state_of(store.run_dir(out, r.run_id)) for r in runs}
+    wanted = set(store.TO_RUN) | ({"failed", "cancelled"} if retry_failed else set())
+    if force:
+        wanted |= {"done", "failed", "cancelled"}
+    to_run = [r for r in runs if states[r.run_id].state in wanted]
+    return Plan(runs, states, to_run)
+
+
+def start_afresh(plan: Plan, out: Path) -> None:
+    """For --force: archive what the runs to start left behind (results, checkpoints, logs)."""
+    for run in plan.to_run:
+        d = store.run_dir(out, run.run_id)
+        if d.exists() and any(p.name not in ("config.json", "archive", ".lock") for p in d.iterdir()):
+            store.archive(d)

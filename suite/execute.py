@@ -1,0 +1,130 @@
+"""`execute(run, out)`: the one function every job runs, on this machine or in a SLURM array task.
+
+It owns a run directory for the duration of the run (a lock file, so two array tasks never run the
+same run), measures the model (complexity and throughput, cached in `measure.json` so a resumed
+run does not measure twice), trains and evaluates it (resuming from the run's checkpoint), and
+writes `result.json` atomically. A failure is recorded with its traceback and re-raised, so the
+caller (local runner or SLURM) sees it too; an interruption leaves the checkpoint for the next
+attempt.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from suite import store
+from suite.ablations.expand import RunSpec
+from suite.errors import SuiteError
+
+
+class Interrupted(Exception):
+    """The run was stopped from outside (signal, pre-emption); its checkpoint is kept."""
+
+
+def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any]:
+    """Run one grid point to completion (or resume it) and return its result record."""
+    d = store.plan(Path(out), run)
+    lock = FileLock(str(d / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise SuiteError(f"run {run.run_id} is already being executed by another process", file=str(d)) from None
+    try:
+        current = store.state_of(d)
+        if current.state == "done" and current.result is not None:
+            return current.result
+        attempts = int((current.status or {}).get("attempts") or 0) + 1
+        store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid(), attempts=attempts,
+                         started_at=store.now(), error=None, **_slurm_ids())
+        try:
+            result = _run(run, d, progress=progress)
+        except (KeyboardInterrupt, Interrupted) as exc:
+            store.set_status(d, "interrupted", error=f"interrupted: {type(exc).__name__}")
+            raise
+        except BaseException as exc:
+            text = traceback.format_exc()
+            (d / "error.txt").write_text(text)
+            last = text.strip().splitlines()[-1] if text.strip() else repr(exc)
+            store.set_status(d, "failed", error=last)
+            raise
+        store.write_result(d, result)
+        return result
+    finally:
+        lock.release()
+
+
+def _run(run: RunSpec, d: Path, *, progress: bool) -> dict[str, Any]:
+    from suite.measure import measure_run
+    from suite.measure.env import environment
+    from suite.train import run as train
+
+    start = time.perf_counter()
+    measure_file = d / "measure.json"
+    if measure_file.exists():
+        measured = store.read_json(measure_file)
+    else:
+        measured = measure_run(run.config)
+        store.write_json(measure_file, measured)
+    metrics = train(run.config, d, resume=True, progress=progress)
+    return {
+        "run_id": run.run_id,
+        "config": run.config.flat(),
+        "metrics": {**metrics, "wall_time_s": time.perf_counter() - start},
+        "complexity": measured.get("complexity"),
+        "throughput": measured.get("throughput"),
+        "env": environment(run.config.device),
+    }
+
+
+def _slurm_ids() -> dict[str, Any]:
+    env = os.environ
+    if "SLURM_JOB_ID" not in env:
+        return {}
+    array = env.get("SLURM_ARRAY_JOB_ID")
+    task = env.get("SLURM_ARRAY_TASK_ID")
+    return {"slurm_job_id": f"{array}_{task}" if array and task else env["SLURM_JOB_ID"],
+            "slurm_node": env.get("SLURMD_NODENAME")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m suite.execute RUN_DIR`: run the planned run in RUN_DIR (used by the local runner)."""
+    from suite.ablations.expand import RunSpec
+    from suite.config import resolve
+
+    argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, _interrupt)
+    d = Path(argv[0])
+    planned = store.read_json(d / "config.json")
+    run = RunSpec(spec=planned["spec"], point=planned["point"], seed=planned["seed"],
+                  config=resolve(planned["config"]), preset=planned.get("preset"))
+    if run.run_id != d.name:
+        raise SuiteError(f"config resolves to run {run.run_id}, not {d.name}: the code changed how runs are identified",
+                         file=str(d / "config.json"))
+    try:
+        execute(run, d.parent.parent)
+    except SuiteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,226 @@
+"""The run store: one directory per run, every write atomic, collected into a DataFrame.
+
+Layout (`<out>` is `results/` by default or `--out DIR`):
+
+    <out>/runs/<run_id>/config.json     resolved config + identity (written when a run is planned)
+                        status.json     state, host/pid, attempts, SLURM ids, last error line
+                        result.json     final metrics; present and complete <=> the run is done
+                        error.txt       traceback of the last failure
+                        log.txt         the run's stdout/stderr
+                        metrics.jsonl   per-epoch metrics (written by the training loop)
+                        checkpoint.pt   latest checkpoint (resume)
+
+Runs are keyed by run_id alone, so a run shared by several specs (Attention-56 with a sigmoid
+mask appears in RAN Tables 1, 3 and 4) is trained once. Files are written to a temporary name in
+the same directory and renamed, so a reader sees the old or the new record, never half of one;
+each run directory has a single writer at a time (the executor holds `.lock`), so concurrent array
+tasks never write the same file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import tempfile
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from suite.ablations.expand import RunSpec
+from suite.config import flatten
+from suite.errors import SuiteError
+
+SCHEMA = 1
+STATES = ("done", "failed", "running", "pending", "cancelled", "interrupted", "missing")
+TO_RUN = frozenset({"missing", "interrupted"})  # what `suite run` (re)starts; failed only with --retry-failed
+
+
+def default_out() -> Path:
+    return Path(os.environ.get("SUITE_OUT", "results"))
+
+
+def run_dir(out: Path, run_id: str) -> Path:
+    return Path(out) / "runs" / run_id
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomically replace `path` with JSON (temp file in the same directory, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, sort_keys=True, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any:
+    """JSON from `path`; a corrupt or truncated file raises SuiteError naming it."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SuiteError(f"corrupt record (line {exc.lineno}: {exc.msg})", file=str(path)) from None
+
+
+def plan(out: Path, run: RunSpec) -> Path:
+    """Create the run directory with its config (idempotent); returns the directory."""
+    d = run_dir(out, run.run_id)
+    if not (d / "config.json").exists():
+        write_json(d / "config.json", {
+            "schema": SCHEMA,
+            "run_id": run.run_id,
+            "config": run.config.to_dict(),
+            "identity": run.config.identity(),
+            "spec": run.spec,
+            "point": run.point,
+            "seed": run.seed,
+            "preset": run.preset,
+        })
+    return d
+
+
+def set_status(d: Path, state: str, **info: Any) -> None:
+    """Record a run's state; keeps earlier fields (attempts, job ids) unless overwritten."""
+    assert state in STATES, state
+    previous = {}
+    if (d / "status.json").exists():
+        try:
+            previous = read_json(d / "status.json")
+        except SuiteError:
+            previous = {}
+    write_json(d / "status.json", {**previous, **info, "state": state, "updated_at": now()})
+
+
+def write_result(d: Path, result: dict[str, Any]) -> None:
+    write_json(d / "result.json", {"schema": SCHEMA, "finished_at": now(), **result})
+    set_status(d, "done", error=None)
+
+
+def archive(d: Path) -> Path:
+    """Move everything but the planned config into `archive/<time>/` so the run starts afresh.
+
+    `--force` uses this instead of deleting: a finished result is never destroyed by a re-run.
+    """
+    target = d / "archive" / dt.datetime.now().strftime("%Y%m%dT%H%M%S%f")
+    target.mkdir(parents=True)
+    for item in d.iterdir():
+        if item.name not in ("config.json", "archive", ".lock"):
+            item.rename(target / item.name)
+    return target
+
+
+@dataclass(frozen=True)
+class RunState:
+    run_id: str
+    state: str
+    note: str = ""
+    status: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    corrupt: bool = False  # a record exists but cannot be read: reported, and the run counts as missing
+
+
+def state_of(d: Path) -> RunState:
+    """A run's state from its files; never raises (corrupt records come back flagged)."""
+    run_id = d.name
+    if (d / "result.json").exists():
+        try:
+            result = read_json(d / "result.json")
+        except SuiteError as err:
+            return RunState(run_id, "missing", str(err), corrupt=True)
+        if isinstance(result, dict) and "metrics" in result:
+            return RunState(run_id, "done", result=result)
+        return RunState(run_id, "missing", f"{d / 'result.json'}: incomplete record", corrupt=True)
+    if not (d / "status.json").exists():
+        return RunState(run_id, "missing")
+    try:
+        status = read_json(d / "status.json")
+    except SuiteError as err:
+        return RunState(run_id, "missing", str(err), corrupt=True)
+    state = status.get("state", "missing")
+    if state == "running" and status.get("host") == socket.gethostname() and not _alive(status.get("pid")):
+        return RunState(run_id, "interrupted", f"process {status.get('pid')} is gone", status)
+    return RunState(run_id, state, status.get("error") or "", status)
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def collect(out: Path, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """One row per run: run_id, status, note, flattened config, metrics, complexity, throughput, env.
+
+    With `run_ids`, exactly those rows (absent ones as `missing`); otherwise every run directory.
+    Corrupt or partial files never stop the collection: the row says what is wrong and a warning
+    names the file.
+    """
+    runs = Path(out) / "runs"
+    if run_ids is None:
+        ids = sorted(p.name for p in os.scandir(runs) if p.is_dir()) if runs.is_dir() else []
+    else:
+        ids = list(dict.fromkeys(run_ids))
+    states = [state_of(runs / rid) for rid in ids]
+    rows = [_row(runs / s.run_id, s) for s in states]
+    problems = [s.note for s in states if s.corrupt]
+    for problem in problems:
+        warnings.warn(f"skipped a corrupt record: {problem}", stacklevel=2)
+    frame = pd.DataFrame(rows, columns=_ordered_columns(rows))
+    frame.attrs["problems"] = problems
+    return frame
+
+
+def _row(d: Path, state: RunState) -> dict[str, Any]:
+    row: dict[str, Any] = {"run_id": state.run_id, "status": state.state, "note": state.note}
+    config_path = d / "config.json"
+    if config_path.exists():
+        try:
+            planned = read_json(config_path)
+            row.update(flatten(planned.get("config", {})))
+            row["spec"] = planned.get("spec")
+        except SuiteError as err:
+            row["note"] = row["note"] or str(err)
+    if state.status:
+        row["attempts"] = state.status.get("attempts")
+        row["slurm_job_id"] = state.status.get("slurm_job_id")
+    if state.result is not None:
+        result = state.result
+        row.update(result.get("config", {}))
+        for section in ("metrics", "complexity", "throughput"):
+            row.update(result.get(section) or {})
+        row.update({f"env.{k}": v for k, v in (result.get("env") or {}).items()})
+        row["finished_at"] = result.get("finished_at")
+    return row
+
+
+def _ordered_columns(rows: list[dict[str, Any]]) -> list[str]:
+    columns = dict.fromkeys(["run_id", "status", "note", "spec"])
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    return list(columns)
+
+
+def summarise(frame: pd.DataFrame) -> dict[str, int]:
+    """Counts per state, every state present (zeros included), in STATES order."""
+    counts = frame["status"].value_counts() if len(frame) else {}
+    return {s: int(counts.get(s, 0)) for s in STATES}

@@ -1,0 +1,216 @@
+"""Ablation specs: validation (one test per error kind), expansion, run identity, shipped specs."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from suite import ablations
+from suite.ablations import expand, load
+from suite.cli import main
+from suite.errors import SuiteError
+
+GOOD = """\
+name: {name}
+description: toy grid
+paper: {{paper: nobody, table: T1}}
+base:
+  model: {{name: resnet26}}
+  data: {{name: synthetic, input_size: 32}}
+  epochs: 1
+grid:
+  lr: [0.1, 0.2, 0.4]
+zip:
+  - model.zero_init_residual: [true, false]
+    weight_decay: [0.0001, 0.0005]
+seeds: 2
+presets:
+  tiny:
+    seeds: [7]
+    grid: {{lr: [0.1]}}
+reference:
+  - {{lr: 0.1, top1_err: 5.0}}
+  - {{lr: 0.2, model.zero_init_residual: false, top1_err: 4.0, top5_err: 1.0}}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "toy") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(textwrap.dedent(text).format(name=name) if "{name}" in text else textwrap.dedent(text))
+    return path
+
+
+def test_expansion_counts_grid_times_zip_times_seeds(tmp_path):
+    spec = load(write(tmp_path, GOOD))
+    runs = expand(spec)
+    assert len(runs) == 3 * 2 * 2
+    assert len({r.run_id for r in runs}) == len(runs)
+    assert [r.point for r in runs[:4:2]] == [
+        {"lr": 0.1, "model.zero_init_residual": True, "weight_decay": 0.0001},
+        {"lr": 0.1, "model.zero_init_residual": False, "weight_decay": 0.0005},
+    ]
+    assert runs[0].config.model.kwargs["zero_init_residual"] is True and runs[0].config.weight_decay == 0.0001
+
+
+def test_presets_replace_axes_and_seeds(tmp_path):
+    runs = expand(load(write(tmp_path, GOOD)), preset="tiny")
+    assert len(runs) == 2 and {r.seed for r in runs} == {7} and {r.point["lr"] for r in runs} == {0.1}
+
+
+def test_every_spec_has_a_smoke_preset_on_digits(tmp_path):
+    runs = expand(load(write(tmp_path, GOOD)), preset="smoke")
+    assert {r.config.data.name for r in runs} == {"digits"} and {r.seed for r in runs} == {0}
+    assert all(r.reference_data == "synthetic" for r in runs)
+
+
+def test_reference_values_attach_to_matching_points(tmp_path):
+    runs = expand(load(write(tmp_path, GOOD)))
+    by_point = {(r.point["lr"], r.point["model.zero_init_residual"]): r.reference for r in runs}
+    assert by_point[(0.1, True)] == {"top1_err": 5.0}
+    assert by_point[(0.2, False)] == {"top1_err": 4.0, "top5_err": 1.0}
+    assert by_point[(0.4, True)] == {}
+
+
+def test_run_ids_are_stable_and_shared_across_specs(tmp_path):
+    a = expand(load(write(tmp_path, GOOD, "a")))
+    other = GOOD.replace("lr: [0.1, 0.2, 0.4]", "lr: [0.4, 0.1]").replace("description: toy grid", "description: x")
+    b = expand(load(write(tmp_path, other, "b")))
+    assert {r.run_id for r in b} < {r.run_id for r in a}
+    assert [r.run_id for r in expand(load(tmp_path / "a.yaml"))] == [r.run_id for r in a]
+
+
+def test_conditional_rules(tmp_path):
+    spec = load(write(tmp_path, """\
+        name: rules
+        base: {data: {name: synthetic, input_size: 32}, epochs: 1, lr: 0.1}
+        grid: {model.name: [resnet26, resnet38]}
+        when:
+          - {match: {model.name: "resnet3*"}, set: {lr: 0.3}}
+        presets:
+          smoke:
+            when: [{match: {model.name: resnet26}, set: {model.zero_init_residual: true}}]
+        """, "rules"))
+    runs = {r.point["model.name"]: r.config for r in expand(spec)}
+    assert runs["resnet26"].lr == 0.1 and runs["resnet38"].lr == 0.3
+    smoke = {r.point["model.name"]: r.config for r in expand(spec, preset="smoke")}
+    assert smoke["resnet26"].model.kwargs["zero_init_residual"] is True
+    assert smoke["resnet38"].model.kwargs["zero_init_residual"] is False
+
+
+def test_command_line_overrides_apply_to_every_run(tmp_path):
+    runs = expand(load(write(tmp_path, GOOD)), overrides={"momentum": 0.5})
+    assert {r.config.momentum for r in runs} == {0.5}
+    with pytest.raises(SuiteError) as err:
+        expand(load(write(tmp_path, GOOD)), overrides={"momentun": 0.5})
+    assert err.value.file == "<command line>" and "did you mean 'momentum'" in str(err.value)
+
+
+# ---- one test per error kind: each names the file, the key and (where YAML has one) the line
+def error_of(tmp_path, text, preset=None) -> SuiteError:
+    path = write(tmp_path, text, "bad")
+    with pytest.raises(SuiteError) as err:
+        expand(load(path), preset=preset)
+    assert err.value.file == str(path)
+    return err.value
+
+
+def test_bad_yaml_gives_the_line(tmp_path):
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}\ngrid:\n  lr: [1, 2]\n")
+    assert err.line == 3 and "bad YAML" in err.message
+
+
+def test_unknown_model(tmp_path):
+    err = error_of(tmp_path, "name: bad\nbase:\n  data: {name: digits}\ngrid:\n  model.name: [resnet26, resnet62]\n")
+    assert err.key == "grid.model.name" and err.line == 5 and "did you mean 'resnet26'" in err.message
+
+
+def test_unknown_option_value(tmp_path):
+    err = error_of(tmp_path, "name: bad\nbase:\n  model: {name: resnet26}\n  amp: fp8\n")
+    assert err.key == "base.amp" and err.line == 4 and err.choices == ["fp32", "bf16", "fp16"]
+
+
+def test_unknown_model_option(tmp_path):
+    err = error_of(tmp_path, "name: bad\nbase:\n  model:\n    name: resnet26\n    zero_init: true\n")
+    assert err.key == "base.model.zero_init" and err.line == 5 and "zero_init_residual" in err.message
+
+
+def test_typo_in_a_dotted_key(tmp_path):
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\ngrid:\n  data.clean_ration: [0.5]\n")
+    assert err.key == "grid.data.clean_ration" and err.line == 4 and "did you mean 'data.clean_ratio'" in err.message
+
+
+def test_unknown_dataset_and_recipe(tmp_path):
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}, data: {name: imagenette}}\n")
+    assert err.key == "base.data.name" and "digits" in err.choices
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}, recipe: ran_cifr}\n")
+    assert err.key == "base.recipe" and "did you mean 'ran_cifar'" in err.message
+
+
+def test_empty_grid(tmp_path):
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\ngrid:\n  lr: []\n")
+    assert err.key == "grid.lr" and err.line == 4 and "empty axis" in err.message
+
+
+def test_duplicate_runs(tmp_path):
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\ngrid:\n  lr: [0.1, 0.1]\n")
+    assert "duplicate runs" in err.message and err.key == "grid"
+
+
+def test_duplicate_runs_made_by_a_preset(tmp_path):
+    text = "name: bad\nbase: {model: {name: resnet26}}\ngrid:\n  data.name: [cifar10, cifar100]\n"
+    assert len(expand(load(write(tmp_path, text, "bad")))) == 2
+    err = error_of(tmp_path, text + "presets:\n  p: {data.name: digits}\n", preset="p")
+    assert "duplicate runs" in err.message
+
+
+def test_zip_lengths_and_unknown_top_level_key(tmp_path):
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\nzip:\n  - {lr: [1, 2], momentum: [0.9]}\n")
+    assert "equal lengths" in err.message and err.line == 4
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\ngrids: {lr: [1]}\n")
+    assert err.key == "grids" and err.line == 3 and "did you mean 'grid'" in err.message
+
+
+def test_unknown_preset_and_reference_axis(tmp_path):
+    text = "name: bad\nbase: {model: {name: resnet26}}\ngrid: {lr: [0.1]}\n"
+    err = error_of(tmp_path, text, preset="smok")
+    assert "did you mean 'smoke'" in err.message
+    err = error_of(tmp_path, text + "reference:\n  - {momentum: 0.9, top1_err: 3}\n")
+    assert err.key == "reference.0.momentum" and err.line == 5
+
+
+def test_spec_name_must_match_file(tmp_path):
+    err = error_of(tmp_path, "name: other\nbase: {model: {name: resnet26}}\n")
+    assert err.key == "name"
+
+
+def test_validation_runs_before_anything_starts(tmp_path, capsys):
+    path = write(tmp_path, "name: bad\nbase: {model: {name: resnet26}, data: {name: synthetic}}\ngrid: {lr: [0.1, x]}\n",
+                 "bad")
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "bad.yaml:3: grid.lr" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+# ---- the shipped specs
+SHIPPED = ablations.list()
+
+
+def test_every_ablation_of_both_papers_is_shipped():
+    assert set(SHIPPED) >= {
+        "quick", "ran_mask_norm", "ran_arl_nal", "ran_mask_structure", "ran_label_noise", "ran_cifar_depth",
+        "ran_imagenet", "san_pairwise_relation", "san_patchwise_relation", "san_main", "san_footprint",
+        "san_position_encoding", "san_gamma",
+    }
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("preset", [None, "smoke"])
+def test_shipped_specs_expand(name, preset):
+    spec = load(name)
+    runs = expand(spec, preset=preset)
+    assert runs and spec.description and spec.paper
+    if preset == "smoke":
+        assert {r.config.data.name for r in runs} == {"digits"}
+    for entry in spec.reference:  # every reference value lands on some run of the full grid
+        assert preset or any(r.reference and all(r.point.get(k) == v for k, v in entry.items() if k in r.point)
+                             for r in runs)

@@ -1,0 +1,90 @@
+"""Run configs: resolution, validation and the stability of run ids."""
+
+import pytest
+
+from suite.config import RunConfig, parse_overrides, resolve, run_id
+from suite.errors import SuiteError
+
+BASE = {"model": {"name": "resnet26"}, "data": {"name": "synthetic", "input_size": 32}}
+
+
+def test_recipe_fills_training_keys_and_overrides_win():
+    config = resolve({**BASE, "recipe": "ran_cifar", "lr": 0.05})
+    assert (config.iterations, config.batch_size, config.nesterov, config.lr) == (160_000, 64, True, 0.05)
+    assert config.lr_milestones == (0.4, 0.6) and config.epochs is None
+
+
+def test_setting_epochs_clears_the_recipes_iterations():
+    config = resolve({**BASE, "recipe": "ran_cifar", "epochs": 2})
+    assert config.epochs == 2.0 and config.iterations is None
+
+
+def test_data_set_decides_classes_and_size():
+    config = resolve({"model.name": "resnet26", "data.name": "cifar100"})
+    assert config.model.kwargs["num_classes"] == 100
+    assert config.data.input_size == 32 and config.data.eval_size == 32
+    assert resolve({"model.name": "resnet26", "data.name": "synthetic"}).data.input_size == 224
+
+
+def test_run_id_ignores_key_order_defaults_and_execution_keys():
+    a = resolve({**BASE, "recipe": "smoke", "seed": 0})
+    b = resolve({"seed": 0, "data.input_size": 32, "data.name": "synthetic", "model.name": "resnet26",
+                 "model.zero_init_residual": False, "lr": 0.05, "device": "cpu", "data.workers": 9,
+                 "data.root": "/elsewhere"})
+    assert a.run_id == b.run_id == run_id(a)
+    assert len(a.run_id) == 12
+
+
+@pytest.mark.parametrize("change", [{"seed": 1}, {"lr": 0.01}, {"model.zero_init_residual": True},
+                                    {"data.clean_ratio": 0.5}, {"recipe": "san_imagenet"}, {"amp": "bf16"}])
+def test_run_id_changes_with_what_is_trained(change):
+    assert resolve(BASE).run_id != resolve({**BASE, **change}).run_id
+
+
+def test_round_trip_through_the_stored_dict_keeps_the_id():
+    config = resolve({**BASE, "recipe": "ran_cifar", "lr_milestones": [0.5], "model.zero_init_residual": True})
+    again = resolve(config.to_dict())
+    assert again == config and again.run_id == config.run_id
+
+
+@pytest.mark.parametrize(
+    "values, key, fragment",
+    [
+        ({"epoch": 3}, "epoch", "did you mean 'epochs'"),
+        ({"data.nmae": "digits"}, "data.nmae", "did you mean 'data.name'"),
+        ({"amp": "fp8"}, "amp", "valid: fp32, bf16, fp16"),
+        ({"data.name": "mnist"}, "data.name", "valid: digits"),
+        ({"recipe": "smokey"}, "recipe", "did you mean 'smoke'"),
+        ({"batch_size": 0}, "batch_size", "must be positive"),
+        ({"data.clean_ratio": 1.5}, "data.clean_ratio", "(0, 1]"),
+        ({"lr_milestones": [30, 60]}, "lr_milestones", "fractions"),
+        ({"epochs": 1, "iterations": 5}, "epochs", "exactly one"),
+        ({"model.zero_init": True}, "model.zero_init", "did you mean 'zero_init_residual'"),
+        ({"model.name": "resnet62"}, "model.name", "did you mean 'resnet26'"),
+    ],
+)
+def test_errors_name_the_key(values, key, fragment):
+    with pytest.raises(SuiteError) as err:
+        resolve({**BASE, **values}, file="spec.yaml")
+    assert err.value.key == key and err.value.file == "spec.yaml"
+    assert fragment in str(err.value)
+
+
+def test_missing_model_is_an_error():
+    with pytest.raises(SuiteError, match="model.name: missing"):
+        resolve({"data.name": "digits"})
+
+
+def test_parse_overrides_reads_yaml_values():
+    assert parse_overrides(["lr=0.05", "model.mask_norm=spatial", "lr_milestones=[0.5, 0.75]", "nesterov=false",
+                            "data.root="]) == {"lr": 0.05, "model.mask_norm": "spatial",
+                                               "lr_milestones": [0.5, 0.75], "nesterov": False, "data.root": None}
+    with pytest.raises(SuiteError, match="key=value"):
+        parse_overrides(["lr"])
+
+
+def test_flat_keys_are_the_override_vocabulary():
+    flat = resolve(BASE).flat()
+    assert flat["model.name"] == "resnet26" and flat["data.name"] == "synthetic" and "lr" in flat
+    assert resolve(flat) == resolve(BASE)
+    assert isinstance(resolve(BASE), RunConfig)

@@ -1,0 +1,71 @@
+"""The model registry: names, options validated from builders' type hints, clear errors."""
+
+from typing import Literal
+
+import pytest
+from torch import nn
+
+from suite.errors import SuiteError
+from suite.models import create_model, get_model_info, list_models, register_model
+from suite.models.registry import _REGISTRY
+
+
+@pytest.fixture
+def toy_model():
+    @register_model(input_size=16, paper={"params_m": 0.0})
+    def toy_net(*, width: int = 4, act: Literal["relu", "gelu"] = "relu", scale: float = 1.0,
+                sizes: tuple[int, ...] = (1, 2), bias: bool = False) -> nn.Module:
+        return nn.Conv2d(3, width, 1, bias=bias)
+
+    yield "toy_net"
+    del _REGISTRY["toy_net"]
+
+
+def test_register_and_create(toy_model):
+    assert toy_model in list_models("toy*")
+    info = get_model_info(toy_model)
+    assert info.input_size == 16 and info.family == "test_registry"
+    assert info.defaults == {"width": 4, "act": "relu", "scale": 1.0, "sizes": (1, 2), "bias": False}
+    model = create_model(toy_model, width=8, act="gelu", scale=2, sizes=[3])
+    assert model.out_channels == 8
+
+
+def test_list_models_patterns():
+    names = list_models()
+    assert names == sorted(names) and "resnet26" in names
+    assert list_models(["resnet2*", "resnet5*"]) == ["resnet26", "resnet50"]
+    assert list_models("nothing*") == []
+
+
+def test_unknown_model_lists_close_matches():
+    with pytest.raises(SuiteError) as err:
+        create_model("resnet62")
+    assert "did you mean 'resnet26'" in str(err.value)
+    assert err.value.key == "model.name" and "resnet50" in err.value.choices
+
+
+@pytest.mark.parametrize(
+    "kwargs, key, fragment",
+    [
+        ({"widht": 3}, "widht", "did you mean 'width'"),
+        ({"width": 2.5}, "width", "expected an integer"),
+        ({"width": True}, "width", "expected an integer"),
+        ({"act": "tanh"}, "act", "valid: relu, gelu"),
+        ({"scale": "big"}, "scale", "expected a number"),
+        ({"sizes": 3}, "sizes", "expected a list"),
+        ({"bias": "yes"}, "bias", "expected true or false"),
+    ],
+)
+def test_invalid_options_name_the_key(toy_model, kwargs, key, fragment):
+    with pytest.raises(SuiteError) as err:
+        create_model(toy_model, **kwargs)
+    assert err.value.key == key
+    assert fragment in str(err.value)
+
+
+def test_builders_must_take_keyword_only_options():
+    with pytest.raises(TypeError, match="keyword-only"):
+        @register_model
+        def bad_net(width: int = 3) -> nn.Module:  # positional: rejected at registration
+            return nn.Identity()
+    assert "bad_net" not in _REGISTRY

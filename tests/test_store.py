@@ -1,0 +1,127 @@
+"""The run store: atomic records, states, concurrent writers, corrupt files, collect()."""
+
+import json
+import multiprocessing as mp
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from suite import store
+from suite.ablations import RunSpec
+from suite.config import resolve
+
+
+def make_run(seed: int = 0, lr: float = 0.1) -> RunSpec:
+    config = resolve({"model.name": "resnet26", "data.name": "synthetic", "seed": seed, "lr": lr})
+    return RunSpec(spec="toy", point={"lr": lr}, seed=seed, config=config)
+
+
+def finish(out: Path, run: RunSpec, top1: float) -> Path:
+    d = store.plan(out, run)
+    store.write_result(d, {"run_id": run.run_id, "config": run.config.flat(), "metrics": {"top1_err": top1},
+                           "complexity": {"params": 1, "gmacs": 0.5}, "throughput": None, "env": {"torch": "x"}})
+    return d
+
+
+def test_states_follow_the_records(tmp_path):
+    run = make_run()
+    d = store.run_dir(tmp_path, run.run_id)
+    assert store.state_of(d).state == "missing"
+    store.plan(tmp_path, run)
+    assert store.state_of(d).state == "missing"
+    store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid(), attempts=1)
+    assert store.state_of(d).state == "running"
+    store.set_status(d, "running", pid=2**22 + 12345)  # a pid that does not exist: the run was killed
+    assert store.state_of(d).state == "interrupted"
+    store.set_status(d, "failed", error="ValueError: boom")
+    state = store.state_of(d)
+    assert state.state == "failed" and state.note == "ValueError: boom" and state.status["attempts"] == 1
+    finish(tmp_path, run, 3.0)
+    assert store.state_of(d).state == "done"
+
+
+def test_collect_rows_columns_and_missing_runs(tmp_path):
+    runs = [make_run(seed) for seed in range(3)]
+    finish(tmp_path, runs[0], 3.0)
+    finish(tmp_path, runs[1], 5.0)
+    frame = store.collect(tmp_path, [r.run_id for r in runs])
+    assert list(frame["status"]) == ["done", "done", "missing"]
+    assert list(frame["top1_err"][:2]) == [3.0, 5.0]
+    assert frame.loc[0, "model.name"] == "resnet26" and frame.loc[0, "seed"] == 0
+    assert frame.loc[0, "gmacs"] == 0.5 and frame.loc[0, "env.torch"] == "x"
+    assert len(store.collect(tmp_path)) == 2
+    assert store.summarise(frame)["done"] == 2
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "no_metrics"])
+def test_a_corrupt_record_is_reported_and_skipped(tmp_path, damage):
+    good, bad = make_run(0), make_run(1)
+    finish(tmp_path, good, 3.0)
+    path = finish(tmp_path, bad, 4.0) / "result.json"
+    text = path.read_text()
+    path.write_text({"truncate": text[: len(text) // 2], "garbage": "\x00\x01",
+                     "no_metrics": json.dumps({"run_id": bad.run_id})}[damage])
+    with pytest.warns(UserWarning, match=str(path)):
+        frame = store.collect(tmp_path)
+    by_id = frame.set_index("run_id")
+    assert by_id.loc[good.run_id, "status"] == "done"
+    assert by_id.loc[bad.run_id, "status"] == "missing" and str(path) in by_id.loc[bad.run_id, "note"]
+    assert frame.attrs["problems"]
+
+
+def test_a_corrupt_status_file_is_not_fatal(tmp_path):
+    run = make_run()
+    d = store.plan(tmp_path, run)
+    (d / "status.json").write_text("{")
+    with pytest.warns(UserWarning):
+        assert store.collect(tmp_path).loc[0, "status"] == "missing"
+
+
+def _writer(out: str, seed: int, rounds: int) -> None:
+    run = make_run(seed)
+    d = store.plan(Path(out), run)
+    for i in range(rounds):
+        store.set_status(d, "running", host="h", pid=1, attempts=i)
+    finish(Path(out), run, float(seed))
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), seed, 30)) for seed in range(16)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+        assert p.exitcode == 0
+    frame = store.collect(tmp_path)
+    assert len(frame) == 16 and set(frame["status"]) == {"done"}
+    assert sorted(frame["top1_err"]) == [float(s) for s in range(16)]
+    assert not list(tmp_path.rglob("*.tmp"))  # no temporary files left behind
+
+
+def test_concurrent_readers_never_see_half_a_record(tmp_path):
+    run = make_run()
+    d = finish(tmp_path, run, 1.0)
+    ctx = mp.get_context("fork")
+    writer = ctx.Process(target=_rewrite_many, args=(str(d),))
+    writer.start()
+    seen = set()
+    while writer.is_alive():
+        seen.add(store.state_of(d).state)
+    writer.join()
+    assert seen == {"done"}
+
+
+def _rewrite_many(d: str) -> None:
+    for i in range(300):
+        store.write_json(Path(d) / "result.json", {"metrics": {"top1_err": float(i)}, "pad": "x" * 20000})
+
+
+def test_archive_keeps_the_old_result(tmp_path):
+    run = make_run()
+    d = finish(tmp_path, run, 2.0)
+    target = store.archive(d)
+    assert (target / "result.json").exists() and (d / "config.json").exists()
+    assert store.state_of(d).state == "missing"
