@@ -8,9 +8,11 @@ different network.
 
 from __future__ import annotations
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck, ResNet
 
+from suite.models.layers import PreActBottleneck, batch_norm, check_positive, conv3x3, init_weights
 from suite.models.registry import register_model
 
 _SAN_TABLE = "SAN (Zhao et al. 2020) Table 2"
@@ -33,3 +35,37 @@ def resnet38(*, num_classes: int = 1000, zero_init_residual: bool = False) -> nn
 @register_model(paper={"params_m": 25.6, "gmacs": 4.1, "top1_err": 23.1, "top5_err": 6.5, "source": _SAN_TABLE})
 def resnet50(*, num_classes: int = 1000, zero_init_residual: bool = False) -> nn.Module:
     return _bottleneck_resnet([3, 4, 6, 3], num_classes, zero_init_residual)
+
+
+class PreActResNetCifar(nn.Module):
+    """Pre-activation bottleneck ResNet for 32x32 inputs (He et al. 2016b): 3x3 stem, 3 stages, BN-ReLU head."""
+
+    def __init__(self, units_per_stage: int, *, base_width: int, num_classes: int) -> None:
+        super().__init__()
+        self.stem = conv3x3(3, base_width)
+        layers: list[nn.Module] = []
+        in_width = base_width
+        for i in range(3):
+            width = 4 * base_width * 2**i
+            layers.append(PreActBottleneck(in_width, width, stride=1 if i == 0 else 2))
+            layers += [PreActBottleneck(width, width) for _ in range(units_per_stage - 1)]
+            in_width = width
+        self.features = nn.Sequential(*layers)
+        self.head_norm = nn.Sequential(batch_norm(in_width), nn.ReLU(inplace=True))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_width, num_classes)
+        init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.head_norm(self.features(self.stem(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+@register_model(
+    input_size=32,
+    paper={"params_m": 1.7, "cifar10_top1_err": 5.46, "cifar100_top1_err": 24.33, "source": "RAN Table 6"},
+)
+def resnet164_cifar(*, num_classes: int = 10, base_width: int = 16) -> nn.Module:
+    """ResNet-164 (18 bottlenecks per stage, widths 64/128/256): RAN's CIFAR baseline (Tables 5, 6)."""
+    check_positive(num_classes=num_classes, base_width=base_width)
+    return PreActResNetCifar(18, base_width=base_width, num_classes=num_classes)

@@ -1,0 +1,413 @@
+"""Residual Attention Network (Wang et al., CVPR 2017), following the official Caffe prototxts.
+
+An attention module is p pre-processing units, then a trunk of t units and a soft-mask branch
+side by side, fused as (1 + M) * T (attention residual learning, ARL) or M * T (naive attention
+learning, NAL), then p post-processing units. All units are pre-activation bottlenecks
+(`suite.models.layers.PreActBottleneck`).
+
+Soft mask branch (official `Attention-56/92-deploy.prototxt`, e.g. stage 1 with three pools):
+
+    pool -> r units (d1) -> pool -> r units (d2) -> pool -> 2r units
+    -> interp(to d2) + skip(d2) -> r units -> interp(to d1) + skip(d1) -> r units -> interp(to input)
+    -> BN-ReLU-conv1x1-BN-ReLU-conv1x1 -> mask activation
+
+`skip(d)` is a full residual unit applied to the down-path output; the merge is a plain sum and
+there is no skip at full resolution. The popular public ports (tengshaofeng, pytorchcv, gluoncv)
+differ: at each skip they add the down-path feature d once more (d + unit(d) + up) and they add the
+trunk output to the upsampled mask before the head. We follow the prototxt.
+
+Number of mask pools (paper Sec. 3.2): the mask pools until its map is as small as the network's
+smallest trunk map (ImageNet 224: the 7x7 of the last stage, hence 3/2/1 pools in the stages at
+56/28/14). The count is fixed when the model is built, from its natural input size, exactly as the
+official nets are. At any other input size the same modules run: ceil-mode pools (Caffe rounding)
+and interpolation to the exact size of each skip / the module input keep the shapes consistent,
+so the model accepts any input on which every pool still sees a map of at least 2x2 (global
+average pooling at the end; Attention-92 is evaluated at 320).
+
+Options (every builder): `num_classes`; `base_width`, the first stage's bottleneck width (64 on
+ImageNet: stages of 256/512/1024 + 2048; 16 on CIFAR: 64/128/256; smaller values give cheap nets
+for smoke runs); `p`, `t`, `r`; `mask_type` (encoder_decoder | local, Table 4); `mask_norm`
+(mixed | channel | spatial, Sec. 3.3 / Table 1); `attention_learning` (arl | nal, Table 3).
+
+CIFAR layout (not in the paper; chosen from the parameter counts of its Table 6, see
+/work/shared/reference/ran.md 1.5): a 3x3 stem conv with `base_width` (16) channels, three
+stages of widths 4/8/16 x base_width (64/128/256, the ResNet-164 widths) at 32/16/8, each opened
+by one (projection) unit and followed by m attention modules, then 3 more units at the last width
+and the ImageNet head (BN-ReLU, global average pool, FC); 36m + 20 weighted trunk layers as in the
+paper's depth formula. The trunk ends at 8x8, so the pool rule gives 2/1/0 mask pools: the
+stage-3 mask works at 8x8 on its 2r bottom units without pooling. Parameters (10 classes):
+Attention-92 1.83 M (paper 1.9 M, -3.9 %), -236 4.80 M (5.1 M, -5.9 %), -452 9.36 M (8.6 M,
++8.9 %). Pooling one level deeper (3/2/1 down to 4x4, below the smallest trunk map) gives
+1.96 M / 5.20 M but 10.30 M for Attention-452 (+20 %); ran.md's only 8.6 M fit for -452 needs
+r instead of the prototxt's 2r bottom units. 2/1/0 is the one layout that
+follows both the paper's pool rule and the prototxt's mask topology and fits all three figures
+within 10 %.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from suite.models.layers import PreActBottleneck, batch_norm, check_positive, conv1x1, conv3x3, init_weights
+from suite.models.registry import register_model
+
+MaskNorm = Literal["mixed", "channel", "spatial"]
+AttentionLearning = Literal["arl", "nal"]
+MaskType = Literal["encoder_decoder", "local"]
+
+_NORM_EPS = 1e-5  # keeps the channel / spatial normalisers finite on all-zero or constant inputs
+
+
+def pooled_size(size: int) -> int:
+    """Output size of a 3x3 / stride-2 max-pool without padding and with Caffe's ceil rounding."""
+    return math.ceil((size - 3) / 2) + 1
+
+
+def strided_size(size: int, stride: int) -> int:
+    """Output size of a 'same'-padded conv (3x3 pad 1, 7x7 pad 3) with `stride`."""
+    return (size - 1) // stride + 1
+
+
+def mask_pools(size: int, bottom: int) -> int:
+    """Max-pools a mask branch needs to bring a `size` map down to the smallest trunk map `bottom`."""
+    pools = 0
+    while size > bottom:
+        size = pooled_size(size)
+        pools += 1
+    return pools
+
+
+def mask_units(pools: int, r: int) -> int:
+    """Residual units in an encoder-decoder mask: r per level down and up, 2r at the bottom, 1 per skip."""
+    return 2 * r + max(pools - 1, 0) * (2 * r + 1)
+
+
+def _units(channels: int, n: int) -> nn.Sequential:
+    return nn.Sequential(*(PreActBottleneck(channels, channels) for _ in range(n)))
+
+
+def _resize(x: Tensor, size: Sequence[int]) -> Tensor:
+    # Caffe's Interp layer (authors' fork, util/interp.cpp): bilinear with corner alignment.
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+
+
+class MaskActivation(nn.Module):
+    """The paper's f1/f2/f3 (Sec. 3.3): mixed (sigmoid), channel (L2 over C), spatial (per-map z-score + sigmoid)."""
+
+    def __init__(self, kind: MaskNorm, eps: float = _NORM_EPS) -> None:
+        super().__init__()
+        self.kind = kind
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.kind == "mixed":
+            return torch.sigmoid(x)
+        if self.kind == "channel":
+            return F.normalize(x, p=2.0, dim=1, eps=self.eps)
+        # Population variance (defined on 1x1 maps) and eps inside the root: constant maps give 0.5.
+        var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+        return torch.sigmoid((x - mean) * torch.rsqrt(var + self.eps))
+
+    def extra_repr(self) -> str:
+        return self.kind
+
+
+class SoftMaskBranch(nn.Module):
+    """Mask logits: bottom-up/top-down hourglass (encoder_decoder) or the same units at full resolution (local)."""
+
+    def __init__(self, channels: int, pools: int, r: int, mask_type: MaskType) -> None:
+        super().__init__()
+        self.pools = pools if mask_type == "encoder_decoder" else 0
+        if self.pools == 0:
+            # Local convolutions (paper Table 4): the encoder-decoder's units, all at full resolution,
+            # so both mask types have the same parameters (ran56_cifar: ~20 % more MACs). The same
+            # branch serves a stage whose map is already the smallest trunk map (2r units).
+            self.bottom = _units(channels, mask_units(pools, r))
+        else:
+            self.pool = nn.MaxPool2d(3, stride=2, ceil_mode=True)  # Caffe: no padding, ceil rounding
+            self.down = nn.ModuleList(_units(channels, r) for _ in range(pools - 1))
+            self.skips = nn.ModuleList(PreActBottleneck(channels, channels) for _ in range(pools - 1))
+            self.bottom = _units(channels, 2 * r)
+            self.up = nn.ModuleList(_units(channels, r) for _ in range(pools - 1))  # deepest level first
+        self.head = nn.Sequential(
+            batch_norm(channels),
+            nn.ReLU(inplace=True),
+            conv1x1(channels, channels),
+            batch_norm(channels),
+            nn.ReLU(inplace=True),
+            conv1x1(channels, channels),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.pools == 0:
+            return self.head(self.bottom(x))
+        size = x.shape[-2:]
+        skips = []
+        for down, skip in zip(self.down, self.skips):
+            x = down(self.pool(x))
+            skips.append(skip(x))
+        x = self.bottom(self.pool(x))
+        for up, s in zip(self.up, reversed(skips)):
+            x = up(_resize(x, s.shape[-2:]) + s)
+        return self.head(_resize(x, size))
+
+
+class AttentionModule(nn.Module):
+    """p pre-units, trunk (t units) x soft mask, fusion, p post-units; keeps shape C x H x W."""
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        p: int,
+        t: int,
+        r: int,
+        pools: int,
+        mask_type: MaskType,
+        mask_norm: MaskNorm,
+        attention_learning: AttentionLearning,
+    ) -> None:
+        super().__init__()
+        self.pre = _units(channels, p)
+        self.trunk = _units(channels, t)
+        self.mask = SoftMaskBranch(channels, pools, r, mask_type)
+        self.mask_act = MaskActivation(mask_norm)
+        self.attention_learning = attention_learning
+        self.post = _units(channels, p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.pre(x)
+        trunk = self.trunk(x)
+        mask = self.mask_act(self.mask(x))
+        # ARL keeps the trunk's features where the mask is ~0, so stacked modules do not fade out.
+        x = (1 + mask) * trunk if self.attention_learning == "arl" else mask * trunk
+        return self.post(x)
+
+
+class ResidualAttentionNet(nn.Module):
+    """Stem, stages of (one unit that changes width/stride + attention modules), final units, head."""
+
+    def __init__(
+        self,
+        modules_per_stage: Sequence[int],
+        *,
+        imagenet: bool,
+        input_size: int,
+        base_width: int,
+        p: int,
+        t: int,
+        r: int,
+        mask_type: MaskType,
+        mask_norm: MaskNorm,
+        attention_learning: AttentionLearning,
+        num_classes: int,
+    ) -> None:
+        super().__init__()
+        if imagenet:
+            # conv 7x7/2 -> BN-ReLU -> max-pool 3x3/2 without padding, ceil rounding (112 -> 56).
+            self.stem = nn.Sequential(
+                nn.Conv2d(3, base_width, 7, stride=2, padding=3, bias=False),
+                batch_norm(base_width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, stride=2, ceil_mode=True),
+            )
+            size = pooled_size(strided_size(input_size, 2))
+        else:
+            self.stem = conv3x3(3, base_width)
+            size = input_size
+        widths = [4 * base_width * 2**i for i in range(len(modules_per_stage))]
+        # ImageNet: a 4th stage of 3 units at twice the width (2048 at 7x7); CIFAR: 3 units at 256.
+        final_width, final_stride = (2 * widths[-1], 2) if imagenet else (widths[-1], 1)
+        # Trunk map sizes at the natural input size fix each stage's number of mask pools.
+        sizes = [size]
+        for _ in widths[1:]:
+            sizes.append(strided_size(sizes[-1], 2))
+        smallest = strided_size(sizes[-1], final_stride)
+
+        layers: list[nn.Module] = []
+        in_width = base_width
+        for i, (width, modules, stage_size) in enumerate(zip(widths, modules_per_stage, sizes)):
+            layers.append(PreActBottleneck(in_width, width, stride=1 if i == 0 else 2))
+            pools = mask_pools(stage_size, smallest)
+            layers += [
+                AttentionModule(
+                    width,
+                    p=p,
+                    t=t,
+                    r=r,
+                    pools=pools,
+                    mask_type=mask_type,
+                    mask_norm=mask_norm,
+                    attention_learning=attention_learning,
+                )
+                for _ in range(modules)
+            ]
+            in_width = width
+        layers.append(PreActBottleneck(in_width, final_width, stride=final_stride))
+        layers += [PreActBottleneck(final_width, final_width) for _ in range(2)]
+        self.features = nn.Sequential(*layers)
+        # The last unit's output is not activated yet (pre-activation): BN-ReLU before pooling.
+        self.head_norm = nn.Sequential(batch_norm(final_width), nn.ReLU(inplace=True))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(final_width, num_classes)
+        init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.head_norm(self.features(self.stem(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def _ran(modules_per_stage: Sequence[int], *, imagenet: bool, input_size: int, **options: Any) -> ResidualAttentionNet:
+    check_positive(**{k: options[k] for k in ("p", "t", "r", "base_width", "num_classes")})
+    return ResidualAttentionNet(modules_per_stage, imagenet=imagenet, input_size=input_size, **options)
+
+
+# ------------------------------------------------------------------------------------ registry
+# Every builder takes the same options; `locals()` at the top of a builder is exactly that set.
+_TABLE7 = "RAN Table 7 (ImageNet, single crop)"
+_TABLE6 = "RAN Table 6 (CIFAR)"
+
+
+@register_model(
+    input_size=224,
+    paper={"params_m": 31.9, "gmacs": 6.3, "top1_err": 21.76, "top5_err": 5.9, "source": _TABLE7},
+)
+def ran56(
+    *,
+    num_classes: int = 1000,
+    base_width: int = 64,
+    p: int = 1,
+    t: int = 2,
+    r: int = 1,
+    mask_type: MaskType = "encoder_decoder",
+    mask_norm: MaskNorm = "mixed",
+    attention_learning: AttentionLearning = "arl",
+) -> nn.Module:
+    """Attention-56 (paper Table 2): 1/1/1 modules at 56/28/14 with 3/2/1 mask pools."""
+    return _ran((1, 1, 1), imagenet=True, input_size=224, **locals())
+
+
+@register_model(
+    input_size=224,
+    # 51.3 M / 10.4 G are the paper's; the official prototxt has 52.47 M / 10.53 G (ran.md 1.3).
+    paper={"params_m": 51.3, "gmacs": 10.4, "top1_err": 19.5, "top5_err": 4.8, "eval_size": 320, "source": _TABLE7},
+)
+def ran92(
+    *,
+    num_classes: int = 1000,
+    base_width: int = 64,
+    p: int = 1,
+    t: int = 2,
+    r: int = 1,
+    mask_type: MaskType = "encoder_decoder",
+    mask_norm: MaskNorm = "mixed",
+    attention_learning: AttentionLearning = "arl",
+) -> nn.Module:
+    """Attention-92 (paper Table 2): 1/2/3 modules; the paper tests it on 320x320 crops."""
+    return _ran((1, 2, 3), imagenet=True, input_size=224, **locals())
+
+
+def _cifar_paper(params_m: float, cifar10: float, cifar100: float) -> dict[str, object]:
+    return {"params_m": params_m, "cifar10_top1_err": cifar10, "cifar100_top1_err": cifar100, "source": _TABLE6}
+
+
+@register_model(input_size=32, paper={"cifar10_top1_err": 5.52, "source": "RAN Table 1/3 (CIFAR-10, ARL)"})
+def ran56_cifar(
+    *,
+    num_classes: int = 10,
+    base_width: int = 16,
+    p: int = 1,
+    t: int = 2,
+    r: int = 1,
+    mask_type: MaskType = "encoder_decoder",
+    mask_norm: MaskNorm = "mixed",
+    attention_learning: AttentionLearning = "arl",
+) -> nn.Module:
+    """Attention-56 for 32x32 inputs: 1 module per stage (the net of the paper's CIFAR ablations)."""
+    return _ran((1, 1, 1), imagenet=False, input_size=32, **locals())
+
+
+@register_model(input_size=32, paper=_cifar_paper(1.9, 4.99, 21.71))
+def ran92_cifar(
+    *,
+    num_classes: int = 10,
+    base_width: int = 16,
+    p: int = 1,
+    t: int = 2,
+    r: int = 1,
+    mask_type: MaskType = "encoder_decoder",
+    mask_norm: MaskNorm = "mixed",
+    attention_learning: AttentionLearning = "arl",
+) -> nn.Module:
+    """Attention-92 for 32x32 inputs: 2 modules per stage (ImageNet's is 1/2/3)."""
+    return _ran((2, 2, 2), imagenet=False, input_size=32, **locals())
+
+
+@register_model(input_size=32)
+def ran128_cifar(
+    *,
+    num_classes: int = 10,
+    base_width: int = 16,
+    p: int = 1,
+    t: int = 2,
+    r: int = 1,
+    mask_type: MaskType = "encoder_decoder",
+    mask_norm: MaskNorm = "mixed",
+    attention_learning: AttentionLearning = "arl",
+) -> nn.Module:
+    """Attention-128 for 32x32 inputs: 3 modules per stage (paper Table 3)."""
+    return _ran((3, 3, 3), imagenet=False, input_size=32, **locals())
+
+
+@register_model(input_size=32)
+def ran164_cifar(
+    *,
+    num_classes: int = 10,
+    base_width: int = 16,
+    p: int = 1,
+    t: int = 2,
+    r: int = 1,
+    mask_type: MaskType = "encoder_decoder",
+    mask_norm: MaskNorm = "mixed",
+    attention_learning: AttentionLearning = "arl",
+) -> nn.Module:
+    """Attention-164 for 32x32 inputs: 4 modules per stage (paper Table 3)."""
+    return _ran((4, 4, 4), imagenet=False, input_size=32, **locals())
+
+
+@register_model(input_size=32, paper=_cifar_paper(5.1, 4.14, 21.16))
+def ran236_cifar(
+    *,
+    num_classes: int = 10,
+    base_width: int = 16,
+    p: int = 1,
+    t: int = 2,
+    r: int = 1,
+    mask_type: MaskType = "encoder_decoder",
+    mask_norm: MaskNorm = "mixed",
+    attention_learning: AttentionLearning = "arl",
+) -> nn.Module:
+    """Attention-236 for 32x32 inputs: 6 modules per stage (36 * 6 + 20 layers)."""
+    return _ran((6, 6, 6), imagenet=False, input_size=32, **locals())
+
+
+@register_model(input_size=32, paper=_cifar_paper(8.6, 3.90, 20.45))
+def ran452_cifar(
+    *,
+    num_classes: int = 10,
+    base_width: int = 16,
+    p: int = 2,
+    t: int = 4,
+    r: int = 3,
+    mask_type: MaskType = "encoder_decoder",
+    mask_norm: MaskNorm = "mixed",
+    attention_learning: AttentionLearning = "arl",
+) -> nn.Module:
+    """Attention-452 for 32x32 inputs: 6 modules per stage with p, t, r = 2, 4, 3 (Table 6 footnote)."""
+    return _ran((6, 6, 6), imagenet=False, input_size=32, **locals())

@@ -1,0 +1,325 @@
+"""Residual Attention Network: fidelity to the official prototxt and the paper, variants, errors."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from fvcore.nn import FlopCountAnalysis
+from torch import nn
+
+from suite.errors import SuiteError
+from suite.measure.complexity import count_params
+from suite.models import create_model, get_model_info, list_models
+from suite.models.layers import PreActBottleneck
+from suite.models.ran import AttentionModule, MaskActivation, SoftMaskBranch, mask_pools, mask_units
+
+RAN_MODELS = list_models("ran*")
+CIFAR_MODELS = [*list_models("ran*_cifar"), "resnet164_cifar"]
+IMAGENET_MODELS = [n for n in RAN_MODELS if get_model_info(n).input_size == 224]
+
+
+def _gmacs(model: nn.Module, size: int) -> float:
+    """fvcore total at batch 1; eval mode, since fvcore counts train-mode BN differently."""
+    flops = FlopCountAnalysis(model.eval(), torch.zeros(1, 3, size, size))
+    flops.unsupported_ops_warnings(False)
+    flops.uncalled_modules_warnings(False)
+    return flops.total() / 1e9
+
+
+def _masks(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """Every attention module's activated mask for input `x`."""
+    out: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, o: out.append(o)) for m in model.modules()
+             if isinstance(m, MaskActivation)]
+    try:
+        model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return out
+
+
+def test_registry_lists_every_variant() -> None:
+    assert RAN_MODELS == sorted(["ran56", "ran92", "ran56_cifar", "ran92_cifar", "ran128_cifar", "ran164_cifar",
+                                 "ran236_cifar", "ran452_cifar"])
+    assert IMAGENET_MODELS == ["ran56", "ran92"]
+    info = get_model_info("ran56_cifar")
+    assert info.options["mask_norm"].choices == ("mixed", "channel", "spatial")
+    assert info.options["attention_learning"].choices == ("arl", "nal")
+    assert info.options["mask_type"].choices == ("encoder_decoder", "local")
+    assert {k: get_model_info("ran452_cifar").defaults[k] for k in "ptr"} == {"p": 2, "t": 4, "r": 3}
+    assert {k: info.defaults[k] for k in "ptr"} == {"p": 1, "t": 2, "r": 1}
+
+
+# ---------------------------------------------------------------------------------------- shapes
+@pytest.mark.parametrize("name", CIFAR_MODELS)
+@pytest.mark.parametrize("size", [32, 33])
+def test_cifar_shapes(name: str, size: int) -> None:
+    # Narrow (base_width 8) for speed: the layout, pools and interpolation sizes are the same.
+    model = create_model(name, num_classes=7, base_width=8).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, size, size)).shape == (2, 7)
+
+
+@pytest.mark.parametrize("size", [40, 17, 4])
+def test_cifar_runs_at_any_size_its_pools_allow(size: int) -> None:
+    model = create_model("ran92_cifar", base_width=4).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, size, size)).shape == (1, 10)
+
+
+@pytest.mark.parametrize("name", IMAGENET_MODELS)
+@pytest.mark.parametrize("size", [224, 200, 257, 320])  # 320: the paper's Attention-92 test size
+def test_imagenet_shapes(name: str, size: int) -> None:
+    # Narrow (base_width 8) for speed: the layout, pools and interpolation sizes are the same.
+    model = create_model(name, base_width=8).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, size, size)).shape == (1, 1000)
+
+
+# ----------------------------------------------------------------------------- fidelity: counts
+def test_imagenet_params_match_official_prototxt() -> None:
+    # Caffe shape inference on Attention-56/92-deploy.prototxt (ran.md 1.3).
+    assert count_params("ran56") == 31_810_728
+    assert count_params("ran92") == 52_466_344
+
+
+@pytest.mark.parametrize("name, expected", [("ran56", 6.31), ("ran92", 10.59)])
+def test_imagenet_fvcore_gmacs(name: str, expected: float) -> None:
+    assert _gmacs(create_model(name), 224) == pytest.approx(expected, rel=0.01)
+
+
+@pytest.mark.parametrize("name", ["ran92_cifar", "ran236_cifar", "ran452_cifar", "resnet164_cifar"])
+def test_cifar_params_near_paper(name: str) -> None:
+    paper = get_model_info(name).paper["params_m"]
+    assert count_params(name) / 1e6 == pytest.approx(paper, rel=0.10)
+
+
+def test_cifar_params_pin_documented_layout() -> None:
+    # The counts the ran.py docstring documents for the chosen CIFAR layout (2/1/0 mask pools).
+    assert count_params("ran92_cifar") == 1_825_690
+    assert count_params("ran236_cifar") == 4_801_178
+    assert count_params("ran452_cifar") == 9_361_562
+    assert count_params("resnet164_cifar") == 1_703_258
+
+
+def test_depth_formula() -> None:
+    # Paper: 36m + 20 weighted trunk layers (mask branch not counted); 452 = 18 modules of 24 + 20.
+    def trunk_layers(name: str) -> int:
+        model = create_model(name, base_width=1)
+        convs = sum(1 for n, m in model.named_modules()
+                    if isinstance(m, nn.Conv2d) and ".mask." not in n and "shortcut" not in n)
+        return convs + 1  # + FC
+
+    for name, depth in [("ran56_cifar", 56), ("ran92_cifar", 92), ("ran236_cifar", 236), ("ran452_cifar", 452),
+                        ("ran56", 56), ("ran92", 92)]:
+        assert trunk_layers(name) == depth, name
+
+
+# --------------------------------------------------------------------------- fidelity: structure
+def test_mask_pool_rule() -> None:
+    # Paper Sec. 3.2: 3, 2, 1 pools at 56, 28, 14 so the smallest mask map is the 7x7 trunk map.
+    assert [mask_pools(s, 7) for s in (56, 28, 14, 7)] == [3, 2, 1, 0]
+    assert [mask_pools(s, 8) for s in (32, 16, 8)] == [2, 1, 0]
+    # Units per mask (prototxt): 8 / 5 / 2 at stages 1-3 of Attention-56.
+    assert [mask_units(n, 1) for n in (3, 2, 1)] == [8, 5, 2]
+
+
+@pytest.mark.parametrize("name, size, pools, bottom", [
+    ("ran56", 224, [3, 2, 1], 7),
+    ("ran92_cifar", 32, [2, 2, 1, 1, 0, 0], 8),
+])
+def test_mask_bottoms_out_at_smallest_trunk_map(name: str, size: int, pools: list[int], bottom: int) -> None:
+    model = create_model(name, base_width=4)
+    branches = [m for m in model.modules() if isinstance(m, SoftMaskBranch)]
+    assert [b.pools for b in branches] == pools
+    seen: list[tuple[int, ...]] = []
+    hooks = [b.bottom.register_forward_hook(lambda _m, _i, o: seen.append(tuple(o.shape[-2:]))) for b in branches]
+    model.eval()(torch.randn(1, 3, size, size))
+    for h in hooks:
+        h.remove()
+    assert seen == [(bottom, bottom)] * len(branches)
+
+
+def test_mask_branch_is_the_prototxt_graph() -> None:
+    """Three pools: skips are units on the down path, merged by a plain sum; no full-resolution skip."""
+    branch = SoftMaskBranch(16, pools=3, r=1, mask_type="encoder_decoder").eval()
+    pool = branch.pool
+    assert (pool.kernel_size, pool.stride, pool.padding, pool.ceil_mode) == (3, 2, 0, True)
+    x = torch.randn(2, 16, 56, 56)
+
+    def up(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(t, size=like.shape[-2:], mode="bilinear", align_corners=True)
+
+    with torch.no_grad():
+        res1 = branch.down[0](pool(x))  # 28x28
+        res2 = branch.down[1](pool(res1))  # 14x14
+        res3 = branch.bottom(pool(res2))  # 7x7, two units
+        up2 = branch.up[0](up(res3, res2) + branch.skips[1](res2))
+        up1 = branch.up[1](up(up2, res1) + branch.skips[0](res1))
+        expected = branch.head(up(up1, x))
+        assert res3.shape[-1] == 7 and len(branch.bottom) == 2
+        torch.testing.assert_close(branch(x), expected)
+
+
+def test_mask_head_and_units() -> None:
+    head = SoftMaskBranch(32, pools=1, r=1, mask_type="encoder_decoder").head
+    assert [type(m) for m in head] == [nn.BatchNorm2d, nn.ReLU, nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.Conv2d]
+    assert all(c.kernel_size == (1, 1) and c.in_channels == c.out_channels == 32 for c in head[2::3])
+
+    down = PreActBottleneck(64, 128, stride=2)
+    assert down.conv2.stride == (2, 2) and down.conv1.stride == (1, 1)  # stride on the 3x3
+    assert down.conv1.out_channels == 32 and down.shortcut.stride == (2, 2)
+    assert PreActBottleneck(64, 64).shortcut is None
+    # The projection sees the pre-activated input.
+    down.eval()
+    x = torch.randn(1, 64, 8, 8)
+    with torch.no_grad():
+        pre = F.relu(down.bn1(x))
+        body = down.conv3(F.relu(down.bn3(down.conv2(F.relu(down.bn2(down.conv1(pre)))))))
+        torch.testing.assert_close(down(x), body + down.shortcut(pre))
+
+
+def test_no_conv_bias_and_caffe_bn_and_he_init() -> None:
+    model = create_model("ran56_cifar")
+    assert all(m.bias is None for m in model.modules() if isinstance(m, nn.Conv2d))
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(b.momentum == 0.1 and b.eps == 1e-5 for b in bns)
+    assert all(torch.equal(b.weight, torch.ones_like(b.weight)) and not b.bias.any() for b in bns)
+    conv = model.features[-1].conv2  # 3x3, 64 -> 64: fan_out 576
+    assert conv.weight.std().item() == pytest.approx(math.sqrt(2 / 576), rel=0.1)
+
+
+def test_stem_pools_without_padding() -> None:
+    pool = create_model("ran56", base_width=4).stem[-1]
+    assert (pool.kernel_size, pool.stride, pool.padding, pool.ceil_mode) == (3, 2, 0, True)
+
+
+# ------------------------------------------------------------------------------------- variants
+@pytest.mark.parametrize("norm", ["mixed", "channel", "spatial"])
+def test_mask_values_in_range(norm: str) -> None:
+    model = create_model("ran56_cifar", base_width=4, mask_norm=norm).train()
+    torch.manual_seed(0)
+    masks = _masks(model, torch.randn(2, 3, 32, 32))
+    assert len(masks) == 3
+    for m in masks:
+        assert torch.isfinite(m).all()
+        if norm == "channel":
+            # Unit L2 norm over channels; a position whose logits are all exactly 0 (all-negative
+            # ReLU inputs before the last 1x1 conv, rare) stays 0 instead of becoming NaN.
+            norms = m.norm(dim=1)
+            assert (((norms - 1).abs() < 1e-4) | (norms == 0)).all()
+            assert (norms == 0).float().mean() < 0.01
+        else:
+            assert ((m > 0) & (m < 1)).all()
+    if norm == "spatial":  # each map standardised before the sigmoid: logit has mean 0, std 1
+        logit = torch.logit(masks[0].double())
+        torch.testing.assert_close(logit.mean(dim=(2, 3)), torch.zeros(logit.shape[:2], dtype=torch.double),
+                                   atol=1e-3, rtol=0)
+        torch.testing.assert_close(logit.std(dim=(2, 3), correction=0), torch.ones(logit.shape[:2], dtype=torch.double),
+                                   atol=1e-2, rtol=0)
+
+
+@pytest.mark.parametrize("norm", ["channel", "spatial", "mixed"])
+@pytest.mark.parametrize("fill", [0.0, 3.0])
+def test_mask_activation_degenerate_inputs(norm: str, fill: float) -> None:
+    # All-zero (zero L2 norm) and constant maps (zero std), also on 1x1 maps: finite values and grads.
+    for size in (5, 1):
+        x = torch.full((2, 4, size, size), fill, requires_grad=True)
+        m = MaskActivation(norm)(x)
+        m.sum().backward()
+        assert torch.isfinite(m).all() and torch.isfinite(x.grad).all()
+        if norm == "spatial":
+            torch.testing.assert_close(m, torch.full_like(m, 0.5))
+        if norm == "channel" and fill == 0.0:
+            assert not m.any()
+
+
+@pytest.mark.parametrize("learning", ["arl", "nal"])
+def test_attention_fusion_formula(learning: str) -> None:
+    module = AttentionModule(16, p=1, t=2, r=1, pools=2, mask_type="encoder_decoder", mask_norm="mixed",
+                             attention_learning=learning).eval()
+    x = torch.randn(1, 16, 16, 16)
+    with torch.no_grad():
+        pre = module.pre(x)
+        trunk, mask = module.trunk(pre), torch.sigmoid(module.mask(pre))
+        fused = (1 + mask) * trunk if learning == "arl" else mask * trunk
+        torch.testing.assert_close(module(x), module.post(fused))
+
+
+def test_nal_and_arl_differ_with_same_weights() -> None:
+    arl = create_model("ran56_cifar", base_width=4, attention_learning="arl").eval()
+    nal = create_model("ran56_cifar", base_width=4, attention_learning="nal").eval()
+    nal.load_state_dict(arl.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert not torch.allclose(arl(x), nal(x), atol=1e-4)
+
+
+def test_local_mask_has_no_pooling_and_comparable_cost() -> None:
+    local = create_model("ran56_cifar", mask_type="local")
+    ed = create_model("ran56_cifar")
+    pools = [m for b in local.modules() if isinstance(b, SoftMaskBranch)
+             for m in b.modules() if isinstance(m, nn.MaxPool2d)]
+    assert pools == []
+    assert any(isinstance(m, nn.MaxPool2d) for m in ed.modules())
+    # Same residual units, so the same parameters; all at full resolution, so somewhat more MACs.
+    assert count_params("ran56_cifar", mask_type="local") == count_params("ran56_cifar")
+    ratio = _gmacs(local, 32) / _gmacs(ed, 32)
+    assert 1.0 < ratio < 1.5
+    masks = _masks(local.eval(), torch.randn(1, 3, 32, 32))
+    assert [tuple(m.shape[-2:]) for m in masks] == [(32, 32), (16, 16), (8, 8)]
+
+
+@pytest.mark.parametrize("name, kwargs, size", [
+    ("ran56_cifar", {}, 32),
+    ("ran56_cifar", {"mask_norm": "channel"}, 32),
+    ("ran56_cifar", {"mask_norm": "spatial"}, 33),
+    ("ran56_cifar", {"mask_type": "local"}, 32),
+    ("ran56_cifar", {"attention_learning": "nal", "r": 2, "p": 2}, 32),
+    ("ran56", {}, 64),
+    ("resnet164_cifar", {}, 32),
+])
+def test_gradient_reaches_every_parameter(name: str, kwargs: dict, size: int) -> None:
+    torch.manual_seed(0)
+    model = create_model(name, base_width=4, **kwargs).train()
+    F.cross_entropy(model(torch.randn(2, 3, size, size)), torch.tensor([0, 1])).backward()
+    dead = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert dead == []
+
+
+@pytest.mark.parametrize("kwargs", [{"mask_norm": "spatial"}, {"mask_norm": "channel", "mask_type": "local"}])
+def test_fvcore_traces_without_tracer_warnings(kwargs: dict) -> None:
+    # A TracerWarning would mean Python control flow on tensor values (a trace fixed to one input).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        assert _gmacs(create_model("ran56_cifar", base_width=4, **kwargs), 33) > 0
+
+
+# --------------------------------------------------------------------------------------- errors
+@pytest.mark.parametrize("kwargs, key, valid", [  # valid: what the message must offer
+    ({"mask_nrom": "spatial"}, "mask_nrom", "mask_norm"),
+    ({"mask_norm": "softmax"}, "mask_norm", "mixed, channel, spatial"),
+    ({"attention_learning": "residual"}, "attention_learning", "arl, nal"),
+    ({"mask_type": "hourglass"}, "mask_type", "encoder_decoder, local"),
+    ({"p": 0}, "p", "1, 2, 3, ..."),
+    ({"t": -1}, "t", "1, 2, 3, ..."),
+    ({"r": 0}, "r", "1, 2, 3, ..."),
+    ({"base_width": 0}, "base_width", "1, 2, 3, ..."),
+    ({"p": "2"}, "p", "expected an integer"),
+])
+def test_invalid_options(kwargs: dict, key: str, valid: str) -> None:
+    with pytest.raises(SuiteError) as info:
+        create_model("ran56_cifar", **kwargs)
+    assert info.value.key == key
+    assert str(info.value).startswith(f"{key}: ")
+    assert valid in str(info.value)
+
+
+def test_resnet164_cifar_rejects_bad_width() -> None:
+    with pytest.raises(SuiteError, match="base_width"):
+        create_model("resnet164_cifar", base_width=0)
