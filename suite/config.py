@@ -16,6 +16,7 @@ trained does.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import typing
@@ -110,7 +111,7 @@ class RunConfig:
                 out[key] = value
         return out
 
-    @property
+    @functools.cached_property
     def run_id(self) -> str:
         return run_id(self)
 
@@ -181,7 +182,7 @@ def _resolve(user: dict[str, Any]) -> RunConfig:
     recipe_name = user.get("recipe", RunConfig.recipe)
     if recipe_name not in RECIPES:
         raise unknown("recipe", str(recipe_name), RECIPES, key="recipe")
-    merged = dict(_defaults_flat())
+    merged = dict(_defaults_flat())  # a copy: the cached defaults stay untouched
     merged.update({k: v for k, v in RECIPES[recipe_name].values.items()})
     # The training length is one quantity: naming epochs clears iterations and vice versa.
     if "epochs" in user and "iterations" not in user:
@@ -263,6 +264,7 @@ def _unknown_key(key: str) -> SuiteError:
     return SuiteError(f"unknown key{did_you_mean}", key=key, choices=sorted(valid) + ["model.<option>"])
 
 
+@functools.cache
 def _defaults_flat() -> dict[str, Any]:
     out = {}
     for f in dataclasses.fields(RunConfig):
@@ -276,6 +278,7 @@ def _defaults_flat() -> dict[str, Any]:
     return out
 
 
+@functools.cache
 def _hints_flat() -> dict[str, Any]:
     out = {}
     for name, hint in typing.get_type_hints(RunConfig).items():

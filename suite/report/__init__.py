@@ -1,0 +1,16 @@
+"""Reports of ablation runs: tables (Markdown, CSV, LaTeX, HTML) and figures, from the run store.
+
+    suite report SPEC [--preset P]       results/SPEC[.P].md and .csv, results/figures/SPEC[.P]_*.png|svg
+    suite report SPEC --to FILE|-        one format to one file or stdout
+    suite report SPEC --into README.md   fill the <!-- suite:report SPEC --> block
+    suite report --all                   every spec with a done run, and results/complexity.md
+
+`tables` builds the frames (tidy runs, per-cell summaries, the pivot), `formats` renders them,
+`plots` draws the figures, `splice` edits Markdown between markers, `files` decides file names,
+`complexity` writes the model-complexity page.
+"""
+
+from suite.report.files import write, write_all, write_to
+from suite.report.tables import Report, build, load
+
+__all__ = ["Report", "build", "load", "write", "write_all", "write_to"]

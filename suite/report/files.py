@@ -1,0 +1,121 @@
+"""Where a report's files go, and `--all`.
+
+Names: `<dir>/<name>.<fmt>` and `<dir>/figures/<name>_<figure>.png|svg`, where `<dir>` is the run
+store (`results/` by default, so the committed tables sit beside the runs they come from) and
+`<name>` is the spec name, suffixed with the preset when there is one (`quick.smoke.md`): a smoke
+table never overwrites the real one.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from suite.errors import SuiteError, unknown
+from suite.report import formats as fmt
+from suite.report import plots
+from suite.report.tables import Report
+
+DEFAULT_FORMATS = ("md", "csv")
+FIGURES = "figures"
+
+
+def parse_formats(text: str | None) -> list[str]:
+    """`md,csv` -> ["md", "csv"]; None -> []."""
+    if text is None:
+        return []
+    names = [f.strip() for f in text.split(",") if f.strip()]
+    for name in names:
+        if name not in fmt.FORMATS:
+            raise unknown("format", name, fmt.FORMATS, key="format")
+    if not names:
+        raise SuiteError("name at least one format", key="format", choices=fmt.FORMATS)
+    return list(dict.fromkeys(names))
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _figures(report: Report) -> list[plots.Plot]:
+    """The report's figures; why any is missing goes into its notes (once)."""
+    figures, notes = plots.figures(report)
+    report.notes += [n for n in notes if n not in report.notes]
+    return figures
+
+
+def write(report: Report, formats: Sequence[str] = DEFAULT_FORMATS, directory: Path | None = None) -> list[Path]:
+    """The report's tables in `formats` and its figures; plots that cannot be drawn become notes."""
+    directory = Path(directory) if directory is not None else report.out
+    figures = _figures(report)
+    paths: list[Path] = []
+    pngs = []  # (title, bytes of the PNG just written): the HTML embeds them without drawing again
+    for plot in figures:
+        png, svg = plot.save(directory / FIGURES, report.name)
+        paths += [png, svg]
+        pngs.append((plot.title, png.read_bytes()))
+    for name in formats:
+        if name == "md":
+            links = [(p.title, f"{FIGURES}/{report.name}_{p.name}.svg") for p in figures]
+            text = fmt.markdown(report, links)
+        elif name == "html":
+            text = fmt.page(report, pngs)
+        else:
+            text = fmt.render(report, name)
+        path = directory / f"{report.name}.{name}"
+        atomic_write(path, text)
+        paths.append(path)
+    return paths
+
+
+def write_to(report: Report, target: str, formats: Sequence[str] = ()) -> str:
+    """One format to one file (`-`: stdout): the named format, else the file's suffix, else md.
+    Figures only appear in HTML (embedded); returns the format used."""
+    if len(formats) > 1:
+        raise SuiteError(f"--to writes one format, got {','.join(formats)}", key="format")
+    if formats:
+        name = formats[0]
+    elif target == "-":
+        name = "md"
+    else:
+        suffix = Path(target).suffix.lower()
+        if suffix not in fmt.SUFFIXES:
+            raise SuiteError(f"cannot tell the format from {target!r}: pass --format", key="to",
+                             choices=fmt.FORMATS)
+        name = fmt.SUFFIXES[suffix]
+    if name == "html":
+        figures = _figures(report)
+        text = fmt.page(report, [(p.title, p.png()) for p in figures])
+    else:
+        text = fmt.render(report, name)
+    if target == "-":
+        sys.stdout.write(text)
+    else:
+        atomic_write(Path(target), text)
+    return name
+
+
+def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = DEFAULT_FORMATS,
+              metrics: Sequence[str] | None = None) -> list[Path]:
+    """Every table that has at least one done run (each spec without a preset and under each of
+    its presets, or only under `preset`), then `complexity.md`."""
+    from suite import ablations, store
+    from suite.report import complexity as cx
+    from suite.report import tables
+
+    paths: list[Path] = []
+    for name in ablations.list():
+        spec = ablations.load(name)
+        for p in [preset] if preset is not None else [None, *spec.presets]:
+            if p is not None and p not in spec.presets:
+                continue
+            runs = ablations.expand(spec, preset=p)
+            frame = store.collect(out, [r.run_id for r in runs])
+            if (frame["status"] == "done").any():
+                paths += write(tables.build(spec, runs, frame, out=out, preset=p, metrics=metrics), formats)
+    paths.append(cx.write(out))
+    return paths

@@ -1,0 +1,384 @@
+"""From a spec's runs to tables: a tidy frame (one row per run), numeric summaries and a pivot.
+
+Every run of the expansion gets a row, whatever its state, so a table never hides a missing or
+failed run: its cell shows "—" and the `runs` column counts it ("2/3 done, 1 failed"). A cell
+that the grid does not contain at all (e.g. a row/column combination a zip group never makes) is
+left blank. Metric cells are `mean ± std (n)` over the done runs (sample std, n >= 2); the
+paper's number and the difference (measured - paper) sit beside the measurement only where they
+are comparable, i.e. where the run used the data set the paper's numbers are for (the smoke preset
+swaps in digits, so its tables carry a note instead of a comparison).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from suite.ablations.expand import RunSpec
+from suite.ablations.spec import Spec
+from suite.errors import unknown
+from suite.store import STATES
+from suite.store import summarise as summarise_states
+
+# Result metrics a run records (suite.train.loop.final_metrics) and the measurement columns.
+RUN_METRICS = ("top1_err", "top5_err", "best_top1_err", "best_epoch", "train_loss", "train_top1_err", "epochs",
+               "iterations", "wall_time_s")
+COSTS = ("params_m", "gmacs", "macts", "infer_samples_per_sec", "train_samples_per_sec", "infer_peak_memory_mb",
+         "train_peak_memory_mb")
+# Cost columns a pivot shows beside the metrics (throughput only when measured).
+TABLE_COSTS = {"params_m": "params (M)", "gmacs": "GMACs", "infer_samples_per_sec": "infer img/s",
+               "train_samples_per_sec": "train img/s"}
+ALWAYS_SHOWN = ("params_m", "gmacs")
+# Values that must be present in a done run's record; absences are warned about (older schema).
+EXPECTED = ("params_m", "gmacs")
+LABELS = {"top1_err": "top-1 err", "top5_err": "top-5 err", "best_top1_err": "best top-1 err",
+          "train_loss": "train loss", "train_top1_err": "train top-1 err", "wall_time_s": "wall time (s)",
+          **TABLE_COSTS}
+MISSING = "—"  # runs exist but have no value
+ALL = "all"  # row label of a spec without axes
+
+
+def label(metric: str) -> str:
+    return LABELS.get(metric, metric)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A pivot as display strings. `columns` are (group, field) pairs after the `index` columns;
+    group is "" for ungrouped columns, else the column-axis values of that block."""
+
+    index: list[str]
+    columns: list[tuple[str, str]]
+    body: list[list[str]]
+    numeric: list[bool]  # per column (index columns included): right-align
+
+    @property
+    def header(self) -> list[str]:
+        """Flat column names (for one-header-row formats)."""
+        return self.index + [f"{g}: {f}" if g else f for g, f in self.columns]
+
+    @property
+    def grouped(self) -> bool:
+        return any(g for g, _ in self.columns)
+
+
+@dataclass
+class Report:
+    spec: Spec
+    preset: str | None
+    out: Path  # the run store the results came from
+    runs: pd.DataFrame  # tidy: one row per run of the expansion, raw values
+    cells: pd.DataFrame  # numeric summary per table cell (rows + columns axes)
+    points: pd.DataFrame  # numeric summary per grid point (every axis; what plots show)
+    table: Table
+    axes: list[str]
+    rows: list[str]
+    columns: list[str]
+    metrics: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """File stem: the spec name, suffixed with the preset (`quick.smoke`)."""
+        return self.spec.name if self.preset is None else f"{self.spec.name}.{self.preset}"
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return summarise_states(self.runs)
+
+    @property
+    def command(self) -> str:
+        return f"suite report {self.spec.name}" + (f" --preset {self.preset}" if self.preset else "")
+
+
+# ------------------------------------------------------------------------------------- building
+def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path, preset: str | None = None,
+          metrics: Sequence[str] | None = None) -> Report:
+    """A report of `runs` (the expansion of `spec`) from `frame`, which must be
+    `store.collect(out, [r.run_id for r in runs])` (one row per run, in order)."""
+    metrics = list(metrics or spec.report.get("metrics") or ["top1_err"])
+    check_metrics(metrics, frame, runs)
+    axes = spec.axes
+    rows, columns = layout(spec)
+    name = spec.name if preset is None else f"{spec.name}.{preset}"
+    runs_frame, notes = tidy(runs, frame, axes, metrics, name)
+    cells = summarise(runs_frame, rows + columns, metrics)
+    points = cells if rows + columns == axes else summarise(runs_frame, axes, metrics)
+    table = pivot(cells, rows, columns, metrics)
+    counts = summarise_states(runs_frame)
+    shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "done")
+    notes.insert(0, f"{len(runs_frame)} runs: {shown}.")
+    return Report(spec=spec, preset=preset, out=Path(out), runs=runs_frame, cells=cells, points=points, table=table,
+                  axes=axes, rows=rows, columns=columns, metrics=metrics, notes=notes)
+
+
+def load(spec: Spec | str | Path, *, preset: str | None = None, out: Path | None = None,
+         metrics: Sequence[str] | None = None) -> Report:
+    """Expand `spec` (a Spec, a name or a path), collect its runs from the store and build the report."""
+    from suite import ablations, store
+
+    if not isinstance(spec, Spec):
+        spec = ablations.load(spec)
+    out = Path(out) if out is not None else store.default_out()
+    runs = ablations.expand(spec, preset=preset)
+    frame = store.collect(out, [r.run_id for r in runs])
+    return build(spec, runs, frame, out=out, preset=preset, metrics=metrics)
+
+
+def check_metrics(metrics: Sequence[str], frame: pd.DataFrame, runs: Sequence[RunSpec]) -> None:
+    """Known metrics: what runs record, plus any other numeric result column the store has (not
+    config keys, which are axes or constants, nor bookkeeping)."""
+    config = set(runs[0].config.flat()) if runs else set()
+    numeric = {c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])}
+    known = set(RUN_METRICS) | set(COSTS) | (numeric - config - {"attempts", "slurm_job_id"})
+    for m in metrics:
+        if m not in known:
+            raise unknown("metric", m, known, key="metric")
+
+
+def layout(spec: Spec) -> tuple[list[str], list[str]]:
+    """Row and column axes: the spec's `report` if given, else the first axis as rows and the
+    second as columns (with more axes, all of them as rows). Axes the report does not name are
+    appended to the rows: averaging over an axis nobody asked to average over would hide it."""
+    axes = spec.axes
+    if "rows" in spec.report or "columns" in spec.report:
+        rows = list(spec.report.get("rows", []))
+        columns = list(spec.report.get("columns", []))
+    elif len(axes) == 2:
+        rows, columns = axes[:1], axes[1:]
+    else:
+        rows, columns = list(axes), []
+    rows += [a for a in axes if a not in rows and a not in columns]
+    return rows, columns
+
+
+def show(value: Any) -> str:
+    """An axis value as the spec file writes it (true/false, none, [1, 2])."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(show(v) for v in value) + "]"
+    return str(value)
+
+
+def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metrics: Sequence[str],
+         name: str) -> tuple[pd.DataFrame, list[str]]:
+    """One row per run in expansion order: where it sits in the grid (from the expansion, so runs
+    that never started have it too), its state, its metrics and costs, the paper's values where
+    comparable. Values of runs that are not done are blanked, whatever files they left.
+
+    `frame` is `store.collect(out, [r.run_id for r in runs])`: one row per run, in the same order.
+    Its ids are used instead of recomputing `run.run_id` (a hash of the resolved config, about a
+    millisecond each), which would dominate the cost of a large report.
+    """
+    if len(frame) != len(runs) or (len(runs) and frame["run_id"].iloc[-1] != runs[-1].run_id):
+        raise ValueError("frame must be store.collect(out, [r.run_id for r in runs]): one row per run, in order")
+    notes: list[str] = []
+    records = []
+    ref_keys: dict[str, None] = {}
+    incomparable: set[tuple[str, str]] = set()
+    for run, rid in zip(runs, frame["run_id"]):
+        data = run.config.data.name
+        comparable = run.reference_data == data
+        record = {"spec": run.spec, "preset": run.preset, "run_id": rid}
+        record.update({a: run.point.get(a) for a in axes})
+        record.update({"seed": run.seed, "model.name": run.config.model.name, "data.name": data,
+                       "ref_data": run.reference_data})
+        for key, value in run.reference.items():
+            ref_keys.setdefault(key)
+            if comparable:
+                record[f"paper_{key}"] = value
+            else:
+                incomparable.add((str(run.reference_data), data))
+        records.append(record)
+    base = pd.DataFrame.from_records(records)
+    collected = frame.reset_index(drop=True)
+    base["status"] = collected["status"].fillna("missing")
+    base["note"] = collected["note"].fillna("")
+    if "params" in collected:
+        collected["params_m"] = pd.to_numeric(collected["params"], errors="coerce") / 1e6
+    done = (base["status"] == "done").to_numpy()
+    values = {}
+    for col in dict.fromkeys([*RUN_METRICS, *metrics, *COSTS]):
+        if col in axes:  # e.g. an `epochs` axis: the grid value is the column
+            continue
+        if col in collected or col in metrics or col in ALWAYS_SHOWN:
+            v = pd.to_numeric(collected[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan) \
+                if col in collected else np.nan
+            values[col] = np.where(done, v, np.nan)
+    out = pd.concat([base, pd.DataFrame(values, index=base.index)], axis=1)
+    for key in ref_keys:
+        if f"paper_{key}" not in out:
+            out[f"paper_{key}"] = np.nan
+    ordered = ["spec", "preset", "run_id", *axes, "seed", "status", "note",
+               *(c for c in ("model.name", "data.name") if c not in axes), *values,
+               *(f"paper_{k}" for k in ref_keys), "ref_data"]
+    out = out[list(dict.fromkeys(ordered))]
+
+    n_done = int(done.sum())
+    lacking = [c for c in dict.fromkeys([*metrics, *EXPECTED]) if n_done and out.loc[done, c].isna().any()]
+    if lacking:
+        counts = ", ".join(f"{c} ({int(out.loc[done, c].isna().sum())} of {n_done})" for c in lacking)
+        message = (f"{name}: done runs without {counts}: written by an older version of the suite, or not "
+                   f"measured; shown as empty")
+        warnings.warn(message, stacklevel=3)
+        notes.append(message + ".")
+    for ref, data in sorted(incomparable):
+        notes.append(f"The paper's values are for {ref}; these runs use {data}, so they are not compared.")
+    return out, notes
+
+
+def summarise(runs: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
+    """Per group of `by` (display strings of the axis values, in grid order): run counts per
+    state, `<metric>_mean|_std|_n` over done runs, mean costs, paper values and `<metric>_diff`."""
+    keys = pd.DataFrame({a: runs[a].map(show) for a in by}, index=runs.index) if by else \
+        pd.DataFrame({"": [ALL] * len(runs)}, index=runs.index)
+    names = list(keys.columns)
+    grouped = runs.groupby([keys[k] for k in names], sort=False, dropna=False)
+    parts = [grouped["status"].value_counts().unstack(fill_value=0).reindex(columns=list(STATES), fill_value=0)]
+    parts[0].insert(0, "runs", parts[0].sum(axis=1))
+    stats = grouped[list(metrics)].agg(["mean", "std", "count"])
+    stats.columns = [f"{m}_{'n' if s == 'count' else s}" for m, s in stats.columns]
+    parts.append(stats)
+    costs = [c for c in COSTS if c in runs and c not in metrics]
+    if costs:
+        parts.append(grouped[costs].mean())
+    papers = [c for c in runs.columns if c.startswith("paper_")]
+    if papers:
+        parts.append(grouped[papers].first())
+    cells = pd.concat(parts, axis=1)
+    cells = cells.reindex(keys.drop_duplicates().set_index(names).index if len(runs) else cells.index)
+    for m in metrics:
+        if f"paper_{m}" in cells:
+            cells[f"{m}_diff"] = cells[f"{m}_mean"] - cells[f"paper_{m}"]
+    cells.index.names = names
+    return cells
+
+
+# ---------------------------------------------------------------------------------------- pivot
+def decimals(x: float) -> int:
+    """Decimals to show: none from 1000, one from 100, two from 1, three significant digits below."""
+    a = abs(x)
+    if a >= 1000:
+        return 0
+    if a >= 100:
+        return 1
+    return 2 if a >= 1 or a == 0 else 2 - math.floor(math.log10(a))
+
+
+def num(x: Any) -> str:
+    if x is None or not math.isfinite(x):
+        return MISSING
+    return f"{x:.{decimals(x)}f}"
+
+
+def diff(x: float, mean: float) -> str:
+    """A signed difference, to the decimals of the measurement it comes from."""
+    return MISSING if not math.isfinite(x) else f"{x:+.{decimals(mean)}f}"
+
+
+def cell(mean: float, std: float, n: int) -> str:
+    """`mean ± std (n)` (std to the mean's decimals); one run: `mean (1)`; none: —."""
+    if not n:
+        return MISSING
+    if n == 1 or not math.isfinite(std):
+        return f"{num(mean)} ({n})"
+    return f"{num(mean)} ± {std:.{decimals(mean)}f} ({n})"
+
+
+def runs_text(counts: Mapping[str, Any]) -> str:
+    total = int(counts["runs"])
+    if not total:
+        return ""
+    others = [f"{int(counts[s])} {s}" for s in STATES if s != "done" and counts[s]]
+    return ", ".join([f"{int(counts['done'])}/{total} done", *others])
+
+
+def pivot(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], metrics: Sequence[str]) -> Table:
+    """Rows x column blocks of display strings; per block each metric (with paper and Δ where
+    comparable values exist) and the run counts; then the cost columns of the row."""
+    compared = [m for m in metrics if f"paper_{m}" in cells and cells[f"paper_{m}"].notna().any()]
+    fields: list[tuple[str, str | None, str]] = []  # (field label, metric, kind)
+    for m in metrics:
+        fields.append((label(m), m, "cell"))
+        if m in compared:
+            fields += [(f"{label(m)}, paper", m, "paper"), (f"Δ {label(m)}", m, "diff")]
+    fields.append(("runs", None, "runs"))
+    costs = [c for c in TABLE_COSTS if c not in metrics and c in cells
+             and (c in ALWAYS_SHOWN or cells[c].notna().any())]
+    cost_refs = [c for c in costs if f"paper_{c}" in cells and cells[f"paper_{c}"].notna().any()]
+
+    n_rows = len(rows) if rows or columns else 1  # no axes: one row, labelled ALL
+    lookup = {k if isinstance(k, tuple) else (k,): rec for k, rec in cells.to_dict("index").items()}
+    row_keys = list(dict.fromkeys(k[:n_rows] for k in lookup))
+    col_keys = list(dict.fromkeys(k[n_rows:] for k in lookup)) or [()]
+
+    header: list[tuple[str, str]] = []
+    for ck in col_keys:
+        group = ", ".join(f"{a}={v}" for a, v in zip(columns, ck))
+        header += [(group, f) for f, _, _ in fields]
+    for c in costs:
+        header.append(("", TABLE_COSTS[c]))
+        if c in cost_refs:
+            header.append(("", f"{TABLE_COSTS[c]}, paper"))
+    numeric = [False] * n_rows + [kind != "runs" for ck in col_keys for _, _, kind in fields] + \
+        [True] * (len(costs) + len(cost_refs))
+
+    body = []
+    for rk in row_keys:
+        line = list(rk)
+        row_cells = []
+        for ck in col_keys:
+            rec = lookup.get(rk + ck)
+            if rec is not None:
+                row_cells.append(rec)
+            for _, m, kind in fields:
+                if rec is None:
+                    line.append("")
+                elif kind == "cell":
+                    line.append(cell(rec[f"{m}_mean"], rec[f"{m}_std"], int(rec[f"{m}_n"])))
+                elif kind == "paper":
+                    line.append("" if not math.isfinite(rec[f"paper_{m}"]) else num(rec[f"paper_{m}"]))
+                elif kind == "diff":
+                    has_ref = math.isfinite(rec[f"paper_{m}"])
+                    line.append(diff(rec[f"{m}_diff"], rec[f"{m}_mean"]) if has_ref else "")
+                else:
+                    line.append(runs_text(rec))
+        for c in costs:
+            line.append(_spread([r[c] for r in row_cells]))
+            if c in cost_refs:
+                refs = [r[f"paper_{c}"] for r in row_cells if math.isfinite(r[f"paper_{c}"])]
+                line.append(num(refs[0]) if refs else "")
+        body.append(line)
+    return Table(index=list(rows) or [""], columns=header, body=body, numeric=numeric)
+
+
+def _spread(values: Sequence[float]) -> str:
+    """A row's cost: one value, or `min–max` when its cells differ (e.g. 10 vs 100 classes)."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return MISSING
+    low, high = num(min(finite)), num(max(finite))
+    return low if low == high else f"{low}–{high}"
+
+
+def failed_runs(report: Report, limit: int = 20) -> list[str]:
+    """`run_id axis=value ... seed=s: note` of failed/cancelled/interrupted runs (at most `limit`)."""
+    bad = report.runs[report.runs["status"].isin(["failed", "cancelled", "interrupted"])]
+    lines = []
+    for _, r in bad.head(limit).iterrows():
+        point = " ".join(f"{a}={show(r[a])}" for a in report.axes)
+        note = f": {r['note']}" if r["note"] else ""
+        lines.append(f"{r['run_id']} ({r['status']}) {point} seed={r['seed']}{note}".replace("  ", " "))
+    if len(bad) > limit:
+        lines.append(f"... and {len(bad) - limit} more (suite status {report.spec.name})")
+    return lines

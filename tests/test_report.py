@@ -1,0 +1,411 @@
+"""Reports: tables from a synthetic store with known values, every format, plots, splicing, CLI."""
+
+import base64
+import io
+import json
+import math
+import re
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from suite import ablations, store
+from suite.cli import main
+from suite.errors import SuiteError
+from suite.report import complexity, files, formats, plots, tables
+from suite.report.splice import splice, splice_file
+
+TOY = """\
+name: toy
+description: toy grid
+paper: {paper: nobody, table: T1}
+base:
+  model: {name: resnet26}
+  data: {name: synthetic, input_size: 32}
+  epochs: 1
+grid:
+  lr: [0.1, 0.2, 0.4]
+  weight_decay: [0.0001, 0.0005]
+seeds: 3
+reference:
+  - {lr: 0.1, weight_decay: 0.0001, top1_err: 5.0, params_m: 13.7}
+  - {lr: 0.2, top1_err: 4.0}
+report: {rows: [lr], columns: [weight_decay], metrics: [top1_err]}
+"""
+# (lr, weight_decay) -> per seed: a top-1 error (done), "failed", "running" or None (never started)
+OUTCOMES = {
+    (0.1, 0.0001): [4.0, 5.0, 6.0],
+    (0.1, 0.0005): [7.0, 9.0, "failed"],
+    (0.2, 0.0001): [3.0, "running", None],
+    (0.2, 0.0005): [None, None, None],
+    (0.4, 0.0001): [10.0, 10.0, 10.0],
+    (0.4, 0.0005): ["failed"] * 3,
+}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def write_spec(directory: Path, text: str, name: str) -> Path:
+    path = directory / f"{name}.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def finish(out: Path, run: ablations.RunSpec, top1: float, *, complexity_section: bool = True,
+           curve: bool = False) -> Path:
+    d = store.plan(out, run)
+    result = {"run_id": run.run_id, "config": run.config.flat(), "metrics": {"top1_err": top1, "top5_err": 1.0},
+              "throughput": {"infer_samples_per_sec": 100.0 + 10 * run.point.get("lr", 0)}, "env": {}}
+    if complexity_section:
+        result["complexity"] = {"params": 13_700_000, "gmacs": 2.5}
+    store.write_result(d, result)
+    if curve:
+        lines = [json.dumps({"epoch": e, "train_loss": 2.0 / e, "test_top1_err": top1 + 5 / e}) for e in (1, 2, 3)]
+        (d / "metrics.jsonl").write_text("\n".join(lines) + "\n{truncated")
+    return d
+
+
+def fill(out: Path, runs: list[ablations.RunSpec], outcomes=OUTCOMES, **kwargs) -> None:
+    for run in runs:
+        value = outcomes[(run.point["lr"], run.point["weight_decay"])][run.seed]
+        if value == "failed":
+            store.set_status(store.plan(out, run), "failed", error="ValueError: boom")
+        elif value == "running":
+            store.set_status(store.plan(out, run), "running", host="another-host", pid=1)
+        elif value is not None:
+            finish(out, run, value, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """(spec, runs, store dir) with OUTCOMES written; curves for every done run."""
+    root = tmp_path_factory.mktemp("toy")
+    spec = ablations.load(write_spec(root, TOY, "toy"))
+    runs = ablations.expand(spec)
+    fill(root / "store", runs, curve=True)
+    return spec, runs, root / "store"
+
+
+@pytest.fixture(scope="module")
+def report(toy):
+    spec, runs, out = toy
+    return tables.build(spec, runs, store.collect(out, [r.run_id for r in runs]), out=out)
+
+
+def body_row(report, label: str) -> dict[str, str]:
+    row = next(r for r in report.table.body if r[0] == label)
+    return dict(zip(report.table.header, row))
+
+
+# ------------------------------------------------------------------------------------- tables
+def test_tidy_frame_has_every_run_with_raw_values(report):
+    runs = report.runs
+    assert len(runs) == 18 and list(runs["seed"][:3]) == [0, 1, 2]
+    assert runs["status"].value_counts().to_dict() == {"done": 9, "failed": 4, "missing": 4, "running": 1}
+    first = runs[(runs["lr"] == 0.1) & (runs["weight_decay"] == 0.0001)]
+    assert list(first["top1_err"]) == [4.0, 5.0, 6.0]
+    assert list(first["paper_top1_err"]) == [5.0] * 3 and list(first["paper_params_m"]) == [13.7] * 3
+    assert runs.loc[runs["status"] != "done", "top1_err"].isna().all()
+    assert set(runs.loc[runs["status"] == "failed", "note"]) == {"ValueError: boom"}
+
+
+def test_cells_mean_std_count_reference_and_diff(report):
+    c = report.cells
+    assert list(c.index.names) == ["lr", "weight_decay"]
+    full = c.loc[("0.1", "0.0001")]
+    assert (full["top1_err_mean"], full["top1_err_std"], full["top1_err_n"]) == (5.0, 1.0, 3)
+    assert full["paper_top1_err"] == 5.0 and full["top1_err_diff"] == 0.0 and full["params_m"] == pytest.approx(13.7)
+    partial = c.loc[("0.1", "0.0005")]
+    assert partial["top1_err_mean"] == 8.0 and math.isclose(partial["top1_err_std"], math.sqrt(2))
+    assert (partial["done"], partial["failed"], partial["runs"]) == (2, 1, 3)
+    one = c.loc[("0.2", "0.0001")]
+    assert one["top1_err_n"] == 1 and math.isnan(one["top1_err_std"]) and one["top1_err_diff"] == -1.0
+    assert (one["running"], one["missing"]) == (1, 1)
+    empty = c.loc[("0.2", "0.0005")]
+    assert empty["top1_err_n"] == 0 and empty["missing"] == 3 and empty["paper_top1_err"] == 4.0
+
+
+def test_pivot_cells_show_missing_and_failed_runs(report):
+    t = report.table
+    assert t.index == ["lr"] and t.grouped
+    assert [r[0] for r in t.body] == ["0.1", "0.2", "0.4"]
+    row = body_row(report, "0.1")
+    assert row["weight_decay=0.0001: top-1 err"] == "5.00 ± 1.00 (3)"
+    assert row["weight_decay=0.0001: top-1 err, paper"] == "5.00"
+    assert row["weight_decay=0.0001: Δ top-1 err"] == "+0.00"
+    assert row["weight_decay=0.0005: top-1 err"] == "8.00 ± 1.41 (2)"
+    assert row["weight_decay=0.0005: runs"] == "2/3 done, 1 failed"
+    assert row["params (M)"] == "13.70" and row["params (M), paper"] == "13.70" and row["GMACs"] == "2.50"
+    row = body_row(report, "0.2")
+    assert row["weight_decay=0.0001: top-1 err"] == "3.00 (1)" and row["weight_decay=0.0001: Δ top-1 err"] == "-1.00"
+    assert row["weight_decay=0.0001: runs"] == "1/3 done, 1 running, 1 missing"
+    assert row["weight_decay=0.0005: top-1 err"] == tables.MISSING
+    assert row["weight_decay=0.0005: top-1 err, paper"] == "4.00"  # the paper value is shown, the diff is not
+    assert row["weight_decay=0.0005: Δ top-1 err"] == tables.MISSING
+    row = body_row(report, "0.4")
+    assert row["weight_decay=0.0001: top-1 err"] == "10.00 ± 0.00 (3)"
+    assert row["weight_decay=0.0001: top-1 err, paper"] == ""  # no reference for this point
+    assert row["weight_decay=0.0005: runs"] == "0/3 done, 3 failed"
+    assert report.notes[0] == "18 runs: 9 done, 4 failed, 1 running, 4 missing."
+
+
+def test_default_layout_and_unnamed_axes(tmp_path):
+    base = "base: {model: {name: resnet26}, data: {name: synthetic}, epochs: 1}\n"
+    one = ablations.load(write_spec(tmp_path, f"name: one\n{base}grid: {{lr: [0.1, 0.2]}}\n", "one"))
+    two = ablations.load(write_spec(tmp_path, f"name: two\n{base}grid: {{lr: [0.1], momentum: [0.9]}}\n", "two"))
+    three = ablations.load(write_spec(
+        tmp_path, f"name: three\n{base}grid: {{lr: [0.1], momentum: [0.9], weight_decay: [0.0]}}\n", "three"))
+    partial = ablations.load(write_spec(
+        tmp_path, f"name: partial\n{base}grid: {{lr: [0.1], momentum: [0.9]}}\nreport: {{rows: [momentum]}}\n",
+        "partial"))
+    assert tables.layout(one) == (["lr"], [])
+    assert tables.layout(two) == (["lr"], ["momentum"])
+    assert tables.layout(three) == (["lr", "momentum", "weight_decay"], [])
+    assert tables.layout(partial) == (["momentum", "lr"], [])  # never averaged over silently
+
+
+def test_a_spec_without_axes_is_one_row(tmp_path):
+    spec = ablations.load(write_spec(tmp_path, """\
+        name: single
+        base: {model: {name: resnet26}, data: {name: synthetic}, epochs: 1}
+        seeds: 2
+        reference: [{top1_err: 3.0}]
+        """, "single"))
+    rep = tables.load(spec, out=tmp_path)
+    assert rep.table.body == [["all", "—", "3.00", "—", "0/2 done, 2 missing", "—", "—"]]
+
+
+def test_unknown_metric_is_a_suite_error(toy):
+    spec, runs, out = toy
+    with pytest.raises(SuiteError, match="unknown metric 'top1_error'.*top1_err"):
+        tables.build(spec, runs, store.collect(out, [r.run_id for r in runs]), out=out, metrics=["top1_error"])
+
+
+def test_schema_drift_warns_and_leaves_cells_empty(tmp_path, toy):
+    spec, runs, _ = toy
+    out = tmp_path / "store"
+    finish(out, runs[0], 4.0)
+    finish(out, runs[1], 5.0, complexity_section=False)  # a record from before complexity was measured
+    frame = store.collect(out, [r.run_id for r in runs])
+    with pytest.warns(UserWarning, match=r"params_m \(1 of 2\), gmacs \(1 of 2\)"):
+        rep = tables.build(spec, runs, frame, out=out)
+    assert rep.runs["gmacs"].notna().sum() == 1
+    assert any("gmacs" in n for n in rep.notes)
+
+    old = frame.drop(columns=["params", "gmacs", "top5_err"])  # columns an old store never had
+    with pytest.warns(UserWarning, match="top5_err"):
+        rep = tables.build(spec, runs, old, out=out, metrics=["top1_err", "top5_err"])
+    assert rep.runs["top5_err"].isna().all() and body_row(rep, "0.1")["GMACs"] == tables.MISSING
+
+
+def test_paper_values_are_not_compared_on_another_data_set(toy, tmp_path):
+    spec, _, _ = toy
+    runs = ablations.expand(spec, preset="smoke")  # digits instead of synthetic
+    rep = tables.build(spec, runs, store.collect(tmp_path, [r.run_id for r in runs]), out=tmp_path, preset="smoke")
+    assert rep.name == "toy.smoke"
+    assert not any("paper" in h for h in rep.table.header)
+    assert rep.runs["paper_top1_err"].isna().all()
+    assert any("for synthetic; these runs use digits" in n for n in rep.notes)
+
+
+# ------------------------------------------------------------------------------------ formats
+def test_csv_round_trips_through_pandas(report):
+    back = pd.read_csv(io.StringIO(formats.csv(report)))
+    assert list(back.columns) == list(report.runs.columns) and len(back) == 18
+    pd.testing.assert_series_equal(back["top1_err"], report.runs["top1_err"])
+    assert list(back["run_id"]) == list(report.runs["run_id"]) and list(back["status"]) == list(report.runs["status"])
+
+
+def md_cells(line: str) -> list[str]:
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+
+def test_markdown_rows_match_the_header(report):
+    text = formats.markdown(report)
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    width = len(md_cells(rows[0]))
+    assert width == len(report.table.header) and len(rows) == 2 + 3
+    assert all(len(md_cells(r)) == width for r in rows)
+    assert re.fullmatch(r"\|(---:?\|)+", rows[1])
+    assert text.count("ValueError: boom") == 4  # every failed run is listed with its error
+
+
+def test_latex_is_balanced_booktabs(report):
+    tex = formats.latex(report)
+    for token in (r"\begin{tabular}", r"\end{tabular}", r"\toprule", r"\midrule", r"\bottomrule"):
+        assert tex.count(token) == 1, token
+    assert tex.index(r"\toprule") < tex.index(r"\midrule") < tex.index(r"\bottomrule")
+    assert r"$\pm$" in tex and "±" not in tex and "weight\\_decay" in tex
+    n = len(re.search(r"\\begin\{tabular\}\{(\w+)\}", tex).group(1))
+    lines = tex.splitlines()
+    rows = [line for line in lines[lines.index(r"\toprule") + 1:lines.index(r"\bottomrule")]
+            if line.endswith(r"\\")]
+    for line in rows:
+        spans = [int(w) for w in re.findall(r"\\multicolumn\{(\d+)\}", line)]
+        cells = len(re.split(r"(?<!\\)&", line))
+        assert cells - len(spans) + sum(spans) == n, line
+
+
+def test_html_is_self_contained(report):
+    figures = [(p.title, p.png()) for p in plots.figures(report)[0]]
+    text = formats.page(report, figures)
+    assert text.startswith("<!DOCTYPE html>") and text.count("<table>") == 1
+    links = re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]+)""", text)
+    assert links and all(link.startswith("data:image/png;base64,") for link in links)
+    assert base64.b64decode(links[0].split(",", 1)[1]).startswith(PNG)
+    assert "<link" not in text and "<script" not in text
+
+
+# -------------------------------------------------------------------------------------- plots
+def test_files_and_plots_are_written(report, tmp_path):
+    paths = files.write(report, formats.FORMATS, tmp_path)
+    names = sorted(p.name for p in paths)
+    assert names == sorted(["toy.md", "toy.csv", "toy.tex", "toy.html", "toy_tradeoff.png", "toy_tradeoff.svg",
+                            "toy_curves.png", "toy_curves.svg"])
+    for path in paths:
+        assert path.stat().st_size > 0
+        if path.suffix == ".png":
+            assert path.read_bytes().startswith(PNG)
+        if path.suffix == ".svg":
+            assert ET.parse(path).getroot().tag.endswith("svg")
+    assert "figures/toy_tradeoff.svg" in (tmp_path / "toy.md").read_text()
+
+
+def test_pareto_front():
+    x, y = [1.0, 2.0, 3.0, 2.0, 4.0], [5.0, 3.0, 4.0, 6.0, 1.0]
+    assert list(plots.pareto(x, y)) == [True, True, False, False, True]
+    assert list(plots.pareto(x, y, x_lower=False)) == [False, False, False, False, True]
+
+
+def test_one_point_and_all_missing_plot_nothing_but_say_so(tmp_path, toy):
+    spec, runs, _ = toy
+    out = tmp_path / "store"
+    rep = tables.load(spec, out=out)
+    paths = files.write(rep, ["md"])
+    assert [p.name for p in paths] == ["toy.md"]
+    assert any("No trade-off plot" in n for n in rep.notes) and any("No training-curve" in n for n in rep.notes)
+    finish(out, runs[0], 4.0)  # one grid point, no curve file
+    rep = tables.load(spec, out=out)
+    assert [p.name for p in files.write(rep, ["md"])] == ["toy.md"]
+    assert "0/3 done, 3 missing" in (out / "toy.md").read_text()
+
+
+# ------------------------------------------------------------------------------------- splice
+README = """\
+# Title
+keep this
+<!-- suite:report toy -->
+old table
+<!-- /suite:report -->
+between
+<!-- suite:report other -->
+other table
+<!-- /suite:report -->
+tail without newline"""
+
+
+def test_splice_replaces_only_between_the_markers(tmp_path):
+    path = tmp_path / "README.md"
+    path.write_text(README)
+    splice_file(path, "toy", "| a |\n|---|\n| 1 |")
+    text = path.read_text()
+    assert "old table" not in text and "| 1 |" in text and "other table" in text
+    assert text.startswith("# Title\nkeep this\n<!-- suite:report toy -->\n\n| a |")
+    assert text.endswith("between\n<!-- suite:report other -->\nother table\n<!-- /suite:report -->\ntail without newline")
+    splice_file(path, "toy", "| a |\n|---|\n| 1 |")
+    assert path.read_text() == text  # idempotent
+
+
+@pytest.mark.parametrize("text, line, message", [
+    ("a\n<!-- suite:report toy -->\nb\n", 2, "never closed"),
+    ("a\n<!-- /suite:report -->\n", 2, "without an opening marker"),
+    ("<!-- suite:report toy -->\n<!-- suite:report x -->\n<!-- /suite:report -->\n", 2, "inside the unclosed"),
+    ("no markers\n", None, "no <!-- suite:report toy -->"),
+    ("<!-- suite:report other -->\n<!-- /suite:report -->\n", None, r"valid: other"),
+])
+def test_splice_errors_name_file_and_line(text, line, message):
+    with pytest.raises(SuiteError, match=message) as info:
+        splice(text, "toy", "x", file="README.md")
+    assert info.value.file == "README.md" and info.value.line == line
+
+
+# ---------------------------------------------------------------------------------------- cli
+def test_cli_report_on_empty_and_partial_quick_store(tmp_path, capsys):
+    out = tmp_path / "results"
+    assert main(["report", "quick", "--out", str(out)]) == 0
+    text = (out / "quick.md").read_text()
+    assert text.count("0/2 done, 2 missing") == 4 and "8 runs: 0 done, 8 missing" in text
+    assert len(pd.read_csv(out / "quick.csv")) == 8
+
+    runs = ablations.expand(ablations.load("quick"))
+    finish(out, runs[0], 12.0, curve=True)
+    finish(out, runs[1], 14.0, curve=True)
+    finish(out, runs[2], 20.0)
+    store.set_status(store.plan(out, runs[3]), "failed", error="RuntimeError: diverged")
+    assert main(["report", "quick", "--out", str(out), "--format", "md,tex,html"]) == 0
+    text = (out / "quick.md").read_text()
+    assert "| mixed | arl | 13.00 ± 1.41 (2) | 2/2 done |" in text
+    assert "1/2 done, 1 failed" in text and "RuntimeError: diverged" in text
+    assert (out / "figures" / "quick_tradeoff.png").exists() and (out / "quick.html").exists()
+
+    capsys.readouterr()
+    assert main(["report", "quick", "--out", str(out), "--to", "-", "--format", "csv"]) == 0
+    printed = capsys.readouterr()
+    assert len(pd.read_csv(io.StringIO(printed.out))) == 8 and "8 runs" in printed.err
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- suite:report quick -->\n<!-- /suite:report -->\nend\n")
+    assert main(["report", "quick", "--out", str(out), "--into", str(readme)]) == 0
+    assert "13.00 ± 1.41 (2)" in readme.read_text() and readme.read_text().endswith("end\n")
+
+    assert main(["report", "quick", "--out", str(out), "--into", str(out / "quick.md")]) == 2
+    assert "no <!-- suite:report quick -->" in capsys.readouterr().err
+    assert main(["report", "quick", "--out", str(out), "--format", "pdf"]) == 2
+    assert main(["report", "--out", str(out)]) == 2
+
+
+@pytest.fixture(scope="module")
+def profile_rows():
+    """What `suite profile --all --out complexity.csv` writes, with made-up GMACs (3.15)."""
+    from suite.measure.complexity import COUNTER, count_params
+    from suite.models import get_model_info, list_models
+
+    return pd.DataFrame([{"model": n, "model_kwargs": "", "img_size": get_model_info(n).input_size,
+                          "params": count_params(n), "gmacs": 3.15, "unsupported_ops": "", "counter": COUNTER}
+                         for n in list_models()])
+
+
+def test_complexity_page_from_a_current_csv(tmp_path, profile_rows):
+    csv = tmp_path / "complexity.csv"
+    profile_rows.to_csv(csv, index=False)
+
+    def no_measuring(names):
+        raise AssertionError(f"measured {names} although the CSV is current")
+
+    page = complexity.write(tmp_path, measure=no_measuring).read_text()
+    line = next(line for line in page.splitlines() if line.startswith("| ran56 |"))
+    assert md_cells(line)[3:9] == ["31.81", "31.90", "1.00×", "3.15", "6.30", "0.50×"]
+    assert "18 models from" in page
+
+    frame = pd.read_csv(csv)
+    frame.loc[frame["model"] == "ran56", "params"] += 1
+    frame.loc[frame["model"] == "resnet26", "counter"] = "fvcore 0.0"
+    frame = frame[frame["model"] != "san10_pairwise"]
+    frame.to_csv(csv, index=False)
+    rows, stale = complexity.current_rows(csv, ["ran56", "resnet26", "san10_pairwise", "resnet50"])
+    assert list(rows) == ["resnet50"]
+    assert stale == {"ran56": "parameter count changed", "resnet26": "counted by fvcore 0.0", "san10_pairwise": "no row"}
+
+
+def test_report_all_writes_tables_with_done_runs_and_complexity(tmp_path, capsys, profile_rows):
+    out = tmp_path / "results"
+    out.mkdir()
+    profile_rows.to_csv(out / "complexity.csv", index=False)
+    runs = ablations.expand(ablations.load("quick"), preset="smoke")
+    finish(out, runs[0], 12.0)
+    assert main(["report", "--all", "--preset", "smoke", "--out", str(out)]) == 0
+    written = {p.name for p in out.iterdir() if p.is_file()}
+    assert written == {"complexity.csv", "complexity.md", "quick.smoke.md", "quick.smoke.csv"}
+    assert "wrote" in capsys.readouterr().out
