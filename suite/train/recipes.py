@@ -54,9 +54,11 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             "smoke",
             "A few epochs on a small data set with a small batch: checks that everything runs and "
-            "learns, on a laptop CPU (digits reaches >90% top-1 with a small model).",
+            "learns, on a laptop CPU. On digits, ran56_cifar with model.base_width=4 ends at 2.5-3.6% "
+            "top-1 error (seeds 0-3) in about 35 s on one CPU thread; batch 16 or 32 at this lr needed "
+            "more epochs (10-14% after 4).",
             dict(
-                epochs=3, batch_size=32, optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True,
+                epochs=4, batch_size=8, optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True,
                 weight_decay=5e-4, schedule="cosine", lr_milestones=(), label_smoothing=0.0,
             ),
         ),

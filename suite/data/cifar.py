@@ -1,0 +1,93 @@
+"""CIFAR-10 / CIFAR-100 from the standard python-format pickles, loaded once as uint8 tensors.
+
+Expected layout (what the official tarballs extract to):
+    <root>/cifar-10-batches-py/{data_batch_1..5,test_batch}
+    <root>/cifar-100-python/{train,test}
+`data.download=true` fetches and extracts them through torchvision (needs internet).
+
+Training augmentation is the papers' (RAN Sec. 4.1, after He et al.): zero-pad 4 pixels per side,
+random 32x32 crop, random horizontal flip; applied per batch on the device (suite.data.tensor).
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from suite.data.tensor import Augment, Splits
+from suite.errors import SuiteError
+
+
+@dataclass(frozen=True)
+class _Layout:
+    folder: str
+    train: tuple[str, ...]
+    test: tuple[str, ...]
+    label_key: bytes
+    url: str
+    torchvision: str
+
+
+LAYOUTS = {
+    "cifar10": _Layout(
+        "cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",), b"labels",
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "CIFAR10",
+    ),
+    "cifar100": _Layout(
+        "cifar-100-python", ("train",), ("test",), b"fine_labels",
+        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "CIFAR100",
+    ),
+}
+AUGMENT = Augment(pad=4, flip=True)
+
+
+def load_cifar(name: str, root: Path, *, download: bool = False) -> Splits:
+    layout = LAYOUTS[name]
+    folder = root / layout.folder
+    missing = [f for f in layout.train + layout.test if not (folder / f).is_file()]
+    if missing and download:
+        _download(layout, root)
+        missing = [f for f in layout.train + layout.test if not (folder / f).is_file()]
+    if missing:
+        raise SuiteError(
+            f"{name}: missing {', '.join(missing)} in {folder}; download {layout.url} and extract it "
+            f"into {root}, or set data.download=true (needs internet), or point data.root / $SUITE_DATA "
+            f"at the directory that holds {layout.folder}/",
+            key="data.root",
+        )
+    train_x, train_y = _read(folder, layout.train, layout.label_key)
+    test_x, test_y = _read(folder, layout.test, layout.label_key)
+    return Splits(train_x, train_y, test_x, test_y, AUGMENT)
+
+
+def _read(folder: Path, files: tuple[str, ...], label_key: bytes) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = [], []
+    for name in files:
+        path = folder / name
+        try:
+            with path.open("rb") as f:
+                batch = pickle.load(f, encoding="bytes")
+            data = np.asarray(batch[b"data"], dtype=np.uint8)
+            images.append(data.reshape(-1, 3, 32, 32))
+            labels.append(np.asarray(batch[label_key], dtype=np.int64))
+        except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError) as exc:
+            raise SuiteError(f"not a CIFAR python batch file ({type(exc).__name__}: {exc})", file=str(path)) from None
+        if len(images[-1]) != len(labels[-1]):
+            raise SuiteError(f"{len(images[-1])} images but {len(labels[-1])} labels", file=str(path))
+    return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
+
+
+def _download(layout: _Layout, root: Path) -> None:
+    import torchvision
+
+    root.mkdir(parents=True, exist_ok=True)
+    dataset = getattr(torchvision.datasets, layout.torchvision)
+    try:
+        for train in (True, False):
+            dataset(str(root), train=train, download=True)
+    except Exception as exc:  # network errors come in many types (URLError, HTTPError, socket errors, ...)
+        raise SuiteError(f"download of {layout.url} into {root} failed: {exc}", key="data.download") from None

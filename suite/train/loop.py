@@ -1,0 +1,392 @@
+"""The training loop: `run(config, run_dir)` trains and evaluates one RunConfig and returns its
+final metrics.
+
+Length and evaluation. Training runs for `iterations` optimizer steps, or `epochs` x steps per
+epoch (fractional epochs allowed; an epoch is len(train loader) steps, the last partial batch is
+dropped). The test split is evaluated at each epoch boundary (every `eval_every` epochs) and
+always at the end; RAN's iteration counts therefore end with a partial epoch and its evaluation.
+
+Optimisation follows the official codes: SGD on all parameters (weight decay on BN and biases
+too, as SAN's `model.parameters()`), learning rate from suite.train.schedule set before every
+step, label smoothing as SAN's `smooth_loss` (target 1 - eps, every other class eps / (K - 1)).
+`amp`: bf16 / fp16 autocast on the run's device (fp16 with a GradScaler).
+
+Run directory (written by rank 0 only): `checkpoint.pt` after every epoch (atomic, see
+suite.train.checkpoint) and `metrics.jsonl`, one JSON line per epoch: epoch, iteration, lr,
+train_loss, train_top1_err, test_top1_err, test_top5_err (errors in %; null when not evaluated or
+the data set has no meaningful labels), epoch_time_s (training + evaluation), train_samples_per_sec
+(training steps only: loading and step, no evaluation). The checkpoint holds that history too and
+is the source of truth: on resume, metrics.jsonl is rewritten from it.
+
+Determinism: the run seed fixes the initialisation (global RNGs, seeded before the model is
+built), and derived seeds fix label noise, data order and augmentation (explicit generators,
+saved in the checkpoint). On CPU the same config gives the same metrics (with the same torch
+thread count: parallel reductions depend on it), and an interrupted run resumed from its
+checkpoint ends with the same weights as an uninterrupted one. On CUDA, cuDNN
+autotuning is on, so runs agree only up to non-deterministic kernels.
+
+Every `SYNC_EVERY` steps (the only host syncs of the loop besides epoch ends) all ranks agree on
+two flags: a non-finite training loss (raises `Diverged`, a SuiteError; the last good checkpoint is
+kept) and a pending `request_checkpoint()` (checkpoint now, then raise `Preempted`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import os
+import random
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from suite.data import DATASETS, build
+from suite.errors import SuiteError
+from suite.models import create_model
+from suite.train import checkpoint
+from suite.train.distributed import Dist, distributed
+from suite.train.schedule import learning_rate
+
+if TYPE_CHECKING:
+    from suite.config import RunConfig
+
+SYNC_EVERY = 16
+METRICS = "metrics.jsonl"
+EpochHook = Callable[[dict[str, Any]], None]
+
+
+class Diverged(SuiteError):
+    """The training loss became NaN or infinite."""
+
+
+def run(
+    config: RunConfig,
+    run_dir: Path | None = None,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    on_epoch_end: EpochHook | None = None,
+) -> dict[str, Any]:
+    """Train and evaluate `config`; with `run_dir`, checkpoint there and (if `resume`) continue
+    from its checkpoint. Joins/creates the process group the environment describes (see
+    suite.train.distributed). `on_epoch_end(line)` is called on every rank after each epoch's
+    metrics line is logged and its checkpoint written. Returns the final metrics: top1_err,
+    top5_err, best_top1_err, best_epoch, train_loss, train_top1_err, epochs, iterations,
+    train_samples_per_sec, wall_time_s (accuracy entries None for data without real labels)."""
+    with distributed(config.device) as (env, device):
+        trainer = Trainer(config, None if run_dir is None else Path(run_dir), env=env, device=device,
+                          progress=progress)
+        return trainer.fit(resume=resume, on_epoch_end=on_epoch_end)
+
+
+class Trainer:
+    """The state of one training run on one rank: model, optimiser, data, counters."""
+
+    def __init__(self, config: RunConfig, run_dir: Path | None, *, env: Dist = Dist(),
+                 device: torch.device = torch.device("cpu"), progress: bool = False) -> None:
+        self.config, self.run_dir, self.env, self.device, self.progress = config, run_dir, env, device, progress
+        info = DATASETS[config.data.name]
+        self.has_labels = info.accuracy
+        num_classes = config.model.kwargs.get("num_classes") or info.num_classes
+        if num_classes is None:
+            raise SuiteError(f"{config.model.name} has no num_classes option to size synthetic labels",
+                             key="model.num_classes")
+        if config.batch_size % env.world_size:
+            raise SuiteError(f"batch_size {config.batch_size} is the global batch: it must be divisible by "
+                             f"the {env.world_size} processes", key="batch_size")
+        if config.nesterov and config.momentum <= 0:
+            raise SuiteError("Nesterov momentum needs momentum > 0", key="nesterov")
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        download_first = config.data.download and env.enabled  # rank 0 downloads, the others wait
+        if download_first and not env.is_main:
+            env.barrier()
+        self.data = build(config.data, batch_size=config.batch_size // env.world_size, seed=config.seed,
+                          num_classes=num_classes, device=device, rank=env.rank, world_size=env.world_size)
+        if download_first and env.is_main:
+            env.barrier()
+        self.steps_per_epoch = len(self.data.train)
+        if self.steps_per_epoch == 0:
+            raise SuiteError(f"batch_size {config.batch_size} is larger than the training set", key="batch_size")
+        self.total = config.iterations or max(1, round(config.epochs * self.steps_per_epoch))
+
+        _seed_globals(config.seed)
+        self.model = create_model(config.model.name, **config.model.kwargs).to(device)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
+        self.net: nn.Module = self.model
+        if env.enabled:
+            ids = [device.index] if device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum,
+                                         nesterov=config.nesterov, weight_decay=config.weight_decay)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
+        self.autocast = _autocast(config.amp, device)
+
+        self.iteration = 0
+        self.stats = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, samples (this epoch)
+        self.history: list[dict[str, Any]] = []
+        self.clock = {"train_s": 0.0, "wall_s": 0.0, "epoch_train_s": 0.0, "samples": 0.0}
+        self._session = (time.perf_counter(), 0.0)  # (start of this session, wall_s of earlier sessions)
+
+    # ------------------------------------------------------------------------------------ fit
+    def fit(self, *, resume: bool = True, on_epoch_end: EpochHook | None = None) -> dict[str, Any]:
+        path = None if self.run_dir is None else self.run_dir / checkpoint.FILENAME
+        if path is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            state = checkpoint.load(path) if resume else None
+            if state is not None:
+                self._restore(state, path)
+            if self.env.is_main:
+                _write_lines(self.run_dir / METRICS, self.history)
+        self._session = (time.perf_counter(), self.clock["wall_s"])
+        bar = tqdm(total=self.total, initial=self.iteration, unit="it", file=sys.stderr, dynamic_ncols=True,
+                   desc=f"{self.config.model.name} on {self.config.data.name}",
+                   disable=not (self.progress and self.env.is_main))
+        try:
+            while self.iteration < self.total:
+                epoch_start = self._now()
+                self.net.train()
+                for x, y in self.data.train:
+                    self._step(x, y)
+                    self.iteration += 1
+                    bar.update()
+                    if self.iteration >= self.total:
+                        break
+                    if self.iteration % SYNC_EVERY == 0:
+                        self._sync_point(bar, path, epoch_start)
+                line = self._end_epoch(self._now() - epoch_start, path, bar)
+                if on_epoch_end is not None:
+                    on_epoch_end(line)
+        finally:
+            bar.close()
+        return self.final_metrics()
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        lr = learning_rate(self.config, self.iteration, self.steps_per_epoch, self.total)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        x = x.contiguous(memory_format=self.memory_format)
+        with self.autocast():
+            out = self.net(x)
+        loss = smoothed_cross_entropy(out.float(), y, self.config.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        with torch.no_grad():
+            self.stats[0] += loss.detach().double() * y.numel()
+            self.stats[1] += (out.argmax(1) == y).sum()
+            self.stats[2] += y.numel()
+
+    def _sync_point(self, bar: tqdm, path: Path | None, epoch_start: float) -> None:
+        flags = torch.stack([(~torch.isfinite(self.stats[0])).double(),
+                             torch.tensor(float(checkpoint.checkpoint_requested()), device=self.device, dtype=torch.float64)])
+        nonfinite, requested = self.env.all_reduce(flags, torch.distributed.ReduceOp.MAX).tolist()
+        if nonfinite:
+            raise self._diverged()
+        loss_sum, _, n = self.stats.tolist()
+        bar.set_postfix(loss=f"{loss_sum / max(n, 1):.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.4g}",
+                        refresh=False)
+        if requested:
+            checkpoint.clear_request()
+            self.clock["epoch_train_s"] += self._now() - epoch_start
+            self._tick()
+            self._save(path)
+            raise checkpoint.Preempted(path, self.iteration)
+
+    def _end_epoch(self, train_s: float, path: Path | None, bar: tqdm) -> dict[str, Any]:
+        train_s += self.clock["epoch_train_s"]
+        loss_sum, correct, n = self.env.all_reduce(self.stats.clone()).tolist()
+        if not math.isfinite(loss_sum):
+            raise self._diverged()
+        epoch_number = math.ceil(self.iteration / self.steps_per_epoch)
+        eval_start = self._now()
+        self.env.broadcast_buffers(self.model)
+        test = (None, None)
+        if self.has_labels and (epoch_number % self.config.eval_every == 0 or self.iteration >= self.total):
+            test = evaluate(self.model, self.data.test, autocast=self.autocast, memory_format=self.memory_format,
+                            env=self.env)
+        epoch_s = train_s + self._now() - eval_start
+        line = {
+            "epoch": _epoch_value(self.iteration, self.steps_per_epoch),
+            "iteration": self.iteration,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": loss_sum / n,
+            "train_top1_err": 100 * (1 - correct / n) if self.has_labels else None,
+            "test_top1_err": test[0],
+            "test_top5_err": test[1],
+            "epoch_time_s": epoch_s,
+            "train_samples_per_sec": n / train_s if train_s > 0 else None,
+        }
+        self.history.append(line)
+        self.clock["train_s"] += train_s
+        self.clock["samples"] += n
+        self.clock["epoch_train_s"] = 0.0  # training time of the current epoch spent in earlier sessions
+        self.stats.zero_()
+        self._tick()
+        if test[0] is not None:
+            bar.set_postfix(loss=f"{line['train_loss']:.4f}", test_err=f"{test[0]:.2f}", refresh=False)
+        self._save(path)
+        if self.env.is_main and self.run_dir is not None:
+            with open(self.run_dir / METRICS, "a") as f:
+                f.write(json.dumps(line) + "\n")
+        return line
+
+    def final_metrics(self) -> dict[str, Any]:
+        evaluated = [h for h in self.history if h["test_top1_err"] is not None]
+        best = min(evaluated, key=lambda h: h["test_top1_err"], default=None)
+        self._tick()
+        last = self.history[-1] if self.history else {}
+        return {
+            "top1_err": last.get("test_top1_err"),
+            "top5_err": last.get("test_top5_err"),
+            "best_top1_err": None if best is None else best["test_top1_err"],
+            "best_epoch": None if best is None else best["epoch"],
+            "train_loss": last.get("train_loss"),
+            "train_top1_err": last.get("train_top1_err"),
+            "epochs": _epoch_value(self.iteration, self.steps_per_epoch),
+            "iterations": self.iteration,
+            "train_samples_per_sec": self.clock["samples"] / self.clock["train_s"] if self.clock["train_s"] else None,
+            "wall_time_s": self.clock["wall_s"],
+        }
+
+    # ----------------------------------------------------------------------- checkpointing
+    def _save(self, path: Path | None) -> None:
+        """Checkpoint the current state (collective: every rank must call it; rank 0 writes)."""
+        stats = self.env.all_reduce(self.stats.clone())
+        if path is None or not self.env.is_main:
+            return
+        checkpoint.save(path, {
+            "format": 1,
+            "run_id": self.config.run_id,
+            "iteration": self.iteration,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            # The lr schedule is a pure function of the iteration (suite.train.schedule): no state.
+            "loader": self.data.train.state_dict(),
+            "rng": _rng_state(self.device),
+            "stats": stats.cpu(),
+            "history": self.history,
+            "clock": dict(self.clock),
+        })
+
+    def _restore(self, state: dict[str, Any], path: Path) -> None:
+        if state.get("run_id") != self.config.run_id:
+            raise SuiteError(f"checkpoint belongs to run {state.get('run_id')}, not {self.config.run_id} "
+                             f"(different config); use another run directory or delete it", file=str(path))
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.data.train.load_state_dict(state["loader"])
+        _set_rng_state(state["rng"], self.device)
+        if self.env.is_main:  # partial-epoch sums are global; the epoch-end all-reduce adds the rest
+            self.stats.copy_(state["stats"].to(self.device))
+        self.iteration = state["iteration"]
+        self.history = list(state["history"])
+        self.clock = dict(state["clock"])
+
+    def _diverged(self) -> Diverged:
+        epoch = self.iteration // self.steps_per_epoch + 1
+        return Diverged(f"training loss is not finite by iteration {self.iteration} (epoch {epoch}); "
+                        f"lower lr, add warm-up or use amp=fp32", key="lr")
+
+    def _tick(self) -> None:
+        start, before = self._session
+        self.clock["wall_s"] = before + time.perf_counter() - start
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader: Any, *, autocast: Callable[[], Any] = contextlib.nullcontext,
+             memory_format: torch.memory_format = torch.contiguous_format, env: Dist = Dist()) -> tuple[float, float]:
+    """Top-1 and top-5 error (%) over the whole split (this rank's shard, summed over ranks)."""
+    model.eval()
+    counts = None
+    for x, y in loader:
+        with autocast():
+            out = model(x.contiguous(memory_format=memory_format))
+        top = out.topk(min(5, out.shape[1]), dim=1).indices == y[:, None]
+        batch = torch.stack([top[:, 0].sum(), top.any(1).sum(), torch.tensor(y.numel(), device=y.device)]).double()
+        counts = batch if counts is None else counts + batch
+    if counts is None:
+        counts = torch.zeros(3, dtype=torch.float64, device=next(model.parameters()).device)
+    top1, top5, n = env.all_reduce(counts).tolist()
+    return 100 * (1 - top1 / n), 100 * (1 - top5 / n)
+
+
+def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Cross-entropy against 1 - eps on the target and eps / (K - 1) on every other class, as SAN's
+    `smooth_loss` (torch's label_smoothing puts eps / K on every class, the target included)."""
+    if smoothing == 0:
+        return F.cross_entropy(logits, target)
+    logp = F.log_softmax(logits, dim=1)
+    nll = -logp.gather(1, target[:, None]).squeeze(1)
+    others = -logp.sum(1) - nll
+    return ((1 - smoothing) * nll + smoothing / (logits.shape[1] - 1) * others).mean()
+
+
+def _autocast(amp: str, device: torch.device) -> Callable[[], Any]:
+    if amp == "fp32":
+        return contextlib.nullcontext
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns and disables autocast for unsupported dtypes
+            with torch.autocast(device.type, dtype=dtype):
+                supported = torch.is_autocast_enabled(device.type)
+    except RuntimeError:
+        supported = False
+    if not supported:
+        raise SuiteError(f"amp={amp} is not supported on {device.type} by torch {torch.__version__}",
+                         key="amp", choices=["fp32", "bf16", "fp16"])
+    return functools.partial(torch.autocast, device.type, dtype=dtype)
+
+
+def _seed_globals(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _epoch_value(iteration: int, steps_per_epoch: int) -> int | float:
+    """Completed epochs: an int at epoch boundaries, else a fraction (RAN's iteration counts)."""
+    whole, rest = divmod(iteration, steps_per_epoch)
+    return whole if rest == 0 else round(iteration / steps_per_epoch, 4)
+
+
+def _write_lines(path: Path, lines: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    os.replace(tmp, path)

@@ -1,0 +1,298 @@
+"""suite.train: schedule, loss, checkpoints, determinism, resume after a kill, DDP, CLI, accuracy."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from suite.cli import main
+from suite.config import resolve
+from suite.errors import SuiteError
+from suite.train import Diverged, Preempted, request_checkpoint, run
+from suite.train import checkpoint
+from suite.train.distributed import _world_size_from_env
+from suite.train.loop import smoothed_cross_entropy
+from suite.train.schedule import learning_rate
+
+# A model and data small enough for seconds per run on one CPU thread: digits at their native 8x8,
+# ran56_cifar at width 4 (70 k parameters); 1,437 // 128 = 11 steps per epoch.
+TINY = {"model.name": "ran56_cifar", "model.base_width": 4, "data.name": "digits", "data.input_size": 8,
+        "batch_size": 128, "lr": 0.05, "recipe": "smoke"}
+TIMING = ("epoch_time_s", "train_samples_per_sec", "wall_time_s")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Other work shares the CPU; one thread also makes the subprocess runs comparable."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny(**overrides):
+    return resolve({**TINY, **overrides})
+
+
+def untimed(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in TIMING}
+
+
+def lines(run_dir: Path) -> list[dict]:
+    return [untimed(json.loads(line)) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_state(a: Path, b: Path) -> None:
+    sa, sb = checkpoint.load(a / checkpoint.FILENAME), checkpoint.load(b / checkpoint.FILENAME)
+    assert sa["model"].keys() == sb["model"].keys()
+    for key in sa["model"]:
+        assert torch.equal(sa["model"][key], sb["model"][key]), key
+    for pa, pb in zip(sa["optimizer"]["state"].values(), sb["optimizer"]["state"].values()):
+        assert torch.equal(pa["momentum_buffer"], pb["momentum_buffer"])
+    assert sa["iteration"] == sb["iteration"]
+
+
+# ------------------------------------------------------------------------------------ schedule
+def test_step_schedule_uses_fractions_of_the_iterations():
+    c = resolve({"model.name": "ran56_cifar", "recipe": "ran_cifar"})
+    lr = [learning_rate(c, it, 781, 160_000) for it in (0, 63_999, 64_000, 95_999, 96_000, 159_999)]
+    assert lr == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+def test_cosine_steps_per_epoch_and_warmup():
+    c = resolve({"model.name": "ran56_cifar", "schedule": "cosine", "lr": 0.2, "epochs": 4})
+    assert [learning_rate(c, it, 10, 40) for it in (0, 9, 10, 20, 39)] == pytest.approx(
+        [0.2, 0.2, 0.2 * 0.5 * (1 + 2**-0.5), 0.1, 0.2 * 0.5 * (1 - 2**-0.5)])
+    w = resolve({"model.name": "ran56_cifar", "schedule": "constant", "lr": 0.2, "warmup_epochs": 0.5})
+    assert [learning_rate(w, it, 10, 40) for it in (0, 4, 5, 30)] == pytest.approx([0.04, 0.2, 0.2, 0.2])
+
+
+def test_label_smoothing_as_san():
+    logits, target = torch.randn(6, 5), torch.tensor([0, 1, 2, 3, 4, 0])
+    assert torch.allclose(smoothed_cross_entropy(logits, target, 0.0), F.cross_entropy(logits, target))
+    soft = torch.full((6, 5), 0.1 / 4).scatter_(1, target[:, None], 0.9)
+    expected = -(soft * logits.log_softmax(1)).sum(1).mean()
+    assert torch.allclose(smoothed_cross_entropy(logits, target, 0.1), expected)
+
+
+# ---------------------------------------------------------------------------------- checkpoint
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / checkpoint.FILENAME
+    checkpoint.save(path, {"x": torch.arange(3)})
+
+    def torn(obj, f):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", torn)
+    with pytest.raises(OSError):
+        checkpoint.save(path, {"x": torch.arange(5)})
+    assert torch.equal(checkpoint.load(path)["x"], torch.arange(3))
+    assert [p.name for p in tmp_path.iterdir()] == [checkpoint.FILENAME]
+
+
+def test_corrupt_checkpoint_is_a_suite_error(tmp_path):
+    (tmp_path / checkpoint.FILENAME).write_bytes(b"garbage")
+    with pytest.raises(SuiteError) as err:
+        checkpoint.load(tmp_path / checkpoint.FILENAME)
+    assert err.value.file == str(tmp_path / checkpoint.FILENAME)
+
+
+# ------------------------------------------------------------------------------ determinism
+def test_same_seed_same_metrics_and_file_layout(tmp_path):
+    config = tiny(epochs=1)
+    a = run(config, tmp_path / "a", progress=False)
+    b = run(config, tmp_path / "b", progress=False)
+    assert untimed(a) == untimed(b)
+    assert lines(tmp_path / "a") == lines(tmp_path / "b")
+    assert_same_state(tmp_path / "a", tmp_path / "b")
+    c = run(tiny(epochs=1, seed=1), None, progress=False)
+    assert c["train_loss"] != a["train_loss"]
+    (line,) = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert set(line) == {"epoch", "iteration", "lr", "train_loss", "train_top1_err", "test_top1_err",
+                         "test_top5_err", "epoch_time_s", "train_samples_per_sec"}
+    assert line["epoch"] == 1 and line["iteration"] == 11
+    assert a["iterations"] == 11 and a["best_top1_err"] == a["top1_err"] and a["train_samples_per_sec"] > 0
+
+
+def test_iterations_end_with_a_partial_epoch_and_its_evaluation(tmp_path):
+    result = run(tiny(iterations=14, eval_every=2), tmp_path, progress=False)
+    got = lines(tmp_path)
+    assert [x["epoch"] for x in got] == [1, 1.2727]
+    assert got[0]["test_top1_err"] is None and got[1]["test_top1_err"] is not None  # eval_every=2, then the end
+    assert result["epochs"] == 1.2727 and result["iterations"] == 14
+
+
+def test_finished_run_is_not_trained_again(tmp_path):
+    config = tiny(iterations=3)
+    first = run(config, tmp_path, progress=False)
+    assert untimed(run(config, tmp_path, progress=False)) == untimed(first)
+    with pytest.raises(SuiteError, match="different config"):
+        run(tiny(iterations=4), tmp_path, progress=False)
+
+
+# ------------------------------------------------------------------------------------- resume
+CHILD = textwrap.dedent("""
+    import json, os, signal, sys, torch
+    torch.set_num_threads(1)
+    from suite.config import resolve
+    from suite.train import run
+
+    def kill_after_epoch_2(line):
+        if line["epoch"] == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    run(resolve(json.loads(sys.argv[1])), sys.argv[2], progress=False, on_epoch_end=kill_after_epoch_2)
+""")
+
+
+def test_resume_after_sigkill_is_bit_identical(tmp_path):
+    values = {**TINY, "epochs": 4}
+    config = resolve(values)
+    straight = run(config, tmp_path / "straight", progress=False)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(values), str(killed)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert checkpoint.load(killed / checkpoint.FILENAME)["iteration"] == 22
+    assert len(lines(killed)) == 2
+
+    resumed = run(config, killed, progress=False)
+    assert untimed(resumed) == untimed(straight)
+    assert lines(killed) == lines(tmp_path / "straight")
+    assert_same_state(killed, tmp_path / "straight")
+
+
+def test_checkpoint_request_mid_epoch_then_resume(tmp_path):
+    config = tiny(epochs=2, **{"data.clean_ratio": 0.8})
+    straight = run(config, tmp_path / "straight", progress=False)
+    request_checkpoint()  # as a signal handler would; the loop acts at its next sync point
+    with pytest.raises(Preempted) as stop:
+        run(config, tmp_path / "stopped", progress=False)
+    assert stop.value.iteration == 16  # mid-epoch 2 (11 steps per epoch)
+    assert checkpoint.load(tmp_path / "stopped" / checkpoint.FILENAME)["iteration"] == 16
+    assert not checkpoint.checkpoint_requested()
+    resumed = run(config, tmp_path / "stopped", progress=False)
+    assert untimed(resumed) == untimed(straight)
+    assert_same_state(tmp_path / "stopped", tmp_path / "straight")
+
+
+# -------------------------------------------------------------------------- failure modes
+def test_diverging_loss_raises():
+    with pytest.raises(Diverged, match="not finite"):
+        run(tiny(iterations=40, lr=1e12, weight_decay=0.0), None, progress=False)
+
+
+def test_synthetic_never_reports_accuracy(tmp_path):
+    result = run(tiny(iterations=3, **{"data.name": "synthetic", "data.input_size": 8}), tmp_path, progress=False)
+    assert result["top1_err"] is result["top5_err"] is result["best_top1_err"] is result["train_top1_err"] is None
+    assert result["train_loss"] > 0
+    assert all(x["test_top1_err"] is None and x["train_top1_err"] is None for x in lines(tmp_path))
+
+
+def test_bf16_autocast_on_cpu():
+    result = run(tiny(iterations=2, amp="bf16", channels_last=True), None, progress=False)
+    assert result["iterations"] == 2 and result["train_loss"] > 0
+
+
+def test_config_errors():
+    with pytest.raises(SuiteError) as err:
+        run(tiny(iterations=2, device="tpu"), None, progress=False)
+    assert err.value.key == "device"
+    with pytest.raises(SuiteError) as err:
+        run(tiny(iterations=2, batch_size=4096), None, progress=False)
+    assert err.value.key == "batch_size"
+
+
+# ------------------------------------------------------------------------------- distributed
+DDP_CHILD = textwrap.dedent("""
+    import json, sys, torch
+    torch.set_num_threads(1)
+    from suite.config import resolve
+    from suite.train.distributed import distributed
+    from suite.train.loop import Trainer
+
+    config, run_dir, out = resolve(json.loads(sys.argv[1])), sys.argv[2], sys.argv[3]
+    with distributed(config.device) as (env, device):
+        trainer = Trainer(config, __import__("pathlib").Path(run_dir), env=env, device=device)
+        metrics = trainer.fit()
+        torch.save({"model": trainer.model.state_dict(), "metrics": metrics, "world": env.world_size},
+                   f"{out}/rank{env.rank}.pt")
+""")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_slurm_tasks_become_torchrun_variables(monkeypatch):
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SUBMITIT_EXECUTOR"):
+        monkeypatch.setenv(key, "")  # records the original state, so teardown restores it
+        monkeypatch.delenv(key)
+    slurm = {"SLURM_JOB_ID": "123", "SLURM_NTASKS": "4", "SLURM_PROCID": "3", "SLURM_LOCALID": "1",
+             "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_JOB_NUM_NODES": "2", "SLURM_NODEID": "1"}
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    assert _world_size_from_env() == 4
+    assert (os.environ["RANK"], os.environ["LOCAL_RANK"], os.environ["MASTER_ADDR"]) == ("3", "1", "gpu07")
+    assert 20_000 <= int(os.environ["MASTER_PORT"]) <= 60_000
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
+    values = {**TINY, "epochs": 1, "device": "cpu"}
+    port = _free_port()
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        procs.append(subprocess.Popen([sys.executable, "-c", DDP_CHILD, json.dumps(values), str(tmp_path / "run"),
+                                       str(tmp_path)], env=env, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2))
+    assert r0["world"] == r1["world"] == 2
+    for key in r0["model"]:
+        assert torch.equal(r0["model"][key], r1["model"][key]), key
+    assert untimed(r0["metrics"]) == untimed(r1["metrics"])  # all-reduced
+    assert r0["metrics"]["iterations"] == 11  # the global batch of 128 is split 64 + 64
+    assert len(lines(tmp_path / "run")) == 1  # only rank 0 writes
+
+
+# ---------------------------------------------------------------------------------------- CLI
+def test_cli_prints_final_metrics_as_last_json_line(tmp_path, capsys):
+    code = main(["train", "ran56_cifar", "--dataset", "digits", "--out", str(tmp_path), "--no-progress", "--threads", "1",
+                 "model.base_width=4", "data.input_size=8", "iterations=2", "batch_size=32"])
+    assert code == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    metrics = json.loads(last)
+    assert metrics["iterations"] == 2 and 0 <= metrics["top1_err"] <= 100 and metrics["top5_err"] <= metrics["top1_err"]
+    assert (tmp_path / "checkpoint.pt").exists()
+
+
+def test_cli_config_error_exits_2(capsys):
+    assert main(["train", "ran56_cifar", "--recipe", "nope", "--no-progress"]) == 2
+    assert "recipe" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------- accuracy
+@pytest.mark.slow
+def test_smoke_recipe_learns_digits():
+    """The smoke recipe (4 epochs, batch 8, cosine from 0.05) on real held-out digits."""
+    config = resolve({"model.name": "ran56_cifar", "model.base_width": 4, "data.name": "digits", "recipe": "smoke"})
+    result = run(config, None, progress=False)
+    assert result["top1_err"] <= 10.0, result
