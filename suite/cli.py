@@ -10,14 +10,31 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from suite.errors import SuiteError
 
 
+class _Intermixed(argparse.ArgumentParser):
+    """Subcommand parser that accepts `key=value` positionals after options
+    (`suite train M --dataset digits seed=3`), which plain argparse rejects."""
+
+    _inner = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._inner:  # parse_known_intermixed_args calls back into parse_known_args
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="suite", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_models,):
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Intermixed)
+    for add in (_add_models, _add_specs, _add_run, _add_status, _add_profile, _add_report, _add_train):
         add(sub)
     args = parser.parse_args(argv)
     try:
@@ -53,4 +70,283 @@ def _models(args: argparse.Namespace) -> int:
             for opt in info.options.values():
                 choices = f"  {{{', '.join(map(str, opt.choices))}}}" if opt.choices else ""
                 print(f"    {opt.name} = {opt.default!r}{choices}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- specs, run, status
+def _add_specs(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("specs", help="list the ablation specs with their run counts")
+    p.add_argument("--preset", help="count runs under this preset")
+    p.set_defaults(handler=_specs)
+
+
+def _specs(args: argparse.Namespace) -> int:
+    from suite import ablations
+
+    print(f"{'spec':<24} {'runs':>5}  paper / description")
+    for name in ablations.list():
+        spec = ablations.load(name)
+        runs = ablations.expand(spec, preset=args.preset)
+        where = " ".join(str(v) for v in spec.paper.values()) or spec.description.splitlines()[0][:60]
+        print(f"{name:<24} {len(runs):>5}  {where}")
+    return 0
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the missing runs of an ablation spec")
+    _spec_arguments(p)
+    p.add_argument("--executor", choices=["local", "slurm"], default="local",
+                   help="local: this machine (default); slurm: submit job arrays through submitit")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (runs and their states) and stop")
+    p.add_argument("--max-parallel", type=int, default=1, metavar="N", help="local runs at a time (default 1)")
+    p.add_argument("--retry-failed", action="store_true", help="also rerun failed and cancelled runs")
+    p.add_argument("--force", action="store_true", help="rerun everything (earlier results are archived, not deleted)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every run (e.g. epochs=1)")
+    p.set_defaults(handler=_run)
+
+
+def _spec_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="spec name (ablations/NAME.yaml) or path to a spec file")
+    p.add_argument("--preset", help="named overrides from the spec, e.g. smoke")
+    p.add_argument("--out", type=Path, default=None, help="run store directory (default: $SUITE_OUT or ./results)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from suite import ablations, store
+    from suite.config import parse_overrides
+    from suite.dispatch.local import run_local
+    from suite.dispatch.plan import make_plan, start_afresh
+
+    out = args.out or store.default_out()
+    spec = ablations.load(args.spec)
+    runs = ablations.expand(spec, preset=args.preset, overrides=parse_overrides(args.overrides))
+    plan = make_plan(runs, out, retry_failed=args.retry_failed, force=args.force)
+    _print_counts(spec.name, plan.counts())
+    if args.dry_run:
+        for run in plan.runs:
+            state = plan.states[run.run_id]
+            mark = "run " if run in plan.to_run else "skip"
+            print(f"  {mark} {run.run_id} {state.state:<11} {run.label()}")
+        print(f"{len(plan.to_run)} of {len(plan.runs)} runs would start (out: {out})")
+        return 0
+    if not plan.to_run:
+        print(f"nothing to run: all {len(plan.runs)} runs are done or in progress (out: {out})")
+        return 0
+    if args.force:
+        start_afresh(plan, out)
+    outcome = run_local(plan.to_run, out, max_parallel=args.max_parallel, progress=not args.no_progress)
+    print(f"{len(outcome.done)} done, {len(outcome.failed)} failed (out: {out})")
+    if outcome.failed:
+        print(f"see: suite status {args.spec}" + (f" --preset {args.preset}" if args.preset else ""))
+    if outcome.interrupted:
+        return 130
+    return 1 if outcome.failed else 0
+
+
+def _add_status(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="done / running / failed / missing runs of a spec (or of the whole store)")
+    p.add_argument("spec", nargs="?", help="spec name or path (default: every spec in the store)")
+    p.add_argument("--preset", help="the preset the runs were expanded with")
+    p.add_argument("--out", type=Path, default=None, help="run store directory (default: $SUITE_OUT or ./results)")
+    p.add_argument("--lines", type=int, default=5, help="lines of each failed run's error to show")
+    p.set_defaults(handler=_status)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from suite import ablations, store
+
+    out = args.out or store.default_out()
+    if args.spec:
+        spec = ablations.load(args.spec)
+        runs = ablations.expand(spec, preset=args.preset)
+        frame = store.collect(out, [r.run_id for r in runs])
+        groups = {spec.name: frame}
+    else:
+        frame = store.collect(out)
+        if frame.empty:
+            print(f"no runs in {out}")
+            return 0
+        groups = {str(name): part for name, part in frame.groupby(frame["spec"].fillna("?"))}
+    for name, part in groups.items():
+        _print_counts(name, store.summarise(part))
+        for _, row in part[part["status"].isin(["failed", "cancelled", "interrupted"])].iterrows():
+            d = store.run_dir(out, row["run_id"])
+            print(f"  {row['status']} {row['run_id']}: {row['note']}")
+            error = d / "error.txt"
+            if row["status"] == "failed" and error.exists():
+                for line in error.read_text().strip().splitlines()[-args.lines:]:
+                    print(f"      {line}")
+    return 0
+
+
+def _print_counts(name: str, counts: dict[str, int]) -> None:
+    shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s in ("done", "missing"))
+    print(f"{name}: {sum(counts.values())} runs: {shown}")
+
+
+# ---------------------------------------------------------------------------------------- profile
+def _add_profile(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "profile",
+        help="params, multiply-adds (gmacs), throughput and peak memory of models",
+        description="Profile models (one subprocess each when there are several or when timing). "
+        "Columns follow timm's benchmark.py; see suite/measure/ for what each number means.",
+    )
+    p.add_argument("items", nargs="*", metavar="MODEL|key=value",
+                   help="model names or fnmatch patterns ('san10_*'), and model options as key=value")
+    p.add_argument("--all", action="store_true", help="every registered model")
+    p.add_argument("--bench", choices=["complexity", "infer", "train", "all"],
+                   help="what to measure (default: complexity, or infer with --reference)")
+    p.add_argument("--input-size", "--img-size", dest="img_size", type=int, metavar="N",
+                   help="square input size (default: each model's natural size)")
+    p.add_argument("--num-classes", type=int, metavar="N", help="shorthand for num_classes=N")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="requested batch, reduced on out-of-memory (default: 256 on CUDA, 8 on CPU)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--amp", choices=["fp32", "bf16", "fp16"], default="fp32", help="autocast dtype (default: fp32)")
+    p.add_argument("--channels-last", action="store_true", help="NHWC model and input")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (complexity is counted before)")
+    p.add_argument("--warmup", type=int, metavar="N", help="untimed steps (default: 10 on CUDA, 3 on CPU)")
+    p.add_argument("--steps", type=int, metavar="N", help="timed steps (default: 40 on CUDA, 10 on CPU)")
+    p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--reference", metavar="MODEL",
+                   help="time MODEL interleaved with each model; adds *_throughput_vs_reference")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="JSON rows instead of the table")
+    fmt.add_argument("--csv", action="store_true", help="CSV rows instead of the table")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="write the rows to FILE (JSON if --json or *.json, else CSV) and print the table")
+    p.set_defaults(handler=_profile)
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from suite.config import parse_overrides
+    from suite.measure import profile
+
+    kwargs = parse_overrides(i for i in args.items if "=" in i)
+    if args.num_classes is not None:
+        kwargs["num_classes"] = args.num_classes
+    names = profile.select_models([i for i in args.items if "=" not in i], all_models=args.all)
+    options = {k: getattr(args, k) for k in ("img_size", "device", "amp", "channels_last", "compile",
+                                             "batch_size", "warmup", "steps", "threads")}
+    bench = args.bench or ("infer" if args.reference else "complexity")
+    jobs = profile.plan(names, reference=args.reference, bench=bench, model_kwargs=kwargs, **options)
+    rows = profile.profile(jobs)
+    fmt = "json" if args.json or (args.out and not args.csv and args.out.suffix == ".json") else "csv"
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_name(args.out.name + ".tmp")
+        tmp.write_text(profile.render(rows, fmt))
+        tmp.replace(args.out)
+        print(profile.render(rows, "table"), end="")
+        print(f"wrote {len(rows)} rows to {args.out}")
+    else:
+        print(profile.render(rows, fmt if args.json or args.csv else "table"), end="")
+    errors = [r for r in rows if r.get("error")]
+    for row in errors:
+        print(f"error: {row['model']}: {row['error']}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+# ----------------------------------------------------------------------------------------- report
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="tables and plots of a spec's runs (Markdown, CSV, LaTeX, HTML)",
+        description="Tables (mean ± std (n) over seeds, paper values and differences, costs) and figures "
+        "of every run of a spec, missing and failed runs included. Written next to the run store: "
+        "<out>/SPEC[.PRESET].md|csv|tex|html and <out>/figures/SPEC[.PRESET]_*.png|svg.",
+    )
+    p.add_argument("spec", nargs="?", help="spec name or path (omit with --all)")
+    p.add_argument("--preset", help="the preset the runs were expanded with (file names get .PRESET)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="run store directory, where the tables go too (default: $SUITE_OUT or ./results)")
+    p.add_argument("--format", metavar="FMT[,FMT]", help="md,csv,tex,html (default: md,csv; with --to: the file's suffix)")
+    p.add_argument("--metric", nargs="+", action="extend", metavar="NAME",
+                   help="metrics to tabulate (default: the spec's report.metrics, else top1_err)")
+    p.add_argument("--to", metavar="FILE", help="write one format to FILE ('-': stdout) instead of the default files")
+    p.add_argument("--into", type=Path, metavar="FILE",
+                   help="replace the table between <!-- suite:report SPEC --> and <!-- /suite:report --> in FILE")
+    p.add_argument("--all", action="store_true",
+                   help="every spec (and preset) with a done run, and <out>/complexity.md")
+    p.set_defaults(handler=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from suite import store
+    from suite.report import files, formats, tables
+    from suite.report.splice import splice_file
+
+    out = args.out or store.default_out()
+    chosen = files.parse_formats(args.format)
+    log = sys.stderr if args.to == "-" else sys.stdout
+    if args.all:
+        if args.spec or args.to or args.into:
+            raise SuiteError("--all writes every table to the store; it takes no spec, --to or --into", key="all")
+        for path in files.write_all(out, preset=args.preset, formats=chosen or files.DEFAULT_FORMATS,
+                                    metrics=args.metric):
+            print(f"wrote {path}", file=log)
+        return 0
+    if not args.spec:
+        raise SuiteError("name a spec, or pass --all", key="spec")
+    report = tables.load(args.spec, preset=args.preset, out=out, metrics=args.metric)
+    if args.to or args.into:
+        if args.to:
+            used = files.write_to(report, args.to, chosen)
+            if args.to != "-":
+                print(f"wrote {args.to} ({used})", file=log)
+        if args.into:
+            splice_file(args.into, report.name, formats.fragment(report))
+            print(f"updated the {report.name} block in {args.into}", file=log)
+    else:
+        for path in files.write(report, chosen or files.DEFAULT_FORMATS):
+            print(f"wrote {path}", file=log)
+    for note in report.notes:
+        print(f"  {note}", file=log)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- train
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train and evaluate one model; prints the final metrics as a JSON line",
+        description="Train MODEL with a recipe; key=value overrides any config key (seed=3, epochs=2, "
+                    "model.mask_norm=spatial, data.clean_ratio=0.7). Re-running the same command resumes "
+                    "from the run directory's checkpoint. The last stdout line is the final metrics (JSON).",
+    )
+    p.add_argument("model", help="registered model name (see `suite models`)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.add_argument("--dataset", help="data.name (default: digits)")
+    p.add_argument("--recipe", help="training recipe (default: smoke)")
+    p.add_argument("--out", type=Path, help="run directory (default: ~/.cache/suite/train/<run_id>)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch CPU threads (default: torch's choice; 1 is much faster on a busy small machine)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    import json
+
+    from suite.config import parse_overrides, resolve
+    from suite.train import run
+
+    values = {"model.name": args.model}
+    if args.dataset:
+        values["data.name"] = args.dataset
+    if args.recipe:
+        values["recipe"] = args.recipe
+    values.update(parse_overrides(args.overrides))
+    config = resolve(values)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SuiteError(f"must be at least 1, got {args.threads}", key="--threads")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out = args.out or Path("~/.cache/suite/train").expanduser() / config.run_id
+    print(f"run {config.run_id}: {out}", file=sys.stderr)
+    metrics = run(config, out, resume=True, progress=not args.no_progress)
+    print(json.dumps(metrics))
     return 0

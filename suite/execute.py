@@ -24,6 +24,7 @@ from filelock import FileLock, Timeout
 from suite import store
 from suite.ablations.expand import RunSpec
 from suite.errors import SuiteError
+from suite.train.checkpoint import Preempted
 
 
 class Interrupted(Exception):
@@ -47,7 +48,7 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
                          started_at=store.now(), error=None, **_slurm_ids())
         try:
             result = _run(run, d, progress=progress)
-        except (KeyboardInterrupt, Interrupted) as exc:
+        except (KeyboardInterrupt, Interrupted, Preempted) as exc:
             store.set_status(d, "interrupted", error=f"interrupted: {type(exc).__name__}")
             raise
         except BaseException as exc:

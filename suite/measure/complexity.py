@@ -1,12 +1,101 @@
-"""Parameter and multiply-add counts (fvcore convention: one multiply-add = one 'flop')."""
+"""Parameters, multiply-adds and activations (fvcore convention: one multiply-add = one "flop").
+
+The convention is fixed so the totals line up with the papers' tables (RAN Table 2/7, SAN Table 2,
+ResNet-50 4.11 G), which all count multiply-accumulates:
+
+- counted on the model in eval() (fvcore charges BatchNorm 2 per element in eval, 5 in train),
+  at batch 1, fp32, before any torch.compile (a compiled model cannot be jit-traced);
+- fvcore's default handles: convolution, linear, (b)mm/matmul/einsum MACs; batch/group/layer
+  norm 2 (or 5 with affine, group/layer) per element; bilinear up-sampling 4 per output element,
+  nearest 1; adaptive average pooling 1 per input element;
+- the local-attention ops of `suite.ops` (autograd Functions, traced as `prim::PythonOp.<Name>`)
+  through `suite.ops.flops.FLOP_HANDLES`, each documented where it is defined;
+- `aten::addcmul`, a BatchNorm folded into a scale-and-shift, 2 per element like batch_norm
+  (ATEN_HANDLES), so the total does not depend on how a model applies its BN;
+- element-wise arithmetic, activations, fixed-window pooling, padding and data movement are
+  charged nothing (ZERO_COST_OPS, plus what fvcore already ignores). They are O(elements), not
+  O(elements x channels), and neither fvcore nor the papers count them. Every such op a model ran
+  is listed in `skipped_ops`; anything neither counted nor skipped lands in `unsupported_ops`, and
+  the tests require that list to be empty for every registered model.
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from math import prod
 from typing import Any
 
 import torch
+from torch import nn
 
-from suite.models import create_model
+with warnings.catch_warnings():  # importing fvcore.nn jit-scripts a loss: a FutureWarning on new torch
+    warnings.simplefilter("ignore", FutureWarning)
+    from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
+    from fvcore.nn.jit_analysis import _IGNORED_OPS as _FVCORE_IGNORED  # private; version pinned in COUNTER
+    from fvcore.nn.jit_handles import generic_activation_jit, get_shape
+
+from suite.models import create_model, get_model_info
+from suite.ops.flops import FLOP_HANDLES
+
+COUNTER = f"fvcore {importlib.metadata.version('fvcore')}"
+
+# Costs nothing in this convention (see module docstring); fvcore's own ignore list is added.
+ZERO_COST_OPS: frozenset[str] = frozenset(
+    {
+        # element-wise arithmetic: residual sums, RAN's (1 + M) * T fusion, SAN's relations
+        "aten::add", "aten::add_", "aten::sub", "aten::sub_", "aten::rsub", "aten::mul", "aten::mul_",
+        "aten::div", "aten::div_", "aten::neg",
+        # activations, normalised exponentials, per-channel math (a folded BN's scale = rsqrt(var + eps))
+        "aten::sigmoid", "aten::sigmoid_", "aten::tanh", "aten::exp", "aten::softmax", "aten::log_softmax",
+        "aten::rsqrt",
+        # fixed-window pooling (also written by hand as element-wise maxima) and reductions;
+        # adaptive average pooling stays counted, as in fvcore
+        "aten::max_pool2d", "aten::avg_pool2d", "aten::maximum", "aten::minimum", "aten::sum", "aten::mean",
+        # padding and data movement
+        "aten::reflection_pad2d", "aten::replication_pad2d", "aten::pad", "aten::im2col", "aten::col2im",
+        "aten::unfold", "aten::unflatten", "aten::repeat", "aten::expand_as", "aten::clone",
+        # tensor creation (SAN's position encoding grid)
+        "aten::linspace",
+    }
+) | frozenset(_FVCORE_IGNORED)
+
+
+def scale_shift_flops(inputs: list[Any], outputs: list[Any]) -> int:
+    """aten::addcmul(shift, x, scale) is an eval-mode BatchNorm folded by hand (SAN's streamed
+    gamma): charged as fvcore charges batch_norm in eval, 2 per output element, so folding a BN
+    does not change a model's total."""
+    return 2 * prod(get_shape(outputs[0]))
+
+
+# aten ops fvcore has no handle for that do cost compute in this convention
+ATEN_HANDLES: dict[str, Any] = {"aten::addcmul": scale_shift_flops}
+
+
+@dataclass(frozen=True)
+class Complexity:
+    params: int
+    trainable_params: int
+    gmacs: float  # 1e9 multiply-adds per image
+    macts: float | None  # 1e6 activations per image (outputs of conv/linear/matmul and the attention ops)
+    unsupported_ops: dict[str, int]  # op -> occurrences: ran but counted by nobody (must be empty)
+    skipped_ops: dict[str, int]  # op -> occurrences: ran and deliberately counted as zero
+    counter: str = COUNTER
+    macts_error: str | None = None  # why macts is None
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "gmacs": self.gmacs,
+            "macts": self.macts,
+            "unsupported_ops": format_ops(self.unsupported_ops),
+            "skipped_ops": format_ops(self.skipped_ops),
+            "counter": self.counter,
+            **({"macts_error": self.macts_error} if self.macts_error else {}),
+        }
 
 
 def count_params(name: str, **kwargs: Any) -> int:
@@ -14,3 +103,85 @@ def count_params(name: str, **kwargs: Any) -> int:
     with torch.device("meta"):
         model = create_model(name, **kwargs)
     return sum(p.numel() for p in model.parameters())
+
+
+def model_complexity(name: str, img_size: int | None = None, **kwargs: Any) -> Complexity:
+    """Complexity of a registered model at `img_size` (default: its natural input size)."""
+    model = create_model(name, **kwargs)
+    return measure_complexity(model, img_size or get_model_info(name).input_size)
+
+
+def measure_complexity(model: nn.Module, img_size: int, in_chans: int = 3) -> Complexity:
+    """Count `model` on a batch of one `img_size` image, in eval mode (its mode is restored).
+
+    Runs on one CPU thread (restored after): the counts do not depend on it, and batch-1 forwards
+    run several times faster single-threaded on a loaded machine than with threads that wait for
+    each other.
+    """
+    tensors = [*model.parameters(), *model.buffers()]
+    x = torch.zeros(1, in_chans, img_size, img_size, device=tensors[0].device if tensors else None)
+    was_training, threads = model.training, torch.get_num_threads()
+    model.eval()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            macs, unsupported, skipped = _count_macs(model, x)
+            macts, macts_error = _count_activations(model, x)
+    finally:
+        model.train(was_training)
+        torch.set_num_threads(threads)
+    return Complexity(
+        params=sum(p.numel() for p in model.parameters()),
+        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        gmacs=macs / 1e9,
+        macts=None if macts is None else macts / 1e6,
+        unsupported_ops=unsupported,
+        skipped_ops=skipped,
+        macts_error=macts_error,
+    )
+
+
+def format_ops(ops: dict[str, int]) -> str:
+    """`{"aten::add_": 8}` -> "aten::add_=8" (space-separated, sorted): one CSV cell."""
+    return " ".join(f"{op}={n}" for op, n in sorted(ops.items()))
+
+
+def _count_macs(model: nn.Module, x: torch.Tensor) -> tuple[float, dict[str, int], dict[str, int]]:
+    skipped: Counter[str] = Counter()
+    handles = {op: _free for op in ZERO_COST_OPS} | ATEN_HANDLES | FLOP_HANDLES  # the ops' own handles decide
+    analysis = _quiet(FlopCountAnalysis(model, x))
+    analysis.set_op_handle(**{op: _recording_zeros(op, handle, skipped) for op, handle in handles.items()})
+    total = analysis.total()
+    return total, dict(analysis.unsupported_ops()), dict(skipped)
+
+
+def _count_activations(model: nn.Module, x: torch.Tensor) -> tuple[float | None, str | None]:
+    """fvcore counts the outputs of the compute ops; the attention ops are compute ops too."""
+    try:
+        analysis = _quiet(ActivationCountAnalysis(model, x))
+        analysis.set_op_handle(**{op: generic_activation_jit() for op in FLOP_HANDLES.keys() - ZERO_COST_OPS})
+        return analysis.total(), None
+    except Exception as exc:  # noqa: BLE001 - an activation count is optional; say why it is missing
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def _quiet(analysis: Any) -> Any:
+    return analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+
+
+def _free(inputs: Any, outputs: Any) -> int:
+    return 0
+
+
+def _recording_zeros(op: str, handle: Any, seen: Counter[str]) -> Any:
+    """`handle`, noting each call that charged nothing, so skipped ops are listed rather than hidden."""
+
+    def recorded(inputs: Any, outputs: Any) -> Any:
+        count = handle(inputs, outputs)
+        if not count:
+            seen[op] += 1
+            return Counter()  # rather than a zero entry in fvcore's by_operator()
+        return count
+
+    return recorded

@@ -1,0 +1,52 @@
+"""Where a measurement ran: device, its name, torch version, CPU threads.
+
+Absolute timings mean nothing without these, so every throughput row carries them as columns.
+"""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+import torch
+
+from suite.errors import SuiteError
+
+
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """`name` as a torch.device; None or "auto" means CUDA when available, else CPU."""
+    if name is None or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise SuiteError(f"invalid device {name!r}: {exc}", key="device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SuiteError(f"device {name!r} requested but CUDA is not available", key="device", choices=["cpu"])
+    if device.type not in ("cpu", "cuda"):
+        raise SuiteError(f"unsupported device type {device.type!r}", key="device", choices=["cpu", "cuda"])
+    return device
+
+
+def environment(device: str | torch.device | None = None) -> dict[str, Any]:
+    """`device` ("cpu", "cuda:0", ...), `device_name` (CPU model from /proc/cpuinfo or CUDA device
+    name), `torch_version`, `threads` (torch.get_num_threads(): intra-op threads of CPU kernels)."""
+    device = resolve_device(device)
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        name, device_str = torch.cuda.get_device_name(index), f"cuda:{index}"
+    else:
+        name, device_str = cpu_name(), "cpu"
+    return {"device": device_str, "device_name": name, "torch_version": torch.__version__,
+            "threads": torch.get_num_threads()}
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -1,0 +1,379 @@
+"""Profile registered models: complexity, throughput and peak memory, one subprocess per model.
+
+A child process (`python -m suite.measure.profile JOB_JSON`) profiles one model and prints
+`--result` followed by one JSON line (timm's bulk-runner protocol); the parent collects the rows.
+So a crash, an out-of-memory kill or a bad option only costs that model its row (with an `error`
+column), and no model's heap or allocator state inflates another's memory or timing figures.
+
+Relative mode (`reference=`): absolute speeds on shared machines are noise, ratios measured side by
+side are not. Each model's child first measures its own peak memory, then builds the reference
+and times the two round-robin, step by step, in the same process; `*_throughput_vs_reference` is
+the ratio of their samples/s. The reference also gets a plain row of its own (ratio 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gc
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from suite.errors import SuiteError, unknown
+from suite.measure.complexity import measure_complexity
+from suite.measure.env import environment, resolve_device
+from suite.measure.memory import MemoryProbe
+from suite.measure.throughput import STEPS, BenchSettings, Timing, prepare, summarize, time_steps
+from suite.models import create_model, get_model_info, list_models, resolve_model_kwargs
+
+if TYPE_CHECKING:
+    from suite.config import RunConfig
+
+BENCHES: dict[str, tuple[str, ...]] = {
+    "complexity": (),
+    "infer": ("infer",),
+    "train": ("train",),
+    "all": ("infer", "train"),
+}
+# timm's defaults on CUDA; on a CPU a batch of 256 takes minutes per step, so smaller ones there.
+DEFAULTS: dict[str, dict[str, int]] = {
+    "cuda": {"batch_size": 256, "warmup": 10, "steps": 40},
+    "cpu": {"batch_size": 8, "warmup": 3, "steps": 10},
+}
+RESULT_MARKER = "--result"
+
+
+@dataclass(frozen=True)
+class ProfileJob:
+    """Everything one child needs; None means the model's or the device's default."""
+
+    model: str
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    bench: str = "complexity"
+    img_size: int | None = None
+    device: str | None = None
+    amp: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    batch_size: int | None = None
+    warmup: int | None = None
+    steps: int | None = None
+    threads: int | None = None
+    reference: str | None = None
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        return BENCHES[self.bench]
+
+
+# -------------------------------------------------------------------------------------- planning
+def select_models(patterns: Sequence[str], all_models: bool = False) -> list[str]:
+    """Registered names matching the fnmatch patterns, in the order given, without repeats."""
+    if all_models:
+        return list_models()
+    if not patterns:
+        raise SuiteError("name at least one model or pattern, or pass --all", key="model")
+    names: list[str] = []
+    for pattern in patterns:
+        matches = list_models(pattern)
+        if not matches:
+            if any(c in pattern for c in "*?["):
+                raise SuiteError(f"no model matches {pattern!r}", key="model", choices=list_models())
+            raise unknown("model", pattern, list_models(), key="model")
+        names += [m for m in matches if m not in names]
+    return names
+
+
+def plan(names: Sequence[str], reference: str | None = None, **options: Any) -> list[ProfileJob]:
+    """One job per model; with a reference, its own plain job comes first."""
+    _check_options(options)
+    if reference is not None:
+        get_model_info(reference)
+        if not BENCHES[options.get("bench", "complexity")]:
+            raise SuiteError("a reference compares throughput: use --bench infer, train or all", key="reference")
+        return [ProfileJob(reference, **options)] + [
+            ProfileJob(n, reference=reference, **options) for n in names if n != reference
+        ]
+    return [ProfileJob(n, **options) for n in names]
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """What the children would only find out one by one."""
+    for key in ("img_size", "batch_size", "warmup", "steps", "threads"):
+        value = options.get(key)
+        if value is not None and value < 1:
+            raise SuiteError(f"must be >= 1, got {value}", key=key)
+    if BENCHES[options.get("bench", "complexity")]:
+        resolve_device(options.get("device"))
+
+
+# ------------------------------------------------------------------------------------- profiling
+def profile(jobs: Sequence[ProfileJob]) -> list[dict[str, Any]]:
+    """Rows for all jobs. Complexity of a single model runs in this process; anything else one
+    subprocess per job, so a failure is an `error` in its row instead of the end of the run."""
+    if len(jobs) == 1 and not jobs[0].phases:
+        return [profile_model(jobs[0])]
+    from tqdm import tqdm
+
+    rows = []
+    # disable=None: a bar on a terminal only, none in logs or pipes
+    bar = tqdm(jobs, desc="profile", unit="model", disable=None if len(jobs) > 1 else True, file=sys.stderr)
+    for job in bar:
+        bar.set_postfix_str(job.model)
+        rows.append(run_isolated(job))
+    _mark_reference(rows, jobs)
+    return rows
+
+
+def run_isolated(job: ProfileJob) -> dict[str, Any]:
+    """Profile `job` in a fresh Python process; failures come back as a row with `error`."""
+    proc = subprocess.run(child_command(job), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    lines = proc.stdout.splitlines()
+    if proc.returncode == 0 and RESULT_MARKER in lines:
+        return json.loads(lines[lines.index(RESULT_MARKER) + 1])
+    status = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+    tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+    return {"model": job.model, **_job_columns(job), "error": f"child process died ({status}): {tail}".rstrip(": ")}
+
+
+def child_command(job: ProfileJob) -> list[str]:
+    return [sys.executable, "-m", "suite.measure.profile", json.dumps(dataclasses.asdict(job))]
+
+
+def profile_model(job: ProfileJob) -> dict[str, Any]:
+    """One row for one model, in this process (raises on failure)."""
+    if job.threads is not None:
+        torch.set_num_threads(job.threads)
+    img_size = job.img_size or get_model_info(job.model).input_size
+    build = functools.partial(create_model, job.model, **resolve_model_kwargs(job.model, job.model_kwargs))
+    row: dict[str, Any] = {"model": job.model, "img_size": img_size, **_job_columns(job)}
+    if not job.phases:
+        row.update(measure_complexity(build(), img_size).as_row())
+        row["torch_version"] = torch.__version__
+        return row
+
+    device = resolve_device(job.device)
+    defaults = DEFAULTS[device.type]
+    settings = BenchSettings(
+        device=device,
+        img_size=img_size,
+        amp=job.amp,
+        channels_last=job.channels_last,
+        warmup=job.warmup or defaults["warmup"],
+        steps=job.steps or defaults["steps"],
+    )
+    batch_size = job.batch_size or defaults["batch_size"]
+    probe = MemoryProbe.start(device)  # before the model exists: its weights count in the peak
+    model = build()
+    row.update(measure_complexity(model, img_size).as_row())  # on the CPU, in fp32, before compile
+    model = _place(model, job, device)
+    reference = None if job.reference is None else (lambda: _place(_build_reference(job), job, device))
+    timings, ratios = benchmark(model, job.phases, settings, probe, batch_size, reference)
+
+    row.update(
+        batch_size=batch_size,
+        warmup=settings.warmup,
+        steps=settings.steps,
+        amp=job.amp,
+        channels_last=job.channels_last,
+        compile=job.compile,
+        **environment(device),
+        memory_method=probe.method,
+    )
+    for phase, timing in timings.items():
+        row.update(timing.as_row(phase))
+    peaks = [t.peak_memory_mb for t in timings.values() if t.peak_memory_mb is not None]
+    row["peak_memory_mb"] = round(max(peaks), 1) if peaks else None
+    if job.reference is not None:
+        row["reference"] = job.reference
+        row.update({f"{phase}_throughput_vs_reference": round(r, 4) for phase, r in ratios.items()})
+    return row
+
+
+def measure_run(config: RunConfig) -> dict[str, Any]:
+    """A run's `complexity` and `throughput` sections (as selected by `measure.*`), measured in this
+    process at the run's input size, device, amp and channels_last: a run is a job of its own.
+
+    Keys that the run's config already holds (batch size, amp, device, ...) or that its `env`
+    records are left out, so the store's flat row has one column per fact.
+    """
+    m = config.measure
+    if not (m.complexity or m.throughput):
+        return {}
+    job = ProfileJob(
+        model=config.model.name,
+        model_kwargs=dict(config.model.kwargs),
+        bench="all" if m.throughput else "complexity",
+        img_size=config.data.input_size,
+        device=config.device,
+        amp=config.amp,
+        channels_last=config.channels_last,
+        batch_size=m.batch_size,
+        warmup=m.warmup,
+        steps=m.steps,
+    )
+    row = profile_model(job)
+    out: dict[str, Any] = {}
+    if m.complexity:
+        out["complexity"] = {k: row[k] for k in _COMPLEXITY_KEYS if k in row}
+    if m.throughput:
+        out["throughput"] = {k: v for k, v in row.items() if k.startswith(("infer_", "train_")) or k in _MEMORY_KEYS}
+    return out
+
+
+_COMPLEXITY_KEYS = ("params", "trainable_params", "gmacs", "macts", "macts_error", "unsupported_ops", "skipped_ops",
+                    "counter")  # fmt: skip
+_MEMORY_KEYS = ("peak_memory_mb", "memory_method")
+
+
+def benchmark(
+    model: nn.Module,
+    phases: Sequence[str],
+    settings: BenchSettings,
+    probe: MemoryProbe,
+    batch_size: int,
+    reference: Callable[[], nn.Module] | None = None,
+) -> tuple[dict[str, Timing], dict[str, float]]:
+    """Per phase: warm up (backing off on OOM), one step for peak memory, then the timed steps;
+    with a reference, the timing waits until every memory figure is taken without it."""
+    fitted: dict[str, tuple[int, float | None]] = {}
+    timings: dict[str, Timing] = {}
+    for phase in phases:
+        prepared = prepare(functools.partial(STEPS[phase], model, s=settings), batch_size, settings)
+        memory = probe.peak_mb(prepared.step)
+        if reference is None:
+            (times,) = time_steps([prepared.step], settings.steps, settings.device)
+            timings[phase] = summarize(times, prepared.batch_size, memory)
+        fitted[phase] = (prepared.batch_size, memory)
+        del prepared  # frees the batch, gradients and optimizer state before the next phase
+        gc.collect()
+    if reference is None:
+        return timings, {}
+
+    other = reference()
+    ratios = {}
+    for phase in phases:
+        batch, memory = fitted[phase]
+        mine = prepare(functools.partial(STEPS[phase], model, s=settings), batch, settings)
+        theirs = prepare(functools.partial(STEPS[phase], other, s=settings), batch_size, settings)
+        mine_times, their_times = time_steps([mine.step, theirs.step], settings.steps, settings.device)
+        timings[phase] = summarize(mine_times, mine.batch_size, memory)
+        ratios[phase] = timings[phase].samples_per_sec / summarize(their_times, theirs.batch_size).samples_per_sec
+        del mine, theirs
+        gc.collect()
+    return timings, ratios
+
+
+def _build_reference(job: ProfileJob) -> nn.Module:
+    """The reference with the job's shared options (e.g. num_classes) that it has."""
+    options = get_model_info(job.reference).options
+    return create_model(job.reference, **{k: v for k, v in job.model_kwargs.items() if k in options})
+
+
+def _place(model: nn.Module, job: ProfileJob, device: torch.device) -> nn.Module:
+    model = model.to(device)
+    if job.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return torch.compile(model) if job.compile else model
+
+
+def _job_columns(job: ProfileJob) -> dict[str, Any]:
+    return {"model_kwargs": " ".join(f"{k}={v}" for k, v in job.model_kwargs.items())}
+
+
+def _mark_reference(rows: list[dict[str, Any]], jobs: Sequence[ProfileJob]) -> None:
+    """The reference's own row: ratio 1 by definition, for each phase it measured."""
+    reference = next((j.reference for j in jobs if j.reference), None)
+    for row in rows:
+        if row["model"] == reference and "reference" not in row and "error" not in row:
+            row["reference"] = reference
+            phases = [p for p in ("infer", "train") if f"{p}_samples_per_sec" in row]
+            row.update({f"{p}_throughput_vs_reference": 1.0 for p in phases})
+
+
+# ---------------------------------------------------------------------------------------- output
+# Settings shared by every row are printed once above the table instead of as columns.
+_CONTEXT = (
+    "counter", "torch_version", "device", "device_name", "threads", "amp", "channels_last", "compile",
+    "batch_size", "infer_batch_size", "train_batch_size", "warmup", "steps", "memory_method", "reference",
+    "img_size", "model_kwargs",
+)  # fmt: skip
+
+
+def _table_columns() -> list[tuple[str, tuple[str, ...], str]]:
+    """(label, row keys, format) of the readable table."""
+    columns = [(key, (key,), fmt) for key, fmt in (("model", "{}"), ("img_size", "{}"), ("model_kwargs", "{}"),
+                                                    ("params", "{:d}"), ("gmacs", "{:.3f}"), ("macts", "{:.2f}"))]
+    for p in ("infer", "train"):
+        columns += [
+            (f"{p} img/s", (f"{p}_samples_per_sec",), "{:.2f}"),
+            (f"{p} ms (IQR)", (f"{p}_step_time", f"{p}_step_time_iqr"), "{:.1f} ({:.1f})"),
+            (f"{p} batch", (f"{p}_batch_size",), "{:d}"),
+            (f"{p} MiB", (f"{p}_peak_memory_mb",), "{:.0f}"),
+            (f"{p} vs ref", (f"{p}_throughput_vs_reference",), "{:.3f}"),
+        ]
+    return columns + [("unsupported_ops", ("unsupported_ops",), "{}"), ("error", ("error",), "{}")]
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A readable table: settings shared by all rows in a header, then one line per model. Times are
+    the median step in ms (interquartile range), memory the step's peak in MiB; JSON and CSV keep
+    every column under its full name."""
+    import textwrap
+
+    ok = [r for r in rows if "error" not in r] or list(rows)  # an error row lacks most settings
+    shared = {k: ok[0].get(k) for k in _CONTEXT if k in ok[0] and all(r.get(k) == ok[0][k] for r in ok)}
+    header = "  ".join(f"{k}={v}" for k, v in shared.items() if v not in (None, ""))
+    columns = [c for c in _table_columns() if c[1][0] not in shared and any(c[1][0] in r for r in rows)]
+    cells = [[_cell(row, keys, fmt) for _, keys, fmt in columns] for row in rows]
+    widths = [max(len(label), *(len(line[i]) for line in cells)) for i, (label, _, _) in enumerate(columns)]
+    left = [fmt == "{}" for _, _, fmt in columns]
+    lines = [[label for label, _, _ in columns], *cells]
+    lines = ["  ".join(v.ljust(w) if lft else v.rjust(w) for v, w, lft in zip(line, widths, left)) for line in lines]
+    wrapped = textwrap.wrap(header, width=120, break_on_hyphens=False) if header else []
+    return "\n".join(wrapped + [line.rstrip() for line in lines])
+
+
+def _cell(row: dict[str, Any], keys: tuple[str, ...], fmt: str) -> str:
+    values = [row.get(k) for k in keys]
+    if any(v is None or v == "" for v in values):
+        return "-"
+    return fmt.format(*values)
+
+
+def render(rows: Sequence[dict[str, Any]], fmt: str) -> str:
+    """`fmt`: "table" (format_table), "json" (a list of row objects) or "csv" (every column)."""
+    if fmt == "json":
+        return json.dumps(list(rows), indent=2) + "\n"
+    if fmt == "csv":
+        import pandas as pd
+
+        return pd.DataFrame(list(rows)).to_csv(index=False)
+    return format_table(rows) + "\n"
+
+
+# ----------------------------------------------------------------------------------------- child
+def _child(argv: Sequence[str]) -> int:
+    job = ProfileJob(**json.loads(argv[0]))
+    try:
+        row = profile_model(job)
+    except Exception as exc:  # noqa: BLE001 - the row carries the error; the parent goes on
+        if not isinstance(exc, SuiteError):
+            import traceback
+
+            traceback.print_exc()
+        row = {"model": job.model, **_job_columns(job), "error": f"{type(exc).__name__}: {exc}"}
+    print(RESULT_MARKER)
+    print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))

@@ -1,0 +1,332 @@
+"""suite.measure: multiply-add counts, throughput, peak memory, OOM back-off, `suite profile`."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from suite.cli import main
+from suite.measure import complexity, profile
+from suite.measure.complexity import measure_complexity, model_complexity
+from suite.measure.memory import MIB, MemoryProbe
+from suite.measure.throughput import (
+    BenchSettings,
+    decay_batch_step,
+    inference_step,
+    is_oom,
+    prepare,
+    summarize,
+    time_steps,
+    train_step,
+)
+from suite.models import get_model_info, list_models
+from suite.ops import PAIRWISE_RELATIONS, aggregation, pairwise_relation
+
+CPU = torch.device("cpu")
+COMPLEXITY_CSV = Path(__file__).resolve().parents[1] / "results" / "complexity.csv"
+
+
+# ------------------------------------------------------------------------------- multiply-adds
+def test_gmacs_of_conv_bn_linear_match_hand_count():
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, stride=2, padding=1, bias=False),  # 8x8 -> 4x4
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(64, 10),
+    )
+    model.train()
+    c = measure_complexity(model, img_size=8)
+    conv = 4 * 4 * 4 * (3 * 3 * 3)  # output elements x (C_in k^2)
+    bn = 2 * 4 * 4 * 4  # eval mode: 2 per element
+    linear = 64 * 10
+    assert c.gmacs * 1e9 == pytest.approx(conv + bn + linear, abs=1e-6)
+    assert c.params == c.trainable_params == 3 * 4 * 9 + 2 * 4 + 64 * 10 + 10
+    assert c.macts * 1e6 == pytest.approx(4 * 4 * 4 + 10)  # conv and linear outputs
+    assert c.unsupported_ops == {} and "aten::relu" in c.skipped_ops
+    assert model.training, "the model's mode must be restored"
+
+
+def test_elementwise_ops_are_listed_as_skipped_not_counted():
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 2, 1, bias=False)
+
+        def forward(self, x):
+            return x + torch.sigmoid(self.conv(x)) * x
+
+    c = measure_complexity(Residual(), img_size=4, in_chans=2)
+    assert c.gmacs * 1e9 == pytest.approx(2 * 2 * 16)
+    assert {"aten::add", "aten::mul", "aten::sigmoid"} <= set(c.skipped_ops)
+    assert c.unsupported_ops == {}
+
+
+class _Triple(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 3
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 3
+
+
+class _CustomOpNet(nn.Module):
+    def forward(self, x):
+        return _Triple.apply(x)
+
+
+def test_custom_autograd_function_is_unsupported_until_a_handle_is_registered(monkeypatch):
+    c = measure_complexity(_CustomOpNet(), img_size=4)
+    assert c.unsupported_ops == {"prim::PythonOp._Triple": 1} and c.gmacs == 0
+    monkeypatch.setitem(complexity.FLOP_HANDLES, "prim::PythonOp._Triple", lambda i, o: 7)
+    c = measure_complexity(_CustomOpNet(), img_size=4)
+    assert c.unsupported_ops == {} and c.gmacs * 1e9 == pytest.approx(7)
+
+
+@pytest.mark.parametrize("relation", PAIRWISE_RELATIONS)
+def test_san_op_handles_count_what_they_document(relation):
+    """suite.ops.flops: Aggregation k^2 per output element; LocalRelation C per element for the
+    dot product, 0 for concatenation (a copy), 1 per element otherwise."""
+    n, c, h, w, k = 1, 4, 5, 5, 3
+    value_channels = 8
+
+    class Net(nn.Module):
+        def forward(self, x):
+            delta = pairwise_relation(x[:, :c], x[:, c : 2 * c], relation, k)  # (N, width, K, H*W)
+            return aggregation(x[:, :value_channels], delta, k)
+
+    result = measure_complexity(Net(), img_size=h, in_chans=2 * c)
+    width = {"concatenation": 2 * c, "dot": 1}.get(relation, c)
+    per_element = {"concatenation": 0, "dot": c}.get(relation, 1)
+    expected = n * width * k * k * h * w * per_element + n * value_channels * h * w * k * k
+    assert result.gmacs * 1e9 == pytest.approx(expected)
+    assert result.unsupported_ops == {}
+
+
+def _small_size(name: str) -> int:
+    """Big enough for every stage (SAN's last 7x7 reflect-padded window needs maps > 3 px)."""
+    return min(get_model_info(name).input_size, 128)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_has_no_unsupported_ops(name):
+    c = model_complexity(name, _small_size(name))
+    assert c.unsupported_ops == {}, f"register a handle or a zero cost for {c.unsupported_ops}"
+    assert c.gmacs > 0 and c.macts > 0
+
+
+# ------------------------------------------------------------- the committed complexity table
+def _committed_table() -> pd.DataFrame:
+    assert COMPLEXITY_CSV.exists(), "regenerate: suite profile --all --out results/complexity.csv"
+    return pd.read_csv(COMPLEXITY_CSV, keep_default_na=False).set_index("model")
+
+
+def test_committed_table_lists_exactly_the_registered_models():
+    missing = set(list_models()) - set(_committed_table().index)
+    extra = set(_committed_table().index) - set(list_models())
+    assert not missing and not extra, (
+        f"results/complexity.csv is stale (missing {sorted(missing)}, extra {sorted(extra)}): "
+        "suite profile --all --out results/complexity.csv"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list_models())
+def test_committed_table_matches_the_code(name):
+    table = _committed_table()
+    assert name in table.index, "suite profile --all --out results/complexity.csv"
+    row = table.loc[name]
+    c = model_complexity(name)
+    assert int(row["img_size"]) == get_model_info(name).input_size
+    assert int(row["params"]) == c.params
+    assert float(row["gmacs"]) == pytest.approx(c.gmacs, rel=1e-9)
+    assert float(row["macts"]) == pytest.approx(c.macts, rel=1e-9)
+    assert row["unsupported_ops"] == "" == complexity.format_ops(c.unsupported_ops)
+
+
+# ----------------------------------------------------------------------------------- throughput
+class _Sleepy(nn.Module):
+    """A forward that takes a known time: it sleeps, and records how long the sleep really took
+    (a loaded machine oversleeps by milliseconds; that is not a measurement error)."""
+
+    def __init__(self, seconds: float, classes: int = 5):
+        super().__init__()
+        self.seconds, self.slept = seconds, []
+        self.fc = nn.Linear(3, classes)
+
+    def forward(self, x):
+        t0 = time.perf_counter()
+        time.sleep(self.seconds)
+        self.slept.append(time.perf_counter() - t0)
+        return self.fc(x.mean((2, 3)))
+
+    def median_sleep(self, last: int) -> float:
+        return statistics.median(self.slept[-last:])
+
+
+@pytest.fixture
+def one_thread():
+    """The toy steps' microseconds of compute must not wait for a second OpenMP thread to be
+    scheduled on a loaded 2-core machine (that costs 1-15 ms per step there): what is under test is
+    the timer."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _settings(**kw) -> BenchSettings:
+    return BenchSettings(**{"device": CPU, "img_size": 8, "warmup": 1, "steps": 5, **kw})
+
+
+@pytest.mark.parametrize("step", [inference_step, train_step])
+def test_throughput_of_a_known_step_time(step, one_thread):
+    s, model = _settings(steps=7), _Sleepy(0.05)
+    prepared = prepare(functools.partial(step, model, s=s), 4, s)
+    (times,) = time_steps([prepared.step], s.steps, CPU)
+    timing = summarize(times, prepared.batch_size)
+    known = model.median_sleep(s.steps)
+    assert known >= 0.05
+    assert timing.step_time == pytest.approx(known * 1e3, rel=0.1)
+    assert timing.samples_per_sec == pytest.approx(4 / known, rel=0.1)
+
+
+def test_reference_ratio_from_interleaved_steps(one_thread):
+    s, model, reference = _settings(steps=4), _Sleepy(0.02), _Sleepy(0.04)
+    timings, ratios = profile.benchmark(model, ("infer",), s, MemoryProbe.start(CPU), 4, lambda: reference)
+    known = reference.median_sleep(s.steps) / model.median_sleep(s.steps)  # about 2
+    assert ratios["infer"] == pytest.approx(known, rel=0.1)
+    assert timings["infer"].step_time == pytest.approx(model.median_sleep(s.steps) * 1e3, rel=0.1)
+
+
+# --------------------------------------------------------------------------------------- memory
+def _allocate(mib: int, hold: float = 0.0):
+    x = torch.ones(mib * MIB // 4)  # written, so the pages are resident
+    time.sleep(hold)
+    del x
+
+
+def test_peak_memory_of_a_step_that_allocates_200_mib():
+    _allocate(400)  # an earlier, larger peak must not leak into the step's figure
+    probe = MemoryProbe.start(CPU)
+    assert probe.method in ("cpu_rss_hwm", "cpu_rss_sampled")
+    peak = probe.peak_mb(lambda: _allocate(200, hold=0.05))
+    assert 190 <= peak <= 240
+
+
+def test_sampled_peak_memory_fallback():
+    probe = MemoryProbe(CPU, MemoryProbe.start(CPU).baseline, "cpu_rss_sampled")
+    assert 170 <= probe.peak_mb(lambda: _allocate(200, hold=0.1)) <= 240
+
+
+# ----------------------------------------------------------------------------- OOM back-off
+class _OomAbove(nn.Module):
+    def __init__(self, limit: int, error: Exception):
+        super().__init__()
+        self.limit, self.error, self.seen = limit, error, []
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        self.seen.append(x.shape[0])
+        if x.shape[0] > self.limit:
+            raise self.error
+        return self.fc(x.mean((2, 3)))
+
+
+def test_decay_batch_step_follows_timm():
+    sizes, b = [], 256
+    while b:
+        sizes.append(b)
+        b = decay_batch_step(b)
+    assert sizes == [256, 192, 128, 96, 64, 48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+     RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 GB")],
+)  # fmt: skip
+def test_out_of_memory_backs_off_and_records_the_batch_used(error):
+    model, s = _OomAbove(48, error), _settings(steps=2)
+    timings, _ = profile.benchmark(model, ("infer", "train"), s, MemoryProbe.start(CPU), batch_size=256)
+    assert timings["infer"].batch_size == timings["train"].batch_size == 48
+    assert model.seen[:6] == [256, 192, 128, 96, 64, 48]
+    assert timings["infer"].as_row("infer")["infer_batch_size"] == 48
+
+
+def test_illegal_memory_access_is_never_retried():
+    error = RuntimeError("CUDA error: an illegal memory access was encountered")
+    assert not is_oom(error)
+    model, s = _OomAbove(48, error), _settings()
+    with pytest.raises(RuntimeError, match="illegal"):
+        prepare(functools.partial(inference_step, model, s=s), 256, s)
+    assert model.seen == [256]
+
+
+# -------------------------------------------------------------------------------------- the CLI
+def test_cli_prints_params_and_gmacs(capsys):
+    assert main(["profile", "resnet26"]) == 0
+    out = capsys.readouterr().out
+    header, row = out.strip().splitlines()[-2:]
+    assert header.split()[:4] == ["model", "params", "gmacs", "macts"]
+    assert row.split()[:3] == ["resnet26", "13696552", "2.356"]
+
+
+def test_cli_json_parses_with_timm_names(capsys):
+    assert main(["profile", "resnet26", "num_classes=10", "--input-size", "64", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["model"] == "resnet26" and row["img_size"] == 64 and row["model_kwargs"] == "num_classes=10"
+    assert row["params"] == 13696552 - 990 * 2049 and isinstance(row["params"], int)
+    assert row["unsupported_ops"] == "" and row["counter"].startswith("fvcore 0.1.5")
+
+
+def test_cli_bad_option_exits_2(capsys):
+    assert main(["profile", "resnet26", "--batch-size", "0", "--bench", "infer"]) == 2
+    assert "batch_size" in capsys.readouterr().err
+    assert main(["profile", "resnet2x"]) == 2
+    assert "resnet26" in capsys.readouterr().err  # did you mean
+
+
+def test_one_failing_child_does_not_stop_the_others(capsys):
+    """zero_init_residual exists for ResNets only: the RAN child fails, the ResNet child works."""
+    assert main(["profile", "resnet26", "ran56_cifar", "zero_init_residual=true", "--json"]) == 1
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    assert "error" not in rows["resnet26"] and rows["resnet26"]["params"] == 13696552
+    assert "zero_init_residual" in rows["ran56_cifar"]["error"]
+
+
+def test_a_crashed_child_becomes_an_error_row(monkeypatch):
+    real = profile.child_command
+    crash = [sys.executable, "-c", "import os; os._exit(3)"]
+    monkeypatch.setattr(profile, "child_command", lambda job: crash if job.model == "resnet38" else real(job))
+    rows = profile.profile(profile.plan(["resnet38", "resnet26"]))
+    assert "exit status 3" in rows[0]["error"]
+    assert rows[1]["model"] == "resnet26" and rows[1]["gmacs"] == pytest.approx(2.355553, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_cli_timing_run_in_subprocesses_with_reference(capsys):
+    argv = ["profile", "resnet164_cifar", "--bench", "all", "--batch-size", "2", "--warmup", "1", "--steps", "2",
+            "--threads", "1", "--reference", "ran56_cifar", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    ref, row = json.loads(capsys.readouterr().out)
+    assert ref["model"] == "ran56_cifar" and ref["infer_throughput_vs_reference"] == 1.0
+    assert row["reference"] == "ran56_cifar" and row["threads"] == 1 and row["memory_method"] == "cpu_rss_hwm"
+    for phase in ("infer", "train"):
+        assert row[f"{phase}_batch_size"] == 2 and row[f"{phase}_samples_per_sec"] > 0
+        assert math.isfinite(row[f"{phase}_throughput_vs_reference"])
+        assert row[f"{phase}_peak_memory_mb"] > 0
+    assert row["peak_memory_mb"] >= row["infer_peak_memory_mb"]
