@@ -1,0 +1,68 @@
+"""Time a step with pytest-benchmark, interleaved round by round with the reference workload.
+
+pytest-benchmark times the target (its stats stay the target's absolute times); the reference runs
+in the same rounds, before the target on even rounds and after it on odd ones (pedantic's setup and
+teardown, outside the target's timing), so each target time has a reference time taken right next
+to it and neither always goes first. `extra_info` gets the per-round ratios target / reference and
+their median: the number `suite bench --compare` judges by default, because load that slows the
+machine for a moment slows both halves of the ratio.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from suite.bench.stats import Summary
+from suite.bench.timer import synced_perf_counter
+from suite.measure.throughput import Step
+
+WARMUP = 2  # untimed calls of each before the first round: allocator, caches, lazy init
+
+
+def benchmark_interleaved(benchmark: Any, target: Step, reference: Step, *, reference_id: str, rounds: int) -> None:
+    """`rounds` rounds of (reference, target) through `benchmark.pedantic`, one call each.
+
+    With benchmarks disabled (plain `pytest`, see pyproject.toml) pytest-benchmark calls setup and
+    the target once, without timing: both steps still run, so the benchmark cannot rot unnoticed.
+    """
+    if benchmark.enabled:
+        for _ in range(WARMUP):
+            reference()
+            target()
+    reference_times: list[float] = []
+    done = 0
+
+    def time_reference() -> None:
+        start = synced_perf_counter()
+        reference()
+        reference_times.append(synced_perf_counter() - start)
+
+    def setup() -> None:
+        if done % 2 == 0:
+            time_reference()
+
+    def teardown() -> None:
+        nonlocal done
+        if done % 2 == 1:
+            time_reference()
+        done += 1
+
+    benchmark.pedantic(target, setup=setup, teardown=teardown, rounds=rounds)
+    if benchmark.enabled:
+        benchmark.extra_info.update(relative_info(benchmark.stats.stats.data, reference_times, reference_id))
+
+
+def relative_info(target_times: list[float], reference_times: list[float], reference_id: str) -> dict[str, Any]:
+    """What goes into pytest-benchmark's `extra_info` (and so into the saved JSON)."""
+    if len(target_times) != len(reference_times):
+        raise ValueError(f"{len(target_times)} target times but {len(reference_times)} reference times")
+    ratios = [t / r for t, r in zip(target_times, reference_times)]
+    relative = Summary.of(ratios)
+    return {
+        "reference": reference_id,
+        "target_median": Summary.of(target_times).median,
+        "reference_median": Summary.of(reference_times).median,
+        "ratio": relative.median,
+        "ratio_iqr": relative.iqr,
+        "ratios": ratios,
+    }

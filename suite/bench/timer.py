@@ -1,0 +1,19 @@
+"""The clock of every throughput benchmark: `time.perf_counter` read after a CUDA synchronise.
+
+CUDA kernels launch asynchronously, so a plain perf_counter around a GPU step times the launches,
+not the work. Synchronising only once CUDA is initialised keeps the timer correct on both devices
+without knowing which one the benchmark uses, and it costs nothing on CPU. Usable on the command
+line too: `pytest --benchmark-timer suite.bench.timer.synced_perf_counter`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+
+def synced_perf_counter() -> float:
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    return time.perf_counter()

@@ -1,0 +1,359 @@
+"""suite bench: statistics, comparison table and verdicts, baselines, and real runs of
+pytest-benchmark in small throwaway projects (a slowed op is flagged, an unchanged one is not).
+
+No test asserts a speed of this machine: real measurements are only compared with themselves or
+with the same workload plus a sleep several times longer than the workload.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from suite.bench import compare, revs, run
+from suite.bench.compare import Measurement, Run
+from suite.bench.interleave import relative_info
+from suite.bench.stats import Summary, p_greater
+from suite.bench.timer import synced_perf_counter
+from suite.cli import main
+from suite.errors import SuiteError
+
+CONFTEST = Path(__file__).parent / "benchmarks" / "conftest.py"
+REF = "convstack-v1/infer"
+
+
+# ------------------------------------------------------------------------------------ statistics
+def test_summary_is_median_and_inclusive_iqr():
+    assert Summary.of([5.0, 1.0, 3.0, 2.0, 4.0]) == Summary(3.0, 2.0, 5)  # q1 = 2, q3 = 4
+    assert Summary.of([7.0]) == Summary(7.0, 0.0, 1)
+    with pytest.raises(ValueError):
+        Summary.of([])
+
+
+def test_mann_whitney_exact_and_approximate():
+    low, high = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], [11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0]
+    assert p_greater(high, low) == pytest.approx(1 / math.comb(14, 7))  # every ordering but one is less extreme
+    assert p_greater(low, high) == 1.0
+    # x = 2 is below two y's: U = 10 of 12 pairs; orderings with U = 12, 11, 10: 1 + 1 + 2 of C(7, 3) = 35
+    assert p_greater([2.0, 5.0, 6.0, 7.0], [1.0, 3.0, 4.0]) == pytest.approx(4 / 35)
+    # normal approximation (n * m > 400) agrees in the tails, and is symmetric
+    x, y = [float(i) for i in range(30)], [i + 0.5 for i in range(30)]
+    assert p_greater(y, x) + p_greater(x, y) == pytest.approx(1.0, abs=0.05)
+    assert p_greater([i + 100.0 for i in x], x) < 1e-9
+    assert p_greater([1.0, 1.0], [1.0, 1.0]) == 1.0  # all tied: no evidence either way
+
+
+def test_relative_info_pairs_rounds():
+    info = relative_info([0.2, 0.4, 0.9], [0.1, 0.2, 0.3], REF)
+    assert info["ratios"] == pytest.approx([2.0, 2.0, 3.0])
+    assert info["ratio"] == pytest.approx(2.0)  # median of per-round ratios, not 0.4 / 0.2
+    assert (info["target_median"], info["reference_median"]) == pytest.approx((0.4, 0.2))
+    assert info["reference"] == REF
+    with pytest.raises(ValueError):
+        relative_info([0.1], [0.1, 0.2], REF)
+
+
+def test_synced_timer_synchronises_cuda_once_initialised(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: calls.append(a))
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    t0 = synced_perf_counter()
+    assert calls == []  # CPU only: a plain clock read
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    assert synced_perf_counter() >= t0
+    assert calls == [()]
+
+
+# ------------------------------------------------------------------------------ synthetic compare
+def _bench(name, times, ratios=None, reference=REF, data=True):
+    extra = {}
+    if ratios is not None:
+        extra = {"reference": reference, "ratio": statistics.median(ratios), "ratio_iqr": Summary.of(ratios).iqr}
+        if data:
+            extra["ratios"] = list(ratios)
+    s = Summary.of(times)
+    stats = {"median": s.median, "iqr": s.iqr, "rounds": len(times), **({"data": list(times)} if data else {})}
+    return {"name": name, "fullname": f"tests/benchmarks/test_x.py::{name}", "stats": stats, "extra_info": extra}
+
+
+def _run_json(benches, node="vm-a", commit="abc1234567890", dirty=False):
+    return {"machine_info": {"node": node, "device_name": "Xeon", "threads": 1},
+            "commit_info": {"id": commit, "dirty": dirty}, "benchmarks": benches}
+
+
+def _spread(center, n=10, step=0.01):
+    """n distinct values around `center`, +-4.5 steps: deterministic rounds for synthetic runs."""
+    return [center * (1 + step * (i - (n - 1) / 2)) for i in range(n)]
+
+
+def _rows_by_test(rows):
+    return {r.name.split("::")[1]: r for r in rows}
+
+
+def test_compare_verdicts_and_table():
+    base = compare.run_from_json(_run_json([
+        _bench("test_slow", _spread(0.010), _spread(1.0)),
+        _bench("test_same", _spread(0.020), _spread(2.0)),
+        _bench("test_fast", _spread(0.030), _spread(3.0)),
+        _bench("test_noisy", _spread(0.010), _spread(1.0, step=0.2)),
+        _bench("test_gone", _spread(0.010), _spread(1.0)),
+        _bench("test_plain", _spread(0.100)),  # no reference: absolute times
+    ]), "base")
+    current = compare.run_from_json(_run_json([
+        # absolute time doubled but so did the reference: ratio 1.5 is what counts
+        _bench("test_slow", _spread(0.030), _spread(1.5)),
+        _bench("test_same", _spread(0.080), _spread(2.1)),  # 5 % on the ratio: within 10 %
+        _bench("test_fast", _spread(0.030), _spread(2.4)),
+        _bench("test_noisy", _spread(0.010), _spread(1.2, step=0.2)),  # 20 % but the rounds overlap
+        _bench("test_plain", _spread(0.125)),
+        _bench("test_new", _spread(0.010), _spread(1.0)),
+    ], commit="def4567890123", dirty=True), "now")
+    rows = _rows_by_test(compare.compare(base, current))
+    assert list(rows) == ["test_slow", "test_same", "test_fast", "test_noisy", "test_plain", "test_new"]
+    assert {k: r.verdict for k, r in rows.items()} == {
+        "test_slow": "slower", "test_same": "same", "test_fast": "faster", "test_noisy": "inconclusive",
+        "test_plain": "slower", "test_new": "new"}
+    assert rows["test_slow"].basis == "ratio" and rows["test_slow"].change == pytest.approx(1.5)
+    assert rows["test_slow"].p == pytest.approx(1 / math.comb(20, 10))
+    assert rows["test_same"].change == pytest.approx(1.05) and rows["test_same"].p is None
+    assert rows["test_fast"].change == pytest.approx(0.8)
+    assert rows["test_noisy"].p > compare.ALPHA
+    assert rows["test_plain"].basis == "time" and rows["test_plain"].change == pytest.approx(1.25)
+    assert rows["test_new"].base is None and rows["test_new"].change is None
+    assert [r.name for r in compare.failures(rows.values())] == ["tests/benchmarks/test_x.py::test_slow",
+                                                                "tests/benchmarks/test_x.py::test_plain"]
+    # a 30 % threshold forgives the 25 % absolute change but not the 50 % one
+    loose = _rows_by_test(compare.compare(base, current, threshold=0.30))
+    assert [k for k, r in loose.items() if r.verdict == "slower"] == ["test_slow"]
+
+    table = compare.render(list(rows.values()), base, current, 0.10)
+    lines = table.splitlines()
+    assert lines[0] == "baseline: base (commit abc1234567) on Xeon, 1 threads on vm-a"
+    assert lines[1] == "current:  now (commit def4567890+dirty) on Xeon, 1 threads on vm-a"
+    assert lines[2].startswith("ratio: time / time of the reference workload (convstack-v1/infer) in the same round")
+    assert "a change beyond 10% with p < 0.001" in lines[3]
+    start = lines.index(next(line for line in lines if line.startswith("| benchmark")))
+    header = [c.strip() for c in lines[start].strip("|").split("|")]
+    assert header == ["benchmark", "unit", "base median", "base IQR", "median", "IQR", "change", "p", "verdict"]
+    cells = {c[0]: c for c in ([x.strip() for x in line.strip("|").split("|")] for line in lines[start + 2:start + 8])}
+    iqr = f"{Summary.of(_spread(1.5)).iqr:.3g}"
+    assert cells["test_x.py::test_slow"] == ["test_x.py::test_slow", "ratio", "1",
+                                             f"{Summary.of(_spread(1.0)).iqr:.3g}",
+                                             "1.5", iqr, "1.500", f"{1 / math.comb(20, 10):.2g}", "slower"]
+    assert cells["test_x.py::test_plain"][1:4] == ["ms", "100", f"{Summary.of(_spread(0.1)).iqr * 1e3:.3g}"]
+    assert cells["test_x.py::test_plain"][4] == "125"
+    assert cells["test_x.py::test_new"][2:4] == ["", ""] and cells["test_x.py::test_new"][-1] == "new"
+    assert lines[-1] == "(1 baseline benchmarks were not run)"  # test_gone
+
+
+def test_compare_other_machine_and_absolute():
+    base = compare.run_from_json(_run_json([_bench("test_a", _spread(0.01), _spread(1.0)),
+                                            _bench("test_b", _spread(0.01))], node="vm-a"), "base")
+    other = compare.run_from_json(_run_json([_bench("test_a", _spread(0.02), _spread(1.0)),
+                                             _bench("test_b", _spread(0.02))], node="vm-b"), "now")
+    rows = _rows_by_test(compare.compare(base, other))
+    # ratios carry over to a machine twice as slow; absolute times are not judged there
+    assert (rows["test_a"].basis, rows["test_a"].verdict) == ("ratio", "same")
+    assert (rows["test_b"].basis, rows["test_b"].verdict) == ("time", "other machine")
+    forced = _rows_by_test(compare.compare(base, other, absolute=True))
+    assert [(r.basis, r.verdict) for r in forced.values()] == [("time", "slower")] * 2
+    assert "note: absolute times from two different machines" in compare.render(list(forced.values()), base, other, 0.1)
+
+
+def test_compare_needs_the_same_reference_for_ratios():
+    older = _bench("test_a", _spread(0.01), _spread(1.0), reference="convstack-v0/infer")
+    base = compare.run_from_json(_run_json([older]), "b")
+    now = compare.run_from_json(_run_json([_bench("test_a", _spread(0.01), _spread(2.0))]), "n")
+    (row,) = compare.compare(base, now)
+    assert (row.basis, row.verdict) == ("time", "same")
+
+
+def test_files_without_raw_samples_compare_by_medians():
+    base = compare.run_from_json(_run_json([_bench("test_a", _spread(0.01), _spread(1.0), data=False)]), "b")
+    now = compare.run_from_json(_run_json([_bench("test_a", _spread(0.01), _spread(1.2), data=False)]), "n")
+    assert base.measurements["tests/benchmarks/test_x.py::test_a"].ratios == ()
+    (row,) = compare.compare(base, now)
+    assert (row.basis, row.verdict, row.p) == ("ratio", "slower", None)
+    assert row.change == pytest.approx(1.2)
+
+
+def test_pool_concatenates_rounds():
+    a = Run("x", "m", "c", {"t": Measurement.from_samples("t", [1.0, 2.0], [0.5, 0.6], REF)})
+    b = Run("x", "m", "c", {"t": Measurement.from_samples("t", [3.0], [0.7], REF),
+                            "u": Measurement.from_samples("u", [4.0])})
+    pooled = compare.pool([a, b], "both")
+    assert pooled.measurements["t"].times == (1.0, 2.0, 3.0) and pooled.measurements["t"].ratios == (0.5, 0.6, 0.7)
+    assert pooled.measurements["t"].relative == Summary.of([0.5, 0.6, 0.7])
+    assert pooled.measurements["u"].relative is None and pooled.label == "both"
+
+
+def test_parse_threshold():
+    assert compare.parse_threshold("10%") == pytest.approx(0.10)
+    assert compare.parse_threshold(" 2.5 ") == pytest.approx(0.025)
+    for bad in ("ten", "-5%", "0%", "10%%"):
+        with pytest.raises(SuiteError, match="--fail-above"):
+            compare.parse_threshold(bad)
+
+
+def test_load_run_reports_the_file(tmp_path):
+    bad = tmp_path / "broken.json"
+    bad.write_text("{not json")
+    with pytest.raises(SuiteError, match="broken.json"):
+        compare.load_run(bad)
+
+
+# ------------------------------------------------------------------------------------- baselines
+def _save(storage, machine_dir, file_name, when, commit="abc"):
+    path = storage / machine_dir / file_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = _run_json([_bench("test_a", _spread(0.01), _spread(1.0))], commit=commit)
+    path.write_text(json.dumps({**data, "datetime": when}))
+    return path
+
+
+def test_baselines_are_found_by_name_newest_first(tmp_path):
+    old = _save(tmp_path, "Linux-CPython-3.11-64bit", "0001_main.json", "2026-01-01T00:00:00")
+    new = _save(tmp_path, "Linux-CPython-3.12-64bit", "0001_main.json", "2026-02-01T00:00:00")
+    _save(tmp_path, "Linux-CPython-3.11-64bit", "0002_feature-x.json", "2026-01-15T00:00:00")
+    (tmp_path / "Linux-CPython-3.11-64bit" / "notes.json").write_text("{}")  # not a saved run
+    listed = run.list_baselines(tmp_path)
+    assert [(b.name, b.path) for b in listed] == [("main", old), ("feature-x", listed[1].path), ("main", new)]
+    assert listed[0].count == 1 and listed[0].machine == "Xeon, 1 threads on vm-a"
+    assert run.find_baseline(tmp_path, "main") == new
+    assert run.find_baseline(tmp_path, str(old)) == old  # a file path works too
+    with pytest.raises(SuiteError) as err:
+        run.find_baseline(tmp_path, "mian")
+    assert "did you mean 'main'" in str(err.value) and "--compare" in str(err.value)
+
+
+def test_cli_rejects_bad_options_before_running(tmp_path, capsys):
+    assert main(["bench", "--compare", "nothing", "--storage", str(tmp_path)]) == 2
+    assert main(["bench", "--compare-rev", "HEAD", "--save", "x"]) == 2
+    assert main(["bench", "--blocks", "3"]) == 2
+    assert main(["bench", "--save", "a/b", "--storage", str(tmp_path)]) == 2
+    assert main(["bench", "--fail-above", "lots"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown baseline 'nothing'" in err and "--save: baseline names are" in err and "--blocks" in err
+
+
+# --------------------------------------------------------------------- real runs, small projects
+OP_MODULE = """\
+import time
+
+import torch
+
+from suite.ops import aggregation
+
+DELAY = {delay}
+x = torch.randn(1, 64, 56, 56, generator=torch.Generator().manual_seed(0))
+w = torch.randn(1, 8, 49, 56 * 56, generator=torch.Generator().manual_seed(1)).softmax(2)
+
+
+def op():
+    if DELAY:
+        time.sleep(DELAY)
+    with torch.inference_mode():
+        return aggregation(x, w, 7)
+"""
+
+OP_BENCHMARK = """\
+import os
+import time
+
+import pytest
+
+import benchop
+
+
+@pytest.fixture
+def slowed(monkeypatch):
+    # the deliberate regression: sleep $SLEEP_S seconds in every call of the op
+    delay = float(os.environ.get("SLEEP_S", "0"))
+    if delay:
+        op = benchop.op
+        monkeypatch.setattr(benchop, "op", lambda: (time.sleep(delay), op())[1])
+
+
+def test_op(interleaved_benchmark, slowed):
+    interleaved_benchmark(lambda: benchop.op(), "infer")
+"""
+
+
+def _project(root: Path, delay: float = 0.0) -> Path:
+    """A checkout in miniature: benchop.py (SAN's aggregation op) and one interleaved benchmark
+    of it, with the suite's real benchmark conftest."""
+    bench = root / "tests" / "benchmarks"
+    bench.mkdir(parents=True)
+    shutil.copy(CONFTEST, bench / "conftest.py")
+    (bench / "test_op.py").write_text(OP_BENCHMARK)
+    (root / "benchop.py").write_text(OP_MODULE.format(delay=delay))
+    return root
+
+
+def test_slowed_op_is_flagged_and_an_unchanged_one_is_not(tmp_path, monkeypatch, capsys):
+    project, storage = _project(tmp_path / "proj"), tmp_path / "store"
+    monkeypatch.setattr(run, "project_root", lambda: project)
+    assert main(["bench", "--save", "base", "--rounds", "24", "--storage", str(storage)]) == 0
+    saved = json.loads(run.find_baseline(storage, "base").read_text())
+    assert {"torch_version", "device_name", "threads"} <= set(saved["machine_info"])
+    assert saved["machine_info"]["threads"] == 1  # suite bench's default
+    (bench,) = saved["benchmarks"]
+    extra = bench["extra_info"]
+    assert extra["reference"] == REF and len(extra["ratios"]) == len(bench["stats"]["data"]) == 24
+    assert extra["ratio"] == pytest.approx(statistics.median(extra["ratios"]))
+
+    # unchanged: the baseline's own rounds, split into alternate rounds (measured interleaved)
+    times, ratios = bench["stats"]["data"], extra["ratios"]
+    halves = [compare.run_from_json(_run_json([{**bench, "stats": {"data": times[i::2]},
+                                                "extra_info": {**extra, "ratios": ratios[i::2]}}]), f"half {i}")
+              for i in (0, 1)]
+    (row,) = compare.compare(*halves)
+    assert row.basis == "ratio" and row.verdict != "slower"
+    # ... while the same rounds made 4 times slower (the sleep below) are flagged: the check has teeth
+    slowed = compare.run_from_json(_run_json([{**bench, "stats": {"data": times[1::2]},
+                                               "extra_info": {**extra, "ratios": [4 * r for r in ratios[1::2]]}}]), "x")
+    assert compare.compare(halves[0], slowed)[0].verdict == "slower"
+
+    # deliberately slowed: a sleep of three times the op's own median time, injected by a fixture
+    monkeypatch.setenv("SLEEP_S", str(3 * extra["target_median"]))
+    capsys.readouterr()
+    assert main(["bench", "--compare", "base", "--rounds", "9", "--storage", str(storage)]) == 1
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if "test_op.py::test_op" in line]
+    assert line.rstrip("| ").endswith("slower") and "REGRESSION: 1 benchmark(s) more than 10% slower than base" in out
+    assert main(["bench", "--list", "--storage", str(storage)]) == 0
+    assert "1 baselines in" in capsys.readouterr().out
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+@pytest.mark.slow  # four pytest runs of a small project: ~25 s on a busy 2-core machine
+def test_compare_rev_measures_both_trees_interleaved(tmp_path):
+    """HEAD has the plain op; the working tree sleeps in it: each tree's own code is measured."""
+    repo = _project(tmp_path / "repo")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "plain op")
+    (repo / "benchop.py").write_text(OP_MODULE.format(delay=0.03))  # ~3x and more the op's time
+    log: list[str] = []
+    base, current = revs.compare_rev(repo, "HEAD", blocks=2, rounds=7, log=log.append)
+    assert [line.split(":")[0] for line in log] == ["block 1/2", "block 1/2", "block 2/2", "block 2/2"]
+    assert "HEAD" in log[0] and "working tree" in log[1] and "working tree" in log[2]  # order alternates
+    (name,) = current.measurements
+    assert len(base.measurements[name].ratios) == len(current.measurements[name].ratios) == 14
+    assert base.label == "HEAD" and current.label == "working tree" and current.commit.endswith("+dirty")
+    (row,) = compare.compare(base, current)
+    assert (row.basis, row.verdict) == ("ratio", "slower")
+    with pytest.raises(SuiteError, match="unknown revision"):
+        revs.compare_rev(repo, "no-such-rev", blocks=1, rounds=1)
+
