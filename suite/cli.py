@@ -34,7 +34,8 @@ class _Intermixed(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="suite", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Intermixed)
-    for add in (_add_models, _add_specs, _add_run, _add_status, _add_profile, _add_report, _add_train):
+    for add in (_add_models, _add_specs, _add_run, _add_status, _add_cancel, _add_profile, _add_report, _add_train,
+                _add_bench):
         add(sub)
     args = parser.parse_args(argv)
     try:
@@ -103,7 +104,29 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="rerun everything (earlier results are archived, not deleted)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every run (e.g. epochs=1)")
+    _cluster_arguments(p)
     p.set_defaults(handler=_run)
+
+
+def _cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """One flag per cluster option (suite/dispatch/cluster.py), over the spec's `cluster:` section
+    and the user's ~/.config/suite/cluster.yaml."""
+    import dataclasses
+
+    from suite.dispatch.cluster import FIELDS, HINTS, flag
+
+    group = p.add_argument_group("SLURM options (with --executor slurm; also a spec's cluster: section and "
+                                 "~/.config/suite/cluster.yaml or $SUITE_CLUSTER)")
+    for name, f in FIELDS.items():
+        hint = HINTS[name]
+        kind = next((t for t in (int, float, str) if t == hint or t in getattr(hint, "__args__", ())), str)
+        if f.default is dataclasses.MISSING:  # sbatch, setup: repeatable
+            group.add_argument(flag(name), dest=f"cluster_{name}", action="append", metavar=f.metadata["metavar"],
+                               help=f.metadata["help"])
+        else:
+            group.add_argument(flag(name), dest=f"cluster_{name}", type=kind, metavar=f.metadata["metavar"],
+                               help=f"{f.metadata['help']} (default: {f.default})" if f.default is not None
+                               else f.metadata["help"])
 
 
 def _spec_arguments(p: argparse.ArgumentParser) -> None:
@@ -115,13 +138,21 @@ def _spec_arguments(p: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     from suite import ablations, store
     from suite.config import parse_overrides
+    from suite.dispatch import cluster, slurm
     from suite.dispatch.local import run_local
     from suite.dispatch.plan import make_plan, start_afresh
 
     out = args.out or store.default_out()
     spec = ablations.load(args.spec)
     runs = ablations.expand(spec, preset=args.preset, overrides=parse_overrides(args.overrides))
-    plan = make_plan(runs, out, retry_failed=args.retry_failed, force=args.force)
+    options = None
+    if args.executor == "slurm":  # checked before anything is planned or submitted
+        cli = cluster.parse_cli({k[len("cluster_"):]: v for k, v in vars(args).items() if k.startswith("cluster_")})
+        options = cluster.resolve_options(spec.cluster, cli, spec_file=str(spec.path),
+                                          spec_line=lambda key: spec.line("cluster", key))
+    # Runs submitted earlier: still queued or running (left alone), or ended without a result (recorded).
+    busy = {rid for rid, state in slurm.refresh(out, [r.run_id for r in runs]).items() if state in slurm.ALIVE}
+    plan = make_plan(runs, out, retry_failed=args.retry_failed, force=args.force, busy=busy)
     _print_counts(spec.name, plan.counts())
     if args.dry_run:
         for run in plan.runs:
@@ -129,12 +160,26 @@ def _run(args: argparse.Namespace) -> int:
             mark = "run " if run in plan.to_run else "skip"
             print(f"  {mark} {run.run_id} {state.state:<11} {run.label()}")
         print(f"{len(plan.to_run)} of {len(plan.runs)} runs would start (out: {out})")
+        if options is not None:
+            print(f"cluster options: {cluster.summary(options)}")
         return 0
     if not plan.to_run:
         print(f"nothing to run: all {len(plan.runs)} runs are done or in progress (out: {out})")
         return 0
     if args.force:
         start_afresh(plan, out)
+    if options is not None:
+        submission = slurm.submit(plan.to_run, out, options, name=spec.name)
+        n, code = len(submission.arrays), submission.code
+        print(f"submitted {len(submission.job_ids)} runs as {n} job array{'s' * (n != 1)}: "
+              f"{' '.join(submission.arrays)} (out: {out})")
+        commit = "not in git" if not code.git_commit else \
+            f"git {code.git_commit[:10]}" + (" + uncommitted changes" if code.git_dirty else "")
+        print(f"code snapshot: {code.path} ({commit})")
+        again = " ".join([args.spec, *(["--preset", args.preset] if args.preset else []),
+                          *(["--out", str(args.out)] if args.out else [])])
+        print(f"follow: suite status {again}    stop: suite cancel {again}")
+        return 0
     outcome = run_local(plan.to_run, out, max_parallel=args.max_parallel, progress=not args.no_progress)
     print(f"{len(outcome.done)} done, {len(outcome.failed)} failed (out: {out})")
     if outcome.failed:
@@ -155,14 +200,18 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
 
 def _status(args: argparse.Namespace) -> int:
     from suite import ablations, store
+    from suite.dispatch import slurm
 
     out = args.out or store.default_out()
     if args.spec:
         spec = ablations.load(args.spec)
         runs = ablations.expand(spec, preset=args.preset)
+        slurm_states = slurm.refresh(out, [r.run_id for r in runs])
         frame = store.collect(out, [r.run_id for r in runs])
         groups = {spec.name: frame}
     else:
+        runs_dir = Path(out) / "runs"
+        slurm_states = slurm.refresh(out, [p.name for p in runs_dir.iterdir()] if runs_dir.is_dir() else [])
         frame = store.collect(out)
         if frame.empty:
             print(f"no runs in {out}")
@@ -170,6 +219,7 @@ def _status(args: argparse.Namespace) -> int:
         groups = {str(name): part for name, part in frame.groupby(frame["spec"].fillna("?"))}
     for name, part in groups.items():
         _print_counts(name, store.summarise(part))
+        _print_slurm(part, slurm_states)
         for _, row in part[part["status"].isin(["failed", "cancelled", "interrupted"])].iterrows():
             d = store.run_dir(out, row["run_id"])
             print(f"  {row['status']} {row['run_id']}: {row['note']}")
@@ -177,6 +227,44 @@ def _status(args: argparse.Namespace) -> int:
             if row["status"] == "failed" and error.exists():
                 for line in error.read_text().strip().splitlines()[-args.lines:]:
                     print(f"      {line}")
+    return 0
+
+
+def _print_slurm(frame: "pandas.DataFrame", states: dict[str, str]) -> None:
+    """SLURM's view of the runs the store has as queued or running: counts per state, job arrays."""
+    live = frame[frame["status"].isin(["pending", "running", "interrupted"]) & frame["run_id"].isin(list(states))]
+    if live.empty:
+        return
+    counts: dict[str, int] = {}
+    for rid in live["run_id"]:
+        counts[states[rid]] = counts.get(states[rid], 0) + 1
+    arrays = sorted({str(j).split("_")[0] for j in live["slurm_job_id"]}, key=lambda j: (len(j), j))
+    print(f"  slurm: {', '.join(f'{n} {s}' for s, n in sorted(counts.items()))} (jobs {' '.join(arrays)})")
+
+
+def _add_cancel(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("cancel", help="cancel the queued and running SLURM jobs of a spec's runs")
+    _spec_arguments(p)
+    p.set_defaults(handler=_cancel)
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from suite import ablations, store
+    from suite.dispatch import slurm
+
+    out = args.out or store.default_out()
+    spec = ablations.load(args.spec)
+    ids = [r.run_id for r in ablations.expand(spec, preset=args.preset)]
+    slurm.refresh(out, ids)
+    cancelled, complaints = slurm.cancel(out, ids)
+    if complaints:
+        print(complaints, file=sys.stderr)
+    if not cancelled:
+        print(f"{spec.name}: nothing queued or running on SLURM (out: {out})")
+        return 0
+    jobs = sorted({j.split("_")[0] for j in cancelled.values()}, key=lambda j: (len(j), j))
+    print(f"{spec.name}: cancelled {len(cancelled)} runs (jobs {' '.join(jobs)}); "
+          f"`suite run --retry-failed` submits them again")
     return 0
 
 
@@ -349,4 +437,73 @@ def _train(args: argparse.Namespace) -> int:
     print(f"run {config.run_id}: {out}", file=sys.stderr)
     metrics = run(config, out, resume=True, progress=not args.no_progress)
     print(json.dumps(metrics))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- bench
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench", help="throughput regression testing: run tests/benchmarks, save baselines, compare",
+        description="Run the pytest-benchmark benchmarks in tests/benchmarks (each timed interleaved with a "
+        "reference workload), save them as a named baseline, or compare them with one and exit 1 when a "
+        "benchmark got slower than --fail-above. See the README, 'Throughput regression testing'.",
+    )
+    p.add_argument("--save", metavar="NAME", help="save this run as baseline NAME")
+    p.add_argument("--compare", metavar="NAME|FILE", help="compare this run with baseline NAME (or a pytest-benchmark JSON file)")
+    p.add_argument("--compare-rev", metavar="REV",
+                   help="measure git revision REV and the working tree interleaved in one run, and compare them")
+    p.add_argument("--list", action="store_true", help="list the saved baselines")
+    p.add_argument("--fail-above", default="10%", metavar="PCT",
+                   help="a benchmark whose median got slower by more than PCT is a regression (default: 10%%)")
+    p.add_argument("--absolute", action="store_true",
+                   help="judge absolute times instead of ratios to the reference workload (same machine only)")
+    p.add_argument("-k", dest="select", metavar="EXPR", help="only benchmarks matching this pytest -k expression")
+    p.add_argument("--rounds", type=int, metavar="N",
+                   help="rounds per benchmark (default: 15; with --compare-rev 5 per block and tree)")
+    p.add_argument("--blocks", type=int, metavar="N", help="--compare-rev: blocks alternating the two trees (default: 4)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch CPU threads (default: 1, the stable choice on a shared machine)")
+    p.add_argument("--storage", type=Path, metavar="DIR", help="baseline directory (default: <checkout>/.benchmarks)")
+    p.set_defaults(handler=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from suite.bench import compare, revs, run
+
+    storage = args.storage or run.default_storage()
+    if args.list:
+        baselines = run.list_baselines(storage)
+        print(f"{'name':<20} {'saved (UTC)':<20} {'commit':<16} {'n':>3}  machine")
+        for b in baselines:
+            print(f"{b.name:<20} {b.saved[:19]:<20} {b.commit:<16} {b.count:>3}  {b.machine}")
+        print(f"{len(baselines)} baselines in {storage}")
+        return 0
+    threshold = compare.parse_threshold(args.fail_above)
+    options = {"select": args.select, "threads": args.threads}
+    if args.blocks is not None and not args.compare_rev:
+        raise SuiteError("--blocks only applies to --compare-rev", key="--blocks")
+    try:
+        if args.compare_rev:
+            if args.save or args.compare:
+                raise SuiteError("--compare-rev measures both sides itself: no --save or --compare", key="--compare-rev")
+            base, current = revs.compare_rev(run.project_root(), args.compare_rev, blocks=args.blocks or revs.DEFAULT_BLOCKS,
+                                             rounds=args.rounds or revs.DEFAULT_ROUNDS, **options)
+        else:
+            baseline = run.find_baseline(storage, args.compare) if args.compare else None  # before the long part
+            current = run.measure(run.project_root(), "working tree", rounds=args.rounds or run.DEFAULT_ROUNDS,
+                                  save=args.save, storage=storage, **options)
+            if args.save:
+                print(f"saved baseline {args.save!r} in {storage}")
+            if baseline is None:
+                return 0
+            base = compare.load_run(baseline, args.compare)
+    except run.BenchmarkFailed as exc:
+        print(f"error: {exc}; nothing compared", file=sys.stderr)
+        return 1
+    rows = compare.compare(base, current, threshold, absolute=args.absolute)
+    print(compare.render(rows, base, current, threshold), end="")
+    slower = compare.failures(rows)
+    if slower:
+        print(f"REGRESSION: {len(slower)} benchmark(s) more than {threshold:.0%} slower than {base.label}")
+        return 1
     return 0

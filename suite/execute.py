@@ -34,6 +34,8 @@ class Interrupted(Exception):
 def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any]:
     """Run one grid point to completion (or resume it) and return its result record."""
     d = store.plan(Path(out), run)
+    if rank() != 0:
+        return _follow(run, d)
     lock = FileLock(str(d / ".lock"))
     try:
         lock.acquire(timeout=0)
@@ -49,7 +51,7 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
         try:
             result = _run(run, d, progress=progress)
         except (KeyboardInterrupt, Interrupted, Preempted) as exc:
-            store.set_status(d, "interrupted", error=f"interrupted: {type(exc).__name__}")
+            store.set_status(d, "interrupted", error=f"interrupted: {exc or type(exc).__name__}")
             raise
         except BaseException as exc:
             text = traceback.format_exc()
@@ -65,7 +67,7 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
 
 def _run(run: RunSpec, d: Path, *, progress: bool) -> dict[str, Any]:
     from suite.measure import measure_run
-    from suite.measure.env import environment
+    from suite.measure.env import code_version, environment
     from suite.train import run as train
 
     start = time.perf_counter()
@@ -82,8 +84,27 @@ def _run(run: RunSpec, d: Path, *, progress: bool) -> dict[str, Any]:
         "metrics": {**metrics, "wall_time_s": time.perf_counter() - start},
         "complexity": measured.get("complexity"),
         "throughput": measured.get("throughput"),
-        "env": environment(run.config.device),
+        "env": {**environment(run.config.device), **code_version()},
     }
+
+
+def rank() -> int:
+    """This process's rank in a multi-process (DDP) run: torchrun's RANK, or the task of a
+    multi-task SLURM step (the rules of suite.train.distributed); 0 for a single process."""
+    env = os.environ
+    if "RANK" in env:
+        return int(env["RANK"])
+    if int(env.get("SLURM_NTASKS", "1")) > 1:
+        return int(env.get("SLURM_PROCID", "0"))
+    return 0
+
+
+def _follow(run: RunSpec, d: Path) -> dict[str, Any]:
+    """A DDP rank other than 0: it trains alongside rank 0, which alone owns the run directory
+    (lock, status, measurement, result); the training loop already writes from rank 0 only."""
+    from suite.train import run as train
+
+    return {"run_id": run.run_id, "metrics": train(run.config, d, resume=True, progress=False)}
 
 
 def _slurm_ids() -> dict[str, Any]:
@@ -93,7 +114,7 @@ def _slurm_ids() -> dict[str, Any]:
     array = env.get("SLURM_ARRAY_JOB_ID")
     task = env.get("SLURM_ARRAY_TASK_ID")
     return {"slurm_job_id": f"{array}_{task}" if array and task else env["SLURM_JOB_ID"],
-            "slurm_node": env.get("SLURMD_NODENAME")}
+            "slurm_node": env.get("SLURMD_NODENAME"), "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES")}
 
 
 def main(argv: list[str] | None = None) -> int:

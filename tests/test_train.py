@@ -28,7 +28,7 @@ from suite.train.schedule import learning_rate
 # ran56_cifar at width 4 (70 k parameters); 1,437 // 128 = 11 steps per epoch.
 TINY = {"model.name": "ran56_cifar", "model.base_width": 4, "data.name": "digits", "data.input_size": 8,
         "batch_size": 128, "lr": 0.05, "recipe": "smoke"}
-TIMING = ("epoch_time_s", "train_samples_per_sec", "wall_time_s")
+TIMING = ("epoch_time_s", "loop_samples_per_sec", "wall_time_s")
 
 
 @pytest.fixture(autouse=True)
@@ -120,9 +120,9 @@ def test_same_seed_same_metrics_and_file_layout(tmp_path):
     assert c["train_loss"] != a["train_loss"]
     (line,) = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     assert set(line) == {"epoch", "iteration", "lr", "train_loss", "train_top1_err", "test_top1_err",
-                         "test_top5_err", "epoch_time_s", "train_samples_per_sec"}
+                         "test_top5_err", "epoch_time_s", "loop_samples_per_sec"}
     assert line["epoch"] == 1 and line["iteration"] == 11
-    assert a["iterations"] == 11 and a["best_top1_err"] == a["top1_err"] and a["train_samples_per_sec"] > 0
+    assert a["iterations"] == 11 and a["best_top1_err"] == a["top1_err"] and a["loop_samples_per_sec"] > 0
 
 
 def test_iterations_end_with_a_partial_epoch_and_its_evaluation(tmp_path):

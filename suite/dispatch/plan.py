@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,16 +23,18 @@ class Plan:
         return out
 
 
-def make_plan(runs: list[RunSpec], out: Path, *, retry_failed: bool = False, force: bool = False) -> Plan:
+def make_plan(runs: list[RunSpec], out: Path, *, retry_failed: bool = False, force: bool = False,
+              busy: Collection[str] = ()) -> Plan:
     """Missing and interrupted runs always run; failed ones with `retry_failed`; everything with `force`.
 
-    Running and pending runs are left alone (another process or a SLURM job owns them).
+    Running and pending runs are left alone (another process or a SLURM job owns them), and so are
+    the runs in `busy` whatever their directory says (e.g. a SLURM job requeued after its process died).
     """
     states = {r.run_id: store.state_of(store.run_dir(out, r.run_id)) for r in runs}
     wanted = set(store.TO_RUN) | ({"failed", "cancelled"} if retry_failed else set())
     if force:
         wanted |= {"done", "failed", "cancelled"}
-    to_run = [r for r in runs if states[r.run_id].state in wanted]
+    to_run = [r for r in runs if states[r.run_id].state in wanted and r.run_id not in busy]
     return Plan(runs, states, to_run)
 
 

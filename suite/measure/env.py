@@ -5,7 +5,10 @@ Absolute timings mean nothing without these, so every throughput row carries the
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -50,3 +53,26 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def code_version() -> dict[str, Any]:
+    """Which code produced a result: the package version, and the git commit (+ dirty flag) when
+    the package runs from a git checkout (a SLURM job running a code snapshot reports the
+    snapshot's recorded commit through SUITE_GIT_COMMIT / SUITE_GIT_DIRTY)."""
+    import suite
+
+    out: dict[str, Any] = {"suite_version": suite.__version__}
+    if "SUITE_GIT_COMMIT" in os.environ:
+        out["git_commit"] = os.environ["SUITE_GIT_COMMIT"]
+        out["git_dirty"] = os.environ.get("SUITE_GIT_DIRTY") == "1"
+        return out
+    root = Path(suite.__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", "suite"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return out
+    out.update(git_commit=commit, git_dirty=bool(dirty))
+    return out

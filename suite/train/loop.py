@@ -14,7 +14,7 @@ step, label smoothing as SAN's `smooth_loss` (target 1 - eps, every other class 
 Run directory (written by rank 0 only): `checkpoint.pt` after every epoch (atomic, see
 suite.train.checkpoint) and `metrics.jsonl`, one JSON line per epoch: epoch, iteration, lr,
 train_loss, train_top1_err, test_top1_err, test_top5_err (errors in %; null when not evaluated or
-the data set has no meaningful labels), epoch_time_s (training + evaluation), train_samples_per_sec
+the data set has no meaningful labels), epoch_time_s (training + evaluation), loop_samples_per_sec
 (training steps only: loading and step, no evaluation). The checkpoint holds that history too and
 is the source of truth: on resume, metrics.jsonl is rewritten from it.
 
@@ -83,7 +83,7 @@ def run(
     suite.train.distributed). `on_epoch_end(line)` is called on every rank after each epoch's
     metrics line is logged and its checkpoint written. Returns the final metrics: top1_err,
     top5_err, best_top1_err, best_epoch, train_loss, train_top1_err, epochs, iterations,
-    train_samples_per_sec, wall_time_s (accuracy entries None for data without real labels)."""
+    loop_samples_per_sec, wall_time_s (accuracy entries None for data without real labels)."""
     with distributed(config.device) as (env, device):
         trainer = Trainer(config, None if run_dir is None else Path(run_dir), env=env, device=device,
                           progress=progress)
@@ -228,7 +228,7 @@ class Trainer:
             "test_top1_err": test[0],
             "test_top5_err": test[1],
             "epoch_time_s": epoch_s,
-            "train_samples_per_sec": n / train_s if train_s > 0 else None,
+            "loop_samples_per_sec": n / train_s if train_s > 0 else None,
         }
         self.history.append(line)
         self.clock["train_s"] += train_s
@@ -258,7 +258,7 @@ class Trainer:
             "train_top1_err": last.get("train_top1_err"),
             "epochs": _epoch_value(self.iteration, self.steps_per_epoch),
             "iterations": self.iteration,
-            "train_samples_per_sec": self.clock["samples"] / self.clock["train_s"] if self.clock["train_s"] else None,
+            "loop_samples_per_sec": self.clock["samples"] / self.clock["train_s"] if self.clock["train_s"] else None,
             "wall_time_s": self.clock["wall_s"],
         }
 

@@ -1,0 +1,187 @@
+"""SLURM options of a submission: one schema, read from four layers.
+
+Precedence, lowest first: the defaults below < the user's file (`$SUITE_CLUSTER`, else
+`~/.config/suite/cluster.yaml`) < the spec's `cluster:` section < command-line flags. The keys are
+the same everywhere (flags spell them with dashes: `--gpus-per-node 1`). A key replaces the value
+under it, except `sbatch` (extra sbatch parameters), which is merged parameter by parameter, so a
+site-wide `sbatch: {exclude: node7}` survives a spec that adds `mail-type`. Each layer is checked
+on its own, so a mistake names its file and line (or flag).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from suite.errors import SuiteError, unknown
+from suite.schema import coerce
+
+
+def _option(default: Any, metavar: str, doc: str) -> Any:
+    """A field with its command-line metavar and help (the CLI builds one flag per field)."""
+    meta = {"metavar": metavar, "help": doc}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=type(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    partition: str | None = _option(None, "NAME", "SLURM partition (default: the cluster's)")
+    account: str | None = _option(None, "NAME", "account to charge")
+    qos: str | None = _option(None, "NAME", "quality of service")
+    timeout_min: int = _option(60, "MIN", "time limit of one job in minutes; a longer run checkpoints and is requeued")
+    nodes: int = _option(1, "N", "nodes per run (DDP across nodes)")
+    tasks_per_node: int = _option(1, "N", "processes per node; more than 1 means DDP, one process per GPU")
+    gpus_per_node: int = _option(0, "N", "GPUs per node (sbatch --gpus-per-node)")
+    cpus_per_task: int | None = _option(None, "N", "CPUs per process (default: the cluster's, usually 1); "
+                                                   "also the torch thread count")
+    mem_gb: float | None = _option(None, "GB", "memory per node in GB (default: the cluster's)")
+    constraint: str | None = _option(None, "EXPR", "node features, e.g. 'a100|h100'")
+    sbatch: dict[str, Any] = _option({}, "KEY=VALUE", "any other sbatch parameter, e.g. exclude=node7 or "
+                                                      "mail-type=END (repeatable)")
+    setup: list[str] = _option([], "LINE", "shell line run before each job, e.g. 'module load cuda' (repeatable)")
+    array_parallelism: int = _option(256, "N", "array tasks running at once")
+    max_array_size: int | None = _option(None, "N", "runs per job array (default: the cluster's MaxArraySize); "
+                                                     "larger grids are split")
+    max_requeues: int = _option(3, "N", "requeues per run after a time limit or pre-emption before it counts "
+                                        "as failed")
+    signal_delay_s: int = _option(120, "SECONDS", "seconds before the time limit at which a run checkpoints "
+                                                  "and requeues itself")
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(ClusterOptions)}
+HINTS = typing.get_type_hints(ClusterOptions)
+MINIMUM = {"timeout_min": 1, "nodes": 1, "tasks_per_node": 1, "gpus_per_node": 0, "cpus_per_task": 1,
+           "mem_gb": 0.001, "array_parallelism": 1, "max_array_size": 1, "max_requeues": 0, "signal_delay_s": 1}
+# sbatch parameters that an option above (or the dispatcher itself) owns.
+OWNED = {"partition": "partition", "account": "account", "qos": "qos", "time": "timeout_min", "t": "timeout_min",
+         "nodes": "nodes", "N": "nodes", "ntasks-per-node": "tasks_per_node", "gpus-per-node": "gpus_per_node",
+         "cpus-per-task": "cpus_per_task", "c": "cpus_per_task", "mem": "mem_gb", "constraint": "constraint",
+         "C": "constraint", "signal": "signal_delay_s", "array": None, "output": None, "o": None, "error": None,
+         "e": None, "job-name": None, "J": None}
+
+
+def user_file() -> Path | None:
+    """The user's cluster file: `$SUITE_CLUSTER` (empty = none), else `$XDG_CONFIG_HOME/suite/cluster.yaml`."""
+    if "SUITE_CLUSTER" in os.environ:
+        value = os.environ["SUITE_CLUSTER"]
+        if value and not Path(value).is_file():
+            raise SuiteError("no such file (named by $SUITE_CLUSTER)", file=value)
+        return Path(value) if value else None
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    path = config_home / "suite" / "cluster.yaml"
+    return path if path.is_file() else None
+
+
+def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[str, Any] | None = None, *,
+                    spec_file: str | None = None, spec_line: typing.Callable[[str], int | None] | None = None,
+                    user: Path | None | typing.Literal["default"] = "default") -> ClusterOptions:
+    """Merge the layers (defaults < user file < spec `cluster:` < command line) into checked options.
+
+    `spec_line(key)` gives the line of a key in the spec file for error messages; `user` overrides
+    the user-file lookup (None: no user file)."""
+    path = user_file() if user == "default" else user
+    layers: list[dict[str, Any]] = []
+    if path is not None:
+        layers.append(_check(*_read_yaml(path), file=str(path)))
+    if spec_section:
+        layers.append(_check(spec_section, spec_line or (lambda key: None), file=spec_file))
+    if cli:
+        layers.append(_check(cli, lambda key: None, file="<command line>", flags=True))
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            merged[key] = {**merged.get(key, {}), **value} if key == "sbatch" else value
+    options = ClusterOptions(**merged)
+    if options.signal_delay_s >= options.timeout_min * 60:
+        raise SuiteError(f"signal_delay_s={options.signal_delay_s} must be shorter than the time limit "
+                         f"(timeout_min={options.timeout_min}, i.e. {options.timeout_min * 60} s)",
+                         key="signal_delay_s")
+    return options
+
+
+def parse_cli(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Argparse values (None = not given) -> a layer; `sbatch` items are KEY=VALUE or a bare KEY (a flag)."""
+    out = {k: v for k, v in values.items() if v is not None and v != []}
+    if "sbatch" in out:
+        params: dict[str, Any] = {}
+        for item in out["sbatch"]:
+            key, sep, text = item.partition("=")
+            params[key] = (yaml.safe_load(text) if text else "") if sep else True
+        out["sbatch"] = params
+    return out
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], typing.Callable[[str], int | None]]:
+    try:
+        text = path.read_text()
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except OSError as exc:
+        raise SuiteError(f"cannot read cluster options: {exc.strerror}", file=str(path)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise SuiteError(f"bad YAML: {getattr(exc, 'problem', None) or exc}", file=str(path),
+                         line=None if mark is None else mark.line + 1) from None
+    if raw is None:
+        return {}, lambda key: None
+    if not isinstance(raw, Mapping):
+        raise SuiteError("expected a mapping of cluster options (partition: ..., gpus_per_node: ...)", file=str(path))
+    lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value} if isinstance(node, yaml.MappingNode) else {}
+    return {str(k): v for k, v in raw.items()}, lines.get
+
+
+def _check(values: Mapping[str, Any], line: typing.Callable[[str], int | None], *, file: str | None,
+           flags: bool = False) -> dict[str, Any]:
+    out = {}
+    for key, value in values.items():
+        where = {"file": file, "line": line(key)}
+        name = flag(key) if flags else key
+        if key not in FIELDS:
+            raise unknown("cluster option", name, [flag(f) if flags else f for f in FIELDS], **where)
+        try:
+            value = coerce(value, HINTS[key])
+        except ValueError as exc:
+            raise SuiteError(f"{exc}, got {value!r}", key=name, **where) from None
+        if key in MINIMUM and value is not None and value < MINIMUM[key]:
+            raise SuiteError(f"must be at least {MINIMUM[key]}, got {value}", key=name, **where)
+        if key == "sbatch":
+            value = _check_sbatch(value, name, where)
+        out[key] = list(value) if key == "setup" else value
+    return out
+
+
+def _check_sbatch(value: Any, name: str, where: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SuiteError(f"expected a mapping of sbatch parameters, got {value!r}", key=name, **where)
+    params = {}
+    for raw_key, v in value.items():
+        key = str(raw_key).lstrip("-").replace("_", "-")
+        if key in OWNED:
+            instead = OWNED[key]
+            hint = f"use the {instead!r} option" if instead else "the dispatcher sets it"
+            raise SuiteError(f"sbatch parameter {key!r} cannot be set here: {hint}", key=f"{name}.{raw_key}", **where)
+        if not isinstance(v, (str, int, float, bool)) or v is False:
+            raise SuiteError(f"an sbatch value is a string, a number or true (a bare flag), got {v!r}",
+                             key=f"{name}.{raw_key}", **where)
+        params[key] = v
+    return params
+
+
+def summary(options: ClusterOptions) -> str:
+    """The options that differ from the defaults, as `key=value` (what a dry run prints)."""
+    defaults = ClusterOptions()
+    parts = [f"{k}={getattr(options, k)!r}" for k in FIELDS if getattr(options, k) != getattr(defaults, k)]
+    return " ".join(parts) or "defaults"

@@ -1,0 +1,301 @@
+"""The SLURM executor: runs go to the cluster as job arrays through submitit, without waiting.
+
+Submission (`submit`): the code is snapshotted (suite.dispatch.snapshot), the runs are split into
+chunks of at most the cluster's `MaxArraySize` and each chunk is ONE sbatch (`--array=0-N%P`) of
+`SlurmRun` tasks; every run gets status `pending` with its `<array>_<task>` id, then the arrays
+are released. Jobs are submitted held and released only once the store knows their ids, so a
+task that starts at once can never have its own status overwritten by the submitter.
+
+In the job, `SlurmRun` calls `suite.execute.execute`, the same function the local executor runs.
+Time limits and pre-emption: sbatch sends USR2 `signal_delay_s` before the limit (submitit's
+`--signal`); our handler only calls `request_checkpoint()`, so the training loop saves the exact
+mid-epoch state at its next sync point and raises `Preempted`, and the task then requeues itself
+(`scontrol requeue <array>_<task>`) and exits. The requeued task resumes from that checkpoint,
+which it finds from the run directory at run time (nothing about it is frozen in the pickle).
+Each requeue is counted in status.json (`requeues`); past `max_requeues` the run is recorded as
+failed, its checkpoint kept for `suite run --retry-failed`. submitit's own handler (checkpoint
+and requeue at once, before the loop can save) is replaced while the run executes.
+
+Following (`refresh`): for runs the store believes queued or running, one `sacct` call through
+submitit's SlurmInfoWatcher gives the SLURM state; a job that ended without a result (cancelled,
+killed at the time limit, out of memory, node failure) is recorded in the store as cancelled or
+failed (with its log tail as error.txt), so nothing stays `running` forever. `cancel` scancels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from suite import store
+from suite.ablations.expand import RunSpec
+from suite.dispatch import snapshot
+from suite.dispatch.cluster import ClusterOptions
+from suite.errors import SuiteError
+
+T = TypeVar("T")
+# sacct states of a job that may still run (or run again); anything else is final.
+ALIVE = frozenset({"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "COMPLETING", "CONFIGURING",
+                   "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "UNKNOWN"})
+# A final SLURM state of a run that never wrote its result, as a store state.
+ENDED = {"CANCELLED": "cancelled", "PREEMPTED": "interrupted"}  # everything else: failed
+TRACKED = ("pending", "running", "interrupted")  # store states that may belong to a live job
+IO_THREADS = 16  # store writes are fsync-bound: in parallel, 1,000 statuses take ~0.5 s instead of ~6 s
+
+
+@dataclass(frozen=True)
+class Submission:
+    job_ids: dict[str, str]  # run_id -> `<array>_<task>` (or `<job>` for a chunk of one run)
+    arrays: list[str]  # one SLURM job id per sbatch call
+    code: snapshot.Snapshot
+
+
+# ------------------------------------------------------------------------------------- submit
+def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name: str = "suite") -> Submission:
+    """Submit `runs` (already filtered to what must run) and return as soon as SLURM has them."""
+    if shutil.which("sbatch") is None:
+        raise SuiteError("`sbatch` not found: submit from a SLURM login node", key="executor")
+    out = Path(out).resolve()
+    size = options.max_array_size or max_array_size()
+    code = snapshot.take(out)
+    executor = make_executor(out, options, code, name=name)
+    dirs = _parallel(lambda r: store.plan(out, r), runs)
+    tasks = [SlurmRun(r, str(out), str(code.path), options.max_requeues) for r in runs]
+    jobs = submit_arrays(executor, tasks, size)
+    arrays = list(dict.fromkeys(j.job_id.split("_")[0] for j in jobs))
+    try:
+        record = code.record()
+        _parallel(lambda dj: store.set_status(
+            dj[0], "pending", slurm_job_id=dj[1].job_id, slurm_log=str(dj[1].paths.stderr), submitted_at=store.now(),
+            executor="slurm", code=record, requeues=0, error=None), list(zip(dirs, jobs)))
+        if not options.sbatch.get("hold"):  # a hold the user asked for is theirs to release
+            _slurm("scontrol", "release", ",".join(arrays))
+    except BaseException:  # e.g. Ctrl-C: withdraw the held jobs; the next `suite run` submits the runs again
+        subprocess.run(["scancel", *arrays], capture_output=True, timeout=60)
+        _parallel(lambda d: store.set_status(d, "interrupted", slurm_job_id=None, error="submission interrupted"), dirs)
+        raise
+    return Submission({r.run_id: j.job_id for r, j in zip(runs, jobs)}, arrays, code)
+
+
+def submit_arrays(executor: Any, tasks: Sequence[Callable[[], Any]], size: int) -> list[Any]:
+    """One sbatch per chunk of at most `size` tasks (submitit's submit_array); the jobs in task order.
+    A refused sbatch cancels the chunks already submitted (they are held) and raises SuiteError."""
+    from submitit.core.utils import FailedJobError
+
+    jobs: list[Any] = []
+    for start in range(0, len(tasks), size):
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):  # submitit echoes sbatch's error; ours says it once
+                jobs += executor.submit_array(list(tasks[start:start + size]))
+        except FailedJobError as exc:
+            if jobs:
+                subprocess.run(["scancel", *{j.job_id.split("_")[0] for j in jobs}], capture_output=True, timeout=60)
+            raise SuiteError(f"sbatch refused the job: {str(exc).strip()}", key="cluster") from None
+    return jobs
+
+
+def make_executor(out: Path, options: ClusterOptions, code: snapshot.Snapshot, *, name: str) -> Any:
+    """A submitit SlurmExecutor for `options`; jobs start held (see `submit`) and import `code`."""
+    import submitit
+
+    executor = submitit.SlurmExecutor(folder=Path(out) / "submitit", max_num_timeout=options.max_requeues)
+    params: dict[str, Any] = dict(
+        job_name=f"suite-{name}", time=options.timeout_min, nodes=options.nodes,
+        ntasks_per_node=options.tasks_per_node, signal_delay_s=options.signal_delay_s,
+        array_parallelism=options.array_parallelism, setup=[*options.setup, *job_environment(code)],
+        additional_parameters={"hold": True, **options.sbatch},
+    )
+    optional = dict(partition=options.partition, account=options.account, qos=options.qos,
+                    cpus_per_task=options.cpus_per_task, constraint=options.constraint,
+                    gpus_per_node=options.gpus_per_node or None,
+                    mem=None if options.mem_gb is None else f"{math.ceil(options.mem_gb * 1024)}M")
+    params.update({k: v for k, v in optional.items() if v is not None})
+    executor.update_parameters(**params)
+    return executor
+
+
+def job_environment(code: snapshot.Snapshot) -> list[str]:
+    """Shell lines of every job: import the snapshot, report its commit (the snapshot is no git
+    checkout; see suite.measure.env.code_version), one torch thread per allotted CPU."""
+    lines = [f"export PYTHONPATH={shlex.quote(str(code.path))}${{PYTHONPATH:+:$PYTHONPATH}}",
+             "export PYTHONSAFEPATH=1",
+             "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}"]
+    if code.git_commit:
+        lines += [f"export SUITE_GIT_COMMIT={code.git_commit}", f"export SUITE_GIT_DIRTY={int(bool(code.git_dirty))}"]
+    return lines
+
+
+def max_array_size() -> int:
+    """The cluster's MaxArraySize: array indices run 0 .. MaxArraySize - 1."""
+    text = _slurm("scontrol", "show", "config")
+    found = re.search(r"^MaxArraySize\s*=\s*(\d+)", text, re.M)
+    if not found:
+        raise SuiteError("`scontrol show config` has no MaxArraySize; set cluster option max_array_size",
+                         key="max_array_size")
+    return int(found.group(1))
+
+
+# ---------------------------------------------------------------------------------------- job
+@dataclass(frozen=True)
+class SlurmRun:
+    """What one array task runs. It holds the run and the store as a string: the run directory,
+    its checkpoint and its logs are found from them when the task starts, so a requeued task
+    resumes from the newest checkpoint."""
+
+    run: RunSpec
+    out: str
+    code: str  # the snapshot directory this task must import `suite` from
+    max_requeues: int
+
+    def __call__(self) -> dict[str, Any] | None:
+        from submitit.core.job_environment import JobEnvironment
+
+        from suite.execute import execute, rank
+        from suite.train.checkpoint import Preempted, request_checkpoint
+
+        signal.signal(JobEnvironment._usr_sig(), lambda signum, frame: request_checkpoint())
+        d = store.run_dir(Path(self.out), self.run.run_id)
+        if snapshot.loaded_from() != Path(self.code).resolve():
+            message = (f"this job imported suite from {snapshot.loaded_from()}, not from the snapshot {self.code} "
+                       f"taken at submission (check PYTHONPATH in the cluster setup lines; Python >= 3.11 needed)")
+            store.set_status(d, "failed", error=message)
+            raise RuntimeError(message)
+        try:
+            result = execute(self.run, Path(self.out))
+        except Preempted as stopped:
+            if rank() == 0:
+                self._requeue(d, stopped.iteration)
+            return None  # other DDP ranks: rank 0 requeues the whole job
+        return result.get("metrics")
+
+    def checkpoint(self) -> Any:
+        """submitit's requeue hook: used only if the signal comes before `__call__` replaces
+        submitit's handler (while the job is still importing); nothing to save yet."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self)
+
+    def _requeue(self, d: Path, iteration: int) -> NoReturn:
+        status = store.state_of(d).status or {}
+        done = int(status.get("requeues") or 0)
+        if done >= self.max_requeues:
+            message = (f"stopped by a time limit or pre-emption at iteration {iteration} after {done} requeues "
+                       f"(max_requeues={self.max_requeues}); `suite run --retry-failed` resumes from its checkpoint")
+            store.set_status(d, "failed", error=message)
+            raise RuntimeError(message)
+        store.set_status(d, "pending", requeues=done + 1, requeued_at=store.now(), requeued_at_iteration=iteration,
+                         error=None)
+        job = _own_job_id()
+        try:
+            _slurm("scontrol", "requeue", job)
+        except SuiteError as err:
+            store.set_status(d, "failed", error=f"could not requeue {job}: {err.message}")
+            raise
+        raise SystemExit(-1)  # as submitit does: no result pickle, SLURM restarts the task
+
+
+def _own_job_id() -> str:
+    env = os.environ
+    array, task = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{task}" if array and task else env["SLURM_JOB_ID"]
+
+
+# ------------------------------------------------------------------------------ follow, cancel
+def slurm_states(job_ids: Iterable[str]) -> dict[str, str]:
+    """SLURM state (first word: `CANCELLED by 0` -> CANCELLED) of each job id, from one sacct call
+    through submitit's watcher; UNKNOWN when sacct does not know the job (or fails)."""
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    ids = list(dict.fromkeys(job_ids))
+    if not ids:
+        return {}
+    watcher = SlurmInfoWatcher(delay_s=0)
+    for job_id in ids:
+        watcher.register_job(job_id)
+    watcher.update()
+    return {j: (watcher.get_state(j, mode="cache").split() or ["UNKNOWN"])[0] for j in ids}
+
+
+def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
+    """Reconcile the store with SLURM for runs it believes queued or running; run_id -> SLURM state."""
+    tracked = _tracked(out, run_ids)
+    if not tracked:
+        return {}
+    states = slurm_states(tracked.values())
+    out_states = {}
+    for rid, job_id in tracked.items():
+        slurm_state = states[job_id]
+        out_states[rid] = slurm_state
+        d = store.run_dir(out, rid)
+        now = store.state_of(d)  # again: the job may have written since
+        if now.state not in TRACKED or (now.status or {}).get("slurm_job_id") != job_id:
+            continue
+        # A live job owns its run directory: never write there from outside (the job may be writing
+        # its own state this instant). `suite run` skips these runs whatever the directory says.
+        if slurm_state in ALIVE or now.status.get("slurm_state") == slurm_state:
+            continue
+        log = Path(str(now.status.get("slurm_log") or ""))
+        if slurm_state not in ENDED and log.is_file():
+            (d / "error.txt").write_text("".join(log.read_text(errors="replace").splitlines(True)[-50:]))
+        store.set_status(d, ENDED.get(slurm_state, "failed"), slurm_state=slurm_state,
+                         error=f"SLURM job {job_id} ended {slurm_state} without a result; log: {log}")
+    return out_states
+
+
+def cancel(out: Path, run_ids: Iterable[str]) -> tuple[dict[str, str], str]:
+    """scancel the SLURM jobs of queued or running runs and record them cancelled.
+
+    Returns run_id -> job id, and scancel's complaints (e.g. a job that finished meanwhile: its
+    result, if it wrote one, still counts, as a result always does)."""
+    jobs = _tracked(out, run_ids)
+    ids = list(dict.fromkeys(jobs.values()))
+    complaints = []
+    for start in range(0, len(ids), 500):  # keep the command line short
+        try:
+            done = subprocess.run(["scancel", *ids[start:start + 500]], capture_output=True, text=True, timeout=120)
+        except FileNotFoundError:
+            raise SuiteError("`scancel` not found: is this a SLURM cluster?") from None
+        complaints.append(done.stderr.strip())
+    _parallel(lambda rid: store.set_status(store.run_dir(out, rid), "cancelled", error="cancelled by `suite cancel`",
+                                           cancelled_at=store.now()), list(jobs))
+    return jobs, "\n".join(c for c in complaints if c)
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _tracked(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
+    """run_id -> SLURM job id of the runs the store has as queued or running under SLURM."""
+    tracked = {}
+    for rid in run_ids:
+        state = store.state_of(store.run_dir(out, rid))
+        if state.state in TRACKED and state.status and state.status.get("slurm_job_id"):
+            tracked[rid] = str(state.status["slurm_job_id"])
+    return tracked
+
+
+def _slurm(*command: str) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise SuiteError(f"`{command[0]}` not found: is this a SLURM cluster?", key="executor") from None
+    if done.returncode != 0:
+        raise SuiteError(f"`{' '.join(command[:3])}` failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
+
+
+def _parallel(fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
+    if len(items) < 2:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(min(IO_THREADS, len(items))) as pool:
+        return list(pool.map(fn, items))

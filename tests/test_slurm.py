@@ -1,0 +1,291 @@
+"""`suite run --executor slurm` against the real local cluster (slurm/local-cluster.sh).
+
+Every run is a few seconds of a width-4 ran56_cifar on 8x8 synthetic images, measurement off, so
+the tests time SLURM's turnaround, not training. Each test uses a fresh store in tmp_path (job ids
+restart after a cluster reset: a reused submitit folder would hold stale result pickles) and
+cancels whatever it left queued. The CLI runs in-process; the jobs import the code snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from submitit.core.utils import pickle_load
+
+from suite import ablations, store
+from suite.cli import main
+from suite.dispatch import slurm
+from suite.train import checkpoint
+
+pytestmark = pytest.mark.slurm
+
+BASE = {"model": {"name": "ran56_cifar", "base_width": 4}, "data": {"name": "synthetic", "input_size": 8, "workers": 0},
+        "recipe": "smoke", "batch_size": 16, "iterations": 4, "measure": {"throughput": False, "complexity": False}}
+FINAL = ("done", "failed", "cancelled")
+PREFIX = "st_"  # spec names, hence job names suite-st_*: what the teardown cancels
+
+
+@pytest.fixture(autouse=True)
+def isolated(slurm_cluster, monkeypatch):
+    """No user cluster file; afterwards, cancel this module's jobs that are still queued or running."""
+    monkeypatch.setenv("SUITE_CLUSTER", "")
+    yield
+    names = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True).stdout.split("\n")
+    ids = [line.split()[0] for line in names if line.split()[1:2] and line.split()[1].startswith(f"suite-{PREFIX}")]
+    if ids:
+        subprocess.run(["scancel", *ids], capture_output=True)
+
+
+def write_spec(tmp_path: Path, name: str, grid: dict, cluster: dict | None = None, **base) -> Path:
+    path = tmp_path / f"{PREFIX}{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": path.stem, "base": {**BASE, **base}, "grid": grid,
+                                    **({"cluster": cluster} if cluster else {})}))
+    return path
+
+
+def run_ids(path: Path) -> list[str]:
+    return [r.run_id for r in ablations.expand(ablations.load(path))]
+
+
+def suite(capsys, *argv: str) -> str:
+    """`suite ARGV` in-process; returns its stdout (asserting exit status 0)."""
+    capsys.readouterr()
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    return captured.out
+
+
+def status(out: Path, rid: str) -> dict:
+    return store.read_json(store.run_dir(out, rid) / "status.json")
+
+
+def wait(out: Path, ids: list[str], until=FINAL, timeout: float = 150) -> dict[str, str]:
+    """Poll (reconciling with sacct, as `suite status` does) until every run is in `until`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        slurm.refresh(out, ids)
+        states = {rid: store.state_of(store.run_dir(out, rid)).state for rid in ids}
+        if all(s in until for s in states.values()):
+            return states
+        if time.monotonic() > deadline:
+            queue = subprocess.run(["squeue"], capture_output=True, text=True).stdout
+            pytest.fail(f"runs not {until} after {timeout} s: {states}\n{queue}")
+        time.sleep(0.5)
+
+
+def wait_for(predicate, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+# ------------------------------------------------------------------------------------ arrays
+def test_grid_is_one_array_collected_and_resubmission_adds_only_missing_runs(tmp_path, capsys):
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "grid", {"lr": [0.01, 0.02, 0.03]})
+    ids = run_ids(spec)
+    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+    assert "submitted 3 runs as 1 job array" in printed
+    jobs = [status(out, rid)["slurm_job_id"] for rid in ids]
+    array = jobs[0].split("_")[0]
+    assert jobs == [f"{array}_{i}" for i in range(3)]  # one sbatch, tasks in grid order
+    assert wait(out, ids) == dict.fromkeys(ids, "done")
+    frame = store.collect(out, ids)
+    assert list(frame["status"]) == ["done"] * 3 and frame["train_loss"].notna().all()
+    assert (frame["iterations"] == 4).all() and [status(out, rid)["slurm_job_id"] for rid in ids] == jobs
+    assert "3 done" in suite(capsys, "status", str(spec), "--out", str(out))
+
+    # The grid grows by one point: only that run is submitted; the others are not touched.
+    spec.write_text(spec.read_text().replace("- 0.03", "- 0.03\n  - 0.04"))
+    more = run_ids(spec)
+    assert more[:3] == ids
+    before = {rid: status(out, rid) for rid in ids}
+    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+    assert "4 runs: 3 done, 1 missing" in printed and "submitted 1 runs as 1 job array" in printed
+    assert {rid: status(out, rid) for rid in ids} == before
+    assert wait(out, more) == dict.fromkeys(more, "done")
+    assert "nothing to run" in suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+
+
+def test_grid_larger_than_max_array_size_is_split(tmp_path, capsys, slurm_cluster):
+    assert slurm.max_array_size() == slurm_cluster.max_array_size  # the default comes from scontrol
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "split", {"lr": [0.01, 0.02, 0.03, 0.04, 0.05]}, cluster={"max_array_size": 2})
+    ids = run_ids(spec)
+    # Held (`--sbatch hold`): nothing runs, so this checks the submission alone.
+    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--sbatch", "hold")
+    assert "submitted 5 runs as 3 job arrays" in printed
+    jobs = [status(out, rid)["slurm_job_id"] for rid in ids]
+    a, b, c = (jobs[0].split("_")[0], jobs[2].split("_")[0], jobs[4])
+    assert jobs == [f"{a}_0", f"{a}_1", f"{b}_0", f"{b}_1", c] and len({a, b, c}) == 3  # a chunk of one is a plain job
+    queued = subprocess.run(["squeue", "-h", "-r", "-j", f"{a},{b},{c}", "-o", "%i %r"], capture_output=True,
+                            text=True).stdout.split("\n")
+    assert sorted(line.split()[0] for line in queued if line) == sorted(jobs)
+    assert all("JobHeldUser" in line for line in queued if line)
+    assert "cancelled 5 runs" in suite(capsys, "cancel", str(spec), "--out", str(out))
+    assert {store.state_of(store.run_dir(out, rid)).state for rid in ids} == {"cancelled"}
+
+
+# ----------------------------------------------------------------------------- GPUs, failures
+def test_gpu_job_gets_cuda_visible_devices(tmp_path, capsys, slurm_cluster):
+    if slurm_cluster.gpus < 1:
+        pytest.skip("cluster started with LOCAL_SLURM_GPUS=0")
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "gpu", {"lr": [0.01]}, cluster={"partition": slurm_cluster.gpu_partition,
+                                                                "gpus_per_node": 1}, device="cpu")
+    [rid] = run_ids(spec)
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+    assert wait(out, [rid]) == {rid: "done"}
+    assert status(out, rid)["cuda_visible_devices"] in [str(i) for i in range(slurm_cluster.gpus)]
+
+
+def test_failing_run_is_reported_with_its_traceback_and_the_rest_finish(tmp_path, capsys):
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "fail", {"batch_size": [16, 1024]})  # 1,024 > the 512 synthetic images
+    good, bad = run_ids(spec)
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+    assert wait(out, [good, bad]) == {good: "done", bad: "failed"}
+    trace = (store.run_dir(out, bad) / "error.txt").read_text()
+    assert trace.startswith("Traceback") and "batch_size 1024 is larger than the training set" in trace
+    printed = suite(capsys, "status", str(spec), "--out", str(out))
+    assert "1 done, 1 failed" in printed and "is larger than the training set" in printed
+    assert "nothing to run" in suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--retry-failed")
+    assert "submitted 1 runs" in printed
+    assert wait(out, [good, bad]) == {good: "done", bad: "failed"}
+    assert status(out, bad)["attempts"] == 2 and status(out, good)["attempts"] == 1
+
+
+def test_cancelled_runs_show_cancelled_and_are_not_resubmitted(tmp_path, capsys):
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "cancel", {"lr": [0.01, 0.02]}, iterations=100_000)
+    first, second = run_ids(spec)
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+    wait(out, [first, second], until=("running",))
+    assert "slurm: 2 " in suite(capsys, "status", str(spec), "--out", str(out))  # sacct: PENDING or RUNNING
+    # Cancelled behind the suite's back: the store learns it from sacct (no result was written).
+    subprocess.run(["scancel", status(out, first)["slurm_job_id"]], check=True)
+    assert wait(out, [first], timeout=60) == {first: "cancelled"}
+    assert "ended CANCELLED without a result" in status(out, first)["error"]
+    printed = suite(capsys, "cancel", str(spec), "--out", str(out))
+    assert "cancelled 1 runs" in printed
+    job = status(out, second)["slurm_job_id"]
+    wait_for(lambda: slurm.slurm_states([job])[job] == "CANCELLED", "sacct to say CANCELLED", timeout=60)
+    assert "2 cancelled" in suite(capsys, "status", str(spec), "--out", str(out))
+    assert "nothing to run" in suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+
+
+# --------------------------------------------------------------------------- pre-emption, DDP
+def test_signalled_run_checkpoints_requeues_and_resumes_to_the_same_result(tmp_path, capsys):
+    """USR2 (what sbatch --signal sends before the time limit) mid-training: the run saves its
+    exact state, requeues itself and resumes from the checkpoint to the uninterrupted result."""
+    grid = {"lr": [0.05]}
+    spec = write_spec(tmp_path, "requeue", grid, batch_size=32, iterations=128)  # 16 steps per epoch
+    [rid] = run_ids(spec)
+    interrupted, reference = tmp_path / "interrupted", tmp_path / "reference"
+    for out in (interrupted, reference):
+        suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+    d = store.run_dir(interrupted, rid)
+    wait_for(lambda: (d / "metrics.jsonl").exists() and (d / "metrics.jsonl").read_text().count("\n") >= 1,
+             "the first epoch")
+    subprocess.run(["scancel", "--signal=USR2", status(interrupted, rid)["slurm_job_id"]], check=True)
+    wait_for(lambda: status(interrupted, rid).get("requeues") == 1, "the requeue")
+    # Until SLURM starts the task again (>= 6 s: cred_expire), mark the checkpoint's history so
+    # that the final metrics.jsonl shows whether the second attempt resumed from it.
+    saved = checkpoint.load(d / checkpoint.FILENAME)
+    stopped = status(interrupted, rid)["requeued_at_iteration"]
+    assert saved["iteration"] == stopped and 16 <= stopped < 128
+    saved["history"][0]["epoch_time_s"] = 12345.0
+    checkpoint.save(d / checkpoint.FILENAME, saved)
+    assert wait(interrupted, [rid]) == {rid: "done"} and wait(reference, [rid]) == {rid: "done"}
+    assert status(interrupted, rid)["attempts"] == 2 and status(reference, rid)["attempts"] == 1
+    history = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+    assert history[0]["epoch_time_s"] == 12345.0 and len(history) == 8
+    a, b = ({k: v for k, v in store.read_json(store.run_dir(o, rid) / "result.json")["metrics"].items()
+             if not k.endswith(("_s", "_per_sec"))} for o in (interrupted, reference))  # timings differ
+    assert a == b and a["iterations"] == 128 and a["train_loss"] > 0
+
+
+@pytest.mark.slow
+def test_real_time_limit_stops_requeues_and_resumes_the_run(tmp_path, capsys):
+    """A 1-minute limit warned 55 s ahead: slurmctld checks limits every ~30 s, so SLURM's own USR2
+    comes 5-35 s into the job. The endless run is stopped at a sync point, requeued, and its next
+    attempt continues the history of the first (a fresh start would rewrite it)."""
+    spec = write_spec(tmp_path, "limit", {"lr": [0.05]}, cluster={"timeout_min": 1, "signal_delay_s": 55,
+                                                                 "max_requeues": 10}, batch_size=64, iterations=100_000)
+    [rid] = run_ids(spec)  # 8 steps per epoch: a stop at a sync point (every 16 steps) follows >= 1 epoch
+    out = tmp_path / "store"
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+    d = store.run_dir(out, rid)
+    wait_for(lambda: status(out, rid).get("requeues", 0) >= 1, "SLURM's warning signal and the requeue", timeout=150)
+    before = (d / "metrics.jsonl").read_text().splitlines()
+    assert len(before) >= 1 and status(out, rid)["requeued_at_iteration"] >= 16
+    wait_for(lambda: len((d / "metrics.jsonl").read_text().splitlines()) > len(before), "an epoch of the next attempt")
+    assert (d / "metrics.jsonl").read_text().splitlines()[:len(before)] == before
+    assert status(out, rid)["attempts"] >= 2
+    assert "cancelled 1 runs" in suite(capsys, "cancel", str(spec), "--out", str(out))
+
+
+def test_requeues_beyond_the_cap_fail_the_run_and_keep_its_checkpoint(tmp_path, capsys):
+    spec = write_spec(tmp_path, "cap", {"lr": [0.05]}, cluster={"max_requeues": 0}, batch_size=32, iterations=100_000)
+    [rid] = run_ids(spec)
+    out = tmp_path / "store"
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+    d = store.run_dir(out, rid)
+    wait_for(lambda: (d / "metrics.jsonl").exists() and (d / "metrics.jsonl").read_text().count("\n") >= 1,
+             "the first epoch")
+    subprocess.run(["scancel", "--signal=USR2", status(out, rid)["slurm_job_id"]], check=True)
+    assert wait(out, [rid]) == {rid: "failed"}
+    assert "after 0 requeues (max_requeues=0)" in status(out, rid)["error"]
+    assert checkpoint.load(d / checkpoint.FILENAME)["iteration"] >= 16
+
+
+def test_two_task_ddp_run_on_cpu(tmp_path, capsys):
+    """Two SLURM tasks become two gloo ranks: both train (rank 1 leaves the store alone) and agree;
+    a single process given the same config (and seed) ends elsewhere, as its BN sees the whole batch."""
+    ddp, single = tmp_path / "ddp", tmp_path / "single"
+    spec = write_spec(tmp_path, "ddp", {"lr": [0.05]}, batch_size=32, device="cpu")
+    [rid] = run_ids(spec)
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(ddp), "--tasks-per-node", "2")
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(single))
+    assert wait(ddp, [rid]) == {rid: "done"} and wait(single, [rid]) == {rid: "done"}
+    job = status(ddp, rid)["slurm_job_id"]
+    ranks = [pickle_load(ddp / "submitit" / f"{job}_{task}_result.pkl") for task in (0, 1)]
+    assert [outcome for outcome, _ in ranks] == ["success", "success"]
+    (_, m0), (_, m1) = ranks
+    assert m0["iterations"] == m1["iterations"] == 4 and m0["train_loss"] == m1["train_loss"]  # all-reduced
+    assert status(ddp, rid)["attempts"] == 1  # only rank 0 wrote the status
+    alone = store.read_json(store.run_dir(single, rid) / "result.json")["metrics"]
+    assert alone["iterations"] == 4 and alone["train_loss"] != m0["train_loss"]
+
+
+# ------------------------------------------------------------------------------ code snapshot
+def test_a_queued_job_runs_the_code_of_submission_time(tmp_path):
+    """Submit from a copy of the package, break the copy while the job is held, release it."""
+    src = tmp_path / "src"
+    shutil.copytree(Path(store.__file__).parent, src / "suite", ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "snapshot", {"lr": [0.01]})
+    [rid] = run_ids(spec)
+    env = {**os.environ, "PYTHONPATH": str(src), "PYTHONSAFEPATH": "1", "SUITE_CLUSTER": ""}
+    done = subprocess.run([sys.executable, "-m", "suite", "run", str(spec), "--executor", "slurm", "--out", str(out),
+                           "--sbatch", "hold"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (src / "suite" / "execute.py").write_text("raise RuntimeError('edited after submission')\n")
+    recorded = status(out, rid)
+    snapshot_dir = Path(recorded["code"]["path"])
+    assert snapshot_dir.parent == out.resolve() / "code" and (snapshot_dir / "suite" / "execute.py").read_text() != \
+        (src / "suite" / "execute.py").read_text()
+    subprocess.run(["scontrol", "release", recorded["slurm_job_id"].split("_")[0]], check=True)
+    assert wait(out, [rid]) == {rid: "done"}

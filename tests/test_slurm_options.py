@@ -1,0 +1,229 @@
+"""SLURM dispatch without a cluster: option layers and their errors, the code snapshot, the sbatch
+script, and how ended jobs are reconciled with the store (sacct faked)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from suite import ablations, store
+from suite.cli import main
+from suite.dispatch import cluster, slurm, snapshot
+from suite.dispatch.cluster import ClusterOptions, parse_cli, resolve_options
+from suite.errors import SuiteError
+
+SPEC = """\
+name: opts
+base: {model: {name: ran56_cifar, base_width: 4}, data: {name: synthetic, input_size: 8}, iterations: 2}
+grid: {lr: [0.01, 0.02]}
+cluster:
+  partition: gpu
+  gpus_per_node: 1
+  sbatch: {mail-type: END}
+"""
+
+
+@pytest.fixture
+def spec(tmp_path):
+    path = tmp_path / "opts.yaml"
+    path.write_text(SPEC)
+    return ablations.load(path)
+
+
+def options(spec, cli=None, user=None):
+    return resolve_options(spec.cluster, parse_cli(cli or {}), spec_file=str(spec.path),
+                           spec_line=lambda key: spec.line("cluster", key), user=user)
+
+
+# ------------------------------------------------------------------------------------ options
+def test_layers_command_line_over_spec_over_user_file(tmp_path, spec):
+    user = tmp_path / "cluster.yaml"
+    user.write_text("partition: cpu\naccount: lab\nsbatch: {exclude: node7, mail-type: NONE}\nsetup: [module load a]\n")
+    got = options(spec, {"qos": "high", "setup": ["conda activate x"], "sbatch": ["exclusive", "comment=a=b"]}, user)
+    assert (got.partition, got.account, got.qos, got.gpus_per_node) == ("gpu", "lab", "high", 1)
+    assert got.sbatch == {"exclude": "node7", "mail-type": "END", "exclusive": True, "comment": "a=b"}  # merged per key
+    assert got.setup == ["conda activate x"]  # replaced
+    assert (got.timeout_min, got.max_array_size, got.max_requeues) == (60, None, 3)  # defaults
+
+
+def test_user_file_from_environment(tmp_path, monkeypatch, spec):
+    user = tmp_path / "site.yaml"
+    user.write_text("account: lab\n")
+    monkeypatch.setenv("SUITE_CLUSTER", str(user))
+    assert resolve_options().account == "lab"
+    monkeypatch.setenv("SUITE_CLUSTER", "")
+    assert resolve_options() == ClusterOptions()
+    monkeypatch.setenv("SUITE_CLUSTER", str(tmp_path / "missing.yaml"))
+    with pytest.raises(SuiteError, match="missing.yaml: no such file"):
+        resolve_options()
+
+
+def test_unknown_key_names_file_line_and_close_match(tmp_path):
+    user = tmp_path / "cluster.yaml"
+    user.write_text("account: lab\npartiton: gpu\n")
+    with pytest.raises(SuiteError) as err:
+        resolve_options(user=user)
+    assert err.value.file == str(user) and err.value.line == 2
+    assert "unknown cluster option 'partiton'; did you mean 'partition'?" in str(err.value)
+
+
+def test_bad_spec_value_names_the_spec_line(tmp_path):
+    path = tmp_path / "opts.yaml"
+    path.write_text(SPEC.replace("gpus_per_node: 1", "gpus_per_node: two"))
+    spec = ablations.load(path)
+    with pytest.raises(SuiteError) as err:
+        options(spec)
+    assert (err.value.file, err.value.line, err.value.key) == (str(path), 6, "gpus_per_node")
+    assert "expected an integer" in str(err.value)
+
+
+@pytest.mark.parametrize(("cli", "message"), [
+    ({"tasks_per_node": 0}, "--tasks-per-node: must be at least 1, got 0"),
+    ({"sbatch": ["time=10"]}, "sbatch parameter 'time' cannot be set here: use the 'timeout_min' option"),
+    ({"sbatch": ["array=0-3"]}, "the dispatcher sets it"),
+    ({"timeout_min": 2, "signal_delay_s": 120}, "signal_delay_s=120 must be shorter than the time limit"),
+])
+def test_bad_command_line_values(spec, cli, message):
+    with pytest.raises(SuiteError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        options(spec, cli)
+
+
+def test_cli_reports_a_spec_typo_before_anything_is_submitted(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SUITE_CLUSTER", "")
+    path = tmp_path / "opts.yaml"
+    path.write_text(SPEC.replace("  gpus_per_node", "  gpu_per_node"))
+    assert main(["run", str(path), "--executor", "slurm", "--out", str(tmp_path / "store")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:6: unknown cluster option 'gpu_per_node'; did you mean 'gpus_per_node'" in err
+    assert not (tmp_path / "store").exists()
+
+
+def test_dry_run_prints_the_options(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SUITE_CLUSTER", "")
+    path = tmp_path / "opts.yaml"
+    path.write_text(SPEC)
+    assert main(["run", str(path), "--executor", "slurm", "--dry-run", "--out", str(tmp_path / "s"),
+                 "--timeout-min", "30"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 of 2 runs would start" in printed
+    assert "cluster options: partition='gpu' timeout_min=30 gpus_per_node=1 sbatch={'mail-type': 'END'}" in printed
+
+
+# ----------------------------------------------------------------------------------- snapshot
+def test_snapshot_is_named_by_content_and_copied_once(tmp_path, monkeypatch):
+    src = tmp_path / "src" / "suite"
+    shutil.copytree(snapshot.package_dir(), src, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(snapshot, "package_dir", lambda: src)
+    first = snapshot.take(tmp_path / "store")
+    assert (first.path / "suite" / "execute.py").read_bytes() == (src / "execute.py").read_bytes()
+    assert (first.git_commit, first.git_dirty) == (None, None)  # tmp_path is no git checkout
+    assert snapshot.take(tmp_path / "store") == first
+    (src / "execute.py").write_text((src / "execute.py").read_text() + "\n# edited\n")
+    second = snapshot.take(tmp_path / "store")
+    assert second.digest != first.digest and "# edited" not in (first.path / "suite" / "execute.py").read_text()
+    assert sorted(p.name for p in (tmp_path / "store" / "code").iterdir()) == sorted([first.digest, second.digest])
+
+
+def test_snapshot_records_the_git_commit_of_a_checkout(tmp_path):
+    snap = snapshot.take(tmp_path)
+    if snap.git_commit is None:
+        pytest.skip("the package is not a git checkout here")
+    assert len(snap.git_commit) == 40 and isinstance(snap.git_dirty, bool)
+    assert store.read_json(snap.path / "snapshot.json")["git_commit"] == snap.git_commit
+
+
+@pytest.mark.skipif(shutil.which("srun") is None, reason="submitit's SlurmExecutor needs srun on PATH")
+def test_sbatch_script_carries_the_options_and_imports_the_snapshot(tmp_path):
+    snap = snapshot.Snapshot(tmp_path / "code" / "abc", "abc", "f" * 40, True)
+    opts = ClusterOptions(partition="gpu", gpus_per_node=2, tasks_per_node=2, cpus_per_task=4, mem_gb=2,
+                          sbatch={"exclude": "node7"}, setup=["module load cuda"], array_parallelism=8,
+                          signal_delay_s=300)
+    executor = slurm.make_executor(tmp_path, opts, snap, name="opts")
+    executor.parameters["map_count"] = 20  # what submitit sets for an array of 20
+    text = executor._make_submission_file_text("CMD", "uid")
+    for line in ("--array=0-19%8", "--partition=gpu", "--gpus-per-node=2", "--ntasks-per-node=2",
+                 "--cpus-per-task=4", "--mem=2048M", "--exclude=node7", "--hold", "--signal=USR2@300",
+                 "--job-name=suite-opts", "--time=60"):
+        assert f"#SBATCH {line}\n" in text, line
+    setup = text.index("module load cuda")
+    assert setup < text.index(f"export PYTHONPATH={tmp_path}/code/abc") < text.index("srun")
+    assert "export PYTHONSAFEPATH=1" in text and f"export SUITE_GIT_COMMIT={'f' * 40}" in text
+    assert "export SUITE_GIT_DIRTY=1" in text
+
+
+# ------------------------------------------------------------------------------------ refresh
+@pytest.mark.parametrize(("slurm_state", "stored", "state"), [
+    ("OUT_OF_MEMORY", "running", "failed"),
+    ("TIMEOUT", "running", "failed"),
+    ("CANCELLED", "pending", "cancelled"),
+    ("PREEMPTED", "running", "interrupted"),
+    ("PENDING", "interrupted", "interrupted"),  # a live job owns its directory: nothing is written
+    ("RUNNING", "running", "running"),
+    ("UNKNOWN", "pending", "pending"),  # sacct does not know (yet): nothing is decided
+])
+def test_refresh_records_jobs_that_ended_without_a_result(tmp_path, monkeypatch, slurm_state, stored, state):
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    run = ablations.expand(ablations.load(spec_path))[0]
+    out = tmp_path / "store"
+    d = store.plan(out, run)
+    log = tmp_path / "7_0_0_log.err"
+    log.write_text("".join(f"line {i}\n" for i in range(100)) + "slurmstepd: error: Detected 1 oom_kill event\n")
+    store.set_status(d, stored, slurm_job_id="7_0", slurm_log=str(log), host="elsewhere", pid=1)
+    monkeypatch.setattr(slurm, "slurm_states", lambda ids: dict.fromkeys(ids, slurm_state))
+    assert slurm.refresh(out, [run.run_id]) == {run.run_id: slurm_state}
+    assert store.state_of(d).state == state
+    if state == "failed":
+        assert f"SLURM job 7_0 ended {slurm_state} without a result" in store.state_of(d).note
+        error = (d / "error.txt").read_text().splitlines()
+        assert len(error) == 50 and error[-1].endswith("oom_kill event")
+
+
+def test_run_skips_runs_whose_job_is_alive_whatever_their_directory_says(tmp_path, monkeypatch, capsys):
+    """A process killed while SLURM requeues its task leaves `interrupted` behind (its pid is gone)."""
+    monkeypatch.setenv("SUITE_CLUSTER", "")
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    first, second = ablations.expand(ablations.load(spec_path))
+    out = tmp_path / "store"
+    store.set_status(store.plan(out, first), "interrupted", slurm_job_id="7_0")
+    monkeypatch.setattr(slurm, "slurm_states", lambda ids: dict.fromkeys(ids, "REQUEUED"))
+    assert main(["run", str(spec_path), "--dry-run", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"skip {first.run_id} interrupted" in printed and f"run  {second.run_id} missing" in printed
+    assert "1 of 2 runs would start" in printed
+
+
+def test_refresh_leaves_finished_runs_alone(tmp_path, monkeypatch):
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    run = ablations.expand(ablations.load(spec_path))[0]
+    d = store.plan(tmp_path, run)
+    store.set_status(d, "failed", slurm_job_id="7_0", error="Traceback: the real one")
+    monkeypatch.setattr(slurm, "slurm_states", lambda ids: pytest.fail("no sacct call for settled runs"))
+    assert slurm.refresh(tmp_path, [run.run_id]) == {}
+    assert store.state_of(d).note == "Traceback: the real one"
+
+
+def test_summary_lists_what_differs_from_the_defaults():
+    assert cluster.summary(ClusterOptions()) == "defaults"
+    assert cluster.summary(ClusterOptions(qos="high", max_requeues=1)) == "qos='high' max_requeues=1"
+
+
+def test_chunks_never_exceed_the_array_size():
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def submit_array(self, tasks):
+            self.calls.append(len(tasks))
+            return [type("Job", (), {"job_id": f"{len(self.calls)}_{i}"})() for i in range(len(tasks))]
+
+    executor = Recorder()
+    jobs = slurm.submit_arrays(executor, [lambda: None] * 2501, 1000)
+    assert executor.calls == [1000, 1000, 501] and len(jobs) == 2501
+
+
+def test_parse_cli_drops_unset_flags():
+    assert parse_cli({"partition": None, "setup": None, "sbatch": None, "nodes": 2}) == {"nodes": 2}
