@@ -10,6 +10,7 @@ from suite.models.registry import (
     resolve_model_kwargs,
 )
 from suite.models import ran, resnet, san  # noqa: E402,F401  (registration side effect)
+from suite.models.official import load_official_san  # noqa: E402
 
 __all__ = [
     "ModelInfo",
@@ -17,6 +18,7 @@ __all__ = [
     "create_model",
     "get_model_info",
     "list_models",
+    "load_official_san",
     "register_model",
     "resolve_model_kwargs",
 ]

@@ -1,0 +1,105 @@
+"""Loading checkpoints of the official SAN code (hszhao/SAN `model/san.py`) into our SAN models.
+
+The official module tree names things by position (`layer{i}`, `conv{i}`, `sam.conv1`...); ours
+names them by role (`stages.{i}`, paper symbols phi/psi/beta/gamma). Correspondence, derived from
+the official `SAN.__init__`/`forward`, `Bottleneck` and `SAM`:
+
+    conv_in, bn_in                  -> stem.conv, stem.bn    (1x1 conv 3 -> 64, BN)
+    conv{i}, bn{i}                  -> stages.{i}.transition, stages.{i}.norm
+    layer{i}.{b}.{bn1,bn2,conv}     -> stages.{i}.blocks.{b}.{bn1,bn2,conv}
+    layer{i}.{b}.sam.conv1          -> ....sam.phi           (centre, x_i)
+    layer{i}.{b}.sam.conv2          -> ....sam.psi           (neighbour, x_j)
+    layer{i}.{b}.sam.conv3          -> ....sam.beta          (values)
+    layer{i}.{b}.sam.conv_w.{n}     -> ....sam.gamma.{n}     (same Sequential indices)
+    layer{i}.{b}.sam.conv_p         -> ....sam.position      (pairwise only)
+    fc                              -> fc
+
+Released checkpoints hold a DistributedDataParallel state_dict, so a leading `module.` is dropped
+(hszhao/SAN#15).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from suite.errors import SuiteError
+
+_TOP_LEVEL = [
+    (re.compile(r"^conv_in\."), "stem.conv."),
+    (re.compile(r"^bn_in\."), "stem.bn."),
+    (re.compile(r"^conv(\d)\."), r"stages.\1.transition."),
+    (re.compile(r"^bn(\d)\."), r"stages.\1.norm."),
+    (re.compile(r"^layer(\d)\.(\d+)\."), r"stages.\1.blocks.\2."),
+    (re.compile(r"^fc\."), "fc."),
+]
+_IN_BLOCK = {"sam.conv1.": "sam.phi.", "sam.conv2.": "sam.psi.", "sam.conv3.": "sam.beta.",
+             "sam.conv_w.": "sam.gamma.", "sam.conv_p.": "sam.position."}
+_OFFICIAL_RELATION = {"pairwise": "subtraction", "patchwise": "concatenation"}
+
+
+def official_to_suite_key(key: str) -> str | None:
+    """Our state_dict key for an official one (None if the official tree has no such key)."""
+    for pattern, replacement in _TOP_LEVEL:
+        mapped, count = pattern.subn(replacement, key, count=1)
+        if count:
+            if mapped.startswith("stages.") and ".blocks." in mapped:
+                prefix, rest = mapped.split(".blocks.", 1)
+                block, inner = rest.split(".", 1)
+                for old, new in _IN_BLOCK.items():
+                    if inner.startswith(old):
+                        inner = new + inner[len(old):]
+                        break
+                mapped = f"{prefix}.blocks.{block}.{inner}"
+            return mapped
+    return None
+
+
+def load_official_san(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> nn.Module:
+    """Copy an official hszhao/SAN state_dict into `model` (a suite SAN); returns the model.
+
+    The model must be built with the official operator (relation 'subtraction' pairwise or
+    'concatenation' patchwise, gamma 'official', position encoding as default); layer counts,
+    footprints and classes are checked through the tensor shapes. Any unknown, missing or
+    mis-shaped key raises SuiteError naming it.
+    """
+    from suite.models.san import SelfAttention
+
+    for name, module in model.named_modules():
+        if isinstance(module, SelfAttention):
+            if module.relation != _OFFICIAL_RELATION[module.mode]:
+                raise SuiteError(
+                    f"official checkpoints use the {_OFFICIAL_RELATION[module.mode]!r} relation, "
+                    f"this model uses {module.relation!r} (at {name})",
+                    key="relation",
+                    choices=[_OFFICIAL_RELATION[module.mode]],
+                )
+            if module.gamma_kind != "official":
+                raise SuiteError(f"official checkpoints use gamma 'official', this model uses {module.gamma_kind!r}",
+                                 key="gamma", choices=["official"])
+    if state_dict and all(k.startswith("module.") for k in state_dict):
+        state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
+    ours = model.state_dict()
+    mapped: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        target = official_to_suite_key(key)
+        if target is None or target not in ours:
+            raise SuiteError(f"unexpected key in the official state_dict (no counterpart in {type(model).__name__})",
+                             key=key)
+        if tuple(value.shape) != tuple(ours[target].shape):
+            raise SuiteError(
+                f"shape {tuple(value.shape)} does not fit {target} {tuple(ours[target].shape)}: "
+                "check the model's depth, footprint, share_planes and num_classes",
+                key=key,
+            )
+        mapped[target] = value
+    # num_batches_tracked only counts BN updates (no effect in eval); older checkpoints lack it.
+    missing = [k for k in ours if k not in mapped and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise SuiteError(f"the official state_dict lacks {len(missing)} tensor(s) of the model, first {missing[0]!r}",
+                         key=missing[0])
+    model.load_state_dict(mapped, strict=False)
+    return model

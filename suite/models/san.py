@@ -1,0 +1,515 @@
+"""SAN: self-attention networks (Zhao, Jia, Koltun, CVPR 2020), as the official hszhao/SAN code builds them.
+
+Network (official `model/san.py`): a 1x1 conv stem at full resolution, then five stages, each
+MaxPool 2x2/2 -> 1x1 transition conv -> self-attention blocks -> BN -> ReLU, then average pooling
+and a linear classifier. A block is a pre-activation bottleneck with the self-attention module
+(SAM) in place of the 3x3 conv:  out = x + conv1x1(ReLU(BN(SAM(ReLU(BN(x)))))).
+
+SAM on C channels, with phi, psi (C -> C/16) and beta (C -> C/4) 1x1 convs with bias:
+- pairwise:  y_i = sum_{j in R(i)} softmax_j(gamma([delta(phi_i, psi_j), p_i - p_j]))  (.)  beta_j
+- patchwise: y_i = sum_{j in R(i)} gamma(delta(x_R(i)))_j  (.)  beta_j   (no softmax, no position)
+Attention weights have C/4/share_planes channels; value channel c uses weight channel
+c mod (C/4/share_planes) (interleaved, as the official kernel). Module names follow the paper's
+symbols; `suite.models.official` maps the official checkpoint keys onto them.
+
+Implementation: the same function three ways, chosen per call (tests check they agree).
+- inference (eval, no autograd): gamma runs on chunks of footprint positions with its BNs folded
+  (`suite.ops.gamma`), the stem a few images at a time, 2x2 pooling on strided views;
+- training: gamma's BN-ReLU-convs and the stem keep only their inputs for backward and recompute
+  the K-fold wide activations (`batch_norm_relu_conv`);
+- otherwise (tracing for FLOP counts, gradients in eval, the 'unfold' reference backend): the
+  official dataflow with plain modules, materialising every relation tensor.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from suite.errors import SuiteError
+from suite.models.registry import register_model
+from suite.ops import (
+    PAIRWISE_RELATIONS,
+    PATCHWISE_RELATIONS,
+    Window,
+    aggregation,
+    current_backend,
+    pairwise_relation,
+    pairwise_width,
+    patchwise_relation,
+    patchwise_width,
+    position_grid,
+)
+from suite.ops.conv import conv1x1
+from suite.ops.gamma import (
+    batch_norm_relu_conv,
+    bn_momentum,
+    concatenation_weights_inference,
+    pairwise_weights_inference,
+)
+from suite.ops.window import Padding
+
+Mode = Literal["pairwise", "patchwise"]
+Relation = Literal["summation", "subtraction", "concatenation", "hadamard", "dot", "star", "clique"]
+Gamma = Literal["official", "linear", "lrl", "lrlrl"]
+
+_SAN_TABLE = "SAN (Zhao et al. 2020) Table 2"
+# Blocks per stage (official config/imagenet/*.yaml); stage widths 64, 256, 512, 1024, 2048.
+_LAYERS = {10: (2, 1, 2, 4, 1), 15: (3, 2, 3, 5, 2), 19: (3, 3, 4, 6, 3)}
+_WIDTHS = (64, 256, 512, 1024, 2048)
+_STEM_WIDTH = 64
+_FIRST_FOOTPRINT = 3  # every official config uses [3, 7, 7, 7, 7]: stage 0 stays 3x3
+
+
+def make_gamma(kind: str, in_channels: int, hidden: int, out_channels: int) -> nn.Sequential:
+    """The mapping gamma, applied pointwise (1x1 convs) to the relation tensor.
+
+    - official: BN(in) - ReLU - conv(in -> hidden, no bias) - BN(hidden) - ReLU - conv(hidden -> out)
+      (the released code, hszhao/SAN#17; `hidden` is C/16 pairwise and C/32 patchwise)
+    - linear:   conv(in -> out)                                        (the paper's "L")
+    - lrl:      conv(in -> hidden) - ReLU - conv(hidden -> out)        (the paper's "L-R-L")
+    - lrlrl:    conv(in -> hidden) - ReLU - conv(hidden -> hidden) - ReLU - conv(hidden -> out)
+    The paper's variants have no normalisation and take the official hidden width; every conv
+    except the official first one has a bias.
+    """
+    if kind == "official":
+        return nn.Sequential(
+            nn.BatchNorm2d(in_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(in_channels, hidden, 1, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, out_channels, 1),
+        )
+    if kind == "linear":
+        return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1))
+    if kind == "lrl":
+        return nn.Sequential(nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, out_channels, 1))
+    if kind == "lrlrl":
+        return nn.Sequential(
+            nn.Conv2d(in_channels, hidden, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, hidden, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, out_channels, 1),
+        )
+    raise SuiteError(f"unknown gamma {kind!r}", key="gamma", choices=["official", "linear", "lrl", "lrlrl"])
+
+
+class SelfAttention(nn.Module):
+    """The official SAM: relation delta, mapping gamma, aggregation over a k x k footprint."""
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        mode: Mode,
+        relation: str,
+        kernel_size: int,
+        position_encoding: bool,
+        gamma: str,
+        share_planes: int,
+        padding: Padding,
+    ) -> None:
+        super().__init__()
+        rel, mid = channels // 16, channels // 4
+        self.mode, self.relation, self.kernel_size, self.padding = mode, relation, kernel_size, padding
+        self.gamma_kind = gamma
+        self.weight_channels = mid // share_planes
+        footprint = kernel_size**2
+        self.phi = nn.Conv2d(channels, rel, 1)
+        self.psi = nn.Conv2d(channels, rel, 1)
+        self.beta = nn.Conv2d(channels, mid, 1)
+        if mode == "pairwise":
+            width = pairwise_width(relation, rel) + (2 if position_encoding else 0)
+            self.gamma = make_gamma(gamma, width, rel, self.weight_channels)
+            # p = position(grid): a learned 1x1 conv 2 -> 2 on the normalised [x, y] coordinates.
+            self.position = nn.Conv2d(2, 2, 1) if position_encoding else None
+        else:
+            width = patchwise_width(relation, rel, footprint)
+            self.gamma = make_gamma(gamma, width, self.weight_channels, footprint * self.weight_channels)
+            self.position = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training and _inference():
+            # phi, psi and beta as one conv: x is read once, one matrix product instead of three
+            convs = (self.phi, self.psi, self.beta)
+            both = F.conv2d(x, torch.cat([c.weight for c in convs]), torch.cat([c.bias for c in convs]))
+            phi, psi, beta = both.split([c.out_channels for c in convs], 1)
+            weights = self._weights_streamed(phi, psi)
+        else:
+            phi, psi, beta = self.phi(x), self.psi(x), self.beta(x)
+            weights = self._weights(phi, psi)
+        return aggregation(beta, weights, self.kernel_size, padding=self.padding)
+
+    def _weights(self, phi: Tensor, psi: Tensor) -> Tensor:
+        """Attention weights (N, Cw, K, H*W) from the whole relation tensor (official dataflow).
+
+        In training with the official gamma, each BN-ReLU-conv of gamma runs as one op that keeps
+        only its input for backward (the K-fold wide relation tensor is not even kept: it is
+        recomputed from phi and psi), instead of also its normalised and rectified copies.
+        """
+        n, _, h, w = phi.shape
+        k, pad = self.kernel_size, self.padding
+        if self.mode == "patchwise":
+            def relation(phi: Tensor, psi: Tensor) -> Tensor:  # (N, width, H, W)
+                return patchwise_relation(phi, psi, self.relation, k, padding=pad)
+
+            inputs: tuple[Tensor, ...] = (phi, psi)
+        else:
+            def relation(phi: Tensor, psi: Tensor, *rel_pos: Tensor) -> Tensor:  # (N, width, K, H*W)
+                delta = pairwise_relation(phi, psi, self.relation, k, padding=pad)
+                return torch.cat([delta, rel_pos[0].expand(n, -1, -1, -1)], 1) if rel_pos else delta
+
+            inputs = (phi, psi) if self.position is None else (phi, psi, self._relative_position(phi))
+        if self._fused_training():
+            bn1, _, conv1, bn2, _, conv2 = self.gamma
+            logits = batch_norm_relu_conv(relation, bn1, conv1, *inputs)
+            logits = batch_norm_relu_conv(nn.Identity(), bn2, conv2, logits)
+        else:
+            logits = self.gamma(relation(*inputs))
+        if self.mode == "patchwise":
+            # gamma's output channel o is weight channel o // K at footprint position o % K (official view).
+            return logits.view(n, self.weight_channels, k * k, h * w)
+        return logits.softmax(dim=2)  # over the footprint
+
+    def _fused_training(self) -> bool:
+        return _memory_light_training(self) and self.gamma_kind == "official"
+
+    def _relative_position(self, like: Tensor) -> Tensor:
+        """p_i - p_j (1, 2, K, H*W): the same for every image, so computed once for the batch."""
+        h, w = like.shape[-2:]
+        p = self.position(position_grid(h, w, device=like.device, dtype=like.dtype))
+        return pairwise_relation(p, p, "subtraction", self.kernel_size, padding=self.padding)
+
+    def _weights_streamed(self, phi: Tensor, psi: Tensor) -> Tensor:
+        """The same weights in inference: gamma piecewise, its BNs folded, in place."""
+        window = Window(self.kernel_size, padding=self.padding)
+        if self.mode == "pairwise":
+            rel_pos = None if self.position is None else self._relative_position(phi)
+            return pairwise_weights_inference(phi, psi, rel_pos, self.gamma, self.relation, window,
+                                              self.weight_channels)
+        if self.relation == "concatenation":
+            return concatenation_weights_inference(phi, psi, self.gamma, window, self.weight_channels)
+        return self._weights(phi, psi)
+
+
+def _memory_light_training(module: nn.Module) -> bool:
+    """Training with autograd, not traced, default backend: the memory-light ops may run."""
+    return module.training and torch.is_grad_enabled() and not torch.jit.is_tracing() and current_backend() == "shift"
+
+
+def _inference() -> bool:
+    """No autograd, no tracing, default backend: the fast inference implementations may run.
+
+    They compute the same values; autograd needs the official dataflow's saved tensors, a traced
+    graph (FLOP counting) should count the architecture, not the shortcuts, and the naive
+    'unfold' backend is the straightforward reference the benchmark compares against.
+    """
+    return not torch.is_grad_enabled() and not torch.jit.is_tracing() and current_backend() == "shift"
+
+
+def _bn_relu(bn: nn.BatchNorm2d, x: Tensor, inplace: bool = False) -> Tensor:
+    """ReLU(BN(x)); in inference without autograd, overwrites x when allowed (no new big tensor)."""
+    if not inplace or bn.training or not _inference():
+        return F.relu(bn(x), inplace=True)
+    scale = torch.rsqrt(bn.running_var + bn.eps) * bn.weight
+    shift = bn.bias - bn.running_mean * scale
+    return torch.addcmul(shift[:, None, None], x, scale[:, None, None], out=x).relu_()
+
+
+class Block(nn.Module):
+    """Pre-activation bottleneck with SAM in place of the 3x3 conv (official `Bottleneck`)."""
+
+    def __init__(self, channels: int, **sam: object) -> None:
+        super().__init__()
+        mid = channels // 4
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.sam = SelfAttention(channels, **sam)  # type: ignore[arg-type]
+        self.bn2 = nn.BatchNorm2d(mid)
+        self.conv = nn.Conv2d(mid, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.sam(_bn_relu(self.bn1, x))
+        return self.conv(_bn_relu(self.bn2, out, inplace=True)) + x
+
+
+class MaxPool2x2(nn.MaxPool2d):
+    """MaxPool2d(2, 2); in inference, as two pairwise maxima of strided views: the same values,
+    3-8x faster than PyTorch's NCHW max-pool kernel on CPU. Autograd and traced graphs use the
+    max-pool op itself (its backward routes a tie to one input, as the official model's)."""
+
+    def __init__(self) -> None:
+        super().__init__(2, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not _inference():
+            return super().forward(x)
+        h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # floor, as MaxPool2d
+        rows = torch.maximum(x[..., 0:h:2, :w], x[..., 1:h:2, :w])
+        return torch.maximum(rows[..., 0::2], rows[..., 1::2])
+
+
+class Stage(nn.Module):
+    """[MaxPool 2x2/2] -> 1x1 transition conv (no bias, no BN) -> blocks -> BN -> ReLU.
+
+    The first stage's pool is the stem's: it runs there, fused with the stem.
+    """
+
+    def __init__(self, in_channels: int, channels: int, depth: int, pool: bool, **sam: object) -> None:
+        super().__init__()
+        self.pool = MaxPool2x2() if pool else nn.Identity()
+        self.transition = nn.Conv2d(in_channels, channels, 1, bias=False)
+        self.blocks = nn.Sequential(*(Block(channels, **sam) for _ in range(depth)))
+        self.norm = nn.BatchNorm2d(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _bn_relu(self.norm, self.blocks(self.transition(self.pool(x))), inplace=True)
+
+
+class Stem(nn.Module):
+    """1x1 conv 3 -> 64 (no bias) at full resolution, BN, ReLU (official `conv_in`, `bn_in`), then
+    the first stage's 2x2 max-pool.
+
+    Its 64-channel full-resolution maps are SAN's largest tensors (100 MiB each at batch 8, 224 px):
+    inference runs it a few images at a time, and training keeps only the input for backward.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, _STEM_WIDTH, 1, bias=False)
+        self.bn = nn.BatchNorm2d(_STEM_WIDTH)
+        self.pool = MaxPool2x2()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training and _inference():
+            n, _, h, w = x.shape
+            out = x.new_empty((n, _STEM_WIDTH, h // 2, w // 2))
+            step = max(1, _STEM_CHUNK_ELEMENTS // (_STEM_WIDTH * h * w))
+            for i in range(0, n, step):
+                out[i : i + step] = self.pool(_bn_relu(self.bn, conv1x1(x[i : i + step], self.conv.weight), inplace=True))
+            return out
+        if _memory_light_training(self):
+            if self.bn.num_batches_tracked is not None:
+                self.bn.num_batches_tracked.add_(1)
+            return _StemTraining.apply(x, self.conv.weight, self.bn, self.bn.weight, self.bn.bias)
+        return self.pool(F.relu(self.bn(self.conv(x)), inplace=True))
+
+
+_STEM_CHUNK_ELEMENTS = 2**22  # 16 MiB of float32: below glibc's largest mmap threshold, so reused
+
+
+class _StemTraining(torch.autograd.Function):
+    """MaxPool2x2(ReLU(BN(conv1x1(x)))), training-mode BN, keeping only x and the BN statistics:
+    backward recomputes the conv output, its rectified copy and the pool's argmax."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, conv_weight: Tensor, bn: nn.BatchNorm2d, bn_weight: Tensor, bn_bias: Tensor) -> Tensor:
+        with torch.no_grad():
+            y, mean, invstd = torch.native_batch_norm(conv1x1(x, conv_weight), bn_weight, bn_bias, bn.running_mean,
+                                                      bn.running_var, True, bn_momentum(bn), bn.eps)
+            out = F.max_pool2d(y.relu_(), 2, 2)
+        ctx.eps = bn.eps
+        ctx.save_for_backward(x, conv_weight, bn_weight, bn_bias, mean, invstd)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, conv_weight, bn_weight, bn_bias, mean, invstd = ctx.saved_tensors
+        conv = conv1x1(x, conv_weight)
+        scale = invstd * bn_weight
+        rectified = torch.addcmul((bn_bias - mean * scale)[:, None, None], conv, scale[:, None, None]).relu_()
+        _, indices = F.max_pool2d(rectified, 2, 2, return_indices=True)
+        grad_y = torch.ops.aten.max_pool2d_with_indices_backward(grad.to(rectified.dtype), rectified, [2, 2], [2, 2],
+                                                                 [0, 0], [1, 1], False, indices)
+        grad_y = torch.ops.aten.threshold_backward(grad_y, rectified, 0)  # ReLU's backward
+        del rectified, indices
+        grad_conv, grad_bn_weight, grad_bn_bias = torch.ops.aten.native_batch_norm_backward(
+            grad_y, conv, bn_weight, None, None, mean, invstd, True, ctx.eps, [True, True, True])
+        del grad_y, conv
+        grad_flat = grad_conv.flatten(2)
+        grad_conv_weight = torch.bmm(grad_flat, x.flatten(2).transpose(1, 2)).sum(0).view_as(conv_weight)
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.matmul(conv_weight.flatten(1).t(), grad_flat).view_as(x)
+        return grad_x, grad_conv_weight, None, grad_bn_weight, grad_bn_bias
+
+
+class SAN(nn.Module):
+    def __init__(
+        self,
+        layers: tuple[int, ...],
+        *,
+        mode: Mode,
+        relation: str,
+        footprint: int,
+        position_encoding: bool,
+        gamma: str,
+        share_planes: int,
+        padding: Padding,
+        num_classes: int,
+    ) -> None:
+        super().__init__()
+        self.stem = Stem()
+        sam = dict(mode=mode, relation=relation, position_encoding=position_encoding, gamma=gamma,
+                   share_planes=share_planes, padding=padding)
+        stages, in_channels = [], _STEM_WIDTH
+        for i, (depth, channels) in enumerate(zip(layers, _WIDTHS)):
+            kernel_size = _FIRST_FOOTPRINT if i == 0 else footprint
+            stages.append(Stage(in_channels, channels, depth, pool=i > 0, kernel_size=kernel_size, **sam))
+            in_channels = channels
+        self.stages = nn.Sequential(*stages)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_channels, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stages(self.stem(x))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def _san(
+    depth: int,
+    mode: Mode,
+    *,
+    relation: str,
+    footprint: int,
+    position_encoding: bool | None,
+    gamma: str,
+    share_planes: int,
+    padding: Padding,
+    num_classes: int,
+) -> SAN:
+    """Check the options that type hints cannot express, then build."""
+    valid = PAIRWISE_RELATIONS if mode == "pairwise" else PATCHWISE_RELATIONS
+    if relation not in valid:
+        raise SuiteError(f"relation {relation!r} is not a {mode} relation", key="relation", choices=valid)
+    if footprint < 1 or footprint % 2 == 0:
+        raise SuiteError(f"footprint must be an odd integer >= 1, got {footprint}", key="footprint")
+    if position_encoding is None:
+        position_encoding = mode == "pairwise"
+    elif position_encoding and mode == "patchwise":
+        raise SuiteError(
+            "patchwise attention has no position encoding (the patch ordering encodes position)",
+            key="position_encoding",
+            choices=[None, False],
+        )
+    smallest_mid = _WIDTHS[0] // 4
+    if share_planes < 1 or smallest_mid % share_planes:
+        valid_shares = [s for s in range(1, smallest_mid + 1) if smallest_mid % s == 0]
+        raise SuiteError(
+            f"share_planes must divide every stage's value width (the smallest is {smallest_mid})",
+            key="share_planes",
+            choices=valid_shares,
+        )
+    if num_classes < 1:
+        raise SuiteError(f"num_classes must be >= 1, got {num_classes}", key="num_classes")
+    return SAN(
+        _LAYERS[depth],
+        mode=mode,
+        relation=relation,
+        footprint=footprint,
+        position_encoding=position_encoding,
+        gamma=gamma,
+        share_planes=share_planes,
+        padding=padding,
+        num_classes=num_classes,
+    )
+
+
+def _paper(params_m: float, gmacs: float, top1: float, top5: float) -> dict[str, object]:
+    # hszhao/SAN README "Overall result" (accuracies as errors: 100 - acc).
+    return {"params_m": params_m, "gmacs": gmacs, "top1_err": round(100 - top1, 1),
+            "top5_err": round(100 - top5, 1), "source": _SAN_TABLE}
+
+
+# Options: relation (pairwise: summation | subtraction | concatenation | hadamard | dot;
+# patchwise: star | clique | concatenation), footprint k (stages 1-4; stage 0 is 3x3),
+# position_encoding (None: on for pairwise, off for patchwise), gamma, share_planes, padding
+# ('zeros' allows inputs below 128 px, where reflection padding of the last stage is impossible).
+
+
+@register_model(paper=_paper(10.5, 2.2, 74.9, 92.1))
+def san10_pairwise(
+    *,
+    relation: Relation = "subtraction",
+    footprint: int = 7,
+    position_encoding: bool | None = None,
+    gamma: Gamma = "official",
+    share_planes: int = 8,
+    padding: Padding = "reflect",
+    num_classes: int = 1000,
+) -> SAN:
+    return _san(10, "pairwise", **locals())
+
+
+@register_model(paper=_paper(11.8, 1.9, 77.1, 93.5))
+def san10_patchwise(
+    *,
+    relation: Relation = "concatenation",
+    footprint: int = 7,
+    position_encoding: bool | None = None,
+    gamma: Gamma = "official",
+    share_planes: int = 8,
+    padding: Padding = "reflect",
+    num_classes: int = 1000,
+) -> SAN:
+    return _san(10, "patchwise", **locals())
+
+
+@register_model(paper=_paper(14.1, 3.0, 76.6, 93.1))
+def san15_pairwise(
+    *,
+    relation: Relation = "subtraction",
+    footprint: int = 7,
+    position_encoding: bool | None = None,
+    gamma: Gamma = "official",
+    share_planes: int = 8,
+    padding: Padding = "reflect",
+    num_classes: int = 1000,
+) -> SAN:
+    return _san(15, "pairwise", **locals())
+
+
+@register_model(paper=_paper(16.2, 2.6, 78.0, 93.9))
+def san15_patchwise(
+    *,
+    relation: Relation = "concatenation",
+    footprint: int = 7,
+    position_encoding: bool | None = None,
+    gamma: Gamma = "official",
+    share_planes: int = 8,
+    padding: Padding = "reflect",
+    num_classes: int = 1000,
+) -> SAN:
+    return _san(15, "patchwise", **locals())
+
+
+@register_model(paper=_paper(17.6, 3.8, 76.9, 93.4))
+def san19_pairwise(
+    *,
+    relation: Relation = "subtraction",
+    footprint: int = 7,
+    position_encoding: bool | None = None,
+    gamma: Gamma = "official",
+    share_planes: int = 8,
+    padding: Padding = "reflect",
+    num_classes: int = 1000,
+) -> SAN:
+    return _san(19, "pairwise", **locals())
+
+
+@register_model(paper=_paper(20.5, 3.3, 78.2, 93.9))
+def san19_patchwise(
+    *,
+    relation: Relation = "concatenation",
+    footprint: int = 7,
+    position_encoding: bool | None = None,
+    gamma: Gamma = "official",
+    share_planes: int = 8,
+    padding: Padding = "reflect",
+    num_classes: int = 1000,
+) -> SAN:
+    return _san(19, "patchwise", **locals())

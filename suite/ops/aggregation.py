@@ -1,0 +1,95 @@
+"""Local aggregation y_i = sum_{j in R(i)} w_ij (.) x_j, the official `Aggregation` op.
+
+y[n, c, i] = sum_j w[n, c mod Cw, j, i] * x[n, c, j]: value channel c uses attention channel
+c mod Cw (interleaved sharing, as the CUDA kernel indexes it), so official weights map 1:1.
+
+The 'shift' implementation never forms the (N, C, K, H, W) neighbourhood of x: it accumulates, for
+each of the K offsets, the weighted shifted view of the padded input, and its backward does the
+same with the gradient, saving only (x, w) like the fused CUDA kernel. A naive unfold would keep
+N*C*K*H*W values alive for backward (131 MiB per image for SAN10).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from suite.ops.backend import current_backend
+from suite.ops.window import Padding, Window, accumulator_dtype
+
+def aggregation(
+    x: torch.Tensor, w: torch.Tensor, kernel_size: int, dilation: int = 1, padding: Padding = "reflect"
+) -> torch.Tensor:
+    """Aggregate x (N, C, H, W) with weights w (N, Cw, k*k, H*W), C % Cw == 0 -> (N, C, H, W).
+
+    w is cast to x's dtype (under autocast the softmax producing w runs in float32).
+    """
+    window = Window(kernel_size, dilation, padding)
+    _check_shapes(x, w, window)
+    w = w.to(x.dtype)
+    if current_backend() == "unfold":
+        return aggregation_unfold(x, w, window)
+    return Aggregation.apply(x, w, window)
+
+
+def aggregation_unfold(x: torch.Tensor, w: torch.Tensor, window: Window) -> torch.Tensor:
+    """Naive reference: materialise the neighbourhood, multiply, sum over the footprint."""
+    n, c, h, wd = x.shape
+    cw = w.shape[1]
+    cols = window.unfold(x).view(n, c // cw, cw, window.size, h * wd)
+    return (cols * w.unsqueeze(1)).sum(3).view(n, c, h, wd)
+
+
+class Aggregation(torch.autograd.Function):
+    """Shift formulation; K in-place multiply-adds of views, in float32 for half/bfloat16 inputs."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, window: Window) -> torch.Tensor:
+        ctx.window = window
+        ctx.save_for_backward(x, w)
+        n, c, h, wd = x.shape
+        cw = w.shape[1]
+        xp = window.pad_input(x).unflatten(1, (c // cw, cw))
+        w5 = w.unflatten(-1, (h, wd)).unsqueeze(1)  # (N, 1, Cw, K, H, W), broadcast over groups
+        out = torch.zeros_like(x, dtype=accumulator_dtype(x.dtype)).unflatten(1, (c // cw, cw))
+        for j, (dy, dx) in enumerate(window.offsets()):
+            out.addcmul_(xp[..., dy : dy + h, dx : dx + wd], w5[:, :, :, j])
+        return out.flatten(1, 2).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, w = ctx.saved_tensors
+        window: Window = ctx.window
+        n, c, h, wd = x.shape
+        cw = w.shape[1]
+        need_x, need_w = ctx.needs_input_grad[:2]
+        grad = grad.unflatten(1, (c // cw, cw))
+        w5 = w.unflatten(-1, (h, wd)).unsqueeze(1)
+        grad_x = grad_w = None
+        xp = window.pad_input(x).unflatten(1, (c // cw, cw)) if need_w else None
+        if need_x:
+            grad_xp = window.padded_zeros(x, accumulator_dtype(x.dtype)).unflatten(1, (c // cw, cw))
+        if need_w:
+            grad_w = torch.empty_like(w5.squeeze(1))
+        for j, (dy, dx) in enumerate(window.offsets()):
+            if need_x:
+                grad_xp[..., dy : dy + h, dx : dx + wd].addcmul_(grad, w5[:, :, :, j])
+            if need_w:
+                torch.sum(grad * xp[..., dy : dy + h, dx : dx + wd], dim=1, out=grad_w[:, :, j])
+        if need_x:
+            grad_x = window.unpad_grad(grad_xp.flatten(1, 2).to(x.dtype), x)
+        if need_w:
+            grad_w = grad_w.flatten(-2)
+        return grad_x, grad_w, None
+
+
+def _check_shapes(x: torch.Tensor, w: torch.Tensor, window: Window) -> None:
+    if x.dim() != 4 or w.dim() != 4:
+        raise ValueError(f"aggregation expects x (N, C, H, W) and w (N, Cw, K, H*W), got {tuple(x.shape)}, {tuple(w.shape)}")
+    n, c, h, wd = x.shape
+    if w.shape[0] != n or w.shape[2] != window.size or w.shape[3] != h * wd or c % w.shape[1]:
+        raise ValueError(
+            f"aggregation: w {tuple(w.shape)} does not fit x {tuple(x.shape)} with a "
+            f"{window.kernel_size}x{window.kernel_size} footprint (need (N, Cw, {window.size}, {h * wd}), C % Cw == 0)"
+        )

@@ -1,0 +1,210 @@
+"""SAN10 with the shift ops vs the naive unfold ops vs ResNet26: throughput and peak memory.
+
+    python -m suite.ops.benchmark [--batch-size 8] [--img-size 224] [--threads 2] [--rounds 7]
+
+Method (every configuration = model x ops backend x {inference, training step}):
+- each configuration lives in its own worker process, so its peak memory is its own: the resident
+  set high-water mark during one step after warm-up, minus the resident set before the model was
+  built (`suite.measure.memory.MemoryProbe`: weights, gradients, SGD momentum, batch and the
+  step's transient memory, as `top` would see them);
+- steps are those of `suite.measure.throughput` (inference: eval() under inference_mode; training:
+  zero_grad, forward, cross-entropy, backward, SGD step), random input, fp32, NCHW by default;
+- workers run one at a time, round-robin in rotated order, `steps` timed steps per turn, so load
+  from other processes hits every configuration alike; throughput = batch / median step time.
+'unfold' is the reference implementation of the same layers: the k^2-expanded neighbourhoods
+materialised with F.unfold and gamma on the whole relation tensor, as a direct port of the
+official CUDA ops would do; 'shift' is the default (suite.ops).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+CONFIGS: tuple[tuple[str, str], ...] = (
+    ("san10_pairwise", "shift"),
+    ("san10_pairwise", "unfold"),
+    ("san10_patchwise", "shift"),
+    ("san10_patchwise", "unfold"),
+    ("resnet26", "shift"),  # no local-attention ops: the backend does not matter
+)
+MODES: tuple[str, ...] = ("infer", "train")
+
+
+@dataclass(frozen=True)
+class Job:
+    model: str
+    backend: str
+    mode: str
+    batch_size: int
+    img_size: int
+    threads: int
+    warmup: int
+    channels_last: bool
+
+
+@dataclass(frozen=True)
+class Result:
+    model: str
+    backend: str
+    mode: str
+    samples_per_sec: float
+    step_ms: float  # median
+    step_ms_iqr: float
+    peak_mb: float | None
+
+
+def run_benchmark(
+    *,
+    batch_size: int = 8,
+    img_size: int = 224,
+    threads: int = 2,
+    rounds: int = 7,
+    steps: int = 2,
+    warmup: int = 2,
+    channels_last: bool = False,
+    configs: Sequence[tuple[str, str]] = CONFIGS,
+    modes: Sequence[str] = MODES,
+) -> list[Result]:
+    """Measure every configuration; one mode at a time so at most len(configs) workers are alive."""
+    results = []
+    for mode in modes:
+        jobs = [Job(m, b, mode, batch_size, img_size, threads, warmup, channels_last) for m, b in configs]
+        workers = [_Worker(job) for job in jobs]  # started (and warmed up) one after another
+        try:
+            times: list[list[float]] = [[] for _ in jobs]
+            for r in range(rounds):
+                for i in range(len(jobs)):
+                    k = (r + i) % len(jobs)
+                    times[k] += workers[k].time(steps)
+        finally:
+            for w in workers:
+                w.close()
+        for job, worker, t in zip(jobs, workers, times):
+            q1, median, q3 = statistics.quantiles(t, n=4, method="inclusive")
+            results.append(Result(job.model, job.backend, mode, batch_size / median, median * 1e3,
+                                  (q3 - q1) * 1e3, worker.peak_mb))
+    return results
+
+
+class _Worker:
+    """A child process holding one configuration, timing steps when asked (line-based JSON)."""
+
+    def __init__(self, job: Job) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "suite.ops.benchmark", "--worker", json.dumps(asdict(job))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": str(job.threads)},
+        )
+        self.peak_mb = self._read()["peak_mb"]
+
+    def time(self, steps: int) -> list[float]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{steps}\n")
+        self.process.stdin.flush()
+        return self._read()["times"]
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+    def _read(self) -> dict:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"benchmark worker {self.process.args[-1]} died (exit {self.process.wait()})")
+        return json.loads(line)
+
+
+def _worker(spec: str) -> None:
+    import time
+
+    import torch
+
+    from suite.measure.memory import MemoryProbe
+    from suite.measure.throughput import STEPS, BenchSettings
+    from suite.models import create_model
+    from suite.ops import use_backend
+
+    job = Job(**json.loads(spec))
+    torch.set_num_threads(job.threads)
+    device = torch.device("cpu")
+    settings = BenchSettings(device, job.img_size, channels_last=job.channels_last, warmup=job.warmup)
+    probe = MemoryProbe.start(device)
+    torch.manual_seed(0)
+    model = create_model(job.model)
+    if job.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    with use_backend(job.backend):
+        step = STEPS[job.mode](model, job.batch_size, settings)
+        for _ in range(job.warmup):
+            step()
+        print(json.dumps({"peak_mb": probe.peak_mb(step)}), flush=True)
+        for line in sys.stdin:
+            times = []
+            for _ in range(int(line)):
+                t0 = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - t0)
+            print(json.dumps({"times": times}), flush=True)
+
+
+def format_results(results: Sequence[Result]) -> str:
+    lines = [
+        "| model | ops | mode | img/s | step ms (median) | IQR ms | peak MiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        peak = "n/a" if r.peak_mb is None else f"{r.peak_mb:.0f}"
+        lines.append(f"| {r.model} | {r.backend} | {r.mode} | {r.samples_per_sec:.2f} | {r.step_ms:.0f} | "
+                     f"{r.step_ms_iqr:.0f} | {peak} |")
+    by_key = {(r.model, r.backend, r.mode): r for r in results}
+    lines.append("")
+    for model in sorted({r.model for r in results if r.model.startswith("san")}):
+        for mode in MODES:
+            shift, naive = by_key.get((model, "shift", mode)), by_key.get((model, "unfold", mode))
+            if shift and naive:
+                memory = ""
+                if shift.peak_mb and naive.peak_mb:
+                    memory = f", peak memory {shift.peak_mb / naive.peak_mb:.2f}x"
+                lines.append(f"{model} {mode}: shift vs unfold throughput "
+                             f"{shift.samples_per_sec / naive.samples_per_sec:.2f}x{memory}")
+        resnet, san = by_key.get(("resnet26", "shift", "infer")), by_key.get((model, "shift", "infer"))
+        if resnet and san:
+            lines.append(f"{model} infer: {san.samples_per_sec / resnet.samples_per_sec:.2f}x ResNet26's throughput")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m suite.ops.benchmark", description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--img-size", type=int, default=224)
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads per worker")
+    parser.add_argument("--rounds", type=int, default=7, help="round-robin turns per configuration")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per turn")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before the memory step")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC input and weights")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        _worker(args.worker)
+        return 0
+    results = run_benchmark(batch_size=args.batch_size, img_size=args.img_size, threads=args.threads,
+                            rounds=args.rounds, steps=args.steps, warmup=args.warmup,
+                            channels_last=args.channels_last, modes=args.modes)
+    print(format_results(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""SAN's mapping gamma over K-fold wide relation tensors, without materialising or keeping them.
+
+gamma (1x1 convs, BNs, ReLUs) runs on every (pixel, footprint position) pair, so its input and
+hidden activations are K = k^2 times wider than a feature map. Two exact reformulations:
+
+- inference (BNs with running statistics, no autograd): gamma is pointwise, so it runs on a few
+  footprint positions at a time (pairwise) or accumulates its first layer one position at a time
+  (patchwise concatenation), with each BN folded into the conv before it. Only gamma's output,
+  the attention weights, is ever whole. `pairwise_weights_inference`, `concatenation_weights_inference`.
+- training: `batch_norm_relu_conv` runs BN-ReLU-conv as one autograd op that keeps only its input
+  (or not even that: what produced it) and recomputes the rest in backward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from suite.ops.conv import conv1x1
+from suite.ops.relations import local_relation, pairwise_width
+from suite.ops.window import Window
+
+# Footprint positions per chunk in inference: ~1 MiB of float32 gamma input, so the chunk and
+# gamma's activations on it stay in a core's L2 cache (larger chunks measured slower on CPU).
+CHUNK_ELEMENTS = 2**18
+
+
+# ----------------------------------------------------------------------------------- inference
+@dataclass
+class _Layer:
+    weight: Tensor  # (out, in)
+    bias: Tensor | None
+    relu: bool
+
+
+@dataclass
+class FoldedGamma:
+    """gamma with running BN statistics as matrices: its leading BN as a per-channel affine
+    (scale, shift) and ReLU, then its 1x1 convs, each with the BN that follows it folded in."""
+
+    scale: Tensor | None
+    shift: Tensor | None
+    relu: bool
+    layers: list[_Layer]
+
+
+def fold_gamma(gamma: nn.Sequential, dtype: torch.dtype | None = None) -> FoldedGamma:
+    """Fold gamma; with `dtype`, the result is cast to it (under autocast: the features' dtype)."""
+    folded = _fold(gamma)
+    if dtype is None:
+        return folded
+
+    def cast(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t.to(dtype)
+
+    layers = [_Layer(cast(layer.weight), cast(layer.bias), layer.relu) for layer in folded.layers]
+    return FoldedGamma(cast(folded.scale), cast(folded.shift), folded.relu, layers)
+
+
+def _fold(gamma: nn.Sequential) -> FoldedGamma:
+    scale = shift = None
+    relu, layers = False, []
+    for module in gamma:
+        if isinstance(module, nn.Conv2d):
+            if module.kernel_size != (1, 1) or module.groups != 1:
+                raise TypeError("gamma's convs must be 1x1 and ungrouped")
+            layers.append(_Layer(module.weight.flatten(1), module.bias, relu=False))
+        elif isinstance(module, nn.BatchNorm2d):
+            s, t = _bn_affine(module)
+            if not layers:
+                scale, shift = s, t
+                continue
+            layer = layers[-1]
+            if layer.relu:
+                raise TypeError("cannot fold a BN that follows a ReLU into gamma's conv")
+            layer.weight = s[:, None] * layer.weight
+            layer.bias = t if layer.bias is None else torch.addcmul(t, s, layer.bias)
+        elif isinstance(module, nn.ReLU):
+            if layers:
+                layers[-1].relu = True
+            else:
+                relu = True
+        else:
+            raise TypeError(f"gamma may only hold Conv2d, BatchNorm2d and ReLU, not {type(module).__name__}")
+    return FoldedGamma(scale, shift, relu, layers)
+
+
+def pairwise_weights_inference(
+    phi: Tensor,
+    psi: Tensor,
+    rel_pos: Tensor | None,
+    gamma: nn.Sequential,
+    relation: str,
+    window: Window,
+    weight_channels: int,
+) -> Tensor:
+    """softmax_j gamma([delta(phi_i, psi_j), p_i - p_j]) -> (N, Cw, K, H*W), in inference.
+
+    Computed a few footprint positions j at a time: only gamma's output is ever whole, laid out
+    footprint-major (K, N, Cw, H*W), so each chunk of positions is one contiguous block that
+    gamma's last matmul writes directly and the aggregation reads one block per position. The
+    position channels enter gamma's first layer through their own columns of its weight, once for
+    the whole batch; gamma's leading BN is folded into phi and psi for a sum or difference.
+    """
+    n, rel, h, w = phi.shape
+    folded = fold_gamma(gamma, phi.dtype)
+    width, first = pairwise_width(relation, rel), folded.layers[0]
+    delta_scale = delta_shift = None
+    if folded.scale is not None and relation in ("subtraction", "summation"):
+        # BN(phi_i -+ psi_j) = (s phi_i + t) -+ s psi_j, exact with either padding
+        phi = torch.addcmul(folded.shift[:width, None, None], phi, folded.scale[:width, None, None])
+        psi = psi * folded.scale[:width, None, None]
+    elif folded.scale is not None:
+        delta_scale, delta_shift = folded.scale[:width], folded.shift[:width]
+    pos_hidden = None
+    if rel_pos is not None:  # (1, 2, K, L) -> (K, 1, hidden, L)
+        scale, shift = (None, None) if folded.scale is None else (folded.scale[width:], folded.shift[width:])
+        z = _affine_relu(rel_pos[0].transpose(0, 1), scale, shift, folded.relu)
+        pos_hidden = torch.matmul(first.weight[:, width:], z).unsqueeze(1)
+    chunk = max(1, CHUNK_ELEMENTS // (n * width * h * w))
+    psi_padded = window.pad_input(psi)
+    logits = phi.new_empty((window.size, n, weight_channels, h * w))
+    for start in range(0, window.size, chunk):
+        stop = min(start + chunk, window.size)
+        delta = local_relation(phi, psi_padded, relation, window, range(start, stop), footprint_major=True)
+        z = delta.permute(2, 0, 1, 3).reshape((stop - start) * n, width, h * w)  # a view
+        z = _affine_relu(z, delta_scale, delta_shift, folded.relu, inplace=True)
+        extra = None if pos_hidden is None else (stop - start, pos_hidden[start:stop])
+        _run_layers(folded.layers, z, out=logits[start:stop].view(-1, weight_channels, h * w),
+                    first_weight=first.weight[:, :width], first_extra=extra)
+    flat = logits.view(window.size, -1)  # softmax over the footprint, in place
+    flat.sub_(flat.amax(0)).exp_()
+    flat.div_(flat.sum(0))
+    return logits.permute(1, 2, 0, 3)
+
+
+def concatenation_weights_inference(
+    phi: Tensor, psi: Tensor, gamma: nn.Sequential, window: Window, weight_channels: int
+) -> Tensor:
+    """Patchwise gamma([phi_i, psi_j for all j]) -> (N, Cw, K, H*W), in inference, without the
+    (N, (K+1) C, H, W) concatenation.
+
+    gamma's first layer is linear in its input channels, so it accumulates one footprint position
+    at a time: W_phi pre(phi) + sum_j W_j pre_j(psi shifted by j), where pre is gamma's leading BN
+    and ReLU, channel by channel (channel C + c*K + j of the concatenation is channel c of psi at
+    position j, nn.Unfold's order). The last layer's rows are reordered footprint-major, so the
+    weights of position j are one contiguous block.
+    """
+    n, rel, h, w = phi.shape
+    footprint, cw = window.size, weight_channels
+    folded = fold_gamma(gamma, phi.dtype)
+    layers = list(folded.layers)
+    last = layers[-1]  # rows o = cw * K + j -> j * Cw + cw
+    layers[-1] = _Layer(last.weight.view(cw, footprint, -1).transpose(0, 1).reshape(cw * footprint, -1),
+                        None if last.bias is None else last.bias.view(cw, footprint).t().reshape(-1), last.relu)
+    first = layers[0]
+    per_position = first.weight[:, rel:].view(-1, rel, footprint)  # (hidden, rel, K)
+
+    def pre(z: Tensor, channels: slice | Tensor) -> Tensor:  # z: (N, rel, H, W), maybe a strided view
+        if folded.scale is not None:
+            z = torch.addcmul(folded.shift[channels, None, None], z, folded.scale[channels, None, None])
+            z = z.relu_() if folded.relu else z
+        return z.reshape(n, rel, h * w)
+
+    hidden = torch.matmul(first.weight[:, :rel], pre(phi, slice(0, rel)))  # (N, hidden, L)
+    psi_padded = window.pad_input(psi)
+    channels = rel + torch.arange(rel, device=phi.device) * footprint
+    for j, (dy, dx) in enumerate(window.offsets()):
+        z = pre(psi_padded[..., dy : dy + h, dx : dx + w], channels + j)
+        hidden.baddbmm_(per_position[:, :, j].expand(n, -1, -1), z)
+    if first.bias is not None:
+        hidden.add_(first.bias[:, None])
+    if first.relu:
+        hidden.relu_()
+    logits = hidden if len(layers) == 1 else _run_layers(layers[1:], hidden, out=phi.new_empty((n, footprint * cw, h * w)))
+    return logits.view(n, footprint, cw, h * w).transpose(1, 2)
+
+
+def _bn_affine(bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
+    """(scale, shift) with BN(x) = scale * x + shift under running statistics."""
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    shift = -bn.running_mean * scale
+    return scale, shift if bn.bias is None else shift + bn.bias
+
+
+def _affine_relu(z: Tensor, scale: Tensor | None, shift: Tensor | None, relu: bool, inplace: bool = False) -> Tensor:
+    """relu?(scale * z + shift) per channel (dim 1) of z (B, C, L); overwrites z if `inplace`."""
+    if scale is not None:
+        z = torch.addcmul(shift[:, None], z, scale[:, None], out=z if inplace else None)
+        inplace = True
+    if relu:
+        return z.relu_() if inplace else z.relu()
+    return z
+
+
+def _run_layers(
+    layers: list[_Layer],
+    z: Tensor,
+    out: Tensor,
+    first_weight: Tensor | None = None,
+    first_extra: tuple[int, Tensor] | None = None,
+) -> Tensor:
+    """gamma's 1x1 convs as matmuls on z (B, C, L); the last writes into `out`.
+
+    `first_weight` replaces the first layer's weight (some of its input columns come in another
+    way), and `first_extra` = (groups, t) adds t (groups, 1, C_out, L) to its output (B, C_out, L)
+    viewed as (groups, B / groups, C_out, L), before the bias and ReLU.
+    """
+    for i, layer in enumerate(layers):
+        weight = first_weight if i == 0 and first_weight is not None else layer.weight
+        z = torch.matmul(weight, z, out=out if i == len(layers) - 1 else None)
+        if i == 0 and first_extra is not None:
+            groups, extra = first_extra
+            z.view(groups, -1, *z.shape[1:]).add_(extra)
+        if layer.bias is not None:
+            z.add_(layer.bias[:, None])
+        if layer.relu:
+            z.relu_()
+    return z
+
+
+# ------------------------------------------------------------------------------------- training
+def batch_norm_relu_conv(make: Callable[..., Tensor], bn: nn.BatchNorm2d, conv: nn.Conv2d, *inputs: Tensor) -> Tensor:
+    """conv(relu(bn(make(*inputs)))) for a training-mode BN and a 1x1 conv, keeping only `inputs`.
+
+    Autograd would keep make's output, the BN output and the ReLU output: three tensors as large
+    as the relation tensor when make builds it. Backward recomputes make(*inputs) (for the
+    relations: shifts and a concatenation) and the rectified activation from the saved batch
+    statistics. The running statistics are updated once, as nn.BatchNorm2d does.
+    """
+    if bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+    return _BatchNormReluConv.apply(make, bn, bn.weight, bn.bias, conv.weight, conv.bias, *inputs)
+
+
+class _BatchNormReluConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, make: Callable[..., Tensor], bn: nn.BatchNorm2d, bn_weight: Tensor, bn_bias: Tensor,
+                conv_weight: Tensor, conv_bias: Tensor | None, *inputs: Tensor) -> Tensor:
+        with torch.no_grad():
+            x = make(*inputs)
+            y, mean, invstd = torch.native_batch_norm(x, bn_weight, bn_bias, bn.running_mean, bn.running_var, True,
+                                                      bn_momentum(bn), bn.eps)
+            del x
+            out = conv1x1(y.relu_(), conv_weight, conv_bias)
+        ctx.make, ctx.eps, ctx.has_conv_bias = make, bn.eps, conv_bias is not None
+        ctx.save_for_backward(mean, invstd, bn_weight, bn_bias, conv_weight, *inputs)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        mean, invstd, bn_weight, bn_bias, conv_weight, *inputs = ctx.saved_tensors
+        leaves = [t.detach().requires_grad_(t.requires_grad) for t in inputs]
+        with torch.enable_grad():
+            x = ctx.make(*leaves)
+        # in the parameters' dtype: under autocast the forward ran in a lower precision
+        x_data = x.detach().to(conv_weight.dtype)
+        shape = (-1, *[1] * (x.dim() - 2))
+        scale = invstd * bn_weight
+        rectified = torch.addcmul((bn_bias - mean * scale).view(shape), x_data, scale.view(shape)).relu_()
+        # the 1x1 conv's backward as matrix products (see suite.ops.conv)
+        weight = conv_weight.flatten(1)
+        grad_flat, rectified_flat = grad.flatten(2).to(conv_weight.dtype), rectified.flatten(2)
+        grad_conv_weight = torch.bmm(grad_flat, rectified_flat.transpose(1, 2)).sum(0).view_as(conv_weight)
+        grad_conv_bias = grad_flat.sum((0, 2)) if ctx.has_conv_bias else None
+        grad_y = torch.matmul(weight.t(), grad_flat).view_as(rectified)
+        grad_y = torch.ops.aten.threshold_backward(grad_y, rectified, 0)  # ReLU's backward
+        del rectified, rectified_flat
+        grad_x, grad_bn_weight, grad_bn_bias = torch.ops.aten.native_batch_norm_backward(
+            grad_y, x_data, bn_weight, None, None, mean, invstd, True, ctx.eps, [True, True, True])
+        del grad_y
+        wanted = [t for t in leaves if t.requires_grad]
+        grads = iter(torch.autograd.grad(x, wanted, grad_x.to(x.dtype)) if wanted else ())
+        grad_inputs = [next(grads) if t.requires_grad else None for t in leaves]
+        return (None, None, grad_bn_weight, grad_bn_bias, grad_conv_weight, grad_conv_bias, *grad_inputs)
+
+
+def bn_momentum(bn: nn.BatchNorm2d) -> float:
+    """The running-average factor nn.BatchNorm2d uses this step (call after counting the step)."""
+    if bn.momentum is None:  # cumulative moving average
+        return 1.0 / float(bn.num_batches_tracked)
+    return bn.momentum

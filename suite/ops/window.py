@@ -1,0 +1,126 @@
+"""The k x k footprint R(i) of local self-attention: offsets, padding and its gradient.
+
+Conventions follow the official CUDA kernels (hszhao/SAN `lib/sa/functions/*.py`): footprint
+position j = kh * k + kw (row-major), padding d * (k - 1) // 2 so the window centre is the query
+pixel itself, stride 1, and an outside neighbour reads the reflected pixel ('reflect', the official
+default, identical to ReflectionPad2d when pad < size) or zero ('zeros').
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from suite.errors import SuiteError
+
+Padding = Literal["reflect", "zeros"]
+PADDINGS: tuple[str, ...] = ("reflect", "zeros")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A k x k footprint with dilation d and a padding mode."""
+
+    kernel_size: int
+    dilation: int = 1
+    padding: Padding = "reflect"
+
+    def __post_init__(self) -> None:
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise SuiteError(f"footprint must be an odd integer >= 1, got {self.kernel_size}", key="footprint")
+        if self.dilation < 1:
+            raise SuiteError(f"dilation must be >= 1, got {self.dilation}", key="dilation")
+        if self.padding not in PADDINGS:
+            raise SuiteError(f"unknown padding {self.padding!r}", key="padding", choices=PADDINGS)
+
+    @property
+    def size(self) -> int:
+        """K, the number of footprint positions."""
+        return self.kernel_size**2
+
+    @property
+    def pad(self) -> int:
+        return self.dilation * (self.kernel_size - 1) // 2
+
+    def offsets(self) -> list[tuple[int, int]]:
+        """(row, column) of footprint position j inside the padded input, in the kernels' order."""
+        k, d = self.kernel_size, self.dilation
+        return [(kh * d, kw * d) for kh in range(k) for kw in range(k)]
+
+    def pad_input(self, x: torch.Tensor) -> torch.Tensor:
+        """x padded by `pad` on every side (keeps x's memory format)."""
+        p = self.pad
+        if p == 0:
+            return x
+        if self.padding == "zeros":
+            return F.pad(x, (p, p, p, p))
+        height, width = x.shape[-2:]
+        if p >= height or p >= width:
+            raise SuiteError(
+                f"reflection padding of {p} px needs feature maps larger than {p} px, got {height}x{width} "
+                f"(footprint {self.kernel_size}, dilation {self.dilation}); use padding='zeros' or a larger input",
+                key="padding",
+            )
+        return F.pad(x, (p, p, p, p), mode="reflect")
+
+    def padded_zeros(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Zeros of x's padded shape and layout: the accumulator for a gradient w.r.t. pad_input(x)."""
+        n, c, h, w = x.shape
+        p = self.pad
+        fmt = torch.channels_last if channels_last(x) else torch.contiguous_format
+        shape = (n, c, h + 2 * p, w + 2 * p)
+        return torch.empty(shape, dtype=dtype or x.dtype, device=x.device, memory_format=fmt).zero_()
+
+    def unpad_grad(self, grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """The gradient w.r.t. the unpadded input from the gradient w.r.t. the padded one.
+
+        For reflection the border rows/columns fold back onto the pixels they mirror (what the
+        official backward does with torch.flip); `like` only provides the unpadded shape.
+        """
+        p = self.pad
+        if p == 0:
+            return grad
+        if self.padding == "zeros":
+            return grad[..., p:-p, p:-p]
+        return torch.ops.aten.reflection_pad2d_backward(grad, like, [p, p, p, p])
+
+    def unfold(self, x: torch.Tensor) -> torch.Tensor:
+        """Naive neighbourhood tensor (N, C, K, H*W): x_j for every j in R(i), materialised.
+
+        Channel order (c, j) when flattened to (N, C*K, L), exactly nn.Unfold's: the patchwise
+        concatenation relation depends on it.
+        """
+        n, c, h, w = x.shape
+        cols = F.unfold(self.pad_input(x), self.kernel_size, dilation=self.dilation)
+        return cols.view(n, c, self.size, h * w)
+
+
+def accumulator_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Sums over the K footprint positions run in float32 for half and bfloat16 inputs."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def channels_last(x: torch.Tensor) -> bool:
+    """Whether x is laid out NHWC (and not also plain contiguous, as for 1x1 maps)."""
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def empty_window_tensor(
+    like: torch.Tensor, channels: int, size: int, dtype: torch.dtype | None = None, footprint_major: bool = False
+) -> torch.Tensor:
+    """Uninitialised (N, channels, K, H, W) tensor in `like`'s layout, or footprint-major.
+
+    For an NHWC `like` the memory order is (N, K, H, W, channels), so both the per-offset slice
+    [:, :, j] and the (N, channels, K, H*W) view are NHWC-style and 1x1 convs on it need no
+    reorder. Footprint-major is (K, N, channels, H, W) in memory: each offset's slice is one block.
+    """
+    n, _, h, w = like.shape
+    dtype = like.dtype if dtype is None else dtype
+    if footprint_major:
+        return like.new_empty((size, n, channels, h, w), dtype=dtype).permute(1, 2, 0, 3, 4)
+    if channels_last(like):
+        return like.new_empty((n, size, h, w, channels), dtype=dtype).permute(0, 4, 1, 2, 3)
+    return like.new_empty((n, channels, size, h, w), dtype=dtype)

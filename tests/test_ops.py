@@ -1,0 +1,329 @@
+"""Local self-attention ops against direct transcriptions of the official CUDA kernels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from suite.errors import SuiteError
+from suite.ops import (
+    PAIRWISE_RELATIONS,
+    Window,
+    aggregation,
+    pairwise_relation,
+    patchwise_relation,
+    position_grid,
+    use_backend,
+)
+
+# (kernel, dilation, height, width): odd sizes, every kernel size and dilation.
+GEOMETRIES = [(3, 1, 5, 7), (3, 2, 9, 6), (5, 1, 5, 7), (5, 2, 9, 6), (7, 1, 9, 6)]
+PADDINGS = ["reflect", "zeros"]
+
+
+# ----------------------------------------------------------------------------- loop references
+def _source(t: torch.Tensor, hi: int, wi: int, padding: str) -> torch.Tensor | None:
+    """t[:, :, hi, wi] with the kernels' out-of-range rule (reflect: -h and 2(H-1)-h; zeros: None)."""
+    height, width = t.shape[-2:]
+    if not (0 <= hi < height and 0 <= wi < width):
+        if padding == "zeros":
+            return None
+        hi = -hi if hi < 0 else (2 * (height - 1) - hi if hi >= height else hi)
+        wi = -wi if wi < 0 else (2 * (width - 1) - wi if wi >= width else wi)
+    return t[:, :, hi, wi]
+
+
+def _footprint(k: int, d: int, h: int, w: int):
+    pad = d * (k - 1) // 2
+    for kh in range(k):
+        for kw in range(k):
+            yield kh * k + kw, h - pad + kh * d, w - pad + kw * d
+
+
+def ref_aggregation(x, wt, k, d, padding):
+    n, c, height, width = x.shape
+    channel_of = torch.arange(c) % wt.shape[1]
+    pixels = []
+    for h in range(height):
+        for w in range(width):
+            acc = torch.zeros(n, c, dtype=x.dtype)
+            for j, hi, wi in _footprint(k, d, h, w):
+                v = _source(x, hi, wi, padding)
+                if v is not None:
+                    acc = acc + wt[:, channel_of, j, h * width + w] * v
+            pixels.append(acc)
+    return torch.stack(pixels, -1).view(n, c, height, width)
+
+
+def ref_relation(phi, psi, relation, k, d, padding):
+    n, c, height, width = phi.shape
+    columns = []
+    for h in range(height):
+        for w in range(width):
+            centre = phi[:, :, h, w]
+            per_j = []
+            for _, hi, wi in _footprint(k, d, h, w):
+                v = _source(psi, hi, wi, padding)
+                v = torch.zeros_like(centre) if v is None else v
+                per_j.append({
+                    "summation": lambda: centre + v,
+                    "subtraction": lambda: centre - v,
+                    "hadamard": lambda: centre * v,
+                    "dot": lambda: (centre * v).sum(1, keepdim=True),
+                    "concatenation": lambda: torch.cat([centre, v], 1),
+                }[relation]())
+            columns.append(torch.stack(per_j, -1))
+    return torch.stack(columns, -1)  # (N, width, K, L)
+
+
+def _grads(out, inputs, seed=0):
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=out.dtype)
+    return torch.autograd.grad(out, inputs, g)
+
+
+def _close(a, b, tol=1e-10):
+    assert a.shape == b.shape
+    assert torch.allclose(a, b, atol=tol, rtol=tol), (a - b).abs().max().item()
+
+
+# ------------------------------------------------------------------------------------ aggregation
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("k,d,height,width", GEOMETRIES)
+def test_aggregation_matches_kernel_transcription(k, d, height, width, padding):
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, height, width, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 2, k * k, height * width, dtype=torch.float64, requires_grad=True)
+    expected = ref_aggregation(x, w, k, d, padding)
+    expected_grads = _grads(expected, (x, w))
+    for backend in ("shift", "unfold"):
+        with use_backend(backend):
+            out = aggregation(x, w, k, d, padding)
+        _close(out, expected)
+        for got, want in zip(_grads(out, (x, w)), expected_grads):
+            _close(got, want)
+
+
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_aggregation_gradcheck(padding):
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 4, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(1, 2, 9, 12, dtype=torch.float64, requires_grad=True)
+    for dilation in (1, 2):
+        assert torch.autograd.gradcheck(lambda a, b: aggregation(a, b, 3, dilation, padding), (x, w))
+
+
+def test_aggregation_channel_sharing_is_interleaved():
+    """Value channel c uses weight channel c mod Cw, not c // (C / Cw)."""
+    x = torch.ones(1, 4, 3, 3)
+    w = torch.zeros(1, 2, 1, 9)
+    w[:, 1] = 1.0  # only weight channel 1 is non-zero
+    out = aggregation(x, w, 1)
+    assert out[0, :, 0, 0].tolist() == [0.0, 1.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_aggregation_low_precision_close_to_float32(dtype):
+    torch.manual_seed(0)
+    x, w = torch.randn(2, 16, 9, 10), torch.randn(2, 4, 49, 90).softmax(2)
+    expected = aggregation(x, w, 7)
+    out = aggregation(x.to(dtype), w.to(dtype), 7)
+    assert out.dtype == dtype
+    assert torch.allclose(out.float(), expected, atol=2e-2, rtol=2e-2)
+
+
+def test_aggregation_casts_weights_to_input_dtype():
+    x, w = torch.randn(1, 4, 5, 5, dtype=torch.bfloat16), torch.randn(1, 2, 9, 25)
+    assert aggregation(x, w, 3).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_aggregation_channels_last(requires_grad):
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 9, 6)
+    w = torch.randn(2, 4, 25, 54)
+    expected = aggregation(x, w, 5)
+    x_cl = x.to(memory_format=torch.channels_last).requires_grad_(requires_grad)
+    w_cl = w.to(memory_format=torch.channels_last).requires_grad_(requires_grad)
+    out = aggregation(x_cl, w_cl, 5)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    _close(out, expected, 1e-5)
+    if requires_grad:
+        x.requires_grad_(), w.requires_grad_()
+        for got, want in zip(_grads(out, (x_cl, w_cl)), _grads(aggregation(x, w, 5), (x, w))):
+            _close(got, want, 1e-5)
+
+
+class _LargestTensor(TorchDispatchMode):
+    """Records the largest tensor any aten op returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else [out]:
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def _aggregation_memory(backend: str) -> tuple[int, int]:
+    """(numel autograd saved, largest tensor created in forward + backward) of one aggregation."""
+    n, c, cw, k, h, w = 2, 32, 2, 7, 12, 12
+    x = torch.randn(n, c, h, w, requires_grad=True)
+    wt = torch.randn(n, cw, k * k, h * w, requires_grad=True)
+    saved = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal saved
+        saved += t.numel()
+        return t
+
+    with _LargestTensor() as mode, use_backend(backend):
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = aggregation(x, wt, k)
+        out.sum().backward()
+    return saved, mode.largest
+
+
+def test_aggregation_never_materialises_the_expanded_values():
+    n, c, cw, k2, l = 2, 32, 2, 49, 144
+    expanded, budget = n * c * k2 * l, n * c * l + n * cw * k2 * l  # (x, w), as the CUDA kernel
+    saved, largest = _aggregation_memory("shift")
+    assert saved <= budget
+    assert largest < expanded / 8
+    # The check can fail: the naive unfold keeps and creates the expanded tensor.
+    naive_saved, naive_largest = _aggregation_memory("unfold")
+    assert naive_saved >= expanded and naive_largest >= expanded
+
+
+# --------------------------------------------------------------------------------------- relations
+@pytest.mark.parametrize("relation", PAIRWISE_RELATIONS)
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("k,d,height,width", [GEOMETRIES[0], GEOMETRIES[3], GEOMETRIES[4]])
+def test_pairwise_relation_matches_reference(relation, padding, k, d, height, width):
+    torch.manual_seed(0)
+    phi = torch.randn(2, 3, height, width, dtype=torch.float64, requires_grad=True)
+    psi = torch.randn(2, 3, height, width, dtype=torch.float64, requires_grad=True)
+    expected = ref_relation(phi, psi, relation, k, d, padding)
+    expected_grads = _grads(expected, (phi, psi))
+    for backend in ("shift", "unfold"):
+        with use_backend(backend):
+            out = pairwise_relation(phi, psi, relation, k, d, padding)
+        _close(out, expected)
+        for got, want in zip(_grads(out, (phi, psi)), expected_grads):
+            _close(got, want)
+
+
+@pytest.mark.parametrize("relation", PAIRWISE_RELATIONS)
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_pairwise_relation_gradcheck(relation, padding):
+    torch.manual_seed(0)
+    phi = torch.randn(1, 2, 5, 4, dtype=torch.float64, requires_grad=True)
+    psi = torch.randn(1, 2, 5, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: pairwise_relation(a, b, relation, 3, 1, padding), (phi, psi))
+
+
+@pytest.mark.parametrize("relation", PAIRWISE_RELATIONS)
+def test_pairwise_relation_channels_last_and_bfloat16(relation):
+    torch.manual_seed(0)
+    phi, psi = torch.randn(2, 4, 7, 9), torch.randn(2, 4, 7, 9)
+    expected = pairwise_relation(phi, psi, relation, 3)
+    cl = pairwise_relation(*(t.to(memory_format=torch.channels_last) for t in (phi, psi)), relation, 3)
+    _close(cl, expected, 1e-6)
+    bf = pairwise_relation(phi.bfloat16(), psi.bfloat16(), relation, 3)
+    assert torch.allclose(bf.float(), expected, atol=0.1, rtol=2e-2)
+
+
+def test_relative_position_reflects_at_the_border():
+    """p_i - p_j of an outside neighbour is that of the mirrored inside one (official `Subtraction`)."""
+    p = position_grid(4, 5)
+    assert p.shape == (1, 2, 4, 5)
+    assert torch.equal(p[0, 0, 0], torch.linspace(-1, 1, 5)) and torch.equal(p[0, 1, :, 0], torch.linspace(-1, 1, 4))
+    rel = pairwise_relation(p, p, "subtraction", 3).view(1, 2, 3, 3, 4, 5)
+    # pixel (0, 0): neighbour (-1, -1) reads (1, 1), so its x-difference equals that of (+1, +1).
+    assert torch.equal(rel[0, :, 0, 0, 0, 0], rel[0, :, 2, 2, 0, 0])
+    assert torch.allclose(rel[0, 0, 1, 2, 1, 1], torch.tensor(-0.5))  # x_i - x_{i+1} = -2/4
+
+
+def test_patchwise_concatenation_is_the_official_unfold_layout():
+    torch.manual_seed(0)
+    phi, psi = torch.randn(2, 3, 6, 5), torch.randn(2, 3, 6, 5)
+    out = patchwise_relation(phi, psi, "concatenation", 3)
+    official = torch.cat([phi.view(2, 3, 1, 30), F.unfold(F.pad(psi, (1, 1, 1, 1), mode="reflect"), 3).view(2, 27, 1, 30)], 1)
+    assert torch.equal(out, official.view(2, 30, 6, 5))
+
+
+def test_patchwise_star_and_clique_products():
+    torch.manual_seed(0)
+    phi, psi = torch.randn(1, 3, 5, 4, dtype=torch.float64), torch.randn(1, 3, 5, 4, dtype=torch.float64)
+    star = patchwise_relation(phi, psi, "star", 3)
+    assert star.shape == (1, 9, 5, 4)
+    _close(star.flatten(2), ref_relation(phi, psi, "dot", 3, 1, "reflect")[:, 0])
+    clique = patchwise_relation(phi, psi, "clique", 3, padding="zeros").view(1, 9, 9, 5, 4)
+    for (h, w) in [(0, 0), (2, 1), (4, 3)]:
+        phis = torch.stack([_source(phi, hi, wi, "zeros") if _source(phi, hi, wi, "zeros") is not None
+                            else torch.zeros(1, 3, dtype=phi.dtype) for _, hi, wi in _footprint(3, 1, h, w)], 1)
+        psis = torch.stack([_source(psi, hi, wi, "zeros") if _source(psi, hi, wi, "zeros") is not None
+                            else torch.zeros(1, 3, dtype=psi.dtype) for _, hi, wi in _footprint(3, 1, h, w)], 1)
+        _close(clique[0, :, :, h, w], phis[0] @ psis[0].T)  # [phi_j^T psi_k]_{j,k}
+
+
+# ------------------------------------------------------------------------------------ window, errors
+def test_window_validation():
+    with pytest.raises(SuiteError, match="odd"):
+        Window(4)
+    with pytest.raises(SuiteError) as err:
+        aggregation(torch.randn(1, 4, 3, 3), torch.randn(1, 2, 49, 9), 7)
+    assert err.value.key == "padding" and "padding='zeros'" in str(err.value)
+    assert aggregation(torch.randn(1, 4, 3, 3), torch.randn(1, 2, 49, 9), 7, padding="zeros").shape == (1, 4, 3, 3)
+    with pytest.raises(SuiteError, match="ops backend"):
+        with use_backend("cuda-kernels"):
+            pass
+
+
+# ------------------------------------------------------------------------------------------- flops
+class _Ops(torch.nn.Module):
+    def __init__(self, relation: str) -> None:
+        super().__init__()
+        self.relation = relation
+
+    def forward(self, x, w):
+        return aggregation(x, w, 5), pairwise_relation(x[:, :3], x[:, 3:6], self.relation, 3)
+
+
+@pytest.mark.parametrize("relation,per_element", [("subtraction", 1), ("hadamard", 1), ("dot", 3), ("concatenation", 0)])
+def test_flop_handles_count_as_documented(relation, per_element):
+    from fvcore.nn import FlopCountAnalysis
+
+    from suite.ops.flops import FLOP_HANDLES
+
+    x, w = torch.randn(2, 8, 7, 6), torch.randn(2, 4, 25, 42)
+    analysis = FlopCountAnalysis(_Ops(relation), (x, w)).set_op_handle(**FLOP_HANDLES)
+    analysis.unsupported_ops_warnings(False)
+    by_op = analysis.by_operator()
+    assert by_op["PythonOp.Aggregation"] == 2 * 8 * 42 * 25
+    width = {"dot": 1, "concatenation": 6}.get(relation, 3)
+    assert by_op.get("PythonOp.LocalRelation", 0) == 2 * width * 9 * 42 * per_element
+    assert set(analysis.unsupported_ops()) <= {"aten::pad"}  # data movement: suite.measure charges it 0
+
+
+@pytest.mark.parametrize("footprint_major", [False, True])
+def test_local_relation_on_part_of_the_footprint(footprint_major):
+    """Chunks of footprint positions (the inference path's unit of work) are slices of the whole."""
+    from suite.ops import local_relation
+
+    torch.manual_seed(0)
+    phi, psi = torch.randn(2, 3, 7, 6, requires_grad=True), torch.randn(2, 3, 7, 6, requires_grad=True)
+    window = Window(5, padding="zeros")
+    whole = pairwise_relation(phi, psi, "hadamard", 5, padding="zeros")
+    part = local_relation(phi, window.pad_input(psi), "hadamard", window, range(4, 11), footprint_major)
+    assert part.shape == (2, 3, 7, 42)
+    _close(part, whole[:, :, 4:11], 0)
+    if footprint_major:
+        assert part.permute(2, 0, 1, 3).is_contiguous()
+    for got, want in zip(_grads(part, (phi, psi)), _grads(whole[:, :, 4:11], (phi, psi))):
+        _close(got, want, 1e-6)

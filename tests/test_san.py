@@ -1,0 +1,378 @@
+"""SAN models: official structure, parameter counts, options, checkpoint mapping, FLOPs."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from suite.errors import SuiteError
+from suite.measure.complexity import count_params
+from suite.models import create_model, get_model_info, list_models, load_official_san
+from suite.ops import PAIRWISE_RELATIONS, PATCHWISE_RELATIONS, use_backend
+
+SAN_MODELS = ["san10_pairwise", "san10_patchwise", "san15_pairwise", "san15_patchwise", "san19_pairwise",
+              "san19_patchwise"]
+# Exact parameter counts of the official model/san.py at 1000 classes (san.md 4.2).
+OFFICIAL_PARAMS = {
+    "san10_pairwise": 10_531_848, "san10_patchwise": 11_841_124,
+    "san15_pairwise": 14_065_436, "san15_patchwise": 16_181_310,
+    "san19_pairwise": 17_596_156, "san19_patchwise": 20_518_470,
+}
+LAYERS = {10: (2, 1, 2, 4, 1), 15: (3, 2, 3, 5, 2), 19: (3, 3, 4, 6, 3)}
+
+
+def test_registry_lists_every_san_model_with_its_paper_figures():
+    assert list_models("san*") == sorted(SAN_MODELS)
+    info = get_model_info("san10_patchwise")
+    assert info.input_size == 224
+    assert info.paper["params_m"] == 11.8 and info.paper["gmacs"] == 1.9
+    assert info.paper["top1_err"] == pytest.approx(22.9) and info.paper["top5_err"] == pytest.approx(6.5)
+
+
+@pytest.mark.parametrize("name", SAN_MODELS)
+def test_parameter_counts_match_the_official_code(name):
+    assert count_params(name) == OFFICIAL_PARAMS[name]
+
+
+@pytest.mark.parametrize("footprint,patch_params", [(3, 10_742_564), (5, 11_181_988), (7, 11_841_124), (9, 12_719_972)])
+def test_footprint_sweep_parameters(footprint, patch_params):
+    """san.md 4.2: pairwise params do not depend on k; patchwise 10.74 / 11.18 / 11.84 / 12.72 M."""
+    assert count_params("san10_pairwise", footprint=footprint) == 10_531_848
+    assert count_params("san10_patchwise", footprint=footprint) == patch_params
+    assert round(patch_params / 1e6, 2) == {3: 10.74, 5: 11.18, 7: 11.84, 9: 12.72}[footprint]
+
+
+@pytest.mark.parametrize("name", SAN_MODELS)
+def test_forward_at_224(name):
+    model = create_model(name).eval()
+    with torch.inference_mode():
+        assert model(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+
+
+def test_small_odd_input_needs_zero_padding():
+    x = torch.randn(2, 3, 45, 37)
+    model = create_model("san10_pairwise", padding="zeros", num_classes=10).eval()
+    with torch.inference_mode():
+        assert model(x).shape == (2, 10)
+    model = create_model("san10_pairwise", num_classes=10).eval()
+    with pytest.raises(SuiteError) as err, torch.inference_mode():
+        model(x)
+    assert err.value.key == "padding" and "padding='zeros'" in str(err.value)
+
+
+def _train_step_grads(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    model.train()
+    model.zero_grad()
+    F.cross_entropy(model(x), torch.arange(x.shape[0]) % 5).backward()
+    return {n: p.grad for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("name,relation", [("san10_pairwise", r) for r in PAIRWISE_RELATIONS]
+                         + [("san10_patchwise", r) for r in PATCHWISE_RELATIONS])
+def test_every_relation_trains(name, relation):
+    torch.manual_seed(0)
+    # float64 at 64 px: BN over 1x1 late-stage maps (32 px) would amplify rounding a million-fold
+    model = create_model(name, relation=relation, footprint=3, padding="zeros", num_classes=5).double()
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    grads = _train_step_grads(model, x)
+    assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
+    # Every weight learns. (Some biases get a zero gradient by design, as in the official model: a
+    # bias before a training-mode BN, gamma's last bias before the softmax, conv_p's in p_i - p_j.)
+    assert all(g.abs().sum() > 0 for n, g in grads.items() if n.endswith("weight")), relation
+    # The reference backend computes the same gradients.
+    with use_backend("unfold"):
+        reference = _train_step_grads(model, x)
+    scale = max(g.abs().max() for g in grads.values())
+    for n in grads:
+        assert torch.allclose(grads[n], reference[n], atol=1e-9 * scale, rtol=1e-7), n
+
+
+@pytest.mark.parametrize("name", ["san10_pairwise", "san10_patchwise"])
+def test_bfloat16_autocast_trains_and_infers(name):
+    torch.manual_seed(0)
+    model = create_model(name, footprint=3, padding="zeros", num_classes=5)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = F.cross_entropy(model(x), torch.arange(2))
+    loss.backward()
+    assert all(p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all() for p in model.parameters())
+    model.eval()
+    with torch.inference_mode():
+        expected = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x)
+    assert out.dtype == torch.bfloat16
+    assert torch.allclose(out.float(), expected, atol=0.02 * expected.abs().max().item())
+
+
+@pytest.mark.parametrize("name", ["san10_pairwise", "san10_patchwise"])
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_memory_light_training_updates_bn_statistics_once(name, momentum):
+    """The fused BN-ReLU-conv and stem ops keep BN running statistics and step counts exact."""
+    torch.manual_seed(0)
+    model = create_model(name, footprint=3, num_classes=5).double()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = momentum
+    reference = copy.deepcopy(model)
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    for _ in range(2):
+        _train_step_grads(model, x)
+        with use_backend("unfold"):
+            _train_step_grads(reference, x)
+    ours, theirs = model.state_dict(), reference.state_dict()
+    for key in ours:
+        assert torch.allclose(ours[key].double(), theirs[key].double(), atol=1e-10), key
+
+
+@pytest.mark.parametrize("name", ["san10_pairwise", "san10_patchwise"])
+def test_training_keeps_far_less_for_backward(name):
+    """Autograd keeps neither the value neighbourhoods nor gamma's K-fold wide activations."""
+
+    def saved_bytes(backend: str) -> int:
+        sam = create_model(name).stages[1].blocks[0].sam.train()
+        x = torch.randn(2, 256, 20, 20, requires_grad=True)
+        storages = {}
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with use_backend(backend), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            sam(x)
+        return sum(storages.values())
+
+    # One relation-sized tensor (N * C/16 * K * H*W floats) is 0.3 MiB here.
+    assert saved_bytes("shift") < 0.3 * saved_bytes("unfold")
+
+
+@pytest.mark.parametrize(
+    "name,relation,gamma",
+    [("san10_pairwise", "subtraction", g) for g in ("official", "linear", "lrl", "lrlrl")]
+    + [("san10_pairwise", "concatenation", "official"), ("san10_pairwise", "dot", "lrl"),
+       ("san10_patchwise", "concatenation", "official"), ("san10_patchwise", "concatenation", "linear"),
+       ("san10_patchwise", "star", "official")],
+)
+def test_eval_matches_the_materialised_reference(name, relation, gamma, monkeypatch):
+    """Inference runs gamma piecewise with folded BNs, the stem image by image, pooling on views."""
+    import suite.models.san
+
+    monkeypatch.setattr(suite.models.san, "_STEM_CHUNK_ELEMENTS", 1)  # one image at a time
+    torch.manual_seed(0)
+    model = create_model(name, relation=relation, gamma=gamma, footprint=5, num_classes=7)
+    for module in model.modules():  # non-trivial BN statistics, so the folding is exercised
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.5, 0.5)
+    model.eval()
+    x = torch.randn(2, 3, 161, 129)  # odd sizes: pooling floors
+    with torch.inference_mode():
+        out = model(x)
+        with use_backend("unfold"):
+            reference = model(x)
+    assert torch.allclose(out, reference, atol=1e-5, rtol=1e-4), (out - reference).abs().max()
+
+
+def test_gamma_variants_have_the_documented_layers():
+    sam = create_model("san10_pairwise", gamma="lrl").stages[1].blocks[0].sam
+    layers = [type(m).__name__ for m in sam.gamma]
+    assert layers == ["Conv2d", "ReLU", "Conv2d"]
+    assert sam.gamma[0].in_channels == 16 + 2 and sam.gamma[0].out_channels == 16  # C/16 + position -> C/16
+    assert sam.gamma[2].out_channels == 8  # C/32 attention channels
+    official = create_model("san10_patchwise").stages[1].blocks[0].sam.gamma
+    assert [type(m).__name__ for m in official] == ["BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU", "Conv2d"]
+    assert official[2].in_channels == 16 * 50 and official[2].out_channels == 8 and official[5].out_channels == 49 * 8
+    assert official[2].bias is None and official[5].bias is not None
+
+
+@pytest.mark.parametrize(
+    "name,options,key",
+    [
+        ("san10_pairwise", {"relation": "star"}, "relation"),
+        ("san10_patchwise", {"relation": "summation"}, "relation"),
+        ("san10_pairwise", {"relation": "softmax"}, "relation"),
+        ("san10_pairwise", {"footprint": 4}, "footprint"),
+        ("san10_pairwise", {"footprint": -1}, "footprint"),
+        ("san10_patchwise", {"position_encoding": True}, "position_encoding"),
+        ("san10_pairwise", {"share_planes": 3}, "share_planes"),
+        ("san10_pairwise", {"gamma": "mlp"}, "gamma"),
+        ("san10_pairwise", {"padding": "circular"}, "padding"),
+    ],
+)
+def test_invalid_options_raise_suite_error(name, options, key):
+    with pytest.raises(SuiteError) as err:
+        create_model(name, **options)
+    assert err.value.key == key
+    if key != "footprint":  # any odd integer
+        assert err.value.choices  # the valid values are named
+
+
+def test_invalid_relation_names_the_valid_ones():
+    with pytest.raises(SuiteError) as err:
+        create_model("san10_pairwise", relation="clique")
+    assert set(err.value.choices) == set(PAIRWISE_RELATIONS)
+
+
+def test_position_encoding_can_be_switched_off():
+    with_position = count_params("san10_pairwise")
+    without = count_params("san10_pairwise", position_encoding=False)
+    widths = [c for c, depth in zip((64, 256, 512, 1024, 2048), LAYERS[10]) for _ in range(depth)]
+    # per block: conv_p (2*2+2), and gamma's first BN (2*2) and conv (2 * C/16) lose 2 input channels
+    assert with_position - without == sum(6 + 4 + 2 * c // 16 for c in widths)
+
+
+@pytest.mark.slow
+def test_flops_match_the_official_counter():
+    """fvcore with the SA handles: 2.11 / 1.83 G multiply-adds (san.md 4.2), nothing unaccounted."""
+    from suite.measure.complexity import model_complexity
+
+    for name, gmacs in [("san10_pairwise", 2.11), ("san10_patchwise", 1.83)]:
+        result = model_complexity(name)
+        assert result.gmacs == pytest.approx(gmacs, abs=0.005)
+        assert not result.unsupported_ops
+
+
+# ---------------------------------------------------------------------------- official checkpoints
+def official_layout(sa_type: int, layers: tuple[int, ...], kernels: tuple[int, ...], classes: int) -> dict:
+    """Key -> shape of hszhao/SAN model/san.py's state_dict, following its SAN/Bottleneck/SAM code."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def conv(name, cin, cout, bias):
+        shapes[f"{name}.weight"] = (cout, cin, 1, 1)
+        if bias:
+            shapes[f"{name}.bias"] = (cout,)
+
+    def bn(name, c):
+        for tensor in ("weight", "bias", "running_mean", "running_var"):
+            shapes[f"{name}.{tensor}"] = (c,)
+        shapes[f"{name}.num_batches_tracked"] = ()
+
+    conv("conv_in", 3, 64, False)
+    bn("bn_in", 64)
+    cin = 64
+    for i, (c, depth, k) in enumerate(zip((64, 256, 512, 1024, 2048), layers, kernels)):
+        conv(f"conv{i}", cin, c, False)
+        bn(f"bn{i}", c)
+        rel, mid = c // 16, c // 4
+        for b in range(depth):
+            p = f"layer{i}.{b}"
+            bn(f"{p}.bn1", c)
+            for j, out in ((1, rel), (2, rel), (3, mid)):
+                conv(f"{p}.sam.conv{j}", c, out, True)
+            if sa_type == 0:
+                bn(f"{p}.sam.conv_w.0", rel + 2)
+                conv(f"{p}.sam.conv_w.2", rel + 2, rel, False)
+                bn(f"{p}.sam.conv_w.3", rel)
+                conv(f"{p}.sam.conv_w.5", rel, mid // 8, True)
+                conv(f"{p}.sam.conv_p", 2, 2, True)
+            else:
+                bn(f"{p}.sam.conv_w.0", rel * (k * k + 1))
+                conv(f"{p}.sam.conv_w.2", rel * (k * k + 1), mid // 8, False)
+                bn(f"{p}.sam.conv_w.3", mid // 8)
+                conv(f"{p}.sam.conv_w.5", mid // 8, k * k * mid // 8, True)
+            bn(f"{p}.bn2", mid)
+            conv(f"{p}.conv", mid, c, True)
+        cin = c
+    shapes["fc.weight"], shapes["fc.bias"] = (classes, 2048), (classes,)
+    return shapes
+
+
+def random_state_dict(shapes: dict) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for key, shape in shapes.items():
+        if key.endswith("num_batches_tracked"):
+            out[key] = torch.tensor(7)
+        elif key.endswith("running_var"):
+            out[key] = torch.rand(shape, generator=g) + 0.5
+        elif key.endswith(".weight") and len(shape) == 4:
+            out[key] = torch.randn(shape, generator=g) / shape[1] ** 0.5
+        else:
+            out[key] = torch.randn(shape, generator=g) * 0.2 + (1.0 if key.endswith("weight") else 0.0)
+    return out
+
+
+def official_forward(sd: dict, x: torch.Tensor, sa_type: int, layers, kernels) -> torch.Tensor:
+    """The official SAN forward transcribed with the official keys, the SA ops as F.unfold."""
+
+    def conv(t, name):
+        return F.conv2d(t, sd[f"{name}.weight"], sd.get(f"{name}.bias"))
+
+    def bn(t, name):
+        return F.batch_norm(t, sd[f"{name}.running_mean"], sd[f"{name}.running_var"], sd[f"{name}.weight"],
+                            sd[f"{name}.bias"], False, 0.0, 1e-5)
+
+    def gamma(t, p):
+        return conv(F.relu(bn(conv(F.relu(bn(t, f"{p}.0")), f"{p}.2"), f"{p}.3")), f"{p}.5")
+
+    def sam(t, p, k):
+        n, _, h, w = t.shape
+        kk, pad = k * k, (k - 1) // 2
+
+        def unfold_j(u):
+            return F.unfold(F.pad(u, (pad,) * 4, mode="reflect"), k)
+
+        x1, x2, x3 = conv(t, f"{p}.conv1"), conv(t, f"{p}.conv2"), conv(t, f"{p}.conv3")
+        if sa_type == 0:
+            loc = torch.stack([torch.linspace(-1, 1, w).repeat(h, 1), torch.linspace(-1, 1, h).unsqueeze(1).repeat(1, w)])
+            pos = conv(loc.unsqueeze(0), f"{p}.conv_p")
+            sub2 = x1.view(n, -1, 1, h * w) - unfold_j(x2).view(n, -1, kk, h * w)
+            sub = pos.view(1, 2, 1, h * w) - unfold_j(pos).view(1, 2, kk, h * w)
+            weights = gamma(torch.cat([sub2, sub.repeat(n, 1, 1, 1)], 1), f"{p}.conv_w").softmax(-2)
+        else:
+            z = torch.cat([x1.view(n, -1, 1, h * w), unfold_j(x2).view(n, -1, 1, h * w)], 1)
+            weights = gamma(z, f"{p}.conv_w").view(n, -1, kk, h * w)
+        cw = weights.shape[1]
+        values = unfold_j(x3).view(n, x3.shape[1] // cw, cw, kk, h * w)
+        return (weights.unsqueeze(1) * values).sum(-2).view(n, -1, h, w)
+
+    x = F.relu(bn(conv(x, "conv_in"), "bn_in"))
+    for i, (depth, k) in enumerate(zip(layers, kernels)):
+        x = conv(F.max_pool2d(x, 2, 2), f"conv{i}")
+        for b in range(depth):
+            p = f"layer{i}.{b}"
+            out = F.relu(bn(sam(F.relu(bn(x, f"{p}.bn1")), f"{p}.sam", k), f"{p}.bn2"))
+            x = conv(out, f"{p}.conv") + x
+        x = F.relu(bn(x, f"bn{i}"))
+    return F.linear(F.adaptive_avg_pool2d(x, 1).flatten(1), sd["fc.weight"], sd["fc.bias"])
+
+
+@pytest.mark.parametrize("name,sa_type", [("san10_pairwise", 0), ("san10_patchwise", 1)])
+def test_official_checkpoint_reproduces_the_official_forward(name, sa_type):
+    layers, kernels = LAYERS[10], (3, 3, 3, 3, 3)
+    official = random_state_dict(official_layout(sa_type, layers, kernels, 10))
+    model = create_model(name, footprint=3, num_classes=10)
+    # DistributedDataParallel prefix, as in the released checkpoints
+    load_official_san(model, {f"module.{k}": v for k, v in official.items()}).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = official_forward(official, x, sa_type, layers, kernels)
+        assert torch.allclose(model(x), expected, atol=1e-4, rtol=1e-4), (model(x) - expected).abs().max()
+    assert model.stages[1].blocks[0].sam.phi.weight.equal(official["layer1.0.sam.conv1.weight"])
+
+
+def test_official_checkpoint_errors_name_the_key():
+    official = random_state_dict(official_layout(0, LAYERS[10], (3, 7, 7, 7, 7), 1000))
+    model = create_model("san10_pairwise")
+    load_official_san(model, official)  # the real layout loads
+    with pytest.raises(SuiteError) as err:
+        load_official_san(create_model("san10_patchwise"), official)
+    assert err.value.key is not None and err.value.key.startswith("layer0.0.sam.")
+    with pytest.raises(SuiteError) as err:
+        load_official_san(create_model("san10_pairwise", num_classes=10), official)
+    assert err.value.key == "fc.weight"
+    with pytest.raises(SuiteError) as err:
+        load_official_san(model, {**official, "layer5.0.conv.weight": torch.zeros(1)})
+    assert err.value.key == "layer5.0.conv.weight"
+    incomplete = {k: v for k, v in official.items() if k != "layer2.1.sam.conv_p.bias"}
+    with pytest.raises(SuiteError) as err:
+        load_official_san(model, incomplete)
+    assert err.value.key == "stages.2.blocks.1.sam.position.bias"
+    with pytest.raises(SuiteError) as err:
+        load_official_san(create_model("san10_pairwise", relation="hadamard"), official)
+    assert err.value.key == "relation"
