@@ -11,8 +11,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from suite.errors import SuiteError
+
+if TYPE_CHECKING:
+    import pandas
+
+    from suite.ablations.expand import RunSpec
+    from suite.ablations.spec import Spec
 
 
 class _Intermixed(argparse.ArgumentParser):
@@ -103,7 +110,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retry-failed", action="store_true", help="also rerun failed and cancelled runs")
     p.add_argument("--force", action="store_true", help="rerun everything (earlier results are archived, not deleted)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every run (e.g. epochs=1)")
+    _overrides_argument(p)
     _cluster_arguments(p)
     p.set_defaults(handler=_run)
 
@@ -135,16 +142,35 @@ def _spec_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None, help="run store directory (default: $SUITE_OUT or ./results)")
 
 
-def _run(args: argparse.Namespace) -> int:
-    from suite import ablations, store
+def _overrides_argument(p: argparse.ArgumentParser) -> None:
+    # run, status, cancel and report take the same overrides: they are part of the runs' identity.
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides for every run (e.g. epochs=1), as given to `suite run`")
+
+
+def _expand(args: argparse.Namespace) -> tuple[Spec, list[RunSpec]]:
+    """args.spec and its runs under args.preset and the command line's key=value overrides."""
+    from suite import ablations
     from suite.config import parse_overrides
+
+    spec = ablations.load(args.spec)
+    return spec, ablations.expand(spec, preset=args.preset, overrides=parse_overrides(args.overrides))
+
+
+def _same_runs(args: argparse.Namespace) -> str:
+    """The arguments that name the same runs again, for the hints printed after `suite run`."""
+    return " ".join([args.spec, *(["--preset", args.preset] if args.preset else []),
+                     *(["--out", str(args.out)] if args.out else []), *args.overrides])
+
+
+def _run(args: argparse.Namespace) -> int:
+    from suite import store
     from suite.dispatch import cluster, slurm
     from suite.dispatch.local import run_local
     from suite.dispatch.plan import make_plan, start_afresh
 
     out = args.out or store.default_out()
-    spec = ablations.load(args.spec)
-    runs = ablations.expand(spec, preset=args.preset, overrides=parse_overrides(args.overrides))
+    spec, runs = _expand(args)
     options = None
     if args.executor == "slurm":  # checked before anything is planned or submitted
         cli = cluster.parse_cli({k[len("cluster_"):]: v for k, v in vars(args).items() if k.startswith("cluster_")})
@@ -176,14 +202,13 @@ def _run(args: argparse.Namespace) -> int:
         commit = "not in git" if not code.git_commit else \
             f"git {code.git_commit[:10]}" + (" + uncommitted changes" if code.git_dirty else "")
         print(f"code snapshot: {code.path} ({commit})")
-        again = " ".join([args.spec, *(["--preset", args.preset] if args.preset else []),
-                          *(["--out", str(args.out)] if args.out else [])])
+        again = _same_runs(args)
         print(f"follow: suite status {again}    stop: suite cancel {again}")
         return 0
     outcome = run_local(plan.to_run, out, max_parallel=args.max_parallel, progress=not args.no_progress)
     print(f"{len(outcome.done)} done, {len(outcome.failed)} failed (out: {out})")
     if outcome.failed:
-        print(f"see: suite status {args.spec}" + (f" --preset {args.preset}" if args.preset else ""))
+        print(f"see: suite status {_same_runs(args)}")
     if outcome.interrupted:
         return 130
     return 1 if outcome.failed else 0
@@ -195,17 +220,17 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", help="the preset the runs were expanded with")
     p.add_argument("--out", type=Path, default=None, help="run store directory (default: $SUITE_OUT or ./results)")
     p.add_argument("--lines", type=int, default=5, help="lines of each failed run's error to show")
+    _overrides_argument(p)
     p.set_defaults(handler=_status)
 
 
 def _status(args: argparse.Namespace) -> int:
-    from suite import ablations, store
+    from suite import store
     from suite.dispatch import slurm
 
     out = args.out or store.default_out()
     if args.spec:
-        spec = ablations.load(args.spec)
-        runs = ablations.expand(spec, preset=args.preset)
+        spec, runs = _expand(args)
         slurm_states = slurm.refresh(out, [r.run_id for r in runs])
         frame = store.collect(out, [r.run_id for r in runs])
         groups = {spec.name: frame}
@@ -230,7 +255,7 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_slurm(frame: "pandas.DataFrame", states: dict[str, str]) -> None:
+def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
     """SLURM's view of the runs the store has as queued or running: counts per state, job arrays."""
     live = frame[frame["status"].isin(["pending", "running", "interrupted"]) & frame["run_id"].isin(list(states))]
     if live.empty:
@@ -245,16 +270,17 @@ def _print_slurm(frame: "pandas.DataFrame", states: dict[str, str]) -> None:
 def _add_cancel(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cancel", help="cancel the queued and running SLURM jobs of a spec's runs")
     _spec_arguments(p)
+    _overrides_argument(p)
     p.set_defaults(handler=_cancel)
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    from suite import ablations, store
+    from suite import store
     from suite.dispatch import slurm
 
     out = args.out or store.default_out()
-    spec = ablations.load(args.spec)
-    ids = [r.run_id for r in ablations.expand(spec, preset=args.preset)]
+    spec, runs = _expand(args)
+    ids = [r.run_id for r in runs]
     slurm.refresh(out, ids)
     cancelled, complaints = slurm.cancel(out, ids)
     if complaints:
@@ -358,11 +384,13 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
                    help="replace the table between <!-- suite:report SPEC --> and <!-- /suite:report --> in FILE")
     p.add_argument("--all", action="store_true",
                    help="every spec (and preset) with a done run, and <out>/complexity.md")
+    _overrides_argument(p)
     p.set_defaults(handler=_report)
 
 
 def _report(args: argparse.Namespace) -> int:
     from suite import store
+    from suite.config import parse_overrides
     from suite.report import files, formats, tables
     from suite.report.splice import splice_file
 
@@ -370,15 +398,17 @@ def _report(args: argparse.Namespace) -> int:
     chosen = files.parse_formats(args.format)
     log = sys.stderr if args.to == "-" else sys.stdout
     if args.all:
-        if args.spec or args.to or args.into:
-            raise SuiteError("--all writes every table to the store; it takes no spec, --to or --into", key="all")
+        if args.spec or args.to or args.into or args.overrides:
+            raise SuiteError("--all writes every table to the store; it takes no spec, overrides, --to or --into",
+                             key="all")
         for path in files.write_all(out, preset=args.preset, formats=chosen or files.DEFAULT_FORMATS,
                                     metrics=args.metric):
             print(f"wrote {path}", file=log)
         return 0
     if not args.spec:
         raise SuiteError("name a spec, or pass --all", key="spec")
-    report = tables.load(args.spec, preset=args.preset, out=out, metrics=args.metric)
+    report = tables.load(args.spec, preset=args.preset, overrides=parse_overrides(args.overrides), out=out,
+                         metrics=args.metric)
     if args.to or args.into:
         if args.to:
             used = files.write_to(report, args.to, chosen)

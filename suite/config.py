@@ -28,7 +28,7 @@ import yaml
 
 from suite.data.catalog import DATASETS
 from suite.errors import SuiteError, close_matches, unknown
-from suite.schema import coerce
+from suite.schema import coerce, load_yaml
 from suite.train.recipes import RECIPES
 
 DatasetName = Literal["digits", "cifar10", "cifar100", "imagenet", "synthetic"]
@@ -148,7 +148,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         if not sep or not key:
             raise SuiteError(f"expected key=value, got {item!r}")
         try:
-            out[key.strip()] = yaml.safe_load(text) if text.strip() else None
+            out[key.strip()] = load_yaml(text) if text.strip() else None
         except yaml.YAMLError as exc:
             raise SuiteError(f"cannot parse value {text!r}: {exc}", key=key) from None
     return out

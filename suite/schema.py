@@ -1,10 +1,38 @@
-"""Checking config values against simple type hints, shared by model options and run configs."""
+"""Reading and checking config values: YAML as researchers write it, and simple type hints,
+shared by model options, run configs, spec files and cluster files."""
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Any, Literal
+
+import yaml
+
+
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader with YAML 1.2 floats.
+
+    PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent, so `lr: 1e-3` or
+    `lr=5e-4` would arrive as the string '1e-3' and be rejected as "not a number".
+    """
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 (a SafeLoader)
+
+
+def compose_yaml(text: str) -> yaml.Node | None:
+    """The node tree, for line numbers in error messages."""
+    return yaml.compose(text, Loader=YamlLoader)
 
 
 def coerce(value: Any, annotation: Any) -> Any:

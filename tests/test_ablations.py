@@ -214,3 +214,10 @@ def test_shipped_specs_expand(name, preset):
     for entry in spec.reference:  # every reference value lands on some run of the full grid
         assert preset or any(r.reference and all(r.point.get(k) == v for k, v in entry.items() if k in r.point)
                              for r in runs)
+
+
+def test_exponent_floats_in_a_spec(tmp_path):
+    path = tmp_path / "lrs.yaml"
+    path.write_text("name: lrs\ndescription: d\npaper: {paper: p, table: t}\n"
+                    "base: {model: {name: resnet164_cifar}, data: {name: digits}}\ngrid: {lr: [1e-3, 1.0e12]}\n")
+    assert [r.config.lr for r in ablations.expand(ablations.load(path))] == [1e-3, 1e12]

@@ -88,3 +88,11 @@ def test_flat_keys_are_the_override_vocabulary():
     assert flat["model.name"] == "resnet26" and flat["data.name"] == "synthetic" and "lr" in flat
     assert resolve(flat) == resolve(BASE)
     assert isinstance(resolve(BASE), RunConfig)
+
+
+def test_exponent_floats_as_researchers_write_them():
+    # YAML 1.1 (PyYAML's default) reads 1e-3 as a string; the suite reads it as YAML 1.2 does.
+    values = parse_overrides(["lr=1e-3", "weight_decay=5E-5", "seed=3", "recipe=smoke"])
+    assert values == {"lr": 0.001, "weight_decay": 5e-5, "seed": 3, "recipe": "smoke"}
+    config = resolve({**BASE, **values})
+    assert (config.lr, config.weight_decay) == (0.001, 5e-5)

@@ -83,7 +83,7 @@ def test_imagenet_shapes(name: str, size: int) -> None:
 
 # ----------------------------------------------------------------------------- fidelity: counts
 def test_imagenet_params_match_official_prototxt() -> None:
-    # Caffe shape inference on Attention-56/92-deploy.prototxt (ran.md 1.3).
+    # Caffe shape inference on Attention-56/92-deploy.prototxt.
     assert count_params("ran56") == 31_810_728
     assert count_params("ran92") == 52_466_344
 

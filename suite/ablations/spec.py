@@ -32,6 +32,7 @@ import yaml
 
 from suite.config import flatten
 from suite.errors import SuiteError, close_matches
+from suite.schema import compose_yaml, load_yaml
 
 TOP_LEVEL = ("name", "description", "paper", "base", "grid", "zip", "when", "seeds", "presets", "reference", "report",
              "cluster")
@@ -97,8 +98,8 @@ def parse(path: Path) -> Spec:
     except OSError as exc:
         raise SuiteError(f"cannot read spec: {exc.strerror}", file=str(path)) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        node = compose_yaml(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from suite.errors import SuiteError, unknown
-from suite.schema import coerce
+from suite.schema import coerce, compose_yaml, load_yaml
 
 
 def _option(default: Any, metavar: str, doc: str) -> Any:
@@ -115,7 +115,7 @@ def parse_cli(values: Mapping[str, Any]) -> dict[str, Any]:
         params: dict[str, Any] = {}
         for item in out["sbatch"]:
             key, sep, text = item.partition("=")
-            params[key] = (yaml.safe_load(text) if text else "") if sep else True
+            params[key] = (load_yaml(text) if text else "") if sep else True
         out["sbatch"] = params
     return out
 
@@ -127,8 +127,8 @@ def flag(name: str) -> str:
 def _read_yaml(path: Path) -> tuple[dict[str, Any], typing.Callable[[str], int | None]]:
     try:
         text = path.read_text()
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        node = compose_yaml(text)
+        raw = load_yaml(text)
     except OSError as exc:
         raise SuiteError(f"cannot read cluster options: {exc.strerror}", file=str(path)) from None
     except yaml.YAMLError as exc:

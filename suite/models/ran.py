@@ -29,8 +29,8 @@ ImageNet: stages of 256/512/1024 + 2048; 16 on CIFAR: 64/128/256; smaller values
 for smoke runs); `p`, `t`, `r`; `mask_type` (encoder_decoder | local, Table 4); `mask_norm`
 (mixed | channel | spatial, Sec. 3.3 / Table 1); `attention_learning` (arl | nal, Table 3).
 
-CIFAR layout (not in the paper; chosen from the parameter counts of its Table 6, see
-/work/shared/reference/ran.md 1.5): a 3x3 stem conv with `base_width` (16) channels, three
+CIFAR layout (not in the paper, nor in the official release, which is ImageNet only; chosen
+from the parameter counts of its Table 6): a 3x3 stem conv with `base_width` (16) channels, three
 stages of widths 4/8/16 x base_width (64/128/256, the ResNet-164 widths) at 32/16/8, each opened
 by one (projection) unit and followed by m attention modules, then 3 more units at the last width
 and the ImageNet head (BN-ReLU, global average pool, FC); 36m + 20 weighted trunk layers as in the
@@ -38,7 +38,7 @@ paper's depth formula. The trunk ends at 8x8, so the pool rule gives 2/1/0 mask 
 stage-3 mask works at 8x8 on its 2r bottom units without pooling. Parameters (10 classes):
 Attention-92 1.83 M (paper 1.9 M, -3.9 %), -236 4.80 M (5.1 M, -5.9 %), -452 9.36 M (8.6 M,
 +8.9 %). Pooling one level deeper (3/2/1 down to 4x4, below the smallest trunk map) gives
-1.96 M / 5.20 M but 10.30 M for Attention-452 (+20 %); ran.md's only 8.6 M fit for -452 needs
+1.96 M / 5.20 M but 10.30 M for Attention-452 (+20 %); the only 8.6 M fit for -452 we found needs
 r instead of the prototxt's 2r bottom units. 2/1/0 is the one layout that
 follows both the paper's pool rule and the prototxt's mask topology and fits all three figures
 within 10 %.
@@ -295,7 +295,7 @@ def ran56(
 
 @register_model(
     input_size=224,
-    # 51.3 M / 10.4 G are the paper's; the official prototxt has 52.47 M / 10.53 G (ran.md 1.3).
+    # 51.3 M / 10.4 G are the paper's; the official prototxt has 52.47 M / 10.53 G (Caffe shape inference).
     paper={"params_m": 51.3, "gmacs": 10.4, "top1_err": 19.5, "top5_err": 4.8, "eval_size": 320, "source": _TABLE7},
 )
 def ran92(

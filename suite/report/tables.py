@@ -119,15 +119,16 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
                   axes=axes, rows=rows, columns=columns, metrics=metrics, notes=notes)
 
 
-def load(spec: Spec | str | Path, *, preset: str | None = None, out: Path | None = None,
-         metrics: Sequence[str] | None = None) -> Report:
-    """Expand `spec` (a Spec, a name or a path), collect its runs from the store and build the report."""
+def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mapping[str, Any] | None = None,
+         out: Path | None = None, metrics: Sequence[str] | None = None) -> Report:
+    """Expand `spec` (a Spec, a name or a path) as `suite run` did (preset, command-line overrides),
+    collect its runs from the store and build the report."""
     from suite import ablations, store
 
     if not isinstance(spec, Spec):
         spec = ablations.load(spec)
     out = Path(out) if out is not None else store.default_out()
-    runs = ablations.expand(spec, preset=preset)
+    runs = ablations.expand(spec, preset=preset, overrides=overrides)
     frame = store.collect(out, [r.run_id for r in runs])
     return build(spec, runs, frame, out=out, preset=preset, metrics=metrics)
 

@@ -1,0 +1,147 @@
+"""The embedded default end to end: `suite run` on this machine, `suite status`, kills and resumes.
+
+Real runs (digits, real training, child processes), shortened by command-line overrides.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from suite import ablations, store
+from suite.cli import main
+from suite.config import parse_overrides
+
+# Short and cheap, but every stage runs: complexity, throughput, training, evaluation.
+FAST = ["epochs=1", "measure.steps=1", "measure.warmup=1", "measure.batch_size=2"]
+
+
+def _spec(tmp_path: Path, name: str, grid: str, seeds: int = 1) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"""\
+name: {name}
+description: a small grid for the local runner tests
+paper: {{paper: none, table: none}}
+base:
+  model: {{name: ran56_cifar, base_width: 4}}
+  data: {{name: digits}}
+  recipe: smoke
+grid:
+{grid}
+seeds: {seeds}
+""")
+    return path
+
+
+@pytest.mark.slow
+def test_quick_grid_end_to_end(tmp_path, capsys):
+    out = tmp_path / "store"
+    assert main(["run", "quick", "--out", str(out), "--no-progress", "--max-parallel", "2", *FAST]) == 0
+    assert "8 done, 0 failed" in capsys.readouterr().out
+
+    assert main(["status", "quick", "--out", str(out), *FAST]) == 0
+    printed = capsys.readouterr().out
+    assert "8 done" in printed and "missing" not in printed.replace("0 missing", "")
+
+    runs = ablations.expand(ablations.load("quick"), overrides=parse_overrides(FAST))
+    frame = store.collect(out, [r.run_id for r in runs])
+    assert len(frame) == 8 and set(frame["status"]) == {"done"}
+    assert frame["top1_err"].between(0, 100).all() and frame["params"].gt(0).all()
+    assert frame["train_samples_per_sec"].gt(0).all()
+    assert sorted(frame["model.mask_norm"].value_counts().tolist()) == [2, 2, 4]
+
+    # Everything is done: a second run starts nothing and touches no result.
+    before = {r.run_id: (store.run_dir(out, r.run_id) / "result.json").read_bytes() for r in runs}
+    assert main(["run", "quick", "--out", str(out), "--no-progress", *FAST]) == 0
+    assert "nothing to run" in capsys.readouterr().out
+    assert before == {r.run_id: (store.run_dir(out, r.run_id) / "result.json").read_bytes() for r in runs}
+
+
+@pytest.mark.slow
+def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, capsys):
+    # lr=1e12 makes the loss non-finite: the training loop raises Diverged.
+    spec = _spec(tmp_path, "diverge", "  lr: [0.05, 1.0e12]")
+    out = tmp_path / "store"
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *FAST]) == 1
+    assert "1 done, 1 failed" in capsys.readouterr().out
+
+    assert main(["status", str(spec), "--out", str(out), *FAST]) == 0
+    printed = capsys.readouterr().out
+    assert "1 done" in printed and "1 failed" in printed
+    assert "Diverged" in printed or "non-finite" in printed  # the error's last lines are shown
+
+    runs = {r.config.lr: r for r in ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))}
+    failed = store.run_dir(out, runs[1.0e12].run_id)
+    assert store.state_of(failed).state == "failed"
+    assert "Traceback" in (failed / "error.txt").read_text()
+    assert store.state_of(store.run_dir(out, runs[0.05].run_id)).state == "done"
+
+    # Failed runs are not retried unless asked to.
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", "--dry-run", *FAST]) == 0
+    assert "0 of 2 runs would start" in capsys.readouterr().out
+    assert main(["run", str(spec), "--out", str(out), "--dry-run", "--retry-failed", *FAST]) == 0
+    assert "1 of 2 runs would start" in capsys.readouterr().out
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how):
+    # Two epochs per run, so a run is caught mid-training; seeds make three distinct runs.
+    overrides = [*FAST, "epochs=2"]
+    spec = _spec(tmp_path, "killme", "  model.mask_norm: [mixed]", seeds=3)
+    out = tmp_path / "store"
+    runs = ablations.expand(ablations.load(spec), overrides=parse_overrides(overrides))
+    dirs = [store.run_dir(out, r.run_id) for r in runs]
+
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "suite", "run", str(spec), "--out", str(out), "--no-progress", *overrides],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def one_done_one_training() -> bool:
+            states = [store.state_of(d).state for d in dirs]
+            return states.count("done") >= 1 and any(
+                s == "running" and (d / "metrics.jsonl").exists() for s, d in zip(states, dirs))
+
+        _wait_for(one_done_one_training, 900, "one run done and another one mid-training")
+        finished = {d: (d / "result.json").read_bytes() for d in dirs if (d / "result.json").exists()}
+        if how == "sigterm":  # what Ctrl-C or `kill` does to the runner
+            runner.send_signal(signal.SIGTERM)
+            assert runner.wait(timeout=120) == 130
+        else:  # the runner and its child die at once: nothing gets to record anything
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.wait(timeout=60)
+            _wait_for(lambda: all(store.state_of(d).state != "running" for d in dirs), 30, "the child to go")
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+        runner.stdout.close()
+
+    states = [store.state_of(d).state for d in dirs]
+    assert states.count("interrupted") == 1, states
+    assert set(states) <= {"done", "interrupted", "missing"}, states
+    interrupted = dirs[states.index("interrupted")]
+    assert main(["status", str(spec), "--out", str(out), *overrides]) == 0
+    assert "1 interrupted" in capsys.readouterr().out
+
+    # The next run completes only what is missing; finished results stay byte for byte.
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *overrides]) == 0
+    assert f"{3 - len(finished)} done, 0 failed" in capsys.readouterr().out
+    assert all(store.state_of(d).state == "done" for d in dirs)
+    assert all(d.joinpath("result.json").read_bytes() == data for d, data in finished.items())
+    status = json.loads((interrupted / "status.json").read_text())
+    assert status["attempts"] == 2
