@@ -327,3 +327,56 @@ def test_local_relation_on_part_of_the_footprint(footprint_major):
         assert part.permute(2, 0, 1, 3).is_contiguous()
     for got, want in zip(_grads(part, (phi, psi)), _grads(whole[:, :, 4:11], (phi, psi))):
         _close(got, want, 1e-6)
+
+
+# ------------------------------------------------------------------------------- gamma in training
+def _two_layer_gamma() -> torch.nn.Sequential:
+    torch.manual_seed(0)
+    gamma = torch.nn.Sequential(
+        torch.nn.BatchNorm2d(5), torch.nn.ReLU(), torch.nn.Conv2d(5, 4, 1, bias=False),
+        torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.Conv2d(4, 3, 1),
+    ).double()
+    for bn in (gamma[0], gamma[3]):
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.5, 0.5)
+    return gamma
+
+
+def _layers(gamma: torch.nn.Sequential) -> list:
+    return [(gamma[0], gamma[2].weight, gamma[2].bias), (gamma[3], gamma[5].weight, gamma[5].bias)]
+
+
+def test_batch_norm_relu_conv_chain_matches_the_modules():
+    """One op for BN-ReLU-conv-BN-ReLU-conv: same output, gradients and running statistics."""
+    import copy
+
+    from suite.ops.gamma import batch_norm_relu_conv
+
+    gamma = _two_layer_gamma()
+    reference = copy.deepcopy(gamma)
+    a = torch.randn(3, 5, 4, 7, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, 5, 4, 7, dtype=torch.float64, requires_grad=True)
+    out = batch_norm_relu_conv(torch.sub, _layers(gamma), a, b)
+    expected = reference(a - b)
+    _close(out, expected)
+    params = [p for m in (gamma[0], gamma[2], gamma[3], gamma[5]) for p in m.parameters()]
+    ref_params = [p for m in (reference[0], reference[2], reference[3], reference[5]) for p in m.parameters()]
+    for got, want in zip(_grads(out, (a, b, *params)), _grads(expected, (a, b, *ref_params))):
+        _close(got, want)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(gamma.state_dict()[key], value), key
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_batch_norm_relu_conv_gradcheck(channels_last):
+    from suite.ops.gamma import batch_norm_relu_conv
+
+    gamma = _two_layer_gamma()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(2, 5, 3, 5, dtype=torch.float64).to(memory_format=fmt).requires_grad_()
+    w1, w2 = gamma[2].weight, gamma[5].weight
+
+    def fn(x, w1, w2):
+        return batch_norm_relu_conv(torch.nn.Identity(), [(gamma[0], w1, None), (gamma[3], w2, gamma[5].bias)], x)
+
+    assert torch.autograd.gradcheck(fn, (x, w1, w2))

@@ -15,7 +15,7 @@ from suite.ops import PAIRWISE_RELATIONS, PATCHWISE_RELATIONS, use_backend
 
 SAN_MODELS = ["san10_pairwise", "san10_patchwise", "san15_pairwise", "san15_patchwise", "san19_pairwise",
               "san19_patchwise"]
-# Exact parameter counts of the official model/san.py at 1000 classes (san.md 4.2).
+# Exact parameter counts of the official model/san.py at 1000 classes, counted by instantiating it.
 OFFICIAL_PARAMS = {
     "san10_pairwise": 10_531_848, "san10_patchwise": 11_841_124,
     "san15_pairwise": 14_065_436, "san15_patchwise": 16_181_310,
@@ -39,7 +39,7 @@ def test_parameter_counts_match_the_official_code(name):
 
 @pytest.mark.parametrize("footprint,patch_params", [(3, 10_742_564), (5, 11_181_988), (7, 11_841_124), (9, 12_719_972)])
 def test_footprint_sweep_parameters(footprint, patch_params):
-    """san.md 4.2: pairwise params do not depend on k; patchwise 10.74 / 11.18 / 11.84 / 12.72 M."""
+    """As in the official code: pairwise params do not depend on k; patchwise 10.74 / 11.18 / 11.84 / 12.72 M."""
     assert count_params("san10_pairwise", footprint=footprint) == 10_531_848
     assert count_params("san10_patchwise", footprint=footprint) == patch_params
     assert round(patch_params / 1e6, 2) == {3: 10.74, 5: 11.18, 7: 11.84, 9: 12.72}[footprint]
@@ -228,7 +228,7 @@ def test_position_encoding_can_be_switched_off():
 
 @pytest.mark.slow
 def test_flops_match_the_official_counter():
-    """fvcore with the SA handles: 2.11 / 1.83 G multiply-adds (san.md 4.2), nothing unaccounted."""
+    """fvcore with the SA handles: 2.11 / 1.83 G multiply-adds, nothing unaccounted."""
     from suite.measure.complexity import model_complexity
 
     for name, gmacs in [("san10_pairwise", 2.11), ("san10_patchwise", 1.83)]:
@@ -376,3 +376,23 @@ def test_official_checkpoint_errors_name_the_key():
     with pytest.raises(SuiteError) as err:
         load_official_san(create_model("san10_pairwise", relation="hadamard"), official)
     assert err.value.key == "relation"
+
+
+def test_stem_training_backward_image_by_image(monkeypatch):
+    """The stem's backward, in chunks of images (two passes for BN), equals the modules' backward."""
+    import suite.models.san
+
+    monkeypatch.setattr(suite.models.san, "_STEM_CHUNK_ELEMENTS", 1)  # one image at a time
+    torch.manual_seed(0)
+    stem = suite.models.san.Stem().double().train()
+    # odd height (pooling floors); equal neighbours in every window: the pool's backward routes a
+    # tie to the first of them in the window's row-major order
+    x = torch.randn(3, 3, 11, 7, dtype=torch.float64).repeat_interleave(2, -1).requires_grad_()
+    out = stem(x)
+    with use_backend("unfold"):
+        expected = stem(x)
+    assert torch.equal(out, expected)
+    g = torch.randn_like(out)
+    inputs = (x, *stem.parameters())
+    for got, want in zip(torch.autograd.grad(out, inputs, g), torch.autograd.grad(expected, inputs, g)):
+        assert torch.allclose(got, want, atol=1e-12, rtol=1e-10)

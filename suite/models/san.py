@@ -15,8 +15,9 @@ symbols; `suite.models.official` maps the official checkpoint keys onto them.
 Implementation: the same function three ways, chosen per call (tests check they agree).
 - inference (eval, no autograd): gamma runs on chunks of footprint positions with its BNs folded
   (`suite.ops.gamma`), the stem a few images at a time, 2x2 pooling on strided views;
-- training: gamma's BN-ReLU-convs and the stem keep only their inputs for backward and recompute
-  the K-fold wide activations (`batch_norm_relu_conv`);
+- training: gamma (BN-ReLU-conv-BN-ReLU-conv), each block's BN-ReLU-conv pairs and the stem run as
+  single ops that keep only their inputs and BN statistics for backward and recompute the rest
+  (`batch_norm_relu_conv`; gamma's K-fold wide activations are never kept);
 - otherwise (tracing for FLOP counts, gradients in eval, the 'unfold' reference backend): the
   official dataflow with plain modules, materialising every relation tensor.
 """
@@ -43,7 +44,7 @@ from suite.ops import (
     patchwise_width,
     position_grid,
 )
-from suite.ops.conv import conv1x1
+from suite.ops.conv import conv1x1, conv1x1_backward
 from suite.ops.gamma import (
     batch_norm_relu_conv,
     bn_momentum,
@@ -136,21 +137,33 @@ class SelfAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training and _inference():
             # phi, psi and beta as one conv: x is read once, one matrix product instead of three
-            convs = (self.phi, self.psi, self.beta)
-            both = F.conv2d(x, torch.cat([c.weight for c in convs]), torch.cat([c.bias for c in convs]))
-            phi, psi, beta = both.split([c.out_channels for c in convs], 1)
+            weight, bias = self.input_conv()
+            return self.attend(*self.split(F.conv2d(x, weight, bias)))
+        return self.attend(self.phi(x), self.psi(x), self.beta(x))
+
+    def input_conv(self) -> tuple[Tensor, Tensor]:
+        """phi, psi and beta as one 1x1 conv (weight, bias): its output `split`s into the three."""
+        convs = (self.phi, self.psi, self.beta)
+        return torch.cat([c.weight for c in convs]), torch.cat([c.bias for c in convs])
+
+    def split(self, phi_psi_beta: Tensor) -> list[Tensor]:
+        return phi_psi_beta.split([self.phi.out_channels, self.psi.out_channels, self.beta.out_channels], 1)
+
+    def attend(self, phi: Tensor, psi: Tensor, beta: Tensor) -> Tensor:
+        """SAM's output from phi(x), psi(x) and beta(x)."""
+        if not self.training and _inference():
             weights = self._weights_streamed(phi, psi)
         else:
-            phi, psi, beta = self.phi(x), self.psi(x), self.beta(x)
             weights = self._weights(phi, psi)
         return aggregation(beta, weights, self.kernel_size, padding=self.padding)
 
     def _weights(self, phi: Tensor, psi: Tensor) -> Tensor:
         """Attention weights (N, Cw, K, H*W) from the whole relation tensor (official dataflow).
 
-        In training with the official gamma, each BN-ReLU-conv of gamma runs as one op that keeps
-        only its input for backward (the K-fold wide relation tensor is not even kept: it is
-        recomputed from phi and psi), instead of also its normalised and rectified copies.
+        In training with the official gamma, the whole of gamma runs as one op that keeps only phi,
+        psi (and p_i - p_j) and its BN statistics for backward: the K-fold wide relation tensor and
+        gamma's activations are recomputed from them, not kept (nor their normalised and rectified
+        copies).
         """
         n, _, h, w = phi.shape
         k, pad = self.kernel_size, self.padding
@@ -167,8 +180,8 @@ class SelfAttention(nn.Module):
             inputs = (phi, psi) if self.position is None else (phi, psi, self._relative_position(phi))
         if self._fused_training():
             bn1, _, conv1, bn2, _, conv2 = self.gamma
-            logits = batch_norm_relu_conv(relation, bn1, conv1, *inputs)
-            logits = batch_norm_relu_conv(nn.Identity(), bn2, conv2, logits)
+            logits = batch_norm_relu_conv(relation, [(bn1, conv1.weight, conv1.bias), (bn2, conv2.weight, conv2.bias)],
+                                          *inputs)
         else:
             logits = self.gamma(relation(*inputs))
         if self.mode == "patchwise":
@@ -233,6 +246,13 @@ class Block(nn.Module):
         self.conv = nn.Conv2d(mid, channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
+        if _memory_light_training(self) and self.bn1.training and self.bn2.training:
+            # BN-ReLU-conv as one op each, keeping only their inputs (x, SAM's output) for backward,
+            # not also the normalised and rectified copies. SAM's parts are called directly here, so
+            # forward hooks on `sam` itself fire in eval and tracing but not in this training path.
+            weight, bias = self.sam.input_conv()
+            out = self.sam.attend(*self.sam.split(batch_norm_relu_conv(nn.Identity(), [(self.bn1, weight, bias)], x)))
+            return batch_norm_relu_conv(nn.Identity(), [(self.bn2, self.conv.weight, self.conv.bias)], out) + x
         out = self.sam(_bn_relu(self.bn1, x))
         return self.conv(_bn_relu(self.bn2, out, inplace=True)) + x
 
@@ -248,9 +268,32 @@ class MaxPool2x2(nn.MaxPool2d):
     def forward(self, x: Tensor) -> Tensor:
         if not _inference():
             return super().forward(x)
-        h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # floor, as MaxPool2d
-        rows = torch.maximum(x[..., 0:h:2, :w], x[..., 1:h:2, :w])
-        return torch.maximum(rows[..., 0::2], rows[..., 1::2])
+        return _max_pool_2x2(x)
+
+
+def _max_pool_2x2(x: Tensor) -> Tensor:
+    """MaxPool2d(2, 2)'s values as two pairwise maxima of strided views."""
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # floor, as MaxPool2d
+    rows = torch.maximum(x[..., 0:h:2, :w], x[..., 1:h:2, :w])
+    return torch.maximum(rows[..., 0::2], rows[..., 1::2])
+
+
+def _max_pool_2x2_backward(grad: Tensor, x: Tensor, out: Tensor, grad_x: Tensor) -> Tensor:
+    """Route grad to the first maximum of each 2x2 window of x, in MaxPool2d's scan order (row-major
+    within the window, as its `val > max` update keeps the first of equal values); zeros elsewhere.
+    Writes into grad_x, of x's shape."""
+    h, w = out.shape[-2] * 2, out.shape[-1] * 2
+    grad_x.zero_()
+    taken = None
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        hit = x[..., dy:h:2, dx:w:2] == out
+        if taken is None:
+            taken = hit
+        else:
+            hit.logical_and_(taken.logical_not())
+            taken.logical_or_(hit)
+        torch.mul(grad, hit, out=grad_x[..., dy:h:2, dx:w:2])
+    return grad_x
 
 
 class Stage(nn.Module):
@@ -303,39 +346,63 @@ _STEM_CHUNK_ELEMENTS = 2**22  # 16 MiB of float32: below glibc's largest mmap th
 
 
 class _StemTraining(torch.autograd.Function):
-    """MaxPool2x2(ReLU(BN(conv1x1(x)))), training-mode BN, keeping only x and the BN statistics:
-    backward recomputes the conv output, its rectified copy and the pool's argmax."""
+    """MaxPool2x2(ReLU(BN(conv1x1(x)))), training-mode BN, keeping only x and the BN statistics.
+
+    Backward works a few images at a time, so only one full-resolution 64-channel map is ever
+    whole (at the end of backward they were the step's peak memory: six of them, 100 MiB each at
+    batch 8). BN's backward needs two batch-wide sums of the gradient g w.r.t. its output, sum(g)
+    and sum(g * (conv - mean)), before any input gradient: a first pass computes g (through the
+    pool and the ReLU) and the sums, a second one turns g into grad_conv = a * g + b * conv + c
+    per channel, in place (the same formula as native_batch_norm_backward).
+    """
 
     @staticmethod
     def forward(ctx, x: Tensor, conv_weight: Tensor, bn: nn.BatchNorm2d, bn_weight: Tensor, bn_bias: Tensor) -> Tensor:
         with torch.no_grad():
             y, mean, invstd = torch.native_batch_norm(conv1x1(x, conv_weight), bn_weight, bn_bias, bn.running_mean,
                                                       bn.running_var, True, bn_momentum(bn), bn.eps)
-            out = F.max_pool2d(y.relu_(), 2, 2)
-        ctx.eps = bn.eps
+            out = _max_pool_2x2(y.relu_())
         ctx.save_for_backward(x, conv_weight, bn_weight, bn_bias, mean, invstd)
         return out
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, conv_weight, bn_weight, bn_bias, mean, invstd = ctx.saved_tensors
-        conv = conv1x1(x, conv_weight)
+        n, _, h, w = x.shape
+        step = max(1, _STEM_CHUNK_ELEMENTS // (_STEM_WIDTH * h * w))
+        chunks = [slice(i, i + step) for i in range(0, n, step)]
         scale = invstd * bn_weight
-        rectified = torch.addcmul((bn_bias - mean * scale)[:, None, None], conv, scale[:, None, None]).relu_()
-        _, indices = F.max_pool2d(rectified, 2, 2, return_indices=True)
-        grad_y = torch.ops.aten.max_pool2d_with_indices_backward(grad.to(rectified.dtype), rectified, [2, 2], [2, 2],
-                                                                 [0, 0], [1, 1], False, indices)
-        grad_y = torch.ops.aten.threshold_backward(grad_y, rectified, 0)  # ReLU's backward
-        del rectified, indices
-        grad_conv, grad_bn_weight, grad_bn_bias = torch.ops.aten.native_batch_norm_backward(
-            grad_y, conv, bn_weight, None, None, mean, invstd, True, ctx.eps, [True, True, True])
-        del grad_y, conv
-        grad_flat = grad_conv.flatten(2)
-        grad_conv_weight = torch.bmm(grad_flat, x.flatten(2).transpose(1, 2)).sum(0).view_as(conv_weight)
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.matmul(conv_weight.flatten(1).t(), grad_flat).view_as(x)
-        return grad_x, grad_conv_weight, None, grad_bn_weight, grad_bn_bias
+        shift = (bn_bias - mean * scale)[:, None, None]
+
+        # pass 1: g image by image into one full-resolution buffer, and BN's two sums
+        g = x.new_empty((n, _STEM_WIDTH, h, w))
+        sum_g = sum_g_centred = 0
+        for part in chunks:
+            conv = conv1x1(x[part], conv_weight)
+            rectified = torch.addcmul(shift, conv, scale[:, None, None]).relu_()
+            pooled = _max_pool_2x2(rectified)
+            # ReLU's backward first, on the pooled map: the routed maximum is positive iff the pooled one is
+            grad_pooled = grad[part].to(x.dtype).mul(pooled > 0)
+            _max_pool_2x2_backward(grad_pooled, rectified, pooled, g[part])
+            del rectified, pooled
+            sum_g = sum_g + grad_pooled.sum((0, 2, 3))
+            sum_g_centred = sum_g_centred + conv.sub_(mean[:, None, None]).mul_(g[part]).sum((0, 2, 3))
+            del conv
+        count = n * h * w
+        a = scale
+        b = -a * invstd**2 * sum_g_centred / count
+        c = -a * sum_g / count - b * mean
+        # pass 2: grad_conv = a * g + b * conv + c in place of g, and the conv's backward
+        grad_conv_weight = torch.zeros_like(conv_weight)
+        grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        for part in chunks:
+            conv = conv1x1(x[part], conv_weight)
+            grad_conv = g[part].mul_(a[:, None, None]).addcmul_(conv, b[:, None, None]).add_(c[:, None, None])
+            grad_x_part, grad_weight_part = conv1x1_backward(grad_conv, x[part], conv_weight)
+            grad_conv_weight += grad_weight_part
+            if grad_x is not None:
+                grad_x[part] = grad_x_part
+        return grad_x, grad_conv_weight, None, sum_g_centred * invstd, sum_g
 
 
 class SAN(nn.Module):

@@ -7,20 +7,21 @@ hidden activations are K = k^2 times wider than a feature map. Two exact reformu
   footprint positions at a time (pairwise) or accumulates its first layer one position at a time
   (patchwise concatenation), with each BN folded into the conv before it. Only gamma's output,
   the attention weights, is ever whole. `pairwise_weights_inference`, `concatenation_weights_inference`.
-- training: `batch_norm_relu_conv` runs BN-ReLU-conv as one autograd op that keeps only its input
-  (or not even that: what produced it) and recomputes the rest in backward.
+- training: `batch_norm_relu_conv` runs a chain of BN-ReLU-convs as one autograd op that keeps only
+  its input (or not even that: what produced it) and the BN statistics, and recomputes the rest in
+  backward.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from suite.ops.conv import conv1x1
+from suite.ops.conv import conv1x1, conv1x1_backward
 from suite.ops.relations import local_relation, pairwise_width
 from suite.ops.window import Window
 
@@ -226,59 +227,102 @@ def _run_layers(
 
 
 # ------------------------------------------------------------------------------------- training
-def batch_norm_relu_conv(make: Callable[..., Tensor], bn: nn.BatchNorm2d, conv: nn.Conv2d, *inputs: Tensor) -> Tensor:
-    """conv(relu(bn(make(*inputs)))) for a training-mode BN and a 1x1 conv, keeping only `inputs`.
+def batch_norm_relu_conv(
+    make: Callable[..., Tensor], layers: Sequence[tuple[nn.BatchNorm2d, Tensor, Tensor | None]], *inputs: Tensor
+) -> Tensor:
+    """convL(relu(bnL(... conv1(relu(bn1(make(*inputs))))))) for training-mode BNs and 1x1 convs,
+    keeping only `inputs` and the BN batch statistics for backward. `layers` holds each layer's BN
+    and its conv's (out, in, 1, 1) weight and bias (maybe None).
 
-    Autograd would keep make's output, the BN output and the ReLU output: three tensors as large
-    as the relation tensor when make builds it. Backward recomputes make(*inputs) (for the
-    relations: shifts and a concatenation) and the rectified activation from the saved batch
-    statistics. The running statistics are updated once, as nn.BatchNorm2d does.
+    Autograd would keep make's output and, per layer, the BN output and the ReLU output: tensors as
+    large as the relation tensor when make builds it (K times a feature map). Backward recomputes
+    make(*inputs) (for the relations: shifts and a concatenation) and every layer's input and
+    rectified activation from the saved statistics, then runs the layers' backward, last first and
+    in place (ReLU and BN backward reuse the rectified activation's buffer). The running statistics
+    are updated once, as nn.BatchNorm2d does.
     """
-    if bn.num_batches_tracked is not None:
-        bn.num_batches_tracked.add_(1)
-    return _BatchNormReluConv.apply(make, bn, bn.weight, bn.bias, conv.weight, conv.bias, *inputs)
+    params: list[Tensor | None] = []
+    for bn, weight, bias in layers:
+        if weight.shape[2:] != (1, 1):
+            raise TypeError("batch_norm_relu_conv needs 1x1 convs")
+        if bn.num_batches_tracked is not None:
+            bn.num_batches_tracked.add_(1)
+        params += [bn.weight, bn.bias, weight, bias]
+    bns = [bn for bn, _, _ in layers]
+    return _BatchNormReluConv.apply(make, bns, len(inputs), *inputs, *params)
 
 
 class _BatchNormReluConv(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, make: Callable[..., Tensor], bn: nn.BatchNorm2d, bn_weight: Tensor, bn_bias: Tensor,
-                conv_weight: Tensor, conv_bias: Tensor | None, *inputs: Tensor) -> Tensor:
+    def forward(ctx: Any, make: Callable[..., Tensor], bns: list[nn.BatchNorm2d], n_inputs: int,
+                *tensors: Tensor | None) -> Tensor:
+        inputs, params = tensors[:n_inputs], tensors[n_inputs:]
+        stats = []
         with torch.no_grad():
-            x = make(*inputs)
-            y, mean, invstd = torch.native_batch_norm(x, bn_weight, bn_bias, bn.running_mean, bn.running_var, True,
-                                                      bn_momentum(bn), bn.eps)
-            del x
-            out = conv1x1(y.relu_(), conv_weight, conv_bias)
-        ctx.make, ctx.eps, ctx.has_conv_bias = make, bn.eps, conv_bias is not None
-        ctx.save_for_backward(mean, invstd, bn_weight, bn_bias, conv_weight, *inputs)
+            out = make(*inputs)
+            for bn, (bn_weight, bn_bias, conv_weight, conv_bias) in zip(bns, _layer_params(params)):
+                y, mean, invstd = torch.native_batch_norm(out, bn_weight, bn_bias, bn.running_mean, bn.running_var,
+                                                          True, bn_momentum(bn), bn.eps)
+                del out
+                out = conv1x1(y.relu_(), conv_weight, conv_bias)
+                stats += [mean, invstd]
+        ctx.make, ctx.n_inputs, ctx.n_layers = make, n_inputs, len(bns)
+        ctx.save_for_backward(*inputs, *params, *stats)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        mean, invstd, bn_weight, bn_bias, conv_weight, *inputs = ctx.saved_tensors
+        saved = ctx.saved_tensors
+        inputs, params, stats = saved[: ctx.n_inputs], saved[ctx.n_inputs : -2 * ctx.n_layers], saved[-2 * ctx.n_layers :]
+        layers = list(_layer_params(params))
         leaves = [t.detach().requires_grad_(t.requires_grad) for t in inputs]
         with torch.enable_grad():
             x = ctx.make(*leaves)
         # in the parameters' dtype: under autocast the forward ran in a lower precision
-        x_data = x.detach().to(conv_weight.dtype)
+        dtype = layers[0][2].dtype
         shape = (-1, *[1] * (x.dim() - 2))
-        scale = invstd * bn_weight
-        rectified = torch.addcmul((bn_bias - mean * scale).view(shape), x_data, scale.view(shape)).relu_()
-        # the 1x1 conv's backward as matrix products (see suite.ops.conv)
-        weight = conv_weight.flatten(1)
-        grad_flat, rectified_flat = grad.flatten(2).to(conv_weight.dtype), rectified.flatten(2)
-        grad_conv_weight = torch.bmm(grad_flat, rectified_flat.transpose(1, 2)).sum(0).view_as(conv_weight)
-        grad_conv_bias = grad_flat.sum((0, 2)) if ctx.has_conv_bias else None
-        grad_y = torch.matmul(weight.t(), grad_flat).view_as(rectified)
-        grad_y = torch.ops.aten.threshold_backward(grad_y, rectified, 0)  # ReLU's backward
-        del rectified, rectified_flat
-        grad_x, grad_bn_weight, grad_bn_bias = torch.ops.aten.native_batch_norm_backward(
-            grad_y, x_data, bn_weight, None, None, mean, invstd, True, ctx.eps, [True, True, True])
-        del grad_y
+        reduce_dims = [0, *range(2, x.dim())]
+        # recompute every layer's input and its rectified activation (the BNs with the saved statistics)
+        acts, a = [], x.detach().to(dtype)
+        for i, (bn_weight, bn_bias, conv_weight, conv_bias) in enumerate(layers):
+            mean, invstd = stats[2 * i], stats[2 * i + 1]
+            scale = invstd * bn_weight
+            rectified = torch.addcmul((bn_bias - mean * scale).view(shape), a, scale.view(shape)).relu_()
+            acts.append((a, rectified))
+            if i + 1 < len(layers):
+                a = conv1x1(rectified, conv_weight, conv_bias)
+        del a
+        g = grad.to(dtype)
+        param_grads: list[Tensor | None] = []
+        for i in reversed(range(len(layers))):
+            bn_weight, _, conv_weight, conv_bias = layers[i]
+            mean, invstd = stats[2 * i], stats[2 * i + 1]
+            a, rectified = acts.pop()
+            grad_y, grad_conv_weight = conv1x1_backward(g, rectified, conv_weight)
+            grad_conv_bias = g.sum(reduce_dims) if conv_bias is not None else None
+            del g
+            grad_y.mul_(rectified.sign_())  # ReLU's backward (rectified >= 0)
+            # BN's backward, native_batch_norm_backward's formula: scale * grad_y + b * (a - mean) + c,
+            # with the buffer of `rectified` holding (a - mean) (times grad_y, then times b)
+            scale = invstd * bn_weight
+            centred = torch.sub(a, mean.view(shape), out=rectified)
+            sum_g = grad_y.sum(reduce_dims)
+            sum_g_centred = centred.mul_(grad_y).sum(reduce_dims)
+            count = grad_y.numel() // grad_y.shape[1]
+            b = -scale * invstd**2 * sum_g_centred / count
+            centred = torch.sub(a, mean.view(shape), out=centred).mul_(b.view(shape))
+            g = grad_y.mul_(scale.view(shape)).add_(centred).add_((-scale * sum_g / count).view(shape))
+            del a, rectified, centred, grad_y
+            param_grads = [sum_g_centred * invstd, sum_g, grad_conv_weight, grad_conv_bias] + param_grads
         wanted = [t for t in leaves if t.requires_grad]
-        grads = iter(torch.autograd.grad(x, wanted, grad_x.to(x.dtype)) if wanted else ())
+        grads = iter(torch.autograd.grad(x, wanted, g.to(x.dtype)) if wanted else ())
         grad_inputs = [next(grads) if t.requires_grad else None for t in leaves]
-        return (None, None, grad_bn_weight, grad_bn_bias, grad_conv_weight, grad_conv_bias, *grad_inputs)
+        return (None, None, None, *grad_inputs, *param_grads)
+
+
+def _layer_params(params: Sequence[Tensor | None]) -> Iterator[tuple[Tensor, ...]]:
+    """(bn weight, bn bias, conv weight, conv bias) of each layer from the flat list."""
+    return (tuple(params[i : i + 4]) for i in range(0, len(params), 4))
 
 
 def bn_momentum(bn: nn.BatchNorm2d) -> float:

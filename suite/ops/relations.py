@@ -27,7 +27,7 @@ PATCHWISE_RELATIONS: tuple[str, ...] = ("star", "clique", "concatenation")
 
 
 def pairwise_width(relation: str, channels: int) -> int:
-    """Channels of delta(x_i, x_j) for `channels`-wide phi and psi (san.md 1.1)."""
+    """Channels of delta(x_i, x_j) for `channels`-wide phi and psi (official `lib/sa` and `model/san.py`)."""
     return {"concatenation": 2 * channels, "dot": 1}.get(relation, channels)
 
 
