@@ -238,6 +238,22 @@ def test_pairwise_relation_channels_last_and_bfloat16(relation):
     assert torch.allclose(bf.float(), expected, atol=0.1, rtol=2e-2)
 
 
+@pytest.mark.parametrize("relation", ["subtraction", "concatenation", "dot"])
+def test_pairwise_relation_appends_the_position_term(relation):
+    """[delta, p_i - p_j] written in place equals the concatenation, with gradients for all three."""
+    torch.manual_seed(0)
+    phi, psi = (torch.randn(2, 3, 5, 4, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    rel_pos = torch.randn(1, 2, 9, 20, dtype=torch.float64, requires_grad=True)
+    fn = lambda a, b, p: pairwise_relation(a, b, relation, 3, rel_pos=p)  # noqa: E731
+    delta = pairwise_relation(phi, psi, relation, 3)
+    assert torch.equal(fn(phi, psi, rel_pos), torch.cat([delta, rel_pos.expand(2, -1, -1, -1)], 1))
+    with use_backend("unfold"):
+        assert torch.equal(fn(phi, psi, rel_pos), torch.cat([delta, rel_pos.expand(2, -1, -1, -1)], 1))
+    assert torch.autograd.gradcheck(fn, (phi, psi, rel_pos))
+    per_image = torch.randn(2, 2, 9, 20, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(fn, (phi, psi, per_image))
+
+
 def test_relative_position_reflects_at_the_border():
     """p_i - p_j of an outside neighbour is that of the mirrored inside one (official `Subtraction`)."""
     p = position_grid(4, 5)
@@ -255,6 +271,22 @@ def test_patchwise_concatenation_is_the_official_unfold_layout():
     out = patchwise_relation(phi, psi, "concatenation", 3)
     official = torch.cat([phi.view(2, 3, 1, 30), F.unfold(F.pad(psi, (1, 1, 1, 1), mode="reflect"), 3).view(2, 27, 1, 30)], 1)
     assert torch.equal(out, official.view(2, 30, 6, 5))
+
+
+@pytest.mark.parametrize("padding,dilation", [("reflect", 1), ("zeros", 2)])
+def test_patchwise_concatenation_matches_unfold_and_gradcheck(padding, dilation):
+    torch.manual_seed(0)
+    phi = torch.randn(2, 2, 7, 6, dtype=torch.float64, requires_grad=True)
+    psi = torch.randn(2, 2, 7, 6, dtype=torch.float64, requires_grad=True)
+    fn = lambda a, b: patchwise_relation(a, b, "concatenation", 3, dilation, padding)  # noqa: E731
+    with use_backend("unfold"):
+        reference = fn(phi, psi)
+    assert torch.equal(fn(phi, psi), reference)
+    cl = fn(phi.contiguous(memory_format=torch.channels_last), psi.contiguous(memory_format=torch.channels_last))
+    assert torch.equal(cl, reference)
+    assert torch.autograd.gradcheck(fn, (phi, psi))
+    assert torch.autograd.gradcheck(fn, (phi.detach().contiguous(memory_format=torch.channels_last).requires_grad_(),
+                                         psi.detach().contiguous(memory_format=torch.channels_last).requires_grad_()))
 
 
 def test_patchwise_star_and_clique_products():
@@ -380,3 +412,35 @@ def test_batch_norm_relu_conv_gradcheck(channels_last):
         return batch_norm_relu_conv(torch.nn.Identity(), [(gamma[0], w1, None), (gamma[3], w2, gamma[5].bias)], x)
 
     assert torch.autograd.gradcheck(fn, (x, w1, w2))
+
+
+def test_batch_norm_relu_conv_keeps_a_narrow_hidden_layer():
+    """A hidden layer much narrower than the relation (patchwise gamma's) is kept, not recomputed:
+    gradients still match the modules."""
+    import copy
+
+    from suite.ops.gamma import KEEP_RATIO, batch_norm_relu_conv
+
+    torch.manual_seed(0)
+    wide, narrow = 2 * KEEP_RATIO, 2
+    gamma = torch.nn.Sequential(
+        torch.nn.BatchNorm2d(wide), torch.nn.ReLU(), torch.nn.Conv2d(wide, narrow, 1, bias=False),
+        torch.nn.BatchNorm2d(narrow), torch.nn.ReLU(), torch.nn.Conv2d(narrow, 6, 1),
+    ).double()
+    reference = copy.deepcopy(gamma)
+    x = torch.randn(2, wide, 3, 4, dtype=torch.float64, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
+        out = batch_norm_relu_conv(torch.nn.Identity(), _layers(gamma), x)
+    assert (2, narrow, 3, 4) in saved
+    expected = reference(x)
+    _close(out, expected)
+    params = [p for m in (gamma[0], gamma[2], gamma[3], gamma[5]) for p in m.parameters()]
+    ref_params = [p for m in (reference[0], reference[2], reference[3], reference[5]) for p in m.parameters()]
+    for got, want in zip(_grads(out, (x, *params)), _grads(expected, (x, *ref_params))):
+        _close(got, want)
+
+    def fn(x, w1, w2):
+        return batch_norm_relu_conv(torch.nn.Identity(), [(gamma[0], w1, None), (gamma[3], w2, gamma[5].bias)], x)
+
+    assert torch.autograd.gradcheck(fn, (x, gamma[2].weight, gamma[5].weight))

@@ -38,7 +38,7 @@ with warnings.catch_warnings():  # importing fvcore.nn jit-scripts a loss: a Fut
     from fvcore.nn.jit_handles import generic_activation_jit, get_shape
 
 from suite.models import create_model, get_model_info
-from suite.ops.flops import FLOP_HANDLES
+from suite.ops.flops import FLOP_HANDLES, zero_flops
 
 COUNTER = f"fvcore {importlib.metadata.version('fvcore')}"
 
@@ -157,10 +157,12 @@ def _count_macs(model: nn.Module, x: torch.Tensor) -> tuple[float, dict[str, int
 
 
 def _count_activations(model: nn.Module, x: torch.Tensor) -> tuple[float | None, str | None]:
-    """fvcore counts the outputs of the compute ops; the attention ops are compute ops too."""
+    """fvcore counts the outputs of the compute ops; the attention ops are compute ops too, their
+    pure data movement (the patchwise concatenation, like im2col) is not."""
+    compute = [op for op, handle in FLOP_HANDLES.items() if op not in ZERO_COST_OPS and handle is not zero_flops]
     try:
         analysis = _quiet(ActivationCountAnalysis(model, x))
-        analysis.set_op_handle(**{op: generic_activation_jit() for op in FLOP_HANDLES.keys() - ZERO_COST_OPS})
+        analysis.set_op_handle(**{op: generic_activation_jit() for op in compute})
         return analysis.total(), None
     except Exception as exc:  # noqa: BLE001 - an activation count is optional; say why it is missing
         return None, f"{type(exc).__name__}: {exc}"

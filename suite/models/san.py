@@ -174,8 +174,7 @@ class SelfAttention(nn.Module):
             inputs: tuple[Tensor, ...] = (phi, psi)
         else:
             def relation(phi: Tensor, psi: Tensor, *rel_pos: Tensor) -> Tensor:  # (N, width, K, H*W)
-                delta = pairwise_relation(phi, psi, self.relation, k, padding=pad)
-                return torch.cat([delta, rel_pos[0].expand(n, -1, -1, -1)], 1) if rel_pos else delta
+                return pairwise_relation(phi, psi, self.relation, k, padding=pad, rel_pos=rel_pos[0] if rel_pos else None)
 
             inputs = (phi, psi) if self.position is None else (phi, psi, self._relative_position(phi))
         if self._fused_training():

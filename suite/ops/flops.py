@@ -21,13 +21,15 @@ def aggregation_flops(inputs: list[Any], outputs: list[Any]) -> int:
 
 
 def local_relation_flops(inputs: list[Any], outputs: list[Any]) -> int:
-    """LocalRelation(phi, psi) -> (N, width, K, L), read from the widths (the op kind is not traced).
+    """LocalRelation(phi, psi[, p]) -> (N, width [+ P], K, L), read from the widths (the op kind is not traced).
 
     dot product (width 1): C multiply-adds per output element; concatenation (width 2C): 0, it
     only copies; summation, subtraction, Hadamard (width C): 1 per output element.
     """
-    out = get_shape(outputs[0])
+    out = list(get_shape(outputs[0]))
     channels = get_shape(inputs[0])[1]
+    rel_pos = get_shape(inputs[2]) if len(inputs) > 2 else None
+    out[1] -= rel_pos[1] if rel_pos else 0  # the position term is copied
     if out[1] == 2 * channels:
         return 0
     if out[1] == 1:
@@ -36,13 +38,14 @@ def local_relation_flops(inputs: list[Any], outputs: list[Any]) -> int:
 
 
 def zero_flops(inputs: list[Any], outputs: list[Any]) -> int:
-    """Pure data movement (im2col of the patch unfold, padding): no multiply-adds."""
+    """Pure data movement (the patchwise concatenation, im2col, padding): no multiply-adds."""
     return 0
 
 
 FLOP_HANDLES: dict[str, Callable[[list[Any], list[Any]], int]] = {
     "prim::PythonOp.Aggregation": aggregation_flops,
     "prim::PythonOp.LocalRelation": local_relation_flops,
+    "prim::PythonOp.PatchConcatenation": zero_flops,
     "aten::im2col": zero_flops,
     "aten::reflection_pad2d": zero_flops,
 }

@@ -28,6 +28,9 @@ from suite.ops.window import Window
 # Footprint positions per chunk in inference: ~1 MiB of float32 gamma input, so the chunk and
 # gamma's activations on it stay in a core's L2 cache (larger chunks measured slower on CPU).
 CHUNK_ELEMENTS = 2**18
+# In training, gamma's op keeps a hidden layer's input when it is at least this many times smaller than
+# the relation tensor (cheap next to the memory budget); wider ones are recomputed in backward.
+KEEP_RATIO = 8
 
 
 # ----------------------------------------------------------------------------------- inference
@@ -105,11 +108,15 @@ def pairwise_weights_inference(
     footprint-major (K, N, Cw, H*W), so each chunk of positions is one contiguous block that
     gamma's last matmul writes directly and the aggregation reads one block per position. The
     position channels enter gamma's first layer through their own columns of its weight, once for
-    the whole batch; gamma's leading BN is folded into phi and psi for a sum or difference.
+    the whole batch, with that layer's bias; gamma's leading BN is folded into phi and psi for a
+    sum or difference. A last-layer bias is dropped: the softmax over j cancels it.
     """
     n, rel, h, w = phi.shape
     folded = fold_gamma(gamma, phi.dtype)
-    width, first = pairwise_width(relation, rel), folded.layers[0]
+    layers = list(folded.layers)
+    if not layers[-1].relu:
+        layers[-1] = _Layer(layers[-1].weight, None, relu=False)
+    width, first = pairwise_width(relation, rel), layers[0]
     delta_scale = delta_shift = None
     if folded.scale is not None and relation in ("subtraction", "summation"):
         # BN(phi_i -+ psi_j) = (s phi_i + t) -+ s psi_j, exact with either padding
@@ -122,6 +129,9 @@ def pairwise_weights_inference(
         scale, shift = (None, None) if folded.scale is None else (folded.scale[width:], folded.shift[width:])
         z = _affine_relu(rel_pos[0].transpose(0, 1), scale, shift, folded.relu)
         pos_hidden = torch.matmul(first.weight[:, width:], z).unsqueeze(1)
+        if first.bias is not None:
+            pos_hidden += first.bias[:, None]
+            layers[0] = first = _Layer(first.weight, None, first.relu)
     chunk = max(1, CHUNK_ELEMENTS // (n * width * h * w))
     psi_padded = window.pad_input(psi)
     logits = phi.new_empty((window.size, n, weight_channels, h * w))
@@ -131,7 +141,7 @@ def pairwise_weights_inference(
         z = delta.permute(2, 0, 1, 3).reshape((stop - start) * n, width, h * w)  # a view
         z = _affine_relu(z, delta_scale, delta_shift, folded.relu, inplace=True)
         extra = None if pos_hidden is None else (stop - start, pos_hidden[start:stop])
-        _run_layers(folded.layers, z, out=logits[start:stop].view(-1, weight_channels, h * w),
+        _run_layers(layers, z, out=logits[start:stop].view(-1, weight_channels, h * w),
                     first_weight=first.weight[:, :width], first_extra=extra)
     flat = logits.view(window.size, -1)  # softmax over the footprint, in place
     flat.sub_(flat.amax(0)).exp_()
@@ -231,14 +241,15 @@ def batch_norm_relu_conv(
     make: Callable[..., Tensor], layers: Sequence[tuple[nn.BatchNorm2d, Tensor, Tensor | None]], *inputs: Tensor
 ) -> Tensor:
     """convL(relu(bnL(... conv1(relu(bn1(make(*inputs))))))) for training-mode BNs and 1x1 convs,
-    keeping only `inputs` and the BN batch statistics for backward. `layers` holds each layer's BN
-    and its conv's (out, in, 1, 1) weight and bias (maybe None).
+    keeping only `inputs`, the BN batch statistics and any hidden layer's input that is at least
+    KEEP_RATIO times smaller than make's output for backward. `layers` holds each layer's BN and its
+    conv's (out, in, 1, 1) weight and bias (maybe None).
 
     Autograd would keep make's output and, per layer, the BN output and the ReLU output: tensors as
     large as the relation tensor when make builds it (K times a feature map). Backward recomputes
-    make(*inputs) (for the relations: shifts and a concatenation) and every layer's input and
-    rectified activation from the saved statistics, then runs the layers' backward, last first and
-    in place (ReLU and BN backward reuse the rectified activation's buffer). The running statistics
+    make(*inputs) (for the relations: shifts and a concatenation) and every layer's input not kept
+    and rectified activation from the saved statistics, then runs the layers' backward, last first
+    and in place (ReLU and BN backward reuse the rectified activation's buffer). The running statistics
     are updated once, as nn.BatchNorm2d does.
     """
     params: list[Tensor | None] = []
@@ -257,23 +268,32 @@ class _BatchNormReluConv(torch.autograd.Function):
     def forward(ctx: Any, make: Callable[..., Tensor], bns: list[nn.BatchNorm2d], n_inputs: int,
                 *tensors: Tensor | None) -> Tensor:
         inputs, params = tensors[:n_inputs], tensors[n_inputs:]
-        stats = []
+        stats, kept = [], []
         with torch.no_grad():
             out = make(*inputs)
-            for bn, (bn_weight, bn_bias, conv_weight, conv_bias) in zip(bns, _layer_params(params)):
+            size = out.numel()
+            for i, (bn, (bn_weight, bn_bias, conv_weight, conv_bias)) in enumerate(zip(bns, _layer_params(params))):
+                # a later layer's input is kept when it is much narrower than make's output (patchwise
+                # gamma's hidden layer: a feature map, not K of them), so backward need not redo the
+                # widest product to recompute it
+                kept.append(out if i > 0 and out.numel() * KEEP_RATIO <= size else None)
                 y, mean, invstd = torch.native_batch_norm(out, bn_weight, bn_bias, bn.running_mean, bn.running_var,
                                                           True, bn_momentum(bn), bn.eps)
                 del out
                 out = conv1x1(y.relu_(), conv_weight, conv_bias)
                 stats += [mean, invstd]
         ctx.make, ctx.n_inputs, ctx.n_layers = make, n_inputs, len(bns)
-        ctx.save_for_backward(*inputs, *params, *stats)
+        ctx.kept = [t is not None for t in kept]
+        ctx.save_for_backward(*inputs, *params, *stats, *[t for t in kept if t is not None])
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         saved = ctx.saved_tensors
-        inputs, params, stats = saved[: ctx.n_inputs], saved[ctx.n_inputs : -2 * ctx.n_layers], saved[-2 * ctx.n_layers :]
+        n_kept = sum(ctx.kept)
+        end = len(saved) - n_kept
+        inputs, params, stats = saved[: ctx.n_inputs], saved[ctx.n_inputs : end - 2 * ctx.n_layers], saved[end - 2 * ctx.n_layers : end]
+        kept = iter(saved[end:])
         layers = list(_layer_params(params))
         leaves = [t.detach().requires_grad_(t.requires_grad) for t in inputs]
         with torch.enable_grad():
@@ -282,14 +302,16 @@ class _BatchNormReluConv(torch.autograd.Function):
         dtype = layers[0][2].dtype
         shape = (-1, *[1] * (x.dim() - 2))
         reduce_dims = [0, *range(2, x.dim())]
-        # recompute every layer's input and its rectified activation (the BNs with the saved statistics)
+        # every layer's input (kept or recomputed) and its rectified activation (the BNs with the saved statistics)
         acts, a = [], x.detach().to(dtype)
         for i, (bn_weight, bn_bias, conv_weight, conv_bias) in enumerate(layers):
+            if ctx.kept[i]:
+                a = next(kept).to(dtype)
             mean, invstd = stats[2 * i], stats[2 * i + 1]
             scale = invstd * bn_weight
             rectified = torch.addcmul((bn_bias - mean * scale).view(shape), a, scale.view(shape)).relu_()
             acts.append((a, rectified))
-            if i + 1 < len(layers):
+            if i + 1 < len(layers) and not ctx.kept[i + 1]:
                 a = conv1x1(rectified, conv_weight, conv_bias)
         del a
         g = grad.to(dtype)
@@ -301,18 +323,20 @@ class _BatchNormReluConv(torch.autograd.Function):
             grad_y, grad_conv_weight = conv1x1_backward(g, rectified, conv_weight)
             grad_conv_bias = g.sum(reduce_dims) if conv_bias is not None else None
             del g
-            grad_y.mul_(rectified.sign_())  # ReLU's backward (rectified >= 0)
+            # ReLU's backward, in place and in one pass
+            torch.ops.aten.threshold_backward.grad_input(grad_y, rectified, 0, grad_input=grad_y)
             # BN's backward, native_batch_norm_backward's formula: scale * grad_y + b * (a - mean) + c,
-            # with the buffer of `rectified` holding (a - mean) (times grad_y, then times b)
+            # in the buffer of `rectified` (first (a - mean) * grad_y for the sum, then the result),
+            # six passes and no temporary: the fused kernel would allocate a K-fold wide one
+            # (~+10 % peak memory in SAN10's training step, measured)
             scale = invstd * bn_weight
-            centred = torch.sub(a, mean.view(shape), out=rectified)
             sum_g = grad_y.sum(reduce_dims)
-            sum_g_centred = centred.mul_(grad_y).sum(reduce_dims)
+            sum_g_centred = torch.sub(a, mean.view(shape), out=rectified).mul_(grad_y).sum(reduce_dims)
             count = grad_y.numel() // grad_y.shape[1]
             b = -scale * invstd**2 * sum_g_centred / count
-            centred = torch.sub(a, mean.view(shape), out=centred).mul_(b.view(shape))
-            g = grad_y.mul_(scale.view(shape)).add_(centred).add_((-scale * sum_g / count).view(shape))
-            del a, rectified, centred, grad_y
+            c = -scale * sum_g / count - b * mean
+            g = torch.addcmul(c.view(shape), a, b.view(shape), out=rectified).addcmul_(grad_y, scale.view(shape))
+            del a, rectified, grad_y
             param_grads = [sum_g_centred * invstd, sum_g, grad_conv_weight, grad_conv_bias] + param_grads
         wanted = [t for t in leaves if t.requires_grad]
         grads = iter(torch.autograd.grad(x, wanted, g.to(x.dtype)) if wanted else ())

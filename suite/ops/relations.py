@@ -43,10 +43,13 @@ def pairwise_relation(
     kernel_size: int,
     dilation: int = 1,
     padding: Padding = "reflect",
+    rel_pos: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """delta(phi_i, psi_j) for every pixel i and footprint position j -> (N, width, K, H*W).
 
-    phi gives the centre (query) pixel, psi the neighbour; both (N, C, H, W).
+    phi gives the centre (query) pixel, psi the neighbour; both (N, C, H, W). With `rel_pos`, the
+    position term p_i - p_j (1 or N, P, K, H*W) follows delta's channels -> (N, width + P, K, H*W):
+    gamma's input in the paper, written in place rather than concatenated (a K-fold wide copy).
     """
     if relation not in PAIRWISE_RELATIONS:
         raise ValueError(f"unknown pairwise relation {relation!r}; valid: {PAIRWISE_RELATIONS}")
@@ -54,8 +57,9 @@ def pairwise_relation(
         raise ValueError(f"phi {tuple(phi.shape)} and psi {tuple(psi.shape)} must have the same shape")
     window = Window(kernel_size, dilation, padding)
     if current_backend() == "unfold":
-        return pairwise_relation_unfold(phi, psi, relation, window)
-    return local_relation(phi, window.pad_input(psi), relation, window)
+        delta = pairwise_relation_unfold(phi, psi, relation, window)
+        return delta if rel_pos is None else torch.cat([delta, rel_pos.expand(delta.shape[0], -1, -1, -1)], 1)
+    return local_relation(phi, window.pad_input(psi), relation, window, rel_pos=rel_pos)
 
 
 def local_relation(
@@ -65,15 +69,16 @@ def local_relation(
     window: Window,
     positions: range | None = None,
     footprint_major: bool = False,
+    rel_pos: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The shift implementation on psi already padded by `window.pad_input`, for the footprint
-    positions j in `positions` (default all K) -> (N, width, len(positions), H*W).
+    positions j in `positions` (default all K, step 1) -> (N, width [+ P], len(positions), H*W).
 
     Lets a caller pad once and process the footprint a few positions at a time. With
     `footprint_major` the result is a view of a (len(positions), N, width, H, W) tensor.
     """
     positions = range(window.size) if positions is None else positions
-    return LocalRelation.apply(phi, psi_padded, relation, window, positions, footprint_major)
+    return LocalRelation.apply(phi, psi_padded, rel_pos, relation, window, positions, footprint_major)
 
 
 def pairwise_relation_unfold(phi: torch.Tensor, psi: torch.Tensor, relation: str, window: Window) -> torch.Tensor:
@@ -95,7 +100,8 @@ class LocalRelation(torch.autograd.Function):
     """Shift formulation of the pairwise relations: writes each footprint slice in place.
 
     Works on the padded psi (autograd differentiates the padding); saves nothing for the
-    additive relations and only (phi, padded psi) for the multiplicative ones.
+    additive relations and only (phi, padded psi) for the multiplicative ones. The position term,
+    if any, is copied into the channels after delta's.
     """
 
     @staticmethod
@@ -103,6 +109,7 @@ class LocalRelation(torch.autograd.Function):
         ctx: Any,
         phi: torch.Tensor,
         psi_padded: torch.Tensor,
+        rel_pos: torch.Tensor | None,
         relation: str,
         window: Window,
         positions: range,
@@ -115,11 +122,16 @@ class LocalRelation(torch.autograd.Function):
         ctx.channels_last = channels_last(psi_padded)
         ctx.offsets = offsets = [window.offsets()[j] for j in positions]
         c, h, w = phi.shape[1:]
-        out = empty_window_tensor(phi, pairwise_width(relation, c), len(offsets), footprint_major=footprint_major)
+        ctx.width = width = pairwise_width(relation, c)
+        ctx.rel_pos_shape = None if rel_pos is None else rel_pos.shape
+        extra = 0 if rel_pos is None else rel_pos.shape[1]
+        out = empty_window_tensor(phi, width + extra, len(offsets), footprint_major=footprint_major)
+        if rel_pos is not None:
+            out[:, width:].copy_(rel_pos[:, :, positions.start : positions.stop].unflatten(-1, (h, w)).expand_as(out[:, width:]))
         if relation == "concatenation":
             out[:, :c].copy_(phi.unsqueeze(2).expand(-1, -1, len(offsets), -1, -1))
         for j, (dy, dx) in enumerate(offsets):
-            neighbour, target = psi_padded[..., dy : dy + h, dx : dx + w], out[:, :, j]
+            neighbour, target = psi_padded[..., dy : dy + h, dx : dx + w], out[:, :width, j]
             if relation == "summation":
                 torch.add(phi, neighbour, out=target)
             elif relation == "subtraction":
@@ -135,9 +147,15 @@ class LocalRelation(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         relation: str = ctx.relation
-        need_phi, need_psi = ctx.needs_input_grad[:2]
+        need_phi, need_psi, need_rel_pos = ctx.needs_input_grad[:3]
         _, c, h, w = ctx.phi_shape
         grad = grad.unflatten(-1, (h, w))
+        grad_rel_pos = None
+        if need_rel_pos:  # summed over the images it was broadcast to
+            g = grad[:, ctx.width :].flatten(-2)
+            grad_rel_pos = g.new_zeros(ctx.rel_pos_shape)
+            grad_rel_pos[:, :, ctx.positions.start : ctx.positions.stop] = g.sum(0, keepdim=True) if ctx.rel_pos_shape[0] == 1 else g
+        grad = grad[:, : ctx.width]
         acc = accumulator_dtype(grad.dtype)
         phi, psi_padded = ctx.saved_tensors if relation in ("hadamard", "dot") else (None, None)
         grad_phi = grad_psi = None
@@ -168,6 +186,7 @@ class LocalRelation(torch.autograd.Function):
         return (
             None if grad_phi is None else grad_phi.to(grad.dtype),
             None if grad_psi is None else grad_psi.to(grad.dtype),
+            grad_rel_pos,
             None,
             None,
             None,
@@ -204,6 +223,43 @@ def patchwise_relation(
     if relation == "clique":
         gram = torch.einsum("ncjl,nckl->njkl", window.unfold(phi), window.unfold(psi))
         return gram.reshape(n, window.size**2, h, w)
-    if relation == "concatenation":
+    if relation == "concatenation" and current_backend() == "unfold":
         return torch.cat([phi, window.unfold(psi).view(n, c * window.size, h, w)], 1)
+    if relation == "concatenation":
+        return PatchConcatenation.apply(phi, window.pad_input(psi), window)
     raise ValueError(f"unknown patchwise relation {relation!r}; valid: {PATCHWISE_RELATIONS}")
+
+
+class PatchConcatenation(torch.autograd.Function):
+    """[phi_i, psi_j for all j in R(i)] in nn.Unfold's (c, j) channel order, as K shifted copies
+    into one buffer: no unfold output to concatenate (a second K-fold wide copy), and a backward of
+    K shifted sums instead of col2im. Works on the padded psi (autograd differentiates the padding).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, phi: torch.Tensor, psi_padded: torch.Tensor, window: Window) -> torch.Tensor:
+        ctx.window, ctx.psi_padded_shape = window, psi_padded.shape
+        n, c, h, w = phi.shape
+        fmt = torch.channels_last if channels_last(phi) else torch.contiguous_format
+        out = torch.empty((n, c * (window.size + 1), h, w), dtype=phi.dtype, device=phi.device, memory_format=fmt)
+        out[:, :c].copy_(phi)
+        neighbours = out[:, c:].unflatten(1, (c, window.size))
+        for j, (dy, dx) in enumerate(window.offsets()):
+            neighbours[:, :, j].copy_(psi_padded[..., dy : dy + h, dx : dx + w])
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        window: Window = ctx.window
+        n, _, h, w = grad.shape
+        c = grad.shape[1] // (window.size + 1)
+        grad_psi = None
+        if ctx.needs_input_grad[1]:
+            fmt = torch.channels_last if channels_last(grad) else torch.contiguous_format
+            grad_psi = torch.empty(ctx.psi_padded_shape, dtype=accumulator_dtype(grad.dtype), device=grad.device,
+                                   memory_format=fmt).zero_()
+            neighbours = grad[:, c:].unflatten(1, (c, window.size))
+            for j, (dy, dx) in enumerate(window.offsets()):
+                grad_psi[..., dy : dy + h, dx : dx + w].add_(neighbours[:, :, j])
+            grad_psi = grad_psi.to(grad.dtype)
+        return grad[:, :c] if ctx.needs_input_grad[0] else None, grad_psi, None
