@@ -161,9 +161,9 @@ class SelfAttention(nn.Module):
         """Attention weights (N, Cw, K, H*W) from the whole relation tensor (official dataflow).
 
         In training with the official gamma, the whole of gamma runs as one op that keeps only phi,
-        psi (and p_i - p_j) and its BN statistics for backward: the K-fold wide relation tensor and
-        gamma's activations are recomputed from them, not kept (nor their normalised and rectified
-        copies).
+        psi (and p_i - p_j), its BN statistics and (patchwise) its narrow hidden layer for backward:
+        the K-fold wide relation tensor and gamma's wide activations are recomputed from them, not
+        kept (nor their normalised and rectified copies).
         """
         n, _, h, w = phi.shape
         k, pad = self.kernel_size, self.padding

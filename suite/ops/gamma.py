@@ -8,8 +8,8 @@ hidden activations are K = k^2 times wider than a feature map. Two exact reformu
   (patchwise concatenation), with each BN folded into the conv before it. Only gamma's output,
   the attention weights, is ever whole. `pairwise_weights_inference`, `concatenation_weights_inference`.
 - training: `batch_norm_relu_conv` runs a chain of BN-ReLU-convs as one autograd op that keeps only
-  its input (or not even that: what produced it) and the BN statistics, and recomputes the rest in
-  backward.
+  its input (or not even that: what produced it), the BN statistics and any much narrower hidden
+  layer, and recomputes the rest in backward.
 """
 
 from __future__ import annotations
