@@ -17,6 +17,7 @@ from suite.ops import (
     position_grid,
     use_backend,
 )
+from suite.ops.conv import conv1x1
 
 # (kernel, dilation, height, width): odd sizes, every kernel size and dilation.
 GEOMETRIES = [(3, 1, 5, 7), (3, 2, 9, 6), (5, 1, 5, 7), (5, 2, 9, 6), (7, 1, 9, 6)]
@@ -372,6 +373,18 @@ def _two_layer_gamma() -> torch.nn.Sequential:
         bn.weight.data.uniform_(0.5, 1.5)
         bn.bias.data.uniform_(-0.5, 0.5)
     return gamma
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+def test_conv1x1_adds_bias_and_residual_like_conv2d(channels_last, bias):
+    x, residual = torch.randn(3, 5, 7, 9), torch.randn(3, 4, 7, 9)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight, b = torch.randn(4, 5, 1, 1), torch.randn(4) if bias else None
+    expected = F.conv2d(x, weight, b)
+    torch.testing.assert_close(conv1x1(x, weight, b), expected)
+    torch.testing.assert_close(conv1x1(x, weight, b, residual=residual), expected + residual)
 
 
 def _layers(gamma: torch.nn.Sequential) -> list:

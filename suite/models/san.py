@@ -138,7 +138,7 @@ class SelfAttention(nn.Module):
         if not self.training and _inference():
             # phi, psi and beta as one conv: x is read once, one matrix product instead of three
             weight, bias = self.input_conv()
-            return self.attend(*self.split(F.conv2d(x, weight, bias)))
+            return self.attend(*self.split(conv1x1(x, weight, bias)))
         return self.attend(self.phi(x), self.psi(x), self.beta(x))
 
     def input_conv(self) -> tuple[Tensor, Tensor]:
@@ -252,8 +252,10 @@ class Block(nn.Module):
             weight, bias = self.sam.input_conv()
             out = self.sam.attend(*self.sam.split(batch_norm_relu_conv(nn.Identity(), [(self.bn1, weight, bias)], x)))
             return batch_norm_relu_conv(nn.Identity(), [(self.bn2, self.conv.weight, self.conv.bias)], out) + x
-        out = self.sam(_bn_relu(self.bn1, x))
-        return self.conv(_bn_relu(self.bn2, out, inplace=True)) + x
+        out = _bn_relu(self.bn2, self.sam(_bn_relu(self.bn1, x)), inplace=True)
+        if _inference():  # the residual added inside the product: one pass over x fewer
+            return conv1x1(out, self.conv.weight, self.conv.bias, residual=x)
+        return self.conv(out) + x
 
 
 class MaxPool2x2(nn.MaxPool2d):
