@@ -20,7 +20,7 @@ from suite.cli import main
 from suite.config import parse_overrides
 
 # Short and cheap, but every stage runs: complexity, throughput, training, evaluation.
-FAST = ["epochs=1", "measure.steps=1", "measure.warmup=1", "measure.batch_size=2"]
+FAST = ["epochs=0.25", "measure.steps=1", "measure.warmup=1", "measure.batch_size=2"]
 
 
 def _spec(tmp_path: Path, name: str, grid: str, seeds: int = 1) -> Path:
@@ -101,8 +101,9 @@ def _wait_for(condition, timeout: float, what: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how):
-    # Two epochs per run, so a run is caught mid-training; seeds make three distinct runs.
-    overrides = [*FAST, "epochs=2"]
+    # 1.25 epochs per run: the test split is scored (metrics.jsonl written) after the first epoch,
+    # so a run is caught in its last quarter epoch, mid-training; seeds make three distinct runs.
+    overrides = [*FAST, "epochs=1.25"]
     spec = _spec(tmp_path, "killme", "  model.mask_norm: [mixed]", seeds=3)
     out = tmp_path / "store"
     runs = ablations.expand(ablations.load(spec), overrides=parse_overrides(overrides))
