@@ -174,8 +174,8 @@ def _count_activations(model: nn.Module, x: torch.Tensor) -> tuple[float | None,
 @contextmanager
 def _one_trace() -> Iterator[None]:
     """Both counts analyse one jit trace: fvcore would trace the model once per analysis, and
-    tracing is most of the cost (16 of 17 s per count for SAN10, whose layers loop over the
-    footprint). The analyses only read the graph."""
+    tracing is nearly all of the cost for SAN, whose layers loop over the footprint. The analyses
+    only read the graph."""
     trace, cache = jit_analysis._get_scoped_trace_graph, {}
 
     def traced_once(module: nn.Module, inputs: Any, aliases: Any) -> Any:

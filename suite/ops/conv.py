@@ -4,7 +4,7 @@ On CPU, PyTorch's convolution (oneDNN, NCHW) is 3-60x slower than one matrix pro
 few channels over many pixels, as in gamma (4 to 130 channels over K*H*W pixels) and the stem
 (3 -> 64 channels at full resolution). Measured on 2 cores, batch 8: 18 -> 16 channels over
 49 x 56 x 56 pixels, forward 94 vs 27 ms, backward 189 vs 42 ms; on an AVX2 machine, SAN10's
-16 -> 64 channels at 112 x 112, 34 vs 6 ms. Under autograd, torch.matmul would keep a transposed
+block convs at 112 x 112 (16 -> 64 channels) too. Under autograd, torch.matmul would keep a transposed
 copy of the input, so modules use nn.Conv2d there. Other devices use F.conv2d.
 Batched products (torch.matmul, bmm) on (N, C, P) copy an operand or the result into another
 layout for these shapes, so these are 2-D products, one per image.
@@ -38,6 +38,7 @@ def conv1x1(x: Tensor, weight: Tensor, bias: Tensor | None = None, residual: Ten
     # autocast's dtype where it is on, as torch.matmul would compute (out= products bypass it)
     dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
     matrix = matrix.to(dtype)
+    bias = None if bias is None else bias.to(dtype)[:, None]
     out = x.new_empty((x.shape[0], matrix.shape[0], *x.shape[2:]), dtype=dtype)
     for i, (image, target) in enumerate(zip(x, out)):
         target = target.view(matrix.shape[0], -1)
@@ -47,7 +48,7 @@ def conv1x1(x: Tensor, weight: Tensor, bias: Tensor | None = None, residual: Ten
         else:
             torch.addmm(residual[i].reshape(target.shape).to(dtype), matrix, image, out=target)
         if bias is not None:
-            target.add_(bias.to(dtype)[:, None])
+            target.add_(bias)
     return out
 
 
