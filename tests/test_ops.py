@@ -344,6 +344,23 @@ def test_flop_handles_count_as_documented(relation, per_element):
     assert set(analysis.unsupported_ops()) <= {"aten::pad"}  # data movement: suite.measure charges it 0
 
 
+def test_a_trace_records_each_op_whole_and_nothing_it_runs_inside(monkeypatch):
+    """fvcore counts the Functions from one node each (suite.ops.tracing): their forward runs with
+    the tracer off, so none of its K slices and products is recorded, and the trace still computes
+    the same thing."""
+    from torch.jit._trace import _get_trace_graph
+
+    tracing_inside = []
+    offsets = Window.offsets
+    monkeypatch.setattr(Window, "offsets", lambda self: tracing_inside.append(torch.jit.is_tracing()) or offsets(self))
+    x, w = torch.randn(2, 8, 7, 6), torch.randn(2, 4, 25, 42)
+    graph, traced = _get_trace_graph(_Ops("subtraction"), (x, w))
+    assert tracing_inside and not any(tracing_inside)
+    assert [node.kind() for node in graph.nodes()].count("prim::PythonOp") == 2
+    for got, expected in zip(traced, _Ops("subtraction")(x, w)):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("footprint_major", [False, True])
 def test_local_relation_on_part_of_the_footprint(footprint_major):
     """Chunks of footprint positions (the inference path's unit of work) are slices of the whole."""

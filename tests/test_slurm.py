@@ -77,17 +77,31 @@ def wait(out: Path, ids: list[str], until=FINAL, timeout: float = 150) -> dict[s
         if all(s in until for s in states.values()):
             return states
         if time.monotonic() > deadline:
-            queue = subprocess.run(["squeue"], capture_output=True, text=True).stdout
-            pytest.fail(f"runs not {until} after {timeout} s: {states}\n{queue}")
+            pytest.fail(f"runs not {until} after {timeout} s: {states}\n{cluster_report(out)}")
         time.sleep(0.5)
 
 
-def wait_for(predicate, what: str, timeout: float = 120) -> None:
+def wait_for(predicate, what: str, out: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
+            pytest.fail(f"timed out waiting for {what}\n{cluster_report(out)}")
         time.sleep(0.2)
+
+
+def cluster_report(out: Path) -> str:
+    """What a failed wait shows: the queue, sacct's view of the store's jobs, each run's status and
+    the tail of each job log, so a failure on CI can be told apart from a slow cluster."""
+    def run(*cmd: str) -> str:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        return f"$ {' '.join(cmd)}\n{done.stdout}{done.stderr}"
+
+    parts = [run("squeue"), run("sacct", "-X", "-o", "JobID,State,Start,End,Elapsed,ExitCode", "-S", "now-1hour")]
+    for path in sorted(out.glob("runs/*/status.json")):
+        parts.append(f"{path}:\n{path.read_text()}")
+    for path in sorted(out.glob("submitit/*_log.*")):
+        parts.append(f"{path} (tail):\n" + "\n".join(path.read_text(errors="replace").splitlines()[-15:]))
+    return "\n".join(parts)
 
 
 # ------------------------------------------------------------------------------------ arrays
@@ -181,7 +195,7 @@ def test_cancelled_runs_show_cancelled_and_are_not_resubmitted(tmp_path, capsys)
     printed = suite(capsys, "cancel", str(spec), "--out", str(out))
     assert "cancelled 1 runs" in printed
     job = status(out, second)["slurm_job_id"]
-    wait_for(lambda: slurm.slurm_states([job])[job] == "CANCELLED", "sacct to say CANCELLED", timeout=60)
+    wait_for(lambda: slurm.slurm_states([job])[job] == "CANCELLED", "sacct to say CANCELLED", out, timeout=60)
     assert "2 cancelled" in suite(capsys, "status", str(spec), "--out", str(out))
     assert "nothing to run" in suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
 
@@ -198,9 +212,9 @@ def test_signalled_run_checkpoints_requeues_and_resumes_to_the_same_result(tmp_p
         suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
     d = store.run_dir(interrupted, rid)
     wait_for(lambda: (d / "metrics.jsonl").exists() and (d / "metrics.jsonl").read_text().count("\n") >= 1,
-             "the first epoch")
+             "the first epoch", interrupted)
     subprocess.run(["scancel", "--signal=USR2", status(interrupted, rid)["slurm_job_id"]], check=True)
-    wait_for(lambda: status(interrupted, rid).get("requeues") == 1, "the requeue")
+    wait_for(lambda: status(interrupted, rid).get("requeues") == 1, "the requeue", interrupted)
     # Until SLURM starts the task again (>= 6 s: cred_expire), mark the checkpoint's history so
     # that the final metrics.jsonl shows whether the second attempt resumed from it.
     saved = checkpoint.load(d / checkpoint.FILENAME)
@@ -219,19 +233,23 @@ def test_signalled_run_checkpoints_requeues_and_resumes_to_the_same_result(tmp_p
 
 @pytest.mark.slow
 def test_real_time_limit_stops_requeues_and_resumes_the_run(tmp_path, capsys):
-    """A 1-minute limit warned 55 s ahead: slurmctld checks limits every ~30 s, so SLURM's own USR2
-    comes 5-35 s into the job. The endless run is stopped at a sync point, requeued, and its next
-    attempt continues the history of the first (a fresh start would rewrite it)."""
-    spec = write_spec(tmp_path, "limit", {"lr": [0.05]}, cluster={"timeout_min": 1, "signal_delay_s": 55,
+    """A 2-minute limit warned 50 s ahead: SLURM may signal up to 60 s early (slurmctld looks
+    every ~30 s), so USR2 comes 10-70 s into the job, when the run trains; with a shorter limit it
+    could come while Python starts, and kill it. The endless run is stopped at a sync point,
+    requeued, and its next attempt continues the history of the first (a fresh start would
+    rewrite it)."""
+    spec = write_spec(tmp_path, "limit", {"lr": [0.05]}, cluster={"timeout_min": 2, "signal_delay_s": 50,
                                                                  "max_requeues": 10}, batch_size=64, iterations=100_000)
     [rid] = run_ids(spec)  # 8 steps per epoch: a stop at a sync point (every 16 steps) follows >= 1 epoch
     out = tmp_path / "store"
     suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
     d = store.run_dir(out, rid)
-    wait_for(lambda: status(out, rid).get("requeues", 0) >= 1, "SLURM's warning signal and the requeue", timeout=150)
+    wait_for(lambda: status(out, rid).get("requeues", 0) >= 1, "SLURM's warning signal and the requeue", out,
+             timeout=150)
     before = (d / "metrics.jsonl").read_text().splitlines()
     assert len(before) >= 1 and status(out, rid)["requeued_at_iteration"] >= 16
-    wait_for(lambda: len((d / "metrics.jsonl").read_text().splitlines()) > len(before), "an epoch of the next attempt")
+    wait_for(lambda: len((d / "metrics.jsonl").read_text().splitlines()) > len(before), "an epoch of the next attempt",
+             out)
     assert (d / "metrics.jsonl").read_text().splitlines()[:len(before)] == before
     assert status(out, rid)["attempts"] >= 2
     assert "cancelled 1 runs" in suite(capsys, "cancel", str(spec), "--out", str(out))
@@ -244,7 +262,7 @@ def test_requeues_beyond_the_cap_fail_the_run_and_keep_its_checkpoint(tmp_path, 
     suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
     d = store.run_dir(out, rid)
     wait_for(lambda: (d / "metrics.jsonl").exists() and (d / "metrics.jsonl").read_text().count("\n") >= 1,
-             "the first epoch")
+             "the first epoch", out)
     subprocess.run(["scancel", "--signal=USR2", status(out, rid)["slurm_job_id"]], check=True)
     assert wait(out, [rid]) == {rid: "failed"}
     assert "after 0 requeues (max_requeues=0)" in status(out, rid)["error"]

@@ -195,6 +195,22 @@ def test_run_skips_runs_whose_job_is_alive_whatever_their_directory_says(tmp_pat
     assert "1 of 2 runs would start" in printed
 
 
+def test_a_signal_during_imports_counts_as_a_requeue_and_the_cap_holds(tmp_path):
+    """submitit's own hook (`checkpoint`) runs when USR2 comes before the run replaced it: the
+    requeue is counted like one from the training loop, and past max_requeues the run fails."""
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    run = ablations.expand(ablations.load(spec_path))[0]
+    d = store.plan(tmp_path, run)
+    task = slurm.SlurmRun(run, str(tmp_path), code=str(tmp_path / "code"), max_requeues=1)
+    assert task.checkpoint().function is task  # submitit pickles this and requeues
+    assert store.state_of(d).state == "pending"
+    assert (store.state_of(d).status["requeues"], store.state_of(d).status["requeued_at_iteration"]) == (1, None)
+    with pytest.raises(RuntimeError, match=r"before training after 1 requeues \(max_requeues=1\)"):
+        task.checkpoint()
+    assert store.state_of(d).state == "failed" and "max_requeues=1" in store.state_of(d).note
+
+
 def test_refresh_leaves_finished_runs_alone(tmp_path, monkeypatch):
     spec_path = tmp_path / "opts.yaml"
     spec_path.write_text(SPEC)

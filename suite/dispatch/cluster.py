@@ -54,7 +54,7 @@ class ClusterOptions:
     max_requeues: int = _option(3, "N", "requeues per run after a time limit or pre-emption before it counts "
                                         "as failed")
     signal_delay_s: int = _option(120, "SECONDS", "seconds before the time limit at which a run checkpoints "
-                                                  "and requeues itself")
+                                                  "and requeues itself (SLURM may signal up to 60 s earlier)")
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(ClusterOptions)}

@@ -14,7 +14,9 @@ mid-epoch state at its next sync point and raises `Preempted`, and the task then
 which it finds from the run directory at run time (nothing about it is frozen in the pickle).
 Each requeue is counted in status.json (`requeues`); past `max_requeues` the run is recorded as
 failed, its checkpoint kept for `suite run --retry-failed`. submitit's own handler (checkpoint
-and requeue at once, before the loop can save) is replaced while the run executes.
+and requeue at once, before the loop can save) is replaced while the run executes; a signal that
+comes earlier, while the task still imports, goes through it, and that requeue counts as well.
+SLURM may send the signal up to 60 s earlier than `signal_delay_s` before the limit (`man sbatch`).
 
 Following (`refresh`): for runs the store believes queued or running, one `sacct` call through
 submitit's SlurmInfoWatcher gives the SLURM state; a job that ended without a result (cancelled,
@@ -181,22 +183,16 @@ class SlurmRun:
         return result.get("metrics")
 
     def checkpoint(self) -> Any:
-        """submitit's requeue hook: used only if the signal comes before `__call__` replaces
-        submitit's handler (while the job is still importing); nothing to save yet."""
+        """submitit's requeue hook, used only if the signal comes before `__call__` replaces
+        submitit's handler (while the job is still importing): nothing to save yet, but the
+        requeue counts against `max_requeues` like any other."""
         from submitit.helpers import DelayedSubmission
 
+        self._count_requeue(store.run_dir(Path(self.out), self.run.run_id), iteration=None)
         return DelayedSubmission(self)
 
     def _requeue(self, d: Path, iteration: int) -> NoReturn:
-        status = store.state_of(d).status or {}
-        done = int(status.get("requeues") or 0)
-        if done >= self.max_requeues:
-            message = (f"stopped by a time limit or pre-emption at iteration {iteration} after {done} requeues "
-                       f"(max_requeues={self.max_requeues}); `suite run --retry-failed` resumes from its checkpoint")
-            store.set_status(d, "failed", error=message)
-            raise RuntimeError(message)
-        store.set_status(d, "pending", requeues=done + 1, requeued_at=store.now(), requeued_at_iteration=iteration,
-                         error=None)
+        self._count_requeue(d, iteration)
         job = _own_job_id()
         try:
             _slurm("scontrol", "requeue", job)
@@ -204,6 +200,20 @@ class SlurmRun:
             store.set_status(d, "failed", error=f"could not requeue {job}: {err.message}")
             raise
         raise SystemExit(-1)  # as submitit does: no result pickle, SLURM restarts the task
+
+    def _count_requeue(self, d: Path, iteration: int | None) -> None:
+        """Record one more requeue in status.json, or fail the run past `max_requeues`
+        (`iteration` None: stopped before this attempt trained)."""
+        status = store.state_of(d).status or {}
+        done = int(status.get("requeues") or 0)
+        if done >= self.max_requeues:
+            where = "before training" if iteration is None else f"at iteration {iteration}"
+            message = (f"stopped by a time limit or pre-emption {where} after {done} requeues "
+                       f"(max_requeues={self.max_requeues}); `suite run --retry-failed` resumes from its checkpoint")
+            store.set_status(d, "failed", error=message)
+            raise RuntimeError(message)
+        store.set_status(d, "pending", requeues=done + 1, requeued_at=store.now(), requeued_at_iteration=iteration,
+                         error=None)
 
 
 def _own_job_id() -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torchvision.models.resnet import Bottleneck, ResNet
 
 from suite.models.layers import PreActBottleneck, batch_norm, check_positive, conv3x3, init_weights
 from suite.models.registry import register_model
@@ -19,6 +18,10 @@ _SAN_TABLE = "SAN (Zhao et al. 2020) Table 2"
 
 
 def _bottleneck_resnet(layers: list[int], num_classes: int, zero_init_residual: bool) -> nn.Module:
+    # Imported here, not at the top: importing torchvision loads torch._dynamo (~2 s), which every
+    # process that only registers the models (each local run, each SLURM task) would pay.
+    from torchvision.models.resnet import Bottleneck, ResNet
+
     return ResNet(Bottleneck, layers, num_classes=num_classes, zero_init_residual=zero_init_residual)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from suite.ops.backend import current_backend
+from suite.ops.tracing import opaque_to_tracer
 from suite.ops.window import Padding, Window, accumulator_dtype
 
 def aggregation(
@@ -45,6 +46,7 @@ class Aggregation(torch.autograd.Function):
     """Shift formulation; K in-place multiply-adds of views, in float32 for half/bfloat16 inputs."""
 
     @staticmethod
+    @opaque_to_tracer
     def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, window: Window) -> torch.Tensor:
         ctx.window = window
         ctx.save_for_backward(x, w)

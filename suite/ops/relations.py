@@ -18,6 +18,7 @@ from typing import Any, Literal
 import torch
 
 from suite.ops.backend import current_backend
+from suite.ops.tracing import opaque_to_tracer
 from suite.ops.window import Padding, Window, accumulator_dtype, channels_last, empty_window_tensor
 
 PairwiseRelation = Literal["summation", "subtraction", "concatenation", "hadamard", "dot"]
@@ -105,6 +106,7 @@ class LocalRelation(torch.autograd.Function):
     """
 
     @staticmethod
+    @opaque_to_tracer
     def forward(
         ctx: Any,
         phi: torch.Tensor,
@@ -237,6 +239,7 @@ class PatchConcatenation(torch.autograd.Function):
     """
 
     @staticmethod
+    @opaque_to_tracer
     def forward(ctx: Any, phi: torch.Tensor, psi_padded: torch.Tensor, window: Window) -> torch.Tensor:
         ctx.window, ctx.psi_padded_shape = window, psi_padded.shape
         n, c, h, w = phi.shape
