@@ -344,6 +344,7 @@ def test_flop_handles_count_as_documented(relation, per_element):
     assert set(analysis.unsupported_ops()) <= {"aten::pad"}  # data movement: suite.measure charges it 0
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # shape checks, constant in a trace
 def test_a_trace_records_each_op_whole_and_nothing_it_runs_inside(monkeypatch):
     """fvcore counts the Functions from one node each (suite.ops.tracing): their forward runs with
     the tracer off, so none of its K slices and products is recorded, and the trace still computes
