@@ -393,10 +393,11 @@ def _two_layer_gamma() -> torch.nn.Sequential:
     return gamma
 
 
+@pytest.mark.parametrize("size", [(7, 9), (9, 10)])  # below and above conv1x1's MIN_PIXELS (64)
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("bias", [False, True])
-def test_conv1x1_adds_bias_and_residual_like_conv2d(channels_last, bias):
-    x, residual = torch.randn(3, 5, 7, 9), torch.randn(3, 4, 7, 9)
+def test_conv1x1_adds_bias_and_residual_like_conv2d(channels_last, bias, size):
+    x, residual = torch.randn(3, 5, *size), torch.randn(3, 4, *size)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     weight, b = torch.randn(4, 5, 1, 1), torch.randn(4) if bias else None

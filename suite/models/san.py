@@ -311,7 +311,9 @@ class Stage(nn.Module):
         self.norm = nn.BatchNorm2d(channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        return _bn_relu(self.norm, self.blocks(self.transition(self.pool(x))), inplace=True)
+        x = self.pool(x)
+        x = conv1x1(x, self.transition.weight) if _inference() else self.transition(x)
+        return _bn_relu(self.norm, self.blocks(x), inplace=True)
 
 
 class Stem(nn.Module):
