@@ -101,7 +101,7 @@ def _wait_for(condition, timeout: float, what: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how):
-    # Two epochs of native 8x8 digits in batches of 32 (45 steps, ~4 s each here): the test split is
+    # Two epochs of native 8x8 digits in batches of 32 (45 steps each): the test split is
     # scored (metrics.jsonl written) after the first epoch, so a run is caught in its second epoch,
     # mid-training; seeds make three distinct runs.
     overrides = [*FAST, "epochs=2", "batch_size=32", "data.input_size=8"]

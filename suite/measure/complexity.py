@@ -24,8 +24,6 @@ from __future__ import annotations
 import importlib.metadata
 import warnings
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from math import prod
 from typing import Any
@@ -36,7 +34,6 @@ from torch import nn
 with warnings.catch_warnings():  # importing fvcore.nn jit-scripts a loss: a FutureWarning on new torch
     warnings.simplefilter("ignore", FutureWarning)
     from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
-    from fvcore.nn import jit_analysis
     from fvcore.nn.jit_analysis import _IGNORED_OPS as _FVCORE_IGNORED  # private; version pinned in COUNTER
     from fvcore.nn.jit_handles import generic_activation_jit, get_shape
 
@@ -127,7 +124,7 @@ def measure_complexity(model: nn.Module, img_size: int, in_chans: int = 3) -> Co
     model.eval()
     torch.set_num_threads(1)
     try:
-        with torch.no_grad(), warnings.catch_warnings(), _one_trace():
+        with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             macs, unsupported, skipped = _count_macs(model, x)
             macts, macts_error = _count_activations(model, x)
@@ -169,26 +166,6 @@ def _count_activations(model: nn.Module, x: torch.Tensor) -> tuple[float | None,
         return analysis.total(), None
     except Exception as exc:  # noqa: BLE001 - an activation count is optional; say why it is missing
         return None, f"{type(exc).__name__}: {exc}"
-
-
-@contextmanager
-def _one_trace() -> Iterator[None]:
-    """Both counts analyse one jit trace: fvcore would trace the model once per analysis, and
-    tracing is nearly all of the cost for SAN, whose layers loop over the footprint. The analyses
-    only read the graph."""
-    trace, cache = jit_analysis._get_scoped_trace_graph, {}
-
-    def traced_once(module: nn.Module, inputs: Any, aliases: Any) -> Any:
-        key = (id(module), id(inputs))
-        if key not in cache:
-            cache[key] = trace(module, inputs, aliases)
-        return cache[key]
-
-    jit_analysis._get_scoped_trace_graph = traced_once
-    try:
-        yield
-    finally:
-        jit_analysis._get_scoped_trace_graph = trace
 
 
 def _quiet(analysis: Any) -> Any:

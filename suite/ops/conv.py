@@ -8,8 +8,8 @@ block convs at 112 x 112 (16 -> 64 channels) too. Under autograd, torch.matmul w
 copy of the input, so modules use nn.Conv2d there. Other devices use F.conv2d.
 Batched products (torch.matmul, bmm) on (N, C, P) copy an operand or the result into another
 layout for these shapes, so these are 2-D products, one per image. Below `MIN_PIXELS` pixels per
-image the products are too thin and the convolution wins (SAN's 7x7 stage: 512 -> 2048 channels,
-7 vs 12 ms), so there conv1x1 is F.conv2d.
+image the products are too thin and the convolution wins (SAN's 7x7 stage, 512 -> 2048 channels),
+so there conv1x1 is F.conv2d.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 A custom autograd Function is traced as one `prim::PythonOp` node, which suite.ops.flops counts
 as a whole. By default the tracer also records every op its forward runs (then drops them from the
-graph): K slices and products per layer at ~0.15 ms each under tracing, so tracing SAN10 took 13x
-as long as running it. `opaque_to_tracer` runs a forward with tracing switched off inside; the
-graph, and so every count, is the same.
+graph): K slices and products per layer, each far slower to record than to run, so tracing SAN took
+many times as long as running it. `opaque_to_tracer` runs a forward with tracing switched off
+inside; the graph, and so every count, is the same.
 """
 
 from __future__ import annotations
