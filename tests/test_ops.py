@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -90,9 +92,11 @@ def _close(a, b, tol=1e-10):
 
 
 # ------------------------------------------------------------------------------------ aggregation
+@pytest.mark.parametrize("flat_below", [0, 1000], ids=["rows", "flat"])  # both forward loops
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("k,d,height,width", GEOMETRIES)
-def test_aggregation_matches_kernel_transcription(k, d, height, width, padding):
+def test_aggregation_matches_kernel_transcription(k, d, height, width, padding, flat_below, monkeypatch):
+    monkeypatch.setattr(importlib.import_module("suite.ops.aggregation"), "FLAT_BELOW", flat_below)
     torch.manual_seed(0)
     x = torch.randn(2, 8, height, width, dtype=torch.float64, requires_grad=True)
     w = torch.randn(2, 2, k * k, height * width, dtype=torch.float64, requires_grad=True)

@@ -178,6 +178,26 @@ def test_eval_matches_the_materialised_reference(name, relation, gamma, monkeypa
     assert torch.allclose(out, reference, atol=1e-5, rtol=1e-4), (out - reference).abs().max()
 
 
+def test_inference_weights_share_one_buffer_across_layers_and_modes(monkeypatch):
+    """Every layer's inference weights go to one per-thread buffer, not a fresh mapping each."""
+    from suite.ops import gamma
+
+    monkeypatch.setattr(gamma._workspace, "buffer", None)  # not the one earlier tests grew
+    model = create_model("san10_pairwise", padding="zeros", num_classes=7).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        first = model(x)
+    buffer = gamma._workspace.buffer
+    # the largest layer's weights: stage 1, K * N * Cw * H * W = 49 * 2 * 8 * 16 * 16
+    assert buffer.numel() == 49 * 2 * 8 * 16 * 16
+    with torch.no_grad():  # a buffer made under inference_mode could not be written here
+        again = model(x)
+    assert gamma._workspace.buffer is buffer and torch.equal(first, again)
+    with torch.no_grad():
+        model(torch.cat([x, x]))
+    assert gamma._workspace.buffer.numel() == 2 * buffer.numel()
+
+
 def test_gamma_variants_have_the_documented_layers():
     sam = create_model("san10_pairwise", gamma="lrl").stages[1].blocks[0].sam
     layers = [type(m).__name__ for m in sam.gamma]

@@ -43,6 +43,7 @@ from suite.ops import (
     patchwise_relation,
     patchwise_width,
     position_grid,
+    relative_grid,
 )
 from suite.ops.conv import conv1x1, conv1x1_backward
 from suite.ops.gamma import (
@@ -50,6 +51,7 @@ from suite.ops.gamma import (
     bn_momentum,
     concatenation_weights_inference,
     pairwise_weights_inference,
+    weights_workspace,
 )
 from suite.ops.window import Padding
 
@@ -192,20 +194,31 @@ class SelfAttention(nn.Module):
         return _memory_light_training(self) and self.gamma_kind == "official"
 
     def _relative_position(self, like: Tensor) -> Tensor:
-        """p_i - p_j (1, 2, K, H*W): the same for every image, so computed once for the batch."""
+        """p_i - p_j (1, 2, K, H*W): the same for every image, so computed once for the batch.
+
+        In inference as A (g_i - g_j) from the cached coordinate differences (p = A g + b).
+        """
         h, w = like.shape[-2:]
+        if _inference():
+            window = Window(self.kernel_size, padding=self.padding)
+            grid = relative_grid(h, w, window, device=like.device, dtype=like.dtype)
+            return torch.matmul(self.position.weight.flatten(1).to(like.dtype), grid.flatten(1)).view(1, *grid.shape)
         p = self.position(position_grid(h, w, device=like.device, dtype=like.dtype))
         return pairwise_relation(p, p, "subtraction", self.kernel_size, padding=self.padding)
 
     def _weights_streamed(self, phi: Tensor, psi: Tensor) -> Tensor:
-        """The same weights in inference: gamma piecewise, its BNs folded, in place."""
+        """The same weights in inference: gamma piecewise, its BNs folded, in place, into this
+        thread's workspace (`attend` consumes them before any other layer runs)."""
         window = Window(self.kernel_size, padding=self.padding)
+        n, _, h, w = phi.shape
         if self.mode == "pairwise":
             rel_pos = None if self.position is None else self._relative_position(phi)
+            out = weights_workspace((window.size, n, self.weight_channels, h * w), phi)
             return pairwise_weights_inference(phi, psi, rel_pos, self.gamma, self.relation, window,
-                                              self.weight_channels)
+                                              self.weight_channels, out=out)
         if self.relation == "concatenation":
-            return concatenation_weights_inference(phi, psi, self.gamma, window, self.weight_channels)
+            out = weights_workspace((n, window.size, self.weight_channels, h * w), phi)
+            return concatenation_weights_inference(phi, psi, self.gamma, window, self.weight_channels, out=out)
         return self._weights(phi, psi)
 
 

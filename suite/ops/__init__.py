@@ -16,6 +16,7 @@ from suite.ops.relations import (
     patchwise_relation,
     patchwise_width,
     position_grid,
+    relative_grid,
 )
 from suite.ops.window import PADDINGS, Window
 
@@ -35,5 +36,6 @@ __all__ = [
     "patchwise_relation",
     "patchwise_width",
     "position_grid",
+    "relative_grid",
     "use_backend",
 ]

@@ -7,6 +7,10 @@ The 'shift' implementation never forms the (N, C, K, H, W) neighbourhood of x: i
 each of the K offsets, the weighted shifted view of the padded input, and its backward does the
 same with the gradient, saving only (x, w) like the fused CUDA kernel. A naive unfold would keep
 N*C*K*H*W values alive for backward (131 MiB per image for SAN10).
+
+On narrow maps the forward shifts along rows of the flattened padded planes instead (see
+`_aggregate_flat`): PyTorch's elementwise loops vectorise 16 floats at a time (AVX2) and run the
+rest of each contiguous row one by one, which for SAN's 14- and 7-pixel rows is all of it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,12 @@ import torch
 
 from suite.ops.backend import current_backend
 from suite.ops.tracing import opaque_to_tracer
-from suite.ops.window import Padding, Window, accumulator_dtype
+from suite.ops.window import Padding, Window, accumulator_dtype, channels_last
+
+# Rows narrower than this take the flattened-row forward: PyTorch's CPU loops step 16 floats at a
+# time (AVX2), so shorter rows run entirely scalar (at 28 px, measured, both forwards are even).
+FLAT_BELOW = 16
+
 
 def aggregation(
     x: torch.Tensor, w: torch.Tensor, kernel_size: int, dilation: int = 1, padding: Padding = "reflect"
@@ -51,6 +60,8 @@ class Aggregation(torch.autograd.Function):
         ctx.window = window
         ctx.save_for_backward(x, w)
         n, c, h, wd = x.shape
+        if wd < FLAT_BELOW and x.device.type == "cpu" and not channels_last(x):
+            return _aggregate_flat(x, w, window)
         cw = w.shape[1]
         xp = window.pad_input(x).unflatten(1, (c // cw, cw))
         w5 = w.unflatten(-1, (h, wd)).unsqueeze(1)  # (N, 1, Cw, K, H, W), broadcast over groups
@@ -84,6 +95,32 @@ class Aggregation(torch.autograd.Function):
         if need_w:
             grad_w = grad_w.flatten(-2)
         return grad_x, grad_w, None
+
+
+def _aggregate_flat(x: torch.Tensor, w: torch.Tensor, window: Window) -> torch.Tensor:
+    """The forward on flattened planes: one contiguous run per plane and offset, not one per row.
+
+    Offset (dy, dx) of every pixel is a fixed shift dy * Wp + dx in the flattened padded plane
+    (width Wp), so the output is computed on the padded width, H x Wp, whose last 2 * pad columns
+    of each row are discarded; the weights are first laid out on that grid (one copy).
+    The run length (H - 1) * Wp + W keeps the last shift inside the padded plane.
+    """
+    n, c, h, wd = x.shape
+    cw, size = w.shape[1], window.size
+    xp = window.pad_input(x)
+    wp = xp.shape[-1]
+    length = (h - 1) * wp + wd
+    planes = xp.reshape(n, c // cw, cw, -1)
+    grid = w.new_empty((n, 1, cw, size, h, wp))
+    grid[..., wd:].zero_()
+    grid[..., :wd].copy_(w.unflatten(-1, (h, wd)).unsqueeze(1))
+    grid = grid.flatten(-2)[..., :length]
+    out = torch.zeros((n, c // cw, cw, h, wp), dtype=accumulator_dtype(x.dtype), device=x.device)
+    runs = out.flatten(-2)[..., :length]
+    for j, (dy, dx) in enumerate(window.offsets()):
+        start = dy * wp + dx
+        runs.addcmul_(planes[..., start : start + length], grid[:, :, :, j])
+    return x.new_empty(x.shape).copy_(out.flatten(1, 2)[..., :wd])
 
 
 def _check_shapes(x: torch.Tensor, w: torch.Tensor, window: Window) -> None:

@@ -14,6 +14,8 @@ hidden activations are K = k^2 times wider than a feature map. Two exact reformu
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +36,31 @@ KEEP_RATIO = 8
 
 
 # ----------------------------------------------------------------------------------- inference
+class _Workspace(threading.local):
+    buffer: Tensor | None = None
+
+
+_workspace = _Workspace()
+
+
+def weights_workspace(shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """An uninitialised tensor of `shape` in a buffer that this thread reuses for every call.
+
+    For the attention weights in inference, SAN's largest tensor (K maps of Cw channels: 39 MiB
+    at stage 1, batch 8): glibc serves an allocation over 32 MiB with a fresh mmap, whose pages
+    are faulted in one by one on every call. Valid until the next call in the same thread; the
+    buffer grows to the largest request and is kept; it is made outside inference mode, so calls
+    under torch.inference_mode and under torch.no_grad can share it.
+    """
+    numel = math.prod(shape)
+    buffer = _workspace.buffer
+    if buffer is None or buffer.numel() < numel or buffer.dtype != like.dtype or buffer.device != like.device:
+        _workspace.buffer = None  # free the old buffer before allocating the new one
+        with torch.inference_mode(False):
+            _workspace.buffer = buffer = like.new_empty(numel)
+    return buffer[:numel].view(shape)
+
+
 @dataclass
 class _Layer:
     weight: Tensor  # (out, in)
@@ -101,6 +128,7 @@ def pairwise_weights_inference(
     relation: str,
     window: Window,
     weight_channels: int,
+    out: Tensor | None = None,
 ) -> Tensor:
     """softmax_j gamma([delta(phi_i, psi_j), p_i - p_j]) -> (N, Cw, K, H*W), in inference.
 
@@ -134,7 +162,7 @@ def pairwise_weights_inference(
             layers[0] = first = _Layer(first.weight, None, first.relu)
     chunk = max(1, CHUNK_ELEMENTS // (n * width * h * w))
     psi_padded = window.pad_input(psi)
-    logits = phi.new_empty((window.size, n, weight_channels, h * w))
+    logits = phi.new_empty((window.size, n, weight_channels, h * w)) if out is None else out
     for start in range(0, window.size, chunk):
         stop = min(start + chunk, window.size)
         delta = local_relation(phi, psi_padded, relation, window, range(start, stop), footprint_major=True)
@@ -150,7 +178,7 @@ def pairwise_weights_inference(
 
 
 def concatenation_weights_inference(
-    phi: Tensor, psi: Tensor, gamma: nn.Sequential, window: Window, weight_channels: int
+    phi: Tensor, psi: Tensor, gamma: nn.Sequential, window: Window, weight_channels: int, out: Tensor | None = None
 ) -> Tensor:
     """Patchwise gamma([phi_i, psi_j for all j]) -> (N, Cw, K, H*W), in inference, without the
     (N, (K+1) C, H, W) concatenation.
@@ -159,7 +187,8 @@ def concatenation_weights_inference(
     at a time: W_phi pre(phi) + sum_j W_j pre_j(psi shifted by j), where pre is gamma's leading BN
     and ReLU, channel by channel (channel C + c*K + j of the concatenation is channel c of psi at
     position j, nn.Unfold's order). The last layer's rows are reordered footprint-major, so the
-    weights of position j are one contiguous block.
+    weights of position j are one contiguous block. `out`, if given, is an (N, K, Cw, H*W) tensor
+    to hold the weights (see `weights_workspace`).
     """
     n, rel, h, w = phi.shape
     footprint, cw = window.size, weight_channels
@@ -177,7 +206,10 @@ def concatenation_weights_inference(
             z = z.relu_() if folded.relu else z
         return z.reshape(n, rel, h * w)
 
-    hidden = torch.matmul(first.weight[:, :rel], pre(phi, slice(0, rel)))  # (N, hidden, L)
+    logits = phi.new_empty((n, footprint, cw, h * w)) if out is None else out
+    # (N, hidden, L); with gamma a single layer, the logits themselves
+    hidden = torch.matmul(first.weight[:, :rel], pre(phi, slice(0, rel)),
+                          out=logits.view(n, footprint * cw, h * w) if len(layers) == 1 else None)
     psi_padded = window.pad_input(psi)
     channels = rel + torch.arange(rel, device=phi.device) * footprint
     for j, (dy, dx) in enumerate(window.offsets()):
@@ -187,8 +219,9 @@ def concatenation_weights_inference(
         hidden.add_(first.bias[:, None])
     if first.relu:
         hidden.relu_()
-    logits = hidden if len(layers) == 1 else _run_layers(layers[1:], hidden, out=phi.new_empty((n, footprint * cw, h * w)))
-    return logits.view(n, footprint, cw, h * w).transpose(1, 2)
+    if len(layers) > 1:
+        _run_layers(layers[1:], hidden, out=logits.view(n, footprint * cw, h * w))
+    return logits.transpose(1, 2)
 
 
 def _bn_affine(bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:

@@ -209,6 +209,19 @@ def position_grid(height: int, width: int, *, device: Any = None, dtype: torch.d
         return torch.stack([xs, ys]).unsqueeze(0)
 
 
+@functools.lru_cache(maxsize=64)
+def relative_grid(height: int, width: int, window: Window, *, device: Any = None,
+                  dtype: torch.dtype | None = None) -> torch.Tensor:
+    """g_i - g_j of `position_grid` for every pixel i and footprint position j: (2, K, H*W).
+
+    The position encoding p = A g + b is affine, so p_i - p_j = A (g_i - g_j): one 2x2 product
+    on this instead of K shifted differences per layer. Cached and read-only, as position_grid.
+    """
+    with torch.inference_mode(False):
+        grid = position_grid(height, width, device=device, dtype=dtype)
+        return local_relation(grid, window.pad_input(grid), "subtraction", window)[0]
+
+
 def patchwise_relation(
     phi: torch.Tensor,
     psi: torch.Tensor,
