@@ -160,7 +160,7 @@ def test_eval_matches_the_materialised_reference(name, relation, gamma, monkeypa
     """Inference runs gamma piecewise with folded BNs, the stem image by image, pooling on views."""
     import suite.models.san
 
-    monkeypatch.setattr(suite.models.san, "_STEM_CHUNK_ELEMENTS", 1)  # one image at a time
+    monkeypatch.setattr(suite.models.san, "_STEM_BAND_ELEMENTS", 1)  # bands of two rows
     torch.manual_seed(0)
     model = create_model(name, relation=relation, gamma=gamma, footprint=5, num_classes=7)
     for module in model.modules():  # non-trivial BN statistics, so the folding is exercised

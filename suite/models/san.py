@@ -14,7 +14,7 @@ symbols; `suite.models.official` maps the official checkpoint keys onto them.
 
 Implementation: the same function three ways, chosen per call (tests check they agree).
 - inference (eval, no autograd): gamma runs on chunks of footprint positions with its BNs folded
-  (`suite.ops.gamma`), the stem a few images at a time, 2x2 pooling on strided views;
+  (`suite.ops.gamma`), the stem a band of rows at a time, 2x2 pooling on strided views;
 - training: gamma (BN-ReLU-conv-BN-ReLU-conv), each block's BN-ReLU-conv pairs and the stem run as
   single ops that keep only their inputs and BN statistics for backward and recompute the rest
   (`batch_norm_relu_conv`; gamma's K-fold wide activations are never kept);
@@ -334,7 +334,7 @@ class Stem(nn.Module):
     the first stage's 2x2 max-pool.
 
     Its 64-channel full-resolution maps are SAN's largest tensors (100 MiB each at batch 8, 224 px):
-    inference runs it a few images at a time, and training keeps only the input for backward.
+    inference runs it a band of rows at a time, and training keeps only the input for backward.
     """
 
     def __init__(self) -> None:
@@ -347,9 +347,12 @@ class Stem(nn.Module):
         if not self.training and _inference():
             n, _, h, w = x.shape
             out = x.new_empty((n, _STEM_WIDTH, h // 2, w // 2))
-            step = max(1, _STEM_CHUNK_ELEMENTS // (_STEM_WIDTH * h * w))
-            for i in range(0, n, step):
-                out[i : i + step] = self.pool(_bn_relu(self.bn, conv1x1(x[i : i + step], self.conv.weight), inplace=True))
+            # a band of rows at a time: conv, BN-ReLU and pool find it in cache
+            h, rows = h // 2 * 2, max(2, _STEM_BAND_ELEMENTS // (_STEM_WIDTH * w) // 2 * 2)
+            for i in range(n):
+                for r in range(0, h, rows):
+                    band = conv1x1(x[i : i + 1, :, r : min(r + rows, h)], self.conv.weight)
+                    out[i : i + 1, :, r // 2 : (r + rows) // 2] = self.pool(_bn_relu(self.bn, band, inplace=True))
             return out
         if _memory_light_training(self):
             if self.bn.num_batches_tracked is not None:
@@ -359,6 +362,7 @@ class Stem(nn.Module):
 
 
 _STEM_CHUNK_ELEMENTS = 2**22  # 16 MiB of float32: below glibc's largest mmap threshold, so reused
+_STEM_BAND_ELEMENTS = 2**19  # 2 MiB of float32, 36 rows of 224 px: stays in cache through the three steps
 
 
 class _StemTraining(torch.autograd.Function):
