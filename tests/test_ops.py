@@ -465,10 +465,12 @@ def test_batch_norm_relu_conv_keeps_a_narrow_hidden_layer():
     ).double()
     reference = copy.deepcopy(gamma)
     x = torch.randn(2, wide, 3, 4, dtype=torch.float64, requires_grad=True)
+    original = x.detach().clone()
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
         out = batch_norm_relu_conv(torch.nn.Identity(), _layers(gamma), x)
     assert (2, narrow, 3, 4) in saved
+    assert torch.equal(x, original)  # the op normalises in place only what it made itself
     expected = reference(x)
     _close(out, expected)
     params = [p for m in (gamma[0], gamma[2], gamma[3], gamma[5]) for p in m.parameters()]

@@ -47,8 +47,8 @@ from suite.ops import (
 )
 from suite.ops.conv import conv1x1, conv1x1_backward
 from suite.ops.gamma import (
+    batch_norm_relu,
     batch_norm_relu_conv,
-    bn_momentum,
     concatenation_weights_inference,
     pairwise_weights_inference,
     weights_workspace,
@@ -379,9 +379,9 @@ class _StemTraining(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, conv_weight: Tensor, bn: nn.BatchNorm2d, bn_weight: Tensor, bn_bias: Tensor) -> Tensor:
         with torch.no_grad():
-            y, mean, invstd = torch.native_batch_norm(conv1x1(x, conv_weight), bn_weight, bn_bias, bn.running_mean,
-                                                      bn.running_var, True, bn_momentum(bn), bn.eps)
-            out = _max_pool_2x2(y.relu_())
+            conv = conv1x1(x, conv_weight)
+            mean, invstd = batch_norm_relu(conv, bn, bn_weight, bn_bias, out=conv)
+            out = _max_pool_2x2(conv)
         ctx.save_for_backward(x, conv_weight, bn_weight, bn_bias, mean, invstd)
         return out
 

@@ -309,11 +309,15 @@ class _BatchNormReluConv(torch.autograd.Function):
                 # a later layer's input is kept when it is much narrower than make's output (patchwise
                 # gamma's hidden layer: a feature map, not K of them), so backward need not redo the
                 # widest product to recompute it
-                kept.append(out if i > 0 and out.numel() * KEEP_RATIO <= size else None)
-                y, mean, invstd = torch.native_batch_norm(out, bn_weight, bn_bias, bn.running_mean, bn.running_var,
-                                                          True, bn_momentum(bn), bn.eps)
+                keep = i > 0 and out.numel() * KEEP_RATIO <= size
+                kept.append(out if keep else None)
+                # normalised in place unless kept or make's output is (a view of) an input
+                overwrite = not keep and (i > 0 or not _shares_storage(out, inputs))
+                rectified = out if overwrite else torch.empty_like(out)
+                mean, invstd = batch_norm_relu(out, bn, bn_weight, bn_bias, out=rectified)
                 del out
-                out = conv1x1(y.relu_(), conv_weight, conv_bias)
+                out = conv1x1(rectified, conv_weight, conv_bias)
+                del rectified
                 stats += [mean, invstd]
         ctx.make, ctx.n_inputs, ctx.n_layers = make, n_inputs, len(bns)
         ctx.kept = [t is not None for t in kept]
@@ -375,6 +379,27 @@ class _BatchNormReluConv(torch.autograd.Function):
         grads = iter(torch.autograd.grad(x, wanted, g.to(x.dtype)) if wanted else ())
         grad_inputs = [next(grads) if t.requires_grad else None for t in leaves]
         return (None, None, None, *grad_inputs, *param_grads)
+
+
+def batch_norm_relu(x: Tensor, bn: nn.BatchNorm2d, weight: Tensor | None, bias: Tensor | None,
+                    out: Tensor) -> tuple[Tensor, Tensor]:
+    """relu(bn(x)) with x's batch statistics into `out`, which may be x itself (native_batch_norm
+    always allocates its output, and fresh K-fold wide tensors are page-faulted in anew each step).
+    Updates the running statistics as nn.BatchNorm2d (call after counting the step); returns
+    (mean, invstd) as native_batch_norm does.
+    """
+    mean, var = torch.batch_norm_update_stats(x, bn.running_mean, bn.running_var, bn_momentum(bn))
+    invstd = torch.rsqrt(var + bn.eps)
+    scale = invstd if weight is None else invstd * weight
+    shift = -mean * scale if bias is None else bias - mean * scale
+    shape = (-1, *[1] * (x.dim() - 2))
+    torch.addcmul(shift.to(x.dtype).view(shape), x, scale.to(x.dtype).view(shape), out=out).relu_()
+    return mean, invstd
+
+
+def _shares_storage(t: Tensor, others: Sequence[Tensor | None]) -> bool:
+    ptr = t.untyped_storage().data_ptr()
+    return any(o is not None and o.untyped_storage().data_ptr() == ptr for o in others)
 
 
 def _layer_params(params: Sequence[Tensor | None]) -> Iterator[tuple[Tensor, ...]]:
