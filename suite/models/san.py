@@ -394,9 +394,10 @@ class _StemTraining(torch.autograd.Function):
         scale = invstd * bn_weight
         shift = (bn_bias - mean * scale)[:, None, None]
 
-        # pass 1: g image by image into one full-resolution buffer, and BN's two sums
+        # pass 1: g image by image into one full-resolution buffer, and BN's two sums (in one fused
+        # pass of native_batch_norm_backward without its input gradient)
         g = x.new_empty((n, _STEM_WIDTH, h, w))
-        sum_g = sum_g_centred = 0
+        grad_bn_weight = grad_bn_bias = 0
         for part in chunks:
             conv = conv1x1(x[part], conv_weight)
             rectified = torch.addcmul(shift, conv, scale[:, None, None]).relu_()
@@ -404,14 +405,15 @@ class _StemTraining(torch.autograd.Function):
             # ReLU's backward first, on the pooled map: the routed maximum is positive iff the pooled one is
             grad_pooled = grad[part].to(x.dtype).mul(pooled > 0)
             _max_pool_2x2_backward(grad_pooled, rectified, pooled, g[part])
-            del rectified, pooled
-            sum_g = sum_g + grad_pooled.sum((0, 2, 3))
-            sum_g_centred = sum_g_centred + conv.sub_(mean[:, None, None]).mul_(g[part]).sum((0, 2, 3))
+            del rectified, pooled, grad_pooled
+            _, weight_part, bias_part = torch.ops.aten.native_batch_norm_backward(
+                g[part], conv, bn_weight, None, None, mean, invstd, True, 0.0, [False, True, True])
+            grad_bn_weight, grad_bn_bias = grad_bn_weight + weight_part, grad_bn_bias + bias_part
             del conv
         count = n * h * w
         a = scale
-        b = -a * invstd**2 * sum_g_centred / count
-        c = -a * sum_g / count - b * mean
+        b = -a * invstd * grad_bn_weight / count
+        c = -a * grad_bn_bias / count - b * mean
         # pass 2: grad_conv = a * g + b * conv + c in place of g, and the conv's backward
         grad_conv_weight = torch.zeros_like(conv_weight)
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
@@ -422,7 +424,7 @@ class _StemTraining(torch.autograd.Function):
             grad_conv_weight += grad_weight_part
             if grad_x is not None:
                 grad_x[part] = grad_x_part
-        return grad_x, grad_conv_weight, None, sum_g_centred * invstd, sum_g
+        return grad_x, grad_conv_weight, None, grad_bn_weight, grad_bn_bias
 
 
 class SAN(nn.Module):
