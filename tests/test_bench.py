@@ -309,16 +309,22 @@ def test_slowed_op_is_flagged_and_an_unchanged_one_is_not(tmp_path, monkeypatch,
     assert extra["reference"] == REF and len(extra["ratios"]) == len(bench["stats"]["data"]) == 24
     assert extra["ratio"] == pytest.approx(statistics.median(extra["ratios"]))
 
-    # unchanged: the baseline's own rounds, split into alternate rounds (measured interleaved)
+    # unchanged: the baseline's own rounds, split into alternate pairs of rounds (measured
+    # interleaved); pairs, because rounds alternate which of target and reference runs first, so
+    # each half must hold both orders
     times, ratios = bench["stats"]["data"], extra["ratios"]
-    halves = [compare.run_from_json(_run_json([{**bench, "stats": {"data": times[i::2]},
-                                                "extra_info": {**extra, "ratios": ratios[i::2]}}]), f"half {i}")
+
+    def half(values: list[float], i: int) -> list[float]:
+        return [v for k, v in enumerate(values) if k // 2 % 2 == i]
+
+    halves = [compare.run_from_json(_run_json([{**bench, "stats": {"data": half(times, i)},
+                                                "extra_info": {**extra, "ratios": half(ratios, i)}}]), f"half {i}")
               for i in (0, 1)]
     (row,) = compare.compare(*halves)
     assert row.basis == "ratio" and row.verdict != "slower"
     # ... while the same rounds made 4 times slower (the sleep below) are flagged: the check has teeth
-    slowed = compare.run_from_json(_run_json([{**bench, "stats": {"data": times[1::2]},
-                                               "extra_info": {**extra, "ratios": [4 * r for r in ratios[1::2]]}}]), "x")
+    slowed = compare.run_from_json(_run_json([{**bench, "stats": {"data": half(times, 1)},
+                                               "extra_info": {**extra, "ratios": [4 * r for r in half(ratios, 1)]}}]), "x")
     assert compare.compare(halves[0], slowed)[0].verdict == "slower"
 
     # deliberately slowed: a sleep of five times the op's own median time, injected by a fixture (a margin
