@@ -407,7 +407,14 @@ def test_conv1x1_adds_bias_and_residual_like_conv2d(channels_last, bias, size):
     weight, b = torch.randn(4, 5, 1, 1), torch.randn(4) if bias else None
     expected = F.conv2d(x, weight, b)
     torch.testing.assert_close(conv1x1(x, weight, b), expected)
-    torch.testing.assert_close(conv1x1(x, weight, b, residual=residual), expected + residual)
+    target = residual.clone()
+    assert conv1x1(x, weight, b, add_to=target) is target  # added in place
+    torch.testing.assert_close(target, expected + residual)
+    # with an eval-mode BN-ReLU in front, made image by image on the CPU path
+    scale, shift = torch.rand(5) + 0.5, torch.randn(5)
+    normalised = F.relu(x * scale[:, None, None] + shift[:, None, None])
+    torch.testing.assert_close(conv1x1(x, weight, b, affine_relu=(scale, shift)), F.conv2d(normalised, weight, b))
+    assert not torch.equal(x, normalised)  # x itself is left alone
 
 
 def _layers(gamma: torch.nn.Sequential) -> list:

@@ -180,23 +180,68 @@ def test_eval_matches_the_materialised_reference(name, relation, gamma, monkeypa
 
 def test_inference_weights_share_one_buffer_across_layers_and_modes(monkeypatch):
     """Every layer's inference weights go to one per-thread buffer, not a fresh mapping each."""
-    from suite.ops import gamma
+    from suite.ops import workspace
 
-    monkeypatch.setattr(gamma._workspace, "buffer", None)  # not the one earlier tests grew
+    monkeypatch.setattr(workspace._buffers, "by_name", {})  # not the ones earlier tests grew
     model = create_model("san10_pairwise", padding="zeros", num_classes=7).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.inference_mode():
         first = model(x)
-    buffer = gamma._workspace.buffer
+    buffer = workspace._buffers.by_name["weights"]
     # the largest layer's weights: stage 1, K * N * Cw * H * W = 49 * 2 * 8 * 16 * 16
     assert buffer.numel() == 49 * 2 * 8 * 16 * 16
     with torch.no_grad():  # a buffer made under inference_mode could not be written here
         again = model(x)
-    assert gamma._workspace.buffer is buffer and torch.equal(first, again)
+    assert workspace._buffers.by_name["weights"] is buffer and torch.equal(first, again)
     with torch.no_grad():
         model(torch.cat([x, x]))
-    assert gamma._workspace.buffer.numel() == 2 * buffer.numel()
+    assert workspace._buffers.by_name["weights"].numel() == 2 * buffer.numel()
 
+
+
+def test_inference_in_place_paths_respect_callers_and_hooks():
+    """Inference adds each block's branch into the stage's own tensor and fuses BN1-ReLU into SAM's
+    input conv; a block called directly leaves its input alone, and hooks on a block or its SAM fire
+    and see tensors that nothing overwrites afterwards."""
+    torch.manual_seed(0)
+    model = create_model("san10_pairwise", padding="zeros", num_classes=7).double().eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    with torch.inference_mode():
+        plain = model(x)
+        with use_backend("unfold"):  # every module called as a module, nothing in place
+            reference = model(x)
+    torch.testing.assert_close(plain, reference)
+
+    block = model.stages[1].blocks[0]
+    features = torch.randn(2, 256, 16, 16, dtype=torch.float64)
+    kept = features.clone()
+    with torch.inference_mode():
+        out = block(features)
+        with use_backend("unfold"):
+            expected = block(features)
+    assert torch.equal(features, kept)
+    torch.testing.assert_close(out, expected)
+
+    seen = []
+
+    def keep(module, args, output):
+        seen.append((args[0], args[0].clone(), output, output.clone()))
+
+    handles = [block.register_forward_hook(keep), model.stages[3].blocks[2].sam.register_forward_hook(keep)]
+    try:
+        with torch.inference_mode():
+            hooked = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert len(seen) == 2
+    for args, args_then, output, output_then in seen:
+        assert torch.equal(args, args_then) and torch.equal(output, output_then)
+    torch.testing.assert_close(hooked, plain)
 
 def test_gamma_variants_have_the_documented_layers():
     sam = create_model("san10_pairwise", gamma="lrl").stages[1].blocks[0].sam

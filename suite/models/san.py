@@ -48,12 +48,13 @@ from suite.ops import (
 from suite.ops.conv import conv1x1, conv1x1_backward
 from suite.ops.gamma import (
     batch_norm_relu,
+    bn_affine,
     batch_norm_relu_conv,
     concatenation_weights_inference,
     pairwise_weights_inference,
-    weights_workspace,
 )
 from suite.ops.window import Padding
+from suite.ops.workspace import workspace
 
 Mode = Literal["pairwise", "patchwise"]
 Relation = Literal["summation", "subtraction", "concatenation", "hadamard", "dot", "star", "clique"]
@@ -196,10 +197,12 @@ class SelfAttention(nn.Module):
     def _relative_position(self, like: Tensor) -> Tensor:
         """p_i - p_j (1, 2, K, H*W): the same for every image, so computed once for the batch.
 
-        In inference as A (g_i - g_j) from the cached coordinate differences (p = A g + b).
+        In inference with reflection padding as A (g_i - g_j) from the cached coordinate differences
+        (p = A g + b, and a reflected neighbour is a pixel of the map). Zero padding makes p_j = 0 at
+        outside neighbours, so p_i - p_j = A g_i + b there: computed as the official code does.
         """
         h, w = like.shape[-2:]
-        if _inference():
+        if _inference() and self.padding == "reflect":
             window = Window(self.kernel_size, padding=self.padding)
             grid = relative_grid(h, w, window, device=like.device, dtype=like.dtype)
             return torch.matmul(self.position.weight.flatten(1).to(like.dtype), grid.flatten(1)).view(1, *grid.shape)
@@ -213,11 +216,11 @@ class SelfAttention(nn.Module):
         n, _, h, w = phi.shape
         if self.mode == "pairwise":
             rel_pos = None if self.position is None else self._relative_position(phi)
-            out = weights_workspace((window.size, n, self.weight_channels, h * w), phi)
+            out = workspace("weights", (window.size, n, self.weight_channels, h * w), phi)
             return pairwise_weights_inference(phi, psi, rel_pos, self.gamma, self.relation, window,
                                               self.weight_channels, out=out)
         if self.relation == "concatenation":
-            out = weights_workspace((n, window.size, self.weight_channels, h * w), phi)
+            out = workspace("weights", (n, window.size, self.weight_channels, h * w), phi)
             return concatenation_weights_inference(phi, psi, self.gamma, window, self.weight_channels, out=out)
         return self._weights(phi, psi)
 
@@ -241,8 +244,7 @@ def _bn_relu(bn: nn.BatchNorm2d, x: Tensor, inplace: bool = False) -> Tensor:
     """ReLU(BN(x)); in inference without autograd, overwrites x when allowed (no new big tensor)."""
     if not inplace or bn.training or not _inference():
         return F.relu(bn(x), inplace=True)
-    scale = torch.rsqrt(bn.running_var + bn.eps) * bn.weight
-    shift = bn.bias - bn.running_mean * scale
+    scale, shift = bn_affine(bn)
     return torch.addcmul(shift[:, None, None], x, scale[:, None, None], out=x).relu_()
 
 
@@ -265,10 +267,33 @@ class Block(nn.Module):
             weight, bias = self.sam.input_conv()
             out = self.sam.attend(*self.sam.split(batch_norm_relu_conv(nn.Identity(), [(self.bn1, weight, bias)], x)))
             return batch_norm_relu_conv(nn.Identity(), [(self.bn2, self.conv.weight, self.conv.bias)], out) + x
-        out = _bn_relu(self.bn2, self.sam(_bn_relu(self.bn1, x)), inplace=True)
-        if _inference():  # the residual added inside the product: one pass over x fewer
-            return conv1x1(out, self.conv.weight, self.conv.bias, residual=x)
-        return self.conv(out) + x
+        if _inference():
+            return self.add_branch_(x.clone())
+        return self.conv(_bn_relu(self.bn2, self.sam(_bn_relu(self.bn1, x)))) + x
+
+    def add_branch_(self, x: Tensor) -> Tensor:
+        """x + the residual branch, written over x: inference only, on a tensor nothing else holds
+        (`Stage` passes its own), so the output needs no fresh tensor.
+
+        SAM's input conv makes BN-ReLU(x) image by image (it is never whole) unless SAM has hooks,
+        which must see their input and output as the module's (nor are those overwritten later).
+        """
+        hooked = _hooked(self.sam)
+        if not (hooked or self.bn1.training or self.sam.training):
+            weight, bias = self.sam.input_conv()
+            out = self.sam.attend(*self.sam.split(conv1x1(x, weight, bias, affine_relu=bn_affine(self.bn1))))
+        else:
+            out = self.sam(_bn_relu(self.bn1, x))
+        out = _bn_relu(self.bn2, out, inplace=not hooked)
+        return conv1x1(out, self.conv.weight, self.conv.bias, add_to=x)
+
+
+def _hooked(module: nn.Module) -> bool:
+    """Whether calling `module` would run forward hooks (so a fused path must call it instead)."""
+    from torch.nn.modules import module as base
+
+    return bool(module._forward_hooks or module._forward_pre_hooks or base._global_forward_hooks
+                or base._global_forward_pre_hooks)
 
 
 class MaxPool2x2(nn.MaxPool2d):
@@ -325,8 +350,12 @@ class Stage(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.pool(x)
-        x = conv1x1(x, self.transition.weight) if _inference() else self.transition(x)
-        return _bn_relu(self.norm, self.blocks(x), inplace=True)
+        if not _inference() or any(_hooked(m) for m in (self.transition, self.blocks, *self.blocks)):
+            return _bn_relu(self.norm, self.blocks(self.transition(x)))  # as modules, for hooks
+        x = conv1x1(x, self.transition.weight)
+        for block in self.blocks:
+            x = block.add_branch_(x)  # in place: x is this stage's own tensor
+        return _bn_relu(self.norm, x, inplace=True)
 
 
 class Stem(nn.Module):

@@ -22,6 +22,7 @@ import torch
 from suite.ops.backend import current_backend
 from suite.ops.tracing import opaque_to_tracer
 from suite.ops.window import Padding, Window, accumulator_dtype, channels_last
+from suite.ops.workspace import workspace
 
 # Rows narrower than this take the flattened-row forward: PyTorch's CPU loops step 16 floats at a
 # time (AVX2), so shorter rows run entirely scalar (at 28 px, measured, both forwards are even).
@@ -111,7 +112,7 @@ def _aggregate_flat(x: torch.Tensor, w: torch.Tensor, window: Window) -> torch.T
     wp = xp.shape[-1]
     length = (h - 1) * wp + wd
     planes = xp.reshape(n, c // cw, cw, -1)
-    grid = w.new_empty((n, 1, cw, size, h, wp))
+    grid = workspace("aggregation grid", (n, 1, cw, size, h, wp), w)
     grid[..., wd:].zero_()
     grid[..., :wd].copy_(w.unflatten(-1, (h, wd)).unsqueeze(1))
     grid = grid.flatten(-2)[..., :length]

@@ -25,37 +25,62 @@ from suite.ops.window import channels_last
 MIN_PIXELS = 64
 
 
-def conv1x1(x: Tensor, weight: Tensor, bias: Tensor | None = None, residual: Tensor | None = None) -> Tensor:
-    """F.conv2d(x, weight, bias) [+ residual] for a (C_out, C_in, 1, 1) weight and x (N, C_in, *spatial).
+def conv1x1(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    add_to: Tensor | None = None,
+    affine_relu: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
+    """F.conv2d(x', weight, bias) for a (C_out, C_in, 1, 1) weight and x (N, C_in, *spatial), where
+    x' = ReLU(scale * x + shift) per channel with `affine_relu` = (scale, shift) (an eval-mode BN
+    and ReLU), else x; with `add_to`, the result is added to it in place and it is returned.
 
-    Adding the residual inside the product (GEMM's C += A B) saves a pass over the output; the
-    bias is added image by image, while the image's output is still in cache.
+    Adding inside the product (GEMM's C += A B, into a tensor already in memory) saves a pass over
+    the output and a fresh output tensor, whose pages the kernel would fault in one by one (glibc
+    maps blocks this size afresh: 6,272 faults per 25 MiB map); the bias is added image by image,
+    while the image's output is still in cache; x' is made image by image in one buffer, which
+    the product reads from cache (the whole of x' would be written to memory and read back).
     """
-    if x.device.type != "cpu" or math.prod(x.shape[2:]) < MIN_PIXELS:
-        out = F.conv2d(x, weight, bias)
-        return out if residual is None else out.add_(residual)
-    matrix = weight.flatten(1)
-    if channels_last(x):  # (N, H, W, C) in memory: one product over all pixels, output NHWC too
-        out = torch.matmul(x.permute(0, 2, 3, 1), matrix.t())
-        out = (out if bias is None else out.add_(bias)).permute(0, 3, 1, 2)
-        return out if residual is None else out.add_(residual)
+    pixels = math.prod(x.shape[2:])
+    if affine_relu is not None and (x.device.type != "cpu" or channels_last(x) or pixels < MIN_PIXELS):
+        scale, shift = (t.view(-1, *[1] * (x.dim() - 2)) for t in affine_relu)
+        x, affine_relu = torch.addcmul(shift, x, scale).relu_(), None
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    whole = x.device.type != "cpu" or pixels < MIN_PIXELS or channels_last(x)
+    if whole or (add_to is not None and (add_to.dtype != dtype or not add_to.is_contiguous())):
+        out = _conv1x1_whole(x, weight, bias)
+        return out if add_to is None else add_to.add_(out)
     # one 2-D product per image: torch.matmul/bmm on (N, C, P) batches copy an operand or the
     # result into another layout for these shapes (a third of gamma's training time); in
     # autocast's dtype where it is on, as torch.matmul would compute (out= products bypass it)
-    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
-    matrix = matrix.to(dtype)
+    matrix = weight.flatten(1).to(dtype)
     bias = None if bias is None else bias.to(dtype)[:, None]
-    out = x.new_empty((x.shape[0], matrix.shape[0], *x.shape[2:]), dtype=dtype)
-    for i, (image, target) in enumerate(zip(x, out)):
+    out = x.new_empty((x.shape[0], matrix.shape[0], *x.shape[2:]), dtype=dtype) if add_to is None else add_to
+    if affine_relu is not None:
+        scale, shift = (t.view(-1, *[1] * (x.dim() - 2)) for t in affine_relu)
+        normalised = x.new_empty(x.shape[1:])
+    for image, target in zip(x, out):
         target = target.view(matrix.shape[0], -1)
+        if affine_relu is not None:
+            image = torch.addcmul(shift, image, scale, out=normalised).relu_()
         image = image.reshape(matrix.shape[1], -1).to(dtype)
-        if residual is None:
+        if add_to is None:
             torch.mm(matrix, image, out=target)
         else:
-            torch.addmm(residual[i].reshape(target.shape).to(dtype), matrix, image, out=target)
+            target.addmm_(matrix, image)
         if bias is not None:
             target.add_(bias)
     return out
+
+
+def _conv1x1_whole(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """The product for the whole batch at once: F.conv2d, or for NHWC on CPU one matmul over all
+    pixels (output NHWC too)."""
+    if x.device.type != "cpu" or math.prod(x.shape[2:]) < MIN_PIXELS or not channels_last(x):
+        return F.conv2d(x, weight, bias)
+    out = torch.matmul(x.permute(0, 2, 3, 1), weight.flatten(1).t())
+    return (out if bias is None else out.add_(bias)).permute(0, 3, 1, 2)
 
 
 def conv1x1_backward(grad: Tensor, x: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:

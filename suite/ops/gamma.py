@@ -14,8 +14,6 @@ hidden activations are K = k^2 times wider than a feature map. Two exact reformu
 
 from __future__ import annotations
 
-import math
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,43 +22,19 @@ import torch
 from torch import Tensor, nn
 
 from suite.ops.conv import conv1x1, conv1x1_backward
-from suite.ops.relations import local_relation, pairwise_width
+from suite.ops.relations import pairwise_width, relation_into
 from suite.ops.window import Window
 
-# Footprint positions per chunk in inference: ~1 MiB of float32 gamma input, so the chunk and
-# gamma's activations on it stay in a core's L2 cache (larger chunks measured slower on CPU).
-CHUNK_ELEMENTS = 2**18
+# Footprint positions per chunk in inference: ~2 MiB of float32 gamma input, which two threads
+# split, so each one's half and gamma's activations on it stay in its core's 1 MiB L2 cache
+# (measured on 2 cores, SAN10 at batch 8: 2^19 about 2 % faster than 2^18 and 2^20).
+CHUNK_ELEMENTS = 2**19
 # In training, gamma's op keeps a hidden layer's input when it is at least this many times smaller than
 # the relation tensor (cheap next to the memory budget); wider ones are recomputed in backward.
 KEEP_RATIO = 8
 
 
 # ----------------------------------------------------------------------------------- inference
-class _Workspace(threading.local):
-    buffer: Tensor | None = None
-
-
-_workspace = _Workspace()
-
-
-def weights_workspace(shape: tuple[int, ...], like: Tensor) -> Tensor:
-    """An uninitialised tensor of `shape` in a buffer that this thread reuses for every call.
-
-    For the attention weights in inference, SAN's largest tensor (K maps of Cw channels: 39 MiB
-    at stage 1, batch 8): glibc serves an allocation over 32 MiB with a fresh mmap, whose pages
-    are faulted in one by one on every call. Valid until the next call in the same thread; the
-    buffer grows to the largest request and is kept; it is made outside inference mode, so calls
-    under torch.inference_mode and under torch.no_grad can share it.
-    """
-    numel = math.prod(shape)
-    buffer = _workspace.buffer
-    if buffer is None or buffer.numel() < numel or buffer.dtype != like.dtype or buffer.device != like.device:
-        _workspace.buffer = None  # free the old buffer before allocating the new one
-        with torch.inference_mode(False):
-            _workspace.buffer = buffer = like.new_empty(numel)
-    return buffer[:numel].view(shape)
-
-
 @dataclass
 class _Layer:
     weight: Tensor  # (out, in)
@@ -101,7 +75,7 @@ def _fold(gamma: nn.Sequential) -> FoldedGamma:
                 raise TypeError("gamma's convs must be 1x1 and ungrouped")
             layers.append(_Layer(module.weight.flatten(1), module.bias, relu=False))
         elif isinstance(module, nn.BatchNorm2d):
-            s, t = _bn_affine(module)
+            s, t = bn_affine(module)
             if not layers:
                 scale, shift = s, t
                 continue
@@ -160,13 +134,15 @@ def pairwise_weights_inference(
         if first.bias is not None:
             pos_hidden += first.bias[:, None]
             layers[0] = first = _Layer(first.weight, None, first.relu)
-    chunk = max(1, CHUNK_ELEMENTS // (n * width * h * w))
-    psi_padded = window.pad_input(psi)
+    chunk = min(window.size, max(1, CHUNK_ELEMENTS // (n * width * h * w)))
+    psi_padded, offsets = window.pad_input(psi), window.offsets()
     logits = phi.new_empty((window.size, n, weight_channels, h * w)) if out is None else out
+    buffer = phi.new_empty((chunk, n, width, h, w))  # one chunk of delta at a time, footprint-major
     for start in range(0, window.size, chunk):
         stop = min(start + chunk, window.size)
-        delta = local_relation(phi, psi_padded, relation, window, range(start, stop), footprint_major=True)
-        z = delta.permute(2, 0, 1, 3).reshape((stop - start) * n, width, h * w)  # a view
+        delta = buffer[: stop - start]
+        relation_into(delta.permute(1, 2, 0, 3, 4), phi, psi_padded, relation, offsets[start:stop])
+        z = delta.view((stop - start) * n, width, h * w)
         z = _affine_relu(z, delta_scale, delta_shift, folded.relu, inplace=True)
         extra = None if pos_hidden is None else (stop - start, pos_hidden[start:stop])
         _run_layers(layers, z, out=logits[start:stop].view(-1, weight_channels, h * w),
@@ -188,7 +164,7 @@ def concatenation_weights_inference(
     and ReLU, channel by channel (channel C + c*K + j of the concatenation is channel c of psi at
     position j, nn.Unfold's order). The last layer's rows are reordered footprint-major, so the
     weights of position j are one contiguous block. `out`, if given, is an (N, K, Cw, H*W) tensor
-    to hold the weights (see `weights_workspace`).
+    to hold the weights (see `suite.ops.workspace`).
     """
     n, rel, h, w = phi.shape
     footprint, cw = window.size, weight_channels
@@ -224,7 +200,7 @@ def concatenation_weights_inference(
     return logits.transpose(1, 2)
 
 
-def _bn_affine(bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
+def bn_affine(bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
     """(scale, shift) with BN(x) = scale * x + shift under running statistics."""
     scale = torch.rsqrt(bn.running_var + bn.eps)
     if bn.weight is not None:

@@ -13,6 +13,7 @@ then nn.Unfold's (c, j) channel-major order).
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
@@ -97,6 +98,28 @@ def pairwise_relation_unfold(phi: torch.Tensor, psi: torch.Tensor, relation: str
     return torch.cat([centre.expand_as(neighbours), neighbours], 1)
 
 
+def relation_into(
+    out: torch.Tensor, phi: torch.Tensor, psi_padded: torch.Tensor, relation: str, offsets: Sequence[tuple[int, int]]
+) -> None:
+    """delta(phi_i, psi_j) into out (N, width, len(offsets), H, W) for the neighbours j at `offsets`
+    of the padded psi (each position one shifted view: nothing K-fold but out)."""
+    c, h, w = phi.shape[1:]
+    if relation == "concatenation":
+        out[:, :c].copy_(phi.unsqueeze(2).expand(-1, -1, len(offsets), -1, -1))
+    for j, (dy, dx) in enumerate(offsets):
+        neighbour, target = psi_padded[..., dy : dy + h, dx : dx + w], out[:, :, j]
+        if relation == "summation":
+            torch.add(phi, neighbour, out=target)
+        elif relation == "subtraction":
+            torch.sub(phi, neighbour, out=target)
+        elif relation == "hadamard":
+            torch.mul(phi, neighbour, out=target)
+        elif relation == "dot":
+            torch.sum(phi * neighbour, 1, keepdim=True, out=target)
+        else:
+            target[:, c:].copy_(neighbour)
+
+
 class LocalRelation(torch.autograd.Function):
     """Shift formulation of the pairwise relations: writes each footprint slice in place.
 
@@ -122,7 +145,7 @@ class LocalRelation(torch.autograd.Function):
             ctx.save_for_backward(phi, psi_padded)
         ctx.phi_shape, ctx.psi_padded_shape = phi.shape, psi_padded.shape
         ctx.channels_last = channels_last(psi_padded)
-        ctx.offsets = offsets = [window.offsets()[j] for j in positions]
+        ctx.offsets = offsets = window.offsets()[positions.start : positions.stop : positions.step]
         c, h, w = phi.shape[1:]
         ctx.width = width = pairwise_width(relation, c)
         ctx.rel_pos_shape = None if rel_pos is None else rel_pos.shape
@@ -130,20 +153,7 @@ class LocalRelation(torch.autograd.Function):
         out = empty_window_tensor(phi, width + extra, len(offsets), footprint_major=footprint_major)
         if rel_pos is not None:
             out[:, width:].copy_(rel_pos[:, :, positions.start : positions.stop].unflatten(-1, (h, w)).expand_as(out[:, width:]))
-        if relation == "concatenation":
-            out[:, :c].copy_(phi.unsqueeze(2).expand(-1, -1, len(offsets), -1, -1))
-        for j, (dy, dx) in enumerate(offsets):
-            neighbour, target = psi_padded[..., dy : dy + h, dx : dx + w], out[:, :width, j]
-            if relation == "summation":
-                torch.add(phi, neighbour, out=target)
-            elif relation == "subtraction":
-                torch.sub(phi, neighbour, out=target)
-            elif relation == "hadamard":
-                torch.mul(phi, neighbour, out=target)
-            elif relation == "dot":
-                torch.sum(phi * neighbour, 1, keepdim=True, out=target)
-            else:
-                target[:, c:].copy_(neighbour)
+        relation_into(out[:, :width], phi, psi_padded, relation, offsets)
         return out.flatten(-2)
 
     @staticmethod
@@ -214,8 +224,9 @@ def relative_grid(height: int, width: int, window: Window, *, device: Any = None
                   dtype: torch.dtype | None = None) -> torch.Tensor:
     """g_i - g_j of `position_grid` for every pixel i and footprint position j: (2, K, H*W).
 
-    The position encoding p = A g + b is affine, so p_i - p_j = A (g_i - g_j): one 2x2 product
-    on this instead of K shifted differences per layer. Cached and read-only, as position_grid.
+    The position encoding p = A g + b is affine, so with reflection padding p_i - p_j = A (g_i - g_j):
+    one 2x2 product on this instead of K shifted differences per layer (with zero padding an outside
+    g_j reads 0, and p_j = 0 is not A 0 + b). Cached and read-only, as position_grid.
     """
     with torch.inference_mode(False):
         grid = position_grid(height, width, device=device, dtype=dtype)

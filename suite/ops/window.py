@@ -8,6 +8,7 @@ default, identical to ReflectionPad2d when pad < size) or zero ('zeros').
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -45,10 +46,9 @@ class Window:
     def pad(self) -> int:
         return self.dilation * (self.kernel_size - 1) // 2
 
-    def offsets(self) -> list[tuple[int, int]]:
+    def offsets(self) -> tuple[tuple[int, int], ...]:
         """(row, column) of footprint position j inside the padded input, in the kernels' order."""
-        k, d = self.kernel_size, self.dilation
-        return [(kh * d, kw * d) for kh in range(k) for kw in range(k)]
+        return _offsets(self.kernel_size, self.dilation)
 
     def pad_input(self, x: torch.Tensor) -> torch.Tensor:
         """x padded by `pad` on every side (keeps x's memory format)."""
@@ -96,6 +96,11 @@ class Window:
         n, c, h, w = x.shape
         cols = F.unfold(self.pad_input(x), self.kernel_size, dilation=self.dilation)
         return cols.view(n, c, self.size, h * w)
+
+
+@functools.cache
+def _offsets(kernel_size: int, dilation: int) -> tuple[tuple[int, int], ...]:
+    return tuple((kh * dilation, kw * dilation) for kh in range(kernel_size) for kw in range(kernel_size))
 
 
 def accumulator_dtype(dtype: torch.dtype) -> torch.dtype:
