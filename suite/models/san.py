@@ -14,7 +14,9 @@ symbols; `suite.models.official` maps the official checkpoint keys onto them.
 
 Implementation: the same function three ways, chosen per call (tests check they agree).
 - inference (eval, no autograd): gamma runs on chunks of footprint positions with its BNs folded
-  (`suite.ops.gamma`), the stem a band of rows at a time, 2x2 pooling on strided views;
+  (`suite.ops.gamma`), the stem a band of rows at a time, 2x2 pooling on strided views; within a
+  stage each block adds its branch into the stage's own tensor, its first BN-ReLU made image by
+  image inside SAM's input conv (modules with forward hooks are called as modules instead);
 - training: gamma (BN-ReLU-conv-BN-ReLU-conv), each block's BN-ReLU-conv pairs and the stem run as
   single ops that keep only their inputs and BN statistics for backward and recompute the rest
   (`batch_norm_relu_conv`; gamma's K-fold wide activations are never kept);
@@ -29,6 +31,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.modules import module as _modules
 
 from suite.errors import SuiteError
 from suite.models.registry import register_model
@@ -48,8 +51,8 @@ from suite.ops import (
 from suite.ops.conv import conv1x1, conv1x1_backward
 from suite.ops.gamma import (
     batch_norm_relu,
-    bn_affine,
     batch_norm_relu_conv,
+    bn_affine,
     concatenation_weights_inference,
     pairwise_weights_inference,
 )
@@ -290,10 +293,8 @@ class Block(nn.Module):
 
 def _hooked(module: nn.Module) -> bool:
     """Whether calling `module` would run forward hooks (so a fused path must call it instead)."""
-    from torch.nn.modules import module as base
-
-    return bool(module._forward_hooks or module._forward_pre_hooks or base._global_forward_hooks
-                or base._global_forward_pre_hooks)
+    return bool(module._forward_hooks or module._forward_pre_hooks or _modules._global_forward_hooks
+                or _modules._global_forward_pre_hooks)
 
 
 class MaxPool2x2(nn.MaxPool2d):
