@@ -278,17 +278,17 @@ class Block(nn.Module):
         """x + the residual branch, written over x: inference only, on a tensor nothing else holds
         (`Stage` passes its own), so the output needs no fresh tensor.
 
-        SAM's input conv makes BN-ReLU(x) image by image (it is never whole) unless SAM has hooks,
-        which must see their input and output as the module's (nor are those overwritten later).
+        The convs around SAM make their BN-ReLU image by image (the normalised map is never whole);
+        SAM with hooks is called as a module, so the hooks see its own input and output.
         """
-        hooked = _hooked(self.sam)
-        if not (hooked or self.bn1.training or self.sam.training):
+        if not (_hooked(self.sam) or self.bn1.training or self.sam.training):
             weight, bias = self.sam.input_conv()
             out = self.sam.attend(*self.sam.split(conv1x1(x, weight, bias, affine_relu=bn_affine(self.bn1))))
         else:
             out = self.sam(_bn_relu(self.bn1, x))
-        out = _bn_relu(self.bn2, out, inplace=not hooked)
-        return conv1x1(out, self.conv.weight, self.conv.bias, add_to=x)
+        if self.bn2.training:
+            return conv1x1(_bn_relu(self.bn2, out), self.conv.weight, self.conv.bias, add_to=x)
+        return conv1x1(out, self.conv.weight, self.conv.bias, add_to=x, affine_relu=bn_affine(self.bn2))
 
 
 def _hooked(module: nn.Module) -> bool:
@@ -311,11 +311,11 @@ class MaxPool2x2(nn.MaxPool2d):
         return _max_pool_2x2(x)
 
 
-def _max_pool_2x2(x: Tensor) -> Tensor:
-    """MaxPool2d(2, 2)'s values as two pairwise maxima of strided views."""
+def _max_pool_2x2(x: Tensor, out: Tensor | None = None) -> Tensor:
+    """MaxPool2d(2, 2)'s values as two pairwise maxima of strided views (into `out` if given)."""
     h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # floor, as MaxPool2d
     rows = torch.maximum(x[..., 0:h:2, :w], x[..., 1:h:2, :w])
-    return torch.maximum(rows[..., 0::2], rows[..., 1::2])
+    return torch.maximum(rows[..., 0::2], rows[..., 1::2], out=out)
 
 
 def _max_pool_2x2_backward(grad: Tensor, x: Tensor, out: Tensor, grad_x: Tensor) -> Tensor:
@@ -382,7 +382,7 @@ class Stem(nn.Module):
             for i in range(n):
                 for r in range(0, h, rows):
                     band = conv1x1(x[i : i + 1, :, r : min(r + rows, h)], self.conv.weight)
-                    out[i : i + 1, :, r // 2 : (r + rows) // 2] = self.pool(_bn_relu(self.bn, band, inplace=True))
+                    _max_pool_2x2(_bn_relu(self.bn, band, inplace=True), out=out[i : i + 1, :, r // 2 : (r + rows) // 2])
             return out
         if _memory_light_training(self):
             if self.bn.num_batches_tracked is not None:
