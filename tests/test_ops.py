@@ -413,8 +413,12 @@ def test_conv1x1_adds_bias_and_residual_like_conv2d(channels_last, bias, size):
     # with an eval-mode BN-ReLU in front, made image by image on the CPU path
     scale, shift = torch.rand(5) + 0.5, torch.randn(5)
     normalised = F.relu(x * scale[:, None, None] + shift[:, None, None])
-    torch.testing.assert_close(conv1x1(x, weight, b, affine_relu=(scale, shift)), F.conv2d(normalised, weight, b))
+    expected = F.conv2d(normalised, weight, b)
+    torch.testing.assert_close(conv1x1(x, weight, b, affine_relu=(scale, shift)), expected)
     assert not torch.equal(x, normalised)  # x itself is left alone
+    target = residual.double()  # a target the per-image products cannot write: the whole-batch way
+    conv1x1(x, weight, b, add_to=target, affine_relu=(scale, shift))
+    torch.testing.assert_close(target.float(), expected + residual)
 
 
 def _layers(gamma: torch.nn.Sequential) -> list:

@@ -42,13 +42,13 @@ def conv1x1(
     while the image's output is still in cache; x' is made image by image in one buffer, which
     the product reads from cache (the whole of x' would be written to memory and read back).
     """
-    pixels = math.prod(x.shape[2:])
-    if affine_relu is not None and (x.device.type != "cpu" or channels_last(x) or pixels < MIN_PIXELS):
-        scale, shift = (t.view(-1, *[1] * (x.dim() - 2)) for t in affine_relu)
-        x, affine_relu = torch.addcmul(shift, x, scale).relu_(), None
     dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
-    whole = x.device.type != "cpu" or pixels < MIN_PIXELS or channels_last(x)
+    whole = x.device.type != "cpu" or math.prod(x.shape[2:]) < MIN_PIXELS or channels_last(x)
+    if affine_relu is not None:
+        scale, shift = (t.view(-1, *[1] * (x.dim() - 2)) for t in affine_relu)
     if whole or (add_to is not None and (add_to.dtype != dtype or not add_to.is_contiguous())):
+        if affine_relu is not None:
+            x = torch.addcmul(shift, x, scale).relu_()
         out = _conv1x1_whole(x, weight, bias)
         return out if add_to is None else add_to.add_(out)
     # one 2-D product per image: torch.matmul/bmm on (N, C, P) batches copy an operand or the
@@ -58,7 +58,6 @@ def conv1x1(
     bias = None if bias is None else bias.to(dtype)[:, None]
     out = x.new_empty((x.shape[0], matrix.shape[0], *x.shape[2:]), dtype=dtype) if add_to is None else add_to
     if affine_relu is not None:
-        scale, shift = (t.view(-1, *[1] * (x.dim() - 2)) for t in affine_relu)
         normalised = x.new_empty(x.shape[1:])
     for image, target in zip(x, out):
         target = target.view(matrix.shape[0], -1)
