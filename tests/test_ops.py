@@ -366,22 +366,18 @@ def test_a_trace_records_each_op_whole_and_nothing_it_runs_inside(monkeypatch):
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("footprint_major", [False, True])
-def test_local_relation_on_part_of_the_footprint(footprint_major):
-    """Chunks of footprint positions (the inference path's unit of work) are slices of the whole."""
-    from suite.ops import local_relation
+def test_relation_into_a_footprint_major_chunk():
+    """A chunk of footprint positions (the inference path's unit of work) written into a
+    (positions, N, width, H, W) buffer is a slice of the whole relation."""
+    from suite.ops.relations import relation_into
 
     torch.manual_seed(0)
-    phi, psi = torch.randn(2, 3, 7, 6, requires_grad=True), torch.randn(2, 3, 7, 6, requires_grad=True)
+    phi, psi = torch.randn(2, 3, 7, 6), torch.randn(2, 3, 7, 6)
     window = Window(5, padding="zeros")
     whole = pairwise_relation(phi, psi, "hadamard", 5, padding="zeros")
-    part = local_relation(phi, window.pad_input(psi), "hadamard", window, range(4, 11), footprint_major)
-    assert part.shape == (2, 3, 7, 42)
-    _close(part, whole[:, :, 4:11], 0)
-    if footprint_major:
-        assert part.permute(2, 0, 1, 3).is_contiguous()
-    for got, want in zip(_grads(part, (phi, psi)), _grads(whole[:, :, 4:11], (phi, psi))):
-        _close(got, want, 1e-6)
+    chunk = torch.empty(7, 2, 3, 7, 6)
+    relation_into(chunk.permute(1, 2, 0, 3, 4), phi, window.pad_input(psi), "hadamard", window.offsets()[4:11])
+    _close(chunk.permute(1, 2, 0, 3, 4).flatten(-2), whole[:, :, 4:11], 0)
 
 
 # ------------------------------------------------------------------------------- gamma in training

@@ -69,18 +69,10 @@ def local_relation(
     psi_padded: torch.Tensor,
     relation: str,
     window: Window,
-    positions: range | None = None,
-    footprint_major: bool = False,
     rel_pos: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The shift implementation on psi already padded by `window.pad_input`, for the footprint
-    positions j in `positions` (default all K, step 1) -> (N, width [+ P], len(positions), H*W).
-
-    Lets a caller pad once and process the footprint a few positions at a time. With
-    `footprint_major` the result is a view of a (len(positions), N, width, H, W) tensor.
-    """
-    positions = range(window.size) if positions is None else positions
-    return LocalRelation.apply(phi, psi_padded, rel_pos, relation, window, positions, footprint_major)
+    """The shift implementation on psi already padded by `window.pad_input` -> (N, width [+ P], K, H*W)."""
+    return LocalRelation.apply(phi, psi_padded, rel_pos, relation, window)
 
 
 def pairwise_relation_unfold(phi: torch.Tensor, psi: torch.Tensor, relation: str, window: Window) -> torch.Tensor:
@@ -137,22 +129,20 @@ class LocalRelation(torch.autograd.Function):
         rel_pos: torch.Tensor | None,
         relation: str,
         window: Window,
-        positions: range,
-        footprint_major: bool,
     ) -> torch.Tensor:
-        ctx.relation, ctx.positions = relation, positions
+        ctx.relation = relation
         if relation in ("hadamard", "dot"):
             ctx.save_for_backward(phi, psi_padded)
         ctx.phi_shape, ctx.psi_padded_shape = phi.shape, psi_padded.shape
         ctx.channels_last = channels_last(psi_padded)
-        ctx.offsets = offsets = window.offsets()[positions.start : positions.stop : positions.step]
+        ctx.offsets = offsets = window.offsets()
         c, h, w = phi.shape[1:]
         ctx.width = width = pairwise_width(relation, c)
         ctx.rel_pos_shape = None if rel_pos is None else rel_pos.shape
         extra = 0 if rel_pos is None else rel_pos.shape[1]
-        out = empty_window_tensor(phi, width + extra, len(offsets), footprint_major=footprint_major)
+        out = empty_window_tensor(phi, width + extra, len(offsets))
         if rel_pos is not None:
-            out[:, width:].copy_(rel_pos[:, :, positions.start : positions.stop].unflatten(-1, (h, w)).expand_as(out[:, width:]))
+            out[:, width:].copy_(rel_pos.unflatten(-1, (h, w)).expand_as(out[:, width:]))
         relation_into(out[:, :width], phi, psi_padded, relation, offsets)
         return out.flatten(-2)
 
@@ -165,8 +155,7 @@ class LocalRelation(torch.autograd.Function):
         grad_rel_pos = None
         if need_rel_pos:  # summed over the images it was broadcast to
             g = grad[:, ctx.width :].flatten(-2)
-            grad_rel_pos = g.new_zeros(ctx.rel_pos_shape)
-            grad_rel_pos[:, :, ctx.positions.start : ctx.positions.stop] = g.sum(0, keepdim=True) if ctx.rel_pos_shape[0] == 1 else g
+            grad_rel_pos = g.sum(0, keepdim=True) if ctx.rel_pos_shape[0] == 1 else g
         grad = grad[:, : ctx.width]
         acc = accumulator_dtype(grad.dtype)
         phi, psi_padded = ctx.saved_tensors if relation in ("hadamard", "dot") else (None, None)
@@ -199,8 +188,6 @@ class LocalRelation(torch.autograd.Function):
             None if grad_phi is None else grad_phi.to(grad.dtype),
             None if grad_psi is None else grad_psi.to(grad.dtype),
             grad_rel_pos,
-            None,
-            None,
             None,
             None,
         )

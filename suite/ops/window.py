@@ -113,19 +113,15 @@ def channels_last(x: torch.Tensor) -> bool:
     return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
-def empty_window_tensor(
-    like: torch.Tensor, channels: int, size: int, dtype: torch.dtype | None = None, footprint_major: bool = False
-) -> torch.Tensor:
-    """Uninitialised (N, channels, K, H, W) tensor in `like`'s layout, or footprint-major.
+def empty_window_tensor(like: torch.Tensor, channels: int, size: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Uninitialised (N, channels, K, H, W) tensor in `like`'s layout.
 
     For an NHWC `like` the memory order is (N, K, H, W, channels), so both the per-offset slice
     [:, :, j] and the (N, channels, K, H*W) view are NHWC-style and 1x1 convs on it need no
-    reorder. Footprint-major is (K, N, channels, H, W) in memory: each offset's slice is one block.
+    reorder.
     """
     n, _, h, w = like.shape
     dtype = like.dtype if dtype is None else dtype
-    if footprint_major:
-        return like.new_empty((size, n, channels, h, w), dtype=dtype).permute(1, 2, 0, 3, 4)
     if channels_last(like):
         return like.new_empty((n, size, h, w, channels), dtype=dtype).permute(0, 4, 1, 2, 3)
     return like.new_empty((n, channels, size, h, w), dtype=dtype)
