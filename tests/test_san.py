@@ -243,6 +243,100 @@ def test_inference_in_place_paths_respect_callers_and_hooks():
         assert torch.equal(args, args_then) and torch.equal(output, output_then)
     torch.testing.assert_close(hooked, plain)
 
+def _randomise_bn(model):
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def _set_bn(model, case):
+    """BN states the fused paths do not implement; returns whether the case is a training one."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            if case == "frozen_bn_in_training":
+                module.eval()
+            elif case == "batch_statistics_in_eval":
+                module.train()
+            elif case == "no_running_statistics":
+                module.track_running_stats = False
+                module.running_mean = module.running_var = module.num_batches_tracked = None
+    return case == "frozen_bn_in_training"
+
+
+@pytest.mark.parametrize("name", ["san10_pairwise", "san10_patchwise"])
+@pytest.mark.parametrize("case", ["frozen_bn_in_training", "batch_statistics_in_eval", "no_running_statistics"])
+def test_fused_paths_give_way_to_bn_states_they_do_not_implement(name, case):
+    """Frozen BNs while fine-tuning, test-time batch statistics (AdaBN, TENT): what eager PyTorch gives."""
+    torch.manual_seed(0)
+    model = _randomise_bn(create_model(name, footprint=3, padding="zeros", num_classes=5).double())
+    model.train(case == "frozen_bn_in_training")
+    training = _set_bn(model, case)
+    reference = copy.deepcopy(model)
+    x = torch.randn(2, 3, 40, 56, dtype=torch.float64)
+    with torch.set_grad_enabled(training):
+        out = model(x)
+        with use_backend("unfold"):
+            expected = reference(x)
+    torch.testing.assert_close(out, expected)
+    if training:
+        out.square().sum().backward()
+        expected.square().sum().backward()
+        for (key, p), q in zip(model.named_parameters(), reference.parameters()):
+            torch.testing.assert_close(p.grad, q.grad, msg=key)
+    for (key, b), c in zip(model.named_buffers(), reference.buffers()):
+        torch.testing.assert_close(b, c, msg=key)  # running statistics untouched, or updated as nn.BatchNorm2d does
+
+
+def test_hooks_on_any_submodule_fire_and_take_effect():
+    """Fused paths do not call submodules, so a hook anywhere below sends its module the plain way."""
+    torch.manual_seed(0)
+    model = _randomise_bn(create_model("san10_pairwise", footprint=3, padding="zeros", num_classes=5).double())
+    x = torch.randn(2, 3, 40, 56, dtype=torch.float64)
+    calls = []
+    hooked = (model.stem.bn, model.stages[1].blocks[0].sam.gamma, model.stages[2].blocks[0].conv, model.stages[3].norm)
+    for module in hooked:
+        module.register_forward_hook(lambda module, args, output: calls.append(module))
+    model.train()
+    model(x).sum().backward()
+    assert len(calls) == len(hooked)
+    model.eval()
+    with torch.no_grad():
+        plain = model(x)
+    assert len(calls) == 2 * len(hooked)
+
+    model.stages[2].blocks[0].sam.register_forward_hook(lambda module, args, output: output * 0)
+    with torch.no_grad():
+        silenced = model(x)
+        with use_backend("unfold"):
+            expected = model(x)
+    torch.testing.assert_close(silenced, expected)
+    assert not torch.allclose(silenced, plain)
+
+
+@pytest.mark.parametrize("name", ["san10_pairwise", "san10_patchwise"])
+def test_backward_inside_autocast_matches_backward_outside(name):
+    torch.manual_seed(0)
+    model = create_model(name, footprint=3, padding="zeros", num_classes=5)
+    twin = copy.deepcopy(model)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        F.cross_entropy(model(x), torch.arange(2)).backward()
+        loss = F.cross_entropy(twin(x), torch.arange(2))
+    loss.backward()
+    for (key, p), q in zip(model.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=key)
+
+
+def test_second_derivatives_raise_a_clear_error():
+    model = create_model("san10_pairwise", footprint=3, padding="zeros", num_classes=5)
+    x = torch.randn(2, 3, 32, 32, requires_grad=True)
+    (grad,) = torch.autograd.grad(model(x).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        grad.square().sum().backward()
+
+
 def test_gamma_variants_have_the_documented_layers():
     sam = create_model("san10_pairwise", gamma="lrl").stages[1].blocks[0].sam
     layers = [type(m).__name__ for m in sam.gamma]
@@ -267,13 +361,14 @@ def test_gamma_variants_have_the_documented_layers():
         ("san10_pairwise", {"share_planes": 3}, "share_planes"),
         ("san10_pairwise", {"gamma": "mlp"}, "gamma"),
         ("san10_pairwise", {"padding": "circular"}, "padding"),
+        ("resnet26", {"num_classes": 0}, "num_classes"),
     ],
 )
 def test_invalid_options_raise_suite_error(name, options, key):
     with pytest.raises(SuiteError) as err:
         create_model(name, **options)
     assert err.value.key == key
-    if key != "footprint":  # any odd integer
+    if key not in ("footprint", "num_classes"):  # any odd / positive integer
         assert err.value.choices  # the valid values are named
 
 

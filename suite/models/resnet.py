@@ -22,6 +22,7 @@ def _bottleneck_resnet(layers: list[int], num_classes: int, zero_init_residual: 
     # process that only registers the models (each local run, each SLURM task) would pay.
     from torchvision.models.resnet import Bottleneck, ResNet
 
+    check_positive(num_classes=num_classes)
     return ResNet(Bottleneck, layers, num_classes=num_classes, zero_init_residual=zero_init_residual)
 
 

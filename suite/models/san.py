@@ -16,12 +16,17 @@ Implementation: the same function three ways, chosen per call (tests check they 
 - inference (eval, no autograd): gamma runs on chunks of footprint positions with its BNs folded
   (`suite.ops.gamma`), the stem a band of rows at a time, 2x2 pooling on strided views; within a
   stage each block adds its branch into the stage's own tensor, its first BN-ReLU made image by
-  image inside SAM's input conv (modules with forward hooks are called as modules instead);
+  image inside SAM's input conv;
 - training: gamma (BN-ReLU-conv-BN-ReLU-conv), each block's BN-ReLU-conv pairs and the stem run as
   single ops that keep only their inputs and BN statistics for backward and recompute the rest
   (`batch_norm_relu_conv`; gamma's K-fold wide activations are never kept);
 - otherwise (tracing for FLOP counts, gradients in eval, the 'unfold' reference backend): the
   official dataflow with plain modules, materialising every relation tensor.
+The fused paths call no submodule's forward, so a module takes them only when `_fusable`: none of
+its submodules has hooks or was replaced (SyncBatchNorm, FrozenBatchNorm2d, ...), and every BN is
+in the state the path assumes (training: batch statistics, running ones updated; inference:
+running statistics). Anything else, such as frozen BNs in a training model or test-time batch
+statistics in an eval one, runs as plain modules and gets what eager PyTorch gives.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from suite.ops import (
     position_grid,
     relative_grid,
 )
+from suite.ops.autograd import first_order_backward
 from suite.ops.conv import conv1x1, conv1x1_backward
 from suite.ops.gamma import (
     batch_norm_relu,
@@ -141,7 +147,7 @@ class SelfAttention(nn.Module):
             self.position = None
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.training and _inference():
+        if _inference() and _fusable(self, training=False):
             # phi, psi and beta as one conv: x is read once, one matrix product instead of three
             weight, bias = self.input_conv()
             return self.attend(*self.split(conv1x1(x, weight, bias)))
@@ -157,7 +163,7 @@ class SelfAttention(nn.Module):
 
     def attend(self, phi: Tensor, psi: Tensor, beta: Tensor) -> Tensor:
         """SAM's output from phi(x), psi(x) and beta(x)."""
-        if not self.training and _inference():
+        if _inference() and _fusable(self, training=False):
             weights = self._weights_streamed(phi, psi)
         else:
             weights = self._weights(phi, psi)
@@ -195,7 +201,7 @@ class SelfAttention(nn.Module):
         return logits.softmax(dim=2)  # over the footprint
 
     def _fused_training(self) -> bool:
-        return _memory_light_training(self) and self.gamma_kind == "official"
+        return _training_ops() and self.gamma_kind == "official" and _fusable(self.gamma, training=True)
 
     def _relative_position(self, like: Tensor) -> Tensor:
         """p_i - p_j (1, 2, K, H*W): the same for every image, so computed once for the batch.
@@ -228,9 +234,9 @@ class SelfAttention(nn.Module):
         return self._weights(phi, psi)
 
 
-def _memory_light_training(module: nn.Module) -> bool:
-    """Training with autograd, not traced, default backend: the memory-light ops may run."""
-    return module.training and torch.is_grad_enabled() and not torch.jit.is_tracing() and current_backend() == "shift"
+def _training_ops() -> bool:
+    """Autograd on, not traced, default backend: the memory-light training ops may run."""
+    return torch.is_grad_enabled() and not torch.jit.is_tracing() and current_backend() == "shift"
 
 
 def _inference() -> bool:
@@ -263,38 +269,42 @@ class Block(nn.Module):
         self.conv = nn.Conv2d(mid, channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        if _memory_light_training(self) and self.bn1.training and self.bn2.training:
+        if _training_ops() and _fusable(self, training=True):
             # BN-ReLU-conv as one op each, keeping only their inputs (x, SAM's output) for backward,
-            # not also the normalised and rectified copies. SAM's parts are called directly here, so
-            # forward hooks on `sam` itself fire in eval and tracing but not in this training path.
+            # not also the normalised and rectified copies
             weight, bias = self.sam.input_conv()
             out = self.sam.attend(*self.sam.split(batch_norm_relu_conv(nn.Identity(), [(self.bn1, weight, bias)], x)))
             return batch_norm_relu_conv(nn.Identity(), [(self.bn2, self.conv.weight, self.conv.bias)], out) + x
-        if _inference():
+        if _inference() and _fusable(self, training=False):
             return self.add_branch_(x.clone())
         return self.conv(_bn_relu(self.bn2, self.sam(_bn_relu(self.bn1, x)))) + x
 
     def add_branch_(self, x: Tensor) -> Tensor:
-        """x + the residual branch, written over x: inference only, on a tensor nothing else holds
-        (`Stage` passes its own), so the output needs no fresh tensor.
+        """x + the residual branch, written over x: inference of a `_fusable` block only, on a
+        tensor nothing else holds (`Stage` passes its own), so the output needs no fresh tensor.
 
-        The convs around SAM make their BN-ReLU image by image (the normalised map is never whole);
-        SAM with hooks is called as a module, so the hooks see its own input and output.
+        The convs around SAM make their BN-ReLU image by image (the normalised map is never whole).
         """
-        if not (_hooked(self.sam) or self.bn1.training or self.sam.training):
-            weight, bias = self.sam.input_conv()
-            out = self.sam.attend(*self.sam.split(conv1x1(x, weight, bias, affine_relu=bn_affine(self.bn1))))
-        else:
-            out = self.sam(_bn_relu(self.bn1, x))
-        if self.bn2.training:
-            return conv1x1(_bn_relu(self.bn2, out), self.conv.weight, self.conv.bias, add_to=x)
+        weight, bias = self.sam.input_conv()
+        out = self.sam.attend(*self.sam.split(conv1x1(x, weight, bias, affine_relu=bn_affine(self.bn1))))
         return conv1x1(out, self.conv.weight, self.conv.bias, add_to=x, affine_relu=bn_affine(self.bn2))
 
 
-def _hooked(module: nn.Module) -> bool:
-    """Whether calling `module` would run forward hooks (so a fused path must call it instead)."""
-    return bool(module._forward_hooks or module._forward_pre_hooks or _modules._global_forward_hooks
-                or _modules._global_forward_pre_hooks)
+def _fusable(module: nn.Module, training: bool) -> bool:
+    """Whether a fused path, which calls none of `module`'s submodules, computes what calling them
+    would: no forward hooks anywhere (they would not run), only the module types the paths
+    implement, and every BN in the paths' state (`training`: batch statistics, running ones
+    updated; else running statistics)."""
+    if _modules._global_forward_hooks or _modules._global_forward_pre_hooks:
+        return False
+    for m in module.modules():
+        if m._forward_hooks or m._forward_pre_hooks or type(m) not in _FUSABLE_TYPES:
+            return False
+        if type(m) is nn.BatchNorm2d and (
+            m.training != training or m.running_mean is None or (training and not m.track_running_stats)
+        ):
+            return False
+    return True
 
 
 class MaxPool2x2(nn.MaxPool2d):
@@ -351,8 +361,8 @@ class Stage(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.pool(x)
-        if not _inference() or any(_hooked(m) for m in (self.transition, self.blocks, *self.blocks)):
-            return _bn_relu(self.norm, self.blocks(self.transition(x)))  # as modules, for hooks
+        if not (_inference() and _fusable(self, training=False)):
+            return _bn_relu(self.norm, self.blocks(self.transition(x)))
         x = conv1x1(x, self.transition.weight)
         for block in self.blocks:
             x = block.add_branch_(x)  # in place: x is this stage's own tensor
@@ -374,7 +384,7 @@ class Stem(nn.Module):
         self.pool = MaxPool2x2()
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.training and _inference():
+        if _inference() and _fusable(self, training=False):
             n, _, h, w = x.shape
             out = x.new_empty((n, _STEM_WIDTH, h // 2, w // 2))
             # a band of rows at a time: conv, BN-ReLU and pool find it in cache
@@ -384,7 +394,7 @@ class Stem(nn.Module):
                     band = conv1x1(x[i : i + 1, :, r : min(r + rows, h)], self.conv.weight)
                     _max_pool_2x2(_bn_relu(self.bn, band, inplace=True), out=out[i : i + 1, :, r // 2 : (r + rows) // 2])
             return out
-        if _memory_light_training(self):
+        if _training_ops() and _fusable(self, training=True):
             if self.bn.num_batches_tracked is not None:
                 self.bn.num_batches_tracked.add_(1)
             return _StemTraining.apply(x, self.conv.weight, self.bn, self.bn.weight, self.bn.bias)
@@ -416,6 +426,7 @@ class _StemTraining(torch.autograd.Function):
         return out
 
     @staticmethod
+    @first_order_backward
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, conv_weight, bn_weight, bn_bias, mean, invstd = ctx.saved_tensors
         n, _, h, w = x.shape
@@ -455,6 +466,11 @@ class _StemTraining(torch.autograd.Function):
             if grad_x is not None:
                 grad_x[part] = grad_x_part
         return grad_x, grad_conv_weight, None, grad_bn_weight, grad_bn_bias
+
+
+# what the fused paths implement (`_fusable`); MaxPool2x2 and the convs' own forward are called
+_FUSABLE_TYPES = frozenset({SelfAttention, Block, Stage, Stem, MaxPool2x2, nn.Sequential, nn.Conv2d, nn.BatchNorm2d,
+                            nn.ReLU, nn.Identity})
 
 
 class SAN(nn.Module):

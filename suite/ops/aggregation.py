@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from suite.ops.autograd import first_order_backward
 from suite.ops.backend import current_backend
 from suite.ops.tracing import opaque_to_tracer
 from suite.ops.window import Padding, Window, accumulator_dtype, channels_last
@@ -72,6 +73,7 @@ class Aggregation(torch.autograd.Function):
         return out.flatten(1, 2).to(x.dtype)
 
     @staticmethod
+    @first_order_backward
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, w = ctx.saved_tensors
         window: Window = ctx.window

@@ -2,7 +2,8 @@
 
 fvcore's jit trace shows a custom autograd Function as `prim::PythonOp.<ClassName>` and has no
 handle for it, nor for the data-movement ops the patchwise relations use. Register these with
-`FlopCountAnalysis(...).set_op_handle(**FLOP_HANDLES)`. The counts follow the official counter
+`FlopCountAnalysis(...).set_op_handle(**FLOP_HANDLES)`, under torch.no_grad() as
+`suite.measure.complexity` does (see `suite.ops.tracing`). The counts follow the official counter
 (hszhao/SAN `util/complexity.py`): aggregation k^2 per output element, subtraction 1 per element.
 """
 

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from suite.ops.autograd import first_order_backward
 from suite.ops.conv import conv1x1, conv1x1_backward
 from suite.ops.relations import pairwise_width, relation_into
 from suite.ops.window import Window
@@ -301,6 +302,7 @@ class _BatchNormReluConv(torch.autograd.Function):
         return out
 
     @staticmethod
+    @first_order_backward
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         saved = ctx.saved_tensors
         n_kept = sum(ctx.kept)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import torch
 
+from suite.ops.autograd import first_order_backward
 from suite.ops.backend import current_backend
 from suite.ops.tracing import opaque_to_tracer
 from suite.ops.window import Padding, Window, accumulator_dtype, channels_last, empty_window_tensor
@@ -147,6 +148,7 @@ class LocalRelation(torch.autograd.Function):
         return out.flatten(-2)
 
     @staticmethod
+    @first_order_backward
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         relation: str = ctx.relation
         need_phi, need_psi, need_rel_pos = ctx.needs_input_grad[:3]
@@ -263,6 +265,7 @@ class PatchConcatenation(torch.autograd.Function):
         return out
 
     @staticmethod
+    @first_order_backward
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         window: Window = ctx.window
         n, _, h, w = grad.shape

@@ -4,7 +4,9 @@ A custom autograd Function is traced as one `prim::PythonOp` node, which suite.o
 as a whole. By default the tracer also records every op its forward runs (then drops them from the
 graph): K slices and products per layer, each far slower to record than to run, so tracing SAN took
 many times as long as running it. `opaque_to_tracer` runs a forward with tracing switched off
-inside; the graph, and so every count, is the same.
+inside; the graph, and so every count, is the same. Trace under torch.no_grad(): with inputs that
+require grad, PyTorch's tracer rejects a Function whose forward it did not see ("Cannot insert a
+Tensor that requires grad as a constant").
 """
 
 from __future__ import annotations
