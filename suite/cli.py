@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +37,21 @@ class _Intermixed(argparse.ArgumentParser):
         finally:
             self._inner = False
 
+
+
+def _count(least: int) -> Callable[[str], int]:
+    """argparse type: an integer >= least (a zero or negative count would hang or crash later)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
+
+    return parse
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="suite", description=__doc__.splitlines()[0])
@@ -92,12 +107,18 @@ def _specs(args: argparse.Namespace) -> int:
     from suite import ablations
 
     print(f"{'spec':<24} {'runs':>5}  paper / description")
+    invalid = 0
     for name in ablations.list():
-        spec = ablations.load(name)
-        runs = ablations.expand(spec, preset=args.preset)
-        where = " ".join(str(v) for v in spec.paper.values()) or spec.description.splitlines()[0][:60]
+        try:  # one broken spec file must not hide the others
+            spec = ablations.load(name)
+            runs = ablations.expand(spec, preset=args.preset)
+        except SuiteError as err:
+            print(f"{name:<24} {'-':>5}  invalid: {err}")
+            invalid += 1
+            continue
+        where = " ".join(str(v) for v in spec.paper.values()) or next(iter(spec.description.splitlines()), "")[:60]
         print(f"{name:<24} {len(runs):>5}  {where}")
-    return 0
+    return 2 if invalid else 0
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -106,7 +127,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", choices=["local", "slurm"], default="local",
                    help="local: this machine (default); slurm: submit job arrays through submitit")
     p.add_argument("--dry-run", action="store_true", help="print the plan (runs and their states) and stop")
-    p.add_argument("--max-parallel", type=int, default=1, metavar="N", help="local runs at a time (default 1)")
+    p.add_argument("--max-parallel", type=_count(1), default=1, metavar="N", help="local runs at a time (default 1)")
     p.add_argument("--retry-failed", action="store_true", help="also rerun failed and cancelled runs")
     p.add_argument("--force", action="store_true", help="rerun everything (earlier results are archived, not deleted)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -206,7 +227,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"follow: suite status {again}    stop: suite cancel {again}")
         return 0
     outcome = run_local(plan.to_run, out, max_parallel=args.max_parallel, progress=not args.no_progress)
-    print(f"{len(outcome.done)} done, {len(outcome.failed)} failed (out: {out})")
+    busy = f", {len(outcome.busy)} left to the other process executing them" if outcome.busy else ""
+    print(f"{len(outcome.done)} done, {len(outcome.failed)} failed{busy} (out: {out})")
     if outcome.failed:
         print(f"see: suite status {_same_runs(args)}")
     if outcome.interrupted:
@@ -219,7 +241,7 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
     p.add_argument("spec", nargs="?", help="spec name or path (default: every spec in the store)")
     p.add_argument("--preset", help="the preset the runs were expanded with")
     p.add_argument("--out", type=Path, default=None, help="run store directory (default: $SUITE_OUT or ./results)")
-    p.add_argument("--lines", type=int, default=5, help="lines of each failed run's error to show")
+    p.add_argument("--lines", type=_count(0), default=5, help="lines of each failed run's error to show")
     _overrides_argument(p)
     p.set_defaults(handler=_status)
 
@@ -250,7 +272,7 @@ def _status(args: argparse.Namespace) -> int:
             print(f"  {row['status']} {row['run_id']}: {row['note']}")
             error = d / "error.txt"
             if row["status"] == "failed" and error.exists():
-                for line in error.read_text().strip().splitlines()[-args.lines:]:
+                for line in error.read_text().strip().splitlines()[-args.lines:] if args.lines else []:
                     print(f"      {line}")
     return 0
 
@@ -312,18 +334,18 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--all", action="store_true", help="every registered model")
     p.add_argument("--bench", choices=["complexity", "infer", "train", "all"],
                    help="what to measure (default: complexity, or infer with --reference)")
-    p.add_argument("--input-size", "--img-size", dest="img_size", type=int, metavar="N",
+    p.add_argument("--input-size", "--img-size", dest="img_size", type=_count(1), metavar="N",
                    help="square input size (default: each model's natural size)")
-    p.add_argument("--num-classes", type=int, metavar="N", help="shorthand for num_classes=N")
-    p.add_argument("--batch-size", type=int, metavar="N",
+    p.add_argument("--num-classes", type=_count(1), metavar="N", help="shorthand for num_classes=N")
+    p.add_argument("--batch-size", type=_count(1), metavar="N",
                    help="requested batch, reduced on out-of-memory (default: 256 on CUDA, 8 on CPU)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--amp", choices=["fp32", "bf16", "fp16"], default="fp32", help="autocast dtype (default: fp32)")
     p.add_argument("--channels-last", action="store_true", help="NHWC model and input")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (complexity is counted before)")
-    p.add_argument("--warmup", type=int, metavar="N", help="untimed steps (default: 10 on CUDA, 3 on CPU)")
-    p.add_argument("--steps", type=int, metavar="N", help="timed steps (default: 40 on CUDA, 10 on CPU)")
-    p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--warmup", type=_count(0), metavar="N", help="untimed steps (default: 10 on CUDA, 3 on CPU)")
+    p.add_argument("--steps", type=_count(1), metavar="N", help="timed steps (default: 40 on CUDA, 10 on CPU)")
+    p.add_argument("--threads", type=_count(1), metavar="N", help="torch CPU threads (default: torch's choice)")
     p.add_argument("--reference", metavar="MODEL",
                    help="time MODEL interleaved with each model; adds *_throughput_vs_reference")
     fmt = p.add_mutually_exclusive_group()
@@ -438,7 +460,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="data.name (default: digits)")
     p.add_argument("--recipe", help="training recipe (default: smoke)")
     p.add_argument("--out", type=Path, help="run directory (default: ~/.cache/suite/train/<run_id>)")
-    p.add_argument("--threads", type=int, metavar="N",
+    p.add_argument("--threads", type=_count(1), metavar="N",
                    help="torch CPU threads (default: torch's choice; 1 is much faster on a busy small machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_train)
@@ -488,10 +510,10 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--absolute", action="store_true",
                    help="judge absolute times instead of ratios to the reference workload (same machine only)")
     p.add_argument("-k", dest="select", metavar="EXPR", help="only benchmarks matching this pytest -k expression")
-    p.add_argument("--rounds", type=int, metavar="N",
+    p.add_argument("--rounds", type=_count(1), metavar="N",
                    help="rounds per benchmark (default: 15; with --compare-rev 5 per block and tree)")
-    p.add_argument("--blocks", type=int, metavar="N", help="--compare-rev: blocks alternating the two trees (default: 4)")
-    p.add_argument("--threads", type=int, default=1, metavar="N",
+    p.add_argument("--blocks", type=_count(1), metavar="N", help="--compare-rev: blocks alternating the two trees (default: 4)")
+    p.add_argument("--threads", type=_count(1), default=1, metavar="N",
                    help="torch CPU threads (default: 1, the stable choice on a shared machine)")
     p.add_argument("--storage", type=Path, metavar="DIR", help="baseline directory (default: <checkout>/.benchmarks)")
     p.set_defaults(handler=_bench)

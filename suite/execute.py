@@ -26,6 +26,12 @@ from suite.ablations.expand import RunSpec
 from suite.errors import SuiteError
 from suite.train.checkpoint import Preempted
 
+BUSY_EXIT = 75  # EX_TEMPFAIL: another process holds the run; `main` exits with it and touches nothing
+
+
+class Busy(SuiteError):
+    """The run's lock is held: another process (a second `suite run`, an array task) is executing it."""
+
 
 class Interrupted(Exception):
     """The run was stopped from outside (signal, pre-emption); its checkpoint is kept."""
@@ -40,7 +46,7 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise SuiteError(f"run {run.run_id} is already being executed by another process", file=str(d)) from None
+        raise Busy(f"run {run.run_id} is already being executed by another process", file=str(d)) from None
     try:
         current = store.state_of(d)
         if current.state == "done" and current.result is not None:
@@ -133,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                          file=str(d / "config.json"))
     try:
         execute(run, d.parent.parent)
+    except Busy as err:
+        print(f"skipped: {err}", file=sys.stderr)
+        return BUSY_EXIT
     except SuiteError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

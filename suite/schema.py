@@ -12,11 +12,27 @@ import yaml
 
 
 class YamlLoader(yaml.SafeLoader):
-    """PyYAML's SafeLoader with YAML 1.2 floats.
+    """PyYAML's SafeLoader with YAML 1.2 floats and no duplicate keys.
 
     PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent, so `lr: 1e-3` or
-    `lr=5e-4` would arrive as the string '1e-3' and be rejected as "not a number".
+    `lr=5e-4` would arrive as the string '1e-3' and be rejected as "not a number". And it keeps
+    the last of two equal keys, so a second `grid:` section would silently drop the first's axes.
     """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                line = first_line.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: SafeLoader's own error follows
+                continue
+            if line != key_node.start_mark.line + 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {line})", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 YamlLoader.add_implicit_resolver(

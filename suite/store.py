@@ -152,6 +152,9 @@ def state_of(d: Path) -> RunState:
     except SuiteError as err:
         return RunState(run_id, "missing", str(err), corrupt=True)
     state = status.get("state", "missing")
+    if state == "done":  # only a complete result.json makes a run done
+        return RunState(run_id, "missing", f"{d / 'result.json'}: missing, though status.json says done", status,
+                        corrupt=True)
     if state == "running" and status.get("host") == socket.gethostname() and not _alive(status.get("pid")):
         return RunState(run_id, "interrupted", f"process {status.get('pid')} is gone", status)
     return RunState(run_id, state, status.get("error") or "", status)

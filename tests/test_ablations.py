@@ -119,6 +119,15 @@ def test_bad_yaml_gives_the_line(tmp_path):
     assert err.line == 3 and "bad YAML" in err.message
 
 
+@pytest.mark.parametrize("text,line,key", [
+    ("name: bad\nbase: {model: {name: resnet26}}\ngrid:\n  lr: [0.1]\ngrid:\n  seed: [1]\n", 5, "grid"),
+    ("name: bad\nbase: {model: {name: resnet26}}\ngrid:\n  lr: [0.1, 0.2]\n  lr: [0.4]\n", 5, "lr"),
+])
+def test_a_duplicate_key_is_an_error_not_a_lost_axis(tmp_path, text, line, key):
+    err = error_of(tmp_path, text)
+    assert err.line == line and f"duplicate key {key!r}" in err.message
+
+
 def test_unknown_model(tmp_path):
     err = error_of(tmp_path, "name: bad\nbase:\n  data: {name: digits}\ngrid:\n  model.name: [resnet26, resnet62]\n")
     assert err.key == "grid.model.name" and err.line == 5 and "did you mean 'resnet26'" in err.message
@@ -189,6 +198,23 @@ def test_validation_runs_before_anything_starts(tmp_path, capsys):
     assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
     assert "bad.yaml:3: grid.lr" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_counts_on_the_command_line_must_be_positive(tmp_path, capsys):
+    path = write(tmp_path, "name: ok\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n", "ok")
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", str(path), "--max-parallel", "0"])
+    assert exit_.value.code == 2 and "--max-parallel: must be at least 1" in capsys.readouterr().err
+
+
+def test_specs_lists_every_spec_and_names_a_broken_one(tmp_path, monkeypatch, capsys):
+    write(tmp_path, "name: plain\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n", "plain")
+    write(tmp_path, "name: broken\ngrid: [1\n", "broken")
+    monkeypatch.setenv("SUITE_ABLATIONS", str(tmp_path))
+    assert main(["specs"]) == 2
+    out = capsys.readouterr().out
+    assert "broken.yaml:3: bad YAML" in out
+    assert any(line.split()[:2] == ["plain", "1"] for line in out.splitlines())  # no description: no crash
 
 
 # ---- the shipped specs

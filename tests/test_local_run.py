@@ -147,3 +147,17 @@ def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how
     assert all(d.joinpath("result.json").read_bytes() == data for d, data in finished.items())
     status = json.loads((interrupted / "status.json").read_text())
     assert status["attempts"] == 2
+
+
+def test_a_run_another_process_holds_is_left_to_it(tmp_path, capsys):
+    """Two `suite run`s of one spec: the second finds the run's lock taken and leaves its status alone."""
+    from filelock import FileLock
+
+    spec = _spec(tmp_path, "busy", "  model.mask_norm: [mixed]")
+    out = tmp_path / "out"
+    (run,) = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    d = store.plan(out, run)
+    with FileLock(str(d / ".lock")):  # the other runner's child
+        assert main(["run", str(spec), *FAST, "--out", str(out), "--no-progress"]) == 0
+    assert "0 done, 0 failed, 1 left to the other process executing them" in capsys.readouterr().out
+    assert store.state_of(d).state == "missing"  # not marked failed

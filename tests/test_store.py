@@ -71,6 +71,16 @@ def test_a_corrupt_record_is_reported_and_skipped(tmp_path, damage):
     assert frame.attrs["problems"]
 
 
+def test_a_deleted_result_makes_the_run_missing_again(tmp_path):
+    """status.json says done, but only a complete result.json makes a run done."""
+    run = make_run()
+    d = finish(tmp_path, run, 3.0)
+    assert store.state_of(d).state == "done"
+    (d / "result.json").unlink()
+    state = store.state_of(d)
+    assert state.state == "missing" and state.corrupt and "result.json" in state.note
+
+
 def test_a_corrupt_status_file_is_not_fatal(tmp_path):
     run = make_run()
     d = store.plan(tmp_path, run)

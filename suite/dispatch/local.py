@@ -21,12 +21,14 @@ from tqdm import tqdm
 
 from suite import store
 from suite.ablations.expand import RunSpec
+from suite.execute import BUSY_EXIT
 
 
 @dataclass
 class Outcome:
     done: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)  # being executed by another process; left alone
     interrupted: bool = False
 
 
@@ -77,6 +79,9 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, progress
 
 def _settle(code: int, d: Path, outcome: Outcome) -> None:
     """Book a finished child; a child killed before it could record anything is marked failed here."""
+    if code == BUSY_EXIT:
+        outcome.busy.append(d.name)
+        return
     state = store.state_of(d).state
     if code == 0 and state == "done":
         outcome.done.append(d.name)
