@@ -211,7 +211,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"cluster options: {cluster.summary(options)}")
         return 0
     if not plan.to_run:
-        print(f"nothing to run: all {len(plan.runs)} runs are done or in progress (out: {out})")
+        counts = ", ".join(f"{n} {state}" for state, n in plan.counts().items() if n)
+        stopped = sum(plan.counts().get(state, 0) for state in ("failed", "cancelled"))
+        hint = f"; rerun the {stopped} failed or cancelled with --retry-failed" if stopped else ""
+        print(f"nothing to run: {counts} (out: {out}){hint}")
         return 0
     if args.force:
         start_afresh(plan, out)

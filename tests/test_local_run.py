@@ -86,6 +86,8 @@ def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, capsys):
     # Failed runs are not retried unless asked to.
     assert main(["run", str(spec), "--out", str(out), "--no-progress", "--dry-run", *FAST]) == 0
     assert "0 of 2 runs would start" in capsys.readouterr().out
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *FAST]) == 0
+    assert "nothing to run: 1 done, 1 failed" in (printed := capsys.readouterr().out) and "--retry-failed" in printed
     assert main(["run", str(spec), "--out", str(out), "--dry-run", "--retry-failed", *FAST]) == 0
     assert "1 of 2 runs would start" in capsys.readouterr().out
 
