@@ -38,7 +38,6 @@ class _Intermixed(argparse.ArgumentParser):
             self._inner = False
 
 
-
 def _count(least: int) -> Callable[[str], int]:
     """argparse type: an integer >= least (a zero or negative count would hang or crash later)."""
 
@@ -52,6 +51,7 @@ def _count(least: int) -> Callable[[str], int]:
         return value
 
     return parse
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="suite", description=__doc__.splitlines()[0])

@@ -293,15 +293,16 @@ class Block(nn.Module):
 def _fusable(module: nn.Module, training: bool) -> bool:
     """Whether a fused path, which calls none of `module`'s submodules, computes what calling them
     would: no forward hooks anywhere (they would not run), only the module types the paths
-    implement, and every BN in the paths' state (`training`: batch statistics, running ones
-    updated; else running statistics)."""
+    implement, and every BN affine and in the paths' state (`training`: batch statistics, running
+    ones updated; else running statistics)."""
     if _modules._global_forward_hooks or _modules._global_forward_pre_hooks:
         return False
     for m in module.modules():
         if m._forward_hooks or m._forward_pre_hooks or type(m) not in _FUSABLE_TYPES:
             return False
         if type(m) is nn.BatchNorm2d and (
-            m.training != training or m.running_mean is None or (training and not m.track_running_stats)
+            m.training != training or not m.affine or m.running_mean is None
+            or (training and not m.track_running_stats)
         ):
             return False
     return True
