@@ -281,8 +281,9 @@ def test_cli_json_parses_with_timm_names(capsys):
 
 
 def test_cli_bad_option_exits_2(capsys):
-    assert main(["profile", "resnet26", "--batch-size", "0", "--bench", "infer"]) == 2
-    assert "batch_size" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # argparse's own error
+        main(["profile", "resnet26", "--batch-size", "0", "--bench", "infer"])
+    assert exit_.value.code == 2 and "--batch-size: must be at least 1" in capsys.readouterr().err
     assert main(["profile", "resnet2x"]) == 2
     assert "resnet26" in capsys.readouterr().err  # did you mean
 
