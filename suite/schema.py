@@ -26,12 +26,13 @@ class YamlLoader(yaml.SafeLoader):
                 continue
             key = self.construct_object(key_node, deep=True)
             try:
-                line = first_line.setdefault(key, key_node.start_mark.line + 1)
+                line = first_line.get(key)
             except TypeError:  # an unhashable key: SafeLoader's own error follows
                 continue
-            if line != key_node.start_mark.line + 1:
+            if line is not None:  # also two equal keys on one line, in a flow mapping
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r} (first on line {line})", key_node.start_mark)
+            first_line[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
 

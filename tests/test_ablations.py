@@ -122,6 +122,7 @@ def test_bad_yaml_gives_the_line(tmp_path):
 @pytest.mark.parametrize("text,line,key", [
     ("name: bad\nbase: {model: {name: resnet26}}\ngrid:\n  lr: [0.1]\ngrid:\n  seed: [1]\n", 5, "grid"),
     ("name: bad\nbase: {model: {name: resnet26}}\ngrid:\n  lr: [0.1, 0.2]\n  lr: [0.4]\n", 5, "lr"),
+    ("name: bad\nbase: {model: {name: resnet26}}\ngrid: {lr: [0.1], lr: [0.4]}\n", 3, "lr"),
 ])
 def test_a_duplicate_key_is_an_error_not_a_lost_axis(tmp_path, text, line, key):
     err = error_of(tmp_path, text)
