@@ -8,12 +8,14 @@ is printed without a traceback and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from suite.errors import SuiteError
+from suite.errors import SuiteError, SuiteWarning, count
 
 if TYPE_CHECKING:
     import pandas
@@ -61,13 +63,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         add(sub)
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.handler(args) or 0)
     except SuiteError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `suite status | head`: the reader has gone, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor is the flush at exit
+        return 0
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    if issubclass(category, SuiteWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _SHOW_WARNING(message, category, filename, lineno, file, line)
+
+
+_SHOW_WARNING = warnings.showwarning
 
 
 # ---------------------------------------------------------------------------------------- models
@@ -98,8 +116,8 @@ def _models(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- specs, run, status
 def _add_specs(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("specs", help="list the ablation specs with their run counts")
-    p.add_argument("--preset", help="count runs under this preset")
+    p = sub.add_parser("specs", help="list and check the ablation specs (every preset too), with their run counts")
+    p.add_argument("--preset", help="count and check runs under this preset only")
     p.set_defaults(handler=_specs)
 
 
@@ -112,6 +130,9 @@ def _specs(args: argparse.Namespace) -> int:
         try:  # one broken spec file must not hide the others
             spec = ablations.load(name)
             runs = ablations.expand(spec, preset=args.preset)
+            if args.preset is None:  # a preset is checked only when used: check every one here
+                for preset in spec.presets:
+                    ablations.expand(spec, preset=preset)
         except SuiteError as err:
             print(f"{name:<24} {'-':>5}  invalid: {err}")
             invalid += 1
@@ -206,14 +227,15 @@ def _run(args: argparse.Namespace) -> int:
             state = plan.states[run.run_id]
             mark = "run " if run in plan.to_run else "skip"
             print(f"  {mark} {run.run_id} {state.state:<11} {run.label()}")
-        print(f"{len(plan.to_run)} of {len(plan.runs)} runs would start (out: {out})")
+        print(f"{len(plan.to_run)} of {count(len(plan.runs), 'run')} would start (out: {out})")
         if options is not None:
             print(f"cluster options: {cluster.summary(options)}")
         return 0
     if not plan.to_run:
         counts = ", ".join(f"{n} {state}" for state, n in plan.counts().items() if n)
         stopped = sum(plan.counts().get(state, 0) for state in ("failed", "cancelled"))
-        hint = f"; rerun the {stopped} failed or cancelled with --retry-failed" if stopped else ""
+        hint = f"; rerun the {stopped} failed or cancelled: suite run {_same_runs(args)} --retry-failed" \
+            if stopped else ""
         print(f"nothing to run: {counts} (out: {out}){hint}")
         return 0
     if args.force:
@@ -221,7 +243,7 @@ def _run(args: argparse.Namespace) -> int:
     if options is not None:
         submission = slurm.submit(plan.to_run, out, options, name=spec.name)
         n, code = len(submission.arrays), submission.code
-        print(f"submitted {len(submission.job_ids)} runs as {n} job array{'s' * (n != 1)}: "
+        print(f"submitted {count(len(submission.job_ids), 'run')} as {count(n, 'job array')}: "
               f"{' '.join(submission.arrays)} (out: {out})")
         commit = "not in git" if not code.git_commit else \
             f"git {code.git_commit[:10]}" + (" + uncommitted changes" if code.git_dirty else "")
@@ -314,14 +336,14 @@ def _cancel(args: argparse.Namespace) -> int:
         print(f"{spec.name}: nothing queued or running on SLURM (out: {out})")
         return 0
     jobs = sorted({j.split("_")[0] for j in cancelled.values()}, key=lambda j: (len(j), j))
-    print(f"{spec.name}: cancelled {len(cancelled)} runs (jobs {' '.join(jobs)}); "
-          f"`suite run --retry-failed` submits them again")
+    print(f"{spec.name}: cancelled {count(len(cancelled), 'run')} (jobs {' '.join(jobs)}); "
+          f"`suite run {_same_runs(args)} --executor slurm --retry-failed` submits them again")
     return 0
 
 
 def _print_counts(name: str, counts: dict[str, int]) -> None:
     shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s in ("done", "missing"))
-    print(f"{name}: {sum(counts.values())} runs: {shown}")
+    print(f"{name}: {count(sum(counts.values()), 'run')}: {shown}")
 
 
 # ---------------------------------------------------------------------------------------- profile
@@ -443,6 +465,12 @@ def _report(args: argparse.Namespace) -> int:
             splice_file(args.into, report.name, formats.fragment(report))
             print(f"updated the {report.name} block in {args.into}", file=log)
     else:
+        existing = [p for p in files.table_paths(report, chosen or files.DEFAULT_FORMATS) if p.exists()]
+        if existing and not report.counts.get("done"):
+            # a table regenerated from a store without this spec's runs would only lose results
+            print(f"no run of {report.name} is done in {out}: left {', '.join(map(str, existing))} as it was "
+                  f"(--to FILE writes this store's table anyway)", file=log)
+            return 0
         for path in files.write(report, chosen or files.DEFAULT_FORMATS):
             print(f"wrote {path}", file=log)
     for note in report.notes:

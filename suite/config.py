@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -215,15 +216,14 @@ def _resolve(user: dict[str, Any]) -> RunConfig:
     dataset = DATASETS[data.name]
     if "num_classes" in info.options and "num_classes" not in model_keys and dataset.num_classes is not None:
         model_keys["num_classes"] = dataset.num_classes
-    try:
-        kwargs = resolve_model_kwargs(model_name, model_keys)
-    except SuiteError as err:
-        raise err.where(key="model") if err.key != "model.name" else err
     input_size = data.input_size or dataset.input_size or info.input_size
     data = dataclasses.replace(data, input_size=input_size, eval_size=data.eval_size or input_size)
-    config = RunConfig(model=ModelConfig(model_name, kwargs), data=data, measure=measure, **nested)
-    _check_ranges(config)
-    return config
+    _check_ranges(nested, data, measure)
+    try:
+        kwargs = resolve_model_kwargs(model_name, model_keys, input_size=min(data.input_size, data.eval_size))
+    except SuiteError as err:
+        raise err.where(key="model") if err.key != "model.name" else err
+    return RunConfig(model=ModelConfig(model_name, kwargs), data=data, measure=measure, **nested)
 
 
 def _check_field(key: str, value: Any) -> Any:
@@ -236,24 +236,32 @@ def _check_field(key: str, value: Any) -> Any:
         raise SuiteError(f"invalid value {value!r}: {exc}", key=key) from None
 
 
-def _check_ranges(c: RunConfig) -> None:
-    if (c.epochs is None) == (c.iterations is None):
+def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConfig) -> None:
+    """What type hints cannot say: signs, intervals, finiteness, order."""
+    values = {**top, **{f"data.{k}": v for k, v in dataclasses.asdict(data).items()},
+              **{f"measure.{k}": v for k, v in dataclasses.asdict(measure).items()}}
+    for key, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SuiteError(f"must be a finite number, got {value}", key=key)
+    if (values["epochs"] is None) == (values["iterations"] is None):
         raise SuiteError("set exactly one of epochs and iterations", key="epochs")
-    positive = {"batch_size": c.batch_size, "eval_every": c.eval_every, "measure.batch_size": c.measure.batch_size,
-                "measure.steps": c.measure.steps, "data.input_size": c.data.input_size}
-    if c.epochs is not None:
-        positive["epochs"] = c.epochs
-    if c.iterations is not None:
-        positive["iterations"] = c.iterations
-    for key, value in positive.items():
-        if value is not None and value <= 0:
-            raise SuiteError(f"must be positive, got {value}", key=key)
-    if not 0.0 < c.data.clean_ratio <= 1.0:
-        raise SuiteError(f"must be in (0, 1], got {c.data.clean_ratio}", key="data.clean_ratio")
-    if not 0.0 <= c.label_smoothing < 1.0:
-        raise SuiteError(f"must be in [0, 1), got {c.label_smoothing}", key="label_smoothing")
-    if any(not 0.0 < m < 1.0 for m in c.lr_milestones):
-        raise SuiteError(f"milestones are fractions of training in (0, 1), got {list(c.lr_milestones)}",
+    positive = ("epochs", "iterations", "batch_size", "eval_every", "lr_decay", "measure.batch_size", "measure.steps",
+                "data.input_size", "data.eval_size")
+    non_negative = ("lr", "weight_decay", "warmup_epochs", "measure.warmup", "data.workers")
+    for key in positive:
+        if values[key] is not None and values[key] <= 0:
+            raise SuiteError(f"must be positive, got {values[key]}", key=key)
+    for key in non_negative:
+        if values[key] < 0:
+            raise SuiteError(f"must not be negative, got {values[key]}", key=key)
+    if not 0.0 < data.clean_ratio <= 1.0:
+        raise SuiteError(f"must be in (0, 1], got {data.clean_ratio}", key="data.clean_ratio")
+    for key in ("label_smoothing", "momentum"):
+        if not 0.0 <= values[key] < 1.0:
+            raise SuiteError(f"must be in [0, 1), got {values[key]}", key=key)
+    milestones = list(values["lr_milestones"])
+    if any(not 0.0 < m < 1.0 for m in milestones) or milestones != sorted(set(milestones)):
+        raise SuiteError(f"milestones are increasing fractions of training in (0, 1), got {milestones}",
                          key="lr_milestones")
 
 

@@ -50,6 +50,16 @@ class SuiteError(Exception):
         return text
 
 
+class SuiteWarning(UserWarning):
+    """Something a user should know that does not stop the command; the CLI prints it as
+    `warning: ...` (the message names the file), without Python's source location."""
+
+
+def count(n: int, noun: str) -> str:
+    """`1 run`, `2 runs`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def close_matches(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
     """Names that look like `name`, for 'did you mean' messages."""
     choices = list(choices)

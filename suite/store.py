@@ -34,7 +34,7 @@ import pandas as pd
 
 from suite.ablations.expand import RunSpec
 from suite.config import flatten
-from suite.errors import SuiteError
+from suite.errors import SuiteError, SuiteWarning
 
 SCHEMA = 1
 STATES = ("done", "failed", "running", "pending", "cancelled", "interrupted", "missing")
@@ -188,7 +188,7 @@ def collect(out: Path, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
     rows = [_row(runs / s.run_id, s) for s in states]
     problems = [s.note for s in states if s.corrupt]
     for problem in problems:
-        warnings.warn(f"skipped a corrupt record: {problem}", stacklevel=2)
+        warnings.warn(f"skipped a corrupt record: {problem}", SuiteWarning, stacklevel=2)
     frame = pd.DataFrame(rows, columns=_ordered_columns(rows))
     frame.attrs["problems"] = problems
     return frame

@@ -1,5 +1,7 @@
 """Ablation specs: validation (one test per error kind), expansion, run identity, shipped specs."""
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -8,7 +10,7 @@ import pytest
 from suite import ablations
 from suite.ablations import expand, load
 from suite.cli import main
-from suite.errors import SuiteError
+from suite.errors import SuiteError, SuiteWarning
 
 GOOD = """\
 name: {name}
@@ -74,7 +76,8 @@ def test_reference_values_attach_to_matching_points(tmp_path):
 def test_run_ids_are_stable_and_shared_across_specs(tmp_path):
     a = expand(load(write(tmp_path, GOOD, "a")))
     other = GOOD.replace("lr: [0.1, 0.2, 0.4]", "lr: [0.4, 0.1]").replace("description: toy grid", "description: x")
-    b = expand(load(write(tmp_path, other, "b")))
+    with pytest.warns(SuiteWarning, match=r"b.yaml:20: reference.1: .* fits no point of the grid"):
+        b = expand(load(write(tmp_path, other, "b")))  # its grid lost lr 0.2, the reference did not
     assert {r.run_id for r in b} < {r.run_id for r in a}
     assert [r.run_id for r in expand(load(tmp_path / "a.yaml"))] == [r.run_id for r in a]
 
@@ -188,6 +191,61 @@ def test_unknown_preset_and_reference_axis(tmp_path):
     assert err.key == "reference.0.momentum" and err.line == 5
 
 
+def test_model_options_are_checked_against_each_other_and_the_data_when_the_spec_loads(tmp_path):
+    """No model is built: the registry's check for the family runs for every grid point."""
+    text = ("name: bad\nbase: {model: {name: san10_pairwise, padding: zeros}, data: {name: digits}}\n"
+            "grid:\n  model.relation:\n    - summation\n    - star\n")
+    err = error_of(tmp_path, text)
+    assert err.key == "grid.model.relation" and err.line == 6 and "not a pairwise relation" in err.message
+    err = error_of(tmp_path, text.replace(", padding: zeros", ""))  # digits are 32 px: too small to reflect-pad
+    assert err.key == "base.model.name" and err.line == 2
+    assert "model.padding: inputs of 32 px" in err.message and "use padding: zeros" in err.message
+
+
+RULES = """\
+name: bad
+base: {model: {name: san10_pairwise, padding: zeros}, data: {name: digits}}
+grid:
+  model.relation: [summation, subtraction]
+when:
+  - {match: {model.relation: summation}, set: {lr: 0.2}}
+presets:
+  one: {grid: {model.relation: [subtraction]}}
+reference:
+  - {model.relation: subtraction, top1_err: 3.0}
+  - {model.relation: subtraction, top5_err: 1.0}
+"""
+
+
+def test_a_rule_matches_only_keys_the_spec_sets(tmp_path):
+    err = error_of(tmp_path, RULES.replace("{model.relation: summation}", "{model.relaton: summation}"))
+    assert err.key == "when.0.match.model.relaton" and err.line == 6 and "model.relation" in err.choices
+    err = error_of(tmp_path, RULES.replace("{model.relation: summation}", "{model.footprint: 7}"))
+    assert err.key == "when.0.match.model.footprint" and "set before it" in err.message  # a default is not matched
+
+
+def test_rules_and_reference_entries_that_fit_nothing(tmp_path):
+    runs = expand(load(write(tmp_path, RULES, "bad")))
+    assert [r.config.lr for r in runs] == [0.2, 0.05]  # 0.05: the smoke recipe
+    assert runs[1].reference == {"top1_err": 3.0, "top5_err": 1.0}  # entries for one point add up
+    err = error_of(tmp_path, RULES.replace("{model.relation: summation}", "{model.relation: sumation}"))
+    assert err.key == "when.0.match.model.relation" and "did you mean 'summation'" in err.message
+    err = error_of(tmp_path, RULES.replace("subtraction, top5", "subtracton, top5"))
+    assert err.key == "reference.1.model.relation" and err.line == 11 and "did you mean 'subtraction'" in err.message
+    err = error_of(tmp_path, RULES.replace("top5_err: 1.0", "top1_err: 1.0"))
+    assert err.key == "reference.1.top1_err" and "entries 0 and 1 give top1_err different values" in err.message
+    # values not in the grid, but no misspelling of one: a grid narrowed from the paper's
+    with pytest.warns(SuiteWarning, match="bad.yaml:6: when.0.match: this rule matches no run"):
+        expand(load(write(tmp_path, RULES.replace("{model.relation: summation}", "{model.relation: dot}"), "bad")))
+    narrowed = RULES.replace("{model.relation: summation}", '{model.relation: "subt*", model.padding: reflect}')
+    with pytest.warns(SuiteWarning, match="this rule matches no run"):  # the pattern fits: no misspelling
+        expand(load(write(tmp_path, narrowed, "bad")))
+    with pytest.warns(SuiteWarning, match="bad.yaml:10: reference.0: .* fits no point of the grid"):
+        expand(load(write(tmp_path, RULES.replace("subtraction, top1", "hadamard, top1"), "bad")))
+    # a preset narrows the grid: the spec's rule and reference entries may fit nothing, silently
+    assert [r.config.lr for r in expand(load(write(tmp_path, RULES, "bad")), preset="one")] == [0.05]
+
+
 def test_spec_name_must_match_file(tmp_path):
     err = error_of(tmp_path, "name: other\nbase: {model: {name: resnet26}}\n")
     assert err.key == "name"
@@ -211,15 +269,26 @@ def test_counts_on_the_command_line_must_be_positive(tmp_path, capsys):
 def test_specs_lists_every_spec_and_names_a_broken_one(tmp_path, monkeypatch, capsys):
     write(tmp_path, "name: plain\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n", "plain")
     write(tmp_path, "name: broken\ngrid: [1\n", "broken")
+    write(tmp_path, "name: preset\nbase: {model: {name: resnet26}}\npresets:\n  fast: {epohcs: 1}\n", "preset")
     monkeypatch.setenv("SUITE_ABLATIONS", str(tmp_path))
     assert main(["specs"]) == 2
     out = capsys.readouterr().out
     assert "broken.yaml:3: bad YAML" in out
+    assert "preset.yaml:4: presets.fast.epohcs: unknown key; did you mean 'epochs'?" in out  # a preset is checked too
     assert any(line.split()[:2] == ["plain", "1"] for line in out.splitlines())  # no description: no crash
 
 
 # ---- the shipped specs
 SHIPPED = ablations.list()
+
+
+def test_a_reader_that_stops_early_is_not_an_error():
+    """`suite specs | head -1`: the pipe closes before the output is written."""
+    proc = subprocess.Popen([sys.executable, "-m", "suite", "specs"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=Path(__file__).resolve().parents[1])
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 0 and err == "", err
 
 
 def test_every_ablation_of_both_papers_is_shipped():

@@ -87,7 +87,9 @@ def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, capsys):
     assert main(["run", str(spec), "--out", str(out), "--no-progress", "--dry-run", *FAST]) == 0
     assert "0 of 2 runs would start" in capsys.readouterr().out
     assert main(["run", str(spec), "--out", str(out), "--no-progress", *FAST]) == 0
-    assert "nothing to run: 1 done, 1 failed" in (printed := capsys.readouterr().out) and "--retry-failed" in printed
+    printed = capsys.readouterr().out
+    assert "nothing to run: 1 done, 1 failed" in printed
+    assert f"suite run {spec} --out {out} {' '.join(FAST)} --retry-failed" in printed  # a command to paste
     assert main(["run", str(spec), "--out", str(out), "--dry-run", "--retry-failed", *FAST]) == 0
     assert "1 of 2 runs would start" in capsys.readouterr().out
 

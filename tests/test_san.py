@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from suite.errors import SuiteError
 from suite.measure.complexity import count_params
-from suite.models import create_model, get_model_info, list_models, load_official_san
+from suite.models import create_model, get_model_info, list_models, load_official_san, resolve_model_kwargs, san
 from suite.ops import PAIRWISE_RELATIONS, PATCHWISE_RELATIONS, use_backend
 
 SAN_MODELS = ["san10_pairwise", "san10_patchwise", "san15_pairwise", "san15_patchwise", "san19_pairwise",
@@ -370,6 +370,35 @@ def test_invalid_options_raise_suite_error(name, options, key):
     assert err.value.key == key
     if key not in ("footprint", "num_classes"):  # any odd / positive integer
         assert err.value.choices  # the valid values are named
+
+
+@pytest.mark.parametrize("name", ["san10_pairwise", "san19_patchwise"])
+def test_the_same_checks_run_without_building_a_model(name):
+    """Specs call the registry's check with the data's image size when they load, before any run."""
+    with pytest.raises(SuiteError) as err:
+        san.san10_pairwise(relation="star")  # a builder called directly is checked too
+    assert err.value.key == "relation"
+    with pytest.raises(SuiteError) as err:
+        resolve_model_kwargs(name, {"footprint": 4})
+    assert err.value.key == "footprint"
+    with pytest.raises(SuiteError, match="inputs of 127 px leave stage 4 a 3x3 map.*at least 128 px") as err:
+        resolve_model_kwargs(name, {}, input_size=127)
+    assert err.value.key == "padding"
+    assert resolve_model_kwargs(name, {"padding": "zeros"}, input_size=127)["padding"] == "zeros"
+
+
+@pytest.mark.parametrize("footprint,padding", [(3, "reflect"), (9, "reflect"), (7, "zeros")])
+def test_the_input_size_check_agrees_with_the_model(footprint, padding):
+    """The smallest input the check accepts runs, one pixel less fails in the model itself."""
+    with pytest.raises(SuiteError, match="at least") as err:
+        resolve_model_kwargs("san10_pairwise", {"footprint": footprint, "padding": padding}, input_size=8)
+    need = int(str(err.value).rsplit("at least ", 1)[1].split(" px")[0])
+    resolve_model_kwargs("san10_pairwise", {"footprint": footprint, "padding": padding}, input_size=need)
+    model = create_model("san10_pairwise", footprint=footprint, padding=padding, num_classes=2).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, need, need)).shape == (1, 2)
+        with pytest.raises((SuiteError, RuntimeError)):
+            model(torch.randn(1, 3, need - 1, need - 1))
 
 
 def test_invalid_relation_names_the_valid_ones():

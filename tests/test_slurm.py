@@ -126,7 +126,7 @@ def test_grid_is_one_array_collected_and_resubmission_adds_only_missing_runs(tmp
     assert more[:3] == ids
     before = {rid: status(out, rid) for rid in ids}
     printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
-    assert "4 runs: 3 done, 1 missing" in printed and "submitted 1 runs as 1 job array" in printed
+    assert "4 runs: 3 done, 1 missing" in printed and "submitted 1 run as 1 job array:" in printed
     assert {rid: status(out, rid) for rid in ids} == before
     assert wait(out, more) == dict.fromkeys(more, "done")
     assert "nothing to run" in suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
@@ -176,7 +176,7 @@ def test_failing_run_is_reported_with_its_traceback_and_the_rest_finish(tmp_path
     assert "1 done, 1 failed" in printed and "is larger than the training set" in printed
     assert "nothing to run" in suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
     printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--retry-failed")
-    assert "submitted 1 runs" in printed
+    assert "submitted 1 run " in printed
     assert wait(out, [good, bad]) == {good: "done", bad: "failed"}
     assert status(out, bad)["attempts"] == 2 and status(out, good)["attempts"] == 1
 
@@ -193,7 +193,7 @@ def test_cancelled_runs_show_cancelled_and_are_not_resubmitted(tmp_path, capsys)
     assert wait(out, [first], timeout=60) == {first: "cancelled"}
     assert "ended CANCELLED without a result" in status(out, first)["error"]
     printed = suite(capsys, "cancel", str(spec), "--out", str(out))
-    assert "cancelled 1 runs" in printed
+    assert "cancelled 1 run " in printed
     job = status(out, second)["slurm_job_id"]
     wait_for(lambda: slurm.slurm_states([job])[job] == "CANCELLED", "sacct to say CANCELLED", out, timeout=60)
     assert "2 cancelled" in suite(capsys, "status", str(spec), "--out", str(out))
@@ -252,7 +252,7 @@ def test_real_time_limit_stops_requeues_and_resumes_the_run(tmp_path, capsys):
              out)
     assert (d / "metrics.jsonl").read_text().splitlines()[:len(before)] == before
     assert status(out, rid)["attempts"] >= 2
-    assert "cancelled 1 runs" in suite(capsys, "cancel", str(spec), "--out", str(out))
+    assert "cancelled 1 run " in suite(capsys, "cancel", str(spec), "--out", str(out))
 
 
 def test_requeues_beyond_the_cap_fail_the_run_and_keep_its_checkpoint(tmp_path, capsys):

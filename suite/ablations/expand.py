@@ -9,13 +9,14 @@ anywhere in the grid fails the whole spec up front, at the file and line that ca
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from suite.ablations.spec import Rule, Spec
-from suite.config import SECTIONS, DataConfig, RunConfig, resolve
-from suite.errors import SuiteError, unknown
+from suite.ablations.spec import REFERENCE_METRICS, Rule, Spec, matches
+from suite.config import SECTIONS, DataConfig, RunConfig, flatten, resolve
+from suite.errors import SuiteError, SuiteWarning, close_matches, unknown
 
 
 @dataclass(frozen=True)
@@ -60,16 +61,19 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
     overrides = dict(overrides or {})
     for key in overrides:
         sources[key] = ("<command line>",)
+    set_keys = _check_match_keys(spec, spec.when, set(base) | set(spec.axes))
+    _check_match_keys(spec, preset_rules, set_keys | set(preset_values))
 
     runs: list[RunSpec] = []
     seen: dict[str, RunSpec] = {}
+    applied: set[tuple[str, ...]] = set()  # paths of the rules that matched some run
     for point, point_sources in _points(spec, axis_values, preset):
         for seed in seeds:
             values = {**base, **point}
             where = {**sources, **point_sources}
-            _apply(spec.when, values, where)
+            applied |= _apply(spec.when, values, where)
             values.update(preset_values)
-            _apply(preset_rules, values, where)
+            applied |= _apply(preset_rules, values, where)
             values.update({**overrides, "seed": seed})
             try:
                 config = resolve(values)
@@ -95,6 +99,18 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
             runs.append(run)
     if not runs:
         raise spec.error("the grid has no runs")
+    # Under a preset that replaces axis values, the spec's own rules and reference may fit no run.
+    flat = [run.config.flat() for run in runs]
+    for rule in (spec.when if preset is None else []) + preset_rules:
+        if rule.path not in applied:
+            _fits_nothing(spec, "this rule matches no run", rule.path + ("match",), rule.match, flat)
+    if preset is None:
+        used = {i for run in runs for i, _ in _matching_reference(spec, run.point)}
+        for i, entry in enumerate(spec.reference):
+            if i not in used:
+                axes = {k: v for k, v in entry.items() if k not in REFERENCE_METRICS}
+                _fits_nothing(spec, "this reference entry fits no point of the grid", ("reference", str(i)), axes,
+                              [run.point for run in runs])
     return runs
 
 
@@ -124,11 +140,29 @@ def _points(spec: Spec, replaced: dict[str, list[Any]], preset: str | None
     return out
 
 
-def _apply(rules: list[Rule], values: dict[str, Any], sources: dict[str, tuple[str, ...]]) -> None:
+def _apply(rules: list[Rule], values: dict[str, Any], sources: dict[str, tuple[str, ...]]) -> set[tuple[str, ...]]:
+    """Apply the rules that match `values`; returns their paths."""
+    applied = set()
     for rule in rules:
         if rule.applies(values):
-            for key, value in _flatten(rule.set, rule.path + ("set",), sources).items():
-                values[key] = value
+            values.update(_flatten(rule.set, rule.path + ("set",), sources))
+            applied.add(rule.path)
+    return applied
+
+
+def _check_match_keys(spec: Spec, rules: list[Rule], known: set[str]) -> set[str]:
+    """A rule matches values the spec sets (defaults are not looked up), so a key set nowhere
+    before the rule, typically a typo, would silently never match. Returns `known` plus what the
+    rules set."""
+    known = set(known)
+    for rule in rules:
+        for key in rule.match:
+            if key not in known:
+                raise spec.error(f"a rule can only match keys set before it (in base, an axis, the preset or an "
+                                 f"earlier rule's set), and {key!r} is not", *rule.path, "match", key,
+                                 choices=sorted(known))
+        known |= set(flatten(rule.set))
+    return known
 
 
 def _flatten(values: Mapping[str, Any], path: tuple[str, ...], sources: dict[str, tuple[str, ...]]) -> dict[str, Any]:
@@ -151,6 +185,8 @@ def _locate(err: SuiteError, spec: Spec, sources: dict[str, tuple[str, ...]], po
     path = sources.get(key) or (sources.get("model.name") if key.startswith("model.") else None) or ("base",)
     run = " ".join(f"{k}={v}" for k, v in point.items()) or "base"
     message = f"{err.message} [run {run} seed={seed}]"
+    if key and key not in sources:  # a default the spec does not set: the error points at the model
+        message = f"{key}: {message}"
     if path[0] == "<command line>":
         return SuiteError(message, file="<command line>", key=key or None, choices=err.choices)
     if path[-1].isdigit():  # a list item: name the axis, point at the item's line
@@ -165,9 +201,40 @@ def _first_axis_path(spec: Spec) -> tuple[str, ...]:
 
 
 def _reference_for(spec: Spec, point: Mapping[str, Any]) -> dict[str, float]:
-    """Metrics of the first reference entry whose axis values all match the point."""
-    for entry in spec.reference:
-        axes = {k: v for k, v in entry.items() if k in point or k in spec.axes}
-        if all(point.get(k) == v for k, v in axes.items()):
-            return {k: float(v) for k, v in entry.items() if k not in axes}
-    return {}
+    """Metrics of every reference entry whose axis values all match the point; two entries that
+    give one metric different values for the same point are an error."""
+    out: dict[str, float] = {}
+    first: dict[str, int] = {}
+    for i, entry in _matching_reference(spec, point):
+        for metric, value in entry.items():
+            if metric not in REFERENCE_METRICS:
+                continue
+            if metric in out and out[metric] != float(value):
+                raise spec.error(f"reference entries {first[metric]} and {i} give {metric} different values for "
+                                 f"the point {_show(point)}", "reference", str(i), metric)
+            out[metric], first[metric] = float(value), first.get(metric, i)
+    return out
+
+
+def _matching_reference(spec: Spec, point: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    return [(i, entry) for i, entry in enumerate(spec.reference)
+            if all(point.get(k) == v for k, v in entry.items() if k not in REFERENCE_METRICS)]
+
+
+def _fits_nothing(spec: Spec, problem: str, path: tuple[str, ...], wanted: Mapping[str, Any],
+                  runs: list[dict[str, Any]]) -> None:
+    """An error if a wanted value looks like a misspelt value of the grid, else a warning: a grid
+    narrowed from the paper's can leave entries and rules with nothing to fit."""
+    for key, value in wanted.items():
+        have = {run.get(key) for run in runs}
+        if isinstance(value, str) and not any(matches(v, value) for v in have):
+            hint = close_matches(value, [v for v in have if isinstance(v, str)])
+            if hint:
+                raise spec.error(f"{problem}: {key}={value!r}; did you mean {hint[0]!r}?", *path, key,
+                                 choices=sorted(map(str, have)))
+    warnings.warn(f"{spec.path}:{spec.line(*path)}: {'.'.join(path)}: {problem} ({_show(wanted)}), so it is ignored",
+                  SuiteWarning, stacklevel=3)
+
+
+def _show(values: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in values.items())

@@ -53,10 +53,11 @@ class Rule:
     path: tuple[str, ...]  # where the rule is in the file, for error lines
 
     def applies(self, values: dict[str, Any]) -> bool:
-        return all(_matches(values.get(k), v) for k, v in self.match.items())
+        return all(matches(values.get(k), v) for k, v in self.match.items())
 
 
-def _matches(value: Any, pattern: Any) -> bool:
+def matches(value: Any, pattern: Any) -> bool:
+    """fnmatch for strings, equality otherwise."""
     if isinstance(pattern, str) and isinstance(value, str):
         return fnmatch.fnmatchcase(value, pattern)
     return value == pattern

@@ -152,7 +152,8 @@ def profile_model(job: ProfileJob) -> dict[str, Any]:
     if job.threads is not None:
         torch.set_num_threads(job.threads)
     img_size = job.img_size or get_model_info(job.model).input_size
-    build = functools.partial(create_model, job.model, **resolve_model_kwargs(job.model, job.model_kwargs))
+    kwargs = resolve_model_kwargs(job.model, job.model_kwargs, input_size=img_size)
+    build = functools.partial(create_model, job.model, **kwargs)
     row: dict[str, Any] = {"model": job.model, "img_size": img_size, **_job_columns(job)}
     if not job.phases:
         row.update(measure_complexity(build(), img_size).as_row())

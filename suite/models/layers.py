@@ -8,9 +8,13 @@ from the *pre-activated* input whenever the shape changes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from torch import Tensor, nn
 
 from suite.errors import SuiteError
+from suite.models.registry import Check
 
 # Caffe's BN defaults (moving-average factor 0.9, eps 1e-5) in PyTorch terms.
 BN_MOMENTUM = 0.1
@@ -66,8 +70,13 @@ def init_weights(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def check_positive(**values: int) -> None:
-    """Builder-side check for integer options that must be >= 1 (type hints cannot say so)."""
-    for key, value in values.items():
-        if value < 1:
-            raise SuiteError(f"invalid value {value!r}: must be a positive integer", key=key, choices=["1, 2, 3, ..."])
+def positive(*keys: str) -> Check:
+    """A registry check: these integer options must be >= 1 (type hints cannot say so)."""
+
+    def check(options: Mapping[str, Any], input_size: int | None) -> None:
+        for key in keys:
+            if options[key] < 1:
+                raise SuiteError(f"invalid value {options[key]!r}: must be a positive integer", key=key,
+                                 choices=["1, 2, 3, ..."])
+
+    return check

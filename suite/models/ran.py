@@ -48,13 +48,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from suite.models.layers import PreActBottleneck, batch_norm, check_positive, conv1x1, conv3x3, init_weights
+from suite.models.layers import PreActBottleneck, batch_norm, conv1x1, conv3x3, init_weights, positive
 from suite.models.registry import register_model
 
 MaskNorm = Literal["mixed", "channel", "spatial"]
@@ -263,18 +263,15 @@ class ResidualAttentionNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-def _ran(modules_per_stage: Sequence[int], *, imagenet: bool, input_size: int, **options: Any) -> ResidualAttentionNet:
-    check_positive(**{k: options[k] for k in ("p", "t", "r", "base_width", "num_classes")})
-    return ResidualAttentionNet(modules_per_stage, imagenet=imagenet, input_size=input_size, **options)
-
-
 # ------------------------------------------------------------------------------------ registry
 # Every builder takes the same options; `locals()` at the top of a builder is exactly that set.
 _TABLE7 = "RAN Table 7 (ImageNet, single crop)"
 _TABLE6 = "RAN Table 6 (CIFAR)"
+_POSITIVE = positive("p", "t", "r", "base_width", "num_classes")
 
 
 @register_model(
+    check=_POSITIVE,
     input_size=224,
     paper={"params_m": 31.9, "gmacs": 6.3, "top1_err": 21.76, "top5_err": 5.9, "source": _TABLE7},
 )
@@ -290,10 +287,11 @@ def ran56(
     attention_learning: AttentionLearning = "arl",
 ) -> nn.Module:
     """Attention-56 (paper Table 2): 1/1/1 modules at 56/28/14 with 3/2/1 mask pools."""
-    return _ran((1, 1, 1), imagenet=True, input_size=224, **locals())
+    return ResidualAttentionNet((1, 1, 1), imagenet=True, input_size=224, **locals())
 
 
 @register_model(
+    check=_POSITIVE,
     input_size=224,
     # 51.3 M / 10.4 G are the paper's; the official prototxt has 52.47 M / 10.53 G (Caffe shape inference).
     paper={"params_m": 51.3, "gmacs": 10.4, "top1_err": 19.5, "top5_err": 4.8, "eval_size": 320, "source": _TABLE7},
@@ -310,14 +308,16 @@ def ran92(
     attention_learning: AttentionLearning = "arl",
 ) -> nn.Module:
     """Attention-92 (paper Table 2): 1/2/3 modules; the paper tests it on 320x320 crops."""
-    return _ran((1, 2, 3), imagenet=True, input_size=224, **locals())
+    return ResidualAttentionNet((1, 2, 3), imagenet=True, input_size=224, **locals())
 
 
 def _cifar_paper(params_m: float, cifar10: float, cifar100: float) -> dict[str, object]:
     return {"params_m": params_m, "cifar10_top1_err": cifar10, "cifar100_top1_err": cifar100, "source": _TABLE6}
 
 
-@register_model(input_size=32, paper={"cifar10_top1_err": 5.52, "source": "RAN Table 1/3 (CIFAR-10, ARL)"})
+@register_model(
+    check=_POSITIVE, input_size=32, paper={"cifar10_top1_err": 5.52, "source": "RAN Table 1/3 (CIFAR-10, ARL)"}
+)
 def ran56_cifar(
     *,
     num_classes: int = 10,
@@ -330,10 +330,10 @@ def ran56_cifar(
     attention_learning: AttentionLearning = "arl",
 ) -> nn.Module:
     """Attention-56 for 32x32 inputs: 1 module per stage (the net of the paper's CIFAR ablations)."""
-    return _ran((1, 1, 1), imagenet=False, input_size=32, **locals())
+    return ResidualAttentionNet((1, 1, 1), imagenet=False, input_size=32, **locals())
 
 
-@register_model(input_size=32, paper=_cifar_paper(1.9, 4.99, 21.71))
+@register_model(check=_POSITIVE, input_size=32, paper=_cifar_paper(1.9, 4.99, 21.71))
 def ran92_cifar(
     *,
     num_classes: int = 10,
@@ -346,10 +346,10 @@ def ran92_cifar(
     attention_learning: AttentionLearning = "arl",
 ) -> nn.Module:
     """Attention-92 for 32x32 inputs: 2 modules per stage (ImageNet's is 1/2/3)."""
-    return _ran((2, 2, 2), imagenet=False, input_size=32, **locals())
+    return ResidualAttentionNet((2, 2, 2), imagenet=False, input_size=32, **locals())
 
 
-@register_model(input_size=32)
+@register_model(check=_POSITIVE, input_size=32)
 def ran128_cifar(
     *,
     num_classes: int = 10,
@@ -362,10 +362,10 @@ def ran128_cifar(
     attention_learning: AttentionLearning = "arl",
 ) -> nn.Module:
     """Attention-128 for 32x32 inputs: 3 modules per stage (paper Table 3)."""
-    return _ran((3, 3, 3), imagenet=False, input_size=32, **locals())
+    return ResidualAttentionNet((3, 3, 3), imagenet=False, input_size=32, **locals())
 
 
-@register_model(input_size=32)
+@register_model(check=_POSITIVE, input_size=32)
 def ran164_cifar(
     *,
     num_classes: int = 10,
@@ -378,10 +378,10 @@ def ran164_cifar(
     attention_learning: AttentionLearning = "arl",
 ) -> nn.Module:
     """Attention-164 for 32x32 inputs: 4 modules per stage (paper Table 3)."""
-    return _ran((4, 4, 4), imagenet=False, input_size=32, **locals())
+    return ResidualAttentionNet((4, 4, 4), imagenet=False, input_size=32, **locals())
 
 
-@register_model(input_size=32, paper=_cifar_paper(5.1, 4.14, 21.16))
+@register_model(check=_POSITIVE, input_size=32, paper=_cifar_paper(5.1, 4.14, 21.16))
 def ran236_cifar(
     *,
     num_classes: int = 10,
@@ -394,10 +394,10 @@ def ran236_cifar(
     attention_learning: AttentionLearning = "arl",
 ) -> nn.Module:
     """Attention-236 for 32x32 inputs: 6 modules per stage (36 * 6 + 20 layers)."""
-    return _ran((6, 6, 6), imagenet=False, input_size=32, **locals())
+    return ResidualAttentionNet((6, 6, 6), imagenet=False, input_size=32, **locals())
 
 
-@register_model(input_size=32, paper=_cifar_paper(8.6, 3.90, 20.45))
+@register_model(check=_POSITIVE, input_size=32, paper=_cifar_paper(8.6, 3.90, 20.45))
 def ran452_cifar(
     *,
     num_classes: int = 10,
@@ -410,4 +410,4 @@ def ran452_cifar(
     attention_learning: AttentionLearning = "arl",
 ) -> nn.Module:
     """Attention-452 for 32x32 inputs: 6 modules per stage with p, t, r = 2, 4, 3 (Table 6 footnote)."""
-    return _ran((6, 6, 6), imagenet=False, input_size=32, **locals())
+    return ResidualAttentionNet((6, 6, 6), imagenet=False, input_size=32, **locals())

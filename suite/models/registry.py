@@ -2,13 +2,18 @@
 
 A builder's keyword-only parameters *are* its documented options: their type hints
 (`Literal[...]`, `int`, `float`, `bool`, `tuple[int, ...]`) are what `create_model` checks a value
-against, so a wrong key or value fails before any module is built, with the valid choices.
+against, so a wrong key or value fails before any module is built, with the valid choices. What
+hints cannot say (a value against a range or another option, the smallest input the model takes)
+is the family's `check`, registered with the model: specs run it for every grid point when they
+are loaded, so a bad combination fails up front instead of when its run builds the model.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import inspect
+import re
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +25,8 @@ from suite.errors import SuiteError, close_matches, unknown
 from suite.schema import coerce
 
 Builder = Callable[..., nn.Module]
+# (resolved options, smallest input size in px or None if unknown) -> None; raises SuiteError naming the option
+Check = Callable[[Mapping[str, Any], "int | None"], None]
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class ModelInfo:
     input_size: int
     options: dict[str, Option]
     paper: Mapping[str, Any] = field(default_factory=dict)
+    check: Check | None = None
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -63,9 +71,13 @@ _REGISTRY: dict[str, ModelInfo] = {}
 
 
 def register_model(
-    fn: Builder | None = None, *, input_size: int = 224, paper: Mapping[str, Any] | None = None
+    fn: Builder | None = None,
+    *,
+    input_size: int = 224,
+    paper: Mapping[str, Any] | None = None,
+    check: Check | None = None,
 ) -> Any:
-    """Register `fn` under its function name.
+    """Register `fn` under its function name; calling it directly checks its options too.
 
     `input_size` is the model's natural resolution (what complexity tables use); `paper` holds the
     published figures for it (e.g. `{"params_m": 31.9, "gmacs": 6.2, "source": "RAN Table 2"}`)
@@ -83,19 +95,25 @@ def register_model(
             input_size=input_size,
             options=_options_of(builder),
             paper=dict(paper or {}),
+            check=check,
         )
-        return builder
+
+        @functools.wraps(builder)
+        def checked(**kwargs: Any) -> nn.Module:
+            return create_model(name, **kwargs)
+
+        return checked
 
     return wrap(fn) if fn is not None else wrap
 
 
 def list_models(pattern: str | list[str] = "*", *, family: str | None = None) -> list[str]:
-    """Registered names matching any fnmatch pattern, sorted."""
+    """Registered names matching any fnmatch pattern, in natural order (ran56, ran92, ran128)."""
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     return sorted(
-        n
-        for n, info in _REGISTRY.items()
-        if any(fnmatch.fnmatchcase(n, p) for p in patterns) and (family is None or info.family == family)
+        (n for n, info in _REGISTRY.items()
+         if any(fnmatch.fnmatchcase(n, p) for p in patterns) and (family is None or info.family == family)),
+        key=lambda n: [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", n)],
     )
 
 
@@ -106,8 +124,9 @@ def get_model_info(name: str) -> ModelInfo:
         raise unknown("model", name, _REGISTRY, key="model.name") from None
 
 
-def resolve_model_kwargs(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """All of the model's options with `kwargs` applied and checked; raises SuiteError naming the key."""
+def resolve_model_kwargs(name: str, kwargs: Mapping[str, Any], *, input_size: int | None = None) -> dict[str, Any]:
+    """All of the model's options with `kwargs` applied and checked (for inputs of `input_size` px
+    if given); raises SuiteError naming the key."""
     info = get_model_info(name)
     resolved = info.defaults
     for key, value in kwargs.items():
@@ -119,6 +138,8 @@ def resolve_model_kwargs(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]
                 f"model {name!r} has no option {key!r}{did_you_mean}", key=key, choices=sorted(info.options)
             )
         resolved[key] = option.check(value, name)
+    if info.check is not None:
+        info.check(resolved, input_size)
     return resolved
 
 

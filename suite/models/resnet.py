@@ -11,10 +11,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from suite.models.layers import PreActBottleneck, batch_norm, check_positive, conv3x3, init_weights
+from suite.models.layers import PreActBottleneck, batch_norm, conv3x3, init_weights, positive
 from suite.models.registry import register_model
 
 _SAN_TABLE = "SAN (Zhao et al. 2020) Table 2"
+_POSITIVE = positive("num_classes")
 
 
 def _bottleneck_resnet(layers: list[int], num_classes: int, zero_init_residual: bool) -> nn.Module:
@@ -22,21 +23,26 @@ def _bottleneck_resnet(layers: list[int], num_classes: int, zero_init_residual: 
     # process that only registers the models (each local run, each SLURM task) would pay.
     from torchvision.models.resnet import Bottleneck, ResNet
 
-    check_positive(num_classes=num_classes)
     return ResNet(Bottleneck, layers, num_classes=num_classes, zero_init_residual=zero_init_residual)
 
 
-@register_model(paper={"params_m": 13.7, "gmacs": 2.4, "top1_err": 26.4, "top5_err": 8.3, "source": _SAN_TABLE})
+@register_model(
+    check=_POSITIVE, paper={"params_m": 13.7, "gmacs": 2.4, "top1_err": 26.4, "top5_err": 8.3, "source": _SAN_TABLE}
+)
 def resnet26(*, num_classes: int = 1000, zero_init_residual: bool = False) -> nn.Module:
     return _bottleneck_resnet([1, 2, 4, 1], num_classes, zero_init_residual)
 
 
-@register_model(paper={"params_m": 19.6, "gmacs": 3.2, "top1_err": 24.0, "top5_err": 7.0, "source": _SAN_TABLE})
+@register_model(
+    check=_POSITIVE, paper={"params_m": 19.6, "gmacs": 3.2, "top1_err": 24.0, "top5_err": 7.0, "source": _SAN_TABLE}
+)
 def resnet38(*, num_classes: int = 1000, zero_init_residual: bool = False) -> nn.Module:
     return _bottleneck_resnet([2, 3, 5, 2], num_classes, zero_init_residual)
 
 
-@register_model(paper={"params_m": 25.6, "gmacs": 4.1, "top1_err": 23.1, "top5_err": 6.5, "source": _SAN_TABLE})
+@register_model(
+    check=_POSITIVE, paper={"params_m": 25.6, "gmacs": 4.1, "top1_err": 23.1, "top5_err": 6.5, "source": _SAN_TABLE}
+)
 def resnet50(*, num_classes: int = 1000, zero_init_residual: bool = False) -> nn.Module:
     return _bottleneck_resnet([3, 4, 6, 3], num_classes, zero_init_residual)
 
@@ -66,10 +72,10 @@ class PreActResNetCifar(nn.Module):
 
 
 @register_model(
+    check=positive("num_classes", "base_width"),
     input_size=32,
     paper={"params_m": 1.7, "cifar10_top1_err": 5.46, "cifar100_top1_err": 24.33, "source": "RAN Table 6"},
 )
 def resnet164_cifar(*, num_classes: int = 10, base_width: int = 16) -> nn.Module:
     """ResNet-164 (18 bottlenecks per stage, widths 64/128/256): RAN's CIFAR baseline (Tables 5, 6)."""
-    check_positive(num_classes=num_classes, base_width=base_width)
     return PreActResNetCifar(18, base_width=base_width, num_classes=num_classes)

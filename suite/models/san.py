@@ -31,7 +31,8 @@ statistics in an eval one, runs as plain modules and gets what eager PyTorch giv
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +40,7 @@ from torch import Tensor, nn
 from torch.nn.modules import module as _modules
 
 from suite.errors import SuiteError
-from suite.models.registry import register_model
+from suite.models.registry import Check, register_model
 from suite.ops import (
     PAIRWISE_RELATIONS,
     PATCHWISE_RELATIONS,
@@ -506,53 +507,59 @@ class SAN(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def _san(
-    depth: int,
-    mode: Mode,
-    *,
-    relation: str,
-    footprint: int,
-    position_encoding: bool | None,
-    gamma: str,
-    share_planes: int,
-    padding: Padding,
-    num_classes: int,
-) -> SAN:
-    """Check the options that type hints cannot express, then build."""
-    valid = PAIRWISE_RELATIONS if mode == "pairwise" else PATCHWISE_RELATIONS
-    if relation not in valid:
-        raise SuiteError(f"relation {relation!r} is not a {mode} relation", key="relation", choices=valid)
-    if footprint < 1 or footprint % 2 == 0:
-        raise SuiteError(f"footprint must be an odd integer >= 1, got {footprint}", key="footprint")
+def _san(depth: int, mode: Mode, *, position_encoding: bool | None, **options: Any) -> SAN:
     if position_encoding is None:
         position_encoding = mode == "pairwise"
-    elif position_encoding and mode == "patchwise":
-        raise SuiteError(
-            "patchwise attention has no position encoding (the patch ordering encodes position)",
-            key="position_encoding",
-            choices=[None, False],
-        )
-    smallest_mid = _WIDTHS[0] // 4
-    if share_planes < 1 or smallest_mid % share_planes:
-        valid_shares = [s for s in range(1, smallest_mid + 1) if smallest_mid % s == 0]
-        raise SuiteError(
-            f"share_planes must divide every stage's value width (the smallest is {smallest_mid})",
-            key="share_planes",
-            choices=valid_shares,
-        )
-    if num_classes < 1:
-        raise SuiteError(f"num_classes must be >= 1, got {num_classes}", key="num_classes")
-    return SAN(
-        _LAYERS[depth],
-        mode=mode,
-        relation=relation,
-        footprint=footprint,
-        position_encoding=position_encoding,
-        gamma=gamma,
-        share_planes=share_planes,
-        padding=padding,
-        num_classes=num_classes,
-    )
+    return SAN(_LAYERS[depth], mode=mode, position_encoding=position_encoding, **options)
+
+
+def _check(mode: Mode) -> Check:
+    """The registry check of a SAN family: what type hints cannot express."""
+
+    def check(options: Mapping[str, Any], input_size: int | None) -> None:
+        valid = PAIRWISE_RELATIONS if mode == "pairwise" else PATCHWISE_RELATIONS
+        if options["relation"] not in valid:
+            raise SuiteError(f"relation {options['relation']!r} is not a {mode} relation", key="relation",
+                             choices=valid)
+        footprint = options["footprint"]
+        if footprint < 1 or footprint % 2 == 0:
+            raise SuiteError(f"footprint must be an odd integer >= 1, got {footprint}", key="footprint")
+        if options["position_encoding"] and mode == "patchwise":
+            raise SuiteError(
+                "patchwise attention has no position encoding (the patch ordering encodes position)",
+                key="position_encoding",
+                choices=[None, False],
+            )
+        share_planes, smallest_mid = options["share_planes"], _WIDTHS[0] // 4
+        if share_planes < 1 or smallest_mid % share_planes:
+            valid_shares = [s for s in range(1, smallest_mid + 1) if smallest_mid % s == 0]
+            raise SuiteError(
+                f"share_planes must divide every stage's value width (the smallest is {smallest_mid})",
+                key="share_planes",
+                choices=valid_shares,
+            )
+        if options["num_classes"] < 1:
+            raise SuiteError(f"num_classes must be >= 1, got {options['num_classes']}", key="num_classes")
+        if input_size is not None:
+            _check_input_size(input_size, footprint, options["padding"])
+
+    return check
+
+
+def _check_input_size(size: int, footprint: int, padding: Padding) -> None:
+    """Every stage's map must exist (side > 0) and, with reflection padding, exceed the footprint's pad.
+
+    The stem and each later stage halve the map (max-pool 2x2, floor): stage i sees size // 2**(i+1).
+    """
+    pads = [(k - 1) // 2 if padding == "reflect" else 0 for k in [_FIRST_FOOTPRINT] + [footprint] * (len(_WIDTHS) - 1)]
+    need = max((pad + 1) << (i + 1) for i, pad in enumerate(pads))
+    if size >= need:
+        return
+    i = next(i for i, pad in enumerate(pads) if size >> (i + 1) <= pad)
+    side = size >> (i + 1)
+    why = "no map" if side < 1 else f"a {side}x{side} map, too small to reflect-pad by {pads[i]} px"
+    fix = "use padding: zeros or inputs" if padding == "reflect" else "SAN needs inputs"
+    raise SuiteError(f"inputs of {size} px leave stage {i} {why}; {fix} of at least {need} px", key="padding")
 
 
 def _paper(params_m: float, gmacs: float, top1: float, top5: float) -> dict[str, object]:
@@ -567,7 +574,7 @@ def _paper(params_m: float, gmacs: float, top1: float, top5: float) -> dict[str,
 # ('zeros' allows inputs below 128 px, where reflection padding of the last stage is impossible).
 
 
-@register_model(paper=_paper(10.5, 2.2, 74.9, 92.1))
+@register_model(check=_check("pairwise"), paper=_paper(10.5, 2.2, 74.9, 92.1))
 def san10_pairwise(
     *,
     relation: Relation = "subtraction",
@@ -581,7 +588,7 @@ def san10_pairwise(
     return _san(10, "pairwise", **locals())
 
 
-@register_model(paper=_paper(11.8, 1.9, 77.1, 93.5))
+@register_model(check=_check("patchwise"), paper=_paper(11.8, 1.9, 77.1, 93.5))
 def san10_patchwise(
     *,
     relation: Relation = "concatenation",
@@ -595,7 +602,7 @@ def san10_patchwise(
     return _san(10, "patchwise", **locals())
 
 
-@register_model(paper=_paper(14.1, 3.0, 76.6, 93.1))
+@register_model(check=_check("pairwise"), paper=_paper(14.1, 3.0, 76.6, 93.1))
 def san15_pairwise(
     *,
     relation: Relation = "subtraction",
@@ -609,7 +616,7 @@ def san15_pairwise(
     return _san(15, "pairwise", **locals())
 
 
-@register_model(paper=_paper(16.2, 2.6, 78.0, 93.9))
+@register_model(check=_check("patchwise"), paper=_paper(16.2, 2.6, 78.0, 93.9))
 def san15_patchwise(
     *,
     relation: Relation = "concatenation",
@@ -623,7 +630,7 @@ def san15_patchwise(
     return _san(15, "patchwise", **locals())
 
 
-@register_model(paper=_paper(17.6, 3.8, 76.9, 93.4))
+@register_model(check=_check("pairwise"), paper=_paper(17.6, 3.8, 76.9, 93.4))
 def san19_pairwise(
     *,
     relation: Relation = "subtraction",
@@ -637,7 +644,7 @@ def san19_pairwise(
     return _san(19, "pairwise", **locals())
 
 
-@register_model(paper=_paper(20.5, 3.3, 78.2, 93.9))
+@register_model(check=_check("patchwise"), paper=_paper(20.5, 3.3, 78.2, 93.9))
 def san19_patchwise(
     *,
     relation: Relation = "concatenation",

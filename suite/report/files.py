@@ -48,6 +48,11 @@ def _figures(report: Report) -> list[plots.Plot]:
     return figures
 
 
+def table_paths(report: Report, formats: Sequence[str], directory: Path | None = None) -> list[Path]:
+    directory = Path(directory) if directory is not None else report.out
+    return [directory / f"{report.name}.{name}" for name in formats]
+
+
 def write(report: Report, formats: Sequence[str] = DEFAULT_FORMATS, directory: Path | None = None) -> list[Path]:
     """The report's tables in `formats` and its figures; plots that cannot be drawn become notes."""
     directory = Path(directory) if directory is not None else report.out
@@ -66,7 +71,7 @@ def write(report: Report, formats: Sequence[str] = DEFAULT_FORMATS, directory: P
             text = fmt.page(report, pngs)
         else:
             text = fmt.render(report, name)
-        path = directory / f"{report.name}.{name}"
+        path, = table_paths(report, [name], directory)
         atomic_write(path, text)
         paths.append(path)
     return paths

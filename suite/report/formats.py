@@ -50,7 +50,7 @@ def fragment(report: Report) -> str:
     lines += [f"- {n}" for n in report.notes]
     failed = failed_runs(report)
     if failed:
-        lines += ["", "Failed or stopped runs (`suite status " + report.spec.name + "`):"]
+        lines += ["", f"Failed or stopped runs (`suite status {report.same_runs}`):"]
         lines += [f"- `{f}`" for f in failed]
     return "\n".join(lines) + "\n"
 

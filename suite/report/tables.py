@@ -11,6 +11,7 @@ swaps in digits, so its tables carry a note instead of a comparison).
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -23,7 +24,7 @@ import pandas as pd
 
 from suite.ablations.expand import RunSpec
 from suite.ablations.spec import Spec
-from suite.errors import unknown
+from suite.errors import SuiteWarning, count, unknown
 from suite.store import STATES
 from suite.store import summarise as summarise_states
 
@@ -83,6 +84,7 @@ class Report:
     columns: list[str]
     metrics: list[str]
     notes: list[str] = field(default_factory=list)
+    overrides: dict[str, Any] = field(default_factory=dict)  # the command line's key=value, part of the runs' identity
 
     @property
     def name(self) -> str:
@@ -95,12 +97,22 @@ class Report:
 
     @property
     def command(self) -> str:
-        return f"suite report {self.spec.name}" + (f" --preset {self.preset}" if self.preset else "")
+        return f"suite report {self.same_runs}"
+
+    @property
+    def same_runs(self) -> str:
+        """`SPEC [--preset P] [--out DIR] [key=value ...]`: what names these runs on a command line."""
+        from suite.store import default_out
+
+        preset = f" --preset {self.preset}" if self.preset else ""
+        out = f" --out {self.out}" if Path(self.out).resolve() != default_out().resolve() else ""
+        overrides = "".join(f" {k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in self.overrides.items())
+        return f"{self.spec.name}{preset}{out}{overrides}"
 
 
 # ------------------------------------------------------------------------------------- building
 def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path, preset: str | None = None,
-          metrics: Sequence[str] | None = None) -> Report:
+          metrics: Sequence[str] | None = None, overrides: Mapping[str, Any] | None = None) -> Report:
     """A report of `runs` (the expansion of `spec`) from `frame`, which must be
     `store.collect(out, [r.run_id for r in runs])` (one row per run, in order)."""
     metrics = list(metrics or spec.report.get("metrics") or ["top1_err"])
@@ -114,9 +126,9 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
     table = pivot(cells, rows, columns, metrics)
     counts = summarise_states(runs_frame)
     shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "done")
-    notes.insert(0, f"{len(runs_frame)} runs: {shown}.")
+    notes.insert(0, f"{count(len(runs_frame), 'run')}: {shown}.")
     return Report(spec=spec, preset=preset, out=Path(out), runs=runs_frame, cells=cells, points=points, table=table,
-                  axes=axes, rows=rows, columns=columns, metrics=metrics, notes=notes)
+                  axes=axes, rows=rows, columns=columns, metrics=metrics, notes=notes, overrides=dict(overrides or {}))
 
 
 def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mapping[str, Any] | None = None,
@@ -130,7 +142,7 @@ def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mappi
     out = Path(out) if out is not None else store.default_out()
     runs = ablations.expand(spec, preset=preset, overrides=overrides)
     frame = store.collect(out, [r.run_id for r in runs])
-    return build(spec, runs, frame, out=out, preset=preset, metrics=metrics)
+    return build(spec, runs, frame, out=out, preset=preset, metrics=metrics, overrides=overrides)
 
 
 def check_metrics(metrics: Sequence[str], frame: pd.DataFrame, runs: Sequence[RunSpec]) -> None:
@@ -231,7 +243,7 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
         counts = ", ".join(f"{c} ({int(out.loc[done, c].isna().sum())} of {n_done})" for c in lacking)
         message = (f"{name}: done runs without {counts}: written by an older version of the suite, or not "
                    f"measured; shown as empty")
-        warnings.warn(message, stacklevel=3)
+        warnings.warn(message, SuiteWarning, stacklevel=3)
         notes.append(message + ".")
     for ref, data in sorted(incomparable):
         notes.append(f"The paper's values are for {ref}; these runs use {data}, so they are not compared.")
@@ -381,5 +393,5 @@ def failed_runs(report: Report, limit: int = 20) -> list[str]:
         note = f": {r['note']}" if r["note"] else ""
         lines.append(f"{r['run_id']} ({r['status']}) {point} seed={r['seed']}{note}".replace("  ", " "))
     if len(bad) > limit:
-        lines.append(f"... and {len(bad) - limit} more (suite status {report.spec.name})")
+        lines.append(f"... and {len(bad) - limit} more (suite status {report.same_runs})")
     return lines
