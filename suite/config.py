@@ -216,8 +216,9 @@ def _resolve(user: dict[str, Any]) -> RunConfig:
     dataset = DATASETS[data.name]
     if "num_classes" in info.options and "num_classes" not in model_keys and dataset.num_classes is not None:
         model_keys["num_classes"] = dataset.num_classes
-    input_size = data.input_size or dataset.input_size or info.input_size
-    data = dataclasses.replace(data, input_size=input_size, eval_size=data.eval_size or input_size)
+    input_size = next(s for s in (data.input_size, dataset.input_size, info.input_size) if s is not None)
+    data = dataclasses.replace(data, input_size=input_size,
+                               eval_size=input_size if data.eval_size is None else data.eval_size)
     _check_ranges(nested, data, measure)
     try:
         kwargs = resolve_model_kwargs(model_name, model_keys, input_size=min(data.input_size, data.eval_size))

@@ -3,11 +3,13 @@ shared by model options, run configs, spec files and cluster files."""
 
 from __future__ import annotations
 
+import numbers
 import re
 import types
 import typing
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 
 
@@ -62,8 +64,9 @@ def coerce(value: Any, annotation: Any) -> Any:
     if annotation is Any:
         return value
     if origin is Literal:
-        if any(value == a and type(value) is type(a) for a in args):
-            return value
+        for a in args:
+            if value == a and _kind(value) is _kind(a):
+                return a
         raise ValueError("not one of the valid values")
     if origin in (typing.Union, types.UnionType):
         for arm in args:
@@ -77,20 +80,20 @@ def coerce(value: Any, annotation: Any) -> Any:
             return None
         raise ValueError("expected null")
     if annotation is bool:
-        if isinstance(value, bool):
-            return value
+        if _kind(value) is bool:
+            return bool(value)
         raise ValueError("expected true or false")
     if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+        if _kind(value) is int:
+            return int(value)
         raise ValueError("expected an integer")
     if annotation is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if _kind(value) in (int, float):
             return float(value)
         raise ValueError("expected a number")
     if annotation is str:
         if isinstance(value, str):
-            return value
+            return str(value)
         raise ValueError("expected a string")
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
@@ -104,6 +107,18 @@ def coerce(value: Any, annotation: Any) -> Any:
         item = args[0] if args else Any
         return [coerce(v, item) for v in value]
     return value
+
+
+def _kind(value: Any) -> type:
+    """bool, int, float or str for values of those kinds, numpy's included (np.int64 is an int
+    here, and True is not); the type itself otherwise."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool
+    if isinstance(value, numbers.Integral):
+        return int
+    if isinstance(value, numbers.Real):
+        return float
+    return str if isinstance(value, str) else type(value)
 
 
 def type_name(annotation: Any) -> str:

@@ -64,6 +64,8 @@ def test_round_trip_through_the_stored_dict_keeps_the_id():
         ({"lr": -0.1}, "lr", "must not be negative"),
         ({"momentum": 1.5}, "momentum", "[0, 1)"),
         ({"data.eval_size": -1}, "data.eval_size", "must be positive"),
+        ({"data.eval_size": 0}, "data.eval_size", "must be positive"),  # not "unset"
+        ({"data.input_size": 0}, "data.input_size", "must be positive"),
         ({"model.name": "san10_pairwise"}, "model.padding", "inputs of 32 px"),  # checked without building it
         ({"model.name": "san10_pairwise", "model.padding": "zeros", "data.eval_size": 16}, "model.padding",
          "inputs of 16 px"),

@@ -286,6 +286,9 @@ def test_cli_bad_option_exits_2(capsys):
     assert exit_.value.code == 2 and "--batch-size: must be at least 1" in capsys.readouterr().err
     assert main(["profile", "resnet2x"]) == 2
     assert "resnet26" in capsys.readouterr().err  # did you mean
+    # every row times the reference: one that cannot take the input size stops the command up front
+    assert main(["profile", "resnet26", "--reference", "san10_pairwise", "--input-size", "64", "--bench", "infer"]) == 2
+    assert "reference.padding: inputs of 64 px" in capsys.readouterr().err
 
 
 def test_one_failing_child_does_not_stop_the_others(capsys):

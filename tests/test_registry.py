@@ -2,6 +2,7 @@
 
 from typing import Literal
 
+import numpy as np
 import pytest
 from torch import nn
 
@@ -62,6 +63,18 @@ def test_invalid_options_name_the_key(toy_model, kwargs, key, fragment):
         create_model(toy_model, **kwargs)
     assert err.value.key == key
     assert fragment in str(err.value)
+
+
+def test_numpy_scalars_count_as_the_python_values_they_hold(toy_model):
+    model = create_model(toy_model, width=np.int64(8), act=np.str_("gelu"), scale=np.float32(2), bias=np.bool_(True))
+    assert model.out_channels == 8 and type(model.out_channels) is int and model.bias is not None
+    with pytest.raises(SuiteError, match="expected an integer"):
+        create_model(toy_model, width=np.float64(8))
+
+
+def test_name_is_not_an_option(toy_model):
+    with pytest.raises(SuiteError, match="has no option 'name'"):
+        create_model(toy_model, name="x")
 
 
 def test_builders_must_take_keyword_only_options():

@@ -384,16 +384,26 @@ def test_the_same_checks_run_without_building_a_model(name):
     with pytest.raises(SuiteError, match="inputs of 127 px leave stage 4 a 3x3 map.*at least 128 px") as err:
         resolve_model_kwargs(name, {}, input_size=127)
     assert err.value.key == "padding"
+    with pytest.raises(SuiteError, match="needs inputs of at least 32 px \\(128 px with reflect padding\\)"):
+        resolve_model_kwargs(name, {}, input_size=16)  # zero padding would not help either
     assert resolve_model_kwargs(name, {"padding": "zeros"}, input_size=127)["padding"] == "zeros"
 
 
 @pytest.mark.parametrize("footprint,padding", [(3, "reflect"), (9, "reflect"), (7, "zeros")])
 def test_the_input_size_check_agrees_with_the_model(footprint, padding):
     """The smallest input the check accepts runs, one pixel less fails in the model itself."""
-    with pytest.raises(SuiteError, match="at least") as err:
-        resolve_model_kwargs("san10_pairwise", {"footprint": footprint, "padding": padding}, input_size=8)
-    need = int(str(err.value).rsplit("at least ", 1)[1].split(" px")[0])
-    resolve_model_kwargs("san10_pairwise", {"footprint": footprint, "padding": padding}, input_size=need)
+    def accepts(size: int) -> bool:
+        try:
+            resolve_model_kwargs("san10_pairwise", {"footprint": footprint, "padding": padding}, input_size=size)
+        except SuiteError as err:
+            assert err.key == "padding" and "at least" in err.message
+            return False
+        return True
+
+    need = next(size for size in range(1, 512) if accepts(size))
+    assert all(accepts(size) for size in range(need, need + 70))  # the bound is one threshold
+    with pytest.raises(SuiteError, match=f"at least {need} px"):
+        resolve_model_kwargs("san10_pairwise", {"footprint": footprint, "padding": padding}, input_size=need - 1)
     model = create_model("san10_pairwise", footprint=footprint, padding=padding, num_classes=2).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, need, need)).shape == (1, 2)

@@ -95,9 +95,14 @@ def plan(names: Sequence[str], reference: str | None = None, **options: Any) -> 
     """One job per model; with a reference, its own plain job comes first."""
     _check_options(options)
     if reference is not None:
-        get_model_info(reference)
         if not BENCHES[options.get("bench", "complexity")]:
             raise SuiteError("a reference compares throughput: use --bench infer, train or all", key="reference")
+        try:  # every row times the reference at its size: a reference that cannot run fails the command
+            for name in {reference, *names}:
+                _reference_kwargs(reference, options.get("model_kwargs", {}),
+                                  options.get("img_size") or get_model_info(name).input_size)
+        except SuiteError as err:
+            raise err.where(key="reference") from None
         return [ProfileJob(reference, **options)] + [
             ProfileJob(n, reference=reference, **options) for n in names if n != reference
         ]
@@ -273,9 +278,14 @@ def benchmark(
 
 
 def _build_reference(job: ProfileJob) -> nn.Module:
-    """The reference with the job's shared options (e.g. num_classes) that it has."""
-    options = get_model_info(job.reference).options
-    return create_model(job.reference, **{k: v for k, v in job.model_kwargs.items() if k in options})
+    img_size = job.img_size or get_model_info(job.model).input_size
+    return create_model(job.reference, **_reference_kwargs(job.reference, job.model_kwargs, img_size))
+
+
+def _reference_kwargs(reference: str, model_kwargs: dict[str, Any], img_size: int) -> dict[str, Any]:
+    """The reference's options: the shared ones (e.g. num_classes) that it has, checked for `img_size`."""
+    shared = {k: v for k, v in model_kwargs.items() if k in get_model_info(reference).options}
+    return resolve_model_kwargs(reference, shared, input_size=img_size)
 
 
 def _place(model: nn.Module, job: ProfileJob, device: torch.device) -> nn.Module:

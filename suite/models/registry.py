@@ -143,7 +143,7 @@ def resolve_model_kwargs(name: str, kwargs: Mapping[str, Any], *, input_size: in
     return resolved
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
+def create_model(name: str, /, **kwargs: Any) -> nn.Module:
     """Build a registered model; unknown names or invalid options raise SuiteError."""
     resolved = resolve_model_kwargs(name, kwargs)
     return get_model_info(name).builder(**resolved)

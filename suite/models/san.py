@@ -556,10 +556,13 @@ def _check_input_size(size: int, footprint: int, padding: Padding) -> None:
     if size >= need:
         return
     i = next(i for i, pad in enumerate(pads) if size >> (i + 1) <= pad)
-    side = size >> (i + 1)
-    why = "no map" if side < 1 else f"a {side}x{side} map, too small to reflect-pad by {pads[i]} px"
-    fix = "use padding: zeros or inputs" if padding == "reflect" else "SAN needs inputs"
-    raise SuiteError(f"inputs of {size} px leave stage {i} {why}; {fix} of at least {need} px", key="padding")
+    side, smallest = size >> (i + 1), 1 << len(_WIDTHS)
+    if side < 1 or size < smallest:  # too small for any padding
+        raise SuiteError(f"inputs of {size} px are too small: SAN halves its maps {len(_WIDTHS)} times, so it "
+                         f"needs inputs of at least {smallest} px" + (f" ({need} px with {padding} padding)"
+                                                                      if need > smallest else ""), key="padding")
+    raise SuiteError(f"inputs of {size} px leave stage {i} a {side}x{side} map, too small to reflect-pad by {pads[i]} "
+                     f"px; use padding: zeros or inputs of at least {need} px", key="padding")
 
 
 def _paper(params_m: float, gmacs: float, top1: float, top5: float) -> dict[str, object]:
