@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -130,9 +131,11 @@ def _specs(args: argparse.Namespace) -> int:
         try:  # one broken spec file must not hide the others
             spec = ablations.load(name)
             runs = ablations.expand(spec, preset=args.preset)
-            if args.preset is None:  # a preset is checked only when used: check every one here
-                for preset in spec.presets:
+            for preset in spec.presets if args.preset is None else []:  # each is checked only when used
+                try:
                     ablations.expand(spec, preset=preset)
+                except SuiteError as err:
+                    raise SuiteError(f"under --preset {preset}: {err}") from None
         except SuiteError as err:
             print(f"{name:<24} {'-':>5}  invalid: {err}")
             invalid += 1
@@ -201,8 +204,8 @@ def _expand(args: argparse.Namespace) -> tuple[Spec, list[RunSpec]]:
 
 def _same_runs(args: argparse.Namespace) -> str:
     """The arguments that name the same runs again, for the hints printed after `suite run`."""
-    return " ".join([args.spec, *(["--preset", args.preset] if args.preset else []),
-                     *(["--out", str(args.out)] if args.out else []), *args.overrides])
+    return shlex.join([args.spec, *(["--preset", args.preset] if args.preset else []),
+                       *(["--out", str(args.out)] if args.out else []), *args.overrides])
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -456,23 +459,30 @@ def _report(args: argparse.Namespace) -> int:
         raise SuiteError("name a spec, or pass --all", key="spec")
     report = tables.load(args.spec, preset=args.preset, overrides=parse_overrides(args.overrides), out=out,
                          metrics=args.metric)
-    if args.to or args.into:
-        if args.to:
-            used = files.write_to(report, args.to, chosen)
-            if args.to != "-":
-                print(f"wrote {args.to} ({used})", file=log)
-        if args.into:
-            splice_file(args.into, report.name, formats.fragment(report))
-            print(f"updated the {report.name} block in {args.into}", file=log)
-    else:
-        existing = [p for p in files.table_paths(report, chosen or files.DEFAULT_FORMATS) if p.exists()]
-        if existing and not report.counts.get("done"):
-            # a table regenerated from a store without this spec's runs would only lose results
-            print(f"no run of {report.name} is done in {out}: left {', '.join(map(str, existing))} as it was "
-                  f"(--to FILE writes this store's table anyway)", file=log)
-            return 0
-        for path in files.write(report, chosen or files.DEFAULT_FORMATS):
-            print(f"wrote {path}", file=log)
+    # A table from a store where none of the spec's runs is done would only lose results: files and
+    # README blocks that exist are left as they are (--to writes anyway).
+    nothing_done = not report.counts.get("done")
+    kept = []
+    if args.to:
+        used = files.write_to(report, args.to, chosen)
+        if args.to != "-":
+            print(f"wrote {args.to} ({used})", file=log)
+    if args.into and nothing_done:
+        kept.append(f"the {report.name} block in {args.into}")
+    elif args.into:
+        splice_file(args.into, report.name, formats.fragment(report))
+        print(f"updated the {report.name} block in {args.into}", file=log)
+    if not (args.to or args.into):
+        paths = files.table_paths(report, chosen or files.DEFAULT_FORMATS)
+        if nothing_done and any(p.exists() for p in paths):
+            kept += [str(p) for p in paths if p.exists()]
+        else:
+            for path in files.write(report, chosen or files.DEFAULT_FORMATS):
+                print(f"wrote {path}", file=log)
+    if kept:
+        print(f"no run of {report.name} is done in {out}: left {', '.join(kept)} as "
+              f"{'it was' if len(kept) == 1 else 'they were'} (--to FILE writes this store's table anyway)", file=log)
+        return 0
     for note in report.notes:
         print(f"  {note}", file=log)
     return 0

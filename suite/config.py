@@ -16,6 +16,7 @@ trained does.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import functools
 import hashlib
 import json
@@ -134,6 +135,27 @@ def resolve(values: Mapping[str, Any], *, file: str | None = None) -> RunConfig:
         return _resolve(flatten(values))
     except SuiteError as err:
         raise err.where(file=file)
+
+
+def could_be(key: str, pattern: str) -> bool:
+    """Whether `pattern` (fnmatch) fits a value `key` takes in some run: a registered model, a data
+    set, a recipe, a choice of a Literal key or model option. Free-form keys fit anything."""
+    from suite.models import get_model_info, list_models
+
+    if key == "model.name":
+        choices: list[Any] = list_models()
+    elif key.startswith("model."):
+        options = [o for n in list_models() if (o := get_model_info(n).options.get(key[len("model."):]))]
+        if not options or any(o.choices is None for o in options):
+            return True
+        choices = [c for o in options for c in o.choices]
+    elif key == "recipe":
+        choices = list(RECIPES)
+    elif typing.get_origin(_hints_flat().get(key)) is Literal:
+        choices = list(typing.get_args(_hints_flat()[key]))
+    else:
+        return True
+    return any(isinstance(c, str) and fnmatch.fnmatchcase(c, pattern) for c in choices)
 
 
 def keys() -> list[str]:
@@ -255,6 +277,8 @@ def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConf
     for key in non_negative:
         if values[key] < 0:
             raise SuiteError(f"must not be negative, got {values[key]}", key=key)
+    if values["nesterov"] and values["momentum"] == 0:
+        raise SuiteError("Nesterov momentum needs momentum > 0", key="nesterov")
     if not 0.0 < data.clean_ratio <= 1.0:
         raise SuiteError(f"must be in (0, 1], got {data.clean_ratio}", key="data.clean_ratio")
     for key in ("label_smoothing", "momentum"):

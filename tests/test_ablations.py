@@ -219,7 +219,7 @@ reference:
 
 def test_a_rule_matches_only_keys_the_spec_sets(tmp_path):
     err = error_of(tmp_path, RULES.replace("{model.relation: summation}", "{model.relaton: summation}"))
-    assert err.key == "when.0.match.model.relaton" and err.line == 6 and "model.relation" in err.choices
+    assert err.key == "when.0.match.model.relaton" and err.line == 6 and "did you mean 'model.relation'" in err.message
     err = error_of(tmp_path, RULES.replace("{model.relation: summation}", "{model.footprint: 7}"))
     assert err.key == "when.0.match.model.footprint" and "set before it" in err.message  # a default is not matched
 
@@ -230,6 +230,8 @@ def test_rules_and_reference_entries_that_fit_nothing(tmp_path):
     assert runs[1].reference == {"top1_err": 3.0, "top5_err": 1.0}  # entries for one point add up
     err = error_of(tmp_path, RULES.replace("{model.relation: summation}", "{model.relation: sumation}"))
     assert err.key == "when.0.match.model.relation" and "did you mean 'summation'" in err.message
+    err = error_of(tmp_path, RULES.replace("{model.relation: summation}", "{model.relation: softmax}"))
+    assert "'softmax' is no value model.relation takes" in err.message  # not close to anything: still no value
     err = error_of(tmp_path, RULES.replace("subtraction, top5", "subtracton, top5"))
     assert err.key == "reference.1.model.relation" and err.line == 11 and "did you mean 'subtraction'" in err.message
     err = error_of(tmp_path, RULES.replace("top5_err: 1.0", "top1_err: 1.0"))
@@ -244,6 +246,42 @@ def test_rules_and_reference_entries_that_fit_nothing(tmp_path):
         expand(load(write(tmp_path, RULES.replace("subtraction, top1", "hadamard, top1"), "bad")))
     # a preset narrows the grid: the spec's rule and reference entries may fit nothing, silently
     assert [r.config.lr for r in expand(load(write(tmp_path, RULES, "bad")), preset="one")] == [0.05]
+
+
+def test_a_valid_value_missing_from_a_narrowed_grid_is_only_a_warning(tmp_path):
+    text = ("name: bad\nbase: {data: {name: synthetic, input_size: 32}, epochs: 1}\n"
+            "grid: {lr_milestones: [[0.5], [0.3, 0.6]], model.name: [resnet26]}\n"
+            "when: [{match: {model.name: resnet38, lr_milestones: [0.2]}, set: {lr: 0.3}}]\n"
+            "reference:\n  - {model.name: resnet50, top1_err: 23.1}\n  - {lr_milestones: [0.5, 0.75], top1_err: 5}\n")
+    with pytest.warns(SuiteWarning) as caught:  # resnet38/50 exist: not typos of resnet26; lists are values too
+        assert len(expand(load(write(tmp_path, text, "bad")))) == 2
+    assert sorted(str(w.message).split(": ")[1] for w in caught) == ["reference.0", "reference.1", "when.0.match"]
+
+
+def test_each_layer_overrides_the_ones_before_and_errors_name_the_one_that_set_the_value(tmp_path):
+    text = ("name: bad\nbase: {model: {name: resnet26}, data: {name: synthetic, input_size: 32}, epochs: 2}\n"
+            "grid: {data.clean_ratio: [0.9, 0.7]}\n"
+            "presets:\n  noisy: {data.clean_ratio: 1.5}\n  short: {iterations: 20}\n")
+    err = error_of(tmp_path, text, preset="noisy")
+    assert err.key == "presets.noisy.data.clean_ratio" and err.line == 5  # not the grid's line
+    runs = expand(load(tmp_path / "bad.yaml"), preset="short")  # iterations clears the base's epochs
+    assert {(r.config.iterations, r.config.epochs) for r in runs} == {(20, None)}
+    assert {r.config.iterations for r in expand(load(tmp_path / "bad.yaml"), overrides={"iterations": 3})} == {3}
+    with pytest.raises(SuiteError) as info:
+        expand(load(tmp_path / "bad.yaml"), overrides={"data.clean_ratio": 0.0})
+    assert info.value.file == "<command line>" and info.value.key == "data.clean_ratio"
+
+
+@pytest.mark.parametrize("where,key", [
+    ("base: {{model: {{name: resnet26}}, seed: 5}}\n", "base.seed"),
+    ("base: {{model: {{name: resnet26}}}}\ngrid: {{seed: [1, 2]}}\n", "grid.seed"),
+    ("base: {{model: {{name: resnet26}}, lr: 0.1}}\nwhen: [{{match: {{lr: 0.1}}, set: {{seed: 3}}}}]\n", "when.0.set.seed"),
+])
+def test_a_seed_comes_from_seeds_only(tmp_path, where, key):
+    err = error_of(tmp_path, "name: bad\n" + where.format())
+    assert err.key == key and "seeds:" in err.message
+    with pytest.raises(SuiteError, match="seeds:"):
+        expand(load(write(tmp_path, GOOD, "good")), overrides={"seed": 7})
 
 
 def test_spec_name_must_match_file(tmp_path):
@@ -270,11 +308,13 @@ def test_specs_lists_every_spec_and_names_a_broken_one(tmp_path, monkeypatch, ca
     write(tmp_path, "name: plain\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n", "plain")
     write(tmp_path, "name: broken\ngrid: [1\n", "broken")
     write(tmp_path, "name: preset\nbase: {model: {name: resnet26}}\npresets:\n  fast: {epohcs: 1}\n", "preset")
+    write(tmp_path, "name: san\nbase: {model: {name: san10_pairwise}, data: {name: imagenet}}\n", "san")
     monkeypatch.setenv("SUITE_ABLATIONS", str(tmp_path))
     assert main(["specs"]) == 2
     out = capsys.readouterr().out
     assert "broken.yaml:3: bad YAML" in out
     assert "preset.yaml:4: presets.fast.epohcs: unknown key; did you mean 'epochs'?" in out  # a preset is checked too
+    assert "under --preset smoke: " in out and "san.yaml" in out  # the built-in smoke preset: 32 px digits
     assert any(line.split()[:2] == ["plain", "1"] for line in out.splitlines())  # no description: no crash
 
 

@@ -63,6 +63,7 @@ def test_round_trip_through_the_stored_dict_keeps_the_id():
         ({"lr": float("inf")}, "lr", "finite"),
         ({"lr": -0.1}, "lr", "must not be negative"),
         ({"momentum": 1.5}, "momentum", "[0, 1)"),
+        ({"nesterov": True, "momentum": 0}, "nesterov", "momentum > 0"),
         ({"data.eval_size": -1}, "data.eval_size", "must be positive"),
         ({"data.eval_size": 0}, "data.eval_size", "must be positive"),  # not "unset"
         ({"data.input_size": 0}, "data.input_size", "must be positive"),

@@ -381,8 +381,21 @@ def test_a_store_without_done_runs_leaves_an_existing_table_alone(tmp_path, caps
     capsys.readouterr()
     assert main(["report", "quick", "--out", str(out)]) == 0
     assert "no run of quick is done" in capsys.readouterr().out and (out / "quick.md").read_text() == table
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- suite:report quick -->\nour table\n<!-- /suite:report -->\n")
+    assert main(["report", "quick", "--out", str(out), "--into", str(readme)]) == 0
+    assert "our table" in readme.read_text() and "left the quick block" in capsys.readouterr().out
     assert main(["report", "quick", "--out", str(out), "--to", str(tmp_path / "now.md")]) == 0
     assert "0 done" in (tmp_path / "now.md").read_text()
+
+
+def test_report_hints_can_be_pasted(tmp_path):
+    """A spec given by path is named by path, and values with spaces are quoted."""
+    spec = tmp_path / "mine.yaml"
+    spec.write_text("name: mine\nbase: {model: {name: resnet26}, data: {name: synthetic, input_size: 32}, epochs: 1}\n")
+    report = tables.load(spec, out=tmp_path / "my results", overrides={"lr_milestones": [0.5, 0.75]})
+    assert report.same_runs == f"{spec} --out '{tmp_path / 'my results'}' 'lr_milestones=[0.5, 0.75]'"
+    assert tables.load("quick", out=tmp_path).same_runs == f"quick --out {tmp_path}"
 
 
 @pytest.fixture(scope="module")

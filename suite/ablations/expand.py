@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from suite.ablations.spec import REFERENCE_METRICS, Rule, Spec, matches
-from suite.config import SECTIONS, DataConfig, RunConfig, flatten, resolve
+from suite.ablations.spec import REFERENCE_METRICS, Rule, Spec
+from suite.config import SECTIONS, DataConfig, RunConfig, could_be, flatten, resolve
 from suite.errors import SuiteError, SuiteWarning, close_matches, unknown
 
 
@@ -42,8 +42,9 @@ class RunSpec:
 
 def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> list[RunSpec]:
     """All runs of `spec` (optionally under a preset and CLI overrides), validated, in grid order."""
-    sources: dict[str, tuple[str, ...]] = {}
-    base = _flatten(spec.base, ("base",), sources)
+    base_src: dict[str, tuple[str, ...]] = {}  # key -> YAML path of its value, per layer
+    preset_src: dict[str, tuple[str, ...]] = {}
+    base = _flatten(spec.base, ("base",), base_src)
     preset_values: dict[str, Any] = {}
     axis_values: dict[str, list[Any]] = {}
     preset_rules: list[Rule] = []
@@ -57,24 +58,31 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
         axis_values = raw.pop("grid", {})
         preset_rules = raw.pop("when", [])
         raw.pop("seeds", None)
-        preset_values = _flatten(raw, ("presets", preset), sources)
+        preset_values = _flatten(raw, ("presets", preset), preset_src)
     overrides = dict(overrides or {})
-    for key in overrides:
-        sources[key] = ("<command line>",)
+    cli_src = {key: ("<command line>",) for key in overrides}
+    _check_no_seed(spec, [base_src, {a: ("grid" if a in spec.grid else "zip", a) for a in spec.axes}, preset_src,
+                          *({"seed": r.path + ("set", "seed")} for r in spec.when + preset_rules if "seed" in r.set)])
+    if "seed" in overrides:
+        raise SuiteError("a run's seed comes from the spec's seeds: (or a preset's), not a key", file="<command line>",
+                         key="seed")
     set_keys = _check_match_keys(spec, spec.when, set(base) | set(spec.axes))
     _check_match_keys(spec, preset_rules, set_keys | set(preset_values))
 
     runs: list[RunSpec] = []
     seen: dict[str, RunSpec] = {}
     applied: set[tuple[str, ...]] = set()  # paths of the rules that matched some run
-    for point, point_sources in _points(spec, axis_values, preset):
+    for point, point_src in _points(spec, axis_values, preset):
         for seed in seeds:
-            values = {**base, **point}
-            where = {**sources, **point_sources}
+            values: dict[str, Any] = {}
+            where: dict[str, tuple[str, ...]] = {}
+            _layer(values, where, base, base_src)
+            _layer(values, where, point, point_src)
             applied |= _apply(spec.when, values, where)
-            values.update(preset_values)
+            _layer(values, where, preset_values, preset_src)
             applied |= _apply(preset_rules, values, where)
-            values.update({**overrides, "seed": seed})
+            _layer(values, where, overrides, cli_src)
+            values["seed"] = seed
             try:
                 config = resolve(values)
             except SuiteError as err:
@@ -92,7 +100,8 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
                 other = seen[run.run_id]
                 raise spec.error(
                     f"duplicate runs: [{other.label()}] and [{run.label()}] resolve to the same config "
-                    f"(run {run.run_id}); an axis value may be overridden by the preset or repeat a default",
+                    f"(run {run.run_id}); an axis value may be overridden by a rule, the preset or the command line, "
+                    f"or repeat a default",
                     *_first_axis_path(spec),
                 )
             seen[run.run_id] = run
@@ -112,6 +121,25 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
                 _fits_nothing(spec, "this reference entry fits no point of the grid", ("reference", str(i)), axes,
                               [run.point for run in runs])
     return runs
+
+
+def _layer(values: dict[str, Any], where: dict[str, tuple[str, ...]], new: Mapping[str, Any],
+           new_where: Mapping[str, tuple[str, ...]]) -> None:
+    """Put a later layer over `values`. The training length is one quantity: a layer that sets
+    epochs clears an earlier layer's iterations, and vice versa."""
+    for key, other in (("epochs", "iterations"), ("iterations", "epochs")):
+        if key in new and other not in new:
+            values.pop(other, None)
+    values.update(new)
+    where.update({key: new_where[key] for key in new})
+
+
+def _check_no_seed(spec: Spec, layers: list[Mapping[str, tuple[str, ...]]]) -> None:
+    """`seed` set anywhere but `seeds:` would be silently replaced by each run's seed."""
+    for layer in layers:
+        if "seed" in layer:
+            raise spec.error("a run's seed comes from the spec's seeds: (or a preset's), not a key", *layer["seed"],
+                             choices=["seeds: [0, 1, 2]", "seeds: 3"])
 
 
 def _points(spec: Spec, replaced: dict[str, list[Any]], preset: str | None
@@ -140,12 +168,13 @@ def _points(spec: Spec, replaced: dict[str, list[Any]], preset: str | None
     return out
 
 
-def _apply(rules: list[Rule], values: dict[str, Any], sources: dict[str, tuple[str, ...]]) -> set[tuple[str, ...]]:
+def _apply(rules: list[Rule], values: dict[str, Any], where: dict[str, tuple[str, ...]]) -> set[tuple[str, ...]]:
     """Apply the rules that match `values`; returns their paths."""
     applied = set()
     for rule in rules:
         if rule.applies(values):
-            values.update(_flatten(rule.set, rule.path + ("set",), sources))
+            sources: dict[str, tuple[str, ...]] = {}
+            _layer(values, where, _flatten(rule.set, rule.path + ("set",), sources), sources)
             applied.add(rule.path)
     return applied
 
@@ -158,8 +187,10 @@ def _check_match_keys(spec: Spec, rules: list[Rule], known: set[str]) -> set[str
     for rule in rules:
         for key in rule.match:
             if key not in known:
+                hint = close_matches(key, known)
                 raise spec.error(f"a rule can only match keys set before it (in base, an axis, the preset or an "
-                                 f"earlier rule's set), and {key!r} is not", *rule.path, "match", key,
+                                 f"earlier rule's set), and {key!r} is not"
+                                 + (f"; did you mean {hint[0]!r}?" if hint else ""), *rule.path, "match", key,
                                  choices=sorted(known))
         known |= set(flatten(rule.set))
     return known
@@ -223,18 +254,18 @@ def _matching_reference(spec: Spec, point: Mapping[str, Any]) -> list[tuple[int,
 
 def _fits_nothing(spec: Spec, problem: str, path: tuple[str, ...], wanted: Mapping[str, Any],
                   runs: list[dict[str, Any]]) -> None:
-    """An error if a wanted value looks like a misspelt value of the grid, else a warning: a grid
-    narrowed from the paper's can leave entries and rules with nothing to fit."""
+    """A warning: a grid narrowed from the paper's can leave entries and rules with nothing to fit.
+    An error if a value is none its key can take (a typo)."""
     for key, value in wanted.items():
-        have = {run.get(key) for run in runs}
-        if isinstance(value, str) and not any(matches(v, value) for v in have):
+        if isinstance(value, str) and not could_be(key, value):
+            have = list({repr(run.get(key)): run.get(key) for run in runs}.values())
             hint = close_matches(value, [v for v in have if isinstance(v, str)])
-            if hint:
-                raise spec.error(f"{problem}: {key}={value!r}; did you mean {hint[0]!r}?", *path, key,
-                                 choices=sorted(map(str, have)))
+            raise spec.error(f"{problem}: {key}={value!r} is no value {key} takes"
+                             + (f"; did you mean {hint[0]!r}?" if hint else ""), *path, key,
+                             choices=sorted(map(str, have)))
     warnings.warn(f"{spec.path}:{spec.line(*path)}: {'.'.join(path)}: {problem} ({_show(wanted)}), so it is ignored",
                   SuiteWarning, stacklevel=3)
 
 
 def _show(values: Mapping[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in values.items())
+    return " ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in values.items())

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from torch.nn.modules import module as _modules
 
 from suite.errors import SuiteError
+from suite.models.layers import positive
 from suite.models.registry import Check, register_model
 from suite.ops import (
     PAIRWISE_RELATIONS,
@@ -513,6 +514,9 @@ def _san(depth: int, mode: Mode, *, position_encoding: bool | None, **options: A
     return SAN(_LAYERS[depth], mode=mode, position_encoding=position_encoding, **options)
 
 
+_POSITIVE = positive("num_classes")
+
+
 def _check(mode: Mode) -> Check:
     """The registry check of a SAN family: what type hints cannot express."""
 
@@ -538,8 +542,7 @@ def _check(mode: Mode) -> Check:
                 key="share_planes",
                 choices=valid_shares,
             )
-        if options["num_classes"] < 1:
-            raise SuiteError(f"num_classes must be >= 1, got {options['num_classes']}", key="num_classes")
+        _POSITIVE(options, input_size)
         if input_size is not None:
             _check_input_size(input_size, footprint, options["padding"])
 

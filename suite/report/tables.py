@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -101,13 +102,18 @@ class Report:
 
     @property
     def same_runs(self) -> str:
-        """`SPEC [--preset P] [--out DIR] [key=value ...]`: what names these runs on a command line."""
+        """`SPEC [--preset P] [--out DIR] [key=value ...]`: what names these runs on a command line
+        (SPEC is the spec's path if its name would not find it)."""
+        from suite.ablations import spec_dirs
         from suite.store import default_out
 
-        preset = f" --preset {self.preset}" if self.preset else ""
-        out = f" --out {self.out}" if Path(self.out).resolve() != default_out().resolve() else ""
-        overrides = "".join(f" {k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in self.overrides.items())
-        return f"{self.spec.name}{preset}{out}{overrides}"
+        path = self.spec.path
+        found = path.suffix == ".yaml" and path.parent.resolve() in spec_dirs() and path.stem == self.spec.name
+        args = [self.spec.name if found else str(path)]
+        args += ["--preset", self.preset] if self.preset else []
+        args += ["--out", str(self.out)] if Path(self.out).resolve() != default_out().resolve() else []
+        args += [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in self.overrides.items()]
+        return shlex.join(args)
 
 
 # ------------------------------------------------------------------------------------- building

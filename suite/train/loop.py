@@ -105,8 +105,6 @@ class Trainer:
         if config.batch_size % env.world_size:
             raise SuiteError(f"batch_size {config.batch_size} is the global batch: it must be divisible by "
                              f"the {env.world_size} processes", key="batch_size")
-        if config.nesterov and config.momentum <= 0:
-            raise SuiteError("Nesterov momentum needs momentum > 0", key="nesterov")
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         download_first = config.data.download and env.enabled  # rank 0 downloads, the others wait
