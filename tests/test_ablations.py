@@ -196,7 +196,9 @@ def test_model_options_are_checked_against_each_other_and_the_data_when_the_spec
     text = ("name: bad\nbase: {model: {name: san10_pairwise, padding: zeros}, data: {name: digits}}\n"
             "grid:\n  model.relation:\n    - summation\n    - star\n")
     err = error_of(tmp_path, text)
-    assert err.key == "grid.model.relation" and err.line == 6 and "not a pairwise relation" in err.message
+    assert err.key == "grid.model.relation" and err.line == 6 and "dot" in err.choices and "star" not in err.choices
+    err = error_of(tmp_path, text.replace("model.relation:\n    - summation\n    - star", "model.footprint: [3, 4]"))
+    assert err.key == "grid.model.footprint" and err.line == 4 and "odd" in err.message
     err = error_of(tmp_path, text.replace(", padding: zeros", ""))  # digits are 32 px: too small to reflect-pad
     assert err.key == "base.model.name" and err.line == 2
     assert "model.padding: inputs of 32 px" in err.message and "use padding: zeros" in err.message
@@ -222,6 +224,11 @@ def test_a_rule_matches_only_keys_the_spec_sets(tmp_path):
     assert err.key == "when.0.match.model.relaton" and err.line == 6 and "did you mean 'model.relation'" in err.message
     err = error_of(tmp_path, RULES.replace("{model.relation: summation}", "{model.footprint: 7}"))
     assert err.key == "when.0.match.model.footprint" and "set before it" in err.message  # a default is not matched
+
+
+def test_a_rule_cannot_set_an_axis(tmp_path):
+    err = error_of(tmp_path, RULES.replace("set: {lr: 0.2}", "set: {model: {relation: dot}}"))
+    assert err.key == "when.0.set.model.relation" and err.line == 6 and "grid axis" in err.message
 
 
 def test_rules_and_reference_entries_that_fit_nothing(tmp_path):

@@ -192,6 +192,12 @@ def _check_match_keys(spec: Spec, rules: list[Rule], known: set[str]) -> set[str
                                  f"earlier rule's set), and {key!r} is not"
                                  + (f"; did you mean {hint[0]!r}?" if hint else ""), *rule.path, "match", key,
                                  choices=sorted(known))
+        for key in flatten(rule.set):
+            if key in spec.axes:  # the run's label and reference would still show the grid's value
+                section = key.split(".", 1)
+                where = section if section[0] in rule.set else [key]  # `model: {name: x}` or `model.name: x`
+                raise spec.error("a rule cannot set a grid axis: vary it in the grid or a zip group", *rule.path,
+                                 "set", *where)
         known |= set(flatten(rule.set))
     return known
 

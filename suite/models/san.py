@@ -43,8 +43,6 @@ from suite.errors import SuiteError
 from suite.models.layers import positive
 from suite.models.registry import Check, register_model
 from suite.ops import (
-    PAIRWISE_RELATIONS,
-    PATCHWISE_RELATIONS,
     Window,
     aggregation,
     current_backend,
@@ -64,11 +62,11 @@ from suite.ops.gamma import (
     concatenation_weights_inference,
     pairwise_weights_inference,
 )
+from suite.ops.relations import PairwiseRelation, PatchwiseRelation
 from suite.ops.window import Padding
 from suite.ops.workspace import workspace
 
 Mode = Literal["pairwise", "patchwise"]
-Relation = Literal["summation", "subtraction", "concatenation", "hadamard", "dot", "star", "clique"]
 Gamma = Literal["official", "linear", "lrl", "lrlrl"]
 
 _SAN_TABLE = "SAN (Zhao et al. 2020) Table 2"
@@ -518,13 +516,10 @@ _POSITIVE = positive("num_classes")
 
 
 def _check(mode: Mode) -> Check:
-    """The registry check of a SAN family: what type hints cannot express."""
+    """The registry check of a SAN family: what type hints cannot express (the relations a mode
+    takes are its builders' Literal)."""
 
     def check(options: Mapping[str, Any], input_size: int | None) -> None:
-        valid = PAIRWISE_RELATIONS if mode == "pairwise" else PATCHWISE_RELATIONS
-        if options["relation"] not in valid:
-            raise SuiteError(f"relation {options['relation']!r} is not a {mode} relation", key="relation",
-                             choices=valid)
         footprint = options["footprint"]
         if footprint < 1 or footprint % 2 == 0:
             raise SuiteError(f"footprint must be an odd integer >= 1, got {footprint}", key="footprint")
@@ -583,7 +578,7 @@ def _paper(params_m: float, gmacs: float, top1: float, top5: float) -> dict[str,
 @register_model(check=_check("pairwise"), paper=_paper(10.5, 2.2, 74.9, 92.1))
 def san10_pairwise(
     *,
-    relation: Relation = "subtraction",
+    relation: PairwiseRelation = "subtraction",
     footprint: int = 7,
     position_encoding: bool | None = None,
     gamma: Gamma = "official",
@@ -597,7 +592,7 @@ def san10_pairwise(
 @register_model(check=_check("patchwise"), paper=_paper(11.8, 1.9, 77.1, 93.5))
 def san10_patchwise(
     *,
-    relation: Relation = "concatenation",
+    relation: PatchwiseRelation = "concatenation",
     footprint: int = 7,
     position_encoding: bool | None = None,
     gamma: Gamma = "official",
@@ -611,7 +606,7 @@ def san10_patchwise(
 @register_model(check=_check("pairwise"), paper=_paper(14.1, 3.0, 76.6, 93.1))
 def san15_pairwise(
     *,
-    relation: Relation = "subtraction",
+    relation: PairwiseRelation = "subtraction",
     footprint: int = 7,
     position_encoding: bool | None = None,
     gamma: Gamma = "official",
@@ -625,7 +620,7 @@ def san15_pairwise(
 @register_model(check=_check("patchwise"), paper=_paper(16.2, 2.6, 78.0, 93.9))
 def san15_patchwise(
     *,
-    relation: Relation = "concatenation",
+    relation: PatchwiseRelation = "concatenation",
     footprint: int = 7,
     position_encoding: bool | None = None,
     gamma: Gamma = "official",
@@ -639,7 +634,7 @@ def san15_patchwise(
 @register_model(check=_check("pairwise"), paper=_paper(17.6, 3.8, 76.9, 93.4))
 def san19_pairwise(
     *,
-    relation: Relation = "subtraction",
+    relation: PairwiseRelation = "subtraction",
     footprint: int = 7,
     position_encoding: bool | None = None,
     gamma: Gamma = "official",
@@ -653,7 +648,7 @@ def san19_pairwise(
 @register_model(check=_check("patchwise"), paper=_paper(20.5, 3.3, 78.2, 93.9))
 def san19_patchwise(
     *,
-    relation: Relation = "concatenation",
+    relation: PatchwiseRelation = "concatenation",
     footprint: int = 7,
     position_encoding: bool | None = None,
     gamma: Gamma = "official",

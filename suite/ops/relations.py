@@ -13,6 +13,7 @@ then nn.Unfold's (c, j) channel-major order).
 from __future__ import annotations
 
 import functools
+import typing
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -25,8 +26,8 @@ from suite.ops.window import Padding, Window, accumulator_dtype, channels_last, 
 
 PairwiseRelation = Literal["summation", "subtraction", "concatenation", "hadamard", "dot"]
 PatchwiseRelation = Literal["star", "clique", "concatenation"]
-PAIRWISE_RELATIONS: tuple[str, ...] = ("summation", "subtraction", "concatenation", "hadamard", "dot")
-PATCHWISE_RELATIONS: tuple[str, ...] = ("star", "clique", "concatenation")
+PAIRWISE_RELATIONS: tuple[str, ...] = typing.get_args(PairwiseRelation)
+PATCHWISE_RELATIONS: tuple[str, ...] = typing.get_args(PatchwiseRelation)
 
 
 def pairwise_width(relation: str, channels: int) -> int:
