@@ -30,16 +30,20 @@ def list() -> builtins.list[str]:  # noqa: A001  (the registry API the issue nam
     return sorted({p.stem for d in spec_dirs() for p in d.glob("*.yaml")})
 
 
+def find(name: str) -> Path | None:
+    """The file a spec name stands for: the first `NAME.yaml` in spec_dirs."""
+    return next((d / f"{name}.yaml" for d in spec_dirs() if (d / f"{name}.yaml").exists()), None)
+
+
 def load(name_or_path: str | Path) -> Spec:
     """A spec by name (searched in spec_dirs) or by path to a YAML file."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         return parse(path)
-    for d in spec_dirs():
-        candidate = d / f"{name_or_path}.yaml"
-        if candidate.exists():
-            return parse(candidate)
-    raise unknown("spec", str(name_or_path), list(), key="spec")
+    found = find(str(name_or_path))
+    if found is None:
+        raise unknown("spec", str(name_or_path), list(), key="spec")
+    return parse(found)
 
 
-__all__ = ["RunSpec", "Spec", "expand", "list", "load", "spec_dirs"]
+__all__ = ["RunSpec", "Spec", "expand", "find", "list", "load", "spec_dirs"]

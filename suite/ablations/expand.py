@@ -64,8 +64,7 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
     _check_no_seed(spec, [base_src, {a: ("grid" if a in spec.grid else "zip", a) for a in spec.axes}, preset_src,
                           *({"seed": r.path + ("set", "seed")} for r in spec.when + preset_rules if "seed" in r.set)])
     if "seed" in overrides:
-        raise SuiteError("a run's seed comes from the spec's seeds: (or a preset's), not a key", file="<command line>",
-                         key="seed")
+        raise SuiteError(_SEED_IS_NOT_A_KEY, file="<command line>", key="seed")
     set_keys = _check_match_keys(spec, spec.when, set(base) | set(spec.axes))
     _check_match_keys(spec, preset_rules, set_keys | set(preset_values))
 
@@ -109,10 +108,10 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
     if not runs:
         raise spec.error("the grid has no runs")
     # Under a preset that replaces axis values, the spec's own rules and reference may fit no run.
-    flat = [run.config.flat() for run in runs]
     for rule in (spec.when if preset is None else []) + preset_rules:
         if rule.path not in applied:
-            _fits_nothing(spec, "this rule matches no run", rule.path + ("match",), rule.match, flat)
+            _fits_nothing(spec, "this rule matches no run", rule.path + ("match",), rule.match,
+                          [run.config.flat() for run in runs])
     if preset is None:
         used = {i for run in runs for i, _ in _matching_reference(spec, run.point)}
         for i, entry in enumerate(spec.reference):
@@ -134,12 +133,14 @@ def _layer(values: dict[str, Any], where: dict[str, tuple[str, ...]], new: Mappi
     where.update({key: new_where[key] for key in new})
 
 
+_SEED_IS_NOT_A_KEY = "a run's seed comes from the spec's seeds: (or a preset's), not a key"
+
+
 def _check_no_seed(spec: Spec, layers: list[Mapping[str, tuple[str, ...]]]) -> None:
     """`seed` set anywhere but `seeds:` would be silently replaced by each run's seed."""
     for layer in layers:
         if "seed" in layer:
-            raise spec.error("a run's seed comes from the spec's seeds: (or a preset's), not a key", *layer["seed"],
-                             choices=["seeds: [0, 1, 2]", "seeds: 3"])
+            raise spec.error(_SEED_IS_NOT_A_KEY, *layer["seed"], choices=["seeds: [0, 1, 2]", "seeds: 3"])
 
 
 def _points(spec: Spec, replaced: dict[str, list[Any]], preset: str | None
@@ -192,13 +193,14 @@ def _check_match_keys(spec: Spec, rules: list[Rule], known: set[str]) -> set[str
                                  f"earlier rule's set), and {key!r} is not"
                                  + (f"; did you mean {hint[0]!r}?" if hint else ""), *rule.path, "match", key,
                                  choices=sorted(known))
-        for key in flatten(rule.set):
+        sets = flatten(rule.set)
+        for key in sets:
             if key in spec.axes:  # the run's label and reference would still show the grid's value
                 section = key.split(".", 1)
                 where = section if section[0] in rule.set else [key]  # `model: {name: x}` or `model.name: x`
                 raise spec.error("a rule cannot set a grid axis: vary it in the grid or a zip group", *rule.path,
                                  "set", *where)
-        known |= set(flatten(rule.set))
+        known |= set(sets)
     return known
 
 

@@ -98,9 +98,8 @@ def plan(names: Sequence[str], reference: str | None = None, **options: Any) -> 
         if not BENCHES[options.get("bench", "complexity")]:
             raise SuiteError("a reference compares throughput: use --bench infer, train or all", key="reference")
         try:  # every row times the reference at its size: a reference that cannot run fails the command
-            for name in {reference, *names}:
-                _reference_kwargs(reference, options.get("model_kwargs", {}),
-                                  options.get("img_size") or get_model_info(name).input_size)
+            for size in {options.get("img_size") or get_model_info(n).input_size for n in {reference, *names}}:
+                _reference_kwargs(reference, options.get("model_kwargs", {}), size)
         except SuiteError as err:
             raise err.where(key="reference") from None
         return [ProfileJob(reference, **options)] + [

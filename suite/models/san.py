@@ -555,7 +555,7 @@ def _check_input_size(size: int, footprint: int, padding: Padding) -> None:
         return
     i = next(i for i, pad in enumerate(pads) if size >> (i + 1) <= pad)
     side, smallest = size >> (i + 1), 1 << len(_WIDTHS)
-    if side < 1 or size < smallest:  # too small for any padding
+    if size < smallest:  # too small for any padding
         raise SuiteError(f"inputs of {size} px are too small: SAN halves its maps {len(_WIDTHS)} times, so it "
                          f"needs inputs of at least {smallest} px" + (f" ({need} px with {padding} padding)"
                                                                       if need > smallest else ""), key="padding")

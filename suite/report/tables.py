@@ -104,12 +104,11 @@ class Report:
     def same_runs(self) -> str:
         """`SPEC [--preset P] [--out DIR] [key=value ...]`: what names these runs on a command line
         (SPEC is the spec's path if its name would not find it)."""
-        from suite.ablations import spec_dirs
+        from suite.ablations import find
         from suite.store import default_out
 
-        path = self.spec.path
-        found = path.suffix == ".yaml" and path.parent.resolve() in spec_dirs() and path.stem == self.spec.name
-        args = [self.spec.name if found else str(path)]
+        found = find(self.spec.name)
+        args = [self.spec.name if found and found.resolve() == self.spec.path.resolve() else str(self.spec.path)]
         args += ["--preset", self.preset] if self.preset else []
         args += ["--out", str(self.out)] if Path(self.out).resolve() != default_out().resolve() else []
         args += [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in self.overrides.items()]
