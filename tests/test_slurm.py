@@ -181,13 +181,31 @@ def test_failing_run_is_reported_with_its_traceback_and_the_rest_finish(tmp_path
     assert status(out, bad)["attempts"] == 2 and status(out, good)["attempts"] == 1
 
 
+def test_states_come_from_slurmctld_at_once_and_from_sacct_once_it_forgets(tmp_path, monkeypatch):
+    """Right after sbatch every task of an array is PENDING or RUNNING, and after scancel
+    CANCELLED: sacct alone lags (a task the store already had running showed as UNKNOWN). A job
+    slurmctld no longer holds is answered by sacct; one nobody knows is UNKNOWN."""
+    array = subprocess.run(["sbatch", "--parsable", f"--job-name=suite-{PREFIX}states", "--array=0-2",
+                            f"--output={tmp_path}/%A_%a.out", "--wrap", "sleep 60"],
+                           capture_output=True, text=True, check=True).stdout.strip().split(";")[0]
+    tasks = [f"{array}_{i}" for i in range(3)]
+    states = slurm.slurm_states([*tasks, "9999999"])
+    assert all(states[t] in ("PENDING", "RUNNING") for t in tasks) and states["9999999"] == "UNKNOWN", states
+    subprocess.run(["scancel", array], check=True)
+    wait_for(lambda: set(slurm.slurm_states(tasks).values()) == {"CANCELLED"}, "squeue to say CANCELLED", tmp_path,
+             timeout=30)
+    monkeypatch.setattr(slurm, "_squeue_states", lambda ids: {})  # as after MinJobAge (300 s)
+    wait_for(lambda: set(slurm.slurm_states(tasks).values()) == {"CANCELLED"}, "sacct to say CANCELLED", tmp_path,
+             timeout=60)
+
+
 def test_cancelled_runs_show_cancelled_and_are_not_resubmitted(tmp_path, capsys):
     out = tmp_path / "store"
     spec = write_spec(tmp_path, "cancel", {"lr": [0.01, 0.02]}, iterations=100_000)
     first, second = run_ids(spec)
     suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
     wait(out, [first, second], until=("running",))
-    assert "slurm: 2 " in suite(capsys, "status", str(spec), "--out", str(out))  # sacct: PENDING or RUNNING
+    assert "slurm: 2 " in suite(capsys, "status", str(spec), "--out", str(out))  # squeue: PENDING or RUNNING
     # Cancelled behind the suite's back: the store learns it from sacct (no result was written).
     subprocess.run(["scancel", status(out, first)["slurm_job_id"]], check=True)
     assert wait(out, [first], timeout=60) == {first: "cancelled"}

@@ -18,10 +18,11 @@ and requeue at once, before the loop can save) is replaced while the run execute
 comes earlier, while the task still imports, goes through it, and that requeue counts as well.
 SLURM may send the signal up to 60 s earlier than `signal_delay_s` before the limit (`man sbatch`).
 
-Following (`refresh`): for runs the store believes queued or running, one `sacct` call through
-submitit's SlurmInfoWatcher gives the SLURM state; a job that ended without a result (cancelled,
-killed at the time limit, out of memory, node failure) is recorded in the store as cancelled or
-failed (with its log tail as error.txt), so nothing stays `running` forever. `cancel` scancels.
+Following (`refresh`): for runs the store believes queued or running, `squeue` gives the SLURM
+state while slurmctld holds the job, and `sacct` (through submitit's SlurmInfoWatcher) after it
+forgets it; a job that ended without a result (cancelled, killed at the time limit, out of
+memory, node failure) is recorded in the store as cancelled or failed (with its log tail as
+error.txt), so nothing stays `running` forever. `cancel` scancels.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from suite.dispatch.cluster import ClusterOptions
 from suite.errors import SuiteError
 
 T = TypeVar("T")
-# sacct states of a job that may still run (or run again); anything else is final.
+# SLURM states of a job that may still run (or run again); anything else is final.
 ALIVE = frozenset({"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "COMPLETING", "CONFIGURING",
                    "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "UNKNOWN"})
 # A final SLURM state of a run that never wrote its result, as a store state.
@@ -224,18 +225,43 @@ def _own_job_id() -> str:
 
 # ------------------------------------------------------------------------------ follow, cancel
 def slurm_states(job_ids: Iterable[str]) -> dict[str, str]:
-    """SLURM state (first word: `CANCELLED by 0` -> CANCELLED) of each job id, from one sacct call
-    through submitit's watcher; UNKNOWN when sacct does not know the job (or fails)."""
+    """SLURM state (first word: `CANCELLED by 0` -> CANCELLED) of each job id; UNKNOWN when SLURM
+    does not know the job.
+
+    slurmctld (squeue) first: it is current, while the accounting (sacct) learns of a start or an
+    end seconds later, so sacct alone showed a running array task as UNKNOWN or PENDING. sacct,
+    through submitit's watcher, for the jobs slurmctld has forgotten (`MinJobAge` after they end)."""
     from submitit.slurm.slurm import SlurmInfoWatcher
 
     ids = list(dict.fromkeys(job_ids))
-    if not ids:
-        return {}
-    watcher = SlurmInfoWatcher(delay_s=0)
-    for job_id in ids:
-        watcher.register_job(job_id)
-    watcher.update()
-    return {j: (watcher.get_state(j, mode="cache").split() or ["UNKNOWN"])[0] for j in ids}
+    states = _squeue_states(ids)
+    rest = [j for j in ids if j not in states]
+    if rest:
+        watcher = SlurmInfoWatcher(delay_s=0)
+        for job_id in rest:
+            watcher.register_job(job_id)
+        watcher.update()
+        states.update({j: (watcher.get_state(j, mode="cache").split() or ["UNKNOWN"])[0] for j in rest})
+    return {j: states[j] for j in ids}
+
+
+def _squeue_states(ids: Sequence[str]) -> dict[str, str]:
+    """The states slurmctld holds for `ids` (finished ones too: `--states=all`), one line per array
+    task (`-r`); {} for what it does not know, or when it does not answer."""
+    states: dict[str, str] = {}
+    for start in range(0, len(ids), 500):  # keep the command line short
+        try:
+            done = subprocess.run(["squeue", "--noheader", "--array", "--states=all", "--format=%i %T",
+                                   "--jobs", ",".join(ids[start:start + 500])],
+                                  capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        except (FileNotFoundError, subprocess.TimeoutExpired):
+            return states
+        # squeue fails when it knows none of the ids: that is an answer too (sacct may know them).
+        for line in done.stdout.splitlines() if done.returncode == 0 else ():
+            job_id, _, state = line.strip().partition(" ")
+            if state:
+                states[job_id] = state.split()[0]
+    return states
 
 
 def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
