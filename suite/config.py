@@ -243,9 +243,16 @@ def _resolve(user: dict[str, Any]) -> RunConfig:
                                eval_size=input_size if data.eval_size is None else data.eval_size)
     _check_ranges(nested, data, measure)
     try:
-        kwargs = resolve_model_kwargs(model_name, model_keys, input_size=min(data.input_size, data.eval_size))
+        kwargs = resolve_model_kwargs(model_name, model_keys)
     except SuiteError as err:
         raise err.where(key="model") if err.key != "model.name" else err
+    # again for the smaller of the two sizes: an error now is about the size, which is said
+    size_key, size = min(("data.input_size", data.input_size), ("data.eval_size", data.eval_size), key=lambda t: t[1])
+    try:
+        resolve_model_kwargs(model_name, kwargs, input_size=size)
+    except SuiteError as err:
+        err.message += f" ({size_key} is {size})"
+        raise err.where(key="model") from None
     return RunConfig(model=ModelConfig(model_name, kwargs), data=data, measure=measure, **nested)
 
 

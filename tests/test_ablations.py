@@ -201,7 +201,10 @@ def test_model_options_are_checked_against_each_other_and_the_data_when_the_spec
     assert err.key == "grid.model.footprint" and err.line == 4 and "odd" in err.message
     err = error_of(tmp_path, text.replace(", padding: zeros", ""))  # digits are 32 px: too small to reflect-pad
     assert err.key == "base.model.name" and err.line == 2
-    assert "model.padding: inputs of 32 px" in err.message and "use padding: zeros" in err.message
+    assert "model.padding: inputs of 32 px" in err.message and "set padding to 'zeros'" in err.message
+    assert "128 px (data.input_size is 32) [run " in err.message
+    err = error_of(tmp_path, text.replace(", padding: zeros", "").replace("digits}", "digits, input_size: 128, eval_size: 96}"))
+    assert "inputs of 96 px" in err.message and "(data.eval_size is 96) [run " in err.message
 
 
 RULES = """\

@@ -560,7 +560,7 @@ def _check_input_size(size: int, footprint: int, padding: Padding) -> None:
                          f"needs inputs of at least {smallest} px" + (f" ({need} px with {padding} padding)"
                                                                       if need > smallest else ""), key="padding")
     raise SuiteError(f"inputs of {size} px leave stage {i} a {side}x{side} map, too small to reflect-pad by {pads[i]} "
-                     f"px; use padding: zeros or inputs of at least {need} px", key="padding")
+                     f"px; set padding to 'zeros' or use inputs of at least {need} px", key="padding")
 
 
 def _paper(params_m: float, gmacs: float, top1: float, top5: float) -> dict[str, object]:
