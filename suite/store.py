@@ -102,7 +102,9 @@ def set_status(d: Path, state: str, **info: Any) -> None:
         try:
             previous = read_json(d / "status.json")
         except SuiteError:
-            previous = {}
+            pass
+    if not isinstance(previous, dict):  # a corrupt record: state_of flags it, this replaces it
+        previous = {}
     write_json(d / "status.json", {**previous, **info, "state": state, "updated_at": now()})
 
 
@@ -151,7 +153,9 @@ def state_of(d: Path) -> RunState:
         status = read_json(d / "status.json")
     except SuiteError as err:
         return RunState(run_id, "missing", str(err), corrupt=True)
-    state = status.get("state", "missing")
+    state = status.get("state", "missing") if isinstance(status, dict) else None
+    if state not in STATES:
+        return RunState(run_id, "missing", f"{d / 'status.json'}: not a run status (state {state!r})", corrupt=True)
     if state == "done":  # only a complete result.json makes a run done
         return RunState(run_id, "missing", f"{d / 'result.json'}: missing, though status.json says done", status,
                         corrupt=True)

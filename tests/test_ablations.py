@@ -152,6 +152,14 @@ def test_typo_in_a_dotted_key(tmp_path):
     assert err.key == "grid.data.clean_ration" and err.line == 4 and "did you mean 'data.clean_ratio'" in err.message
 
 
+def test_an_unknown_report_metric_is_an_error_when_the_spec_loads(tmp_path):
+    """Not after the grid has run, when `suite report` is the first to look at it."""
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\ngrid: {lr: [0.1]}\n"
+                             "report:\n  metrics: [top1_err, top1_eror]\n")
+    assert err.key == "report.metrics" and err.line == 5 and "did you mean 'top1_err'" in err.message
+    assert "train_peak_memory_mb" in err.choices and "spec" not in err.choices
+
+
 def test_unknown_dataset_and_recipe(tmp_path):
     err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}, data: {name: imagenette}}\n")
     assert err.key == "base.data.name" and "digits" in err.choices

@@ -183,15 +183,19 @@ def test_failing_run_is_reported_with_its_traceback_and_the_rest_finish(tmp_path
 
 def test_states_come_from_slurmctld_at_once_and_from_sacct_once_it_forgets(tmp_path, monkeypatch):
     """Right after sbatch every task of an array is PENDING or RUNNING, and after scancel
-    CANCELLED: sacct alone lags (a task the store already had running showed as UNKNOWN). A job
-    slurmctld no longer holds is answered by sacct; one nobody knows is UNKNOWN."""
-    array = subprocess.run(["sbatch", "--parsable", f"--job-name=suite-{PREFIX}states", "--array=0-2",
-                            f"--output={tmp_path}/%A_%a.out", "--wrap", "sleep 60"],
-                           capture_output=True, text=True, check=True).stdout.strip().split(";")[0]
-    tasks = [f"{array}_{i}" for i in range(3)]
+    CANCELLED: sacct alone lags (a task the store already had running showed as UNKNOWN). Tasks
+    cancelled before they ever started live on in the array's own record, which SLURM lists
+    under the bare array id: they are CANCELLED too, not UNKNOWN (they stayed `pending` in the
+    store). A job slurmctld no longer holds is answered by sacct; one nobody knows is UNKNOWN."""
+    def sbatch(*args: str) -> str:
+        return subprocess.run(["sbatch", "--parsable", f"--job-name=suite-{PREFIX}states", f"--output={tmp_path}/%A_%a.out",
+                               *args, "--wrap", "sleep 60"], capture_output=True, text=True, check=True).stdout.split(";")[0].strip()
+
+    running, held = sbatch("--array=0-2"), sbatch("--array=0-1", "--hold")
+    tasks = [f"{running}_{i}" for i in range(3)] + [f"{held}_{i}" for i in range(2)]
     states = slurm.slurm_states([*tasks, "9999999"])
     assert all(states[t] in ("PENDING", "RUNNING") for t in tasks) and states["9999999"] == "UNKNOWN", states
-    subprocess.run(["scancel", array], check=True)
+    subprocess.run(["scancel", *tasks], check=True)
     wait_for(lambda: set(slurm.slurm_states(tasks).values()) == {"CANCELLED"}, "squeue to say CANCELLED", tmp_path,
              timeout=30)
     monkeypatch.setattr(slurm, "_squeue_states", lambda ids: {})  # as after MinJobAge (300 s)
@@ -216,6 +220,14 @@ def test_cancelled_runs_show_cancelled_and_are_not_resubmitted(tmp_path, capsys)
     wait_for(lambda: slurm.slurm_states([job])[job] == "CANCELLED", "sacct to say CANCELLED", out, timeout=60)
     assert "2 cancelled" in suite(capsys, "status", str(spec), "--out", str(out))
     assert "nothing to run" in suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+    # Retried and cancelled behind the suite's back again: the new job's end is recorded as well
+    # (the first job's recorded state once made it look seen already, and the run stayed running).
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--retry-failed")
+    retried = status(out, first)["slurm_job_id"]
+    assert retried != job and status(out, first)["slurm_state"] is None
+    subprocess.run(["scancel", retried, status(out, second)["slurm_job_id"]], check=True)
+    assert wait(out, [first, second], timeout=60) == {first: "cancelled", second: "cancelled"}
+    assert f"SLURM job {retried} ended CANCELLED" in status(out, first)["error"]
 
 
 # --------------------------------------------------------------------------- pre-emption, DDP

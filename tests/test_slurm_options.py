@@ -211,6 +211,31 @@ def test_a_signal_during_imports_counts_as_a_requeue_and_the_cap_holds(tmp_path)
     assert store.state_of(d).state == "failed" and "max_requeues=1" in store.state_of(d).note
 
 
+def test_a_local_attempt_is_not_judged_by_an_earlier_slurm_job(tmp_path, monkeypatch):
+    """A run cancelled under SLURM and retried on this machine: following SLURM (`suite status`)
+    while the local attempt trains must not mark it cancelled from the old job's end."""
+    from suite import execute
+
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    run = ablations.expand(ablations.load(spec_path))[0]
+    d = store.plan(tmp_path, run)
+    store.set_status(d, "cancelled", slurm_job_id="7_0", slurm_state="CANCELLED", error="cancelled")
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setattr(slurm, "slurm_states", lambda ids: dict.fromkeys(ids, "CANCELLED"))
+    seen = []
+
+    def train(run, d, progress):
+        slurm.refresh(tmp_path, [run.run_id])
+        seen.append(store.state_of(d).state)
+        return {"metrics": {"top1_err": 1.0}}
+
+    monkeypatch.setattr(execute, "_run", train)
+    execute.execute(run, tmp_path)
+    assert seen == ["running"] and store.state_of(d).state == "done"
+    assert store.read_json(d / "status.json")["slurm_job_id"] is None
+
+
 def test_refresh_leaves_finished_runs_alone(tmp_path, monkeypatch):
     spec_path = tmp_path / "opts.yaml"
     spec_path.write_text(SPEC)

@@ -81,12 +81,20 @@ def test_a_deleted_result_makes_the_run_missing_again(tmp_path):
     assert state.state == "missing" and state.corrupt and "result.json" in state.note
 
 
-def test_a_corrupt_status_file_is_not_fatal(tmp_path):
+@pytest.mark.parametrize("text", ["{", "[]", '"running"', '{"state": "bogus"}', '{"state": 3}'])
+def test_a_corrupt_status_file_is_not_fatal(tmp_path, text):
+    """Unreadable, not an object, or a state the suite never writes: flagged, counted missing, and
+    the next status written replaces it."""
     run = make_run()
     d = store.plan(tmp_path, run)
-    (d / "status.json").write_text("{")
-    with pytest.warns(UserWarning):
-        assert store.collect(tmp_path).loc[0, "status"] == "missing"
+    (d / "status.json").write_text(text)
+    state = store.state_of(d)
+    assert state.state == "missing" and state.corrupt and str(d / "status.json") in state.note
+    with pytest.warns(UserWarning, match="status.json"):
+        frame = store.collect(tmp_path)
+    assert frame.loc[0, "status"] == "missing" and store.summarise(frame)["missing"] == 1
+    store.set_status(d, "running", host="h", pid=1)
+    assert store.state_of(d).state == "running"
 
 
 def _writer(out: str, seed: int, rounds: int) -> None:

@@ -36,7 +36,7 @@ import shlex
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,8 +81,8 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
     try:
         record = code.record()
         _parallel(lambda dj: store.set_status(
-            dj[0], "pending", slurm_job_id=dj[1].job_id, slurm_log=str(dj[1].paths.stderr), submitted_at=store.now(),
-            executor="slurm", code=record, requeues=0, error=None), list(zip(dirs, jobs)))
+            dj[0], "pending", slurm_job_id=dj[1].job_id, slurm_state=None, slurm_log=str(dj[1].paths.stderr),
+            submitted_at=store.now(), executor="slurm", code=record, requeues=0, error=None), list(zip(dirs, jobs)))
         if not options.sbatch.get("hold"):  # a hold the user asked for is theirs to release
             _slurm("scontrol", "release", ",".join(arrays))
     except BaseException:  # e.g. Ctrl-C: withdraw the held jobs; the next `suite run` submits the runs again
@@ -231,37 +231,63 @@ def slurm_states(job_ids: Iterable[str]) -> dict[str, str]:
     slurmctld (squeue) first: it is current, while the accounting (sacct) learns of a start or an
     end seconds later, so sacct alone showed a running array task as UNKNOWN or PENDING. sacct,
     through submitit's watcher, for the jobs slurmctld has forgotten (`MinJobAge` after they end)."""
-    from submitit.slurm.slurm import SlurmInfoWatcher
-
     ids = list(dict.fromkeys(job_ids))
     states = _squeue_states(ids)
     rest = [j for j in ids if j not in states]
     if rest:
-        watcher = SlurmInfoWatcher(delay_s=0)
-        for job_id in rest:
-            watcher.register_job(job_id)
-        watcher.update()
-        states.update({j: (watcher.get_state(j, mode="cache").split() or ["UNKNOWN"])[0] for j in rest})
-    return {j: states[j] for j in ids}
+        states.update(_sacct_states(rest))
+    return {j: states.get(j, "UNKNOWN") for j in ids}
 
 
 def _squeue_states(ids: Sequence[str]) -> dict[str, str]:
-    """The states slurmctld holds for `ids` (finished ones too: `--states=all`), one line per array
-    task (`-r`); {} for what it does not know, or when it does not answer."""
-    states: dict[str, str] = {}
-    for start in range(0, len(ids), 500):  # keep the command line short
+    """The states slurmctld holds (finished jobs too: `--states=all`) for those of `ids` it knows;
+    nothing when it does not answer."""
+    arrays = list(dict.fromkeys(_array_of(j) for j in ids))
+    listed: dict[str, str] = {}
+    for start in range(0, len(arrays), 500):  # keep the command line short
         try:
             done = subprocess.run(["squeue", "--noheader", "--array", "--states=all", "--format=%i %T",
-                                   "--jobs", ",".join(ids[start:start + 500])],
+                                   "--jobs", ",".join(arrays[start:start + 500])],
                                   capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         except (FileNotFoundError, subprocess.TimeoutExpired):
-            return states
+            break
         # squeue fails when it knows none of the ids: that is an answer too (sacct may know them).
         for line in done.stdout.splitlines() if done.returncode == 0 else ():
             job_id, _, state = line.strip().partition(" ")
             if state:
-                states[job_id] = state.split()[0]
+                listed[job_id] = state.split()[0]
+    return _per_task(ids, listed)
+
+
+def _sacct_states(ids: Sequence[str]) -> dict[str, str]:
+    """The states the accounting holds for those of `ids` it knows, from one sacct call through
+    submitit's watcher (which expands task ranges such as `7_[1-3%2]`)."""
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    watcher = SlurmInfoWatcher(delay_s=0)
+    wanted = list(dict.fromkeys([*ids, *(_array_of(j) for j in ids)]))
+    for job_id in wanted:
+        watcher.register_job(job_id)
+    watcher.update()
+    listed = {j: watcher.get_state(j, mode="cache").split()[0] for j in wanted}
+    return _per_task(ids, {j: state for j, state in listed.items() if state != "UNKNOWN"})
+
+
+def _per_task(ids: Sequence[str], listed: Mapping[str, str]) -> dict[str, str]:
+    """State of each of `ids` in `listed`. An array task SLURM has not split off yet (it never
+    started) is part of the array's own record, which SLURM may list under the bare array id
+    (`7 CANCELLED` for tasks cancelled while pending): it has that record's state."""
+    states = {}
+    for job_id in ids:
+        state = listed.get(job_id) or listed.get(_array_of(job_id))
+        if state:
+            states[job_id] = state
     return states
+
+
+def _array_of(job_id: str) -> str:
+    """`7` for array task `7_3`; a plain job id is its own."""
+    return job_id.split("_")[0]
 
 
 def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:

@@ -26,14 +26,10 @@ import pandas as pd
 from suite.ablations.expand import RunSpec
 from suite.ablations.spec import Spec
 from suite.errors import SuiteWarning, count, unknown
+from suite.metrics import COSTS, RUN_METRICS
 from suite.store import STATES
 from suite.store import summarise as summarise_states
 
-# Result metrics a run records (suite.train.loop.final_metrics) and the measurement columns.
-RUN_METRICS = ("top1_err", "top5_err", "best_top1_err", "best_epoch", "train_loss", "train_top1_err", "epochs",
-               "iterations", "wall_time_s")
-COSTS = ("params_m", "gmacs", "macts", "infer_samples_per_sec", "train_samples_per_sec", "infer_peak_memory_mb",
-         "train_peak_memory_mb")
 # Cost columns a pivot shows beside the metrics (throughput only when measured).
 TABLE_COSTS = {"params_m": "params (M)", "gmacs": "GMACs", "infer_samples_per_sec": "infer img/s",
                "train_samples_per_sec": "train img/s"}

@@ -1,0 +1,12 @@
+"""The names of what a run records, for the spec checks, the reference and the reports alike."""
+
+from __future__ import annotations
+
+# Result metrics of a run (suite.train.loop's final_metrics, and the wall time suite.execute adds).
+RUN_METRICS = ("top1_err", "top5_err", "best_top1_err", "best_epoch", "train_loss", "train_top1_err", "epochs",
+               "iterations", "wall_time_s")
+# What suite.measure records beside them: parameters, multiply-adds, activations, speed, memory.
+COSTS = ("params_m", "gmacs", "macts", "infer_samples_per_sec", "train_samples_per_sec", "infer_peak_memory_mb",
+         "train_peak_memory_mb")
+# The metrics a spec's `reference:` (the paper's numbers) may give.
+REFERENCE_METRICS = ("top1_err", "top5_err", "params_m", "gmacs")
