@@ -260,6 +260,9 @@ def _run(args: argparse.Namespace) -> int:
     if outcome.failed:
         print(f"see: suite status {_same_runs(args)}")
     if outcome.interrupted:
+        left = len(plan.to_run) - len(outcome.done) - len(outcome.failed) - len(outcome.busy)
+        print(f"interrupted: {count(left, 'run')} not finished; the same command resumes them: "
+              f"suite run {_same_runs(args)}")
         return 130
     return 1 if outcome.failed else 0
 

@@ -288,6 +288,9 @@ def test_each_layer_overrides_the_ones_before_and_errors_name_the_one_that_set_t
     with pytest.raises(SuiteError) as info:
         expand(load(tmp_path / "bad.yaml"), overrides={"data.clean_ratio": 0.0})
     assert info.value.file == "<command line>" and info.value.key == "data.clean_ratio"
+    with pytest.raises(SuiteError) as info:  # a model option left at its default fails: the choice of model is blamed
+        expand(load(tmp_path / "bad.yaml"), overrides={"model.name": "san10_pairwise"})
+    assert info.value.key == "model.name" and info.value.message.startswith("model.padding: inputs of 32 px")
 
 
 @pytest.mark.parametrize("where,key", [

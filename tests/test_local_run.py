@@ -128,6 +128,7 @@ def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how
         if how == "sigterm":  # what Ctrl-C or `kill` does to the runner
             runner.send_signal(signal.SIGTERM)
             assert runner.wait(timeout=120) == 130
+            assert "not finished; the same command resumes them: suite run " in runner.stdout.read().decode()
         else:  # the runner and its child die at once: nothing gets to record anything
             os.killpg(runner.pid, signal.SIGKILL)
             runner.wait(timeout=60)

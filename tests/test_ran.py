@@ -323,3 +323,24 @@ def test_invalid_options(kwargs: dict, key: str, valid: str) -> None:
 def test_resnet164_cifar_rejects_bad_width() -> None:
     with pytest.raises(SuiteError, match="base_width"):
         create_model("resnet164_cifar", base_width=0)
+
+
+@pytest.mark.parametrize("mask_type", ["encoder_decoder", "local"])
+def test_the_input_size_check_agrees_with_the_model(mask_type):
+    """Rejected one pixel below the smallest size the check accepts, and that size runs."""
+    from suite.models import resolve_model_kwargs
+    from suite.models.ran import smallest_input
+
+    for name in [n for n in list_models() if n.startswith("ran")]:
+        imagenet = not name.endswith("_cifar")
+        smallest = smallest_input(imagenet, mask_type)
+        model = create_model(name, mask_type=mask_type, base_width=2 if not imagenet else 4).eval()
+        with torch.no_grad():
+            model(torch.randn(1, 3, smallest, smallest))
+            if smallest > 1:
+                with pytest.raises(RuntimeError, match="too small"):
+                    model(torch.randn(1, 3, smallest - 1, smallest - 1))
+        resolve_model_kwargs(name, {"mask_type": mask_type}, input_size=smallest)
+        with pytest.raises(SuiteError, match=f"need at least {smallest} px"):
+            resolve_model_kwargs(name, {"mask_type": mask_type}, input_size=smallest - 1)
+    assert (smallest_input(True, "encoder_decoder"), smallest_input(False, "encoder_decoder")) == (31, 4)

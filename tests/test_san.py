@@ -7,6 +7,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from suite.errors import SuiteError
 from suite.measure.complexity import count_params
@@ -315,6 +316,48 @@ def test_hooks_on_any_submodule_fire_and_take_effect():
     assert not torch.allclose(silenced, plain)
 
 
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")
+def test_backward_hooks_fire_in_training():
+    model = create_model("san10_pairwise", footprint=3, padding="zeros", num_classes=5).train()
+    calls = []
+    # (not on a BN: its output goes through an in-place ReLU, which PyTorch forbids after a full backward hook)
+    hooked = (model.stem.conv, model.stages[1].blocks[0].sam.phi, model.stages[1].blocks[0].sam.gamma[2],
+              model.stages[2].blocks[0].conv)
+    for module in hooked:
+        module.register_full_backward_hook(lambda module, grad_in, grad_out: calls.append(module))
+    model(torch.randn(2, 3, 32, 32)).sum().backward()
+    assert sorted(map(id, calls)) == sorted(map(id, hooked))
+
+
+@pytest.mark.parametrize("edit", ["relu_to_identity", "strided_transition", "3x3_stem", "phi_without_bias",
+                                  "grouped_gamma_conv"])
+def test_a_replaced_submodule_of_a_fusable_type_is_called(edit):
+    """A same-type replacement with another geometry (or an Identity for a ReLU) must change what
+    the model computes as eager PyTorch would: the fused paths only stand in for the layout they
+    were built with. Checked against the naive ops, which always call every submodule."""
+    torch.manual_seed(0)
+    model = _randomise_bn(create_model("san10_pairwise", footprint=3, padding="zeros", num_classes=5).double())
+    sam = model.stages[1].blocks[0].sam
+    if edit == "relu_to_identity":
+        sam.gamma[4] = nn.Identity()
+    elif edit == "strided_transition":
+        model.stages[2].pool = nn.Identity()
+        model.stages[2].transition = nn.Conv2d(256, 512, 1, stride=2, bias=False).double()
+    elif edit == "3x3_stem":
+        model.stem.conv = nn.Conv2d(3, 64, 3, padding=1, bias=False).double()
+    elif edit == "phi_without_bias":
+        sam.phi = nn.Conv2d(256, 16, 1, bias=False).double()
+    else:
+        sam.gamma[2] = nn.Conv2d(18, 16, 1, groups=2, bias=False).double()
+    x = torch.randn(2, 3, 40, 48, dtype=torch.float64)
+    for training, grad in ((True, True), (False, True), (False, False)):
+        tested, reference = copy.deepcopy(model).train(training), copy.deepcopy(model).train(training)
+        with use_backend("unfold"):
+            expected = reference(x)
+        with torch.set_grad_enabled(grad):
+            torch.testing.assert_close(tested(x), expected)
+
+
 @pytest.mark.parametrize("name", ["san10_pairwise", "san10_patchwise"])
 def test_backward_inside_autocast_matches_backward_outside(name):
     torch.manual_seed(0)
@@ -575,6 +618,18 @@ def test_official_checkpoint_errors_name_the_key():
     with pytest.raises(SuiteError) as err:
         load_official_san(create_model("san10_pairwise", relation="hadamard"), official)
     assert err.value.key == "relation"
+    with pytest.raises(SuiteError) as err:
+        load_official_san(model, {**official, "fc.bias": official["fc.bias"].tolist()})
+    assert err.value.key == "fc.bias" and "expected a tensor, got list" in err.value.message
+
+
+def test_official_training_checkpoints_and_wrapped_models_load():
+    """What the official tool/train.py saves ({'epoch', 'state_dict', ...}), into a DataParallel model."""
+    official = random_state_dict(official_layout(0, LAYERS[10], (3, 7, 7, 7, 7), 1000))
+    wrapped = torch.nn.DataParallel(create_model("san10_pairwise"))
+    checkpoint = {"epoch": 100, "state_dict": {f"module.{k}": v for k, v in official.items()}, "optimizer": {}}
+    assert load_official_san(wrapped, checkpoint) is wrapped
+    assert wrapped.module.stages[1].blocks[0].sam.phi.weight.equal(official["layer1.0.sam.conv1.weight"])
 
 
 def test_stem_training_backward_image_by_image(monkeypatch):

@@ -1,7 +1,7 @@
 """Ablation specs: `load(name_or_path)`, `list()`, `expand(spec, preset=None) -> [RunSpec]`.
 
-Spec files live in `ablations/` next to the package (a source checkout), in `./ablations`, or in
-the directories of `$SUITE_ABLATIONS` (separated by ':'), searched in that order.
+Spec files live in the directories of `$SUITE_ABLATIONS` (separated by ':'), in `ablations/` next
+to the package (a source checkout) or in `./ablations`, searched in that order.
 """
 
 from __future__ import annotations

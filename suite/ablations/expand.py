@@ -227,8 +227,9 @@ def _locate(err: SuiteError, spec: Spec, sources: dict[str, tuple[str, ...]], po
     message = f"{err.message} [run {run} seed={seed}]"
     if key and key not in sources:  # a default the spec does not set: the error points at the model
         message = f"{key}: {message}"
-    if path[0] == "<command line>":
-        return SuiteError(message, file="<command line>", key=key or None, choices=err.choices)
+    if path[0] == "<command line>":  # the override that set the value, or the model it chose
+        blamed = key if key in sources else "model.name"
+        return SuiteError(message, file="<command line>", key=blamed, choices=err.choices)
     if path[-1].isdigit():  # a list item: name the axis, point at the item's line
         return SuiteError(message, file=str(spec.path), key=".".join(path[:-1]), line=spec.line(*path), choices=err.choices)
     return spec.error(message, *path, choices=err.choices)

@@ -63,11 +63,20 @@ def load_official_san(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) 
 
     The model must be built with the official operator (relation 'subtraction' pairwise or
     'concatenation' patchwise, gamma 'official', position encoding as default); layer counts,
-    footprints and classes are checked through the tensor shapes. Any unknown, missing or
-    mis-shaped key raises SuiteError naming it.
+    classes and patchwise footprints are checked through the tensor shapes. A pairwise footprint
+    and the padding shape no tensor, so no checkpoint can tell them: build the model with those
+    the checkpoint was trained with (the official configs: footprint 7, reflection padding). Any
+    unknown, missing or mis-shaped key raises SuiteError naming it. `state_dict` may be a whole
+    training checkpoint of the official `tool/train.py` ({'epoch', 'state_dict', ...}), and
+    `model` may be wrapped in (Distributed)DataParallel.
     """
     from suite.models.san import SelfAttention
 
+    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        load_official_san(model.module, state_dict)
+        return model
+    if isinstance(state_dict.get("state_dict"), Mapping):
+        state_dict = state_dict["state_dict"]
     for name, module in model.named_modules():
         if isinstance(module, SelfAttention):
             if module.relation != _OFFICIAL_RELATION[module.mode]:
@@ -89,6 +98,8 @@ def load_official_san(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) 
         if target is None or target not in ours:
             raise SuiteError(f"unexpected key in the official state_dict (no counterpart in {type(model).__name__})",
                              key=key)
+        if not isinstance(value, torch.Tensor):
+            raise SuiteError(f"expected a tensor, got {type(value).__name__}", key=key)
         if tuple(value.shape) != tuple(ours[target].shape):
             raise SuiteError(
                 f"shape {tuple(value.shape)} does not fit {target} {tuple(ours[target].shape)}: "

@@ -46,16 +46,19 @@ within 10 %.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from suite.models.layers import PreActBottleneck, batch_norm, conv1x1, conv3x3, init_weights, positive
-from suite.models.registry import register_model
+from suite.errors import SuiteError
+from suite.models.registry import Check, register_model
 
 MaskNorm = Literal["mixed", "channel", "spatial"]
 AttentionLearning = Literal["arl", "nal"]
@@ -72,6 +75,14 @@ def pooled_size(size: int) -> int:
 def strided_size(size: int, stride: int) -> int:
     """Output size of a 'same'-padded conv (3x3 pad 1, 7x7 pad 3) with `stride`."""
     return (size - 1) // stride + 1
+
+
+def stage_sizes(imagenet: bool, input_size: int, stages: int = 3) -> list[int]:
+    """Trunk map side of each stage for inputs of `input_size` px (the ImageNet stem divides by 4)."""
+    sizes = [pooled_size(strided_size(input_size, 2)) if imagenet else input_size]
+    for _ in range(stages - 1):
+        sizes.append(strided_size(sizes[-1], 2))
+    return sizes
 
 
 def mask_pools(size: int, bottom: int) -> int:
@@ -217,17 +228,13 @@ class ResidualAttentionNet(nn.Module):
                 nn.ReLU(inplace=True),
                 nn.MaxPool2d(3, stride=2, ceil_mode=True),
             )
-            size = pooled_size(strided_size(input_size, 2))
         else:
             self.stem = conv3x3(3, base_width)
-            size = input_size
         widths = [4 * base_width * 2**i for i in range(len(modules_per_stage))]
         # ImageNet: a 4th stage of 3 units at twice the width (2048 at 7x7); CIFAR: 3 units at 256.
         final_width, final_stride = (2 * widths[-1], 2) if imagenet else (widths[-1], 1)
         # Trunk map sizes at the natural input size fix each stage's number of mask pools.
-        sizes = [size]
-        for _ in widths[1:]:
-            sizes.append(strided_size(sizes[-1], 2))
+        sizes = stage_sizes(imagenet, input_size, len(widths))
         smallest = strided_size(sizes[-1], final_stride)
 
         layers: list[nn.Module] = []
@@ -270,8 +277,45 @@ _TABLE6 = "RAN Table 6 (CIFAR)"
 _POSITIVE = positive("p", "t", "r", "base_width", "num_classes")
 
 
+def _check(imagenet: bool) -> Check:
+    """Positive counts, and inputs large enough for every max-pool (stem, mask branches) to have a map."""
+    def check(options: Mapping[str, Any], input_size: int | None) -> None:
+        _POSITIVE(options, input_size)
+        smallest = smallest_input(imagenet, options["mask_type"])
+        if input_size is not None and input_size < smallest:
+            raise SuiteError(f"inputs of {input_size} px are too small: the {'ImageNet' if imagenet else 'CIFAR'} "
+                             f"networks with {options['mask_type']} masks need at least {smallest} px (every "
+                             "max-pool needs a map of 2 px or more)")
+    return check
+
+
+@functools.cache
+def smallest_input(imagenet: bool, mask_type: MaskType) -> int:
+    """The smallest input side (px) at which each 3x3/2 max-pool (no padding, ceil rounding) still
+    gets a map of at least 2 px: the stem's (ImageNet) and those of the mask branches, whose number
+    per stage is fixed by the natural input size (224 or 32 px)."""
+    natural = stage_sizes(imagenet, 224 if imagenet else 32)
+    bottom = strided_size(natural[-1], 2 if imagenet else 1)
+    pools = [mask_pools(size, bottom) if mask_type == "encoder_decoder" else 0 for size in natural]
+
+    def fits(input_size: int) -> bool:
+        if imagenet and strided_size(input_size, 2) < 2:
+            return False
+        for size, n in zip(stage_sizes(imagenet, input_size), pools):
+            for _ in range(n):
+                if size < 2:
+                    return False
+                size = pooled_size(size)
+        return True
+
+    return next(size for size in itertools.count(1) if fits(size))
+
+
+_IMAGENET_CHECK, _CIFAR_CHECK = _check(imagenet=True), _check(imagenet=False)
+
+
 @register_model(
-    check=_POSITIVE,
+    check=_IMAGENET_CHECK,
     input_size=224,
     paper={"params_m": 31.9, "gmacs": 6.3, "top1_err": 21.76, "top5_err": 5.9, "source": _TABLE7},
 )
@@ -291,7 +335,7 @@ def ran56(
 
 
 @register_model(
-    check=_POSITIVE,
+    check=_IMAGENET_CHECK,
     input_size=224,
     # 51.3 M / 10.4 G are the paper's; the official prototxt has 52.47 M / 10.53 G (Caffe shape inference).
     paper={"params_m": 51.3, "gmacs": 10.4, "top1_err": 19.5, "top5_err": 4.8, "eval_size": 320, "source": _TABLE7},
@@ -316,7 +360,7 @@ def _cifar_paper(params_m: float, cifar10: float, cifar100: float) -> dict[str, 
 
 
 @register_model(
-    check=_POSITIVE, input_size=32, paper={"cifar10_top1_err": 5.52, "source": "RAN Table 1/3 (CIFAR-10, ARL)"}
+    check=_CIFAR_CHECK, input_size=32, paper={"cifar10_top1_err": 5.52, "source": "RAN Table 1/3 (CIFAR-10, ARL)"}
 )
 def ran56_cifar(
     *,
@@ -333,7 +377,7 @@ def ran56_cifar(
     return ResidualAttentionNet((1, 1, 1), imagenet=False, input_size=32, **locals())
 
 
-@register_model(check=_POSITIVE, input_size=32, paper=_cifar_paper(1.9, 4.99, 21.71))
+@register_model(check=_CIFAR_CHECK, input_size=32, paper=_cifar_paper(1.9, 4.99, 21.71))
 def ran92_cifar(
     *,
     num_classes: int = 10,
@@ -349,7 +393,7 @@ def ran92_cifar(
     return ResidualAttentionNet((2, 2, 2), imagenet=False, input_size=32, **locals())
 
 
-@register_model(check=_POSITIVE, input_size=32)
+@register_model(check=_CIFAR_CHECK, input_size=32)
 def ran128_cifar(
     *,
     num_classes: int = 10,
@@ -365,7 +409,7 @@ def ran128_cifar(
     return ResidualAttentionNet((3, 3, 3), imagenet=False, input_size=32, **locals())
 
 
-@register_model(check=_POSITIVE, input_size=32)
+@register_model(check=_CIFAR_CHECK, input_size=32)
 def ran164_cifar(
     *,
     num_classes: int = 10,
@@ -381,7 +425,7 @@ def ran164_cifar(
     return ResidualAttentionNet((4, 4, 4), imagenet=False, input_size=32, **locals())
 
 
-@register_model(check=_POSITIVE, input_size=32, paper=_cifar_paper(5.1, 4.14, 21.16))
+@register_model(check=_CIFAR_CHECK, input_size=32, paper=_cifar_paper(5.1, 4.14, 21.16))
 def ran236_cifar(
     *,
     num_classes: int = 10,
@@ -397,7 +441,7 @@ def ran236_cifar(
     return ResidualAttentionNet((6, 6, 6), imagenet=False, input_size=32, **locals())
 
 
-@register_model(check=_POSITIVE, input_size=32, paper=_cifar_paper(8.6, 3.90, 20.45))
+@register_model(check=_CIFAR_CHECK, input_size=32, paper=_cifar_paper(8.6, 3.90, 20.45))
 def ran452_cifar(
     *,
     num_classes: int = 10,

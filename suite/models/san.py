@@ -145,6 +145,8 @@ class SelfAttention(nn.Module):
             width = patchwise_width(relation, rel, footprint)
             self.gamma = make_gamma(gamma, width, self.weight_channels, footprint * self.weight_channels)
             self.position = None
+        _record_layout(self.gamma)
+        _record_layout(self)
 
     def forward(self, x: Tensor) -> Tensor:
         if _inference() and _fusable(self, training=False):
@@ -267,6 +269,7 @@ class Block(nn.Module):
         self.sam = SelfAttention(channels, **sam)  # type: ignore[arg-type]
         self.bn2 = nn.BatchNorm2d(mid)
         self.conv = nn.Conv2d(mid, channels, 1)
+        _record_layout(self)
 
     def forward(self, x: Tensor) -> Tensor:
         if _training_ops() and _fusable(self, training=True):
@@ -292,20 +295,43 @@ class Block(nn.Module):
 
 def _fusable(module: nn.Module, training: bool) -> bool:
     """Whether a fused path, which calls none of `module`'s submodules, computes what calling them
-    would: no forward hooks anywhere (they would not run), only the module types the paths
-    implement, and every BN affine and in the paths' state (`training`: batch statistics, running
-    ones updated; else running statistics)."""
+    would: no hooks anywhere (forward hooks would not run; in training, backward hooks would not
+    either), the submodules as built (same types, places and conv geometry: a 3x3 or strided conv,
+    a conv without bias or an nn.Identity put in place of a ReLU is computed only by calling it),
+    and every BN affine and in the paths' state (`training`: batch statistics, running ones
+    updated; else running statistics)."""
     if _modules._global_forward_hooks or _modules._global_forward_pre_hooks:
+        return False
+    if training and (_modules._global_backward_hooks or _modules._global_backward_pre_hooks):
         return False
     for m in module.modules():
         if m._forward_hooks or m._forward_pre_hooks or type(m) not in _FUSABLE_TYPES:
+            return False
+        if training and (m._backward_hooks or m._backward_pre_hooks):
             return False
         if type(m) is nn.BatchNorm2d and (
             m.training != training or not m.affine or m.running_mean is None
             or (training and not m.track_running_stats)
         ):
             return False
-    return True
+    return getattr(module, "_built", None) == _layout(module)
+
+
+def _record_layout(module: nn.Module) -> None:
+    """Remember `module`'s layout as built, for `_fusable` to compare against."""
+    module._built = _layout(module)
+
+
+def _layout(module: nn.Module) -> tuple[object, ...]:
+    """Each submodule's place, type and what shapes its computation beyond its parameters."""
+    layout: list[object] = []
+    for name, m in module.named_modules():
+        layout += [name, type(m)]
+        if isinstance(m, nn.Conv2d):
+            layout += [m.kernel_size, m.stride, m.padding, m.dilation, m.groups, m.bias is not None, m.padding_mode]
+        elif isinstance(m, nn.MaxPool2d):
+            layout += [m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode]
+    return tuple(layout)
 
 
 class MaxPool2x2(nn.MaxPool2d):
@@ -359,6 +385,7 @@ class Stage(nn.Module):
         self.transition = nn.Conv2d(in_channels, channels, 1, bias=False)
         self.blocks = nn.Sequential(*(Block(channels, **sam) for _ in range(depth)))
         self.norm = nn.BatchNorm2d(channels)
+        _record_layout(self)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.pool(x)
@@ -383,6 +410,7 @@ class Stem(nn.Module):
         self.conv = nn.Conv2d(3, _STEM_WIDTH, 1, bias=False)
         self.bn = nn.BatchNorm2d(_STEM_WIDTH)
         self.pool = MaxPool2x2()
+        _record_layout(self)
 
     def forward(self, x: Tensor) -> Tensor:
         if _inference() and _fusable(self, training=False):

@@ -18,7 +18,7 @@ from suite.report.tables import Report, Table, failed_runs
 
 FORMATS = ("md", "csv", "tex", "html")
 SUFFIXES = {".md": "md", ".markdown": "md", ".csv": "csv", ".tex": "tex", ".html": "html", ".htm": "html"}
-LEGEND = ("Cells: mean ± std (n) over the done runs' seeds; — no result yet; blank: no paper value, or not in the "
+LEGEND = ("Cells: mean ± std (n) over the done runs' seeds; — no value (run not done, or not measured); blank: no paper value, or not in the "
           "grid. Errors in %; Δ = measured − paper.")
 
 
