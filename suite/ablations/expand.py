@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from suite.ablations.spec import Rule, Spec
-from suite.metrics import REFERENCE_METRICS
 from suite.config import SECTIONS, DataConfig, RunConfig, could_be, flatten, resolve
 from suite.errors import SuiteError, SuiteWarning, close_matches, unknown
+from suite.metrics import REFERENCE_METRICS
 
 
 @dataclass(frozen=True)

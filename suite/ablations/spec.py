@@ -38,7 +38,6 @@ from suite.schema import compose_yaml, load_yaml
 TOP_LEVEL = ("name", "description", "paper", "base", "grid", "zip", "when", "seeds", "presets", "reference", "report",
              "cluster")
 REPORT_KEYS = ("rows", "columns", "metrics")
-# Values a reference entry may give for a grid point (what reports put beside the measurement).
 # Applied under every spec's own `presets.smoke`: the whole grid on the offline digits data, one seed.
 DEFAULT_SMOKE = {"data.name": "digits", "recipe": "smoke", "seeds": [0]}
 
@@ -259,11 +258,11 @@ def _report(value: Any, where: _Where, axes: list[str]) -> dict[str, list[str]]:
             for item in items:
                 if item not in axes and item != "seed":
                     raise where.error(f"{item!r} is not a grid axis", "report", key, choices=axes)
-        for item in items if key == "metrics" else ():
-            if item not in RUN_METRICS + COSTS:
-                hint = close_matches(item, RUN_METRICS + COSTS)
-                raise where.error(f"unknown metric {item!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""),
-                                  "report", key, choices=RUN_METRICS + COSTS)
+        wrong = [m for m in items if m not in RUN_METRICS + COSTS] if key == "metrics" else []
+        if wrong:
+            hint = close_matches(wrong[0], RUN_METRICS + COSTS)
+            raise where.error(f"unknown metric {wrong[0]!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""),
+                              "report", key, choices=RUN_METRICS + COSTS)
     return report
 
 

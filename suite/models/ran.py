@@ -85,6 +85,18 @@ def stage_sizes(imagenet: bool, input_size: int, stages: int = 3) -> list[int]:
     return sizes
 
 
+# The stride of the unit after the last stage: ImageNet halves the map once more (2048 at 7x7).
+_FINAL_STRIDE = {True: 2, False: 1}
+
+
+def stage_pools(imagenet: bool, input_size: int, stages: int = 3) -> list[int]:
+    """Mask pools of each stage of a network built for `input_size` px: each brings its stage's map
+    down to the smallest trunk map, after the final stride."""
+    sizes = stage_sizes(imagenet, input_size, stages)
+    bottom = strided_size(sizes[-1], _FINAL_STRIDE[imagenet])
+    return [mask_pools(size, bottom) for size in sizes]
+
+
 def mask_pools(size: int, bottom: int) -> int:
     """Max-pools a mask branch needs to bring a `size` map down to the smallest trunk map `bottom`."""
     pools = 0
@@ -232,16 +244,14 @@ class ResidualAttentionNet(nn.Module):
             self.stem = conv3x3(3, base_width)
         widths = [4 * base_width * 2**i for i in range(len(modules_per_stage))]
         # ImageNet: a 4th stage of 3 units at twice the width (2048 at 7x7); CIFAR: 3 units at 256.
-        final_width, final_stride = (2 * widths[-1], 2) if imagenet else (widths[-1], 1)
-        # Trunk map sizes at the natural input size fix each stage's number of mask pools.
-        sizes = stage_sizes(imagenet, input_size, len(widths))
-        smallest = strided_size(sizes[-1], final_stride)
+        final_width, final_stride = (2 * widths[-1] if imagenet else widths[-1]), _FINAL_STRIDE[imagenet]
+        # The natural input size fixes each stage's number of mask pools.
+        pools_per_stage = stage_pools(imagenet, input_size, len(widths))
 
         layers: list[nn.Module] = []
         in_width = base_width
-        for i, (width, modules, stage_size) in enumerate(zip(widths, modules_per_stage, sizes)):
+        for i, (width, modules, pools) in enumerate(zip(widths, modules_per_stage, pools_per_stage)):
             layers.append(PreActBottleneck(in_width, width, stride=1 if i == 0 else 2))
-            pools = mask_pools(stage_size, smallest)
             layers += [
                 AttentionModule(
                     width,
@@ -294,9 +304,8 @@ def smallest_input(imagenet: bool, mask_type: MaskType) -> int:
     """The smallest input side (px) at which each 3x3/2 max-pool (no padding, ceil rounding) still
     gets a map of at least 2 px: the stem's (ImageNet) and those of the mask branches, whose number
     per stage is fixed by the natural input size (224 or 32 px)."""
-    natural = stage_sizes(imagenet, 224 if imagenet else 32)
-    bottom = strided_size(natural[-1], 2 if imagenet else 1)
-    pools = [mask_pools(size, bottom) if mask_type == "encoder_decoder" else 0 for size in natural]
+    natural = stage_pools(imagenet, 224 if imagenet else 32)
+    pools = natural if mask_type == "encoder_decoder" else [0] * len(natural)
 
     def fits(input_size: int) -> bool:
         if imagenet and strided_size(input_size, 2) < 2:

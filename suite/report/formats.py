@@ -18,8 +18,8 @@ from suite.report.tables import Report, Table, failed_runs
 
 FORMATS = ("md", "csv", "tex", "html")
 SUFFIXES = {".md": "md", ".markdown": "md", ".csv": "csv", ".tex": "tex", ".html": "html", ".htm": "html"}
-LEGEND = ("Cells: mean ± std (n) over the done runs' seeds; — no value (run not done, or not measured); blank: no paper value, or not in the "
-          "grid. Errors in %; Δ = measured − paper.")
+LEGEND = ("Cells: mean ± std (n) over the done runs' seeds; — no value (run not done, or not measured); "
+          "blank: no paper value, or not in the grid. Errors in %; Δ = measured − paper.")
 
 
 def render(report: Report, fmt: str, figures: Sequence[tuple[str, bytes]] = ()) -> str:
