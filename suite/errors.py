@@ -6,8 +6,10 @@ keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 
@@ -76,3 +78,18 @@ def unknown(kind: str, name: str, choices: Iterable[str], **where: Any) -> Suite
     if hint:
         message += f"; did you mean {' or '.join(repr(h) for h in hint)}?"
     return SuiteError(message, choices=choices, **where)
+
+
+@contextlib.contextmanager
+def batch_of_one(batch_size: int, key: str) -> Iterator[None]:
+    """Training BatchNorm cannot normalise one value per channel (a batch of one image whose map
+    has shrunk to 1x1); PyTorch says so in tensor sizes deep in the model, this names the setting."""
+    try:
+        yield
+    except ValueError as exc:
+        if "Expected more than 1 value per channel when training" not in str(exc):
+            raise
+        shape = ", ".join(re.findall(r"\d+", str(exc).rpartition("input size")[2]))
+        raise SuiteError(f"a batch of {batch_size} cannot train this model: one of its BatchNorms then sees one value "
+                         f"per channel (input of size [{shape}]); use at least 2 images per process, or a larger "
+                         f"input", key=key) from None

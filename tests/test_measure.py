@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 from suite.cli import main
+from suite.config import resolve
+from suite.errors import SuiteError
 from suite.measure import complexity, profile
 from suite.measure.complexity import measure_complexity, model_complexity
 from suite.measure.memory import MIB, MemoryProbe
@@ -297,6 +299,16 @@ def test_one_failing_child_does_not_stop_the_others(capsys):
     rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
     assert "error" not in rows["resnet26"] and rows["resnet26"]["params"] == 13696552
     assert "zero_init_residual" in rows["ran56_cifar"]["error"]
+
+
+def test_a_batch_of_one_that_batch_norm_cannot_train_names_the_setting():
+    config = resolve({"model.name": "ran56_cifar", "model.base_width": 4, "data.name": "digits", "data.input_size": 4,
+                      "measure.batch_size": 1, "measure.warmup": 1, "measure.steps": 1})
+    with pytest.raises(SuiteError, match="one value per channel") as err:
+        profile.measure_run(config)
+    assert err.value.key == "measure.batch_size"
+    (row,) = profile.profile(profile.plan(["ran56_cifar"], bench="train", img_size=4, batch_size=1, warmup=1, steps=1))
+    assert row["error"].startswith("batch_size: a batch of 1 cannot train this model")
 
 
 def test_a_crashed_child_becomes_an_error_row(monkeypatch):

@@ -224,7 +224,10 @@ def measure_run(config: RunConfig) -> dict[str, Any]:
         warmup=m.warmup,
         steps=m.steps,
     )
-    row = profile_model(job)
+    try:
+        row = profile_model(job)
+    except SuiteError as err:
+        raise err.where(key="measure") if err.key == "batch_size" else err
     out: dict[str, Any] = {}
     if m.complexity:
         out["complexity"] = {k: row[k] for k in _COMPLEXITY_KEYS if k in row}
@@ -379,7 +382,8 @@ def _child(argv: Sequence[str]) -> int:
             import traceback
 
             traceback.print_exc()
-        row = {"model": job.model, **_job_columns(job), "error": f"{type(exc).__name__}: {exc}"}
+        message = str(exc) if isinstance(exc, SuiteError) else f"{type(exc).__name__}: {exc}"
+        row = {"model": job.model, **_job_columns(job), "error": message}
     print(RESULT_MARKER)
     print(json.dumps(row), flush=True)
     return 0

@@ -27,6 +27,8 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from suite.errors import batch_of_one
+
 T = TypeVar("T")
 Step = Callable[[], None]
 
@@ -91,7 +93,7 @@ def train_step(model: nn.Module, batch_size: int, s: BenchSettings) -> Step:
     def step() -> None:
         nonlocal target
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(s):
+        with _autocast(s), batch_of_one(batch_size, "batch_size"):
             out = model(x)
             if target is None:  # the class count is whatever the model outputs
                 target = torch.randint(out.shape[-1], (batch_size,), device=s.device)

@@ -52,7 +52,7 @@ from torch import nn
 from tqdm import tqdm
 
 from suite.data import DATASETS, build
-from suite.errors import SuiteError
+from suite.errors import SuiteError, batch_of_one
 from suite.models import create_model
 from suite.train import checkpoint
 from suite.train.distributed import Dist, distributed
@@ -176,7 +176,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x = x.contiguous(memory_format=self.memory_format)
-        with self.autocast():
+        with self.autocast(), batch_of_one(len(x), "batch_size"):
             out = self.net(x)
         loss = smoothed_cross_entropy(out.float(), y, self.config.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
