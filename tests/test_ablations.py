@@ -360,6 +360,18 @@ def test_every_ablation_of_both_papers_is_shipped():
     }
 
 
+def test_a_default_written_out_is_the_same_run():
+    """SAN10 pairwise as each SAN ablation's baseline row: one model, so one run, trained once."""
+    def ids(name: str, **point) -> set[str]:
+        return {r.run_id for r in expand(load(name)) if r.config.model.name == "san10_pairwise"
+                and all(r.point.get(k) == v for k, v in point.items())}
+
+    shared = ids("san_main") & ids("san_gamma", **{"model.gamma": "official"})
+    assert len(shared) == 1
+    assert ids("san_position_encoding", **{"model.position_encoding": True}) == shared
+    assert ids("san_footprint", **{"model.footprint": 7}) == ids("san_pairwise_relation", **{"model.relation": "subtraction"}) == shared
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 @pytest.mark.parametrize("preset", [None, "smoke"])
 def test_shipped_specs_expand(name, preset):

@@ -534,10 +534,8 @@ class SAN(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def _san(depth: int, mode: Mode, *, position_encoding: bool | None, **options: Any) -> SAN:
-    if position_encoding is None:
-        position_encoding = mode == "pairwise"
-    return SAN(_LAYERS[depth], mode=mode, position_encoding=position_encoding, **options)
+def _san(depth: int, mode: Mode, **options: Any) -> SAN:
+    return SAN(_LAYERS[depth], mode=mode, **options)
 
 
 _POSITIVE = positive("num_classes")
@@ -555,7 +553,7 @@ def _check(mode: Mode) -> Check:
             raise SuiteError(
                 "patchwise attention has no position encoding (the patch ordering encodes position)",
                 key="position_encoding",
-                choices=[None, False],
+                choices=[False],
             )
         share_planes, smallest_mid = options["share_planes"], _WIDTHS[0] // 4
         if share_planes < 1 or smallest_mid % share_planes:
@@ -599,7 +597,7 @@ def _paper(params_m: float, gmacs: float, top1: float, top5: float) -> dict[str,
 
 # Options: relation (pairwise: summation | subtraction | concatenation | hadamard | dot;
 # patchwise: star | clique | concatenation), footprint k (stages 1-4; stage 0 is 3x3),
-# position_encoding (None: on for pairwise, off for patchwise), gamma, share_planes, padding
+# position_encoding (pairwise only; on by default: one value per meaning, so one run id), gamma, share_planes, padding
 # ('zeros' allows inputs below 128 px, where reflection padding of the last stage is impossible).
 
 
@@ -608,7 +606,7 @@ def san10_pairwise(
     *,
     relation: PairwiseRelation = "subtraction",
     footprint: int = 7,
-    position_encoding: bool | None = None,
+    position_encoding: bool = True,
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
@@ -622,7 +620,7 @@ def san10_patchwise(
     *,
     relation: PatchwiseRelation = "concatenation",
     footprint: int = 7,
-    position_encoding: bool | None = None,
+    position_encoding: bool = False,
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
@@ -636,7 +634,7 @@ def san15_pairwise(
     *,
     relation: PairwiseRelation = "subtraction",
     footprint: int = 7,
-    position_encoding: bool | None = None,
+    position_encoding: bool = True,
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
@@ -650,7 +648,7 @@ def san15_patchwise(
     *,
     relation: PatchwiseRelation = "concatenation",
     footprint: int = 7,
-    position_encoding: bool | None = None,
+    position_encoding: bool = False,
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
@@ -664,7 +662,7 @@ def san19_pairwise(
     *,
     relation: PairwiseRelation = "subtraction",
     footprint: int = 7,
-    position_encoding: bool | None = None,
+    position_encoding: bool = True,
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
@@ -678,7 +676,7 @@ def san19_patchwise(
     *,
     relation: PatchwiseRelation = "concatenation",
     footprint: int = 7,
-    position_encoding: bool | None = None,
+    position_encoding: bool = False,
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
