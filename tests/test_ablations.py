@@ -177,11 +177,99 @@ def test_duplicate_runs(tmp_path):
     assert "duplicate runs" in err.message and err.key == "grid"
 
 
+DERIVED = ("name: bad\nbase: {model: {name: resnet26}, data: {name: synthetic, input_size: 64}, epochs: 1}\n"
+           "grid:\n  data.eval_size: [null, 32]\n")  # eval_size null resolves to input_size
+
+
 def test_duplicate_runs_made_by_a_preset(tmp_path):
-    text = "name: bad\nbase: {model: {name: resnet26}}\ngrid:\n  data.name: [cifar10, cifar100]\n"
-    assert len(expand(load(write(tmp_path, text, "bad")))) == 2
-    err = error_of(tmp_path, text + "presets:\n  p: {data.name: digits}\n", preset="p")
-    assert "duplicate runs" in err.message
+    assert len(expand(load(write(tmp_path, DERIVED, "bad")))) == 2
+    err = error_of(tmp_path, DERIVED + "presets:\n  p: {data.input_size: 32}\n", preset="p")
+    assert "duplicate runs" in err.message and err.key == "grid"
+
+
+def test_duplicate_runs_made_by_the_command_line_blame_it(tmp_path):
+    with pytest.raises(SuiteError) as info:
+        expand(load(write(tmp_path, DERIVED, "bad")), overrides={"data.input_size": 32})
+    assert info.value.file == "<command line>" and info.value.key == "data.input_size"
+    assert "duplicate runs" in info.value.message and "only with the overrides data.input_size" in info.value.message
+    with pytest.raises(SuiteError) as info:  # the spec's own duplicates stay the spec's
+        expand(load(write(tmp_path, DERIVED.replace("[null, 32]", "[32, 32]"), "bad")), overrides={"lr": 0.2})
+    assert info.value.file == str(tmp_path / "bad.yaml") and info.value.key == "grid"
+
+
+AXES = """\
+name: bad
+base: {model: {base_width: 8}, data: {name: digits}, recipe: smoke}
+grid:
+  model.mask_norm: [mixed, spatial]
+zip:
+  - model.name: [ran56_cifar, ran92_cifar]
+    model.attention_learning: [arl, nal]
+presets:
+  fast:
+    epochs: 1
+    model.mask_norm: spatial
+  one: {model.attention_learning: arl}
+  short: {grid: {model.mask_norm: [mixed]}}
+reference:
+  - {model.name: ran92_cifar, model.attention_learning: nal, top1_err: 5.0}
+"""
+
+
+def test_a_preset_value_cannot_set_a_grid_axis(tmp_path):
+    """The runs would train spatial while labelled mixed, next to the paper's mixed value."""
+    err = error_of(tmp_path, AXES, preset="fast")
+    assert err.key == "presets.fast.model.mask_norm" and err.line == 11 and "grid axis" in err.message
+    assert "presets.fast.grid: {model.mask_norm: [...]}" in err.message
+    runs = expand(load(tmp_path / "bad.yaml"), preset="short")  # the preset's grid is the way
+    assert {r.point["model.mask_norm"] for r in runs} == {"mixed"} == {r.config.model.kwargs["mask_norm"] for r in runs}
+    err = error_of(tmp_path, AXES.replace("model.mask_norm: spatial", "model: {mask_norm: spatial}"), preset="fast")
+    assert err.key == "presets.fast.model.mask_norm" and err.line == 11
+
+
+def test_a_preset_value_for_a_zip_axis_is_every_points_label(tmp_path):
+    runs = expand(load(write(tmp_path, AXES, "bad")), preset="one")
+    assert {(r.point["model.name"], r.point["model.attention_learning"]) for r in runs} == \
+        {("ran56_cifar", "arl"), ("ran92_cifar", "arl")}
+    assert all(r.point["model.attention_learning"] == r.config.model.kwargs["attention_learning"] for r in runs)
+    assert not any(r.reference for r in runs)  # the paper's nal value fits no point that trains arl
+
+
+@pytest.mark.parametrize("key,value,axis", [
+    ("model.attention_learning", "arl", "model.attention_learning"),  # a zip axis
+    ("model.mask_norm", "mixed", "model.mask_norm"),  # a grid axis
+    ("model", {"mask_norm": "mixed"}, "model.mask_norm"),  # nested
+])
+def test_a_command_line_override_cannot_set_a_grid_axis(tmp_path, key, value, axis):
+    with pytest.raises(SuiteError) as info:
+        expand(load(write(tmp_path, AXES, "bad")), overrides={key: value})
+    assert info.value.file == "<command line>" and info.value.key == axis and "grid axis" in info.value.message
+    assert ("zip group" in info.value.message) == (axis == "model.attention_learning")
+
+
+def test_suite_run_refuses_an_override_of_an_axis(tmp_path, capsys):
+    """`--dry-run model.attention_learning=arl` listed a point `...nal` whose config trains arl."""
+    path = write(tmp_path, AXES, "bad")
+    assert main(["run", str(path), "--dry-run", "--out", str(tmp_path / "out"), "model.attention_learning=arl"]) == 2
+    assert "error: <command line>: model.attention_learning: 'model.attention_learning' is a grid axis of bad" in \
+        capsys.readouterr().err
+
+
+def test_setting_iterations_clears_an_epochs_axis(tmp_path):
+    text = "name: bad\nbase: {model: {name: resnet26}, data: {name: synthetic}}\ngrid: {epochs: [1, 2]}\n"
+    with pytest.raises(SuiteError) as info:
+        expand(load(write(tmp_path, text, "bad")), overrides={"iterations": 5})
+    assert info.value.key == "iterations" and "clears the grid axis 'epochs'" in info.value.message
+    err = error_of(tmp_path, text + "presets:\n  p: {iterations: 5}\n", preset="p")
+    assert err.key == "presets.p.iterations" and err.line == 5
+    err = error_of(tmp_path, text + "when: [{match: {epochs: 1}, set: {iterations: 5}}]\n")
+    assert err.key == "when.0.set.iterations" and "'iterations' clears 'epochs'" in err.message
+
+
+def test_the_built_in_smoke_data_set_replaces_a_data_axis(tmp_path):
+    text = "name: bad\nbase: {model: {name: resnet164_cifar}}\ngrid:\n  data.name: [cifar10, cifar100]\n"
+    runs = expand(load(write(tmp_path, text, "bad")), preset="smoke")
+    assert [(r.point["data.name"], r.config.data.name) for r in runs] == [("digits", "digits")]
 
 
 def test_zip_lengths_and_unknown_top_level_key(tmp_path):
@@ -305,6 +393,73 @@ def test_a_seed_comes_from_seeds_only(tmp_path, where, key):
         expand(load(write(tmp_path, GOOD, "good")), overrides={"seed": 7})
 
 
+@pytest.mark.parametrize("where,line,key", [
+    ("base:\n  data: {name: digits}\n  data.name: cifar10\n", 4, "base.data.name"),
+    ("base:\n  model.base_width: 16\n  model: {name: resnet164_cifar, base_width: 8}\n", 4, "base.model.base_width"),
+    ("base: {model: {name: resnet164_cifar}}\npresets:\n  p:\n    model.base_width: 16\n"
+     "    model: {base_width: 8}\n", 6, "presets.p.model.base_width"),
+    ("base: {model: {name: resnet164_cifar}, lr: 0.1}\nwhen:\n  - match: {lr: 0.1}\n"
+     "    set: {data.name: digits, data: {name: cifar10}}\n", 5, "when.0.set.data.name"),
+    ("base: {model: {name: resnet164_cifar}, lr: 0.1}\npresets:\n  p:\n    when:\n      - match: {lr: 0.1}\n"
+     "        set:\n          lr: 0.2\n          measure: {steps: 3}\n          measure.steps: 4\n",
+     10, "presets.p.when.0.set.measure.steps"),
+])
+def test_a_key_given_nested_and_dotted_is_an_error(tmp_path, where, line, key):
+    """Flattening keeps whichever comes last: the other would be lost silently."""
+    err = error_of(tmp_path, "name: bad\n" + where)
+    assert err.key == key and err.line == line and "given twice" in err.message
+
+
+@pytest.mark.parametrize("group", ["{}", "null"])
+def test_an_empty_zip_group_is_an_error(tmp_path, group):
+    err = error_of(tmp_path, f"name: bad\nbase: {{model: {{name: resnet26}}}}\nzip:\n  - {group}\n")
+    assert err.key == "zip.0" and err.line == 4 and "empty zip group" in err.message
+
+
+@pytest.mark.parametrize("grid", ["grid: {}\n", "grid:\n", ""])
+def test_a_spec_without_axes_is_one_run_per_seed(tmp_path, grid):
+    spec = load(write(tmp_path, f"name: one\nbase: {{model: {{name: resnet26}}}}\n{grid}seeds: 2\n", "one"))
+    assert [(r.point, r.seed) for r in expand(spec)] == [({}, 0), ({}, 1)]
+
+
+@pytest.mark.parametrize("report,key,message", [
+    ("{rows: [lr, lr]}", "report.rows", "'lr' is listed twice"),
+    ("{columns: [momentum, momentum]}", "report.columns", "'momentum' is listed twice"),
+    ("{rows: [lr], columns: [lr]}", "report.columns", "'lr' is in both report.rows and report.columns"),
+    ("{rows: [seed], columns: [seed]}", "report.columns", "'seed' is in both"),
+    ("{metrics: [top1_err, top5_err, top1_err]}", "report.metrics", "'top1_err' is listed twice"),
+])
+def test_report_axes_and_metrics_are_named_once(tmp_path, report, key, message):
+    """A repeated axis shifted every cell after it; one in rows and columns lost the column axis."""
+    err = error_of(tmp_path, f"name: bad\nbase: {{model: {{name: resnet26}}}}\ngrid: {{lr: [0.1], momentum: [0.9]}}\n"
+                             f"report: {report}\n")
+    assert err.key == key and err.line == 4 and message in err.message
+
+
+@pytest.mark.parametrize("name", ["t1.smoke", "my spec", "x|y", "-x", "complexity"])
+def test_a_spec_name_must_make_a_report_name(tmp_path, name):
+    """`t1.smoke` and `t1 --preset smoke` both wrote t1.smoke.md; `my spec` could never be spliced."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"name: '{name}'\nbase: {{model: {{name: resnet26}}}}\n")
+    with pytest.raises(SuiteError) as info:
+        load(path)
+    assert info.value.file == str(path) and info.value.line == 1 and info.value.key == "name"
+    assert load(write(tmp_path, "name: ü-ñ_2\nbase: {model: {name: resnet26}}\n", "ü-ñ_2")).name == "ü-ñ_2"
+
+
+def test_a_preset_name_must_make_a_report_name(tmp_path):
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\npresets:\n  a.b: {lr: 0.2}\n")
+    assert err.key == "presets.a.b" and err.line == 4 and "preset name" in err.message
+
+
+def test_errors_in_a_preset_grid_have_a_line(tmp_path):
+    text = "name: bad\nbase: {model: {name: resnet26}}\ngrid: {lr: [0.1, 0.2]}\npresets:\n  fast:\n    grid: {lr: 0.1}\n"
+    err = error_of(tmp_path, text)
+    assert err.key == "presets.fast.grid.lr" and err.line == 6 and "takes a list" in err.message
+    err = error_of(tmp_path, text.replace("{lr: 0.1}", "{momentum: [0.9]}"))
+    assert err.key == "presets.fast.grid.momentum" and err.line == 6 and "replace the values of a grid axis" in err.message
+
+
 def test_spec_name_must_match_file(tmp_path):
     err = error_of(tmp_path, "name: other\nbase: {model: {name: resnet26}}\n")
     assert err.key == "name"
@@ -330,9 +485,11 @@ def test_specs_lists_every_spec_and_names_a_broken_one(tmp_path, monkeypatch, ca
     write(tmp_path, "name: broken\ngrid: [1\n", "broken")
     write(tmp_path, "name: preset\nbase: {model: {name: resnet26}}\npresets:\n  fast: {epohcs: 1}\n", "preset")
     write(tmp_path, "name: san\nbase: {model: {name: san10_pairwise}, data: {name: imagenet}}\n", "san")
+    write(tmp_path, "name: zipped\nbase: {model: {name: resnet26}}\nzip: [{}]\n", "zipped")
     monkeypatch.setenv("SUITE_ABLATIONS", str(tmp_path))
     assert main(["specs"]) == 2
     out = capsys.readouterr().out
+    assert "zipped.yaml:3: zip.0: empty zip group" in out  # an error, not a crash of the listing
     assert "broken.yaml:3: bad YAML" in out
     assert "preset.yaml:4: presets.fast.epohcs: unknown key; did you mean 'epochs'?" in out  # a preset is checked too
     assert "under --preset smoke: " in out and "san.yaml" in out  # the built-in smoke preset: 32 px digits

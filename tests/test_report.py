@@ -25,7 +25,7 @@ description: toy grid
 paper: {paper: nobody, table: T1}
 base:
   model: {name: resnet26}
-  data: {name: synthetic, input_size: 32}
+  data: {name: cifar10}
   epochs: 1
 grid:
   lr: [0.1, 0.2, 0.4]
@@ -170,7 +170,7 @@ def test_default_layout_and_unnamed_axes(tmp_path):
 def test_a_spec_without_axes_is_one_row(tmp_path):
     spec = ablations.load(write_spec(tmp_path, """\
         name: single
-        base: {model: {name: resnet26}, data: {name: synthetic}, epochs: 1}
+        base: {model: {name: resnet26}, data: {name: cifar10}, epochs: 1}
         seeds: 2
         reference: [{top1_err: 3.0}]
         """, "single"))
@@ -203,12 +203,53 @@ def test_schema_drift_warns_and_leaves_cells_empty(tmp_path, toy):
 
 def test_paper_values_are_not_compared_on_another_data_set(toy, tmp_path):
     spec, _, _ = toy
-    runs = ablations.expand(spec, preset="smoke")  # digits instead of synthetic
+    runs = ablations.expand(spec, preset="smoke")  # digits instead of cifar10
     rep = tables.build(spec, runs, store.collect(tmp_path, [r.run_id for r in runs]), out=tmp_path, preset="smoke")
     assert rep.name == "toy.smoke"
     assert not any("paper" in h for h in rep.table.header)
     assert rep.runs["paper_top1_err"].isna().all()
-    assert any("for synthetic; these runs use digits" in n for n in rep.notes)
+    assert any("differ from them in data.name (digits, not cifar10)" in n for n in rep.notes)
+
+
+def test_paper_values_are_compared_only_with_the_config_they_describe(toy, tmp_path):
+    """What the runs resolved to decides, not what the spec's base and grid say about data.name."""
+    spec, runs, out = toy
+    frame = store.collect(out, [r.run_id for r in runs])
+    assert tables.build(spec, runs, frame, out=out).runs["paper_top1_err"].notna().any()  # the spec's own runs
+
+    longer = ablations.expand(spec, overrides={"epochs": 2})  # a command-line override changes what is trained
+    fill(tmp_path / "a", longer)
+    rep = tables.load(spec, out=tmp_path / "a", overrides={"epochs": 2})
+    assert rep.runs["paper_top1_err"].isna().all() and not any("paper" in h for h in rep.table.header)
+    assert any("differ from them in epochs (2.0, not 1.0)" in n for n in rep.notes)
+
+    stored = tmp_path / "b"  # the store says the run trained otherwise (a default changed since)
+    d = finish(stored, runs[0], 4.0)
+    result = json.loads((d / "result.json").read_text())
+    result["config"]["lr_decay"] = 0.5
+    (d / "result.json").write_text(json.dumps(result))
+    rep = tables.load(spec, out=stored)
+    assert math.isnan(rep.runs["paper_top1_err"].iloc[0]) and rep.runs["paper_top1_err"].iloc[1] == 5.0
+    assert any("lr_decay (0.5, not 0.1)" in n for n in rep.notes)
+
+    digits = ablations.load(write_spec(tmp_path, TOY.replace("name: toy", "name: dig").replace("cifar10", "digits"),
+                                       "dig"))  # a paper's numbers, a spec on digits
+    rep = tables.load(digits, out=tmp_path / "c")
+    assert rep.runs["paper_top1_err"].isna().all()
+    assert any("use digits, a data set the papers do not report on" in n for n in rep.notes)
+
+
+def test_a_table_whose_axes_are_all_column_blocks_has_one_row(tmp_path):
+    """The header had one cell more than the row: values sat under the wrong headers."""
+    spec = ablations.load(write_spec(tmp_path, TOY.replace("rows: [lr], columns: [weight_decay]",
+                                                           "columns: [lr, weight_decay]"), "toy"))
+    rep = tables.load(spec, out=tmp_path)
+    assert rep.rows == [] and [r[0] for r in rep.table.body] == ["all"]
+    assert len(rep.table.body[0]) == len(rep.table.header) == len(rep.table.numeric)
+    rows = [line for line in formats.markdown(rep).splitlines() if line.startswith("|")]
+    assert len({len(md_cells(r)) for r in rows}) == 1 and len(rows) == 3
+    check_latex(formats.latex(rep))
+    assert len(rep.table.index) + len(rep.table.columns) == len(rep.table.body[0])  # what HTML's header spans
 
 
 # ------------------------------------------------------------------------------------ formats
@@ -235,10 +276,15 @@ def test_markdown_rows_match_the_header(report):
 
 def test_latex_is_balanced_booktabs(report):
     tex = formats.latex(report)
+    check_latex(tex)
+    assert r"$\pm$" in tex and "±" not in tex and "weight\\_decay" in tex
+
+
+def check_latex(tex: str) -> None:
+    """One tabular, booktabs rules in order, and every row as wide as the column spec."""
     for token in (r"\begin{tabular}", r"\end{tabular}", r"\toprule", r"\midrule", r"\bottomrule"):
         assert tex.count(token) == 1, token
     assert tex.index(r"\toprule") < tex.index(r"\midrule") < tex.index(r"\bottomrule")
-    assert r"$\pm$" in tex and "±" not in tex and "weight\\_decay" in tex
     n = len(re.search(r"\\begin\{tabular\}\{(\w+)\}", tex).group(1))
     lines = tex.splitlines()
     rows = [line for line in lines[lines.index(r"\toprule") + 1:lines.index(r"\bottomrule")]
@@ -319,6 +365,24 @@ def test_splice_replaces_only_between_the_markers(tmp_path):
     assert path.read_text() == text  # idempotent
 
 
+def test_splice_skips_markers_in_fenced_code(tmp_path):
+    """Documentation that shows how to write a block is not the block."""
+    text = ("Write:\n\n```md\n<!-- suite:report toy -->\n<!-- /suite:report -->\n```\n\n~~~~\n"
+            "<!-- suite:report toy -->\n~~~\n~~~~\n<!-- suite:report toy -->\nold\n<!-- /suite:report -->\n")
+    out = splice(text, "toy", "new")
+    assert out == text.replace("old\n", "\nnew\n\n")
+    with pytest.raises(SuiteError, match="no <!-- suite:report toy -->"):
+        splice("```\n<!-- suite:report toy -->\n<!-- /suite:report -->\n```\n", "toy", "new")
+
+
+def test_splice_keeps_crlf_line_endings(tmp_path):
+    path = tmp_path / "README.md"
+    path.write_bytes(b"# T\r\n<!-- suite:report toy -->\r\nold\r\n<!-- /suite:report -->\r\ntail \xc2\xb1\r\n")
+    splice_file(path, "toy", "| a |\n| 1 |\n")
+    assert path.read_bytes() == (b"# T\r\n<!-- suite:report toy -->\r\n\r\n| a |\r\n| 1 |\r\n\r\n"
+                                 b"<!-- /suite:report -->\r\ntail \xc2\xb1\r\n")
+
+
 @pytest.mark.parametrize("text, line, message", [
     ("a\n<!-- suite:report toy -->\nb\n", 2, "never closed"),
     ("a\n<!-- /suite:report -->\n", 2, "without an opening marker"),
@@ -365,6 +429,11 @@ def test_cli_report_on_empty_and_partial_quick_store(tmp_path, capsys):
     assert "no <!-- suite:report quick -->" in capsys.readouterr().err
     assert main(["report", "quick", "--out", str(out), "--format", "pdf"]) == 2
     assert main(["report", "--out", str(out)]) == 2
+
+    capsys.readouterr()  # a metric named twice is one column (pandas raised on the duplicate)
+    assert main(["report", "quick", "--out", str(out), "--to", "-", "--metric", "top1_err", "top1_err"]) == 0
+    header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("|"))
+    assert header.count("top-1 err") == 1
 
 
 def test_a_store_without_done_runs_leaves_an_existing_table_alone(tmp_path, capsys):
@@ -441,3 +510,23 @@ def test_report_all_writes_tables_with_done_runs_and_complexity(tmp_path, capsys
     written = {p.name for p in out.iterdir() if p.is_file()}
     assert written == {"complexity.csv", "complexity.md", "quick.smoke.md", "quick.smoke.csv"}
     assert "wrote" in capsys.readouterr().out
+
+
+def test_report_all_writes_every_valid_spec_and_then_names_the_invalid(tmp_path, capsys, monkeypatch, profile_rows):
+    """A broken spec stopped --all halfway, with nothing printed of what it had written."""
+    specs, out = tmp_path / "specs", tmp_path / "results"
+    specs.mkdir()
+    out.mkdir()
+    profile_rows.to_csv(out / "complexity.csv", index=False)
+    quick = (Path(ablations.find("quick")).read_text())
+    for name in ("a_first", "z_last"):
+        write_spec(specs, quick.replace("name: quick", f"name: {name}"), name)
+    write_spec(specs, "name: b_broken\nzip: [{}]\n", "b_broken")
+    monkeypatch.setenv("SUITE_ABLATIONS", str(specs))
+    runs = ablations.expand(ablations.load("a_first"))
+    finish(out, runs[0], 12.0)
+    assert main(["report", "--all", "--out", str(out)]) == 2
+    printed = capsys.readouterr()
+    assert {"a_first.md", "z_last.md", "quick.md", "complexity.md"} <= {p.name for p in out.iterdir()}
+    assert f"wrote {out / 'z_last.md'}" in printed.out and f"wrote {out / 'complexity.md'}" in printed.out
+    assert "b_broken.yaml:2: zip.0: empty zip group" in printed.err

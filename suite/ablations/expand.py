@@ -2,8 +2,11 @@
 
 Precedence, lowest first: `base`, the grid point, the preset, command-line overrides, the seed.
 The preset comes after the point because it exists to make *every* point cheap (e.g. swap the
-data set), even one whose axis it touches. Every run is resolved before anything starts, so a typo
-anywhere in the grid fails the whole spec up front, at the file and line that caused it.
+data set). What comes after the point may not change an axis behind the point's label: a preset
+replaces a grid axis's values through its `grid:` (a plain value for one is an error), a preset's
+value for a zip axis becomes every point's label, and a command-line override of an axis is an
+error. Every run is resolved before anything starts, so a typo anywhere in the grid fails the
+whole spec up front, at the file and line that caused it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ class RunSpec:
     preset: str | None = None
     reference: dict[str, float] = field(default_factory=dict)  # the paper's numbers at this point
     reference_data: str | None = None  # data set the paper's numbers are for
+    # The config the paper's numbers describe: the spec's own run at this point (base, point, the
+    # spec's rules; no preset, no command line). None: `config` itself (nothing changed it).
+    reference_config: RunConfig | None = None
 
     @property
     def run_id(self) -> str:
@@ -66,21 +72,35 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
                           *({"seed": r.path + ("set", "seed")} for r in spec.when + preset_rules if "seed" in r.set)])
     if "seed" in overrides:
         raise SuiteError(_SEED_IS_NOT_A_KEY, file="<command line>", key="seed")
+    _check_not_axes(spec, preset, preset_values, preset_src, overrides)
     set_keys = _check_match_keys(spec, spec.when, set(base) | set(spec.axes))
     _check_match_keys(spec, preset_rules, set_keys | set(preset_values))
 
     runs: list[RunSpec] = []
     seen: dict[str, RunSpec] = {}
+    before_cli: dict[str, dict[str, Any]] = {}  # run_id -> values without the command line (to blame it)
     applied: set[tuple[str, ...]] = set()  # paths of the rules that matched some run
-    for point, point_src in _points(spec, axis_values, preset):
+    changed = bool(preset_values or preset_rules or overrides)  # may runs differ from the spec's own?
+    zipped = {k: v for k, v in preset_values.items() if k in spec.axes}  # _check_not_axes: zip axes only
+    for point, point_src, in_own_grid in _points(spec, axis_values, preset, zipped, preset_src):
+        own: dict[str, Any] = {}  # the spec's own run at this point: base, point, the spec's rules
+        own_where: dict[str, tuple[str, ...]] = {}
+        _layer(own, own_where, base, base_src)
+        _layer(own, own_where, point, point_src)
+        applied |= _apply(spec.when, own, own_where)
+        # The paper's numbers are per point of the spec's own grid, for the spec's own config.
+        reference = _reference_for(spec, point) if in_own_grid else {}
+        reference_config = None
+        if reference and changed:
+            try:
+                reference_config = resolve({**own, "seed": seeds[0]})
+            except SuiteError:  # the spec's own run cannot exist: nothing to compare with
+                reference = {}
         for seed in seeds:
-            values: dict[str, Any] = {}
-            where: dict[str, tuple[str, ...]] = {}
-            _layer(values, where, base, base_src)
-            _layer(values, where, point, point_src)
-            applied |= _apply(spec.when, values, where)
+            values, where = dict(own), dict(own_where)
             _layer(values, where, preset_values, preset_src)
             applied |= _apply(preset_rules, values, where)
+            pre = dict(values)
             _layer(values, where, overrides, cli_src)
             values["seed"] = seed
             try:
@@ -93,18 +113,15 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
                 seed=seed,
                 config=config,
                 preset=preset,
-                reference=_reference_for(spec, point),
-                reference_data={**base, **point}.get("data.name", DataConfig.name),
+                reference=reference,
+                reference_data=own.get("data.name", DataConfig.name),
+                reference_config=reference_config,
             )
             if run.run_id in seen:
-                other = seen[run.run_id]
-                raise spec.error(
-                    f"duplicate runs: [{other.label()}] and [{run.label()}] resolve to the same config "
-                    f"(run {run.run_id}); an axis value may be overridden by a rule, the preset or the command line, "
-                    f"or repeat a default",
-                    *_first_axis_path(spec),
-                )
+                raise _duplicate(spec, seen[run.run_id], run, before_cli, {**pre, "seed": seed}, overrides)
             seen[run.run_id] = run
+            if overrides:
+                before_cli[run.run_id] = {**pre, "seed": seed}
             runs.append(run)
     if not runs:
         raise spec.error("the grid has no runs")
@@ -144,29 +161,95 @@ def _check_no_seed(spec: Spec, layers: list[Mapping[str, tuple[str, ...]]]) -> N
             raise spec.error(_SEED_IS_NOT_A_KEY, *layer["seed"], choices=["seeds: [0, 1, 2]", "seeds: 3"])
 
 
-def _points(spec: Spec, replaced: dict[str, list[Any]], preset: str | None
-            ) -> list[tuple[dict[str, Any], dict[str, tuple[str, ...]]]]:
-    """Cartesian product of the grid axes (values possibly replaced by the preset) and the zip
-    groups, as (point, key -> yaml path of the value)."""
-    factors: list[list[tuple[dict[str, Any], dict[str, tuple[str, ...]]]]] = []
+def _check_not_axes(spec: Spec, preset: str | None, preset_values: Mapping[str, Any],
+                    preset_src: Mapping[str, tuple[str, ...]], overrides: Mapping[str, Any]) -> None:
+    """A preset's plain value or a command-line override for a grid axis would train every run
+    with that value while the runs keep the grid's labels (and the paper's numbers for them).
+    A preset may set a zip axis: its points then carry the preset's value (see _points)."""
+    for key, axis in _touched(preset_values):
+        if axis in spec.grid or (axis in spec.axes and key != axis):
+            path = preset_src[key]
+            raise spec.error(f"{_sets(key, axis)}: every run would train with the preset's value but keep the "
+                             f"grid's label; {_narrow(spec, axis, preset)}", *path)
+    for key, axis in _touched(flatten(overrides)):
+        if axis in spec.axes:
+            raise SuiteError(f"{_sets(key, axis)} of {spec.name}: every run would train with this value but keep the "
+                             f"grid's label; {_narrow(spec, axis, None)}", file="<command line>", key=key)
+
+
+def _sets(key: str, axis: str) -> str:
+    return f"{axis!r} is a grid axis" if key == axis else f"setting {key!r} clears the grid axis {axis!r}"
+
+
+# Setting one of these clears the other (see _layer): a layer that sets one changes an axis of the other.
+_PARTNER = {"epochs": "iterations", "iterations": "epochs"}
+
+
+def _touched(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(key, key whose value it decides) for each key of a layer: itself, and for epochs or
+    iterations also the other, which it clears."""
+    return [(k, k) for k in values] + [(k, _PARTNER[k]) for k in values if k in _PARTNER]
+
+
+def _narrow(spec: Spec, axis: str, preset: str | None) -> str:
+    """How to run fewer values of an axis instead."""
+    if axis not in spec.grid:
+        return f"it varies in a zip group: to narrow the grid, edit {spec.path}"
+    where = f"presets.{preset}.grid" if preset is not None else "a preset's grid"
+    having = [p for p, v in spec.presets.items() if axis in (v.get("grid") or {})]
+    hint = f" (presets that do: {', '.join(having)})" if having and preset is None else ""
+    return f"to narrow the grid, edit the spec or replace the axis's values in {where}: {{{axis}: [...]}}{hint}"
+
+
+def _duplicate(spec: Spec, other: RunSpec, run: RunSpec, before_cli: Mapping[str, Mapping[str, Any]],
+               pre: Mapping[str, Any], overrides: Mapping[str, Any]) -> SuiteError:
+    """Two points that resolve to one run: blamed on the command line when they differ without it."""
+    message = f"duplicate runs: [{other.label()}] and [{run.label()}] resolve to the same config (run {run.run_id})"
+    if other.run_id in before_cli:
+        try:
+            apart = resolve(before_cli[other.run_id]).run_id != resolve(pre).run_id
+        except SuiteError:
+            apart = True
+        if apart:
+            key = next(iter(overrides)) if len(overrides) == 1 else None
+            return SuiteError(f"{message} only with the overrides {', '.join(overrides)}: they make two grid points "
+                              f"one run", file="<command line>", key=key)
+    return spec.error(f"{message}; an axis value may be overridden by a rule or the preset, or repeat a default",
+                      *_first_axis_path(spec))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of the same kind (1 is not True)."""
+    return a == b and type(a) is type(b)
+
+
+def _points(spec: Spec, replaced: Mapping[str, list[Any]], preset: str | None, fixed: Mapping[str, Any],
+            fixed_src: Mapping[str, tuple[str, ...]]) -> list[tuple[dict[str, Any], dict[str, tuple[str, ...]], bool]]:
+    """Cartesian product of the grid axes (values possibly replaced by the preset's grid) and the
+    zip groups (a zip axis the preset sets takes its value in every point, label included), as
+    (point, key -> yaml path of the value, whether the point is one of the spec's own)."""
+    Factor = tuple[dict[str, Any], dict[str, tuple[str, ...]], bool]
+    factors: list[list[Factor]] = []
     for axis, values in spec.grid.items():
         where = ("presets", str(preset), "grid", axis) if axis in replaced else ("grid", axis)
-        factors.append([({axis: v}, {axis: where + (str(i),)}) for i, v in enumerate(replaced.get(axis, values))])
+        factors.append([({axis: v}, {axis: where + (str(i),)}, any(_same(v, w) for w in values))
+                        for i, v in enumerate(replaced.get(axis, values))])
     for g, group in enumerate(spec.zip):
         length = len(next(iter(group.values())))
-        factors.append([
-            ({axis: vals[i] for axis, vals in group.items()},
-             {axis: ("zip", str(g), axis, str(i)) for axis in group})
-            for i in range(length)
-        ])
+        factor: list[Factor] = []
+        for i in range(length):
+            point = {axis: fixed.get(axis, vals[i]) for axis, vals in group.items()}
+            where = {axis: fixed_src[axis] if axis in fixed else ("zip", str(g), axis, str(i)) for axis in group}
+            factor.append((point, where, all(_same(point[axis], vals[i]) for axis, vals in group.items())))
+        factors.append(factor)
     out = []
     for combo in itertools.product(*factors):
         point: dict[str, Any] = {}
         where: dict[str, tuple[str, ...]] = {}
-        for values, paths in combo:
+        for values, paths, _ in combo:
             point.update(values)
             where.update(paths)
-        out.append((point, where))
+        out.append((point, where, all(own for _, _, own in combo)))
     return out
 
 
@@ -195,12 +278,13 @@ def _check_match_keys(spec: Spec, rules: list[Rule], known: set[str]) -> set[str
                                  + (f"; did you mean {hint[0]!r}?" if hint else ""), *rule.path, "match", key,
                                  choices=sorted(known))
         sets = flatten(rule.set)
-        for key in sets:
-            if key in spec.axes:  # the run's label and reference would still show the grid's value
+        for key, axis in _touched(sets):
+            if axis in spec.axes:  # the run's label and reference would still show the grid's value
                 section = key.split(".", 1)
                 where = section if section[0] in rule.set else [key]  # `model: {name: x}` or `model.name: x`
-                raise spec.error("a rule cannot set a grid axis: vary it in the grid or a zip group", *rule.path,
-                                 "set", *where)
+                clears = "" if key == axis else f" ({key!r} clears {axis!r})"
+                raise spec.error(f"a rule cannot set a grid axis{clears}: vary it in the grid or a zip group",
+                                 *rule.path, "set", *where)
         known |= set(sets)
     return known
 

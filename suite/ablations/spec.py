@@ -10,7 +10,7 @@ A spec describes a grid of runs relative to a base config:
     zip: [{model.name: [...], recipe: [...]}]               # groups of axes that vary together
     when: [{match: {model.name: "san*"}, set: {model.padding: zeros}}]  # conditional overrides
     seeds: [0, 1, 2]                                        # or a count: 3
-    presets: {smoke: {data.name: digits, recipe: smoke, seeds: [0], grid: {data.name: [digits]}}}
+    presets: {smoke: {data.name: digits, recipe: smoke, seeds: [0], grid: {model.mask_norm: [mixed]}}}
     reference: [{model.mask_norm: mixed, top1_err: 5.52}, ...]   # the paper's numbers per point
     report: {rows: [model.mask_norm], columns: [], metrics: [top1_err]}
     cluster: {partition: gpu, gpus_per_node: 1, timeout_min: 2880}  # SLURM options
@@ -23,6 +23,7 @@ of the key that caused them.
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from suite.config import flatten
+from suite.config import SECTIONS, flatten
 from suite.errors import SuiteError, close_matches
 from suite.metrics import COSTS, REFERENCE_METRICS, RUN_METRICS
 from suite.schema import compose_yaml, load_yaml
@@ -40,6 +41,10 @@ TOP_LEVEL = ("name", "description", "paper", "base", "grid", "zip", "when", "see
 REPORT_KEYS = ("rows", "columns", "metrics")
 # Applied under every spec's own `presets.smoke`: the whole grid on the offline digits data, one seed.
 DEFAULT_SMOKE = {"data.name": "digits", "recipe": "smoke", "seeds": [0]}
+# Spec and preset names become file names (`SPEC.PRESET.md`) and `--into` marker names: no '.'
+# (`a.b` would be spec a under preset b), no spaces (a marker name ends at one), nothing a shell quotes.
+NAME = re.compile(r"\w[\w-]*")
+RESERVED = ("complexity",)  # <out>/complexity.md and .csv are the model-complexity page
 
 
 @dataclass(frozen=True)
@@ -118,14 +123,18 @@ def parse(path: Path) -> Spec:
     name = raw.get("name", path.stem)
     if name != path.stem:
         raise where.error(f"the spec name {name!r} must equal the file name {path.stem!r}", "name")
+    _check_name(str(name), "spec", where, "name")
     base = _mapping(raw.get("base", {}), where, "base")
+    _given_twice(base, where, "base")
     grid = _axes(raw.get("grid", {}), where, "grid")
     zips = raw.get("zip", [])
     if not isinstance(zips, list):
         raise where.error("expected a list of axis groups", "zip")
     zip_groups = []
     for i, group in enumerate(zips):
-        axes = _axes(group, where, "zip")
+        axes = _axes(group, where, "zip", str(i))
+        if not axes:
+            raise where.error("empty zip group: give it the axes that vary together, or remove it", "zip", str(i))
         lengths = {len(v) for v in axes.values()}
         if len(lengths) > 1:
             raise where.error("axes in a zip group vary together, so their lists need equal lengths, got "
@@ -138,7 +147,12 @@ def parse(path: Path) -> Spec:
                 raise where.error(f"axis appears twice (in {seen[axis]} and {section})", section, axis)
             seen[axis] = section
     presets = {str(k): _mapping(v, where, "presets", str(k)) for k, v in _mapping(raw.get("presets", {}), where, "presets").items()}
-    presets["smoke"] = {**DEFAULT_SMOKE, **presets.get("smoke", {})}
+    for preset, values in presets.items():
+        _check_name(preset, "preset", where, "presets", preset)
+        _given_twice(values, where, "presets", preset)
+        if "grid" in values:
+            values["grid"] = _axes(values["grid"], where, "presets", preset, "grid")
+    presets["smoke"] = _smoke(presets.get("smoke", {}), grid)
     spec = Spec(
         name=name,
         path=path,
@@ -160,7 +174,7 @@ def parse(path: Path) -> Spec:
             _seeds(values["seeds"], where, "presets", preset, "seeds")
         if "when" in values:
             values["when"] = _rules(values["when"], where, "presets", preset, "when")
-        for axis in _axes(values.get("grid", {}), where, f"presets.{preset}.grid"):
+        for axis in values.get("grid", {}):
             if axis not in grid:
                 raise where.error("a preset can only replace the values of a grid axis", "presets", preset, "grid",
                                   axis, choices=list(grid))
@@ -205,14 +219,54 @@ def _mapping(value: Any, where: _Where, *path: str) -> dict[str, Any]:
     return {str(k): v for k, v in value.items()}
 
 
-def _axes(value: Any, where: _Where, section: str) -> dict[str, list[Any]]:
-    axes = _mapping(value, where, section)
+def _axes(value: Any, where: _Where, *path: str) -> dict[str, list[Any]]:
+    axes = _mapping(value, where, *path)
+    _given_twice(axes, where, *path)
     for axis, values in axes.items():
         if not isinstance(values, list):
-            raise where.error(f"an axis takes a list of values, got {values!r}", section, axis)
+            raise where.error(f"an axis takes a list of values, got {values!r}", *path, axis)
         if not values:
-            raise where.error("empty axis: the grid would have no runs", section, axis)
+            raise where.error("empty axis: the grid would have no runs", *path, axis)
     return axes
+
+
+def _given_twice(values: Mapping[str, Any], where: _Where, *path: str) -> None:
+    """`data: {name: x}` beside `data.name: y` in one mapping: flattening would keep whichever
+    comes last, silently, so it is an error at the second one."""
+    seen: dict[str, tuple[str, ...]] = {}
+    for key, value in values.items():
+        if key in SECTIONS and isinstance(value, Mapping):
+            names = [(f"{key}.{sub}", (key, str(sub))) for sub in value]
+        else:
+            names = [(key, (key,))]
+        for dotted, sub in names:
+            if dotted in seen:
+                first = where.line((*path, *seen[dotted]))
+                raise where.error(f"{dotted!r} is given twice, nested and dotted"
+                                  + (f" (first on line {first})" if first else "") + "; keep one", *path, *sub)
+            seen[dotted] = sub
+
+
+def _check_name(name: str, kind: str, where: _Where, *path: str) -> None:
+    """A name that report files and `--into` markers can carry unambiguously."""
+    if not NAME.fullmatch(name):
+        raise where.error(f"a {kind} name may only have letters, digits, '_' and '-' (and not start with '-'), "
+                          f"got {name!r}: it names report files (SPEC.PRESET.md) and --into markers", *path)
+    if kind == "spec" and name in RESERVED:
+        raise where.error(f"{name!r} is reserved: the report of a spec named so would overwrite "
+                          f"<out>/{name}.md", *path, choices=RESERVED)
+
+
+def _smoke(own: dict[str, Any], grid: Mapping[str, list[Any]]) -> dict[str, Any]:
+    """The spec's `presets.smoke` over DEFAULT_SMOKE. A default for a grid axis goes into the
+    preset's `grid:` instead (a preset's plain value must not set an axis: the runs would keep the
+    grid's label), unless the spec's smoke sets that key itself."""
+    smoke = {k: v for k, v in DEFAULT_SMOKE.items() if k not in grid}
+    smoke.update(own)
+    replaced = {k: [v] for k, v in DEFAULT_SMOKE.items() if k in grid and k not in own and k not in (own.get("grid") or {})}
+    if replaced:
+        smoke["grid"] = {**(own.get("grid") or {}), **replaced}
+    return smoke
 
 
 def _seeds(value: Any, where: _Where, *path: str) -> list[int]:
@@ -254,6 +308,9 @@ def _report(value: Any, where: _Where, axes: list[str]) -> dict[str, list[str]]:
             raise where.error("unknown report key", "report", key, choices=REPORT_KEYS)
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise where.error("expected a list of names", "report", key)
+        twice = [i for n, i in enumerate(items) if i in items[:n]]
+        if twice:  # a table cannot show a column twice: it would shift every cell after it
+            raise where.error(f"{twice[0]!r} is listed twice", "report", key)
         if key in ("rows", "columns"):
             for item in items:
                 if item not in axes and item != "seed":
@@ -263,6 +320,10 @@ def _report(value: Any, where: _Where, axes: list[str]) -> dict[str, list[str]]:
             hint = close_matches(wrong[0], RUN_METRICS + COSTS)
             raise where.error(f"unknown metric {wrong[0]!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""),
                               "report", key, choices=RUN_METRICS + COSTS)
+    both = [a for a in report.get("rows", []) if a in report.get("columns", [])]
+    if both:  # rows and column blocks split the axes between them
+        raise where.error(f"{both[0]!r} is in both report.rows and report.columns: put each axis in one",
+                          "report", "columns")
     return report
 
 
@@ -275,6 +336,9 @@ def _rules(value: Any, where: _Where, *path: str) -> list[Rule]:
         extra = set(rule) - {"match", "set"}
         if extra or "match" not in rule or "set" not in rule:
             raise where.error("a rule has exactly two keys, match and set", *path, str(i), choices=["match", "set"])
-        rules.append(Rule(flatten(_mapping(rule["match"], where, *path, str(i), "match")),
-                          _mapping(rule["set"], where, *path, str(i), "set"), tuple(path) + (str(i),)))
+        match = _mapping(rule["match"], where, *path, str(i), "match")
+        sets = _mapping(rule["set"], where, *path, str(i), "set")
+        _given_twice(match, where, *path, str(i), "match")
+        _given_twice(sets, where, *path, str(i), "set")
+        rules.append(Rule(flatten(match), sets, tuple(path) + (str(i),)))
     return rules

@@ -3,13 +3,14 @@
 Names: `<dir>/<name>.<fmt>` and `<dir>/figures/<name>_<figure>.png|svg`, where `<dir>` is the run
 store (`results/` by default, so the committed tables sit beside the runs they come from) and
 `<name>` is the spec name, suffixed with the preset when there is one (`quick.smoke.md`): a smoke
-table never overwrites the real one.
+table never overwrites the real one, and since spec names have no '.' (suite.ablations.spec.NAME),
+no spec's table is another's preset table.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from suite.errors import SuiteError, unknown
@@ -105,22 +106,42 @@ def write_to(report: Report, target: str, formats: Sequence[str] = ()) -> str:
 
 
 def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = DEFAULT_FORMATS,
-              metrics: Sequence[str] | None = None) -> list[Path]:
+              metrics: Sequence[str] | None = None, wrote: Callable[[Path], None] = lambda path: None,
+              ) -> tuple[list[Path], list[str]]:
     """Every table that has at least one done run (each spec without a preset and under each of
-    its presets, or only under `preset`), then `complexity.md`."""
+    its presets, or only under `preset`), then `complexity.md`. A spec (or preset) that fails to
+    load, expand or tabulate is skipped, so one broken file never keeps the others' tables from
+    being written. `wrote(path)` is called as each file is written. Returns the paths and the
+    errors of what was skipped."""
     from suite import ablations, store
     from suite.report import complexity as cx
     from suite.report import tables
 
     paths: list[Path] = []
+    errors: list[str] = []
     for name in ablations.list():
-        spec = ablations.load(name)
+        try:
+            spec = ablations.load(name)
+        except SuiteError as err:
+            errors.append(str(err))
+            continue
         for p in [preset] if preset is not None else [None, *spec.presets]:
             if p is not None and p not in spec.presets:
                 continue
-            runs = ablations.expand(spec, preset=p)
-            frame = store.collect(out, [r.run_id for r in runs])
-            if (frame["status"] == "done").any():
-                paths += write(tables.build(spec, runs, frame, out=out, preset=p, metrics=metrics), formats)
+            try:
+                runs = ablations.expand(spec, preset=p)
+                frame = store.collect(out, [r.run_id for r in runs])
+                if not (frame["status"] == "done").any():
+                    continue
+                report = tables.build(spec, runs, frame, out=out, preset=p, metrics=metrics)
+            except SuiteError as err:
+                errors.append(str(err) if p is None else f"{name} under --preset {p}: {err}")
+                if p is None:  # the spec itself is broken: its presets would only repeat the error
+                    break
+                continue
+            for path in write(report, formats):
+                paths.append(path)
+                wrote(path)
     paths.append(cx.write(out))
-    return paths
+    wrote(paths[-1])
+    return paths, errors

@@ -7,9 +7,10 @@ A block is delimited by marker lines
     <!-- /suite:report -->
 
 where NAME is the report's name (the spec, or `spec.preset`). Only what lies between the markers
-of that name changes; everything else is kept byte for byte. Markers are checked over the whole
-file first (an opener inside a block, a closer without opener, an unclosed block), so a broken
-file is never half rewritten.
+of that name changes; everything else is kept byte for byte (line endings included: a CRLF file
+gets a CRLF table). Markers are checked over the whole file first (an opener inside a block, a
+closer without opener, an unclosed block), so a broken file is never half rewritten. Marker lines
+inside fenced code blocks (``` or ~~~) are text, e.g. documentation showing how to write one.
 """
 
 from __future__ import annotations
@@ -21,6 +22,23 @@ from suite.errors import SuiteError
 
 OPEN = re.compile(r"^\s*<!--\s*suite:report\s+(\S+)\s*-->\s*$")
 CLOSE = re.compile(r"^\s*<!--\s*/suite:report\s*-->\s*$")
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")  # CommonMark: a fence opens with 3+ backticks or tildes
+
+
+def _fenced(lines: list[str]) -> list[bool]:
+    """Per line: inside a fenced code block (the fence lines included)."""
+    out, fence = [], ""
+    for line in lines:
+        m = FENCE.match(line)
+        if not fence and m and not (m.group(1)[0] == "`" and "`" in line[m.end():]):
+            fence = m.group(1)
+            out.append(True)
+        elif fence and m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) and not line[m.end():].strip():
+            fence = ""
+            out.append(True)
+        else:
+            out.append(bool(fence))
+    return out
 
 
 def splice(text: str, name: str, content: str, *, file: str = "<text>") -> str:
@@ -28,7 +46,9 @@ def splice(text: str, name: str, content: str, *, file: str = "<text>") -> str:
     lines = text.splitlines(keepends=True)
     blocks: list[tuple[str, int, int]] = []  # (name, opener index, closer index)
     opened: tuple[str, int] | None = None
-    for i, line in enumerate(lines):
+    for i, (line, fenced) in enumerate(zip(lines, _fenced(lines))):
+        if fenced:
+            continue
         if m := OPEN.match(line):
             if opened is not None:
                 raise SuiteError(f"marker for {m.group(1)!r} inside the unclosed block {opened[0]!r} opened on line "
@@ -49,7 +69,8 @@ def splice(text: str, name: str, content: str, *, file: str = "<text>") -> str:
     body = content if content.endswith("\n") else content + "\n"
     out, start = [], 0
     for _, opener, closer in targets:
-        out += [*lines[start:opener + 1], "\n", body, "\n"]
+        newline = "\r\n" if lines[opener].endswith("\r\n") else "\n"  # the file's own line ending
+        out += [*lines[start:opener + 1], newline, body.replace("\n", newline), newline]
         start = closer
     out += lines[start:]
     return "".join(out)
@@ -57,12 +78,16 @@ def splice(text: str, name: str, content: str, *, file: str = "<text>") -> str:
 
 def splice_file(path: Path, name: str, content: str) -> None:
     """Rewrite `path` in place (atomically) with the block `name` filled."""
-    try:
-        text = Path(path).read_text()
+    try:  # newline="": keep CRLF as it is (text mode would turn it into LF)
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
     except OSError as exc:
         raise SuiteError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path)) from None
     new = splice(text, name, content, file=str(path))
     if new != text:
         tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-        tmp.write_text(new)
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(new)
         tmp.replace(path)

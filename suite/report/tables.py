@@ -5,8 +5,9 @@ failed run: its cell shows "—" and the `runs` column counts it ("2/3 done, 1 f
 that the grid does not contain at all (e.g. a row/column combination a zip group never makes) is
 left blank. Metric cells are `mean ± std (n)` over the done runs (sample std, n >= 2); the
 paper's number and the difference (measured - paper) sit beside the measurement only where they
-are comparable, i.e. where the run used the data set the paper's numbers are for (the smoke preset
-swaps in digits, so its tables carry a note instead of a comparison).
+are comparable: the run's stored config is the spec's own at that point (no preset or command-line
+override changed what is trained; where it runs, what is measured and the seed do not count) and
+its data set is one the papers report on. Otherwise a note says why nothing is compared.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pandas as pd
 
 from suite.ablations.expand import RunSpec
 from suite.ablations.spec import Spec
+from suite.config import EXECUTION_KEYS
 from suite.errors import SuiteWarning, count, unknown
 from suite.metrics import COSTS, RUN_METRICS
 from suite.store import STATES
@@ -40,6 +42,8 @@ LABELS = {"top1_err": "top-1 err", "top5_err": "top-5 err", "best_top1_err": "be
           "train_loss": "train loss", "train_top1_err": "train top-1 err", "wall_time_s": "wall time (s)",
           **TABLE_COSTS}
 MISSING = "—"  # runs exist but have no value
+# The data sets the papers' numbers are for: digits (a sanity check) and synthetic are never compared.
+PAPER_DATA = ("cifar10", "cifar100", "imagenet")
 ALL = "all"  # row label of a spec without axes
 
 
@@ -116,7 +120,7 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
           metrics: Sequence[str] | None = None, overrides: Mapping[str, Any] | None = None) -> Report:
     """A report of `runs` (the expansion of `spec`) from `frame`, which must be
     `store.collect(out, [r.run_id for r in runs])` (one row per run, in order)."""
-    metrics = list(metrics or spec.report.get("metrics") or ["top1_err"])
+    metrics = list(dict.fromkeys(metrics or spec.report.get("metrics") or ["top1_err"]))  # a column once
     check_metrics(metrics, frame, runs)
     axes = spec.axes
     rows, columns = layout(spec)
@@ -199,20 +203,26 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
     notes: list[str] = []
     records = []
     ref_keys: dict[str, None] = {}
-    incomparable: set[tuple[str, str]] = set()
-    for run, rid in zip(runs, frame["run_id"]):
+    differing: dict[str, tuple[Any, Any]] = {}  # key -> (run's value, spec's own value), first seen
+    other_data: dict[str, None] = {}
+    for i, (run, rid) in enumerate(zip(runs, frame["run_id"])):
         data = run.config.data.name
-        comparable = run.reference_data == data
         record = {"spec": run.spec, "preset": run.preset, "run_id": rid}
         record.update({a: run.point.get(a) for a in axes})
         record.update({"seed": run.seed, "model.name": run.config.model.name, "data.name": data,
                        "ref_data": run.reference_data})
+        comparable = False
+        if run.reference:
+            diffs = differences(stored_config(run, frame.iloc[i]), (run.reference_config or run.config).flat())
+            for key, pair in diffs.items():
+                differing.setdefault(key, pair)
+            if not diffs and data not in PAPER_DATA:
+                other_data.setdefault(data)
+            comparable = not diffs and data in PAPER_DATA
         for key, value in run.reference.items():
             ref_keys.setdefault(key)
             if comparable:
                 record[f"paper_{key}"] = value
-            else:
-                incomparable.add((str(run.reference_data), data))
         records.append(record)
     base = pd.DataFrame.from_records(records)
     collected = frame.reset_index(drop=True)
@@ -246,9 +256,54 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
                    f"measured; shown as empty")
         warnings.warn(message, SuiteWarning, stacklevel=3)
         notes.append(message + ".")
-    for ref, data in sorted(incomparable):
-        notes.append(f"The paper's values are for {ref}; these runs use {data}, so they are not compared.")
+    if differing:
+        keys = sorted(differing, key=lambda k: (k != "data.name", k))  # the data set first
+        shown = ", ".join(f"{k} ({show(differing[k][0])}, not {show(differing[k][1])})" for k in keys[:5])
+        more = f" and {count(len(keys) - 5, 'more key')}" if len(keys) > 5 else ""
+        notes.append(f"The paper's values are for the spec's own runs; these differ from them in {shown}{more}, "
+                     f"so they are not compared.")
+    for data in other_data:
+        notes.append(f"These runs use {data}, a data set the papers do not report on, so the paper's values are "
+                     f"not compared.")
     return out, notes
+
+
+def stored_config(run: RunSpec, stored: pd.Series) -> dict[str, Any]:
+    """What the run was (or will be) trained with: its config as the store has it (config.json,
+    result.json) over the resolved one, for a store written while other defaults held (run ids
+    leave defaults out)."""
+    config = run.config.flat()
+    for key in config:
+        if key in RUN_METRICS:  # `epochs`, `iterations`: the frame's column is what the run did
+            continue
+        value = stored.get(key)
+        if isinstance(value, (list, tuple)) or not pd.isna(value):
+            config[key] = value
+    return config
+
+
+def differences(actual: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Keys whose values make `actual` another experiment than `own`: where a run executes, what
+    is measured about it and its seed do not count."""
+    out = {}
+    for key in dict.fromkeys([*own, *actual]):
+        if key in EXECUTION_KEYS or key == "seed" or key.startswith("measure."):
+            continue
+        a, b = actual.get(key), own.get(key)
+        if not _equal(a, b):
+            out[key] = (a, b)
+    return out
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """Config values equal across a JSON and pandas round trip (NaN is None, 164.0 is 164)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return False
+    if pd.isna(a) or pd.isna(b):
+        return bool(pd.isna(a) and pd.isna(b))
+    return bool(a == b)
 
 
 def summarise(runs: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
@@ -331,7 +386,8 @@ def pivot(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], metr
              and (c in ALWAYS_SHOWN or cells[c].notna().any())]
     cost_refs = [c for c in costs if f"paper_{c}" in cells and cells[f"paper_{c}"].notna().any()]
 
-    n_rows = len(rows) if rows or columns else 1  # no axes: one row, labelled ALL
+    # Cells are keyed by row values, then column values; with no axis at all the key is (ALL,).
+    n_rows = len(rows) if rows or columns else 1
     lookup = {k if isinstance(k, tuple) else (k,): rec for k, rec in cells.to_dict("index").items()}
     row_keys = list(dict.fromkeys(k[:n_rows] for k in lookup))
     col_keys = list(dict.fromkeys(k[n_rows:] for k in lookup)) or [()]
@@ -344,12 +400,13 @@ def pivot(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], metr
         header.append(("", TABLE_COSTS[c]))
         if c in cost_refs:
             header.append(("", f"{TABLE_COSTS[c]}, paper"))
-    numeric = [False] * n_rows + [kind != "runs" for ck in col_keys for _, _, kind in fields] + \
+    index = list(rows) or [""]  # every axis a column block: one row, labelled ALL
+    numeric = [False] * len(index) + [kind != "runs" for ck in col_keys for _, _, kind in fields] + \
         [True] * (len(costs) + len(cost_refs))
 
     body = []
     for rk in row_keys:
-        line = list(rk)
+        line = list(rk) or [ALL]
         row_cells = []
         for ck in col_keys:
             rec = lookup.get(rk + ck)
@@ -373,7 +430,7 @@ def pivot(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], metr
                 refs = [r[f"paper_{c}"] for r in row_cells if math.isfinite(r[f"paper_{c}"])]
                 line.append(num(refs[0]) if refs else "")
         body.append(line)
-    return Table(index=list(rows) or [""], columns=header, body=body, numeric=numeric)
+    return Table(index=index, columns=header, body=body, numeric=numeric)
 
 
 def _spread(values: Sequence[float]) -> str:
