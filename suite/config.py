@@ -246,6 +246,9 @@ def _resolve(user: dict[str, Any]) -> RunConfig:
         kwargs = resolve_model_kwargs(model_name, model_keys)
     except SuiteError as err:
         raise err.where(key="model") if err.key != "model.name" else err
+    if dataset.classes_fixed and kwargs.get("num_classes", dataset.num_classes) != dataset.num_classes:
+        raise SuiteError(f"{data.name} has {dataset.num_classes} classes but the model would predict "
+                         f"{kwargs['num_classes']}", key="model.num_classes")
     # again for the smaller of the two sizes: an error now is about the size, which is said
     size_key, size = min(("data.input_size", data.input_size), ("data.eval_size", data.eval_size), key=lambda t: t[1])
     try:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-# Result metrics of a run (suite.train.loop's final_metrics, and the wall time suite.execute adds).
+# Result metrics of a run (suite.train.loop's final_metrics; wall_time_s, as suite.execute records it, is
+# measurement plus training over all the run's attempts).
 RUN_METRICS = ("top1_err", "top5_err", "best_top1_err", "best_epoch", "train_loss", "train_top1_err", "epochs",
                "iterations", "wall_time_s")
 # What suite.measure records beside them: parameters, multiply-adds, activations, speed, memory.

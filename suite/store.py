@@ -5,7 +5,7 @@ Layout (`<out>` is `results/` by default or `--out DIR`):
     <out>/runs/<run_id>/config.json     resolved config + identity (written when a run is planned)
                         status.json     state, host/pid, attempts, SLURM ids, last error line
                         result.json     final metrics; present and complete <=> the run is done
-                        error.txt       traceback of the last failure
+                        error.txt       traceback of the last failure (none for a SuiteError: status.json has its message)
                         log.txt         the run's stdout/stderr
                         metrics.jsonl   per-epoch metrics (written by the training loop)
                         checkpoint.pt   latest checkpoint (resume)

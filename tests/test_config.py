@@ -73,6 +73,8 @@ def test_round_trip_through_the_stored_dict_keeps_the_id():
         ({"epochs": 1, "iterations": 5}, "epochs", "exactly one"),
         ({"model.zero_init": True}, "model.zero_init", "did you mean 'zero_init_residual'"),
         ({"model.name": "resnet62"}, "model.name", "did you mean 'resnet26'"),
+        ({"data.name": "digits", "model.num_classes": 5}, "model.num_classes", "digits has 10 classes but the model would predict 5"),
+        ({"data.name": "cifar100", "model.num_classes": 10}, "model.num_classes", "cifar100 has 100 classes"),
     ],
 )
 def test_errors_name_the_key(values, key, fragment):
@@ -80,6 +82,12 @@ def test_errors_name_the_key(values, key, fragment):
         resolve({**BASE, **values}, file="spec.yaml")
     assert err.value.key == key and err.value.file == "spec.yaml"
     assert fragment in str(err.value)
+
+
+def test_an_image_folder_decides_its_own_class_count():
+    """An ImageNet subset (ImageNet-100 and the like) is checked against its folders when it loads."""
+    config = resolve({**BASE, "data.name": "imagenet", "model.num_classes": 100, "data.input_size": 64})
+    assert config.model.kwargs["num_classes"] == 100
 
 
 def test_missing_model_is_an_error():

@@ -247,6 +247,18 @@ def test_cifar_corrupt_file(tmp_path):
     assert err.value.file == str(tmp_path / "cifar-100-python" / "test")
 
 
+def test_cifar_labels_out_of_range(tmp_path):
+    """CIFAR-100's files put where CIFAR-10's belong: a file error, not an index error mid-training."""
+    _fake_cifar(tmp_path, "cifar10")
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    batch = pickle.loads(path.read_bytes())
+    batch[b"labels"][0] = 99
+    path.write_bytes(pickle.dumps(batch))
+    with pytest.raises(SuiteError, match=r"labels from \d to 99, but this data set has classes 0 to 9") as err:
+        load_cifar("cifar10", tmp_path)
+    assert err.value.file == str(path)
+
+
 # ----------------------------------------------------------------------------------- ImageNet
 def _fake_imagenet(root: Path, classes=("n01", "n02", "n03"), train=4, val=2) -> None:
     rng = np.random.default_rng(0)
@@ -307,6 +319,20 @@ def test_imagenet_errors(tmp_path):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "val" / "n04" / "x.png")
     with pytest.raises(SuiteError, match="different class folders"):
         _imagenet(tmp_path)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("damage", ["not an image", "truncated"])
+def test_an_unreadable_image_is_named(tmp_path, workers, damage):
+    _fake_imagenet(tmp_path)
+    bad = tmp_path / "train" / "n02" / "n02_0.jpg"
+    bad.write_bytes(b"not an image" if damage == "not an image" else bad.read_bytes()[:200])
+    config = DataConfig("imagenet", root=str(tmp_path), input_size=32, eval_size=24, workers=workers)
+    data = build(config, batch_size=12, seed=0, num_classes=3)  # one batch: every image
+    with pytest.raises(SuiteError) as err:
+        next(iter(data.train))
+    assert err.value.file == str(bad) and err.value.key == "data.root"
+    assert "\n" not in str(err.value) and str(err.value).startswith(f"{bad}: data.root: unreadable image (")
 
 
 def test_imagenet_label_noise(tmp_path):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from suite.cli import main
 from suite.config import resolve
-from suite.errors import SuiteError
+from suite.errors import SuiteError, SuiteWarning
 from suite.train import Diverged, Preempted, request_checkpoint, run
 from suite.train import checkpoint
 from suite.train.distributed import _world_size_from_env
@@ -136,9 +136,52 @@ def test_iterations_end_with_a_partial_epoch_and_its_evaluation(tmp_path):
 def test_finished_run_is_not_trained_again(tmp_path):
     config = tiny(iterations=3)
     first = run(config, tmp_path, progress=False)
-    assert untimed(run(config, tmp_path, progress=False)) == untimed(first)
+    with pytest.warns(SuiteWarning, match="finished before; these are its final metrics"):
+        assert untimed(run(config, tmp_path, progress=False)) == untimed(first)
     with pytest.raises(SuiteError, match="different config"):
         run(tiny(iterations=4), tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("classes, top5", [(3, None), (5, None), (6, 0.0)])
+def test_top5_error_needs_more_than_five_classes(classes, top5):
+    from suite.train.loop import evaluate
+
+    model = torch.nn.Linear(4, classes)
+    loader = [(torch.randn(8, 4), torch.arange(8) % classes)]
+    top1, five = evaluate(model, loader)
+    assert 0 <= top1 <= 100 and (five is None if top5 is None else 0 <= five <= 100)
+
+
+def test_a_damaged_checkpoint_names_the_file(tmp_path):
+    config = tiny(iterations=3)
+    run(config, tmp_path, progress=False)
+    path = tmp_path / checkpoint.FILENAME
+    damages = [(lambda s: s.pop("loader"), "damaged checkpoint (no 'loader' entry)"),
+               (lambda s: s["model"].pop(next(iter(s["model"]))), "damaged checkpoint (Error(s) in loading state_dict"),
+               (lambda s: s.clear(), "not a checkpoint of this suite")]
+    for damage, fragment in damages:
+        state = checkpoint.load(path)
+        damage(state)
+        checkpoint.save(path, state)
+        with pytest.raises(SuiteError) as err:
+            run(config, tmp_path, progress=False)
+        assert fragment in str(err.value) and err.value.file == str(path) and "delete it" in str(err.value)
+
+
+def test_resuming_with_another_thread_count_warns(tmp_path):
+    config = tiny(iterations=3)
+    run(config, tmp_path, progress=False)  # one thread (the fixture)
+    torch.set_num_threads(2)
+    with pytest.warns(SuiteWarning, match="resuming with 2 CPU threads, the checkpoint's run used 1"):
+        run(config, tmp_path, progress=False)
+
+
+def test_a_run_directory_that_cannot_be_made_fails_first(tmp_path):
+    (tmp_path / "afile").touch()
+    for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        with pytest.raises(SuiteError, match="cannot make the run directory") as err:
+            run(tiny(iterations=1), out, progress=False)
+        assert err.value.file == str(out)
 
 
 # ------------------------------------------------------------------------------------- resume

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from suite.data.catalog import DATASETS
 from suite.data.tensor import Augment, Splits
 from suite.errors import SuiteError
 
@@ -59,12 +60,13 @@ def load_cifar(name: str, root: Path, *, download: bool = False) -> Splits:
             f"at the directory that holds {layout.folder}/",
             key="data.root",
         )
-    train_x, train_y = _read(folder, layout.train, layout.label_key)
-    test_x, test_y = _read(folder, layout.test, layout.label_key)
+    classes = DATASETS[name].num_classes
+    train_x, train_y = _read(folder, layout.train, layout.label_key, classes)
+    test_x, test_y = _read(folder, layout.test, layout.label_key, classes)
     return Splits(train_x, train_y, test_x, test_y, AUGMENT)
 
 
-def _read(folder: Path, files: tuple[str, ...], label_key: bytes) -> tuple[torch.Tensor, torch.Tensor]:
+def _read(folder: Path, files: tuple[str, ...], label_key: bytes, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     images, labels = [], []
     for name in files:
         path = folder / name
@@ -78,6 +80,9 @@ def _read(folder: Path, files: tuple[str, ...], label_key: bytes) -> tuple[torch
             raise SuiteError(f"not a CIFAR python batch file ({type(exc).__name__}: {exc})", file=str(path)) from None
         if len(images[-1]) != len(labels[-1]):
             raise SuiteError(f"{len(images[-1])} images but {len(labels[-1])} labels", file=str(path))
+        if len(labels[-1]) and not 0 <= labels[-1].min() <= labels[-1].max() < classes:  # e.g. another CIFAR's file
+            raise SuiteError(f"labels from {labels[-1].min()} to {labels[-1].max()}, but this data set has classes "
+                             f"0 to {classes - 1}", file=str(path))
     return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
 
 

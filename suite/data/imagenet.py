@@ -88,12 +88,31 @@ class _Transformed(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
         index, seed = key if isinstance(key, tuple) else (key, None)
         path, target = self.folder.samples[index]
-        image = self.folder.loader(path)
-        if seed is None:
-            return self.transform(image), target
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(seed)
-            return self.transform(image), target
+        try:  # PIL decodes lazily: a truncated file fails in the transform
+            image = self.folder.loader(path)
+            if seed is None:
+                return self.transform(image), target
+            with torch.random.fork_rng(devices=[]):
+                torch.default_generator.manual_seed(seed)
+                return self.transform(image), target
+        except OSError as exc:  # PIL's UnidentifiedImageError and truncation errors are OSErrors
+            raise UnreadableImage(f"{path}{_SEP}{exc}") from None
+
+
+class UnreadableImage(Exception):
+    """A file PIL cannot decode. Raised in a loader worker, it reaches this process as PyTorch
+    re-raises it: the same type, its message the worker's whole traceback (see `unreadable`)."""
+
+
+_SEP = " | "
+
+
+def unreadable(exc: UnreadableImage) -> SuiteError:
+    """The user-facing error: the file and PIL's reason, from the last line of the message."""
+    last = str(exc).strip().splitlines()[-1]
+    last = last.removeprefix(f"{UnreadableImage.__module__}.{UnreadableImage.__qualname__}: ")
+    path, _, reason = last.partition(_SEP)
+    return SuiteError(f"unreadable image ({reason}); remove or replace the file", file=path, key="data.root")
 
 
 class _EpochSampler(Sampler):
@@ -153,7 +172,14 @@ class FolderLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.sampler is not None:
             self.sampler.skip = self._consumed * self.batch_size
-        for x, y in self.loader:
+        batches = iter(self.loader)
+        while True:
+            try:
+                x, y = next(batches)
+            except StopIteration:
+                break
+            except UnreadableImage as exc:
+                raise unreadable(exc) from None
             if self.sampler is not None:
                 self._consumed += 1
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

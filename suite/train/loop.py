@@ -52,7 +52,7 @@ from torch import nn
 from tqdm import tqdm
 
 from suite.data import DATASETS, build
-from suite.errors import SuiteError, batch_of_one
+from suite.errors import SuiteError, SuiteWarning, batch_of_one
 from suite.models import create_model
 from suite.train import checkpoint
 from suite.train.distributed import Dist, distributed
@@ -105,6 +105,11 @@ class Trainer:
         if config.batch_size % env.world_size:
             raise SuiteError(f"batch_size {config.batch_size} is the global batch: it must be divisible by "
                              f"the {env.world_size} processes", key="batch_size")
+        if run_dir is not None and env.is_main:  # before the data and the model: a bad path fails at once
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SuiteError(f"cannot make the run directory: {exc.strerror}", file=str(run_dir)) from None
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         download_first = config.data.download and env.enabled  # rank 0 downloads, the others wait
@@ -146,6 +151,9 @@ class Trainer:
             state = checkpoint.load(path) if resume else None
             if state is not None:
                 self._restore(state, path)
+                if self.iteration >= self.total and self.env.is_main:
+                    warnings.warn(f"{self.run_dir}: this run finished before; these are its final metrics "
+                                  f"(delete the directory to train it again)", SuiteWarning, stacklevel=2)
             if self.env.is_main:
                 _write_lines(self.run_dir / METRICS, self.history)
         self._session = (time.perf_counter(), self.clock["wall_s"])
@@ -279,12 +287,29 @@ class Trainer:
             "stats": stats.cpu(),
             "history": self.history,
             "clock": dict(self.clock),
+            "threads": torch.get_num_threads(),  # CPU results depend on it (see the module docstring)
         })
 
     def _restore(self, state: dict[str, Any], path: Path) -> None:
-        if state.get("run_id") != self.config.run_id:
-            raise SuiteError(f"checkpoint belongs to run {state.get('run_id')}, not {self.config.run_id} "
+        if not isinstance(state, dict) or "run_id" not in state:
+            raise SuiteError("not a checkpoint of this suite (no run_id); delete it to start the run over",
+                             file=str(path))
+        if state["run_id"] != self.config.run_id:
+            raise SuiteError(f"checkpoint belongs to run {state['run_id']}, not {self.config.run_id} "
                              f"(different config); use another run directory or delete it", file=str(path))
+        try:
+            self._load_state(state)
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
+            detail = f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else " ".join(str(exc).split())[:300]
+            raise SuiteError(f"damaged checkpoint ({detail}); delete it to start the run over",
+                             file=str(path)) from None
+        threads = state.get("threads")
+        if self.device.type == "cpu" and threads is not None and threads != torch.get_num_threads():
+            warnings.warn(f"{path}: resuming with {torch.get_num_threads()} CPU threads, the checkpoint's run used "
+                          f"{threads}: parallel sums depend on the thread count, so the result will not be "
+                          f"bit-identical to an uninterrupted run", SuiteWarning, stacklevel=2)
+
+    def _load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
@@ -313,20 +338,23 @@ class Trainer:
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader: Any, *, autocast: Callable[[], Any] = contextlib.nullcontext,
-             memory_format: torch.memory_format = torch.contiguous_format, env: Dist = Dist()) -> tuple[float, float]:
-    """Top-1 and top-5 error (%) over the whole split (this rank's shard, summed over ranks)."""
+             memory_format: torch.memory_format = torch.contiguous_format, env: Dist = Dist()) -> tuple[float, float | None]:
+    """Top-1 and top-5 error (%) over the whole split (this rank's shard, summed over ranks); top-5
+    is None with 5 classes or fewer, where every guess is in the top 5."""
     model.eval()
     counts = None
+    classes = 0
     for x, y in loader:
         with autocast():
             out = model(x.contiguous(memory_format=memory_format))
-        top = out.topk(min(5, out.shape[1]), dim=1).indices == y[:, None]
+        classes = out.shape[1]
+        top = out.topk(min(5, classes), dim=1).indices == y[:, None]
         batch = torch.stack([top[:, 0].sum(), top.any(1).sum(), torch.tensor(y.numel(), device=y.device)]).double()
         counts = batch if counts is None else counts + batch
     if counts is None:
         counts = torch.zeros(3, dtype=torch.float64, device=next(model.parameters()).device)
     top1, top5, n = env.all_reduce(counts).tolist()
-    return 100 * (1 - top1 / n), 100 * (1 - top5 / n)
+    return 100 * (1 - top1 / n), 100 * (1 - top5 / n) if classes > 5 else None
 
 
 def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
