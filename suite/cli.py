@@ -374,7 +374,8 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--amp", choices=["fp32", "bf16", "fp16"], default="fp32", help="autocast dtype (default: fp32)")
     p.add_argument("--channels-last", action="store_true", help="NHWC model and input")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (complexity is counted before)")
-    p.add_argument("--warmup", type=_count(0), metavar="N", help="untimed steps (default: 10 on CUDA, 3 on CPU)")
+    p.add_argument("--warmup", type=_count(1), metavar="N",
+                   help="untimed steps, at least 1: out-of-memory shows there (default: 10 on CUDA, 3 on CPU)")
     p.add_argument("--steps", type=_count(1), metavar="N", help="timed steps (default: 40 on CUDA, 10 on CPU)")
     p.add_argument("--threads", type=_count(1), metavar="N", help="torch CPU threads (default: torch's choice)")
     p.add_argument("--reference", metavar="MODEL",
@@ -399,20 +400,32 @@ def _profile(args: argparse.Namespace) -> int:
                                              "batch_size", "warmup", "steps", "threads")}
     bench = args.bench or ("infer" if args.reference else "complexity")
     jobs = profile.plan(names, reference=args.reference, bench=bench, model_kwargs=kwargs, **options)
-    rows = profile.profile(jobs)
+    if args.out:
+        profile.check_out(args.out)  # before the long part
+    partial = None
+    try:
+        rows = profile.profile(jobs)
+    except profile.Interrupted as stop:  # the finished rows are still printed and written
+        rows, partial = stop.rows, stop
+        if not rows:
+            print("interrupted", file=sys.stderr)
+            return stop.status
+    note = f"partial: {partial}; these rows are the finished ones\n" if partial else ""
     fmt = "json" if args.json or (args.out and not args.csv and args.out.suffix == ".json") else "csv"
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        tmp.write_text(profile.render(rows, fmt))
-        tmp.replace(args.out)
-        print(profile.render(rows, "table"), end="")
-        print(f"wrote {len(rows)} rows to {args.out}")
+        print(profile.render(rows, "table") + note, end="")
+        profile.write_out(args.out, profile.render(rows, fmt))
+        print(f"wrote {len(rows)} rows to {args.out}" + (" (partial)" if partial else ""))
+    elif args.json or args.csv:
+        print(profile.render(rows, fmt), end="")
+        print(note, end="", file=sys.stderr)
     else:
-        print(profile.render(rows, fmt if args.json or args.csv else "table"), end="")
+        print(profile.render(rows, "table") + note, end="")
     errors = [r for r in rows if r.get("error")]
     for row in errors:
         print(f"error: {row['model']}: {row['error']}", file=sys.stderr)
+    if partial:
+        return partial.status
     return 1 if errors else 0
 
 
@@ -454,10 +467,11 @@ def _report(args: argparse.Namespace) -> int:
         if args.spec or args.to or args.into or args.overrides:
             raise SuiteError("--all writes every table to the store; it takes no spec, overrides, --to or --into",
                              key="all")
-        for path in files.write_all(out, preset=args.preset, formats=chosen or files.DEFAULT_FORMATS,
-                                    metrics=args.metric):
-            print(f"wrote {path}", file=log)
-        return 0
+        _, errors = files.write_all(out, preset=args.preset, formats=chosen or files.DEFAULT_FORMATS,
+                                    metrics=args.metric, wrote=lambda path: print(f"wrote {path}", file=log))
+        for error in errors:  # after every table that could be written
+            print(f"error: {error}", file=sys.stderr)
+        return 2 if errors else 0
     if not args.spec:
         raise SuiteError("name a spec, or pass --all", key="spec")
     report = tables.load(args.spec, preset=args.preset, overrides=parse_overrides(args.overrides), out=out,
@@ -555,7 +569,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help="judge absolute times instead of ratios to the reference workload (same machine only)")
     p.add_argument("-k", dest="select", metavar="EXPR", help="only benchmarks matching this pytest -k expression")
     p.add_argument("--rounds", type=_count(1), metavar="N",
-                   help="rounds per benchmark (default: 15; with --compare-rev 5 per block and tree)")
+                   help="rounds per interleaved benchmark (default: 15; with --compare-rev 5 per block and tree); "
+                   "the report and SLURM benchmarks fix their own")
     p.add_argument("--blocks", type=_count(1), metavar="N", help="--compare-rev: blocks alternating the two trees (default: 4)")
     p.add_argument("--threads", type=_count(1), default=1, metavar="N",
                    help="torch CPU threads (default: 1, the stable choice on a shared machine)")
@@ -564,42 +579,57 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from suite.bench import compare, revs, run
+    from suite.bench import child, compare, revs, run
 
     storage = args.storage or run.default_storage()
+    if not args.compare_rev:
+        run.check_storage(storage, write=bool(args.save))
     if args.list:
         baselines = run.list_baselines(storage)
         print(f"{'name':<20} {'saved (UTC)':<20} {'commit':<16} {'n':>3}  machine")
         for b in baselines:
-            print(f"{b.name:<20} {b.saved[:19]:<20} {b.commit:<16} {b.count:>3}  {b.machine}")
-        print(f"{len(baselines)} baselines in {storage}")
+            if b.error:
+                print(f"{b.name:<20} {'unreadable':<20} {'?':<16} {'?':>3}  {b.path}")
+            else:
+                print(f"{b.name:<20} {b.saved[:19]:<20} {b.commit:<16} {b.count:>3}  {b.machine}")
+        broken = [b for b in baselines if b.error]
+        print(f"{len(baselines) - len(broken)} baselines in {storage}" + (f", {len(broken)} unreadable" if broken else ""))
+        for b in broken:
+            warnings.warn(f"{b.path}: unreadable baseline {b.name!r}: {b.error}", SuiteWarning)
         return 0
     threshold = compare.parse_threshold(args.fail_above)
     options = {"select": args.select, "threads": args.threads}
     if args.blocks is not None and not args.compare_rev:
         raise SuiteError("--blocks only applies to --compare-rev", key="--blocks")
+    if args.compare_rev and (args.save or args.compare):
+        raise SuiteError("--compare-rev measures both sides itself: no --save or --compare", key="--compare-rev")
+    rounds = args.rounds or (revs.DEFAULT_ROUNDS if args.compare_rev else run.DEFAULT_ROUNDS)
+    base = None
+    if args.compare:  # loaded and checked before the long part
+        path = run.find_baseline(storage, args.compare)
+        base = compare.load_run(path, args.compare)
+        compare.check_can_gate(base, rounds, file=str(path))
     try:
         if args.compare_rev:
-            if args.save or args.compare:
-                raise SuiteError("--compare-rev measures both sides itself: no --save or --compare", key="--compare-rev")
             base, current = revs.compare_rev(run.project_root(), args.compare_rev, blocks=args.blocks or revs.DEFAULT_BLOCKS,
-                                             rounds=args.rounds or revs.DEFAULT_ROUNDS, **options)
+                                             rounds=rounds, **options)
         else:
-            baseline = run.find_baseline(storage, args.compare) if args.compare else None  # before the long part
-            current = run.measure(run.project_root(), "working tree", rounds=args.rounds or run.DEFAULT_ROUNDS,
-                                  save=args.save, storage=storage, **options)
+            current = run.measure(run.project_root(), "working tree", rounds=rounds, save=args.save, storage=storage,
+                                  **options)
             if args.save:
                 print(f"saved baseline {args.save!r} in {storage}")
-            if baseline is None:
+            if base is None:
                 return 0
-            base = compare.load_run(baseline, args.compare)
     except run.BenchmarkFailed as exc:
         print(f"error: {exc}; nothing compared", file=sys.stderr)
         return 1
+    except child.Terminated:  # the benchmarks' pytest is stopped and temporary files are gone
+        print("terminated", file=sys.stderr)
+        return child.Terminated.status
     rows = compare.compare(base, current, threshold, absolute=args.absolute)
     print(compare.render(rows, base, current, threshold), end="")
     slower = compare.failures(rows)
     if slower:
-        print(f"REGRESSION: {len(slower)} benchmark(s) more than {threshold:.0%} slower than {base.label}")
+        print(f"REGRESSION: {len(slower)} benchmark(s) more than {compare.percent(threshold)} slower than {base.label}")
         return 1
     return 0

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import signal
 import statistics
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +27,7 @@ from suite.bench.interleave import relative_info
 from suite.bench.stats import Summary, p_greater
 from suite.bench.timer import synced_perf_counter
 from suite.cli import main
-from suite.errors import SuiteError
+from suite.errors import SuiteError, SuiteWarning
 
 CONFTEST = Path(__file__).parent / "benchmarks" / "conftest.py"
 REF = "convstack-v1/infer"
@@ -175,13 +179,19 @@ def test_compare_needs_the_same_reference_for_ratios():
     assert (row.basis, row.verdict) == ("time", "same")
 
 
-def test_files_without_raw_samples_compare_by_medians():
-    base = compare.run_from_json(_run_json([_bench("test_a", _spread(0.01), _spread(1.0), data=False)]), "b")
-    now = compare.run_from_json(_run_json([_bench("test_a", _spread(0.01), _spread(1.2), data=False)]), "n")
-    assert base.measurements["tests/benchmarks/test_x.py::test_a"].ratios == ()
-    (row,) = compare.compare(base, now)
-    assert (row.basis, row.verdict, row.p) == ("ratio", "slower", None)
-    assert row.change == pytest.approx(1.2)
+def test_files_without_raw_samples_cannot_gate(tmp_path):
+    """Medians alone would flag noise as `slower`: a baseline without raw samples is refused at load."""
+    for data, key in [(_bench("test_a", _spread(0.01), _spread(1.0), data=False), "extra_info.ratios"),
+                      (_bench("test_a", _spread(0.01), data=False), "stats.data")]:
+        if key == "extra_info.ratios":  # times kept, ratios not
+            data["stats"]["data"] = _spread(0.01)
+        path = tmp_path / "old.json"
+        path.write_text(json.dumps(_run_json([data])))
+        with pytest.raises(SuiteError) as err:
+            compare.load_run(path)
+        where = f"benchmarks[tests/benchmarks/test_x.py::test_a].{key}"
+        assert str(err.value).startswith(f"{path}: {where}: no raw samples")
+        assert "suite bench --save" in str(err.value)
 
 
 def test_pool_concatenates_rounds():
@@ -209,6 +219,57 @@ def test_load_run_reports_the_file(tmp_path):
         compare.load_run(bad)
 
 
+def _edited(change):
+    """A valid two-round-interleaved run, then `change(data)` applied: a hand-edited file."""
+    data = _run_json([_bench("test_a", _spread(0.01), _spread(1.0))])
+    change(data)
+    return data
+
+
+BAD_FILES = {  # what the hand edit does: (the edit, the key the error names)
+    "ratios all 0": (lambda d: d["benchmarks"][0]["extra_info"].update(ratios=[0.0] * 10), "test_a].extra_info.ratios"),
+    "a NaN ratio": (lambda d: d["benchmarks"][0]["extra_info"]["ratios"].__setitem__(3, math.nan),
+                    "test_a].extra_info.ratios"),
+    "negative times": (lambda d: d["benchmarks"][0]["stats"].update(data=[-1.0] * 10), "test_a].stats.data"),
+    "ratios and rounds differ": (lambda d: d["benchmarks"][0]["extra_info"]["ratios"].pop(), "extra_info.ratios"),
+    "extra_info a list": (lambda d: d["benchmarks"][0].update(extra_info=[1]), "test_a].extra_info"),
+    "no reference id": (lambda d: d["benchmarks"][0]["extra_info"].pop("reference"), "extra_info.reference"),
+    "machine_info a string": (lambda d: d.update(machine_info="vm-a"), "machine_info"),
+    "commit_info a string": (lambda d: d.update(commit_info="abc"), "commit_info"),
+    "benchmarks null": (lambda d: d.update(benchmarks=None), "benchmarks"),
+    "no fullname": (lambda d: d["benchmarks"][0].pop("fullname"), "benchmarks[0].fullname"),
+}
+
+
+@pytest.mark.parametrize("edit", BAD_FILES, ids=lambda name: name.replace(" ", "-"))
+def test_malformed_files_are_errors_naming_file_and_key(tmp_path, edit):
+    change, key = BAD_FILES[edit]
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(_edited(change)))  # NaN is written as NaN, which json reads back
+    with pytest.raises(SuiteError) as err:
+        compare.load_run(path)
+    assert err.value.file == str(path) and err.value.key.endswith(key), str(err.value)
+    assert "Error" not in err.value.message  # a message of ours, not a Python exception's text
+
+
+def _no_benchmarks(*args, **kwargs):
+    raise AssertionError("the benchmarks ran although the command was bound to fail")
+
+
+def test_a_bad_baseline_or_storage_fails_before_the_benchmarks_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(run, "measure", _no_benchmarks)
+    edited = tmp_path / "nofullname.json"
+    edited.write_text(json.dumps(_edited(BAD_FILES["no fullname"][0])))
+    assert main(["bench", "--compare", str(edited), "--storage", str(tmp_path)]) == 2
+    assert f"error: {edited}: benchmarks[0].fullname: expected the benchmark's test id" in capsys.readouterr().err
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for argv in (["--save", "x"], ["--list"], ["--compare", "main"], ["--save", "x", "--storage", str(afile / "sub")]):
+        assert main(["bench", "--storage", str(afile), *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {afile}") and "--storage: not a directory" in err
+
+
 # ------------------------------------------------------------------------------------- baselines
 def _save(storage, machine_dir, file_name, when, commit="abc"):
     path = storage / machine_dir / file_name
@@ -231,6 +292,93 @@ def test_baselines_are_found_by_name_newest_first(tmp_path):
     with pytest.raises(SuiteError) as err:
         run.find_baseline(tmp_path, "mian")
     assert "did you mean 'main'" in str(err.value) and "--compare" in str(err.value)
+
+
+def test_an_unreadable_baseline_is_reported_never_skipped(tmp_path, capsys):
+    machine = "Linux-CPython-3.11-64bit"
+    good = _save(tmp_path, machine, "0001_main.json", "2026-01-01T00:00:00")
+    broken = tmp_path / machine / "0002_main.json"
+    broken.write_text('{"benchmarks": [')  # the newest 'main', cut short
+    edited = _save(tmp_path, machine, "0003_other.json", "2026-01-02T00:00:00")
+    edited.write_text(json.dumps({**json.loads(edited.read_text()), "machine_info": "vm-a"}))
+    listed = {b.path: b for b in run.list_baselines(tmp_path)}
+    assert listed[good].error is None
+    assert listed[broken].error.startswith("not a readable pytest-benchmark JSON file")
+    assert listed[edited].error.startswith("machine_info: expected an object")
+    with pytest.raises(SuiteError) as err:  # not the older, readable 'main'
+        run.find_baseline(tmp_path, "main")
+    assert err.value.file == str(broken) and "repair or delete" in err.value.message
+    assert main(["bench", "--compare", "main", "--storage", str(tmp_path)]) == 2
+    assert f"error: {broken}: --compare: baseline 'main' does not load" in capsys.readouterr().err
+    assert main(["bench", "--list", "--storage", str(tmp_path)]) == 0
+    out, err_text = capsys.readouterr()
+    assert f"main                 unreadable           ?                  ?  {broken}" in out
+    assert "1 baselines in" in out and "2 unreadable" in out
+    assert f"warning: {broken}: unreadable baseline 'main'" in err_text and f"warning: {edited}" in err_text
+    good.unlink()  # the only 'main' is the broken one: named, not "unknown baseline (valid: )"
+    with pytest.raises(SuiteError, match="does not load") as err:
+        run.find_baseline(tmp_path, "main")
+    assert err.value.file == str(broken)
+
+
+def test_rows_that_cannot_reach_significance_say_so():
+    """3 + 3 rounds (the report benchmarks' fixed rounds): p >= 1 / C(6, 3) = 0.05 whatever happens."""
+    base = compare.run_from_json(_run_json([_bench("test_r", _spread(1.0, n=3))]), "b")
+    now = compare.run_from_json(_run_json([_bench("test_r", _spread(2.0, n=3))]), "n")
+    (row,) = compare.compare(base, now)
+    assert (row.verdict, row.p) == ("too few rounds", pytest.approx(1 / 20))
+    assert compare.failures([row]) == []
+
+
+def test_too_few_rounds_to_flag_anything_are_refused_before_running(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(run, "measure", _no_benchmarks)
+    monkeypatch.setattr(revs, "measure", _no_benchmarks)
+    few = tmp_path / "m" / "0001_few.json"
+    few.parent.mkdir()
+    few.write_text(json.dumps(_run_json([_bench("test_a", _spread(0.01, n=3), _spread(1.0, n=3))])))
+    # 15 rounds now against 3: the smallest p is 1 / C(18, 3) = 0.0012; 17 rounds give 1 / C(20, 3) = 0.00088
+    assert main(["bench", "--compare", "few", "--storage", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {few}: --rounds: baseline 'few' has 3 rounds of test_x.py::test_a")
+    assert "use --rounds 17 or more" in err
+    _save(tmp_path, "m", "0002_main.json", "2026-01-01T00:00:00")  # 10 rounds: 3 now give 1 / C(13, 3)
+    assert main(["bench", "--compare", "main", "--rounds", "3", "--storage", str(tmp_path)]) == 2
+    assert "use --rounds 4 or more" in capsys.readouterr().err
+    assert main(["bench", "--compare-rev", "HEAD", "--blocks", "1", "--rounds", "3"]) == 2  # 3 + 3: p >= 0.05
+    assert "--rounds: --blocks 1 x --rounds 3 gives 3 rounds per benchmark and tree" in capsys.readouterr().err
+    # saving few rounds is allowed, with a warning (child.run stubbed: nothing runs)
+    monkeypatch.setattr(run.child, "run", lambda command, **kw: subprocess.CompletedProcess(command, 0, "", ""))
+    with pytest.warns(SuiteWarning, match="cannot gate a --compare of 15 rounds.*needs --rounds 17 or more"):
+        run.run_benchmarks(tmp_path, tmp_path / "run.json", rounds=3, save="few")
+
+
+def test_threshold_is_printed_as_given(tmp_path, monkeypatch, capsys):
+    _save(tmp_path, "m", "0001_main.json", "2026-01-01T00:00:00")
+    slower = compare.run_from_json(_run_json([_bench("test_a", _spread(0.01, n=15), _spread(1.2, n=15))]), "now")
+    monkeypatch.setattr(run, "measure", lambda *args, **kwargs: slower)
+    assert main(["bench", "--compare", "main", "--fail-above", "2.5%", "--storage", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "a change beyond 2.5% with p" in out and "REGRESSION: 1 benchmark(s) more than 2.5% slower than main" in out
+    assert "a change beyond 0.5% with" in compare.render([], slower, slower, compare.parse_threshold("0.5"))
+
+
+def test_compare_rev_leaves_out_the_slurm_benchmarks(tmp_path, monkeypatch):
+    """Each run of test_slurm_submit.py leaves 2,000 job records: 2 x blocks runs would pass MaxJobCount."""
+    repo = _project(tmp_path / "repo")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "op")
+    seen = []
+
+    def fake_measure(root, label, **options):
+        seen.append(options)
+        return Run(label, "m", "c", {"t": Measurement.from_samples("t", _spread(1.0, n=7))})
+
+    monkeypatch.setattr(revs, "measure", fake_measure)
+    revs.compare_rev(repo, "HEAD", blocks=1, rounds=7, log=lambda line: None)
+    assert [options["markers"] for options in seen] == ["not slurm"] * 2
+    command = run.pytest_command(Path("run.json"), rounds=7, markers=revs.MARKERS)
+    assert command[-2:] == ["-m", "not slurm"]
 
 
 def test_cli_rejects_bad_options_before_running(tmp_path, capsys):
@@ -364,3 +512,73 @@ def test_compare_rev_measures_both_trees_interleaved(tmp_path):
     with pytest.raises(SuiteError, match="unknown revision"):
         revs.compare_rev(repo, "no-such-rev", blocks=1, rounds=1)
 
+
+
+# --------------------------------------------------------------------------- stopped from outside
+SLEEPER = """\
+import os
+import time
+from pathlib import Path
+
+
+def test_sleep(benchmark):
+    pidfile = Path(os.environ["SUITE_TEST_PIDFILE"])
+    pidfile.with_suffix(".tmp").write_text(str(os.getpid()))
+    pidfile.with_suffix(".tmp").rename(pidfile)
+    benchmark.pedantic(time.sleep, args=(120,), rounds=1)
+"""
+
+BENCH_PARENT = """\
+import sys
+from pathlib import Path
+
+from suite.bench import run
+from suite.cli import main
+
+run.project_root = lambda: Path(sys.argv[1])
+sys.exit(main(["bench", "--save", "never", "--storage", sys.argv[2]]))
+"""
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie is not: it has ended and waits for whoever reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def wait_for(predicate, what: str, deadline_s: float = 120.0) -> None:
+    """Poll: a generous deadline instead of a guess of how long the machine takes."""
+    end = time.monotonic() + deadline_s
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_sigterm_stops_the_benchmarks_and_saves_nothing(tmp_path):
+    project, storage, pidfile = tmp_path / "proj", tmp_path / "store", tmp_path / "child.pid"
+    (project / "tests" / "benchmarks").mkdir(parents=True)
+    (project / "tests" / "benchmarks" / "test_sleep.py").write_text(SLEEPER)
+    log = tmp_path / "log.txt"  # a file, not a pipe: an orphaned child would hold a pipe open
+    with log.open("w") as out:
+        parent = subprocess.Popen([sys.executable, "-c", BENCH_PARENT, str(project), str(storage)], text=True,
+                                  env={**os.environ, "SUITE_TEST_PIDFILE": str(pidfile)}, stdout=out, stderr=out)
+    pid = None
+    try:
+        wait_for(pidfile.exists, "the benchmark to start")
+        pid = int(pidfile.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+        tmp = Path(next(a for a in cmdline if a.startswith("--benchmark-json=")).partition("=")[2]).parent
+        assert tmp.is_dir()
+        parent.send_signal(signal.SIGTERM)  # as `kill PID` or a CI timeout does
+        assert parent.wait(timeout=120) == 143, log.read_text()
+        assert log.read_text().strip().endswith("terminated")
+        wait_for(lambda: not alive(pid), "pytest to be stopped")
+        assert not tmp.exists() and not list(storage.glob("**/*.json"))
+    finally:
+        for proc_id in (parent.pid, pid):
+            if proc_id is not None and alive(proc_id):
+                os.kill(proc_id, signal.SIGKILL)
+        parent.wait()

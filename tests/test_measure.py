@@ -5,7 +5,10 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -318,6 +321,128 @@ def test_a_crashed_child_becomes_an_error_row(monkeypatch):
     rows = profile.profile(profile.plan(["resnet38", "resnet26"]))
     assert "exit status 3" in rows[0]["error"]
     assert rows[1]["model"] == "resnet26" and rows[1]["gmacs"] == pytest.approx(2.355553, abs=1e-6)
+
+
+def test_every_ratio_has_its_reference_row():
+    """ran56_cifar's ratio is against resnet26 at 32 px, resnet38's at 224 px: both rows are printed."""
+    jobs = profile.plan(["ran56_cifar", "resnet38", "ran92_cifar"], reference="resnet26", bench="infer",
+                        model_kwargs={"num_classes": 10, "mask_norm": "spatial"})
+    assert [(j.model, j.img_size, j.reference) for j in jobs] == [
+        ("resnet26", 32, None), ("resnet26", 224, None),
+        ("ran56_cifar", None, "resnet26"), ("resnet38", None, "resnet26"), ("ran92_cifar", None, "resnet26")]
+    # the reference rows are built as the ratios build it: with the options it has
+    assert jobs[0].model_kwargs == {"num_classes": 10} and jobs[2].model_kwargs["mask_norm"] == "spatial"
+    (ref, row) = profile.plan(["resnet26", "ran56_cifar"], reference="resnet26", bench="infer", img_size=64)
+    assert (ref.model, ref.img_size, row.model) == ("resnet26", 64, "ran56_cifar")
+
+
+def _rows_until_interrupted(monkeypatch):
+    """run_isolated stubbed: resnet26 finishes, the next model is interrupted."""
+    def fake(job):
+        if job.model != "resnet26":
+            raise KeyboardInterrupt
+        return {"model": job.model, "model_kwargs": "", "params": 1}
+
+    monkeypatch.setattr(profile, "run_isolated", fake)
+
+
+def test_interrupted_profile_keeps_the_finished_rows(monkeypatch, tmp_path, capsys):
+    _rows_until_interrupted(monkeypatch)
+    assert main(["profile", "resnet26", "resnet38", "--json"]) == 130
+    out, err = capsys.readouterr()
+    assert [r["model"] for r in json.loads(out)] == ["resnet26"]
+    assert "partial: interrupted after 1 of 2 models" in err
+    out_file = tmp_path / "p.csv"
+    assert main(["profile", "resnet26", "resnet38", "--out", str(out_file)]) == 130
+    out = capsys.readouterr().out
+    assert "partial: interrupted after 1 of 2 models" in out and f"wrote 1 rows to {out_file} (partial)" in out
+    assert list(pd.read_csv(out_file)["model"]) == ["resnet26"]
+
+
+def test_a_bad_out_fails_before_profiling_and_a_failed_write_keeps_the_rows(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(profile, "profile", lambda jobs: pytest.fail("profiled although --out is unusable"))
+    afile, adir = tmp_path / "afile", tmp_path / "adir"
+    afile.write_text("")
+    adir.mkdir()
+    for out in ("/dev/null/x.csv", afile / "x.json", adir):
+        assert main(["profile", "resnet26", "resnet38", "--out", str(out)]) == 2
+        assert capsys.readouterr().err.startswith(f"error: {out}: --out: ")
+    # a write that fails anyway (here: the check is skipped) is an error too, after the table is shown
+    monkeypatch.setattr(profile, "profile", lambda jobs: [{"model": j.model, "params": 1} for j in jobs])
+    monkeypatch.setattr(profile, "check_out", lambda path: None)
+    assert main(["profile", "resnet26", "resnet38", "--out", str(adir)]) == 2
+    out, err = capsys.readouterr()
+    assert "resnet38" in out and err.startswith(f"error: {adir}: --out: cannot write")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "afile"]  # no adir.tmp
+
+
+PROFILE_PARENT = """\
+import signal
+import sys
+
+from suite.cli import main
+from suite.measure import profile
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as on a terminal, even if started with SIGINT ignored
+pidfile, out = sys.argv[1:]
+DONE = [sys.executable, "-c", "print('--result'); print('{\\"model\\": \\"resnet26\\", \\"params\\": 1}')"]
+HANG = [sys.executable, "-c", f"import os, time; open({pidfile!r} + '.tmp', 'w').write(str(os.getpid())); "
+        f"os.rename({pidfile!r} + '.tmp', {pidfile!r}); time.sleep(120)"]
+profile.child_command = lambda job: DONE if job.model == "resnet26" else HANG
+sys.exit(main(["profile", "resnet26", "resnet38", "--out", out]))
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie has ended: it only waits to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def _wait_for(predicate, what: str, deadline_s: float = 120.0) -> None:
+    end = time.monotonic() + deadline_s
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("how, status", [("sigterm", 143), ("ctrl-c", 130)])
+def test_stopping_profile_stops_its_child_and_keeps_the_finished_rows(tmp_path, how, status):
+    pidfile, out = tmp_path / "child.pid", tmp_path / "p.csv"
+    log = tmp_path / "log.txt"  # a file, not a pipe: an orphaned child would hold a pipe open
+    with log.open("w") as log_file:
+        parent = subprocess.Popen([sys.executable, "-c", PROFILE_PARENT, str(pidfile), str(out)], text=True,
+                                  stdout=log_file, stderr=log_file, start_new_session=True)
+    pid = None
+    try:
+        _wait_for(pidfile.exists, "the second model's child to start")
+        pid = int(pidfile.read_text())
+        if how == "sigterm":
+            parent.send_signal(signal.SIGTERM)  # the parent only, as `kill PID` does
+        else:
+            os.killpg(parent.pid, signal.SIGINT)  # Ctrl-C: the whole process group
+        assert parent.wait(timeout=120) == status, log.read_text()
+        _wait_for(lambda: not _alive(pid), "the child to be stopped")
+        assert "partial: interrupted after 1 of 2 models" in log.read_text()
+        assert list(pd.read_csv(out)["model"]) == ["resnet26"] and not out.with_name("p.csv.tmp").exists()
+    finally:
+        for proc_id in (parent.pid, pid):
+            if proc_id is not None and _alive(proc_id):
+                os.kill(proc_id, signal.SIGKILL)
+        parent.wait()
+
+
+def test_device_and_warmup_are_checked_in_every_mode(capsys):
+    with pytest.raises(SystemExit) as exit_:  # argparse: the same rule as the check
+        main(["profile", "resnet26", "--bench", "infer", "--warmup", "0"])
+    assert exit_.value.code == 2 and "--warmup: must be at least 1" in capsys.readouterr().err
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here: an unavailable device cannot be asked for")
+    assert main(["profile", "resnet26", "--device", "cuda"]) == 2  # complexity only: still a mistake
+    assert "device: device 'cuda' requested but CUDA is not available" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -1,34 +1,37 @@
 """Compare two benchmark runs and decide, per benchmark, whether it got slower.
 
 A run is a pytest-benchmark JSON file (a saved baseline, or the `--benchmark-json` of the run just
-made). Every benchmark has absolute times per round (pytest-benchmark's `stats`); those timed with
-`suite.bench.interleave` also have per-round ratios time / reference-workload time (`extra_info`).
+made). Every benchmark has absolute times per round (pytest-benchmark's `stats.data`); those timed
+with `suite.bench.interleave` also have per-round ratios time / reference-workload time
+(`extra_info.ratios`). A file without these raw samples (saved without --benchmark-save-data) is
+an error: the verdict needs them, and medians alone would flag noise as regressions.
 
 The verdict compares medians: change = current median / baseline median. Above 1 + threshold it
 is `slower` (a regression) if the rounds show it too, i.e. a one-sided Mann-Whitney U test of the
-two runs' samples gives p < ALPHA, else `inconclusive`; below 1 - threshold likewise `faster`;
-otherwise `same`. (Without raw samples, as in files saved without --benchmark-save-data, the
-medians alone decide.) By default the samples are the ratios, so a baseline saved on one machine,
-or on a quieter afternoon, stays usable on another; benchmarks without ratios fall back to
-absolute times, which are only judged on the machine the baseline came from. `absolute=True`
-judges absolute times everywhere.
+two runs' samples gives p < ALPHA, else `inconclusive` (or `too few rounds` when no outcome of so
+few rounds could give p < ALPHA); below 1 - threshold likewise `faster`; otherwise `same`. By
+default the samples are the ratios, so a baseline saved on one machine, or on a quieter afternoon,
+stays usable on another; benchmarks without ratios fall back to absolute times, which are only
+judged on the machine the baseline came from. `absolute=True` judges absolute times everywhere.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from suite.bench.stats import Summary, p_greater
+from suite.bench.stats import Summary, min_p, p_greater
 from suite.errors import SuiteError
 
 DEFAULT_THRESHOLD = 0.10
 ALPHA = 0.001  # asv uses 0.002; needs >= 7 rounds a side (exact test: 1 / C(14, 7) = 0.0003)
 FAILING = ("slower",)
+MAX_ROUNDS = 1000  # search limit of min_rounds
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Run:
     machine: str  # absolute times are only comparable between runs with the same machine string
     commit: str = "?"
     measurements: dict[str, Measurement] = field(default_factory=dict)
+    saved: str = ""  # pytest-benchmark's `datetime` (ISO, UTC), when the file has one
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class Row:
     basis: str  # "ratio" (to the reference workload) or "time" (seconds)
     base: Summary | None  # None: the benchmark is new
     current: Summary
-    verdict: str  # slower | faster | same | inconclusive | new | other machine
+    verdict: str  # slower | faster | same | inconclusive | too few rounds | new | other machine
     p: float | None = None  # Mann-Whitney U, one-sided in the direction of the change
 
     @property
@@ -73,26 +77,82 @@ class Row:
 def load_run(path: Path, label: str | None = None) -> Run:
     try:
         data = json.loads(Path(path).read_text())
-        return run_from_json(data, label or Path(path).stem)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
         raise SuiteError(f"not a readable pytest-benchmark JSON file: {exc}", file=str(path)) from None
+    try:
+        return run_from_json(data, label or Path(path).stem)
+    except SuiteError as err:
+        raise err.where(file=str(path)) from None
 
 
-def run_from_json(data: dict[str, Any], label: str) -> Run:
-    measurements = {}
-    for bench in data["benchmarks"]:
-        stats, extra = bench["stats"], bench.get("extra_info") or {}
-        name, times, ratios = bench["fullname"], stats.get("data"), extra.get("ratios")
-        if times and (ratios or "ratio" not in extra):
-            measurements[name] = Measurement.from_samples(name, times, ratios or (), extra.get("reference"))
-        else:  # saved without raw samples: the summary statistics are all there is
-            relative = None
-            if "ratio" in extra:
-                relative = Summary(extra["ratio"], extra.get("ratio_iqr", 0.0), stats["rounds"])
-            measurements[name] = Measurement(name, Summary(stats["median"], stats["iqr"], stats["rounds"]),
-                                             relative, extra.get("reference") if relative else None)
-    return Run(label, machine_string(data.get("machine_info") or {}), commit_string(data.get("commit_info") or {}),
-               measurements)
+def run_from_json(data: Any, label: str) -> Run:
+    """The run a pytest-benchmark JSON document holds, checked: a hand-edited or truncated file is
+    a SuiteError naming the key at fault, not a traceback or a verdict on nonsense."""
+    if not isinstance(data, dict):
+        raise SuiteError(f"expected a pytest-benchmark JSON object, got {_kind(data)}")
+    benches = data.get("benchmarks")
+    if not isinstance(benches, list):
+        raise SuiteError(f"expected a list of benchmarks, got {_kind(benches)}", key="benchmarks")
+    measurements: dict[str, Measurement] = {}
+    for i, bench in enumerate(benches):
+        measurement = _measurement(bench, f"benchmarks[{i}]")
+        if measurement.name in measurements:
+            raise SuiteError("appears twice", key=f"benchmarks[{measurement.name}]")
+        measurements[measurement.name] = measurement
+    saved = data.get("datetime")
+    return Run(label, machine_string(_mapping(data, "machine_info")), commit_string(_mapping(data, "commit_info")),
+               measurements, saved if isinstance(saved, str) else "")
+
+
+def _measurement(bench: Any, key: str) -> Measurement:
+    if not isinstance(bench, dict):
+        raise SuiteError(f"expected an object, got {_kind(bench)}", key=key)
+    name = bench.get("fullname")
+    if not isinstance(name, str) or not name:
+        raise SuiteError(f"expected the benchmark's test id (file::test[params]), got {_kind(name)}",
+                         key=f"{key}.fullname")
+    key = f"benchmarks[{name}]"  # from here on the benchmark is named by its id
+    times = _samples(_mapping(bench, "stats", key).get("data"), f"{key}.stats.data")
+    extra = _mapping(bench, "extra_info", key)
+    if not extra.keys() & {"ratio", "ratios", "reference"}:
+        return Measurement.from_samples(name, times)
+    # timed interleaved with a reference workload (suite.bench.interleave)
+    ratios = _samples(extra.get("ratios"), f"{key}.extra_info.ratios")
+    if len(ratios) != len(times):
+        raise SuiteError(f"{len(ratios)} ratios for {len(times)} rounds", key=f"{key}.extra_info.ratios")
+    reference = extra.get("reference")
+    if not isinstance(reference, str) or not reference:
+        raise SuiteError(f"expected the reference workload's id, got {_kind(reference)}",
+                         key=f"{key}.extra_info.reference")
+    return Measurement.from_samples(name, times, ratios, reference)
+
+
+def _samples(values: Any, key: str) -> list[float]:
+    """Raw samples: a non-empty list of positive finite numbers (a zero, NaN or negative time is
+    no measurement, and would divide by zero or judge nonsense)."""
+    if values is None:
+        raise SuiteError("no raw samples (saved without --benchmark-save-data?): the rank test needs them, so "
+                         "this file cannot gate; re-save it with `suite bench --save NAME`, which keeps them", key=key)
+    if not isinstance(values, list) or not values:
+        raise SuiteError(f"expected a non-empty list of numbers, got {_kind(values)}", key=key)
+    for i, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise SuiteError(f"round {i}: {value!r} is not a positive finite number", key=key)
+    return [float(v) for v in values]
+
+
+def _mapping(data: dict[str, Any], name: str, parent: str | None = None) -> dict[str, Any]:
+    """data[name] as a dict; missing or null is empty."""
+    value = data.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SuiteError(f"expected an object, got {_kind(value)}", key=f"{parent}.{name}" if parent else name)
+    return value
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else f"{type(value).__name__} {json.dumps(value)[:40]}"
 
 
 def commit_string(info: dict[str, Any]) -> str:
@@ -152,16 +212,14 @@ def compare(base: Run, current: Run, threshold: float = DEFAULT_THRESHOLD, absol
 
 
 def judge(before: Sequence[float], after: Sequence[float], change: float, threshold: float) -> tuple[str, float | None]:
-    """(verdict, p) for a median that changed by the factor `change`; empty samples: medians only."""
+    """(verdict, p) for a median that changed by the factor `change`, from both runs' raw samples."""
     if 1 - threshold <= change <= 1 + threshold:
         return "same", None
     slower = change > 1
-    if not (before and after):
-        return "slower" if slower else "faster", None
     p = p_greater(after, before) if slower else p_greater(before, after)
-    if p >= ALPHA:
-        return "inconclusive", p
-    return "slower" if slower else "faster", p
+    if p < ALPHA:
+        return "slower" if slower else "faster", p
+    return "inconclusive" if min_p(len(before), len(after)) < ALPHA else "too few rounds", p
 
 
 def failures(rows: Iterable[Row]) -> list[Row]:
@@ -176,6 +234,51 @@ def parse_threshold(text: str) -> float:
     return float(match.group(1)) / 100
 
 
+def percent(threshold: float) -> str:
+    """0.025 -> '2.5%': the threshold as the user gave it."""
+    return f"{threshold * 100:g}%"
+
+
+# ---------------------------------------------------------------------------------- enough rounds
+def min_rounds(other: int) -> int | None:
+    """The fewest rounds whose rank test against `other` rounds can reach p < ALPHA (None: none can)."""
+    return next((n for n in range(1, MAX_ROUNDS + 1) if min_p(n, other) < ALPHA), None)
+
+
+def check_can_gate(base: Run, rounds: int, file: str | None = None) -> None:
+    """Refuse, before anything runs, a comparison that could never flag a regression: with too few
+    rounds on either side no outcome gives p < ALPHA. Only the interleaved benchmarks (those with
+    ratios) take --rounds rounds; the others fix their own, and show as `too few rounds` if so."""
+    for m in base.measurements.values():
+        n = len(m.ratios)
+        if n and min_p(rounds, n) >= ALPHA:
+            need = min_rounds(n)
+            advice = f"use --rounds {need} or more, or" if need else "no number of rounds now can make up for it:"
+            raise SuiteError(f"baseline {base.label!r} has {n} rounds of {display_name(m.name)}; against {rounds} "
+                             f"rounds the smallest possible p is {min_p(rounds, n):.2g}, not below {ALPHA}, so no "
+                             f"regression could be flagged: {advice} re-save the baseline with more rounds",
+                             file=file, key="--rounds")
+
+
+def check_pooled_rounds(blocks: int, rounds: int) -> None:
+    """--compare-rev pools blocks x rounds samples per benchmark and tree: refuse too few."""
+    n = blocks * rounds
+    if min_p(n, n) >= ALPHA:
+        need = next(k for k in range(1, MAX_ROUNDS + 1) if min_p(k, k) < ALPHA)
+        raise SuiteError(f"--blocks {blocks} x --rounds {rounds} gives {n} rounds per benchmark and tree; the smallest "
+                         f"possible p is then {min_p(n, n):.2g}, not below {ALPHA}, so no regression could be flagged: "
+                         f"use at least {need} (e.g. --rounds {-(-need // blocks)})", key="--rounds")
+
+
+def save_warning(rounds: int, compare_rounds: int) -> str | None:
+    """Why a baseline of `rounds` rounds cannot gate a --compare of `compare_rounds`, if so."""
+    if min_p(rounds, compare_rounds) < ALPHA:
+        return None
+    need = min_rounds(rounds)
+    return (f"a baseline of {rounds} rounds cannot gate a --compare of {compare_rounds} rounds (no p below {ALPHA}); "
+            + (f"comparing with it needs --rounds {need} or more" if need else "no --compare can use it"))
+
+
 # -------------------------------------------------------------------------------------- rendering
 def render(rows: Sequence[Row], base: Run, current: Run, threshold: float) -> str:
     """Header lines and a GitHub-flavoured Markdown table (pastes into a pull request as is)."""
@@ -187,8 +290,8 @@ def render(rows: Sequence[Row], base: Run, current: Run, threshold: float) -> st
         f"current:  {current.label} (commit {current.commit}) on {current.machine}",
         f"ratio: time / time of the reference workload ({', '.join(references) or 'none'}) in the same round; "
         "ms: absolute time; medians and IQRs over the rounds",
-        f"change: current / baseline median; slower or faster: a change beyond {threshold:.0%} with p < {ALPHA} "
-        "(one-sided Mann-Whitney U test of the rounds), else inconclusive",
+        f"change: current / baseline median; slower or faster: a change beyond {percent(threshold)} with p < {ALPHA} "
+        "(one-sided Mann-Whitney U test of the rounds), else inconclusive (too few rounds: no p could be so small)",
         "",
     ]
     table = [

@@ -4,22 +4,23 @@ Benchmarks run in a child `python -m pytest` with the checkout first on PYTHONPA
 measured is that checkout's `suite` (what --compare-rev relies on), with benchmarks enabled
 (plain `pytest` disables them: pyproject.toml), `rounds` interleaved rounds each, raw samples kept,
 and the run's JSON written to a file for the comparison. Baselines are pytest-benchmark's own
-storage: `--benchmark-save NAME` writes <storage>/<machine id>/NNNN_NAME.json.
+storage: `--benchmark-save NAME` writes <storage>/<machine id>/NNNN_NAME.json. A file there that
+does not load is listed as unreadable and is never skipped in favour of an older one.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from suite.bench.compare import Run, commit_string, load_run, machine_string
-from suite.errors import SuiteError, unknown
+from suite.bench import child
+from suite.bench.compare import Run, load_run, save_warning
+from suite.errors import SuiteError, SuiteWarning, unknown
 
 BENCH_DIR = "tests/benchmarks"
 DEFAULT_ROUNDS = 15
@@ -43,14 +44,28 @@ def default_storage() -> Path:
     return project_root() / ".benchmarks"
 
 
+def check_storage(storage: Path, *, write: bool = False) -> None:
+    """A baseline directory that cannot be one fails before the benchmarks run (pytest-benchmark
+    would only fail when saving, at the end)."""
+    path = Path(storage)
+    existing = next(p for p in [path, *path.resolve().parents] if p.exists())
+    if not existing.is_dir():
+        where = "" if existing == path else f" ({existing} is a file)"
+        raise SuiteError(f"not a directory{where}", file=str(storage), key="--storage")
+    if write and not os.access(existing, os.W_OK | os.X_OK):
+        raise SuiteError(f"cannot write into {existing}", file=str(storage), key="--storage")
+
+
 def pytest_command(json_path: Path, *, rounds: int, select: str | None = None, save: str | None = None,
-                   storage: Path | None = None) -> list[str]:
+                   storage: Path | None = None, markers: str | None = None) -> list[str]:
     command = [sys.executable, "-m", "pytest", BENCH_DIR, "-q", "-p", "no:cacheprovider",
                "--benchmark-enable", "--benchmark-only", f"--benchmark-min-rounds={rounds}",
                "--benchmark-sort=name", "--benchmark-columns=median,iqr,rounds",
                f"--benchmark-json={json_path}"]
     if select:
         command += ["-k", select]
+    if markers:
+        command += ["-m", markers]
     if save:
         command += [f"--benchmark-save={save}", "--benchmark-save-data"]
     if storage is not None:
@@ -60,22 +75,23 @@ def pytest_command(json_path: Path, *, rounds: int, select: str | None = None, s
 
 def run_benchmarks(root: Path, json_path: Path, *, rounds: int = DEFAULT_ROUNDS, threads: int | None = DEFAULT_THREADS,
                    select: str | None = None, save: str | None = None, storage: Path | None = None,
-                   quiet: bool = False) -> int:
+                   markers: str | None = None, quiet: bool = False) -> int:
     """Run `root`'s benchmarks; returns pytest's exit status. Output streams to the terminal
-    unless `quiet` (then it is shown only if pytest fails)."""
+    unless `quiet` (then it is shown only if pytest fails). Interrupted, pytest is stopped too."""
     if rounds < 1:
         raise SuiteError(f"must be at least 1, got {rounds}", key="--rounds")
     if save is not None and not NAME.fullmatch(save):
         raise SuiteError(f"baseline names are letters, digits, '.', '_' and '-', got {save!r}", key="--save")
+    if save is not None and (problem := save_warning(rounds, DEFAULT_ROUNDS)):
+        warnings.warn(f"--save {save} --rounds {rounds}: {problem}", SuiteWarning, stacklevel=2)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])]),
                GIT_OPTIONAL_LOCKS="0")  # pytest-benchmark's `git describe --dirty` must not touch the index
     if threads is not None:
         if threads < 1:
             raise SuiteError(f"must be at least 1, got {threads}", key="--threads")
         env["OMP_NUM_THREADS"] = str(threads)  # torch's intra-op threads (recorded in machine_info)
-    command = pytest_command(json_path, rounds=rounds, select=select, save=save, storage=storage)
-    proc = subprocess.run(command, cwd=root, env=env, stdin=subprocess.DEVNULL, text=True,
-                          capture_output=quiet)
+    command = pytest_command(json_path, rounds=rounds, select=select, save=save, storage=storage, markers=markers)
+    proc = child.run(command, cwd=root, env=env, capture=quiet)
     if quiet and proc.returncode not in (0, NO_TESTS):
         sys.stdout.write(proc.stdout[-5000:])
         sys.stderr.write(proc.stderr[-5000:])
@@ -87,7 +103,7 @@ def measure(root: Path, label: str, *, required: bool = True, **options) -> Run:
     """Run `root`'s benchmarks (options as for run_benchmarks) and load the results. A failing
     benchmark is an error, so a broken benchmark never passes as a regression-free run; so is
     a run without benchmarks (nothing matched -k, or all skipped) unless not `required`."""
-    with tempfile.TemporaryDirectory(prefix="suite-bench-") as tmp:
+    with child.sigterm_raises(), tempfile.TemporaryDirectory(prefix="suite-bench-") as tmp:
         json_path = Path(tmp) / "run.json"
         status = run_benchmarks(root, json_path, **options)
         if status not in (0, NO_TESTS):
@@ -95,9 +111,10 @@ def measure(root: Path, label: str, *, required: bool = True, **options) -> Run:
         if json_path.exists():  # pytest-benchmark writes none when no benchmark ran
             return load_run(json_path, label)
     if required:
-        select = options.get("select")
-        raise SuiteError(f"no benchmark ran in {root / BENCH_DIR}" + (f" (-k {select!r} matches none?)" if select else
-                         " (all skipped?)"), key="-k" if select else None)
+        select, markers = options.get("select"), options.get("markers")
+        left_out = f", or only benchmarks that -m {markers!r} leaves out" if markers else ""
+        raise SuiteError(f"no benchmark ran in {root / BENCH_DIR}" + (f" (-k {select!r} matches none{left_out}?)"
+                         if select else " (all skipped?)"), key="-k" if select else None)
     return Run(label, "?")
 
 
@@ -110,35 +127,42 @@ class BenchmarkFailed(RuntimeError):
 class Baseline:
     name: str
     path: Path
-    saved: str  # ISO datetime, UTC
+    saved: str  # ISO datetime, UTC ("" when unreadable)
     commit: str
     machine: str
     count: int  # benchmarks
+    error: str | None = None  # why the file does not load: it is no usable baseline
 
 
 def list_baselines(storage: Path) -> list[Baseline]:
-    """Every saved run under `storage`, whatever machine id directory it is in, oldest first."""
+    """Every saved run under `storage`, whatever machine id directory it is in, oldest first; the
+    unreadable ones (with `error`, undated) come first."""
     found = []
     for path in sorted(Path(storage).glob("*/*.json")):
         match = _SAVED.fullmatch(path.name)
         if not match:
             continue
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue  # an unreadable file is no baseline
-        found.append(Baseline(match["name"], path, str(data.get("datetime", "")),
-                              commit_string(data.get("commit_info") or {}),
-                              machine_string(data.get("machine_info") or {}), len(data.get("benchmarks", []))))
+            run = load_run(path, match["name"])
+        except SuiteError as err:
+            reason = f"{err.key}: {err.message}" if err.key else err.message
+            found.append(Baseline(match["name"], path, "", "?", "?", 0, reason))
+            continue
+        found.append(Baseline(match["name"], path, run.saved, run.commit, run.machine, len(run.measurements)))
     return sorted(found, key=lambda b: b.saved)
 
 
 def find_baseline(storage: Path, name: str) -> Path:
-    """The newest baseline saved as `name`, or `name` itself if it is a JSON file."""
+    """The newest baseline saved as `name`, or `name` itself if it is a JSON file. An unreadable
+    file of that name is an error: it may be the newest, and an older one must not silently stand in."""
     if name.endswith(".json") and Path(name).is_file():
         return Path(name)
     baselines = list_baselines(storage)
     matching = [b for b in baselines if b.name == name]
+    broken = [b for b in matching if b.error]
+    if broken:
+        raise SuiteError(f"baseline {name!r} does not load ({broken[0].error}); it may be the newest {name!r}, so no "
+                         "other is used instead: repair or delete the file", file=str(broken[0].path), key="--compare")
     if not matching:
         raise unknown("baseline", name, {b.name for b in baselines}, file=str(storage), key="--compare")
     return matching[-1].path

@@ -55,6 +55,13 @@ def p_greater(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 @functools.lru_cache(maxsize=None)
+def min_p(n: int, m: int) -> float:
+    """The smallest p `p_greater` can give for n and m samples (all of x above all of y): when it is
+    not below a significance level, no outcome of the rounds can be significant."""
+    return p_greater([float(m + i) for i in range(n)], [float(i) for i in range(m)])
+
+
+@functools.lru_cache(maxsize=None)
 def _u_counts(n: int, m: int) -> tuple[int, ...]:
     """How many orderings of n x's and m y's give U = 0, 1, ..., n*m (U counts pairs x > y)."""
     if n == 0 or m == 0:

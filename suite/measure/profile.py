@@ -8,7 +8,12 @@ column), and no model's heap or allocator state inflates another's memory or tim
 Relative mode (`reference=`): absolute speeds on shared machines are noise, ratios measured side by
 side are not. Each model's child first measures its own peak memory, then builds the reference
 and times the two round-robin, step by step, in the same process; `*_throughput_vs_reference` is
-the ratio of their samples/s. The reference also gets a plain row of its own (ratio 1).
+the ratio of their samples/s, with the reference built at that model's input size. The reference
+also gets plain rows of its own (ratio 1), one per input size the models use, so every printed
+ratio has the reference row it is relative to.
+
+Interrupted (Ctrl-C, SIGTERM), the running child is stopped and the finished rows are kept
+(`Interrupted.rows`), so the command can still print and write them.
 """
 
 from __future__ import annotations
@@ -17,15 +22,17 @@ import dataclasses
 import functools
 import gc
 import json
-import subprocess
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from suite.bench import child
 from suite.errors import SuiteError, unknown
 from suite.measure.complexity import measure_complexity
 from suite.measure.env import environment, resolve_device
@@ -92,17 +99,22 @@ def select_models(patterns: Sequence[str], all_models: bool = False) -> list[str
 
 
 def plan(names: Sequence[str], reference: str | None = None, **options: Any) -> list[ProfileJob]:
-    """One job per model; with a reference, its own plain job comes first."""
+    """One job per model; with a reference, first its own plain jobs: one per input size the models
+    use, built as each model's ratio builds it, so each ratio has its reference row."""
     _check_options(options)
     if reference is not None:
         if not BENCHES[options.get("bench", "complexity")]:
             raise SuiteError("a reference compares throughput: use --bench infer, train or all", key="reference")
+        sizes = list(dict.fromkeys(options.get("img_size") or get_model_info(n).input_size for n in names))
+        kwargs = options.get("model_kwargs", {})
         try:  # every row times the reference at its size: a reference that cannot run fails the command
-            for size in {options.get("img_size") or get_model_info(n).input_size for n in {reference, *names}}:
-                _reference_kwargs(reference, options.get("model_kwargs", {}), size)
+            for size in sizes:
+                _reference_kwargs(reference, kwargs, size)
         except SuiteError as err:
             raise err.where(key="reference") from None
-        return [ProfileJob(reference, **options)] + [
+        shared = {k: v for k, v in kwargs.items() if k in get_model_info(reference).options}
+        own = {**options, "model_kwargs": shared}
+        return [ProfileJob(reference, **{**own, "img_size": size}) for size in sizes] + [
             ProfileJob(n, reference=reference, **options) for n in names if n != reference
         ]
     return [ProfileJob(n, **options) for n in names]
@@ -114,31 +126,71 @@ def _check_options(options: dict[str, Any]) -> None:
         value = options.get(key)
         if value is not None and value < 1:
             raise SuiteError(f"must be >= 1, got {value}", key=key)
-    if BENCHES[options.get("bench", "complexity")]:
-        resolve_device(options.get("device"))
+    resolve_device(options.get("device"))  # complexity alone does not use it, but a wrong one is a mistake
+
+
+def check_out(path: Path) -> None:
+    """An --out that cannot be written fails before the profiling, not after it."""
+    path = Path(path)
+    if path.is_dir():
+        raise SuiteError("is a directory; name a file", file=str(path), key="--out")
+    existing = next(p for p in path.resolve().parents if p.exists())
+    if not existing.is_dir():
+        raise SuiteError(f"{existing} is not a directory", file=str(path), key="--out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SuiteError(f"cannot write into {existing}", file=str(path), key="--out")
+
+
+def write_out(path: Path, text: str) -> None:
+    """Write `text` to `path` whole (through a temporary file), or raise a SuiteError leaving none."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise SuiteError(f"cannot write: {exc.strerror or exc}", file=str(path), key="--out") from None
 
 
 # ------------------------------------------------------------------------------------- profiling
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during `profile`: the rows finished before it, and the exit status."""
+
+    def __init__(self, rows: list[dict[str, Any]], planned: int, status: int) -> None:
+        super().__init__(f"interrupted after {len(rows)} of {planned} models")
+        self.rows, self.planned, self.status = rows, planned, status
+
+
 def profile(jobs: Sequence[ProfileJob]) -> list[dict[str, Any]]:
     """Rows for all jobs. Complexity of a single model runs in this process; anything else one
-    subprocess per job, so a failure is an `error` in its row instead of the end of the run."""
+    subprocess per job, so a failure is an `error` in its row instead of the end of the run.
+    Interrupted, it raises Interrupted with the rows finished so far."""
     if len(jobs) == 1 and not jobs[0].phases:
         return [profile_model(jobs[0])]
     from tqdm import tqdm
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     # disable=None: a bar on a terminal only, none in logs or pipes
     bar = tqdm(jobs, desc="profile", unit="model", disable=None if len(jobs) > 1 else True, file=sys.stderr)
-    for job in bar:
-        bar.set_postfix_str(job.model)
-        rows.append(run_isolated(job))
+    try:
+        with child.sigterm_raises():
+            for job in bar:
+                bar.set_postfix_str(job.model)
+                rows.append(run_isolated(job))
+    except KeyboardInterrupt as exc:
+        _mark_reference(rows, jobs)
+        raise Interrupted(rows, len(jobs), getattr(exc, "status", 130)) from None
+    finally:
+        bar.close()
     _mark_reference(rows, jobs)
     return rows
 
 
 def run_isolated(job: ProfileJob) -> dict[str, Any]:
     """Profile `job` in a fresh Python process; failures come back as a row with `error`."""
-    proc = subprocess.run(child_command(job), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    proc = child.run(child_command(job), capture=True)
     lines = proc.stdout.splitlines()
     if proc.returncode == 0 and RESULT_MARKER in lines:
         return json.loads(lines[lines.index(RESULT_MARKER) + 1])

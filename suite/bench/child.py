@@ -1,0 +1,71 @@
+"""Child processes that never outlive the command that started them.
+
+`suite bench` runs pytest, and `suite profile` one process per model, as children. Python's
+default SIGTERM handler ends the parent on the spot: the child ran on (a CI timeout's `kill` let
+pytest finish and even save a baseline) and temporary directories stayed behind. So while children
+run, SIGTERM raises `Terminated` (cleanup in `finally` and `with` blocks runs), and `run` stops its
+child on any exception before passing it on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+GRACE_S = 5.0  # how long a child gets to exit by itself, then after SIGTERM, before SIGKILL
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, as an exception. A KeyboardInterrupt so that `except Exception` does not swallow
+    it; `status` is the shell's exit status for a process ended by SIGTERM."""
+
+    status = 128 + signal.SIGTERM
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises Terminated (signal handlers live in the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(command: Sequence[str], *, capture: bool = False, **popen: Any) -> subprocess.CompletedProcess[str]:
+    """subprocess.run(command, text=True, stdin=DEVNULL), but interrupted (Ctrl-C, SIGTERM, any
+    exception) it stops the child before the exception goes on."""
+    pipe = subprocess.PIPE if capture else None
+    with sigterm_raises(), subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=pipe, stderr=pipe, text=True,
+                                            **popen) as proc:
+        try:
+            out, err = proc.communicate()
+        except BaseException as exc:
+            stop(proc, patient=isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Terminated))
+            raise
+    return subprocess.CompletedProcess(list(command), proc.returncode, out, err)
+
+
+def stop(proc: subprocess.Popen, *, patient: bool = False) -> None:
+    """End `proc`: SIGTERM, then SIGKILL after GRACE_S. `patient`: first give it GRACE_S to exit by
+    itself (Ctrl-C reaches the whole foreground process group, so the child is stopping already,
+    and pytest may be writing a file)."""
+    for action in ([None] if patient else []) + [proc.terminate, proc.kill]:
+        if proc.poll() is not None:
+            return
+        if action is not None:
+            action()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(GRACE_S)
+    proc.wait()
