@@ -224,6 +224,11 @@ def _run(args: argparse.Namespace) -> int:
     # Runs submitted earlier: still queued or running (left alone), or ended without a result (recorded).
     busy = {rid for rid, state in slurm.refresh(out, [r.run_id for r in runs]).items() if state in slurm.ALIVE}
     plan = make_plan(runs, out, retry_failed=args.retry_failed, force=args.force, busy=busy)
+    if options is None:  # runs on this machine: a missing data set is one error now, not a failed run per point
+        from suite.data import check_present
+
+        for data in dict.fromkeys(r.config.data for r in plan.to_run):
+            check_present(data)
     _print_counts(spec.name, plan.counts())
     if args.dry_run:
         for run in plan.runs:

@@ -158,6 +158,17 @@ def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how
     assert json.loads((interrupted / "result.json").read_text())["metrics"]["wall_time_s"] >= sum(epochs)
 
 
+@pytest.mark.parametrize("data", ["cifar10", "imagenet"])
+def test_missing_data_stops_a_local_run_before_it_starts(tmp_path, capsys, monkeypatch, data):
+    monkeypatch.setenv("SUITE_DATA", str(tmp_path / "nodata"))
+    spec = _spec(tmp_path, "nodata", "  model.mask_norm: [mixed, spatial]")
+    spec.write_text(spec.read_text().replace("{name: digits}", f"{{name: {data}, input_size: 32}}"))
+    out = tmp_path / "store"
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 2
+    assert f"{tmp_path / 'nodata'}" in capsys.readouterr().err
+    assert not (out / "runs").exists()  # nothing planned, nothing failed
+
+
 def test_a_run_another_process_holds_is_left_to_it(tmp_path, capsys):
     """Two `suite run`s of one spec: the second finds the run's lock taken and leaves its status alone."""
     from filelock import FileLock

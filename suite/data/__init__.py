@@ -9,11 +9,11 @@ from typing import Any
 
 from suite.data.catalog import DATASETS, DatasetInfo
 
-__all__ = ["DATASETS", "Data", "DatasetInfo", "build", "data_root"]
+__all__ = ["DATASETS", "Data", "DatasetInfo", "build", "check_present", "data_root"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("build", "Data", "data_root"):
+    if name in ("build", "check_present", "Data", "data_root"):
         from suite.data import loaders as module
 
         return getattr(module, name)

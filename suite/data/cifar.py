@@ -49,10 +49,20 @@ AUGMENT = Augment(pad=4, flip=True)
 def load_cifar(name: str, root: Path, *, download: bool = False) -> Splits:
     layout = LAYOUTS[name]
     folder = root / layout.folder
-    missing = [f for f in layout.train + layout.test if not (folder / f).is_file()]
-    if missing and download:
+    if download and _missing(layout, folder):
         _download(layout, root)
-        missing = [f for f in layout.train + layout.test if not (folder / f).is_file()]
+    check_files(name, root)
+    classes = DATASETS[name].num_classes
+    train_x, train_y = _read(folder, layout.train, layout.label_key, classes)
+    test_x, test_y = _read(folder, layout.test, layout.label_key, classes)
+    return Splits(train_x, train_y, test_x, test_y, AUGMENT)
+
+
+def check_files(name: str, root: Path) -> None:
+    """The data set's files are all in `root` (what `suite run` checks before it starts runs)."""
+    layout = LAYOUTS[name]
+    folder = root / layout.folder
+    missing = _missing(layout, folder)
     if missing:
         raise SuiteError(
             f"{name}: missing {', '.join(missing)} in {folder}; download {layout.url} and extract it "
@@ -60,10 +70,10 @@ def load_cifar(name: str, root: Path, *, download: bool = False) -> Splits:
             f"at the directory that holds {layout.folder}/",
             key="data.root",
         )
-    classes = DATASETS[name].num_classes
-    train_x, train_y = _read(folder, layout.train, layout.label_key, classes)
-    test_x, test_y = _read(folder, layout.test, layout.label_key, classes)
-    return Splits(train_x, train_y, test_x, test_y, AUGMENT)
+
+
+def _missing(layout: _Layout, folder: Path) -> list[str]:
+    return [f for f in layout.train + layout.test if not (folder / f).is_file()]
 
 
 def _read(folder: Path, files: tuple[str, ...], label_key: bytes, classes: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -51,9 +51,8 @@ def eval_transform(size: int) -> Callable:
     ])
 
 
-def image_folders(root: Path) -> tuple[datasets.ImageFolder, datasets.ImageFolder]:
-    """The train and val trees (no transforms attached); checks both exist and share classes."""
-    folders = []
+def check_splits(root: Path) -> None:
+    """train/ and val/ exist under `root` (what `suite run` checks before it starts runs)."""
     for split in ("train", "val"):
         path = root / split
         if not path.is_dir():
@@ -63,6 +62,14 @@ def image_folders(root: Path) -> tuple[datasets.ImageFolder, datasets.ImageFolde
                 f"folders); set data.root or $SUITE_DATA to the directory holding train/ and val/",
                 key="data.root",
             )
+
+
+def image_folders(root: Path) -> tuple[datasets.ImageFolder, datasets.ImageFolder]:
+    """The train and val trees (no transforms attached); checks both exist and share classes."""
+    check_splits(root)
+    folders = []
+    for split in ("train", "val"):
+        path = root / split
         try:
             folders.append(datasets.ImageFolder(str(path)))
         except (FileNotFoundError, OSError) as exc:

@@ -55,6 +55,19 @@ def data_root(config: DataConfig) -> Path:
     return root
 
 
+def check_present(config: DataConfig) -> None:
+    """The data set's files are where a run on this machine would look: checked before runs start,
+    so a missing download is one error, not a failed run per grid point."""
+    if config.name == "imagenet":
+        from suite.data.imagenet import check_splits
+
+        check_splits(data_root(config))
+    elif config.name in ("cifar10", "cifar100") and not config.download:
+        from suite.data.cifar import check_files
+
+        check_files(config.name, data_root(config))
+
+
 def build(
     config: DataConfig,
     *,
