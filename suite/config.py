@@ -41,7 +41,7 @@ class DataConfig:
     name: DatasetName = "digits"
     root: str | None = None  # where the files are (default: $SUITE_DATA or ~/.cache/suite/data)
     download: bool = False  # fetch CIFAR through torchvision when missing (needs internet)
-    workers: int = 4  # DataLoader workers for image-folder data
+    workers: int = 4  # DataLoader workers for image-folder data (at most the cores this process may use)
     clean_ratio: float = 1.0  # RAN Table 5: fraction r of training labels kept; the rest uniform over other classes
     input_size: int | None = None  # training resolution; resolved to the data set's (or, for synthetic, the model's)
     eval_size: int | None = None  # evaluation resolution; resolved to input_size (Attention-92 is tested at 320)

@@ -128,7 +128,11 @@ def _imagenet(config: DataConfig, size: int, eval_size: int, batch_size: int, nu
         targets = corrupt_labels(torch.tensor(train.targets), len(train.classes), config.clean_ratio, noise_seed)
         train.samples = [(path, int(t)) for (path, _), t in zip(train.samples, targets)]
         train.targets = [t for _, t in train.samples]
-    common = dict(batch_size=batch_size, workers=config.workers, device=device, rank=rank, world_size=world_size)
+    # at most one worker per core this process may use (more only warns and competes); the batches
+    # do not depend on the count (each sample draws from its own seed)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = min(config.workers, cores)
+    common = dict(batch_size=batch_size, workers=workers, device=device, rank=rank, world_size=world_size)
     return Data(
         FolderLoader(train, train_transform(size), seed=order_seed, **common),
         FolderLoader(val, eval_transform(eval_size), **common),
