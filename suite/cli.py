@@ -306,6 +306,9 @@ def _status(args: argparse.Namespace) -> int:
         for _, row in part[part["status"].isin(["failed", "cancelled", "interrupted"])].iterrows():
             d = store.run_dir(out, row["run_id"])
             print(f"  {row['status']} {row['run_id']}: {row['note']}")
+            archived = sorted((d / "archive").glob("*/result.json"))
+            if archived:  # --force moved a finished result aside: the failed attempt did not destroy it
+                print(f"      its result from before --force is kept in {archived[-1].parent}")
             error = d / "error.txt"
             if row["status"] == "failed" and error.exists():
                 for line in error.read_text().strip().splitlines()[-args.lines:] if args.lines else []:

@@ -94,6 +94,26 @@ def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, capsys):
     assert "1 of 2 runs would start" in capsys.readouterr().out
 
 
+def test_force_archives_a_result_that_a_failing_rerun_cannot_destroy(tmp_path, capsys):
+    spec = _spec(tmp_path, "forced", "  model.mask_norm: [mixed]")
+    out = tmp_path / "store"
+    # batch_size beyond the 1,437 training images: the re-run fails as soon as its data loads
+    overrides = ["batch_size=4096", "measure.complexity=false", "measure.throughput=false"]
+    (run,) = ablations.expand(ablations.load(spec), overrides=parse_overrides(overrides))
+    d = store.plan(out, run)
+    store.write_result(d, {"run_id": run.run_id, "metrics": {"top1_err": 6.5}})
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *overrides]) == 0
+    assert "nothing to run: 1 done" in capsys.readouterr().out
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", "--force", *overrides]) == 1
+    assert "0 done, 1 failed" in capsys.readouterr().out
+    (kept,) = (d / "archive").glob("*/result.json")
+    assert json.loads(kept.read_text())["metrics"]["top1_err"] == 6.5
+    assert main(["status", str(spec), "--out", str(out), *overrides]) == 0
+    printed = capsys.readouterr().out
+    assert "batch_size: batch_size 4096 is larger than the training set" in printed
+    assert f"its result from before --force is kept in {kept.parent}" in printed
+
+
 def _wait_for(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
