@@ -582,3 +582,16 @@ def test_sigterm_stops_the_benchmarks_and_saves_nothing(tmp_path):
             if proc_id is not None and alive(proc_id):
                 os.kill(proc_id, signal.SIGKILL)
         parent.wait()
+
+
+def test_a_run_with_a_failing_benchmark_saves_no_baseline(tmp_path, capsys):
+    """pytest-benchmark saves what finished; a partial baseline would leave its failed benchmarks unchecked."""
+    project, storage = tmp_path / "proj", tmp_path / "store"
+    (project / "tests" / "benchmarks").mkdir(parents=True)
+    (project / "tests" / "benchmarks" / "test_two.py").write_text(
+        "def test_ok(benchmark):\n    benchmark(sum, [1])\n\n\n"
+        "def test_bad(benchmark):\n    benchmark(sum, [1])\n    assert False\n")
+    with pytest.raises(run.BenchmarkFailed):
+        run.measure(project, "partial", rounds=7, save="partial", storage=storage, quiet=True)
+    assert not list(storage.glob("**/*.json"))
+    assert "not saved: the run of baseline 'partial' did not finish" in capsys.readouterr().err

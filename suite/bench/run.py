@@ -91,12 +91,33 @@ def run_benchmarks(root: Path, json_path: Path, *, rounds: int = DEFAULT_ROUNDS,
             raise SuiteError(f"must be at least 1, got {threads}", key="--threads")
         env["OMP_NUM_THREADS"] = str(threads)  # torch's intra-op threads (recorded in machine_info)
     command = pytest_command(json_path, rounds=rounds, select=select, save=save, storage=storage, markers=markers)
-    proc = child.run(command, cwd=root, env=env, capture=quiet)
+    saved_before = _saved(storage, root) if save else set()
+    try:
+        proc = child.run(command, cwd=root, env=env, capture=quiet)
+    except BaseException:
+        _unsave(storage, root, saved_before, save)
+        raise
+    if proc.returncode not in (0, NO_TESTS):
+        _unsave(storage, root, saved_before, save)
     if quiet and proc.returncode not in (0, NO_TESTS):
         sys.stdout.write(proc.stdout[-5000:])
         sys.stderr.write(proc.stderr[-5000:])
     return proc.returncode
 
+
+
+def _saved(storage: Path | None, root: Path) -> set[Path]:
+    return set(Path(storage or root / ".benchmarks").glob("*/*.json"))
+
+
+def _unsave(storage: Path | None, root: Path, before: set[Path], save: str | None) -> None:
+    """pytest-benchmark saves what finished even when a benchmark failed or pytest was stopped: a
+    partial baseline would later compare its missing benchmarks as new, unchecked. Remove it."""
+    if save is None:
+        return
+    for path in _saved(storage, root) - before:
+        path.unlink(missing_ok=True)
+        print(f"not saved: the run of baseline {save!r} did not finish ({path} removed)", file=sys.stderr)
 
 
 def measure(root: Path, label: str, *, required: bool = True, **options) -> Run:
