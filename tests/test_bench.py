@@ -15,7 +15,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,8 @@ from suite.bench.stats import Summary, p_greater
 from suite.bench.timer import synced_perf_counter
 from suite.cli import main
 from suite.errors import SuiteError, SuiteWarning
+
+from processes import alive, wait_for
 
 CONFTEST = Path(__file__).parent / "benchmarks" / "conftest.py"
 REF = "convstack-v1/infer"
@@ -538,23 +539,6 @@ from suite.cli import main
 run.project_root = lambda: Path(sys.argv[1])
 sys.exit(main(["bench", "--save", "never", "--storage", sys.argv[2]]))
 """
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie is not: it has ended and waits for whoever reaps it)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
-def wait_for(predicate, what: str, deadline_s: float = 120.0) -> None:
-    """Poll: a generous deadline instead of a guess of how long the machine takes."""
-    end = time.monotonic() + deadline_s
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.1)
 
 
 def test_sigterm_stops_the_benchmarks_and_saves_nothing(tmp_path):

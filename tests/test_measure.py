@@ -37,6 +37,8 @@ from suite.measure.throughput import (
 from suite.models import get_model_info, list_models
 from suite.ops import PAIRWISE_RELATIONS, aggregation, pairwise_relation
 
+from processes import alive, wait_for
+
 CPU = torch.device("cpu")
 COMPLEXITY_CSV = Path(__file__).resolve().parents[1] / "results" / "complexity.csv"
 
@@ -393,22 +395,6 @@ sys.exit(main(["profile", "resnet26", "resnet38", "--out", out]))
 """
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie has ended: it only waits to be reaped)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
-def _wait_for(predicate, what: str, deadline_s: float = 120.0) -> None:
-    end = time.monotonic() + deadline_s
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.1)
-
-
 @pytest.mark.parametrize("how, status", [("sigterm", 143), ("ctrl-c", 130)])
 def test_stopping_profile_stops_its_child_and_keeps_the_finished_rows(tmp_path, how, status):
     pidfile, out = tmp_path / "child.pid", tmp_path / "p.csv"
@@ -418,19 +404,19 @@ def test_stopping_profile_stops_its_child_and_keeps_the_finished_rows(tmp_path, 
                                   stdout=log_file, stderr=log_file, start_new_session=True)
     pid = None
     try:
-        _wait_for(pidfile.exists, "the second model's child to start")
+        wait_for(pidfile.exists, "the second model's child to start")
         pid = int(pidfile.read_text())
         if how == "sigterm":
             parent.send_signal(signal.SIGTERM)  # the parent only, as `kill PID` does
         else:
             os.killpg(parent.pid, signal.SIGINT)  # Ctrl-C: the whole process group
         assert parent.wait(timeout=120) == status, log.read_text()
-        _wait_for(lambda: not _alive(pid), "the child to be stopped")
+        wait_for(lambda: not alive(pid), "the child to be stopped")
         assert "partial: interrupted after 1 of 2 models" in log.read_text()
         assert list(pd.read_csv(out)["model"]) == ["resnet26"] and not out.with_name("p.csv.tmp").exists()
     finally:
         for proc_id in (parent.pid, pid):
-            if proc_id is not None and _alive(proc_id):
+            if proc_id is not None and alive(proc_id):
                 os.kill(proc_id, signal.SIGKILL)
         parent.wait()
 
