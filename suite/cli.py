@@ -208,6 +208,13 @@ def _same_runs(args: argparse.Namespace) -> str:
                        *(["--out", str(args.out)] if args.out else []), *args.overrides])
 
 
+def _same_local_runs(args: argparse.Namespace) -> str:
+    """`_same_runs` for a local re-run: with the same --max-parallel, hence the same threads per run
+    (CPU results depend on the thread count)."""
+    parallel = f" --max-parallel {args.max_parallel}" if args.max_parallel != 1 else ""
+    return _same_runs(args) + parallel
+
+
 def _run(args: argparse.Namespace) -> int:
     from suite import store
     from suite.dispatch import cluster, slurm
@@ -224,12 +231,12 @@ def _run(args: argparse.Namespace) -> int:
     # Runs submitted earlier: still queued or running (left alone), or ended without a result (recorded).
     busy = {rid for rid, state in slurm.refresh(out, [r.run_id for r in runs]).items() if state in slurm.ALIVE}
     plan = make_plan(runs, out, retry_failed=args.retry_failed, force=args.force, busy=busy)
-    if options is None:  # runs on this machine: a missing data set is one error now, not a failed run per point
+    _print_counts(spec.name, plan.counts())
+    if options is None and not args.dry_run:  # on this machine: a missing data set is one error, not one per run
         from suite.data import check_present
 
         for data in dict.fromkeys(r.config.data for r in plan.to_run):
             check_present(data)
-    _print_counts(spec.name, plan.counts())
     if args.dry_run:
         for run in plan.runs:
             state = plan.states[run.run_id]
@@ -242,7 +249,7 @@ def _run(args: argparse.Namespace) -> int:
     if not plan.to_run:
         counts = ", ".join(f"{n} {state}" for state, n in plan.counts().items() if n)
         stopped = sum(plan.counts().get(state, 0) for state in ("failed", "cancelled"))
-        hint = f"; rerun the {stopped} failed or cancelled: suite run {_same_runs(args)} --retry-failed" \
+        hint = f"; rerun the {stopped} failed or cancelled: suite run {_same_local_runs(args)} --retry-failed" \
             if stopped else ""
         print(f"nothing to run: {counts} (out: {out}){hint}")
         return 0
@@ -267,7 +274,7 @@ def _run(args: argparse.Namespace) -> int:
     if outcome.interrupted:
         left = len(plan.to_run) - len(outcome.done) - len(outcome.failed) - len(outcome.busy)
         print(f"interrupted: {count(left, 'run')} not finished; the same command resumes them: "
-              f"suite run {_same_runs(args)}")
+              f"suite run {_same_local_runs(args)}")
         return 130
     return 1 if outcome.failed else 0
 

@@ -263,6 +263,10 @@ def test_a_bad_baseline_or_storage_fails_before_the_benchmarks_run(tmp_path, mon
     edited.write_text(json.dumps(_edited(BAD_FILES["no fullname"][0])))
     assert main(["bench", "--compare", str(edited), "--storage", str(tmp_path)]) == 2
     assert f"error: {edited}: benchmarks[0].fullname: expected the benchmark's test id" in capsys.readouterr().err
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"benchmarks": []}))
+    assert main(["bench", "--compare", str(empty), "--storage", str(tmp_path)]) == 2
+    assert f"error: {empty}: --compare: the baseline holds no benchmarks" in capsys.readouterr().err
     afile = tmp_path / "afile"
     afile.write_text("")
     for argv in (["--save", "x"], ["--list"], ["--compare", "main"], ["--save", "x", "--storage", str(afile / "sub")]):

@@ -184,6 +184,8 @@ def test_missing_data_stops_a_local_run_before_it_starts(tmp_path, capsys, monke
     spec = _spec(tmp_path, "nodata", "  model.mask_norm: [mixed, spatial]")
     spec.write_text(spec.read_text().replace("{name: digits}", f"{{name: {data}, input_size: 32}}"))
     out = tmp_path / "store"
+    assert main(["run", str(spec), "--out", str(out), "--dry-run"]) == 0  # the plan shows without the data
+    assert "2 of 2 runs would start" in capsys.readouterr().out
     assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 2
     assert f"{tmp_path / 'nodata'}" in capsys.readouterr().err
     assert not (out / "runs").exists()  # nothing planned, nothing failed

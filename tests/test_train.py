@@ -171,8 +171,14 @@ def test_a_damaged_checkpoint_names_the_file(tmp_path):
 def test_resuming_with_another_thread_count_warns(tmp_path):
     config = tiny(iterations=3)
     run(config, tmp_path, progress=False)  # one thread (the fixture)
-    torch.set_num_threads(2)
-    with pytest.warns(SuiteWarning, match="resuming with 2 CPU threads, the checkpoint's run used 1"):
+    path = tmp_path / checkpoint.FILENAME
+    state = checkpoint.load(path)
+    checkpoint.save(path, {**state, "threads": 7})
+    with pytest.warns(SuiteWarning) as caught:  # finished: nothing is trained, the count cannot matter
+        run(config, tmp_path, progress=False)
+    assert [str(w.message) for w in caught if "CPU threads" in str(w.message)] == []
+    checkpoint.save(path, {**state, "threads": 7, "iteration": 0})  # as if stopped before its first step
+    with pytest.warns(SuiteWarning, match="resuming with 1 CPU threads, the checkpoint's run used 7"):
         run(config, tmp_path, progress=False)
 
 

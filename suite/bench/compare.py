@@ -246,9 +246,13 @@ def min_rounds(other: int) -> int | None:
 
 
 def check_can_gate(base: Run, rounds: int, file: str | None = None) -> None:
-    """Refuse, before anything runs, a comparison that could never flag a regression: with too few
-    rounds on either side no outcome gives p < ALPHA. Only the interleaved benchmarks (those with
-    ratios) take --rounds rounds; the others fix their own, and show as `too few rounds` if so."""
+    """Refuse, before anything runs, a comparison that could never flag a regression: a baseline
+    without benchmarks, or too few rounds on either side for any outcome to give p < ALPHA. Only
+    the interleaved benchmarks (those with ratios) take --rounds rounds; the others fix their own,
+    and show as `too few rounds` if so."""
+    if not base.measurements:
+        raise SuiteError("the baseline holds no benchmarks, so it cannot gate anything", file=file,
+                         key="--compare")
     for m in base.measurements.values():
         n = len(m.ratios)
         if n and min_p(rounds, n) >= ALPHA:

@@ -304,7 +304,8 @@ class Trainer:
             raise SuiteError(f"damaged checkpoint ({detail}); delete it to start the run over",
                              file=str(path)) from None
         threads = state.get("threads")
-        if self.device.type == "cpu" and threads is not None and threads != torch.get_num_threads():
+        finished = self.iteration >= self.total  # nothing left to train: the thread count cannot matter
+        if self.device.type == "cpu" and not finished and threads is not None and threads != torch.get_num_threads():
             warnings.warn(f"{path}: resuming with {torch.get_num_threads()} CPU threads, the checkpoint's run used "
                           f"{threads}: parallel sums depend on the thread count, so the result will not be "
                           f"bit-identical to an uninterrupted run", SuiteWarning, stacklevel=2)
