@@ -126,10 +126,14 @@ def _specs(args: argparse.Namespace) -> int:
     from suite import ablations
 
     print(f"{'spec':<24} {'runs':>5}  paper / description")
-    invalid = 0
+    invalid = having = 0
     for name in ablations.list():
         try:  # one broken spec file must not hide the others
             spec = ablations.load(name)
+            if args.preset is not None and args.preset not in spec.presets:
+                print(f"{name:<24} {'-':>5}  (no preset {args.preset!r})")
+                continue
+            having += 1
             runs = ablations.expand(spec, preset=args.preset)
             for preset in spec.presets if args.preset is None else []:  # each is checked only when used
                 try:
@@ -142,6 +146,9 @@ def _specs(args: argparse.Namespace) -> int:
             continue
         where = " ".join(str(v) for v in spec.paper.values()) or next(iter(spec.description.splitlines()), "")[:60]
         print(f"{name:<24} {len(runs):>5}  {where}")
+    if args.preset is not None and not having:
+        print(f"error: --preset: no spec has the preset {args.preset!r}", file=sys.stderr)
+        return 2
     return 2 if invalid else 0
 
 
@@ -594,7 +601,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from suite.bench import child, compare, revs, run
+    from suite import processes
+    from suite.bench import compare, revs, run
 
     storage = args.storage or run.default_storage()
     if not args.compare_rev:
@@ -638,9 +646,9 @@ def _bench(args: argparse.Namespace) -> int:
     except run.BenchmarkFailed as exc:
         print(f"error: {exc}; nothing compared", file=sys.stderr)
         return 1
-    except child.Terminated:  # the benchmarks' pytest is stopped and temporary files are gone
+    except processes.Terminated:  # the benchmarks' pytest is stopped and temporary files are gone
         print("terminated", file=sys.stderr)
-        return child.Terminated.status
+        return processes.Terminated.status
     rows = compare.compare(base, current, threshold, absolute=args.absolute)
     print(compare.render(rows, base, current, threshold), end="")
     slower = compare.failures(rows)

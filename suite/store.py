@@ -23,7 +23,6 @@ import datetime as dt
 import json
 import os
 import socket
-import tempfile
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from suite import files
 from suite.ablations.expand import RunSpec
 from suite.config import flatten
 from suite.errors import SuiteError, SuiteWarning
@@ -54,19 +54,9 @@ def now() -> str:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Atomically replace `path` with JSON (temp file in the same directory, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; records are meant to be read by collaborators
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Replace `path` with JSON, whole and durably."""
+    with files.replace(path, durable=True) as f:
+        json.dump(obj, f, indent=1, sort_keys=True, default=str)
 
 
 def read_json(path: Path) -> Any:

@@ -352,7 +352,7 @@ def test_too_few_rounds_to_flag_anything_are_refused_before_running(tmp_path, mo
     assert main(["bench", "--compare-rev", "HEAD", "--blocks", "1", "--rounds", "3"]) == 2  # 3 + 3: p >= 0.05
     assert "--rounds: --blocks 1 x --rounds 3 gives 3 rounds per benchmark and tree" in capsys.readouterr().err
     # saving few rounds is allowed, with a warning (child.run stubbed: nothing runs)
-    monkeypatch.setattr(run.child, "run", lambda command, **kw: subprocess.CompletedProcess(command, 0, "", ""))
+    monkeypatch.setattr(run.processes, "run", lambda command, **kw: subprocess.CompletedProcess(command, 0, "", ""))
     with pytest.warns(SuiteWarning, match="cannot gate a --compare of 15 rounds.*needs --rounds 17 or more"):
         run.run_benchmarks(tmp_path, tmp_path / "run.json", rounds=3, save="few")
 

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from suite.bench import child
+from suite import processes
 from suite.bench.compare import Run, check_pooled_rounds, pool
 from suite.bench.run import BenchmarkFailed, measure
 from suite.errors import SuiteError
@@ -50,7 +50,7 @@ def compare_rev(root: Path, rev: str, *, blocks: int = DEFAULT_BLOCKS, rounds: i
     commit = commit.strip()
     check_pooled_rounds(blocks, rounds)
     options.setdefault("markers", MARKERS)
-    with child.sigterm_raises(), tempfile.TemporaryDirectory(prefix="suite-bench-rev-") as tmp:
+    with processes.sigterm_raises(), tempfile.TemporaryDirectory(prefix="suite-bench-rev-") as tmp:
         export_tree(Path(toplevel), commit, Path(tmp))
         trees = {"base": Path(tmp) / Path(root).resolve().relative_to(Path(toplevel).resolve()), "current": Path(root)}
         if not (trees["base"] / "tests" / "benchmarks").is_dir():

@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from suite.bench import child
+from suite import files, processes
 from suite.bench.compare import Run, load_run, save_warning
 from suite.errors import SuiteError, SuiteWarning, unknown
 
@@ -47,13 +47,7 @@ def default_storage() -> Path:
 def check_storage(storage: Path, *, write: bool = False) -> None:
     """A baseline directory that cannot be one fails before the benchmarks run (pytest-benchmark
     would only fail when saving, at the end)."""
-    path = Path(storage)
-    existing = next(p for p in [path, *path.resolve().parents] if p.exists())
-    if not existing.is_dir():
-        where = "" if existing == path else f" ({existing} is a file)"
-        raise SuiteError(f"not a directory{where}", file=str(storage), key="--storage")
-    if write and not os.access(existing, os.W_OK | os.X_OK):
-        raise SuiteError(f"cannot write into {existing}", file=str(storage), key="--storage")
+    files.check_writable(storage, key="--storage", directory=True, write=write)
 
 
 def pytest_command(json_path: Path, *, rounds: int, select: str | None = None, save: str | None = None,
@@ -93,7 +87,7 @@ def run_benchmarks(root: Path, json_path: Path, *, rounds: int = DEFAULT_ROUNDS,
     command = pytest_command(json_path, rounds=rounds, select=select, save=save, storage=storage, markers=markers)
     saved_before = _saved(storage, root) if save else set()
     try:
-        proc = child.run(command, cwd=root, env=env, capture=quiet)
+        proc = processes.run(command, cwd=root, env=env, capture=quiet)
     except BaseException:
         _unsave(storage, root, saved_before, save)
         raise
@@ -124,7 +118,7 @@ def measure(root: Path, label: str, *, required: bool = True, **options) -> Run:
     """Run `root`'s benchmarks (options as for run_benchmarks) and load the results. A failing
     benchmark is an error, so a broken benchmark never passes as a regression-free run; so is
     a run without benchmarks (nothing matched -k, or all skipped) unless not `required`."""
-    with child.sigterm_raises(), tempfile.TemporaryDirectory(prefix="suite-bench-") as tmp:
+    with processes.sigterm_raises(), tempfile.TemporaryDirectory(prefix="suite-bench-") as tmp:
         json_path = Path(tmp) / "run.json"
         status = run_benchmarks(root, json_path, **options)
         if status not in (0, NO_TESTS):

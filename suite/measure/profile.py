@@ -22,7 +22,6 @@ import dataclasses
 import functools
 import gc
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from suite.bench import child
+from suite import files, processes
 from suite.errors import SuiteError, unknown
 from suite.measure.complexity import measure_complexity
 from suite.measure.env import environment, resolve_device
@@ -112,8 +111,7 @@ def plan(names: Sequence[str], reference: str | None = None, **options: Any) -> 
                 _reference_kwargs(reference, kwargs, size)
         except SuiteError as err:
             raise err.where(key="reference") from None
-        shared = {k: v for k, v in kwargs.items() if k in get_model_info(reference).options}
-        own = {**options, "model_kwargs": shared}
+        own = {**options, "model_kwargs": _shared_kwargs(reference, kwargs)}
         return [ProfileJob(reference, **{**own, "img_size": size}) for size in sizes] + [
             ProfileJob(n, reference=reference, **options) for n in names if n != reference
         ]
@@ -131,26 +129,14 @@ def _check_options(options: dict[str, Any]) -> None:
 
 def check_out(path: Path) -> None:
     """An --out that cannot be written fails before the profiling, not after it."""
-    path = Path(path)
-    if path.is_dir():
-        raise SuiteError("is a directory; name a file", file=str(path), key="--out")
-    existing = next(p for p in path.resolve().parents if p.exists())
-    if not existing.is_dir():
-        raise SuiteError(f"{existing} is not a directory", file=str(path), key="--out")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise SuiteError(f"cannot write into {existing}", file=str(path), key="--out")
+    files.check_writable(path, key="--out")
 
 
 def write_out(path: Path, text: str) -> None:
-    """Write `text` to `path` whole (through a temporary file), or raise a SuiteError leaving none."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    """Write `text` to `path` whole, or raise a SuiteError leaving no file."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
-        tmp.replace(path)
+        files.write_text(path, text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise SuiteError(f"cannot write: {exc.strerror or exc}", file=str(path), key="--out") from None
 
 
@@ -175,7 +161,7 @@ def profile(jobs: Sequence[ProfileJob]) -> list[dict[str, Any]]:
     # disable=None: a bar on a terminal only, none in logs or pipes
     bar = tqdm(jobs, desc="profile", unit="model", disable=None if len(jobs) > 1 else True, file=sys.stderr)
     try:
-        with child.sigterm_raises():
+        with processes.sigterm_raises():
             for job in bar:
                 bar.set_postfix_str(job.model)
                 rows.append(run_isolated(job))
@@ -190,7 +176,7 @@ def profile(jobs: Sequence[ProfileJob]) -> list[dict[str, Any]]:
 
 def run_isolated(job: ProfileJob) -> dict[str, Any]:
     """Profile `job` in a fresh Python process; failures come back as a row with `error`."""
-    proc = child.run(child_command(job), capture=True)
+    proc = processes.run(child_command(job), capture=True)
     lines = proc.stdout.splitlines()
     if proc.returncode == 0 and RESULT_MARKER in lines:
         return json.loads(lines[lines.index(RESULT_MARKER) + 1])
@@ -337,9 +323,13 @@ def _build_reference(job: ProfileJob) -> nn.Module:
 
 
 def _reference_kwargs(reference: str, model_kwargs: dict[str, Any], img_size: int) -> dict[str, Any]:
-    """The reference's options: the shared ones (e.g. num_classes) that it has, checked for `img_size`."""
-    shared = {k: v for k, v in model_kwargs.items() if k in get_model_info(reference).options}
-    return resolve_model_kwargs(reference, shared, input_size=img_size)
+    """The reference's options, checked for `img_size`."""
+    return resolve_model_kwargs(reference, _shared_kwargs(reference, model_kwargs), input_size=img_size)
+
+
+def _shared_kwargs(reference: str, model_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The models' options that the reference has too (e.g. num_classes)."""
+    return {k: v for k, v in model_kwargs.items() if k in get_model_info(reference).options}
 
 
 def _place(model: nn.Module, job: ProfileJob, device: torch.device) -> nn.Module:

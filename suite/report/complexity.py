@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from suite import files
 from suite.report.formats import markdown_table
 from suite.report.tables import Table, num
 
@@ -142,8 +143,5 @@ def write(out: Path, csv: Path | None = None, measure: Measure = measure_models)
     if failed:
         notes.append(f"Failed to measure: {', '.join(failed)} (see the last column).")
     path = out / PAGE_NAME
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page({n: rows[n] for n in names if n in rows}, notes))
-    tmp.replace(path)
+    files.write_text(path, page({n: rows[n] for n in names if n in rows}, notes))
     return path

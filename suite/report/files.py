@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from suite import files
 from suite.errors import SuiteError, unknown
 from suite.report import formats as fmt
 from suite.report import plots
@@ -33,13 +34,6 @@ def parse_formats(text: str | None) -> list[str]:
     if not names:
         raise SuiteError("name at least one format", key="format", choices=fmt.FORMATS)
     return list(dict.fromkeys(names))
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _figures(report: Report) -> list[plots.Plot]:
@@ -73,7 +67,7 @@ def write(report: Report, formats: Sequence[str] = DEFAULT_FORMATS, directory: P
         else:
             text = fmt.render(report, name)
         path, = table_paths(report, [name], directory)
-        atomic_write(path, text)
+        files.write_text(path, text)
         paths.append(path)
     return paths
 
@@ -101,7 +95,7 @@ def write_to(report: Report, target: str, formats: Sequence[str] = ()) -> str:
     if target == "-":
         sys.stdout.write(text)
     else:
-        atomic_write(Path(target), text)
+        files.write_text(Path(target), text)
     return name
 
 

@@ -18,13 +18,13 @@ from the last end-of-epoch checkpoint, which is always there.)
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from suite import files
 from suite.errors import SuiteError
 
 FILENAME = "checkpoint.pt"
@@ -55,21 +55,8 @@ def clear_request() -> None:
 
 def save(path: Path, state: dict[str, Any]) -> None:
     """Write `state` to `path` atomically and durably."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+    with files.replace(path, binary=True, durable=True) as f:
+        torch.save(state, f)
 
 
 def load(path: Path) -> dict[str, Any] | None:

@@ -36,7 +36,6 @@ import contextlib
 import functools
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -51,6 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from suite import files
 from suite.data import DATASETS, build
 from suite.errors import SuiteError, SuiteWarning, batch_of_one
 from suite.models import create_model
@@ -414,6 +414,4 @@ def _epoch_value(iteration: int, steps_per_epoch: int) -> int | float:
 
 
 def _write_lines(path: Path, lines: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    os.replace(tmp, path)
+    files.write_text(path, "".join(json.dumps(line) + "\n" for line in lines))

@@ -1,0 +1,71 @@
+"""Writing the suite's files: whole or not at all, and refused early when they cannot be written.
+
+Every record, table, checkpoint and metrics log goes through `replace`: a reader (a collaborator's
+`suite report`, a resumed run, SLURM's next attempt) sees the old file or the new one, never half
+of one, and a crash mid-write leaves no temporary file behind. The temporary name is unique per
+writer, because two processes (a SLURM requeue beside a lingering attempt) may write the same file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from suite.errors import SuiteError
+
+
+@contextlib.contextmanager
+def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Iterator[IO]:
+    """A file to write that replaces `path` when the block ends without an exception.
+
+    A new file gets the mode the umask gives (as `open` would); a replaced file keeps its own.
+    Text is UTF-8 written as given (no newline translation, so a CRLF file stays CRLF).
+    `durable`: fsync the data and the rename, for what a crash must not lose (checkpoints).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.fchmod(fd, stat.S_IMODE(path.stat().st_mode))
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})) as f:
+            yield f
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def write_text(path: Path, text: str, *, durable: bool = False) -> None:
+    with replace(path, durable=durable) as f:
+        f.write(text)
+
+
+def check_writable(path: Path, *, key: str, directory: bool = False, write: bool = True) -> None:
+    """Fail before the long part, not after it, when `path` (a file, or with `directory` a folder
+    of files) cannot be written: the error names the path and the option `key`. `write=False`
+    checks only that it is (or can become) what it should be, for a folder that is only read."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != directory:
+        raise SuiteError("not a directory" if directory else "is a directory; name a file", file=str(path), key=key)
+    folder = path if directory else path.parent
+    existing = next(p for p in [folder, *folder.resolve().parents] if p.exists())
+    if not existing.is_dir():
+        raise SuiteError(f"not a directory ({existing} is a file)", file=str(path), key=key)
+    if write and not os.access(existing, os.W_OK | os.X_OK):
+        raise SuiteError(f"cannot write into {existing}", file=str(path), key=key)

@@ -1,0 +1,53 @@
+"""suite.files: whole files or none, and unwritable targets refused up front."""
+
+import os
+
+import pytest
+
+from suite import files
+from suite.errors import SuiteError
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "table.md"
+    path.write_text("old\n")
+    with pytest.raises(RuntimeError), files.replace(path) as f:
+        f.write("half")
+        raise RuntimeError("crash mid-write")
+    assert path.read_text() == "old\n" and os.listdir(tmp_path) == ["table.md"]
+
+
+def test_new_files_follow_the_umask_and_replaced_ones_keep_their_mode(tmp_path):
+    old = os.umask(0o027)
+    try:
+        files.write_text(tmp_path / "sub" / "new.txt", "a")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "sub" / "new.txt").stat().st_mode & 0o777 == 0o640
+    kept = tmp_path / "script.sh"
+    kept.write_text("#!/bin/sh\n")
+    kept.chmod(0o750)
+    with files.replace(kept, binary=True, durable=True) as f:
+        f.write(b"#!/bin/sh\r\necho\r\n")
+    assert kept.stat().st_mode & 0o777 == 0o750 and kept.read_bytes() == b"#!/bin/sh\r\necho\r\n"
+
+
+@pytest.mark.parametrize("target, directory, message", [
+    ("a", False, "is a directory; name a file"),  # a file wanted, a folder there
+    ("f", True, "not a directory"),  # a folder wanted, a file there
+    ("f/sub/out.csv", False, r"not a directory \(.*f is a file\)"),  # a file on the way
+])
+def test_check_writable_names_the_path_and_the_option(tmp_path, target, directory, message):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "f").write_text("")
+    with pytest.raises(SuiteError, match=message) as info:
+        files.check_writable(tmp_path / target, key="--out", directory=directory)
+    assert info.value.file == str(tmp_path / target) and info.value.key == "--out"
+
+
+def test_check_writable_accepts_what_can_be_made(tmp_path):
+    files.check_writable(tmp_path / "x" / "y" / "out.csv", key="--out")
+    files.check_writable(tmp_path / "store", key="--storage", directory=True)
+    existing = tmp_path / "out.csv"
+    existing.write_text("old")
+    files.check_writable(existing, key="--out")
