@@ -272,6 +272,28 @@ def test_the_built_in_smoke_data_set_replaces_a_data_axis(tmp_path):
     assert [(r.point["data.name"], r.config.data.name) for r in runs] == [("digits", "digits")]
 
 
+@pytest.mark.parametrize("classes", [
+    "zip:\n  - {data.name: [cifar10, cifar100], model.num_classes: [10, 100]}\n",  # coupled to the data
+    "zip:\n  - {data.name: [cifar100, imagenet]}\ngrid:\n  model.num_classes: [100]\n",
+    "zip:\n  - {data.name: [cifar100, imagenet]}\nbase: {model: {name: resnet164_cifar, num_classes: 100}}\n",
+])
+def test_the_smoke_data_set_brings_its_own_classes(tmp_path, classes):
+    text = "name: bad\nbase: {model: {name: resnet164_cifar}}\n"
+    text = text + classes if "base:" not in classes else classes.replace("zip", "name: bad\nzip", 1)
+    runs = expand(load(write(tmp_path, text, "bad")), preset="smoke")
+    assert [(r.config.data.name, r.config.model.kwargs["num_classes"]) for r in runs] == [("digits", 10)]
+    own = expand(load(write(tmp_path, text, "bad")))
+    assert len({r.config.data.name for r in own}) == 2 and {r.config.model.kwargs["num_classes"] for r in own} >= {100}
+
+
+def test_a_spec_that_sets_its_smoke_data_keeps_its_classes(tmp_path):
+    text = ("name: bad\nbase: {model: {name: resnet164_cifar}}\n"
+            "zip:\n  - {data.name: [cifar10, cifar100], model.num_classes: [10, 100]}\n"
+            "presets:\n  smoke: {data: {name: synthetic}}\n")
+    runs = expand(load(write(tmp_path, text, "bad")), preset="smoke")
+    assert sorted(r.config.model.kwargs["num_classes"] for r in runs) == [10, 100]
+
+
 def test_zip_lengths_and_unknown_top_level_key(tmp_path):
     err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\nzip:\n  - {lr: [1, 2], momentum: [0.9]}\n")
     assert "equal lengths" in err.message and err.line == 4
@@ -494,6 +516,13 @@ def test_specs_lists_every_spec_and_names_a_broken_one(tmp_path, monkeypatch, ca
     assert "preset.yaml:4: presets.fast.epohcs: unknown key; did you mean 'epochs'?" in out  # a preset is checked too
     assert "under --preset smoke: " in out and "san.yaml" in out  # the built-in smoke preset: 32 px digits
     assert any(line.split()[:2] == ["plain", "1"] for line in out.splitlines())  # no description: no crash
+    assert main(["specs", "--preset", "fast"]) == 2  # only the broken specs fail: the others lack the preset
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert all(lines[n].endswith("-  (no preset 'fast')") for n in ("plain", "san"))  # listed, not invalid
+    assert "invalid" in lines["broken"] and "invalid" in lines["zipped"]  # cannot be read: cannot tell
+    assert "presets.fast.epohcs: unknown key" in out
+    assert main(["specs", "--preset", "nowhere"]) == 2 and "no spec has the preset 'nowhere'" in capsys.readouterr().err
 
 
 # ---- the shipped specs

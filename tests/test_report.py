@@ -7,9 +7,11 @@ import math
 import re
 import shutil
 import textwrap
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -201,6 +203,23 @@ def test_schema_drift_warns_and_leaves_cells_empty(tmp_path, toy):
     assert rep.runs["top5_err"].isna().all() and body_row(rep, "0.1")["GMACs"] == tables.MISSING
 
 
+def test_no_top5_with_five_classes_or_fewer_is_not_a_missing_value(tmp_path, toy):
+    spec, runs, _ = toy
+    out = tmp_path / "store"
+    for run in runs[:2]:
+        finish(out, run, 4.0)
+    frame = store.collect(out, [r.run_id for r in runs[:2]])
+    frame["top5_err"] = np.nan  # what the trainer records with 5 classes or fewer
+    frame["model.num_classes"] = [5, 10]
+    with pytest.warns(UserWarning, match=r"top5_err \(1 of 2\)"):  # only the 10-class run lacks it
+        tables.build(spec, runs[:2], frame, out=out, metrics=["top1_err", "top5_err"])
+    frame["model.num_classes"] = 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rep = tables.build(spec, runs[:2], frame, out=out, metrics=["top1_err", "top5_err"])
+    assert not any("older version" in n for n in rep.notes)
+
+
 def test_paper_values_are_not_compared_on_another_data_set(toy, tmp_path):
     spec, _, _ = toy
     runs = ablations.expand(spec, preset="smoke")  # digits instead of cifar10
@@ -381,6 +400,17 @@ def test_splice_keeps_crlf_line_endings(tmp_path):
     splice_file(path, "toy", "| a |\n| 1 |\n")
     assert path.read_bytes() == (b"# T\r\n<!-- suite:report toy -->\r\n\r\n| a |\r\n| 1 |\r\n\r\n"
                                  b"<!-- /suite:report -->\r\ntail \xc2\xb1\r\n")
+
+
+def test_splice_skips_indented_code_reads_a_bom_and_keeps_the_mode(tmp_path):
+    path = tmp_path / "README.md"
+    text = ("\ufeff<!-- suite:report toy -->\nold\n<!-- /suite:report -->\nAs code:\n\n"
+            "    <!-- suite:report toy -->\n    <!-- /suite:report -->\n")
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o755)
+    splice_file(path, "toy", "new")
+    assert path.read_text(encoding="utf-8") == text.replace("old\n", "\nnew\n\n")
+    assert path.stat().st_mode & 0o777 == 0o755
 
 
 @pytest.mark.parametrize("text, line, message", [

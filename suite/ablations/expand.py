@@ -226,7 +226,8 @@ def _same(a: Any, b: Any) -> bool:
 def _points(spec: Spec, replaced: Mapping[str, list[Any]], preset: str | None, fixed: Mapping[str, Any],
             fixed_src: Mapping[str, tuple[str, ...]]) -> list[tuple[dict[str, Any], dict[str, tuple[str, ...]], bool]]:
     """Cartesian product of the grid axes (values possibly replaced by the preset's grid) and the
-    zip groups (a zip axis the preset sets takes its value in every point, label included), as
+    zip groups (a zip axis the preset sets takes its value in every point, label included; points
+    that it makes equal are one), as
     (point, key -> yaml path of the value, whether the point is one of the spec's own)."""
     Factor = tuple[dict[str, Any], dict[str, tuple[str, ...]], bool]
     factors: list[list[Factor]] = []
@@ -240,6 +241,8 @@ def _points(spec: Spec, replaced: Mapping[str, list[Any]], preset: str | None, f
         for i in range(length):
             point = {axis: fixed.get(axis, vals[i]) for axis, vals in group.items()}
             where = {axis: fixed_src[axis] if axis in fixed else ("zip", str(g), axis, str(i)) for axis in group}
+            if fixed.keys() & group.keys() and any(all(_same(point[a], p[a]) for a in group) for p, _, _ in factor):
+                continue  # the preset's values made it an earlier point: one run, not a duplicate
             factor.append((point, where, all(_same(point[axis], vals[i]) for axis, vals in group.items())))
         factors.append(factor)
     out = []

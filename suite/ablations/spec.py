@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from suite.config import SECTIONS, flatten
+from suite.data.catalog import DATASETS
 from suite.errors import SuiteError, close_matches
 from suite.metrics import COSTS, REFERENCE_METRICS, RUN_METRICS
 from suite.schema import compose_yaml, load_yaml
@@ -152,7 +153,7 @@ def parse(path: Path) -> Spec:
         _given_twice(values, where, "presets", preset)
         if "grid" in values:
             values["grid"] = _axes(values["grid"], where, "presets", preset, "grid")
-    presets["smoke"] = _smoke(presets.get("smoke", {}), grid)
+    presets["smoke"] = _smoke(presets.get("smoke", {}), base, grid, zip_groups)
     spec = Spec(
         name=name,
         path=path,
@@ -257,13 +258,21 @@ def _check_name(name: str, kind: str, where: _Where, *path: str) -> None:
                           f"<out>/{name}.md", *path, choices=RESERVED)
 
 
-def _smoke(own: dict[str, Any], grid: Mapping[str, list[Any]]) -> dict[str, Any]:
+def _smoke(own: dict[str, Any], base: Mapping[str, Any], grid: Mapping[str, list[Any]],
+           zip_groups: list[dict[str, list[Any]]]) -> dict[str, Any]:
     """The spec's `presets.smoke` over DEFAULT_SMOKE. A default for a grid axis goes into the
     preset's `grid:` instead (a preset's plain value must not set an axis: the runs would keep the
-    grid's label), unless the spec's smoke sets that key itself."""
-    smoke = {k: v for k, v in DEFAULT_SMOKE.items() if k not in grid}
+    grid's label), unless the spec's smoke sets that key itself. Where the spec sets the number of
+    classes for its own data, the smoke's data set brings its own: zip points that differed only
+    in data and classes become one run."""
+    given = set(flatten({k: v for k, v in own.items() if k != "grid"})) | set(own.get("grid") or {})
+    defaults = dict(DEFAULT_SMOKE)
+    spec_keys = set(flatten(dict(base))) | set(grid) | {a for g in zip_groups for a in g}
+    if "data.name" not in given and "model.num_classes" not in given and "model.num_classes" in spec_keys:
+        defaults["model.num_classes"] = DATASETS[DEFAULT_SMOKE["data.name"]].num_classes
+    smoke = {k: v for k, v in defaults.items() if k not in grid and k not in given}
     smoke.update(own)
-    replaced = {k: [v] for k, v in DEFAULT_SMOKE.items() if k in grid and k not in own and k not in (own.get("grid") or {})}
+    replaced = {k: [v] for k, v in defaults.items() if k in grid and k not in given}
     if replaced:
         smoke["grid"] = {**(own.get("grid") or {}), **replaced}
     return smoke

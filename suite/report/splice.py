@@ -10,7 +10,8 @@ where NAME is the report's name (the spec, or `spec.preset`). Only what lies bet
 of that name changes; everything else is kept byte for byte (line endings included: a CRLF file
 gets a CRLF table). Markers are checked over the whole file first (an opener inside a block, a
 closer without opener, an unclosed block), so a broken file is never half rewritten. Marker lines
-inside fenced code blocks (``` or ~~~) are text, e.g. documentation showing how to write one.
+inside fenced code blocks (``` or ~~~) or indented by 4 spaces or more are text, e.g. documentation
+showing how to write one. The file keeps its mode.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from suite import files
 from suite.errors import SuiteError
 
-OPEN = re.compile(r"^\s*<!--\s*suite:report\s+(\S+)\s*-->\s*$")
-CLOSE = re.compile(r"^\s*<!--\s*/suite:report\s*-->\s*$")
+# A marker is indented by at most 3 spaces: 4 make an indented code block (CommonMark), text again.
+# The byte-order mark some editors put before a file's first line is not indentation.
+OPEN = re.compile(r"^\ufeff? {0,3}<!--\s*suite:report\s+(\S+)\s*-->\s*$")
+CLOSE = re.compile(r"^\ufeff? {0,3}<!--\s*/suite:report\s*-->\s*$")
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")  # CommonMark: a fence opens with 3+ backticks or tildes
 
 
@@ -87,7 +91,4 @@ def splice_file(path: Path, name: str, content: str) -> None:
         raise SuiteError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path)) from None
     new = splice(text, name, content, file=str(path))
     if new != text:
-        tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(new)
-        tmp.replace(path)
+        files.write_text(Path(path), new)
