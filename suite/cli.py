@@ -256,8 +256,8 @@ def _run(args: argparse.Namespace) -> int:
     if not plan.to_run:
         counts = ", ".join(f"{n} {state}" for state, n in plan.counts().items() if n)
         stopped = sum(plan.counts().get(state, 0) for state in ("failed", "cancelled"))
-        hint = f"; rerun the {stopped} failed or cancelled: suite run {_same_local_runs(args)} --retry-failed" \
-            if stopped else ""
+        again = _same_local_runs(args) if args.executor == "local" else f"{_same_runs(args)} --executor slurm"
+        hint = f"; rerun the {stopped} failed or cancelled: suite run {again} --retry-failed" if stopped else ""
         print(f"nothing to run: {counts} (out: {out}){hint}")
         return 0
     if args.force:

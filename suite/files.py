@@ -23,11 +23,16 @@ from suite.errors import SuiteError
 def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Iterator[IO]:
     """A file to write that replaces `path` when the block ends without an exception.
 
-    A new file gets the mode the umask gives (as `open` would); a replaced file keeps its own.
+    A new file gets the mode the umask gives (as `open` would); a replaced file keeps its own; a
+    symlink is followed, and what is not a regular file (/dev/null) is written as it is.
     Text is UTF-8 written as given (no newline translation, so a CRLF file stays CRLF).
     `durable`: fsync the data and the rename, for what a crash must not lose (checkpoints).
     """
-    path = Path(path)
+    path = Path(os.path.realpath(path))  # a symlink's target is written, not the link replaced
+    if path.exists() and not path.is_file():  # /dev/null, a FIFO: written to, never replaced
+        with open(path, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})) as f:
+            yield f
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -61,6 +66,11 @@ def check_writable(path: Path, *, key: str, directory: bool = False, write: bool
     of files) cannot be written: the error names the path and the option `key`. `write=False`
     checks only that it is (or can become) what it should be, for a folder that is only read."""
     path = Path(path)
+    if not directory and path.exists() and not path.is_dir():
+        if not os.access(path, os.W_OK):
+            raise SuiteError("cannot write", file=str(path), key=key)
+        if not path.is_file():  # a device or FIFO: written as it is
+            return
     if path.exists() and path.is_dir() != directory:
         raise SuiteError("not a directory" if directory else "is a directory; name a file", file=str(path), key=key)
     folder = path if directory else path.parent

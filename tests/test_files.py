@@ -1,6 +1,7 @@
 """suite.files: whole files or none, and unwritable targets refused up front."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +52,14 @@ def test_check_writable_accepts_what_can_be_made(tmp_path):
     existing = tmp_path / "out.csv"
     existing.write_text("old")
     files.check_writable(existing, key="--out")
+
+
+def test_a_symlink_is_followed_and_a_device_written_not_replaced(tmp_path):
+    target = tmp_path / "target.csv"
+    target.write_text("old")
+    (tmp_path / "link.csv").symlink_to(target)
+    files.write_text(tmp_path / "link.csv", "new")
+    assert (tmp_path / "link.csv").is_symlink() and target.read_text() == "new"
+    files.check_writable(Path("/dev/null"), key="--out")
+    files.write_text(Path("/dev/null"), "anything")
+    assert Path("/dev/null").is_char_device()
