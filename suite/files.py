@@ -28,9 +28,10 @@ def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Itera
     Text is UTF-8 written as given (no newline translation, so a CRLF file stays CRLF).
     `durable`: fsync the data and the rename, for what a crash must not lose (checkpoints).
     """
+    mode, text = ("wb", {}) if binary else ("w", {"encoding": "utf-8", "newline": ""})
     path = Path(os.path.realpath(path))  # a symlink's target is written, not the link replaced
     if path.exists() and not path.is_file():  # /dev/null, a FIFO: written to, never replaced
-        with open(path, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})) as f:
+        with open(path, mode, **text) as f:
             yield f
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,7 +40,7 @@ def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Itera
     try:
         with contextlib.suppress(FileNotFoundError):
             os.fchmod(fd, stat.S_IMODE(path.stat().st_mode))
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})) as f:
+        with os.fdopen(fd, mode, **text) as f:
             yield f
             f.flush()
             if durable:
@@ -66,13 +67,13 @@ def check_writable(path: Path, *, key: str, directory: bool = False, write: bool
     of files) cannot be written: the error names the path and the option `key`. `write=False`
     checks only that it is (or can become) what it should be, for a folder that is only read."""
     path = Path(path)
-    if not directory and path.exists() and not path.is_dir():
-        if not os.access(path, os.W_OK):
+    if path.exists():
+        if path.is_dir() != directory:
+            raise SuiteError("not a directory" if directory else "is a directory; name a file", file=str(path), key=key)
+        if not directory and not os.access(path, os.W_OK):
             raise SuiteError("cannot write", file=str(path), key=key)
-        if not path.is_file():  # a device or FIFO: written as it is
+        if not directory and not path.is_file():  # a device or FIFO: written as it is
             return
-    if path.exists() and path.is_dir() != directory:
-        raise SuiteError("not a directory" if directory else "is a directory; name a file", file=str(path), key=key)
     folder = path if directory else path.parent
     existing = next(p for p in [folder, *folder.resolve().parents] if p.exists())
     if not existing.is_dir():

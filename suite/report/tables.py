@@ -249,10 +249,9 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
     out = out[list(dict.fromkeys(ordered))]
 
     n_done = int(done.sum())
-    classes = pd.to_numeric(collected.get("model.num_classes", pd.Series(np.nan, index=out.index)), errors="coerce")
     absent = {c: done & out[c].isna().to_numpy() for c in dict.fromkeys([*metrics, *EXPECTED])}
-    if "top5_err" in absent:  # not a missing value but no value: top-5 of 5 classes or fewer is always right
-        absent["top5_err"] &= ~(classes <= 5).to_numpy()
+    if "top5_err" in absent and "model.num_classes" in collected:  # no top-5 of 5 classes or fewer: not missing
+        absent["top5_err"] &= ~(pd.to_numeric(collected["model.num_classes"], errors="coerce") <= 5).to_numpy()
     lacking = [c for c, rows in absent.items() if rows.any()]
     if lacking:
         counts = ", ".join(f"{c} ({int(absent[c].sum())} of {n_done})" for c in lacking)
