@@ -99,11 +99,10 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 def _models(args: argparse.Namespace) -> int:
     from suite.measure.complexity import count_params
-    from suite.models import get_model_info, list_models
+    from suite.measure.profile import select_models
+    from suite.models import get_model_info
 
-    names = list_models(args.pattern)
-    if not names:
-        raise SuiteError(f"no model matches {' '.join(args.pattern)!r}")
+    names = select_models(args.pattern)  # a pattern that matches nothing is an error, not a shorter list
     print(f"{'model':<22} {'family':<8} {'input':>5} {'params (M)':>11}")
     for name in names:
         info = get_model_info(name)
@@ -215,6 +214,23 @@ def _same_runs(args: argparse.Namespace) -> str:
                        *(["--out", str(args.out)] if args.out else []), *args.overrides])
 
 
+def _cluster_flags(args: argparse.Namespace) -> list[str]:
+    """The SLURM flags given on the command line, as typed (for hints, and to refuse them locally)."""
+    from suite.dispatch.cluster import flag
+
+    words = []
+    for key, value in vars(args).items():
+        if key.startswith("cluster_") and value is not None:
+            for item in value if isinstance(value, list) else [value]:
+                words += [flag(key[len("cluster_"):]), str(item)]
+    return words
+
+
+def _same_slurm_runs(args: argparse.Namespace) -> str:
+    """`_same_runs` for a resubmission: on SLURM, with the same cluster flags."""
+    return " ".join([_same_runs(args), "--executor slurm", *map(shlex.quote, _cluster_flags(args))])
+
+
 def _same_local_runs(args: argparse.Namespace) -> str:
     """`_same_runs` for a local re-run: with the same --max-parallel, hence the same threads per run
     (CPU results depend on the thread count)."""
@@ -231,6 +247,8 @@ def _run(args: argparse.Namespace) -> int:
     out = args.out or store.default_out()
     spec, runs = _expand(args)
     options = None
+    if args.executor == "local" and _cluster_flags(args):
+        raise SuiteError(f"{_cluster_flags(args)[0]} is a SLURM option: add --executor slurm", key="executor")
     if args.executor == "slurm":  # checked before anything is planned or submitted
         cli = cluster.parse_cli({k[len("cluster_"):]: v for k, v in vars(args).items() if k.startswith("cluster_")})
         options = cluster.resolve_options(spec.cluster, cli, spec_file=str(spec.path),
@@ -256,14 +274,15 @@ def _run(args: argparse.Namespace) -> int:
     if not plan.to_run:
         counts = ", ".join(f"{n} {state}" for state, n in plan.counts().items() if n)
         stopped = sum(plan.counts().get(state, 0) for state in ("failed", "cancelled"))
-        again = _same_local_runs(args) if args.executor == "local" else f"{_same_runs(args)} --executor slurm"
+        again = _same_local_runs(args) if args.executor == "local" else _same_slurm_runs(args)
         hint = f"; rerun the {stopped} failed or cancelled: suite run {again} --retry-failed" if stopped else ""
         print(f"nothing to run: {counts} (out: {out}){hint}")
         return 0
     if args.force:
         start_afresh(plan, out)
     if options is not None:
-        submission = slurm.submit(plan.to_run, out, options, name=spec.name)
+        submission = slurm.submit(plan.to_run, out, options, name=spec.name,
+                                  again=f"suite run {_same_slurm_runs(args)} --retry-failed")
         n, code = len(submission.arrays), submission.code
         print(f"submitted {count(len(submission.job_ids), 'run')} as {count(n, 'job array')}: "
               f"{' '.join(submission.arrays)} (out: {out})")
@@ -340,6 +359,15 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
         counts[states[rid]] = counts.get(states[rid], 0) + 1
     arrays = sorted({str(j).split("_")[0] for j in live["slurm_job_id"]}, key=lambda j: (len(j), j))
     print(f"  slurm: {', '.join(f'{n} {s}' for s, n in sorted(counts.items()))} (jobs {' '.join(arrays)})")
+    pending = [str(j) for rid, j in zip(live["run_id"], live["slurm_job_id"]) if states[rid] == "PENDING"]
+    if pending:  # e.g. BadConstraints: a request the cluster can never meet waits forever
+        from suite.dispatch.slurm import pending_reasons
+
+        reasons: dict[str, int] = {}
+        for reason in pending_reasons(pending).values():
+            reasons[reason] = reasons.get(reason, 0) + 1
+        if reasons:
+            print(f"  pending because: {', '.join(f'{r} ({n})' for r, n in sorted(reasons.items()))}")
 
 
 def _add_cancel(sub: argparse._SubParsersAction) -> None:
@@ -364,8 +392,12 @@ def _cancel(args: argparse.Namespace) -> int:
         print(f"{spec.name}: nothing queued or running on SLURM (out: {out})")
         return 0
     jobs = sorted({j.split("_")[0] for j in cancelled.values()}, key=lambda j: (len(j), j))
+    # The command they were submitted with, cluster flags included (recorded by `suite run`).
+    recorded = {(store.state_of(store.run_dir(out, rid)).status or {}).get("again") for rid in cancelled}
+    again = recorded.pop() if len(recorded) == 1 and None not in recorded else \
+        f"suite run {_same_runs(args)} --executor slurm --retry-failed"
     print(f"{spec.name}: cancelled {count(len(cancelled), 'run')} (jobs {' '.join(jobs)}); "
-          f"`suite run {_same_runs(args)} --executor slurm --retry-failed` submits them again")
+          f"`{again}` submits them again")
     return 0
 
 
@@ -416,6 +448,9 @@ def _profile(args: argparse.Namespace) -> int:
 
     kwargs = parse_overrides(i for i in args.items if "=" in i)
     if args.num_classes is not None:
+        if kwargs.get("num_classes", args.num_classes) != args.num_classes:
+            raise SuiteError(f"--num-classes {args.num_classes} contradicts num_classes={kwargs['num_classes']}",
+                             key="num_classes")
         kwargs["num_classes"] = args.num_classes
     names = profile.select_models([i for i in args.items if "=" not in i], all_models=args.all)
     options = {k: getattr(args, k) for k in ("img_size", "device", "amp", "channels_last", "compile",
@@ -433,7 +468,7 @@ def _profile(args: argparse.Namespace) -> int:
             print("interrupted", file=sys.stderr)
             return stop.status
     note = f"partial: {partial}; these rows are the finished ones\n" if partial else ""
-    fmt = "json" if args.json or (args.out and not args.csv and args.out.suffix == ".json") else "csv"
+    fmt = "json" if args.json or (args.out and not args.csv and args.out.suffix.lower() == ".json") else "csv"
     if args.out:
         print(profile.render(rows, "table") + note, end="")
         profile.write_out(args.out, profile.render(rows, fmt))

@@ -296,6 +296,16 @@ def test_cli_bad_option_exits_2(capsys):
     # every row times the reference: one that cannot take the input size stops the command up front
     assert main(["profile", "resnet26", "--reference", "san10_pairwise", "--input-size", "64", "--bench", "infer"]) == 2
     assert "reference.padding: inputs of 64 px" in capsys.readouterr().err
+    assert main(["profile", "resnet26", "num_classes=10", "--num-classes", "5"]) == 2
+    assert "--num-classes 5 contradicts num_classes=10" in capsys.readouterr().err
+    assert main(["models", "san10_*", "resnet2x"]) == 2  # one pattern that matches nothing is a mistake
+    assert "unknown model 'resnet2x'" in capsys.readouterr().err
+
+
+def test_cli_out_takes_json_from_the_suffix_in_any_case(tmp_path, capsys):
+    out = tmp_path / "rows.JSON"
+    assert main(["profile", "resnet26", "--input-size", "64", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())[0]["model"] == "resnet26"
 
 
 def test_one_failing_child_does_not_stop_the_others(capsys):

@@ -439,7 +439,7 @@ def test_the_input_size_check_agrees_with_the_model(footprint, padding):
         try:
             resolve_model_kwargs("san10_pairwise", {"footprint": footprint, "padding": padding}, input_size=size)
         except SuiteError as err:
-            assert err.key == "padding" and "at least" in err.message
+            assert err.key in (None, "padding") and "at least" in err.message  # padding: when it is the cause
             return False
         return True
 
@@ -615,6 +615,9 @@ def test_official_checkpoint_errors_name_the_key():
     with pytest.raises(SuiteError) as err:
         load_official_san(model, incomplete)
     assert err.value.key == "stages.2.blocks.1.sam.position.bias"
+    with pytest.raises(SuiteError) as err:  # a model built without position encoding has no conv_p
+        load_official_san(create_model("san10_pairwise", position_encoding=False), official)
+    assert err.value.key.startswith("layer0.0.sam.") and "position_encoding" in err.value.message
     with pytest.raises(SuiteError) as err:
         load_official_san(create_model("san10_pairwise", relation="hadamard"), official)
     assert err.value.key == "relation"

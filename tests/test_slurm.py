@@ -164,6 +164,18 @@ def test_gpu_job_gets_cuda_visible_devices(tmp_path, capsys, slurm_cluster):
     assert status(out, rid)["cuda_visible_devices"] in [str(i) for i in range(slurm_cluster.gpus)]
 
 
+def test_status_says_why_a_request_the_cluster_cannot_meet_waits(tmp_path, capsys, slurm_cluster):
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "toomany", {"lr": [0.01]})
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--gpus-per-node",
+          str(slurm_cluster.gpus + 1))
+    # The scheduler sets the reason when it first looks at the job (SchedulerParameters, ~1 s here).
+    wait_for(lambda: "pending because: BadConstraints (1)" in suite(capsys, "status", str(spec), "--out", str(out)),
+             "squeue to give the pending reason", out, timeout=60)
+    assert "1 pending" in suite(capsys, "status", str(spec), "--out", str(out))
+    assert "cancelled 1 run " in suite(capsys, "cancel", str(spec), "--out", str(out))
+
+
 def test_failing_run_is_reported_with_its_error_and_the_rest_finish(tmp_path, capsys):
     out = tmp_path / "store"
     spec = write_spec(tmp_path, "fail", {"batch_size": [16, 1024]})  # 1,024 > the 512 synthetic images
@@ -208,7 +220,7 @@ def test_cancelled_runs_show_cancelled_and_are_not_resubmitted(tmp_path, capsys)
     out = tmp_path / "store"
     spec = write_spec(tmp_path, "cancel", {"lr": [0.01, 0.02]}, iterations=100_000)
     first, second = run_ids(spec)
-    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--timeout-min", "30")
     wait(out, [first, second], until=("running",))
     assert "slurm: 2 " in suite(capsys, "status", str(spec), "--out", str(out))  # squeue: PENDING or RUNNING
     # Cancelled behind the suite's back: the store learns it from sacct (no result was written).
@@ -216,7 +228,8 @@ def test_cancelled_runs_show_cancelled_and_are_not_resubmitted(tmp_path, capsys)
     assert wait(out, [first], timeout=60) == {first: "cancelled"}
     assert "ended CANCELLED without a result" in status(out, first)["error"]
     printed = suite(capsys, "cancel", str(spec), "--out", str(out))
-    assert "cancelled 1 run " in printed
+    assert "cancelled 1 run " in printed  # and the command to submit it again, with the flags it had
+    assert f"`suite run {spec} --out {out} --executor slurm --timeout-min 30 --retry-failed` submits" in printed
     job = status(out, second)["slurm_job_id"]
     wait_for(lambda: slurm.slurm_states([job])[job] == "CANCELLED", "sacct to say CANCELLED", out, timeout=60)
     assert "2 cancelled" in suite(capsys, "status", str(spec), "--out", str(out))
@@ -297,6 +310,7 @@ def test_requeues_beyond_the_cap_fail_the_run_and_keep_its_checkpoint(tmp_path, 
     subprocess.run(["scancel", "--signal=USR2", status(out, rid)["slurm_job_id"]], check=True)
     assert wait(out, [rid]) == {rid: "failed"}
     assert "after 0 requeues (max_requeues=0)" in status(out, rid)["error"]
+    assert f"`suite run {spec} --out {out} --executor slurm --retry-failed` resumes it" in status(out, rid)["error"]
     assert checkpoint.load(d / checkpoint.FILENAME)["iteration"] >= 16
 
 

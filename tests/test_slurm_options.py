@@ -82,7 +82,9 @@ def test_bad_spec_value_names_the_spec_line(tmp_path):
     ({"tasks_per_node": 0}, "--tasks-per-node: must be at least 1, got 0"),
     ({"sbatch": ["time=10"]}, "sbatch parameter 'time' cannot be set here: use the 'timeout_min' option"),
     ({"sbatch": ["array=0-3"]}, "the dispatcher sets it"),
-    ({"timeout_min": 2, "signal_delay_s": 120}, "signal_delay_s=120 must be shorter than the time limit"),
+    ({"timeout_min": 2}, "signal_delay_s=120 (the default) must be shorter than the time limit, timeout_min=2 "
+                         "(--timeout-min), i.e. 120 s"),
+    ({"sbatch": ["=x"]}, "--sbatch: an sbatch parameter needs a name"),
 ])
 def test_bad_command_line_values(spec, cli, message):
     with pytest.raises(SuiteError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -96,6 +98,28 @@ def test_cli_reports_a_spec_typo_before_anything_is_submitted(tmp_path, capsys, 
     assert main(["run", str(path), "--executor", "slurm", "--out", str(tmp_path / "store")]) == 2
     err = capsys.readouterr().err
     assert f"{path}:6: unknown cluster option 'gpu_per_node'; did you mean 'gpus_per_node'" in err
+    assert not (tmp_path / "store").exists()
+
+
+def test_a_time_limit_too_short_names_where_each_value_came_from(tmp_path):
+    path = tmp_path / "opts.yaml"
+    path.write_text(SPEC.replace("  partition: gpu", "  partition: gpu\n  timeout_min: 1"))
+    with pytest.raises(SuiteError) as err:
+        options(ablations.load(path), {"signal_delay_s": 90})
+    assert f"signal_delay_s=90 (--signal-delay-s) must be shorter than the time limit, timeout_min=1 ({path}:6)" \
+        in str(err.value)
+
+
+def test_sbatch_values_from_the_command_line_stay_as_typed(spec):
+    got = options(spec, {"sbatch": ["comment=007", "mail-user=no", "exclude=[a", "wckey="]})
+    assert got.sbatch == {"mail-type": "END", "comment": "007", "mail-user": "no", "exclude": "[a", "wckey": ""}
+
+
+def test_cluster_flags_without_the_slurm_executor_are_refused(tmp_path, capsys):
+    path = tmp_path / "opts.yaml"
+    path.write_text(SPEC)
+    assert main(["run", str(path), "--out", str(tmp_path / "store"), "--partition", "gpu"]) == 2
+    assert "--partition is a SLURM option: add --executor slurm" in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
 
 

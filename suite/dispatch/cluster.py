@@ -89,33 +89,45 @@ def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[
     `spec_line(key)` gives the line of a key in the spec file for error messages; `user` overrides
     the user-file lookup (None: no user file)."""
     path = user_file() if user == "default" else user
-    layers: list[dict[str, Any]] = []
+    spec_line = spec_line or (lambda key: None)
+    layers: list[tuple[dict[str, Any], typing.Callable[[str], str]]] = []  # values, where a key came from
     if path is not None:
-        layers.append(_check(*_read_yaml(path), file=str(path)))
+        values, line = _read_yaml(path)
+        layers.append((_check(values, line, file=str(path)), lambda key: _place(str(path), line(key))))
     if spec_section:
-        layers.append(_check(spec_section, spec_line or (lambda key: None), file=spec_file))
+        layers.append((_check(spec_section, spec_line, file=spec_file),
+                       lambda key: _place(spec_file or "the spec", spec_line(key))))
     if cli:
-        layers.append(_check(cli, lambda key: None, file="<command line>", flags=True))
+        layers.append((_check(cli, lambda key: None, file="<command line>", flags=True), flag))
     merged: dict[str, Any] = {}
-    for layer in layers:
+    origin: dict[str, str] = {}
+    for layer, where in layers:
         for key, value in layer.items():
             merged[key] = {**merged.get(key, {}), **value} if key == "sbatch" else value
+            origin[key] = where(key)
     options = ClusterOptions(**merged)
     if options.signal_delay_s >= options.timeout_min * 60:
-        raise SuiteError(f"signal_delay_s={options.signal_delay_s} must be shorter than the time limit "
-                         f"(timeout_min={options.timeout_min}, i.e. {options.timeout_min * 60} s)",
+        raise SuiteError(f"signal_delay_s={options.signal_delay_s} ({origin.get('signal_delay_s', 'the default')}) "
+                         f"must be shorter than the time limit, timeout_min={options.timeout_min} "
+                         f"({origin.get('timeout_min', 'the default')}), i.e. {options.timeout_min * 60} s",
                          key="signal_delay_s")
     return options
 
 
+def _place(file: str, line: int | None) -> str:
+    return f"{file}:{line}" if line else file
+
+
 def parse_cli(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Argparse values (None = not given) -> a layer; `sbatch` items are KEY=VALUE or a bare KEY (a flag)."""
+    """Argparse values (None = not given) -> a layer; `sbatch` items are KEY=VALUE or a bare KEY (a flag).
+
+    A VALUE is kept as typed (`--sbatch comment=007` stays '007'): sbatch reads strings."""
     out = {k: v for k, v in values.items() if v is not None and v != []}
     if "sbatch" in out:
         params: dict[str, Any] = {}
         for item in out["sbatch"]:
             key, sep, text = item.partition("=")
-            params[key] = (load_yaml(text) if text else "") if sep else True
+            params[key] = text if sep else True
         out["sbatch"] = params
     return out
 
@@ -169,6 +181,9 @@ def _check_sbatch(value: Any, name: str, where: dict[str, Any]) -> dict[str, Any
     params = {}
     for raw_key, v in value.items():
         key = str(raw_key).lstrip("-").replace("_", "-")
+        if not key:
+            raise SuiteError(f"an sbatch parameter needs a name, e.g. exclude=node7; got {raw_key!r}",
+                             key=name, **where)
         if key in OWNED:
             instead = OWNED[key]
             hint = f"use the {instead!r} option" if instead else "the dispatcher sets it"

@@ -66,8 +66,12 @@ class Submission:
 
 
 # ------------------------------------------------------------------------------------- submit
-def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name: str = "suite") -> Submission:
-    """Submit `runs` (already filtered to what must run) and return as soon as SLURM has them."""
+def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name: str = "suite",
+           again: str = "suite run --executor slurm --retry-failed") -> Submission:
+    """Submit `runs` (already filtered to what must run) and return as soon as SLURM has them.
+
+    `again` is the command that submits them again with the same options; each run records it, so
+    the hints after a cancel or an exhausted requeue budget can print it."""
     if shutil.which("sbatch") is None:
         raise SuiteError("`sbatch` not found: submit from a SLURM login node", key="executor")
     out = Path(out).resolve()
@@ -82,7 +86,8 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
         record = code.record()
         _parallel(lambda dj: store.set_status(
             dj[0], "pending", slurm_job_id=dj[1].job_id, slurm_state=None, slurm_log=str(dj[1].paths.stderr),
-            submitted_at=store.now(), executor="slurm", code=record, requeues=0, error=None), list(zip(dirs, jobs)))
+            submitted_at=store.now(), executor="slurm", code=record, requeues=0, error=None, again=again,
+            cancelled_at=None), list(zip(dirs, jobs)))
         if not options.sbatch.get("hold"):  # a hold the user asked for is theirs to release
             _slurm("scontrol", "release", ",".join(arrays))
     except BaseException:  # e.g. Ctrl-C: withdraw the held jobs; the next `suite run` submits the runs again
@@ -210,7 +215,8 @@ class SlurmRun:
         if done >= self.max_requeues:
             where = "before training" if iteration is None else f"at iteration {iteration}"
             message = (f"stopped by a time limit or pre-emption {where} after {done} requeues "
-                       f"(max_requeues={self.max_requeues}); `suite run --retry-failed` resumes from its checkpoint")
+                       f"(max_requeues={self.max_requeues}); `{status.get('again') or 'suite run --retry-failed'}` "
+                       "resumes it from its checkpoint")
             store.set_status(d, "failed", error=message)
             raise RuntimeError(message)
         store.set_status(d, "pending", requeues=done + 1, requeued_at=store.now(), requeued_at_iteration=iteration,
@@ -256,6 +262,25 @@ def _squeue_states(ids: Sequence[str]) -> dict[str, str]:
             job_id, _, state = line.strip().partition(" ")
             if state:
                 listed[job_id] = state.split()[0]
+    return _per_task(ids, listed)
+
+
+def pending_reasons(ids: Sequence[str]) -> dict[str, str]:
+    """Why slurmctld keeps each pending job of `ids` waiting (`Priority`, `Resources`, or one it can
+    never meet such as `BadConstraints`); what `suite status` shows next to the pending count."""
+    arrays = list(dict.fromkeys(_array_of(j) for j in ids))
+    listed: dict[str, str] = {}
+    for start in range(0, len(arrays), 500):
+        try:
+            done = subprocess.run(["squeue", "--noheader", "--array", "--states=PENDING", "--format=%i %r",
+                                   "--jobs", ",".join(arrays[start:start + 500])],
+                                  capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        except (FileNotFoundError, subprocess.TimeoutExpired):
+            break
+        for line in done.stdout.splitlines() if done.returncode == 0 else ():
+            job_id, _, reason = line.strip().partition(" ")
+            if reason:
+                listed[job_id] = reason
     return _per_task(ids, listed)
 
 

@@ -96,14 +96,14 @@ def load_official_san(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) 
     for key, value in state_dict.items():
         target = official_to_suite_key(key)
         if target is None or target not in ours:
-            raise SuiteError(f"unexpected key in the official state_dict (no counterpart in {type(model).__name__})",
-                             key=key)
+            raise SuiteError(f"unexpected key in the official state_dict (no counterpart in {type(model).__name__}): "
+                             "check the model's depth and position_encoding", key=key)
         if not isinstance(value, torch.Tensor):
             raise SuiteError(f"expected a tensor, got {type(value).__name__}", key=key)
         if tuple(value.shape) != tuple(ours[target].shape):
             raise SuiteError(
                 f"shape {tuple(value.shape)} does not fit {target} {tuple(ours[target].shape)}: "
-                "check the model's depth, footprint, share_planes and num_classes",
+                "check the model's depth, footprint, share_planes, position_encoding and num_classes",
                 key=key,
             )
         mapped[target] = value

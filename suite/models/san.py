@@ -584,7 +584,7 @@ def _check_input_size(size: int, footprint: int, padding: Padding) -> None:
     if size < smallest:  # too small for any padding
         raise SuiteError(f"inputs of {size} px are too small: SAN halves its maps {len(_WIDTHS)} times, so it "
                          f"needs inputs of at least {smallest} px" + (f" ({need} px with {padding} padding)"
-                                                                      if need > smallest else ""), key="padding")
+                                                                      if need > smallest else ""))
     raise SuiteError(f"inputs of {size} px leave stage {i} a {side}x{side} map, too small to reflect-pad by {pads[i]} "
                      f"px; set padding to 'zeros' or use inputs of at least {need} px", key="padding")
 
