@@ -149,7 +149,10 @@ def state_of(d: Path) -> RunState:
     if state == "done":  # only a complete result.json makes a run done
         return RunState(run_id, "missing", f"{d / 'result.json'}: missing, though status.json says done", status,
                         corrupt=True)
-    if state == "running" and status.get("host") == socket.gethostname() and not _alive(status.get("pid")):
+    # A local run whose process died is interrupted; a SLURM job's state comes from SLURM instead
+    # (dispatch.slurm.refresh): a requeued job's old process is gone while SLURM has it pending.
+    if state == "running" and not status.get("slurm_job_id") and status.get("host") == socket.gethostname() \
+            and not _alive(status.get("pid")):
         return RunState(run_id, "interrupted", f"process {status.get('pid')} is gone", status)
     return RunState(run_id, state, status.get("error") or "", status)
 

@@ -68,7 +68,7 @@ def test_round_trip_through_the_stored_dict_keeps_the_id():
         ({"data.eval_size": 0}, "data.eval_size", "must be positive"),  # not "unset"
         ({"data.input_size": 0}, "data.input_size", "must be positive"),
         ({"model.name": "san10_pairwise"}, "model.padding", "inputs of 32 px"),  # checked without building it
-        ({"model.name": "san10_pairwise", "model.padding": "zeros", "data.eval_size": 16}, "model.padding",
+        ({"model.name": "san10_pairwise", "model.padding": "zeros", "data.eval_size": 16}, "data.eval_size",
          "inputs of 16 px"),
         ({"epochs": 1, "iterations": 5}, "epochs", "exactly one"),
         ({"model.zero_init": True}, "model.zero_init", "did you mean 'zero_init_residual'"),

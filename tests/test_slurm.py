@@ -233,7 +233,9 @@ def test_cancelled_runs_show_cancelled_and_are_not_resubmitted(tmp_path, capsys)
     job = status(out, second)["slurm_job_id"]
     wait_for(lambda: slurm.slurm_states([job])[job] == "CANCELLED", "sacct to say CANCELLED", out, timeout=60)
     assert "2 cancelled" in suite(capsys, "status", str(spec), "--out", str(out))
-    assert "nothing to run" in suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--timeout-min", "30")
+    assert f"nothing to run: 2 cancelled (out: {out}); rerun the 2 failed or cancelled: suite run {spec} --out {out} " \
+           "--executor slurm --timeout-min 30 --retry-failed" in printed
     # Retried and cancelled behind the suite's back again: the new job's end is recorded as well
     # (the first job's recorded state once made it look seen already, and the run stayed running).
     suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--retry-failed")

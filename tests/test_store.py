@@ -35,6 +35,8 @@ def test_states_follow_the_records(tmp_path):
     assert store.state_of(d).state == "running"
     store.set_status(d, "running", pid=2**22 + 12345)  # a pid that does not exist: the run was killed
     assert store.state_of(d).state == "interrupted"
+    store.set_status(d, "running", slurm_job_id="7_0")  # SLURM's view decides (a requeued task is pending)
+    assert store.state_of(d).state == "running"
     store.set_status(d, "failed", error="ValueError: boom")
     state = store.state_of(d)
     assert state.state == "failed" and state.note == "ValueError: boom" and state.status["attempts"] == 1
