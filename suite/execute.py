@@ -10,12 +10,15 @@ attempt.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import sys
 import time
 import traceback
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ from filelock import FileLock, Timeout
 
 from suite import store
 from suite.ablations.expand import RunSpec
-from suite.errors import SuiteError
+from suite.errors import SuiteError, SuiteWarning
 from suite.train.checkpoint import Preempted
 
 BUSY_EXIT = 75  # EX_TEMPFAIL: another process holds the run; `main` exits with it and touches nothing
@@ -53,9 +56,10 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
             return current.result
         attempts = int((current.status or {}).get("attempts") or 0) + 1
         store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid(), attempts=attempts,
-                         started_at=store.now(), error=None, **_slurm_ids())
+                         started_at=store.now(), error=None, warnings=[], **_slurm_ids())
         try:
-            result = _run(run, d, progress=progress)
+            with _recorded_warnings(d):
+                result = _run(run, d, progress=progress)
         except (KeyboardInterrupt, Interrupted, Preempted) as exc:
             store.set_status(d, "interrupted", error=f"interrupted: {exc or type(exc).__name__}")
             raise
@@ -97,6 +101,25 @@ def _run(run: RunSpec, d: Path, *, progress: bool) -> dict[str, Any]:
         "throughput": measured.get("throughput"),
         "env": {**environment(run.config.device), **code_version()},
     }
+
+
+@contextlib.contextmanager
+def _recorded_warnings(d: Path) -> Iterator[None]:
+    """The attempt's SuiteWarnings (a resume with another thread count, ...) go to status.json as
+    well as to the log: the local runner prints them, and nobody reads a log that says nothing failed."""
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        shown(message, category, *args, **kwargs)
+        if issubclass(category, SuiteWarning):
+            earlier = (store.state_of(d).status or {}).get("warnings") or []
+            store.set_status(d, "running", warnings=[*earlier, str(message)])
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 
 
 def rank() -> int:

@@ -203,3 +203,25 @@ def test_a_run_another_process_holds_is_left_to_it(tmp_path, capsys):
         assert main(["run", str(spec), *FAST, "--out", str(out), "--no-progress"]) == 0
     assert "0 done, 0 failed, 1 left to the other process executing them" in capsys.readouterr().out
     assert store.state_of(d).state == "missing"  # not marked failed
+
+
+def test_a_warning_inside_a_run_reaches_the_console(tmp_path, capsys):
+    """A resume with another thread count than the checkpoint's (results no longer bit-identical)
+    is said where the user looks, not only in the run's log."""
+    from suite.train import checkpoint
+
+    spec = _spec(tmp_path, "threads", "  lr: [0.05]")
+    out = tmp_path / "store"
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *FAST]) == 0
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    d = store.run_dir(out, run.run_id)
+    assert store.read_json(d / "status.json")["warnings"] == []
+    state = checkpoint.load(d / checkpoint.FILENAME)
+    checkpoint.save(d / checkpoint.FILENAME, {**state, "threads": 7, "iteration": 0})  # as if stopped early
+    (d / "result.json").unlink()
+    store.set_status(d, "interrupted", error="as if killed")
+    capsys.readouterr()
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *FAST]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: run {run.run_id}: " in err and "CPU threads, the checkpoint's run used 7" in err
+    assert "the checkpoint's run used 7" in store.read_json(d / "status.json")["warnings"][0]

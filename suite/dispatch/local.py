@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tqdm import tqdm
 
 from suite import store
 from suite.ablations.expand import RunSpec
+from suite.errors import SuiteError, SuiteWarning
 from suite.execute import BUSY_EXIT
 
 
@@ -82,6 +84,12 @@ def _settle(code: int, d: Path, outcome: Outcome) -> None:
     if code == BUSY_EXIT:
         outcome.busy.append(d.name)
         return
+    try:
+        status = store.read_json(d / "status.json")
+    except SuiteError:  # a corrupt record: state_of below says so
+        status = {}
+    for message in status.get("warnings") or [] if isinstance(status, dict) else []:  # the log is not read
+        warnings.warn(f"run {d.name}: {message}", SuiteWarning)
     state = store.state_of(d).state
     if code == 0 and state == "done":
         outcome.done.append(d.name)
