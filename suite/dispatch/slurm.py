@@ -248,39 +248,31 @@ def slurm_states(job_ids: Iterable[str]) -> dict[str, str]:
 def _squeue_states(ids: Sequence[str]) -> dict[str, str]:
     """The states slurmctld holds (finished jobs too: `--states=all`) for those of `ids` it knows;
     nothing when it does not answer."""
+    return {j: state.split()[0] for j, state in _squeue(ids, "all", "%T").items()}
+
+
+def pending_reasons(ids: Sequence[str]) -> dict[str, str]:
+    """Why slurmctld keeps each pending job of `ids` waiting (`Priority`, `Resources`, or one it can
+    never meet such as `BadConstraints`); what `suite status` shows next to the pending count."""
+    return _squeue(ids, "PENDING", "%r")
+
+
+def _squeue(ids: Sequence[str], states: str, field: str) -> dict[str, str]:
+    """squeue's `field` for those of `ids` in `states` that slurmctld knows (array tasks one by one)."""
     arrays = list(dict.fromkeys(_array_of(j) for j in ids))
     listed: dict[str, str] = {}
     for start in range(0, len(arrays), 500):  # keep the command line short
         try:
-            done = subprocess.run(["squeue", "--noheader", "--array", "--states=all", "--format=%i %T",
+            done = subprocess.run(["squeue", "--noheader", "--array", f"--states={states}", f"--format=%i {field}",
                                    "--jobs", ",".join(arrays[start:start + 500])],
                                   capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         except (FileNotFoundError, subprocess.TimeoutExpired):
             break
         # squeue fails when it knows none of the ids: that is an answer too (sacct may know them).
         for line in done.stdout.splitlines() if done.returncode == 0 else ():
-            job_id, _, state = line.strip().partition(" ")
-            if state:
-                listed[job_id] = state.split()[0]
-    return _per_task(ids, listed)
-
-
-def pending_reasons(ids: Sequence[str]) -> dict[str, str]:
-    """Why slurmctld keeps each pending job of `ids` waiting (`Priority`, `Resources`, or one it can
-    never meet such as `BadConstraints`); what `suite status` shows next to the pending count."""
-    arrays = list(dict.fromkeys(_array_of(j) for j in ids))
-    listed: dict[str, str] = {}
-    for start in range(0, len(arrays), 500):
-        try:
-            done = subprocess.run(["squeue", "--noheader", "--array", "--states=PENDING", "--format=%i %r",
-                                   "--jobs", ",".join(arrays[start:start + 500])],
-                                  capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-        except (FileNotFoundError, subprocess.TimeoutExpired):
-            break
-        for line in done.stdout.splitlines() if done.returncode == 0 else ():
-            job_id, _, reason = line.strip().partition(" ")
-            if reason:
-                listed[job_id] = reason
+            job_id, _, value = line.strip().partition(" ")
+            if value:
+                listed[job_id] = value
     return _per_task(ids, listed)
 
 
