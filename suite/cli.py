@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from suite.ablations.expand import RunSpec
     from suite.ablations.spec import Spec
+    from suite.dispatch.cluster import ClusterOptions
 
 
 class _Intermixed(argparse.ArgumentParser):
@@ -208,10 +209,17 @@ def _expand(args: argparse.Namespace) -> tuple[Spec, list[RunSpec]]:
     return spec, ablations.expand(spec, preset=args.preset, overrides=parse_overrides(args.overrides))
 
 
-def _same_runs(args: argparse.Namespace) -> str:
-    """The arguments that name the same runs again, for the hints printed after `suite run`."""
-    return shlex.join([args.spec, *(["--preset", args.preset] if args.preset else []),
-                       *(["--out", str(args.out)] if args.out else []), *args.overrides])
+def _same_runs(args: argparse.Namespace, absolute: bool = False) -> str:
+    """The arguments that name the same runs again, for the hints printed after `suite run`;
+    `absolute`: with the spec file and the store as absolute paths (a command kept for later)."""
+    from suite import store
+
+    spec, out = args.spec, args.out
+    if absolute:
+        spec = str(Path(spec).resolve()) if Path(spec).is_file() else spec  # a name stays a name
+        out = Path(out or store.default_out()).resolve()
+    return shlex.join([spec, *(["--preset", args.preset] if args.preset else []),
+                       *(["--out", str(out)] if out else []), *args.overrides])
 
 
 def _cluster_flags(args: argparse.Namespace) -> list[str]:
@@ -226,9 +234,9 @@ def _cluster_flags(args: argparse.Namespace) -> list[str]:
     return words
 
 
-def _same_slurm_runs(args: argparse.Namespace) -> str:
+def _same_slurm_runs(args: argparse.Namespace, absolute: bool = False) -> str:
     """`_same_runs` for a resubmission: on SLURM, with the same cluster flags."""
-    return " ".join([_same_runs(args), "--executor slurm", *map(shlex.quote, _cluster_flags(args))])
+    return " ".join([_same_runs(args, absolute), "--executor slurm", *map(shlex.quote, _cluster_flags(args))])
 
 
 def _same_local_runs(args: argparse.Namespace) -> str:
@@ -238,11 +246,20 @@ def _same_local_runs(args: argparse.Namespace) -> str:
     return _same_runs(args) + parallel
 
 
+def _resubmit_hint(out: Path, run_ids: Sequence[str], args: argparse.Namespace) -> str:
+    """The command that submits these runs again as they were submitted (cluster flags included):
+    the one `suite run` recorded with them, else one from this command line."""
+    from suite import store
+
+    recorded = {(store.state_of(store.run_dir(out, rid)).status or {}).get("again") for rid in run_ids}
+    if len(recorded) == 1 and None not in recorded:
+        return str(recorded.pop())
+    return f"suite run {_same_slurm_runs(args)} --retry-failed"
+
+
 def _run(args: argparse.Namespace) -> int:
     from suite import store
     from suite.dispatch import cluster, slurm
-    from suite.dispatch.local import run_local
-    from suite.dispatch.plan import make_plan, start_afresh
 
     out = args.out or store.default_out()
     spec, runs = _expand(args)
@@ -250,9 +267,23 @@ def _run(args: argparse.Namespace) -> int:
     if args.executor == "local" and _cluster_flags(args):
         raise SuiteError(f"{_cluster_flags(args)[0]} is a SLURM option: add --executor slurm", key="executor")
     if args.executor == "slurm":  # checked before anything is planned or submitted
+        if args.max_parallel != 1:
+            raise SuiteError("--max-parallel is for local runs; on SLURM use --array-parallelism", key="max_parallel")
         cli = cluster.parse_cli({k[len("cluster_"):]: v for k, v in vars(args).items() if k.startswith("cluster_")})
         options = cluster.resolve_options(spec.cluster, cli, spec_file=str(spec.path),
                                           spec_line=lambda key: spec.line("cluster", key))
+        if not args.dry_run:  # two submissions at once would both submit the runs neither saw pending
+            with slurm.submission_lock(out):
+                return _run_planned(args, spec, runs, out, options)
+    return _run_planned(args, spec, runs, out, options)
+
+
+def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out: Path,
+                 options: ClusterOptions | None) -> int:
+    from suite.dispatch import cluster, slurm
+    from suite.dispatch.local import run_local
+    from suite.dispatch.plan import make_plan, start_afresh
+
     # Runs submitted earlier: still queued or running (left alone), or ended without a result (recorded).
     busy = {rid for rid, state in slurm.refresh(out, [r.run_id for r in runs]).items() if state in slurm.ALIVE}
     plan = make_plan(runs, out, retry_failed=args.retry_failed, force=args.force, busy=busy)
@@ -273,16 +304,16 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if not plan.to_run:
         counts = ", ".join(f"{n} {state}" for state, n in plan.counts().items() if n)
-        stopped = sum(plan.counts().get(state, 0) for state in ("failed", "cancelled"))
-        again = _same_local_runs(args) if args.executor == "local" else _same_slurm_runs(args)
-        hint = f"; rerun the {stopped} failed or cancelled: suite run {again} --retry-failed" if stopped else ""
+        stopped = [rid for rid, state in plan.states.items() if state.state in ("failed", "cancelled")]
+        again = f"suite run {_same_local_runs(args)} --retry-failed" if options is None else \
+            _resubmit_hint(out, stopped, args)
+        hint = f"; rerun the {len(stopped)} failed or cancelled: {again}" if stopped else ""
         print(f"nothing to run: {counts} (out: {out}){hint}")
         return 0
-    if args.force:
-        start_afresh(plan, out)
     if options is not None:
-        submission = slurm.submit(plan.to_run, out, options, name=spec.name,
-                                  again=f"suite run {_same_slurm_runs(args)} --retry-failed")
+        # --force archives the earlier results only once sbatch has taken the runs (held)
+        submission = slurm.submit(plan.to_run, out, options, name=spec.name, afresh=args.force,
+                                  again=f"suite run {_same_slurm_runs(args, absolute=True)} --retry-failed")
         n, code = len(submission.arrays), submission.code
         print(f"submitted {count(len(submission.job_ids), 'run')} as {count(n, 'job array')}: "
               f"{' '.join(submission.arrays)} (out: {out})")
@@ -292,6 +323,8 @@ def _run(args: argparse.Namespace) -> int:
         again = _same_runs(args)
         print(f"follow: suite status {again}    stop: suite cancel {again}")
         return 0
+    if args.force:
+        start_afresh(plan.to_run, out)
     outcome = run_local(plan.to_run, out, max_parallel=args.max_parallel, progress=not args.no_progress)
     busy = f", {len(outcome.busy)} left to the other process executing them" if outcome.busy else ""
     print(f"{len(outcome.done)} done, {len(outcome.failed)} failed{busy} (out: {out})")
@@ -392,12 +425,8 @@ def _cancel(args: argparse.Namespace) -> int:
         print(f"{spec.name}: nothing queued or running on SLURM (out: {out})")
         return 0
     jobs = sorted({j.split("_")[0] for j in cancelled.values()}, key=lambda j: (len(j), j))
-    # The command they were submitted with, cluster flags included (recorded by `suite run`).
-    recorded = {(store.state_of(store.run_dir(out, rid)).status or {}).get("again") for rid in cancelled}
-    again = recorded.pop() if len(recorded) == 1 and None not in recorded else \
-        f"suite run {_same_runs(args)} --executor slurm --retry-failed"
     print(f"{spec.name}: cancelled {count(len(cancelled), 'run')} (jobs {' '.join(jobs)}); "
-          f"`{again}` submits them again")
+          f"`{_resubmit_hint(out, list(cancelled), args)}` submits them again")
     return 0
 
 

@@ -164,16 +164,34 @@ def test_gpu_job_gets_cuda_visible_devices(tmp_path, capsys, slurm_cluster):
     assert status(out, rid)["cuda_visible_devices"] in [str(i) for i in range(slurm_cluster.gpus)]
 
 
-def test_status_says_why_a_request_the_cluster_cannot_meet_waits(tmp_path, capsys, slurm_cluster):
+def test_status_says_why_a_request_the_cluster_cannot_meet_waits(tmp_path, capsys, slurm_cluster, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "store"
     spec = write_spec(tmp_path, "toomany", {"lr": [0.01]})
-    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--gpus-per-node",
-          str(slurm_cluster.gpus + 1))
+    too_many = str(slurm_cluster.gpus + 1)
+    suite(capsys, "run", spec.name, "--executor", "slurm", "--out", "store", "--gpus-per-node", too_many)
     # The scheduler sets the reason when it first looks at the job (SchedulerParameters, ~1 s here).
     wait_for(lambda: "pending because: BadConstraints (1)" in suite(capsys, "status", str(spec), "--out", str(out)),
              "squeue to give the pending reason", out, timeout=60)
     assert "1 pending" in suite(capsys, "status", str(spec), "--out", str(out))
-    assert "cancelled 1 run " in suite(capsys, "cancel", str(spec), "--out", str(out))
+    monkeypatch.chdir("/")  # the resubmit command was recorded with absolute paths: it works from anywhere
+    assert f"`suite run {spec} --out {out} --executor slurm --gpus-per-node {too_many} --retry-failed` submits" in \
+        suite(capsys, "cancel", str(spec), "--out", str(out))
+
+
+def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys):
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "force", {"lr": [0.01]})
+    [run] = ablations.expand(ablations.load(spec))
+    d = store.plan(out, run)
+    store.write_result(d, {"run_id": run.run_id, "metrics": {"top1_err": 12.5}})
+    assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--force", "--partition", "nosuch"]) == 2
+    assert "sbatch refused the job" in capsys.readouterr().err
+    assert store.state_of(d).state == "done" and not (d / "archive").exists()  # nothing hidden
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--force", "--sbatch", "hold")
+    assert store.state_of(d).state == "pending"
+    assert store.read_json(next((d / "archive").glob("*/result.json")))["metrics"]["top1_err"] == 12.5
+    suite(capsys, "cancel", str(spec), "--out", str(out))
 
 
 def test_failing_run_is_reported_with_its_error_and_the_rest_finish(tmp_path, capsys):

@@ -71,9 +71,8 @@ def test_unknown_key_names_file_line_and_close_match(tmp_path):
 def test_bad_spec_value_names_the_spec_line(tmp_path):
     path = tmp_path / "opts.yaml"
     path.write_text(SPEC.replace("gpus_per_node: 1", "gpus_per_node: two"))
-    spec = ablations.load(path)
-    with pytest.raises(SuiteError) as err:
-        options(spec)
+    with pytest.raises(SuiteError) as err:  # when the spec is read, whatever the executor
+        ablations.load(path)
     assert (err.value.file, err.value.line, err.value.key) == (str(path), 6, "gpus_per_node")
     assert "expected an integer" in str(err.value)
 
@@ -82,9 +81,16 @@ def test_bad_spec_value_names_the_spec_line(tmp_path):
     ({"tasks_per_node": 0}, "--tasks-per-node: must be at least 1, got 0"),
     ({"sbatch": ["time=10"]}, "sbatch parameter 'time' cannot be set here: use the 'timeout_min' option"),
     ({"sbatch": ["array=0-3"]}, "the dispatcher sets it"),
-    ({"timeout_min": 2}, "signal_delay_s=120 (the default) must be shorter than the time limit, timeout_min=2 "
-                         "(--timeout-min), i.e. 120 s"),
+    ({"timeout_min": 2}, "signal_delay_s=120 (the default) plus the 60 s by which SLURM may signal early must be "
+                         "shorter than the time limit, timeout_min=2 (--timeout-min), i.e. 120 s"),
+    ({"timeout_min": 2, "signal_delay_s": 60}, "plus the 60 s by which SLURM may signal early"),  # 60 + 60 = 120
     ({"sbatch": ["=x"]}, "--sbatch: an sbatch parameter needs a name"),
+    ({"mem_gb": float("nan")}, "--mem-gb: must be a finite number, got nan"),
+    ({"mem_gb": float("inf")}, "--mem-gb: must be a finite number, got inf"),
+    ({"partition": " "}, "--partition: must not be empty"),
+    ({"sbatch": ["ntasks=2"]}, "sbatch parameter 'ntasks' cannot be set here: use the 'tasks_per_node' option"),
+    ({"sbatch": ["mail-type=END", "mail_type=FAIL"]}, "sbatch parameter 'mail-type' is given twice"),
+    ({"sbatch": ["exclude=a", "exclude=b"]}, "--sbatch exclude is given twice"),
 ])
 def test_bad_command_line_values(spec, cli, message):
     with pytest.raises(SuiteError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -103,11 +109,20 @@ def test_cli_reports_a_spec_typo_before_anything_is_submitted(tmp_path, capsys, 
 
 def test_a_time_limit_too_short_names_where_each_value_came_from(tmp_path):
     path = tmp_path / "opts.yaml"
-    path.write_text(SPEC.replace("  partition: gpu", "  partition: gpu\n  timeout_min: 1"))
+    path.write_text(SPEC.replace("  partition: gpu", "  partition: gpu\n  timeout_min: 2"))
     with pytest.raises(SuiteError) as err:
         options(ablations.load(path), {"signal_delay_s": 90})
-    assert f"signal_delay_s=90 (--signal-delay-s) must be shorter than the time limit, timeout_min=1 ({path}:6)" \
-        in str(err.value)
+    assert f"signal_delay_s=90 (--signal-delay-s) plus the 60 s by which SLURM may signal early must be shorter " \
+           f"than the time limit, timeout_min=2 ({path}:6)" in str(err.value)
+    assert options(ablations.load(path), {"signal_delay_s": 59}).signal_delay_s == 59  # 59 + 60 < 60 * 2
+
+
+def test_a_spec_cluster_section_is_checked_when_the_spec_is_read(tmp_path):
+    path = tmp_path / "opts.yaml"
+    path.write_text(SPEC.replace("  partition: gpu", "  partiton: gpu"))
+    with pytest.raises(SuiteError) as err:
+        ablations.load(path)
+    assert (err.value.file, err.value.line) == (str(path), 5) and "did you mean 'partition'" in str(err.value)
 
 
 def test_sbatch_values_from_the_command_line_stay_as_typed(spec):
@@ -120,7 +135,36 @@ def test_cluster_flags_without_the_slurm_executor_are_refused(tmp_path, capsys):
     path.write_text(SPEC)
     assert main(["run", str(path), "--out", str(tmp_path / "store"), "--partition", "gpu"]) == 2
     assert "--partition is a SLURM option: add --executor slurm" in capsys.readouterr().err
+    assert main(["run", str(path), "--out", str(tmp_path / "store"), "--executor", "slurm", "--max-parallel", "2"]) == 2
+    assert "--max-parallel is for local runs; on SLURM use --array-parallelism" in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
+
+
+def test_one_submission_at_a_time_per_store(tmp_path):
+    """A second `suite run --executor slurm` on the store waits for the first (and then sees its
+    runs pending) instead of submitting them again."""
+    import subprocess
+    import sys
+
+    ready = tmp_path / "ready"
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import time, pathlib
+from suite.dispatch.slurm import submission_lock
+with submission_lock(pathlib.Path({str(tmp_path / 'store')!r})):
+    pathlib.Path({str(ready)!r}).touch()
+    time.sleep(60)
+"""])
+    try:
+        while not ready.exists():
+            assert holder.poll() is None, "the lock holder died"
+        with pytest.raises(SuiteError, match="another `suite run` has been submitting to this store"):
+            with slurm.submission_lock(tmp_path / "store", timeout_s=0.5):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with slurm.submission_lock(tmp_path / "store", timeout_s=5):  # free again once the holder is gone
+        pass
 
 
 def test_dry_run_prints_the_options(tmp_path, capsys, monkeypatch):

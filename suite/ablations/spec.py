@@ -170,6 +170,9 @@ def parse(path: Path) -> Spec:
         when=_rules(raw.get("when", []), where, "when"),
         lines=lines,
     )
+    from suite.dispatch.cluster import check_section
+
+    check_section(spec.cluster, lambda key: spec.line("cluster", key), str(path))  # a typo shows before any run
     for preset, values in spec.presets.items():
         if "seeds" in values:
             _seeds(values["seeds"], where, "presets", preset, "seeds")

@@ -11,6 +11,7 @@ on its own, so a mistake names its file and line (or flag).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import typing
 from collections.abc import Mapping
@@ -57,13 +58,15 @@ class ClusterOptions:
                                                   "and requeues itself (SLURM may signal up to 60 s earlier)")
 
 
+EARLY_SIGNAL_S = 60  # `man sbatch`, --signal: "may be sent up to 60 seconds earlier than specified"
 FIELDS = {f.name: f for f in dataclasses.fields(ClusterOptions)}
 HINTS = typing.get_type_hints(ClusterOptions)
 MINIMUM = {"timeout_min": 1, "nodes": 1, "tasks_per_node": 1, "gpus_per_node": 0, "cpus_per_task": 1,
            "mem_gb": 0.001, "array_parallelism": 1, "max_array_size": 1, "max_requeues": 0, "signal_delay_s": 1}
 # sbatch parameters that an option above (or the dispatcher itself) owns.
 OWNED = {"partition": "partition", "account": "account", "qos": "qos", "time": "timeout_min", "t": "timeout_min",
-         "nodes": "nodes", "N": "nodes", "ntasks-per-node": "tasks_per_node", "gpus-per-node": "gpus_per_node",
+         "nodes": "nodes", "N": "nodes", "ntasks-per-node": "tasks_per_node", "ntasks": "tasks_per_node",
+         "n": "tasks_per_node", "gpus-per-node": "gpus_per_node",
          "cpus-per-task": "cpus_per_task", "c": "cpus_per_task", "mem": "mem_gb", "constraint": "constraint",
          "C": "constraint", "signal": "signal_delay_s", "array": None, "output": None, "o": None, "error": None,
          "e": None, "job-name": None, "J": None}
@@ -106,12 +109,18 @@ def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[
             merged[key] = {**merged.get(key, {}), **value} if key == "sbatch" else value
             origin[key] = where(key)
     options = ClusterOptions(**merged)
-    if options.signal_delay_s >= options.timeout_min * 60:
+    if options.signal_delay_s + EARLY_SIGNAL_S >= options.timeout_min * 60:
         raise SuiteError(f"signal_delay_s={options.signal_delay_s} ({origin.get('signal_delay_s', 'the default')}) "
-                         f"must be shorter than the time limit, timeout_min={options.timeout_min} "
-                         f"({origin.get('timeout_min', 'the default')}), i.e. {options.timeout_min * 60} s",
+                         f"plus the {EARLY_SIGNAL_S} s by which SLURM may signal early must be shorter than the time "
+                         f"limit, timeout_min={options.timeout_min} ({origin.get('timeout_min', 'the default')}), "
+                         f"i.e. {options.timeout_min * 60} s: the run could be stopped before it starts training",
                          key="signal_delay_s")
     return options
+
+
+def check_section(section: Mapping[str, Any], line: typing.Callable[[str], int | None], file: str) -> None:
+    """Check a spec's `cluster:` section on its own (when the spec is read, whatever the executor)."""
+    _check(section, line, file=file)
 
 
 def _place(file: str, line: int | None) -> str:
@@ -127,6 +136,8 @@ def parse_cli(values: Mapping[str, Any]) -> dict[str, Any]:
         params: dict[str, Any] = {}
         for item in out["sbatch"]:
             key, sep, text = item.partition("=")
+            if key in params:
+                raise SuiteError(f"--sbatch {key} is given twice", key="--sbatch", file="<command line>")
             params[key] = text if sep else True
         out["sbatch"] = params
     return out
@@ -167,8 +178,12 @@ def _check(values: Mapping[str, Any], line: typing.Callable[[str], int | None], 
             value = coerce(value, HINTS[key])
         except ValueError as exc:
             raise SuiteError(f"{exc}, got {value!r}", key=name, **where) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SuiteError(f"must be a finite number, got {value}", key=name, **where)
         if key in MINIMUM and value is not None and value < MINIMUM[key]:
             raise SuiteError(f"must be at least {MINIMUM[key]}, got {value}", key=name, **where)
+        if isinstance(value, str) and not value.strip():
+            raise SuiteError("must not be empty (leave the option out for the cluster's default)", key=name, **where)
         if key == "sbatch":
             value = _check_sbatch(value, name, where)
         out[key] = list(value) if key == "setup" else value
@@ -191,6 +206,9 @@ def _check_sbatch(value: Any, name: str, where: dict[str, Any]) -> dict[str, Any
         if not isinstance(v, (str, int, float, bool)) or v is False:
             raise SuiteError(f"an sbatch value is a string, a number or true (a bare flag), got {v!r}",
                              key=f"{name}.{raw_key}", **where)
+        if key in params:
+            raise SuiteError(f"sbatch parameter {key!r} is given twice (spelt differently)", key=f"{name}.{raw_key}",
+                             **where)
         params[key] = v
     return params
 

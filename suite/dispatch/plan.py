@@ -38,9 +38,9 @@ def make_plan(runs: list[RunSpec], out: Path, *, retry_failed: bool = False, for
     return Plan(runs, states, to_run)
 
 
-def start_afresh(plan: Plan, out: Path) -> None:
+def start_afresh(runs: list[RunSpec], out: Path) -> None:
     """For --force: archive what the runs to start left behind (results, checkpoints, logs)."""
-    for run in plan.to_run:
+    for run in runs:
         d = store.run_dir(out, run.run_id)
         if d.exists() and any(p.name not in ("config.json", "archive", ".lock") for p in d.iterdir()):
             store.archive(d)

@@ -36,15 +36,18 @@ import shlex
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from filelock import FileLock, Timeout
+
 from suite import store
 from suite.ablations.expand import RunSpec
 from suite.dispatch import snapshot
+from suite.dispatch.plan import start_afresh
 from suite.dispatch.cluster import ClusterOptions
 from suite.errors import SuiteError
 
@@ -66,12 +69,31 @@ class Submission:
 
 
 # ------------------------------------------------------------------------------------- submit
+@contextlib.contextmanager
+def submission_lock(out: Path, timeout_s: float = 600) -> Iterator[None]:
+    """Held from planning to the pending statuses, so two `suite run`s on one store cannot both
+    submit the runs that neither has seen pending yet."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(Path(out) / ".submit.lock"))
+    try:
+        lock.acquire(timeout=timeout_s)
+    except Timeout:
+        raise SuiteError(f"another `suite run` has been submitting to this store for {timeout_s:.0f} s",
+                         file=str(Path(out) / ".submit.lock")) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name: str = "suite",
-           again: str = "suite run --executor slurm --retry-failed") -> Submission:
+           afresh: bool = False, again: str = "suite run --executor slurm --retry-failed") -> Submission:
     """Submit `runs` (already filtered to what must run) and return as soon as SLURM has them.
 
-    `again` is the command that submits them again with the same options; each run records it, so
-    the hints after a cancel or an exhausted requeue budget can print it."""
+    `afresh` (--force): archive what the runs left behind, once sbatch has taken them (held), so a
+    refused submission hides no result. `again` is the command that submits them again with the
+    same options; each run records it, so the hints after a cancel or an exhausted requeue budget
+    can print it."""
     if shutil.which("sbatch") is None:
         raise SuiteError("`sbatch` not found: submit from a SLURM login node", key="executor")
     out = Path(out).resolve()
@@ -83,6 +105,8 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
     jobs = submit_arrays(executor, tasks, size)
     arrays = list(dict.fromkeys(j.job_id.split("_")[0] for j in jobs))
     try:
+        if afresh:
+            start_afresh(list(runs), out)
         record = code.record()
         _parallel(lambda dj: store.set_status(
             dj[0], "pending", slurm_job_id=dj[1].job_id, slurm_state=None, slurm_log=str(dj[1].paths.stderr),
