@@ -134,7 +134,8 @@ def state_of(d: Path) -> RunState:
             result = read_json(d / "result.json")
         except SuiteError as err:
             return RunState(run_id, "missing", str(err), corrupt=True)
-        if isinstance(result, dict) and "metrics" in result:
+        if isinstance(result, dict) and isinstance(result.get("metrics"), dict) and all(
+                isinstance(result.get(k) or {}, dict) for k in ("config", "complexity", "throughput", "env")):
             return RunState(run_id, "done", result=result)
         return RunState(run_id, "missing", f"{d / 'result.json'}: incomplete record", corrupt=True)
     if not (d / "status.json").exists():
@@ -197,9 +198,12 @@ def _row(d: Path, state: RunState) -> dict[str, Any]:
     if config_path.exists():
         try:
             planned = read_json(config_path)
+            if not isinstance(planned, dict) or not isinstance(planned.get("config", {}), dict):
+                raise SuiteError("not a planned run (expected {spec, point, seed, config: {...}})", file=str(config_path))
             row.update(flatten(planned.get("config", {})))
             row["spec"] = planned.get("spec")
         except SuiteError as err:
+            warnings.warn(f"skipped a corrupt record: {err}", SuiteWarning, stacklevel=3)
             row["note"] = row["note"] or str(err)
     if state.status:
         row["attempts"] = state.status.get("attempts")

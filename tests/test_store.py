@@ -57,20 +57,31 @@ def test_collect_rows_columns_and_missing_runs(tmp_path):
     assert store.summarise(frame)["done"] == 2
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "no_metrics"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "no_metrics", "metrics_not_a_mapping",
+                                    "throughput_a_list", "config_a_list", "config_config_a_number"])
 def test_a_corrupt_record_is_reported_and_skipped(tmp_path, damage):
+    """Broken JSON and JSON of the wrong shape alike: a warning naming the file, the other runs listed."""
     good, bad = make_run(0), make_run(1)
     finish(tmp_path, good, 3.0)
     path = finish(tmp_path, bad, 4.0) / "result.json"
     text = path.read_text()
-    path.write_text({"truncate": text[: len(text) // 2], "garbage": "\x00\x01",
-                     "no_metrics": json.dumps({"run_id": bad.run_id})}[damage])
+    if damage.startswith("config"):
+        path = path.with_name("config.json")
+        path.write_text("[]" if damage == "config_a_list" else json.dumps({"config": 3}))
+    else:
+        path.write_text({"truncate": text[: len(text) // 2], "garbage": "\x00\x01",
+                         "no_metrics": json.dumps({"run_id": bad.run_id}),
+                         "metrics_not_a_mapping": json.dumps({"metrics": 5}),
+                         "throughput_a_list": json.dumps({"metrics": {}, "throughput": [1]})}[damage])
     with pytest.warns(UserWarning, match=str(path)):
         frame = store.collect(tmp_path)
     by_id = frame.set_index("run_id")
     assert by_id.loc[good.run_id, "status"] == "done"
-    assert by_id.loc[bad.run_id, "status"] == "missing" and str(path) in by_id.loc[bad.run_id, "note"]
-    assert frame.attrs["problems"]
+    assert str(path) in by_id.loc[bad.run_id, "note"]
+    if damage.startswith("config"):  # the result itself is intact: the run stays done
+        assert by_id.loc[bad.run_id, "status"] == "done"
+        return
+    assert by_id.loc[bad.run_id, "status"] == "missing" and frame.attrs["problems"]
 
 
 def test_a_deleted_result_makes_the_run_missing_again(tmp_path):
