@@ -123,7 +123,7 @@ def _wait_for(condition, timeout: float, what: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+@pytest.mark.parametrize("how", ["sigterm", "sigkill", "sigkill_runner_only"])
 def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how):
     # Two epochs of native 8x8 digits in batches of 32 (45 steps each): the test split is
     # scored (metrics.jsonl written) after the first epoch, so a run is caught in its second epoch,
@@ -149,10 +149,15 @@ def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how
             runner.send_signal(signal.SIGTERM)
             assert runner.wait(timeout=120) == 130
             assert "not finished; the same command resumes them: suite run " in runner.stdout.read().decode()
-        else:  # the runner and its child die at once: nothing gets to record anything
+        elif how == "sigkill":  # the runner and its child die at once: nothing gets to record anything
             os.killpg(runner.pid, signal.SIGKILL)
             runner.wait(timeout=60)
             _wait_for(lambda: all(store.state_of(d).state != "running" for d in dirs), 30, "the child to go")
+        else:  # the runner alone: its child is told (SIGTERM) and records itself, instead of training on
+            runner.kill()
+            runner.wait(timeout=60)
+            _wait_for(lambda: all(store.state_of(d).status is None or store.state_of(d).status.get("state")
+                                  != "running" for d in dirs), 60, "the child to record its end")
     finally:
         if runner.poll() is None:
             os.killpg(runner.pid, signal.SIGKILL)

@@ -9,12 +9,14 @@ never touched, and the next `suite run` starts only what is missing.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +53,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, progress
                 d = queue.pop(0)
                 log = open(d / "log.txt", "ab")
                 child = subprocess.Popen([sys.executable, "-m", "suite.execute", str(d)], stdout=log,
-                                         stderr=subprocess.STDOUT, env=env)
+                                         stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
                 log.close()
                 active[child] = d
             time.sleep(poll_s)
@@ -99,6 +101,24 @@ def _settle(code: int, d: Path, outcome: Outcome) -> None:
         hint = " (out of memory?)" if code == -signal.SIGKILL else ""
         store.set_status(d, "failed", error=f"run process {reason}{hint}; see {d / 'log.txt'}")
     outcome.failed.append(d.name)
+
+
+def _find_prctl() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: a run outlives a killed runner and records its own end
+        return None
+
+
+_PRCTL = _find_prctl()  # looked up here, not between fork and exec (no dlopen in the child)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the runner dies, even by SIGKILL (Linux's
+    PR_SET_PDEATHSIG), so the run records itself interrupted instead of training on unowned."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
