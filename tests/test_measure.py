@@ -79,6 +79,13 @@ def test_elementwise_ops_are_listed_as_skipped_not_counted():
     assert c.unsupported_ops == {}
 
 
+@pytest.mark.parametrize("mask_type", ["encoder_decoder", "local"])
+@pytest.mark.parametrize("mask_norm", ["mixed", "channel", "spatial"])
+def test_every_mask_variant_is_counted_without_unsupported_ops(mask_norm, mask_type):
+    c = model_complexity("ran56_cifar", mask_norm=mask_norm, mask_type=mask_type, base_width=4)
+    assert c.unsupported_ops == {} and c.gmacs > 0
+
+
 class _Triple(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
