@@ -529,8 +529,9 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="run store directory, where the tables go too (default: $SUITE_OUT or ./results)")
     p.add_argument("--format", metavar="FMT[,FMT]", help="md,csv,tex,html (default: md,csv; with --to: the file's suffix)")
-    p.add_argument("--metric", nargs="+", action="extend", metavar="NAME",
-                   help="metrics to tabulate (default: the spec's report.metrics, else top1_err)")
+    p.add_argument("--metric", action="extend", type=lambda text: [m for m in text.split(",") if m],
+                   metavar="NAME[,NAME]", help="metrics to tabulate, repeatable (default: the spec's "
+                   "report.metrics, else top1_err); one value each, so the spec after it stays the spec")
     p.add_argument("--to", metavar="FILE", help="write one format to FILE ('-': stdout) instead of the default files")
     p.add_argument("--into", type=Path, metavar="FILE",
                    help="replace the table between <!-- suite:report SPEC --> and <!-- /suite:report --> in FILE")

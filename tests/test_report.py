@@ -461,9 +461,10 @@ def test_cli_report_on_empty_and_partial_quick_store(tmp_path, capsys):
     assert main(["report", "--out", str(out)]) == 2
 
     capsys.readouterr()  # a metric named twice is one column (pandas raised on the duplicate)
-    assert main(["report", "quick", "--out", str(out), "--to", "-", "--metric", "top1_err", "top1_err"]) == 0
+    assert main(["report", "--metric", "top1_err", "quick", "--out", str(out), "--to", "-", "--metric",
+                 "top1_err,params"]) == 0  # the spec after --metric NAME is the spec
     header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("|"))
-    assert header.count("top-1 err") == 1
+    assert header.count("top-1 err") == 1 and "params" in header
 
 
 def test_a_store_without_done_runs_leaves_an_existing_table_alone(tmp_path, capsys):
