@@ -450,6 +450,7 @@ def test_a_spec_without_axes_is_one_run_per_seed(tmp_path, grid):
     ("{rows: [lr], columns: [lr]}", "report.columns", "'lr' is in both report.rows and report.columns"),
     ("{rows: [seed], columns: [seed]}", "report.columns", "'seed' is in both"),
     ("{metrics: [top1_err, top5_err, top1_err]}", "report.metrics", "'top1_err' is listed twice"),
+    ("{rows: [momentom]}", "report.rows", "'momentom' is not a grid axis; is 'momentum' or 'momentom' misspelt?"),
 ])
 def test_report_axes_and_metrics_are_named_once(tmp_path, report, key, message):
     """A repeated axis shifted every cell after it; one in rows and columns lost the column axis."""

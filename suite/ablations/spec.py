@@ -326,7 +326,9 @@ def _report(value: Any, where: _Where, axes: list[str]) -> dict[str, list[str]]:
         if key in ("rows", "columns"):
             for item in items:
                 if item not in axes and item != "seed":
-                    raise where.error(f"{item!r} is not a grid axis", "report", key, choices=axes)
+                    near = close_matches(item, axes, n=1)  # a typo in the grid key as likely as here
+                    hint = f"; is {near[0]!r} or {item!r} misspelt?" if near else ""
+                    raise where.error(f"{item!r} is not a grid axis{hint}", "report", key, choices=axes)
         wrong = [m for m in items if m not in RUN_METRICS + COSTS] if key == "metrics" else []
         if wrong:
             hint = close_matches(wrong[0], RUN_METRICS + COSTS)
