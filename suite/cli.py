@@ -334,7 +334,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         left = len(plan.to_run) - len(outcome.done) - len(outcome.failed) - len(outcome.busy)
         print(f"interrupted: {count(left, 'run')} not finished; the same command resumes them: "
               f"suite run {_same_local_runs(args)}")
-        return 130
+        return 128 + outcome.interrupted  # 130 after Ctrl-C, 143 after SIGTERM, as the shell reports them
     return 1 if outcome.failed else 0
 
 
@@ -401,6 +401,11 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
             reasons[reason] = reasons.get(reason, 0) + 1
         if reasons:
             print(f"  pending because: {', '.join(f'{r} ({n})' for r, n in sorted(reasons.items()))}")
+        if "JobHeldUser" in reasons:
+            print(f"  held as asked (sbatch hold): `scontrol release {','.join(arrays)}` lets them start")
+    if "UNKNOWN" in counts:  # neither slurmctld nor the accounting knows the job (purged, or another cluster)
+        print(f"  SLURM has no record of {count(counts['UNKNOWN'], 'job')}: if they are gone, `suite cancel` with "
+              "the same arguments releases their runs")
 
 
 def _add_cancel(sub: argparse._SubParsersAction) -> None:
@@ -426,7 +431,7 @@ def _cancel(args: argparse.Namespace) -> int:
         return 0
     jobs = sorted({j.split("_")[0] for j in cancelled.values()}, key=lambda j: (len(j), j))
     print(f"{spec.name}: cancelled {count(len(cancelled), 'run')} (jobs {' '.join(jobs)}); "
-          f"`{_resubmit_hint(out, list(cancelled), args)}` submits them again")
+          f"`{_resubmit_hint(out, list(cancelled), args)}` submits {'it' if len(cancelled) == 1 else 'them'} again")
     return 0
 
 

@@ -190,6 +190,8 @@ def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys)
     assert store.state_of(d).state == "done" and not (d / "archive").exists()  # nothing hidden
     suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--force", "--sbatch", "hold")
     assert store.state_of(d).state == "pending"
+    wait_for(lambda: "`scontrol release " in suite(capsys, "status", str(spec), "--out", str(out)),
+             "status to say the job is held and how to release it", out, timeout=60)
     assert store.read_json(next((d / "archive").glob("*/result.json")))["metrics"]["top1_err"] == 12.5
     suite(capsys, "cancel", str(spec), "--out", str(out))
 

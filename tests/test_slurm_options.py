@@ -263,6 +263,18 @@ def test_run_skips_runs_whose_job_is_alive_whatever_their_directory_says(tmp_pat
     assert "1 of 2 runs would start" in printed
 
 
+def test_status_says_what_to_do_about_jobs_slurm_has_no_record_of(tmp_path, monkeypatch, capsys):
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    first, _ = ablations.expand(ablations.load(spec_path))
+    out = tmp_path / "store"
+    store.set_status(store.plan(out, first), "pending", slurm_job_id="999999_0")
+    monkeypatch.setattr(slurm, "slurm_states", lambda ids: dict.fromkeys(ids, "UNKNOWN"))
+    assert main(["status", str(spec_path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "slurm: 1 UNKNOWN (jobs 999999)" in printed and "SLURM has no record of 1 job" in printed
+
+
 def test_a_signal_during_imports_counts_as_a_requeue_and_the_cap_holds(tmp_path):
     """submitit's own hook (`checkpoint`) runs when USR2 comes before the run replaced it: the
     requeue is counted like one from the training loop, and past max_requeues the run fails."""
@@ -274,7 +286,7 @@ def test_a_signal_during_imports_counts_as_a_requeue_and_the_cap_holds(tmp_path)
     assert task.checkpoint().function is task  # submitit pickles this and requeues
     assert store.state_of(d).state == "pending"
     assert (store.state_of(d).status["requeues"], store.state_of(d).status["requeued_at_iteration"]) == (1, None)
-    with pytest.raises(RuntimeError, match=r"before training after 1 requeues \(max_requeues=1\)"):
+    with pytest.raises(RuntimeError, match=r"before training after 1 requeue \(max_requeues=1\)"):
         task.checkpoint()
     assert store.state_of(d).state == "failed" and "max_requeues=1" in store.state_of(d).note
 

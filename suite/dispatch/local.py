@@ -33,7 +33,7 @@ class Outcome:
     done: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # being executed by another process; left alone
-    interrupted: bool = False
+    interrupted: int = 0  # the signal that stopped the runner (SIGINT, SIGTERM), else 0
 
 
 def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, progress: bool = True,
@@ -62,8 +62,8 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, progress
                 _settle(child.returncode, d, outcome)
                 bar.update(1)
                 bar.set_postfix(done=len(outcome.done), failed=len(outcome.failed))
-    except KeyboardInterrupt:
-        outcome.interrupted = True
+    except KeyboardInterrupt as stop:
+        outcome.interrupted = signal.SIGTERM if isinstance(stop, _Terminated) else signal.SIGINT
         for child in active:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -121,5 +121,9 @@ def _die_with_parent() -> None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is; the command's exit status still tells them apart (143, 130)."""
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    raise _Terminated

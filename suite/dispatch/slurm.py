@@ -49,7 +49,7 @@ from suite.ablations.expand import RunSpec
 from suite.dispatch import snapshot
 from suite.dispatch.plan import start_afresh
 from suite.dispatch.cluster import ClusterOptions
-from suite.errors import SuiteError
+from suite.errors import SuiteError, count
 
 T = TypeVar("T")
 # SLURM states of a job that may still run (or run again); anything else is final.
@@ -238,7 +238,7 @@ class SlurmRun:
         done = int(status.get("requeues") or 0)
         if done >= self.max_requeues:
             where = "before training" if iteration is None else f"at iteration {iteration}"
-            message = (f"stopped by a time limit or pre-emption {where} after {done} requeues "
+            message = (f"stopped by a time limit or pre-emption {where} after {count(done, 'requeue')} "
                        f"(max_requeues={self.max_requeues}); `{status.get('again') or 'suite run --retry-failed'}` "
                        "resumes it from its checkpoint")
             store.set_status(d, "failed", error=message)
