@@ -559,8 +559,12 @@ def _report(args: argparse.Namespace) -> int:
         if args.spec or args.to or args.into or args.overrides:
             raise SuiteError("--all writes every table to the store; it takes no spec, overrides, --to or --into",
                              key="all")
-        _, errors = files.write_all(out, preset=args.preset, formats=chosen or files.DEFAULT_FORMATS,
-                                    metrics=args.metric, wrote=lambda path: print(f"wrote {path}", file=log))
+        _, errors, untabled = files.write_all(out, preset=args.preset, formats=chosen or files.DEFAULT_FORMATS,
+                                              metrics=args.metric, wrote=lambda path: print(f"wrote {path}", file=log))
+        if untabled:
+            print(f"note: {count(len(untabled), 'done run')} in {out} {'is' if len(untabled) == 1 else 'are'} in no "
+                  "table: run with key=value overrides, another preset or a spec file outside the spec folder; "
+                  "`suite report SPEC [--preset P] [key=value ...]` tabulates them", file=log)
         for error in errors:  # after every table that could be written
             print(f"error: {error}", file=sys.stderr)
         return 2 if errors else 0

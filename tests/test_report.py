@@ -541,6 +541,11 @@ def test_report_all_writes_tables_with_done_runs_and_complexity(tmp_path, capsys
     written = {p.name for p in out.iterdir() if p.is_file()}
     assert written == {"complexity.csv", "complexity.md", "quick.smoke.md", "quick.smoke.csv"}
     assert "wrote" in capsys.readouterr().out
+    # a run made with overrides is in no table of --all: said, not silently left out
+    [other] = ablations.expand(ablations.load("quick"), preset="smoke", overrides={"epochs": 0.25})[:1]
+    finish(out, other, 13.0)
+    assert main(["report", "--all", "--preset", "smoke", "--out", str(out)]) == 0
+    assert f"note: 1 done run in {out} is in no table" in capsys.readouterr().out
 
 
 def test_report_all_writes_every_valid_spec_and_then_names_the_invalid(tmp_path, capsys, monkeypatch, profile_rows):

@@ -101,18 +101,20 @@ def write_to(report: Report, target: str, formats: Sequence[str] = ()) -> str:
 
 def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = DEFAULT_FORMATS,
               metrics: Sequence[str] | None = None, wrote: Callable[[Path], None] = lambda path: None,
-              ) -> tuple[list[Path], list[str]]:
+              ) -> tuple[list[Path], list[str], list[str]]:
     """Every table that has at least one done run (each spec without a preset and under each of
     its presets, or only under `preset`), then `complexity.md`. A spec (or preset) that fails to
     load, expand or tabulate is skipped, so one broken file never keeps the others' tables from
-    being written. `wrote(path)` is called as each file is written. Returns the paths and the
-    errors of what was skipped."""
+    being written. `wrote(path)` is called as each file is written. Returns the paths, the
+    errors of what was skipped, and the done runs of the store that no table covers (run with
+    command-line overrides, another preset, or a spec file outside the spec folder)."""
     from suite import ablations, store
     from suite.report import complexity as cx
     from suite.report import tables
 
     paths: list[Path] = []
     errors: list[str] = []
+    covered: set[str] = set()
     for name in ablations.list():
         try:
             spec = ablations.load(name)
@@ -124,6 +126,7 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
                 continue
             try:
                 runs = ablations.expand(spec, preset=p)
+                covered.update(r.run_id for r in runs)
                 frame = store.collect(out, [r.run_id for r in runs])
                 if not (frame["status"] == "done").any():
                     continue
@@ -138,4 +141,7 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
                 wrote(path)
     paths.append(cx.write(out))
     wrote(paths[-1])
-    return paths, errors
+    runs_dir = Path(out) / "runs"
+    stored = sorted(d.name for d in runs_dir.iterdir() if d.is_dir()) if runs_dir.is_dir() else []
+    untabled = [rid for rid in stored if rid not in covered and store.state_of(runs_dir / rid).state == "done"]
+    return paths, errors, untabled
