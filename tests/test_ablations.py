@@ -459,6 +459,15 @@ def test_report_axes_and_metrics_are_named_once(tmp_path, report, key, message):
     assert err.key == key and err.line == 4 and message in err.message
 
 
+@pytest.mark.parametrize("text,key,message", [
+    ("description: [1, 2]\n", "description", "expected text, got list"),
+    ("report: {rows: [lr]}\n", "report.rows", "'lr' is not a grid axis: the spec has no grid"),
+])
+def test_spec_fields_of_the_wrong_kind(tmp_path, text, key, message):
+    err = error_of(tmp_path, f"name: bad\nbase: {{model: {{name: resnet26}}}}\n{text}")
+    assert err.key == key and message in err.message and "(valid: )" not in str(err)
+
+
 @pytest.mark.parametrize("name", ["t1.smoke", "my spec", "x|y", "-x", "complexity"])
 def test_a_spec_name_must_make_a_report_name(tmp_path, name):
     """`t1.smoke` and `t1 --preset smoke` both wrote t1.smoke.md; `my spec` could never be spliced."""

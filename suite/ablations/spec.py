@@ -157,7 +157,7 @@ def parse(path: Path) -> Spec:
     spec = Spec(
         name=name,
         path=path,
-        description=str(raw.get("description", "")).strip(),
+        description=_description(raw.get("description", ""), where),
         paper=_mapping(raw.get("paper", {}), where, "paper"),
         base=base,
         grid=grid,
@@ -251,6 +251,12 @@ def _given_twice(values: Mapping[str, Any], where: _Where, *path: str) -> None:
             seen[dotted] = sub
 
 
+def _description(value: Any, where: _Where) -> str:
+    if not isinstance(value, str):  # a list or mapping would be printed as such in every report
+        raise where.error(f"expected text, got {type(value).__name__}", "description")
+    return value.strip()
+
+
 def _check_name(name: str, kind: str, where: _Where, *path: str) -> None:
     """A name that report files and `--into` markers can carry unambiguously."""
     if not NAME.fullmatch(name):
@@ -258,7 +264,7 @@ def _check_name(name: str, kind: str, where: _Where, *path: str) -> None:
                           f"got {name!r}: it names report files (SPEC.PRESET.md) and --into markers", *path)
     if kind == "spec" and name in RESERVED:
         raise where.error(f"{name!r} is reserved: the report of a spec named so would overwrite "
-                          f"<out>/{name}.md", *path, choices=RESERVED)
+                          f"<out>/{name}.md; choose another name", *path)
 
 
 def _smoke(own: dict[str, Any], base: Mapping[str, Any], grid: Mapping[str, list[Any]],
@@ -328,7 +334,9 @@ def _report(value: Any, where: _Where, axes: list[str]) -> dict[str, list[str]]:
                 if item not in axes and item != "seed":
                     near = close_matches(item, axes, n=1)  # a typo in the grid key as likely as here
                     hint = f"; is {near[0]!r} or {item!r} misspelt?" if near else ""
-                    raise where.error(f"{item!r} is not a grid axis{hint}", "report", key, choices=axes)
+                    raise where.error(f"{item!r} is not a grid axis{hint}" if axes else
+                                      f"{item!r} is not a grid axis: the spec has no grid", "report", key,
+                                      choices=axes or None)
         wrong = [m for m in items if m not in RUN_METRICS + COSTS] if key == "metrics" else []
         if wrong:
             hint = close_matches(wrong[0], RUN_METRICS + COSTS)
