@@ -248,6 +248,22 @@ def test_refresh_records_jobs_that_ended_without_a_result(tmp_path, monkeypatch,
         assert len(error) == 50 and error[-1].endswith("oom_kill event")
 
 
+def test_a_job_that_printed_only_to_stdout_leaves_that_as_its_error(tmp_path, monkeypatch):
+    """A failing `setup` line (`module load`) may print to the job's stdout only."""
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    run = ablations.expand(ablations.load(spec_path))[0]
+    out = tmp_path / "store"
+    d = store.plan(out, run)
+    err = tmp_path / "7_0_0_log.err"
+    err.write_text("")
+    err.with_suffix(".out").write_text("Lmod has detected the following error: unknown module cuda/99\n")
+    store.set_status(d, "running", slurm_job_id="7_0", slurm_log=str(err), host="elsewhere", pid=1)
+    monkeypatch.setattr(slurm, "slurm_states", lambda ids: dict.fromkeys(ids, "FAILED"))
+    slurm.refresh(out, [run.run_id])
+    assert "unknown module cuda/99" in (d / "error.txt").read_text()
+
+
 def test_run_skips_runs_whose_job_is_alive_whatever_their_directory_says(tmp_path, monkeypatch, capsys):
     """A process killed while SLURM requeues its task leaves `interrupted` behind (its pid is gone)."""
     monkeypatch.setenv("SUITE_CLUSTER", "")

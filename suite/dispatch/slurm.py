@@ -351,10 +351,20 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
             continue
         log = Path(str(now.status.get("slurm_log") or ""))
         if slurm_state not in ENDED and log.is_file():
-            (d / "error.txt").write_text("".join(log.read_text(errors="replace").splitlines(True)[-50:]))
+            (d / "error.txt").write_text(_log_tail(log))
         store.set_status(d, ENDED.get(slurm_state, "failed"), slurm_state=slurm_state,
                          error=f"SLURM job {job_id} ended {slurm_state} without a result; log: {log}")
     return out_states
+
+
+def _log_tail(stderr: Path, lines: int = 50) -> str:
+    """The job's last lines of stderr, else of stdout: a failing `setup` line (module load, a
+    venv's activate) may have printed only there."""
+    for path in (stderr, stderr.with_suffix(".out")):
+        text = path.read_text(errors="replace") if path.is_file() else ""
+        if text.strip():
+            return "".join(text.splitlines(True)[-lines:])
+    return ""
 
 
 def cancel(out: Path, run_ids: Iterable[str]) -> tuple[dict[str, str], str]:
