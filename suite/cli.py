@@ -639,6 +639,9 @@ def _train(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    from suite.data import check_present
+
+    check_present(config.data)  # before the run directory is made
     out = args.out or Path("~/.cache/suite/train").expanduser() / config.run_id
     print(f"run {config.run_id}: {out}", file=sys.stderr)
     metrics = run(config, out, resume=True, progress=not args.no_progress)

@@ -337,9 +337,13 @@ def test_cli_prints_final_metrics_as_last_json_line(tmp_path, capsys):
     assert (tmp_path / "checkpoint.pt").exists()
 
 
-def test_cli_config_error_exits_2(capsys):
+def test_cli_config_error_exits_2(capsys, tmp_path, monkeypatch):
     assert main(["train", "ran56_cifar", "--recipe", "nope", "--no-progress"]) == 2
     assert "recipe" in capsys.readouterr().err
+    monkeypatch.setenv("SUITE_DATA", str(tmp_path / "data"))  # an empty data root: CIFAR-10 is missing
+    assert main(["train", "ran56_cifar", "--dataset", "cifar10", "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert "cifar10: missing data_batch_1" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # said before anything is made
 
 
 # ---------------------------------------------------------------------------------- accuracy
