@@ -221,6 +221,22 @@ def test_sbatch_script_carries_the_options_and_imports_the_snapshot(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ refresh
+def job_run(tmp_path, monkeypatch, stored: str, slurm_state: str, stderr: str, stdout: str = ""):
+    """A run the store has as `stored` under job 7_0, whose logs hold `stderr` and `stdout`, and
+    which SLURM (faked) has in `slurm_state`: (out, run, run directory)."""
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    run = ablations.expand(ablations.load(spec_path))[0]
+    out = tmp_path / "store"
+    d = store.plan(out, run)
+    log = tmp_path / "7_0_0_log.err"
+    log.write_text(stderr)
+    log.with_suffix(".out").write_text(stdout)
+    store.set_status(d, stored, slurm_job_id="7_0", slurm_log=str(log), host="elsewhere", pid=1)
+    monkeypatch.setattr(slurm, "slurm_states", lambda ids: dict.fromkeys(ids, slurm_state))
+    return out, run, d
+
+
 @pytest.mark.parametrize(("slurm_state", "stored", "state"), [
     ("OUT_OF_MEMORY", "running", "failed"),
     ("TIMEOUT", "running", "failed"),
@@ -231,15 +247,8 @@ def test_sbatch_script_carries_the_options_and_imports_the_snapshot(tmp_path):
     ("UNKNOWN", "pending", "pending"),  # sacct does not know (yet): nothing is decided
 ])
 def test_refresh_records_jobs_that_ended_without_a_result(tmp_path, monkeypatch, slurm_state, stored, state):
-    spec_path = tmp_path / "opts.yaml"
-    spec_path.write_text(SPEC)
-    run = ablations.expand(ablations.load(spec_path))[0]
-    out = tmp_path / "store"
-    d = store.plan(out, run)
-    log = tmp_path / "7_0_0_log.err"
-    log.write_text("".join(f"line {i}\n" for i in range(100)) + "slurmstepd: error: Detected 1 oom_kill event\n")
-    store.set_status(d, stored, slurm_job_id="7_0", slurm_log=str(log), host="elsewhere", pid=1)
-    monkeypatch.setattr(slurm, "slurm_states", lambda ids: dict.fromkeys(ids, slurm_state))
+    out, run, d = job_run(tmp_path, monkeypatch, stored, slurm_state, "".join(f"line {i}\n" for i in range(100))
+                          + "slurmstepd: error: Detected 1 oom_kill event\n")
     assert slurm.refresh(out, [run.run_id]) == {run.run_id: slurm_state}
     assert store.state_of(d).state == state
     if state == "failed":
@@ -250,16 +259,8 @@ def test_refresh_records_jobs_that_ended_without_a_result(tmp_path, monkeypatch,
 
 def test_a_job_that_printed_only_to_stdout_leaves_that_as_its_error(tmp_path, monkeypatch):
     """A failing `setup` line (`module load`) may print to the job's stdout only."""
-    spec_path = tmp_path / "opts.yaml"
-    spec_path.write_text(SPEC)
-    run = ablations.expand(ablations.load(spec_path))[0]
-    out = tmp_path / "store"
-    d = store.plan(out, run)
-    err = tmp_path / "7_0_0_log.err"
-    err.write_text("")
-    err.with_suffix(".out").write_text("Lmod has detected the following error: unknown module cuda/99\n")
-    store.set_status(d, "running", slurm_job_id="7_0", slurm_log=str(err), host="elsewhere", pid=1)
-    monkeypatch.setattr(slurm, "slurm_states", lambda ids: dict.fromkeys(ids, "FAILED"))
+    out, run, d = job_run(tmp_path, monkeypatch, "running", "FAILED", "",
+                          "Lmod has detected the following error: unknown module cuda/99\n")
     slurm.refresh(out, [run.run_id])
     assert "unknown module cuda/99" in (d / "error.txt").read_text()
 
@@ -280,15 +281,10 @@ def test_run_skips_runs_whose_job_is_alive_whatever_their_directory_says(tmp_pat
 
 
 def test_status_says_what_to_do_about_jobs_slurm_has_no_record_of(tmp_path, monkeypatch, capsys):
-    spec_path = tmp_path / "opts.yaml"
-    spec_path.write_text(SPEC)
-    first, _ = ablations.expand(ablations.load(spec_path))
-    out = tmp_path / "store"
-    store.set_status(store.plan(out, first), "pending", slurm_job_id="999999_0")
-    monkeypatch.setattr(slurm, "slurm_states", lambda ids: dict.fromkeys(ids, "UNKNOWN"))
-    assert main(["status", str(spec_path), "--out", str(out)]) == 0
+    out, _, _ = job_run(tmp_path, monkeypatch, "pending", "UNKNOWN", "")
+    assert main(["status", str(tmp_path / "opts.yaml"), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "slurm: 1 UNKNOWN (jobs 999999)" in printed and "SLURM has no record of 1 job" in printed
+    assert "slurm: 1 UNKNOWN (jobs 7)" in printed and "SLURM has no record of 1 job" in printed
 
 
 def test_a_signal_during_imports_counts_as_a_requeue_and_the_cap_holds(tmp_path):
