@@ -297,7 +297,8 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         for run in plan.runs:
             state = plan.states[run.run_id]
             mark = "run " if run in plan.to_run else "skip"
-            print(f"  {mark} {run.run_id} {state.state:<11} {run.label()}")
+            problem = f"  ({state.note})" if state.corrupt else ""
+            print(f"  {mark} {run.run_id} {state.state:<11} {run.label()}{problem}")
         print(f"{len(plan.to_run)} of {count(len(plan.runs), 'run')} would start (out: {out})")
         if options is not None:
             print(f"cluster options: {cluster.summary(options)}")

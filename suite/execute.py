@@ -54,9 +54,15 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
         current = store.state_of(d)
         if current.state == "done" and current.result is not None:
             return current.result
+        said = []
+        if current.corrupt and (d / "result.json").exists():  # kept for a look, not overwritten by this attempt
+            kept = d / f"result.corrupt-{store.now().replace(':', '')}.json"
+            (d / "result.json").rename(kept)
+            said.append(f"{current.note}; moved to {kept.name}, and the run runs again")
+            warnings.warn(said[-1], SuiteWarning)
         attempts = int((current.status or {}).get("attempts") or 0) + 1
         store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid(), attempts=attempts,
-                         started_at=store.now(), error=None, warnings=[], **_slurm_ids())
+                         started_at=store.now(), error=None, warnings=said, **_slurm_ids())
         try:
             with _recorded_warnings(d):
                 result = _run(run, d, progress=progress)

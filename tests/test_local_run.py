@@ -230,3 +230,21 @@ def test_a_warning_inside_a_run_reaches_the_console(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"warning: run {run.run_id}: " in err and "CPU threads, the checkpoint's run used 7" in err
     assert "the checkpoint's run used 7" in store.read_json(d / "status.json")["warnings"][0]
+
+
+def test_a_corrupt_result_is_kept_aside_and_the_run_made_again(tmp_path, capsys):
+    spec = _spec(tmp_path, "corrupt", "  lr: [0.05]")
+    out = tmp_path / "store"
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *FAST]) == 0
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    d = store.run_dir(out, run.run_id)
+    (d / "result.json").write_text('{"metrics": ')  # a disk that filled up mid-write, say
+    capsys.readouterr()
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", "--dry-run", *FAST]) == 0
+    [line] = [line for line in capsys.readouterr().out.splitlines() if run.run_id in line]
+    assert line.startswith(f"  run  {run.run_id} missing") and f"({d / 'result.json'}: " in line  # says why
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *FAST]) == 0
+    err = capsys.readouterr().err
+    [kept] = d.glob("result.corrupt-*.json")
+    assert kept.read_text() == '{"metrics": ' and f"moved to {kept.name}" in err
+    assert store.state_of(d).state == "done"
