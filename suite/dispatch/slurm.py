@@ -48,7 +48,7 @@ from suite import store
 from suite.ablations.expand import RunSpec
 from suite.dispatch import snapshot
 from suite.dispatch.plan import start_afresh
-from suite.dispatch.cluster import ClusterOptions
+from suite.dispatch.cluster import ClusterOptions, summary
 from suite.errors import SuiteError, count
 
 T = TypeVar("T")
@@ -102,7 +102,11 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
     executor = make_executor(out, options, code, name=name)
     dirs = _parallel(lambda r: store.plan(out, r), runs)
     tasks = [SlurmRun(r, str(out), str(code.path), options.max_requeues) for r in runs]
-    jobs = submit_arrays(executor, tasks, size)
+    try:
+        jobs = submit_arrays(executor, tasks, size)
+    except SuiteError as err:  # sbatch names no option: show what was asked, so the culprit can be found
+        err.message += f" (the options sent, beyond the defaults: {summary(options)})"
+        raise
     arrays = list(dict.fromkeys(j.job_id.split("_")[0] for j in jobs))
     try:
         if afresh:
