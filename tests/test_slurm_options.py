@@ -47,6 +47,14 @@ def test_layers_command_line_over_spec_over_user_file(tmp_path, spec):
     assert (got.timeout_min, got.max_array_size, got.max_requeues) == (60, None, 3)  # defaults
 
 
+def test_a_spec_unsets_an_sbatch_parameter_of_the_user_file_with_null(tmp_path):
+    user = tmp_path / "cluster.yaml"
+    user.write_text("sbatch: {exclude: node7, mail-type: NONE}\n")
+    path = tmp_path / "opts.yaml"
+    path.write_text(SPEC.replace("sbatch: {mail-type: END}", "sbatch: {exclude: null}"))
+    assert options(ablations.load(path), user=user).sbatch == {"mail-type": "NONE"}
+
+
 def test_user_file_from_environment(tmp_path, monkeypatch, spec):
     user = tmp_path / "site.yaml"
     user.write_text("account: lab\n")

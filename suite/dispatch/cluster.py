@@ -108,6 +108,8 @@ def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[
         for key, value in layer.items():
             merged[key] = {**merged.get(key, {}), **value} if key == "sbatch" else value
             origin[key] = where(key)
+    if "sbatch" in merged:  # null unsets a parameter a lower layer (a site-wide user file) set
+        merged["sbatch"] = {k: v for k, v in merged["sbatch"].items() if v is not None}
     options = ClusterOptions(**merged)
     if options.signal_delay_s + EARLY_SIGNAL_S >= options.timeout_min * 60:
         raise SuiteError(f"signal_delay_s={options.signal_delay_s} ({origin.get('signal_delay_s', 'the default')}) "
@@ -203,9 +205,9 @@ def _check_sbatch(value: Any, name: str, where: dict[str, Any]) -> dict[str, Any
             instead = OWNED[key]
             hint = f"use the {instead!r} option" if instead else "the dispatcher sets it"
             raise SuiteError(f"sbatch parameter {key!r} cannot be set here: {hint}", key=f"{name}.{raw_key}", **where)
-        if not isinstance(v, (str, int, float, bool)) or v is False:
-            raise SuiteError(f"an sbatch value is a string, a number or true (a bare flag), got {v!r}",
-                             key=f"{name}.{raw_key}", **where)
+        if v is not None and (not isinstance(v, (str, int, float, bool)) or v is False):
+            raise SuiteError(f"an sbatch value is a string, a number, true (a bare flag) or null (unset what a "
+                             f"lower layer set), got {v!r}", key=f"{name}.{raw_key}", **where)
         if key in params:
             raise SuiteError(f"sbatch parameter {key!r} is given twice (spelt differently)", key=f"{name}.{raw_key}",
                              **where)
