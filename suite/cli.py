@@ -253,7 +253,10 @@ def _resubmit_hint(out: Path, run_ids: Sequence[str], args: argparse.Namespace) 
 
     recorded = {(store.state_of(store.run_dir(out, rid)).status or {}).get("again") for rid in run_ids}
     if len(recorded) == 1 and None not in recorded:
-        return str(recorded.pop())
+        words = shlex.split(str(recorded.pop()))
+        if "--out" in words[:-1]:  # the store as it is now (it may have been moved or copied since)
+            words[words.index("--out") + 1] = str(Path(out).resolve())
+        return shlex.join(words)
     return f"suite run {_same_slurm_runs(args)} --retry-failed"
 
 

@@ -288,6 +288,18 @@ def test_run_skips_runs_whose_job_is_alive_whatever_their_directory_says(tmp_pat
     assert "1 of 2 runs would start" in printed
 
 
+def test_the_resubmit_hint_keeps_the_flags_and_follows_a_moved_store(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SUITE_CLUSTER", "")
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    out = tmp_path / "copy"
+    recorded = f"suite run {spec_path} --out /elsewhere/store --executor slurm --qos high --retry-failed"
+    for run in ablations.expand(ablations.load(spec_path)):
+        store.set_status(store.plan(out, run), "cancelled", slurm_job_id="7_0", again=recorded)
+    assert main(["run", str(spec_path), "--executor", "slurm", "--out", str(out)]) == 0
+    assert f"suite run {spec_path} --out {out} --executor slurm --qos high --retry-failed" in capsys.readouterr().out
+
+
 def test_status_says_what_to_do_about_jobs_slurm_has_no_record_of(tmp_path, monkeypatch, capsys):
     out, _, _ = job_run(tmp_path, monkeypatch, "pending", "UNKNOWN", "")
     assert main(["status", str(tmp_path / "opts.yaml"), "--out", str(out)]) == 0
