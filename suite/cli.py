@@ -596,6 +596,12 @@ def _report(args: argparse.Namespace) -> int:
         else:
             for path in files.write(report, chosen or files.DEFAULT_FORMATS):
                 print(f"wrote {path}", file=log)
+    if nothing_done:
+        other = _other_done_runs(out, report.spec.name, set(report.runs["run_id"]))
+        if other:  # the usual cause: `suite run` had key=value overrides or a preset this command lacks
+            print(f"note: {count(other, 'done run')} of {report.spec.name} in {out} {'is' if other == 1 else 'are'} "
+                  "of another preset or other key=value overrides: give `suite report` the ones given to "
+                  "`suite run`", file=log)
     if kept:
         print(f"no run of {report.name} is done in {out}: left {', '.join(kept)} as "
               f"{'it was' if len(kept) == 1 else 'they were'} (--to FILE writes this store's table anyway)", file=log)
@@ -603,6 +609,17 @@ def _report(args: argparse.Namespace) -> int:
     for note in report.notes:
         print(f"  {note}", file=log)
     return 0
+
+
+def _other_done_runs(out: Path, spec_name: str, shown: set[str]) -> int:
+    """Done runs of the spec in the store other than `shown` (planned under other overrides or presets)."""
+    from suite import store
+
+    frame = store.collect(out)
+    if frame.empty:
+        return 0
+    mine = frame[(frame["spec"] == spec_name) & (frame["status"] == "done") & ~frame["run_id"].isin(list(shown))]
+    return len(mine)
 
 
 # ----------------------------------------------------------------------------------------- train

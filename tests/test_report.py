@@ -487,6 +487,11 @@ def test_a_store_without_done_runs_leaves_an_existing_table_alone(tmp_path, caps
     assert "our table" in readme.read_text() and "left the quick block" in capsys.readouterr().out
     assert main(["report", "quick", "--out", str(out), "--to", str(tmp_path / "now.md")]) == 0
     assert "0 done" in (tmp_path / "now.md").read_text()
+    # done runs of quick made with overrides this command lacks: said, since that is the usual cause
+    finish(out, ablations.expand(ablations.load("quick"), overrides={"epochs": 0.25})[0], 11.0)
+    capsys.readouterr()
+    assert main(["report", "quick", "--out", str(out)]) == 0
+    assert "note: 1 done run of quick in" in capsys.readouterr().out
 
 
 def test_report_hints_can_be_pasted(tmp_path):
