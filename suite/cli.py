@@ -12,6 +12,7 @@ import os
 import shlex
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -222,15 +223,19 @@ def _same_runs(args: argparse.Namespace, absolute: bool = False) -> str:
                        *(["--out", str(out)] if out else []), *args.overrides])
 
 
+def _cluster_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The cluster options given as flags (`_cluster_arguments`), by option name."""
+    return {k[len("cluster_"):]: v for k, v in vars(args).items() if k.startswith("cluster_") and v is not None}
+
+
 def _cluster_flags(args: argparse.Namespace) -> list[str]:
     """The SLURM flags given on the command line, as typed (for hints, and to refuse them locally)."""
     from suite.dispatch.cluster import flag
 
     words = []
-    for key, value in vars(args).items():
-        if key.startswith("cluster_") and value is not None:
-            for item in value if isinstance(value, list) else [value]:
-                words += [flag(key[len("cluster_"):]), str(item)]
+    for name, value in _cluster_values(args).items():
+        for item in value if isinstance(value, list) else [value]:
+            words += [flag(name), str(item)]
     return words
 
 
@@ -267,12 +272,13 @@ def _run(args: argparse.Namespace) -> int:
     out = args.out or store.default_out()
     spec, runs = _expand(args)
     options = None
-    if args.executor == "local" and _cluster_flags(args):
-        raise SuiteError(f"{_cluster_flags(args)[0]} is a SLURM option: add --executor slurm", key="executor")
+    given = _cluster_flags(args)
+    if args.executor == "local" and given:
+        raise SuiteError(f"{given[0]} is a SLURM option: add --executor slurm", key="executor")
     if args.executor == "slurm":  # checked before anything is planned or submitted
         if args.max_parallel != 1:
             raise SuiteError("--max-parallel is for local runs; on SLURM use --array-parallelism", key="max_parallel")
-        cli = cluster.parse_cli({k[len("cluster_"):]: v for k, v in vars(args).items() if k.startswith("cluster_")})
+        cli = cluster.parse_cli(_cluster_values(args))
         options = cluster.resolve_options(spec.cluster, cli, spec_file=str(spec.path),
                                           spec_line=lambda key: spec.line("cluster", key))
         if not args.dry_run:  # two submissions at once would both submit the runs neither saw pending
@@ -400,9 +406,7 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
     if pending:  # e.g. BadConstraints: a request the cluster can never meet waits forever
         from suite.dispatch.slurm import pending_reasons
 
-        reasons: dict[str, int] = {}
-        for reason in pending_reasons(pending).values():
-            reasons[reason] = reasons.get(reason, 0) + 1
+        reasons = Counter(pending_reasons(pending).values())
         if reasons:
             print(f"  pending because: {', '.join(f'{r} ({n})' for r, n in sorted(reasons.items()))}")
         if "JobHeldUser" in reasons:
@@ -597,7 +601,7 @@ def _report(args: argparse.Namespace) -> int:
             for path in files.write(report, chosen or files.DEFAULT_FORMATS):
                 print(f"wrote {path}", file=log)
     if nothing_done:
-        other = _other_done_runs(out, report.spec.name, set(report.runs["run_id"]))
+        other = len(files.done_runs_outside(out, set(report.runs["run_id"]), spec=report.spec.name))
         if other:  # the usual cause: `suite run` had key=value overrides or a preset this command lacks
             print(f"note: {count(other, 'done run')} of {report.spec.name} in {out} {'is' if other == 1 else 'are'} "
                   "of another preset or other key=value overrides: give `suite report` the ones given to "
@@ -609,17 +613,6 @@ def _report(args: argparse.Namespace) -> int:
     for note in report.notes:
         print(f"  {note}", file=log)
     return 0
-
-
-def _other_done_runs(out: Path, spec_name: str, shown: set[str]) -> int:
-    """Done runs of the spec in the store other than `shown` (planned under other overrides or presets)."""
-    from suite import store
-
-    frame = store.collect(out)
-    if frame.empty:
-        return 0
-    mine = frame[(frame["spec"] == spec_name) & (frame["status"] == "done") & ~frame["run_id"].isin(list(shown))]
-    return len(mine)
 
 
 # ----------------------------------------------------------------------------------------- train

@@ -47,8 +47,8 @@ from filelock import FileLock, Timeout
 from suite import store
 from suite.ablations.expand import RunSpec
 from suite.dispatch import snapshot
-from suite.dispatch.plan import start_afresh
 from suite.dispatch.cluster import ClusterOptions, summary
+from suite.dispatch.plan import start_afresh
 from suite.errors import SuiteError, count
 
 T = TypeVar("T")
