@@ -393,21 +393,24 @@ def _two_layer_gamma() -> torch.nn.Sequential:
     return gamma
 
 
-@pytest.mark.parametrize("size", [(7, 9), (9, 10)])  # below and above conv1x1's MIN_PIXELS (64)
+# below and above conv1x1's MIN_PIXELS (64), narrow and at WIDE_CHANNELS (64): every way it computes
+@pytest.mark.parametrize("size", [(7, 9), (9, 10)])
+@pytest.mark.parametrize("widths", [(5, 4), (64, 72)])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("bias", [False, True])
-def test_conv1x1_adds_bias_and_residual_like_conv2d(channels_last, bias, size):
-    x, residual = torch.randn(3, 5, *size), torch.randn(3, 4, *size)
+def test_conv1x1_adds_bias_and_residual_like_conv2d(channels_last, bias, size, widths):
+    c_in, c_out = widths
+    x, residual = torch.randn(3, c_in, *size), torch.randn(3, c_out, *size)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    weight, b = torch.randn(4, 5, 1, 1), torch.randn(4) if bias else None
+    weight, b = torch.randn(c_out, c_in, 1, 1), torch.randn(c_out) if bias else None
     expected = F.conv2d(x, weight, b)
     torch.testing.assert_close(conv1x1(x, weight, b), expected)
     target = residual.clone()
     assert conv1x1(x, weight, b, add_to=target) is target  # added in place
     torch.testing.assert_close(target, expected + residual)
     # with an eval-mode BN-ReLU in front, made image by image on the CPU path
-    scale, shift = torch.rand(5) + 0.5, torch.randn(5)
+    scale, shift = torch.rand(c_in) + 0.5, torch.randn(c_in)
     normalised = F.relu(x * scale[:, None, None] + shift[:, None, None])
     expected = F.conv2d(normalised, weight, b)
     torch.testing.assert_close(conv1x1(x, weight, b, affine_relu=(scale, shift)), expected)

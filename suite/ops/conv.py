@@ -1,7 +1,7 @@
 """1x1 convolutions as matrix products, for SAN's ops outside autograd's bookkeeping and its inference.
 
 On CPU, PyTorch's convolution (oneDNN, NCHW) is 3-60x slower than one matrix product per image for
-few channels over many pixels, as in gamma (4 to 130 channels over K*H*W pixels) and the stem
+few channels over many pixels, as in gamma (4 to 48 channels over K*H*W pixels) and the stem
 (3 -> 64 channels at full resolution). Measured on 2 cores, batch 8: 18 -> 16 channels over
 49 x 56 x 56 pixels, forward 94 vs 27 ms, backward 189 vs 42 ms; on an AVX2 machine, SAN10's
 block convs at 112 x 112 (16 -> 64 channels) too. Under autograd, torch.matmul would keep a transposed
@@ -9,7 +9,11 @@ copy of the input, so modules use nn.Conv2d there. Other devices use F.conv2d.
 Batched products (torch.matmul, bmm) on (N, C, P) copy an operand or the result into another
 layout for these shapes, so these are 2-D products, one per image. Below `MIN_PIXELS` pixels per
 image the products are too thin and the convolution wins (SAN's 7x7 stage, 512 -> 2048 channels),
-so there conv1x1 is F.conv2d.
+so there conv1x1 is F.conv2d; so it is with `WIDE_CHANNELS` channels or more on both sides, where
+oneDNN's blocked kernels outrun the matrix product: on a 2-core AVX-512 AMD EPYC, batch 8, 2x for
+every such conv of SAN10 (64 -> 64 at 112 x 112: 4.4 vs 8.0 ms; 1024 -> 384 at 14 x 14: 2.9 vs
+6.7 ms; gamma's 66 -> 64 over 49 x 14 x 14: 3.7 vs 7.1 ms), while narrower ones lose (gamma's
+34 -> 32 over 49 x 28 x 28: 45 vs 17 ms; 64 -> 24 at 112 x 112: even).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from torch import Tensor
 from suite.ops.window import channels_last
 
 MIN_PIXELS = 64
+WIDE_CHANNELS = 64
 
 
 def conv1x1(
@@ -43,7 +48,7 @@ def conv1x1(
     the product reads from cache (the whole of x' would be written to memory and read back).
     """
     dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
-    whole = x.device.type != "cpu" or math.prod(x.shape[2:]) < MIN_PIXELS or channels_last(x)
+    whole = _convolution_wins(x, weight) or channels_last(x)
     if affine_relu is not None:
         scale, shift = (t.view(-1, *[1] * (x.dim() - 2)) for t in affine_relu)
     if whole or (add_to is not None and (add_to.dtype != dtype or not add_to.is_contiguous())):
@@ -73,10 +78,15 @@ def conv1x1(
     return out
 
 
+def _convolution_wins(x: Tensor, weight: Tensor) -> bool:
+    """Whether F.conv2d is the fastest way: off the CPU, on thin maps, for wide convs."""
+    return x.device.type != "cpu" or math.prod(x.shape[2:]) < MIN_PIXELS or min(weight.shape[:2]) >= WIDE_CHANNELS
+
+
 def _conv1x1_whole(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """The product for the whole batch at once: F.conv2d, or for NHWC on CPU one matmul over all
-    pixels (output NHWC too)."""
-    if x.device.type != "cpu" or math.prod(x.shape[2:]) < MIN_PIXELS or not channels_last(x):
+    """The product for the whole batch at once: F.conv2d, or for a narrow conv on NHWC on CPU one
+    matmul over all pixels (output NHWC too)."""
+    if _convolution_wins(x, weight) or not channels_last(x):
         return F.conv2d(x, weight, bias)
     out = torch.matmul(x.permute(0, 2, 3, 1), weight.flatten(1).t())
     return (out if bias is None else out.add_(bias)).permute(0, 3, 1, 2)
