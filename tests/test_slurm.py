@@ -186,7 +186,7 @@ def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys)
     d = store.plan(out, run)
     store.write_result(d, {"run_id": run.run_id, "metrics": {"top1_err": 12.5}})
     assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--force", "--partition", "nosuch"]) == 2
-    assert "sbatch refused the job" in (err := capsys.readouterr().err) and "partition='nosuch'" in err
+    assert "sbatch refused the job" in (err := capsys.readouterr().err) and "partition='nosuch' (--partition)" in err
     assert store.state_of(d).state == "done" and not (d / "archive").exists()  # nothing hidden
     suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--force", "--sbatch", "hold")
     assert store.state_of(d).state == "pending"

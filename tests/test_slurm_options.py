@@ -183,7 +183,9 @@ def test_dry_run_prints_the_options(tmp_path, capsys, monkeypatch):
                  "--timeout-min", "30"]) == 0
     printed = capsys.readouterr().out
     assert "2 of 2 runs would start" in printed
-    assert "cluster options: partition='gpu' timeout_min=30 gpus_per_node=1 sbatch={'mail-type': 'END'}" in printed
+    # each value with the layer that set it: the spec's file and line, or the flag
+    assert (f"cluster options: partition='gpu' ({path}:5), timeout_min=30 (--timeout-min), "
+            f"gpus_per_node=1 ({path}:6), sbatch.mail-type='END' ({path}:7)") in printed
 
 
 # ----------------------------------------------------------------------------------- snapshot
@@ -361,7 +363,16 @@ def test_refresh_leaves_finished_runs_alone(tmp_path, monkeypatch):
 
 def test_summary_lists_what_differs_from_the_defaults():
     assert cluster.summary(ClusterOptions()) == "defaults"
-    assert cluster.summary(ClusterOptions(qos="high", max_requeues=1)) == "qos='high' max_requeues=1"
+    assert cluster.summary(ClusterOptions(qos="high", max_requeues=1)) == "qos='high', max_requeues=1"
+
+
+def test_summary_names_the_layer_of_each_sbatch_parameter(spec, tmp_path):
+    user = tmp_path / "cluster.yaml"
+    user.write_text("account: lab\nsbatch: {exclude: node7, mail-type: FAIL}\n")
+    opts = options(spec, {"sbatch": ["comment=x"]}, user=user)
+    assert cluster.summary(opts) == (
+        f"partition='gpu' ({spec.path}:5), account='lab' ({user}:1), gpus_per_node=1 ({spec.path}:6), "
+        f"sbatch.exclude='node7' ({user}:2), sbatch.mail-type='END' ({spec.path}:7), sbatch.comment='x' (--sbatch)")
 
 
 def test_chunks_never_exceed_the_array_size():

@@ -56,10 +56,13 @@ class ClusterOptions:
                                         "as failed")
     signal_delay_s: int = _option(120, "SECONDS", "seconds before the time limit at which a run checkpoints "
                                                   "and requeues itself (SLURM may signal up to 60 s earlier)")
+    # where each value came from (file:line or --flag; `sbatch.KEY` per sbatch parameter), so a
+    # message about a value, such as a refused sbatch, can name the layer to fix; not an option
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
 EARLY_SIGNAL_S = 60  # `man sbatch`, --signal: "may be sent up to 60 seconds earlier than specified"
-FIELDS = {f.name: f for f in dataclasses.fields(ClusterOptions)}
+FIELDS = {f.name: f for f in dataclasses.fields(ClusterOptions) if "metavar" in f.metadata}
 HINTS = typing.get_type_hints(ClusterOptions)
 MINIMUM = {"timeout_min": 1, "nodes": 1, "tasks_per_node": 1, "gpus_per_node": 0, "cpus_per_task": 1,
            "mem_gb": 0.001, "array_parallelism": 1, "max_array_size": 1, "max_requeues": 0, "signal_delay_s": 1}
@@ -108,9 +111,11 @@ def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[
         for key, value in layer.items():
             merged[key] = {**merged.get(key, {}), **value} if key == "sbatch" else value
             origin[key] = where(key)
+            if key == "sbatch":
+                origin.update({f"sbatch.{k}": where(key) for k in value})
     if "sbatch" in merged:  # null unsets a parameter a lower layer (a site-wide user file) set
         merged["sbatch"] = {k: v for k, v in merged["sbatch"].items() if v is not None}
-    options = ClusterOptions(**merged)
+    options = ClusterOptions(**merged, origins=origin)
     if options.signal_delay_s + EARLY_SIGNAL_S >= options.timeout_min * 60:
         raise SuiteError(f"signal_delay_s={options.signal_delay_s} ({origin.get('signal_delay_s', 'the default')}) "
                          f"plus the {EARLY_SIGNAL_S} s by which SLURM may signal early must be shorter than the time "
@@ -216,7 +221,10 @@ def _check_sbatch(value: Any, name: str, where: dict[str, Any]) -> dict[str, Any
 
 
 def summary(options: ClusterOptions) -> str:
-    """The options that differ from the defaults, as `key=value` (what a dry run prints)."""
+    """The options that differ from the defaults, as `key=value (where it was set)`, sbatch
+    parameters one by one (what a dry run and a refused sbatch print)."""
     defaults = ClusterOptions()
-    parts = [f"{k}={getattr(options, k)!r}" for k in FIELDS if getattr(options, k) != getattr(defaults, k)]
-    return " ".join(parts) or "defaults"
+    values = [(k, getattr(options, k)) for k in FIELDS if k != "sbatch" and getattr(options, k) != getattr(defaults, k)]
+    values += [(f"sbatch.{k}", v) for k, v in options.sbatch.items()]
+    parts = [f"{k}={v!r}" + (f" ({options.origins[k]})" if k in options.origins else "") for k, v in values]
+    return ", ".join(parts) or "defaults"
