@@ -17,7 +17,7 @@ import pytest
 
 from suite import ablations, store
 from suite.cli import main
-from suite.errors import SuiteError
+from suite.errors import SuiteError, SuiteWarning
 from suite.report import complexity, files, formats, plots, tables
 from suite.report.splice import splice, splice_file
 
@@ -571,3 +571,17 @@ def test_report_all_writes_every_valid_spec_and_then_names_the_invalid(tmp_path,
     assert {"a_first.md", "z_last.md", "quick.md", "complexity.md"} <= {p.name for p in out.iterdir()}
     assert f"wrote {out / 'z_last.md'}" in printed.out and f"wrote {out / 'complexity.md'}" in printed.out
     assert "b_broken.yaml:2: zip.0: empty zip group" in printed.err
+
+
+def test_read_curve_warns_of_damaged_lines_but_not_a_cut_off_last_one(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    good = [json.dumps({"epoch": e, "train_loss": 1.0 / e}) for e in (1, 2, 3)]
+    path.write_text("\n".join([good[0], "garbage", good[1], '{"no_epoch": 1}', good[2], '{"epoch": 4, "tra']))
+    with pytest.warns(SuiteWarning) as caught:
+        records = plots.read_curve(path)
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert [str(w.message).split(": ")[0] for w in caught] == [f"{path}:2", f"{path}:4"]
+    path.write_text("\n".join(good) + '\n{"epoch": 4, "tra')  # killed mid-write: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(plots.read_curve(path)) == 3

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from suite.errors import SuiteWarning
 from suite.report.tables import Report, label, show
 
 MAX_CURVES = 200  # more runs than this make an unreadable tangle: the plot is skipped with a note
@@ -171,19 +173,26 @@ def tradeoff(report: Report) -> tuple[Plot | None, str | None]:
 
 # --------------------------------------------------------------------------------------- curves
 def read_curve(path: Path) -> list[dict]:
-    """The JSON lines of a metrics.jsonl; unreadable lines (a run killed mid-write) are dropped."""
+    """The per-epoch records of a metrics.jsonl. A cut-off last line (a run killed mid-write) is
+    dropped quietly; any other line that is not an epoch record is dropped with a warning naming
+    the file and line, so a damaged curve is not drawn as if it were whole."""
     out = []
     try:
-        text = path.read_text()
+        lines = path.read_text().splitlines()
     except OSError:
         return out
-    for line in text.splitlines():
+    for number, line in enumerate(lines, 1):
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            continue
+            record = None
+            if number == len(lines):
+                continue
         if isinstance(record, dict) and isinstance(record.get("epoch"), (int, float)):
             out.append(record)
+        elif line.strip():
+            warnings.warn(f"{path}:{number}: skipped a line that is not an epoch record: {line[:80]!r}",
+                          SuiteWarning, stacklevel=2)
     return out
 
 
