@@ -412,8 +412,11 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
         if "JobHeldUser" in reasons:
             print(f"  held as asked (sbatch hold): `scontrol release {','.join(arrays)}` lets them start")
     if "UNKNOWN" in counts:  # neither slurmctld nor the accounting knows the job (purged, or another cluster)
-        print(f"  SLURM has no record of {count(counts['UNKNOWN'], 'job')}: if they are gone, `suite cancel` with "
-              "the same arguments releases their runs")
+        from suite.dispatch.slurm import LOST_AFTER_S
+
+        print(f"  SLURM has no record of {count(counts['UNKNOWN'], 'job')}: a run whose job it still does not know "
+              f"{LOST_AFTER_S // 60} min after submission fails (`--retry-failed` submits it again); `suite cancel` "
+              "with the same arguments releases them now")
 
 
 def _add_cancel(sub: argparse._SubParsersAction) -> None:

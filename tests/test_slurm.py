@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -234,6 +235,29 @@ def test_states_come_from_slurmctld_at_once_and_from_sacct_once_it_forgets(tmp_p
     monkeypatch.setattr(slurm, "_squeue_states", lambda ids: {})  # as after MinJobAge (300 s)
     wait_for(lambda: set(slurm.slurm_states(tasks).values()) == {"CANCELLED"}, "sacct to say CANCELLED", tmp_path,
              timeout=60)
+
+
+def test_a_run_whose_job_slurm_never_heard_of_fails_once_the_grace_is_over(tmp_path, capsys):
+    """A cluster reset forgets jobs: once slurmctld and the accounting both answer that they do not
+    know a job submitted over LOST_AFTER_S ago, its run fails and `--retry-failed` submits it again.
+    A task of an array SLURM knows (not split off yet) is never taken for lost."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "lost", {"lr": [0.01, 0.02]})
+    old, recent = ablations.expand(ablations.load(spec))
+    long_ago = (datetime.now(timezone.utc) - timedelta(seconds=slurm.LOST_AFTER_S + 60)).isoformat()
+    store.set_status(store.plan(out, old), "pending", slurm_job_id="9999999_0", submitted_at=long_ago,
+                     executor="slurm")
+    store.set_status(store.plan(out, recent), "pending", slurm_job_id="9999998_0", submitted_at=store.now(),
+                     executor="slurm")
+    assert slurm.refresh(out, [old.run_id, recent.run_id]) == {old.run_id: "UNKNOWN", recent.run_id: "UNKNOWN"}
+    assert store.state_of(store.run_dir(out, old.run_id)).state == "failed"
+    assert "SLURM has no record of job 9999999_0" in store.state_of(store.run_dir(out, old.run_id)).note
+    assert store.state_of(store.run_dir(out, recent.run_id)).state == "pending"  # the accounting may not have it yet
+    held = subprocess.run(["sbatch", "--parsable", f"--job-name=suite-{PREFIX}lost", f"--output={tmp_path}/%A_%a.out",
+                           "--array=0-3", "--hold", "--wrap", "sleep 60"],
+                          capture_output=True, text=True, check=True).stdout.split(";")[0].strip()
+    assert slurm._lost([f"{held}_3", "9999999_0"]) == {"9999999_0"}
+    assert "SLURM has no record of 1 job" in suite(capsys, "status", str(spec), "--out", str(out))
 
 
 def test_cancelled_runs_show_cancelled_and_are_not_resubmitted(tmp_path, capsys):

@@ -3,6 +3,7 @@ script, and how ended jobs are reconciled with the store (sacct faked)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -391,3 +392,21 @@ def test_chunks_never_exceed_the_array_size():
 
 def test_parse_cli_drops_unset_flags():
     assert parse_cli({"partition": None, "setup": None, "sbatch": None, "nodes": 2}) == {"nodes": 2}
+
+
+@pytest.mark.parametrize("down", ["squeue", "sacct"])
+def test_no_job_counts_as_lost_while_slurm_does_not_answer(tmp_path, monkeypatch, down):
+    """`squeue` exits 1 both for ids it does not know and when slurmctld is down: only the first is an answer."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scripts = {"squeue": "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1", "sacct": "exit 0"}
+    scripts[down] = "echo 'error: Unable to contact slurm controller (connect failure)' >&2; exit 1"
+    for name, body in scripts.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert slurm._lost(["7_0"]) == set()
+    (bin_dir / down).write_text("#!/bin/sh\n" + ("exit 0" if down == "sacct" else
+                                                 "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1")
+                                + "\n")
+    assert slurm._lost(["7_0"]) == {"7_0"}  # both answer: nobody knows it

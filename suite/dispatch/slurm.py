@@ -28,6 +28,7 @@ error.txt), so nothing stays `running` forever. `cancel` scancels.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import io
 import math
 import os
@@ -58,6 +59,10 @@ ALIVE = frozenset({"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FE
 # A final SLURM state of a run that never wrote its result, as a store state.
 ENDED = {"CANCELLED": "cancelled", "PREEMPTED": "interrupted"}  # everything else: failed
 TRACKED = ("pending", "running", "interrupted")  # store states that may belong to a live job
+# A job that neither slurmctld nor the accounting knows this long after its submission is lost (a
+# cluster reset, a purged or never-recorded job): its run fails, so `suite run --retry-failed` takes
+# it again. Until then UNKNOWN is a job the accounting has not heard of yet.
+LOST_AFTER_S = 600
 IO_THREADS = 16  # store writes are fsync-bound: in parallel, 1,000 statuses take ~0.5 s instead of ~6 s
 
 
@@ -341,6 +346,7 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
     if not tracked:
         return {}
     states = slurm_states(tracked.values())
+    lost = _lost([j for rid, j in tracked.items() if states[j] == "UNKNOWN" and _submitted_long_ago(out, rid)])
     out_states = {}
     for rid, job_id in tracked.items():
         slurm_state = states[job_id]
@@ -348,6 +354,11 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
         d = store.run_dir(out, rid)
         now = store.state_of(d)  # again: the job may have written since
         if now.state not in TRACKED or (now.status or {}).get("slurm_job_id") != job_id:
+            continue
+        if job_id in lost:
+            store.set_status(d, "failed", slurm_state="LOST", error=(
+                f"SLURM has no record of job {job_id}, submitted {now.status.get('submitted_at') or 'earlier'}: "
+                "neither slurmctld nor the accounting knows it (a cluster reset or a purge)"))
             continue
         # A live job owns its run directory: never write there from outside (the job may be writing
         # its own state this instant). `suite run` skips these runs whatever the directory says.
@@ -359,6 +370,35 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
         store.set_status(d, ENDED.get(slurm_state, "failed"), slurm_state=slurm_state,
                          error=f"SLURM job {job_id} ended {slurm_state} without a result; log: {log}")
     return out_states
+
+
+def _submitted_long_ago(out: Path, run_id: str) -> bool:
+    status = store.state_of(store.run_dir(out, run_id)).status or {}
+    try:
+        submitted = dt.datetime.fromisoformat(str(status.get("submitted_at")))
+    except ValueError:
+        return False
+    return (dt.datetime.now(dt.timezone.utc) - submitted).total_seconds() > LOST_AFTER_S
+
+
+def _lost(ids: Sequence[str]) -> set[str]:
+    """Those of `ids` that slurmctld and the accounting both answer they do not know; none when
+    either does not answer (a controller or slurmdbd down is not a lost job)."""
+    if not ids:
+        return set()
+    arrays = list(dict.fromkeys(_array_of(j) for j in ids))
+    known: set[str] = set()  # arrays (or plain jobs) of which either knows anything: `7_[2-9]` means 7
+    for command in (["squeue", "--noheader", "--array", "--states=all", "--format=%i"],
+                    ["sacct", "--noheader", "--parsable2", "--format=JobID", "--starttime=1970-01-01"]):
+        try:
+            done = subprocess.run([*command, "--jobs", ",".join(arrays)], capture_output=True, text=True,
+                                  timeout=120, stdin=subprocess.DEVNULL)
+        except (FileNotFoundError, subprocess.TimeoutExpired):
+            return set()
+        if done.returncode != 0 and "Invalid job id" not in done.stderr:  # squeue's answer for none known
+            return set()
+        known |= {_array_of(line.strip().split(".")[0]) for line in done.stdout.splitlines() if line.strip()}
+    return {j for j in ids if _array_of(j) not in known}
 
 
 def _log_tail(stderr: Path, lines: int = 50) -> str:
