@@ -91,11 +91,13 @@ def test_every_relation_trains(name, relation):
         assert torch.allclose(grads[n], reference[n], atol=1e-9 * scale, rtol=1e-7), n
 
 
-@pytest.mark.parametrize("name", ["san10_pairwise", "san10_patchwise"])
-def test_bfloat16_autocast_trains_and_infers(name):
+@pytest.mark.parametrize(("name", "relation"), [("san10_pairwise", "subtraction"), ("san10_patchwise", "star"),
+                                              ("san10_patchwise", "concatenation")])
+@pytest.mark.parametrize("padding", ["zeros", "reflect"])  # reflection padding runs in float32 under autocast
+def test_bfloat16_autocast_trains_and_infers(name, relation, padding):
     torch.manual_seed(0)
-    model = create_model(name, footprint=3, padding="zeros", num_classes=5)
-    x = torch.randn(2, 3, 32, 32)
+    model = create_model(name, relation=relation, footprint=3, padding=padding, num_classes=5)
+    x = torch.randn(2, 3, 64, 64)  # 2x2 maps in the last stage: reflection padding needs more than 1 px
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = F.cross_entropy(model(x), torch.arange(2))
     loss.backward()

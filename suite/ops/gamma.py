@@ -189,9 +189,11 @@ def concatenation_weights_inference(
                           out=logits.view(n, footprint * cw, h * w) if len(layers) == 1 else None)
     psi_padded = window.pad_input(psi)
     channels = rel + torch.arange(rel, device=phi.device) * footprint
-    for j, (dy, dx) in enumerate(window.offsets()):
-        z = pre(psi_padded[..., dy : dy + h, dx : dx + w], channels + j)
-        hidden.baddbmm_(per_position[:, :, j].expand(n, -1, -1), z)
+    # in hidden's dtype: autocast would make the in-place product's operands bfloat16 or float16
+    with torch.autocast(phi.device.type, enabled=False):
+        for j, (dy, dx) in enumerate(window.offsets()):
+            z = pre(psi_padded[..., dy : dy + h, dx : dx + w], channels + j).to(hidden.dtype)
+            hidden.baddbmm_(per_position[:, :, j].expand(n, -1, -1).to(hidden.dtype), z)
     if first.bias is not None:
         hidden.add_(first.bias[:, None])
     if first.relu:
