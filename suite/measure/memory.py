@@ -8,11 +8,13 @@ activations, on CPU and CUDA alike. How it was measured goes into the `memory_me
   (not the caching allocator's reserve, not the CUDA context).
 - `cpu_rss_hwm`: the kernel's resident-set high-water mark. Writing "5" to /proc/self/clear_refs
   resets VmHWM to the current RSS (Linux >= 4.0), so VmHWM read after the step is the step's own
-  peak, not the process-lifetime maximum that getrusage(ru_maxrss) would give. Minus VmRSS at the
-  baseline. RSS also counts memory the allocator keeps after freeing, so it is an upper bound of
-  the live tensors, as a user's `top` would see it.
-- `cpu_rss_sampled`: where clear_refs cannot be written (some sandboxes), VmRSS sampled every
-  millisecond in a thread during the step; can miss peaks shorter than that.
+  peak, not the process-lifetime maximum that getrusage(ru_maxrss) would give. Less the
+  file-backed pages resident after the step (/proc/self/statm's `shared`), so the library code a
+  first backward maps in (about 95 MiB of torch) is not counted as the model's; less the anonymous
+  memory at the baseline. RSS also counts memory the allocator keeps after freeing, so it is an
+  upper bound of the live tensors, as a user's `top` would see it.
+- `cpu_rss_sampled`: where clear_refs cannot be written (some sandboxes), the anonymous resident
+  memory sampled every millisecond in a thread during the step; can miss peaks shorter than that.
 
 Each model is profiled in its own process, so one model's heap never inflates another's figure.
 """
@@ -46,7 +48,7 @@ class MemoryProbe:
         if not os.path.exists("/proc/self/statm"):
             return cls(device, 0, None)
         method = "cpu_rss_hwm" if _reset_hwm() else "cpu_rss_sampled"
-        return cls(device, _rss(), method)
+        return cls(device, _anonymous(), method)
 
     def peak_mb(self, step: Callable[[], object]) -> float | None:
         """Run `step` once and return its peak memory in MiB above the baseline."""
@@ -59,7 +61,7 @@ class MemoryProbe:
         elif self.method == "cpu_rss_hwm":
             _reset_hwm()
             step()
-            peak = _hwm()
+            peak = _hwm() - _statm()[1]
         elif self.method == "cpu_rss_sampled":
             peak = _sampled_peak(step)
         else:
@@ -68,9 +70,16 @@ class MemoryProbe:
         return (peak - self.baseline) / MIB
 
 
-def _rss() -> int:
+def _statm() -> tuple[int, int]:
+    """(resident, file-backed resident) bytes."""
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * _PAGE
+        fields = f.read().split()
+    return int(fields[1]) * _PAGE, int(fields[2]) * _PAGE
+
+
+def _anonymous() -> int:
+    resident, file_backed = _statm()
+    return resident - file_backed
 
 
 def _hwm() -> int:
@@ -90,13 +99,13 @@ def _reset_hwm() -> bool:
 
 
 def _sampled_peak(step: Callable[[], object], interval: float = 1e-3) -> int:
-    peak = _rss()
+    peak = _anonymous()
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not done.wait(interval):
-            peak = max(peak, _rss())
+            peak = max(peak, _anonymous())
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
@@ -105,4 +114,4 @@ def _sampled_peak(step: Callable[[], object], interval: float = 1e-3) -> int:
     finally:
         done.set()
         thread.join()
-    return max(peak, _rss())
+    return max(peak, _anonymous())

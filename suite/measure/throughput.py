@@ -144,11 +144,13 @@ def synchronize(device: torch.device) -> None:
 
 def _timed(step: Step, device: torch.device) -> float:
     if device.type == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        step()
-        end.record()
-        end.synchronize()
+        # events go to the current stream of the current device: make that the measured one (cuda:1)
+        with torch.cuda.device(device):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            step()
+            end.record()
+            end.synchronize()
         return start.elapsed_time(end) / 1e3
     t0 = time.perf_counter()
     step()
