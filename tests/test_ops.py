@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 
 import pytest
 import torch
@@ -492,3 +493,32 @@ def test_batch_norm_relu_conv_keeps_a_narrow_hidden_layer():
         return batch_norm_relu_conv(torch.nn.Identity(), [(gamma[0], w1, None), (gamma[3], w2, gamma[5].bias)], x)
 
     assert torch.autograd.gradcheck(fn, (x, gamma[2].weight, gamma[5].weight))
+
+
+# ------------------------------------------------------------------------ python -m suite.ops.benchmark
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--rounds", "1", "--steps", "1"], "--rounds x --steps must be at least 2"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+])
+def test_the_san_benchmark_refuses_settings_before_measuring(argv, message, capsys):
+    from suite.ops import benchmark
+
+    with pytest.raises(SystemExit):
+        benchmark.main(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_the_san_benchmark_measures_every_configuration_side_by_side(capsys):
+    from suite.ops import benchmark
+
+    assert benchmark.main(["--img-size", "64"]) == 2  # too small for SAN10's reflection padding: said at once
+    assert "too small to reflect-pad" in capsys.readouterr().err
+    assert benchmark.main(["--batch-size", "1", "--img-size", "128", "--threads", "1", "--rounds", "2",
+                           "--steps", "1", "--warmup", "0", "--modes", "infer"]) == 0
+    printed = capsys.readouterr().out
+    rows = [line for line in printed.splitlines() if line.startswith("| ") and " infer " in line]
+    assert len(rows) == len(benchmark.CONFIGS)
+    assert all(float(row.split("|")[4]) > 0 and float(row.split("|")[7]) > 0 for row in rows)  # img/s, peak MiB
+    for model in ("san10_pairwise", "san10_patchwise"):
+        assert re.search(rf"{model} infer: shift vs unfold throughput [\d.]+x, peak memory [\d.]+x", printed)
+        assert re.search(rf"{model} infer: [\d.]+x ResNet26's throughput", printed)

@@ -27,6 +27,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from suite.errors import SuiteError
+from suite.models.registry import resolve_model_kwargs
+
 CONFIGS: tuple[tuple[str, str], ...] = (
     ("san10_pairwise", "shift"),
     ("san10_pairwise", "unfold"),
@@ -76,8 +79,10 @@ def run_benchmark(
     results = []
     for mode in modes:
         jobs = [Job(m, b, mode, batch_size, img_size, threads, warmup, channels_last) for m, b in configs]
-        workers = [_Worker(job) for job in jobs]  # started (and warmed up) one after another
+        workers: list[_Worker] = []
         try:
+            for job in jobs:  # started (and warmed up) one after another
+                workers.append(_Worker(job))
             times: list[list[float]] = [[] for _ in jobs]
             for r in range(rounds):
                 for i in range(len(jobs)):
@@ -121,7 +126,9 @@ class _Worker:
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError(f"benchmark worker {self.process.args[-1]} died (exit {self.process.wait()})")
+            job = Job(**json.loads(self.process.args[-1]))
+            raise SuiteError(f"the worker for {job.model} ({job.backend}, {job.mode}) ended with exit status "
+                             f"{self.process.wait()}; its error is above")
         return json.loads(line)
 
 
@@ -196,14 +203,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        _worker(args.worker)
-        return 0
-    results = run_benchmark(batch_size=args.batch_size, img_size=args.img_size, threads=args.threads,
-                            rounds=args.rounds, steps=args.steps, warmup=args.warmup,
-                            channels_last=args.channels_last, modes=args.modes)
+    try:
+        if args.worker:
+            _worker(args.worker)
+            return 0
+        _check(parser, args)
+        results = run_benchmark(batch_size=args.batch_size, img_size=args.img_size, threads=args.threads,
+                                rounds=args.rounds, steps=args.steps, warmup=args.warmup,
+                                channels_last=args.channels_last, modes=args.modes)
+    except SuiteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(format_results(results))
     return 0
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse what would fail only after minutes of measuring."""
+    for name in ("batch_size", "img_size", "threads", "rounds", "steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.warmup < 0:
+        parser.error(f"--warmup must be at least 0, got {args.warmup}")
+    if args.rounds * args.steps < 2:
+        parser.error("--rounds x --steps must be at least 2: the IQR needs two timed steps")
+    for model in dict.fromkeys(m for m, _ in CONFIGS):
+        resolve_model_kwargs(model, {}, input_size=args.img_size)
 
 
 if __name__ == "__main__":
