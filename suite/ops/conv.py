@@ -13,7 +13,11 @@ so there conv1x1 is F.conv2d; so it is with `WIDE_CHANNELS` channels or more on 
 oneDNN's blocked kernels outrun the matrix product: on a 2-core AVX-512 AMD EPYC, batch 8, 2x for
 every such conv of SAN10 (64 -> 64 at 112 x 112: 4.4 vs 8.0 ms; 1024 -> 384 at 14 x 14: 2.9 vs
 6.7 ms; gamma's 66 -> 64 over 49 x 14 x 14: 3.7 vs 7.1 ms), while narrower ones lose (gamma's
-34 -> 32 over 49 x 28 x 28: 45 vs 17 ms; 64 -> 24 at 112 x 112: even).
+34 -> 32 over 49 x 28 x 28: 45 vs 17 ms; 64 -> 24 at 112 x 112: even). Except where the whole-batch
+way would make a fresh tensor over `FRESH_LIMIT` elements that the per-image products avoid (the
+normalised input, an output to add): glibc maps blocks that size afresh and the kernel faults
+their pages in one by one, which in SAN10's 112 x 112 and 56 x 56 stages cost more than oneDNN gains
+(25,000 page faults a batch in the 56 x 56 stage, against 6,000 with the products in place).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from suite.ops.window import channels_last
 
 MIN_PIXELS = 64
 WIDE_CHANNELS = 64
+FRESH_LIMIT = 2**22  # elements: 16 MiB of float32
 
 
 def conv1x1(
@@ -48,7 +53,8 @@ def conv1x1(
     the product reads from cache (the whole of x' would be written to memory and read back).
     """
     dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
-    whole = _convolution_wins(x, weight) or channels_last(x)
+    fresh = max(x.numel(), x.numel() // x.shape[1] * weight.shape[0]) if affine_relu is not None or add_to is not None else 0
+    whole = _convolution_wins(x, weight, fresh) or channels_last(x)
     if affine_relu is not None:
         scale, shift = (t.view(-1, *[1] * (x.dim() - 2)) for t in affine_relu)
     if whole or (add_to is not None and (add_to.dtype != dtype or not add_to.is_contiguous())):
@@ -78,9 +84,12 @@ def conv1x1(
     return out
 
 
-def _convolution_wins(x: Tensor, weight: Tensor) -> bool:
-    """Whether F.conv2d is the fastest way: off the CPU, on thin maps, for wide convs."""
-    return x.device.type != "cpu" or math.prod(x.shape[2:]) < MIN_PIXELS or min(weight.shape[:2]) >= WIDE_CHANNELS
+def _convolution_wins(x: Tensor, weight: Tensor, fresh: int = 0) -> bool:
+    """Whether F.conv2d is the fastest way: off the CPU, on thin maps, for wide convs unless it
+    needs `fresh` elements of temporaries the per-image products do without."""
+    if x.device.type != "cpu" or math.prod(x.shape[2:]) < MIN_PIXELS:
+        return True
+    return min(weight.shape[:2]) >= WIDE_CHANNELS and fresh <= FRESH_LIMIT
 
 
 def _conv1x1_whole(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
