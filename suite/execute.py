@@ -56,9 +56,7 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
             return current.result
         said = []
         if current.corrupt and (d / "result.json").exists():  # kept for a look, not overwritten by this attempt
-            kept = d / f"result.corrupt-{store.now().replace(':', '')}.json"
-            (d / "result.json").rename(kept)
-            said.append(f"{current.note}; moved to {kept.name}, and the run runs again")
+            said.append(f"{current.note}; moved to {_set_aside(d / 'result.json')}, and the run runs again")
             warnings.warn(said[-1], SuiteWarning)
         attempts = int((current.status or {}).get("attempts") or 0) + 1
         store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid(), attempts=attempts,
@@ -90,9 +88,8 @@ def _run(run: RunSpec, d: Path, *, progress: bool) -> dict[str, Any]:
     from suite.train import run as train
 
     measure_file = d / "measure.json"
-    if measure_file.exists():
-        measured = store.read_json(measure_file)
-    else:
+    measured = _cached_measurement(measure_file)
+    if measured is None:
         start = time.perf_counter()
         measured = {**measure_run(run.config), "wall_time_s": time.perf_counter() - start}
         store.write_json(measure_file, measured)
@@ -107,6 +104,29 @@ def _run(run: RunSpec, d: Path, *, progress: bool) -> dict[str, Any]:
         "throughput": measured.get("throughput"),
         "env": {**environment(run.config.device), **code_version()},
     }
+
+
+def _cached_measurement(path: Path) -> dict[str, Any] | None:
+    """The measurement an earlier attempt cached; an unreadable one is set aside and measured again
+    (it is only a cache: failing the run on it would fail every retry)."""
+    if not path.exists():
+        return None
+    try:
+        measured = store.read_json(path)
+        if isinstance(measured, dict):
+            return measured
+        problem = f"{path}: not a measurement record"
+    except SuiteError as err:
+        problem = str(err)
+    warnings.warn(f"{problem}; moved to {_set_aside(path)}, and the model is measured again", SuiteWarning)
+    return None
+
+
+def _set_aside(path: Path) -> str:
+    """Rename an unreadable record to `<stem>.corrupt-<time>.json`, kept for a look; its new name."""
+    kept = path.with_name(f"{path.stem}.corrupt-{store.now().replace(':', '')}.json")
+    path.rename(kept)
+    return kept.name
 
 
 @contextlib.contextmanager

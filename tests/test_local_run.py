@@ -248,3 +248,19 @@ def test_a_corrupt_result_is_kept_aside_and_the_run_made_again(tmp_path, capsys)
     [kept] = d.glob("result.corrupt-*.json")
     assert kept.read_text() == '{"metrics": ' and f"moved to {kept.name}" in err
     assert store.state_of(d).state == "done"
+
+
+@pytest.mark.parametrize("damage", ["garbage\n", "[1, 2]"])
+def test_an_unreadable_measurement_cache_is_set_aside_and_measured_again(tmp_path, capsys, damage):
+    """measure.json only caches what an earlier attempt measured: failing on it would fail every retry."""
+    spec = _spec(tmp_path, "measure", "  lr: [0.05]")
+    out = tmp_path / "store"
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    d = store.plan(out, run)
+    (d / "measure.json").write_text(damage)
+    capsys.readouterr()
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *FAST]) == 0
+    [kept] = d.glob("measure.corrupt-*.json")
+    assert kept.read_text() == damage and f"moved to {kept.name}, and the model is measured again" in capsys.readouterr().err
+    assert store.state_of(d).state == "done" and isinstance(store.read_json(d / "measure.json"), dict)
+    assert "measured again" in store.read_json(d / "status.json")["warnings"][0]
