@@ -387,7 +387,7 @@ def _status(args: argparse.Namespace) -> int:
                 print(f"      its result from before --force is kept in {archived[-1].parent}")
             error = d / "error.txt"
             if row["status"] == "failed" and error.exists():
-                for line in error.read_text().strip().splitlines()[-args.lines:] if args.lines else []:
+                for line in error.read_text(errors="replace").strip().splitlines()[-args.lines:] if args.lines else []:
                     print(f"      {line}")
     return 0
 

@@ -52,6 +52,11 @@ class SuiteError(Exception):
         return text
 
 
+def not_utf8(exc: UnicodeDecodeError) -> str:
+    """What a UnicodeDecodeError means for a file the suite reads as text."""
+    return f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+
+
 class SuiteWarning(UserWarning):
     """Something a user should know that does not stop the command; the CLI prints it as
     `warning: ...` (the message names the file), without Python's source location."""

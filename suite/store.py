@@ -34,7 +34,7 @@ import pandas as pd
 from suite import files
 from suite.ablations.expand import RunSpec
 from suite.config import flatten
-from suite.errors import SuiteError, SuiteWarning
+from suite.errors import SuiteError, SuiteWarning, not_utf8
 
 SCHEMA = 1
 STATES = ("done", "failed", "running", "pending", "cancelled", "interrupted", "missing")
@@ -65,6 +65,8 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise SuiteError(f"corrupt record (line {exc.lineno}: {exc.msg})", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"corrupt record ({not_utf8(exc)})", file=str(path)) from None
 
 
 def plan(out: Path, run: RunSpec) -> Path:

@@ -117,6 +117,14 @@ def error_of(tmp_path, text, preset=None) -> SuiteError:
     return err.value
 
 
+def test_a_spec_that_is_not_utf8_names_the_file_and_the_byte(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: latin1\ndescription: caf\u00e9\nbase: {model: {name: resnet26}}\n".encode("latin-1"))
+    with pytest.raises(SuiteError) as err:
+        load(path)
+    assert err.value.file == str(path) and "not UTF-8 text (byte 0xe9 at offset" in err.value.message
+
+
 def test_bad_yaml_gives_the_line(tmp_path):
     err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}\ngrid:\n  lr: [1, 2]\n")
     assert err.line == 3 and "bad YAML" in err.message

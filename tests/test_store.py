@@ -156,3 +156,11 @@ def test_archive_keeps_the_old_result(tmp_path):
     target = store.archive(d)
     assert (target / "result.json").exists() and (d / "config.json").exists()
     assert store.state_of(d).state == "missing"
+
+
+def test_a_record_that_is_not_utf8_is_corrupt_not_fatal(tmp_path):
+    run = make_run()
+    d = store.plan(tmp_path, run)
+    (d / "result.json").write_bytes(b'{"metrics": {"top1_err": "\xff"}}')
+    state = store.state_of(d)
+    assert state.state == "missing" and state.corrupt and "not UTF-8 text (byte 0xff" in state.note

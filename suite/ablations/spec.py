@@ -33,7 +33,7 @@ import yaml
 
 from suite.config import SECTIONS, flatten
 from suite.data.catalog import DATASETS
-from suite.errors import SuiteError, close_matches
+from suite.errors import SuiteError, close_matches, not_utf8
 from suite.metrics import COSTS, REFERENCE_METRICS, RUN_METRICS
 from suite.schema import compose_yaml, load_yaml
 
@@ -103,6 +103,8 @@ def parse(path: Path) -> Spec:
         text = path.read_text()
     except OSError as exc:
         raise SuiteError(f"cannot read spec: {exc.strerror}", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"cannot read spec: {not_utf8(exc)}", file=str(path)) from None
     try:
         node = compose_yaml(text)
         raw = load_yaml(text)

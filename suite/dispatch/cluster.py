@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from suite.errors import SuiteError, unknown
+from suite.errors import SuiteError, not_utf8, unknown
 from suite.schema import coerce, compose_yaml, load_yaml
 
 
@@ -161,6 +161,8 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], typing.Callable[[str], int |
         raw = load_yaml(text)
     except OSError as exc:
         raise SuiteError(f"cannot read cluster options: {exc.strerror}", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"cannot read cluster options: {not_utf8(exc)}", file=str(path)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise SuiteError(f"bad YAML: {getattr(exc, 'problem', None) or exc}", file=str(path),

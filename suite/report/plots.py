@@ -178,7 +178,7 @@ def read_curve(path: Path) -> list[dict]:
     the file and line, so a damaged curve is not drawn as if it were whole."""
     out = []
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(errors="replace").splitlines()  # a damaged line is warned about below
     except OSError:
         return out
     for number, line in enumerate(lines, 1):
