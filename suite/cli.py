@@ -195,6 +195,17 @@ def _spec_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None, help="run store directory (default: $SUITE_OUT or ./results)")
 
 
+def _store_dir(args: argparse.Namespace) -> Path:
+    """The run store `--out` (else $SUITE_OUT, else ./results) names; refused if it is a file."""
+    from suite import store
+
+    out = args.out or store.default_out()
+    if out.exists() and not out.is_dir():
+        raise SuiteError("is a file, not a run store directory", file=str(out),
+                         key="--out" if args.out else "$SUITE_OUT")
+    return out
+
+
 def _overrides_argument(p: argparse.ArgumentParser) -> None:
     # run, status, cancel and report take the same overrides: they are part of the runs' identity.
     p.add_argument("overrides", nargs="*", metavar="key=value",
@@ -269,7 +280,7 @@ def _run(args: argparse.Namespace) -> int:
     from suite import store
     from suite.dispatch import cluster, slurm
 
-    out = args.out or store.default_out()
+    out = _store_dir(args)
     spec, runs = _expand(args)
     options = None
     given = _cluster_flags(args)
@@ -362,7 +373,7 @@ def _status(args: argparse.Namespace) -> int:
     from suite import store
     from suite.dispatch import slurm
 
-    out = args.out or store.default_out()
+    out = _store_dir(args)
     if args.spec:
         spec, runs = _expand(args)
         slurm_states = slurm.refresh(out, [r.run_id for r in runs])
@@ -430,7 +441,7 @@ def _cancel(args: argparse.Namespace) -> int:
     from suite import store
     from suite.dispatch import slurm
 
-    out = args.out or store.default_out()
+    out = _store_dir(args)
     spec, runs = _expand(args)
     ids = [r.run_id for r in runs]
     slurm.refresh(out, ids)
@@ -563,7 +574,7 @@ def _report(args: argparse.Namespace) -> int:
     from suite.report import files, formats, tables
     from suite.report.splice import splice_file
 
-    out = args.out or store.default_out()
+    out = _store_dir(args)
     chosen = files.parse_formats(args.format)
     log = sys.stderr if args.to == "-" else sys.stdout
     if args.all:

@@ -264,3 +264,12 @@ def test_an_unreadable_measurement_cache_is_set_aside_and_measured_again(tmp_pat
     assert kept.read_text() == damage and f"moved to {kept.name}, and the model is measured again" in capsys.readouterr().err
     assert store.state_of(d).state == "done" and isinstance(store.read_json(d / "measure.json"), dict)
     assert "measured again" in store.read_json(d / "status.json")["warnings"][0]
+
+
+@pytest.mark.parametrize("command", [["run"], ["run", "--dry-run"], ["status"], ["report"], ["cancel"]])
+def test_a_store_that_is_a_file_is_refused_by_name(tmp_path, capsys, command):
+    afile = tmp_path / "results"
+    afile.write_text("not a store")
+    assert main([command[0], "quick", "--out", str(afile), *command[1:]]) == 2
+    assert f"{afile}: --out: is a file, not a run store directory" in capsys.readouterr().err
+    assert afile.read_text() == "not a store"
