@@ -277,7 +277,6 @@ def _resubmit_hint(out: Path, run_ids: Sequence[str], args: argparse.Namespace) 
 
 
 def _run(args: argparse.Namespace) -> int:
-    from suite import store
     from suite.dispatch import cluster, slurm
 
     out = _store_dir(args)
@@ -298,6 +297,17 @@ def _run(args: argparse.Namespace) -> int:
     return _run_planned(args, spec, runs, out, options)
 
 
+def _check_this_machine(runs: Sequence[RunSpec]) -> None:
+    """What would fail every local run: a data set not on this machine, a device it lacks."""
+    from suite.data import check_present
+    from suite.measure.env import resolve_device
+
+    for data in dict.fromkeys(r.config.data for r in runs):
+        check_present(data)
+    for device in dict.fromkeys(r.config.device for r in runs):
+        resolve_device(device)
+
+
 def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out: Path,
                  options: ClusterOptions | None) -> int:
     from suite.dispatch import cluster, slurm
@@ -308,11 +318,13 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
     busy = {rid for rid, state in slurm.refresh(out, [r.run_id for r in runs]).items() if state in slurm.ALIVE}
     plan = make_plan(runs, out, retry_failed=args.retry_failed, force=args.force, busy=busy)
     _print_counts(spec.name, plan.counts())
-    if options is None and not args.dry_run:  # on this machine: a missing data set is one error, not one per run
-        from suite.data import check_present
-
-        for data in dict.fromkeys(r.config.data for r in plan.to_run):
-            check_present(data)
+    if options is None:  # on this machine: a missing data set or device is one error, not one per run
+        try:
+            _check_this_machine(plan.to_run)
+        except SuiteError as err:
+            if not args.dry_run:
+                raise
+            print(f"note: a real run would stop before starting any: {err}")
     if args.dry_run:
         for run in plan.runs:
             state = plan.states[run.run_id]
@@ -438,7 +450,6 @@ def _add_cancel(sub: argparse._SubParsersAction) -> None:
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    from suite import store
     from suite.dispatch import slurm
 
     out = _store_dir(args)
@@ -569,7 +580,6 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from suite import store
     from suite.config import parse_overrides
     from suite.report import files, formats, tables
     from suite.report.splice import splice_file

@@ -21,6 +21,7 @@ import functools
 import hashlib
 import json
 import math
+import re
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -287,6 +288,8 @@ def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConf
     for key in non_negative:
         if values[key] < 0:
             raise SuiteError(f"must not be negative, got {values[key]}", key=key)
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", values["device"]):
+        raise SuiteError(f"invalid device {values['device']!r}", key="device", choices=["auto", "cpu", "cuda", "cuda:N"])
     if values["nesterov"] and values["momentum"] == 0:
         raise SuiteError("Nesterov momentum needs momentum > 0", key="nesterov")
     if not 0.0 < data.clean_ratio <= 1.0:

@@ -273,3 +273,22 @@ def test_a_store_that_is_a_file_is_refused_by_name(tmp_path, capsys, command):
     assert main([command[0], "quick", "--out", str(afile), *command[1:]]) == 2
     assert f"{afile}: --out: is a file, not a run store directory" in capsys.readouterr().err
     assert afile.read_text() == "not a store"
+
+
+def test_a_dry_run_says_what_would_stop_a_real_one(tmp_path, capsys):
+    """A data set missing from this machine stops `suite run` before any run: the plan says so."""
+    spec = _spec(tmp_path, "nodata", "  lr: [0.05]")
+    empty = tmp_path / "no-data-here"
+    argv = ["run", str(spec), "--out", str(tmp_path / "store"), "data.name=cifar10", f"data.root={empty}"]
+    assert main([*argv, "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "note: a real run would stop before starting any: data.root: cifar10: missing data_batch_1" in printed
+    assert "1 of 1 run would start" in printed
+    assert main(argv) == 2 and "cifar10: missing data_batch_1" in capsys.readouterr().err
+
+
+def test_a_device_that_names_none_is_refused_before_any_run(tmp_path, capsys):
+    spec = _spec(tmp_path, "device", "  lr: [0.05]")
+    assert main(["run", str(spec), "--out", str(tmp_path / "store"), "--dry-run", "device=gpu"]) == 2
+    assert "device: invalid device 'gpu'" in (err := capsys.readouterr().err) and "cuda:N" in err
+    assert not (tmp_path / "store").exists()
