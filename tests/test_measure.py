@@ -482,3 +482,11 @@ def test_cli_timing_run_in_subprocesses_with_reference(capsys):
         assert math.isfinite(row[f"{phase}_throughput_vs_reference"])
         assert row[f"{phase}_peak_memory_mb"] > 0
     assert row["peak_memory_mb"] >= row["infer_peak_memory_mb"]
+
+
+def test_a_single_model_that_fails_to_build_is_a_row_not_a_traceback(capsys):
+    """One model's complexity runs in this process; a failure there reads as it does from a child."""
+    assert main(["profile", "ran56_cifar", "base_width=99999999999999999999"]) == 1
+    out, err = capsys.readouterr()
+    assert "error: ran56_cifar: TypeError: " in err and "Traceback" not in out + err
+    assert "frame #" not in out + err  # only the first line of PyTorch's message

@@ -154,7 +154,12 @@ def profile(jobs: Sequence[ProfileJob]) -> list[dict[str, Any]]:
     subprocess per job, so a failure is an `error` in its row instead of the end of the run.
     Interrupted, it raises Interrupted with the rows finished so far."""
     if len(jobs) == 1 and not jobs[0].phases:
-        return [profile_model(jobs[0])]
+        try:
+            return [profile_model(jobs[0])]
+        except SuiteError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as from a child: a row with the error, not a traceback
+            return [_error_row(jobs[0], exc)]
     from tqdm import tqdm
 
     rows: list[dict[str, Any]] = []
@@ -416,6 +421,13 @@ def render(rows: Sequence[dict[str, Any]], fmt: str) -> str:
     return format_table(rows) + "\n"
 
 
+def _error_row(job: ProfileJob, exc: Exception) -> dict[str, Any]:
+    """A failed job's row; an exception's first line only (PyTorch's C++ errors go on for pages)."""
+    lines = str(exc).strip().splitlines() or [""]
+    message = str(exc) if isinstance(exc, SuiteError) else f"{type(exc).__name__}: {lines[0]}".rstrip(": ")
+    return {"model": job.model, **_job_columns(job), "error": message}
+
+
 # ----------------------------------------------------------------------------------------- child
 def _child(argv: Sequence[str]) -> int:
     job = ProfileJob(**json.loads(argv[0]))
@@ -426,8 +438,7 @@ def _child(argv: Sequence[str]) -> int:
             import traceback
 
             traceback.print_exc()
-        message = str(exc) if isinstance(exc, SuiteError) else f"{type(exc).__name__}: {exc}"
-        row = {"model": job.model, **_job_columns(job), "error": message}
+        row = _error_row(job, exc)
     print(RESULT_MARKER)
     print(json.dumps(row), flush=True)
     return 0
