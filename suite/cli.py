@@ -15,7 +15,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from suite.errors import SuiteError, SuiteWarning, count
 
@@ -401,6 +401,8 @@ def _status(args: argparse.Namespace) -> int:
         groups = {str(name): part for name, part in frame.groupby(frame["spec"].fillna("?"))}
     for name, part in groups.items():
         _print_counts(name, store.summarise(part))
+        if args.spec and not (part["status"] == "done").any():
+            _note_runs_elsewhere(out, spec.name, set(part["run_id"]), "status", sys.stdout)
         _print_slurm(part, slurm_states)
         for _, row in part[part["status"].isin(["failed", "cancelled", "interrupted"])].iterrows():
             d = store.run_dir(out, row["run_id"])
@@ -413,6 +415,17 @@ def _status(args: argparse.Namespace) -> int:
                 for line in error.read_text(errors="replace").strip().splitlines()[-args.lines:] if args.lines else []:
                     print(f"      {line}")
     return 0
+
+
+def _note_runs_elsewhere(out: Path, spec: str, covered: set[str], command: str, file: TextIO) -> None:
+    """When none of the runs asked about is done: the spec's done runs under other overrides or
+    presets (the usual cause: `suite run` was given key=value overrides this command lacks)."""
+    from suite.report import files
+
+    other = len(files.done_runs_outside(out, covered, spec=spec))
+    if other:
+        print(f"note: {count(other, 'done run')} of {spec} in {out} {'is' if other == 1 else 'are'} of another "
+              f"preset or other key=value overrides: give `suite {command}` the ones given to `suite run`", file=file)
 
 
 def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
@@ -625,11 +638,7 @@ def _report(args: argparse.Namespace) -> int:
             for path in files.write(report, chosen or files.DEFAULT_FORMATS):
                 print(f"wrote {path}", file=log)
     if nothing_done:
-        other = len(files.done_runs_outside(out, set(report.runs["run_id"]), spec=report.spec.name))
-        if other:  # the usual cause: `suite run` had key=value overrides or a preset this command lacks
-            print(f"note: {count(other, 'done run')} of {report.spec.name} in {out} {'is' if other == 1 else 'are'} "
-                  "of another preset or other key=value overrides: give `suite report` the ones given to "
-                  "`suite run`", file=log)
+        _note_runs_elsewhere(out, report.spec.name, set(report.runs["run_id"]), "report", log)
     if kept:
         print(f"no run of {report.name} is done in {out}: left {', '.join(kept)} as "
               f"{'it was' if len(kept) == 1 else 'they were'} (--to FILE writes this store's table anyway)", file=log)

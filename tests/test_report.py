@@ -492,6 +492,10 @@ def test_a_store_without_done_runs_leaves_an_existing_table_alone(tmp_path, caps
     capsys.readouterr()
     assert main(["report", "quick", "--out", str(out)]) == 0
     assert "note: 1 done run of quick in" in capsys.readouterr().out
+    assert main(["status", "quick", "--out", str(out)]) == 0  # `suite status` says the same
+    assert "give `suite status` the ones given to `suite run`" in capsys.readouterr().out
+    assert main(["status", "quick", "--out", str(out), "epochs=0.25"]) == 0
+    assert "note:" not in capsys.readouterr().out  # one of these is done: nothing to explain
 
 
 def test_report_hints_can_be_pasted(tmp_path):
