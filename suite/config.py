@@ -220,7 +220,7 @@ def _resolve(user: dict[str, Any]) -> RunConfig:
         elif key in merged:
             merged[key] = value
         else:
-            raise _unknown_key(key)
+            raise _unknown_key(key, user.get("model.name"))
     if "name" not in model_keys or model_keys["name"] in (None, ""):
         raise SuiteError("missing: every run needs a model", key="model.name")
     model_name = model_keys.pop("name")
@@ -303,9 +303,13 @@ def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConf
                          key="lr_milestones")
 
 
-def _unknown_key(key: str) -> SuiteError:
+def _unknown_key(key: str, model: object = None) -> SuiteError:
     valid = [k for k in _defaults_flat() if not k.startswith("model.")]
     hint = close_matches(key, valid)
+    from suite.models import get_model_info, list_models
+
+    if isinstance(model, str) and model in list_models() and key in get_model_info(model).options:
+        hint = [f"model.{key}"]  # a model option given without its prefix
     did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
     return SuiteError(f"unknown key{did_you_mean}", key=key, choices=sorted(valid) + ["model.<option>"])
 

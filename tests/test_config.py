@@ -73,6 +73,8 @@ def test_round_trip_through_the_stored_dict_keeps_the_id():
         ({"epochs": 1, "iterations": 5}, "epochs", "exactly one"),
         ({"model.zero_init": True}, "model.zero_init", "did you mean 'zero_init_residual'"),
         ({"model.name": "resnet62"}, "model.name", "did you mean 'resnet26'"),
+        ({"model.name": "ran56_cifar", "mask_norm": "spatial"}, "mask_norm", "did you mean 'model.mask_norm'"),
+        ({"device": "gpu"}, "device", "valid: auto, cpu, cuda, cuda:N"),
         ({"data.name": "digits", "model.num_classes": 5}, "model.num_classes", "digits has 10 classes but the model would predict 5"),
         ({"data.name": "cifar100", "model.num_classes": 10}, "model.num_classes", "cifar100 has 100 classes"),
     ],
