@@ -239,6 +239,9 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
             v = pd.to_numeric(collected[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan) \
                 if col in collected else np.nan
             values[col] = np.where(done, v, np.nan)
+            if col in collected:
+                _warn_not_numbers(col, collected[col][done & np.isnan(v) & collected[col].notna().to_numpy()],
+                                  collected["run_id"], notes)
     out = pd.concat([base, pd.DataFrame(values, index=base.index)], axis=1)
     for key in ref_keys:
         if f"paper_{key}" not in out:
@@ -249,7 +252,8 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
     out = out[list(dict.fromkeys(ordered))]
 
     n_done = int(done.sum())
-    absent = {c: done & out[c].isna().to_numpy() for c in dict.fromkeys([*metrics, *EXPECTED])}
+    absent = {c: done & out[c].isna().to_numpy() & (collected[c].isna().to_numpy() if c in collected else True)
+              for c in dict.fromkeys([*metrics, *EXPECTED])}  # not a number: warned about above
     if "top5_err" in absent and "model.num_classes" in collected:  # no top-5 of 5 classes or fewer: not missing
         absent["top5_err"] &= ~(pd.to_numeric(collected["model.num_classes"], errors="coerce") <= 5).to_numpy()
     lacking = [c for c, rows in absent.items() if rows.any()]
@@ -307,6 +311,17 @@ def _equal(a: Any, b: Any) -> bool:
     if pd.isna(a) or pd.isna(b):
         return bool(pd.isna(a) and pd.isna(b))
     return bool(a == b)
+
+
+def _warn_not_numbers(col: str, bad: pd.Series, run_ids: pd.Series, notes: list[str]) -> None:
+    """A done run's value that is not a number (a hand-edited record, say) is named, not taken for absent."""
+    if bad.empty:
+        return
+    i = bad.index[0]
+    more = f" and {count(len(bad) - 1, 'more run')}" if len(bad) > 1 else ""
+    message = (f"runs/{run_ids[i]}/result.json: {col} is {bad[i]!r}, not a number{more}; shown as empty")
+    warnings.warn(message, SuiteWarning, stacklevel=4)
+    notes.append(message + ".")
 
 
 def summarise(runs: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
