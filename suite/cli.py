@@ -398,7 +398,8 @@ def _status(args: argparse.Namespace) -> int:
         if frame.empty:
             print(f"no runs in {out}")
             return 0
-        groups = {str(name): part for name, part in frame.groupby(frame["spec"].fillna("?"))}
+        unknown = "(spec unknown: config.json missing or unreadable)"
+        groups = {str(name): part for name, part in frame.groupby(frame["spec"].fillna(unknown))}
     for name, part in groups.items():
         _print_counts(name, store.summarise(part))
         if args.spec and not (part["status"] == "done").any():

@@ -172,16 +172,20 @@ def _alive(pid: Any) -> bool:
     return True
 
 
+RECORDS = ("config.json", "status.json", "result.json")  # what makes a directory under runs/ a run
+
+
 def collect(out: Path, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """One row per run: run_id, status, note, flattened config, metrics, complexity, throughput, env.
 
-    With `run_ids`, exactly those rows (absent ones as `missing`); otherwise every run directory.
-    Corrupt or partial files never stop the collection: the row says what is wrong and a warning
-    names the file.
+    With `run_ids`, exactly those rows (absent ones as `missing`); otherwise every run directory
+    (one that holds none of a run's records is no run). Corrupt or partial files never stop the
+    collection: the row says what is wrong and a warning names the file.
     """
     runs = Path(out) / "runs"
     if run_ids is None:
-        ids = sorted(p.name for p in os.scandir(runs) if p.is_dir()) if runs.is_dir() else []
+        ids = sorted(p.name for p in os.scandir(runs) if p.is_dir()
+                     and any((runs / p.name / f).exists() for f in RECORDS)) if runs.is_dir() else []
     else:
         ids = list(dict.fromkeys(run_ids))
     states = [state_of(runs / rid) for rid in ids]

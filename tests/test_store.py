@@ -164,3 +164,17 @@ def test_a_record_that_is_not_utf8_is_corrupt_not_fatal(tmp_path):
     (d / "result.json").write_bytes(b'{"metrics": {"top1_err": "\xff"}}')
     state = store.state_of(d)
     assert state.state == "missing" and state.corrupt and "not UTF-8 text (byte 0xff" in state.note
+
+
+def test_a_directory_with_no_run_records_is_no_run(tmp_path, capsys):
+    from suite.cli import main
+
+    run = make_run()
+    finish(tmp_path, run, 3.0)
+    (tmp_path / "runs" / "junk").mkdir()  # e.g. left by a copy or by hand
+    (tmp_path / "runs" / "lost").mkdir()
+    (tmp_path / "runs" / "lost" / "status.json").write_text('{"state": "failed"}')  # a run whose config went
+    assert sorted(store.collect(tmp_path)["run_id"]) == sorted([run.run_id, "lost"])
+    assert main(["status", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "(spec unknown: config.json missing or unreadable): 1 run" in printed and "junk" not in printed
