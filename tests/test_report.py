@@ -203,27 +203,28 @@ def test_schema_drift_warns_and_leaves_cells_empty(tmp_path, toy):
     assert rep.runs["top5_err"].isna().all() and body_row(rep, "0.1")["GMACs"] == tables.MISSING
 
 
-def test_a_value_that_is_not_a_number_is_named_not_taken_for_an_old_record(tmp_path, toy):
+def _two_done(tmp_path, toy):
+    """(spec, the first two runs, store, their collected frame), both done with top1_err 4.0."""
     spec, runs, _ = toy
     out = tmp_path / "store"
     for run in runs[:2]:
         finish(out, run, 4.0)
-    frame = store.collect(out, [r.run_id for r in runs[:2]])
+    return spec, runs[:2], out, store.collect(out, [r.run_id for r in runs[:2]])
+
+
+def test_a_value_that_is_not_a_number_is_named_not_taken_for_an_old_record(tmp_path, toy):
+    spec, runs, out, frame = _two_done(tmp_path, toy)
     frame["top1_err"] = frame["top1_err"].astype(object)
     frame.loc[1, "top1_err"] = "abc"  # a hand-edited result.json
     with pytest.warns(UserWarning) as caught:
-        rep = tables.build(spec, runs[:2], frame, out=out)
+        rep = tables.build(spec, runs, frame, out=out)
     assert [str(w.message) for w in caught] == [
         f"runs/{runs[1].run_id}/result.json: top1_err is 'abc', not a number; shown as empty"]
     assert np.isnan(rep.runs["top1_err"][1]) and rep.runs["top1_err"][0] == 4.0
 
 
 def test_no_top5_with_five_classes_or_fewer_is_not_a_missing_value(tmp_path, toy):
-    spec, runs, _ = toy
-    out = tmp_path / "store"
-    for run in runs[:2]:
-        finish(out, run, 4.0)
-    frame = store.collect(out, [r.run_id for r in runs[:2]])
+    spec, runs, out, frame = _two_done(tmp_path, toy)
     frame["top5_err"] = np.nan  # what the trainer records with 5 classes or fewer
     frame["model.num_classes"] = [5, 10]
     with pytest.warns(UserWarning, match=r"top5_err \(1 of 2\)"):  # only the 10-class run lacks it
