@@ -304,10 +304,10 @@ def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConf
 
 
 def _unknown_key(key: str, model: object = None) -> SuiteError:
-    valid = [k for k in _defaults_flat() if not k.startswith("model.")]
-    hint = close_matches(key, valid)
     from suite.models import get_model_info, list_models
 
+    valid = [k for k in _defaults_flat() if not k.startswith("model.")]
+    hint = close_matches(key, valid)
     if isinstance(model, str) and model in list_models() and key in get_model_info(model).options:
         hint = [f"model.{key}"]  # a model option given without its prefix
     did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""

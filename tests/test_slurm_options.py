@@ -410,3 +410,15 @@ def test_no_job_counts_as_lost_while_slurm_does_not_answer(tmp_path, monkeypatch
                                                  "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1")
                                 + "\n")
     assert slurm._lost(["7_0"]) == {"7_0"}  # both answer: nobody knows it
+
+
+@pytest.mark.parametrize(("submitted", "long_ago"), [("2020-01-01T00:00:00+00:00", True),
+                                                     ("2020-01-01T00:00:00", True),  # no offset: read as UTC
+                                                     ("yesterday", False), (None, False)])
+def test_only_a_job_submitted_long_ago_can_count_as_lost(tmp_path, submitted, long_ago):
+    d = tmp_path / "runs" / "x"
+    d.mkdir(parents=True)
+    store.set_status(d, "pending", submitted_at=submitted)
+    assert slurm._submitted_long_ago(tmp_path, "x") is long_ago
+    store.set_status(d, "pending", submitted_at=store.now())
+    assert slurm._submitted_long_ago(tmp_path, "x") is False

@@ -378,6 +378,8 @@ def _submitted_long_ago(out: Path, run_id: str) -> bool:
         submitted = dt.datetime.fromisoformat(str(status.get("submitted_at")))
     except ValueError:
         return False
+    if submitted.tzinfo is None:  # store.now() writes UTC with its offset; a hand-edited time may lack it
+        submitted = submitted.replace(tzinfo=dt.timezone.utc)
     return (dt.datetime.now(dt.timezone.utc) - submitted).total_seconds() > LOST_AFTER_S
 
 
