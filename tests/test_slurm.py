@@ -370,7 +370,10 @@ def test_two_task_ddp_run_on_cpu(tmp_path, capsys):
     suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(single))
     assert wait(ddp, [rid]) == {rid: "done"} and wait(single, [rid]) == {rid: "done"}
     job = status(ddp, rid)["slurm_job_id"]
-    ranks = [pickle_load(ddp / "submitit" / f"{job}_{task}_result.pkl") for task in (0, 1)]
+    pickles = [ddp / "submitit" / f"{job}_{task}_result.pkl" for task in (0, 1)]
+    # rank 0 writes result.json inside the run; submitit pickles each rank's return value after it
+    wait_for(lambda: all(p.exists() for p in pickles), "submitit to write both ranks' results", ddp, timeout=60)
+    ranks = [pickle_load(p) for p in pickles]
     assert [outcome for outcome, _ in ranks] == ["success", "success"]
     (_, m0), (_, m1) = ranks
     assert m0["iterations"] == m1["iterations"] == 4 and m0["train_loss"] == m1["train_loss"]  # all-reduced
