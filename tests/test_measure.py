@@ -230,23 +230,30 @@ def test_peak_memory_of_a_step_that_allocates_200_mib():
 
 
 def test_pages_mapped_from_files_are_not_the_steps_memory(tmp_path):
-    """Library code the first backward maps in (~95 MiB of torch) is file-backed: not the model's."""
+    """Library code the first backward maps in (~95 MiB of torch) is file-backed: not the model's.
+    In a fresh process, as `suite profile` measures each model."""
     path = tmp_path / "library.so"
     path.write_bytes(b"\1" * (150 * MIB))
-    mapped = []
-
-    def step():
-        with open(path, "rb") as f:
-            m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        sum(m[i] for i in range(0, len(m), 4096))  # every page resident, as code that runs
-        mapped.append(m)  # stays mapped, as a loaded library does
-        _allocate(50, hold=0.05)
-
-    for method in ("cpu_rss_hwm", "cpu_rss_sampled"):
-        probe = MemoryProbe(CPU, MemoryProbe.start(CPU).baseline, method)
-        assert 40 <= probe.peak_mb(step) <= 90, method
-    for m in mapped:
-        m.close()
+    script = f"""
+import mmap, sys, time, torch
+from suite.measure.memory import MIB, MemoryProbe
+mapped = []
+def step():
+    with open({str(path)!r}, "rb") as f:
+        m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    sum(m[i] for i in range(0, len(m), 4096))  # every page resident, as code that runs
+    mapped.append(m)  # stays mapped, as a loaded library does
+    x = torch.ones(50 * MIB // 4)
+    time.sleep(0.05)
+    del x
+for method in ("cpu_rss_hwm", "cpu_rss_sampled"):
+    probe = MemoryProbe(torch.device("cpu"), MemoryProbe.start(torch.device("cpu")).baseline, method)
+    print(method, probe.peak_mb(step))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    peaks = dict(line.split() for line in done.stdout.splitlines())
+    assert all(40 <= float(peak) <= 90 for peak in peaks.values()) and len(peaks) == 2, peaks
 
 
 def test_sampled_peak_memory_fallback():
