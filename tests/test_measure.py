@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import mmap
 import os
 import signal
 import statistics
