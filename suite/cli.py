@@ -13,7 +13,7 @@ import shlex
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from suite.ablations.expand import RunSpec
     from suite.ablations.spec import Spec
+    from suite.config import RunConfig
     from suite.dispatch.cluster import ClusterOptions
 
 
@@ -224,12 +225,10 @@ def _expand(args: argparse.Namespace) -> tuple[Spec, list[RunSpec]]:
 def _same_runs(args: argparse.Namespace, absolute: bool = False) -> str:
     """The arguments that name the same runs again, for the hints printed after `suite run`;
     `absolute`: with the spec file and the store as absolute paths (a command kept for later)."""
-    from suite import store
-
     spec, out = args.spec, args.out
     if absolute:
         spec = str(Path(spec).resolve()) if Path(spec).is_file() else spec  # a name stays a name
-        out = Path(out or store.default_out()).resolve()
+        out = _store_dir(args).resolve()
     return shlex.join([spec, *(["--preset", args.preset] if args.preset else []),
                        *(["--out", str(out)] if out else []), *args.overrides])
 
@@ -297,14 +296,15 @@ def _run(args: argparse.Namespace) -> int:
     return _run_planned(args, spec, runs, out, options)
 
 
-def _check_this_machine(runs: Sequence[RunSpec]) -> None:
-    """What would fail every local run: a data set not on this machine, a device it lacks."""
+def _check_this_machine(configs: Iterable[RunConfig]) -> None:
+    """What would fail every run on this machine: a data set not on it, a device it lacks."""
     from suite.data import check_present
     from suite.measure.env import resolve_device
 
-    for data in dict.fromkeys(r.config.data for r in runs):
+    configs = list(configs)
+    for data in dict.fromkeys(c.data for c in configs):
         check_present(data)
-    for device in dict.fromkeys(r.config.device for r in runs):
+    for device in dict.fromkeys(c.device for c in configs):
         resolve_device(device)
 
 
@@ -320,7 +320,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
     _print_counts(spec.name, plan.counts())
     if options is None:  # on this machine: a missing data set or device is one error, not one per run
         try:
-            _check_this_machine(plan.to_run)
+            _check_this_machine(r.config for r in plan.to_run)
         except SuiteError as err:
             if not args.dry_run:
                 raise
@@ -687,9 +687,7 @@ def _train(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    from suite.data import check_present
-
-    check_present(config.data)  # before the run directory is made
+    _check_this_machine([config])  # before the run directory is made
     out = args.out or Path("~/.cache/suite/train").expanduser() / config.run_id
     print(f"run {config.run_id}: {out}", file=sys.stderr)
     metrics = run(config, out, resume=True, progress=not args.no_progress)

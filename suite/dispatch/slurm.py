@@ -292,21 +292,33 @@ def pending_reasons(ids: Sequence[str]) -> dict[str, str]:
 
 def _squeue(ids: Sequence[str], states: str, field: str) -> dict[str, str]:
     """squeue's `field` for those of `ids` in `states` that slurmctld knows (array tasks one by one)."""
-    arrays = list(dict.fromkeys(_array_of(j) for j in ids))
+    lines, _ = _ask(["squeue", "--noheader", "--array", f"--states={states}", f"--format=%i {field}"], ids)
     listed: dict[str, str] = {}
-    for start in range(0, len(arrays), 500):  # keep the command line short
+    for line in lines:
+        job_id, _, value = line.strip().partition(" ")
+        if value:
+            listed[job_id] = value
+    return _per_task(ids, listed)
+
+
+def _ask(command: Sequence[str], ids: Sequence[str]) -> tuple[list[str], bool]:
+    """The output lines of `command --jobs ARRAYS` for the arrays of `ids`, 500 at a time (a short
+    command line), and whether it answered for all of them. squeue fails when it knows none of the
+    ids: that is an answer too, unlike a controller it cannot reach."""
+    arrays = list(dict.fromkeys(_array_of(j) for j in ids))
+    lines: list[str] = []
+    for start in range(0, len(arrays), 500):
         try:
-            done = subprocess.run(["squeue", "--noheader", "--array", f"--states={states}", f"--format=%i {field}",
-                                   "--jobs", ",".join(arrays[start:start + 500])],
+            done = subprocess.run([*command, "--jobs", ",".join(arrays[start:start + 500])],
                                   capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         except (FileNotFoundError, subprocess.TimeoutExpired):
-            break
-        # squeue fails when it knows none of the ids: that is an answer too (sacct may know them).
-        for line in done.stdout.splitlines() if done.returncode == 0 else ():
-            job_id, _, value = line.strip().partition(" ")
-            if value:
-                listed[job_id] = value
-    return _per_task(ids, listed)
+            return lines, False
+        if done.returncode != 0:
+            if "Invalid job id" not in done.stderr:
+                return lines, False
+            continue
+        lines += [line for line in done.stdout.splitlines() if line.strip()]
+    return lines, True
 
 
 def _sacct_states(ids: Sequence[str]) -> dict[str, str]:
@@ -388,18 +400,13 @@ def _lost(ids: Sequence[str]) -> set[str]:
     either does not answer (a controller or slurmdbd down is not a lost job)."""
     if not ids:
         return set()
-    arrays = list(dict.fromkeys(_array_of(j) for j in ids))
     known: set[str] = set()  # arrays (or plain jobs) of which either knows anything: `7_[2-9]` means 7
     for command in (["squeue", "--noheader", "--array", "--states=all", "--format=%i"],
                     ["sacct", "--noheader", "--parsable2", "--format=JobID", "--starttime=1970-01-01"]):
-        try:
-            done = subprocess.run([*command, "--jobs", ",".join(arrays)], capture_output=True, text=True,
-                                  timeout=120, stdin=subprocess.DEVNULL)
-        except (FileNotFoundError, subprocess.TimeoutExpired):
+        lines, answered = _ask(command, ids)
+        if not answered:
             return set()
-        if done.returncode != 0 and "Invalid job id" not in done.stderr:  # squeue's answer for none known
-            return set()
-        known |= {_array_of(line.strip().split(".")[0]) for line in done.stdout.splitlines() if line.strip()}
+        known |= {_array_of(line.strip().split(".")[0]) for line in lines}
     return {j for j in ids if _array_of(j) not in known}
 
 
