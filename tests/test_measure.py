@@ -255,6 +255,35 @@ for method in ("cpu_rss_hwm", "cpu_rss_sampled"):
     assert all(40 <= float(peak) <= 90 for peak in peaks.values()) and len(peaks) == 2, peaks
 
 
+def test_timed_steps_take_no_page_faults_and_the_memory_is_given_back_after():
+    """Under glibc's defaults every 20 MiB tensor is a fresh mapping, faulted in page by page at
+    each step; in `steady_heap` the heap keeps them. In a fresh process: the defaults are known."""
+    script = """
+import resource, torch
+from suite.measure.heap import steady_heap
+def step():
+    xs = [torch.ones(5 * 2**20) for _ in range(8)]  # 8 x 20 MiB, written
+def faults_per_step():
+    step()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    step(); step()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 2
+def rss_mib():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+default = faults_per_step()
+with steady_heap() as steady:
+    kept = faults_per_step()
+    held = rss_mib()
+print(steady, default, kept, held, rss_mib())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    steady, default, kept, held, after = done.stdout.split()
+    assert steady == "True"  # glibc (Linux): what these machines run
+    assert float(default) > 8 * 4000 and float(kept) < 100, (default, kept)
+    assert float(held) - float(after) > 100, (held, after)  # the kept pages are returned afterwards
+
+
 def test_sampled_peak_memory_fallback():
     probe = MemoryProbe(CPU, MemoryProbe.start(CPU).baseline, "cpu_rss_sampled")
     assert 170 <= probe.peak_mb(lambda: _allocate(200, hold=0.1)) <= 240

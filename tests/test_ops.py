@@ -517,8 +517,11 @@ def test_the_san_benchmark_measures_every_configuration_side_by_side(capsys):
                            "--steps", "1", "--warmup", "0", "--modes", "infer"]) == 0
     printed = capsys.readouterr().out
     rows = [line for line in printed.splitlines() if line.startswith("| ") and " infer " in line]
-    assert len(rows) == len(benchmark.CONFIGS)
-    assert all(float(row.split("|")[4]) > 0 and float(row.split("|")[7]) > 0 for row in rows)  # img/s, peak MiB
+    assert len(rows) == len(benchmark.CONFIGS) * len(benchmark.HEAPS)
+    assert sorted(row.split("|")[4].strip() for row in rows) == sorted(benchmark.HEAPS * len(benchmark.CONFIGS))
+    assert all(float(row.split("|")[5]) > 0 and float(row.split("|")[8]) > 0 for row in rows)  # img/s, peak MiB
     for model in ("san10_pairwise", "san10_patchwise"):
-        assert re.search(rf"{model} infer: shift vs unfold throughput [\d.]+x, peak memory [\d.]+x", printed)
-        assert re.search(rf"{model} infer: [\d.]+x ResNet26's throughput", printed)
+        assert re.search(rf"{model} infer: shift vs unfold throughput [\d.]+x \(default heap\), [\d.]+x \(steady heap\); "
+                         rf"peak memory [\d.]+x", printed)
+        assert re.search(rf"{model} infer: throughput against ResNet26's [\d.]+x \(default heap\), "
+                         rf"[\d.]+x \(steady heap\)", printed)

@@ -5,15 +5,19 @@ in the same rounds, before the target on even rounds and after it on odd ones (p
 teardown, outside the target's timing), so each target time has a reference time taken right next
 to it and neither always goes first. `extra_info` gets the per-round ratios target / reference and
 their median: the number `suite bench --compare` judges by default, because load that slows the
-machine for a moment slows both halves of the ratio.
+machine for a moment slows both halves of the ratio. Enabled, it all runs on a heap that keeps
+its pages (suite.measure.heap), as `suite profile` times steps: page faults on fresh memory would
+make a step's time depend on what the process allocated before.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from suite.bench.stats import Summary
 from suite.bench.timer import synced_perf_counter
+from suite.measure.heap import steady_heap
 from suite.measure.throughput import Step
 
 WARMUP = 2  # untimed calls of each before the first round: allocator, caches, lazy init
@@ -25,6 +29,11 @@ def benchmark_interleaved(benchmark: Any, target: Step, reference: Step, *, refe
     With benchmarks disabled (plain `pytest`, see pyproject.toml) pytest-benchmark calls setup and
     the target once, without timing: both steps still run, so the benchmark cannot rot unnoticed.
     """
+    with steady_heap() if benchmark.enabled else contextlib.nullcontext():
+        _interleave(benchmark, target, reference, reference_id=reference_id, rounds=rounds)
+
+
+def _interleave(benchmark: Any, target: Step, reference: Step, *, reference_id: str, rounds: int) -> None:
     if benchmark.enabled:
         for _ in range(WARMUP):
             reference()

@@ -5,9 +5,10 @@ Protocol (every setting becomes a column of the result):
 - inference: model.eval() under torch.inference_mode(); training step: zero_grad, forward,
   cross-entropy loss, backward, SGD step (momentum 0.9, so its buffers count in memory);
 - AMP: torch.autocast with bf16 or fp16 around forward and loss, weights stay fp32 (timm `--amp`);
-- `warmup` untimed steps, then one step for peak memory (see memory.py), then `steps` steps timed
-  one by one: on CUDA between two torch.cuda.Events and synchronised before the clock is read,
-  on CPU with perf_counter;
+- `warmup` untimed steps, then one step for peak memory (see memory.py), then, on a heap that keeps
+  its pages (heap.py: no page faults, whatever the process allocated before), one more untimed step
+  and `steps` steps timed one by one: on CUDA between two torch.cuda.Events and synchronised before
+  the clock is read, on CPU with perf_counter;
 - statistics: median and interquartile range of the step times (ms); samples/s = batch / median
   step time (medians resist the bursts of other load on shared machines; means do not);
 - several steps timed together (a model and its reference) run round-robin, in rotated order, so
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 
 from suite.errors import batch_of_one
+from suite.measure.heap import steady_heap
 
 T = TypeVar("T")
 Step = Callable[[], None]
@@ -122,12 +124,19 @@ def prepare(make_step: Callable[[int], Step], batch_size: int, s: BenchSettings)
 
 
 def time_steps(steps: Sequence[Step], rounds: int, device: torch.device) -> list[list[float]]:
-    """Seconds per call of each step over `rounds` rounds; round i starts with step i mod len(steps)."""
+    """Seconds per call of each step over `rounds` rounds; round i starts with step i mod len(steps).
+
+    On a heap that keeps its pages (see heap.py), after one untimed call of each step grows it.
+    """
     times: list[list[float]] = [[] for _ in steps]
-    for i in range(rounds):
-        for j in range(len(steps)):
-            k = (i + j) % len(steps)
-            times[k].append(_timed(steps[k], device))
+    with steady_heap():
+        for step in steps:
+            step()
+        synchronize(device)
+        for i in range(rounds):
+            for j in range(len(steps)):
+                k = (i + j) % len(steps)
+                times[k].append(_timed(steps[k], device))
     return times
 
 

@@ -10,7 +10,13 @@ Method (every configuration = model x ops backend x {inference, training step}):
 - steps are those of `suite.measure.throughput` (inference: eval() under inference_mode; training:
   zero_grad, forward, cross-entropy, backward, SGD step), random input, fp32, NCHW by default;
 - workers run one at a time, round-robin in rotated order, `steps` timed steps per turn, so load
-  from other processes hits every configuration alike; throughput = batch / median step time.
+  from other processes hits every configuration alike; throughput = batch / median step time;
+- every configuration is timed on two heaps, first glibc's default one, as a plain PyTorch process
+  runs, then `suite.measure.heap`'s steady one, which maps nothing afresh. On the default heap
+  every fresh page costs a page fault: the naive ops' temporaries (hundreds of MiB a step, each
+  above glibc's largest mmap threshold) pay them at every step, and other models pay them
+  depending on the process's allocation history (ResNet26's inference step: 140 to 225 ms). The
+  steady heap compares computation and memory traffic alone, as jemalloc or tcmalloc would.
 'unfold' is the reference implementation of the same layers: the k^2-expanded neighbourhoods
 materialised with F.unfold and gamma on the whole relation tensor, as a direct port of the
 official CUDA ops would do; 'shift' is the default (suite.ops).
@@ -19,6 +25,7 @@ official CUDA ops would do; 'shift' is the default (suite.ops).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -38,6 +45,7 @@ CONFIGS: tuple[tuple[str, str], ...] = (
     ("resnet26", "shift"),  # no local-attention ops: the backend does not matter
 )
 MODES: tuple[str, ...] = ("infer", "train")
+HEAPS: tuple[str, ...] = ("default", "steady")  # in this order: a worker stays on the steady heap
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,7 @@ class Result:
     model: str
     backend: str
     mode: str
+    heap: str
     samples_per_sec: float
     step_ms: float  # median
     step_ms_iqr: float
@@ -83,18 +92,19 @@ def run_benchmark(
         try:
             for job in jobs:  # started (and warmed up) one after another
                 workers.append(_Worker(job))
-            times: list[list[float]] = [[] for _ in jobs]
-            for r in range(rounds):
-                for i in range(len(jobs)):
-                    k = (r + i) % len(jobs)
-                    times[k] += workers[k].time(steps)
+            for heap in HEAPS:
+                times: list[list[float]] = [[] for _ in jobs]
+                for r in range(rounds):
+                    for i in range(len(jobs)):
+                        k = (r + i) % len(jobs)
+                        times[k] += workers[k].time(heap, steps)
+                for job, worker, t in zip(jobs, workers, times):
+                    q1, median, q3 = statistics.quantiles(t, n=4, method="inclusive")
+                    results.append(Result(job.model, job.backend, mode, heap, batch_size / median, median * 1e3,
+                                          (q3 - q1) * 1e3, worker.peak_mb))
         finally:
             for w in workers:
                 w.close()
-        for job, worker, t in zip(jobs, workers, times):
-            q1, median, q3 = statistics.quantiles(t, n=4, method="inclusive")
-            results.append(Result(job.model, job.backend, mode, batch_size / median, median * 1e3,
-                                  (q3 - q1) * 1e3, worker.peak_mb))
     return results
 
 
@@ -111,9 +121,9 @@ class _Worker:
         )
         self.peak_mb = self._read()["peak_mb"]
 
-    def time(self, steps: int) -> list[float]:
+    def time(self, heap: str, steps: int) -> list[float]:
         assert self.process.stdin is not None
-        self.process.stdin.write(f"{steps}\n")
+        self.process.stdin.write(f"{heap} {steps}\n")
         self.process.stdin.flush()
         return self._read()["times"]
 
@@ -137,6 +147,7 @@ def _worker(spec: str) -> None:
 
     import torch
 
+    from suite.measure.heap import steady_heap
     from suite.measure.memory import MemoryProbe
     from suite.measure.throughput import STEPS, BenchSettings
     from suite.models import create_model
@@ -156,38 +167,51 @@ def _worker(spec: str) -> None:
         for _ in range(job.warmup):
             step()
         print(json.dumps({"peak_mb": probe.peak_mb(step)}), flush=True)
-        for line in sys.stdin:
-            times = []
-            for _ in range(int(line)):
-                t0 = time.perf_counter()
-                step()
-                times.append(time.perf_counter() - t0)
-            print(json.dumps({"times": times}), flush=True)
+        with contextlib.ExitStack() as heaps:
+            steady = False
+            for line in sys.stdin:
+                heap, count = line.split()
+                if heap == "steady" and not steady:
+                    heaps.enter_context(steady_heap())
+                    steady = True
+                    step()  # grows the heap to the step's size, untimed
+                times = []
+                for _ in range(int(count)):
+                    t0 = time.perf_counter()
+                    step()
+                    times.append(time.perf_counter() - t0)
+                print(json.dumps({"times": times}), flush=True)
 
 
 def format_results(results: Sequence[Result]) -> str:
     lines = [
-        "| model | ops | mode | img/s | step ms (median) | IQR ms | peak MiB |",
-        "|---|---|---|---|---|---|---|",
+        "| model | ops | mode | heap | img/s | step ms (median) | IQR ms | peak MiB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         peak = "n/a" if r.peak_mb is None else f"{r.peak_mb:.0f}"
-        lines.append(f"| {r.model} | {r.backend} | {r.mode} | {r.samples_per_sec:.2f} | {r.step_ms:.0f} | "
+        lines.append(f"| {r.model} | {r.backend} | {r.mode} | {r.heap} | {r.samples_per_sec:.2f} | {r.step_ms:.0f} | "
                      f"{r.step_ms_iqr:.0f} | {peak} |")
-    by_key = {(r.model, r.backend, r.mode): r for r in results}
+    by_key = {(r.model, r.backend, r.mode, r.heap): r for r in results}
+
+    def ratios(mode: str, mine: tuple[str, str], theirs: tuple[str, str]) -> str | None:
+        pairs = [(heap, by_key.get((*mine, mode, heap)), by_key.get((*theirs, mode, heap))) for heap in HEAPS]
+        said = [f"{a.samples_per_sec / b.samples_per_sec:.2f}x ({heap} heap)" for heap, a, b in pairs if a and b]
+        return ", ".join(said) or None
+
     lines.append("")
     for model in sorted({r.model for r in results if r.model.startswith("san")}):
         for mode in MODES:
-            shift, naive = by_key.get((model, "shift", mode)), by_key.get((model, "unfold", mode))
-            if shift and naive:
+            throughput = ratios(mode, (model, "shift"), (model, "unfold"))
+            if throughput:
+                shift, naive = by_key[(model, "shift", mode, "default")], by_key[(model, "unfold", mode, "default")]
                 memory = ""
                 if shift.peak_mb and naive.peak_mb:
-                    memory = f", peak memory {shift.peak_mb / naive.peak_mb:.2f}x"
-                lines.append(f"{model} {mode}: shift vs unfold throughput "
-                             f"{shift.samples_per_sec / naive.samples_per_sec:.2f}x{memory}")
-        resnet, san = by_key.get(("resnet26", "shift", "infer")), by_key.get((model, "shift", "infer"))
-        if resnet and san:
-            lines.append(f"{model} infer: {san.samples_per_sec / resnet.samples_per_sec:.2f}x ResNet26's throughput")
+                    memory = f"; peak memory {shift.peak_mb / naive.peak_mb:.2f}x"
+                lines.append(f"{model} {mode}: shift vs unfold throughput {throughput}{memory}")
+        against = ratios("infer", (model, "shift"), ("resnet26", "shift"))
+        if against:
+            lines.append(f"{model} infer: throughput against ResNet26's {against}")
     return "\n".join(lines)
 
 
