@@ -25,6 +25,9 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
 _MMAP_MAX_DEFAULT = 65536
 _MMAP_THRESHOLD_MAX = 32 * 2**20  # DEFAULT_MMAP_THRESHOLD_MAX: where the dynamic threshold stops
 _NEVER = 2**31 - 1  # mallopt takes an int
+# untimed steps that grow the steady heap to a step's size: the second or third may still grow it
+# (a block freed before can be split so that the next request just misses it; seen with 40 MiB tensors)
+WARMUP = 3
 
 
 @contextlib.contextmanager

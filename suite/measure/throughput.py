@@ -6,7 +6,7 @@ Protocol (every setting becomes a column of the result):
   cross-entropy loss, backward, SGD step (momentum 0.9, so its buffers count in memory);
 - AMP: torch.autocast with bf16 or fp16 around forward and loss, weights stay fp32 (timm `--amp`);
 - `warmup` untimed steps, then one step for peak memory (see memory.py), then, on a heap that keeps
-  its pages (heap.py: no page faults, whatever the process allocated before), one more untimed step
+  its pages (heap.py: no page faults, whatever the process allocated before), three more untimed steps
   and `steps` steps timed one by one: on CUDA between two torch.cuda.Events and synchronised before
   the clock is read, on CPU with perf_counter;
 - statistics: median and interquartile range of the step times (ms); samples/s = batch / median
@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from suite.errors import batch_of_one
+from suite.measure import heap
 from suite.measure.heap import steady_heap
 
 T = TypeVar("T")
@@ -126,12 +127,13 @@ def prepare(make_step: Callable[[int], Step], batch_size: int, s: BenchSettings)
 def time_steps(steps: Sequence[Step], rounds: int, device: torch.device) -> list[list[float]]:
     """Seconds per call of each step over `rounds` rounds; round i starts with step i mod len(steps).
 
-    On a heap that keeps its pages (see heap.py), after one untimed call of each step grows it.
+    On a heap that keeps its pages (see heap.py), after untimed calls of each step have grown it.
     """
     times: list[list[float]] = [[] for _ in steps]
     with steady_heap():
-        for step in steps:
-            step()
+        for _ in range(heap.WARMUP):
+            for step in steps:
+                step()
         synchronize(device)
         for i in range(rounds):
             for j in range(len(steps)):

@@ -147,6 +147,7 @@ def _worker(spec: str) -> None:
 
     import torch
 
+    from suite.measure.heap import WARMUP as heap_warmup
     from suite.measure.heap import steady_heap
     from suite.measure.memory import MemoryProbe
     from suite.measure.throughput import STEPS, BenchSettings
@@ -174,7 +175,8 @@ def _worker(spec: str) -> None:
                 if heap == "steady" and not steady:
                     heaps.enter_context(steady_heap())
                     steady = True
-                    step()  # grows the heap to the step's size, untimed
+                    for _ in range(heap_warmup):  # grow the heap to the step's size, untimed
+                        step()
                 times = []
                 for _ in range(int(count)):
                     t0 = time.perf_counter()
