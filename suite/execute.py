@@ -83,6 +83,7 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
 
 
 def _run(run: RunSpec, d: Path, *, progress: bool) -> dict[str, Any]:
+    from suite.data.loaders import check_readable
     from suite.measure import measure_run
     from suite.measure.env import code_version, environment
     from suite.train import run as train
@@ -90,6 +91,7 @@ def _run(run: RunSpec, d: Path, *, progress: bool) -> dict[str, Any]:
     measure_file = d / "measure.json"
     measured = _cached_measurement(measure_file)
     if measured is None:
+        check_readable(run.config.data)
         start = time.perf_counter()
         measured = {**measure_run(run.config), "wall_time_s": time.perf_counter() - start}
         store.write_json(measure_file, measured)

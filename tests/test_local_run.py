@@ -266,6 +266,22 @@ def test_an_unreadable_measurement_cache_is_set_aside_and_measured_again(tmp_pat
     assert "measured again" in store.read_json(d / "status.json")["warnings"][0]
 
 
+def test_a_corrupt_data_file_fails_the_run_before_its_model_is_measured(tmp_path, capsys):
+    root = tmp_path / "data" / "cifar-10-batches-py"
+    root.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (root / name).write_bytes(b"not a pickle")
+    spec = _spec(tmp_path, "corrupt", "  lr: [0.05]")
+    out = tmp_path / "store"
+    overrides = [*FAST, "data.name=cifar10", f"data.root={tmp_path / 'data'}"]
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *overrides]) == 1
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(overrides))
+    d = store.run_dir(out, run.run_id)
+    status = store.read_json(d / "status.json")
+    assert status["state"] == "failed" and str(root / "data_batch_1") in status["error"]
+    assert not (d / "measure.json").exists()  # failed before measuring
+
+
 @pytest.mark.parametrize("command", [["run"], ["run", "--dry-run"], ["status"], ["report"], ["cancel"]])
 def test_a_store_that_is_a_file_is_refused_by_name(tmp_path, capsys, command):
     afile = tmp_path / "results"

@@ -68,6 +68,15 @@ def check_present(config: DataConfig) -> None:
         check_files(config.name, data_root(config))
 
 
+def check_readable(config: DataConfig) -> None:
+    """Read the files training will read, where that takes seconds (CIFAR's batches), so a corrupt
+    one fails a run before its model is measured (minutes on a CPU), not after."""
+    if config.name in ("cifar10", "cifar100"):
+        from suite.data.cifar import load_cifar
+
+        load_cifar(config.name, data_root(config), download=config.download)
+
+
 def build(
     config: DataConfig,
     *,
