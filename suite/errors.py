@@ -24,12 +24,14 @@ class SuiteError(Exception):
         key: str | None = None,
         line: int | None = None,
         choices: Iterable[Any] | None = None,
+        also: Iterable[SuiteError] = (),
     ) -> None:
         self.message = message
         self.file = None if file is None else str(file)
         self.key = key
         self.line = line
         self.choices = None if choices is None else [str(c) for c in choices]
+        self.also = list(also)  # further mistakes found in the same pass, each said on a line of its own
         super().__init__(str(self))
 
     def where(self, *, file: str | None = None, key: str | None = None) -> SuiteError:
@@ -49,7 +51,7 @@ class SuiteError(Exception):
         text = f"{location}{key}{self.message}"
         if self.choices is not None:
             text += f" (valid: {', '.join(self.choices)})"
-        return text
+        return text + "".join(f"\n  and {other}" for other in self.also)
 
 
 def not_utf8(exc: UnicodeDecodeError) -> str:

@@ -411,6 +411,25 @@ def test_each_layer_overrides_the_ones_before_and_errors_name_the_one_that_set_t
     assert info.value.key == "model.name" and info.value.message.startswith("model.padding: inputs of 32 px")
 
 
+def test_every_mistake_of_a_spec_is_named_at_once(tmp_path):
+    text = ("name: bad\n"
+            "base:\n"
+            "  model: {name: ran56_cifar, base_width: 4, mask_nrom: mixed}\n"
+            "  data: {name: digits}\n"
+            "  lerning_rate: 0.1\n"
+            "grid:\n"
+            "  lr: [0.1, -0.5]\n"
+            "  model.attention_learning: [arl, nall]\n")
+    err = error_of(tmp_path, text)
+    assert (err.key, err.line) == ("base.lerning_rate", 5)  # the first one found, as before
+    assert [(e.key, e.line) for e in err.also] == [
+        ("base.model.mask_nrom", 3), ("grid.model.attention_learning", 8), ("grid.lr", 7)]
+    assert str(err).count("\n  and ") == 3 and "did you mean 'mask_norm'" in str(err)
+    # a bad model name stops the search: every other check depends on the model
+    err = error_of(tmp_path, text.replace("name: ran56_cifar", "name: ran57_cifar"))
+    assert [err.key, *(e.key for e in err.also)] == ["base.lerning_rate", "base.model.name"]
+
+
 @pytest.mark.parametrize("where,key", [
     ("base: {{model: {{name: resnet26}}, seed: 5}}\n", "base.seed"),
     ("base: {{model: {{name: resnet26}}}}\ngrid: {{seed: [1, 2]}}\n", "grid.seed"),

@@ -47,6 +47,11 @@ class RunSpec:
         return " ".join(parts)
 
 
+# A spec's mistakes are all reported at once, up to this many (or as many as this many grid points show)
+MAX_MISTAKES = 10
+MAX_FAILED_POINTS = 100
+
+
 def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> list[RunSpec]:
     """All runs of `spec` (optionally under a preset and CLI overrides), validated, in grid order."""
     base_src: dict[str, tuple[str, ...]] = {}  # key -> YAML path of its value, per layer
@@ -77,6 +82,8 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
     _check_match_keys(spec, preset_rules, set_keys | set(preset_values))
 
     runs: list[RunSpec] = []
+    mistakes: dict[tuple[Any, ...], SuiteError] = {}  # distinct ones, in the order found
+    failed = 0
     seen: dict[str, RunSpec] = {}
     before_cli: dict[str, dict[str, Any]] = {}  # run_id -> values without the command line (to blame it)
     applied: set[tuple[str, ...]] = set()  # paths of the rules that matched some run
@@ -103,10 +110,12 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
             pre = dict(values)
             _layer(values, where, overrides, cli_src)
             values["seed"] = seed
-            try:
-                config = resolve(values)
-            except SuiteError as err:
-                raise _locate(err, spec, where, point, seed) from None
+            config = _resolve_point(values, where, spec, point, seed, mistakes)
+            if config is None:
+                failed += 1
+                if len(mistakes) >= MAX_MISTAKES or failed >= MAX_FAILED_POINTS:
+                    break
+                continue
             run = RunSpec(
                 spec=spec.name,
                 point=point,
@@ -123,6 +132,13 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
             if overrides:
                 before_cli[run.run_id] = {**pre, "seed": seed}
             runs.append(run)
+        else:
+            continue
+        break  # enough mistakes to report
+    if mistakes:
+        first, *others = mistakes.values()
+        first.also = others
+        raise first.where()
     if not runs:
         raise spec.error("the grid has no runs")
     # Under a preset that replaces axis values, the spec's own rules and reference may fit no run.
@@ -304,6 +320,25 @@ def _flatten(values: Mapping[str, Any], path: tuple[str, ...], sources: dict[str
             out[key] = value
             sources[key] = path + (key,)
     return out
+
+
+def _resolve_point(values: dict[str, Any], where: dict[str, tuple[str, ...]], spec: Spec, point: dict[str, Any],
+                   seed: int, mistakes: dict[tuple[Any, ...], SuiteError]) -> RunConfig | None:
+    """resolve(values), or None with its mistakes added to `mistakes`: after each one the value it
+    blames is dropped (its default stands in) and the run resolved again, so one pass names every
+    mistake rather than one per edit. Not past a bad model name, which every later check depends on."""
+    values = dict(values)
+    found = False
+    while True:
+        try:
+            config = resolve(values)
+            return None if found else config
+        except SuiteError as err:
+            found = True
+            mistakes.setdefault((err.file, err.key, err.line, err.message), _locate(err, spec, where, point, seed))
+            if not err.key or err.key not in values or err.key == "model.name" or len(mistakes) >= MAX_MISTAKES:
+                return None
+            del values[err.key]
 
 
 def _locate(err: SuiteError, spec: Spec, sources: dict[str, tuple[str, ...]], point: dict[str, Any], seed: int) -> SuiteError:
