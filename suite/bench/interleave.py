@@ -17,10 +17,11 @@ from typing import Any
 
 from suite.bench.stats import Summary
 from suite.bench.timer import synced_perf_counter
+from suite.measure import heap
 from suite.measure.heap import steady_heap
 from suite.measure.throughput import Step
 
-WARMUP = 2  # untimed calls of each before the first round: allocator, caches, lazy init
+WARMUP = heap.WARMUP  # untimed calls of each before the first round: heap, caches, lazy init
 
 
 def benchmark_interleaved(benchmark: Any, target: Step, reference: Step, *, reference_id: str, rounds: int) -> None:

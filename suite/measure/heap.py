@@ -4,9 +4,9 @@ glibc serves a block above its mmap threshold with a fresh mapping and hands fre
 of the heap back to the kernel above its trim threshold; both thresholds move with what the process
 allocated before. Every fresh page costs a page fault on first touch (6,272 for a 25 MiB feature map),
 so one model's step time depended on the process it ran in: ResNet26 inference at batch 8 on a 2-core
-VM took 140 ms in some processes and 225 ms in others (47,000 page faults a step). Inside
-`steady_heap` glibc maps nothing afresh and trims nothing, so after one step has grown the heap every
-timed step runs without page faults, as in a warm serving or training process (and as with jemalloc or
+VM took 142 ms in one run of `python -m suite.ops.benchmark` and 199 ms in another, unchanged (up to
+47,000 page faults a step). Inside `steady_heap` glibc maps nothing afresh and trims nothing, so once
+`WARMUP` steps have grown the heap every timed step runs without page faults, as in a warm serving or training process (and as with jemalloc or
 tcmalloc, which PyTorch's CPU tuning guide recommends). Afterwards the thresholds stay at the maxima glibc's
 own adjustment reaches (32 MiB mmap, 64 MiB trim) and the kept memory is given back, so a memory
 measurement that follows starts from a trimmed heap. Other C libraries: a no-op.
