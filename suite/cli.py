@@ -130,6 +130,7 @@ def _specs(args: argparse.Namespace) -> int:
     print(f"{'spec':<24} {'runs':>5}  paper / description")
     invalid = having = 0
     for name in ablations.list():
+        problems: list[str] = []
         try:  # one broken spec file must not hide the others
             spec = ablations.load(name)
             if args.preset is not None and args.preset not in spec.presets:
@@ -137,13 +138,17 @@ def _specs(args: argparse.Namespace) -> int:
                 continue
             having += 1
             runs = ablations.expand(spec, preset=args.preset)
+        except SuiteError as err:
+            problems.append(str(err))
+        else:
             for preset in spec.presets if args.preset is None else []:  # each is checked only when used
                 try:
                     ablations.expand(spec, preset=preset)
                 except SuiteError as err:
-                    raise SuiteError(f"under --preset {preset}: {err}") from None
-        except SuiteError as err:
-            print(f"{name:<24} {'-':>5}  invalid: {err}")
+                    problems.append(f"under --preset {preset}: {err}")
+        if problems:
+            text = "\n".join(problems).replace("\n", "\n" + " " * 32)  # under the description column
+            print(f"{name:<24} {'-':>5}  invalid: {text}")
             invalid += 1
             continue
         where = " ".join(str(v) for v in spec.paper.values()) or next(iter(spec.description.splitlines()), "")[:60]

@@ -421,13 +421,38 @@ def test_every_mistake_of_a_spec_is_named_at_once(tmp_path):
             "  lr: [0.1, -0.5]\n"
             "  model.attention_learning: [arl, nall]\n")
     err = error_of(tmp_path, text)
-    assert (err.key, err.line) == ("base.lerning_rate", 5)  # the first one found, as before
-    assert [(e.key, e.line) for e in err.also] == [
-        ("base.model.mask_nrom", 3), ("grid.model.attention_learning", 8), ("grid.lr", 7)]
+    assert (err.key, err.line) == ("base.model.mask_nrom", 3)  # the error is the first by line
+    assert [(e.key, e.line) for e in err.also] == [("base.lerning_rate", 5), ("grid.lr", 7),
+                                                   ("grid.model.attention_learning", 8)]
     assert str(err).count("\n  and ") == 3 and "did you mean 'mask_norm'" in str(err)
     # a bad model name stops the search: every other check depends on the model
     err = error_of(tmp_path, text.replace("name: ran56_cifar", "name: ran57_cifar"))
-    assert [err.key, *(e.key for e in err.also)] == ["base.lerning_rate", "base.model.name"]
+    assert [err.key, *(e.key for e in err.also)] == ["base.model.name", "base.lerning_rate"]
+
+
+@pytest.mark.parametrize(("text", "keys"), [
+    # a mistaken data set: its default (digits, 32 px) must not produce mistakes of its own
+    ("base: {model: {name: san10_pairwise, num_classes: 100}, data: {name: imagnet}}\n", ["base.data.name"]),
+    # one training length: dropping epochs must not leave iterations' explicit null to complain
+    ("base: {model: {name: resnet26}, data: {name: synthetic, input_size: 32}, epochs: 0, iterations: null}\n",
+     ["base.epochs"]),
+    # one mistake shown by every model of a grid is one mistake
+    ("base: {model: {mask_nrom: mixed}, data: {name: digits}}\ngrid: {model.name: [ran56_cifar, ran92_cifar]}\n",
+     ["base.model.mask_nrom"]),
+    # a duplicate run and a mistake elsewhere: both said
+    ("base: {model: {name: ran56_cifar}, data: {name: digits}}\n"
+     "grid: {lr: [0.05, 0.050], model.mask_norm: [mixd, mixed]}\n", ["grid.model.mask_norm", "grid"]),
+])
+def test_a_mistake_is_said_once_and_invents_no_others(tmp_path, text, keys):
+    err = error_of(tmp_path, "name: bad\n" + text)
+    assert [err.key, *(e.key for e in err.also)] == keys, str(err)
+
+
+def test_a_cut_off_list_of_mistakes_says_so(tmp_path):
+    values = ", ".join(str(-i) for i in range(1, 13))  # 12 negative learning rates
+    err = error_of(tmp_path, f"name: bad\nbase: {{model: {{name: resnet26}}, data: {{name: digits}}}}\n"
+                             f"grid: {{lr: [{values}]}}\n")
+    assert len(err.also) == 10 and "checking stopped after 10 mistakes in 10 failing runs" in str(err.also[-1])
 
 
 @pytest.mark.parametrize("where,key", [
@@ -542,7 +567,8 @@ def test_counts_on_the_command_line_must_be_positive(tmp_path, capsys):
 def test_specs_lists_every_spec_and_names_a_broken_one(tmp_path, monkeypatch, capsys):
     write(tmp_path, "name: plain\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n", "plain")
     write(tmp_path, "name: broken\ngrid: [1\n", "broken")
-    write(tmp_path, "name: preset\nbase: {model: {name: resnet26}}\npresets:\n  fast: {epohcs: 1}\n", "preset")
+    write(tmp_path, "name: preset\nbase: {model: {name: resnet26}}\npresets:\n  fast: {epohcs: 1}\n  slow: {lrr: 1}\n",
+          "preset")
     write(tmp_path, "name: san\nbase: {model: {name: san10_pairwise}, data: {name: imagenet}}\n", "san")
     write(tmp_path, "name: zipped\nbase: {model: {name: resnet26}}\nzip: [{}]\n", "zipped")
     monkeypatch.setenv("SUITE_ABLATIONS", str(tmp_path))
@@ -551,6 +577,7 @@ def test_specs_lists_every_spec_and_names_a_broken_one(tmp_path, monkeypatch, ca
     assert "zipped.yaml:3: zip.0: empty zip group" in out  # an error, not a crash of the listing
     assert "broken.yaml:3: bad YAML" in out
     assert "preset.yaml:4: presets.fast.epohcs: unknown key; did you mean 'epochs'?" in out  # a preset is checked too
+    assert "\n" + " " * 32 + "under --preset slow: " in out  # every broken preset, each under the description column
     assert "under --preset smoke: " in out and "san.yaml" in out  # the built-in smoke preset: 32 px digits
     assert any(line.split()[:2] == ["plain", "1"] for line in out.splitlines())  # no description: no crash
     assert main(["specs", "--preset", "fast"]) == 2  # only the broken specs fail: the others lack the preset

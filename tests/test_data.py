@@ -239,9 +239,10 @@ def test_cifar_missing_files_name_path_and_remedy(tmp_path):
     assert "cifar-100-python.tar.gz" in text and "data.download=true" in text
 
 
-def test_cifar_corrupt_file(tmp_path):
+@pytest.mark.parametrize("content", [b"not a pickle", pickle.dumps([1, 2, 3])])
+def test_cifar_corrupt_file(tmp_path, content):
     _fake_cifar(tmp_path, "cifar100")
-    (tmp_path / "cifar-100-python" / "test").write_bytes(b"not a pickle")
+    (tmp_path / "cifar-100-python" / "test").write_bytes(content)
     with pytest.raises(SuiteError) as err:
         load_cifar("cifar100", tmp_path)
     assert err.value.file == str(tmp_path / "cifar-100-python" / "test")

@@ -19,7 +19,7 @@ from typing import Any
 
 from suite.ablations.spec import Rule, Spec
 from suite.config import SECTIONS, DataConfig, RunConfig, could_be, flatten, resolve
-from suite.errors import SuiteError, SuiteWarning, close_matches, unknown
+from suite.errors import SuiteError, SuiteWarning, close_matches, count, unknown
 from suite.metrics import REFERENCE_METRICS
 
 
@@ -50,6 +50,9 @@ class RunSpec:
 # A spec's mistakes are all reported at once, up to this many (or as many as this many grid points show)
 MAX_MISTAKES = 10
 MAX_FAILED_POINTS = 100
+# Keys every later check depends on: after a mistake in one, its default would stand in and the checks
+# that follow would report mistakes the spec does not make (another data set's classes or input size).
+_FOUNDATIONS = frozenset({"model.name", "recipe", "data.name", "data.input_size", "data.eval_size"})
 
 
 def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> list[RunSpec]:
@@ -127,7 +130,9 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
                 reference_config=reference_config,
             )
             if run.run_id in seen:
-                raise _duplicate(spec, seen[run.run_id], run, before_cli, {**pre, "seed": seed}, overrides)
+                err = _duplicate(spec, seen[run.run_id], run, before_cli, {**pre, "seed": seed}, overrides)
+                mistakes.setdefault((err.file, err.line, err.key, "duplicate"), err)
+                continue
             seen[run.run_id] = run
             if overrides:
                 before_cli[run.run_id] = {**pre, "seed": seed}
@@ -136,7 +141,10 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
             continue
         break  # enough mistakes to report
     if mistakes:
-        first, *others = mistakes.values()
+        first, *others = sorted(mistakes.values(), key=lambda e: (e.file or "", e.line or 0))
+        if len(mistakes) >= MAX_MISTAKES or failed >= MAX_FAILED_POINTS:
+            others.append(SuiteError(f"(checking stopped after {count(len(mistakes), 'mistake')} in "
+                                     f"{count(failed, 'failing run')}: there may be more)"))
         first.also = others
         raise first.where()
     if not runs:
@@ -335,10 +343,15 @@ def _resolve_point(values: dict[str, Any], where: dict[str, tuple[str, ...]], sp
             return None if found else config
         except SuiteError as err:
             found = True
-            mistakes.setdefault((err.file, err.key, err.line, err.message), _locate(err, spec, where, point, seed))
-            if not err.key or err.key not in values or err.key == "model.name" or len(mistakes) >= MAX_MISTAKES:
+            located = _locate(err, spec, where, point, seed)
+            # one mistake, however many runs or models show it: where it is and the value it blames
+            blamed = repr(values[err.key]) if err.key in values else err.message
+            mistakes.setdefault((located.file, located.line, located.key, blamed), located)
+            if not err.key or err.key not in values or err.key in _FOUNDATIONS or len(mistakes) >= MAX_MISTAKES:
                 return None
             del values[err.key]
+            if err.key in _PARTNER:  # one training length: an explicit null partner goes with it
+                values.pop(_PARTNER[err.key], None)
 
 
 def _locate(err: SuiteError, spec: Spec, sources: dict[str, tuple[str, ...]], point: dict[str, Any], seed: int) -> SuiteError:
