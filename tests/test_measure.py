@@ -260,12 +260,11 @@ def test_timed_steps_take_no_page_faults_and_the_memory_is_given_back_after():
     fresh mapping, faulted in page by page at each step; in `steady_heap` the heap keeps them."""
     script = """
 import resource, torch
-from suite.measure.heap import WARMUP, steady_heap
+from suite.measure.heap import settle, steady_heap
 def step():
     xs = [torch.ones(10 * 2**20) for _ in range(3)]  # 3 x 40 MiB, written
 def faults_per_step():
-    for _ in range(WARMUP):
-        step()
+    settle([step])
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(3):
         step()
@@ -274,6 +273,8 @@ def rss_mib():
     return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
 default = faults_per_step()
 with steady_heap() as steady:
+    with steady_heap():
+        pass  # nested: leaving it leaves the outer one in force
     kept = faults_per_step()
     held = rss_mib()
 print(steady, default, kept, held, rss_mib())
@@ -284,6 +285,10 @@ print(steady, default, kept, held, rss_mib())
     assert steady == "True"  # glibc (Linux): what these machines run
     assert float(default) > 3 * 10_000 and float(kept) < 100, (default, kept)  # 10,240 pages in 40 MiB
     assert float(held) - float(after) > 100, (held, after)  # the kept pages are returned afterwards
+    # an allocator the user tuned is left alone, and said to be
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "1000000"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0 and done.stdout.split()[0] == "False", done.stderr
 
 
 def test_sampled_peak_memory_fallback():

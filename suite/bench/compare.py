@@ -161,11 +161,13 @@ def commit_string(info: dict[str, Any]) -> str:
 
 
 def machine_string(info: dict[str, Any]) -> str:
-    """Device, thread count and host: what absolute times depend on (see the conftest's hook)."""
+    """Device, thread count, timing heap and host: what absolute times depend on (see the
+    conftest's hook; baselines saved before the timing heap was recorded name none)."""
     cpu = info.get("cpu") if isinstance(info.get("cpu"), dict) else {}
     device = info.get("device_name") or cpu.get("brand_raw") or info.get("processor") or "?"
     threads = f", {info['threads']} threads" if "threads" in info else ""
-    return f"{device}{threads} on {info.get('node', '?')}"
+    heap = f", {info['timing_heap']} heap" if "timing_heap" in info else ""
+    return f"{device}{threads}{heap} on {info.get('node', '?')}"
 
 
 def pool(runs: Sequence[Run], label: str) -> Run:

@@ -21,7 +21,7 @@ from suite.measure import heap
 from suite.measure.heap import steady_heap
 from suite.measure.throughput import Step
 
-WARMUP = heap.WARMUP  # untimed calls of each before the first round: heap, caches, lazy init
+WARMUP = 2  # untimed calls of each before the first round: caches, lazy init (then, enabled, until the heap settles)
 
 
 def benchmark_interleaved(benchmark: Any, target: Step, reference: Step, *, reference_id: str, rounds: int) -> None:
@@ -39,6 +39,7 @@ def _interleave(benchmark: Any, target: Step, reference: Step, *, reference_id: 
         for _ in range(WARMUP):
             reference()
             target()
+        heap.settle([reference, target])
     reference_times: list[float] = []
     done = 0
 

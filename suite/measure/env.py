@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from suite.errors import SuiteError
+from suite.measure import heap
 
 
 def resolve_device(name: str | torch.device | None) -> torch.device:
@@ -33,7 +34,8 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
 
 def environment(device: str | torch.device | None = None) -> dict[str, Any]:
     """`device` ("cpu", "cuda:0", ...), `device_name` (CPU model from /proc/cpuinfo or CUDA device
-    name), `torch_version`, `threads` (torch.get_num_threads(): intra-op threads of CPU kernels)."""
+    name), `torch_version`, `threads` (torch.get_num_threads(): intra-op threads of CPU kernels),
+    `timing_heap` ("steady" where suite.measure.heap can keep the heap's pages while timing, else "default")."""
     device = resolve_device(device)
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
@@ -41,7 +43,7 @@ def environment(device: str | torch.device | None = None) -> dict[str, Any]:
     else:
         name, device_str = cpu_name(), "cpu"
     return {"device": device_str, "device_name": name, "torch_version": torch.__version__,
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "timing_heap": "steady" if heap.available() else "default"}
 
 
 def cpu_name() -> str:

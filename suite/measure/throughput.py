@@ -6,8 +6,8 @@ Protocol (every setting becomes a column of the result):
   cross-entropy loss, backward, SGD step (momentum 0.9, so its buffers count in memory);
 - AMP: torch.autocast with bf16 or fp16 around forward and loss, weights stay fp32 (timm `--amp`);
 - `warmup` untimed steps, then one step for peak memory (see memory.py), then, on a heap that keeps
-  its pages (heap.py: no page faults, whatever the process allocated before), three more untimed steps
-  and `steps` steps timed one by one: on CUDA between two torch.cuda.Events and synchronised before
+  its pages (heap.py: no page faults, whatever the process allocated before), untimed steps until
+  one takes (almost) no page faults, and `steps` steps timed one by one: on CUDA between two torch.cuda.Events and synchronised before
   the clock is read, on CPU with perf_counter;
 - statistics: median and interquartile range of the step times (ms); samples/s = batch / median
   step time (medians resist the bursts of other load on shared machines; means do not);
@@ -131,9 +131,7 @@ def time_steps(steps: Sequence[Step], rounds: int, device: torch.device) -> list
     """
     times: list[list[float]] = [[] for _ in steps]
     with steady_heap():
-        for _ in range(heap.WARMUP):
-            for step in steps:
-                step()
+        heap.settle(steps)
         synchronize(device)
         for i in range(rounds):
             for j in range(len(steps)):

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from suite.errors import SuiteError
+from suite.measure.heap import available
 from suite.models.registry import resolve_model_kwargs
 
 CONFIGS: tuple[tuple[str, str], ...] = (
@@ -93,7 +94,7 @@ def run_benchmark(
         try:
             for job in jobs:  # started (and warmed up) one after another
                 workers.append(_Worker(job))
-            for heap in HEAPS:
+            for heap in HEAPS if available() else HEAPS[:1]:
                 times: list[list[float]] = [[] for _ in jobs]
                 for r in range(rounds):
                     for i in range(len(jobs)):
@@ -148,8 +149,7 @@ def _worker(spec: str) -> None:
 
     import torch
 
-    from suite.measure.heap import WARMUP as heap_warmup
-    from suite.measure.heap import steady_heap
+    from suite.measure.heap import settle, steady_heap
     from suite.measure.memory import MemoryProbe
     from suite.measure.throughput import STEPS, BenchSettings
     from suite.models import create_model
@@ -176,8 +176,7 @@ def _worker(spec: str) -> None:
                 if heap == "steady" and not steady:
                     heaps.enter_context(steady_heap())
                     steady = True
-                    for _ in range(heap_warmup):  # grow the heap to the step's size, untimed
-                        step()
+                    settle([step])  # grow the heap to the step's size, untimed
                 times = []
                 for _ in range(int(count)):
                     t0 = time.perf_counter()
@@ -206,8 +205,9 @@ def format_results(results: Sequence[Result]) -> str:
     for model in sorted({r.model for r in results if r.model.startswith("san")}):
         for mode in MODES:
             throughput = ratios(mode, (model, "shift"), (model, "unfold"))
-            if throughput:
-                shift, naive = by_key[(model, "shift", mode, "default")], by_key[(model, "unfold", mode, "default")]
+            if throughput:  # peak memory: measured once per worker, before any timing
+                shift, naive = (next(r for r in results if (r.model, r.backend, r.mode) == (model, ops, mode))
+                                for ops in ("shift", "unfold"))
                 memory = ""
                 if shift.peak_mb and naive.peak_mb:
                     memory = f"; peak memory {shift.peak_mb / naive.peak_mb:.2f}x"
@@ -241,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SuiteError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if not available():
+        print("note: timed on the default heap only: the steady one needs glibc's allocator, untuned "
+              "(no MALLOC_*_ or GLIBC_TUNABLES)", file=sys.stderr)
     print(format_results(results))
     return 0
 
