@@ -455,7 +455,7 @@ def test_slowed_op_is_flagged_and_an_unchanged_one_is_not(tmp_path, monkeypatch,
     monkeypatch.setattr(run, "project_root", lambda: project)
     assert main(["bench", "--save", "base", "--rounds", "24", "--storage", str(storage)]) == 0
     saved = json.loads(run.find_baseline(storage, "base").read_text())
-    assert {"torch_version", "device_name", "threads"} <= set(saved["machine_info"])
+    assert {"torch_version", "device_name", "threads", "timing_heap"} <= set(saved["machine_info"])
     assert saved["machine_info"]["threads"] == 1  # suite bench's default
     (bench,) = saved["benchmarks"]
     extra = bench["extra_info"]
