@@ -16,8 +16,8 @@ Method (every configuration = model x ops backend x {inference, training step}):
   every fresh page costs a page fault: the naive ops' temporaries (hundreds of MiB a step, each
   above glibc's largest mmap threshold) pay them at every step, and other models pay them
   depending on the process's allocation history (ResNet26's inference step: 142 and 199 ms in
-  two runs, unchanged). The
-  steady heap compares computation and memory traffic alone, as jemalloc or tcmalloc would.
+  two runs, unchanged). The steady heap compares computation and memory traffic alone, as
+  jemalloc or tcmalloc would.
 'unfold' is the reference implementation of the same layers: the k^2-expanded neighbourhoods
 materialised with F.unfold and gamma on the whole relation tensor, as a direct port of the
 official CUDA ops would do; 'shift' is the default (suite.ops).
