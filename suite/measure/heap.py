@@ -33,7 +33,8 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
 _MMAP_MAX_DEFAULT = 65536
 _MMAP_THRESHOLD_MAX = 32 * 2**20  # DEFAULT_MMAP_THRESHOLD_MAX: where the dynamic threshold stops
 _NO_TRIM = -1  # M_TRIM_THRESHOLD -1: never trim
-# `settle`: rounds until one takes at most this many page faults (1 MiB), and at most this many rounds
+# `settle`: rounds until two in a row take at most this many page faults each (1 MiB); at most this
+# many rounds. One quiet round is not enough: with 40 MiB tensors the heap grew again in the round after.
 SETTLED_FAULTS = 256
 SETTLE_ROUNDS = 10
 
@@ -68,14 +69,16 @@ def steady_heap() -> Iterator[bool]:
 
 
 def settle(steps: Sequence[Callable[[], object]]) -> int:
-    """Call each step, round after round, until a round takes at most SETTLED_FAULTS page faults
-    (the heap has grown to the steps' size; usually 1 to 3 rounds, up to SETTLE_ROUNDS); returns the
-    rounds run. Call inside `steady_heap`, before timing."""
+    """Call each step, round after round, until two rounds in a row take at most SETTLED_FAULTS page
+    faults each (the heap has grown to the steps' size; usually 2 to 4 rounds, up to SETTLE_ROUNDS);
+    returns the rounds run. Call inside `steady_heap`, before timing."""
+    quiet = 0
     for rounds in range(1, SETTLE_ROUNDS + 1):
         before = _page_faults()
         for step in steps:
             step()
-        if _page_faults() - before <= SETTLED_FAULTS:
+        quiet = quiet + 1 if _page_faults() - before <= SETTLED_FAULTS else 0
+        if quiet == 2:
             return rounds
     return SETTLE_ROUNDS
 

@@ -7,8 +7,8 @@ Protocol (every setting becomes a column of the result):
 - AMP: torch.autocast with bf16 or fp16 around forward and loss, weights stay fp32 (timm `--amp`);
 - `warmup` untimed steps, then one step for peak memory (see memory.py), then, on a heap that keeps
   its pages (heap.py: no page faults, whatever the process allocated before), untimed steps until
-  one takes (almost) no page faults, and `steps` steps timed one by one: on CUDA between two torch.cuda.Events and synchronised before
-  the clock is read, on CPU with perf_counter;
+  two in a row take (almost) no page faults, and `steps` steps timed one by one: on CUDA between
+  two torch.cuda.Events and synchronised before the clock is read, on CPU with perf_counter;
 - statistics: median and interquartile range of the step times (ms); samples/s = batch / median
   step time (medians resist the bursts of other load on shared machines; means do not);
 - several steps timed together (a model and its reference) run round-robin, in rotated order, so
