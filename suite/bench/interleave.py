@@ -18,10 +18,7 @@ from typing import Any
 from suite.bench.stats import Summary
 from suite.bench.timer import synced_perf_counter
 from suite.measure import heap
-from suite.measure.heap import steady_heap
 from suite.measure.throughput import Step
-
-WARMUP = 2  # untimed calls of each before the first round: caches, lazy init (then, enabled, until the heap settles)
 
 
 def benchmark_interleaved(benchmark: Any, target: Step, reference: Step, *, reference_id: str, rounds: int) -> None:
@@ -29,17 +26,16 @@ def benchmark_interleaved(benchmark: Any, target: Step, reference: Step, *, refe
 
     With benchmarks disabled (plain `pytest`, see pyproject.toml) pytest-benchmark calls setup and
     the target once, without timing: both steps still run, so the benchmark cannot rot unnoticed.
+    Enabled, untimed rounds of both come first, until the heap settles (at least two: caches and
+    lazy initialisation too).
     """
-    with steady_heap() if benchmark.enabled else contextlib.nullcontext():
+    with heap.steady_heap() if benchmark.enabled else contextlib.nullcontext():
+        if benchmark.enabled:
+            heap.settle([reference, target])
         _interleave(benchmark, target, reference, reference_id=reference_id, rounds=rounds)
 
 
 def _interleave(benchmark: Any, target: Step, reference: Step, *, reference_id: str, rounds: int) -> None:
-    if benchmark.enabled:
-        for _ in range(WARMUP):
-            reference()
-            target()
-        heap.settle([reference, target])
     reference_times: list[float] = []
     done = 0
 

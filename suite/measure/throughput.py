@@ -30,7 +30,6 @@ from torch import nn
 
 from suite.errors import batch_of_one
 from suite.measure import heap
-from suite.measure.heap import steady_heap
 
 T = TypeVar("T")
 Step = Callable[[], None]
@@ -130,7 +129,7 @@ def time_steps(steps: Sequence[Step], rounds: int, device: torch.device) -> list
     On a heap that keeps its pages (see heap.py), after untimed calls of each step have grown it.
     """
     times: list[list[float]] = [[] for _ in steps]
-    with steady_heap():
+    with heap.steady_heap():
         heap.settle(steps)
         synchronize(device)
         for i in range(rounds):
