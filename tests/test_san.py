@@ -181,25 +181,40 @@ def test_eval_matches_the_materialised_reference(name, relation, gamma, monkeypa
     assert torch.allclose(out, reference, atol=1e-5, rtol=1e-4), (out - reference).abs().max()
 
 
-def test_inference_weights_share_one_buffer_across_layers_and_modes(monkeypatch):
-    """Every layer's inference weights go to one per-thread buffer, not a fresh mapping each."""
-    from suite.ops import workspace
+def test_inference_weights_share_one_buffer_across_layers_and_modes():
+    """Every layer's inference weights go to one buffer of the model's, not a fresh mapping each;
+    it goes when the model trains, and copies of the model get their own."""
+    import copy
+    import gc
+    import weakref
 
-    monkeypatch.setattr(workspace._buffers, "by_name", {})  # not the ones earlier tests grew
     model = create_model("san10_pairwise", padding="zeros", num_classes=7).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.inference_mode():
         first = model(x)
-    buffer = workspace._buffers.by_name["weights"]
+    buffer = model.workspace.buffers()["weights"]
     # the largest layer's weights: stage 1, K * N * Cw * H * W = 49 * 2 * 8 * 16 * 16
     assert buffer.numel() == 49 * 2 * 8 * 16 * 16
     with torch.no_grad():  # a buffer made under inference_mode could not be written here
         again = model(x)
-    assert workspace._buffers.by_name["weights"] is buffer and torch.equal(first, again)
+    assert model.workspace.buffers()["weights"] is buffer and torch.equal(first, again)
     with torch.no_grad():
         model(torch.cat([x, x]))
-    assert workspace._buffers.by_name["weights"].numel() == 2 * buffer.numel()
+    assert model.workspace.buffers()["weights"].numel() == 2 * buffer.numel()
 
+    twin = copy.deepcopy(model)
+    assert twin.workspace is not model.workspace and twin.workspace.buffers() == {}
+    gone = weakref.ref(model.workspace.buffers()["weights"])
+    del buffer
+    model.train()  # training never uses them: their memory goes back
+    gc.collect()
+    assert gone() is None and model.workspace.buffers() == {}
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), first)  # buffers made afresh
+    twin_gone = weakref.ref(twin.workspace.get("weights", (4,), x))
+    del twin
+    gc.collect()
+    assert twin_gone() is None  # a model's buffers go with it
 
 
 def test_inference_in_place_paths_respect_callers_and_hooks():
@@ -604,9 +619,17 @@ def test_official_checkpoint_errors_name_the_key():
     official = random_state_dict(official_layout(0, LAYERS[10], (3, 7, 7, 7, 7), 1000))
     model = create_model("san10_pairwise")
     load_official_san(model, official)  # the real layout loads
-    with pytest.raises(SuiteError) as err:
+    with pytest.raises(SuiteError) as err:  # the other family: said as such, not as a shape
         load_official_san(create_model("san10_patchwise"), official)
-    assert err.value.key is not None and err.value.key.startswith("layer0.0.sam.")
+    assert err.value.key.startswith("layer0.0.sam.conv_p.") and "a pairwise SAN checkpoint" in err.value.message
+    patchwise = random_state_dict(official_layout(1, LAYERS[10], (3, 7, 7, 7, 7), 1000))
+    load_official_san(create_model("san10_patchwise"), patchwise)
+    with pytest.raises(SuiteError) as err:
+        load_official_san(model, patchwise)
+    assert err.value.key == "position_encoding" and "san*_patchwise" in err.value.message
+    with pytest.raises(SuiteError) as err:
+        load_official_san(create_model("ran56_cifar"), official)
+    assert err.value.key == "model" and "not a ResidualAttentionNet" in err.value.message
     with pytest.raises(SuiteError) as err:
         load_official_san(create_model("san10_pairwise", num_classes=10), official)
     assert err.value.key == "fc.weight"

@@ -41,6 +41,19 @@ _IN_BLOCK = {"sam.conv1.": "sam.phi.", "sam.conv2.": "sam.psi.", "sam.conv3.": "
 _OFFICIAL_RELATION = {"pairwise": "subtraction", "patchwise": "concatenation"}
 
 
+def _check_family(sam: nn.Module, state_dict: Mapping[str, object]) -> None:
+    """Only pairwise models with position encoding have `sam.conv_p`: a checkpoint of the other
+    family would otherwise fail on a shape, with no word of why."""
+    position = next((k for k in state_dict if ".sam.conv_p." in k), None)
+    if sam.mode == "patchwise" and position is not None:
+        raise SuiteError(f"a pairwise SAN checkpoint (it has position-encoding weights, {position!r}) does not load "
+                         "into a patchwise model: build the san*_pairwise model of its depth", key=position)
+    if sam.mode == "pairwise" and sam.position is not None and position is None and state_dict:
+        raise SuiteError("the checkpoint has no position-encoding weights (sam.conv_p): it is a patchwise SAN's "
+                         "(build the san*_patchwise model of its depth) or one trained without position encoding "
+                         "(build the model with position_encoding=False)", key="position_encoding")
+
+
 def official_to_suite_key(key: str) -> str | None:
     """Our state_dict key for an official one (None if the official tree has no such key)."""
     for pattern, replacement in _TOP_LEVEL:
@@ -77,18 +90,22 @@ def load_official_san(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) 
         return model
     if isinstance(state_dict.get("state_dict"), Mapping):
         state_dict = state_dict["state_dict"]
-    for name, module in model.named_modules():
-        if isinstance(module, SelfAttention):
-            if module.relation != _OFFICIAL_RELATION[module.mode]:
-                raise SuiteError(
-                    f"official checkpoints use the {_OFFICIAL_RELATION[module.mode]!r} relation, "
-                    f"this model uses {module.relation!r} (at {name})",
-                    key="relation",
-                    choices=[_OFFICIAL_RELATION[module.mode]],
-                )
-            if module.gamma_kind != "official":
-                raise SuiteError(f"official checkpoints use gamma 'official', this model uses {module.gamma_kind!r}",
-                                 key="gamma", choices=["official"])
+    attention = [(name, m) for name, m in model.named_modules() if isinstance(m, SelfAttention)]
+    if not attention:
+        raise SuiteError(f"official SAN checkpoints load into a SAN model (san10_pairwise, ...), not a "
+                         f"{type(model).__name__}", key="model")
+    for name, module in attention:
+        if module.relation != _OFFICIAL_RELATION[module.mode]:
+            raise SuiteError(
+                f"official checkpoints use the {_OFFICIAL_RELATION[module.mode]!r} relation, "
+                f"this model uses {module.relation!r} (at {name})",
+                key="relation",
+                choices=[_OFFICIAL_RELATION[module.mode]],
+            )
+        if module.gamma_kind != "official":
+            raise SuiteError(f"official checkpoints use gamma 'official', this model uses {module.gamma_kind!r}",
+                             key="gamma", choices=["official"])
+    _check_family(attention[0][1], state_dict)
     if state_dict and all(k.startswith("module.") for k in state_dict):
         state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
     ours = model.state_dict()

@@ -64,7 +64,7 @@ from suite.ops.gamma import (
 )
 from suite.ops.relations import PairwiseRelation, PatchwiseRelation
 from suite.ops.window import Padding
-from suite.ops.workspace import workspace
+from suite.ops.workspace import Workspace, using, workspace
 
 Mode = Literal["pairwise", "patchwise"]
 Gamma = Literal["official", "linear", "lrl", "lrlrl"]
@@ -221,8 +221,8 @@ class SelfAttention(nn.Module):
         return pairwise_relation(p, p, "subtraction", self.kernel_size, padding=self.padding)
 
     def _weights_streamed(self, phi: Tensor, psi: Tensor) -> Tensor:
-        """The same weights in inference: gamma piecewise, its BNs folded, in place, into this
-        thread's workspace (`attend` consumes them before any other layer runs)."""
+        """The same weights in inference: gamma piecewise, its BNs folded, in place, into the
+        model's workspace for this thread (`attend` consumes them before any other layer runs)."""
         window = Window(self.kernel_size, padding=self.padding)
         n, _, h, w = phi.shape
         if self.mode == "pairwise":
@@ -529,9 +529,17 @@ class SAN(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_channels, num_classes)
 
+        self.workspace = Workspace()  # inference's scratch buffers (suite.ops.workspace), not state
+
     def forward(self, x: Tensor) -> Tensor:
-        x = self.stages(self.stem(x))
+        with using(self.workspace):
+            x = self.stages(self.stem(x))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+    def train(self, mode: bool = True) -> SAN:
+        if mode:  # training never uses the inference buffers: give their memory back
+            self.workspace.release()
+        return super().train(mode)
 
 
 def _san(depth: int, mode: Mode, **options: Any) -> SAN:

@@ -1,6 +1,6 @@
 """SAN10 with the shift ops vs the naive unfold ops vs ResNet26: throughput and peak memory.
 
-    python -m suite.ops.benchmark [--batch-size 8] [--img-size 224] [--threads 2] [--rounds 7]
+    python -m suite.ops.benchmark [--batch-size 8] [--img-size 224] [--threads 2] [--rounds 7] [--padding reflect]
 
 Method (every configuration = model x ops backend x {inference, training step}):
 - each configuration lives in its own worker process, so its peak memory is its own: the resident
@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass
 from suite.errors import SuiteError
 from suite.measure.heap import available
 from suite.models.registry import resolve_model_kwargs
+from suite.ops.window import PADDINGS
 
 CONFIGS: tuple[tuple[str, str], ...] = (
     ("san10_pairwise", "shift"),
@@ -60,6 +61,11 @@ class Job:
     threads: int
     warmup: int
     channels_last: bool
+    padding: str = "reflect"  # SAN's footprint padding (ResNet26 has none)
+
+
+def san_kwargs(model: str, padding: str) -> dict[str, str]:
+    return {"padding": padding} if model.startswith("san") else {}
 
 
 @dataclass(frozen=True)
@@ -83,13 +89,14 @@ def run_benchmark(
     steps: int = 2,
     warmup: int = 2,
     channels_last: bool = False,
+    padding: str = "reflect",
     configs: Sequence[tuple[str, str]] = CONFIGS,
     modes: Sequence[str] = MODES,
 ) -> list[Result]:
     """Measure every configuration; one mode at a time so at most len(configs) workers are alive."""
     results = []
     for mode in modes:
-        jobs = [Job(m, b, mode, batch_size, img_size, threads, warmup, channels_last) for m, b in configs]
+        jobs = [Job(m, b, mode, batch_size, img_size, threads, warmup, channels_last, padding) for m, b in configs]
         workers: list[_Worker] = []
         try:
             for job in jobs:  # started (and warmed up) one after another
@@ -161,7 +168,7 @@ def _worker(spec: str) -> None:
     settings = BenchSettings(device, job.img_size, channels_last=job.channels_last, warmup=job.warmup)
     probe = MemoryProbe.start(device)
     torch.manual_seed(0)
-    model = create_model(job.model)
+    model = create_model(job.model, **san_kwargs(job.model, job.padding))
     if job.channels_last:
         model = model.to(memory_format=torch.channels_last)
     with use_backend(job.backend):
@@ -227,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=2, help="timed steps per turn")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps before the memory step")
     parser.add_argument("--channels-last", action="store_true", help="NHWC input and weights")
+    parser.add_argument("--padding", choices=PADDINGS, default="reflect",
+                        help="SAN's footprint padding (default: reflect, the official one; zeros fits inputs under 128 px)")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -237,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check(parser, args)
         results = run_benchmark(batch_size=args.batch_size, img_size=args.img_size, threads=args.threads,
                                 rounds=args.rounds, steps=args.steps, warmup=args.warmup,
-                                channels_last=args.channels_last, modes=args.modes)
+                                channels_last=args.channels_last, padding=args.padding, modes=args.modes)
     except SuiteError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -258,7 +267,7 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.rounds * args.steps < 2:
         parser.error("--rounds x --steps must be at least 2: the IQR needs two timed steps")
     for model in dict.fromkeys(m for m, _ in CONFIGS):
-        resolve_model_kwargs(model, {}, input_size=args.img_size)
+        resolve_model_kwargs(model, san_kwargs(model, args.padding), input_size=args.img_size)
 
 
 if __name__ == "__main__":
