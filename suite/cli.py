@@ -13,7 +13,7 @@ import shlex
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -120,6 +120,8 @@ def _models(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- specs, run, status
 def _add_specs(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("specs", help="list and check the ablation specs (every preset too), with their run counts")
+    p.add_argument("specs", nargs="*", metavar="SPEC",
+                   help="spec names or YAML paths to check (default: every spec in ablations/)")
     p.add_argument("--preset", help="count and check runs under this preset only")
     p.set_defaults(handler=_specs)
 
@@ -129,10 +131,11 @@ def _specs(args: argparse.Namespace) -> int:
 
     print(f"{'spec':<24} {'runs':>5}  paper / description")
     invalid = having = 0
-    for name in ablations.list():
+    for name in args.specs or ablations.list():
         problems: list[str] = []
         try:  # one broken spec file must not hide the others
             spec = ablations.load(name)
+            name = spec.name
             if args.preset is not None and args.preset not in spec.presets:
                 print(f"{name:<24} {'-':>5}  (no preset {args.preset!r})")
                 continue
@@ -323,6 +326,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
     busy = {rid for rid, state in slurm.refresh(out, [r.run_id for r in runs]).items() if state in slurm.ALIVE}
     plan = make_plan(runs, out, retry_failed=args.retry_failed, force=args.force, busy=busy)
     _print_counts(spec.name, plan.counts())
+    _print_remeasure(plan.remeasure, "measured again, their training kept")
     if options is None:  # on this machine: a missing data set or device is one error, not one per run
         try:
             _check_this_machine(r.config for r in plan.to_run)
@@ -334,7 +338,8 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         for run in plan.runs:
             state = plan.states[run.run_id]
             mark = "run " if run in plan.to_run else "skip"
-            problem = f"  ({state.note})" if state.corrupt else ""
+            problem = f"  ({state.note})" if state.corrupt else \
+                f"  (measure again: {', '.join(plan.remeasure[run.run_id])})" if run.run_id in plan.remeasure else ""
             print(f"  {mark} {run.run_id} {state.state:<11} {run.label()}{problem}")
         print(f"{len(plan.to_run)} of {count(len(plan.runs), 'run')} would start (out: {out})")
         if options is not None:
@@ -407,9 +412,15 @@ def _status(args: argparse.Namespace) -> int:
         groups = {str(name): part for name, part in frame.groupby(frame["spec"].fillna(unknown))}
     for name, part in groups.items():
         _print_counts(name, store.summarise(part))
+        if args.spec:
+            from suite.dispatch.plan import make_plan
+
+            _print_remeasure(make_plan(runs, out).remeasure, f"`suite run {_same_runs(args)}` measures them again")
         if args.spec and not (part["status"] == "done").any():
             _note_runs_elsewhere(out, spec.name, set(part["run_id"]), "status", sys.stdout)
         _print_slurm(part, slurm_states)
+        for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
+            print(f"  done {row['run_id']}: {row['note']}")
         for _, row in part[part["status"].isin(["failed", "cancelled", "interrupted"])].iterrows():
             d = store.run_dir(out, row["run_id"])
             print(f"  {row['status']} {row['run_id']}: {row['note']}")
@@ -485,6 +496,13 @@ def _cancel(args: argparse.Namespace) -> int:
     print(f"{spec.name}: cancelled {count(len(cancelled), 'run')} (jobs {' '.join(jobs)}); "
           f"`{_resubmit_hint(out, list(cancelled), args)}` submits {'it' if len(cancelled) == 1 else 'them'} again")
     return 0
+
+
+def _print_remeasure(remeasure: Mapping[str, Sequence[str]], then: str) -> None:
+    """The done runs measured with other `measure.*` settings than the spec's, and what happens to them."""
+    if remeasure:
+        how = sorted({item for items in remeasure.values() for item in items})
+        print(f"  {count(len(remeasure), 'done run')} measured with other settings, {', '.join(how)}: {then}")
 
 
 def _print_counts(name: str, counts: dict[str, int]) -> None:

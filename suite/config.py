@@ -8,9 +8,11 @@ and value, fills derived values (classes and image size from the data set) and r
 (`seed`, `recipe`, `epochs`, `lr`, ...).
 
 `run_id()` hashes the resolved values that differ from their defaults, minus the keys that only
-say *where* a run executes (device, data root, workers): so key order, spelling a default out, or
-moving a run from a laptop to a cluster never changes its identity, while any change in what is
-trained does.
+say *where* a run executes (device, data root, workers) or *how it is measured* (`measure.*`): so
+key order, spelling a default out, moving a run from a laptop to a cluster or measuring it at
+another batch size never changes its identity, while any change in what is trained does. A done
+run whose measurement was made with other `measure.*` settings is measured again, not retrained
+(`suite.execute`).
 """
 
 from __future__ import annotations
@@ -100,19 +102,23 @@ class RunConfig:
         return flatten(self.to_dict())
 
     def identity(self) -> dict[str, Any]:
-        """The dotted values that make a run what it is: non-default, non-execution keys."""
+        """The dotted values that make a run what it is: non-default keys that change what is trained."""
         defaults = _defaults_flat()
         from suite.models import get_model_info
 
         model_defaults = {f"model.{k}": v for k, v in get_model_info(self.model.name).defaults.items()}
         out = {}
         for key, value in self.flat().items():
-            if key in EXECUTION_KEYS:
+            if key in EXECUTION_KEYS or key.startswith(MEASURE):
                 continue
             default = model_defaults.get(key, defaults.get(key, _MISSING))
             if key == "model.name" or _plain(default) != value:
                 out[key] = value
         return out
+
+    def measure_settings(self) -> dict[str, Any]:
+        """The `measure.*` values: how the run's model is measured (not part of its identity)."""
+        return {f"{MEASURE}{k}": v for k, v in dataclasses.asdict(self.measure).items()}
 
     @functools.cached_property
     def run_id(self) -> str:
@@ -120,6 +126,8 @@ class RunConfig:
 
 
 EXECUTION_KEYS = frozenset({"device", "data.root", "data.download", "data.workers"})
+MEASURE = "measure."  # the prefix of the keys that say how a run is measured
+MAX_SEED = 2**63 - 1
 SECTIONS = {"model": None, "data": DataConfig, "measure": MeasureConfig}
 _MISSING = object()
 
@@ -288,6 +296,9 @@ def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConf
     for key in non_negative:
         if values[key] < 0:
             raise SuiteError(f"must not be negative, got {values[key]}", key=key)
+    if not 0 <= values["seed"] <= MAX_SEED:
+        raise SuiteError(f"must be in [0, 2**63 - 1] (torch's generators take 64-bit seeds), got {values['seed']}",
+                         key="seed")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", values["device"]):
         raise SuiteError(f"invalid device {values['device']!r}", key="device", choices=["auto", "cpu", "cuda", "cuda:N"])
     if values["nesterov"] and values["momentum"] == 0:
@@ -307,6 +318,11 @@ def _unknown_key(key: str, model: object = None) -> SuiteError:
     from suite.models import get_model_info, list_models
 
     valid = [k for k in _defaults_flat() if not k.startswith("model.")]
+    if key in SECTIONS:  # `model: ran56_cifar`: a section given a value instead of its keys
+        example = "{name: ran56_cifar, ...} or model.name: ran56_cifar" if key == "model" else \
+            f"{{{next(f.name for f in dataclasses.fields(SECTIONS[key]))}: ...}}"
+        return SuiteError(f"expected a mapping of {key} keys, such as {key}: {example}", key=key,
+                          choices=sorted(k for k in valid if k.startswith(f"{key}.")) or ["model.<option>"])
     hint = close_matches(key, valid)
     if isinstance(model, str) and model in list_models() and key in get_model_info(model).options:
         hint = [f"model.{key}"]  # a model option given without its prefix

@@ -1,11 +1,13 @@
 """`execute(run, out)`: the one function every job runs, on this machine or in a SLURM array task.
 
 It owns a run directory for the duration of the run (a lock file, so two array tasks never run the
-same run), measures the model (complexity and throughput, cached in `measure.json` so a resumed
-run does not measure twice), trains and evaluates it (resuming from the run's checkpoint), and
-writes `result.json` atomically. A failure is recorded with its traceback and re-raised, so the
-caller (local runner or SLURM) sees it too; an interruption leaves the checkpoint for the next
-attempt.
+same run), measures the model (complexity and throughput, cached in `measure.json` with the
+`measure.*` settings it was made with, so a resumed run does not measure twice), trains and
+evaluates it (resuming from the run's checkpoint), and writes `result.json` atomically. A done run
+asked for with other `measure.*` settings (not part of its identity) is measured again and its
+result rewritten with the training kept. A failure is recorded with its traceback and re-raised,
+so the caller (local runner or SLURM) sees it too; an interruption leaves the checkpoint for the
+next attempt.
 """
 
 from __future__ import annotations
@@ -53,7 +55,9 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
     try:
         current = store.state_of(d)
         if current.state == "done" and current.result is not None:
-            return current.result
+            if not store.measured_otherwise(run, current.result):
+                return current.result
+            return _measure_again(run, d, current.result)
         said = []
         if current.corrupt and (d / "result.json").exists():  # kept for a look, not overwritten by this attempt
             said.append(f"{current.note}; moved to {_set_aside(d / 'result.json')}, and the run runs again")
@@ -84,17 +88,13 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
 
 def _run(run: RunSpec, d: Path, *, progress: bool) -> dict[str, Any]:
     from suite.data.loaders import check_readable
-    from suite.measure import measure_run
     from suite.measure.env import code_version, environment
     from suite.train import run as train
 
-    measure_file = d / "measure.json"
-    measured = _cached_measurement(measure_file)
+    measured = _cached_measurement(d / "measure.json", run)
     if measured is None:
         check_readable(run.config.data)
-        start = time.perf_counter()
-        measured = {**measure_run(run.config), "wall_time_s": time.perf_counter() - start}
-        store.write_json(measure_file, measured)
+        measured = _measure(run, d)
     metrics = train(run.config, d, resume=True, progress=progress)
     # the run's time over all its attempts (the README's figures): measured once, trained over sessions (the loop's clock)
     wall = metrics["wall_time_s"] + float(measured.get("wall_time_s") or 0.0)
@@ -108,15 +108,53 @@ def _run(run: RunSpec, d: Path, *, progress: bool) -> dict[str, Any]:
     }
 
 
-def _cached_measurement(path: Path) -> dict[str, Any] | None:
-    """The measurement an earlier attempt cached; an unreadable one is set aside and measured again
-    (it is only a cache: failing the run on it would fail every retry)."""
+def _measure(run: RunSpec, d: Path) -> dict[str, Any]:
+    """Measure the run's model and cache the measurement, with its settings, in measure.json."""
+    from suite.measure import measure_run
+
+    start = time.perf_counter()
+    measured = {**measure_run(run.config), "wall_time_s": time.perf_counter() - start,
+                "settings": run.config.measure_settings()}
+    store.write_json(d / "measure.json", measured)
+    return measured
+
+
+def _measure_again(run: RunSpec, d: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """A done run's model measured with the run's `measure.*` settings; its training is kept.
+
+    The earlier result.json is kept in the run's archive. The result's `env` becomes the
+    measurement's (throughput means nothing without it); the one it was trained in stays as
+    `trained_env`. If measuring fails, the earlier result stands and status.json says what failed
+    (`suite status` shows it beside the done run).
+    """
+    from suite.measure.env import code_version, environment
+
+    how = ", ".join(store.measured_otherwise(run, result))
+    store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid(), error=None, **_slurm_ids())
+    try:
+        measured = _cached_measurement(d / "measure.json", run) or _measure(run, d)
+    except BaseException as exc:
+        last = traceback.format_exc().strip().splitlines()[-1] if not isinstance(exc, SuiteError) else str(exc)
+        store.set_status(d, "done", error=f"measuring again ({how}) failed, the earlier measurement stands: {last}")
+        raise
+    again = {**result, "config": run.config.flat(), "complexity": measured.get("complexity"),
+             "throughput": measured.get("throughput"), "env": {**environment(run.config.device), **code_version()},
+             "trained_env": result.get("trained_env") or result.get("env"), "measured_at": store.now()}
+    store.replace_result(d, again)
+    store.set_status(d, "done", error=None)
+    return again
+
+
+def _cached_measurement(path: Path, run: RunSpec) -> dict[str, Any] | None:
+    """The measurement an earlier attempt cached with the run's `measure.*` settings; an unreadable
+    one is set aside and measured again (it is only a cache: failing the run on it would fail every
+    retry), and one made with other settings is measured again."""
     if not path.exists():
         return None
     try:
         measured = store.read_json(path)
         if isinstance(measured, dict):
-            return measured
+            return measured if measured.get("settings") == run.config.measure_settings() else None
         problem = f"{path}: not a measurement record"
     except SuiteError as err:
         problem = str(err)

@@ -97,7 +97,7 @@ def coerce(value: Any, annotation: Any) -> Any:
         raise ValueError("expected a string")
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise ValueError(f"expected a list ({type_name(annotation)})")
+            raise ValueError(f"expected {type_name(annotation)}")
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
             return tuple(coerce(v, args[0]) for v in value)
         if origin is tuple and args:
@@ -121,7 +121,23 @@ def _kind(value: Any) -> type:
     return str if isinstance(value, str) else type(value)
 
 
+_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+
+
 def type_name(annotation: Any) -> str:
-    if typing.get_origin(annotation) is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    """A type hint in a researcher's words: `float | None` is 'a number or null'."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(type_name(a) for a in args)
+    if origin in (tuple, list):
+        items = args[0] if args else Any
+        return "a list" if items is Any else f"a list of {_plural(type_name(items))}"
+    if annotation in _WORDS:
+        return _WORDS[annotation]
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def _plural(words: str) -> str:
+    return {"an integer": "integers", "a number": "numbers", "a string": "strings"}.get(words, words)

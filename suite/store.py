@@ -5,6 +5,7 @@ Layout (`<out>` is `results/` by default or `--out DIR`):
     <out>/runs/<run_id>/config.json     resolved config + identity (written when a run is planned)
                         status.json     state, host/pid, attempts, SLURM ids, last error line
                         result.json     final metrics; present and complete <=> the run is done
+                        measure.json    the model's measurement with its measure.* settings (a cache)
                         error.txt       traceback of the last failure (none for a SuiteError: status.json has its message)
                         log.txt         the run's stdout/stderr
                         metrics.jsonl   per-epoch metrics (written by the training loop)
@@ -22,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import socket
 import warnings
 from collections.abc import Iterable
@@ -70,9 +72,22 @@ def read_json(path: Path) -> Any:
 
 
 def plan(out: Path, run: RunSpec) -> Path:
-    """Create the run directory with its config (idempotent); returns the directory."""
+    """Create the run directory with its config; returns the directory.
+
+    Idempotent, except that the planned `measure.*` settings follow the latest plan: they are not
+    part of the run's identity, and `python -m suite.execute` runs what config.json says.
+    """
     d = run_dir(out, run.run_id)
-    if not (d / "config.json").exists():
+    if (d / "config.json").exists():
+        try:
+            planned = read_json(d / "config.json")
+        except SuiteError:  # the executor reports it
+            return d
+        wanted = run.config.to_dict()["measure"]
+        if isinstance(planned, dict) and isinstance(planned.get("config"), dict) \
+                and planned["config"].get("measure") != wanted:
+            write_json(d / "config.json", {**planned, "config": {**planned["config"], "measure": wanted}})
+    else:
         write_json(d / "config.json", {
             "schema": SCHEMA,
             "run_id": run.run_id,
@@ -105,16 +120,38 @@ def write_result(d: Path, result: dict[str, Any]) -> None:
     set_status(d, "done", error=None)
 
 
+def measured_otherwise(run: RunSpec, result: dict[str, Any]) -> list[str]:
+    """How a done run's measurement differs from the one `run` asks for, as 'key (made, not wanted)'
+    items; empty when it is current (or its result does not say). Such a run is measured again,
+    and its training kept."""
+    made = result.get("config") or {}
+    return [f"{key} ({made[key]}, not {value})"
+            for key, value in run.config.measure_settings().items() if key in made and made[key] != value]
+
+
 def archive(d: Path) -> Path:
     """Move everything but the planned config into `archive/<time>/` so the run starts afresh.
 
     `--force` uses this instead of deleting: a finished result is never destroyed by a re-run.
     """
-    target = d / "archive" / dt.datetime.now().strftime("%Y%m%dT%H%M%S%f")
-    target.mkdir(parents=True)
+    target = _archive_dir(d)
     for item in d.iterdir():
         if item.name not in ("config.json", "archive", ".lock"):
             item.rename(target / item.name)
+    return target
+
+
+def replace_result(d: Path, result: dict[str, Any]) -> Path:
+    """Rewrite a done run's result.json, the earlier one kept in `archive/<time>/`; where it went."""
+    target = _archive_dir(d)
+    shutil.copy2(d / "result.json", target / "result.json")
+    write_json(d / "result.json", result)
+    return target
+
+
+def _archive_dir(d: Path) -> Path:
+    target = d / "archive" / dt.datetime.now().strftime("%Y%m%dT%H%M%S%f")
+    target.mkdir(parents=True)
     return target
 
 
@@ -138,7 +175,8 @@ def state_of(d: Path) -> RunState:
             return RunState(run_id, "missing", str(err), corrupt=True)
         if isinstance(result, dict) and isinstance(result.get("metrics"), dict) and all(
                 isinstance(result.get(k) or {}, dict) for k in ("config", "complexity", "throughput", "env")):
-            return RunState(run_id, "done", result=result)
+            status = _status_beside_result(d)
+            return RunState(run_id, "done", str(status.get("error") or ""), status or None, result)
         return RunState(run_id, "missing", f"{d / 'result.json'}: incomplete record", corrupt=True)
     if not (d / "status.json").exists():
         return RunState(run_id, "missing")
@@ -158,6 +196,16 @@ def state_of(d: Path) -> RunState:
             and not _alive(status.get("pid")):
         return RunState(run_id, "interrupted", f"process {status.get('pid')} is gone", status)
     return RunState(run_id, state, status.get("error") or "", status)
+
+
+def _status_beside_result(d: Path) -> dict[str, Any]:
+    """A done run's status.json, or {}: it says whether the run is being measured again (and by
+    which SLURM job), or how measuring it again failed; the result alone makes the run done."""
+    try:
+        status = read_json(d / "status.json") if (d / "status.json").exists() else {}
+    except SuiteError:
+        return {}
+    return status if isinstance(status, dict) else {}
 
 
 def _alive(pid: Any) -> bool:

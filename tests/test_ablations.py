@@ -315,6 +315,9 @@ def test_unknown_preset_and_reference_axis(tmp_path):
     assert "did you mean 'smoke'" in err.message
     err = error_of(tmp_path, text + "reference:\n  - {momentum: 0.9, top1_err: 3}\n")
     assert err.key == "reference.0.momentum" and err.line == 5
+    for value in (".nan", ".inf", "'5.5'", "true"):
+        err = error_of(tmp_path, text + f"reference:\n  - {{lr: 0.1, top1_err: 3}}\n  - {{lr: 0.1, top5_err: {value}}}\n")
+        assert err.key == "reference.1.top5_err" and err.line == 6 and "a finite number" in err.message
 
 
 def test_model_options_are_checked_against_each_other_and_the_data_when_the_spec_loads(tmp_path):
@@ -484,6 +487,32 @@ def test_a_key_given_nested_and_dotted_is_an_error(tmp_path, where, line, key):
     assert err.key == key and err.line == line and "given twice" in err.message
 
 
+def test_a_model_given_as_a_name_is_one_mistake(tmp_path):
+    err = error_of(tmp_path, "name: bad\nbase: {model: ran56_cifar, data: {name: digits}}\n")
+    assert err.key == "base.model" and err.line == 2 and "model: {name: ran56_cifar, ...}" in err.message
+    assert not err.also  # no follow-on "model.name: missing"
+
+
+@pytest.mark.parametrize("seeds,message", [
+    ("0", "a seed count must be at least 1"), ("[]", "non-empty list"), ("[1, 1]", "duplicate seeds"),
+    ("[3, 18446744073709551616]", "[0, 2**63 - 1]"), ("[-1]", "[0, 2**63 - 1]"),
+])
+def test_bad_seeds_are_named_at_their_line(tmp_path, seeds, message):
+    err = error_of(tmp_path, f"name: bad\nbase: {{model: {{name: resnet26}}}}\nseeds: {seeds}\n")
+    assert err.key == "seeds" and err.line == 3 and message in err.message
+
+
+@pytest.mark.parametrize("where,line,key", [
+    ("grid:\n  lr: [0.1, 0.2]\n  measure.batch_size: [8, 64]\n", 5, "grid.measure.batch_size"),
+    ("zip:\n  - {lr: [0.1, 0.2], measure.steps: [5, 9]}\n", 4, "zip.0.measure.steps"),
+    ("grid: {lr: [0.1]}\npresets:\n  p:\n    grid: {measure.warmup: [1, 2]}\n", 6, "presets.p.grid.measure.warmup"),
+])
+def test_a_measure_key_is_no_grid_axis(tmp_path, where, line, key):
+    """measure.* is not part of a run's identity: points differing only in it would be one run."""
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\n" + where)
+    assert err.key == key and err.line == line and "suite profile MODEL --batch-size N" in err.message
+
+
 @pytest.mark.parametrize("group", ["{}", "null"])
 def test_an_empty_zip_group_is_an_error(tmp_path, group):
     err = error_of(tmp_path, f"name: bad\nbase: {{model: {{name: resnet26}}}}\nzip:\n  - {group}\n")
@@ -587,6 +616,14 @@ def test_specs_lists_every_spec_and_names_a_broken_one(tmp_path, monkeypatch, ca
     assert "invalid" in lines["broken"] and "invalid" in lines["zipped"]  # cannot be read: cannot tell
     assert "presets.fast.epohcs: unknown key" in out
     assert main(["specs", "--preset", "nowhere"]) == 2 and "no spec has the preset 'nowhere'" in capsys.readouterr().err
+    # a spec file kept anywhere is checked by its path, alone
+    elsewhere = tmp_path / "mine"
+    elsewhere.mkdir()
+    mine = write(elsewhere, "name: mine\nbase: {model: {name: resnet26}}\npresets:\n  r: {lr: -1}\n", "mine")
+    assert main(["specs", str(mine), "plain"]) == 2
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert [line.split()[0] for line in lines] == ["mine", "plain"]
+    assert "under --preset r: " in lines[0] and "presets.r.lr: must not be negative" in lines[0]
 
 
 # ---- the shipped specs

@@ -26,11 +26,11 @@ def test_data_set_decides_classes_and_size():
     assert resolve({"model.name": "resnet26", "data.name": "synthetic"}).data.input_size == 224
 
 
-def test_run_id_ignores_key_order_defaults_and_execution_keys():
+def test_run_id_ignores_key_order_defaults_execution_and_measure_keys():
     a = resolve({**BASE, "recipe": "smoke", "seed": 0})
     b = resolve({"seed": 0, "data.input_size": 32, "data.name": "synthetic", "model.name": "resnet26",
                  "model.zero_init_residual": False, "lr": 0.05, "device": "cpu", "data.workers": 9,
-                 "data.root": "/elsewhere"})
+                 "data.root": "/elsewhere", "measure.batch_size": 64, "measure.steps": 3, "measure.throughput": False})
     assert a.run_id == b.run_id == run_id(a)
     assert len(a.run_id) == 12
 
@@ -75,6 +75,10 @@ def test_round_trip_through_the_stored_dict_keeps_the_id():
         ({"model.name": "resnet62"}, "model.name", "did you mean 'resnet26'"),
         ({"model.name": "ran56_cifar", "mask_norm": "spatial"}, "mask_norm", "did you mean 'model.mask_norm'"),
         ({"device": "gpu"}, "device", "valid: auto, cpu, cuda, cuda:N"),
+        ({"data": "digits"}, "data", "expected a mapping of data keys, such as data: {name: ...}"),
+        ({"measure": 3}, "measure", "expected a mapping of measure keys"),
+        ({"seed": 2**64}, "seed", "64-bit seeds"),
+        ({"seed": -1}, "seed", "[0, 2**63 - 1]"),
         ({"data.name": "digits", "model.num_classes": 5}, "model.num_classes", "digits has 10 classes but the model would predict 5"),
         ({"data.name": "cifar100", "model.num_classes": 10}, "model.num_classes", "cifar100 has 100 classes"),
     ],

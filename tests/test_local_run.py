@@ -250,6 +250,90 @@ def test_a_corrupt_result_is_kept_aside_and_the_run_made_again(tmp_path, capsys)
     assert store.state_of(d).state == "done"
 
 
+def test_a_done_run_asked_for_with_other_measure_settings_is_measured_again_not_retrained(tmp_path, capsys):
+    spec = _spec(tmp_path, "remeasure", "  lr: [0.05]")
+    out = tmp_path / "store"
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *FAST]) == 0
+    other = [*FAST[:-1], "measure.batch_size=3"]
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    [again] = ablations.expand(ablations.load(spec), overrides=parse_overrides(other))
+    assert again.run_id == run.run_id  # measuring differently is the same run
+    d = store.run_dir(out, run.run_id)
+    trained = {name: (d / name).read_bytes() for name in ("checkpoint.pt", "metrics.jsonl")}
+    before = store.read_json(d / "result.json")
+    capsys.readouterr()
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", "--dry-run", *other]) == 0
+    printed = capsys.readouterr().out
+    assert "(measure again: measure.batch_size (2, not 3))" in printed and "1 of 1 run would start" in printed
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *other]) == 0
+    printed = capsys.readouterr().out
+    assert "1 done run measured with other settings, measure.batch_size (2, not 3): measured again" in printed
+    assert "1 done, 0 failed" in printed
+    after = store.read_json(d / "result.json")
+    assert trained == {name: (d / name).read_bytes() for name in trained}  # not trained again
+    assert after["metrics"] == before["metrics"] and after["finished_at"] == before["finished_at"]
+    assert after["throughput"]["infer_batch_size"] == 3 and after["config"]["measure.batch_size"] == 3
+    assert after["trained_env"] == before["env"] and "measured_at" in after
+    assert store.read_json(d / "measure.json")["settings"] == again.config.measure_settings()
+    assert store.read_json(d / "config.json")["config"]["measure"]["batch_size"] == 3  # what `suite.execute` runs
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *other]) == 0
+    assert "nothing to run: 1 done" in capsys.readouterr().out
+
+
+def test_a_failed_measurement_of_a_done_run_keeps_its_result(tmp_path, capsys, monkeypatch):
+    from suite import measure
+    from suite.execute import execute
+
+    spec = _spec(tmp_path, "remeasure", "  lr: [0.05]")
+    out = tmp_path / "store"
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    other = [*FAST[:-1], "measure.batch_size=3"]
+    [again] = ablations.expand(ablations.load(spec), overrides=parse_overrides(other))
+    d = store.plan(out, run)
+    store.write_result(d, {"run_id": run.run_id, "config": run.config.flat(), "metrics": {"top1_err": 6.5},
+                           "throughput": {"infer_batch_size": 2}, "env": {"device": "elsewhere"}})
+    result = (d / "result.json").read_bytes()
+    # status and report say the done run's costs were measured otherwise, before anything runs
+    assert main(["status", str(spec), "--out", str(out), *other]) == 0
+    assert (f"1 done run measured with other settings, measure.batch_size (2, not 3): `suite run {spec} --out {out} "
+            f"{' '.join(other)}` measures them again") in capsys.readouterr().out
+    from suite.report import tables
+
+    notes = tables.load(spec, out=out, overrides=parse_overrides(other)).notes
+    assert any(n.startswith("1 done run was measured with other settings than the spec's (measure.batch_size "
+                            "(2, not 3))") for n in notes), notes
+    assert not any("measured with other" in n for n in tables.load(spec, out=out, overrides=parse_overrides(FAST)).notes)
+
+    def broken(config):
+        raise RuntimeError("no memory left")
+
+    monkeypatch.setattr(measure, "measure_run", broken)
+    with pytest.raises(RuntimeError, match="no memory left"):
+        execute(again, out)
+    assert (d / "result.json").read_bytes() == result and store.state_of(d).state == "done"
+    assert main(["status", str(spec), "--out", str(out), *other]) == 0
+    assert (f"done {run.run_id}: measuring again (measure.batch_size (2, not 3)) failed, the earlier measurement "
+            "stands: RuntimeError: no memory left") in capsys.readouterr().out
+
+    # a run process killed while measuring (it records nothing): the runner says so beside the result
+    from suite.dispatch.local import Outcome, _settle
+
+    store.set_status(d, "running", pid=12345)
+    outcome = Outcome()
+    _settle(-signal.SIGKILL, d, outcome)
+    assert outcome.failed == [run.run_id] and store.state_of(d).state == "done"
+    assert store.state_of(d).note.startswith("measuring it again stopped, the earlier measurement stands: run "
+                                             "process killed by SIGKILL (out of memory?)")
+    assert (d / "result.json").read_bytes() == result
+
+    monkeypatch.setattr(measure, "measure_run", lambda config: {"complexity": None, "throughput": {"infer_batch_size": 3}})
+    assert execute(again, out)["throughput"] == {"infer_batch_size": 3}
+    assert store.state_of(d).note == "" and store.read_json(d / "result.json")["metrics"] == {"top1_err": 6.5}
+    assert store.read_json(d / "result.json")["trained_env"] == {"device": "elsewhere"}
+    [kept] = (d / "archive").glob("*/result.json")  # the earlier measurement is not lost
+    assert kept.read_bytes() == result
+
+
 @pytest.mark.parametrize("damage", ["garbage\n", "[1, 2]"])
 def test_an_unreadable_measurement_cache_is_set_aside_and_measured_again(tmp_path, capsys, damage):
     """measure.json only caches what an earlier attempt measured: failing on it would fail every retry."""

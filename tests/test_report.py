@@ -154,6 +154,16 @@ def test_pivot_cells_show_missing_and_failed_runs(report):
     assert report.notes[0] == "18 runs: 9 done, 4 failed, 1 running, 4 missing."
 
 
+@pytest.mark.parametrize("costs,refs,shown", [
+    ([13.7, 13.7], [13.7, math.nan], "13.70"),  # one model cost for the row: a block's paper value is the row's
+    ([0.27, 2.7], [math.nan, 0.07], ""),  # blocks cost differently: a value for one of them is not the row's
+    ([1.0, 2.0], [1.0, 2.0], "1.00–2.00"),
+    ([1.0, 1.0], [math.nan, math.nan], ""),
+])
+def test_a_rows_paper_cost_is_shown_only_where_it_is_the_rows(costs, refs, shown):
+    assert tables._row_reference(costs, refs) == shown
+
+
 def test_default_layout_and_unnamed_axes(tmp_path):
     base = "base: {model: {name: resnet26}, data: {name: synthetic}, epochs: 1}\n"
     one = ablations.load(write_spec(tmp_path, f"name: one\n{base}grid: {{lr: [0.1, 0.2]}}\n", "one"))

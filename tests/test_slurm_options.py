@@ -82,7 +82,7 @@ def test_bad_spec_value_names_the_spec_line(tmp_path):
     path.write_text(SPEC.replace("gpus_per_node: 1", "gpus_per_node: two"))
     with pytest.raises(SuiteError) as err:  # when the spec is read, whatever the executor
         ablations.load(path)
-    assert (err.value.file, err.value.line, err.value.key) == (str(path), 6, "gpus_per_node")
+    assert (err.value.file, err.value.line, err.value.key) == (str(path), 6, "cluster.gpus_per_node")
     assert "expected an integer" in str(err.value)
 
 
@@ -112,7 +112,7 @@ def test_cli_reports_a_spec_typo_before_anything_is_submitted(tmp_path, capsys, 
     path.write_text(SPEC.replace("  gpus_per_node", "  gpu_per_node"))
     assert main(["run", str(path), "--executor", "slurm", "--out", str(tmp_path / "store")]) == 2
     err = capsys.readouterr().err
-    assert f"{path}:6: unknown cluster option 'gpu_per_node'; did you mean 'gpus_per_node'" in err
+    assert f"{path}:6: cluster.gpu_per_node: unknown cluster option 'gpu_per_node'; did you mean 'gpus_per_node'" in err
     assert not (tmp_path / "store").exists()
 
 

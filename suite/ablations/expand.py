@@ -52,7 +52,7 @@ MAX_MISTAKES = 10
 MAX_FAILED_POINTS = 100
 # Keys every later check depends on: after a mistake in one, its default would stand in and the checks
 # that follow would report mistakes the spec does not make (another data set's classes or input size).
-_FOUNDATIONS = frozenset({"model.name", "recipe", "data.name", "data.input_size", "data.eval_size"})
+_FOUNDATIONS = frozenset({"model", "model.name", "recipe", "data.name", "data.input_size", "data.eval_size"})
 
 
 def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> list[RunSpec]:

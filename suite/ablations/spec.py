@@ -23,6 +23,7 @@ of the key that caused them.
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from suite.config import SECTIONS, flatten
+from suite.config import MAX_SEED, MEASURE, SECTIONS, flatten
 from suite.data.catalog import DATASETS
 from suite.errors import SuiteError, close_matches, not_utf8
 from suite.metrics import COSTS, REFERENCE_METRICS, RUN_METRICS
@@ -233,6 +234,10 @@ def _axes(value: Any, where: _Where, *path: str) -> dict[str, list[Any]]:
             raise where.error(f"an axis takes a list of values, got {values!r}", *path, axis)
         if not values:
             raise where.error("empty axis: the grid would have no runs", *path, axis)
+        if axis.startswith(MEASURE) or axis == MEASURE[:-1]:
+            raise where.error("measure.* keys say how a run is measured, not what is trained, so grid points that "
+                              "differ only in them are one run: set them in base or a preset, and compare batch "
+                              "sizes with `suite profile MODEL --batch-size N`", *path, axis)
     return axes
 
 
@@ -298,6 +303,8 @@ def _seeds(value: Any, where: _Where, *path: str) -> list[int]:
         raise where.error(f"expected a non-empty list of integer seeds or a count, got {value!r}", *path)
     if len(set(value)) != len(value):
         raise where.error(f"duplicate seeds in {value}", *path)
+    if not all(0 <= s <= MAX_SEED for s in value):
+        raise where.error(f"seeds must be in [0, 2**63 - 1] (torch's generators take 64-bit seeds), got {value}", *path)
     return list(value)
 
 
@@ -309,8 +316,9 @@ def _reference(value: Any, where: _Where, axes: list[str]) -> list[dict[str, Any
         entry = _mapping(entry, where, "reference", str(i))
         for key, v in entry.items():
             if key in REFERENCE_METRICS:
-                if not isinstance(v, (int, float)) or isinstance(v, bool):
-                    raise where.error(f"a reference value must be a number, got {v!r}", "reference", str(i), key)
+                if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                    raise where.error(f"a reference value must be a finite number (leave out a value the paper "
+                                      f"does not give), got {v!r}", "reference", str(i), key)
             elif key not in axes:
                 raise where.error(f"{key!r} is neither a grid axis nor a reference metric", "reference", str(i), key,
                                   choices=list(axes) + list(REFERENCE_METRICS))

@@ -101,7 +101,7 @@ def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[
         values, line = _read_yaml(path)
         layers.append((_check(values, line, file=str(path)), lambda key: _place(str(path), line(key))))
     if spec_section:
-        layers.append((_check(spec_section, spec_line, file=spec_file),
+        layers.append((_check(spec_section, spec_line, file=spec_file, prefix="cluster."),
                        lambda key: _place(spec_file or "the spec", spec_line(key))))
     if cli:
         layers.append((_check(cli, lambda key: None, file="<command line>", flags=True), flag))
@@ -127,7 +127,7 @@ def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[
 
 def check_section(section: Mapping[str, Any], line: typing.Callable[[str], int | None], file: str) -> None:
     """Check a spec's `cluster:` section on its own (when the spec is read, whatever the executor)."""
-    _check(section, line, file=file)
+    _check(section, line, file=file, prefix="cluster.")
 
 
 def _place(file: str, line: int | None) -> str:
@@ -176,13 +176,15 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], typing.Callable[[str], int |
 
 
 def _check(values: Mapping[str, Any], line: typing.Callable[[str], int | None], *, file: str | None,
-           flags: bool = False) -> dict[str, Any]:
+           flags: bool = False, prefix: str = "") -> dict[str, Any]:
+    """`prefix`: where the keys sit in their file (`cluster.` in a spec), for the errors' key."""
     out = {}
     for key, value in values.items():
         where = {"file": file, "line": line(key)}
-        name = flag(key) if flags else key
+        name = flag(key) if flags else prefix + key
         if key not in FIELDS:
-            raise unknown("cluster option", name, [flag(f) if flags else f for f in FIELDS], **where)
+            raise unknown("cluster option", flag(key) if flags else key, [flag(f) if flags else f for f in FIELDS],
+                          key=name, **where)
         try:
             value = coerce(value, HINTS[key])
         except ValueError as exc:

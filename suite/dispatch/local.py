@@ -92,14 +92,18 @@ def _settle(code: int, d: Path, outcome: Outcome) -> None:
         status = {}
     for message in status.get("warnings") or [] if isinstance(status, dict) else []:  # the log is not read
         warnings.warn(f"run {d.name}: {message}", SuiteWarning)
-    state = store.state_of(d).state
-    if code == 0 and state == "done":
+    now = store.state_of(d)
+    if code == 0 and now.state == "done":
         outcome.done.append(d.name)
         return
-    if state in ("running", "missing", "interrupted") and code != 130:
-        reason = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-        hint = " (out of memory?)" if code == -signal.SIGKILL else ""
+    reason = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+    hint = " (out of memory?)" if code == -signal.SIGKILL else ""
+    if now.state in ("running", "missing", "interrupted") and code != 130:
         store.set_status(d, "failed", error=f"run process {reason}{hint}; see {d / 'log.txt'}")
+    elif now.state == "done" and (now.status or {}).get("state") == "running" and code != 130:
+        # died while measuring a done run again, before it could say so: the result stands
+        store.set_status(d, "done", error=f"measuring it again stopped, the earlier measurement stands: run process "
+                                          f"{reason}{hint}; see {d / 'log.txt'}")
     outcome.failed.append(d.name)
 
 

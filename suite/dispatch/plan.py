@@ -15,6 +15,7 @@ class Plan:
     runs: list[RunSpec]
     states: dict[str, store.RunState]
     to_run: list[RunSpec]
+    remeasure: dict[str, list[str]]  # run_id -> how its done measurement differs (to_run measures it again)
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(store.STATES, 0)
@@ -27,6 +28,9 @@ def make_plan(runs: list[RunSpec], out: Path, *, retry_failed: bool = False, for
               busy: Collection[str] = ()) -> Plan:
     """Missing and interrupted runs always run; failed ones with `retry_failed`; everything with `force`.
 
+    A done run measured with other `measure.*` settings runs too: its model is measured again and
+    its training kept (`suite.execute`).
+
     Running and pending runs are left alone (another process or a SLURM job owns them), and so are
     the runs in `busy` whatever their directory says (e.g. a SLURM job requeued after its process died).
     """
@@ -34,8 +38,15 @@ def make_plan(runs: list[RunSpec], out: Path, *, retry_failed: bool = False, for
     wanted = set(store.TO_RUN) | ({"failed", "cancelled"} if retry_failed else set())
     if force:
         wanted |= {"done", "failed", "cancelled"}
-    to_run = [r for r in runs if states[r.run_id].state in wanted and r.run_id not in busy]
-    return Plan(runs, states, to_run)
+    remeasure = {}
+    if not force:
+        for r in runs:
+            state = states[r.run_id]
+            if state.state == "done" and state.result is not None and r.run_id not in busy:
+                if differences := store.measured_otherwise(r, state.result):
+                    remeasure[r.run_id] = differences
+    to_run = [r for r in runs if (states[r.run_id].state in wanted or r.run_id in remeasure) and r.run_id not in busy]
+    return Plan(runs, states, to_run, remeasure)
 
 
 def start_afresh(runs: list[RunSpec], out: Path) -> None:

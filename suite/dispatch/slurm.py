@@ -441,11 +441,13 @@ def cancel(out: Path, run_ids: Iterable[str]) -> tuple[dict[str, str], str]:
 
 # ------------------------------------------------------------------------------------ helpers
 def _tracked(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
-    """run_id -> SLURM job id of the runs the store has as queued or running under SLURM."""
+    """run_id -> SLURM job id of the runs the store has as queued or running under SLURM (a done
+    run too, while a job measures it again)."""
     tracked = {}
     for rid in run_ids:
         state = store.state_of(store.run_dir(out, rid))
-        if state.state in TRACKED and state.status and state.status.get("slurm_job_id"):
+        again = state.state == "done" and (state.status or {}).get("state") in ("pending", "running")
+        if (state.state in TRACKED or again) and state.status and state.status.get("slurm_job_id"):
             tracked[rid] = str(state.status["slurm_job_id"])
     return tracked
 

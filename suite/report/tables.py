@@ -29,7 +29,7 @@ from suite.ablations.spec import Spec
 from suite.config import EXECUTION_KEYS
 from suite.errors import SuiteWarning, count, unknown
 from suite.metrics import COSTS, RUN_METRICS
-from suite.store import STATES
+from suite.store import STATES, measured_otherwise
 from suite.store import summarise as summarise_states
 
 # Cost columns a pivot shows beside the metrics (throughput only when measured).
@@ -205,7 +205,15 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
     ref_keys: dict[str, None] = {}
     differing: dict[str, tuple[Any, Any]] = {}  # key -> (run's value, spec's own value), first seen
     other_data: dict[str, None] = {}
+    remeasure: dict[str, None] = {}  # 'key (made, not wanted)' of done runs measured with other settings
+    n_remeasure = 0
     for i, (run, rid) in enumerate(zip(runs, frame["run_id"])):
+        if frame["status"].iloc[i] == "done":
+            stored = frame.iloc[i]
+            made = {k: stored[k] for k in run.config.measure_settings() if k in stored and not pd.isna(stored[k])}
+            if items := measured_otherwise(run, {"config": made}):
+                remeasure.update(dict.fromkeys(items))
+                n_remeasure += 1
         data = run.config.data.name
         record = {"spec": run.spec, "preset": run.preset, "run_id": rid}
         record.update({a: run.point.get(a) for a in axes})
@@ -272,6 +280,10 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
     for data in other_data:
         notes.append(f"These runs use {data}, a data set the papers do not report on, so the paper's values are "
                      f"not compared.")
+    if remeasure:
+        notes.append(f"{count(n_remeasure, 'done run')} {'was' if n_remeasure == 1 else 'were'} measured with other "
+                     f"settings than the spec's ({', '.join(remeasure)}), so {'its' if n_remeasure == 1 else 'their'} "
+                     f"costs may not compare with the others'; `suite run` measures them again.")
     return out, notes
 
 
@@ -445,10 +457,22 @@ def pivot(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], metr
         for c in costs:
             line.append(_spread([r[c] for r in row_cells]))
             if c in cost_refs:
-                refs = [r[f"paper_{c}"] for r in row_cells if math.isfinite(r[f"paper_{c}"])]
-                line.append(num(refs[0]) if refs else "")
+                line.append(_row_reference([r[c] for r in row_cells], [r[f"paper_{c}"] for r in row_cells]))
         body.append(line)
     return Table(index=index, columns=header, body=body, numeric=numeric)
+
+
+def _row_reference(costs: Sequence[float], refs: Sequence[float]) -> str:
+    """The paper's cost beside a row's: its blocks' values (as `_spread` shows the costs), or, when
+    only some blocks have one, that value where all the row's blocks cost the same; otherwise
+    blank, since a value for some blocks is not the row's."""
+    given = [v for v in refs if math.isfinite(v)]
+    if not given:
+        return ""
+    if len(given) == len(refs):
+        return _spread(given)
+    same = len({num(v) for v in costs if math.isfinite(v)}) <= 1 and len({num(v) for v in given}) == 1
+    return num(given[0]) if same else ""
 
 
 def _spread(values: Sequence[float]) -> str:
