@@ -591,6 +591,13 @@ def _profile(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------- report
+def _metric_names(text: str) -> list[str]:
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:  # `--metric ''` would silently mean the default metrics
+        raise argparse.ArgumentTypeError(f"expected NAME[,NAME], got {text!r}")
+    return names
+
+
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
@@ -604,7 +611,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="run store directory, where the tables go too (default: $SUITE_OUT or ./results)")
     p.add_argument("--format", metavar="FMT[,FMT]", help="md,csv,tex,html (default: md,csv; with --to: the file's suffix)")
-    p.add_argument("--metric", action="extend", type=lambda text: [m for m in text.split(",") if m],
+    p.add_argument("--metric", action="extend", type=_metric_names,
                    metavar="NAME[,NAME]", help="metrics to tabulate, repeatable (default: the spec's "
                    "report.metrics, else top1_err); one value each, so the spec after it stays the spec")
     p.add_argument("--to", metavar="FILE", help="write one format to FILE ('-': stdout) instead of the default files")

@@ -179,6 +179,9 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise SuiteError(f"expected key=value, got {item!r}")
+        if key.strip() in out:  # the last would win silently
+            raise SuiteError(f"given twice on the command line: {key.strip()}={out[key.strip()]!r} and {item!r}",
+                             key=key.strip(), file="<command line>")
         try:
             out[key.strip()] = load_yaml(text) if text.strip() else None
         except yaml.YAMLError as exc:
@@ -318,6 +321,9 @@ def _unknown_key(key: str, model: object = None) -> SuiteError:
     from suite.models import get_model_info, list_models
 
     valid = [k for k in _defaults_flat() if not k.startswith("model.")]
+    if key == "seeds":  # close to 'seed', which a spec's runs refuse
+        return SuiteError("unknown key: a spec's seeds are its `seeds:` (or a preset's), one run's is seed=N "
+                          "(suite train)", key=key)
     if key in SECTIONS:  # `model: ran56_cifar`: a section given a value instead of its keys
         example = "{name: ran56_cifar, ...} or model.name: ran56_cifar" if key == "model" else \
             f"{{{next(f.name for f in dataclasses.fields(SECTIONS[key]))}: ...}}"

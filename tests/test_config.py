@@ -77,6 +77,7 @@ def test_round_trip_through_the_stored_dict_keeps_the_id():
         ({"device": "gpu"}, "device", "valid: auto, cpu, cuda, cuda:N"),
         ({"data": "digits"}, "data", "expected a mapping of data keys, such as data: {name: ...}"),
         ({"measure": 3}, "measure", "expected a mapping of measure keys"),
+        ({"seeds": 3}, "seeds", "a spec's seeds are its `seeds:`"),
         ({"seed": 2**64}, "seed", "64-bit seeds"),
         ({"seed": -1}, "seed", "[0, 2**63 - 1]"),
         ({"data.name": "digits", "model.num_classes": 5}, "model.num_classes", "digits has 10 classes but the model would predict 5"),
@@ -107,6 +108,9 @@ def test_parse_overrides_reads_yaml_values():
                                                "lr_milestones": [0.5, 0.75], "nesterov": False, "data.root": None}
     with pytest.raises(SuiteError, match="key=value"):
         parse_overrides(["lr"])
+    with pytest.raises(SuiteError, match=r"given twice on the command line: lr=0.1 and 'lr=0.2'") as err:
+        parse_overrides(["lr=0.1", "epochs=2", "lr=0.2"])  # the last would win silently
+    assert err.value.key == "lr"
 
 
 def test_flat_keys_are_the_override_vocabulary():

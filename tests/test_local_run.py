@@ -128,7 +128,7 @@ def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how
     # Two epochs of native 8x8 digits in batches of 32 (45 steps each): the test split is
     # scored (metrics.jsonl written) after the first epoch, so a run is caught in its second epoch,
     # mid-training; seeds make three distinct runs.
-    overrides = [*FAST, "epochs=2", "batch_size=32", "data.input_size=8"]
+    overrides = [*FAST[1:], "epochs=2", "batch_size=32", "data.input_size=8"]  # FAST[0] is epochs
     spec = _spec(tmp_path, "killme", "  model.mask_norm: [mixed]", seeds=3)
     out = tmp_path / "store"
     runs = ablations.expand(ablations.load(spec), overrides=parse_overrides(overrides))

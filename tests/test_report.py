@@ -194,6 +194,11 @@ def test_unknown_metric_is_a_suite_error(toy):
     spec, runs, out = toy
     with pytest.raises(SuiteError, match="unknown metric 'top1_error'.*top1_err"):
         tables.build(spec, runs, store.collect(out, [r.run_id for r in runs]), out=out, metrics=["top1_error"])
+    frame = store.collect(out, [r.run_id for r in runs]).assign(**{"env.threads": 2})
+    with pytest.raises(SuiteError, match="unknown metric 'env.threads'"):  # where a run ran, not a measurement
+        tables.build(spec, runs, frame, out=out, metrics=["env.threads"])
+    with pytest.raises(SystemExit):  # `--metric ''` is no silent default
+        main(["report", str(spec.path), "--out", str(out), "--metric", ""])
 
 
 def test_schema_drift_warns_and_leaves_cells_empty(tmp_path, toy):

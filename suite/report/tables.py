@@ -155,7 +155,8 @@ def check_metrics(metrics: Sequence[str], frame: pd.DataFrame, runs: Sequence[Ru
     config keys, which are axes or constants, nor bookkeeping)."""
     config = set(runs[0].config.flat()) if runs else set()
     numeric = {c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])}
-    known = set(RUN_METRICS) | set(COSTS) | (numeric - config - {"attempts", "slurm_job_id"})
+    bookkeeping = {"attempts", "slurm_job_id"} | {c for c in numeric if c.startswith(("env.", "trained_env."))}
+    known = set(RUN_METRICS) | set(COSTS) | (numeric - config - bookkeeping)
     for m in metrics:
         if m not in known:
             raise unknown("metric", m, known, key="metric")
