@@ -13,6 +13,7 @@ next attempt.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -120,26 +121,43 @@ def _measure(run: RunSpec, d: Path) -> dict[str, Any]:
 
 
 def _measure_again(run: RunSpec, d: Path, result: dict[str, Any]) -> dict[str, Any]:
-    """A done run's model measured with the run's `measure.*` settings; its training is kept.
+    """A done run's stale measurement parts measured with the run's `measure.*` settings; its
+    training and any current part are kept.
 
-    The earlier result.json is kept in the run's archive. The result's `env` becomes the
-    measurement's (throughput means nothing without it); the one it was trained in stays as
-    `trained_env`. If measuring fails, the earlier result stands and status.json says what failed
-    (`suite status` shows it beside the done run).
+    The earlier result.json is kept in the run's archive. With throughput measured again, the
+    result's `env` becomes the measurement's (timings mean nothing without it) and the one it was
+    trained in stays as `trained_env`. Its config's `measure.*` values say what each part was made
+    with. If measuring fails, the earlier result stands and status.json says why (`suite status`
+    shows it beside the done run).
     """
+    from suite.measure import measure_run
     from suite.measure.env import code_version, environment
 
-    how = ", ".join(store.measured_otherwise(run, result))
-    store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid(), error=None, **_slurm_ids())
+    stale = store.stale_parts(run, result)
+    how = ", ".join(item for items in stale.values() for item in items)
+    store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid(), error=None, warnings=[],
+                     **_slurm_ids())
+    parts = {part: part in stale for part in store.MEASURED_WITH}
+    only = dataclasses.replace(run.config, measure=dataclasses.replace(run.config.measure, **parts))
     try:
-        measured = _cached_measurement(d / "measure.json", run) or _measure(run, d)
+        with _recorded_warnings(d):
+            measured = measure_run(only)
     except BaseException as exc:
-        last = traceback.format_exc().strip().splitlines()[-1] if not isinstance(exc, SuiteError) else str(exc)
-        store.set_status(d, "done", error=f"measuring again ({how}) failed, the earlier measurement stands: {last}")
+        if isinstance(exc, (KeyboardInterrupt, Interrupted)):
+            why = f"was interrupted ({exc or type(exc).__name__})"
+        else:
+            why = f"failed ({exc if isinstance(exc, SuiteError) else traceback.format_exc().strip().splitlines()[-1]})"
+        store.set_status(d, "done", error=f"measuring again ({how}) {why}; the earlier measurement stands")
         raise
-    again = {**result, "config": run.config.flat(), "complexity": measured.get("complexity"),
-             "throughput": measured.get("throughput"), "env": {**environment(run.config.device), **code_version()},
-             "trained_env": result.get("trained_env") or result.get("env"), "measured_at": store.now()}
+    config = run.config.flat()
+    made = result.get("config") or {}
+    for part, keys in store.MEASURED_WITH.items():
+        if part not in stale:  # kept: its settings are those it was made with
+            config.update({k: made[k] for k in keys if k in made})
+    again = {**result, "config": config, **{part: measured.get(part) for part in stale}, "measured_at": store.now()}
+    if "throughput" in stale:  # timings mean nothing without where they were taken
+        again.update(env={**environment(run.config.device), **code_version()},
+                     trained_env=result.get("trained_env") or result.get("env"))
     store.replace_result(d, again)
     store.set_status(d, "done", error=None)
     return again
@@ -229,13 +247,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGTERM, _interrupt)
     d = Path(argv[0])
-    planned = store.read_json(d / "config.json")
-    run = RunSpec(spec=planned["spec"], point=planned["point"], seed=planned["seed"],
-                  config=resolve(planned["config"]), preset=planned.get("preset"))
-    if run.run_id != d.name:
-        raise SuiteError(f"config resolves to run {run.run_id}, not {d.name}: the code changed how runs are identified",
-                         file=str(d / "config.json"))
     try:
+        planned = store.read_json(d / "config.json")
+        try:
+            run = RunSpec(spec=planned["spec"], point=planned["point"], seed=planned["seed"],
+                          config=resolve(planned["config"]), preset=planned.get("preset"))
+        except (KeyError, TypeError) as exc:
+            raise SuiteError(f"not a planned run ({type(exc).__name__}: {exc})", file=str(d / "config.json")) from None
+        if run.run_id != d.name:
+            raise SuiteError(f"config resolves to run {run.run_id}, not {d.name}: the code changed how runs are "
+                             f"identified", file=str(d / "config.json"))
         execute(run, d.parent.parent)
     except Busy as err:
         print(f"skipped: {err}", file=sys.stderr)

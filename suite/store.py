@@ -78,17 +78,26 @@ def plan(out: Path, run: RunSpec) -> Path:
     part of the run's identity, and `python -m suite.execute` runs what config.json says.
     """
     d = run_dir(out, run.run_id)
-    if (d / "config.json").exists():
+    path = d / "config.json"
+    planned: Any = None
+    if path.exists():
         try:
-            planned = read_json(d / "config.json")
-        except SuiteError:  # the executor reports it
-            return d
+            planned = read_json(path)
+        except SuiteError as err:
+            planned = err
+        if not isinstance(planned, dict) or not isinstance(planned.get("config"), dict):
+            # the plan is the run's own (its id is its config's): write it again, the unreadable one kept
+            kept = path.with_name(f"config.corrupt-{now().replace(':', '')}.json")
+            path.rename(kept)
+            warnings.warn(f"{planned if isinstance(planned, SuiteError) else f'{path}: not a planned run'}; moved to "
+                          f"{kept.name} and written again", SuiteWarning, stacklevel=2)
+            planned = None
+    if planned is not None:
         wanted = run.config.to_dict()["measure"]
-        if isinstance(planned, dict) and isinstance(planned.get("config"), dict) \
-                and planned["config"].get("measure") != wanted:
-            write_json(d / "config.json", {**planned, "config": {**planned["config"], "measure": wanted}})
+        if planned["config"].get("measure") != wanted:
+            write_json(path, {**planned, "config": {**planned["config"], "measure": wanted}})
     else:
-        write_json(d / "config.json", {
+        write_json(path, {
             "schema": SCHEMA,
             "run_id": run.run_id,
             "config": run.config.to_dict(),
@@ -120,13 +129,29 @@ def write_result(d: Path, result: dict[str, Any]) -> None:
     set_status(d, "done", error=None)
 
 
+# The measure.* settings each part of a measurement depends on: a part measured with them is current.
+MEASURED_WITH = {"complexity": ("measure.complexity",),
+                 "throughput": ("measure.throughput", "measure.batch_size", "measure.warmup", "measure.steps")}
+
+
+def stale_parts(run: RunSpec, result: dict[str, Any]) -> dict[str, list[str]]:
+    """The parts of a done run's measurement that `run` asks for and that were not made with its
+    settings -> how they differ, as 'key (made, not wanted)'. A part it does not ask for is never
+    stale (a result with more than asked is current), nor one its result says nothing about."""
+    made, wanted = result.get("config") or {}, run.config.measure_settings()
+    out = {}
+    for part, keys in MEASURED_WITH.items():
+        if wanted[keys[0]]:
+            differ = [f"{k} ({made[k]}, not {wanted[k]})" for k in keys if k in made and made[k] != wanted[k]]
+            if differ:
+                out[part] = differ
+    return out
+
+
 def measured_otherwise(run: RunSpec, result: dict[str, Any]) -> list[str]:
-    """How a done run's measurement differs from the one `run` asks for, as 'key (made, not wanted)'
-    items; empty when it is current (or its result does not say). Such a run is measured again,
-    and its training kept."""
-    made = result.get("config") or {}
-    return [f"{key} ({made[key]}, not {value})"
-            for key, value in run.config.measure_settings().items() if key in made and made[key] != value]
+    """How a done run's measurement differs from the one `run` asks for ('key (made, not wanted)'
+    items); empty when it is current. Such a run is measured again, and its training kept."""
+    return [item for items in stale_parts(run, result).values() for item in items]
 
 
 def archive(d: Path) -> Path:
@@ -176,7 +201,10 @@ def state_of(d: Path) -> RunState:
         if isinstance(result, dict) and isinstance(result.get("metrics"), dict) and all(
                 isinstance(result.get(k) or {}, dict) for k in ("config", "complexity", "throughput", "env")):
             status = _status_beside_result(d)
-            return RunState(run_id, "done", str(status.get("error") or ""), status or None, result)
+            note = str(status.get("error") or "")
+            if status.get("state") == "running" and _died_here(status):
+                note = f"measuring it again stopped (process {status.get('pid')} is gone); the earlier measurement stands"
+            return RunState(run_id, "done", note, status or None, result)
         return RunState(run_id, "missing", f"{d / 'result.json'}: incomplete record", corrupt=True)
     if not (d / "status.json").exists():
         return RunState(run_id, "missing")
@@ -192,8 +220,7 @@ def state_of(d: Path) -> RunState:
                         corrupt=True)
     # A local run whose process died is interrupted; a SLURM job's state comes from SLURM instead
     # (dispatch.slurm.refresh): a requeued job's old process is gone while SLURM has it pending.
-    if state == "running" and not status.get("slurm_job_id") and status.get("host") == socket.gethostname() \
-            and not _alive(status.get("pid")):
+    if state == "running" and _died_here(status):
         return RunState(run_id, "interrupted", f"process {status.get('pid')} is gone", status)
     return RunState(run_id, state, status.get("error") or "", status)
 
@@ -206,6 +233,12 @@ def _status_beside_result(d: Path) -> dict[str, Any]:
     except SuiteError:
         return {}
     return status if isinstance(status, dict) else {}
+
+
+def _died_here(status: dict[str, Any]) -> bool:
+    """A local process of this host recorded the run as running and is gone (a SLURM job's state
+    comes from SLURM instead: a requeued job's old process is gone while SLURM has it pending)."""
+    return not status.get("slurm_job_id") and status.get("host") == socket.gethostname() and not _alive(status.get("pid"))
 
 
 def _alive(pid: Any) -> bool:

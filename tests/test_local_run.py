@@ -274,7 +274,6 @@ def test_a_done_run_asked_for_with_other_measure_settings_is_measured_again_not_
     assert after["metrics"] == before["metrics"] and after["finished_at"] == before["finished_at"]
     assert after["throughput"]["infer_batch_size"] == 3 and after["config"]["measure.batch_size"] == 3
     assert after["trained_env"] == before["env"] and "measured_at" in after
-    assert store.read_json(d / "measure.json")["settings"] == again.config.measure_settings()
     assert store.read_json(d / "config.json")["config"]["measure"]["batch_size"] == 3  # what `suite.execute` runs
     assert main(["run", str(spec), "--out", str(out), "--no-progress", *other]) == 0
     assert "nothing to run: 1 done" in capsys.readouterr().out
@@ -299,9 +298,10 @@ def test_a_failed_measurement_of_a_done_run_keeps_its_result(tmp_path, capsys, m
             f"{' '.join(other)}` measures them again") in capsys.readouterr().out
     from suite.report import tables
 
-    notes = tables.load(spec, out=out, overrides=parse_overrides(other)).notes
-    assert any(n.startswith("1 done run was measured with other settings than the spec's (measure.batch_size "
-                            "(2, not 3))") for n in notes), notes
+    report = tables.load(spec, out=out, overrides=parse_overrides(other))
+    assert any(n.startswith(f"1 done run ({run.run_id}) was measured with other settings than these runs ask for "
+                            "(measure.batch_size (2, not 3))") for n in report.notes), report.notes
+    assert list(report.runs["note"]) == ["measured with other settings: measure.batch_size (2, not 3)"]  # the CSV's
     assert not any("measured with other" in n for n in tables.load(spec, out=out, overrides=parse_overrides(FAST)).notes)
 
     def broken(config):
@@ -312,8 +312,18 @@ def test_a_failed_measurement_of_a_done_run_keeps_its_result(tmp_path, capsys, m
         execute(again, out)
     assert (d / "result.json").read_bytes() == result and store.state_of(d).state == "done"
     assert main(["status", str(spec), "--out", str(out), *other]) == 0
-    assert (f"done {run.run_id}: measuring again (measure.batch_size (2, not 3)) failed, the earlier measurement "
-            "stands: RuntimeError: no memory left") in capsys.readouterr().out
+    assert (f"done {run.run_id}: measuring again (measure.batch_size (2, not 3)) failed (RuntimeError: no memory "
+            "left); the earlier measurement stands") in capsys.readouterr().out
+
+    # a re-measurement whose runner and process were killed at once: the status says so beside the result
+    import socket
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    store.set_status(d, "running", host=socket.gethostname(), pid=gone.pid)
+    assert store.state_of(d).state == "done"
+    assert store.state_of(d).note == (f"measuring it again stopped (process {gone.pid} is gone); the earlier "
+                                      "measurement stands")
 
     # a run process killed while measuring (it records nothing): the runner says so beside the result
     from suite.dispatch.local import Outcome, _settle
@@ -332,6 +342,21 @@ def test_a_failed_measurement_of_a_done_run_keeps_its_result(tmp_path, capsys, m
     assert store.read_json(d / "result.json")["trained_env"] == {"device": "elsewhere"}
     [kept] = (d / "archive").glob("*/result.json")  # the earlier measurement is not lost
     assert kept.read_bytes() == result
+
+    # Only what is asked for and stale is measured: a measurement the spec turns off is kept as it is,
+    # and one it turns on is made alone, the current throughput and its env kept.
+    calls = []
+    monkeypatch.setattr(measure, "measure_run", lambda config: calls.append(config.measure) or
+                        {"complexity": {"params": 5}})
+    no_timing = [*other, "measure.throughput=false", "measure.complexity=false"]
+    [quiet] = ablations.expand(ablations.load(spec), overrides=parse_overrides(no_timing))
+    assert execute(quiet, out)["throughput"] == {"infer_batch_size": 3} and calls == []
+    timed = store.read_json(d / "result.json")
+    store.write_result(d, {**timed, "config": {**again.config.flat(), "measure.complexity": False}})
+    redone = execute(again, out)
+    assert [(c.complexity, c.throughput) for c in calls] == [(True, False)]
+    assert redone["complexity"] == {"params": 5} and redone["throughput"] == {"infer_batch_size": 3}
+    assert redone["config"]["measure.complexity"] is True and redone["env"] == timed["env"]  # where it was timed
 
 
 @pytest.mark.parametrize("damage", ["garbage\n", "[1, 2]"])

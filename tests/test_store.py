@@ -57,6 +57,19 @@ def test_collect_rows_columns_and_missing_runs(tmp_path):
     assert store.summarise(frame)["done"] == 2
 
 
+@pytest.mark.parametrize("damage", ["{truncated", "[]", '{"config": 3}'])
+def test_planning_writes_an_unreadable_plan_again_and_keeps_it(tmp_path, damage):
+    run = make_run(0)
+    d = store.plan(tmp_path, run)
+    planned = (d / "config.json").read_text()
+    (d / "config.json").write_text(damage)
+    with pytest.warns(UserWarning, match=r"moved to config\.corrupt-.*\.json and written again"):
+        assert store.plan(tmp_path, run) == d
+    assert (d / "config.json").read_text() == planned
+    [kept] = d.glob("config.corrupt-*.json")
+    assert kept.read_text() == damage
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "no_metrics", "metrics_not_a_mapping",
                                     "throughput_a_list", "config_a_list", "config_config_a_number"])
 def test_a_corrupt_record_is_reported_and_skipped(tmp_path, damage):

@@ -206,15 +206,13 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
     ref_keys: dict[str, None] = {}
     differing: dict[str, tuple[Any, Any]] = {}  # key -> (run's value, spec's own value), first seen
     other_data: dict[str, None] = {}
-    remeasure: dict[str, None] = {}  # 'key (made, not wanted)' of done runs measured with other settings
-    n_remeasure = 0
+    remeasure: dict[str, list[str]] = {}  # run_id -> 'key (made, not wanted)' of done runs measured otherwise
     for i, (run, rid) in enumerate(zip(runs, frame["run_id"])):
         if frame["status"].iloc[i] == "done":
             stored = frame.iloc[i]
             made = {k: stored[k] for k in run.config.measure_settings() if k in stored and not pd.isna(stored[k])}
             if items := measured_otherwise(run, {"config": made}):
-                remeasure.update(dict.fromkeys(items))
-                n_remeasure += 1
+                remeasure[rid] = items
         data = run.config.data.name
         record = {"spec": run.spec, "preset": run.preset, "run_id": rid}
         record.update({a: run.point.get(a) for a in axes})
@@ -237,6 +235,8 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
     collected = frame.reset_index(drop=True)
     base["status"] = collected["status"].fillna("missing")
     base["note"] = collected["note"].fillna("")
+    for rid, items in remeasure.items():  # the tidy CSV says which rows, too
+        base.loc[base["run_id"] == rid, "note"] = f"measured with other settings: {', '.join(items)}"
     if "params" in collected:
         collected["params_m"] = pd.to_numeric(collected["params"], errors="coerce") / 1e6
     done = (base["status"] == "done").to_numpy()
@@ -282,9 +282,11 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
         notes.append(f"These runs use {data}, a data set the papers do not report on, so the paper's values are "
                      f"not compared.")
     if remeasure:
-        notes.append(f"{count(n_remeasure, 'done run')} {'was' if n_remeasure == 1 else 'were'} measured with other "
-                     f"settings than the spec's ({', '.join(remeasure)}), so {'its' if n_remeasure == 1 else 'their'} "
-                     f"costs may not compare with the others'; `suite run` measures them again.")
+        how = ", ".join(dict.fromkeys(item for items in remeasure.values() for item in items))
+        ids = ", ".join(list(remeasure)[:3]) + (f" and {len(remeasure) - 3} more" if len(remeasure) > 3 else "")
+        notes.append(f"{count(len(remeasure), 'done run')} ({ids}) {'was' if len(remeasure) == 1 else 'were'} "
+                     f"measured with other settings than these runs ask for ({how}): their costs are shown as measured; "
+                     f"`suite run` with this report's preset and overrides measures them again.")
     return out, notes
 
 
