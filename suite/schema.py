@@ -14,10 +14,11 @@ import yaml
 
 
 class YamlLoader(yaml.SafeLoader):
-    """PyYAML's SafeLoader with YAML 1.2 floats and no duplicate keys.
+    """PyYAML's SafeLoader with YAML 1.2's booleans, integers and floats, and no duplicate keys.
 
-    PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent, so `lr: 1e-3` or
-    `lr=5e-4` would arrive as the string '1e-3' and be rejected as "not a number". And it keeps
+    PyYAML follows YAML 1.1: a float needs a dot and a signed exponent, so `lr: 1e-3` or
+    `lr=5e-4` would arrive as the string '1e-3' and be rejected as "not a number"; `seed: 010` is
+    octal 8, `1:20` is the sexagesimal 80, and `yes`/`no`/`on`/`off` are booleans. And it keeps
     the last of two equal keys, so a second `grid:` section would silently drop the first's axes.
     """
 
@@ -38,6 +39,24 @@ class YamlLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+_BOOL, _INT = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int"
+YamlLoader.yaml_implicit_resolvers = {  # YAML 1.1's booleans and integers out; 1.2's core schema in
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _INT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+YamlLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+YamlLoader.add_implicit_resolver(_INT, re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+                                 list("-+0123456789"))
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = str(loader.construct_scalar(node)).replace("_", "")  # 10_000, as Python writes it
+    if text.startswith(("0o", "0x")):
+        return int(text[2:], 8 if text[1] == "o" else 16)
+    return int(text, 10)  # 010 is ten
+
+
+YamlLoader.add_constructor(_INT, _construct_int)
 YamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),

@@ -120,6 +120,14 @@ def test_flat_keys_are_the_override_vocabulary():
     assert isinstance(resolve(BASE), RunConfig)
 
 
+def test_yaml_1_2_booleans_and_integers():
+    # YAML 1.1 (PyYAML's default) reads 010 as octal 8, 1:20 as 80 and no/on as booleans
+    assert parse_overrides(["seed=010", "iterations=10_000", "a=0x10", "b=0o10", "c=1:20", "d=no", "e=False"]) == \
+        {"seed": 10, "iterations": 10000, "a": 16, "b": 8, "c": "1:20", "d": "no", "e": False}
+    with pytest.raises(SuiteError, match="expected true or false"):
+        resolve({**BASE, "nesterov": parse_overrides(["nesterov=yes"])["nesterov"]})
+
+
 def test_exponent_floats_as_researchers_write_them():
     # YAML 1.1 (PyYAML's default) reads 1e-3 as a string; the suite reads it as YAML 1.2 does.
     values = parse_overrides(["lr=1e-3", "weight_decay=5E-5", "seed=3", "recipe=smoke"])

@@ -290,7 +290,8 @@ def test_a_failed_measurement_of_a_done_run_keeps_its_result(tmp_path, capsys, m
     [again] = ablations.expand(ablations.load(spec), overrides=parse_overrides(other))
     d = store.plan(out, run)
     store.write_result(d, {"run_id": run.run_id, "config": run.config.flat(), "metrics": {"top1_err": 6.5},
-                           "throughput": {"infer_batch_size": 2}, "env": {"device": "elsewhere"}})
+                           "complexity": {"params": 7, "gmacs": 0.1}, "throughput": {"infer_batch_size": 2},
+                           "env": {"device": "elsewhere"}})
     result = (d / "result.json").read_bytes()
     # status and report say the done run's costs were measured otherwise, before anything runs
     assert main(["status", str(spec), "--out", str(out), *other]) == 0
