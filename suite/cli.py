@@ -413,9 +413,8 @@ def _status(args: argparse.Namespace) -> int:
     for name, part in groups.items():
         _print_counts(name, store.summarise(part))
         if args.spec:
-            from suite.dispatch.plan import make_plan
-
-            _print_remeasure(make_plan(runs, out).remeasure, f"`suite run {_same_runs(args)}` measures them again")
+            _print_remeasure(store.measured_otherwise_in(runs, part),
+                             f"`suite run {_same_runs(args)}` measures them again")
         if args.spec and not (part["status"] == "done").any():
             _note_runs_elsewhere(out, spec.name, set(part["run_id"]), "status", sys.stdout)
         _print_slurm(part, slurm_states)

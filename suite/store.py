@@ -79,18 +79,18 @@ def plan(out: Path, run: RunSpec) -> Path:
     """
     d = run_dir(out, run.run_id)
     path = d / "config.json"
-    planned: Any = None
+    planned = None
     if path.exists():
         try:
             planned = read_json(path)
+            problem = "" if isinstance(planned, dict) and isinstance(planned.get("config"), dict) else \
+                f"{path}: not a planned run"
         except SuiteError as err:
-            planned = err
-        if not isinstance(planned, dict) or not isinstance(planned.get("config"), dict):
-            # the plan is the run's own (its id is its config's): write it again, the unreadable one kept
+            problem = str(err)
+        if problem:  # the plan is the run's own (its id is its config's): written again, the unreadable one kept
             kept = path.with_name(f"config.corrupt-{now().replace(':', '')}.json")
             path.rename(kept)
-            warnings.warn(f"{planned if isinstance(planned, SuiteError) else f'{path}: not a planned run'}; moved to "
-                          f"{kept.name} and written again", SuiteWarning, stacklevel=2)
+            warnings.warn(f"{problem}; moved to {kept.name} and written again", SuiteWarning, stacklevel=2)
             planned = None
     if planned is not None:
         wanted = run.config.to_dict()["measure"]
@@ -152,6 +152,18 @@ def measured_otherwise(run: RunSpec, result: dict[str, Any]) -> list[str]:
     """How a done run's measurement differs from the one `run` asks for ('key (made, not wanted)'
     items); empty when it is current. Such a run is measured again, and its training kept."""
     return [item for items in stale_parts(run, result).values() for item in items]
+
+
+def measured_otherwise_in(runs: Iterable[RunSpec], frame: pd.DataFrame) -> dict[str, list[str]]:
+    """`measured_otherwise` for the done runs of `collect(out, [r.run_id for r in runs])` (its rows
+    in the runs' order), from the frame's `measure.*` columns: run_id -> items, measured otherwise only."""
+    out = {}
+    for run, (_, row) in zip(runs, frame.iterrows()):
+        if row["status"] == "done":
+            made = {k: row[k] for k in run.config.measure_settings() if k in row and not pd.isna(row[k])}
+            if items := measured_otherwise(run, {"config": made}):
+                out[row["run_id"]] = items
+    return out
 
 
 def archive(d: Path) -> Path:

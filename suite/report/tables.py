@@ -29,7 +29,7 @@ from suite.ablations.spec import Spec
 from suite.config import EXECUTION_KEYS
 from suite.errors import SuiteWarning, count, unknown
 from suite.metrics import COSTS, RUN_METRICS
-from suite.store import STATES, measured_otherwise
+from suite.store import STATES, measured_otherwise_in
 from suite.store import summarise as summarise_states
 
 # Cost columns a pivot shows beside the metrics (throughput only when measured).
@@ -206,13 +206,8 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
     ref_keys: dict[str, None] = {}
     differing: dict[str, tuple[Any, Any]] = {}  # key -> (run's value, spec's own value), first seen
     other_data: dict[str, None] = {}
-    remeasure: dict[str, list[str]] = {}  # run_id -> 'key (made, not wanted)' of done runs measured otherwise
+    remeasure = measured_otherwise_in(runs, frame)  # run_id -> 'key (made, not wanted)'
     for i, (run, rid) in enumerate(zip(runs, frame["run_id"])):
-        if frame["status"].iloc[i] == "done":
-            stored = frame.iloc[i]
-            made = {k: stored[k] for k in run.config.measure_settings() if k in stored and not pd.isna(stored[k])}
-            if items := measured_otherwise(run, {"config": made}):
-                remeasure[rid] = items
         data = run.config.data.name
         record = {"spec": run.spec, "preset": run.preset, "run_id": rid}
         record.update({a: run.point.get(a) for a in axes})
