@@ -374,8 +374,11 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
     if outcome.failed:
         print(f"see: suite status {_same_runs(args)}")
     if outcome.interrupted:
-        left = len(plan.to_run) - len(outcome.done) - len(outcome.failed) - len(outcome.busy)
-        print(f"interrupted: {count(left, 'run')} not finished; the same command resumes them: "
+        settled = {*outcome.done, *outcome.failed, *outcome.busy}
+        left = [r.run_id for r in plan.to_run if r.run_id not in settled]
+        again = sum(rid in plan.remeasure for rid in left)
+        which = f" ({again} of them done, to be measured again)" if again else ""
+        print(f"interrupted: {count(len(left), 'run')} not finished{which}; the same command resumes them: "
               f"suite run {_same_local_runs(args)}")
         return 128 + outcome.interrupted  # 130 after Ctrl-C, 143 after SIGTERM, as the shell reports them
     return 1 if outcome.failed else 0

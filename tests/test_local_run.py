@@ -279,6 +279,23 @@ def test_a_done_run_asked_for_with_other_measure_settings_is_measured_again_not_
     assert "nothing to run: 1 done" in capsys.readouterr().out
 
 
+def test_an_interrupted_run_says_which_unfinished_runs_were_done_and_only_to_be_measured_again(
+        tmp_path, capsys, monkeypatch):
+    from suite.dispatch import local
+    from suite.dispatch.local import Outcome
+
+    spec = _spec(tmp_path, "remeasure", "  lr: [0.05, 0.1]")
+    out = tmp_path / "store"
+    [run, other_run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    store.write_result(store.plan(out, run), {"run_id": run.run_id, "config": run.config.flat(),
+                                              "metrics": {"top1_err": 6.5}, "complexity": {"params": 7}})
+    # Ctrl-C before either run settles: one is new, the other done and only to be measured again
+    monkeypatch.setattr(local, "run_local", lambda runs, out, **kwargs: Outcome(interrupted=2))
+    other = [*FAST[:-1], "measure.batch_size=3"]
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *other]) == 130
+    assert "interrupted: 2 runs not finished (1 of them done, to be measured again)" in capsys.readouterr().out
+
+
 def test_a_failed_measurement_of_a_done_run_keeps_its_result(tmp_path, capsys, monkeypatch):
     from suite import measure
     from suite.execute import execute
