@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import shutil
 import socket
@@ -311,10 +312,18 @@ def _row(d: Path, state: RunState) -> dict[str, Any]:
         result = state.result
         row.update(result.get("config", {}))
         for section in ("metrics", "complexity", "throughput"):
-            row.update(result.get(section) or {})
+            row.update({k: _spelled(v) for k, v in (result.get(section) or {}).items()})
         row.update({f"env.{k}": v for k, v in (result.get("env") or {}).items()})
         row["finished_at"] = result.get("finished_at")
     return row
+
+
+def _spelled(value: Any) -> Any:
+    """NaN and the infinities as JSON spells them: in a frame a float NaN means no value, which a
+    diverged or hand-edited record's NaN is not."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    return value
 
 
 def _ordered_columns(rows: list[dict[str, Any]]) -> list[str]:

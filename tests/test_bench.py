@@ -207,8 +207,8 @@ def test_pool_concatenates_rounds():
 
 def test_parse_threshold():
     assert compare.parse_threshold("10%") == pytest.approx(0.10)
-    assert compare.parse_threshold(" 2.5 ") == pytest.approx(0.025)
-    for bad in ("ten", "-5%", "0%", "10%%"):
+    assert compare.parse_threshold(" 2.5 % ") == pytest.approx(0.025)
+    for bad in ("ten", "-5%", "0%", "10%%", "0.05", "10"):  # a bare number: a fraction or a percentage?
         with pytest.raises(SuiteError, match="--fail-above"):
             compare.parse_threshold(bad)
 
@@ -320,6 +320,9 @@ def test_an_unreadable_baseline_is_reported_never_skipped(tmp_path, capsys):
     assert f"main                 unreadable           ?                  ?  {broken}" in out
     assert "1 baselines in" in out and "2 unreadable" in out
     assert f"warning: {broken}: unreadable baseline 'main'" in err_text and f"warning: {edited}" in err_text
+    with pytest.raises(SuiteError) as err:  # the names offered are those that load
+        run.find_baseline(tmp_path, "nosuch")
+    assert "(valid: main)" in str(err.value)
     good.unlink()  # the only 'main' is the broken one: named, not "unknown baseline (valid: )"
     with pytest.raises(SuiteError, match="does not load") as err:
         run.find_baseline(tmp_path, "main")
@@ -364,7 +367,7 @@ def test_threshold_is_printed_as_given(tmp_path, monkeypatch, capsys):
     assert main(["bench", "--compare", "main", "--fail-above", "2.5%", "--storage", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "a change beyond 2.5% with p" in out and "REGRESSION: 1 benchmark(s) more than 2.5% slower than main" in out
-    assert "a change beyond 0.5% with" in compare.render([], slower, slower, compare.parse_threshold("0.5"))
+    assert "a change beyond 0.5% with" in compare.render([], slower, slower, compare.parse_threshold("0.5%"))
 
 
 def test_compare_rev_leaves_out_the_slurm_benchmarks(tmp_path, monkeypatch):
@@ -393,7 +396,11 @@ def test_cli_rejects_bad_options_before_running(tmp_path, capsys):
     assert main(["bench", "--save", "a/b", "--storage", str(tmp_path)]) == 2
     assert main(["bench", "--fail-above", "lots"]) == 2
     err = capsys.readouterr().err
-    assert "unknown baseline 'nothing'" in err and "--save: baseline names are" in err and "--blocks" in err
+    assert f"{tmp_path}: --compare: no baseline 'nothing': the storage holds no readable baseline" in err
+    assert "--save: baseline names are" in err and "--blocks" in err
+    assert main(["bench", "--compare", "main", "--storage", str(tmp_path / "nowhere")]) == 2
+    assert "no baseline 'main': the storage is no directory; save one with `suite bench --save main`" \
+        in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------- real runs, small projects

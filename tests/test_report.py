@@ -227,15 +227,48 @@ def _two_done(tmp_path, toy):
     return spec, runs[:2], out, store.collect(out, [r.run_id for r in runs[:2]])
 
 
-def test_a_value_that_is_not_a_number_is_named_not_taken_for_an_old_record(tmp_path, toy):
-    spec, runs, out, frame = _two_done(tmp_path, toy)
-    frame["top1_err"] = frame["top1_err"].astype(object)
-    frame.loc[1, "top1_err"] = "abc"  # a hand-edited result.json
+@pytest.mark.parametrize("key, value, shown", [
+    ("top1_err", float("inf"), "'Infinity'"),  # what json.dumps writes for a diverged value
+    ("top1_err", float("nan"), "'NaN'"),  # not an absent value: no "older version of the suite"
+    ("top1_err", True, "True"),  # JSON's true is no 1.0
+    ("top1_err", "abc", "'abc'"),  # a hand-edited record
+    ("top1_err", "5.0", "'5.0'"),
+    ("params", "oops", "'oops'"),
+])
+def test_a_value_that_is_no_finite_number_is_named_and_left_out(tmp_path, toy, key, value, shown):
+    spec, runs, _ = toy
+    out = tmp_path / "store"
+    finish(out, runs[0], 4.0)
+    d = finish(out, runs[1], 6.0)
+    result = store.read_json(d / "result.json")
+    result["complexity" if key == "params" else "metrics"][key] = value
+    (d / "result.json").write_text(json.dumps(result))  # NaN, Infinity as Python's json writes them
+    frame = store.collect(out, [r.run_id for r in runs[:2]])
     with pytest.warns(UserWarning) as caught:
-        rep = tables.build(spec, runs, frame, out=out)
-    assert [str(w.message) for w in caught] == [
-        f"runs/{runs[1].run_id}/result.json: top1_err is 'abc', not a number; shown as empty"]
-    assert np.isnan(rep.runs["top1_err"][1]) and rep.runs["top1_err"][0] == 4.0
+        rep = tables.build(spec, runs[:2], frame, out=out)
+    message = f"runs/{runs[1].run_id}/result.json: {key} is {shown}, not a finite number; left out"
+    assert [str(w.message) for w in caught] == [message] and message + "." in rep.notes
+    column = "params_m" if key == "params" else key
+    assert np.isnan(rep.runs[column][1]) and not np.isnan(rep.runs[column][0])
+    row = body_row(rep, "0.1")
+    if key == "params":
+        assert row["params (M)"] == "13.70"  # the other run's
+    else:
+        assert row["weight_decay=0.0001: top-1 err"] == "4.00 (1)"
+
+
+def test_an_unreadable_record_is_named_in_the_notes_not_only_counted_missing(tmp_path, toy):
+    spec, runs, _ = toy
+    out = tmp_path / "store"
+    finish(out, runs[0], 4.0)
+    d = finish(out, runs[1], 6.0)
+    (d / "result.json").write_text('{"metrics": ')  # a disk that filled up mid-write
+    with pytest.warns(UserWarning, match="skipped a corrupt record"):
+        frame = store.collect(out, [r.run_id for r in runs[:2]])
+    rep = tables.build(spec, runs[:2], frame, out=out)
+    [note] = [n for n in rep.notes if "unreadable" in n]
+    assert str(d / "result.json") in note and "line 1" in note
+    assert body_row(rep, "0.1")["weight_decay=0.0001: top-1 err"] == "4.00 (1)"
 
 
 def test_no_top5_with_five_classes_or_fewer_is_not_a_missing_value(tmp_path, toy):

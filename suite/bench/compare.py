@@ -229,10 +229,11 @@ def failures(rows: Iterable[Row]) -> list[Row]:
 
 
 def parse_threshold(text: str) -> float:
-    """'10%' or '10' -> 0.10."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%?\s*", text)
+    """'10%' -> 0.10. The sign is required: is a bare 0.05 five percent or a twentieth of one?"""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", text)
     if not match or float(match.group(1)) <= 0:
-        raise SuiteError(f"expected a positive percentage such as 10%, got {text!r}", key="--fail-above")
+        raise SuiteError(f"expected a positive percentage with its sign, such as 10% or 2.5%, got {text!r}",
+                         key="--fail-above")
     return float(match.group(1)) / 100
 
 

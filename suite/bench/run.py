@@ -178,6 +178,10 @@ def find_baseline(storage: Path, name: str) -> Path:
     if broken:
         raise SuiteError(f"baseline {name!r} does not load ({broken[0].error}); it may be the newest {name!r}, so no "
                          "other is used instead: repair or delete the file", file=str(broken[0].path), key="--compare")
+    if not matching and not any(not b.error for b in baselines):
+        where = "is no directory" if not Path(storage).is_dir() else "holds no readable baseline"
+        raise SuiteError(f"no baseline {name!r}: the storage {where}; save one with `suite bench --save {name}`",
+                         file=str(storage), key="--compare")
     if not matching:
-        raise unknown("baseline", name, {b.name for b in baselines}, file=str(storage), key="--compare")
+        raise unknown("baseline", name, {b.name for b in baselines if not b.error}, file=str(storage), key="--compare")
     return matching[-1].path

@@ -232,16 +232,15 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
     base["note"] = collected["note"].fillna("")
     for rid, items in remeasure.items():  # the tidy CSV says which rows, too
         base.loc[base["run_id"] == rid, "note"] = f"measured with other settings: {', '.join(items)}"
-    if "params" in collected:
-        collected["params_m"] = pd.to_numeric(collected["params"], errors="coerce") / 1e6
+    if "params" in collected:  # what is no number stays as it is, to be named below
+        collected["params_m"] = collected["params"].map(lambda v: v / 1e6 if _finite(v) else v)
     done = (base["status"] == "done").to_numpy()
     values = {}
     for col in dict.fromkeys([*RUN_METRICS, *metrics, *COSTS]):
         if col in axes:  # e.g. an `epochs` axis: the grid value is the column
             continue
         if col in collected or col in metrics or col in ALWAYS_SHOWN:
-            v = pd.to_numeric(collected[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan) \
-                if col in collected else np.nan
+            v = np.array([float(x) if _finite(x) else np.nan for x in collected[col]]) if col in collected else np.nan
             values[col] = np.where(done, v, np.nan)
             if col in collected:
                 _warn_not_numbers(col, collected[col][done & np.isnan(v) & collected[col].notna().to_numpy()],
@@ -276,6 +275,10 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
     for data in other_data:
         notes.append(f"These runs use {data}, a data set the papers do not report on, so the paper's values are "
                      f"not compared.")
+    unreadable = frame.attrs.get("problems", [])
+    if unreadable:  # the row's run counts as missing; say why, not only in the console's warning
+        more = f"; and {count(len(unreadable) - 3, 'more')}" if len(unreadable) > 3 else ""
+        notes.append(f"Counted as not done, since a record is unreadable: {'; '.join(unreadable[:3])}{more}.")
     if remeasure:
         how = ", ".join(dict.fromkeys(item for items in remeasure.values() for item in items))
         ids = ", ".join(list(remeasure)[:3]) + (f" and {len(remeasure) - 3} more" if len(remeasure) > 3 else "")
@@ -323,13 +326,22 @@ def _equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def _finite(value: Any) -> bool:
+    """A finite number: not a bool (JSON's true is no 1.0), a string, NaN or an infinity (as JSON
+    spells them, `store.collect` keeps these apart from absent values)."""
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)) \
+        and math.isfinite(value)
+
+
 def _warn_not_numbers(col: str, bad: pd.Series, run_ids: pd.Series, notes: list[str]) -> None:
-    """A done run's value that is not a number (a hand-edited record, say) is named, not taken for absent."""
+    """A done run's value that is no finite number (a hand-edited record, say) is named and left out of
+    the means, not taken for absent."""
     if bad.empty:
         return
     i = bad.index[0]
     more = f" and {count(len(bad) - 1, 'more run')}" if len(bad) > 1 else ""
-    message = (f"runs/{run_ids[i]}/result.json: {col} is {bad[i]!r}, not a number{more}; shown as empty")
+    key = "params" if col == "params_m" else col
+    message = (f"runs/{run_ids[i]}/result.json: {key} is {bad[i]!r}, not a finite number{more}; left out")
     warnings.warn(message, SuiteWarning, stacklevel=4)
     notes.append(message + ".")
 
