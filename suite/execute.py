@@ -219,9 +219,14 @@ def rank() -> int:
 
 def _follow(run: RunSpec, d: Path) -> dict[str, Any]:
     """A DDP rank other than 0: it trains alongside rank 0, which alone owns the run directory
-    (lock, status, measurement, result); the training loop already writes from rank 0 only."""
+    (lock, status, measurement, result); the training loop already writes from rank 0 only.
+    A done run (sent again to be measured otherwise) rank 0 does not train: joining the process
+    group would wait for it until the timeout."""
     from suite.train import run as train
 
+    current = store.state_of(d)
+    if current.state == "done" and current.result is not None:
+        return current.result
     return {"run_id": run.run_id, "metrics": train(run.config, d, resume=True, progress=False)}
 
 

@@ -296,6 +296,29 @@ def test_an_interrupted_run_says_which_unfinished_runs_were_done_and_only_to_be_
     assert "interrupted: 2 runs not finished (1 of them done, to be measured again)" in capsys.readouterr().out
 
 
+def test_a_second_ddp_rank_of_a_done_run_does_not_train(tmp_path, monkeypatch):
+    """Rank 0 only measures a done run again; a rank that went on to train would wait for it in
+    the process group until the timeout."""
+    import suite.train
+    from suite.execute import execute
+
+    spec = _spec(tmp_path, "remeasure", "  lr: [0.05]")
+    out = tmp_path / "store"
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    result = {"run_id": run.run_id, "config": run.config.flat(), "metrics": {"top1_err": 6.5},
+              "complexity": {"params": 7}}
+    store.write_result(store.plan(out, run), result)
+
+    def train(*args, **kwargs):
+        raise AssertionError("trained a done run")
+
+    monkeypatch.setattr(suite.train, "run", train)
+    monkeypatch.setenv("RANK", "1")
+    assert execute(run, out)["metrics"] == result["metrics"]
+    monkeypatch.setenv("RANK", "0")
+    assert execute(run, out)["metrics"] == result["metrics"]  # rank 0 likewise (nothing measured otherwise)
+
+
 def test_a_failed_measurement_of_a_done_run_keeps_its_result(tmp_path, capsys, monkeypatch):
     from suite import measure
     from suite.execute import execute

@@ -7,6 +7,9 @@ Expected layout (what the official tarballs extract to):
 
 Training augmentation is the papers' (RAN Sec. 4.1, after He et al.): zero-pad 4 pixels per side,
 random 32x32 crop, random horizontal flip; applied per batch on the device (suite.data.tensor).
+Normalisation is not quite the paper's: RAN subtracts the "per-pixel RGB mean"; here each channel is
+standardised with the training split's mean and std (suite.data.loaders), as the Torch ResNet
+code behind RAN's CIFAR recipe (He et al.) does, and with one rule for every data set here.
 """
 
 from __future__ import annotations
