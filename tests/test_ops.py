@@ -520,6 +520,9 @@ def test_the_san_benchmark_measures_every_configuration_side_by_side(capsys):
     assert len(rows) == len(benchmark.CONFIGS) * len(benchmark.HEAPS)
     assert sorted(row.split("|")[4].strip() for row in rows) == sorted(benchmark.HEAPS * len(benchmark.CONFIGS))
     assert all(float(row.split("|")[5]) > 0 and float(row.split("|")[8]) > 0 for row in rows)  # img/s, peak MiB
+    ops = sorted({(row.split("|")[1].strip(), row.split("|")[2].strip()) for row in rows})
+    assert ops == [("resnet26", ""), ("san10_pairwise", "shift (ours)"), ("san10_pairwise", "unfold (naive)"),
+                   ("san10_patchwise", "shift (ours)"), ("san10_patchwise", "unfold (naive)")]
     for model in ("san10_pairwise", "san10_patchwise"):
         assert re.search(rf"{model} infer: shift vs unfold throughput [\d.]+x \(default heap\), [\d.]+x \(steady heap\); "
                          rf"peak memory [\d.]+x", printed)

@@ -48,6 +48,7 @@ CONFIGS: tuple[tuple[str, str], ...] = (
     ("resnet26", "shift"),  # no local-attention ops: the backend does not matter
 )
 MODES: tuple[str, ...] = ("infer", "train")
+OPS_LABELS = {"shift": "shift (ours)", "unfold": "unfold (naive)"}
 HEAPS: tuple[str, ...] = ("default", "steady")  # in this order: a worker stays on the steady heap
 
 
@@ -199,7 +200,8 @@ def format_results(results: Sequence[Result]) -> str:
     ]
     for r in results:
         peak = "n/a" if r.peak_mb is None else f"{r.peak_mb:.0f}"
-        lines.append(f"| {r.model} | {r.backend} | {r.mode} | {r.heap} | {r.samples_per_sec:.2f} | {r.step_ms:.0f} | "
+        ops = OPS_LABELS[r.backend] if r.model.startswith("san") else ""  # ResNet26 has none
+        lines.append(f"| {r.model} | {ops} | {r.mode} | {r.heap} | {r.samples_per_sec:.2f} | {r.step_ms:.0f} | "
                      f"{r.step_ms_iqr:.0f} | {peak} |")
     by_key = {(r.model, r.backend, r.mode, r.heap): r for r in results}
 
