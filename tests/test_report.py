@@ -136,16 +136,16 @@ def test_pivot_cells_show_missing_and_failed_runs(report):
     assert [r[0] for r in t.body] == ["0.1", "0.2", "0.4"]
     row = body_row(report, "0.1")
     assert row["weight_decay=0.0001: top-1 err"] == "5.00 ± 1.00 (3)"
-    assert row["weight_decay=0.0001: top-1 err, paper"] == "5.00"
+    assert row["weight_decay=0.0001: top-1 err, paper"] == "5.0"  # as papers print it, not to our decimals
     assert row["weight_decay=0.0001: Δ top-1 err"] == "+0.00"
     assert row["weight_decay=0.0005: top-1 err"] == "8.00 ± 1.41 (2)"
     assert row["weight_decay=0.0005: runs"] == "2/3 done, 1 failed"
-    assert row["params (M)"] == "13.70" and row["params (M), paper"] == "13.70" and row["GMACs"] == "2.50"
+    assert row["params (M)"] == "13.70" and row["params (M), paper"] == "13.7" and row["GMACs"] == "2.50"
     row = body_row(report, "0.2")
     assert row["weight_decay=0.0001: top-1 err"] == "3.00 (1)" and row["weight_decay=0.0001: Δ top-1 err"] == "-1.00"
     assert row["weight_decay=0.0001: runs"] == "1/3 done, 1 running, 1 missing"
     assert row["weight_decay=0.0005: top-1 err"] == tables.MISSING
-    assert row["weight_decay=0.0005: top-1 err, paper"] == "4.00"  # the paper value is shown, the diff is not
+    assert row["weight_decay=0.0005: top-1 err, paper"] == "4.0"  # the paper value is shown, the diff is not
     assert row["weight_decay=0.0005: Δ top-1 err"] == tables.MISSING
     row = body_row(report, "0.4")
     assert row["weight_decay=0.0001: top-1 err"] == "10.00 ± 0.00 (3)"
@@ -155,9 +155,9 @@ def test_pivot_cells_show_missing_and_failed_runs(report):
 
 
 @pytest.mark.parametrize("costs,refs,shown", [
-    ([13.7, 13.7], [13.7, math.nan], "13.70"),  # one model cost for the row: a block's paper value is the row's
+    ([13.7, 13.7], [13.7, math.nan], "13.7"),  # one model cost for the row: a block's paper value is the row's
     ([0.27, 2.7], [math.nan, 0.07], ""),  # blocks cost differently: a value for one of them is not the row's
-    ([1.0, 2.0], [1.0, 2.0], "1.00–2.00"),
+    ([1.0, 2.0], [1.0, 2.0], "1.0–2.0"),
     ([1.0, 1.0], [math.nan, math.nan], ""),
 ])
 def test_a_rows_paper_cost_is_shown_only_where_it_is_the_rows(costs, refs, shown):
@@ -187,7 +187,7 @@ def test_a_spec_without_axes_is_one_row(tmp_path):
         reference: [{top1_err: 3.0}]
         """, "single"))
     rep = tables.load(spec, out=tmp_path)
-    assert rep.table.body == [["all", "—", "3.00", "—", "0/2 done, 2 missing", "—", "—"]]
+    assert rep.table.body == [["all", "—", "3.0", "—", "0/2 done, 2 missing", "—", "—"]]
 
 
 def test_unknown_metric_is_a_suite_error(toy):
@@ -591,7 +591,7 @@ def test_complexity_page_from_a_current_csv(tmp_path, profile_rows):
 
     page = complexity.write(tmp_path, measure=no_measuring).read_text()
     line = next(line for line in page.splitlines() if line.startswith("| ran56 |"))
-    assert md_cells(line)[3:9] == ["31.81", "31.90", "1.00×", "3.15", "6.30", "0.50×"]
+    assert md_cells(line)[3:9] == ["31.81", "31.9", "1.00×", "3.15", "6.3", "0.50×"]
     assert "18 models from" in page
 
     frame = pd.read_csv(csv)
@@ -636,7 +636,9 @@ def test_report_all_writes_every_valid_spec_and_then_names_the_invalid(tmp_path,
     finish(out, runs[0], 12.0)
     assert main(["report", "--all", "--out", str(out)]) == 2
     printed = capsys.readouterr()
-    assert {"a_first.md", "z_last.md", "quick.md", "complexity.md"} <= {p.name for p in out.iterdir()}
+    names = {p.name for p in out.iterdir()}
+    assert {"a_first.md", "z_last.md", "quick.md", "complexity.md"} <= names
+    assert "a_first.smoke.md" not in names  # its runs are the spec's own (seed 0): no table of its own
     assert f"wrote {out / 'z_last.md'}" in printed.out and f"wrote {out / 'complexity.md'}" in printed.out
     assert "b_broken.yaml:2: zip.0: empty zip group" in printed.err
 

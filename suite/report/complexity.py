@@ -21,7 +21,7 @@ import pandas as pd
 
 from suite import files
 from suite.report.formats import markdown_table
-from suite.report.tables import Table, num
+from suite.report.tables import Table, num, paper_num
 
 CSV_NAME = "complexity.csv"
 PAGE_NAME = "complexity.md"
@@ -93,7 +93,7 @@ def _float(value: Any) -> float:
 
 
 def _opt(value: float) -> str:
-    return "" if math.isnan(value) else num(value)
+    return "" if math.isnan(value) else paper_num(value)
 
 
 def _ratio(measured: float, paper: float) -> str:

@@ -103,7 +103,8 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
               metrics: Sequence[str] | None = None, wrote: Callable[[Path], None] = lambda path: None,
               ) -> tuple[list[Path], list[str], list[str]]:
     """Every table that has at least one done run (each spec without a preset and under each of
-    its presets, or only under `preset`), then `complexity.md`. A spec (or preset) that fails to
+    its presets, or only under `preset`), then `complexity.md`. A preset whose runs are all the
+    spec's own (quick's smoke: seed 0 of quick) has no table of its own. A spec (or preset) that fails to
     load, expand or tabulate is skipped, so one broken file never keeps the others' tables from
     being written. `wrote(path)` is called as each file is written. Returns the paths, the
     errors of what was skipped, and the done runs of the store that no table covers (run with
@@ -121,11 +122,16 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
         except SuiteError as err:
             errors.append(str(err))
             continue
+        own: set[str] = set()
         for p in [preset] if preset is not None else [None, *spec.presets]:
             if p is not None and p not in spec.presets:
                 continue
             try:
                 runs = ablations.expand(spec, preset=p)
+                if p is None:
+                    own = {r.run_id for r in runs}
+                elif preset is None and {r.run_id for r in runs} <= own:
+                    continue
                 covered.update(r.run_id for r in runs)
                 frame = store.collect(out, [r.run_id for r in runs])
                 if not (frame["status"] == "done").any():

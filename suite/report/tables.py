@@ -16,7 +16,7 @@ import json
 import math
 import shlex
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -390,6 +390,16 @@ def num(x: Any) -> str:
     return f"{x:.{decimals(x)}f}"
 
 
+def paper_num(x: Any) -> str:
+    """A paper's value without the trailing zeros `num` would add (26.4, not 26.40: papers print
+    one or two decimals), keeping one (5.0)."""
+    text = num(x)
+    if "." not in text:
+        return text
+    trimmed = text.rstrip("0")
+    return trimmed + "0" if trimmed.endswith(".") else trimmed
+
+
 def diff(x: float, mean: float) -> str:
     """A signed difference, to the decimals of the measurement it comes from."""
     return MISSING if not math.isfinite(x) else f"{x:+.{decimals(mean)}f}"
@@ -458,7 +468,7 @@ def pivot(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], metr
                 elif kind == "cell":
                     line.append(cell(rec[f"{m}_mean"], rec[f"{m}_std"], int(rec[f"{m}_n"])))
                 elif kind == "paper":
-                    line.append("" if not math.isfinite(rec[f"paper_{m}"]) else num(rec[f"paper_{m}"]))
+                    line.append("" if not math.isfinite(rec[f"paper_{m}"]) else paper_num(rec[f"paper_{m}"]))
                 elif kind == "diff":
                     has_ref = math.isfinite(rec[f"paper_{m}"])
                     line.append(diff(rec[f"{m}_diff"], rec[f"{m}_mean"]) if has_ref else "")
@@ -480,17 +490,17 @@ def _row_reference(costs: Sequence[float], refs: Sequence[float]) -> str:
     if not given:
         return ""
     if len(given) == len(refs):
-        return _spread(given)
+        return _spread(given, paper_num)
     same = len({num(v) for v in costs if math.isfinite(v)}) <= 1 and len({num(v) for v in given}) == 1
-    return num(given[0]) if same else ""
+    return paper_num(given[0]) if same else ""
 
 
-def _spread(values: Sequence[float]) -> str:
+def _spread(values: Sequence[float], show: Callable[[Any], str] = num) -> str:
     """A row's cost: one value, or `min–max` when its cells differ (e.g. 10 vs 100 classes)."""
     finite = [v for v in values if math.isfinite(v)]
     if not finite:
         return MISSING
-    low, high = num(min(finite)), num(max(finite))
+    low, high = show(min(finite)), show(max(finite))
     return low if low == high else f"{low}–{high}"
 
 
