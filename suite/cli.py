@@ -258,8 +258,12 @@ def _cluster_flags(args: argparse.Namespace) -> list[str]:
 
 
 def _same_slurm_runs(args: argparse.Namespace, absolute: bool = False) -> str:
-    """`_same_runs` for a resubmission: on SLURM, with the same cluster flags."""
-    return " ".join([_same_runs(args, absolute), "--executor slurm", *map(shlex.quote, _cluster_flags(args))])
+    """`_same_runs` for a resubmission: on SLURM, with the same cluster flags, but not `--sbatch
+    hold` (one holds a submission to look at it; a resubmission is to run)."""
+    words = _cluster_flags(args)
+    pairs = [words[i:i + 2] for i in range(0, len(words), 2)]
+    kept = [w for pair in pairs if pair[0] != "--sbatch" or pair[1].split("=")[0] != "hold" for w in pair]
+    return " ".join([_same_runs(args, absolute), "--executor slurm", *map(shlex.quote, kept)])
 
 
 def _same_local_runs(args: argparse.Namespace) -> str:
@@ -416,8 +420,12 @@ def _status(args: argparse.Namespace) -> int:
     for name, part in groups.items():
         _print_counts(name, store.summarise(part))
         if args.spec:
-            _print_remeasure(store.measured_otherwise_in(runs, part),
+            remeasure = store.measured_otherwise_in(runs, part)
+            queued = {rid for rid in remeasure if slurm_states.get(rid) in slurm.ALIVE}
+            _print_remeasure({rid: how for rid, how in remeasure.items() if rid not in queued},
                              f"`suite run {_same_runs(args)}` measures them again")
+            _print_remeasure({rid: how for rid, how in remeasure.items() if rid in queued},
+                             "their jobs measuring them again are queued or running (slurm, below)")
         if args.spec and not (part["status"] == "done").any():
             _note_runs_elsewhere(out, spec.name, set(part["run_id"]), "status", sys.stdout)
         _print_slurm(part, slurm_states)
@@ -433,6 +441,11 @@ def _status(args: argparse.Namespace) -> int:
             if row["status"] == "failed" and error.exists():
                 for line in error.read_text(errors="replace").strip().splitlines()[-args.lines:] if args.lines else []:
                     print(f"      {line}")
+        stopped = list(part.loc[part["status"].isin(["failed", "cancelled"]), "run_id"])
+        if args.spec and stopped:  # interrupted runs resume with the plain `suite run`
+            on_slurm = any((store.state_of(store.run_dir(out, rid)).status or {}).get("again") for rid in stopped)
+            again = _resubmit_hint(out, stopped, args) if on_slurm else f"suite run {_same_runs(args)} --retry-failed"
+            print(f"  rerun the {len(stopped)} failed or cancelled: {again}")
     return 0
 
 
@@ -448,8 +461,9 @@ def _note_runs_elsewhere(out: Path, spec: str, covered: set[str], command: str, 
 
 
 def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
-    """SLURM's view of the runs the store has as queued or running: counts per state, job arrays."""
-    live = frame[frame["status"].isin(["pending", "running", "interrupted"]) & frame["run_id"].isin(list(states))]
+    """SLURM's view of the runs the store has as queued or running (done runs too, while a job
+    measures them again): counts per state, job arrays."""
+    live = frame[frame["status"].isin(["pending", "running", "interrupted", "done"]) & frame["run_id"].isin(list(states))]
     if live.empty:
         return
     counts: dict[str, int] = {}

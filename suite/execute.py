@@ -159,6 +159,9 @@ def _measure_again(run: RunSpec, d: Path, result: dict[str, Any]) -> dict[str, A
         again.update(env={**environment(run.config.device), **code_version()},
                      trained_env=result.get("trained_env") or result.get("env"))
     store.replace_result(d, again)
+    # The cache held the first measurement, which result.json no longer has (the archive does);
+    # a --force rerun measures afresh anyway, since its settings are no longer the run's.
+    (d / "measure.json").unlink(missing_ok=True)
     store.set_status(d, "done", error=None)
     return again
 

@@ -7,7 +7,7 @@ Layout (`<out>` is `results/` by default or `--out DIR`):
                         result.json     final metrics; present and complete <=> the run is done
                         measure.json    the model's measurement with its measure.* settings (a cache)
                         error.txt       traceback of the last failure (none for a SuiteError: status.json has its message)
-                        log.txt         the run's stdout/stderr
+                        log.txt         the run's stdout/stderr, run locally (SLURM's: status.json's slurm_log)
                         metrics.jsonl   per-epoch metrics (written by the training loop)
                         checkpoint.pt   latest checkpoint (resume)
 

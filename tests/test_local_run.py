@@ -76,6 +76,7 @@ def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "1 done" in printed and "1 failed" in printed
     assert "lr: training loss is not finite" in printed  # a user's error: its message, no traceback
+    assert f"rerun the 1 failed or cancelled: suite run {spec} --out {out} {' '.join(FAST)} --retry-failed" in printed
 
     runs = {r.config.lr: r for r in ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))}
     failed = store.run_dir(out, runs[1.0e12].run_id)
@@ -275,6 +276,7 @@ def test_a_done_run_asked_for_with_other_measure_settings_is_measured_again_not_
     assert after["throughput"]["infer_batch_size"] == 3 and after["config"]["measure.batch_size"] == 3
     assert after["trained_env"] == before["env"] and "measured_at" in after
     assert store.read_json(d / "config.json")["config"]["measure"]["batch_size"] == 3  # what `suite.execute` runs
+    assert not (d / "measure.json").exists()  # the cache of the first measurement described it no longer
     assert main(["run", str(spec), "--out", str(out), "--no-progress", *other]) == 0
     assert "nothing to run: 1 done" in capsys.readouterr().out
 

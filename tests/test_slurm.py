@@ -148,7 +148,9 @@ def test_grid_larger_than_max_array_size_is_split(tmp_path, capsys, slurm_cluste
                             text=True).stdout.split("\n")
     assert sorted(line.split()[0] for line in queued if line) == sorted(jobs)
     assert all("JobHeldUser" in line for line in queued if line)
-    assert "cancelled 5 runs" in suite(capsys, "cancel", str(spec), "--out", str(out))
+    printed = suite(capsys, "cancel", str(spec), "--out", str(out))
+    assert "cancelled 5 runs" in printed
+    assert f"`suite run {spec} --out {out} --executor slurm --retry-failed` submits" in printed  # not held again
     assert {store.state_of(store.run_dir(out, rid)).state for rid in ids} == {"cancelled"}
 
 
@@ -178,6 +180,23 @@ def test_status_says_why_a_request_the_cluster_cannot_meet_waits(tmp_path, capsy
     monkeypatch.chdir("/")  # the resubmit command was recorded with absolute paths: it works from anywhere
     assert f"`suite run {spec} --out {out} --executor slurm --gpus-per-node {too_many} --retry-failed` submits" in \
         suite(capsys, "cancel", str(spec), "--out", str(out))
+
+
+def test_status_shows_the_queued_jobs_measuring_done_runs_again(tmp_path, capsys):
+    """It said `suite run` would measure them, with no word of the jobs already doing so."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "again", {"lr": [0.01, 0.02]})
+    ids = run_ids(spec)
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+    assert wait(out, ids) == dict.fromkeys(ids, "done")
+    other = "measure.complexity=true"
+    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--sbatch", "hold", other)
+    assert "submitted 2 runs as 1 job array" in printed
+    printed = suite(capsys, "status", str(spec), "--out", str(out), other)
+    assert "2 runs: 2 done" in printed and "slurm: 2 PENDING" in printed and "held as asked" in printed
+    assert "2 done runs measured with other settings, measure.complexity (False, not True): their jobs measuring " \
+        "them again are queued or running" in printed
+    assert "measures them again" not in printed  # no advice to submit what is queued
 
 
 def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys):
@@ -276,7 +295,9 @@ def test_cancelled_runs_show_cancelled_and_are_not_resubmitted(tmp_path, capsys)
     assert f"`suite run {spec} --out {out} --executor slurm --timeout-min 30 --retry-failed` submits" in printed
     job = status(out, second)["slurm_job_id"]
     wait_for(lambda: slurm.slurm_states([job])[job] == "CANCELLED", "sacct to say CANCELLED", out, timeout=60)
-    assert "2 cancelled" in suite(capsys, "status", str(spec), "--out", str(out))
+    printed = suite(capsys, "status", str(spec), "--out", str(out))
+    assert "2 cancelled" in printed and f"rerun the 2 failed or cancelled: suite run {spec} --out {out} " \
+        "--executor slurm --timeout-min 30 --retry-failed" in printed  # status says how, too
     printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--timeout-min", "30")
     assert f"nothing to run: 2 cancelled (out: {out}); rerun the 2 failed or cancelled: suite run {spec} --out {out} " \
            "--executor slurm --timeout-min 30 --retry-failed" in printed
