@@ -480,6 +480,9 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
             print(f"  pending because: {', '.join(f'{r} ({n})' for r, n in sorted(reasons.items()))}")
         if "JobHeldUser" in reasons:
             print(f"  held as asked (sbatch hold): `scontrol release {','.join(arrays)}` lets them start")
+        if "BadConstraints" in reasons:
+            print("  BadConstraints: no node can meet the request (GPUs, memory, CPUs, constraint): these wait "
+                  "forever; `suite cancel` with the same arguments, then submit with a smaller request")
     if "UNKNOWN" in counts:  # neither slurmctld nor the accounting knows the job (purged, or another cluster)
         from suite.dispatch.slurm import LOST_AFTER_S
 

@@ -176,7 +176,8 @@ def test_status_says_why_a_request_the_cluster_cannot_meet_waits(tmp_path, capsy
     # The scheduler sets the reason when it first looks at the job (SchedulerParameters, ~1 s here).
     wait_for(lambda: "pending because: BadConstraints (1)" in suite(capsys, "status", str(spec), "--out", str(out)),
              "squeue to give the pending reason", out, timeout=60)
-    assert "1 pending" in suite(capsys, "status", str(spec), "--out", str(out))
+    printed = suite(capsys, "status", str(spec), "--out", str(out))
+    assert "1 pending" in printed and "BadConstraints: no node can meet the request" in printed
     monkeypatch.chdir("/")  # the resubmit command was recorded with absolute paths: it works from anywhere
     assert f"`suite run {spec} --out {out} --executor slurm --gpus-per-node {too_many} --retry-failed` submits" in \
         suite(capsys, "cancel", str(spec), "--out", str(out))
