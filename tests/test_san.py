@@ -181,6 +181,28 @@ def test_eval_matches_the_materialised_reference(name, relation, gamma, monkeypa
     assert torch.allclose(out, reference, atol=1e-5, rtol=1e-4), (out - reference).abs().max()
 
 
+def test_float16_training_gives_finite_gradients_as_eager_pytorch_does():
+    """BN's backward coefficients overflowed in float16 (scale * invstd * grad_weight before the
+    division by the element count): inf, then NaN gradients, where the unfold path had none."""
+    import copy
+
+    from suite.models.san import Stem
+
+    torch.manual_seed(0)
+    stem, x = Stem().half(), torch.randn(2, 3, 32, 32).half()
+    grads = {}
+    for backend in ("shift", "unfold"):
+        model = copy.deepcopy(stem)
+        with use_backend(backend):
+            model(x).float().square().sum().backward()
+        grads[backend] = model.conv.weight.grad.float()
+    assert torch.isfinite(grads["shift"]).all()
+    torch.testing.assert_close(grads["shift"], grads["unfold"], rtol=0.05, atol=0.05 * grads["unfold"].abs().max().item())
+    model = create_model("san10_pairwise", padding="zeros", num_classes=10).half()
+    model(torch.randn(1, 3, 64, 64).half()).float().square().sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
 def test_inference_weights_share_one_buffer_across_layers_and_modes():
     """Every layer's inference weights go to one buffer of the model's, not a fresh mapping each;
     it goes when the model trains, and copies of the model get their own."""
@@ -215,6 +237,8 @@ def test_inference_weights_share_one_buffer_across_layers_and_modes():
     del twin
     gc.collect()
     assert twin_gone() is None  # a model's buffers go with it
+    model.train()(x).sum().backward()  # maps under 16 px aggregate on a grid: not the workspace's in training
+    assert model.workspace.buffers() == {}
 
 
 def test_inference_in_place_paths_respect_callers_and_hooks():

@@ -31,6 +31,7 @@ statistics in an eval one, runs as plain modules and gets what eager PyTorch giv
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -59,6 +60,7 @@ from suite.ops.gamma import (
     batch_norm_relu,
     batch_norm_relu_conv,
     bn_affine,
+    bn_backward_coefficients,
     concatenation_weights_inference,
     pairwise_weights_inference,
 )
@@ -480,10 +482,8 @@ class _StemTraining(torch.autograd.Function):
                 g[part], conv, bn_weight, None, None, mean, invstd, True, 0.0, [False, True, True])
             grad_bn_weight, grad_bn_bias = grad_bn_weight + weight_part, grad_bn_bias + bias_part
             del conv
-        count = n * h * w
         a = scale
-        b = -a * invstd * grad_bn_weight / count
-        c = -a * grad_bn_bias / count - b * mean
+        b, c = bn_backward_coefficients(scale, invstd, mean, grad_bn_weight, grad_bn_bias, n * h * w, x.dtype)
         # pass 2: grad_conv = a * g + b * conv + c in place of g, and the conv's backward
         grad_conv_weight = torch.zeros_like(conv_weight)
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
@@ -532,7 +532,7 @@ class SAN(nn.Module):
         self.workspace = Workspace()  # inference's scratch buffers (suite.ops.workspace), not state
 
     def forward(self, x: Tensor) -> Tensor:
-        with using(self.workspace):
+        with using(self.workspace) if not self.training else contextlib.nullcontext():  # inference's only
             x = self.stages(self.stem(x))
         return self.fc(torch.flatten(self.avgpool(x), 1))
 

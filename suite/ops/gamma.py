@@ -349,9 +349,8 @@ class _BatchNormReluConv(torch.autograd.Function):
             _, grad_bn_weight, grad_bn_bias = torch.ops.aten.native_batch_norm_backward(
                 grad_y, a, bn_weight, None, None, mean, invstd, True, 0.0, [False, True, True])
             scale = invstd * bn_weight
-            count = grad_y.numel() // grad_y.shape[1]
-            b = -scale * invstd * grad_bn_weight / count
-            c = -scale * grad_bn_bias / count - b * mean
+            b, c = bn_backward_coefficients(scale, invstd, mean, grad_bn_weight, grad_bn_bias,
+                                            grad_y.numel() // grad_y.shape[1], dtype)
             g = torch.addcmul(c.view(shape), a, b.view(shape), out=rectified).addcmul_(grad_y, scale.view(shape))
             del a, rectified, grad_y
             param_grads = [grad_bn_weight, grad_bn_bias, grad_conv_weight, grad_conv_bias] + param_grads
@@ -359,6 +358,18 @@ class _BatchNormReluConv(torch.autograd.Function):
         grads = iter(torch.autograd.grad(x, wanted, g.to(x.dtype)) if wanted else ())
         grad_inputs = [next(grads) if t.requires_grad else None for t in leaves]
         return (None, None, None, *grad_inputs, *param_grads)
+
+
+def bn_backward_coefficients(scale: Tensor, invstd: Tensor, mean: Tensor, grad_weight: Tensor, grad_bias: Tensor,
+                             count: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """b and c of BN's input gradient scale * g + b * x + c (native_batch_norm_backward's formula),
+    in `dtype`, worked out in float32 at least: in float16 scale * invstd * grad_weight overflows
+    (to inf, then NaN gradients) before the division by count brings it back in range."""
+    acc = torch.promote_types(dtype, torch.float32)
+    scale, invstd, mean = scale.to(acc), invstd.to(acc), mean.to(acc)
+    b = -scale * invstd * grad_weight.to(acc) / count
+    c = -scale * grad_bias.to(acc) / count - b * mean
+    return b.to(dtype), c.to(dtype)
 
 
 def batch_norm_relu(x: Tensor, bn: nn.BatchNorm2d, weight: Tensor | None, bias: Tensor | None,
