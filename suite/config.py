@@ -175,13 +175,15 @@ def keys() -> list[str]:
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
     """`["lr=0.05", "model.mask_norm=spatial", "lr_milestones=[0.5]"]` -> dotted dict (YAML values)."""
     out: dict[str, Any] = {}
+    given: dict[str, str] = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise SuiteError(f"expected key=value, got {item!r}")
         if key.strip() in out:  # the last would win silently
-            raise SuiteError(f"given twice on the command line: {key.strip()}={out[key.strip()]!r} and {item!r}",
+            raise SuiteError(f"given twice on the command line: {given[key.strip()]!r} and {item!r}",
                              key=key.strip(), file="<command line>")
+        given[key.strip()] = item
         try:
             out[key.strip()] = load_yaml(text) if text.strip() else None
         except yaml.YAMLError as exc:

@@ -442,6 +442,9 @@ def test_every_mistake_of_a_spec_is_named_at_once(tmp_path):
     # one mistake shown by every model of a grid is one mistake
     ("base: {model: {mask_nrom: mixed}, data: {name: digits}}\ngrid: {model.name: [ran56_cifar, ran92_cifar]}\n",
      ["base.model.mask_nrom"]),
+    # an unknown key is one mistake, whatever values the grid gives it
+    ("base: {model: {name: ran56_cifar}, data: {name: digits}}\ngrid: {model.mask_nrom: [mixed, spatial]}\n",
+     ["grid.model.mask_nrom"]),
     # a duplicate run and a mistake elsewhere: both said
     ("base: {model: {name: ran56_cifar}, data: {name: digits}}\n"
      "grid: {lr: [0.05, 0.050], model.mask_norm: [mixd, mixed]}\n", ["grid.model.mask_norm", "grid"]),

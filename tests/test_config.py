@@ -108,7 +108,7 @@ def test_parse_overrides_reads_yaml_values():
                                                "lr_milestones": [0.5, 0.75], "nesterov": False, "data.root": None}
     with pytest.raises(SuiteError, match="key=value"):
         parse_overrides(["lr"])
-    with pytest.raises(SuiteError, match=r"given twice on the command line: lr=0.1 and 'lr=0.2'") as err:
+    with pytest.raises(SuiteError, match=r"given twice on the command line: 'lr=0.1' and 'lr=0.2'") as err:
         parse_overrides(["lr=0.1", "epochs=2", "lr=0.2"])  # the last would win silently
     assert err.value.key == "lr"
 

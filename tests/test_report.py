@@ -190,7 +190,7 @@ def test_a_spec_without_axes_is_one_row(tmp_path):
     assert rep.table.body == [["all", "—", "3.0", "—", "0/2 done, 2 missing", "—", "—"]]
 
 
-def test_unknown_metric_is_a_suite_error(toy):
+def test_unknown_metric_is_a_suite_error(toy, tmp_path):
     spec, runs, out = toy
     with pytest.raises(SuiteError, match="unknown metric 'top1_error'.*top1_err"):
         tables.build(spec, runs, store.collect(out, [r.run_id for r in runs]), out=out, metrics=["top1_error"])
@@ -199,6 +199,9 @@ def test_unknown_metric_is_a_suite_error(toy):
         tables.build(spec, runs, frame, out=out, metrics=["env.threads"])
     with pytest.raises(SystemExit):  # `--metric ''` is no silent default
         main(["report", str(spec.path), "--out", str(out), "--metric", ""])
+    empty = tmp_path / "empty"  # no runs: columns of nothing but blanks are no metrics (it crashed)
+    with pytest.raises(SuiteError, match="unknown metric 'spec'"):
+        tables.build(spec, runs, store.collect(empty, [r.run_id for r in runs]), out=empty, metrics=["spec"])
 
 
 def test_schema_drift_warns_and_leaves_cells_empty(tmp_path, toy):

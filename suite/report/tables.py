@@ -154,7 +154,7 @@ def check_metrics(metrics: Sequence[str], frame: pd.DataFrame, runs: Sequence[Ru
     """Known metrics: what runs record, plus any other numeric result column the store has (not
     config keys, which are axes or constants, nor bookkeeping)."""
     config = set(runs[0].config.flat()) if runs else set()
-    numeric = {c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])}
+    numeric = {c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and frame[c].notna().any()}
     bookkeeping = {"attempts", "slurm_job_id"} | {c for c in numeric if c.startswith(("env.", "trained_env."))}
     known = set(RUN_METRICS) | set(COSTS) | (numeric - config - bookkeeping)
     for m in metrics:
