@@ -254,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     d = Path(argv[0])
     try:
         planned = store.read_json(d / "config.json")
@@ -274,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Interrupted as exc:  # the shell's status for the signal, as the runner exits
+        return 128 + signal.Signals[str(exc)]
     except Exception:
         traceback.print_exc()
         return 1
@@ -281,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    """Once: Ctrl-C reaches the run and its runner, which then sends SIGTERM; a second signal
+    would break off the recording of the first (the run was said to be stopped by SIGTERM)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Interrupted(signal.Signals(signum).name)
 
 

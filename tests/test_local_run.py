@@ -124,7 +124,7 @@ def _wait_for(condition, timeout: float, what: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["sigterm", "sigkill", "sigkill_runner_only"])
+@pytest.mark.parametrize("how", ["sigterm", "ctrl_c", "sigkill", "sigkill_runner_only"])
 def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how):
     # Two epochs of native 8x8 digits in batches of 32 (45 steps each): the test split is
     # scored (metrics.jsonl written) after the first epoch, so a run is caught in its second epoch,
@@ -150,6 +150,10 @@ def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how
             runner.send_signal(signal.SIGTERM)
             assert runner.wait(timeout=120) == 143  # 128 + SIGTERM, as `suite profile` and `suite bench` exit
             assert "not finished; the same command resumes them: suite run " in runner.stdout.read().decode()
+        elif how == "ctrl_c":  # SIGINT to the whole process group: the runner and its run alike
+            os.killpg(runner.pid, signal.SIGINT)
+            assert runner.wait(timeout=120) == 130
+            assert "not finished; the same command resumes them: suite run " in runner.stdout.read().decode()
         elif how == "sigkill":  # the runner and its child die at once: nothing gets to record anything
             os.killpg(runner.pid, signal.SIGKILL)
             runner.wait(timeout=60)
@@ -168,6 +172,8 @@ def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how
     assert states.count("interrupted") == 1, states
     assert set(states) <= {"done", "interrupted", "missing"}, states
     interrupted = dirs[states.index("interrupted")]
+    if how in ("sigterm", "ctrl_c"):  # the signal that stopped it, not the runner's SIGTERM after a Ctrl-C
+        assert store.state_of(interrupted).status["error"] == f"interrupted: SIG{'INT' if how == 'ctrl_c' else 'TERM'}"
     assert main(["status", str(spec), "--out", str(out), *overrides]) == 0
     assert "1 interrupted" in capsys.readouterr().out
 
