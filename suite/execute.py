@@ -39,8 +39,10 @@ class Busy(SuiteError):
     """The run's lock is held: another process (a second `suite run`, an array task) is executing it."""
 
 
-class Interrupted(Exception):
-    """The run was stopped from outside (signal, pre-emption); its checkpoint is kept."""
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped from outside (signal, pre-emption); its checkpoint is kept. A
+    KeyboardInterrupt, as Ctrl-C is, so that no `except Exception` (a checkpoint's load, an
+    optional measurement) takes it for a failure of its own and carries on."""
 
 
 def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any]:
@@ -69,7 +71,7 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
         try:
             with _recorded_warnings(d):
                 result = _run(run, d, progress=progress)
-        except (KeyboardInterrupt, Interrupted, Preempted) as exc:
+        except (KeyboardInterrupt, Preempted) as exc:  # Interrupted is a KeyboardInterrupt
             store.set_status(d, "interrupted", error=f"interrupted: {exc or type(exc).__name__}")
             raise
         except SuiteError as exc:  # a user's mistake: its message says all (no traceback to keep)
@@ -143,7 +145,7 @@ def _measure_again(run: RunSpec, d: Path, result: dict[str, Any]) -> dict[str, A
         with _recorded_warnings(d):
             measured = measure_run(only)
     except BaseException as exc:
-        if isinstance(exc, (KeyboardInterrupt, Interrupted)):
+        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or Interrupted by a signal
             why = f"was interrupted ({exc or type(exc).__name__})"
         else:
             why = f"failed ({exc if isinstance(exc, SuiteError) else traceback.format_exc().strip().splitlines()[-1]})"
@@ -273,10 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     except SuiteError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
     except Interrupted as exc:  # the shell's status for the signal, as the runner exits
         return 128 + signal.Signals[str(exc)]
+    except KeyboardInterrupt:
+        return 130
     except Exception:
         traceback.print_exc()
         return 1
