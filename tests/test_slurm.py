@@ -40,7 +40,9 @@ def isolated(slurm_cluster, monkeypatch):
     monkeypatch.setenv("SUITE_CLUSTER", "")
     yield
     names = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True).stdout.split("\n")
-    ids = [line.split()[0] for line in names if line.split()[1:2] and line.split()[1].startswith(f"suite-{PREFIX}")]
+    # whole arrays by their job id: squeue shows a pending array as 1366_[0-1%2], which scancel refuses
+    ids = {line.split()[0].split("_")[0] for line in names
+           if line.split()[1:2] and line.split()[1].startswith(f"suite-{PREFIX}")}
     if ids:
         subprocess.run(["scancel", *ids], capture_output=True)
 
