@@ -443,7 +443,8 @@ def _status(args: argparse.Namespace) -> int:
                     print(f"      {line}")
         stopped = list(part.loc[part["status"].isin(["failed", "cancelled"]), "run_id"])
         if args.spec and stopped:  # interrupted runs resume with the plain `suite run`
-            on_slurm = any((store.state_of(store.run_dir(out, rid)).status or {}).get("again") for rid in stopped)
+            on_slurm = part.loc[part["run_id"].isin(stopped), "slurm_job_id"].notna().any() \
+                if "slurm_job_id" in part else False  # the last attempt's job; None for a local one
             again = _resubmit_hint(out, stopped, args) if on_slurm else f"suite run {_same_runs(args)} --retry-failed"
             print(f"  rerun the {len(stopped)} failed or cancelled: {again}")
     return 0

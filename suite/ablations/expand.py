@@ -12,7 +12,6 @@ whole spec up front, at the file and line that caused it.
 from __future__ import annotations
 
 import itertools
-import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -348,20 +347,14 @@ def _resolve_point(values: dict[str, Any], where: dict[str, tuple[str, ...]], sp
             # one mistake, however many runs or models show it: the same place blaming the same
             # value (every model of a grid), or saying the same (an unknown key, whatever its value)
             place = (located.file, located.line, located.key)
-            blamed = (*place, repr(values[err.key]) if err.key in values else err.message)
-            said = _unlabelled(located.message)
-            if not any((m.file, m.line, m.key) == place and _unlabelled(m.message) == said for m in mistakes.values()):
-                mistakes.setdefault(blamed, located)
+            blamed = repr(values[err.key]) if err.key in values else err.message
+            if not any(k[:3] == place and (k[3] == blamed or k[4:] == (err.message,)) for k in mistakes):
+                mistakes[(*place, blamed, err.message)] = located
             if not err.key or err.key not in values or err.key in _FOUNDATIONS or len(mistakes) >= MAX_MISTAKES:
                 return None
             del values[err.key]
             if err.key in _PARTNER:  # one training length: an explicit null partner goes with it
                 values.pop(_PARTNER[err.key], None)
-
-
-def _unlabelled(message: str) -> str:
-    """A located message without the run it was found in (`_locate`'s label)."""
-    return re.sub(r" \[run [^\]]*\]", "", message)
 
 
 def _locate(err: SuiteError, spec: Spec, sources: dict[str, tuple[str, ...]], point: dict[str, Any], seed: int) -> SuiteError:

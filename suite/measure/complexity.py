@@ -2,7 +2,7 @@
 
 The convention is fixed so the totals line up with the papers' tables (RAN Table 2/7, SAN Table 2,
 ResNet-50 4.11 G), which all count multiply-accumulates; SAN's counter also charges ReLU and pooling
-1 per element, so SAN's figures are 2-4 % above these:
+1 per element, so SAN's figures are 1-4 % above these:
 
 - counted on the model in eval() (fvcore charges BatchNorm 2 per element in eval, 5 in train),
   at batch 1, fp32, before any torch.compile (a compiled model cannot be jit-traced);
