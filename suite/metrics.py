@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from suite.data.views import VIEW_METRICS
+
 # Result metrics of a run (suite.train.loop's final_metrics; wall_time_s, as suite.execute records it, is
-# measurement plus training over all the run's attempts).
-RUN_METRICS = ("top1_err", "top5_err", "best_top1_err", "best_epoch", "train_loss", "train_top1_err", "epochs",
-               "iterations", "wall_time_s")
+# measurement plus training over all the run's attempts; the view metrics, errors on rotated and flipped test
+# images, see suite.data.views).
+RUN_METRICS = ("top1_err", "top5_err", *VIEW_METRICS, "best_top1_err", "best_epoch", "train_loss", "train_top1_err",
+               "epochs", "iterations", "wall_time_s")
 # What suite.measure records beside them: parameters, multiply-adds, activations, speed, memory.
 COSTS = ("params_m", "gmacs", "macts", "infer_samples_per_sec", "train_samples_per_sec", "infer_peak_memory_mb",
          "train_peak_memory_mb")
 # The metrics a spec's `reference:` (the paper's numbers) may give.
-REFERENCE_METRICS = ("top1_err", "top5_err", "params_m", "gmacs")
+REFERENCE_METRICS = ("top1_err", "top5_err", *VIEW_METRICS, "params_m", "gmacs")

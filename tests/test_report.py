@@ -274,17 +274,41 @@ def test_an_unreadable_record_is_named_in_the_notes_not_only_counted_missing(tmp
     assert body_row(rep, "0.1")["weight_decay=0.0001: top-1 err"] == "4.00 (1)"
 
 
-def test_no_top5_with_five_classes_or_fewer_is_not_a_missing_value(tmp_path, toy):
+@pytest.mark.parametrize("top5", ["top5_err", "top5_err_rot90_cw"])
+def test_no_top5_with_five_classes_or_fewer_is_not_a_missing_value(tmp_path, toy, top5):
     spec, runs, out, frame = _two_done(tmp_path, toy)
-    frame["top5_err"] = np.nan  # what the trainer records with 5 classes or fewer
+    frame[top5] = np.nan  # what the trainer records with 5 classes or fewer
     frame["model.num_classes"] = [5, 10]
-    with pytest.warns(UserWarning, match=r"top5_err \(1 of 2\)"):  # only the 10-class run lacks it
-        tables.build(spec, runs[:2], frame, out=out, metrics=["top1_err", "top5_err"])
+    with pytest.warns(UserWarning, match=rf"{top5} \(1 of 2\)"):  # only the 10-class run lacks it
+        tables.build(spec, runs[:2], frame, out=out, metrics=["top1_err", top5])
     frame["model.num_classes"] = 5
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        rep = tables.build(spec, runs[:2], frame, out=out, metrics=["top1_err", "top5_err"])
+        rep = tables.build(spec, runs[:2], frame, out=out, metrics=["top1_err", top5])
     assert not any("older version" in n for n in rep.notes)
+
+
+def test_errors_on_turned_images_are_columns_beside_the_paper(tmp_path):
+    """What san_robustness reports: a view's error per row, with its paper value where the spec gives one."""
+    spec = ablations.load(write_spec(tmp_path, """\
+        name: turned
+        description: d
+        paper: {paper: p, table: t}
+        base: {model: {name: resnet26}, data: {name: cifar10}}
+        grid: {lr: [0.1, 0.2]}
+        reference: [{lr: 0.1, top1_err_rot180: 60.0}]
+        report: {rows: [lr], metrics: [top1_err, top1_err_rot180]}
+        """, "turned"))
+    runs = ablations.expand(spec)
+    for run, turned in zip(runs, (62.5, 70.0)):
+        d = finish(tmp_path / "store", run, 5.0)
+        record = json.loads((d / "result.json").read_text())
+        record["metrics"]["top1_err_rot180"] = turned
+        store.write_result(d, record)
+    rep = tables.build(spec, runs, store.collect(tmp_path / "store", [r.run_id for r in runs]), out=tmp_path / "store")
+    first, second = body_row(rep, "0.1"), body_row(rep, "0.2")
+    assert first["top-1 err rot180"] == "62.50 (1)" and second["top-1 err rot180"] == "70.00 (1)"
+    assert rep.cells.loc["0.1", "top1_err_rot180_diff"] == pytest.approx(2.5)
 
 
 def test_paper_values_are_not_compared_on_another_data_set(toy, tmp_path):

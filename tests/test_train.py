@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from suite.cli import main
 from suite.config import resolve
+from suite.data.views import VIEW_METRICS, VIEWS
 from suite.errors import SuiteError, SuiteWarning
 from suite.train import Diverged, Preempted, request_checkpoint, run
 from suite.train import checkpoint
@@ -119,8 +120,10 @@ def test_same_seed_same_metrics_and_file_layout(tmp_path):
     c = run(tiny(epochs=1, seed=1), None, progress=False)
     assert c["train_loss"] != a["train_loss"]
     (line,) = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    views = {f"test_{m}" for m in VIEW_METRICS}
     assert set(line) == {"epoch", "iteration", "lr", "train_loss", "train_top1_err", "test_top1_err",
-                         "test_top5_err", "epoch_time_s", "loop_samples_per_sec"}
+                         "test_top5_err", "epoch_time_s", "loop_samples_per_sec", *views}
+    assert all(0 <= line[k] <= 100 for k in views) and all(0 <= a[m] <= 100 for m in VIEW_METRICS)
     assert line["epoch"] == 1 and line["iteration"] == 11
     assert a["iterations"] == 11 and a["best_top1_err"] == a["top1_err"] and a["loop_samples_per_sec"] > 0
 
@@ -130,6 +133,7 @@ def test_iterations_end_with_a_partial_epoch_and_its_evaluation(tmp_path):
     got = lines(tmp_path)
     assert [x["epoch"] for x in got] == [1, 1.2727]
     assert got[0]["test_top1_err"] is None and got[1]["test_top1_err"] is not None  # eval_every=2, then the end
+    assert "test_top1_err_rot180" not in got[0] and got[1]["test_top1_err_rot180"] is not None  # views: at the end
     assert result["epochs"] == 1.2727 and result["iterations"] == 14
 
 
@@ -151,6 +155,26 @@ def test_top5_error_needs_more_than_five_classes(classes, top5):
     loader = [(torch.randn(8, 4), torch.arange(8) % classes)]
     top1, five = evaluate(model, loader)
     assert 0 <= top1 <= 100 and (five is None if top5 is None else 0 <= five <= 100)
+
+
+@pytest.mark.parametrize("name, moves", [
+    ("flip_ud", {(0, 0): (2, 0), (0, 1): (2, 1), (1, 2): (1, 2)}),
+    ("rot90_cw", {(0, 0): (0, 2), (0, 1): (1, 2), (1, 2): (2, 1)}),  # the top row becomes the right column
+    ("rot90_ccw", {(0, 0): (2, 0), (0, 1): (1, 0), (1, 2): (0, 1)}),
+    ("rot180", {(0, 0): (2, 2), (0, 1): (2, 1), (1, 2): (1, 0)}),
+])
+def test_views_turn_the_test_images_as_named(name, moves):
+    """A 'model' that names the lit pixel of a 3x3 image: evaluated on the view, it is right exactly
+    when the label is where the view moves the pixel on screen."""
+    from suite.train.loop import evaluate
+
+    images = torch.zeros(len(moves), 1, 3, 3)
+    for i, (r, c) in enumerate(moves):
+        images[i, 0, r, c] = 1
+    moved = torch.tensor([3 * r + c for r, c in moves.values()])
+    where = torch.nn.Flatten()
+    assert evaluate(where, [(images, moved)], view=VIEWS[name])[0] == 0
+    assert evaluate(where, [(images, moved)])[0] > 0  # the labels are the moved places, not the upright ones
 
 
 def test_a_damaged_checkpoint_names_the_file(tmp_path):
@@ -196,6 +220,7 @@ CHILD = textwrap.dedent("""
     import json, os, signal, sys, torch
     torch.set_num_threads(1)
     from suite.config import resolve
+from suite.data.views import VIEW_METRICS, VIEWS
     from suite.train import run
 
     def kill_after_epoch_2(line):
@@ -274,6 +299,7 @@ DDP_CHILD = textwrap.dedent("""
     import json, sys, torch
     torch.set_num_threads(1)
     from suite.config import resolve
+from suite.data.views import VIEW_METRICS, VIEWS
     from suite.train.distributed import distributed
     from suite.train.loop import Trainer
 
@@ -354,3 +380,5 @@ def test_smoke_recipe_learns_digits():
     config = resolve({"model.name": "ran56_cifar", "model.base_width": 4, "data.name": "digits", "recipe": "smoke"})
     result = run(config, None, progress=False)
     assert result["top1_err"] <= 10.0, result
+    # Digits turned over are other shapes (a 6 upside down reads as a 9): far more errors than upright.
+    assert all(result[f"top1_err_{view}"] >= 30 + result["top1_err"] for view in VIEWS), result

@@ -27,6 +27,7 @@ import pandas as pd
 from suite.ablations.expand import RunSpec
 from suite.ablations.spec import Spec
 from suite.config import EXECUTION_KEYS
+from suite.data.views import VIEWS
 from suite.errors import SuiteWarning, count, unknown
 from suite.metrics import COSTS, RUN_METRICS
 from suite.store import STATES, measured_otherwise_in
@@ -41,6 +42,7 @@ EXPECTED = ("params_m", "gmacs")
 LABELS = {"top1_err": "top-1 err", "top5_err": "top-5 err", "best_top1_err": "best top-1 err",
           "train_loss": "train loss", "train_top1_err": "train top-1 err", "wall_time_s": "wall time (s)",
           **TABLE_COSTS}
+LABELS |= {f"top{k}_err_{view}": f"top-{k} err {view}" for view in VIEWS for k in (1, 5)}
 MISSING = "—"  # runs exist but have no value
 # The data sets the papers' numbers are for: digits (a sanity check) and synthetic are never compared.
 PAPER_DATA = ("cifar10", "cifar100", "imagenet")
@@ -257,8 +259,11 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
     n_done = int(done.sum())
     absent = {c: done & out[c].isna().to_numpy() & (collected[c].isna().to_numpy() if c in collected else True)
               for c in dict.fromkeys([*metrics, *EXPECTED])}  # not a number: warned about above
-    if "top5_err" in absent and "model.num_classes" in collected:  # no top-5 of 5 classes or fewer: not missing
-        absent["top5_err"] &= ~(pd.to_numeric(collected["model.num_classes"], errors="coerce") <= 5).to_numpy()
+    if "model.num_classes" in collected:  # no top-5 of 5 classes or fewer: not missing
+        few = (pd.to_numeric(collected["model.num_classes"], errors="coerce") <= 5).to_numpy()
+        for c in absent:
+            if c.startswith("top5_err"):
+                absent[c] &= ~few
     lacking = [c for c, rows in absent.items() if rows.any()]
     if lacking:
         counts = ", ".join(f"{c} ({int(absent[c].sum())} of {n_done})" for c in lacking)

@@ -14,7 +14,9 @@ step, label smoothing as SAN's `smooth_loss` (target 1 - eps, every other class 
 Run directory (written by rank 0 only): `checkpoint.pt` after every epoch (atomic, see
 suite.train.checkpoint) and `metrics.jsonl`, one JSON line per epoch: epoch, iteration, lr,
 train_loss, train_top1_err, test_top1_err, test_top5_err (errors in %; null when not evaluated or
-the data set has no meaningful labels), epoch_time_s (training + evaluation), loop_samples_per_sec
+the data set has no meaningful labels), on the last line also test_top1_err_<view> and
+test_top5_err_<view> for every rotated or flipped view of suite.data.views (the zero-shot
+robustness test, evaluated once at the end), epoch_time_s (training + evaluation), loop_samples_per_sec
 (training steps only: loading and step, no evaluation). The checkpoint holds that history too and
 is the source of truth: on resume, metrics.jsonl is rewritten from it.
 
@@ -52,6 +54,7 @@ from tqdm import tqdm
 
 from suite import files
 from suite.data import DATASETS, build
+from suite.data.views import VIEW_METRICS, VIEWS
 from suite.errors import SuiteError, SuiteWarning, batch_of_one
 from suite.models import create_model
 from suite.train import checkpoint
@@ -64,6 +67,7 @@ if TYPE_CHECKING:
 SYNC_EVERY = 16
 METRICS = "metrics.jsonl"
 EpochHook = Callable[[dict[str, Any]], None]
+View = Callable[[torch.Tensor], torch.Tensor]
 
 
 class Diverged(SuiteError):
@@ -220,10 +224,13 @@ class Trainer:
         epoch_number = math.ceil(self.iteration / self.steps_per_epoch)
         eval_start = self._now()
         self.env.broadcast_buffers(self.model)
-        test = (None, None)
-        if self.has_labels and (epoch_number % self.config.eval_every == 0 or self.iteration >= self.total):
-            test = evaluate(self.model, self.data.test, autocast=self.autocast, memory_format=self.memory_format,
-                            env=self.env)
+        test, views = (None, None), {}
+        final = self.iteration >= self.total
+        if self.has_labels and (epoch_number % self.config.eval_every == 0 or final):
+            test = self._evaluate()
+        if self.has_labels and final:  # the zero-shot robustness test, once, on the trained network
+            for name, view in VIEWS.items():
+                views[f"test_top1_err_{name}"], views[f"test_top5_err_{name}"] = self._evaluate(view)
         epoch_s = train_s + self._now() - eval_start
         line = {
             "epoch": _epoch_value(self.iteration, self.steps_per_epoch),
@@ -233,6 +240,7 @@ class Trainer:
             "train_top1_err": 100 * (1 - correct / n) if self.has_labels else None,
             "test_top1_err": test[0],
             "test_top5_err": test[1],
+            **views,
             "epoch_time_s": epoch_s,
             "loop_samples_per_sec": n / train_s if train_s > 0 else None,
         }
@@ -250,6 +258,10 @@ class Trainer:
                 f.write(json.dumps(line) + "\n")
         return line
 
+    def _evaluate(self, view: View | None = None) -> tuple[float, float | None]:
+        return evaluate(self.model, self.data.test, autocast=self.autocast, memory_format=self.memory_format,
+                        env=self.env, view=view)
+
     def final_metrics(self) -> dict[str, Any]:
         """The run's result as its last checkpoint holds it (the clock too: read back, a finished run's
         metrics are the same), so the time to write the last checkpoint is not in wall_time_s."""
@@ -259,6 +271,7 @@ class Trainer:
         return {
             "top1_err": last.get("test_top1_err"),
             "top5_err": last.get("test_top5_err"),
+            **{metric: last.get(f"test_{metric}") for metric in VIEW_METRICS},
             "best_top1_err": None if best is None else best["test_top1_err"],
             "best_epoch": None if best is None else best["epoch"],
             "train_loss": last.get("train_loss"),
@@ -340,13 +353,17 @@ class Trainer:
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader: Any, *, autocast: Callable[[], Any] = contextlib.nullcontext,
-             memory_format: torch.memory_format = torch.contiguous_format, env: Dist = Dist()) -> tuple[float, float | None]:
-    """Top-1 and top-5 error (%) over the whole split (this rank's shard, summed over ranks); top-5
-    is None with 5 classes or fewer, where every guess is in the top 5."""
+             memory_format: torch.memory_format = torch.contiguous_format, env: Dist = Dist(),
+             view: View | None = None) -> tuple[float, float | None]:
+    """Top-1 and top-5 error (%) over the whole split (this rank's shard, summed over ranks), of the
+    images as they are or turned by `view` (suite.data.views); top-5 is None with 5 classes or
+    fewer, where every guess is in the top 5."""
     model.eval()
     counts = None
     classes = 0
     for x, y in loader:
+        if view is not None:
+            x = view(x)
         with autocast():
             out = model(x.contiguous(memory_format=memory_format))
         classes = out.shape[1]
