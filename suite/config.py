@@ -308,6 +308,10 @@ def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConf
         raise SuiteError(f"invalid device {values['device']!r}", key="device", choices=["auto", "cpu", "cuda", "cuda:N"])
     if values["nesterov"] and values["momentum"] == 0:
         raise SuiteError("Nesterov momentum needs momentum > 0", key="nesterov")
+    train_size = DATASETS[data.name].train_size if data.name in DATASETS else None
+    if train_size is not None and values["batch_size"] > train_size:  # an epoch would have no step
+        raise SuiteError(f"batch_size {values['batch_size']} is larger than the training set ({data.name}: "
+                         f"{train_size:,} images)", key="batch_size")
     if not 0.0 < data.clean_ratio <= 1.0:
         raise SuiteError(f"must be in (0, 1], got {data.clean_ratio}", key="data.clean_ratio")
     for key in ("label_smoothing", "momentum"):

@@ -9,6 +9,8 @@ from suite.data.views import VIEW_METRICS
 # images, see suite.data.views).
 RUN_METRICS = ("top1_err", "top5_err", *VIEW_METRICS, "best_top1_err", "best_epoch", "train_loss", "train_top1_err",
                "epochs", "iterations", "wall_time_s")
+# The result metrics of a data set with meaningful labels (never recorded on synthetic data).
+ACCURACY = ("top1_err", "top5_err", *VIEW_METRICS, "best_top1_err", "best_epoch", "train_top1_err")
 # What suite.measure records beside them: parameters, multiply-adds, activations, speed, memory.
 COSTS = ("params_m", "gmacs", "macts", "infer_samples_per_sec", "train_samples_per_sec", "infer_peak_memory_mb",
          "train_peak_memory_mb")

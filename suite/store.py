@@ -211,6 +211,9 @@ def state_of(d: Path) -> RunState:
             result = read_json(d / "result.json")
         except SuiteError as err:
             return RunState(run_id, "missing", str(err), corrupt=True)
+        if isinstance(result, dict) and result.get("run_id", run_id) != run_id:  # copied over, or stores merged by hand
+            return RunState(run_id, "missing", f"{d / 'result.json'}: the record of run {result.get('run_id')!r}, "
+                            f"not of {run_id!r}, whose directory it is in", corrupt=True)
         if isinstance(result, dict) and isinstance(result.get("metrics"), dict) and all(
                 isinstance(result.get(k) or {}, dict) for k in ("config", "complexity", "throughput", "env")):
             status = _status_beside_result(d)

@@ -180,9 +180,14 @@ def test_empty_grid(tmp_path):
     assert err.key == "grid.lr" and err.line == 4 and "empty axis" in err.message
 
 
-def test_duplicate_runs(tmp_path):
-    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\ngrid:\n  lr: [0.1, 0.1]\n")
-    assert "duplicate runs" in err.message and err.key == "grid"
+def test_a_value_given_twice_on_an_axis_is_named(tmp_path):
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\ngrid:\n  lr: [0.1, 0.2, 0.1]\n")
+    assert err.key == "grid.lr.2" and err.line == 4 and "duplicate runs" in err.message
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\ngrid: {lr: [0.1, 0.2]}\npresets:\n"
+                             "  p:\n    grid: {lr: [0.2, 0.2]}\n", preset="p")  # the preset's line, not the spec's grid
+    assert err.key == "presets.p.grid.lr.1" and err.line == 6 and "duplicate runs" in err.message
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\ngrid:\n  model: {zero_init_residual: [true]}\n")
+    assert err.key == "grid.model" and "one dotted key: model.zero_init_residual: [...]" in err.message
 
 
 DERIVED = ("name: bad\nbase: {model: {name: resnet26}, data: {name: synthetic, input_size: 64}, epochs: 1}\n"
@@ -192,7 +197,7 @@ DERIVED = ("name: bad\nbase: {model: {name: resnet26}, data: {name: synthetic, i
 def test_duplicate_runs_made_by_a_preset(tmp_path):
     assert len(expand(load(write(tmp_path, DERIVED, "bad")))) == 2
     err = error_of(tmp_path, DERIVED + "presets:\n  p: {data.input_size: 32}\n", preset="p")
-    assert "duplicate runs" in err.message and err.key == "grid"
+    assert "duplicate runs" in err.message and err.key == "grid.data.eval_size.1"
 
 
 def test_duplicate_runs_made_by_the_command_line_blame_it(tmp_path):
@@ -202,7 +207,7 @@ def test_duplicate_runs_made_by_the_command_line_blame_it(tmp_path):
     assert "duplicate runs" in info.value.message and "only with the overrides data.input_size" in info.value.message
     with pytest.raises(SuiteError) as info:  # the spec's own duplicates stay the spec's
         expand(load(write(tmp_path, DERIVED.replace("[null, 32]", "[32, 32]"), "bad")), overrides={"lr": 0.2})
-    assert info.value.file == str(tmp_path / "bad.yaml") and info.value.key == "grid"
+    assert info.value.file == str(tmp_path / "bad.yaml") and info.value.key == "grid.data.eval_size.1"
 
 
 AXES = """\
@@ -447,7 +452,7 @@ def test_every_mistake_of_a_spec_is_named_at_once(tmp_path):
      ["grid.model.mask_nrom"]),
     # a duplicate run and a mistake elsewhere: both said
     ("base: {model: {name: ran56_cifar}, data: {name: digits}}\n"
-     "grid: {lr: [0.05, 0.050], model.mask_norm: [mixd, mixed]}\n", ["grid.model.mask_norm", "grid"]),
+     "grid: {lr: [0.05, 0.050], model.mask_norm: [mixd, mixed]}\n", ["grid.model.mask_norm", "grid.lr.1"]),
 ])
 def test_a_mistake_is_said_once_and_invents_no_others(tmp_path, text, keys):
     err = error_of(tmp_path, "name: bad\n" + text)

@@ -162,6 +162,7 @@ def test_channel_stats_are_exact():
 def test_digits_fixed_stratified_split():
     splits = load_digits(32)
     assert splits.train_images.shape == (1437, 3, 32, 32) and splits.test_images.shape == (360, 3, 32, 32)
+    assert DATASETS["digits"].train_size == 1437  # what a run's batch_size is checked against before it starts
     assert splits.train_images.dtype == torch.uint8
     assert torch.equal(splits.train_images[:, 0], splits.train_images[:, 2])  # grey as RGB
     assert torch.bincount(splits.test_labels).tolist() == pytest.approx([36] * 10, abs=1)

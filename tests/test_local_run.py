@@ -98,8 +98,8 @@ def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, capsys):
 def test_force_archives_a_result_that_a_failing_rerun_cannot_destroy(tmp_path, capsys):
     spec = _spec(tmp_path, "forced", "  model.mask_norm: [mixed]")
     out = tmp_path / "store"
-    # batch_size beyond the 1,437 training images: the re-run fails as soon as its data loads
-    overrides = ["batch_size=4096", "measure.complexity=false", "measure.throughput=false"]
+    # one 4-px image per batch: the re-run fails at its first step (a BatchNorm sees a 1x1 map of one image)
+    overrides = ["batch_size=1", "data.input_size=4", "measure.complexity=false", "measure.throughput=false"]
     (run,) = ablations.expand(ablations.load(spec), overrides=parse_overrides(overrides))
     d = store.plan(out, run)
     store.write_result(d, {"run_id": run.run_id, "metrics": {"top1_err": 6.5}})
@@ -111,7 +111,7 @@ def test_force_archives_a_result_that_a_failing_rerun_cannot_destroy(tmp_path, c
     assert json.loads(kept.read_text())["metrics"]["top1_err"] == 6.5
     assert main(["status", str(spec), "--out", str(out), *overrides]) == 0
     printed = capsys.readouterr().out
-    assert "batch_size: batch_size 4096 is larger than the training set" in printed
+    assert "batch_size: a batch of 1 cannot train this model" in printed
     assert f"its result from before --force is kept in {kept.parent}" in printed
 
 

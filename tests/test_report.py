@@ -288,6 +288,20 @@ def test_no_top5_with_five_classes_or_fewer_is_not_a_missing_value(tmp_path, toy
     assert not any("older version" in n for n in rep.notes)
 
 
+def test_no_accuracy_on_synthetic_data_is_said_so_not_blamed_on_an_older_version(tmp_path, toy):
+    spec, runs, out, frame = _two_done(tmp_path, toy)
+    frame["top1_err"] = np.nan  # what the trainer records on random labels
+    frame["data.name"] = ["synthetic", "cifar10"]
+    with pytest.warns(UserWarning, match=r"top1_err \(1 of 2\)"):  # only the CIFAR run lacks it
+        tables.build(spec, runs, frame, out=out)
+    frame["data.name"] = "synthetic"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rep = tables.build(spec, runs, frame, out=out)
+    assert not any("older version" in n for n in rep.notes)
+    assert "Runs on synthetic data have no accuracy (its labels mean nothing): shown as empty." in rep.notes
+
+
 def test_errors_on_turned_images_are_columns_beside_the_paper(tmp_path):
     """What san_robustness reports: a view's error per row, with its paper value where the spec gives one."""
     spec = ablations.load(write_spec(tmp_path, """\

@@ -673,6 +673,12 @@ def test_official_checkpoint_errors_name_the_key():
     with pytest.raises(SuiteError) as err:
         load_official_san(model, {**official, "fc.bias": official["fc.bias"].tolist()})
     assert err.value.key == "fc.bias" and "expected a tensor, got list" in err.value.message
+    for other, says in [(create_model("ran56_cifar").state_dict(), "not an official SAN checkpoint"),
+                        (model.state_dict(), "the suite's own key names"), ({}, "not an official SAN checkpoint"),
+                        (None, "expected a state_dict"), ([1, 2], "expected a state_dict")]:
+        with pytest.raises(SuiteError) as err:  # not blamed on a family or a key that happens to come first
+            load_official_san(model, other)
+        assert err.value.key == "state_dict" and says in err.value.message
 
 
 def test_official_training_checkpoints_and_wrapped_models_load():

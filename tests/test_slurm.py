@@ -221,15 +221,16 @@ def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys)
 
 def test_failing_run_is_reported_with_its_error_and_the_rest_finish(tmp_path, capsys):
     out = tmp_path / "store"
-    spec = write_spec(tmp_path, "fail", {"batch_size": [16, 1024]})  # 1,024 > the 512 synthetic images
+    # one 4-px image per batch fails at the first step: a BatchNorm then sees a 1x1 map of one image
+    spec = write_spec(tmp_path, "fail", {"batch_size": [16, 1]}, data={**BASE["data"], "input_size": 4})
     good, bad = run_ids(spec)
     suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
     assert wait(out, [good, bad]) == {good: "done", bad: "failed"}
     # a user's mistake (a SuiteError): its message is the record, with no traceback file
-    assert status(out, bad)["error"] == "batch_size: batch_size 1024 is larger than the training set"
+    assert status(out, bad)["error"].startswith("batch_size: a batch of 1 cannot train this model: one of its BatchNorms")
     assert not (store.run_dir(out, bad) / "error.txt").exists()
     printed = suite(capsys, "status", str(spec), "--out", str(out))
-    assert "1 done, 1 failed" in printed and "is larger than the training set" in printed
+    assert "1 done, 1 failed" in printed and "a batch of 1 cannot train this model" in printed
     assert "nothing to run" in suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
     printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--retry-failed")
     assert "submitted 1 run " in printed

@@ -71,7 +71,7 @@ def test_planning_writes_an_unreadable_plan_again_and_keeps_it(tmp_path, damage)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "no_metrics", "metrics_not_a_mapping",
-                                    "throughput_a_list", "config_a_list", "config_config_a_number"])
+                                    "throughput_a_list", "config_a_list", "config_config_a_number", "another_runs"])
 def test_a_corrupt_record_is_reported_and_skipped(tmp_path, damage):
     """Broken JSON and JSON of the wrong shape alike: a warning naming the file, the other runs listed."""
     good, bad = make_run(0), make_run(1)
@@ -85,7 +85,8 @@ def test_a_corrupt_record_is_reported_and_skipped(tmp_path, damage):
         path.write_text({"truncate": text[: len(text) // 2], "garbage": "\x00\x01",
                          "no_metrics": json.dumps({"run_id": bad.run_id}),
                          "metrics_not_a_mapping": json.dumps({"metrics": 5}),
-                         "throughput_a_list": json.dumps({"metrics": {}, "throughput": [1]})}[damage])
+                         "throughput_a_list": json.dumps({"metrics": {}, "throughput": [1]}),
+                         "another_runs": (store.run_dir(tmp_path, good.run_id) / "result.json").read_text()}[damage])
     with pytest.warns(UserWarning, match=str(path)):
         frame = store.collect(tmp_path)
     by_id = frame.set_index("run_id")

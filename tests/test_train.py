@@ -220,7 +220,6 @@ CHILD = textwrap.dedent("""
     import json, os, signal, sys, torch
     torch.set_num_threads(1)
     from suite.config import resolve
-from suite.data.views import VIEW_METRICS, VIEWS
     from suite.train import run
 
     def kill_after_epoch_2(line):
@@ -285,9 +284,10 @@ def test_config_errors():
     with pytest.raises(SuiteError) as err:
         run(tiny(iterations=2, device="tpu"), None, progress=False)
     assert err.value.key == "device"
-    with pytest.raises(SuiteError) as err:
-        run(tiny(iterations=2, batch_size=4096), None, progress=False)
+    with pytest.raises(SuiteError, match=r"batch_size 1438 is larger than the training set \(digits: 1,437 images\)") as err:
+        tiny(iterations=2, batch_size=1438)  # said when the config resolves, before any run starts
     assert err.value.key == "batch_size"
+    assert run(tiny(iterations=1, batch_size=1437), None, progress=False)["iterations"] == 1  # one step an epoch
     with pytest.raises(SuiteError, match=r"one value per channel \(input of size \[1, \d+, 1, 1\]\)") as err:
         run(tiny(iterations=2, batch_size=1, **{"data.input_size": 4}), None, progress=False)  # a 1x1 last map
     assert err.value.key == "batch_size"
@@ -299,7 +299,6 @@ DDP_CHILD = textwrap.dedent("""
     import json, sys, torch
     torch.set_num_threads(1)
     from suite.config import resolve
-from suite.data.views import VIEW_METRICS, VIEWS
     from suite.train.distributed import distributed
     from suite.train.loop import Trainer
 

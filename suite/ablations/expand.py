@@ -88,6 +88,7 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
     mistakes: dict[tuple[Any, ...], SuiteError] = {}  # distinct ones, in the order found
     failed = 0
     seen: dict[str, RunSpec] = {}
+    seen_where: dict[str, dict[str, tuple[str, ...]]] = {}
     before_cli: dict[str, dict[str, Any]] = {}  # run_id -> values without the command line (to blame it)
     applied: set[tuple[str, ...]] = set()  # paths of the rules that matched some run
     changed = bool(preset_values or preset_rules or overrides)  # may runs differ from the spec's own?
@@ -130,10 +131,11 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
                 reference_config=reference_config,
             )
             if run.run_id in seen:
-                err = _duplicate(spec, seen[run.run_id], run, before_cli, {**pre, "seed": seed}, overrides)
+                err = _duplicate(spec, seen[run.run_id], run, before_cli, {**pre, "seed": seed}, overrides,
+                                 _apart(spec, seen_where[run.run_id], where))
                 mistakes.setdefault((err.file, err.line, err.key, "duplicate"), err)
                 continue
-            seen[run.run_id] = run
+            seen[run.run_id], seen_where[run.run_id] = run, where
             if overrides:
                 before_cli[run.run_id] = {**pre, "seed": seed}
             runs.append(run)
@@ -225,21 +227,31 @@ def _narrow(spec: Spec, axis: str, preset: str | None) -> str:
     return f"to narrow the grid, edit the spec or replace the axis's values in {where}: {{{axis}: [...]}}{hint}"
 
 
+def _apart(spec: Spec, first: Mapping[str, tuple[str, ...]], second: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """Where the second of two points that resolve to one run gets the axis value that sets it apart
+    from the first (e.g. a value given twice in a preset's grid), else the spec's first axis."""
+    for axis in spec.axes:
+        if axis in first and axis in second and first[axis] != second[axis]:
+            return second[axis]
+    return _first_axis_path(spec)
+
+
 def _duplicate(spec: Spec, other: RunSpec, run: RunSpec, before_cli: Mapping[str, Mapping[str, Any]],
-               pre: Mapping[str, Any], overrides: Mapping[str, Any]) -> SuiteError:
-    """Two points that resolve to one run: blamed on the command line when they differ without it."""
+               pre: Mapping[str, Any], overrides: Mapping[str, Any], apart: tuple[str, ...]) -> SuiteError:
+    """Two points that resolve to one run: blamed on the command line when they differ without it,
+    else on the value at `apart`."""
     message = f"duplicate runs: [{other.label()}] and [{run.label()}] resolve to the same config (run {run.run_id})"
     if other.run_id in before_cli:
         try:
-            apart = resolve(before_cli[other.run_id]).run_id != resolve(pre).run_id
+            distinct = resolve(before_cli[other.run_id]).run_id != resolve(pre).run_id
         except SuiteError:
-            apart = True
-        if apart:
+            distinct = True
+        if distinct:
             key = next(iter(overrides)) if len(overrides) == 1 else None
             return SuiteError(f"{message} only with the overrides {', '.join(overrides)}: they make two grid points "
                               f"one run", file="<command line>", key=key)
-    return spec.error(f"{message}; an axis value may be overridden by a rule or the preset, or repeat a default",
-                      *_first_axis_path(spec))
+    return spec.error(f"{message}; an axis value may be given twice, be overridden by a rule or the preset, or "
+                      f"repeat a default", *apart)
 
 
 def _same(a: Any, b: Any) -> bool:

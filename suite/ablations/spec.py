@@ -231,7 +231,9 @@ def _axes(value: Any, where: _Where, *path: str) -> dict[str, list[Any]]:
     _given_twice(axes, where, *path)
     for axis, values in axes.items():
         if not isinstance(values, list):
-            raise where.error(f"an axis takes a list of values, got {values!r}", *path, axis)
+            nested = isinstance(values, Mapping) and values and all(isinstance(v, list) for v in values.values())
+            hint = f" (an axis is one dotted key: {axis}.{next(iter(values))}: [...])" if nested else ""
+            raise where.error(f"an axis takes a list of values, got {values!r}{hint}", *path, axis)
         if not values:
             raise where.error("empty axis: the grid would have no runs", *path, axis)
         if axis.startswith(MEASURE) or axis == MEASURE[:-1]:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import torch
 
+from suite.data.catalog import DATASETS
 from suite.data.tensor import Augment, Splits
 
-TRAIN_SIZE = 512  # images per epoch
+TRAIN_SIZE = DATASETS["synthetic"].train_size  # images per epoch
 TEST_SIZE = 128
 
 

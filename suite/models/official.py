@@ -54,6 +54,19 @@ def _check_family(sam: nn.Module, state_dict: Mapping[str, object]) -> None:
                          "(build the model with position_encoding=False)", key="position_encoding")
 
 
+def _check_official(state_dict: Mapping[str, object], ours: Mapping[str, object]) -> None:
+    """Some key must be one only the official tree has (`fc.` both have): another model's weights, or
+    our own naming, would otherwise be diagnosed by the first key that does not fit."""
+    if any(official_to_suite_key(str(k)) is not None and not str(k).startswith("fc.") for k in state_dict):
+        return
+    if state_dict and all(k in ours for k in state_dict):
+        raise SuiteError("this state_dict has the suite's own key names, not the official code's: load it with "
+                         "model.load_state_dict", key="state_dict")
+    first = next(iter(state_dict), None)
+    raise SuiteError(f"not an official SAN checkpoint: none of its {len(state_dict)} keys is an official SAN name "
+                     f"(conv_in., layer<N>.<M>., ...; first key {first!r})", key="state_dict")
+
+
 def official_to_suite_key(key: str) -> str | None:
     """Our state_dict key for an official one (None if the official tree has no such key)."""
     for pattern, replacement in _TOP_LEVEL:
@@ -88,8 +101,11 @@ def load_official_san(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) 
     if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
         load_official_san(model.module, state_dict)
         return model
-    if isinstance(state_dict.get("state_dict"), Mapping):
+    if isinstance(state_dict, Mapping) and isinstance(state_dict.get("state_dict"), Mapping):
         state_dict = state_dict["state_dict"]
+    if not isinstance(state_dict, Mapping):
+        raise SuiteError(f"expected a state_dict (official key names to tensors), got {type(state_dict).__name__}",
+                         key="state_dict")
     attention = [(name, m) for name, m in model.named_modules() if isinstance(m, SelfAttention)]
     if not attention:
         raise SuiteError(f"official SAN checkpoints load into a SAN model (san10_pairwise, ...), not a "
@@ -105,10 +121,11 @@ def load_official_san(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) 
         if module.gamma_kind != "official":
             raise SuiteError(f"official checkpoints use gamma 'official', this model uses {module.gamma_kind!r}",
                              key="gamma", choices=["official"])
-    _check_family(attention[0][1], state_dict)
     if state_dict and all(k.startswith("module.") for k in state_dict):
         state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
     ours = model.state_dict()
+    _check_official(state_dict, ours)
+    _check_family(attention[0][1], state_dict)
     mapped: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
         target = official_to_suite_key(key)

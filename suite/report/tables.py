@@ -27,9 +27,10 @@ import pandas as pd
 from suite.ablations.expand import RunSpec
 from suite.ablations.spec import Spec
 from suite.config import EXECUTION_KEYS
+from suite.data.catalog import DATASETS
 from suite.data.views import VIEWS
 from suite.errors import SuiteWarning, count, unknown
-from suite.metrics import COSTS, RUN_METRICS
+from suite.metrics import ACCURACY, COSTS, RUN_METRICS
 from suite.store import STATES, measured_otherwise_in
 from suite.store import summarise as summarise_states
 
@@ -264,6 +265,14 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
         for c in absent:
             if c.startswith("top5_err"):
                 absent[c] &= ~few
+    if "data.name" in collected:  # no accuracy on data without meaningful labels: not missing either
+        unlabelled = collected["data.name"].map(lambda n: n in DATASETS and not DATASETS[n].accuracy).to_numpy(bool)
+        if any(unlabelled[absent[c]].any() for c in absent if c in ACCURACY):
+            names = ", ".join(sorted(set(collected["data.name"][unlabelled])))
+            notes.append(f"Runs on {names} data have no accuracy (its labels mean nothing): shown as empty.")
+        for c in absent:
+            if c in ACCURACY:
+                absent[c] &= ~unlabelled
     lacking = [c for c, rows in absent.items() if rows.any()]
     if lacking:
         counts = ", ".join(f"{c} ({int(absent[c].sum())} of {n_done})" for c in lacking)
@@ -346,7 +355,8 @@ def _warn_not_numbers(col: str, bad: pd.Series, run_ids: pd.Series, notes: list[
     i = bad.index[0]
     more = f" and {count(len(bad) - 1, 'more run')}" if len(bad) > 1 else ""
     key = "params" if col == "params_m" else col
-    message = (f"runs/{run_ids[i]}/result.json: {key} is {bad[i]!r}, not a finite number{more}; left out")
+    value = bad[i].item() if isinstance(bad[i], np.generic) else bad[i]  # as JSON gave it: True, not np.True_
+    message = (f"runs/{run_ids[i]}/result.json: {key} is {value!r}, not a finite number{more}; left out")
     warnings.warn(message, SuiteWarning, stacklevel=4)
     notes.append(message + ".")
 
