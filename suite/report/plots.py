@@ -210,7 +210,8 @@ def curves(report: Report) -> tuple[Plot | None, str | None]:
             colour = colours.get(show(run[colour_axis]), "C0") if colour_axis else "C0"
             lines.append((records, colour))
     if not lines:
-        return None, "No training-curve plot: no run has written metrics.jsonl yet."
+        return None, ("No training-curve plot: no run counted as started (running, done, failed, ...) has "
+                      "written metrics.jsonl yet.")
     fig = Figure(figsize=(10.5, 3.8), layout="constrained")
     for i, (key, ylabel) in enumerate(CURVE_KEYS):
         ax = fig.add_subplot(1, len(CURVE_KEYS), i + 1)
