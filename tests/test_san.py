@@ -674,7 +674,10 @@ def test_official_checkpoint_errors_name_the_key():
         load_official_san(model, {**official, "fc.bias": official["fc.bias"].tolist()})
     assert err.value.key == "fc.bias" and "expected a tensor, got list" in err.value.message
     for other, says in [(create_model("ran56_cifar").state_dict(), "not an official SAN checkpoint"),
-                        (model.state_dict(), "the suite's own key names"), ({}, "not an official SAN checkpoint"),
+                        (create_model("resnet26").state_dict(), "not an official SAN checkpoint"),  # layerN.M. too
+                        (model.state_dict(), "the suite's own key names"),
+                        (create_model("san19_patchwise").state_dict(), "the suite's own key names"),
+                        ({}, "not an official SAN checkpoint"), ({0: torch.zeros(1)}, "not an official SAN checkpoint"),
                         (None, "expected a state_dict"), ([1, 2], "expected a state_dict")]:
         with pytest.raises(SuiteError) as err:  # not blamed on a family or a key that happens to come first
             load_official_san(model, other)

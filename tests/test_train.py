@@ -147,6 +147,19 @@ def test_finished_run_is_not_trained_again(tmp_path):
         run(tiny(iterations=4), tmp_path, progress=False)
 
 
+def test_a_run_finished_before_the_views_existed_is_evaluated_on_them_not_retrained(tmp_path):
+    config = tiny(iterations=3)
+    first = run(config, tmp_path, progress=False)
+    state = checkpoint.load(tmp_path / checkpoint.FILENAME)
+    state["history"] = [{k: v for k, v in line.items() if "_err_" not in k} for line in state["history"]]
+    checkpoint.save(tmp_path / checkpoint.FILENAME, state)  # as the code before the views wrote it
+    with pytest.warns(SuiteWarning, match="finished before"):
+        again = run(config, tmp_path, progress=False)
+    assert untimed(again) == untimed(first)  # the same weights evaluated: the same errors, views included
+    assert checkpoint.load(tmp_path / checkpoint.FILENAME)["iteration"] == 3  # no step taken
+    assert all(lines(tmp_path)[-1][f"test_{m}"] == first[m] for m in VIEW_METRICS)
+
+
 @pytest.mark.parametrize("classes, top5", [(3, None), (5, None), (6, 0.0)])
 def test_top5_error_needs_more_than_five_classes(classes, top5):
     from suite.train.loop import evaluate

@@ -2,15 +2,17 @@
 trained on upright images is evaluated, unchanged, on images turned in ways it never saw
 (SAN, Sec. 5: self-attention generalises to them better than convolution).
 
-The views are the dihedral turns that training's random left-right flip does not already cover:
-a network that has learned left-right invariance sees each of them as a different image. An
-upside-down flip and a 180-degree turn differ only by a left-right flip, so such a network scores
-them alike. The paper's own list of views is not in this project's reference material; these four
-are the non-trivial cases a left-right-augmented network can be asked about.
+The views are the dihedral turns that a random left-right flip in training (CIFAR's and
+ImageNet's augmentation; digits has none) does not already cover: a network that has learned
+left-right invariance sees each of them as a different image. An upside-down flip and a
+180-degree turn differ only by a left-right flip, so such a network scores them alike. The
+paper's own list of views is not in this project's reference material; these four are the
+non-trivial cases a left-right-augmented network can be asked about.
 
 A view acts on a batch (N, C, H, W) after normalisation (per-channel, so it commutes with the
-view) and after the centre crop (square, so cropping commutes with a quarter turn): evaluating
-the view of the batch is evaluating the view of each image through the usual test transform.
+view) and after the centre crop (square, so cropping commutes with a quarter turn, up to a
+one-pixel shift where the crop margin is odd, and the resize's rounding): evaluating the view of
+the batch is, to that pixel, evaluating the view of each image through the usual test transform.
 Names carry the turn's sense as seen on screen (row 0 at the top).
 """
 

@@ -54,17 +54,19 @@ def _check_family(sam: nn.Module, state_dict: Mapping[str, object]) -> None:
                          "(build the model with position_encoding=False)", key="position_encoding")
 
 
-def _check_official(state_dict: Mapping[str, object], ours: Mapping[str, object]) -> None:
-    """Some key must be one only the official tree has (`fc.` both have): another model's weights, or
-    our own naming, would otherwise be diagnosed by the first key that does not fit."""
-    if any(official_to_suite_key(str(k)) is not None and not str(k).startswith("fc.") for k in state_dict):
+def _check_official(state_dict: Mapping[object, object]) -> None:
+    """An official SAN checkpoint has self-attention weights (`layer<N>.<M>.sam.*`): a ResNet's or
+    another model's state_dict, or one in our own naming, would otherwise be diagnosed by the first
+    key that does not fit (torchvision's ResNet keys map through the same `layer`/`bn` patterns)."""
+    keys = [str(k) for k in state_dict]
+    if any(".sam." in k and official_to_suite_key(k) is not None for k in keys):
         return
-    if state_dict and all(k in ours for k in state_dict):
-        raise SuiteError("this state_dict has the suite's own key names, not the official code's: load it with "
-                         "model.load_state_dict", key="state_dict")
-    first = next(iter(state_dict), None)
-    raise SuiteError(f"not an official SAN checkpoint: none of its {len(state_dict)} keys is an official SAN name "
-                     f"(conv_in., layer<N>.<M>., ...; first key {first!r})", key="state_dict")
+    if any(k.startswith("stages.") for k in keys):
+        raise SuiteError("this state_dict has the suite's own key names (stages.*), not the official code's: load "
+                         "it with model.load_state_dict into the model it was saved from", key="state_dict")
+    first = keys[0] if keys else None
+    raise SuiteError(f"not an official SAN checkpoint: none of its {len(keys)} keys is a self-attention weight "
+                     f"(layer<N>.<M>.sam.*); first key {first!r}", key="state_dict")
 
 
 def official_to_suite_key(key: str) -> str | None:
@@ -121,10 +123,10 @@ def load_official_san(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) 
         if module.gamma_kind != "official":
             raise SuiteError(f"official checkpoints use gamma 'official', this model uses {module.gamma_kind!r}",
                              key="gamma", choices=["official"])
-    if state_dict and all(k.startswith("module.") for k in state_dict):
-        state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
+    if state_dict and all(str(k).startswith("module.") for k in state_dict):
+        state_dict = {str(k)[len("module."):]: v for k, v in state_dict.items()}
     ours = model.state_dict()
-    _check_official(state_dict, ours)
+    _check_official(state_dict)
     _check_family(attention[0][1], state_dict)
     mapped: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():

@@ -14,9 +14,10 @@ step, label smoothing as SAN's `smooth_loss` (target 1 - eps, every other class 
 Run directory (written by rank 0 only): `checkpoint.pt` after every epoch (atomic, see
 suite.train.checkpoint) and `metrics.jsonl`, one JSON line per epoch: epoch, iteration, lr,
 train_loss, train_top1_err, test_top1_err, test_top5_err (errors in %; null when not evaluated or
-the data set has no meaningful labels), on the last line also test_top1_err_<view> and
-test_top5_err_<view> for every rotated or flipped view of suite.data.views (the zero-shot
-robustness test, evaluated once at the end), epoch_time_s (training + evaluation), loop_samples_per_sec
+the data set has no meaningful labels), on the last line (of a data set with meaningful labels)
+also test_top1_err_<view> and test_top5_err_<view> for every rotated or flipped view of
+suite.data.views (the zero-shot robustness test, evaluated once at the end, or when a run that
+finished before the views existed is resumed), epoch_time_s (training + evaluation), loop_samples_per_sec
 (training steps only: loading and step, no evaluation). The checkpoint holds that history too and
 is the source of truth: on resume, metrics.jsonl is rewritten from it.
 
@@ -158,6 +159,8 @@ class Trainer:
                 if self.iteration >= self.total and self.env.is_main:
                     warnings.warn(f"{self.run_dir}: this run finished before; these are its final metrics "
                                   f"(delete the directory to train it again)", SuiteWarning, stacklevel=2)
+                if self.iteration >= self.total:
+                    self._add_missing_views(path)
             if self.env.is_main:
                 _write_lines(self.run_dir / METRICS, self.history)
         self._session = (time.perf_counter(), self.clock["wall_s"])
@@ -229,8 +232,7 @@ class Trainer:
         if self.has_labels and (epoch_number % self.config.eval_every == 0 or final):
             test = self._evaluate()
         if self.has_labels and final:  # the zero-shot robustness test, once, on the trained network
-            for name, view in VIEWS.items():
-                views[f"test_top1_err_{name}"], views[f"test_top5_err_{name}"] = self._evaluate(view)
+            views = self._views()
         epoch_s = train_s + self._now() - eval_start
         line = {
             "epoch": _epoch_value(self.iteration, self.steps_per_epoch),
@@ -257,6 +259,20 @@ class Trainer:
             with open(self.run_dir / METRICS, "a") as f:
                 f.write(json.dumps(line) + "\n")
         return line
+
+    def _views(self) -> dict[str, float | None]:
+        out = {}
+        for name, view in VIEWS.items():
+            out[f"test_top1_err_{name}"], out[f"test_top5_err_{name}"] = self._evaluate(view)
+        return out
+
+    def _add_missing_views(self, path: Path) -> None:
+        """A run that finished before the views existed: its trained network is evaluated on them now
+        (nothing is trained again), and the checkpoint keeps them."""
+        last = self.history[-1] if self.history else None
+        if self.has_labels and last is not None and not all(f"test_{m}" in last for m in VIEW_METRICS):
+            last.update(self._views())
+            self._save(path)
 
     def _evaluate(self, view: View | None = None) -> tuple[float, float | None]:
         return evaluate(self.model, self.data.test, autocast=self.autocast, memory_format=self.memory_format,
