@@ -28,7 +28,7 @@ from suite.ablations.expand import RunSpec
 from suite.ablations.spec import Spec
 from suite.config import EXECUTION_KEYS
 from suite.data.catalog import DATASETS
-from suite.data.views import VIEWS
+from suite.data.views import VIEW_METRICS, VIEWS
 from suite.errors import SuiteWarning, count, unknown
 from suite.metrics import ACCURACY, COSTS, RUN_METRICS
 from suite.store import STATES, measured_otherwise_in
@@ -278,6 +278,9 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
         counts = ", ".join(f"{c} ({int(absent[c].sum())} of {n_done})" for c in lacking)
         message = (f"{name}: done runs without {counts}: written by an older version of the suite, or not "
                    f"measured; shown as empty")
+        if any(c in VIEW_METRICS for c in lacking):  # the trained network is in the checkpoint
+            message += ("; the rotated and flipped views are evaluated from a run's checkpoint, with no training, "
+                        "once its result.json is deleted and `suite run` is given again")
         warnings.warn(message, SuiteWarning, stacklevel=3)
         notes.append(message + ".")
     if differing:
