@@ -260,9 +260,11 @@ def _cluster_flags(args: argparse.Namespace) -> list[str]:
 def _same_slurm_runs(args: argparse.Namespace, absolute: bool = False) -> str:
     """`_same_runs` for a resubmission: on SLURM, with the same cluster flags, but not `--sbatch
     hold` (one holds a submission to look at it; a resubmission is to run)."""
-    words = _cluster_flags(args)
-    pairs = [words[i:i + 2] for i in range(0, len(words), 2)]
-    kept = [w for pair in pairs if pair[0] != "--sbatch" or pair[1].split("=")[0] != "hold" for w in pair]
+    words = _cluster_flags(args)  # flag, value, flag, value, ...
+    kept = []
+    for flag, value in zip(words[::2], words[1::2]):
+        if not (flag == "--sbatch" and value.split("=")[0] == "hold"):
+            kept += [flag, value]
     return " ".join([_same_runs(args, absolute), "--executor slurm", *map(shlex.quote, kept)])
 
 

@@ -308,7 +308,7 @@ def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConf
         raise SuiteError(f"invalid device {values['device']!r}", key="device", choices=["auto", "cpu", "cuda", "cuda:N"])
     if values["nesterov"] and values["momentum"] == 0:
         raise SuiteError("Nesterov momentum needs momentum > 0", key="nesterov")
-    train_size = DATASETS[data.name].train_size if data.name in DATASETS else None
+    train_size = DATASETS[data.name].train_size  # data.name is a known data set here
     if train_size is not None and values["batch_size"] > train_size:  # an epoch would have no step
         raise SuiteError(f"batch_size {values['batch_size']} is larger than the training set ({data.name}: "
                          f"{train_size:,} images)", key="batch_size")

@@ -48,7 +48,7 @@ def _check_family(sam: nn.Module, state_dict: Mapping[str, object]) -> None:
     if sam.mode == "patchwise" and position is not None:
         raise SuiteError(f"a pairwise SAN checkpoint (it has position-encoding weights, {position!r}) does not load "
                          "into a patchwise model: build the san*_pairwise model of its depth", key=position)
-    if sam.mode == "pairwise" and sam.position is not None and position is None and state_dict:
+    if sam.mode == "pairwise" and sam.position is not None and position is None:
         raise SuiteError("the checkpoint has no position-encoding weights (sam.conv_p): it is a patchwise SAN's "
                          "(build the san*_patchwise model of its depth) or one trained without position encoding "
                          "(build the model with position_encoding=False)", key="position_encoding")
