@@ -11,6 +11,8 @@ RUN_METRICS = ("top1_err", "top5_err", *VIEW_METRICS, "best_top1_err", "best_epo
                "epochs", "iterations", "wall_time_s")
 # The result metrics of a data set with meaningful labels (never recorded on synthetic data).
 ACCURACY = ("top1_err", "top5_err", *VIEW_METRICS, "best_top1_err", "best_epoch", "train_top1_err")
+# The result metrics that count something (epochs, iterations): reports show their whole means without decimals.
+COUNTS = ("best_epoch", "epochs", "iterations")
 # What suite.measure records beside them: parameters, multiply-adds, activations, speed, memory.
 COSTS = ("params_m", "gmacs", "macts", "infer_samples_per_sec", "train_samples_per_sec", "infer_peak_memory_mb",
          "train_peak_memory_mb")

@@ -130,6 +130,14 @@ def test_cells_mean_std_count_reference_and_diff(report):
     assert empty["top1_err_n"] == 0 and empty["missing"] == 3 and empty["paper_top1_err"] == 4.0
 
 
+def test_counts_show_whole_means_without_decimals():
+    assert tables.cell(3.0, 0.0, 2, whole=True) == "3 ± 0 (2)"  # best_epoch 3 for both seeds, not "3.00 ± 0.00"
+    assert tables.cell(3.0, 2 ** 0.5, 2, whole=True) == "3 ± 1.41 (2)"
+    assert tables.cell(2.5, 0.5 ** 0.5, 2, whole=True) == "2.50 ± 0.71 (2)"
+    assert tables.cell(1.0, math.nan, 1, whole=True) == "1 (1)"
+    assert tables.cell(3.0, 0.0, 2) == "3.00 ± 0.00 (2)" and tables.cell(1500.0, 1.5, 2) == "1500 ± 2 (2)"
+
+
 def test_pivot_cells_show_missing_and_failed_runs(report):
     t = report.table
     assert t.index == ["lr"] and t.grouped

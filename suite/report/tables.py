@@ -30,7 +30,7 @@ from suite.config import EXECUTION_KEYS
 from suite.data.catalog import DATASETS
 from suite.data.views import VIEW_METRICS, VIEWS
 from suite.errors import SuiteWarning, count, unknown
-from suite.metrics import ACCURACY, COSTS, RUN_METRICS
+from suite.metrics import ACCURACY, COSTS, COUNTS, RUN_METRICS
 from suite.store import STATES, measured_otherwise_in
 from suite.store import summarise as summarise_states
 
@@ -423,13 +423,17 @@ def diff(x: float, mean: float) -> str:
     return MISSING if not math.isfinite(x) else f"{x:+.{decimals(mean)}f}"
 
 
-def cell(mean: float, std: float, n: int) -> str:
-    """`mean ± std (n)` (std to the mean's decimals); one run: `mean (1)`; none: —."""
+def cell(mean: float, std: float, n: int, whole: bool = False) -> str:
+    """`mean ± std (n)` (std to the mean's decimals); one run: `mean (1)`; none: —. A `whole`
+    metric (a count such as best_epoch) shows a whole mean without decimals: `3 ± 0 (2)`."""
     if not n:
         return MISSING
+    counted = whole and float(mean).is_integer()
+    places = 0 if counted else decimals(mean)
     if n == 1 or not math.isfinite(std):
-        return f"{num(mean)} ({n})"
-    return f"{num(mean)} ± {std:.{decimals(mean)}f} ({n})"
+        return f"{mean:.{places}f} ({n})"
+    spread = (0 if float(std).is_integer() else 2) if counted else places
+    return f"{mean:.{places}f} ± {std:.{spread}f} ({n})"
 
 
 def runs_text(counts: Mapping[str, Any]) -> str:
@@ -484,7 +488,7 @@ def pivot(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], metr
                 if rec is None:
                     line.append("")
                 elif kind == "cell":
-                    line.append(cell(rec[f"{m}_mean"], rec[f"{m}_std"], int(rec[f"{m}_n"])))
+                    line.append(cell(rec[f"{m}_mean"], rec[f"{m}_std"], int(rec[f"{m}_n"]), whole=m in COUNTS))
                 elif kind == "paper":
                     line.append("" if not math.isfinite(rec[f"paper_{m}"]) else paper_num(rec[f"paper_{m}"]))
                 elif kind == "diff":
