@@ -34,7 +34,7 @@ from suite.measure.throughput import (
     time_steps,
     train_step,
 )
-from suite.models import get_model_info, list_models
+from suite.models import create_model, get_model_info, list_models
 from suite.ops import PAIRWISE_RELATIONS, aggregation, pairwise_relation
 
 from processes import alive, wait_for
@@ -62,6 +62,15 @@ def test_gmacs_of_conv_bn_linear_match_hand_count():
     assert c.macts * 1e6 == pytest.approx(4 * 4 * 4 + 10)  # conv and linear outputs
     assert c.unsupported_ops == {} and "aten::relu" in c.skipped_ops
     assert model.training, "the model's mode must be restored"
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
+def test_counts_of_a_model_in_another_dtype_equal_fp32(dtype):
+    """The dummy input takes the model's dtype: a .double() or .half() model is counted, not refused."""
+    fp32 = measure_complexity(create_model("san10_pairwise"), img_size=128)
+    other = measure_complexity(create_model("san10_pairwise").to(dtype), img_size=128)
+    assert (other.params, other.gmacs, other.macts) == (fp32.params, fp32.gmacs, fp32.macts) and fp32.gmacs > 0.5
+    assert other.unsupported_ops == {}
 
 
 def test_elementwise_ops_are_listed_as_skipped_not_counted():

@@ -648,9 +648,17 @@ def test_official_checkpoint_errors_name_the_key():
     assert err.value.key.startswith("layer0.0.sam.conv_p.") and "a pairwise SAN checkpoint" in err.value.message
     patchwise = random_state_dict(official_layout(1, LAYERS[10], (3, 7, 7, 7, 7), 1000))
     load_official_san(create_model("san10_patchwise"), patchwise)
+    for pairwise in (model, create_model("san10_pairwise", position_encoding=False)):  # told by gamma's input width
+        with pytest.raises(SuiteError) as err:
+            load_official_san(pairwise, patchwise)
+        assert err.value.key == "layer0.0.sam.conv_w.0.weight" and "a patchwise SAN checkpoint" in err.value.message
+        assert "san*_patchwise" in err.value.message
+    unencoded = {k: v[:-2] if ".sam.conv_w.0." in k and v.ndim else v[:, :-2] if ".sam.conv_w.2." in k else v
+                 for k, v in official.items() if ".sam.conv_p." not in k}  # as trained without position encoding
+    load_official_san(create_model("san10_pairwise", position_encoding=False), unencoded)
     with pytest.raises(SuiteError) as err:
-        load_official_san(model, patchwise)
-    assert err.value.key == "position_encoding" and "san*_patchwise" in err.value.message
+        load_official_san(model, unencoded)
+    assert err.value.key == "position_encoding" and "position_encoding=False" in err.value.message
     with pytest.raises(SuiteError) as err:
         load_official_san(create_model("ran56_cifar"), official)
     assert err.value.key == "model" and "not a ResidualAttentionNet" in err.value.message
@@ -666,7 +674,7 @@ def test_official_checkpoint_errors_name_the_key():
     assert err.value.key == "stages.2.blocks.1.sam.position.bias"
     with pytest.raises(SuiteError) as err:  # a model built without position encoding has no conv_p
         load_official_san(create_model("san10_pairwise", position_encoding=False), official)
-    assert err.value.key.startswith("layer0.0.sam.") and "position_encoding" in err.value.message
+    assert err.value.key == "position_encoding" and "position_encoding=True" in err.value.message
     with pytest.raises(SuiteError) as err:
         load_official_san(create_model("san10_pairwise", relation="hadamard"), official)
     assert err.value.key == "relation"

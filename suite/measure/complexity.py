@@ -5,7 +5,8 @@ ResNet-50 4.11 G), which all count multiply-accumulates; SAN's counter also char
 1 per element, so SAN's figures are 1-4 % above these:
 
 - counted on the model in eval() (fvcore charges BatchNorm 2 per element in eval, 5 in train),
-  at batch 1, fp32, before any torch.compile (a compiled model cannot be jit-traced);
+  at batch 1, in the model's own dtype (the counts do not depend on it), before any torch.compile
+  (a compiled model cannot be jit-traced);
 - fvcore's default handles: convolution, linear, (b)mm/matmul/einsum MACs; batch/group/layer
   norm 2 (or 5 with affine, group/layer) per element; bilinear up-sampling 4 per output element,
   nearest 1; adaptive average pooling 1 per input element;
@@ -122,7 +123,8 @@ def measure_complexity(model: nn.Module, img_size: int, in_chans: int = 3) -> Co
     each other.
     """
     tensors = [*model.parameters(), *model.buffers()]
-    x = torch.zeros(1, in_chans, img_size, img_size, device=tensors[0].device if tensors else None)
+    floating = next((t.dtype for t in tensors if t.is_floating_point()), None)  # counts do not depend on it
+    x = torch.zeros(1, in_chans, img_size, img_size, device=tensors[0].device if tensors else None, dtype=floating)
     was_training, threads = model.training, torch.get_num_threads()
     model.eval()
     torch.set_num_threads(1)

@@ -42,16 +42,31 @@ _OFFICIAL_RELATION = {"pairwise": "subtraction", "patchwise": "concatenation"}
 
 
 def _check_family(sam: nn.Module, state_dict: Mapping[str, object]) -> None:
-    """Only pairwise models with position encoding have `sam.conv_p`: a checkpoint of the other
-    family would otherwise fail on a shape, with no word of why."""
+    """A checkpoint of the other family, or with position encoding where the model has none (or the
+    reverse), would otherwise fail on the first shape or key that differs, with no word of why. The
+    family shows in a block's widths: gamma's input is phi's width (+2 with position encoding)
+    pairwise, and phi's width times (footprint^2 + 1) patchwise."""
     position = next((k for k in state_dict if ".sam.conv_p." in k), None)
-    if sam.mode == "patchwise" and position is not None:
-        raise SuiteError(f"a pairwise SAN checkpoint (it has position-encoding weights, {position!r}) does not load "
-                         "into a patchwise model: build the san*_pairwise model of its depth", key=position)
-    if sam.mode == "pairwise" and sam.position is not None and position is None:
-        raise SuiteError("the checkpoint has no position-encoding weights (sam.conv_p): it is a patchwise SAN's "
-                         "(build the san*_patchwise model of its depth) or one trained without position encoding "
-                         "(build the model with position_encoding=False)", key="position_encoding")
+    family, evidence = ("pairwise", position) if position is not None else _family_from_widths(state_dict)
+    if family is not None and family != sam.mode:
+        raise SuiteError(f"a {family} SAN checkpoint (as {evidence!r} shows) does not load into a {sam.mode} "
+                         f"model: build the san*_{family} model of its depth", key=evidence,
+                         choices=[f"san*_{family}"])
+    if sam.mode == "pairwise" and (sam.position is None) != (position is None):
+        has = "has" if position is not None else "has no"
+        raise SuiteError(f"the checkpoint {has} position-encoding weights (sam.conv_p): build the model with "
+                         f"position_encoding={position is not None}", key="position_encoding")
+
+
+def _family_from_widths(state_dict: Mapping[str, object]) -> tuple[str | None, str | None]:
+    """pairwise or patchwise by the first block's phi and gamma widths, and the key that shows it."""
+    for key, gamma_in in state_dict.items():
+        if not str(key).endswith(".sam.conv_w.0.weight"):
+            continue
+        phi = state_dict.get(str(key).replace(".sam.conv_w.0.weight", ".sam.conv1.weight"))
+        if isinstance(phi, torch.Tensor) and isinstance(gamma_in, torch.Tensor) and phi.ndim and gamma_in.ndim:
+            return "pairwise" if gamma_in.shape[0] in (phi.shape[0], phi.shape[0] + 2) else "patchwise", str(key)
+    return None, None
 
 
 def _check_official(state_dict: Mapping[object, object]) -> None:
