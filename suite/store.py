@@ -203,6 +203,25 @@ class RunState:
     corrupt: bool = False  # a record exists but cannot be read: reported, and the run counts as missing
 
 
+def _wrong_section(result: Any) -> str | None:
+    """What makes a result record unreadable (None: nothing): not an object, or a section not one."""
+    if not isinstance(result, dict):
+        return f"{_json_kind(result)}, not an object"
+    if "metrics" not in result:
+        return "no metrics"
+    if not isinstance(result["metrics"], dict):
+        return f"metrics: {_json_kind(result['metrics'])}, not an object"
+    for key in ("config", "complexity", "throughput", "env"):  # optional: null or missing is none
+        if not isinstance(result.get(key) or {}, dict):
+            return f"{key}: {_json_kind(result[key])}, not an object"
+    return None
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
+
+
 def state_of(d: Path) -> RunState:
     """A run's state from its files; never raises (corrupt records come back flagged)."""
     run_id = d.name
@@ -214,14 +233,14 @@ def state_of(d: Path) -> RunState:
         if isinstance(result, dict) and result.get("run_id", run_id) != run_id:  # copied over, or stores merged by hand
             return RunState(run_id, "missing", f"{d / 'result.json'}: the record of run {result.get('run_id')!r}, "
                             f"not of {run_id!r}, whose directory it is in", corrupt=True)
-        if isinstance(result, dict) and isinstance(result.get("metrics"), dict) and all(
-                isinstance(result.get(k) or {}, dict) for k in ("config", "complexity", "throughput", "env")):
+        wrong = _wrong_section(result)
+        if wrong is None:
             status = _status_beside_result(d)
             note = str(status.get("error") or "")
             if status.get("state") == "running" and _died_here(status):
                 note = f"measuring it again stopped (process {status.get('pid')} is gone); the earlier measurement stands"
             return RunState(run_id, "done", note, status or None, result)
-        return RunState(run_id, "missing", f"{d / 'result.json'}: incomplete record", corrupt=True)
+        return RunState(run_id, "missing", f"{d / 'result.json'}: incomplete record ({wrong})", corrupt=True)
     if not (d / "status.json").exists():
         return RunState(run_id, "missing")
     try:

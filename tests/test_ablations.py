@@ -175,6 +175,20 @@ def test_unknown_dataset_and_recipe(tmp_path):
     assert err.key == "base.recipe" and "did you mean 'ran_cifar'" in err.message
 
 
+@pytest.mark.parametrize("axes, key, line, example", [
+    ("grid:\n  model: [{mask_norm: channel, t: 1}, {mask_norm: spatial}]\n", "grid.model", 4, "model.mask_norm: [...]"),
+    ("zip:\n  - data: [{name: digits}, {name: cifar10}]\n    lr: [0.1, 0.2]\n", "zip.0.data", 4, "data.name: [...]"),
+    ("grid: {lr: [0.1]}\npresets:\n  p:\n    grid: {model: [resnet26]}\n", "presets.p.grid.model", 6,
+     "model.name: [...]"),
+])
+def test_a_whole_section_is_not_an_axis(tmp_path, axes, key, line, example):
+    """Its values' keys would dodge the label checks (an override of model.mask_norm would train
+    another mask under the point's label), the rules' matching and the error lines."""
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: ran56_cifar}}\n" + axes)
+    assert err.key == key and err.line == line and "config section, not an axis" in err.message
+    assert example in err.message and "zip group" in err.message
+
+
 def test_empty_grid(tmp_path):
     err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\ngrid:\n  lr: []\n")
     assert err.key == "grid.lr" and err.line == 4 and "empty axis" in err.message

@@ -96,6 +96,9 @@ def test_a_corrupt_record_is_reported_and_skipped(tmp_path, damage):
         assert by_id.loc[bad.run_id, "status"] == "done"
         return
     assert by_id.loc[bad.run_id, "status"] == "missing" and frame.attrs["problems"]
+    says = {"no_metrics": "(no metrics)", "metrics_not_a_mapping": "(metrics: a number, not an object)",
+            "throughput_a_list": "(throughput: an array, not an object)"}.get(damage)
+    assert says is None or says in by_id.loc[bad.run_id, "note"]  # the key that makes it unreadable
 
 
 def test_a_deleted_result_makes_the_run_missing_again(tmp_path):
