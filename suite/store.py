@@ -20,6 +20,7 @@ tasks never write the same file.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -177,6 +178,18 @@ def archive(d: Path) -> Path:
         if item.name not in ("config.json", "archive", ".lock"):
             item.rename(target / item.name)
     return target
+
+
+def unarchive(d: Path, target: Path) -> None:
+    """Undo `archive(d)` (a submission refused after it): what it moved comes back, replacing
+    what was written since."""
+    for item in target.iterdir():
+        if (d / item.name).is_dir():
+            shutil.rmtree(d / item.name)
+        item.replace(d / item.name)
+    target.rmdir()
+    with contextlib.suppress(OSError):  # other archives stay
+        target.parent.rmdir()
 
 
 def replace_result(d: Path, result: dict[str, Any]) -> Path:

@@ -49,9 +49,12 @@ def make_plan(runs: list[RunSpec], out: Path, *, retry_failed: bool = False, for
     return Plan(runs, states, to_run, remeasure)
 
 
-def start_afresh(runs: list[RunSpec], out: Path) -> None:
-    """For --force: archive what the runs to start left behind (results, checkpoints, logs)."""
+def start_afresh(runs: list[RunSpec], out: Path) -> dict[Path, Path]:
+    """For --force: archive what the runs to start left behind (results, checkpoints, logs);
+    run directory -> its archive (`store.unarchive` undoes it)."""
+    archived = {}
     for run in runs:
         d = store.run_dir(out, run.run_id)
         if d.exists() and any(p.name not in ("config.json", "archive", ".lock") for p in d.iterdir()):
-            store.archive(d)
+            archived[d] = store.archive(d)
+    return archived

@@ -45,7 +45,7 @@ from typing import Any, NoReturn, TypeVar
 
 from filelock import FileLock, Timeout
 
-from suite import store
+from suite import files, store
 from suite.ablations.expand import RunSpec
 from suite.dispatch import snapshot
 from suite.dispatch.cluster import ClusterOptions, summary
@@ -113,21 +113,42 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
         err.message += f" (the options sent, beyond the defaults: {summary(options)})"
         raise
     arrays = list(dict.fromkeys(j.job_id.split("_")[0] for j in jobs))
+    before = _parallel(_status_text, dirs)
+    archived: dict[Path, Path] = {}
     try:
         if afresh:
-            start_afresh(list(runs), out)
+            archived = start_afresh(list(runs), out)
         record = code.record()
         _parallel(lambda dj: store.set_status(
             dj[0], "pending", slurm_job_id=dj[1].job_id, slurm_state=None, slurm_log=str(dj[1].paths.stderr),
             submitted_at=store.now(), executor="slurm", code=record, requeues=0, error=None, again=again,
             cancelled_at=None), list(zip(dirs, jobs)))
         if not options.sbatch.get("hold"):  # a hold the user asked for is theirs to release
-            _slurm("scontrol", "release", ",".join(arrays))
-    except BaseException:  # e.g. Ctrl-C: withdraw the held jobs; the next `suite run` submits the runs again
+            try:
+                _slurm("scontrol", "release", ",".join(arrays))
+            except SuiteError as err:  # e.g. more CPUs than a node has: sbatch takes it held, release refuses
+                raise SuiteError(f"SLURM took the jobs but will not run them: {err.message} (the options sent, "
+                                 f"beyond the defaults: {summary(options)})", key="cluster") from None
+    except BaseException:  # a refusal or Ctrl-C: withdraw the held jobs and leave the store as it was
         subprocess.run(["scancel", *arrays], capture_output=True, timeout=60)
-        _parallel(lambda d: store.set_status(d, "interrupted", slurm_job_id=None, error="submission interrupted"), dirs)
+        _parallel(lambda db: _restore(db[0], db[1], archived.get(db[0])), list(zip(dirs, before)))
         raise
     return Submission({r.run_id: j.job_id for r, j in zip(runs, jobs)}, arrays, code)
+
+
+def _status_text(d: Path) -> str | None:
+    path = d / "status.json"
+    return path.read_text() if path.is_file() else None
+
+
+def _restore(d: Path, status: str | None, archive: Path | None) -> None:
+    """A run directory as it was before a withdrawn submission: its archived files back, or its status."""
+    if archive is not None:
+        store.unarchive(d, archive)
+    elif status is None:
+        (d / "status.json").unlink(missing_ok=True)
+    else:
+        files.write_text(d / "status.json", status, durable=True)
 
 
 def submit_arrays(executor: Any, tasks: Sequence[Callable[[], Any]], size: int) -> list[Any]:
