@@ -391,7 +391,8 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
         if job_id in lost:
             store.set_status(d, "failed", slurm_state="LOST", error=(
                 f"SLURM has no record of job {job_id}, submitted {now.status.get('submitted_at') or 'earlier'}: "
-                "neither slurmctld nor the accounting knows it (a cluster reset or a purge)"))
+                "neither slurmctld nor the accounting knows it (cancelled while its array was held or throttled, a "
+                "cluster reset or a purge)"))
             continue
         # A live job owns its run directory: never write there from outside (the job may be writing
         # its own state this instant). `suite run` skips these runs whatever the directory says.
@@ -418,17 +419,42 @@ def _submitted_long_ago(out: Path, run_id: str) -> bool:
 
 def _lost(ids: Sequence[str]) -> set[str]:
     """Those of `ids` that slurmctld and the accounting both answer they do not know; none when
-    either does not answer (a controller or slurmdbd down is not a lost job)."""
+    either does not answer (a controller or slurmdbd down is not a lost job). A task is known by its
+    own record, a task range of its array's (`7_[2-9%2]`), or the bare array's (tasks never split
+    off). A task cancelled while its array was held or throttled is in none of them."""
     if not ids:
         return set()
-    known: set[str] = set()  # arrays (or plain jobs) of which either knows anything: `7_[2-9]` means 7
+    known: set[tuple[str, str | None]] = set()
     for command in (["squeue", "--noheader", "--array", "--states=all", "--format=%i"],
                     ["sacct", "--noheader", "--parsable2", "--format=JobID", "--starttime=1970-01-01"]):
         lines, answered = _ask(command, ids)
         if not answered:
             return set()
-        known |= {_array_of(line.strip().split(".")[0]) for line in lines}
-    return {j for j in ids if _array_of(j) not in known}
+        for line in lines:
+            known |= _records(line.strip().split(".")[0])
+    return {j for j in ids if (_array_of(j), None) not in known and (_array_of(j), _task_of(j)) not in known}
+
+
+def _records(job_id: str) -> set[tuple[str, str | None]]:
+    """(array, task) pairs a listed job id stands for: `7` -> (7, None), the array's own record or a
+    plain job; `7_3` -> (7, 3); `7_[1-3,5%2]` -> tasks 1, 2, 3 and 5."""
+    array, _, task = job_id.partition("_")
+    if not task:
+        return {(array, None)}
+    if not task.startswith("["):
+        return {(array, task)}
+    tasks: set[tuple[str, str | None]] = set()
+    for part in task.strip("[]").split("%")[0].split(","):
+        first, _, last = part.partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            tasks |= {(array, str(t)) for t in range(int(first), int(last or first) + 1)}
+        else:  # a form this parser does not know: take the whole array as known, never as lost
+            return {(array, None)}
+    return tasks
+
+
+def _task_of(job_id: str) -> str | None:
+    return job_id.partition("_")[2] or None
 
 
 def _log_tail(stderr: Path, lines: int = 50) -> str:
