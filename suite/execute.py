@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
 from suite import store
 from suite.ablations.expand import RunSpec
@@ -50,7 +50,7 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
     d = store.plan(Path(out), run)
     if rank() != 0:
         return _follow(run, d)
-    lock = FileLock(str(d / ".lock"))
+    lock = store.run_lock(d)
     try:
         lock.acquire(timeout=0)
     except Timeout:

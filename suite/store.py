@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from suite import files
 from suite.ablations.expand import RunSpec
@@ -51,6 +52,25 @@ def default_out() -> Path:
 
 def run_dir(out: Path, run_id: str) -> Path:
     return Path(out) / "runs" / run_id
+
+
+def run_lock(d: Path) -> FileLock:
+    """The run's single-writer lock: the process executing it holds it."""
+    return FileLock(str(d / ".lock"))
+
+
+def executing(d: Path) -> bool:
+    """Whether a process holds the run's lock now: it is executing the run, whatever status.json says
+    (a corrupt one, or one a withdrawn job's id overwrote)."""
+    if not d.is_dir():
+        return False
+    lock = run_lock(d)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
 
 
 def now() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 
 import pytest
 
@@ -266,6 +267,25 @@ def test_refresh_records_jobs_that_ended_without_a_result(tmp_path, monkeypatch,
         assert f"SLURM job 7_0 ended {slurm_state} without a result" in store.state_of(d).note
         error = (d / "error.txt").read_text().splitlines()
         assert len(error) == 50 and error[-1].endswith("oom_kill event")
+
+
+def test_a_job_of_a_run_another_process_executes_neither_fails_it_nor_is_blamed(tmp_path, monkeypatch):
+    """A second job of one run (submitted while the first's status was unreadable) finds the run's
+    lock held: it exits writing nothing, and following SLURM leaves the run to the process that
+    holds the lock, though the job it records ended without a result."""
+    out, run, d = job_run(tmp_path, monkeypatch, "pending", "COMPLETED", "")
+    before = (d / "status.json").read_text()
+    task = slurm.SlurmRun(run, str(out), code=str(snapshot.loaded_from()), max_requeues=1)
+    handler = signal.getsignal(signal.SIGUSR2)  # the task installs its own, as in a job
+    with store.run_lock(d):
+        try:
+            assert task() is None and (d / "status.json").read_text() == before
+        finally:
+            signal.signal(signal.SIGUSR2, handler)
+        slurm.refresh(out, [run.run_id])
+        assert (d / "status.json").read_text() == before
+    slurm.refresh(out, [run.run_id])  # nobody executes it: the job ended without a result
+    assert store.state_of(d).state == "failed" and "ended COMPLETED without a result" in store.state_of(d).note
 
 
 def test_a_job_that_printed_only_to_stdout_leaves_that_as_its_error(tmp_path, monkeypatch):

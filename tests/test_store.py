@@ -195,3 +195,21 @@ def test_a_directory_with_no_run_records_is_no_run(tmp_path, capsys):
     assert main(["status", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "(spec unknown: config.json missing or unreadable): 1 run" in printed and "junk" not in printed
+
+
+def test_a_run_whose_lock_is_held_is_not_started_again_whatever_its_status_says(tmp_path):
+    """A corrupt status.json made a run a SLURM job was still executing look missing, and `suite run`
+    submitted it a second time: the lock of the process executing it says otherwise."""
+    from suite.dispatch.plan import make_plan
+
+    running, idle = make_run(0), make_run(1)
+    for run in (running, idle):
+        (store.plan(tmp_path, run) / "status.json").write_text('{"state": "runn')
+    lock = store.run_lock(store.run_dir(tmp_path, running.run_id))
+    with lock:
+        assert store.executing(store.run_dir(tmp_path, running.run_id))
+        plan = make_plan([running, idle], tmp_path)
+        assert plan.counts()["missing"] == 2 and [r.run_id for r in plan.to_run] == [idle.run_id]
+    assert not store.executing(store.run_dir(tmp_path, running.run_id))
+    assert [r.run_id for r in make_plan([running, idle], tmp_path).to_run] == [running.run_id, idle.run_id]
+    assert not store.executing(tmp_path / "runs" / "never-planned") and not (tmp_path / "runs" / "never-planned").exists()

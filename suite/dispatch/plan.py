@@ -32,7 +32,8 @@ def make_plan(runs: list[RunSpec], out: Path, *, retry_failed: bool = False, for
     its training kept (`suite.execute`).
 
     Running and pending runs are left alone (another process or a SLURM job owns them), and so are
-    the runs in `busy` whatever their directory says (e.g. a SLURM job requeued after its process died).
+    the runs in `busy` whatever their directory says (e.g. a SLURM job requeued after its process died)
+    and the runs a process is executing (it holds their lock) whatever their status says.
     """
     states = {r.run_id: store.state_of(store.run_dir(out, r.run_id)) for r in runs}
     wanted = set(store.TO_RUN) | ({"failed", "cancelled"} if retry_failed else set())
@@ -45,7 +46,8 @@ def make_plan(runs: list[RunSpec], out: Path, *, retry_failed: bool = False, for
             if state.state == "done" and state.result is not None and r.run_id not in busy:
                 if differences := store.measured_otherwise(r, state.result):
                     remeasure[r.run_id] = differences
-    to_run = [r for r in runs if (states[r.run_id].state in wanted or r.run_id in remeasure) and r.run_id not in busy]
+    to_run = [r for r in runs if (states[r.run_id].state in wanted or r.run_id in remeasure) and r.run_id not in busy
+              and not store.executing(store.run_dir(out, r.run_id))]
     return Plan(runs, states, to_run, remeasure)
 
 

@@ -224,7 +224,7 @@ class SlurmRun:
     def __call__(self) -> dict[str, Any] | None:
         from submitit.core.job_environment import JobEnvironment
 
-        from suite.execute import execute, rank
+        from suite.execute import Busy, execute, rank
         from suite.train.checkpoint import Preempted, request_checkpoint
 
         signal.signal(JobEnvironment._usr_sig(), lambda signum, frame: request_checkpoint())
@@ -236,6 +236,9 @@ class SlurmRun:
             raise RuntimeError(message)
         try:
             result = execute(self.run, Path(self.out))
+        except Busy as busy:  # another process executes the run: its status is that process's to write
+            print(f"skipped: {busy}", flush=True)
+            return None
         except Preempted as stopped:
             if rank() == 0:
                 self._requeue(d, stopped.iteration)
@@ -397,6 +400,8 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
         # A live job owns its run directory: never write there from outside (the job may be writing
         # its own state this instant). `suite run` skips these runs whatever the directory says.
         if slurm_state in ALIVE or now.status.get("slurm_state") == slurm_state:
+            continue
+        if store.executing(d):  # the job is gone, but another process (an earlier job) is executing the run
             continue
         log = Path(str(now.status.get("slurm_log") or ""))
         if slurm_state not in ENDED and log.is_file():
