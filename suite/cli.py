@@ -275,18 +275,37 @@ def _same_local_runs(args: argparse.Namespace) -> str:
     return _same_runs(args) + parallel
 
 
-def _resubmit_hint(out: Path, run_ids: Sequence[str], args: argparse.Namespace) -> str:
-    """The command that submits these runs again as they were submitted (cluster flags included):
-    the one `suite run` recorded with them, else one from this command line."""
+def _resubmit_hint(out: Path, run_ids: Sequence[str], args: argparse.Namespace) -> tuple[str, str]:
+    """The command that submits these runs again as they were submitted (cluster flags included),
+    and a note: the one `suite run` recorded with them; for runs submitted by different commands
+    (another spec sharing a run, other flags), this command's runs with the latest one's flags."""
     from suite import store
 
-    recorded = {(store.state_of(store.run_dir(out, rid)).status or {}).get("again") for rid in run_ids}
+    statuses = [store.state_of(store.run_dir(out, rid)).status or {} for rid in run_ids]
+    recorded = {s.get("again") for s in statuses}
     if len(recorded) == 1 and None not in recorded:
         words = shlex.split(str(recorded.pop()))
         if "--out" in words[:-1]:  # the store as it is now (it may have been moved or copied since)
             words[words.index("--out") + 1] = str(Path(out).resolve())
-        return shlex.join(words)
-    return f"suite run {_same_slurm_runs(args)} --retry-failed"
+        return shlex.join(words), ""
+    flags = {again: _recorded_flags(again) for again in recorded if again}
+    if not flags:
+        return f"suite run {_same_slurm_runs(args)} --retry-failed", ""
+    latest = max((s for s in statuses if s.get("again")), key=lambda s: str(s.get("submitted_at") or ""))
+    command = shlex.join(["suite", "run", *shlex.split(_same_runs(args)), "--executor", "slurm",
+                          *flags[latest["again"]], "--retry-failed"])
+    differ = len({tuple(f) for f in flags.values()}) > 1
+    return command, " (with the cluster flags of their latest submission; they were submitted with different ones)" \
+        if differ else ""
+
+
+def _recorded_flags(again: str) -> list[str]:
+    """The cluster flags of a recorded resubmit command (`_same_slurm_runs`: between `--executor
+    slurm` and `--retry-failed`)."""
+    words = shlex.split(again)
+    if "--executor" not in words:
+        return []
+    return [w for w in words[words.index("--executor") + 2:] if w != "--retry-failed"]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -355,7 +374,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         counts = ", ".join(f"{n} {state}" for state, n in plan.counts().items() if n)
         stopped = [rid for rid, state in plan.states.items() if state.state in ("failed", "cancelled")]
         again = f"suite run {_same_local_runs(args)} --retry-failed" if options is None else \
-            _resubmit_hint(out, stopped, args)
+            "".join(_resubmit_hint(out, stopped, args))
         hint = f"; rerun the {len(stopped)} failed or cancelled: {again}" if stopped else ""
         print(f"nothing to run: {counts} (out: {out}){hint}")
         return 0
@@ -447,7 +466,8 @@ def _status(args: argparse.Namespace) -> int:
         if args.spec and stopped:  # interrupted runs resume with the plain `suite run`
             on_slurm = part.loc[part["run_id"].isin(stopped), "slurm_job_id"].notna().any() \
                 if "slurm_job_id" in part else False  # the last attempt's job; None for a local one
-            again = _resubmit_hint(out, stopped, args) if on_slurm else f"suite run {_same_runs(args)} --retry-failed"
+            again = "".join(_resubmit_hint(out, stopped, args)) if on_slurm else \
+                f"suite run {_same_runs(args)} --retry-failed"
             print(f"  rerun the {len(stopped)} failed or cancelled: {again}")
     return 0
 
@@ -515,8 +535,9 @@ def _cancel(args: argparse.Namespace) -> int:
         print(f"{spec.name}: nothing queued or running on SLURM (out: {out})")
         return 0
     jobs = sorted({j.split("_")[0] for j in cancelled.values()}, key=lambda j: (len(j), j))
+    command, note = _resubmit_hint(out, list(cancelled), args)
     print(f"{spec.name}: cancelled {count(len(cancelled), 'run')} (jobs {' '.join(jobs)}); "
-          f"`{_resubmit_hint(out, list(cancelled), args)}` submits {'it' if len(cancelled) == 1 else 'them'} again")
+          f"`{command}` submits {'it' if len(cancelled) == 1 else 'them'} again{note}")
     return 0
 
 

@@ -323,6 +323,25 @@ def test_the_resubmit_hint_keeps_the_flags_and_follows_a_moved_store(tmp_path, m
     assert f"suite run {spec_path} --out {out} --executor slurm --qos high --retry-failed" in capsys.readouterr().out
 
 
+def test_runs_submitted_by_different_commands_are_resubmitted_with_the_latest_flags(tmp_path, monkeypatch, capsys):
+    """The hint fell back to this command line's flags (none for `cancel`/`status`): a GPU run would
+    have been resubmitted without its GPUs."""
+    monkeypatch.setenv("SUITE_CLUSTER", "")
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    out = tmp_path / "store"
+    first, second = ablations.expand(ablations.load(spec_path))
+    for run, flags, when in ((first, "--partition a --timeout-min 5", "2026-01-01T00:00:00+00:00"),
+                             (second, "--partition gpu --gpus-per-node 2", "2026-01-02T00:00:00+00:00")):
+        store.set_status(store.plan(out, run), "cancelled", slurm_job_id="7_0", submitted_at=when,
+                         again=f"suite run /elsewhere/other.yaml --out {out} --executor slurm {flags} --retry-failed")
+    assert main(["status", str(spec_path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"rerun the 2 failed or cancelled: suite run {spec_path} --out {out} --executor slurm --partition gpu " \
+           "--gpus-per-node 2 --retry-failed (with the cluster flags of their latest submission; they were " \
+           "submitted with different ones)" in printed
+
+
 def test_status_says_what_to_do_about_jobs_slurm_has_no_record_of(tmp_path, monkeypatch, capsys):
     out, _, _ = job_run(tmp_path, monkeypatch, "pending", "UNKNOWN", "")
     assert main(["status", str(tmp_path / "opts.yaml"), "--out", str(out)]) == 0
