@@ -390,6 +390,19 @@ def test_a_local_attempt_is_not_judged_by_an_earlier_slurm_job(tmp_path, monkeyp
     assert store.read_json(d / "status.json")["slurm_job_id"] is None
 
 
+def test_a_job_measuring_a_done_run_again_that_dies_leaves_the_result_and_says_why(tmp_path, monkeypatch):
+    """It stayed `running` in status.json forever, with no word in `suite status`."""
+    out, run, d = job_run(tmp_path, monkeypatch, "running", "FAILED", "Killed\n")
+    result = {"run_id": run.run_id, "metrics": {"top1_err": 12.5}}
+    store.write_json(d / "result.json", result)  # done earlier; the job 7_0 was measuring it again
+    store.set_status(d, "running", slurm_job_id="7_0")
+    assert store.state_of(d).state == "done" and slurm.refresh(out, [run.run_id]) == {run.run_id: "FAILED"}
+    state = store.state_of(d)
+    assert state.state == "done" and state.result == result
+    assert state.note.startswith("measuring it again stopped: SLURM job 7_0 ended FAILED; the earlier measurement stands")
+    assert slurm.refresh(out, [run.run_id]) == {}  # settled: not followed any more
+
+
 def test_refresh_leaves_finished_runs_alone(tmp_path, monkeypatch):
     spec_path = tmp_path / "opts.yaml"
     spec_path.write_text(SPEC)

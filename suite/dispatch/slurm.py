@@ -389,7 +389,7 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
         out_states[rid] = slurm_state
         d = store.run_dir(out, rid)
         now = store.state_of(d)  # again: the job may have written since
-        if now.state not in TRACKED or (now.status or {}).get("slurm_job_id") != job_id:
+        if not _follows(now) or (now.status or {}).get("slurm_job_id") != job_id:
             continue
         if job_id in lost:
             store.set_status(d, "failed", slurm_state="LOST", error=(
@@ -404,6 +404,10 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
         if store.executing(d):  # the job is gone, but another process (an earlier job) is executing the run
             continue
         log = Path(str(now.status.get("slurm_log") or ""))
+        if now.state == "done":  # a job measuring it again: the result stands, the status says why it does
+            store.set_status(d, "failed", slurm_state=slurm_state, error=f"measuring it again stopped: SLURM job "
+                             f"{job_id} ended {slurm_state}; the earlier measurement stands; log: {log}")
+            continue
         if slurm_state not in ENDED and log.is_file():
             (d / "error.txt").write_text(_log_tail(log))
         store.set_status(d, ENDED.get(slurm_state, "failed"), slurm_state=slurm_state,
@@ -498,10 +502,14 @@ def _tracked(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
     tracked = {}
     for rid in run_ids:
         state = store.state_of(store.run_dir(out, rid))
-        again = state.state == "done" and (state.status or {}).get("state") in ("pending", "running")
-        if (state.state in TRACKED or again) and state.status and state.status.get("slurm_job_id"):
+        if _follows(state) and state.status and state.status.get("slurm_job_id"):
             tracked[rid] = str(state.status["slurm_job_id"])
     return tracked
+
+
+def _follows(state: store.RunState) -> bool:
+    """Whether a job may own the run: queued or running, or done and being measured again."""
+    return state.state in TRACKED or (state.state == "done" and (state.status or {}).get("state") in ("pending", "running"))
 
 
 def _slurm(*command: str) -> str:
