@@ -275,6 +275,12 @@ def _same_local_runs(args: argparse.Namespace) -> str:
     return _same_runs(args) + parallel
 
 
+# squeue's pending reasons of a request the cluster as configured can never meet.
+NEVER_STARTS = {"BadConstraints": "no node can meet the request (GPUs, memory, CPUs, constraint)",
+                "PartitionNodeLimit": "more nodes than the partition has or allows",
+                "PartitionTimeLimit": "a time limit above the partition's"}
+
+
 def _resubmit_hint(out: Path, run_ids: Sequence[str], args: argparse.Namespace) -> tuple[str, str]:
     """The command that submits these runs again as they were submitted (cluster flags included),
     and a note: the one `suite run` recorded with them; for runs submitted by different commands
@@ -503,9 +509,10 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
             print(f"  pending because: {', '.join(f'{r} ({n})' for r, n in sorted(reasons.items()))}")
         if "JobHeldUser" in reasons:
             print(f"  held as asked (sbatch hold): `scontrol release {','.join(arrays)}` lets them start")
-        if "BadConstraints" in reasons:
-            print("  BadConstraints: no node can meet the request (GPUs, memory, CPUs, constraint): these wait "
-                  "forever; `suite cancel` with the same arguments, then submit with a smaller request")
+        for reason, why in NEVER_STARTS.items():
+            if reason in reasons:
+                print(f"  {reason}: {why}: these wait forever; `suite cancel` with the same arguments, then "
+                      f"submit with a smaller request")
     if "UNKNOWN" in counts:  # neither slurmctld nor the accounting knows the job (purged, or another cluster)
         from suite.dispatch.slurm import LOST_AFTER_S
 

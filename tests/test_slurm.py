@@ -185,6 +185,17 @@ def test_status_says_why_a_request_the_cluster_cannot_meet_waits(tmp_path, capsy
         suite(capsys, "cancel", str(spec), "--out", str(out))
 
 
+def test_status_says_a_request_above_the_partition_limits_waits_forever(tmp_path, capsys):
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "toowide", {"lr": [0.01]})
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--nodes", "3")  # a one-node cluster
+    wait_for(lambda: "pending because: PartitionNodeLimit (1)" in suite(capsys, "status", str(spec), "--out", str(out)),
+             "squeue to give the pending reason", out, timeout=60)
+    assert "PartitionNodeLimit: more nodes than the partition has or allows: these wait forever" in \
+        suite(capsys, "status", str(spec), "--out", str(out))
+    suite(capsys, "cancel", str(spec), "--out", str(out))
+
+
 def test_status_shows_the_queued_jobs_measuring_done_runs_again(tmp_path, capsys):
     """It said `suite run` would measure them, with no word of the jobs already doing so."""
     out = tmp_path / "store"
