@@ -294,6 +294,11 @@ def test_baselines_are_found_by_name_newest_first(tmp_path):
     assert listed[0].count == 1 and listed[0].machine == "Xeon, 1 threads on vm-a"
     assert run.find_baseline(tmp_path, "main") == new
     assert run.find_baseline(tmp_path, str(old)) == old  # a file path works too
+    _save(tmp_path, "Linux-CPython-3.11-64bit", "0003_v1.json.json", "2026-01-16T00:00:00")
+    assert run.find_baseline(tmp_path, "v1.json").name == "0003_v1.json.json"  # a name may end in .json
+    with pytest.raises(SuiteError) as err:  # a path that is not there: said so, not "unknown baseline"
+        run.find_baseline(tmp_path, str(tmp_path / "nothere.json"))
+    assert err.value.file == str(tmp_path / "nothere.json") and "no such file" in err.value.message
     with pytest.raises(SuiteError) as err:
         run.find_baseline(tmp_path, "mian")
     assert "did you mean 'main'" in str(err.value) and "--compare" in str(err.value)

@@ -425,8 +425,12 @@ def test_every_ratio_has_its_reference_row():
         ("ran56_cifar", None, "resnet26"), ("resnet38", None, "resnet26"), ("ran92_cifar", None, "resnet26")]
     # the reference rows are built as the ratios build it: with the options it has
     assert jobs[0].model_kwargs == {"num_classes": 10} and jobs[2].model_kwargs["mask_norm"] == "spatial"
+    assert [j.is_reference for j in jobs] == [True, True, False, False, False]
     (ref, row) = profile.plan(["resnet26", "ran56_cifar"], reference="resnet26", bench="infer", img_size=64)
     assert (ref.model, ref.img_size, row.model) == ("resnet26", 64, "ran56_cifar")
+    # the reference alone: still its row with ratio 1 (the row carried no ratio when no other model asked)
+    [only] = profile.plan(["resnet26"], reference="resnet26", bench="infer", img_size=64)
+    assert (only.model, only.is_reference, only.reference) == ("resnet26", True, None)
 
 
 def _rows_until_interrupted(monkeypatch):

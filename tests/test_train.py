@@ -277,8 +277,12 @@ def test_checkpoint_request_mid_epoch_then_resume(tmp_path):
 
 # -------------------------------------------------------------------------- failure modes
 def test_diverging_loss_raises():
-    with pytest.raises(Diverged, match="not finite"):
+    """Caught at the end of the first epoch (iteration 11 of 11 a epoch): epoch 1, not 2; no advice
+    to use fp32 to a run in fp32."""
+    with pytest.raises(Diverged, match="not finite") as err:
         run(tiny(iterations=40, lr=1e12, weight_decay=0.0), None, progress=False)
+    assert "by iteration 11 (epoch 1); lower lr or add warm-up" in err.value.message
+    assert "amp=fp32" not in err.value.message
 
 
 def test_synthetic_never_reports_accuracy(tmp_path):

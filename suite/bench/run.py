@@ -178,6 +178,8 @@ def find_baseline(storage: Path, name: str) -> Path:
     if broken:
         raise SuiteError(f"baseline {name!r} does not load ({broken[0].error}); it may be the newest {name!r}, so no "
                          "other is used instead: repair or delete the file", file=str(broken[0].path), key="--compare")
+    if not matching and name.endswith(".json"):  # meant as a file, most likely
+        raise SuiteError(f"no such file, nor a baseline saved as {name!r} in {storage}", file=name, key="--compare")
     if not matching and not any(not b.error for b in baselines):
         where = "is no directory" if not Path(storage).is_dir() else "holds no readable baseline"
         raise SuiteError(f"no baseline {name!r}: the storage {where}; save one with `suite bench --save {name}`",

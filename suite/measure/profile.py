@@ -72,7 +72,8 @@ class ProfileJob:
     warmup: int | None = None
     steps: int | None = None
     threads: int | None = None
-    reference: str | None = None
+    reference: str | None = None  # time against this model, side by side
+    is_reference: bool = False  # the reference's own job: its ratio is 1
 
     @property
     def phases(self) -> tuple[str, ...]:
@@ -112,7 +113,7 @@ def plan(names: Sequence[str], reference: str | None = None, **options: Any) -> 
         except SuiteError as err:
             raise err.where(key="reference") from None
         own = {**options, "model_kwargs": _shared_kwargs(reference, kwargs)}
-        return [ProfileJob(reference, **{**own, "img_size": size}) for size in sizes] + [
+        return [ProfileJob(reference, is_reference=True, **{**own, "img_size": size}) for size in sizes] + [
             ProfileJob(n, reference=reference, **options) for n in names if n != reference
         ]
     return [ProfileJob(n, **options) for n in names]
@@ -171,11 +172,9 @@ def profile(jobs: Sequence[ProfileJob]) -> list[dict[str, Any]]:
                 bar.set_postfix_str(job.model)
                 rows.append(run_isolated(job))
     except KeyboardInterrupt as exc:
-        _mark_reference(rows, jobs)
         raise Interrupted(rows, len(jobs), getattr(exc, "status", 130)) from None
     finally:
         bar.close()
-    _mark_reference(rows, jobs)
     return rows
 
 
@@ -244,6 +243,9 @@ def profile_model(job: ProfileJob) -> dict[str, Any]:
     if job.reference is not None:
         row["reference"] = job.reference
         row.update({f"{phase}_throughput_vs_reference": round(r, 4) for phase, r in ratios.items()})
+    if job.is_reference:  # the reference's own row: ratio 1 by definition
+        row["reference"] = job.model
+        row.update({f"{phase}_throughput_vs_reference": 1.0 for phase in timings})
     return row
 
 
@@ -348,16 +350,6 @@ def _place(model: nn.Module, job: ProfileJob, device: torch.device) -> nn.Module
 
 def _job_columns(job: ProfileJob) -> dict[str, Any]:
     return {"model_kwargs": " ".join(f"{k}={v}" for k, v in job.model_kwargs.items())}
-
-
-def _mark_reference(rows: list[dict[str, Any]], jobs: Sequence[ProfileJob]) -> None:
-    """The reference's own row: ratio 1 by definition, for each phase it measured."""
-    reference = next((j.reference for j in jobs if j.reference), None)
-    for row in rows:
-        if row["model"] == reference and "reference" not in row and "error" not in row:
-            row["reference"] = reference
-            phases = [p for p in ("infer", "train") if f"{p}_samples_per_sec" in row]
-            row.update({f"{p}_throughput_vs_reference": 1.0 for p in phases})
 
 
 # ---------------------------------------------------------------------------------------- output
