@@ -277,7 +277,8 @@ def _same_local_runs(args: argparse.Namespace) -> str:
 
 # squeue's pending reasons of a request the cluster as configured can never meet.
 NEVER_STARTS = {"BadConstraints": "no node can meet the request (GPUs, memory, CPUs, constraint)",
-                "PartitionNodeLimit": "more nodes than the partition has or allows",
+                "PartitionNodeLimit": "more nodes than the partition allows (or the nodes it needs are down or "
+                                      "drained)",
                 "PartitionTimeLimit": "a time limit above the partition's"}
 
 
@@ -369,7 +370,8 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         for run in plan.runs:
             state = plan.states[run.run_id]
             mark = "run " if run in plan.to_run else "skip"
-            problem = f"  ({state.note})" if state.corrupt else \
+            problem = "  (another process is executing it)" if run.run_id in plan.executing else \
+                f"  ({state.note})" if state.corrupt else \
                 f"  (measure again: {', '.join(plan.remeasure[run.run_id])})" if run.run_id in plan.remeasure else ""
             print(f"  {mark} {run.run_id} {state.state:<11} {run.label()}{problem}")
         print(f"{len(plan.to_run)} of {count(len(plan.runs), 'run')} would start (out: {out})")
@@ -382,7 +384,8 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         again = f"suite run {_same_local_runs(args)} --retry-failed" if options is None else \
             "".join(_resubmit_hint(out, stopped, args))
         hint = f"; rerun the {len(stopped)} failed or cancelled: {again}" if stopped else ""
-        print(f"nothing to run: {counts} (out: {out}){hint}")
+        executing = f" ({len(plan.executing)} of them being executed by another process)" if plan.executing else ""
+        print(f"nothing to run: {counts}{executing} (out: {out}){hint}")
         return 0
     if options is not None:
         # --force archives the earlier results only once sbatch has taken the runs (held)
@@ -511,8 +514,8 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
             print(f"  held as asked (sbatch hold): `scontrol release {','.join(arrays)}` lets them start")
         for reason, why in NEVER_STARTS.items():
             if reason in reasons:
-                print(f"  {reason}: {why}: these wait forever; `suite cancel` with the same arguments, then "
-                      f"submit with a smaller request")
+                print(f"  {reason}: {why}: these wait until the cluster changes; `suite cancel` with the same "
+                      f"arguments, then submit with a smaller request")
     if "UNKNOWN" in counts:  # neither slurmctld nor the accounting knows the job (purged, or another cluster)
         from suite.dispatch.slurm import LOST_AFTER_S
 

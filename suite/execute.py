@@ -32,6 +32,8 @@ from suite.ablations.expand import RunSpec
 from suite.errors import SuiteError, SuiteWarning
 from suite.train.checkpoint import Preempted
 
+# How long to wait for the run's lock: `store.executing` (a planner's probe) holds it for an instant.
+LOCK_WAIT_S = 1.0
 BUSY_EXIT = 75  # EX_TEMPFAIL: another process holds the run; `main` exits with it and touches nothing
 
 
@@ -52,7 +54,7 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
         return _follow(run, d)
     lock = store.run_lock(d)
     try:
-        lock.acquire(timeout=0)
+        lock.acquire(timeout=LOCK_WAIT_S)
     except Timeout:
         raise Busy(f"run {run.run_id} is already being executed by another process", file=str(d)) from None
     try:

@@ -69,6 +69,8 @@ def executing(d: Path) -> bool:
         lock.acquire(timeout=0)
     except Timeout:
         return True
+    except OSError:  # a store this user may only read: no lock to probe, and no run of theirs to start
+        return False
     lock.release()
     return False
 

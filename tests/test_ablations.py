@@ -180,13 +180,15 @@ def test_unknown_dataset_and_recipe(tmp_path):
     ("zip:\n  - data: [{name: digits}, {name: cifar10}]\n    lr: [0.1, 0.2]\n", "zip.0.data", 4, "data.name: [...]"),
     ("grid: {lr: [0.1]}\npresets:\n  p:\n    grid: {model: [resnet26]}\n", "presets.p.grid.model", 6,
      "model.name: [...]"),
+    ("grid:\n  measure: [{steps: 1}]\n", "grid.measure", 4, "measure.* keys say how a run is measured"),
 ])
 def test_a_whole_section_is_not_an_axis(tmp_path, axes, key, line, example):
     """Its values' keys would dodge the label checks (an override of model.mask_norm would train
     another mask under the point's label), the rules' matching and the error lines."""
     err = error_of(tmp_path, "name: bad\nbase: {model: {name: ran56_cifar}}\n" + axes)
-    assert err.key == key and err.line == line and "config section, not an axis" in err.message
-    assert example in err.message and "zip group" in err.message
+    assert err.key == key and err.line == line and example in err.message
+    if key != "grid.measure":  # measure has its own word: it is not trained at all
+        assert "config section, not an axis" in err.message and "zip group" in err.message
 
 
 def test_empty_grid(tmp_path):

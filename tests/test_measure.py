@@ -433,6 +433,13 @@ def test_every_ratio_has_its_reference_row():
     assert (only.model, only.is_reference, only.reference) == ("resnet26", True, None)
 
 
+def test_the_reference_alone_has_its_row_with_ratio_one():
+    jobs = profile.plan(["ran56_cifar"], reference="ran56_cifar", bench="infer", img_size=32, batch_size=2, warmup=1,
+                        steps=1, threads=1, model_kwargs={"base_width": 4})
+    [row] = profile.profile(jobs)
+    assert row["reference"] == "ran56_cifar" and row["infer_throughput_vs_reference"] == 1.0
+
+
 def _rows_until_interrupted(monkeypatch):
     """run_isolated stubbed: resnet26 finishes, the next model is interrupted."""
     def fake(job):

@@ -191,7 +191,7 @@ def test_status_says_a_request_above_the_partition_limits_waits_forever(tmp_path
     suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--nodes", "3")  # a one-node cluster
     wait_for(lambda: "pending because: PartitionNodeLimit (1)" in suite(capsys, "status", str(spec), "--out", str(out)),
              "squeue to give the pending reason", out, timeout=60)
-    assert "PartitionNodeLimit: more nodes than the partition has or allows: these wait forever" in \
+    assert "PartitionNodeLimit: more nodes than the partition allows (or the nodes it needs are down or drained): these wait until the cluster changes" in \
         suite(capsys, "status", str(spec), "--out", str(out))
     suite(capsys, "cancel", str(spec), "--out", str(out))
 
@@ -215,8 +215,8 @@ def test_status_shows_the_queued_jobs_measuring_done_runs_again(tmp_path, capsys
 
 def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys):
     out = tmp_path / "store"
-    spec = write_spec(tmp_path, "force", {"lr": [0.01]})
-    [run] = ablations.expand(ablations.load(spec))
+    spec = write_spec(tmp_path, "force", {"lr": [0.01, 0.02]})
+    run, fresh = ablations.expand(ablations.load(spec))
     d = store.plan(out, run)
     store.write_result(d, {"run_id": run.run_id, "metrics": {"top1_err": 12.5}})
     assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--force", "--partition", "nosuch"]) == 2
@@ -229,6 +229,8 @@ def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys)
     assert "SLURM took the jobs but will not run them" in err and "cpus_per_task=4096 (--cpus-per-task)" in err
     assert store.state_of(d).state == "done" and not (d / "archive").exists()  # the result is back in place
     assert (d / "status.json").read_text() == status_before
+    assert store.state_of(store.run_dir(out, fresh.run_id)).state == "missing"  # no status written for it either
+    assert not (store.run_dir(out, fresh.run_id) / "status.json").exists()
     assert not subprocess.run(["squeue", "-h", "--name", "suite-force"], capture_output=True, text=True).stdout.strip()
     suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--force", "--sbatch", "hold")
     assert store.state_of(d).state == "pending"

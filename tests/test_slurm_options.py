@@ -331,8 +331,8 @@ def test_runs_submitted_by_different_commands_are_resubmitted_with_the_latest_fl
     spec_path.write_text(SPEC)
     out = tmp_path / "store"
     first, second = ablations.expand(ablations.load(spec_path))
-    for run, flags, when in ((first, "--partition a --timeout-min 5", "2026-01-01T00:00:00+00:00"),
-                             (second, "--partition gpu --gpus-per-node 2", "2026-01-02T00:00:00+00:00")):
+    for run, flags, when in ((first, "--partition gpu --gpus-per-node 2", "2026-01-02T00:00:00+00:00"),
+                             (second, "--partition a --timeout-min 5", "2026-01-01T00:00:00+00:00")):  # latest first
         store.set_status(store.plan(out, run), "cancelled", slurm_job_id="7_0", submitted_at=when,
                          again=f"suite run /elsewhere/other.yaml --out {out} --executor slurm {flags} --retry-failed")
     assert main(["status", str(spec_path), "--out", str(out)]) == 0
@@ -474,3 +474,26 @@ def test_only_a_job_submitted_long_ago_can_count_as_lost(tmp_path, submitted, lo
     assert slurm._submitted_long_ago(tmp_path, "x") is long_ago
     store.set_status(d, "pending", submitted_at=store.now())
     assert slurm._submitted_long_ago(tmp_path, "x") is False
+
+
+def test_a_withdrawn_submission_puts_back_what_force_archived_and_the_status_it_found(tmp_path):
+    """A done run with no status.json (a result alone makes it done): after the withdrawal its
+    result is back and the submission's `pending` status is gone, so nothing follows a dead job."""
+    from suite.dispatch.plan import start_afresh
+
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    run = ablations.expand(ablations.load(spec_path))[0]
+    d = store.plan(tmp_path, run)
+    store.write_json(d / "result.json", {"run_id": run.run_id, "metrics": {"top1_err": 1.0}})
+    archived: dict = {}
+    start_afresh([run], tmp_path, archived)
+    assert store.state_of(d).state == "missing" and set(archived) == {d}
+    store.set_status(d, "pending", slurm_job_id="7_0")
+    slurm._restore(d, None, archived[d])
+    assert store.state_of(d).state == "done" and not (d / "status.json").exists() and not (d / "archive").exists()
+    store.set_status(d, "failed", error="earlier")
+    saved = (d / "status.json").read_bytes()
+    store.set_status(d, "pending", slurm_job_id="7_1")
+    slurm._restore(d, saved, None)
+    assert (d / "status.json").read_bytes() == saved

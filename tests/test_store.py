@@ -210,6 +210,7 @@ def test_a_run_whose_lock_is_held_is_not_started_again_whatever_its_status_says(
         assert store.executing(store.run_dir(tmp_path, running.run_id))
         plan = make_plan([running, idle], tmp_path)
         assert plan.counts()["missing"] == 2 and [r.run_id for r in plan.to_run] == [idle.run_id]
+        assert plan.executing == {running.run_id}
     assert not store.executing(store.run_dir(tmp_path, running.run_id))
     assert [r.run_id for r in make_plan([running, idle], tmp_path).to_run] == [running.run_id, idle.run_id]
     assert not store.executing(tmp_path / "runs" / "never-planned") and not (tmp_path / "runs" / "never-planned").exists()

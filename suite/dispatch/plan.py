@@ -16,6 +16,7 @@ class Plan:
     states: dict[str, store.RunState]
     to_run: list[RunSpec]
     remeasure: dict[str, list[str]]  # run_id -> how its done measurement differs (to_run measures it again)
+    executing: frozenset[str] = frozenset()  # runs another process holds the lock of, whatever their state says
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(store.STATES, 0)
@@ -46,17 +47,17 @@ def make_plan(runs: list[RunSpec], out: Path, *, retry_failed: bool = False, for
             if state.state == "done" and state.result is not None and r.run_id not in busy:
                 if differences := store.measured_otherwise(r, state.result):
                     remeasure[r.run_id] = differences
-    to_run = [r for r in runs if (states[r.run_id].state in wanted or r.run_id in remeasure) and r.run_id not in busy
-              and not store.executing(store.run_dir(out, r.run_id))]
-    return Plan(runs, states, to_run, remeasure)
+    candidates = [r for r in runs if (states[r.run_id].state in wanted or r.run_id in remeasure) and r.run_id not in busy]
+    executing = frozenset(r.run_id for r in candidates if store.executing(store.run_dir(out, r.run_id)))
+    return Plan(runs, states, [r for r in candidates if r.run_id not in executing], remeasure, executing)
 
 
-def start_afresh(runs: list[RunSpec], out: Path) -> dict[Path, Path]:
-    """For --force: archive what the runs to start left behind (results, checkpoints, logs);
-    run directory -> its archive (`store.unarchive` undoes it)."""
-    archived = {}
+def start_afresh(runs: list[RunSpec], out: Path, archived: dict[Path, Path] | None = None) -> None:
+    """For --force: archive what the runs to start left behind (results, checkpoints, logs), noting
+    each run directory's archive in `archived` as it goes (`store.unarchive` undoes it)."""
     for run in runs:
         d = store.run_dir(out, run.run_id)
         if d.exists() and any(p.name not in ("config.json", "archive", ".lock") for p in d.iterdir()):
-            archived[d] = store.archive(d)
-    return archived
+            target = store.archive(d)
+            if archived is not None:
+                archived[d] = target

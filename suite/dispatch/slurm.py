@@ -37,6 +37,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -106,6 +107,7 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
     code = snapshot.take(out)
     executor = make_executor(out, options, code, name=name)
     dirs = _parallel(lambda r: store.plan(out, r), runs)
+    before = _parallel(_status_bytes, dirs)  # read before anything is held: a failure here leaves nothing queued
     tasks = [SlurmRun(r, str(out), str(code.path), options.max_requeues) for r in runs]
     try:
         jobs = submit_arrays(executor, tasks, size)
@@ -113,11 +115,10 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
         err.message += f" (the options sent, beyond the defaults: {summary(options)})"
         raise
     arrays = list(dict.fromkeys(j.job_id.split("_")[0] for j in jobs))
-    before = _parallel(_status_text, dirs)
-    archived: dict[Path, Path] = {}
+    archived: dict[Path, Path] = {}  # filled run by run: an interruption midway knows what it moved
     try:
         if afresh:
-            archived = start_afresh(list(runs), out)
+            start_afresh(list(runs), out, archived)
         record = code.record()
         _parallel(lambda dj: store.set_status(
             dj[0], "pending", slurm_job_id=dj[1].job_id, slurm_state=None, slurm_log=str(dj[1].paths.stderr),
@@ -130,25 +131,28 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
                 raise SuiteError(f"SLURM took the jobs but will not run them: {err.message} (the options sent, "
                                  f"beyond the defaults: {summary(options)})", key="cluster") from None
     except BaseException:  # a refusal or Ctrl-C: withdraw the held jobs and leave the store as it was
-        subprocess.run(["scancel", *arrays], capture_output=True, timeout=60)
-        _parallel(lambda db: _restore(db[0], db[1], archived.get(db[0])), list(zip(dirs, before)))
+        try:
+            subprocess.run(["scancel", *arrays], capture_output=True, timeout=60)
+        finally:
+            _parallel(lambda db: _restore(db[0], db[1], archived.get(db[0])), list(zip(dirs, before)))
         raise
     return Submission({r.run_id: j.job_id for r, j in zip(runs, jobs)}, arrays, code)
 
 
-def _status_text(d: Path) -> str | None:
+def _status_bytes(d: Path) -> bytes | None:
     path = d / "status.json"
-    return path.read_text() if path.is_file() else None
+    return path.read_bytes() if path.is_file() else None
 
 
-def _restore(d: Path, status: str | None, archive: Path | None) -> None:
-    """A run directory as it was before a withdrawn submission: its archived files back, or its status."""
+def _restore(d: Path, status: bytes | None, archive: Path | None) -> None:
+    """A run directory as it was before a withdrawn submission: its archived files back, and its status."""
     if archive is not None:
         store.unarchive(d, archive)
-    elif status is None:
+    if status is None:
         (d / "status.json").unlink(missing_ok=True)
     else:
-        files.write_text(d / "status.json", status, durable=True)
+        with files.replace(d / "status.json", durable=True, binary=True) as f:
+            f.write(status)
 
 
 def submit_arrays(executor: Any, tasks: Sequence[Callable[[], Any]], size: int) -> list[Any]:
@@ -237,7 +241,7 @@ class SlurmRun:
         try:
             result = execute(self.run, Path(self.out))
         except Busy as busy:  # another process executes the run: its status is that process's to write
-            print(f"skipped: {busy}", flush=True)
+            print(f"skipped: {busy}", file=sys.stderr, flush=True)
             return None
         except Preempted as stopped:
             if rank() == 0:
@@ -391,6 +395,8 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
         now = store.state_of(d)  # again: the job may have written since
         if not _follows(now) or (now.status or {}).get("slurm_job_id") != job_id:
             continue
+        if store.executing(d):  # whatever became of its job, another process (an earlier job) executes the run
+            continue
         if job_id in lost:
             store.set_status(d, "failed", slurm_state="LOST", error=(
                 f"SLURM has no record of job {job_id}, submitted {now.status.get('submitted_at') or 'earlier'}: "
@@ -400,8 +406,6 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
         # A live job owns its run directory: never write there from outside (the job may be writing
         # its own state this instant). `suite run` skips these runs whatever the directory says.
         if slurm_state in ALIVE or now.status.get("slurm_state") == slurm_state:
-            continue
-        if store.executing(d):  # the job is gone, but another process (an earlier job) is executing the run
             continue
         log = Path(str(now.status.get("slurm_log") or ""))
         if now.state == "done":  # a job measuring it again: the result stands, the status says why it does
@@ -433,37 +437,37 @@ def _lost(ids: Sequence[str]) -> set[str]:
     off). A task cancelled while its array was held or throttled is in none of them."""
     if not ids:
         return set()
-    known: set[tuple[str, str | None]] = set()
+    known: dict[str, list[tuple[int, int] | None]] = {}  # array -> task ranges listed (None: the whole array)
     for command in (["squeue", "--noheader", "--array", "--states=all", "--format=%i"],
                     ["sacct", "--noheader", "--parsable2", "--format=JobID", "--starttime=1970-01-01"]):
         lines, answered = _ask(command, ids)
         if not answered:
             return set()
         for line in lines:
-            known |= _records(line.strip().split(".")[0])
-    return {j for j in ids if (_array_of(j), None) not in known and (_array_of(j), _task_of(j)) not in known}
+            array, ranges = _records(line.strip().split(".")[0])
+            known.setdefault(array, []).extend(ranges)
+    return {j for j in ids if not _listed(j, known.get(_array_of(j), []))}
 
 
-def _records(job_id: str) -> set[tuple[str, str | None]]:
-    """(array, task) pairs a listed job id stands for: `7` -> (7, None), the array's own record or a
-    plain job; `7_3` -> (7, 3); `7_[1-3,5%2]` -> tasks 1, 2, 3 and 5."""
+def _records(job_id: str) -> tuple[str, list[tuple[int, int] | None]]:
+    """The array a listed job id belongs to and the task ranges it stands for: `7` -> [None], the
+    array's own record or a plain job; `7_3` -> [(3, 3)]; `7_[1-3,5%2]` -> [(1, 3), (5, 5)]."""
     array, _, task = job_id.partition("_")
-    if not task:
-        return {(array, None)}
-    if not task.startswith("["):
-        return {(array, task)}
-    tasks: set[tuple[str, str | None]] = set()
-    for part in task.strip("[]").split("%")[0].split(","):
+    ranges: list[tuple[int, int] | None] = []
+    for part in task.strip("[]").split("%")[0].split(",") if task else []:
         first, _, last = part.partition("-")
-        if first.isdigit() and (not last or last.isdigit()):
-            tasks |= {(array, str(t)) for t in range(int(first), int(last or first) + 1)}
-        else:  # a form this parser does not know: take the whole array as known, never as lost
-            return {(array, None)}
-    return tasks
+        if not first.isdigit() or (last and not last.isdigit()):
+            return array, [None]  # a form this parser does not know: the whole array is known, never lost
+        ranges.append((int(first), int(last or first)))
+    return array, ranges or [None]
 
 
-def _task_of(job_id: str) -> str | None:
-    return job_id.partition("_")[2] or None
+def _listed(job_id: str, ranges: Sequence[tuple[int, int] | None]) -> bool:
+    """Whether a job id is among the listed records of its array."""
+    if None in ranges:
+        return True
+    task = job_id.partition("_")[2]
+    return task.isdigit() and any(lo <= int(task) <= hi for lo, hi in ranges)  # type: ignore[misc]
 
 
 def _log_tail(stderr: Path, lines: int = 50) -> str:
