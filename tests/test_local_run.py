@@ -226,8 +226,9 @@ def test_missing_data_stops_a_local_run_before_it_starts(tmp_path, capsys, monke
     assert not (out / "runs").exists()  # nothing planned, nothing failed
 
 
-def test_a_run_another_process_holds_is_left_to_it(tmp_path, capsys):
-    """Two `suite run`s of one spec: the second finds the run's lock taken and leaves its status alone."""
+def test_a_run_another_process_holds_is_left_to_it(tmp_path, capsys, monkeypatch):
+    """Two `suite run`s of one spec: the second finds the run's lock taken, when it plans (it does
+    not start the run) or when its child starts it (it leaves the status alone)."""
     from filelock import FileLock
 
     spec = _spec(tmp_path, "busy", "  model.mask_norm: [mixed]")
@@ -235,6 +236,9 @@ def test_a_run_another_process_holds_is_left_to_it(tmp_path, capsys):
     (run,) = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
     d = store.plan(out, run)
     with FileLock(str(d / ".lock")):  # the other runner's child
+        assert main(["run", str(spec), *FAST, "--out", str(out), "--no-progress"]) == 0
+        assert "nothing to run: 1 missing (1 of them being executed by another process)" in capsys.readouterr().out
+        monkeypatch.setattr(store, "executing", lambda d: False)  # the lock taken between planning and starting
         assert main(["run", str(spec), *FAST, "--out", str(out), "--no-progress"]) == 0
     assert "0 done, 0 failed, 1 left to the other process executing them" in capsys.readouterr().out
     assert store.state_of(d).state == "missing"  # not marked failed
