@@ -395,6 +395,10 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
         now = store.state_of(d)  # again: the job may have written since
         if not _follows(now) or (now.status or {}).get("slurm_job_id") != job_id:
             continue
+        # A live job owns its run directory: never write there from outside (the job may be writing
+        # its own state this instant). `suite run` skips these runs whatever the directory says.
+        if job_id not in lost and (slurm_state in ALIVE or now.status.get("slurm_state") == slurm_state):
+            continue
         if store.executing(d):  # whatever became of its job, another process (an earlier job) executes the run
             continue
         if job_id in lost:
@@ -402,10 +406,6 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
                 f"SLURM has no record of job {job_id}, submitted {now.status.get('submitted_at') or 'earlier'}: "
                 "neither slurmctld nor the accounting knows it (cancelled while its array was held or throttled, a "
                 "cluster reset or a purge)"))
-            continue
-        # A live job owns its run directory: never write there from outside (the job may be writing
-        # its own state this instant). `suite run` skips these runs whatever the directory says.
-        if slurm_state in ALIVE or now.status.get("slurm_state") == slurm_state:
             continue
         log = Path(str(now.status.get("slurm_log") or ""))
         if now.state == "done":  # a job measuring it again: the result stands, the status says why it does
