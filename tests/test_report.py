@@ -138,6 +138,19 @@ def test_counts_show_whole_means_without_decimals():
     assert tables.cell(3.0, 0.0, 2) == "3.00 ± 0.00 (2)" and tables.cell(1500.0, 1.5, 2) == "1500 ± 2 (2)"
 
 
+def test_best_top1_err_is_compared_with_the_papers_top1(toy):
+    """The paper's top-1 may be a best-epoch figure: `--metric best_top1_err` sits beside it too."""
+    spec, runs, out = toy
+    frame = store.collect(out, [r.run_id for r in runs])
+    frame["best_top1_err"] = frame["top1_err"] - 1.0
+    rep = tables.build(spec, runs, frame, out=out, metrics=["best_top1_err"])
+    row = body_row(rep, "0.1")
+    assert row["weight_decay=0.0001: best top-1 err"] == "4.00 ± 1.00 (3)"
+    assert row["weight_decay=0.0001: best top-1 err, paper"] == "5.0"
+    assert row["weight_decay=0.0001: Δ best top-1 err"] == "-1.00"
+    assert "paper_best_top1_err" not in tables.build(spec, runs, frame, out=out).runs  # only when asked for
+
+
 def test_pivot_cells_show_missing_and_failed_runs(report):
     t = report.table
     assert t.index == ["lr"] and t.grouped
@@ -415,6 +428,7 @@ def test_latex_is_balanced_booktabs(report):
     tex = formats.latex(report)
     check_latex(tex)
     assert r"$\pm$" in tex and "±" not in tex and "weight\\_decay" in tex
+    assert "& $-$1.00" in tex and "-1.00" not in tex.replace("$-$1.00", "")  # a minus sign, not a hyphen
 
 
 def check_latex(tex: str) -> None:
@@ -709,3 +723,11 @@ def test_read_curve_warns_of_damaged_lines_but_not_a_cut_off_last_one(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(plots.read_curve(path)) == 3
+
+
+def test_a_preset_off_the_specs_own_grid_says_why_no_paper_value_is_shown(tmp_path):
+    """ran_cifar_depth's smoke preset replaces its grid's data set and models: no point is the paper's."""
+    report = tables.load("ran_cifar_depth", preset="smoke", out=tmp_path)
+    assert not any(c.startswith("paper_") and report.runs[c].notna().any() for c in report.runs)
+    assert "The paper's values are for the spec's own grid points; preset smoke's points are none of them " \
+           "(its values for data.name, model.name), so they are not compared." in report.notes

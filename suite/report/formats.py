@@ -90,6 +90,9 @@ _TEX_SYMBOLS = {"±": r"$\pm$", "—": "---", "–": "--", "Δ": r"$\Delta$", "�
 _TEX_RE = re.compile("|".join(re.escape(k) for k in [*_TEX, *_TEX_SYMBOLS]))
 
 
+_NEGATIVE = re.compile(r"(?<![\w.])-(?=\d)")  # a number's minus sign, typeset as one ($-$), not as a hyphen
+
+
 def tex_escape(text: str) -> str:
     return _TEX_RE.sub(lambda m: _TEX.get(m.group(), _TEX_SYMBOLS.get(m.group(), "")), text)
 
@@ -117,7 +120,8 @@ def latex(report: Report) -> str:
         names = t.header
     lines.append(" & ".join(tex_escape(n) for n in names) + r" \\")
     lines.append(r"\midrule")
-    lines += [" & ".join(tex_escape(c) for c in row) + r" \\" for row in t.body]
+    lines += [" & ".join(tex_escape(_NEGATIVE.sub("\u2212", c) if n else c) for c, n in zip(row, t.numeric)) + r" \\"
+              for row in t.body]
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 

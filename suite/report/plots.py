@@ -162,7 +162,8 @@ def tradeoff(report: Report) -> tuple[Plot | None, str | None]:
                 linestyle="--", linewidth=1, zorder=1)
         ax.scatter(x[front], mean[front], s=150, facecolors="none", edgecolors="0.2", linewidths=1, zorder=3)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(label(metric))
+        ax.set_ylabel(label(metric) + (" (%)" if metric.endswith("_err") or "_err_" in metric else ""))
+        ax.locator_params(axis="x", nbins=4)  # costs such as 0.0336 GMACs: long tick labels that would run together
         ax.grid(alpha=0.3)
     fig.suptitle(f"{report.name}: {label(metric)} vs cost (mean ± std over seeds)", fontsize="medium")
     front_handle = Line2D([], [], marker="o", markersize=11, markerfacecolor="none", markeredgecolor="0.2",

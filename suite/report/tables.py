@@ -45,6 +45,9 @@ LABELS = {"top1_err": "top-1 err", "top5_err": "top-5 err", "best_top1_err": "be
           **TABLE_COSTS}
 LABELS |= {f"top{k}_err_{view}": f"top-{k} err {view}" for view in VIEWS for k in (1, 5)}
 MISSING = "—"  # runs exist but have no value
+# A metric shown beside the paper's value of another: the paper's top-1 may be a best-epoch figure
+# (README, "What the numbers mean"), so `--metric best_top1_err` compares with it too.
+COMPARED_WITH = {"best_top1_err": "top1_err"}
 # The data sets the papers' numbers are for: digits (a sanity check) and synthetic are never compared.
 PAPER_DATA = ("cifar10", "cifar100", "imagenet")
 ALL = "all"  # row label of a spec without axes
@@ -129,6 +132,11 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
     rows, columns = layout(spec)
     name = spec.name if preset is None else f"{spec.name}.{preset}"
     runs_frame, notes = tidy(runs, frame, axes, metrics, name)
+    if preset is not None and spec.reference and not any(run.reference for run in runs):
+        replaced = sorted({*(spec.presets[preset].get("grid") or {}), *(spec.presets[preset].keys() & set(axes))})
+        by = f" (its values for {', '.join(replaced)})" if replaced else ""
+        notes.append(f"The paper's values are for the spec's own grid points; preset {preset}'s points are none of "
+                     f"them{by}, so they are not compared.")
     cells = summarise(runs_frame, rows + columns, metrics)
     points = cells if rows + columns == axes else summarise(runs_frame, axes, metrics)
     table = pivot(cells, rows, columns, metrics)
@@ -225,9 +233,10 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
                 other_data.setdefault(data)
             comparable = not diffs and data in PAPER_DATA
         for key, value in run.reference.items():
-            ref_keys.setdefault(key)
-            if comparable:
-                record[f"paper_{key}"] = value
+            for name in (key, *(m for m, paper in COMPARED_WITH.items() if paper == key and m in metrics)):
+                ref_keys.setdefault(name)
+                if comparable:
+                    record[f"paper_{name}"] = value
         records.append(record)
     base = pd.DataFrame.from_records(records)
     collected = frame.reset_index(drop=True)
