@@ -439,8 +439,7 @@ def _status(args: argparse.Namespace) -> int:
         frame = store.collect(out, [r.run_id for r in runs])
         groups = {spec.name: frame}
     else:
-        runs_dir = Path(out) / "runs"
-        slurm_states = slurm.refresh(out, [p.name for p in runs_dir.iterdir()] if runs_dir.is_dir() else [])
+        slurm_states = _follow_slurm(out)
         frame = store.collect(out)
         if frame.empty:
             print(f"no runs in {out}")
@@ -458,6 +457,8 @@ def _status(args: argparse.Namespace) -> int:
                              "their jobs measuring them again are queued or running (slurm, below)")
         if args.spec and not (part["status"] == "done").any():
             _note_runs_elsewhere(out, spec.name, set(part["run_id"]), "status", sys.stdout)
+        if args.spec and not part["status"].isin(["pending", "running"]).any():
+            _note_runs_elsewhere(out, spec.name, set(part["run_id"]), "status", sys.stdout, queued=True)
         _print_slurm(part, slurm_states)
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
             print(f"  done {row['run_id']}: {row['note']}")
@@ -481,14 +482,17 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _note_runs_elsewhere(out: Path, spec: str, covered: set[str], command: str, file: TextIO) -> None:
-    """When none of the runs asked about is done: the spec's done runs under other overrides or
-    presets (the usual cause: `suite run` was given key=value overrides this command lacks)."""
+def _note_runs_elsewhere(out: Path, spec: str, covered: set[str], command: str, file: TextIO,
+                         queued: bool = False) -> None:
+    """When none of the runs asked about is done (`queued`: queued or running): the spec's such runs
+    under other overrides or presets (the usual cause: `suite run` was given key=value overrides or
+    a preset this command lacks)."""
     from suite.report import files
 
-    other = len(files.done_runs_outside(out, covered, spec=spec))
+    states, what = (("pending", "running"), "queued or running run") if queued else (("done",), "done run")
+    other = len(files.runs_outside(out, covered, spec=spec, states=states))
     if other:
-        print(f"note: {count(other, 'done run')} of {spec} in {out} {'is' if other == 1 else 'are'} of another "
+        print(f"note: {count(other, what)} of {spec} in {out} {'is' if other == 1 else 'are'} of another "
               f"preset or other key=value overrides: give `suite {command}` the ones given to `suite run`", file=file)
 
 
@@ -522,6 +526,9 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
         print(f"  SLURM has no record of {count(counts['UNKNOWN'], 'job')}: a run whose job it still does not know "
               f"{LOST_AFTER_S // 60} min after submission fails (`--retry-failed` submits it again); `suite cancel` "
               "with the same arguments releases them now")
+    if "NO_ANSWER" in counts:
+        print(f"  SLURM did not answer for {count(counts['NO_ANSWER'], 'job')} (squeue failed: slurmctld down or "
+              "unreachable): their states are not checked and nothing is decided about them")
 
 
 def _add_cancel(sub: argparse._SubParsersAction) -> None:
@@ -538,17 +545,28 @@ def _cancel(args: argparse.Namespace) -> int:
     spec, runs = _expand(args)
     ids = [r.run_id for r in runs]
     slurm.refresh(out, ids)
-    cancelled, complaints = slurm.cancel(out, ids)
+    cancelled, refused, complaints = slurm.cancel(out, ids)
     if complaints:
         print(complaints, file=sys.stderr)
-    if not cancelled:
+    if not cancelled and not refused:
         print(f"{spec.name}: nothing queued or running on SLURM (out: {out})")
+        _note_runs_elsewhere(out, spec.name, set(ids), "cancel", sys.stdout, queued=True)
         return 0
-    jobs = sorted({j.split("_")[0] for j in cancelled.values()}, key=lambda j: (len(j), j))
-    command, note = _resubmit_hint(out, list(cancelled), args)
-    print(f"{spec.name}: cancelled {count(len(cancelled), 'run')} (jobs {' '.join(jobs)}); "
-          f"`{command}` submits {'it' if len(cancelled) == 1 else 'them'} again{note}")
+    if cancelled:
+        command, note = _resubmit_hint(out, list(cancelled), args)
+        print(f"{spec.name}: cancelled {count(len(cancelled), 'run')} (jobs {_arrays(cancelled.values())}); "
+              f"`{command}` submits {'it' if len(cancelled) == 1 else 'them'} again{note}")
+    if refused:
+        print(f"error: scancel did not take the jobs of {count(len(refused), 'run')} (jobs {_arrays(refused.values())})"
+              f": they are still queued or running, as recorded; `suite cancel` again once SLURM answers",
+              file=sys.stderr)
+        return 1
     return 0
+
+
+def _arrays(job_ids: Iterable[str]) -> str:
+    """The job arrays (or plain jobs) of some job ids, in submission order."""
+    return " ".join(sorted({str(j).split("_")[0] for j in job_ids}, key=lambda j: (len(j), j)))
 
 
 def _print_remeasure(remeasure: Mapping[str, Sequence[str]], then: str) -> None:
@@ -676,6 +694,15 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_report)
 
 
+def _follow_slurm(out: Path) -> dict[str, str]:
+    """Bring the whole store up to date with SLURM (jobs that ended without a result), so neither
+    `status` nor a report shows a dead job as running; run_id -> SLURM state of the followed runs."""
+    from suite.dispatch import slurm
+
+    runs = Path(out) / "runs"
+    return slurm.refresh(out, [d.name for d in runs.iterdir() if d.is_dir()]) if runs.is_dir() else {}
+
+
 def _report(args: argparse.Namespace) -> int:
     from suite.config import parse_overrides
     from suite.report import files, formats, tables
@@ -684,6 +711,7 @@ def _report(args: argparse.Namespace) -> int:
     out = _store_dir(args)
     chosen = files.parse_formats(args.format)
     log = sys.stderr if args.to == "-" else sys.stdout
+    _follow_slurm(out)
     if args.all:
         if args.spec or args.to or args.into or args.overrides:
             raise SuiteError("--all writes every table to the store; it takes no spec, overrides, --to or --into",

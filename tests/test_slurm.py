@@ -276,7 +276,7 @@ def test_states_come_from_slurmctld_at_once_and_from_sacct_once_it_forgets(tmp_p
     subprocess.run(["scancel", *tasks], check=True)
     wait_for(lambda: set(slurm.slurm_states(tasks).values()) == {"CANCELLED"}, "squeue to say CANCELLED", tmp_path,
              timeout=30)
-    monkeypatch.setattr(slurm, "_squeue_states", lambda ids: {})  # as after MinJobAge (300 s)
+    monkeypatch.setattr(slurm, "_squeue", lambda ids, states, field: ({}, True))  # as after MinJobAge (300 s)
     wait_for(lambda: set(slurm.slurm_states(tasks).values()) == {"CANCELLED"}, "sacct to say CANCELLED", tmp_path,
              timeout=60)
 

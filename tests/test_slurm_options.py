@@ -101,6 +101,9 @@ def test_bad_spec_value_names_the_spec_line(tmp_path):
     ({"sbatch": ["ntasks=2"]}, "sbatch parameter 'ntasks' cannot be set here: use the 'tasks_per_node' option"),
     ({"sbatch": ["mail-type=END", "mail_type=FAIL"]}, "sbatch parameter 'mail-type' is given twice"),
     ({"sbatch": ["exclude=a", "exclude=b"]}, "--sbatch exclude is given twice"),
+    ({"sbatch": ["p=gpu"]}, "sbatch parameter 'p' cannot be set here: use the 'partition' option"),  # short forms too
+    ({"sbatch": ["A=lab"]}, "sbatch parameter 'A' cannot be set here: use the 'account' option"),
+    ({"setup": ["module load cuda", " "]}, "--setup: a setup line must not be empty"),
 ])
 def test_bad_command_line_values(spec, cli, message):
     with pytest.raises(SuiteError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -497,3 +500,54 @@ def test_a_withdrawn_submission_puts_back_what_force_archived_and_the_status_it_
     store.set_status(d, "pending", slurm_job_id="7_1")
     slurm._restore(d, saved, None)
     assert (d / "status.json").read_bytes() == saved
+
+
+def test_when_slurm_does_not_answer_nothing_is_claimed_or_recorded(tmp_path, monkeypatch, capsys):
+    """slurmctld down: status said SLURM had no record of the jobs (and that they would fail), and
+    cancel recorded runs as cancelled whose jobs scancel never reached."""
+    monkeypatch.setenv("SUITE_CLUSTER", "")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    down = "echo 'error: Kill job error on job id 7_0: Unable to contact slurm controller (connect failure)' >&2"
+    for name in ("squeue", "sacct", "scancel"):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{down}\nexit 1\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    first, second = ablations.expand(ablations.load(spec_path))
+    out = tmp_path / "store"
+    store.set_status(store.plan(out, first), "pending", slurm_job_id="7_0", submitted_at=store.now(), executor="slurm")
+    assert slurm.slurm_states(["7_0"]) == {"7_0": slurm.NO_ANSWER}
+    assert main(["status", str(spec_path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "SLURM did not answer for 1 job" in printed and "no record" not in printed
+    assert main(["cancel", str(spec_path), "--out", str(out)]) == 1
+    assert "scancel did not take the jobs of 1 run (jobs 7)" in capsys.readouterr().err
+    assert store.state_of(store.run_dir(out, first.run_id)).state == "pending"  # as recorded: still queued
+
+
+def test_cancel_and_status_point_at_queued_runs_of_other_overrides(tmp_path, monkeypatch, capsys):
+    """`suite run` was given key=value overrides that `cancel` lacks: it said only "nothing queued"."""
+    monkeypatch.setenv("SUITE_CLUSTER", "")
+    monkeypatch.setattr(slurm, "slurm_states", lambda ids: dict.fromkeys(ids, "PENDING"))
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    out = tmp_path / "store"
+    for run in ablations.expand(ablations.load(spec_path), overrides={"iterations": 3}):
+        store.set_status(store.plan(out, run), "pending", slurm_job_id="7_0", executor="slurm")
+    assert main(["cancel", str(spec_path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "opts: nothing queued or running on SLURM" in printed
+    assert "note: 2 queued or running runs of opts in" in printed and "give `suite cancel` the ones" in printed
+    assert main(["status", str(spec_path), "--out", str(out)]) == 0
+    assert "note: 2 queued or running runs of opts in" in capsys.readouterr().out
+
+
+def test_a_report_follows_slurm_as_status_does(tmp_path, monkeypatch, capsys):
+    """A job cancelled outside the suite showed as running in the report until `suite status` ran."""
+    out, run, d = job_run(tmp_path, monkeypatch, "running", "CANCELLED", "")
+    assert main(["report", str(tmp_path / "opts.yaml"), "--out", str(out), "--to", "-"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 cancelled" in printed and "running" not in printed
+    assert store.state_of(d).state == "cancelled"

@@ -67,7 +67,8 @@ HINTS = typing.get_type_hints(ClusterOptions)
 MINIMUM = {"timeout_min": 1, "nodes": 1, "tasks_per_node": 1, "gpus_per_node": 0, "cpus_per_task": 1,
            "mem_gb": 0.001, "array_parallelism": 1, "max_array_size": 1, "max_requeues": 0, "signal_delay_s": 1}
 # sbatch parameters that an option above (or the dispatcher itself) owns.
-OWNED = {"partition": "partition", "account": "account", "qos": "qos", "time": "timeout_min", "t": "timeout_min",
+OWNED = {"partition": "partition", "p": "partition", "account": "account", "A": "account", "qos": "qos",
+         "q": "qos", "time": "timeout_min", "t": "timeout_min",
          "nodes": "nodes", "N": "nodes", "ntasks-per-node": "tasks_per_node", "ntasks": "tasks_per_node",
          "n": "tasks_per_node", "gpus-per-node": "gpus_per_node",
          "cpus-per-task": "cpus_per_task", "c": "cpus_per_task", "mem": "mem_gb", "constraint": "constraint",
@@ -195,6 +196,8 @@ def _check(values: Mapping[str, Any], line: typing.Callable[[str], int | None], 
             raise SuiteError(f"must be at least {MINIMUM[key]}, got {value}", key=name, **where)
         if isinstance(value, str) and not value.strip():
             raise SuiteError("must not be empty (leave the option out for the cluster's default)", key=name, **where)
+        if key == "setup" and any(not line.strip() for line in value):
+            raise SuiteError(f"a setup line must not be empty, got {value!r}", key=name, **where)
         if key == "sbatch":
             value = _check_sbatch(value, name, where)
         out[key] = list(value) if key == "setup" else value

@@ -55,8 +55,10 @@ from suite.errors import SuiteError, count
 
 T = TypeVar("T")
 # SLURM states of a job that may still run (or run again); anything else is final.
+# Not a SLURM state: slurmctld did not answer (down, unreachable), so nothing is known or decided.
+NO_ANSWER = "NO_ANSWER"
 ALIVE = frozenset({"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "COMPLETING", "CONFIGURING",
-                   "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "UNKNOWN"})
+                   "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "UNKNOWN", NO_ANSWER})
 # A final SLURM state of a run that never wrote its result, as a store state.
 ENDED = {"CANCELLED": "cancelled", "PREEMPTED": "interrupted"}  # everything else: failed
 TRACKED = ("pending", "running", "interrupted")  # store states that may belong to a live job
@@ -293,40 +295,36 @@ def _own_job_id() -> str:
 # ------------------------------------------------------------------------------ follow, cancel
 def slurm_states(job_ids: Iterable[str]) -> dict[str, str]:
     """SLURM state (first word: `CANCELLED by 0` -> CANCELLED) of each job id; UNKNOWN when SLURM
-    does not know the job.
+    does not know the job, NO_ANSWER when slurmctld did not answer and the accounting has nothing.
 
     slurmctld (squeue) first: it is current, while the accounting (sacct) learns of a start or an
     end seconds later, so sacct alone showed a running array task as UNKNOWN or PENDING. sacct,
     through submitit's watcher, for the jobs slurmctld has forgotten (`MinJobAge` after they end)."""
     ids = list(dict.fromkeys(job_ids))
-    states = _squeue_states(ids)
+    states, answered = _squeue(ids, "all", "%T")
+    states = {j: state.split()[0] for j, state in states.items()}
     rest = [j for j in ids if j not in states]
     if rest:
         states.update(_sacct_states(rest))
-    return {j: states.get(j, "UNKNOWN") for j in ids}
-
-
-def _squeue_states(ids: Sequence[str]) -> dict[str, str]:
-    """The states slurmctld holds (finished jobs too: `--states=all`) for those of `ids` it knows;
-    nothing when it does not answer."""
-    return {j: state.split()[0] for j, state in _squeue(ids, "all", "%T").items()}
+    return {j: states.get(j, "UNKNOWN" if answered else NO_ANSWER) for j in ids}
 
 
 def pending_reasons(ids: Sequence[str]) -> dict[str, str]:
     """Why slurmctld keeps each pending job of `ids` waiting (`Priority`, `Resources`, or one it can
     never meet such as `BadConstraints`); what `suite status` shows next to the pending count."""
-    return _squeue(ids, "PENDING", "%r")
+    return _squeue(ids, "PENDING", "%r")[0]
 
 
-def _squeue(ids: Sequence[str], states: str, field: str) -> dict[str, str]:
-    """squeue's `field` for those of `ids` in `states` that slurmctld knows (array tasks one by one)."""
-    lines, _ = _ask(["squeue", "--noheader", "--array", f"--states={states}", f"--format=%i {field}"], ids)
+def _squeue(ids: Sequence[str], states: str, field: str) -> tuple[dict[str, str], bool]:
+    """squeue's `field` for those of `ids` in `states` that slurmctld knows (array tasks one by one),
+    and whether it answered."""
+    lines, answered = _ask(["squeue", "--noheader", "--array", f"--states={states}", f"--format=%i {field}"], ids)
     listed: dict[str, str] = {}
     for line in lines:
         job_id, _, value = line.strip().partition(" ")
         if value:
             listed[job_id] = value
-    return _per_task(ids, listed)
+    return _per_task(ids, listed), answered
 
 
 def _ask(command: Sequence[str], ids: Sequence[str]) -> tuple[list[str], bool]:
@@ -480,23 +478,30 @@ def _log_tail(stderr: Path, lines: int = 50) -> str:
     return ""
 
 
-def cancel(out: Path, run_ids: Iterable[str]) -> tuple[dict[str, str], str]:
-    """scancel the SLURM jobs of queued or running runs and record them cancelled.
+def cancel(out: Path, run_ids: Iterable[str]) -> tuple[dict[str, str], dict[str, str], str]:
+    """scancel the SLURM jobs of queued or running runs and record those it took as cancelled.
 
-    Returns run_id -> job id, and scancel's complaints (e.g. a job that finished meanwhile: its
-    result, if it wrote one, still counts, as a result always does)."""
+    Returns (run_id -> job id cancelled, run_id -> job id scancel refused, its complaints). A job
+    that finished meanwhile is no complaint (its result, if it wrote one, still counts, as a result
+    always does); a refused one (controller unreachable, another user's job) keeps its status."""
     jobs = _tracked(out, run_ids)
     ids = list(dict.fromkeys(jobs.values()))
-    complaints = []
+    complaints, refused = [], set()
     for start in range(0, len(ids), 500):  # keep the command line short
+        chunk = ids[start:start + 500]
         try:
-            done = subprocess.run(["scancel", *ids[start:start + 500]], capture_output=True, text=True, timeout=120)
+            done = subprocess.run(["scancel", *chunk], capture_output=True, text=True, timeout=120)
         except FileNotFoundError:
             raise SuiteError("`scancel` not found: is this a SLURM cluster?") from None
+        except subprocess.TimeoutExpired:
+            done = subprocess.CompletedProcess([], 1, "", "scancel did not answer in 120 s")
+        if done.returncode != 0:  # each job it could not kill is named; none named: all of them
+            refused |= set(re.findall(r"job id (\S+?):", done.stderr) or chunk)
         complaints.append(done.stderr.strip())
+    taken = {rid: j for rid, j in jobs.items() if j not in refused}
     _parallel(lambda rid: store.set_status(store.run_dir(out, rid), "cancelled", error="cancelled by `suite cancel`",
-                                           cancelled_at=store.now()), list(jobs))
-    return jobs, "\n".join(c for c in complaints if c)
+                                           cancelled_at=store.now()), list(taken))
+    return taken, {rid: j for rid, j in jobs.items() if j in refused}, "\n".join(c for c in complaints if c)
 
 
 # ------------------------------------------------------------------------------------ helpers

@@ -147,20 +147,22 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
                 wrote(path)
     paths.append(cx.write(out))
     wrote(paths[-1])
-    return paths, errors, done_runs_outside(out, covered)
+    return paths, errors, runs_outside(out, covered)
 
 
-def done_runs_outside(out: Path, covered: set[str], spec: str | None = None) -> list[str]:
-    """The store's done runs (of `spec`, if given) that are not in `covered`: run with key=value
-    overrides, another preset or a spec file elsewhere, so the tables at hand leave them out."""
+def runs_outside(out: Path, covered: set[str], spec: str | None = None,
+                      states: tuple[str, ...] = ("done",)) -> list[str]:
+    """The store's done runs (or runs in `states`; of `spec`, if given) that are not in `covered`:
+    run with key=value overrides, another preset or a spec file elsewhere, so the command at hand
+    leaves them out."""
     from suite import store
 
     runs_dir = Path(out) / "runs"
     ids = sorted(d.name for d in runs_dir.iterdir() if d.is_dir()) if runs_dir.is_dir() else []
-    done = [rid for rid in ids if rid not in covered and store.state_of(runs_dir / rid).state == "done"]
+    found = [rid for rid in ids if rid not in covered and store.state_of(runs_dir / rid).state in states]
     if spec is None:
-        return done
-    return [rid for rid in done if _planned_spec(runs_dir / rid) == spec]
+        return found
+    return [rid for rid in found if _planned_spec(runs_dir / rid) == spec]
 
 
 def _planned_spec(d: Path) -> str | None:
