@@ -455,10 +455,8 @@ def _status(args: argparse.Namespace) -> int:
                              f"`suite run {_same_runs(args)}` measures them again")
             _print_remeasure({rid: how for rid, how in remeasure.items() if rid in queued},
                              "their jobs measuring them again are queued or running (slurm, below)")
-        if args.spec and not (part["status"] == "done").any():
-            _note_runs_elsewhere(out, spec.name, set(part["run_id"]), "status", sys.stdout)
-        if args.spec and not part["status"].isin(["pending", "running"]).any():
-            _note_runs_elsewhere(out, spec.name, set(part["run_id"]), "status", sys.stdout, queued=True)
+        if args.spec and not part["status"].isin(LIVE).any():
+            _note_runs_elsewhere(out, spec.name, set(part["run_id"]), "status", sys.stdout, states=LIVE)
         _print_slurm(part, slurm_states)
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
             print(f"  done {row['run_id']}: {row['note']}")
@@ -482,17 +480,21 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+# The states of runs `suite run` did something with: none of a spec's runs in them hints at other overrides.
+LIVE = ("done", "pending", "running")
+
+
 def _note_runs_elsewhere(out: Path, spec: str, covered: set[str], command: str, file: TextIO,
-                         queued: bool = False) -> None:
-    """When none of the runs asked about is done (`queued`: queued or running): the spec's such runs
-    under other overrides or presets (the usual cause: `suite run` was given key=value overrides or
-    a preset this command lacks)."""
+                         states: tuple[str, ...] = ("done",)) -> None:
+    """When none of the runs asked about is in `states`: the spec's runs in them under other
+    overrides or presets (the usual cause: `suite run` was given key=value overrides or a preset
+    this command lacks)."""
     from suite.report import files
 
-    states, what = (("pending", "running"), "queued or running run") if queued else (("done",), "done run")
     other = len(files.runs_outside(out, covered, spec=spec, states=states))
+    what = " or ".join({"done": "done", "pending": "queued", "running": "running"}[s] for s in states)
     if other:
-        print(f"note: {count(other, what)} of {spec} in {out} {'is' if other == 1 else 'are'} of another "
+        print(f"note: {count(other, 'run')} of {spec} in {out} ({what}) {'is' if other == 1 else 'are'} of another "
               f"preset or other key=value overrides: give `suite {command}` the ones given to `suite run`", file=file)
 
 
@@ -505,8 +507,8 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
     counts: dict[str, int] = {}
     for rid in live["run_id"]:
         counts[states[rid]] = counts.get(states[rid], 0) + 1
-    arrays = sorted({str(j).split("_")[0] for j in live["slurm_job_id"]}, key=lambda j: (len(j), j))
-    print(f"  slurm: {', '.join(f'{n} {s}' for s, n in sorted(counts.items()))} (jobs {' '.join(arrays)})")
+    arrays = _arrays(live["slurm_job_id"])
+    print(f"  slurm: {', '.join(f'{n} {s}' for s, n in sorted(counts.items()))} (jobs {arrays})")
     pending = [str(j) for rid, j in zip(live["run_id"], live["slurm_job_id"]) if states[rid] == "PENDING"]
     if pending:  # e.g. BadConstraints: a request the cluster can never meet waits forever
         from suite.dispatch.slurm import pending_reasons
@@ -515,7 +517,7 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
         if reasons:
             print(f"  pending because: {', '.join(f'{r} ({n})' for r, n in sorted(reasons.items()))}")
         if "JobHeldUser" in reasons:
-            print(f"  held as asked (sbatch hold): `scontrol release {','.join(arrays)}` lets them start")
+            print(f"  held as asked (sbatch hold): `scontrol release {arrays.replace(' ', ',')}` lets them start")
         for reason, why in NEVER_STARTS.items():
             if reason in reasons:
                 print(f"  {reason}: {why}: these wait until the cluster changes; `suite cancel` with the same "
@@ -527,8 +529,8 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
               f"{LOST_AFTER_S // 60} min after submission fails (`--retry-failed` submits it again); `suite cancel` "
               "with the same arguments releases them now")
     if "NO_ANSWER" in counts:
-        print(f"  SLURM did not answer for {count(counts['NO_ANSWER'], 'job')} (squeue failed: slurmctld down or "
-              "unreachable): their states are not checked and nothing is decided about them")
+        print(f"  SLURM did not answer for {count(counts['NO_ANSWER'], 'job')} (squeue failed or is not installed "
+              "here): their states are not checked and nothing is decided about them")
 
 
 def _add_cancel(sub: argparse._SubParsersAction) -> None:
@@ -550,7 +552,7 @@ def _cancel(args: argparse.Namespace) -> int:
         print(complaints, file=sys.stderr)
     if not cancelled and not refused:
         print(f"{spec.name}: nothing queued or running on SLURM (out: {out})")
-        _note_runs_elsewhere(out, spec.name, set(ids), "cancel", sys.stdout, queued=True)
+        _note_runs_elsewhere(out, spec.name, set(ids), "cancel", sys.stdout, states=("pending", "running"))
         return 0
     if cancelled:
         command, note = _resubmit_hint(out, list(cancelled), args)
@@ -704,18 +706,20 @@ def _follow_slurm(out: Path) -> dict[str, str]:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from suite import store
     from suite.config import parse_overrides
+    from suite.dispatch import slurm
     from suite.report import files, formats, tables
     from suite.report.splice import splice_file
 
     out = _store_dir(args)
     chosen = files.parse_formats(args.format)
     log = sys.stderr if args.to == "-" else sys.stdout
-    _follow_slurm(out)
     if args.all:
         if args.spec or args.to or args.into or args.overrides:
             raise SuiteError("--all writes every table to the store; it takes no spec, overrides, --to or --into",
                              key="all")
+        _follow_slurm(out)
         _, errors, untabled = files.write_all(out, preset=args.preset, formats=chosen or files.DEFAULT_FORMATS,
                                               metrics=args.metric, wrote=lambda path: print(f"wrote {path}", file=log))
         if untabled:
@@ -727,8 +731,11 @@ def _report(args: argparse.Namespace) -> int:
         return 2 if errors else 0
     if not args.spec:
         raise SuiteError("name a spec, or pass --all", key="spec")
-    report = tables.load(args.spec, preset=args.preset, overrides=parse_overrides(args.overrides), out=out,
-                         metrics=args.metric)
+    spec, runs = _expand(args)
+    ids = [r.run_id for r in runs]
+    slurm.refresh(out, ids)  # as `suite status` does: no dead job shows as running
+    report = tables.build(spec, runs, store.collect(out, ids), out=out, preset=args.preset, metrics=args.metric,
+                          overrides=parse_overrides(args.overrides))
     # A table from a store where none of the spec's runs is done would only lose results: files and
     # README blocks that exist are left as they are (--to writes anyway).
     nothing_done = not report.counts.get("done")

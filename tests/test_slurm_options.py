@@ -509,6 +509,7 @@ def test_when_slurm_does_not_answer_nothing_is_claimed_or_recorded(tmp_path, mon
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     down = "echo 'error: Kill job error on job id 7_0: Unable to contact slurm controller (connect failure)' >&2"
+    # squeue and sacct down; scancel reaches 8_0 but not 7_0
     for name in ("squeue", "sacct", "scancel"):
         (bin_dir / name).write_text(f"#!/bin/sh\n{down}\nexit 1\n")
         (bin_dir / name).chmod(0o755)
@@ -517,14 +518,17 @@ def test_when_slurm_does_not_answer_nothing_is_claimed_or_recorded(tmp_path, mon
     spec_path.write_text(SPEC)
     first, second = ablations.expand(ablations.load(spec_path))
     out = tmp_path / "store"
-    store.set_status(store.plan(out, first), "pending", slurm_job_id="7_0", submitted_at=store.now(), executor="slurm")
+    for run, job in ((first, "7_0"), (second, "8_0")):
+        store.set_status(store.plan(out, run), "pending", slurm_job_id=job, submitted_at=store.now(), executor="slurm")
     assert slurm.slurm_states(["7_0"]) == {"7_0": slurm.NO_ANSWER}
     assert main(["status", str(spec_path), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "SLURM did not answer for 1 job" in printed and "no record" not in printed
+    assert "SLURM did not answer for 2 jobs" in printed and "no record" not in printed
     assert main(["cancel", str(spec_path), "--out", str(out)]) == 1
-    assert "scancel did not take the jobs of 1 run (jobs 7)" in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert "scancel did not take the jobs of 1 run (jobs 7)" in said.err and "cancelled 1 run (jobs 8)" in said.out
     assert store.state_of(store.run_dir(out, first.run_id)).state == "pending"  # as recorded: still queued
+    assert store.state_of(store.run_dir(out, second.run_id)).state == "cancelled"
 
 
 def test_cancel_and_status_point_at_queued_runs_of_other_overrides(tmp_path, monkeypatch, capsys):
@@ -539,9 +543,10 @@ def test_cancel_and_status_point_at_queued_runs_of_other_overrides(tmp_path, mon
     assert main(["cancel", str(spec_path), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "opts: nothing queued or running on SLURM" in printed
-    assert "note: 2 queued or running runs of opts in" in printed and "give `suite cancel` the ones" in printed
+    assert "note: 2 runs of opts in" in printed and "(queued or running) are of another preset" in printed
+    assert "give `suite cancel` the ones" in printed
     assert main(["status", str(spec_path), "--out", str(out)]) == 0
-    assert "note: 2 queued or running runs of opts in" in capsys.readouterr().out
+    assert "(done or queued or running) are of another preset" in capsys.readouterr().out
 
 
 def test_a_report_follows_slurm_as_status_does(tmp_path, monkeypatch, capsys):

@@ -254,7 +254,7 @@ def _duplicate(spec: Spec, other: RunSpec, run: RunSpec, before_cli: Mapping[str
                       f"repeat a default", *apart)
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
     """Equal values of the same kind (1 is not True)."""
     return a == b and type(a) is type(b)
 
@@ -269,7 +269,7 @@ def _points(spec: Spec, replaced: Mapping[str, list[Any]], preset: str | None, f
     factors: list[list[Factor]] = []
     for axis, values in spec.grid.items():
         where = ("presets", str(preset), "grid", axis) if axis in replaced else ("grid", axis)
-        factors.append([({axis: v}, {axis: where + (str(i),)}, any(_same(v, w) for w in values))
+        factors.append([({axis: v}, {axis: where + (str(i),)}, any(same_value(v, w) for w in values))
                         for i, v in enumerate(replaced.get(axis, values))])
     for g, group in enumerate(spec.zip):
         length = len(next(iter(group.values())))
@@ -277,9 +277,10 @@ def _points(spec: Spec, replaced: Mapping[str, list[Any]], preset: str | None, f
         for i in range(length):
             point = {axis: fixed.get(axis, vals[i]) for axis, vals in group.items()}
             where = {axis: fixed_src[axis] if axis in fixed else ("zip", str(g), axis, str(i)) for axis in group}
-            if fixed.keys() & group.keys() and any(all(_same(point[a], p[a]) for a in group) for p, _, _ in factor):
+            if fixed.keys() & group.keys() and any(all(same_value(point[a], p[a]) for a in group)
+                                                   for p, _, _ in factor):
                 continue  # the preset's values made it an earlier point: one run, not a duplicate
-            factor.append((point, where, all(_same(point[axis], vals[i]) for axis, vals in group.items())))
+            factor.append((point, where, all(same_value(point[axis], vals[i]) for axis, vals in group.items())))
         factors.append(factor)
     out = []
     for combo in itertools.product(*factors):

@@ -196,7 +196,7 @@ def _check(values: Mapping[str, Any], line: typing.Callable[[str], int | None], 
             raise SuiteError(f"must be at least {MINIMUM[key]}, got {value}", key=name, **where)
         if isinstance(value, str) and not value.strip():
             raise SuiteError("must not be empty (leave the option out for the cluster's default)", key=name, **where)
-        if key == "setup" and any(not line.strip() for line in value):
+        if key == "setup" and any(not shell.strip() for shell in value):
             raise SuiteError(f"a setup line must not be empty, got {value!r}", key=name, **where)
         if key == "sbatch":
             value = _check_sbatch(value, name, where)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import logging
 import math
 import os
 import re
@@ -356,7 +357,13 @@ def _sacct_states(ids: Sequence[str]) -> dict[str, str]:
     wanted = list(dict.fromkeys([*ids, *(_array_of(j) for j in ids)]))
     for job_id in wanted:
         watcher.register_job(job_id)
-    watcher.update()
+    logger = logging.getLogger("submitit")  # its "Bypassing sacct error" goes to stdout too, into `report --to -`
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        watcher.update()  # a failing sacct answers nothing: UNKNOWN, or NO_ANSWER when squeue failed too
+    finally:
+        logger.setLevel(level)
     listed = {j: watcher.get_state(j, mode="cache").split()[0] for j in wanted}
     return _per_task(ids, {j: state for j, state in listed.items() if state != "UNKNOWN"})
 

@@ -151,7 +151,7 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
 
 
 def runs_outside(out: Path, covered: set[str], spec: str | None = None,
-                      states: tuple[str, ...] = ("done",)) -> list[str]:
+                 states: tuple[str, ...] = ("done",)) -> list[str]:
     """The store's done runs (or runs in `states`; of `spec`, if given) that are not in `covered`:
     run with key=value overrides, another preset or a spec file elsewhere, so the command at hand
     leaves them out."""
