@@ -439,6 +439,9 @@ def _status(args: argparse.Namespace) -> int:
         frame = store.collect(out, [r.run_id for r in runs])
         groups = {spec.name: frame}
     else:
+        if args.preset or args.overrides:  # they pick a spec's runs: without one they would be ignored
+            raise SuiteError("--preset and key=value overrides pick a spec's runs: name the spec",
+                             key="preset" if args.preset else "overrides")
         slurm_states = _follow_slurm(out)
         frame = store.collect(out)
         if frame.empty:

@@ -67,6 +67,9 @@ def test_user_file_from_environment(tmp_path, monkeypatch, spec):
     monkeypatch.setenv("SUITE_CLUSTER", str(tmp_path / "missing.yaml"))
     with pytest.raises(SuiteError, match="missing.yaml: no such file"):
         resolve_options()
+    monkeypatch.setenv("SUITE_CLUSTER", str(tmp_path))
+    with pytest.raises(SuiteError, match="a directory, not a file"):
+        resolve_options()
 
 
 def test_unknown_key_names_file_line_and_close_match(tmp_path):
@@ -136,6 +139,14 @@ def test_a_spec_cluster_section_is_checked_when_the_spec_is_read(tmp_path):
     with pytest.raises(SuiteError) as err:
         ablations.load(path)
     assert (err.value.file, err.value.line) == (str(path), 5) and "did you mean 'partition'" in str(err.value)
+    # a time limit the section's own signal delay cannot fit: `suite specs` says so, not only `suite run`
+    path.write_text(SPEC + "  timeout_min: 2\n  signal_delay_s: 100\n")
+    with pytest.raises(SuiteError) as err:
+        ablations.load(path)
+    assert err.value.key == "signal_delay_s" and f"signal_delay_s=100 ({path}:9)" in str(err.value)
+    assert f"timeout_min=2 ({path}:8)" in str(err.value)
+    path.write_text(SPEC + "  timeout_min: 2\n")  # other layers may set a shorter delay: checked when run
+    ablations.load(path)
 
 
 def test_sbatch_values_from_the_command_line_stay_as_typed(spec):
@@ -556,3 +567,9 @@ def test_a_report_follows_slurm_as_status_does(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "1 cancelled" in printed and "running" not in printed
     assert store.state_of(d).state == "cancelled"
+
+
+def test_status_of_the_whole_store_refuses_a_preset(tmp_path, capsys):
+    """It was ignored: the whole store was listed as if no preset had been given."""
+    assert main(["status", "--out", str(tmp_path), "--preset", "smoke"]) == 2
+    assert "--preset and key=value overrides pick a spec's runs: name the spec" in capsys.readouterr().err

@@ -81,7 +81,8 @@ def user_file() -> Path | None:
     if "SUITE_CLUSTER" in os.environ:
         value = os.environ["SUITE_CLUSTER"]
         if value and not Path(value).is_file():
-            raise SuiteError("no such file (named by $SUITE_CLUSTER)", file=value)
+            what = "a directory, not a file" if Path(value).is_dir() else "no such file"
+            raise SuiteError(f"{what} (named by $SUITE_CLUSTER)", file=value)
         return Path(value) if value else None
     config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
     path = config_home / "suite" / "cluster.yaml"
@@ -127,8 +128,12 @@ def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[
 
 
 def check_section(section: Mapping[str, Any], line: typing.Callable[[str], int | None], file: str) -> None:
-    """Check a spec's `cluster:` section on its own (when the spec is read, whatever the executor)."""
-    _check(section, line, file=file, prefix="cluster.")
+    """Check a spec's `cluster:` section on its own (when the spec is read, whatever the executor);
+    a time limit it sets too short for the signal delay it sets is wrong whatever the other layers say."""
+    checked = _check(section, line, file=file, prefix="cluster.")
+    both = {k: checked[k] for k in ("timeout_min", "signal_delay_s") if checked.get(k) is not None}
+    if len(both) == 2:
+        resolve_options(both, spec_file=file, spec_line=line, user=None)
 
 
 def _place(file: str, line: int | None) -> str:
