@@ -93,14 +93,14 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
     applied: set[tuple[str, ...]] = set()  # paths of the rules that matched some run
     changed = bool(preset_values or preset_rules or overrides)  # may runs differ from the spec's own?
     zipped = {k: v for k, v in preset_values.items() if k in spec.axes}  # _check_not_axes: zip axes only
-    for point, point_src, in_own_grid in _points(spec, axis_values, preset, zipped, preset_src):
+    for point, point_src in _points(spec, axis_values, preset, zipped, preset_src):
         own: dict[str, Any] = {}  # the spec's own run at this point: base, point, the spec's rules
         own_where: dict[str, tuple[str, ...]] = {}
         _layer(own, own_where, base, base_src)
         _layer(own, own_where, point, point_src)
         applied |= _apply(spec.when, own, own_where)
         # The paper's numbers are per point of the spec's own grid, for the spec's own config.
-        reference = _reference_for(spec, point) if in_own_grid else {}
+        reference = _reference_for(spec, point) if own_point(spec, point) else {}
         reference_config = None
         if reference and changed:
             try:
@@ -254,42 +254,47 @@ def _duplicate(spec: Spec, other: RunSpec, run: RunSpec, before_cli: Mapping[str
                       f"repeat a default", *apart)
 
 
-def same_value(a: Any, b: Any) -> bool:
+def _same(a: Any, b: Any) -> bool:
     """Equal values of the same kind (1 is not True)."""
     return a == b and type(a) is type(b)
 
 
+def own_point(spec: Spec, point: Mapping[str, Any]) -> bool:
+    """Whether a (preset's) grid point is one of the spec's own, the points its paper values are for."""
+    rows = [list(zip(*group.values())) for group in spec.zip]  # each zip group's points, as value tuples
+    return all(any(_same(point.get(axis), v) for v in values) for axis, values in spec.grid.items()) and all(
+        any(all(_same(point.get(axis), v) for axis, v in zip(group, row)) for row in group_rows)
+        for group, group_rows in zip(spec.zip, rows))
+
+
 def _points(spec: Spec, replaced: Mapping[str, list[Any]], preset: str | None, fixed: Mapping[str, Any],
-            fixed_src: Mapping[str, tuple[str, ...]]) -> list[tuple[dict[str, Any], dict[str, tuple[str, ...]], bool]]:
+            fixed_src: Mapping[str, tuple[str, ...]]) -> list[tuple[dict[str, Any], dict[str, tuple[str, ...]]]]:
     """Cartesian product of the grid axes (values possibly replaced by the preset's grid) and the
     zip groups (a zip axis the preset sets takes its value in every point, label included; points
-    that it makes equal are one), as
-    (point, key -> yaml path of the value, whether the point is one of the spec's own)."""
-    Factor = tuple[dict[str, Any], dict[str, tuple[str, ...]], bool]
+    that it makes equal are one), as (point, key -> yaml path of the value)."""
+    Factor = tuple[dict[str, Any], dict[str, tuple[str, ...]]]
     factors: list[list[Factor]] = []
     for axis, values in spec.grid.items():
         where = ("presets", str(preset), "grid", axis) if axis in replaced else ("grid", axis)
-        factors.append([({axis: v}, {axis: where + (str(i),)}, any(same_value(v, w) for w in values))
-                        for i, v in enumerate(replaced.get(axis, values))])
+        factors.append([({axis: v}, {axis: where + (str(i),)}) for i, v in enumerate(replaced.get(axis, values))])
     for g, group in enumerate(spec.zip):
         length = len(next(iter(group.values())))
         factor: list[Factor] = []
         for i in range(length):
             point = {axis: fixed.get(axis, vals[i]) for axis, vals in group.items()}
             where = {axis: fixed_src[axis] if axis in fixed else ("zip", str(g), axis, str(i)) for axis in group}
-            if fixed.keys() & group.keys() and any(all(same_value(point[a], p[a]) for a in group)
-                                                   for p, _, _ in factor):
+            if fixed.keys() & group.keys() and any(all(_same(point[a], p[a]) for a in group) for p, _ in factor):
                 continue  # the preset's values made it an earlier point: one run, not a duplicate
-            factor.append((point, where, all(same_value(point[axis], vals[i]) for axis, vals in group.items())))
+            factor.append((point, where))
         factors.append(factor)
     out = []
     for combo in itertools.product(*factors):
         point: dict[str, Any] = {}
         where: dict[str, tuple[str, ...]] = {}
-        for values, paths, _ in combo:
+        for values, paths in combo:
             point.update(values)
             where.update(paths)
-        out.append((point, where, all(own for _, _, own in combo)))
+        out.append((point, where))
     return out
 
 

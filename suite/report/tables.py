@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from suite.ablations.expand import RunSpec, same_value
+from suite.ablations.expand import RunSpec, own_point
 from suite.ablations.spec import Spec
 from suite.config import EXECUTION_KEYS
 from suite.data.catalog import DATASETS
@@ -132,7 +132,7 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
     rows, columns = layout(spec)
     name = spec.name if preset is None else f"{spec.name}.{preset}"
     runs_frame, notes = tidy(runs, frame, axes, metrics, name)
-    if preset is not None and spec.reference and not any(_on_own_grid(spec, run.point) for run in runs):
+    if preset is not None and spec.reference and not any(own_point(spec, run.point) for run in runs):
         replaced = sorted({*(spec.presets[preset].get("grid") or {}), *(spec.presets[preset].keys() & set(axes))})
         by = f" (its values for {', '.join(replaced)})" if replaced else ""
         notes.append(f"The paper's values are for the spec's own grid points; preset {preset}'s points are none of "
@@ -145,13 +145,6 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
     notes.insert(0, f"{count(len(runs_frame), 'run')}: {shown}.")
     return Report(spec=spec, preset=preset, out=Path(out), runs=runs_frame, cells=cells, points=points, table=table,
                   axes=axes, rows=rows, columns=columns, metrics=metrics, notes=notes, overrides=dict(overrides or {}))
-
-
-def _on_own_grid(spec: Spec, point: Mapping[str, Any]) -> bool:
-    """Whether a (preset's) grid point is one of the spec's own, where its paper values are."""
-    return all(any(same_value(point.get(axis), v) for v in values) for axis, values in spec.grid.items()) and all(
-        any(all(same_value(point.get(axis), group[axis][i]) for axis in group)
-            for i in range(len(next(iter(group.values()))))) for group in spec.zip)
 
 
 def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mapping[str, Any] | None = None,

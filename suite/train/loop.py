@@ -353,7 +353,7 @@ class Trainer:
         self.clock = dict(state["clock"])
 
     def _diverged(self) -> Diverged:
-        epoch = max(self.iteration - 1, 0) // self.steps_per_epoch + 1  # iterations 1..steps_per_epoch: epoch 1
+        epoch = math.ceil(self.iteration / self.steps_per_epoch)  # as _end_epoch numbers it
         amp = "" if self.config.amp == "fp32" else " or use amp=fp32"
         return Diverged(f"training loss is not finite by iteration {self.iteration} (epoch {epoch}); "
                         f"lower lr{',' if amp else ' or'} add warm-up{amp}", key="lr")
