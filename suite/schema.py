@@ -7,6 +7,7 @@ import numbers
 import re
 import types
 import typing
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -118,14 +119,24 @@ def coerce(value: Any, annotation: Any) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"expected {type_name(annotation)}")
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-            return tuple(coerce(v, args[0]) for v in value)
+            return tuple(_items(value, [args[0]] * len(value)))
         if origin is tuple and args:
             if len(value) != len(args):
                 raise ValueError(f"expected {len(args)} values")
-            return tuple(coerce(v, a) for v, a in zip(value, args))
-        item = args[0] if args else Any
-        return [coerce(v, item) for v in value]
+            return tuple(_items(value, args))
+        return _items(value, [args[0] if args else Any] * len(value))
     return value
+
+
+def _items(values: Sequence[Any], annotations: Sequence[Any]) -> list[Any]:
+    """Coerce item by item, so an error names the item at fault rather than the whole list."""
+    out = []
+    for i, (v, annotation) in enumerate(zip(values, annotations)):
+        try:
+            out.append(coerce(v, annotation))
+        except ValueError as exc:
+            raise ValueError(f"item {i} ({v!r}): {exc}") from None
+    return out
 
 
 def _kind(value: Any) -> type:

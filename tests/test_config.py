@@ -82,6 +82,7 @@ def test_round_trip_through_the_stored_dict_keeps_the_id():
         ({"seed": -1}, "seed", "[0, 2**63 - 1]"),
         ({"data.name": "digits", "model.num_classes": 5}, "model.num_classes", "digits has 10 classes but the model would predict 5"),
         ({"data.name": "cifar100", "model.num_classes": 10}, "model.num_classes", "cifar100 has 100 classes"),
+        ({"lr_milestones": [0.5, "late"]}, "lr_milestones", "item 1 ('late'): expected a number"),
     ],
 )
 def test_errors_name_the_key(values, key, fragment):

@@ -107,10 +107,23 @@ def test_bad_spec_value_names_the_spec_line(tmp_path):
     ({"sbatch": ["p=gpu"]}, "sbatch parameter 'p' cannot be set here: use the 'partition' option"),  # short forms too
     ({"sbatch": ["A=lab"]}, "sbatch parameter 'A' cannot be set here: use the 'account' option"),
     ({"setup": ["module load cuda", " "]}, "--setup: a setup line must not be empty"),
+    # sbatch takes unambiguous prefixes of long options, so an abbreviation of an owned one is refused
+    ({"sbatch": ["part=gpu"]}, "sbatch parameter 'part' (sbatch reads it as --partition) cannot be set here: use "
+                               "the 'partition' option"),
+    ({"sbatch": ["--cpus-per=4"]}, "sbatch parameter 'cpus-per' (sbatch reads it as --cpus-per-task)"),
+    ({"sbatch": ["job=x"]}, "(sbatch reads it as --job-name) cannot be set here: the dispatcher sets it"),
 ])
 def test_bad_command_line_values(spec, cli, message):
     with pytest.raises(SuiteError, match=message.replace("(", r"\(").replace(")", r"\)")):
         options(spec, cli)
+
+
+def test_a_bad_setup_line_is_named_by_its_position(tmp_path):
+    path = tmp_path / "opts.yaml"
+    path.write_text(SPEC.replace("  partition: gpu", "  partition: gpu\n  setup: [module load cuda, 2]"))
+    with pytest.raises(SuiteError) as err:
+        ablations.load(path)
+    assert err.value.key == "cluster.setup" and "item 1 (2): expected a string" in str(err.value)
 
 
 def test_cli_reports_a_spec_typo_before_anything_is_submitted(tmp_path, capsys, monkeypatch):
@@ -147,6 +160,12 @@ def test_a_spec_cluster_section_is_checked_when_the_spec_is_read(tmp_path):
     assert f"timeout_min=2 ({path}:8)" in str(err.value)
     path.write_text(SPEC + "  timeout_min: 2\n")  # other layers may set a shorter delay: checked when run
     ablations.load(path)
+
+
+def test_real_sbatch_options_that_begin_like_owned_ones_pass(spec):
+    got = options(spec, {"sbatch": ["gpus=2", "time-min=30", "mem-per-cpu=1G", "nodelist=n1", "exclusive=true"]})
+    assert got.sbatch == {"mail-type": "END", "gpus": "2", "time-min": "30", "mem-per-cpu": "1G", "nodelist": "n1",
+                          "exclusive": "true"}
 
 
 def test_sbatch_values_from_the_command_line_stay_as_typed(spec):

@@ -74,6 +74,18 @@ OWNED = {"partition": "partition", "p": "partition", "account": "account", "A": 
          "cpus-per-task": "cpus_per_task", "c": "cpus_per_task", "mem": "mem_gb", "constraint": "constraint",
          "C": "constraint", "signal": "signal_delay_s", "array": None, "output": None, "o": None, "error": None,
          "e": None, "job-name": None, "J": None}
+# sbatch parses options with getopt_long, which takes any unambiguous prefix of a long option
+# (`part=gpu` is --partition); these real options are prefixes of owned ones, not abbreviations.
+NOT_ABBREVIATIONS = {"gpus"}
+
+
+def _owned_as(key: str) -> str | None:
+    """The owned sbatch option that `key` is or abbreviates (None: not owned)."""
+    if key in OWNED:
+        return key
+    if len(key) > 1 and key not in NOT_ABBREVIATIONS:
+        return next((name for name in OWNED if len(name) > 1 and name.startswith(key)), None)
+    return None
 
 
 def user_file() -> Path | None:
@@ -218,10 +230,13 @@ def _check_sbatch(value: Any, name: str, where: dict[str, Any]) -> dict[str, Any
         if not key:
             raise SuiteError(f"an sbatch parameter needs a name, e.g. exclude=node7; got {raw_key!r}",
                              key=name, **where)
-        if key in OWNED:
-            instead = OWNED[key]
+        owned = _owned_as(key)
+        if owned is not None:
+            instead = OWNED[owned]
             hint = f"use the {instead!r} option" if instead else "the dispatcher sets it"
-            raise SuiteError(f"sbatch parameter {key!r} cannot be set here: {hint}", key=f"{name}.{raw_key}", **where)
+            reads = "" if owned == key else f" (sbatch reads it as --{owned})"
+            raise SuiteError(f"sbatch parameter {key!r}{reads} cannot be set here: {hint}", key=f"{name}.{raw_key}",
+                             **where)
         if v is not None and (not isinstance(v, (str, int, float, bool)) or v is False):
             raise SuiteError(f"an sbatch value is a string, a number, true (a bare flag) or null (unset what a "
                              f"lower layer set), got {v!r}", key=f"{name}.{raw_key}", **where)
