@@ -69,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
+            _SHOWN.clear()
             return int(args.handler(args) or 0)
     except SuiteError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -84,12 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
                   line: str | None = None) -> None:
     if issubclass(category, SuiteWarning):
-        print(f"warning: {message}", file=sys.stderr)
+        if str(message) not in _SHOWN:  # a corrupt record met by each of several reads is said once
+            _SHOWN.add(str(message))
+            print(f"warning: {message}", file=sys.stderr)
     else:
         _SHOW_WARNING(message, category, filename, lineno, file, line)
 
 
 _SHOW_WARNING = warnings.showwarning
+_SHOWN: set[str] = set()
 
 
 # ---------------------------------------------------------------------------------------- models
@@ -276,12 +280,6 @@ def _same_local_runs(args: argparse.Namespace) -> str:
 
 
 # squeue's pending reasons of a request the cluster as configured can never meet.
-NEVER_STARTS = {"BadConstraints": "no node can meet the request (GPUs, memory, CPUs, constraint)",
-                "PartitionNodeLimit": "more nodes than the partition allows (or the nodes it needs are down or "
-                                      "drained)",
-                "PartitionTimeLimit": "a time limit above the partition's"}
-
-
 def _resubmit_hint(out: Path, run_ids: Sequence[str], args: argparse.Namespace) -> tuple[str, str]:
     """The command that submits these runs again as they were submitted (cluster flags included),
     and a note: the one `suite run` recorded with them; for runs submitted by different commands
@@ -419,7 +417,8 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
 
 
 def _add_status(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("status", help="done / running / failed / missing runs of a spec (or of the whole store)")
+    p = sub.add_parser("status", help="done / pending / running / failed / interrupted / missing runs of a spec "
+                                             "(or of the whole store)")
     p.add_argument("spec", nargs="?", help="spec name or path (default: every spec in the store)")
     p.add_argument("--preset", help="the preset the runs were expanded with")
     p.add_argument("--out", type=Path, default=None, help="run store directory (default: $SUITE_OUT or ./results)")
@@ -442,7 +441,7 @@ def _status(args: argparse.Namespace) -> int:
         if args.preset or args.overrides:  # they pick a spec's runs: without one they would be ignored
             raise SuiteError("--preset and key=value overrides pick a spec's runs: name the spec",
                              key="preset" if args.preset else "overrides")
-        slurm_states = _follow_slurm(out)
+        slurm_states = slurm.refresh_store(out)
         frame = store.collect(out)
         if frame.empty:
             print(f"no runs in {out}")
@@ -450,7 +449,7 @@ def _status(args: argparse.Namespace) -> int:
         unknown = "(spec unknown: config.json missing or unreadable)"
         groups = {str(name): part for name, part in frame.groupby(frame["spec"].fillna(unknown))}
     for name, part in groups.items():
-        _print_counts(name, store.summarise(part))
+        _print_counts(name, store.count_states(part["status"]), stored=not args.spec)
         if args.spec:
             remeasure = store.measured_otherwise_in(runs, part)
             queued = {rid for rid in remeasure if slurm_states.get(rid) in slurm.ALIVE}
@@ -463,6 +462,8 @@ def _status(args: argparse.Namespace) -> int:
         _print_slurm(part, slurm_states)
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
             print(f"  done {row['run_id']}: {row['note']}")
+        for _, row in part[(part["status"] == "missing") & (part["note"] != "")].iterrows():
+            print(f"  missing {row['run_id']}: {row['note']} (`suite run` sets it aside and runs it again)")
         for _, row in part[part["status"].isin(["failed", "cancelled", "interrupted"])].iterrows():
             d = store.run_dir(out, row["run_id"])
             print(f"  {row['status']} {row['run_id']}: {row['note']}")
@@ -480,6 +481,9 @@ def _status(args: argparse.Namespace) -> int:
             again = "".join(_resubmit_hint(out, stopped, args)) if on_slurm else \
                 f"suite run {_same_runs(args)} --retry-failed"
             print(f"  rerun the {len(stopped)} failed or cancelled: {again}")
+    if not args.spec:
+        print("(each run under the spec that planned it first; `suite status SPEC` counts all of a spec's runs, "
+              "those not planned yet included)")
     return 0
 
 
@@ -514,7 +518,7 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
     print(f"  slurm: {', '.join(f'{n} {s}' for s, n in sorted(counts.items()))} (jobs {arrays})")
     pending = [str(j) for rid, j in zip(live["run_id"], live["slurm_job_id"]) if states[rid] == "PENDING"]
     if pending:  # e.g. BadConstraints: a request the cluster can never meet waits forever
-        from suite.dispatch.slurm import pending_reasons
+        from suite.dispatch.slurm import NEVER_STARTS, pending_reasons
 
         reasons = Counter(pending_reasons(pending).values())
         if reasons:
@@ -581,9 +585,10 @@ def _print_remeasure(remeasure: Mapping[str, Sequence[str]], then: str) -> None:
         print(f"  {count(len(remeasure), 'done run')} measured with other settings, {', '.join(how)}: {then}")
 
 
-def _print_counts(name: str, counts: dict[str, int]) -> None:
-    shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s in ("done", "missing"))
-    print(f"{name}: {count(sum(counts.values()), 'run')}: {shown}")
+def _print_counts(name: str, counts: dict[str, int], *, stored: bool = False) -> None:
+    """`stored`: the runs the store holds, not all a spec plans (so no count of the missing ones)."""
+    shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n or (s == "done" or s == "missing" and not stored))
+    print(f"{name}: {count(sum(counts.values()), 'run')}{' in the store' if stored else ''}: {shown}")
 
 
 # ---------------------------------------------------------------------------------------- profile
@@ -651,8 +656,12 @@ def _profile(args: argparse.Namespace) -> int:
     fmt = "json" if args.json or (args.out and not args.csv and args.out.suffix.lower() == ".json") else "csv"
     if args.out:
         print(profile.render(rows, "table") + note, end="")
-        profile.write_out(args.out, profile.render(rows, fmt))
-        print(f"wrote {len(rows)} rows to {args.out}" + (" (partial)" if partial else ""))
+        out, kept = args.out, ""
+        if partial and out.exists():  # a complete table of an earlier run is worth more than these rows
+            out = out.with_name(f"{out.stem}.partial{out.suffix}")
+            kept = f"; {args.out} is left as it was"
+        profile.write_out(out, profile.render(rows, fmt))
+        print(f"wrote {len(rows)} rows to {out}" + (f" (partial{kept})" if partial else ""))
     elif args.json or args.csv:
         print(profile.render(rows, fmt), end="")
         print(note, end="", file=sys.stderr)
@@ -699,15 +708,6 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_report)
 
 
-def _follow_slurm(out: Path) -> dict[str, str]:
-    """Bring the whole store up to date with SLURM (jobs that ended without a result), so neither
-    `status` nor a report shows a dead job as running; run_id -> SLURM state of the followed runs."""
-    from suite.dispatch import slurm
-
-    runs = Path(out) / "runs"
-    return slurm.refresh(out, [d.name for d in runs.iterdir() if d.is_dir()]) if runs.is_dir() else {}
-
-
 def _report(args: argparse.Namespace) -> int:
     from suite import store
     from suite.config import parse_overrides
@@ -722,7 +722,7 @@ def _report(args: argparse.Namespace) -> int:
         if args.spec or args.to or args.into or args.overrides:
             raise SuiteError("--all writes every table to the store; it takes no spec, overrides, --to or --into",
                              key="all")
-        _follow_slurm(out)
+        slurm.refresh_store(out)
         _, errors, untabled = files.write_all(out, preset=args.preset, formats=chosen or files.DEFAULT_FORMATS,
                                               metrics=args.metric, wrote=lambda path: print(f"wrote {path}", file=log))
         if untabled:

@@ -92,7 +92,7 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
     def to_dict(self) -> dict[str, Any]:
-        """Nested plain dict (what a run directory's config.yaml holds)."""
+        """Nested plain dict (the `config` of a run directory's config.json)."""
         out = dataclasses.asdict(self)
         out["model"] = {"name": self.model.name, **self.model.kwargs}
         return _plain(out)
@@ -109,7 +109,7 @@ class RunConfig:
         model_defaults = {f"model.{k}": v for k, v in get_model_info(self.model.name).defaults.items()}
         out = {}
         for key, value in self.flat().items():
-            if key in EXECUTION_KEYS or key.startswith(MEASURE):
+            if not is_identity_key(key):
                 continue
             default = model_defaults.get(key, defaults.get(key, _MISSING))
             if key == "model.name" or _plain(default) != value:
@@ -130,6 +130,11 @@ MEASURE = "measure."  # the prefix of the keys that say how a run is measured
 MAX_SEED = 2**63 - 1
 SECTIONS = {"model": None, "data": DataConfig, "measure": MeasureConfig}
 _MISSING = object()
+
+
+def is_identity_key(key: str) -> bool:
+    """Whether a dotted key can make a run another run: where it executes and how it is measured cannot."""
+    return key not in EXECUTION_KEYS and not key.startswith(MEASURE)
 
 
 def run_id(config: RunConfig) -> str:
@@ -165,11 +170,6 @@ def could_be(key: str, pattern: str) -> bool:
     else:
         return True
     return any(isinstance(c, str) and fnmatch.fnmatchcase(c, pattern) for c in choices)
-
-
-def keys() -> list[str]:
-    """Every dotted key a config accepts (model options excluded: they depend on the model)."""
-    return sorted(k for k in _defaults_flat() if not k.startswith("model.")) + ["model.<option>", "model.name"]
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:

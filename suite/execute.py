@@ -27,7 +27,7 @@ from typing import Any
 
 from filelock import Timeout
 
-from suite import store
+from suite import files, store
 from suite.ablations.expand import RunSpec
 from suite.errors import SuiteError, SuiteWarning
 from suite.train.checkpoint import Preempted
@@ -65,7 +65,7 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
             return _measure_again(run, d, current.result)
         said = []
         if current.corrupt and (d / "result.json").exists():  # kept for a look, not overwritten by this attempt
-            said.append(f"{current.note}; moved to {_set_aside(d / 'result.json')}, and the run runs again")
+            said.append(f"{current.note}; moved to {store.set_aside(d / 'result.json')}, and the run runs again")
             warnings.warn(said[-1], SuiteWarning)
         attempts = int((current.status or {}).get("attempts") or 0) + 1
         store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid(), attempts=attempts,
@@ -82,8 +82,9 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
             raise
         except BaseException as exc:
             text = traceback.format_exc()
-            (d / "error.txt").write_text(text)
             store.set_status(d, "failed", error=text.strip().splitlines()[-1] if text.strip() else repr(exc))
+            with contextlib.suppress(OSError):  # a full disk must not hide the failure it is recording
+                files.write_text(d / "error.txt", text)
             raise
         store.write_result(d, result)
         return result
@@ -183,15 +184,8 @@ def _cached_measurement(path: Path, run: RunSpec) -> dict[str, Any] | None:
         problem = f"{path}: not a measurement record"
     except SuiteError as err:
         problem = str(err)
-    warnings.warn(f"{problem}; moved to {_set_aside(path)}, and the model is measured again", SuiteWarning)
+    warnings.warn(f"{problem}; moved to {store.set_aside(path)}, and the model is measured again", SuiteWarning)
     return None
-
-
-def _set_aside(path: Path) -> str:
-    """Rename an unreadable record to `<stem>.corrupt-<time>.json`, kept for a look; its new name."""
-    kept = path.with_name(f"{path.stem}.corrupt-{store.now().replace(':', '')}.json")
-    path.rename(kept)
-    return kept.name
 
 
 @contextlib.contextmanager

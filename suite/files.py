@@ -1,6 +1,7 @@
 """Writing the suite's files: whole or not at all, and refused early when they cannot be written.
 
-Every record, table, checkpoint and metrics log goes through `replace`: a reader (a collaborator's
+Every record, table and checkpoint goes through `replace` (the per-epoch metrics log is appended
+to, a line at a time, and read back tolerating a torn last line): a reader (a collaborator's
 `suite report`, a resumed run, SLURM's next attempt) sees the old file or the new one, never half
 of one, and a crash mid-write leaves no temporary file behind. The temporary name is unique per
 writer, because two processes (a SLURM requeue beside a lingering attempt) may write the same file.

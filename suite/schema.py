@@ -8,10 +8,13 @@ import re
 import types
 import typing
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import yaml
+
+from suite.errors import SuiteError, not_utf8
 
 
 class YamlLoader(yaml.SafeLoader):
@@ -69,9 +72,38 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=YamlLoader)  # noqa: S506 (a SafeLoader)
 
 
-def compose_yaml(text: str) -> yaml.Node | None:
-    """The node tree, for line numbers in error messages."""
-    return yaml.compose(text, Loader=YamlLoader)
+def read_yaml(path: Path, what: str) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """A YAML file's data and the line of each key path in it (("grid", "lr"), ("when", "0")), so
+    that errors about its values can say file:line; a file that cannot be read or parsed is a
+    SuiteError naming it (`what` it should have been: "spec", "cluster options")."""
+    try:
+        text = path.read_text()
+        node, raw = yaml.compose(text, Loader=YamlLoader), load_yaml(text)
+    except OSError as exc:
+        raise SuiteError(f"cannot read {what}: {exc.strerror}", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"cannot read {what}: {not_utf8(exc)}", file=str(path)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise SuiteError(f"bad YAML: {getattr(exc, 'problem', None) or exc}", file=str(path),
+                         line=None if mark is None else mark.line + 1) from None
+    lines: dict[tuple[str, ...], int] = {}
+    if node is not None:
+        _record_lines(node, (), lines)
+    return raw, lines
+
+
+def _record_lines(node: yaml.Node, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = prefix + (str(key_node.value),)
+            out[path] = key_node.start_mark.line + 1
+            _record_lines(value_node, path, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            path = prefix + (str(i),)
+            out[path] = item.start_mark.line + 1
+            _record_lines(item, path, out)
 
 
 def coerce(value: Any, annotation: Any) -> Any:

@@ -13,9 +13,10 @@ Layout (`<out>` is `results/` by default or `--out DIR`):
 
 Runs are keyed by run_id alone, so a run shared by several specs (Attention-56 with a sigmoid
 mask appears in RAN Tables 1, 3 and 4) is trained once. Files are written to a temporary name in
-the same directory and renamed, so a reader sees the old or the new record, never half of one;
-each run directory has a single writer at a time (the executor holds `.lock`), so concurrent array
-tasks never write the same file.
+the same directory and renamed, so a reader sees the old or the new record, never half of one.
+The process executing a run holds its `.lock`, so concurrent array tasks never execute one run; a
+runner or `suite status` records the end of a run whose process or job died only while holding
+that lock itself (`idle`), or after the process is gone.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import os
 import shutil
 import socket
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,20 +60,33 @@ def run_lock(d: Path) -> FileLock:
     return FileLock(str(d / ".lock"))
 
 
-def executing(d: Path) -> bool:
-    """Whether a process holds the run's lock now: it is executing the run, whatever status.json says
-    (a corrupt one, or one a withdrawn job's id overwrote)."""
-    if not d.is_dir():
-        return False
+@contextlib.contextmanager
+def idle(d: Path) -> Iterator[bool]:
+    """False when a process holds the run's lock (it is executing the run, whatever status.json
+    says: a corrupt one, or one a withdrawn job's id overwrote); else True, holding the lock for the
+    block, so that what is written from outside the run's job cannot interleave with a job starting."""
+    if not d.is_dir():  # nothing executes a run never planned (and taking the lock would create it)
+        yield True
+        return
     lock = run_lock(d)
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        return True
-    except OSError:  # a store this user may only read: no lock to probe, and no run of theirs to start
-        return False
-    lock.release()
-    return False
+        yield False
+        return
+    except OSError:  # a store this user may only read: no lock to take, and no run of theirs to start
+        yield True
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+def executing(d: Path) -> bool:
+    """Whether a process is executing the run now (holds its lock)."""
+    with idle(d) as free:
+        return not free
 
 
 def now() -> str:
@@ -95,6 +109,13 @@ def read_json(path: Path) -> Any:
         raise SuiteError(f"corrupt record ({not_utf8(exc)})", file=str(path)) from None
 
 
+def set_aside(path: Path) -> str:
+    """Rename an unreadable record to `<stem>.corrupt-<time>.json`, kept for a look; its new name."""
+    kept = path.with_name(f"{path.stem}.corrupt-{now().replace(':', '')}.json")
+    path.rename(kept)
+    return kept.name
+
+
 def plan(out: Path, run: RunSpec) -> Path:
     """Create the run directory with its config; returns the directory.
 
@@ -112,9 +133,7 @@ def plan(out: Path, run: RunSpec) -> Path:
         except SuiteError as err:
             problem = str(err)
         if problem:  # the plan is the run's own (its id is its config's): written again, the unreadable one kept
-            kept = path.with_name(f"config.corrupt-{now().replace(':', '')}.json")
-            path.rename(kept)
-            warnings.warn(f"{problem}; moved to {kept.name} and written again", SuiteWarning, stacklevel=2)
+            warnings.warn(f"{problem}; moved to {set_aside(path)} and written again", SuiteWarning, stacklevel=2)
             planned = None
     if planned is not None:
         wanted = run.config.to_dict()["measure"]
@@ -390,7 +409,9 @@ def _ordered_columns(rows: list[dict[str, Any]]) -> list[str]:
     return list(columns)
 
 
-def summarise(frame: pd.DataFrame) -> dict[str, int]:
-    """Counts per state, every state present (zeros included), in STATES order."""
-    counts = frame["status"].value_counts() if len(frame) else {}
-    return {s: int(counts.get(s, 0)) for s in STATES}
+def count_states(states: Iterable[str]) -> dict[str, int]:
+    """Runs per state, every state present (zeros included), in STATES order."""
+    out = dict.fromkeys(STATES, 0)
+    for state in states:
+        out[state] += 1
+    return out

@@ -567,6 +567,9 @@ def test_report_axes_and_metrics_are_named_once(tmp_path, report, key, message):
 @pytest.mark.parametrize("text,key,message", [
     ("description: [1, 2]\n", "description", "expected text, got list"),
     ("report: {rows: [lr]}\n", "report.rows", "'lr' is not a grid axis: the spec has no grid"),
+    ("paper: {papr: Wang et al.}\n", "paper.papr", "unknown paper key"),
+    ("paper: {paper: [Wang]}\n", "paper.paper", "expected text"),
+    ("grid: {lr: [0.1, 0.2]}\nreference: [{top1_err: 5}]\n", "reference.0", "names no grid point"),
 ])
 def test_spec_fields_of_the_wrong_kind(tmp_path, text, key, message):
     err = error_of(tmp_path, f"name: bad\nbase: {{model: {{name: resnet26}}}}\n{text}")
@@ -582,6 +585,33 @@ def test_a_spec_name_must_make_a_report_name(tmp_path, name):
         load(path)
     assert info.value.file == str(path) and info.value.line == 1 and info.value.key == "name"
     assert load(write(tmp_path, "name: ü-ñ_2\nbase: {model: {name: resnet26}}\n", "ü-ñ_2")).name == "ü-ñ_2"
+
+
+def test_a_spec_name_must_be_text(tmp_path):
+    path = write(tmp_path, "name: 123\nbase: {model: {name: resnet26}}\n", "123")
+    with pytest.raises(SuiteError, match=r"the spec name must be text, got 123 \(quote it"):
+        load(path)
+
+
+def test_a_spec_kept_elsewhere_cannot_take_a_shipped_spec_name(tmp_path):
+    """Its report would overwrite the shipped one's results/quick.md and its README block."""
+    path = write(tmp_path, "name: quick\nbase: {model: {name: resnet26}}\n", "quick")
+    with pytest.raises(SuiteError) as err:
+        load(path)
+    assert err.value.key == "name" and err.value.file == str(path) and "another spec has the name 'quick'" in str(err.value)
+    assert load(ablations.find("quick")).name == "quick"  # the shipped file itself, by path
+
+
+def test_reference_values_match_grid_values_of_the_same_kind(tmp_path):
+    """`position_encoding: 1` used to take True's paper value; 1 and 1.0 are one value."""
+    path = write(tmp_path, "name: toy\nbase: {model: {name: san10_pairwise}, data: {input_size: 224}}\n"
+                           "grid: {model.position_encoding: [true, false], lr: [1, 0.5]}\n"
+                           "reference:\n  - {model.position_encoding: 1, top1_err: 20}\n"
+                           "  - {model.position_encoding: false, lr: 1.0, top1_err: 30}\n")
+    with pytest.warns(SuiteWarning, match="reference.0: this reference entry fits no point"):
+        runs = expand(load(path))
+    got = {(r.point["model.position_encoding"], r.point["lr"]): r.reference.get("top1_err") for r in runs}
+    assert got == {(True, 1): None, (True, 0.5): None, (False, 1): 30.0, (False, 0.5): None}
 
 
 def test_a_preset_name_must_make_a_report_name(tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -56,6 +57,8 @@ def test_quick_grid_end_to_end(tmp_path, capsys):
     assert frame["top1_err"].between(0, 100).all() and frame["params"].gt(0).all()
     assert frame["train_samples_per_sec"].gt(0).all()
     assert sorted(frame["model.mask_norm"].value_counts().tolist()) == [2, 2, 4]
+    log = (store.run_dir(out, runs[0].run_id) / "log.txt").read_text()  # no bar there: a line per epoch
+    assert re.search(r"epoch 1 of \d+ \(iteration \d+/\d+\): train loss \d+\.\d{4}, test top-1 err", log), log
 
     # Everything is done: a second run starts nothing and touches no result.
     before = {r.run_id: (store.run_dir(out, r.run_id) / "result.json").read_bytes() for r in runs}

@@ -461,6 +461,12 @@ def test_interrupted_profile_keeps_the_finished_rows(monkeypatch, tmp_path, caps
     out = capsys.readouterr().out
     assert "partial: interrupted after 1 of 2 models" in out and f"wrote 1 rows to {out_file} (partial)" in out
     assert list(pd.read_csv(out_file)["model"]) == ["resnet26"]
+    out_file.write_text("model,params\nresnet26,1\nresnet38,2\n")  # a complete table from an earlier run
+    assert main(["profile", "resnet26", "resnet38", "--out", str(out_file)]) == 130
+    beside = tmp_path / "p.partial.csv"
+    assert f"wrote 1 rows to {beside} (partial; {out_file} is left as it was)" in capsys.readouterr().out
+    assert list(pd.read_csv(out_file)["model"]) == ["resnet26", "resnet38"]
+    assert list(pd.read_csv(beside)["model"]) == ["resnet26"]
 
 
 def test_a_bad_out_fails_before_profiling_and_a_failed_write_keeps_the_rows(monkeypatch, tmp_path, capsys):

@@ -471,6 +471,15 @@ def test_files_and_plots_are_written(report, tmp_path):
     assert "figures/toy_tradeoff.svg" in (tmp_path / "toy.md").read_text()
 
 
+def test_a_figure_the_report_can_no_longer_draw_is_removed(report, toy, tmp_path):
+    files.write(report, ["md"], tmp_path)
+    assert (tmp_path / "figures" / "toy_tradeoff.png").exists()
+    spec, _, _ = toy
+    empty = tables.load(spec, out=tmp_path / "empty")  # no done run: nothing to plot
+    files.write(empty, ["md"], tmp_path)
+    assert not list((tmp_path / "figures").glob("toy_*")), "stale figures would show runs the table no longer has"
+
+
 def test_pareto_front():
     x, y = [1.0, 2.0, 3.0, 2.0, 4.0], [5.0, 3.0, 4.0, 6.0, 1.0]
     assert list(plots.pareto(x, y)) == [True, True, False, False, True]

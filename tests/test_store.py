@@ -54,7 +54,7 @@ def test_collect_rows_columns_and_missing_runs(tmp_path):
     assert frame.loc[0, "model.name"] == "resnet26" and frame.loc[0, "seed"] == 0
     assert frame.loc[0, "gmacs"] == 0.5 and frame.loc[0, "env.torch"] == "x"
     assert len(store.collect(tmp_path)) == 2
-    assert store.summarise(frame)["done"] == 2
+    assert store.count_states(frame["status"])["done"] == 2
 
 
 @pytest.mark.parametrize("damage", ["{truncated", "[]", '{"config": 3}'])
@@ -122,7 +122,7 @@ def test_a_corrupt_status_file_is_not_fatal(tmp_path, text):
     assert state.state == "missing" and state.corrupt and str(d / "status.json") in state.note
     with pytest.warns(UserWarning, match="status.json"):
         frame = store.collect(tmp_path)
-    assert frame.loc[0, "status"] == "missing" and store.summarise(frame)["missing"] == 1
+    assert frame.loc[0, "status"] == "missing" and store.count_states(frame["status"])["missing"] == 1
     store.set_status(d, "running", host="h", pid=1)
     assert store.state_of(d).state == "running"
 
@@ -194,7 +194,20 @@ def test_a_directory_with_no_run_records_is_no_run(tmp_path, capsys):
     assert sorted(store.collect(tmp_path)["run_id"]) == sorted([run.run_id, "lost"])
     assert main(["status", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    assert "(spec unknown: config.json missing or unreadable): 1 run" in printed and "junk" not in printed
+    assert "(spec unknown: config.json missing or unreadable): 1 run in the store: 1 failed" in printed
+    assert "junk" not in printed and "0 missing" not in printed  # the store cannot know a spec's unplanned runs
+
+
+def test_status_names_a_corrupt_record_once(tmp_path, capsys):
+    from suite.cli import main
+
+    run = make_run()
+    d = finish(tmp_path, run, 3.0)
+    (d / "result.json").write_text('{"metrics": {"top1_err": 3')  # cut off mid-write by hand
+    assert main(["status", "--out", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert f"  missing {run.run_id}: {d / 'result.json'}: corrupt record" in out and "sets it aside" in out
+    assert err.count("warning: skipped a corrupt record") == 1
 
 
 def test_a_run_whose_lock_is_held_is_not_started_again_whatever_its_status_says(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from suite.ablations.expand import RunSpec, expand
 from suite.ablations.spec import Spec, parse
-from suite.errors import unknown
+from suite.errors import SuiteError, unknown
 
 
 def spec_dirs() -> builtins.list[Path]:
@@ -39,7 +39,13 @@ def load(name_or_path: str | Path) -> Spec:
     """A spec by name (searched in spec_dirs) or by path to a YAML file."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
-        return parse(path)
+        spec = parse(path)
+        same_name = find(spec.name)
+        if same_name is not None and same_name.resolve() != path.resolve():
+            raise SuiteError(f"another spec has the name {spec.name!r}: {same_name}. Tables, figures, README blocks "
+                             "and the run store know a spec by its name, so one would overwrite the other's; give "
+                             "this one another name (its file's and `name:`)", file=str(path), key="name")
+        return spec
     found = find(str(name_or_path))
     if found is None:
         raise unknown("spec", str(name_or_path), list(), key="spec")

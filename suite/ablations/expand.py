@@ -69,7 +69,7 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
             raise unknown("preset", preset, spec.presets, file=str(spec.path), key="presets")
         raw = dict(spec.presets[preset])
         if "seeds" in raw:
-            seeds = list(range(raw["seeds"])) if isinstance(raw["seeds"], int) else list(raw["seeds"])
+            seeds = list(raw["seeds"])
         axis_values = raw.pop("grid", {})
         preset_rules = raw.pop("when", [])
         raw.pop("seeds", None)
@@ -255,8 +255,8 @@ def _duplicate(spec: Spec, other: RunSpec, run: RunSpec, before_cli: Mapping[str
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal values of the same kind (1 is not True)."""
-    return a == b and type(a) is type(b)
+    """Equal values of the same kind: 1 is not True, as a config value's type check says (1 is 1.0)."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool) and isinstance(a, str) == isinstance(b, str)
 
 
 def own_point(spec: Spec, point: Mapping[str, Any]) -> bool:
@@ -415,7 +415,7 @@ def _reference_for(spec: Spec, point: Mapping[str, Any]) -> dict[str, float]:
 
 def _matching_reference(spec: Spec, point: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     return [(i, entry) for i, entry in enumerate(spec.reference)
-            if all(point.get(k) == v for k, v in entry.items() if k not in REFERENCE_METRICS)]
+            if all(_same(point.get(k), v) for k, v in entry.items() if k not in REFERENCE_METRICS)]
 
 
 def _fits_nothing(spec: Spec, problem: str, path: tuple[str, ...], wanted: Mapping[str, Any],

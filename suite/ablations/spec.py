@@ -4,7 +4,7 @@ A spec describes a grid of runs relative to a base config:
 
     name: ran_mask_norm                     # must equal the file name
     description: ...
-    paper: {title: ..., table: Table 1}
+    paper: {paper: ..., table: Table 1}
     base: {model: {name: ran56_cifar}, data: {name: cifar10}, recipe: ran_cifar}
     grid: {model.mask_norm: [mixed, channel, spatial]}     # cartesian product of axes
     zip: [{model.name: [...], recipe: [...]}]               # groups of axes that vary together
@@ -30,17 +30,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from suite.config import MAX_SEED, MEASURE, SECTIONS, flatten
 from suite.data.catalog import DATASETS
-from suite.errors import SuiteError, close_matches, not_utf8
+from suite.errors import SuiteError, close_matches
 from suite.metrics import COSTS, REFERENCE_METRICS, RUN_METRICS
-from suite.schema import compose_yaml, load_yaml
+from suite.schema import read_yaml
 
 TOP_LEVEL = ("name", "description", "paper", "base", "grid", "zip", "when", "seeds", "presets", "reference", "report",
              "cluster")
 REPORT_KEYS = ("rows", "columns", "metrics")
+PAPER_KEYS = ("paper", "table", "url")  # shown beside the table, joined: which paper, which of its tables
 # Applied under every spec's own `presets.smoke`: the whole grid on the offline digits data, one seed.
 DEFAULT_SMOKE = {"data.name": "digits", "recipe": "smoke", "seeds": [0]}
 # Spec and preset names become file names (`SPEC.PRESET.md`) and `--into` marker names: no '.'
@@ -100,22 +100,7 @@ class Spec:
 
 def parse(path: Path) -> Spec:
     """Read and structurally check one spec file."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SuiteError(f"cannot read spec: {exc.strerror}", file=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise SuiteError(f"cannot read spec: {not_utf8(exc)}", file=str(path)) from None
-    try:
-        node = compose_yaml(text)
-        raw = load_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SuiteError(f"bad YAML: {problem}", file=str(path), line=None if mark is None else mark.line + 1) from None
-    lines: dict[tuple[str, ...], int] = {}
-    if node is not None:
-        _record_lines(node, (), lines)
+    raw, lines = read_yaml(path, "spec")
     where = _Where(path, lines)
     if not isinstance(raw, Mapping):
         raise where.error("a spec must be a mapping of keys (name, base, grid, ...)")
@@ -125,6 +110,8 @@ def parse(path: Path) -> Spec:
             raise where.error(f"unknown spec key{'; did you mean ' + repr(hint[0]) + '?' if hint else ''}",
                               str(key), choices=TOP_LEVEL)
     name = raw.get("name", path.stem)
+    if not isinstance(name, str):
+        raise where.error(f"the spec name must be text, got {name!r} (quote it: name: \"{name}\")", "name")
     if name != path.stem:
         raise where.error(f"the spec name {name!r} must equal the file name {path.stem!r}", "name")
     _check_name(str(name), "spec", where, "name")
@@ -161,7 +148,7 @@ def parse(path: Path) -> Spec:
         name=name,
         path=path,
         description=_description(raw.get("description", ""), where),
-        paper=_mapping(raw.get("paper", {}), where, "paper"),
+        paper=_paper(raw.get("paper", {}), where),
         base=base,
         grid=grid,
         zip=zip_groups,
@@ -178,7 +165,7 @@ def parse(path: Path) -> Spec:
     check_section(spec.cluster, lambda key: spec.line("cluster", key), str(path))  # a typo shows before any run
     for preset, values in spec.presets.items():
         if "seeds" in values:
-            _seeds(values["seeds"], where, "presets", preset, "seeds")
+            values["seeds"] = _seeds(values["seeds"], where, "presets", preset, "seeds")  # a count as its list
         if "when" in values:
             values["when"] = _rules(values["when"], where, "presets", preset, "when")
         for axis in values.get("grid", {}):
@@ -203,19 +190,6 @@ class _Where:
 
     def error(self, message: str, *path: str, **kwargs: Any) -> SuiteError:
         return SuiteError(message, file=str(self.path), key=".".join(path) or None, line=self.line(path), **kwargs)
-
-
-def _record_lines(node: yaml.Node, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            path = prefix + (str(key_node.value),)
-            out[path] = key_node.start_mark.line + 1
-            _record_lines(value_node, path, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            path = prefix + (str(i),)
-            out[path] = item.start_mark.line + 1
-            _record_lines(item, path, out)
 
 
 def _mapping(value: Any, where: _Where, *path: str) -> dict[str, Any]:
@@ -332,8 +306,21 @@ def _reference(value: Any, where: _Where, axes: list[str]) -> list[dict[str, Any
         if not any(k in REFERENCE_METRICS for k in entry):
             raise where.error("a reference entry needs at least one metric", "reference", str(i),
                               choices=REFERENCE_METRICS)
+        if axes and all(k in REFERENCE_METRICS for k in entry):
+            raise where.error("a reference entry names no grid point, so it would give every point these paper "
+                              "values: add the axis values it is for", "reference", str(i), choices=axes)
         out.append(entry)
     return out
+
+
+def _paper(value: Any, where: _Where) -> dict[str, Any]:
+    paper = _mapping(value, where, "paper")
+    for key, text in paper.items():
+        if key not in PAPER_KEYS:
+            raise where.error("unknown paper key", "paper", key, choices=PAPER_KEYS)
+        if not isinstance(text, (str, int, float)) or isinstance(text, bool):
+            raise where.error(f"expected text, got {text!r}", "paper", key)
+    return paper
 
 
 def _report(value: Any, where: _Where, axes: list[str]) -> dict[str, list[str]]:

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from suite.errors import SuiteError, not_utf8, unknown
-from suite.schema import coerce, compose_yaml, load_yaml
+from suite.errors import SuiteError, unknown
+from suite.schema import coerce, read_yaml
 
 
 def _option(default: Any, metavar: str, doc: str) -> Any:
@@ -173,24 +172,12 @@ def flag(name: str) -> str:
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], typing.Callable[[str], int | None]]:
-    try:
-        text = path.read_text()
-        node = compose_yaml(text)
-        raw = load_yaml(text)
-    except OSError as exc:
-        raise SuiteError(f"cannot read cluster options: {exc.strerror}", file=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise SuiteError(f"cannot read cluster options: {not_utf8(exc)}", file=str(path)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SuiteError(f"bad YAML: {getattr(exc, 'problem', None) or exc}", file=str(path),
-                         line=None if mark is None else mark.line + 1) from None
+    raw, lines = read_yaml(path, "cluster options")
     if raw is None:
         return {}, lambda key: None
     if not isinstance(raw, Mapping):
         raise SuiteError("expected a mapping of cluster options (partition: ..., gpus_per_node: ...)", file=str(path))
-    lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value} if isinstance(node, yaml.MappingNode) else {}
-    return {str(k): v for k, v in raw.items()}, lines.get
+    return {str(k): v for k, v in raw.items()}, lambda key: lines.get((key,))
 
 
 def _check(values: Mapping[str, Any], line: typing.Callable[[str], int | None], *, file: str | None,

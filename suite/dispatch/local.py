@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from suite import store
+from suite import processes, store
 from suite.ablations.expand import RunSpec
 from suite.errors import SuiteError, SuiteWarning
 from suite.execute import BUSY_EXIT
@@ -42,42 +42,40 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, progress
     out = Path(out)
     queue = [store.plan(out, r) for r in runs]
     threads = max(1, (os.cpu_count() or 1) // max(1, max_parallel))
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "SUITE_THREADS": str(threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     active: dict[subprocess.Popen, Path] = {}
     outcome = Outcome()
     bar = tqdm(total=len(queue), desc="runs", unit="run", disable=not progress, dynamic_ncols=True)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        while queue or active:
-            while queue and len(active) < max_parallel:
-                d = queue.pop(0)
-                log = open(d / "log.txt", "ab")
-                child = subprocess.Popen([sys.executable, "-m", "suite.execute", str(d)], stdout=log,
-                                         stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
-                log.close()
-                active[child] = d
-            time.sleep(poll_s)
-            for child in [c for c in active if c.poll() is not None]:
-                d = active.pop(child)
-                _settle(child.returncode, d, outcome)
-                bar.update(1)
-                bar.set_postfix(done=len(outcome.done), failed=len(outcome.failed))
-    except KeyboardInterrupt as stop:
-        outcome.interrupted = signal.SIGTERM if isinstance(stop, _Terminated) else signal.SIGINT
-        for child in active:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child, d in active.items():
-            try:
-                child.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-            if store.state_of(d).state == "running":
-                store.set_status(d, "interrupted", error="runner stopped")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        bar.close()
+    with processes.sigterm_raises():  # SIGTERM stops the children as Ctrl-C does
+        try:
+            while queue or active:
+                while queue and len(active) < max_parallel:
+                    d = queue.pop(0)
+                    with open(d / "log.txt", "ab") as log:  # the child has its own copy of the descriptor
+                        child = subprocess.Popen([sys.executable, "-m", "suite.execute", str(d)], stdout=log,
+                                                 stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+                    active[child] = d
+                time.sleep(poll_s)
+                for child in [c for c in active if c.poll() is not None]:
+                    d = active.pop(child)
+                    _settle(child.returncode, d, outcome)
+                    bar.update(1)
+                    bar.set_postfix(done=len(outcome.done), failed=len(outcome.failed))
+        except KeyboardInterrupt as stop:
+            outcome.interrupted = signal.SIGTERM if isinstance(stop, processes.Terminated) else signal.SIGINT
+            for child in active:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+            for child, d in active.items():
+                try:
+                    child.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+                if store.state_of(d).state == "running":
+                    store.set_status(d, "interrupted", error="runner stopped")
+        finally:
+            bar.close()
     return outcome
 
 
@@ -123,11 +121,3 @@ def _die_with_parent() -> None:
     PR_SET_PDEATHSIG), so the run records itself interrupted instead of training on unowned."""
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, handled as Ctrl-C is; the command's exit status still tells them apart (143, 130)."""
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise _Terminated

@@ -19,10 +19,7 @@ class Plan:
     executing: frozenset[str] = frozenset()  # runs another process holds the lock of, whatever their state says
 
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(store.STATES, 0)
-        for state in self.states.values():
-            out[state.state] += 1
-        return out
+        return store.count_states(s.state for s in self.states.values())
 
 
 def make_plan(runs: list[RunSpec], out: Path, *, retry_failed: bool = False, force: bool = False,

@@ -63,6 +63,11 @@ ALIVE = frozenset({"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FE
 # A final SLURM state of a run that never wrote its result, as a store state.
 ENDED = {"CANCELLED": "cancelled", "PREEMPTED": "interrupted"}  # everything else: failed
 TRACKED = ("pending", "running", "interrupted")  # store states that may belong to a live job
+# pending reasons of a job that waits until the cluster changes, in the words `suite status` explains them
+NEVER_STARTS = {"BadConstraints": "no node can meet the request (GPUs, memory, CPUs, constraint)",
+                "PartitionNodeLimit": "more nodes than the partition allows (or the nodes it needs are down or "
+                                      "drained)",
+                "PartitionTimeLimit": "a time limit above the partition's"}
 # A job that neither slurmctld nor the accounting knows this long after its submission is lost (a
 # cluster reset, a purged or never-recorded job): its run fails, so `suite run --retry-failed` takes
 # it again. Until then UNKNOWN is a job the accounting has not heard of yet.
@@ -404,24 +409,36 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
         # its own state this instant). `suite run` skips these runs whatever the directory says.
         if job_id not in lost and (slurm_state in ALIVE or now.status.get("slurm_state") == slurm_state):
             continue
-        if store.executing(d):  # whatever became of its job, another process (an earlier job) executes the run
-            continue
-        if job_id in lost:
-            store.set_status(d, "failed", slurm_state="LOST", error=(
-                f"SLURM has no record of job {job_id}, submitted {now.status.get('submitted_at') or 'earlier'}: "
-                "neither slurmctld nor the accounting knows it (cancelled while its array was held or throttled, a "
-                "cluster reset or a purge)"))
-            continue
-        log = Path(str(now.status.get("slurm_log") or ""))
-        if now.state == "done":  # a job measuring it again: the result stands, the status says why it does
-            store.set_status(d, "failed", slurm_state=slurm_state, error=f"measuring it again stopped: SLURM job "
-                             f"{job_id} ended {slurm_state}; the earlier measurement stands; log: {log}")
-            continue
-        if slurm_state not in ENDED and log.is_file():
-            (d / "error.txt").write_text(_log_tail(log))
-        store.set_status(d, ENDED.get(slurm_state, "failed"), slurm_state=slurm_state,
-                         error=f"SLURM job {job_id} ended {slurm_state} without a result; log: {log}")
+        with store.idle(d) as free:  # held while writing, so a job starting now cannot be overwritten
+            if free:  # else whatever became of its job, another process (an earlier job) executes the run
+                _record_end(d, now, job_id, "LOST" if job_id in lost else slurm_state)
     return out_states
+
+
+def refresh_store(out: Path) -> dict[str, str]:
+    """`refresh` for every run of the store, so that neither `status` nor a report of the whole
+    store shows a dead job as running; run_id -> SLURM state of the followed runs."""
+    runs = Path(out) / "runs"
+    return refresh(out, [d.name for d in runs.iterdir() if d.is_dir()]) if runs.is_dir() else {}
+
+
+def _record_end(d: Path, now: store.RunState, job_id: str, slurm_state: str) -> None:
+    """Write what became of a run whose job ended (or is lost) without writing its own state."""
+    if slurm_state == "LOST":
+        store.set_status(d, "failed", slurm_state="LOST", error=(
+            f"SLURM has no record of job {job_id}, submitted {now.status.get('submitted_at') or 'earlier'}: "
+            "neither slurmctld nor the accounting knows it (cancelled while its array was held or throttled, a "
+            "cluster reset or a purge)"))
+        return
+    log = Path(str(now.status.get("slurm_log") or ""))
+    if now.state == "done":  # a job measuring it again: the result stands, the status says why it does
+        store.set_status(d, "failed", slurm_state=slurm_state, error=f"measuring it again stopped: SLURM job "
+                         f"{job_id} ended {slurm_state}; the earlier measurement stands; log: {log}")
+        return
+    if slurm_state not in ENDED and log.is_file():
+        files.write_text(d / "error.txt", _log_tail(log))
+    store.set_status(d, ENDED.get(slurm_state, "failed"), slurm_state=slurm_state,
+                     error=f"SLURM job {job_id} ended {slurm_state} without a result; log: {log}")
 
 
 def _submitted_long_ago(out: Path, run_id: str) -> bool:

@@ -154,7 +154,7 @@ def format_ops(ops: dict[str, int]) -> str:
 
 def _count_macs(model: nn.Module, x: torch.Tensor) -> tuple[float, dict[str, int], dict[str, int]]:
     skipped: Counter[str] = Counter()
-    handles = {op: _free for op in ZERO_COST_OPS} | ATEN_HANDLES | FLOP_HANDLES  # the ops' own handles decide
+    handles = {op: zero_flops for op in ZERO_COST_OPS} | ATEN_HANDLES | FLOP_HANDLES  # the ops' own handles decide
     analysis = _quiet(FlopCountAnalysis(model, x))
     analysis.set_op_handle(**{op: _recording_zeros(op, handle, skipped) for op, handle in handles.items()})
     total = analysis.total()
@@ -164,7 +164,7 @@ def _count_macs(model: nn.Module, x: torch.Tensor) -> tuple[float, dict[str, int
 def _count_activations(model: nn.Module, x: torch.Tensor) -> tuple[float | None, str | None]:
     """fvcore counts the outputs of the compute ops; the attention ops are compute ops too, their
     pure data movement (the patchwise concatenation, like im2col) is not."""
-    compute = [op for op, handle in FLOP_HANDLES.items() if op not in ZERO_COST_OPS and handle is not zero_flops]
+    compute = [op for op, handle in FLOP_HANDLES.items() if handle is not zero_flops]
     try:
         analysis = _quiet(ActivationCountAnalysis(model, x))
         analysis.set_op_handle(**{op: generic_activation_jit() for op in compute})
@@ -175,10 +175,6 @@ def _count_activations(model: nn.Module, x: torch.Tensor) -> tuple[float | None,
 
 def _quiet(analysis: Any) -> Any:
     return analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
-
-
-def _free(inputs: Any, outputs: Any) -> int:
-    return 0
 
 
 def _recording_zeros(op: str, handle: Any, seen: Counter[str]) -> Any:

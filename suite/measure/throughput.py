@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from suite.bench.stats import Summary
 from suite.errors import batch_of_one
 from suite.measure import heap
 
@@ -140,9 +140,8 @@ def time_steps(steps: Sequence[Step], rounds: int, device: torch.device) -> list
 
 
 def summarize(times: Sequence[float], batch_size: int, peak_memory_mb: float | None = None) -> Timing:
-    median = statistics.median(times)
-    q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive") if len(times) > 1 else (median,) * 3
-    return Timing(batch_size, batch_size / median, median * 1e3, (q3 - q1) * 1e3, peak_memory_mb)
+    stats = Summary.of(times)
+    return Timing(batch_size, batch_size / stats.median, stats.median * 1e3, stats.iqr * 1e3, peak_memory_mb)
 
 
 def synchronize(device: torch.device) -> None:

@@ -29,12 +29,13 @@ import argparse
 import contextlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from suite import processes
+from suite.bench.stats import Summary
 from suite.errors import SuiteError
 from suite.measure.heap import available
 from suite.models.registry import resolve_model_kwargs
@@ -109,9 +110,9 @@ def run_benchmark(
                         k = (r + i) % len(jobs)
                         times[k] += workers[k].time(heap, steps)
                 for job, worker, t in zip(jobs, workers, times):
-                    q1, median, q3 = statistics.quantiles(t, n=4, method="inclusive")
-                    results.append(Result(job.model, job.backend, mode, heap, batch_size / median, median * 1e3,
-                                          (q3 - q1) * 1e3, worker.peak_mb))
+                    stats = Summary.of(t)
+                    results.append(Result(job.model, job.backend, mode, heap, batch_size / stats.median,
+                                          stats.median * 1e3, stats.iqr * 1e3, worker.peak_mb))
         finally:
             for w in workers:
                 w.close()
@@ -138,9 +139,11 @@ class _Worker:
         return self._read()["times"]
 
     def close(self) -> None:
+        """Its stdin closed, the worker exits; one stuck (or interrupted mid-step) is stopped."""
         if self.process.stdin is not None:
-            self.process.stdin.close()
-        self.process.wait(timeout=60)
+            with contextlib.suppress(BrokenPipeError):
+                self.process.stdin.close()
+        processes.stop(self.process, patient=True)
 
     def _read(self) -> dict:
         assert self.process.stdout is not None

@@ -58,6 +58,9 @@ def write(report: Report, formats: Sequence[str] = DEFAULT_FORMATS, directory: P
         png, svg = plot.save(directory / FIGURES, report.name)
         paths += [png, svg]
         pngs.append((plot.title, png.read_bytes()))
+    for name in set(plots.NAMES) - {p.name for p in figures}:  # an earlier report's, of data no longer there
+        for suffix in ("png", "svg"):
+            (directory / FIGURES / f"{report.name}_{name}.{suffix}").unlink(missing_ok=True)
     for name in formats:
         if name == "md":
             links = [(p.title, f"{FIGURES}/{report.name}_{p.name}.svg") for p in figures]

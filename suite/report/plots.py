@@ -36,6 +36,7 @@ PANELS = (("gmacs", "GMACs (multiply-adds, G)", True), ("params_m", "parameters 
           ("infer_samples_per_sec", "inference throughput (img/s, higher is better)", False))
 CURVE_KEYS = (("train_loss", "train loss"), ("test_top1_err", "test top-1 err (%)"))
 MAX_LEGEND = 20
+NAMES = ("tradeoff", "curves")  # the figures a report can have: <stem>_<name>.png|svg
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def tradeoff(report: Report) -> tuple[Plot | None, str | None]:
     front_handle = Line2D([], [], marker="o", markersize=11, markerfacecolor="none", markeredgecolor="0.2",
                           color="0.35", linestyle="--", linewidth=1, label="Pareto front")
     _legend(fig, colour_axis, colours, marker_axis, markers, [front_handle])
-    return Plot("tradeoff", f"{label(metric)} vs cost", fig), None
+    return Plot(NAMES[0], f"{label(metric)} vs cost", fig), None
 
 
 # --------------------------------------------------------------------------------------- curves
@@ -225,4 +226,4 @@ def curves(report: Report) -> tuple[Plot | None, str | None]:
         ax.grid(alpha=0.3)
     fig.suptitle(f"{report.name}: training curves, one line per run ({len(lines)})", fontsize="medium")
     _legend(fig, colour_axis, colours, None, {})
-    return Plot("curves", "training curves", fig), None
+    return Plot(NAMES[1], "training curves", fig), None

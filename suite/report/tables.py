@@ -26,7 +26,7 @@ import pandas as pd
 
 from suite.ablations.expand import RunSpec, own_point
 from suite.ablations.spec import Spec
-from suite.config import EXECUTION_KEYS
+from suite.config import is_identity_key
 from suite.data.catalog import DATASETS
 from suite.data.views import VIEW_METRICS, VIEWS
 from suite.errors import SuiteWarning, count, unknown
@@ -333,7 +333,7 @@ def differences(actual: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, 
     is measured about it and its seed do not count."""
     out = {}
     for key in dict.fromkeys([*own, *actual]):
-        if key in EXECUTION_KEYS or key == "seed" or key.startswith("measure."):
+        if key == "seed" or not is_identity_key(key):
             continue
         a, b = actual.get(key), own.get(key)
         if not _equal(a, b):

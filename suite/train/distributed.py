@@ -18,7 +18,6 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -44,14 +43,6 @@ class Dist:
         if self.enabled:
             dist.all_reduce(tensor, op=op)
         return tensor
-
-    def all_gather(self, obj: Any) -> list[Any]:
-        """Every rank's `obj`, indexed by rank (picklable objects; small ones: it goes through the host)."""
-        if not self.enabled:
-            return [obj]
-        out: list[Any] = [None] * self.world_size
-        dist.all_gather_object(out, obj)
-        return out
 
     def barrier(self) -> None:
         if self.enabled:

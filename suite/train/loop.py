@@ -57,6 +57,7 @@ from suite import files
 from suite.data import DATASETS, build
 from suite.data.views import VIEW_METRICS, VIEWS
 from suite.errors import SuiteError, SuiteWarning, batch_of_one
+from suite.measure.throughput import AMP_DTYPES
 from suite.models import create_model
 from suite.train import checkpoint
 from suite.train.distributed import Dist, distributed
@@ -254,6 +255,11 @@ class Trainer:
         self._tick()
         if test[0] is not None:
             bar.set_postfix(loss=f"{line['train_loss']:.4f}", test_err=f"{test[0]:.2f}", refresh=False)
+        if bar.disable and self.env.is_main:  # no bar (a run's log.txt, a SLURM log): a line per epoch instead
+            tested = "" if test[0] is None else f", test top-1 err {test[0]:.2f} %"
+            print(f"epoch {epoch_number} of {math.ceil(self.total / self.steps_per_epoch)} (iteration "
+                  f"{self.iteration}/{self.total}): train loss {line['train_loss']:.4f}{tested}, {epoch_s:.1f} s",
+                  file=sys.stderr, flush=True)
         self._save(path)
         if self.env.is_main and self.run_dir is not None:
             with open(self.run_dir / METRICS, "a") as f:
@@ -407,7 +413,7 @@ def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing
 def _autocast(amp: str, device: torch.device) -> Callable[[], Any]:
     if amp == "fp32":
         return contextlib.nullcontext
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    dtype = AMP_DTYPES[amp]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns and disables autocast for unsupported dtypes
@@ -417,7 +423,7 @@ def _autocast(amp: str, device: torch.device) -> Callable[[], Any]:
         supported = False
     if not supported:
         raise SuiteError(f"amp={amp} is not supported on {device.type} by torch {torch.__version__}",
-                         key="amp", choices=["fp32", "bf16", "fp16"])
+                         key="amp", choices=list(AMP_DTYPES))
     return functools.partial(torch.autocast, device.type, dtype=dtype)
 
 
