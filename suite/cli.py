@@ -463,7 +463,7 @@ def _status(args: argparse.Namespace) -> int:
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
             print(f"  done {row['run_id']}: {row['note']}")
         for _, row in part[(part["status"] == "missing") & (part["note"] != "")].iterrows():
-            print(f"  missing {row['run_id']}: {row['note']} (`suite run` sets it aside and runs it again)")
+            print(f"  missing {row['run_id']}: {row['note']} (`suite run` runs it again)")
         for _, row in part[part["status"].isin(["failed", "cancelled", "interrupted"])].iterrows():
             d = store.run_dir(out, row["run_id"])
             print(f"  {row['status']} {row['run_id']}: {row['note']}")

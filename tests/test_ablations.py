@@ -593,13 +593,16 @@ def test_a_spec_name_must_be_text(tmp_path):
         load(path)
 
 
-def test_a_spec_kept_elsewhere_cannot_take_a_shipped_spec_name(tmp_path):
+def test_a_spec_kept_elsewhere_cannot_take_a_shipped_spec_name(tmp_path, monkeypatch):
     """Its report would overwrite the shipped one's results/quick.md and its README block."""
     path = write(tmp_path, "name: quick\nbase: {model: {name: resnet26}}\n", "quick")
     with pytest.raises(SuiteError) as err:
         load(path)
     assert err.value.key == "name" and err.value.file == str(path) and "another spec has the name 'quick'" in str(err.value)
     assert load(ablations.find("quick")).name == "quick"  # the shipped file itself, by path
+    monkeypatch.setenv("SUITE_ABLATIONS", str(tmp_path))  # a spec folder of the user's: its quick is the quick
+    assert ablations.find("quick") == path and load(path).name == "quick"
+    assert load(Path(__file__).resolve().parents[1] / "ablations" / "quick.yaml").name == "quick"  # shadowed, still
 
 
 def test_reference_values_match_grid_values_of_the_same_kind(tmp_path):

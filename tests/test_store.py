@@ -194,7 +194,7 @@ def test_a_directory_with_no_run_records_is_no_run(tmp_path, capsys):
     assert sorted(store.collect(tmp_path)["run_id"]) == sorted([run.run_id, "lost"])
     assert main(["status", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    assert "(spec unknown: config.json missing or unreadable): 1 run in the store: 1 failed" in printed
+    assert "(spec unknown: config.json missing or unreadable): 1 run in the store: 0 done, 1 failed" in printed
     assert "junk" not in printed and "0 missing" not in printed  # the store cannot know a spec's unplanned runs
 
 
@@ -206,7 +206,7 @@ def test_status_names_a_corrupt_record_once(tmp_path, capsys):
     (d / "result.json").write_text('{"metrics": {"top1_err": 3')  # cut off mid-write by hand
     assert main(["status", "--out", str(tmp_path)]) == 0
     out, err = capsys.readouterr()
-    assert f"  missing {run.run_id}: {d / 'result.json'}: corrupt record" in out and "sets it aside" in out
+    assert f"  missing {run.run_id}: {d / 'result.json'}: corrupt record" in out and "`suite run` runs it again" in out
     assert err.count("warning: skipped a corrupt record") == 1
 
 

@@ -40,8 +40,8 @@ def load(name_or_path: str | Path) -> Spec:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         spec = parse(path)
-        same_name = find(spec.name)
-        if same_name is not None and same_name.resolve() != path.resolve():
+        same_name = find(spec.name)  # a file in the spec folders is itself what its name finds (or shadows)
+        if same_name is not None and path.resolve().parent not in spec_dirs():
             raise SuiteError(f"another spec has the name {spec.name!r}: {same_name}. Tables, figures, README blocks "
                              "and the run store know a spec by its name, so one would overwrite the other's; give "
                              "this one another name (its file's and `name:`)", file=str(path), key="name")

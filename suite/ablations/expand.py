@@ -256,7 +256,7 @@ def _duplicate(spec: Spec, other: RunSpec, run: RunSpec, before_cli: Mapping[str
 
 def _same(a: Any, b: Any) -> bool:
     """Equal values of the same kind: 1 is not True, as a config value's type check says (1 is 1.0)."""
-    return a == b and isinstance(a, bool) == isinstance(b, bool) and isinstance(a, str) == isinstance(b, str)
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
 def own_point(spec: Spec, point: Mapping[str, Any]) -> bool:

@@ -410,7 +410,10 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
         if job_id not in lost and (slurm_state in ALIVE or now.status.get("slurm_state") == slurm_state):
             continue
         with store.idle(d) as free:  # held while writing, so a job starting now cannot be overwritten
-            if free:  # else whatever became of its job, another process (an earlier job) executes the run
+            if not free:  # whatever became of its job, another process (an earlier job) executes the run
+                continue
+            now = store.state_of(d)  # as the lock found it: a resubmission may have replaced the job
+            if _follows(now) and (now.status or {}).get("slurm_job_id") == job_id:
                 _record_end(d, now, job_id, "LOST" if job_id in lost else slurm_state)
     return out_states
 

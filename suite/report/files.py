@@ -58,7 +58,9 @@ def write(report: Report, formats: Sequence[str] = DEFAULT_FORMATS, directory: P
         png, svg = plot.save(directory / FIGURES, report.name)
         paths += [png, svg]
         pngs.append((plot.title, png.read_bytes()))
-    for name in set(plots.NAMES) - {p.name for p in figures}:  # an earlier report's, of data no longer there
+    # An earlier report's figure of data no longer there goes, whatever formats are written now: a
+    # stale picture beside a current table (the README embeds quick's) misleads more than a dead link.
+    for name in set(plots.NAMES) - {p.name for p in figures}:
         for suffix in ("png", "svg"):
             (directory / FIGURES / f"{report.name}_{name}.{suffix}").unlink(missing_ok=True)
     for name in formats:

@@ -32,7 +32,7 @@ from suite.data.views import VIEW_METRICS, VIEWS
 from suite.errors import SuiteWarning, count, unknown
 from suite.metrics import ACCURACY, COSTS, COUNTS, RUN_METRICS
 from suite.store import STATES, measured_otherwise_in
-from suite.store import summarise as summarise_states
+from suite.store import count_states
 
 # Cost columns a pivot shows beside the metrics (throughput only when measured).
 TABLE_COSTS = {"params_m": "params (M)", "gmacs": "GMACs", "infer_samples_per_sec": "infer img/s",
@@ -100,7 +100,7 @@ class Report:
 
     @property
     def counts(self) -> dict[str, int]:
-        return summarise_states(self.runs)
+        return count_states(self.runs["status"])
 
     @property
     def command(self) -> str:
@@ -140,7 +140,7 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
     cells = summarise(runs_frame, rows + columns, metrics)
     points = cells if rows + columns == axes else summarise(runs_frame, axes, metrics)
     table = pivot(cells, rows, columns, metrics)
-    counts = summarise_states(runs_frame)
+    counts = count_states(runs_frame["status"])
     shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "done")
     notes.insert(0, f"{count(len(runs_frame), 'run')}: {shown}.")
     return Report(spec=spec, preset=preset, out=Path(out), runs=runs_frame, cells=cells, points=points, table=table,
