@@ -213,35 +213,12 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
     if len(frame) != len(runs) or (len(runs) and frame["run_id"].iloc[-1] != runs[-1].run_id):
         raise ValueError("frame must be store.collect(out, [r.run_id for r in runs]): one row per run, in order")
     notes: list[str] = []
-    records = []
-    ref_keys: dict[str, None] = {}
-    differing: dict[str, tuple[Any, Any]] = {}  # key -> (run's value, spec's own value), first seen
-    other_data: dict[str, None] = {}
-    remeasure = measured_otherwise_in(runs, frame)  # run_id -> 'key (made, not wanted)'
-    for i, (run, rid) in enumerate(zip(runs, frame["run_id"])):
-        data = run.config.data.name
-        record = {"spec": run.spec, "preset": run.preset, "run_id": rid}
-        record.update({a: run.point.get(a) for a in axes})
-        record.update({"seed": run.seed, "model.name": run.config.model.name, "data.name": data,
-                       "ref_data": run.reference_data})
-        comparable = False
-        if run.reference:
-            diffs = differences(stored_config(run, frame.iloc[i]), (run.reference_config or run.config).flat())
-            for key, pair in diffs.items():
-                differing.setdefault(key, pair)
-            if not diffs and data not in PAPER_DATA:
-                other_data.setdefault(data)
-            comparable = not diffs and data in PAPER_DATA
-        for key, value in run.reference.items():
-            for shown in (key, *(m for m, paper in COMPARED_WITH.items() if paper == key and m in metrics)):
-                ref_keys.setdefault(shown)
-                if comparable:
-                    record[f"paper_{shown}"] = value
-        records.append(record)
-    base = pd.DataFrame.from_records(records)
+    grid = _grid_records(runs, frame, axes, metrics)
+    base = pd.DataFrame.from_records(grid.records)
     collected = frame.reset_index(drop=True)
     base["status"] = collected["status"].fillna("missing")
     base["note"] = collected["note"].fillna("")
+    remeasure = measured_otherwise_in(runs, frame)  # run_id -> 'key (made, not wanted)'
     for rid, items in remeasure.items():  # the tidy CSV says which rows, too
         base.loc[base["run_id"] == rid, "note"] = f"measured with other settings: {', '.join(items)}"
     if "params" in collected:  # what is no number stays as it is, to be named below
@@ -258,17 +235,62 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
                 _warn_not_numbers(col, collected[col][done & np.isnan(v) & collected[col].notna().to_numpy()],
                                   collected["run_id"], notes)
     out = pd.concat([base, pd.DataFrame(values, index=base.index)], axis=1)
-    for key in ref_keys:
+    for key in grid.ref_keys:
         if f"paper_{key}" not in out:
             out[f"paper_{key}"] = np.nan
     ordered = ["spec", "preset", "run_id", *axes, "seed", "status", "note",
                *(c for c in ("model.name", "data.name") if c not in axes), *values,
-               *(f"paper_{k}" for k in ref_keys), "ref_data"]
+               *(f"paper_{k}" for k in grid.ref_keys), "ref_data"]
     out = out[list(dict.fromkeys(ordered))]
+    notes += _missing_notes(out, collected, done, metrics, name)
+    notes += _comparison_notes(grid, frame, remeasure)
+    return out, notes
 
+
+@dataclass
+class _Grid:
+    """What the expansion says about each run, and what it says about comparing with the paper."""
+
+    records: list[dict[str, Any]]  # per run: its grid point, seed, model, data and paper values where comparable
+    ref_keys: dict[str, None]  # the metrics the paper gives (and those compared with them), in order
+    differing: dict[str, tuple[Any, Any]]  # key -> (a run's value, the spec's own value), first seen
+    other_data: dict[str, None]  # data sets the papers do not report on, on otherwise comparable runs
+
+
+def _grid_records(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str],
+                  metrics: Sequence[str]) -> _Grid:
+    grid = _Grid([], {}, {}, {})
+    for i, (run, rid) in enumerate(zip(runs, frame["run_id"])):
+        data = run.config.data.name
+        record = {"spec": run.spec, "preset": run.preset, "run_id": rid}
+        record.update({a: run.point.get(a) for a in axes})
+        record.update({"seed": run.seed, "model.name": run.config.model.name, "data.name": data,
+                       "ref_data": run.reference_data})
+        comparable = False
+        if run.reference:
+            diffs = differences(stored_config(run, frame.iloc[i]), (run.reference_config or run.config).flat())
+            for key, pair in diffs.items():
+                grid.differing.setdefault(key, pair)
+            if not diffs and data not in PAPER_DATA:
+                grid.other_data.setdefault(data)
+            comparable = not diffs and data in PAPER_DATA
+        for key, value in run.reference.items():
+            for shown in (key, *(m for m, paper in COMPARED_WITH.items() if paper == key and m in metrics)):
+                grid.ref_keys.setdefault(shown)
+                if comparable:
+                    record[f"paper_{shown}"] = value
+        grid.records.append(record)
+    return grid
+
+
+def _missing_notes(out: pd.DataFrame, collected: pd.DataFrame, done: np.ndarray, metrics: Sequence[str],
+                   name: str) -> list[str]:
+    """Notes (and a warning) on done runs without a metric they should have; what cannot exist
+    (top-5 of five classes or fewer, accuracy on data without meaningful labels) is not missing."""
+    notes = []
     n_done = int(done.sum())
     absent = {c: done & out[c].isna().to_numpy() & (collected[c].isna().to_numpy() if c in collected else True)
-              for c in dict.fromkeys([*metrics, *EXPECTED])}  # not a number: warned about above
+              for c in dict.fromkeys([*metrics, *EXPECTED])}  # not a number: warned about already
     if "model.num_classes" in collected:  # no top-5 of 5 classes or fewer: not missing
         few = (pd.to_numeric(collected["model.num_classes"], errors="coerce") <= 5).to_numpy()
         for c in absent:
@@ -290,15 +312,21 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
         if any(c in VIEW_METRICS for c in lacking):  # the trained network is in the checkpoint
             message += ("; the rotated and flipped views are evaluated from a run's checkpoint, with no training, "
                         "once its result.json is deleted and `suite run` is given again")
-        warnings.warn(message, SuiteWarning, stacklevel=3)
+        warnings.warn(message, SuiteWarning, stacklevel=4)
         notes.append(message + ".")
-    if differing:
-        keys = sorted(differing, key=lambda k: (k != "data.name", k))  # the data set first
-        shown = ", ".join(f"{k} ({show(differing[k][0])}, not {show(differing[k][1])})" for k in keys[:5])
+    return notes
+
+
+def _comparison_notes(grid: _Grid, frame: pd.DataFrame, remeasure: Mapping[str, Sequence[str]]) -> list[str]:
+    """Why paper values are not compared, which records could not be read, which runs were measured otherwise."""
+    notes = []
+    if grid.differing:
+        keys = sorted(grid.differing, key=lambda k: (k != "data.name", k))  # the data set first
+        shown = ", ".join(f"{k} ({show(grid.differing[k][0])}, not {show(grid.differing[k][1])})" for k in keys[:5])
         more = f" and {count(len(keys) - 5, 'more key')}" if len(keys) > 5 else ""
         notes.append(f"The paper's values are for the spec's own runs; these differ from them in {shown}{more}, "
                      f"so they are not compared.")
-    for data in other_data:
+    for data in grid.other_data:
         notes.append(f"These runs use {data}, a data set the papers do not report on, so the paper's values are "
                      f"not compared.")
     unreadable = frame.attrs.get("problems", [])
@@ -311,7 +339,7 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
         notes.append(f"{count(len(remeasure), 'done run')} ({ids}) {'was' if len(remeasure) == 1 else 'were'} "
                      f"measured with other settings than these runs ask for ({how}): their costs are shown as measured; "
                      f"`suite run` with this report's preset and overrides measures them again.")
-    return out, notes
+    return notes
 
 
 def stored_config(run: RunSpec, stored: pd.Series) -> dict[str, Any]:
