@@ -534,7 +534,7 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
 
         print(f"  SLURM has no record of {count(counts['UNKNOWN'], 'job')}: a run whose job it still does not know "
               f"{LOST_AFTER_S // 60} min after submission fails (`--retry-failed` submits it again); `suite cancel` "
-              "with the same arguments releases them now")
+              "with the same arguments settles them now, with every other queued or running job of these runs")
     if "NO_ANSWER" in counts:
         print(f"  SLURM did not answer for {count(counts['NO_ANSWER'], 'job')} (squeue failed or is not installed "
               "here): their states are not checked and nothing is decided about them")
@@ -553,7 +553,7 @@ def _cancel(args: argparse.Namespace) -> int:
     out = _store_dir(args)
     spec, runs = _expand(args)
     ids = [r.run_id for r in runs]
-    slurm.refresh(out, ids)
+    states = slurm.refresh(out, ids)
     cancelled, refused, complaints = slurm.cancel(out, ids)
     if complaints:
         print(complaints, file=sys.stderr)
@@ -565,6 +565,11 @@ def _cancel(args: argparse.Namespace) -> int:
         command, note = _resubmit_hint(out, list(cancelled), args)
         print(f"{spec.name}: cancelled {count(len(cancelled), 'run')} (jobs {_arrays(cancelled.values())}); "
               f"`{command}` submits {'it' if len(cancelled) == 1 else 'them'} again{note}")
+        running = sum(states.get(rid) == "RUNNING" for rid in cancelled)
+        if running:  # scancel's SIGTERM, then SIGKILL after the cluster's KillWait: a run may finish meanwhile
+            print(f"  {running} {'was' if running == 1 else 'were'} running: SLURM stops "
+                  f"{'it' if running == 1 else 'them'} within its KillWait; a run that finishes first keeps its result "
+                  "(`suite status` shows it done)")
     if refused:
         print(f"error: scancel did not take the jobs of {count(len(refused), 'run')} (jobs {_arrays(refused.values())})"
               f": they are still queued or running, as recorded; `suite cancel` again once SLURM answers",
@@ -748,6 +753,7 @@ def _report(args: argparse.Namespace) -> int:
         if args.to != "-":
             print(f"wrote {args.to} ({used})", file=log)
     if args.into and nothing_done:
+        splice_file(args.into, report.name, "", write=False)  # a file without the block says so all the same
         kept.append(f"the {report.name} block in {args.into}")
     elif args.into:
         splice_file(args.into, report.name, formats.fragment(report))

@@ -146,9 +146,20 @@ def test_best_top1_err_is_compared_with_the_papers_top1(toy):
     rep = tables.build(spec, runs, frame, out=out, metrics=["best_top1_err"])
     row = body_row(rep, "0.1")
     assert row["weight_decay=0.0001: best top-1 err"] == "4.00 ± 1.00 (3)"
-    assert row["weight_decay=0.0001: best top-1 err, paper"] == "5.0"
+    assert row["weight_decay=0.0001: top-1 err, paper"] == "5.0"  # the paper's plain top-1, so labelled
     assert row["weight_decay=0.0001: Δ best top-1 err"] == "-1.00"
     assert "paper_best_top1_err" not in tables.build(spec, runs, frame, out=out).runs  # only when asked for
+    assert "Δ = measured − paper" in formats.fragment(rep)
+    frame["wall_time_s"] = 60.0
+    wall = tables.build(spec, runs, frame, out=out, metrics=["wall_time_s"])
+    assert "Errors in %" not in formats.fragment(wall) and "Δ =" not in formats.fragment(wall)
+
+
+def test_a_column_of_paper_values_keeps_the_papers_decimals():
+    """3.90 in a spec is the number 3.9; among 5.46 and 4.14 the paper printed it 3.90."""
+    assert tables.paper_places([5.46, 4.99, 3.9, float("nan")]) == 2 and tables.paper_places([25.1, 7.9]) == 1
+    assert tables.paper_num(3.9, tables.paper_places([5.46, 3.9])) == "3.90" and tables.paper_num(3.9) == "3.9"
+    assert tables.paper_places([float("nan")]) is None
 
 
 def test_pivot_cells_show_missing_and_failed_runs(report):
@@ -626,6 +637,10 @@ def test_a_store_without_done_runs_leaves_an_existing_table_alone(tmp_path, caps
     readme.write_text("<!-- suite:report quick -->\nour table\n<!-- /suite:report -->\n")
     assert main(["report", "quick", "--out", str(out), "--into", str(readme)]) == 0
     assert "our table" in readme.read_text() and "left the quick block" in capsys.readouterr().out
+    other = tmp_path / "OTHER.md"  # no quick block: said, done runs or not
+    other.write_text("<!-- suite:report toy -->\n<!-- /suite:report -->\n")
+    assert main(["report", "quick", "--out", str(out), "--into", str(other)]) == 2
+    assert "no <!-- suite:report quick --> ... <!-- /suite:report --> block to fill" in capsys.readouterr().err
     assert main(["report", "quick", "--out", str(out), "--to", str(tmp_path / "now.md")]) == 0
     assert "0 done" in (tmp_path / "now.md").read_text()
     # done runs of quick made with overrides this command lacks: said, since that is the usual cause

@@ -321,6 +321,7 @@ def test_cancelled_runs_show_cancelled_and_are_not_resubmitted(tmp_path, capsys)
     assert "ended CANCELLED without a result" in status(out, first)["error"]
     printed = suite(capsys, "cancel", str(spec), "--out", str(out))
     assert "cancelled 1 run " in printed  # and the command to submit it again, with the flags it had
+    assert "1 was running: SLURM stops it within its KillWait; a run that finishes first keeps its result" in printed
     assert f"`suite run {spec} --out {out} --executor slurm --timeout-min 30 --retry-failed` submits" in printed
     job = status(out, second)["slurm_job_id"]
     wait_for(lambda: slurm.slurm_states([job])[job] == "CANCELLED", "sacct to say CANCELLED", out, timeout=60)

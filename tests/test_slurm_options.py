@@ -108,10 +108,10 @@ def test_bad_spec_value_names_the_spec_line(tmp_path):
     ({"sbatch": ["A=lab"]}, "sbatch parameter 'A' cannot be set here: use the 'account' option"),
     ({"setup": ["module load cuda", " "]}, "--setup: a setup line must not be empty"),
     # sbatch takes unambiguous prefixes of long options, so an abbreviation of an owned one is refused
-    ({"sbatch": ["part=gpu"]}, "sbatch parameter 'part' (an abbreviation sbatch may read as --partition) "
+    ({"sbatch": ["part=gpu"]}, "sbatch parameter 'part' (it abbreviates --partition) "
                                "cannot be set here: use the 'partition' option"),
-    ({"sbatch": ["--cpus-per=4"]}, "sbatch parameter 'cpus-per' (an abbreviation sbatch may read as --cpus-per-task)"),
-    ({"sbatch": ["job=x"]}, "(an abbreviation sbatch may read as --job-name) cannot be set here: the dispatcher sets it"),
+    ({"sbatch": ["--cpus-per=4"]}, "sbatch parameter 'cpus-per' (it abbreviates --cpus-per-task)"),
+    ({"sbatch": ["job=x"]}, "(it abbreviates --job-name) cannot be set here: the dispatcher sets it"),
 ])
 def test_bad_command_line_values(spec, cli, message):
     with pytest.raises(SuiteError, match=message.replace("(", r"\(").replace(")", r"\)")):

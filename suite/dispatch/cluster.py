@@ -221,7 +221,7 @@ def _check_sbatch(value: Any, name: str, where: dict[str, Any]) -> dict[str, Any
         if owned is not None:
             instead = OWNED[owned]
             hint = f"use the {instead!r} option" if instead else "the dispatcher sets it"
-            reads = "" if owned == key else f" (an abbreviation sbatch may read as --{owned})"
+            reads = "" if owned == key else f" (it abbreviates --{owned})"
             raise SuiteError(f"sbatch parameter {key!r}{reads} cannot be set here: {hint}", key=f"{name}.{raw_key}",
                              **where)
         if v is not None and (not isinstance(v, (str, int, float, bool)) or v is False):

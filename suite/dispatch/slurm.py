@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
-import logging
 import math
 import os
 import re
@@ -67,7 +66,8 @@ TRACKED = ("pending", "running", "interrupted")  # store states that may belong 
 NEVER_STARTS = {"BadConstraints": "no node can meet the request (GPUs, memory, CPUs, constraint)",
                 "PartitionNodeLimit": "more nodes than the partition allows (or the nodes it needs are down or "
                                       "drained)",
-                "PartitionTimeLimit": "a time limit above the partition's"}
+                "PartitionTimeLimit": "a time limit above the partition's",
+                "PartitionConfig": "a request the partition's configuration does not allow (CPUs, memory, GPUs)"}
 # A job that neither slurmctld nor the accounting knows this long after its submission is lost (a
 # cluster reset, a purged or never-recorded job): its run fails, so `suite run --retry-failed` takes
 # it again. Until then UNKNOWN is a job the accounting has not heard of yet.
@@ -354,22 +354,16 @@ def _ask(command: Sequence[str], ids: Sequence[str]) -> tuple[list[str], bool]:
 
 
 def _sacct_states(ids: Sequence[str]) -> dict[str, str]:
-    """The states the accounting holds for those of `ids` it knows, from one sacct call through
-    submitit's watcher (which expands task ranges such as `7_[1-3%2]`)."""
+    """The states the accounting holds for those of `ids` it knows, from sacct (its complaints kept
+    off the terminal: a controller that does not answer is said once, by `suite status`), read by
+    submitit's parser, which expands task ranges such as `7_[1-3%2]`."""
     from submitit.slurm.slurm import SlurmInfoWatcher
 
-    watcher = SlurmInfoWatcher(delay_s=0)
+    lines, _ = _ask(["sacct", "--format=JobID,State,NodeList", "--parsable2"], ids)
+    header = next(iter(lines), "")
+    info = SlurmInfoWatcher(delay_s=0).read_info("\n".join([header, *(line for line in lines if line != header)]))
     wanted = list(dict.fromkeys([*ids, *(_array_of(j) for j in ids)]))
-    for job_id in wanted:
-        watcher.register_job(job_id)
-    logger = logging.getLogger("submitit")  # its "Bypassing sacct error" goes to stdout too, into `report --to -`
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        watcher.update()  # a failing sacct answers nothing: UNKNOWN, or NO_ANSWER when squeue failed too
-    finally:
-        logger.setLevel(level)
-    listed = {j: watcher.get_state(j, mode="cache").split()[0] for j in wanted}
+    listed = {j: str(info.get(j, {}).get("State") or "UNKNOWN").split()[0] for j in wanted}
     return _per_task(ids, {j: state for j, state in listed.items() if state != "UNKNOWN"})
 
 

@@ -19,7 +19,7 @@ from suite.report.tables import Report, Table, failed_runs
 FORMATS = ("md", "csv", "tex", "html")
 SUFFIXES = {".md": "md", ".markdown": "md", ".csv": "csv", ".tex": "tex", ".html": "html", ".htm": "html"}
 LEGEND = ("Cells: mean ± std (n) over the done runs' seeds; — no value (run not done, or not measured); "
-          "blank: no paper value, or not in the grid. Errors in %; Δ = measured − paper.")
+          "blank: no paper value, or not in the grid.")
 
 
 def render(report: Report, fmt: str, figures: Sequence[tuple[str, bytes]] = ()) -> str:
@@ -74,7 +74,9 @@ def _legend(report: Report) -> str:
     axes = f"Rows: {', '.join(report.rows)}." if report.rows else ""
     if report.columns:
         axes += f" Column blocks: {', '.join(report.columns)}."
-    return f"{axes} {LEGEND}".strip()
+    units = " Errors in %." if any(m.endswith("_err") for m in report.metrics) else ""
+    compared = " Δ = measured − paper." if any(label.startswith("Δ ") for _, label in report.table.columns) else ""
+    return f"{axes} {LEGEND}{units}{compared}".strip()
 
 
 # ------------------------------------------------------------------------------------------ csv

@@ -80,8 +80,9 @@ def splice(text: str, name: str, content: str, *, file: str = "<text>") -> str:
     return "".join(out)
 
 
-def splice_file(path: Path, name: str, content: str) -> None:
-    """Rewrite `path` in place (atomically) with the block `name` filled."""
+def splice_file(path: Path, name: str, content: str, *, write: bool = True) -> None:
+    """Rewrite `path` in place (atomically) with the block `name` filled; `write=False` only
+    checks that it could be (the file is readable and has the block)."""
     try:  # newline="": keep CRLF as it is (text mode would turn it into LF)
         with open(path, encoding="utf-8", newline="") as f:
             text = f.read()
@@ -90,5 +91,5 @@ def splice_file(path: Path, name: str, content: str) -> None:
     except UnicodeDecodeError as exc:
         raise SuiteError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path)) from None
     new = splice(text, name, content, file=str(path))
-    if new != text:
+    if write and new != text:
         files.write_text(Path(path), new)

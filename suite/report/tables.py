@@ -16,7 +16,7 @@ import json
 import math
 import shlex
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -321,7 +321,7 @@ def _comparison_notes(grid: _Grid, frame: pd.DataFrame, remeasure: Mapping[str, 
     """Why paper values are not compared, which records could not be read, which runs were measured otherwise."""
     notes = []
     if grid.differing:
-        keys = sorted(grid.differing, key=lambda k: (k != "data.name", k))  # the data set first
+        keys = sorted(grid.differing, key=lambda k: (k != "data.name", not k.startswith("model."), k))  # data, model first
         shown = ", ".join(f"{k} ({show(grid.differing[k][0])}, not {show(grid.differing[k][1])})" for k in keys[:5])
         more = f" and {count(len(keys) - 5, 'more key')}" if len(keys) > 5 else ""
         notes.append(f"The paper's values are for the spec's own runs; these differ from them in {shown}{more}, "
@@ -445,14 +445,23 @@ def num(x: Any) -> str:
     return f"{x:.{decimals(x)}f}"
 
 
-def paper_num(x: Any) -> str:
+def paper_num(x: Any, places: int | None = None) -> str:
     """A paper's value without the trailing zeros `num` would add (26.4, not 26.40: papers print
-    one or two decimals), keeping one (5.0)."""
+    one or two decimals), keeping one (5.0); with `places`, to that many (a column's, where 3.90
+    stands among 5.46 and 4.14: the YAML number 3.90 is 3.9)."""
+    if places is not None:
+        return f"{x:.{places}f}"
     text = num(x)
     if "." not in text:
         return text
     trimmed = text.rstrip("0")
     return trimmed + "0" if trimmed.endswith(".") else trimmed
+
+
+def paper_places(values: Iterable[Any]) -> int | None:
+    """The decimals a column of paper values is printed to: the most any of them needs."""
+    places = [len(t.split(".")[1]) if "." in t else 0 for t in (paper_num(v) for v in values if _finite(v))]
+    return max(places) if places else None
 
 
 def diff(x: float, mean: float) -> str:
@@ -488,8 +497,9 @@ def pivot(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], metr
     fields: list[tuple[str, str | None, str]] = []  # (field label, metric, kind)
     for m in metrics:
         fields.append((label(m), m, "cell"))
-        if m in compared:
-            fields += [(f"{label(m)}, paper", m, "paper"), (f"Δ {label(m)}", m, "diff")]
+        if m in compared:  # the paper's own metric (its plain top-1 beside our best top-1)
+            fields += [(f"{label(COMPARED_WITH.get(m, m))}, paper", m, "paper"), (f"Δ {label(m)}", m, "diff")]
+    places = {m: paper_places(cells[f"paper_{m}"]) for m in compared}
     fields.append(("runs", None, "runs"))
     costs = [c for c in TABLE_COSTS if c not in metrics and c in cells
              and (c in ALWAYS_SHOWN or cells[c].notna().any())]
@@ -527,7 +537,8 @@ def pivot(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], metr
                 elif kind == "cell":
                     line.append(cell(rec[f"{m}_mean"], rec[f"{m}_std"], int(rec[f"{m}_n"]), whole=m in COUNTS))
                 elif kind == "paper":
-                    line.append("" if not math.isfinite(rec[f"paper_{m}"]) else paper_num(rec[f"paper_{m}"]))
+                    line.append("" if not math.isfinite(rec[f"paper_{m}"]) else
+                                paper_num(rec[f"paper_{m}"], places[m]))
                 elif kind == "diff":
                     has_ref = math.isfinite(rec[f"paper_{m}"])
                     line.append(diff(rec[f"{m}_diff"], rec[f"{m}_mean"]) if has_ref else "")
