@@ -463,7 +463,9 @@ def _status(args: argparse.Namespace) -> int:
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
             print(f"  done {row['run_id']}: {row['note']}")
         for _, row in part[(part["status"] == "missing") & (part["note"] != "")].iterrows():
-            print(f"  missing {row['run_id']}: {row['note']} (`suite run` runs it again)")
+            lost = "status.json" in row["note"]  # its SLURM job id, if it had one, was in that file
+            print(f"  missing {row['run_id']}: {row['note']} (`suite run` runs it again"
+                  + (f"; a SLURM job of it may still be queued: `squeue --name suite-{name}`)" if lost else ")"))
         for _, row in part[part["status"].isin(["failed", "cancelled", "interrupted"])].iterrows():
             d = store.run_dir(out, row["run_id"])
             print(f"  {row['status']} {row['run_id']}: {row['note']}")

@@ -222,6 +222,7 @@ def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys)
     assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--force", "--partition", "nosuch"]) == 2
     assert "sbatch refused the job" in (err := capsys.readouterr().err) and "partition='nosuch' (--partition)" in err
     assert store.state_of(d).state == "done" and not (d / "archive").exists()  # nothing hidden
+    assert not store.run_dir(out, fresh.run_id).exists()
     # sbatch takes a job no node can run while it is held; releasing it is refused: undone alike
     status_before = (d / "status.json").read_text()
     assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--force", "--cpus-per-task", "4096"]) == 2
@@ -229,8 +230,8 @@ def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys)
     assert "SLURM took the jobs but will not run them" in err and "cpus_per_task=4096 (--cpus-per-task)" in err
     assert store.state_of(d).state == "done" and not (d / "archive").exists()  # the result is back in place
     assert (d / "status.json").read_text() == status_before
-    assert store.state_of(store.run_dir(out, fresh.run_id)).state == "missing"  # no status written for it either
-    assert not (store.run_dir(out, fresh.run_id) / "status.json").exists()
+    assert not store.run_dir(out, fresh.run_id).exists()  # nothing of a run first planned by it stays in the store
+    assert store.collect(out)["run_id"].tolist() == [run.run_id]
     assert not subprocess.run(["squeue", "-h", "--name", "suite-force"], capture_output=True, text=True).stdout.strip()
     suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--force", "--sbatch", "hold")
     assert store.state_of(d).state == "pending"

@@ -114,6 +114,7 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
     size = options.max_array_size or max_array_size()
     code = snapshot.take(out)
     executor = make_executor(out, options, code, name=name)
+    planned = {store.run_dir(out, r.run_id) for r in runs if not store.run_dir(out, r.run_id).exists()}
     dirs = _parallel(lambda r: store.plan(out, r), runs)
     before = _parallel(_status_bytes, dirs)  # read before anything is held: a failure here leaves nothing queued
     tasks = [SlurmRun(r, str(out), str(code.path), options.max_requeues) for r in runs]
@@ -121,6 +122,7 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
         jobs = submit_arrays(executor, tasks, size)
     except SuiteError as err:  # sbatch names no option: show what was asked, so the culprit can be found
         err.message += f" (the options sent, beyond the defaults: {summary(options)})"
+        _parallel(_unplan, list(planned))
         raise
     arrays = list(dict.fromkeys(j.job_id.split("_")[0] for j in jobs))
     archived: dict[Path, Path] = {}  # filled run by run: an interruption midway knows what it moved
@@ -143,6 +145,7 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
             subprocess.run(["scancel", *arrays], capture_output=True, timeout=60)
         finally:
             _parallel(lambda db: _restore(db[0], db[1], archived.get(db[0])), list(zip(dirs, before)))
+            _parallel(_unplan, list(planned))
         raise
     return Submission({r.run_id: j.job_id for r, j in zip(runs, jobs)}, arrays, code)
 
@@ -150,6 +153,14 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
 def _status_bytes(d: Path) -> bytes | None:
     path = d / "status.json"
     return path.read_bytes() if path.is_file() else None
+
+
+def _unplan(d: Path) -> None:
+    """Take back a run directory this submission planned (its config alone): a withdrawn
+    submission leaves no run in the store. Anything else written there meanwhile stays."""
+    (d / "config.json").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        d.rmdir()
 
 
 def _restore(d: Path, status: bytes | None, archive: Path | None) -> None:
