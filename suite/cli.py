@@ -463,7 +463,7 @@ def _status(args: argparse.Namespace) -> int:
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
             print(f"  done {row['run_id']}: {row['note']}")
         for _, row in part[(part["status"] == "missing") & (part["note"] != "")].iterrows():
-            lost = "status.json" in row["note"]  # its SLURM job id, if it had one, was in that file
+            lost = "status.json" in row["note"] and not name.startswith("(")  # its job id was there; a known spec
             print(f"  missing {row['run_id']}: {row['note']} (`suite run` runs it again"
                   + (f"; a SLURM job of it may still be queued: `squeue --name suite-{name}`)" if lost else ")"))
         for _, row in part[part["status"].isin(["failed", "cancelled", "interrupted"])].iterrows():

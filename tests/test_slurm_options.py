@@ -592,3 +592,16 @@ def test_status_of_the_whole_store_refuses_a_preset(tmp_path, capsys):
     """It was ignored: the whole store was listed as if no preset had been given."""
     assert main(["status", "--out", str(tmp_path), "--preset", "smoke"]) == 2
     assert "--preset and key=value overrides pick a spec's runs: name the spec" in capsys.readouterr().err
+
+
+def test_a_withdrawn_submission_takes_back_only_the_directories_it_planned(tmp_path):
+    _unplan = slurm._unplan
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    for d in (mine, theirs):
+        d.mkdir()
+        (d / "config.json").write_text("{}")
+    (theirs / "log.txt").write_text("started")  # another process planned and started the run meanwhile
+    _unplan(mine)
+    _unplan(theirs)
+    _unplan(tmp_path / "gone")
+    assert not mine.exists() and sorted(p.name for p in theirs.iterdir()) == ["config.json", "log.txt"]

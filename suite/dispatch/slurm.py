@@ -19,7 +19,7 @@ comes earlier, while the task still imports, goes through it, and that requeue c
 SLURM may send the signal up to 60 s earlier than `signal_delay_s` before the limit (`man sbatch`).
 
 Following (`refresh`): for runs the store believes queued or running, `squeue` gives the SLURM
-state while slurmctld holds the job, and `sacct` (through submitit's SlurmInfoWatcher) after it
+state while slurmctld holds the job, and `sacct` (read by submitit's parser) after it
 forgets it; a job that ended without a result (cancelled, killed at the time limit, out of
 memory, node failure) is recorded in the store as cancelled or failed (with its log tail as
 error.txt), so nothing stays `running` forever. `cancel` scancels.
@@ -120,9 +120,10 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
     tasks = [SlurmRun(r, str(out), str(code.path), options.max_requeues) for r in runs]
     try:
         jobs = submit_arrays(executor, tasks, size)
-    except SuiteError as err:  # sbatch names no option: show what was asked, so the culprit can be found
-        err.message += f" (the options sent, beyond the defaults: {summary(options)})"
+    except BaseException as err:  # refused or interrupted: nothing queued (submit_arrays withdrew it), nothing planned
         _parallel(_unplan, list(planned))
+        if isinstance(err, SuiteError):  # sbatch names no option: show what was asked, so the culprit can be found
+            err.message += f" (the options sent, beyond the defaults: {summary(options)})"
         raise
     arrays = list(dict.fromkeys(j.job_id.split("_")[0] for j in jobs))
     archived: dict[Path, Path] = {}  # filled run by run: an interruption midway knows what it moved
@@ -156,11 +157,13 @@ def _status_bytes(d: Path) -> bytes | None:
 
 
 def _unplan(d: Path) -> None:
-    """Take back a run directory this submission planned (its config alone): a withdrawn
-    submission leaves no run in the store. Anything else written there meanwhile stays."""
-    (d / "config.json").unlink(missing_ok=True)
+    """Take back a run directory this submission planned, so a withdrawn submission leaves no run
+    in the store; one that holds anything but its config (another process planned and started the
+    run meanwhile) is that process's and stays."""
     with contextlib.suppress(OSError):
-        d.rmdir()
+        if {p.name for p in d.iterdir()} == {"config.json"}:
+            (d / "config.json").unlink()
+            d.rmdir()
 
 
 def _restore(d: Path, status: bytes | None, archive: Path | None) -> None:
@@ -180,14 +183,16 @@ def submit_arrays(executor: Any, tasks: Sequence[Callable[[], Any]], size: int) 
     from submitit.core.utils import FailedJobError
 
     jobs: list[Any] = []
-    for start in range(0, len(tasks), size):
-        try:
+    try:
+        for start in range(0, len(tasks), size):
             with contextlib.redirect_stderr(io.StringIO()):  # submitit echoes sbatch's error; ours says it once
                 jobs += executor.submit_array(list(tasks[start:start + size]))
-        except FailedJobError as exc:
-            if jobs:
-                subprocess.run(["scancel", *{j.job_id.split("_")[0] for j in jobs}], capture_output=True, timeout=60)
+    except BaseException as exc:  # a refusal or Ctrl-C between chunks: the chunks taken (held) are withdrawn
+        if jobs:
+            subprocess.run(["scancel", *{j.job_id.split("_")[0] for j in jobs}], capture_output=True, timeout=60)
+        if isinstance(exc, FailedJobError):
             raise SuiteError(f"sbatch refused the job: {str(exc).strip()}", key="cluster") from None
+        raise
     return jobs
 
 
@@ -316,7 +321,7 @@ def slurm_states(job_ids: Iterable[str]) -> dict[str, str]:
 
     slurmctld (squeue) first: it is current, while the accounting (sacct) learns of a start or an
     end seconds later, so sacct alone showed a running array task as UNKNOWN or PENDING. sacct,
-    through submitit's watcher, for the jobs slurmctld has forgotten (`MinJobAge` after they end)."""
+    read by submitit's parser, for the jobs slurmctld has forgotten (`MinJobAge` after they end)."""
     ids = list(dict.fromkeys(job_ids))
     states, answered = _squeue(ids, "all", "%T")
     states = {j: state.split()[0] for j, state in states.items()}

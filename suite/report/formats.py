@@ -74,7 +74,7 @@ def _legend(report: Report) -> str:
     axes = f"Rows: {', '.join(report.rows)}." if report.rows else ""
     if report.columns:
         axes += f" Column blocks: {', '.join(report.columns)}."
-    units = " Errors in %." if any(m.endswith("_err") for m in report.metrics) else ""
+    units = " Errors in %." if any("_err" in m for m in report.metrics) else ""  # top1_err_rot180 too
     compared = " Δ = measured − paper." if any(label.startswith("Δ ") for _, label in report.table.columns) else ""
     return f"{axes} {LEGEND}{units}{compared}".strip()
 

@@ -16,7 +16,7 @@ import json
 import math
 import shlex
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -259,6 +259,8 @@ class _Grid:
 
 def _grid_records(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str],
                   metrics: Sequence[str]) -> _Grid:
+    """From the expansion, not the store, so runs that never started are placed too; a paper
+    value is kept only for a run whose stored config is the one the paper describes."""
     grid = _Grid([], {}, {}, {})
     for i, (run, rid) in enumerate(zip(runs, frame["run_id"])):
         data = run.config.data.name
@@ -445,23 +447,15 @@ def num(x: Any) -> str:
     return f"{x:.{decimals(x)}f}"
 
 
-def paper_num(x: Any, places: int | None = None) -> str:
+def paper_num(x: Any) -> str:
     """A paper's value without the trailing zeros `num` would add (26.4, not 26.40: papers print
-    one or two decimals), keeping one (5.0); with `places`, to that many (a column's, where 3.90
-    stands among 5.46 and 4.14: the YAML number 3.90 is 3.9)."""
-    if places is not None:
-        return f"{x:.{places}f}"
+    one or two decimals, and mix them: RAN's Table 7 has 21.76 beside 19.5), keeping one (5.0). A
+    spec's 3.90 is the number 3.9, so it shows as 3.9."""
     text = num(x)
     if "." not in text:
         return text
     trimmed = text.rstrip("0")
     return trimmed + "0" if trimmed.endswith(".") else trimmed
-
-
-def paper_places(values: Iterable[Any]) -> int | None:
-    """The decimals a column of paper values is printed to: the most any of them needs."""
-    places = [len(t.split(".")[1]) if "." in t else 0 for t in (paper_num(v) for v in values if _finite(v))]
-    return max(places) if places else None
 
 
 def diff(x: float, mean: float) -> str:
@@ -497,9 +491,10 @@ def pivot(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], metr
     fields: list[tuple[str, str | None, str]] = []  # (field label, metric, kind)
     for m in metrics:
         fields.append((label(m), m, "cell"))
-        if m in compared:  # the paper's own metric (its plain top-1 beside our best top-1)
-            fields += [(f"{label(COMPARED_WITH.get(m, m))}, paper", m, "paper"), (f"Δ {label(m)}", m, "diff")]
-    places = {m: paper_places(cells[f"paper_{m}"]) for m in compared}
+        if m in compared:  # the paper's own metric (its plain top-1 beside our best top-1, once per block)
+            if COMPARED_WITH.get(m) not in metrics:
+                fields.append((f"{label(COMPARED_WITH.get(m, m))}, paper", m, "paper"))
+            fields.append((f"Δ {label(m)}", m, "diff"))
     fields.append(("runs", None, "runs"))
     costs = [c for c in TABLE_COSTS if c not in metrics and c in cells
              and (c in ALWAYS_SHOWN or cells[c].notna().any())]
@@ -537,8 +532,7 @@ def pivot(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], metr
                 elif kind == "cell":
                     line.append(cell(rec[f"{m}_mean"], rec[f"{m}_std"], int(rec[f"{m}_n"]), whole=m in COUNTS))
                 elif kind == "paper":
-                    line.append("" if not math.isfinite(rec[f"paper_{m}"]) else
-                                paper_num(rec[f"paper_{m}"], places[m]))
+                    line.append("" if not math.isfinite(rec[f"paper_{m}"]) else paper_num(rec[f"paper_{m}"]))
                 elif kind == "diff":
                     has_ref = math.isfinite(rec[f"paper_{m}"])
                     line.append(diff(rec[f"{m}_diff"], rec[f"{m}_mean"]) if has_ref else "")
