@@ -574,7 +574,7 @@ def failed_runs(report: Report, limit: int = 20) -> list[str]:
     lines = []
     for _, r in bad.head(limit).iterrows():
         point = " ".join(f"{a}={show(r[a])}" for a in report.axes)
-        note = f": {r['note']}" if r["note"] else ""
+        note = f": {' '.join(str(r['note']).split())}" if r["note"] else ""  # one line: a list item, a comment
         lines.append(f"{r['run_id']} ({r['status']}) {point} seed={r['seed']}{note}".replace("  ", " "))
     if len(bad) > limit:
         lines.append(f"... and {len(bad) - limit} more (suite status {report.same_runs})")
