@@ -279,7 +279,6 @@ def _same_local_runs(args: argparse.Namespace) -> str:
     return _same_runs(args) + parallel
 
 
-# squeue's pending reasons of a request the cluster as configured can never meet.
 def _resubmit_hint(out: Path, run_ids: Sequence[str], args: argparse.Namespace) -> tuple[str, str]:
     """The command that submits these runs again as they were submitted (cluster flags included),
     and a note: the one `suite run` recorded with them; for runs submitted by different commands

@@ -18,3 +18,9 @@ COSTS = ("params_m", "gmacs", "macts", "infer_samples_per_sec", "train_samples_p
          "train_peak_memory_mb")
 # The metrics a spec's `reference:` (the paper's numbers) may give.
 REFERENCE_METRICS = ("top1_err", "top5_err", *VIEW_METRICS, "params_m", "gmacs")
+
+
+def percent(metric: str) -> bool:
+    """Whether a metric is an error in percent (top1_err, a view's top1_err_rot180): the report's
+    legend and plot axes say so."""
+    return metric.endswith("_err") or "_err_" in metric

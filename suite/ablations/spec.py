@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from suite.config import MAX_SEED, MEASURE, SECTIONS, flatten
 from suite.data.catalog import DATASETS
 from suite.errors import SuiteError, close_matches

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from suite.errors import SuiteError, unknown
 from suite.schema import coerce, read_yaml
 

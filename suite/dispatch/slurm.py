@@ -125,7 +125,7 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
         if isinstance(err, SuiteError):  # sbatch names no option: show what was asked, so the culprit can be found
             err.message += f" (the options sent, beyond the defaults: {summary(options)})"
         raise
-    arrays = list(dict.fromkeys(j.job_id.split("_")[0] for j in jobs))
+    arrays = list(dict.fromkeys(_array_of(j.job_id) for j in jobs))
     archived: dict[Path, Path] = {}  # filled run by run: an interruption midway knows what it moved
     try:
         if afresh:
@@ -189,7 +189,7 @@ def submit_arrays(executor: Any, tasks: Sequence[Callable[[], Any]], size: int) 
                 jobs += executor.submit_array(list(tasks[start:start + size]))
     except BaseException as exc:  # a refusal or Ctrl-C between chunks: the chunks taken (held) are withdrawn
         if jobs:
-            subprocess.run(["scancel", *{j.job_id.split("_")[0] for j in jobs}], capture_output=True, timeout=60)
+            subprocess.run(["scancel", *{_array_of(j.job_id) for j in jobs}], capture_output=True, timeout=60)
         if isinstance(exc, FailedJobError):
             raise SuiteError(f"sbatch refused the job: {str(exc).strip()}", key="cluster") from None
         raise

@@ -14,6 +14,7 @@ import html
 import re
 from collections.abc import Sequence
 
+from suite.metrics import percent
 from suite.report.tables import Report, Table, failed_runs
 
 FORMATS = ("md", "csv", "tex", "html")
@@ -74,7 +75,7 @@ def _legend(report: Report) -> str:
     axes = f"Rows: {', '.join(report.rows)}." if report.rows else ""
     if report.columns:
         axes += f" Column blocks: {', '.join(report.columns)}."
-    units = " Errors in %." if any("_err" in m for m in report.metrics) else ""  # top1_err_rot180 too
+    units = " Errors in %." if any(percent(m) for m in report.metrics) else ""
     compared = " Δ = measured − paper." if any(label.startswith("Δ ") for _, label in report.table.columns) else ""
     return f"{axes} {LEGEND}{units}{compared}".strip()
 

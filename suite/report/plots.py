@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from suite.errors import SuiteWarning
+from suite.metrics import percent
 from suite.report.tables import Report, label, show
 
 MAX_CURVES = 200  # more runs than this make an unreadable tangle: the plot is skipped with a note
@@ -163,7 +164,7 @@ def tradeoff(report: Report) -> tuple[Plot | None, str | None]:
                 linestyle="--", linewidth=1, zorder=1)
         ax.scatter(x[front], mean[front], s=150, facecolors="none", edgecolors="0.2", linewidths=1, zorder=3)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(label(metric) + (" (%)" if metric.endswith("_err") or "_err_" in metric else ""))
+        ax.set_ylabel(label(metric) + (" (%)" if percent(metric) else ""))
         ax.locator_params(axis="x", nbins=4)  # costs such as 0.0336 GMACs: long tick labels that would run together
         ax.grid(alpha=0.3)
     fig.suptitle(f"{report.name}: {label(metric)} vs cost (mean ± std over seeds)", fontsize="medium")
