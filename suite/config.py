@@ -57,6 +57,10 @@ class MeasureConfig:
     batch_size: int = 8
     warmup: int = 2
     steps: int = 5
+    # the trained network's robustness to a targeted PGD attack (suite.measure.attack), after training
+    attack: bool = False
+    attack_eps: float = 8.0  # the L-infinity bound, in pixel levels of 255
+    attack_images: int = 1000  # the first test images attacked (all of a smaller split)
 
 
 @dataclass(frozen=True)
@@ -293,7 +297,7 @@ def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConf
     if (values["epochs"] is None) == (values["iterations"] is None):
         raise SuiteError("set exactly one of epochs and iterations", key="epochs")
     positive = ("epochs", "iterations", "batch_size", "eval_every", "lr_decay", "measure.batch_size", "measure.steps",
-                "data.input_size", "data.eval_size")
+                "measure.attack_eps", "measure.attack_images", "data.input_size", "data.eval_size")
     non_negative = ("lr", "weight_decay", "warmup_epochs", "measure.warmup", "data.workers")
     for key in positive:
         if values[key] is not None and values[key] <= 0:
@@ -312,6 +316,9 @@ def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConf
     if train_size is not None and values["batch_size"] > train_size:  # an epoch would have no step
         raise SuiteError(f"batch_size {values['batch_size']} is larger than the training set ({data.name}: "
                          f"{train_size:,} images)", key="batch_size")
+    if measure.attack and not DATASETS[data.name].accuracy:
+        raise SuiteError(f"{data.name} labels mean nothing, so an attack towards other labels measures nothing",
+                         key="measure.attack")
     if not 0.0 < data.clean_ratio <= 1.0:
         raise SuiteError(f"must be in (0, 1], got {data.clean_ratio}", key="data.clean_ratio")
     for key in ("label_smoothing", "momentum"):

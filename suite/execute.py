@@ -29,6 +29,7 @@ from filelock import Timeout
 
 from suite import files, store
 from suite.ablations.expand import RunSpec
+from suite.config import RunConfig
 from suite.errors import SuiteError, SuiteWarning
 from suite.train.checkpoint import Preempted
 
@@ -110,8 +111,17 @@ def _run(run: RunSpec, d: Path, *, progress: bool) -> dict[str, Any]:
         "metrics": {**metrics, "wall_time_s": wall},
         "complexity": measured.get("complexity"),
         "throughput": measured.get("throughput"),
+        "attack": _attack(run.config, d),
         "env": {**environment(run.config.device), **code_version()},
     }
+
+
+def _attack(config: RunConfig, d: Path) -> dict[str, Any] | None:
+    """The trained network attacked (suite.measure.attack) if `config` asks for it: after training,
+    from the final checkpoint, so a done run asked for it later is attacked the same way."""
+    from suite.measure.attack import measure_attack
+
+    return measure_attack(config, d) if config.measure.attack else None
 
 
 def _measure(run: RunSpec, d: Path) -> dict[str, Any]:
@@ -119,8 +129,7 @@ def _measure(run: RunSpec, d: Path) -> dict[str, Any]:
     from suite.measure import measure_run
 
     start = time.perf_counter()
-    measured = {**measure_run(run.config), "wall_time_s": time.perf_counter() - start,
-                "settings": run.config.measure_settings()}
+    measured = {**measure_run(run.config), "wall_time_s": time.perf_counter() - start, "settings": _cached_with(run)}
     store.write_json(d / "measure.json", measured)
     return measured
 
@@ -146,7 +155,7 @@ def _measure_again(run: RunSpec, d: Path, result: dict[str, Any]) -> dict[str, A
     only = dataclasses.replace(run.config, measure=dataclasses.replace(run.config.measure, **parts))
     try:
         with _recorded_warnings(d):
-            measured = measure_run(only)
+            measured = {**measure_run(only), "attack": _attack(only, d)}
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or Interrupted by a signal
             why = f"was interrupted ({exc or type(exc).__name__})"
@@ -171,6 +180,11 @@ def _measure_again(run: RunSpec, d: Path, result: dict[str, Any]) -> dict[str, A
     return again
 
 
+def _cached_with(run: RunSpec) -> dict[str, Any]:
+    """The settings measure.json's parts are made with (the attack comes after training, not from it)."""
+    return {k: v for k, v in run.config.measure_settings().items() if k not in store.MEASURED_WITH["attack"]}
+
+
 def _cached_measurement(path: Path, run: RunSpec) -> dict[str, Any] | None:
     """The measurement an earlier attempt cached with the run's `measure.*` settings; an unreadable
     one is set aside and measured again (it is only a cache: failing the run on it would fail every
@@ -180,7 +194,7 @@ def _cached_measurement(path: Path, run: RunSpec) -> dict[str, Any] | None:
     try:
         measured = store.read_json(path)
         if isinstance(measured, dict):
-            return measured if measured.get("settings") == run.config.measure_settings() else None
+            return measured if measured.get("settings") == _cached_with(run) else None
         problem = f"{path}: not a measurement record"
     except SuiteError as err:
         problem = str(err)

@@ -174,18 +174,24 @@ def write_result(d: Path, result: dict[str, Any]) -> None:
 
 # The measure.* settings each part of a measurement depends on: a part measured with them is current.
 MEASURED_WITH = {"complexity": ("measure.complexity",),
-                 "throughput": ("measure.throughput", "measure.batch_size", "measure.warmup", "measure.steps")}
+                 "throughput": ("measure.throughput", "measure.batch_size", "measure.warmup", "measure.steps"),
+                 "attack": ("measure.attack", "measure.attack_eps", "measure.attack_images")}
+# What a result written before a setting existed was made with: no attack (complexity and
+# throughput settings a result does not record are taken as the wanted ones).
+MADE_BEFORE = {"measure.attack": False}
 
 
 def stale_parts(run: RunSpec, result: dict[str, Any]) -> dict[str, list[str]]:
     """The parts of a done run's measurement that `run` asks for and that were not made with its
     settings -> how they differ, as 'key (made, not wanted)'. A part it does not ask for is never
     stale (a result with more than asked is current), nor one its result says nothing about."""
-    made, wanted = result.get("config") or {}, run.config.measure_settings()
+    made, wanted = {**MADE_BEFORE, **(result.get("config") or {})}, run.config.measure_settings()
     out = {}
     for part, keys in MEASURED_WITH.items():
         if wanted[keys[0]]:
             differ = [f"{k} ({made[k]}, not {wanted[k]})" for k in keys if k in made and made[k] != wanted[k]]
+            if not made.get(keys[0], True):  # not made at all: its other settings say nothing
+                differ = differ[:1]
             if differ:
                 out[part] = differ
     return out
@@ -265,7 +271,7 @@ def _wrong_section(result: Any) -> str | None:
         return "no metrics"
     if not isinstance(result["metrics"], dict):
         return f"metrics: {_json_kind(result['metrics'])}, not an object"
-    for key in ("config", "complexity", "throughput", "env"):  # optional: null or missing is none
+    for key in ("config", "complexity", "throughput", "attack", "env"):  # optional: null or missing is none
         if not isinstance(result.get(key) or {}, dict):
             return f"{key}: {_json_kind(result[key])}, not an object"
     return None
@@ -387,7 +393,7 @@ def _row(d: Path, state: RunState) -> dict[str, Any]:
     if state.result is not None:
         result = state.result
         row.update(result.get("config", {}))
-        for section in ("metrics", "complexity", "throughput"):
+        for section in ("metrics", "complexity", "throughput", "attack"):
             row.update({k: _spelled(v) for k, v in (result.get(section) or {}).items()})
         row.update({f"env.{k}": v for k, v in (result.get("env") or {}).items()})
         row["finished_at"] = result.get("finished_at")

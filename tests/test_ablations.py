@@ -700,7 +700,7 @@ def test_every_ablation_of_both_papers_is_shipped():
     assert set(SHIPPED) >= {
         "quick", "ran_mask_norm", "ran_arl_nal", "ran_mask_structure", "ran_label_noise", "ran_cifar_depth",
         "ran_imagenet", "san_pairwise_relation", "san_patchwise_relation", "san_main", "san_footprint",
-        "san_position_encoding", "san_gamma", "san_robustness",
+        "san_position_encoding", "san_gamma", "san_robustness", "san_adversarial",
     }
 
 
@@ -718,11 +718,12 @@ def test_a_default_written_out_is_the_same_run():
 
 @pytest.mark.parametrize("preset", [None, "smoke"])
 def test_the_robustness_table_reports_the_main_tables_runs(preset):
-    """Every run evaluates the rotated and flipped views at its end: san_robustness trains nothing of its own."""
+    """Every run evaluates the rotated and flipped views at its end, and an attack is a measurement
+    of the trained network: san_robustness and san_adversarial train nothing of their own."""
     def ids(name: str) -> list[str]:
         return [r.run_id for r in expand(load(name), preset=preset)]
 
-    assert ids("san_robustness") == ids("san_main")
+    assert ids("san_robustness") == ids("san_main") == ids("san_adversarial")  # attacking is measuring, not training
 
 
 @pytest.mark.parametrize("name", SHIPPED)

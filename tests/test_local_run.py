@@ -44,7 +44,8 @@ seeds: {seeds}
 @pytest.mark.slow
 def test_quick_grid_end_to_end(tmp_path, capsys):
     out = tmp_path / "store"
-    assert main(["run", "quick", "--out", str(out), "--no-progress", "--max-parallel", "2", *FAST]) == 0
+    attacked = [*FAST, "measure.attack=true", "measure.attack_images=4"]  # attacked after training
+    assert main(["run", "quick", "--out", str(out), "--no-progress", "--max-parallel", "2", *attacked]) == 0
     assert "8 done, 0 failed" in capsys.readouterr().out
 
     assert main(["status", "quick", "--out", str(out), *FAST]) == 0
@@ -55,6 +56,7 @@ def test_quick_grid_end_to_end(tmp_path, capsys):
     frame = store.collect(out, [r.run_id for r in runs])
     assert len(frame) == 8 and set(frame["status"]) == {"done"}
     assert frame["top1_err"].between(0, 100).all() and frame["params"].gt(0).all()
+    assert frame["attack_success_16"].between(0, 100).all() and frame["attack_images"].eq(4).all()
     assert frame["train_samples_per_sec"].gt(0).all()
     assert sorted(frame["model.mask_norm"].value_counts().tolist()) == [2, 2, 4]
     log = (store.run_dir(out, runs[0].run_id) / "log.txt").read_text()  # no bar there: a line per epoch

@@ -155,6 +155,12 @@ def test_best_top1_err_is_compared_with_the_papers_top1(toy):
     assert "Errors in %" not in formats.fragment(wall) and "Δ =" not in formats.fragment(wall)
     frame["top1_err_rot180"] = 50.0
     assert "Errors in %" in formats.fragment(tables.build(spec, runs, frame, out=out, metrics=["top1_err_rot180"]))
+    frame["attack_success_16"] = 12.5
+    attacked = formats.fragment(tables.build(spec, runs, frame, out=out, metrics=["attack_success_16"]))
+    assert "Attack success rates in %." in attacked and "Errors" not in attacked
+    assert ": attack success 16 steps |" in attacked
+    mixed = tables.build(spec, runs, frame, out=out, metrics=["top1_err", "attack_success_16"])
+    assert "Errors and attack success rates in %." in formats.fragment(mixed)
     both = tables.build(spec, runs, frame, out=out, metrics=["top1_err", "best_top1_err"])
     header = [f"{g}: {f}" if g else f for g, f in both.table.columns]
     assert len(header) == len(set(header))  # the paper's top-1 once per block, a Δ for each

@@ -44,6 +44,10 @@ class Data:
     train: Any  # a Loader with state_dict() / load_state_dict()
     test: Loader
     num_classes: int
+    # the per-channel normalisation the loaders apply, in [0, 1] pixel units: where the valid images
+    # lie in the normalised space the models see (suite.measure.attack keeps its images valid)
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
 
 
 def data_root(config: DataConfig) -> Path:
@@ -110,7 +114,7 @@ def build(
     train = TensorLoader(splits.train_images.to(device), train_labels.to(device), size=size,
                          augment=splits.augment, generator=generator, **common)
     test = TensorLoader(splits.test_images.to(device), splits.test_labels.to(device), size=eval_size, **common)
-    return Data(train, test, classes)
+    return Data(train, test, classes, tuple(mean.tolist()), tuple(std.tolist()))
 
 
 def _load_tensors(config: DataConfig, size: int, num_classes: int, seed: int) -> Splits:
@@ -129,7 +133,7 @@ def _load_tensors(config: DataConfig, size: int, num_classes: int, seed: int) ->
 
 def _imagenet(config: DataConfig, size: int, eval_size: int, batch_size: int, num_classes: int,
               noise_seed: int, order_seed: int, device: torch.device, rank: int, world_size: int) -> Data:
-    from suite.data.imagenet import FolderLoader, eval_transform, image_folders, train_transform
+    from suite.data.imagenet import MEAN, STD, FolderLoader, eval_transform, image_folders, train_transform
 
     train, val = image_folders(data_root(config))
     _check_classes(len(train.classes), num_classes, config.name)
@@ -146,6 +150,8 @@ def _imagenet(config: DataConfig, size: int, eval_size: int, batch_size: int, nu
         FolderLoader(train, train_transform(size), seed=order_seed, **common),
         FolderLoader(val, eval_transform(eval_size), **common),
         len(train.classes),
+        MEAN,
+        STD,
     )
 
 

@@ -14,7 +14,7 @@ import html
 import re
 from collections.abc import Sequence
 
-from suite.metrics import percent
+from suite.metrics import ATTACK_METRICS, error
 from suite.report.tables import Report, Table, failed_runs
 
 FORMATS = ("md", "csv", "tex", "html")
@@ -75,7 +75,9 @@ def _legend(report: Report) -> str:
     axes = f"Rows: {', '.join(report.rows)}." if report.rows else ""
     if report.columns:
         axes += f" Column blocks: {', '.join(report.columns)}."
-    units = " Errors in %." if any(percent(m) for m in report.metrics) else ""
+    kinds = [kind for kind, shown in (("Errors", any(map(error, report.metrics))),
+                                      ("attack success rates", any(m in ATTACK_METRICS for m in report.metrics))) if shown]
+    units = f" {' and '.join(kinds).capitalize()} in %." if kinds else ""
     compared = " Δ = measured − paper." if any(label.startswith("Δ ") for _, label in report.table.columns) else ""
     return f"{axes} {LEGEND}{units}{compared}".strip()
 

@@ -30,7 +30,7 @@ from suite.config import is_identity_key
 from suite.data.catalog import DATASETS
 from suite.data.views import VIEW_METRICS, VIEWS
 from suite.errors import SuiteWarning, count, unknown
-from suite.metrics import ACCURACY, COSTS, COUNTS, RUN_METRICS
+from suite.metrics import ACCURACY, ATTACK_METRICS, ATTACK_STEPS, COSTS, COUNTS, RUN_METRICS
 from suite.store import STATES, measured_otherwise_in
 from suite.store import count_states
 
@@ -44,6 +44,7 @@ LABELS = {"top1_err": "top-1 err", "top5_err": "top-5 err", "best_top1_err": "be
           "train_loss": "train loss", "train_top1_err": "train top-1 err", "wall_time_s": "wall time (s)",
           **TABLE_COSTS}
 LABELS |= {f"top{k}_err_{view}": f"top-{k} err {view}" for view in VIEWS for k in (1, 5)}
+LABELS |= {f"attack_success_{t}": f"attack success {t} step{'s' * (t > 1)}" for t in ATTACK_STEPS}
 MISSING = "—"  # runs exist but have no value
 # A metric shown beside the paper's value of another: the paper's top-1 may be a best-epoch figure
 # (README, "What the numbers mean"), so `--metric best_top1_err` compares with it too.
@@ -314,6 +315,9 @@ def _missing_notes(out: pd.DataFrame, collected: pd.DataFrame, done: np.ndarray,
         if any(c in VIEW_METRICS for c in lacking):  # the trained network is in the checkpoint
             message += ("; the rotated and flipped views are evaluated from a run's checkpoint, with no training, "
                         "once its result.json is deleted and `suite run` is given again")
+        if any(c in ATTACK_METRICS for c in lacking):
+            message += ("; a done run is attacked from its checkpoint, with no training, when `suite run` is given "
+                        "with measure.attack: true (in the spec's base, or measure.attack=true on the command line)")
         warnings.warn(message, SuiteWarning, stacklevel=4)
         notes.append(message + ".")
     return notes

@@ -96,6 +96,24 @@ def run(
         return trainer.fit(resume=resume, on_epoch_end=on_epoch_end)
 
 
+def trained(config: RunConfig, run_dir: Path) -> Trainer:
+    """The run's trained network, restored from the final checkpoint in `run_dir` (on this process's
+    device, outside any process group), with its test data: what is evaluated after training."""
+    from suite.measure.env import resolve_device
+
+    trainer = Trainer(config, Path(run_dir), device=resolve_device(config.device))
+    path = trainer.run_dir / checkpoint.FILENAME
+    state = checkpoint.load(path)
+    if state is None:
+        raise SuiteError("no checkpoint: the run has no trained network to evaluate", file=str(path))
+    trainer._restore(state, path)
+    if trainer.iteration < trainer.total:
+        raise SuiteError(f"the checkpoint is of iteration {trainer.iteration} of {trainer.total}: the run has not "
+                         f"finished training", file=str(path))
+    trainer.model.eval()
+    return trainer
+
+
 class Trainer:
     """The state of one training run on one rank: model, optimiser, data, counters."""
 

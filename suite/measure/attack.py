@@ -1,0 +1,125 @@
+"""Robustness to adversarial attack (SAN, Sec. 5: self-attention networks resist adversarial attack
+better than convolutional ones): the success rate of a targeted attack on a run's trained network.
+
+The paper's attack settings are not in this project's reference material; the protocol here is
+the standard white-box one, and every choice is a `measure.*` setting or written below:
+
+- Targeted projected gradient descent in L-infinity (Madry et al. 2018): each step moves the image
+  by `alpha` against the sign of the gradient of the cross-entropy towards the target class, then
+  projects it back into the eps-ball around the clean image and into the valid pixel range [0, 1].
+  The bounds are in pixel units, converted per channel through the data's normalisation
+  (`Data.mean`, `Data.std`), so eps means the same on every data set.
+- eps = `measure.attack_eps` / 255 (8 by default), alpha = 1 / 255 per step, no random start. Without
+  a random start the first t steps of the attack are the t-step attack, so one attack of
+  max(ATTACK_STEPS) steps gives the success rate after each count in ATTACK_STEPS.
+- Targets: for every image a class drawn uniformly from the classes other than its label, from a
+  seed derived from the run's seed and the image's index: the runs of a spec that share a seed
+  (ResNet and SAN of one table) are attacked towards the same targets.
+- Success: the network's top-1 class is the target. The rate is over the first
+  `measure.attack_images` test images in the test loader's order, whatever the network made of the
+  clean image (a clean image already classified as its target counts from step 0 on).
+
+Why no attack library: torchattacks (the usual choice) pins `requests~=2.25.1`, which would
+downgrade what the rest of the environment needs; PGD itself is the dozen lines of `attack`.
+The network runs in eval mode with gradients on (SAN then takes its plain-module path, the one
+autograd needs); only the image's gradient is computed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from suite.data.seeds import derive_seed
+from suite.errors import SuiteError
+from suite.metrics import ATTACK_STEPS
+
+if TYPE_CHECKING:
+    from suite.config import RunConfig
+
+ALPHA = 1 / 255  # step size, in pixel units
+
+
+def targets_for(labels: torch.Tensor, first_index: int, num_classes: int, seed: int) -> torch.Tensor:
+    """A target class other than the label for each image, fixed by (seed, image index)."""
+    offsets = [1 + torch.randint(num_classes - 1, (), generator=torch.Generator().manual_seed(
+        derive_seed(seed, "attack-target", first_index + i))).item() for i in range(len(labels))]
+    return (labels + torch.tensor(offsets, device=labels.device)) % num_classes
+
+
+def attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, mean: Sequence[float], std: Sequence[float],
+           eps: float, steps: Iterable[int] = ATTACK_STEPS, autocast: Callable[[], Any] = contextlib.nullcontext,
+           memory_format: torch.memory_format = torch.contiguous_format) -> dict[int, torch.Tensor]:
+    """Targeted PGD on a normalised batch x: step count -> whether the top-1 class is the target
+    (a bool per image), for each count in `steps` (0 allowed: the clean images)."""
+    counts = sorted(set(steps))
+    shape = (1, -1, 1, 1)
+    scale = torch.tensor(std, device=x.device, dtype=torch.float32).view(shape)
+    shift = torch.tensor(mean, device=x.device, dtype=torch.float32).view(shape)
+    clean = x.detach().float() * scale + shift  # pixel units, where the bounds are simple
+    low, high = (clean - eps).clamp_min(0), (clean + eps).clamp_max(1)
+    image = clean.clone()
+    out = {}
+    for t in range(counts[-1] + 1):
+        image.requires_grad_(True)
+        with autocast():
+            logits = model(((image - shift) / scale).to(x.dtype).contiguous(memory_format=memory_format))
+        if t in counts:
+            out[t] = logits.argmax(1) == target
+        if t == counts[-1]:
+            break
+        loss = F.cross_entropy(logits.float(), target, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, image)
+        with torch.no_grad():
+            image = torch.minimum(torch.maximum(image - ALPHA * grad.sign(), low), high)
+    return out
+
+
+def success_rates(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], *, images: int,
+                  batch_size: int, num_classes: int, mean: Sequence[float], std: Sequence[float], eps: float,
+                  seed: int, autocast: Callable[[], Any] = contextlib.nullcontext,
+                  memory_format: torch.memory_format = torch.contiguous_format) -> dict[str, Any]:
+    """The attack's success rate (%) after each of ATTACK_STEPS over the first `images` images of
+    `loader`, attacked `batch_size` at a time, and how many were attacked (fewer when the split is
+    smaller)."""
+    if num_classes < 2:
+        raise SuiteError("a targeted attack needs at least two classes", key="model.num_classes")
+    model.eval()
+    hits = dict.fromkeys(ATTACK_STEPS, 0)
+    seen = 0
+    for batch, labels in loader:
+        for x, y in zip(batch.split(batch_size), labels.split(batch_size)):
+            x, y = x[: images - seen], y[: images - seen]
+            if not len(y):
+                break
+            reached = attack(model, x, targets_for(y, seen, num_classes, seed), mean=mean, std=std, eps=eps,
+                             autocast=autocast, memory_format=memory_format)
+            for t in ATTACK_STEPS:
+                hits[t] += int(reached[t].sum())
+            seen += len(y)
+        if seen >= images:
+            break
+    if seen == 0:
+        raise SuiteError("the test split has no images to attack", key="measure.attack_images")
+    return {**{f"attack_success_{t}": 100 * hits[t] / seen for t in ATTACK_STEPS}, "attack_images": seen}
+
+
+def measure_attack(config: RunConfig, run_dir: Path) -> dict[str, Any]:
+    """The `attack` section of a run's result: its trained network (the final checkpoint in
+    `run_dir`) attacked on its test split with the run's `measure.attack_*` settings."""
+    from suite.train.loop import trained
+
+    trainer = trained(config, run_dir)
+    m = config.measure
+    with torch.autograd.set_grad_enabled(True):
+        return success_rates(trainer.model, trainer.data.test, images=m.attack_images, batch_size=m.batch_size,
+                             num_classes=trainer.data.num_classes, mean=trainer.data.mean, std=trainer.data.std,
+                             eps=m.attack_eps / 255, seed=config.seed, autocast=trainer.autocast,
+                             memory_format=trainer.memory_format)
+

@@ -1,0 +1,185 @@
+"""The targeted PGD attack (suite.measure.attack): exact steps on a model whose attack has a closed
+form, bounds, targets, batching, a real trained network, and a done run attacked without training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from suite import ablations, store
+from suite.cli import main
+from suite.config import DataConfig, parse_overrides, resolve
+from suite.errors import SuiteError
+from suite.data import build
+from suite.measure.attack import ALPHA, attack, success_rates, targets_for
+from suite.metrics import ATTACK_METRICS, ATTACK_STEPS
+
+MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+
+
+def _normalise(pixels: torch.Tensor) -> torch.Tensor:
+    return (pixels - torch.tensor(MEAN).view(1, -1, 1, 1)) / torch.tensor(STD).view(1, -1, 1, 1)
+
+
+def _pixels(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.tensor(STD).view(1, -1, 1, 1) + torch.tensor(MEAN).view(1, -1, 1, 1)
+
+
+class Linear(nn.Module):
+    """Two classes; class 1's logit grows with every pixel (in pixel units): the targeted attack
+    towards class 1 raises every pixel by ALPHA a step, as far as the eps-ball and 1 allow."""
+
+    def __init__(self, bias: float) -> None:
+        super().__init__()
+        self.bias = bias
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.detach().clone())
+        up = _pixels(x).flatten(1).sum(1) + self.bias
+        return torch.stack([torch.zeros_like(up), up], 1)
+
+
+def test_each_step_is_the_closed_form_of_targeted_pgd():
+    torch.manual_seed(0)
+    clean = torch.rand(64, 3, 4, 4)
+    clean[:8] = 1.0  # saturated images: the pixel range, not eps, stops them
+    eps = 6 / 255
+    model = Linear(bias=-clean.flatten(1).sum(1).median().item() - 0.5)  # about half need > +0.5 in total
+    reached = attack(model, _normalise(clean), torch.ones(64, dtype=torch.long), mean=MEAN, std=STD, eps=eps,
+                     steps=range(0, 11))
+    assert sorted(reached) == list(range(11)) and len(model.seen) == 11  # one forward per step count, no more
+    for t in range(11):
+        expected = torch.minimum(clean + min(t * ALPHA, eps), torch.ones(()))
+        assert torch.allclose(_pixels(model.seen[t]), expected, atol=1e-5), t
+        assert torch.equal(reached[t], expected.flatten(1).sum(1) + model.bias > 0), t
+    assert not reached[0].all() and reached[10].sum() > reached[0].sum()  # the attack moved some images over
+
+
+def test_perturbations_stay_in_the_eps_ball_and_the_pixel_range():
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 36, 5))
+    seen = []
+    net[0].register_forward_hook(lambda m, inputs, out: seen.append(inputs[0].detach()))
+    clean = torch.rand(16, 3, 6, 6)
+    clean[:, :, 0] = 0.0  # pixels at the bounds of the range
+    clean[:, :, 1] = 1.0
+    target = targets_for(torch.zeros(16, dtype=torch.long), 0, 5, seed=3)
+    attack(net.eval(), _normalise(clean), target, mean=MEAN, std=STD, eps=4 / 255)
+    assert len(seen) == max(ATTACK_STEPS) + 1
+    for x in seen:
+        pixels = _pixels(x)
+        assert (pixels - clean).abs().max() <= 4 / 255 + 1e-5
+        assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
+    assert (_pixels(seen[-1]) - clean).abs().max() > 3 / 255  # it did move
+
+
+def test_targets_are_other_classes_fixed_by_seed_and_image_index():
+    labels = torch.arange(1000) % 10
+    targets = targets_for(labels, 0, 10, seed=7)
+    assert (targets != labels).all() and targets.min() >= 0 and targets.max() < 10
+    assert len(set((targets - labels).remainder(10).tolist())) == 9  # every other class is drawn
+    assert torch.equal(targets_for(labels[500:], 500, 10, seed=7), targets[500:])  # by index, not by batch
+    assert not torch.equal(targets_for(labels, 0, 10, seed=8), targets)
+    assert (targets_for(torch.zeros(50, dtype=torch.long), 0, 2, seed=0) == 1).all()
+
+
+def _digits(batch_size: int = 64):
+    return build(DataConfig(name="digits", input_size=8), batch_size=batch_size, seed=0, num_classes=10)
+
+
+def test_success_rates_count_the_first_images_whatever_the_batching():
+    data = _digits(batch_size=50)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 64, 10)).eval()
+    common = dict(num_classes=10, mean=data.mean, std=data.std, eps=16 / 255, seed=0)
+    one = success_rates(net, data.test, images=70, batch_size=50, **common)
+    other = success_rates(net, data.test, images=70, batch_size=3, **common)
+    assert one["attack_images"] == other["attack_images"] == 70
+    assert one == other and set(one) == {*ATTACK_METRICS, "attack_images"}
+    assert success_rates(net, data.test, images=10**6, batch_size=64, **common)["attack_images"] == 360  # the split
+
+
+def test_a_trained_network_falls_to_a_large_eps_and_not_to_a_tiny_one():
+    """Real data, a really trained network: the attack works, and its strength is eps's."""
+    data = _digits()
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 64, 64), nn.ReLU(), nn.Linear(64, 10))
+    optimiser = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(15):
+        for x, y in data.train:
+            optimiser.zero_grad()
+            nn.functional.cross_entropy(net(x), y).backward()
+            optimiser.step()
+    net.eval()
+    with torch.no_grad():
+        errors = sum(int((net(x).argmax(1) != y).sum()) for x, y in data.test)
+    assert errors / 360 < 0.15  # it did learn
+    common = dict(images=360, batch_size=64, num_classes=10, mean=data.mean, std=data.std, seed=0)
+    strong = success_rates(net, data.test, eps=16 / 255, **common)
+    weak = success_rates(net, data.test, eps=0.01 / 255, **common)
+    assert strong["attack_success_16"] > 10 and strong["attack_success_16"] > 3 * strong["attack_success_1"]
+    assert weak["attack_success_16"] < 2  # about the clean images already classified as their target
+
+
+FAST = ["epochs=0.25", "measure.steps=1", "measure.warmup=1", "measure.batch_size=2", "measure.throughput=false"]
+
+
+def test_a_done_run_asked_for_the_attack_is_attacked_from_its_checkpoint_not_retrained(tmp_path, capsys):
+    spec = tmp_path / "attacked.yaml"
+    spec.write_text("name: attacked\nbase:\n  model: {name: ran56_cifar, base_width: 4}\n  data: {name: digits}\n"
+                    "  recipe: smoke\ngrid:\n  lr: [0.05]\nseeds: 1\n"
+                    "report: {rows: [lr], metrics: [top1_err, attack_success_16]}\n")
+    out = tmp_path / "store"
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *FAST]) == 0
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    d = store.run_dir(out, run.run_id)
+    before = store.read_json(d / "result.json")
+    assert before["attack"] is None and before["config"]["measure.attack"] is False
+    trained = {name: (d / name).read_bytes() for name in ("checkpoint.pt", "metrics.jsonl")}
+    capsys.readouterr()
+    assert main(["report", str(spec), "--out", str(out), "--to", "-", "--format", "md", *FAST]) == 0
+    assert "measure.attack=true on the command line" in capsys.readouterr().out  # why attack_success_16 is empty
+
+    attacked = [*FAST, "measure.attack=true", "measure.attack_images=12"]
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", "--dry-run", *attacked]) == 0
+    assert "(measure again: measure.attack (False, not True))" in capsys.readouterr().out
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *attacked]) == 0
+    assert "1 done, 0 failed" in capsys.readouterr().out
+    after = store.read_json(d / "result.json")
+    assert trained == {name: (d / name).read_bytes() for name in trained}  # not trained again
+    assert after["metrics"] == before["metrics"] and after["complexity"] == before["complexity"]
+    assert after["attack"]["attack_images"] == 12 and after["config"]["measure.attack_images"] == 12
+    assert all(0 <= after["attack"][m] <= 100 for m in ATTACK_METRICS)
+    frame = store.collect(out, [run.run_id])
+    assert frame.loc[0, "attack_success_16"] == after["attack"]["attack_success_16"]
+
+    # Asked again with the same settings: current. Without the attack: current too (more than asked).
+    for overrides in (attacked, FAST):
+        assert main(["run", str(spec), "--out", str(out), "--no-progress", *overrides]) == 0
+        assert "nothing to run: 1 done" in capsys.readouterr().out
+    # Another eps: attacked again.
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", "--dry-run", *attacked,
+                 "measure.attack_eps=2"]) == 0
+    assert "measure.attack_eps (8.0, not 2.0)" in capsys.readouterr().out
+
+
+def test_a_result_written_before_the_attack_existed_is_attacked_when_asked():
+    run = ablations.expand(ablations.load("quick"), overrides=parse_overrides(["measure.attack=true"]))[0]
+    made = {k: v for k, v in run.config.flat().items() if not k.startswith("measure.attack")}
+    assert store.stale_parts(run, {"config": made}) == {"attack": ["measure.attack (False, not True)"]}
+    plain = ablations.expand(ablations.load("quick"))[0]
+    assert store.stale_parts(plain, {"config": made}) == {}
+
+
+def test_attack_settings_are_checked():
+    base = {"model": {"name": "ran56_cifar", "base_width": 4}, "data": {"name": "digits"}, "recipe": "smoke"}
+    with pytest.raises(SuiteError) as err:
+        resolve({**base, "data": {"name": "synthetic"}, "model": {"name": "resnet26"}, "measure": {"attack": True}})
+    assert err.value.key == "measure.attack" and "labels mean nothing" in err.value.message
+    for key, value in (("attack_images", 0), ("attack_eps", -1.0)):
+        with pytest.raises(SuiteError) as err:
+            resolve({**base, "measure": {"attack": True, key: value}})
+        assert err.value.key == f"measure.{key}" and "must be positive" in err.value.message
+    assert resolve({**base, "measure": {"attack": True}}).measure.attack_images == 1000
