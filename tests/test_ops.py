@@ -246,7 +246,7 @@ def test_pairwise_relation_channels_last_and_bfloat16(relation):
 
 @pytest.mark.parametrize("relation", ["subtraction", "concatenation", "dot"])
 def test_pairwise_relation_appends_the_position_term(relation):
-    """[delta, p_i - p_j] written in place equals the concatenation, with gradients for all three."""
+    """[delta, position term] written in place equals the concatenation, with gradients for all three."""
     torch.manual_seed(0)
     phi, psi = (torch.randn(2, 3, 5, 4, dtype=torch.float64, requires_grad=True) for _ in range(2))
     position = torch.randn(1, 2, 9, 20, dtype=torch.float64, requires_grad=True)
