@@ -98,12 +98,14 @@ def test_every_relation_trains(name, relation, options):
         assert torch.allclose(grads[n], reference[n], atol=1e-9 * scale, rtol=1e-7), n
 
 
-@pytest.mark.parametrize(("name", "relation"), [("san10_pairwise", "subtraction"), ("san10_patchwise", "star"),
-                                              ("san10_patchwise", "concatenation")])
+@pytest.mark.parametrize(("name", "relation", "options"),
+                         [("san10_pairwise", "subtraction", {}), ("san10_patchwise", "star", {}),
+                          ("san10_patchwise", "concatenation", {}),
+                          ("san10_pairwise", "subtraction", {"position_encoding": "absolute"})])
 @pytest.mark.parametrize("padding", ["zeros", "reflect"])  # reflection padding runs in float32 under autocast
-def test_bfloat16_autocast_trains_and_infers(name, relation, padding):
+def test_bfloat16_autocast_trains_and_infers(name, relation, options, padding):
     torch.manual_seed(0)
-    model = create_model(name, relation=relation, footprint=3, padding=padding, num_classes=5)
+    model = create_model(name, relation=relation, footprint=3, padding=padding, num_classes=5, **options)
     x = torch.randn(2, 3, 64, 64)  # 2x2 maps in the last stage: reflection padding needs more than 1 px
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = F.cross_entropy(model(x), torch.arange(2))
