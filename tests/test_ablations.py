@@ -606,14 +606,14 @@ def test_a_spec_kept_elsewhere_cannot_take_a_shipped_spec_name(tmp_path, monkeyp
 
 
 def test_reference_values_match_grid_values_of_the_same_kind(tmp_path):
-    """`position_encoding: 1` used to take True's paper value; 1 and 1.0 are one value."""
-    path = write(tmp_path, "name: toy\nbase: {model: {name: san10_pairwise}, data: {input_size: 224}}\n"
-                           "grid: {model.position_encoding: [true, false], lr: [1, 0.5]}\n"
-                           "reference:\n  - {model.position_encoding: 1, top1_err: 20}\n"
-                           "  - {model.position_encoding: false, lr: 1.0, top1_err: 30}\n")
+    """`zero_init_residual: 1` used to take True's paper value; 1 and 1.0 are one value."""
+    path = write(tmp_path, "name: toy\nbase: {model: {name: resnet26}, data: {input_size: 224}}\n"
+                           "grid: {model.zero_init_residual: [true, false], lr: [1, 0.5]}\n"
+                           "reference:\n  - {model.zero_init_residual: 1, top1_err: 20}\n"
+                           "  - {model.zero_init_residual: false, lr: 1.0, top1_err: 30}\n")
     with pytest.warns(SuiteWarning, match="reference.0: this reference entry fits no point"):
         runs = expand(load(path))
-    got = {(r.point["model.position_encoding"], r.point["lr"]): r.reference.get("top1_err") for r in runs}
+    got = {(r.point["model.zero_init_residual"], r.point["lr"]): r.reference.get("top1_err") for r in runs}
     assert got == {(True, 1): None, (True, 0.5): None, (False, 1): 30.0, (False, 0.5): None}
 
 
@@ -712,7 +712,9 @@ def test_a_default_written_out_is_the_same_run():
 
     shared = ids("san_main") & ids("san_gamma", **{"model.gamma": "official"})
     assert len(shared) == 1
-    assert ids("san_position_encoding", **{"model.position_encoding": True}) == shared
+    assert ids("san_position_encoding", **{"model.position_encoding": "relative"}) == shared
+    others = ids("san_position_encoding") - shared  # none and absolute: runs of their own
+    assert len(others) == 2 and not others & ids("san_main")
     assert ids("san_footprint", **{"model.footprint": 7}) == ids("san_pairwise_relation", **{"model.relation": "subtraction"}) == shared
 
 

@@ -246,16 +246,16 @@ def test_pairwise_relation_channels_last_and_bfloat16(relation):
 
 @pytest.mark.parametrize("relation", ["subtraction", "concatenation", "dot"])
 def test_pairwise_relation_appends_the_position_term(relation):
-    """[delta, p_i - p_j] written in place equals the concatenation, with gradients for all three."""
+    """[delta, position term] written in place equals the concatenation, with gradients for all three."""
     torch.manual_seed(0)
     phi, psi = (torch.randn(2, 3, 5, 4, dtype=torch.float64, requires_grad=True) for _ in range(2))
-    rel_pos = torch.randn(1, 2, 9, 20, dtype=torch.float64, requires_grad=True)
-    fn = lambda a, b, p: pairwise_relation(a, b, relation, 3, rel_pos=p)  # noqa: E731
+    position = torch.randn(1, 2, 9, 20, dtype=torch.float64, requires_grad=True)
+    fn = lambda a, b, p: pairwise_relation(a, b, relation, 3, position=p)  # noqa: E731
     delta = pairwise_relation(phi, psi, relation, 3)
-    assert torch.equal(fn(phi, psi, rel_pos), torch.cat([delta, rel_pos.expand(2, -1, -1, -1)], 1))
+    assert torch.equal(fn(phi, psi, position), torch.cat([delta, position.expand(2, -1, -1, -1)], 1))
     with use_backend("unfold"):
-        assert torch.equal(fn(phi, psi, rel_pos), torch.cat([delta, rel_pos.expand(2, -1, -1, -1)], 1))
-    assert torch.autograd.gradcheck(fn, (phi, psi, rel_pos))
+        assert torch.equal(fn(phi, psi, position), torch.cat([delta, position.expand(2, -1, -1, -1)], 1))
+    assert torch.autograd.gradcheck(fn, (phi, psi, position))
     per_image = torch.randn(2, 2, 9, 20, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(fn, (phi, psi, per_image))
 

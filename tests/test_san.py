@@ -71,18 +71,25 @@ def _train_step_grads(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torc
     return {n: p.grad for n, p in model.named_parameters()}
 
 
-@pytest.mark.parametrize("name,relation", [("san10_pairwise", r) for r in PAIRWISE_RELATIONS]
-                         + [("san10_patchwise", r) for r in PATCHWISE_RELATIONS])
-def test_every_relation_trains(name, relation):
+@pytest.mark.parametrize("name,relation,options", [("san10_pairwise", r, {}) for r in PAIRWISE_RELATIONS]
+                         + [("san10_patchwise", r, {}) for r in PATCHWISE_RELATIONS]
+                         + [("san10_pairwise", r, {"position_encoding": "absolute", "padding": padding})
+                            for r, padding in (("subtraction", "zeros"), ("subtraction", "reflect"),
+                                               ("concatenation", "reflect"))])
+def test_every_relation_trains(name, relation, options):
     torch.manual_seed(0)
     # float64 at 64 px: BN over 1x1 late-stage maps (32 px) would amplify rounding a million-fold
-    model = create_model(name, relation=relation, footprint=3, padding="zeros", num_classes=5).double()
+    model = create_model(name, relation=relation, footprint=3, num_classes=5, **{"padding": "zeros", **options}).double()
     x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
     grads = _train_step_grads(model, x)
     assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
     # Every weight learns. (Some biases get a zero gradient by design, as in the official model: a
     # bias before a training-mode BN, gamma's last bias before the softmax, conv_p's in p_i - p_j.)
     assert all(g.abs().sum() > 0 for n, g in grads.items() if n.endswith("weight")), relation
+    if options.get("position_encoding") == "absolute" and options["padding"] == "zeros":
+        # p_i - p_j cancels conv_p's bias b, and so does gamma's training-mode BN when every p_j has it
+        # (reflection); with zero padding p_j = A g_j + b inside the map and 0 outside: b matters
+        assert all(g.abs().sum() > 0 for n, g in grads.items() if n.endswith("position.bias"))
     # The reference backend computes the same gradients.
     with use_backend("unfold"):
         reference = _train_step_grads(model, x)
@@ -91,12 +98,14 @@ def test_every_relation_trains(name, relation):
         assert torch.allclose(grads[n], reference[n], atol=1e-9 * scale, rtol=1e-7), n
 
 
-@pytest.mark.parametrize(("name", "relation"), [("san10_pairwise", "subtraction"), ("san10_patchwise", "star"),
-                                              ("san10_patchwise", "concatenation")])
+@pytest.mark.parametrize(("name", "relation", "options"),
+                         [("san10_pairwise", "subtraction", {}), ("san10_patchwise", "star", {}),
+                          ("san10_patchwise", "concatenation", {}),
+                          ("san10_pairwise", "subtraction", {"position_encoding": "absolute"})])
 @pytest.mark.parametrize("padding", ["zeros", "reflect"])  # reflection padding runs in float32 under autocast
-def test_bfloat16_autocast_trains_and_infers(name, relation, padding):
+def test_bfloat16_autocast_trains_and_infers(name, relation, options, padding):
     torch.manual_seed(0)
-    model = create_model(name, relation=relation, footprint=3, padding=padding, num_classes=5)
+    model = create_model(name, relation=relation, footprint=3, padding=padding, num_classes=5, **options)
     x = torch.randn(2, 3, 64, 64)  # 2x2 maps in the last stage: reflection padding needs more than 1 px
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = F.cross_entropy(model(x), torch.arange(2))
@@ -153,19 +162,21 @@ def test_training_keeps_far_less_for_backward(name):
 
 
 @pytest.mark.parametrize(
-    "name,relation,gamma",
-    [("san10_pairwise", "subtraction", g) for g in ("official", "linear", "lrl", "lrlrl")]
-    + [("san10_pairwise", "concatenation", "official"), ("san10_pairwise", "dot", "lrl"),
-       ("san10_patchwise", "concatenation", "official"), ("san10_patchwise", "concatenation", "linear"),
-       ("san10_patchwise", "star", "official")],
+    "name,relation,gamma,options",
+    [("san10_pairwise", "subtraction", g, {}) for g in ("official", "linear", "lrl", "lrlrl")]
+    + [("san10_pairwise", "concatenation", "official", {}), ("san10_pairwise", "dot", "lrl", {}),
+       ("san10_patchwise", "concatenation", "official", {}), ("san10_patchwise", "concatenation", "linear", {}),
+       ("san10_patchwise", "star", "official", {}),
+       ("san10_pairwise", "subtraction", "official", {"position_encoding": "absolute"}),
+       ("san10_pairwise", "concatenation", "lrl", {"position_encoding": "absolute", "padding": "zeros"})],
 )
-def test_eval_matches_the_materialised_reference(name, relation, gamma, monkeypatch):
+def test_eval_matches_the_materialised_reference(name, relation, gamma, options, monkeypatch):
     """Inference runs gamma piecewise with folded BNs, the stem image by image, pooling on views."""
     import suite.models.san
 
     monkeypatch.setattr(suite.models.san, "_STEM_BAND_ELEMENTS", 1)  # bands of two rows
     torch.manual_seed(0)
-    model = create_model(name, relation=relation, gamma=gamma, footprint=5, num_classes=7)
+    model = create_model(name, relation=relation, gamma=gamma, footprint=5, num_classes=7, **options)
     for module in model.modules():  # non-trivial BN statistics, so the folding is exercised
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.5, 0.5)
@@ -441,7 +452,10 @@ def test_gamma_variants_have_the_documented_layers():
         ("san10_pairwise", {"relation": "softmax"}, "relation"),
         ("san10_pairwise", {"footprint": 4}, "footprint"),
         ("san10_pairwise", {"footprint": -1}, "footprint"),
-        ("san10_patchwise", {"position_encoding": True}, "position_encoding"),
+        ("san10_patchwise", {"position_encoding": "absolute"}, "position_encoding"),
+        ("san10_patchwise", {"position_encoding": "relative"}, "position_encoding"),
+        ("san10_pairwise", {"position_encoding": True}, "position_encoding"),  # one way to say each thing
+        ("san10_pairwise", {"position_encoding": "learned"}, "position_encoding"),
         ("san10_pairwise", {"share_planes": 3}, "share_planes"),
         ("san10_pairwise", {"gamma": "mlp"}, "gamma"),
         ("san10_pairwise", {"padding": "circular"}, "padding"),
@@ -503,10 +517,87 @@ def test_invalid_relation_names_the_valid_ones():
 
 def test_position_encoding_can_be_switched_off():
     with_position = count_params("san10_pairwise")
-    without = count_params("san10_pairwise", position_encoding=False)
+    without = count_params("san10_pairwise", position_encoding="none")
     widths = [c for c, depth in zip((64, 256, 512, 1024, 2048), LAYERS[10]) for _ in range(depth)]
     # per block: conv_p (2*2+2), and gamma's first BN (2*2) and conv (2 * C/16) lose 2 input channels
     assert with_position - without == sum(6 + 4 + 2 * c // 16 for c in widths)
+
+
+def test_absolute_position_encoding_has_the_relative_ones_parameters():
+    """p_j is as wide as p_i - p_j: the ablation changes what is encoded, not the model's size."""
+    assert count_params("san10_pairwise", position_encoding="absolute") == 10_531_848
+    assert count_params("san10_pairwise", position_encoding="relative") == 10_531_848
+    assert count_params("san10_pairwise", position_encoding="none") < 10_531_848
+    assert count_params("san19_pairwise", position_encoding="absolute") == OFFICIAL_PARAMS["san19_pairwise"]
+
+
+def test_position_encoding_errors_name_the_valid_values():
+    with pytest.raises(SuiteError) as err:  # patchwise: the family's own check, not the type's
+        create_model("san10_patchwise", position_encoding="absolute")
+    assert err.value.key == "position_encoding" and err.value.choices == ["none"]
+    assert "patchwise attention has no position encoding" in err.value.message
+    for old in (True, False):  # booleans were the old spelling: refused by the type check, not read as a mode
+        with pytest.raises(SuiteError) as err:
+            resolve_model_kwargs("san10_pairwise", {"position_encoding": old})
+        assert err.value.key == "position_encoding" and f"invalid value {old}" in err.value.message
+        assert tuple(err.value.choices) == ("relative", "absolute", "none")
+    assert resolve_model_kwargs("san10_patchwise", {"position_encoding": "none"})["position_encoding"] == "none"
+
+
+def _position_term_by_loops(weight: torch.Tensor, bias: torch.Tensor, h: int, w: int, k: int, padding: str,
+                            encoding: str) -> torch.Tensor:
+    """The position term (1, 2, K, H*W) pixel by pixel: p = A [x, y] + b at each pixel, with x, y
+    linspace(-1, 1); the neighbour j of i at offset (dy, dx) reads p at the reflected pixel
+    (reflect: -r -> r, H-1+r -> H-1-r) or 0 (zeros). Absolute: p_j; relative: p_i - p_j."""
+    xs, ys = torch.linspace(-1, 1, w, dtype=weight.dtype), torch.linspace(-1, 1, h, dtype=weight.dtype)
+
+    def p(y: int, x: int) -> torch.Tensor:
+        return weight @ torch.stack([xs[x], ys[y]]) + bias
+
+    def reflect(t: int, size: int) -> int:
+        return -t if t < 0 else 2 * (size - 1) - t if t >= size else t
+
+    r = k // 2
+    out = torch.zeros(1, 2, k * k, h * w, dtype=weight.dtype)
+    for y in range(h):
+        for x in range(w):
+            for j, (dy, dx) in enumerate((dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)):
+                ny, nx = y + dy, x + dx
+                if 0 <= ny < h and 0 <= nx < w:
+                    p_j = p(ny, nx)
+                elif padding == "reflect":
+                    p_j = p(reflect(ny, h), reflect(nx, w))
+                else:
+                    p_j = torch.zeros(2, dtype=weight.dtype)
+                out[0, :, j, y * w + x] = p_j if encoding == "absolute" else p(y, x) - p_j
+    return out
+
+
+@pytest.mark.parametrize("encoding", ["absolute", "relative"])
+@pytest.mark.parametrize("padding", ["reflect", "zeros"])
+@pytest.mark.parametrize("k,size", [(3, (5, 7)), (5, (7, 5)), (5, (9, 3))])
+def test_position_term_matches_pixel_loops(encoding, padding, k, size):
+    """The position channels of gamma's input, as training, plain eval (autograd on) and inference
+    build them, against the definition: absolute p_j, relative p_i - p_j, padded as the features."""
+    h, w = size
+    torch.manual_seed(0)
+    sam = san.SelfAttention(64, mode="pairwise", relation="subtraction", kernel_size=k, position_encoding=encoding,
+                            gamma="official", share_planes=8, padding=padding).double()
+    nn.init.normal_(sam.position.weight)
+    nn.init.normal_(sam.position.bias)  # non-zero: p_j = A g_j + b, not A g_j
+    expected = _position_term_by_loops(sam.position.weight.flatten(1), sam.position.bias, h, w, k, padding, encoding)
+    like = torch.empty(2, 4, h, w, dtype=torch.float64)
+    got = sam._position_term(like)
+    torch.testing.assert_close(got, expected)
+    g = torch.randn_like(got)  # and conv_p's gradients (the grid's sums are 0: a plain sum would hide them)
+    params = list(sam.position.parameters())
+    for ours, theirs in zip(torch.autograd.grad(got, params, g), torch.autograd.grad(expected, params, g)):
+        torch.testing.assert_close(ours, theirs)
+        assert encoding == "relative" or ours.abs().sum() > 0  # relative: the bias cancels
+    with torch.no_grad():  # inference (relative with reflection: the cached coordinate differences)
+        torch.testing.assert_close(sam._position_term(like), expected)
+        with use_backend("unfold"):
+            torch.testing.assert_close(sam._position_term(like), expected)
 
 
 @pytest.mark.slow
@@ -518,6 +609,23 @@ def test_flops_match_the_official_counter():
         result = model_complexity(name)
         assert result.gmacs == pytest.approx(gmacs, abs=0.005)
         assert not result.unsupported_ops
+
+
+def test_position_encodings_are_counted_without_unsupported_ops():
+    """p_j is a conv and an im2col (data movement, 0); p_i - p_j adds its subtraction, 1 per element
+    of (2, K, H*W) in every block; both are copied into gamma's input at no cost."""
+    from suite.measure.complexity import model_complexity
+
+    size = 64
+    counts = {}
+    for encoding in ("relative", "absolute", "none"):
+        result = model_complexity("san10_pairwise", size, position_encoding=encoding, padding="zeros")
+        assert not result.unsupported_ops, encoding
+        counts[encoding] = round(result.gmacs * 1e9)
+    subtractions = sum(depth * 2 * k * k * (size >> (i + 1)) ** 2
+                       for i, (depth, k) in enumerate(zip(LAYERS[10], (3, 7, 7, 7, 7))))
+    assert counts["relative"] - counts["absolute"] == subtractions
+    assert counts["absolute"] > counts["none"]  # the position conv and gamma's two extra input channels
 
 
 # ---------------------------------------------------------------------------- official checkpoints
@@ -648,17 +756,24 @@ def test_official_checkpoint_errors_name_the_key():
     assert err.value.key.startswith("layer0.0.sam.conv_p.") and "a pairwise SAN checkpoint" in err.value.message
     patchwise = random_state_dict(official_layout(1, LAYERS[10], (3, 7, 7, 7, 7), 1000))
     load_official_san(create_model("san10_patchwise"), patchwise)
-    for pairwise in (model, create_model("san10_pairwise", position_encoding=False)):  # told by gamma's input width
+    for pairwise in (model, create_model("san10_pairwise", position_encoding="none")):  # told by gamma's input width
         with pytest.raises(SuiteError) as err:
             load_official_san(pairwise, patchwise)
         assert err.value.key == "layer0.0.sam.conv_w.0.weight" and "a patchwise SAN checkpoint" in err.value.message
         assert "san*_patchwise" in err.value.message
     unencoded = {k: v[:-2] if ".sam.conv_w.0." in k and v.ndim else v[:, :-2] if ".sam.conv_w.2." in k else v
                  for k, v in official.items() if ".sam.conv_p." not in k}  # as trained without position encoding
-    load_official_san(create_model("san10_pairwise", position_encoding=False), unencoded)
+    load_official_san(create_model("san10_pairwise", position_encoding="none"), unencoded)
+    for encoded in (model, create_model("san10_pairwise", position_encoding="absolute")):
+        with pytest.raises(SuiteError) as err:
+            load_official_san(encoded, unencoded)
+        assert err.value.key == "position_encoding" and "position_encoding='none'" in err.value.message
+    absolute = create_model("san10_pairwise", position_encoding="absolute")  # conv_p's shapes, another meaning
     with pytest.raises(SuiteError) as err:
-        load_official_san(model, unencoded)
-    assert err.value.key == "position_encoding" and "position_encoding=False" in err.value.message
+        load_official_san(absolute, official)
+    assert err.value.key == "position_encoding" and err.value.choices == ["relative"]
+    assert "encodes relative positions" in err.value.message and "position_encoding='relative'" in err.value.message
+    assert not absolute.stages[1].blocks[0].sam.phi.weight.equal(official["layer1.0.sam.conv1.weight"])  # nothing loaded
     with pytest.raises(SuiteError) as err:
         load_official_san(create_model("ran56_cifar"), official)
     assert err.value.key == "model" and "not a ResidualAttentionNet" in err.value.message
@@ -673,8 +788,8 @@ def test_official_checkpoint_errors_name_the_key():
         load_official_san(model, incomplete)
     assert err.value.key == "stages.2.blocks.1.sam.position.bias"
     with pytest.raises(SuiteError) as err:  # a model built without position encoding has no conv_p
-        load_official_san(create_model("san10_pairwise", position_encoding=False), official)
-    assert err.value.key == "position_encoding" and "position_encoding=True" in err.value.message
+        load_official_san(create_model("san10_pairwise", position_encoding="none"), official)
+    assert err.value.key == "position_encoding" and "position_encoding='relative'" in err.value.message
     with pytest.raises(SuiteError) as err:
         load_official_san(create_model("san10_pairwise", relation="hadamard"), official)
     assert err.value.key == "relation"

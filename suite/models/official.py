@@ -43,7 +43,8 @@ _OFFICIAL_RELATION = {"pairwise": "subtraction", "patchwise": "concatenation"}
 
 def _check_family(sam: nn.Module, state_dict: Mapping[str, object]) -> None:
     """A checkpoint of the other family, or with position encoding where the model has none (or the
-    reverse), would otherwise fail on the first shape or key that differs, with no word of why. The
+    reverse), would otherwise fail on the first shape or key that differs, with no word of why; one
+    with (relative) position encoding into a model with absolute encoding would load silently. The
     family shows in a block's widths: gamma's input is phi's width (+2 with position encoding)
     pairwise, and phi's width times (footprint^2 + 1) patchwise."""
     position = next((k for k in state_dict if ".sam.conv_p." in k), None)
@@ -53,9 +54,14 @@ def _check_family(sam: nn.Module, state_dict: Mapping[str, object]) -> None:
                          f"model: build the san*_{family} model of its depth", key=evidence,
                          choices=[f"san*_{family}"])
     if sam.mode == "pairwise" and (sam.position is None) != (position is None):
-        has = "has" if position is not None else "has no"
+        has, value = ("has", "relative") if position is not None else ("has no", "none")
         raise SuiteError(f"the checkpoint {has} position-encoding weights (sam.conv_p): build the model with "
-                         f"position_encoding={position is not None}", key="position_encoding")
+                         f"position_encoding={value!r}", key="position_encoding", choices=[value])
+    if sam.mode == "pairwise" and position is not None and sam.position_encoding == "absolute":
+        # the same shapes as relative encoding's weights: no shape check would notice
+        raise SuiteError("the official code encodes relative positions (p_i - p_j), this model absolute ones (p_j): "
+                         "build it with position_encoding='relative' to load official weights",
+                         key="position_encoding", choices=["relative"])
 
 
 def _family_from_widths(state_dict: Mapping[str, object]) -> tuple[str | None, str | None]:
@@ -105,10 +111,11 @@ def load_official_san(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) 
     """Copy an official hszhao/SAN state_dict into `model` (a suite SAN); returns the model.
 
     The model must be built with the official operator (relation 'subtraction' pairwise or
-    'concatenation' patchwise, gamma 'official', position encoding as default); layer counts,
-    classes and patchwise footprints are checked through the tensor shapes. A pairwise footprint
-    and the padding shape no tensor, so no checkpoint can tell them: build the model with those
-    the checkpoint was trained with (the official configs: footprint 7, reflection padding). Any
+    'concatenation' patchwise, gamma 'official', pairwise position encoding 'relative', or 'none'
+    for a checkpoint without sam.conv_p); layer counts, classes and patchwise footprints are
+    checked through the tensor shapes. A pairwise footprint and the padding shape no tensor, so no
+    checkpoint can tell them: build the model with those the checkpoint was trained with (the
+    official configs: footprint 7, reflection padding). Any
     unknown, missing or mis-shaped key raises SuiteError naming it. `state_dict` may be a whole
     training checkpoint of the official `tool/train.py` ({'epoch', 'state_dict', ...}), and
     `model` may be wrapped in (Distributed)DataParallel.

@@ -6,8 +6,11 @@ and a linear classifier. A block is a pre-activation bottleneck with the self-at
 (SAM) in place of the 3x3 conv:  out = x + conv1x1(ReLU(BN(SAM(ReLU(BN(x)))))).
 
 SAM on C channels, with phi, psi (C -> C/16) and beta (C -> C/4) 1x1 convs with bias:
-- pairwise:  y_i = sum_{j in R(i)} softmax_j(gamma([delta(phi_i, psi_j), p_i - p_j]))  (.)  beta_j
+- pairwise:  y_i = sum_{j in R(i)} softmax_j(gamma([delta(phi_i, psi_j), pos_ij]))  (.)  beta_j
 - patchwise: y_i = sum_{j in R(i)} gamma(delta(x_R(i)))_j  (.)  beta_j   (no softmax, no position)
+The position term pos_ij is p_i - p_j (relative, the official code), p_j (absolute, this project's
+reading of the paper's ablation: see `SelfAttention._position_term`) or nothing, with p a learned
+1x1 conv 2 -> 2 on the [x, y] pixel coordinates.
 Attention weights have C/4/share_planes channels; value channel c uses weight channel
 c mod (C/4/share_planes) (interleaved, as the official kernel). Module names follow the paper's
 symbols; `suite.models.official` maps the official checkpoint keys onto them.
@@ -70,6 +73,8 @@ from suite.ops.workspace import Workspace, using, workspace
 
 Mode = Literal["pairwise", "patchwise"]
 Gamma = Literal["official", "linear", "lrl", "lrlrl"]
+# The position term gamma sees beside delta: p_i - p_j, p_j or nothing (`SelfAttention._position_term`).
+PositionEncoding = Literal["relative", "absolute", "none"]
 
 _SAN_TABLE = "SAN (Zhao et al. 2020) Table 2"
 # Blocks per stage (official config/imagenet/*.yaml); stage widths 64, 256, 512, 1024, 2048.
@@ -124,7 +129,7 @@ class SelfAttention(nn.Module):
         mode: Mode,
         relation: str,
         kernel_size: int,
-        position_encoding: bool,
+        position_encoding: PositionEncoding,
         gamma: str,
         share_planes: int,
         padding: Padding,
@@ -132,6 +137,7 @@ class SelfAttention(nn.Module):
         super().__init__()
         rel, mid = channels // 16, channels // 4
         self.mode, self.relation, self.kernel_size, self.padding = mode, relation, kernel_size, padding
+        self.position_encoding = position_encoding
         self.gamma_kind = gamma
         self.weight_channels = mid // share_planes
         footprint = kernel_size**2
@@ -139,10 +145,11 @@ class SelfAttention(nn.Module):
         self.psi = nn.Conv2d(channels, rel, 1)
         self.beta = nn.Conv2d(channels, mid, 1)
         if mode == "pairwise":
-            width = pairwise_width(relation, rel) + (2 if position_encoding else 0)
+            encoded = position_encoding != "none"  # relative and absolute: both 2 channels, the same parameters
+            width = pairwise_width(relation, rel) + (2 if encoded else 0)
             self.gamma = make_gamma(gamma, width, rel, self.weight_channels)
             # p = position(grid): a learned 1x1 conv 2 -> 2 on the normalised [x, y] coordinates.
-            self.position = nn.Conv2d(2, 2, 1) if position_encoding else None
+            self.position = nn.Conv2d(2, 2, 1) if encoded else None
         else:
             width = patchwise_width(relation, rel, footprint)
             self.gamma = make_gamma(gamma, width, self.weight_channels, footprint * self.weight_channels)
@@ -177,7 +184,7 @@ class SelfAttention(nn.Module):
         """Attention weights (N, Cw, K, H*W) from the whole relation tensor (official dataflow).
 
         In training with the official gamma, the whole of gamma runs as one op that keeps only phi,
-        psi (and p_i - p_j), its BN statistics and (patchwise) its narrow hidden layer for backward:
+        psi (and the position term), its BN statistics and (patchwise) its narrow hidden layer for backward:
         the K-fold wide relation tensor and gamma's wide activations are recomputed from them, not
         kept (nor their normalised and rectified copies).
         """
@@ -189,10 +196,11 @@ class SelfAttention(nn.Module):
 
             inputs: tuple[Tensor, ...] = (phi, psi)
         else:
-            def relation(phi: Tensor, psi: Tensor, *rel_pos: Tensor) -> Tensor:  # (N, width, K, H*W)
-                return pairwise_relation(phi, psi, self.relation, k, padding=pad, rel_pos=rel_pos[0] if rel_pos else None)
+            def relation(phi: Tensor, psi: Tensor, *position: Tensor) -> Tensor:  # (N, width, K, H*W)
+                return pairwise_relation(phi, psi, self.relation, k, padding=pad,
+                                         position=position[0] if position else None)
 
-            inputs = (phi, psi) if self.position is None else (phi, psi, self._relative_position(phi))
+            inputs = (phi, psi) if self.position is None else (phi, psi, self._position_term(phi))
         if self._fused_training():
             bn1, _, conv1, bn2, _, conv2 = self.gamma
             logits = batch_norm_relu_conv(relation, [(bn1, conv1.weight, conv1.bias), (bn2, conv2.weight, conv2.bias)],
@@ -207,19 +215,30 @@ class SelfAttention(nn.Module):
     def _fused_training(self) -> bool:
         return _training_ops() and self.gamma_kind == "official" and _fusable(self.gamma, training=True)
 
-    def _relative_position(self, like: Tensor) -> Tensor:
-        """p_i - p_j (1, 2, K, H*W): the same for every image, so computed once for the batch.
+    def _position_term(self, like: Tensor) -> Tensor:
+        """The position channels of gamma's input (1, 2, K, H*W), after delta's: the same for every
+        image, so computed once for the batch. p = A g + b is the learned encoding of the grid g.
 
-        In inference with reflection padding as A (g_i - g_j) from the cached coordinate differences
-        (p = A g + b, and a reflected neighbour is a pixel of the map). Zero padding makes p_j = 0 at
-        outside neighbours, so p_i - p_j = A g_i + b there: computed as the official code does.
+        - relative (official): p_i - p_j. In inference with reflection padding as A (g_i - g_j) from
+          the cached coordinate differences (a reflected neighbour is a pixel of the map). Zero
+          padding makes p_j = 0 at outside neighbours, so p_i - p_j = A g_i + b there: computed as
+          the official code does.
+        - absolute: p_j, the encoding of the neighbour itself, padded as p is for the relative term
+          (reflection: the reflected pixel's p; zeros: 0 outside). Not [p_i, p_j]: gamma's first
+          linear layer could form p_i - p_j from that, so "absolute" would contain "relative" and the
+          ablation would compare nothing. p_j has the relative term's width, hence its parameters,
+          so the ablation changes only what is encoded. The official code has no absolute variant
+          and the paper does not define its own exactly: p_j is this project's choice. It needs no
+          inference shortcut: one conv and one unfold of a 2-channel map.
         """
         h, w = like.shape[-2:]
-        if _inference() and self.padding == "reflect":
-            window = Window(self.kernel_size, padding=self.padding)
+        window = Window(self.kernel_size, padding=self.padding)
+        if self.position_encoding == "relative" and _inference() and self.padding == "reflect":
             grid = relative_grid(h, w, window, device=like.device, dtype=like.dtype)
             return torch.matmul(self.position.weight.flatten(1).to(like.dtype), grid.flatten(1)).view(1, *grid.shape)
         p = self.position(position_grid(h, w, device=like.device, dtype=like.dtype))
+        if self.position_encoding == "absolute":
+            return window.unfold(p)
         return pairwise_relation(p, p, "subtraction", self.kernel_size, padding=self.padding)
 
     def _weights_streamed(self, phi: Tensor, psi: Tensor) -> Tensor:
@@ -228,9 +247,9 @@ class SelfAttention(nn.Module):
         window = Window(self.kernel_size, padding=self.padding)
         n, _, h, w = phi.shape
         if self.mode == "pairwise":
-            rel_pos = None if self.position is None else self._relative_position(phi)
+            position = None if self.position is None else self._position_term(phi)
             out = workspace("weights", (window.size, n, self.weight_channels, h * w), phi)
-            return pairwise_weights_inference(phi, psi, rel_pos, self.gamma, self.relation, window,
+            return pairwise_weights_inference(phi, psi, position, self.gamma, self.relation, window,
                                               self.weight_channels, out=out)
         if self.relation == "concatenation":
             out = workspace("weights", (n, window.size, self.weight_channels, h * w), phi)
@@ -510,7 +529,7 @@ class SAN(nn.Module):
         mode: Mode,
         relation: str,
         footprint: int,
-        position_encoding: bool,
+        position_encoding: PositionEncoding,
         gamma: str,
         share_planes: int,
         padding: Padding,
@@ -557,11 +576,11 @@ def _check(mode: Mode) -> Check:
         footprint = options["footprint"]
         if footprint < 1 or footprint % 2 == 0:
             raise SuiteError(f"footprint must be an odd integer >= 1, got {footprint}", key="footprint")
-        if options["position_encoding"] and mode == "patchwise":
+        if options["position_encoding"] != "none" and mode == "patchwise":
             raise SuiteError(
                 "patchwise attention has no position encoding (the patch ordering encodes position)",
                 key="position_encoding",
-                choices=[False],
+                choices=["none"],
             )
         share_planes, smallest_mid = options["share_planes"], _WIDTHS[0] // 4
         if share_planes < 1 or smallest_mid % share_planes:
@@ -605,7 +624,8 @@ def _paper(params_m: float, gmacs: float, top1: float, top5: float) -> dict[str,
 
 # Options: relation (pairwise: summation | subtraction | concatenation | hadamard | dot;
 # patchwise: star | clique | concatenation), footprint k (stages 1-4; stage 0 is 3x3),
-# position_encoding (pairwise only; on by default: one value per meaning, so one run id), gamma, share_planes, padding
+# position_encoding (relative | absolute | none; pairwise only, relative by default as the official code;
+# strings only: one value per meaning, so one run id), gamma, share_planes, padding
 # ('zeros' allows inputs below 128 px, where reflection padding of the last stage is impossible).
 
 
@@ -614,7 +634,7 @@ def san10_pairwise(
     *,
     relation: PairwiseRelation = "subtraction",
     footprint: int = 7,
-    position_encoding: bool = True,
+    position_encoding: PositionEncoding = "relative",
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
@@ -628,7 +648,7 @@ def san10_patchwise(
     *,
     relation: PatchwiseRelation = "concatenation",
     footprint: int = 7,
-    position_encoding: bool = False,
+    position_encoding: PositionEncoding = "none",
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
@@ -642,7 +662,7 @@ def san15_pairwise(
     *,
     relation: PairwiseRelation = "subtraction",
     footprint: int = 7,
-    position_encoding: bool = True,
+    position_encoding: PositionEncoding = "relative",
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
@@ -656,7 +676,7 @@ def san15_patchwise(
     *,
     relation: PatchwiseRelation = "concatenation",
     footprint: int = 7,
-    position_encoding: bool = False,
+    position_encoding: PositionEncoding = "none",
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
@@ -670,7 +690,7 @@ def san19_pairwise(
     *,
     relation: PairwiseRelation = "subtraction",
     footprint: int = 7,
-    position_encoding: bool = True,
+    position_encoding: PositionEncoding = "relative",
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
@@ -684,7 +704,7 @@ def san19_patchwise(
     *,
     relation: PatchwiseRelation = "concatenation",
     footprint: int = 7,
-    position_encoding: bool = False,
+    position_encoding: PositionEncoding = "none",
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",

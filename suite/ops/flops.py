@@ -22,15 +22,17 @@ def aggregation_flops(inputs: list[Any], outputs: list[Any]) -> int:
 
 
 def local_relation_flops(inputs: list[Any], outputs: list[Any]) -> int:
-    """LocalRelation(phi, psi[, p]) -> (N, width [+ P], K, L), read from the widths (the op kind is not traced).
+    """LocalRelation(phi, psi[, pos]) -> (N, width [+ P], K, L), read from the widths (the op kind is not traced).
 
     dot product (width 1): C multiply-adds per output element; concatenation (width 2C): 0, it
-    only copies; summation, subtraction, Hadamard (width C): 1 per output element.
+    only copies; summation, subtraction, Hadamard (width C): 1 per output element. The position
+    term pos (relative or absolute, built before: its subtraction is a LocalRelation of its own, its
+    absolute neighbours an im2col) is only copied into the channels after delta's: 0.
     """
     out = list(get_shape(outputs[0]))
     channels = get_shape(inputs[0])[1]
-    rel_pos = get_shape(inputs[2]) if len(inputs) > 2 else None
-    out[1] -= rel_pos[1] if rel_pos else 0  # the position term is copied
+    position = get_shape(inputs[2]) if len(inputs) > 2 else None
+    out[1] -= position[1] if position else 0  # the position term is copied
     if out[1] == 2 * channels:
         return 0
     if out[1] == 1:

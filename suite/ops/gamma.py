@@ -98,14 +98,15 @@ def _fold(gamma: nn.Sequential) -> FoldedGamma:
 def pairwise_weights_inference(
     phi: Tensor,
     psi: Tensor,
-    rel_pos: Tensor | None,
+    position: Tensor | None,
     gamma: nn.Sequential,
     relation: str,
     window: Window,
     weight_channels: int,
     out: Tensor | None = None,
 ) -> Tensor:
-    """softmax_j gamma([delta(phi_i, psi_j), p_i - p_j]) -> (N, Cw, K, H*W), in inference.
+    """softmax_j gamma([delta(phi_i, psi_j), pos_ij]) -> (N, Cw, K, H*W), in inference; the position
+    term pos_ij (1, P, K, H*W), p_i - p_j or p_j, is the same for every image (or None).
 
     Computed a few footprint positions j at a time: only gamma's output is ever whole, laid out
     footprint-major (K, N, Cw, H*W), so each chunk of positions is one contiguous block that
@@ -128,9 +129,9 @@ def pairwise_weights_inference(
     elif folded.scale is not None:
         delta_scale, delta_shift = folded.scale[:width], folded.shift[:width]
     pos_hidden = None
-    if rel_pos is not None:  # (1, 2, K, L) -> (K, 1, hidden, L)
+    if position is not None:  # (1, 2, K, L) -> (K, 1, hidden, L)
         scale, shift = (None, None) if folded.scale is None else (folded.scale[width:], folded.shift[width:])
-        z = _affine_relu(rel_pos[0].transpose(0, 1), scale, shift, folded.relu)
+        z = _affine_relu(position[0].transpose(0, 1), scale, shift, folded.relu)
         pos_hidden = torch.matmul(first.weight[:, width:], z).unsqueeze(1)
         if first.bias is not None:
             pos_hidden += first.bias[:, None]

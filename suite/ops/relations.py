@@ -1,4 +1,4 @@
-"""Relation functions delta of SAN (paper Sec. 3) and the relative position term.
+"""Relation functions delta of SAN (paper Sec. 3) and the coordinate grids of its position term.
 
 Pairwise delta(x_i, x_j) for every j in the footprint R(i), as an (N, width, K, H*W) tensor:
 summation phi_i + psi_j, subtraction phi_i - psi_j (the official `Subtraction2`), concatenation
@@ -47,13 +47,14 @@ def pairwise_relation(
     kernel_size: int,
     dilation: int = 1,
     padding: Padding = "reflect",
-    rel_pos: torch.Tensor | None = None,
+    position: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """delta(phi_i, psi_j) for every pixel i and footprint position j -> (N, width, K, H*W).
 
-    phi gives the centre (query) pixel, psi the neighbour; both (N, C, H, W). With `rel_pos`, the
-    position term p_i - p_j (1 or N, P, K, H*W) follows delta's channels -> (N, width + P, K, H*W):
-    gamma's input in the paper, written in place rather than concatenated (a K-fold wide copy).
+    phi gives the centre (query) pixel, psi the neighbour; both (N, C, H, W). With `position`, the
+    position term (1 or N, P, K, H*W), p_i - p_j or p_j (`suite.models.san.SelfAttention._position_term`),
+    follows delta's channels -> (N, width + P, K, H*W): gamma's input in the paper, written in
+    place rather than concatenated (a K-fold wide copy).
     """
     if relation not in PAIRWISE_RELATIONS:
         raise ValueError(f"unknown pairwise relation {relation!r}; valid: {PAIRWISE_RELATIONS}")
@@ -62,8 +63,8 @@ def pairwise_relation(
     window = Window(kernel_size, dilation, padding)
     if current_backend() == "unfold":
         delta = pairwise_relation_unfold(phi, psi, relation, window)
-        return delta if rel_pos is None else torch.cat([delta, rel_pos.expand(delta.shape[0], -1, -1, -1)], 1)
-    return local_relation(phi, window.pad_input(psi), relation, window, rel_pos=rel_pos)
+        return delta if position is None else torch.cat([delta, position.expand(delta.shape[0], -1, -1, -1)], 1)
+    return local_relation(phi, window.pad_input(psi), relation, window, position=position)
 
 
 def local_relation(
@@ -71,10 +72,10 @@ def local_relation(
     psi_padded: torch.Tensor,
     relation: str,
     window: Window,
-    rel_pos: torch.Tensor | None = None,
+    position: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The shift implementation on psi already padded by `window.pad_input` -> (N, width [+ P], K, H*W)."""
-    return LocalRelation.apply(phi, psi_padded, rel_pos, relation, window)
+    return LocalRelation.apply(phi, psi_padded, position, relation, window)
 
 
 def pairwise_relation_unfold(phi: torch.Tensor, psi: torch.Tensor, relation: str, window: Window) -> torch.Tensor:
@@ -128,7 +129,7 @@ class LocalRelation(torch.autograd.Function):
         ctx: Any,
         phi: torch.Tensor,
         psi_padded: torch.Tensor,
-        rel_pos: torch.Tensor | None,
+        position: torch.Tensor | None,
         relation: str,
         window: Window,
     ) -> torch.Tensor:
@@ -140,11 +141,11 @@ class LocalRelation(torch.autograd.Function):
         ctx.offsets = offsets = window.offsets()
         c, h, w = phi.shape[1:]
         ctx.width = width = pairwise_width(relation, c)
-        ctx.rel_pos_shape = None if rel_pos is None else rel_pos.shape
-        extra = 0 if rel_pos is None else rel_pos.shape[1]
+        ctx.position_shape = None if position is None else position.shape
+        extra = 0 if position is None else position.shape[1]
         out = empty_window_tensor(phi, width + extra, len(offsets))
-        if rel_pos is not None:
-            out[:, width:].copy_(rel_pos.unflatten(-1, (h, w)).expand_as(out[:, width:]))
+        if position is not None:
+            out[:, width:].copy_(position.unflatten(-1, (h, w)).expand_as(out[:, width:]))
         relation_into(out[:, :width], phi, psi_padded, relation, offsets)
         return out.flatten(-2)
 
@@ -152,13 +153,13 @@ class LocalRelation(torch.autograd.Function):
     @first_order_backward
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         relation: str = ctx.relation
-        need_phi, need_psi, need_rel_pos = ctx.needs_input_grad[:3]
+        need_phi, need_psi, need_position = ctx.needs_input_grad[:3]
         _, c, h, w = ctx.phi_shape
         grad = grad.unflatten(-1, (h, w))
-        grad_rel_pos = None
-        if need_rel_pos:  # summed over the images it was broadcast to
+        grad_position = None
+        if need_position:  # summed over the images it was broadcast to
             g = grad[:, ctx.width :].flatten(-2)
-            grad_rel_pos = g.sum(0, keepdim=True) if ctx.rel_pos_shape[0] == 1 else g
+            grad_position = g.sum(0, keepdim=True) if ctx.position_shape[0] == 1 else g
         grad = grad[:, : ctx.width]
         acc = accumulator_dtype(grad.dtype)
         phi, psi_padded = ctx.saved_tensors if relation in ("hadamard", "dot") else (None, None)
@@ -190,7 +191,7 @@ class LocalRelation(torch.autograd.Function):
         return (
             None if grad_phi is None else grad_phi.to(grad.dtype),
             None if grad_psi is None else grad_psi.to(grad.dtype),
-            grad_rel_pos,
+            grad_position,
             None,
             None,
         )
