@@ -275,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
                           config=resolve(planned["config"]), preset=planned.get("preset"))
         except (KeyError, TypeError) as exc:
             raise SuiteError(f"not a planned run ({type(exc).__name__}: {exc})", file=str(d / "config.json")) from None
+        except SuiteError as err:  # a value this version cannot read: `suite run` plans the run again
+            raise err.where(file=str(d / "config.json")) from None
         if run.run_id != d.name:
             raise SuiteError(f"config resolves to run {run.run_id}, not {d.name}: the code changed how runs are "
                              f"identified", file=str(d / "config.json"))

@@ -119,8 +119,11 @@ def set_aside(path: Path) -> str:
 def plan(out: Path, run: RunSpec) -> Path:
     """Create the run directory with its config; returns the directory.
 
-    Idempotent, except that the planned `measure.*` settings follow the latest plan: they are not
-    part of the run's identity, and `python -m suite.execute` runs what config.json says.
+    Idempotent, except that the planned config follows the latest plan: `python -m suite.execute`
+    runs what config.json says, and with the run's identity fixed by its id, what can differ is
+    how it is measured (`measure.*`), where it runs, or how an older version of the suite spelled
+    a value (a model option that was a boolean), which this version could not read back.
+    The spec, point and seed that planned it first stay.
     """
     d = run_dir(out, run.run_id)
     path = d / "config.json"
@@ -136,9 +139,8 @@ def plan(out: Path, run: RunSpec) -> Path:
             warnings.warn(f"{problem}; moved to {set_aside(path)} and written again", SuiteWarning, stacklevel=2)
             planned = None
     if planned is not None:
-        wanted = run.config.to_dict()["measure"]
-        if planned["config"].get("measure") != wanted:
-            write_json(path, {**planned, "config": {**planned["config"], "measure": wanted}})
+        if planned["config"] != run.config.to_dict():
+            write_json(path, {**planned, "config": run.config.to_dict(), "identity": run.config.identity()})
     else:
         write_json(path, {
             "schema": SCHEMA,

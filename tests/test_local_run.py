@@ -498,3 +498,17 @@ def test_a_device_that_names_none_is_refused_before_any_run(tmp_path, capsys):
     assert main(["run", str(spec), "--out", str(tmp_path / "store"), "--dry-run", "device=gpu"]) == 2
     assert "device: invalid device 'gpu'" in (err := capsys.readouterr().err) and "cuda:N" in err
     assert not (tmp_path / "store").exists()
+
+
+def test_a_child_that_fails_before_recording_anything_is_booked_failed(tmp_path):
+    """`python -m suite.execute` exits 2 on a config.json it cannot read, before any status.json:
+    the runner records the failure (it used to stop on the missing file, leaving the other runs)."""
+    from suite.dispatch.local import Outcome, _settle
+
+    [run] = ablations.expand(ablations.load(_spec(tmp_path, "early", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    d = store.plan(tmp_path / "store", run)
+    outcome = Outcome()
+    _settle(2, d, outcome)
+    state = store.state_of(d)
+    assert outcome.failed == [d.name] and state.state == "failed"
+    assert "exit status 2" in state.note and "log.txt" in state.note

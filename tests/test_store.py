@@ -227,3 +227,20 @@ def test_a_run_whose_lock_is_held_is_not_started_again_whatever_its_status_says(
     assert not store.executing(store.run_dir(tmp_path, running.run_id))
     assert [r.run_id for r in make_plan([running, idle], tmp_path).to_run] == [running.run_id, idle.run_id]
     assert not store.executing(tmp_path / "runs" / "never-planned") and not (tmp_path / "runs" / "never-planned").exists()
+
+
+def test_a_plan_spelled_by_an_older_version_is_written_again_with_its_origin_kept(tmp_path):
+    """A model option that was a boolean (position_encoding: false) cannot be read back by this
+    version: planning the same run again (the same id) rewrites its config, and the child runs it."""
+    config = resolve({"model.name": "san10_patchwise", "data.name": "synthetic", "model.padding": "zeros",
+                      "data.input_size": 32})
+    run = RunSpec(spec="toy", point={}, seed=0, config=config)
+    d = store.plan(tmp_path, run)
+    planned = store.read_json(d / "config.json")
+    planned["config"]["model"]["position_encoding"] = False
+    planned["spec"] = "first"
+    store.write_json(d / "config.json", planned)
+    assert store.plan(tmp_path, run) == d
+    again = store.read_json(d / "config.json")
+    assert again["config"]["model"]["position_encoding"] == "none" and again["spec"] == "first"
+    assert resolve(again["config"]).run_id == run.run_id == d.name

@@ -84,8 +84,8 @@ def _settle(code: int, d: Path, outcome: Outcome) -> None:
     if code == BUSY_EXIT:
         outcome.busy.append(d.name)
         return
-    try:
-        status = store.read_json(d / "status.json")
+    try:  # none: the child failed before it could record anything (an unreadable config.json)
+        status = store.read_json(d / "status.json") if (d / "status.json").exists() else {}
     except SuiteError:  # a corrupt record: state_of below says so
         status = {}
     for message in status.get("warnings") or [] if isinstance(status, dict) else []:  # the log is not read
