@@ -581,7 +581,9 @@ def _cancel(args: argparse.Namespace) -> int:
 
 def _arrays(job_ids: Iterable[str]) -> str:
     """The job arrays (or plain jobs) of some job ids, in submission order."""
-    return " ".join(sorted({str(j).split("_")[0] for j in job_ids}, key=lambda j: (len(j), j)))
+    from suite.dispatch.slurm import array_of
+
+    return " ".join(sorted({array_of(str(j)) for j in job_ids}, key=lambda j: (len(j), j)))
 
 
 def _print_remeasure(remeasure: Mapping[str, Sequence[str]], then: str) -> None:

@@ -125,7 +125,7 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
         if isinstance(err, SuiteError):  # sbatch names no option: show what was asked, so the culprit can be found
             err.message += f" (the options sent, beyond the defaults: {summary(options)})"
         raise
-    arrays = list(dict.fromkeys(_array_of(j.job_id) for j in jobs))
+    arrays = list(dict.fromkeys(array_of(j.job_id) for j in jobs))
     archived: dict[Path, Path] = {}  # filled run by run: an interruption midway knows what it moved
     try:
         if afresh:
@@ -189,7 +189,7 @@ def submit_arrays(executor: Any, tasks: Sequence[Callable[[], Any]], size: int) 
                 jobs += executor.submit_array(list(tasks[start:start + size]))
     except BaseException as exc:  # a refusal or Ctrl-C between chunks: the chunks taken (held) are withdrawn
         if jobs:
-            subprocess.run(["scancel", *{_array_of(j.job_id) for j in jobs}], capture_output=True, timeout=60)
+            subprocess.run(["scancel", *{array_of(j.job_id) for j in jobs}], capture_output=True, timeout=60)
         if isinstance(exc, FailedJobError):
             raise SuiteError(f"sbatch refused the job: {str(exc).strip()}", key="cluster") from None
         raise
@@ -353,7 +353,7 @@ def _ask(command: Sequence[str], ids: Sequence[str]) -> tuple[list[str], bool]:
     """The output lines of `command --jobs ARRAYS` for the arrays of `ids`, 500 at a time (a short
     command line), and whether it answered for all of them. squeue fails when it knows none of the
     ids: that is an answer too, unlike a controller it cannot reach."""
-    arrays = list(dict.fromkeys(_array_of(j) for j in ids))
+    arrays = list(dict.fromkeys(array_of(j) for j in ids))
     lines: list[str] = []
     for start in range(0, len(arrays), 500):
         try:
@@ -378,7 +378,7 @@ def _sacct_states(ids: Sequence[str]) -> dict[str, str]:
     lines, _ = _ask(["sacct", "--format=JobID,State,NodeList", "--parsable2"], ids)
     header = next(iter(lines), "")
     info = SlurmInfoWatcher(delay_s=0).read_info("\n".join([header, *(line for line in lines if line != header)]))
-    wanted = list(dict.fromkeys([*ids, *(_array_of(j) for j in ids)]))
+    wanted = list(dict.fromkeys([*ids, *(array_of(j) for j in ids)]))
     listed = {j: str(info.get(j, {}).get("State") or "UNKNOWN").split()[0] for j in wanted}
     return _per_task(ids, {j: state for j, state in listed.items() if state != "UNKNOWN"})
 
@@ -389,13 +389,13 @@ def _per_task(ids: Sequence[str], listed: Mapping[str, str]) -> dict[str, str]:
     (`7 CANCELLED` for tasks cancelled while pending): it has that record's state."""
     states = {}
     for job_id in ids:
-        state = listed.get(job_id) or listed.get(_array_of(job_id))
+        state = listed.get(job_id) or listed.get(array_of(job_id))
         if state:
             states[job_id] = state
     return states
 
 
-def _array_of(job_id: str) -> str:
+def array_of(job_id: str) -> str:
     """`7` for array task `7_3`; a plain job id is its own."""
     return job_id.split("_")[0]
 
@@ -481,7 +481,7 @@ def _lost(ids: Sequence[str]) -> set[str]:
         for line in lines:
             array, ranges = _records(line.strip().split(".")[0])
             known.setdefault(array, []).extend(ranges)
-    return {j for j in ids if not _listed(j, known.get(_array_of(j), []))}
+    return {j for j in ids if not _listed(j, known.get(array_of(j), []))}
 
 
 def _records(job_id: str) -> tuple[str, list[tuple[int, int] | None]]:
