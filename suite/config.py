@@ -136,6 +136,16 @@ SECTIONS = {"model": None, "data": DataConfig, "measure": MeasureConfig}
 _MISSING = object()
 
 
+# Values an older version of the suite stored that this one spells otherwise (dotted key -> old -> new):
+# records are read in today's spelling, so a done run keeps its paper values and its grid point.
+RESPELLED: dict[str, dict[Any, Any]] = {"model.position_encoding": {True: "relative", False: "none"}}
+
+
+def current_spelling(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored flat config with every value an older version spelled otherwise in today's spelling."""
+    return {k: RESPELLED[k].get(v, v) if k in RESPELLED and isinstance(v, bool) else v for k, v in flat.items()}
+
+
 def is_identity_key(key: str) -> bool:
     """Whether a dotted key can make a run another run: where it executes and how it is measured cannot."""
     return key not in EXECUTION_KEYS and not key.startswith(MEASURE)

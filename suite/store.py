@@ -39,7 +39,7 @@ from filelock import FileLock, Timeout
 
 from suite import files
 from suite.ablations.expand import RunSpec
-from suite.config import flatten
+from suite.config import MEASURE, current_spelling, flatten
 from suite.errors import SuiteError, SuiteWarning, not_utf8
 
 SCHEMA = 1
@@ -384,7 +384,7 @@ def _row(d: Path, state: RunState) -> dict[str, Any]:
             planned = read_json(config_path)
             if not isinstance(planned, dict) or not isinstance(planned.get("config", {}), dict):
                 raise SuiteError("not a planned run (expected {spec, point, seed, config: {...}})", file=str(config_path))
-            row.update(flatten(planned.get("config", {})))
+            row.update(current_spelling(flatten(planned.get("config", {}))))
             row["spec"] = planned.get("spec")
         except SuiteError as err:
             warnings.warn(f"skipped a corrupt record: {err}", SuiteWarning, stacklevel=3)
@@ -394,7 +394,10 @@ def _row(d: Path, state: RunState) -> dict[str, Any]:
         row["slurm_job_id"] = state.status.get("slurm_job_id")
     if state.result is not None:
         result = state.result
-        row.update(result.get("config", {}))
+        # how the result was measured is its own config's to say (one written before a measure.*
+        # setting existed says nothing of it, see MADE_BEFORE): not the latest plan's
+        row = {k: v for k, v in row.items() if not k.startswith(MEASURE)}
+        row.update(current_spelling(result.get("config", {})))
         for section in ("metrics", "complexity", "throughput", "attack"):
             row.update({k: _spelled(v) for k, v in (result.get(section) or {}).items()})
         row.update({f"env.{k}": v for k, v in (result.get("env") or {}).items()})

@@ -65,7 +65,7 @@ def test_perturbations_stay_in_the_eps_ball_and_the_pixel_range():
     clean = torch.rand(16, 3, 6, 6)
     clean[:, :, 0] = 0.0  # pixels at the bounds of the range
     clean[:, :, 1] = 1.0
-    target = targets_for(torch.zeros(16, dtype=torch.long), 0, 5, seed=3)
+    target = targets_for(torch.zeros(16, dtype=torch.long), range(16), 5, seed=3)
     attack(net.eval(), _normalise(clean), target, mean=MEAN, std=STD, eps=4 / 255)
     assert len(seen) == max(ATTACK_STEPS) + 1
     for x in seen:
@@ -77,12 +77,12 @@ def test_perturbations_stay_in_the_eps_ball_and_the_pixel_range():
 
 def test_targets_are_other_classes_fixed_by_seed_and_image_index():
     labels = torch.arange(1000) % 10
-    targets = targets_for(labels, 0, 10, seed=7)
+    targets = targets_for(labels, range(1000), 10, seed=7)
     assert (targets != labels).all() and targets.min() >= 0 and targets.max() < 10
     assert len(set((targets - labels).remainder(10).tolist())) == 9  # every other class is drawn
-    assert torch.equal(targets_for(labels[500:], 500, 10, seed=7), targets[500:])  # by index, not by batch
-    assert not torch.equal(targets_for(labels, 0, 10, seed=8), targets)
-    assert (targets_for(torch.zeros(50, dtype=torch.long), 0, 2, seed=0) == 1).all()
+    assert torch.equal(targets_for(labels[500:], range(500, 1000), 10, seed=7), targets[500:])  # by index, not by batch
+    assert not torch.equal(targets_for(labels, range(1000), 10, seed=8), targets)
+    assert (targets_for(torch.zeros(50, dtype=torch.long), range(50), 2, seed=0) == 1).all()
 
 
 def _digits(batch_size: int = 64):
@@ -93,12 +93,34 @@ def test_success_rates_count_the_first_images_whatever_the_batching():
     data = _digits(batch_size=50)
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 64, 10)).eval()
-    common = dict(num_classes=10, mean=data.mean, std=data.std, eps=16 / 255, seed=0)
+    common = dict(num_classes=10, mean=data.mean, std=data.std, eps=16 / 255, seed=0, size=data.test_size)
     one = success_rates(net, data.test, images=70, batch_size=50, **common)
     other = success_rates(net, data.test, images=70, batch_size=3, **common)
     assert one["attack_images"] == other["attack_images"] == 70
     assert one == other and set(one) == {*ATTACK_METRICS, "attack_images"}
     assert success_rates(net, data.test, images=10**6, batch_size=64, **common)["attack_images"] == 360  # the split
+
+
+def test_the_attacked_images_are_spread_over_the_split():
+    """A class-ordered split (ImageNet's validation folder) is attacked across its classes, not
+    on its first classes only: every (size // images)-th image, whatever the batching."""
+    labels = torch.arange(10).repeat_interleave(30)  # 300 images, 10 classes in order
+    images = torch.arange(300.0).view(300, 1, 1, 1).expand(300, 3, 1, 1)
+    loader = [(images[i:i + 64], labels[i:i + 64]) for i in range(0, 300, 64)]
+    seen = []
+
+    def spy(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x[:, 0, 0, 0].detach())
+        return torch.zeros(len(x), 10)
+
+    class Spy(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return spy(x) + 0 * x.sum()
+
+    out = success_rates(Spy(), loader, images=20, size=300, batch_size=7, num_classes=10, mean=(0.0,) * 3,
+                        std=(1.0,) * 3, eps=0.0, seed=0)
+    clean = torch.cat([s for s in seen[::17]])  # the first forward of each attacked chunk: the clean images
+    assert out["attack_images"] == 20 and clean.tolist() == [float(i) for i in range(0, 300, 15)]
 
 
 def test_a_trained_network_falls_to_a_large_eps_and_not_to_a_tiny_one():
@@ -116,7 +138,7 @@ def test_a_trained_network_falls_to_a_large_eps_and_not_to_a_tiny_one():
     with torch.no_grad():
         errors = sum(int((net(x).argmax(1) != y).sum()) for x, y in data.test)
     assert errors / 360 < 0.15  # it did learn
-    common = dict(images=360, batch_size=64, num_classes=10, mean=data.mean, std=data.std, seed=0)
+    common = dict(images=360, size=360, batch_size=64, num_classes=10, mean=data.mean, std=data.std, seed=0)
     strong = success_rates(net, data.test, eps=16 / 255, **common)
     weak = success_rates(net, data.test, eps=0.01 / 255, **common)
     assert strong["attack_success_16"] > 10 and strong["attack_success_16"] > 3 * strong["attack_success_1"]

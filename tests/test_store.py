@@ -6,6 +6,7 @@ import os
 import socket
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from suite import store
@@ -244,3 +245,23 @@ def test_a_plan_spelled_by_an_older_version_is_written_again_with_its_origin_kep
     again = store.read_json(d / "config.json")
     assert again["config"]["model"]["position_encoding"] == "none" and again["spec"] == "first"
     assert resolve(again["config"]).run_id == run.run_id == d.name
+
+
+def test_records_are_read_in_todays_spelling_and_measured_as_their_result_says(tmp_path):
+    """A result written when position_encoding was a boolean reads as 'relative' (so a report still
+    compares it with the paper); its measure.* columns are its own, not those of a later plan that
+    asks for more (so `suite status` still says it is to be measured again)."""
+    from suite.ablations import expand, load
+    from suite.config import parse_overrides
+
+    run = expand(load("san_main"), overrides=parse_overrides(["measure.attack=true"]))[1]
+    assert run.config.model.name == "san10_pairwise"
+    d = store.plan(tmp_path, run)
+    old = {k: v for k, v in run.config.flat().items() if not k.startswith("measure.attack")}
+    old["model.position_encoding"] = True
+    store.write_result(d, {"run_id": run.run_id, "config": old, "metrics": {"top1_err": 25.0},
+                           "complexity": {"params": 1, "gmacs": 0.5}, "throughput": None, "env": {}})
+    frame = store.collect(tmp_path, [run.run_id])
+    assert frame.loc[0, "model.position_encoding"] == "relative"
+    assert "measure.attack" not in frame or pd.isna(frame.loc[0, "measure.attack"])
+    assert store.measured_otherwise_in([run], frame) == {run.run_id: ["measure.attack (False, not True)"]}

@@ -48,6 +48,7 @@ class Data:
     # lie in the normalised space the models see (suite.measure.attack keeps its images valid)
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    test_size: int  # images in the test split (all ranks)
 
 
 def data_root(config: DataConfig) -> Path:
@@ -114,7 +115,7 @@ def build(
     train = TensorLoader(splits.train_images.to(device), train_labels.to(device), size=size,
                          augment=splits.augment, generator=generator, **common)
     test = TensorLoader(splits.test_images.to(device), splits.test_labels.to(device), size=eval_size, **common)
-    return Data(train, test, classes, tuple(mean.tolist()), tuple(std.tolist()))
+    return Data(train, test, classes, tuple(mean.tolist()), tuple(std.tolist()), len(splits.test_images))
 
 
 def _load_tensors(config: DataConfig, size: int, num_classes: int, seed: int) -> Splits:
@@ -152,6 +153,7 @@ def _imagenet(config: DataConfig, size: int, eval_size: int, batch_size: int, nu
         len(train.classes),
         MEAN,
         STD,
+        len(val),
     )
 
 

@@ -15,9 +15,10 @@ the standard white-box one, and every choice is a `measure.*` setting or written
 - Targets: for every image a class drawn uniformly from the classes other than its label, from a
   seed derived from the run's seed and the image's index: the runs of a spec that share a seed
   (ResNet and SAN of one table) are attacked towards the same targets.
-- Success: the network's top-1 class is the target. The rate is over the first
-  `measure.attack_images` test images in the test loader's order, whatever the network made of the
-  clean image (a clean image already classified as its target counts from step 0 on).
+- Success: the network's top-1 class is the target. The rate is over `measure.attack_images` test
+  images spread evenly over the split (every (split size // attack_images)-th in the test loader's
+  order: ImageNet's validation folder is in class order), whatever the network made of the clean
+  image (a clean image already classified as its target counts from step 0 on).
 
 Why no attack library: torchattacks (the usual choice) pins `requests~=2.25.1`, which would
 downgrade what the rest of the environment needs; PGD itself is the dozen lines of `attack`.
@@ -46,10 +47,10 @@ if TYPE_CHECKING:
 ALPHA = 1 / 255  # step size, in pixel units
 
 
-def targets_for(labels: torch.Tensor, first_index: int, num_classes: int, seed: int) -> torch.Tensor:
-    """A target class other than the label for each image, fixed by (seed, image index)."""
+def targets_for(labels: torch.Tensor, indices: Iterable[int], num_classes: int, seed: int) -> torch.Tensor:
+    """A target class other than the label for each image, fixed by (seed, the image's index in the split)."""
     offsets = [1 + torch.randint(num_classes - 1, (), generator=torch.Generator().manual_seed(
-        derive_seed(seed, "attack-target", first_index + i))).item() for i in range(len(labels))]
+        derive_seed(seed, "attack-target", int(i)))).item() for i in indices]
     return (labels + torch.tensor(offsets, device=labels.device)) % num_classes
 
 
@@ -81,25 +82,28 @@ def attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, mean: Seq
     return out
 
 
-def success_rates(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], *, images: int,
+def success_rates(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], *, images: int, size: int,
                   batch_size: int, num_classes: int, mean: Sequence[float], std: Sequence[float], eps: float,
                   seed: int, autocast: Callable[[], Any] = contextlib.nullcontext,
                   memory_format: torch.memory_format = torch.contiguous_format) -> dict[str, Any]:
-    """The attack's success rate (%) after each of ATTACK_STEPS over the first `images` images of
-    `loader`, attacked `batch_size` at a time, and how many were attacked (fewer when the split is
-    smaller)."""
+    """The attack's success rate (%) after each of ATTACK_STEPS over `images` images of `loader`
+    spread evenly over its `size` images (every (size // images)-th: an ImageNet validation folder
+    is in class order, so its first 1,000 images are 20 classes), attacked `batch_size` at a time,
+    and how many were attacked (fewer when the split is smaller)."""
     if num_classes < 2:
         raise SuiteError("a targeted attack needs at least two classes", key="model.num_classes")
     model.eval()
+    every = max(1, size // images)
     hits = dict.fromkeys(ATTACK_STEPS, 0)
-    seen = 0
+    seen = start = 0
     for batch, labels in loader:
-        for x, y in zip(batch.split(batch_size), labels.split(batch_size)):
-            x, y = x[: images - seen], y[: images - seen]
-            if not len(y):
-                break
-            reached = attack(model, x, targets_for(y, seen, num_classes, seed), mean=mean, std=std, eps=eps,
-                             autocast=autocast, memory_format=memory_format)
+        index = torch.arange(start, start + len(labels))
+        start += len(labels)
+        chosen = (index % every == 0).nonzero().flatten()[: images - seen]
+        for part in chosen.split(batch_size) if len(chosen) else ():  # an empty tensor splits into one empty part
+            x, y = batch[part.to(batch.device)], labels[part.to(labels.device)]
+            reached = attack(model, x, targets_for(y, index[part].tolist(), num_classes, seed), mean=mean, std=std,
+                             eps=eps, autocast=autocast, memory_format=memory_format)
             for t in ATTACK_STEPS:
                 hits[t] += int(reached[t].sum())
             seen += len(y)
@@ -118,7 +122,8 @@ def measure_attack(config: RunConfig, run_dir: Path) -> dict[str, Any]:
     trainer = trained(config, run_dir)
     m = config.measure
     with torch.autograd.set_grad_enabled(True):
-        return success_rates(trainer.model, trainer.data.test, images=m.attack_images, batch_size=m.batch_size,
+        return success_rates(trainer.model, trainer.data.test, images=m.attack_images, size=trainer.data.test_size,
+                             batch_size=m.batch_size,
                              num_classes=trainer.data.num_classes, mean=trainer.data.mean, std=trainer.data.std,
                              eps=m.attack_eps / 255, seed=config.seed, autocast=trainer.autocast,
                              memory_format=trainer.memory_format)

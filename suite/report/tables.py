@@ -343,7 +343,7 @@ def _comparison_notes(grid: _Grid, frame: pd.DataFrame, remeasure: Mapping[str, 
         how = ", ".join(dict.fromkeys(item for items in remeasure.values() for item in items))
         ids = ", ".join(list(remeasure)[:3]) + (f" and {len(remeasure) - 3} more" if len(remeasure) > 3 else "")
         notes.append(f"{count(len(remeasure), 'done run')} ({ids}) {'was' if len(remeasure) == 1 else 'were'} "
-                     f"measured with other settings than these runs ask for ({how}): their costs are shown as measured; "
+                     f"measured with other settings than these runs ask for ({how}): their costs and attack rates are shown as measured; "
                      f"`suite run` with this report's preset and overrides measures them again.")
     return notes
 

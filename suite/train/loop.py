@@ -97,8 +97,10 @@ def run(
 
 
 def trained(config: RunConfig, run_dir: Path) -> Trainer:
-    """The run's trained network, restored from the final checkpoint in `run_dir` (on this process's
-    device, outside any process group), with its test data: what is evaluated after training."""
+    """The run's trained network, its weights from the final checkpoint in `run_dir` (on this
+    process's device, outside any process group), with its test data: what is evaluated after
+    training. Only the weights: the training state (optimiser, the loader's generator, RNGs) of a
+    run trained on another device type need not fit this one."""
     from suite.measure.env import resolve_device
 
     trainer = Trainer(config, Path(run_dir), device=resolve_device(config.device))
@@ -106,10 +108,15 @@ def trained(config: RunConfig, run_dir: Path) -> Trainer:
     state = checkpoint.load(path)
     if state is None:
         raise SuiteError("no checkpoint: the run has no trained network to evaluate", file=str(path))
-    trainer._restore(state, path)
-    if trainer.iteration < trainer.total:
-        raise SuiteError(f"the checkpoint is of iteration {trainer.iteration} of {trainer.total}: the run has not "
-                         f"finished training", file=str(path))
+    if not isinstance(state, dict) or state.get("run_id") != config.run_id:
+        raise SuiteError(f"not this run's checkpoint (run {config.run_id})", file=str(path))
+    if int(state.get("iteration") or 0) < trainer.total:
+        raise SuiteError(f"the checkpoint is of iteration {state.get('iteration')} of {trainer.total}: the run has "
+                         f"not finished training", file=str(path))
+    try:
+        trainer.model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as exc:
+        raise SuiteError(f"damaged checkpoint ({' '.join(str(exc).split())[:300]})", file=str(path)) from None
     trainer.model.eval()
     return trainer
 
