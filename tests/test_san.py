@@ -180,7 +180,7 @@ def test_training_keeps_far_less_for_backward(name):
        ("san10_pairwise", "dot", "lrl", {"transforms": "shared"}),
        ("san10_patchwise", "concatenation", "official", {"transforms": "shared_relation"}),
        ("san10_patchwise", "concatenation", "official", {"transforms": "shared"}),
-       ("san10_patchwise", "clique", "official", {"transforms": "shared"})],
+       ("san10_patchwise", "clique", "official", {"transforms": "shared_relation"})],
 )
 def test_eval_matches_the_materialised_reference(name, relation, gamma, options, monkeypatch):
     """Inference runs gamma piecewise with folded BNs, the stem image by image, pooling on views;

@@ -112,13 +112,13 @@ def load_official_san(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) 
 
     The model must be built with the official operator (relation 'subtraction' pairwise or
     'concatenation' patchwise, gamma 'official', transforms 'separate', pairwise position encoding
-    'relative', or 'none' for a checkpoint without sam.conv_p); layer counts, classes and patchwise footprints are
-    checked through the tensor shapes. A pairwise footprint and the padding shape no tensor, so no
-    checkpoint can tell them: build the model with those the checkpoint was trained with (the
-    official configs: footprint 7, reflection padding). Any
-    unknown, missing or mis-shaped key raises SuiteError naming it. `state_dict` may be a whole
-    training checkpoint of the official `tool/train.py` ({'epoch', 'state_dict', ...}), and
-    `model` may be wrapped in (Distributed)DataParallel.
+    'relative', or 'none' for a checkpoint without sam.conv_p); layer counts, classes and patchwise
+    footprints are checked through the tensor shapes. A pairwise footprint and the padding shape no
+    tensor, so no checkpoint can tell them: build the model with those the checkpoint was trained
+    with (the official configs: footprint 7, reflection padding). Any unknown, missing or mis-shaped
+    key raises SuiteError naming it. `state_dict` may be a whole training checkpoint of the official
+    `tool/train.py` ({'epoch', 'state_dict', ...}), and `model` may be wrapped in
+    (Distributed)DataParallel.
     """
     from suite.models.san import SelfAttention
 

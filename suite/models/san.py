@@ -635,6 +635,8 @@ def _check(mode: Mode) -> Check:
                 key="share_planes",
                 choices=valid_shares,
             )
+        # transforms needs no check: every value combines with every relation, gamma and encoding
+        # ('shared' only widens what delta and gamma see)
         _POSITIVE(options, input_size)
         if input_size is not None:
             _check_input_size(input_size, footprint, options["padding"])
