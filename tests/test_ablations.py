@@ -700,14 +700,14 @@ def test_every_ablation_of_both_papers_is_shipped():
     assert set(SHIPPED) >= {
         "quick", "ran_mask_norm", "ran_arl_nal", "ran_mask_structure", "ran_label_noise", "ran_cifar_depth",
         "ran_imagenet", "san_pairwise_relation", "san_patchwise_relation", "san_main", "san_footprint",
-        "san_position_encoding", "san_gamma", "san_robustness", "san_adversarial",
+        "san_position_encoding", "san_gamma", "san_robustness", "san_adversarial", "san_transforms",
     }
 
 
 def test_a_default_written_out_is_the_same_run():
-    """SAN10 pairwise as each SAN ablation's baseline row: one model, so one run, trained once."""
-    def ids(name: str, **point) -> set[str]:
-        return {r.run_id for r in expand(load(name)) if r.config.model.name == "san10_pairwise"
+    """SAN10 pairwise (and patchwise) as each SAN ablation's baseline row: one model, so one run, trained once."""
+    def ids(name: str, model: str = "san10_pairwise", **point) -> set[str]:
+        return {r.run_id for r in expand(load(name)) if r.config.model.name == model
                 and all(r.point.get(k) == v for k, v in point.items())}
 
     shared = ids("san_main") & ids("san_gamma", **{"model.gamma": "official"})
@@ -716,6 +716,11 @@ def test_a_default_written_out_is_the_same_run():
     others = ids("san_position_encoding") - shared  # none and absolute: runs of their own
     assert len(others) == 2 and not others & ids("san_main")
     assert ids("san_footprint", **{"model.footprint": 7}) == ids("san_pairwise_relation", **{"model.relation": "subtraction"}) == shared
+    for model in ("san10_pairwise", "san10_patchwise"):  # separate transformations: the official model, san_main's run
+        baseline = ids("san_main", model)
+        assert len(baseline) == 1 and ids("san_transforms", model, **{"model.transforms": "separate"}) == baseline
+        others = ids("san_transforms", model) - baseline  # shared_relation and shared: runs of their own
+        assert len(others) == 2 and not others & ids("san_main", model)
 
 
 @pytest.mark.parametrize("preset", [None, "smoke"])

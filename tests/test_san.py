@@ -75,7 +75,13 @@ def _train_step_grads(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torc
                          + [("san10_patchwise", r, {}) for r in PATCHWISE_RELATIONS]
                          + [("san10_pairwise", r, {"position_encoding": "absolute", "padding": padding})
                             for r, padding in (("subtraction", "zeros"), ("subtraction", "reflect"),
-                                               ("concatenation", "reflect"))])
+                                               ("concatenation", "reflect"))]
+                         + [("san10_pairwise", r, {"transforms": t}) for r, t in (("subtraction", "shared_relation"),
+                                                                                   ("hadamard", "shared"),
+                                                                                   ("dot", "shared_relation"))]
+                         + [("san10_patchwise", r, {"transforms": t}) for r, t in (("concatenation", "shared"),
+                                                                                    ("concatenation", "shared_relation"),
+                                                                                    ("star", "shared"))])
 def test_every_relation_trains(name, relation, options):
     torch.manual_seed(0)
     # float64 at 64 px: BN over 1x1 late-stage maps (32 px) would amplify rounding a million-fold
@@ -168,10 +174,17 @@ def test_training_keeps_far_less_for_backward(name):
        ("san10_patchwise", "concatenation", "official", {}), ("san10_patchwise", "concatenation", "linear", {}),
        ("san10_patchwise", "star", "official", {}),
        ("san10_pairwise", "subtraction", "official", {"position_encoding": "absolute"}),
-       ("san10_pairwise", "concatenation", "lrl", {"position_encoding": "absolute", "padding": "zeros"})],
+       ("san10_pairwise", "concatenation", "lrl", {"position_encoding": "absolute", "padding": "zeros"}),
+       ("san10_pairwise", "subtraction", "official", {"transforms": "shared_relation"}),
+       ("san10_pairwise", "concatenation", "official", {"transforms": "shared"}),
+       ("san10_pairwise", "dot", "lrl", {"transforms": "shared"}),
+       ("san10_patchwise", "concatenation", "official", {"transforms": "shared_relation"}),
+       ("san10_patchwise", "concatenation", "official", {"transforms": "shared"}),
+       ("san10_patchwise", "clique", "official", {"transforms": "shared_relation"})],
 )
 def test_eval_matches_the_materialised_reference(name, relation, gamma, options, monkeypatch):
-    """Inference runs gamma piecewise with folded BNs, the stem image by image, pooling on views."""
+    """Inference runs gamma piecewise with folded BNs, the stem image by image, pooling on views;
+    with shared transformations it is also checked against the plain modules (autograd on)."""
     import suite.models.san
 
     monkeypatch.setattr(suite.models.san, "_STEM_BAND_ELEMENTS", 1)  # bands of two rows
@@ -190,6 +203,9 @@ def test_eval_matches_the_materialised_reference(name, relation, gamma, options,
         with use_backend("unfold"):
             reference = model(x)
     assert torch.allclose(out, reference, atol=1e-5, rtol=1e-4), (out - reference).abs().max()
+    if "transforms" in options:  # the third path: every module called, the shift ops, autograd on
+        plain = model(x).detach()
+        assert torch.allclose(out, plain, atol=1e-5, rtol=1e-4), (out - plain).abs().max()
 
 
 def test_float16_training_gives_finite_gradients_as_eager_pytorch_does():
@@ -459,6 +475,8 @@ def test_gamma_variants_have_the_documented_layers():
         ("san10_pairwise", {"share_planes": 3}, "share_planes"),
         ("san10_pairwise", {"gamma": "mlp"}, "gamma"),
         ("san10_pairwise", {"padding": "circular"}, "padding"),
+        ("san10_patchwise", {"transforms": "tied"}, "transforms"),
+        ("san10_pairwise", {"transforms": True}, "transforms"),
         ("resnet26", {"num_classes": 0}, "num_classes"),
     ],
 )
@@ -628,6 +646,118 @@ def test_position_encodings_are_counted_without_unsupported_ops():
     assert counts["absolute"] > counts["none"]  # the position conv and gamma's two extra input channels
 
 
+def _blocks(depth: int) -> list[tuple[int, int, int]]:
+    """(C, k, map side at 64 px) of every block of SAN<depth>: stage i sees 64 >> (i + 1)."""
+    return [(c, k, 64 >> (i + 1)) for i, (c, n, k) in enumerate(zip((64, 256, 512, 1024, 2048), LAYERS[depth],
+                                                                   (3, 7, 7, 7, 7))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("name", ["san10_pairwise", "san10_patchwise", "san19_pairwise"])
+def test_shared_transforms_remove_their_convs(name):
+    """'shared_relation' loses psi (C -> C/16 with bias) per block. 'shared' loses phi and psi, and
+    delta runs on beta's C/4 channels: gamma's input widens by 3C/16 per delta channel group
+    (pairwise subtraction: 1 group, the position channels stay 2; patchwise concatenation: K + 1),
+    which costs its first BN 2 and its first conv (no bias) the official hidden width per channel:
+    C/16 pairwise, C/32 (= C/4 / share_planes 8) patchwise."""
+    depth = int(name[3:5])
+    patchwise = name.endswith("patchwise")
+    official = OFFICIAL_PARAMS[name]
+    assert count_params(name, transforms="separate") == official
+    conv = sum(c * (c // 16) + c // 16 for c, _, _ in _blocks(depth))
+    assert count_params(name, transforms="shared_relation") == official - conv
+    groups = [(k * k + 1) if patchwise else 1 for _, k, _ in _blocks(depth)]
+    hidden = [c // 32 if patchwise else c // 16 for c, _, _ in _blocks(depth)]
+    wider = sum(g * 3 * c // 16 * (2 + h) for (c, _, _), g, h in zip(_blocks(depth), groups, hidden))
+    assert count_params(name, transforms="shared") == official - 2 * conv + wider
+
+    for transforms, gone in (("shared_relation", ("psi",)), ("shared", ("phi", "psi"))):
+        model = create_model(name, transforms=transforms)
+        keys = model.state_dict().keys()
+        assert not [k for k in keys if any(f".sam.{role}." in k for role in gone)]  # no second copy anywhere
+        assert sum(p.numel() for p in model.parameters()) == sum(model.state_dict()[k].numel() for k in keys
+                                                                 if not k.endswith(("running_mean", "running_var",
+                                                                                    "num_batches_tracked")))
+
+
+def _sam(channels: int, mode: str, relation: str, transforms: str) -> san.SelfAttention:
+    return san.SelfAttention(channels, mode=mode, relation=relation, kernel_size=3,
+                             position_encoding="relative" if mode == "pairwise" else "none", gamma="official",
+                             share_planes=8, padding="zeros", transforms=transforms).double()
+
+
+@pytest.mark.parametrize("transforms", ["shared_relation", "shared"])
+@pytest.mark.parametrize("mode,relation", [("pairwise", "subtraction"), ("pairwise", "hadamard"),
+                                           ("patchwise", "concatenation")])
+def test_shared_transforms_are_separate_ones_with_tied_weights(transforms, mode, relation):
+    """A shared SAM computes what the official separate one computes with psi's conv (and, shared,
+    phi's: widened to C -> C/4) a copy of the shared conv, in inference, training and plain eval; the
+    shared conv's gradient is the sum of the roles' gradients in the separate reference."""
+    torch.manual_seed(0)
+    c = 64
+    sam = _randomise_bn(_sam(c, mode, relation, transforms))
+    reference = _sam(c, mode, relation, "separate")
+    if transforms == "shared":  # delta at beta's width: phi and psi C -> C/4, gamma's first layer 4x wider
+        reference.phi, reference.psi = nn.Conv2d(c, c // 4, 1).double(), nn.Conv2d(c, c // 4, 1).double()
+    reference.gamma = copy.deepcopy(sam.gamma)
+    reference.position = copy.deepcopy(sam.position)
+    reference.beta.load_state_dict(sam.beta.state_dict())
+    tied = sam.beta if transforms == "shared" else sam.phi
+    reference.phi.load_state_dict(tied.state_dict())
+    reference.psi.load_state_dict(tied.state_dict())
+    assert (sam.psi is None) and (sam.phi is None) == (transforms == "shared")
+    x = torch.randn(2, c, 9, 7, dtype=torch.float64)
+
+    sam.eval(), reference.eval()
+    with torch.no_grad():
+        out = sam(x)  # inference: one fused input conv, streamed gamma
+        with use_backend("unfold"):
+            expected = reference(x)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(sam(x), expected)  # plain modules, autograd on
+
+    sam.train(), reference.train()
+    xs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = sam(xs[0])  # training: gamma as one memory-light op
+    with use_backend("unfold"):
+        expected = reference(xs[1])
+    torch.testing.assert_close(out, expected)
+    g = torch.randn_like(out)
+    out.backward(g)
+    expected.backward(g)
+    torch.testing.assert_close(xs[0].grad, xs[1].grad)
+    roles = [reference.phi, reference.psi] + ([reference.beta] if transforms == "shared" else [])
+    for param in ("weight", "bias"):
+        summed = sum(getattr(m, param).grad for m in roles)
+        torch.testing.assert_close(getattr(tied, param).grad, summed)
+        assert getattr(reference.psi, param).grad.abs().sum() > 0  # the neighbour role does reach it
+    for ours, theirs in zip(sam.gamma.parameters(), reference.gamma.parameters()):
+        torch.testing.assert_close(ours.grad, theirs.grad)
+    if transforms == "shared_relation":
+        torch.testing.assert_close(sam.beta.weight.grad, reference.beta.weight.grad)
+
+
+@pytest.mark.parametrize("name", ["san10_pairwise", "san10_patchwise"])
+def test_shared_transforms_are_counted_without_unsupported_ops(name):
+    """Every removed conv is C * C/16 multiply-adds per pixel. 'shared' widens delta and gamma's
+    input by 3C/16 per channel group (pairwise: K groups per pixel, the subtraction 1 and gamma's
+    first BN 2 per element, its conv C/16; patchwise concatenation: K + 1 groups, a copy (0), BN 2,
+    conv C/32)."""
+    from suite.measure.complexity import model_complexity
+
+    counts = {}
+    for transforms in ("separate", "shared_relation", "shared"):
+        result = model_complexity(name, 64, transforms=transforms, padding="zeros")
+        assert not result.unsupported_ops, transforms
+        counts[transforms] = round(result.gmacs * 1e9)
+    conv = sum(c * (c // 16) * side**2 for c, _, side in _blocks(10))
+    assert counts["separate"] - counts["shared_relation"] == conv
+    if name == "san10_pairwise":
+        wider = sum(3 * c // 16 * k * k * side**2 * (1 + 2 + c // 16) for c, k, side in _blocks(10))
+    else:
+        wider = sum(3 * c // 16 * (k * k + 1) * side**2 * (2 + c // 32) for c, k, side in _blocks(10))
+    assert counts["shared"] - counts["separate"] == wider - 2 * conv
+
+
 # ---------------------------------------------------------------------------- official checkpoints
 def official_layout(sa_type: int, layers: tuple[int, ...], kernels: tuple[int, ...], classes: int) -> dict:
     """Key -> shape of hszhao/SAN model/san.py's state_dict, following its SAN/Bottleneck/SAM code."""
@@ -768,6 +898,13 @@ def test_official_checkpoint_errors_name_the_key():
         with pytest.raises(SuiteError) as err:
             load_official_san(encoded, unencoded)
         assert err.value.key == "position_encoding" and "position_encoding='none'" in err.value.message
+    for transforms in ("shared_relation", "shared"):  # official weights are separate ones
+        shared = create_model("san10_pairwise", transforms=transforms)
+        with pytest.raises(SuiteError) as err:
+            load_official_san(shared, official)
+        assert err.value.key == "transforms" and err.value.choices == ["separate"]
+        assert "transforms='separate'" in err.value.message
+        assert not shared.stages[1].blocks[0].sam.beta.weight.equal(official["layer1.0.sam.conv3.weight"])
     absolute = create_model("san10_pairwise", position_encoding="absolute")  # conv_p's shapes, another meaning
     with pytest.raises(SuiteError) as err:
         load_official_san(absolute, official)

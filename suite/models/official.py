@@ -111,14 +111,14 @@ def load_official_san(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) 
     """Copy an official hszhao/SAN state_dict into `model` (a suite SAN); returns the model.
 
     The model must be built with the official operator (relation 'subtraction' pairwise or
-    'concatenation' patchwise, gamma 'official', pairwise position encoding 'relative', or 'none'
-    for a checkpoint without sam.conv_p); layer counts, classes and patchwise footprints are
-    checked through the tensor shapes. A pairwise footprint and the padding shape no tensor, so no
-    checkpoint can tell them: build the model with those the checkpoint was trained with (the
-    official configs: footprint 7, reflection padding). Any
-    unknown, missing or mis-shaped key raises SuiteError naming it. `state_dict` may be a whole
-    training checkpoint of the official `tool/train.py` ({'epoch', 'state_dict', ...}), and
-    `model` may be wrapped in (Distributed)DataParallel.
+    'concatenation' patchwise, gamma 'official', transforms 'separate', pairwise position encoding
+    'relative', or 'none' for a checkpoint without sam.conv_p); layer counts, classes and patchwise
+    footprints are checked through the tensor shapes. A pairwise footprint and the padding shape no
+    tensor, so no checkpoint can tell them: build the model with those the checkpoint was trained
+    with (the official configs: footprint 7, reflection padding). Any unknown, missing or mis-shaped
+    key raises SuiteError naming it. `state_dict` may be a whole training checkpoint of the official
+    `tool/train.py` ({'epoch', 'state_dict', ...}), and `model` may be wrapped in
+    (Distributed)DataParallel.
     """
     from suite.models.san import SelfAttention
 
@@ -145,6 +145,12 @@ def load_official_san(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) 
         if module.gamma_kind != "official":
             raise SuiteError(f"official checkpoints use gamma 'official', this model uses {module.gamma_kind!r}",
                              key="gamma", choices=["official"])
+        if module.transforms != "separate":
+            # the official code has only separate phi, psi and beta; a shared model lacks some of
+            # their convs (and 'shared' has another gamma width): refused by what it is, not by a key
+            raise SuiteError(f"official checkpoints have separate transformations (phi, psi, beta), this model "
+                             f"uses transforms={module.transforms!r}: build it with transforms='separate'",
+                             key="transforms", choices=["separate"])
     if state_dict and all(str(k).startswith("module.") for k in state_dict):
         state_dict = {str(k)[len("module."):]: v for k, v in state_dict.items()}
     ours = model.state_dict()

@@ -8,6 +8,11 @@ and a linear classifier. A block is a pre-activation bottleneck with the self-at
 SAM on C channels, with phi, psi (C -> C/16) and beta (C -> C/4) 1x1 convs with bias:
 - pairwise:  y_i = sum_{j in R(i)} softmax_j(gamma([delta(phi_i, psi_j), pos_ij]))  (.)  beta_j
 - patchwise: y_i = sum_{j in R(i)} gamma(delta(x_R(i)))_j  (.)  beta_j   (no softmax, no position)
+The transformations are separate convs (the official code), or shared (this project's reading of
+the paper's shared-vs-separate ablation, whose exact variants are not in its reference: see
+`SelfAttention.transform`): 'shared_relation' feeds phi's conv to both sides of delta
+(psi = phi), 'shared' feeds beta's C -> C/4 conv to both sides as well (phi = psi = beta), so
+delta and gamma's input are 4x wider there and gamma's hidden width stays the official one.
 The position term pos_ij is p_i - p_j (relative, the official code), p_j (absolute, this project's
 reading of the paper's ablation: see `SelfAttention._position_term`) or nothing, with p a learned
 1x1 conv 2 -> 2 on the [x, y] pixel coordinates.
@@ -75,6 +80,8 @@ Mode = Literal["pairwise", "patchwise"]
 Gamma = Literal["official", "linear", "lrl", "lrlrl"]
 # The position term gamma sees beside delta: p_i - p_j, p_j or nothing (`SelfAttention._position_term`).
 PositionEncoding = Literal["relative", "absolute", "none"]
+# Which of phi, psi, beta are one conv (`SelfAttention.transform`): none, phi = psi, or all three.
+Transforms = Literal["separate", "shared_relation", "shared"]
 
 _SAN_TABLE = "SAN (Zhao et al. 2020) Table 2"
 # Blocks per stage (official config/imagenet/*.yaml); stage widths 64, 256, 512, 1024, 2048.
@@ -133,25 +140,30 @@ class SelfAttention(nn.Module):
         gamma: str,
         share_planes: int,
         padding: Padding,
+        transforms: Transforms = "separate",
     ) -> None:
         super().__init__()
         rel, mid = channels // 16, channels // 4
         self.mode, self.relation, self.kernel_size, self.padding = mode, relation, kernel_size, padding
         self.position_encoding = position_encoding
         self.gamma_kind = gamma
+        self.transforms = transforms
         self.weight_channels = mid // share_planes
         footprint = kernel_size**2
-        self.phi = nn.Conv2d(channels, rel, 1)
-        self.psi = nn.Conv2d(channels, rel, 1)
+        # A shared role is no module of its own (None): the one conv is registered, and counted, once.
+        # Built in the order phi, psi, beta, so 'separate' draws its initial weights as before.
+        self.phi = nn.Conv2d(channels, rel, 1) if transforms != "shared" else None
+        self.psi = nn.Conv2d(channels, rel, 1) if transforms == "separate" else None
         self.beta = nn.Conv2d(channels, mid, 1)
+        delta_in = mid if transforms == "shared" else rel  # the width of phi(x) and psi(x)
         if mode == "pairwise":
             encoded = position_encoding != "none"  # relative and absolute: both 2 channels, the same parameters
-            width = pairwise_width(relation, rel) + (2 if encoded else 0)
+            width = pairwise_width(relation, delta_in) + (2 if encoded else 0)
             self.gamma = make_gamma(gamma, width, rel, self.weight_channels)
             # p = position(grid): a learned 1x1 conv 2 -> 2 on the normalised [x, y] coordinates.
             self.position = nn.Conv2d(2, 2, 1) if encoded else None
         else:
-            width = patchwise_width(relation, rel, footprint)
+            width = patchwise_width(relation, delta_in, footprint)
             self.gamma = make_gamma(gamma, width, self.weight_channels, footprint * self.weight_channels)
             self.position = None
         _record_layout(self.gamma)
@@ -162,15 +174,47 @@ class SelfAttention(nn.Module):
             # phi, psi and beta as one conv: x is read once, one matrix product instead of three
             weight, bias = self.input_conv()
             return self.attend(*self.split(conv1x1(x, weight, bias)))
-        return self.attend(self.phi(x), self.psi(x), self.beta(x))
+        return self.attend(*self.transform(x))
+
+    def transform(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(phi(x), psi(x), beta(x)) with the plain modules; a shared role is the same tensor.
+
+        'separate' is the official code's three convs. The paper also ablates shared transformations
+        but the reference holds neither its code nor an exact definition of the shared variants, so
+        these are this project's reading: 'shared_relation' uses phi's conv for psi as well
+        (delta(phi(x_i), phi(x_j)): one conv fewer, delta and gamma as official); 'shared' uses one
+        conv for all three. One conv has one width, and beta's C/4 is the one the aggregation needs,
+        so 'shared' runs delta on C/4 channels (gamma's input 4x wider, its hidden width kept).
+        Every path takes its inputs from here or from `split`, and works with phi and psi being one
+        tensor: nothing writes into them in place, and autograd sums both roles' gradients into the
+        one conv.
+        """
+        return self._roles(*(conv(x) for conv in self._convs()))
+
+    def _convs(self) -> list[nn.Conv2d]:
+        """The distinct convs among phi, psi and beta, in that order."""
+        return [conv for conv in (self.phi, self.psi, self.beta) if conv is not None]
+
+    def _roles(self, *outputs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(phi_x, psi_x, beta_x) from the outputs of `_convs`."""
+        if self.transforms == "shared":
+            (beta,) = outputs
+            return beta, beta, beta
+        if self.transforms == "shared_relation":
+            phi, beta = outputs
+            return phi, phi, beta
+        phi, psi, beta = outputs
+        return phi, psi, beta
 
     def input_conv(self) -> tuple[Tensor, Tensor]:
-        """phi, psi and beta as one 1x1 conv (weight, bias): its output `split`s into the three."""
-        convs = (self.phi, self.psi, self.beta)
+        """The distinct convs of phi, psi and beta as one 1x1 conv (weight, bias): its output
+        `split`s into the three roles."""
+        convs = self._convs()
         return torch.cat([c.weight for c in convs]), torch.cat([c.bias for c in convs])
 
-    def split(self, phi_psi_beta: Tensor) -> list[Tensor]:
-        return phi_psi_beta.split([self.phi.out_channels, self.psi.out_channels, self.beta.out_channels], 1)
+    def split(self, output: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(phi_x, psi_x, beta_x) from `input_conv`'s output; a shared role is the same tensor."""
+        return self._roles(*output.split([c.out_channels for c in self._convs()], 1))
 
     def attend(self, phi: Tensor, psi: Tensor, beta: Tensor) -> Tensor:
         """SAM's output from phi(x), psi(x) and beta(x)."""
@@ -533,12 +577,13 @@ class SAN(nn.Module):
         gamma: str,
         share_planes: int,
         padding: Padding,
+        transforms: Transforms,
         num_classes: int,
     ) -> None:
         super().__init__()
         self.stem = Stem()
         sam = dict(mode=mode, relation=relation, position_encoding=position_encoding, gamma=gamma,
-                   share_planes=share_planes, padding=padding)
+                   share_planes=share_planes, padding=padding, transforms=transforms)
         stages, in_channels = [], _STEM_WIDTH
         for i, (depth, channels) in enumerate(zip(layers, _WIDTHS)):
             kernel_size = _FIRST_FOOTPRINT if i == 0 else footprint
@@ -590,6 +635,8 @@ def _check(mode: Mode) -> Check:
                 key="share_planes",
                 choices=valid_shares,
             )
+        # transforms needs no check: every value combines with every relation, gamma and encoding
+        # ('shared' only widens what delta and gamma see)
         _POSITIVE(options, input_size)
         if input_size is not None:
             _check_input_size(input_size, footprint, options["padding"])
@@ -626,7 +673,8 @@ def _paper(params_m: float, gmacs: float, top1: float, top5: float) -> dict[str,
 # patchwise: star | clique | concatenation), footprint k (stages 1-4; stage 0 is 3x3),
 # position_encoding (relative | absolute | none; pairwise only, relative by default as the official code;
 # strings only: one value per meaning, so one run id), gamma, share_planes, padding
-# ('zeros' allows inputs below 128 px, where reflection padding of the last stage is impossible).
+# ('zeros' allows inputs below 128 px, where reflection padding of the last stage is impossible),
+# transforms (separate | shared_relation | shared; separate by default as the official code).
 
 
 @register_model(check=_check("pairwise"), paper=_paper(10.5, 2.2, 74.9, 92.1))
@@ -638,6 +686,7 @@ def san10_pairwise(
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
+    transforms: Transforms = "separate",
     num_classes: int = 1000,
 ) -> SAN:
     return _san(10, "pairwise", **locals())
@@ -652,6 +701,7 @@ def san10_patchwise(
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
+    transforms: Transforms = "separate",
     num_classes: int = 1000,
 ) -> SAN:
     return _san(10, "patchwise", **locals())
@@ -666,6 +716,7 @@ def san15_pairwise(
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
+    transforms: Transforms = "separate",
     num_classes: int = 1000,
 ) -> SAN:
     return _san(15, "pairwise", **locals())
@@ -680,6 +731,7 @@ def san15_patchwise(
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
+    transforms: Transforms = "separate",
     num_classes: int = 1000,
 ) -> SAN:
     return _san(15, "patchwise", **locals())
@@ -694,6 +746,7 @@ def san19_pairwise(
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
+    transforms: Transforms = "separate",
     num_classes: int = 1000,
 ) -> SAN:
     return _san(19, "pairwise", **locals())
@@ -708,6 +761,7 @@ def san19_patchwise(
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
+    transforms: Transforms = "separate",
     num_classes: int = 1000,
 ) -> SAN:
     return _san(19, "patchwise", **locals())
