@@ -60,7 +60,7 @@ class MeasureConfig:
     # the trained network's robustness to a targeted PGD attack (suite.measure.attack), after training
     attack: bool = False
     attack_eps: float = 8.0  # the L-infinity bound, in pixel levels of 255
-    attack_images: int = 1000  # the first test images attacked (all of a smaller split)
+    attack_images: int = 1000  # test images attacked, spread evenly over the split (all of a smaller one)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ import random
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -108,17 +108,24 @@ def trained(config: RunConfig, run_dir: Path) -> Trainer:
     state = checkpoint.load(path)
     if state is None:
         raise SuiteError("no checkpoint: the run has no trained network to evaluate", file=str(path))
-    if not isinstance(state, dict) or state.get("run_id") != config.run_id:
-        raise SuiteError(f"not this run's checkpoint (run {config.run_id})", file=str(path))
+    trainer._check_own(state, path)
     if int(state.get("iteration") or 0) < trainer.total:
         raise SuiteError(f"the checkpoint is of iteration {state.get('iteration')} of {trainer.total}: the run has "
                          f"not finished training", file=str(path))
-    try:
+    with _reading(path):
         trainer.model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as exc:
-        raise SuiteError(f"damaged checkpoint ({' '.join(str(exc).split())[:300]})", file=str(path)) from None
     trainer.model.eval()
     return trainer
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Loading a checkpoint's entries: a missing or mis-shaped one is a damaged checkpoint, named."""
+    try:
+        yield
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
+        detail = f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else " ".join(str(exc).split())[:300]
+        raise SuiteError(f"damaged checkpoint ({detail}); delete it to start the run over", file=str(path)) from None
 
 
 class Trainer:
@@ -352,24 +359,24 @@ class Trainer:
         })
 
     def _restore(self, state: dict[str, Any], path: Path) -> None:
-        if not isinstance(state, dict) or "run_id" not in state:
-            raise SuiteError("not a checkpoint of this suite (no run_id); delete it to start the run over",
-                             file=str(path))
-        if state["run_id"] != self.config.run_id:
-            raise SuiteError(f"checkpoint belongs to run {state['run_id']}, not {self.config.run_id} "
-                             f"(different config); use another run directory or delete it", file=str(path))
-        try:
+        self._check_own(state, path)
+        with _reading(path):
             self._load_state(state)
-        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
-            detail = f"no {exc.args[0]!r} entry" if isinstance(exc, KeyError) else " ".join(str(exc).split())[:300]
-            raise SuiteError(f"damaged checkpoint ({detail}); delete it to start the run over",
-                             file=str(path)) from None
         threads = state.get("threads")
         finished = self.iteration >= self.total  # nothing left to train: the thread count cannot matter
         if self.device.type == "cpu" and not finished and threads is not None and threads != torch.get_num_threads():
             warnings.warn(f"{path}: resuming with {torch.get_num_threads()} CPU threads, the checkpoint's run used "
                           f"{threads}: parallel sums depend on the thread count, so the result will not be "
                           f"bit-identical to an uninterrupted run", SuiteWarning, stacklevel=2)
+
+    def _check_own(self, state: Any, path: Path) -> None:
+        """`state` is a checkpoint of this suite, of this run."""
+        if not isinstance(state, dict) or "run_id" not in state:
+            raise SuiteError("not a checkpoint of this suite (no run_id); delete it to start the run over",
+                             file=str(path))
+        if state["run_id"] != self.config.run_id:
+            raise SuiteError(f"checkpoint belongs to run {state['run_id']}, not {self.config.run_id} "
+                             f"(different config); use another run directory or delete it", file=str(path))
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
