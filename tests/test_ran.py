@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 
@@ -14,8 +15,16 @@ from torch import nn
 from suite.errors import SuiteError
 from suite.measure.complexity import count_params
 from suite.models import create_model, get_model_info, list_models
-from suite.models.layers import PreActBottleneck
-from suite.models.ran import AttentionModule, MaskActivation, SoftMaskBranch, mask_pools, mask_units
+from suite.models.layers import PreActBottleneck, ResNeXtBottleneck
+from suite.models.ran import (
+    PREACT,
+    AttentionModule,
+    MaskActivation,
+    SoftMaskBranch,
+    mask_pools,
+    mask_units,
+    resnext_unit,
+)
 
 RAN_MODELS = list_models("ran*")
 CIFAR_MODELS = [*list_models("ran*_cifar"), "resnet164_cifar"]
@@ -45,8 +54,12 @@ def _masks(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
 
 def test_registry_lists_every_variant() -> None:
     assert RAN_MODELS == ["ran56", "ran56_cifar", "ran92", "ran92_cifar", "ran128_cifar", "ran164_cifar",
-                          "ran236_cifar", "ran452_cifar"]  # natural order
-    assert IMAGENET_MODELS == ["ran56", "ran92"]
+                          "ran236_cifar", "ran452_cifar", "ranext56", "ranext92"]  # natural order
+    assert IMAGENET_MODELS == ["ran56", "ran92", "ranext56", "ranext92"]
+    assert get_model_info("ranext56").options == get_model_info("ran56").options  # same options, same defaults
+    assert get_model_info("ranext56").paper == {"params_m": 31.9, "gmacs": 6.3, "top1_err": 21.2, "top5_err": 5.6,
+                                                "source": "RAN Table 7 (ImageNet, single crop)"}
+    assert get_model_info("ranext92").paper == {}  # not in the paper
     info = get_model_info("ran56_cifar")
     assert info.options["mask_norm"].choices == ("mixed", "channel", "spatial")
     assert info.options["attention_learning"].choices == ("arl", "nal")
@@ -93,6 +106,24 @@ def test_imagenet_fvcore_gmacs(name: str, expected: float) -> None:
     assert _gmacs(create_model(name), 224) == pytest.approx(expected, rel=0.01)
 
 
+def test_attentionnext_params_match_official_prototxt() -> None:
+    # Caffe shape inference on AttentionNeXt-56/92-deploy.prototxt (conv + FC weights, BN scale + shift).
+    assert count_params("ranext56") == 31_318_824
+    assert count_params("ranext92") == 52_102_952
+
+
+@pytest.mark.parametrize("name, conv_fc, total", [("ranext56", 6.419, 6.470), ("ranext92", 10.704, 10.775)])
+def test_attentionnext_macs_match_official_prototxt(name: str, conv_fc: float, total: float) -> None:
+    # Conv + FC multiply-adds of the prototxt, and fvcore's total (+2 per BN and +4 per bilinear
+    # output element), to the digits measured on the prototxt.
+    flops = FlopCountAnalysis(create_model(name).eval(), torch.zeros(1, 3, 224, 224))
+    flops.unsupported_ops_warnings(False)
+    flops.uncalled_modules_warnings(False)
+    ops = flops.by_operator()
+    assert round((ops["conv"] + ops["linear"]) / 1e9, 3) == conv_fc
+    assert round(flops.total() / 1e9, 3) == total
+
+
 @pytest.mark.parametrize("name", ["ran92_cifar", "ran236_cifar", "ran452_cifar", "resnet164_cifar"])
 def test_cifar_params_near_paper(name: str) -> None:
     paper = get_model_info(name).paper["params_m"]
@@ -110,13 +141,13 @@ def test_cifar_params_pin_documented_layout() -> None:
 def test_depth_formula() -> None:
     # Paper: 36m + 20 weighted trunk layers (mask branch not counted); 452 = 18 modules of 24 + 20.
     def trunk_layers(name: str) -> int:
-        model = create_model(name, base_width=1)
+        model = create_model(name, base_width=2)
         convs = sum(1 for n, m in model.named_modules()
                     if isinstance(m, nn.Conv2d) and ".mask." not in n and "shortcut" not in n)
         return convs + 1  # + FC
 
     for name, depth in [("ran56_cifar", 56), ("ran92_cifar", 92), ("ran236_cifar", 236), ("ran452_cifar", 452),
-                        ("ran56", 56), ("ran92", 92)]:
+                        ("ran56", 56), ("ran92", 92), ("ranext56", 56), ("ranext92", 92)]:
         assert trunk_layers(name) == depth, name
 
 
@@ -145,9 +176,12 @@ def test_mask_bottoms_out_at_smallest_trunk_map(name: str, size: int, pools: lis
     assert seen == [(bottom, bottom)] * len(branches)
 
 
-def test_mask_branch_is_the_prototxt_graph() -> None:
-    """Three pools: skips are units on the down path, merged by a plain sum; no full-resolution skip."""
-    branch = SoftMaskBranch(16, pools=3, r=1, mask_type="encoder_decoder").eval()
+@pytest.mark.parametrize("unit", [PREACT, resnext_unit(8)], ids=["preact", "resnext"])
+def test_mask_branch_is_the_prototxt_graph(unit) -> None:
+    """Three pools: skips are units on the down path, merged by a plain sum; no full-resolution skip
+    (the same graph for both unit types)."""
+    branch = SoftMaskBranch(16, pools=3, r=1, mask_type="encoder_decoder", unit=unit).eval()
+    assert all(isinstance(m, PreActBottleneck if unit.preact else ResNeXtBottleneck) for m in branch.skips)
     pool = branch.pool
     assert (pool.kernel_size, pool.stride, pool.padding, pool.ceil_mode) == (3, 2, 0, True)
     x = torch.randn(2, 16, 56, 56)
@@ -182,6 +216,55 @@ def test_mask_head_and_units() -> None:
         pre = F.relu(down.bn1(x))
         body = down.conv3(F.relu(down.bn3(down.conv2(F.relu(down.bn2(down.conv1(pre)))))))
         torch.testing.assert_close(down(x), body + down.shortcut(pre))
+
+
+def test_attentionnext_unit_is_post_activation_resnext() -> None:
+    # Prototxt: conv1x1-BN-ReLU, grouped 3x3 (stride)-BN-ReLU, conv1x1-BN, + shortcut, then ReLU;
+    # width C/2; the projection is a strided 1x1 conv + BN on the raw (not pre-activated) input.
+    down = ResNeXtBottleneck(256, 512, stride=2).eval()
+    assert (down.conv1.out_channels, down.conv2.groups, down.conv2.stride, down.conv1.stride) == (256, 32, (2, 2), (1, 1))
+    conv, bn = down.shortcut
+    assert conv.stride == (2, 2) and conv.kernel_size == (1, 1) and isinstance(bn, nn.BatchNorm2d)
+    assert ResNeXtBottleneck(256, 256).shortcut is None
+    x = torch.randn(1, 256, 8, 8)
+    with torch.no_grad():
+        body = F.relu(down.bn1(down.conv1(x)))
+        body = down.bn3(down.conv3(F.relu(down.bn2(down.conv2(body)))))
+        out = down(x)
+        torch.testing.assert_close(out, F.relu(body + bn(conv(x))))
+        assert (out >= 0).all() and (out == 0).any()  # ReLU after the sum
+    # Network: 32 groups of 4 channels in the first stage, same cardinality later; every unit,
+    # skip and head is post-activation, so nothing adds a BN-ReLU in front of a unit.
+    model = create_model("ranext56")
+    grouped = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert {m.groups for m in grouped} == {32} and grouped[0].in_channels == 128
+    assert not any(isinstance(m, PreActBottleneck) for m in model.modules())
+    assert [type(m) for m in model.stem] == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d]
+    assert len(model.head_norm) == 0  # the last unit's output goes straight to the pool and FC
+    head = next(m for m in model.modules() if isinstance(m, SoftMaskBranch)).head
+    assert [type(m) for m in head] == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.Conv2d]
+    assert all(m.bias is None for m in model.modules() if isinstance(m, nn.Conv2d))
+
+
+def test_attentionnext_features_are_activated() -> None:
+    # Post-activation: what reaches the average pool (and every module's output) is ReLU'd.
+    model = create_model("ranext56", base_width=4).train()
+    outs: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, o: outs.append(o)) for m in model.features]
+    with torch.no_grad():
+        model(torch.randn(2, 3, 64, 64))
+    for h in hooks:
+        h.remove()
+    assert len(outs) == len(model.features) and all((o >= 0).all() for o in outs)
+
+
+@pytest.mark.parametrize("base_width, groups", [(64, 32), (8, 4), (2, 1)])
+def test_attentionnext_cardinality_follows_base_width(base_width: int, groups: int) -> None:
+    # 4 channels per group in the first stage (32x4d), the cardinality the same in every stage.
+    model = create_model("ranext56", base_width=base_width)
+    grouped = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert {m.groups for m in grouped} == {groups}
+    assert grouped[0].in_channels == 2 * base_width == 4 * groups
 
 
 def test_no_conv_bias_and_caffe_bn_and_he_init() -> None:
@@ -285,6 +368,8 @@ def test_local_mask_has_no_pooling_and_comparable_cost() -> None:
     ("ran56_cifar", {"mask_type": "local"}, 32),
     ("ran56_cifar", {"attention_learning": "nal", "r": 2, "p": 2}, 32),
     ("ran56", {}, 64),
+    ("ranext56", {}, 64),
+    ("ranext56", {"mask_type": "local", "mask_norm": "spatial"}, 64),
     ("resnet164_cifar", {}, 32),
 ])
 def test_gradient_reaches_every_parameter(name: str, kwargs: dict, size: int) -> None:
@@ -321,6 +406,38 @@ def test_invalid_options(kwargs: dict, key: str, valid: str) -> None:
     assert info.value.key == key
     assert str(info.value).startswith(f"{key}: ")
     assert valid in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["ranext56", "ranext92"])
+@pytest.mark.parametrize("mask_type, mask_norm, learning",
+                         itertools.product(["encoder_decoder", "local"], ["mixed", "channel", "spatial"], ["arl", "nal"]))
+def test_attentionnext_option_combinations_run(name: str, mask_type: str, mask_norm: str, learning: str) -> None:
+    model = create_model(name, base_width=2, num_classes=5, mask_type=mask_type, mask_norm=mask_norm,
+                         attention_learning=learning).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, 5) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("kwargs", [{"p": 2, "t": 1, "r": 2}, {"r": 3, "mask_type": "local"}])
+def test_attentionnext_p_t_r(kwargs: dict) -> None:
+    model = create_model("ranext56", base_width=4, **kwargs).eval()
+    units = sum(isinstance(m, ResNeXtBottleneck) for m in model.modules())
+    assert units > sum(isinstance(m, ResNeXtBottleneck) for m in create_model("ranext56", base_width=4).modules())
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+@pytest.mark.parametrize("name", ["ranext56", "ranext92"])
+@pytest.mark.parametrize("base_width", [1, 7, 63])
+def test_attentionnext_rejects_odd_base_width(name: str, base_width: int) -> None:
+    with pytest.raises(SuiteError) as info:
+        create_model(name, base_width=base_width)
+    assert info.value.key == "base_width"
+    assert str(info.value).startswith(f"base_width: invalid value {base_width}: AttentionNeXt needs an even base width")
+    assert "groups" in str(info.value) and "2, 4, 6, ..." in str(info.value)
+    with pytest.raises(SuiteError, match="1, 2, 3, ..."):  # the positive check comes first
+        create_model(name, base_width=0)
 
 
 def test_resnet164_cifar_rejects_bad_width() -> None:

@@ -1,9 +1,14 @@
-"""Building blocks shared by the model families (pre-activation bottleneck, initialisation).
+"""Building blocks shared by the model families (residual units, initialisation).
 
-The unit follows He et al. 2016b ("Identity mappings in deep residual networks") exactly as the
-official Residual Attention Network prototxt instantiates it: BN-ReLU before every conv,
+`PreActBottleneck` follows He et al. 2016b ("Identity mappings in deep residual networks") exactly
+as the official Residual Attention Network prototxt instantiates it: BN-ReLU before every conv,
 bottleneck width C/4, stride on the 3x3 conv, no conv biases, and a 1x1 projection shortcut taken
 from the *pre-activated* input whenever the shape changes.
+
+`ResNeXtBottleneck` is the post-activation ResNeXt unit (Xie et al. 2017) as the official
+AttentionNeXt prototxts instantiate it: conv-BN(-ReLU) three times, bottleneck width C/2 with a
+grouped 3x3 (32 groups at ImageNet width), stride on the 3x3, a 1x1 conv + BN projection on the
+raw input when the shape changes, and ReLU after the sum.
 """
 
 from __future__ import annotations
@@ -58,6 +63,36 @@ class PreActBottleneck(nn.Module):
         out = self.conv2(self.relu(self.bn2(out)))
         out = self.conv3(self.relu(self.bn3(out)))
         return out + shortcut
+
+
+class ResNeXtBottleneck(nn.Module):
+    """1x1-BN-ReLU / grouped 3x3(stride)-BN-ReLU / 1x1-BN, width `out_channels // 2`, + shortcut, ReLU.
+
+    Post-activation: the output is already ReLU'd, so nothing downstream adds a BN-ReLU before use.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, *, groups: int = 32) -> None:
+        super().__init__()
+        width = out_channels // 2
+        self.conv1 = conv1x1(in_channels, width)
+        self.bn1 = batch_norm(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, groups=groups, bias=False)
+        self.bn2 = batch_norm(width)
+        self.conv3 = conv1x1(width, out_channels)
+        self.bn3 = batch_norm(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = (
+            nn.Sequential(conv1x1(in_channels, out_channels, stride), batch_norm(out_channels))
+            if stride != 1 or in_channels != out_channels
+            else None
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        shortcut = x if self.shortcut is None else self.shortcut(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + shortcut)
 
 
 def init_weights(model: nn.Module) -> None:

@@ -2,8 +2,9 @@
 
 An attention module is p pre-processing units, then a trunk of t units and a soft-mask branch
 side by side, fused as (1 + M) * T (attention residual learning, ARL) or M * T (naive attention
-learning, NAL), then p post-processing units. All units are pre-activation bottlenecks
-(`suite.models.layers.PreActBottleneck`).
+learning, NAL), then p post-processing units. Attention-N is built from pre-activation
+bottlenecks (`suite.models.layers.PreActBottleneck`), AttentionNeXt-N from post-activation ResNeXt
+units (`ResNeXtBottleneck`; see below); the unit is a parameter (`Unit`) of one shared builder.
 
 Soft mask branch (official `Attention-56/92-deploy.prototxt`, e.g. stage 1 with three pools):
 
@@ -24,10 +25,36 @@ and interpolation to the exact size of each skip / the module input keep the sha
 so the model accepts any input on which every pool still sees a map of at least 2x2 (global
 average pooling at the end; Attention-92 is evaluated at 320).
 
-Options (every builder): `num_classes`; `base_width`, the first stage's bottleneck width (64 on
-ImageNet: stages of 256/512/1024 + 2048; 16 on CIFAR: 64/128/256; smaller values give cheap nets
-for smoke runs); `p`, `t`, `r`; `mask_type` (encoder_decoder | local, Table 4); `mask_norm`
+Options (every builder): `num_classes`; `base_width`, the stem width and a quarter of the first
+stage's width (Attention-N: its bottleneck width; 64 on ImageNet: stages of 256/512/1024 + 2048;
+16 on CIFAR: 64/128/256; smaller values give cheap nets for smoke runs); `p`, `t`, `r`; `mask_type` (encoder_decoder | local, Table 4); `mask_norm`
 (mixed | channel | spatial, Sec. 3.3 / Table 1); `attention_learning` (arl | nal, Table 3).
+
+AttentionNeXt-56/92 (`ranext56`, `ranext92`; official `AttentionNeXt-56/92-deploy.prototxt`, Table 7
+has AttentionNeXt-56 only). The same graph as Attention-56/92: stem, 1/1/1 or 1/2/3 modules with
+3/2/1 mask pools, the same mask topology (units on the down path as skips, plain-sum merges, no
+full-resolution skip, corner-aligned interpolation), (1 + M) * T fusion, 3 final units at 2048.
+What differs is the unit and, following from it, where the BN-ReLUs sit:
+- unit: ResNeXt, post-activation: 1x1-BN-ReLU, grouped 3x3 (32 groups)-BN-ReLU, 1x1-BN, plus the
+  shortcut, then ReLU after the sum. Bottleneck width C/2 (128 at stage 1, doubling per stage:
+  32x4d), stride on the 3x3, projection = 1x1 conv (stride 2 when down-sampling) + BN on the raw
+  input, identity otherwise; no conv biases.
+- stem: conv 7x7/2-BN-ReLU-max-pool straight into the first unit (no BN-ReLU after the pool).
+- mask head: conv1x1-BN-ReLU-conv1x1-activation (the input is a unit's ReLU'd output: no BN-ReLU
+  before the first conv).
+- end: the last unit's output goes straight to the average pool and the FC (no BN-ReLU).
+  `AttentionNeXt-92-deploy.prototxt` feeds its FC from a blob `ave_pool_gather` that no layer
+  makes; we take the obvious one, the global average pool of the last unit (its `ave_pool`).
+- mask activation: the `imagenet_model/` AttentionNeXt-56 file uses a sigmoid (our `mixed`
+  default); the older `model/` copies of AttentionNeXt-56/92 have a TanH there instead (mask in
+  (-1, 1)). Parameters and multiply-adds are the same either way.
+Counts (1000 classes, 224 px, equal to Caffe shape inference on the prototxts): AttentionNeXt-56
+31,318,824 params, 6.47 GMACs (fvcore, eval mode); AttentionNeXt-92 52,102,952, 10.78. The paper's
+31.9 M / 6.3 G for AttentionNeXt-56 come to us through SKNet's table. `base_width` (64) sets the
+stem and the stage widths as for Attention-N (stages of 4/8/16/32 x base_width channels), so the
+ResNeXt bottleneck is 2 x base_width wide in the first stage (128). The grouped convs have
+base_width / 2 groups (4 channels per group in the first stage, 32 groups at 64): narrow smoke
+nets keep the 32x4d shape, and `base_width` must be even.
 
 CIFAR layout (not in the paper, nor in the official release, which is ImageNet only; chosen
 from the parameter counts of its Table 6): a 3x3 stem conv with `base_width` (16) channels, three
@@ -49,14 +76,23 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from suite.models.layers import PreActBottleneck, batch_norm, conv1x1, conv3x3, init_weights, positive
+from suite.models.layers import (
+    PreActBottleneck,
+    ResNeXtBottleneck,
+    batch_norm,
+    conv1x1,
+    conv3x3,
+    init_weights,
+    positive,
+)
 from suite.errors import SuiteError
 from suite.models.registry import Check, register_model
 
@@ -111,8 +147,39 @@ def mask_units(pools: int, r: int) -> int:
     return 2 * r + max(pools - 1, 0) * (2 * r + 1)
 
 
-def _units(channels: int, n: int) -> nn.Sequential:
-    return nn.Sequential(*(PreActBottleneck(channels, channels) for _ in range(n)))
+@dataclass(frozen=True)
+class Unit:
+    """The residual unit a network is built from, and whether its output still needs BN-ReLU.
+
+    Pre-activation units (Attention-N) leave their sum un-activated, so the mask head and the
+    classifier start with BN-ReLU; post-activation units (AttentionNeXt-N) end in a ReLU already.
+    """
+
+    make: Callable[[int, int, int], nn.Module]  # (in_channels, out_channels, stride) -> unit
+    preact: bool
+
+    def __call__(self, in_channels: int, out_channels: int, stride: int = 1) -> nn.Module:
+        return self.make(in_channels, out_channels, stride)
+
+    def activation(self, channels: int) -> list[nn.Module]:
+        """What a plain conv or the pool needs in front of it after such a unit."""
+        return [batch_norm(channels), nn.ReLU(inplace=True)] if self.preact else []
+
+
+PREACT = Unit(PreActBottleneck, preact=True)
+
+# Channels per group of the grouped 3x3 in the first stage (ResNeXt 32x4d: 128 = 32 x 4 at base
+# width 64). The cardinality follows the width, so narrow smoke nets keep the 32x4d shape.
+RESNEXT_GROUP_WIDTH = 4
+
+
+def resnext_unit(base_width: int) -> Unit:
+    """AttentionNeXt's unit: 2 * base_width / 4 groups (32 at 64), the same in every stage."""
+    return Unit(functools.partial(ResNeXtBottleneck, groups=2 * base_width // RESNEXT_GROUP_WIDTH), preact=False)
+
+
+def _units(unit: Unit, channels: int, n: int) -> nn.Sequential:
+    return nn.Sequential(*(unit(channels, channels) for _ in range(n)))
 
 
 def _resize(x: Tensor, size: Sequence[int]) -> Tensor:
@@ -148,7 +215,7 @@ LOCAL_MASK_UNITS = 3
 class SoftMaskBranch(nn.Module):
     """Mask logits: bottom-up/top-down hourglass (encoder_decoder) or residual units at full resolution (local)."""
 
-    def __init__(self, channels: int, pools: int, r: int, mask_type: MaskType) -> None:
+    def __init__(self, channels: int, pools: int, r: int, mask_type: MaskType, unit: Unit = PREACT) -> None:
         super().__init__()
         self.pools = pools if mask_type == "encoder_decoder" else 0
         if mask_type == "local":
@@ -157,18 +224,18 @@ class SoftMaskBranch(nn.Module):
             # units). The paper adds "using the same number of FLOPs"; no layout gives that exactly:
             # ran56_cifar comes to 0.156 GMACs against the hourglass's 0.131 (+19 %), 1.16 M params
             # against 1.08 M, about what the hourglass's own units at full resolution would give.
-            self.bottom = _units(channels, LOCAL_MASK_UNITS * r)
+            self.bottom = _units(unit, channels, LOCAL_MASK_UNITS * r)
         elif self.pools == 0:  # a stage whose map is already the smallest trunk map: its 2r bottom units
-            self.bottom = _units(channels, mask_units(pools, r))
+            self.bottom = _units(unit, channels, mask_units(pools, r))
         else:
             self.pool = nn.MaxPool2d(3, stride=2, ceil_mode=True)  # Caffe: no padding, ceil rounding
-            self.down = nn.ModuleList(_units(channels, r) for _ in range(pools - 1))
-            self.skips = nn.ModuleList(PreActBottleneck(channels, channels) for _ in range(pools - 1))
-            self.bottom = _units(channels, 2 * r)
-            self.up = nn.ModuleList(_units(channels, r) for _ in range(pools - 1))  # deepest level first
+            self.down = nn.ModuleList(_units(unit, channels, r) for _ in range(pools - 1))
+            self.skips = nn.ModuleList(unit(channels, channels) for _ in range(pools - 1))
+            self.bottom = _units(unit, channels, 2 * r)
+            self.up = nn.ModuleList(_units(unit, channels, r) for _ in range(pools - 1))  # deepest level first
+        # Pre-activation: BN-ReLU-conv-BN-ReLU-conv; post-activation units end in a ReLU: conv-BN-ReLU-conv.
         self.head = nn.Sequential(
-            batch_norm(channels),
-            nn.ReLU(inplace=True),
+            *unit.activation(channels),
             conv1x1(channels, channels),
             batch_norm(channels),
             nn.ReLU(inplace=True),
@@ -203,14 +270,15 @@ class AttentionModule(nn.Module):
         mask_type: MaskType,
         mask_norm: MaskNorm,
         attention_learning: AttentionLearning,
+        unit: Unit = PREACT,
     ) -> None:
         super().__init__()
-        self.pre = _units(channels, p)
-        self.trunk = _units(channels, t)
-        self.mask = SoftMaskBranch(channels, pools, r, mask_type)
+        self.pre = _units(unit, channels, p)
+        self.trunk = _units(unit, channels, t)
+        self.mask = SoftMaskBranch(channels, pools, r, mask_type, unit)
         self.mask_act = MaskActivation(mask_norm)
         self.attention_learning = attention_learning
-        self.post = _units(channels, p)
+        self.post = _units(unit, channels, p)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.pre(x)
@@ -238,6 +306,7 @@ class ResidualAttentionNet(nn.Module):
         mask_norm: MaskNorm,
         attention_learning: AttentionLearning,
         num_classes: int,
+        unit: Unit = PREACT,
     ) -> None:
         super().__init__()
         if imagenet:
@@ -259,7 +328,7 @@ class ResidualAttentionNet(nn.Module):
         layers: list[nn.Module] = []
         in_width = base_width
         for i, (width, modules, pools) in enumerate(zip(widths, modules_per_stage, pools_per_stage)):
-            layers.append(PreActBottleneck(in_width, width, stride=1 if i == 0 else 2))
+            layers.append(unit(in_width, width, stride=1 if i == 0 else 2))
             layers += [
                 AttentionModule(
                     width,
@@ -270,15 +339,17 @@ class ResidualAttentionNet(nn.Module):
                     mask_type=mask_type,
                     mask_norm=mask_norm,
                     attention_learning=attention_learning,
+                    unit=unit,
                 )
                 for _ in range(modules)
             ]
             in_width = width
-        layers.append(PreActBottleneck(in_width, final_width, stride=final_stride))
-        layers += [PreActBottleneck(final_width, final_width) for _ in range(2)]
+        layers.append(unit(in_width, final_width, stride=final_stride))
+        layers += [unit(final_width, final_width) for _ in range(2)]
         self.features = nn.Sequential(*layers)
-        # The last unit's output is not activated yet (pre-activation): BN-ReLU before pooling.
-        self.head_norm = nn.Sequential(batch_norm(final_width), nn.ReLU(inplace=True))
+        # A pre-activation unit's output is not activated yet: BN-ReLU before pooling (none after
+        # post-activation units).
+        self.head_norm = nn.Sequential(*unit.activation(final_width))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(final_width, num_classes)
         init_weights(self)
@@ -331,6 +402,15 @@ def smallest_input(imagenet: bool, mask_type: MaskType) -> int:
 _IMAGENET_CHECK, _CIFAR_CHECK = _check(imagenet=True), _check(imagenet=False)
 
 
+def _resnext_check(options: Mapping[str, Any], input_size: int | None) -> None:
+    """The ImageNet checks, and an even base_width: the grouped 3x3 has base_width / 2 groups."""
+    _IMAGENET_CHECK(options, input_size)
+    if options["base_width"] % 2:
+        raise SuiteError(f"invalid value {options['base_width']!r}: AttentionNeXt needs an even base width (its "
+                         f"grouped 3x3 convs have base_width / 2 groups of {RESNEXT_GROUP_WIDTH} channels in the "
+                         "first stage, 32 at 64)", key="base_width", choices=["2, 4, 6, ..."])
+
+
 @register_model(
     check=_IMAGENET_CHECK,
     input_size=224,
@@ -370,6 +450,44 @@ def ran92(
 ) -> nn.Module:
     """Attention-92 (paper Table 2): 1/2/3 modules; the paper tests it on 320x320 crops."""
     return ResidualAttentionNet((1, 2, 3), imagenet=True, input_size=224, **locals())
+
+
+# AttentionNeXt-56's errors are the README's / Table 7's; its 31.9 M / 6.3 G are those SKNet
+# (Table 2) quotes. The official prototxt has 31.32 M / 6.42 G (Caffe shape inference).
+@register_model(
+    check=_resnext_check,
+    input_size=224,
+    paper={"params_m": 31.9, "gmacs": 6.3, "top1_err": 21.2, "top5_err": 5.6, "source": _TABLE7},
+)
+def ranext56(
+    *,
+    num_classes: int = 1000,
+    base_width: int = 64,
+    p: int = 1,
+    t: int = 2,
+    r: int = 1,
+    mask_type: MaskType = "encoder_decoder",
+    mask_norm: MaskNorm = "mixed",
+    attention_learning: AttentionLearning = "arl",
+) -> nn.Module:
+    """AttentionNeXt-56 (paper Table 7): Attention-56's layout built from post-activation ResNeXt units."""
+    return ResidualAttentionNet((1, 1, 1), imagenet=True, input_size=224, unit=resnext_unit(base_width), **locals())
+
+
+@register_model(check=_resnext_check, input_size=224)  # in the official release, not in the paper
+def ranext92(
+    *,
+    num_classes: int = 1000,
+    base_width: int = 64,
+    p: int = 1,
+    t: int = 2,
+    r: int = 1,
+    mask_type: MaskType = "encoder_decoder",
+    mask_norm: MaskNorm = "mixed",
+    attention_learning: AttentionLearning = "arl",
+) -> nn.Module:
+    """AttentionNeXt-92 (official prototxt only): 1/2/3 modules of post-activation ResNeXt units."""
+    return ResidualAttentionNet((1, 2, 3), imagenet=True, input_size=224, unit=resnext_unit(base_width), **locals())
 
 
 def _cifar_paper(params_m: float, cifar10: float, cifar100: float) -> dict[str, object]:
