@@ -751,3 +751,43 @@ def test_exponent_floats_in_a_spec(tmp_path):
     path.write_text("name: lrs\ndescription: d\npaper: {paper: p, table: t}\n"
                     "base: {model: {name: resnet164_cifar}, data: {name: digits}}\ngrid: {lr: [1e-3, 1.0e12]}\n")
     assert [r.config.lr for r in ablations.expand(ablations.load(path))] == [1e-3, 1e12]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_specs_paper_values_agree_with_the_registrys(name):
+    """A model's published figures live in two places (the registry's `paper`, the spec's
+    `reference`); where both give one, they must be the same number, and an eval size the paper
+    tests at must be the run's."""
+    from suite.models import get_model_info
+
+    checked = 0
+    for run in expand(load(name)):
+        if not run.reference:
+            continue
+        paper = get_model_info(run.config.model.name).paper
+        keys = {"params_m": "params_m", "gmacs": "gmacs"}
+        if run.reference_data == "imagenet":
+            keys |= {"top1_err": "top1_err", "top5_err": "top5_err"}
+        elif run.reference_data in ("cifar10", "cifar100"):
+            keys |= {"top1_err": f"{run.reference_data}_top1_err"}
+        for ours, theirs in keys.items():
+            if ours in run.reference and theirs in paper and not run.point.keys() - {"model.name", "data.name"}:
+                assert run.reference[ours] == paper[theirs], (name, run.point, ours)
+                checked += 1
+        if "eval_size" in paper and run.reference_data == "imagenet":
+            assert run.config.data.eval_size == paper["eval_size"], (name, run.point)
+    assert checked or name not in ("ran_imagenet", "ran_cifar_depth", "san_main")
+
+
+def test_tables_6_and_7_have_every_row_with_a_defined_architecture():
+    """RAN's Tables 6 and 7 side by side with the paper: every row but the Inception ones (no
+    architecture given) is a run, and Attention-56/92's runs kept their ids when the baselines came."""
+    imagenet = {r.config.model.name: r for r in expand(load("ran_imagenet"))}
+    assert set(imagenet) == {"resnet152", "ran56", "resnext101_32x4d", "ranext56", "resnet200", "ran92"}
+    assert {n: r.config.data.eval_size for n, r in imagenet.items() if r.config.data.eval_size != 224} == {
+        "resnet200": 320, "ran92": 320}
+    assert (imagenet["ran56"].run_id, imagenet["ran92"].run_id) == ("01f47856cbdb", "6cc1252e6f79")
+    cifar = expand(load("ran_cifar_depth"))
+    assert {r.config.model.name for r in cifar if r.reference} == {
+        "resnet164_cifar", "resnet1001_cifar", "wrn16_8_cifar", "wrn28_10_cifar", "ran92_cifar", "ran236_cifar",
+        "ran452_cifar"}

@@ -35,7 +35,7 @@ def test_list_models_patterns():
     names = list_models()
     assert names.index("ran56") < names.index("ran92") < names.index("ran128_cifar")  # natural order
     assert names.index("resnet50") < names.index("resnet164_cifar") < names.index("san10_pairwise")
-    assert list_models(["resnet2*", "resnet5*"]) == ["resnet26", "resnet50"]
+    assert list_models(["resnet2*", "resnet5*"]) == ["resnet26", "resnet50", "resnet200"]
     assert list_models("nothing*") == []
 
 

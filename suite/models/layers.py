@@ -39,12 +39,16 @@ def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
 
 
 class PreActBottleneck(nn.Module):
-    """BN-ReLU-1x1 / BN-ReLU-3x3(stride) / BN-ReLU-1x1, width `out_channels // 4`, plus a shortcut."""
+    """BN-ReLU-1x1 / BN-ReLU-3x3(stride) / BN-ReLU-1x1, width `out_channels // 4`, plus a shortcut.
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+    `preact=False` leaves out the first BN-ReLU, for a unit right after a stem that ends in BN-ReLU
+    (fb.resnet.torch's `preresnet.lua` 'no_preact' first unit): the input is used as it comes.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, *, preact: bool = True) -> None:
         super().__init__()
         width = out_channels // 4
-        self.bn1 = batch_norm(in_channels)
+        self.bn1 = batch_norm(in_channels) if preact else None
         self.conv1 = conv1x1(in_channels, width)
         self.bn2 = batch_norm(width)
         self.conv2 = conv3x3(width, width, stride)
@@ -56,7 +60,7 @@ class PreActBottleneck(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        preact = self.relu(self.bn1(x))
+        preact = x if self.bn1 is None else self.relu(self.bn1(x))
         # The projection sees the pre-activated input (as in the prototxt); identity keeps raw x.
         shortcut = x if self.shortcut is None else self.shortcut(preact)
         out = self.conv1(preact)
