@@ -55,7 +55,6 @@ def test_resnext_params_are_resnet101s() -> None:
     # RAN's 44.5 M (unverified) is ResNet-101's 44.55 M; the grouped net itself has 44.18 M.
     assert PARAMS["resnext101_32x4d"] / 1e6 == pytest.approx(get_model_info("resnext101_32x4d").paper["params_m"],
                                                              rel=0.01)
-    assert round(PARAMS["resnext101_32x4d"] / 1e6, 1) != 44.5
 
 
 @pytest.mark.parametrize("name, gmacs, paper_rel", [
@@ -78,18 +77,17 @@ def test_cifar_gmacs() -> None:
 # ---------------------------------------------------------------------------------------- shapes
 @pytest.mark.parametrize("name", CIFAR_BASELINES)
 def test_cifar_shapes(name: str) -> None:
-    # Full width, tiny batch (the 1001-layer net builds and runs in ~2 s).
+    # Full width, one odd-sized image (the 1001-layer net is the slowest build here).
     model = create_model(name, num_classes=7).eval()
     with torch.no_grad():
-        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 7)
+        assert model(torch.randn(1, 3, 33, 33)).shape == (1, 7)
 
 
 @pytest.mark.parametrize("name", IMAGENET_BASELINES)
-@pytest.mark.parametrize("size", [64, 97])
-def test_imagenet_shapes(name: str, size: int) -> None:
+def test_imagenet_shapes(name: str) -> None:
     model = create_model(name, num_classes=5).eval()
-    with torch.no_grad():
-        assert model(torch.randn(1, 3, size, size)).shape == (1, 5)
+    with torch.no_grad():  # an odd size: every stride and the global pool must cope
+        assert model(torch.randn(1, 3, 65, 65)).shape == (1, 5)
 
 
 # ---------------------------------------------------------------------------------------- layout

@@ -9,7 +9,10 @@ RAN Table 6 (CIFAR, 32x32; counts below at 10 classes):
 - `resnet164_cifar`, `resnet1001_cifar`: the pre-activation bottleneck ResNets of He et al. 2016b
   ("Identity mappings"): 3x3 stem of 16 channels, 18 / 111
   `PreActBottleneck` units per stage at widths 64/128/256 (32/16/8 px), BN-ReLU head. 1,703,258 /
-  10,327,706 parameters against the 1.7 / 10.3 M RAN prints.
+  10,327,706 parameters against the 1.7 / 10.3 M RAN prints. A down-sampling unit strides its 3x3
+  conv, as RAN's prototxt units do, so baseline and attention network share one unit; the official
+  ResNet-1001 code (KaimingHe/resnet-1k-layers, resnet-pre-act.lua) strides the first 1x1 instead
+  (same parameters, about 3 M fewer multiply-adds).
 - `wrn16_8_cifar`, `wrn28_10_cifar`: Wide ResNets (Zagoruyko & Komodakis 2016) as the official
   code builds them (szagoruyko/wide-residual-networks, models/wide-resnet.lua and pytorch/resnet.py):
   3x3 stem of 16 channels, 3 groups of (depth - 4) / 6 `PreActBasic` blocks at widths 16k/32k/64k
