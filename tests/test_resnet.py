@@ -29,14 +29,17 @@ PARAMS = {
 
 
 def test_registered_with_their_tables() -> None:
+    """A baseline's rows carry the same table label as the attention nets beside it in that table."""
     assert set(CIFAR_BASELINES + IMAGENET_BASELINES) <= set(list_models(family="resnet"))
+    table6, table7 = get_model_info("ran92_cifar").paper["source"], get_model_info("ran56").paper["source"]
+    assert (table6, table7) == ("RAN Table 6 (CIFAR)", "RAN Table 7 (ImageNet, single crop)")
     for name in CIFAR_BASELINES:
         info = get_model_info(name)
-        assert info.input_size == 32 and info.paper["source"] == "RAN Table 6"
+        assert info.input_size == 32 and info.paper["source"] == table6
         assert set(info.paper) == {"params_m", "cifar10_top1_err", "cifar100_top1_err", "source"}
     for name in IMAGENET_BASELINES:
         info = get_model_info(name)
-        assert info.input_size == 224 and info.paper["source"].startswith("RAN Table 7")
+        assert info.input_size == 224 and info.paper["source"] == table7
     assert get_model_info("resnet200").paper["eval_size"] == 320  # as ran92: tested on 320 crops
     assert get_model_info("wrn28_10_cifar").paper["cifar10_top1_err"] == 4.17
 

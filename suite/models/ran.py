@@ -94,6 +94,7 @@ from suite.models.layers import (
     positive,
 )
 from suite.errors import SuiteError
+from suite.models.papers import RAN_TABLE7, ran_cifar_paper
 from suite.models.registry import Check, register_model
 
 MaskNorm = Literal["mixed", "channel", "spatial"]
@@ -361,8 +362,6 @@ class ResidualAttentionNet(nn.Module):
 
 # ------------------------------------------------------------------------------------ registry
 # Every builder takes the same options; `locals()` at the top of a builder is exactly that set.
-_TABLE7 = "RAN Table 7 (ImageNet, single crop)"
-_TABLE6 = "RAN Table 6 (CIFAR)"
 _POSITIVE = positive("p", "t", "r", "base_width", "num_classes")
 
 
@@ -414,7 +413,7 @@ def _resnext_check(options: Mapping[str, Any], input_size: int | None) -> None:
 @register_model(
     check=_IMAGENET_CHECK,
     input_size=224,
-    paper={"params_m": 31.9, "gmacs": 6.3, "top1_err": 21.76, "top5_err": 5.9, "source": _TABLE7},
+    paper={"params_m": 31.9, "gmacs": 6.3, "top1_err": 21.76, "top5_err": 5.9, "source": RAN_TABLE7},
 )
 def ran56(
     *,
@@ -435,7 +434,7 @@ def ran56(
     check=_IMAGENET_CHECK,
     input_size=224,
     # 51.3 M / 10.4 G are the paper's; the official prototxt has 52.47 M / 10.53 G (Caffe shape inference).
-    paper={"params_m": 51.3, "gmacs": 10.4, "top1_err": 19.5, "top5_err": 4.8, "eval_size": 320, "source": _TABLE7},
+    paper={"params_m": 51.3, "gmacs": 10.4, "top1_err": 19.5, "top5_err": 4.8, "eval_size": 320, "source": RAN_TABLE7},
 )
 def ran92(
     *,
@@ -457,7 +456,7 @@ def ran92(
 @register_model(
     check=_resnext_check,
     input_size=224,
-    paper={"params_m": 31.9, "gmacs": 6.3, "top1_err": 21.2, "top5_err": 5.6, "source": _TABLE7},
+    paper={"params_m": 31.9, "gmacs": 6.3, "top1_err": 21.2, "top5_err": 5.6, "source": RAN_TABLE7},
 )
 def ranext56(
     *,
@@ -490,10 +489,6 @@ def ranext92(
     return ResidualAttentionNet((1, 2, 3), imagenet=True, input_size=224, unit=resnext_unit(base_width), **locals())
 
 
-def _cifar_paper(params_m: float, cifar10: float, cifar100: float) -> dict[str, object]:
-    return {"params_m": params_m, "cifar10_top1_err": cifar10, "cifar100_top1_err": cifar100, "source": _TABLE6}
-
-
 @register_model(
     check=_CIFAR_CHECK, input_size=32, paper={"cifar10_top1_err": 5.52, "source": "RAN Table 1/3 (CIFAR-10, ARL)"}
 )
@@ -512,7 +507,7 @@ def ran56_cifar(
     return ResidualAttentionNet((1, 1, 1), imagenet=False, input_size=32, **locals())
 
 
-@register_model(check=_CIFAR_CHECK, input_size=32, paper=_cifar_paper(1.9, 4.99, 21.71))
+@register_model(check=_CIFAR_CHECK, input_size=32, paper=ran_cifar_paper(1.9, 4.99, 21.71))
 def ran92_cifar(
     *,
     num_classes: int = 10,
@@ -560,7 +555,7 @@ def ran164_cifar(
     return ResidualAttentionNet((4, 4, 4), imagenet=False, input_size=32, **locals())
 
 
-@register_model(check=_CIFAR_CHECK, input_size=32, paper=_cifar_paper(5.1, 4.14, 21.16))
+@register_model(check=_CIFAR_CHECK, input_size=32, paper=ran_cifar_paper(5.1, 4.14, 21.16))
 def ran236_cifar(
     *,
     num_classes: int = 10,
@@ -576,7 +571,7 @@ def ran236_cifar(
     return ResidualAttentionNet((6, 6, 6), imagenet=False, input_size=32, **locals())
 
 
-@register_model(check=_CIFAR_CHECK, input_size=32, paper=_cifar_paper(8.6, 3.90, 20.45))
+@register_model(check=_CIFAR_CHECK, input_size=32, paper=ran_cifar_paper(8.6, 3.90, 20.45))
 def ran452_cifar(
     *,
     num_classes: int = 10,

@@ -50,6 +50,7 @@ from torch.nn.modules import module as _modules
 
 from suite.errors import SuiteError
 from suite.models.layers import positive
+from suite.models.papers import SAN_TABLE2
 from suite.models.registry import Check, register_model
 from suite.ops import (
     Window,
@@ -83,7 +84,6 @@ PositionEncoding = Literal["relative", "absolute", "none"]
 # Which of phi, psi, beta are one conv (`SelfAttention.transform`): none, phi = psi, or all three.
 Transforms = Literal["separate", "shared_relation", "shared"]
 
-_SAN_TABLE = "SAN (Zhao et al. 2020) Table 2"
 # Blocks per stage (official config/imagenet/*.yaml); stage widths 64, 256, 512, 1024, 2048.
 _LAYERS = {10: (2, 1, 2, 4, 1), 15: (3, 2, 3, 5, 2), 19: (3, 3, 4, 6, 3)}
 _WIDTHS = (64, 256, 512, 1024, 2048)
@@ -666,7 +666,7 @@ def _check_input_size(size: int, footprint: int, padding: Padding) -> None:
 def _paper(params_m: float, gmacs: float, top1: float, top5: float) -> dict[str, object]:
     # hszhao/SAN README "Overall result" (accuracies as errors: 100 - acc).
     return {"params_m": params_m, "gmacs": gmacs, "top1_err": round(100 - top1, 1),
-            "top5_err": round(100 - top5, 1), "source": _SAN_TABLE}
+            "top5_err": round(100 - top5, 1), "source": SAN_TABLE2}
 
 
 # Options: relation (pairwise: summation | subtraction | concatenation | hadamard | dot;
