@@ -88,6 +88,20 @@ def test_elementwise_ops_are_listed_as_skipped_not_counted():
     assert c.unsupported_ops == {}
 
 
+def test_a_failing_activation_count_leaves_only_that_count_missing(monkeypatch):
+    """Both counts come from one trace: a handle that fails for activations must not cost the MACs."""
+    def broken(inputs, outputs):
+        raise ValueError("no shape")
+
+    monkeypatch.setattr(complexity, "_FVCORE_ACTIVATION_HANDLES",
+                        {**complexity._FVCORE_ACTIVATION_HANDLES, "aten::linear": broken})
+    model = nn.Sequential(nn.Conv2d(3, 2, 1, bias=False), nn.Flatten(), nn.Linear(32, 5))
+    c = measure_complexity(model, img_size=4)
+    assert c.gmacs * 1e9 == pytest.approx(2 * 3 * 16 + 32 * 5)
+    assert c.macts is None and c.macts_error == "ValueError: no shape"
+    assert c.as_row()["macts_error"] == "ValueError: no shape" and c.unsupported_ops == {}
+
+
 @pytest.mark.parametrize("mask_type", ["encoder_decoder", "local"])
 @pytest.mark.parametrize("mask_norm", ["mixed", "channel", "spatial"])
 def test_every_mask_variant_is_counted_without_unsupported_ops(mask_norm, mask_type):

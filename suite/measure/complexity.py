@@ -35,8 +35,12 @@ from torch import nn
 
 with warnings.catch_warnings():  # importing fvcore.nn jit-scripts a loss: a FutureWarning on new torch
     warnings.simplefilter("ignore", FutureWarning)
-    from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
-    from fvcore.nn.jit_analysis import _IGNORED_OPS as _FVCORE_IGNORED  # private; version pinned in COUNTER
+    # fvcore's private tables (its version is pinned in COUNTER): both analyses' default handles, so
+    # one trace can feed both counts, and the ops it ignores.
+    from fvcore.nn.activation_count import _DEFAULT_SUPPORTED_OPS as _FVCORE_ACTIVATION_HANDLES
+    from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS as _FVCORE_FLOP_HANDLES
+    from fvcore.nn.jit_analysis import _IGNORED_OPS as _FVCORE_IGNORED
+    from fvcore.nn.jit_analysis import JitModelAnalysis
     from fvcore.nn.jit_handles import generic_activation_jit, get_shape
 
 from suite.models import create_model, get_model_info
@@ -131,8 +135,7 @@ def measure_complexity(model: nn.Module, img_size: int, in_chans: int = 3) -> Co
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            macs, unsupported, skipped = _count_macs(model, x)
-            macts, macts_error = _count_activations(model, x)
+            macs, macts, macts_error, unsupported, skipped = _count(model, x)
     finally:
         model.train(was_training)
         torch.set_num_threads(threads)
@@ -152,39 +155,54 @@ def format_ops(ops: dict[str, int]) -> str:
     return " ".join(f"{op}={n}" for op, n in sorted(ops.items()))
 
 
-def _count_macs(model: nn.Module, x: torch.Tensor) -> tuple[float, dict[str, int], dict[str, int]]:
+Counts = tuple[float, float | None, str | None, dict[str, int], dict[str, int]]
+
+
+def _count(model: nn.Module, x: torch.Tensor) -> Counts:
+    """Multiply-adds and activations from one jit trace (tracing is most of the cost; fvcore's two
+    analyses would trace twice): (MACs, activations or None, why not, unsupported ops, skipped ops).
+
+    The MACs are FlopCountAnalysis's with our handles over its defaults; a handle of ours that
+    charges nothing is listed as skipped. The activations are ActivationCountAnalysis's: the outputs
+    of the compute ops, the attention ops among them, their pure data movement (the patchwise
+    concatenation, like im2col) not. A failing activation handle leaves only that count missing.
+    """
+    ours = {op: zero_flops for op in ZERO_COST_OPS} | ATEN_HANDLES | FLOP_HANDLES
+    flops = _FVCORE_FLOP_HANDLES | ours
+    activations = _FVCORE_ACTIVATION_HANDLES | {
+        op: generic_activation_jit() for op, handle in FLOP_HANDLES.items() if handle is not zero_flops}
     skipped: Counter[str] = Counter()
-    handles = {op: zero_flops for op in ZERO_COST_OPS} | ATEN_HANDLES | FLOP_HANDLES  # the ops' own handles decide
-    analysis = _quiet(FlopCountAnalysis(model, x))
-    analysis.set_op_handle(**{op: _recording_zeros(op, handle, skipped) for op, handle in handles.items()})
-    total = analysis.total()
-    return total, dict(analysis.unsupported_ops()), dict(skipped)
+    failures: list[Exception] = []
+
+    def both(op: str) -> Any:
+        def handle(inputs: list[Any], outputs: list[Any]) -> Counter[str]:
+            counts: Counter[str] = Counter()
+            if op in flops:
+                counts["macs"] = _sum(flops[op](inputs, outputs))
+                if not counts["macs"] and op in ours:
+                    skipped[op] += 1
+            if op in activations and not failures:
+                try:
+                    counts["activations"] = _sum(activations[op](inputs, outputs))
+                except Exception as exc:  # noqa: BLE001 - an activation count is optional; say why it is missing
+                    failures.append(exc)
+            return counts
+
+        return handle
+
+    analysis = _quiet(JitModelAnalysis(model, x))
+    analysis.set_op_handle(**{op: both(op) for op in flops.keys() | activations.keys()})
+    totals = analysis.by_operator()
+    unsupported = dict(analysis.unsupported_ops())
+    if failures:
+        return totals["macs"], None, f"{type(failures[0]).__name__}: {failures[0]}", unsupported, dict(skipped)
+    return totals["macs"], totals["activations"], None, unsupported, dict(skipped)
 
 
-def _count_activations(model: nn.Module, x: torch.Tensor) -> tuple[float | None, str | None]:
-    """fvcore counts the outputs of the compute ops; the attention ops are compute ops too, their
-    pure data movement (the patchwise concatenation, like im2col) is not."""
-    compute = [op for op, handle in FLOP_HANDLES.items() if handle is not zero_flops]
-    try:
-        analysis = _quiet(ActivationCountAnalysis(model, x))
-        analysis.set_op_handle(**{op: generic_activation_jit() for op in compute})
-        return analysis.total(), None
-    except Exception as exc:  # noqa: BLE001 - an activation count is optional; say why it is missing
-        return None, f"{type(exc).__name__}: {exc}"
+def _sum(count: Any) -> float:
+    """A handle's count: a number, or a Counter of them."""
+    return sum(count.values()) if isinstance(count, Counter) else count
 
 
 def _quiet(analysis: Any) -> Any:
     return analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
-
-
-def _recording_zeros(op: str, handle: Any, seen: Counter[str]) -> Any:
-    """`handle`, noting each call that charged nothing, so skipped ops are listed rather than hidden."""
-
-    def recorded(inputs: Any, outputs: Any) -> Any:
-        count = handle(inputs, outputs)
-        if not count:
-            seen[op] += 1
-            return Counter()  # rather than a zero entry in fvcore's by_operator()
-        return count
-
-    return recorded
