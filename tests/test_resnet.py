@@ -32,7 +32,6 @@ def test_registered_with_their_tables() -> None:
     """A baseline's rows carry the same table label as the attention nets beside it in that table."""
     assert set(CIFAR_BASELINES + IMAGENET_BASELINES) <= set(list_models(family="resnet"))
     table6, table7 = get_model_info("ran92_cifar").paper["source"], get_model_info("ran56").paper["source"]
-    assert (table6, table7) == ("RAN Table 6 (CIFAR)", "RAN Table 7 (ImageNet, single crop)")
     for name in CIFAR_BASELINES:
         info = get_model_info(name)
         assert info.input_size == 32 and info.paper["source"] == table6

@@ -135,19 +135,10 @@ def measure_complexity(model: nn.Module, img_size: int, in_chans: int = 3) -> Co
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            macs, macts, macts_error, unsupported, skipped = _count(model, x)
+            return _count(model, x)
     finally:
         model.train(was_training)
         torch.set_num_threads(threads)
-    return Complexity(
-        params=sum(p.numel() for p in model.parameters()),
-        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
-        gmacs=macs / 1e9,
-        macts=None if macts is None else macts / 1e6,
-        unsupported_ops=unsupported,
-        skipped_ops=skipped,
-        macts_error=macts_error,
-    )
 
 
 def format_ops(ops: dict[str, int]) -> str:
@@ -155,12 +146,9 @@ def format_ops(ops: dict[str, int]) -> str:
     return " ".join(f"{op}={n}" for op, n in sorted(ops.items()))
 
 
-Counts = tuple[float, float | None, str | None, dict[str, int], dict[str, int]]
-
-
-def _count(model: nn.Module, x: torch.Tensor) -> Counts:
+def _count(model: nn.Module, x: torch.Tensor) -> Complexity:
     """Multiply-adds and activations from one jit trace (tracing is most of the cost; fvcore's two
-    analyses would trace twice): (MACs, activations or None, why not, unsupported ops, skipped ops).
+    analyses would trace twice).
 
     The MACs are FlopCountAnalysis's with our handles over its defaults; a handle of ours that
     charges nothing is listed as skipped. The activations are ActivationCountAnalysis's: the outputs
@@ -193,10 +181,15 @@ def _count(model: nn.Module, x: torch.Tensor) -> Counts:
     analysis = _quiet(JitModelAnalysis(model, x))
     analysis.set_op_handle(**{op: both(op) for op in flops.keys() | activations.keys()})
     totals = analysis.by_operator()
-    unsupported = dict(analysis.unsupported_ops())
-    if failures:
-        return totals["macs"], None, f"{type(failures[0]).__name__}: {failures[0]}", unsupported, dict(skipped)
-    return totals["macs"], totals["activations"], None, unsupported, dict(skipped)
+    return Complexity(
+        params=sum(p.numel() for p in model.parameters()),
+        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        gmacs=totals["macs"] / 1e9,
+        macts=None if failures else totals["activations"] / 1e6,
+        unsupported_ops=dict(analysis.unsupported_ops()),
+        skipped_ops=dict(skipped),
+        macts_error=f"{type(failures[0]).__name__}: {failures[0]}" if failures else None,
+    )
 
 
 def _sum(count: Any) -> float:

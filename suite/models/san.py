@@ -22,9 +22,9 @@ symbols; `suite.models.official` maps the official checkpoint keys onto them.
 
 Implementation: the same function three ways, chosen per call (tests check they agree).
 - inference (eval, no autograd): gamma runs on chunks of footprint positions with its BNs folded
-  (`suite.ops.gamma`), the stem a band of rows at a time, 2x2 pooling on strided views; within a
-  stage each block adds its branch into the stage's own tensor, its first BN-ReLU made image by
-  image inside SAM's input conv;
+  (`suite.ops.gamma`), the stem a band of rows at a time with its BN folded into the conv, 2x2
+  pooling on strided views; within a stage each block adds its branch into the stage's own
+  tensor, its first BN-ReLU made image by image inside SAM's input conv;
 - training: gamma (BN-ReLU-conv-BN-ReLU-conv), each block's BN-ReLU-conv pairs and the stem run as
   single ops that keep only their inputs and BN statistics for backward and recompute the rest
   (`batch_norm_relu_conv`; gamma's K-fold wide activations are never kept);
@@ -467,7 +467,8 @@ class Stem(nn.Module):
     the first stage's 2x2 max-pool.
 
     Its 64-channel full-resolution maps are SAN's largest tensors (100 MiB each at batch 8, 224 px):
-    inference runs it a band of rows at a time, and training keeps only the input for backward.
+    inference runs it a band of rows at a time with its BN folded into the conv, and training keeps
+    only the input for backward.
     """
 
     def __init__(self) -> None:
@@ -481,12 +482,15 @@ class Stem(nn.Module):
         if _inference() and _fusable(self, training=False):
             n, _, h, w = x.shape
             out = x.new_empty((n, _STEM_WIDTH, h // 2, w // 2))
-            # a band of rows at a time: conv, BN-ReLU and pool find it in cache
+            # BN folded into the conv: a pass less over the widest maps (half the stem's time)
+            scale, shift = bn_affine(self.bn)
+            weight = self.conv.weight * scale.view(-1, 1, 1, 1)
+            # a band of rows at a time: conv, ReLU and pool find it in cache
             h, rows = h // 2 * 2, max(2, _STEM_BAND_ELEMENTS // (_STEM_WIDTH * w) // 2 * 2)
             for i in range(n):
                 for r in range(0, h, rows):
-                    band = conv1x1(x[i : i + 1, :, r : min(r + rows, h)], self.conv.weight)
-                    _max_pool_2x2(_bn_relu(self.bn, band, inplace=True), out=out[i : i + 1, :, r // 2 : (r + rows) // 2])
+                    band = conv1x1(x[i : i + 1, :, r : min(r + rows, h)], weight, shift).relu_()
+                    _max_pool_2x2(band, out=out[i : i + 1, :, r // 2 : (r + rows) // 2])
             return out
         if _training_ops() and _fusable(self, training=True):
             if self.bn.num_batches_tracked is not None:
