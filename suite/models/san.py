@@ -482,7 +482,7 @@ class Stem(nn.Module):
         if _inference() and _fusable(self, training=False):
             n, _, h, w = x.shape
             out = x.new_empty((n, _STEM_WIDTH, h // 2, w // 2))
-            # BN folded into the conv: a pass less over the widest maps (half the stem's time)
+            # BN folded into the conv: a pass less over the widest maps
             scale, shift = bn_affine(self.bn)
             weight = self.conv.weight * scale.view(-1, 1, 1, 1)
             # a band of rows at a time: conv, ReLU and pool find it in cache
