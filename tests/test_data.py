@@ -173,6 +173,25 @@ def test_digits_fixed_stratified_split():
     assert load_digits(8).train_images.shape[-1] == 8
 
 
+def test_digits_are_scikit_learns_images_and_split():
+    """digits.py reads scikit-learn's file and a written-down split without importing scikit-learn:
+    both must still be what scikit-learn's own loader and splitter give."""
+    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.model_selection import train_test_split
+
+    from suite.data.digits import _read
+    from suite.data.digits_split import TEST_INDICES
+
+    data = sklearn_digits()
+    pixels, labels = _read()
+    assert np.array_equal(pixels, data.data) and np.array_equal(labels, data.target)
+    _, test = train_test_split(np.arange(len(data.target)), test_size=0.2, stratify=data.target, random_state=0)
+    assert TEST_INDICES == tuple(sorted(test.tolist()))
+    splits = load_digits(8)
+    assert torch.equal(splits.test_labels, torch.from_numpy(data.target[sorted(test)]))
+    assert torch.equal(splits.test_images[:, 0], torch.from_numpy(data.images[sorted(test)] / 16 * 255).round().to(torch.uint8))
+
+
 def test_build_digits_batches_are_normalised_on_the_device():
     data = build(DataConfig("digits", input_size=32), batch_size=64, seed=0, num_classes=10)
     x, y = next(iter(data.train))
