@@ -3,6 +3,8 @@ form, bounds, targets, batching, a real trained network, and a done run attacked
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from torch import nn
@@ -12,7 +14,7 @@ from suite.cli import main
 from suite.config import DataConfig, parse_overrides, resolve
 from suite.errors import SuiteError
 from suite.data import build
-from suite.measure.attack import ALPHA, attack, success_rates, targets_for
+from suite.measure.attack import ALPHA, FP16_LOSS_SCALE, _input_gradient, attack, success_rates, targets_for
 from suite.metrics import ATTACK_METRICS, ATTACK_STEPS
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
@@ -73,6 +75,37 @@ def test_perturbations_stay_in_the_eps_ball_and_the_pixel_range():
         assert (pixels - clean).abs().max() <= 4 / 255 + 1e-5
         assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
     assert (_pixels(seen[-1]) - clean).abs().max() > 3 / 255  # it did move
+
+
+
+def test_float16_gradients_too_small_for_float16_still_steer_the_attack():
+    # Weights of 1e-5: the gradient to the input (~1e-8) flushes to zero in float16 unless the loss
+    # is scaled up for the backward; then the first step is the float32 attack's.
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(48, 32, bias=False), nn.Linear(32, 10, bias=False))
+    with torch.no_grad():
+        for layer in net[1:]:
+            layer.weight.mul_(1e-5 / layer.weight.abs().mean())
+    clean, target = torch.rand(8, 3, 4, 4), torch.arange(8)
+    first = {}
+    for name, autocast in [("fp32", contextlib.nullcontext),
+                           ("fp16", lambda: torch.autocast("cpu", dtype=torch.float16))]:
+        seen = []
+        hook = net[1].register_forward_hook(lambda m, inputs, out: seen.append(inputs[0].detach()))
+        attack(net, _normalise(clean), target, mean=MEAN, std=STD, eps=4 / 255, steps=[1], autocast=autocast)
+        hook.remove()
+        first[name] = (_pixels(seen[1].view(-1, 3, 4, 4)) - clean).sign()
+    assert first["fp32"].ne(0).all()
+    assert first["fp16"].eq(first["fp32"]).float().mean() > 0.95
+
+
+
+def test_a_loss_scale_that_overflows_float16_backs_off():
+    image = torch.rand(4, 3, requires_grad=True)
+    loss = (image.half() * 1000).float().sum()  # 1000 x 2**15 overflows float16 on the way back
+    grad, scale = _input_gradient(loss, image, FP16_LOSS_SCALE)
+    assert 1 < scale < FP16_LOSS_SCALE and torch.isfinite(grad).all()
+    assert torch.allclose(grad / scale, torch.full_like(grad, 1000))
 
 
 def test_targets_are_other_classes_fixed_by_seed_and_image_index():

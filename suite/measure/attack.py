@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from suite.config import RunConfig
 
 ALPHA = 1 / 255  # step size, in pixel units
+# float16's largest value over the summed loss's largest gradient to a logit (1): no overflow there
+FP16_LOSS_SCALE = 2.0**15
 
 
 def targets_for(labels: torch.Tensor, indices: Iterable[int], num_classes: int, seed: int) -> torch.Tensor:
@@ -67,6 +69,7 @@ def attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, mean: Seq
     low, high = (clean - eps).clamp_min(0), (clean + eps).clamp_max(1)
     image = clean.clone()
     out = {}
+    loss_scale = None
     for t in range(counts[-1] + 1):
         image.requires_grad_(True)
         with autocast():
@@ -76,10 +79,24 @@ def attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, mean: Seq
         if t == counts[-1]:
             break
         loss = F.cross_entropy(logits.float(), target, reduction="sum")
-        (grad,) = torch.autograd.grad(loss, image)
+        loss_scale = loss_scale or (FP16_LOSS_SCALE if logits.dtype == torch.float16 else 1.0)
+        grad, loss_scale = _input_gradient(loss, image, loss_scale)
         with torch.no_grad():
             image = torch.minimum(torch.maximum(image - ALPHA * grad.sign(), low), high)
     return out
+
+
+
+def _input_gradient(loss: torch.Tensor, image: torch.Tensor, scale: float) -> tuple[torch.Tensor, float]:
+    """The gradient of `loss` to `image`, and the scale to use next. In a float16 graph gradients
+    below 6e-8 flush to zero, and a zero has no sign to step by: the loss is scaled up for the
+    backward (the sign survives any scale), and the scale halved while it overflows, as
+    torch.amp.GradScaler does in training."""
+    while True:
+        (grad,) = torch.autograd.grad(loss * scale, image, retain_graph=scale > 1)
+        if scale <= 1 or bool(torch.isfinite(grad).all()):
+            return grad, scale
+        scale /= 2
 
 
 def success_rates(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], *, images: int, size: int,
