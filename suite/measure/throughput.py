@@ -17,7 +17,6 @@ Protocol (every setting becomes a column of the result):
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import time
 from collections.abc import Callable, Sequence
@@ -27,15 +26,13 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from suite import precision
 from suite.bench.stats import Summary
 from suite.errors import batch_of_one
 from suite.measure import heap
 
 T = TypeVar("T")
 Step = Callable[[], None]
-
-AMP_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
 
 @dataclass(frozen=True)
 class BenchSettings:
@@ -77,9 +74,10 @@ class Prepared:
 def inference_step(model: nn.Module, batch_size: int, s: BenchSettings) -> Step:
     model.eval()
     x = _batch(batch_size, s)
+    context = precision.autocast(s.amp, s.device)
 
     def step() -> None:
-        with torch.inference_mode(), _autocast(s):
+        with torch.inference_mode(), context():
             model(x)
 
     return step
@@ -91,11 +89,12 @@ def train_step(model: nn.Module, batch_size: int, s: BenchSettings) -> Step:
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     target: torch.Tensor | None = None
+    context = precision.autocast(s.amp, s.device)
 
     def step() -> None:
         nonlocal target
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(s), batch_of_one(batch_size, "batch_size"):
+        with context(), batch_of_one(batch_size, "batch_size"):
             out = model(x)
             if target is None:  # the class count is whatever the model outputs
                 target = torch.randint(out.shape[-1], (batch_size,), device=s.device)
@@ -167,11 +166,6 @@ def _timed(step: Step, device: torch.device) -> float:
 def _batch(batch_size: int, s: BenchSettings) -> torch.Tensor:
     x = torch.randn(batch_size, s.in_chans, s.img_size, s.img_size, device=s.device)
     return x.contiguous(memory_format=torch.channels_last) if s.channels_last else x
-
-
-def _autocast(s: BenchSettings) -> contextlib.AbstractContextManager[Any]:
-    dtype = AMP_DTYPES[s.amp]
-    return contextlib.nullcontext() if dtype is None else torch.autocast(s.device.type, dtype=dtype)
 
 
 # --------------------------------------------------------------------------------- OOM back-off

@@ -36,7 +36,6 @@ kept) and a pending `request_checkpoint()` (checkpoint now, then raise `Preempte
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import math
 import random
@@ -53,11 +52,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from suite import files
+from suite import files, precision
 from suite.data import DATASETS, build
 from suite.data.views import VIEW_METRICS, VIEWS
 from suite.errors import SuiteError, SuiteWarning, batch_of_one
-from suite.measure.throughput import AMP_DTYPES
 from suite.models import create_model
 from suite.train import checkpoint
 from suite.train.distributed import Dist, distributed
@@ -173,7 +171,7 @@ class Trainer:
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum,
                                          nesterov=config.nesterov, weight_decay=config.weight_decay)
         self.scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
-        self.autocast = _autocast(config.amp, device)
+        self.autocast = precision.autocast(config.amp, device)
 
         self.iteration = 0
         self.stats = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, samples (this epoch)
@@ -440,23 +438,6 @@ def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing
     nll = -logp.gather(1, target[:, None]).squeeze(1)
     others = -logp.sum(1) - nll
     return ((1 - smoothing) * nll + smoothing / (logits.shape[1] - 1) * others).mean()
-
-
-def _autocast(amp: str, device: torch.device) -> Callable[[], Any]:
-    if amp == "fp32":
-        return contextlib.nullcontext
-    dtype = AMP_DTYPES[amp]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch warns and disables autocast for unsupported dtypes
-            with torch.autocast(device.type, dtype=dtype):
-                supported = torch.is_autocast_enabled(device.type)
-    except RuntimeError:
-        supported = False
-    if not supported:
-        raise SuiteError(f"amp={amp} is not supported on {device.type} by torch {torch.__version__}",
-                         key="amp", choices=list(AMP_DTYPES))
-    return functools.partial(torch.autocast, device.type, dtype=dtype)
 
 
 def _seed_globals(seed: int) -> None:

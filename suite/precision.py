@@ -1,0 +1,37 @@
+"""The `amp` setting: the autocast a run trains, is attacked and is timed under. One place, so that
+training and the throughput measurement can never disagree on what `bf16` means."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from suite.errors import SuiteError
+
+AMP_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(amp: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager[Any]]:
+    """A factory of the contexts to run `amp` on `device` under; a clear error where this torch
+    cannot (torch itself only warns and runs in float32)."""
+    if amp not in AMP_DTYPES:
+        raise SuiteError(f"unknown amp {amp!r}", key="amp", choices=list(AMP_DTYPES))
+    dtype = AMP_DTYPES[amp]
+    if dtype is None:
+        return contextlib.nullcontext
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns and disables autocast for unsupported dtypes
+            with torch.autocast(device.type, dtype=dtype):
+                supported = torch.is_autocast_enabled(device.type)
+    except RuntimeError:
+        supported = False
+    if not supported:
+        raise SuiteError(f"amp={amp} is not supported on {device.type} by torch {torch.__version__}",
+                         key="amp", choices=list(AMP_DTYPES))
+    return functools.partial(torch.autocast, device.type, dtype=dtype)
