@@ -86,7 +86,6 @@ def attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, mean: Seq
     return out
 
 
-
 def _input_gradient(loss: torch.Tensor, image: torch.Tensor, scale: float) -> tuple[torch.Tensor, float]:
     """The gradient of `loss` to `image`, and the scale to use next. In a float16 graph gradients
     below 6e-8 flush to zero, and a zero has no sign to step by: the loss is scaled up for the

@@ -34,6 +34,7 @@ from suite.measure import heap
 T = TypeVar("T")
 Step = Callable[[], None]
 
+
 @dataclass(frozen=True)
 class BenchSettings:
     device: torch.device
