@@ -497,6 +497,20 @@ def test_no_job_counts_as_lost_while_slurm_does_not_answer(tmp_path, monkeypatch
     assert slurm._lost(["7_0"]) == {"7_0"}  # both answer: nobody knows it
 
 
+def test_a_task_is_known_by_its_own_record_a_listed_range_or_its_whole_array(tmp_path, monkeypatch):
+    """squeue lists pending tasks as ranges (`7_[1-3,5%2]`), an array never split up by its bare id;
+    a form the parser does not read stands for its whole array, so none of its tasks is taken for lost."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    outputs = {"squeue": "7_[1-3,5%2]\n8\n10_[1-3:2]", "sacct": "9_4\n9_4.batch"}
+    for name, text in outputs.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\ncat <<'EOF'\n{text}\nEOF\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    ids = ["7_2", "7_4", "7_5", "8_0", "9_4", "9_5", "10_9", "11_0"]
+    assert slurm._lost(ids) == {"7_4", "9_5", "11_0"}
+
+
 @pytest.mark.parametrize(("submitted", "long_ago"), [("2020-01-01T00:00:00+00:00", True),
                                                      ("2020-01-01T00:00:00", True),  # no offset: read as UTC
                                                      ("yesterday", False), (None, False)])

@@ -371,16 +371,32 @@ def _ask(command: Sequence[str], ids: Sequence[str]) -> tuple[list[str], bool]:
 
 def _sacct_states(ids: Sequence[str]) -> dict[str, str]:
     """The states the accounting holds for those of `ids` it knows, from sacct (its complaints kept
-    off the terminal: a controller that does not answer is said once, by `suite status`), read by
-    submitit's parser, which expands task ranges such as `7_[1-3%2]`."""
-    from submitit.slurm.slurm import SlurmInfoWatcher
-
+    off the terminal: a controller that does not answer is said once, by `suite status`)."""
     lines, _ = _ask(["sacct", "--format=JobID,State,NodeList", "--parsable2"], ids)
     header = next(iter(lines), "")
-    info = SlurmInfoWatcher(delay_s=0).read_info("\n".join([header, *(line for line in lines if line != header)]))
+    info, _ = _records(header, lines)
     wanted = list(dict.fromkeys([*ids, *(array_of(j) for j in ids)]))
     listed = {j: str(info.get(j, {}).get("State") or "UNKNOWN").split()[0] for j in wanted}
     return _per_task(ids, {j: state for j, state in listed.items() if state != "UNKNOWN"})
+
+
+def _records(header: str, lines: Sequence[str]) -> tuple[dict[str, dict[str, str]], set[str]]:
+    """squeue's or sacct's `|`-separated records (after a `header` of column names) by job id, read by
+    submitit's parser, which expands task ranges such as `7_[1-3%2]`; and the arrays listed in a form
+    it does not read, which stand for all their tasks."""
+    from submitit.slurm.slurm import SlurmInfoWatcher, read_job_id
+
+    readable, unread = [], set()
+    for line in lines:
+        if line == header:
+            continue
+        job_id = line.split("|")[0].split(".")[0].strip()
+        try:
+            read_job_id(job_id)
+            readable.append(line)
+        except ValueError:
+            unread.add(array_of(job_id))
+    return SlurmInfoWatcher(delay_s=0).read_info("\n".join([header, *readable])), unread
 
 
 def _per_task(ids: Sequence[str], listed: Mapping[str, str]) -> dict[str, str]:
@@ -472,37 +488,15 @@ def _lost(ids: Sequence[str]) -> set[str]:
     off). A task cancelled while its array was held or throttled is in none of them."""
     if not ids:
         return set()
-    known: dict[str, list[tuple[int, int] | None]] = {}  # array -> task ranges listed (None: the whole array)
+    known: set[str] = set()  # job ids listed, array tasks one by one, and arrays listed whole
     for command in (["squeue", "--noheader", "--array", "--states=all", "--format=%i"],
                     ["sacct", "--noheader", "--parsable2", "--format=JobID", "--starttime=1970-01-01"]):
         lines, answered = _ask(command, ids)
         if not answered:
             return set()
-        for line in lines:
-            array, ranges = _records(line.strip().split(".")[0])
-            known.setdefault(array, []).extend(ranges)
-    return {j for j in ids if not _listed(j, known.get(array_of(j), []))}
-
-
-def _records(job_id: str) -> tuple[str, list[tuple[int, int] | None]]:
-    """The array a listed job id belongs to and the task ranges it stands for: `7` -> [None], the
-    array's own record or a plain job; `7_3` -> [(3, 3)]; `7_[1-3,5%2]` -> [(1, 3), (5, 5)]."""
-    array, _, task = job_id.partition("_")
-    ranges: list[tuple[int, int] | None] = []
-    for part in task.strip("[]").split("%")[0].split(",") if task else []:
-        first, _, last = part.partition("-")
-        if not first.isdigit() or (last and not last.isdigit()):
-            return array, [None]  # a form this parser does not know: the whole array is known, never lost
-        ranges.append((int(first), int(last or first)))
-    return array, ranges or [None]
-
-
-def _listed(job_id: str, ranges: Sequence[tuple[int, int] | None]) -> bool:
-    """Whether a job id is among the listed records of its array."""
-    if None in ranges:
-        return True
-    task = job_id.partition("_")[2]
-    return task.isdigit() and any(lo <= int(task) <= hi for lo, hi in ranges)  # type: ignore[misc]
+        info, unread = _records("JobID", lines)
+        known |= info.keys() | unread
+    return {j for j in ids if j not in known and array_of(j) not in known}
 
 
 def _log_tail(stderr: Path, lines: int = 50) -> str:
