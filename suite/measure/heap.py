@@ -74,16 +74,17 @@ def settle(steps: Sequence[Callable[[], object]]) -> int:
     returns the rounds run. Call inside `steady_heap`, before timing."""
     quiet = 0
     for rounds in range(1, SETTLE_ROUNDS + 1):
-        before = _page_faults()
+        before = page_faults()
         for step in steps:
             step()
-        quiet = quiet + 1 if _page_faults() - before <= SETTLED_FAULTS else 0
+        quiet = quiet + 1 if page_faults() - before <= SETTLED_FAULTS else 0
         if quiet == 2:
             return rounds
     return SETTLE_ROUNDS
 
 
-def _page_faults() -> int:
+def page_faults() -> int:
+    """Minor page faults of this process so far, all its threads: a fresh page's first touch."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 

@@ -17,7 +17,8 @@ Method (every configuration = model x ops backend x {inference, training step}):
   above glibc's largest mmap threshold) pay them at every step, and other models pay them
   depending on the process's allocation history (ResNet26's inference step: 142 and 199 ms in
   two runs, unchanged). The steady heap compares computation and memory traffic alone, as
-  jemalloc or tcmalloc would.
+  jemalloc or tcmalloc would. The page faults of each timed step are counted (median per
+  configuration and heap), so a slow step shows whether faults or computation made it slow.
 'unfold' is the reference implementation of the same layers: the k^2-expanded neighbourhoods
 materialised with F.unfold and gamma on the whole relation tensor, as a direct port of the
 official CUDA ops would do; 'shift' is the default (suite.ops).
@@ -29,6 +30,7 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -80,6 +82,7 @@ class Result:
     step_ms: float  # median
     step_ms_iqr: float
     peak_mb: float | None
+    faults: float  # page faults a timed step (median): what the two heaps differ in
 
 
 def run_benchmark(
@@ -105,14 +108,18 @@ def run_benchmark(
                 workers.append(_Worker(job))
             for heap in HEAPS if available() else HEAPS[:1]:
                 times: list[list[float]] = [[] for _ in jobs]
+                faults: list[list[int]] = [[] for _ in jobs]
                 for r in range(rounds):
                     for i in range(len(jobs)):
                         k = (r + i) % len(jobs)
-                        times[k] += workers[k].time(heap, steps)
-                for job, worker, t in zip(jobs, workers, times):
+                        turn = workers[k].time(heap, steps)
+                        times[k] += turn["times"]
+                        faults[k] += turn["faults"]
+                for job, worker, t, f in zip(jobs, workers, times, faults):
                     stats = Summary.of(t)
                     results.append(Result(job.model, job.backend, mode, heap, batch_size / stats.median,
-                                          stats.median * 1e3, stats.iqr * 1e3, worker.peak_mb))
+                                          stats.median * 1e3, stats.iqr * 1e3, worker.peak_mb,
+                                          statistics.median(f)))
         finally:
             for w in workers:
                 w.close()
@@ -132,11 +139,12 @@ class _Worker:
         )
         self.peak_mb = self._read()["peak_mb"]
 
-    def time(self, heap: str, steps: int) -> list[float]:
+    def time(self, heap: str, steps: int) -> dict[str, list]:
+        """{"times": seconds, "faults": page faults} of `steps` steps on `heap`."""
         assert self.process.stdin is not None
         self.process.stdin.write(f"{heap} {steps}\n")
         self.process.stdin.flush()
-        return self._read()["times"]
+        return self._read()
 
     def close(self) -> None:
         """Its stdin closed, the worker exits; one stuck (or interrupted mid-step) is stopped."""
@@ -160,7 +168,7 @@ def _worker(spec: str) -> None:
 
     import torch
 
-    from suite.measure.heap import settle, steady_heap
+    from suite.measure.heap import page_faults, settle, steady_heap
     from suite.measure.memory import MemoryProbe
     from suite.measure.throughput import STEPS, BenchSettings
     from suite.models import create_model
@@ -188,24 +196,25 @@ def _worker(spec: str) -> None:
                     heaps.enter_context(steady_heap())
                     steady = True
                     settle([step])  # grow the heap to the step's size, untimed
-                times = []
+                times, faults = [], []
                 for _ in range(int(count)):
-                    t0 = time.perf_counter()
+                    f0, t0 = page_faults(), time.perf_counter()
                     step()
                     times.append(time.perf_counter() - t0)
-                print(json.dumps({"times": times}), flush=True)
+                    faults.append(page_faults() - f0)
+                print(json.dumps({"times": times, "faults": faults}), flush=True)
 
 
 def format_results(results: Sequence[Result]) -> str:
     lines = [
-        "| model | ops | mode | heap | img/s | step ms (median) | IQR ms | peak MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | ops | mode | heap | img/s | step ms (median) | IQR ms | peak MiB | page faults/step |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         peak = "n/a" if r.peak_mb is None else f"{r.peak_mb:.0f}"
         ops = OPS_LABELS[r.backend] if r.model.startswith("san") else ""  # ResNet26 has none
         lines.append(f"| {r.model} | {ops} | {r.mode} | {r.heap} | {r.samples_per_sec:.2f} | {r.step_ms:.0f} | "
-                     f"{r.step_ms_iqr:.0f} | {peak} |")
+                     f"{r.step_ms_iqr:.0f} | {peak} | {r.faults:.0f} |")
     by_key = {(r.model, r.backend, r.mode, r.heap): r for r in results}
 
     def ratios(mode: str, mine: tuple[str, str], theirs: tuple[str, str]) -> str | None:
