@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import types
 
 import pytest
 import torch
@@ -93,14 +94,29 @@ def _close(a, b, tol=1e-10):
 
 
 # ------------------------------------------------------------------------------------ aggregation
-@pytest.mark.parametrize("flat_below", [0, 1000], ids=["rows", "flat"])  # both forward loops
+@pytest.fixture(params=["rows", "flat", "channels-last"])
+def forward(request, monkeypatch):
+    """Each of the aggregation's CPU forward loops, chosen by its thresholds whatever the shapes;
+    gives the weights' layout that loop takes (the channels-last one: channels contiguous)."""
+    flat_below, channels_last_from = {"rows": (0, 1000), "flat": (1000, 1000), "channels-last": (0, 1)}[request.param]
+    module = importlib.import_module("suite.ops.aggregation")
+    monkeypatch.setattr(module, "FLAT_BELOW", flat_below)
+    monkeypatch.setattr(module, "CHANNELS_LAST_FROM", channels_last_from)
+    ran = []
+    for loop, name in (("flat", "_aggregate_flat"), ("channels-last", "_aggregate_channels_last")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *args, f=original, loop=loop: ran.append(loop) or f(*args))
+    fmt = torch.channels_last if request.param == "channels-last" else torch.contiguous_format
+    yield types.SimpleNamespace(layout=lambda w: w.contiguous(memory_format=fmt), ran=ran, name=request.param)
+    assert set(ran) <= {request.param}, ran  # no other forward ran (x channels-last leaves only rows or channels-last)
+
+
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("k,d,height,width", GEOMETRIES)
-def test_aggregation_matches_kernel_transcription(k, d, height, width, padding, flat_below, monkeypatch):
-    monkeypatch.setattr(importlib.import_module("suite.ops.aggregation"), "FLAT_BELOW", flat_below)
+def test_aggregation_matches_kernel_transcription(k, d, height, width, padding, forward):
     torch.manual_seed(0)
     x = torch.randn(2, 8, height, width, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(2, 2, k * k, height * width, dtype=torch.float64, requires_grad=True)
+    w = forward.layout(torch.randn(2, 2, k * k, height * width, dtype=torch.float64)).requires_grad_()
     expected = ref_aggregation(x, w, k, d, padding)
     expected_grads = _grads(expected, (x, w))
     for backend in ("shift", "unfold"):
@@ -109,6 +125,7 @@ def test_aggregation_matches_kernel_transcription(k, d, height, width, padding, 
         _close(out, expected)
         for got, want in zip(_grads(out, (x, w)), expected_grads):
             _close(got, want)
+    assert forward.ran or forward.name == "rows"
 
 
 @pytest.mark.parametrize("padding", PADDINGS)
@@ -130,10 +147,11 @@ def test_aggregation_channel_sharing_is_interleaved():
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_aggregation_low_precision_close_to_float32(dtype):
+def test_aggregation_low_precision_close_to_float32(dtype, forward):
     torch.manual_seed(0)
-    x, w = torch.randn(2, 16, 9, 10), torch.randn(2, 4, 49, 90).softmax(2)
-    expected = aggregation(x, w, 7)
+    x, w = torch.randn(2, 16, 9, 10), forward.layout(torch.randn(2, 4, 49, 90).softmax(2))
+    with use_backend("unfold"):
+        expected = aggregation(x, w, 7)
     out = aggregation(x.to(dtype), w.to(dtype), 7)
     assert out.dtype == dtype
     assert torch.allclose(out.float(), expected, atol=2e-2, rtol=2e-2)
@@ -145,11 +163,12 @@ def test_aggregation_casts_weights_to_input_dtype():
 
 
 @pytest.mark.parametrize("requires_grad", [False, True])
-def test_aggregation_channels_last(requires_grad):
+def test_aggregation_channels_last(requires_grad, forward):
     torch.manual_seed(0)
     x = torch.randn(2, 16, 9, 6)
     w = torch.randn(2, 4, 25, 54)
-    expected = aggregation(x, w, 5)
+    with use_backend("unfold"):
+        expected = aggregation(x, w, 5)
     x_cl = x.to(memory_format=torch.channels_last).requires_grad_(requires_grad)
     w_cl = w.to(memory_format=torch.channels_last).requires_grad_(requires_grad)
     out = aggregation(x_cl, w_cl, 5)
@@ -157,7 +176,9 @@ def test_aggregation_channels_last(requires_grad):
     _close(out, expected, 1e-5)
     if requires_grad:
         x.requires_grad_(), w.requires_grad_()
-        for got, want in zip(_grads(out, (x_cl, w_cl)), _grads(aggregation(x, w, 5), (x, w))):
+        with use_backend("unfold"):
+            want = _grads(aggregation(x, w, 5), (x, w))
+        for got, want in zip(_grads(out, (x_cl, w_cl)), want):
             _close(got, want, 1e-5)
 
 

@@ -28,6 +28,12 @@ from suite.ops.workspace import workspace
 # Rows narrower than this take the flattened-row forward: PyTorch's CPU loops step 16 floats at a
 # time (AVX2), so shorter rows run entirely scalar (at 28 px, measured, both forwards are even).
 FLAT_BELOW = 16
+# From this many attention channels the CPU forward runs channels-last (`_aggregate_channels_last`).
+# Measured on 2 AVX2 cores, batch 8, K = 49, 8 value channels per attention channel, ms per forward
+# (NCHW forward / channels-last, weights in each one's layout, x and y converted): Cw = 32 at 7, 14,
+# 28 px: 3.4/1.6, 7.9/5.4, 24.8/21.1; Cw = 64: 7.6/2.5, 15.7/7.9, 84/57; Cw = 16 at 14, 28, 56 px:
+# 5.4/4.8, 11.7/15.0, 59/73; Cw = 8: 2.2/5.6, 5.7/12.7 (inner runs of Cw are too short to vectorise).
+CHANNELS_LAST_FROM = 32
 
 
 def aggregation(
@@ -62,6 +68,8 @@ class Aggregation(torch.autograd.Function):
         ctx.window = window
         ctx.save_for_backward(x, w)
         n, c, h, wd = x.shape
+        if w.stride(1) == 1 and weights_channels_last(w.shape[1], x.device):
+            return _aggregate_channels_last(x, w, window)
         if wd < FLAT_BELOW and x.device.type == "cpu" and not channels_last(x):
             return _aggregate_flat(x, w, window)
         cw = w.shape[1]
@@ -98,6 +106,32 @@ class Aggregation(torch.autograd.Function):
         if need_w:
             grad_w = grad_w.flatten(-2)
         return grad_x, grad_w, None
+
+
+def weights_channels_last(weight_channels: int, device: torch.device) -> bool:
+    """Whether producers of w (N, Cw, K, H*W) should lay its channels out contiguously (stride 1,
+    e.g. (K, N, H*W, Cw) in memory): the forward then runs channels-last (`_aggregate_channels_last`)."""
+    return device.type == "cpu" and weight_channels >= CHANNELS_LAST_FROM
+
+
+def _aggregate_channels_last(x: torch.Tensor, w: torch.Tensor, window: Window) -> torch.Tensor:
+    """The forward with x, y and w channels-last: offset j adds x's shifted window (h runs of
+    W * C contiguous values) times w's block j (N, H, W, Cw), broadcast over the C / Cw groups of
+    each pixel's channels, so every inner loop is Cw contiguous values whatever the map's width.
+    Taken only when w's channels are contiguous already (gamma's inference writes them so): copying
+    w into that layout costs about what the layout saves (a training step measured no faster).
+    y returns in x's memory format.
+    """
+    n, c, h, wd = x.shape
+    cw = w.shape[1]
+    xp = window.pad_input(x.contiguous(memory_format=torch.channels_last))
+    xp = xp.permute(0, 2, 3, 1).unflatten(-1, (c // cw, cw))  # (N, Hp, Wp, C / Cw, Cw)
+    blocks = w.permute(2, 0, 3, 1).unflatten(2, (h, wd)).unsqueeze(-2)  # (K, N, H, W, 1, Cw)
+    out = torch.zeros((n, h, wd, c // cw, cw), dtype=accumulator_dtype(x.dtype), device=x.device)
+    for j, (dy, dx) in enumerate(window.offsets()):
+        out.addcmul_(xp[:, dy : dy + h, dx : dx + wd], blocks[j])
+    fmt = torch.channels_last if channels_last(x) else torch.contiguous_format
+    return out.flatten(-2).permute(0, 3, 1, 2).to(x.dtype, memory_format=fmt)
 
 
 def _aggregate_flat(x: torch.Tensor, w: torch.Tensor, window: Window) -> torch.Tensor:

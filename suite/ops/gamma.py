@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from suite.ops.aggregation import weights_channels_last
 from suite.ops.autograd import first_order_backward
 from suite.ops.conv import conv1x1, conv1x1_backward
 from suite.ops.relations import pairwise_width, relation_into
@@ -109,8 +110,9 @@ def pairwise_weights_inference(
     term pos_ij (1, P, K, H*W), p_i - p_j or p_j, is the same for every image (or None).
 
     Computed a few footprint positions j at a time: only gamma's output is ever whole, laid out
-    footprint-major (K, N, Cw, H*W), so each chunk of positions is one contiguous block that
-    gamma's last matmul writes directly and the aggregation reads one block per position. The
+    footprint-major, (K, N, Cw, H*W) or, where the aggregation wants its channels contiguous
+    (`weights_channels_last`), (K, N, H*W, Cw), so each chunk of positions is one contiguous block
+    that gamma's last matmul writes directly and the aggregation reads one block per position. The
     position channels enter gamma's first layer through their own columns of its weight, once for
     the whole batch, with that layer's bias; gamma's leading BN is folded into phi and psi for a
     sum or difference. A last-layer bias is dropped: the softmax over j cancels it.
@@ -137,22 +139,29 @@ def pairwise_weights_inference(
             pos_hidden += first.bias[:, None]
             layers[0] = first = _Layer(first.weight, None, first.relu)
     chunk = min(window.size, max(1, CHUNK_ELEMENTS // (n * width * h * w)))
+    # delta, phi and psi channels-last: a shifted window of psi is then h runs of w * C contiguous
+    # values, which the element-wise loops vectorise; in NCHW they are runs of w, all scalar below
+    # 16 px (SAN10 at batch 8, 14 px: 101 vs 35 us a footprint position). gamma's first product
+    # reads delta transposed, which BLAS takes as it is.
+    phi, psi = phi.contiguous(memory_format=torch.channels_last), psi.contiguous(memory_format=torch.channels_last)
     psi_padded, offsets = window.pad_input(psi), window.offsets()
-    logits = phi.new_empty((window.size, n, weight_channels, h * w)) if out is None else out
-    buffer = phi.new_empty((chunk, n, width, h, w))  # one chunk of delta at a time, footprint-major
+    transposed = weights_channels_last(weight_channels, phi.device)  # (K, N, H*W, Cw) in memory
+    shape = (window.size, n, h * w, weight_channels) if transposed else (window.size, n, weight_channels, h * w)
+    logits = phi.new_empty(shape) if out is None else out.view(shape)
+    buffer = phi.new_empty((chunk, n, h, w, width))  # one chunk of delta at a time, footprint-major
     for start in range(0, window.size, chunk):
         stop = min(start + chunk, window.size)
         delta = buffer[: stop - start]
-        relation_into(delta.permute(1, 2, 0, 3, 4), phi, psi_padded, relation, offsets[start:stop])
-        z = delta.view((stop - start) * n, width, h * w)
+        relation_into(delta.permute(1, 4, 0, 2, 3), phi, psi_padded, relation, offsets[start:stop])
+        z = delta.view((stop - start) * n, h * w, width).transpose(1, 2)
         z = _affine_relu(z, delta_scale, delta_shift, folded.relu, inplace=True)
         extra = None if pos_hidden is None else (stop - start, pos_hidden[start:stop])
-        _run_layers(layers, z, out=logits[start:stop].view(-1, weight_channels, h * w),
-                    first_weight=first.weight[:, :width], first_extra=extra)
+        _run_layers(layers, z, out=logits[start:stop].flatten(0, 1),
+                    first_weight=first.weight[:, :width], first_extra=extra, transposed_out=transposed)
     flat = logits.view(window.size, -1)  # softmax over the footprint, in place
     flat.sub_(flat.amax(0)).exp_()
     flat.div_(flat.sum(0))
-    return logits.permute(1, 2, 0, 3)
+    return logits.permute(1, 3, 0, 2) if transposed else logits.permute(1, 2, 0, 3)
 
 
 def concatenation_weights_inference(
@@ -165,8 +174,9 @@ def concatenation_weights_inference(
     at a time: W_phi pre(phi) + sum_j W_j pre_j(psi shifted by j), where pre is gamma's leading BN
     and ReLU, channel by channel (channel C + c*K + j of the concatenation is channel c of psi at
     position j, nn.Unfold's order). The last layer's rows are reordered footprint-major, so the
-    weights of position j are one contiguous block. `out`, if given, is an (N, K, Cw, H*W) tensor
-    to hold the weights (see `suite.ops.workspace`).
+    weights of position j are one contiguous block, (N, K, Cw, H*W) in memory, or (N, H*W, K, Cw)
+    where the aggregation wants channels contiguous (`weights_channels_last`). `out`, if given, is a
+    contiguous tensor of that many elements to hold the weights (see `suite.ops.workspace`).
     """
     n, rel, h, w = phi.shape
     footprint, cw = window.size, weight_channels
@@ -199,8 +209,13 @@ def concatenation_weights_inference(
         hidden.add_(first.bias[:, None])
     if first.relu:
         hidden.relu_()
-    if len(layers) > 1:
-        _run_layers(layers[1:], hidden, out=logits.view(n, footprint * cw, h * w))
+    if len(layers) == 1:
+        return logits.transpose(1, 2)
+    if weights_channels_last(cw, phi.device):  # (N, H*W, K, Cw) in memory: Cw contiguous, as the aggregation wants
+        logits = logits.view(n, h * w, footprint, cw)
+        _run_layers(layers[1:], hidden, out=logits.view(n, h * w, footprint * cw), transposed_out=True)
+        return logits.permute(0, 3, 2, 1)
+    _run_layers(layers[1:], hidden, out=logits.view(n, footprint * cw, h * w))
     return logits.transpose(1, 2)
 
 
@@ -229,8 +244,10 @@ def _run_layers(
     out: Tensor,
     first_weight: Tensor | None = None,
     first_extra: tuple[int, Tensor] | None = None,
+    transposed_out: bool = False,
 ) -> Tensor:
-    """gamma's 1x1 convs as matmuls on z (B, C, L); the last writes into `out`.
+    """gamma's 1x1 convs as matmuls on z (B, C, L); the last writes into `out` (B, C_out, L), or
+    with `transposed_out` into `out` (B, L, C_out).
 
     `first_weight` replaces the first layer's weight (some of its input columns come in another
     way), and `first_extra` = (groups, t) adds t (groups, 1, C_out, L) to its output (B, C_out, L)
@@ -238,7 +255,11 @@ def _run_layers(
     """
     for i, layer in enumerate(layers):
         weight = first_weight if i == 0 and first_weight is not None else layer.weight
-        z = torch.matmul(weight, z, out=out if i == len(layers) - 1 else None)
+        last = i == len(layers) - 1
+        if last and transposed_out:  # (B, L, C) @ (C, C_out): BLAS reads both operands transposed
+            z = torch.matmul(z.transpose(1, 2), weight.t(), out=out).transpose(1, 2)
+        else:
+            z = torch.matmul(weight, z, out=out if last else None)
         if i == 0 and first_extra is not None:
             groups, extra = first_extra
             z.view(groups, -1, *z.shape[1:]).add_(extra)
