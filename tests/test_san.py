@@ -172,6 +172,7 @@ def test_training_keeps_far_less_for_backward(name):
     [("san10_pairwise", "subtraction", g, {}) for g in ("official", "linear", "lrl", "lrlrl")]
     + [("san10_pairwise", "concatenation", "official", {}), ("san10_pairwise", "dot", "lrl", {}),
        ("san10_patchwise", "concatenation", "official", {}), ("san10_patchwise", "concatenation", "linear", {}),
+       ("san10_patchwise", "concatenation", "lrlrl", {}),
        ("san10_patchwise", "star", "official", {}),
        ("san10_pairwise", "subtraction", "official", {"position_encoding": "absolute"}),
        ("san10_pairwise", "concatenation", "lrl", {"position_encoding": "absolute", "padding": "zeros"}),

@@ -173,50 +173,65 @@ def concatenation_weights_inference(
     gamma's first layer is linear in its input channels, so it accumulates one footprint position
     at a time: W_phi pre(phi) + sum_j W_j pre_j(psi shifted by j), where pre is gamma's leading BN
     and ReLU, channel by channel (channel C + c*K + j of the concatenation is channel c of psi at
-    position j, nn.Unfold's order). The last layer's rows are reordered footprint-major, so the
-    weights of position j are one contiguous block, (N, K, Cw, H*W) in memory, or (N, H*W, K, Cw)
-    where the aggregation wants channels contiguous (`weights_channels_last`). `out`, if given, is a
-    contiguous tensor of that many elements to hold the weights (see `suite.ops.workspace`).
+    position j, nn.Unfold's order, each with its own BN). It runs pixel-major, on phi and psi
+    channels-last: pre_j of a shifted window is then h runs of W x C contiguous values, and each
+    position is one product over all the batch's pixels (N x H x W rows), not one per image.
+    The last layer's rows are reordered footprint-major, so the weights of position j are one
+    contiguous block: (K, N, H*W, Cw) in memory where the aggregation wants channels contiguous
+    (`weights_channels_last`), else (N, K, Cw, H*W). `out`, if given, is a contiguous tensor of
+    that many elements to hold them (see `suite.ops.workspace`).
     """
     n, rel, h, w = phi.shape
-    footprint, cw = window.size, weight_channels
+    footprint, cw, rows = window.size, weight_channels, n * h * w
     folded = fold_gamma(gamma, phi.dtype)
     layers = list(folded.layers)
     last = layers[-1]  # rows o = cw * K + j -> j * Cw + cw
     layers[-1] = _Layer(last.weight.view(cw, footprint, -1).transpose(0, 1).reshape(cw * footprint, -1),
                         None if last.bias is None else last.bias.view(cw, footprint).t().reshape(-1), last.relu)
     first = layers[0]
-    per_position = first.weight[:, rel:].view(-1, rel, footprint)  # (hidden, rel, K)
+    per_position = first.weight[:, rel:].view(-1, rel, footprint).permute(2, 1, 0)  # (K, rel, hidden)
+    normalised = phi.new_empty((n, h, w, rel))  # pre(.) of phi, then of each shifted window of psi
 
-    def pre(z: Tensor, channels: slice | Tensor) -> Tensor:  # z: (N, rel, H, W), maybe a strided view
+    def pre(z: Tensor, channels: slice | Tensor) -> Tensor:  # z: (N, rel, H, W) channels-last -> (rows, rel)
+        target = normalised.permute(0, 3, 1, 2)
         if folded.scale is not None:
-            z = torch.addcmul(folded.shift[channels, None, None], z, folded.scale[channels, None, None])
-            z = z.relu_() if folded.relu else z
-        return z.reshape(n, rel, h * w)
+            torch.addcmul(folded.shift[channels, None, None], z, folded.scale[channels, None, None], out=target)
+        else:
+            target.copy_(z)
+        return (normalised.relu_() if folded.relu else normalised).view(rows, rel)
 
-    logits = phi.new_empty((n, footprint, cw, h * w)) if out is None else out
-    # (N, hidden, L); with gamma a single layer, the logits themselves
-    hidden = torch.matmul(first.weight[:, :rel], pre(phi, slice(0, rel)),
-                          out=logits.view(n, footprint * cw, h * w) if len(layers) == 1 else None)
+    phi, psi = phi.contiguous(memory_format=torch.channels_last), psi.contiguous(memory_format=torch.channels_last)
     psi_padded = window.pad_input(psi)
     channels = rel + torch.arange(rel, device=phi.device) * footprint
     # in hidden's dtype: autocast would make the in-place product's operands bfloat16 or float16
     with torch.autocast(phi.device.type, enabled=False):
+        hidden = torch.mm(pre(phi, slice(0, rel)), first.weight[:, :rel].t())  # (rows, hidden)
         for j, (dy, dx) in enumerate(window.offsets()):
             z = pre(psi_padded[..., dy : dy + h, dx : dx + w], channels + j).to(hidden.dtype)
-            hidden.baddbmm_(per_position[:, :, j].expand(n, -1, -1).to(hidden.dtype), z)
-    if first.bias is not None:
-        hidden.add_(first.bias[:, None])
-    if first.relu:
-        hidden.relu_()
-    if len(layers) == 1:
+            hidden.addmm_(z, per_position[j].to(hidden.dtype))
+    hidden = _pixel_major_layer(hidden, first, None)
+    for layer in layers[1:-1]:
+        hidden = _pixel_major_layer(torch.mm(hidden, layer.weight.t()), layer, None)
+    if len(layers) == 1:  # the first layer was the last
+        logits = phi.new_empty((n, footprint, cw, h * w)) if out is None else out.view(n, footprint, cw, h * w)
+        logits.view(n, footprint * cw, h * w).copy_(hidden.view(n, h * w, -1).transpose(1, 2))
         return logits.transpose(1, 2)
-    if weights_channels_last(cw, phi.device):  # (N, H*W, K, Cw) in memory: Cw contiguous, as the aggregation wants
-        logits = logits.view(n, h * w, footprint, cw)
-        _run_layers(layers[1:], hidden, out=logits.view(n, h * w, footprint * cw), transposed_out=True)
-        return logits.permute(0, 3, 2, 1)
-    _run_layers(layers[1:], hidden, out=logits.view(n, footprint * cw, h * w))
+    last = layers[-1]
+    if weights_channels_last(cw, phi.device):  # each position's block from one product over all pixels
+        logits = phi.new_empty((footprint, rows, cw)) if out is None else out.view(footprint, rows, cw)
+        for j, weight in enumerate(last.weight.view(footprint, cw, -1)):
+            _pixel_major_layer(torch.mm(hidden, weight.t(), out=logits[j]), last, slice(j * cw, (j + 1) * cw))
+        return logits.view(footprint, n, h * w, cw).permute(1, 3, 0, 2)
+    logits = phi.new_empty((n, footprint, cw, h * w)) if out is None else out.view(n, footprint, cw, h * w)
+    _run_layers([last], hidden.view(n, h * w, -1).transpose(1, 2), out=logits.view(n, footprint * cw, h * w))
     return logits.transpose(1, 2)
+
+
+def _pixel_major_layer(z: Tensor, layer: _Layer, channels: slice | None) -> Tensor:
+    """A product's output z (rows, C_out) plus the layer's bias (its `channels`), then its ReLU, in place."""
+    if layer.bias is not None:
+        z.add_(layer.bias if channels is None else layer.bias[channels])
+    return z.relu_() if layer.relu else z
 
 
 def bn_affine(bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
@@ -241,13 +256,13 @@ def _affine_relu(z: Tensor, scale: Tensor | None, shift: Tensor | None, relu: bo
 def _run_layers(
     layers: list[_Layer],
     z: Tensor,
-    out: Tensor,
+    out: Tensor | None = None,
     first_weight: Tensor | None = None,
     first_extra: tuple[int, Tensor] | None = None,
     transposed_out: bool = False,
 ) -> Tensor:
     """gamma's 1x1 convs as matmuls on z (B, C, L); the last writes into `out` (B, C_out, L), or
-    with `transposed_out` into `out` (B, L, C_out).
+    with `transposed_out` into `out` (B, L, C_out), if given.
 
     `first_weight` replaces the first layer's weight (some of its input columns come in another
     way), and `first_extra` = (groups, t) adds t (groups, 1, C_out, L) to its output (B, C_out, L)
