@@ -107,6 +107,7 @@ def test_every_relation_trains(name, relation, options):
 @pytest.mark.parametrize(("name", "relation", "options"),
                          [("san10_pairwise", "subtraction", {}), ("san10_patchwise", "star", {}),
                           ("san10_patchwise", "concatenation", {}),
+                          ("san10_patchwise", "concatenation", {"gamma": "lrlrl"}),
                           ("san10_pairwise", "subtraction", {"position_encoding": "absolute"})])
 @pytest.mark.parametrize("padding", ["zeros", "reflect"])  # reflection padding runs in float32 under autocast
 def test_bfloat16_autocast_trains_and_infers(name, relation, options, padding):

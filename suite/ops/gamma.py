@@ -203,28 +203,28 @@ def concatenation_weights_inference(
     phi, psi = phi.contiguous(memory_format=torch.channels_last), psi.contiguous(memory_format=torch.channels_last)
     psi_padded = window.pad_input(psi)
     channels = rel + torch.arange(rel, device=phi.device) * footprint
-    # in hidden's dtype: autocast would make the in-place product's operands bfloat16 or float16
+    # all in phi's dtype, gamma's folded one (autocast would compute some products in another, and
+    # in-place and out= products take no part in it); a reflection-padded psi may be float32 under autocast
     with torch.autocast(phi.device.type, enabled=False):
         hidden = torch.mm(pre(phi, slice(0, rel)), first.weight[:, :rel].t())  # (rows, hidden)
         for j, (dy, dx) in enumerate(window.offsets()):
-            z = pre(psi_padded[..., dy : dy + h, dx : dx + w], channels + j).to(hidden.dtype)
-            hidden.addmm_(z, per_position[j].to(hidden.dtype))
-    hidden = _pixel_major_layer(hidden, first, None)
-    for layer in layers[1:-1]:
-        hidden = _pixel_major_layer(torch.mm(hidden, layer.weight.t()), layer, None)
-    if len(layers) == 1:  # the first layer was the last
+            hidden.addmm_(pre(psi_padded[..., dy : dy + h, dx : dx + w], channels + j), per_position[j])
+        hidden = _pixel_major_layer(hidden, first, None)
+        for layer in layers[1:-1]:
+            hidden = _pixel_major_layer(torch.mm(hidden, layer.weight.t()), layer, None)
+        if len(layers) == 1:  # the first layer was the last
+            logits = phi.new_empty((n, footprint, cw, h * w)) if out is None else out.view(n, footprint, cw, h * w)
+            logits.view(n, footprint * cw, h * w).copy_(hidden.view(n, h * w, -1).transpose(1, 2))
+            return logits.transpose(1, 2)
+        last = layers[-1]
+        if weights_channels_last(cw, phi.device):  # each position's block from one product over all pixels
+            logits = phi.new_empty((footprint, rows, cw)) if out is None else out.view(footprint, rows, cw)
+            for j, weight in enumerate(last.weight.view(footprint, cw, -1)):
+                _pixel_major_layer(torch.mm(hidden, weight.t(), out=logits[j]), last, slice(j * cw, (j + 1) * cw))
+            return logits.view(footprint, n, h * w, cw).permute(1, 3, 0, 2)
         logits = phi.new_empty((n, footprint, cw, h * w)) if out is None else out.view(n, footprint, cw, h * w)
-        logits.view(n, footprint * cw, h * w).copy_(hidden.view(n, h * w, -1).transpose(1, 2))
+        _run_layers([last], hidden.view(n, h * w, -1).transpose(1, 2), out=logits.view(n, footprint * cw, h * w))
         return logits.transpose(1, 2)
-    last = layers[-1]
-    if weights_channels_last(cw, phi.device):  # each position's block from one product over all pixels
-        logits = phi.new_empty((footprint, rows, cw)) if out is None else out.view(footprint, rows, cw)
-        for j, weight in enumerate(last.weight.view(footprint, cw, -1)):
-            _pixel_major_layer(torch.mm(hidden, weight.t(), out=logits[j]), last, slice(j * cw, (j + 1) * cw))
-        return logits.view(footprint, n, h * w, cw).permute(1, 3, 0, 2)
-    logits = phi.new_empty((n, footprint, cw, h * w)) if out is None else out.view(n, footprint, cw, h * w)
-    _run_layers([last], hidden.view(n, h * w, -1).transpose(1, 2), out=logits.view(n, footprint * cw, h * w))
-    return logits.transpose(1, 2)
 
 
 def _pixel_major_layer(z: Tensor, layer: _Layer, channels: slice | None) -> Tensor:
