@@ -32,7 +32,7 @@ FLAT_BELOW = 16
 # Measured on 2 AVX2 cores, batch 8, K = 49, 8 value channels per attention channel, ms per forward
 # (NCHW forward / channels-last, weights in each one's layout, x and y converted): Cw = 32 at 7, 14,
 # 28 px: 3.4/1.6, 7.9/5.4, 24.8/21.1; Cw = 64: 7.6/2.5, 15.7/7.9, 84/57; Cw = 16 at 14, 28, 56 px:
-# 5.4/4.8, 11.7/15.0, 59/73; Cw = 8: 2.2/5.6, 5.7/12.7 (inner runs of Cw are too short to vectorise).
+# 5.4/4.8, 11.7/15.0, 59/73; Cw = 8 at 14, 28 px: 2.2/5.6, 5.7/12.7 (runs of Cw too short to vectorise).
 CHANNELS_LAST_FROM = 32
 
 
