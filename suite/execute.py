@@ -157,7 +157,7 @@ def _measure_again(run: RunSpec, d: Path, result: dict[str, Any]) -> dict[str, A
         with _recorded_warnings(d):
             measured = {**measure_run(only), "attack": _attack(only, d)}
     except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or Interrupted by a signal
+        if isinstance(exc, (KeyboardInterrupt, Preempted)):  # Ctrl-C, a signal, a time limit
             why = f"was interrupted ({exc or type(exc).__name__})"
         else:
             why = f"failed ({exc if isinstance(exc, SuiteError) else traceback.format_exc().strip().splitlines()[-1]})"

@@ -12,7 +12,7 @@ from torch import nn
 from suite import ablations, store
 from suite.cli import main
 from suite.config import DataConfig, parse_overrides, resolve
-from suite.errors import SuiteError
+from suite.errors import SuiteError, SuiteWarning
 from suite.data import build
 from suite.measure.attack import ALPHA, FP16_LOSS_SCALE, _input_gradient, attack, success_rates, targets_for
 from suite.metrics import ATTACK_METRICS, ATTACK_STEPS
@@ -154,6 +154,86 @@ def test_the_attacked_images_are_spread_over_the_split():
                         std=(1.0,) * 3, eps=0.0, seed=0)
     clean = torch.cat([s for s in seen[::17]])  # the first forward of each attacked chunk: the clean images
     assert out["attack_images"] == 20 and clean.tolist() == [float(i) for i in range(0, 300, 15)]
+
+
+def test_an_interrupted_attack_resumes_where_it_stopped_to_the_uninterrupted_rates():
+    data = _digits(batch_size=50)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 64, 10)).eval()
+    common = dict(num_classes=10, mean=data.mean, std=data.std, eps=16 / 255, seed=0, size=data.test_size,
+                  images=70, batch_size=8)
+    whole = success_rates(net, data.test, **common)
+    saved = []
+
+    def stop_after_three(progress: dict) -> None:
+        saved.append(progress)
+        if len(saved) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        success_rates(net, data.test, **common, on_part=stop_after_three)
+    assert [p["seen"] for p in saved] == [8, 10, 18]  # 10 images chosen in each loader batch of 50
+    rows = []
+    counting = nn.Sequential(net)
+    counting.register_forward_hook(lambda module, args, out: rows.append(len(args[0])))
+    resumed = success_rates(counting, data.test, **common, resume=saved[-1])
+    assert resumed == whole
+    assert sum(rows) == (70 - 18) * (max(ATTACK_STEPS) + 1)  # the 18 images done are not attacked again
+
+
+def test_a_time_limit_during_the_attack_requeues_from_its_progress(tmp_path, monkeypatch):
+    """SLURM's warning signal (the checkpoint request) during the attack stops it after the batch
+    at hand with its progress kept; the next attempt attacks only the rest, to the same rates."""
+    import suite.measure.attack as attacking
+    from suite.execute import execute
+    from suite.train import checkpoint, loop
+
+    spec = tmp_path / "attacked.yaml"
+    spec.write_text("name: attacked\nbase:\n  model: {name: ran56_cifar, base_width: 4}\n  data: {name: digits}\n"
+                    "  recipe: smoke\ngrid:\n  lr: [0.05]\nseeds: 1\n")
+    overrides = parse_overrides([*FAST, "measure.attack=true", "measure.attack_images=12"])
+    [run] = ablations.expand(ablations.load(spec), overrides=overrides)
+    out, d = tmp_path / "store", store.run_dir(tmp_path / "store", run.run_id)
+    trained = loop.trained
+
+    def trained_then_signalled(*args: object) -> object:  # the signal arrives once training is over
+        network = trained(*args)
+        checkpoint.request_checkpoint()
+        return network
+
+    monkeypatch.setattr(loop, "trained", trained_then_signalled)
+    attacked: list[int] = []  # images per batch attacked
+    attack = attacking.attack
+    monkeypatch.setattr(attacking, "attack", lambda model, x, *a, **k: attacked.append(len(x)) or attack(model, x, *a, **k))
+    with pytest.raises(checkpoint.Preempted, match=attacking.PROGRESS_FILE):
+        execute(run, out)
+    progress = store.read_json(d / attacking.PROGRESS_FILE)
+    assert attacked == [progress["seen"]] and not (d / "result.json").exists()  # stopped after one batch
+    assert store.state_of(d).state == "interrupted" and not checkpoint.checkpoint_requested()
+
+    monkeypatch.setattr(loop, "trained", trained)
+    attacked.clear()
+    result = execute(run, out)
+    assert sum(attacked) == 12 - progress["seen"] and result["attack"]["attack_images"] == 12
+    assert not (d / attacking.PROGRESS_FILE).exists()
+    assert result["attack"] == attacking.measure_attack(run.config, d)  # the uninterrupted attack
+
+
+def test_progress_made_otherwise_or_damaged_is_not_resumed(tmp_path):
+    from suite.measure.attack import _progress
+
+    path = tmp_path / "attack_progress.json"
+    made_with = {"attack_images": 12, "attack_eps": 8.0}
+    hits = {str(t): 1 for t in ATTACK_STEPS}
+    store.write_json(path, {"made_with": made_with, "seen": 4, "hits": hits})
+    assert _progress(path, made_with) == {"seen": 4, "hits": hits}
+    assert _progress(path, {**made_with, "attack_eps": 2.0}) is None  # other settings: start over
+    store.write_json(path, {"made_with": made_with, "seen": "4", "hits": hits})
+    with pytest.warns(SuiteWarning, match="not an attack's progress"):
+        assert _progress(path, made_with) is None
+    path.write_text('{"made_with": ')
+    with pytest.warns(SuiteWarning, match=f"{path}.*corrupt record.*starts over"):
+        assert _progress(path, made_with) is None
 
 
 def test_a_trained_network_falls_to_a_large_eps_and_not_to_a_tiny_one():

@@ -24,12 +24,18 @@ Why no attack library: torchattacks (the usual choice) pins `requests~=2.25.1`, 
 downgrade what the rest of the environment needs; PGD itself is the dozen lines of `attack`.
 The network runs in eval mode with gradients on (SAN then takes its plain-module path, the one
 autograd needs); only the image's gradient is computed.
+
+An attack of 1,000 ImageNet images takes a while, so it keeps its progress in the run directory
+(`PROGRESS_FILE`, after every batch attacked): a SLURM job stopped by its time limit requeues from
+there (the same request that makes training checkpoint), and a run stopped any other way picks up
+there when it runs again, as long as the attack settings and the checkpoint are the same.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,9 +43,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from suite import store
 from suite.data.seeds import derive_seed
-from suite.errors import SuiteError
+from suite.errors import SuiteError, SuiteWarning
 from suite.metrics import ATTACK_STEPS
+from suite.train import checkpoint
 
 if TYPE_CHECKING:
     from suite.config import RunConfig
@@ -47,6 +55,7 @@ if TYPE_CHECKING:
 ALPHA = 1 / 255  # step size, in pixel units
 # float16's largest value over the summed loss's largest gradient to a logit (1): no overflow there
 FP16_LOSS_SCALE = 2.0**15
+PROGRESS_FILE = "attack_progress.json"
 
 
 def targets_for(labels: torch.Tensor, indices: Iterable[int], num_classes: int, seed: int) -> torch.Tensor:
@@ -101,28 +110,39 @@ def _input_gradient(loss: torch.Tensor, image: torch.Tensor, scale: float) -> tu
 def success_rates(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], *, images: int, size: int,
                   batch_size: int, num_classes: int, mean: Sequence[float], std: Sequence[float], eps: float,
                   seed: int, autocast: Callable[[], Any] = contextlib.nullcontext,
-                  memory_format: torch.memory_format = torch.contiguous_format) -> dict[str, Any]:
+                  memory_format: torch.memory_format = torch.contiguous_format,
+                  resume: Mapping[str, Any] | None = None,
+                  on_part: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """The attack's success rate (%) after each of ATTACK_STEPS over `images` images of `loader`
     spread evenly over its `size` images (every (size // images)-th: an ImageNet validation folder
     is in class order, so its first 1,000 images are 20 classes), attacked `batch_size` at a time,
-    and how many were attacked (fewer when the split is smaller)."""
+    and how many were attacked (fewer when the split is smaller).
+
+    `on_part(progress)` is called after each batch attacked; given that progress back as `resume`,
+    an attack with the same arguments skips the images counted in it and ends as if uninterrupted."""
     if num_classes < 2:
         raise SuiteError("a targeted attack needs at least two classes", key="model.num_classes")
     model.eval()
     every = max(1, size // images)
-    hits = dict.fromkeys(ATTACK_STEPS, 0)
+    hits = {t: int(resume["hits"][str(t)]) if resume else 0 for t in ATTACK_STEPS}
+    done = int(resume["seen"]) if resume else 0  # images chosen and attacked by an earlier attempt
     seen = start = 0
     for batch, labels in loader:
         index = torch.arange(start, start + len(labels))
         start += len(labels)
         chosen = (index % every == 0).nonzero().flatten()[: images - seen]
         for part in chosen.split(batch_size) if len(chosen) else ():  # an empty tensor splits into one empty part
-            x, y = batch[part.to(batch.device)], labels[part.to(labels.device)]
-            reached = attack(model, x, targets_for(y, index[part].tolist(), num_classes, seed), mean=mean, std=std,
+            todo = part[max(0, done - seen):]
+            seen += len(part)
+            if not len(todo):
+                continue
+            x, y = batch[todo.to(batch.device)], labels[todo.to(labels.device)]
+            reached = attack(model, x, targets_for(y, index[todo].tolist(), num_classes, seed), mean=mean, std=std,
                              eps=eps, autocast=autocast, memory_format=memory_format)
             for t in ATTACK_STEPS:
                 hits[t] += int(reached[t].sum())
-            seen += len(y)
+            if on_part is not None:
+                on_part({"seen": seen, "hits": {str(t): n for t, n in hits.items()}})
         if seen >= images:
             break
     if seen == 0:
@@ -137,10 +157,46 @@ def measure_attack(config: RunConfig, run_dir: Path) -> dict[str, Any]:
 
     trainer = trained(config, run_dir)
     m = config.measure
+    progress = Path(run_dir) / PROGRESS_FILE
+    weights = (Path(run_dir) / checkpoint.FILENAME).stat()
+    made_with = {"attack_images": m.attack_images, "attack_eps": m.attack_eps, "batch_size": m.batch_size,
+                 "seed": config.seed, "steps": list(ATTACK_STEPS),
+                 "checkpoint": {"bytes": weights.st_size, "mtime_ns": weights.st_mtime_ns}}
+
+    def on_part(state: dict[str, Any]) -> None:
+        store.write_json(progress, {"made_with": made_with, **state})
+        if checkpoint.checkpoint_requested():  # SLURM's warning before the time limit: requeue from here
+            checkpoint.clear_request()
+            raise checkpoint.Preempted(progress, trainer.total)
+
     with torch.autograd.set_grad_enabled(True):
-        return success_rates(trainer.model, trainer.data.test, images=m.attack_images, size=trainer.data.test_size,
-                             batch_size=m.batch_size,
-                             num_classes=trainer.data.num_classes, mean=trainer.data.mean, std=trainer.data.std,
-                             eps=m.attack_eps / 255, seed=config.seed, autocast=trainer.autocast,
-                             memory_format=trainer.memory_format)
+        rates = success_rates(trainer.model, trainer.data.test, images=m.attack_images, size=trainer.data.test_size,
+                              batch_size=m.batch_size,
+                              num_classes=trainer.data.num_classes, mean=trainer.data.mean, std=trainer.data.std,
+                              eps=m.attack_eps / 255, seed=config.seed, autocast=trainer.autocast,
+                              memory_format=trainer.memory_format, resume=_progress(progress, made_with),
+                              on_part=on_part)
+    progress.unlink(missing_ok=True)  # the result holds it now
+    return rates
+
+
+def _progress(path: Path, made_with: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The progress an earlier attempt left in `path`, if it was made the same way; otherwise the
+    attack starts over (a damaged file is said so, and replaced as the attack goes on)."""
+    if not path.exists():
+        return None
+    try:
+        state = store.read_json(path)
+        if not isinstance(state, dict) or state.get("made_with") != made_with:
+            return None
+        seen, hits = state["seen"], state["hits"]
+        if not isinstance(seen, int) or not all(isinstance(hits[str(t)], int) for t in ATTACK_STEPS):
+            raise TypeError
+    except SuiteError as err:
+        warnings.warn(f"{err}; the attack starts over", SuiteWarning)
+        return None
+    except (KeyError, TypeError):
+        warnings.warn(f"{path}: not an attack's progress (keys seen, hits); the attack starts over", SuiteWarning)
+        return None
+    return {"seen": seen, "hits": hits}
 
