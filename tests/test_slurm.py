@@ -342,6 +342,26 @@ def test_cancelled_runs_show_cancelled_and_are_not_resubmitted(tmp_path, capsys)
     assert f"SLURM job {retried} ended CANCELLED" in status(out, first)["error"]
 
 
+def test_a_running_run_whose_status_is_unreadable_is_still_cancelled(tmp_path, capsys):
+    """The store's record of the job is gone (a damaged status.json): `suite cancel` finds the job
+    from its submission in submitit's folder, cancels it, and keeps the damaged record for a look."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "unreadable", {"lr": [0.01]}, iterations=100_000)
+    [rid] = run_ids(spec)
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+    wait(out, [rid], until=("running",))
+    job = status(out, rid)["slurm_job_id"]
+    d = store.run_dir(out, rid)
+    (d / "status.json").write_text('{"state": "runn')
+    assert "cancelled 1 run " in suite(capsys, "cancel", str(spec), "--out", str(out))
+    wait_for(lambda: slurm.slurm_states([job])[job] == "CANCELLED", "the job to be cancelled", out, timeout=60)
+    record = status(out, rid)
+    assert record["state"] == "cancelled" and record["slurm_job_id"] == job
+    [kept] = d.glob("status.corrupt-*.json")
+    assert f"status.json was unreadable, kept as {kept.name}; job {job} was found" in record["error"]
+    assert kept.read_text() == '{"state": "runn'
+
+
 # --------------------------------------------------------------------------- pre-emption, DDP
 def test_signalled_run_checkpoints_requeues_and_resumes_to_the_same_result(tmp_path, capsys):
     """USR2 (what sbatch --signal sends before the time limit) mid-training: the run saves its

@@ -530,21 +530,61 @@ def cancel(out: Path, run_ids: Iterable[str]) -> tuple[dict[str, str], dict[str,
             refused |= set(re.findall(r"job id (\S+?):", done.stderr) or chunk)
         complaints.append(done.stderr.strip())
     taken = {rid: j for rid, j in jobs.items() if j not in refused}
-    _parallel(lambda rid: store.set_status(store.run_dir(out, rid), "cancelled", error="cancelled by `suite cancel`",
-                                           cancelled_at=store.now()), list(taken))
+
+    def record(rid: str) -> None:
+        d, why = store.run_dir(out, rid), "cancelled by `suite cancel`"
+        if _status_unreadable(d):  # kept for a look, as any corrupt record
+            why += f" (status.json was unreadable, kept as {store.set_aside(d / 'status.json')}; job {taken[rid]} " \
+                   "was found from its submission)"
+        store.set_status(d, "cancelled", error=why, cancelled_at=store.now(), slurm_job_id=taken[rid])
+
+    _parallel(record, list(taken))
     return taken, {rid: j for rid, j in jobs.items() if j in refused}, "\n".join(c for c in complaints if c)
 
 
 # ------------------------------------------------------------------------------------ helpers
 def _tracked(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
     """run_id -> SLURM job id of the runs the store has as queued or running under SLURM (a done
-    run too, while a job measures it again)."""
-    tracked = {}
+    run too, while a job measures it again), and of runs whose status.json is unreadable whose
+    latest submission SLURM still has queued or running."""
+    tracked, unreadable = {}, set()
     for rid in run_ids:
-        state = store.state_of(store.run_dir(out, rid))
+        d = store.run_dir(out, rid)
+        state = store.state_of(d)
         if _follows(state) and state.status and state.status.get("slurm_job_id"):
             tracked[rid] = str(state.status["slurm_job_id"])
+        elif _status_unreadable(d):
+            unreadable.add(rid)
+    if unreadable:
+        submitted = _latest_submissions(out, unreadable)
+        live = slurm_states(submitted.values()) if submitted else {}
+        tracked.update({rid: j for rid, j in submitted.items() if live[j] in ALIVE})
     return tracked
+
+
+def _status_unreadable(d: Path) -> bool:
+    try:
+        return (d / "status.json").exists() and not isinstance(store.read_json(d / "status.json"), dict)
+    except SuiteError:
+        return True
+
+
+def _latest_submissions(out: Path, run_ids: set[str]) -> dict[str, str]:
+    """run_id -> the job id of its latest submission, from submitit's folder: each task's pickled
+    SlurmRun names its run (the store's status.json does too, but that is what could not be read)."""
+    import pickle
+
+    latest: dict[str, tuple[float, str]] = {}
+    for path in (out / "submitit").glob("*_submitted.pkl"):
+        try:
+            with open(path, "rb") as f:
+                task = pickle.load(f).function
+            rid, when = task.run.run_id, path.stat().st_mtime
+        except Exception:  # noqa: BLE001 - another tool's pickle, or a damaged one: not a submission of ours
+            continue
+        if rid in run_ids and when >= latest.get(rid, (-1.0, ""))[0]:
+            latest[rid] = (when, path.name.removesuffix("_submitted.pkl"))
+    return {rid: job for rid, (_, job) in latest.items()}
 
 
 def _follows(state: store.RunState) -> bool:
