@@ -191,7 +191,7 @@ def test_a_time_limit_during_the_attack_requeues_from_its_progress(tmp_path, mon
     spec = tmp_path / "attacked.yaml"
     spec.write_text("name: attacked\nbase:\n  model: {name: ran56_cifar, base_width: 4}\n  data: {name: digits}\n"
                     "  recipe: smoke\ngrid:\n  lr: [0.05]\nseeds: 1\n")
-    overrides = parse_overrides([*FAST, "measure.attack=true", "measure.attack_images=12"])
+    overrides = parse_overrides([*FAST, "measure.complexity=false", "measure.attack=true", "measure.attack_images=6"])
     [run] = ablations.expand(ablations.load(spec), overrides=overrides)
     out, d = tmp_path / "store", store.run_dir(tmp_path / "store", run.run_id)
     trained = loop.trained
@@ -214,7 +214,7 @@ def test_a_time_limit_during_the_attack_requeues_from_its_progress(tmp_path, mon
     monkeypatch.setattr(loop, "trained", trained)
     attacked.clear()
     result = execute(run, out)
-    assert sum(attacked) == 12 - progress["seen"] and result["attack"]["attack_images"] == 12
+    assert sum(attacked) == 6 - progress["seen"] and result["attack"]["attack_images"] == 6
     assert not (d / attacking.PROGRESS_FILE).exists()
     assert result["attack"] == attacking.measure_attack(run.config, d)  # the uninterrupted attack
 
