@@ -140,7 +140,7 @@ def test_iterations_end_with_a_partial_epoch_and_its_evaluation(tmp_path):
 def test_finished_run_is_not_trained_again(tmp_path):
     config = tiny(iterations=3)
     first = run(config, tmp_path, progress=False)
-    with pytest.warns(SuiteWarning, match="finished before; these are its final metrics"):
+    with pytest.warns(SuiteWarning, match="training finished in an earlier attempt; its checkpoint's final metrics are used"):
         again = run(config, tmp_path, progress=False)
     assert again == first  # wall_time_s too: reading the metrics back adds no time
     with pytest.raises(SuiteError, match="different config"):
@@ -153,7 +153,7 @@ def test_a_run_finished_before_the_views_existed_is_evaluated_on_them_not_retrai
     state = checkpoint.load(tmp_path / checkpoint.FILENAME)
     state["history"] = [{k: v for k, v in line.items() if "_err_" not in k} for line in state["history"]]
     checkpoint.save(tmp_path / checkpoint.FILENAME, state)  # as the code before the views wrote it
-    with pytest.warns(SuiteWarning, match="finished before"):
+    with pytest.warns(SuiteWarning, match="training finished in an earlier attempt"):
         again = run(config, tmp_path, progress=False)
     assert untimed(again) == untimed(first)  # the same weights evaluated: the same errors, views included
     assert checkpoint.load(tmp_path / checkpoint.FILENAME)["iteration"] == 3  # no step taken

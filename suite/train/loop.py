@@ -188,8 +188,8 @@ class Trainer:
             if state is not None:
                 self._restore(state, path)
                 if self.iteration >= self.total and self.env.is_main:
-                    warnings.warn(f"{self.run_dir}: this run finished before; these are its final metrics "
-                                  f"(delete the directory to train it again)", SuiteWarning, stacklevel=2)
+                    warnings.warn(f"{self.run_dir}: training finished in an earlier attempt; its checkpoint's final "
+                                  f"metrics are used (delete the directory to train it again)", SuiteWarning, stacklevel=2)
                 if self.iteration >= self.total:
                     self._add_missing_views(path)
             if self.env.is_main:
