@@ -553,7 +553,7 @@ def _tracked(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
         state = store.state_of(d)
         if _follows(state) and state.status and state.status.get("slurm_job_id"):
             tracked[rid] = str(state.status["slurm_job_id"])
-        elif _status_unreadable(d):
+        elif state.corrupt and _status_unreadable(d):
             unreadable.add(rid)
     if unreadable:
         submitted = _latest_submissions(out, unreadable)
