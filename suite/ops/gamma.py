@@ -212,18 +212,18 @@ def concatenation_weights_inference(
         hidden = _pixel_major_layer(hidden, first, None)
         for layer in layers[1:-1]:
             hidden = _pixel_major_layer(torch.mm(hidden, layer.weight.t()), layer, None)
-        if len(layers) == 1:  # the first layer was the last
-            logits = phi.new_empty((n, footprint, cw, h * w)) if out is None else out.view(n, footprint, cw, h * w)
-            logits.view(n, footprint * cw, h * w).copy_(hidden.view(n, h * w, -1).transpose(1, 2))
-            return logits.transpose(1, 2)
         last = layers[-1]
-        if weights_channels_last(cw, phi.device):  # each position's block from one product over all pixels
+        if len(layers) > 1 and weights_channels_last(cw, phi.device):  # a block per position over all pixels
             logits = phi.new_empty((footprint, rows, cw)) if out is None else out.view(footprint, rows, cw)
             for j, weight in enumerate(last.weight.view(footprint, cw, -1)):
                 _pixel_major_layer(torch.mm(hidden, weight.t(), out=logits[j]), last, slice(j * cw, (j + 1) * cw))
             return logits.view(footprint, n, h * w, cw).permute(1, 3, 0, 2)
         logits = phi.new_empty((n, footprint, cw, h * w)) if out is None else out.view(n, footprint, cw, h * w)
-        _run_layers([last], hidden.view(n, h * w, -1).transpose(1, 2), out=logits.view(n, footprint * cw, h * w))
+        channel_major = hidden.view(n, h * w, -1).transpose(1, 2)
+        if len(layers) == 1:  # the first layer was the last: hidden holds the logits
+            logits.view(n, footprint * cw, h * w).copy_(channel_major)
+        else:
+            _run_layers([last], channel_major, out=logits.view(n, footprint * cw, h * w))
         return logits.transpose(1, 2)
 
 
@@ -256,13 +256,13 @@ def _affine_relu(z: Tensor, scale: Tensor | None, shift: Tensor | None, relu: bo
 def _run_layers(
     layers: list[_Layer],
     z: Tensor,
-    out: Tensor | None = None,
+    out: Tensor,
     first_weight: Tensor | None = None,
     first_extra: tuple[int, Tensor] | None = None,
     transposed_out: bool = False,
 ) -> Tensor:
     """gamma's 1x1 convs as matmuls on z (B, C, L); the last writes into `out` (B, C_out, L), or
-    with `transposed_out` into `out` (B, L, C_out), if given.
+    with `transposed_out` into `out` (B, L, C_out).
 
     `first_weight` replaces the first layer's weight (some of its input columns come in another
     way), and `first_extra` = (groups, t) adds t (groups, 1, C_out, L) to its output (B, C_out, L)
