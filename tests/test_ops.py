@@ -442,6 +442,28 @@ def test_conv1x1_adds_bias_and_residual_like_conv2d(channels_last, bias, size, w
     torch.testing.assert_close(target.float(), expected + residual)
 
 
+# the same four ways backwards: the rectified input remade image by image, or whole (channels-last)
+@pytest.mark.parametrize("size", [(7, 9), (9, 10)])
+@pytest.mark.parametrize("widths", [(5, 4), (64, 72)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_conv1x1_relu_backward_matches_autograd(channels_last, size, widths):
+    from suite.ops.conv import conv1x1_relu_backward
+
+    c_in, c_out = widths
+    x = torch.randn(3, c_in, *size, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(c_out, c_in, 1, 1, dtype=torch.float64, requires_grad=True)
+    scale, shift = torch.rand(c_in, dtype=torch.float64) + 0.5, torch.randn(c_in, dtype=torch.float64)
+    z = (x * scale[:, None, None] + shift[:, None, None]).requires_grad_()
+    grad = torch.randn(3, c_out, *size, dtype=torch.float64)
+    expected = torch.autograd.grad(F.conv2d(F.relu(z), weight), (z, weight), grad)
+    original = x.clone()
+    for got, want in zip(conv1x1_relu_backward(grad, x, weight.detach(), scale, shift), expected):
+        _close(got, want)
+    assert torch.equal(x, original)
+
+
 def _layers(gamma: torch.nn.Sequential) -> list:
     return [(gamma[0], gamma[2].weight, gamma[2].bias), (gamma[3], gamma[5].weight, gamma[5].bias)]
 
@@ -482,9 +504,32 @@ def test_batch_norm_relu_conv_gradcheck(channels_last):
     assert torch.autograd.gradcheck(fn, (x, w1, w2))
 
 
+@pytest.mark.parametrize("make", ["identity", "subtraction"])
+def test_batch_norm_relu_conv_gradients_on_maps_the_products_run_image_by_image(make):
+    """At 64 pixels an image or more the 1x1 products run image by image and backward remakes the
+    last layer's rectified input piece by piece: gradients still match the modules'."""
+    import copy
+
+    from suite.ops.gamma import batch_norm_relu_conv
+
+    gamma = _two_layer_gamma()
+    reference = copy.deepcopy(gamma)
+    a = torch.randn(3, 5, 8, 9, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, 5, 8, 9, dtype=torch.float64, requires_grad=True)
+    inputs, fn = ((a,), torch.nn.Identity()) if make == "identity" else ((a, b), torch.sub)
+    out = batch_norm_relu_conv(fn, _layers(gamma), *inputs)
+    expected = reference(fn(*inputs))
+    _close(out, expected)
+    params = [p for m in (gamma[0], gamma[2], gamma[3], gamma[5]) for p in m.parameters()]
+    ref_params = [p for m in (reference[0], reference[2], reference[3], reference[5]) for p in m.parameters()]
+    for got, want in zip(_grads(out, (*inputs, *params)), _grads(expected, (*inputs, *ref_params))):
+        _close(got, want)
+
+
 def test_batch_norm_relu_conv_keeps_a_narrow_hidden_layer():
     """A hidden layer much narrower than the relation (patchwise gamma's) is kept, not recomputed:
-    gradients still match the modules."""
+    gradients still match the modules, on maps small enough for gradcheck and on maps where the
+    first layer's rectified input is remade image by image."""
     import copy
 
     from suite.ops.gamma import KEEP_RATIO, batch_norm_relu_conv
@@ -495,20 +540,22 @@ def test_batch_norm_relu_conv_keeps_a_narrow_hidden_layer():
         torch.nn.BatchNorm2d(wide), torch.nn.ReLU(), torch.nn.Conv2d(wide, narrow, 1, bias=False),
         torch.nn.BatchNorm2d(narrow), torch.nn.ReLU(), torch.nn.Conv2d(narrow, 6, 1),
     ).double()
-    reference = copy.deepcopy(gamma)
-    x = torch.randn(2, wide, 3, 4, dtype=torch.float64, requires_grad=True)
-    original = x.detach().clone()
-    saved = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
-        out = batch_norm_relu_conv(torch.nn.Identity(), _layers(gamma), x)
-    assert (2, narrow, 3, 4) in saved
-    assert torch.equal(x, original)  # the op normalises in place only what it made itself
-    expected = reference(x)
-    _close(out, expected)
-    params = [p for m in (gamma[0], gamma[2], gamma[3], gamma[5]) for p in m.parameters()]
-    ref_params = [p for m in (reference[0], reference[2], reference[3], reference[5]) for p in m.parameters()]
-    for got, want in zip(_grads(out, (x, *params)), _grads(expected, (x, *ref_params))):
-        _close(got, want)
+    for size in [(3, 4), (8, 9)]:
+        reference = copy.deepcopy(gamma)
+        x = torch.randn(2, wide, *size, dtype=torch.float64, requires_grad=True)
+        original = x.detach().clone()
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
+            out = batch_norm_relu_conv(torch.nn.Identity(), _layers(gamma), x)
+        assert (2, narrow, *size) in saved
+        assert torch.equal(x, original)  # the op normalises in place only what it made itself
+        expected = reference(x)
+        _close(out, expected)
+        params = [p for m in (gamma[0], gamma[2], gamma[3], gamma[5]) for p in m.parameters()]
+        ref_params = [p for m in (reference[0], reference[2], reference[3], reference[5]) for p in m.parameters()]
+        for got, want in zip(_grads(out, (x, *params)), _grads(expected, (x, *ref_params))):
+            _close(got, want)
+        x = x[..., :3, :4].detach().requires_grad_()  # for gradcheck
 
     def fn(x, w1, w2):
         return batch_norm_relu_conv(torch.nn.Identity(), [(gamma[0], w1, None), (gamma[3], w2, gamma[5].bias)], x)

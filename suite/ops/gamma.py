@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from suite.ops.aggregation import weights_channels_last
 from suite.ops.autograd import first_order_backward
-from suite.ops.conv import conv1x1, conv1x1_backward
+from suite.ops.conv import conv1x1, conv1x1_relu_backward
 from suite.ops.relations import pairwise_width, relation_into
 from suite.ops.window import Window
 
@@ -297,9 +297,10 @@ def batch_norm_relu_conv(
     Autograd would keep make's output and, per layer, the BN output and the ReLU output: tensors as
     large as the relation tensor when make builds it (K times a feature map). Backward recomputes
     make(*inputs) (for the relations: shifts and a concatenation) and every layer's input not kept
-    and rectified activation from the saved statistics, then runs the layers' backward, last first
-    and in place (ReLU and BN backward reuse the rectified activation's buffer). The running statistics
-    are updated once, as nn.BatchNorm2d does.
+    from the saved statistics, then runs the layers' backward, last first and in place (ReLU and BN
+    backward in the buffer of the gradient they pass on). A rectified activation is whole only where
+    the next layer's input is recomputed from it; elsewhere backward remakes it image by image. The
+    running statistics are updated once, as nn.BatchNorm2d does.
     """
     params: list[Tensor | None] = []
     for bn, weight, bias in layers:
@@ -356,40 +357,43 @@ class _BatchNormReluConv(torch.autograd.Function):
         dtype = layers[0][2].dtype
         shape = (-1, *[1] * (x.dim() - 2))
         reduce_dims = [0, *range(2, x.dim())]
-        # every layer's input (kept or recomputed) and its rectified activation (the BNs with the saved statistics)
+        # every layer's input, kept or recomputed, with its BN's affine under the saved statistics, and
+        # its rectified activation where the next layer's input is recomputed from it; elsewhere the
+        # rectified activation is remade image by image as backward needs it (`conv1x1_relu_backward`)
         acts, a = [], x.detach().to(dtype)
         for i, (bn_weight, bn_bias, conv_weight, conv_bias) in enumerate(layers):
             if ctx.kept[i]:
                 a = next(kept).to(dtype)
             mean, invstd = stats[2 * i], stats[2 * i + 1]
             scale = invstd * bn_weight
-            rectified = torch.addcmul((bn_bias - mean * scale).view(shape), a, scale.view(shape)).relu_()
-            acts.append((a, rectified))
+            shift = bn_bias - mean * scale
+            rectified = None
             if i + 1 < len(layers) and not ctx.kept[i + 1]:
+                rectified = torch.addcmul(shift.view(shape), a, scale.view(shape)).relu_()
+            acts.append((a, scale, shift, rectified))
+            if rectified is not None:
                 a = conv1x1(rectified, conv_weight, conv_bias)
-        del a
+        del a, rectified
         g = grad.to(dtype)
         param_grads: list[Tensor | None] = []
         for i in reversed(range(len(layers))):
             bn_weight, _, conv_weight, conv_bias = layers[i]
             mean, invstd = stats[2 * i], stats[2 * i + 1]
-            a, rectified = acts.pop()
-            grad_y, grad_conv_weight = conv1x1_backward(g, rectified, conv_weight)
+            a, scale, shift, rectified = acts.pop()
+            grad_y, grad_conv_weight = conv1x1_relu_backward(g, a, conv_weight, scale, shift, rectified)
+            del rectified
             grad_conv_bias = g.sum(reduce_dims) if conv_bias is not None else None
             del g
-            # ReLU's backward, in place and in one pass
-            torch.ops.aten.threshold_backward.grad_input(grad_y, rectified, 0, grad_input=grad_y)
             # BN's backward: its two per-channel sums, sum(grad_y) and sum(grad_y * (a - mean)) * invstd,
             # in one fused pass of native_batch_norm_backward told not to compute the input gradient
             # (that would be a new K-fold wide tensor, ~+10 % peak memory in SAN10's training step),
-            # then the input gradient scale * grad_y + b * (a - mean) + c in the buffer of `rectified`
+            # then the input gradient scale * grad_y + b * (a - mean) + c, in grad_y's buffer
             _, grad_bn_weight, grad_bn_bias = torch.ops.aten.native_batch_norm_backward(
                 grad_y, a, bn_weight, None, None, mean, invstd, True, 0.0, [False, True, True])
-            scale = invstd * bn_weight
             b, c = bn_backward_coefficients(scale, invstd, mean, grad_bn_weight, grad_bn_bias,
                                             grad_y.numel() // grad_y.shape[1], dtype)
-            g = torch.addcmul(c.view(shape), a, b.view(shape), out=rectified).addcmul_(grad_y, scale.view(shape))
-            del a, rectified, grad_y
+            g = torch.addcmul(c.view(shape), grad_y, scale.view(shape), out=grad_y).addcmul_(a, b.view(shape))
+            del a, grad_y
             param_grads = [grad_bn_weight, grad_bn_bias, grad_conv_weight, grad_conv_bias] + param_grads
         wanted = [t for t in leaves if t.requires_grad]
         grads = iter(torch.autograd.grad(x, wanted, g.to(x.dtype)) if wanted else ())
