@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 import re
 import types
 
@@ -544,6 +545,41 @@ def test_batch_norm_relu_conv_keeps_a_narrow_hidden_layer():
 
     x = torch.randn(2, wide, 3, 4, dtype=torch.float64, requires_grad=True)  # small enough for gradcheck
     assert torch.autograd.gradcheck(fn, (x, gamma[2].weight, gamma[5].weight))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("spread", ["narrow", "wide_later_chunk", "nan"])
+def test_softmax_base2_matches_softmax_as_chunks_arrive(dtype, spread):
+    """Narrow logits are exponentiated chunk by chunk without the shift; one chunk beyond the
+    dtype's bound (here the third of four: the first two were exponentiated already) makes every
+    chunk again and takes the shift; NaN propagates as in torch.softmax."""
+    from suite.ops.gamma import softmax_base2_
+
+    torch.manual_seed(0)
+    source = torch.randn(9, 3, 50, dtype=torch.float64) * (2 if dtype == torch.float16 else 4)  # within the bound
+    if spread == "wide_later_chunk":
+        source[6:8, 0, :10] = 2000.0  # 2^2000 overflows every dtype; the shifted softmax does not
+        source[6:8, 1, :10] = -3000.0
+    if spread == "nan":
+        source[2, 1, 7] = float("nan")
+    logits, made, step = torch.empty_like(source, dtype=dtype), [], 2 if spread == "wide_later_chunk" else 3
+
+    def chunks():
+        for start in range(0, 9, step):
+            logits[start : start + step].copy_(source[start : start + step])
+            made.append(start)
+            yield logits[start : start + step]
+
+    out = softmax_base2_(chunks, logits)
+    assert out.data_ptr() == logits.data_ptr()
+    expected = torch.softmax(source.to(dtype).double() * math.log(2), 0)
+    if spread == "nan":
+        assert out[:, 1, 7].isnan().all() and not out[:, 0].isnan().any()
+        keep = ~expected.isnan()
+        out, expected = out.double()[keep], expected[keep]
+    tolerance = {torch.float32: 1e-6, torch.float64: 1e-12, torch.bfloat16: 2e-2, torch.float16: 2e-3}[dtype]
+    torch.testing.assert_close(out.double(), expected, rtol=tolerance, atol=tolerance)
+    assert made == {"narrow": [0, 3, 6], "wide_later_chunk": [0, 2, 4, 6, 0, 2, 4, 6, 8], "nan": [0, 0, 3, 6]}[spread]
 
 
 # ------------------------------------------------------------------------ python -m suite.ops.benchmark

@@ -210,6 +210,32 @@ def test_eval_matches_the_materialised_reference(name, relation, gamma, options,
         assert torch.allclose(out, plain, atol=1e-5, rtol=1e-4), (out - plain).abs().max()
 
 
+def test_eval_with_widely_spread_attention_logits_matches_the_reference():
+    """Logits spread far beyond float32's exp2 range (a sharply attending gamma) take the shifted
+    softmax and still match the reference; scaled moderately they take the unshifted one."""
+    torch.manual_seed(0)
+    model = create_model("san10_pairwise", footprint=5, num_classes=7).eval()
+    x = torch.randn(2, 3, 96, 112)
+    lasts = [m.gamma[-1] for m in model.modules() if isinstance(m, san.SelfAttention)]
+    for scale, wide in ((20.0, False), (100.0, True)):  # at initialisation the spreads are about 1
+        for conv in lasts:
+            conv.weight.data.mul_(scale)
+        spread = []  # of each layer's logits in base 2, seen through hooks (which take the plain path)
+        hooks = [conv.register_forward_hook(lambda m, i, o: spread.append(float(o.amax() - o.amin()) * 1.4427))
+                 for conv in lasts]
+        with torch.no_grad():
+            model(x)
+        for hook in hooks:
+            hook.remove()
+        assert (max(spread) > 2 * 121) == wide and min(spread) > 1  # float32's bound: 121 either side
+        with torch.inference_mode():
+            out = model(x)
+            with use_backend("unfold"):
+                reference = model(x)
+        assert torch.isfinite(out).all()
+        torch.testing.assert_close(out, reference, atol=1e-4, rtol=1e-4)
+
+
 def test_float16_training_gives_finite_gradients_as_eager_pytorch_does():
     """BN's backward coefficients overflowed in float16 (scale * invstd * grad_weight before the
     division by the element count): inf, then NaN gradients, where the unfold path had none."""
