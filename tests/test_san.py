@@ -13,6 +13,7 @@ from suite.errors import SuiteError
 from suite.measure.complexity import count_params
 from suite.models import create_model, get_model_info, list_models, load_official_san, resolve_model_kwargs, san
 from suite.ops import PAIRWISE_RELATIONS, PATCHWISE_RELATIONS, use_backend
+from suite.ops.gamma import LOG2_E
 
 SAN_MODELS = ["san10_pairwise", "san10_patchwise", "san15_pairwise", "san15_patchwise", "san19_pairwise",
               "san19_patchwise"]
@@ -220,14 +221,20 @@ def test_eval_with_widely_spread_attention_logits_matches_the_reference():
     for scale, wide in ((20.0, False), (100.0, True)):  # at initialisation the spreads are about 1
         for conv in lasts:
             conv.weight.data.mul_(scale)
-        spread = []  # of each layer's logits in base 2, seen through hooks (which take the plain path)
-        hooks = [conv.register_forward_hook(lambda m, i, o: spread.append(float(o.amax() - o.amin()) * 1.4427))
-                 for conv in lasts]
+        # each layer's largest |logit| and spread in base 2, seen through hooks (which take the plain path)
+        largest, spread = [], []
+
+        def record(module, inputs, logits):
+            largest.append(float(logits.abs().amax()) * LOG2_E)
+            spread.append(float(logits.amax() - logits.amin()) * LOG2_E)
+
+        hooks = [conv.register_forward_hook(record) for conv in lasts]
         with torch.no_grad():
             model(x)
         for hook in hooks:
             hook.remove()
-        assert (max(spread) > 2 * 121) == wide and min(spread) > 1  # float32's bound: 121 either side
+        # float32's bound is about 122 for these footprints: all inside it, or some far beyond
+        assert (max(largest) > 200 if wide else max(largest) < 100) and min(spread) > 1
         with torch.inference_mode():
             out = model(x)
             with use_backend("unfold"):
