@@ -988,21 +988,35 @@ def test_official_training_checkpoints_and_wrapped_models_load():
     assert wrapped.module.stages[1].blocks[0].sam.phi.weight.equal(official["layer1.0.sam.conv1.weight"])
 
 
-def test_stem_training_backward_image_by_image(monkeypatch):
-    """The stem's backward, in chunks of images (two passes for BN), equals the modules' backward."""
+@pytest.mark.parametrize("input_grad", [False, True])
+def test_stem_training_matches_the_modules(monkeypatch, input_grad):
+    """The stem's training op (BN statistics from the input's channel covariance, forward a band of
+    rows at a time, backward a chunk of images at a time from the gradient's sums; a second pass
+    for an input gradient) equals the modules, running statistics included."""
     import suite.models.san
 
     monkeypatch.setattr(suite.models.san, "_STEM_CHUNK_ELEMENTS", 1)  # one image at a time
+    monkeypatch.setattr(suite.models.san, "_STEM_BAND_ELEMENTS", 1)  # bands of two rows
     torch.manual_seed(0)
     stem = suite.models.san.Stem().double().train()
-    # odd height (pooling floors); equal neighbours in every window: the pool's backward routes a
-    # tie to the first of them in the window's row-major order
-    x = torch.randn(3, 3, 11, 7, dtype=torch.float64).repeat_interleave(2, -1).requires_grad_()
+    with torch.no_grad():  # BN's affine away from (1, 0), so each term of its backward counts
+        stem.bn.weight.uniform_(0.5, 1.5)
+        stem.bn.bias.uniform_(-0.5, 0.5)
+    reference = copy.deepcopy(stem)
+    # odd height (pooling floors, the statistics do not); channel means far from 0 (the moments are
+    # centred); equal neighbours in every window: the pool's backward routes a tie to the first
+    # of them in the window's row-major order
+    x = (3 * torch.randn(3, 3, 11, 7, dtype=torch.float64) + 5).repeat_interleave(2, -1).requires_grad_(input_grad)
     out = stem(x)
     with use_backend("unfold"):
-        expected = stem(x)
-    assert torch.equal(out, expected)
+        expected = reference(x)
+    torch.testing.assert_close(out, expected, atol=1e-12, rtol=1e-10)
+    for name, buffer in reference.bn.named_buffers():
+        torch.testing.assert_close(getattr(stem.bn, name), buffer, atol=1e-12, rtol=1e-10, msg=name)
     g = torch.randn_like(out)
-    inputs = (x, *stem.parameters())
-    for got, want in zip(torch.autograd.grad(out, inputs, g), torch.autograd.grad(expected, inputs, g)):
-        assert torch.allclose(got, want, atol=1e-12, rtol=1e-10)
+    inputs = [x] if input_grad else []
+    got = torch.autograd.grad(out, [*inputs, *stem.parameters()], g)
+    want = torch.autograd.grad(expected, [*inputs, *reference.parameters()], g)
+    assert len(got) == (4 if input_grad else 3)
+    for got, want in zip(got, want):
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-10)

@@ -40,7 +40,7 @@ statistics in an eval one, runs as plain modules and gets what eager PyTorch giv
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 import torch
@@ -64,14 +64,14 @@ from suite.ops import (
     relative_grid,
 )
 from suite.ops.autograd import first_order_backward
-from suite.ops.conv import conv1x1, conv1x1_backward
+from suite.ops.conv import conv1x1
 from suite.ops.gamma import (
-    batch_norm_relu,
     batch_norm_relu_conv,
     bn_affine,
     bn_backward_coefficients,
     concatenation_weights_inference,
     pairwise_weights_inference,
+    update_running_stats,
 )
 from suite.ops.relations import PairwiseRelation, PatchwiseRelation
 from suite.ops.window import Padding
@@ -420,12 +420,12 @@ def _max_pool_2x2(x: Tensor, out: Tensor | None = None) -> Tensor:
     return torch.maximum(rows[..., 0::2], rows[..., 1::2], out=out)
 
 
-def _max_pool_2x2_backward(grad: Tensor, x: Tensor, out: Tensor, grad_x: Tensor) -> Tensor:
-    """Route grad to the first maximum of each 2x2 window of x, in MaxPool2d's scan order (row-major
-    within the window, as its `val > max` update keeps the first of equal values); zeros elsewhere.
-    Writes into grad_x, of x's shape."""
+def _pool_routes(x: Tensor, out: Tensor) -> Iterator[tuple[int, int, Tensor]]:
+    """(dy, dx, hit) for each position of the 2x2 windows of x that `out` pooled: hit (out's shape)
+    marks where that position's value is the one MaxPool2d routes the gradient to, the first
+    maximum in its scan order (row-major within the window, as its `val > max` update keeps the
+    first of equal values)."""
     h, w = out.shape[-2] * 2, out.shape[-1] * 2
-    grad_x.zero_()
     taken = None
     for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
         hit = x[..., dy:h:2, dx:w:2] == out
@@ -434,8 +434,7 @@ def _max_pool_2x2_backward(grad: Tensor, x: Tensor, out: Tensor, grad_x: Tensor)
         else:
             hit.logical_and_(taken.logical_not())
             taken.logical_or_(hit)
-        torch.mul(grad, hit, out=grad_x[..., dy:h:2, dx:w:2])
-    return grad_x
+        yield dy, dx, hit
 
 
 class Stage(nn.Module):
@@ -467,8 +466,8 @@ class Stem(nn.Module):
     the first stage's 2x2 max-pool.
 
     Its 64-channel full-resolution maps are SAN's largest tensors (100 MiB each at batch 8, 224 px):
-    inference runs it a band of rows at a time with its BN folded into the conv, and training keeps
-    only the input for backward.
+    inference and training run it a band of rows at a time with its BN folded into the conv, so
+    none is ever whole, and training keeps only the input for backward (`_StemTraining`).
     """
 
     def __init__(self) -> None:
@@ -480,18 +479,8 @@ class Stem(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if _inference() and _fusable(self, training=False):
-            n, _, h, w = x.shape
-            out = x.new_empty((n, _STEM_WIDTH, h // 2, w // 2))
-            # BN folded into the conv: a pass less over the widest maps
             scale, shift = bn_affine(self.bn)
-            weight = self.conv.weight * scale.view(-1, 1, 1, 1)
-            # a band of rows at a time: conv, ReLU and pool find it in cache
-            h, rows = h // 2 * 2, max(2, _STEM_BAND_ELEMENTS // (_STEM_WIDTH * w) // 2 * 2)
-            for i in range(n):
-                for r in range(0, h, rows):
-                    band = conv1x1(x[i : i + 1, :, r : min(r + rows, h)], weight, shift).relu_()
-                    _max_pool_2x2(band, out=out[i : i + 1, :, r // 2 : (r + rows) // 2])
-            return out
+            return _stem_pooled(x, self.conv.weight, scale, shift)
         if _training_ops() and _fusable(self, training=True):
             if self.bn.num_batches_tracked is not None:
                 self.bn.num_batches_tracked.add_(1)
@@ -503,65 +492,112 @@ _STEM_CHUNK_ELEMENTS = 2**22  # 16 MiB of float32: below glibc's largest mmap th
 _STEM_BAND_ELEMENTS = 2**19  # 2 MiB of float32, 36 rows of 224 px: stays in cache through the three steps
 
 
-class _StemTraining(torch.autograd.Function):
-    """MaxPool2x2(ReLU(BN(conv1x1(x)))), training-mode BN, keeping only x and the BN statistics.
+def _band_rows(width: int) -> int:
+    """Rows per band of the stem's full-resolution map: an even number (whole pooling windows) of
+    about _STEM_BAND_ELEMENTS elements."""
+    return max(2, _STEM_BAND_ELEMENTS // (_STEM_WIDTH * width) // 2 * 2)
 
-    Backward works a few images at a time, so only one full-resolution 64-channel map is ever
-    whole (at the end of backward they were the step's peak memory: six of them, 100 MiB each at
-    batch 8). BN's backward needs two batch-wide sums of the gradient g w.r.t. its output, sum(g)
-    and sum(g * (conv - mean)), before any input gradient: a first pass computes g (through the
-    pool and the ReLU) and the sums, a second one turns g into grad_conv = a * g + b * conv + c
-    per channel, in place (the same formula as native_batch_norm_backward).
+
+def _stem_pooled(x: Tensor, conv_weight: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
+    """MaxPool2x2(ReLU(scale * conv1x1(x) + shift)) a band of rows at a time, the affine folded into
+    the conv: conv, ReLU and pool find the band in cache, and no full-resolution map is made."""
+    n, _, h, w = x.shape
+    out = x.new_empty((n, _STEM_WIDTH, h // 2, w // 2))
+    weight, shift = (conv_weight * scale.view(-1, 1, 1, 1)).to(conv_weight.dtype), shift.to(conv_weight.dtype)
+    h, rows = h // 2 * 2, _band_rows(w)  # pooling floors
+    for i in range(n):
+        for r in range(0, h, rows):
+            band = conv1x1(x[i : i + 1, :, r : min(r + rows, h)], weight, shift).relu_()
+            _max_pool_2x2(band, out=out[i : i + 1, :, r // 2 : (r + rows) // 2])
+    return out
+
+
+def _channel_moments(x: Tensor) -> tuple[Tensor, Tensor]:
+    """(mean, covariance) of x's channels over the batch and pixels, in float64: (C,), (C, C)."""
+    x = x.double()
+    mean = x.mean((0, 2, 3))
+    centred = (x - mean[:, None, None]).transpose(0, 1).reshape(x.shape[1], -1)
+    return mean, centred @ centred.t() / centred.shape[1]
+
+
+class _StemTraining(torch.autograd.Function):
+    """MaxPool2x2(ReLU(BN(conv1x1(x)))), training-mode BN, keeping only x, the BN statistics and
+    x's 3 x 3 channel covariance.
+
+    No full-resolution 64-channel map is ever whole (100 MiB each at batch 8, 224 px; six of them
+    were once the step's peak memory, and each one is a fresh mapping whose pages are faulted in
+    at every step). The conv is linear, so what BN needs of its output z = W x over the batch
+    follows from x's channel mean m and covariance S: z's mean is W m and its variance
+    diag(W S W^T). Forward takes them from x (3 channels), then normalises, rectifies and pools a
+    band of rows at a time (`_stem_pooled`). Backward remakes the bands, routes the gradient g
+    w.r.t. BN's output back through the ReLU and the pool, one window position at a time, and only
+    sums it: sum(g) and G = sum(g (x - m)^T) (64 x 3). With a = BN's scale, the standard BN
+    backward reduces to grad_bn_weight = invstd * rowsum(W * G), grad_bn_bias = sum(g) and
+    grad_W = a * (G - (invstd * grad_bn_weight) * W S). Only an input gradient (an attack's) needs
+    g per pixel: then it is kept whole, and a second pass turns it into BN's input gradient.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, conv_weight: Tensor, bn: nn.BatchNorm2d, bn_weight: Tensor, bn_bias: Tensor) -> Tensor:
         with torch.no_grad():
-            conv = conv1x1(x, conv_weight)
-            mean, invstd = batch_norm_relu(conv, bn, bn_weight, bn_bias, out=conv)
-            out = _max_pool_2x2(conv)
-        ctx.save_for_backward(x, conv_weight, bn_weight, bn_bias, mean, invstd)
+            mean_x, cov = _channel_moments(x)
+            w = conv_weight.flatten(1).double()
+            mean, var = w @ mean_x, ((w @ cov) * w).sum(1)
+            update_running_stats(bn, mean, var, x.numel() // x.shape[1])
+            invstd = torch.rsqrt(var + bn.eps)
+            scale = invstd * bn_weight.double()
+            out = _stem_pooled(x, conv_weight, scale, bn_bias.double() - mean * scale)
+        ctx.save_for_backward(x, conv_weight, bn_weight, bn_bias, mean, invstd, mean_x, cov)
         return out
 
     @staticmethod
     @first_order_backward
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x, conv_weight, bn_weight, bn_bias, mean, invstd = ctx.saved_tensors
+        x, conv_weight, bn_weight, bn_bias, mean, invstd, mean_x, cov = ctx.saved_tensors
         n, _, h, w = x.shape
         step = max(1, _STEM_CHUNK_ELEMENTS // (_STEM_WIDTH * h * w))
-        chunks = [slice(i, i + step) for i in range(0, n, step)]
-        scale = invstd * bn_weight
-        shift = (bn_bias - mean * scale)[:, None, None]
-
-        # pass 1: g image by image into one full-resolution buffer, and BN's two sums (in one fused
-        # pass of native_batch_norm_backward without its input gradient)
-        g = x.new_empty((n, _STEM_WIDTH, h, w))
-        grad_bn_weight = grad_bn_bias = 0
-        for part in chunks:
-            conv = conv1x1(x[part], conv_weight)
-            rectified = torch.addcmul(shift, conv, scale[:, None, None]).relu_()
-            pooled = _max_pool_2x2(rectified)
-            # ReLU's backward first, on the pooled map: the routed maximum is positive iff the pooled one is
-            grad_pooled = grad[part].to(x.dtype).mul(pooled > 0)
-            _max_pool_2x2_backward(grad_pooled, rectified, pooled, g[part])
-            del rectified, pooled, grad_pooled
-            _, weight_part, bias_part = torch.ops.aten.native_batch_norm_backward(
-                g[part], conv, bn_weight, None, None, mean, invstd, True, 0.0, [False, True, True])
-            grad_bn_weight, grad_bn_bias = grad_bn_weight + weight_part, grad_bn_bias + bias_part
-            del conv
-        a = scale
-        b, c = bn_backward_coefficients(scale, invstd, mean, grad_bn_weight, grad_bn_bias, n * h * w, x.dtype)
-        # pass 2: grad_conv = a * g + b * conv + c in place of g, and the conv's backward
-        grad_conv_weight = torch.zeros_like(conv_weight)
-        grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
-        for part in chunks:
-            conv = conv1x1(x[part], conv_weight)
-            grad_conv = g[part].mul_(a[:, None, None]).addcmul_(conv, b[:, None, None]).add_(c[:, None, None])
-            grad_x_part, grad_weight_part = conv1x1_backward(grad_conv, x[part], conv_weight)
-            grad_conv_weight += grad_weight_part
-            if grad_x is not None:
-                grad_x[part] = grad_x_part
-        return grad_x, grad_conv_weight, None, grad_bn_weight, grad_bn_bias
+        scale = invstd * bn_weight.double()
+        # the forward's own rectified map, recomputed: its BN folded into the conv as there
+        weight = (conv_weight * scale.view(-1, 1, 1, 1)).to(x.dtype)
+        shift = (bn_bias.double() - mean * scale).to(x.dtype)
+        keep = ctx.needs_input_grad[0]  # g whole for the input gradient's second pass
+        if keep:
+            g = torch.zeros((n, _STEM_WIDTH, h, w), dtype=x.dtype, device=x.device)
+        sum_g = torch.zeros(_STEM_WIDTH, dtype=torch.float64, device=x.device)
+        moments = torch.zeros((_STEM_WIDTH, x.shape[1]), dtype=torch.float64, device=x.device)  # G
+        centred = x - mean_x.to(x.dtype)[:, None, None]
+        rows = _band_rows(w)
+        for i in range(n):  # a band of rows at a time, as forward: it stays in cache
+            for r in range(0, h // 2 * 2, rows):
+                band = slice(r, min(r + rows, h // 2 * 2))
+                rectified = conv1x1(x[i : i + 1, :, band], weight, shift).relu_()
+                pooled = _max_pool_2x2(rectified)
+                # ReLU's backward first, on the pooled map: the routed maximum is positive iff the pooled one is
+                grad_pooled = grad[i : i + 1, :, r // 2 : band.stop // 2].to(x.dtype).mul(pooled > 0)
+                sum_g += grad_pooled.sum((0, 2, 3), dtype=torch.float64)
+                # g is grad_pooled routed to one position per window: G from each position's share
+                for dy, dx, hit in _pool_routes(rectified, pooled):
+                    routed = grad_pooled * hit
+                    rows_x = slice(band.start + dy, band.stop, 2)
+                    neighbours = centred[i, :, rows_x, dx : w // 2 * 2 : 2].reshape(x.shape[1], -1)
+                    moments += (routed.reshape(_STEM_WIDTH, -1) @ neighbours.t()).double()
+                    if keep:
+                        g[i, :, rows_x, dx : w // 2 * 2 : 2] = routed[0]
+        w64 = conv_weight.flatten(1).double()
+        grad_bn_weight = invstd * (w64 * moments).sum(1)
+        grad_weight = scale[:, None] * (moments - (invstd * grad_bn_weight)[:, None] * (w64 @ cov))
+        grad_x = None
+        if keep:  # grad_x = W^T (a g + b (z - mean) + c), BN's input gradient in g's place
+            b, c = bn_backward_coefficients(scale, invstd, mean, grad_bn_weight, sum_g, n * h * w, x.dtype)
+            a, b, c = scale.to(x.dtype)[:, None, None], b[:, None, None], c[:, None, None]
+            grad_x = torch.empty_like(x)
+            for start in range(0, n, step):
+                part = slice(start, start + step)
+                grad_conv = g[part].mul_(a).addcmul_(conv1x1(x[part], conv_weight), b).add_(c)
+                grad_x[part] = conv1x1(grad_conv, conv_weight.flatten(1).t()[..., None, None])
+        dtype = conv_weight.dtype
+        return (grad_x, grad_weight.to(dtype).view_as(conv_weight), None, grad_bn_weight.to(bn_weight.dtype),
+                sum_g.to(bn_bias.dtype))
 
 
 # what the fused paths implement (`_fusable`); MaxPool2x2 and the convs' own forward are called

@@ -101,11 +101,10 @@ def _conv1x1_whole(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return (out if bias is None else out.add_(bias)).permute(0, 3, 1, 2)
 
 
-def conv1x1_relu_backward(grad: Tensor, x: Tensor, weight: Tensor, scale: Tensor, shift: Tensor,
-                          rectified: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def conv1x1_relu_backward(grad: Tensor, x: Tensor, weight: Tensor, scale: Tensor,
+                          shift: Tensor) -> tuple[Tensor, Tensor]:
     """(grad w.r.t. z, grad w.r.t. weight) of conv1x1(relu(z), weight) with z = scale * x + shift
-    per channel: the backward of a BN's affine, ReLU and 1x1 conv down to the BN's output. Pass
-    relu(z) as `rectified` where the caller has it whole anyway.
+    per channel: the backward of a BN's affine, ReLU and 1x1 conv down to the BN's output.
 
     On the CPU, relu(z) is remade image by image in one buffer for the weight's gradient and the
     ReLU's mask (as conv1x1's `affine_relu` does forwards), never whole: a whole one would be a fresh
@@ -115,9 +114,8 @@ def conv1x1_relu_backward(grad: Tensor, x: Tensor, weight: Tensor, scale: Tensor
     """
     view = (-1, *[1] * (x.dim() - 2))
     scale, shift = scale.view(view), shift.view(view)
-    if rectified is None and (x.device.type != "cpu" or channels_last(x)):
+    if x.device.type != "cpu" or channels_last(x):
         rectified = torch.addcmul(shift, x, scale).relu_()
-    if rectified is not None:
         grad_z, grad_weight = conv1x1_backward(grad, rectified, weight)
         return torch.ops.aten.threshold_backward.grad_input(grad_z, rectified, 0, grad_input=grad_z), grad_weight
     matrix = weight.flatten(1)

@@ -355,9 +355,10 @@ def batch_norm_relu_conv(
     large as the relation tensor when make builds it (K times a feature map). Backward recomputes
     make(*inputs) (for the relations: shifts and a concatenation) and every layer's input not kept
     from the saved statistics, then runs the layers' backward, last first and in place (ReLU and BN
-    backward in the buffer of the gradient they pass on). A rectified activation is whole only where
-    the next layer's input is recomputed from it; elsewhere backward remakes it image by image. The
-    running statistics are updated once, as nn.BatchNorm2d does.
+    backward in the buffer of the gradient they pass on). On the CPU no rectified activation is ever
+    whole in backward: it is remade image by image wherever it is needed (a whole one would be
+    another K-fold wide tensor, a fresh mapping faulted in at every step). The running statistics
+    are updated once, as nn.BatchNorm2d does.
     """
     params: list[Tensor | None] = []
     for bn, weight, bias in layers:
@@ -414,9 +415,9 @@ class _BatchNormReluConv(torch.autograd.Function):
         dtype = layers[0][2].dtype
         shape = (-1, *[1] * (x.dim() - 2))
         reduce_dims = [0, *range(2, x.dim())]
-        # every layer's input, kept or recomputed, with its BN's affine under the saved statistics, and
-        # its rectified activation where the next layer's input is recomputed from it; elsewhere the
-        # rectified activation is remade image by image as backward needs it (`conv1x1_relu_backward`)
+        # every layer's input, kept or recomputed (through conv1x1's own BN-ReLU, image by image), with
+        # its BN's affine under the saved statistics; the rectified activations are remade image by
+        # image as backward needs them (`conv1x1_relu_backward`), never whole
         acts, a = [], x.detach().to(dtype)
         for i, (bn_weight, bn_bias, conv_weight, conv_bias) in enumerate(layers):
             if ctx.kept[i]:
@@ -424,21 +425,17 @@ class _BatchNormReluConv(torch.autograd.Function):
             mean, invstd = stats[2 * i], stats[2 * i + 1]
             scale = invstd * bn_weight
             shift = bn_bias - mean * scale
-            rectified = None
+            acts.append((a, scale, shift))
             if i + 1 < len(layers) and not ctx.kept[i + 1]:
-                rectified = torch.addcmul(shift.view(shape), a, scale.view(shape)).relu_()
-            acts.append((a, scale, shift, rectified))
-            if rectified is not None:
-                a = conv1x1(rectified, conv_weight, conv_bias)
-        del a, rectified
+                a = conv1x1(a, conv_weight, conv_bias, affine_relu=(scale, shift))
+        del a
         g = grad.to(dtype)
         param_grads: list[Tensor | None] = []
         for i in reversed(range(len(layers))):
             bn_weight, _, conv_weight, conv_bias = layers[i]
             mean, invstd = stats[2 * i], stats[2 * i + 1]
-            a, scale, shift, rectified = acts.pop()
-            grad_y, grad_conv_weight = conv1x1_relu_backward(g, a, conv_weight, scale, shift, rectified)
-            del rectified
+            a, scale, shift = acts.pop()
+            grad_y, grad_conv_weight = conv1x1_relu_backward(g, a, conv_weight, scale, shift)
             grad_conv_bias = g.sum(reduce_dims) if conv_bias is not None else None
             del g
             # BN's backward: its two per-channel sums, sum(grad_y) and sum(grad_y * (a - mean)) * invstd,
@@ -494,6 +491,16 @@ def _shares_storage(t: Tensor, others: Sequence[Tensor | None]) -> bool:
 def _layer_params(params: Sequence[Tensor | None]) -> Iterator[tuple[Tensor, ...]]:
     """(bn weight, bn bias, conv weight, conv bias) of each layer from the flat list."""
     return (tuple(params[i : i + 4]) for i in range(0, len(params), 4))
+
+
+def update_running_stats(bn: nn.BatchNorm2d, mean: Tensor, var: Tensor, count: int) -> None:
+    """Update bn's running statistics with a batch's mean and biased variance over `count` values,
+    as nn.BatchNorm2d does (the variance made unbiased); call after counting the step."""
+    momentum = bn_momentum(bn)
+    unbiased = var * (count / max(count - 1, 1))
+    with torch.no_grad():
+        bn.running_mean.lerp_(mean.to(bn.running_mean.dtype), momentum)
+        bn.running_var.lerp_(unbiased.to(bn.running_var.dtype), momentum)
 
 
 def bn_momentum(bn: nn.BatchNorm2d) -> float:
