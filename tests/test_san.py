@@ -988,15 +988,20 @@ def test_official_training_checkpoints_and_wrapped_models_load():
     assert wrapped.module.stages[1].blocks[0].sam.phi.weight.equal(official["layer1.0.sam.conv1.weight"])
 
 
+@pytest.mark.parametrize("blocks", ["bands", "images"])
 @pytest.mark.parametrize("input_grad", [False, True])
-def test_stem_training_matches_the_modules(monkeypatch, input_grad):
-    """The stem's training op (BN statistics from the input's channel covariance, forward a band of
-    rows at a time, backward a chunk of images at a time from the gradient's sums; a second pass
-    for an input gradient) equals the modules, running statistics included."""
+def test_stem_training_matches_the_modules(monkeypatch, input_grad, blocks):
+    """The stem's training op (BN statistics from the input's channel covariance, forward and
+    backward a block at a time, backward from the gradient's sums; a second pass for an input
+    gradient) equals the modules, running statistics included. Blocks as on the CPU (bands of rows
+    of one image) and as on other devices (several whole images)."""
     import suite.models.san
 
     monkeypatch.setattr(suite.models.san, "_STEM_CHUNK_ELEMENTS", 1)  # one image at a time
-    monkeypatch.setattr(suite.models.san, "_STEM_BAND_ELEMENTS", 1)  # bands of two rows
+    if blocks == "bands":
+        monkeypatch.setattr(suite.models.san, "_STEM_BAND_ELEMENTS", 1)  # bands of two rows
+    else:  # as other devices' blocks: here two whole images at a time
+        monkeypatch.setattr(suite.models.san, "_stem_block_shape", lambda x: (2, x.shape[2] // 2 * 2))
     torch.manual_seed(0)
     stem = suite.models.san.Stem().double().train()
     with torch.no_grad():  # BN's affine away from (1, 0), so each term of its backward counts

@@ -22,7 +22,7 @@ symbols; `suite.models.official` maps the official checkpoint keys onto them.
 
 Implementation: the same function three ways, chosen per call (tests check they agree).
 - inference (eval, no autograd): gamma runs on chunks of footprint positions with its BNs folded
-  (`suite.ops.gamma`), the stem a band of rows at a time with its BN folded into the conv, 2x2
+  (`suite.ops.gamma`), the stem a block at a time with its BN folded into the conv, 2x2
   pooling on strided views; within a stage each block adds its branch into the stage's own
   tensor, its first BN-ReLU made image by image inside SAM's input conv;
 - training: gamma (BN-ReLU-conv-BN-ReLU-conv), each block's BN-ReLU-conv pairs and the stem run as
@@ -466,8 +466,8 @@ class Stem(nn.Module):
     the first stage's 2x2 max-pool.
 
     Its 64-channel full-resolution maps are SAN's largest tensors (100 MiB each at batch 8, 224 px):
-    inference and training run it a band of rows at a time with its BN folded into the conv, so
-    none is ever whole, and training keeps only the input for backward (`_StemTraining`).
+    inference and training run it a block at a time (`_stem_blocks`: a band of rows of one image on
+    the CPU) with its BN folded into the conv, so none is ever whole, and training keeps only the input for backward (`_StemTraining`).
     """
 
     def __init__(self) -> None:
@@ -490,25 +490,37 @@ class Stem(nn.Module):
 
 _STEM_CHUNK_ELEMENTS = 2**22  # 16 MiB of float32: below glibc's largest mmap threshold, so reused
 _STEM_BAND_ELEMENTS = 2**19  # 2 MiB of float32, 36 rows of 224 px: stays in cache through the three steps
+_STEM_BLOCK_ELEMENTS = 2**25  # off the CPU: 128 MiB of float32, whole images
 
 
-def _band_rows(width: int) -> int:
-    """Rows per band of the stem's full-resolution map: an even number (whole pooling windows) of
-    about _STEM_BAND_ELEMENTS elements."""
-    return max(2, _STEM_BAND_ELEMENTS // (_STEM_WIDTH * width) // 2 * 2)
+def _stem_block_shape(x: Tensor) -> tuple[int, int]:
+    """(images, rows) of a block of the stem's 64-channel map: on the CPU one image's band of rows
+    of about _STEM_BAND_ELEMENTS elements, which stays in cache through conv, ReLU and pool;
+    elsewhere as many whole images as fit _STEM_BLOCK_ELEMENTS (few kernel launches, bounded memory)."""
+    _, _, h, w = x.shape
+    if x.device.type == "cpu":
+        return 1, max(2, _STEM_BAND_ELEMENTS // (_STEM_WIDTH * w) // 2 * 2)
+    return max(1, _STEM_BLOCK_ELEMENTS // (_STEM_WIDTH * max(h, 1) * w)), max(h // 2 * 2, 2)
+
+
+def _stem_blocks(x: Tensor) -> Iterator[tuple[slice, slice]]:
+    """(images, rows) blocks (`_stem_block_shape`) that cover x's even rows: whole pooling windows."""
+    n, h = x.shape[0], x.shape[2] // 2 * 2  # pooling floors
+    images, rows = _stem_block_shape(x)
+    for i in range(0, n, images):
+        for r in range(0, h, rows):
+            yield slice(i, i + images), slice(r, min(r + rows, h))
 
 
 def _stem_pooled(x: Tensor, conv_weight: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
-    """MaxPool2x2(ReLU(scale * conv1x1(x) + shift)) a band of rows at a time, the affine folded into
-    the conv: conv, ReLU and pool find the band in cache, and no full-resolution map is made."""
+    """MaxPool2x2(ReLU(scale * conv1x1(x) + shift)) a block at a time (`_stem_blocks`), the affine
+    folded into the conv: no full-resolution map is made whole."""
     n, _, h, w = x.shape
     out = x.new_empty((n, _STEM_WIDTH, h // 2, w // 2))
     weight, shift = (conv_weight * scale.view(-1, 1, 1, 1)).to(conv_weight.dtype), shift.to(conv_weight.dtype)
-    h, rows = h // 2 * 2, _band_rows(w)  # pooling floors
-    for i in range(n):
-        for r in range(0, h, rows):
-            band = conv1x1(x[i : i + 1, :, r : min(r + rows, h)], weight, shift).relu_()
-            _max_pool_2x2(band, out=out[i : i + 1, :, r // 2 : (r + rows) // 2])
+    for images, rows in _stem_blocks(x):
+        block = conv1x1(x[images, :, rows], weight, shift).relu_()
+        _max_pool_2x2(block, out=out[images, :, rows.start // 2 : rows.stop // 2])
     return out
 
 
@@ -529,9 +541,9 @@ class _StemTraining(torch.autograd.Function):
     at every step). The conv is linear, so what BN needs of its output z = W x over the batch
     follows from x's channel mean m and covariance S: z's mean is W m and its variance
     diag(W S W^T). Forward takes them from x (3 channels), then normalises, rectifies and pools a
-    band of rows at a time (`_stem_pooled`). Backward remakes the bands, routes the gradient g
-    w.r.t. BN's output back through the ReLU and the pool, one window position at a time, and only
-    sums it: sum(g) and G = sum(g (x - m)^T) (64 x 3). With a = BN's scale, the standard BN
+    block at a time (`_stem_pooled`). Backward remakes the blocks, routes the gradient g w.r.t.
+    BN's output back through the ReLU and the pool, one window position at a time, and only sums
+    it: sum(g) and G = sum(g (x - m)^T) (64 x 3). With a = BN's scale, the standard BN
     backward reduces to grad_bn_weight = invstd * rowsum(W * G), grad_bn_bias = sum(g) and
     grad_W = a * (G - (invstd * grad_bn_weight) * W S). Only an input gradient (an attack's) needs
     g per pixel: then it is kept whole, and a second pass turns it into BN's input gradient.
@@ -566,23 +578,19 @@ class _StemTraining(torch.autograd.Function):
         sum_g = torch.zeros(_STEM_WIDTH, dtype=torch.float64, device=x.device)
         moments = torch.zeros((_STEM_WIDTH, x.shape[1]), dtype=torch.float64, device=x.device)  # G
         centred = x - mean_x.to(x.dtype)[:, None, None]
-        rows = _band_rows(w)
-        for i in range(n):  # a band of rows at a time, as forward: it stays in cache
-            for r in range(0, h // 2 * 2, rows):
-                band = slice(r, min(r + rows, h // 2 * 2))
-                rectified = conv1x1(x[i : i + 1, :, band], weight, shift).relu_()
-                pooled = _max_pool_2x2(rectified)
-                # ReLU's backward first, on the pooled map: the routed maximum is positive iff the pooled one is
-                grad_pooled = grad[i : i + 1, :, r // 2 : band.stop // 2].to(x.dtype).mul(pooled > 0)
-                sum_g += grad_pooled.sum((0, 2, 3), dtype=torch.float64)
-                # g is grad_pooled routed to one position per window: G from each position's share
-                for dy, dx, hit in _pool_routes(rectified, pooled):
-                    routed = grad_pooled * hit
-                    rows_x = slice(band.start + dy, band.stop, 2)
-                    neighbours = centred[i, :, rows_x, dx : w // 2 * 2 : 2].reshape(x.shape[1], -1)
-                    moments += (routed.reshape(_STEM_WIDTH, -1) @ neighbours.t()).double()
-                    if keep:
-                        g[i, :, rows_x, dx : w // 2 * 2 : 2] = routed[0]
+        for images, rows in _stem_blocks(x):  # as forward made them
+            rectified = conv1x1(x[images, :, rows], weight, shift).relu_()
+            pooled = _max_pool_2x2(rectified)
+            # ReLU's backward first, on the pooled map: the routed maximum is positive iff the pooled one is
+            grad_pooled = grad[images, :, rows.start // 2 : rows.stop // 2].to(x.dtype).mul(pooled > 0)
+            sum_g += grad_pooled.sum((0, 2, 3), dtype=torch.float64)
+            # g is grad_pooled routed to one position per window: G from each position's share
+            for dy, dx, hit in _pool_routes(rectified, pooled):
+                routed = grad_pooled * hit
+                at = (images, slice(None), slice(rows.start + dy, rows.stop, 2), slice(dx, w // 2 * 2, 2))
+                moments += torch.einsum("bcij,bkij->ck", routed, centred[at]).double()
+                if keep:
+                    g[at] = routed
         w64 = conv_weight.flatten(1).double()
         grad_bn_weight = invstd * (w64 * moments).sum(1)
         grad_weight = scale[:, None] * (moments - (invstd * grad_bn_weight)[:, None] * (w64 @ cov))
