@@ -467,7 +467,8 @@ class Stem(nn.Module):
 
     Its 64-channel full-resolution maps are SAN's largest tensors (100 MiB each at batch 8, 224 px):
     inference and training run it a block at a time (`_stem_blocks`: a band of rows of one image on
-    the CPU) with its BN folded into the conv, so none is ever whole, and training keeps only the input for backward (`_StemTraining`).
+    the CPU) with its BN folded into the conv, so none is ever whole, and training keeps only the
+    input for backward (`_StemTraining`).
     """
 
     def __init__(self) -> None:
