@@ -1020,8 +1020,8 @@ def test_stem_training_matches_the_modules(monkeypatch, input_grad, blocks):
         torch.testing.assert_close(getattr(stem.bn, name), buffer, atol=1e-12, rtol=1e-10, msg=name)
     g = torch.randn_like(out)
     inputs = [x] if input_grad else []
-    got = torch.autograd.grad(out, [*inputs, *stem.parameters()], g)
-    want = torch.autograd.grad(expected, [*inputs, *reference.parameters()], g)
-    assert len(got) == (4 if input_grad else 3)
-    for got, want in zip(got, want):
+    grads = torch.autograd.grad(out, [*inputs, *stem.parameters()], g)
+    expected_grads = torch.autograd.grad(expected, [*inputs, *reference.parameters()], g)
+    assert len(grads) == (4 if input_grad else 3)
+    for got, want in zip(grads, expected_grads):
         torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-10)

@@ -481,7 +481,7 @@ class Stem(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if _inference() and _fusable(self, training=False):
             scale, shift = bn_affine(self.bn)
-            return _stem_pooled(x, self.conv.weight, scale, shift)
+            return _stem_pooled(x, *_folded(self.conv.weight, scale, shift))
         if _training_ops() and _fusable(self, training=True):
             if self.bn.num_batches_tracked is not None:
                 self.bn.num_batches_tracked.add_(1)
@@ -513,12 +513,17 @@ def _stem_blocks(x: Tensor) -> Iterator[tuple[slice, slice]]:
             yield slice(i, i + images), slice(r, min(r + rows, h))
 
 
-def _stem_pooled(x: Tensor, conv_weight: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
-    """MaxPool2x2(ReLU(scale * conv1x1(x) + shift)) a block at a time (`_stem_blocks`), the affine
-    folded into the conv: no full-resolution map is made whole."""
+def _folded(conv_weight: Tensor, scale: Tensor, shift: Tensor) -> tuple[Tensor, Tensor]:
+    """(weight, bias) of the conv with the per-channel affine scale * conv + shift folded in, in the
+    conv's dtype: the stem's conv and BN as one conv, as forward and backward make it."""
+    return (conv_weight * scale.view(-1, 1, 1, 1)).to(conv_weight.dtype), shift.to(conv_weight.dtype)
+
+
+def _stem_pooled(x: Tensor, weight: Tensor, shift: Tensor) -> Tensor:
+    """MaxPool2x2(ReLU(conv1x1(x, weight, shift))) a block at a time (`_stem_blocks`), the BN folded
+    into the conv (`_folded`): no full-resolution map is made whole."""
     n, _, h, w = x.shape
     out = x.new_empty((n, _STEM_WIDTH, h // 2, w // 2))
-    weight, shift = (conv_weight * scale.view(-1, 1, 1, 1)).to(conv_weight.dtype), shift.to(conv_weight.dtype)
     for images, rows in _stem_blocks(x):
         block = conv1x1(x[images, :, rows], weight, shift).relu_()
         _max_pool_2x2(block, out=out[images, :, rows.start // 2 : rows.stop // 2])
@@ -559,7 +564,7 @@ class _StemTraining(torch.autograd.Function):
             update_running_stats(bn, mean, var, x.numel() // x.shape[1])
             invstd = torch.rsqrt(var + bn.eps)
             scale = invstd * bn_weight.double()
-            out = _stem_pooled(x, conv_weight, scale, bn_bias.double() - mean * scale)
+            out = _stem_pooled(x, *_folded(conv_weight, scale, bn_bias.double() - mean * scale))
         ctx.save_for_backward(x, conv_weight, bn_weight, bn_bias, mean, invstd, mean_x, cov)
         return out
 
@@ -568,11 +573,9 @@ class _StemTraining(torch.autograd.Function):
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, conv_weight, bn_weight, bn_bias, mean, invstd, mean_x, cov = ctx.saved_tensors
         n, _, h, w = x.shape
-        step = max(1, _STEM_CHUNK_ELEMENTS // (_STEM_WIDTH * h * w))
         scale = invstd * bn_weight.double()
         # the forward's own rectified map, recomputed: its BN folded into the conv as there
-        weight = (conv_weight * scale.view(-1, 1, 1, 1)).to(x.dtype)
-        shift = (bn_bias.double() - mean * scale).to(x.dtype)
+        weight, shift = _folded(conv_weight, scale, bn_bias.double() - mean * scale)
         keep = ctx.needs_input_grad[0]  # g whole for the input gradient's second pass
         if keep:
             g = torch.zeros((n, _STEM_WIDTH, h, w), dtype=x.dtype, device=x.device)
@@ -600,6 +603,7 @@ class _StemTraining(torch.autograd.Function):
             b, c = bn_backward_coefficients(scale, invstd, mean, grad_bn_weight, sum_g, n * h * w, x.dtype)
             a, b, c = scale.to(x.dtype)[:, None, None], b[:, None, None], c[:, None, None]
             grad_x = torch.empty_like(x)
+            step = max(1, _STEM_CHUNK_ELEMENTS // (_STEM_WIDTH * h * w))
             for start in range(0, n, step):
                 part = slice(start, start + step)
                 grad_conv = g[part].mul_(a).addcmul_(conv1x1(x[part], conv_weight), b).add_(c)
