@@ -548,11 +548,11 @@ def test_batch_norm_relu_conv_keeps_a_narrow_hidden_layer():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("spread", ["narrow", "wide_later_chunk", "nan"])
+@pytest.mark.parametrize("spread", ["narrow", "wide_later_chunk", "underflow", "nan"])
 def test_softmax_base2_matches_softmax_as_chunks_arrive(dtype, spread):
     """Narrow logits are exponentiated chunk by chunk without the shift; one chunk beyond the
-    dtype's bound (here the third of four: the first two were exponentiated already) makes every
-    chunk again and takes the shift; NaN propagates as in torch.softmax."""
+    dtype's bound (here the third of four: the first two were exponentiated already), above it or
+    below it, makes every chunk again and takes the shift; NaN propagates as in torch.softmax."""
     from suite.ops.gamma import softmax_base2_
 
     torch.manual_seed(0)
@@ -560,6 +560,8 @@ def test_softmax_base2_matches_softmax_as_chunks_arrive(dtype, spread):
     if spread == "wide_later_chunk":
         source[6:8, 0, :10] = 2000.0  # 2^2000 overflows every dtype; the shifted softmax does not
         source[6:8, 1, :10] = -3000.0
+    if spread == "underflow":
+        source[:, 2, :5] -= 3000.0  # every term of these columns underflows; after the shift none does
     if spread == "nan":
         source[2, 1, 7] = float("nan")
     logits, made, step = torch.empty_like(source, dtype=dtype), [], 2 if spread == "wide_later_chunk" else 3
@@ -579,7 +581,8 @@ def test_softmax_base2_matches_softmax_as_chunks_arrive(dtype, spread):
         out, expected = out.double()[keep], expected[keep]
     tolerance = {torch.float32: 1e-6, torch.float64: 1e-12, torch.bfloat16: 2e-2, torch.float16: 2e-3}[dtype]
     torch.testing.assert_close(out.double(), expected, rtol=tolerance, atol=tolerance)
-    assert made == {"narrow": [0, 3, 6], "wide_later_chunk": [0, 2, 4, 6, 0, 2, 4, 6, 8], "nan": [0, 0, 3, 6]}[spread]
+    assert made == {"narrow": [0, 3, 6], "wide_later_chunk": [0, 2, 4, 6, 0, 2, 4, 6, 8], "underflow": [0, 0, 3, 6],
+                    "nan": [0, 0, 3, 6]}[spread]
 
 
 # ------------------------------------------------------------------------ python -m suite.ops.benchmark
