@@ -550,9 +550,10 @@ def test_batch_norm_relu_conv_keeps_a_narrow_hidden_layer():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("spread", ["narrow", "wide_later_chunk", "underflow", "nan"])
 def test_softmax_base2_matches_softmax_as_chunks_arrive(dtype, spread):
-    """Narrow logits are exponentiated chunk by chunk without the shift; one chunk beyond the
-    dtype's bound (here the third of four: the first two were exponentiated already), above it or
-    below it, makes every chunk again and takes the shift; NaN propagates as in torch.softmax."""
+    """Narrow logits are exponentiated chunk by chunk without the shift; a chunk beyond the dtype's
+    bound makes every chunk again and takes the shift, whether above it (the third chunk of four:
+    the first two were exponentiated already) or below it (the first chunk, where every logit of
+    some columns underflows); NaN propagates as in torch.softmax."""
     from suite.ops.gamma import softmax_base2_
 
     torch.manual_seed(0)
