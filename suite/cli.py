@@ -208,14 +208,17 @@ def _spec_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None, help="run store directory (default: $SUITE_OUT or ./results)")
 
 
-def _store_dir(args: argparse.Namespace) -> Path:
-    """The run store `--out` (else $SUITE_OUT, else ./results) names; refused if it is a file."""
+def _store_dir(args: argparse.Namespace, *, writing: bool = False) -> Path:
+    """The run store `--out` (else $SUITE_OUT, else ./results) names; refused if it is a file, and
+    when `writing`, if it cannot hold runs."""
     from suite import store
 
     out = args.out or store.default_out()
+    key = "--out" if args.out else "$SUITE_OUT"
     if out.exists() and not out.is_dir():
-        raise SuiteError("is a file, not a run store directory", file=str(out),
-                         key="--out" if args.out else "$SUITE_OUT")
+        raise SuiteError("is a file, not a run store directory", file=str(out), key=key)
+    if writing:
+        store.check_writable(out, key=key)
     return out
 
 
@@ -315,7 +318,7 @@ def _recorded_flags(again: str) -> list[str]:
 def _run(args: argparse.Namespace) -> int:
     from suite.dispatch import cluster, slurm
 
-    out = _store_dir(args)
+    out = _store_dir(args, writing=not args.dry_run)
     spec, runs = _expand(args)
     options = None
     given = _cluster_flags(args)

@@ -165,43 +165,55 @@ def resolve(values: Mapping[str, Any], *, file: str | None = None) -> RunConfig:
         raise err.where(file=file)
 
 
-def could_be(key: str, pattern: str) -> bool:
-    """Whether `pattern` (fnmatch) fits a value `key` takes in some run: a registered model, a data
-    set, a recipe, a choice of a Literal key or model option. Free-form keys fit anything."""
+def could_be(key: str, pattern: Any) -> bool:
+    """Whether `pattern` (a `when:` match or reference value) fits a value `key` takes in some run:
+    a string as an fnmatch pattern of a registered model, a recipe or a choice of a Literal key or
+    model option; anything else as a value of the key's type. Keys the suite does not know fit
+    anything (their own check names them)."""
     from suite.models import get_model_info, list_models
 
     if key == "model.name":
-        choices: list[Any] = list_models()
-    elif key.startswith("model."):
+        return _fits(pattern, list_models(), str)
+    if key.startswith("model."):
         options = [o for n in list_models() if (o := get_model_info(n).options.get(key[len("model."):]))]
-        if not options or any(o.choices is None for o in options):
-            return True
-        choices = [c for o in options for c in o.choices]
-    elif key == "recipe":
-        choices = list(RECIPES)
-    elif typing.get_origin(_hints_flat().get(key)) is Literal:
-        choices = list(typing.get_args(_hints_flat()[key]))
-    else:
-        return True
-    return any(isinstance(c, str) and fnmatch.fnmatchcase(c, pattern) for c in choices)
+        return not options or any(_fits(pattern, o.choices, o.annotation) for o in options)
+    if key == "recipe":
+        return _fits(pattern, list(RECIPES), str)
+    if key in _hints_flat():
+        hint = _hints_flat()[key]
+        return _fits(pattern, typing.get_args(hint) if typing.get_origin(hint) is Literal else None, hint)
+    return True
+
+
+def _fits(pattern: Any, choices: Iterable[Any] | None, annotation: Any) -> bool:
+    if isinstance(pattern, str) and choices:
+        return any(isinstance(c, str) and fnmatch.fnmatchcase(c, pattern) for c in choices)
+    try:
+        coerce(pattern, annotation)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
     """`["lr=0.05", "model.mask_norm=spatial", "lr_milestones=[0.5]"]` -> dotted dict (YAML values)."""
     out: dict[str, Any] = {}
-    given: dict[str, str] = {}
+    given: dict[str, str] = {}  # dotted key -> the item that set it, so `model.t=3 'model={t: 2}'` clash too
     for item in items:
         key, sep, text = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise SuiteError(f"expected key=value, got {item!r}")
-        if key.strip() in out:  # the last would win silently
-            raise SuiteError(f"given twice on the command line: {given[key.strip()]!r} and {item!r}",
-                             key=key.strip(), file="<command line>")
-        given[key.strip()] = item
         try:
-            out[key.strip()] = load_yaml(text) if text.strip() else None
+            value = load_yaml(text) if text.strip() else None
         except yaml.YAMLError as exc:
             raise SuiteError(f"cannot parse value {text!r}: {exc}", key=key) from None
+        for dotted in [key] + list(flatten({key: value})):
+            if dotted in given:  # the last would win silently
+                raise SuiteError(f"given twice on the command line: {given[dotted]!r} and {item!r}",
+                                 key=dotted, file="<command line>")
+        given.update(dict.fromkeys([key] + list(flatten({key: value})), item))
+        out[key] = value
     return out
 
 
@@ -231,6 +243,8 @@ def unflatten(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def _resolve(user: dict[str, Any]) -> RunConfig:
     recipe_name = user.get("recipe", RunConfig.recipe)
+    if not isinstance(recipe_name, str):  # a list or mapping is not hashable, let alone a recipe
+        raise SuiteError(f"expected a recipe name, got {recipe_name!r}", key="recipe", choices=RECIPES)
     if recipe_name not in RECIPES:
         raise unknown("recipe", str(recipe_name), RECIPES, key="recipe")
     merged = dict(_defaults_flat())  # a copy: the cached defaults stay untouched

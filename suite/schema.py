@@ -68,8 +68,28 @@ YamlLoader.add_implicit_resolver(
 )
 
 
+# The entries a YAML text may expand to through its aliases: a spec has hundreds; nested aliases
+# ("billion laughs") would otherwise be walked for hours.
+MAX_YAML_ENTRIES = 100_000
+
+
 def load_yaml(text: str) -> Any:
+    """The data of a YAML text; an alias that contains itself or expands past MAX_YAML_ENTRIES, or
+    nesting too deep to walk, is a yaml.YAMLError as a syntax error is."""
+    lines_of(text)
     return yaml.load(text, Loader=YamlLoader)  # noqa: S506 (a SafeLoader)
+
+
+def lines_of(text: str) -> dict[tuple[str, ...], int]:
+    """The line of each key path in a YAML text (("grid", "lr"), ("when", "0"))."""
+    lines: dict[tuple[str, ...], int] = {}
+    try:
+        node = yaml.compose(text, Loader=YamlLoader)
+        if node is not None:
+            _record_lines(node, (), lines, set())
+    except RecursionError:
+        raise yaml.YAMLError("nested too deeply") from None
+    return lines
 
 
 def read_yaml(path: Path, what: str) -> tuple[Any, dict[tuple[str, ...], int]]:
@@ -78,7 +98,7 @@ def read_yaml(path: Path, what: str) -> tuple[Any, dict[tuple[str, ...], int]]:
     SuiteError naming it (`what` it should have been: "spec", "cluster options")."""
     try:
         text = path.read_text()
-        node, raw = yaml.compose(text, Loader=YamlLoader), load_yaml(text)
+        lines, raw = lines_of(text), load_yaml(text)
     except OSError as exc:
         raise SuiteError(f"cannot read {what}: {exc.strerror}", file=str(path)) from None
     except UnicodeDecodeError as exc:
@@ -87,23 +107,28 @@ def read_yaml(path: Path, what: str) -> tuple[Any, dict[tuple[str, ...], int]]:
         mark = getattr(exc, "problem_mark", None)
         raise SuiteError(f"bad YAML: {getattr(exc, 'problem', None) or exc}", file=str(path),
                          line=None if mark is None else mark.line + 1) from None
-    lines: dict[tuple[str, ...], int] = {}
-    if node is not None:
-        _record_lines(node, (), lines)
     return raw, lines
 
 
-def _record_lines(node: yaml.Node, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
+def _record_lines(node: yaml.Node, prefix: tuple[str, ...], out: dict[tuple[str, ...], int],
+                  enclosing: set[int]) -> None:
+    if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        return
+    if id(node) in enclosing:
+        raise yaml.MarkedYAMLError(problem="an alias refers to a collection that contains it",
+                                   problem_mark=node.start_mark)
     if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            path = prefix + (str(key_node.value),)
-            out[path] = key_node.start_mark.line + 1
-            _record_lines(value_node, path, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            path = prefix + (str(i),)
-            out[path] = item.start_mark.line + 1
-            _record_lines(item, path, out)
+        entries = [(prefix + (str(k.value),), k.start_mark.line + 1, v) for k, v in node.value]
+    else:
+        entries = [(prefix + (str(i),), v.start_mark.line + 1, v) for i, v in enumerate(node.value)]
+    enclosing.add(id(node))
+    for path, line, value in entries:
+        out[path] = line
+        if len(out) > MAX_YAML_ENTRIES:
+            raise yaml.MarkedYAMLError(problem=f"its aliases expand to more than {MAX_YAML_ENTRIES:,} entries",
+                                       problem_mark=node.start_mark)
+        _record_lines(value, path, out, enclosing)
+    enclosing.discard(id(node))
 
 
 def coerce(value: Any, annotation: Any) -> Any:

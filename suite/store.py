@@ -16,7 +16,8 @@ mask appears in RAN Tables 1, 3 and 4) is trained once. Files are written to a t
 the same directory and renamed, so a reader sees the old or the new record, never half of one.
 The process executing a run holds its `.lock`, so concurrent array tasks never execute one run; a
 runner or `suite status` records the end of a run whose process or job died only while holding
-that lock itself (`idle`), or after the process is gone.
+that lock itself (`idle`), or after the process is gone. A local run recorded as running whose
+lock nobody holds is interrupted, whatever process now has its pid.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ def default_out() -> Path:
 
 def run_dir(out: Path, run_id: str) -> Path:
     return Path(out) / "runs" / run_id
+
+
+def check_writable(out: Path, *, key: str) -> None:
+    """Fail before any run starts when the store cannot hold runs (a file named runs, no permission)."""
+    files.check_writable(Path(out) / "runs", key=key, directory=True)
 
 
 def run_lock(d: Path) -> FileLock:
@@ -100,13 +106,16 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    """JSON from `path`; a corrupt or truncated file raises SuiteError naming it."""
+    """JSON from `path`; a corrupt, truncated or unreadable file (a folder, no permission) raises
+    SuiteError naming it."""
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise SuiteError(f"corrupt record (line {exc.lineno}: {exc.msg})", file=str(path)) from None
     except UnicodeDecodeError as exc:
         raise SuiteError(f"corrupt record ({not_utf8(exc)})", file=str(path)) from None
+    except OSError as exc:
+        raise SuiteError(f"unreadable record ({exc.strerror or exc})", file=str(path)) from None
 
 
 def set_aside(path: Path) -> str:
@@ -299,7 +308,7 @@ def state_of(d: Path) -> RunState:
         if wrong is None:
             status = _status_beside_result(d)
             note = str(status.get("error") or "")
-            if status.get("state") == "running" and _died_here(status):
+            if status.get("state") == "running" and _died_here(status, d):
                 note = f"measuring it again stopped (process {status.get('pid')} is gone); the earlier measurement stands"
             return RunState(run_id, "done", note, status or None, result)
         return RunState(run_id, "missing", f"{d / 'result.json'}: incomplete record ({wrong})", corrupt=True)
@@ -317,7 +326,7 @@ def state_of(d: Path) -> RunState:
                         corrupt=True)
     # A local run whose process died is interrupted; a SLURM job's state comes from SLURM instead
     # (dispatch.slurm.refresh): a requeued job's old process is gone while SLURM has it pending.
-    if state == "running" and _died_here(status):
+    if state == "running" and _died_here(status, d):
         return RunState(run_id, "interrupted", f"process {status.get('pid')} is gone", status)
     return RunState(run_id, state, status.get("error") or "", status)
 
@@ -332,10 +341,24 @@ def _status_beside_result(d: Path) -> dict[str, Any]:
     return status if isinstance(status, dict) else {}
 
 
-def _died_here(status: dict[str, Any]) -> bool:
-    """A local process of this host recorded the run as running and is gone (a SLURM job's state
-    comes from SLURM instead: a requeued job's old process is gone while SLURM has it pending)."""
-    return not status.get("slurm_job_id") and status.get("host") == socket.gethostname() and not _alive(status.get("pid"))
+def _died_here(status: dict[str, Any], d: Path) -> bool:
+    """A local process of this host recorded the run as running and is gone, or no process holds the
+    run's lock (the recorded pid now belongs to another process). A SLURM job's state comes from
+    SLURM instead: a requeued job's old process is gone while SLURM has it pending."""
+    if status.get("slurm_job_id") or status.get("host") != socket.gethostname():
+        return False
+    return not _alive(status.get("pid")) or _lock_free(d)
+
+
+def _lock_free(d: Path) -> bool:
+    """Whether the run's lock can be taken now; False when it cannot be probed (a read-only store)."""
+    lock = run_lock(d)
+    try:
+        lock.acquire(timeout=0)
+    except (Timeout, OSError):
+        return False
+    lock.release()
+    return True
 
 
 def _alive(pid: Any) -> bool:

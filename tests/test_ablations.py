@@ -10,6 +10,7 @@ import pytest
 from suite import ablations
 from suite.ablations import expand, load
 from suite.cli import main
+from suite.config import parse_overrides
 from suite.errors import SuiteError, SuiteWarning
 
 GOOD = """\
@@ -128,6 +129,22 @@ def test_a_spec_that_is_not_utf8_names_the_file_and_the_byte(tmp_path):
 def test_bad_yaml_gives_the_line(tmp_path):
     err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}\ngrid:\n  lr: [1, 2]\n")
     assert err.line == 3 and "bad YAML" in err.message
+
+
+LAUGHS = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}' if i else '1'] * 10)}]\n" for i in range(7))
+
+
+@pytest.mark.parametrize("text,says", [
+    ("grid: {model.mask_norm: &a [*a]}\n", "an alias refers to a collection that contains it"),
+    ("base: &b {model: {name: resnet26}, again: *b}\n", "an alias refers to a collection that contains it"),
+    (LAUGHS, "its aliases expand to more than 100,000 entries"),  # 10**7 entries from 7 lines
+    ("grid: {lr: " + "[" * 3000 + "]" * 3000 + "}\n", "nested too deeply"),
+])
+def test_yaml_that_would_never_finish_loading_is_bad_yaml(tmp_path, text, says):
+    err = error_of(tmp_path, "name: bad\n" + text)
+    assert "bad YAML" in err.message and says in err.message
+    with pytest.raises(SuiteError, match=f"cannot parse value .*{says}"):  # on the command line too
+        parse_overrides([f"model.x={text.replace(chr(10), ' ')}"] if "l0" not in text else [f"model.x={{{LAUGHS.strip().replace(chr(10), ', ')}}}"])
 
 
 @pytest.mark.parametrize("text,line,key", [
@@ -392,6 +409,14 @@ def test_rules_and_reference_entries_that_fit_nothing(tmp_path):
     assert err.key == "when.0.match.model.relation" and "did you mean 'summation'" in err.message
     err = error_of(tmp_path, RULES.replace("{model.relation: summation}", "{model.relation: softmax}"))
     assert "'softmax' is no value model.relation takes" in err.message  # not close to anything: still no value
+    for wrong in ("[summation]", "3", "true"):  # not a string at all: no value either, for rules and reference
+        err = error_of(tmp_path, RULES.replace("{model.relation: summation}", f"{{model.relation: {wrong}}}"))
+        assert err.key == "when.0.match.model.relation" and "is no value model.relation takes" in err.message
+        err = error_of(tmp_path, RULES.replace("subtraction, top5", f"{wrong}, top5"))
+        assert err.key == "reference.1.model.relation" and "is no value model.relation takes" in err.message
+    err = error_of(tmp_path, RULES.replace("data: {name: digits}}", "data: {name: digits}, weight_decay: 0.001}")
+                   .replace("{model.relation: summation}", "{weight_decay: small}"))
+    assert err.key == "when.0.match.weight_decay" and "'small' is no value weight_decay takes" in err.message
     err = error_of(tmp_path, RULES.replace("subtraction, top5", "subtracton, top5"))
     assert err.key == "reference.1.model.relation" and err.line == 11 and "did you mean 'subtraction'" in err.message
     err = error_of(tmp_path, RULES.replace("top5_err: 1.0", "top1_err: 1.0"))
@@ -518,12 +543,28 @@ def test_a_model_given_as_a_name_is_one_mistake(tmp_path):
 
 
 @pytest.mark.parametrize("seeds,message", [
-    ("0", "a seed count must be at least 1"), ("[]", "non-empty list"), ("[1, 1]", "duplicate seeds"),
+    ("0", "a seed count must be in [1, 10,000]"), ("1000000000000", "a seed count must be in [1, 10,000]"),
+    ("[]", "non-empty list"), ("[1, 1]", "duplicate seeds"),
     ("[3, 18446744073709551616]", "[0, 2**63 - 1]"), ("[-1]", "[0, 2**63 - 1]"),
 ])
 def test_bad_seeds_are_named_at_their_line(tmp_path, seeds, message):
     err = error_of(tmp_path, f"name: bad\nbase: {{model: {{name: resnet26}}}}\nseeds: {seeds}\n")
     assert err.key == "seeds" and err.line == 3 and message in err.message
+
+
+@pytest.mark.parametrize("where,line,key", [
+    ("seeds: 5000\ngrid: {lr: [0.1, 0.2, 0.3]}\n", 4, "grid"),
+    ("grid: {lr: [0.1, 0.2]}\npresets:\n  p:\n    seeds: 5001\n", 5, "presets.p"),
+    ("grid: {" + ", ".join(f"a{i}: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]" for i in range(12)) + "}\n", 3, "grid"),
+])
+def test_more_runs_than_a_spec_may_have_is_said_before_they_are_built(tmp_path, where, line, key):
+    """10**12 points would be built for minutes (and gigabytes) before any other check spoke."""
+    path = tmp_path / "big.yaml"
+    path.write_text("name: big\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n" + where)
+    spec = load(path)
+    with pytest.raises(SuiteError, match="more than the 10,000 one spec may have") as err:
+        expand(spec, preset="p" if "presets" in where else None)
+    assert (err.value.file, err.value.key, err.value.line) == (str(path), key, line)
 
 
 @pytest.mark.parametrize("where,line,key", [
@@ -535,6 +576,15 @@ def test_a_measure_key_is_no_grid_axis(tmp_path, where, line, key):
     """measure.* is not part of a run's identity: points differing only in it would be one run."""
     err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\n" + where)
     assert err.key == key and err.line == line and "suite profile MODEL --batch-size N" in err.message
+
+
+@pytest.mark.parametrize("text,key,line,between", [
+    ("grid: {lr: [0.1, 0.2]}\nzip:\n  - {lr: [0.3], momentum: [0.8]}\n", "zip.0.lr", 5, "grid and zip group 0"),
+    ("zip:\n  - {lr: [0.1]}\n  - {momentum: [0.8],\n     lr: [0.3]}\n", "zip.1.lr", 6, "zip group 0 and zip group 1"),
+])
+def test_an_axis_in_two_places_names_both_and_its_line(tmp_path, text, key, line, between):
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\n" + text)
+    assert (err.key, err.line) == (key, line) and f"axis appears twice (in {between})" in err.message
 
 
 @pytest.mark.parametrize("group", ["{}", "null"])
@@ -606,13 +656,15 @@ def test_a_spec_kept_elsewhere_cannot_take_a_shipped_spec_name(tmp_path, monkeyp
 
 
 def test_reference_values_match_grid_values_of_the_same_kind(tmp_path):
-    """`zero_init_residual: 1` used to take True's paper value; 1 and 1.0 are one value."""
-    path = write(tmp_path, "name: toy\nbase: {model: {name: resnet26}, data: {input_size: 224}}\n"
-                           "grid: {model.zero_init_residual: [true, false], lr: [1, 0.5]}\n"
-                           "reference:\n  - {model.zero_init_residual: 1, top1_err: 20}\n"
-                           "  - {model.zero_init_residual: false, lr: 1.0, top1_err: 30}\n")
-    with pytest.warns(SuiteWarning, match="reference.0: this reference entry fits no point"):
-        runs = expand(load(path))
+    """`zero_init_residual: 1` used to take True's paper value (it is no boolean: an error); 1 and
+    1.0 are one value."""
+    text = ("name: toy\nbase: {model: {name: resnet26}, data: {input_size: 224}}\n"
+            "grid: {model.zero_init_residual: [true, false], lr: [1, 0.5]}\n"
+            "reference:\n  - {model.zero_init_residual: 1, top1_err: 20}\n"
+            "  - {model.zero_init_residual: false, lr: 1.0, top1_err: 30}\n")
+    with pytest.raises(SuiteError, match="model.zero_init_residual=1 is no value model.zero_init_residual takes"):
+        expand(load(write(tmp_path, text, "toy")))
+    runs = expand(load(write(tmp_path, text.replace("  - {model.zero_init_residual: 1, top1_err: 20}\n", ""), "toy")))
     got = {(r.point["model.zero_init_residual"], r.point["lr"]): r.reference.get("top1_err") for r in runs}
     assert got == {(True, 1): None, (True, 0.5): None, (False, 1): 30.0, (False, 0.5): None}
 

@@ -112,6 +112,16 @@ def test_parse_overrides_reads_yaml_values():
     with pytest.raises(SuiteError, match=r"given twice on the command line: 'lr=0.1' and 'lr=0.2'") as err:
         parse_overrides(["lr=0.1", "epochs=2", "lr=0.2"])  # the last would win silently
     assert err.value.key == "lr"
+    with pytest.raises(SuiteError, match=r"given twice on the command line: 'model.t=3' and 'model=\{t: 2\}'") as err:
+        parse_overrides(["model.t=3", "model={t: 2}"])  # the same key, once dotted and once nested
+    assert err.value.key == "model.t"
+
+
+@pytest.mark.parametrize("recipe", [["smoke"], {"smoke": 1}, 3])
+def test_a_recipe_that_is_not_a_name_is_a_clear_error(recipe):
+    with pytest.raises(SuiteError, match="expected a recipe name") as err:
+        resolve({**BASE, "recipe": recipe}, file="my.yaml")
+    assert (err.value.key, err.value.file) == ("recipe", "my.yaml")
 
 
 def test_flat_keys_are_the_override_vocabulary():

@@ -484,6 +484,17 @@ def test_a_store_that_is_a_file_is_refused_by_name(tmp_path, capsys, command):
     assert afile.read_text() == "not a store"
 
 
+def test_a_store_whose_runs_folder_is_a_file_is_refused_before_any_run(tmp_path, capsys):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "runs").write_text("not a folder")
+    assert main(["run", "quick", "--out", str(out), "--dry-run"]) == 0  # only looks
+    capsys.readouterr()
+    assert main(["run", "quick", "--out", str(out), "--no-progress"]) == 2
+    assert f"{out / 'runs'}: --out: not a directory" in capsys.readouterr().err
+    assert (out / "runs").read_text() == "not a folder"
+
+
 def test_a_dry_run_says_what_would_stop_a_real_one(tmp_path, capsys):
     """A data set missing from this machine stops `suite run` before any run: the plan says so."""
     spec = _spec(tmp_path, "nodata", "  lr: [0.05]")

@@ -559,6 +559,15 @@ def test_splice_keeps_crlf_line_endings(tmp_path):
                                  b"<!-- /suite:report -->\r\ntail \xc2\xb1\r\n")
 
 
+def test_splice_ends_lines_at_newlines_only():
+    """U+2028 and U+0085 are text in Markdown: the marker after one is no marker line, and line numbers stay."""
+    text = "a\u2028b\x85c\n<!-- suite:report toy -->\nold\n<!-- /suite:report -->\nx\u2028<!-- suite:report toy -->\n"
+    assert splice(text, "toy", "new") == text.replace("old\n", "\nnew\n\n")
+    with pytest.raises(SuiteError) as err:
+        splice("a\u2028b\n<!-- suite:report toy -->\n", "toy", "new")
+    assert err.value.line == 2
+
+
 def test_splice_skips_indented_code_reads_a_bom_and_keeps_the_mode(tmp_path):
     path = tmp_path / "README.md"
     text = ("\ufeff<!-- suite:report toy -->\nold\n<!-- /suite:report -->\nAs code:\n\n"
@@ -653,6 +662,12 @@ def test_a_store_without_done_runs_leaves_an_existing_table_alone(tmp_path, caps
     assert "no <!-- suite:report quick --> ... <!-- /suite:report --> block to fill" in capsys.readouterr().err
     assert main(["report", "quick", "--out", str(out), "--to", str(tmp_path / "now.md")]) == 0
     assert "0 done" in (tmp_path / "now.md").read_text()
+    (tmp_path / "dir.md").mkdir()  # a folder, or a file in the way of a folder: named, nothing written
+    for target, says in [(tmp_path / "dir.md", "is a directory"), (tmp_path / "now.md" / "x.md", "not a directory")]:
+        capsys.readouterr()
+        assert main(["report", "quick", "--out", str(out), "--to", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert str(target) in err and says in err and "--to" in err and "Traceback" not in err
     # done runs of quick made with overrides this command lacks: said, since that is the usual cause
     finish(out, ablations.expand(ablations.load("quick"), overrides={"epochs": 0.25})[0], 11.0)
     capsys.readouterr()

@@ -65,6 +65,17 @@ def test_small_odd_input_needs_zero_padding():
     assert err.value.key == "padding" and "padding='zeros'" in str(err.value)
 
 
+@pytest.mark.parametrize("shape", [(224, 20), (31, 31)])
+@pytest.mark.parametrize("padding", ["zeros", "reflect"])
+def test_an_input_pooled_to_nothing_is_said_by_size_with_or_without_autograd(shape, padding):
+    model = create_model("san10_pairwise", padding=padding, num_classes=10)
+    for grad in (False, True):  # inference, and a training step
+        model.train(grad)
+        with torch.set_grad_enabled(grad), pytest.raises(SuiteError, match=f"inputs of {shape[0]}x{shape[1]} px "
+                                                                          "are too small.* at least 32 px"):
+            model(torch.randn(2, 3, *shape))
+
+
 def _train_step_grads(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     model.train()
     model.zero_grad()

@@ -33,7 +33,11 @@ def test_states_follow_the_records(tmp_path):
     store.plan(tmp_path, run)
     assert store.state_of(d).state == "missing"
     store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid(), attempts=1)
-    assert store.state_of(d).state == "running"
+    with store.run_lock(d):  # the executing process holds the lock
+        assert store.state_of(d).state == "running"
+    store.set_status(d, "running", pid=1)  # a live pid (another process reused it) and a free lock
+    state = store.state_of(d)
+    assert state.state == "interrupted" and "is gone" in state.note
     store.set_status(d, "running", pid=2**22 + 12345)  # a pid that does not exist: the run was killed
     assert store.state_of(d).state == "interrupted"
     store.set_status(d, "running", slurm_job_id="7_0")  # SLURM's view decides (a requeued task is pending)
@@ -182,6 +186,31 @@ def test_a_record_that_is_not_utf8_is_corrupt_not_fatal(tmp_path):
     (d / "result.json").write_bytes(b'{"metrics": {"top1_err": "\xff"}}')
     state = store.state_of(d)
     assert state.state == "missing" and state.corrupt and "not UTF-8 text (byte 0xff" in state.note
+
+
+@pytest.mark.parametrize("name", ["result.json", "status.json", "config.json"])
+def test_a_record_that_cannot_be_read_is_corrupt_not_fatal(tmp_path, capsys, name):
+    """A record that is a folder (or one without read permission): status and report go on and name it."""
+    from suite.cli import main
+
+    good, bad = make_run(0), make_run(1)
+    finish(tmp_path, good, 3.0)
+    d = finish(tmp_path, bad, 4.0)
+    (d / name).unlink()
+    (d / name).mkdir()
+    if name == "status.json":  # beside a complete result it is not needed: the run is done
+        by_id = store.collect(tmp_path).set_index("run_id")
+    else:
+        with pytest.warns(UserWarning, match=str(d / name)):
+            by_id = store.collect(tmp_path).set_index("run_id")
+    assert by_id.loc[good.run_id, "status"] == "done"
+    assert by_id.loc[bad.run_id, "status"] == ("missing" if name == "result.json" else "done")
+    if name != "result.json":  # and without a result: flagged, counted missing
+        (d / "result.json").unlink()
+        state = store.state_of(d)
+        assert state.state == "missing" and (name == "config.json" or str(d / name) in state.note)
+    assert main(["status", "--out", str(tmp_path)]) == 0
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_a_directory_with_no_run_records_is_no_run(tmp_path, capsys):

@@ -12,12 +12,13 @@ whole spec up front, at the file and line that caused it.
 from __future__ import annotations
 
 import itertools
+import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from suite.ablations.spec import Rule, Spec
+from suite.ablations.spec import MAX_RUNS, Rule, Spec
 from suite.config import SECTIONS, DataConfig, RunConfig, could_be, flatten, resolve
 from suite.errors import SuiteError, SuiteWarning, close_matches, count, unknown
 from suite.metrics import REFERENCE_METRICS
@@ -93,7 +94,7 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
     applied: set[tuple[str, ...]] = set()  # paths of the rules that matched some run
     changed = bool(preset_values or preset_rules or overrides)  # may runs differ from the spec's own?
     zipped = {k: v for k, v in preset_values.items() if k in spec.axes}  # _check_not_axes: zip axes only
-    for point, point_src in _points(spec, axis_values, preset, zipped, preset_src):
+    for point, point_src in _points(spec, axis_values, preset, zipped, preset_src, len(seeds)):
         own: dict[str, Any] = {}  # the spec's own run at this point: base, point, the spec's rules
         own_where: dict[str, tuple[str, ...]] = {}
         _layer(own, own_where, base, base_src)
@@ -268,10 +269,12 @@ def own_point(spec: Spec, point: Mapping[str, Any]) -> bool:
 
 
 def _points(spec: Spec, replaced: Mapping[str, list[Any]], preset: str | None, fixed: Mapping[str, Any],
-            fixed_src: Mapping[str, tuple[str, ...]]) -> list[tuple[dict[str, Any], dict[str, tuple[str, ...]]]]:
+            fixed_src: Mapping[str, tuple[str, ...]], n_seeds: int,
+            ) -> list[tuple[dict[str, Any], dict[str, tuple[str, ...]]]]:
     """Cartesian product of the grid axes (values possibly replaced by the preset's grid) and the
     zip groups (a zip axis the preset sets takes its value in every point, label included; points
-    that it makes equal are one), as (point, key -> yaml path of the value)."""
+    that it makes equal are one), as (point, key -> yaml path of the value). With `n_seeds` seeds,
+    more than MAX_RUNS runs is an error, said before the product is built."""
     Factor = tuple[dict[str, Any], dict[str, tuple[str, ...]]]
     factors: list[list[Factor]] = []
     for axis, values in spec.grid.items():
@@ -287,6 +290,10 @@ def _points(spec: Spec, replaced: Mapping[str, list[Any]], preset: str | None, f
                 continue  # the preset's values made it an earlier point: one run, not a duplicate
             factor.append((point, where))
         factors.append(factor)
+    if (n_runs := math.prod(len(f) for f in factors) * n_seeds) > MAX_RUNS:
+        sizes = " x ".join([str(len(f)) for f in factors] + [f"{n_seeds} seeds"])
+        raise spec.error(f"{n_runs:,} runs ({sizes}), more than the {MAX_RUNS:,} one spec may have: split the grid "
+                         "into several specs or presets", "presets" if preset else "grid", *([preset] if preset else []))
     out = []
     for combo in itertools.product(*factors):
         point: dict[str, Any] = {}
@@ -423,9 +430,9 @@ def _fits_nothing(spec: Spec, problem: str, path: tuple[str, ...], wanted: Mappi
     """A warning: a grid narrowed from the paper's can leave entries and rules with nothing to fit.
     An error if a value is none its key can take (a typo)."""
     for key, value in wanted.items():
-        if isinstance(value, str) and not could_be(key, value):
+        if not could_be(key, value):
             have = list({repr(run.get(key)): run.get(key) for run in runs}.values())
-            hint = close_matches(value, [v for v in have if isinstance(v, str)])
+            hint = close_matches(value, [v for v in have if isinstance(v, str)]) if isinstance(value, str) else []
             raise spec.error(f"{problem}: {key}={value!r} is no value {key} takes"
                              + (f"; did you mean {hint[0]!r}?" if hint else ""), *path, key,
                              choices=sorted(map(str, have)))

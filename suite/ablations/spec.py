@@ -131,11 +131,12 @@ def parse(path: Path) -> Spec:
                               + ", ".join(f"{k}: {len(v)}" for k, v in axes.items()), "zip", str(i))
         zip_groups.append(axes)
     seen: dict[str, str] = {}
-    for section, axes in [("grid", grid)] + [("zip", g) for g in zip_groups]:
+    for section, axes in [(("grid",), grid)] + [(("zip", str(i)), g) for i, g in enumerate(zip_groups)]:
         for axis in axes:
+            place = " ".join(section).replace("zip ", "zip group ")
             if axis in seen:
-                raise where.error(f"axis appears twice (in {seen[axis]} and {section})", section, axis)
-            seen[axis] = section
+                raise where.error(f"axis appears twice (in {seen[axis]} and {place})", *section, axis)
+            seen[axis] = place
     presets = {str(k): _mapping(v, where, "presets", str(k)) for k, v in _mapping(raw.get("presets", {}), where, "presets").items()}
     for preset, values in presets.items():
         _check_name(preset, "preset", where, "presets", preset)
@@ -274,10 +275,16 @@ def _smoke(own: dict[str, Any], base: Mapping[str, Any], grid: Mapping[str, list
     return smoke
 
 
+# More runs than this from one spec is a typo (seeds: 1e6), not an ablation; expanding them would
+# take minutes and gigabytes before anything could say so.
+MAX_RUNS = 10_000
+
+
 def _seeds(value: Any, where: _Where, *path: str) -> list[int]:
     if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            raise where.error(f"a seed count must be at least 1, got {value}", *path)
+        if not 1 <= value <= MAX_RUNS:
+            raise where.error(f"a seed count must be in [1, {MAX_RUNS:,}] (the runs one spec may have), got {value}",
+                              *path)
         return list(range(value))
     if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
         raise where.error(f"expected a non-empty list of integer seeds or a count, got {value!r}", *path)

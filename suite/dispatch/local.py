@@ -72,7 +72,8 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, progress
                 except subprocess.TimeoutExpired:
                     child.kill()
                     child.wait()
-                if store.state_of(d).state == "running":
+                now = store.state_of(d)  # the child is gone: a status it left running reads as interrupted
+                if now.state in ("running", "interrupted") and (now.status or {}).get("state") == "running":
                     store.set_status(d, "interrupted", error="runner stopped")
         finally:
             bar.close()

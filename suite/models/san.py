@@ -87,6 +87,7 @@ Transforms = Literal["separate", "shared_relation", "shared"]
 # Blocks per stage (official config/imagenet/*.yaml); stage widths 64, 256, 512, 1024, 2048.
 _LAYERS = {10: (2, 1, 2, 4, 1), 15: (3, 2, 3, 5, 2), 19: (3, 3, 4, 6, 3)}
 _WIDTHS = (64, 256, 512, 1024, 2048)
+_SMALLEST_INPUT = 1 << len(_WIDTHS)  # the stem and each later stage halve the map (max-pool 2x2, floor)
 _STEM_WIDTH = 64
 _FIRST_FOOTPRINT = 3  # every official config uses [3, 7, 7, 7, 7]: stage 0 stays 3x3
 
@@ -649,6 +650,11 @@ class SAN(nn.Module):
         self.workspace = Workspace()  # inference's scratch buffers (suite.ops.workspace), not state
 
     def forward(self, x: Tensor) -> Tensor:
+        # PyTorch's own error for a map pooled to nothing differs with and without autograd and names
+        # no size; reflection padding's larger need is said by the op that pads.
+        if min(x.shape[-2:]) < _SMALLEST_INPUT:
+            raise SuiteError(f"inputs of {x.shape[-2]}x{x.shape[-1]} px are too small: SAN halves its maps "
+                             f"{len(_WIDTHS)} times, so each side needs at least {_SMALLEST_INPUT} px")
         with using(self.workspace) if not self.training else contextlib.nullcontext():  # inference's only
             x = self.stages(self.stem(x))
         return self.fc(torch.flatten(self.avgpool(x), 1))
@@ -707,11 +713,11 @@ def _check_input_size(size: int, footprint: int, padding: Padding) -> None:
     if size >= need:
         return
     i = next(i for i, pad in enumerate(pads) if size >> (i + 1) <= pad)
-    side, smallest = size >> (i + 1), 1 << len(_WIDTHS)
-    if size < smallest:  # too small for any padding
+    side = size >> (i + 1)
+    if size < _SMALLEST_INPUT:  # too small for any padding
         raise SuiteError(f"inputs of {size} px are too small: SAN halves its maps {len(_WIDTHS)} times, so it "
-                         f"needs inputs of at least {smallest} px" + (f" ({need} px with {padding} padding)"
-                                                                      if need > smallest else ""))
+                         f"needs inputs of at least {_SMALLEST_INPUT} px" +
+                         (f" ({need} px with {padding} padding)" if need > _SMALLEST_INPUT else ""))
     raise SuiteError(f"inputs of {size} px leave stage {i} a {side}x{side} map, too small to reflect-pad by {pads[i]} "
                      f"px; set padding to 'zeros' or use inputs of at least {need} px", key="padding")
 

@@ -82,6 +82,8 @@ def write_to(report: Report, target: str, formats: Sequence[str] = ()) -> str:
     Figures only appear in HTML (embedded); returns the format used."""
     if len(formats) > 1:
         raise SuiteError(f"--to writes one format, got {','.join(formats)}", key="format")
+    if target != "-":
+        files.check_writable(Path(target), key="--to")
     if formats:
         name = formats[0]
     elif target == "-":

@@ -26,6 +26,7 @@ from suite.errors import SuiteError
 # The byte-order mark some editors put before a file's first line is not indentation.
 OPEN = re.compile(r"^\ufeff? {0,3}<!--\s*suite:report\s+(\S+)\s*-->\s*$")
 CLOSE = re.compile(r"^\ufeff? {0,3}<!--\s*/suite:report\s*-->\s*$")
+LINE = re.compile(r"[^\n]*\n|[^\n]+")
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")  # CommonMark: a fence opens with 3+ backticks or tildes
 
 
@@ -47,7 +48,9 @@ def _fenced(lines: list[str]) -> list[bool]:
 
 def splice(text: str, name: str, content: str, *, file: str = "<text>") -> str:
     """`text` with the body of every `name` block replaced by `content`."""
-    lines = text.splitlines(keepends=True)
+    # Lines end at \n only (a CRLF line keeps its \r): str.splitlines would also end them at the
+    # Unicode separators (U+2028, U+0085, ...) Markdown reads as text, so line numbers and markers would shift.
+    lines = LINE.findall(text)
     blocks: list[tuple[str, int, int]] = []  # (name, opener index, closer index)
     opened: tuple[str, int] | None = None
     for i, (line, fenced) in enumerate(zip(lines, _fenced(lines))):
