@@ -205,7 +205,14 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
 def _spec_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="spec name (ablations/NAME.yaml) or path to a spec file")
     p.add_argument("--preset", help="named overrides from the spec, e.g. smoke")
-    p.add_argument("--out", type=Path, default=None, help="run store directory (default: $SUITE_OUT or ./results)")
+    p.add_argument("--out", type=_path, default=None, help="run store directory (default: $SUITE_OUT or ./results)")
+
+
+def _path(text: str) -> Path:
+    """An option's path: an empty one (`--out ''`, an unset variable) would name the current directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; leave the option out for its default")
+    return Path(text)
 
 
 def _store_dir(args: argparse.Namespace, *, writing: bool = False) -> Path:
@@ -297,9 +304,9 @@ def _resubmit_hint(out: Path, run_ids: Sequence[str], args: argparse.Namespace) 
         return shlex.join(words), ""
     flags = {again: _recorded_flags(again) for again in recorded if again}
     if not flags:
-        return f"suite run {_same_slurm_runs(args)} --retry-failed", ""
+        return f"suite run {_same_slurm_runs(args, absolute=True)} --retry-failed", ""
     latest = max((s for s in statuses if s.get("again")), key=lambda s: str(s.get("submitted_at") or ""))
-    command = shlex.join(["suite", "run", *shlex.split(_same_runs(args)), "--executor", "slurm",
+    command = shlex.join(["suite", "run", *shlex.split(_same_runs(args, absolute=True)), "--executor", "slurm",
                           *flags[latest["again"]], "--retry-failed"])
     differ = len({tuple(f) for f in flags.values()}) > 1
     return command, " (with the cluster flags of their latest submission; they were submitted with different ones)" \
@@ -423,7 +430,7 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
                                              "(or of the whole store)")
     p.add_argument("spec", nargs="?", help="spec name or path (default: every spec in the store)")
     p.add_argument("--preset", help="the preset the runs were expanded with")
-    p.add_argument("--out", type=Path, default=None, help="run store directory (default: $SUITE_OUT or ./results)")
+    p.add_argument("--out", type=_path, default=None, help="run store directory (default: $SUITE_OUT or ./results)")
     p.add_argument("--lines", type=_count(0), default=5, help="lines of each failed run's error to show")
     _overrides_argument(p)
     p.set_defaults(handler=_status)
@@ -455,8 +462,10 @@ def _status(args: argparse.Namespace) -> int:
         if args.spec:
             remeasure = store.measured_otherwise_in(runs, part)
             queued = {rid for rid in remeasure if slurm_states.get(rid) in slurm.ALIVE}
-            _print_remeasure({rid: how for rid, how in remeasure.items() if rid not in queued},
-                             f"`suite run {_same_runs(args)}` measures them again")
+            idle = {rid: how for rid, how in remeasure.items() if rid not in queued}
+            on_slurm = "slurm_job_id" in part and part[part["run_id"].isin(idle)]["slurm_job_id"].notna().any()
+            _print_remeasure(idle, f"`suite run {_same_runs(args)}` measures them again" + (
+                " (add `--executor slurm` and your cluster flags to measure them where they ran)" if on_slurm else ""))
             _print_remeasure({rid: how for rid, how in remeasure.items() if rid in queued},
                              "their jobs measuring them again are queued or running (slurm, below)")
         if args.spec and not part["status"].isin(LIVE).any():
@@ -633,7 +642,7 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="JSON rows instead of the table")
     fmt.add_argument("--csv", action="store_true", help="CSV rows instead of the table")
-    p.add_argument("--out", type=Path, metavar="FILE",
+    p.add_argument("--out", type=_path, metavar="FILE",
                    help="write the rows to FILE (JSON if --json or *.json, else CSV) and print the table")
     p.set_defaults(handler=_profile)
 
@@ -704,14 +713,14 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("spec", nargs="?", help="spec name or path (omit with --all)")
     p.add_argument("--preset", help="the preset the runs were expanded with (file names get .PRESET)")
-    p.add_argument("--out", type=Path, default=None,
+    p.add_argument("--out", type=_path, default=None,
                    help="run store directory, where the tables go too (default: $SUITE_OUT or ./results)")
     p.add_argument("--format", metavar="FMT[,FMT]", help="md,csv,tex,html (default: md,csv; with --to: the file's suffix)")
     p.add_argument("--metric", action="extend", type=_metric_names,
                    metavar="NAME[,NAME]", help="metrics to tabulate, repeatable (default: the spec's "
                    "report.metrics, else top1_err); one value each, so the spec after it stays the spec")
     p.add_argument("--to", metavar="FILE", help="write one format to FILE ('-': stdout) instead of the default files")
-    p.add_argument("--into", type=Path, metavar="FILE",
+    p.add_argument("--into", type=_path, metavar="FILE",
                    help="replace the table between <!-- suite:report SPEC --> and <!-- /suite:report --> in FILE")
     p.add_argument("--all", action="store_true",
                    help="every spec (and preset) with a done run, and <out>/complexity.md")
@@ -726,7 +735,7 @@ def _report(args: argparse.Namespace) -> int:
     from suite.report import files, formats, tables
     from suite.report.splice import splice_file
 
-    out = _store_dir(args)
+    out = _store_dir(args, writing=args.all or not (args.to or args.into))  # the tables go into the store
     chosen = files.parse_formats(args.format)
     log = sys.stderr if args.to == "-" else sys.stdout
     if args.all:
@@ -794,7 +803,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.add_argument("--dataset", help="data.name (default: digits)")
     p.add_argument("--recipe", help="training recipe (default: smoke)")
-    p.add_argument("--out", type=Path, help="run directory (default: ~/.cache/suite/train/<run_id>)")
+    p.add_argument("--out", type=_path, help="run directory (default: ~/.cache/suite/train/<run_id>)")
     p.add_argument("--threads", type=_count(1), metavar="N",
                    help="torch CPU threads (default: torch's choice; 1 is much faster on a busy small machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -807,13 +816,24 @@ def _train(args: argparse.Namespace) -> int:
     from suite.config import parse_overrides, resolve
     from suite.train import run
 
+    from suite import processes
+    from suite.config import MEASURE, flatten
+
     values = {"model.name": args.model}
     if args.dataset:
         values["data.name"] = args.dataset
     if args.recipe:
         values["recipe"] = args.recipe
-    values.update(parse_overrides(args.overrides))
-    config = resolve(values)
+    given = {"model.name": "MODEL", "data.name": "--dataset", "recipe": "--recipe"}
+    overrides = parse_overrides(args.overrides)
+    for key in flatten(overrides):
+        if key in values:  # the override would win silently over what the arguments say
+            raise SuiteError(f"given twice: as {given[key]} and as an override; give it once", key=key,
+                             file="<command line>")
+        if key.startswith(MEASURE):
+            raise SuiteError("`suite train` trains and evaluates only: measurements are `suite run`'s (with this "
+                             "override) or `suite profile`'s", key=key, file="<command line>")
+    config = resolve({**values, **overrides})
     if args.threads is not None:
         if args.threads < 1:
             raise SuiteError(f"must be at least 1, got {args.threads}", key="--threads")
@@ -823,7 +843,12 @@ def _train(args: argparse.Namespace) -> int:
     _check_this_machine([config])  # before the run directory is made
     out = args.out or Path("~/.cache/suite/train").expanduser() / config.run_id
     print(f"run {config.run_id}: {out}", file=sys.stderr)
-    metrics = run(config, out, resume=True, progress=not args.no_progress)
+    try:
+        with processes.sigterm_raises():  # as Ctrl-C: the last epoch's checkpoint stays, and the command resumes
+            metrics = run(config, out, resume=True, progress=not args.no_progress)
+    except processes.Terminated:
+        print(f"interrupted; the same command resumes from {out}", file=sys.stderr)
+        return processes.Terminated.status
     print(json.dumps(metrics))
     return 0
 
@@ -852,7 +877,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--blocks", type=_count(1), metavar="N", help="--compare-rev: blocks alternating the two trees (default: 4)")
     p.add_argument("--threads", type=_count(1), default=1, metavar="N",
                    help="torch CPU threads (default: 1, the stable choice on a shared machine)")
-    p.add_argument("--storage", type=Path, metavar="DIR", help="baseline directory (default: <checkout>/.benchmarks)")
+    p.add_argument("--storage", type=_path, metavar="DIR", help="baseline directory (default: <checkout>/.benchmarks)")
     p.set_defaults(handler=_bench)
 
 

@@ -207,7 +207,10 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         try:
             value = load_yaml(text) if text.strip() else None
         except yaml.YAMLError as exc:
-            raise SuiteError(f"cannot parse value {text!r}: {exc}", key=key) from None
+            mark = getattr(exc, "problem_mark", None)  # one line: PyYAML's own message draws a caret diagram
+            where = f" at column {mark.column + 1}" if mark is not None and "\n" not in text else ""
+            raise SuiteError(f"cannot parse value {text!r}{where}: {getattr(exc, 'problem', None) or exc}",
+                             key=key) from None
         for dotted in [key] + list(flatten({key: value})):
             if dotted in given:  # the last would win silently
                 raise SuiteError(f"given twice on the command line: {given[dotted]!r} and {item!r}",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,3 +82,10 @@ def check_writable(path: Path, *, key: str, directory: bool = False, write: bool
         raise SuiteError(f"not a directory ({existing} is a file)", file=str(path), key=key)
     if write and not os.access(existing, os.W_OK | os.X_OK):
         raise SuiteError(f"cannot write into {existing}", file=str(path), key=key)
+    if write:  # os.access says yes to root on a read-only mount or /proc: only a file made there tells
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".suite-probe-", dir=existing)
+        except OSError as exc:
+            raise SuiteError(f"cannot write into {existing}: {exc.strerror or exc}", file=str(path), key=key) from None
+        os.close(fd)
+        os.unlink(probe)

@@ -49,7 +49,8 @@ TO_RUN = frozenset({"missing", "interrupted"})  # what `suite run` (re)starts; f
 
 
 def default_out() -> Path:
-    return Path(os.environ.get("SUITE_OUT", "results"))
+    """$SUITE_OUT, else ./results; an empty $SUITE_OUT counts as unset (it would name the current directory)."""
+    return Path(os.environ.get("SUITE_OUT") or "results")
 
 
 def run_dir(out: Path, run_id: str) -> Path:
@@ -274,6 +275,13 @@ class RunState:
     corrupt: bool = False  # a record exists but cannot be read: reported, and the run counts as missing
 
 
+# A result's sections of measurements, each key a column of the run's row (`collect`), and the
+# columns that say which run it is and how it stands (a dotted key is a config's or env's).
+MEASURED = ("metrics", "complexity", "throughput", "attack")
+OWN_COLUMNS = frozenset({"run_id", "status", "note", "spec", "preset", "seed", "attempts", "slurm_job_id",
+                         "finished_at"})
+
+
 def _wrong_section(result: Any) -> str | None:
     """What makes a result record unreadable (None: nothing): not an object, or a section not one."""
     if not isinstance(result, dict):
@@ -285,6 +293,9 @@ def _wrong_section(result: Any) -> str | None:
     for key in ("config", "complexity", "throughput", "attack", "env"):  # optional: null or missing is none
         if not isinstance(result.get(key) or {}, dict):
             return f"{key}: {_json_kind(result[key])}, not an object"
+    for section in MEASURED:  # their keys become the run's columns: none may pose as the run's own
+        if taken := [k for k in result.get(section) or {} if k in OWN_COLUMNS or "." in str(k)]:
+            return f"{section}: {taken[0]!r} names a column of the run's own, not a measurement"
     return None
 
 
@@ -301,10 +312,12 @@ def state_of(d: Path) -> RunState:
             result = read_json(d / "result.json")
         except SuiteError as err:
             return RunState(run_id, "missing", str(err), corrupt=True)
-        if isinstance(result, dict) and result.get("run_id", run_id) != run_id:  # copied over, or stores merged by hand
-            return RunState(run_id, "missing", f"{d / 'result.json'}: the record of run {result.get('run_id')!r}, "
-                            f"not of {run_id!r}, whose directory it is in", corrupt=True)
         wrong = _wrong_section(result)
+        if wrong is None and result.get("run_id") != run_id:  # copied over, or stores merged by hand
+            whose = f"the record of run {result['run_id']!r}" if "run_id" in result else \
+                "a record without run_id (so of no run known)"
+            return RunState(run_id, "missing", f"{d / 'result.json'}: {whose}, not of {run_id!r}, whose directory "
+                            "it is in", corrupt=True)
         if wrong is None:
             status = _status_beside_result(d)
             note = str(status.get("error") or "")
@@ -421,7 +434,7 @@ def _row(d: Path, state: RunState) -> dict[str, Any]:
         # setting existed says nothing of it, see MADE_BEFORE): not the latest plan's
         row = {k: v for k, v in row.items() if not k.startswith(MEASURE)}
         row.update(current_spelling(result.get("config", {})))
-        for section in ("metrics", "complexity", "throughput", "attack"):
+        for section in MEASURED:
             row.update({k: _spelled(v) for k, v in (result.get(section) or {}).items()})
         row.update({f"env.{k}": v for k, v in (result.get("env") or {}).items()})
         row["finished_at"] = result.get("finished_at")

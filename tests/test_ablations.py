@@ -575,7 +575,7 @@ def test_more_runs_than_a_spec_may_have_is_said_before_they_are_built(tmp_path, 
 def test_a_measure_key_is_no_grid_axis(tmp_path, where, line, key):
     """measure.* is not part of a run's identity: points differing only in it would be one run."""
     err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\n" + where)
-    assert err.key == key and err.line == line and "suite profile MODEL --batch-size N" in err.message
+    assert err.key == key and err.line == line and "suite profile MODEL --bench all --batch-size N" in err.message
 
 
 @pytest.mark.parametrize("text,key,line,between", [

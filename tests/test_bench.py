@@ -595,3 +595,13 @@ def test_a_run_with_a_failing_benchmark_saves_no_baseline(tmp_path, capsys):
         run.measure(project, "partial", rounds=7, save="partial", storage=storage, quiet=True)
     assert not list(storage.glob("**/*.json"))
     assert "not saved: the run of baseline 'partial' did not finish" in capsys.readouterr().err
+
+
+def test_a_k_expression_pytest_cannot_read_is_a_usage_error(tmp_path, capsys):
+    """pytest exits 4 for it: the user's mistake, not a failing benchmark."""
+    project = tmp_path / "proj"
+    (project / "tests" / "benchmarks").mkdir(parents=True)
+    (project / "tests" / "benchmarks" / "test_one.py").write_text("def test_ok(benchmark):\n    benchmark(sum, [1])\n")
+    with pytest.raises(SuiteError, match=r"pytest cannot use -k 'and or'") as err:
+        run.measure(project, "bad -k", rounds=7, select="and or", quiet=True)
+    assert err.value.key == "-k"

@@ -63,3 +63,10 @@ def test_a_symlink_is_followed_and_a_device_written_not_replaced(tmp_path):
     files.check_writable(Path("/dev/null"), key="--out")
     files.write_text(Path("/dev/null"), "anything")
     assert Path("/dev/null").is_char_device()
+
+
+def test_a_folder_that_takes_no_files_is_found_before_the_long_part():
+    """os.access says yes to root for /proc (and a read-only mount): a file made there says no."""
+    with pytest.raises(SuiteError, match=r"cannot write into /proc") as err:
+        files.check_writable(Path("/proc/suite-table.csv"), key="--out")
+    assert err.value.key == "--out" and err.value.file == "/proc/suite-table.csv"

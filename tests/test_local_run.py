@@ -380,6 +380,10 @@ def test_a_failed_measurement_of_a_done_run_keeps_its_result(tmp_path, capsys, m
     assert main(["status", str(spec), "--out", str(out), *other]) == 0
     assert (f"1 done run measured with other settings, measure.batch_size (2, not 3): `suite run {spec} --out {out} "
             f"{' '.join(other)}` measures them again") in capsys.readouterr().out
+    store.set_status(d, "done", slurm_job_id="999999_0")  # run by SLURM: pasted as it is, it would run here
+    assert main(["status", str(spec), "--out", str(out), *other]) == 0
+    assert "measures them again (add `--executor slurm` and your cluster flags" in capsys.readouterr().out
+    (d / "status.json").unlink()
     from suite.report import tables
 
     report = tables.load(spec, out=out, overrides=parse_overrides(other))
@@ -482,6 +486,21 @@ def test_a_store_that_is_a_file_is_refused_by_name(tmp_path, capsys, command):
     assert main([command[0], "quick", "--out", str(afile), *command[1:]]) == 2
     assert f"{afile}: --out: is a file, not a run store directory" in capsys.readouterr().err
     assert afile.read_text() == "not a store"
+
+
+@pytest.mark.parametrize("command", [["run", "quick"], ["status"], ["report", "quick"], ["profile", "resnet26"],
+                                     ["train", "resnet26"]])
+def test_an_empty_out_is_refused_not_taken_for_the_current_directory(tmp_path, capsys, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--out", ""])
+    assert exit_.value.code == 2 and "--out: an empty path" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_empty_suite_out_means_the_default_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("SUITE_OUT", "")
+    assert store.default_out() == Path("results")
 
 
 def test_a_store_whose_runs_folder_is_a_file_is_refused_before_any_run(tmp_path, capsys):

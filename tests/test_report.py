@@ -234,6 +234,10 @@ def test_unknown_metric_is_a_suite_error(toy, tmp_path):
     frame = store.collect(out, [r.run_id for r in runs]).assign(**{"env.threads": 2})
     with pytest.raises(SuiteError, match="unknown metric 'env.threads'"):  # where a run ran, not a measurement
         tables.build(spec, runs, frame, out=out, metrics=["env.threads"])
+    frame = frame.assign(**{"model.footprint": 7.0})  # another model's option (a SAN row beside a ResNet's)
+    with pytest.raises(SuiteError, match="unknown metric 'model.footprint'") as err:
+        tables.build(spec, runs, frame, out=out, metrics=["model.footprint"])
+    assert "model.footprint" not in err.value.choices
     with pytest.raises(SystemExit):  # `--metric ''` is no silent default
         main(["report", str(spec.path), "--out", str(out), "--metric", ""])
     empty = tmp_path / "empty"  # no runs: columns of nothing but blanks are no metrics (it crashed)
@@ -559,6 +563,16 @@ def test_splice_keeps_crlf_line_endings(tmp_path):
                                  b"<!-- /suite:report -->\r\ntail \xc2\xb1\r\n")
 
 
+def test_a_failure_note_stays_one_code_span_and_short(toy):
+    spec, runs, out = toy
+    frame = store.collect(out, [r.run_id for r in runs])
+    failed = frame.index[frame["status"] == "failed"][0]
+    frame.loc[failed, "note"] = "a `b`` <script>x</script> | " + "y" * 5000
+    text = formats.fragment(tables.build(spec, runs, frame, out=out))
+    [line] = [line for line in text.splitlines() if "<script>" in line]
+    assert line.startswith("- ```") and line[5] != "`" and line.endswith("…```") and len(line) < 600  # past its ``
+
+
 def test_splice_ends_lines_at_newlines_only():
     """U+2028 and U+0085 are text in Markdown: the marker after one is no marker line, and line numbers stay."""
     text = "a\u2028b\x85c\n<!-- suite:report toy -->\nold\n<!-- /suite:report -->\nx\u2028<!-- suite:report toy -->\n"
@@ -780,3 +794,9 @@ def test_a_preset_off_the_specs_own_grid_says_why_no_paper_value_is_shown(tmp_pa
     assert not any(c.startswith("paper_") and report.runs[c].notna().any() for c in report.runs)
     assert "The paper's values are for the spec's own grid points; preset smoke's points are none of them " \
            "(its values for data.name, model.name), so they are not compared." in report.notes
+
+
+def test_a_differing_value_is_shown_as_the_spec_writes_its_kind():
+    """The frame's float column holds an integer key's 8 as 8.0: `batch_size (8, not 4)`, not `(8.0, not 4)`."""
+    assert [tables.show(tables._alike(a, b)) for a, b in [(8.0, 4), (2.0, 1.0), (1.0, None), (0.5, 1)]] == \
+        ["8", "2.0", "1.0", "0.5"]

@@ -106,6 +106,33 @@ def test_a_corrupt_record_is_reported_and_skipped(tmp_path, damage):
     assert says is None or says in by_id.loc[bad.run_id, "note"]  # the key that makes it unreadable
 
 
+@pytest.mark.parametrize("section,key", [("metrics", "status"), ("metrics", "run_id"), ("complexity", "note"),
+                                         ("throughput", "model.name"), ("metrics", "seed")])
+def test_a_measurement_named_as_the_runs_own_column_is_a_corrupt_record(tmp_path, section, key):
+    """It would overwrite the row's state, id or config: a done run listed as failed under another id."""
+    run = make_run()
+    d = finish(tmp_path, run, 3.0)
+    result = store.read_json(d / "result.json")
+    result[section] = {**(result.get(section) or {}), key: "failed"}
+    store.write_result(d, result)
+    state = store.state_of(d)
+    assert state.state == "missing" and state.corrupt and f"{section}: {key!r} names a column" in state.note
+    with pytest.warns(UserWarning, match="result.json"):
+        row = store.collect(tmp_path).iloc[0]
+    assert (row["run_id"], row["status"], row["model.name"]) == (run.run_id, "missing", "resnet26")
+
+
+def test_a_result_without_run_id_is_of_no_run(tmp_path):
+    """A record copied over another run's without its id would be tabulated as that run."""
+    ours, other = make_run(0), make_run(1, lr=0.2)
+    d = finish(tmp_path, ours, 3.0)
+    copied = store.read_json(finish(tmp_path, other, 9.0) / "result.json")
+    del copied["run_id"]
+    (d / "result.json").write_text(json.dumps(copied))
+    state = store.state_of(d)
+    assert state.state == "missing" and state.corrupt and "a record without run_id" in state.note
+
+
 def test_a_deleted_result_makes_the_run_missing_again(tmp_path):
     """status.json says done, but only a complete result.json makes a run done."""
     run = make_run()
@@ -169,7 +196,8 @@ def test_concurrent_readers_never_see_half_a_record(tmp_path):
 
 def _rewrite_many(d: str) -> None:
     for i in range(300):
-        store.write_json(Path(d) / "result.json", {"metrics": {"top1_err": float(i)}, "pad": "x" * 20000})
+        store.write_json(Path(d) / "result.json", {"run_id": Path(d).name, "metrics": {"top1_err": float(i)},
+                                                   "pad": "x" * 20000})
 
 
 def test_archive_keeps_the_old_result(tmp_path):

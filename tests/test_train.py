@@ -390,6 +390,34 @@ def test_cli_config_error_exits_2(capsys, tmp_path, monkeypatch):
     assert not (tmp_path / "run").exists()  # said before anything is made
 
 
+@pytest.mark.parametrize("argv,key,says", [
+    (["model.name=ran92_cifar"], "model.name", "given twice: as MODEL and as an override"),
+    (["--dataset", "synthetic", "data={name: digits}"], "data.name", "given twice: as --dataset"),
+    (["--recipe", "ran_cifar", "recipe=smoke"], "recipe", "given twice: as --recipe"),
+    (["measure.attack=true"], "measure.attack", "`suite train` trains and evaluates only"),
+])
+def test_cli_refuses_an_override_it_would_drop_or_that_would_win_silently(tmp_path, capsys, argv, key, says):
+    assert main(["train", "ran56_cifar", "--out", str(tmp_path / "run"), "--no-progress", *argv]) == 2
+    err = capsys.readouterr().err
+    assert f"<command line>: {key}: {says}" in err and not (tmp_path / "run").exists()
+
+
+def test_cli_sigterm_stops_training_as_ctrl_c_does(tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    import suite.train
+
+    def killed(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # a real signal, as a cluster's or a CI's timeout sends it
+        raise AssertionError("SIGTERM did not stop the run")
+
+    monkeypatch.setattr(suite.train, "run", killed)
+    assert main(["train", "ran56_cifar", "--out", str(tmp_path / "run"), "--no-progress"]) == 143
+    assert f"interrupted; the same command resumes from {tmp_path / 'run'}" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is this command's only
+
+
 # ---------------------------------------------------------------------------------- accuracy
 @pytest.mark.slow
 def test_smoke_recipe_learns_digits():

@@ -213,7 +213,7 @@ def _axes(value: Any, where: _Where, *path: str) -> dict[str, list[Any]]:
         if axis.startswith(MEASURE) or axis == MEASURE[:-1]:
             raise where.error("measure.* keys say how a run is measured, not what is trained, so grid points that "
                               "differ only in them are one run: set them in base or a preset, and compare batch "
-                              "sizes with `suite profile MODEL --batch-size N`", *path, axis)
+                              "sizes with `suite profile MODEL --bench all --batch-size N`", *path, axis)
         if axis in SECTIONS:  # its values' keys would escape the label checks, rules and error lines
             sub = next((str(k) for v in values if isinstance(v, Mapping) for k in v), "name")
             raise where.error(f"{axis!r} is a config section, not an axis: an axis varies one dotted key "

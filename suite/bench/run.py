@@ -27,6 +27,7 @@ DEFAULT_ROUNDS = 15
 DEFAULT_THREADS = 1  # one thread: on a shared machine a second thread waits for a busy core
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 NO_TESTS = 5  # pytest's exit status when nothing was collected (e.g. -k matches nothing)
+USAGE_ERROR = 4  # pytest's exit status for a command line it cannot use
 _SAVED = re.compile(r"\d{4}_(?P<name>.+)\.json")
 
 
@@ -121,6 +122,8 @@ def measure(root: Path, label: str, *, required: bool = True, **options) -> Run:
     with processes.sigterm_raises(), tempfile.TemporaryDirectory(prefix="suite-bench-") as tmp:
         json_path = Path(tmp) / "run.json"
         status = run_benchmarks(root, json_path, **options)
+        if status == USAGE_ERROR and options.get("select"):  # pytest said why, above: a -k it cannot parse
+            raise SuiteError(f"pytest cannot use -k {options['select']!r} (its message is above)", key="-k")
         if status not in (0, NO_TESTS):
             raise BenchmarkFailed(f"pytest exited with status {status} running the benchmarks in {root / BENCH_DIR}")
         if json_path.exists():  # pytest-benchmark writes none when no benchmark ran

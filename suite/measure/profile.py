@@ -126,6 +126,13 @@ def _check_options(options: dict[str, Any]) -> None:
         if value is not None and value < 1:
             raise SuiteError(f"must be >= 1, got {value}", key=key)
     resolve_device(options.get("device"))  # complexity alone does not use it, but a wrong one is a mistake
+    if not BENCHES[options.get("bench", "complexity")]:  # counted once in fp32: these would change nothing
+        timing = {"amp": "--amp", "channels_last": "--channels-last", "compile": "--compile",
+                  "batch_size": "--batch-size", "warmup": "--warmup", "steps": "--steps", "threads": "--threads"}
+        given = [flag for key, flag in timing.items() if options.get(key) not in (None, False, "fp32")]
+        if given:
+            raise SuiteError(f"{', '.join(given)} only change timed measurements: add --bench infer, train or all",
+                             key=given[0])
 
 
 def check_out(path: Path) -> None:

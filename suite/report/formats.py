@@ -45,6 +45,13 @@ def markdown_table(table: Table) -> str:
     return "\n".join([row(table.header), "|" + "|".join(rule) + "|", *(row(r) for r in table.body)])
 
 
+def code_span(text: str) -> str:
+    """`text` as Markdown code, whatever backticks it holds (CommonMark: a longer fence, padded)."""
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def fragment(report: Report) -> str:
     """The table with its legend and notes: what a README splice holds."""
     lines = [markdown_table(report.table), "", _legend(report)]
@@ -52,7 +59,7 @@ def fragment(report: Report) -> str:
     failed = failed_runs(report)
     if failed:
         lines += ["", f"Failed or stopped runs (`suite status {report.same_runs}`):"]
-        lines += [f"- `{f}`" for f in failed]
+        lines += [f"- {code_span(f)}" for f in failed]
     return "\n".join(lines) + "\n"
 
 

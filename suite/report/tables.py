@@ -26,7 +26,7 @@ import pandas as pd
 
 from suite.ablations.expand import RunSpec, own_point
 from suite.ablations.spec import Spec
-from suite.config import is_identity_key
+from suite.config import SECTIONS, is_identity_key
 from suite.data.catalog import DATASETS
 from suite.data.views import VIEW_METRICS, VIEWS
 from suite.errors import SuiteWarning, count, unknown
@@ -165,9 +165,10 @@ def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mappi
 def check_metrics(metrics: Sequence[str], frame: pd.DataFrame, runs: Sequence[RunSpec]) -> None:
     """Known metrics: what runs record, plus any other numeric result column the store has (not
     config keys, which are axes or constants, nor bookkeeping)."""
-    config = set(runs[0].config.flat()) if runs else set()
+    config = set().union(*(r.config.flat() for r in runs))
     numeric = {c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and frame[c].notna().any()}
     bookkeeping = {"attempts", "slurm_job_id"} | {c for c in numeric if c.startswith(("env.", "trained_env."))}
+    config |= {c for c in numeric if c.split(".")[0] in SECTIONS}  # another model's option, in a record of the store
     known = set(RUN_METRICS) | set(COSTS) | (numeric - config - bookkeeping)
     for m in metrics:
         if m not in known:
@@ -323,12 +324,19 @@ def _missing_notes(out: pd.DataFrame, collected: pd.DataFrame, done: np.ndarray,
     return notes
 
 
+def _alike(value: Any, spec_value: Any) -> Any:
+    """A run's value as the spec's is written: the frame's float column holds an integer key's 8 as 8.0."""
+    if isinstance(value, float) and value.is_integer() and type(spec_value) is int:
+        return int(value)
+    return value
+
+
 def _comparison_notes(grid: _Grid, frame: pd.DataFrame, remeasure: Mapping[str, Sequence[str]]) -> list[str]:
     """Why paper values are not compared, which records could not be read, which runs were measured otherwise."""
     notes = []
     if grid.differing:
         keys = sorted(grid.differing, key=lambda k: (k != "data.name", not k.startswith("model."), k))  # data, model first
-        shown = ", ".join(f"{k} ({show(grid.differing[k][0])}, not {show(grid.differing[k][1])})" for k in keys[:5])
+        shown = ", ".join(f"{k} ({show(_alike(*grid.differing[k]))}, not {show(grid.differing[k][1])})" for k in keys[:5])
         more = f" and {count(len(keys) - 5, 'more key')}" if len(keys) > 5 else ""
         notes.append(f"The paper's values are for the spec's own runs; these differ from them in {shown}{more}, "
                      f"so they are not compared.")
@@ -572,13 +580,19 @@ def _spread(values: Sequence[float], show: Callable[[Any], str] = num) -> str:
     return low if low == high else f"{low}–{high}"
 
 
+NOTE_CHARS = 300
+
+
 def failed_runs(report: Report, limit: int = 20) -> list[str]:
     """`run_id axis=value ... seed=s: note` of failed/cancelled/interrupted runs (at most `limit`)."""
     bad = report.runs[report.runs["status"].isin(["failed", "cancelled", "interrupted"])]
     lines = []
     for _, r in bad.head(limit).iterrows():
         point = " ".join(f"{a}={show(r[a])}" for a in report.axes)
-        note = f": {' '.join(str(r['note']).split())}" if r["note"] else ""  # one line: a list item, a comment
+        note = " ".join(str(r["note"]).split())  # one line: a list item, a comment
+        if len(note) > NOTE_CHARS:  # a whole traceback or log is `suite status`'s to show
+            note = note[:NOTE_CHARS - 1] + "…"
+        note = f": {note}" if note else ""
         lines.append(f"{r['run_id']} ({r['status']}) {point} seed={r['seed']}{note}".replace("  ", " "))
     if len(bad) > limit:
         lines.append(f"... and {len(bad) - limit} more (suite status {report.same_runs})")
