@@ -415,7 +415,7 @@ def test_a_local_attempt_is_not_judged_by_an_earlier_slurm_job(tmp_path, monkeyp
     def train(run, d, progress):
         slurm.refresh(tmp_path, [run.run_id])
         seen.append(store.state_of(d).state)
-        return {"metrics": {"top1_err": 1.0}}
+        return {"run_id": run.run_id, "metrics": {"top1_err": 1.0}}
 
     monkeypatch.setattr(execute, "_run", train)
     execute.execute(run, tmp_path)
