@@ -393,6 +393,8 @@ def test_cli_bad_option_exits_2(capsys):
     assert "reference.padding: inputs of 64 px" in capsys.readouterr().err
     assert main(["profile", "resnet26", "num_classes=10", "--num-classes", "5"]) == 2
     assert "--num-classes 5 contradicts num_classes=10" in capsys.readouterr().err
+    assert main(["profile", "ran56", "--input-size", "30"]) == 2  # named by the option that gave the size
+    assert "--input-size: inputs of 30 px are too small" in capsys.readouterr().err
     # counting complexity times nothing: a timing option would be ignored without a word
     assert main(["profile", "resnet26", "--amp", "bf16", "--channels-last", "--steps", "7"]) == 2
     assert "--amp, --channels-last, --steps only change timed measurements: add --bench" in capsys.readouterr().err

@@ -205,7 +205,10 @@ def profile_model(job: ProfileJob) -> dict[str, Any]:
     if job.threads is not None:
         torch.set_num_threads(job.threads)
     img_size = job.img_size or get_model_info(job.model).input_size
-    kwargs = resolve_model_kwargs(job.model, job.model_kwargs, input_size=img_size)
+    try:
+        kwargs = resolve_model_kwargs(job.model, job.model_kwargs, input_size=img_size)
+    except SuiteError as err:  # the family checks without a key of their own are of the input's size
+        raise err.where(key="--input-size" if job.img_size else None) from None
     build = functools.partial(create_model, job.model, **kwargs)
     row: dict[str, Any] = {"model": job.model, "img_size": img_size, **_job_columns(job)}
     if not job.phases:
