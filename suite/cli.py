@@ -813,11 +813,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     import json
 
-    from suite.config import parse_overrides, resolve
-    from suite.train import run
-
     from suite import processes
-    from suite.config import MEASURE, flatten
+    from suite.config import MEASURE, flatten, parse_overrides, resolve
+    from suite.train import run
 
     values = {"model.name": args.model}
     if args.dataset:

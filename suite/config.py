@@ -211,11 +211,11 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
             where = f" at column {mark.column + 1}" if mark is not None and "\n" not in text else ""
             raise SuiteError(f"cannot parse value {text!r}{where}: {getattr(exc, 'problem', None) or exc}",
                              key=key) from None
-        for dotted in [key] + list(flatten({key: value})):
-            if dotted in given:  # the last would win silently
-                raise SuiteError(f"given twice on the command line: {given[dotted]!r} and {item!r}",
-                                 key=dotted, file="<command line>")
-        given.update(dict.fromkeys([key] + list(flatten({key: value})), item))
+        dotted = [key, *flatten({key: value})]
+        if twice := next((k for k in dotted if k in given), None):  # the last would win silently
+            raise SuiteError(f"given twice on the command line: {given[twice]!r} and {item!r}",
+                             key=twice, file="<command line>")
+        given.update(dict.fromkeys(dotted, item))
         out[key] = value
     return out
 

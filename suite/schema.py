@@ -76,12 +76,12 @@ MAX_YAML_ENTRIES = 100_000
 def load_yaml(text: str) -> Any:
     """The data of a YAML text; an alias that contains itself or expands past MAX_YAML_ENTRIES, or
     nesting too deep to walk, is a yaml.YAMLError as a syntax error is."""
-    lines_of(text)
-    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 (a SafeLoader)
+    return _load(text)[0]
 
 
-def lines_of(text: str) -> dict[tuple[str, ...], int]:
-    """The line of each key path in a YAML text (("grid", "lr"), ("when", "0"))."""
+def _load(text: str) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """The data of a YAML text and the line of each key path in it (("grid", "lr"), ("when", "0")),
+    its aliases walked (and checked) before PyYAML builds them."""
     lines: dict[tuple[str, ...], int] = {}
     try:
         node = yaml.compose(text, Loader=YamlLoader)
@@ -89,7 +89,7 @@ def lines_of(text: str) -> dict[tuple[str, ...], int]:
             _record_lines(node, (), lines, set())
     except RecursionError:
         raise yaml.YAMLError("nested too deeply") from None
-    return lines
+    return yaml.load(text, Loader=YamlLoader), lines  # noqa: S506 (a SafeLoader)
 
 
 def read_yaml(path: Path, what: str) -> tuple[Any, dict[tuple[str, ...], int]]:
@@ -98,7 +98,7 @@ def read_yaml(path: Path, what: str) -> tuple[Any, dict[tuple[str, ...], int]]:
     SuiteError naming it (`what` it should have been: "spec", "cluster options")."""
     try:
         text = path.read_text()
-        lines, raw = lines_of(text), load_yaml(text)
+        raw, lines = _load(text)
     except OSError as exc:
         raise SuiteError(f"cannot read {what}: {exc.strerror}", file=str(path)) from None
     except UnicodeDecodeError as exc:

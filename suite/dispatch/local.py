@@ -73,7 +73,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, progress
                     child.kill()
                     child.wait()
                 now = store.state_of(d)  # the child is gone: a status it left running reads as interrupted
-                if now.state in ("running", "interrupted") and (now.status or {}).get("state") == "running":
+                if now.state == "interrupted" and (now.status or {}).get("state") == "running":
                     store.set_status(d, "interrupted", error="runner stopped")
         finally:
             bar.close()
