@@ -1,5 +1,6 @@
-"""The `amp` setting: the autocast a run trains, is attacked and is timed under. One place, so that
-training and the throughput measurement can never disagree on what `bf16` means."""
+"""The `amp` setting: the autocast a run trains, is attacked and is timed under, and the loss scaling
+its training steps take. One place, so that training and the throughput measurement can never
+disagree on what `bf16` or `fp16` means."""
 
 from __future__ import annotations
 
@@ -35,3 +36,9 @@ def autocast(amp: str, device: torch.device) -> Callable[[], contextlib.Abstract
         raise SuiteError(f"amp={amp} is not supported on {device.type} by torch {torch.__version__}",
                          key="amp", choices=list(AMP_DTYPES))
     return functools.partial(torch.autocast, device.type, dtype=dtype)
+
+
+def grad_scaler(amp: str, device: torch.device) -> torch.amp.GradScaler:
+    """The loss scaler of a training step under `amp`: fp16's gradients underflow without one; a
+    disabled scaler (fp32, bf16) passes the loss and the optimizer step through."""
+    return torch.amp.GradScaler(device.type, enabled=amp == "fp16")

@@ -395,6 +395,8 @@ def test_cli_bad_option_exits_2(capsys):
     assert "--num-classes 5 contradicts num_classes=10" in capsys.readouterr().err
     assert main(["profile", "ran56", "--input-size", "30"]) == 2  # named by the option that gave the size
     assert "--input-size: inputs of 30 px are too small" in capsys.readouterr().err
+    assert main(["profile", "san10_pairwise", "--input-size", "64"]) == 2  # a check with a key of its own keeps it
+    assert "error: padding: inputs of 64 px leave stage 4" in capsys.readouterr().err
     # counting complexity times nothing: a timing option would be ignored without a word
     assert main(["profile", "resnet26", "--amp", "bf16", "--channels-last", "--steps", "7"]) == 2
     assert "--amp, --channels-last, --steps only change timed measurements: add --bench" in capsys.readouterr().err
@@ -556,6 +558,22 @@ def test_device_and_warmup_are_checked_in_every_mode(capsys):
         pytest.skip("CUDA is available here: an unavailable device cannot be asked for")
     assert main(["profile", "resnet26", "--device", "cuda"]) == 2  # complexity only: still a mistake
     assert "device: device 'cuda' requested but CUDA is not available" in capsys.readouterr().err
+
+
+def test_a_device_is_one_the_suite_runs_on_and_this_machine_has(monkeypatch):
+    from suite.measure.env import resolve_device
+    from suite.train.distributed import _device
+
+    with pytest.raises(SuiteError, match=r"device: invalid device 'tpu' \(valid: auto, cpu, cuda, cuda:N\)"):
+        resolve_device("tpu")  # a device type torch knows but the suite does not run on
+    assert resolve_device("cpu:0") == torch.device("cpu", 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a 2-GPU host, as far as the check sees
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(SuiteError, match=r"'cuda:2' requested but this machine has 2 CUDA device\(s\) \(valid: cuda:0, cuda:1\)"):
+        resolve_device("cuda:2")
+    assert _device("cuda", local_rank=1) == torch.device("cuda", 1)  # each rank its own GPU
+    assert _device("auto", local_rank=0) == torch.device("cuda", 0)
 
 
 @pytest.mark.slow

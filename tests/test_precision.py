@@ -29,3 +29,20 @@ def test_a_device_torch_cannot_autocast_is_an_error_not_a_silent_float32(monkeyp
     monkeypatch.setattr(torch, "is_autocast_enabled", lambda *args: False)  # as torch answers it then
     with pytest.raises(SuiteError, match="amp=bf16 is not supported on cpu"):
         autocast("bf16", CPU)
+
+
+def test_an_fp16_training_step_is_timed_with_the_loss_scaling_training_uses():
+    from suite.measure.throughput import BenchSettings, train_step
+
+    class Faint(torch.nn.Module):  # weight gradients of ~1e-8: below float16's range unless the loss is scaled
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(3 * 8 * 8, 4)
+            torch.nn.init.zeros_(self.fc.weight)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x.flatten(1) * 1e-4) * 1e-4
+
+    model = Faint()
+    train_step(model, 2, BenchSettings(CPU, img_size=8, amp="fp16"))()
+    assert (model.fc.weight != 0).float().mean() > 0.9  # unscaled, every one of them flushes to zero

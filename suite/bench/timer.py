@@ -2,7 +2,9 @@
 
 CUDA kernels launch asynchronously, so a plain perf_counter around a GPU step times the launches,
 not the work. Synchronising only once CUDA is initialised keeps the timer correct on both devices
-without knowing which one the benchmark uses, and it costs nothing on CPU. Usable on the command
+without knowing which one the benchmark uses, and it costs nothing on CPU. It waits for the current
+CUDA device, the one the benchmarks run on (`bench_device` is plain 'cuda'); a benchmark on another
+GPU must make that one current first (`torch.cuda.set_device`). Usable on the command
 line too: `pytest --benchmark-timer suite.bench.timer.synced_perf_counter`.
 """
 

@@ -16,6 +16,8 @@ import torch
 from suite.errors import SuiteError
 from suite.measure import heap
 
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+
 
 def resolve_device(name: str | torch.device | None) -> torch.device:
     """`name` as a torch.device; None or "auto" means CUDA when available, else CPU."""
@@ -23,12 +25,16 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
-    except RuntimeError as exc:
-        raise SuiteError(f"invalid device {name!r}: {exc}", key="device") from None
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise SuiteError(f"invalid device {str(name)!r}", key="device", choices=DEVICES)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SuiteError(f"device {name!r} requested but CUDA is not available", key="device", choices=["cpu"])
-    if device.type not in ("cpu", "cuda"):
-        raise SuiteError(f"unsupported device type {device.type!r}", key="device", choices=["cpu", "cuda"])
+        raise SuiteError(f"device {str(name)!r} requested but CUDA is not available", key="device",
+                         choices=["auto", "cpu"])
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise SuiteError(f"device {str(name)!r} requested but this machine has {torch.cuda.device_count()} "
+                         "CUDA device(s)", key="device", choices=[f"cuda:{i}" for i in range(torch.cuda.device_count())])
     return device
 
 

@@ -208,7 +208,7 @@ def profile_model(job: ProfileJob) -> dict[str, Any]:
     try:
         kwargs = resolve_model_kwargs(job.model, job.model_kwargs, input_size=img_size)
     except SuiteError as err:  # the family checks without a key of their own are of the input's size
-        raise err.where(key="--input-size" if job.img_size else None) from None
+        raise err.where(key="--input-size" if job.img_size and err.key is None else None) from None
     build = functools.partial(create_model, job.model, **kwargs)
     row: dict[str, Any] = {"model": job.model, "img_size": img_size, **_job_columns(job)}
     if not job.phases:

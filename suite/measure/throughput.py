@@ -91,6 +91,7 @@ def train_step(model: nn.Module, batch_size: int, s: BenchSettings) -> Step:
     loss_fn = nn.CrossEntropyLoss()
     target: torch.Tensor | None = None
     context = precision.autocast(s.amp, s.device)
+    scaler = precision.grad_scaler(s.amp, s.device)  # as `suite train` steps, fp16's scaling included
 
     def step() -> None:
         nonlocal target
@@ -100,8 +101,9 @@ def train_step(model: nn.Module, batch_size: int, s: BenchSettings) -> Step:
             if target is None:  # the class count is whatever the model outputs
                 target = torch.randint(out.shape[-1], (batch_size,), device=s.device)
             loss = loss_fn(out, target)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
     return step
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from suite.errors import SuiteError
+from suite.measure.env import resolve_device
 
 
 @dataclass(frozen=True)
@@ -111,17 +111,5 @@ def _export_slurm() -> None:
 
 def _device(spec: str, local_rank: int) -> torch.device:
     """`auto` = this rank's GPU if there is one, else CPU; `cuda` = this rank's GPU."""
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(spec)
-    except RuntimeError as exc:
-        raise SuiteError(f"invalid device {spec!r}: {exc}", key="device", choices=["auto", "cpu", "cuda", "cuda:N"]) from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SuiteError("CUDA is not available on this machine", key="device", choices=["auto", "cpu"])
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-    elif device.type != "cpu":
-        raise SuiteError(f"unsupported device {spec!r}", key="device", choices=["auto", "cpu", "cuda", "cuda:N"])
-    return device
+    device = resolve_device(spec)
+    return torch.device("cuda", local_rank) if device.type == "cuda" and device.index is None else device
