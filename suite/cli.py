@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from suite.errors import SuiteError, SuiteWarning, count
+from suite.errors import SuiteError, SuiteWarning, close_matches, count
 
 if TYPE_CHECKING:
     import pandas
@@ -135,11 +135,13 @@ def _specs(args: argparse.Namespace) -> int:
 
     print(f"{'spec':<24} {'runs':>5}  paper / description")
     invalid = having = 0
+    presets: set[str] = set()  # of the specs read, for a misspelt --preset's "did you mean"
     for name in args.specs or ablations.list():
         problems: list[str] = []
         try:  # one broken spec file must not hide the others
             spec = ablations.load(name)
             name = spec.name
+            presets.update(spec.presets)
             if args.preset is not None and args.preset not in spec.presets:
                 print(f"{name:<24} {'-':>5}  (no preset {args.preset!r})")
                 continue
@@ -161,7 +163,9 @@ def _specs(args: argparse.Namespace) -> int:
         where = " ".join(str(v) for v in spec.paper.values()) or next(iter(spec.description.splitlines()), "")[:60]
         print(f"{name:<24} {len(runs):>5}  {where}")
     if args.preset is not None and not having:
-        print(f"error: --preset: no spec has the preset {args.preset!r}", file=sys.stderr)
+        hint = close_matches(args.preset, presets)
+        print(f"error: --preset: no spec has the preset {args.preset!r}"
+              + (f"; did you mean {hint[0]!r}?" if hint else ""), file=sys.stderr)
         return 2
     return 2 if invalid else 0
 
@@ -173,6 +177,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                    help="local: this machine (default); slurm: submit job arrays through submitit")
     p.add_argument("--dry-run", action="store_true", help="print the plan (runs and their states) and stop")
     p.add_argument("--max-parallel", type=_count(1), default=1, metavar="N", help="local runs at a time (default 1)")
+    p.add_argument("--threads", type=_count(1), metavar="N",
+                   help="torch CPU threads of each local run (default: the cores divided by --max-parallel; "
+                        "1 is much faster on a busy small machine)")
     p.add_argument("--retry-failed", action="store_true", help="also rerun failed and cancelled runs")
     p.add_argument("--force", action="store_true", help="rerun everything (earlier results are archived, not deleted)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -231,7 +238,7 @@ def _store_dir(args: argparse.Namespace, *, writing: bool = False) -> Path:
 
 def _overrides_argument(p: argparse.ArgumentParser) -> None:
     # run, status, cancel and report take the same overrides: they are part of the runs' identity.
-    p.add_argument("overrides", nargs="*", metavar="key=value",
+    p.add_argument("overrides", nargs="*", default=[], metavar="key=value",
                    help="config overrides for every run (e.g. epochs=1), as given to `suite run`")
 
 
@@ -283,10 +290,11 @@ def _same_slurm_runs(args: argparse.Namespace, absolute: bool = False) -> str:
 
 
 def _same_local_runs(args: argparse.Namespace) -> str:
-    """`_same_runs` for a local re-run: with the same --max-parallel, hence the same threads per run
-    (CPU results depend on the thread count)."""
+    """`_same_runs` for a local re-run: with the same --max-parallel and --threads, hence the same
+    threads per run (CPU results depend on the thread count)."""
     parallel = f" --max-parallel {args.max_parallel}" if args.max_parallel != 1 else ""
-    return _same_runs(args) + parallel
+    threads = f" --threads {args.threads}" if args.threads is not None else ""
+    return _same_runs(args) + parallel + threads
 
 
 def _resubmit_hint(out: Path, run_ids: Sequence[str], args: argparse.Namespace) -> tuple[str, str]:
@@ -334,6 +342,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.executor == "slurm":  # checked before anything is planned or submitted
         if args.max_parallel != 1:
             raise SuiteError("--max-parallel is for local runs; on SLURM use --array-parallelism", key="max_parallel")
+        if args.threads is not None:
+            raise SuiteError("--threads is for local runs; on SLURM a run takes --cpus-per-task threads", key="threads")
         cli = cluster.parse_cli(_cluster_values(args))
         options = cluster.resolve_options(spec.cluster, cli, spec_file=str(spec.path),
                                           spec_line=lambda key: spec.line("cluster", key))
@@ -409,7 +419,8 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         return 0
     if args.force:
         start_afresh(plan.to_run, out)
-    outcome = run_local(plan.to_run, out, max_parallel=args.max_parallel, progress=not args.no_progress)
+    outcome = run_local(plan.to_run, out, max_parallel=args.max_parallel, threads=args.threads,
+                        progress=not args.no_progress)
     busy = f", {len(outcome.busy)} left to the other process executing them" if outcome.busy else ""
     print(f"{len(outcome.done)} done, {len(outcome.failed)} failed{busy} (out: {out})")
     if outcome.failed:
@@ -453,7 +464,7 @@ def _status(args: argparse.Namespace) -> int:
         slurm_states = slurm.refresh_store(out)
         frame = store.collect(out)
         if frame.empty:
-            print(f"no runs in {out}")
+            print(f"no runs in {out}" + ("" if out.exists() else " (no such folder: is --out or $SUITE_OUT right?)"))
             return 0
         unknown = "(spec unknown: config.json missing or unreadable)"
         groups = {str(name): part for name, part in frame.groupby(frame["spec"].fillna(unknown))}
@@ -508,14 +519,15 @@ def _note_runs_elsewhere(out: Path, spec: str, covered: set[str], command: str, 
                          states: tuple[str, ...] = ("done",)) -> None:
     """When none of the runs asked about is in `states`: the spec's runs in them under other
     overrides or presets (the usual cause: `suite run` was given key=value overrides or a preset
-    this command lacks)."""
+    this command lacks), or of the spec as it was before an edit."""
     from suite.report import files
 
     other = len(files.runs_outside(out, covered, spec=spec, states=states))
     what = " or ".join({"done": "done", "pending": "queued", "running": "running"}[s] for s in states)
     if other:
         print(f"note: {count(other, 'run')} of {spec} in {out} ({what}) {'is' if other == 1 else 'are'} of another "
-              f"preset or other key=value overrides: give `suite {command}` the ones given to `suite run`", file=file)
+              f"preset, other key=value overrides or an earlier version of the spec file: give `suite {command}` "
+              "the ones given to `suite run`", file=file)
 
 
 def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
@@ -800,7 +812,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                     "from the run directory's checkpoint. The last stdout line is the final metrics (JSON).",
     )
     p.add_argument("model", help="registered model name (see `suite models`)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="config overrides")
     p.add_argument("--dataset", help="data.name (default: digits)")
     p.add_argument("--recipe", help="training recipe (default: smoke)")
     p.add_argument("--out", type=_path, help="run directory (default: ~/.cache/suite/train/<run_id>)")

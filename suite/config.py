@@ -185,6 +185,24 @@ def could_be(key: str, pattern: Any) -> bool:
     return True
 
 
+def check_key(key: str, value: Any) -> None:
+    """Raise the error a run would give if no run can take `key`, or `value` for it (`could_be`):
+    what can be checked of a layer, such as a preset not being expanded, without its runs."""
+    from suite.models import get_model_info, list_models
+
+    if key.startswith("model.") and key != "model.name":
+        option = key[len("model."):]
+        options = sorted({o for n in list_models() for o in get_model_info(n).options})
+        if option not in options:
+            hint = close_matches(option, options)
+            raise SuiteError("no model has this option" + (f"; did you mean 'model.{hint[0]}'?" if hint else ""),
+                             key=key, choices=[f"model.{o}" for o in options])
+    elif key != "model.name" and key not in _defaults_flat():
+        raise _unknown_key(key)
+    if not could_be(key, value):
+        raise SuiteError(f"{value!r} is no value {key} takes", key=key)
+
+
 def _fits(pattern: Any, choices: Iterable[Any] | None, annotation: Any) -> bool:
     if isinstance(pattern, str) and choices:
         return any(isinstance(c, str) and fnmatch.fnmatchcase(c, pattern) for c in choices)
@@ -309,9 +327,10 @@ def _check_field(key: str, value: Any) -> Any:
     try:
         return coerce(value, annotation)
     except ValueError as exc:
+        shown = "an empty value" if value is None else f"invalid value {value!r}"  # `lr=` or `lr:` reads as None
         if typing.get_origin(annotation) is Literal:
-            raise SuiteError(f"invalid value {value!r}", key=key, choices=typing.get_args(annotation)) from None
-        raise SuiteError(f"invalid value {value!r}: {exc}", key=key) from None
+            raise SuiteError(shown, key=key, choices=typing.get_args(annotation)) from None
+        raise SuiteError(f"{shown}: {exc}", key=key) from None
 
 
 def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConfig) -> None:
@@ -372,6 +391,9 @@ def _unknown_key(key: str, model: object = None) -> SuiteError:
     hint = close_matches(key, valid)
     if isinstance(model, str) and model in list_models() and key in get_model_info(model).options:
         hint = [f"model.{key}"]  # a model option given without its prefix
+    elif not hint and "." in key:  # a misspelt section: modle.base_width
+        section, rest = key.split(".", 1)
+        hint = [f"{near}.{rest}" for near in close_matches(section, SECTIONS)]
     did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
     return SuiteError(f"unknown key{did_you_mean}", key=key, choices=sorted(valid) + ["model.<option>"])
 

@@ -112,7 +112,9 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise SuiteError(f"corrupt record (line {exc.lineno}: {exc.msg})", file=str(path)) from None
+        # json's own messages end "... at" where it adds the position: "Unterminated string starting at"
+        what = exc.msg.removesuffix(" at")
+        raise SuiteError(f"corrupt record (line {exc.lineno}, column {exc.colno}: {what})", file=str(path)) from None
     except UnicodeDecodeError as exc:
         raise SuiteError(f"corrupt record ({not_utf8(exc)})", file=str(path)) from None
     except OSError as exc:

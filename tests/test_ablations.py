@@ -1,5 +1,6 @@
 """Ablation specs: validation (one test per error kind), expansion, run identity, shipped specs."""
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -626,15 +627,17 @@ def test_spec_fields_of_the_wrong_kind(tmp_path, text, key, message):
     assert err.key == key and message in err.message and "(valid: )" not in str(err)
 
 
-@pytest.mark.parametrize("name", ["t1.smoke", "my spec", "x|y", "-x", "complexity"])
+@pytest.mark.parametrize("name", ["t1.smoke", "my spec", "x|y", "-x", "complexity", "L" * 101, "ü" * 51])
 def test_a_spec_name_must_make_a_report_name(tmp_path, name):
-    """`t1.smoke` and `t1 --preset smoke` both wrote t1.smoke.md; `my spec` could never be spliced."""
+    """`t1.smoke` and `t1 --preset smoke` both wrote t1.smoke.md; `my spec` could never be spliced;
+    a name of 240 letters made `suite report` fail on a file name too long, its figures half written."""
     path = tmp_path / f"{name}.yaml"
     path.write_text(f"name: '{name}'\nbase: {{model: {{name: resnet26}}}}\n")
     with pytest.raises(SuiteError) as info:
         load(path)
     assert info.value.file == str(path) and info.value.line == 1 and info.value.key == "name"
     assert load(write(tmp_path, "name: ü-ñ_2\nbase: {model: {name: resnet26}}\n", "ü-ñ_2")).name == "ü-ñ_2"
+    assert load(write(tmp_path, f"name: {'L' * 100}\nbase: {{model: {{name: resnet26}}}}\n", "L" * 100)).name == "L" * 100
 
 
 def test_a_spec_name_must_be_text(tmp_path):
@@ -680,6 +683,9 @@ def test_errors_in_a_preset_grid_have_a_line(tmp_path):
     assert err.key == "presets.fast.grid.lr" and err.line == 6 and "takes a list" in err.message
     err = error_of(tmp_path, text.replace("{lr: 0.1}", "{momentum: [0.9]}"))
     assert err.key == "presets.fast.grid.momentum" and err.line == 6 and "replace the values of a grid axis" in err.message
+    zipped = text.replace("grid: {lr: [0.1, 0.2]}", "zip: [{lr: [0.1, 0.2], momentum: [0.9, 0.8]}]")
+    err = error_of(tmp_path, zipped.replace("{lr: 0.1}", "{lr: [0.1]}"))  # the zip group's axes are no grid axes, and there are none: say what to do
+    assert err.key == "presets.fast.grid.lr" and "lr is an axis of zip group 0" in err.message and "(lr: VALUE)" in err.message
 
 
 def test_spec_name_must_match_file(tmp_path):
@@ -702,11 +708,23 @@ def test_counts_on_the_command_line_must_be_positive(tmp_path, capsys):
     assert exit_.value.code == 2 and "--max-parallel: must be at least 1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["run", "cancel", "train"])
+def test_a_missing_spec_or_model_is_the_only_argument_named_missing(command, capsys):
+    with pytest.raises(SystemExit) as exit_:  # key=value overrides are optional
+        main([command])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and re.search(r"the following arguments are required: (spec|model)$", err, re.M), err
+
+
 def test_specs_lists_every_spec_and_names_a_broken_one(tmp_path, monkeypatch, capsys):
     write(tmp_path, "name: plain\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n", "plain")
     write(tmp_path, "name: broken\ngrid: [1\n", "broken")
     write(tmp_path, "name: preset\nbase: {model: {name: resnet26}}\npresets:\n  fast: {epohcs: 1}\n  slow: {lrr: 1}\n",
           "preset")
+    # an option some model has, but not resnet26: only the preset's runs can tell
+    write(tmp_path, "name: option\nbase: {model: {name: resnet26}}\npresets:\n  early: {model.relation: dot}\n"
+          "  slow: {model.mask_norm: spatial}\n",
+          "option")
     write(tmp_path, "name: san\nbase: {model: {name: san10_pairwise}, data: {name: imagenet}}\n", "san")
     write(tmp_path, "name: zipped\nbase: {model: {name: resnet26}}\nzip: [{}]\n", "zipped")
     monkeypatch.setenv("SUITE_ABLATIONS", str(tmp_path))
@@ -715,16 +733,18 @@ def test_specs_lists_every_spec_and_names_a_broken_one(tmp_path, monkeypatch, ca
     assert "zipped.yaml:3: zip.0: empty zip group" in out  # an error, not a crash of the listing
     assert "broken.yaml:3: bad YAML" in out
     assert "preset.yaml:4: presets.fast.epohcs: unknown key; did you mean 'epochs'?" in out  # a preset is checked too
+    assert "\n" + " " * 34 + "and " in out and "preset.yaml:5: presets.slow.lrr: unknown key" in out  # each one
     assert "\n" + " " * 32 + "under --preset slow: " in out  # every broken preset, each under the description column
     assert "under --preset smoke: " in out and "san.yaml" in out  # the built-in smoke preset: 32 px digits
     assert any(line.split()[:2] == ["plain", "1"] for line in out.splitlines())  # no description: no crash
     assert main(["specs", "--preset", "fast"]) == 2  # only the broken specs fail: the others lack the preset
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines()[1:]}
-    assert all(lines[n].endswith("-  (no preset 'fast')") for n in ("plain", "san"))  # listed, not invalid
+    assert all(lines[n].endswith("-  (no preset 'fast')") for n in ("plain", "san", "option"))  # listed, not invalid
     assert "invalid" in lines["broken"] and "invalid" in lines["zipped"]  # cannot be read: cannot tell
     assert "presets.fast.epohcs: unknown key" in out
     assert main(["specs", "--preset", "nowhere"]) == 2 and "no spec has the preset 'nowhere'" in capsys.readouterr().err
+    assert main(["specs", "--preset", "smok"]) == 2 and "'smok'; did you mean 'smoke'?" in capsys.readouterr().err
     # a spec file kept anywhere is checked by its path, alone
     elsewhere = tmp_path / "mine"
     elsewhere.mkdir()

@@ -52,6 +52,7 @@ def test_round_trip_through_the_stored_dict_keeps_the_id():
     [
         ({"epoch": 3}, "epoch", "did you mean 'epochs'"),
         ({"data.nmae": "digits"}, "data.nmae", "did you mean 'data.name'"),
+        ({"modle.base_width": 2}, "modle.base_width", "did you mean 'model.base_width'"),  # the section misspelt
         ({"amp": "fp8"}, "amp", "valid: fp32, bf16, fp16"),
         ({"data.name": "mnist"}, "data.name", "valid: digits"),
         ({"recipe": "smokey"}, "recipe", "did you mean 'smoke'"),
@@ -60,6 +61,7 @@ def test_round_trip_through_the_stored_dict_keeps_the_id():
         ({"lr_milestones": [30, 60]}, "lr_milestones", "fractions"),
         ({"lr_milestones": [0.8, 0.3]}, "lr_milestones", "increasing"),
         ({"epochs": float("nan")}, "epochs", "finite"),
+        ({"lr": None}, "lr", "an empty value: expected a number"),  # lr= on the command line
         ({"lr": float("inf")}, "lr", "finite"),
         ({"lr": -0.1}, "lr", "must not be negative"),
         ({"momentum": 1.5}, "momentum", "[0, 1)"),

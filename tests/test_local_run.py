@@ -274,6 +274,17 @@ def test_a_warning_inside_a_run_reaches_the_console(tmp_path, capsys):
     assert "the checkpoint's run used 7" in store.read_json(d / "status.json")["warnings"][0]
 
 
+def test_threads_sets_each_local_runs_torch_threads(tmp_path, capsys):
+    spec = _spec(tmp_path, "threads", "  lr: [0.05]")
+    out = tmp_path / "store"
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", "--threads", "1", *FAST]) == 0
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    assert store.collect(out, [run.run_id])["env.threads"].tolist() == [1]
+    assert f"run {run.run_id} done (1 of 1)" in capsys.readouterr().out  # without a bar, a line per run
+    assert main(["run", str(spec), "--out", str(out), "--executor", "slurm", "--threads", "1", *FAST]) == 2
+    assert "--threads is for local runs; on SLURM a run takes --cpus-per-task threads" in capsys.readouterr().err
+
+
 def test_a_corrupt_result_is_kept_aside_and_the_run_made_again(tmp_path, capsys):
     spec = _spec(tmp_path, "corrupt", "  lr: [0.05]")
     out = tmp_path / "store"

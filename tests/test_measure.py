@@ -400,6 +400,8 @@ def test_cli_bad_option_exits_2(capsys):
     # counting complexity times nothing: a timing option would be ignored without a word
     assert main(["profile", "resnet26", "--amp", "bf16", "--channels-last", "--steps", "7"]) == 2
     assert "--amp, --channels-last, --steps only change timed measurements: add --bench" in capsys.readouterr().err
+    assert main(["profile", "resnet26", "--amp", "bf16"]) == 2
+    assert "--amp only changes timed measurements" in capsys.readouterr().err
     assert main(["models", "san10_*", "resnet2x"]) == 2  # one pattern that matches nothing is a mistake
     assert "unknown model 'resnet2x'" in capsys.readouterr().err
 

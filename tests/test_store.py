@@ -12,6 +12,7 @@ import pytest
 from suite import store
 from suite.ablations import RunSpec
 from suite.config import resolve
+from suite.errors import SuiteError
 
 
 def make_run(seed: int = 0, lr: float = 0.1) -> RunSpec:
@@ -268,6 +269,16 @@ def test_status_names_a_corrupt_record_once(tmp_path, capsys):
     assert err.count("warning: skipped a corrupt record") == 1
 
 
+def test_status_of_a_store_that_is_not_there_says_so(tmp_path, capsys):
+    from suite.cli import main
+
+    assert main(["status", "--out", str(tmp_path / "typo")]) == 0  # nothing to report is no error
+    assert "no runs in" in (out := capsys.readouterr().out) and "(no such folder: is --out or $SUITE_OUT right?)" in out
+    assert main(["status", "--out", str(tmp_path)]) == 0
+    assert "no such folder" not in capsys.readouterr().out
+    assert not (tmp_path / "typo").exists()
+
+
 def test_a_run_whose_lock_is_held_is_not_started_again_whatever_its_status_says(tmp_path):
     """A corrupt status.json made a run a SLURM job was still executing look missing, and `suite run`
     submitted it a second time: the lock of the process executing it says otherwise."""
@@ -322,3 +333,13 @@ def test_records_are_read_in_todays_spelling_and_measured_as_their_result_says(t
     assert frame.loc[0, "model.position_encoding"] == "relative"
     assert "measure.attack" not in frame or pd.isna(frame.loc[0, "measure.attack"])
     assert store.measured_otherwise_in([run], frame) == {run.run_id: ["measure.attack (False, not True)"]}
+
+
+@pytest.mark.parametrize(("text", "said"), [('{"run_id": "a\x01"}', "line 1, column 14: Invalid control character)"),
+                                            ('{\n "run_id": "ab', "line 2, column 12: Unterminated string starting)")])
+def test_a_corrupt_record_says_where_json_stopped_reading(tmp_path, text, said):
+    path = tmp_path / "result.json"
+    path.write_text(text)
+    with pytest.raises(SuiteError) as err:
+        store.read_json(path)
+    assert str(err.value).endswith(f"corrupt record ({said}") and err.value.file == str(path)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from suite.config import MAX_SEED, MEASURE, SECTIONS, flatten
+from suite.config import MAX_SEED, MEASURE, SECTIONS, check_key, flatten
 from suite.data.catalog import DATASETS
 from suite.errors import SuiteError, close_matches
 from suite.metrics import COSTS, REFERENCE_METRICS, RUN_METRICS
@@ -46,6 +46,10 @@ DEFAULT_SMOKE = {"data.name": "digits", "recipe": "smoke", "seeds": [0]}
 # (`a.b` would be spec a under preset b), no spaces (a marker name ends at one), nothing a shell quotes.
 NAME = re.compile(r"\w[\w-]*")
 RESERVED = ("complexity",)  # <out>/complexity.md and .csv are the model-complexity page
+# Bytes of UTF-8 per spec or preset name: both go into one file name (.SPEC.PRESET.html.<id>.tmp,
+# SPEC.PRESET_<figure>.svg), which most file systems cap at 255 bytes.
+NAME_BYTES = 100
+PRESET_KEYS = ("grid", "when", "seeds")  # a preset's own keys; the rest are config values
 
 
 @dataclass(frozen=True)
@@ -163,15 +167,25 @@ def parse(path: Path) -> Spec:
     from suite.dispatch.cluster import check_section
 
     check_section(spec.cluster, lambda key: spec.line("cluster", key), str(path))  # a typo shows before any run
+    mistakes: list[SuiteError] = []
     for preset, values in spec.presets.items():
         if "seeds" in values:
             values["seeds"] = _seeds(values["seeds"], where, "presets", preset, "seeds")  # a count as its list
         if "when" in values:
             values["when"] = _rules(values["when"], where, "presets", preset, "when")
+        mistakes += _check_keys(values, where, "presets", preset)  # for every command, not only --preset's
         for axis in values.get("grid", {}):
+            group = next((i for i, axes in enumerate(zip_groups) if axis in axes), None)
+            if group is not None:
+                raise where.error(f"{axis} is an axis of zip group {group}: a preset sets a zipped axis with a "
+                                  f"plain value ({axis}: VALUE), not under grid:", "presets", preset, "grid", axis)
             if axis not in grid:
                 raise where.error("a preset can only replace the values of a grid axis", "presets", preset, "grid",
-                                  axis, choices=list(grid))
+                                  axis, choices=list(grid) or None)
+    if mistakes:
+        first, *others = mistakes
+        first.also = others
+        raise first
     return spec
 
 
@@ -239,6 +253,23 @@ def _given_twice(values: Mapping[str, Any], where: _Where, *path: str) -> None:
             seen[dotted] = sub
 
 
+def _check_keys(preset: Mapping[str, Any], where: _Where, *path: str) -> list[SuiteError]:
+    """The mistakes in a preset's keys and values, and its rules', as far as they show without its
+    runs (their expansion checks the rest): a typo must not wait until the preset is used."""
+    plain = {k: v for k, v in preset.items() if k not in PRESET_KEYS}
+    layers = [(flatten(plain), path)]
+    for rule in preset.get("when", []):
+        layers += [(rule.match, (*rule.path, "match")), (flatten(rule.set), (*rule.path, "set"))]
+    mistakes = []
+    for values, at in layers:
+        for key, value in values.items():
+            try:
+                check_key(key, value)
+            except SuiteError as err:
+                mistakes.append(where.error(err.message, *at, *key.split("."), choices=err.choices))
+    return mistakes
+
+
 def _description(value: Any, where: _Where) -> str:
     if not isinstance(value, str):  # a list or mapping would be printed as such in every report
         raise where.error(f"expected text, got {type(value).__name__}", "description")
@@ -250,6 +281,9 @@ def _check_name(name: str, kind: str, where: _Where, *path: str) -> None:
     if not NAME.fullmatch(name):
         raise where.error(f"a {kind} name may only have letters, digits, '_' and '-' (and not start with '-'), "
                           f"got {name!r}: it names report files (SPEC.PRESET.md) and --into markers", *path)
+    if len(name.encode()) > NAME_BYTES:
+        raise where.error(f"a {kind} name may have at most {NAME_BYTES} bytes (UTF-8), got {len(name.encode())}: "
+                          "it names report files (SPEC.PRESET.md), and file names are limited", *path)
     if kind == "spec" and name in RESERVED:
         raise where.error(f"{name!r} is reserved: the report of a spec named so would overwrite "
                           f"<out>/{name}.md; choose another name", *path)

@@ -36,12 +36,13 @@ class Outcome:
     interrupted: int = 0  # the signal that stopped the runner (SIGINT, SIGTERM), else 0
 
 
-def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, progress: bool = True,
-              poll_s: float = 0.2) -> Outcome:
-    """Execute `runs` (already filtered to what must run) and wait for them."""
+def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads: int | None = None,
+              progress: bool = True, poll_s: float = 0.2) -> Outcome:
+    """Execute `runs` (already filtered to what must run) and wait for them, each with `threads`
+    torch threads (default: the cores shared out among the `max_parallel` runs)."""
     out = Path(out)
     queue = [store.plan(out, r) for r in runs]
-    threads = max(1, (os.cpu_count() or 1) // max(1, max_parallel))
+    threads = threads or max(1, (os.cpu_count() or 1) // max(1, max_parallel))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     active: dict[subprocess.Popen, Path] = {}
     outcome = Outcome()
@@ -61,6 +62,11 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, progress
                     _settle(child.returncode, d, outcome)
                     bar.update(1)
                     bar.set_postfix(done=len(outcome.done), failed=len(outcome.failed))
+                    if not progress:  # a line per run where no bar is drawn (logs, CI)
+                        said = next(s for s, ids in (("done", outcome.done), ("failed", outcome.failed),
+                                                     ("left to the process running it", outcome.busy)) if d.name in ids)
+                        ended = len(outcome.done) + len(outcome.failed) + len(outcome.busy)
+                        print(f"run {d.name} {said} ({ended} of {bar.total})", flush=True)
         except KeyboardInterrupt as stop:
             outcome.interrupted = signal.SIGTERM if isinstance(stop, processes.Terminated) else signal.SIGINT
             for child in active:

@@ -131,7 +131,8 @@ def _check_options(options: dict[str, Any]) -> None:
                   "batch_size": "--batch-size", "warmup": "--warmup", "steps": "--steps", "threads": "--threads"}
         given = [flag for key, flag in timing.items() if options.get(key) not in (None, False, "fp32")]
         if given:
-            raise SuiteError(f"{', '.join(given)} only change timed measurements: add --bench infer, train or all",
+            raise SuiteError(f"{', '.join(given)} only {'changes' if len(given) == 1 else 'change'} timed "
+                             "measurements: add --bench infer, train or all",
                              key=given[0])
 
 
