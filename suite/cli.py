@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from suite.errors import SuiteError, SuiteWarning, close_matches, count
+from suite.errors import SuiteError, SuiteWarning, close_matches, count, show_warning, shown_warnings
 
 if TYPE_CHECKING:
     import pandas
@@ -68,8 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
-            _SHOWN.clear()
+            warnings.showwarning = show_warning
+            shown_warnings.clear()
             return int(args.handler(args) or 0)
     except SuiteError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -82,18 +82,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
-                  line: str | None = None) -> None:
-    if issubclass(category, SuiteWarning):
-        if str(message) not in _SHOWN:  # a corrupt record met by each of several reads is said once
-            _SHOWN.add(str(message))
-            print(f"warning: {message}", file=sys.stderr)
-    else:
-        _SHOW_WARNING(message, category, filename, lineno, file, line)
-
-
-_SHOW_WARNING = warnings.showwarning
-_SHOWN: set[str] = set()
 
 
 # ---------------------------------------------------------------------------------------- models

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import difflib
 import re
+import sys
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -60,8 +62,24 @@ def not_utf8(exc: UnicodeDecodeError) -> str:
 
 
 class SuiteWarning(UserWarning):
-    """Something a user should know that does not stop the command; the CLI prints it as
-    `warning: ...` (the message names the file), without Python's source location."""
+    """Something a user should know that does not stop the command; the CLI and a run's log show
+    it as `warning: ...` (the message names the file), without Python's source location."""
+
+
+def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                 line: str | None = None) -> None:
+    """`warnings.showwarning` for the suite's processes: a SuiteWarning as one `warning: ...` line
+    on stderr, once per process (or until `shown_warnings` is cleared); others as Python shows them."""
+    if issubclass(category, SuiteWarning):
+        if str(message) not in shown_warnings:  # a corrupt record met by each of several reads is said once
+            shown_warnings.add(str(message))
+            print(f"warning: {message}", file=sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+shown_warnings: set[str] = set()
 
 
 def count(n: int, noun: str) -> str:

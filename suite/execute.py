@@ -30,7 +30,7 @@ from filelock import Timeout
 from suite import files, store
 from suite.ablations.expand import RunSpec
 from suite.config import RunConfig
-from suite.errors import SuiteError, SuiteWarning
+from suite.errors import SuiteError, SuiteWarning, show_warning
 from suite.train.checkpoint import Preempted
 
 # How long to wait for the run's lock: `store.executing` (a planner's probe) holds it for an instant.
@@ -265,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     from suite.config import resolve
 
     argv = sys.argv[1:] if argv is None else argv
+    warnings.showwarning = show_warning  # the run's log says `warning: ...`, as the console would
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     d = Path(argv[0])

@@ -7,7 +7,7 @@ import numbers
 import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -129,6 +129,26 @@ def _record_lines(node: yaml.Node, prefix: tuple[str, ...], out: dict[tuple[str,
                                        problem_mark=node.start_mark)
         _record_lines(value, path, out, enclosing)
     enclosing.discard(id(node))
+
+
+def show_value(value: Any) -> str:
+    """`value` as a key=VALUE override writes it, so that it reads back as the same value: true, not
+    Python's True; '16' quoted where a bare 16 would read as a number."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        try:  # and one word: labels separate key=value pairs with spaces, lists items with commas
+            plain = load_yaml(value) == value and not re.search(r"[\s,\[\]{}]", value)
+        except yaml.YAMLError:
+            plain = False
+        return value if plain else "'" + value.replace("'", "''") + "'"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(show_value, value)) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {show_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
 
 
 def coerce(value: Any, annotation: Any) -> Any:

@@ -42,6 +42,7 @@ from suite import files
 from suite.ablations.expand import RunSpec
 from suite.config import MEASURE, current_spelling, flatten
 from suite.errors import SuiteError, SuiteWarning, not_utf8
+from suite.metrics import percent
 
 SCHEMA = 1
 STATES = ("done", "failed", "running", "pending", "cancelled", "interrupted", "missing")
@@ -298,6 +299,10 @@ def _wrong_section(result: Any) -> str | None:
     for section in MEASURED:  # their keys become the run's columns: none may pose as the run's own
         if taken := [k for k in result.get(section) or {} if k in OWN_COLUMNS or "." in str(k)]:
             return f"{section}: {taken[0]!r} names a column of the run's own, not a measurement"
+        for key, value in (result.get(section) or {}).items():  # an error of -5 % or 140 % was made by hand
+            if percent(str(key)) and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                    and math.isfinite(value) and not 0 <= value <= 100:
+                return f"{section}: {key} is {value}, not a percentage in [0, 100]"
     return None
 
 

@@ -658,6 +658,12 @@ def test_a_spec_kept_elsewhere_cannot_take_a_shipped_spec_name(tmp_path, monkeyp
     assert load(Path(__file__).resolve().parents[1] / "ablations" / "quick.yaml").name == "quick"  # shadowed, still
 
 
+def test_a_reference_percentage_is_in_0_to_100(tmp_path):
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\ngrid: {lr: [0.1]}\n"
+                             "reference:\n  - {lr: 0.1, top1_err: 140}\n")
+    assert err.key == "reference.0.top1_err" and err.line == 5 and "a percentage, in [0, 100]; got 140" in err.message
+
+
 def test_reference_values_match_grid_values_of_the_same_kind(tmp_path):
     """`zero_init_residual: 1` used to take True's paper value (it is no boolean: an error); 1 and
     1.0 are one value."""

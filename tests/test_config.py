@@ -151,3 +151,15 @@ def test_exponent_floats_as_researchers_write_them():
     assert values == {"lr": 0.001, "weight_decay": 5e-5, "seed": 3, "recipe": "smoke"}
     config = resolve({**BASE, **values})
     assert (config.lr, config.weight_decay) == (0.001, 5e-5)
+
+
+@pytest.mark.parametrize("value", [True, False, None, "16", 16, "mixed", "no", "", "a b", "a,b", [1, "x"], 0.1, 1e-05,
+                                   "it's", "san*", {"a": False}])
+def test_a_value_is_shown_as_the_command_line_would_take_it_back(value):
+    """Run labels and messages: `nesterov=true`, not Python's True; '16' apart from 16."""
+    from suite.schema import show_value
+
+    shown = show_value(value)
+    assert parse_overrides([f"k={shown}"]) == {"k": value}
+    assert " " not in shown.strip("'") or shown.startswith("'") or isinstance(value, (list, dict))
+    assert show_value("16") != show_value(16) and show_value(True) == "true"

@@ -272,6 +272,8 @@ def test_a_warning_inside_a_run_reaches_the_console(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"warning: run {run.run_id}: " in err and "CPU threads, the checkpoint's run used 7" in err
     assert "the checkpoint's run used 7" in store.read_json(d / "status.json")["warnings"][0]
+    log = (d / "log.txt").read_text()  # a line as on the console, not Python's source location
+    assert "\nwarning: " in log and "the checkpoint's run used 7" in log and "SuiteWarning" not in log
 
 
 def test_threads_sets_each_local_runs_torch_threads(tmp_path, capsys):

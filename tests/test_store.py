@@ -197,7 +197,7 @@ def test_concurrent_readers_never_see_half_a_record(tmp_path):
 
 def _rewrite_many(d: str) -> None:
     for i in range(300):
-        store.write_json(Path(d) / "result.json", {"run_id": Path(d).name, "metrics": {"top1_err": float(i)},
+        store.write_json(Path(d) / "result.json", {"run_id": Path(d).name, "metrics": {"top1_err": float(i % 100)},
                                                    "pad": "x" * 20000})
 
 
@@ -343,3 +343,17 @@ def test_a_corrupt_record_says_where_json_stopped_reading(tmp_path, text, said):
     with pytest.raises(SuiteError) as err:
         store.read_json(path)
     assert str(err.value).endswith(f"corrupt record ({said}") and err.value.file == str(path)
+
+
+@pytest.mark.parametrize(("metric", "value", "corrupt"), [("top1_err", -5, True), ("top5_err", 140.0, True),
+                                                          ("attack_success_16", 101, True), ("top1_err", 100, False),
+                                                          ("train_loss", 140.0, False)])
+def test_a_percentage_outside_0_to_100_is_a_corrupt_record(tmp_path, metric, value, corrupt):
+    run = make_run()
+    d = finish(tmp_path, run, 3.0)
+    result = store.read_json(d / "result.json")
+    store.write_result(d, {**result, "metrics": {**result["metrics"], metric: value}})
+    state = store.state_of(d)
+    assert state.corrupt == corrupt and (state.state == "missing") == corrupt
+    if corrupt:
+        assert f"metrics: {metric} is {value}, not a percentage in [0, 100]" in state.note

@@ -22,6 +22,7 @@ from suite.ablations.spec import MAX_RUNS, Rule, Spec
 from suite.config import SECTIONS, DataConfig, RunConfig, could_be, flatten, resolve
 from suite.errors import SuiteError, SuiteWarning, close_matches, count, unknown
 from suite.metrics import REFERENCE_METRICS
+from suite.schema import show_value
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,7 @@ class RunSpec:
         return self.config.run_id
 
     def label(self) -> str:
-        parts = [f"{k}={v}" for k, v in self.point.items()] + [f"seed={self.seed}"]
-        return " ".join(parts)
+        return _show({**self.point, "seed": self.seed})
 
 
 # A spec's mistakes are all reported at once, up to this many (or as many as this many grid points show)
@@ -386,7 +386,7 @@ def _locate(err: SuiteError, spec: Spec, sources: dict[str, tuple[str, ...]], po
     """Re-raise a resolve() error at the spec key (and line) that set the offending value."""
     key = err.key or ""
     path = sources.get(key) or (sources.get("model.name") if key.startswith("model.") else None) or ("base",)
-    run = " ".join(f"{k}={v}" for k, v in point.items()) or "base"
+    run = _show(point) or "base"
     message = f"{err.message} [run {run} seed={seed}]"
     if key and key not in sources:  # a default the spec does not set: the error points at the model
         message = f"{key}: {message}"
@@ -441,4 +441,5 @@ def _fits_nothing(spec: Spec, problem: str, path: tuple[str, ...], wanted: Mappi
 
 
 def _show(values: Mapping[str, Any]) -> str:
-    return " ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in values.items())
+    """key=value pairs as the command line writes them (`schema.show_value`)."""
+    return " ".join(f"{k}={show_value(v)}" for k, v in values.items())

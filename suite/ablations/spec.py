@@ -33,7 +33,7 @@ from typing import Any
 from suite.config import MAX_SEED, MEASURE, SECTIONS, check_key, flatten
 from suite.data.catalog import DATASETS
 from suite.errors import SuiteError, close_matches
-from suite.metrics import COSTS, REFERENCE_METRICS, RUN_METRICS
+from suite.metrics import COSTS, REFERENCE_METRICS, RUN_METRICS, percent
 from suite.schema import read_yaml
 
 TOP_LEVEL = ("name", "description", "paper", "base", "grid", "zip", "when", "seeds", "presets", "reference", "report",
@@ -340,6 +340,8 @@ def _reference(value: Any, where: _Where, axes: list[str]) -> list[dict[str, Any
                 if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
                     raise where.error(f"a reference value must be a finite number (leave out a value the paper "
                                       f"does not give), got {v!r}", "reference", str(i), key)
+                if percent(key) and not 0 <= v <= 100:
+                    raise where.error(f"{key} is a percentage, in [0, 100]; got {v}", "reference", str(i), key)
             elif key not in axes:
                 raise where.error(f"{key!r} is neither a grid axis nor a reference metric", "reference", str(i), key,
                                   choices=list(axes) + list(REFERENCE_METRICS))
