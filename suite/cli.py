@@ -82,8 +82,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-
-
 # ---------------------------------------------------------------------------------------- models
 def _add_models(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list registered models with their parameter counts")
@@ -170,7 +168,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                         "1 is much faster on a busy small machine)")
     p.add_argument("--retry-failed", action="store_true", help="also rerun failed and cancelled runs")
     p.add_argument("--force", action="store_true", help="rerun everything (earlier results are archived, not deleted)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar: a line per finished run instead")
     _overrides_argument(p)
     _cluster_arguments(p)
     p.set_defaults(handler=_run)
@@ -440,8 +438,11 @@ def _status(args: argparse.Namespace) -> int:
     from suite.dispatch import slurm
 
     out = _store_dir(args)
+    nowhere = "" if out.exists() else " (no such folder: is --out or $SUITE_OUT right?)"
     if args.spec:
         spec, runs = _expand(args)
+        if nowhere:
+            print(f"note: no runs in {out}{nowhere}", file=sys.stderr)
         slurm_states = slurm.refresh(out, [r.run_id for r in runs])
         frame = store.collect(out, [r.run_id for r in runs])
         groups = {spec.name: frame}
@@ -452,7 +453,7 @@ def _status(args: argparse.Namespace) -> int:
         slurm_states = slurm.refresh_store(out)
         frame = store.collect(out)
         if frame.empty:
-            print(f"no runs in {out}" + ("" if out.exists() else " (no such folder: is --out or $SUITE_OUT right?)"))
+            print(f"no runs in {out}{nowhere}")
             return 0
         unknown = "(spec unknown: config.json missing or unreadable)"
         groups = {str(name): part for name, part in frame.groupby(frame["spec"].fillna(unknown))}

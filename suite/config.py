@@ -33,7 +33,7 @@ import yaml
 
 from suite.data.catalog import DATASETS
 from suite.errors import SuiteError, close_matches, unknown
-from suite.schema import coerce, load_yaml
+from suite.schema import coerce, load_yaml, show_value
 from suite.train.recipes import RECIPES
 
 DatasetName = Literal["digits", "cifar10", "cifar100", "imagenet", "synthetic"]
@@ -192,15 +192,28 @@ def check_key(key: str, value: Any) -> None:
 
     if key.startswith("model.") and key != "model.name":
         option = key[len("model."):]
-        options = sorted({o for n in list_models() for o in get_model_info(n).options})
-        if option not in options:
-            hint = close_matches(option, options)
+        options = {n: o for n in list_models() if (o := get_model_info(n).options.get(option))}
+        if not options:
+            names = sorted({o for n in list_models() for o in get_model_info(n).options})
+            hint = close_matches(option, names)
             raise SuiteError("no model has this option" + (f"; did you mean 'model.{hint[0]}'?" if hint else ""),
-                             key=key, choices=[f"model.{o}" for o in options])
-    elif key != "model.name" and key not in _defaults_flat():
+                             key=key, choices=[f"model.{o}" for o in names])
+        if not could_be(key, value):
+            choices = sorted({str(c) for o in options.values() for c in o.choices or ()}) or None
+            raise SuiteError(f"{_shown(value)}: no model takes it for {option}", key=key, choices=choices)
+        return
+    if key != "model.name" and key not in _defaults_flat():
         raise _unknown_key(key)
     if not could_be(key, value):
-        raise SuiteError(f"{value!r} is no value {key} takes", key=key)
+        if key in _hints_flat():
+            _check_field(key, value)  # its message, which says why
+        choices = list_models() if key == "model.name" else list(RECIPES) if key == "recipe" else None
+        raise SuiteError(f"{_shown(value)}: no run takes it for {key}", key=key, choices=choices)
+
+
+def _shown(value: Any) -> str:
+    """A value in an error: `lr=` and `lr:` read as None, which is no value a user typed."""
+    return "an empty value" if value is None else f"invalid value {show_value(value)}"
 
 
 def _fits(pattern: Any, choices: Iterable[Any] | None, annotation: Any) -> bool:
@@ -327,10 +340,9 @@ def _check_field(key: str, value: Any) -> Any:
     try:
         return coerce(value, annotation)
     except ValueError as exc:
-        shown = "an empty value" if value is None else f"invalid value {value!r}"  # `lr=` or `lr:` reads as None
         if typing.get_origin(annotation) is Literal:
-            raise SuiteError(shown, key=key, choices=typing.get_args(annotation)) from None
-        raise SuiteError(f"{shown}: {exc}", key=key) from None
+            raise SuiteError(_shown(value), key=key, choices=typing.get_args(annotation)) from None
+        raise SuiteError(f"{_shown(value)}: {exc}", key=key) from None
 
 
 def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConfig) -> None:

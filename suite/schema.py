@@ -4,6 +4,7 @@ shared by model options, run configs, spec files and cluster files."""
 from __future__ import annotations
 
 import numbers
+import json
 import re
 import types
 import typing
@@ -132,8 +133,9 @@ def _record_lines(node: yaml.Node, prefix: tuple[str, ...], out: dict[tuple[str,
 
 
 def show_value(value: Any) -> str:
-    """`value` as a key=VALUE override writes it, so that it reads back as the same value: true, not
-    Python's True; '16' quoted where a bare 16 would read as a number."""
+    """`value` as a key=VALUE override (YAML) writes it, so that it reads back as the same value:
+    true, not Python's True; "16" quoted where a bare 16 would read as a number. Quoting it for a
+    shell is the caller's part (shlex)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
@@ -143,7 +145,7 @@ def show_value(value: Any) -> str:
             plain = load_yaml(value) == value and not re.search(r"[\s,\[\]{}]", value)
         except yaml.YAMLError:
             plain = False
-        return value if plain else "'" + value.replace("'", "''") + "'"
+        return value if plain else json.dumps(value, ensure_ascii=False)  # a JSON string is YAML's double-quoted one
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(map(show_value, value)) + "]"
     if isinstance(value, Mapping):

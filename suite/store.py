@@ -113,9 +113,8 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        # json's own messages end "... at" where it adds the position: "Unterminated string starting at"
-        what = exc.msg.removesuffix(" at")
-        raise SuiteError(f"corrupt record (line {exc.lineno}, column {exc.colno}: {what})", file=str(path)) from None
+        at = "" if exc.msg.endswith(" at") else " at"  # json's own: "Unterminated string starting at"
+        raise SuiteError(f"corrupt record ({exc.msg}{at} line {exc.lineno}, column {exc.colno})", file=str(path)) from None
     except UnicodeDecodeError as exc:
         raise SuiteError(f"corrupt record ({not_utf8(exc)})", file=str(path)) from None
     except OSError as exc:

@@ -658,6 +658,27 @@ def test_a_spec_kept_elsewhere_cannot_take_a_shipped_spec_name(tmp_path, monkeyp
     assert load(Path(__file__).resolve().parents[1] / "ablations" / "quick.yaml").name == "quick"  # shadowed, still
 
 
+def test_every_preset_is_checked_on_load_with_each_mistake_said(tmp_path):
+    """A preset not asked for still has its keys, values, grid values and rules checked, with the
+    messages a run would give, all at once."""
+    text = ("name: bad\nbase: {model: {name: ran56_cifar}, data: {name: digits}}\n"
+            "grid: {model.mask_norm: [mixed, channel]}\nzip: [{lr: [0.1, 0.2], momentum: [0.9, 0.8]}]\npresets:\n"
+            "  a: {lr: }\n"
+            "  b: {grid: {model.mask_norm: [bogus]}}\n"
+            "  c: {when: [{match: {model.mask_norm: mixd}, set: {model: {mask_type: local}}}]}\n"
+            "  d: {grid: {lr: [0.3]}}\n"
+            "  e: {modle.mask_type: local}\n")
+    err = error_of(tmp_path, text)
+    said = [str(err).split("\n")[0], *map(str, err.also)]
+    assert len(said) == 5, said
+    assert "bad.yaml:6: presets.a.lr: an empty value: expected a number" in said[0]
+    assert "bad.yaml:7: presets.b.grid.model.mask_norm: invalid value bogus: no model takes it" in said[1]
+    assert "bad.yaml:8: presets.c.when.0.match.model.mask_norm: invalid value mixd" in said[2]
+    assert "presets.d.grid.lr: lr is an axis of zip group 0" in said[3]
+    assert "presets.e.modle.mask_type: unknown key; did you mean 'model.mask_type'?" in said[4]
+    assert expand(load(write(tmp_path, text.split("presets:")[0], "bad")))  # the spec itself is fine
+
+
 def test_a_reference_percentage_is_in_0_to_100(tmp_path):
     err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\ngrid: {lr: [0.1]}\n"
                              "reference:\n  - {lr: 0.1, top1_err: 140}\n")

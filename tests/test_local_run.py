@@ -281,7 +281,7 @@ def test_threads_sets_each_local_runs_torch_threads(tmp_path, capsys):
     out = tmp_path / "store"
     assert main(["run", str(spec), "--out", str(out), "--no-progress", "--threads", "1", *FAST]) == 0
     [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
-    assert store.collect(out, [run.run_id])["env.threads"].tolist() == [1]
+    assert store.collect(out, [run.run_id])["env.threads"].tolist() == [1]  # the default is the cores (2 here and in CI)
     assert f"run {run.run_id} done (1 of 1)" in capsys.readouterr().out  # without a bar, a line per run
     assert main(["run", str(spec), "--out", str(out), "--executor", "slurm", "--threads", "1", *FAST]) == 2
     assert "--threads is for local runs; on SLURM a run takes --cpus-per-task threads" in capsys.readouterr().err

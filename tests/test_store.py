@@ -276,6 +276,9 @@ def test_status_of_a_store_that_is_not_there_says_so(tmp_path, capsys):
     assert "no runs in" in (out := capsys.readouterr().out) and "(no such folder: is --out or $SUITE_OUT right?)" in out
     assert main(["status", "--out", str(tmp_path)]) == 0
     assert "no such folder" not in capsys.readouterr().out
+    assert main(["status", "quick", "--out", str(tmp_path / "typo")]) == 0  # a spec's runs: all missing, and why
+    out, err = capsys.readouterr()
+    assert "quick: 8 runs: 0 done, 8 missing" in out and "(no such folder: is --out or $SUITE_OUT right?)" in err
     assert not (tmp_path / "typo").exists()
 
 
@@ -335,8 +338,8 @@ def test_records_are_read_in_todays_spelling_and_measured_as_their_result_says(t
     assert store.measured_otherwise_in([run], frame) == {run.run_id: ["measure.attack (False, not True)"]}
 
 
-@pytest.mark.parametrize(("text", "said"), [('{"run_id": "a\x01"}', "line 1, column 14: Invalid control character)"),
-                                            ('{\n "run_id": "ab', "line 2, column 12: Unterminated string starting)")])
+@pytest.mark.parametrize(("text", "said"), [('{"run_id": "a\x01"}', "Invalid control character at line 1, column 14)"),
+                                            ('{\n "run_id": "ab', "Unterminated string starting at line 2, column 12)")])
 def test_a_corrupt_record_says_where_json_stopped_reading(tmp_path, text, said):
     path = tmp_path / "result.json"
     path.write_text(text)

@@ -173,15 +173,16 @@ def parse(path: Path) -> Spec:
             values["seeds"] = _seeds(values["seeds"], where, "presets", preset, "seeds")  # a count as its list
         if "when" in values:
             values["when"] = _rules(values["when"], where, "presets", preset, "when")
-        mistakes += _check_keys(values, where, "presets", preset)  # for every command, not only --preset's
+        mistakes += _check_keys(values, list(grid), where, "presets", preset)  # for every command, not only --preset's
         for axis in values.get("grid", {}):
             group = next((i for i, axes in enumerate(zip_groups) if axis in axes), None)
             if group is not None:
-                raise where.error(f"{axis} is an axis of zip group {group}: a preset sets a zipped axis with a "
-                                  f"plain value ({axis}: VALUE), not under grid:", "presets", preset, "grid", axis)
-            if axis not in grid:
-                raise where.error("a preset can only replace the values of a grid axis", "presets", preset, "grid",
-                                  axis, choices=list(grid) or None)
+                mistakes.append(where.error(f"{axis} is an axis of zip group {group}: a preset sets a zipped axis "
+                                            f"with a plain value ({axis}: VALUE), not under grid:",
+                                            "presets", preset, "grid", axis))
+            elif axis not in grid:
+                mistakes.append(where.error("a preset can only replace the values of a grid axis", "presets", preset,
+                                            "grid", axis, choices=list(grid) or None))
     if mistakes:
         first, *others = mistakes
         first.also = others
@@ -253,20 +254,23 @@ def _given_twice(values: Mapping[str, Any], where: _Where, *path: str) -> None:
             seen[dotted] = sub
 
 
-def _check_keys(preset: Mapping[str, Any], where: _Where, *path: str) -> list[SuiteError]:
-    """The mistakes in a preset's keys and values, and its rules', as far as they show without its
-    runs (their expansion checks the rest): a typo must not wait until the preset is used."""
+def _check_keys(preset: Mapping[str, Any], axes: list[str], where: _Where, *path: str) -> list[SuiteError]:
+    """The mistakes in a preset's keys and values, its grid values (of the spec's grid `axes`) and
+    its rules', as far as they show without its runs (their expansion checks the rest): a typo must
+    not wait until the preset is used."""
     plain = {k: v for k, v in preset.items() if k not in PRESET_KEYS}
-    layers = [(flatten(plain), path)]
+    pairs = [(key, value, (*path, *key.split("."))) for key, value in flatten(plain).items()]
+    pairs += [(axis, value, (*path, "grid", axis)) for axis, values in preset.get("grid", {}).items() if axis in axes
+              for value in values]
     for rule in preset.get("when", []):
-        layers += [(rule.match, (*rule.path, "match")), (flatten(rule.set), (*rule.path, "set"))]
+        pairs += [(key, value, (*rule.path, "match", *key.split("."))) for key, value in rule.match.items()]
+        pairs += [(key, value, (*rule.path, "set", *key.split("."))) for key, value in flatten(rule.set).items()]
     mistakes = []
-    for values, at in layers:
-        for key, value in values.items():
-            try:
-                check_key(key, value)
-            except SuiteError as err:
-                mistakes.append(where.error(err.message, *at, *key.split("."), choices=err.choices))
+    for key, value, at in pairs:
+        try:
+            check_key(key, value)
+        except SuiteError as err:
+            mistakes.append(where.error(err.message, *at, choices=err.choices))
     return mistakes
 
 

@@ -38,6 +38,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ from suite.ablations.expand import RunSpec
 from suite.dispatch import snapshot
 from suite.dispatch.cluster import ClusterOptions, summary
 from suite.dispatch.plan import start_afresh
-from suite.errors import SuiteError, count
+from suite.errors import SuiteError, count, show_warning
 
 T = TypeVar("T")
 # SLURM states of a job that may still run (or run again); anything else is final.
@@ -256,6 +257,7 @@ class SlurmRun:
         from suite.train.checkpoint import Preempted, request_checkpoint
 
         signal.signal(JobEnvironment._usr_sig(), lambda signum, frame: request_checkpoint())
+        warnings.showwarning = show_warning  # the job's log says `warning: ...`, as a local run's does
         d = store.run_dir(Path(self.out), self.run.run_id)
         if snapshot.loaded_from() != Path(self.code).resolve():
             message = (f"this job imported suite from {snapshot.loaded_from()}, not from the snapshot {self.code} "

@@ -12,7 +12,6 @@ its data set is one the papers report on. Otherwise a note says why nothing is c
 
 from __future__ import annotations
 
-import json
 import math
 import shlex
 import warnings
@@ -31,6 +30,7 @@ from suite.data.catalog import DATASETS
 from suite.data.views import VIEW_METRICS, VIEWS
 from suite.errors import SuiteWarning, count, unknown
 from suite.metrics import ACCURACY, ATTACK_METRICS, ATTACK_STEPS, COSTS, COUNTS, RUN_METRICS
+from suite.schema import show_value
 from suite.store import STATES, measured_otherwise_in
 from suite.store import count_states
 
@@ -118,7 +118,7 @@ class Report:
         args = [self.spec.name if found and found.resolve() == self.spec.path.resolve() else str(self.spec.path)]
         args += ["--preset", self.preset] if self.preset else []
         args += ["--out", str(self.out)] if Path(self.out).resolve() != default_out().resolve() else []
-        args += [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in self.overrides.items()]
+        args += [f"{k}={show_value(v)}" for k, v in self.overrides.items()]
         return shlex.join(args)
 
 
