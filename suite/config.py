@@ -36,6 +36,7 @@ from suite.errors import SuiteError, close_matches, unknown
 from suite.schema import coerce, load_yaml, show_value
 from suite.train.recipes import RECIPES
 
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")  # what `device` may name, in a config and on the command line
 DatasetName = Literal["digits", "cifar10", "cifar100", "imagenet", "synthetic"]
 
 
@@ -198,7 +199,7 @@ def check_key(key: str, value: Any) -> None:
             hint = close_matches(option, names)
             raise SuiteError("no model has this option" + (f"; did you mean 'model.{hint[0]}'?" if hint else ""),
                              key=key, choices=[f"model.{o}" for o in names])
-        if not could_be(key, value):
+        if not any(_fits(value, o.choices, o.annotation) for o in options.values()):  # could_be, options at hand
             choices = sorted({str(c) for o in options.values() for c in o.choices or ()}) or None
             raise SuiteError(f"{_shown(value)}: no model takes it for {option}", key=key, choices=choices)
         return
@@ -367,7 +368,7 @@ def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConf
         raise SuiteError(f"must be in [0, 2**63 - 1] (torch's generators take 64-bit seeds), got {values['seed']}",
                          key="seed")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", values["device"]):
-        raise SuiteError(f"invalid device {values['device']!r}", key="device", choices=["auto", "cpu", "cuda", "cuda:N"])
+        raise SuiteError(f"invalid device {values['device']!r}", key="device", choices=DEVICES)
     if values["nesterov"] and values["momentum"] == 0:
         raise SuiteError("Nesterov momentum needs momentum > 0", key="nesterov")
     train_size = DATASETS[data.name].train_size  # data.name is a known data set here

@@ -3,8 +3,9 @@ shared by model options, run configs, spec files and cluster files."""
 
 from __future__ import annotations
 
-import numbers
+import functools
 import json
+import numbers
 import re
 import types
 import typing
@@ -141,16 +142,22 @@ def show_value(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, str):
-        try:  # and one word: labels separate key=value pairs with spaces, lists items with commas
-            plain = load_yaml(value) == value and not re.search(r"[\s,\[\]{}]", value)
-        except yaml.YAMLError:
-            plain = False
-        return value if plain else json.dumps(value, ensure_ascii=False)  # a JSON string is YAML's double-quoted one
+        return value if _plain_text(value) else json.dumps(value, ensure_ascii=False)  # YAML's double quotes
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(map(show_value, value)) + "]"
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{k}: {show_value(v)}" for k, v in value.items()) + "}"
     return str(value)
+
+
+@functools.lru_cache(maxsize=4096)  # a dry run labels up to 10,000 runs with the same few values
+def _plain_text(text: str) -> bool:
+    """Whether `text` reads back as itself unquoted, and is one word: labels separate key=value pairs
+    with spaces, lists their items with commas."""
+    try:
+        return load_yaml(text) == text and not re.search(r"[\s,\[\]{}]", text)
+    except yaml.YAMLError:
+        return False
 
 
 def coerce(value: Any, annotation: Any) -> Any:

@@ -59,14 +59,12 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                 time.sleep(poll_s)
                 for child in [c for c in active if c.poll() is not None]:
                     d = active.pop(child)
-                    _settle(child.returncode, d, outcome)
+                    ended = _settle(child.returncode, d, outcome)
                     bar.update(1)
                     bar.set_postfix(done=len(outcome.done), failed=len(outcome.failed))
                     if not progress:  # a line per run where no bar is drawn (logs, CI)
-                        said = next(s for s, ids in (("done", outcome.done), ("failed", outcome.failed),
-                                                     ("left to the process running it", outcome.busy)) if d.name in ids)
-                        ended = len(outcome.done) + len(outcome.failed) + len(outcome.busy)
-                        print(f"run {d.name} {said} ({ended} of {bar.total})", flush=True)
+                        settled = len(outcome.done) + len(outcome.failed) + len(outcome.busy)
+                        print(f"run {d.name} {ended} ({settled} of {bar.total})", flush=True)
         except KeyboardInterrupt as stop:
             outcome.interrupted = signal.SIGTERM if isinstance(stop, processes.Terminated) else signal.SIGINT
             for child in active:
@@ -86,11 +84,12 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
     return outcome
 
 
-def _settle(code: int, d: Path, outcome: Outcome) -> None:
-    """Book a finished child; a child killed before it could record anything is marked failed here."""
+def _settle(code: int, d: Path, outcome: Outcome) -> str:
+    """Book a finished child and say how it ended; a child killed before it could record anything is
+    marked failed here."""
     if code == BUSY_EXIT:
         outcome.busy.append(d.name)
-        return
+        return "left to the process running it"
     try:  # none: the child failed before it could record anything (an unreadable config.json)
         status = store.read_json(d / "status.json") if (d / "status.json").exists() else {}
     except SuiteError:  # a corrupt record: state_of below says so
@@ -100,7 +99,7 @@ def _settle(code: int, d: Path, outcome: Outcome) -> None:
     now = store.state_of(d)
     if code == 0 and now.state == "done":
         outcome.done.append(d.name)
-        return
+        return "done"
     reason = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
     hint = " (out of memory?)" if code == -signal.SIGKILL else ""
     if now.state in ("running", "missing", "interrupted") and code != 130:
@@ -110,6 +109,7 @@ def _settle(code: int, d: Path, outcome: Outcome) -> None:
         store.set_status(d, "done", error=f"measuring it again stopped, the earlier measurement stands: run process "
                                           f"{reason}{hint}; see {d / 'log.txt'}")
     outcome.failed.append(d.name)
+    return "failed"
 
 
 def _find_prctl() -> Callable[..., int] | None:

@@ -13,10 +13,9 @@ from typing import Any
 
 import torch
 
+from suite.config import DEVICES
 from suite.errors import SuiteError
 from suite.measure import heap
-
-DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 
 
 def resolve_device(name: str | torch.device | None) -> torch.device:
