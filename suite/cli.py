@@ -408,18 +408,21 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
     outcome = run_local(plan.to_run, out, max_parallel=args.max_parallel, threads=args.threads,
                         progress=not args.no_progress)
     busy = f", {len(outcome.busy)} left to the other process executing them" if outcome.busy else ""
-    print(f"{len(outcome.done)} done, {len(outcome.failed)} failed{busy} (out: {out})")
+    stopped = f", {len(outcome.stopped)} interrupted" if outcome.stopped else ""
+    print(f"{len(outcome.done)} done, {len(outcome.failed)} failed{stopped}{busy} (out: {out})")
     if outcome.failed:
         print(f"see: suite status {_same_runs(args)}")
+    if outcome.stopped and not outcome.interrupted:
+        print(f"interrupted runs keep their checkpoints; the same command resumes them: suite run {_same_local_runs(args)}")
     if outcome.interrupted:
-        settled = {*outcome.done, *outcome.failed, *outcome.busy}
+        settled = {*outcome.done, *outcome.failed, *outcome.busy, *outcome.stopped}
         left = [r.run_id for r in plan.to_run if r.run_id not in settled]
         again = sum(rid in plan.remeasure for rid in left)
         which = f" ({again} of them done, to be measured again)" if again else ""
         print(f"interrupted: {count(len(left), 'run')} not finished{which}; the same command resumes them: "
               f"suite run {_same_local_runs(args)}")
         return 128 + outcome.interrupted  # 130 after Ctrl-C, 143 after SIGTERM, as the shell reports them
-    return 1 if outcome.failed else 0
+    return 1 if outcome.failed or outcome.stopped else 0
 
 
 def _add_status(sub: argparse._SubParsersAction) -> None:

@@ -355,9 +355,10 @@ def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConf
             raise SuiteError(f"must be a finite number, got {value}", key=key)
     if (values["epochs"] is None) == (values["iterations"] is None):
         raise SuiteError("set exactly one of epochs and iterations", key="epochs")
+    # measure.warmup: the first warm-up step is where an out-of-memory error shows (measure.throughput.prepare)
     positive = ("epochs", "iterations", "batch_size", "eval_every", "lr_decay", "measure.batch_size", "measure.steps",
-                "measure.attack_eps", "measure.attack_images", "data.input_size", "data.eval_size")
-    non_negative = ("lr", "weight_decay", "warmup_epochs", "measure.warmup", "data.workers")
+                "measure.warmup", "measure.attack_eps", "measure.attack_images", "data.input_size", "data.eval_size")
+    non_negative = ("lr", "weight_decay", "warmup_epochs", "data.workers")
     for key in positive:
         if values[key] is not None and values[key] <= 0:
             raise SuiteError(f"must be positive, got {values[key]}", key=key)

@@ -69,6 +69,7 @@ def test_round_trip_through_the_stored_dict_keeps_the_id():
         ({"data.eval_size": -1}, "data.eval_size", "must be positive"),
         ({"data.eval_size": 0}, "data.eval_size", "must be positive"),  # not "unset"
         ({"data.input_size": 0}, "data.input_size", "must be positive"),
+        ({"measure.warmup": 0}, "measure.warmup", "must be positive"),  # was taken as the default, 3
         ({"model.name": "san10_pairwise"}, "model.padding", "inputs of 32 px"),  # checked without building it
         ({"model.name": "san10_pairwise", "model.padding": "zeros", "data.eval_size": 16}, "data.eval_size",
          "inputs of 16 px"),

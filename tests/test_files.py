@@ -70,3 +70,17 @@ def test_a_folder_that_takes_no_files_is_found_before_the_long_part():
     with pytest.raises(SuiteError, match=r"cannot write into /proc") as err:
         files.check_writable(Path("/proc/suite-table.csv"), key="--out")
     assert err.value.key == "--out" and err.value.file == "/proc/suite-table.csv"
+
+
+def test_the_default_store_commits_only_its_tables_and_figures():
+    """results/ is also the default run store: what runs and SLURM submissions write there (runs,
+    job logs, code snapshots, the submission lock) must not end up in a commit beside the tables."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    written = ["results/runs/0a1b2c3d4e5f/result.json", "results/submitit/12_0_log.out",
+               "results/code/3f2e1d/suite/cli.py", "results/.submit.lock"]
+    committed = ["results/quick.md", "results/complexity.csv", "results/figures/quick.png"]
+    check = subprocess.run(["git", "-C", str(root), "check-ignore", "--no-index", *written, *committed],
+                           capture_output=True, text=True)
+    assert check.stdout.split() == written, check.stderr

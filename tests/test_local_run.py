@@ -156,7 +156,7 @@ def _wait_for(condition, timeout: float, what: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["sigterm", "ctrl_c", "sigkill", "sigkill_runner_only"])
+@pytest.mark.parametrize("how", ["sigterm", "ctrl_c", "sigkill", "sigkill_runner_only", "sigterm_run_only"])
 def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how):
     # Two epochs: the test split is scored (metrics.jsonl written) after the first epoch, so a run
     # is caught in its second epoch, mid-training; seeds make two distinct runs.
@@ -189,6 +189,14 @@ def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how
             os.killpg(runner.pid, signal.SIGKILL)
             runner.wait(timeout=60)
             _wait_for(lambda: all(store.state_of(d).state != "running" for d in dirs), 30, "the child to go")
+        elif how == "sigterm_run_only":  # `kill` of the run's own process: the runner books it interrupted, not
+            # failed (which only --retry-failed would start again), and goes on with the rest
+            [pid] = [store.state_of(d).status["pid"] for d in dirs if store.state_of(d).state == "running"]
+            os.kill(pid, signal.SIGTERM)
+            assert runner.wait(timeout=600) == 1
+            said = runner.stdout.read().decode()
+            assert "1 done, 0 failed, 1 interrupted" in said, said
+            assert "interrupted runs keep their checkpoints; the same command resumes them: suite run " in said
         else:  # the runner alone: its child is told (SIGTERM) and records itself, instead of training on
             runner.kill()
             runner.wait(timeout=60)
@@ -203,7 +211,7 @@ def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how
     assert states.count("interrupted") == 1, states
     assert set(states) <= {"done", "interrupted", "missing"}, states
     interrupted = dirs[states.index("interrupted")]
-    if how in ("sigterm", "ctrl_c"):  # the signal that stopped it, not the runner's SIGTERM after a Ctrl-C
+    if how in ("sigterm", "ctrl_c", "sigterm_run_only"):  # the signal that stopped it, not the runner's SIGTERM after a Ctrl-C
         assert store.state_of(interrupted).status["error"] == f"interrupted: SIG{'INT' if how == 'ctrl_c' else 'TERM'}"
     assert main(["status", str(spec), "--out", str(out), *overrides]) == 0
     assert "1 interrupted" in capsys.readouterr().out

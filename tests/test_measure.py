@@ -356,6 +356,15 @@ def test_out_of_memory_backs_off_and_records_the_batch_used(error):
     assert timings["infer"].as_row("infer")["infer_batch_size"] == 48
 
 
+def test_a_reference_is_timed_at_the_batch_size_the_model_fitted():
+    """The ratio compares the two at one batch size: the reference used to be timed at the batch
+    asked for while the model had backed off to a smaller one."""
+    error = RuntimeError("DefaultCPUAllocator: can't allocate memory")
+    model, reference, s = _OomAbove(48, error), _OomAbove(1024, error), _settings(steps=2)
+    timings, ratios = profile.benchmark(model, ("infer",), s, MemoryProbe.start(CPU), 256, lambda: reference)
+    assert timings["infer"].batch_size == 48 and set(reference.seen) == {48} and ratios["infer"] > 0
+
+
 def test_illegal_memory_access_is_never_retried():
     error = RuntimeError("CUDA error: an illegal memory access was encountered")
     assert not is_oom(error)

@@ -497,6 +497,22 @@ def test_no_job_counts_as_lost_while_slurm_does_not_answer(tmp_path, monkeypatch
     assert slurm._lost(["7_0"]) == {"7_0"}  # both answer: nobody knows it
 
 
+def test_without_accounting_a_job_slurmctld_has_forgotten_is_lost(tmp_path, monkeypatch):
+    """sacct exits 1 on a cluster without slurmdbd: that is no controller down, or a job killed
+    there (out of memory, time limit) would stay running in the store, beyond --retry-failed and
+    `suite cancel`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scripts = {"squeue": "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1",
+               "sacct": "echo 'Slurm accounting storage is disabled' >&2; exit 1"}
+    for name, body in scripts.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert slurm.slurm_states(["7_0"]) == {"7_0": "UNKNOWN"}
+    assert slurm._lost(["7_0"]) == {"7_0"}
+
+
 def test_a_task_is_known_by_its_own_record_a_listed_range_or_its_whole_array(tmp_path, monkeypatch):
     """squeue lists pending tasks as ranges (`7_[1-3,5%2]`), an array never split up by its bare id;
     a form the parser does not read stands for its whole array, so none of its tasks is taken for lost."""

@@ -33,6 +33,7 @@ class Outcome:
     done: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # being executed by another process; left alone
+    stopped: list[str] = field(default_factory=list)  # their process got a signal and recorded it: they resume
     interrupted: int = 0  # the signal that stopped the runner (SIGINT, SIGTERM), else 0
 
 
@@ -63,7 +64,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                     bar.update(1)
                     bar.set_postfix(done=len(outcome.done), failed=len(outcome.failed))
                     if not progress:  # a line per run where no bar is drawn (logs, CI)
-                        settled = len(outcome.done) + len(outcome.failed) + len(outcome.busy)
+                        settled = len(outcome.done) + len(outcome.failed) + len(outcome.busy) + len(outcome.stopped)
                         print(f"run {d.name} {ended} ({settled} of {bar.total})", flush=True)
         except KeyboardInterrupt as stop:
             outcome.interrupted = signal.SIGTERM if isinstance(stop, processes.Terminated) else signal.SIGINT
@@ -100,6 +101,11 @@ def _settle(code: int, d: Path, outcome: Outcome) -> str:
     if code == 0 and now.state == "done":
         outcome.done.append(d.name)
         return "done"
+    if now.state == "interrupted" and (status.get("state") == "interrupted" or code == 130):
+        # someone stopped the run's process (kill, Ctrl-C on its group): it kept its checkpoint, and
+        # a plain `suite run` resumes it, which a failed run would need --retry-failed for
+        outcome.stopped.append(d.name)
+        return "interrupted"
     reason = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
     hint = " (out of memory?)" if code == -signal.SIGKILL else ""
     if now.state in ("running", "missing", "interrupted") and code != 130:

@@ -70,8 +70,9 @@ NEVER_STARTS = {"BadConstraints": "no node can meet the request (GPUs, memory, C
                 "PartitionTimeLimit": "a time limit above the partition's",
                 "PartitionConfig": "a request the partition's configuration does not allow (CPUs, memory, GPUs)"}
 # A job that neither slurmctld nor the accounting knows this long after its submission is lost (a
-# cluster reset, a purged or never-recorded job): its run fails, so `suite run --retry-failed` takes
-# it again. Until then UNKNOWN is a job the accounting has not heard of yet.
+# cluster reset, a purged or never-recorded job; without accounting, any job that ended without
+# writing its state, once slurmctld forgets it after MinJobAge): its run fails, so `suite run
+# --retry-failed` takes it again. Until then UNKNOWN is a job the accounting has not heard of yet.
 LOST_AFTER_S = 600
 IO_THREADS = 16  # store writes are fsync-bound: in parallel, 1,000 statuses take ~0.5 s instead of ~6 s
 
@@ -354,7 +355,8 @@ def _squeue(ids: Sequence[str], states: str, field: str) -> tuple[dict[str, str]
 def _ask(command: Sequence[str], ids: Sequence[str]) -> tuple[list[str], bool]:
     """The output lines of `command --jobs ARRAYS` for the arrays of `ids`, 500 at a time (a short
     command line), and whether it answered for all of them. squeue fails when it knows none of the
-    ids: that is an answer too, unlike a controller it cannot reach."""
+    ids, and sacct on a cluster without accounting (slurmdbd) knows no job: answers too, unlike a
+    controller or slurmdbd it cannot reach."""
     arrays = list(dict.fromkeys(array_of(j) for j in ids))
     lines: list[str] = []
     for start in range(0, len(arrays), 500):
@@ -364,7 +366,7 @@ def _ask(command: Sequence[str], ids: Sequence[str]) -> tuple[list[str], bool]:
         except (FileNotFoundError, subprocess.TimeoutExpired):
             return lines, False
         if done.returncode != 0:
-            if "Invalid job id" not in done.stderr:
+            if "Invalid job id" not in done.stderr and "accounting storage is disabled" not in done.stderr:
                 return lines, False
             continue
         lines += [line for line in done.stdout.splitlines() if line.strip()]
@@ -459,7 +461,8 @@ def _record_end(d: Path, now: store.RunState, job_id: str, slurm_state: str) -> 
         store.set_status(d, "failed", slurm_state="LOST", error=(
             f"SLURM has no record of job {job_id}, submitted {now.status.get('submitted_at') or 'earlier'}: "
             "neither slurmctld nor the accounting knows it (cancelled while its array was held or throttled, a "
-            "cluster reset or a purge)"))
+            "cluster reset or a purge; on a cluster without accounting: it ended without a result, e.g. out of "
+            "memory or out of time, and slurmctld has forgotten it)"))
         return
     log = Path(str(now.status.get("slurm_log") or ""))
     if now.state == "done":  # a job measuring it again: the result stands, the status says why it does

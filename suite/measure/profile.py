@@ -224,10 +224,10 @@ def profile_model(job: ProfileJob) -> dict[str, Any]:
         img_size=img_size,
         amp=job.amp,
         channels_last=job.channels_last,
-        warmup=job.warmup or defaults["warmup"],
-        steps=job.steps or defaults["steps"],
+        warmup=defaults["warmup"] if job.warmup is None else job.warmup,
+        steps=defaults["steps"] if job.steps is None else job.steps,
     )
-    batch_size = job.batch_size or defaults["batch_size"]
+    batch_size = defaults["batch_size"] if job.batch_size is None else job.batch_size
     probe = MemoryProbe.start(device)  # before the model exists: its weights count in the peak
     model = _place(build(), job, device)
     reference = None if job.reference is None else (lambda: _place(_build_reference(job), job, device))
@@ -328,7 +328,9 @@ def benchmark(
     for phase in phases:
         batch, memory = fitted[phase]
         mine = prepare(functools.partial(STEPS[phase], model, s=settings), batch, settings)
-        theirs = prepare(functools.partial(STEPS[phase], other, s=settings), batch_size, settings)
+        # at the batch size this model fitted, so the ratio compares the two at one batch size
+        # (unless the reference must back off further)
+        theirs = prepare(functools.partial(STEPS[phase], other, s=settings), batch, settings)
         mine_times, their_times = time_steps([mine.step, theirs.step], settings.steps, settings.device)
         timings[phase] = summarize(mine_times, mine.batch_size, memory)
         ratios[phase] = timings[phase].samples_per_sec / summarize(their_times, theirs.batch_size).samples_per_sec
