@@ -71,6 +71,9 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
         attempts = int((current.status or {}).get("attempts") or 0) + 1
         store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid(), attempts=attempts,
                          started_at=store.now(), error=None, warnings=said, **_slurm_ids())
+        # the log's attempts apart (log.txt gets every attempt's lines, a SLURM log a requeue's)
+        print(f"attempt {attempts} of run {run.run_id}: {socket.gethostname()}, pid {os.getpid()}, {store.now()}",
+              file=sys.stderr, flush=True)
         try:
             with _recorded_warnings(d):
                 result = _run(run, d, progress=progress)

@@ -42,7 +42,7 @@ from suite import files
 from suite.ablations.expand import RunSpec
 from suite.config import MEASURE, current_spelling, flatten
 from suite.errors import SuiteError, SuiteWarning, not_utf8
-from suite.metrics import percent
+from suite.metrics import COSTS, percent
 
 SCHEMA = 1
 STATES = ("done", "failed", "running", "pending", "cancelled", "interrupted", "missing")
@@ -280,6 +280,9 @@ class RunState:
 # A result's sections of measurements, each key a column of the run's row (`collect`), and the
 # columns that say which run it is and how it stands (a dotted key is a config's or env's).
 MEASURED = ("metrics", "complexity", "throughput", "attack")
+# What those sections hold as numbers (null: not measured): every key of `metrics` and `attack`, and
+# these of `complexity` and `throughput`, whose other keys are text (the counter, ops, memory method).
+NUMBERS = frozenset({"params", "trainable_params", "gmacs", "macts", *COSTS})
 OWN_COLUMNS = frozenset({"run_id", "status", "note", "spec", "preset", "seed", "attempts", "slurm_job_id",
                          "finished_at"})
 
@@ -298,11 +301,24 @@ def _wrong_section(result: Any) -> str | None:
     for section in MEASURED:  # their keys become the run's columns: none may pose as the run's own
         if taken := [k for k in result.get(section) or {} if k in OWN_COLUMNS or "." in str(k)]:
             return f"{section}: {taken[0]!r} names a column of the run's own, not a measurement"
-        for key, value in (result.get(section) or {}).items():  # an error of -5 % or 140 % was made by hand
-            if percent(str(key)) and isinstance(value, (int, float)) and not isinstance(value, bool) \
-                    and math.isfinite(value) and not 0 <= value <= 100:
-                return f"{section}: {key} is {value}, not a percentage in [0, 100]"
+        for key, value in (result.get(section) or {}).items():
+            if wrong := _wrong_number(section, str(key), value):
+                return f"{section}: {key} is {wrong}"
     return None
+
+
+def _wrong_number(section: str, key: str, value: Any) -> str | None:
+    """What is wrong with a measurement the suite writes as a number (None: nothing). A diverged run
+    fails instead of recording NaN, and nothing it counts or times is below zero, so a string, a
+    NaN, -5 parameters or an error of 140 % was made by hand (or by another program)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if value is None or not (number or section in ("metrics", "attack") or key in NUMBERS):
+        return None
+    if not number or not math.isfinite(value):
+        return f"{json.dumps(value)}, not a finite number"
+    if percent(key) and not 0 <= value <= 100:
+        return f"{value}, not a percentage in [0, 100]"
+    return f"{value}, below zero" if value < 0 else None
 
 
 def _json_kind(value: Any) -> str:

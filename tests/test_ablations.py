@@ -489,6 +489,10 @@ def test_every_mistake_of_a_spec_is_named_at_once(tmp_path):
     # one mistake shown by every model of a grid is one mistake
     ("base: {model: {mask_nrom: mixed}, data: {name: digits}}\ngrid: {model.name: [ran56_cifar, ran92_cifar]}\n",
      ["base.model.mask_nrom"]),
+    # one value, two mistakes: a model that refuses it and a model without the option
+    ("base: {data: {name: digits, input_size: 128}}\n"
+     "grid: {model.name: [san10_pairwise, san10_patchwise, ran56], model.relation: [subtraction, star]}\n",
+     ["grid.model.relation", "grid.model.relation", "grid.model.relation"]),
     # an unknown key is one mistake, whatever values the grid gives it
     ("base: {model: {name: ran56_cifar}, data: {name: digits}}\ngrid: {model.mask_nrom: [mixed, spatial]}\n",
      ["grid.model.mask_nrom"]),

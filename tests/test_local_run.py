@@ -158,9 +158,9 @@ def _wait_for(condition, timeout: float, what: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["sigterm", "ctrl_c", "sigkill", "sigkill_runner_only", "sigterm_run_only"])
 def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how):
-    # Two epochs: the test split is scored (metrics.jsonl written) after the first epoch, so a run
-    # is caught in its second epoch, mid-training; seeds make two distinct runs.
-    overrides = ["epochs=2", *SMALL, *MEASURE]
+    # Three epochs: the first one's line in metrics.jsonl (written with its checkpoint) shows a run
+    # caught after it, mid-training, so it resumes; seeds make two distinct runs.
+    overrides = ["epochs=3", *SMALL, *MEASURE]
     spec = _spec(tmp_path, "killme", "  model.mask_norm: [mixed]", seeds=2)
     out = tmp_path / "store"
     runs = ablations.expand(ablations.load(spec), overrides=parse_overrides(overrides))
@@ -173,7 +173,8 @@ def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how
         def one_done_one_training() -> bool:
             states = [store.state_of(d).state for d in dirs]
             return states.count("done") >= 1 and any(
-                s == "running" and (d / "metrics.jsonl").exists() for s, d in zip(states, dirs))
+                s == "running" and (d / "metrics.jsonl").is_file() and (d / "metrics.jsonl").stat().st_size
+                for s, d in zip(states, dirs))
 
         _wait_for(one_done_one_training, 900, "one run done and another one mid-training")
         finished = {d: (d / "result.json").read_bytes() for d in dirs if (d / "result.json").exists()}
@@ -223,9 +224,12 @@ def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how
     assert all(d.joinpath("result.json").read_bytes() == data for d, data in finished.items())
     status = json.loads((interrupted / "status.json").read_text())
     assert status["attempts"] == 2
-    # Its wall time covers both attempts: at least both epochs, one from each.
+    log = (interrupted / "log.txt").read_text()  # both attempts' lines, told apart
+    assert log.index(f"attempt 1 of run {interrupted.name}: ") < log.index("epoch 1 of 3") \
+        < log.index(f"attempt 2 of run {interrupted.name}: ") < log.index("resuming from ") < log.index("epoch 3 of 3")
+    # Its wall time covers both attempts: at least every epoch, from either.
     epochs = [json.loads(line)["epoch_time_s"] for line in (interrupted / "metrics.jsonl").read_text().splitlines()]
-    assert len(epochs) == 2
+    assert len(epochs) == 3
     assert json.loads((interrupted / "result.json").read_text())["metrics"]["wall_time_s"] >= sum(epochs)
 
 
@@ -441,6 +445,7 @@ def test_a_failed_measurement_of_a_done_run_keeps_its_result(tmp_path, capsys, m
     outcome = Outcome()
     _settle(-signal.SIGKILL, d, outcome)
     assert outcome.failed == [run.run_id] and store.state_of(d).state == "done"
+    assert (d / "log.txt").read_text().endswith("suite run: the run process was killed by SIGKILL (out of memory?)\n")
     assert store.state_of(d).note.startswith("measuring it again stopped, the earlier measurement stands: run "
                                              "process killed by SIGKILL (out of memory?)")
     assert (d / "result.json").read_bytes() == result

@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 
 import pytest
 
+import suite
 from suite import ablations, store
 from suite.cli import main
 from suite.dispatch import cluster, slurm, snapshot
@@ -236,6 +238,25 @@ def test_snapshot_is_named_by_content_and_copied_once(tmp_path, monkeypatch):
     second = snapshot.take(tmp_path / "store")
     assert second.digest != first.digest and "# edited" not in (first.path / "suite" / "execute.py").read_text()
     assert sorted(p.name for p in (tmp_path / "store" / "code").iterdir()) == sorted([first.digest, second.digest])
+
+
+def test_local_and_slurm_runs_record_one_dirty_flag(tmp_path, monkeypatch):
+    """A new file in the package is imported (and copied into a snapshot): dirty for both, where a
+    local run's record used to ignore it."""
+    from suite.measure import env
+
+    package = tmp_path / "checkout" / "suite"
+    package.mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n")
+    git = ["git", "-C", str(package.parent), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "c"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    monkeypatch.delenv("SUITE_GIT_COMMIT", raising=False)
+    monkeypatch.setattr(suite, "__file__", str(package / "__init__.py"))
+    commit, dirty = snapshot.git_state(package)
+    assert len(commit) == 40 and dirty is False and env.code_version()["git_dirty"] is False
+    (package / "b.py").write_text("y = 2\n")
+    assert snapshot.git_state(package) == (commit, True) and env.code_version()["git_dirty"] is True
 
 
 def test_snapshot_records_the_git_commit_of_a_checkout(tmp_path):

@@ -360,3 +360,27 @@ def test_a_percentage_outside_0_to_100_is_a_corrupt_record(tmp_path, metric, val
     assert state.corrupt == corrupt and (state.state == "missing") == corrupt
     if corrupt:
         assert f"metrics: {metric} is {value}, not a percentage in [0, 100]" in state.note
+
+
+@pytest.mark.parametrize(("section", "key", "value", "said"), [
+    ("metrics", "top1_err", "abc", '"abc", not a finite number'),
+    ("metrics", "top1_err", float("nan"), "NaN, not a finite number"),
+    ("metrics", "best_epoch", True, "true, not a finite number"),
+    ("metrics", "wall_time_s", -3.0, "-3.0, below zero"),
+    ("complexity", "params", -5, "-5, below zero"),
+    ("complexity", "gmacs", "2.1", '"2.1", not a finite number'),
+    ("throughput", "infer_samples_per_sec", float("inf"), "Infinity, not a finite number"),
+    ("complexity", "unsupported_ops", "aten::foo=2", None),  # text where the suite writes text
+    ("metrics", "best_epoch", None, None),  # null: not measured
+])  # fmt: skip
+def test_a_measurement_the_suite_writes_as_a_number_must_be_one(tmp_path, section, key, value, said):
+    """A record whose error is text or NaN used to count as done for good (`suite run` never made it
+    again), its cell an empty dash; -5 parameters went into the report's cost range."""
+    run = make_run()
+    d = finish(tmp_path, run, 3.0)
+    result = store.read_json(d / "result.json")
+    store.write_result(d, {**result, section: {**(result.get(section) or {}), key: value}})
+    state = store.state_of(d)
+    assert state.corrupt == (said is not None) and (state.state == "missing") == (said is not None)
+    if said:
+        assert f"{d / 'result.json'}: incomplete record ({section}: {key} is {said})" == state.note

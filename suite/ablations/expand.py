@@ -370,9 +370,10 @@ def _resolve_point(values: dict[str, Any], where: dict[str, tuple[str, ...]], sp
             found = True
             located = _locate(err, spec, where, point, seed)
             # one mistake, however many runs or models show it: the same place blaming the same
-            # value (every model of a grid), or saying the same (an unknown key, whatever its value)
+            # value with the same choices (every model of a grid), or saying the same (an unknown
+            # key, whatever its value); a value one model refuses and another has no option for is two
             place = (located.file, located.line, located.key)
-            blamed = repr(values[err.key]) if err.key in values else err.message
+            blamed = (repr(values[err.key]) if err.key in values else err.message, tuple(err.choices or ()))
             if not any(k[:3] == place and (k[3] == blamed or k[4:] == (err.message,)) for k in mistakes):
                 mistakes[(*place, blamed, err.message)] = located
             if not err.key or err.key not in values or err.key in _FOUNDATIONS or len(mistakes) >= MAX_MISTAKES:

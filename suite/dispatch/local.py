@@ -108,6 +108,9 @@ def _settle(code: int, d: Path, outcome: Outcome) -> str:
         return "interrupted"
     reason = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
     hint = " (out of memory?)" if code == -signal.SIGKILL else ""
+    if code < 0:  # its log ends without a word of why
+        with open(d / "log.txt", "a") as log:
+            print(f"suite run: the run process was {reason}{hint}", file=log)
     if now.state in ("running", "missing", "interrupted") and code != 130:
         store.set_status(d, "failed", error=f"run process {reason}{hint}; see {d / 'log.txt'}")
     elif now.state == "done" and (now.status or {}).get("state") == "running" and code != 130:

@@ -47,7 +47,7 @@ def take(out: Path) -> Snapshot:
         digest.update(f.relative_to(source).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     name = digest.hexdigest()[:12]
     target = Path(out) / "code" / name
-    commit, dirty = _git_state(source)
+    commit, dirty = git_state(source)
     snap = Snapshot(target, name, commit, dirty)
     if not (target / "suite").is_dir():
         staging = target.with_name(f".{name}.{uuid.uuid4().hex}")
@@ -67,10 +67,14 @@ def take(out: Path) -> Snapshot:
     return snap
 
 
-def _git_state(source: Path) -> tuple[str | None, bool | None]:
+def git_state(package: Path) -> tuple[str | None, bool | None]:
+    """The commit of the checkout holding `package` (the `suite` folder), and whether the package
+    differs from it, new files in it included (they are imported, and a snapshot copies them); None
+    for what git cannot say (not a checkout, no git). Local runs record the same (`code_version`)."""
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", "-C", str(source.parent), *args], capture_output=True, text=True, timeout=30)
+            done = subprocess.run(["git", "-C", str(package.parent), *args], capture_output=True, text=True,
+                                  timeout=30, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout if done.returncode == 0 else None
@@ -78,7 +82,7 @@ def _git_state(source: Path) -> tuple[str | None, bool | None]:
     commit = git("rev-parse", "HEAD")
     if commit is None:
         return None, None
-    status = git("status", "--porcelain", "--", source.name)
+    status = git("status", "--porcelain", "--", package.name)
     return commit.strip(), None if status is None else bool(status.strip())
 
 

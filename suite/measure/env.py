@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +72,9 @@ def code_version() -> dict[str, Any]:
         out["git_commit"] = os.environ["SUITE_GIT_COMMIT"]
         out["git_dirty"] = os.environ.get("SUITE_GIT_DIRTY") == "1"
         return out
-    root = Path(suite.__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", "suite"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return out
-    out.update(git_commit=commit, git_dirty=bool(dirty))
+    from suite.dispatch.snapshot import git_state
+
+    commit, dirty = git_state(Path(suite.__file__).resolve().parent)
+    if commit is not None:
+        out.update(git_commit=commit, git_dirty=dirty)
     return out

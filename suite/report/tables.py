@@ -105,7 +105,9 @@ class Report:
 
     @property
     def command(self) -> str:
-        return f"suite report {self.same_runs}"
+        """The command that writes this report again (the header of its files)."""
+        chosen = "" if self.metrics == default_metrics(self.spec) else f" --metric {shlex.quote(','.join(self.metrics))}"
+        return f"suite report {self.same_runs}{chosen}"
 
     @property
     def same_runs(self) -> str:
@@ -123,11 +125,16 @@ class Report:
 
 
 # ------------------------------------------------------------------------------------- building
+def default_metrics(spec: Spec) -> list[str]:
+    """What a report of `spec` tabulates without --metric."""
+    return list(dict.fromkeys(spec.report.get("metrics") or ["top1_err"]))
+
+
 def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path, preset: str | None = None,
           metrics: Sequence[str] | None = None, overrides: Mapping[str, Any] | None = None) -> Report:
     """A report of `runs` (the expansion of `spec`) from `frame`, which must be
     `store.collect(out, [r.run_id for r in runs])` (one row per run, in order)."""
-    metrics = list(dict.fromkeys(metrics or spec.report.get("metrics") or ["top1_err"]))  # a column once
+    metrics = list(dict.fromkeys(metrics)) if metrics else default_metrics(spec)  # a column once
     check_metrics(metrics, frame, runs)
     axes = spec.axes
     rows, columns = layout(spec)
@@ -223,8 +230,8 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
     remeasure = measured_otherwise_in(runs, frame)  # run_id -> 'key (made, not wanted)'
     for rid, items in remeasure.items():  # the tidy CSV says which rows, too
         base.loc[base["run_id"] == rid, "note"] = f"measured with other settings: {', '.join(items)}"
-    if "params" in collected:  # what is no number stays as it is, to be named below
-        collected["params_m"] = collected["params"].map(lambda v: v / 1e6 if _finite(v) else v)
+    if "params" in collected:  # a done run's measurements are numbers or null (store.state_of checks)
+        collected["params_m"] = collected["params"].map(lambda v: v / 1e6 if _finite(v) else None)
     done = (base["status"] == "done").to_numpy()
     values = {}
     for col in dict.fromkeys([*RUN_METRICS, *metrics, *COSTS]):
@@ -233,9 +240,6 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
         if col in collected or col in metrics or col in ALWAYS_SHOWN:
             v = np.array([float(x) if _finite(x) else np.nan for x in collected[col]]) if col in collected else np.nan
             values[col] = np.where(done, v, np.nan)
-            if col in collected:
-                _warn_not_numbers(col, collected[col][done & np.isnan(v) & collected[col].notna().to_numpy()],
-                                  collected["run_id"], notes)
     out = pd.concat([base, pd.DataFrame(values, index=base.index)], axis=1)
     for key in grid.ref_keys:
         if f"paper_{key}" not in out:
@@ -399,20 +403,6 @@ def _finite(value: Any) -> bool:
     spells them, `store.collect` keeps these apart from absent values)."""
     return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)) \
         and math.isfinite(value)
-
-
-def _warn_not_numbers(col: str, bad: pd.Series, run_ids: pd.Series, notes: list[str]) -> None:
-    """A done run's value that is no finite number (a hand-edited record, say) is named and left out of
-    the means, not taken for absent."""
-    if bad.empty:
-        return
-    i = bad.index[0]
-    more = f" and {count(len(bad) - 1, 'more run')}" if len(bad) > 1 else ""
-    key = "params" if col == "params_m" else col
-    value = bad[i].item() if isinstance(bad[i], np.generic) else bad[i]  # as JSON gave it: True, not np.True_
-    message = (f"runs/{run_ids[i]}/result.json: {key} is {value!r}, not a finite number{more}; left out")
-    warnings.warn(message, SuiteWarning, stacklevel=4)
-    notes.append(message + ".")
 
 
 def summarise(runs: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:

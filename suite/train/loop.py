@@ -187,6 +187,9 @@ class Trainer:
             state = checkpoint.load(path) if resume else None
             if state is not None:
                 self._restore(state, path)
+                if self.env.is_main and not self.progress:  # a bar starts where it resumes; a log says it
+                    print(f"resuming from {path} at iteration {self.iteration}/{self.total}", file=sys.stderr,
+                          flush=True)
                 if self.iteration >= self.total and self.env.is_main:
                     warnings.warn(f"{self.run_dir}: training finished in an earlier attempt; its checkpoint's final "
                                   f"metrics are used (delete the directory to train it again)", SuiteWarning, stacklevel=2)
