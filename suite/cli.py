@@ -413,9 +413,9 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
     if outcome.failed:
         print(f"see: suite status {_same_runs(args)}")
     if outcome.stopped and not outcome.interrupted:
-        print(f"interrupted runs keep their checkpoints; the same command resumes them: suite run {_same_local_runs(args)}")
+        print(f"the same command resumes the interrupted runs: suite run {_same_local_runs(args)}")
     if outcome.interrupted:
-        settled = {*outcome.done, *outcome.failed, *outcome.busy, *outcome.stopped}
+        settled = {*outcome.done, *outcome.failed, *outcome.busy}  # the stopped ones resume with the rest
         left = [r.run_id for r in plan.to_run if r.run_id not in settled]
         again = sum(rid in plan.remeasure for rid in left)
         which = f" ({again} of them done, to be measured again)" if again else ""

@@ -77,6 +77,7 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
         try:
             with _recorded_warnings(d):
                 result = _run(run, d, progress=progress)
+            store.write_result(d, result)
         except (KeyboardInterrupt, Preempted) as exc:  # Interrupted is a KeyboardInterrupt
             store.set_status(d, "interrupted", error=f"interrupted: {exc or type(exc).__name__}")
             raise
@@ -90,7 +91,6 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
             with contextlib.suppress(OSError):  # a full disk must not hide the failure it is recording
                 files.write_text(d / "error.txt", text)
             raise
-        store.write_result(d, result)
         return result
     finally:
         lock.release()

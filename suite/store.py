@@ -42,7 +42,7 @@ from suite import files
 from suite.ablations.expand import RunSpec
 from suite.config import MEASURE, current_spelling, flatten
 from suite.errors import SuiteError, SuiteWarning, not_utf8
-from suite.metrics import COSTS, percent
+from suite.metrics import percent
 
 SCHEMA = 1
 STATES = ("done", "failed", "running", "pending", "cancelled", "interrupted", "missing")
@@ -182,8 +182,16 @@ def set_status(d: Path, state: str, **info: Any) -> None:
 
 
 def write_result(d: Path, result: dict[str, Any]) -> None:
-    write_json(d / "result.json", {"schema": SCHEMA, "finished_at": now(), **result})
+    write_json(d / "result.json", _readable(d, {"schema": SCHEMA, "finished_at": now(), **result}))
     set_status(d, "done", error=None)
+
+
+def _readable(d: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """`result`, if `state_of` will read it back as a result: one it reads as no result would make
+    every later `suite run` run the run again, only to write the same."""
+    if wrong := _wrong_section(result):
+        raise SuiteError(f"not written: the store would not read it back ({wrong})", file=str(d / "result.json"))
+    return result
 
 
 # The measure.* settings each part of a measurement depends on: a part measured with them is current.
@@ -257,7 +265,7 @@ def replace_result(d: Path, result: dict[str, Any]) -> Path:
     """Rewrite a done run's result.json, the earlier one kept in `archive/<time>/`; where it went."""
     target = _archive_dir(d)
     shutil.copy2(d / "result.json", target / "result.json")
-    write_json(d / "result.json", result)
+    write_json(d / "result.json", _readable(d, result))
     return target
 
 
@@ -280,9 +288,9 @@ class RunState:
 # A result's sections of measurements, each key a column of the run's row (`collect`), and the
 # columns that say which run it is and how it stands (a dotted key is a config's or env's).
 MEASURED = ("metrics", "complexity", "throughput", "attack")
-# What those sections hold as numbers (null: not measured): every key of `metrics` and `attack`, and
-# these of `complexity` and `throughput`, whose other keys are text (the counter, ops, memory method).
-NUMBERS = frozenset({"params", "trainable_params", "gmacs", "macts", *COSTS})
+# The keys of those sections that hold text (what counted, which ops, how memory was read); every
+# other one holds a number, or null: not measured.
+TEXT = frozenset({"counter", "unsupported_ops", "skipped_ops", "macts_error", "memory_method"})
 OWN_COLUMNS = frozenset({"run_id", "status", "note", "spec", "preset", "seed", "attempts", "slurm_job_id",
                          "finished_at"})
 
@@ -302,18 +310,18 @@ def _wrong_section(result: Any) -> str | None:
         if taken := [k for k in result.get(section) or {} if k in OWN_COLUMNS or "." in str(k)]:
             return f"{section}: {taken[0]!r} names a column of the run's own, not a measurement"
         for key, value in (result.get(section) or {}).items():
-            if wrong := _wrong_number(section, str(key), value):
+            if wrong := _wrong_number(str(key), value):
                 return f"{section}: {key} is {wrong}"
     return None
 
 
-def _wrong_number(section: str, key: str, value: Any) -> str | None:
+def _wrong_number(key: str, value: Any) -> str | None:
     """What is wrong with a measurement the suite writes as a number (None: nothing). A diverged run
     fails instead of recording NaN, and nothing it counts or times is below zero, so a string, a
     NaN, -5 parameters or an error of 140 % was made by hand (or by another program)."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if value is None or not (number or section in ("metrics", "attack") or key in NUMBERS):
+    if value is None or key in TEXT:
         return None
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not number or not math.isfinite(value):
         return f"{json.dumps(value)}, not a finite number"
     if percent(key) and not 0 <= value <= 100:
@@ -457,18 +465,10 @@ def _row(d: Path, state: RunState) -> dict[str, Any]:
         row = {k: v for k, v in row.items() if not k.startswith(MEASURE)}
         row.update(current_spelling(result.get("config", {})))
         for section in MEASURED:
-            row.update({k: _spelled(v) for k, v in (result.get(section) or {}).items()})
+            row.update(result.get(section) or {})
         row.update({f"env.{k}": v for k, v in (result.get("env") or {}).items()})
         row["finished_at"] = result.get("finished_at")
     return row
-
-
-def _spelled(value: Any) -> Any:
-    """NaN and the infinities as JSON spells them: in a frame a float NaN means no value, which a
-    diverged or hand-edited record's NaN is not."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
-    return value
 
 
 def _ordered_columns(rows: list[dict[str, Any]]) -> list[str]:

@@ -197,7 +197,7 @@ def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how
             assert runner.wait(timeout=600) == 1
             said = runner.stdout.read().decode()
             assert "1 done, 0 failed, 1 interrupted" in said, said
-            assert "interrupted runs keep their checkpoints; the same command resumes them: suite run " in said
+            assert "the same command resumes the interrupted runs: suite run " in said
         else:  # the runner alone: its child is told (SIGTERM) and records itself, instead of training on
             runner.kill()
             runner.wait(timeout=60)
@@ -571,3 +571,22 @@ def test_a_child_that_fails_before_recording_anything_is_booked_failed(tmp_path)
     state = store.state_of(d)
     assert outcome.failed == [d.name] and state.state == "failed"
     assert "exit status 2" in state.note and "log.txt" in state.note
+
+
+@pytest.mark.parametrize("code", [1, 2, -signal.SIGKILL, 143])
+def test_only_the_child_that_said_so_is_booked_interrupted(tmp_path, code):
+    """A run an earlier attempt left interrupted still says so while its next child starts: that
+    child dying before it writes a word (an import error, the out-of-memory killer) is a failure."""
+    from suite.dispatch.local import Outcome, _settle
+
+    [run] = ablations.expand(ablations.load(_spec(tmp_path, "again", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    d = store.plan(tmp_path / "store", run)
+    store.set_status(d, "interrupted", pid=111, error="interrupted: SIGTERM")
+    outcome = Outcome()
+    assert _settle(code, d, outcome, pid=222) == "failed"
+    assert outcome.failed == [d.name] and not outcome.stopped and store.state_of(d).state == "failed"
+    # the child that recorded it: interrupted, resumed by a plain `suite run`
+    store.set_status(d, "interrupted", pid=222, error="interrupted: SIGTERM")
+    outcome = Outcome()
+    assert _settle(143, d, outcome, pid=222) == "interrupted"
+    assert outcome.stopped == [d.name] and store.state_of(d).state == "interrupted"

@@ -251,6 +251,14 @@ def test_peak_memory_of_a_step_that_allocates_200_mib():
     assert 190 <= peak <= 240
 
 
+def test_memory_freed_after_the_baseline_is_no_negative_peak():
+    """A negative figure would make the run's record unreadable (a cost below zero)."""
+    held = torch.ones(64 * MIB // 4)  # its own mapping: given back to the system when freed
+    probe = MemoryProbe.start(CPU)
+    del held
+    assert probe.peak_mb(lambda: None) == 0.0
+
+
 def test_pages_mapped_from_files_are_not_the_steps_memory(tmp_path):
     """Library code the first backward maps in (~95 MiB of torch) is file-backed: not the model's.
     In a fresh process, as `suite profile` measures each model."""

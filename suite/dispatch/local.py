@@ -60,7 +60,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                 time.sleep(poll_s)
                 for child in [c for c in active if c.poll() is not None]:
                     d = active.pop(child)
-                    ended = _settle(child.returncode, d, outcome)
+                    ended = _settle(child.returncode, d, outcome, pid=child.pid)
                     bar.update(1)
                     bar.set_postfix(done=len(outcome.done), failed=len(outcome.failed))
                     if not progress:  # a line per run where no bar is drawn (logs, CI)
@@ -85,9 +85,9 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
     return outcome
 
 
-def _settle(code: int, d: Path, outcome: Outcome) -> str:
-    """Book a finished child and say how it ended; a child killed before it could record anything is
-    marked failed here."""
+def _settle(code: int, d: Path, outcome: Outcome, pid: int | None = None) -> str:
+    """Book the finished child `pid` and say how it ended; a child killed before it could record
+    anything is marked failed here."""
     if code == BUSY_EXIT:
         outcome.busy.append(d.name)
         return "left to the process running it"
@@ -101,9 +101,10 @@ def _settle(code: int, d: Path, outcome: Outcome) -> str:
     if code == 0 and now.state == "done":
         outcome.done.append(d.name)
         return "done"
-    if now.state == "interrupted" and (status.get("state") == "interrupted" or code == 130):
-        # someone stopped the run's process (kill, Ctrl-C on its group): it kept its checkpoint, and
-        # a plain `suite run` resumes it, which a failed run would need --retry-failed for
+    if now.state == "interrupted" and status.get("pid") == pid and (status.get("state") == "interrupted" or code == 130):
+        # someone stopped this child (kill, Ctrl-C on its group), and it said so: a plain `suite run`
+        # resumes the run, which a failed run would need --retry-failed for. (An earlier attempt's
+        # `interrupted` is no word of this child's, which may have died before writing any.)
         outcome.stopped.append(d.name)
         return "interrupted"
     reason = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"

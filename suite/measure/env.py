@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import platform
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -72,9 +71,9 @@ def code_version() -> dict[str, Any]:
         out["git_commit"] = os.environ["SUITE_GIT_COMMIT"]
         out["git_dirty"] = os.environ.get("SUITE_GIT_DIRTY") == "1"
         return out
-    from suite.dispatch.snapshot import git_state
+    from suite.dispatch.snapshot import git_state, package_dir
 
-    commit, dirty = git_state(Path(suite.__file__).resolve().parent)
+    commit, dirty = git_state(package_dir())
     if commit is not None:
         out.update(git_commit=commit, git_dirty=dirty)
     return out

@@ -67,7 +67,9 @@ class MemoryProbe:
         else:
             step()
             return None
-        return (peak - self.baseline) / MIB
+        # at least 0: memory freed since the baseline (a collection) could make the difference negative,
+        # which no step uses
+        return max(0.0, (peak - self.baseline) / MIB)
 
 
 def _statm() -> tuple[int, int]:
