@@ -647,7 +647,8 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
     fmt.add_argument("--json", action="store_true", help="JSON rows instead of the table")
     fmt.add_argument("--csv", action="store_true", help="CSV rows instead of the table")
     p.add_argument("--out", type=_path, metavar="FILE",
-                   help="write the rows to FILE (JSON if --json or *.json, else CSV) and print the table")
+                   help="write the rows to FILE (JSON with --json, CSV with --csv, else by its suffix: *.json "
+                        "JSON, any other CSV) and print the table")
     p.set_defaults(handler=_profile)
 
 
@@ -934,6 +935,10 @@ def _bench(args: argparse.Namespace) -> int:
         return processes.Terminated.status
     rows = compare.compare(base, current, threshold, absolute=args.absolute)
     print(compare.render(rows, base, current, threshold), end="")
+    if not any(r.verdict != "new" for r in rows):  # a gate that compared nothing must not pass
+        print(f"error: no benchmark of this run is in {base.label}: nothing compared (check -k, or save a new "
+              "baseline)", file=sys.stderr)
+        return 2
     slower = compare.failures(rows)
     if slower:
         print(f"REGRESSION: {len(slower)} benchmark(s) more than {compare.percent(threshold)} slower than {base.label}")

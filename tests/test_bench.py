@@ -605,3 +605,36 @@ def test_a_k_expression_pytest_cannot_read_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SuiteError, match=r"pytest cannot use -k 'and or'") as err:
         run.measure(project, "bad -k", rounds=7, select="and or", quiet=True)
     assert err.value.key == "-k"
+
+
+def test_the_reference_does_not_run_the_step_code_it_is_compared_with(monkeypatch):
+    """A slowdown in suite.measure.throughput's steps (which the benchmarks time) must move the
+    ratios: the reference used to run through the same steps, so both sides stretched alike."""
+    from suite.bench.reference import reference_step
+    from suite.measure import throughput
+
+    def timed_code(*args, **kwargs):
+        raise AssertionError("the reference ran the step code it is compared with")
+
+    for name in ("inference_step", "train_step", "_batch"):
+        monkeypatch.setattr(throughput, name, timed_code)
+    monkeypatch.setattr(throughput, "STEPS", {"infer": timed_code, "train": timed_code})
+    for mode in ("infer", "train"):
+        reference_step(mode, torch.device("cpu"))()
+    with pytest.raises(ValueError, match="'infer' or 'train'"):
+        reference_step("eval", torch.device("cpu"))
+
+
+def test_a_compare_that_compared_nothing_fails(tmp_path, monkeypatch, capsys):
+    """A -k that selects none of the baseline's benchmarks (or renamed tests) used to pass the gate."""
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(_run_json([_bench("test_a", _spread(0.01, 16), _spread(1.0, 16))])))
+    other = compare.run_from_json(_run_json([_bench("test_b", _spread(0.01, 16), _spread(1.0, 16))]), "working tree")
+    monkeypatch.setattr(run, "measure", lambda *args, **kwargs: other)
+    assert main(["bench", "--compare", str(base), "--rounds", "16", "--storage", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert "| new" in out and "(1 baseline benchmarks were not run)" in out
+    assert f"error: no benchmark of this run is in {base}: nothing compared (check -k" in err
+    same = compare.run_from_json(_run_json([_bench("test_a", _spread(0.01, 16), _spread(1.0, 16))]), "working tree")
+    monkeypatch.setattr(run, "measure", lambda *args, **kwargs: same)
+    assert main(["bench", "--compare", str(base), "--rounds", "16", "--storage", str(tmp_path)]) == 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from suite.measure.throughput import STEPS, BenchSettings, Step
+from suite.measure.throughput import Step
 
 REFERENCE = "convstack-v1"
 IMG_SIZE = 96
@@ -31,8 +31,31 @@ def reference_model() -> nn.Module:
 
 
 def reference_step(mode: str, device: torch.device) -> Step:
-    """The reference's inference or training step (`mode` in suite.measure.throughput.STEPS)."""
-    return STEPS[mode](reference_model().to(device), BATCH_SIZE, BenchSettings(device=device, img_size=IMG_SIZE))
+    """The reference's inference or training step ("infer" or "train"), in fp32, written here in
+    plain torch: not with suite.measure.throughput's steps, which the benchmarks time, so that a
+    slowdown there moves the ratios instead of stretching both sides alike."""
+    model = reference_model().to(device)
+    x = torch.randn(BATCH_SIZE, 3, IMG_SIZE, IMG_SIZE, device=device)
+    if mode == "infer":
+        model.eval()
+
+        def infer() -> None:
+            with torch.inference_mode():
+                model(x)
+
+        return infer
+    if mode != "train":
+        raise ValueError(f"reference_step: mode must be 'infer' or 'train', not {mode!r}")
+    model.train()
+    target = torch.randint(10, (BATCH_SIZE,), device=device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+
+    def train() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x), target).backward()
+        optimizer.step()
+
+    return train
 
 
 def reference_id(mode: str) -> str:
