@@ -443,7 +443,7 @@ def test_a_failed_measurement_of_a_done_run_keeps_its_result(tmp_path, capsys, m
 
     store.set_status(d, "running", pid=12345)
     outcome = Outcome()
-    _settle(-signal.SIGKILL, d, outcome)
+    _settle(-signal.SIGKILL, d, outcome, pid=12345)
     assert outcome.failed == [run.run_id] and store.state_of(d).state == "done"
     assert (d / "log.txt").read_text().endswith("suite run: the run process was killed by SIGKILL (out of memory?)\n")
     assert store.state_of(d).note.startswith("measuring it again stopped, the earlier measurement stands: run "
@@ -567,7 +567,7 @@ def test_a_child_that_fails_before_recording_anything_is_booked_failed(tmp_path)
     [run] = ablations.expand(ablations.load(_spec(tmp_path, "early", "  lr: [0.05]")), overrides=parse_overrides(FAST))
     d = store.plan(tmp_path / "store", run)
     outcome = Outcome()
-    _settle(2, d, outcome)
+    _settle(2, d, outcome, pid=12345)
     state = store.state_of(d)
     assert outcome.failed == [d.name] and state.state == "failed"
     assert "exit status 2" in state.note and "log.txt" in state.note

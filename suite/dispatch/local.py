@@ -85,7 +85,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
     return outcome
 
 
-def _settle(code: int, d: Path, outcome: Outcome, pid: int | None = None) -> str:
+def _settle(code: int, d: Path, outcome: Outcome, pid: int) -> str:
     """Book the finished child `pid` and say how it ended; a child killed before it could record
     anything is marked failed here."""
     if code == BUSY_EXIT:
