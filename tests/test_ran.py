@@ -100,19 +100,16 @@ def test_imagenet_params_match_official_prototxt() -> None:
     assert count_params("ran92") == 52_466_344
 
 
-@pytest.mark.parametrize("name, expected", [("ran56", 6.31), ("ran92", 10.59)])
-def test_imagenet_fvcore_gmacs(name: str, expected: float) -> None:
-    assert _gmacs(create_model(name), 224) == pytest.approx(expected, rel=0.01)
-
-
 def test_attentionnext_params_match_official_prototxt() -> None:
     # Caffe shape inference on AttentionNeXt-56/92-deploy.prototxt (conv + FC weights, BN scale + shift).
     assert count_params("ranext56") == 31_318_824
     assert count_params("ranext92") == 52_102_952
 
 
-@pytest.mark.parametrize("name, conv_fc, total", [("ranext56", 6.419, 6.470), ("ranext92", 10.704, 10.775)])
-def test_attentionnext_macs_match_official_prototxt(name: str, conv_fc: float, total: float) -> None:
+@pytest.mark.parametrize("name, conv_fc, total", [
+    ("ran56", 6.271, 6.312), ("ran92", 10.534, 10.593), ("ranext56", 6.419, 6.470), ("ranext92", 10.704, 10.775),
+])
+def test_macs_match_official_prototxt(name: str, conv_fc: float, total: float) -> None:
     # Conv + FC multiply-adds of the prototxt, and fvcore's total (+2 per BN and +4 per bilinear
     # output element), to the digits measured on the prototxt.
     flops = FlopCountAnalysis(create_model(name).eval(), torch.zeros(1, 3, 224, 224))

@@ -61,7 +61,8 @@ from the parameter counts of its Table 6): a 3x3 stem conv with `base_width` (16
 stages of widths 4/8/16 x base_width (64/128/256, the ResNet-164 widths) at 32/16/8, each opened
 by one (projection) unit and followed by m attention modules, then 3 more units at the last width
 and the ImageNet head (BN-ReLU, global average pool, FC); 36m + 20 weighted trunk layers as in the
-paper's depth formula. The trunk ends at 8x8, so the pool rule gives 2/1/0 mask pools: the
+paper's depth formula. The paper's "two residual units per stage" (6 in all) do not say where they
+sit; we place them as the ImageNet prototxts do, one opening each stage and the rest at the end. The trunk ends at 8x8, so the pool rule gives 2/1/0 mask pools: the
 stage-3 mask works at 8x8 on its 2r bottom units without pooling. Parameters (10 classes):
 Attention-92 1.83 M (paper 1.9 M, -3.9 %), -236 4.80 M (5.1 M, -5.9 %), -452 9.36 M (8.6 M,
 +8.9 %). Pooling one level deeper (3/2/1 down to 4x4, below the smallest trunk map) gives
