@@ -333,6 +333,12 @@ def test_patchwise_star_and_clique_products():
 
 
 # ------------------------------------------------------------------------------------ window, errors
+@pytest.mark.parametrize("relation", ["star", "clique", "concatenation"])
+def test_patchwise_relations_name_mismatched_shapes(relation):
+    with pytest.raises(ValueError, match=r"phi \(1, 3, 5, 4\) and psi \(1, 2, 5, 4\)"):
+        patchwise_relation(torch.randn(1, 3, 5, 4), torch.randn(1, 2, 5, 4), relation, 3)
+
+
 def test_window_validation():
     with pytest.raises(SuiteError, match="odd"):
         Window(4)

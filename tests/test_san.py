@@ -486,6 +486,40 @@ def test_backward_inside_autocast_matches_backward_outside(name):
         torch.testing.assert_close(p.grad, q.grad, msg=key)
 
 
+@pytest.mark.parametrize("name", ["san10_pairwise", "san10_patchwise"])
+def test_export_gives_the_eager_outputs_and_leaves_the_model_eager(name):
+    # Exporting first: nothing the trace makes (fake tensors) may stay in the model's buffers or
+    # caches. The program must run with autograd on, as ep.module()(x) does by default.
+    torch.manual_seed(0)
+    model = create_model(name, footprint=3, num_classes=5).eval()
+    twin = copy.deepcopy(model)
+    x = torch.randn(2, 3, 72, 72)  # 9 x 9 px in the last stage: a size no other test caches a grid for
+    with torch.no_grad():
+        expected = twin(x)
+        exported = torch.export.export(model, (x,))
+    assert all(type(t) is torch.Tensor for t in model.workspace.buffers().values())
+    torch.testing.assert_close(exported.module()(x), expected)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), expected)
+        torch.testing.assert_close(torch.export.export(model, (x,)).module()(x), expected)
+
+
+@pytest.mark.parametrize("name", ["san10_pairwise", "san10_patchwise"])
+@pytest.mark.parametrize("mode", ["train", "eval", "no_grad"])
+def test_an_empty_batch_gives_an_empty_output(name, mode):
+    model = create_model(name, footprint=3, padding="zeros", num_classes=5).train(mode == "train")
+    with torch.set_grad_enabled(mode != "no_grad"):
+        assert model(torch.randn(0, 3, 32, 32)).shape == (0, 5)
+
+
+def test_one_value_per_bn_channel_raises_before_the_running_statistics_change():
+    # Batch 1 at 32 px leaves stage 4 a 1 x 1 map: nn.BatchNorm2d's error, with no NaN variance kept.
+    model = create_model("san10_pairwise", footprint=3, padding="zeros", num_classes=5).train()
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        model(torch.randn(1, 3, 32, 32))
+    assert all(b.isfinite().all() for key, b in model.named_buffers() if key.endswith("running_var"))
+
+
 def test_second_derivatives_raise_a_clear_error():
     model = create_model("san10_pairwise", footprint=3, padding="zeros", num_classes=5)
     x = torch.randn(2, 3, 32, 32, requires_grad=True)

@@ -62,6 +62,7 @@ from suite.ops import (
     patchwise_width,
     position_grid,
     relative_grid,
+    use_backend,
 )
 from suite.ops.autograd import first_order_backward
 from suite.ops.conv import conv1x1
@@ -302,19 +303,26 @@ class SelfAttention(nn.Module):
         return self._weights(phi, psi)
 
 
+def _eager() -> bool:
+    """Run eagerly on the default backend: not traced (torch.jit, fvcore), compiled or exported.
+
+    A traced graph should count or keep the architecture, not the shortcuts; torch.compile and
+    torch.export trace with fake tensors, which the shortcuts' data-dependent checks cannot read
+    and which the inference workspace would otherwise keep for the next eager call. The naive
+    'unfold' backend is the straightforward reference the benchmark compares against.
+    """
+    return not torch.jit.is_tracing() and not torch.compiler.is_compiling() and current_backend() == "shift"
+
+
 def _training_ops() -> bool:
-    """Autograd on, not traced, default backend: the memory-light training ops may run."""
-    return torch.is_grad_enabled() and not torch.jit.is_tracing() and current_backend() == "shift"
+    """Autograd on, eager: the memory-light training ops may run."""
+    return torch.is_grad_enabled() and _eager()
 
 
 def _inference() -> bool:
-    """No autograd, no tracing, default backend: the fast inference implementations may run.
-
-    They compute the same values; autograd needs the official dataflow's saved tensors, a traced
-    graph (FLOP counting) should count the architecture, not the shortcuts, and the naive
-    'unfold' backend is the straightforward reference the benchmark compares against.
-    """
-    return not torch.is_grad_enabled() and not torch.jit.is_tracing() and current_backend() == "shift"
+    """No autograd, eager: the fast inference implementations may run. They compute the same
+    values; autograd needs the official dataflow's saved tensors."""
+    return not torch.is_grad_enabled() and _eager()
 
 
 def _bn_relu(bn: nn.BatchNorm2d, x: Tensor, inplace: bool = False) -> Tensor:
@@ -655,7 +663,10 @@ class SAN(nn.Module):
         if min(x.shape[-2:]) < _SMALLEST_INPUT:
             raise SuiteError(f"inputs of {x.shape[-2]}x{x.shape[-1]} px are too small: SAN halves its maps "
                              f"{len(_WIDTHS)} times, so each side needs at least {_SMALLEST_INPUT} px")
-        with using(self.workspace) if not self.training else contextlib.nullcontext():  # inference's only
+        # An empty batch (a rank's share of an uneven split) takes the reference ops, which handle it
+        # as PyTorch's layers do; the fast paths' layouts and chunking assume an image.
+        reference = use_backend("unfold") if x.shape[0] == 0 else contextlib.nullcontext()
+        with reference, using(self.workspace) if _inference() else contextlib.nullcontext():  # inference's only
             x = self.stages(self.stem(x))
         return self.fc(torch.flatten(self.avgpool(x), 1))
 

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Literal
 
+import torch
+
 from suite.errors import unknown
 
 Backend = Literal["shift", "unfold"]
@@ -22,7 +24,10 @@ _current: ContextVar[str] = ContextVar("suite_ops_backend", default="shift")
 
 
 def current_backend() -> str:
-    return _current.get()
+    """The backend in force; 'unfold' while torch.export traces, whatever was asked: an exported
+    program should be plain differentiable aten ops, and the shift ops write into tensors they
+    made (out=), which an exported graph rejects when it runs with autograd on."""
+    return "unfold" if torch.compiler.is_exporting() else _current.get()
 
 
 @contextmanager

@@ -474,6 +474,8 @@ def batch_norm_relu(x: Tensor, bn: nn.BatchNorm2d, weight: Tensor | None, bias: 
     Updates the running statistics as nn.BatchNorm2d (call after counting the step); returns
     (mean, invstd) as native_batch_norm does.
     """
+    if x.numel() == x.shape[1]:  # nn.BatchNorm2d's check, made before the running statistics take a NaN variance
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {x.shape}")
     mean, var = torch.batch_norm_update_stats(x, bn.running_mean, bn.running_var, bn_momentum(bn))
     invstd = torch.rsqrt(var + bn.eps)
     scale = invstd if weight is None else invstd * weight

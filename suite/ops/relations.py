@@ -197,13 +197,21 @@ class LocalRelation(torch.autograd.Function):
         )
 
 
-@functools.lru_cache(maxsize=64)
 def position_grid(height: int, width: int, *, device: Any = None, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Normalised pixel coordinates (1, 2, H, W), channels [x, y], each linspace(-1, 1) (official).
 
     Cached (treat as read-only): the same few sizes recur in every forward. Made outside inference
-    mode, so a grid first built under torch.inference_mode can still be used in training.
+    mode, so a grid first built under torch.inference_mode can still be used in training. Not
+    cached while torch.compile or torch.export traces: the grid is a fake tensor there, which a
+    later eager call must not get.
     """
+    if torch.compiler.is_compiling():
+        return _position_grid.__wrapped__(height, width, device, dtype)
+    return _position_grid(height, width, device, dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _position_grid(height: int, width: int, device: Any, dtype: torch.dtype | None) -> torch.Tensor:
     with torch.inference_mode(False):
         xs = torch.linspace(-1.0, 1.0, width, device=device, dtype=dtype).expand(height, width)
         ys = torch.linspace(-1.0, 1.0, height, device=device, dtype=dtype).unsqueeze(1).expand(height, width)
@@ -233,6 +241,8 @@ def patchwise_relation(
     padding: Padding = "reflect",
 ) -> torch.Tensor:
     """delta(x_R(i)) for every pixel i -> (N, width, H, W) (widths in `patchwise_width`)."""
+    if phi.shape != psi.shape:
+        raise ValueError(f"phi {tuple(phi.shape)} and psi {tuple(psi.shape)} must have the same shape")
     window = Window(kernel_size, dilation, padding)
     n, c, h, w = phi.shape
     if relation == "star":
