@@ -307,6 +307,16 @@ def _resubmit_hint(out: Path, run_ids: Sequence[str], args: argparse.Namespace) 
         if differ else ""
 
 
+def _recorded_threads(out: Path, run_ids: Sequence[str]) -> str:
+    """` --threads N` when these local runs last ran with N torch threads, so a retry resumes
+    them as they ran (CPU results depend on the thread count); empty when they differ or are unknown."""
+    from suite import store
+
+    threads = {(store.state_of(store.run_dir(out, rid)).status or {}).get("threads") for rid in run_ids}
+    value = threads.pop() if len(threads) == 1 else None
+    return f" --threads {value}" if isinstance(value, int) and not isinstance(value, bool) and value > 0 else ""
+
+
 def _recorded_flags(again: str) -> list[str]:
     """The cluster flags of a recorded resubmit command (`_same_slurm_runs`: between `--executor
     slurm` and `--retry-failed`)."""
@@ -355,7 +365,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
                  options: ClusterOptions | None) -> int:
     from suite.dispatch import cluster, slurm
     from suite.dispatch.local import run_local
-    from suite.dispatch.plan import make_plan, start_afresh
+    from suite.dispatch.plan import make_plan
 
     # Runs submitted earlier: still queued or running (left alone), or ended without a result (recorded).
     busy = {rid for rid, state in slurm.refresh(out, [r.run_id for r in runs]).items() if state in slurm.ALIVE}
@@ -403,9 +413,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         again = _same_runs(args)
         print(f"follow: suite status {again}    stop: suite cancel {again}")
         return 0
-    if args.force:
-        start_afresh(plan.to_run, out)
-    outcome = run_local(plan.to_run, out, max_parallel=args.max_parallel, threads=args.threads,
+    outcome = run_local(plan.to_run, out, max_parallel=args.max_parallel, threads=args.threads, afresh=args.force,
                         progress=not args.no_progress)
     busy = f", {len(outcome.busy)} left to the other process executing them" if outcome.busy else ""
     stopped = f", {len(outcome.stopped)} interrupted" if outcome.stopped else ""
@@ -474,6 +482,7 @@ def _status(args: argparse.Namespace) -> int:
         if args.spec and not part["status"].isin(LIVE).any():
             _note_runs_elsewhere(out, spec.name, set(part["run_id"]), "status", sys.stdout, states=LIVE)
         _print_slurm(part, slurm_states)
+        _print_running_elsewhere(out, part, f"suite run {_same_runs(args)}" if args.spec else f"suite run {name}")
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
             print(f"  done {row['run_id']}: {row['note']}")
         for _, row in part[(part["status"] == "missing") & (part["note"] != "")].iterrows():
@@ -482,7 +491,7 @@ def _status(args: argparse.Namespace) -> int:
                   + (f"; a SLURM job of it may still be queued: `squeue --name suite-{name}`)" if lost else ")"))
         for _, row in part[part["status"].isin(["failed", "cancelled", "interrupted"])].iterrows():
             d = store.run_dir(out, row["run_id"])
-            print(f"  {row['status']} {row['run_id']}: {row['note']}")
+            print(f"  {row['status']} {row['run_id']}: {row['note'] or '(no reason recorded)'}")
             archived = sorted((d / "archive").glob("*/result.json"))
             if archived:  # --force moved a finished result aside: the failed attempt did not destroy it
                 print(f"      its result from before --force is kept in {archived[-1].parent}")
@@ -495,7 +504,7 @@ def _status(args: argparse.Namespace) -> int:
             on_slurm = part.loc[part["run_id"].isin(stopped), "slurm_job_id"].notna().any() \
                 if "slurm_job_id" in part else False  # the last attempt's job; None for a local one
             again = "".join(_resubmit_hint(out, stopped, args)) if on_slurm else \
-                f"suite run {_same_runs(args)} --retry-failed"
+                f"suite run {_same_runs(args)}{_recorded_threads(out, stopped)} --retry-failed"
             print(f"  rerun the {len(stopped)} failed or cancelled: {again}")
     if not args.spec:
         print("(each run under the spec that planned it first; `suite status SPEC` counts all of a spec's runs, "
@@ -520,6 +529,22 @@ def _note_runs_elsewhere(out: Path, spec: str, covered: set[str], command: str, 
         print(f"note: {count(other, 'run')} of {spec} in {out} ({what}) {'is' if other == 1 else 'are'} of another "
               f"preset, other key=value overrides or an earlier version of the spec file: give `suite {command}` "
               "the ones given to `suite run`", file=file)
+
+
+def _print_running_elsewhere(out: Path, frame: pandas.DataFrame, again: str) -> None:
+    """Local runs another machine records as running: only that machine can see whether their
+    process is gone (then `suite run` there resumes them), so say where they are."""
+    import socket
+
+    from suite import store
+
+    for rid in frame.loc[frame["status"] == "running", "run_id"]:
+        status = store.state_of(store.run_dir(out, rid)).status or {}
+        host = status.get("host")
+        if status.get("slurm_job_id") or not host or host == socket.gethostname():
+            continue
+        print(f"  running {rid}: on {host}, pid {status.get('pid')}, since {status.get('started_at')}; if that "
+              f"process is gone, `{again}` on {host} finds it so and resumes the run")
 
 
 def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
@@ -738,9 +763,16 @@ def _report(args: argparse.Namespace) -> int:
     from suite.config import parse_overrides
     from suite.dispatch import slurm
     from suite.report import files, formats, tables
+    from suite.files import check_writable
     from suite.report.splice import splice_file
 
-    out = _store_dir(args, writing=args.all or not (args.to or args.into))  # the tables go into the store
+    out = _store_dir(args)
+    if args.all or not (args.to or args.into):  # the tables go into the store itself, beside runs/
+        try:
+            check_writable(out, key="--out" if args.out else "$SUITE_OUT", directory=True)
+        except SuiteError as err:
+            elsewhere = "" if args.all else "; `--to FILE` writes the table elsewhere"
+            raise SuiteError(f"{err.message}{elsewhere}", file=err.file, key=err.key) from None
     chosen = files.parse_formats(args.format)
     log = sys.stderr if args.to == "-" else sys.stdout
     if args.all:

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
 from filelock import Timeout
 
 from suite import files, store
@@ -70,6 +71,7 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
             warnings.warn(said[-1], SuiteWarning)
         attempts = int((current.status or {}).get("attempts") or 0) + 1
         store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid(), attempts=attempts,
+                         threads=torch.get_num_threads(),  # `suite status`'s rerun hint keeps them (CPU sums depend on them)
                          started_at=store.now(), error=None, warnings=said, **_slurm_ids())
         # the log's attempts apart (log.txt gets every attempt's lines, a SLURM log a requeue's)
         print(f"attempt {attempts} of run {run.run_id}: {socket.gethostname()}, pid {os.getpid()}, {store.now()}",

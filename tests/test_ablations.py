@@ -648,6 +648,26 @@ def test_a_spec_name_must_be_text(tmp_path):
     path = write(tmp_path, "name: 123\nbase: {model: {name: resnet26}}\n", "123")
     with pytest.raises(SuiteError, match=r"the spec name must be text, got 123 \(quote it"):
         load(path)
+    path = write(tmp_path, "name: true\nbase: {model: {name: resnet26}}\n", "true")  # not Python's True
+    with pytest.raises(SuiteError, match=r'got true \(quote it: name: "true"\)'):
+        load(path)
+    path = write(tmp_path, "name:\nbase: {model: {name: resnet26}}\n", "mine")
+    with pytest.raises(SuiteError, match=r"the spec name is empty: write the file's \(name: mine\) or leave the key out"):
+        load(path)
+
+
+def test_an_option_value_is_shown_as_yaml_spells_it(tmp_path):
+    path = write(tmp_path, "name: nul\nbase: {model: {name: ran56_cifar}}\ngrid: {model.mask_norm: [null]}\n", "nul")
+    with pytest.raises(SuiteError, match=r"invalid value null for model 'ran56_cifar'"):
+        expand(load(path))
+
+
+def test_a_folder_or_file_named_like_a_spec_does_not_hide_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "quick").mkdir()
+    (tmp_path / "san_main").write_text("")
+    assert load("quick").name == "quick" and load("san_main").name == "san_main"
+    assert load("quick") == load(ablations.find("quick"))
 
 
 def test_a_spec_kept_elsewhere_cannot_take_a_shipped_spec_name(tmp_path, monkeypatch):

@@ -78,14 +78,16 @@ def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, capsys):
     # lr=1e12 makes the loss non-finite: the training loop raises Diverged.
     spec = _spec(tmp_path, "diverge", "  lr: [0.05, 1.0e12]")
     out = tmp_path / "store"
-    assert main(["run", str(spec), "--out", str(out), "--no-progress", *FAST]) == 1
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", "--threads", "1", *FAST]) == 1
     assert "1 done, 1 failed" in capsys.readouterr().out
 
     assert main(["status", str(spec), "--out", str(out), *FAST]) == 0
     printed = capsys.readouterr().out
     assert "1 done" in printed and "1 failed" in printed
     assert "lr: training loss is not finite" in printed  # a user's error: its message, no traceback
-    assert f"rerun the 1 failed or cancelled: suite run {spec} --out {out} {' '.join(FAST)} --retry-failed" in printed
+    # with the threads it ran with: a resumed run's sums depend on them
+    assert f"rerun the 1 failed or cancelled: suite run {spec} --out {out} {' '.join(FAST)} --threads 1 " \
+           "--retry-failed" in printed
 
     runs = {r.config.lr: r for r in ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))}
     failed = store.run_dir(out, runs[1.0e12].run_id)
@@ -145,6 +147,28 @@ def test_force_archives_a_result_that_a_failing_rerun_cannot_destroy(tmp_path, c
     printed = capsys.readouterr().out
     assert "batch_size: a batch of 1 cannot train this model" in printed
     assert f"its result from before --force is kept in {kept.parent}" in printed
+
+
+def test_an_interrupted_force_archives_only_the_runs_it_started(tmp_path, monkeypatch, capsys):
+    # Ctrl-C while the first run executes: the second, never started, keeps its result (done).
+    spec = _spec(tmp_path, "forced2", "  model.mask_norm: [mixed, channel]")
+    out = tmp_path / "store"
+    runs = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    for run in runs:
+        store.write_result(store.plan(out, run), {"run_id": run.run_id, "metrics": {"top1_err": 6.5}})
+    from suite.dispatch import local
+
+    popen = subprocess.Popen
+
+    def sleeper(command, **kwargs):  # stands in for the run's process
+        return popen([sys.executable, "-c", "import time; time.sleep(60)"], **kwargs)
+
+    monkeypatch.setattr(local.subprocess, "Popen", sleeper)
+    monkeypatch.setattr(local.time, "sleep", lambda s: (_ for _ in ()).throw(KeyboardInterrupt()))  # at the first poll
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", "--force", *FAST]) == 130
+    first, second = (store.run_dir(out, r.run_id) for r in runs)
+    assert list((first / "archive").glob("*/result.json")) and not (first / "result.json").exists()
+    assert store.state_of(second).state == "done" and not (second / "archive").exists()
 
 
 def _wait_for(condition, timeout: float, what: str) -> None:

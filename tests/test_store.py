@@ -269,6 +269,25 @@ def test_status_names_a_corrupt_record_once(tmp_path, capsys):
     assert err.count("warning: skipped a corrupt record") == 1
 
 
+def test_status_says_where_a_run_another_machine_executes_runs(tmp_path, capsys):
+    # Only that machine can tell whether the process is gone: say which one, and what recovers the run there.
+    from suite.cli import main
+
+    run = make_run()
+    d = store.plan(tmp_path, run)
+    store.set_status(d, "running", host="login2", pid=4242, started_at="2026-12-01T10:00:00")
+    assert main(["status", "--out", str(tmp_path)]) == 0
+    assert f"  running {run.run_id}: on login2, pid 4242, since 2026-12-01T10:00:00; if that process is gone, " \
+           "`suite run toy` on login2 finds it so and resumes the run" in capsys.readouterr().out
+    store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid())
+    with store.run_lock(d):  # this machine's own running run: nothing to add
+        assert main(["status", "--out", str(tmp_path)]) == 0
+    assert "  running " not in capsys.readouterr().out
+    (d / "status.json").write_text('{"state": "failed"}')  # written by hand, or by an older version
+    assert main(["status", "--out", str(tmp_path)]) == 0
+    assert f"  failed {run.run_id}: (no reason recorded)" in capsys.readouterr().out
+
+
 def test_status_of_a_store_that_is_not_there_says_so(tmp_path, capsys):
     from suite.cli import main
 

@@ -36,9 +36,11 @@ def find(name: str) -> Path | None:
 
 
 def load(name_or_path: str | Path) -> Spec:
-    """A spec by name (searched in spec_dirs) or by path to a YAML file."""
+    """A spec by name (searched in spec_dirs) or by path to a YAML file. A bare word is a name
+    first: a folder or stray file called `quick` in the working directory does not hide the spec."""
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    word = path.suffix not in (".yaml", ".yml") and "/" not in str(name_or_path) and os.sep not in str(name_or_path)
+    if not (word and find(str(name_or_path)) is not None) and (path.suffix in (".yaml", ".yml") or path.exists()):
         spec = parse(path)
         same_name = find(spec.name)  # a file in the spec folders is itself what its name finds (or shadows)
         if same_name is not None and path.resolve().parent not in spec_dirs():

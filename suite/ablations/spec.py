@@ -34,7 +34,7 @@ from suite.config import MAX_SEED, MEASURE, SECTIONS, check_key, flatten
 from suite.data.catalog import DATASETS
 from suite.errors import SuiteError, close_matches
 from suite.metrics import COSTS, REFERENCE_METRICS, RUN_METRICS, percent
-from suite.schema import read_yaml
+from suite.schema import read_yaml, show_value
 
 TOP_LEVEL = ("name", "description", "paper", "base", "grid", "zip", "when", "seeds", "presets", "reference", "report",
              "cluster")
@@ -113,8 +113,11 @@ def parse(path: Path) -> Spec:
             raise where.error(f"unknown spec key{'; did you mean ' + repr(hint[0]) + '?' if hint else ''}",
                               str(key), choices=TOP_LEVEL)
     name = raw.get("name", path.stem)
+    if name is None:
+        raise where.error(f"the spec name is empty: write the file's (name: {path.stem}) or leave the key out", "name")
     if not isinstance(name, str):
-        raise where.error(f"the spec name must be text, got {name!r} (quote it: name: \"{name}\")", "name")
+        shown = show_value(name)
+        raise where.error(f"the spec name must be text, got {shown} (quote it: name: \"{shown}\")", "name")
     if name != path.stem:
         raise where.error(f"the spec name {name!r} must equal the file name {path.stem!r}", "name")
     _check_name(str(name), "spec", where, "name")

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from suite import processes, store
 from suite.ablations.expand import RunSpec
+from suite.dispatch.plan import start_afresh
 from suite.errors import SuiteError, SuiteWarning
 from suite.execute import BUSY_EXIT
 
@@ -38,11 +39,16 @@ class Outcome:
 
 
 def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads: int | None = None,
-              progress: bool = True, poll_s: float = 0.2) -> Outcome:
+              afresh: bool = False, progress: bool = True, poll_s: float = 0.2) -> Outcome:
     """Execute `runs` (already filtered to what must run) and wait for them, each with `threads`
-    torch threads (default: the cores shared out among the `max_parallel` runs)."""
+    torch threads (default: the cores shared out among the `max_parallel` runs).
+
+    With `afresh` (--force), each run's earlier files are archived just before it starts, so runs
+    an interruption keeps from starting keep their results.
+    """
     out = Path(out)
-    queue = [store.plan(out, r) for r in runs]
+    planned = {store.plan(out, r): r for r in runs}
+    queue = list(planned)
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, max_parallel))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     active: dict[subprocess.Popen, Path] = {}
@@ -53,6 +59,8 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
             while queue or active:
                 while queue and len(active) < max_parallel:
                     d = queue.pop(0)
+                    if afresh:
+                        start_afresh([planned[d]], out)
                     with open(d / "log.txt", "ab") as log:  # the child has its own copy of the descriptor
                         child = subprocess.Popen([sys.executable, "-m", "suite.execute", str(d)], stdout=log,
                                                  stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)

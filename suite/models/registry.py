@@ -22,7 +22,7 @@ from typing import Any, Literal
 from torch import nn
 
 from suite.errors import SuiteError, close_matches, unknown
-from suite.schema import coerce
+from suite.schema import coerce, show_value
 
 Builder = Callable[..., nn.Module]
 # (resolved options, smallest input size in px or None if unknown) -> None; raises SuiteError naming the option
@@ -44,7 +44,7 @@ class Option:
             return coerce(value, self.annotation)
         except (TypeError, ValueError) as exc:
             raise SuiteError(
-                f"invalid value {value!r} for model {model!r}: {exc}",
+                f"invalid value {show_value(value)} for model {model!r}: {exc}",  # as YAML spells it
                 key=self.name,
                 choices=self.choices,
             ) from None
