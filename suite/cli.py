@@ -74,9 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SuiteError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM or SIGHUP where processes.sigterm_raises handles them
         print("interrupted", file=sys.stderr)
-        return 130
+        return getattr(stop, "status", 130)  # 130, 143 or 129: as the shell reports a process the signal ended
     except BrokenPipeError:  # `suite status | head`: the reader has gone, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor is the flush at exit
         return 0
@@ -481,7 +481,7 @@ def _status(args: argparse.Namespace) -> int:
                              "their jobs measuring them again are queued or running (slurm, below)")
         if args.spec and not part["status"].isin(LIVE).any():
             _note_runs_elsewhere(out, spec.name, set(part["run_id"]), "status", sys.stdout, states=LIVE)
-        _print_slurm(part, slurm_states)
+        _print_slurm(part, slurm_states, out, _same_runs(args) if args.spec else None)
         _print_running_elsewhere(out, part, f"suite run {_same_runs(args)}" if args.spec else f"suite run {name}")
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
             print(f"  done {row['run_id']}: {row['note']}")
@@ -547,9 +547,12 @@ def _print_running_elsewhere(out: Path, frame: pandas.DataFrame, again: str) -> 
               f"process is gone, `{again}` on {host} finds it so and resumes the run")
 
 
-def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
+def _print_slurm(frame: pandas.DataFrame, states: dict[str, str], out: Path, same_runs: str | None) -> None:
     """SLURM's view of the runs the store has as queued or running (done runs too, while a job
-    measures them again): counts per state, job arrays."""
+    measures them again): counts per state, job arrays. `same_runs`: the arguments that name
+    these runs (`_same_runs`), for the hints; None for the whole store."""
+    from suite import store
+
     live = frame[frame["status"].isin(["pending", "running", "interrupted", "done"]) & frame["run_id"].isin(list(states))]
     if live.empty:
         return
@@ -562,11 +565,22 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str]) -> None:
     if pending:  # e.g. BadConstraints: a request the cluster can never meet waits forever
         from suite.dispatch.slurm import NEVER_STARTS, pending_reasons
 
-        reasons = Counter(pending_reasons(pending).values())
+        reason_of = pending_reasons(pending)
+        reasons = Counter(reason_of.values())
         if reasons:
             print(f"  pending because: {', '.join(f'{r} ({n})' for r, n in sorted(reasons.items()))}")
-        if "JobHeldUser" in reasons:
-            print(f"  held as asked (sbatch hold): `scontrol release {arrays.replace(' ', ',')}` lets them start")
+        held = {rid: str(j) for rid, j in zip(live["run_id"], live["slurm_job_id"])
+                if reason_of.get(str(j)) == "JobHeldUser"}
+        asked = {rid for rid in held if (store.state_of(store.run_dir(out, rid)).status or {}).get("sbatch_hold")}
+        if asked:
+            release = _arrays(held[rid] for rid in asked).replace(" ", ",")
+            print(f"  held as asked (sbatch hold): `scontrol release {release}` lets them start")
+        if held.keys() - asked:  # a submission killed before it released them, or `scontrol hold`
+            release = _arrays(held[rid] for rid in held.keys() - asked).replace(" ", ",")
+            cancel = f"suite cancel {same_runs}" if same_runs is not None else "suite cancel SPEC"
+            print(f"  held, though no hold was asked (a submission stopped before it released them, or `scontrol "
+                  f"hold`): `scontrol release {release}` lets them start; or `{cancel}` cancels the queued runs and "
+                  "prints the command that submits them again")
         for reason, why in NEVER_STARTS.items():
             if reason in reasons:
                 print(f"  {reason}: {why}: these wait until the cluster changes; `suite cancel` with the same "
@@ -881,9 +895,9 @@ def _train(args: argparse.Namespace) -> int:
     try:
         with processes.sigterm_raises():  # as Ctrl-C: the last epoch's checkpoint stays, and the command resumes
             metrics = run(config, out, resume=True, progress=not args.no_progress)
-    except processes.Terminated:
+    except processes.Terminated as stop:
         print(f"interrupted; the same command resumes from {out}", file=sys.stderr)
-        return processes.Terminated.status
+        return stop.status
     print(json.dumps(metrics))
     return 0
 
@@ -962,9 +976,9 @@ def _bench(args: argparse.Namespace) -> int:
     except run.BenchmarkFailed as exc:
         print(f"error: {exc}; nothing compared", file=sys.stderr)
         return 1
-    except processes.Terminated:  # the benchmarks' pytest is stopped and temporary files are gone
+    except processes.Terminated as stop:  # the benchmarks' pytest is stopped and temporary files are gone
         print("terminated", file=sys.stderr)
-        return processes.Terminated.status
+        return stop.status
     rows = compare.compare(base, current, threshold, absolute=args.absolute)
     print(compare.render(rows, base, current, threshold), end="")
     if not any(r.verdict != "new" for r in rows):  # a gate that compared nothing must not pass

@@ -28,12 +28,14 @@ from typing import Any
 import torch
 from filelock import Timeout
 
-from suite import files, store
+from suite import files, processes, store
 from suite.ablations.expand import RunSpec
 from suite.config import RunConfig
 from suite.errors import SuiteError, SuiteWarning, show_warning
 from suite.train.checkpoint import Preempted
 
+# The signals that stop a run process (recorded as interrupted): Ctrl-C's, and those of `processes`.
+INTERRUPTS = (signal.SIGINT, *processes.STOPS)
 # How long to wait for the run's lock: `store.executing` (a planner's probe) holds it for an instant.
 LOCK_WAIT_S = 1.0
 BUSY_EXIT = 75  # EX_TEMPFAIL: another process holds the run; `main` exits with it and touches nothing
@@ -271,8 +273,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     warnings.showwarning = show_warning  # the run's log says `warning: ...`, as the console would
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
+    processes.handle(INTERRUPTS, _interrupt)
     d = Path(argv[0])
     try:
         planned = store.read_json(d / "config.json")
@@ -305,10 +306,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _interrupt(signum: int, frame: object) -> None:
     """Once: Ctrl-C reaches the run and its runner, which then sends SIGTERM; a second signal
-    would break off the recording of the first (the run was said to be stopped by SIGTERM)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    would break off the recording of the first (the run was said to be stopped by SIGTERM).
+    The later ones go to `_ignore`, not SIG_IGN: a signal already pending when this runs would
+    find SIG_IGN, and CPython then prints `OSError: Signal 15 ignored due to race condition`
+    with a traceback into the run's log."""
+    processes.handle(INTERRUPTS, _ignore)
     raise Interrupted(signal.Signals(signum).name)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """A stop signal after the first: the run is stopping already."""
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 default SIGTERM handler ends the parent on the spot: the child ran on (a CI timeout's `kill` let
 pytest finish and even save a baseline) and temporary directories stayed behind. So while children
 run, SIGTERM raises `Terminated` (cleanup in `finally` and `with` blocks runs), and `run` stops its
-child on any exception before passing it on.
+child on any exception before passing it on. SIGHUP (a closed terminal or ssh session) ends a
+process the same way, so it is one of the `STOPS` as well, unless it is ignored (`nohup`).
 """
 
 from __future__ import annotations
@@ -13,34 +14,51 @@ import contextlib
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+# What `kill` and a closed terminal or ssh session send: requests to stop, handled as Ctrl-C is.
+STOPS = (signal.SIGTERM, signal.SIGHUP)
 GRACE_S = 5.0  # how long a child gets to exit by itself, then after SIGTERM, before SIGKILL
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, as an exception. A KeyboardInterrupt so that `except Exception` does not swallow
-    it; `status` is the shell's exit status for a process ended by SIGTERM."""
+    """A stop signal (SIGTERM, SIGHUP), as an exception. A KeyboardInterrupt so that `except
+    Exception` does not swallow it; `status` is the shell's exit status for a process ended by it."""
 
-    status = 128 + signal.SIGTERM
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signal.Signals(signum)
+        self.status = 128 + self.signum
+
+
+def handle(signals: Iterable[int], handler: Callable[[int, Any], Any]) -> dict[int, Any]:
+    """Install `handler` for each of `signals` that is not ignored (`nohup` ignores SIGHUP, and
+    that choice stays the user's); returns the handlers it replaced, for `signal.signal` to put back."""
+    previous = {}
+    for signum in signals:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, handler)
+    return previous
 
 
 @contextlib.contextmanager
 def sigterm_raises() -> Iterator[None]:
-    """Within the block, SIGTERM raises Terminated (signal handlers live in the main thread only)."""
+    """Within the block, SIGTERM and SIGHUP (`STOPS`) raise Terminated (signal handlers live in the
+    main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: object) -> None:
-        raise Terminated()
+        raise Terminated(signum)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = handle(STOPS, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, earlier in previous.items():
+            signal.signal(signum, earlier)
 
 
 def run(command: Sequence[str], *, capture: bool = False, **popen: Any) -> subprocess.CompletedProcess[str]:

@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -180,7 +181,7 @@ def _wait_for(condition, timeout: float, what: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["sigterm", "ctrl_c", "sigkill", "sigkill_runner_only", "sigterm_run_only"])
+@pytest.mark.parametrize("how", ["sigterm", "ctrl_c", "sighup", "sigkill", "sigkill_runner_only", "sigterm_run_only"])
 def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how):
     # Three epochs: the first one's line in metrics.jsonl (written with its checkpoint) shows a run
     # caught after it, mid-training, so it resumes; seeds make two distinct runs.
@@ -206,9 +207,10 @@ def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how
             runner.send_signal(signal.SIGTERM)
             assert runner.wait(timeout=120) == 143  # 128 + SIGTERM, as `suite profile` and `suite bench` exit
             assert "not finished; the same command resumes them: suite run " in runner.stdout.read().decode()
-        elif how == "ctrl_c":  # SIGINT to the whole process group: the runner and its run alike
-            os.killpg(runner.pid, signal.SIGINT)
-            assert runner.wait(timeout=120) == 130
+        elif how in ("ctrl_c", "sighup"):  # to the whole process group, the runner and its run alike, as a
+            # terminal sends them (SIGHUP: it was closed, or the ssh session was lost)
+            os.killpg(runner.pid, signal.SIGINT if how == "ctrl_c" else signal.SIGHUP)
+            assert runner.wait(timeout=120) == (130 if how == "ctrl_c" else 129)
             assert "not finished; the same command resumes them: suite run " in runner.stdout.read().decode()
         elif how == "sigkill":  # the runner and its child die at once: nothing gets to record anything
             os.killpg(runner.pid, signal.SIGKILL)
@@ -236,8 +238,11 @@ def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how
     assert states.count("interrupted") == 1, states
     assert set(states) <= {"done", "interrupted", "missing"}, states
     interrupted = dirs[states.index("interrupted")]
-    if how in ("sigterm", "ctrl_c", "sigterm_run_only"):  # the signal that stopped it, not the runner's SIGTERM after a Ctrl-C
-        assert store.state_of(interrupted).status["error"] == f"interrupted: SIG{'INT' if how == 'ctrl_c' else 'TERM'}"
+    # the signal that stopped it, not the runner's SIGTERM that follows a signal to the whole group
+    if how in ("sigterm", "ctrl_c", "sighup", "sigterm_run_only"):
+        signum = {"ctrl_c": "SIGINT", "sighup": "SIGHUP"}.get(how, "SIGTERM")
+        assert store.state_of(interrupted).status["error"] == f"interrupted: {signum}"
+    assert "Traceback" not in (interrupted / "log.txt").read_text()  # a second signal is no error of the run
     assert main(["status", str(spec), "--out", str(out), *overrides]) == 0
     assert "1 interrupted" in capsys.readouterr().out
 
@@ -614,3 +619,29 @@ def test_only_the_child_that_said_so_is_booked_interrupted(tmp_path, code):
     outcome = Outcome()
     assert _settle(143, d, outcome, pid=222) == "interrupted"
     assert outcome.stopped == [d.name] and store.state_of(d).state == "interrupted"
+
+
+def test_a_signal_pending_behind_the_first_leaves_no_traceback_in_the_log():
+    """Ctrl-C reaches the run, and the runner then sends SIGTERM: with both pending at once, the
+    first one's handler set SIG_IGN for the second, which CPython then reported into log.txt as
+    `OSError: Signal 15 ignored due to race condition`, with a traceback. The handlers of
+    `python -m suite.execute`, with both signals made pending together (blocked, then let in)."""
+    code = textwrap.dedent("""\
+        import signal, threading
+        from suite import execute, processes
+        processes.handle(execute.INTERRUPTS, execute._interrupt)  # as execute.main installs them
+        both = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, both)
+        for signum in both:  # to this thread: torch's threads would take a signal sent to the process
+            signal.pthread_kill(threading.get_ident(), signum)
+        try:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, both)  # both due now: SIGINT's handler runs first
+        except execute.Interrupted as stop:
+            print("stopped by", stop)
+        for _ in range(100):  # SIGTERM's turn comes at the next check
+            pass
+        signal.raise_signal(signal.SIGHUP)  # a later stop signal interrupts nothing either
+        print("still recording")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "stopped by SIGINT\nstill recording\n", "")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -239,6 +240,40 @@ def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys)
              "status to say the job is held and how to release it", out, timeout=60)
     assert store.read_json(next((d / "archive").glob("*/result.json")))["metrics"]["top1_err"] == 12.5
     suite(capsys, "cancel", str(spec), "--out", str(out))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
+def test_a_submission_stopped_by_a_signal_is_withdrawn_as_after_ctrl_c(tmp_path, capsys, signum):
+    """`kill` (SIGTERM) or a lost ssh session (SIGHUP) while the held arrays are being released
+    ended `suite run` on the spot: its jobs stayed held and its runs pending (`suite run` then had
+    nothing to run). Now, as after Ctrl-C, the jobs are cancelled and the store is as it was."""
+    scontrol, releasing = shutil.which("scontrol"), tmp_path / "releasing"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(  # a slow release: 60 s in short sleeps, none left behind long
+        f'#!/bin/sh\nif [ "$1" = release ]; then touch {releasing}; i=0; while [ $i -lt 600 ]; do sleep 0.1; '
+        f'i=$((i + 1)); done; fi\nexec {scontrol} "$@"\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, f"stopped_{signal.Signals(signum).name.lower()}", {"lr": [0.01, 0.02]})
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SUITE_CLUSTER": "",
+           "PYTHONPATH": str(Path(store.__file__).parents[1])}  # the suite under test
+    submitter = subprocess.Popen([sys.executable, "-m", "suite", "run", str(spec), "--executor", "slurm", "--out",
+                                  str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: releasing.exists() or submitter.poll() is not None, "the release", out)
+        submitter.send_signal(signum)
+        said, err = submitter.communicate(timeout=120)
+    finally:
+        if submitter.poll() is None:
+            submitter.kill()
+            submitter.wait()
+    assert submitter.returncode == 128 + signum and err.strip().endswith("interrupted"), said + err
+    assert not subprocess.run(["squeue", "-h", "--name", f"suite-{spec.stem}"], capture_output=True,
+                              text=True).stdout.strip()
+    assert not any((out / "runs").iterdir())  # the runs it planned are taken back
+    assert "2 of 2 runs would start" in suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out),
+                                              "--dry-run")
 
 
 def test_failing_run_is_reported_with_its_error_and_the_rest_finish(tmp_path, capsys):

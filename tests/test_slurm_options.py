@@ -403,6 +403,29 @@ def test_status_says_what_to_do_about_jobs_slurm_has_no_record_of(tmp_path, monk
     assert "slurm: 1 UNKNOWN (jobs 7)" in printed and "SLURM has no record of 1 job" in printed
 
 
+def test_status_tells_a_hold_that_was_asked_for_from_one_a_stopped_submission_left(tmp_path, monkeypatch, capsys):
+    """A submission killed before it released its jobs leaves them JobHeldUser: `suite status` called
+    that a hold asked for (`--sbatch hold`), and did not say how to get the runs going."""
+    monkeypatch.setenv("SUITE_CLUSTER", "")
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    asked, left = ablations.expand(ablations.load(spec_path))
+    out = tmp_path / "store"
+    for run, job, hold in ((asked, "7_0", True), (left, "8_0", False)):
+        store.set_status(store.plan(out, run), "pending", slurm_job_id=job, sbatch_hold=hold, submitted_at=store.now(),
+                         executor="slurm")
+    monkeypatch.setattr(slurm, "slurm_states", lambda ids: dict.fromkeys(ids, "PENDING"))
+    monkeypatch.setattr(slurm, "pending_reasons", lambda ids: dict.fromkeys(ids, "JobHeldUser"))
+    assert main(["status", str(spec_path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "held as asked (sbatch hold): `scontrol release 7` lets them start\n" in printed
+    assert "held, though no hold was asked (a submission stopped before it released them, or `scontrol hold`): " \
+           f"`scontrol release 8` lets them start; or `suite cancel {spec_path} --out {out}` cancels the queued runs " \
+           "and prints the command that submits them again" in printed
+    assert main(["status", "--out", str(out)]) == 0  # the whole store: no spec's arguments to give
+    assert "`scontrol release 8` lets them start; or `suite cancel SPEC` cancels" in capsys.readouterr().out
+
+
 def test_a_signal_during_imports_counts_as_a_requeue_and_the_cap_holds(tmp_path):
     """submitit's own hook (`checkpoint`) runs when USR2 comes before the run replaced it: the
     requeue is counted like one from the training loop, and past max_requeues the run fails."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -96,10 +97,50 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", torn)
-    with pytest.raises(OSError):
+    with pytest.raises(SuiteError, match="cannot write the checkpoint: disk full"):
         checkpoint.save(path, {"x": torch.arange(5)})
     assert torch.equal(checkpoint.load(path)["x"], torch.arange(3))
     assert [p.name for p in tmp_path.iterdir()] == [checkpoint.FILENAME]
+
+
+class FullDisk:
+    """A file with `room` bytes left on its disk: the write that does not fit fails with ENOSPC."""
+
+    def __init__(self, f, room: int) -> None:
+        self.f, self.room = f, room
+
+    def write(self, data) -> int:
+        size = memoryview(data).nbytes
+        if size > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= size
+        return self.f.write(data)
+
+
+def test_a_full_disk_names_the_checkpoint_and_keeps_the_earlier_one(tmp_path, monkeypatch):
+    """torch reports a failed write as `RuntimeError: [enforce fail at inline_container.cc:672] .
+    unexpected pos ...` (the OSError only as its context): `suite status` showed that, no file."""
+    path = tmp_path / checkpoint.FILENAME
+    checkpoint.save(path, {"x": torch.arange(3)})
+    save = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, f: save(obj, FullDisk(f, room=100)))
+    with pytest.raises(SuiteError) as err:
+        checkpoint.save(path, {"x": torch.zeros(10_000)})
+    assert str(err.value) == f"{path}: cannot write the checkpoint: No space left on device (an earlier checkpoint " \
+        "stays as it was)"
+    assert torch.equal(checkpoint.load(path)["x"], torch.arange(3))
+    assert [p.name for p in tmp_path.iterdir()] == [checkpoint.FILENAME]  # no temporary file left
+
+
+def test_a_state_torch_cannot_save_is_no_write_error(tmp_path, monkeypatch):
+    """Only a failed write is a user's problem; any other RuntimeError keeps its traceback (a bug)."""
+    def refuse(obj, f):
+        raise RuntimeError("cannot pickle 'generator' object")
+
+    monkeypatch.setattr(torch, "save", refuse)
+    with pytest.raises(RuntimeError, match="cannot pickle"):
+        checkpoint.save(tmp_path / checkpoint.FILENAME, {"x": torch.arange(3)})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_corrupt_checkpoint_is_a_suite_error(tmp_path):
@@ -402,20 +443,35 @@ def test_cli_refuses_an_override_it_would_drop_or_that_would_win_silently(tmp_pa
     assert f"<command line>: {key}: {says}" in err and not (tmp_path / "run").exists()
 
 
-def test_cli_sigterm_stops_training_as_ctrl_c_does(tmp_path, capsys, monkeypatch):
-    import os
-    import signal
-
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
+def test_cli_sigterm_or_sighup_stops_training_as_ctrl_c_does(tmp_path, capsys, monkeypatch, signum):
     import suite.train
 
     def killed(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGTERM)  # a real signal, as a cluster's or a CI's timeout sends it
-        raise AssertionError("SIGTERM did not stop the run")
+        os.kill(os.getpid(), signum)  # a real signal, as a cluster's or a CI's timeout sends it
+        raise AssertionError(f"{signal.Signals(signum).name} did not stop the run")
 
     monkeypatch.setattr(suite.train, "run", killed)
-    assert main(["train", "ran56_cifar", "--out", str(tmp_path / "run"), "--no-progress"]) == 143
+    assert main(["train", "ran56_cifar", "--out", str(tmp_path / "run"), "--no-progress"]) == 128 + signum
     assert f"interrupted; the same command resumes from {tmp_path / 'run'}" in capsys.readouterr().err
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is this command's only
+    assert signal.getsignal(signum) is signal.SIG_DFL  # the handler is this command's only
+
+
+def test_cli_leaves_sighup_ignored_under_nohup(tmp_path, capsys, monkeypatch):
+    import suite.train
+
+    def hung_up(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGHUP)
+        return {"top1_err": 1.0}
+
+    monkeypatch.setattr(suite.train, "run", hung_up)
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as `nohup suite train ...` starts it
+    try:
+        assert main(["train", "ran56_cifar", "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {"top1_err": 1.0}
 
 
 # ---------------------------------------------------------------------------------- accuracy

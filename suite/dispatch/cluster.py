@@ -44,8 +44,10 @@ class ClusterOptions:
                                                    "also the torch thread count")
     mem_gb: float | None = _option(None, "GB", "memory per node in GB (default: the cluster's)")
     constraint: str | None = _option(None, "EXPR", "node features, e.g. 'a100|h100'")
-    sbatch: dict[str, Any] = _option({}, "KEY=VALUE", "any other sbatch parameter, e.g. exclude=node7 or "
-                                                      "mail-type=END (repeatable)")
+    sbatch: dict[str, Any] = _option({}, "KEY[=VALUE]", "any other sbatch parameter (repeatable): KEY=VALUE, e.g. "
+                                                        "exclude=node7 or mail-type=END, or a bare KEY for a flag "
+                                                        "that takes no value, e.g. `--sbatch hold` (not hold=true, "
+                                                        "which sbatch refuses)")
     setup: list[str] = _option([], "LINE", "shell line run before each job, e.g. 'module load cuda' (repeatable)")
     array_parallelism: int = _option(256, "N", "array tasks running at once")
     max_array_size: int | None = _option(None, "N", "runs per job array (default: the cluster's MaxArraySize); "

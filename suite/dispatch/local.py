@@ -2,7 +2,7 @@
 
 A child process per run (`python -m suite.execute RUN_DIR`) means a crash, an out-of-memory kill
 or a NaN in one run cannot take the others down, and memory is returned between runs. Threads are
-split between concurrent runs so N runs do not oversubscribe the cores. Ctrl-C or SIGTERM stops
+split between concurrent runs so N runs do not oversubscribe the cores. Ctrl-C, SIGTERM or SIGHUP stops
 the children (they record themselves as interrupted, keeping their checkpoints); finished runs are
 never touched, and the next `suite run` starts only what is missing.
 """
@@ -35,7 +35,7 @@ class Outcome:
     failed: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # being executed by another process; left alone
     stopped: list[str] = field(default_factory=list)  # their process got a signal and recorded it: they resume
-    interrupted: int = 0  # the signal that stopped the runner (SIGINT, SIGTERM), else 0
+    interrupted: int = 0  # the signal that stopped the runner (SIGINT, SIGTERM, SIGHUP), else 0
 
 
 def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads: int | None = None,
@@ -54,7 +54,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
     active: dict[subprocess.Popen, Path] = {}
     outcome = Outcome()
     bar = tqdm(total=len(queue), desc="runs", unit="run", disable=not progress, dynamic_ncols=True)
-    with processes.sigterm_raises():  # SIGTERM stops the children as Ctrl-C does
+    with processes.sigterm_raises():  # SIGTERM or SIGHUP stops the children as Ctrl-C does
         try:
             while queue or active:
                 while queue and len(active) < max_parallel:
@@ -75,7 +75,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                         settled = len(outcome.done) + len(outcome.failed) + len(outcome.busy) + len(outcome.stopped)
                         print(f"run {d.name} {ended} ({settled} of {bar.total})", flush=True)
         except KeyboardInterrupt as stop:
-            outcome.interrupted = signal.SIGTERM if isinstance(stop, processes.Terminated) else signal.SIGINT
+            outcome.interrupted = stop.signum if isinstance(stop, processes.Terminated) else signal.SIGINT
             for child in active:
                 if child.poll() is None:
                     child.send_signal(signal.SIGTERM)

@@ -47,7 +47,7 @@ from typing import Any, NoReturn, TypeVar
 
 from filelock import FileLock, Timeout
 
-from suite import files, store
+from suite import files, processes, store
 from suite.ablations.expand import RunSpec
 from suite.dispatch import snapshot
 from suite.dispatch.cluster import ClusterOptions, summary
@@ -109,48 +109,51 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
     `afresh` (--force): archive what the runs left behind, once sbatch has taken them (held), so a
     refused submission hides no result. `again` is the command that submits them again with the
     same options; each run records it, so the hints after a cancel or an exhausted requeue budget
-    can print it."""
+    can print it. Refused or interrupted (Ctrl-C, SIGTERM, SIGHUP), it is withdrawn: the held
+    jobs are cancelled and the store is left as it was."""
     if shutil.which("sbatch") is None:
         raise SuiteError("`sbatch` not found: submit from a SLURM login node", key="executor")
-    out = Path(out).resolve()
-    size = options.max_array_size or max_array_size()
-    code = snapshot.take(out)
-    executor = make_executor(out, options, code, name=name)
-    planned = {store.run_dir(out, r.run_id) for r in runs if not store.run_dir(out, r.run_id).exists()}
-    dirs = _parallel(lambda r: store.plan(out, r), runs)
-    before = _parallel(_status_bytes, dirs)  # read before anything is held: a failure here leaves nothing queued
-    tasks = [SlurmRun(r, str(out), str(code.path), options.max_requeues) for r in runs]
-    try:
-        jobs = submit_arrays(executor, tasks, size)
-    except BaseException as err:  # refused or interrupted: nothing queued (submit_arrays withdrew it), nothing planned
-        _parallel(_unplan, list(planned))
-        if isinstance(err, SuiteError):  # sbatch names no option: show what was asked, so the culprit can be found
-            err.message += f" (the options sent, beyond the defaults: {summary(options)})"
-        raise
-    arrays = list(dict.fromkeys(array_of(j.job_id) for j in jobs))
-    archived: dict[Path, Path] = {}  # filled run by run: an interruption midway knows what it moved
-    try:
-        if afresh:
-            start_afresh(list(runs), out, archived)
-        record = code.record()
-        _parallel(lambda dj: store.set_status(
-            dj[0], "pending", slurm_job_id=dj[1].job_id, slurm_state=None, slurm_log=str(dj[1].paths.stderr),
-            submitted_at=store.now(), executor="slurm", code=record, requeues=0, error=None, again=again,
-            cancelled_at=None), list(zip(dirs, jobs)))
-        if not options.sbatch.get("hold"):  # a hold the user asked for is theirs to release
-            try:
-                _slurm("scontrol", "release", ",".join(arrays))
-            except SuiteError as err:  # e.g. more CPUs than a node has: sbatch takes it held, release refuses
-                raise SuiteError(f"SLURM took the jobs but will not run them: {err.message} (the options sent, "
-                                 f"beyond the defaults: {summary(options)})", key="cluster") from None
-    except BaseException:  # a refusal or Ctrl-C: withdraw the held jobs and leave the store as it was
+    with processes.sigterm_raises():  # `kill` or a closed ssh session withdraws it as Ctrl-C does
+        out = Path(out).resolve()
+        size = options.max_array_size or max_array_size()
+        code = snapshot.take(out)
+        executor = make_executor(out, options, code, name=name)
+        planned = {store.run_dir(out, r.run_id) for r in runs if not store.run_dir(out, r.run_id).exists()}
+        dirs = _parallel(lambda r: store.plan(out, r), runs)
+        before = _parallel(_status_bytes, dirs)  # read before anything is held: a failure here queues nothing
+        tasks = [SlurmRun(r, str(out), str(code.path), options.max_requeues) for r in runs]
         try:
-            subprocess.run(["scancel", *arrays], capture_output=True, timeout=60)
-        finally:
-            _parallel(lambda db: _restore(db[0], db[1], archived.get(db[0])), list(zip(dirs, before)))
-            _parallel(_unplan, list(planned))
-        raise
-    return Submission({r.run_id: j.job_id for r, j in zip(runs, jobs)}, arrays, code)
+            jobs = submit_arrays(executor, tasks, size)
+        except BaseException as err:  # refused or interrupted: nothing queued (submit_arrays withdrew it)
+            _parallel(_unplan, list(planned))  # nor planned
+            if isinstance(err, SuiteError):  # sbatch names no option: show what was asked, so the culprit can be found
+                err.message += f" (the options sent, beyond the defaults: {summary(options)})"
+            raise
+        arrays = list(dict.fromkeys(array_of(j.job_id) for j in jobs))
+        archived: dict[Path, Path] = {}  # filled run by run: an interruption midway knows what it moved
+        hold = bool(options.sbatch.get("hold"))  # recorded: `suite status` tells this hold from one left behind
+        try:
+            if afresh:
+                start_afresh(list(runs), out, archived)
+            record = code.record()
+            _parallel(lambda dj: store.set_status(
+                dj[0], "pending", slurm_job_id=dj[1].job_id, slurm_state=None, slurm_log=str(dj[1].paths.stderr),
+                submitted_at=store.now(), executor="slurm", code=record, requeues=0, error=None, again=again,
+                cancelled_at=None, sbatch_hold=hold), list(zip(dirs, jobs)))
+            if not hold:  # a hold the user asked for is theirs to release
+                try:
+                    _slurm("scontrol", "release", ",".join(arrays))
+                except SuiteError as err:  # e.g. more CPUs than a node has: sbatch takes it held, release refuses
+                    raise SuiteError(f"SLURM took the jobs but will not run them: {err.message} (the options sent, "
+                                     f"beyond the defaults: {summary(options)})", key="cluster") from None
+        except BaseException:  # a refusal or an interruption: withdraw the held jobs, leave the store as it was
+            try:
+                subprocess.run(["scancel", *arrays], capture_output=True, timeout=60)
+            finally:
+                _parallel(lambda db: _restore(db[0], db[1], archived.get(db[0])), list(zip(dirs, before)))
+                _parallel(_unplan, list(planned))
+            raise
+        return Submission({r.run_id: j.job_id for r, j in zip(runs, jobs)}, arrays, code)
 
 
 def _status_bytes(d: Path) -> bytes | None:

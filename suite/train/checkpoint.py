@@ -54,9 +54,27 @@ def clear_request() -> None:
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
-    """Write `state` to `path` atomically and durably."""
-    with files.replace(path, binary=True, durable=True) as f:
-        torch.save(state, f)
+    """Write `state` to `path` atomically and durably. A write that fails (a full disk) is an error
+    naming the file and the cause; torch reports one as a cryptic RuntimeError ("unexpected pos
+    ...") raised while it handles the OSError underneath, which is the one told."""
+    try:
+        with files.replace(path, binary=True, durable=True) as f:
+            torch.save(state, f)
+    except (OSError, RuntimeError) as exc:
+        cause = _os_error(exc)
+        if cause is None:  # not a failed write (a state torch cannot save): a bug, with its traceback
+            raise
+        raise SuiteError(f"cannot write the checkpoint: {cause.strerror or cause} (an earlier checkpoint stays "
+                         "as it was)", file=str(path)) from None
+
+
+def _os_error(exc: BaseException | None) -> OSError | None:
+    """`exc` if it is an OSError, else the first OSError it was raised from or while handling."""
+    while exc is not None:
+        if isinstance(exc, OSError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def load(path: Path) -> dict[str, Any] | None:
