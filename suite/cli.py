@@ -214,12 +214,17 @@ def _store_dir(args: argparse.Namespace, *, writing: bool = False) -> Path:
     from suite import store
 
     out = args.out or store.default_out()
-    key = "--out" if args.out else "$SUITE_OUT"
+    key = _store_key(args)
     if out.exists() and not out.is_dir():
         raise SuiteError("is a file, not a run store directory", file=str(out), key=key)
     if writing:
         store.check_writable(out, key=key)
     return out
+
+
+def _store_key(args: argparse.Namespace) -> str:
+    """What named the run store, for its errors."""
+    return "--out" if args.out else "$SUITE_OUT"
 
 
 def _overrides_argument(p: argparse.ArgumentParser) -> None:
@@ -363,6 +368,7 @@ def _check_this_machine(configs: Iterable[RunConfig]) -> None:
 
 def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out: Path,
                  options: ClusterOptions | None) -> int:
+    from suite import store
     from suite.dispatch import cluster, slurm
     from suite.dispatch.local import run_local
     from suite.dispatch.plan import make_plan
@@ -400,6 +406,8 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         executing = f" ({len(plan.executing)} of them being executed by another process)" if plan.executing else ""
         print(f"nothing to run: {counts}{executing} (out: {out}){hint}")
         return 0
+    for run in plan.to_run:  # before anything starts or is archived: each run's process must record its end
+        store.check_run_writable(store.run_dir(out, run.run_id), key=_store_key(args))
     if options is not None:
         # --force archives the earlier results only once sbatch has taken the runs (held)
         submission = slurm.submit(plan.to_run, out, options, name=spec.name, afresh=args.force,

@@ -61,6 +61,8 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
         lock.acquire(timeout=LOCK_WAIT_S)
     except Timeout:
         raise Busy(f"run {run.run_id} is already being executed by another process", file=str(d)) from None
+    except OSError as exc:  # a lock left by another user (`sudo suite run`): named, not a traceback
+        raise SuiteError(f"cannot take the run's lock ({exc.strerror or exc})", file=str(lock.lock_file)) from None
     try:
         current = store.state_of(d)
         if current.state == "done" and current.result is not None:

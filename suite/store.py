@@ -50,8 +50,10 @@ TO_RUN = frozenset({"missing", "interrupted"})  # what `suite run` (re)starts; f
 
 
 def default_out() -> Path:
-    """$SUITE_OUT, else ./results; an empty $SUITE_OUT counts as unset (it would name the current directory)."""
-    return Path(os.environ.get("SUITE_OUT") or "results")
+    """$SUITE_OUT, else ./results; an empty or blank $SUITE_OUT counts as unset (it would name the
+    current directory, or a folder named by spaces), as `--out ''` and `--out ' '` are refused."""
+    value = os.environ.get("SUITE_OUT", "")
+    return Path(value if value.strip() else "results")
 
 
 def run_dir(out: Path, run_id: str) -> Path:
@@ -61,6 +63,19 @@ def run_dir(out: Path, run_id: str) -> Path:
 def check_writable(out: Path, *, key: str) -> None:
     """Fail before any run starts when the store cannot hold runs (a file named runs, no permission)."""
     files.check_writable(Path(out) / "runs", key=key, directory=True)
+
+
+def check_run_writable(d: Path, *, key: str) -> None:
+    """Fail before any run starts when a run's process could not record it: its directory or its
+    `.lock` is not this user's to write (a teammate's run in a shared store, a lock left by `sudo
+    suite run`). A run not planned yet is made in `<out>/runs`, which `check_writable` checks."""
+    if not d.exists():
+        return
+    files.check_writable(d, key=key, directory=True)  # a file made there: os.access says yes to root
+    lock = d / ".lock"
+    if lock.exists() and not os.access(lock, os.W_OK):
+        raise SuiteError("cannot write the run's lock (left by another user, or by `sudo suite run`?)",
+                         file=str(lock), key=key)
 
 
 def run_lock(d: Path) -> FileLock:
@@ -335,7 +350,16 @@ def _json_kind(value: Any) -> str:
 
 
 def state_of(d: Path) -> RunState:
-    """A run's state from its files; never raises (corrupt records come back flagged)."""
+    """A run's state from its files; never raises: corrupt records come back flagged, and so does a
+    directory that cannot be looked into (another user's, mode 700 in a shared store), counted as
+    missing as a corrupt record is, so that one run cannot stop a command about all of them."""
+    try:
+        return _state_from_files(d)
+    except OSError as exc:  # Path.exists re-raises EACCES (read_json reports an unreadable record itself)
+        return RunState(d.name, "missing", f"{d}: unreadable run directory ({exc.strerror or exc})", corrupt=True)
+
+
+def _state_from_files(d: Path) -> RunState:
     run_id = d.name
     if (d / "result.json").exists():
         try:
@@ -419,6 +443,26 @@ def _alive(pid: Any) -> bool:
 RECORDS = ("config.json", "status.json", "result.json")  # what makes a directory under runs/ a run
 
 
+def stored_runs(out: Path) -> list[str]:
+    """The runs of the store, sorted: the directories under `<out>/runs` holding a run's record, or
+    that cannot be looked into (reported as unreadable, not passed over); a symlink loop is none."""
+    runs = Path(out) / "runs"
+    if not runs.is_dir():
+        return []
+    try:
+        dirs = [p for p in runs.iterdir() if p.is_dir()]  # Path.is_dir, unlike DirEntry's, is False on a loop
+    except OSError as exc:
+        raise SuiteError(f"cannot list the runs ({exc.strerror or exc})", file=str(runs)) from None
+    return sorted(p.name for p in dirs if _holds_a_run(p))
+
+
+def _holds_a_run(d: Path) -> bool:
+    try:
+        return any((d / f).exists() for f in RECORDS)
+    except OSError:  # no permission to look: state_of says so
+        return True
+
+
 def collect(out: Path, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """One row per run: run_id, status, note, flattened config, metrics, complexity, throughput, env.
 
@@ -427,11 +471,7 @@ def collect(out: Path, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
     collection: the row says what is wrong and a warning names the file.
     """
     runs = Path(out) / "runs"
-    if run_ids is None:
-        ids = sorted(p.name for p in os.scandir(runs) if p.is_dir()
-                     and any((runs / p.name / f).exists() for f in RECORDS)) if runs.is_dir() else []
-    else:
-        ids = list(dict.fromkeys(run_ids))
+    ids = stored_runs(out) if run_ids is None else list(dict.fromkeys(run_ids))
     states = [state_of(runs / rid) for rid in ids]
     rows = [_row(runs / s.run_id, s) for s in states]
     problems = [s.note for s in states if s.corrupt]
@@ -445,7 +485,7 @@ def collect(out: Path, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
 def _row(d: Path, state: RunState) -> dict[str, Any]:
     row: dict[str, Any] = {"run_id": state.run_id, "status": state.state, "note": state.note}
     config_path = d / "config.json"
-    if config_path.exists():
+    if os.path.exists(config_path):  # False in a directory that cannot be looked into: the state says so
         try:
             planned = read_json(config_path)
             if not isinstance(planned, dict) or not isinstance(planned.get("config", {}), dict):

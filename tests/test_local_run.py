@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -553,9 +554,13 @@ def test_an_empty_out_is_refused_not_taken_for_the_current_directory(tmp_path, c
     assert not list(tmp_path.iterdir())
 
 
-def test_an_empty_suite_out_means_the_default_store(tmp_path, monkeypatch):
-    monkeypatch.setenv("SUITE_OUT", "")
+@pytest.mark.parametrize("value", ["", " ", "\t"])
+def test_an_empty_suite_out_means_the_default_store(tmp_path, monkeypatch, value):
+    """As `--out ''` and `--out ' '` are refused: a blank one made a store named ' ' in the current directory."""
+    monkeypatch.setenv("SUITE_OUT", value)
     assert store.default_out() == Path("results")
+    monkeypatch.setenv("SUITE_OUT", " results ")  # a path with spaces, odd but a path
+    assert store.default_out() == Path(" results ")
 
 
 def test_a_store_whose_runs_folder_is_a_file_is_refused_before_any_run(tmp_path, capsys):
@@ -645,3 +650,96 @@ def test_a_signal_pending_behind_the_first_leaves_no_traceback_in_the_log():
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout, done.stderr) == (0, "stopped by SIGINT\nstill recording\n", "")
+
+
+def _unwritable(monkeypatch, *dirs: Path) -> None:
+    """Simulate `chmod 555` on run directories `dirs` (another user's, in a shared store), which binds
+    root only once its capabilities are dropped: no new file can be made there (the files there can
+    still be written to, as a log is appended to)."""
+    import builtins
+
+    real_open, real_os_open = builtins.open, os.open
+    banned = {os.path.realpath(d) for d in dirs}
+
+    def refused(path) -> bool:
+        return os.path.dirname(os.path.realpath(path)) in banned and not os.path.exists(path)
+
+    def os_open(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT and refused(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_os_open(path, flags, *args, **kwargs)
+
+    def open_(file, mode="r", *args, **kwargs):
+        if isinstance(file, (str, Path)) and set(mode) & set("wax") and refused(file):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(builtins, "open", open_)
+
+
+def test_a_run_whose_directory_or_lock_cannot_be_written_is_refused_before_any_run(tmp_path, capsys, monkeypatch):
+    """Its process could record nothing (the runner used to crash on booking it failed, the other
+    runs never started): `suite run` names the directory, or the lock left by `sudo suite run`."""
+    from suite.errors import SuiteError
+    from suite.execute import execute
+
+    spec = _spec(tmp_path, "shared", "  lr: [0.05, 0.1]")
+    out = tmp_path / "store"
+    theirs, ours = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    d = store.plan(out, theirs)
+    store.set_status(d, "interrupted", pid=111, error="interrupted: SIGTERM")
+    (d / "log.txt").write_text("attempt 1\n")
+    argv = ["run", str(spec), "--out", str(out), "--no-progress", *FAST]
+    with monkeypatch.context() as m:
+        _unwritable(m, d)
+        assert main([*argv, "--dry-run"]) == 0  # only looks
+        assert "2 of 2 runs would start" in capsys.readouterr().out
+        assert main(argv) == 2
+    assert f"{d}: --out: cannot write into {d}: Permission denied" in capsys.readouterr().err
+    assert store.state_of(d).state == "interrupted"
+    assert not store.run_dir(out, ours.run_id).exists()  # nothing started, nor planned
+    lock = d / ".lock"
+    lock.touch()
+    with monkeypatch.context() as m:
+        m.setattr(os, "access", lambda path, mode: Path(path) != lock)  # as for a file of root's, mode 644
+        assert main(argv) == 2
+    assert f"{lock}: --out: cannot write the run's lock (left by another user, or by `sudo suite run`?)" in \
+        capsys.readouterr().err
+    assert not store.run_dir(out, ours.run_id).exists()
+    real_os_open = os.open
+
+    def os_open(path, *args, **kwargs):
+        if Path(path) == lock:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_os_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", os_open)
+    with pytest.raises(SuiteError, match=f"{lock}: cannot take the run's lock \\(Permission denied\\)"):
+        execute(theirs, out)  # the run's process, had it started: its log names the lock, not a traceback
+
+
+def test_the_runner_books_a_run_it_cannot_record_as_failed_and_goes_on(tmp_path, capsys, monkeypatch):
+    """A run directory that became unwritable after the check (or run_local called alone): planning
+    it, opening its log or booking its end fails; the runner says so, naming it, and runs the others."""
+    from suite.dispatch.local import run_local
+
+    spec = _spec(tmp_path, "race", "  lr: [0.01, 0.02, 0.05, 0.1]")
+    out = tmp_path / "store"
+    runs = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    unplanned, interrupted, no_log, fine = (store.run_dir(out, r.run_id) for r in runs)
+    unplanned.mkdir(parents=True)
+    for run in runs[1:3]:
+        store.plan(out, run)
+    store.set_status(interrupted, "interrupted", pid=111, error="interrupted: SIGTERM")
+    (interrupted / "log.txt").write_text("attempt 1\n")
+    monkeypatch.setattr(sys, "executable", shutil.which("false"))  # each run's process fails at once, recording nothing
+    _unwritable(monkeypatch, unplanned, interrupted, no_log)
+    outcome = run_local(runs, out, progress=False, poll_s=0.01)
+    assert sorted(outcome.failed) == sorted(d.name for d in (unplanned, interrupted, no_log, fine))
+    out_, err = capsys.readouterr()
+    for d in (unplanned, interrupted, no_log):
+        assert f"error: {d}: cannot write into the run directory (Permission denied); run {d.name} failed" in err
+    assert "(4 of 4)" in out_ and "Traceback" not in err
+    assert store.state_of(fine).state == "failed" and "exit status 1" in store.state_of(fine).note
+    assert store.state_of(interrupted).state == "interrupted"  # as it was: nothing could be written

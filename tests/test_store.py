@@ -1,5 +1,6 @@
 """The run store: atomic records, states, concurrent writers, corrupt files, collect()."""
 
+import errno
 import json
 import multiprocessing as mp
 import os
@@ -240,6 +241,54 @@ def test_a_record_that_cannot_be_read_is_corrupt_not_fatal(tmp_path, capsys, nam
         assert state.state == "missing" and (name == "config.json" or str(d / name) in state.note)
     assert main(["status", "--out", str(tmp_path)]) == 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+def _no_entry_in(monkeypatch, d: Path) -> None:
+    """Simulate `chmod 000 d` (a teammate's run directory, mode 700), which binds root only once its
+    capabilities are dropped: every look at a file in `d` fails with EACCES, as `stat` does then."""
+    stat = os.stat
+
+    def looked_at(path, *args, **kwargs):
+        if Path(path).parent == d:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", looked_at)
+
+
+def test_a_run_directory_that_cannot_be_looked_into_is_reported_not_fatal(tmp_path, capsys, monkeypatch):
+    """Path.exists re-raises EACCES: one unreadable run directory crashed every command with a
+    traceback (a symlink loop under runs/ too); it is a run counted as missing, and named."""
+    from suite.cli import main
+
+    good, bad = make_run(0), make_run(1)
+    finish(tmp_path, good, 3.0)
+    d = finish(tmp_path, bad, 4.0)
+    (tmp_path / "runs" / "loop").symlink_to("loop")  # ELOOP from os.scandir's is_dir: no run
+    _no_entry_in(monkeypatch, d)
+    state = store.state_of(d)
+    assert state.state == "missing" and state.corrupt and state.note == f"{d}: unreadable run directory " \
+        "(Permission denied)"
+    with pytest.warns(UserWarning, match=f"{d}: unreadable run directory"):
+        by_id = store.collect(tmp_path).set_index("run_id")
+    assert sorted(by_id.index) == sorted([good.run_id, bad.run_id])
+    assert by_id.loc[good.run_id, "status"] == "done" and by_id.loc[bad.run_id, "status"] == "missing"
+    assert main(["status", "--out", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert f"missing {bad.run_id}: {d}: unreadable run directory (Permission denied)" in out and "1 done" in out
+    assert "Traceback" not in err
+
+
+def test_a_runs_folder_that_cannot_be_listed_is_named(tmp_path, monkeypatch):
+    finish(tmp_path, make_run(), 3.0)
+
+    def no_listing(path="."):  # as `chmod 300 runs` does for anyone but root
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "listdir", no_listing)
+    monkeypatch.setattr(os, "scandir", no_listing)
+    with pytest.raises(SuiteError, match=f"{tmp_path / 'runs'}: cannot list the runs \\(Permission denied\\)"):
+        store.collect(tmp_path)
 
 
 def test_a_directory_with_no_run_records_is_no_run(tmp_path, capsys):

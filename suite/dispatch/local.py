@@ -47,33 +47,51 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
     an interruption keeps from starting keep their results.
     """
     out = Path(out)
-    planned = {store.plan(out, r): r for r in runs}
-    queue = list(planned)
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, max_parallel))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     active: dict[subprocess.Popen, Path] = {}
     outcome = Outcome()
-    bar = tqdm(total=len(queue), desc="runs", unit="run", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(runs), desc="runs", unit="run", disable=not progress, dynamic_ncols=True)
+
+    def book(d: Path, ended: str) -> None:
+        bar.update(1)
+        bar.set_postfix(done=len(outcome.done), failed=len(outcome.failed))
+        if not progress:  # a line per run where no bar is drawn (logs, CI)
+            settled = len(outcome.done) + len(outcome.failed) + len(outcome.busy) + len(outcome.stopped)
+            print(f"run {d.name} {ended} ({settled} of {bar.total})", flush=True)
+
+    planned: dict[Path, RunSpec] = {}  # all planned first, so that `suite status` knows them all
+    for run in runs:
+        d = store.run_dir(out, run.run_id)
+        try:
+            planned[store.plan(out, run)] = run
+        except OSError as exc:
+            book(d, _unwritable(d, exc, outcome))
+    queue = list(planned)
     with processes.sigterm_raises():  # SIGTERM or SIGHUP stops the children as Ctrl-C does
         try:
             while queue or active:
                 while queue and len(active) < max_parallel:
                     d = queue.pop(0)
-                    if afresh:
-                        start_afresh([planned[d]], out)
-                    with open(d / "log.txt", "ab") as log:  # the child has its own copy of the descriptor
+                    try:
+                        if afresh:
+                            start_afresh([planned[d]], out)
+                        log = open(d / "log.txt", "ab")
+                    except OSError as exc:
+                        book(d, _unwritable(d, exc, outcome))
+                        continue
+                    with log:  # the child has its own copy of the descriptor
                         child = subprocess.Popen([sys.executable, "-m", "suite.execute", str(d)], stdout=log,
                                                  stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
                     active[child] = d
                 time.sleep(poll_s)
                 for child in [c for c in active if c.poll() is not None]:
                     d = active.pop(child)
-                    ended = _settle(child.returncode, d, outcome, pid=child.pid)
-                    bar.update(1)
-                    bar.set_postfix(done=len(outcome.done), failed=len(outcome.failed))
-                    if not progress:  # a line per run where no bar is drawn (logs, CI)
-                        settled = len(outcome.done) + len(outcome.failed) + len(outcome.busy) + len(outcome.stopped)
-                        print(f"run {d.name} {ended} ({settled} of {bar.total})", flush=True)
+                    try:
+                        ended = _settle(child.returncode, d, outcome, pid=child.pid)
+                    except OSError as exc:
+                        ended = _unwritable(d, exc, outcome)
+                    book(d, ended)
         except KeyboardInterrupt as stop:
             outcome.interrupted = stop.signum if isinstance(stop, processes.Terminated) else signal.SIGINT
             for child in active:
@@ -127,6 +145,15 @@ def _settle(code: int, d: Path, outcome: Outcome, pid: int) -> str:
         store.set_status(d, "done", error=f"measuring it again stopped, the earlier measurement stands: run process "
                                           f"{reason}{hint}; see {d / 'log.txt'}")
     outcome.failed.append(d.name)
+    return "failed"
+
+
+def _unwritable(d: Path, exc: OSError, outcome: Outcome) -> str:
+    """Book as failed a run whose directory this process cannot write (another user's, a read-only
+    copy), saying so on stderr, as its status.json cannot: the runner goes on with the others."""
+    outcome.failed.append(d.name)
+    print(f"error: {d}: cannot write into the run directory ({exc.strerror or exc}); run {d.name} failed, "
+          "and its status.json does not say so", file=sys.stderr, flush=True)
     return "failed"
 
 

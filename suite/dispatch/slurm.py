@@ -454,8 +454,7 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
 def refresh_store(out: Path) -> dict[str, str]:
     """`refresh` for every run of the store, so that neither `status` nor a report of the whole
     store shows a dead job as running; run_id -> SLURM state of the followed runs."""
-    runs = Path(out) / "runs"
-    return refresh(out, [d.name for d in runs.iterdir() if d.is_dir()]) if runs.is_dir() else {}
+    return refresh(out, store.stored_runs(out))
 
 
 def _record_end(d: Path, now: store.RunState, job_id: str, slurm_state: str) -> None:
@@ -571,10 +570,14 @@ def _tracked(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
 
 
 def _status_unreadable(d: Path) -> bool:
+    """Whether the run's status.json is there and cannot be read (no word of a directory that cannot
+    be looked into: it holds no status.json this user could set aside)."""
     try:
         return (d / "status.json").exists() and not isinstance(store.read_json(d / "status.json"), dict)
     except SuiteError:
         return True
+    except OSError:  # Path.exists re-raises EACCES
+        return False
 
 
 def _latest_submissions(out: Path, run_ids: set[str]) -> dict[str, str]:

@@ -165,8 +165,8 @@ def runs_outside(out: Path, covered: set[str], spec: str | None = None,
     from suite import store
 
     runs_dir = Path(out) / "runs"
-    ids = sorted(d.name for d in runs_dir.iterdir() if d.is_dir()) if runs_dir.is_dir() else []
-    found = [rid for rid in ids if rid not in covered and store.state_of(runs_dir / rid).state in states]
+    found = [rid for rid in store.stored_runs(out)
+             if rid not in covered and store.state_of(runs_dir / rid).state in states]
     if spec is None:
         return found
     return [rid for rid in found if _planned_spec(runs_dir / rid) == spec]
