@@ -791,7 +791,7 @@ def _report(args: argparse.Namespace) -> int:
     out = _store_dir(args)
     if args.all or not (args.to or args.into):  # the tables go into the store itself, beside runs/
         try:
-            check_writable(out, key="--out" if args.out else "$SUITE_OUT", directory=True)
+            check_writable(out, key=_store_key(args), directory=True)
         except SuiteError as err:
             elsewhere = "" if args.all else "; `--to FILE` writes the table elsewhere"
             raise SuiteError(f"{err.message}{elsewhere}", file=err.file, key=err.key) from None
