@@ -326,6 +326,19 @@ def test_imagenet_augmentation_is_seeded_per_sample_and_resumable(tmp_path):
         assert torch.equal(x, ex) and torch.equal(y, ey)
 
 
+@pytest.mark.parametrize("workers", [0, 1])
+def test_imagenet_loaders_leave_the_global_rng_alone(tmp_path, workers):
+    """Dropout draws from torch's global RNG, which the checkpoint saves: a loader that drew from it
+    too would leave a resumed run (a new iterator mid-epoch) a draw ahead of an uninterrupted one."""
+    _fake_imagenet(tmp_path)
+    config = DataConfig("imagenet", root=str(tmp_path), input_size=32, eval_size=24, workers=workers)
+    data = build(config, batch_size=4, seed=0, num_classes=3)
+    before = torch.get_rng_state()
+    for loader in (data.train, data.test, data.train):
+        list(loader)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def _cycle(loader):
     while True:
         yield from loader

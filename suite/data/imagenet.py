@@ -165,9 +165,13 @@ class FolderLoader:
             sampler: Any = self.sampler
         else:
             sampler = range(rank, len(folder), world_size)
+        # A generator of its own: a DataLoader draws its workers' base seed at every iterator it makes,
+        # from torch's global RNG by default, which a resumed run (a new iterator mid-epoch) would then
+        # leave one draw ahead of an uninterrupted one, and dropout would differ. The base seed itself
+        # changes nothing: each training sample draws from its own seed (_EpochSampler).
         self.loader = DataLoader(
             dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=seed is not None,
-            pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+            pin_memory=device.type == "cuda", persistent_workers=workers > 0, generator=torch.Generator(),
         )
         self._consumed = 0
 
