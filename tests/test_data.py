@@ -259,7 +259,9 @@ def test_cifar_missing_files_name_path_and_remedy(tmp_path):
     assert "cifar-100-python.tar.gz" in text and "data.download=true" in text
 
 
-@pytest.mark.parametrize("content", [b"not a pickle", pickle.dumps([1, 2, 3])])
+# damaged pickles: garbage, a list, a missing module, an opcode on the wrong object (flipped bytes of a real
+# batch file fail so too)
+@pytest.mark.parametrize("content", [b"not a pickle", pickle.dumps([1, 2, 3]), b"cnosuchmodule\nx\n.", b"}K\x01a."])
 def test_cifar_corrupt_file(tmp_path, content):
     _fake_cifar(tmp_path, "cifar100")
     (tmp_path / "cifar-100-python" / "test").write_bytes(content)

@@ -89,7 +89,9 @@ def _read(folder: Path, files: tuple[str, ...], label_key: bytes, classes: int) 
             data = np.asarray(batch[b"data"], dtype=np.uint8)
             images.append(data.reshape(-1, 3, 32, 32))
             labels.append(np.asarray(batch[label_key], dtype=np.int64))
-        except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as exc:  # TypeError: not a dict
+        # Any type: a damaged pickle fails in whatever its bytes turned into (AttributeError, ImportError,
+        # LookupError, MemoryError, ... besides UnpicklingError); TypeError, KeyError: not a batch dict.
+        except Exception as exc:
             raise SuiteError(f"not a CIFAR python batch file ({type(exc).__name__}: {exc})", file=str(path)) from None
         if len(images[-1]) != len(labels[-1]):
             raise SuiteError(f"{len(images[-1])} images but {len(labels[-1])} labels", file=str(path))
