@@ -360,8 +360,8 @@ def _check_this_machine(configs: Iterable[RunConfig]) -> None:
     from suite.measure.env import resolve_device
 
     configs = list(configs)
-    for data in dict.fromkeys(c.data for c in configs):
-        check_present(data)
+    for data, num_classes in dict.fromkeys((c.data, c.model.kwargs.get("num_classes")) for c in configs):
+        check_present(data, num_classes)
     for device in dict.fromkeys(c.device for c in configs):
         resolve_device(device)
 

@@ -276,6 +276,25 @@ def test_missing_data_stops_a_local_run_before_it_starts(tmp_path, capsys, monke
     assert not (out / "runs").exists()  # nothing planned, nothing failed
 
 
+@pytest.mark.parametrize("val, message", [
+    (("n01", "n02"), "imagenet has 2 classes but the model predicts 1000"),
+    (("n01", "n03"), r"train/ and val/ have different class folders \(e.g. \['n02', 'n03'\]\)"),
+])
+def test_imagenet_class_folders_stop_a_local_run_before_it_starts(tmp_path, capsys, val, message):
+    """Listing the class folders is cheap; finding them wrong after a model's measurement is not."""
+    root = tmp_path / "imagenet"
+    for split, classes in (("train", ("n01", "n02")), ("val", val)):
+        for name in classes:
+            (root / split / name).mkdir(parents=True)
+    spec = _spec(tmp_path, "folders", "  model.mask_norm: [mixed]")
+    spec.write_text(spec.read_text().replace("{name: digits}", f"{{name: imagenet, root: {root}, input_size: 32}}"))
+    out = tmp_path / "store"
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and ("model.num_classes" in err or "data.root" in err)
+    assert not (out / "runs").exists()
+
+
 def test_a_run_another_process_holds_is_left_to_it(tmp_path, capsys, monkeypatch):
     """Two `suite run`s of one spec: the second finds the run's lock taken, when it plans (it does
     not start the run) or when its child starts it (it leaves the status alone)."""

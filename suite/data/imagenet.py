@@ -51,8 +51,11 @@ def eval_transform(size: int) -> Callable:
     ])
 
 
-def check_splits(root: Path) -> None:
-    """train/ and val/ exist under `root` (what `suite run` checks before it starts runs)."""
+def check_splits(root: Path) -> int:
+    """train/ and val/ exist under `root` with the same class folders (what `suite run` checks before
+    it starts runs: listing two directories is cheap, finding the mismatch after a model's
+    measurement is not); returns the number of classes."""
+    classes = []
     for split in ("train", "val"):
         path = root / split
         if not path.is_dir():
@@ -62,6 +65,16 @@ def check_splits(root: Path) -> None:
                 f"folders); set data.root or $SUITE_DATA to the directory holding train/ and val/",
                 key="data.root",
             )
+        try:  # ImageFolder's own rule for what a class is
+            classes.append(datasets.folder.find_classes(str(path))[0])
+        except (FileNotFoundError, OSError) as exc:
+            raise SuiteError(f"imagenet: {exc}", file=str(path), key="data.root") from None
+    train, val = classes
+    if train != val:
+        only = sorted(set(train) ^ set(val))[:5]
+        raise SuiteError(f"imagenet: train/ and val/ have different class folders (e.g. {only})",
+                         file=str(root), key="data.root")
+    return len(train)
 
 
 def image_folders(root: Path) -> tuple[datasets.ImageFolder, datasets.ImageFolder]:
@@ -75,10 +88,6 @@ def image_folders(root: Path) -> tuple[datasets.ImageFolder, datasets.ImageFolde
         except (FileNotFoundError, OSError) as exc:
             raise SuiteError(f"imagenet: {exc}", file=str(path), key="data.root") from None
     train, val = folders
-    if train.classes != val.classes:
-        only = sorted(set(train.classes) ^ set(val.classes))[:5]
-        raise SuiteError(f"imagenet: train/ and val/ have different class folders (e.g. {only})",
-                         file=str(root), key="data.root")
     return train, val
 
 

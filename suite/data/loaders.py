@@ -60,13 +60,16 @@ def data_root(config: DataConfig) -> Path:
     return root
 
 
-def check_present(config: DataConfig) -> None:
-    """The data set's files are where a run on this machine would look: checked before runs start,
-    so a missing download is one error, not a failed run per grid point."""
+def check_present(config: DataConfig, num_classes: int | None = None) -> None:
+    """The data set's files are where a run on this machine would look, with the classes the model
+    predicts: checked before runs start, so a missing download is one error, not a failed run per
+    grid point."""
     if config.name == "imagenet":
         from suite.data.imagenet import check_splits
 
-        check_splits(data_root(config))
+        found = check_splits(data_root(config))
+        if num_classes is not None:
+            _check_classes(found, num_classes, config.name)
     elif config.name in ("cifar10", "cifar100") and not config.download:
         from suite.data.cifar import check_files
 
