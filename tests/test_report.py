@@ -636,6 +636,13 @@ def test_cli_report_on_empty_and_partial_quick_store(tmp_path, capsys):
     readme.write_text("intro\n<!-- suite:report quick -->\n<!-- /suite:report -->\nend\n")
     assert main(["report", "quick", "--out", str(out), "--into", str(readme)]) == 0
     assert "13.00 ± 1.41 (2)" in readme.read_text() and readme.read_text().endswith("end\n")
+    # --into writes no file of the store: a --format there would be dropped unsaid (it chose the Markdown anyway)
+    before = readme.read_text()
+    capsys.readouterr()
+    assert main(["report", "quick", "--out", str(out), "--into", str(readme), "--format", "tex"]) == 2
+    assert "--into splices the Markdown table" in capsys.readouterr().err and readme.read_text() == before
+    assert main(["report", "quick", "--out", str(out), "--into", str(readme), "--to", str(tmp_path / "q.tex"),
+                 "--format", "tex"]) == 0 and "\\toprule" in (tmp_path / "q.tex").read_text()
 
     assert main(["report", "quick", "--out", str(out), "--into", str(out / "quick.md")]) == 2
     assert "no <!-- suite:report quick -->" in capsys.readouterr().err
