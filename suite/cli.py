@@ -442,8 +442,8 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
 
 
 def _add_status(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("status", help="done / pending / running / failed / interrupted / missing runs of a spec "
-                                             "(or of the whole store)")
+    p = sub.add_parser("status", help="done / pending / running / failed / interrupted / cancelled / missing runs "
+                                             "of a spec (or of the whole store)")
     p.add_argument("spec", nargs="?", help="spec name or path (default: every spec in the store)")
     p.add_argument("--preset", help="the preset the runs were expanded with")
     p.add_argument("--out", type=_path, default=None, help="run store directory (default: $SUITE_OUT or ./results)")
