@@ -767,7 +767,8 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", help="the preset the runs were expanded with (file names get .PRESET)")
     p.add_argument("--out", type=_path, default=None,
                    help="run store directory, where the tables go too (default: $SUITE_OUT or ./results)")
-    p.add_argument("--format", metavar="FMT[,FMT]", help="md,csv,tex,html (default: md,csv; with --to: the file's suffix)")
+    p.add_argument("--format", metavar="FMT[,FMT]", help="md,csv,tex,html (default: md,csv; with --to: the file's suffix; "
+                   "--into alone splices Markdown and takes none)")
     p.add_argument("--metric", action="extend", type=_metric_names,
                    metavar="NAME[,NAME]", help="metrics to tabulate, repeatable (default: the spec's "
                    "report.metrics, else top1_err); one value each, so the spec after it stays the spec")
