@@ -492,7 +492,7 @@ def test_a_failed_measurement_of_a_done_run_keeps_its_result(tmp_path, capsys, m
 
     store.set_status(d, "running", pid=12345)
     outcome = Outcome()
-    _settle(-signal.SIGKILL, d, outcome, pid=12345)
+    _settle(-signal.SIGKILL, d, outcome, pid=12345, threads=1)
     assert outcome.failed == [run.run_id] and store.state_of(d).state == "done"
     assert (d / "log.txt").read_text().endswith("suite run: the run process was killed by SIGKILL (out of memory?)\n")
     assert store.state_of(d).note.startswith("measuring it again stopped, the earlier measurement stands: run "
@@ -620,7 +620,7 @@ def test_a_child_that_fails_before_recording_anything_is_booked_failed(tmp_path)
     [run] = ablations.expand(ablations.load(_spec(tmp_path, "early", "  lr: [0.05]")), overrides=parse_overrides(FAST))
     d = store.plan(tmp_path / "store", run)
     outcome = Outcome()
-    _settle(2, d, outcome, pid=12345)
+    _settle(2, d, outcome, pid=12345, threads=1)
     state = store.state_of(d)
     assert outcome.failed == [d.name] and state.state == "failed"
     assert "exit status 2" in state.note and "log.txt" in state.note
@@ -636,13 +636,26 @@ def test_only_the_child_that_said_so_is_booked_interrupted(tmp_path, code):
     d = store.plan(tmp_path / "store", run)
     store.set_status(d, "interrupted", pid=111, error="interrupted: SIGTERM")
     outcome = Outcome()
-    assert _settle(code, d, outcome, pid=222) == "failed"
+    assert _settle(code, d, outcome, pid=222, threads=1) == "failed"
     assert outcome.failed == [d.name] and not outcome.stopped and store.state_of(d).state == "failed"
     # the child that recorded it: interrupted, resumed by a plain `suite run`
     store.set_status(d, "interrupted", pid=222, error="interrupted: SIGTERM")
     outcome = Outcome()
-    assert _settle(143, d, outcome, pid=222) == "interrupted"
+    assert _settle(143, d, outcome, pid=222, threads=1) == "interrupted"
     assert outcome.stopped == [d.name] and store.state_of(d).state == "interrupted"
+
+
+def test_a_child_killed_before_it_records_anything_keeps_its_threads_for_the_rerun_hint(tmp_path):
+    """Killed while importing, the child wrote no status: the runner's booking carries the threads
+    it gave, so `suite status`'s hint resumes with the same CPU sums."""
+    from suite.cli import _recorded_threads
+    from suite.dispatch.local import Outcome, _settle
+
+    [run] = ablations.expand(ablations.load(_spec(tmp_path, "early", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    out = tmp_path / "store"
+    d = store.plan(out, run)
+    assert _settle(-signal.SIGKILL, d, Outcome(), pid=222, threads=3) == "failed"
+    assert store.state_of(d).state == "failed" and _recorded_threads(out, [run.run_id]) == " --threads 3"
 
 
 def test_a_signal_pending_behind_the_first_leaves_no_traceback_in_the_log():

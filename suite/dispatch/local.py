@@ -88,7 +88,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                 for child in [c for c in active if c.poll() is not None]:
                     d = active.pop(child)
                     try:
-                        ended = _settle(child.returncode, d, outcome, pid=child.pid)
+                        ended = _settle(child.returncode, d, outcome, pid=child.pid, threads=threads)
                     except OSError as exc:
                         ended = _unwritable(d, exc, outcome)
                     book(d, ended)
@@ -111,9 +111,10 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
     return outcome
 
 
-def _settle(code: int, d: Path, outcome: Outcome, pid: int) -> str:
+def _settle(code: int, d: Path, outcome: Outcome, pid: int, threads: int) -> str:
     """Book the finished child `pid` and say how it ended; a child killed before it could record
-    anything is marked failed here."""
+    anything is marked failed here, with the `threads` it was given (`suite status`'s rerun hint
+    keeps them, as it keeps those a child records)."""
     if code == BUSY_EXIT:
         outcome.busy.append(d.name)
         return "left to the process running it"
@@ -139,7 +140,7 @@ def _settle(code: int, d: Path, outcome: Outcome, pid: int) -> str:
         with open(d / "log.txt", "a") as log:
             print(f"suite run: the run process was {reason}{hint}", file=log)
     if now.state in ("running", "missing", "interrupted") and code != 130:
-        store.set_status(d, "failed", error=f"run process {reason}{hint}; see {d / 'log.txt'}")
+        store.set_status(d, "failed", error=f"run process {reason}{hint}; see {d / 'log.txt'}", threads=threads)
     elif now.state == "done" and (now.status or {}).get("state") == "running" and code != 130:
         # died while measuring a done run again, before it could say so: the result stands
         store.set_status(d, "done", error=f"measuring it again stopped, the earlier measurement stands: run process "
