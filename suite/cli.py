@@ -94,6 +94,7 @@ def _models(args: argparse.Namespace) -> int:
     from suite.measure.complexity import count_params
     from suite.measure.profile import select_models
     from suite.models import get_model_info
+    from suite.schema import show_value
 
     names = select_models(args.pattern)  # a pattern that matches nothing is an error, not a shorter list
     print(f"{'model':<22} {'family':<8} {'input':>5} {'params (M)':>11}")
@@ -102,8 +103,8 @@ def _models(args: argparse.Namespace) -> int:
         print(f"{name:<22} {info.family:<8} {info.input_size:>5} {count_params(name) / 1e6:>11.2f}")
         if args.options:
             for opt in info.options.values():
-                choices = f"  {{{', '.join(map(str, opt.choices))}}}" if opt.choices else ""
-                print(f"    {opt.name} = {opt.default!r}{choices}")
+                choices = f"  {{{', '.join(map(show_value, opt.choices))}}}" if opt.choices else ""
+                print(f"    {opt.name} = {show_value(opt.default)}{choices}")  # as a spec or override writes it
     return 0
 
 

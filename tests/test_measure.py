@@ -423,6 +423,14 @@ def test_cli_bad_option_exits_2(capsys):
     assert "unknown model 'resnet2x'" in capsys.readouterr().err
 
 
+def test_cli_models_lists_options_as_a_spec_writes_them(capsys):
+    """What `--options` shows can be pasted into a spec or an override as it stands."""
+    assert main(["models", "resnet26", "ran56", "--options"]) == 0
+    out = capsys.readouterr().out
+    assert "    zero_init_residual = false\n" in out
+    assert "    mask_type = encoder_decoder  {encoder_decoder, local}\n" in out
+
+
 def test_cli_out_takes_json_from_the_suffix_in_any_case(tmp_path, capsys):
     out = tmp_path / "rows.JSON"
     assert main(["profile", "resnet26", "--input-size", "64", "--out", str(out)]) == 0
