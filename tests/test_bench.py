@@ -143,7 +143,7 @@ def test_compare_verdicts_and_table():
     assert lines[0] == "baseline: base (commit abc1234567) on Xeon, 1 threads on vm-a"
     assert lines[1] == "current:  now (commit def4567890+dirty) on Xeon, 1 threads on vm-a"
     assert lines[2].startswith("ratio: time / time of the reference workload (convstack-v1/infer) in the same round")
-    assert "a change beyond 10% with p < 0.001" in lines[3]
+    assert "same: a change within 10%;" in lines[3] and "a change beyond 10% with p < 0.001" in lines[3]
     start = lines.index(next(line for line in lines if line.startswith("| benchmark")))
     header = [c.strip() for c in lines[start].strip("|").split("|")]
     assert header == ["benchmark", "unit", "base median", "base IQR", "median", "IQR", "change", "p", "verdict"]

@@ -297,8 +297,9 @@ def render(rows: Sequence[Row], base: Run, current: Run, threshold: float) -> st
         f"current:  {current.label} (commit {current.commit}) on {current.machine}",
         f"ratio: time / time of the reference workload ({', '.join(references) or 'none'}) in the same round; "
         "ms: absolute time; medians and IQRs over the rounds",
-        f"change: current / baseline median; slower or faster: a change beyond {percent(threshold)} with p < {ALPHA} "
-        "(one-sided Mann-Whitney U test of the rounds), else inconclusive (too few rounds: no p could be so small)",
+        f"change: current / baseline median; same: a change within {percent(threshold)}; slower or faster: a change "
+        f"beyond {percent(threshold)} with p < {ALPHA} (one-sided Mann-Whitney U test of the rounds), else "
+        "inconclusive (too few rounds: no p could be so small)",
         "",
     ]
     table = [
