@@ -1070,3 +1070,23 @@ def test_stem_training_matches_the_modules(monkeypatch, input_grad, blocks):
     assert len(grads) == (4 if input_grad else 3)
     for got, want in zip(grads, expected_grads):
         torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.slow
+def test_torch_compile_of_a_patchwise_block_after_a_pairwise_one():
+    """Recompiling Block.forward for another family makes dynamo trace shapes symbolically; the
+    aggregation's check for eager inference's channels-last weights then failed the trace."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 256, 16, 16, dtype=torch.float64)
+    for name, footprint in (("san10_pairwise", 5), ("san10_patchwise", 3)):
+        block = create_model(name, padding="zeros", footprint=footprint).stages[1].blocks[0].double()
+        compiled = torch.compile(copy.deepcopy(block))
+        xs = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out, expected = compiled(xs[0]), block(xs[1])
+        grad = torch.randn_like(out)
+        out.backward(grad)
+        expected.backward(grad)
+        assert torch.allclose(out, expected) and torch.allclose(xs[0].grad, xs[1].grad)
+        compiled.eval()
+        with torch.no_grad():
+            compiled(x)

@@ -68,7 +68,9 @@ class Aggregation(torch.autograd.Function):
         ctx.window = window
         ctx.save_for_backward(x, w)
         n, c, h, wd = x.shape
-        if w.stride(1) == 1 and weights_channels_last(w.shape[1], x.device):
+        # Not while torch.compile traces: only eager inference lays w out channels-last, and a
+        # symbolic stride (after a recompile with dynamic shapes) fails dynamo's trace.
+        if not torch.compiler.is_compiling() and w.stride(1) == 1 and weights_channels_last(w.shape[1], x.device):
             return _aggregate_channels_last(x, w, window)
         if wd < FLAT_BELOW and x.device.type == "cpu" and not channels_last(x):
             return _aggregate_flat(x, w, window)
