@@ -48,6 +48,8 @@ class Window:
 
     def offsets(self) -> tuple[tuple[int, int], ...]:
         """(row, column) of footprint position j inside the padded input, in the kernels' order."""
+        if torch.compiler.is_compiling():  # dynamo traces through a cache, and warns that it does
+            return _offsets.__wrapped__(self.kernel_size, self.dilation)
         return _offsets(self.kernel_size, self.dilation)
 
     def pad_input(self, x: torch.Tensor) -> torch.Tensor:
