@@ -180,6 +180,14 @@ def test_iterations_end_with_a_partial_epoch_and_its_evaluation(tmp_path):
     assert result["epochs"] == 1.2727 and result["iterations"] == 14
 
 
+
+def test_best_top1_err_is_the_lowest_evaluated_epoch(tmp_path):
+    result = run(tiny(epochs=3), tmp_path, progress=False)
+    got = lines(tmp_path)
+    assert len({x["test_top1_err"] for x in got}) == 3  # the epochs differ: the lowest and the highest are told apart
+    best = min(got, key=lambda x: x["test_top1_err"])
+    assert (result["best_top1_err"], result["best_epoch"]) == (best["test_top1_err"], best["epoch"])
+
 def test_finished_run_is_not_trained_again(tmp_path):
     config = tiny(iterations=3)
     first = run(config, tmp_path, progress=False)
