@@ -23,7 +23,7 @@ from suite.errors import SuiteError, SuiteWarning
 from suite.train import Diverged, Preempted, request_checkpoint, run
 from suite.train import checkpoint
 from suite.train.distributed import _world_size_from_env
-from suite.train.loop import smoothed_cross_entropy
+from suite.train.loop import Trainer, smoothed_cross_entropy
 from suite.train.schedule import learning_rate
 
 # A model and data small enough for seconds per run on one CPU thread: digits at their native 8x8,
@@ -86,6 +86,21 @@ def test_label_smoothing_as_san():
     expected = -(soft * logits.log_softmax(1)).sum(1).mean()
     assert torch.allclose(smoothed_cross_entropy(logits, target, 0.1), expected)
 
+
+
+def test_training_minimises_the_san_smoothed_loss():
+    """The loop trains on `smoothed_cross_entropy` (eps / (K - 1) on the other classes), not torch's
+    label_smoothing (eps / K on every class, the target included): the loss of a one-step run is SAN's
+    on the first batch. The two differ by eps / K * (mean other-class NLL - target NLL), small on an
+    untrained net's near-uniform logits: a large eps and a tight tolerance tell them apart."""
+    config = tiny(iterations=1, label_smoothing=0.9)
+    trainer = Trainer(config, None)
+    x, y = next(iter(trainer.data.train))
+    with torch.no_grad():
+        out = trainer.model.train()(x).float()
+    ours = smoothed_cross_entropy(out, y, 0.9).item()
+    assert abs(ours - F.cross_entropy(out, y, label_smoothing=0.9).item()) > 2e-5
+    assert run(config, None, progress=False)["train_loss"] == pytest.approx(ours, rel=0, abs=1e-6)
 
 # ---------------------------------------------------------------------------------- checkpoint
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
