@@ -102,6 +102,17 @@ def test_training_minimises_the_san_smoothed_loss():
     assert abs(ours - F.cross_entropy(out, y, label_smoothing=0.9).item()) > 2e-5
     assert run(config, None, progress=False)["train_loss"] == pytest.approx(ours, rel=0, abs=1e-6)
 
+
+@pytest.mark.parametrize("recipe,sgd", [("ran_cifar", (0.9, True, 1e-4)), ("ran_imagenet", (0.9, False, 1e-4)),
+                                        ("san_imagenet", (0.9, False, 1e-4))])
+def test_optimizer_is_the_recipes_sgd_with_weight_decay_on_every_parameter(recipe, sgd):
+    """Momentum, Nesterov and weight decay reach the optimizer, the decay on every parameter (SAN's
+    official config decays all of them, BN's too)."""
+    trainer = Trainer(resolve({**TINY, "recipe": recipe, "epochs": 1}), None)
+    (group,) = trainer.optimizer.param_groups
+    assert (group["momentum"], group["nesterov"], group["weight_decay"]) == sgd
+    assert [id(p) for p in group["params"]] == [id(p) for p in trainer.model.parameters()]
+
 # ---------------------------------------------------------------------------------- checkpoint
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / checkpoint.FILENAME
