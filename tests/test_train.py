@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -351,6 +353,27 @@ def test_checkpoint_request_mid_epoch_then_resume(tmp_path):
     assert untimed(resumed) == untimed(straight)
     assert_same_state(tmp_path / "stopped", tmp_path / "straight")
 
+
+
+def _global_draws() -> tuple[float, float, float]:
+    return random.random(), float(np.random.rand()), torch.rand(()).item()
+
+
+def test_resume_continues_the_global_random_generators(tmp_path):
+    """A resumed run's Python, NumPy and torch generators continue from the checkpoint, not from the
+    seed: something drawing from them in training (dropout, an augmentation) goes on as it would
+    have. Nothing in these models draws, so draws after epoch 1's checkpoint stand in for it."""
+    config = tiny(epochs=2)
+
+    def draw_after_epoch_1(line):  # after epoch 1's checkpoint: epoch 2's checkpoint holds the advanced state
+        if line["epoch"] == 1:
+            _global_draws()
+
+    Trainer(config, tmp_path).fit(on_epoch_end=draw_after_epoch_1)
+    expected = _global_draws()
+    with pytest.warns(SuiteWarning, match="training finished in an earlier attempt"):
+        Trainer(config, tmp_path).fit()  # seeds the generators afresh, then restores the checkpoint's
+    assert _global_draws() == expected
 
 # -------------------------------------------------------------------------- failure modes
 def test_diverging_loss_raises():
