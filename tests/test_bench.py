@@ -158,6 +158,16 @@ def test_compare_verdicts_and_table():
     assert lines[-1] == "(1 baseline benchmarks were not run)"  # test_gone
 
 
+
+def test_a_change_of_exactly_the_threshold_is_same():
+    """'Above 1 + threshold' is slower, 'below 1 - threshold' faster: the bounds themselves are within
+    (binary-exact values, so no rounding decides). The rounds are fully apart: only the bounds keep them same."""
+    low, high = [float(i) for i in range(10)], [float(i + 100) for i in range(10)]
+    assert compare.judge(low, high, 1.25, 0.25) == ("same", None)
+    assert compare.judge(high, low, 0.75, 0.25) == ("same", None)
+    assert compare.judge(low, high, 1.25 + 2**-20, 0.25)[0] == "slower"
+    assert compare.judge(high, low, 0.75 - 2**-20, 0.25)[0] == "faster"
+
 def test_compare_other_machine_and_absolute():
     base = compare.run_from_json(_run_json([_bench("test_a", _spread(0.01), _spread(1.0)),
                                             _bench("test_b", _spread(0.01))], node="vm-a"), "base")
