@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import pickle
 from pathlib import Path
 
@@ -87,6 +88,26 @@ def test_crop_and_flip_are_shifted_windows_of_the_padded_image():
         flipped += matches[0]
     assert 0 < flipped < n  # both branches occur
 
+
+
+def test_crop_offsets_and_flips_are_drawn_uniformly():
+    """The papers' augmentation: each of the (2 pad + 1)^2 crop windows of the padded image can come
+    out, and half the images are mirrored (He et al.'s random crop and flip with probability 1/2)."""
+    n, size, pad = 400, 6, 2
+    images = _position_images(n, size)  # the sample channel wraps past 85; the rows and columns place a crop
+    (x, y), = list(_loader(images, torch.arange(n), batch_size=n))
+    x = (x * 255).round().to(torch.int64)
+    offsets, flipped = collections.Counter(), 0
+    for img, label in zip(x, y):
+        padded = torch.nn.functional.pad(images[label].to(torch.int64), (pad,) * 4)
+        (dy, dx, flip), = [(dy, dx, flip) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
+                           for flip in (False, True)
+                           if torch.equal(img, padded[:, dy:dy + size, dx:dx + size].flip(-1) if flip else
+                                          padded[:, dy:dy + size, dx:dx + size])]
+        offsets[dy, dx] += 1
+        flipped += flip
+    assert len(offsets) == (2 * pad + 1) ** 2 and min(offsets.values()) >= n / 25 / 2  # 16 each expected
+    assert 0.4 < flipped / n < 0.6
 
 def test_train_loader_epochs_are_permutations_and_seeded():
     images, labels = _position_images(50, 4), torch.arange(50)
