@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import random
 import signal
@@ -80,6 +81,15 @@ def test_cosine_steps_per_epoch_and_warmup():
     w = resolve({"model.name": "ran56_cifar", "schedule": "constant", "lr": 0.2, "warmup_epochs": 0.5})
     assert [learning_rate(w, it, 10, 40) for it in (0, 4, 5, 30)] == pytest.approx([0.04, 0.2, 0.2, 0.2])
 
+
+
+def test_cosine_over_a_partial_last_epoch_does_not_reach_zero_early():
+    """A length in iterations may end mid-epoch: the cosine spans the fractional epoch count (2.5
+    here, not 2), so the last, partial epoch trains at a lr above zero."""
+    c = resolve({"model.name": "ran56_cifar", "schedule": "cosine", "lr": 0.2, "iterations": 25})
+    assert [learning_rate(c, it, 10, 25) for it in (0, 10, 20, 24)] == pytest.approx(
+        [0.2, 0.1 * (1 + math.cos(math.pi / 2.5)), 0.1 * (1 + math.cos(math.pi * 2 / 2.5)),
+         0.1 * (1 + math.cos(math.pi * 2 / 2.5))])
 
 def test_label_smoothing_as_san():
     logits, target = torch.randn(6, 5), torch.tensor([0, 1, 2, 3, 4, 0])
