@@ -406,6 +406,19 @@ def test_records_are_read_in_todays_spelling_and_measured_as_their_result_says(t
     assert store.measured_otherwise_in([run], frame) == {run.run_id: ["measure.attack (False, not True)"]}
 
 
+
+def test_a_done_runs_columns_are_its_results_config_not_the_latest_plans(tmp_path):
+    """The plan is written again by each `suite run` (same run id, other measure.* settings): a
+    done run's row shows how its result was measured, and so what to measure again."""
+    run = make_run()
+    d = store.plan(tmp_path, run)
+    made = {**run.config.flat(), "measure.batch_size": 4}
+    store.write_result(d, {"run_id": run.run_id, "config": made, "metrics": {"top1_err": 3.0},
+                           "complexity": {"params": 1, "gmacs": 0.5}, "throughput": None, "env": {}})
+    frame = store.collect(tmp_path, [run.run_id])
+    assert run.config.measure.batch_size == 8 and frame.loc[0, "measure.batch_size"] == 4
+    assert store.measured_otherwise_in([run], frame) == {run.run_id: ["measure.batch_size (4, not 8)"]}
+
 @pytest.mark.parametrize(("text", "said"), [('{"run_id": "a\x01"}', "Invalid control character at line 1, column 14)"),
                                             ('{\n "run_id": "ab', "Unterminated string starting at line 2, column 12)")])
 def test_a_corrupt_record_says_where_json_stopped_reading(tmp_path, text, said):
