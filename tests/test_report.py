@@ -130,6 +130,14 @@ def test_cells_mean_std_count_reference_and_diff(report):
     assert empty["top1_err_n"] == 0 and empty["missing"] == 3 and empty["paper_top1_err"] == 4.0
 
 
+def test_costs_are_the_mean_over_a_points_runs():
+    """Throughput differs from seed to seed (another node, another load): a point shows its mean."""
+    runs = pd.DataFrame({"lr": [0.1, 0.1, 0.2], "status": ["done"] * 3, "top1_err": [5.0, 7.0, 6.0],
+                         "infer_samples_per_sec": [100.0, 200.0, 50.0]})
+    c = tables.summarise(runs, ["lr"], ["top1_err"])
+    assert list(c["infer_samples_per_sec"]) == [150.0, 50.0] and list(c["top1_err_mean"]) == [6.0, 6.0]
+
+
 def test_counts_show_whole_means_without_decimals():
     assert tables.cell(3.0, 0.0, 2, whole=True) == "3 ± 0 (2)"  # best_epoch 3 for both seeds, not "3.00 ± 0.00"
     assert tables.cell(3.0, 2 ** 0.5, 2, whole=True) == "3 ± 1.41 (2)"
