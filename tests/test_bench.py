@@ -158,7 +158,6 @@ def test_compare_verdicts_and_table():
     assert lines[-1] == "(1 baseline benchmarks were not run)"  # test_gone
 
 
-
 def test_a_change_of_exactly_the_threshold_is_same():
     """'Above 1 + threshold' is slower, 'below 1 - threshold' faster: the bounds themselves are within
     (binary-exact values, so no rounding decides). The rounds are fully apart: only the bounds keep them same."""
@@ -167,6 +166,7 @@ def test_a_change_of_exactly_the_threshold_is_same():
     assert compare.judge(high, low, 0.75, 0.25) == ("same", None)
     assert compare.judge(low, high, 1.25 + 2**-20, 0.25)[0] == "slower"
     assert compare.judge(high, low, 0.75 - 2**-20, 0.25)[0] == "faster"
+
 
 def test_compare_other_machine_and_absolute():
     base = compare.run_from_json(_run_json([_bench("test_a", _spread(0.01), _spread(1.0)),
@@ -538,7 +538,6 @@ def test_compare_rev_measures_both_trees_interleaved(tmp_path):
     assert (row.basis, row.verdict) == ("ratio", "slower")
     with pytest.raises(SuiteError, match="unknown revision"):
         revs.compare_rev(repo, "no-such-rev", blocks=1, rounds=1)
-
 
 
 # --------------------------------------------------------------------------- stopped from outside

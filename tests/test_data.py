@@ -89,7 +89,6 @@ def test_crop_and_flip_are_shifted_windows_of_the_padded_image():
     assert 0 < flipped < n  # both branches occur
 
 
-
 def test_crop_offsets_and_flips_are_drawn_uniformly():
     """The papers' augmentation: each of the (2 pad + 1)^2 crop windows of the padded image can come
     out, and half the images are mirrored (He et al.'s random crop and flip with probability 1/2)."""
@@ -108,6 +107,7 @@ def test_crop_offsets_and_flips_are_drawn_uniformly():
         flipped += flip
     assert len(offsets) == (2 * pad + 1) ** 2 and min(offsets.values()) >= n / 25 / 2  # 16 each expected
     assert 0.4 < flipped / n < 0.6
+
 
 def test_train_loader_epochs_are_permutations_and_seeded():
     images, labels = _position_images(50, 4), torch.arange(50)

@@ -406,7 +406,6 @@ def test_records_are_read_in_todays_spelling_and_measured_as_their_result_says(t
     assert store.measured_otherwise_in([run], frame) == {run.run_id: ["measure.attack (False, not True)"]}
 
 
-
 def test_a_done_runs_columns_are_its_results_config_not_the_latest_plans(tmp_path):
     """The plan is written again by each `suite run` (same run id, other measure.* settings): a
     done run's row shows how its result was measured, and so what to measure again."""
@@ -418,6 +417,7 @@ def test_a_done_runs_columns_are_its_results_config_not_the_latest_plans(tmp_pat
     frame = store.collect(tmp_path, [run.run_id])
     assert run.config.measure.batch_size == 8 and frame.loc[0, "measure.batch_size"] == 4
     assert store.measured_otherwise_in([run], frame) == {run.run_id: ["measure.batch_size (4, not 8)"]}
+
 
 @pytest.mark.parametrize(("text", "said"), [('{"run_id": "a\x01"}', "Invalid control character at line 1, column 14)"),
                                             ('{\n "run_id": "ab', "Unterminated string starting at line 2, column 12)")])

@@ -82,7 +82,6 @@ def test_cosine_steps_per_epoch_and_warmup():
     assert [learning_rate(w, it, 10, 40) for it in (0, 4, 5, 30)] == pytest.approx([0.04, 0.2, 0.2, 0.2])
 
 
-
 def test_cosine_over_a_partial_last_epoch_does_not_reach_zero_early():
     """A length in iterations may end mid-epoch: the cosine spans the fractional epoch count (2.5
     here, not 2), so the last, partial epoch trains at a lr above zero."""
@@ -91,13 +90,13 @@ def test_cosine_over_a_partial_last_epoch_does_not_reach_zero_early():
         [0.2, 0.1 * (1 + math.cos(math.pi / 2.5)), 0.1 * (1 + math.cos(math.pi * 2 / 2.5)),
          0.1 * (1 + math.cos(math.pi * 2 / 2.5))])
 
+
 def test_label_smoothing_as_san():
     logits, target = torch.randn(6, 5), torch.tensor([0, 1, 2, 3, 4, 0])
     assert torch.allclose(smoothed_cross_entropy(logits, target, 0.0), F.cross_entropy(logits, target))
     soft = torch.full((6, 5), 0.1 / 4).scatter_(1, target[:, None], 0.9)
     expected = -(soft * logits.log_softmax(1)).sum(1).mean()
     assert torch.allclose(smoothed_cross_entropy(logits, target, 0.1), expected)
-
 
 
 def test_training_minimises_the_san_smoothed_loss():
@@ -124,6 +123,7 @@ def test_optimizer_is_the_recipes_sgd_with_weight_decay_on_every_parameter(recip
     (group,) = trainer.optimizer.param_groups
     assert (group["momentum"], group["nesterov"], group["weight_decay"]) == sgd
     assert [id(p) for p in group["params"]] == [id(p) for p in trainer.model.parameters()]
+
 
 # ---------------------------------------------------------------------------------- checkpoint
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
@@ -218,13 +218,13 @@ def test_iterations_end_with_a_partial_epoch_and_its_evaluation(tmp_path):
     assert result["epochs"] == 1.2727 and result["iterations"] == 14
 
 
-
 def test_best_top1_err_is_the_lowest_evaluated_epoch(tmp_path):
     result = run(tiny(epochs=3), tmp_path, progress=False)
     got = lines(tmp_path)
     assert len({x["test_top1_err"] for x in got}) == 3  # the epochs differ: the lowest and the highest are told apart
     best = min(got, key=lambda x: x["test_top1_err"])
     assert (result["best_top1_err"], result["best_epoch"]) == (best["test_top1_err"], best["epoch"])
+
 
 def test_finished_run_is_not_trained_again(tmp_path):
     config = tiny(iterations=3)
@@ -364,7 +364,6 @@ def test_checkpoint_request_mid_epoch_then_resume(tmp_path):
     assert_same_state(tmp_path / "stopped", tmp_path / "straight")
 
 
-
 def _global_draws() -> tuple[float, float, float]:
     return random.random(), float(np.random.rand()), torch.rand(()).item()
 
@@ -384,6 +383,7 @@ def test_resume_continues_the_global_random_generators(tmp_path):
     with pytest.warns(SuiteWarning, match="training finished in an earlier attempt"):
         Trainer(config, tmp_path).fit()  # seeds the generators afresh, then restores the checkpoint's
     assert _global_draws() == expected
+
 
 # -------------------------------------------------------------------------- failure modes
 def test_diverging_loss_raises():
