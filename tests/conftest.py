@@ -5,6 +5,7 @@ import dataclasses
 import os
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -40,6 +41,16 @@ def _local_cluster(command: str, timeout: float) -> subprocess.CompletedProcess:
 def _scontrol(*args: str) -> str:
     return subprocess.run(["scontrol", *args], capture_output=True, text=True, check=True,
                           timeout=60).stdout
+
+
+@pytest.fixture
+def hangup_default():
+    """SIGHUP's default action here and in the processes a test starts, as a shell on a terminal
+    gives it: under `nohup pytest` both would ignore it, and a test of what a hangup does would see
+    nothing happen."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGHUP, previous)
 
 
 @pytest.fixture(scope="session")

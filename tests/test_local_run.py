@@ -183,7 +183,7 @@ def _wait_for(condition, timeout: float, what: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["sigterm", "ctrl_c", "sighup", "sigkill", "sigkill_runner_only", "sigterm_run_only"])
-def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how):
+def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how, hangup_default):
     # Three epochs: the first one's line in metrics.jsonl (written with its checkpoint) shows a run
     # caught after it, mid-training, so it resumes; seeds make two distinct runs.
     overrides = ["epochs=3", *SMALL, *MEASURE]

@@ -243,7 +243,7 @@ def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
-def test_a_submission_stopped_by_a_signal_is_withdrawn_as_after_ctrl_c(tmp_path, capsys, signum):
+def test_a_submission_stopped_by_a_signal_is_withdrawn_as_after_ctrl_c(tmp_path, capsys, signum, hangup_default):
     """`kill` (SIGTERM) or a lost ssh session (SIGHUP) while the held arrays are being released
     ended `suite run` on the spot: its jobs stayed held and its runs pending (`suite run` then had
     nothing to run). Now, as after Ctrl-C, the jobs are cancelled and the store is as it was."""

@@ -513,7 +513,8 @@ def test_cli_refuses_an_override_it_would_drop_or_that_would_win_silently(tmp_pa
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
-def test_cli_sigterm_or_sighup_stops_training_as_ctrl_c_does(tmp_path, capsys, monkeypatch, signum):
+def test_cli_sigterm_or_sighup_stops_training_as_ctrl_c_does(tmp_path, capsys, monkeypatch, signum,
+                                                               hangup_default):
     import suite.train
 
     def killed(*args, **kwargs):
