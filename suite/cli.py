@@ -70,7 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = show_warning
             shown_warnings.clear()
-            return int(args.handler(args) or 0)
+            code = int(args.handler(args) or 0)
+            sys.stdout.flush()  # here, not at exit: a piped stdout is buffered, and its reader may have gone
+            return code
     except SuiteError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

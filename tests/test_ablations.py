@@ -1,5 +1,6 @@
 """Ablation specs: validation (one test per error kind), expansion, run identity, shipped specs."""
 
+import os
 import re
 import subprocess
 import sys
@@ -810,10 +811,13 @@ def test_specs_lists_every_spec_and_names_a_broken_one(tmp_path, monkeypatch, ca
 SHIPPED = ablations.list()
 
 
-def test_a_reader_that_stops_early_is_not_an_error():
-    """`suite specs | head -1`: the pipe closes before the output is written."""
+@pytest.mark.parametrize("unbuffered", ["1", ""], ids=["unbuffered", "buffered"])
+def test_a_reader_that_stops_early_is_not_an_error(unbuffered):
+    """`suite specs | head -1`: the pipe closes before the output is written, or (buffered, a plain
+    shell's default for a pipe) before it is flushed."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     proc = subprocess.Popen([sys.executable, "-m", "suite", "specs"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=Path(__file__).resolve().parents[1])
+                            cwd=Path(__file__).resolve().parents[1], env={**env, "PYTHONUNBUFFERED": unbuffered})
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait() == 0 and err == "", err
