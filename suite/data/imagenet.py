@@ -67,7 +67,7 @@ def check_splits(root: Path) -> int:
             )
         try:  # ImageFolder's own rule for what a class is
             classes.append(datasets.folder.find_classes(str(path))[0])
-        except (FileNotFoundError, OSError) as exc:
+        except OSError as exc:  # FileNotFoundError: no class folder
             raise SuiteError(f"imagenet: {exc}", file=str(path), key="data.root") from None
     train, val = classes
     if train != val:
@@ -85,10 +85,9 @@ def image_folders(root: Path) -> tuple[datasets.ImageFolder, datasets.ImageFolde
         path = root / split
         try:
             folders.append(datasets.ImageFolder(str(path)))
-        except (FileNotFoundError, OSError) as exc:
+        except OSError as exc:  # FileNotFoundError: no class folder, or one without images
             raise SuiteError(f"imagenet: {exc}", file=str(path), key="data.root") from None
-    train, val = folders
-    return train, val
+    return folders[0], folders[1]
 
 
 class _Transformed(Dataset):

@@ -12,7 +12,6 @@ then nn.Unfold's (c, j) channel-major order).
 
 from __future__ import annotations
 
-import functools
 import typing
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -21,7 +20,7 @@ import torch
 
 from suite.ops.autograd import first_order_backward
 from suite.ops.backend import current_backend
-from suite.ops.tracing import opaque_to_tracer
+from suite.ops.tracing import cached_outside_traces, opaque_to_tracer
 from suite.ops.window import Padding, Window, accumulator_dtype, channels_last, empty_window_tensor
 
 PairwiseRelation = Literal["summation", "subtraction", "concatenation", "hadamard", "dot"]
@@ -197,28 +196,20 @@ class LocalRelation(torch.autograd.Function):
         )
 
 
+@cached_outside_traces()
 def position_grid(height: int, width: int, *, device: Any = None, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Normalised pixel coordinates (1, 2, H, W), channels [x, y], each linspace(-1, 1) (official).
 
     Cached (treat as read-only): the same few sizes recur in every forward. Made outside inference
-    mode, so a grid first built under torch.inference_mode can still be used in training. Not
-    cached while torch.compile or torch.export traces: the grid is a fake tensor there, which a
-    later eager call must not get.
+    mode, so a grid first built under torch.inference_mode can still be used in training.
     """
-    if torch.compiler.is_compiling():
-        return _position_grid.__wrapped__(height, width, device, dtype)
-    return _position_grid(height, width, device, dtype)
-
-
-@functools.lru_cache(maxsize=64)
-def _position_grid(height: int, width: int, device: Any, dtype: torch.dtype | None) -> torch.Tensor:
     with torch.inference_mode(False):
         xs = torch.linspace(-1.0, 1.0, width, device=device, dtype=dtype).expand(height, width)
         ys = torch.linspace(-1.0, 1.0, height, device=device, dtype=dtype).unsqueeze(1).expand(height, width)
         return torch.stack([xs, ys]).unsqueeze(0)
 
 
-@functools.lru_cache(maxsize=64)
+@cached_outside_traces()
 def relative_grid(height: int, width: int, window: Window, *, device: Any = None,
                   dtype: torch.dtype | None = None) -> torch.Tensor:
     """g_i - g_j of `position_grid` for every pixel i and footprint position j: (2, K, H*W).

@@ -1,4 +1,5 @@
-"""How the custom ops look to torch.jit's tracer, which fvcore counts from.
+"""How the custom ops look to the tracers: torch.jit's, which fvcore counts from, and dynamo's
+(torch.compile, torch.export), which must not meet the ops' caches (`cached_outside_traces`).
 
 A custom autograd Function is traced as one `prim::PythonOp` node, which suite.ops.flops counts
 as a whole. By default the tracer also records every op its forward runs (then drops them from the
@@ -35,3 +36,20 @@ def opaque_to_tracer(forward: F) -> F:
             torch._C._set_tracing_state(state)
 
     return wrapper  # type: ignore[return-value]
+
+
+def cached_outside_traces(maxsize: int | None = 64) -> Callable[[F], F]:
+    """`functools.lru_cache`, bypassed while torch.compile or torch.export traces: there a result
+    may be a fake tensor, which a later eager call must not get, and dynamo warns about tracing
+    through a cache."""
+
+    def decorate(function: F) -> F:
+        cached = functools.lru_cache(maxsize=maxsize)(function)
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return (function if torch.compiler.is_compiling() else cached)(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

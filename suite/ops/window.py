@@ -8,7 +8,6 @@ default, identical to ReflectionPad2d when pad < size) or zero ('zeros').
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from suite.errors import SuiteError
+from suite.ops.tracing import cached_outside_traces
 
 Padding = Literal["reflect", "zeros"]
 PADDINGS: tuple[str, ...] = ("reflect", "zeros")
@@ -48,8 +48,6 @@ class Window:
 
     def offsets(self) -> tuple[tuple[int, int], ...]:
         """(row, column) of footprint position j inside the padded input, in the kernels' order."""
-        if torch.compiler.is_compiling():  # dynamo traces through a cache, and warns that it does
-            return _offsets.__wrapped__(self.kernel_size, self.dilation)
         return _offsets(self.kernel_size, self.dilation)
 
     def pad_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,7 +98,7 @@ class Window:
         return cols.view(n, c, self.size, h * w)
 
 
-@functools.cache
+@cached_outside_traces(maxsize=None)
 def _offsets(kernel_size: int, dilation: int) -> tuple[tuple[int, int], ...]:
     return tuple((kh * dilation, kw * dilation) for kh in range(kernel_size) for kw in range(kernel_size))
 
