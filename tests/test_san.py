@@ -13,6 +13,7 @@ from torch import nn
 from suite.errors import SuiteError
 from suite.measure.complexity import count_params
 from suite.models import create_model, get_model_info, list_models, load_official_san, resolve_model_kwargs, san
+from suite.models.official import official_to_suite_key, suite_to_official_key
 from suite.ops import PAIRWISE_RELATIONS, PATCHWISE_RELATIONS, use_backend
 from suite.ops.gamma import LOG2_E
 
@@ -958,6 +959,18 @@ def test_official_checkpoint_reproduces_the_official_forward(name, sa_type):
     assert model.stages[1].blocks[0].sam.phi.weight.equal(official["layer1.0.sam.conv1.weight"])
 
 
+@pytest.mark.parametrize("sa_type,depth", [(0, 10), (1, 19)])
+def test_official_key_names_map_both_ways(sa_type, depth):
+    """Every official key has one of ours and back, so an error can name a tensor in either tree."""
+    kernels = (3, 7, 7, 7, 7)
+    official = official_layout(sa_type, LAYERS[depth], kernels, 1000)
+    ours = create_model(f"san{depth}_{('pairwise', 'patchwise')[sa_type]}").state_dict()
+    assert sorted(official_to_suite_key(k) for k in official) == sorted(ours)
+    assert all(official_to_suite_key(suite_to_official_key(k)) == k for k in ours)
+    assert official_to_suite_key("layer0.0.sam.unknown.weight") == "stages.0.blocks.0.sam.unknown.weight"
+    assert official_to_suite_key("head.weight") is None and suite_to_official_key("head.weight") is None
+
+
 def test_official_checkpoint_errors_name_the_key():
     official = random_state_dict(official_layout(0, LAYERS[10], (3, 7, 7, 7, 7), 1000))
     model = create_model("san10_pairwise")
@@ -1004,7 +1017,8 @@ def test_official_checkpoint_errors_name_the_key():
     incomplete = {k: v for k, v in official.items() if k != "layer2.1.sam.conv_p.bias"}
     with pytest.raises(SuiteError) as err:
         load_official_san(model, incomplete)
-    assert err.value.key == "stages.2.blocks.1.sam.position.bias"
+    assert err.value.key == "layer2.1.sam.conv_p.bias"  # the checkpoint's name, and ours beside it
+    assert "'stages.2.blocks.1.sam.position.bias'" in err.value.message
     with pytest.raises(SuiteError) as err:  # a model built without position encoding has no conv_p
         load_official_san(create_model("san10_pairwise", position_encoding="none"), official)
     assert err.value.key == "position_encoding" and "position_encoding='relative'" in err.value.message

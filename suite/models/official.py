@@ -28,16 +28,12 @@ from torch import nn
 
 from suite.errors import SuiteError
 
-_TOP_LEVEL = [
-    (re.compile(r"^conv_in\."), "stem.conv."),
-    (re.compile(r"^bn_in\."), "stem.bn."),
-    (re.compile(r"^conv(\d)\."), r"stages.\1.transition."),
-    (re.compile(r"^bn(\d)\."), r"stages.\1.norm."),
-    (re.compile(r"^layer(\d)\.(\d+)\."), r"stages.\1.blocks.\2."),
-    (re.compile(r"^fc\."), "fc."),
-]
-_IN_BLOCK = {"sam.conv1.": "sam.phi.", "sam.conv2.": "sam.psi.", "sam.conv3.": "sam.beta.",
-             "sam.conv_w.": "sam.gamma.", "sam.conv_p.": "sam.position."}
+# (official prefix, ours): {i} is a stage's digit, {b} a block's index; a block's attention convs
+# are renamed by _IN_BLOCK. One table serves both directions.
+_TREE = [("conv_in.", "stem.conv."), ("bn_in.", "stem.bn."), ("conv{i}.", "stages.{i}.transition."),
+         ("bn{i}.", "stages.{i}.norm."), ("layer{i}.{b}.", "stages.{i}.blocks.{b}."), ("fc.", "fc.")]
+_IN_BLOCK = [("sam.conv1.", "sam.phi."), ("sam.conv2.", "sam.psi."), ("sam.conv3.", "sam.beta."),
+             ("sam.conv_w.", "sam.gamma."), ("sam.conv_p.", "sam.position.")]
 _OFFICIAL_RELATION = {"pairwise": "subtraction", "patchwise": "concatenation"}
 
 
@@ -90,21 +86,29 @@ def _check_official(state_dict: Mapping[object, object]) -> None:
                      f"(layer<N>.<M>.sam.*); first key {first!r}", key="state_dict")
 
 
+def _prefix(template: str) -> re.Pattern[str]:
+    return re.compile("^" + template.replace(".", r"\.").replace("{i}", r"(?P<i>\d)").replace("{b}", r"(?P<b>\d+)"))
+
+
+def _rename(key: str, tree: list[tuple[str, str]], block: list[tuple[str, str]]) -> str | None:
+    for source, target in tree:
+        match = _prefix(source).match(key)
+        if match:
+            rest = key[match.end():]
+            if "{b}" in source:
+                rest = next((new + rest[len(old):] for old, new in block if rest.startswith(old)), rest)
+            return target.format(**match.groupdict()) + rest
+    return None
+
+
 def official_to_suite_key(key: str) -> str | None:
     """Our state_dict key for an official one (None if the official tree has no such key)."""
-    for pattern, replacement in _TOP_LEVEL:
-        mapped, count = pattern.subn(replacement, key, count=1)
-        if count:
-            if mapped.startswith("stages.") and ".blocks." in mapped:
-                prefix, rest = mapped.split(".blocks.", 1)
-                block, inner = rest.split(".", 1)
-                for old, new in _IN_BLOCK.items():
-                    if inner.startswith(old):
-                        inner = new + inner[len(old):]
-                        break
-                mapped = f"{prefix}.blocks.{block}.{inner}"
-            return mapped
-    return None
+    return _rename(key, _TREE, _IN_BLOCK)
+
+
+def suite_to_official_key(key: str) -> str | None:
+    """The official key for one of ours, so errors about a checkpoint speak its names."""
+    return _rename(key, [(ours, theirs) for theirs, ours in _TREE], [(ours, theirs) for theirs, ours in _IN_BLOCK])
 
 
 def load_official_san(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> nn.Module:
@@ -174,7 +178,8 @@ def load_official_san(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) 
     # num_batches_tracked only counts BN updates (no effect in eval); older checkpoints lack it.
     missing = [k for k in ours if k not in mapped and not k.endswith("num_batches_tracked")]
     if missing:
-        raise SuiteError(f"the official state_dict lacks {len(missing)} tensor(s) of the model, first {missing[0]!r}",
-                         key=missing[0])
+        official = suite_to_official_key(missing[0]) or missing[0]
+        raise SuiteError(f"the official state_dict lacks {len(missing)} tensor(s) of the model, first {official!r} "
+                         f"(the model's {missing[0]!r})", key=official)
     model.load_state_dict(mapped, strict=False)
     return model
