@@ -842,3 +842,23 @@ def test_a_differing_value_is_shown_as_the_spec_writes_its_kind():
     """The frame's float column holds an integer key's 8 as 8.0: `batch_size (8, not 4)`, not `(8.0, not 4)`."""
     assert [tables.show(tables._alike(a, b)) for a, b in [(8.0, 4), (2.0, 1.0), (1.0, None), (0.5, 1)]] == \
         ["8", "2.0", "1.0", "0.5"]
+
+
+def test_a_cell_mixing_runs_the_paper_describes_with_one_it_does_not_has_no_difference(tmp_path, toy):
+    """One seed trained otherwise (a default changed between seeds): the note says that run is not
+    compared, so the cell's Δ must not average it in with the others."""
+    spec, runs, _ = toy
+    out = tmp_path / "store"
+    for run, top1 in zip(runs[:3], [4.0, 5.0, 30.0]):
+        d = finish(out, run, top1)
+    result = json.loads((d / "result.json").read_text())
+    result["config"]["lr_decay"] = 0.5
+    (d / "result.json").write_text(json.dumps(result))
+    rep = tables.load(spec, out=out)
+    assert any("lr_decay (0.5, not 0.1)" in n for n in rep.notes)
+    row = body_row(rep, "0.1")
+    assert row["weight_decay=0.0001: top-1 err"] == "13.00 ± 14.73 (3)"
+    assert row["weight_decay=0.0001: Δ top-1 err"] == "" and row["weight_decay=0.0001: top-1 err, paper"] == ""
+    assert math.isnan(rep.cells.loc[("0.1", "0.0001"), "top1_err_diff"])
+    assert "params (M), paper" not in rep.table.header  # the paper's cost is not this cell's either
+    assert body_row(rep, "0.2")["weight_decay=0.0001: top-1 err, paper"] == "4.0"  # a cell of the spec's own runs
