@@ -507,6 +507,8 @@ def _row(d: Path, state: RunState) -> dict[str, Any]:
         for section in MEASURED:
             row.update(result.get(section) or {})
         row.update({f"env.{k}": v for k, v in (result.get("env") or {}).items()})
+        # a run measured again keeps the environment that trained it: which code made its metrics
+        row.update({f"trained_env.{k}": v for k, v in (result.get("trained_env") or {}).items()})
         row["finished_at"] = result.get("finished_at")
     return row
 

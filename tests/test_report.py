@@ -862,3 +862,30 @@ def test_a_cell_mixing_runs_the_paper_describes_with_one_it_does_not_has_no_diff
     assert math.isnan(rep.cells.loc[("0.1", "0.0001"), "top1_err_diff"])
     assert "params (M), paper" not in rep.table.header  # the paper's cost is not this cell's either
     assert body_row(rep, "0.2")["weight_decay=0.0001: top-1 err, paper"] == "4.0"  # a cell of the spec's own runs
+
+
+def test_runs_of_a_point_from_two_code_versions_are_said_so_and_in_the_csv(tmp_path, toy):
+    """Seeds of one point trained by different commits (a fix landed between them) are averaged
+    into one cell: the notes say which points mix versions, and the tidy CSV keeps each run's commit
+    (the commit that trained it, not a later one that only measured it again)."""
+    spec, runs, _ = toy
+    out = tmp_path / "store"
+    versions = [{"git_commit": "a" * 40, "git_dirty": False}, {"git_commit": "a" * 40, "git_dirty": False},
+                {"git_commit": "b" * 40, "git_dirty": True}, {"git_commit": "a" * 40, "git_dirty": False}]
+    for run, env in zip([*runs[:3], runs[3]], versions):
+        d = finish(out, run, 5.0)
+        result = json.loads((d / "result.json").read_text())
+        result["env"] = env
+        if run is runs[0]:  # measured again by a later commit: still trained by aaaa
+            result["env"], result["trained_env"] = {"git_commit": "c" * 40, "git_dirty": False}, env
+        (d / "result.json").write_text(json.dumps(result))
+    rep = tables.load(spec, out=out)
+    assert list(rep.runs["git_commit"][:4]) == ["a" * 40, "a" * 40, "b" * 40, "a" * 40]
+    assert list(rep.runs["git_dirty"][:4]) == [False, False, True, False]
+    back = pd.read_csv(io.StringIO(formats.csv(rep)))
+    assert back["git_commit"][2] == "b" * 40
+    [note] = [n for n in rep.notes if "code versions" in n]
+    assert "lr=0.1 weight_decay=0.0001" in note and "lr=0.1 weight_decay=0.0005" not in note
+    assert "aaaaaaaaaa (3 runs)" in note and "bbbbbbbbbb + uncommitted changes (1 run)" in note
+    one = tables.load(spec, out=tmp_path / "empty")  # no done run: nothing to say
+    assert not any("code versions" in n for n in one.notes)

@@ -240,17 +240,56 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
         if col in collected or col in metrics or col in ALWAYS_SHOWN:
             v = np.array([float(x) if _finite(x) else np.nan for x in collected[col]]) if col in collected else np.nan
             values[col] = np.where(done, v, np.nan)
-    out = pd.concat([base, pd.DataFrame(values, index=base.index)], axis=1)
+    code = _trained_by(collected, done)
+    out = pd.concat([base, pd.DataFrame(values, index=base.index), code], axis=1)
     for key in grid.ref_keys:
         if f"paper_{key}" not in out:
             out[f"paper_{key}"] = np.nan
     ordered = ["spec", "preset", "run_id", *axes, "seed", "status", "note",
-               *(c for c in ("model.name", "data.name") if c not in axes), *values,
+               *(c for c in ("model.name", "data.name") if c not in axes), *values, *code,
                *(f"paper_{k}" for k in grid.ref_keys), "ref_data"]
     out = out[list(dict.fromkeys(ordered))]
     notes += _missing_notes(out, collected, done, metrics, name)
+    notes += _version_notes(out, axes)
     notes += _comparison_notes(grid, frame, remeasure)
     return out, notes
+
+
+def _trained_by(collected: pd.DataFrame, done: np.ndarray) -> pd.DataFrame:
+    """`git_commit`, `git_dirty` of the code that trained each done run (a later measurement's
+    `env` does not count), so that the tidy CSV says which code made each row."""
+    code = pd.DataFrame(index=collected.index)
+    for key in ("git_commit", "git_dirty"):
+        trained, env = f"trained_env.{key}", f"env.{key}"
+        column = collected[env] if env in collected else pd.Series(None, index=collected.index, dtype=object)
+        if trained in collected:
+            column = collected[trained].where(collected[trained].notna(), column)
+        code[key] = column.astype(object).where(done & column.notna().to_numpy(), None)
+    return code
+
+
+def _version_notes(out: pd.DataFrame, axes: Sequence[str]) -> list[str]:
+    """A note when the done runs come from more than one code version (commit, and whether the
+    tree had uncommitted changes), naming the points whose seeds mix versions: a cell averages them."""
+    done = out[out["status"] == "done"]
+    if done.empty or done["git_commit"].isna().all():
+        return []
+    version = [("no commit recorded" if c is None else str(c)[:10] + (" + uncommitted changes" if d else ""))
+               for c, d in zip(done["git_commit"], done["git_dirty"])]
+    version = pd.Series(version, index=done.index)
+    counts = version.value_counts(sort=False)
+    if len(counts) < 2:
+        return []
+    shown = ", ".join(f"{v} ({count(n, 'run')})" for v, n in counts.items())
+    note = f"Done runs come from {len(counts)} code versions: {shown} (git_commit in the CSV)."
+    if axes:
+        keys = [done[a].map(show) for a in axes]
+        mixed = [k if isinstance(k, tuple) else (k,) for k, v in version.groupby(keys, sort=False) if v.nunique() > 1]
+        if mixed:
+            points = "; ".join(" ".join(f"{a}={v}" for a, v in zip(axes, k)) for k in mixed[:3])
+            more = f" and {count(len(mixed) - 3, 'more point')}" if len(mixed) > 3 else ""
+            note += f" Cells that average runs of different versions: {points}{more}."
+    return [note]
 
 
 @dataclass
