@@ -889,3 +889,17 @@ def test_runs_of_a_point_from_two_code_versions_are_said_so_and_in_the_csv(tmp_p
     assert "aaaaaaaaaa (3 runs)" in note and "bbbbbbbbbb + uncommitted changes (1 run)" in note
     one = tables.load(spec, out=tmp_path / "empty")  # no done run: nothing to say
     assert not any("code versions" in n for n in one.notes)
+
+
+def test_a_failed_run_planned_under_other_defaults_keeps_its_cells_paper_value(tmp_path, toy):
+    """Only done runs enter a cell's mean, so only they can make its Δ another experiment's."""
+    spec, runs, _ = toy
+    out = tmp_path / "store"
+    finish(out, runs[0], 4.0)
+    d = store.plan(out, runs[1])
+    store.set_status(d, "failed", error="ValueError: boom")
+    planned = json.loads((d / "config.json").read_text())
+    planned["config"]["lr_decay"] = 0.5  # planned while another default held; a retry trains with today's
+    (d / "config.json").write_text(json.dumps(planned))
+    row = body_row(tables.load(spec, out=out), "0.1")
+    assert row["weight_decay=0.0001: top-1 err, paper"] == "5.0" and row["weight_decay=0.0001: Δ top-1 err"] == "-1.00"

@@ -460,10 +460,12 @@ def summarise(runs: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> 
     if costs:
         parts.append(grouped[costs].mean())
     papers = [c for c in runs.columns if c.startswith("paper_")]
-    if papers:  # a cell's paper value only where every run of it is the paper's experiment: one
-        # seed trained otherwise (a default changed between seeds) would otherwise enter its Δ
-        described = grouped[papers].count().eq(grouped.size(), axis=0)
-        parts.append(grouped[papers].first().where(described))
+    if papers:  # a cell's paper value only where every done run of it is the paper's experiment:
+        # a seed trained otherwise (a default changed between seeds) would otherwise enter its Δ
+        done = (runs["status"] == "done").to_numpy()[:, None]
+        undescribed = pd.DataFrame(done & runs[papers].isna().to_numpy(), index=runs.index, columns=papers)
+        other = undescribed.groupby([keys[k] for k in names], sort=False, dropna=False).any()
+        parts.append(grouped[papers].first().where(~other))
     cells = pd.concat(parts, axis=1)
     cells = cells.reindex(keys.drop_duplicates().set_index(names).index if len(runs) else cells.index)
     for m in metrics:
