@@ -33,7 +33,7 @@ import yaml
 
 from suite.data.catalog import DATASETS
 from suite.errors import SuiteError, close_matches, unknown
-from suite.schema import coerce, load_yaml, show_value
+from suite.schema import as_written, coerce, load_yaml, show_value
 from suite.train.recipes import RECIPES
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")  # what `device` may name, in a config and on the command line
@@ -318,7 +318,7 @@ def _resolve(user: dict[str, Any]) -> RunConfig:
     input_size = next(s for s in (data.input_size, dataset.input_size, info.input_size) if s is not None)
     data = dataclasses.replace(data, input_size=input_size,
                                eval_size=input_size if data.eval_size is None else data.eval_size)
-    _check_ranges(nested, data, measure)
+    _check_ranges(nested, data, measure, given=merged)
     try:
         kwargs = resolve_model_kwargs(model_name, model_keys)
     except SuiteError as err:
@@ -346,10 +346,12 @@ def _check_field(key: str, value: Any) -> Any:
         raise SuiteError(f"{_shown(value)}: {exc}", key=key) from None
 
 
-def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConfig) -> None:
-    """What type hints cannot say: signs, intervals, finiteness, order."""
-    values = {**top, **{f"data.{k}": v for k, v in dataclasses.asdict(data).items()},
-              **{f"measure.{k}": v for k, v in dataclasses.asdict(measure).items()}}
+def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConfig, *,
+                  given: Mapping[str, Any]) -> None:
+    """What type hints cannot say: signs, intervals, finiteness, order. A value is said as `given`
+    (dotted keys, before coercion) spelt it: `lr: -1` is "got -1", not the -1.0 it is checked as."""
+    values = as_written({**top, **{f"data.{k}": v for k, v in dataclasses.asdict(data).items()},
+                         **{f"measure.{k}": v for k, v in dataclasses.asdict(measure).items()}}, given)
     for key, value in values.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise SuiteError(f"must be a finite number, got {value}", key=key)
@@ -379,8 +381,8 @@ def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConf
     if measure.attack and not DATASETS[data.name].accuracy:
         raise SuiteError(f"{data.name} labels mean nothing, so an attack towards other labels measures nothing",
                          key="measure.attack")
-    if not 0.0 < data.clean_ratio <= 1.0:
-        raise SuiteError(f"must be in (0, 1], got {data.clean_ratio}", key="data.clean_ratio")
+    if not 0.0 < values["data.clean_ratio"] <= 1.0:
+        raise SuiteError(f"must be in (0, 1], got {values['data.clean_ratio']}", key="data.clean_ratio")
     for key in ("label_smoothing", "momentum"):
         if not 0.0 <= values[key] < 1.0:
             raise SuiteError(f"must be in [0, 1), got {values[key]}", key=key)

@@ -214,6 +214,21 @@ def coerce(value: Any, annotation: Any) -> Any:
     return value
 
 
+def as_written(checked: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """`checked` (coerced) values with each number `given` as an integer put back as that integer
+    where `coerce` made it a float (1, not 1.0; [30, 60], not (30.0, 60.0)), for the checks that
+    echo a value in their message: it reads as the user wrote it, and compares the same."""
+    return {k: _written(v, given[k]) if k in given else v for k, v in checked.items()}
+
+
+def _written(checked: Any, given: Any) -> Any:
+    if _kind(given) is int and _kind(checked) is float and given == checked:
+        return given
+    if isinstance(checked, tuple) and isinstance(given, list) and len(given) == len(checked):
+        return tuple(_written(c, g) for c, g in zip(checked, given))
+    return checked
+
+
 def _items(values: Sequence[Any], annotations: Sequence[Any]) -> list[Any]:
     """Coerce item by item, so an error names the item at fault rather than the whole list."""
     out = []

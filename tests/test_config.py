@@ -95,6 +95,31 @@ def test_errors_name_the_key(values, key, fragment):
     assert fragment in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "values, ending",
+    [
+        ({"lr": -1}, "lr: must not be negative, got -1"),  # YAML's -1, not the -1.0 it is checked as
+        ({"lr": -1.0}, "lr: must not be negative, got -1.0"),  # a float stays a float
+        ({"lr": -0.5}, "lr: must not be negative, got -0.5"),
+        ({"epochs": -1}, "epochs: must be positive, got -1"),
+        ({"epochs": 0}, "epochs: must be positive, got 0"),
+        ({"momentum": 1}, "momentum: must be in [0, 1), got 1"),
+        ({"data.clean_ratio": 0}, "data.clean_ratio: must be in (0, 1], got 0"),
+        ({"measure.attack_eps": -8}, "measure.attack_eps: must be positive, got -8"),
+        ({"lr_milestones": [30, 60]}, "lr_milestones: milestones are increasing fractions of training in (0, 1), "
+                                      "got [30, 60]"),
+        ({"batch_size": -1}, "batch_size: must be positive, got -1"),  # an integer key, as it was
+        ({"model.name": "wrn16_8_cifar", "data.name": "cifar10", "model.dropout": 1},
+         "model.dropout: invalid value 1: must be in [0, 1) (valid: 0 <= dropout < 1)"),
+    ],
+)
+def test_a_range_error_echoes_the_value_as_written(values, ending):
+    """A value is checked as its key's type (an integer as a float), but said as the user wrote it."""
+    with pytest.raises(SuiteError) as err:
+        resolve({**BASE, **values}, file="spec.yaml")
+    assert str(err.value) == f"spec.yaml: {ending}"
+
+
 def test_an_image_folder_decides_its_own_class_count():
     """An ImageNet subset (ImageNet-100 and the like) is checked against its folders when it loads."""
     config = resolve({**BASE, "data.name": "imagenet", "model.num_classes": 100, "data.input_size": 64})

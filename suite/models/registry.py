@@ -22,7 +22,7 @@ from typing import Any, Literal
 from torch import nn
 
 from suite.errors import SuiteError, close_matches, unknown
-from suite.schema import coerce, show_value
+from suite.schema import as_written, coerce, show_value
 
 Builder = Callable[..., nn.Module]
 # (resolved options, smallest input size in px or None if unknown) -> None; raises SuiteError naming the option
@@ -138,8 +138,8 @@ def resolve_model_kwargs(name: str, kwargs: Mapping[str, Any], *, input_size: in
                 f"model {name!r} has no option {key!r}{did_you_mean}", key=key, choices=sorted(info.options)
             )
         resolved[key] = option.check(value, name)
-    if info.check is not None:
-        info.check(resolved, input_size)
+    if info.check is not None:  # with the numbers as given: its message says `dropout: 1`, not 1.0
+        info.check(as_written(resolved, kwargs), input_size)
     return resolved
 
 
