@@ -169,6 +169,18 @@ def test_unknown_option_value(tmp_path):
     assert err.key == "base.amp" and err.line == 4 and err.choices == ["fp32", "bf16", "fp16"]
 
 
+@pytest.mark.parametrize("where, key, line", [
+    ("base:\n  model: {name: resnet26}\n  1: 2\n", "base.1", 4),  # not taken for item 1 of a list
+    ("base:\n  model: {name: resnet26}\n  model.7: 2\n", "base.model.7", 4),
+    ("base: {model: {name: resnet26}}\nwhen:\n  - match: {model.name: resnet26}\n    set: {0: 2}\n", "when.0.set.0", 5),
+    ("base: {model: {name: resnet26}}\npresets:\n  p: {2: 1}\n", "presets.p.2", 4),
+    ("base: {model: {name: resnet26}}\ngrid:\n  1: [1, 2]\n", "grid.1", 4),  # an axis's items: the axis
+])
+def test_a_key_made_of_digits_is_named_whole(tmp_path, where, key, line):
+    err = error_of(tmp_path, "name: bad\n" + where, preset="p" if "presets" in where else None)
+    assert (err.key, err.line) == (key, line) and ("unknown" in err.message or "no option" in err.message)
+
+
 def test_unknown_model_option(tmp_path):
     err = error_of(tmp_path, "name: bad\nbase:\n  model:\n    name: resnet26\n    zero_init: true\n")
     assert err.key == "base.model.zero_init" and err.line == 5 and "zero_init_residual" in err.message

@@ -386,7 +386,8 @@ def _resolve_point(values: dict[str, Any], where: dict[str, tuple[str, ...]], sp
 def _locate(err: SuiteError, spec: Spec, sources: dict[str, tuple[str, ...]], point: dict[str, Any], seed: int) -> SuiteError:
     """Re-raise a resolve() error at the spec key (and line) that set the offending value."""
     key = err.key or ""
-    path = sources.get(key) or (sources.get("model.name") if key.startswith("model.") else None) or ("base",)
+    setter = key if key in sources else "model.name" if key.startswith("model.") and "model.name" in sources else None
+    path = sources[setter] if setter else ("base",)
     run = _show(point) or "base"
     message = f"{err.message} [run {run} seed={seed}]"
     if key and key not in sources:  # a default the spec does not set: the error points at the model
@@ -394,7 +395,7 @@ def _locate(err: SuiteError, spec: Spec, sources: dict[str, tuple[str, ...]], po
     if path[0] == "<command line>":  # the override that set the value, or the model it chose
         blamed = key if key in sources else "model.name"
         return SuiteError(message, file="<command line>", key=blamed, choices=err.choices)
-    if path[-1].isdigit():  # a list item: name the axis, point at the item's line
+    if setter in point and path[-1].isdigit():  # an axis's item: name the axis, point at the item's line
         return SuiteError(message, file=str(spec.path), key=".".join(path[:-1]), line=spec.line(*path), choices=err.choices)
     return spec.error(message, *path, choices=err.choices)
 
