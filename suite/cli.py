@@ -59,6 +59,17 @@ def _count(least: int) -> Callable[[str], int]:
     return parse
 
 
+def _number(text: str) -> int | float:
+    """argparse type of a float option: the number as typed (`--mem-gb 1` an integer, as YAML reads
+    it), so that its check echoes `-1`, not -1.0; the check makes it a float."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="suite", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Intermixed)
@@ -189,6 +200,7 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
     for name, f in FIELDS.items():
         hint = HINTS[name]
         kind = next((t for t in (int, float, str) if t == hint or t in getattr(hint, "__args__", ())), str)
+        kind = _number if kind is float else kind
         if f.default is dataclasses.MISSING:  # sbatch, setup: repeatable
             group.add_argument(flag(name), dest=f"cluster_{name}", action="append", metavar=f.metadata["metavar"],
                                help=f.metadata["help"])

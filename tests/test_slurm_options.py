@@ -120,6 +120,22 @@ def test_bad_command_line_values(spec, cli, message):
         options(spec, cli)
 
 
+@pytest.mark.parametrize(("where", "value", "says"), [
+    ("spec", "-1", "cluster.mem_gb: must be at least 0.001, got -1"),  # as written: not -1.0
+    ("spec", "-1.0", "cluster.mem_gb: must be at least 0.001, got -1.0"),
+    ("spec", "0", "cluster.mem_gb: must be at least 0.001, got 0"),
+    ("command line", "-1", "--mem-gb: must be at least 0.001, got -1"),
+    ("command line", "0", "--mem-gb: must be at least 0.001, got 0"),
+    ("command line", "0.0", "--mem-gb: must be at least 0.001, got 0.0"),
+])
+def test_a_cluster_range_error_echoes_the_value_as_written(tmp_path, capsys, where, value, says):
+    path = tmp_path / "opts.yaml"
+    path.write_text(SPEC.replace("gpus_per_node: 1", f"mem_gb: {value}" if where == "spec" else "gpus_per_node: 1"))
+    flags = ["--executor", "slurm", "--mem-gb", value] if where == "command line" else []
+    assert main(["run", str(path), "--dry-run", "--out", str(tmp_path / "out"), *flags]) == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(says)
+
+
 def test_a_bad_setup_line_is_named_by_its_position(tmp_path):
     path = tmp_path / "opts.yaml"
     path.write_text(SPEC.replace("  partition: gpu", "  partition: gpu\n  setup: [module load cuda, 2]"))

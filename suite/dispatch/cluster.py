@@ -191,14 +191,15 @@ def _check(values: Mapping[str, Any], line: typing.Callable[[str], int | None], 
         if key not in FIELDS:
             raise unknown("cluster option", flag(key) if flags else key, [flag(f) if flags else f for f in FIELDS],
                           key=name, **where)
+        given = value  # echoed as written: `mem_gb: -1` is "got -1", not the -1.0 it is checked as
         try:
             value = coerce(value, HINTS[key])
         except ValueError as exc:
             raise SuiteError(f"{exc}, got {value!r}", key=name, **where) from None
         if isinstance(value, float) and not math.isfinite(value):
-            raise SuiteError(f"must be a finite number, got {value}", key=name, **where)
+            raise SuiteError(f"must be a finite number, got {given}", key=name, **where)
         if key in MINIMUM and value is not None and value < MINIMUM[key]:
-            raise SuiteError(f"must be at least {MINIMUM[key]}, got {value}", key=name, **where)
+            raise SuiteError(f"must be at least {MINIMUM[key]}, got {given}", key=name, **where)
         if isinstance(value, str) and not value.strip():
             raise SuiteError("must not be empty (leave the option out for the cluster's default)", key=name, **where)
         if key == "setup" and any(not shell.strip() for shell in value):
