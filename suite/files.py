@@ -69,6 +69,7 @@ def check_writable(path: Path, *, key: str, directory: bool = False, write: bool
     of files) cannot be written: the error names the path and the option `key`. `write=False`
     checks only that it is (or can become) what it should be, for a folder that is only read."""
     path = Path(path)
+    check_lookup(path, key=key)
     if path.exists():
         if path.is_dir() != directory:
             raise SuiteError("not a directory" if directory else "is a directory; name a file", file=str(path), key=key)
@@ -87,3 +88,15 @@ def check_writable(path: Path, *, key: str, directory: bool = False, write: bool
             raise SuiteError(f"cannot write into {existing}: {exc.strerror or exc}", file=str(path), key=key) from None
         os.close(fd)
         os.unlink(probe)
+
+
+def check_lookup(path: Path, *, key: str) -> None:
+    """Refuse a path the OS cannot look up, as a SuiteError naming it and the option `key`: a name too
+    long for the file system, a symlink loop, a folder on the way this user may not enter. pathlib's
+    exists() raises these (resolve() a RuntimeError for a loop); a path that is merely absent passes."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        raise SuiteError(f"cannot use this path: {exc.strerror or exc}", file=str(path), key=key) from None

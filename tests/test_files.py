@@ -46,6 +46,37 @@ def test_check_writable_names_the_path_and_the_option(tmp_path, target, director
     assert info.value.file == str(tmp_path / target) and info.value.key == "--out"
 
 
+def unusable(tmp_path: Path, kind: str) -> Path:
+    """A path the OS refuses to look up: a name longer than a file system allows, or a symlink loop."""
+    if kind == "long":
+        return tmp_path / ("a" * 300)
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    return tmp_path / "loop1"
+
+
+@pytest.mark.parametrize("kind, says", [("long", "File name too long"), ("loop", "Too many levels of symbolic links")])
+@pytest.mark.parametrize("directory", [False, True])
+@pytest.mark.parametrize("below", ["", "out.csv"])
+def test_check_writable_names_a_path_the_os_cannot_look_up(tmp_path, kind, says, directory, below):
+    path = unusable(tmp_path, kind) / below
+    with pytest.raises(SuiteError, match=f"cannot use this path: {says}") as info:
+        files.check_writable(path, key="--out", directory=directory)
+    assert info.value.file == str(path) and info.value.key == "--out"
+
+
+@pytest.mark.parametrize("kind, says", [("long", "File name too long"), ("loop", "Too many levels of symbolic links")])
+@pytest.mark.parametrize("command", [["status"], ["status", "quick"], ["run", "quick", "--dry-run"], ["cancel", "quick"],
+                                     ["report", "quick"], ["bench", "--list", "--storage"]])
+def test_a_store_path_the_os_cannot_look_up_is_an_error_not_a_traceback(tmp_path, capsys, kind, says, command):
+    from suite.cli import main
+
+    path = unusable(tmp_path, kind)
+    option = [] if command[-1] == "--storage" else ["--out"]
+    assert main([*command, *option, str(path)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"cannot use this path: {says}")
+
+
 def test_check_writable_accepts_what_can_be_made(tmp_path):
     files.check_writable(tmp_path / "x" / "y" / "out.csv", key="--out")
     files.check_writable(tmp_path / "store", key="--storage", directory=True)
