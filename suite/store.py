@@ -429,11 +429,13 @@ def _lock_free(d: Path) -> bool:
 
 
 def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
+    """Whether `pid` is a live process. A recorded value no process can have (not a positive integer:
+    0 and -1 name process groups; one past the kernel's range, from a hand-edited record) is none."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True

@@ -161,6 +161,22 @@ def test_a_corrupt_status_file_is_not_fatal(tmp_path, text):
     assert store.state_of(d).state == "running"
 
 
+@pytest.mark.parametrize("pid", [2**64, 10**20, -2**64, 0, -1, True, 1.5, "1"])
+@pytest.mark.parametrize("done", [False, True])
+def test_a_recorded_pid_that_names_no_process_is_not_fatal(tmp_path, capsys, pid, done):
+    """A hand-edited status.json of this host saying `running` with a pid no process can have (past
+    the kernel's range, zero or negative: process groups, not a process): the run's process is gone."""
+    from suite.cli import main
+
+    run = make_run()
+    d = finish(tmp_path, run, 3.0) if done else store.plan(tmp_path, run)
+    (d / "status.json").write_text(json.dumps({"state": "running", "host": socket.gethostname(), "pid": pid}))
+    state = store.state_of(d)
+    assert state.state == ("done" if done else "interrupted")
+    assert main(["status", "--out", str(tmp_path)]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def _writer(out: str, seed: int, rounds: int) -> None:
     run = make_run(seed)
     d = store.plan(Path(out), run)
