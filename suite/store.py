@@ -490,7 +490,8 @@ def _row(d: Path, state: RunState) -> dict[str, Any]:
     if os.path.exists(config_path):  # False in a directory that cannot be looked into: the state says so
         try:
             planned = read_json(config_path)
-            if not isinstance(planned, dict) or not isinstance(planned.get("config", {}), dict):
+            if not isinstance(planned, dict) or not isinstance(planned.get("config", {}), dict) \
+                    or not isinstance(planned.get("spec", ""), (str, type(None))):  # runs are grouped by spec
                 raise SuiteError("not a planned run (expected {spec, point, seed, config: {...}})", file=str(config_path))
             row.update(current_spelling(flatten(planned.get("config", {}))))
             row["spec"] = planned.get("spec")

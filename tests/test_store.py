@@ -177,6 +177,26 @@ def test_a_recorded_pid_that_names_no_process_is_not_fatal(tmp_path, capsys, pid
     assert "Traceback" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("spec", [{"a": 1}, [1], 5])
+def test_a_plan_naming_its_spec_by_anything_but_text_is_corrupt_not_fatal(tmp_path, capsys, spec):
+    """`suite status` groups the store's runs by the spec that planned them: a config.json whose
+    `spec` is a mapping or a list (edited by hand) would stop it; the run counts under no spec."""
+    from suite.cli import main
+
+    good, bad = make_run(0), make_run(1)
+    finish(tmp_path, good, 3.0)
+    d = finish(tmp_path, bad, 4.0)
+    plan = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**plan, "spec": spec}))
+    with pytest.warns(UserWarning, match=str(d / "config.json")):
+        by_id = store.collect(tmp_path).set_index("run_id")
+    assert list(by_id["status"]) == ["done", "done"] and pd.isna(by_id.loc[bad.run_id, "spec"])
+    assert main(["status", "--out", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert "(spec unknown: config.json missing or unreadable): 1 run in the store: 1 done" in out
+    assert "Traceback" not in err and str(d / "config.json") in err
+
+
 def _writer(out: str, seed: int, rounds: int) -> None:
     run = make_run(seed)
     d = store.plan(Path(out), run)
