@@ -132,6 +132,8 @@ def read_json(path: Path) -> Any:
         raise SuiteError(f"corrupt record ({exc.msg}{at} line {exc.lineno}, column {exc.colno})", file=str(path)) from None
     except UnicodeDecodeError as exc:
         raise SuiteError(f"corrupt record ({not_utf8(exc)})", file=str(path)) from None
+    except RecursionError:  # valid JSON nested deeper than the decoder goes: no record the suite writes
+        raise SuiteError("corrupt record (nested too deeply)", file=str(path)) from None
     except OSError as exc:
         raise SuiteError(f"unreadable record ({exc.strerror or exc})", file=str(path)) from None
 

@@ -223,9 +223,10 @@ def test_parse_threshold():
             compare.parse_threshold(bad)
 
 
-def test_load_run_reports_the_file(tmp_path):
+@pytest.mark.parametrize("text", ["{not json", "[" * 100_000 + "]" * 100_000])  # the second: a RecursionError
+def test_load_run_reports_the_file(tmp_path, text):
     bad = tmp_path / "broken.json"
-    bad.write_text("{not json")
+    bad.write_text(text)
     with pytest.raises(SuiteError, match="broken.json"):
         compare.load_run(bad)
 

@@ -830,6 +830,13 @@ def test_read_curve_warns_of_damaged_lines_but_not_a_cut_off_last_one(tmp_path):
         assert len(plots.read_curve(path)) == 3
 
 
+def test_read_curve_warns_of_a_line_nested_too_deeply(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("\n".join([json.dumps({"epoch": 1}), "[" * 100_000 + "]" * 100_000, json.dumps({"epoch": 2})]))
+    with pytest.warns(SuiteWarning, match=f"{path}:2: skipped a line that is not an epoch record"):
+        assert [r["epoch"] for r in plots.read_curve(path)] == [1, 2]
+
+
 def test_a_preset_off_the_specs_own_grid_says_why_no_paper_value_is_shown(tmp_path):
     """ran_cifar_depth's smoke preset replaces its grid's data set and models: no point is the paper's."""
     report = tables.load("ran_cifar_depth", preset="smoke", out=tmp_path)

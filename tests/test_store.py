@@ -197,6 +197,27 @@ def test_a_plan_naming_its_spec_by_anything_but_text_is_corrupt_not_fatal(tmp_pa
     assert "Traceback" not in err and str(d / "config.json") in err
 
 
+DEEP = "[" * 100_000 + "]" * 100_000  # valid JSON, nested past the decoder's recursion limit
+
+
+@pytest.mark.parametrize("name", ["result.json", "status.json", "config.json"])
+def test_a_record_nested_too_deeply_is_corrupt_not_fatal(tmp_path, capsys, name):
+    """json.loads meets such a record (hand-made, or another program's) with a RecursionError."""
+    from suite.cli import main
+
+    good, bad = make_run(0), make_run(1)
+    finish(tmp_path, good, 3.0)
+    d = finish(tmp_path, bad, 4.0)
+    (d / name).write_text(DEEP)
+    with pytest.raises(SuiteError, match="corrupt record \\(nested too deeply\\)") as err:
+        store.read_json(d / name)
+    assert err.value.file == str(d / name)
+    assert store.state_of(d).state == ("missing" if name == "result.json" else "done")
+    assert main(["status", "--out", str(tmp_path)]) == 0
+    out, printed = capsys.readouterr()
+    assert "Traceback" not in printed and (name == "status.json" or str(d / name) in printed)
+
+
 def _writer(out: str, seed: int, rounds: int) -> None:
     run = make_run(seed)
     d = store.plan(Path(out), run)

@@ -77,7 +77,7 @@ class Row:
 def load_run(path: Path, label: str | None = None) -> Run:
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # the last: JSON nested past the decoder's limit
         raise SuiteError(f"not a readable pytest-benchmark JSON file: {exc}", file=str(path)) from None
     try:
         return run_from_json(data, label or Path(path).stem)

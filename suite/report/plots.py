@@ -187,7 +187,7 @@ def read_curve(path: Path) -> list[dict]:
     for number, line in enumerate(lines, 1):
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # the latter: nested past the decoder's limit
             record = None
             if number == len(lines):
                 continue
