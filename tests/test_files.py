@@ -77,6 +77,26 @@ def test_a_store_path_the_os_cannot_look_up_is_an_error_not_a_traceback(tmp_path
     assert capsys.readouterr().err.strip().endswith(f"cannot use this path: {says}")
 
 
+@pytest.mark.parametrize("kind, says", [("long", "File name too long"), ("loop", "Too many levels of symbolic links")])
+@pytest.mark.parametrize("setting, command, key", [
+    ("SUITE_ABLATIONS", ["specs"], "$SUITE_ABLATIONS"),
+    ("SUITE_CLUSTER", ["run", "quick", "--dry-run", "--executor", "slurm"], "$SUITE_CLUSTER"),
+    ("SUITE_DATA", ["run", "ran_mask_norm", "--dry-run"], "data.root"),  # a dry run notes it
+    ("data.root", ["run", "ran_imagenet", "--dry-run"], "data.root"),
+])
+def test_a_configured_path_the_os_cannot_look_up_is_named_not_a_traceback(tmp_path, monkeypatch, capsys, kind, says,
+                                                                         setting, command, key):
+    from suite.cli import main
+
+    path = unusable(tmp_path, kind)
+    if setting.isupper():
+        monkeypatch.setenv(setting, str(path))
+    overrides = [f"data.root={path}"] if setting == "data.root" else []
+    assert main([*command, "--out", str(tmp_path / "out"), *overrides] if command[0] == "run" else command) in (0, 2)
+    printed = capsys.readouterr()
+    assert "Traceback" not in printed.err and f"{path}: {key}: cannot use this path: {says}" in printed.out + printed.err
+
+
 def test_check_writable_accepts_what_can_be_made(tmp_path):
     files.check_writable(tmp_path / "x" / "y" / "out.csv", key="--out")
     files.check_writable(tmp_path / "store", key="--storage", directory=True)

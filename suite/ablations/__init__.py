@@ -13,10 +13,13 @@ from pathlib import Path
 from suite.ablations.expand import RunSpec, expand
 from suite.ablations.spec import Spec, parse
 from suite.errors import SuiteError, unknown
+from suite.files import check_lookup
 
 
 def spec_dirs() -> builtins.list[Path]:
     dirs = [Path(p) for p in os.environ.get("SUITE_ABLATIONS", "").split(os.pathsep) if p]
+    for d in dirs:  # an absent folder is passed over; one the OS cannot look up (a name too long, a loop) is said
+        check_lookup(d, key="$SUITE_ABLATIONS")
     dirs += [Path(__file__).resolve().parents[2] / "ablations", Path.cwd() / "ablations"]
     unique: dict[Path, None] = {}
     for d in dirs:

@@ -23,6 +23,7 @@ from suite.data.noise import corrupt_labels
 from suite.data.seeds import derive_seed
 from suite.data.tensor import Splits, TensorLoader, channel_stats
 from suite.errors import SuiteError
+from suite.files import check_lookup
 
 if TYPE_CHECKING:  # suite.config imports suite.data.catalog: no runtime import back
     from suite.config import DataConfig
@@ -55,6 +56,7 @@ def data_root(config: DataConfig) -> Path:
     """`data.root`, else $SUITE_DATA, else ~/.cache/suite/data. For ImageNet, a root that has no
     train/ but an `imagenet/` subdirectory resolves to that subdirectory."""
     root = Path(config.root or os.environ.get("SUITE_DATA") or DEFAULT_ROOT).expanduser()
+    check_lookup(root, key="data.root")  # a name too long, a symlink loop: said, not an OSError from is_dir
     if config.name == "imagenet" and not (root / "train").is_dir() and (root / "imagenet" / "train").is_dir():
         return root / "imagenet"
     return root

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.errors import SuiteError, unknown
+from suite.files import check_lookup
 from suite.schema import coerce, read_yaml
 
 
@@ -92,6 +93,8 @@ def user_file() -> Path | None:
     """The user's cluster file: `$SUITE_CLUSTER` (empty = none), else `$XDG_CONFIG_HOME/suite/cluster.yaml`."""
     if "SUITE_CLUSTER" in os.environ:
         value = os.environ["SUITE_CLUSTER"]
+        if value:
+            check_lookup(Path(value), key="$SUITE_CLUSTER")
         if value and not Path(value).is_file():
             what = "a directory, not a file" if Path(value).is_dir() else "no such file"
             raise SuiteError(f"{what} (named by $SUITE_CLUSTER)", file=value)
