@@ -223,6 +223,14 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+def _target(text: str) -> str:
+    """`--to`'s FILE ('-': stdout) as given: an empty one would read as no --to, and the store's own
+    tables would be written instead."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; leave the option out for the store's own files")
+    return text
+
+
 def _store_dir(args: argparse.Namespace, *, writing: bool = False) -> Path:
     """The run store `--out` (else $SUITE_OUT, else ./results) names; refused if it is a file, and
     when `writing`, if it cannot hold runs."""
@@ -789,7 +797,8 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metric", action="extend", type=_metric_names,
                    metavar="NAME[,NAME]", help="metrics to tabulate, repeatable (default: the spec's "
                    "report.metrics, else top1_err); one value each, so the spec after it stays the spec")
-    p.add_argument("--to", metavar="FILE", help="write one format to FILE ('-': stdout) instead of the default files")
+    p.add_argument("--to", type=_target, metavar="FILE",
+                   help="write one format to FILE ('-': stdout) instead of the default files")
     p.add_argument("--into", type=_path, metavar="FILE",
                    help="replace the table between <!-- suite:report SPEC --> and <!-- /suite:report --> in FILE")
     p.add_argument("--all", action="store_true",

@@ -563,13 +563,15 @@ def test_a_store_that_is_a_file_is_refused_by_name(tmp_path, capsys, command):
     assert afile.read_text() == "not a store"
 
 
-@pytest.mark.parametrize("command", [["run", "quick"], ["status"], ["report", "quick"], ["profile", "resnet26"],
-                                     ["train", "resnet26"]])
-def test_an_empty_out_is_refused_not_taken_for_the_current_directory(tmp_path, capsys, monkeypatch, command):
+@pytest.mark.parametrize("command, option", [(["run", "quick"], "--out"), (["status"], "--out"), (["report", "quick"], "--out"),
+                                             (["profile", "resnet26"], "--out"), (["train", "resnet26"], "--out"),
+                                             (["report", "quick"], "--to"), (["report", "quick"], "--into")])
+def test_an_empty_out_is_refused_not_taken_for_the_current_directory(tmp_path, capsys, monkeypatch, command, option):
+    """Nor, for --to, for no --to at all: the store's own tables would be written instead."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_:
-        main([*command, "--out", ""])
-    assert exit_.value.code == 2 and "--out: an empty path" in capsys.readouterr().err
+        main([*command, option, ""])
+    assert exit_.value.code == 2 and f"{option}: an empty path" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 
