@@ -279,7 +279,7 @@ def unflatten(values: Mapping[str, Any]) -> dict[str, Any]:
 def _resolve(user: dict[str, Any]) -> RunConfig:
     recipe_name = user.get("recipe", RunConfig.recipe)
     if not isinstance(recipe_name, str):  # a list or mapping is not hashable, let alone a recipe
-        raise SuiteError(f"expected a recipe name, got {recipe_name!r}", key="recipe", choices=RECIPES)
+        raise SuiteError(f"expected a recipe name, got {show_value(recipe_name)}", key="recipe", choices=RECIPES)
     if recipe_name not in RECIPES:
         raise unknown("recipe", str(recipe_name), RECIPES, key="recipe")
     merged = dict(_defaults_flat())  # a copy: the cached defaults stay untouched
@@ -301,7 +301,7 @@ def _resolve(user: dict[str, Any]) -> RunConfig:
         raise SuiteError("missing: every run needs a model", key="model.name")
     model_name = model_keys.pop("name")
     if not isinstance(model_name, str):
-        raise SuiteError(f"expected a model name, got {model_name!r}", key="model.name")
+        raise SuiteError(f"expected a model name, got {show_value(model_name)}", key="model.name")
 
     checked = {k: _check_field(k, v) for k, v in merged.items() if not k.startswith("model.")}
     nested = unflatten(checked)

@@ -554,6 +554,24 @@ def test_a_key_given_nested_and_dotted_is_an_error(tmp_path, where, line, key):
     assert err.key == key and err.line == line and "given twice" in err.message
 
 
+@pytest.mark.parametrize("text, says", [
+    ("seeds: true\n", "seeds: expected a non-empty list of integer seeds or a count, got true"),
+    ("grid: {lr: null}\n", "grid.lr: an axis takes a list of values, got null"),
+    ("paper: {table: false}\n", "paper.table: expected text, got false"),
+    ("grid: {lr: [0.1]}\nreference: [{lr: 0.1, top1_err: null}]\n", "reference.0.top1_err: a reference value must be a "
+     "finite number (leave out a value the paper does not give), got null"),
+    ("grid: {model.name: [false]}\n", "grid.model.name: expected a model name, got false"),
+    ("grid: {recipe: [true]}\n", "grid.recipe: expected a recipe name, got true"),
+    ("cluster: {partition: true}\n", "cluster.partition: expected a string or null, got true"),
+    ("cluster: {sbatch: {exclusive: false}}\n", "cluster.sbatch.exclusive: an sbatch value is a string, a number, "
+     "true (a bare flag) or null (unset what a lower layer set), got false"),
+])
+def test_a_value_in_an_error_is_spelt_as_yaml_writes_it(tmp_path, text, says):
+    """true, false and null as the file has them: not Python's True, False and None."""
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}, data: {name: digits}, epochs: 1}\n" + text)
+    assert says in str(err).splitlines()[0]
+
+
 def test_a_model_given_as_a_name_is_one_mistake(tmp_path):
     err = error_of(tmp_path, "name: bad\nbase: {model: ran56_cifar, data: {name: digits}}\n")
     assert err.key == "base.model" and err.line == 2 and "model: {name: ran56_cifar, ...}" in err.message

@@ -225,7 +225,7 @@ def _axes(value: Any, where: _Where, *path: str) -> dict[str, list[Any]]:
         if not isinstance(values, list):
             nested = isinstance(values, Mapping) and values and all(isinstance(v, list) for v in values.values())
             hint = f" (an axis is one dotted key: {axis}.{next(iter(values))}: [...])" if nested else ""
-            raise where.error(f"an axis takes a list of values, got {values!r}{hint}", *path, axis)
+            raise where.error(f"an axis takes a list of values, got {show_value(values)}{hint}", *path, axis)
         if not values:
             raise where.error("empty axis: the grid would have no runs", *path, axis)
         if axis.startswith(MEASURE) or axis == MEASURE[:-1]:
@@ -328,7 +328,7 @@ def _seeds(value: Any, where: _Where, *path: str) -> list[int]:
                               *path)
         return list(range(value))
     if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
-        raise where.error(f"expected a non-empty list of integer seeds or a count, got {value!r}", *path)
+        raise where.error(f"expected a non-empty list of integer seeds or a count, got {show_value(value)}", *path)
     if len(set(value)) != len(value):
         raise where.error(f"duplicate seeds in {value}", *path)
     if not all(0 <= s <= MAX_SEED for s in value):
@@ -346,7 +346,7 @@ def _reference(value: Any, where: _Where, axes: list[str]) -> list[dict[str, Any
             if key in REFERENCE_METRICS:
                 if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
                     raise where.error(f"a reference value must be a finite number (leave out a value the paper "
-                                      f"does not give), got {v!r}", "reference", str(i), key)
+                                      f"does not give), got {show_value(v)}", "reference", str(i), key)
                 if percent(key) and not 0 <= v <= 100:
                     raise where.error(f"{key} is a percentage, in [0, 100]; got {v}", "reference", str(i), key)
             elif key not in axes:
@@ -368,7 +368,7 @@ def _paper(value: Any, where: _Where) -> dict[str, Any]:
         if key not in PAPER_KEYS:
             raise where.error("unknown paper key", "paper", key, choices=PAPER_KEYS)
         if not isinstance(text, (str, int, float)) or isinstance(text, bool):
-            raise where.error(f"expected text, got {text!r}", "paper", key)
+            raise where.error(f"expected text, got {show_value(text)}", "paper", key)
     return paper
 
 

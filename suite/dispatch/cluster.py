@@ -21,7 +21,7 @@ from typing import Any
 
 from suite.errors import SuiteError, unknown
 from suite.files import check_lookup
-from suite.schema import coerce, read_yaml
+from suite.schema import coerce, read_yaml, show_value
 
 
 def _option(default: Any, metavar: str, doc: str) -> Any:
@@ -198,7 +198,7 @@ def _check(values: Mapping[str, Any], line: typing.Callable[[str], int | None], 
         try:
             value = coerce(value, HINTS[key])
         except ValueError as exc:
-            raise SuiteError(f"{exc}, got {value!r}", key=name, **where) from None
+            raise SuiteError(f"{exc}, got {show_value(value)}", key=name, **where) from None
         if isinstance(value, float) and not math.isfinite(value):
             raise SuiteError(f"must be a finite number, got {given}", key=name, **where)
         if key in MINIMUM and value is not None and value < MINIMUM[key]:
@@ -215,7 +215,7 @@ def _check(values: Mapping[str, Any], line: typing.Callable[[str], int | None], 
 
 def _check_sbatch(value: Any, name: str, where: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(value, Mapping):
-        raise SuiteError(f"expected a mapping of sbatch parameters, got {value!r}", key=name, **where)
+        raise SuiteError(f"expected a mapping of sbatch parameters, got {show_value(value)}", key=name, **where)
     params = {}
     for raw_key, v in value.items():
         key = str(raw_key).lstrip("-").replace("_", "-")
@@ -231,7 +231,7 @@ def _check_sbatch(value: Any, name: str, where: dict[str, Any]) -> dict[str, Any
                              **where)
         if v is not None and (not isinstance(v, (str, int, float, bool)) or v is False):
             raise SuiteError(f"an sbatch value is a string, a number, true (a bare flag) or null (unset what a "
-                             f"lower layer set), got {v!r}", key=f"{name}.{raw_key}", **where)
+                             f"lower layer set), got {show_value(v)}", key=f"{name}.{raw_key}", **where)
         if key in params:
             raise SuiteError(f"sbatch parameter {key!r} is given twice (spelt differently)", key=f"{name}.{raw_key}",
                              **where)
