@@ -33,7 +33,7 @@ import yaml
 
 from suite.data.catalog import DATASETS
 from suite.errors import SuiteError, close_matches, unknown
-from suite.schema import as_written, coerce, load_yaml, show_value
+from suite.schema import as_written, coerce, load_yaml, show_value, yaml_problem
 from suite.train.recipes import RECIPES
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")  # what `device` may name, in a config and on the command line
@@ -239,10 +239,9 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         try:
             value = load_yaml(text) if text.strip() else None
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)  # one line: PyYAML's own message draws a caret diagram
-            where = f" at column {mark.column + 1}" if mark is not None and "\n" not in text else ""
-            raise SuiteError(f"cannot parse value {text!r}{where}: {getattr(exc, 'problem', None) or exc}",
-                             key=key) from None
+            problem, _, column = yaml_problem(exc, text)  # one line: PyYAML's own message draws a caret diagram
+            where = f" at column {column}" if column is not None and "\n" not in text else ""
+            raise SuiteError(f"cannot parse value {text!r}{where}: {problem}", key=key) from None
         dotted = [key, *flatten({key: value})]
         if twice := next((k for k in dotted if k in given), None):  # the last would win silently
             raise SuiteError(f"given twice on the command line: {given[twice]!r} and {item!r}",

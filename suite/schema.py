@@ -106,10 +106,22 @@ def read_yaml(path: Path, what: str) -> tuple[Any, dict[tuple[str, ...], int]]:
     except UnicodeDecodeError as exc:
         raise SuiteError(f"cannot read {what}: {not_utf8(exc)}", file=str(path)) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SuiteError(f"bad YAML: {getattr(exc, 'problem', None) or exc}", file=str(path),
-                         line=None if mark is None else mark.line + 1) from None
+        problem, line, _ = yaml_problem(exc, text)
+        raise SuiteError(f"bad YAML: {problem}", file=str(path), line=line) from None
     return raw, lines
+
+
+def yaml_problem(exc: yaml.YAMLError, text: str) -> tuple[str, int | None, int | None]:
+    """What is wrong with a YAML text, on one line, and its 1-based line and column when known.
+    PyYAML's own message draws a caret diagram; for a control character (a ReaderError) it gives
+    an offset, on a second line, where the others give a mark."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        start = text.rfind("\n", 0, exc.position) + 1
+        return (f"unacceptable character #x{exc.character:04x}: {exc.reason}", text.count("\n", 0, exc.position) + 1,
+                exc.position - start + 1)
+    mark = getattr(exc, "problem_mark", None)
+    problem = str(getattr(exc, "problem", None) or exc)
+    return problem, None if mark is None else mark.line + 1, None if mark is None else mark.column + 1
 
 
 def _record_lines(node: yaml.Node, prefix: tuple[str, ...], out: dict[tuple[str, ...], int],

@@ -133,6 +133,12 @@ def test_bad_yaml_gives_the_line(tmp_path):
     assert err.line == 3 and "bad YAML" in err.message
 
 
+def test_a_control_character_is_bad_yaml_on_one_line_with_its_line(tmp_path):
+    """PyYAML says where in offsets, on a second line (`in "<unicode string>", position 55`)."""
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\ndescription: a\x01b\n")
+    assert err.line == 3 and err.message == "bad YAML: unacceptable character #x0001: special characters are not allowed"
+
+
 LAUGHS = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}' if i else '1'] * 10)}]\n" for i in range(7))
 
 

@@ -141,6 +141,10 @@ def test_parse_overrides_reads_yaml_values():
         parse_overrides(["lr_milestones=[0.5"])
     assert str(err.value) == ("lr_milestones: cannot parse value '[0.5' at column 5: expected ',' or ']', "
                               "but got '<stream end>'")
+    with pytest.raises(SuiteError) as err:  # a control character: one line too, with its column
+        parse_overrides(["lr=0.\x01"])
+    assert str(err.value) == ("lr: cannot parse value '0.\\x01' at column 3: unacceptable character #x0001: special "
+                              "characters are not allowed")
     with pytest.raises(SuiteError, match=r"given twice on the command line: 'lr=0.1' and 'lr=0.2'") as err:
         parse_overrides(["lr=0.1", "epochs=2", "lr=0.2"])  # the last would win silently
     assert err.value.key == "lr"
