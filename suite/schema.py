@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import numbers
 import re
 import types
@@ -145,29 +146,43 @@ def _record_lines(node: yaml.Node, prefix: tuple[str, ...], out: dict[tuple[str,
     enclosing.discard(id(node))
 
 
-def show_value(value: Any) -> str:
+def show_value(value: Any, *, _flow: bool = False) -> str:
     """`value` as a key=VALUE override (YAML) writes it, so that it reads back as the same value:
     true, not Python's True; "16" quoted where a bare 16 would read as a number. Quoting it for a
-    shell is the caller's part (shlex)."""
+    shell is the caller's part (shlex). (`_flow`: an item or key of a [list] or {mapping}.)"""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
+    if isinstance(value, float) and not math.isfinite(value):  # str() says inf, which YAML reads as text
+        return ".nan" if math.isnan(value) else ".inf" if value > 0 else "-.inf"
     if isinstance(value, str):
-        return value if _plain_text(value) else json.dumps(value, ensure_ascii=False)  # YAML's double quotes
+        return value if _plain_text(value, _flow) else _double_quoted(value)
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(map(show_value, value)) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}: {show_value(v)}" for k, v in value.items()) + "}"
+        return "[" + ", ".join(show_value(v, _flow=True) for v in value) + "]"
+    if isinstance(value, Mapping):  # keys too: `1`, `""` or `a{` would not read back as the same text
+        items = (f"{show_value(k, _flow=True)}: {show_value(v, _flow=True)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
     return str(value)
 
 
+def _double_quoted(text: str) -> str:
+    """`text` in YAML's double quotes, with each character YAML would refuse or read otherwise (a
+    control character such as \\x7f, a line break such as \\x85) escaped as YAML escapes it."""
+    body = json.dumps(text, ensure_ascii=False)[1:-1]  # quotes, backslashes and the C0 controls escaped
+    return '"' + "".join(c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
+                         for c in body) + '"'
+
+
 @functools.lru_cache(maxsize=4096)  # a dry run labels up to 10,000 runs with the same few values
-def _plain_text(text: str) -> bool:
+def _plain_text(text: str, flow: bool = False) -> bool:
     """Whether `text` reads back as itself unquoted, and is one word: labels separate key=value pairs
-    with spaces, lists their items with commas."""
+    with spaces, lists their items with commas. `flow`: also as an item or key of a [list] or
+    {mapping}, where some words that stand alone do not (`?0` starts an explicit key there)."""
     try:
-        return load_yaml(text) == text and not re.search(r"[\s,\[\]{}]", text)
+        if load_yaml(text) != text or re.search(r"[\s,\[\]{}]", text):
+            return False
+        return not flow or (load_yaml(f"[{text}]") == [text] and load_yaml(f"{{{text}: 0}}") == {text: 0})
     except yaml.YAMLError:
         return False
 

@@ -184,7 +184,9 @@ def test_exponent_floats_as_researchers_write_them():
 
 
 @pytest.mark.parametrize("value", [True, False, None, "16", 16, "mixed", "no", "", "a b", "a,b", [1, "x"], 0.1, 1e-05,
-                                   "it's", "san*", {"a": False}, "a\nb", 'x "y"'])
+                                   "it's", "san*", {"a": False}, "a\nb", 'x "y"', {"0{": None}, {"": 1}, {"1": "x"},
+                                   "\x7f", "a\x85b", "caf\u00e9\U000187f8", float("inf"), -float("inf"),
+                                   {"?0": None}, ["0?"]])  # the last 10: found by fuzzing
 def test_a_value_is_shown_as_the_command_line_would_take_it_back(value):
     """Run labels and messages: `nesterov=true`, not Python's True; '16' apart from 16."""
     from suite.schema import show_value
