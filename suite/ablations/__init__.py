@@ -1,7 +1,9 @@
 """Ablation specs: `load(name_or_path)`, `list()`, `expand(spec, preset=None) -> [RunSpec]`.
 
-Spec files live in the directories of `$SUITE_ABLATIONS` (separated by ':'), in `ablations/` next
-to the package (a source checkout) or in `./ablations`, searched in that order.
+Spec files live in the directories of `$SUITE_ABLATIONS` (separated by ':'), in `_specs/` inside
+the package (the files of ablations/, as an installed wheel carries them), in `ablations/` next to
+the package (a source checkout, installed editable or not at all) or in `./ablations`, searched in
+that order.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from suite.files import check_lookup
 
 
 def spec_dirs() -> builtins.list[Path]:
+    """The spec folders that exist, in search order (see the module's docstring)."""
+    package = Path(__file__).resolve().parents[1]
     dirs = [Path(p) for p in os.environ.get("SUITE_ABLATIONS", "").split(os.pathsep) if p]
     for d in dirs:  # an absent folder is passed over; one the OS cannot look up (a name too long, a loop) is said
         check_lookup(d, key="$SUITE_ABLATIONS")
-    dirs += [Path(__file__).resolve().parents[2] / "ablations", Path.cwd() / "ablations"]
+    dirs += [package / "_specs", package.parent / "ablations", Path.cwd() / "ablations"]
     unique: dict[Path, None] = {}
     for d in dirs:
         if d.is_dir():

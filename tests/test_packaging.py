@@ -1,0 +1,59 @@
+"""The wheel a user installs elsewhere: what it holds, and that the installed suite finds its specs."""
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel `pip wheel .` builds, from a copy of the sources (setuptools writes build/ and
+    *.egg-info next to what it builds; the checkout is left as it is)."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    for name in ("suite", "ablations"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"), str(src)],
+                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    if done.returncode != 0 and "No matching distribution found for setuptools" in done.stderr:
+        pytest.skip("pip cannot fetch the build backend (setuptools) to build the wheel: offline?")
+    assert done.returncode == 0, done.stderr
+    (built,) = (tmp / "dist").glob("attention_suite-*.whl")
+    return built
+
+
+def test_the_wheel_holds_every_package_and_every_shipped_spec(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    packages = {p.parent.relative_to(ROOT).as_posix() for p in (ROOT / "suite").rglob("__init__.py")}
+    assert {p for p in packages if f"{p}/__init__.py" not in names} == set()  # a new subpackage is not left out
+    specs = sorted(p.name for p in (ROOT / "ablations").glob("*.yaml"))
+    assert "quick.yaml" in specs
+    assert [s for s in specs if f"suite/_specs/{s}" not in names] == []
+    assert not any("__pycache__" in n or n.startswith(("tests/", "results/")) for n in names)
+
+
+def test_an_installed_suite_finds_its_specs_outside_the_checkout(wheel, tmp_path):
+    """`suite run quick` after `pip install attention-suite`, in a folder with no ablations/."""
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    code = ("import suite, suite.ablations as a; print(suite.__file__); "
+            "print(a.find('quick')); print(a.load('quick').name)")
+    env = {k: v for k, v in os.environ.items() if k != "SUITE_ABLATIONS"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=here,
+                          env={**env, "PYTHONPATH": str(site)}, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    package, found, name = done.stdout.split("\n")[:3]
+    assert Path(package).is_relative_to(site)  # the installed copy, not the checkout
+    assert Path(found) == site / "suite" / "_specs" / "quick.yaml" and name == "quick"
