@@ -1,6 +1,8 @@
 """The wheel a user installs elsewhere: what it holds, and that the installed suite finds its specs."""
 
+import email
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,6 +12,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# The first torch release with each torch API the suite calls that older releases lack (read from
+# the releases' wheels): pip must not install the suite beside a torch it fails on at first use.
+TORCH_APIS = {"torch.compiler.is_exporting": (2, 7)}
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +62,19 @@ def test_an_installed_suite_finds_its_specs_outside_the_checkout(wheel, tmp_path
     package, found, name = done.stdout.split("\n")[:3]
     assert Path(package).is_relative_to(site)  # the installed copy, not the checkout
     assert Path(found) == site / "suite" / "_specs" / "quick.yaml" and name == "quick"
+
+
+def _floor(requirement: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.search(r">=\s*([0-9.]+)", requirement).group(1).split("."))
+
+
+def test_the_torch_floor_has_every_torch_api_the_code_calls(wheel):
+    with zipfile.ZipFile(wheel) as z:
+        (meta,) = [n for n in z.namelist() if n.endswith(".dist-info/METADATA")]
+        requires = email.message_from_bytes(z.read(meta)).get_all("Requires-Dist")
+    torch = _floor(next(r for r in requires if re.match(r"torch\b(?!vision)", r)))
+    vision = _floor(next(r for r in requires if r.startswith("torchvision")))
+    sources = "\n".join(p.read_text() for p in (ROOT / "suite").rglob("*.py"))
+    needed = {api: version for api, version in TORCH_APIS.items() if api in sources}
+    assert {api: version for api, version in needed.items() if torch < version} == {}
+    assert torch[:2] == (2, vision[1] - 15)  # torchvision 0.N is built for torch 2.(N - 15), one floor for both
