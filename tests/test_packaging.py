@@ -1,6 +1,7 @@
 """The wheel a user installs elsewhere: what it holds, and that the installed suite finds its specs."""
 
 import email
+import email.message
 import os
 import re
 import shutil
@@ -68,13 +69,26 @@ def _floor(requirement: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.search(r">=\s*([0-9.]+)", requirement).group(1).split("."))
 
 
-def test_the_torch_floor_has_every_torch_api_the_code_calls(wheel):
+def _metadata(wheel: Path) -> email.message.Message:
     with zipfile.ZipFile(wheel) as z:
         (meta,) = [n for n in z.namelist() if n.endswith(".dist-info/METADATA")]
-        requires = email.message_from_bytes(z.read(meta)).get_all("Requires-Dist")
+        return email.message_from_bytes(z.read(meta))
+
+
+def test_the_torch_floor_has_every_torch_api_the_code_calls(wheel):
+    requires = _metadata(wheel).get_all("Requires-Dist")
     torch = _floor(next(r for r in requires if re.match(r"torch\b(?!vision)", r)))
     vision = _floor(next(r for r in requires if r.startswith("torchvision")))
     sources = "\n".join(p.read_text() for p in (ROOT / "suite").rglob("*.py"))
     needed = {api: version for api, version in TORCH_APIS.items() if api in sources}
     assert {api: version for api, version in needed.items() if torch < version} == {}
     assert torch[:2] == (2, vision[1] - 15)  # torchvision 0.N is built for torch 2.(N - 15), one floor for both
+
+
+def test_requires_python_is_one_where_a_slurm_job_imports_its_snapshot(wheel):
+    """A job starts as `python -m submitit...` in the submitter's folder, usually the checkout, whose
+    suite/ would come first on sys.path; PYTHONSAFEPATH=1 (suite.dispatch.slurm) keeps it off, but
+    only from Python 3.11: on 3.10 every job fails its check that it runs the snapshot."""
+    requires = _metadata(wheel)["Requires-Python"]
+    assert "PYTHONSAFEPATH" in (ROOT / "suite" / "dispatch" / "slurm.py").read_text()
+    assert _floor(requires) >= (3, 11)
