@@ -11,10 +11,12 @@ process the same way, so it is one of the `STOPS` as well, unless it is ignored 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 # What `kill` and a closed terminal or ssh session send: requests to stop, handled as Ctrl-C is.
@@ -59,6 +61,19 @@ def sigterm_raises() -> Iterator[None]:
     finally:
         for signum, earlier in previous.items():
             signal.signal(signum, earlier)
+
+
+def suite_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`env` (default: this process's) for a `python -m suite...` child, so that it imports the
+    `suite` running here. `-m` puts the working folder first on sys.path: with an installed suite
+    used inside another checkout, the child would run that checkout's code. PYTHONSAFEPATH=1 keeps
+    the folder off, unless this suite comes from it (`python -m suite` in a checkout)."""
+    import suite
+
+    env = dict(os.environ if env is None else env)
+    if Path(suite.__file__).resolve().parents[1] != Path.cwd().resolve():
+        env["PYTHONSAFEPATH"] = "1"
+    return env
 
 
 def run(command: Sequence[str], *, capture: bool = False, **popen: Any) -> subprocess.CompletedProcess[str]:

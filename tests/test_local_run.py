@@ -348,6 +348,18 @@ def test_threads_sets_each_local_runs_torch_threads(tmp_path, capsys):
     assert "--threads is for local runs; on SLURM a run takes --cpus-per-task threads" in capsys.readouterr().err
 
 
+def test_a_run_imports_the_suite_that_started_it_not_one_in_the_working_folder(tmp_path, capsys, monkeypatch):
+    """An installed suite used inside another checkout: `python -m suite.execute` would put that
+    checkout first on sys.path and run its code, not the code of the `suite` command."""
+    other = tmp_path / "other-checkout"
+    (other / "suite").mkdir(parents=True)
+    (other / "suite" / "__init__.py").write_text("raise SystemExit('imported the suite of the working folder')\n")
+    spec = _spec(tmp_path, "cwd", "  lr: [0.05]")
+    monkeypatch.chdir(other)
+    assert main(["run", str(spec), "--out", str(tmp_path / "store"), "--no-progress", "--threads", "1", *FAST]) == 0
+    assert "1 done, 0 failed" in capsys.readouterr().out
+
+
 def test_a_corrupt_result_is_kept_aside_and_the_run_made_again(tmp_path, capsys):
     spec = _spec(tmp_path, "corrupt", "  lr: [0.05]")
     out = tmp_path / "store"

@@ -48,7 +48,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
     """
     out = Path(out)
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, max_parallel))
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env = processes.suite_env({**os.environ, "OMP_NUM_THREADS": str(threads)})
     active: dict[subprocess.Popen, Path] = {}
     outcome = Outcome()
     bar = tqdm(total=len(runs), desc="runs", unit="run", disable=not progress, dynamic_ncols=True)

@@ -188,7 +188,7 @@ def profile(jobs: Sequence[ProfileJob]) -> list[dict[str, Any]]:
 
 def run_isolated(job: ProfileJob) -> dict[str, Any]:
     """Profile `job` in a fresh Python process; failures come back as a row with `error`."""
-    proc = processes.run(child_command(job), capture=True)
+    proc = processes.run(child_command(job), capture=True, env=processes.suite_env())
     lines = proc.stdout.splitlines()
     if proc.returncode == 0 and RESULT_MARKER in lines:
         return json.loads(lines[lines.index(RESULT_MARKER) + 1])
