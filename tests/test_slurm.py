@@ -492,6 +492,25 @@ def test_two_task_ddp_run_on_cpu(tmp_path, capsys):
     assert alone["iterations"] == 4 and alone["train_loss"] != m0["train_loss"]
 
 
+def test_a_ddp_rank_that_fails_before_training_ends_the_job(tmp_path, capsys):
+    """Rank 0 fails before the process group forms (here on an unreadable CIFAR file): the job
+    must end then, not hold its allocation while rank 1 waits to join for torch's 30 minutes."""
+    folder = tmp_path / "cifar" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (folder / name).write_text("not a pickle\n")
+    spec = write_spec(tmp_path, "ddp_fail", {"lr": [0.05]}, batch_size=32, device="cpu",
+                      data={"name": "cifar10", "input_size": 8, "root": str(tmp_path / "cifar")})
+    [rid] = run_ids(spec)
+    out = tmp_path / "store"
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--tasks-per-node", "2")
+    assert wait(out, [rid]) == {rid: "failed"}
+    assert "not a CIFAR python batch file" in status(out, rid)["error"]  # rank 0's own reason
+    job = status(out, rid)["slurm_job_id"]
+    wait_for(lambda: slurm.slurm_states([job])[job] not in slurm.ALIVE, "the job to end", out, timeout=60)
+    assert "not a CIFAR python batch file" in status(out, rid)["error"]  # not overwritten by the job's end
+
+
 # ------------------------------------------------------------------------------ code snapshot
 def test_a_queued_job_runs_the_code_of_submission_time(tmp_path):
     """Submit from a copy of the package, break the copy while the job is held, release it."""

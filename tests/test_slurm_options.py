@@ -300,6 +300,7 @@ def test_sbatch_script_carries_the_options_and_imports_the_snapshot(tmp_path):
     assert setup < text.index(f"export PYTHONPATH={tmp_path}/code/abc") < text.index("srun")
     assert "export PYTHONSAFEPATH=1" in text and f"export SUITE_GIT_COMMIT={'f' * 40}" in text
     assert "export SUITE_GIT_DIRTY=1" in text
+    assert "--kill-on-bad-exit=1" in text[text.index("srun"):]  # a failed DDP rank ends the step
 
 
 # ------------------------------------------------------------------------------------ refresh

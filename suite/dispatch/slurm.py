@@ -211,6 +211,9 @@ def make_executor(out: Path, options: ClusterOptions, code: snapshot.Snapshot, *
         ntasks_per_node=options.tasks_per_node, signal_delay_s=options.signal_delay_s,
         array_parallelism=options.array_parallelism, setup=[*options.setup, *job_environment(code)],
         additional_parameters={"hold": True, **options.sbatch},
+        # A DDP task that fails (or is killed) ends the step: its peers would otherwise wait for it in
+        # torch's rendezvous or a collective for 30 minutes, holding the allocation.
+        srun_args=["--kill-on-bad-exit=1"],
     )
     optional = dict(partition=options.partition, account=options.account, qos=options.qos,
                     cpus_per_task=options.cpus_per_task, constraint=options.constraint,
