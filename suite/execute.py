@@ -233,10 +233,12 @@ def _recorded_warnings(d: Path) -> Iterator[None]:
 def rank() -> int:
     """This process's rank in a multi-process (DDP) run: torchrun's RANK, or the task of a
     multi-task SLURM step (the rules of suite.train.distributed); 0 for a single process."""
+    from suite.train.distributed import slurm_step_tasks
+
     env = os.environ
     if "RANK" in env:
         return int(env["RANK"])
-    if int(env.get("SLURM_NTASKS", "1")) > 1:
+    if slurm_step_tasks() > 1:
         return int(env.get("SLURM_PROCID", "0"))
     return 0
 

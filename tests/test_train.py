@@ -450,12 +450,31 @@ def test_slurm_tasks_become_torchrun_variables(monkeypatch):
         monkeypatch.setenv(key, "")  # records the original state, so teardown restores it
         monkeypatch.delenv(key)
     slurm = {"SLURM_JOB_ID": "123", "SLURM_NTASKS": "4", "SLURM_PROCID": "3", "SLURM_LOCALID": "1",
-             "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_JOB_NUM_NODES": "2", "SLURM_NODEID": "1"}
+             "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_JOB_NUM_NODES": "2", "SLURM_NODEID": "1",
+             "SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": "4"}  # what srun sets in each task
     for key, value in slurm.items():
         monkeypatch.setenv(key, value)
     assert _world_size_from_env() == 4
     assert (os.environ["RANK"], os.environ["LOCAL_RANK"], os.environ["MASTER_ADDR"]) == ("3", "1", "gpu07")
     assert 20_000 <= int(os.environ["MASTER_PORT"]) <= 60_000
+
+
+def test_a_batch_script_of_several_tasks_is_one_process(monkeypatch):
+    """`sbatch -n 2` (or salloc) running `suite train` or `suite run` without srun: the batch script
+    has SLURM_NTASKS=2 and SLURM_PROCID=0, but it is one process, not a step of two tasks; taken for
+    rank 0 of two, it waited 30 minutes for a rank 1 that never comes."""
+    from suite.execute import rank
+
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_STEP_ID",
+                "SLURM_STEP_NUM_TASKS"):
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
+    batch = {"SLURM_JOB_ID": "123", "SLURM_NTASKS": "2", "SLURM_NPROCS": "2", "SLURM_PROCID": "0",
+             "SLURM_LOCALID": "0", "SLURM_JOB_NODELIST": "vm", "SLURM_JOB_NUM_NODES": "1", "SLURM_NODEID": "0"}
+    for key, value in batch.items():
+        monkeypatch.setenv(key, value)
+    assert _world_size_from_env() == 1 and rank() == 0
+    assert "WORLD_SIZE" not in os.environ
 
 
 @pytest.mark.slow

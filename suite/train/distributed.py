@@ -4,9 +4,10 @@ Where rank and world size come from, in order:
 1. a process group the caller already initialised (left alone on exit);
 2. torchrun-style variables: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT (also what
    submitit.helpers.TorchDistributedEnvironment().export() sets);
-3. a multi-task SLURM step (SLURM_NTASKS > 1, e.g. srun or a submitit job with several tasks):
-   translated to 2. as submitit's TorchDistributedEnvironment does (master = first node of the
-   job, port derived from the job id).
+3. a multi-task SLURM step (SLURM_STEP_NUM_TASKS > 1, e.g. srun or a submitit job with several
+   tasks): translated to 2. as submitit's TorchDistributedEnvironment does (master = first node of
+   the job, port derived from the job id). A batch script or salloc shell of several tasks is one
+   process outside any step (SLURM_NTASKS > 1 there too, but no SLURM_STEP_NUM_TASKS).
 Otherwise the run is a single process. Backend: NCCL on CUDA, gloo on CPU. One process per GPU:
 rank r uses cuda:LOCAL_RANK.
 """
@@ -90,10 +91,17 @@ def _world_size_from_env() -> int:
     env = os.environ
     if "WORLD_SIZE" in env and "RANK" in env:
         return int(env["WORLD_SIZE"])
-    if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:
+    if slurm_step_tasks() > 1 and "SLURM_PROCID" in env:
         _export_slurm()
         return int(env["WORLD_SIZE"])
     return 1
+
+
+def slurm_step_tasks() -> int:
+    """The tasks of the SLURM job step this process is one of (srun sets SLURM_STEP_NUM_TASKS); 1
+    outside a step: `sbatch -n 2` or `salloc -n 2` running the suite directly is one process, though
+    its SLURM_NTASKS says 2, and waiting for the other rank would wait until torch's timeout."""
+    return int(os.environ.get("SLURM_STEP_NUM_TASKS", "1"))
 
 
 def _export_slurm() -> None:
