@@ -309,6 +309,19 @@ def test_resuming_with_another_thread_count_warns(tmp_path):
         run(config, tmp_path, progress=False)
 
 
+def test_resuming_with_another_number_of_processes_warns(tmp_path):
+    """A DDP run's BatchNorm normalises each process's share of the global batch, so a run resumed
+    with another world size (a --retry-failed with other --tasks-per-node) ends elsewhere."""
+    config = tiny(iterations=3)
+    run(config, tmp_path, progress=False)
+    path = tmp_path / checkpoint.FILENAME
+    state = checkpoint.load(path)
+    assert state["world_size"] == 1
+    checkpoint.save(path, {**state, "world_size": 2, "iteration": 0})  # as if a 2-process run stopped early
+    with pytest.warns(SuiteWarning, match="resuming with 1 process, the checkpoint's run used 2"):
+        run(config, tmp_path, progress=False)
+
+
 def test_a_run_directory_that_cannot_be_made_fails_first(tmp_path):
     (tmp_path / "afile").touch()
     for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):

@@ -24,7 +24,8 @@ is the source of truth: on resume, metrics.jsonl is rewritten from it.
 Determinism: the run seed fixes the initialisation (global RNGs, seeded before the model is
 built), and derived seeds fix label noise, data order and augmentation (explicit generators,
 saved in the checkpoint). On CPU the same config gives the same metrics (with the same torch
-thread count: parallel reductions depend on it), and an interrupted run resumed from its
+thread count: parallel reductions depend on it; and the same number of DDP processes: BatchNorm
+normalises each one's share of the global batch), and an interrupted run resumed from its
 checkpoint ends with the same weights as an uninterrupted one. On CUDA, cuDNN
 autotuning is on, so runs agree only up to non-deterministic kernels.
 
@@ -357,6 +358,7 @@ class Trainer:
             "history": self.history,
             "clock": dict(self.clock),
             "threads": torch.get_num_threads(),  # CPU results depend on it (see the module docstring)
+            "world_size": self.env.world_size,  # so do all results: BN normalises each process's share of a batch
         })
 
     def _restore(self, state: dict[str, Any], path: Path) -> None:
@@ -369,6 +371,11 @@ class Trainer:
             warnings.warn(f"{path}: resuming with {torch.get_num_threads()} CPU threads, the checkpoint's run used "
                           f"{threads}: parallel sums depend on the thread count, so the result will not be "
                           f"bit-identical to an uninterrupted run", SuiteWarning, stacklevel=2)
+        processes, now = state.get("world_size"), self.env.world_size  # None: a checkpoint from before it was kept
+        if not finished and processes is not None and processes != now:
+            warnings.warn(f"{path}: resuming with {now} process{'es' * (now > 1)}, the checkpoint's run used "
+                          f"{processes}: BatchNorm normalises each process's share of the batch, so the result "
+                          f"will not be that of an uninterrupted run", SuiteWarning, stacklevel=2)
 
     def _check_own(self, state: Any, path: Path) -> None:
         """`state` is a checkpoint of this suite, of this run."""
