@@ -26,7 +26,7 @@ def wheel(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, src / name)
     for name in ("suite", "ablations"):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -62,6 +62,18 @@ def test_an_installed_suite_finds_its_specs_outside_the_checkout(wheel, tmp_path
     package, found, name = done.stdout.split("\n")[:3]
     assert Path(package).is_relative_to(site)  # the installed copy, not the checkout
     assert Path(found) == site / "suite" / "_specs" / "quick.yaml" and name == "quick"
+
+
+def test_the_wheel_says_its_version_and_carries_its_licence(wheel):
+    """One version, suite.__version__ (which every run records), and the licence text the metadata names."""
+    import suite
+
+    meta = _metadata(wheel)
+    assert meta["Version"] == suite.__version__ and wheel.name.startswith(f"attention_suite-{suite.__version__}-")
+    assert meta["License-Expression"] == "MIT" and meta["License-File"] == "LICENSE"
+    names = zipfile.ZipFile(wheel).namelist()
+    (licence,) = [n for n in names if n.endswith("/LICENSE") and ".dist-info/" in n]
+    assert "MIT License" in zipfile.ZipFile(wheel).read(licence).decode()
 
 
 def _floor(requirement: str) -> tuple[int, ...]:
