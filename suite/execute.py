@@ -106,6 +106,7 @@ def _run(run: RunSpec, d: Path, *, progress: bool) -> dict[str, Any]:
     from suite.data.loaders import check_readable
     from suite.measure.env import code_version, environment
     from suite.train import run as train
+    from suite.train.distributed import world_size
 
     measured = _cached_measurement(d / "measure.json", run)
     if measured is None:
@@ -121,7 +122,8 @@ def _run(run: RunSpec, d: Path, *, progress: bool) -> dict[str, Any]:
         "complexity": measured.get("complexity"),
         "throughput": measured.get("throughput"),
         "attack": _attack(run.config, d),
-        "env": {**environment(run.config.device), **code_version()},
+        # processes: BN normalises each one's share of a batch, so results depend on their number
+        "env": {**environment(run.config.device), **code_version(), "processes": world_size()},
     }
 
 

@@ -490,6 +490,9 @@ def test_two_task_ddp_run_on_cpu(tmp_path, capsys):
     assert status(ddp, rid)["attempts"] == 1  # only rank 0 wrote the status
     alone = store.read_json(store.run_dir(single, rid) / "result.json")["metrics"]
     assert alone["iterations"] == 4 and alone["train_loss"] != m0["train_loss"]
+    # what tells the two apart in the store (--tasks-per-node is not part of a run's config)
+    assert store.read_json(store.run_dir(ddp, rid) / "result.json")["env"]["processes"] == 2
+    assert store.read_json(store.run_dir(single, rid) / "result.json")["env"]["processes"] == 1
 
 
 def test_a_ddp_rank_that_fails_before_training_ends_the_job(tmp_path, capsys):

@@ -87,6 +87,11 @@ def distributed(device: str = "auto") -> Iterator[tuple[Dist, torch.device]]:
             dist.destroy_process_group()
 
 
+def world_size() -> int:
+    """How many processes train together: the process group's size, else what the environment says."""
+    return dist.get_world_size() if dist.is_initialized() else _world_size_from_env()
+
+
 def _world_size_from_env() -> int:
     env = os.environ
     if "WORLD_SIZE" in env and "RANK" in env:
