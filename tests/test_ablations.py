@@ -804,6 +804,16 @@ def test_a_missing_spec_or_model_is_the_only_argument_named_missing(command, cap
     assert exit_.value.code == 2 and re.search(r"the following arguments are required: (spec|model)$", err, re.M), err
 
 
+@pytest.mark.parametrize("command", [["run", "--dry-run"], ["cancel"]])
+def test_an_empty_spec_name_is_said_so(command, tmp_path, monkeypatch, capsys):
+    """'' is no spec, not the working directory ("cannot read spec: Is a directory")."""
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, "", "--out", str(tmp_path / "store")]) == 2
+    err = capsys.readouterr().err
+    assert "spec: an empty spec name" in err and "directory" not in err, err
+    assert not (tmp_path / "store").exists()
+
+
 def test_specs_lists_every_spec_and_names_a_broken_one(tmp_path, monkeypatch, capsys):
     write(tmp_path, "name: plain\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n", "plain")
     write(tmp_path, "name: broken\ngrid: [1\n", "broken")

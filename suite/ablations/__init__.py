@@ -45,6 +45,8 @@ def find(name: str) -> Path | None:
 def load(name_or_path: str | Path) -> Spec:
     """A spec by name (searched in spec_dirs) or by path to a YAML file. A bare word is a name
     first: a folder or stray file called `quick` in the working directory does not hide the spec."""
+    if not str(name_or_path).strip():  # Path("") is the working directory
+        raise SuiteError("an empty spec name: name a spec (`suite specs` lists them) or a spec file", key="spec")
     path = Path(name_or_path)
     word = path.suffix not in (".yaml", ".yml") and "/" not in str(name_or_path) and os.sep not in str(name_or_path)
     if not (word and find(str(name_or_path)) is not None) and (path.suffix in (".yaml", ".yml") or path.exists()):
