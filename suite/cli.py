@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from suite.config import RunConfig
     from suite.dispatch.cluster import ClusterOptions
 
+# after "no runs in <out>" where the store's folder does not exist (status, report)
+NO_SUCH_STORE = " (no such folder: is --out or $SUITE_OUT right?)"
+
 
 class _Intermixed(argparse.ArgumentParser):
     """Subcommand parser that accepts `key=value` positionals after options
@@ -482,7 +485,7 @@ def _status(args: argparse.Namespace) -> int:
     from suite.dispatch import slurm
 
     out = _store_dir(args)
-    nowhere = "" if out.exists() else " (no such folder: is --out or $SUITE_OUT right?)"
+    nowhere = "" if out.exists() else NO_SUCH_STORE
     if args.spec:
         spec, runs = _expand(args)
         if nowhere:
@@ -816,6 +819,8 @@ def _report(args: argparse.Namespace) -> int:
     from suite.report.splice import splice_file
 
     out = _store_dir(args)
+    if not (args.all or out.exists()):  # said as `suite status` says it: a mistyped --out gets a table of missing runs
+        print(f"note: no runs in {out}{NO_SUCH_STORE}", file=sys.stderr)
     if args.all or not (args.to or args.into):  # the tables go into the store itself, beside runs/
         try:
             check_writable(out, key=_store_key(args), directory=True)

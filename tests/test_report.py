@@ -620,6 +620,7 @@ def test_splice_errors_name_file_and_line(text, line, message):
 def test_cli_report_on_empty_and_partial_quick_store(tmp_path, capsys):
     out = tmp_path / "results"
     assert main(["report", "quick", "--out", str(out)]) == 0
+    assert f"note: no runs in {out} (no such folder: is --out or $SUITE_OUT right?)" in capsys.readouterr().err
     text = (out / "quick.md").read_text()
     assert text.count("0/2 done, 2 missing") == 4 and "8 runs: 0 done, 8 missing" in text
     assert len(pd.read_csv(out / "quick.csv")) == 8
