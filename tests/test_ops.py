@@ -605,6 +605,22 @@ def test_the_san_benchmark_refuses_settings_before_measuring(argv, message, caps
     assert message in capsys.readouterr().err
 
 
+def test_benchmark_workers_import_the_suite_that_started_them(tmp_path, monkeypatch):
+    """As runs and profile children do (processes.suite_env): a `suite/` in the working folder would
+    otherwise be what `python -m suite.ops.benchmark --worker` imports."""
+    from suite.ops import benchmark
+
+    (tmp_path / "suite").mkdir()
+    (tmp_path / "suite" / "__init__.py").write_text("raise SystemExit('imported the suite of the working folder')\n")
+    monkeypatch.chdir(tmp_path)
+    worker = benchmark._Worker(benchmark.Job("resnet26", "shift", "infer", batch_size=1, img_size=32, threads=1,
+                                             warmup=0, channels_last=False))
+    try:
+        assert worker.peak_mb > 0
+    finally:
+        worker.close()
+
+
 def test_the_san_benchmark_measures_every_configuration_side_by_side(capsys):
     from suite.ops import benchmark
 

@@ -135,7 +135,7 @@ class _Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env={**os.environ, "OMP_NUM_THREADS": str(job.threads)},
+            env=processes.suite_env({**os.environ, "OMP_NUM_THREADS": str(job.threads)}),
         )
         self.peak_mb = self._read()["peak_mb"]
 
