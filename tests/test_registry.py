@@ -31,6 +31,15 @@ def test_register_and_create(toy_model):
     assert model.out_channels == 8
 
 
+def test_a_model_is_labelled_as_the_papers_name_it(toy_model):
+    """Reports show the paper's name; a model no paper names keeps its registry name."""
+    assert get_model_info(toy_model).label == "toy_net"
+    assert [get_model_info(n).label for n in ("ran92_cifar", "ran92", "resnet164_cifar", "san10_pairwise",
+                                               "resnext101_32x4d")] == \
+        ["Attention-92", "Attention-92", "ResNet-164", "SAN10-pair.", "ResNeXt-101 (32x4d)"]
+    assert all(get_model_info(n).label for n in list_models())
+
+
 def test_list_models_patterns():
     names = list_models()
     assert names.index("ran56") < names.index("ran92") < names.index("ran128_cifar")  # natural order

@@ -412,6 +412,7 @@ def _resnext_check(options: Mapping[str, Any], input_size: int | None) -> None:
 
 
 @register_model(
+    label="Attention-56",
     check=_IMAGENET_CHECK,
     input_size=224,
     paper={"params_m": 31.9, "gmacs": 6.3, "top1_err": 21.76, "top5_err": 5.9, "source": RAN_TABLE7},
@@ -432,6 +433,7 @@ def ran56(
 
 
 @register_model(
+    label="Attention-92",
     check=_IMAGENET_CHECK,
     input_size=224,
     # 51.3 M / 10.4 G are the paper's; the official prototxt has 52.47 M / 10.53 G (Caffe shape inference).
@@ -455,6 +457,7 @@ def ran92(
 # AttentionNeXt-56's errors are the README's / Table 7's; its 31.9 M / 6.3 G are those SKNet
 # (Table 2) quotes. The official prototxt has 31.32 M / 6.42 G (Caffe shape inference).
 @register_model(
+    label="AttentionNeXt-56",
     check=_resnext_check,
     input_size=224,
     paper={"params_m": 31.9, "gmacs": 6.3, "top1_err": 21.2, "top5_err": 5.6, "source": RAN_TABLE7},
@@ -474,7 +477,8 @@ def ranext56(
     return ResidualAttentionNet((1, 1, 1), imagenet=True, input_size=224, unit=resnext_unit(base_width), **locals())
 
 
-@register_model(check=_resnext_check, input_size=224)  # in the official release, not in the paper
+# In the official release, not in the paper.
+@register_model(label="AttentionNeXt-92", check=_resnext_check, input_size=224)
 def ranext92(
     *,
     num_classes: int = 1000,
@@ -491,6 +495,7 @@ def ranext92(
 
 
 @register_model(
+    label="Attention-56",
     check=_CIFAR_CHECK, input_size=32, paper={"cifar10_top1_err": 5.52, "source": "RAN Table 1/3 (CIFAR-10, ARL)"}
 )
 def ran56_cifar(
@@ -508,7 +513,7 @@ def ran56_cifar(
     return ResidualAttentionNet((1, 1, 1), imagenet=False, input_size=32, **locals())
 
 
-@register_model(check=_CIFAR_CHECK, input_size=32, paper=ran_cifar_paper(1.9, 4.99, 21.71))
+@register_model(label="Attention-92", check=_CIFAR_CHECK, input_size=32, paper=ran_cifar_paper(1.9, 4.99, 21.71))
 def ran92_cifar(
     *,
     num_classes: int = 10,
@@ -524,7 +529,7 @@ def ran92_cifar(
     return ResidualAttentionNet((2, 2, 2), imagenet=False, input_size=32, **locals())
 
 
-@register_model(check=_CIFAR_CHECK, input_size=32)
+@register_model(label="Attention-128", check=_CIFAR_CHECK, input_size=32)
 def ran128_cifar(
     *,
     num_classes: int = 10,
@@ -540,7 +545,7 @@ def ran128_cifar(
     return ResidualAttentionNet((3, 3, 3), imagenet=False, input_size=32, **locals())
 
 
-@register_model(check=_CIFAR_CHECK, input_size=32)
+@register_model(label="Attention-164", check=_CIFAR_CHECK, input_size=32)
 def ran164_cifar(
     *,
     num_classes: int = 10,
@@ -556,7 +561,7 @@ def ran164_cifar(
     return ResidualAttentionNet((4, 4, 4), imagenet=False, input_size=32, **locals())
 
 
-@register_model(check=_CIFAR_CHECK, input_size=32, paper=ran_cifar_paper(5.1, 4.14, 21.16))
+@register_model(label="Attention-236", check=_CIFAR_CHECK, input_size=32, paper=ran_cifar_paper(5.1, 4.14, 21.16))
 def ran236_cifar(
     *,
     num_classes: int = 10,
@@ -572,7 +577,7 @@ def ran236_cifar(
     return ResidualAttentionNet((6, 6, 6), imagenet=False, input_size=32, **locals())
 
 
-@register_model(check=_CIFAR_CHECK, input_size=32, paper=ran_cifar_paper(8.6, 3.90, 20.45))
+@register_model(label="Attention-452", check=_CIFAR_CHECK, input_size=32, paper=ran_cifar_paper(8.6, 3.90, 20.45))
 def ran452_cifar(
     *,
     num_classes: int = 10,

@@ -59,6 +59,7 @@ class ModelInfo:
     family: str
     input_size: int
     options: dict[str, Option]
+    label: str  # what the papers' tables call it (Attention-92), for reports; the name if none does
     paper: Mapping[str, Any] = field(default_factory=dict)
     check: Check | None = None
 
@@ -76,12 +77,14 @@ def register_model(
     input_size: int = 224,
     paper: Mapping[str, Any] | None = None,
     check: Check | None = None,
+    label: str | None = None,
 ) -> Any:
     """Register `fn` under its function name; calling it directly checks its options too.
 
     `input_size` is the model's natural resolution (what complexity tables use); `paper` holds the
     published figures for it (e.g. `{"params_m": 31.9, "gmacs": 6.2, "source": "RAN Table 2"}`)
-    so reports can put them beside measured ones.
+    so reports can put them beside measured ones; `label` is the name the papers' tables give it
+    (`Attention-92`), which reports show for it instead of the registry name.
     """
 
     def wrap(builder: Builder) -> Builder:
@@ -94,6 +97,7 @@ def register_model(
             family=builder.__module__.rsplit(".", 1)[-1],
             input_size=input_size,
             options=_options_of(builder),
+            label=label or name,
             paper=dict(paper or {}),
             check=check,
         )

@@ -68,6 +68,7 @@ def _bottleneck_resnet(layers: list[int], num_classes: int, zero_init_residual: 
 
 
 @register_model(
+    label="ResNet26",
     check=_POSITIVE, paper={"params_m": 13.7, "gmacs": 2.4, "top1_err": 26.4, "top5_err": 8.3, "source": SAN_TABLE2}
 )
 def resnet26(*, num_classes: int = 1000, zero_init_residual: bool = False) -> nn.Module:
@@ -75,6 +76,7 @@ def resnet26(*, num_classes: int = 1000, zero_init_residual: bool = False) -> nn
 
 
 @register_model(
+    label="ResNet38",
     check=_POSITIVE, paper={"params_m": 19.6, "gmacs": 3.2, "top1_err": 24.0, "top5_err": 7.0, "source": SAN_TABLE2}
 )
 def resnet38(*, num_classes: int = 1000, zero_init_residual: bool = False) -> nn.Module:
@@ -82,6 +84,7 @@ def resnet38(*, num_classes: int = 1000, zero_init_residual: bool = False) -> nn
 
 
 @register_model(
+    label="ResNet50",
     check=_POSITIVE, paper={"params_m": 25.6, "gmacs": 4.1, "top1_err": 23.1, "top5_err": 6.5, "source": SAN_TABLE2}
 )
 def resnet50(*, num_classes: int = 1000, zero_init_residual: bool = False) -> nn.Module:
@@ -89,6 +92,7 @@ def resnet50(*, num_classes: int = 1000, zero_init_residual: bool = False) -> nn
 
 
 @register_model(
+    label="ResNet-152",
     check=_POSITIVE,
     paper={"params_m": 60.2, "gmacs": 11.3, "top1_err": 22.16, "top5_err": 6.16, "source": RAN_TABLE7},
 )
@@ -98,6 +102,7 @@ def resnet152(*, num_classes: int = 1000, zero_init_residual: bool = False) -> n
 
 
 @register_model(
+    label="ResNeXt-101 (32x4d)",
     check=_POSITIVE,
     paper={"params_m": 44.5, "gmacs": 7.8, "top1_err": 21.2, "top5_err": 5.6, "source": RAN_TABLE7},
 )
@@ -195,27 +200,29 @@ def _check_dropout(options: Mapping[str, Any], input_size: int | None) -> None:
                          choices=["0 <= dropout < 1"])
 
 
-@register_model(check=positive("num_classes", "base_width"), input_size=32, paper=ran_cifar_paper(1.7, 5.46, 24.33))
+@register_model(label="ResNet-164", check=positive("num_classes", "base_width"), input_size=32,
+                paper=ran_cifar_paper(1.7, 5.46, 24.33))
 def resnet164_cifar(*, num_classes: int = 10, base_width: int = 16) -> nn.Module:
     """ResNet-164 (18 bottlenecks per stage, widths 64/128/256): RAN's CIFAR baseline (Tables 5, 6)."""
     return _preact_cifar(18, base_width, num_classes)
 
 
-@register_model(check=positive("num_classes", "base_width"), input_size=32, paper=ran_cifar_paper(10.3, 4.64, 22.71))
+@register_model(label="ResNet-1001", check=positive("num_classes", "base_width"), input_size=32,
+                paper=ran_cifar_paper(10.3, 4.64, 22.71))
 def resnet1001_cifar(*, num_classes: int = 10, base_width: int = 16) -> nn.Module:
     """ResNet-1001 (111 bottlenecks per stage, widths 64/128/256; He et al. 2016b). RAN's 4.64 is the
     figure the WRN paper quotes for its batch-64 training (4.92 at batch 128)."""
     return _preact_cifar(111, base_width, num_classes)
 
 
-@register_model(check=_check_dropout, input_size=32, paper=ran_cifar_paper(11.0, 4.81, 22.07))
+@register_model(label="WRN-16-8", check=_check_dropout, input_size=32, paper=ran_cifar_paper(11.0, 4.81, 22.07))
 def wrn16_8_cifar(*, num_classes: int = 10, dropout: float = 0.0) -> nn.Module:
     """WRN-16-8 (2 blocks per group, widths 128/256/512). `dropout` in [0, 1) between each block's two
     convs; 0 by default: RAN's row is the WRN paper's no-dropout result."""
     return _wide_resnet(16, 8, dropout, num_classes)
 
 
-@register_model(check=_check_dropout, input_size=32, paper=ran_cifar_paper(36.5, 4.17, 20.50))
+@register_model(label="WRN-28-10", check=_check_dropout, input_size=32, paper=ran_cifar_paper(36.5, 4.17, 20.50))
 def wrn28_10_cifar(*, num_classes: int = 10, dropout: float = 0.0) -> nn.Module:
     """WRN-28-10 (4 blocks per group, widths 160/320/640). `dropout` in [0, 1) between each block's two
     convs; 0 by default: RAN's 4.17 / 20.50 is the WRN paper's (first version) no-dropout result, its
@@ -224,6 +231,7 @@ def wrn28_10_cifar(*, num_classes: int = 10, dropout: float = 0.0) -> nn.Module:
 
 
 @register_model(
+    label="ResNet-200",
     check=_POSITIVE,
     paper={"params_m": 64.7, "gmacs": 15.0, "top1_err": 20.1, "top5_err": 4.8, "eval_size": 320, "source": RAN_TABLE7},
 )

@@ -747,7 +747,7 @@ def _paper(params_m: float, gmacs: float, top1: float, top5: float) -> dict[str,
 # transforms (separate | shared_relation | shared; separate by default as the official code).
 
 
-@register_model(check=_check("pairwise"), paper=_paper(10.5, 2.2, 74.9, 92.1))
+@register_model(label="SAN10-pair.", check=_check("pairwise"), paper=_paper(10.5, 2.2, 74.9, 92.1))
 def san10_pairwise(
     *,
     relation: PairwiseRelation = "subtraction",
@@ -762,7 +762,7 @@ def san10_pairwise(
     return _san(10, "pairwise", **locals())
 
 
-@register_model(check=_check("patchwise"), paper=_paper(11.8, 1.9, 77.1, 93.5))
+@register_model(label="SAN10-patch.", check=_check("patchwise"), paper=_paper(11.8, 1.9, 77.1, 93.5))
 def san10_patchwise(
     *,
     relation: PatchwiseRelation = "concatenation",
@@ -777,7 +777,7 @@ def san10_patchwise(
     return _san(10, "patchwise", **locals())
 
 
-@register_model(check=_check("pairwise"), paper=_paper(14.1, 3.0, 76.6, 93.1))
+@register_model(label="SAN15-pair.", check=_check("pairwise"), paper=_paper(14.1, 3.0, 76.6, 93.1))
 def san15_pairwise(
     *,
     relation: PairwiseRelation = "subtraction",
@@ -792,7 +792,7 @@ def san15_pairwise(
     return _san(15, "pairwise", **locals())
 
 
-@register_model(check=_check("patchwise"), paper=_paper(16.2, 2.6, 78.0, 93.9))
+@register_model(label="SAN15-patch.", check=_check("patchwise"), paper=_paper(16.2, 2.6, 78.0, 93.9))
 def san15_patchwise(
     *,
     relation: PatchwiseRelation = "concatenation",
@@ -807,7 +807,7 @@ def san15_patchwise(
     return _san(15, "patchwise", **locals())
 
 
-@register_model(check=_check("pairwise"), paper=_paper(17.6, 3.8, 76.9, 93.4))
+@register_model(label="SAN19-pair.", check=_check("pairwise"), paper=_paper(17.6, 3.8, 76.9, 93.4))
 def san19_pairwise(
     *,
     relation: PairwiseRelation = "subtraction",
@@ -822,7 +822,7 @@ def san19_pairwise(
     return _san(19, "pairwise", **locals())
 
 
-@register_model(check=_check("patchwise"), paper=_paper(20.5, 3.3, 78.2, 93.9))
+@register_model(label="SAN19-patch.", check=_check("patchwise"), paper=_paper(20.5, 3.3, 78.2, 93.9))
 def san19_patchwise(
     *,
     relation: PatchwiseRelation = "concatenation",
