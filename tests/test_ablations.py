@@ -205,6 +205,37 @@ def test_an_unknown_report_metric_is_an_error_when_the_spec_loads(tmp_path):
     assert "train_peak_memory_mb" in err.choices and "spec" not in err.choices
 
 
+LABELLED = ("name: bad\nbase: {model: {name: resnet26}}\ngrid: {lr: [0.1, 0.2], data.clean_ratio: [0.9, 0.7]}\n"
+            "presets:\n  p: {grid: {data.clean_ratio: [0.5]}}\nlabels:\n")
+
+
+def test_labels_name_axes_and_values_as_the_paper_does(tmp_path):
+    """A preset's values are the axis' too: it needs their labels."""
+    spec = load(write(tmp_path, LABELLED + "  data.clean_ratio: {name: Noise level, values: {0.9: 10%, 0.7: 30%, "
+                                           "0.5: 50%}}\n  lr: {name: learning rate}\n", "bad"))
+    noise = spec.labels["data.clean_ratio"]
+    assert noise.name == "Noise level" and noise.values == {0.9: "10%", 0.7: "30%", 0.5: "50%"}
+    assert spec.labels["lr"].name == "learning rate" and spec.labels["lr"].values == {}
+    assert load(write(tmp_path, GOOD, "plain")).labels == {}  # a user's grid needs none
+
+
+@pytest.mark.parametrize("entry, key, says", [
+    ("  data.clean_ration: {name: Noise level}\n", "labels.data.clean_ration", "is not an axis of the spec"),
+    ("  lr: {title: learning rate}\n", "labels.lr.title", "unknown labels key"),
+    ("  lr: {name: 5}\n", "labels.lr.name", "a label is text, got 5"),
+    ("  lr: {values: [0.1, 0.2]}\n", "labels.lr.values", "expected a mapping of the axis' values to labels"),
+    ("  lr: {values: {0.1: slow, 0.3: fast}}\n", "labels.lr.values.0.3", "0.3 is not a value of lr"),
+    ("  lr: {values: {0.1: slow, 0.2: slow}}\n", "labels.lr.values.0.2", "the label 'slow' is given twice"),
+    ("  lr: {values: {0.1: slow, 0.2: \"\"}}\n", "labels.lr.values.0.2", "a label is text"),
+    # 0.5 (the preset's) under "Noise level" would pass for a noise level: every value or none
+    ("  data.clean_ratio: {name: Noise level, values: {0.9: 10%, 0.7: 30%}}\n", "labels.data.clean_ratio.values",
+     "no label for 0.5"),
+])
+def test_a_wrong_label_is_an_error_when_the_spec_loads(tmp_path, entry, key, says):
+    err = error_of(tmp_path, LABELLED + entry)
+    assert err.key == key and says in err.message and err.line is not None
+
+
 def test_unknown_dataset_and_recipe(tmp_path):
     err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}, data: {name: imagenette}}\n")
     assert err.key == "base.data.name" and "digits" in err.choices

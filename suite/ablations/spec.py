@@ -13,6 +13,8 @@ A spec describes a grid of runs relative to a base config:
     presets: {smoke: {data.name: digits, recipe: smoke, seeds: [0], grid: {model.mask_norm: [mixed]}}}
     reference: [{model.mask_norm: mixed, top1_err: 5.52}, ...]   # the paper's numbers per point
     report: {rows: [model.mask_norm], columns: [], metrics: [top1_err]}
+    labels: {model.mask_norm: {name: Attention type, values: {mixed: Mixed, channel: Channel, spatial: Spatial}}}
+                                                            # the paper's names, for reports (every value or none)
     cluster: {partition: gpu, gpus_per_node: 1, timeout_min: 2880}  # SLURM options
 
 This module only checks the *shape* of the file; whether each run's keys and values are valid is
@@ -37,8 +39,9 @@ from suite.metrics import COSTS, REFERENCE_METRICS, RUN_METRICS, percent
 from suite.schema import read_yaml, show_value
 
 TOP_LEVEL = ("name", "description", "paper", "base", "grid", "zip", "when", "seeds", "presets", "reference", "report",
-             "cluster")
+             "labels", "cluster")
 REPORT_KEYS = ("rows", "columns", "metrics")
+LABEL_KEYS = ("name", "values")  # an axis' title in tables, and its values' labels
 PAPER_KEYS = ("paper", "table", "url")  # shown beside the table, joined: which paper, which of its tables
 # Applied under every spec's own `presets.smoke`: the whole grid on the offline digits data, one seed.
 DEFAULT_SMOKE = {"data.name": "digits", "recipe": "smoke", "seeds": [0]}
@@ -73,6 +76,16 @@ def matches(value: Any, pattern: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class AxisLabels:
+    """How a report names an axis and its values where the paper's table names them otherwise
+    than the config does (`data.clean_ratio` 0.9 is the noise level 10%). The config keeps the
+    keys and values: they are the runs' identity."""
+
+    name: str | None = None
+    values: dict[Any, str] = field(default_factory=dict)  # axis value (as YAML reads it) -> label
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     path: Path
@@ -87,6 +100,7 @@ class Spec:
     report: dict[str, list[str]]
     cluster: dict[str, Any]
     when: list[Rule] = field(default_factory=list)
+    labels: dict[str, AxisLabels] = field(default_factory=dict)
     lines: dict[tuple[str, ...], int] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -165,6 +179,7 @@ def parse(path: Path) -> Spec:
         report=_report(raw.get("report", {}), where, list(seen)),
         cluster=_mapping(raw.get("cluster", {}), where, "cluster"),
         when=_rules(raw.get("when", []), where, "when"),
+        labels=_labels(raw.get("labels", {}), where, _values(grid, zip_groups, presets)),
         lines=lines,
     )
     from suite.dispatch.cluster import check_section
@@ -400,6 +415,64 @@ def _report(value: Any, where: _Where, axes: list[str]) -> dict[str, list[str]]:
         raise where.error(f"{both[0]!r} is in both report.rows and report.columns: put each axis in one",
                           "report", "columns")
     return report
+
+
+def _values(grid: Mapping[str, list[Any]], zip_groups: list[dict[str, list[Any]]],
+             presets: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Every value each axis takes: in the grid, zip groups and any preset (its grid, or a plain
+    value for a zip axis)."""
+    values = {axis: list(v) for axes in [grid, *zip_groups] for axis, v in axes.items()}
+    for preset in presets.values():
+        plain = flatten({k: v for k, v in preset.items() if k not in PRESET_KEYS})
+        for axis, taken in values.items():
+            taken += preset.get("grid", {}).get(axis, []) + ([plain[axis]] if axis in plain else [])
+    return values
+
+
+def _same(a: Any, b: Any) -> bool:
+    """YAML values equal as the spec writes them: 1 is not true, 3 is 3.0."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+
+def _labels(value: Any, where: _Where, values: Mapping[str, list[Any]]) -> dict[str, AxisLabels]:
+    out = {}
+    for axis, entry in _mapping(value, where, "labels").items():
+        if axis not in values:
+            raise where.error(f"{axis!r} is not an axis of the spec: labels name axes and their values", "labels",
+                              axis, choices=list(values) or None)
+        entry = _mapping(entry, where, "labels", axis)
+        for key in entry:
+            if key not in LABEL_KEYS:
+                raise where.error("unknown labels key (name: the axis' title, values: {VALUE: LABEL})", "labels",
+                                  axis, key, choices=LABEL_KEYS)
+        name = entry.get("name")
+        if name is not None:
+            _label_text(name, where, "labels", axis, "name")
+        given = entry.get("values") or {}
+        if not isinstance(given, Mapping):
+            raise where.error(f"expected a mapping of the axis' values to labels, got {show_value(given)}", "labels",
+                              axis, "values")
+        labels: dict[Any, str] = {}
+        for v, text in given.items():
+            at = ("labels", axis, "values", show_value(v))
+            if not any(_same(v, taken) for taken in values[axis]):
+                raise where.error(f"{show_value(v)} is not a value of {axis}", *at,
+                                  choices=list(dict.fromkeys(map(show_value, values[axis]))))
+            _label_text(text, where, *at)
+            if text in labels.values():  # two rows of one name: which is which?
+                raise where.error(f"the label {text!r} is given twice", *at)
+            labels[v] = text
+        missing = [show_value(v) for v in values[axis] if labels and not any(_same(v, k) for k in labels)]
+        if missing:  # 0.8 under "noise level" would pass for one, as it is a clean-label ratio
+            raise where.error(f"no label for {', '.join(dict.fromkeys(missing))}: label every value of the axis "
+                              f"(as the grid and presets give them), or none", "labels", axis, "values")
+        out[axis] = AxisLabels(name, labels)
+    return out
+
+
+def _label_text(text: Any, where: _Where, *path: str) -> None:
+    if not isinstance(text, str) or not text.strip():
+        raise where.error(f"a label is text, got {show_value(text)} (quote a number: \"10%\")", *path)
 
 
 def _rules(value: Any, where: _Where, *path: str) -> list[Rule]:
