@@ -14,11 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from torch import nn
 
 from suite import ablations, store
 from suite.cli import main
 from suite.errors import SuiteError, SuiteWarning
-from suite.report import complexity, files, formats, plots, tables
+from suite.models import register_model
+from suite.models.registry import _REGISTRY
+from suite.report import complexity, files, formats, labels, plots, tables
 from suite.report.splice import splice, splice_file
 
 TOY = """\
@@ -419,6 +422,105 @@ def test_paper_values_are_compared_only_with_the_config_they_describe(toy, tmp_p
     assert any("use digits, a data set the papers do not report on" in n for n in rep.notes)
 
 
+# ------------------------------------------------------------------------------------- labels
+def shipped_report(tmp_path, name: str) -> tables.Report:
+    """A shipped spec's report from a store where seed 0 of every run is done."""
+    spec = ablations.load(name)
+    runs = ablations.expand(spec)
+    out = tmp_path / "store"
+    for run in runs:
+        if run.seed == 0:
+            finish(out, run, 10.0)
+    return tables.build(spec, runs, store.collect(out, [r.run_id for r in runs]), out=out)
+
+
+def blocks(table: tables.Table) -> list[str]:
+    return list(dict.fromkeys(g for g, _ in table.columns if g))
+
+
+@pytest.mark.parametrize("name, index, rows, groups", [
+    ("ran_label_noise", ["Noise level"], ["10%", "30%", "50%", "70%"], ["ResNet-164", "Attention-92"]),
+    ("ran_arl_nal", ["Network"], ["Attention-56", "Attention-92", "Attention-128", "Attention-164"], ["ARL", "NAL"]),
+    ("ran_cifar_depth", ["Network"], ["ResNet-164", "ResNet-1001", "WRN-16-8", "WRN-28-10", "Attention-92",
+                                      "Attention-236", "Attention-452"], ["CIFAR-10", "CIFAR-100"]),
+    ("ran_imagenet", ["Network"], ["ResNet-152", "Attention-56", "ResNeXt-101 (32x4d)", "AttentionNeXt-56",
+                                   "ResNet-200", "Attention-92"], []),
+    ("ran_mask_norm", ["Attention type"], ["Mixed (f1)", "Channel (f2)", "Spatial (f3)"], []),
+    ("ran_mask_structure", ["Mask type"], ["Local convolutions", "Encoder and decoder"], []),
+    ("san_main", ["Method"], ["ResNet26", "SAN10-pair.", "SAN10-patch.", "ResNet38", "SAN15-pair.", "SAN15-patch.",
+                              "ResNet50", "SAN19-pair.", "SAN19-patch."], []),
+    ("san_footprint", ["Footprint"], ["3×3", "5×5", "7×7", "9×9"], ["SAN10-pair.", "SAN10-patch."]),
+    ("san_pairwise_relation", ["Relation function"], ["summation", "subtraction", "concatenation",
+                                                      "Hadamard product", "dot product"], []),
+])
+def test_shipped_tables_name_rows_and_columns_as_the_paper_does(tmp_path, name, index, rows, groups):
+    report = shipped_report(tmp_path, name)
+    assert report.table.index == index and [r[0] for r in report.table.body] == rows
+    assert blocks(report.table) == groups
+
+
+def test_labels_are_for_display_the_csv_keeps_the_keys_and_values(tmp_path):
+    report = shipped_report(tmp_path, "ran_label_noise")
+    assert body_row(report, "70%")["Attention-92: top-1 err, paper"] == "15.75"  # the paper's number, its row
+    text = formats.fragment(report)
+    assert text.startswith("| Noise level | ResNet-164: top-1 err |") and "| 10% |" in text
+    assert "Rows: Noise level (data.clean_ratio). Column blocks: model.name." in text  # which key a title stands for
+    assert "Noise level" in formats.latex(report) and "<td>10%</td>" in formats.page(report)
+    csv = pd.read_csv(io.StringIO(formats.csv(report)))
+    first = csv.iloc[0]
+    assert (first["data.clean_ratio"], first["model.name"]) == (0.9, "resnet164_cifar")  # the runs' identity
+    assert (first["label_data.clean_ratio"], first["label_model.name"]) == ("10%", "ResNet-164")
+    assert list(csv.columns)[3:7] == ["data.clean_ratio", "model.name", "label_data.clean_ratio", "label_model.name"]
+    legend = plots.tradeoff(report)[0].figure.legends[0]
+    assert {"Noise level", "10%", "70%"} <= {t.get_text() for t in legend.get_texts()}
+
+
+def test_a_users_own_grid_keeps_its_keys_and_values_as_labels(report):
+    """The toy grid has no labels: rows read `lr` and its values, column blocks `key=value`."""
+    assert report.table.index == ["lr"] and [r[0] for r in report.table.body] == ["0.1", "0.2", "0.4"]
+    assert blocks(report.table) == ["weight_decay=0.0001", "weight_decay=0.0005"]
+    assert "Rows: lr. Column blocks: weight_decay." in formats.fragment(report)
+    csv = pd.read_csv(io.StringIO(formats.csv(report)), dtype={"label_lr": str})
+    assert list(csv["lr"][:3]) == [0.1] * 3 and list(csv["label_lr"][:3]) == ["0.1"] * 3
+
+
+def test_a_model_the_papers_do_not_name_is_shown_by_its_registry_name(tmp_path):
+    @register_model(input_size=32)
+    def plain_net(*, num_classes: int = 1000) -> nn.Module:
+        return nn.Conv2d(3, num_classes, 1)
+
+    try:
+        spec = ablations.load(write_spec(tmp_path, """\
+            name: mine
+            base: {data: {name: synthetic, input_size: 32}, epochs: 1}
+            grid: {model.name: [plain_net, resnet26]}
+            """, "mine"))
+        runs = ablations.expand(spec)
+        rep = tables.build(spec, runs, store.collect(tmp_path / "store", [r.run_id for r in runs]),
+                           out=tmp_path / "store")
+        assert rep.table.index == ["model.name"] and [r[0] for r in rep.table.body] == ["plain_net", "ResNet26"]
+        assert list(rep.runs["label_model.name"]) == ["plain_net", "ResNet26"]
+        assert list(rep.runs["model.name"]) == ["plain_net", "resnet26"]
+    finally:
+        del _REGISTRY["plain_net"]
+
+
+def test_two_values_the_papers_name_alike_keep_their_own_names(toy):
+    """ran56 and ran56_cifar are both Attention-56; data sets the papers do not name keep key=value."""
+    spec = toy[0]
+    named = labels.build(spec, ["model.name", "data.name"],
+                         {"model.name": ["ran56", "ran56_cifar", "ran92"], "data.name": ["cifar10", "digits"]})
+    assert named.values["model.name"] == {"ran56": "Attention-56 (ran56)", "ran56_cifar": "Attention-56 (ran56_cifar)",
+                                          "ran92": "Attention-92"}
+    assert named.alone("data.name", "cifar10") == "CIFAR-10"
+    assert named.alone("data.name", "digits") == "data.name=digits"
+    assert named.value("data.name", "digits") == "digits" and named.title("data.name") == "data.name"
+    relations = labels.build(ablations.load("san_pairwise_relation"), ["model.relation"],
+                             {"model.relation": ["summation", "dot"]})  # the spec's own `summation: summation`
+    assert relations.alone("model.relation", "summation") == "summation"
+    assert relations.alone("model.relation", "dot") == "dot product"
+
+
 def test_a_table_whose_axes_are_all_column_blocks_has_one_row(tmp_path):
     """The header had one cell more than the row: values sat under the wrong headers."""
     spec = ablations.load(write_spec(tmp_path, TOY.replace("rows: [lr], columns: [weight_decay]",
@@ -632,7 +734,7 @@ def test_cli_report_on_empty_and_partial_quick_store(tmp_path, capsys):
     store.set_status(store.plan(out, runs[3]), "failed", error="RuntimeError: diverged")
     assert main(["report", "quick", "--out", str(out), "--format", "md,tex,html"]) == 0
     text = (out / "quick.md").read_text()
-    assert "| mixed | arl | 13.00 ± 1.41 (2) | 2/2 done |" in text
+    assert "| Mixed (f1) | ARL | 13.00 ± 1.41 (2) | 2/2 done |" in text  # the paper's names (the spec's labels)
     assert "1/2 done, 1 failed" in text and "RuntimeError: diverged" in text
     assert (out / "figures" / "quick_tradeoff.png").exists() and (out / "quick.html").exists()
 

@@ -5,9 +5,9 @@
     suite report SPEC --into README.md   fill the <!-- suite:report SPEC --> block
     suite report --all                   every spec with a done run, and results/complexity.md
 
-`tables` builds the frames (tidy runs, per-cell summaries, the pivot), `formats` renders them,
-`plots` draws the figures, `splice` edits Markdown between markers, `files` decides file names,
-`complexity` writes the model-complexity page.
+`tables` builds the frames (tidy runs, per-cell summaries, the pivot), `labels` names axes and
+values as the papers do, `formats` renders them, `plots` draws the figures, `splice` edits
+Markdown between markers, `files` decides file names, `complexity` writes the model-complexity page.
 """
 
 from suite.report.files import write, write_all, write_to

@@ -79,9 +79,9 @@ def markdown(report: Report, figures: Sequence[tuple[str, str]] = ()) -> str:
 
 
 def _legend(report: Report) -> str:
-    axes = f"Rows: {', '.join(report.rows)}." if report.rows else ""
+    axes = f"Rows: {', '.join(map(report.labels.heading, report.rows))}." if report.rows else ""
     if report.columns:
-        axes += f" Column blocks: {', '.join(report.columns)}."
+        axes += f" Column blocks: {', '.join(map(report.labels.heading, report.columns))}."
     kinds = [kind for kind, shown in (("Errors", any(map(error, report.metrics))),
                                       ("attack success rates", any(m in ATTACK_METRICS for m in report.metrics))) if shown]
     units = f" {' and '.join(kinds).capitalize()} in %." if kinds else ""
@@ -98,7 +98,7 @@ def csv(report: Report) -> str:
 # ---------------------------------------------------------------------------------------- latex
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
         "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-_TEX_SYMBOLS = {"±": r"$\pm$", "—": "---", "–": "--", "Δ": r"$\Delta$", "−": "$-$"}
+_TEX_SYMBOLS = {"±": r"$\pm$", "×": r"$\times$", "—": "---", "–": "--", "Δ": r"$\Delta$", "−": "$-$"}
 _TEX_RE = re.compile("|".join(re.escape(k) for k in [*_TEX, *_TEX_SYMBOLS]))
 
 

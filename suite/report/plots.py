@@ -29,7 +29,8 @@ from matplotlib.lines import Line2D
 
 from suite.errors import SuiteWarning
 from suite.metrics import percent
-from suite.report.tables import Report, label, show
+from suite.report.labels import Labels, show
+from suite.report.tables import Report, label
 
 MAX_CURVES = 200  # more runs than this make an unreadable tangle: the plot is skipped with a note
 MARKERS = "osD^vP*Xph"
@@ -91,20 +92,24 @@ def _styles(report: Report) -> tuple[str | None, dict[str, object], str | None, 
     return colour_axis, colours, marker_axis, markers
 
 
-def _legend(fig: Figure, colour_axis: str | None, colours: dict[str, object], marker_axis: str | None,
-            markers: dict[str, str], extra: Sequence[Line2D] = ()) -> None:
+def _legend(fig: Figure, labels: Labels, colour_axis: str | None, colours: dict[str, object],
+            marker_axis: str | None, markers: dict[str, str], extra: Sequence[Line2D] = ()) -> None:
+    """Axes and values as the table names them (`labels`: the papers' names)."""
     handles = list(extra)
     if colour_axis is not None and len(colours) <= MAX_LEGEND:
-        handles.append(Line2D([], [], linestyle="none", label=colour_axis))
-        handles += [Line2D([], [], color=c, marker="o", linestyle="none", label=v) for v, c in colours.items()]
+        handles.append(Line2D([], [], linestyle="none", label=labels.title(colour_axis)))
+        handles += [Line2D([], [], color=c, marker="o", linestyle="none", label=labels.value(colour_axis, v))
+                    for v, c in colours.items()]
     elif colour_axis is not None:
-        handles.append(Line2D([], [], linestyle="none", label=f"colour: {colour_axis}\n({len(colours)} values, "
-                                                               "viridis in grid order)"))
+        handles.append(Line2D([], [], linestyle="none", label=f"colour: {labels.title(colour_axis)}\n"
+                                                               f"({len(colours)} values, viridis in grid order)"))
     if marker_axis is not None and len(markers) <= MAX_LEGEND:
-        handles.append(Line2D([], [], linestyle="none", label=marker_axis))
-        handles += [Line2D([], [], color="0.3", marker=m, linestyle="none", label=v) for v, m in markers.items()]
+        handles.append(Line2D([], [], linestyle="none", label=labels.title(marker_axis)))
+        handles += [Line2D([], [], color="0.3", marker=m, linestyle="none", label=labels.value(marker_axis, v))
+                    for v, m in markers.items()]
     elif marker_axis is not None:
-        handles.append(Line2D([], [], linestyle="none", label=f"marker: {marker_axis}\n({len(markers)} values)"))
+        handles.append(Line2D([], [], linestyle="none",
+                              label=f"marker: {labels.title(marker_axis)}\n({len(markers)} values)"))
     if handles:
         fig.legend(handles=handles, loc="outside right upper", fontsize="small", frameon=False)
 
@@ -170,7 +175,7 @@ def tradeoff(report: Report) -> tuple[Plot | None, str | None]:
     fig.suptitle(f"{report.name}: {label(metric)} vs cost (mean ± std over seeds)", fontsize="medium")
     front_handle = Line2D([], [], marker="o", markersize=11, markerfacecolor="none", markeredgecolor="0.2",
                           color="0.35", linestyle="--", linewidth=1, label="Pareto front")
-    _legend(fig, colour_axis, colours, marker_axis, markers, [front_handle])
+    _legend(fig, report.labels, colour_axis, colours, marker_axis, markers, [front_handle])
     return Plot(NAMES[0], f"{label(metric)} vs cost", fig), None
 
 
@@ -226,5 +231,5 @@ def curves(report: Report) -> tuple[Plot | None, str | None]:
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     fig.suptitle(f"{report.name}: training curves, one line per run ({len(lines)})", fontsize="medium")
-    _legend(fig, colour_axis, colours, None, {})
+    _legend(fig, report.labels, colour_axis, colours, None, {})
     return Plot(NAMES[1], "training curves", fig), None

@@ -30,6 +30,8 @@ from suite.data.catalog import DATASETS
 from suite.data.views import VIEW_METRICS, VIEWS
 from suite.errors import SuiteWarning, count, unknown
 from suite.metrics import ACCURACY, ATTACK_METRICS, ATTACK_STEPS, COSTS, COUNTS, RUN_METRICS
+from suite.report import labels as axis_labels
+from suite.report.labels import Labels, show
 from suite.schema import show_value
 from suite.store import STATES, measured_otherwise_in
 from suite.store import count_states
@@ -93,6 +95,7 @@ class Report:
     metrics: list[str]
     notes: list[str] = field(default_factory=list)
     overrides: dict[str, Any] = field(default_factory=dict)  # the command line's key=value, part of the runs' identity
+    labels: Labels = field(default_factory=Labels)  # the papers' names of the axes and their values
 
     @property
     def name(self) -> str:
@@ -140,6 +143,8 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
     rows, columns = layout(spec)
     name = spec.name if preset is None else f"{spec.name}.{preset}"
     runs_frame, notes = tidy(runs, frame, axes, metrics, name)
+    labels = axis_labels.build(spec, rows + columns, {a: runs_frame[a] for a in rows + columns})
+    runs_frame = labelled(runs_frame, axes, labels)
     if preset is not None and spec.reference and not any(own_point(spec, run.point) for run in runs):
         replaced = sorted({*(spec.presets[preset].get("grid") or {}), *(spec.presets[preset].keys() & set(axes))})
         by = f" (its values for {', '.join(replaced)})" if replaced else ""
@@ -147,12 +152,13 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
                      f"them{by}, so they are not compared.")
     cells = summarise(runs_frame, rows + columns, metrics)
     points = cells if rows + columns == axes else summarise(runs_frame, axes, metrics)
-    table = pivot(cells, rows, columns, metrics)
+    table = pivot(cells, rows, columns, metrics, labels)
     counts = count_states(runs_frame["status"])
     shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "done")
     notes.insert(0, f"{count(len(runs_frame), 'run')}: {shown}.")
     return Report(spec=spec, preset=preset, out=Path(out), runs=runs_frame, cells=cells, points=points, table=table,
-                  axes=axes, rows=rows, columns=columns, metrics=metrics, notes=notes, overrides=dict(overrides or {}))
+                  axes=axes, rows=rows, columns=columns, metrics=metrics, notes=notes, overrides=dict(overrides or {}),
+                  labels=labels)
 
 
 def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mapping[str, Any] | None = None,
@@ -198,15 +204,12 @@ def layout(spec: Spec) -> tuple[list[str], list[str]]:
     return rows, columns
 
 
-def show(value: Any) -> str:
-    """An axis value as the spec file writes it (true/false, none, [1, 2])."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "none"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(show(v) for v in value) + "]"
-    return str(value)
+def labelled(runs: pd.DataFrame, axes: Sequence[str], labels: Labels) -> pd.DataFrame:
+    """`runs` with a `label_<axis>` column after the axes: the name each run's row has in the
+    table, beside the key and value that identify it."""
+    named = {f"label_{a}": runs[a].map(lambda v, a=a: labels.value(a, show(v))) for a in axes}
+    at = max((list(runs.columns).index(a) for a in axes), default=list(runs.columns).index("run_id")) + 1
+    return pd.concat([runs.iloc[:, :at], pd.DataFrame(named, index=runs.index), runs.iloc[:, at:]], axis=1)
 
 
 def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metrics: Sequence[str],
@@ -529,9 +532,12 @@ def runs_text(counts: Mapping[str, Any]) -> str:
     return ", ".join([f"{int(counts['done'])}/{total} done", *others])
 
 
-def pivot(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], metrics: Sequence[str]) -> Table:
+def pivot(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], metrics: Sequence[str],
+          labels: Labels | None = None) -> Table:
     """Rows x column blocks of display strings; per block each metric (with paper and Δ where
-    comparable values exist) and the run counts; then the cost columns of the row."""
+    comparable values exist) and the run counts; then the cost columns of the row. Axes and their
+    values are named as `labels` say (the papers' names)."""
+    labels = labels or Labels()
     compared = [m for m in metrics if f"paper_{m}" in cells and cells[f"paper_{m}"].notna().any()]
     fields: list[tuple[str, str | None, str]] = []  # (field label, metric, kind)
     for m in metrics:
@@ -553,19 +559,19 @@ def pivot(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], metr
 
     header: list[tuple[str, str]] = []
     for ck in col_keys:
-        group = ", ".join(f"{a}={v}" for a, v in zip(columns, ck))
+        group = ", ".join(labels.alone(a, v) for a, v in zip(columns, ck))
         header += [(group, f) for f, _, _ in fields]
     for c in costs:
         header.append(("", TABLE_COSTS[c]))
         if c in cost_refs:
             header.append(("", f"{TABLE_COSTS[c]}, paper"))
-    index = list(rows) or [""]  # every axis a column block: one row, labelled ALL
+    index = [labels.title(r) for r in rows] or [""]  # every axis a column block: one row, labelled ALL
     numeric = [False] * len(index) + [kind != "runs" for ck in col_keys for _, _, kind in fields] + \
         [True] * (len(costs) + len(cost_refs))
 
     body = []
     for rk in row_keys:
-        line = list(rk) or [ALL]
+        line = [labels.value(a, v) for a, v in zip(rows, rk)] or [ALL]
         row_cells = []
         for ck in col_keys:
             rec = lookup.get(rk + ck)
