@@ -867,7 +867,8 @@ def test_complexity_page_from_a_current_csv(tmp_path, profile_rows):
 
     page = complexity.write(tmp_path, measure=no_measuring).read_text()
     line = next(line for line in page.splitlines() if line.startswith("| ran56 |"))
-    assert md_cells(line)[3:9] == ["31.81", "31.9", "1.00×", "3.15", "6.3", "0.50×"]
+    assert md_cells(line)[1] == "Attention-56"  # the paper's name beside the registry's
+    assert md_cells(line)[4:10] == ["31.81", "31.9", "1.00×", "3.15", "6.3", "0.50×"]
     assert f"{len(profile_rows)} models from" in page
 
     frame = pd.read_csv(csv)

@@ -66,7 +66,7 @@ def measure_models(names: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def table(rows: dict[str, dict[str, Any]]) -> Table:
-    """One line per model: measured vs paper params and GMACs with ratios."""
+    """One line per model (and the name its paper gives it): measured vs paper params and GMACs with ratios."""
     from suite.models import get_model_info
 
     body = []
@@ -75,14 +75,14 @@ def table(rows: dict[str, dict[str, Any]]) -> Table:
         params_m, gmacs = _float(row.get("params")) / 1e6, _float(row.get("gmacs"))
         paper_params, paper_gmacs = _float(info.paper.get("params_m")), _float(info.paper.get("gmacs"))
         issue = row.get("error") if not _blank(row.get("error")) else row.get("unsupported_ops")
-        body.append([name, info.family, str(row.get("img_size", info.input_size)),
+        body.append([name, info.label, info.family, str(row.get("img_size", info.input_size)),
                      num(params_m), _opt(paper_params), _ratio(params_m, paper_params),
                      num(gmacs), _opt(paper_gmacs), _ratio(gmacs, paper_gmacs),
                      "" if _blank(issue) else str(issue), str(info.paper.get("source", ""))])
-    columns = ["family", "input", "params (M)", "paper", "ratio", "GMACs", "paper", "ratio",
+    columns = ["paper name", "family", "input", "params (M)", "paper", "ratio", "GMACs", "paper", "ratio",
                "unsupported ops or error", "paper source"]
     return Table(index=["model"], columns=[("", c) for c in columns], body=body,
-                 numeric=[False, False, True, True, True, True, True, True, True, False, False])
+                 numeric=[False, False, False, True, True, True, True, True, True, True, False, False])
 
 
 def _float(value: Any) -> float:
