@@ -1033,3 +1033,7 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"REGRESSION: {len(slower)} benchmark(s) more than {compare.percent(threshold)} slower than {base.label}")
         return 1
     return 0
+
+
+if __name__ == "__main__":  # `python -m suite.cli`, as `python -m suite` (the module the entry point names)
+    raise SystemExit(main())
