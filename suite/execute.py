@@ -278,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     from suite.config import resolve
 
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0] in ("-h", "--help"):  # not a traceback (no argument) nor a run dir named `--help`
+        print("usage: python -m suite.execute RUN_DIR\n\nRun the planned run in RUN_DIR (<out>/runs/<run_id>, its "
+              "config.json written by `suite run`): what each local run's child process runs.",
+              file=sys.stdout if argv in (["-h"], ["--help"]) else sys.stderr)
+        return 0 if argv in (["-h"], ["--help"]) else 2
     warnings.showwarning = show_warning  # the run's log says `warning: ...`, as the console would
     processes.handle(INTERRUPTS, _interrupt)
     d = Path(argv[0])

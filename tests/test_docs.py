@@ -25,3 +25,14 @@ def test_the_command_runs_as_a_module(module):
     done = _python_m(module, "models", "ran56*")
     assert done.returncode == 0, done.stderr
     assert "ran56_cifar" in done.stdout
+
+
+def test_the_run_process_entry_point_says_its_usage():
+    """`python -m suite.execute RUN_DIR` (the README's flow) without a run directory: a usage line,
+    not an IndexError traceback; `--help` is not read as a run directory."""
+    done = _python_m("suite.execute")
+    assert done.returncode == 2
+    assert done.stderr.startswith("usage: python -m suite.execute RUN_DIR")
+    assert "Traceback" not in done.stderr
+    done = _python_m("suite.execute", "--help")
+    assert done.returncode == 0 and done.stdout.startswith("usage: python -m suite.execute RUN_DIR")
