@@ -73,13 +73,18 @@ def _number(text: str) -> int | float:
     raise argparse.ArgumentTypeError(f"{text!r} is not a number")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="suite", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Intermixed)
+def parser() -> argparse.ArgumentParser:
+    """The `suite` command's argument parser, every subcommand in it."""
+    top = argparse.ArgumentParser(prog="suite", description=__doc__.splitlines()[0])
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Intermixed)
     for add in (_add_models, _add_specs, _add_run, _add_status, _add_cancel, _add_profile, _add_report, _add_train,
                 _add_bench):
         add(sub)
-    args = parser.parse_args(argv)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = show_warning

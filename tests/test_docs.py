@@ -36,3 +36,56 @@ def test_the_run_process_entry_point_says_its_usage():
     assert "Traceback" not in done.stderr
     done = _python_m("suite.execute", "--help")
     assert done.returncode == 0 and done.stdout.startswith("usage: python -m suite.execute RUN_DIR")
+
+
+def _readme_commands() -> list[str]:
+    """Every `suite ...` command the README shows: in code spans and in its shell blocks."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    found = []
+    for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S):
+        joined = block.replace("\\\n", " ")
+        found += [m for line in joined.splitlines() for m in re.findall(r"(?:^|&& |\.venv/bin/)(suite [^#&]*)", line)]
+    found += re.findall(r"`(suite [^`]*)`", text)
+    return [" ".join(c.replace("\\|", "|").split()) for c in found]
+
+
+def _subcommands():
+    import argparse
+
+    from suite.cli import parser
+
+    (sub,) = [a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices
+
+
+def test_every_command_the_readme_shows_has_its_subcommand_and_options():
+    commands = _readme_commands()
+    assert len(commands) > 20 and any(c.startswith("suite bench --compare-rev") for c in commands)
+    choices = _subcommands()
+    wrong = []
+    for command in commands:
+        words = command.split()
+        if len(words) < 2 or words[1].startswith("-") or words[1] in ("command", "package"):
+            continue  # prose: "the `suite` command", "suite --help"
+        if words[1] not in choices:
+            wrong.append(f"{command}: no subcommand {words[1]!r}")
+            continue
+        known = choices[words[1]]._option_string_actions
+        wrong += [f"{command}: no option {w}" for w in (w.strip("[]").split("=")[0] for w in words[2:])
+                  if w.startswith("--") and w not in known]
+    assert wrong == []
+
+
+def test_every_option_the_readme_names_is_one_of_a_command():
+    """An option named in prose (`--dry-run`, `--threads`) is one of some suite command's; the others
+    the README names are setup.sh's, sbatch's and srun's, and `python -m suite.ops.benchmark`'s."""
+    import re
+
+    known = set().union(*(set(p._option_string_actions) for p in _subcommands().values()))
+    others = {"--slurm", "--hold", "--kill-on-bad-exit"}  # setup.sh; sbatch; srun
+    bench_help = _python_m("suite.ops.benchmark", "--help").stdout
+    assert "--modes" in bench_help
+    named = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", (ROOT / "README.md").read_text()))
+    assert sorted(o for o in named - known - others if o not in bench_help) == []
