@@ -75,7 +75,9 @@ def _number(text: str) -> int | float:
 
 def parser() -> argparse.ArgumentParser:
     """The `suite` command's argument parser, every subcommand in it."""
-    top = argparse.ArgumentParser(prog="suite", description=__doc__.splitlines()[0])
+    top = argparse.ArgumentParser(prog="suite", description="Benchmarks and ablations for attention in image "
+                                  "classifiers (RAN, SAN): models, ablation specs, runs, reports. `suite COMMAND "
+                                  "--help` describes each command.")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Intermixed)
     for add in (_add_models, _add_specs, _add_run, _add_status, _add_cancel, _add_profile, _add_report, _add_train,
                 _add_bench):
@@ -106,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ---------------------------------------------------------------------------------------- models
 def _add_models(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list registered models with their parameter counts")
-    p.add_argument("pattern", nargs="*", default=["*"], help="fnmatch patterns (default: all)")
+    p.add_argument("pattern", nargs="*", default=["*"], metavar="PATTERN",
+                   help="model names or fnmatch patterns, e.g. 'san1*' (default: every model)")
     p.add_argument("--options", action="store_true", help="also list each model's options and defaults")
     p.set_defaults(handler=_models)
 
@@ -219,9 +222,10 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _spec_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", help="spec name (ablations/NAME.yaml) or path to a spec file")
+    p.add_argument("spec", metavar="SPEC", help="spec name (ablations/NAME.yaml) or path to a spec file")
     p.add_argument("--preset", help="named overrides from the spec, e.g. smoke")
-    p.add_argument("--out", type=_path, default=None, help="run store directory (default: $SUITE_OUT or ./results)")
+    p.add_argument("--out", type=_path, default=None, metavar="DIR",
+                   help="run store directory (default: $SUITE_OUT or ./results)")
 
 
 def _path(text: str) -> Path:
@@ -477,10 +481,12 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
 def _add_status(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="done / pending / running / failed / interrupted / cancelled / missing runs "
                                              "of a spec (or of the whole store)")
-    p.add_argument("spec", nargs="?", help="spec name or path (default: every spec in the store)")
+    p.add_argument("spec", nargs="?", metavar="SPEC", help="spec name or path (default: every spec in the store)")
     p.add_argument("--preset", help="the preset the runs were expanded with")
-    p.add_argument("--out", type=_path, default=None, help="run store directory (default: $SUITE_OUT or ./results)")
-    p.add_argument("--lines", type=_count(0), default=5, help="lines of each failed run's error to show")
+    p.add_argument("--out", type=_path, default=None, metavar="DIR",
+                   help="run store directory (default: $SUITE_OUT or ./results)")
+    p.add_argument("--lines", type=_count(0), default=5, metavar="N",
+                   help="lines of each failed run's error to show (default: 5)")
     _overrides_argument(p)
     p.set_defaults(handler=_status)
 
@@ -796,9 +802,9 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         "of every run of a spec, missing and failed runs included. Written next to the run store: "
         "<out>/SPEC[.PRESET].md|csv|tex|html and <out>/figures/SPEC[.PRESET]_*.png|svg.",
     )
-    p.add_argument("spec", nargs="?", help="spec name or path (omit with --all)")
+    p.add_argument("spec", nargs="?", metavar="SPEC", help="spec name or path (omit with --all)")
     p.add_argument("--preset", help="the preset the runs were expanded with (file names get .PRESET)")
-    p.add_argument("--out", type=_path, default=None,
+    p.add_argument("--out", type=_path, default=None, metavar="DIR",
                    help="run store directory, where the tables go too (default: $SUITE_OUT or ./results)")
     p.add_argument("--format", metavar="FMT[,FMT]", help="md,csv,tex,html (default: md,csv; with --to: the file's suffix; "
                    "--into alone splices Markdown and takes none)")
@@ -898,11 +904,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                     "model.mask_norm=spatial, data.clean_ratio=0.7). Re-running the same command resumes "
                     "from the run directory's checkpoint. The last stdout line is the final metrics (JSON).",
     )
-    p.add_argument("model", help="registered model name (see `suite models`)")
+    p.add_argument("model", metavar="MODEL", help="registered model name (see `suite models`)")
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="config overrides")
     p.add_argument("--dataset", help="data.name (default: digits)")
     p.add_argument("--recipe", help="training recipe (default: smoke)")
-    p.add_argument("--out", type=_path, help="run directory (default: ~/.cache/suite/train/<run_id>)")
+    p.add_argument("--out", type=_path, metavar="DIR", help="run directory (default: ~/.cache/suite/train/<run_id>)")
     p.add_argument("--threads", type=_count(1), metavar="N",
                    help="torch CPU threads (default: torch's choice; 1 is much faster on a busy small machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

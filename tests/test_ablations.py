@@ -832,7 +832,7 @@ def test_a_missing_spec_or_model_is_the_only_argument_named_missing(command, cap
     with pytest.raises(SystemExit) as exit_:  # key=value overrides are optional
         main([command])
     err = capsys.readouterr().err
-    assert exit_.value.code == 2 and re.search(r"the following arguments are required: (spec|model)$", err, re.M), err
+    assert exit_.value.code == 2 and re.search(r"the following arguments are required: (SPEC|MODEL)$", err, re.M), err
 
 
 @pytest.mark.parametrize("command", [["run", "--dry-run"], ["cancel"]])

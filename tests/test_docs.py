@@ -89,3 +89,17 @@ def test_every_option_the_readme_names_is_one_of_a_command():
     assert "--modes" in bench_help
     named = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", (ROOT / "README.md").read_text()))
     assert sorted(o for o in named - known - others if o not in bench_help) == []
+
+
+def test_every_option_with_a_default_says_it_in_its_help():
+    import argparse
+
+    silent = [f"suite {name} {action.option_strings[0]}" for name, p in _subcommands().items() for action in p._actions
+              if action.option_strings and action.default not in (None, False, argparse.SUPPRESS)
+              and not isinstance(action, (argparse._StoreTrueAction, argparse._HelpAction))
+              and "default" not in (action.help or "")]
+    assert silent == []
+    bench_help = " ".join(_python_m("suite.ops.benchmark", "--help").stdout.split())
+    for option, default in [("--batch-size N", 8), ("--img-size N", 224), ("--threads N", 2), ("--rounds N", 7),
+                            ("--steps N", 2), ("--warmup N", 2)]:
+        assert f"{option} " in bench_help and f"(default: {default})" in bench_help.split(f"{option} ", 2)[-1][:80]

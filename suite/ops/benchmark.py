@@ -241,16 +241,20 @@ def format_results(results: Sequence[Result]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m suite.ops.benchmark", description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--img-size", type=int, default=224)
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads per worker")
-    parser.add_argument("--rounds", type=int, default=7, help="round-robin turns per configuration")
-    parser.add_argument("--steps", type=int, default=2, help="timed steps per turn")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before the memory step")
+    parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per step (default: 8)")
+    parser.add_argument("--img-size", type=int, default=224, metavar="N", help="square input size (default: 224)")
+    parser.add_argument("--threads", type=int, default=2, metavar="N",
+                        help="torch intra-op threads per worker (default: 2)")
+    parser.add_argument("--rounds", type=int, default=7, metavar="N",
+                        help="round-robin turns per configuration (default: 7)")
+    parser.add_argument("--steps", type=int, default=2, metavar="N", help="timed steps per turn (default: 2)")
+    parser.add_argument("--warmup", type=int, default=2, metavar="N",
+                        help="untimed steps before the memory step (default: 2)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC input and weights")
     parser.add_argument("--padding", choices=PADDINGS, default="reflect",
                         help="SAN's footprint padding (default: reflect, the official one; zeros fits inputs under 128 px)")
-    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), metavar="MODE",
+                        help=f"what to time: {', '.join(MODES)} (default: both)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
