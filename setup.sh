@@ -3,6 +3,11 @@
 # (editable, with the test extras). `--slurm` also installs and starts a local SLURM cluster
 # (root on Debian 12; see slurm/README.md). Safe to run again: it only does what is missing.
 set -euo pipefail
+case "${1:-}${2:+ $2}" in  # before anything is installed: `setup.sh --help` must not install
+    "" | --slurm) ;;
+    -h | --help) echo "usage: bash setup.sh [--slurm]  (a virtualenv in .venv with the suite; --slurm also a local SLURM cluster)"; exit 0 ;;
+    *) echo "usage: bash setup.sh [--slurm]" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")"
 
 python=${PYTHON:-python3}

@@ -103,3 +103,15 @@ def test_every_option_with_a_default_says_it_in_its_help():
     for option, default in [("--batch-size N", 8), ("--img-size N", 224), ("--threads N", 2), ("--rounds N", 7),
                             ("--steps N", 2), ("--warmup N", 2)]:
         assert f"{option} " in bench_help and f"(default: {default})" in bench_help.split(f"{option} ", 2)[-1][:80]
+
+
+@pytest.mark.parametrize("args, status", [(["--help"], 0), (["--slrum"], 2), (["--slurm", "x"], 2)])
+def test_setup_installs_nothing_on_an_argument_it_does_not_take(args, status, tmp_path):
+    """`bash setup.sh --help` (or a misspelt --slurm) says the usage and stops; it used to install."""
+    copy = tmp_path / "setup.sh"
+    copy.write_text((ROOT / "setup.sh").read_text())
+    done = subprocess.run(["bash", str(copy), *args], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env={**os.environ, "PYTHON": "false"}, stdin=subprocess.DEVNULL)
+    assert done.returncode == status
+    assert "usage: bash setup.sh [--slurm]" in done.stdout + done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["setup.sh"]
