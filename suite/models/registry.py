@@ -112,7 +112,11 @@ def register_model(
 
 
 def list_models(pattern: str | list[str] = "*", *, family: str | None = None) -> list[str]:
-    """Registered names matching any fnmatch pattern, in natural order (ran56, ran92, ran128)."""
+    """Registered names matching any fnmatch pattern, in natural order (ran56, ran92, ran128).
+
+    `pattern` is one pattern or a list of them; `family` ('ran', 'san' or 'resnet', the module that
+    registered the model) keeps that family's only. No match is an empty list (`suite models` says
+    it is an error)."""
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     return sorted(
         (n for n, info in _REGISTRY.items()
@@ -122,6 +126,8 @@ def list_models(pattern: str | list[str] = "*", *, family: str | None = None) ->
 
 
 def get_model_info(name: str) -> ModelInfo:
+    """A registered model's ModelInfo (options, defaults, natural input size, paper figures); an
+    unknown name raises SuiteError with the registered names."""
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -148,7 +154,9 @@ def resolve_model_kwargs(name: str, kwargs: Mapping[str, Any], *, input_size: in
 
 
 def create_model(name: str, /, **kwargs: Any) -> nn.Module:
-    """Build a registered model; unknown names or invalid options raise SuiteError."""
+    """Build a registered model; unknown names, unknown options, values of the wrong type or choice,
+    and combinations the family's check refuses (an even SAN footprint) raise SuiteError naming the
+    key and the valid choices."""
     resolved = resolve_model_kwargs(name, kwargs)
     return get_model_info(name).builder(**resolved)
 
