@@ -78,6 +78,9 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="suite", description="Benchmarks and ablations for attention in image "
                                   "classifiers (RAN, SAN): models, ablation specs, runs, reports. `suite COMMAND "
                                   "--help` describes each command.")
+    from suite import __version__
+
+    top.add_argument("--version", action="version", version=f"suite {__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Intermixed)
     for add in (_add_models, _add_specs, _add_run, _add_status, _add_cancel, _add_profile, _add_report, _add_train,
                 _add_bench):
@@ -705,7 +708,7 @@ def _print_counts(name: str, counts: dict[str, int], *, stored: bool = False) ->
 def _add_profile(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "profile",
-        help="params, multiply-adds (gmacs), throughput and peak memory of models",
+        help="params, multiply-adds (gmacs), activations, throughput and peak memory of models",
         description="Profile models (one subprocess each when there are several or when timing). "
         "Columns follow timm's benchmark.py; see suite/measure/ for what each number means.",
     )

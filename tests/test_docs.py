@@ -115,3 +115,12 @@ def test_setup_installs_nothing_on_an_argument_it_does_not_take(args, status, tm
     assert done.returncode == status
     assert "usage: bash setup.sh [--slurm]" in done.stdout + done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["setup.sh"]
+
+
+def test_the_command_says_its_version(capsys):
+    from suite import __version__
+    from suite.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"suite {__version__}\n"
