@@ -242,7 +242,8 @@ def format_results(results: Sequence[Result]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m suite.ops.benchmark", description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per step (default: 8)")
-    parser.add_argument("--img-size", type=int, default=224, metavar="N", help="square input size (default: 224)")
+    parser.add_argument("--input-size", "--img-size", dest="img_size", type=int, default=224, metavar="N",
+                        help="square input size (default: 224)")  # as `suite profile` names it
     parser.add_argument("--threads", type=int, default=2, metavar="N",
                         help="torch intra-op threads per worker (default: 2)")
     parser.add_argument("--rounds", type=int, default=7, metavar="N",
@@ -279,7 +280,8 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse what would fail only after minutes of measuring."""
     for name in ("batch_size", "img_size", "threads", "rounds", "steps"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+            flag = "input-size" if name == "img_size" else name.replace("_", "-")
+            parser.error(f"--{flag} must be at least 1, got {getattr(args, name)}")
     if args.warmup < 0:
         parser.error(f"--warmup must be at least 0, got {args.warmup}")
     if args.rounds * args.steps < 2:
