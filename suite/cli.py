@@ -139,7 +139,7 @@ def _models(args: argparse.Namespace) -> int:
 def _add_specs(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("specs", help="list and check the ablation specs (every preset too), with their run counts")
     p.add_argument("specs", nargs="*", metavar="SPEC",
-                   help="spec names or YAML paths to check (default: every spec in ablations/)")
+                   help="spec names or YAML paths to check (default: every spec found: $SUITE_ABLATIONS, the suite's ablations/, ./ablations)")
     p.add_argument("--preset", help="count and check runs under this preset only")
     p.set_defaults(handler=_specs)
 
@@ -197,7 +197,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retry-failed", action="store_true", help="also rerun failed and cancelled runs")
     p.add_argument("--force", action="store_true", help="rerun everything (earlier results are archived, not deleted)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar: a line per finished run instead")
-    _overrides_argument(p)
+    _overrides_argument(p, run=True)
     _cluster_arguments(p)
     p.set_defaults(handler=_run)
 
@@ -225,7 +225,7 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _spec_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", metavar="SPEC", help="spec name (ablations/NAME.yaml) or path to a spec file")
+    p.add_argument("spec", metavar="SPEC", help="spec name (`suite specs` lists them) or path to a spec file")
     p.add_argument("--preset", help="named overrides from the spec, e.g. smoke")
     p.add_argument("--out", type=_path, default=None, metavar="DIR",
                    help="run store directory (default: $SUITE_OUT or ./results)")
@@ -267,10 +267,10 @@ def _store_key(args: argparse.Namespace) -> str:
     return "--out" if args.out else "$SUITE_OUT"
 
 
-def _overrides_argument(p: argparse.ArgumentParser) -> None:
+def _overrides_argument(p: argparse.ArgumentParser, *, run: bool = False) -> None:
     # run, status, cancel and report take the same overrides: they are part of the runs' identity.
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value",
-                   help="config overrides for every run (e.g. epochs=1), as given to `suite run`")
+                   help="config overrides for every run (e.g. epochs=1)" + ("" if run else ", as given to `suite run`"))
 
 
 def _expand(args: argparse.Namespace) -> tuple[Spec, list[RunSpec]]:
