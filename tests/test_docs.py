@@ -124,3 +124,14 @@ def test_the_command_says_its_version(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out == f"suite {__version__}\n"
+
+
+def test_every_file_and_test_the_readme_names_exists():
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    paths = set(re.findall(r"(?<![\w/.-])((?:suite|tests|slurm|ablations|results|\.ci)/[\w./-]*\w)", text))
+    placeholders = {"ablations/NAME.yaml", "ablations/x.yaml", "results/runs"}  # examples; the run store
+    assert sorted(p for p in paths - placeholders if not (ROOT / p).exists()) == []
+    tests = "".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))
+    assert sorted(n for n in re.findall(r"`(test_\w+)`", text) if f"def {n}(" not in tests) == []
