@@ -210,7 +210,7 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
     from suite.dispatch.cluster import FIELDS, HINTS, flag
 
     group = p.add_argument_group("SLURM options (with --executor slurm; also a spec's cluster: section and "
-                                 "~/.config/suite/cluster.yaml or $SUITE_CLUSTER)")
+                                 "$SUITE_CLUSTER, else ~/.config/suite/cluster.yaml)")
     for name, f in FIELDS.items():
         hint = HINTS[name]
         kind = next((t for t in (int, float, str) if t == hint or t in getattr(hint, "__args__", ())), str)
