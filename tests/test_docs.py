@@ -135,3 +135,10 @@ def test_every_file_and_test_the_readme_names_exists():
     assert sorted(p for p in paths - placeholders if not (ROOT / p).exists()) == []
     tests = "".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))
     assert sorted(n for n in re.findall(r"`(test_\w+)`", text) if f"def {n}(" not in tests) == []
+
+
+def test_the_profile_child_says_its_usage():
+    """`python -m suite.measure.profile` is `suite profile`'s child; run by hand it points there."""
+    done = _python_m("suite.measure.profile")
+    assert done.returncode == 2 and "run `suite profile MODEL` instead" in done.stderr
+    assert "Traceback" not in done.stderr

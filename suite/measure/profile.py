@@ -435,6 +435,10 @@ def _error_row(job: ProfileJob, exc: Exception) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------------- child
 def _child(argv: Sequence[str]) -> int:
+    if len(argv) != 1 or argv[0] in ("-h", "--help"):  # a user's try, not a job: no IndexError traceback
+        print("usage: python -m suite.measure.profile JOB_JSON\n\nOne model's measurement, the child process of "
+              "`suite profile`: run `suite profile MODEL` instead.", file=sys.stderr)
+        return 2
     job = ProfileJob(**json.loads(argv[0]))
     try:
         row = profile_model(job)
