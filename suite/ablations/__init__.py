@@ -1,4 +1,4 @@
-"""Ablation specs: `load(name_or_path)`, `list()`, `expand(spec, preset=None) -> [RunSpec]`.
+"""Ablation specs: `load(name_or_path)`, `list()`, `expand(spec, preset=None, overrides=None) -> [RunSpec]`.
 
 Spec files live in the directories of `$SUITE_ABLATIONS` (separated by ':'), in `_specs/` inside
 the package (the files of ablations/, as an installed wheel carries them), in `ablations/` next to

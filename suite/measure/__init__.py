@@ -1,6 +1,7 @@
 """Measuring models: params, multiply-adds and activations (complexity), inference and training
-throughput (throughput), peak memory (memory), where it ran (env), and `suite profile`'s
-one-subprocess-per-model orchestration (profile)."""
+throughput (throughput, timed on the steady heap of heap), peak memory (memory), where it ran (env),
+the PGD attack of `measure.attack` (attack), and `suite profile`'s one-subprocess-per-model
+orchestration (profile)."""
 
 from suite.measure.complexity import Complexity, count_params, measure_complexity, model_complexity
 from suite.measure.env import environment, resolve_device
