@@ -190,7 +190,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", choices=["local", "slurm"], default="local",
                    help="local: this machine (default); slurm: submit job arrays through submitit")
     p.add_argument("--dry-run", action="store_true", help="print the plan (runs and their states) and stop")
-    p.add_argument("--max-parallel", type=_count(1), default=1, metavar="N", help="local runs at a time (default 1)")
+    p.add_argument("--max-parallel", type=_count(1), default=1, metavar="N", help="local runs at a time (default: 1)")
     p.add_argument("--threads", type=_count(1), metavar="N",
                    help="torch CPU threads of each local run (default: the cores divided by --max-parallel; "
                         "1 is much faster on a busy small machine)")

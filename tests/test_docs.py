@@ -99,6 +99,9 @@ def test_every_option_with_a_default_says_it_in_its_help():
               and not isinstance(action, (argparse._StoreTrueAction, argparse._HelpAction))
               and "default" not in (action.help or "")]
     assert silent == []
+    worded = [f"suite {name} {action.option_strings[0]}" for name, p in _subcommands().items() for action in p._actions
+              if "(default " in (action.help or "")]
+    assert worded == []  # "(default: X)", as argparse's own ArgumentDefaultsHelpFormatter writes it
     bench_help = " ".join(_python_m("suite.ops.benchmark", "--help").stdout.split())
     for option, default in [("--batch-size N", 8), ("--img-size N", 224), ("--threads N", 2), ("--rounds N", 7),
                             ("--steps N", 2), ("--warmup N", 2)]:
