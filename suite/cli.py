@@ -717,7 +717,7 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--all", action="store_true", help="every registered model")
     p.add_argument("--bench", choices=["complexity", "infer", "train", "all"],
                    help="what to measure (default: complexity, or infer with --reference)")
-    p.add_argument("--input-size", "--img-size", dest="img_size", type=_count(1), metavar="N",
+    p.add_argument("--input-size", dest="img_size", type=_count(1), metavar="N",
                    help="square input size (default: each model's natural size)")
     p.add_argument("--num-classes", type=_count(1), metavar="N", help="shorthand for num_classes=N")
     p.add_argument("--batch-size", type=_count(1), metavar="N",

@@ -103,7 +103,7 @@ def test_every_option_with_a_default_says_it_in_its_help():
               if "(default " in (action.help or "")]
     assert worded == []  # "(default: X)", as argparse's own ArgumentDefaultsHelpFormatter writes it
     bench_help = " ".join(_python_m("suite.ops.benchmark", "--help").stdout.split())
-    for option, default in [("--batch-size N", 8), ("--img-size N", 224), ("--threads N", 2), ("--rounds N", 7),
+    for option, default in [("--batch-size N", 8), ("--input-size N", 224), ("--threads N", 2), ("--rounds N", 7),
                             ("--steps N", 2), ("--warmup N", 2)]:
         assert f"{option} " in bench_help and f"(default: {default})" in bench_help.split(f"{option} ", 2)[-1][:80]
 

@@ -624,9 +624,9 @@ def test_benchmark_workers_import_the_suite_that_started_them(tmp_path, monkeypa
 def test_the_san_benchmark_measures_every_configuration_side_by_side(capsys):
     from suite.ops import benchmark
 
-    assert benchmark.main(["--img-size", "64"]) == 2  # too small for SAN10's reflection padding: said at once
+    assert benchmark.main(["--input-size", "64"]) == 2  # too small for SAN10's reflection padding: said at once
     assert "too small to reflect-pad" in capsys.readouterr().err
-    assert benchmark.main(["--batch-size", "1", "--img-size", "64", "--padding", "zeros", "--threads", "1",
+    assert benchmark.main(["--batch-size", "1", "--input-size", "64", "--padding", "zeros", "--threads", "1",
                            "--rounds", "2", "--steps", "1", "--warmup", "0", "--modes", "infer"]) == 0
     printed = capsys.readouterr().out
     rows = [line for line in printed.splitlines() if line.startswith("| ") and " infer " in line]

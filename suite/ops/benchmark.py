@@ -1,6 +1,6 @@
 """SAN10 with the shift ops vs the naive unfold ops vs ResNet26: throughput and peak memory.
 
-    python -m suite.ops.benchmark [--batch-size 8] [--img-size 224] [--threads 2] [--rounds 7] [--padding reflect]
+    python -m suite.ops.benchmark [--batch-size 8] [--input-size 224] [--threads 2] [--rounds 7] [--padding reflect]
 
 Method (every configuration = model x ops backend x {inference, training step}):
 - each configuration lives in its own worker process, so its peak memory is its own: the resident
@@ -242,7 +242,7 @@ def format_results(results: Sequence[Result]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m suite.ops.benchmark", description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per step (default: 8)")
-    parser.add_argument("--input-size", "--img-size", dest="img_size", type=int, default=224, metavar="N",
+    parser.add_argument("--input-size", dest="img_size", type=int, default=224, metavar="N",
                         help="square input size (default: 224)")  # as `suite profile` names it
     parser.add_argument("--threads", type=int, default=2, metavar="N",
                         help="torch intra-op threads per worker (default: 2)")
