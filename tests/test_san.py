@@ -632,10 +632,12 @@ def test_absolute_position_encoding_has_the_relative_ones_parameters():
 
 
 def test_position_encoding_errors_name_the_valid_values():
-    with pytest.raises(SuiteError) as err:  # patchwise: the family's own check, not the type's
-        create_model("san10_patchwise", position_encoding="absolute")
-    assert err.value.key == "position_encoding" and err.value.choices == ["none"]
-    assert "patchwise attention has no position encoding" in err.value.message
+    for patchwise in ("san10_patchwise", "san15_patchwise", "san19_patchwise"):  # the type says it: `suite models --options` too
+        assert get_model_info(patchwise).options["position_encoding"].choices == ("none",)
+        with pytest.raises(SuiteError) as err:
+            create_model(patchwise, position_encoding="absolute")
+        assert err.value.key == "position_encoding" and tuple(err.value.choices) == ("none",)
+        assert "invalid value absolute" in err.value.message
     for old in (True, False):  # booleans were the old spelling: refused by the type check, not read as a mode
         with pytest.raises(SuiteError) as err:
             resolve_model_kwargs("san10_pairwise", {"position_encoding": old})

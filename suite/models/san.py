@@ -82,6 +82,7 @@ Mode = Literal["pairwise", "patchwise"]
 Gamma = Literal["official", "linear", "lrl", "lrlrl"]
 # The position term gamma sees beside delta: p_i - p_j, p_j or nothing (`SelfAttention._position_term`).
 PositionEncoding = Literal["relative", "absolute", "none"]
+PatchwisePosition = Literal["none"]  # the patch ordering encodes position
 # Which of phi, psi, beta are one conv (`SelfAttention.transform`): none, phi = psi, or all three.
 Transforms = Literal["separate", "shared_relation", "shared"]
 
@@ -685,18 +686,12 @@ _POSITIVE = positive("num_classes")
 
 def _check(mode: Mode) -> Check:
     """The registry check of a SAN family: what type hints cannot express (the relations a mode
-    takes are its builders' Literal)."""
+    and position encodings a mode takes are its builders' Literals)."""
 
     def check(options: Mapping[str, Any], input_size: int | None) -> None:
         footprint = options["footprint"]
         if footprint < 1 or footprint % 2 == 0:
             raise SuiteError(f"footprint must be an odd integer >= 1, got {footprint}", key="footprint")
-        if options["position_encoding"] != "none" and mode == "patchwise":
-            raise SuiteError(
-                "patchwise attention has no position encoding (the patch ordering encodes position)",
-                key="position_encoding",
-                choices=["none"],
-            )
         share_planes, smallest_mid = options["share_planes"], _WIDTHS[0] // 4
         if share_planes < 1 or smallest_mid % share_planes:
             valid_shares = [s for s in range(1, smallest_mid + 1) if smallest_mid % s == 0]
@@ -767,7 +762,7 @@ def san10_patchwise(
     *,
     relation: PatchwiseRelation = "concatenation",
     footprint: int = 7,
-    position_encoding: PositionEncoding = "none",
+    position_encoding: PatchwisePosition = "none",
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
@@ -797,7 +792,7 @@ def san15_patchwise(
     *,
     relation: PatchwiseRelation = "concatenation",
     footprint: int = 7,
-    position_encoding: PositionEncoding = "none",
+    position_encoding: PatchwisePosition = "none",
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
@@ -827,7 +822,7 @@ def san19_patchwise(
     *,
     relation: PatchwiseRelation = "concatenation",
     footprint: int = 7,
-    position_encoding: PositionEncoding = "none",
+    position_encoding: PatchwisePosition = "none",
     gamma: Gamma = "official",
     share_planes: int = 8,
     padding: Padding = "reflect",
