@@ -603,6 +603,19 @@ def test_a_device_is_one_the_suite_runs_on_and_this_machine_has(monkeypatch):
     assert _device("auto", local_rank=0) == torch.device("cuda", 0)
 
 
+def test_a_rank_bound_to_one_gpu_takes_that_one(monkeypatch):
+    from suite.train.distributed import _device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # SLURM --gpus-per-task: each task sees its own
+    assert _device("cuda", local_rank=3) == torch.device("cuda", 0)
+    assert _device("auto", local_rank=1) == torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # more processes than the node's GPUs
+    assert _device("cuda", local_rank=1) == torch.device("cuda", 1)
+    with pytest.raises(SuiteError, match=r"device: process 2 of this node has no GPU of its own: it sees 2 GPUs"):
+        _device("auto", local_rank=2)
+
+
 @pytest.mark.slow
 def test_cli_timing_run_in_subprocesses_with_reference(capsys):
     argv = ["profile", "resnet164_cifar", "--bench", "all", "--batch-size", "2", "--warmup", "1", "--steps", "2",

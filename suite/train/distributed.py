@@ -9,7 +9,7 @@ Where rank and world size come from, in order:
    the job, port derived from the job id). A batch script or salloc shell of several tasks is one
    process outside any step (SLURM_NTASKS > 1 there too, but no SLURM_STEP_NUM_TASKS).
 Otherwise the run is a single process. Backend: NCCL on CUDA, gloo on CPU. One process per GPU:
-rank r uses cuda:LOCAL_RANK.
+rank r uses cuda:LOCAL_RANK, or the only GPU it sees where SLURM binds one to each task.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from suite.errors import SuiteError
 from suite.measure.env import resolve_device
 
 
@@ -123,6 +124,19 @@ def _export_slurm() -> None:
 
 
 def _device(spec: str, local_rank: int) -> torch.device:
-    """`auto` = this rank's GPU if there is one, else CPU; `cuda` = this rank's GPU."""
+    """`auto` = this rank's GPU if there is one, else CPU; `cuda` = this rank's GPU (`_local_gpu`)."""
     device = resolve_device(spec)
-    return torch.device("cuda", local_rank) if device.type == "cuda" and device.index is None else device
+    return torch.device("cuda", _local_gpu(local_rank)) if device.type == "cuda" and device.index is None else device
+
+
+def _local_gpu(local_rank: int) -> int:
+    """The GPU index of the node's process `local_rank`: cuda:LOCAL_RANK among the node's GPUs, or
+    cuda:0 where the process sees a single GPU, its own: SLURM's --gpus-per-task binds each task to
+    its GPU (CUDA_VISIBLE_DEVICES per task), and cuda:LOCAL_RANK would not exist there."""
+    count = torch.cuda.device_count()
+    if local_rank < count:
+        return local_rank
+    if count == 1:
+        return 0
+    raise SuiteError(f"process {local_rank} of this node has no GPU of its own: it sees {count} GPUs (DDP runs "
+                     "one process per GPU: as many tasks per node as GPUs)", key="device")
