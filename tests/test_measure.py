@@ -373,6 +373,20 @@ def test_a_reference_is_timed_at_the_batch_size_the_model_fitted():
     assert timings["infer"].batch_size == 48 and set(reference.seen) == {48} and ratios["infer"] > 0
 
 
+def test_cuda_warm_up_and_timed_steps_run_autotuned_as_training(monkeypatch):
+    """cuDNN picks its algorithms in the warm-up steps, as `suite train` (cudnn.benchmark) and timm do."""
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    tuned = []
+    s = BenchSettings(torch.device("cuda", 1), 32, warmup=2)
+    prepared = prepare(lambda batch: lambda: tuned.append(torch.backends.cudnn.benchmark), 4, s)
+    prepared.step()
+    assert tuned == [True, True, True]
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    prepare(lambda batch: lambda: tuned.append(torch.backends.cudnn.benchmark), 4, _settings())
+    assert tuned[-1] is False  # the CPU's flags are left alone
+
+
 def test_illegal_memory_access_is_never_retried():
     error = RuntimeError("CUDA error: an illegal memory access was encountered")
     assert not is_oom(error)

@@ -5,6 +5,7 @@ Protocol (every setting becomes a column of the result):
 - inference: model.eval() under torch.inference_mode(); training step: zero_grad, forward,
   cross-entropy loss, backward, SGD step (momentum 0.9, so its buffers count in memory);
 - AMP: torch.autocast with bf16 or fp16 around forward and loss, weights stay fp32 (timm `--amp`);
+- on CUDA with cuDNN autotuning (torch.backends.cudnn.benchmark), as training and timm;
 - `warmup` untimed steps, then one step for peak memory (see memory.py), then, on a heap that keeps
   its pages (heap.py: no page faults, whatever the process allocated before), untimed steps until
   two in a row take (almost) no page faults, and `steps` steps timed one by one: on CUDA between
@@ -114,6 +115,7 @@ STEPS: dict[str, Callable[[nn.Module, int, BenchSettings], Step]] = {"infer": in
 # ---------------------------------------------------------------------------------------- running
 def prepare(make_step: Callable[[int], Step], batch_size: int, s: BenchSettings) -> Prepared:
     """Build and warm up the step for the largest batch <= `batch_size` that fits in memory."""
+    autotune(s.device)
 
     def attempt(batch: int) -> Prepared:
         step = make_step(batch)
@@ -144,6 +146,14 @@ def time_steps(steps: Sequence[Step], rounds: int, device: torch.device) -> list
 def summarize(times: Sequence[float], batch_size: int, peak_memory_mb: float | None = None) -> Timing:
     stats = Summary.of(times)
     return Timing(batch_size, batch_size / stats.median, stats.median * 1e3, stats.iqr * 1e3, peak_memory_mb)
+
+
+def autotune(device: torch.device) -> None:
+    """cuDNN autotuning on CUDA, as `suite train` trains (suite.train.loop) and timm's benchmark times:
+    each conv then runs the fastest algorithm for its shapes, chosen in the warm-up steps. Without
+    it the timed steps would not be the trained ones."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
 
 
 def synchronize(device: torch.device) -> None:
