@@ -617,6 +617,28 @@ def test_a_device_is_one_the_suite_runs_on_and_this_machine_has(monkeypatch):
     assert _device("auto", local_rank=0) == torch.device("cuda", 0)
 
 
+def test_a_cuda_row_records_the_gpu_and_the_cuda_software_it_ran_under(monkeypatch, tmp_path):
+    from suite.measure import env
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: f"GPU {index}")
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 90100)
+    driver = tmp_path / "version"
+    driver.write_text("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.14  Release Build  "
+                      "(dvs-builder@U16-I3-B03-4-3)  Thu Feb 22 01:25:25 UTC 2024\nGCC version:  gcc version 12\n")
+    monkeypatch.setattr(env, "NVIDIA_DRIVER", str(driver))
+    row = env.environment("cuda:1")
+    assert (row["device"], row["device_name"]) == ("cuda:1", "GPU 1")
+    assert (row["cuda_version"], row["cudnn_version"], row["gpu_driver"]) == ("12.4", 90100, "550.54.14")
+    assert env.environment("cuda")["device"] == "cuda:0"
+    monkeypatch.setattr(env, "NVIDIA_DRIVER", str(tmp_path / "missing"))  # no NVIDIA driver in /proc (WSL)
+    assert env.environment("cuda")["gpu_driver"] is None
+    assert "cuda_version" not in env.environment("cpu")  # CPU rows as they were
+
+
 def test_a_rank_bound_to_one_gpu_takes_that_one(monkeypatch):
     from suite.train.distributed import _device
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from typing import Any
 
 import torch
@@ -14,6 +15,8 @@ import torch
 from suite.config import DEVICES
 from suite.errors import SuiteError
 from suite.measure import heap
+
+NVIDIA_DRIVER = "/proc/driver/nvidia/version"  # its first line names the loaded kernel driver's version
 
 
 def resolve_device(name: str | torch.device | None) -> torch.device:
@@ -38,15 +41,35 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
 def environment(device: str | torch.device | None = None) -> dict[str, Any]:
     """`device` ("cpu", "cuda:0", ...), `device_name` (CPU model from /proc/cpuinfo or CUDA device
     name), `torch_version`, `threads` (torch.get_num_threads(): intra-op threads of CPU kernels),
-    `timing_heap` ("steady" where suite.measure.heap can keep the heap's pages while timing, else "default")."""
+    `timing_heap` ("steady" where suite.measure.heap can keep the heap's pages while timing, else "default");
+    on CUDA also what GPU timings depend on (`cuda_software`)."""
     device = resolve_device(device)
+    extra: dict[str, Any] = {}
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         name, device_str = torch.cuda.get_device_name(index), f"cuda:{index}"
+        extra = cuda_software()
     else:
         name, device_str = cpu_name(), "cpu"
     return {"device": device_str, "device_name": name, "torch_version": torch.__version__,
-            "threads": torch.get_num_threads(), "timing_heap": "steady" if heap.available() else "default"}
+            "threads": torch.get_num_threads(), "timing_heap": "steady" if heap.available() else "default", **extra}
+
+
+def cuda_software() -> dict[str, Any]:
+    """`cuda_version` (the CUDA runtime torch was built with), `cudnn_version` and `gpu_driver` (the
+    NVIDIA kernel driver's version; None where /proc does not say): one GPU runs at different speeds
+    under different ones."""
+    return {"cuda_version": torch.version.cuda, "cudnn_version": torch.backends.cudnn.version(),
+            "gpu_driver": gpu_driver()}
+
+
+def gpu_driver() -> str | None:
+    try:
+        with open(NVIDIA_DRIVER) as f:
+            found = re.search(r"Kernel Module\b.*?\s(\d+(?:\.\d+)+)\s", f.readline())
+    except OSError:
+        return None
+    return found.group(1) if found else None
 
 
 def cpu_name() -> str:

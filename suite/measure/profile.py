@@ -368,7 +368,7 @@ def _job_columns(job: ProfileJob) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------- output
 # Settings shared by every row are printed once above the table instead of as columns.
 _CONTEXT = (
-    "counter", "torch_version", "device", "device_name", "threads", "amp", "channels_last", "compile",
+    "counter", "torch_version", "device", "device_name", "cuda_version", "cudnn_version", "gpu_driver", "threads", "amp", "channels_last", "compile",
     "batch_size", "infer_batch_size", "train_batch_size", "warmup", "steps", "memory_method", "reference",
     "img_size", "model_kwargs",
 )  # fmt: skip
