@@ -207,6 +207,22 @@ def test_same_seed_same_metrics_and_file_layout(tmp_path):
     assert a["iterations"] == 11 and a["best_top1_err"] == a["top1_err"] and a["loop_samples_per_sec"] > 0
 
 
+def test_evaluation_counts_on_the_device(monkeypatch):
+    """No tensor made from host data per batch: on CUDA that is a blocking copy, a host sync each batch."""
+    from suite.train.loop import evaluate
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 7)
+    loader = [(torch.randn(5, 4), torch.randint(7, (5,))) for _ in range(3)]
+    expected = evaluate(model, loader)
+
+    def host_data(*args, **kwargs):
+        raise AssertionError("torch.tensor in the evaluation loop")
+
+    monkeypatch.setattr(torch, "tensor", host_data)
+    assert evaluate(model, loader) == expected
+
+
 def test_iterations_end_with_a_partial_epoch_and_its_evaluation(tmp_path):
     # eval_every=3: neither epoch 1 nor the partial epoch 2 is due, so only "the last epoch is always
     # evaluated" evaluates the end

@@ -29,7 +29,8 @@ normalises each one's share of the global batch), and an interrupted run resumed
 checkpoint ends with the same weights as an uninterrupted one. On CUDA, cuDNN
 autotuning is on, so runs agree only up to non-deterministic kernels.
 
-Every `SYNC_EVERY` steps (the only host syncs of the loop besides epoch ends) all ranks agree on
+Every `SYNC_EVERY` steps (the only host syncs of the loop besides epoch ends, and fp16's GradScaler,
+which checks each step's gradients for overflow before the optimizer step) all ranks agree on
 two flags: a non-finite training loss (raises `Diverged`, a SuiteError; the last good checkpoint is
 kept) and a pending `request_checkpoint()` (checkpoint now, then raise `Preempted`).
 """
@@ -431,7 +432,8 @@ def evaluate(model: nn.Module, loader: Any, *, autocast: Callable[[], Any] = con
             out = model(x.contiguous(memory_format=memory_format))
         classes = out.shape[1]
         top = out.topk(min(5, classes), dim=1).indices == y[:, None]
-        batch = torch.stack([top[:, 0].sum(), top.any(1).sum(), torch.tensor(y.numel(), device=y.device)]).double()
+        # the count made on the device: a tensor from host data is a blocking copy on CUDA, a host sync per batch
+        batch = torch.stack([top[:, 0].sum(), top.any(1).sum(), top.new_full((), len(y), dtype=torch.int64)]).double()
         counts = batch if counts is None else counts + batch
     if counts is None:
         counts = torch.zeros(3, dtype=torch.float64, device=next(model.parameters()).device)
