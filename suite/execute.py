@@ -261,15 +261,16 @@ def _follow(run: RunSpec, d: Path) -> dict[str, Any]:
 def _slurm_ids() -> dict[str, Any]:
     """The SLURM job this attempt runs in, or None fields outside SLURM: an earlier attempt's job
     (and the state recorded when it ended) must not stay with the run, or following that job
-    would mark this attempt ended."""
+    would mark this attempt ended. And the GPUs this attempt may use, in SLURM or not: an earlier
+    attempt's would otherwise stay, naming GPUs this one never saw."""
     env = os.environ
+    gpus = {"cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES")}
     if "SLURM_JOB_ID" not in env:
-        return {"slurm_job_id": None, "slurm_state": None, "slurm_node": None}
+        return {"slurm_job_id": None, "slurm_state": None, "slurm_node": None, **gpus}
     array = env.get("SLURM_ARRAY_JOB_ID")
     task = env.get("SLURM_ARRAY_TASK_ID")
     job_id = f"{array}_{task}" if array and task else env["SLURM_JOB_ID"]
-    return {"slurm_job_id": job_id, "slurm_state": None, "slurm_node": env.get("SLURMD_NODENAME"),
-            "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES")}
+    return {"slurm_job_id": job_id, "slurm_state": None, "slurm_node": env.get("SLURMD_NODENAME"), **gpus}
 
 
 def main(argv: list[str] | None = None) -> int:

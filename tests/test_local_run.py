@@ -789,3 +789,19 @@ def test_the_runner_books_a_run_it_cannot_record_as_failed_and_goes_on(tmp_path,
     assert "(4 of 4)" in out_ and "Traceback" not in err
     assert store.state_of(fine).state == "failed" and "exit status 1" in store.state_of(fine).note
     assert store.state_of(interrupted).state == "interrupted"  # as it was: nothing could be written
+
+
+def test_an_attempt_outside_slurm_does_not_keep_the_gpus_of_an_earlier_slurm_attempt(tmp_path, monkeypatch):
+    from suite.execute import _slurm_ids
+
+    monkeypatch.setenv("SLURM_JOB_ID", "17")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    store.set_status(tmp_path, "running", **_slurm_ids())  # the first attempt, a SLURM job on GPU 3
+    monkeypatch.delenv("SLURM_JOB_ID")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    store.set_status(tmp_path, "running", **_slurm_ids())  # run again on this machine
+    status = store.read_json(tmp_path / "status.json")
+    assert (status["slurm_job_id"], status["cuda_visible_devices"]) == (None, "0,1")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    store.set_status(tmp_path, "running", **_slurm_ids())
+    assert store.read_json(tmp_path / "status.json")["cuda_visible_devices"] is None
