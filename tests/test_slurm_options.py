@@ -120,6 +120,16 @@ def test_bad_command_line_values(spec, cli, message):
         options(spec, cli)
 
 
+def test_more_processes_than_gpus_a_node_is_refused_before_submitting(spec):
+    with pytest.raises(SuiteError) as err:  # two DDP processes on one GPU: NCCL would refuse at start
+        options(spec, {"tasks_per_node": 2})
+    assert err.value.key == "tasks_per_node"
+    assert (f"tasks_per_node=2 (--tasks-per-node) is more than gpus_per_node=1 ({spec.path}:6): "
+            "DDP runs one process per GPU") in str(err.value)
+    assert options(spec, {"tasks_per_node": 2, "gpus_per_node": 2}).tasks_per_node == 2
+    assert options(spec, {"tasks_per_node": 2, "gpus_per_node": 0}).tasks_per_node == 2  # CPU DDP (gloo)
+
+
 @pytest.mark.parametrize(("where", "value", "says"), [
     ("spec", "-1", "cluster.mem_gb: must be at least 0.001, got -1"),  # as written: not -1.0
     ("spec", "-1.0", "cluster.mem_gb: must be at least 0.001, got -1.0"),

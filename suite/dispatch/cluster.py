@@ -139,6 +139,10 @@ def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[
                          f"limit, timeout_min={options.timeout_min} ({origin.get('timeout_min', 'the default')}), "
                          f"i.e. {options.timeout_min * 60} s: the run could be stopped before it starts training",
                          key="signal_delay_s")
+    if 0 < options.gpus_per_node < options.tasks_per_node:  # two processes on one GPU: NCCL refuses at start
+        raise SuiteError(f"tasks_per_node={options.tasks_per_node} ({origin.get('tasks_per_node', 'the default')}) "
+                         f"is more than gpus_per_node={options.gpus_per_node} ({origin['gpus_per_node']}): "
+                         "DDP runs one process per GPU", key="tasks_per_node")
     return options
 
 
