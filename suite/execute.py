@@ -33,6 +33,7 @@ from suite.ablations.expand import RunSpec
 from suite.config import RunConfig
 from suite.errors import SuiteError, SuiteWarning, show_warning
 from suite.train.checkpoint import Preempted
+from suite.train.distributed import Dist
 
 # The signals that stop a run process (recorded as interrupted): Ctrl-C's, and those of `processes`.
 INTERRUPTS = (signal.SIGINT, *processes.STOPS)
@@ -52,23 +53,40 @@ class Interrupted(KeyboardInterrupt):
 
 
 def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any]:
-    """Run one grid point to completion (or resume it) and return its result record."""
+    """Run one grid point to completion (or resume it) and return its result record.
+
+    In a multi-process (DDP) run, the ranks form their process group first, and rank 0 tells the
+    others what it decided under the run's lock (skip a run another process executes, return a done
+    one, train): a rank that decided alone could wait to train with a rank 0 that has left."""
+    from suite.train.distributed import distributed, world_size
+
     d = store.plan(Path(out), run)
-    if rank() != 0:
-        return _follow(run, d)
+    if world_size() == 1:
+        return _lead(run, d, progress=progress)
+    with distributed(run.config.device) as (env, _):
+        return _lead(run, d, progress=progress, env=env) if env.is_main else _follow(run, d, env)
+
+
+def _lead(run: RunSpec, d: Path, *, progress: bool, env: Dist | None = None) -> dict[str, Any]:
+    """Rank 0 (or the only process): owns the run directory (lock, status, measurement, result),
+    and says what it does to the other ranks of `env`."""
     lock = store.run_lock(d)
     try:
         lock.acquire(timeout=LOCK_WAIT_S)
     except Timeout:
+        _tell(env, BUSY)
         raise Busy(f"run {run.run_id} is already being executed by another process", file=str(d)) from None
     except OSError as exc:  # a lock left by another user (`sudo suite run`): named, not a traceback
+        _tell(env, NO_LOCK)
         raise SuiteError(f"cannot take the run's lock ({exc.strerror or exc})", file=str(lock.lock_file)) from None
     try:
         current = store.state_of(d)
         if current.state == "done" and current.result is not None:
+            _tell(env, DONE)
             if not store.measured_otherwise(run, current.result):
                 return current.result
             return _measure_again(run, d, current.result)
+        _tell(env, TRAIN)
         said = []
         if current.corrupt and (d / "result.json").exists():  # kept for a look, not overwritten by this attempt
             said.append(f"{current.note}; moved to {store.set_aside(d / 'result.json')}, and the run runs again")
@@ -245,17 +263,38 @@ def rank() -> int:
     return 0
 
 
-def _follow(run: RunSpec, d: Path) -> dict[str, Any]:
-    """A DDP rank other than 0: it trains alongside rank 0, which alone owns the run directory
-    (lock, status, measurement, result); the training loop already writes from rank 0 only.
-    A done run (sent again to be measured otherwise) rank 0 does not train: joining the process
-    group would wait for it until the timeout."""
+def _follow(run: RunSpec, d: Path, env: Dist) -> dict[str, Any]:
+    """A DDP rank other than 0: does what rank 0 decided (`_lead`). It trains alongside rank 0,
+    which alone owns the run directory; the training loop already writes from rank 0 only. A done
+    run (sent again to be measured otherwise) rank 0 does not train: joining the training would
+    wait for it until the timeout."""
     from suite.train import run as train
 
-    current = store.state_of(d)
-    if current.state == "done" and current.result is not None:
-        return current.result
+    decided = _hear(env)
+    if decided == BUSY:
+        raise Busy(f"run {run.run_id} is already being executed by another process", file=str(d))
+    if decided == NO_LOCK:
+        raise SuiteError("rank 0 could not take the run's lock", file=str(d / ".lock"))
+    if decided == DONE:
+        return store.state_of(d).result or {"run_id": run.run_id}
     return {"run_id": run.run_id, "metrics": train(run.config, d, resume=True, progress=False)}
+
+
+# What rank 0 decided under the run's lock, for the other ranks.
+BUSY, NO_LOCK, DONE, TRAIN = "busy", "no lock", "done", "train"
+
+
+def _tell(env: Dist | None, decided: str) -> None:
+    """Rank 0's decision to the other ranks (none in a single process)."""
+    if env is not None and env.enabled:
+        torch.distributed.broadcast_object_list([decided], src=0)
+
+
+def _hear(env: Dist) -> str:
+    """Rank 0's decision (`_tell`)."""
+    said: list[Any] = [None]
+    torch.distributed.broadcast_object_list(said, src=0)
+    return str(said[0])
 
 
 def _slurm_ids() -> dict[str, Any]:

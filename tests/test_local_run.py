@@ -425,27 +425,53 @@ def test_an_interrupted_run_says_which_unfinished_runs_were_done_and_only_to_be_
     assert "interrupted: 2 runs not finished (1 of them done, to be measured again)" in capsys.readouterr().out
 
 
-def test_a_second_ddp_rank_of_a_done_run_does_not_train(tmp_path, monkeypatch):
+def test_a_second_ddp_rank_of_a_done_run_does_not_train(tmp_path):
     """Rank 0 only measures a done run again; a rank that went on to train would wait for it in
-    the process group until the timeout."""
-    import suite.train
-    from suite.execute import execute
-
+    the process group until the timeout. Two real gloo ranks, each executing the planned run."""
     spec = _spec(tmp_path, "remeasure", "  lr: [0.05]")
     out = tmp_path / "store"
     [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
     result = {"run_id": run.run_id, "config": run.config.flat(), "metrics": {"top1_err": 6.5},
               "complexity": {"params": 7}}
-    store.write_result(store.plan(out, run), result)
+    d = store.plan(out, run)
+    store.write_result(d, result)
+    child = textwrap.dedent("""
+        import json, sys
+        from pathlib import Path
+        import suite.train
+        from suite import store
+        from suite.ablations.expand import RunSpec
+        from suite.config import resolve
+        from suite.execute import execute
 
-    def train(*args, **kwargs):
-        raise AssertionError("trained a done run")
+        def train(*args, **kwargs):
+            raise AssertionError("trained a done run")
 
-    monkeypatch.setattr(suite.train, "run", train)
-    monkeypatch.setenv("RANK", "1")
-    assert execute(run, out)["metrics"] == result["metrics"]
-    monkeypatch.setenv("RANK", "0")
-    assert execute(run, out)["metrics"] == result["metrics"]  # rank 0 likewise (nothing measured otherwise)
+        suite.train.run = train
+        d = Path(sys.argv[1])
+        planned = store.read_json(d / "config.json")
+        run = RunSpec(spec=planned["spec"], point=planned["point"], seed=planned["seed"],
+                      config=resolve(planned["config"]), preset=planned.get("preset"))
+        print(json.dumps(execute(run, d.parent.parent)["metrics"]))
+    """)
+    port = _free_port()
+    procs = [subprocess.Popen([sys.executable, "-c", child, str(d)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env={**os.environ, "RANK": str(rank), "WORLD_SIZE": "2",
+                                              "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1",
+                                              "MASTER_PORT": str(port)})
+             for rank in range(2)]
+    for proc in procs:
+        printed, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert json.loads(printed.splitlines()[-1]) == result["metrics"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_a_failed_measurement_of_a_done_run_keeps_its_result(tmp_path, capsys, monkeypatch):

@@ -514,6 +514,31 @@ def test_a_ddp_rank_that_fails_before_training_ends_the_job(tmp_path, capsys):
     assert "not a CIFAR python batch file" in status(out, rid)["error"]  # not overwritten by the job's end
 
 
+def test_a_ddp_job_whose_run_another_process_executes_ends_on_every_rank(tmp_path, capsys):
+    """Rank 0 finds the run's lock held (another `suite run`, a lingering attempt): every rank
+    skips the run and the job ends, rather than rank 0 leaving while rank 1 waits to train with it."""
+    spec = write_spec(tmp_path, "ddp_busy", {"lr": [0.05]}, batch_size=32, device="cpu")
+    [rid] = run_ids(spec)
+    out = tmp_path / "store"
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--tasks-per-node", "2",
+          "--sbatch", "hold")
+    job = status(out, rid)["slurm_job_id"]
+    lock = store.run_lock(store.run_dir(out, rid))
+    lock.acquire()  # this process executes the run, as far as the job can tell
+    try:
+        subprocess.run(["scontrol", "release", slurm.array_of(job)], check=True)
+        wait_for(lambda: slurm.slurm_states([job])[job] not in slurm.ALIVE, "the job to end", out, timeout=120)
+        pickles = [out / "submitit" / f"{job}_{task}_result.pkl" for task in (0, 1)]
+        wait_for(lambda: all(p.exists() for p in pickles), "submitit to write both ranks' results", out, timeout=60)
+        assert [pickle_load(p) for p in pickles] == [("success", None), ("success", None)]
+        logs = [out / "submitit" / f"{job}_{task}_log.err" for task in (0, 1)]
+        assert all(f"skipped: {store.run_dir(out, rid)}: run {rid} is already being executed" in p.read_text()
+                   for p in logs)
+        assert status(out, rid)["state"] == "pending" and not (store.run_dir(out, rid) / "checkpoint.pt").exists()
+    finally:
+        lock.release()
+
+
 # ------------------------------------------------------------------------------ code snapshot
 def test_a_queued_job_runs_the_code_of_submission_time(tmp_path):
     """Submit from a copy of the package, break the copy while the job is held, release it."""
