@@ -197,6 +197,27 @@ def test_status_says_a_request_above_the_partition_limits_waits_forever(tmp_path
     suite(capsys, "cancel", str(spec), "--out", str(out))
 
 
+def test_status_says_a_requeued_job_waits_to_start_again(tmp_path, capsys):
+    """A requeued job pends for its new begin time: `BeginTime` would read as a `--begin` the user
+    asked for, which a job submitted so still shows."""
+    out, later = tmp_path / "store", tmp_path / "later"
+    spec = write_spec(tmp_path, "requeued", {"lr": [0.01]}, iterations=100_000)
+    [rid] = run_ids(spec)
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(later), "--sbatch", "begin=now+600")
+    job = status(out, rid)["slurm_job_id"]
+    wait_for(lambda: slurm.slurm_states([job])[job] == "RUNNING", "the job to start", out)
+    subprocess.run(["scontrol", "requeue", job], check=True)  # as a time limit's or a pre-emption's requeue does
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now+600"], check=True)  # a long requeue delay
+    requeued = "pending because: requeued, waiting to start again (1)"
+    wait_for(lambda: requeued in suite(capsys, "status", str(spec), "--out", str(out)),
+             "squeue to give the pending reason", out, timeout=60)
+    wait_for(lambda: "pending because: BeginTime (1)" in suite(capsys, "status", str(spec), "--out", str(later)),
+             "squeue to give the pending reason", later, timeout=60)
+    for store_dir in (out, later):
+        suite(capsys, "cancel", str(spec), "--out", str(store_dir))
+
+
 def test_status_shows_the_queued_jobs_measuring_done_runs_again(tmp_path, capsys):
     """It said `suite run` would measure them, with no word of the jobs already doing so."""
     out = tmp_path / "store"

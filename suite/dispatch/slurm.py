@@ -340,10 +340,23 @@ def slurm_states(job_ids: Iterable[str]) -> dict[str, str]:
     return {j: states.get(j, "UNKNOWN" if answered else NO_ANSWER) for j in ids}
 
 
+# What a requeued job's `BeginTime` means: SLURM makes it wait a while before it starts again.
+REQUEUED = "requeued, waiting to start again"
+
+
 def pending_reasons(ids: Sequence[str]) -> dict[str, str]:
     """Why slurmctld keeps each pending job of `ids` waiting (`Priority`, `Resources`, or one it can
-    never meet such as `BadConstraints`); what `suite status` shows next to the pending count."""
-    return _squeue(ids, "PENDING", "%r")[0]
+    never meet such as `BadConstraints`); what `suite status` shows next to the pending count. A
+    job SLURM restarted (a requeue after a time limit or pre-emption) waits for a new begin time:
+    said as REQUEUED, as `BeginTime` reads like a `--begin` the user asked for."""
+    lines, _ = _ask(["squeue", "--noheader", "--array", "--states=PENDING",
+                     "--Format=JobArrayID:0 ,RestartCnt:0 ,Reason:0"], ids)
+    listed: dict[str, str] = {}
+    for line in lines:
+        job_id, restarts, reason = (line.split(maxsplit=2) + ["", ""])[:3]
+        if reason.strip():
+            listed[job_id] = REQUEUED if reason.strip() == "BeginTime" and restarts != "0" else reason.strip()
+    return _per_task(ids, listed)
 
 
 def _squeue(ids: Sequence[str], states: str, field: str) -> tuple[dict[str, str], bool]:
