@@ -465,13 +465,16 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
                         progress=not args.no_progress)
     busy = f", {len(outcome.busy)} left to the other process executing them" if outcome.busy else ""
     stopped = f", {len(outcome.stopped)} interrupted" if outcome.stopped else ""
-    print(f"{len(outcome.done)} done, {len(outcome.failed)} failed{stopped}{busy} (out: {out})")
+    skipped = f", {len(outcome.skipped)} skipped (another process ended or queued them meanwhile)" \
+        if outcome.skipped else ""
+    print(f"{len(outcome.done)} done, {len(outcome.failed)} failed{stopped}{busy}{skipped} (out: {out})")
     if outcome.failed:
         print(f"see: suite status {_same_runs(args)}")
     if outcome.stopped and not outcome.interrupted:
         print(f"the same command resumes the interrupted runs: suite run {_same_local_runs(args)}")
     if outcome.interrupted:
-        settled = {*outcome.done, *outcome.failed, *outcome.busy}  # the stopped ones resume with the rest
+        # the stopped ones resume with the rest
+        settled = {*outcome.done, *outcome.failed, *outcome.busy, *outcome.skipped}
         left = [r.run_id for r in plan.to_run if r.run_id not in settled]
         again = sum(rid in plan.remeasure for rid in left)
         which = f" ({again} of them done, to be measured again)" if again else ""

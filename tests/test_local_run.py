@@ -313,6 +313,35 @@ def test_a_run_another_process_holds_is_left_to_it(tmp_path, capsys, monkeypatch
     assert store.state_of(d).state == "missing"  # not marked failed
 
 
+def test_a_run_another_process_failed_since_planning_is_not_retried(tmp_path, capsys):
+    """Two overlapping `suite run`s: the other one fails a run this one planned as missing, while
+    this one trains its first. A plain `suite run` leaves a failed run to --retry-failed, whichever
+    runner reaches it first, and does not try it a second time."""
+    import threading
+
+    spec = _spec(tmp_path, "overlap", "  lr: [0.05, 0.06]")
+    out = tmp_path / "store"
+    first, second = (store.run_dir(out, r.run_id)
+                     for r in ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST)))
+
+    def other_runner() -> None:  # fails `second` once this runner's child trains `first`
+        deadline = time.monotonic() + 120
+        while store.state_of(first).state != "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        store.set_status(second, "failed", error="failed in the other runner", attempts=1)
+
+    other = threading.Thread(target=other_runner)
+    other.start()
+    try:
+        assert main(["run", str(spec), *FAST, "--out", str(out), "--no-progress"]) == 0
+    finally:
+        other.join()
+    printed = capsys.readouterr().out
+    assert f"run {second.name} skipped: failed meanwhile in another process (`--retry-failed` runs it again)" in printed
+    assert "1 done, 0 failed, 1 skipped (another process ended or queued them meanwhile)" in printed
+    assert store.read_json(second / "status.json")["attempts"] == 1 and not (second / "log.txt").exists()
+
+
 def test_a_warning_inside_a_run_reaches_the_console(tmp_path, capsys):
     """A resume with another thread count than the checkpoint's (results no longer bit-identical)
     is said where the user looks, not only in the run's log."""

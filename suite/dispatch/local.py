@@ -35,6 +35,7 @@ class Outcome:
     failed: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # being executed by another process; left alone
     stopped: list[str] = field(default_factory=list)  # their process got a signal and recorded it: they resume
+    skipped: list[str] = field(default_factory=list)  # ended or queued by another process since planned: left so
     interrupted: int = 0  # the signal that stopped the runner (SIGINT, SIGTERM, SIGHUP), else 0
 
 
@@ -57,7 +58,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
         bar.update(1)
         bar.set_postfix(done=len(outcome.done), failed=len(outcome.failed))
         if not progress:  # a line per run where no bar is drawn (logs, CI)
-            settled = len(outcome.done) + len(outcome.failed) + len(outcome.busy) + len(outcome.stopped)
+            settled = sum(map(len, (outcome.done, outcome.failed, outcome.busy, outcome.stopped, outcome.skipped)))
             print(f"run {d.name} {ended} ({settled} of {bar.total})", flush=True)
 
     planned: dict[Path, RunSpec] = {}  # all planned first, so that `suite status` knows them all
@@ -67,12 +68,17 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
             planned[store.plan(out, run)] = run
         except OSError as exc:
             book(d, _unwritable(d, exc, outcome))
+    seen = {d: store.state_of(d).state for d in planned}  # as the caller chose them (`make_plan`)
     queue = list(planned)
     with processes.sigterm_raises():  # SIGTERM or SIGHUP stops the children as Ctrl-C does
         try:
             while queue or active:
                 while queue and len(active) < max_parallel:
                     d = queue.pop(0)
+                    if why := _settled_meanwhile(d, seen[d]):
+                        outcome.skipped.append(d.name)
+                        book(d, why)
+                        continue
                     try:
                         if afresh:
                             start_afresh([planned[d]], out)
@@ -109,6 +115,18 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
         finally:
             bar.close()
     return outcome
+
+
+def _settled_meanwhile(d: Path, seen: str) -> str | None:
+    """Why not to start a run that another process (an overlapping spec's `suite run`, a
+    submission) ended without a result or queued on SLURM since this runner planned it: a plain
+    `suite run` leaves those to --retry-failed and to their job, whichever runner reaches them first."""
+    now = store.state_of(d).state
+    if now == seen or now not in ("failed", "cancelled", "pending"):
+        return None
+    if now == "pending":
+        return "skipped: queued on SLURM meanwhile, left to its job"
+    return f"skipped: {now} meanwhile in another process (`--retry-failed` runs it again)"
 
 
 def _settle(code: int, d: Path, outcome: Outcome, pid: int, threads: int) -> str:
