@@ -173,6 +173,37 @@ def test_an_interrupted_force_archives_only_the_runs_it_started(tmp_path, monkey
     assert store.state_of(second).state == "done" and not (second / "archive").exists()
 
 
+def test_a_run_that_finishes_as_the_runner_is_interrupted_counts_as_done(tmp_path, monkeypatch, capsys):
+    """Ctrl-C as the first run's process writes its result and exits: that run is done, and only
+    the second, never started, is left for the same command."""
+    from suite.dispatch import local
+
+    spec = _spec(tmp_path, "finishing", "  lr: [0.05, 0.06]")
+    out = tmp_path / "store"
+    popen = subprocess.Popen
+
+    def finishing(command, **kwargs):  # stands in for a run's process that completes at once
+        d = Path(command[-1])
+        store.write_result(d, {"run_id": d.name, "metrics": {"top1_err": 6.5}})
+        child = popen([sys.executable, "-c", "pass"], **kwargs)
+        child.wait()  # ended, before the runner learns it
+        return child
+
+    monkeypatch.setattr(local.subprocess, "Popen", finishing)
+    sleep, polls = time.sleep, []
+
+    def ctrl_c_at_the_first_poll(seconds: float) -> None:  # then time passes as usual (Popen.wait polls)
+        polls.append(seconds)
+        if len(polls) == 1:
+            raise KeyboardInterrupt
+        sleep(seconds)
+
+    monkeypatch.setattr(local.time, "sleep", ctrl_c_at_the_first_poll)
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *FAST]) == 130
+    printed = capsys.readouterr().out
+    assert "1 done, 0 failed" in printed and "interrupted: 1 run not finished;" in printed
+
+
 def _wait_for(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

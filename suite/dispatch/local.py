@@ -112,6 +112,8 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                 now = store.state_of(d)  # the child is gone: a status it left running reads as interrupted
                 if now.state == "interrupted" and (now.status or {}).get("state") == "running":
                     store.set_status(d, "interrupted", error="runner stopped")
+                elif now.state == "done" and child.returncode == 0:  # it finished before the signal reached it
+                    outcome.done.append(d.name)
         finally:
             bar.close()
     return outcome
