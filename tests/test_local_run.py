@@ -344,22 +344,24 @@ def test_a_run_another_process_holds_is_left_to_it(tmp_path, capsys, monkeypatch
     assert store.state_of(d).state == "missing"  # not marked failed
 
 
-def test_a_run_another_process_failed_since_planning_is_not_retried(tmp_path, capsys):
-    """Two overlapping `suite run`s: the other one fails a run this one planned as missing, while
-    this one trains its first. A plain `suite run` leaves a failed run to --retry-failed, whichever
-    runner reaches it first, and does not try it a second time."""
+def test_a_run_another_process_ended_since_planning_is_not_run_again(tmp_path, capsys):
+    """Two overlapping `suite run`s: while this one trains its first run, the other fails the
+    second and finishes the third, which this one planned as missing. A plain `suite run` leaves a
+    failed run to --retry-failed, whichever runner reaches it first, and says whose result is done."""
     import threading
 
-    spec = _spec(tmp_path, "overlap", "  lr: [0.05, 0.06]")
+    spec = _spec(tmp_path, "overlap", "  lr: [0.05, 0.06, 0.07]")
     out = tmp_path / "store"
-    first, second = (store.run_dir(out, r.run_id)
-                     for r in ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST)))
+    first, second, third = (store.run_dir(out, r.run_id)
+                            for r in ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST)))
 
-    def other_runner() -> None:  # fails `second` once this runner's child trains `first`
+    def other_runner() -> None:  # ends `second` and `third` once this runner's child trains `first`
         deadline = time.monotonic() + 120
         while store.state_of(first).state != "running" and time.monotonic() < deadline:
             time.sleep(0.05)
         store.set_status(second, "failed", error="failed in the other runner", attempts=1)
+        store.set_status(third, "running", pid=os.getpid(), attempts=1)
+        store.write_result(third, {"run_id": third.name, "metrics": {"top1_err": 6.5}})
 
     other = threading.Thread(target=other_runner)
     other.start()
@@ -369,7 +371,8 @@ def test_a_run_another_process_failed_since_planning_is_not_retried(tmp_path, ca
         other.join()
     printed = capsys.readouterr().out
     assert f"run {second.name} skipped: failed meanwhile in another process (`--retry-failed` runs it again)" in printed
-    assert "1 done, 0 failed, 1 skipped (another process ended or queued them meanwhile)" in printed
+    assert f"run {first.name} done (1 of 3)" in printed and f"run {third.name} done by another process" in printed
+    assert "2 done, 0 failed, 1 skipped (another process ended or queued them meanwhile)" in printed
     assert store.read_json(second / "status.json")["attempts"] == 1 and not (second / "log.txt").exists()
 
 

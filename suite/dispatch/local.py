@@ -147,7 +147,8 @@ def _settle(code: int, d: Path, outcome: Outcome, pid: int, threads: int) -> str
     now = store.state_of(d)
     if code == 0 and now.state == "done":
         outcome.done.append(d.name)
-        return "done"
+        # a run another process finished since this one planned it: its child found the result and left
+        return "done" if status.get("pid") == pid else "done by another process"
     if now.state == "interrupted" and status.get("pid") == pid and (status.get("state") == "interrupted" or code == 130):
         # someone stopped this child (kill, Ctrl-C on its group), and it said so: a plain `suite run`
         # resumes the run, which a failed run would need --retry-failed for. (An earlier attempt's
