@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -338,6 +339,18 @@ def test_resuming_with_another_number_of_processes_warns(tmp_path):
         run(config, tmp_path, progress=False)
 
 
+def test_resuming_a_finished_run_with_another_number_of_processes_does_not_warn(tmp_path):
+    """Nothing is left to train, so the number of processes cannot change the result."""
+    config = tiny(iterations=3)
+    run(config, tmp_path, progress=False)
+    path = tmp_path / checkpoint.FILENAME
+    checkpoint.save(path, {**checkpoint.load(path), "world_size": 2})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(config, tmp_path, progress=False)
+    assert [str(w.message) for w in caught if "process" in str(w.message)] == []
+
+
 def test_a_run_directory_that_cannot_be_made_fails_first(tmp_path):
     (tmp_path / "afile").touch()
     for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
@@ -504,6 +517,26 @@ def test_a_batch_script_of_several_tasks_is_one_process(monkeypatch):
         monkeypatch.setenv(key, value)
     assert _world_size_from_env() == 1 and rank() == 0
     assert "WORLD_SIZE" not in os.environ
+
+
+def test_a_process_group_the_caller_made_says_how_many_processes_train(tmp_path, monkeypatch):
+    """Rule 1 of suite.train.distributed: a group the caller initialised is the one that trains (and
+    what a result's env.processes records), whatever a SLURM step around it says."""
+    from suite.train.distributed import world_size
+
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.setenv(key, "")  # records the original state, so teardown restores it
+        monkeypatch.delenv(key)
+    step = {"SLURM_JOB_ID": "123", "SLURM_NTASKS": "4", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
+            "SLURM_JOB_NODELIST": "vm", "SLURM_JOB_NUM_NODES": "1", "SLURM_NODEID": "0", "SLURM_STEP_ID": "0",
+            "SLURM_STEP_NUM_TASKS": "4"}
+    for key, value in step.items():
+        monkeypatch.setenv(key, value)
+    torch.distributed.init_process_group("gloo", init_method=(tmp_path / "rendezvous").as_uri(), rank=0, world_size=1)
+    try:
+        assert world_size() == 1
+    finally:
+        torch.distributed.destroy_process_group()
 
 
 @pytest.mark.slow
