@@ -1002,6 +1002,34 @@ def test_runs_of_a_point_from_two_code_versions_are_said_so_and_in_the_csv(tmp_p
     assert not any("code versions" in n for n in one.notes)
 
 
+def _trained_by(out: Path, runs: list[ablations.RunSpec], commits: list[str | None]) -> None:
+    """Done runs of `runs`, each trained by its commit of `commits` (None: no commit recorded)."""
+    for run, commit in zip(runs, commits):
+        d = finish(out, run, 5.0)
+        result = json.loads((d / "result.json").read_text())
+        result["env"] = {} if commit is None else {"git_commit": commit, "git_dirty": False}
+        (d / "result.json").write_text(json.dumps(result))
+
+
+def test_the_code_version_note_names_three_mixed_points_and_counts_the_rest(tmp_path, toy):
+    spec, runs, _ = toy
+    shown = "lr=0.1 weight_decay=0.0001; lr=0.1 weight_decay=0.0005; lr=0.2 weight_decay=0.0001"
+    for points, tail in [(4, f"{shown} and 1 more point."), (3, f"{shown}.")]:
+        out = tmp_path / f"mixed{points}"
+        for i in range(points):  # two seeds of each point, trained by different commits
+            _trained_by(out, runs[3 * i:3 * i + 2], ["a" * 40, "b" * 40])
+        [note] = [n for n in tables.load(spec, out=out).notes if "code versions" in n]
+        assert note.endswith(f"Cells that average runs of different versions: {tail}")
+
+
+def test_a_run_without_a_recorded_commit_is_a_code_version_of_its_own(tmp_path, toy):
+    """A run trained outside a git checkout (an installed suite) records no commit: it may be any code."""
+    spec, runs, _ = toy
+    _trained_by(tmp_path / "store", runs[:3], ["a" * 40, "a" * 40, None])
+    [note] = [n for n in tables.load(spec, out=tmp_path / "store").notes if "code versions" in n]
+    assert "aaaaaaaaaa (2 runs), no commit recorded (1 run)" in note and "lr=0.1 weight_decay=0.0001" in note
+
+
 def test_a_failed_run_planned_under_other_defaults_keeps_its_cells_paper_value(tmp_path, toy):
     """Only done runs enter a cell's mean, so only they can make its Δ another experiment's."""
     spec, runs, _ = toy
