@@ -673,3 +673,13 @@ def test_a_single_model_that_fails_to_build_is_a_row_not_a_traceback(capsys):
     out, err = capsys.readouterr()
     assert "error: ran56_cifar: TypeError: " in err and "Traceback" not in out + err
     assert "frame #" not in out + err  # only the first line of PyTorch's message
+
+
+def test_profile_children_import_the_suite_that_started_them(tmp_path, monkeypatch):
+    """As runs do (processes.suite_env): `python -m suite.measure.profile` in a folder holding a
+    `suite/` would otherwise import that one."""
+    (tmp_path / "suite").mkdir()
+    (tmp_path / "suite" / "__init__.py").write_text("raise SystemExit('imported the suite of the working folder')\n")
+    monkeypatch.chdir(tmp_path)
+    row = profile.run_isolated(profile.ProfileJob("resnet26", img_size=32, device="cpu", threads=1))
+    assert row.get("error") is None and row["params"] > 0

@@ -621,6 +621,26 @@ def test_benchmark_workers_import_the_suite_that_started_them(tmp_path, monkeypa
         worker.close()
 
 
+def test_children_of_a_suite_run_in_its_own_checkout_import_that_checkout(monkeypatch):
+    """`python -m suite ...` in a checkout that is not installed imports the suite of the working
+    folder: processes.suite_env must leave its children that folder (no PYTHONSAFEPATH) to import it
+    the same way."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import suite
+    from suite import processes
+
+    root = Path(suite.__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    env = processes.suite_env({k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")})
+    child = subprocess.run([sys.executable, "-c", "import suite; print(suite.__file__)"], env=env,
+                           capture_output=True, text=True, check=True)
+    assert Path(child.stdout.strip()).resolve().parents[1] == root
+
+
 def test_the_san_benchmark_measures_every_configuration_side_by_side(capsys):
     from suite.ops import benchmark
 
