@@ -285,6 +285,21 @@ def test_local_and_slurm_runs_record_one_dirty_flag(tmp_path, monkeypatch):
     assert snapshot.git_state(package) == (commit, True) and env.code_version()["git_dirty"] is True
 
 
+@pytest.mark.parametrize("dirty", [False, True])
+def test_a_slurm_job_records_its_snapshots_commit_and_dirty_flag(tmp_path, monkeypatch, dirty):
+    """A job runs a snapshot, no git checkout: what it records is the commit job_environment exports,
+    not that of a checkout the snapshot's store may lie in (here: the suite's own)."""
+    from suite.measure import env
+
+    snap = snapshot.Snapshot(tmp_path / "code" / "abc", "abc", "f" * 40, dirty)
+    exported = dict(line.removeprefix("export ").split("=", 1) for line in slurm.job_environment(snap)
+                    if line.startswith("export SUITE_GIT_"))
+    for key, value in exported.items():
+        monkeypatch.setenv(key, value)
+    assert env.code_version() | {"suite_version": None} == {"suite_version": None, "git_commit": "f" * 40,
+                                                            "git_dirty": dirty}
+
+
 def test_snapshot_records_the_git_commit_of_a_checkout(tmp_path):
     snap = snapshot.take(tmp_path)
     if snap.git_commit is None:
