@@ -192,6 +192,13 @@ def test_unknown_model_option(tmp_path):
     assert err.key == "base.model.zero_init" and err.line == 5 and "zero_init_residual" in err.message
 
 
+@pytest.mark.parametrize("axis", ["lr: [0.1]", "model.base_width: [4]"])
+def test_runs_without_a_model_are_said_so(tmp_path, axis):
+    """Neither base, grid nor a preset names a model, also where an axis sets a model's option."""
+    err = error_of(tmp_path, f"name: bad\nbase:\n  data: {{name: digits}}\ngrid:\n  {axis}\n")
+    assert err.key == "base" and "model.name: missing: every run needs a model" in err.message
+
+
 def test_typo_in_a_dotted_key(tmp_path):
     err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\ngrid:\n  data.clean_ration: [0.5]\n")
     assert err.key == "grid.data.clean_ration" and err.line == 4 and "did you mean 'data.clean_ratio'" in err.message
