@@ -339,6 +339,22 @@ def test_resuming_with_another_number_of_processes_warns(tmp_path):
         run(config, tmp_path, progress=False)
 
 
+def test_resuming_with_more_processes_than_the_checkpoints_run_warns(tmp_path):
+    """The other way round: a one-process run retried with two tasks per node."""
+    from suite.train.distributed import Dist
+
+    config = tiny(iterations=3)
+    run(config, tmp_path, progress=False)
+    path = tmp_path / checkpoint.FILENAME
+    checkpoint.save(path, {**checkpoint.load(path), "iteration": 0})  # as if stopped before its first step
+    torch.distributed.init_process_group("gloo", init_method=(tmp_path / "rendezvous").as_uri(), rank=0, world_size=1)
+    try:  # rank 0 of two as the trainer is told; its collectives go to a group of one
+        trainer = Trainer(config, tmp_path, env=Dist(rank=0, world_size=2), device=torch.device("cpu"), progress=False)
+        with pytest.warns(SuiteWarning, match="resuming with 2 processes, the checkpoint's run used 1"):
+            trainer.fit()
+    finally:
+        torch.distributed.destroy_process_group()
+
 def test_resuming_a_finished_run_with_another_number_of_processes_does_not_warn(tmp_path):
     """Nothing is left to train, so the number of processes cannot change the result."""
     config = tiny(iterations=3)
