@@ -92,6 +92,22 @@ def test_bad_spec_value_names_the_spec_line(tmp_path):
     assert "expected an integer" in str(err.value)
 
 
+@pytest.mark.parametrize(("line", "says"), [
+    ("gpus_per_node: true", "gpus_per_node: expected an integer, got true"),
+    ("partition: [gpu]", "partition: expected a string or null, got [gpu]"),
+    ("sbatch: [exclusive]", "sbatch: expected a mapping of sbatch parameters, got [exclusive]"),
+    ("sbatch: {exclusive: false}", "sbatch.exclusive: an sbatch value is a string, a number, true (a bare flag) "
+                                   "or null (unset what a lower layer set), got false"),
+])
+def test_a_cluster_value_in_an_error_is_spelt_as_yaml_writes_it(tmp_path, line, says):
+    """true, [gpu]: what the file says, not Python's True or ['gpu']."""
+    user = tmp_path / "cluster.yaml"
+    user.write_text(line + "\n")
+    with pytest.raises(SuiteError) as err:
+        resolve_options(user=user)
+    assert str(err.value).endswith(says)
+
+
 @pytest.mark.parametrize(("cli", "message"), [
     ({"tasks_per_node": 0}, "--tasks-per-node: must be at least 1, got 0"),
     ({"sbatch": ["time=10"]}, "sbatch parameter 'time' cannot be set here: use the 'timeout_min' option"),
