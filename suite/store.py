@@ -165,7 +165,11 @@ def plan(out: Path, run: RunSpec) -> Path:
         except SuiteError as err:
             problem = str(err)
         if problem:  # the plan is the run's own (its id is its config's): written again, the unreadable one kept
-            warnings.warn(f"{problem}; moved to {set_aside(path)} and written again", SuiteWarning, stacklevel=2)
+            try:
+                moved = f"moved to {set_aside(path)}"
+            except FileNotFoundError:  # another process planning the run at once moved it first
+                moved = "moved aside by another process"
+            warnings.warn(f"{problem}; {moved} and written again", SuiteWarning, stacklevel=2)
             planned = None
     if planned is not None:
         if planned["config"] != run.config.to_dict():

@@ -77,6 +77,28 @@ def test_planning_writes_an_unreadable_plan_again_and_keeps_it(tmp_path, damage)
     assert kept.read_text() == damage
 
 
+def test_two_plans_of_a_run_with_an_unreadable_plan_both_write_it_again(tmp_path, monkeypatch):
+    """Two `suite run`s plan the run at once: both find the plan unreadable, the other moves it
+    aside first, and this one's move finds nothing to move; not an error (it was a traceback)."""
+    run = make_run(0)
+    d = store.plan(tmp_path, run)
+    planned = (d / "config.json").read_text()
+    (d / "config.json").write_text("{truncated")
+    read = store.read_json
+
+    def read_as_the_other_process_moves_it(path):
+        try:
+            return read(path)
+        finally:
+            path.rename(path.with_name("config.corrupt-other.json"))  # the other process, between read and move
+
+    monkeypatch.setattr(store, "read_json", read_as_the_other_process_moves_it)
+    with pytest.warns(UserWarning, match="moved aside by another process and written again"):
+        assert store.plan(tmp_path, run) == d
+    assert (d / "config.json").read_text() == planned
+    assert (d / "config.corrupt-other.json").read_text() == "{truncated"
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "no_metrics", "metrics_not_a_mapping",
                                     "throughput_a_list", "config_a_list", "config_config_a_number", "another_runs"])
 def test_a_corrupt_record_is_reported_and_skipped(tmp_path, damage):
