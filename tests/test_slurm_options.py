@@ -227,7 +227,7 @@ def test_cluster_flags_without_the_slurm_executor_are_refused(tmp_path, capsys):
     assert not (tmp_path / "store").exists()
 
 
-def test_one_submission_at_a_time_per_store(tmp_path):
+def test_one_submission_at_a_time_per_store(tmp_path, capsys):
     """A second `suite run --executor slurm` on the store waits for the first (and then sees its
     runs pending) instead of submitting them again."""
     import subprocess
@@ -247,11 +247,13 @@ with submission_lock(pathlib.Path({str(tmp_path / 'store')!r})):
         with pytest.raises(SuiteError, match="another `suite run` has been submitting to this store"):
             with slurm.submission_lock(tmp_path / "store", timeout_s=0.5):
                 pass
+        assert "waiting for another `suite run` submitting to this store" in capsys.readouterr().err
     finally:
         holder.kill()
         holder.wait()
     with slurm.submission_lock(tmp_path / "store", timeout_s=5):  # free again once the holder is gone
         pass
+    assert capsys.readouterr().err == ""  # no wait, nothing said
 
 
 def test_dry_run_prints_the_options(tmp_path, capsys, monkeypatch):

@@ -92,7 +92,12 @@ def submission_lock(out: Path, timeout_s: float = 600) -> Iterator[None]:
     Path(out).mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(Path(out) / ".submit.lock"))
     try:
-        lock.acquire(timeout=timeout_s)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:  # said, so that the wait does not pass for a hang
+            print(f"waiting for another `suite run` submitting to this store ({lock.lock_file})",
+                  file=sys.stderr, flush=True)
+            lock.acquire(timeout=timeout_s)
     except Timeout:
         raise SuiteError(f"another `suite run` has been submitting to this store for {timeout_s:.0f} s",
                          file=str(Path(out) / ".submit.lock")) from None
