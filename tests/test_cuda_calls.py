@@ -5,14 +5,17 @@ step, the GPU chosen before the process group) and the device each one is given 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 
 import pytest
 import torch
 import torch.distributed as dist
 
+from suite.errors import SuiteError
 from suite.measure.memory import MIB, MemoryProbe
 from suite.measure.throughput import _timed, time_steps
+from suite.precision import autocast
 from suite.train.distributed import distributed
 
 GPU1 = torch.device("cuda", 1)
@@ -106,3 +109,30 @@ def test_a_ddp_rank_takes_its_gpu_before_joining_the_nccl_group(calls, monkeypat
         assert (env.rank, env.world_size, env.local_rank, device) == (3, 4, 1, GPU1)
         assert calls[:2] == [("set_device", GPU1), ("init_process_group", "nccl", "env://")]
     assert calls[-1] == ("destroy_process_group",)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_is_checked_on_the_runs_gpu_and_emulation_is_said(calls, monkeypatch, native):
+    """torch asks the current GPU (cuda:0) whether it takes bf16; the run's is cuda:1. A GPU before
+    Ampere passes that check by emulating bf16, several times slower than fp32: said, not silent."""
+    def bf16_supported(including_emulation: bool = True) -> bool:
+        calls.append(("bf16 supported?", including_emulation))
+        return including_emulation or native
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", bf16_supported)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d: "Tesla V100")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        autocast("bf16", GPU1)
+    assert calls[0] == ("current device", GPU1) and calls[-1] == ("current device restored",)
+    assert ("bf16 supported?", True) in calls[1:-1] and ("bf16 supported?", False) in calls[1:-1]
+    emulated = [str(w.message) for w in said if "emulated" in str(w.message)]
+    assert emulated == ([] if native else ["amp=bf16 is emulated on Tesla V100 (no native bfloat16 before compute "
+                                           "capability 8.0): slower than fp32; amp=fp16 is native there"])
+
+
+def test_bf16_a_gpu_cannot_run_is_an_error_naming_amp(calls, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    with pytest.raises(SuiteError) as err:
+        autocast("bf16", GPU1)
+    assert err.value.key == "amp" and "amp=bf16 is not supported on cuda" in str(err.value)
