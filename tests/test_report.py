@@ -521,6 +521,26 @@ def test_two_values_the_papers_name_alike_keep_their_own_names(toy):
     assert relations.alone("model.relation", "dot") == "dot product"
 
 
+def labelled_report(tmp_path, labels_yaml: str) -> tables.Report:
+    """The toy grid with the given `labels:` section, seed 0 of every point done."""
+    spec = ablations.load(write_spec(tmp_path, TOY + "labels:\n" + labels_yaml, "toy"))
+    runs = ablations.expand(spec)
+    for run in runs:
+        if run.seed == 0:
+            finish(tmp_path / "store", run, 10.0, curve=True)
+    return tables.build(spec, runs, store.collect(tmp_path / "store", [r.run_id for r in runs]), out=tmp_path / "store")
+
+
+def test_a_label_with_dollar_signs_is_drawn_as_written(tmp_path):
+    """Mathtext read `$\\foo$` as math and raised while drawing: a traceback, not a figure."""
+    rep = labelled_report(tmp_path, "  lr: {name: cost in $, values: {0.1: '$\\foo$', 0.2: '$2 or $3', 0.4: '4'}}\n")
+    for plot in plots.figures(rep)[0]:
+        assert plot.png().startswith(PNG)
+        texts = [t for t in plot.figure.legends[0].get_texts()]
+        shown = {t.get_text(): t._preprocess_math(t.get_text()) for t in texts}
+        assert shown["\\$\\foo\\$"] == ("$\\foo$", False) and shown["\\$2 or \\$3"] == ("$2 or $3", False)
+
+
 def test_a_table_whose_axes_are_all_column_blocks_has_one_row(tmp_path):
     """The header had one cell more than the row: values sat under the wrong headers."""
     spec = ablations.load(write_spec(tmp_path, TOY.replace("rows: [lr], columns: [weight_decay]",

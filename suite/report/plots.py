@@ -110,8 +110,16 @@ def _legend(fig: Figure, labels: Labels, colour_axis: str | None, colours: dict[
     elif marker_axis is not None:
         handles.append(Line2D([], [], linestyle="none",
                               label=f"marker: {labels.title(marker_axis)}\n({len(markers)} values)"))
+    for handle in handles:
+        handle.set_label(literal(handle.get_label()))
     if handles:
         fig.legend(handles=handles, loc="outside right upper", fontsize="small", frameon=False)
+
+
+def literal(text: str) -> str:
+    """`text` shown as written: a spec's label may hold `$`, which mathtext reads as math (two of
+    them typeset what lies between; `$\\foo$` raised at drawing, a traceback instead of a figure)."""
+    return text.replace("$", r"\$")
 
 
 # ------------------------------------------------------------------------------------- tradeoff
