@@ -27,6 +27,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -471,8 +472,15 @@ def _labels(value: Any, where: _Where, values: Mapping[str, list[Any]]) -> dict[
 
 
 def _label_text(text: Any, where: _Where, *path: str) -> None:
+    """One line of text as it is shown: a line break ended a Markdown row and a LaTeX comment (the
+    table's legend), and spaces around it are dropped by Markdown, so ' a' and 'a' read alike."""
     if not isinstance(text, str) or not text.strip():
         raise where.error(f"a label is text, got {show_value(text)} (quote a number: \"10%\")", *path)
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in text):
+        raise where.error(f"a label is one line of text, got {show_value(text)}: no line breaks, tabs or other "
+                          f"control characters", *path)
+    if text != text.strip():
+        raise where.error(f"a label has no spaces around it, got {show_value(text)}", *path)
 
 
 def _rules(value: Any, where: _Where, *path: str) -> list[Rule]:
