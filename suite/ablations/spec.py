@@ -462,6 +462,9 @@ def _labels(value: Any, where: _Where, values: Mapping[str, list[Any]]) -> dict[
             _label_text(text, where, *at)
             if text in labels.values():  # two rows of one name: which is which?
                 raise where.error(f"the label {text!r} is given twice", *at)
+            if any(text == _written(other) and not _same(v, other) for other in values[axis]):
+                raise where.error(f"the label {text!r} is another value of {axis} as the spec writes it: "
+                                  f"its row would read as that value's", *at)
             labels[v] = text
         missing = [show_value(v) for v in values[axis] if labels and not any(_same(v, k) for k in labels)]
         if missing:  # 0.8 under "noise level" would pass for one, as it is a clean-label ratio
@@ -469,6 +472,11 @@ def _labels(value: Any, where: _Where, values: Mapping[str, list[Any]]) -> dict[
                               f"(as the grid and presets give them), or none", "labels", axis, "values")
         out[axis] = AxisLabels(name, labels)
     return out
+
+
+def _written(value: Any) -> str:
+    """A value as a report shows it when unlabelled: text as it is, anything else as YAML writes it."""
+    return value if isinstance(value, str) else show_value(value)
 
 
 def _label_text(text: Any, where: _Where, *path: str) -> None:
