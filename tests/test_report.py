@@ -541,6 +541,16 @@ def test_a_label_with_dollar_signs_is_drawn_as_written(tmp_path):
         assert shown["\\$\\foo\\$"] == ("$\\foo$", False) and shown["\\$2 or \\$3"] == ("$2 or $3", False)
 
 
+def test_latex_typesets_a_labels_special_and_greek_characters(tmp_path):
+    """pdfLaTeX's utf8 input has no Greek glyphs: `Mapping γ` stopped the document."""
+    rep = labelled_report(tmp_path, "  lr: {name: Mapping γ, values: {0.1: 10%, 0.2: 'a_b & #1', 0.4: 3×3 Ω}}\n")
+    tex = formats.latex(rep)
+    assert r"Mapping $\gamma$ & " in tex and r"% Rows: Mapping $\gamma$ (lr)." in tex
+    assert "\n10\\% & " in tex and "\na\\_b \\& \\#1 & " in tex and "\n3$\\times$3 $\\Omega$ & " in tex
+    assert not re.search("[\u0370-\u03ff]", tex)
+    assert formats.tex_escape("Α β ς λ") == r"A $\beta$ $\varsigma$ $\lambda$"  # no \Alpha in LaTeX
+
+
 def test_a_table_whose_axes_are_all_column_blocks_has_one_row(tmp_path):
     """The header had one cell more than the row: values sat under the wrong headers."""
     spec = ablations.load(write_spec(tmp_path, TOY.replace("rows: [lr], columns: [weight_decay]",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import re
+import unicodedata
 from collections.abc import Sequence
 
 from suite.metrics import ATTACK_METRICS, error
@@ -99,6 +100,25 @@ def csv(report: Report) -> str:
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
         "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 _TEX_SYMBOLS = {"±": r"$\pm$", "×": r"$\times$", "—": "---", "–": "--", "Δ": r"$\Delta$", "−": "$-$"}
+
+
+_LATIN = dict(zip("ΑΒΕΖΗΙΚΜΝΟΡΤΧο", "ABEZHIKMNOPTXo"))  # Greek letters LaTeX has no command for: alike Latin
+
+
+def _greek() -> dict[str, str]:
+    """Greek letters as math (γ: $\\gamma$), which pdfLaTeX's utf8 input has no glyph for: a spec's
+    label such as `Mapping γ` stopped the document."""
+    out = {}
+    for char in map(chr, [*range(0x391, 0x3AA), *range(0x3B1, 0x3CA)]):
+        name = unicodedata.name(char, "unassigned")  # U+03A2
+        word = name.split()[-1].lower().replace("lamda", "lambda")
+        if name != "unassigned":
+            out[char] = _LATIN.get(char) or (r"$\varsigma$" if "FINAL" in name else
+                                             f"$\\{word.capitalize() if 'CAPITAL' in name else word}$")
+    return out
+
+
+_TEX_SYMBOLS |= {k: v for k, v in _greek().items() if k not in _TEX_SYMBOLS}
 _TEX_RE = re.compile("|".join(re.escape(k) for k in [*_TEX, *_TEX_SYMBOLS]))
 
 
