@@ -124,10 +124,10 @@ def _models(args: argparse.Namespace) -> int:
     from suite.schema import show_value
 
     names = select_models(args.pattern)  # a pattern that matches nothing is an error, not a shorter list
-    print(f"{'model':<22} {'family':<8} {'input':>5} {'params (M)':>11}")
-    for name in names:
+    print(f"{'model':<22} {'family':<8} {'input':>5} {'params (M)':>11}  paper name")
+    for name in names:  # the paper's name last (the name the reports show): it can be long
         info = get_model_info(name)
-        print(f"{name:<22} {info.family:<8} {info.input_size:>5} {count_params(name) / 1e6:>11.2f}")
+        print(f"{name:<22} {info.family:<8} {info.input_size:>5} {count_params(name) / 1e6:>11.2f}  {info.label}")
         if args.options:
             for opt in info.options.values():
                 choices = f"  {{{', '.join(map(show_value, opt.choices))}}}" if opt.choices else ""

@@ -437,6 +437,15 @@ def test_cli_bad_option_exits_2(capsys):
     assert "unknown model 'resnet2x'" in capsys.readouterr().err
 
 
+def test_cli_models_names_each_model_as_the_papers_and_reports_do(capsys):
+    """The registry name beside the one the report tables show for it."""
+    assert main(["models", "ran92_cifar", "san10_pairwise"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("params (M)  paper name")
+    assert lines[1].startswith("ran92_cifar ") and lines[1].endswith("  Attention-92")
+    assert lines[2].startswith("san10_pairwise ") and lines[2].endswith("  SAN10-pair.")
+
+
 def test_cli_models_lists_options_as_a_spec_writes_them(capsys):
     """What `--options` shows can be pasted into a spec or an override as it stands."""
     assert main(["models", "resnet26", "ran56", "--options"]) == 0
