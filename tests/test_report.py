@@ -551,6 +551,14 @@ def test_latex_typesets_a_labels_special_and_greek_characters(tmp_path):
     assert formats.tex_escape("Α β ς λ") == r"A $\beta$ $\varsigma$ $\lambda$"  # no \Alpha in LaTeX
 
 
+def test_markdown_shows_a_labels_markup_characters_as_written(tmp_path):
+    """GitHub read a label's `<b>` as an HTML tag (it vanished) and `$x$` as math; `|` ended the cell."""
+    rep = labelled_report(tmp_path, "  lr: {name: <b>rate</b>, values: {0.1: '$x$', 0.2: 'a|b', 0.4: 'c\\d'}}\n")
+    text = formats.fragment(rep)
+    assert text.startswith("| \\<b>rate\\</b> | ") and "Rows: \\<b>rate\\</b> (lr)." in text
+    assert "\n| \\$x\\$ | " in text and "\n| a\\|b | " in text and "\n| c\\\\d | " in text
+
+
 def test_a_table_whose_axes_are_all_column_blocks_has_one_row(tmp_path):
     """The header had one cell more than the row: values sat under the wrong headers."""
     spec = ablations.load(write_spec(tmp_path, TOY.replace("rows: [lr], columns: [weight_decay]",

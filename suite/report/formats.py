@@ -38,9 +38,15 @@ def render(report: Report, fmt: str, figures: Sequence[tuple[str, bytes]] = ()) 
 
 
 # ------------------------------------------------------------------------------------- markdown
+def md_escape(text: str) -> str:
+    """`text` as written in GitHub Markdown: a spec's label `<b>` was read as an HTML tag (and
+    vanished) and `$x$` as math; its own backslash escapes nothing."""
+    return re.sub(r"[\\<$]", r"\\\g<0>", text)
+
+
 def markdown_table(table: Table) -> str:
     def row(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+        return "| " + " | ".join(md_escape(c).replace("|", "\\|") for c in cells) + " |"
 
     rule = ["---:" if n else "---" for n in table.numeric]
     return "\n".join([row(table.header), "|" + "|".join(rule) + "|", *(row(r) for r in table.body)])
@@ -55,7 +61,7 @@ def code_span(text: str) -> str:
 
 def fragment(report: Report) -> str:
     """The table with its legend and notes: what a README splice holds."""
-    lines = [markdown_table(report.table), "", _legend(report)]
+    lines = [markdown_table(report.table), "", md_escape(_legend(report))]
     lines += [f"- {n}" for n in report.notes]
     failed = failed_runs(report)
     if failed:
