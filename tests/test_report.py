@@ -559,6 +559,19 @@ def test_markdown_shows_a_labels_markup_characters_as_written(tmp_path):
     assert "\n| \\$x\\$ | " in text and "\n| a\\|b | " in text and "\n| c\\\\d | " in text
 
 
+def test_a_label_keyed_by_another_spelling_of_its_value_is_shown(tmp_path):
+    """`1.0: one` for the grid's 1 passed the spec's check, but the table matched "1.0" to "1": no label."""
+    spec = ablations.load(write_spec(tmp_path, """\
+        name: spelt
+        base: {model: {name: resnet26}, data: {name: cifar10}}
+        grid: {epochs: [1, 2], lr: [0.1, 0.2]}
+        labels: {epochs: {name: Epochs, values: {1.0: one, 2.0: two}}, lr: {values: {1e-1: slow, 0.2: fast}}}
+        """, "spelt"))
+    rep = tables.load(spec, out=tmp_path / "store")
+    assert [r[0] for r in rep.table.body] == ["one", "two"] and blocks(rep.table) == ["slow", "fast"]
+    assert list(rep.runs["label_epochs"][:2]) == ["one", "one"]
+
+
 def test_a_table_whose_axes_are_all_column_blocks_has_one_row(tmp_path):
     """The header had one cell more than the row: values sat under the wrong headers."""
     spec = ablations.load(write_spec(tmp_path, TOY.replace("rows: [lr], columns: [weight_decay]",

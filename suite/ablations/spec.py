@@ -83,7 +83,7 @@ class AxisLabels:
     keys and values: they are the runs' identity."""
 
     name: str | None = None
-    values: dict[Any, str] = field(default_factory=dict)  # axis value (as YAML reads it) -> label
+    values: dict[Any, str] = field(default_factory=dict)  # axis value (as the grid writes it) -> label
 
 
 @dataclass(frozen=True)
@@ -465,7 +465,8 @@ def _labels(value: Any, where: _Where, values: Mapping[str, list[Any]]) -> dict[
             if any(text == _written(other) and not _same(v, other) for other in values[axis]):
                 raise where.error(f"the label {text!r} is another value of {axis} as the spec writes it: "
                                   f"its row would read as that value's", *at)
-            labels[v] = text
+            # keyed as the grid writes the value: reports match a run's value as written (1.0 is not "1")
+            labels |= {taken: text for taken in values[axis] if _same(v, taken)}
         missing = [show_value(v) for v in values[axis] if labels and not any(_same(v, k) for k in labels)]
         if missing:  # 0.8 under "noise level" would pass for one, as it is a clean-label ratio
             raise where.error(f"no label for {', '.join(dict.fromkeys(missing))}: label every value of the axis "
