@@ -242,11 +242,18 @@ def test_labels_name_axes_and_values_as_the_paper_does(tmp_path):
     ("  lr: {values: {0.1: '0.2', 0.2: fast}}\n", "labels.lr.values.0.1", "the label '0.2' is another value of lr"),
     # 0.5 (the preset's) under "Noise level" would pass for a noise level: every value or none
     ("  data.clean_ratio: {name: Noise level, values: {0.9: 10%, 0.7: 30%}}\n", "labels.data.clean_ratio.values",
-     "no label for 0.5"),
+     "no label for 0.5 (preset p)"),
 ])
 def test_a_wrong_label_is_an_error_when_the_spec_loads(tmp_path, entry, key, says):
     err = error_of(tmp_path, LABELLED + entry)
     assert err.key == key and says in err.message and err.line is not None
+
+
+def test_a_missing_label_names_the_preset_its_value_comes_from(tmp_path):
+    """digits is no value the user wrote: every spec's smoke preset trains on it."""
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\ngrid: {data.name: [cifar10, cifar100]}\n"
+                             "labels:\n  data.name: {values: {cifar10: C10, cifar100: C100}}\n")
+    assert err.key == "labels.data.name.values" and "no label for digits (preset smoke)" in err.message
 
 
 def test_unknown_dataset_and_recipe(tmp_path):

@@ -180,7 +180,8 @@ def parse(path: Path) -> Spec:
         report=_report(raw.get("report", {}), where, list(seen)),
         cluster=_mapping(raw.get("cluster", {}), where, "cluster"),
         when=_rules(raw.get("when", []), where, "when"),
-        labels=_labels(raw.get("labels", {}), where, _values(grid, zip_groups, presets)),
+        labels=_labels(raw.get("labels", {}), where, _values(grid, zip_groups, {}),
+                       {name: _values(grid, zip_groups, {name: p}) for name, p in presets.items()}),
         lines=lines,
     )
     from suite.dispatch.cluster import check_section
@@ -435,7 +436,11 @@ def _same(a: Any, b: Any) -> bool:
     return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
-def _labels(value: Any, where: _Where, values: Mapping[str, list[Any]]) -> dict[str, AxisLabels]:
+def _labels(value: Any, where: _Where, own: Mapping[str, list[Any]],
+            presets: Mapping[str, Mapping[str, list[Any]]]) -> dict[str, AxisLabels]:
+    """`own`: each axis' values in the grid and zip groups; `presets`: with each preset's (a value
+    missing a label is named with the presets it comes from)."""
+    values = {axis: [*taken, *(v for p in presets.values() for v in p[axis])] for axis, taken in own.items()}
     out = {}
     for axis, entry in _mapping(value, where, "labels").items():
         if axis not in values:
@@ -467,12 +472,23 @@ def _labels(value: Any, where: _Where, values: Mapping[str, list[Any]]) -> dict[
                                   f"its row would read as that value's", *at)
             # keyed as the grid writes the value: reports match a run's value as written (1.0 is not "1")
             labels |= {taken: text for taken in values[axis] if _same(v, taken)}
-        missing = [show_value(v) for v in values[axis] if labels and not any(_same(v, k) for k in labels)]
+        missing = [_source(v, axis, own, presets) for v in values[axis]
+                   if labels and not any(_same(v, k) for k in labels)]
         if missing:  # 0.8 under "noise level" would pass for one, as it is a clean-label ratio
             raise where.error(f"no label for {', '.join(dict.fromkeys(missing))}: label every value of the axis "
                               f"(as the grid and presets give them), or none", "labels", axis, "values")
         out[axis] = AxisLabels(name, labels)
     return out
+
+
+def _source(value: Any, axis: str, own: Mapping[str, list[Any]],
+            presets: Mapping[str, Mapping[str, list[Any]]]) -> str:
+    """A value with the presets it comes from where the grid has it not: `digits (preset smoke)`,
+    which the user never wrote (every spec's smoke preset trains on digits)."""
+    if any(_same(value, v) for v in own[axis]):
+        return show_value(value)
+    giving = [name for name, taken in presets.items() if any(_same(value, v) for v in taken[axis])]
+    return f"{show_value(value)} (preset {', '.join(giving)})"
 
 
 def _written(value: Any) -> str:
