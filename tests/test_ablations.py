@@ -240,6 +240,8 @@ def test_labels_name_axes_and_values_as_the_paper_does(tmp_path):
     ("  lr: {values: {0.1: slow, 0.2: ' slow'}}\n", "labels.lr.values.0.2", "a label has no spaces around it"),
     # 0.1 labelled '0.2' and 0.2 labelled '0.1': each row reads as the other's
     ("  lr: {values: {0.1: '0.2', 0.2: fast}}\n", "labels.lr.values.0.1", "the label '0.2' is another value of lr"),
+    # a quoted '0.1' is text, not the grid's number
+    ("  lr: {values: {'0.1': slow, 0.2: fast}}\n", 'labels.lr.values."0.1"', "the grid's 0.1 is not text: write it unquoted"),
     # 0.5 (the preset's) under "Noise level" would pass for a noise level: every value or none
     ("  data.clean_ratio: {name: Noise level, values: {0.9: 10%, 0.7: 30%}}\n", "labels.data.clean_ratio.values",
      "no label for 0.5 (preset p)"),

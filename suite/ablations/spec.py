@@ -462,7 +462,9 @@ def _labels(value: Any, where: _Where, own: Mapping[str, list[Any]],
         for v, text in given.items():
             at = ("labels", axis, "values", show_value(v))
             if not any(_same(v, taken) for taken in values[axis]):
-                raise where.error(f"{show_value(v)} is not a value of {axis}", *at,
+                spelt = [show_value(t) for t in values[axis] if isinstance(v, str) and v in (_written(t), str(t))]
+                hint = f" (the grid's {spelt[0]} is not text: write it unquoted)" if spelt else ""
+                raise where.error(f"{show_value(v)} is not a value of {axis}{hint}", *at,
                                   choices=list(dict.fromkeys(map(show_value, values[axis]))))
             _label_text(text, where, *at)
             if text in labels.values():  # two rows of one name: which is which?
