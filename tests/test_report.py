@@ -551,6 +551,14 @@ def test_latex_typesets_a_labels_special_and_greek_characters(tmp_path):
     assert formats.tex_escape("Α β ς λ") == r"A $\beta$ $\varsigma$ $\lambda$"  # no \Alpha in LaTeX
 
 
+def test_latex_prints_a_labels_angle_brackets_and_bar(tmp_path):
+    """The default (OT1) text fonts print < > | as ¡ ¿ —: `<hi>` read `¡hi¿`."""
+    rep = labelled_report(tmp_path, "  lr: {values: {0.1: '<hi>', 0.2: 'a|b', 0.4: '>4'}}\n")
+    tex = formats.latex(rep)
+    assert "\n\\textless{}hi\\textgreater{} & " in tex and "\na\\textbar{}b & " in tex
+    assert not re.search(r"[<>|]", tex.split(r"\begin{tabular}")[1])
+
+
 def test_markdown_shows_a_labels_markup_characters_as_written(tmp_path):
     """GitHub read a label's `<b>` as an HTML tag (it vanished) and `$x$` as math; `|` ended the cell."""
     rep = labelled_report(tmp_path, "  lr: {name: <b>rate</b>, values: {0.1: '$x$', 0.2: 'a|b', 0.4: 'c\\d'}}\n")

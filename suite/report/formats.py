@@ -104,7 +104,9 @@ def csv(report: Report) -> str:
 
 # ---------------------------------------------------------------------------------------- latex
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+        # LaTeX's default (OT1) text fonts print these as ¡, ¿ and —: a spec's label `<hi>` read `¡hi¿`
+        "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
 _TEX_SYMBOLS = {"±": r"$\pm$", "×": r"$\times$", "—": "---", "–": "--", "Δ": r"$\Delta$", "−": "$-$"}
 
 
