@@ -238,6 +238,8 @@ def test_labels_name_axes_and_values_as_the_paper_does(tmp_path):
     ("  lr: {values: {0.1: slow, 0.2: \"fast\\nrate\"}}\n", "labels.lr.values.0.2", "a label is one line of text"),
     ("  lr: {name: \"learning\\trate\"}\n", "labels.lr.name", "no line breaks, tabs"),
     ("  lr: {values: {0.1: slow, 0.2: ' slow'}}\n", "labels.lr.values.0.2", "a label has no spaces around it"),
+    # a legend beside the figure's panels: a long one collapsed them
+    ("  lr: {values: {0.1: slow, 0.2: " + "x" * 41 + "}}\n", "labels.lr.values.0.2", "a label is at most 40 characters"),
     # 0.1 labelled '0.2' and 0.2 labelled '0.1': each row reads as the other's
     ("  lr: {values: {0.1: '0.2', 0.2: fast}}\n", "labels.lr.values.0.1", "the label '0.2' is another value of lr"),
     # a quoted '0.1' is text, not the grid's number

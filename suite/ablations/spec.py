@@ -43,6 +43,9 @@ TOP_LEVEL = ("name", "description", "paper", "base", "grid", "zip", "when", "see
              "labels", "cluster")
 REPORT_KEYS = ("rows", "columns", "metrics")
 LABEL_KEYS = ("name", "values")  # an axis' title in tables, and its values' labels
+# A figure's legend beside three panels: 400 characters collapsed the panels to nothing (the
+# papers' longest name, `L-R-L (official: BN-R-L-BN-R-L)`, has 31).
+MAX_LABEL = 40
 PAPER_KEYS = ("paper", "table", "url")  # shown beside the table, joined: which paper, which of its tables
 # Applied under every spec's own `presets.smoke`: the whole grid on the offline digits data, one seed.
 DEFAULT_SMOKE = {"data.name": "digits", "recipe": "smoke", "seeds": [0]}
@@ -508,6 +511,9 @@ def _label_text(text: Any, where: _Where, *path: str) -> None:
                           f"control characters", *path)
     if text != text.strip():
         raise where.error(f"a label has no spaces around it, got {show_value(text)}", *path)
+    if len(text) > MAX_LABEL:
+        raise where.error(f"a label is at most {MAX_LABEL} characters (it heads a table's column and sits in a "
+                          f"figure's legend), got {len(text)}: {show_value(text)}", *path)
 
 
 def _rules(value: Any, where: _Where, *path: str) -> list[Rule]:
