@@ -549,6 +549,7 @@ def test_latex_typesets_a_labels_special_and_greek_characters(tmp_path):
     assert "\n10\\% & " in tex and "\na\\_b \\& \\#1 & " in tex and "\n3$\\times$3 $\\Omega$ & " in tex
     assert not re.search("[\u0370-\u03ff]", tex)
     assert formats.tex_escape("Α β ς λ") == r"A $\beta$ $\varsigma$ $\lambda$"  # no \Alpha in LaTeX
+    assert formats.tex_escape("≤ 5, ≥ 1, ≠ 0, ≈ 2, ∞") == r"$\leq$ 5, $\geq$ 1, $\neq$ 0, $\approx$ 2, $\infty$"
 
 
 def test_latex_prints_a_labels_angle_brackets_and_bar(tmp_path):

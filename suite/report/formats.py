@@ -107,7 +107,9 @@ _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#
         "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
         # LaTeX's default (OT1) text fonts print these as ¡, ¿ and —: a spec's label `<hi>` read `¡hi¿`
         "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
-_TEX_SYMBOLS = {"±": r"$\pm$", "×": r"$\times$", "—": "---", "–": "--", "Δ": r"$\Delta$", "−": "$-$"}
+_TEX_SYMBOLS = {"±": r"$\pm$", "×": r"$\times$", "—": "---", "–": "--", "Δ": r"$\Delta$", "−": "$-$",
+                # math pdfLaTeX's utf8 input has no text glyph for (a label `≤ 5 px` stopped the document)
+                "≤": r"$\leq$", "≥": r"$\geq$", "≠": r"$\neq$", "≈": r"$\approx$", "∞": r"$\infty$"}
 
 
 _LATIN = dict(zip("ΑΒΕΖΗΙΚΜΝΟΡΤΧο", "ABEZHIKMNOPTXo"))  # Greek letters LaTeX has no command for: alike Latin
