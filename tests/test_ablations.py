@@ -243,7 +243,7 @@ def test_labels_name_axes_and_values_as_the_paper_does(tmp_path):
     # 0.1 labelled '0.2' and 0.2 labelled '0.1': each row reads as the other's
     ("  lr: {values: {0.1: '0.2', 0.2: fast}}\n", "labels.lr.values.0.1", "the label '0.2' is another value of lr"),
     # a quoted '0.1' is text, not the grid's number
-    ("  lr: {values: {'0.1': slow, 0.2: fast}}\n", 'labels.lr.values."0.1"', "the grid's 0.1 is not text: write it unquoted"),
+    ("  lr: {values: {'0.1': slow, 0.2: fast}}\n", "labels.lr.values.0.1", "the grid's 0.1 is not text: write it unquoted"),
     # 0.5 (the preset's) under "Noise level" would pass for a noise level: every value or none
     ("  data.clean_ratio: {name: Noise level, values: {0.9: 10%, 0.7: 30%}}\n", "labels.data.clean_ratio.values",
      "no label for 0.5 (preset p)"),
@@ -251,6 +251,17 @@ def test_labels_name_axes_and_values_as_the_paper_does(tmp_path):
 def test_a_wrong_label_is_an_error_when_the_spec_loads(tmp_path, entry, key, says):
     err = error_of(tmp_path, LABELLED + entry)
     assert err.key == key and says in err.message and err.line is not None
+
+
+def test_a_wrong_label_is_named_by_its_key_and_line_as_the_file_writes_them(tmp_path):
+    """1e-3 and True were named 0.001 and true, found nowhere in the file: the line was the mapping's."""
+    text = ("name: bad\nbase: {model: {name: resnet26}}\ngrid: {lr: [0.001, 0.2], model.zero_init_residual: [true, false]}"
+            "\nlabels:\n  lr:\n    values:\n      0.2: fast\n      1e-3: ''\n")
+    err = error_of(tmp_path, text)
+    assert (err.key, err.line) == ("labels.lr.values.1e-3", 8)
+    err = error_of(tmp_path, text.replace("      1e-3: ''\n", "      1e-3: slow\n  model.zero_init_residual:\n"
+                                                             "    values:\n      False: plain\n      True: ''\n"))
+    assert (err.key, err.line) == ("labels.model.zero_init_residual.values.True", 12)
 
 
 def test_a_missing_label_names_the_preset_its_value_comes_from(tmp_path):

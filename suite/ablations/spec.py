@@ -33,11 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from suite.config import MAX_SEED, MEASURE, SECTIONS, check_key, flatten
 from suite.data.catalog import DATASETS
 from suite.errors import SuiteError, close_matches
 from suite.metrics import COSTS, REFERENCE_METRICS, RUN_METRICS, percent
-from suite.schema import read_yaml, show_value
+from suite.schema import load_yaml, read_yaml, show_value
 
 TOP_LEVEL = ("name", "description", "paper", "base", "grid", "zip", "when", "seeds", "presets", "reference", "report",
              "labels", "cluster")
@@ -463,7 +465,7 @@ def _labels(value: Any, where: _Where, own: Mapping[str, list[Any]],
                               axis, "values")
         labels: dict[Any, str] = {}
         for v, text in given.items():
-            at = ("labels", axis, "values", show_value(v))
+            at = ("labels", axis, "values", _key_as_written(where, v, "labels", axis, "values"))
             if not any(_same(v, taken) for taken in values[axis]):
                 spelt = [show_value(t) for t in values[axis] if isinstance(v, str) and v in (_written(t), str(t))]
                 hint = f" (the grid's {spelt[0]} is not text: write it unquoted)" if spelt else ""
@@ -484,6 +486,18 @@ def _labels(value: Any, where: _Where, own: Mapping[str, list[Any]],
                               f"(as the grid and presets give them), or none", "labels", axis, "values")
         out[axis] = AxisLabels(name, labels)
     return out
+
+
+def _key_as_written(where: _Where, value: Any, *path: str) -> str:
+    """A mapping key as the file writes it (1e-3, True; '0.1' without its quotes, as the file's
+    lines are keyed), so that an error names it so and finds its line (not its mapping's)."""
+    for written in (p[-1] for p in where.lines if p[:-1] == path):
+        try:
+            if written == value or _same(load_yaml(written), value):
+                return written
+        except yaml.YAMLError:  # a key no plain scalar reads back as (`a: b`): not this one
+            continue
+    return show_value(value)
 
 
 def _source(value: Any, axis: str, own: Mapping[str, list[Any]],
