@@ -394,6 +394,15 @@ def _run(args: argparse.Namespace) -> int:
     return _run_planned(args, spec, runs, out, options)
 
 
+def _print_left(left: Sequence[str]) -> None:
+    """Name the runs a submission left to the process that took them since they were planned (a
+    local `suite run`): their jobs were cancelled before they could start, and `suite status` shows
+    that process's state of them."""
+    if left:
+        print(f"left {count(len(left), 'run')} to the other process that started or ended "
+              f"{'it' if len(left) == 1 else 'them'} meanwhile (not submitted): {' '.join(left)}")
+
+
 def _check_this_machine(configs: Iterable[RunConfig]) -> None:
     """What would fail every run on this machine: a data set not on it, a device it lacks."""
     from suite.data import check_present
@@ -453,6 +462,10 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         submission = slurm.submit(plan.to_run, out, options, name=spec.name, afresh=args.force,
                                   again=f"suite run {_same_slurm_runs(args, absolute=True)} --retry-failed")
         n, code = len(submission.arrays), submission.code
+        _print_left(submission.left)
+        if not submission.job_ids:
+            print(f"nothing submitted (out: {out})")
+            return 0
         print(f"submitted {count(len(submission.job_ids), 'run')} as {count(n, 'job array')}: "
               f"{' '.join(submission.arrays)} (out: {out})")
         commit = "not in git" if not code.git_commit else \

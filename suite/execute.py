@@ -38,7 +38,7 @@ from suite.train.distributed import Dist
 # The signals that stop a run process (recorded as interrupted): Ctrl-C's, and those of `processes`.
 INTERRUPTS = (signal.SIGINT, *processes.STOPS)
 # How long to wait for the run's lock: `store.executing` (a planner's probe) holds it for an instant.
-LOCK_WAIT_S = 1.0
+LOCK_WAIT_S = store.LOCK_WAIT_S
 BUSY_EXIT = 75  # EX_TEMPFAIL: another process holds the run; `main` exits with it and touches nothing
 
 
@@ -103,7 +103,9 @@ def _lead(run: RunSpec, d: Path, *, progress: bool, env: Dist | None = None) -> 
                 result = _run(run, d, progress=progress)
             store.write_result(d, result)
         except (KeyboardInterrupt, Preempted) as exc:  # Interrupted is a KeyboardInterrupt
-            store.set_status(d, "interrupted", error=f"interrupted: {exc or type(exc).__name__}")
+            # with this process's job (none locally): a job id another process wrote meanwhile would make
+            # `suite status` record that job's end as this run's
+            store.set_status(d, "interrupted", error=f"interrupted: {exc or type(exc).__name__}", **_slurm_ids())
             raise
         except SuiteError as exc:  # a user's mistake: its message says all (no traceback to keep)
             (d / "error.txt").unlink(missing_ok=True)

@@ -78,22 +78,28 @@ def check_run_writable(d: Path, *, key: str) -> None:
                          file=str(lock), key=key)
 
 
+# How long to wait for a run's lock before taking it as held: a probe (`executing`, `state_of`)
+# holds it for an instant, which is no process executing the run.
+LOCK_WAIT_S = 1.0
+
+
 def run_lock(d: Path) -> FileLock:
     """The run's single-writer lock: the process executing it holds it."""
     return FileLock(str(d / ".lock"))
 
 
 @contextlib.contextmanager
-def idle(d: Path) -> Iterator[bool]:
+def idle(d: Path, wait_s: float = 0) -> Iterator[bool]:
     """False when a process holds the run's lock (it is executing the run, whatever status.json
     says: a corrupt one, or one a withdrawn job's id overwrote); else True, holding the lock for the
-    block, so that what is written from outside the run's job cannot interleave with a job starting."""
+    block, so that what is written from outside the run's job cannot interleave with a job starting.
+    A writer that must not mistake a probe for a run waits `wait_s` (LOCK_WAIT_S) for the lock."""
     if not d.is_dir():  # nothing executes a run never planned (and taking the lock would create it)
         yield True
         return
     lock = run_lock(d)
     try:
-        lock.acquire(timeout=0)
+        lock.acquire(timeout=wait_s)
     except Timeout:
         yield False
         return

@@ -263,6 +263,103 @@ def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys)
     suite(capsys, "cancel", str(spec), "--out", str(out))
 
 
+# A local `suite run`'s child as the store sees it: it holds the run's lock, records the run as
+# running (no SLURM job), and records it interrupted when stopped, keeping the status's other fields
+# (as `suite.execute` did, job id included). Argument: the run directory.
+LOCAL_RUN = """
+import os, signal, socket, sys, time
+from pathlib import Path
+from suite import store
+d = Path(sys.argv[1])
+with store.run_lock(d):
+    store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid(), slurm_job_id=None, slurm_state=None)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        time.sleep(600)
+    finally:
+        store.set_status(d, "interrupted", error="interrupted: Interrupted")
+"""
+
+
+def start_local_run(d: Path) -> subprocess.Popen:
+    """A process executing the run in `d` as a local `suite run` does, once it has recorded so."""
+    env = {**os.environ, "PYTHONPATH": str(Path(store.__file__).parents[1])}
+    child = subprocess.Popen([sys.executable, "-c", LOCAL_RUN, str(d)], env=env)
+    wait_for(lambda: (d / "status.json").exists() and status(d.parents[1], d.name).get("pid") == child.pid,
+             "the local run to record itself running", d.parents[1], timeout=60)
+    return child
+
+
+def stop(child: subprocess.Popen) -> None:
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+    child.wait(timeout=60)
+
+
+def test_a_run_started_locally_during_a_submission_stays_the_local_runs(tmp_path, capsys, monkeypatch):
+    """A local `suite run` that started a run while sbatch took it had its `running` overwritten by
+    `pending` with the job's id; the job's task found the run busy and left, and once the local run
+    was interrupted, `suite status` recorded it as failed (the job ended without a result). Now the
+    run keeps the local run's status, its task is cancelled before it is released, and the output
+    says which run was left; the other run of the grid is submitted and done as ever."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "taken_locally", {"lr": [0.01, 0.02]})
+    taken, submitted = run_ids(spec)
+    d = store.run_dir(out, taken)
+    local: list[subprocess.Popen] = []
+    submit_arrays = slurm.submit_arrays
+
+    def local_run_starts_meanwhile(*args, **kwargs):  # after planning, before the pending statuses
+        jobs = submit_arrays(*args, **kwargs)
+        local.append(start_local_run(d))
+        return jobs
+
+    monkeypatch.setattr(slurm, "submit_arrays", local_run_starts_meanwhile)
+    try:
+        printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+        assert f"left 1 run to the other process that started or ended it meanwhile (not submitted): {taken}" \
+            in printed and "submitted 1 run as 1 job array" in printed
+        assert status(out, taken)["state"] == "running" and status(out, taken)["slurm_job_id"] is None
+        job = status(out, submitted)["slurm_job_id"]
+        assert wait(out, [submitted]) == {submitted: "done"} and store.state_of(d).state == "running"
+        stop(local[0])
+        printed = suite(capsys, "status", str(spec), "--out", str(out))
+        assert store.state_of(d).state == "interrupted" and "failed" not in printed and "1 interrupted" in printed
+        cancelled = f"{slurm.array_of(job)}_0"  # while held: it never started (SLURM may have forgotten it)
+        assert slurm.slurm_states([cancelled])[cancelled] in ("CANCELLED", "UNKNOWN")  # not queued
+        assert not (out / "submitit" / f"{cancelled}_log.err").exists()
+    finally:
+        for child in local:
+            stop(child)
+
+
+def test_a_withdrawn_submission_leaves_the_status_a_local_run_wrote_since(tmp_path, capsys, monkeypatch):
+    """A local run that starts a run once it is pending, before the release is refused: the
+    withdrawal put back the status from before the submission over the local run's `running`."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "withdrawn_local", {"lr": [0.01]})
+    [rid] = run_ids(spec)
+    d = store.run_dir(out, rid)
+    local: list[subprocess.Popen] = []
+    ask = slurm._slurm
+
+    def local_run_starts_before_the_release(*command: str) -> str:
+        if command[:2] == ("scontrol", "release"):
+            local.append(start_local_run(d))
+        return ask(*command)
+
+    monkeypatch.setattr(slurm, "_slurm", local_run_starts_before_the_release)
+    try:
+        assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--cpus-per-task", "4096"]) == 2
+        assert "SLURM took the jobs but will not run them" in capsys.readouterr().err
+        assert status(out, rid)["state"] == "running" and status(out, rid)["pid"] == local[0].pid
+        stop(local[0])
+        assert store.state_of(d).state == "interrupted" and (d / "config.json").exists()
+    finally:
+        for child in local:
+            stop(child)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
 def test_a_submission_stopped_by_a_signal_is_withdrawn_as_after_ctrl_c(tmp_path, capsys, signum, hangup_default):
     """`kill` (SIGTERM) or a lost ssh session (SIGHUP) while the held arrays are being released

@@ -4,6 +4,7 @@ script, and how ended jobs are reconciled with the store (sacct faked)."""
 from __future__ import annotations
 
 import os
+import socket
 import shutil
 import signal
 import subprocess
@@ -657,13 +658,29 @@ def test_a_withdrawn_submission_puts_back_what_force_archived_and_the_status_it_
     start_afresh([run], tmp_path, archived)
     assert store.state_of(d).state == "missing" and set(archived) == {d}
     store.set_status(d, "pending", slurm_job_id="7_0")
-    slurm._restore(d, None, archived[d])
+    slurm._restore(d, "7_0", None, archived[d])
     assert store.state_of(d).state == "done" and not (d / "status.json").exists() and not (d / "archive").exists()
     store.set_status(d, "failed", error="earlier")
     saved = (d / "status.json").read_bytes()
     store.set_status(d, "pending", slurm_job_id="7_1")
-    slurm._restore(d, saved, None)
+    slurm._restore(d, "7_1", saved, None)
     assert (d / "status.json").read_bytes() == saved
+    store.set_status(d, "pending", slurm_job_id="7_2")
+    store.set_status(d, "running", pid=os.getpid(), slurm_job_id=None)  # a local run took it since
+    slurm._restore(d, "7_2", saved, None)
+    assert store.state_of(d).status["state"] == "running"  # its status, not the one found before
+
+
+def test_a_run_a_local_process_interrupted_under_a_job_that_left_it_stays_interrupted(tmp_path, monkeypatch):
+    """A store from before submissions took the run's lock: a local run started during a
+    submission had the job's id written over its `running`, the job found the run busy and left
+    (COMPLETED), the local run was interrupted. `suite status` recorded the run as failed, the job
+    having ended without a result; it is interrupted, for the next `suite run` to resume."""
+    out, _, d = job_run(tmp_path, monkeypatch, "pending", "COMPLETED", "skipped: run is already being executed")
+    store.set_status(d, "interrupted", host=socket.gethostname(), pid=os.getpid(), slurm_node=None,
+                     error="interrupted: Interrupted")
+    slurm.refresh(out, [d.name])
+    assert store.state_of(d).state == "interrupted" and store.state_of(d).note == "interrupted: Interrupted"
 
 
 def test_when_slurm_does_not_answer_nothing_is_claimed_or_recorded(tmp_path, monkeypatch, capsys):

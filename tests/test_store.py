@@ -5,6 +5,7 @@ import json
 import multiprocessing as mp
 import os
 import socket
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -547,3 +548,26 @@ def test_a_measurement_the_suite_writes_as_a_number_must_be_one(tmp_path, sectio
         # the suite never writes one itself: the run would be run again and again, to write the same
         with pytest.raises(SuiteError, match=f"not written: the store would not read it back .{section}: {key} is "):
             store.write_result(d, {**result, section: {**(result.get(section) or {}), key: value}})
+
+
+def test_a_writer_that_waits_for_the_lock_takes_it_from_a_probe_holding_it_for_an_instant(tmp_path):
+    """`idle` gave up at once when `suite status` or a planner probed the lock at that instant: a
+    submitter writing `pending` under it would take a probe for a run being executed."""
+    import threading
+
+    d = store.plan(tmp_path, make_run(0))
+    probe, probing = store.run_lock(d), threading.Event()
+
+    def hold_for_an_instant() -> None:
+        with probe:
+            probing.set()
+            time.sleep(0.2)
+
+    prober = threading.Thread(target=hold_for_an_instant)
+    prober.start()
+    probing.wait()
+    with store.idle(d) as free:
+        assert not free
+    with store.idle(d, wait_s=store.LOCK_WAIT_S) as free:
+        assert free and not prober.is_alive()
+    prober.join()

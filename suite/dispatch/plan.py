@@ -53,8 +53,12 @@ def start_afresh(runs: list[RunSpec], out: Path, archived: dict[Path, Path] | No
     """For --force: archive what the runs to start left behind (results, checkpoints, logs), noting
     each run directory's archive in `archived` as it goes (`store.unarchive` undoes it)."""
     for run in runs:
-        d = store.run_dir(out, run.run_id)
-        if d.exists() and any(p.name not in ("config.json", "archive", ".lock") for p in d.iterdir()):
-            target = store.archive(d)
-            if archived is not None:
-                archived[d] = target
+        start_afresh_dir(store.run_dir(out, run.run_id), archived)
+
+
+def start_afresh_dir(d: Path, archived: dict[Path, Path] | None = None) -> None:
+    """`start_afresh` for one run directory."""
+    if d.exists() and any(p.name not in ("config.json", "archive", ".lock") for p in d.iterdir()):
+        target = store.archive(d)
+        if archived is not None:
+            archived[d] = target

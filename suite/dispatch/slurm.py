@@ -4,7 +4,9 @@ Submission (`submit`): the code is snapshotted (suite.dispatch.snapshot), the ru
 chunks of at most the cluster's `MaxArraySize` and each chunk is ONE sbatch (`--array=0-N%P`) of
 `SlurmRun` tasks; every run gets status `pending` with its `<array>_<task>` id, then the arrays
 are released. Jobs are submitted held and released only once the store knows their ids, so a
-task that starts at once can never have its own status overwritten by the submitter.
+task that starts at once can never have its own status overwritten by the submitter. Each
+`pending` is written under the run's lock: a run another process (a local `suite run`) started
+or ended since it was planned keeps that process's status, and its task is cancelled while held.
 
 In the job, `SlurmRun` calls `suite.execute.execute`, the same function the local executor runs.
 Time limits and pre-emption: sbatch sends USR2 `signal_delay_s` before the limit (submitit's
@@ -36,6 +38,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import warnings
@@ -51,7 +54,7 @@ from suite import files, processes, store
 from suite.ablations.expand import RunSpec
 from suite.dispatch import snapshot
 from suite.dispatch.cluster import ClusterOptions, summary
-from suite.dispatch.plan import start_afresh
+from suite.dispatch.plan import start_afresh_dir
 from suite.errors import SuiteError, count, show_warning
 
 T = TypeVar("T")
@@ -80,8 +83,9 @@ IO_THREADS = 16  # store writes are fsync-bound: in parallel, 1,000 statuses tak
 @dataclass(frozen=True)
 class Submission:
     job_ids: dict[str, str]  # run_id -> `<array>_<task>` (or `<job>` for a chunk of one run)
-    arrays: list[str]  # one SLURM job id per sbatch call
+    arrays: list[str]  # one SLURM job id per sbatch call that has a run to execute
     code: snapshot.Snapshot
+    left: list[str]  # runs another process took since they were planned: their tasks are cancelled
 
 
 # ------------------------------------------------------------------------------------- submit
@@ -134,18 +138,19 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
             if isinstance(err, SuiteError):  # sbatch names no option: show what was asked, so the culprit can be found
                 err.message += f" (the options sent, beyond the defaults: {summary(options)})"
             raise
-        arrays = list(dict.fromkeys(array_of(j.job_id) for j in jobs))
         archived: dict[Path, Path] = {}  # filled run by run: an interruption midway knows what it moved
         hold = bool(options.sbatch.get("hold"))  # recorded: `suite status` tells this hold from one left behind
         try:
-            if afresh:
-                start_afresh(list(runs), out, archived)
-            record = code.record()
-            _parallel(lambda dj: store.set_status(
-                dj[0], "pending", slurm_job_id=dj[1].job_id, slurm_state=None, slurm_log=str(dj[1].paths.stderr),
-                submitted_at=store.now(), executor="slurm", code=record, requeues=0, error=None, again=again,
-                cancelled_at=None, sbatch_hold=hold), list(zip(dirs, jobs)))
-            if not hold:  # a hold the user asked for is theirs to release
+            fields = dict(slurm_state=None, submitted_at=store.now(), executor="slurm", code=code.record(), requeues=0,
+                          error=None, again=again, cancelled_at=None, sbatch_hold=hold)
+            claimed = _parallel(lambda djb: _claim(*djb, afresh=afresh, archived=archived, fields=fields),
+                                list(zip(dirs, jobs, before)))
+            taken = [(r, j) for r, j, ok in zip(runs, jobs, claimed) if ok]
+            left = [(r, j) for r, j, ok in zip(runs, jobs, claimed) if not ok]
+            if left:  # held, so none has started: cancelled, never to find its run busy
+                subprocess.run(["scancel", *(j.job_id for _, j in left)], capture_output=True, timeout=60)
+            arrays = list(dict.fromkeys(array_of(j.job_id) for _, j in taken))
+            if not hold and arrays:  # a hold the user asked for is theirs to release
                 try:
                     _slurm("scontrol", "release", ",".join(arrays))
                 except SuiteError as err:  # e.g. more CPUs than a node has: sbatch takes it held, release refuses
@@ -153,12 +158,14 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
                                      f"beyond the defaults: {summary(options)})", key="cluster") from None
         except BaseException:  # a refusal or an interruption: withdraw the held jobs, leave the store as it was
             try:
-                subprocess.run(["scancel", *arrays], capture_output=True, timeout=60)
+                subprocess.run(["scancel", *dict.fromkeys(array_of(j.job_id) for j in jobs)], capture_output=True,
+                               timeout=60)
             finally:
-                _parallel(lambda db: _restore(db[0], db[1], archived.get(db[0])), list(zip(dirs, before)))
+                _parallel(lambda djb: _restore(djb[0], djb[1].job_id, djb[2], archived.get(djb[0])),
+                          list(zip(dirs, jobs, before)))
                 _parallel(_unplan, list(planned))
             raise
-        return Submission({r.run_id: j.job_id for r, j in zip(runs, jobs)}, arrays, code)
+        return Submission({r.run_id: j.job_id for r, j in taken}, arrays, code, [r.run_id for r, _ in left])
 
 
 def _status_bytes(d: Path) -> bytes | None:
@@ -166,25 +173,54 @@ def _status_bytes(d: Path) -> bytes | None:
     return path.read_bytes() if path.is_file() else None
 
 
+def _claim(d: Path, job: Any, before: bytes | None, *, afresh: bool, archived: dict[Path, Path],
+           fields: dict[str, Any]) -> bool:
+    """Record the run as pending for `job` (archiving what it left behind, with `afresh`), under its
+    lock: whether it did. A run whose lock another process holds (a local `suite run` that started
+    it since it was planned), or whose status another process wrote meanwhile (it ran, or ran and
+    stopped), is that process's: its `running` must not become this job's `pending`."""
+    with store.idle(d, wait_s=store.LOCK_WAIT_S) as free:
+        if not free or _status_bytes(d) != before:
+            return False
+        if afresh:
+            start_afresh_dir(d, archived)
+        store.set_status(d, "pending", **fields, slurm_job_id=job.job_id, slurm_log=str(job.paths.stderr))
+        return True
+
+
 def _unplan(d: Path) -> None:
     """Take back a run directory this submission planned, so a withdrawn submission leaves no run
-    in the store; one that holds anything but its config (another process planned and started the
-    run meanwhile) is that process's and stays."""
+    in the store; one that holds anything but its config and lock (another process planned and
+    started the run meanwhile) is that process's and stays."""
     with contextlib.suppress(OSError):
-        if {p.name for p in d.iterdir()} == {"config.json"}:
+        if {p.name for p in d.iterdir()} - {".lock"} == {"config.json"}:
             (d / "config.json").unlink()
+            (d / ".lock").unlink(missing_ok=True)
             d.rmdir()
 
 
-def _restore(d: Path, status: bytes | None, archive: Path | None) -> None:
-    """A run directory as it was before a withdrawn submission: its archived files back, and its status."""
-    if archive is not None:
-        store.unarchive(d, archive)
-    if status is None:
-        (d / "status.json").unlink(missing_ok=True)
-    else:
-        with files.replace(d / "status.json", durable=True, binary=True) as f:
-            f.write(status)
+def _restore(d: Path, job_id: str, status: bytes | None, archive: Path | None) -> None:
+    """A run directory as it was before a withdrawn submission: its archived files back, and its
+    status; unless a process has taken the run since (it holds the lock, or wrote its own status),
+    whose files and status are its own and stay."""
+    with store.idle(d, wait_s=store.LOCK_WAIT_S) as free:
+        if not free or not _ours(d, job_id, status):
+            return
+        if archive is not None:
+            store.unarchive(d, archive)
+        if status is None:
+            (d / "status.json").unlink(missing_ok=True)
+        else:
+            with files.replace(d / "status.json", durable=True, binary=True) as f:
+                f.write(status)
+
+
+def _ours(d: Path, job_id: str, before: bytes | None) -> bool:
+    """Whether the run's status is the one the submission of `job_id` found or wrote (pending for it)."""
+    if _status_bytes(d) == before:
+        return True
+    state = store.state_of(d).status or {}
+    return state.get("state") == "pending" and state.get("slurm_job_id") == job_id
 
 
 def submit_arrays(executor: Any, tasks: Sequence[Callable[[], Any]], size: int) -> list[Any]:
@@ -457,7 +493,7 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
         out_states[rid] = slurm_state
         d = store.run_dir(out, rid)
         now = store.state_of(d)  # again: the job may have written since
-        if not _follows(now) or (now.status or {}).get("slurm_job_id") != job_id:
+        if not _follows(now) or (now.status or {}).get("slurm_job_id") != job_id or _stopped_here(now.status):
             continue
         # A live job owns its run directory: never write there from outside (the job may be writing
         # its own state this instant). `suite run` skips these runs whatever the directory says.
@@ -470,6 +506,15 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
             if _follows(now) and (now.status or {}).get("slurm_job_id") == job_id:
                 _record_end(d, now, job_id, "LOST" if job_id in lost else slurm_state)
     return out_states
+
+
+def _stopped_here(status: dict[str, Any]) -> bool:
+    """Whether the run was last interrupted on this machine outside SLURM, under a job id that a
+    submission wrote over the local run's `running` (the race of versions before `_claim`): that
+    job never ran it (its task found the run busy and left), so its end says nothing of the run,
+    which stays interrupted for the next `suite run` to resume."""
+    return status.get("state") == "interrupted" and not status.get("slurm_node") and not status.get("slurm_state") \
+        and status.get("host") == socket.gethostname()
 
 
 def refresh_store(out: Path) -> dict[str, str]:
