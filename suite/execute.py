@@ -64,7 +64,7 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
     if world_size() == 1:
         return _lead(run, d, progress=progress)
     with distributed(run.config.device) as (env, _):
-        return _lead(run, d, progress=progress, env=env) if env.is_main else _follow(run, d, env)
+        return _lead(run, d, progress=progress, env=env) if env.is_main else _follow(run, d)
 
 
 def _lead(run: RunSpec, d: Path, *, progress: bool, env: Dist | None = None) -> dict[str, Any]:
@@ -265,14 +265,14 @@ def rank() -> int:
     return 0
 
 
-def _follow(run: RunSpec, d: Path, env: Dist) -> dict[str, Any]:
+def _follow(run: RunSpec, d: Path) -> dict[str, Any]:
     """A DDP rank other than 0: does what rank 0 decided (`_lead`). It trains alongside rank 0,
     which alone owns the run directory; the training loop already writes from rank 0 only. A done
     run (sent again to be measured otherwise) rank 0 does not train: joining the training would
     wait for it until the timeout."""
     from suite.train import run as train
 
-    decided = _hear(env)
+    decided = _hear()
     if decided == BUSY:
         raise Busy(f"run {run.run_id} is already being executed by another process", file=str(d))
     if decided == NO_LOCK:
@@ -292,7 +292,7 @@ def _tell(env: Dist | None, decided: str) -> None:
         torch.distributed.broadcast_object_list([decided], src=0)
 
 
-def _hear(env: Dist) -> str:
+def _hear() -> str:
     """Rank 0's decision (`_tell`)."""
     said: list[Any] = [None]
     torch.distributed.broadcast_object_list(said, src=0)

@@ -242,7 +242,7 @@ def format_results(results: Sequence[Result]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m suite.ops.benchmark", description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per step (default: 8)")
-    parser.add_argument("--input-size", dest="img_size", type=int, default=224, metavar="N",
+    parser.add_argument("--input-size", type=int, default=224, metavar="N",
                         help="square input size (default: 224)")  # as `suite profile` names it
     parser.add_argument("--threads", type=int, default=2, metavar="N",
                         help="torch intra-op threads per worker (default: 2)")
@@ -263,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _worker(args.worker)
             return 0
         _check(parser, args)
-        results = run_benchmark(batch_size=args.batch_size, img_size=args.img_size, threads=args.threads,
+        results = run_benchmark(batch_size=args.batch_size, img_size=args.input_size, threads=args.threads,
                                 rounds=args.rounds, steps=args.steps, warmup=args.warmup,
                                 channels_last=args.channels_last, padding=args.padding, modes=args.modes)
     except SuiteError as err:
@@ -278,16 +278,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse what would fail only after minutes of measuring."""
-    for name in ("batch_size", "img_size", "threads", "rounds", "steps"):
+    for name in ("batch_size", "input_size", "threads", "rounds", "steps"):
         if getattr(args, name) < 1:
-            flag = "input-size" if name == "img_size" else name.replace("_", "-")
-            parser.error(f"--{flag} must be at least 1, got {getattr(args, name)}")
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.warmup < 0:
         parser.error(f"--warmup must be at least 0, got {args.warmup}")
     if args.rounds * args.steps < 2:
         parser.error("--rounds x --steps must be at least 2: the IQR needs two timed steps")
     for model in dict.fromkeys(m for m, _ in CONFIGS):
-        resolve_model_kwargs(model, san_kwargs(model, args.padding), input_size=args.img_size)
+        resolve_model_kwargs(model, san_kwargs(model, args.padding), input_size=args.input_size)
 
 
 if __name__ == "__main__":
