@@ -241,6 +241,25 @@ def coerce(value: Any, annotation: Any) -> Any:
     return value
 
 
+def checkable(annotation: Any) -> bool:
+    """Whether `coerce` really checks values against `annotation` (what it leaves unchecked, such
+    as `Any`, a class or an unparametrised list, would let any value into a config, its run id and
+    its JSON records): the scalars, `None`, Literals of scalars, and unions, tuples and lists of
+    these."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation in (bool, int, float, str, type(None)):
+        return True
+    if origin is Literal:
+        return all(a is None or type(a) in (bool, int, float, str) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return all(checkable(a) for a in args)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return checkable(args[0])
+    if origin in (tuple, list):
+        return bool(args) and all(checkable(a) for a in args)
+    return False
+
+
 def as_written(checked: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
     """`checked` (coerced) values with each number `given` as an integer put back as that integer
     where `coerce` made it a float (1, not 1.0; [30, 60], not (30.0, 60.0)), for the checks that

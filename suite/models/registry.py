@@ -6,6 +6,10 @@ against, so a wrong key or value fails before any module is built, with the vali
 hints cannot say (a value against a range or another option, the smallest input the model takes)
 is the family's `check`, registered with the model: specs run it for every grid point when they
 are loaded, so a bad combination fails up front instead of when its run builds the model.
+
+Models of other distributions register the same way, from the modules their `attention_suite.models`
+entry points name (`suite.models.plugins`): every lookup (`list_models`, `get_model_info` and
+what goes through it) loads those once first, so every process sees them.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from typing import Any, Literal
 from torch import nn
 
 from suite.errors import SuiteError, close_matches, unknown
-from suite.schema import as_written, coerce, show_value
+from suite.models import plugins
+from suite.schema import as_written, checkable, coerce, show_value, type_name
 
 Builder = Callable[..., nn.Module]
 # (resolved options, smallest input size in px or None if unknown) -> None; raises SuiteError naming the option
@@ -62,6 +67,12 @@ class ModelInfo:
     label: str  # what the papers' tables call it (Attention-92), for reports; the name if none does
     paper: Mapping[str, Any] = field(default_factory=dict)
     check: Check | None = None
+    plugin: plugins.Plugin | None = None  # the entry point that registered it; None: one of the suite's own
+
+    @property
+    def source(self) -> str:
+        """Where the model comes from, as `suite models` shows it: `suite` or the plugin's distribution."""
+        return "suite" if self.plugin is None else self.plugin.distribution
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -69,6 +80,7 @@ class ModelInfo:
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
+_plugins_loaded = False
 
 
 def register_model(
@@ -85,12 +97,18 @@ def register_model(
     published figures for it (e.g. `{"params_m": 31.9, "gmacs": 6.2, "source": "RAN Table 2"}`)
     so reports can put them beside measured ones; `label` is the name the papers' tables give it
     (`Attention-92`), which reports show for it instead of the registry name.
+
+    Every option must be keyword-only, with a default and a type hint `create_model` can check a
+    value against (bool, int, float, str, None, a Literal of these, unions, tuples and lists of
+    them), since its values go into run configs, run ids and JSON records; else TypeError.
     """
 
     def wrap(builder: Builder) -> Builder:
         name = builder.__name__
         if name in _REGISTRY:
-            raise RuntimeError(f"model {name!r} registered twice")
+            taken = _REGISTRY[name].plugin
+            raise (RuntimeError if plugins.loading() is None else SuiteError)(
+                f"model {name!r} is registered already, by " + ("the suite itself" if taken is None else str(taken)))
         _REGISTRY[name] = ModelInfo(
             name=name,
             builder=builder,
@@ -100,6 +118,7 @@ def register_model(
             label=label or name,
             paper=dict(paper or {}),
             check=check,
+            plugin=plugins.loading(),
         )
 
         @functools.wraps(builder)
@@ -117,6 +136,7 @@ def list_models(pattern: str | list[str] = "*", *, family: str | None = None) ->
     `pattern` is one pattern or a list of them; `family` ('ran', 'san' or 'resnet', the module that
     registered the model) keeps that family's only. No match is an empty list (`suite models` says
     it is an error)."""
+    load_plugins()
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     return sorted(
         (n for n, info in _REGISTRY.items()
@@ -127,11 +147,23 @@ def list_models(pattern: str | list[str] = "*", *, family: str | None = None) ->
 
 def get_model_info(name: str) -> ModelInfo:
     """A registered model's ModelInfo (options, defaults, natural input size, paper figures); an
-    unknown name raises SuiteError with the registered names."""
+    unknown name raises SuiteError with the registered names (and the plugins that failed to load:
+    the model may be one of theirs)."""
+    load_plugins()
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise unknown("model", name, _REGISTRY, key="model.name") from None
+        raise unknown("model", name, _REGISTRY, key="model.name", also=plugins.failures) from None
+
+
+def load_plugins() -> list[SuiteError]:
+    """Load the `attention_suite.models` plugins, once per process (later calls return at once);
+    returns the errors of those that failed, which are left out (see `suite.models.plugins`)."""
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True  # first: a plugin that lists models while it loads must not load them again
+        plugins.load_all(_REGISTRY)
+    return list(plugins.failures)
 
 
 def resolve_model_kwargs(name: str, kwargs: Mapping[str, Any], *, input_size: int | None = None) -> dict[str, Any]:
@@ -162,12 +194,24 @@ def create_model(name: str, /, **kwargs: Any) -> nn.Module:
 
 
 def _options_of(builder: Builder) -> dict[str, Option]:
-    hints = typing.get_type_hints(builder)
+    try:
+        hints = typing.get_type_hints(builder)
+    except Exception as exc:  # a hint naming what its module does not define (under `from __future__ import annotations`)
+        raise TypeError(f"{builder.__name__}: its type hints cannot be read ({type(exc).__name__}: {exc})") from None
     options = {}
     for p in inspect.signature(builder).parameters.values():
         if p.kind is not inspect.Parameter.KEYWORD_ONLY or p.default is inspect.Parameter.empty:
             raise TypeError(f"{builder.__name__}: every option must be keyword-only with a default ({p.name})")
-        annotation = hints.get(p.name, Any)
+        annotation = hints.get(p.name)
+        if annotation is None or not checkable(annotation):
+            raise TypeError(f"{builder.__name__}: option {p.name!r} needs a type hint the registry can check values "
+                            f"against (bool, int, float, str, None, a Literal of these, unions, tuples and lists of "
+                            f"them), not {'none' if annotation is None else type_name(annotation)}")
+        try:
+            coerce(p.default, annotation)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{builder.__name__}: option {p.name!r} defaults to {show_value(p.default)}, which its "
+                            f"type hint refuses ({exc})") from None
         choices = typing.get_args(annotation) if typing.get_origin(annotation) is Literal else None
         options[p.name] = Option(p.name, p.default, annotation, choices)
     return options
