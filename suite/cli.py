@@ -121,18 +121,26 @@ def _models(args: argparse.Namespace) -> int:
     from suite.measure.complexity import count_params
     from suite.measure.profile import select_models
     from suite.models import get_model_info
+    from suite.models.registry import load_plugins
     from suite.schema import show_value
 
+    with warnings.catch_warnings():  # a broken plugin is said below, as an error, not also as a warning
+        warnings.filterwarnings("ignore", r"model plugin .* failed to load", SuiteWarning)
+        broken = load_plugins()
     names = select_models(args.pattern)  # a pattern that matches nothing is an error, not a shorter list
     print(f"{'model':<22} {'family':<8} {'input':>5} {'params (M)':>11}  paper name")
     for name in names:  # the paper's name last (the name the reports show): it can be long
         info = get_model_info(name)
-        print(f"{name:<22} {info.family:<8} {info.input_size:>5} {count_params(name) / 1e6:>11.2f}  {info.label}")
+        source = "" if info.plugin is None else f"  (from {info.source})"  # not the suite's own: whose
+        print(f"{name:<22} {info.family:<8} {info.input_size:>5} {count_params(name) / 1e6:>11.2f}  {info.label}"
+              f"{source}")
         if args.options:
             for opt in info.options.values():
                 choices = f"  {{{', '.join(map(show_value, opt.choices))}}}" if opt.choices else ""
                 print(f"    {opt.name} = {show_value(opt.default)}{choices}")  # as a spec or override writes it
-    return 0
+    for err in broken:  # what a user installing a plugin runs to see it: its failure is this command's
+        print(f"error: {err}", file=sys.stderr)
+    return 2 if broken else 0
 
 
 # ----------------------------------------------------------------------------- specs, run, status

@@ -209,7 +209,10 @@ def check_key(key: str, value: Any) -> None:
         if key in _hints_flat():
             _check_field(key, value)  # its message, which says why
         choices = list_models() if key == "model.name" else list(RECIPES) if key == "recipe" else None
-        raise SuiteError(f"{_shown(value)}: no run takes it for {key}", key=key, choices=choices)
+        from suite.models import plugins  # a model no one registered may be a broken plugin's
+
+        raise SuiteError(f"{_shown(value)}: no run takes it for {key}", key=key, choices=choices,
+                         also=plugins.failures if key == "model.name" else ())
 
 
 def _shown(value: Any) -> str:

@@ -11,7 +11,7 @@ import difflib
 import re
 import sys
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 
@@ -54,6 +54,21 @@ class SuiteError(Exception):
         if self.choices is not None:
             text += f" (valid: {', '.join(self.choices)})"
         return text + "".join(f"\n  and {other}" for other in self.also)
+
+
+def together(mistakes: Sequence[SuiteError]) -> SuiteError:
+    """The first of `mistakes` (found in one pass) carrying the others, and after them, once each,
+    what any of them said further (the broken model plugin an unknown model's error names would
+    otherwise be said after every such mistake, or lost)."""
+    first, *others = mistakes
+    further: dict[str, SuiteError] = {}
+    for mistake in mistakes:
+        further.update((str(e), e) for e in mistake.also)
+        mistake.also = []
+        mistake.args = (str(mistake),)
+    first.also = [*others, *further.values()]
+    first.args = (str(first),)
+    return first
 
 
 def not_utf8(exc: UnicodeDecodeError) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from suite.ablations.spec import MAX_RUNS, Rule, Spec
 from suite.config import SECTIONS, DataConfig, RunConfig, could_be, flatten, resolve
-from suite.errors import SuiteError, SuiteWarning, close_matches, count, unknown
+from suite.errors import SuiteError, SuiteWarning, close_matches, count, together, unknown
 from suite.metrics import REFERENCE_METRICS
 from suite.schema import show_value
 
@@ -144,11 +144,10 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
             continue
         break  # enough mistakes to report
     if mistakes:
-        first, *others = sorted(mistakes.values(), key=lambda e: (e.file or "", e.line or 0))
+        first = together(sorted(mistakes.values(), key=lambda e: (e.file or "", e.line or 0)))
         if len(mistakes) >= MAX_MISTAKES or failed >= MAX_FAILED_POINTS:
-            others.append(SuiteError(f"(checking stopped after {count(len(mistakes), 'mistake')} in "
-                                     f"{count(failed, 'failing run')}: there may be more)"))
-        first.also = others
+            first.also.append(SuiteError(f"(checking stopped after {count(len(mistakes), 'mistake')} in "
+                                         f"{count(failed, 'failing run')}: there may be more)"))
         raise first.where()
     if not runs:
         raise spec.error("the grid has no runs")
@@ -369,6 +368,7 @@ def _resolve_point(values: dict[str, Any], where: dict[str, tuple[str, ...]], sp
         except SuiteError as err:
             found = True
             located = _locate(err, spec, where, point, seed)
+            located.also = list(err.also)  # what it says further (a broken model plugin), said once by `together`
             # one mistake, however many runs or models show it: the same place blaming the same
             # value with the same choices (every model of a grid), or saying the same (an unknown
             # key, whatever its value); a value one model refuses and another has no option for is two

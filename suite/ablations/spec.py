@@ -37,7 +37,7 @@ import yaml
 
 from suite.config import MAX_SEED, MEASURE, SECTIONS, check_key, flatten
 from suite.data.catalog import DATASETS
-from suite.errors import SuiteError, close_matches
+from suite.errors import SuiteError, close_matches, together
 from suite.metrics import COSTS, REFERENCE_METRICS, RUN_METRICS, percent
 from suite.schema import load_yaml, read_yaml, show_value
 
@@ -209,9 +209,7 @@ def parse(path: Path) -> Spec:
                 mistakes.append(where.error("a preset can only replace the values of a grid axis", "presets", preset,
                                             "grid", axis, choices=list(grid) or None))
     if mistakes:
-        first, *others = mistakes
-        first.also = others
-        raise first
+        raise together(mistakes)
     return spec
 
 
@@ -296,6 +294,7 @@ def _check_keys(preset: Mapping[str, Any], axes: list[str], where: _Where, *path
             check_key(key, value)
         except SuiteError as err:
             mistakes.append(where.error(err.message, *at, choices=err.choices))
+            mistakes[-1].also = list(err.also)  # a broken model plugin, said once by `together`
     return mistakes
 
 

@@ -37,7 +37,7 @@ from suite.measure.complexity import measure_complexity
 from suite.measure.env import environment, resolve_device
 from suite.measure.memory import MemoryProbe
 from suite.measure.throughput import STEPS, BenchSettings, Timing, prepare, summarize, time_steps
-from suite.models import create_model, get_model_info, list_models, resolve_model_kwargs
+from suite.models import create_model, get_model_info, list_models, plugins, resolve_model_kwargs
 
 if TYPE_CHECKING:
     from suite.config import RunConfig
@@ -91,8 +91,9 @@ def select_models(patterns: Sequence[str], all_models: bool = False) -> list[str
     for pattern in patterns:
         matches = list_models(pattern)
         if not matches:
-            if any(c in pattern for c in "*?["):
-                raise SuiteError(f"no model matches {pattern!r}", key="model", choices=list_models())
+            if any(c in pattern for c in "*?["):  # with the plugins that failed: one may have been the match
+                raise SuiteError(f"no model matches {pattern!r}", key="model", choices=list_models(),
+                                 also=plugins.failures)
             raise unknown("model", pattern, list_models(), key="model")
         names += [m for m in matches if m not in names]
     return names
