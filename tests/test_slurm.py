@@ -22,6 +22,7 @@ import pytest
 import yaml
 from submitit.core.utils import pickle_load
 
+from plugins import fresh_registry, tiny_se, write_plugin
 from suite import ablations, store
 from suite.cli import main
 from suite.dispatch import slurm
@@ -134,6 +135,25 @@ def test_grid_is_one_array_collected_and_resubmission_adds_only_missing_runs(tmp
     assert {rid: status(out, rid) for rid in ids} == before
     assert wait(out, more) == dict.fromkeys(more, "done")
     assert "nothing to run" in suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
+
+
+def test_a_jobs_fresh_interpreter_builds_a_plugin_model(tmp_path, capsys, monkeypatch):
+    """A model plugin installed where the jobs run (here: on the PYTHONPATH the jobs inherit) is
+    found by each array task, which imports the suite from the code snapshot."""
+    site = tmp_path / "site"
+    write_plugin(site, "tinyplug", {"tinyplug": tiny_se()}, {"se": "tinyplug"})
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+    out = tmp_path / "store"
+    with fresh_registry(site):
+        spec = write_spec(tmp_path, "plugin", {"model.gate": ["sigmoid", "hard"]},
+                          model={"name": "tiny_se_net", "width": 4})
+        ids = run_ids(spec)
+        assert "submitted 2 runs as 1 job array" in suite(capsys, "run", str(spec), "--executor", "slurm",
+                                                          "--out", str(out))
+        assert wait(out, ids) == dict.fromkeys(ids, "done"), cluster_report(out)
+        frame = store.collect(out, ids)
+        assert list(frame["model.gate"]) == ["sigmoid", "hard"] and frame["train_loss"].notna().all()
 
 
 def test_grid_larger_than_max_array_size_is_split(tmp_path, capsys, slurm_cluster):
