@@ -107,6 +107,23 @@ def test_an_entry_point_may_name_a_function_that_registers_or_the_builder_itself
         assert list_models("tiny*") == ["tiny_se_net"]
 
 
+def test_the_complexity_page_stays_the_suites_own_models(site, tmp_path):
+    """results/complexity.md is the suite's fidelity to the papers, committed with it: what is
+    installed where `suite report --all` runs does not change it."""
+    from suite.report import complexity
+
+    write_plugin(site, "tinyplug", {"tinyplug": tiny_se()}, {"se": "tinyplug"})
+    asked: list[str] = []
+
+    def measure(names):  # the rows `suite profile` would give, without profiling every model
+        asked.extend(names)
+        return [{"model": n, "params": 1.0, "gmacs": 1.0, "img_size": get_model_info(n).input_size} for n in names]
+
+    page = complexity.write(tmp_path, measure=measure).read_text()
+    assert "tiny_se_net" in list_models() and "tiny_se_net" not in asked and "tiny_se_net" not in page
+    assert "resnet26" in asked and "| resnet26 |" in page
+
+
 # ------------------------------------------------------------------------------------- broken
 def test_a_plugin_that_fails_to_import_is_named_and_left_out_whole(site):
     write_plugin(site, "brokenplug", {"brokenplug": BROKEN}, {"broken": "brokenplug"}, version="2.0")

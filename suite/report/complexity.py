@@ -1,4 +1,4 @@
-"""`results/complexity.md`: parameters and multiply-adds of every registered model against the
+"""`results/complexity.md`: parameters and multiply-adds of every model the suite ships against the
 papers' figures (the registry's `paper` metadata), with ratios. Needs no training.
 
 Source of the measured numbers: `results/complexity.csv` (written by `suite profile --all --out
@@ -120,12 +120,14 @@ def page(rows: dict[str, dict[str, Any]], notes: Sequence[str]) -> str:
 
 
 def write(out: Path, csv: Path | None = None, measure: Measure = measure_models) -> Path:
-    """Write `<out>/complexity.md` for every registered model; returns its path."""
-    from suite.models import list_models
+    """Write `<out>/complexity.md` for every model the suite ships; returns its path. Not the models of
+    plugins: the page is the suite's fidelity to the papers, committed with it, and would otherwise
+    change with what is installed where `suite report --all` runs (`suite profile` counts theirs)."""
+    from suite.models import get_model_info, list_models
 
     out = Path(out)
     csv = csv or out / CSV_NAME
-    names = list_models()
+    names = [n for n in list_models() if get_model_info(n).plugin is None]
     rows, stale = current_rows(csv, names)
     notes = []
     if rows:
