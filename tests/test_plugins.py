@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -183,9 +184,14 @@ def test_two_plugins_registering_one_name_blame_the_later_by_distribution(site):
         assert get_model_info("tiny_se_net").source == "a_plug 0.1"
 
 
-def test_an_entry_point_naming_neither_a_module_nor_a_function_is_named(site):
-    write_plugin(site, "constplug", {"constplug": "MODELS = ['x']\n"}, {"models": "constplug:MODELS"})
-    with pytest.warns(SuiteWarning, match="it names a list, not a module or a function that registers models"):
+@pytest.mark.parametrize("value, fragment", [
+    ("constplug:MODELS", "TypeError: it names a list, not a module or a function that registers models"),
+    ("const-plug", "ValueError: 'const-plug' is not a module's dotted name, nor `module:function`"),
+])
+def test_an_entry_point_naming_neither_a_module_nor_a_function_is_named(site, value, fragment):
+    write_plugin(site, "constplug", {"constplug": "MODELS = ['x']\n"}, {"models": value})
+    with pytest.warns(SuiteWarning, match=f"model plugin 'models' \\({value}, from distribution constplug 0.1\\) "
+                                          f"failed to load: {re.escape(fragment)}"):
         list_models()
 
 

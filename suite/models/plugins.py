@@ -56,9 +56,11 @@ def loading() -> Plugin | None:
 
 def discover() -> list[tuple[Plugin, importlib.metadata.EntryPoint]]:
     """The group's entry points, in an order independent of sys.path (distribution, then name), so
-    that every process loads them alike and the same plugin is blamed for a clash."""
+    that every process loads them alike and the same plugin is blamed for a clash. (A malformed
+    entry_points.txt of any distribution is not caught here: `import torch` reads them all first,
+    and fails on it.)"""
     found = []
-    for ep in importlib.metadata.entry_points(group=GROUP):
+    for ep in importlib.metadata.entry_points(group=GROUP):  # of a distribution found twice, the first
         dist = getattr(ep, "dist", None)
         distribution = f"{dist.name} {dist.version}" if dist is not None else "unknown"
         found.append((Plugin(ep.name, ep.value, distribution), ep))
@@ -85,6 +87,8 @@ def load_all(registry: MutableMapping[str, Any]) -> None:
 
 
 def _load(ep: importlib.metadata.EntryPoint, registry: MutableMapping[str, Any]) -> None:
+    if not ep.pattern.match(ep.value):  # else ep.load() fails with an AttributeError about a regex match
+        raise ValueError(f"{ep.value!r} is not a module's dotted name, nor `module:function`")
     target = ep.load()
     if isinstance(target, types.ModuleType):
         return  # importing it registered its models
