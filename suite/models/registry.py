@@ -196,7 +196,7 @@ def create_model(name: str, /, **kwargs: Any) -> nn.Module:
 def _options_of(builder: Builder) -> dict[str, Option]:
     try:
         hints = typing.get_type_hints(builder)
-    except Exception as exc:  # a hint naming what its module does not define (under `from __future__ import annotations`)
+    except Exception as exc:  # a hint naming what its module does not define (NameError): the builder's mistake
         raise TypeError(f"{builder.__name__}: its type hints cannot be read ({type(exc).__name__}: {exc})") from None
     options = {}
     for p in inspect.signature(builder).parameters.values():
