@@ -131,7 +131,7 @@ def _models(args: argparse.Namespace) -> int:
     print(f"{'model':<22} {'family':<8} {'input':>5} {'params (M)':>11}  paper name")
     for name in names:  # the paper's name last (the name the reports show): it can be long
         info = get_model_info(name)
-        source = "" if info.plugin is None else f"  (from {info.source})"  # not the suite's own: whose
+        source = "" if info.source == "suite" else f"  (from {info.source})"  # not the suite's own: whose
         print(f"{name:<22} {info.family:<8} {info.input_size:>5} {count_params(name) / 1e6:>11.2f}  {info.label}"
               f"{source}")
         if args.options:

@@ -26,6 +26,7 @@ def test_register_and_create(toy_model):
     assert toy_model in list_models("toy*")
     info = get_model_info(toy_model)
     assert info.input_size == 16 and info.family == "test_registry"
+    assert info.source == "test_registry" and get_model_info("ran56").source == "suite"  # `suite models` says so
     assert info.defaults == {"width": 4, "act": "relu", "scale": 1.0, "sizes": (1, 2), "bias": False}
     model = create_model(toy_model, width=8, act="gelu", scale=2, sizes=[3])
     assert model.out_channels == 8

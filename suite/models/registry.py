@@ -71,8 +71,12 @@ class ModelInfo:
 
     @property
     def source(self) -> str:
-        """Where the model comes from, as `suite models` shows it: `suite` or the plugin's distribution."""
-        return "suite" if self.plugin is None else self.plugin.distribution
+        """Where the model comes from, as `suite models` shows it: `suite` (its own models), the
+        plugin's distribution, or the module of a builder registered by a plain import."""
+        if self.plugin is not None:
+            return self.plugin.distribution
+        module = self.builder.__module__
+        return "suite" if module == "suite" or module.startswith("suite.") else module
 
     @property
     def defaults(self) -> dict[str, Any]:

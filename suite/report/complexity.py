@@ -121,13 +121,13 @@ def page(rows: dict[str, dict[str, Any]], notes: Sequence[str]) -> str:
 
 def write(out: Path, csv: Path | None = None, measure: Measure = measure_models) -> Path:
     """Write `<out>/complexity.md` for every model the suite ships; returns its path. Not the models of
-    plugins: the page is the suite's fidelity to the papers, committed with it, and would otherwise
+    plugins (nor others registered from outside the suite): the page is the suite's fidelity to the papers, committed with it, and would otherwise
     change with what is installed where `suite report --all` runs (`suite profile` counts theirs)."""
     from suite.models import get_model_info, list_models
 
     out = Path(out)
     csv = csv or out / CSV_NAME
-    names = [n for n in list_models() if get_model_info(n).plugin is None]
+    names = [n for n in list_models() if get_model_info(n).source == "suite"]
     rows, stale = current_rows(csv, names)
     notes = []
     if rows:
