@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from suite.ablations.expand import RunSpec, own_point
+from suite.ablations.expand import RunSpec, own_points
 from suite.ablations.spec import Spec
 from suite.config import SECTIONS, is_identity_key
 from suite.data.catalog import DATASETS
@@ -145,7 +145,7 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
     runs_frame, notes = tidy(runs, frame, axes, metrics, name)
     labels = axis_labels.build(spec, rows + columns, {a: runs_frame[a] for a in rows + columns})
     runs_frame = labelled(runs_frame, axes, labels)
-    if preset is not None and spec.reference and not any(own_point(spec, run.point) for run in runs):
+    if preset is not None and spec.reference and not any(map(own_points(spec), (run.point for run in runs))):
         replaced = sorted({*(spec.presets[preset].get("grid") or {}), *(spec.presets[preset].keys() & set(axes))})
         by = f" (its values for {', '.join(replaced)})" if replaced else ""
         notes.append(f"The paper's values are for the spec's own grid points; preset {preset}'s points are none of "
