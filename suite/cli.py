@@ -563,16 +563,29 @@ def _status(args: argparse.Namespace) -> int:
             lost = "status.json" in row["note"] and not name.startswith("(")  # its job id was there; a known spec
             print(f"  missing {row['run_id']}: {row['note']} (`suite run` runs it again"
                   + (f"; a SLURM job of it may still be queued: `squeue --name suite-{name}`)" if lost else ")"))
-        for _, row in part[part["status"].isin(["failed", "cancelled", "interrupted"])].iterrows():
-            d = store.run_dir(out, row["run_id"])
-            print(f"  {row['status']} {row['run_id']}: {row['note'] or '(no reason recorded)'}")
+        stopped_rows = part[part["status"].isin(["failed", "cancelled", "interrupted"])]
+        csv = f"suite report {_same_runs(args) if args.spec else name} --to - --format csv"  # a row each run
+        groups = _same_message(stopped_rows)
+        for rid, state, note in zip(stopped_rows["run_id"], stopped_rows["status"], stopped_rows["note"]):
+            ids = groups[state, note]
+            others = ids[1:] if len(ids) > SAME_MESSAGE_SHOWN else []
+            if others and rid != ids[0]:
+                continue  # counted under the group's first run
+            d = store.run_dir(out, rid)
+            print(f"  {state} {rid}: {note or '(no reason recorded)'}")
             archived = sorted((d / "archive").glob("*/result.json"))
             if archived:  # --force moved a finished result aside: the failed attempt did not destroy it
                 print(f"      its result from before --force is kept in {archived[-1].parent}")
             error = d / "error.txt"
-            if row["status"] == "failed" and error.exists():
+            if state == "failed" and error.exists():
                 for line in error.read_text(errors="replace").strip().splitlines()[-args.lines:] if args.lines else []:
                     print(f"      {line}")
+            if others:
+                kept = sum(any((store.run_dir(out, rid) / "archive").glob("*/result.json")) for rid in others)
+                shown = " ".join(others[:SAME_MESSAGE_IDS]) + \
+                    (f" ... (`{csv}` lists every run)" if len(others) > SAME_MESSAGE_IDS else "")
+                print(f"      and {len(others)} more {state} with the same message: {shown}"
+                      + (f"; {kept} of them keep their result from before --force in their archive/" if kept else ""))
         stopped = list(part.loc[part["status"].isin(["failed", "cancelled"]), "run_id"])
         if args.spec and stopped:  # interrupted runs resume with the plain `suite run`
             on_slurm = part.loc[part["run_id"].isin(stopped), "slurm_job_id"].notna().any() \
@@ -588,6 +601,18 @@ def _status(args: argparse.Namespace) -> int:
 
 # The states of runs `suite run` did something with: none of a spec's runs in them hints at other overrides.
 LIVE = ("done", "pending", "running")
+# A message more runs than this share (a grid's runs all failing alike, or all cancelled) is printed
+# once, with its first run, and the other runs counted: a run's line each made thousands of lines.
+SAME_MESSAGE_SHOWN = 3
+SAME_MESSAGE_IDS = 8  # of the other runs, the ids shown
+
+
+def _same_message(rows: pandas.DataFrame) -> dict[tuple[str, str], list[str]]:
+    """The run ids of `rows` by (status, note), in the order the rows come."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for rid, state, note in zip(rows["run_id"], rows["status"], rows["note"]):
+        groups.setdefault((state, note), []).append(rid)
+    return groups
 
 
 def _note_runs_elsewhere(out: Path, spec: str, covered: set[str], command: str, file: TextIO,

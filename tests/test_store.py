@@ -571,3 +571,36 @@ def test_a_writer_that_waits_for_the_lock_takes_it_from_a_probe_holding_it_for_a
     with store.idle(d, wait_s=store.LOCK_WAIT_S) as free:
         assert free and not prober.is_alive()
     prober.join()
+
+
+def test_status_prints_a_message_many_runs_share_once(tmp_path, capsys):
+    """A grid whose runs all fail alike (or all cancelled) gets one entry for the message, its first
+    run's error and the others counted, in place of a line (and an error tail) per run; a message a
+    few runs share is still printed for each, in the runs' order."""
+    from suite.cli import main
+
+    runs = [make_run(seed=s) for s in range(40)]
+    for i, run in enumerate(runs):
+        d = store.plan(tmp_path, run)
+        if i < 3:  # a few alike: each printed
+            store.set_status(d, "failed", error="ValueError: few")
+            continue
+        store.set_status(d, "failed", error="RuntimeError: CUDA unavailable")
+        (d / "error.txt").write_text(f"Traceback\n  in run {i}\nRuntimeError: CUDA unavailable\n")
+    reads = []
+    read_text = Path.read_text
+    with pytest.MonkeyPatch.context() as mp_:
+        mp_.setattr(Path, "read_text", lambda self, *a, **k: reads.append(self.name) or read_text(self, *a, **k))
+        assert main(["status", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert [line for line in lines if ": ValueError: few" in line] == \
+        [f"  failed {rid}: ValueError: few" for rid in sorted(r.run_id for r in runs[:3])]  # the store's order
+    assert sum(": RuntimeError: CUDA unavailable" in line for line in lines) == 1
+    first, *others = sorted(r.run_id for r in runs[3:])
+    assert f"  failed {first}: RuntimeError: CUDA unavailable" in lines
+    assert f"        in run {[r.run_id for r in runs].index(first)}" in lines
+    assert f"      and 36 more failed with the same message: {' '.join(others[:8])} ... (`suite report toy --to - " \
+           "--format csv` lists every run)" in lines
+    assert reads.count("error.txt") == 1  # not one error tail read per run
+    assert len(lines) < 15
