@@ -402,6 +402,11 @@ def _run(args: argparse.Namespace) -> int:
     return _run_planned(args, spec, runs, out, options)
 
 
+# `--dry-run` lists the done runs it skips while there are at most this many: a large grid's
+# thousands of them hid the runs that would start.
+DONE_LISTED = 50
+
+
 def _print_left(left: Sequence[str]) -> None:
     """Name the runs a submission left to the process that took them since they were planned (a
     local `suite run`): their jobs were cancelled before they could start, and `suite status` shows
@@ -443,13 +448,22 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
                 raise
             print(f"note: a real run would stop before starting any: {err}")
     if args.dry_run:
+        to_run = {r.run_id for r in plan.to_run}
+        problems = {}
         for run in plan.runs:
             state = plan.states[run.run_id]
-            mark = "run " if run in plan.to_run else "skip"
-            problem = "  (another process is executing it)" if run.run_id in plan.executing else \
+            problems[run.run_id] = "  (another process is executing it)" if run.run_id in plan.executing else \
                 f"  ({state.note})" if state.corrupt else \
                 f"  (measure again: {', '.join(plan.remeasure[run.run_id])})" if run.run_id in plan.remeasure else ""
-            print(f"  {mark} {run.run_id} {state.state:<11} {run.label()}{problem}")
+        plain_done = [r.run_id for r in plan.runs if r.run_id not in to_run and not problems[r.run_id]
+                      and plan.states[r.run_id].state == "done"]
+        unlisted = set(plain_done) if len(plain_done) > DONE_LISTED else set()
+        for run in plan.runs:
+            if run.run_id not in unlisted:
+                mark = "run " if run.run_id in to_run else "skip"
+                print(f"  {mark} {run.run_id} {plan.states[run.run_id].state:<11} {run.label()}{problems[run.run_id]}")
+        if unlisted:
+            print(f"  skip {count(len(unlisted), 'done run')} (listed one by one only up to {DONE_LISTED})")
         print(f"{len(plan.to_run)} of {count(len(plan.runs), 'run')} would start (out: {out})")
         if options is not None:
             print(f"cluster options: {cluster.summary(options)}")

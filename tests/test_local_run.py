@@ -708,6 +708,27 @@ def test_a_dry_run_says_what_would_stop_a_real_one(tmp_path, capsys):
     assert main(argv) == 2 and "cifar10: missing data_batch_1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("done", [50, 56])
+def test_a_dry_run_of_a_large_grid_counts_the_done_runs_it_skips(tmp_path, capsys, done):
+    """Past 50, the done runs a dry run skips are one line: a large grid's thousands of them hid the
+    runs that would start. Every run to start, and every run skipped for another reason, is listed."""
+    spec = _spec(tmp_path, "wide", f"  lr: {[round(0.01 * (i + 1), 2) for i in range(60)]}")
+    out = tmp_path / "store"
+    runs = ablations.expand(ablations.load(spec))
+    for run in runs[:done]:
+        store.write_result(store.plan(out, run), {"run_id": run.run_id, "config": run.config.flat(),
+                                                  "metrics": {"top1_err": 1.0}})
+    store.set_status(store.plan(out, runs[done]), "failed", error="ValueError: boom")
+    assert main(["run", str(spec), "--out", str(out), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    skipped_done = [line for line in lines if re.match(r"  skip [0-9a-f]{12} done ", line)]
+    assert len(skipped_done) == (done if done <= 50 else 0)
+    assert ("  skip 56 done runs (listed one by one only up to 50)" in lines) == (done > 50)
+    assert sum(line.startswith(f"  skip {runs[done].run_id} failed") for line in lines) == 1
+    assert sum(line.startswith("  run  ") for line in lines) == 60 - done - 1
+    assert lines[-1] == f"{60 - done - 1} of 60 runs would start (out: {out})"
+
+
 def test_a_device_that_names_none_is_refused_before_any_run(tmp_path, capsys):
     spec = _spec(tmp_path, "device", "  lr: [0.05]")
     assert main(["run", str(spec), "--out", str(tmp_path / "store"), "--dry-run", "device=gpu"]) == 2
