@@ -580,6 +580,48 @@ def test_chunks_never_exceed_the_array_size():
     assert executor.calls == [1000, 1000, 501] and len(jobs) == 2501
 
 
+def test_array_parallelism_is_the_grids_not_each_arrays():
+    """SLURM's `%N` throttles one array: a grid split into 3 arrays of `%5` ran 15 tasks at once."""
+    class Recorder:
+        def __init__(self):
+            self.parallelism, self.calls = None, []
+
+        def update_parameters(self, **kwargs):
+            self.parallelism = kwargs.get("array_parallelism", self.parallelism)
+
+        def submit_array(self, tasks):
+            self.calls.append((len(tasks), self.parallelism))
+            return [type("Job", (), {"job_id": f"{len(self.calls)}_{i}"})() for i in range(len(tasks))]
+
+    executor = Recorder()
+    jobs = slurm.submit_arrays(executor, [lambda: None] * 420, 150, slurm.array_shares([150, 150, 120], 5))
+    assert executor.calls == [(150, 2), (150, 2), (120, 1)] and len(jobs) == 420
+
+
+@pytest.mark.parametrize("lengths, parallelism, shares", [
+    ([420], 256, [256]),  # one array: as before
+    ([1000, 1000, 501], 256, [86, 85, 85]),
+    ([1000, 1000, 8], 256, [124, 124, 8]),  # a short array's unused share goes to the others
+    ([3, 2], 256, [3, 2]),
+    ([150, 150, 120], 3, [1, 1, 1]),
+])
+def test_array_shares_add_up_to_the_parallelism_asked_for(lengths, parallelism, shares):
+    assert slurm.array_shares(lengths, parallelism) == shares
+
+
+def test_a_parallelism_below_the_number_of_arrays_is_refused_before_anything_is_submitted(tmp_path, monkeypatch):
+    monkeypatch.setattr(slurm.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(slurm, "submit_arrays", lambda *a, **k: pytest.fail("submitted"))
+    from suite.config import resolve
+
+    runs = [ablations.RunSpec(spec="toy", point={}, seed=s, config=resolve(
+        {"model.name": "resnet26", "data.name": "synthetic", "seed": s})) for s in range(5)]
+    opts = ClusterOptions(max_array_size=2, array_parallelism=2)
+    with pytest.raises(SuiteError, match=r"array_parallelism 2 is below the 3 job arrays these 5 runs are split into"):
+        slurm.submit(runs, tmp_path / "store", opts)
+    assert not (tmp_path / "store" / "runs").exists() and not (tmp_path / "store" / "code").exists()
+
+
 def test_parse_cli_drops_unset_flags():
     assert parse_cli({"partition": None, "setup": None, "sbatch": None, "nodes": 2}) == {"nodes": 2}
 

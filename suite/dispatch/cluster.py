@@ -50,7 +50,8 @@ class ClusterOptions:
                                                         "that takes no value, e.g. `--sbatch hold` (not hold=true, "
                                                         "which sbatch refuses)")
     setup: list[str] = _option([], "LINE", "shell line run before each job, e.g. 'module load cuda' (repeatable)")
-    array_parallelism: int = _option(256, "N", "array tasks running at once")
+    array_parallelism: int = _option(256, "N", "array tasks running at once (a grid's, shared out among "
+                                                "its job arrays when it is split)")
     max_array_size: int | None = _option(None, "N", "runs per job array (default: the cluster's MaxArraySize); "
                                                      "larger grids are split")
     max_requeues: int = _option(3, "N", "requeues per run after a time limit or pre-emption before it counts "

@@ -125,6 +125,7 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
     with processes.sigterm_raises():  # `kill` or a closed ssh session withdraws it as Ctrl-C does
         out = Path(out).resolve()
         size = options.max_array_size or max_array_size()
+        shares = array_shares([len(chunk) for chunk in _chunks(runs, size)], options.array_parallelism)
         code = snapshot.take(out)
         executor = make_executor(out, options, code, name=name)
         planned = {store.run_dir(out, r.run_id) for r in runs if not store.run_dir(out, r.run_id).exists()}
@@ -132,7 +133,7 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
         before = _parallel(_status_bytes, dirs)  # read before anything is held: a failure here queues nothing
         tasks = [SlurmRun(r, str(out), str(code.path), options.max_requeues) for r in runs]
         try:
-            jobs = submit_arrays(executor, tasks, size)
+            jobs = submit_arrays(executor, tasks, size, shares)
         except BaseException as err:  # refused or interrupted: nothing queued (submit_arrays withdrew it)
             _parallel(_unplan, list(planned))  # nor planned
             if isinstance(err, SuiteError):  # sbatch names no option: show what was asked, so the culprit can be found
@@ -223,16 +224,46 @@ def _ours(d: Path, job_id: str, before: bytes | None) -> bool:
     return state.get("state") == "pending" and state.get("slurm_job_id") == job_id
 
 
-def submit_arrays(executor: Any, tasks: Sequence[Callable[[], Any]], size: int) -> list[Any]:
+def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[start:start + size] for start in range(0, len(items), size)]
+
+
+def array_shares(lengths: Sequence[int], parallelism: int) -> list[int]:
+    """Each array's throttle (sbatch `--array=...%N`) for arrays of `lengths` tasks: `parallelism`
+    shared out among them, none given more than it has tasks, so that the grid, not each array of
+    it, runs at most `parallelism` tasks at once. Fewer than one a array is refused: SLURM's throttle
+    is per array, so a grid split into more arrays than that would run more at once."""
+    if parallelism < len(lengths):
+        raise SuiteError(f"array_parallelism {parallelism} is below the {len(lengths)} job arrays these "
+                         f"{sum(lengths)} runs are split into (up to {max(lengths)} runs each), and each array "
+                         f"runs at least one task at once: set array_parallelism {len(lengths)} or more, a larger "
+                         "max_array_size if the cluster's MaxArraySize allows it, or submit fewer runs at a time "
+                         "(a preset of part of the grid)", key="array_parallelism")
+    shares, left = [0] * len(lengths), parallelism
+    while left:  # round-robin, so that shares differ by one at most where the arrays have the tasks
+        open_ = [i for i, n in enumerate(lengths) if shares[i] < n]
+        if not open_:
+            break
+        for i in open_[:left]:
+            shares[i] += 1
+        left -= min(left, len(open_))
+    return shares
+
+
+def submit_arrays(executor: Any, tasks: Sequence[Callable[[], Any]], size: int,
+                  shares: Sequence[int] | None = None) -> list[Any]:
     """One sbatch per chunk of at most `size` tasks (submitit's submit_array); the jobs in task order.
+    `shares`: each chunk's array_parallelism (`array_shares`), else the executor's for every chunk.
     A refused sbatch cancels the chunks already submitted (they are held) and raises SuiteError."""
     from submitit.core.utils import FailedJobError
 
     jobs: list[Any] = []
     try:
-        for start in range(0, len(tasks), size):
+        for i, chunk in enumerate(_chunks(tasks, size)):
+            if shares is not None:
+                executor.update_parameters(array_parallelism=shares[i])
             with contextlib.redirect_stderr(io.StringIO()):  # submitit echoes sbatch's error; ours says it once
-                jobs += executor.submit_array(list(tasks[start:start + size]))
+                jobs += executor.submit_array(list(chunk))
     except BaseException as exc:  # a refusal or Ctrl-C between chunks: the chunks taken (held) are withdrawn
         if jobs:
             subprocess.run(["scancel", *{array_of(j.job_id) for j in jobs}], capture_output=True, timeout=60)
