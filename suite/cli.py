@@ -578,7 +578,8 @@ def _status(args: argparse.Namespace) -> int:
             print(f"  missing {row['run_id']}: {row['note']} (`suite run` runs it again"
                   + (f"; a SLURM job of it may still be queued: `squeue --name suite-{name}`)" if lost else ")"))
         stopped_rows = part[part["status"].isin(["failed", "cancelled", "interrupted"])]
-        csv = f"suite report {_same_runs(args) if args.spec else name} --to - --format csv"  # a row each run
+        csv = "" if name.startswith("(") else \
+            f" (`suite report {_same_runs(args) if args.spec else name} --to - --format csv` lists every run)"
         groups = _same_message(stopped_rows)
         for rid, state, note in zip(stopped_rows["run_id"], stopped_rows["status"], stopped_rows["note"]):
             ids = groups[state, note]
@@ -597,7 +598,7 @@ def _status(args: argparse.Namespace) -> int:
             if others:
                 kept = sum(any((store.run_dir(out, rid) / "archive").glob("*/result.json")) for rid in others)
                 shown = " ".join(others[:SAME_MESSAGE_IDS]) + \
-                    (f" ... (`{csv}` lists every run)" if len(others) > SAME_MESSAGE_IDS else "")
+                    (f" ...{csv}" if len(others) > SAME_MESSAGE_IDS else "")
                 print(f"      and {len(others)} more {state} with the same message: {shown}"
                       + (f"; {kept} of them keep their result from before --force in their archive/" if kept else ""))
         stopped = list(part.loc[part["status"].isin(["failed", "cancelled"]), "run_id"])
