@@ -227,6 +227,24 @@ def test_default_layout_and_unnamed_axes(tmp_path):
     assert tables.layout(partial) == (["momentum", "lr"], [])  # never averaged over silently
 
 
+def test_two_axes_of_one_zip_group_are_rows_by_default(tmp_path):
+    """Axes that vary together as rows x columns made an n x 2n table blank but for its diagonal: a
+    zip group of 1,000 points wrote 2 million cells a format (74 s and 2.2 GB at 3,000 points)."""
+    base = "base: {model: {name: resnet26}, data: {name: synthetic}, epochs: 1}\n"
+    zipped = ablations.load(write_spec(
+        tmp_path, f"name: zipped\n{base}zip: [{{lr: [0.1, 0.2, 0.3], momentum: [0.9, 0.8, 0.7]}}]\n", "zipped"))
+    apart = ablations.load(write_spec(
+        tmp_path, f"name: apart\n{base}zip: [{{lr: [0.1, 0.2]}}, {{momentum: [0.9, 0.8]}}]\n", "apart"))
+    mixed = ablations.load(write_spec(
+        tmp_path, f"name: mixed\n{base}grid: {{lr: [0.1, 0.2]}}\nzip: [{{momentum: [0.9, 0.8]}}]\n", "mixed"))
+    assert tables.layout(zipped) == (["lr", "momentum"], [])
+    assert tables.layout(apart) == (["lr"], ["momentum"]) and tables.layout(mixed) == (["lr"], ["momentum"])
+    runs = ablations.expand(zipped)
+    frame = pd.DataFrame({"run_id": [r.run_id for r in runs], "status": "missing", "note": ""})
+    report = tables.build(zipped, runs, frame, out=tmp_path)
+    assert len(report.table.body) == 3 and {group for group, _ in report.table.columns} == {""}  # no block a value
+
+
 def test_a_spec_without_axes_is_one_row(tmp_path):
     spec = ablations.load(write_spec(tmp_path, """\
         name: single

@@ -190,13 +190,15 @@ def check_metrics(metrics: Sequence[str], frame: pd.DataFrame, runs: Sequence[Ru
 
 def layout(spec: Spec) -> tuple[list[str], list[str]]:
     """Row and column axes: the spec's `report` if given, else the first axis as rows and the
-    second as columns (with more axes, all of them as rows). Axes the report does not name are
-    appended to the rows: averaging over an axis nobody asked to average over would hide it."""
+    second as columns (with more axes, or two of one zip group, all of them as rows: two axes that
+    vary together as rows x columns make a table blank but for its diagonal, n x 2n cells for n
+    points). Axes the report does not name are appended to the rows: averaging over an axis nobody
+    asked to average over would hide it."""
     axes = spec.axes
     if "rows" in spec.report or "columns" in spec.report:
         rows = list(spec.report.get("rows", []))
         columns = list(spec.report.get("columns", []))
-    elif len(axes) == 2:
+    elif len(axes) == 2 and not any(set(axes) <= group.keys() for group in spec.zip):
         rows, columns = axes[:1], axes[1:]
     else:
         rows, columns = list(axes), []
