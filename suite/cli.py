@@ -407,6 +407,28 @@ def _run(args: argparse.Namespace) -> int:
 DONE_LISTED = 50
 
 
+def _print_arrays(n_runs: int, options: ClusterOptions) -> None:
+    """How a submission of `n_runs` would be split into job arrays and throttled, or why it would be
+    refused (an array_parallelism below its number of arrays); nothing where the cluster's
+    MaxArraySize cannot be read (no SLURM here: the dry run still shows the plan)."""
+    from suite.dispatch import slurm
+
+    if not n_runs:
+        return
+    try:
+        size = options.max_array_size or slurm.max_array_size()
+    except SuiteError:
+        return
+    lengths = [min(size, n_runs - start) for start in range(0, n_runs, size)]
+    try:
+        shares = slurm.array_shares(lengths, options.array_parallelism)
+    except SuiteError as err:
+        print(f"note: a real submission would be refused: {err}")
+        return
+    split = f"{len(lengths)} job arrays of up to {size} runs" if len(lengths) > 1 else "1 job array"
+    print(f"would be submitted as {split}, at most {sum(shares)} running at once")
+
+
 def _print_left(left: Sequence[str]) -> None:
     """Name the runs a submission left to the process that took them since they were planned (a
     local `suite run`): their jobs were cancelled before they could start, and `suite status` shows
@@ -467,6 +489,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         print(f"{len(plan.to_run)} of {count(len(plan.runs), 'run')} would start (out: {out})")
         if options is not None:
             print(f"cluster options: {cluster.summary(options)}")
+            _print_arrays(len(plan.to_run), options)
         return 0
     if not plan.to_run:
         counts = ", ".join(f"{n} {state}" for state, n in plan.counts().items() if n)

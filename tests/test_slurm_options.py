@@ -270,6 +270,19 @@ def test_dry_run_prints_the_options(tmp_path, capsys, monkeypatch):
             f"gpus_per_node=1 ({path}:6), sbatch.mail-type='END' ({path}:7)") in printed
 
 
+@pytest.mark.parametrize("parallelism, says", [
+    ("4", "would be submitted as 3 job arrays of up to 2 runs, at most 4 running at once"),
+    ("2", "note: a real submission would be refused: array_parallelism: 2 is below the 3 job arrays these 5 runs"),
+])
+def test_a_dry_run_says_how_a_large_grid_would_be_split_and_throttled(tmp_path, capsys, monkeypatch, parallelism, says):
+    monkeypatch.setenv("SUITE_CLUSTER", "")
+    path = tmp_path / "opts.yaml"
+    path.write_text(SPEC.replace("[0.01, 0.02]", "[0.01, 0.02, 0.03, 0.04, 0.05]"))
+    assert main(["run", str(path), "--executor", "slurm", "--dry-run", "--out", str(tmp_path / "s"),
+                 "--max-array-size", "2", "--array-parallelism", parallelism]) == 0
+    assert says in capsys.readouterr().out and not (tmp_path / "s").exists()
+
+
 # ----------------------------------------------------------------------------------- snapshot
 def test_snapshot_is_named_by_content_and_copied_once(tmp_path, monkeypatch):
     src = tmp_path / "src" / "suite"
@@ -617,7 +630,7 @@ def test_a_parallelism_below_the_number_of_arrays_is_refused_before_anything_is_
     runs = [ablations.RunSpec(spec="toy", point={}, seed=s, config=resolve(
         {"model.name": "resnet26", "data.name": "synthetic", "seed": s})) for s in range(5)]
     opts = ClusterOptions(max_array_size=2, array_parallelism=2)
-    with pytest.raises(SuiteError, match=r"array_parallelism 2 is below the 3 job arrays these 5 runs are split into"):
+    with pytest.raises(SuiteError, match=r"^array_parallelism: 2 is below the 3 job arrays these 5 runs are split into"):
         slurm.submit(runs, tmp_path / "store", opts)
     assert not (tmp_path / "store" / "runs").exists() and not (tmp_path / "store" / "code").exists()
 

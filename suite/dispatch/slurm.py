@@ -234,7 +234,7 @@ def array_shares(lengths: Sequence[int], parallelism: int) -> list[int]:
     it, runs at most `parallelism` tasks at once. Fewer than one a array is refused: SLURM's throttle
     is per array, so a grid split into more arrays than that would run more at once."""
     if parallelism < len(lengths):
-        raise SuiteError(f"array_parallelism {parallelism} is below the {len(lengths)} job arrays these "
+        raise SuiteError(f"{parallelism} is below the {len(lengths)} job arrays these "
                          f"{sum(lengths)} runs are split into (up to {max(lengths)} runs each), and each array "
                          f"runs at least one task at once: set array_parallelism {len(lengths)} or more, a larger "
                          "max_array_size if the cluster's MaxArraySize allows it, or submit fewer runs at a time "
