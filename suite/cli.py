@@ -438,6 +438,22 @@ def _print_left(left: Sequence[str]) -> None:
               f"{'it' if len(left) == 1 else 'them'} meanwhile (not submitted): {' '.join(left)}")
 
 
+def _refile(out: Path, runs: Sequence[RunSpec], *, dry_run: bool) -> None:
+    """File the runs an older version of the suite stored under other ids (it hashed their config
+    otherwise) under the ids this version gives them, so that an upgrade does not train them again;
+    `--dry-run` only names them."""
+    from suite import store
+
+    for old, new in store.misfiled(out, [r.run_id for r in runs]).items():
+        if dry_run:
+            print(f"note: run {old} is stored under the id an older version of the suite gave it; "
+                  f"`suite run` files it as {new} (its training kept)")
+        elif problem := store.refile(out, old, new):
+            print(f"note: run {old}, stored under an older version's id for {new}, not refiled: {problem}")
+        else:
+            print(f"refiled run {old} as {new} (the id this version of the suite gives it; its training kept)")
+
+
 def _check_this_machine(configs: Iterable[RunConfig]) -> None:
     """What would fail every run on this machine: a data set not on it, a device it lacks."""
     from suite.data import check_present
@@ -458,6 +474,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
     from suite.dispatch.plan import make_plan
 
     # Runs submitted earlier: still queued or running (left alone), or ended without a result (recorded).
+    _refile(out, runs, dry_run=args.dry_run)
     busy = {rid for rid, state in slurm.refresh(out, [r.run_id for r in runs]).items() if state in slurm.ALIVE}
     plan = make_plan(runs, out, retry_failed=args.retry_failed, force=args.force, busy=busy)
     _print_counts(spec.name, plan.counts())
@@ -561,6 +578,7 @@ def _status(args: argparse.Namespace) -> int:
 
     out = _store_dir(args)
     nowhere = "" if out.exists() else NO_SUCH_STORE
+    misfiled: dict[str, str] = {}
     if args.spec:
         spec, runs = _expand(args)
         if nowhere:
@@ -568,6 +586,12 @@ def _status(args: argparse.Namespace) -> int:
         slurm_states = slurm.refresh(out, [r.run_id for r in runs])
         frame = store.collect(out, [r.run_id for r in runs])
         groups = {spec.name: frame}
+        if misfiled := store.misfiled(out, [r.run_id for r in runs]):
+            print(f"note: {count(len(misfiled), 'run')} of these {'is' if len(misfiled) == 1 else 'are'} stored "
+                  f"under the id an older version of the suite gave {'it' if len(misfiled) == 1 else 'them'} "
+                  f"({', '.join(f'{a} for {b}' for a, b in misfiled.items())}), so counted missing here: "
+                  f"`suite run {_same_runs(args)}` files {'it' if len(misfiled) == 1 else 'them'} under today's "
+                  f"id, without training again")
     else:
         if args.preset or args.overrides:  # they pick a spec's runs: without one they would be ignored
             raise SuiteError("--preset and key=value overrides pick a spec's runs: name the spec",
@@ -591,7 +615,8 @@ def _status(args: argparse.Namespace) -> int:
             _print_remeasure({rid: how for rid, how in remeasure.items() if rid in queued},
                              "their jobs measuring them again are queued or running (slurm, below)")
         if args.spec and not part["status"].isin(LIVE).any():
-            _note_runs_elsewhere(out, spec.name, set(part["run_id"]), "status", sys.stdout, states=LIVE)
+            _note_runs_elsewhere(out, spec.name, set(part["run_id"]) | set(misfiled), "status", sys.stdout,
+                                 states=LIVE)
         _print_slurm(part, slurm_states, out, _same_runs(args) if args.spec else None)
         _print_running_elsewhere(out, part, f"suite run {_same_runs(args)}" if args.spec else f"suite run {name}")
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():

@@ -477,6 +477,69 @@ def _holds_a_run(d: Path) -> bool:
         return True
 
 
+def filed_as(d: Path) -> str | None:
+    """The id this version of the suite gives the run stored in `d`, from its plan's config (else
+    its result's); None when neither can be read or resolved. It differs from the directory's name
+    when an older version hashed the same config otherwise (before `measure.*` left the identity,
+    a run with a non-default `measure.batch_size` had another id)."""
+    from suite.config import resolve
+
+    for name in ("config.json", "result.json"):
+        try:
+            record = read_json(d / name)
+            return resolve(current_spelling(flatten(record["config"]))).run_id
+        except (SuiteError, KeyError, TypeError, AttributeError, OSError):
+            continue
+    return None
+
+
+def misfiled(out: Path, wanted: Iterable[str] | None = None) -> dict[str, str]:
+    """Stored runs whose directory is not the id this version gives them: old id -> today's, only
+    those whose today's id is in `wanted` (when given). `suite run` files them under today's id
+    (`refile`) instead of training them again; without that an upgrade would orphan them."""
+    wanted = None if wanted is None else set(wanted)
+    runs = Path(out) / "runs"
+    out_ids = {}
+    for rid in stored_runs(out):
+        if wanted is not None and rid in wanted:
+            continue  # filed under today's id already
+        new = filed_as(runs / rid)
+        if new is not None and new != rid and (wanted is None or new in wanted):
+            out_ids[rid] = new
+    return out_ids
+
+
+def refile(out: Path, old: str, new: str) -> str | None:
+    """Move the run stored as `old` to `new` (its id in this version), with the id in its records
+    and checkpoint; None when done, else why not (a run already stored as `new`, or a process
+    executing `old`)."""
+    src, dst = run_dir(out, old), run_dir(out, new)
+    if dst.exists():
+        return f"{dst} exists (the run was stored again under its new id): {src} left as it is"
+    with idle(src) as free:
+        if not free:
+            return f"{src}: a process is executing it"
+        for name in ("config.json", "result.json"):
+            path = src / name
+            with contextlib.suppress(SuiteError):
+                record = read_json(path) if path.exists() else None
+                if isinstance(record, dict) and "run_id" in record:
+                    if name == "config.json" and isinstance(record.get("config"), dict):
+                        from suite.config import resolve
+
+                        record["identity"] = resolve(current_spelling(flatten(record["config"]))).identity()
+                    write_json(path, {**record, "run_id": new})
+        ckpt = src / "checkpoint.pt"
+        if ckpt.exists():
+            from suite.train import checkpoint
+
+            state = checkpoint.load(ckpt)
+            if isinstance(state, dict) and "run_id" in state:
+                checkpoint.save(ckpt, {**state, "run_id": new})
+    src.rename(dst)
+    return None
+
+
 def collect(out: Path, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """One row per run: run_id, status, note, flattened config, metrics, complexity, throughput, env.
 

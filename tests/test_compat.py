@@ -1,0 +1,85 @@
+"""Stores written by older versions of the suite: read, or named clearly; never orphaned silently.
+
+The fixtures are the records an older version wrote, as observed in a store made at 85a69bd
+(before `measure.*` left a run's identity, 141b91c): the same config.json / result.json /
+checkpoint.pt layout, filed under the id that version hashed the config to.
+"""
+
+import json
+from pathlib import Path
+
+import torch
+
+from suite import store
+from suite.ablations import RunSpec
+from suite.cli import main
+from suite.config import resolve
+
+OLD_ID = "c8022f86077f"  # what 85a69bd called this run: its identity hashed measure.batch_size=16
+SPEC = """\
+name: compat
+base:
+  model: {name: resnet26, num_classes: 10}
+  data: {name: synthetic}
+  measure: {batch_size: 16}
+seeds: 1
+"""
+
+
+def old_store(out: Path) -> RunSpec:
+    """A done run stored as an older version stored it, under its old id; the run today."""
+    config = resolve({"model.name": "resnet26", "model.num_classes": 10, "data.name": "synthetic",
+                      "measure.batch_size": 16})
+    run = RunSpec(spec="compat", point={}, seed=0, config=config)
+    d = out / "runs" / OLD_ID
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({
+        "schema": 1, "run_id": OLD_ID, "config": config.to_dict(),
+        "identity": {**config.identity(), "measure.batch_size": 16},
+        "spec": "compat", "point": {}, "seed": 0, "preset": None}))
+    (d / "result.json").write_text(json.dumps({
+        "schema": 1, "run_id": OLD_ID, "finished_at": "2026-11-22T04:00:00+00:00", "config": config.flat(),
+        "metrics": {"top1_err": 12.5}, "complexity": {"params": 10, "gmacs": 0.5}, "throughput": None,
+        "env": {"torch_version": "2.14.1"}}))
+    (d / "status.json").write_text(json.dumps({"state": "done", "attempts": 1}))
+    torch.save({"format": 1, "run_id": OLD_ID, "iteration": 4, "model": {}}, d / "checkpoint.pt")
+    return run
+
+
+def test_a_run_an_older_version_filed_under_another_id_is_found_and_refiled(tmp_path):
+    run = old_store(tmp_path)
+    assert run.run_id != OLD_ID
+    assert store.misfiled(tmp_path, [run.run_id]) == {OLD_ID: run.run_id}
+    assert store.refile(tmp_path, OLD_ID, run.run_id) is None
+    d = store.run_dir(tmp_path, run.run_id)
+    assert not store.run_dir(tmp_path, OLD_ID).exists()
+    state = store.state_of(d)
+    assert state.state == "done" and state.result["metrics"]["top1_err"] == 12.5
+    assert json.loads((d / "config.json").read_text())["identity"] == run.config.identity()
+    assert torch.load(d / "checkpoint.pt", weights_only=False)["run_id"] == run.run_id  # resumable, attackable
+    assert store.misfiled(tmp_path) == {}
+
+
+def test_refiling_leaves_a_run_stored_again_under_its_new_id(tmp_path):
+    run = old_store(tmp_path)
+    store.plan(tmp_path, run)
+    problem = store.refile(tmp_path, OLD_ID, run.run_id)
+    assert problem and run.run_id in problem and store.run_dir(tmp_path, OLD_ID).is_dir()
+
+
+def test_status_names_and_run_refiles_an_older_versions_run_instead_of_training_it(tmp_path, capsys):
+    run = old_store(tmp_path / "out")
+    spec = tmp_path / "compat.yaml"
+    spec.write_text(SPEC)
+    out = str(tmp_path / "out")
+    assert main(["status", str(spec), "--out", out]) == 0
+    said = capsys.readouterr().out
+    assert f"{OLD_ID} for {run.run_id}" in said and "older version" in said
+    assert "earlier version of the spec file" not in said  # not blamed on overrides or an edit
+    assert main(["run", str(spec), "--out", out, "--dry-run"]) == 0
+    assert f"files it as {run.run_id}" in capsys.readouterr().out
+    assert store.run_dir(tmp_path / "out", OLD_ID).is_dir()  # a dry run moves nothing
+    assert main(["run", str(spec), "--out", out, "--no-progress"]) == 0
+    said = capsys.readouterr().out
+    assert f"refiled run {OLD_ID} as {run.run_id}" in said and "nothing to run" in said
+    assert store.state_of(store.run_dir(tmp_path / "out", run.run_id)).state == "done"
