@@ -519,6 +519,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         return 0
     for run in plan.to_run:  # before anything starts or is archived: each run's process must record its end
         store.check_run_writable(store.run_dir(out, run.run_id), key=_store_key(args))
+        store.check_run_readable(store.run_dir(out, run.run_id))
     if options is not None:
         # --force archives the earlier results only once sbatch has taken the runs (held)
         submission = slurm.submit(plan.to_run, out, options, name=spec.name, afresh=args.force,

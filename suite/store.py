@@ -65,6 +65,28 @@ def check_writable(out: Path, *, key: str) -> None:
     files.check_writable(Path(out) / "runs", key=key, directory=True)
 
 
+def newer(record: Any, path: Path) -> SuiteError | None:
+    """Why `record` (read from `path`) is not this version's to read, or None: it says it was
+    written by a newer version of the suite (a `schema` above SCHEMA). Read as this version's, its
+    fields could mean something else; set aside, a newer version would lose its run."""
+    schema = record.get("schema") if isinstance(record, dict) else None
+    if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA:
+        return SuiteError(f"{schema}, written by a newer version of the suite (this one reads schema {SCHEMA}): "
+                          "upgrade the suite to read it", file=str(path), key="schema")
+    return None
+
+
+def check_run_readable(d: Path) -> None:
+    """Fail before any run starts when a run it would start has records a newer version of the
+    suite wrote: run again, they would be overwritten or set aside as corrupt."""
+    for name in ("config.json", "result.json"):
+        why = None
+        with contextlib.suppress(SuiteError, OSError):  # an unreadable record has its own handling
+            why = newer(read_json(d / name), d / name) if (d / name).exists() else None
+        if why is not None:
+            raise SuiteError(f"{why.message}; no run was started", file=why.file, key=why.key)
+
+
 def check_run_writable(d: Path, *, key: str) -> None:
     """Fail before any run starts when a run's process could not record it: its directory or its
     `.lock` is not this user's to write (a teammate's run in a shared store, a lock left by `sudo
@@ -378,6 +400,8 @@ def _state_from_files(d: Path) -> RunState:
             result = read_json(d / "result.json")
         except SuiteError as err:
             return RunState(run_id, "missing", str(err), corrupt=True)
+        if why := newer(result, d / "result.json"):
+            return RunState(run_id, "missing", str(why), corrupt=True)
         wrong = _wrong_section(result)
         if wrong is None and result.get("run_id") != run_id:  # copied over, or stores merged by hand
             whose = f"the record of run {result['run_id']!r}" if "run_id" in result else \
@@ -487,6 +511,8 @@ def filed_as(d: Path) -> str | None:
     for name in ("config.json", "result.json"):
         try:
             record = read_json(d / name)
+            if newer(record, d / name):  # hashed by a version this one does not know: not for it to move
+                return None
             return resolve(current_spelling(flatten(record["config"]))).run_id
         except (SuiteError, KeyError, TypeError, AttributeError, OSError):
             continue

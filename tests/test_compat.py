@@ -83,3 +83,52 @@ def test_status_names_and_run_refiles_an_older_versions_run_instead_of_training_
     said = capsys.readouterr().out
     assert f"refiled run {OLD_ID} as {run.run_id}" in said and "nothing to run" in said
     assert store.state_of(store.run_dir(tmp_path / "out", run.run_id)).state == "done"
+
+
+def newer_store(out: Path) -> tuple[RunSpec, Path]:
+    """A done run whose records a newer version of the suite wrote (schema 2)."""
+    config = resolve({"model.name": "resnet26", "model.num_classes": 10, "data.name": "synthetic"})
+    run = RunSpec(spec="compat", point={}, seed=0, config=config)
+    d = store.plan(out, run)
+    store.write_result(d, {"run_id": run.run_id, "config": config.flat(), "metrics": {"top1_err": 12.5}})
+    for name in ("config.json", "result.json"):
+        record = json.loads((d / name).read_text())
+        (d / name).write_text(json.dumps({**record, "schema": store.SCHEMA + 1}))
+    return run, d
+
+
+def test_a_result_a_newer_version_wrote_is_named_with_its_key_and_the_upgrade(tmp_path):
+    _, d = newer_store(tmp_path)
+    state = store.state_of(d)
+    assert state.state == "missing" and state.corrupt
+    assert state.note == (f"{d / 'result.json'}: schema: 2, written by a newer version of the suite (this one "
+                          "reads schema 1): upgrade the suite to read it")
+    assert store.misfiled(tmp_path) == {}  # not this version's to move
+
+
+def test_run_starts_nothing_over_a_newer_versions_records(tmp_path, capsys):
+    spec = tmp_path / "compat.yaml"
+    spec.write_text(SPEC.replace("  measure: {batch_size: 16}\n", ""))
+    _, d = newer_store(tmp_path / "out")
+    assert main(["run", str(spec), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    said = capsys.readouterr().err
+    assert f"{d / 'config.json'}: schema: 2, written by a newer version" in said and "no run was started" in said
+    assert json.loads((d / "result.json").read_text())["schema"] == 2  # kept as it was, not set aside
+    assert not list(d.glob("result.corrupt-*"))
+
+
+def test_a_checkpoint_a_newer_version_wrote_is_named_not_called_damaged(tmp_path):
+    import pytest
+
+    from suite.errors import SuiteError
+    from suite.train.loop import Trainer
+
+    config = resolve({"model.name": "resnet26", "model.num_classes": 10, "data.name": "synthetic"})
+    trainer = Trainer.__new__(Trainer)
+    trainer.config = config
+    path = tmp_path / "checkpoint.pt"
+    with pytest.raises(SuiteError) as err:
+        trainer._check_own({"format": 2, "run_id": config.run_id}, path)
+    assert str(err.value) == (f"{path}: format: 2, written by a newer version of the suite (this one reads "
+                              "format 1): upgrade the suite to resume or evaluate it")
+    trainer._check_own({"format": 1, "run_id": config.run_id}, path)  # today's, and older ones, are read

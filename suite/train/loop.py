@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 
 SYNC_EVERY = 16
 METRICS = "metrics.jsonl"
+CHECKPOINT_FORMAT = 1  # what `_save` writes and `_check_own` reads; a newer one is named, not taken as damaged
 EpochHook = Callable[[dict[str, Any]], None]
 View = Callable[[torch.Tensor], torch.Tensor]
 
@@ -346,7 +347,7 @@ class Trainer:
         if path is None or not self.env.is_main:
             return
         checkpoint.save(path, {
-            "format": 1,
+            "format": CHECKPOINT_FORMAT,
             "run_id": self.config.run_id,
             "iteration": self.iteration,
             "model": self.model.state_dict(),
@@ -383,6 +384,12 @@ class Trainer:
         if not isinstance(state, dict) or "run_id" not in state:
             raise SuiteError("not a checkpoint of this suite (no run_id); delete it to start the run over",
                              file=str(path))
+        made = state.get("format")
+        if isinstance(made, int) and not isinstance(made, bool) and made > CHECKPOINT_FORMAT:
+            # not damaged, and not to be deleted: its training is readable by the version that wrote it
+            raise SuiteError(f"{made}, written by a newer version of the suite (this one reads format "
+                             f"{CHECKPOINT_FORMAT}): upgrade the suite to resume or evaluate it", file=str(path),
+                             key="format")
         if state["run_id"] != self.config.run_id:
             raise SuiteError(f"checkpoint belongs to run {state['run_id']}, not {self.config.run_id} "
                              f"(different config); use another run directory or delete it", file=str(path))
