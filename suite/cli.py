@@ -587,12 +587,7 @@ def _status(args: argparse.Namespace) -> int:
         slurm_states = slurm.refresh(out, [r.run_id for r in runs])
         frame = store.collect(out, [r.run_id for r in runs])
         groups = {spec.name: frame}
-        if misfiled := store.misfiled(out, [r.run_id for r in runs]):
-            print(f"note: {count(len(misfiled), 'run')} of these {'is' if len(misfiled) == 1 else 'are'} stored "
-                  f"under the id an older version of the suite gave {'it' if len(misfiled) == 1 else 'them'} "
-                  f"({', '.join(f'{a} for {b}' for a, b in misfiled.items())}), so counted missing here: "
-                  f"`suite run {_same_runs(args)}` files {'it' if len(misfiled) == 1 else 'them'} under today's "
-                  f"id, without training again")
+        misfiled = _note_misfiled(out, [r.run_id for r in runs], args, sys.stdout)
     else:
         if args.preset or args.overrides:  # they pick a spec's runs: without one they would be ignored
             raise SuiteError("--preset and key=value overrides pick a spec's runs: name the spec",
@@ -677,6 +672,21 @@ def _same_message(rows: pandas.DataFrame) -> dict[tuple[str, str], list[str]]:
     for rid, state, note in zip(rows["run_id"], rows["status"], rows["note"]):
         groups.setdefault((state, note), []).append(rid)
     return groups
+
+
+def _note_misfiled(out: Path, run_ids: Sequence[str], args: argparse.Namespace, file: TextIO) -> dict[str, str]:
+    """Say which of these runs an older version of the suite stored under another id (they show as
+    missing until `suite run` files them under today's, see `_refile`); old id -> new."""
+    from suite import store
+
+    misfiled = store.misfiled(out, run_ids)
+    if misfiled:
+        one = len(misfiled) == 1
+        print(f"note: {count(len(misfiled), 'run')} of these {'is' if one else 'are'} stored under the id an older "
+              f"version of the suite gave {'it' if one else 'them'} ({', '.join(f'{a} for {b}' for a, b in misfiled.items())}), "
+              f"so counted missing here: `suite run {_same_runs(args)}` files {'it' if one else 'them'} under today's "
+              f"id, training and checkpoint kept", file=file)
+    return misfiled
 
 
 def _note_runs_elsewhere(out: Path, spec: str, covered: set[str], command: str, file: TextIO,
@@ -1001,8 +1011,9 @@ def _report(args: argparse.Namespace) -> int:
         else:
             for path in files.write(report, chosen or files.DEFAULT_FORMATS):
                 print(f"wrote {path}", file=log)
+    misfiled = _note_misfiled(out, list(report.runs["run_id"]), args, log)
     if nothing_done:
-        _note_runs_elsewhere(out, report.spec.name, set(report.runs["run_id"]), "report", log)
+        _note_runs_elsewhere(out, report.spec.name, set(report.runs["run_id"]) | set(misfiled), "report", log)
     if kept:
         print(f"no run of {report.name} is done in {out}: left {', '.join(kept)} as "
               f"{'it was' if len(kept) == 1 else 'they were'} (--to FILE writes this store's table anyway)", file=log)

@@ -76,6 +76,8 @@ def test_status_names_and_run_refiles_an_older_versions_run_instead_of_training_
     said = capsys.readouterr().out
     assert f"{OLD_ID} for {run.run_id}" in said and "older version" in said
     assert "earlier version of the spec file" not in said  # not blamed on overrides or an edit
+    assert main(["report", str(spec), "--out", out, "--to", str(tmp_path / "table.md")]) == 0
+    assert f"{OLD_ID} for {run.run_id}" in capsys.readouterr().out
     assert main(["run", str(spec), "--out", out, "--dry-run"]) == 0
     assert f"files it as {run.run_id}" in capsys.readouterr().out
     assert store.run_dir(tmp_path / "out", OLD_ID).is_dir()  # a dry run moves nothing
