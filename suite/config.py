@@ -142,9 +142,24 @@ _MISSING = object()
 RESPELLED: dict[str, dict[Any, Any]] = {"model.position_encoding": {True: "relative", False: "none"}}
 
 
+# Model options an older version stored as null for "the model's default" (SAN's position_encoding
+# before 36829aa: on for pairwise, off for patchwise), which today's default of the model spells.
+NULL_WAS_DEFAULT = frozenset({"model.position_encoding"})
+
+
 def current_spelling(flat: Mapping[str, Any]) -> dict[str, Any]:
     """A stored flat config with every value an older version spelled otherwise in today's spelling."""
-    return {k: RESPELLED[k].get(v, v) if k in RESPELLED and isinstance(v, bool) else v for k, v in flat.items()}
+    out = {k: RESPELLED[k].get(v, v) if k in RESPELLED and isinstance(v, bool) else v for k, v in flat.items()}
+    if any(out.get(k, False) is None for k in NULL_WAS_DEFAULT):
+        from suite.models import get_model_info, list_models
+
+        name = out.get("model.name")
+        defaults = get_model_info(name).defaults if isinstance(name, str) and name in list_models() else {}
+        for key in NULL_WAS_DEFAULT:
+            option = key[len("model."):]
+            if out.get(key, False) is None and option in defaults:
+                out[key] = defaults[option]
+    return out
 
 
 def is_identity_key(key: str) -> bool:

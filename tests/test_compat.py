@@ -134,3 +134,22 @@ def test_a_checkpoint_a_newer_version_wrote_is_named_not_called_damaged(tmp_path
     assert str(err.value) == (f"{path}: format: 2, written by a newer version of the suite (this one reads "
                               "format 1): upgrade the suite to resume or evaluate it")
     trainer._check_own({"format": 1, "run_id": config.run_id}, path)  # today's, and older ones, are read
+
+
+def test_a_san_run_stored_when_its_position_encoding_default_was_null_reads_as_the_models_default(tmp_path):
+    """Before 36829aa a SAN run with the default encoding stored `position_encoding: null` (on for
+    pairwise, off for patchwise): its row spells today's default, so the report still compares it
+    with the paper, and this version can tell its id."""
+    for name, meaning in (("san10_pairwise", "relative"), ("san10_patchwise", "none")):
+        config = resolve({"model.name": name, "data.name": "synthetic", "model.padding": "zeros",
+                          "data.input_size": 32})
+        run = RunSpec(spec="toy", point={}, seed=0, config=config)
+        d = store.plan(tmp_path, run)
+        old = {**config.flat(), "model.position_encoding": None}
+        store.write_result(d, {"run_id": run.run_id, "config": old, "metrics": {"top1_err": 25.0}})
+        planned = store.read_json(d / "config.json")
+        planned["config"]["model"]["position_encoding"] = None
+        store.write_json(d / "config.json", planned)
+        frame = store.collect(tmp_path, [run.run_id])
+        assert frame.loc[0, "model.position_encoding"] == meaning, name
+        assert store.filed_as(d) == run.run_id
