@@ -545,6 +545,8 @@ def refile(out: Path, old: str, new: str) -> str | None:
     with idle(src) as free:
         if not free:
             return f"{src}: a process is executing it"
+        if (state := state_of(src).state) in ("pending", "running"):  # a queued job would make the old one again
+            return f"{src}: {state} (its job runs the older version's code); refiled once it has ended"
         for name in ("config.json", "result.json"):
             path = src / name
             with contextlib.suppress(SuiteError):

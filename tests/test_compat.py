@@ -60,11 +60,17 @@ def test_a_run_an_older_version_filed_under_another_id_is_found_and_refiled(tmp_
     assert store.misfiled(tmp_path) == {}
 
 
-def test_refiling_leaves_a_run_stored_again_under_its_new_id(tmp_path):
+def test_refiling_leaves_a_run_stored_again_under_its_new_id_or_queued(tmp_path):
     run = old_store(tmp_path)
     store.plan(tmp_path, run)
     problem = store.refile(tmp_path, OLD_ID, run.run_id)
     assert problem and run.run_id in problem and store.run_dir(tmp_path, OLD_ID).is_dir()
+    old = store.run_dir(tmp_path, OLD_ID)
+    (old / "result.json").unlink()
+    store.set_status(old, "pending", slurm_job_id="7_0")  # a queued job runs the older code under the old id
+    (store.run_dir(tmp_path, run.run_id) / "config.json").unlink()
+    store.run_dir(tmp_path, run.run_id).rmdir()
+    assert "pending" in store.refile(tmp_path, OLD_ID, run.run_id) and old.is_dir()
 
 
 def test_status_names_and_run_refiles_an_older_versions_run_instead_of_training_it(tmp_path, capsys):
