@@ -682,8 +682,10 @@ def _note_misfiled(out: Path, run_ids: Sequence[str], args: argparse.Namespace, 
     misfiled = store.misfiled(out, run_ids)
     if misfiled:
         one = len(misfiled) == 1
+        pairs = ", ".join(f"{old} for {new}" for old, new in list(misfiled.items())[:3])
+        pairs += f", and {len(misfiled) - 3} more" if len(misfiled) > 3 else ""
         print(f"note: {count(len(misfiled), 'run')} of these {'is' if one else 'are'} stored under the id an older "
-              f"version of the suite gave {'it' if one else 'them'} ({', '.join(f'{a} for {b}' for a, b in misfiled.items())}), "
+              f"version of the suite gave {'it' if one else 'them'} ({pairs}), "
               f"so counted missing here: `suite run {_same_runs(args)}` files {'it' if one else 'them'} under today's "
               f"id, training and checkpoint kept", file=file)
     return misfiled
