@@ -166,6 +166,12 @@ def show_value(value: Any, *, _flow: bool = False) -> str:
     return str(value)
 
 
+def show(value: Any) -> str:
+    """An axis value as reports show it unlabelled, and so as a spec's label must not read (it would
+    pass for that value): text as it is, anything else as YAML writes it (null, true, [1, 2])."""
+    return value if isinstance(value, str) else show_value(value)
+
+
 def _double_quoted(text: str) -> str:
     """`text` in YAML's double quotes, with each character YAML would refuse or read otherwise (a
     control character such as \\x7f, a line break such as \\x85) escaped as YAML escapes it."""

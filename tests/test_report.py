@@ -599,6 +599,29 @@ def test_a_label_keyed_by_another_spelling_of_its_value_is_shown(tmp_path):
     assert list(rep.runs["label_epochs"][:2]) == ["one", "one"]
 
 
+NULL_AXIS = """\
+name: nully
+base: {model: {name: resnet26}, data: {name: cifar10}, epochs: 1}
+grid: {data.eval_size: [null, 40]}
+"""
+
+
+def test_a_null_axis_value_reads_as_the_label_check_spells_it(tmp_path):
+    """The label check compares a label with the other values as `schema.show` writes them (null);
+    the report showed a null as `none`, or as `nan` beside a 40.0 where pandas made the column
+    floats, so the spec's labels of both were lost and `none` passed for no value."""
+    rep = tables.load(ablations.load(write_spec(tmp_path, NULL_AXIS, "nully")), out=tmp_path / "store")
+    assert [r[0] for r in rep.table.body] == ["null", "40"] and list(rep.runs["data.eval_size"]) == [None, 40]
+    csv = pd.read_csv(io.StringIO(formats.csv(rep)), dtype=str, keep_default_na=False)
+    assert list(csv["data.eval_size"]) == ["", "40"] and list(csv["label_data.eval_size"]) == ["null", "40"]
+    with pytest.raises(SuiteError, match="the label 'null' is another value of data.eval_size as the spec writes"):
+        ablations.load(write_spec(tmp_path, NULL_AXIS + "labels: {data.eval_size: {values: {40: 'null'}}}\n", "nully"))
+    named = ablations.load(write_spec(tmp_path, NULL_AXIS + "labels: {data.eval_size: {values: {null: default, "
+                                                            "40: none}}}\n", "nully"))
+    rep = tables.load(named, out=tmp_path / "store")
+    assert [r[0] for r in rep.table.body] == ["default", "none"]
+
+
 def test_a_table_whose_axes_are_all_column_blocks_has_one_row(tmp_path):
     """The header had one cell more than the row: values sat under the wrong headers."""
     spec = ablations.load(write_spec(tmp_path, TOY.replace("rows: [lr], columns: [weight_decay]",

@@ -39,7 +39,7 @@ from suite.config import MAX_SEED, MEASURE, SECTIONS, check_key, flatten
 from suite.data.catalog import DATASETS
 from suite.errors import SuiteError, close_matches, together
 from suite.metrics import COSTS, REFERENCE_METRICS, RUN_METRICS, percent
-from suite.schema import load_yaml, read_yaml, show_value
+from suite.schema import load_yaml, read_yaml, show, show_value
 
 TOP_LEVEL = ("name", "description", "paper", "base", "grid", "zip", "when", "seeds", "presets", "reference", "report",
              "labels", "cluster")
@@ -466,14 +466,14 @@ def _labels(value: Any, where: _Where, own: Mapping[str, list[Any]],
         for v, text in given.items():
             at = ("labels", axis, "values", _key_as_written(where, v, "labels", axis, "values"))
             if not any(_same(v, taken) for taken in values[axis]):
-                spelt = [show_value(t) for t in values[axis] if isinstance(v, str) and v in (_written(t), str(t))]
+                spelt = [show_value(t) for t in values[axis] if isinstance(v, str) and v in (show(t), str(t))]
                 hint = f" (the grid's {spelt[0]} is not text: write it unquoted)" if spelt else ""
                 raise where.error(f"{show_value(v)} is not a value of {axis}{hint}", *at,
                                   choices=list(dict.fromkeys(map(show_value, values[axis]))))
             _label_text(text, where, *at)
             if text in labels.values():  # two rows of one name: which is which?
                 raise where.error(f"the label {text!r} is given twice", *at)
-            if any(text == _written(other) and not _same(v, other) for other in values[axis]):
+            if any(text == show(other) and not _same(v, other) for other in values[axis]):
                 raise where.error(f"the label {text!r} is another value of {axis} as the spec writes it: "
                                   f"its row would read as that value's", *at)
             # keyed as the grid writes the value: reports match a run's value as written (1.0 is not "1")
@@ -507,11 +507,6 @@ def _source(value: Any, axis: str, own: Mapping[str, list[Any]],
         return show_value(value)
     giving = [name for name, taken in presets.items() if any(_same(value, v) for v in taken[axis])]
     return f"{show_value(value)} (preset {', '.join(giving)})"
-
-
-def _written(value: Any) -> str:
-    """A value as a report shows it when unlabelled: text as it is, anything else as YAML writes it."""
-    return value if isinstance(value, str) else show_value(value)
 
 
 def _label_text(text: Any, where: _Where, *path: str) -> None:

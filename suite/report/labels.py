@@ -2,7 +2,8 @@
 regenerated table reads like the paper's (Attention-92, noise level 10%, CIFAR-10, ARL).
 
 A value's label comes from the spec's `labels:` for its axis, else from what the value names (a
-registered model's `label`, a data set's `title`), else it is the value as the spec writes it.
+registered model's `label`, a data set's `title`), else it is the value as the spec writes it
+(`schema.show`: null, true, 40).
 An axis is titled by the spec's `labels.<axis>.name`, else by its key. Only the display changes:
 the CSV keeps every axis' key and raw values (the runs' identity) and adds a `label_<axis>`
 column beside them.
@@ -19,17 +20,7 @@ from suite.ablations.spec import Spec
 from suite.data.catalog import DATASETS
 from suite.errors import SuiteError
 from suite.models import get_model_info
-
-
-def show(value: Any) -> str:
-    """An axis value as the spec file writes it (true/false, none, [1, 2])."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "none"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(show(v) for v in value) + "]"
-    return str(value)
+from suite.schema import show
 
 
 def described(axis: str, value: Any) -> str | None:

@@ -29,8 +29,9 @@ from matplotlib.lines import Line2D
 
 from suite.errors import SuiteWarning
 from suite.metrics import percent
-from suite.report.labels import Labels, show
+from suite.report.labels import Labels
 from suite.report.tables import Report, label
+from suite.schema import show
 
 MAX_CURVES = 200  # more runs than this make an unreadable tangle: the plot is skipped with a note
 MARKERS = "osD^vP*Xph"

@@ -31,8 +31,8 @@ from suite.data.views import VIEW_METRICS, VIEWS
 from suite.errors import SuiteWarning, count, unknown
 from suite.metrics import ACCURACY, ATTACK_METRICS, ATTACK_STEPS, COSTS, COUNTS, RUN_METRICS
 from suite.report import labels as axis_labels
-from suite.report.labels import Labels, show
-from suite.schema import show_value
+from suite.report.labels import Labels
+from suite.schema import show, show_value
 from suite.store import STATES, measured_otherwise_in
 from suite.store import count_states
 
@@ -229,6 +229,8 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
     notes: list[str] = []
     grid = _grid_records(runs, frame, axes, metrics)
     base = pd.DataFrame.from_records(grid.records)
+    for a in axes:  # the values as the spec writes them: pandas made [null, 40] a float column [NaN, 40.0]
+        base[a] = pd.Series([r[a] for r in grid.records], index=base.index, dtype=object)
     collected = frame.reset_index(drop=True)
     base["status"] = collected["status"].fillna("missing")
     base["note"] = collected["note"].fillna("")
