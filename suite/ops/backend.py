@@ -11,13 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Literal
 
 import torch
 
 from suite.errors import unknown
 
-Backend = Literal["shift", "unfold"]
 BACKENDS: tuple[str, ...] = ("shift", "unfold")
 
 _current: ContextVar[str] = ContextVar("suite_ops_backend", default="shift")
