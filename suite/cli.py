@@ -1067,8 +1067,6 @@ def _train(args: argparse.Namespace) -> int:
                              "override) or `suite profile`'s", key=key, file="<command line>")
     config = resolve({**values, **overrides})
     if args.threads is not None:
-        if args.threads < 1:
-            raise SuiteError(f"must be at least 1, got {args.threads}", key="--threads")
         import torch
 
         torch.set_num_threads(args.threads)

@@ -43,8 +43,6 @@ def compare_rev(root: Path, rev: str, *, blocks: int = DEFAULT_BLOCKS, rounds: i
                 **options) -> tuple[Run, Run]:
     """(REV's run, the working tree's run), pooled over the blocks; `options` as for
     suite.bench.run.run_benchmarks (threads, select)."""
-    if blocks < 1:
-        raise SuiteError(f"must be at least 1, got {blocks}", key="--blocks")
     toplevel = _git(root, "rev-parse", "--show-toplevel").strip()
     commit = _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", what=f"unknown revision {rev!r}")
     commit = commit.strip()

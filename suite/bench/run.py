@@ -73,8 +73,6 @@ def run_benchmarks(root: Path, json_path: Path, *, rounds: int = DEFAULT_ROUNDS,
                    markers: str | None = None, quiet: bool = False) -> int:
     """Run `root`'s benchmarks; returns pytest's exit status. Output streams to the terminal
     unless `quiet` (then it is shown only if pytest fails). Interrupted, pytest is stopped too."""
-    if rounds < 1:
-        raise SuiteError(f"must be at least 1, got {rounds}", key="--rounds")
     if save is not None and not NAME.fullmatch(save):
         raise SuiteError(f"baseline names are letters, digits, '.', '_' and '-', got {save!r}", key="--save")
     if save is not None and (problem := save_warning(rounds, DEFAULT_ROUNDS)):
@@ -82,8 +80,6 @@ def run_benchmarks(root: Path, json_path: Path, *, rounds: int = DEFAULT_ROUNDS,
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])]),
                GIT_OPTIONAL_LOCKS="0")  # pytest-benchmark's `git describe --dirty` must not touch the index
     if threads is not None:
-        if threads < 1:
-            raise SuiteError(f"must be at least 1, got {threads}", key="--threads")
         env["OMP_NUM_THREADS"] = str(threads)  # torch's intra-op threads (recorded in machine_info)
     command = pytest_command(json_path, rounds=rounds, select=select, save=save, storage=storage, markers=markers)
     saved_before = _saved(storage, root) if save else set()
