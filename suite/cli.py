@@ -235,6 +235,11 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
 def _spec_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", metavar="SPEC", help="spec name (`suite specs` lists them) or path to a spec file")
     p.add_argument("--preset", help="named overrides from the spec, e.g. smoke")
+    _store_argument(p)
+
+
+def _store_argument(p: argparse.ArgumentParser) -> None:
+    """--out, the run store that `_store_dir` resolves."""
     p.add_argument("--out", type=_path, default=None, metavar="DIR",
                    help="run store directory (default: $SUITE_OUT or ./results)")
 
@@ -565,8 +570,7 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
                                              "of a spec (or of the whole store)")
     p.add_argument("spec", nargs="?", metavar="SPEC", help="spec name or path (default: every spec in the store)")
     p.add_argument("--preset", help="the preset the runs were expanded with")
-    p.add_argument("--out", type=_path, default=None, metavar="DIR",
-                   help="run store directory (default: $SUITE_OUT or ./results)")
+    _store_argument(p)
     p.add_argument("--lines", type=_count(0), default=5, metavar="N",
                    help="lines of each failed run's error to show (default: 5)")
     _overrides_argument(p)
@@ -932,8 +936,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("spec", nargs="?", metavar="SPEC", help="spec name or path (omit with --all)")
     p.add_argument("--preset", help="the preset the runs were expanded with (file names get .PRESET)")
-    p.add_argument("--out", type=_path, default=None, metavar="DIR",
-                   help="run store directory, where the tables go too (default: $SUITE_OUT or ./results)")
+    _store_argument(p)
     p.add_argument("--format", metavar="FMT[,FMT]", help="md,csv,tex,html (default: md,csv; with --to: the file's suffix; "
                    "--into alone splices Markdown and takes none)")
     p.add_argument("--metric", action="extend", type=_metric_names,
