@@ -806,6 +806,14 @@ def test_splice_skips_indented_code_reads_a_bom_and_keeps_the_mode(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o755
 
 
+def test_splice_says_a_file_is_not_utf8_as_every_reader_does(tmp_path):
+    path = tmp_path / "README.md"
+    path.write_bytes(b"a\xff\n")
+    with pytest.raises(SuiteError, match=r"not UTF-8 text \(byte 0xff at offset 1\)") as err:
+        splice_file(path, "toy", "x")
+    assert err.value.file == str(path)
+
+
 @pytest.mark.parametrize("text, line, message", [
     ("a\n<!-- suite:report toy -->\nb\n", 2, "never closed"),
     ("a\n<!-- /suite:report -->\n", 2, "without an opening marker"),

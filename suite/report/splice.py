@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from suite import files
-from suite.errors import SuiteError
+from suite.errors import SuiteError, not_utf8
 
 # A marker is indented by at most 3 spaces: 4 make an indented code block (CommonMark), text again.
 # The byte-order mark some editors put before a file's first line is not indentation.
@@ -92,7 +92,7 @@ def splice_file(path: Path, name: str, content: str, *, write: bool = True) -> N
     except OSError as exc:
         raise SuiteError(f"cannot read: {exc.strerror}", file=str(path)) from None
     except UnicodeDecodeError as exc:
-        raise SuiteError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path)) from None
+        raise SuiteError(not_utf8(exc), file=str(path)) from None
     new = splice(text, name, content, file=str(path))
     if write and new != text:
         files.write_text(Path(path), new)
