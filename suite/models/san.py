@@ -51,7 +51,7 @@ from torch.nn.modules import module as _modules
 from suite.errors import SuiteError
 from suite.models.layers import positive
 from suite.models.papers import SAN_TABLE2
-from suite.models.registry import Check, register_model
+from suite.models.registry import register_model
 from suite.ops import (
     Window,
     aggregation,
@@ -684,29 +684,25 @@ def _san(depth: int, mode: Mode, **options: Any) -> SAN:
 _POSITIVE = positive("num_classes")
 
 
-def _check(mode: Mode) -> Check:
-    """The registry check of a SAN family: what type hints cannot express (the relations a mode
-    and position encodings a mode takes are its builders' Literals)."""
-
-    def check(options: Mapping[str, Any], input_size: int | None) -> None:
-        footprint = options["footprint"]
-        if footprint < 1 or footprint % 2 == 0:
-            raise SuiteError(f"footprint must be an odd integer >= 1, got {footprint}", key="footprint")
-        share_planes, smallest_mid = options["share_planes"], _WIDTHS[0] // 4
-        if share_planes < 1 or smallest_mid % share_planes:
-            valid_shares = [s for s in range(1, smallest_mid + 1) if smallest_mid % s == 0]
-            raise SuiteError(
-                f"share_planes must divide every stage's value width (the smallest is {smallest_mid})",
-                key="share_planes",
-                choices=valid_shares,
-            )
-        # transforms needs no check: every value combines with every relation, gamma and encoding
-        # ('shared' only widens what delta and gamma see)
-        _POSITIVE(options, input_size)
-        if input_size is not None:
-            _check_input_size(input_size, footprint, options["padding"])
-
-    return check
+def _check(options: Mapping[str, Any], input_size: int | None) -> None:
+    """The registry check of every SAN model: what type hints cannot express (the relations and
+    position encodings a mode takes are its builders' Literals)."""
+    footprint = options["footprint"]
+    if footprint < 1 or footprint % 2 == 0:
+        raise SuiteError(f"footprint must be an odd integer >= 1, got {footprint}", key="footprint")
+    share_planes, smallest_mid = options["share_planes"], _WIDTHS[0] // 4
+    if share_planes < 1 or smallest_mid % share_planes:
+        valid_shares = [s for s in range(1, smallest_mid + 1) if smallest_mid % s == 0]
+        raise SuiteError(
+            f"share_planes must divide every stage's value width (the smallest is {smallest_mid})",
+            key="share_planes",
+            choices=valid_shares,
+        )
+    # transforms needs no check: every value combines with every relation, gamma and encoding
+    # ('shared' only widens what delta and gamma see)
+    _POSITIVE(options, input_size)
+    if input_size is not None:
+        _check_input_size(input_size, footprint, options["padding"])
 
 
 def _check_input_size(size: int, footprint: int, padding: Padding) -> None:
@@ -742,7 +738,7 @@ def _paper(params_m: float, gmacs: float, top1: float, top5: float) -> dict[str,
 # transforms (separate | shared_relation | shared; separate by default as the official code).
 
 
-@register_model(label="SAN10-pair.", check=_check("pairwise"), paper=_paper(10.5, 2.2, 74.9, 92.1))
+@register_model(label="SAN10-pair.", check=_check, paper=_paper(10.5, 2.2, 74.9, 92.1))
 def san10_pairwise(
     *,
     relation: PairwiseRelation = "subtraction",
@@ -757,7 +753,7 @@ def san10_pairwise(
     return _san(10, "pairwise", **locals())
 
 
-@register_model(label="SAN10-patch.", check=_check("patchwise"), paper=_paper(11.8, 1.9, 77.1, 93.5))
+@register_model(label="SAN10-patch.", check=_check, paper=_paper(11.8, 1.9, 77.1, 93.5))
 def san10_patchwise(
     *,
     relation: PatchwiseRelation = "concatenation",
@@ -772,7 +768,7 @@ def san10_patchwise(
     return _san(10, "patchwise", **locals())
 
 
-@register_model(label="SAN15-pair.", check=_check("pairwise"), paper=_paper(14.1, 3.0, 76.6, 93.1))
+@register_model(label="SAN15-pair.", check=_check, paper=_paper(14.1, 3.0, 76.6, 93.1))
 def san15_pairwise(
     *,
     relation: PairwiseRelation = "subtraction",
@@ -787,7 +783,7 @@ def san15_pairwise(
     return _san(15, "pairwise", **locals())
 
 
-@register_model(label="SAN15-patch.", check=_check("patchwise"), paper=_paper(16.2, 2.6, 78.0, 93.9))
+@register_model(label="SAN15-patch.", check=_check, paper=_paper(16.2, 2.6, 78.0, 93.9))
 def san15_patchwise(
     *,
     relation: PatchwiseRelation = "concatenation",
@@ -802,7 +798,7 @@ def san15_patchwise(
     return _san(15, "patchwise", **locals())
 
 
-@register_model(label="SAN19-pair.", check=_check("pairwise"), paper=_paper(17.6, 3.8, 76.9, 93.4))
+@register_model(label="SAN19-pair.", check=_check, paper=_paper(17.6, 3.8, 76.9, 93.4))
 def san19_pairwise(
     *,
     relation: PairwiseRelation = "subtraction",
@@ -817,7 +813,7 @@ def san19_pairwise(
     return _san(19, "pairwise", **locals())
 
 
-@register_model(label="SAN19-patch.", check=_check("patchwise"), paper=_paper(20.5, 3.3, 78.2, 93.9))
+@register_model(label="SAN19-patch.", check=_check, paper=_paper(20.5, 3.3, 78.2, 93.9))
 def san19_patchwise(
     *,
     relation: PatchwiseRelation = "concatenation",
