@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from suite import ablations, store
 from suite.ablations.expand import RunSpec, own_points
 from suite.ablations.spec import Spec
 from suite.config import SECTIONS, is_identity_key
@@ -33,8 +34,7 @@ from suite.metrics import ACCURACY, ATTACK_METRICS, ATTACK_STEPS, COSTS, COUNTS,
 from suite.report import labels as axis_labels
 from suite.report.labels import Labels
 from suite.schema import show, show_value
-from suite.store import STATES, measured_otherwise_in
-from suite.store import count_states
+from suite.store import STATES, count_states, measured_otherwise_in
 
 # Cost columns a pivot shows beside the metrics (throughput only when measured).
 TABLE_COSTS = {"params_m": "params (M)", "gmacs": "GMACs", "infer_samples_per_sec": "infer img/s",
@@ -116,13 +116,10 @@ class Report:
     def same_runs(self) -> str:
         """`SPEC [--preset P] [--out DIR] [key=value ...]`: what names these runs on a command line
         (SPEC is the spec's path if its name would not find it)."""
-        from suite.ablations import find
-        from suite.store import default_out
-
-        found = find(self.spec.name)
+        found = ablations.find(self.spec.name)
         args = [self.spec.name if found and found.resolve() == self.spec.path.resolve() else str(self.spec.path)]
         args += ["--preset", self.preset] if self.preset else []
-        args += ["--out", str(self.out)] if Path(self.out).resolve() != default_out().resolve() else []
+        args += ["--out", str(self.out)] if Path(self.out).resolve() != store.default_out().resolve() else []
         args += [f"{k}={show_value(v)}" for k, v in self.overrides.items()]
         return shlex.join(args)
 
@@ -165,8 +162,6 @@ def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mappi
          out: Path | None = None, metrics: Sequence[str] | None = None) -> Report:
     """Expand `spec` (a Spec, a name or a path) as `suite run` did (preset, command-line overrides),
     collect its runs from the store and build the report."""
-    from suite import ablations, store
-
     if not isinstance(spec, Spec):
         spec = ablations.load(spec)
     out = Path(out) if out is not None else store.default_out()
