@@ -1,5 +1,6 @@
-"""Reading and checking config values: YAML as researchers write it, and simple type hints,
-shared by model options, run configs, spec files and cluster files."""
+"""Reading, checking and showing config values: YAML as researchers write it, and simple type
+hints, shared by model options, run configs, spec files and cluster files; a value is shown as
+YAML writes it (`show_value`, which reads back; `show`, an axis value in a report or label check)."""
 
 from __future__ import annotations
 
