@@ -609,12 +609,12 @@ def _row_reference(costs: Sequence[float], refs: Sequence[float]) -> str:
     return paper_num(given[0]) if same else ""
 
 
-def _spread(values: Sequence[float], show: Callable[[Any], str] = num) -> str:
+def _spread(values: Sequence[float], written: Callable[[float], str] = num) -> str:
     """A row's cost: one value, or `min–max` when its cells differ (e.g. 10 vs 100 classes)."""
     finite = [v for v in values if math.isfinite(v)]
     if not finite:
         return MISSING
-    low, high = show(min(finite)), show(max(finite))
+    low, high = written(min(finite)), written(max(finite))
     return low if low == high else f"{low}–{high}"
 
 
