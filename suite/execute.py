@@ -125,6 +125,7 @@ def _lead(run: RunSpec, d: Path, *, progress: bool, env: Dist | None = None) -> 
 def _run(run: RunSpec, d: Path, *, progress: bool) -> dict[str, Any]:
     from suite.data.loaders import check_readable
     from suite.measure.env import code_version, environment
+    from suite.models import get_model_info
     from suite.train import run as train
     from suite.train.distributed import world_size
 
@@ -142,8 +143,10 @@ def _run(run: RunSpec, d: Path, *, progress: bool) -> dict[str, Any]:
         "complexity": measured.get("complexity"),
         "throughput": measured.get("throughput"),
         "attack": _attack(run.config, d),
-        # processes: BN normalises each one's share of a batch, so results depend on their number
-        "env": {**environment(run.config.device), **code_version(), "processes": world_size()},
+        # processes: BN normalises each one's share of a batch, so results depend on their number;
+        # model_source: a plugin's distribution and version (its code is not in git_commit, nor in the run id)
+        "env": {**environment(run.config.device), **code_version(), "processes": world_size(),
+                "model_source": get_model_info(run.config.model.name).source},
     }
 
 

@@ -230,6 +230,8 @@ def test_a_plugin_model_profiles_trains_runs_and_reports_in_child_processes(tmp_
     suite("report", str(path), "--to", str(tmp_path / "mine.md"))
     table = (tmp_path / "mine.md").read_text()
     assert "| Tiny-SE |" in table, table  # its label, as a shipped model's paper name
+    [result] = (tmp_path / "store" / "runs").glob("*/result.json")  # the plugin's version: its code is not in the commit
+    assert json.loads(result.read_text())["env"]["model_source"] == "tinyplug 0.1"
 
 
 @contextlib.contextmanager

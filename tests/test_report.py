@@ -1139,6 +1139,26 @@ def test_a_run_without_a_recorded_commit_is_a_code_version_of_its_own(tmp_path, 
     assert "aaaaaaaaaa (2 runs), no commit recorded (1 run)" in note and "lr=0.1 weight_decay=0.0001" in note
 
 
+def test_a_model_plugins_version_is_part_of_a_runs_code_version(tmp_path, toy):
+    """A plugin's code is in neither the suite's commit nor the run id: seeds trained with two of
+    its versions are said to mix versions, and its version is in the CSV; the suite's own models
+    (`model_source: suite`, or none recorded by older versions) add nothing."""
+    spec, runs, _ = toy
+    out = tmp_path / "store"
+    for run, source in zip(runs[:4], ["mymodels 0.1", "mymodels 0.2", "suite", None]):
+        d = finish(out, run, 5.0)
+        result = json.loads((d / "result.json").read_text())
+        result["env"] = {"git_commit": "a" * 40, "git_dirty": False,
+                         **({} if source is None else {"model_source": source})}
+        (d / "result.json").write_text(json.dumps(result))
+    rep = tables.load(spec, out=out)
+    assert list(rep.runs["model_source"][:4]) == ["mymodels 0.1", "mymodels 0.2", "suite", None]
+    [note] = [n for n in rep.notes if "code versions" in n]
+    assert ("aaaaaaaaaa with mymodels 0.1 (1 run), aaaaaaaaaa with mymodels 0.2 (1 run), aaaaaaaaaa (2 runs)"
+            in note), note
+    assert "lr=0.1 weight_decay=0.0001" in note and "lr=0.1 weight_decay=0.0005" not in note
+
+
 def test_a_failed_run_planned_under_other_defaults_keeps_its_cells_paper_value(tmp_path, toy):
     """Only done runs enter a cell's mean, so only they can make its Δ another experiment's."""
     spec, runs, _ = toy

@@ -258,10 +258,11 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
 
 
 def _trained_by(collected: pd.DataFrame, done: np.ndarray) -> pd.DataFrame:
-    """`git_commit`, `git_dirty` of the code that trained each done run (a later measurement's
-    `env` does not count), so that the tidy CSV says which code made each row."""
+    """`git_commit`, `git_dirty` of the code that trained each done run and `model_source`, the
+    model plugin's distribution and version for a model of a plugin (a later measurement's `env`
+    does not count), so that the tidy CSV says which code made each row."""
     code = pd.DataFrame(index=collected.index)
-    for key in ("git_commit", "git_dirty"):
+    for key in ("git_commit", "git_dirty", "model_source"):
         trained, env = f"trained_env.{key}", f"env.{key}"
         column = collected[env] if env in collected else pd.Series(None, index=collected.index, dtype=object)
         if trained in collected:
@@ -271,13 +272,15 @@ def _trained_by(collected: pd.DataFrame, done: np.ndarray) -> pd.DataFrame:
 
 
 def _version_notes(out: pd.DataFrame, axes: Sequence[str]) -> list[str]:
-    """A note when the done runs come from more than one code version (commit, and whether the
-    tree had uncommitted changes), naming the points whose seeds mix versions: a cell averages them."""
+    """A note when the done runs come from more than one code version (commit, whether the tree
+    had uncommitted changes, and a model plugin's version), naming the points whose seeds mix
+    versions: a cell averages them."""
     done = out[out["status"] == "done"]
     if done.empty or done["git_commit"].isna().all():
         return []
     version = [("no commit recorded" if c is None else str(c)[:10] + (" + uncommitted changes" if d else ""))
-               for c, d in zip(done["git_commit"], done["git_dirty"])]
+               + ("" if s in (None, "suite") else f" with {s}")
+               for c, d, s in zip(done["git_commit"], done["git_dirty"], done["model_source"])]
     version = pd.Series(version, index=done.index)
     counts = version.value_counts(sort=False)
     if len(counts) < 2:
