@@ -1,5 +1,15 @@
 """Shared pytest fixtures. Each section is owned by one part of the suite; keep them delimited."""
 
+# >>> signals: what the tests' children inherit >>>
+import signal
+
+# A pytest started in the background of a non-interactive shell (`pytest &` in a script) inherits
+# SIGINT ignored, and every child it starts would too: the tests that press Ctrl-C on a run (or
+# check its handlers) would then see it ignored, as `suite.processes.handle` leaves it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+# <<< signals <<<
+
 # >>> slurm: the local SLURM cluster (slurm/local-cluster.sh) >>>
 import dataclasses
 import os
