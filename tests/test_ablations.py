@@ -11,7 +11,7 @@ import pytest
 
 from suite import ablations
 from suite.ablations import expand, load
-from suite.ablations.expand import own_point
+from suite.ablations.expand import own_points
 from suite.cli import main
 from suite.config import parse_overrides
 from suite.errors import SuiteError, SuiteWarning
@@ -110,14 +110,14 @@ def test_a_large_zip_group_is_expanded_without_comparing_every_point_with_every_
     ({"lr": float("nan"), "model.zero_init_residual": True, "weight_decay": 0.0001}, False),
 ])
 def test_own_point_compares_values_as_the_spec_writes_them(tmp_path, point, own):
-    assert own_point(load(write(tmp_path, GOOD)), point) is own
+    assert own_points(load(write(tmp_path, GOOD)))(point) is own
 
 
 def test_own_point_of_list_values_compares_them_whole(tmp_path):
     spec = load(write(tmp_path, "name: toy\nbase: {model: {name: resnet26}, data: {name: synthetic, input_size: 32}}\n"
                                 "grid:\n  lr_milestones: [[1, 2], [3]]\n"))
-    assert own_point(spec, {"lr_milestones": [1, 2]}) and own_point(spec, {"lr_milestones": [3.0]})
-    assert not own_point(spec, {"lr_milestones": [1]}) and not own_point(spec, {"lr_milestones": 3})
+    assert own_points(spec)({"lr_milestones": [1, 2]}) and own_points(spec)({"lr_milestones": [3.0]})
+    assert not own_points(spec)({"lr_milestones": [1]}) and not own_points(spec)({"lr_milestones": 3})
 
 
 def test_run_ids_are_stable_and_shared_across_specs(tmp_path):

@@ -260,14 +260,10 @@ def _same(a: Any, b: Any) -> bool:
     return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
-def own_point(spec: Spec, point: Mapping[str, Any]) -> bool:
-    """Whether a (preset's) grid point is one of the spec's own, the points its paper values are for."""
-    return own_points(spec)(point)
-
-
 def own_points(spec: Spec) -> Callable[[Mapping[str, Any]], bool]:
-    """`own_point` for many points: the spec's axis values and zip rows are indexed once, since a
-    scan of them for every point is quadratic in a large zip group (10,000 runs: minutes)."""
+    """Whether a (preset's) grid point is one of the spec's own, the points its paper values are
+    for: the spec's axis values and zip rows are indexed once, since a scan of them for every point
+    is quadratic in a large zip group (10,000 runs: minutes)."""
     grid = [(axis, _index([(v,) for v in values])) for axis, values in spec.grid.items()]
     groups = [(list(group), _index(list(zip(*group.values())))) for group in spec.zip]
 

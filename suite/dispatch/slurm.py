@@ -231,7 +231,7 @@ def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
 def array_shares(lengths: Sequence[int], parallelism: int) -> list[int]:
     """Each array's throttle (sbatch `--array=...%N`) for arrays of `lengths` tasks: `parallelism`
     shared out among them, none given more than it has tasks, so that the grid, not each array of
-    it, runs at most `parallelism` tasks at once. Fewer than one a array is refused: SLURM's throttle
+    it, runs at most `parallelism` tasks at once. Fewer than one per array is refused: SLURM's throttle
     is per array, so a grid split into more arrays than that would run more at once."""
     if parallelism < len(lengths):
         raise SuiteError(f"{parallelism} is below the {len(lengths)} job arrays these "
