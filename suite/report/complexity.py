@@ -120,9 +120,10 @@ def page(rows: dict[str, dict[str, Any]], notes: Sequence[str]) -> str:
 
 
 def write(out: Path, csv: Path | None = None, measure: Measure = measure_models) -> Path:
-    """Write `<out>/complexity.md` for every model the suite ships; returns its path. Not the models of
-    plugins (nor others registered from outside the suite): the page is the suite's fidelity to the papers, committed with it, and would otherwise
-    change with what is installed where `suite report --all` runs (`suite profile` counts theirs)."""
+    """Write `<out>/complexity.md` for every model the suite ships; returns its path. Not the models
+    of plugins (nor others registered from outside the suite): the page is the suite's fidelity to
+    the papers, committed with it, and would otherwise change with what is installed where `suite
+    report --all` runs (`suite profile` counts theirs)."""
     from suite.models import get_model_info, list_models
 
     out = Path(out)
