@@ -443,20 +443,23 @@ def _print_left(left: Sequence[str]) -> None:
               f"{'it' if len(left) == 1 else 'them'} meanwhile (not submitted): {' '.join(left)}")
 
 
-def _refile(out: Path, runs: Sequence[RunSpec], *, dry_run: bool) -> None:
+def _refile(out: Path, runs: Sequence[RunSpec], *, dry_run: bool) -> dict[str, str]:
     """File the runs an older version of the suite stored under other ids (it hashed their config
     otherwise) under the ids this version gives them, so that an upgrade does not train them again;
-    `--dry-run` only names them."""
+    `--dry-run` only names them, and returns them (today's id -> the old one) for its plan."""
     from suite import store
 
+    unmoved = {}
     for old, new in store.misfiled(out, [r.run_id for r in runs]).items():
         if dry_run:
+            unmoved[new] = old
             print(f"note: run {old} is stored under the id an older version of the suite gave it; "
                   f"`suite run` files it as {new} (its training kept)")
         elif problem := store.refile(out, old, new):
             print(f"note: run {old}, stored under an older version's id for {new}, not refiled: {problem}")
         else:
             print(f"refiled run {old} as {new} (the id this version of the suite gives it; its training kept)")
+    return unmoved
 
 
 def _check_this_machine(configs: Iterable[RunConfig]) -> None:
@@ -479,7 +482,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
     from suite.dispatch.plan import make_plan
 
     # Runs submitted earlier: still queued or running (left alone), or ended without a result (recorded).
-    _refile(out, runs, dry_run=args.dry_run)
+    stored_as = _refile(out, runs, dry_run=args.dry_run)
     busy = {rid for rid, state in slurm.refresh(out, [r.run_id for r in runs]).items() if state in slurm.ALIVE}
     plan = make_plan(runs, out, retry_failed=args.retry_failed, force=args.force, busy=busy)
     _print_counts(spec.name, plan.counts())
@@ -499,19 +502,29 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
             problems[run.run_id] = "  (another process is executing it)" if run.run_id in plan.executing else \
                 f"  ({state.note})" if state.corrupt else \
                 f"  (measure again: {', '.join(plan.remeasure[run.run_id])})" if run.run_id in plan.remeasure else ""
+        # a run an older version stored under another id: `suite run` files it under this one first,
+        # and a done one then starts nothing (its state here is the new id's, missing)
+        filed_done = set()
+        for rid, old in stored_as.items():
+            if rid in to_run:
+                done = store.state_of(store.run_dir(out, old)).state == "done"
+                filed_done |= {rid} if done else set()
+                problems[rid] = f"  (stored as {old} by an older version: filed under this id first" + \
+                    (", done: nothing to run)" if done else ")")
         plain_done = [r.run_id for r in plan.runs if r.run_id not in to_run and not problems[r.run_id]
                       and plan.states[r.run_id].state == "done"]
         unlisted = set(plain_done) if len(plain_done) > DONE_LISTED else set()
         for run in plan.runs:
             if run.run_id not in unlisted:
-                mark = "run " if run.run_id in to_run else "skip"
+                mark = "file" if run.run_id in filed_done else "run " if run.run_id in to_run else "skip"
                 print(f"  {mark} {run.run_id} {plan.states[run.run_id].state:<11} {run.label()}{problems[run.run_id]}")
         if unlisted:
             print(f"  skip {count(len(unlisted), 'done run')} (listed one by one only up to {DONE_LISTED})")
-        print(f"{len(plan.to_run)} of {count(len(plan.runs), 'run')} would start (out: {out})")
+        starting = len(plan.to_run) - len(filed_done)
+        print(f"{starting} of {count(len(plan.runs), 'run')} would start (out: {out})")
         if options is not None:
             print(f"cluster options: {cluster.summary(options)}")
-            _print_arrays(len(plan.to_run), options)
+            _print_arrays(starting, options)
         return 0
     if not plan.to_run:
         counts = ", ".join(f"{n} {state}" for state, n in plan.counts().items() if n)

@@ -85,7 +85,10 @@ def test_status_names_and_run_refiles_an_older_versions_run_instead_of_training_
     assert main(["report", str(spec), "--out", out, "--to", str(tmp_path / "table.md")]) == 0
     assert f"{OLD_ID} for {run.run_id}" in capsys.readouterr().out
     assert main(["run", str(spec), "--out", out, "--dry-run"]) == 0
-    assert f"files it as {run.run_id}" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"files it as {run.run_id}" in said
+    assert f"  file {run.run_id} missing" in said and f"(stored as {OLD_ID} by an older version" in said, said
+    assert "0 of 1 run would start" in said, said  # done under its old id: filing it starts nothing
     assert store.run_dir(tmp_path / "out", OLD_ID).is_dir()  # a dry run moves nothing
     assert main(["run", str(spec), "--out", out, "--no-progress"]) == 0
     said = capsys.readouterr().out
