@@ -424,7 +424,7 @@ def _print_arrays(n_runs: int, options: ClusterOptions) -> None:
         size = options.max_array_size or slurm.max_array_size()
     except SuiteError:
         return
-    lengths = [min(size, n_runs - start) for start in range(0, n_runs, size)]
+    lengths = slurm.array_lengths(n_runs, size)
     try:
         shares = slurm.array_shares(lengths, options.array_parallelism)
     except SuiteError as err:

@@ -125,7 +125,7 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
     with processes.sigterm_raises():  # `kill` or a closed ssh session withdraws it as Ctrl-C does
         out = Path(out).resolve()
         size = options.max_array_size or max_array_size()
-        shares = array_shares([len(chunk) for chunk in _chunks(runs, size)], options.array_parallelism)
+        shares = array_shares(array_lengths(len(runs), size), options.array_parallelism)
         code = snapshot.take(out)
         executor = make_executor(out, options, code, name=name)
         planned = {store.run_dir(out, r.run_id) for r in runs if not store.run_dir(out, r.run_id).exists()}
@@ -226,6 +226,12 @@ def _ours(d: Path, job_id: str, before: bytes | None) -> bool:
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[start:start + size] for start in range(0, len(items), size)]
+
+
+def array_lengths(n_tasks: int, size: int) -> list[int]:
+    """The number of tasks in each job array a submission of `n_tasks` is split into (`submit_arrays`
+    makes one array per `size` tasks)."""
+    return [len(chunk) for chunk in _chunks(range(n_tasks), size)]
 
 
 def array_shares(lengths: Sequence[int], parallelism: int) -> list[int]:
