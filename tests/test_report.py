@@ -586,6 +586,36 @@ def test_markdown_shows_a_labels_markup_characters_as_written(tmp_path):
     assert "\n| \\$x\\$ | " in text and "\n| a\\|b | " in text and "\n| c\\\\d | " in text
 
 
+@pytest.mark.parametrize(("label", "written"), [
+    ("*bold*", "\\*bold\\*"), ("_a_", "\\_a\\_"), ("`code`", "\\`code\\`"), ("[a](b)", "\\[a\\](b)"),
+    ("~~gone~~", "\\~\\~gone\\~\\~"), ("&lt;", "\\&lt;"), ("# head", "\\# head"), ("- item", "\\- item"),
+    ("1. item", "1\\. item"), ("> quote", "\\> quote"),
+    # as written: no markup, or `_` inside a word (never emphasis), or a number
+    ("x_1", "x_1"), ("ran56_cifar", "ran56_cifar"), ("50%", "50%"), ("δ = φ−ψ", "δ = φ−ψ"), ('"q"', '"q"'),
+    ("=SUM(A1)", "=SUM(A1)"), ("-1", "-1"), ("-1.5", "-1.5"), ("+x", "+x"), ("@x", "@x")])
+def test_markdown_escapes_what_github_would_read_as_markup(label, written):
+    """`*bold*` and `_a_` were set in italics, `` `code` `` as code, `# head` opening a note a heading."""
+    assert formats.md_escape(label) == written
+
+
+def test_markdown_page_shows_labels_description_and_notes_as_written(tmp_path):
+    """A label `*bold*` was italic in the table and the legend, and a description's
+    `(1 + M(x)) * T(x), against M(x) * T(x)` (ran_arl_nal's) set the text between in italics."""
+    spec = TOY.replace("description: toy grid", "description: '(1 + M(x)) * T(x) against M(x) * T(x), `x`'")
+    spec = spec.replace("paper: {paper: nobody", "paper: {paper: '_Nobody_ & <i>co</i>'")
+    (tmp_path / "toy.yaml").write_text(spec + "labels: {lr: {name: '*rate*', values: {0.1: '_a_', 0.2: '`b`', "
+                                              "0.4: '-1.5'}}}\n")
+    rep = tables.load(ablations.load(tmp_path / "toy.yaml"), out=tmp_path / "store")
+    rep.notes.append("# not a heading")
+    text = formats.markdown(rep)
+    assert "\n(1 + M(x)) \\* T(x) against M(x) \\* T(x), \\`x\\`\n" in text
+    assert "\nPaper: \\_Nobody\\_ \\& \\<i>co\\</i>, T1.\n" in text
+    assert "\n| \\*rate\\* | " in text and "Rows: \\*rate\\* (lr)." in text and "\n- \\# not a heading\n" in text
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    assert [md_cells(r)[0] for r in rows[2:]] == ["\\_a\\_", "\\`b\\`", "-1.5"]
+    assert len({len(md_cells(r)) for r in rows}) == 1
+
+
 def test_a_label_keyed_by_another_spelling_of_its_value_is_shown(tmp_path):
     """`1.0: one` for the grid's 1 passed the spec's check, but the table matched "1.0" to "1": no label."""
     spec = ablations.load(write_spec(tmp_path, """\

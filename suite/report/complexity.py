@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from suite import files
-from suite.report.formats import markdown_table
+from suite.report.formats import markdown_table, md_escape
 from suite.report.tables import Table, num, paper_num
 
 CSV_NAME = "complexity.csv"
@@ -115,7 +115,7 @@ def page(rows: dict[str, dict[str, Any]], notes: Sequence[str]) -> str:
         "",
         markdown_table(table(rows)),
         "",
-        *(f"- {n}" for n in notes),
+        *(f"- {md_escape(n)}" for n in notes),
     ]) + "\n"
 
 
