@@ -563,11 +563,43 @@ def test_latex_typesets_a_labels_special_and_greek_characters(tmp_path):
     """pdfLaTeX's utf8 input has no Greek glyphs: `Mapping γ` stopped the document."""
     rep = labelled_report(tmp_path, "  lr: {name: Mapping γ, values: {0.1: 10%, 0.2: 'a_b & #1', 0.4: 3×3 Ω}}\n")
     tex = formats.latex(rep)
-    assert r"Mapping $\gamma$ & " in tex and r"% Rows: Mapping $\gamma$ (lr)." in tex
+    assert r"Mapping $\gamma$ & " in tex and "% Rows: Mapping γ (lr)." in tex  # comments as written
     assert "\n10\\% & " in tex and "\na\\_b \\& \\#1 & " in tex and "\n3$\\times$3 $\\Omega$ & " in tex
-    assert not re.search("[\u0370-\u03ff]", tex)
+    assert not re.search("[\u0370-\u03ff]", tabular(tex)) and "Left as UTF-8" not in tex
     assert formats.tex_escape("Α β ς λ") == r"A $\beta$ $\varsigma$ $\lambda$"  # no \Alpha in LaTeX
     assert formats.tex_escape("≤ 5, ≥ 1, ≠ 0, ≈ 2, ∞") == r"$\leq$ 5, $\geq$ 1, $\neq$ 0, $\approx$ 2, $\infty$"
+
+
+def tabular(tex: str) -> str:
+    """What `\\input` typesets: the tabular, not the comments above it."""
+    return tex[tex.index(r"\begin{tabular}"):]
+
+
+@pytest.mark.parametrize(("label", "typeset"), [
+    ('"quoted"', "``quoted''"), ("`code`", r"\textasciigrave{}code\textasciigrave{}"), ("a--b", "a-{}-b"),
+    ("[0, 1]", "{}[0, 1]"), ("*bold*", "{}*bold*"), ("x_1", r"x\_1"), ("50%", r"50\%"),
+    ("δ = φ−ψ", r"$\delta$ = $\varphi$$-$$\psi$"), ("ε, ϵ: 3×3 ± 1", r"$\varepsilon$, ϵ: 3$\times$3 $\pm$ 1"),
+    ("a ⊙ b ∘ c", r"a $\odot$ b $\circ$ c"), ("& % $ # _ { } ~ ^ \\", r"\& \% \$ \# \_ \{ \} \textasciitilde{} "
+                                                             r"\textasciicircum{} \textbackslash{}"),
+    ("=SUM(A1)", "=SUM(A1)"), ("-1", "-1"), ("-1.5", "-1.5"), ("Müller", "Müller")])
+def test_latex_typesets_a_label_as_written(label, typeset):
+    """`"quoted"` printed ”quoted” and `` `code` `` ‘code‘; `a--b` an en dash; a row's first cell `[0, 1]`
+    stopped the document (read as the optional argument of the `\\\\` before it) and `*bold*` lost
+    its `*` to it; φ was typeset ϕ."""
+    assert formats.tex_escape(label) == typeset
+
+
+def test_latex_comments_stay_comments_and_name_what_is_left_as_utf8(tmp_path):
+    """A note with a line break put its second line into the document; a character pdfLaTeX may not
+    set (ð) is named in a comment, and commands in comments can be copied (`--preset`, `weight_decay`)."""
+    rep = labelled_report(tmp_path, "  lr: {values: {0.1: 'Açaí', 0.2: 'ð', 0.4: '[0, 1]'}}\n")
+    rep.notes.append("line one\nline two & 3")
+    tex = formats.latex(rep)
+    comments = tex[:tex.index(r"\begin{tabular}")].splitlines()
+    assert all(line.startswith("% ") for line in comments) and "% line one line two & 3" in comments
+    assert any(line.startswith("% Left as UTF-8: ç í ð (") for line in comments)
+    assert "Column blocks: weight_decay." in tex and "\n{}[0, 1] & " in tex
+    check_latex(tex)
 
 
 def test_latex_prints_a_labels_angle_brackets_and_bar(tmp_path):
@@ -690,7 +722,7 @@ def test_markdown_rows_match_the_header(report):
 def test_latex_is_balanced_booktabs(report):
     tex = formats.latex(report)
     check_latex(tex)
-    assert r"$\pm$" in tex and "±" not in tex and "weight\\_decay" in tex
+    assert r"$\pm$" in tex and "±" not in tabular(tex) and "weight\\_decay" in tex
     assert "& $-$1.00" in tex and "-1.00" not in tex.replace("$-$1.00", "")  # a minus sign, not a hyphen
 
 
