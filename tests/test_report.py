@@ -559,6 +559,24 @@ def test_a_label_with_dollar_signs_is_drawn_as_written(tmp_path):
         assert shown["\\$\\foo\\$"] == ("$\\foo$", False) and shown["\\$2 or \\$3"] == ("$2 or $3", False)
 
 
+def test_a_metric_named_with_dollar_signs_is_drawn_as_written(tmp_path):
+    """The title and the y axis of the trade-off plot name the metric; `$\\foo$` in a metric's name
+    (any numeric result the store has is a metric) raised while drawing."""
+    spec = ablations.load(write_spec(tmp_path, TOY, "toy"))
+    runs = ablations.expand(spec)
+    for i, run in enumerate(runs):
+        store.write_result(store.plan(tmp_path / "store", run), {
+            "run_id": run.run_id, "config": run.config.flat(), "metrics": {"top1_err": 5.0, "gain $\\foo$": 1.0 + i},
+            "env": {}, "complexity": {"params": 1_000_000 * (i + 1), "gmacs": 2.5 + i}})
+    rep = tables.build(spec, runs, store.collect(tmp_path / "store", [r.run_id for r in runs]),
+                       out=tmp_path / "store", metrics=["gain $\\foo$"])
+    [plot] = plots.figures(rep)[0]
+    assert plot.png().startswith(PNG)
+    texts = [plot.figure._suptitle, *(ax.yaxis.label for ax in plot.figure.axes)]
+    assert [t._preprocess_math(t.get_text()) for t in texts] == \
+        [("toy: gain $\\foo$ vs cost (mean ± std over seeds)", False)] + [("gain $\\foo$", False)] * 2
+
+
 def test_latex_typesets_a_labels_special_and_greek_characters(tmp_path):
     """pdfLaTeX's utf8 input has no Greek glyphs: `Mapping γ` stopped the document."""
     rep = labelled_report(tmp_path, "  lr: {name: Mapping γ, values: {0.1: 10%, 0.2: 'a_b & #1', 0.4: 3×3 Ω}}\n")

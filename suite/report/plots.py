@@ -118,8 +118,9 @@ def _legend(fig: Figure, labels: Labels, colour_axis: str | None, colours: dict[
 
 
 def literal(text: str) -> str:
-    """`text` shown as written: a spec's label may hold `$`, which mathtext reads as math (two of
-    them typeset what lies between; `$\\foo$` raised at drawing, a traceback instead of a figure)."""
+    """`text` shown as written, for every text a figure draws: a spec's label or a metric's name
+    may hold `$`, which mathtext reads as math (two of them typeset what lies between; `$\\foo$`
+    raised at drawing, a traceback instead of a figure)."""
     return text.replace("$", r"\$")
 
 
@@ -178,10 +179,10 @@ def tradeoff(report: Report) -> tuple[Plot | None, str | None]:
                 linestyle="--", linewidth=1, zorder=1)
         ax.scatter(x[front], mean[front], s=150, facecolors="none", edgecolors="0.2", linewidths=1, zorder=3)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(label(metric) + (" (%)" if percent(metric) else ""))
+        ax.set_ylabel(literal(label(metric) + (" (%)" if percent(metric) else "")))
         ax.locator_params(axis="x", nbins=4)  # costs such as 0.0336 GMACs: long tick labels that would run together
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{report.name}: {label(metric)} vs cost (mean ± std over seeds)", fontsize="medium")
+    fig.suptitle(literal(f"{report.name}: {label(metric)} vs cost (mean ± std over seeds)"), fontsize="medium")
     front_handle = Line2D([], [], marker="o", markersize=11, markerfacecolor="none", markeredgecolor="0.2",
                           color="0.35", linestyle="--", linewidth=1, label="Pareto front")
     _legend(fig, report.labels, colour_axis, colours, marker_axis, markers, [front_handle])
@@ -239,6 +240,6 @@ def curves(report: Report) -> tuple[Plot | None, str | None]:
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{report.name}: training curves, one line per run ({len(lines)})", fontsize="medium")
+    fig.suptitle(literal(f"{report.name}: training curves, one line per run ({len(lines)})"), fontsize="medium")
     _legend(fig, report.labels, colour_axis, colours, None, {})
     return Plot(NAMES[1], "training curves", fig), None
