@@ -1,6 +1,7 @@
 """Reports: tables from a synthetic store with known values, every format, plots, splicing, CLI."""
 
 import base64
+import html
 import io
 import json
 import math
@@ -664,6 +665,38 @@ def test_markdown_page_shows_labels_description_and_notes_as_written(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("|")]
     assert [md_cells(r)[0] for r in rows[2:]] == ["\\_a\\_", "\\`b\\`", "-1.5"]
     assert len({len(md_cells(r)) for r in rows}) == 1
+
+
+AWKWARD = ["a|b", "*bold*", "x_1", "`code`", "50%", "δ = φ−ψ", '"quoted"', "=SUM(A1)", "-1", "# <b>&amp;</b> [x](y)"]
+
+
+def test_every_format_shows_awkward_labels_as_written(tmp_path):
+    """The same labels in every format: Markdown cells unescape to them, LaTeX rows stay one row
+    each, HTML escapes them, the figure's legend draws them, and the CSV keeps them exactly (a
+    spreadsheet may read `=SUM(A1)` as a formula: the CSV is data, see the README)."""
+    lrs = [round(0.1 * (i + 1), 1) for i in range(len(AWKWARD))]
+    values = ", ".join(f"{lr}: {json.dumps(label)}" for lr, label in zip(lrs, AWKWARD))
+    spec = ablations.load(write_spec(tmp_path, TOY.replace("lr: [0.1, 0.2, 0.4]", f"lr: {lrs}")
+                                     .replace("weight_decay: [0.0001, 0.0005]", "weight_decay: [0.0001]")
+                                     .replace("columns: [weight_decay]", "columns: []")
+                                     + f"labels: {{lr: {{values: {{{values}}}}}}}\n", "toy"))
+    runs = ablations.expand(spec)
+    for run in runs:
+        finish(tmp_path / "store", run, 10.0, curve=True)
+    rep = tables.build(spec, runs, store.collect(tmp_path / "store", [r.run_id for r in runs]), out=tmp_path / "store")
+    rows = [line for line in formats.markdown(rep).splitlines() if line.startswith("|")][2:]
+    assert [re.sub(r"\\(.)", r"\1", md_cells(r)[0]) for r in rows] == AWKWARD
+    assert not [r for r in rows if re.search(r"(?<!\\)[*`<&\[]|^\| #", r)]  # no markup left to read
+    tex = formats.latex(rep)
+    check_latex(tex)
+    first = [line.split(" & ")[0] for line in tabular(tex).splitlines()[4:-2]]
+    assert first == list(map(formats.tex_escape, AWKWARD)) and "``quoted''" in first and "-1" in first
+    page = formats.page(rep)
+    assert all(f"<td>{html.escape(label)}</td>" in page for label in AWKWARD)
+    back = pd.read_csv(io.StringIO(formats.csv(rep)), dtype=str, keep_default_na=False)
+    assert list(back["label_lr"][::3]) == AWKWARD and list(back["lr"][:3]) == ["0.1"] * 3
+    legend = [t._preprocess_math(t.get_text())[0] for t in plots.figures(rep)[0][0].figure.legends[0].get_texts()]
+    assert legend[2:12] == AWKWARD  # after the Pareto front and the axis title, before weight_decay
 
 
 def test_a_label_keyed_by_another_spelling_of_its_value_is_shown(tmp_path):
