@@ -667,6 +667,12 @@ def test_markdown_page_shows_labels_description_and_notes_as_written(tmp_path):
     assert len({len(md_cells(r)) for r in rows}) == 1
 
 
+def test_a_spec_name_is_the_markdown_pages_title_as_written(tmp_path):
+    """A spec name may begin and end with `_`: `# _toy_` set the page's title in italics."""
+    spec = ablations.load(write_spec(tmp_path, TOY.replace("name: toy", "name: _toy_"), "_toy_"))
+    assert "\n# \\_toy\\_\n" in formats.markdown(tables.load(spec, out=tmp_path / "store"))
+
+
 AWKWARD = ["a|b", "*bold*", "x_1", "`code`", "50%", "δ = φ−ψ", '"quoted"', "=SUM(A1)", "-1", "# <b>&amp;</b> [x](y)"]
 
 
