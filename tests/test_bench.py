@@ -89,7 +89,7 @@ def _bench(name, times, ratios=None, reference=REF, data=True):
 
 
 def _run_json(benches, node="vm-a", commit="abc1234567890", dirty=False):
-    return {"machine_info": {"node": node, "device_name": "Xeon", "threads": 1},
+    return {"machine_info": {"node": node, "device_name": "Xeon", "threads": 1, "torch_version": "2.4.0"},
             "commit_info": {"id": commit, "dirty": dirty}, "benchmarks": benches}
 
 
@@ -140,8 +140,8 @@ def test_compare_verdicts_and_table():
 
     table = compare.render(list(rows.values()), base, current, 0.10)
     lines = table.splitlines()
-    assert lines[0] == "baseline: base (commit abc1234567) on Xeon, 1 threads on vm-a"
-    assert lines[1] == "current:  now (commit def4567890+dirty) on Xeon, 1 threads on vm-a"
+    assert lines[0] == "baseline: base (commit abc1234567) on Xeon, 1 threads, torch 2.4.0 on vm-a"
+    assert lines[1] == "current:  now (commit def4567890+dirty) on Xeon, 1 threads, torch 2.4.0 on vm-a"
     assert lines[2].startswith("ratio: time / time of the reference workload (convstack-v1/infer) in the same round")
     assert "same: a change within 10%;" in lines[3] and "a change beyond 10% with p < 0.001" in lines[3]
     start = lines.index(next(line for line in lines if line.startswith("| benchmark")))
@@ -179,7 +179,22 @@ def test_compare_other_machine_and_absolute():
     assert (rows["test_b"].basis, rows["test_b"].verdict) == ("time", "other machine")
     forced = _rows_by_test(compare.compare(base, other, absolute=True))
     assert [(r.basis, r.verdict) for r in forced.values()] == [("time", "slower")] * 2
-    assert "note: absolute times from two different machines" in compare.render(list(forced.values()), base, other, 0.1)
+    assert "vm-a -> on vm-b: ratios may move with that too, and absolute times from two different machines are judged" \
+        in compare.render(list(forced.values()), base, other, 0.1)
+
+
+@pytest.mark.parametrize(("key", "value", "shown"), [("torch_version", "2.3.0", "torch 2.4.0 -> torch 2.3.0"),
+                                                     ("threads", 4, "1 threads -> 4 threads")])
+def test_a_baseline_from_another_torch_or_thread_count_is_no_same_machine(key, value, shown):
+    """Absolute times depend on torch's kernels and on the threads as much as on the CPU: such a
+    baseline's times are not judged as the same machine's, and the table says what differs."""
+    same_host = [_bench("test_a", _spread(0.01), _spread(1.0)), _bench("test_b", _spread(0.01))]
+    base = compare.run_from_json(_run_json(same_host), "base")
+    data = _run_json([_bench("test_a", _spread(0.02), _spread(1.0)), _bench("test_b", _spread(0.02))])
+    now = compare.run_from_json({**data, "machine_info": {**data["machine_info"], key: value}}, "now")
+    rows = _rows_by_test(compare.compare(base, now))
+    assert (rows["test_a"].verdict, rows["test_b"].verdict) == ("same", "other machine")
+    assert f"note: the runs differ in {shown}: ratios may move" in compare.render(list(rows.values()), base, now, 0.1)
 
 
 def test_compare_needs_the_same_reference_for_ratios():
@@ -302,7 +317,7 @@ def test_baselines_are_found_by_name_newest_first(tmp_path):
     (tmp_path / "Linux-CPython-3.11-64bit" / "notes.json").write_text("{}")  # not a saved run
     listed = run.list_baselines(tmp_path)
     assert [(b.name, b.path) for b in listed] == [("main", old), ("feature-x", listed[1].path), ("main", new)]
-    assert listed[0].count == 1 and listed[0].machine == "Xeon, 1 threads on vm-a"
+    assert listed[0].count == 1 and listed[0].machine == "Xeon, 1 threads, torch 2.4.0 on vm-a"
     assert run.find_baseline(tmp_path, "main") == new
     assert run.find_baseline(tmp_path, str(old)) == old  # a file path works too
     _save(tmp_path, "Linux-CPython-3.11-64bit", "0003_v1.json.json", "2026-01-16T00:00:00")

@@ -57,6 +57,7 @@ class Run:
     commit: str = "?"
     measurements: dict[str, Measurement] = field(default_factory=dict)
     saved: str = ""  # pytest-benchmark's `datetime` (ISO, UTC), when the file has one
+    setup: dict[str, str] = field(default_factory=dict)  # the parts of `machine` (machine_setup)
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,9 @@ def run_from_json(data: Any, label: str) -> Run:
             raise SuiteError("appears twice", key=f"benchmarks[{measurement.name}]")
         measurements[measurement.name] = measurement
     saved = data.get("datetime")
-    return Run(label, machine_string(_mapping(data, "machine_info")), commit_string(_mapping(data, "commit_info")),
-               measurements, saved if isinstance(saved, str) else "")
+    setup = machine_setup(_mapping(data, "machine_info"))
+    return Run(label, machine_string(setup), commit_string(_mapping(data, "commit_info")),
+               measurements, saved if isinstance(saved, str) else "", setup)
 
 
 def _measurement(bench: Any, key: str) -> Measurement:
@@ -160,14 +162,32 @@ def commit_string(info: dict[str, Any]) -> str:
     return str(info.get("id") or "?")[:10] + ("+dirty" if info.get("dirty") else "")
 
 
-def machine_string(info: dict[str, Any]) -> str:
-    """Device, thread count, timing heap and host: what absolute times depend on (see the
-    conftest's hook; baselines saved before the timing heap was recorded name none)."""
+# machine_info keys absolute times depend on besides the device and host (the conftest's hook), and
+# how a machine string shows them: baselines saved before the timing heap was recorded name none
+_SETUP = (("threads", "{} threads"), ("timing_heap", "{} heap"), ("torch_version", "torch {}"),
+          ("cuda_version", "CUDA {}"), ("cudnn_version", "cuDNN {}"), ("gpu_driver", "driver {}"))
+
+
+def machine_setup(info: dict[str, Any]) -> dict[str, str]:
+    """What absolute times depend on, by machine_info key, each as the machine string shows it:
+    device, thread count, timing heap, torch (and on CUDA its runtime, cuDNN and driver), host."""
     cpu = info.get("cpu") if isinstance(info.get("cpu"), dict) else {}
-    device = info.get("device_name") or cpu.get("brand_raw") or info.get("processor") or "?"
-    threads = f", {info['threads']} threads" if "threads" in info else ""
-    heap = f", {info['timing_heap']} heap" if "timing_heap" in info else ""
-    return f"{device}{threads}{heap} on {info.get('node', '?')}"
+    setup = {"device": str(info.get("device_name") or cpu.get("brand_raw") or info.get("processor") or "?")}
+    setup.update((key, shown.format(info[key])) for key, shown in _SETUP if info.get(key) is not None)
+    return {**setup, "node": f"on {info.get('node', '?')}"}
+
+
+def machine_string(setup: dict[str, str]) -> str:
+    """`Xeon, 1 threads, steady heap, torch 2.4.0 on vm`: absolute times compare only between runs
+    whose strings are equal."""
+    *parts, host = setup.values()
+    return f"{', '.join(parts)} {host}"
+
+
+def setup_differences(base: Run, current: Run) -> list[str]:
+    """What differs between the two runs' setups, as `torch 2.3.0 -> torch 2.4.0`."""
+    return [f"{base.setup.get(key, 'no ' + key)} -> {current.setup.get(key, 'no ' + key)}"
+            for key in dict.fromkeys([*base.setup, *current.setup]) if base.setup.get(key) != current.setup.get(key)]
 
 
 def pool(runs: Sequence[Run], label: str) -> Run:
@@ -185,7 +205,7 @@ def pool(runs: Sequence[Run], label: str) -> Run:
             name, [t for p in parts for t in p.times],
             [r for p in parts for r in p.ratios] if with_ratios else (), parts[0].reference)
     first = next((run for run in runs if run.measurements), runs[0])
-    return Run(label, first.machine, first.commit, pooled)
+    return Run(label, first.machine, first.commit, pooled, setup=first.setup)
 
 
 # -------------------------------------------------------------------------------------- comparing
@@ -310,8 +330,11 @@ def render(rows: Sequence[Row], base: Run, current: Run, threshold: float) -> st
     ]
     headers = ["benchmark", "unit", "base median", "base IQR", "median", "IQR", "change", "p", "verdict"]
     lines.append(tabulate(table, headers, tablefmt="github", disable_numparse=True))
-    if base.machine != current.machine and any(r.basis == "time" and r.verdict != "other machine" for r in rows):
-        lines.append("note: absolute times from two different machines")
+    if differences := setup_differences(base, current):
+        judged = any(r.basis == "time" and r.verdict != "other machine" for r in rows)
+        lines.append(f"note: the runs differ in {'; '.join(differences)}: ratios may move with that too, and "
+                     + ("absolute times from two different machines are judged (--absolute)" if judged
+                        else "absolute times are not judged (other machine)"))
     missing = len(set(base.measurements) - set(current.measurements))
     if missing:
         lines.append(f"({missing} baseline benchmarks were not run)")
