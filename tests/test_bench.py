@@ -622,14 +622,27 @@ def test_a_run_with_a_failing_benchmark_saves_no_baseline(tmp_path, capsys):
     assert "not saved: the run of baseline 'partial' did not finish" in capsys.readouterr().err
 
 
-def test_a_k_expression_pytest_cannot_read_is_a_usage_error(tmp_path, capsys):
-    """pytest exits 4 for it: the user's mistake, not a failing benchmark."""
+def test_a_k_expression_pytest_cannot_read_is_refused_before_running(tmp_path, monkeypatch, capsys):
+    """pytest exits 4 for it: the user's mistake, not a failing benchmark; checked before the run."""
     project = tmp_path / "proj"
     (project / "tests" / "benchmarks").mkdir(parents=True)
     (project / "tests" / "benchmarks" / "test_one.py").write_text("def test_ok(benchmark):\n    benchmark(sum, [1])\n")
-    with pytest.raises(SuiteError, match=r"pytest cannot use -k 'and or'") as err:
-        run.measure(project, "bad -k", rounds=7, select="and or", quiet=True)
-    assert err.value.key == "-k"
+    monkeypatch.setattr(run, "measure", lambda *a, **k: pytest.fail("the benchmarks ran"))
+    monkeypatch.setattr(run, "project_root", lambda: project)
+    assert main(["bench", "-k", "and or", "--storage", str(tmp_path / "store")]) == 2
+    assert "-k: pytest cannot use -k 'and or': Wrong expression passed to '-k'" in capsys.readouterr().err
+    run.check_select("test_ok and not slow")  # a good one passes
+
+
+def test_benchmarks_that_do_not_import_are_a_failure_not_the_k_expression(tmp_path):
+    """A conftest that fails to import (a broken revision under --compare-rev) also makes pytest
+    exit 4: with -k it used to be blamed on the -k."""
+    project = tmp_path / "proj"
+    (project / "tests" / "benchmarks").mkdir(parents=True)
+    (project / "tests" / "benchmarks" / "conftest.py").write_text("import no_such_module_of_the_suite\n")
+    (project / "tests" / "benchmarks" / "test_one.py").write_text("def test_ok(benchmark):\n    benchmark(sum, [1])\n")
+    with pytest.raises(run.BenchmarkFailed, match="status 4 .*a conftest that does not import"):
+        run.measure(project, "broken", rounds=7, select="test_ok", quiet=True)
 
 
 def test_the_reference_does_not_run_the_step_code_it_is_compared_with(monkeypatch):

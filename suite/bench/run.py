@@ -118,10 +118,10 @@ def measure(root: Path, label: str, *, required: bool = True, **options) -> Run:
     with processes.sigterm_raises(), tempfile.TemporaryDirectory(prefix="suite-bench-") as tmp:
         json_path = Path(tmp) / "run.json"
         status = run_benchmarks(root, json_path, **options)
-        if status == USAGE_ERROR and options.get("select"):  # pytest said why, above: a -k it cannot parse
-            raise SuiteError(f"pytest cannot use -k {options['select']!r} (its message is above)", key="-k")
         if status not in (0, NO_TESTS):
-            raise BenchmarkFailed(f"pytest exited with status {status} running the benchmarks in {root / BENCH_DIR}")
+            cause = " (a conftest that does not import? pytest's message is above)" if status == USAGE_ERROR else ""
+            raise BenchmarkFailed(f"pytest exited with status {status} running the benchmarks in {root / BENCH_DIR}"
+                                  + cause)
         if json_path.exists():  # pytest-benchmark writes none when no benchmark ran
             return load_run(json_path, label)
     if required:
@@ -130,6 +130,18 @@ def measure(root: Path, label: str, *, required: bool = True, **options) -> Run:
         raise SuiteError(f"no benchmark ran in {root / BENCH_DIR}" + (f" (-k {select!r} matches none{left_out}?)"
                          if select else " (all skipped?)"), key="-k" if select else None)
     return Run(label, "?")
+
+
+def check_select(select: str) -> None:
+    """Refuse a -k expression pytest cannot parse before anything runs, asking pytest itself on an
+    empty directory: the benchmarks' own run cannot tell, since pytest exits 4 both for such a -k
+    and for a conftest that fails to import (a broken revision, not the user's -k)."""
+    with tempfile.TemporaryDirectory(prefix="suite-bench-k-") as empty:
+        proc = processes.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                              "--noconftest", "-k", select, empty], cwd=empty, capture=True)
+    if proc.returncode == USAGE_ERROR:
+        reason = next((line for line in proc.stderr.splitlines() if line.startswith("ERROR:")), proc.stderr.strip())
+        raise SuiteError(f"pytest cannot use -k {select!r}: {reason.removeprefix('ERROR: ')}", key="-k")
 
 
 class BenchmarkFailed(RuntimeError):
