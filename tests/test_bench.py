@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from suite.bench import compare, revs, run
+from suite.bench import compare, interleave, revs, run
 from suite.bench.compare import Measurement, Run
 from suite.bench.interleave import relative_info
 from suite.bench.stats import Summary, p_greater
@@ -74,6 +74,18 @@ def test_synced_timer_synchronises_cuda_once_initialised(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     assert synced_perf_counter() >= t0
     assert calls == [()]
+
+
+def test_benchmarks_on_cuda_time_autotuned_convolutions_as_training_does(monkeypatch):
+    """`suite train` and `suite profile` run cuDNN autotuned; the benchmarks timed without it, i.e.
+    other convolution algorithms than the ones users run. (No GPU here: CUDA's presence is faked.)"""
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert interleave.bench_device() == torch.device("cuda") and torch.backends.cudnn.benchmark is True
+    assert "interleave.bench_device()" in CONFTEST.read_text()  # the benchmarks' device fixture is it
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert interleave.bench_device() == torch.device("cpu") and torch.backends.cudnn.benchmark is False
 
 
 # ------------------------------------------------------------------------------ synthetic compare

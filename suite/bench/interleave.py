@@ -15,10 +15,22 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import torch
+
 from suite.bench.stats import Summary
 from suite.bench.timer import synced_perf_counter
 from suite.measure import heap
-from suite.measure.throughput import Step
+from suite.measure.env import resolve_device
+from suite.measure.throughput import Step, autotune
+
+
+def bench_device() -> torch.device:
+    """The benchmarks' device: CUDA when available, else CPU. On CUDA with cuDNN autotuning, as
+    `suite train` trains and `suite profile` times, so the convolutions timed are the ones those
+    run (cuDNN picks them in the untimed rounds before timing)."""
+    device = resolve_device(None)
+    autotune(device)
+    return device
 
 
 def benchmark_interleaved(benchmark: Any, target: Step, reference: Step, *, reference_id: str, rounds: int) -> None:

@@ -10,16 +10,17 @@ from collections.abc import Callable
 import pytest
 import torch
 
+from suite.bench import interleave
 from suite.bench.interleave import benchmark_interleaved
 from suite.bench.reference import reference_id, reference_step
-from suite.measure.env import environment, resolve_device
+from suite.measure.env import environment
 from suite.measure.throughput import Step
 
 
 @pytest.fixture(scope="session")
 def bench_device() -> torch.device:
-    """CUDA when available, else CPU (hide GPUs with CUDA_VISIBLE_DEVICES= for CPU figures)."""
-    return resolve_device(None)
+    """CUDA (autotuned) when available, else CPU (hide GPUs with CUDA_VISIBLE_DEVICES= for CPU figures)."""
+    return interleave.bench_device()
 
 
 @pytest.fixture(scope="session")
