@@ -450,12 +450,13 @@ def _refile(out: Path, runs: Sequence[RunSpec], *, dry_run: bool) -> dict[str, s
     from suite import store
 
     unmoved = {}
-    for old, new in store.misfiled(out, [r.run_id for r in runs]).items():
+    configs = {r.run_id: r.config for r in runs}
+    for old, new in store.misfiled(out, configs).items():
         if dry_run:
             unmoved[new] = old
             print(f"note: run {old} is stored under the id an older version of the suite gave it; "
                   f"`suite run` files it as {new} (its training kept)")
-        elif problem := store.refile(out, old, new):
+        elif problem := store.refile(out, old, configs[new]):
             print(f"note: run {old}, stored under an older version's id for {new}, not refiled: {problem}")
         else:
             print(f"refiled run {old} as {new} (the id this version of the suite gives it; its training kept)")

@@ -40,7 +40,7 @@ from filelock import FileLock, Timeout
 
 from suite import files
 from suite.ablations.expand import RunSpec
-from suite.config import MEASURE, current_spelling, flatten
+from suite.config import MEASURE, RunConfig, current_spelling, flatten
 from suite.errors import SuiteError, SuiteWarning, not_utf8
 from suite.metrics import percent
 
@@ -535,10 +535,12 @@ def misfiled(out: Path, wanted: Iterable[str] | None = None) -> dict[str, str]:
     return out_ids
 
 
-def refile(out: Path, old: str, new: str) -> str | None:
-    """Move the run stored as `old` to `new` (its id in this version), with the id in its records
-    and checkpoint; None when done, else why not (a run already stored as `new`, or a process
+def refile(out: Path, old: str, config: RunConfig) -> str | None:
+    """Move the run stored as `old` to `config`'s id (the run this version resolved it to: the
+    caller has it, so its stored config is not resolved again), with the id in its records and
+    checkpoint; None when done, else why not (a run already stored under the new id, or a process
     executing `old`)."""
+    new = config.run_id
     src, dst = run_dir(out, old), run_dir(out, new)
     if dst.exists():
         return f"{dst} exists (the run was stored again under its new id): {src} left as it is"
@@ -552,10 +554,8 @@ def refile(out: Path, old: str, new: str) -> str | None:
             with contextlib.suppress(SuiteError):
                 record = read_json(path) if path.exists() else None
                 if isinstance(record, dict) and "run_id" in record:
-                    if name == "config.json" and isinstance(record.get("config"), dict):
-                        from suite.config import resolve
-
-                        record["identity"] = resolve(current_spelling(flatten(record["config"]))).identity()
+                    if name == "config.json":
+                        record["identity"] = config.identity()
                     write_json(path, {**record, "run_id": new})
         ckpt = src / "checkpoint.pt"
         if ckpt.exists():

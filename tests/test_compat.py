@@ -50,7 +50,7 @@ def test_a_run_an_older_version_filed_under_another_id_is_found_and_refiled(tmp_
     run = old_store(tmp_path)
     assert run.run_id != OLD_ID
     assert store.misfiled(tmp_path, [run.run_id]) == {OLD_ID: run.run_id}
-    assert store.refile(tmp_path, OLD_ID, run.run_id) is None
+    assert store.refile(tmp_path, OLD_ID, run.config) is None
     d = store.run_dir(tmp_path, run.run_id)
     assert not store.run_dir(tmp_path, OLD_ID).exists()
     state = store.state_of(d)
@@ -63,14 +63,14 @@ def test_a_run_an_older_version_filed_under_another_id_is_found_and_refiled(tmp_
 def test_refiling_leaves_a_run_stored_again_under_its_new_id_or_queued(tmp_path):
     run = old_store(tmp_path)
     store.plan(tmp_path, run)
-    problem = store.refile(tmp_path, OLD_ID, run.run_id)
+    problem = store.refile(tmp_path, OLD_ID, run.config)
     assert problem and run.run_id in problem and store.run_dir(tmp_path, OLD_ID).is_dir()
     old = store.run_dir(tmp_path, OLD_ID)
     (old / "result.json").unlink()
     store.set_status(old, "pending", slurm_job_id="7_0")  # a queued job runs the older code under the old id
     (store.run_dir(tmp_path, run.run_id) / "config.json").unlink()
     store.run_dir(tmp_path, run.run_id).rmdir()
-    assert "pending" in store.refile(tmp_path, OLD_ID, run.run_id) and old.is_dir()
+    assert "pending" in store.refile(tmp_path, OLD_ID, run.config) and old.is_dir()
 
 
 def test_status_names_and_run_refiles_an_older_versions_run_instead_of_training_it(tmp_path, capsys):
@@ -162,3 +162,18 @@ def test_a_san_run_stored_when_its_position_encoding_default_was_null_reads_as_t
         frame = store.collect(tmp_path, [run.run_id])
         assert frame.loc[0, "model.position_encoding"] == meaning, name
         assert store.filed_as(d) == run.run_id
+
+
+def test_suite_run_resolves_the_stored_config_of_a_run_it_refiles_once(tmp_path, monkeypatch, capsys):
+    """Finding the run misfiled resolved its stored config; refiling it resolved it again."""
+    from suite import config
+
+    run = old_store(tmp_path / "out")
+    spec = tmp_path / "compat.yaml"
+    spec.write_text(SPEC)
+    stored = store.read_json(store.run_dir(tmp_path / "out", OLD_ID) / "config.json")["config"]
+    resolved, real = [], config.resolve
+    monkeypatch.setattr(config, "resolve", lambda values, **kw: resolved.append(values) or real(values, **kw))
+    assert main(["run", str(spec), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert f"refiled run {OLD_ID} as {run.run_id}" in capsys.readouterr().out
+    assert sum(config.unflatten(values) == stored for values in resolved) == 1
