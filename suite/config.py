@@ -167,6 +167,15 @@ def is_identity_key(key: str) -> bool:
     return key not in EXECUTION_KEYS and not key.startswith(MEASURE)
 
 
+# How run ids are computed, numbered. A run's config.json records the scheme that filed it, so that
+# finding the runs an older version filed under another id (store.misfiled) resolves only the runs
+# filed by another scheme, or before schemes were recorded. Bump it with any change that can make a
+# stored config resolve to another id than it was filed under, or to none: what identity() keeps or
+# how run_id() hashes it, a default (identities leave defaults out), a respelling (RESPELLED), a
+# model or option removed. tests/test_compat.py pins the ids of stored configs under this scheme.
+ID_SCHEME = 1
+
+
 def run_id(config: RunConfig) -> str:
     """12 hex digits of sha256 over the canonical JSON of `config.identity()`."""
     text = json.dumps(config.identity(), sort_keys=True, separators=(",", ":"))

@@ -40,7 +40,7 @@ from filelock import FileLock, Timeout
 
 from suite import files
 from suite.ablations.expand import RunSpec
-from suite.config import MEASURE, RunConfig, current_spelling, flatten
+from suite.config import ID_SCHEME, MEASURE, RunConfig, current_spelling, flatten
 from suite.errors import SuiteError, SuiteWarning, not_utf8
 from suite.metrics import percent
 
@@ -200,12 +200,14 @@ def plan(out: Path, run: RunSpec) -> Path:
             warnings.warn(f"{problem}; {moved} and written again", SuiteWarning, stacklevel=2)
             planned = None
     if planned is not None:
-        if planned["config"] != run.config.to_dict():
-            write_json(path, {**planned, "config": run.config.to_dict(), "identity": run.config.identity()})
+        if planned["config"] != run.config.to_dict() or planned.get("id_scheme") != ID_SCHEME:
+            write_json(path, {**planned, "config": run.config.to_dict(), "identity": run.config.identity(),
+                              "id_scheme": ID_SCHEME})
     else:
         write_json(path, {
             "schema": SCHEMA,
             "run_id": run.run_id,
+            "id_scheme": ID_SCHEME,
             "config": run.config.to_dict(),
             "identity": run.config.identity(),
             "spec": run.spec,
@@ -505,14 +507,19 @@ def filed_as(d: Path) -> str | None:
     """The id this version of the suite gives the run stored in `d`, from its plan's config (else
     its result's); None when neither can be read or resolved. It differs from the directory's name
     when an older version hashed the same config otherwise (before `measure.*` left the identity,
-    a run with a non-default `measure.batch_size` had another id)."""
+    a run with a non-default `measure.batch_size` had another id). A plan that records this
+    version's id scheme (`id_scheme`) under its directory's id is filed right: not resolved again,
+    which costs about a millisecond a run (seconds a command in a store of thousands)."""
     from suite.config import resolve
 
     for name in ("config.json", "result.json"):
         try:
             record = read_json(d / name)
-            if newer(record, d / name):  # hashed by a version this one does not know: not for it to move
-                return None
+            scheme = record.get("id_scheme")
+            if newer(record, d / name) or isinstance(scheme, int) and scheme > ID_SCHEME:
+                return None  # hashed by a version this one does not know: not for it to move
+            if scheme == ID_SCHEME and record.get("run_id") == d.name:
+                return d.name
             return resolve(current_spelling(flatten(record["config"]))).run_id
         except (SuiteError, KeyError, TypeError, AttributeError, OSError):
             continue
@@ -555,7 +562,7 @@ def refile(out: Path, old: str, config: RunConfig) -> str | None:
                 record = read_json(path) if path.exists() else None
                 if isinstance(record, dict) and "run_id" in record:
                     if name == "config.json":
-                        record["identity"] = config.identity()
+                        record.update(identity=config.identity(), id_scheme=ID_SCHEME)
                     write_json(path, {**record, "run_id": new})
         ckpt = src / "checkpoint.pt"
         if ckpt.exists():

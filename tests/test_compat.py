@@ -13,7 +13,7 @@ import torch
 from suite import store
 from suite.ablations import RunSpec
 from suite.cli import main
-from suite.config import resolve
+from suite.config import ID_SCHEME, current_spelling, flatten, resolve
 
 OLD_ID = "c8022f86077f"  # what 85a69bd called this run: its identity hashed measure.batch_size=16
 SPEC = """\
@@ -172,8 +172,75 @@ def test_suite_run_resolves_the_stored_config_of_a_run_it_refiles_once(tmp_path,
     spec = tmp_path / "compat.yaml"
     spec.write_text(SPEC)
     stored = store.read_json(store.run_dir(tmp_path / "out", OLD_ID) / "config.json")["config"]
-    resolved, real = [], config.resolve
-    monkeypatch.setattr(config, "resolve", lambda values, **kw: resolved.append(values) or real(values, **kw))
+    resolved = counting_resolves(monkeypatch)
     assert main(["run", str(spec), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
     assert f"refiled run {OLD_ID} as {run.run_id}" in capsys.readouterr().out
     assert sum(config.unflatten(values) == stored for values in resolved) == 1
+
+
+def today(out: Path, seed: int) -> RunSpec:
+    """A done run of the compat config with `seed`, planned and finished by this version."""
+    config = resolve({"model.name": "resnet26", "model.num_classes": 10, "data.name": "synthetic", "seed": seed})
+    run = RunSpec(spec="compat", point={}, seed=seed, config=config)
+    store.write_result(store.plan(out, run), {"run_id": run.run_id, "config": config.flat(), "metrics": {}})
+    return run
+
+
+def counting_resolves(monkeypatch) -> list[str]:
+    """The values of every config resolved from now on."""
+    from suite import config
+
+    resolved, real = [], config.resolve
+    monkeypatch.setattr(config, "resolve", lambda values, **kw: resolved.append(values) or real(values, **kw))
+    return resolved
+
+
+def test_a_store_with_runs_recorded_both_ways_resolves_only_those_without_the_id_scheme(tmp_path, monkeypatch,
+                                                                                         capsys):
+    """Finding the runs an older version filed under another id resolved every stored run's config
+    (about a millisecond each): a run this version planned records the id scheme that filed it and
+    is not resolved; one recorded before (every store made so far) is, and refiled when misfiled."""
+    out = tmp_path / "out"
+    old = old_store(out)  # misfiled by an older version
+    before = today(out, seed=1)  # filed right by an older version: its plan says no scheme
+    planned = store.read_json(store.run_dir(out, before.run_id) / "config.json")
+    del planned["id_scheme"]
+    store.write_json(store.run_dir(out, before.run_id) / "config.json", planned)
+    runs = [today(out, seed) for seed in range(2, 6)]
+    assert all(store.read_json(store.run_dir(out, r.run_id) / "config.json")["id_scheme"] == ID_SCHEME for r in runs)
+    resolved = counting_resolves(monkeypatch)
+    assert store.misfiled(out) == {OLD_ID: old.run_id}
+    assert len(resolved) == 2  # the two recorded before, not the four planned today
+    spec = tmp_path / "compat.yaml"
+    spec.write_text(SPEC)
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 0
+    assert f"refiled run {OLD_ID} as {old.run_id}" in capsys.readouterr().out
+    assert store.read_json(store.run_dir(out, old.run_id) / "config.json")["id_scheme"] == ID_SCHEME
+    store.plan(out, before)  # planned again by this version: its plan now says the scheme
+    assert store.read_json(store.run_dir(out, before.run_id) / "config.json")["id_scheme"] == ID_SCHEME
+    resolved.clear()
+    assert store.misfiled(out) == {} and resolved == []
+    copy = store.run_dir(out, "0123456789ab")  # a plan under another directory than its id's is resolved
+    store.run_dir(out, runs[0].run_id).rename(copy)
+    assert store.misfiled(out) == {copy.name: runs[0].run_id} and len(resolved) == 1
+
+
+def test_a_run_filed_by_a_newer_id_scheme_is_not_this_versions_to_move(tmp_path):
+    old_store(tmp_path)
+    planned = store.read_json(store.run_dir(tmp_path, OLD_ID) / "config.json")
+    store.write_json(store.run_dir(tmp_path, OLD_ID) / "config.json", {**planned, "id_scheme": ID_SCHEME + 1})
+    assert store.misfiled(tmp_path) == {}
+
+
+def test_stored_configs_keep_the_ids_this_id_scheme_gave_them():
+    """A run recorded with this version's id scheme is not resolved again to find whether it is
+    filed under its id (store.filed_as): a change that gives a stored config another id (what an
+    identity keeps, a default it leaves out, a respelling, a removed option) must bump
+    suite.config.ID_SCHEME, so that such runs are checked, and refiled."""
+    pinned = json.loads((Path(__file__).parent / f"ids_scheme_{ID_SCHEME}.json").read_text())
+    assert len(pinned) == 7
+    for record in pinned:
+        got = resolve(current_spelling(flatten(record["config"]))).run_id
+        assert got == record["run_id"], (
+            f"a {record['spec']} run's stored config now resolves to {got}, not {record['run_id']}: bump "
+            "suite.config.ID_SCHEME and pin the new ids in tests/ids_scheme_<ID_SCHEME>.json")
