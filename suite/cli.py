@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from suite.ablations.spec import Spec
     from suite.config import RunConfig
     from suite.dispatch.cluster import ClusterOptions
+    from suite.store import Misfiled
 
 # after "no runs in <out>" where the store's folder does not exist (status, report)
 NO_SUCH_STORE = " (no such folder: is --out or $SUITE_OUT right?)"
@@ -451,7 +452,9 @@ def _refile(out: Path, runs: Sequence[RunSpec], *, dry_run: bool) -> dict[str, s
 
     unmoved = {}
     configs = {r.run_id: r.config for r in runs}
-    for old, new in store.misfiled(out, configs).items():
+    misfiled = store.misfiled(out, configs)
+    _note_unreadable(misfiled.unreadable, sys.stdout)
+    for old, new in misfiled.items():
         if dry_run:
             unmoved[new] = old
             print(f"note: run {old} is stored under the id an older version of the suite gave it; "
@@ -597,7 +600,7 @@ def _status(args: argparse.Namespace) -> int:
 
     out = _store_dir(args)
     nowhere = "" if out.exists() else NO_SUCH_STORE
-    misfiled: dict[str, str] = {}
+    misfiled = store.Misfiled({}, {})
     if args.spec:
         spec, runs = _expand(args)
         if nowhere:
@@ -629,7 +632,7 @@ def _status(args: argparse.Namespace) -> int:
             _print_remeasure({rid: how for rid, how in remeasure.items() if rid in queued},
                              "their jobs measuring them again are queued or running (slurm, below)")
         if args.spec and not part["status"].isin(LIVE).any():
-            _note_runs_elsewhere(out, spec.name, set(part["run_id"]) | set(misfiled), "status", sys.stdout,
+            _note_runs_elsewhere(out, spec.name, set(part["run_id"]) | _told(misfiled), "status", sys.stdout,
                                  states=LIVE)
         _print_slurm(part, slurm_states, out, _same_runs(args) if args.spec else None)
         _print_running_elsewhere(out, part, f"suite run {_same_runs(args)}" if args.spec else f"suite run {name}")
@@ -692,12 +695,18 @@ def _same_message(rows: pandas.DataFrame) -> dict[tuple[str, str], list[str]]:
     return groups
 
 
-def _note_misfiled(out: Path, run_ids: Sequence[str], args: argparse.Namespace, file: TextIO) -> dict[str, str]:
+def _told(misfiled: Misfiled) -> set[str]:
+    """The stored runs `_note_misfiled` named: no other note is to count them again."""
+    return set(misfiled) | set(misfiled.unreadable)
+
+
+def _note_misfiled(out: Path, run_ids: Sequence[str], args: argparse.Namespace, file: TextIO) -> Misfiled:
     """Say which of these runs an older version of the suite stored under another id (they show as
     missing until `suite run` files them under today's, see `_refile`); old id -> new."""
     from suite import store
 
     misfiled = store.misfiled(out, run_ids)
+    _note_unreadable(misfiled.unreadable, file)
     if misfiled:
         one = len(misfiled) == 1
         pairs = ", ".join(f"{old} for {new}" for old, new in list(misfiled.items())[:3])
@@ -707,6 +716,33 @@ def _note_misfiled(out: Path, run_ids: Sequence[str], args: argparse.Namespace, 
               f"so counted missing here: `suite run {_same_runs(args)}` files {'it' if one else 'them'} under today's "
               f"id, training and checkpoint kept", file=file)
     return misfiled
+
+
+UNREADABLE_REASONS = 3  # of the reasons the stored runs this version cannot read have, the ones shown
+
+
+def _note_unreadable(unreadable: Mapping[str, SuiteError], file: TextIO) -> None:
+    """Say, once, which stored runs this version cannot tell the id of (`store.misfiled`), and why:
+    one of them may be a run asked about, filed by an older version under another id, which would
+    otherwise count as missing with nothing said. Runs alike (one removed model) share a line."""
+    if not unreadable:
+        return
+    alike: dict[tuple[str | None, str], list[str]] = {}
+    for rid, err in unreadable.items():
+        alike.setdefault((err.key, err.message), []).append(rid)
+    one = len(unreadable) == 1
+    print(f"note: this version of the suite cannot read {count(len(unreadable), 'stored run')} (left as "
+          f"{'it is' if one else 'they are'}): {'it' if one else 'one'} may be a run of these that an older version "
+          f"filed under another id, counted missing here:", file=file)
+    for (key, message), ids in list(alike.items())[:UNREADABLE_REASONS]:
+        where = unreadable[ids[0]].file
+        print(f"  {ids[0]}: {where + ': ' if where else ''}{key + ': ' if key else ''}{message}", file=file)
+        if len(ids) > 1:
+            shown = " ".join(ids[1:1 + SAME_MESSAGE_IDS]) + (" ..." if len(ids) > 1 + SAME_MESSAGE_IDS else "")
+            print(f"      and {len(ids) - 1} more alike: {shown}", file=file)
+    rest = sum(len(ids) for ids in list(alike.values())[UNREADABLE_REASONS:])
+    if rest:
+        print(f"  and {count(rest, 'more run')} for other reasons", file=file)
 
 
 def _note_runs_elsewhere(out: Path, spec: str, covered: set[str], command: str, file: TextIO,
@@ -1032,7 +1068,7 @@ def _report(args: argparse.Namespace) -> int:
                 print(f"wrote {path}", file=log)
     misfiled = _note_misfiled(out, list(report.runs["run_id"]), args, log)
     if nothing_done:
-        _note_runs_elsewhere(out, report.spec.name, set(report.runs["run_id"]) | set(misfiled), "report", log)
+        _note_runs_elsewhere(out, report.spec.name, set(report.runs["run_id"]) | _told(misfiled), "report", log)
     if kept:
         print(f"no run of {report.name} is done in {out}: left {', '.join(kept)} as "
               f"{'it was' if len(kept) == 1 else 'they were'} (--to FILE writes this store's table anyway)", file=log)

@@ -505,41 +505,91 @@ def _holds_a_run(d: Path) -> bool:
 
 def filed_as(d: Path) -> str | None:
     """The id this version of the suite gives the run stored in `d`, from its plan's config (else
-    its result's); None when neither can be read or resolved. It differs from the directory's name
-    when an older version hashed the same config otherwise (before `measure.*` left the identity,
-    a run with a non-default `measure.batch_size` had another id). A plan that records this
-    version's id scheme (`id_scheme`) under its directory's id is filed right: not resolved again,
-    which costs about a millisecond a run (seconds a command in a store of thousands)."""
+    its result's). It differs from the directory's name when an older version hashed the same
+    config otherwise (before `measure.*` left the identity, a run with a non-default
+    `measure.batch_size` had another id). A plan that records this version's id scheme
+    (`id_scheme`) under its directory's id is filed right: not resolved again, which costs about a
+    millisecond a run (seconds a command in a store of thousands). None when there is nothing to
+    tell it from (no record, or a directory this user may not look into: `state_of` names it);
+    SuiteError, naming the file and the key, when this version cannot read the config its records
+    hold (an option or model since removed, a corrupt record) or a newer version wrote them."""
     from suite.config import resolve
 
+    why = None
     for name in ("config.json", "result.json"):
+        path = d / name
         try:
-            record = read_json(d / name)
-            scheme = record.get("id_scheme")
-            if newer(record, d / name) or isinstance(scheme, int) and scheme > ID_SCHEME:
-                return None  # hashed by a version this one does not know: not for it to move
-            if scheme == ID_SCHEME and record.get("run_id") == d.name:
-                return d.name
-            return resolve(current_spelling(flatten(record["config"]))).run_id
-        except (SuiteError, KeyError, TypeError, AttributeError, OSError):
+            if not path.exists():
+                continue
+        except OSError:
+            return None
+        try:
+            record = read_json(path)
+        except SuiteError as err:
+            why = why or err
             continue
+        if later := newer(record, path) or _newer_scheme(record, path):
+            raise later  # filed by a version this one does not know: not for it to move
+        try:
+            if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+                raise SuiteError("not a run's record (no config)", file=str(path), key="config")
+            if record.get("id_scheme") == ID_SCHEME and record.get("run_id") == d.name:
+                return d.name
+            return resolve(current_spelling(flatten(record["config"])), file=str(path)).run_id
+        except SuiteError as err:
+            why = why or err
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a value no check foresaw
+            why = why or SuiteError(f"cannot be resolved ({type(exc).__name__}: {exc})", file=str(path))
+    if why is not None:
+        raise why
     return None
 
 
-def misfiled(out: Path, wanted: Iterable[str] | None = None) -> dict[str, str]:
+def _newer_scheme(record: Any, path: Path) -> SuiteError | None:
+    """Why the run whose plan `record` is (read from `path`) is not this version's to file, or
+    None: a newer version of the suite filed it (a higher `id_scheme`), under an id this one
+    cannot compute (moved to this one's, the newer version would move it back)."""
+    scheme = record.get("id_scheme") if isinstance(record, dict) else None
+    if isinstance(scheme, int) and not isinstance(scheme, bool) and scheme > ID_SCHEME:
+        return SuiteError(f"{scheme}, filed by a newer version of the suite (this one computes run ids by scheme "
+                          f"{ID_SCHEME}): upgrade the suite to tell which run it is", file=str(path), key="id_scheme")
+    return None
+
+
+class Misfiled(dict[str, str]):
+    """Stored runs an older version filed under another id: old id -> today's. `unreadable` holds
+    the stored runs whose id this version cannot tell, run id -> why (file and key): whether one
+    is a run asked about cannot be known, so it counts as missing, and this says why."""
+
+    def __init__(self, moves: dict[str, str], unreadable: dict[str, SuiteError]) -> None:
+        super().__init__(moves)
+        self.unreadable = unreadable
+
+
+def misfiled(out: Path, wanted: Iterable[str] | None = None) -> Misfiled:
     """Stored runs whose directory is not the id this version gives them: old id -> today's, only
     those whose today's id is in `wanted` (when given). `suite run` files them under today's id
-    (`refile`) instead of training them again; without that an upgrade would orphan them."""
+    (`refile`) instead of training them again; without that an upgrade would orphan them. Runs
+    under an id in `wanted` are not looked into; of the others, those this version cannot read are
+    left as they are, and come back in `unreadable` when one of `wanted` is not stored (it may be
+    that one)."""
     wanted = None if wanted is None else set(wanted)
     runs = Path(out) / "runs"
-    out_ids = {}
-    for rid in stored_runs(out):
+    stored = stored_runs(out)
+    absent = wanted is None or bool(wanted - set(stored))
+    moves, unreadable = {}, {}
+    for rid in stored:
         if wanted is not None and rid in wanted:
             continue  # filed under today's id already
-        new = filed_as(runs / rid)
+        try:
+            new = filed_as(runs / rid)
+        except SuiteError as err:
+            if absent:
+                unreadable[rid] = err
+            continue
         if new is not None and new != rid and (wanted is None or new in wanted):
-            out_ids[rid] = new
-    return out_ids
+            moves[rid] = new
+    return Misfiled(moves, unreadable)
 
 
 def refile(out: Path, old: str, config: RunConfig) -> str | None:
