@@ -558,8 +558,8 @@ def _newer_scheme(record: Any, path: Path) -> SuiteError | None:
 
 class Misfiled(dict[str, str]):
     """Stored runs an older version filed under another id: old id -> today's. `unreadable` holds
-    the stored runs whose id this version cannot tell, run id -> why (file and key): whether one
-    is a run asked about cannot be known, so it counts as missing, and this says why."""
+    the stored runs whose id this version cannot tell, run id -> why (file and key): a run asked
+    about that one of them may be counts as missing, and this says why."""
 
     def __init__(self, moves: dict[str, str], unreadable: dict[str, SuiteError]) -> None:
         super().__init__(moves)
