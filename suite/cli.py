@@ -631,9 +631,9 @@ def _status(args: argparse.Namespace) -> int:
                 " (add `--executor slurm` and your cluster flags to measure them where they ran)" if on_slurm else ""))
             _print_remeasure({rid: how for rid, how in remeasure.items() if rid in queued},
                              "their jobs measuring them again are queued or running (slurm, below)")
-        if args.spec and not part["status"].isin(LIVE).any():
+        if args.spec:  # the spec's jobs from before an edit of its file are noted even beside its own
             _note_runs_elsewhere(out, spec.name, set(part["run_id"]) | _told(misfiled), "status", sys.stdout,
-                                 states=LIVE)
+                                 states=("pending", "running") if part["status"].isin(LIVE).any() else LIVE)
         _print_slurm(part, slurm_states, out, _same_runs(args) if args.spec else None)
         _print_running_elsewhere(out, part, f"suite run {_same_runs(args)}" if args.spec else f"suite run {name}")
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
@@ -750,14 +750,26 @@ def _note_runs_elsewhere(out: Path, spec: str, covered: set[str], command: str, 
     """When none of the runs asked about is in `states`: the spec's runs in them under other
     overrides or presets (the usual cause: `suite run` was given key=value overrides or a preset
     this command lacks), or of the spec as it was before an edit."""
+    from suite import store
     from suite.report import files
 
-    other = len(files.runs_outside(out, covered, spec=spec, states=states))
+    from suite.dispatch import slurm
+
+    others = files.runs_outside(out, covered, spec=spec, states=states)
     what = " or ".join({"done": "done", "pending": "queued", "running": "running"}[s] for s in states)
-    if other:
-        print(f"note: {count(other, 'run')} of {spec} in {out} ({what}) {'is' if other == 1 else 'are'} of another "
-              f"preset, other key=value overrides or an earlier version of the spec file: give `suite {command}` "
-              "the ones given to `suite run`", file=file)
+    # A job submitted before the spec file was edited is in no expansion of it, so no `suite cancel`
+    # reaches it: its ids (up to date with SLURM) are the one handle left.
+    queued = [rid for rid in others if store.state_of(store.run_dir(out, rid)).state in ("pending", "running")]
+    alive = slurm.refresh(out, queued) if queued else {}
+    jobs = [str(job) for rid in queued if alive.get(rid) in slurm.ALIVE
+            and (job := (store.state_of(store.run_dir(out, rid)).status or {}).get("slurm_job_id"))]
+    others = [rid for rid in others if store.state_of(store.run_dir(out, rid)).state in states]
+    if others:
+        print(f"note: {count(len(others), 'run')} of {spec} in {out} ({what}) {'is' if len(others) == 1 else 'are'} "
+              f"of another preset, other key=value overrides or an earlier version of the spec file: give "
+              f"`suite {command}` the ones given to `suite run`"
+              + (f"; `scancel {' '.join(sorted(jobs))}` stops {'its job' if len(jobs) == 1 else 'their jobs'} "
+                 "whatever the spec file says now" if jobs else ""), file=file)
 
 
 def _print_running_elsewhere(out: Path, frame: pandas.DataFrame, again: str) -> None:
@@ -844,8 +856,6 @@ def _cancel(args: argparse.Namespace) -> int:
         print(complaints, file=sys.stderr)
     if not cancelled and not refused:
         print(f"{spec.name}: nothing queued or running on SLURM (out: {out})")
-        _note_runs_elsewhere(out, spec.name, set(ids), "cancel", sys.stdout, states=("pending", "running"))
-        return 0
     if cancelled:
         command, note = _resubmit_hint(out, list(cancelled), args)
         print(f"{spec.name}: cancelled {count(len(cancelled), 'run')} (jobs {_arrays(cancelled.values())}); "
@@ -855,6 +865,7 @@ def _cancel(args: argparse.Namespace) -> int:
             print(f"  {running} {'was' if running == 1 else 'were'} running: SLURM stops "
                   f"{'it' if running == 1 else 'them'} within its KillWait; a run that finishes first keeps its result "
                   "(`suite status` shows it done)")
+    _note_runs_elsewhere(out, spec.name, set(ids), "cancel", sys.stdout, states=("pending", "running"))
     if refused:
         print(f"error: scancel did not take the jobs of {count(len(refused), 'run')} (jobs {_arrays(refused.values())})"
               f": they are still queued or running, as recorded; `suite cancel` again once SLURM answers",

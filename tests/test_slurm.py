@@ -524,6 +524,26 @@ def test_cancelled_runs_show_cancelled_and_are_not_resubmitted(tmp_path, capsys)
     assert f"SLURM job {retried} ended CANCELLED" in status(out, first)["error"]
 
 
+def test_jobs_of_runs_an_edit_took_out_of_the_spec_are_named_with_their_ids(tmp_path, capsys):
+    """A spec file edited while its jobs wait (an axis value changed) no longer expands to them, so
+    no `suite cancel` of it reaches them: status and cancel name their jobs, and that scancel works."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "edited", {"lr": [0.01, 0.02]}, iterations=100_000)
+    kept, dropped = run_ids(spec)
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--sbatch", "hold")
+    job = status(out, dropped)["slurm_job_id"]
+    write_spec(tmp_path, "edited", {"lr": [0.01, 0.03]}, iterations=100_000)
+    hint = f"`scancel {job}` stops its job whatever the spec file says now"
+    printed = suite(capsys, "status", str(spec), "--out", str(out))
+    assert "1 run of st_edited" in printed and hint in printed  # beside the spec's own queued run
+    printed = suite(capsys, "cancel", str(spec), "--out", str(out))
+    assert "cancelled 1 run " in printed and hint in printed
+    assert status(out, kept)["state"] == "cancelled" and status(out, dropped)["state"] == "pending"
+    subprocess.run(["scancel", job], check=True)
+    assert wait(out, [dropped], timeout=60) == {dropped: "cancelled"}
+    assert "scancel" not in suite(capsys, "status", str(spec), "--out", str(out))  # nothing left to stop
+
+
 def test_a_running_run_whose_status_is_unreadable_is_still_cancelled(tmp_path, capsys):
     """The store's record of the job is gone (a damaged status.json): `suite cancel` finds the job
     from its submission in submitit's folder, cancels it, and keeps the damaged record for a look."""
