@@ -1085,3 +1085,18 @@ def test_the_committed_quick_results_keep_their_run_ids():
     with open(Path(__file__).resolve().parents[1] / "results" / "quick.csv", newline="") as f:
         committed = [row["run_id"] for row in csv.DictReader(f)]
     assert sorted(r.run_id for r in expand(load("quick"))) == sorted(committed) and len(committed) == 8
+
+
+@pytest.mark.parametrize("name,text", [
+    ("grid.toml", 'name = "grid"\n[base]\nrecipe = "smoke"\n'),  # read as YAML: one string, "must be a mapping"
+    ("grid.toml", 'name = "grid"\n[base\n'),
+    ("grid", "name: grid\nbase: {model: {name: resnet26}}\n"),  # YAML, but `suite specs` and names find NAME.yaml
+])
+def test_a_spec_file_not_named_yaml_is_refused_as_such(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(SuiteError) as err:
+        load(path)
+    assert err.value.file == str(path) and err.value.key == "spec"
+    assert f"a spec file is YAML, named NAME.yaml; {name!r} is not (TOML and other formats are not read)" \
+        in err.value.message

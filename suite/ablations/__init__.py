@@ -50,6 +50,9 @@ def load(name_or_path: str | Path) -> Spec:
     path = Path(name_or_path)
     word = path.suffix not in (".yaml", ".yml") and "/" not in str(name_or_path) and os.sep not in str(name_or_path)
     if not (word and find(str(name_or_path)) is not None) and (path.suffix in (".yaml", ".yml") or path.exists()):
+        if path.suffix not in (".yaml", ".yml") and not path.is_dir():  # read as YAML, a TOML file said only "must be a mapping"
+            raise SuiteError(f"a spec file is YAML, named NAME.yaml; {path.name!r} is not (TOML and other formats are "
+                             "not read): write it as YAML and name it so", file=str(path), key="spec")
         spec = parse(path)
         same_name = find(spec.name)  # a file in the spec folders is itself what its name finds (or shadows)
         if same_name is not None and path.resolve().parent not in spec_dirs():
