@@ -491,6 +491,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
     plan = make_plan(runs, out, retry_failed=args.retry_failed, force=args.force, busy=busy)
     _print_counts(spec.name, plan.counts())
     _print_remeasure(plan.remeasure, "measured again, their training kept")
+    _note_runs_elsewhere(out, spec.name, {r.run_id for r in runs}, "cancel", sys.stdout, states=("pending", "running"))
     if options is None:  # on this machine: a missing data set or device is one error, not one per run
         try:
             _check_this_machine(r.config for r in plan.to_run)

@@ -534,6 +534,7 @@ def test_jobs_of_runs_an_edit_took_out_of_the_spec_are_named_with_their_ids(tmp_
     job = status(out, dropped)["slurm_job_id"]
     write_spec(tmp_path, "edited", {"lr": [0.01, 0.03]}, iterations=100_000)
     hint = f"`scancel {job}` stops its job whatever the spec file says now"
+    assert hint in suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run")
     printed = suite(capsys, "status", str(spec), "--out", str(out))
     assert "1 run of st_edited" in printed and hint in printed  # beside the spec's own queued run
     printed = suite(capsys, "cancel", str(spec), "--out", str(out))
