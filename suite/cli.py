@@ -388,8 +388,11 @@ def _recorded_flags(again: str) -> list[str]:
 def _run(args: argparse.Namespace) -> int:
     from suite.dispatch import cluster, slurm
 
+    from suite.ablations import names
+
     out = _store_dir(args, writing=not args.dry_run)
     spec, runs = _expand(args)
+    names.claim(out, spec, record=False)  # said before anything is planned; recorded once runs start
     options = None
     given = _cluster_flags(args)
     if args.executor == "local" and given:
@@ -481,6 +484,7 @@ def _check_this_machine(configs: Iterable[RunConfig]) -> None:
 def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out: Path,
                  options: ClusterOptions | None) -> int:
     from suite import store
+    from suite.ablations import names
     from suite.dispatch import cluster, slurm
     from suite.dispatch.local import run_local
     from suite.dispatch.plan import make_plan
@@ -552,6 +556,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         if not submission.job_ids:
             print(f"nothing submitted (out: {out})")
             return 0
+        names.claim(out, spec)
         print(f"submitted {count(len(submission.job_ids), 'run')} as {count(n, 'job array')}: "
               f"{' '.join(submission.arrays)} (out: {out})")
         commit = "not in git" if not code.git_commit else \
@@ -560,6 +565,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         again = _same_runs(args)
         print(f"follow: suite status {again}    stop: suite cancel {again}")
         return 0
+    names.claim(out, spec)
     outcome = run_local(plan.to_run, out, max_parallel=args.max_parallel, threads=args.threads, afresh=args.force,
                         progress=not args.no_progress)
     busy = f", {len(outcome.busy)} left to the other process executing them" if outcome.busy else ""
@@ -1016,6 +1022,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     from suite import store
+    from suite.ablations import names
     from suite.config import parse_overrides
     from suite.dispatch import slurm
     from suite.report import files, formats, tables
@@ -1053,6 +1060,8 @@ def _report(args: argparse.Namespace) -> int:
     if not args.spec:
         raise SuiteError("name a spec, or pass --all", key="spec")
     spec, runs = _expand(args)
+    if not (args.to or args.into):  # the tables go into the store, under the spec's name
+        names.claim(out, spec)
     ids = [r.run_id for r in runs]
     slurm.refresh(out, ids)  # as `suite status` does: no dead job shows as running
     report = tables.build(spec, runs, store.collect(out, ids), out=out, preset=args.preset, metrics=args.metric,

@@ -1290,3 +1290,27 @@ def test_a_failed_run_planned_under_other_defaults_keeps_its_cells_paper_value(t
     (d / "config.json").write_text(json.dumps(planned))
     row = body_row(tables.load(spec, out=out), "0.1")
     assert row["weight_decay=0.0001: top-1 err, paper"] == "5.0" and row["weight_decay=0.0001: Δ top-1 err"] == "-1.00"
+
+
+def test_two_spec_files_of_one_name_cannot_share_a_store(tmp_path, capsys):
+    """The store's tables are named after the spec: a colleague's file of the same name, elsewhere,
+    overwrote the first file's table without a word."""
+    text = "name: twin\nbase: {model: {name: ran56_cifar}, data: {name: digits}}\ngrid: {lr: [%s]}\n"
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    first, second = write_spec(tmp_path / "a", text % "0.1", "twin"), write_spec(tmp_path / "b", text % "0.2", "twin")
+    out = tmp_path / "store"
+    run = ablations.expand(ablations.load(first))[0]
+    finish(out, run, 5.0)
+    assert main(["report", str(first), "--out", str(out)]) == 0
+    table = (out / "twin.md").read_text()
+    capsys.readouterr()
+    for command in (["report", str(second)], ["run", str(second), "--dry-run"]):
+        assert main([*command, "--out", str(out)]) == 2
+        said = capsys.readouterr().err
+        assert f"{second}: name: {out} already holds the runs and tables of another spec named 'twin', " \
+               f"{first.resolve()}" in said, command
+    assert (out / "twin.md").read_text() == table  # nothing overwritten
+    assert main(["report", str(second), "--to", str(tmp_path / "b.md"), "--out", str(out)]) == 0  # elsewhere: fine
+    first.rename(tmp_path / "a" / "kept.txt")  # the first file gone (moved, renamed): the name is handed over
+    assert main(["report", str(second), "--out", str(out)]) == 0
+    assert json.loads((out / "specs.json").read_text()) == {"twin": str(second.resolve())}

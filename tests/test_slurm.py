@@ -532,6 +532,7 @@ def test_jobs_of_runs_an_edit_took_out_of_the_spec_are_named_with_their_ids(tmp_
     kept, dropped = run_ids(spec)
     suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--sbatch", "hold")
     job = status(out, dropped)["slurm_job_id"]
+    assert json.loads((out / "specs.json").read_text()) == {"st_edited": str(spec.resolve())}  # the name's file
     write_spec(tmp_path, "edited", {"lr": [0.01, 0.03]}, iterations=100_000)
     hint = f"`scancel {job}` stops its job whatever the spec file says now"
     assert hint in suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run")

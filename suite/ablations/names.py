@@ -1,0 +1,37 @@
+"""Which spec file each spec name stands for in a run store.
+
+The store's tables, figures and run records know a spec by its name alone, so two spec files of one
+name reporting into one store would overwrite each other's tables without a word. The first file
+to use a name there keeps it while it exists; a file moved or renamed since hands it over.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from suite.ablations.spec import Spec
+from suite.errors import SuiteError
+
+RECORD = "specs.json"  # {spec name: the spec file's resolved path}
+
+
+def claim(out: Path, spec: Spec, *, record: bool = True) -> None:
+    """Record `spec`'s file as the one its name stands for in store `out` (only check, without
+    `record`: a dry run writes nothing), or raise naming the other file that holds the name. Specs
+    of the spec folders are unique by name already (see `suite.ablations.load`): not recorded."""
+    from suite import ablations, store
+
+    mine = spec.path.resolve()
+    if mine.parent in ablations.spec_dirs():
+        return
+    path = Path(out) / RECORD
+    names = store.read_json(path) if path.exists() else {}
+    if not isinstance(names, dict):
+        raise SuiteError("corrupt record (not a mapping of spec names to files)", file=str(path))
+    held = names.get(spec.name)
+    if isinstance(held, str) and held != str(mine) and Path(held).is_file():
+        raise SuiteError(f"{out} already holds the runs and tables of another spec named {spec.name!r}, {held}: "
+                         "its tables and figures would be overwritten; give this one another name (its file's and "
+                         "`name:`), or another --out", file=str(spec.path), key="name")
+    if record and held != str(mine):
+        store.write_json(path, {**names, spec.name: str(mine)})
