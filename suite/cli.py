@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from suite.ablations.spec import Spec
     from suite.config import RunConfig
     from suite.dispatch.cluster import ClusterOptions
+    from suite.dispatch.plan import Plan
     from suite.store import Misfiled
 
 # after "no runs in <out>" where the store's folder does not exist (status, report)
@@ -438,6 +439,17 @@ def _print_arrays(n_runs: int, options: ClusterOptions) -> None:
     print(f"would be submitted as {split}, at most {sum(shares)} running at once")
 
 
+def _retry_hint(args: argparse.Namespace, plan: Plan, out: Path, options: ClusterOptions | None) -> str:
+    """How to rerun the failed and cancelled runs a plan leaves out (without --retry-failed), or ''."""
+    stopped = [rid for rid in plan.states if rid not in {r.run_id for r in plan.to_run}
+               and plan.states[rid].state in ("failed", "cancelled")]
+    if not stopped:
+        return ""
+    again = f"suite run {_same_local_runs(args)} --retry-failed" if options is None else \
+        "".join(_resubmit_hint(out, stopped, args))
+    return f"; rerun the {len(stopped)} failed or cancelled: {again}"
+
+
 def _print_left(left: Sequence[str]) -> None:
     """Name the runs a submission left to the process that took them since they were planned (a
     local `suite run`): their jobs were cancelled before they could start, and `suite status` shows
@@ -530,19 +542,15 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         if unlisted:
             print(f"  skip {count(len(unlisted), 'done run')} (listed one by one only up to {DONE_LISTED})")
         starting = len(plan.to_run) - len(filed_done)
-        print(f"{starting} of {count(len(plan.runs), 'run')} would start (out: {out})")
+        print(f"{starting} of {count(len(plan.runs), 'run')} would start (out: {out}){_retry_hint(args, plan, out, options)}")
         if options is not None:
             print(f"cluster options: {cluster.summary(options)}")
             _print_arrays(starting, options)
         return 0
     if not plan.to_run:
         counts = ", ".join(f"{n} {state}" for state, n in plan.counts().items() if n)
-        stopped = [rid for rid, state in plan.states.items() if state.state in ("failed", "cancelled")]
-        again = f"suite run {_same_local_runs(args)} --retry-failed" if options is None else \
-            "".join(_resubmit_hint(out, stopped, args))
-        hint = f"; rerun the {len(stopped)} failed or cancelled: {again}" if stopped else ""
         executing = f" ({len(plan.executing)} of them being executed by another process)" if plan.executing else ""
-        print(f"nothing to run: {counts}{executing} (out: {out}){hint}")
+        print(f"nothing to run: {counts}{executing} (out: {out}){_retry_hint(args, plan, out, options)}")
         return 0
     for run in plan.to_run:  # before anything starts or is archived: each run's process must record its end
         store.check_run_writable(store.run_dir(out, run.run_id), key=_store_key(args))
