@@ -542,7 +542,8 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         if unlisted:
             print(f"  skip {count(len(unlisted), 'done run')} (listed one by one only up to {DONE_LISTED})")
         starting = len(plan.to_run) - len(filed_done)
-        print(f"{starting} of {count(len(plan.runs), 'run')} would start (out: {out}){_retry_hint(args, plan, out, options)}")
+        retry = _retry_hint(args, plan, out, options)
+        print(f"{starting} of {count(len(plan.runs), 'run')} would start (out: {out}){retry}")
         if options is not None:
             print(f"cluster options: {cluster.summary(options)}")
             _print_arrays(starting, options)

@@ -514,7 +514,8 @@ def test_cancelled_runs_show_cancelled_and_are_not_resubmitted(tmp_path, capsys)
     printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--timeout-min", "30")
     assert f"nothing to run: 2 cancelled (out: {out}); rerun the 2 failed or cancelled: suite run {spec} --out {out} " \
            "--executor slurm --timeout-min 30 --retry-failed" in printed
-    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--timeout-min", "30", "--dry-run")
+    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--timeout-min", "30",
+                    "--dry-run")
     assert f"0 of 2 runs would start (out: {out}); rerun the 2 failed or cancelled: suite run {spec} --out {out} " \
            "--executor slurm --timeout-min 30 --retry-failed" in printed  # the plan says it as the run does
     # Retried and cancelled behind the suite's back again: the new job's end is recorded as well

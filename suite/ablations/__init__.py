@@ -50,7 +50,8 @@ def load(name_or_path: str | Path) -> Spec:
     path = Path(name_or_path)
     word = path.suffix not in (".yaml", ".yml") and "/" not in str(name_or_path) and os.sep not in str(name_or_path)
     if not (word and find(str(name_or_path)) is not None) and (path.suffix in (".yaml", ".yml") or path.exists()):
-        if path.suffix not in (".yaml", ".yml") and not path.is_dir():  # read as YAML, a TOML file said only "must be a mapping"
+        # read as YAML whatever its suffix, a TOML file was told only "a spec must be a mapping"
+        if path.suffix not in (".yaml", ".yml") and not path.is_dir():
             raise SuiteError(f"a spec file is YAML, named NAME.yaml; {path.name!r} is not (TOML and other formats are "
                              "not read): write it as YAML and name it so", file=str(path), key="spec")
         spec = parse(path)
