@@ -245,6 +245,8 @@ def test_status_shows_the_queued_jobs_measuring_done_runs_again(tmp_path, capsys
     ids = run_ids(spec)
     suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
     assert wait(out, ids) == dict.fromkeys(ids, "done")
+    jobs = [status(out, rid)["slurm_job_id"] for rid in ids]  # a job that wrote its result may still be ending:
+    wait_for(lambda: not set(slurm.slurm_states(jobs).values()) & slurm.ALIVE, "the jobs to end", out)  # not planned
     other = "measure.complexity=true"
     printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--sbatch", "hold", other)
     assert "submitted 2 runs as 1 job array" in printed
