@@ -726,7 +726,8 @@ def test_a_dry_run_of_a_large_grid_counts_the_done_runs_it_skips(tmp_path, capsy
     assert ("  skip 56 done runs (listed one by one only up to 50)" in lines) == (done > 50)
     assert sum(line.startswith(f"  skip {runs[done].run_id} failed") for line in lines) == 1
     assert sum(line.startswith("  run  ") for line in lines) == 60 - done - 1
-    assert lines[-1] == f"{60 - done - 1} of 60 runs would start (out: {out})"
+    assert lines[-1] == (f"{60 - done - 1} of 60 runs would start (out: {out}); rerun the 1 failed or cancelled: "
+                         f"suite run {spec} --out {out} --retry-failed")
 
 
 def test_a_device_that_names_none_is_refused_before_any_run(tmp_path, capsys):
