@@ -1314,3 +1314,16 @@ def test_two_spec_files_of_one_name_cannot_share_a_store(tmp_path, capsys):
     first.rename(tmp_path / "a" / "kept.txt")  # the first file gone (moved, renamed): the name is handed over
     assert main(["report", str(second), "--out", str(out)]) == 0
     assert json.loads((out / "specs.json").read_text()) == {"twin": str(second.resolve())}
+
+
+def test_a_corrupt_spec_name_record_is_set_aside_and_stops_nothing(tmp_path, capsys):
+    """`specs.json` is bookkeeping: a truncated one (a full disk) set aside, the command goes on."""
+    spec = write_spec(tmp_path, "name: lone\nbase: {model: {name: ran56_cifar}, data: {name: digits}}\n"
+                                "grid: {lr: [0.1]}\n", "lone")
+    out = tmp_path / "store"
+    finish(out, ablations.expand(ablations.load(spec))[0], 5.0)
+    (out / "specs.json").write_text('{"lone": "/x')
+    assert main(["report", str(spec), "--out", str(out)]) == 0
+    assert re.search(r"specs\.json: corrupt record .*read as empty, set aside", capsys.readouterr().err)
+    assert json.loads((out / "specs.json").read_text()) == {"lone": str(spec.resolve())}
+    assert [p.name for p in out.glob("specs.corrupt-*.json")]

@@ -7,10 +7,11 @@ to use a name there keeps it while it exists; a file moved or renamed since hand
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from suite.ablations.spec import Spec
-from suite.errors import SuiteError
+from suite.errors import SuiteError, SuiteWarning
 
 RECORD = "specs.json"  # {spec name: the spec file's resolved path}
 
@@ -25,9 +26,16 @@ def claim(out: Path, spec: Spec, *, record: bool = True) -> None:
     if mine.parent in ablations.spec_dirs():
         return
     path = Path(out) / RECORD
-    names = store.read_json(path) if path.exists() else {}
-    if not isinstance(names, dict):
-        raise SuiteError("corrupt record (not a mapping of spec names to files)", file=str(path))
+    try:
+        names = store.read_json(path) if path.exists() else {}
+        if not isinstance(names, dict):
+            raise SuiteError("corrupt record (not a mapping of spec names to files)", file=str(path))
+    except SuiteError as err:  # bookkeeping only: no run or table is lost with it, so no command is stopped
+        warnings.warn(f"{err}; read as empty{', set aside and written again' if record else ''}", SuiteWarning,
+                      stacklevel=2)
+        if record:
+            store.set_aside(path)
+        names = {}
     held = names.get(spec.name)
     if isinstance(held, str) and held != str(mine) and Path(held).is_file():
         raise SuiteError(f"{out} already holds the runs and tables of another spec named {spec.name!r}, {held}: "
