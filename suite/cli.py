@@ -763,13 +763,12 @@ def _note_unreadable(unreadable: Mapping[str, SuiteError], file: TextIO) -> None
 
 def _note_runs_elsewhere(out: Path, spec: str, covered: set[str], command: str, file: TextIO,
                          states: tuple[str, ...] = ("done",)) -> None:
-    """When none of the runs asked about is in `states`: the spec's runs in them under other
-    overrides or presets (the usual cause: `suite run` was given key=value overrides or a preset
-    this command lacks), or of the spec as it was before an edit."""
+    """The spec's runs in `states` outside those asked about: of other overrides or presets (the
+    usual cause: `suite run` was given key=value overrides or a preset this command lacks), or of
+    the spec as it was before an edit, whose queued jobs are named for `scancel`."""
     from suite import store
-    from suite.report import files
-
     from suite.dispatch import slurm
+    from suite.report import files
 
     others = files.runs_outside(out, covered, spec=spec, states=states)
     what = " or ".join({"done": "done", "pending": "queued", "running": "running"}[s] for s in states)
