@@ -207,6 +207,38 @@ def test_a_spec_cluster_section_is_checked_when_the_spec_is_read(tmp_path):
     ablations.load(path)
 
 
+def test_every_mistake_of_a_spec_cluster_section_is_named_at_once(tmp_path, capsys):
+    """Not one per try: fixing `partiton` must not reveal `timeout_min: ten` only on the next run."""
+    path = tmp_path / "opts.yaml"
+    path.write_text(SPEC.replace("  partition: gpu", "  partiton: gpu\n  timeout_min: ten")
+                    .replace("sbatch: {mail-type: END}", "sbatch: {time: 10, mail-type: END, exclusive: false}")
+                    + "presets: {fast: {iteration: 1}}\n")
+    with pytest.raises(SuiteError) as err:
+        ablations.load(path)
+    found = [err.value, *err.value.also]
+    assert [(e.file, e.line, e.key) for e in found] == [
+        (str(path), 5, "cluster.partiton"), (str(path), 6, "cluster.timeout_min"),
+        (str(path), 8, "cluster.sbatch.time"), (str(path), 8, "cluster.sbatch.exclusive"),
+        (str(path), 9, "presets.fast.iteration")]  # and the presets' mistakes in the same pass
+    assert main(["specs", str(path)]) == 2
+    out = capsys.readouterr().out
+    assert f"and {path}:6: cluster.timeout_min: expected an integer, got ten" in out
+    assert f"and {path}:8: cluster.sbatch.time: sbatch parameter 'time' cannot be set here" in out
+
+
+def test_every_cluster_layers_mistakes_are_named_at_once(tmp_path, spec):
+    user = tmp_path / "cluster.yaml"
+    user.write_text("accout: lab\nnodes: 0\n")
+    with pytest.raises(SuiteError) as err:
+        options(spec, {"gpus_per_node": -1, "sbatch": ["array=1"]}, user)
+    said = str(err.value).splitlines()
+    assert said[0].startswith(f"{user}:1: accout: unknown cluster option 'accout'; did you mean 'account'?")
+    assert said[1:] == [f"  and {user}:2: nodes: must be at least 1, got 0",
+                        "  and <command line>: --gpus-per-node: must be at least 0, got -1",
+                        "  and <command line>: --sbatch.array: sbatch parameter 'array' cannot be set here: "
+                        "the dispatcher sets it"]
+
+
 def test_real_sbatch_options_that_begin_like_owned_ones_pass(spec):
     got = options(spec, {"sbatch": ["gpus=2", "time-min=30", "mem-per-cpu=1G", "nodelist=n1", "exclusive=true"]})
     assert got.sbatch == {"mail-type": "END", "gpus": "2", "time-min": "30", "mem-per-cpu": "1G", "nodelist": "n1",

@@ -189,10 +189,10 @@ def parse(path: Path) -> Spec:
                        {name: _values(grid, zip_groups, {name: p}) for name, p in presets.items()}),
         lines=lines,
     )
-    from suite.dispatch.cluster import check_section
+    from suite.dispatch.cluster import section_mistakes
 
-    check_section(spec.cluster, lambda key: spec.line("cluster", key), str(path))  # a typo shows before any run
-    mistakes: list[SuiteError] = []
+    # a typo shows before any run, whatever the executor, beside the presets' mistakes
+    mistakes = section_mistakes(spec.cluster, lambda key: spec.line("cluster", key), str(path))
     for preset, values in spec.presets.items():
         if "seeds" in values:
             values["seeds"] = _seeds(values["seeds"], where, "presets", preset, "seeds")  # a count as its list

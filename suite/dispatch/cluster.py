@@ -5,7 +5,7 @@ Precedence, lowest first: the defaults below < the user's file (`$SUITE_CLUSTER`
 the same everywhere (flags spell them with dashes: `--gpus-per-node 1`). A key replaces the value
 under it, except `sbatch` (extra sbatch parameters), which is merged parameter by parameter, so a
 site-wide `sbatch: {exclude: node7}` survives a spec that adds `mail-type`. Each layer is checked
-on its own, so a mistake names its file and line (or flag).
+on its own, so a mistake names its file and line (or flag); all the layers' mistakes are named at once.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from suite.errors import SuiteError, unknown
+from suite.errors import SuiteError, together, unknown
 from suite.files import check_lookup
 from suite.schema import coerce, read_yaml, show_value
 
@@ -115,14 +115,17 @@ def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[
     path = user_file() if user == "default" else user
     spec_line = spec_line or (lambda key: None)
     layers: list[tuple[dict[str, Any], typing.Callable[[str], str]]] = []  # values, where a key came from
+    mistakes: list[SuiteError] = []  # every layer's, named at once
     if path is not None:
         values, line = _read_yaml(path)
-        layers.append((_check(values, line, file=str(path)), lambda key: _place(str(path), line(key))))
+        layers.append((_check(values, line, mistakes, file=str(path)), lambda key: _place(str(path), line(key))))
     if spec_section:
-        layers.append((_check(spec_section, spec_line, file=spec_file, prefix="cluster."),
+        layers.append((_check(spec_section, spec_line, mistakes, file=spec_file, prefix="cluster."),
                        lambda key: _place(spec_file or "the spec", spec_line(key))))
     if cli:
-        layers.append((_check(cli, lambda key: None, file="<command line>", flags=True), flag))
+        layers.append((_check(cli, lambda key: None, mistakes, file="<command line>", flags=True), flag))
+    if mistakes:
+        raise together(mistakes)
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for layer, where in layers:
@@ -147,13 +150,20 @@ def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[
     return options
 
 
-def check_section(section: Mapping[str, Any], line: typing.Callable[[str], int | None], file: str) -> None:
-    """Check a spec's `cluster:` section on its own (when the spec is read, whatever the executor);
-    a time limit it sets too short for the signal delay it sets is wrong whatever the other layers say."""
-    checked = _check(section, line, file=file, prefix="cluster.")
+def section_mistakes(section: Mapping[str, Any], line: typing.Callable[[str], int | None],
+                     file: str) -> list[SuiteError]:
+    """The mistakes of a spec's `cluster:` section on its own (when the spec is read, whatever the
+    executor), all of them; a time limit it sets too short for the signal delay it sets is wrong
+    whatever the other layers say."""
+    mistakes: list[SuiteError] = []
+    checked = _check(section, line, mistakes, file=file, prefix="cluster.")
     both = {k: checked[k] for k in ("timeout_min", "signal_delay_s") if checked.get(k) is not None}
     if len(both) == 2:
-        resolve_options(both, spec_file=file, spec_line=line, user=None)
+        try:
+            resolve_options(both, spec_file=file, spec_line=line, user=None)
+        except SuiteError as err:
+            mistakes.append(err)
+    return mistakes
 
 
 def _place(file: str, line: int | None) -> str:
@@ -189,59 +199,83 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], typing.Callable[[str], int |
     return {str(k): v for k, v in raw.items()}, lambda key: lines.get((key,))
 
 
-def _check(values: Mapping[str, Any], line: typing.Callable[[str], int | None], *, file: str | None,
-           flags: bool = False, prefix: str = "") -> dict[str, Any]:
-    """`prefix`: where the keys sit in their file (`cluster.` in a spec), for the errors' key."""
+def _check(values: Mapping[str, Any], line: typing.Callable[[str], int | None], mistakes: list[SuiteError], *,
+           file: str | None, flags: bool = False, prefix: str = "") -> dict[str, Any]:
+    """The values of one layer that pass, each mistake added to `mistakes` (so that every one is
+    named at once, not one per try). `prefix`: where the keys sit in their file (`cluster.` in a
+    spec), for the errors' key."""
     out = {}
     for key, value in values.items():
         where = {"file": file, "line": line(key)}
         name = flag(key) if flags else prefix + key
-        if key not in FIELDS:
-            raise unknown("cluster option", flag(key) if flags else key, [flag(f) if flags else f for f in FIELDS],
-                          key=name, **where)
-        given = value  # echoed as written: `mem_gb: -1` is "got -1", not the -1.0 it is checked as
         try:
-            value = coerce(value, HINTS[key])
-        except ValueError as exc:
-            raise SuiteError(f"{exc}, got {show_value(value)}", key=name, **where) from None
-        if isinstance(value, float) and not math.isfinite(value):
-            raise SuiteError(f"must be a finite number, got {given}", key=name, **where)
-        if key in MINIMUM and value is not None and value < MINIMUM[key]:
-            raise SuiteError(f"must be at least {MINIMUM[key]}, got {given}", key=name, **where)
-        if isinstance(value, str) and not value.strip():
-            raise SuiteError("must not be empty (leave the option out for the cluster's default)", key=name, **where)
-        if key == "setup" and any(not shell.strip() for shell in value):
-            raise SuiteError(f"a setup line must not be empty, got {value!r}", key=name, **where)
+            value = _checked(key, value, name, where, flags=flags)
+        except SuiteError as err:
+            mistakes.append(err)
+            continue
         if key == "sbatch":
-            value = _check_sbatch(value, name, where)
-        out[key] = list(value) if key == "setup" else value
+            value = _check_sbatch(value, name, where, mistakes)
+        out[key] = value
     return out
 
 
-def _check_sbatch(value: Any, name: str, where: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
+def _checked(key: str, value: Any, name: str, where: dict[str, Any], *, flags: bool) -> Any:
+    """One option's value, coerced to its type, or its first mistake raised (the later checks
+    need the type)."""
+    if key not in FIELDS:
+        raise unknown("cluster option", flag(key) if flags else key, [flag(f) if flags else f for f in FIELDS],
+                      key=name, **where)
+    given = value  # echoed as written: `mem_gb: -1` is "got -1", not the -1.0 it is checked as
+    try:
+        value = coerce(value, HINTS[key])
+    except ValueError as exc:
+        raise SuiteError(f"{exc}, got {show_value(value)}", key=name, **where) from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SuiteError(f"must be a finite number, got {given}", key=name, **where)
+    if key in MINIMUM and value is not None and value < MINIMUM[key]:
+        raise SuiteError(f"must be at least {MINIMUM[key]}, got {given}", key=name, **where)
+    if isinstance(value, str) and not value.strip():
+        raise SuiteError("must not be empty (leave the option out for the cluster's default)", key=name, **where)
+    if key == "setup" and any(not shell.strip() for shell in value):
+        raise SuiteError(f"a setup line must not be empty, got {value!r}", key=name, **where)
+    if key == "sbatch" and not isinstance(value, Mapping):
         raise SuiteError(f"expected a mapping of sbatch parameters, got {show_value(value)}", key=name, **where)
+    return list(value) if key == "setup" else value
+
+
+def _check_sbatch(value: Mapping[str, Any], name: str, where: dict[str, Any],
+                  mistakes: list[SuiteError]) -> dict[str, Any]:
+    """The sbatch parameters that pass, each mistake added to `mistakes`."""
     params = {}
     for raw_key, v in value.items():
         key = str(raw_key).lstrip("-").replace("_", "-")
-        if not key:
-            raise SuiteError(f"an sbatch parameter needs a name, e.g. exclude=node7; got {raw_key!r}",
-                             key=name, **where)
-        owned = _owned_as(key)
-        if owned is not None:
-            instead = OWNED[owned]
-            hint = f"use the {instead!r} option" if instead else "the dispatcher sets it"
-            reads = "" if owned == key else f" (it abbreviates --{owned})"
-            raise SuiteError(f"sbatch parameter {key!r}{reads} cannot be set here: {hint}", key=f"{name}.{raw_key}",
-                             **where)
-        if v is not None and (not isinstance(v, (str, int, float, bool)) or v is False):
-            raise SuiteError(f"an sbatch value is a string, a number, true (a bare flag) or null (unset what a "
-                             f"lower layer set), got {show_value(v)}", key=f"{name}.{raw_key}", **where)
-        if key in params:
-            raise SuiteError(f"sbatch parameter {key!r} is given twice (spelt differently)", key=f"{name}.{raw_key}",
-                             **where)
+        try:
+            _check_parameter(key, raw_key, v, params, name, where)
+        except SuiteError as err:
+            mistakes.append(err)
+            continue
         params[key] = v
     return params
+
+
+def _check_parameter(key: str, raw_key: Any, v: Any, params: Mapping[str, Any], name: str,
+                     where: dict[str, Any]) -> None:
+    """Raise the mistake in one sbatch parameter (`params`: those before it), if any."""
+    if not key:
+        raise SuiteError(f"an sbatch parameter needs a name, e.g. exclude=node7; got {raw_key!r}", key=name, **where)
+    owned = _owned_as(key)
+    if owned is not None:
+        instead = OWNED[owned]
+        hint = f"use the {instead!r} option" if instead else "the dispatcher sets it"
+        reads = "" if owned == key else f" (it abbreviates --{owned})"
+        raise SuiteError(f"sbatch parameter {key!r}{reads} cannot be set here: {hint}", key=f"{name}.{raw_key}",
+                         **where)
+    if v is not None and (not isinstance(v, (str, int, float, bool)) or v is False):
+        raise SuiteError(f"an sbatch value is a string, a number, true (a bare flag) or null (unset what a "
+                         f"lower layer set), got {show_value(v)}", key=f"{name}.{raw_key}", **where)
+    if key in params:
+        raise SuiteError(f"sbatch parameter {key!r} is given twice (spelt differently)", key=f"{name}.{raw_key}",
+                         **where)
 
 
 def summary(options: ClusterOptions) -> str:
