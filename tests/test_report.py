@@ -832,6 +832,34 @@ def test_a_figure_the_report_can_no_longer_draw_is_removed(report, toy, tmp_path
     assert not list((tmp_path / "figures").glob("toy_*")), "stale figures would show runs the table no longer has"
 
 
+def test_a_figure_an_edited_grid_no_longer_makes_goes_and_no_other_reports_figure(tmp_path, capsys):
+    """The grid cut to one point, its runs done: the table is rewritten without a trade-off plot,
+    so the old one goes; the spec's curves, its preset's figures and those of a spec whose name
+    begins like it (toy_b) stay until their own reports."""
+    out = tmp_path / "store"
+    text = TOY + "presets: {fast: {epochs: 2}}\n"
+    path = write_spec(tmp_path, text, "toy")
+    other = write_spec(tmp_path, TOY.replace("name: toy", "name: toy_b"), "toy_b")
+    spec = ablations.load(path)
+    for runs in (ablations.expand(spec), ablations.expand(spec, preset="fast"), ablations.expand(ablations.load(other))):
+        fill(out, runs, curve=True)
+    for args in ([str(path)], [str(path), "--preset", "fast"], [str(other)]):
+        assert main(["report", *args, "--out", str(out)]) == 0
+    drawn = {f"{stem}_{figure}.{suffix}" for stem in ("toy", "toy.fast", "toy_b")
+             for figure in ("tradeoff", "curves") for suffix in ("png", "svg")}
+    assert {p.name for p in (out / "figures").iterdir()} == drawn
+    capsys.readouterr()
+    path.write_text(text.replace("lr: [0.1, 0.2, 0.4]", "lr: [0.1]").replace("weight_decay: [0.0001, 0.0005]", "weight_decay: [0.0001]")
+                    .replace("  - {lr: 0.2, top1_err: 4.0}\n", ""))
+    assert main(["report", str(path), "--out", str(out)]) == 0
+    assert "No trade-off plot" in capsys.readouterr().out and "toy_tradeoff" not in (out / "toy.md").read_text()
+    gone = {"toy_tradeoff.png", "toy_tradeoff.svg"}
+    assert {p.name for p in (out / "figures").iterdir()} == drawn - gone
+    assert main(["report", str(path), "--preset", "fast", "--out", str(out)]) == 0
+    gone |= {"toy.fast_tradeoff.png", "toy.fast_tradeoff.svg"}
+    assert {p.name for p in (out / "figures").iterdir()} == drawn - gone
+
+
 def test_pareto_front():
     x, y = [1.0, 2.0, 3.0, 2.0, 4.0], [5.0, 3.0, 4.0, 6.0, 1.0]
     assert list(plots.pareto(x, y)) == [True, True, False, False, True]
