@@ -841,7 +841,8 @@ def test_a_figure_an_edited_grid_no_longer_makes_goes_and_no_other_reports_figur
     path = write_spec(tmp_path, text, "toy")
     other = write_spec(tmp_path, TOY.replace("name: toy", "name: toy_b"), "toy_b")
     spec = ablations.load(path)
-    for runs in (ablations.expand(spec), ablations.expand(spec, preset="fast"), ablations.expand(ablations.load(other))):
+    for runs in (ablations.expand(spec), ablations.expand(spec, preset="fast"),
+                 ablations.expand(ablations.load(other))):
         fill(out, runs, curve=True)
     for args in ([str(path)], [str(path), "--preset", "fast"], [str(other)]):
         assert main(["report", *args, "--out", str(out)]) == 0
@@ -849,7 +850,8 @@ def test_a_figure_an_edited_grid_no_longer_makes_goes_and_no_other_reports_figur
              for figure in ("tradeoff", "curves") for suffix in ("png", "svg")}
     assert {p.name for p in (out / "figures").iterdir()} == drawn
     capsys.readouterr()
-    path.write_text(text.replace("lr: [0.1, 0.2, 0.4]", "lr: [0.1]").replace("weight_decay: [0.0001, 0.0005]", "weight_decay: [0.0001]")
+    path.write_text(text.replace("lr: [0.1, 0.2, 0.4]", "lr: [0.1]")
+                    .replace("weight_decay: [0.0001, 0.0005]", "weight_decay: [0.0001]")
                     .replace("  - {lr: 0.2, top1_err: 4.0}\n", ""))
     assert main(["report", str(path), "--out", str(out)]) == 0
     assert "No trade-off plot" in capsys.readouterr().out and "toy_tradeoff" not in (out / "toy.md").read_text()
