@@ -147,17 +147,21 @@ def _models(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- specs, run, status
 def _add_specs(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("specs", help="list and check the ablation specs (every preset too), with their run counts")
+    p = sub.add_parser("specs", help="list and check the ablation specs (every preset too), with their run counts "
+                                     "and data sets")
     p.add_argument("specs", nargs="*", metavar="SPEC",
                    help="spec names or YAML paths to check (default: every spec found: $SUITE_ABLATIONS, the suite's ablations/, ./ablations)")
     p.add_argument("--preset", help="count and check runs under this preset only")
     p.set_defaults(handler=_specs)
 
 
+DATA_WIDTH = len("cifar10, cifar100")  # the data column of `suite specs`
+
+
 def _specs(args: argparse.Namespace) -> int:
     from suite import ablations
 
-    print(f"{'spec':<24} {'runs':>5}  paper / description")
+    print(f"{'spec':<24} {'runs':>5}  {'data':<{DATA_WIDTH}}  paper / description")
     invalid = having = 0
     presets: set[str] = set()  # of the specs read, for a misspelt --preset's "did you mean"
     for name in args.specs or ablations.list():
@@ -185,7 +189,10 @@ def _specs(args: argparse.Namespace) -> int:
             invalid += 1
             continue
         where = " ".join(str(v) for v in spec.paper.values()) or next(iter(spec.description.splitlines()), "")[:60]
-        print(f"{name:<24} {len(runs):>5}  {where}")
+        data = ", ".join(dict.fromkeys(r.config.data.name for r in runs))
+        if not spec.gives("data.name", args.preset):
+            data += " (default)"
+        print(f"{name:<24} {len(runs):>5}  {data:<{DATA_WIDTH}}  {where}")
     if args.preset is not None and not having:
         hint = close_matches(args.preset, presets)
         print(f"error: --preset: no spec has the preset {args.preset!r}"

@@ -963,6 +963,28 @@ def test_specs_lists_every_spec_and_names_a_broken_one(tmp_path, monkeypatch, ca
     assert "under --preset r: " in lines[0] and "presets.r.lr: must not be negative" in lines[0]
 
 
+def test_specs_names_the_data_each_spec_trains_on_and_a_default_as_such(tmp_path, monkeypatch, capsys):
+    """A dropped `data: {name: ...}` line trains on digits, with the run ids of a spec that says digits:
+    the listing shows it, so the default is not taken unseen."""
+    write(tmp_path, "name: bare\nbase: {model: {name: resnet26}}\npresets: {cifar: {data.name: cifar10}}\n", "bare")
+    write(tmp_path, "name: said\nbase: {model: {name: resnet26}, data: {name: digits}}\n", "said")
+    write(tmp_path, "name: both\nbase: {model: {name: resnet26}}\ngrid: {data.name: [cifar10, cifar100]}\n", "both")
+    write(tmp_path, "name: ruled\nbase: {model: {name: resnet26}}\ngrid: {lr: [0.1, 0.2]}\n"
+          "when: [{match: {lr: 0.2}, set: {data.name: synthetic}}]\n", "ruled")
+    monkeypatch.setenv("SUITE_ABLATIONS", str(tmp_path))
+    assert expand(load("bare"))[0].run_id == expand(load("said"))[0].run_id  # the same runs: only the list tells
+    data = {}
+    for args in ([], ["--preset", "cifar"], ["--preset", "smoke"]):
+        assert main(["specs", "bare", "said", "both", "ruled", *args]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].split() == ["spec", "runs", "data", "paper", "/", "description"]
+        data[tuple(args)] = {line.split()[0]: line[32:].rstrip() for line in lines[1:] if "(no preset" not in line}
+    assert data[()] == {"bare": "digits (default)", "said": "digits", "both": "cifar10, cifar100",
+                        "ruled": "digits, synthetic"}
+    assert data[("--preset", "cifar")] == {"bare": "cifar10"}
+    assert set(data[("--preset", "smoke")].values()) == {"digits"}  # the smoke preset names its data set
+
+
 # ---- the shipped specs
 SHIPPED = ablations.list()
 

@@ -117,6 +117,16 @@ class Spec:
     def line(self, *path: str) -> int | None:
         return _Where(self.path, self.lines).line(path)
 
+    def gives(self, key: str, preset: str | None = None) -> bool:
+        """Whether the spec (under `preset`) sets `key` anywhere: in base, as an axis, by a rule or
+        in the preset. If not, every run takes the key's default, and `suite specs` says so, as a
+        dropped `data: {name: ...}` line would otherwise train on digits unseen."""
+        values = self.presets[preset] if preset is not None else {}
+        plain = {k: v for k, v in values.items() if k not in PRESET_KEYS}
+        rules = [*self.when, *values.get("when", [])]
+        return (key in flatten(self.base) or key in self.axes or key in flatten(plain)
+                or any(key in flatten(rule.set) for rule in rules))
+
     def error(self, message: str, *path: str, **kwargs: Any) -> SuiteError:
         return _Where(self.path, self.lines).error(message, *path, **kwargs)
 
