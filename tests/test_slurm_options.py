@@ -144,6 +144,9 @@ def test_more_processes_than_gpus_a_node_is_refused_before_submitting(spec):
     assert (f"tasks_per_node=2 (--tasks-per-node) is more than gpus_per_node=1 ({spec.path}:6): "
             "DDP runs one process per GPU") in str(err.value)
     assert options(spec, {"tasks_per_node": 2, "gpus_per_node": 2}).tasks_per_node == 2
+    with pytest.raises(SuiteError) as err:  # with a time limit too short for the signal delay: both said at once
+        options(spec, {"tasks_per_node": 2, "timeout_min": 2})
+    assert [e.key for e in (err.value, *err.value.also)] == ["signal_delay_s", "tasks_per_node"]
     assert options(spec, {"tasks_per_node": 2, "gpus_per_node": 0}).tasks_per_node == 2  # CPU DDP (gloo)
 
 

@@ -138,15 +138,18 @@ def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[
         merged["sbatch"] = {k: v for k, v in merged["sbatch"].items() if v is not None}
     options = ClusterOptions(**merged, origins=origin)
     if options.signal_delay_s + EARLY_SIGNAL_S >= options.timeout_min * 60:
-        raise SuiteError(f"signal_delay_s={options.signal_delay_s} ({origin.get('signal_delay_s', 'the default')}) "
-                         f"plus the {EARLY_SIGNAL_S} s by which SLURM may signal early must be shorter than the time "
-                         f"limit, timeout_min={options.timeout_min} ({origin.get('timeout_min', 'the default')}), "
-                         f"i.e. {options.timeout_min * 60} s: the run could be stopped before it starts training",
-                         key="signal_delay_s")
+        mistakes.append(SuiteError(
+            f"signal_delay_s={options.signal_delay_s} ({origin.get('signal_delay_s', 'the default')}) plus the "
+            f"{EARLY_SIGNAL_S} s by which SLURM may signal early must be shorter than the time limit, "
+            f"timeout_min={options.timeout_min} ({origin.get('timeout_min', 'the default')}), i.e. "
+            f"{options.timeout_min * 60} s: the run could be stopped before it starts training", key="signal_delay_s"))
     if 0 < options.gpus_per_node < options.tasks_per_node:  # two processes on one GPU: NCCL refuses at start
-        raise SuiteError(f"tasks_per_node={options.tasks_per_node} ({origin.get('tasks_per_node', 'the default')}) "
-                         f"is more than gpus_per_node={options.gpus_per_node} ({origin['gpus_per_node']}): "
-                         "DDP runs one process per GPU", key="tasks_per_node")
+        mistakes.append(SuiteError(
+            f"tasks_per_node={options.tasks_per_node} ({origin.get('tasks_per_node', 'the default')}) is more than "
+            f"gpus_per_node={options.gpus_per_node} ({origin['gpus_per_node']}): DDP runs one process per GPU",
+            key="tasks_per_node"))
+    if mistakes:
+        raise together(mistakes)
     return options
 
 
