@@ -129,6 +129,7 @@ def _run(run: RunSpec, d: Path, *, progress: bool) -> dict[str, Any]:
     from suite.train import run as train
     from suite.train.distributed import world_size
 
+    code = code_version()  # the code this process loaded: the tree may be committed or checked out meanwhile
     measured = _cached_measurement(d / "measure.json", run)
     if measured is None:
         check_readable(run.config.data)
@@ -145,7 +146,7 @@ def _run(run: RunSpec, d: Path, *, progress: bool) -> dict[str, Any]:
         "attack": _attack(run.config, d),
         # processes: BN normalises each one's share of a batch, so results depend on their number;
         # model_source: a plugin's distribution and version (its code is not in git_commit, nor in the run id)
-        "env": {**environment(run.config.device), **code_version(), "processes": world_size(),
+        "env": {**environment(run.config.device), **code, "processes": world_size(),
                 "model_source": get_model_info(run.config.model.name).source},
     }
 

@@ -916,3 +916,25 @@ def test_an_attempt_outside_slurm_does_not_keep_the_gpus_of_an_earlier_slurm_att
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     store.set_status(tmp_path, "running", **_slurm_ids())
     assert store.read_json(tmp_path / "status.json")["cuda_visible_devices"] is None
+
+
+def test_a_run_records_the_commit_it_started_from_not_one_made_while_it_trained(tmp_path, monkeypatch):
+    """A commit or checkout in the tree while a local run trained (minutes to hours) was recorded as
+    the code that trained it: the run's process had loaded the code of its start."""
+    from suite.dispatch import snapshot
+    from suite.execute import execute
+    import suite.train
+
+    monkeypatch.delenv("SUITE_GIT_COMMIT", raising=False)
+    head = ["a" * 40]
+    monkeypatch.setattr(snapshot, "git_state", lambda path: (head[0], False))
+    train = suite.train.run
+
+    def training(*args, **kwargs):
+        head[0] = "b" * 40  # the checkout moves on while the run trains
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(suite.train, "run", training)
+    spec = _spec(tmp_path, "commit", "  model.mask_norm: [mixed]")
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    assert execute(run, tmp_path / "out")["env"]["git_commit"] == "a" * 40
