@@ -600,7 +600,10 @@ def tabular(tex: str) -> str:
     ("δ = φ−ψ", r"$\delta$ = $\varphi$$-$$\psi$"), ("ε, ϵ: 3×3 ± 1", r"$\varepsilon$, ϵ: 3$\times$3 $\pm$ 1"),
     ("a ⊙ b ∘ c", r"a $\odot$ b $\circ$ c"), ("& % $ # _ { } ~ ^ \\", r"\& \% \$ \# \_ \{ \} \textasciitilde{} "
                                                              r"\textasciicircum{} \textbackslash{}"),
-    ("=SUM(A1)", "=SUM(A1)"), ("-1", "-1"), ("-1.5", "-1.5"), ("Müller", "Müller")])
+    ("=SUM(A1)", "=SUM(A1)"), ("-1", "-1"), ("-1.5", "-1.5"), ("Müller", "Müller"),
+    # a quote opens first, after a space or bracket, or after a quote that opens: ‘a’, (“a”), “‘a’”
+    ("'a'", "`a'"), ('("a")', "(``a'')"), ("\"'a'\"", "``{}`a'{}''"), ("it's \"a\"'", "it's ``a''{}'"),
+    ("a,,b", "a,{},b"), ("a\n\nb", "a  b")])  # not T1's „ ligature; a blank line ended the cell with an error
 def test_latex_typesets_a_label_as_written(label, typeset):
     """`"quoted"` printed ”quoted” and `` `code` `` ‘code‘; `a--b` an en dash; a row's first cell `[0, 1]`
     stopped the document (read as the optional argument of the `\\\\` before it) and `*bold*` lost

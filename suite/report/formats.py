@@ -171,7 +171,8 @@ def tex_escape(text: str) -> str:
 def _tex_char(m: re.Match[str]) -> str:
     char = m.group()
     if char in "\"'":
-        opening = m.start() == 0 or m.string[m.start() - 1] in _OPENS
+        before = m.string[:m.start()].rstrip("\"'")  # after quotes that open, a quote opens: "'a'" is ``{}`a'{}''
+        opening = not before or before[-1] in _OPENS
         quote = ("``" if opening else "''") if char == '"' else ("`" if opening else "'")
         after = m.string[m.end():m.end() + 1]
         return quote + "{}" if after and after in "\"'" else quote  # '' then ' is not the ligature '''
