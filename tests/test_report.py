@@ -643,7 +643,8 @@ def test_markdown_shows_a_labels_markup_characters_as_written(tmp_path):
 @pytest.mark.parametrize(("label", "written"), [
     ("*bold*", "\\*bold\\*"), ("_a_", "\\_a\\_"), ("`code`", "\\`code\\`"), ("[a](b)", "\\[a\\](b)"),
     ("~~gone~~", "\\~\\~gone\\~\\~"), ("&lt;", "\\&lt;"), ("# head", "\\# head"), ("- item", "\\- item"),
-    ("1. item", "1\\. item"), ("> quote", "\\> quote"),
+    ("1. item", "1\\. item"), ("1) item", "1\\) item"), ("> quote", "\\> quote"), ("-", "\\-"),
+    ("a\n# b", "a # b"),  # a line break would start a block (here a heading)
     # as written: no markup, or `_` inside a word (never emphasis), or a number
     ("x_1", "x_1"), ("ran56_cifar", "ran56_cifar"), ("50%", "50%"), ("δ = φ−ψ", "δ = φ−ψ"), ('"q"', '"q"'),
     ("=SUM(A1)", "=SUM(A1)"), ("-1", "-1"), ("-1.5", "-1.5"), ("+x", "+x"), ("@x", "@x")])
