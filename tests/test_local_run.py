@@ -82,6 +82,7 @@ def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, capsys):
     out = tmp_path / "store"
     assert main(["run", str(spec), "--out", str(out), "--no-progress", "--threads", "1", *FAST]) == 1
     assert "1 done, 1 failed" in capsys.readouterr().out
+    assert json.loads((out / "specs.json").read_text()) == {"diverge": str(spec.resolve())}  # its name's file
 
     assert main(["status", str(spec), "--out", str(out), *FAST]) == 0
     printed = capsys.readouterr().out
@@ -719,15 +720,18 @@ def test_a_dry_run_of_a_large_grid_counts_the_done_runs_it_skips(tmp_path, capsy
         store.write_result(store.plan(out, run), {"run_id": run.run_id, "config": run.config.flat(),
                                                   "metrics": {"top1_err": 1.0}})
     store.set_status(store.plan(out, runs[done]), "failed", error="ValueError: boom")
+    store.set_status(store.plan(out, runs[done + 1]), "cancelled")
     assert main(["run", str(spec), "--out", str(out), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     skipped_done = [line for line in lines if re.match(r"  skip [0-9a-f]{12} done ", line)]
     assert len(skipped_done) == (done if done <= 50 else 0)
     assert ("  skip 56 done runs (listed one by one only up to 50)" in lines) == (done > 50)
     assert sum(line.startswith(f"  skip {runs[done].run_id} failed") for line in lines) == 1
-    assert sum(line.startswith("  run  ") for line in lines) == 60 - done - 1
-    assert lines[-1] == (f"{60 - done - 1} of 60 runs would start (out: {out}); rerun the 1 failed or cancelled: "
+    assert sum(line.startswith("  run  ") for line in lines) == 60 - done - 2
+    assert lines[-1] == (f"{60 - done - 2} of 60 runs would start (out: {out}); rerun the 2 failed or cancelled: "
                          f"suite run {spec} --out {out} --retry-failed")
+    assert main(["run", str(spec), "--out", str(out), "--dry-run", "--retry-failed"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"{60 - done} of 60 runs would start (out: {out})"  # no hint
 
 
 def test_a_device_that_names_none_is_refused_before_any_run(tmp_path, capsys):

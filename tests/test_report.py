@@ -18,6 +18,7 @@ import pytest
 from torch import nn
 
 from suite import ablations, store
+from suite.ablations import names
 from suite.cli import main
 from suite.errors import SuiteError, SuiteWarning
 from suite.models import register_model
@@ -1335,6 +1336,8 @@ def test_two_spec_files_of_one_name_cannot_share_a_store(tmp_path, capsys):
     out = tmp_path / "store"
     run = ablations.expand(ablations.load(first))[0]
     finish(out, run, 5.0)
+    assert main(["run", str(first), "--out", str(out), "--dry-run"]) == 0
+    assert not (out / "specs.json").exists()  # a dry run writes nothing
     assert main(["report", str(first), "--out", str(out)]) == 0
     table = (out / "twin.md").read_text()
     capsys.readouterr()
@@ -1350,13 +1353,22 @@ def test_two_spec_files_of_one_name_cannot_share_a_store(tmp_path, capsys):
     assert json.loads((out / "specs.json").read_text()) == {"twin": str(second.resolve())}
 
 
-def test_a_corrupt_spec_name_record_is_set_aside_and_stops_nothing(tmp_path, capsys):
-    """`specs.json` is bookkeeping: a truncated one (a full disk) set aside, the command goes on."""
+def test_a_shipped_specs_name_is_not_recorded(tmp_path):
+    """A shipped spec's name is unique already (`ablations.load`): recorded, a second checkout's
+    copy of it would be refused as another spec of that name in a store the two share."""
+    names.claim(tmp_path, ablations.load("quick"))
+    assert not (tmp_path / "specs.json").exists()
+
+
+@pytest.mark.parametrize("text", ['{"lone": "/x', '["lone"]'])
+def test_a_corrupt_spec_name_record_is_set_aside_and_stops_nothing(tmp_path, capsys, text):
+    """`specs.json` is bookkeeping: a truncated one (a full disk), or JSON of another shape, set
+    aside, the command goes on."""
     spec = write_spec(tmp_path, "name: lone\nbase: {model: {name: ran56_cifar}, data: {name: digits}}\n"
                                 "grid: {lr: [0.1]}\n", "lone")
     out = tmp_path / "store"
     finish(out, ablations.expand(ablations.load(spec))[0], 5.0)
-    (out / "specs.json").write_text('{"lone": "/x')
+    (out / "specs.json").write_text(text)
     assert main(["report", str(spec), "--out", str(out)]) == 0
     assert re.search(r"specs\.json: corrupt record .*read as empty, set aside", capsys.readouterr().err)
     assert json.loads((out / "specs.json").read_text()) == {"lone": str(spec.resolve())}
