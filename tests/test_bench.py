@@ -196,7 +196,9 @@ def test_compare_other_machine_and_absolute():
 
 
 @pytest.mark.parametrize(("key", "value", "shown"), [("torch_version", "2.3.0", "torch 2.4.0 -> torch 2.3.0"),
-                                                     ("threads", 4, "1 threads -> 4 threads")])
+                                                     ("threads", 4, "1 threads -> 4 threads"),
+                                                     ("torch_version", None, "torch 2.4.0 -> no torch_version"),
+                                                     ("cuda_version", "12.1", "no cuda_version -> CUDA 12.1")])
 def test_a_baseline_from_another_torch_or_thread_count_is_no_same_machine(key, value, shown):
     """Absolute times depend on torch's kernels and on the threads as much as on the CPU: such a
     baseline's times are not judged as the same machine's, and the table says what differs."""
@@ -206,7 +208,8 @@ def test_a_baseline_from_another_torch_or_thread_count_is_no_same_machine(key, v
     now = compare.run_from_json({**data, "machine_info": {**data["machine_info"], key: value}}, "now")
     rows = _rows_by_test(compare.compare(base, now))
     assert (rows["test_a"].verdict, rows["test_b"].verdict) == ("same", "other machine")
-    assert f"note: the runs differ in {shown}: ratios may move" in compare.render(list(rows.values()), base, now, 0.1)
+    assert f"note: the runs differ in {shown}: ratios may move with that too, and absolute times are not judged " \
+           "(other machine)" in compare.render(list(rows.values()), base, now, 0.1)
 
 
 def test_compare_needs_the_same_reference_for_ratios():
@@ -236,7 +239,9 @@ def test_pool_concatenates_rounds():
     a = Run("x", "m", "c", {"t": Measurement.from_samples("t", [1.0, 2.0], [0.5, 0.6], REF)})
     b = Run("x", "m", "c", {"t": Measurement.from_samples("t", [3.0], [0.7], REF),
                             "u": Measurement.from_samples("u", [4.0])})
+    a.setup.update(device="Xeon", node="on vm")
     pooled = compare.pool([a, b], "both")
+    assert pooled.setup == a.setup  # compared by it: an empty setup differed from every baseline's
     assert pooled.measurements["t"].times == (1.0, 2.0, 3.0) and pooled.measurements["t"].ratios == (0.5, 0.6, 0.7)
     assert pooled.measurements["t"].relative == Summary.of([0.5, 0.6, 0.7])
     assert pooled.measurements["u"].relative is None and pooled.label == "both"
