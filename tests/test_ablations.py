@@ -1122,3 +1122,10 @@ def test_a_spec_file_not_named_yaml_is_refused_as_such(tmp_path, name, text):
     assert err.value.file == str(path) and err.value.key == "spec"
     assert f"a spec file is YAML, named NAME.yaml; {name!r} is not (TOML and other formats are not read)" \
         in err.value.message
+
+
+def test_a_spec_file_named_yml_is_read(tmp_path):
+    """`.yml` is YAML's other suffix: such a file is a spec, not refused with the TOML files."""
+    path = tmp_path / "grid.yml"
+    path.write_text("name: grid\nbase: {model: {name: resnet26}}\n")
+    assert load(path).name == "grid"
