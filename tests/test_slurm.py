@@ -543,7 +543,8 @@ def test_jobs_of_runs_an_edit_took_out_of_the_spec_are_named_with_their_ids(tmp_
     hint = f"`scancel {job}` stops its job whatever the spec file says now"
     assert hint in suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run")
     printed = suite(capsys, "status", str(spec), "--out", str(out))
-    assert "1 run of st_edited" in printed and hint in printed  # beside the spec's own queued run
+    # beside the spec's own queued run: the jobs to stop, not the done runs of other overrides
+    assert f"1 run of st_edited in {out} (queued or running) is of another" in printed and hint in printed
     printed = suite(capsys, "cancel", str(spec), "--out", str(out))
     assert "cancelled 1 run " in printed and hint in printed
     assert status(out, kept)["state"] == "cancelled" and status(out, dropped)["state"] == "pending"
