@@ -1129,3 +1129,9 @@ def test_a_spec_file_named_yml_is_read(tmp_path):
     path = tmp_path / "grid.yml"
     path.write_text("name: grid\nbase: {model: {name: resnet26}}\n")
     assert load(path).name == "grid"
+
+
+def test_a_folder_given_as_a_spec_is_said_to_be_one(tmp_path):
+    """Not told to rename it to NAME.yaml, as a TOML file is: it is no file at all."""
+    with pytest.raises(SuiteError, match="cannot read spec: Is a directory"):
+        load(tmp_path)
