@@ -23,6 +23,7 @@ import traceback
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import torch
@@ -361,14 +362,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _interrupt(signum: int, frame: object) -> None:
+def _interrupt(signum: int, frame: FrameType | None) -> None:
     """Once: Ctrl-C reaches the run and its runner, which then sends SIGTERM; a second signal
     would break off the recording of the first (the run was said to be stopped by SIGTERM).
     The later ones go to `_ignore`, not SIG_IGN: a signal already pending when this runs would
     find SIG_IGN, and CPython then prints `OSError: Signal 15 ignored due to race condition`
-    with a traceback into the run's log."""
+    with a traceback into the run's log. One that comes while this handler runs, before it has
+    put `_ignore` in place, CPython hands to this handler again, within it: that call returns,
+    or its exception would replace the first signal's."""
+    if _within_interrupt(frame):
+        return
     processes.handle(INTERRUPTS, _ignore)
     raise Interrupted(signal.Signals(signum).name)
+
+
+def _within_interrupt(frame: FrameType | None) -> bool:
+    """Whether `frame`, where a signal's handler was called, is in a call of `_interrupt`."""
+    while frame is not None:
+        if frame.f_code is _interrupt.__code__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _ignore(signum: int, frame: object) -> None:

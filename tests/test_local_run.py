@@ -813,6 +813,51 @@ def test_a_signal_pending_behind_the_first_leaves_no_traceback_in_the_log():
     assert (done.returncode, done.stdout, done.stderr) == (0, "stopped by SIGINT\nstill recording\n", "")
 
 
+def test_a_signal_that_comes_while_the_first_ones_handler_runs_does_not_replace_it():
+    """Ctrl-C reaches the run, and the runner's SIGTERM comes while the run's handler for it is
+    still running, before that handler has set the later signals aside: CPython ran the handler
+    again, within the first call, and the run was recorded as stopped by SIGTERM (1 in 10 runs of
+    the Ctrl-C test of the killed runner). Here the SIGTERM comes at each step of the handler in
+    turn (sys.settrace's events), in a process of its own (its handlers are those of `python -m
+    suite.execute`)."""
+    code = textwrap.dedent("""\
+        import signal, sys, threading
+        from suite import execute, processes
+
+        def stopped_by(step):  # SIGINT, and SIGTERM at its handler's `step`-th trace event (never if < 0)
+            handler, events = [], []
+            def trace(frame, event, arg):
+                if not handler and frame.f_code is execute._interrupt.__code__:
+                    handler.append(frame)
+                if handler and handler[0] is not None:
+                    events.append(event)
+                    if len(events) == step + 1:
+                        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+                    if event == "return" and frame is handler[0]:
+                        handler[0] = None  # the handler is done: no later event is its
+                return trace
+            processes.handle(execute.INTERRUPTS, execute._interrupt)  # as execute.main installs them
+            sys.settrace(trace)
+            try:
+                signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+                for _ in range(100):
+                    pass
+            except execute.Interrupted as stop:
+                return str(stop), len(events)
+            finally:
+                sys.settrace(None)
+
+        _, steps = stopped_by(-1)
+        for step in range(steps):
+            print(step, stopped_by(step)[0])
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    stopped = dict(line.split() for line in done.stdout.splitlines())
+    assert len(stopped) > 10  # the handler was followed, step by step
+    assert [step for step, signum in stopped.items() if signum != "SIGINT"] == []
+
+
 def _unwritable(monkeypatch, *dirs: Path) -> None:
     """Simulate `chmod 555` on run directories `dirs` (another user's, in a shared store), which binds
     root only once its capabilities are dropped: no new file can be made there (the files there can
