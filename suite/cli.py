@@ -448,8 +448,9 @@ def _print_arrays(n_runs: int, options: ClusterOptions) -> None:
 
 def _retry_hint(args: argparse.Namespace, plan: Plan, out: Path, options: ClusterOptions | None) -> str:
     """How to rerun the failed and cancelled runs a plan leaves out (without --retry-failed), or ''."""
-    stopped = [rid for rid in plan.states if rid not in {r.run_id for r in plan.to_run}
-               and plan.states[rid].state in ("failed", "cancelled")]
+    starting = {r.run_id for r in plan.to_run}  # once: built in the condition, it was built for every run
+    stopped = [rid for rid, state in plan.states.items()
+               if rid not in starting and state.state in ("failed", "cancelled")]
     if not stopped:
         return ""
     again = f"suite run {_same_local_runs(args)} --retry-failed" if options is None else \
