@@ -71,7 +71,7 @@ def suite_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     import suite
 
     env = dict(os.environ if env is None else env)
-    if Path(suite.__file__).resolve().parents[1] != Path.cwd().resolve():
+    if suite.PACKAGE_DIR.parent != Path.cwd().resolve():
         env["PYTHONSAFEPATH"] = "1"
     return env
 

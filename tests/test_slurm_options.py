@@ -345,7 +345,7 @@ def test_local_and_slurm_runs_record_one_dirty_flag(tmp_path, monkeypatch):
     for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "c"]):
         subprocess.run([*git, *args], check=True, capture_output=True)
     monkeypatch.delenv("SUITE_GIT_COMMIT", raising=False)
-    monkeypatch.setattr(suite, "__file__", str(package / "__init__.py"))
+    monkeypatch.setattr(suite, "PACKAGE_DIR", package)
     commit, dirty = snapshot.git_state(package)
     assert len(commit) == 40 and dirty is False and env.code_version()["git_dirty"] is False
     (package / "b.py").write_text("y = 2\n")

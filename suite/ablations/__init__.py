@@ -14,17 +14,17 @@ from pathlib import Path
 
 from suite.ablations.expand import RunSpec, expand
 from suite.ablations.spec import Spec, parse
+from suite import PACKAGE_DIR
 from suite.errors import SuiteError, unknown
 from suite.files import check_lookup
 
 
 def spec_dirs() -> builtins.list[Path]:
     """The spec folders that exist, in search order (see the module's docstring)."""
-    package = Path(__file__).resolve().parents[1]
     dirs = [Path(p) for p in os.environ.get("SUITE_ABLATIONS", "").split(os.pathsep) if p]
     for d in dirs:  # an absent folder is passed over; one the OS cannot look up (a name too long, a loop) is said
         check_lookup(d, key="$SUITE_ABLATIONS")
-    dirs += [package / "_specs", package.parent / "ablations", Path.cwd() / "ablations"]
+    dirs += [PACKAGE_DIR / "_specs", PACKAGE_DIR.parent / "ablations", Path.cwd() / "ablations"]
     unique: dict[Path, None] = {}
     for d in dirs:
         if d.is_dir():

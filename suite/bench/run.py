@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from suite import files, processes
+from suite import PACKAGE_DIR, files, processes
 from suite.bench.compare import Run, load_run, save_warning
 from suite.errors import SuiteError, SuiteWarning, unknown
 
@@ -33,9 +33,7 @@ _SAVED = re.compile(r"\d{4}_(?P<name>.+)\.json")
 
 def project_root() -> Path:
     """The checkout the running `suite` package comes from."""
-    import suite
-
-    root = Path(suite.__file__).resolve().parents[1]
+    root = PACKAGE_DIR.parent
     if not (root / BENCH_DIR).is_dir():
         raise SuiteError(f"no {BENCH_DIR} next to the suite package in {root}: run from a source checkout")
     return root

@@ -35,7 +35,7 @@ class Snapshot:
 
 
 def package_dir() -> Path:
-    return Path(suite.__file__).resolve().parent
+    return suite.PACKAGE_DIR
 
 
 def take(out: Path) -> Snapshot:

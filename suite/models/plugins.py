@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from suite import PACKAGE_DIR
 from suite.errors import SuiteError, SuiteWarning
 
 GROUP = "attention_suite.models"  # the distribution is attention-suite; entry-point groups use the import name
-_SUITE_DIR = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,6 @@ def _failure(plugin: Plugin, exc: BaseException) -> SuiteError:
 def _where(exc: BaseException) -> str | None:
     """The innermost frame of `exc` in the plugin's own code (not the suite's, not importlib's)."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith("<") and _SUITE_DIR not in Path(f.filename).resolve().parents
+              if not f.filename.startswith("<") and PACKAGE_DIR not in Path(f.filename).resolve().parents
               and "importlib" not in Path(f.filename).parts]
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
