@@ -15,6 +15,7 @@ from suite.models.resnet import PreActBasic
 
 CIFAR_BASELINES = ["resnet164_cifar", "resnet1001_cifar", "wrn16_8_cifar", "wrn28_10_cifar"]
 IMAGENET_BASELINES = ["resnet152", "resnext101_32x4d", "resnet200"]
+SAN_BASELINES = ["resnet26", "resnet38", "resnet50"]  # SAN Table 2: [1,2,4,1], [2,3,5,2], [3,4,6,3] bottlenecks
 
 # Exact counts of the documented builds (10 classes on CIFAR, 1000 on ImageNet).
 PARAMS = {
@@ -25,6 +26,10 @@ PARAMS = {
     "resnet152": 60_192_808,
     "resnext101_32x4d": 44_177_704,
     "resnet200": 64_666_152,
+    # torchvision's ResNet(Bottleneck, layers) with SASA's lists, as counted on it directly
+    "resnet26": 13_696_552,
+    "resnet38": 19_626_792,
+    "resnet50": 25_557_032,
 }
 
 
@@ -63,6 +68,9 @@ def test_resnext_params_are_resnet101s() -> None:
     ("resnet152", 11.559, 0.03),         # stride on the 3x3; 11.33 strided at the 1x1 as in Caffe
     ("resnext101_32x4d", 8.012, 0.03),
     ("resnet200", 15.069, 0.01),
+    ("resnet26", 2.356, 0.02),           # SAN Table 2's 2.4 / 3.2 / 4.1 round fvcore's 2.36 / 3.23 / 4.11
+    ("resnet38", 3.234, 0.02),
+    ("resnet50", 4.112, 0.01),
 ])
 def test_imagenet_gmacs(name: str, gmacs: float, paper_rel: float) -> None:
     measured = model_complexity(name)
