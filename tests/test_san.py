@@ -702,15 +702,21 @@ def test_position_term_matches_pixel_loops(encoding, padding, k, size):
             torch.testing.assert_close(sam._position_term(like), expected)
 
 
-@pytest.mark.slow
-def test_flops_match_the_official_counter():
-    """fvcore with the SA handles: 2.11 / 1.83 G multiply-adds, nothing unaccounted."""
+@pytest.mark.slow  # a 224 px trace of each SAN, SAN19's about 3 s
+@pytest.mark.parametrize("name,gmacs", [
+    ("san10_pairwise", 2.111), ("san10_patchwise", 1.830), ("san15_pairwise", 2.959),
+    ("san15_patchwise", 2.534), ("san19_pairwise", 3.765), ("san19_patchwise", 3.199),
+])
+def test_flops_match_the_official_counter(name, gmacs):
+    """fvcore with the SA handles, nothing unaccounted: the official model's fvcore count plus its
+    SA ops (2.11 / 1.83 / 2.96 / 2.53 / 3.76 / 3.20 G); the official counter, behind the paper's
+    2.2 / 1.9 / 3.0 / 2.6 / 3.8 / 3.3, also charges ReLU and pooling, about 2 % more."""
     from suite.measure.complexity import model_complexity
 
-    for name, gmacs in [("san10_pairwise", 2.11), ("san10_patchwise", 1.83)]:
-        result = model_complexity(name)
-        assert result.gmacs == pytest.approx(gmacs, abs=0.005)
-        assert not result.unsupported_ops
+    result = model_complexity(name)
+    assert result.gmacs == pytest.approx(gmacs, abs=0.0005)
+    assert not result.unsupported_ops
+    assert 0.95 < result.gmacs / get_model_info(name).paper["gmacs"] < 1.0
 
 
 def test_position_encodings_are_counted_without_unsupported_ops():
@@ -947,21 +953,31 @@ def official_forward(sd: dict, x: torch.Tensor, sa_type: int, layers, kernels) -
     return F.linear(F.adaptive_avg_pool2d(x, 1).flatten(1), sd["fc.weight"], sd["fc.bias"])
 
 
-@pytest.mark.parametrize("name,sa_type", [("san10_pairwise", 0), ("san10_patchwise", 1)])
-def test_official_checkpoint_reproduces_the_official_forward(name, sa_type):
-    layers, kernels = LAYERS[10], (3, 3, 3, 3, 3)
+@pytest.mark.parametrize("sa_type,depth,footprint,size", [
+    (0, 10, 3, 64), (1, 10, 3, 64),
+    # the deeper layouts with the official 7x7 footprint (reflection needs 128 px at 7x7)
+    (0, 15, 7, 128), (1, 19, 7, 128),
+])
+def test_official_checkpoint_reproduces_the_official_forward(sa_type, depth, footprint, size):
+    layers, kernels = LAYERS[depth], (3,) + (footprint,) * 4
     official = random_state_dict(official_layout(sa_type, layers, kernels, 10))
-    model = create_model(name, footprint=3, num_classes=10)
+    for key in official:  # damped residual branches: 12-19 random blocks would overflow float32
+        if key.endswith((".conv.weight", ".conv_w.5.weight")):
+            official[key] = official[key] * 0.1
+    model = create_model(f"san{depth}_{('pairwise', 'patchwise')[sa_type]}", footprint=footprint, num_classes=10)
     # DistributedDataParallel prefix, as in the released checkpoints
     load_official_san(model, {f"module.{k}": v for k, v in official.items()}).eval()
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(2 if size < 128 else 1, 3, size, size)  # the batch's position term once; then cheap
     with torch.no_grad():
         expected = official_forward(official, x, sa_type, layers, kernels)
-        assert torch.allclose(model(x), expected, atol=1e-4, rtol=1e-4), (model(x) - expected).abs().max()
+        out = model(x)
+    assert torch.isfinite(expected).all() and expected.abs().max() > 1
+    torch.testing.assert_close(out, expected, atol=1e-4 * expected.abs().max().item(), rtol=1e-4)
     assert model.stages[1].blocks[0].sam.phi.weight.equal(official["layer1.0.sam.conv1.weight"])
 
 
-@pytest.mark.parametrize("sa_type,depth", [(0, 10), (1, 19)])
+@pytest.mark.parametrize("sa_type", [0, 1])
+@pytest.mark.parametrize("depth", [10, 15, 19])
 def test_official_key_names_map_both_ways(sa_type, depth):
     """Every official key has one of ours and back, so an error can name a tensor in either tree."""
     kernels = (3, 7, 7, 7, 7)
