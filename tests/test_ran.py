@@ -129,6 +129,10 @@ def test_cifar_params_near_paper(name: str) -> None:
 def test_cifar_params_pin_documented_layout() -> None:
     # The counts the ran.py docstring documents for the chosen CIFAR layout (2/1/0 mask pools).
     assert count_params("ran92_cifar") == 1_825_690
+    # Table 3's other depths (no paper count): 1, 3, 4 modules per stage
+    assert count_params("ran56_cifar") == 1_081_818
+    assert count_params("ran128_cifar") == 2_569_562
+    assert count_params("ran164_cifar") == 3_313_434
     assert count_params("ran236_cifar") == 4_801_178
     assert count_params("ran452_cifar") == 9_361_562
     assert count_params("resnet164_cifar") == 1_703_258

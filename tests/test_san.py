@@ -49,6 +49,60 @@ def test_footprint_sweep_parameters(footprint, patch_params):
     assert round(patch_params / 1e6, 2) == {3: 10.74, 5: 11.18, 7: 11.84, 9: 12.72}[footprint]
 
 
+def _san_params(depth: int, mode: str, relation: str, gamma: str = "official", share: int = 8, k: int = 7,
+                position: bool = True, classes: int = 1000) -> int:
+    """Parameters of a SAN from the official widths, written out block by block: phi, psi (C -> C/16)
+    and beta (C -> C/4) with bias; gamma's input is delta's width (+2 position channels pairwise),
+    its hidden width C/16 pairwise and C/4/share patchwise, its output C/4/share attention channels
+    (times K patchwise). Stage 0 keeps a 3x3 footprint."""
+    def gamma_params(n_in: int, hidden: int, out: int) -> int:
+        if gamma == "official":  # BN - ReLU - conv (no bias) - BN - ReLU - conv
+            return 2 * n_in + n_in * hidden + 2 * hidden + hidden * out + out
+        if gamma == "linear":
+            return n_in * out + out
+        extra = hidden * hidden + hidden if gamma == "lrlrl" else 0
+        return n_in * hidden + hidden + extra + hidden * out + out
+
+    total, cin = 3 * 64 + 2 * 64, 64  # stem conv (no bias) + BN
+    for i, (c, n) in enumerate(zip((64, 256, 512, 1024, 2048), LAYERS[depth])):
+        total += cin * c + 2 * c  # transition conv (no bias) + the stage's BN
+        rel, mid, kk = c // 16, c // 4, (3 if i == 0 else k) ** 2
+        cw = mid // share
+        if mode == "pairwise":
+            width = {"concatenation": 2 * rel, "dot": 1}.get(relation, rel) + (2 if position else 0)
+            sam = gamma_params(width, rel, cw) + (6 if position else 0)  # conv_p: 2 -> 2 with bias
+        else:
+            width = {"concatenation": (kk + 1) * rel, "star": kk, "clique": kk * kk}[relation]
+            sam = gamma_params(width, cw, kk * cw)
+        block = 2 * c + 2 * (c * rel + rel) + c * mid + mid + sam + 2 * mid + mid * c + c
+        total += n * block
+        cin = c
+    return total + 2048 * classes + classes
+
+
+@pytest.mark.parametrize("name", SAN_MODELS)
+def test_parameter_counts_follow_the_official_widths(name):
+    depth, mode = int(name[3:5]), name.split("_")[1]
+    assert _san_params(depth, mode, "subtraction" if mode == "pairwise" else "concatenation") == OFFICIAL_PARAMS[name]
+
+
+@pytest.mark.parametrize("mode,options", [
+    ("pairwise", {"relation": r}) for r in ("summation", "concatenation", "hadamard", "dot")
+] + [("patchwise", {"relation": r}) for r in ("star", "clique")] + [
+    (mode, {"gamma": g}) for mode in ("pairwise", "patchwise") for g in ("linear", "lrl", "lrlrl")
+] + [(mode, {"share_planes": s}) for mode in ("pairwise", "patchwise") for s in (1, 2, 4, 16)] + [
+    ("pairwise", {"position_encoding": "none"}), ("patchwise", {"footprint": 9, "share_planes": 4}),
+])
+def test_variant_parameter_counts_follow_their_widths(mode, options):
+    """Every relation, gamma and share_planes variant of SAN10 has the widths its definition gives
+    (a wrong width in gamma's input, hidden or output layer changes the count)."""
+    default = "subtraction" if mode == "pairwise" else "concatenation"
+    expected = _san_params(10, mode, options.get("relation", default), options.get("gamma", "official"),
+                           options.get("share_planes", 8), options.get("footprint", 7),
+                           options.get("position_encoding", "relative") != "none")
+    assert count_params(f"san10_{mode}", **options) == expected
+
+
 @pytest.mark.parametrize("name", SAN_MODELS)
 def test_forward_at_224(name):
     model = create_model(name).eval()
