@@ -103,7 +103,10 @@ def make_gamma(kind: str, in_channels: int, hidden: int, out_channels: int) -> n
     - lrl:      conv(in -> hidden) - ReLU - conv(hidden -> out)        (the paper's "L-R-L")
     - lrlrl:    conv(in -> hidden) - ReLU - conv(hidden -> hidden) - ReLU - conv(hidden -> out)
     The paper's variants have no normalisation and take the official hidden width; every conv
-    except the official first one has a bias.
+    except the official first one has a bias. Patchwise, 'linear' has no hidden layer to narrow
+    the patch: one conv maps all (K+1) C/16 channels straight to the K C/32 weights, so
+    san10_patchwise grows from 11.8 M to 53.5 M parameters (the paper's mapping ablation, the
+    `san_gamma` spec, is pairwise).
     """
     if kind == "official":
         return nn.Sequential(
