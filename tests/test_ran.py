@@ -356,6 +356,7 @@ def test_local_mask_has_no_pooling_and_comparable_cost() -> None:
              for b in local.modules() if isinstance(b, SoftMaskBranch)]
     assert units == [3, 3, 3]
     assert count_params("ran56_cifar", mask_type="local") == 1_160_922
+    assert count_params("ran56", mask_type="local") == 32_015_784  # the README's figure for ImageNet
     assert 1.0 < _gmacs(local, 32) / _gmacs(ed, 32) < 1.3
     masks = _masks(local.eval(), torch.randn(1, 3, 32, 32))
     assert [tuple(m.shape[-2:]) for m in masks] == [(32, 32), (16, 16), (8, 8)]
