@@ -7,6 +7,7 @@ with the same workload plus a sleep several times longer than the workload.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -220,6 +221,31 @@ def test_compare_needs_the_same_reference_for_ratios():
     assert (row.basis, row.verdict) == ("time", "same")
 
 
+def test_the_machine_string_is_the_setup_shown_and_old_baselines_still_load(tmp_path):
+    """A run's machine string is its setup shown (it was stored beside it, free to disagree); a baseline
+    saved before the conftest recorded device, threads, heap and torch (pytest-benchmark's own
+    machine_info alone) still loads, lists and gates by its ratios."""
+    old = _run_json([_bench("test_a", _spread(0.01), _spread(1.0)), _bench("test_b", _spread(0.01))])
+    old["machine_info"] = {"node": "vm-a", "processor": "x86_64", "machine": "x86_64", "python_version": "3.11.2",
+                           "cpu": {"brand_raw": "Intel Xeon", "count": 2}}
+    path = tmp_path / "m" / "0001_old.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({**old, "datetime": "2025-06-01T00:00:00"}))
+    (listed,) = run.list_baselines(tmp_path)
+    assert (listed.error, listed.machine, listed.count) == (None, "Intel Xeon on vm-a", 2)
+    base = compare.load_run(run.find_baseline(tmp_path, "old"), "old")
+    assert base.setup == {"device": "Intel Xeon", "node": "on vm-a"} and base.machine == "Intel Xeon on vm-a"
+    assert Run("x").machine == "?"  # nothing known, as a revision without benchmarks
+    now = compare.run_from_json(_run_json([_bench("test_a", _spread(0.02), _spread(2.0)),
+                                           _bench("test_b", _spread(0.01))]), "now")
+    rows = _rows_by_test(compare.compare(base, now))
+    assert [(r.basis, r.verdict) for r in rows.values()] == [("ratio", "slower"), ("time", "other machine")]
+    assert "note: the runs differ in Intel Xeon -> Xeon; no threads -> 1 threads; no torch_version -> torch 2.4.0" \
+        in compare.render(list(rows.values()), base, now, 0.1)
+    moved = dataclasses.replace(now, setup={**now.setup, "node": "on vm-b"})
+    assert moved.machine == "Xeon, 1 threads, torch 2.4.0 on vm-b"
+
+
 def test_files_without_raw_samples_cannot_gate(tmp_path):
     """Medians alone would flag noise as `slower`: a baseline without raw samples is refused at load."""
     for data, key in [(_bench("test_a", _spread(0.01), _spread(1.0), data=False), "extra_info.ratios"),
@@ -236,8 +262,8 @@ def test_files_without_raw_samples_cannot_gate(tmp_path):
 
 
 def test_pool_concatenates_rounds():
-    a = Run("x", "m", "c", {"t": Measurement.from_samples("t", [1.0, 2.0], [0.5, 0.6], REF)})
-    b = Run("x", "m", "c", {"t": Measurement.from_samples("t", [3.0], [0.7], REF),
+    a = Run("x", "c", {"t": Measurement.from_samples("t", [1.0, 2.0], [0.5, 0.6], REF)})
+    b = Run("x", "c", {"t": Measurement.from_samples("t", [3.0], [0.7], REF),
                             "u": Measurement.from_samples("u", [4.0])})
     a.setup.update(device="Xeon", node="on vm")
     pooled = compare.pool([a, b], "both")
@@ -428,7 +454,7 @@ def test_compare_rev_leaves_out_the_slurm_benchmarks(tmp_path, monkeypatch):
 
     def fake_measure(root, label, **options):
         seen.append(options)
-        return Run(label, "m", "c", {"t": Measurement.from_samples("t", _spread(1.0, n=7))})
+        return Run(label, "c", {"t": Measurement.from_samples("t", _spread(1.0, n=7))})
 
     monkeypatch.setattr(revs, "measure", fake_measure)
     revs.compare_rev(repo, "HEAD", blocks=1, rounds=7, log=lambda line: None)

@@ -53,11 +53,15 @@ class Measurement:
 @dataclass(frozen=True)
 class Run:
     label: str  # how the table names it: baseline name, "working tree", a revision
-    machine: str  # absolute times are only comparable between runs with the same machine string
     commit: str = "?"
     measurements: dict[str, Measurement] = field(default_factory=dict)
     saved: str = ""  # pytest-benchmark's `datetime` (ISO, UTC), when the file has one
-    setup: dict[str, str] = field(default_factory=dict)  # the parts of `machine` (machine_setup)
+    setup: dict[str, str] = field(default_factory=dict)  # what absolute times depend on (machine_setup)
+
+    @property
+    def machine(self) -> str:
+        """The setup as one line, for the table and `--list` (derived, so it cannot disagree with it)."""
+        return machine_string(self.setup)
 
 
 @dataclass(frozen=True)
@@ -102,8 +106,8 @@ def run_from_json(data: Any, label: str) -> Run:
         measurements[measurement.name] = measurement
     saved = data.get("datetime")
     setup = machine_setup(_mapping(data, "machine_info"))
-    return Run(label, machine_string(setup), commit_string(_mapping(data, "commit_info")),
-               measurements, saved if isinstance(saved, str) else "", setup)
+    return Run(label, commit_string(_mapping(data, "commit_info")), measurements,
+               saved if isinstance(saved, str) else "", setup)
 
 
 def _measurement(bench: Any, key: str) -> Measurement:
@@ -178,8 +182,9 @@ def machine_setup(info: dict[str, Any]) -> dict[str, str]:
 
 
 def machine_string(setup: dict[str, str]) -> str:
-    """`Xeon, 1 threads, steady heap, torch 2.4.0 on vm`: absolute times compare only between runs
-    whose strings are equal."""
+    """`Xeon, 1 threads, steady heap, torch 2.4.0 on vm` (`?` for a run with no machine_info)."""
+    if not setup:
+        return "?"
     *parts, host = setup.values()
     return f"{', '.join(parts)} {host}"
 
@@ -205,7 +210,7 @@ def pool(runs: Sequence[Run], label: str) -> Run:
             name, [t for p in parts for t in p.times],
             [r for p in parts for r in p.ratios] if with_ratios else (), parts[0].reference)
     first = next((run for run in runs if run.measurements), runs[0])
-    return Run(label, first.machine, first.commit, pooled, setup=first.setup)
+    return Run(label, first.commit, pooled, setup=first.setup)
 
 
 # -------------------------------------------------------------------------------------- comparing
@@ -223,7 +228,7 @@ def compare(base: Run, current: Run, threshold: float = DEFAULT_THRESHOLD, absol
             rows.append(Row(name, basis, None, new, "new"))
             continue
         old = before.relative if ratio else before.absolute
-        if not ratio and not absolute and base.machine != current.machine:
+        if not ratio and not absolute and base.setup != current.setup:
             # absolute times of two machines say nothing about the code
             rows.append(Row(name, basis, old, new, "other machine"))
             continue

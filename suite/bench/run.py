@@ -127,7 +127,7 @@ def measure(root: Path, label: str, *, required: bool = True, **options) -> Run:
         left_out = f", or only benchmarks that -m {markers!r} leaves out" if markers else ""
         raise SuiteError(f"no benchmark ran in {root / BENCH_DIR}" + (f" (-k {select!r} matches none{left_out}?)"
                          if select else " (all skipped?)"), key="-k" if select else None)
-    return Run(label, "?")
+    return Run(label)
 
 
 def check_select(select: str) -> None:
