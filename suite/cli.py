@@ -1254,9 +1254,8 @@ def _bench(args: argparse.Namespace) -> int:
         return stop.status
     rows = compare.compare(base, current, threshold, absolute=args.absolute)
     print(compare.render(rows, base, current, threshold), end="")
-    if not any(r.verdict != "new" for r in rows):  # a gate that compared nothing must not pass
-        print(f"error: no benchmark of this run is in {base.label}: nothing compared (check -k, or save a new "
-              "baseline)", file=sys.stderr)
+    if reason := compare.nothing_judged(rows, base, current):  # a gate that could not fail must not pass
+        print(f"error: {reason}", file=sys.stderr)
         return 2
     slower = compare.failures(rows)
     if slower:

@@ -706,16 +706,38 @@ def test_the_reference_does_not_run_the_step_code_it_is_compared_with(monkeypatc
         reference_step("eval", torch.device("cpu"))
 
 
-def test_a_compare_that_compared_nothing_fails(tmp_path, monkeypatch, capsys):
-    """A -k that selects none of the baseline's benchmarks (or renamed tests) used to pass the gate."""
+def test_a_compare_that_judged_nothing_fails(tmp_path, monkeypatch, capsys):
+    """A gate that could not have failed must not pass: no benchmark of the baseline run (a -k that
+    selects none of it, renamed tests), or only absolute times from another setup (they used to pass
+    as `other machine`), or only benchmarks of too few rounds."""
     base = tmp_path / "base.json"
-    base.write_text(json.dumps(_run_json([_bench("test_a", _spread(0.01, 16), _spread(1.0, 16))])))
-    other = compare.run_from_json(_run_json([_bench("test_b", _spread(0.01, 16), _spread(1.0, 16))]), "working tree")
-    monkeypatch.setattr(run, "measure", lambda *args, **kwargs: other)
-    assert main(["bench", "--compare", str(base), "--rounds", "16", "--storage", str(tmp_path)]) == 2
-    out, err = capsys.readouterr()
-    assert "| new" in out and "(1 baseline benchmarks were not run)" in out
-    assert f"error: no benchmark of this run is in {base}: nothing compared (check -k" in err
-    same = compare.run_from_json(_run_json([_bench("test_a", _spread(0.01, 16), _spread(1.0, 16))]), "working tree")
-    monkeypatch.setattr(run, "measure", lambda *args, **kwargs: same)
-    assert main(["bench", "--compare", str(base), "--rounds", "16", "--storage", str(tmp_path)]) == 0
+    base.write_text(json.dumps(_run_json([_bench("test_a", _spread(0.01, 16), _spread(1.0, 16)),
+                                          _bench("test_p", _spread(0.01, 16)), _bench("test_r", _spread(1.0, 3))])))
+
+    def bench(benches, **machine):
+        data = _run_json(benches)
+        now = compare.run_from_json({**data, "machine_info": {**data["machine_info"], **machine}}, "working tree")
+        monkeypatch.setattr(run, "measure", lambda *args, **kwargs: now)
+        status = main(["bench", "--compare", str(base), "--rounds", "16", "--storage", str(tmp_path)])
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    status, out, err = bench([_bench("test_b", _spread(0.01, 16), _spread(1.0, 16))])
+    assert status == 2 and "| new" in out and "(3 baseline benchmarks were not run)" in out
+    assert err == (f"error: nothing judged: none of the 1 benchmarks run could be flagged slower than {base} "
+                   "(3 benchmarks): 1 are not in the baseline (check -k, or save a new baseline)\n")
+    status, out, err = bench([_bench("test_p", _spread(0.02, 16)), _bench("test_b", _spread(0.01, 16))],
+                             torch_version="2.5.0")
+    assert status == 2 and "| other machine" in out
+    assert "1 are not in the baseline (check -k, or save a new baseline); 1 have absolute times only, not judged " \
+           "across setups (the runs differ in torch 2.4.0 -> torch 2.5.0; --absolute judges them anyway)" in err
+    status, out, err = bench([_bench("test_r", _spread(1.0, 3))])
+    assert status == 2 and "| same" in out  # unchanged, but a slowdown would only have been `too few rounds`
+    assert err.endswith("(3 benchmarks): 1 had too few rounds for any p below 0.001\n")
+    # one benchmark that could have failed is a comparison: it passes when unchanged
+    status, out, err = bench([_bench("test_a", _spread(0.01, 16), _spread(1.0, 16)), _bench("test_r", _spread(1.0, 3))])
+    assert (status, err) == (0, "")
+    status, out, err = bench([_bench("test_p", _spread(0.01, 16))], torch_version="2.5.0")
+    assert status == 2
+    # --absolute judges them: a comparison again
+    assert main(["bench", "--compare", str(base), "--absolute", "--rounds", "16", "--storage", str(tmp_path)]) == 0

@@ -253,6 +253,29 @@ def failures(rows: Iterable[Row]) -> list[Row]:
     return [r for r in rows if r.verdict in FAILING]
 
 
+def could_fail(row: Row) -> bool:
+    """Whether `row` could have been flagged `slower`: in both runs, on a basis they share, with
+    enough rounds for p < ALPHA (a `same` of 3 + 3 rounds could never have been anything worse)."""
+    return row.base is not None and row.verdict != "other machine" and min_p(row.base.n, row.current.n) < ALPHA
+
+
+def nothing_judged(rows: Sequence[Row], base: Run, current: Run) -> str | None:
+    """Why no row of the comparison could have failed it, or None if one could: a gate that could
+    not fail must not pass."""
+    if any(could_fail(r) for r in rows):
+        return None
+    reasons = []
+    if new := sum(r.base is None for r in rows):
+        reasons.append(f"{new} are not in the baseline (check -k, or save a new baseline)")
+    if other := sum(r.verdict == "other machine" for r in rows):
+        reasons.append(f"{other} have absolute times only, not judged across setups (the runs differ in "
+                       f"{'; '.join(setup_differences(base, current))}; --absolute judges them anyway)")
+    if few := sum(r.base is not None and r.verdict != "other machine" for r in rows):
+        reasons.append(f"{few} had too few rounds for any p below {ALPHA}")
+    return (f"nothing judged: none of the {len(rows)} benchmarks run could be flagged slower than "
+            f"{base.label} ({len(base.measurements)} benchmarks): {'; '.join(reasons)}")
+
+
 def parse_threshold(text: str) -> float:
     """'10%' -> 0.10. The sign is required: is a bare 0.05 five percent or a twentieth of one?"""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", text)
