@@ -1222,8 +1222,6 @@ def _bench(args: argparse.Namespace) -> int:
             warnings.warn(f"{b.path}: unreadable baseline {b.name!r}: {b.error}", SuiteWarning)
         return 0
     threshold = compare.parse_threshold(args.fail_above)
-    if args.select:
-        run.check_select(args.select)
     options = {"select": args.select, "threads": args.threads}
     if args.blocks is not None and not args.compare_rev:
         raise SuiteError("--blocks only applies to --compare-rev", key="--blocks")

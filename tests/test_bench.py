@@ -665,16 +665,24 @@ def test_a_run_with_a_failing_benchmark_saves_no_baseline(tmp_path, capsys):
     assert "not saved: the run of baseline 'partial' did not finish" in capsys.readouterr().err
 
 
-def test_a_k_expression_pytest_cannot_read_is_refused_before_running(tmp_path, monkeypatch, capsys):
-    """pytest exits 4 for it: the user's mistake, not a failing benchmark; checked before the run."""
+def test_a_k_expression_pytest_cannot_read_is_refused_and_a_good_one_costs_no_second_pytest(
+        tmp_path, monkeypatch, capsys):
+    """pytest exits 4 for it: the user's mistake, not a failing benchmark, and no benchmark runs.
+    The -k used to be checked up front by a pytest of its own, run before every `suite bench -k`."""
     project = tmp_path / "proj"
     (project / "tests" / "benchmarks").mkdir(parents=True)
-    (project / "tests" / "benchmarks" / "test_one.py").write_text("def test_ok(benchmark):\n    benchmark(sum, [1])\n")
-    monkeypatch.setattr(run, "measure", lambda *a, **k: pytest.fail("the benchmarks ran"))
+    (project / "tests" / "benchmarks" / "test_one.py").write_text(
+        "from pathlib import Path\n\n\ndef test_ok(benchmark):\n    Path('ran').touch()\n    benchmark(sum, [1])\n")
     monkeypatch.setattr(run, "project_root", lambda: project)
-    assert main(["bench", "-k", "and or", "--storage", str(tmp_path / "store")]) == 2
+    pytests = []
+    real_run = run.processes.run
+    monkeypatch.setattr(run.processes, "run", lambda command, **kw: pytests.append(command) or real_run(command, **kw))
+    assert main(["bench", "-k", "and or", "--rounds", "7", "--storage", str(tmp_path / "store")]) == 2
     assert "-k: pytest cannot use -k 'and or': Wrong expression passed to '-k'" in capsys.readouterr().err
-    run.check_select("test_ok and not slow")  # a good one passes
+    assert not (project / "ran").exists()
+    pytests.clear()
+    assert main(["bench", "-k", "test_ok and not slow", "--rounds", "7", "--storage", str(tmp_path / "store")]) == 0
+    assert len(pytests) == 1 and (project / "ran").exists()
 
 
 def test_benchmarks_that_do_not_import_are_a_failure_not_the_k_expression(tmp_path):

@@ -116,6 +116,8 @@ def measure(root: Path, label: str, *, required: bool = True, **options) -> Run:
     with processes.sigterm_raises(), tempfile.TemporaryDirectory(prefix="suite-bench-") as tmp:
         json_path = Path(tmp) / "run.json"
         status = run_benchmarks(root, json_path, **options)
+        if status == USAGE_ERROR and options.get("select"):
+            check_select(options["select"])  # the -k, or (if it parses) benchmarks that do not import
         if status not in (0, NO_TESTS):
             cause = " (a conftest that does not import? pytest's message is above)" if status == USAGE_ERROR else ""
             raise BenchmarkFailed(f"pytest exited with status {status} running the benchmarks in {root / BENCH_DIR}"
@@ -131,9 +133,11 @@ def measure(root: Path, label: str, *, required: bool = True, **options) -> Run:
 
 
 def check_select(select: str) -> None:
-    """Refuse a -k expression pytest cannot parse before anything runs, asking pytest itself on an
-    empty directory: the benchmarks' own run cannot tell, since pytest exits 4 both for such a -k
-    and for a conftest that fails to import (a broken revision, not the user's -k)."""
+    """Refuse a -k expression pytest cannot parse, asking pytest itself on an empty directory. Asked
+    only once the benchmarks' run exited 4, which pytest does both for such a -k (after collecting,
+    before any benchmark runs) and for a conftest that fails to import (a broken revision, not the
+    user's -k): a run that starts costs no second pytest. (pytest's parser is private API, whose
+    exceptions have changed between versions.)"""
     with tempfile.TemporaryDirectory(prefix="suite-bench-k-") as empty:
         proc = processes.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
                               "--noconftest", "-k", select, empty], cwd=empty, capture=True)
