@@ -1192,8 +1192,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help="judge absolute times instead of ratios to the reference workload (same machine only)")
     p.add_argument("-k", dest="select", metavar="EXPR", help="only benchmarks matching this pytest -k expression")
     p.add_argument("--rounds", type=_count(1), metavar="N",
-                   help="rounds per interleaved benchmark (default: 15; with --compare-rev 5 per block and tree); "
-                   "the report and SLURM benchmarks fix their own")
+                   help="rounds per interleaved benchmark (default: at least 15, and more for a short benchmark, as "
+                   "many as fit in 3 s; with --compare-rev at least 5 per block and tree, as many as fit in 3 s "
+                   "over the blocks); the report and SLURM benchmarks fix their own")
     p.add_argument("--blocks", type=_count(1), metavar="N", help="--compare-rev: blocks alternating the two trees (default: 4)")
     p.add_argument("--threads", type=_count(1), default=1, metavar="N",
                    help="torch CPU threads (default: 1, the stable choice on a shared machine)")
@@ -1228,6 +1229,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.compare_rev and (args.save or args.compare):
         raise SuiteError("--compare-rev measures both sides itself: no --save or --compare", key="--compare-rev")
     rounds = args.rounds or (revs.DEFAULT_ROUNDS if args.compare_rev else run.DEFAULT_ROUNDS)
+    max_time = 0.0 if args.rounds else run.ROUNDS_TIME_S  # --rounds N: N rounds; by default more for short benchmarks
     base = None
     if args.compare:  # loaded and checked before the long part
         path = run.find_baseline(storage, args.compare)
@@ -1236,10 +1238,10 @@ def _bench(args: argparse.Namespace) -> int:
     try:
         if args.compare_rev:
             base, current = revs.compare_rev(run.project_root(), args.compare_rev, blocks=args.blocks or revs.DEFAULT_BLOCKS,
-                                             rounds=rounds, **options)
+                                             rounds=rounds, max_time=max_time, **options)
         else:
-            current = run.measure(run.project_root(), "working tree", rounds=rounds, save=args.save, storage=storage,
-                                  **options)
+            current = run.measure(run.project_root(), "working tree", rounds=rounds, max_time=max_time, save=args.save,
+                                  storage=storage, **options)
             if args.save:
                 print(f"saved baseline {args.save!r} in {storage}")
             if base is None:

@@ -66,6 +66,69 @@ def test_relative_info_pairs_rounds():
         relative_info([0.1], [0.1, 0.2], REF)
 
 
+def test_a_short_benchmark_gets_as_many_more_rounds_as_fit_in_max_time():
+    """A few-ms benchmark varies most from round to round, and 15 rounds of it took under a second:
+    by default it gets as many rounds as fit in the time (up to MAX_ROUNDS); a long one keeps its minimum."""
+    assert interleave.rounds_within(15, 3.0, 0.1) == 30
+    assert interleave.rounds_within(15, 3.0, 0.5) == 15  # 6 would fit: the minimum stands
+    assert interleave.rounds_within(15, 3.0, 0.001) == interleave.MAX_ROUNDS == 100
+    assert interleave.rounds_within(120, 3.0, 0.001) == 120  # an explicit minimum above the cap stands too
+    assert interleave.rounds_within(15, 0.0, 0.001) == 15  # no time given: the rounds asked for
+    assert interleave.rounds_within(15, 3.0, 0.0) == 100  # a step too short for the clock
+
+
+class _Pedantic:
+    """The part of pytest-benchmark's fixture benchmark_interleaved uses: pedantic's rounds, timed."""
+
+    enabled = True
+
+    def __init__(self) -> None:
+        self.extra_info: dict = {}
+        self.rounds = 0
+
+    def pedantic(self, target, setup, teardown, rounds):
+        self.rounds, data = rounds, []
+        for _ in range(rounds):
+            setup()
+            start = synced_perf_counter()
+            target()
+            data.append(synced_perf_counter() - start)
+            teardown()
+        self.stats = type("Stats", (), {"stats": type("Data", (), {"data": data})})
+
+
+@pytest.mark.parametrize(("max_time", "most"), [(0.0, 7), (0.2, 50)])
+def test_interleaved_rounds_are_sized_by_a_timed_round(max_time, most):
+    """Steps of 2 ms and more (a loaded machine only makes them longer) in 0.2 s: more than 7 rounds,
+    at most 0.2 / 4 ms; without a time, exactly the 7 asked for."""
+    import time
+
+    fake = _Pedantic()
+    interleave.benchmark_interleaved(fake, lambda: time.sleep(0.002), lambda: time.sleep(0.002), reference_id=REF,
+                                     rounds=7, max_time=max_time)
+    assert (fake.rounds == 7) if max_time == 0 else (7 < fake.rounds <= most)
+    assert len(fake.extra_info["ratios"]) == fake.rounds
+
+
+def test_rounds_adapt_by_default_and_are_exact_when_given(tmp_path, monkeypatch):
+    """`suite bench` passes its time per benchmark to pytest-benchmark's --benchmark-max-time (the
+    conftest sizes the rounds by it); `--rounds N` is N rounds."""
+    seen = []
+
+    def fake_measure(root, label, **options):
+        seen.append(options)
+        return Run(label, "c", {"t": Measurement.from_samples("t", _spread(1.0, n=8))})
+
+    monkeypatch.setattr(run, "measure", fake_measure)
+    monkeypatch.setattr(revs, "measure", fake_measure)
+    assert main(["bench", "--storage", str(tmp_path)]) == 0
+    assert main(["bench", "--rounds", "20", "--storage", str(tmp_path)]) == 0
+    assert [(o["rounds"], o["max_time"]) for o in seen] == [(15, run.ROUNDS_TIME_S), (20, 0.0)]
+    command = run.pytest_command(Path("run.json"), rounds=15, max_time=3.0)
+    assert "--benchmark-min-rounds=15" in command and "--benchmark-max-time=3.0" in command
+    assert 'getoption("benchmark_max_time")' in CONFTEST.read_text()
+
+
 def test_synced_timer_synchronises_cuda_once_initialised(monkeypatch):
     calls = []
     monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: calls.append(a))
@@ -445,7 +508,8 @@ def test_threshold_is_printed_as_given(tmp_path, monkeypatch, capsys):
 
 
 def test_compare_rev_leaves_out_the_slurm_benchmarks(tmp_path, monkeypatch):
-    """Each run of test_slurm_submit.py leaves 2,000 job records: 2 x blocks runs would pass MaxJobCount."""
+    """Each run of test_slurm_submit.py leaves 2,000 job records: 2 x blocks runs would pass MaxJobCount.
+    And a tree's blocks take about the time one plain run takes: each gets max_time / blocks."""
     repo = _project(tmp_path / "repo")
     _git(repo, "init", "-q")
     _git(repo, "add", ".")
@@ -457,8 +521,9 @@ def test_compare_rev_leaves_out_the_slurm_benchmarks(tmp_path, monkeypatch):
         return Run(label, "c", {"t": Measurement.from_samples("t", _spread(1.0, n=7))})
 
     monkeypatch.setattr(revs, "measure", fake_measure)
-    revs.compare_rev(repo, "HEAD", blocks=1, rounds=7, log=lambda line: None)
-    assert [options["markers"] for options in seen] == ["not slurm"] * 2
+    revs.compare_rev(repo, "HEAD", blocks=2, rounds=7, max_time=3.0, log=lambda line: None)
+    assert [options["markers"] for options in seen] == ["not slurm"] * 4
+    assert [options["max_time"] for options in seen] == [1.5] * 4  # a tree's blocks share the time
     command = run.pytest_command(Path("run.json"), rounds=7, markers=revs.MARKERS)
     assert command[-2:] == ["-m", "not slurm"]
 

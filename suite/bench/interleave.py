@@ -13,6 +13,7 @@ make a step's time depend on what the process allocated before.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any
 
 import torch
@@ -33,18 +34,41 @@ def bench_device() -> torch.device:
     return device
 
 
-def benchmark_interleaved(benchmark: Any, target: Step, reference: Step, *, reference_id: str, rounds: int) -> None:
-    """`rounds` rounds of (reference, target) through `benchmark.pedantic`, one call each.
+MAX_ROUNDS = 100  # what a short benchmark's `max_time` may raise its rounds to (the rank test is O(rounds^2))
+
+
+def benchmark_interleaved(benchmark: Any, target: Step, reference: Step, *, reference_id: str, rounds: int,
+                          max_time: float = 0.0) -> None:
+    """At least `rounds` rounds of (reference, target) through `benchmark.pedantic`, one call each,
+    and as many more as fit in `max_time` seconds (up to MAX_ROUNDS): a benchmark of a few ms
+    varies most from round to round, and its extra rounds cost little.
 
     With benchmarks disabled (plain `pytest`, see pyproject.toml) pytest-benchmark calls setup and
     the target once, without timing: both steps still run, so the benchmark cannot rot unnoticed.
     Enabled, untimed rounds of both come first, until the heap settles (at least two: caches and
-    lazy initialisation too).
+    lazy initialisation too); the last of them sizes the rounds.
     """
     with heap.steady_heap() if benchmark.enabled else contextlib.nullcontext():
         if benchmark.enabled:
-            heap.settle([reference, target])
+            times: list[float] = []
+            heap.settle([_timed(reference, times), _timed(target, times)])
+            rounds = rounds_within(rounds, max_time, times[-2] + times[-1])  # the last untimed round's
         _interleave(benchmark, target, reference, reference_id=reference_id, rounds=rounds)
+
+
+def rounds_within(rounds: int, max_time: float, round_time: float) -> int:
+    """`rounds`, or more if more rounds of `round_time` seconds fit in `max_time` (at most MAX_ROUNDS)."""
+    fit = math.floor(max_time / round_time) if round_time > 0 else MAX_ROUNDS
+    return max(rounds, min(fit, MAX_ROUNDS))
+
+
+def _timed(step: Step, times: list[float]) -> Step:
+    def timed() -> None:
+        start = synced_perf_counter()
+        step()
+        times.append(synced_perf_counter() - start)
+
+    return timed
 
 
 def _interleave(benchmark: Any, target: Step, reference: Step, *, reference_id: str, rounds: int) -> None:

@@ -39,9 +39,11 @@ MARKERS = "not slurm"  # see the module docstring
 
 
 def compare_rev(root: Path, rev: str, *, blocks: int = DEFAULT_BLOCKS, rounds: int = DEFAULT_ROUNDS,
-                log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+                max_time: float = 0.0, log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
                 **options) -> tuple[Run, Run]:
-    """(REV's run, the working tree's run), pooled over the blocks; `options` as for
+    """(REV's run, the working tree's run), pooled over the blocks; at least `rounds` rounds per
+    block and tree, or as many more as fit in `max_time` / `blocks` seconds (a tree's blocks
+    together take about what one plain run takes); `options` as for
     suite.bench.run.run_benchmarks (threads, select)."""
     toplevel = _git(root, "rev-parse", "--show-toplevel").strip()
     commit = _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", what=f"unknown revision {rev!r}")
@@ -59,8 +61,8 @@ def compare_rev(root: Path, rev: str, *, blocks: int = DEFAULT_BLOCKS, rounds: i
                 name = f"{rev} ({commit[:10]})" if which == "base" else "working tree"
                 start = time.perf_counter()
                 try:  # a benchmark the revision does not have yet is `new`, not an error
-                    runs[which].append(measure(trees[which], which, rounds=rounds, quiet=True,
-                                               required=which == "current", **options))
+                    runs[which].append(measure(trees[which], which, rounds=rounds, max_time=max_time / blocks,
+                                               quiet=True, required=which == "current", **options))
                 except BenchmarkFailed as exc:
                     raise BenchmarkFailed(f"{name}: {exc}") from None
                 log(f"block {block + 1}/{blocks}: {name}: {time.perf_counter() - start:.0f} s")

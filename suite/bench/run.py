@@ -24,6 +24,7 @@ from suite.errors import SuiteError, SuiteWarning, unknown
 
 BENCH_DIR = "tests/benchmarks"
 DEFAULT_ROUNDS = 15
+ROUNDS_TIME_S = 3.0  # by default a short interleaved benchmark gets more rounds, as many as fit in this
 DEFAULT_THREADS = 1  # one thread: on a shared machine a second thread waits for a busy core
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 NO_TESTS = 5  # pytest's exit status when nothing was collected (e.g. -k matches nothing)
@@ -49,10 +50,11 @@ def check_storage(storage: Path, *, write: bool = False) -> None:
     files.check_writable(storage, key="--storage", directory=True, write=write)
 
 
-def pytest_command(json_path: Path, *, rounds: int, select: str | None = None, save: str | None = None,
-                   storage: Path | None = None, markers: str | None = None) -> list[str]:
+def pytest_command(json_path: Path, *, rounds: int, max_time: float = 0.0, select: str | None = None,
+                   save: str | None = None, storage: Path | None = None, markers: str | None = None) -> list[str]:
     command = [sys.executable, "-m", "pytest", BENCH_DIR, "-q", "-p", "no:cacheprovider",
                "--benchmark-enable", "--benchmark-only", f"--benchmark-min-rounds={rounds}",
+               f"--benchmark-max-time={max_time}",
                "--benchmark-sort=name", "--benchmark-columns=median,iqr,rounds",
                f"--benchmark-json={json_path}"]
     if select:
@@ -66,11 +68,12 @@ def pytest_command(json_path: Path, *, rounds: int, select: str | None = None, s
     return command
 
 
-def run_benchmarks(root: Path, json_path: Path, *, rounds: int = DEFAULT_ROUNDS, threads: int | None = DEFAULT_THREADS,
-                   select: str | None = None, save: str | None = None, storage: Path | None = None,
-                   markers: str | None = None, quiet: bool = False) -> int:
-    """Run `root`'s benchmarks; returns pytest's exit status. Output streams to the terminal
-    unless `quiet` (then it is shown only if pytest fails). Interrupted, pytest is stopped too."""
+def run_benchmarks(root: Path, json_path: Path, *, rounds: int = DEFAULT_ROUNDS, max_time: float = 0.0,
+                   threads: int | None = DEFAULT_THREADS, select: str | None = None, save: str | None = None,
+                   storage: Path | None = None, markers: str | None = None, quiet: bool = False) -> int:
+    """Run `root`'s benchmarks, `rounds` interleaved rounds each or as many more as fit in
+    `max_time` seconds; returns pytest's exit status. Output streams to the terminal unless `quiet`
+    (then it is shown only if pytest fails). Interrupted, pytest is stopped too."""
     if save is not None and not NAME.fullmatch(save):
         raise SuiteError(f"baseline names are letters, digits, '.', '_' and '-', got {save!r}", key="--save")
     if save is not None and (problem := save_warning(rounds, DEFAULT_ROUNDS)):
@@ -79,7 +82,8 @@ def run_benchmarks(root: Path, json_path: Path, *, rounds: int = DEFAULT_ROUNDS,
                GIT_OPTIONAL_LOCKS="0")  # pytest-benchmark's `git describe --dirty` must not touch the index
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)  # torch's intra-op threads (recorded in machine_info)
-    command = pytest_command(json_path, rounds=rounds, select=select, save=save, storage=storage, markers=markers)
+    command = pytest_command(json_path, rounds=rounds, max_time=max_time, select=select, save=save, storage=storage,
+                             markers=markers)
     saved_before = _saved(storage, root) if save else set()
     try:
         proc = processes.run(command, cwd=root, env=env, capture=quiet)

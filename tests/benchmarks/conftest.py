@@ -40,11 +40,14 @@ def reference_steps(bench_device: torch.device) -> Callable[[str], Step]:
 def interleaved_benchmark(benchmark, request, reference_steps) -> Callable[[Step, str], None]:
     """`interleaved_benchmark(step, mode)`: time `step` through pytest-benchmark, alternating in
     every round with the reference's `mode` step ("infer" or "train"); --benchmark-min-rounds
-    rounds. The time / reference ratios go into extra_info (suite.bench.interleave)."""
+    rounds, or more if more fit in --benchmark-max-time. The time / reference ratios go into
+    extra_info (suite.bench.interleave)."""
     rounds = request.config.getoption("benchmark_min_rounds")
+    max_time = float(request.config.getoption("benchmark_max_time"))
 
     def run(step: Step, mode: str) -> None:
-        benchmark_interleaved(benchmark, step, reference_steps(mode), reference_id=reference_id(mode), rounds=rounds)
+        benchmark_interleaved(benchmark, step, reference_steps(mode), reference_id=reference_id(mode), rounds=rounds,
+                              max_time=max_time)
 
     return run
 
