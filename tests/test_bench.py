@@ -798,15 +798,15 @@ def test_a_compare_that_judged_nothing_fails(tmp_path, monkeypatch, capsys):
     status, out, err = bench([_bench("test_b", _spread(0.01, 16), _spread(1.0, 16))])
     assert status == 2 and "| new" in out and "(3 baseline benchmarks were not run)" in out
     assert err == (f"error: nothing judged: none of the 1 benchmarks run could be flagged slower than {base} "
-                   "(3 benchmarks): 1 are not in the baseline (check -k, or save a new baseline)\n")
+                   "(3 benchmarks): 1 not in the baseline (check -k, or save a new baseline)\n")
     status, out, err = bench([_bench("test_p", _spread(0.02, 16)), _bench("test_b", _spread(0.01, 16))],
                              torch_version="2.5.0")
     assert status == 2 and "| other machine" in out
-    assert "1 are not in the baseline (check -k, or save a new baseline); 1 have absolute times only, not judged " \
+    assert "1 not in the baseline (check -k, or save a new baseline); 1 with absolute times only, not judged " \
            "across setups (the runs differ in torch 2.4.0 -> torch 2.5.0; --absolute judges them anyway)" in err
     status, out, err = bench([_bench("test_r", _spread(1.0, 3))])
     assert status == 2 and "| same" in out  # unchanged, but a slowdown would only have been `too few rounds`
-    assert err.endswith("(3 benchmarks): 1 had too few rounds for any p below 0.001\n")
+    assert err.endswith("(3 benchmarks): 1 with too few rounds for any p below 0.001\n")
     # one benchmark that could have failed is a comparison: it passes when unchanged
     status, out, err = bench([_bench("test_a", _spread(0.01, 16), _spread(1.0, 16)), _bench("test_r", _spread(1.0, 3))])
     assert (status, err) == (0, "")

@@ -266,12 +266,12 @@ def nothing_judged(rows: Sequence[Row], base: Run, current: Run) -> str | None:
         return None
     reasons = []
     if new := sum(r.base is None for r in rows):
-        reasons.append(f"{new} are not in the baseline (check -k, or save a new baseline)")
+        reasons.append(f"{new} not in the baseline (check -k, or save a new baseline)")
     if other := sum(r.verdict == "other machine" for r in rows):
-        reasons.append(f"{other} have absolute times only, not judged across setups (the runs differ in "
+        reasons.append(f"{other} with absolute times only, not judged across setups (the runs differ in "
                        f"{'; '.join(setup_differences(base, current))}; --absolute judges them anyway)")
     if few := sum(r.base is not None and r.verdict != "other machine" for r in rows):
-        reasons.append(f"{few} had too few rounds for any p below {ALPHA}")
+        reasons.append(f"{few} with too few rounds for any p below {ALPHA}")
     return (f"nothing judged: none of the {len(rows)} benchmarks run could be flagged slower than "
             f"{base.label} ({len(base.measurements)} benchmarks): {'; '.join(reasons)}")
 
