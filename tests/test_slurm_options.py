@@ -122,7 +122,7 @@ def test_a_cluster_value_in_an_error_is_spelt_as_yaml_writes_it(tmp_path, line, 
     ({"partition": " "}, "--partition: must not be empty"),
     ({"sbatch": ["ntasks=2"]}, "sbatch parameter 'ntasks' cannot be set here: use the 'tasks_per_node' option"),
     ({"sbatch": ["mail-type=END", "mail_type=FAIL"]}, "sbatch parameter 'mail-type' is given twice"),
-    ({"sbatch": ["exclude=a", "exclude=b"]}, "--sbatch exclude is given twice"),
+    ({"sbatch": ["exclude=a", "exclude=b"]}, "--sbatch.exclude: given twice, as 'exclude=a' and 'exclude=b'"),
     ({"sbatch": ["p=gpu"]}, "sbatch parameter 'p' cannot be set here: use the 'partition' option"),  # short forms too
     ({"sbatch": ["A=lab"]}, "sbatch parameter 'A' cannot be set here: use the 'account' option"),
     ({"setup": ["module load cuda", " "]}, "--setup: a setup line must not be empty"),
@@ -240,6 +240,15 @@ def test_every_cluster_layers_mistakes_are_named_at_once(tmp_path, spec):
                         "  and <command line>: --gpus-per-node: must be at least 0, got -1",
                         "  and <command line>: --sbatch.array: sbatch parameter 'array' cannot be set here: "
                         "the dispatcher sets it"]
+
+
+def test_a_repeated_sbatch_flag_is_named_with_the_other_flags_mistakes(spec):
+    """It stopped the check, so the mistakes after it were found only on the next try."""
+    with pytest.raises(SuiteError) as err:
+        options(spec, {"nodes": 0, "sbatch": ["hold", "exclude=a", "hold", "exclude=b", "array=1"]})
+    assert [e.key for e in (err.value, *err.value.also)] == ["--nodes", "--sbatch.hold", "--sbatch.exclude",
+                                                              "--sbatch.array"]
+    assert "--sbatch.exclude: given twice, as 'exclude=a' and 'exclude=b': give it once" in str(err.value)
 
 
 def test_real_sbatch_options_that_begin_like_owned_ones_pass(spec):

@@ -174,19 +174,24 @@ def _place(file: str, line: int | None) -> str:
 
 
 def parse_cli(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Argparse values (None = not given) -> a layer; `sbatch` items are KEY=VALUE or a bare KEY (a flag).
+    """Argparse values (None = not given) -> a layer. `sbatch` stays the list of items as typed
+    (KEY=VALUE or a bare KEY): `_check` reads it, so a repeated key is one mistake among the rest."""
+    return {k: v for k, v in values.items() if v is not None and v != []}
 
-    A VALUE is kept as typed (`--sbatch comment=007` stays '007'): sbatch reads strings."""
-    out = {k: v for k, v in values.items() if v is not None and v != []}
-    if "sbatch" in out:
-        params: dict[str, Any] = {}
-        for item in out["sbatch"]:
-            key, sep, text = item.partition("=")
-            if key in params:
-                raise SuiteError(f"--sbatch {key} is given twice", key="--sbatch", file="<command line>")
-            params[key] = text if sep else True
-        out["sbatch"] = params
-    return out
+
+def _sbatch_items(items: list[str], where: dict[str, Any], mistakes: list[SuiteError]) -> dict[str, Any]:
+    """`--sbatch` items -> parameters, each repeated key added to `mistakes`. A VALUE is kept as
+    typed (`--sbatch comment=007` stays '007'): sbatch reads strings."""
+    params: dict[str, Any] = {}
+    typed: dict[str, str] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if key in params:
+            mistakes.append(SuiteError(f"given twice, as {typed[key]!r} and {item!r}: give it once",
+                                       key=f"--sbatch.{key}", **where))
+            continue
+        params[key], typed[key] = (text if sep else True), item
+    return params
 
 
 def flag(name: str) -> str:
@@ -211,6 +216,8 @@ def _check(values: Mapping[str, Any], line: typing.Callable[[str], int | None], 
     for key, value in values.items():
         where = {"file": file, "line": line(key)}
         name = flag(key) if flags else prefix + key
+        if flags and key == "sbatch":
+            value = _sbatch_items(value, where, mistakes)
         try:
             value = _checked(key, value, name, where, flags=flags)
         except SuiteError as err:
