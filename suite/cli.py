@@ -1065,7 +1065,7 @@ def _report(args: argparse.Namespace) -> int:
                              key="all")
         slurm.refresh_store(out)
         _, errors, untabled = files.write_all(out, preset=args.preset, formats=chosen or files.DEFAULT_FORMATS,
-                                              metrics=args.metric, wrote=lambda path: print(f"wrote {path}", file=log))
+                                              metrics=args.metric, say=lambda line: print(line, file=log))
         if untabled:
             print(f"note: {count(len(untabled), 'done run')} in {out} {'is' if len(untabled) == 1 else 'are'} in no "
                   "table: run with key=value overrides, another preset or a spec file outside the spec folder; "

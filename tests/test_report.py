@@ -1183,6 +1183,31 @@ def test_report_all_writes_every_valid_spec_and_then_names_the_invalid(tmp_path,
     assert "b_broken.yaml:2: zip.0: empty zip group" in printed.err
 
 
+def test_report_all_removes_a_presets_table_once_its_runs_are_the_specs_own(tmp_path, capsys, monkeypatch,
+                                                                            profile_rows):
+    """The preset's older table stayed beside the spec's, which now holds the same runs."""
+    specs, out = tmp_path / "specs", tmp_path / "results"
+    specs.mkdir()
+    out.mkdir()
+    profile_rows.to_csv(out / "complexity.csv", index=False)
+    monkeypatch.setenv("SUITE_ABLATIONS", str(specs))
+    text = ("name: toyp\nbase: {model: {name: ran56_cifar, base_width: 4}, data: {name: digits}, recipe: smoke}\n"
+            "grid: {lr: [0.1, 0.2]}\npresets: {fast: {epochs: 1}}\n")
+    write_spec(specs, text, "toyp")
+    for run in ablations.expand(ablations.load("toyp"), preset="fast"):
+        finish(out, run, 12.0, curve=True)
+    assert main(["report", "--all", "--format", "md,csv,html", "--out", str(out)]) == 0
+    stale = [out / f"toyp.fast.{f}" for f in ("md", "csv", "html")]
+    assert all(p.exists() for p in stale) and (out / "figures" / "toyp.fast_curves.svg").exists()
+    write_spec(specs, text.replace("recipe: smoke}", "recipe: smoke, epochs: 1}"), "toyp")  # fast is the spec now
+    capsys.readouterr()
+    assert main(["report", "--all", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert (out / "toyp.md").exists() and not any(p.exists() for p in stale)
+    assert not list((out / "figures").glob("toyp.fast_*"))
+    assert f"removed {out / 'toyp.fast.md'}: preset fast's runs are all toyp's own" in said
+
+
 def test_read_curve_warns_of_damaged_lines_but_not_a_cut_off_last_one(tmp_path):
     path = tmp_path / "metrics.jsonl"
     good = [json.dumps({"epoch": e, "train_loss": 1.0 / e}) for e in (1, 2, 3)]

@@ -107,13 +107,14 @@ def write_to(report: Report, target: str, formats: Sequence[str] = ()) -> str:
 
 
 def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = DEFAULT_FORMATS,
-              metrics: Sequence[str] | None = None, wrote: Callable[[Path], None] = lambda path: None,
+              metrics: Sequence[str] | None = None, say: Callable[[str], None] = lambda line: None,
               ) -> tuple[list[Path], list[str], list[str]]:
     """Every table that has at least one done run (each spec without a preset and under each of
     its presets, or only under `preset`), then `complexity.md`. A preset whose runs are all the
-    spec's own (quick's smoke: seed 0 of quick) has no table of its own. A spec (or preset) that fails to
-    load, expand or tabulate is skipped, so one broken file never keeps the others' tables from
-    being written. `wrote(path)` is called as each file is written. Returns the paths, the
+    spec's own (quick's smoke: seed 0 of quick) has no table of its own, and its files from before
+    (when its runs differed) are removed: the spec's table shows those runs as they are now. A spec
+    (or preset) that fails to load, expand or tabulate is skipped, so one broken file never keeps
+    the others' tables from being written. `say(line)` is called as each file is written or removed. Returns the paths, the
     errors of what was skipped, and the done runs of the store that no table covers (run with
     command-line overrides, another preset, or a spec file outside the spec folder)."""
     from suite import ablations, store
@@ -138,6 +139,8 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
                 if p is None:
                     own = {r.run_id for r in runs}
                 elif preset is None and {r.run_id for r in runs} <= own:
+                    for path in _remove(out, f"{name}.{p}"):
+                        say(f"removed {path}: preset {p}'s runs are all {name}'s own, in its table")
                     continue
                 covered.update(r.run_id for r in runs)
                 frame = store.collect(out, [r.run_id for r in runs])
@@ -151,10 +154,20 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
                 continue
             for path in write(report, formats):
                 paths.append(path)
-                wrote(path)
+                say(f"wrote {path}")
     paths.append(cx.write(out))
-    wrote(paths[-1])
+    say(f"wrote {paths[-1]}")
     return paths, errors, runs_outside(out, covered)
+
+
+def _remove(directory: Path, name: str) -> list[Path]:
+    """Delete the tables (every format) and figures named `name`; the paths that were there."""
+    paths = [directory / f"{name}.{f}" for f in fmt.FORMATS]
+    paths += [directory / FIGURES / f"{name}_{figure}.{suffix}" for figure in plots.NAMES for suffix in ("png", "svg")]
+    gone = [p for p in paths if p.is_file()]
+    for path in gone:
+        path.unlink()
+    return gone
 
 
 def runs_outside(out: Path, covered: set[str], spec: str | None = None,
