@@ -1138,7 +1138,7 @@ def _train(args: argparse.Namespace) -> int:
     import json
 
     from suite import processes
-    from suite.config import MEASURE, flatten, parse_overrides, resolve
+    from suite.config import MEASURE, check_schedule, flatten, parse_overrides, resolve
     from suite.train import run
 
     values = {"model.name": args.model}
@@ -1156,6 +1156,7 @@ def _train(args: argparse.Namespace) -> int:
             raise SuiteError("`suite train` trains and evaluates only: measurements are `suite run`'s (with this "
                              "override) or `suite profile`'s", key=key, file="<command line>")
     config = resolve({**values, **overrides})
+    check_schedule(flatten(overrides), config)
     if args.threads is not None:
         import torch
 

@@ -418,6 +418,23 @@ def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConf
                          key="lr_milestones")
 
 
+def check_schedule(given: Mapping[str, Any], config: RunConfig) -> None:
+    """Milestones or a decay `given` (a spec's or a command line's values, dotted) for a run whose
+    schedule has none: they changed its id but not its training, so a grid of them trained one
+    network under several ids. Checked where runs are described, not in `resolve`, so a stored
+    record from before (its whole config) still reads; a recipe's own milestones under a schedule
+    the user changed are one id, and are left."""
+    if config.schedule == "step":
+        return
+    where = "as given" if "schedule" in given else f"from recipe {config.recipe}"
+    for key, unused in (("lr_milestones", bool(given.get("lr_milestones"))),
+                        ("lr_decay", "lr_decay" in given and config.lr_decay != _defaults_flat()["lr_decay"])):
+        if unused:
+            raise SuiteError(f"only schedule step uses it, and this run's schedule is {config.schedule} ({where}): "
+                             f"the run would train the same network whatever {key} says; set schedule: step beside it "
+                             "(a `when:` rule sets it on a grid's step runs alone), or leave it out", key=key)
+
+
 def _unknown_key(key: str, model: object = None) -> SuiteError:
     from suite.models import get_model_info, list_models
 

@@ -13,7 +13,7 @@ from suite import ablations
 from suite.ablations import expand, load
 from suite.ablations.expand import own_points
 from suite.cli import main
-from suite.config import parse_overrides
+from suite.config import parse_overrides, resolve
 from suite.errors import SuiteError, SuiteWarning
 
 GOOD = """\
@@ -563,8 +563,27 @@ def test_rules_and_reference_entries_that_fit_nothing(tmp_path):
     assert [r.config.lr for r in expand(load(write(tmp_path, RULES, "bad")), preset="one")] == [0.05]
 
 
+def test_milestones_for_a_schedule_without_them_are_refused_where_runs_are_described(tmp_path):
+    """Under smoke's cosine schedule a grid of lr_milestones trained one network under two run ids."""
+    text = ("name: bad\nbase: {model: {name: resnet26}, data: {name: synthetic, input_size: 32}, epochs: 1}\n"
+            "grid: {lr_milestones: [[0.5], [0.5, 0.75]]}\n")
+    err = error_of(tmp_path, text)
+    assert (err.key, err.line) == ("grid.lr_milestones", 3)
+    assert "only schedule step uses it, and this run's schedule is cosine (from recipe smoke)" in err.message
+    err = error_of(tmp_path, text.replace("grid: {lr_milestones: [[0.5], [0.5, 0.75]]}", "grid: {lr_decay: [0.1, 0.5]}"))
+    assert err.key == "grid.lr_decay" and "[run lr_decay=0.5 seed=0]" in err.message  # the default is no change
+    runs = expand(load(write(tmp_path, text.replace("epochs: 1}", "epochs: 1, schedule: step}"), "bad")))
+    assert len({r.run_id for r in runs}) == 2
+    with pytest.raises(SuiteError, match="lr_milestones: only schedule step"):  # nor on the command line
+        expand(load(write(tmp_path, text.replace("grid: {lr_milestones: [[0.5], [0.5, 0.75]]}\n", ""), "bad")),
+               overrides={"lr_milestones": [0.5]})
+    # a record stored before still reads (its config is whole: recipe, schedule and milestones)
+    stored = resolve({"model": {"name": "resnet26"}, "schedule": "cosine", "lr_milestones": [0.5], "epochs": 1})
+    assert stored.lr_milestones == (0.5,)
+
+
 def test_a_valid_value_missing_from_a_narrowed_grid_is_only_a_warning(tmp_path):
-    text = ("name: bad\nbase: {data: {name: synthetic, input_size: 32}, epochs: 1}\n"
+    text = ("name: bad\nbase: {data: {name: synthetic, input_size: 32}, epochs: 1, schedule: step}\n"
             "grid: {lr_milestones: [[0.5], [0.3, 0.6]], model.name: [resnet26]}\n"
             "when: [{match: {model.name: resnet38, lr_milestones: [0.2]}, set: {lr: 0.3}}]\n"
             "reference:\n  - {model.name: resnet50, top1_err: 23.1}\n  - {lr_milestones: [0.5, 0.75], top1_err: 5}\n")

@@ -1120,7 +1120,8 @@ def test_a_store_without_done_runs_leaves_an_existing_table_alone(tmp_path, caps
 def test_report_hints_can_be_pasted(tmp_path):
     """A spec given by path is named by path, and values with spaces are quoted."""
     spec = tmp_path / "mine.yaml"
-    spec.write_text("name: mine\nbase: {model: {name: resnet26}, data: {name: synthetic, input_size: 32}, epochs: 1}\n")
+    spec.write_text("name: mine\nbase: {model: {name: resnet26}, data: {name: synthetic, input_size: 32}, epochs: 1, "
+                    "schedule: step}\n")
     report = tables.load(spec, out=tmp_path / "my results", overrides={"lr_milestones": [0.5, 0.75]})
     assert report.same_runs == f"{spec} --out '{tmp_path / 'my results'}' 'lr_milestones=[0.5, 0.75]'"
     assert tables.load("quick", out=tmp_path).same_runs == f"quick --out {tmp_path}"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from suite.ablations.spec import MAX_RUNS, Rule, Spec
-from suite.config import SECTIONS, DataConfig, RunConfig, could_be, flatten, resolve
+from suite.config import SECTIONS, DataConfig, RunConfig, check_schedule, could_be, flatten, resolve
 from suite.errors import SuiteError, SuiteWarning, close_matches, count, together, unknown
 from suite.metrics import REFERENCE_METRICS
 from suite.schema import show_value
@@ -398,6 +398,7 @@ def _resolve_point(values: dict[str, Any], where: dict[str, tuple[str, ...]], sp
     while True:
         try:
             config = resolve(values)
+            check_schedule(values, config)
             return None if found else config
         except SuiteError as err:
             found = True
