@@ -552,6 +552,21 @@ def labelled_report(tmp_path, labels_yaml: str) -> tables.Report:
     return tables.build(spec, runs, store.collect(tmp_path / "store", [r.run_id for r in runs]), out=tmp_path / "store")
 
 
+@pytest.mark.parametrize(("labels_yaml", "says"), [
+    ("  lr: {name: runs}\n", "'runs' is also a column of the table"),  # beside the column blocks' runs
+    ("  lr: {name: params (M)}\n", "'params (M)' is also a column of the table"),
+    ("  lr: {name: weight_decay}\n", "'weight_decay' is also the key of axis weight_decay"),
+    ("  lr: {name: rate}\n  weight_decay: {name: rate}\n", "'rate' is also the name of axis weight_decay"),
+])
+def test_an_axis_named_as_another_column_or_axis_is_an_error(tmp_path, labels_yaml, says):
+    """`lr: {name: params (M)}` headed two columns `params (M)`, the first of them learning rates."""
+    with pytest.raises(SuiteError) as err:
+        labelled_report(tmp_path, labels_yaml)
+    assert (err.value.file, err.value.key, err.value.line) == (str(tmp_path / "toy.yaml"), "labels.lr.name", 17)
+    assert says in err.value.message
+    assert labelled_report(tmp_path, "  lr: {name: rate}\n").table.index == ["rate"]
+
+
 def test_a_label_with_dollar_signs_is_drawn_as_written(tmp_path):
     """Mathtext read `$\\foo$` as math and raised while drawing: a traceback, not a figure."""
     rep = labelled_report(tmp_path, "  lr: {name: cost in $, values: {0.1: '$\\foo$', 0.2: '$2 or $3', 0.4: '4'}}\n")
