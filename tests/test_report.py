@@ -542,6 +542,13 @@ def test_two_values_the_papers_name_alike_keep_their_own_names(toy):
     assert relations.alone("model.relation", "dot") == "dot product"
 
 
+def test_a_column_axis_given_only_a_name_heads_its_blocks_by_it(tmp_path):
+    """Its blocks read `weight_decay=0.0001` under a legend calling the axis `decay`."""
+    rep = labelled_report(tmp_path, "  weight_decay: {name: decay}\n")
+    assert [g for g, _ in rep.table.columns][:1] == ["decay=0.0001"]
+    assert "Column blocks: decay (weight_decay)." in formats.fragment(rep)
+
+
 def labelled_report(tmp_path, labels_yaml: str) -> tables.Report:
     """The toy grid with the given `labels:` section, seed 0 of every point done."""
     spec = ablations.load(write_spec(tmp_path, TOY + "labels:\n" + labels_yaml, "toy"))

@@ -57,8 +57,9 @@ class Labels:
         return self.values.get(axis, {}).get(shown, shown)
 
     def alone(self, axis: str, shown: str) -> str:
-        """A value without its axis beside it (a column block's heading): the label, or key=value."""
-        return self.values.get(axis, {}).get(shown) or f"{axis}={shown}"
+        """A value without its axis beside it (a column block's heading): the label, or title=value
+        (a titled axis' blocks read as its title, as its row column does, not as its key)."""
+        return self.values.get(axis, {}).get(shown) or f"{self.title(axis)}={shown}"
 
 
 def build(spec: Spec, axes: Iterable[str], taken: Mapping[str, Iterable[Any]]) -> Labels:
