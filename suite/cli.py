@@ -1156,7 +1156,10 @@ def _train(args: argparse.Namespace) -> int:
             raise SuiteError("`suite train` trains and evaluates only: measurements are `suite run`'s (with this "
                              "override) or `suite profile`'s", key=key, file="<command line>")
     config = resolve({**values, **overrides})
-    check_schedule(flatten(overrides), config)
+    try:
+        check_schedule(flatten(overrides), config)
+    except SuiteError as err:
+        raise err.where(file="<command line>") from None
     if args.threads is not None:
         import torch
 

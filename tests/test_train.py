@@ -602,6 +602,7 @@ def test_cli_config_error_exits_2(capsys, tmp_path, monkeypatch):
     (["--dataset", "synthetic", "data={name: digits}"], "data.name", "given twice: as --dataset"),
     (["--recipe", "ran_cifar", "recipe=smoke"], "recipe", "given twice: as --recipe"),
     (["measure.attack=true"], "measure.attack", "`suite train` trains and evaluates only"),
+    (["lr_milestones=[0.5]"], "lr_milestones", "only schedule step uses it"),  # smoke's cosine: unused
 ])
 def test_cli_refuses_an_override_it_would_drop_or_that_would_win_silently(tmp_path, capsys, argv, key, says):
     assert main(["train", "ran56_cifar", "--out", str(tmp_path / "run"), "--no-progress", *argv]) == 2
