@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from suite.config import RunConfig
     from suite.dispatch.cluster import ClusterOptions
     from suite.dispatch.plan import Plan
-    from suite.store import Misfiled
+    from suite.store import RunState, Scan
 
 # after "no runs in <out>" where the store's folder does not exist (status, report)
 NO_SUCH_STORE = " (no such folder: is --out or $SUITE_OUT right?)"
@@ -467,17 +467,17 @@ def _print_left(left: Sequence[str]) -> None:
               f"{'it' if len(left) == 1 else 'them'} meanwhile (not submitted): {' '.join(left)}")
 
 
-def _refile(out: Path, runs: Sequence[RunSpec], *, dry_run: bool) -> dict[str, str]:
+def _refile(out: Path, runs: Sequence[RunSpec], found: Scan, *, dry_run: bool) -> dict[str, str]:
     """File the runs an older version of the suite stored under other ids (it hashed their config
-    otherwise) under the ids this version gives them, so that an upgrade does not train them again;
-    `--dry-run` only names them, and returns them (today's id -> the old one) for its plan."""
+    otherwise; `found` by `store.scan`) under the ids this version gives them, so that an upgrade
+    does not train them again; `--dry-run` only names them, and returns them (today's id -> the old
+    one) for its plan."""
     from suite import store
 
     unmoved = {}
     configs = {r.run_id: r.config for r in runs}
-    misfiled = store.misfiled(out, configs)
-    _note_unreadable(misfiled.unreadable, sys.stdout)
-    for old, new in misfiled.items():
+    _note_unreadable(found.unreadable, sys.stdout)
+    for old, new in found.items():
         if dry_run:
             unmoved[new] = old
             print(f"note: run {old} is stored under the id an older version of the suite gave it; "
@@ -510,12 +510,15 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
     from suite.dispatch.plan import make_plan
 
     # Runs submitted earlier: still queued or running (left alone), or ended without a result (recorded).
-    stored_as = _refile(out, runs, dry_run=args.dry_run)
+    found = store.scan(out, [r.run_id for r in runs], spec.name)
+    stored_as = _refile(out, runs, found, dry_run=args.dry_run)
     busy = {rid for rid, state in slurm.refresh(out, [r.run_id for r in runs]).items() if state in slurm.ALIVE}
     plan = make_plan(runs, out, retry_failed=args.retry_failed, force=args.force, busy=busy)
     _print_counts(spec.name, plan.counts())
     _print_remeasure(plan.remeasure, "measured again, their training kept")
-    _note_runs_elsewhere(out, spec.name, {r.run_id for r in runs}, "cancel", sys.stdout, states=("pending", "running"))
+    refiled = {old for old in found if not store.run_dir(out, old).exists()}
+    _note_runs_elsewhere(out, spec.name, {rid: s for rid, s in found.of_spec.items() if rid not in refiled}, "cancel",
+                         sys.stdout, states=("pending", "running"))
     if options is None:  # on this machine: a missing data set or device is one error, not one per run
         try:
             _check_this_machine(r.config for r in plan.to_run)
@@ -624,7 +627,6 @@ def _status(args: argparse.Namespace) -> int:
 
     out = _store_dir(args)
     nowhere = "" if out.exists() else NO_SUCH_STORE
-    misfiled = store.Misfiled({}, {})
     if args.spec:
         spec, runs = _expand(args)
         if nowhere:
@@ -632,7 +634,7 @@ def _status(args: argparse.Namespace) -> int:
         slurm_states = slurm.refresh(out, [r.run_id for r in runs])
         frame = store.collect(out, [r.run_id for r in runs])
         groups = {spec.name: frame}
-        misfiled = _note_misfiled(out, [r.run_id for r in runs], args, sys.stdout)
+        found = _note_misfiled(out, [r.run_id for r in runs], spec.name, args, sys.stdout)
     else:
         if args.preset or args.overrides:  # they pick a spec's runs: without one they would be ignored
             raise SuiteError("--preset and key=value overrides pick a spec's runs: name the spec",
@@ -656,7 +658,7 @@ def _status(args: argparse.Namespace) -> int:
             _print_remeasure({rid: how for rid, how in remeasure.items() if rid in queued},
                              "their jobs measuring them again are queued or running (slurm, below)")
         if args.spec:  # the spec's jobs from before an edit of its file are noted even beside its own
-            _note_runs_elsewhere(out, spec.name, set(part["run_id"]) | _told(misfiled), "status", sys.stdout,
+            _note_runs_elsewhere(out, spec.name, _untold(found), "status", sys.stdout,
                                  states=("pending", "running") if part["status"].isin(LIVE).any() else LIVE)
         _print_slurm(part, slurm_states, out, _same_runs(args) if args.spec else None)
         _print_running_elsewhere(out, part, f"suite run {_same_runs(args)}" if args.spec else f"suite run {name}")
@@ -719,34 +721,36 @@ def _same_message(rows: pandas.DataFrame) -> dict[tuple[str, str], list[str]]:
     return groups
 
 
-def _told(misfiled: Misfiled) -> set[str]:
-    """The stored runs `_note_misfiled` named: no other note is to count them again."""
-    return set(misfiled) | set(misfiled.unreadable)
+def _untold(found: Scan) -> dict[str, RunState]:
+    """The spec's runs outside its expansion (`Scan.of_spec`) but those `_note_misfiled` named: no
+    other note is to count them again."""
+    return {rid: state for rid, state in found.of_spec.items() if rid not in found and rid not in found.unreadable}
 
 
-def _note_misfiled(out: Path, run_ids: Sequence[str], args: argparse.Namespace, file: TextIO) -> Misfiled:
+def _note_misfiled(out: Path, run_ids: Sequence[str], spec: str, args: argparse.Namespace, file: TextIO) -> Scan:
     """Say which of these runs an older version of the suite stored under another id (they show as
-    missing until `suite run` files them under today's, see `_refile`); old id -> new."""
+    missing until `suite run` files them under today's, see `_refile`); the store's scan (old id ->
+    new, and the runs of `spec` outside `run_ids`)."""
     from suite import store
 
-    misfiled = store.misfiled(out, run_ids)
-    _note_unreadable(misfiled.unreadable, file)
-    if misfiled:
-        one = len(misfiled) == 1
-        pairs = ", ".join(f"{old} for {new}" for old, new in list(misfiled.items())[:3])
-        pairs += f", and {len(misfiled) - 3} more" if len(misfiled) > 3 else ""
-        print(f"note: {count(len(misfiled), 'run')} of these {'is' if one else 'are'} stored under the id an older "
+    found = store.scan(out, run_ids, spec)
+    _note_unreadable(found.unreadable, file)
+    if found:
+        one = len(found) == 1
+        pairs = ", ".join(f"{old} for {new}" for old, new in list(found.items())[:3])
+        pairs += f", and {len(found) - 3} more" if len(found) > 3 else ""
+        print(f"note: {count(len(found), 'run')} of these {'is' if one else 'are'} stored under the id an older "
               f"version of the suite gave {'it' if one else 'them'} ({pairs}), "
               f"so counted missing here: `suite run {_same_runs(args)}` files {'it' if one else 'them'} under today's "
               f"id, training and checkpoint kept", file=file)
-    return misfiled
+    return found
 
 
 UNREADABLE_REASONS = 3  # of the reasons the stored runs this version cannot read have, the ones shown
 
 
 def _note_unreadable(unreadable: Mapping[str, SuiteError], file: TextIO) -> None:
-    """Say, once, which stored runs this version cannot tell the id of (`store.misfiled`), and why:
+    """Say, once, which stored runs this version cannot tell the id of (`store.scan`), and why:
     one of them may be a run asked about, filed by an older version under another id, which would
     otherwise count as missing with nothing said. Runs alike (one removed model) share a line."""
     if not unreadable:
@@ -769,24 +773,25 @@ def _note_unreadable(unreadable: Mapping[str, SuiteError], file: TextIO) -> None
         print(f"  and {count(rest, 'more run')} for other reasons", file=file)
 
 
-def _note_runs_elsewhere(out: Path, spec: str, covered: set[str], command: str, file: TextIO,
+def _note_runs_elsewhere(out: Path, spec: str, others: Mapping[str, RunState], command: str, file: TextIO,
                          states: tuple[str, ...] = ("done",)) -> None:
-    """The spec's runs in `states` outside those asked about: of other overrides or presets (the
-    usual cause: `suite run` was given key=value overrides or a preset this command lacks), or of
-    the spec as it was before an edit, whose queued jobs are named for `scancel`."""
+    """The spec's runs in `states` outside those asked about (`others`: `Scan.of_spec`, their states
+    as read): of other overrides or presets (the usual cause: `suite run` was given key=value
+    overrides or a preset this command lacks), or of the spec as it was before an edit, whose queued
+    jobs are named for `scancel`."""
     from suite import store
     from suite.dispatch import slurm
-    from suite.report import files
 
-    others = files.runs_outside(out, covered, spec=spec, states=states)
+    others = {rid: state for rid, state in others.items() if state.state in states}
     what = " or ".join({"done": "done", "pending": "queued", "running": "running"}[s] for s in states)
     # A job submitted before the spec file was edited is in no expansion of it, so no `suite cancel`
     # reaches it: its ids (up to date with SLURM) are the one handle left.
-    queued = [rid for rid in others if store.state_of(store.run_dir(out, rid)).state in ("pending", "running")]
+    queued = [rid for rid, state in others.items() if state.state in ("pending", "running")]
     alive = slurm.refresh(out, queued) if queued else {}
+    others.update({rid: store.state_of(store.run_dir(out, rid)) for rid in queued})  # SLURM may have ended them
     jobs = [str(job) for rid in queued if alive.get(rid) in slurm.ALIVE
-            and (job := (store.state_of(store.run_dir(out, rid)).status or {}).get("slurm_job_id"))]
-    others = [rid for rid in others if store.state_of(store.run_dir(out, rid)).state in states]
+            and (job := (others[rid].status or {}).get("slurm_job_id"))]
+    others = {rid: state for rid, state in others.items() if state.state in states}
     if others:
         print(f"note: {count(len(others), 'run')} of {spec} in {out} ({what}) {'is' if len(others) == 1 else 'are'} "
               f"of another preset, other key=value overrides or an earlier version of the spec file: give "
@@ -868,6 +873,7 @@ def _add_cancel(sub: argparse._SubParsersAction) -> None:
 
 
 def _cancel(args: argparse.Namespace) -> int:
+    from suite import store
     from suite.dispatch import slurm
 
     out = _store_dir(args)
@@ -888,7 +894,8 @@ def _cancel(args: argparse.Namespace) -> int:
             print(f"  {running} {'was' if running == 1 else 'were'} running: SLURM stops "
                   f"{'it' if running == 1 else 'them'} within its KillWait; a run that finishes first keeps its result "
                   "(`suite status` shows it done)")
-    _note_runs_elsewhere(out, spec.name, set(ids), "cancel", sys.stdout, states=("pending", "running"))
+    _note_runs_elsewhere(out, spec.name, store.scan(out, ids, spec.name).of_spec, "cancel", sys.stdout,
+                         states=("pending", "running"))
     if refused:
         print(f"error: scancel did not take the jobs of {count(len(refused), 'run')} (jobs {_arrays(refused.values())})"
               f": they are still queued or running, as recorded; `suite cancel` again once SLURM answers",
@@ -1103,9 +1110,9 @@ def _report(args: argparse.Namespace) -> int:
         else:
             for path in files.write(report, chosen or files.DEFAULT_FORMATS):
                 print(f"wrote {path}", file=log)
-    misfiled = _note_misfiled(out, list(report.runs["run_id"]), args, log)
+    found = _note_misfiled(out, list(report.runs["run_id"]), report.spec.name, args, log)
     if nothing_done:
-        _note_runs_elsewhere(out, report.spec.name, set(report.runs["run_id"]) | _told(misfiled), "report", log)
+        _note_runs_elsewhere(out, report.spec.name, _untold(found), "report", log)
     if kept:
         print(f"no run of {report.name} is done in {out}: left {', '.join(kept)} as "
               f"{'it was' if len(kept) == 1 else 'they were'} (--to FILE writes this store's table anyway)", file=log)

@@ -168,7 +168,7 @@ def is_identity_key(key: str) -> bool:
 
 
 # How run ids are computed, numbered. A run's config.json records the scheme that filed it, so that
-# finding the runs an older version filed under another id (store.misfiled) resolves only the runs
+# finding the runs an older version filed under another id (store.scan) resolves only the runs
 # filed by another scheme, or before schemes were recorded. Bump it with any change that can make a
 # stored config resolve to another id than it was filed under, or to none: what identity() keeps or
 # how run_id() hashes it, a default (identities leave defaults out), a respelling (RESPELLED), a

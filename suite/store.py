@@ -503,7 +503,7 @@ def _holds_a_run(d: Path) -> bool:
         return True
 
 
-def filed_as(d: Path) -> str | None:
+def filed_as(d: Path, plan: Any = None) -> str | None:
     """The id this version of the suite gives the run stored in `d`, from its plan's config (else
     its result's). It differs from the directory's name when an older version hashed the same
     config otherwise (before `measure.*` left the identity, a run with a non-default
@@ -512,21 +512,20 @@ def filed_as(d: Path) -> str | None:
     millisecond a run (seconds a command in a store of thousands). None when there is nothing to
     tell it from (no record, or a directory this user may not look into: `state_of` names it);
     SuiteError, naming the file and the key, when this version cannot read the config its records
-    hold (an option or model since removed, a corrupt record) or a newer version wrote them."""
+    hold (an option or model since removed, a corrupt record) or a newer version wrote them.
+    `plan`: its config.json as `_read_record` read it already (`scan` reads each record once)."""
     from suite.config import resolve
 
     why = None
     for name in ("config.json", "result.json"):
         path = d / name
-        try:
-            if not path.exists():
-                continue
-        except OSError:
+        record = plan if name == "config.json" and plan is not None else _read_record(path)
+        if record is _UNLOOKABLE:
             return None
-        try:
-            record = read_json(path)
-        except SuiteError as err:
-            why = why or err
+        if record is _ABSENT:
+            continue
+        if isinstance(record, SuiteError):
+            why = why or record
             continue
         if later := newer(record, path) or _newer_scheme(record, path):
             raise later  # filed by a version this one does not know: not for it to move
@@ -545,6 +544,23 @@ def filed_as(d: Path) -> str | None:
     return None
 
 
+_ABSENT, _UNLOOKABLE = object(), object()  # no such record; a directory this user may not look into
+
+
+def _read_record(path: Path) -> Any:
+    """The record at `path`, a SuiteError naming it when it cannot be read, _ABSENT when there is
+    none, _UNLOOKABLE when its directory cannot be looked into."""
+    try:
+        if not path.exists():
+            return _ABSENT
+    except OSError:
+        return _UNLOOKABLE
+    try:
+        return read_json(path)
+    except SuiteError as err:
+        return err
+
+
 def _newer_scheme(record: Any, path: Path) -> SuiteError | None:
     """Why the run whose plan `record` is (read from `path`) is not this version's to file, or
     None: a newer version of the suite filed it (a higher `id_scheme`), under an id this one
@@ -556,40 +572,51 @@ def _newer_scheme(record: Any, path: Path) -> SuiteError | None:
     return None
 
 
-class Misfiled(dict[str, str]):
-    """Stored runs an older version filed under another id: old id -> today's. `unreadable` holds
-    the stored runs whose id this version cannot tell, run id -> why (file and key): a run asked
-    about that one of them may be counts as missing, and this says why."""
+class Scan(dict[str, str]):
+    """One pass over the stored runs outside those asked about (`scan`): the ones an older version
+    filed under another id, old id -> today's. `unreadable` holds the stored runs whose id this
+    version cannot tell, run id -> why (file and key): a run asked about that one of them may be
+    counts as missing, and this says why. `of_spec` holds the states of the runs the spec asked
+    about planned first and that it no longer expands to (other overrides or presets, an edited
+    spec file), whose queued jobs no `suite cancel` of it reaches."""
 
-    def __init__(self, moves: dict[str, str], unreadable: dict[str, SuiteError]) -> None:
+    def __init__(self, moves: dict[str, str], unreadable: dict[str, SuiteError],
+                 of_spec: dict[str, RunState] | None = None) -> None:
         super().__init__(moves)
         self.unreadable = unreadable
+        self.of_spec = of_spec or {}
 
 
-def misfiled(out: Path, wanted: Iterable[str] | None = None) -> Misfiled:
-    """Stored runs whose directory is not the id this version gives them: old id -> today's, only
-    those whose today's id is in `wanted` (when given). `suite run` files them under today's id
-    (`refile`) instead of training them again; without that an upgrade would orphan them. Runs
-    under an id in `wanted` are not looked into; of the others, those this version cannot read are
-    left as they are, and come back in `unreadable` when one of `wanted` is not stored (it may be
-    that one)."""
+def scan(out: Path, wanted: Iterable[str] | None = None, spec: str | None = None) -> Scan:
+    """The store read once for what lies outside the runs in `wanted` (every stored run when None):
+    each run's plan is read once, and only the runs `spec` planned first have their state read.
+
+    Runs whose directory is not the id this version gives them: old id -> today's, only those whose
+    today's id is in `wanted` (when given). `suite run` files them under today's id (`refile`)
+    instead of training them again; without that an upgrade would orphan them. Runs under an id in
+    `wanted` are not looked into; of the others, those this version cannot read are left as they
+    are, and come back in `unreadable` when one of `wanted` is not stored (it may be that one)."""
     wanted = None if wanted is None else set(wanted)
     runs = Path(out) / "runs"
     stored = stored_runs(out)
     absent = wanted is None or bool(wanted - set(stored))
-    moves, unreadable = {}, {}
+    moves, unreadable, of_spec = {}, {}, {}
     for rid in stored:
         if wanted is not None and rid in wanted:
             continue  # filed under today's id already
+        d = runs / rid
+        plan = _read_record(d / "config.json")
         try:
-            new = filed_as(runs / rid)
+            new = filed_as(d, plan)
         except SuiteError as err:
             if absent:
                 unreadable[rid] = err
-            continue
+            new = None
         if new is not None and new != rid and (wanted is None or new in wanted):
             moves[rid] = new
-    return Misfiled(moves, unreadable)
+        if spec is not None and isinstance(plan, dict) and plan.get("spec") == spec:
+            of_spec[rid] = state_of(d)
+    return Scan(moves, unreadable, of_spec)
 
 
 def refile(out: Path, old: str, config: RunConfig) -> str | None:

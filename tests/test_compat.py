@@ -49,7 +49,7 @@ def old_store(out: Path) -> RunSpec:
 def test_a_run_an_older_version_filed_under_another_id_is_found_and_refiled(tmp_path):
     run = old_store(tmp_path)
     assert run.run_id != OLD_ID
-    assert store.misfiled(tmp_path, [run.run_id]) == {OLD_ID: run.run_id}
+    assert store.scan(tmp_path, [run.run_id]) == {OLD_ID: run.run_id}
     assert store.refile(tmp_path, OLD_ID, run.config) is None
     d = store.run_dir(tmp_path, run.run_id)
     assert not store.run_dir(tmp_path, OLD_ID).exists()
@@ -57,7 +57,7 @@ def test_a_run_an_older_version_filed_under_another_id_is_found_and_refiled(tmp_
     assert state.state == "done" and state.result["metrics"]["top1_err"] == 12.5
     assert json.loads((d / "config.json").read_text())["identity"] == run.config.identity()
     assert torch.load(d / "checkpoint.pt", weights_only=False)["run_id"] == run.run_id  # resumable, attackable
-    assert store.misfiled(tmp_path) == {}
+    assert store.scan(tmp_path) == {}
 
 
 def test_refiling_leaves_a_run_stored_again_under_its_new_id_or_queued(tmp_path):
@@ -114,7 +114,7 @@ def test_a_result_a_newer_version_wrote_is_named_with_its_key_and_the_upgrade(tm
     assert state.state == "missing" and state.corrupt
     assert state.note == (f"{d / 'result.json'}: schema: 2, written by a newer version of the suite (this one "
                           "reads schema 1): upgrade the suite to read it")
-    assert store.misfiled(tmp_path) == {}  # not this version's to move
+    assert store.scan(tmp_path) == {}  # not this version's to move
 
 
 def test_run_starts_nothing_over_a_newer_versions_records(tmp_path, capsys):
@@ -209,7 +209,7 @@ def test_a_store_with_runs_recorded_both_ways_resolves_only_those_without_the_id
     runs = [today(out, seed) for seed in range(2, 6)]
     assert all(store.read_json(store.run_dir(out, r.run_id) / "config.json")["id_scheme"] == ID_SCHEME for r in runs)
     resolved = counting_resolves(monkeypatch)
-    assert store.misfiled(out) == {OLD_ID: old.run_id}
+    assert store.scan(out) == {OLD_ID: old.run_id}
     assert len(resolved) == 2  # the two recorded before, not the four planned today
     spec = tmp_path / "compat.yaml"
     spec.write_text(SPEC)
@@ -219,17 +219,17 @@ def test_a_store_with_runs_recorded_both_ways_resolves_only_those_without_the_id
     store.plan(out, before)  # planned again by this version: its plan now says the scheme
     assert store.read_json(store.run_dir(out, before.run_id) / "config.json")["id_scheme"] == ID_SCHEME
     resolved.clear()
-    assert store.misfiled(out) == {} and resolved == []
+    assert store.scan(out) == {} and resolved == []
     copy = store.run_dir(out, "0123456789ab")  # a plan under another directory than its id's is resolved
     store.run_dir(out, runs[0].run_id).rename(copy)
-    assert store.misfiled(out) == {copy.name: runs[0].run_id} and len(resolved) == 1
+    assert store.scan(out) == {copy.name: runs[0].run_id} and len(resolved) == 1
 
 
 def test_a_run_filed_by_a_newer_id_scheme_is_not_this_versions_to_move(tmp_path):
     old_store(tmp_path)
     planned = store.read_json(store.run_dir(tmp_path, OLD_ID) / "config.json")
     store.write_json(store.run_dir(tmp_path, OLD_ID) / "config.json", {**planned, "id_scheme": ID_SCHEME + 1})
-    found = store.misfiled(tmp_path)
+    found = store.scan(tmp_path)
     assert found == {} and str(found.unreadable[OLD_ID]) == (
         f"{store.run_dir(tmp_path, OLD_ID) / 'config.json'}: id_scheme: {ID_SCHEME + 1}, filed by a newer version of "
         f"the suite (this one computes run ids by scheme {ID_SCHEME}): upgrade the suite to tell which run it is")
@@ -291,7 +291,7 @@ def test_status_and_dry_run_say_once_which_stored_runs_this_version_cannot_read(
     assert "cannot read 4 stored runs" in capsys.readouterr().out  # refiling the readable one, said again
     assert main(["status", str(spec), "--out", str(out)]) == 0
     assert "cannot read" not in capsys.readouterr().out  # each run of the spec stored: none of these can be one
-    unreadable = store.misfiled(out).unreadable
+    unreadable = store.scan(out).unreadable
     assert sorted(unreadable) == sorted(keys) and {e.key for e in unreadable.values()} == set(keys.values())
 
 
@@ -302,8 +302,8 @@ def test_a_stored_run_whose_records_all_fail_is_unreadable_and_the_first_reason_
     (d / "result.json").write_text(json.dumps({"schema": 1, "run_id": d.name, "config": {"lr": -1}, "metrics": {}}))
     (store.run_dir(tmp_path, "ffffffffffff")).mkdir()
     (store.run_dir(tmp_path, "ffffffffffff") / "status.json").write_text(json.dumps({"state": "failed"}))
-    unreadable = store.misfiled(tmp_path).unreadable
+    unreadable = store.scan(tmp_path).unreadable
     assert list(unreadable) == [d.name]  # a run with no config to read has no id to tell, nor to miss
     assert str(unreadable[d.name]).startswith(f"{d / 'config.json'}: corrupt record")
     (d / "config.json").unlink()  # the result's config, then: its key named
-    assert store.misfiled(tmp_path).unreadable[d.name].key == "model.name"
+    assert store.scan(tmp_path).unreadable[d.name].key == "model.name"

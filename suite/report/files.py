@@ -170,26 +170,11 @@ def _remove(directory: Path, name: str) -> list[Path]:
     return gone
 
 
-def runs_outside(out: Path, covered: set[str], spec: str | None = None,
-                 states: tuple[str, ...] = ("done",)) -> list[str]:
-    """The store's done runs (or runs in `states`; of `spec`, if given) that are not in `covered`:
-    run with key=value overrides, another preset or a spec file elsewhere, so the command at hand
-    leaves them out."""
+def runs_outside(out: Path, covered: set[str]) -> list[str]:
+    """The store's done runs that are not in `covered`: run with key=value overrides, another
+    preset or a spec file elsewhere, so the command at hand leaves them out."""
     from suite import store
 
     runs_dir = Path(out) / "runs"
-    found = [rid for rid in store.stored_runs(out)
-             if rid not in covered and store.state_of(runs_dir / rid).state in states]
-    if spec is None:
-        return found
-    return [rid for rid in found if _planned_spec(runs_dir / rid) == spec]
-
-
-def _planned_spec(d: Path) -> str | None:
-    from suite import store
-
-    try:
-        planned = store.read_json(d / "config.json")
-    except SuiteError:
-        return None
-    return planned.get("spec") if isinstance(planned, dict) else None
+    return [rid for rid in store.stored_runs(out)
+            if rid not in covered and store.state_of(runs_dir / rid).state == "done"]
