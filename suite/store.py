@@ -38,7 +38,7 @@ from typing import Any
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from suite import files
+from suite import files, idcache
 from suite.ablations.expand import RunSpec
 from suite.config import ID_SCHEME, MEASURE, RunConfig, current_spelling, flatten
 from suite.errors import SuiteError, SuiteWarning, not_utf8
@@ -601,21 +601,27 @@ def scan(out: Path, wanted: Iterable[str] | None = None, spec: str | None = None
     stored = stored_runs(out)
     absent = wanted is None or bool(wanted - set(stored))
     moves, unreadable, of_spec = {}, {}, {}
+    cache = idcache.IdCache(out, stored)
     for rid in stored:
         if wanted is not None and rid in wanted:
             continue  # filed under today's id already
         d = runs / rid
+        before = idcache.key(d)
         plan = _read_record(d / "config.json")
         try:
-            new = filed_as(d, plan)
+            new = cache.get(rid, before) or filed_as(d, plan)
         except SuiteError as err:
             if absent:
                 unreadable[rid] = err
             new = None
+        recorded = isinstance(plan, dict) and plan.get("id_scheme") == ID_SCHEME and plan.get("run_id") == rid
+        if new is not None and not recorded:  # resolved (a millisecond): kept for the next scan
+            cache.put(rid, before, new, idcache.key(d))
         if new is not None and new != rid and (wanted is None or new in wanted):
             moves[rid] = new
         if spec is not None and isinstance(plan, dict) and plan.get("spec") == spec:
             of_spec[rid] = state_of(d)
+    cache.save()
     return Scan(moves, unreadable, of_spec)
 
 

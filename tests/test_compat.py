@@ -307,3 +307,30 @@ def test_a_stored_run_whose_records_all_fail_is_unreadable_and_the_first_reason_
     assert str(unreadable[d.name]).startswith(f"{d / 'config.json'}: corrupt record")
     (d / "config.json").unlink()  # the result's config, then: its key named
     assert store.scan(tmp_path).unreadable[d.name].key == "model.name"
+
+
+def test_a_second_scan_of_an_old_store_resolves_nothing_until_a_record_changes(tmp_path, monkeypatch):
+    """A run planned before plans recorded their id scheme was resolved by every scan (about a
+    millisecond a run: a second a `suite status` in an old store of thousands); its id is kept
+    (runs/.ids.json) under its records' stat, and resolved again only when a record changes."""
+    old = old_store(tmp_path)  # misfiled, planned before id_scheme
+    before = today(tmp_path, seed=1)  # filed right, planned before id_scheme
+    d = store.run_dir(tmp_path, before.run_id)
+    planned = store.read_json(d / "config.json")
+    del planned["id_scheme"]
+    store.write_json(d / "config.json", planned)
+    resolved = counting_resolves(monkeypatch)
+    assert store.scan(tmp_path) == {OLD_ID: old.run_id} and len(resolved) == 2
+    resolved.clear()
+    assert store.scan(tmp_path) == {OLD_ID: old.run_id} and resolved == []
+    assert store.scan(tmp_path, [old.run_id]) == {OLD_ID: old.run_id} and resolved == []
+    config = store.read_json(store.run_dir(tmp_path, OLD_ID) / "config.json")
+    config["config"]["lr"] = 0.5  # edited in place by hand: another run now
+    (store.run_dir(tmp_path, OLD_ID) / "config.json").write_text(json.dumps(config))
+    moved = store.scan(tmp_path)
+    assert len(resolved) == 1 and moved[OLD_ID] != old.run_id
+    (tmp_path / "runs" / ".ids.json").write_text("{")  # damaged: resolved again, and written anew
+    resolved.clear()
+    assert store.scan(tmp_path) == moved and len(resolved) == 2
+    resolved.clear()
+    assert store.scan(tmp_path) == moved and resolved == []

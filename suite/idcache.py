@@ -1,0 +1,79 @@
+"""The ids this version resolved the configs of stored runs to, kept in `<out>/runs/.ids.json`.
+
+A run planned before plans recorded their id scheme (`id_scheme`) has its config resolved by every
+scan of the store (`store.scan`: is it filed under the id this version gives it?), about a
+millisecond a run: seconds a command in a store of thousands. Its answer is kept here, keyed by the
+stat (inode, size, modification and change times) of the run's config.json and result.json, the
+records it is read from, and by the id scheme. Records are replaced whole (a new inode) or, by
+hand, edited in place (new times), so a record changed since gives another key and is resolved
+again; the cache never writes into a run's directory, so a `plan` or `refile` at the same time can
+make an entry stale, never a run. Losing it (two writers at once, a read-only store) costs only time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from suite import files
+from suite.config import ID_SCHEME
+
+NAME = ".ids.json"  # in <out>/runs, beside the runs (a file: no run directory)
+RECORDS = ("config.json", "result.json")
+
+
+def key(d: Path) -> list[list[int] | None] | None:
+    """What identifies the records of run directory `d` as read now: None when it cannot be looked into."""
+    out: list[list[int] | None] = []
+    for name in RECORDS:
+        try:
+            st = os.stat(d / name)
+        except FileNotFoundError:
+            out.append(None)
+            continue
+        except OSError:
+            return None
+        out.append([st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
+    return out
+
+
+class IdCache:
+    """The cached ids of the runs in `stored` (entries of runs no longer stored are dropped on save)."""
+
+    def __init__(self, out: Path, stored: Iterable[str]) -> None:
+        self.path = Path(out) / "runs" / NAME
+        self.stored = set(stored)
+        try:
+            kept = json.loads(self.path.read_text())
+            entries = kept["runs"] if kept.get("id_scheme") == ID_SCHEME else {}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
+            entries = {}  # none yet, or not one this version reads: resolved again and written anew
+        self.entries = {rid: e for rid, e in entries.items() if rid in self.stored} \
+            if isinstance(entries, dict) else {}
+        self.changed = len(self.entries) != (len(entries) if isinstance(entries, dict) else 0)
+
+    def get(self, rid: str, now: list | None) -> str | None:
+        """The id cached for `rid` when its records are as they were then (`now`: their `key`)."""
+        entry = self.entries.get(rid)
+        if now is not None and isinstance(entry, list) and len(entry) == 2 and entry[0] == now \
+                and isinstance(entry[1], str):
+            return entry[1]
+        return None
+
+    def put(self, rid: str, before: list | None, run_id: str, after: list | None) -> None:
+        """Keep `run_id` for `rid` if its records did not change while it was resolved (`before`, `after`)."""
+        if before is not None and before == after:
+            self.entries[rid] = [before, run_id]
+            self.changed = True
+
+    def save(self) -> None:
+        """Write the cache if it changed; a store this user may not write keeps none."""
+        if not self.changed:
+            return
+        try:
+            with files.replace(self.path) as f:
+                json.dump({"id_scheme": ID_SCHEME, "runs": self.entries}, f, separators=(",", ":"))
+        except OSError:
+            pass
