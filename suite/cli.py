@@ -623,7 +623,7 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
 
 def _status(args: argparse.Namespace) -> int:
     from suite import store
-    from suite.dispatch import slurm
+    from suite.dispatch import queued, slurm
 
     out = _store_dir(args)
     nowhere = "" if out.exists() else NO_SUCH_STORE
@@ -646,8 +646,10 @@ def _status(args: argparse.Namespace) -> int:
             return 0
         unknown = "(spec unknown: config.json missing or unreadable)"
         groups = {str(name): part for name, part in frame.groupby(frame["spec"].fillna(unknown))}
+    waiting = queued.queued(out)
     for name, part in groups.items():
         _print_counts(name, store.count_states(part["status"]), stored=not args.spec)
+        _print_queued(part, waiting)
         if args.spec:
             remeasure = store.measured_otherwise_in(runs, part)
             queued = {rid for rid in remeasure if slurm_states.get(rid) in slurm.ALIVE}
@@ -703,6 +705,19 @@ def _status(args: argparse.Namespace) -> int:
         print("(each run under the spec that planned it first; `suite status SPEC` counts all of a spec's runs, "
               "those not planned yet included)")
     return 0
+
+
+def _print_queued(frame: pandas.DataFrame, waiting: Mapping[str, str]) -> None:
+    """Which of the runs the store counts missing (or interrupted, failed, cancelled: their last
+    attempt) a local `suite run` has planned and is about to start (`waiting`: `queued.queued`)."""
+    idle = frame[frame["status"].isin(["missing", "interrupted", "failed", "cancelled"])]
+    by: dict[tuple[str, str], int] = {}
+    for rid, state in zip(idle["run_id"], idle["status"]):
+        if rid in waiting:
+            by[waiting[rid], state] = by.get((waiting[rid], state), 0) + 1
+    for (who, state), n in by.items():
+        print(f"  {n} of the {state} {'is' if n == 1 else 'are'} queued in a local `suite run` ({who}), "
+              f"which starts {'it' if n == 1 else 'them'} in turn")
 
 
 # The states of runs `suite run` did something with: none of a spec's runs in them hints at other overrides.

@@ -205,6 +205,43 @@ def test_a_run_that_finishes_as_the_runner_is_interrupted_counts_as_done(tmp_pat
     assert "1 done, 0 failed" in printed and "interrupted: 1 run not finished;" in printed
 
 
+def test_status_tells_the_runs_a_local_runner_is_about_to_start_from_missing_ones(tmp_path, monkeypatch, capsys):
+    """`suite status` in another terminal counted the runs waiting in a local `suite run`'s queue as
+    missing, as if nothing would start them: it says they are queued there, and by which process."""
+    import contextlib
+    import io
+    import socket
+
+    from suite.dispatch import local
+
+    spec = _spec(tmp_path, "waiting", "  lr: [0.05, 0.06]")
+    out = tmp_path / "store"
+    popen, said = subprocess.Popen, []
+
+    def status_then_finish(command, **kwargs):  # a run's process, started once status has been asked
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            assert main(["status", str(spec), "--out", str(out), *FAST]) == 0
+        said.append(printed.getvalue())
+        d = Path(command[-1])
+        store.write_result(d, {"run_id": d.name, "metrics": {"top1_err": 6.5}})
+        return popen([sys.executable, "-c", "pass"], **kwargs)
+
+    monkeypatch.setattr(local.subprocess, "Popen", status_then_finish)
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *FAST]) == 0
+    runner = f"pid {os.getpid()} on {socket.gethostname()}"
+    assert "0 done, 2 missing" in said[0] and \
+        f"  1 of the missing is queued in a local `suite run` ({runner}), which starts it in turn" in said[0]
+    assert "1 done, 1 missing" in said[1] and "queued" not in said[1]  # the one starting is no longer queued
+    assert list((out / "runs" / ".queued").iterdir()) == []  # the announcement went with the runner
+    ids = [r.run_id for r in ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))]
+    (out / "runs" / ".queued" / "vm-1.json").write_text(json.dumps({"host": "vm", "pid": 1, "runs": ids}))
+    (out / "runs" / ".queued" / "vm-1.lock").touch()  # a runner killed -9: nobody holds its lock
+    store.archive(store.run_dir(out, ids[0]))  # missing again
+    capsys.readouterr()
+    assert main(["status", str(spec), "--out", str(out), *FAST]) == 0
+    assert "1 done, 1 missing" in (printed := capsys.readouterr().out) and "queued" not in printed
+
+
 def _wait_for(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

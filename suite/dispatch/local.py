@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from suite import processes, store
 from suite.ablations.expand import RunSpec
+from suite.dispatch import queued
 from suite.dispatch.plan import start_afresh
 from suite.errors import SuiteError, SuiteWarning
 from suite.execute import BUSY_EXIT
@@ -70,11 +71,14 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
             book(d, _unwritable(d, exc, outcome))
     seen = {d: store.state_of(d).state for d in planned}  # as the caller chose them (`make_plan`)
     queue = list(planned)
-    with processes.sigterm_raises():  # SIGTERM or SIGHUP stops the children as Ctrl-C does
+    # announced: `suite status` in another terminal tells the runs still to start from missing ones;
+    # SIGTERM or SIGHUP stops the children as Ctrl-C does
+    with queued.announced(out, [d.name for d in queue]) as announced, processes.sigterm_raises():
         try:
             while queue or active:
                 while queue and len(active) < max_parallel:
                     d = queue.pop(0)
+                    announced.started(d.name)
                     if why := _settled_meanwhile(d, seen[d]):
                         outcome.skipped.append(d.name)
                         book(d, why)
