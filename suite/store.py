@@ -608,14 +608,15 @@ def scan(out: Path, wanted: Iterable[str] | None = None, spec: str | None = None
         d = runs / rid
         before = idcache.key(d)
         plan = _read_record(d / "config.json")
+        cached = cache.get(rid, before)
         try:
-            new = cache.get(rid, before) or filed_as(d, plan)
+            new = cached or filed_as(d, plan)
         except SuiteError as err:
             if absent:
                 unreadable[rid] = err
             new = None
         recorded = isinstance(plan, dict) and plan.get("id_scheme") == ID_SCHEME and plan.get("run_id") == rid
-        if new is not None and not recorded:  # resolved (a millisecond): kept for the next scan
+        if new is not None and not cached and not recorded:  # resolved (a millisecond): kept for the next scan
             cache.put(rid, before, new, idcache.key(d))
         if new is not None and new != rid and (wanted is None or new in wanted):
             moves[rid] = new

@@ -322,8 +322,10 @@ def test_a_second_scan_of_an_old_store_resolves_nothing_until_a_record_changes(t
     resolved = counting_resolves(monkeypatch)
     assert store.scan(tmp_path) == {OLD_ID: old.run_id} and len(resolved) == 2
     resolved.clear()
+    kept = (tmp_path / "runs" / ".ids.json").stat()
     assert store.scan(tmp_path) == {OLD_ID: old.run_id} and resolved == []
     assert store.scan(tmp_path, [old.run_id]) == {OLD_ID: old.run_id} and resolved == []
+    assert (tmp_path / "runs" / ".ids.json").stat().st_mtime_ns == kept.st_mtime_ns  # nothing new: not rewritten
     config = store.read_json(store.run_dir(tmp_path, OLD_ID) / "config.json")
     config["config"]["lr"] = 0.5  # edited in place by hand: another run now
     (store.run_dir(tmp_path, OLD_ID) / "config.json").write_text(json.dumps(config))
