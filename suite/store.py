@@ -10,6 +10,8 @@ Layout (`<out>` is `results/` by default or `--out DIR`):
                         log.txt         the run's stdout/stderr, run locally (SLURM's: status.json's slurm_log)
                         metrics.jsonl   per-epoch metrics (written by the training loop)
                         checkpoint.pt   latest checkpoint (resume)
+    <out>/runs/.ids.json                the ids `scan` resolved for runs planned before `id_scheme` (suite.idcache)
+    <out>/runs/.queued/<host>-<pid>.*   the runs a local `suite run` has still to start (dispatch.queued)
 
 Runs are keyed by run_id alone, so a run shared by several specs (Attention-56 with a sigmoid
 mask appears in RAN Tables 1, 3 and 4) is trained once. Files are written to a temporary name in
