@@ -49,7 +49,8 @@ def test_layers_command_line_over_spec_over_user_file(tmp_path, spec):
     assert (got.partition, got.account, got.qos, got.gpus_per_node) == ("gpu", "lab", "high", 1)
     assert got.sbatch == {"exclude": "node7", "mail-type": "END", "exclusive": True, "comment": "a=b"}  # merged per key
     assert got.setup == ["conda activate x"]  # replaced
-    assert (got.timeout_min, got.max_array_size, got.max_requeues) == (60, None, 3)  # defaults
+    assert (got.timeout_min, got.max_array_size, got.max_requeues, got.array_parallelism, got.signal_delay_s) \
+        == (60, None, 3, 256, 120)  # defaults, as `suite run --help` and the README give them
 
 
 def test_a_spec_unsets_an_sbatch_parameter_of_the_user_file_with_null(tmp_path):
@@ -73,6 +74,38 @@ def test_user_file_from_environment(tmp_path, monkeypatch, spec):
     monkeypatch.setenv("SUITE_CLUSTER", str(tmp_path))
     with pytest.raises(SuiteError, match="a directory, not a file"):
         resolve_options()
+
+
+def test_the_lowest_value_of_each_option_is_accepted(spec):
+    """The bounds themselves pass: no requeue at all (max_requeues 0) is a choice, as is a CPU-only job."""
+    low = {"max_requeues": 0, "gpus_per_node": 0, "nodes": 1, "tasks_per_node": 1, "cpus_per_task": 1,
+           "mem_gb": 0.001, "array_parallelism": 1, "max_array_size": 1, "signal_delay_s": 1, "timeout_min": 2}
+    got = options(spec, low)
+    assert {k: getattr(got, k) for k in low} == low
+
+
+def test_the_user_file_defaults_to_the_xdg_config_home_else_dot_config(tmp_path, monkeypatch):
+    monkeypatch.delenv("SUITE_CLUSTER", raising=False)
+    for home, xdg in ((tmp_path / "home", tmp_path / "xdg"), (tmp_path / "home", None)):
+        folder = (xdg or home / ".config") / "suite"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "cluster.yaml").write_text(f"account: {folder.parent.name}\n")
+        monkeypatch.setenv("HOME", str(home))
+        if xdg:
+            monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+        else:
+            monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+        assert resolve_options().account == folder.parent.name
+
+
+def test_a_value_a_layer_got_wrong_is_not_judged_against_the_others(tmp_path, spec):
+    """`timeout_min: ten` beside `signal_delay_s: 4000`: the typo alone is named, not also a time limit
+    of 60 min (the default standing in for the unreadable one) too short for the delay."""
+    user = tmp_path / "cluster.yaml"
+    user.write_text("timeout_min: ten\nsignal_delay_s: 4000\n")
+    with pytest.raises(SuiteError) as err:
+        options(spec, user=user)
+    assert err.value.key == "timeout_min" and not err.value.also
 
 
 def test_unknown_key_names_file_line_and_close_match(tmp_path):
@@ -399,9 +432,12 @@ def test_sbatch_script_carries_the_options_and_imports_the_snapshot(tmp_path):
         assert f"#SBATCH {line}\n" in text, line
     setup = text.index("module load cuda")
     assert setup < text.index(f"export PYTHONPATH={tmp_path}/code/abc") < text.index("srun")
+    assert "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}" in text  # one torch thread per allotted CPU
     assert "export PYTHONSAFEPATH=1" in text and f"export SUITE_GIT_COMMIT={'f' * 40}" in text
     assert "export SUITE_GIT_DIRTY=1" in text
     assert "--kill-on-bad-exit=1" in text[text.index("srun"):]  # a failed DDP rank ends the step
+    # memory rounds up to whole MiB: 0.0015 GB is 1.536 MiB, and 1 MiB would be less than asked for
+    assert slurm.make_executor(tmp_path, ClusterOptions(mem_gb=0.0015), snap, name="m").parameters["mem"] == "2M"
 
 
 # ------------------------------------------------------------------------------------ refresh
@@ -435,6 +471,7 @@ def test_refresh_records_jobs_that_ended_without_a_result(tmp_path, monkeypatch,
                           + "slurmstepd: error: Detected 1 oom_kill event\n")
     assert slurm.refresh(out, [run.run_id]) == {run.run_id: slurm_state}
     assert store.state_of(d).state == state
+    assert (d / "error.txt").exists() == (state == "failed")  # a log tail explains a failure, not a cancel
     if state == "failed":
         assert f"SLURM job 7_0 ended {slurm_state} without a result" in store.state_of(d).note
         error = (d / "error.txt").read_text().splitlines()
