@@ -892,3 +892,15 @@ def test_a_withdrawn_submission_takes_back_only_the_directories_it_planned(tmp_p
     _unplan(theirs)
     _unplan(tmp_path / "gone")
     assert not mine.exists() and sorted(p.name for p in theirs.iterdir()) == ["config.json", "log.txt"]
+
+
+def test_a_task_requeues_itself_by_its_array_task_id(monkeypatch):
+    """`scontrol requeue` takes `<array>_<task>`: SLURM_JOB_ID of an array task is its own number,
+    which the real-cluster test (a grid of one run, a plain job) never shows."""
+    monkeypatch.setenv("SLURM_JOB_ID", "12")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "7")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    assert slurm._own_job_id() == "7_3"
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID")
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID")
+    assert slurm._own_job_id() == "12"
