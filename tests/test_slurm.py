@@ -177,6 +177,32 @@ def test_grid_larger_than_max_array_size_is_split(tmp_path, capsys, slurm_cluste
     assert {store.state_of(store.run_dir(out, rid)).state for rid in ids} == {"cancelled"}
 
 
+
+def test_a_refused_chunk_withdraws_the_arrays_sbatch_took_before_it(tmp_path):
+    """A grid split into arrays whose second sbatch is refused: the first array, taken (held), must
+    not stay queued for a submission that failed. No option makes one chunk's sbatch fail alone, so
+    the refusal is raised in place of the second call; the first is a real sbatch."""
+    from submitit.core.utils import FailedJobError
+
+    from suite.dispatch import snapshot
+    from suite.dispatch.cluster import ClusterOptions
+    from suite.errors import SuiteError
+
+    out = tmp_path / "store"
+    executor = slurm.make_executor(out, ClusterOptions(), snapshot.take(out), name=f"{PREFIX}chunks")
+    taken, sbatch = [], executor.submit_array
+
+    def submit_array(tasks):
+        if taken:
+            raise FailedJobError("sbatch: error: refused here")
+        taken.extend(sbatch(tasks))
+        return taken
+
+    executor.submit_array = submit_array
+    with pytest.raises(SuiteError, match="sbatch refused the job: sbatch: error: refused here"):
+        slurm.submit_arrays(executor, [print] * 3, 2)
+    assert len(taken) == 2 and set(slurm.slurm_states([j.job_id for j in taken]).values()) == {"CANCELLED"}
+
 # ----------------------------------------------------------------------------- GPUs, failures
 def test_gpu_job_gets_cuda_visible_devices(tmp_path, capsys, slurm_cluster):
     if slurm_cluster.gpus < 1:
