@@ -846,6 +846,10 @@ def test_when_slurm_does_not_answer_nothing_is_claimed_or_recorded(tmp_path, mon
     assert "scancel did not take the jobs of 1 run (jobs 7)" in said.err and "cancelled 1 run (jobs 8)" in said.out
     assert store.state_of(store.run_dir(out, first.run_id)).state == "pending"  # as recorded: still queued
     assert store.state_of(store.run_dir(out, second.run_id)).state == "cancelled"
+    (bin_dir / "scancel").write_text("#!/bin/sh\necho 'scancel: error: Unable to contact slurm controller' >&2\nexit 1\n")
+    taken, refused, _ = slurm.cancel(out, [first.run_id])  # a refusal naming no job: none of them was taken
+    assert (taken, refused) == ({}, {first.run_id: "7_0"})
+    assert store.state_of(store.run_dir(out, first.run_id)).state == "pending"
 
 
 def test_cancel_and_status_point_at_queued_runs_of_other_overrides(tmp_path, monkeypatch, capsys):
@@ -904,3 +908,20 @@ def test_a_task_requeues_itself_by_its_array_task_id(monkeypatch):
     monkeypatch.delenv("SLURM_ARRAY_JOB_ID")
     monkeypatch.delenv("SLURM_ARRAY_TASK_ID")
     assert slurm._own_job_id() == "12"
+
+
+def test_a_run_whose_status_changed_since_the_submission_read_it_is_not_claimed(tmp_path):
+    """A local run that started and stopped between the submission's read and its claim leaves the
+    lock free but its own status: the claim must not turn its `interrupted` into this job's `pending`."""
+    from types import SimpleNamespace
+
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    d = store.plan(tmp_path, ablations.expand(ablations.load(spec_path))[0])
+    before = slurm._status_bytes(d)
+    store.set_status(d, "interrupted", error="interrupted: Interrupted")
+    job = SimpleNamespace(job_id="7_0", paths=SimpleNamespace(stderr=tmp_path / "7_0_0_log.err"))
+    assert not slurm._claim(d, job, before, afresh=False, archived={}, fields={})
+    assert store.state_of(d).state == "interrupted"
+    assert slurm._claim(d, job, slurm._status_bytes(d), afresh=False, archived={}, fields={})
+    assert store.read_json(d / "status.json")["slurm_job_id"] == "7_0"
