@@ -438,6 +438,8 @@ def test_sbatch_script_carries_the_options_and_imports_the_snapshot(tmp_path):
     assert "--kill-on-bad-exit=1" in text[text.index("srun"):]  # a failed DDP rank ends the step
     # memory rounds up to whole MiB: 0.0015 GB is 1.536 MiB, and 1 MiB would be less than asked for
     assert slurm.make_executor(tmp_path, ClusterOptions(mem_gb=0.0015), snap, name="m").parameters["mem"] == "2M"
+    # submitit's own handler (a signal while the job imports) stops requeuing after max_num_timeout: ours, not its 3
+    assert slurm.make_executor(tmp_path, ClusterOptions(max_requeues=5), snap, name="m").max_num_timeout == 5
 
 
 # ------------------------------------------------------------------------------------ refresh
@@ -925,3 +927,20 @@ def test_a_run_whose_status_changed_since_the_submission_read_it_is_not_claimed(
     assert store.state_of(d).state == "interrupted"
     assert slurm._claim(d, job, slurm._status_bytes(d), afresh=False, archived={}, fields={})
     assert store.read_json(d / "status.json")["slurm_job_id"] == "7_0"
+
+
+def test_a_run_with_an_unreadable_status_is_followed_by_its_latest_submission(tmp_path):
+    """Its job is found from submitit's pickles: the newest one names the job that may still run it."""
+    from submitit.core.utils import cloudpickle_dump
+    from submitit.helpers import DelayedSubmission
+
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    run = ablations.expand(ablations.load(spec_path))[0]
+    folder = tmp_path / "submitit"
+    folder.mkdir()
+    for job, when in (("7_0", 1000), ("9_1", 3000), ("8_0", 2000)):
+        path = folder / f"{job}_submitted.pkl"
+        cloudpickle_dump(DelayedSubmission(slurm.SlurmRun(run, str(tmp_path), "code", 1)), path)
+        os.utime(path, (when, when))
+    assert slurm._latest_submissions(tmp_path, {run.run_id}) == {run.run_id: "9_1"}
