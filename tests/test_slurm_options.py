@@ -3,6 +3,7 @@ script, and how ended jobs are reconciled with the store (sacct faked)."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import shutil
@@ -107,6 +108,16 @@ def test_a_value_a_layer_got_wrong_is_not_judged_against_the_others(tmp_path, sp
         options(spec, user=user)
     assert err.value.key == "timeout_min" and not err.value.also
 
+
+def test_a_user_file_that_is_no_mapping_is_refused_by_name(tmp_path):
+    """A list where the options go (`- partition: gpu`) would otherwise be dropped: jobs with no partition."""
+    user = tmp_path / "cluster.yaml"
+    user.write_text("- partition: gpu\n")
+    with pytest.raises(SuiteError, match="expected a mapping of cluster options") as err:
+        resolve_options(user=user)
+    assert err.value.file == str(user)
+    user.write_text("# nothing set yet\n")  # an empty file sets nothing
+    assert resolve_options(user=user) == ClusterOptions()
 
 def test_unknown_key_names_file_line_and_close_match(tmp_path):
     user = tmp_path / "cluster.yaml"
@@ -778,8 +789,10 @@ def test_only_a_job_submitted_long_ago_can_count_as_lost(tmp_path, submitted, lo
     d.mkdir(parents=True)
     store.set_status(d, "pending", submitted_at=submitted)
     assert slurm._submitted_long_ago(tmp_path, "x") is long_ago
-    store.set_status(d, "pending", submitted_at=store.now())
-    assert slurm._submitted_long_ago(tmp_path, "x") is False
+    for minutes, gone in ((0, False), (5, False), (11, True)):  # a grace of 10 min: the accounting may lag
+        when = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=minutes)
+        store.set_status(d, "pending", submitted_at=when.isoformat())
+        assert slurm._submitted_long_ago(tmp_path, "x") is gone, minutes
 
 
 def test_a_withdrawn_submission_puts_back_what_force_archived_and_the_status_it_found(tmp_path):
