@@ -832,6 +832,10 @@ def test_a_run_a_local_process_interrupted_under_a_job_that_left_it_stays_interr
                      error="interrupted: Interrupted")
     slurm.refresh(out, [d.name])
     assert store.state_of(d).state == "interrupted" and store.state_of(d).note == "interrupted: Interrupted"
+    # the exception is for this machine's runs alone (the defence's docstring): interrupted elsewhere, the end counts
+    store.set_status(d, "interrupted", host="elsewhere", slurm_node=None, error="interrupted: Interrupted")
+    slurm.refresh(out, [d.name])
+    assert store.state_of(d).state == "failed" and "ended COMPLETED without a result" in store.state_of(d).note
 
 
 def test_when_slurm_does_not_answer_nothing_is_claimed_or_recorded(tmp_path, monkeypatch, capsys):
