@@ -961,3 +961,20 @@ def test_a_run_with_an_unreadable_status_is_followed_by_its_latest_submission(tm
         cloudpickle_dump(DelayedSubmission(slurm.SlurmRun(run, str(tmp_path), "code", 1)), path)
         os.utime(path, (when, when))
     assert slurm._latest_submissions(tmp_path, {run.run_id}) == {run.run_id: "9_1"}
+
+
+def test_a_job_that_imported_suite_from_elsewhere_than_its_snapshot_fails_its_run(tmp_path):
+    """A cluster setup line that puts another checkout first on PYTHONPATH would run today's code,
+    not the code of submission time: the task refuses and says where it imported suite from."""
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    run = ablations.expand(ablations.load(spec_path))[0]
+    d = store.plan(tmp_path, run)
+    task = slurm.SlurmRun(run, str(tmp_path), code=str(tmp_path / "code" / "abc"), max_requeues=1)
+    handler = signal.getsignal(signal.SIGUSR2)  # the task installs its own, as in a job
+    try:
+        with pytest.raises(RuntimeError, match=f"not from the snapshot {tmp_path}/code/abc taken at submission"):
+            task()
+    finally:
+        signal.signal(signal.SIGUSR2, handler)
+    assert store.state_of(d).state == "failed" and f"imported suite from {snapshot.loaded_from()}" in store.state_of(d).note
