@@ -978,3 +978,34 @@ def test_a_job_that_imported_suite_from_elsewhere_than_its_snapshot_fails_its_ru
     finally:
         signal.signal(signal.SIGUSR2, handler)
     assert store.state_of(d).state == "failed" and f"imported suite from {snapshot.loaded_from()}" in store.state_of(d).note
+
+
+def test_only_rank_0_of_a_preempted_ddp_job_counts_and_requeues_it(tmp_path, monkeypatch):
+    """Every rank stops with Preempted at the same sync point; one requeue is the job's, not one per rank."""
+    from suite import execute
+    from suite.train.checkpoint import Preempted
+
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    run = ablations.expand(ablations.load(spec_path))[0]
+    d = store.plan(tmp_path, run)
+    store.set_status(d, "running", requeues=0)
+    task = slurm.SlurmRun(run, str(tmp_path), code=str(snapshot.loaded_from()), max_requeues=3)
+
+    def preempted(run, out):
+        raise Preempted(None, 7)
+
+    monkeypatch.setattr(execute, "execute", preempted)
+    monkeypatch.setenv("SLURM_JOB_ID", "999999999")  # no such job: scontrol refuses its requeue (or is not there)
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    handler = signal.getsignal(signal.SIGUSR2)
+    try:
+        monkeypatch.setattr(execute, "rank", lambda: 1)
+        assert task() is None and store.state_of(d).status["requeues"] == 0  # rank 1 leaves it to rank 0
+        monkeypatch.setattr(execute, "rank", lambda: 0)
+        with pytest.raises(SuiteError):
+            task()
+    finally:
+        signal.signal(signal.SIGUSR2, handler)
+    status = store.state_of(d).status
+    assert status["requeues"] == 1 and status["error"].startswith("could not requeue 999999999")
