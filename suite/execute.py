@@ -183,6 +183,7 @@ def _measure_again(run: RunSpec, d: Path, result: dict[str, Any]) -> dict[str, A
     from suite.measure import measure_run
     from suite.measure.env import code_version, environment
 
+    code = code_version()  # the code this process loaded: the tree may be committed or checked out while it measures
     stale = store.stale_parts(run, result)
     how = ", ".join(item for items in stale.values() for item in items)
     store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid(), error=None, warnings=[],
@@ -206,7 +207,7 @@ def _measure_again(run: RunSpec, d: Path, result: dict[str, Any]) -> dict[str, A
             config.update({k: made[k] for k in keys if k in made})
     again = {**result, "config": config, **{part: measured.get(part) for part in stale}, "measured_at": store.now()}
     if "throughput" in stale:  # timings mean nothing without where they were taken
-        again.update(env={**environment(run.config.device), **code_version()},
+        again.update(env={**environment(run.config.device), **code},
                      trained_env=result.get("trained_env") or result.get("env"))
     store.replace_result(d, again)
     # The cache held the first measurement, which result.json no longer has (the archive does);

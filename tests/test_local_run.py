@@ -1028,3 +1028,30 @@ def test_a_run_records_the_commit_it_started_from_not_one_made_while_it_trained(
     spec = _spec(tmp_path, "commit", "  model.mask_norm: [mixed]")
     [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
     assert execute(run, tmp_path / "out")["env"]["git_commit"] == "a" * 40
+
+
+def test_a_done_run_measured_again_records_the_commit_it_started_measuring_with(tmp_path, monkeypatch):
+    """A commit or checkout while a done run was measured again (its timings take minutes) was
+    recorded as the code that timed it: the process had loaded the code of its start."""
+    from suite import measure
+    from suite.dispatch import snapshot
+    from suite.execute import execute
+
+    monkeypatch.delenv("SUITE_GIT_COMMIT", raising=False)
+    head = ["a" * 40]
+    monkeypatch.setattr(snapshot, "git_state", lambda path: (head[0], False))
+
+    def measuring(config):
+        head[0] = "b" * 40  # the checkout moves on while the run is timed
+        return {"complexity": None, "throughput": {"infer_batch_size": 3}}
+
+    monkeypatch.setattr(measure, "measure_run", measuring)
+    spec = _spec(tmp_path, "commit", "  model.mask_norm: [mixed]")
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    [again] = ablations.expand(ablations.load(spec), overrides=parse_overrides([*FAST[:-1], "measure.batch_size=3"]))
+    out = tmp_path / "out"
+    store.write_result(store.plan(out, run), {"run_id": run.run_id, "config": run.config.flat(),
+                                              "metrics": {"top1_err": 6.5}, "env": {"git_commit": "c" * 40}})
+    result = execute(again, out)
+    assert result["throughput"] == {"infer_batch_size": 3}  # measured again, not trained
+    assert result["env"]["git_commit"] == "a" * 40 and result["trained_env"]["git_commit"] == "c" * 40
