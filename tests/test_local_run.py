@@ -796,7 +796,7 @@ def test_a_child_that_fails_before_recording_anything_is_booked_failed(tmp_path)
     assert "exit status 2" in state.note and "log.txt" in state.note
 
 
-@pytest.mark.parametrize("code", [1, 2, -signal.SIGKILL, 143])
+@pytest.mark.parametrize("code", [1, 2, -signal.SIGKILL])
 def test_only_the_child_that_said_so_is_booked_interrupted(tmp_path, code):
     """A run an earlier attempt left interrupted still says so while its next child starts: that
     child dying before it writes a word (an import error, the out-of-memory killer) is a failure."""
@@ -813,6 +813,67 @@ def test_only_the_child_that_said_so_is_booked_interrupted(tmp_path, code):
     outcome = Outcome()
     assert _settle(143, d, outcome, pid=222, threads=1) == "interrupted"
     assert outcome.stopped == [d.name] and store.state_of(d).state == "interrupted"
+
+
+@pytest.mark.parametrize("code, signum", [(143, "SIGTERM"), (-signal.SIGTERM, "SIGTERM"), (130, "SIGINT"),
+                                          (-signal.SIGINT, "SIGINT"), (129, "SIGHUP"), (-signal.SIGHUP, "SIGHUP")])
+def test_a_child_stopped_by_a_signal_before_it_records_anything_is_booked_interrupted(tmp_path, code, signum):
+    """`kill PID` of a run's process still starting: killed by the signal (its handlers not installed
+    yet, importing torch) or stopped by it before its first record (exit 128 + the signal). Its
+    exit status is its word: the run was booked failed (with an earlier attempt's record, or none),
+    which only --retry-failed starts again; it is interrupted, by that signal."""
+    from suite.dispatch.local import Outcome, _settle
+
+    [run] = ablations.expand(ablations.load(_spec(tmp_path, "early", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    d = store.plan(tmp_path / "store", run)
+    store.set_status(d, "failed", pid=111, error="ValueError: an earlier attempt")
+    outcome = Outcome()
+    assert _settle(code, d, outcome, pid=222, threads=1) == "interrupted"
+    assert outcome.stopped == [d.name] and not outcome.failed
+    assert (store.state_of(d).state, store.state_of(d).note) == ("interrupted", f"interrupted: {signum}")
+
+
+@pytest.mark.parametrize("earlier", [None, "failed"])
+def test_ctrl_c_while_a_runs_process_starts_leaves_it_interrupted_for_the_same_command(
+        tmp_path, monkeypatch, capsys, earlier):
+    """Ctrl-C reaches the runner and the run's process alike while that process is still starting,
+    before it has written a word (its signal handlers are installed once torch is imported): the run
+    kept an earlier attempt's record, or none. A failed run being retried stayed failed, so the
+    command the runner said would resume it (`suite run` without --retry-failed) started nothing.
+    The signal reaches the run's process here at the runner's first poll, right after it started."""
+    from suite.dispatch import local
+
+    spec = _spec(tmp_path, "starting", "  lr: [0.05]")
+    out = tmp_path / "store"
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    d = store.plan(out, run)
+    if earlier:
+        store.set_status(d, earlier, pid=111, error="ValueError: an earlier attempt")
+    before = (d / "status.json").read_bytes() if earlier else None
+    popen, children, sleep = subprocess.Popen, [], time.sleep
+
+    def started(*args, **kwargs):  # the run's real process, kept to be signalled
+        children.append(popen(*args, **kwargs))
+        return children[-1]
+
+    def ctrl_c_at_the_first_poll(seconds: float) -> None:  # then time passes as usual (Popen.wait polls)
+        if len(children) == 1 and children[0].returncode is None and not hasattr(children[0], "signalled"):
+            children[0].signalled = True
+            assert ((d / "status.json").read_bytes() if earlier else (d / "status.json").exists()) == \
+                (before if earlier else False)  # nothing written by the run's process yet
+            os.kill(children[0].pid, signal.SIGINT)  # the terminal's Ctrl-C reaches the whole process group
+            raise KeyboardInterrupt
+        sleep(seconds)
+
+    monkeypatch.setattr(local.subprocess, "Popen", started)
+    monkeypatch.setattr(local.time, "sleep", ctrl_c_at_the_first_poll)
+    retry = ["--retry-failed"] if earlier == "failed" else []
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *retry, *FAST]) == 130
+    printed = capsys.readouterr().out
+    assert f"interrupted: 1 run not finished; the same command resumes them: suite run {spec} " in printed
+    assert (store.state_of(d).state, store.state_of(d).note) == ("interrupted", "interrupted: SIGINT")
+    assert main(["run", str(spec), "--out", str(out), "--dry-run", *FAST]) == 0
+    assert "1 of 1 run would start" in capsys.readouterr().out
 
 
 def test_a_child_killed_before_it_records_anything_keeps_its_threads_for_the_rerun_hint(tmp_path):

@@ -3,8 +3,9 @@
 A child process per run (`python -m suite.execute RUN_DIR`) means a crash, an out-of-memory kill
 or a NaN in one run cannot take the others down, and memory is returned between runs. Threads are
 split between concurrent runs so N runs do not oversubscribe the cores. Ctrl-C, SIGTERM or SIGHUP stops
-the children (they record themselves as interrupted, keeping their checkpoints); finished runs are
-never touched, and the next `suite run` starts only what is missing.
+the children (they record themselves as interrupted, keeping their checkpoints; one stopped before
+it could record anything, still starting, the runner records so);
+finished runs are never touched, and the next `suite run` starts only what is missing.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from suite.ablations.expand import RunSpec
 from suite.dispatch import queued
 from suite.dispatch.plan import start_afresh
 from suite.errors import SuiteError, SuiteWarning
-from suite.execute import BUSY_EXIT
+from suite.execute import BUSY_EXIT, INTERRUPTS
 
 
 @dataclass
@@ -113,11 +114,10 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                 except subprocess.TimeoutExpired:
                     child.kill()
                     child.wait()
-                now = store.state_of(d)  # the child is gone: a status it left running reads as interrupted
-                if now.state == "interrupted" and (now.status or {}).get("state") == "running":
-                    store.set_status(d, "interrupted", error="runner stopped")
-                elif now.state == "done" and child.returncode == 0:  # it finished before the signal reached it
+                if child.returncode == 0 and store.state_of(d).state == "done":  # it finished before the signal
                     outcome.done.append(d.name)
+                elif child.returncode != BUSY_EXIT:  # not one left to the process executing it
+                    _record_stop(d, child.pid, outcome.interrupted)
         finally:
             bar.close()
     return outcome
@@ -153,10 +153,11 @@ def _settle(code: int, d: Path, outcome: Outcome, pid: int, threads: int) -> str
         outcome.done.append(d.name)
         # a run another process finished since this one planned it: its child found the result and left
         return "done" if status.get("pid") == pid else "done by another process"
-    if now.state == "interrupted" and status.get("pid") == pid and (status.get("state") == "interrupted" or code == 130):
-        # someone stopped this child (kill, Ctrl-C on its group), and it said so: a plain `suite run`
-        # resumes the run, which a failed run would need --retry-failed for. (An earlier attempt's
-        # `interrupted` is no word of this child's, which may have died before writing any.)
+    if (signum := _stopped_by(code)) is not None:
+        # someone stopped this child (kill, Ctrl-C on its group): a plain `suite run` resumes the run,
+        # which a failed run would need --retry-failed for. Its exit status says so even when it was
+        # still starting, before it could record a word (an earlier attempt's record is no word of its)
+        _record_stop(d, pid, signum)
         outcome.stopped.append(d.name)
         return "interrupted"
     reason = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
@@ -164,14 +165,39 @@ def _settle(code: int, d: Path, outcome: Outcome, pid: int, threads: int) -> str
     if code < 0:  # its log ends without a word of why
         with open(d / "log.txt", "a") as log:
             print(f"suite run: the run process was {reason}{hint}", file=log)
-    if now.state in ("running", "missing", "interrupted") and code != 130:
+    if now.state in ("running", "missing", "interrupted"):
         store.set_status(d, "failed", error=f"run process {reason}{hint}; see {d / 'log.txt'}", threads=threads)
-    elif now.state == "done" and (now.status or {}).get("state") == "running" and code != 130:
+    elif now.state == "done" and (now.status or {}).get("state") == "running":
         # died while measuring a done run again, before it could say so: the result stands
         store.set_status(d, "done", error=f"measuring it again stopped, the earlier measurement stands: run process "
                                           f"{reason}{hint}; see {d / 'log.txt'}")
     outcome.failed.append(d.name)
     return "failed"
+
+
+def _stopped_by(code: int) -> signal.Signals | None:
+    """The stop signal (INTERRUPTS) a run process's exit status `code` says ended it: killed by it
+    while still starting (its handlers not installed yet), or stopped by it (exit 128 + signal,
+    `python -m suite.execute`'s); None for any other end."""
+    for signum in INTERRUPTS:
+        if code in (-signum, 128 + signum):
+            return signum
+    return None
+
+
+def _record_stop(d: Path, pid: int, signum: int) -> None:
+    """Record the run as interrupted by `signum` unless its process `pid` recorded its own end, or
+    it is done: stopped while still starting, or in the instant between recording itself running
+    and its handler taking over, the process left an earlier attempt's record (failed: not resumed
+    by a plain `suite run`), none (missing), or `running`."""
+    with store.idle(d, store.LOCK_WAIT_S) as free:
+        if not free:  # another process executes the run now: the record is its own
+            return
+        now = store.state_of(d)
+        status = now.status or {}
+        if now.state == "done" or (status.get("pid") == pid and status.get("state") in ("interrupted", "failed")):
+            return
+        store.set_status(d, "interrupted", error=f"interrupted: {signal.Signals(signum).name}")
 
 
 def _unwritable(d: Path, exc: OSError, outcome: Outcome) -> str:
