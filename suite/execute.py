@@ -364,8 +364,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    """Once: Ctrl-C reaches the run and its runner, which then sends SIGTERM; a second signal
-    would break off the recording of the first (the run was said to be stopped by SIGTERM).
+    """Once: Ctrl-C reaches the run and its runner, which then passes it on (or a SIGTERM follows:
+    `kill` of the runner after a Ctrl-C); a second signal would break off the recording of the
+    first (the run was said to be stopped by the later one).
     The later ones go to `_ignore`, not SIG_IGN: a signal already pending when this runs would
     find SIG_IGN, and CPython then prints `OSError: Signal 15 ignored due to race condition`
     with a traceback into the run's log. One that comes while this handler runs, before it has

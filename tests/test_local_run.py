@@ -876,6 +876,30 @@ def test_ctrl_c_while_a_runs_process_starts_leaves_it_interrupted_for_the_same_c
     assert "1 of 1 run would start" in capsys.readouterr().out
 
 
+def test_sigint_to_the_runner_alone_is_recorded_as_sigint(tmp_path, monkeypatch, capsys):
+    """`kill -INT RUNNER` (not a terminal's Ctrl-C, which reaches the run's process too): the runner
+    passed SIGTERM on, and the run said `interrupted: SIGTERM`, a signal nobody sent. It passes on
+    the signal it got. The runner is interrupted once the run's process has recorded it running."""
+    from suite.dispatch import local
+
+    spec = _spec(tmp_path, "alone", "  lr: [0.05]")
+    out = tmp_path / "store"
+    overrides = [*SMALL, "measure.complexity=false", "measure.throughput=false", "epochs=3"]
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(overrides))
+    status, sleep, fired = store.run_dir(out, run.run_id) / "status.json", time.sleep, []
+
+    def interrupt_once_running(seconds: float) -> None:
+        sleep(seconds)
+        if not fired and status.exists() and json.loads(status.read_text())["state"] == "running":
+            fired.append(True)
+            raise KeyboardInterrupt  # what SIGINT does to the runner (Python's default handler)
+
+    monkeypatch.setattr(local.time, "sleep", interrupt_once_running)
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", "--threads", "1", *overrides]) == 130
+    recorded = store.read_json(status)
+    assert (recorded["state"], recorded["error"]) == ("interrupted", "interrupted: SIGINT")
+
+
 def test_a_child_killed_before_it_records_anything_keeps_its_threads_for_the_rerun_hint(tmp_path):
     """Killed while importing, the child wrote no status: the runner's booking carries the threads
     it gave, so `suite status`'s hint resumes with the same CPU sums."""

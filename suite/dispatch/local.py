@@ -3,8 +3,8 @@
 A child process per run (`python -m suite.execute RUN_DIR`) means a crash, an out-of-memory kill
 or a NaN in one run cannot take the others down, and memory is returned between runs. Threads are
 split between concurrent runs so N runs do not oversubscribe the cores. Ctrl-C, SIGTERM or SIGHUP stops
-the children (they record themselves as interrupted, keeping their checkpoints; one stopped before
-it could record anything, still starting, the runner records so);
+the children (the signal is passed on: they record themselves as interrupted by it, keeping their
+checkpoints; one stopped before it could record anything, still starting, the runner records so);
 finished runs are never touched, and the next `suite run` starts only what is missing.
 """
 
@@ -106,8 +106,8 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
         except KeyboardInterrupt as stop:
             outcome.interrupted = stop.signum if isinstance(stop, processes.Terminated) else signal.SIGINT
             for child in active:
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
+                if child.poll() is None:  # the signal the user sent, which the run records (`kill -INT` of the runner)
+                    child.send_signal(outcome.interrupted)
             for child, d in active.items():
                 try:
                     child.wait(timeout=60)
