@@ -104,6 +104,9 @@ def _lead(run: RunSpec, d: Path, *, progress: bool, env: Dist | None = None) -> 
                 result = _run(run, d, progress=progress)
             store.write_result(d, result)
         except (KeyboardInterrupt, Preempted) as exc:  # Interrupted is a KeyboardInterrupt
+            if (written := store.state_of(d).result) is not None:  # stopped once its result was in place: done
+                store.set_status(d, "done", error=None)
+                return written
             # with this process's job (none locally): a job id another process wrote meanwhile would make
             # `suite status` record that job's end as this run's
             store.set_status(d, "interrupted", error=f"interrupted: {exc or type(exc).__name__}", **_slurm_ids())

@@ -1140,3 +1140,38 @@ def test_a_done_run_measured_again_records_the_commit_it_started_measuring_with(
     result = execute(again, out)
     assert result["throughput"] == {"infer_batch_size": 3}  # measured again, not trained
     assert result["env"]["git_commit"] == "a" * 40 and result["trained_env"]["git_commit"] == "c" * 40
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_once_the_result_is_written_leaves_the_run_done(tmp_path, monkeypatch, signum):
+    """The runner killed (its run gets SIGTERM) or Ctrl-C in the instant after the run's result.json
+    is written, before its status says done: the run recorded itself interrupted beside its complete
+    result (`suite status` showed the done run with the note `interrupted: SIGTERM`) and exited as
+    stopped, so the runner did not count it done. A real signal, under the run process's handlers,
+    comes as result.json is in place."""
+    from suite import execute as execution, processes
+
+    spec = _spec(tmp_path, "written", "  lr: [0.05]")
+    out = tmp_path / "store"
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    monkeypatch.setattr(execution, "_run", lambda run, d, progress: {"run_id": run.run_id, "metrics": {"top1_err": 6.5}})
+    write = store.write_json
+
+    def write_json(path: Path, obj) -> None:
+        write(path, obj)
+        if path.name == "result.json":
+            signal.raise_signal(signum)  # its handler runs at the next instruction
+
+    monkeypatch.setattr(store, "write_json", write_json)
+    previous = processes.handle(execution.INTERRUPTS, execution._interrupt)  # as `python -m suite.execute` does
+    try:
+        result = execution.execute(run, out)
+    except execution.Interrupted as stop:  # a KeyboardInterrupt: pytest would stop the session
+        result = {"stopped by": str(stop)}
+    finally:
+        for signum_, handler in previous.items():
+            signal.signal(signum_, handler)
+    state = store.state_of(store.run_dir(out, run.run_id))
+    assert (state.state, state.note, state.status["state"]) == ("done", "", "done")
+    assert state.result["metrics"] == {"top1_err": 6.5}
+    assert result.get("metrics") == {"top1_err": 6.5}, result  # returned as done: `main` exits 0
