@@ -95,7 +95,7 @@ def _lead(run: RunSpec, d: Path, *, progress: bool, env: Dist | None = None) -> 
         attempts = int((current.status or {}).get("attempts") or 0) + 1
         store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid(), attempts=attempts,
                          threads=torch.get_num_threads(),  # `suite status`'s rerun hint keeps them (CPU sums depend on them)
-                         started_at=store.now(), error=None, warnings=said, **_slurm_ids())
+                         started_at=store.now(), error=None, warnings=said, measuring_again=None, **_slurm_ids())
         # the log's attempts apart (log.txt gets every attempt's lines, a SLURM log a requeue's)
         print(f"attempt {attempts} of run {run.run_id}: {socket.gethostname()}, pid {os.getpid()}, {store.now()}",
               file=sys.stderr, flush=True)
@@ -103,27 +103,34 @@ def _lead(run: RunSpec, d: Path, *, progress: bool, env: Dist | None = None) -> 
             with _recorded_warnings(d):
                 result = _run(run, d, progress=progress)
             store.write_result(d, result)
-        except (KeyboardInterrupt, Preempted) as exc:  # Interrupted is a KeyboardInterrupt
-            if (written := store.state_of(d).result) is not None:  # stopped once its result was in place: done
-                store.set_status(d, "done", error=None)
-                return written
-            # with this process's job (none locally): a job id another process wrote meanwhile would make
-            # `suite status` record that job's end as this run's
-            store.set_status(d, "interrupted", error=f"interrupted: {exc or type(exc).__name__}", **_slurm_ids())
-            raise
-        except SuiteError as exc:  # a user's mistake: its message says all (no traceback to keep)
-            (d / "error.txt").unlink(missing_ok=True)
-            store.set_status(d, "failed", error=str(exc))
-            raise
         except BaseException as exc:
-            text = traceback.format_exc()
-            store.set_status(d, "failed", error=text.strip().splitlines()[-1] if text.strip() else repr(exc))
-            with contextlib.suppress(OSError):  # a full disk must not hide the failure it is recording
-                files.write_text(d / "error.txt", text)
-            raise
+            if (written := store.state_of(d).result) is None:
+                _record_end(d, exc)
+                raise
+            # in place when the signal or error came: the run is done, whatever status.json could say
+            with contextlib.suppress(OSError):  # a disk that filled up with the result: status.json says running
+                store.set_status(d, "done", error=None)
+            return written
         return result
     finally:
         lock.release()
+
+
+def _record_end(d: Path, exc: BaseException) -> None:
+    """Record how a training attempt ended without a result: interrupted (a signal, a time limit),
+    failed by a user's mistake (its message says all: no traceback kept), or failed otherwise."""
+    if isinstance(exc, (KeyboardInterrupt, Preempted)):
+        # with this process's job (none locally): a job id another process wrote meanwhile would make
+        # `suite status` record that job's end as this run's
+        store.set_status(d, "interrupted", error=f"interrupted: {exc or type(exc).__name__}", **_slurm_ids())
+    elif isinstance(exc, SuiteError):
+        (d / "error.txt").unlink(missing_ok=True)
+        store.set_status(d, "failed", error=str(exc))
+    else:
+        text = traceback.format_exc()
+        store.set_status(d, "failed", error=text.strip().splitlines()[-1] if text.strip() else repr(exc))
+        with contextlib.suppress(OSError):  # a full disk must not hide the failure it is recording
+            files.write_text(d / "error.txt", text)
 
 
 def _run(run: RunSpec, d: Path, *, progress: bool) -> dict[str, Any]:
@@ -190,7 +197,7 @@ def _measure_again(run: RunSpec, d: Path, result: dict[str, Any]) -> dict[str, A
     stale = store.stale_parts(run, result)
     how = ", ".join(item for items in stale.values() for item in items)
     store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid(), error=None, warnings=[],
-                     **_slurm_ids())
+                     measuring_again=how, **_slurm_ids())  # a running record beside a result: only this says why
     parts = {part: part in stale for part in store.MEASURED_WITH}
     only = dataclasses.replace(run.config, measure=dataclasses.replace(run.config.measure, **parts))
     try:

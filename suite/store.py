@@ -415,7 +415,7 @@ def _state_from_files(d: Path) -> RunState:
         if wrong is None:
             status = _status_beside_result(d)
             note = str(status.get("error") or "")
-            if status.get("state") == "running" and _died_here(status, d):
+            if status.get("state") == "running" and status.get("measuring_again") and _died_here(status, d):
                 note = f"measuring it again stopped (process {status.get('pid')} is gone); the earlier measurement stands"
             return RunState(run_id, "done", note, status or None, result)
         return RunState(run_id, "missing", f"{d / 'result.json'}: incomplete record ({wrong})", corrupt=True)

@@ -625,7 +625,7 @@ def test_a_failed_measurement_of_a_done_run_keeps_its_result(tmp_path, capsys, m
 
     gone = subprocess.Popen(["true"])
     gone.wait()
-    store.set_status(d, "running", host=socket.gethostname(), pid=gone.pid)
+    store.set_status(d, "running", host=socket.gethostname(), pid=gone.pid, measuring_again="measure.batch_size (2, not 3)")
     assert store.state_of(d).state == "done"
     assert store.state_of(d).note == (f"measuring it again stopped (process {gone.pid} is gone); the earlier "
                                       "measurement stands")
@@ -633,7 +633,7 @@ def test_a_failed_measurement_of_a_done_run_keeps_its_result(tmp_path, capsys, m
     # a run process killed while measuring (it records nothing): the runner says so beside the result
     from suite.dispatch.local import Outcome, _settle
 
-    store.set_status(d, "running", pid=12345)
+    store.set_status(d, "running", pid=12345, measuring_again="measure.batch_size (2, not 3)")
     outcome = Outcome()
     _settle(-signal.SIGKILL, d, outcome, pid=12345, threads=1)
     assert outcome.failed == [run.run_id] and store.state_of(d).state == "done"
@@ -1175,3 +1175,29 @@ def test_a_signal_once_the_result_is_written_leaves_the_run_done(tmp_path, monke
     assert (state.state, state.note, state.status["state"]) == ("done", "", "done")
     assert state.result["metrics"] == {"top1_err": 6.5}
     assert result.get("metrics") == {"top1_err": 6.5}, result  # returned as done: `main` exits 0
+
+
+def test_a_result_written_on_a_disk_then_full_leaves_the_run_done_not_measured_again(tmp_path, monkeypatch):
+    """A disk that took result.json but not the status after it (measured on a 64 MB tmpfs with a
+    page left: the runner said `failed`, and `suite status` the done run's note `measuring it again
+    stopped`, though it had never been measured again). A done result is the run's record: it
+    returns done, and a running status beside it says nothing unless it is a measuring again's."""
+    import errno
+
+    from suite import execute as execution
+
+    spec = _spec(tmp_path, "full", "  lr: [0.05]")
+    out = tmp_path / "store"
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    monkeypatch.setattr(execution, "_run", lambda run, d, progress: {"run_id": run.run_id, "metrics": {"top1_err": 6.5}})
+    write = store.write_json
+
+    def write_json(path: Path, obj) -> None:
+        if path.name == "status.json" and (path.parent / "result.json").exists():
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        write(path, obj)
+
+    monkeypatch.setattr(store, "write_json", write_json)
+    assert execution.execute(run, out)["metrics"] == {"top1_err": 6.5}
+    state = store.state_of(store.run_dir(out, run.run_id))
+    assert (state.state, state.note, state.status["state"]) == ("done", "", "running")

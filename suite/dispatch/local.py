@@ -167,7 +167,8 @@ def _settle(code: int, d: Path, outcome: Outcome, pid: int, threads: int) -> str
             print(f"suite run: the run process was {reason}{hint}", file=log)
     if now.state in ("running", "missing", "interrupted"):
         store.set_status(d, "failed", error=f"run process {reason}{hint}; see {d / 'log.txt'}", threads=threads)
-    elif now.state == "done" and (now.status or {}).get("state") == "running":
+    elif now.state == "done" and (now.status or {}).get("state") == "running" and \
+            (now.status or {}).get("measuring_again"):
         # died while measuring a done run again, before it could say so: the result stands
         store.set_status(d, "done", error=f"measuring it again stopped, the earlier measurement stands: run process "
                                           f"{reason}{hint}; see {d / 'log.txt'}")
