@@ -208,7 +208,8 @@ def _measure_again(run: RunSpec, d: Path, result: dict[str, Any]) -> dict[str, A
             why = f"was interrupted ({exc or type(exc).__name__})"
         else:
             why = f"failed ({exc if isinstance(exc, SuiteError) else traceback.format_exc().strip().splitlines()[-1]})"
-        store.set_status(d, "done", error=f"measuring again ({how}) {why}; the earlier measurement stands")
+        store.set_status(d, "done", error=f"measuring again ({how}) {why}; the earlier measurement stands",
+                         measuring_again=None)
         raise
     config = run.config.flat()
     made = result.get("config") or {}
@@ -223,7 +224,7 @@ def _measure_again(run: RunSpec, d: Path, result: dict[str, Any]) -> dict[str, A
     # The cache held the first measurement, which result.json no longer has (the archive does);
     # a --force rerun measures afresh anyway, since its settings are no longer the run's.
     (d / "measure.json").unlink(missing_ok=True)
-    store.set_status(d, "done", error=None)
+    store.set_status(d, "done", error=None, measuring_again=None)
     return again
 
 

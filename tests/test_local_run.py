@@ -312,7 +312,7 @@ def test_a_killed_runner_loses_no_finished_run_and_resumes(tmp_path, capsys, how
     assert states.count("interrupted") == 1, states
     assert set(states) <= {"done", "interrupted", "missing"}, states
     interrupted = dirs[states.index("interrupted")]
-    # the signal that stopped it, not the runner's SIGTERM that follows a signal to the whole group
+    # the signal that stopped it, once, though the runner passes a signal to the whole group on
     if how in ("sigterm", "ctrl_c", "sighup", "sigterm_run_only"):
         signum = {"ctrl_c": "SIGINT", "sighup": "SIGHUP"}.get(how, "SIGTERM")
         assert store.state_of(interrupted).status["error"] == f"interrupted: {signum}"
@@ -914,7 +914,8 @@ def test_a_child_killed_before_it_records_anything_keeps_its_threads_for_the_rer
 
 
 def test_a_signal_pending_behind_the_first_leaves_no_traceback_in_the_log():
-    """Ctrl-C reaches the run, and the runner then sends SIGTERM: with both pending at once, the
+    """Ctrl-C reaches the run, and a SIGTERM follows (`kill` of the runner, which passes it on;
+    before, the runner sent SIGTERM after every Ctrl-C): with both pending at once, the
     first one's handler set SIG_IGN for the second, which CPython then reported into log.txt as
     `OSError: Signal 15 ignored due to race condition`, with a traceback. The handlers of
     `python -m suite.execute`, with both signals made pending together (blocked, then let in)."""
@@ -940,7 +941,7 @@ def test_a_signal_pending_behind_the_first_leaves_no_traceback_in_the_log():
 
 
 def test_a_signal_that_comes_while_the_first_ones_handler_runs_does_not_replace_it():
-    """Ctrl-C reaches the run, and the runner's SIGTERM comes while the run's handler for it is
+    """Ctrl-C reaches the run, and a SIGTERM (the runner's, passed on) comes while the run's handler for it is
     still running, before that handler has set the later signals aside: CPython ran the handler
     again, within the first call, and the run was recorded as stopped by SIGTERM (1 in 10 runs of
     the Ctrl-C test of the killed runner). Here the SIGTERM comes at each step of the handler in
