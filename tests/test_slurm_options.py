@@ -640,12 +640,25 @@ def test_a_job_measuring_a_done_run_again_that_dies_leaves_the_result_and_says_w
     out, run, d = job_run(tmp_path, monkeypatch, "running", "FAILED", "Killed\n")
     result = {"run_id": run.run_id, "metrics": {"top1_err": 12.5}}
     store.write_json(d / "result.json", result)  # done earlier; the job 7_0 was measuring it again
-    store.set_status(d, "running", slurm_job_id="7_0")
+    store.set_status(d, "running", slurm_job_id="7_0", measuring_again="throughput")
     assert store.state_of(d).state == "done" and slurm.refresh(out, [run.run_id]) == {run.run_id: "FAILED"}
     state = store.state_of(d)
     assert state.state == "done" and state.result == result
     assert state.note.startswith("measuring it again stopped: SLURM job 7_0 ended FAILED; the earlier measurement stands")
     assert slurm.refresh(out, [run.run_id]) == {}  # settled: not followed any more
+
+
+def test_a_job_that_dies_once_its_result_is_written_leaves_a_done_run_with_no_word_of_measuring(tmp_path, monkeypatch):
+    """A training job whose status could not say done after its result (a full disk, a signal in
+    that instant) was said to have stopped measuring again, which it never did."""
+    out, run, d = job_run(tmp_path, monkeypatch, "running", "FAILED", "No space left on device\n")
+    result = {"run_id": run.run_id, "metrics": {"top1_err": 12.5}}
+    store.write_json(d / "result.json", result)
+    assert slurm.refresh(out, [run.run_id]) == {run.run_id: "FAILED"}
+    state = store.state_of(d)
+    assert state.state == "done" and state.result == result and state.note == ""
+    assert state.status["state"] == "done" and state.status["slurm_state"] == "FAILED"
+    assert slurm.refresh(out, [run.run_id]) == {}
 
 
 def test_refresh_leaves_finished_runs_alone(tmp_path, monkeypatch):

@@ -570,9 +570,12 @@ def _record_end(d: Path, now: store.RunState, job_id: str, slurm_state: str) -> 
             "memory or out of time, and slurmctld has forgotten it)"))
         return
     log = Path(str(now.status.get("slurm_log") or ""))
-    if now.state == "done":  # a job measuring it again: the result stands, the status says why it does
-        store.set_status(d, "failed", slurm_state=slurm_state, error=f"measuring it again stopped: SLURM job "
-                         f"{job_id} ended {slurm_state}; the earlier measurement stands; log: {log}")
+    if now.state == "done":  # the result stands whatever the job's end
+        if (now.status or {}).get("measuring_again"):  # the status says why it does
+            store.set_status(d, "failed", slurm_state=slurm_state, measuring_again=None, error=f"measuring it again "
+                             f"stopped: SLURM job {job_id} ended {slurm_state}; the earlier measurement stands; log: {log}")
+        else:  # it ended after writing its result, before its status could say so (a full disk, a signal)
+            store.set_status(d, "done", slurm_state=slurm_state, error=None)
         return
     if slurm_state not in ENDED and log.is_file():
         files.write_text(d / "error.txt", _log_tail(log))
