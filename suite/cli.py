@@ -652,12 +652,12 @@ def _status(args: argparse.Namespace) -> int:
         _print_queued(part, waiting)
         if args.spec:
             remeasure = store.measured_otherwise_in(runs, part)
-            queued = {rid for rid in remeasure if slurm_states.get(rid) in slurm.ALIVE}
-            idle = {rid: how for rid, how in remeasure.items() if rid not in queued}
+            in_slurm = {rid for rid in remeasure if slurm_states.get(rid) in slurm.ALIVE}
+            idle = {rid: how for rid, how in remeasure.items() if rid not in in_slurm}
             on_slurm = "slurm_job_id" in part and part[part["run_id"].isin(idle)]["slurm_job_id"].notna().any()
             _print_remeasure(idle, f"`suite run {_same_runs(args)}` measures them again" + (
                 " (add `--executor slurm` and your cluster flags to measure them where they ran)" if on_slurm else ""))
-            _print_remeasure({rid: how for rid, how in remeasure.items() if rid in queued},
+            _print_remeasure({rid: how for rid, how in remeasure.items() if rid in in_slurm},
                              "their jobs measuring them again are queued or running (slurm, below)")
         if args.spec:  # the spec's jobs from before an edit of its file are noted even beside its own
             _note_runs_elsewhere(out, spec.name, _untold(found), "status", sys.stdout,
