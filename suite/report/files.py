@@ -2,7 +2,7 @@
 
 Names: `<dir>/<name>.<fmt>` and `<dir>/figures/<name>_<figure>.png|svg`, where `<dir>` is the run
 store (`results/` by default, so the committed tables sit beside the runs they come from) and
-`<name>` is the spec name, suffixed with the preset when there is one (`quick.smoke.md`): a smoke
+`<name>` is the spec name, suffixed with the preset when there is one (`san_main.smoke.md`): a smoke
 table never overwrites the real one, and since spec names have no '.' (suite.ablations.spec.NAME),
 no spec's table is another's preset table.
 """
@@ -111,7 +111,7 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
               ) -> tuple[list[Path], list[str], list[str]]:
     """Every table that has at least one done run (each spec without a preset and under each of
     its presets, or only under `preset`), then `complexity.md`. A preset whose runs are all the
-    spec's own (quick's smoke: seed 0 of quick) has no table of its own, and its files from before
+    spec's own (it sets only what the spec has since come to set) has no table of its own, and its files from before
     (when its runs differed) are removed: the spec's table shows those runs as they are now. A spec
     (or preset) that fails to load, expand or tabulate is skipped, so one broken file never keeps
     the others' tables from being written. `say(line)` is called as each file is written or removed. Returns the paths, the

@@ -99,7 +99,7 @@ class Report:
 
     @property
     def name(self) -> str:
-        """File stem: the spec name, suffixed with the preset (`quick.smoke`)."""
+        """File stem: the spec name, suffixed with the preset (`san_main.smoke`)."""
         return self.spec.name if self.preset is None else f"{self.spec.name}.{self.preset}"
 
     @property
