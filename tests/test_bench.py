@@ -231,7 +231,7 @@ def test_compare_verdicts_and_table():
     assert cells["test_x.py::test_plain"][1:4] == ["ms", "100", f"{Summary.of(_spread(0.1)).iqr * 1e3:.3g}"]
     assert cells["test_x.py::test_plain"][4] == "125"
     assert cells["test_x.py::test_new"][2:4] == ["", ""] and cells["test_x.py::test_new"][-1] == "new"
-    assert lines[-1] == "(1 baseline benchmarks were not run)"  # test_gone
+    assert lines[-1] == "(1 baseline benchmark was not run)"  # test_gone
 
 
 def test_a_change_of_exactly_the_threshold_is_same():
@@ -797,7 +797,7 @@ def test_a_compare_that_judged_nothing_fails(tmp_path, monkeypatch, capsys):
 
     status, out, err = bench([_bench("test_b", _spread(0.01, 16), _spread(1.0, 16))])
     assert status == 2 and "| new" in out and "(3 baseline benchmarks were not run)" in out
-    assert err == (f"error: nothing judged: none of the 1 benchmarks run could be flagged slower than {base} "
+    assert err == (f"error: nothing judged: of the 1 benchmark run, none could be flagged slower than {base} "
                    "(3 benchmarks): 1 not in the baseline (check -k, or save a new baseline)\n")
     status, out, err = bench([_bench("test_p", _spread(0.02, 16)), _bench("test_b", _spread(0.01, 16))],
                              torch_version="2.5.0")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.bench.stats import Summary, min_p, p_greater
-from suite.errors import SuiteError
+from suite.errors import SuiteError, count
 
 DEFAULT_THRESHOLD = 0.10
 ALPHA = 0.001  # asv uses 0.002; needs >= 7 rounds a side (exact test: 1 / C(14, 7) = 0.0003)
@@ -272,8 +272,8 @@ def nothing_judged(rows: Sequence[Row], base: Run, current: Run) -> str | None:
                        f"{'; '.join(setup_differences(base, current))}; --absolute judges them anyway)")
     if few := sum(r.base is not None and r.verdict != "other machine" for r in rows):
         reasons.append(f"{few} with too few rounds for any p below {ALPHA}")
-    return (f"nothing judged: none of the {len(rows)} benchmarks run could be flagged slower than "
-            f"{base.label} ({len(base.measurements)} benchmarks): {'; '.join(reasons)}")
+    return (f"nothing judged: of the {count(len(rows), 'benchmark')} run, none could be flagged slower than "
+            f"{base.label} ({count(len(base.measurements), 'benchmark')}): {'; '.join(reasons)}")
 
 
 def parse_threshold(text: str) -> float:
@@ -365,7 +365,7 @@ def render(rows: Sequence[Row], base: Run, current: Run, threshold: float) -> st
                         else "absolute times are not judged (other machine)"))
     missing = len(set(base.measurements) - set(current.measurements))
     if missing:
-        lines.append(f"({missing} baseline benchmarks were not run)")
+        lines.append(f"({count(missing, 'baseline benchmark')} {'was' if missing == 1 else 'were'} not run)")
     return "\n".join(lines) + "\n"
 
 
