@@ -291,6 +291,10 @@ def test_labels_name_axes_and_values_as_the_paper_does(tmp_path):
     # 0.5 (the preset's) under "Noise level" would pass for a noise level: every value or none
     ("  data.clean_ratio: {name: Noise level, values: {0.9: 10%, 0.7: 30%}}\n", "labels.data.clean_ratio.values",
      "no label for 0.5 (preset p)"),
+    # two columns or legend entries of one name: `suite specs` passed these, `suite report` refused them after training
+    ("  lr: {name: data.clean_ratio}\n", "labels.lr.name", "'data.clean_ratio' is also the key of axis data.clean_ratio"),
+    ("  data.clean_ratio: {name: rate}\n  lr: {name: rate}\n", "labels.data.clean_ratio.name",
+     "'rate' is also the name of axis lr (labels.lr.name)"),
 ])
 def test_a_wrong_label_is_an_error_when_the_spec_loads(tmp_path, entry, key, says):
     err = error_of(tmp_path, LABELLED + entry)

@@ -494,7 +494,24 @@ def _labels(value: Any, where: _Where, own: Mapping[str, list[Any]],
             raise where.error(f"no label for {', '.join(dict.fromkeys(missing))}: label every value of the axis "
                               f"(as the grid and presets give them), or none", "labels", axis, "values")
         out[axis] = AxisLabels(name, labels)
+    _check_titles(out, list(values), where)
     return out
+
+
+def _check_titles(labels: Mapping[str, AxisLabels], axes: list[str], where: _Where) -> None:
+    """An axis titled as another axis' key or name (`lr: {name: nesterov}` beside the nesterov
+    axis): a report would give two columns or legend entries one name. Checked as the spec is
+    read, so `suite specs` says so before anything trains; a title that is one of the table's own
+    headings (`runs`, `params (M)`: they depend on the metrics shown) is `suite report`'s check."""
+    for axis, entry in labels.items():
+        if entry.name is None:
+            continue
+        clash = next((f"the key of axis {other}" for other in axes if other != axis and entry.name == other), None)
+        clash = clash or next((f"the name of axis {other} (labels.{other}.name)" for other, e in labels.items()
+                               if other != axis and entry.name == e.name), None)
+        if clash:
+            raise where.error(f"the axis name {entry.name!r} is also {clash}: two columns (or legend entries) of "
+                              "one name, one read as the other; give the axis another name", "labels", axis, "name")
 
 
 def _key_as_written(where: _Where, value: Any, *path: str) -> str:

@@ -150,7 +150,7 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
     cells = summarise(runs_frame, rows + columns, metrics)
     points = cells if rows + columns == axes else summarise(runs_frame, axes, metrics)
     table = pivot(cells, rows, columns, metrics, labels)
-    check_titles(spec, table, rows, columns, labels)
+    check_titles(spec, table, rows, labels)
     counts = count_states(runs_frame["status"])
     shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "done")
     notes.insert(0, f"{count(len(runs_frame), 'run')}: {shown}.")
@@ -535,23 +535,15 @@ def runs_text(counts: Mapping[str, Any]) -> str:
     return ", ".join([f"{int(counts['done'])}/{total} done", *others])
 
 
-def check_titles(spec: Spec, table: Table, rows: Sequence[str], columns: Sequence[str], labels: Labels) -> None:
-    """An axis the spec titles as another column of its table (`runs`, `params (M)`, another row
-    axis) or as another axis (`lr: {name: nesterov}` beside the nesterov axis): the table or its
-    legend would give two things one name, and one of them would read as the other."""
-    axes = [*rows, *columns]
-    for axis in axes:
+def check_titles(spec: Spec, table: Table, rows: Sequence[str], labels: Labels) -> None:
+    """A row axis the spec titles as another column of its table (`runs`, `params (M)`): the table
+    would give two columns one name, one read as the other (a title clashing with another axis'
+    key or name is refused as the spec is read)."""
+    for axis in rows:
         title = labels.titles.get(axis)
-        if title is None:
-            continue
-        clash = next((f"the key of axis {other}" for other in axes if other != axis and title == other), None)
-        clash = clash or next((f"the name of axis {other} (labels.{other}.name)" for other in axes
-                               if other != axis and title == labels.titles.get(other)), None)
-        if clash is None and axis in rows and [*table.index, *(f for _, f in table.columns)].count(title) > 1:
-            clash = "a column of the table"
-        if clash:
-            raise spec.error(f"the axis name {title!r} is also {clash}: two columns (or legend entries) of one "
-                             "name, one read as the other; give the axis another name", "labels", axis, "name")
+        if title is not None and [*table.index, *(f for _, f in table.columns)].count(title) > 1:
+            raise spec.error(f"the axis name {title!r} is also a column of the table: two columns of one name, "
+                             "one read as the other; give the axis another name", "labels", axis, "name")
 
 
 def pivot(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], metrics: Sequence[str],
