@@ -128,6 +128,18 @@ def test_unknown_key_names_file_line_and_close_match(tmp_path):
     assert "unknown cluster option 'partiton'; did you mean 'partition'?" in str(err.value)
 
 
+def test_a_one_letter_sbatch_key_is_refused_by_file_line_and_key(tmp_path):
+    """`sbatch: {j: x}` passed the check and reached sbatch as `#SBATCH --j=x`, which Slurm 22.05
+    takes as --job-name (the job was renamed); `--p=gpu` it refuses as ambiguous, `--G=1` as unknown."""
+    user = tmp_path / "cluster.yaml"
+    user.write_text("account: lab\nsbatch:\n  j: x\n  G: 1\n")
+    with pytest.raises(SuiteError) as err:
+        resolve_options(user=user)
+    assert [(e.file, e.line, e.key) for e in (err.value, *err.value.also)] == [(str(user), 2, "sbatch.j"),
+                                                                             (str(user), 2, "sbatch.G")]
+    assert "here --job-name" in str(err.value) and "write 'gpus' (-G is --gpus)" in str(err.value)
+
+
 def test_bad_spec_value_names_the_spec_line(tmp_path):
     path = tmp_path / "opts.yaml"
     path.write_text(SPEC.replace("gpus_per_node: 1", "gpus_per_node: two"))
@@ -167,8 +179,16 @@ def test_a_cluster_value_in_an_error_is_spelt_as_yaml_writes_it(tmp_path, line, 
     ({"sbatch": ["ntasks=2"]}, "sbatch parameter 'ntasks' cannot be set here: use the 'tasks_per_node' option"),
     ({"sbatch": ["mail-type=END", "mail_type=FAIL"]}, "sbatch parameter 'mail-type' is given twice"),
     ({"sbatch": ["exclude=a", "exclude=b"]}, "--sbatch.exclude: given twice, as 'exclude=a' and 'exclude=b'"),
-    ({"sbatch": ["p=gpu"]}, "sbatch parameter 'p' cannot be set here: use the 'partition' option"),  # short forms too
-    ({"sbatch": ["A=lab"]}, "sbatch parameter 'A' cannot be set here: use the 'account' option"),
+    # a key is passed as --KEY: one letter is a prefix of sbatch's long options, never its short option
+    ({"sbatch": ["p=gpu"]}, "sbatch parameter 'p' is one letter: sbatch would read it as --p, not -p; -p is "
+                            "--partition, which cannot be set here: use the 'partition' option"),
+    ({"sbatch": ["A=lab"]}, "-A is --account, which cannot be set here: use the 'account' option"),
+    ({"sbatch": ["G=1"]}, "--sbatch.G: sbatch parameter 'G' is one letter: sbatch would read it as --G, not -G; "
+                          "write 'gpus' (-G is --gpus)"),
+    ({"sbatch": ["-x=node7"]}, "write 'exclude' (-x is --exclude)"),
+    ({"sbatch": ["j=mine"]}, "sbatch parameter 'j' is one letter: sbatch would read it as --j, not -j, a prefix of "
+                             "its long options: here --job-name, which cannot be set here: the dispatcher sets it"),
+    ({"sbatch": ["u=x"]}, "a prefix of its long options; write the long option's name"),
     ({"setup": ["module load cuda", " "]}, "--setup: a setup line must not be empty"),
     # sbatch takes unambiguous prefixes of long options, so an abbreviation of an owned one is refused
     ({"sbatch": ["part=gpu"]}, "sbatch parameter 'part' (it abbreviates --partition) "

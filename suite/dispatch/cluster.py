@@ -69,13 +69,20 @@ HINTS = typing.get_type_hints(ClusterOptions)
 MINIMUM = {"timeout_min": 1, "nodes": 1, "tasks_per_node": 1, "gpus_per_node": 0, "cpus_per_task": 1,
            "mem_gb": 0.001, "array_parallelism": 1, "max_array_size": 1, "max_requeues": 0, "signal_delay_s": 1}
 # sbatch parameters that an option above (or the dispatcher itself) owns.
-OWNED = {"partition": "partition", "p": "partition", "account": "account", "A": "account", "qos": "qos",
-         "q": "qos", "time": "timeout_min", "t": "timeout_min",
-         "nodes": "nodes", "N": "nodes", "ntasks-per-node": "tasks_per_node", "ntasks": "tasks_per_node",
-         "n": "tasks_per_node", "gpus-per-node": "gpus_per_node",
-         "cpus-per-task": "cpus_per_task", "c": "cpus_per_task", "mem": "mem_gb", "constraint": "constraint",
-         "C": "constraint", "signal": "signal_delay_s", "array": None, "output": None, "o": None, "error": None,
-         "e": None, "job-name": None, "J": None}
+OWNED = {"partition": "partition", "account": "account", "qos": "qos", "time": "timeout_min",
+         "nodes": "nodes", "ntasks-per-node": "tasks_per_node", "ntasks": "tasks_per_node",
+         "gpus-per-node": "gpus_per_node", "cpus-per-task": "cpus_per_task", "mem": "mem_gb",
+         "constraint": "constraint", "signal": "signal_delay_s", "array": None, "output": None, "error": None,
+         "job-name": None}
+# sbatch's short options (`sbatch --help`, Slurm 22.05). A key is passed as `--KEY`, so a one-letter
+# key never reaches sbatch as its short option: `--p=gpu` is ambiguous (--partition, --parsable,
+# ...), `--G=1` unknown, and `--j=x` is taken as --job-name, the dispatcher's own.
+SHORT = {"a": "array", "A": "account", "b": "begin", "B": "extra-node-info", "c": "cpus-per-task",
+         "C": "constraint", "d": "dependency", "D": "chdir", "e": "error", "F": "nodefile", "G": "gpus",
+         "h": "help", "H": "hold", "i": "input", "J": "job-name", "k": "no-kill", "L": "licenses",
+         "m": "distribution", "M": "clusters", "n": "ntasks", "N": "nodes", "o": "output", "O": "overcommit",
+         "p": "partition", "q": "qos", "Q": "quiet", "s": "oversubscribe", "S": "core-spec", "t": "time",
+         "v": "verbose", "V": "version", "w": "nodelist", "W": "wait", "x": "exclude"}
 # sbatch parses options with getopt_long, which takes any unambiguous prefix of a long option
 # (`part=gpu` is --partition); these real options are prefixes of owned ones, not abbreviations.
 NOT_ABBREVIATIONS = {"gpus"}
@@ -85,8 +92,8 @@ def _owned_as(key: str) -> str | None:
     """The owned sbatch option that `key` is or abbreviates (None: not owned)."""
     if key in OWNED:
         return key
-    if len(key) > 1 and key not in NOT_ABBREVIATIONS:
-        return next((name for name in OWNED if len(name) > 1 and name.startswith(key)), None)
+    if key not in NOT_ABBREVIATIONS:
+        return next((name for name in OWNED if name.startswith(key)), None)
     return None
 
 
@@ -273,12 +280,12 @@ def _check_parameter(key: str, raw_key: Any, v: Any, params: Mapping[str, Any], 
     """Raise the mistake in one sbatch parameter (`params`: those before it), if any."""
     if not key:
         raise SuiteError(f"an sbatch parameter needs a name, e.g. exclude=node7; got {raw_key!r}", key=name, **where)
+    if len(key) == 1:
+        raise _one_letter(key, f"{name}.{raw_key}", where)
     owned = _owned_as(key)
     if owned is not None:
-        instead = OWNED[owned]
-        hint = f"use the {instead!r} option" if instead else "the dispatcher sets it"
         reads = "" if owned == key else f" (it abbreviates --{owned})"
-        raise SuiteError(f"sbatch parameter {key!r}{reads} cannot be set here: {hint}", key=f"{name}.{raw_key}",
+        raise SuiteError(f"sbatch parameter {key!r}{reads} cannot be set here: {_instead(owned)}", key=f"{name}.{raw_key}",
                          **where)
     if v is not None and (not isinstance(v, (str, int, float, bool)) or v is False):
         raise SuiteError(f"an sbatch value is a string, a number, true (a bare flag) or null (unset what a "
@@ -286,6 +293,28 @@ def _check_parameter(key: str, raw_key: Any, v: Any, params: Mapping[str, Any], 
     if key in params:
         raise SuiteError(f"sbatch parameter {key!r} is given twice (spelt differently)", key=f"{name}.{raw_key}",
                          **where)
+
+
+def _one_letter(key: str, name: str, where: dict[str, Any]) -> SuiteError:
+    """A one-letter key: passed as `--KEY`, which sbatch reads as a prefix of its long options,
+    never as its short option `-KEY`; refused here, not at submission, with the long name."""
+    long = SHORT.get(key)
+    said = f"sbatch parameter {key!r} is one letter: sbatch would read it as --{key}, not -{key}"
+    if long is None:
+        owned = _owned_as(key)
+        if owned:
+            return SuiteError(f"{said}, a prefix of its long options: here --{owned}, which cannot be set here: "
+                              f"{_instead(owned)}", key=name, **where)
+        return SuiteError(f"{said}, a prefix of its long options; write the long option's name", key=name, **where)
+    if long in OWNED:
+        return SuiteError(f"{said}; -{key} is --{long}, which cannot be set here: {_instead(long)}", key=name,
+                          **where)
+    return SuiteError(f"{said}; write {long!r} (-{key} is --{long})", key=name, **where)
+
+
+def _instead(owned: str) -> str:
+    """What sets an owned sbatch option instead: an option of the suite's, or the dispatcher."""
+    return f"use the {OWNED[owned]!r} option" if OWNED[owned] else "the dispatcher sets it"
 
 
 def summary(options: ClusterOptions) -> str:
