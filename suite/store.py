@@ -235,8 +235,19 @@ def set_status(d: Path, state: str, **info: Any) -> None:
 
 
 def write_result(d: Path, result: dict[str, Any]) -> None:
-    write_json(d / "result.json", _readable(d, {"schema": SCHEMA, "finished_at": now(), **result}))
+    _write_result(d, {"schema": SCHEMA, "finished_at": now(), **result})
     set_status(d, "done", error=None)
+
+
+def _write_result(d: Path, result: dict[str, Any]) -> None:
+    """Write result.json; a write that fails (a full disk) names result.json, not the temporary
+    file it was being written to (`.result.json.<hex>.tmp`, which is gone), as checkpoints do."""
+    path = d / "result.json"
+    try:
+        write_json(path, _readable(d, result))
+    except OSError as exc:
+        raise SuiteError(f"cannot write the result: {exc.strerror or exc} (an earlier result stays as it was; "
+                         "the checkpoint keeps the training)", file=str(path)) from None
 
 
 def _readable(d: Path, result: dict[str, Any]) -> dict[str, Any]:
@@ -318,7 +329,7 @@ def replace_result(d: Path, result: dict[str, Any]) -> Path:
     """Rewrite a done run's result.json, the earlier one kept in `archive/<time>/`; where it went."""
     target = _archive_dir(d)
     shutil.copy2(d / "result.json", target / "result.json")
-    write_json(d / "result.json", _readable(d, result))
+    _write_result(d, result)
     return target
 
 

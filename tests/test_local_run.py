@@ -1202,3 +1202,35 @@ def test_a_result_written_on_a_disk_then_full_leaves_the_run_done_not_measured_a
     assert execution.execute(run, out)["metrics"] == {"top1_err": 6.5}
     state = store.state_of(store.run_dir(out, run.run_id))
     assert (state.state, state.note, state.status["state"]) == ("done", "", "running")
+
+
+def test_a_result_the_disk_has_no_room_for_names_result_json(tmp_path, monkeypatch):
+    """A full disk refused the temporary file result.json is written to: the run failed with
+    `OSError: [Errno 28] No space left on device: '.../.result.json.<hex>.tmp'`, a file the user
+    never sees. The error names result.json, and the run is recorded failed with it."""
+    import errno
+
+    from suite import execute as execution
+    from suite import files
+    from suite.errors import SuiteError
+
+    spec = _spec(tmp_path, "full", "  lr: [0.05]")
+    out = tmp_path / "store"
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    d = store.run_dir(out, run.run_id)
+    monkeypatch.setattr(execution, "_run", lambda run, d, progress: {"run_id": run.run_id, "metrics": {"top1_err": 6.5}})
+    opened = os.open
+
+    def full(path, *args, **kwargs):
+        if Path(path).name.startswith(".result.json."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return opened(path, *args, **kwargs)
+
+    monkeypatch.setattr(files.os, "open", full)
+    with pytest.raises(SuiteError) as err:
+        execution.execute(run, out)
+    assert str(err.value) == f"{d / 'result.json'}: cannot write the result: No space left on device (an earlier " \
+        "result stays as it was; the checkpoint keeps the training)"
+    state = store.state_of(d)
+    assert (state.state, state.status["error"]) == ("failed", str(err.value))
+    assert sorted(p.name for p in d.iterdir() if p.name.startswith(".result")) == []
