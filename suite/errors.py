@@ -111,8 +111,10 @@ def close_matches(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
 
 
 def unknown(kind: str, name: str, choices: Iterable[str], **where: Any) -> SuiteError:
-    """An 'unknown X' error with close matches first and the full list of valid names."""
-    choices = sorted(choices)
+    """An 'unknown X' error with close matches first and the full list of valid names: a list or
+    tuple in its own order (the formats as `--help` lists them, models in natural order), anything
+    else sorted."""
+    choices = list(choices) if isinstance(choices, (list, tuple)) else sorted(choices)
     hint = close_matches(name, choices)
     message = f"unknown {kind} {name!r}"
     if hint:

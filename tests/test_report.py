@@ -1437,3 +1437,12 @@ def test_a_corrupt_spec_name_record_is_set_aside_and_stops_nothing(tmp_path, cap
     assert re.search(r"specs\.json: corrupt record .*read as empty, set aside", capsys.readouterr().err)
     assert json.loads((out / "specs.json").read_text()) == {"lone": str(spec.resolve())}
     assert [p.name for p in out.glob("specs.corrupt-*.json")]
+
+
+@pytest.mark.parametrize("call", [lambda: files.parse_formats("pdf"), lambda: files.parse_formats(","),
+                                  lambda: files.write_to(None, "table.pdf")])
+def test_every_format_error_lists_the_formats_in_one_order(call):
+    """`--format pdf` listed them sorted (csv, html, md, tex), the others as `--help` does."""
+    with pytest.raises(SuiteError) as err:
+        call()
+    assert str(err.value).endswith("(valid: md, csv, tex, html)")
