@@ -1446,3 +1446,11 @@ def test_every_format_error_lists_the_formats_in_one_order(call):
     with pytest.raises(SuiteError) as err:
         call()
     assert str(err.value).endswith("(valid: md, csv, tex, html)")
+
+
+def test_every_run_metric_but_the_grid_keys_has_a_display_name():
+    """best_epoch was shown by its key; epochs and iterations are config keys, shown as written."""
+    from suite.metrics import RUN_METRICS
+
+    assert [m for m in RUN_METRICS if tables.label(m) == m] == ["epochs", "iterations"]
+    assert tables.label("best_epoch") == "epochs to best top-1 err"  # a count of epochs, 0.25 after a quarter

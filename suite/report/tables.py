@@ -44,6 +44,9 @@ ALWAYS_SHOWN = ("params_m", "gmacs")
 EXPECTED = ("params_m", "gmacs")
 LABELS = {"top1_err": "top-1 err", "top5_err": "top-5 err", "best_top1_err": "best top-1 err",
           "train_loss": "train loss", "train_top1_err": "train top-1 err", "wall_time_s": "wall time (s)",
+          # the epochs trained when the best top-1 was measured: 0.25 for a run that stopped a quarter
+          # into its first epoch (the `epochs` a run records, suite.train.loop), not an epoch's index
+          "best_epoch": "epochs to best top-1 err",
           **TABLE_COSTS}
 LABELS |= {f"top{k}_err_{view}": f"top-{k} err {view}" for view in VIEWS for k in (1, 5)}
 LABELS |= {f"attack_success_{t}": f"attack success {t} step{'s' * (t > 1)}" for t in ATTACK_STEPS}
