@@ -276,7 +276,11 @@ def test_labels_name_axes_and_values_as_the_paper_does(tmp_path):
     ("  lr: {name: 5}\n", "labels.lr.name", "a label is text, got 5"),
     ("  lr: {values: [0.1, 0.2]}\n", "labels.lr.values", "expected a mapping of the axis' values to labels"),
     ("  lr: {values: {0.1: slow, 0.3: fast}}\n", "labels.lr.values.0.3", "0.3 is not a value of lr"),
-    ("  lr: {values: {0.1: slow, 0.2: slow}}\n", "labels.lr.values.0.2", "the label 'slow' is given twice"),
+    ("  lr: {values: {0.1: slow, 0.2: slow}}\n", "labels.lr.values.0.2",
+     "the label 'slow' is given twice, for 0.1 and 0.2"),
+    # é composed (U+00E9) and e + a combining acute (U+0301): one label to a reader, two strings to Python
+    ("  lr: {values: {0.1: \"caf\\u00e9\", 0.2: \"cafe\\u0301\"}}\n", "labels.lr.values.0.2",
+     "is given twice, for 0.1 and 0.2, spelt 'caf\\xe9' and 'cafe\\u0301' (one composes an accent the other adds)"),
     ("  lr: {values: {0.1: slow, 0.2: \"\"}}\n", "labels.lr.values.0.2", "a label is text"),
     # a line break ended the Markdown row and the LaTeX legend's comment; Markdown drops the spaces
     ("  lr: {values: {0.1: slow, 0.2: \"fast\\nrate\"}}\n", "labels.lr.values.0.2", "a label is one line of text"),

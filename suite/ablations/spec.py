@@ -473,6 +473,7 @@ def _labels(value: Any, where: _Where, own: Mapping[str, list[Any]],
             raise where.error(f"expected a mapping of the axis' values to labels, got {show_value(given)}", "labels",
                               axis, "values")
         labels: dict[Any, str] = {}
+        written: dict[str, str] = {}  # value as written -> its label
         for v, text in given.items():
             at = ("labels", axis, "values", _key_as_written(where, v, "labels", axis, "values"))
             if not any(_same(v, taken) for taken in values[axis]):
@@ -481,9 +482,14 @@ def _labels(value: Any, where: _Where, own: Mapping[str, list[Any]],
                 raise where.error(f"{show_value(v)} is not a value of {axis}{hint}", *at,
                                   choices=list(dict.fromkeys(map(show_value, values[axis]))))
             _label_text(text, where, *at)
-            if text in labels.values():  # two rows of one name: which is which?
-                raise where.error(f"the label {text!r} is given twice", *at)
-            if any(text == show(other) and not _same(v, other) for other in values[axis]):
+            same = [(w, t) for w, t in written.items() if _nfc(t) == _nfc(text)]
+            if same:  # two rows of one name: which is which? (é composed or not reads the same)
+                spelt = "" if same[0][1] == text else \
+                    f", spelt {ascii(same[0][1])} and {ascii(text)} (one composes an accent the other adds)"
+                raise where.error(f"the label {text!r} is given twice, for {same[0][0]} and {show_value(v)}{spelt}",
+                                  *at)
+            written[show_value(v)] = text
+            if any(_nfc(text) == _nfc(show(other)) and not _same(v, other) for other in values[axis]):
                 raise where.error(f"the label {text!r} is another value of {axis} as the spec writes it: "
                                   f"its row would read as that value's", *at)
             # keyed as the grid writes the value: reports match a run's value as written (1.0 is not "1")
@@ -512,6 +518,11 @@ def _check_titles(labels: Mapping[str, AxisLabels], axes: list[str], where: _Whe
         if clash:
             raise where.error(f"the axis name {entry.name!r} is also {clash}: two columns (or legend entries) of "
                               "one name, one read as the other; give the axis another name", "labels", axis, "name")
+
+
+def _nfc(text: str) -> str:
+    """`text` as a reader sees it: `é` and `e` + a combining accent are one letter."""
+    return unicodedata.normalize("NFC", text)
 
 
 def _key_as_written(where: _Where, value: Any, *path: str) -> str:
