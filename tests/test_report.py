@@ -1454,3 +1454,22 @@ def test_every_run_metric_but_the_grid_keys_has_a_display_name():
 
     assert [m for m in RUN_METRICS if tables.label(m) == m] == ["epochs", "iterations"]
     assert tables.label("best_epoch") == "epochs to best top-1 err"  # a count of epochs, 0.25 after a quarter
+
+
+def test_the_csv_writes_booleans_as_the_table_does_and_pandas_reads_them_back():
+    """The CSV wrote `True`/`False` (a boolean axis, git_dirty) where the table and `suite status`
+    show `true`/`false`."""
+    import io
+    from types import SimpleNamespace
+
+    runs = pd.DataFrame({"run_id": ["a", "b", "c"], "model.attention": pd.Series([True, False, True], dtype=object),
+                         "top1_err": [1.5, np.nan, 2.0], "git_dirty": pd.Series([False, True, None], dtype=object),
+                         "flag": np.array([True, False, True])})
+    text = formats.csv(SimpleNamespace(runs=runs))
+    assert "True" not in text and "False" not in text
+    assert text.splitlines()[1] == "a,true,1.5,false,true"
+    back = pd.read_csv(io.StringIO(text))
+    for column in runs:  # the same values (booleans as booleans) in the same places
+        assert back[column].isna().tolist() == runs[column].isna().tolist(), column
+        assert back[column].dropna().tolist() == runs[column].dropna().tolist(), column
+        assert [type(v) for v in back[column].dropna()] == [type(v) for v in runs[column].dropna()], column

@@ -14,6 +14,10 @@ import html
 import re
 import unicodedata
 from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from suite.metrics import ATTACK_METRICS, error
 from suite.report.tables import Report, Table, failed_runs
@@ -119,8 +123,18 @@ def _legend(report: Report) -> str:
 
 # ------------------------------------------------------------------------------------------ csv
 def csv(report: Report) -> str:
-    """The tidy frame: every run of the spec, one row each, raw per-seed values."""
-    return report.runs.to_csv(index=False, lineterminator="\n")
+    """The tidy frame: every run of the spec, one row each, raw per-seed values. Booleans are
+    written `true`/`false`, as the table and `suite status` show them (pandas' `read_csv` reads
+    them back as booleans, as it does `True`/`False`)."""
+    runs = report.runs.copy()
+    for name, column in runs.items():  # as object, so [null, 40] stays [, 40], not [, 40.0] as map would infer
+        if column.dtype in (object, bool):
+            runs[name] = pd.Series([_csv_value(v) for v in column], index=column.index, dtype=object)
+    return runs.to_csv(index=False, lineterminator="\n")
+
+
+def _csv_value(value: Any) -> Any:
+    return ("true" if value else "false") if isinstance(value, (bool, np.bool_)) else value
 
 
 # ---------------------------------------------------------------------------------------- latex
