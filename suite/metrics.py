@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from suite.data.views import VIEW_METRICS
+from suite.data.views import VIEW_METRICS, VIEWS
 
 # What a run asked for `measure.attack` records (suite.measure.attack): the targeted attack's success rate
 # (%) after each step count, and how many test images were attacked.
@@ -33,3 +33,28 @@ def percent(metric: str) -> bool:
     """Whether a metric is in percent (errors, attack success rates): the report's legend and plot
     axes say so."""
     return error(metric) or metric in ATTACK_METRICS
+
+
+# Cost columns a pivot shows beside the metrics (throughput only when measured).
+TABLE_COSTS = {"params_m": "params (M)", "gmacs": "GMACs", "infer_samples_per_sec": "infer img/s",
+               "train_samples_per_sec": "train img/s"}
+LABELS = {"top1_err": "top-1 err", "top5_err": "top-5 err", "best_top1_err": "best top-1 err",
+          "train_loss": "train loss", "train_top1_err": "train top-1 err", "wall_time_s": "wall time (s)",
+          # the epochs trained when the best top-1 was measured: 0.25 for a run that stopped a quarter
+          # into its first epoch (the `epochs` a run records, suite.train.loop), not an epoch's index
+          "best_epoch": "epochs to best top-1 err",
+          **TABLE_COSTS}
+LABELS |= {f"top{k}_err_{view}": f"top-{k} err {view}" for view in VIEWS for k in (1, 5)}
+LABELS |= {f"attack_success_{t}": f"attack success {t} step{'s' * (t > 1)}" for t in ATTACK_STEPS}
+
+
+def label(metric: str) -> str:
+    """A metric's name in a report's table and plots (its key where it has none)."""
+    return LABELS.get(metric, metric)
+
+
+def column_names() -> set[str]:
+    """Every name a report's table may give a column of metrics or costs (with the paper's value
+    and the difference beside it), and its run counts: an axis named so would read as one."""
+    return {"runs"} | {f"{pre}{label(m)}{post}" for m in (*RUN_METRICS, *COSTS)
+                       for pre, post in (("", ""), ("", ", paper"), ("Δ ", ""))}

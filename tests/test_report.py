@@ -560,15 +560,19 @@ def labelled_report(tmp_path, labels_yaml: str) -> tables.Report:
 
 
 @pytest.mark.parametrize(("labels_yaml", "says"), [
-    ("  lr: {name: runs}\n", "'runs' is also a column of the table"),  # beside the column blocks' runs
-    ("  lr: {name: params (M)}\n", "'params (M)' is also a column of the table"),
+    ("  lr: {name: runs}\n", "'runs' is also a column a report's table may have"),  # the blocks' runs
+    ("  lr: {name: params (M)}\n", "'params (M)' is also a column a report's table may have"),
+    ("  lr: {name: Δ top-1 err}\n", "is also a column a report's table may have"),
+    ("  lr: {name: epochs to best top-1 err}\n", "is also a column a report's table may have"),  # --metric best_epoch
     ("  lr: {name: weight_decay}\n", "'weight_decay' is also the key of axis weight_decay"),
     ("  lr: {name: rate}\n  weight_decay: {name: rate}\n", "'rate' is also the name of axis weight_decay"),
+    ("  lr: {name: \"caf\\u00e9\"}\n  weight_decay: {name: \"cafe\\u0301\"}\n", "is also the name of axis weight_decay"),
 ])
-def test_an_axis_named_as_another_column_or_axis_is_an_error(tmp_path, labels_yaml, says):
-    """`lr: {name: params (M)}` headed two columns `params (M)`, the first of them learning rates."""
+def test_an_axis_named_as_another_column_or_axis_is_an_error_when_the_spec_is_read(tmp_path, labels_yaml, says):
+    """`lr: {name: params (M)}` headed two columns `params (M)`, the first of them learning rates;
+    `suite report` said so, after the grid had trained: `suite specs` and `suite run` read the spec."""
     with pytest.raises(SuiteError) as err:
-        labelled_report(tmp_path, labels_yaml)
+        ablations.load(write_spec(tmp_path, TOY + "labels:\n" + labels_yaml, "toy"))
     assert (err.value.file, err.value.key, err.value.line) == (str(tmp_path / "toy.yaml"), "labels.lr.name", 17)
     assert says in err.value.message
     assert labelled_report(tmp_path, "  lr: {name: rate}\n").table.index == ["rate"]

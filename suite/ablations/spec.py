@@ -38,7 +38,7 @@ import yaml
 from suite.config import MAX_SEED, MEASURE, SECTIONS, check_key, flatten
 from suite.data.catalog import DATASETS
 from suite.errors import SuiteError, close_matches, together
-from suite.metrics import COSTS, REFERENCE_METRICS, RUN_METRICS, percent
+from suite.metrics import COSTS, REFERENCE_METRICS, RUN_METRICS, column_names, percent
 from suite.schema import load_yaml, read_yaml, show, show_value
 
 TOP_LEVEL = ("name", "description", "paper", "base", "grid", "zip", "when", "seeds", "presets", "reference", "report",
@@ -500,24 +500,28 @@ def _labels(value: Any, where: _Where, own: Mapping[str, list[Any]],
             raise where.error(f"no label for {', '.join(dict.fromkeys(missing))}: label every value of the axis "
                               f"(as the grid and presets give them), or none", "labels", axis, "values")
         out[axis] = AxisLabels(name, labels)
-    _check_titles(out, list(values), where)
+    _check_names(out, list(values), where)
     return out
 
 
-def _check_titles(labels: Mapping[str, AxisLabels], axes: list[str], where: _Where) -> None:
-    """An axis titled as another axis' key or name (`lr: {name: nesterov}` beside the nesterov
-    axis): a report would give two columns or legend entries one name. Checked as the spec is
-    read, so `suite specs` says so before anything trains; a title that is one of the table's own
-    headings (`runs`, `params (M)`: they depend on the metrics shown) is `suite report`'s check."""
+def _check_names(labels: Mapping[str, AxisLabels], axes: list[str], where: _Where) -> None:
+    """An axis named as another axis (its key or name) or as a column a report's table may have
+    (`runs`, `params (M)`, a metric's): the table or its legend would give two things one name,
+    one read as the other. Refused when the spec is read, not once its grid has trained."""
+    columns = column_names()
     for axis, entry in labels.items():
-        if entry.name is None:
+        title = entry.name
+        if title is None:
             continue
-        clash = next((f"the key of axis {other}" for other in axes if other != axis and entry.name == other), None)
+        clash = next((f"the key of axis {other}" for other in axes if other != axis and _nfc(title) == _nfc(other)),
+                     None)
         clash = clash or next((f"the name of axis {other} (labels.{other}.name)" for other, e in labels.items()
-                               if other != axis and entry.name == e.name), None)
+                               if other != axis and e.name is not None and _nfc(title) == _nfc(e.name)), None)
+        if clash is None and _nfc(title) in columns:
+            clash = "a column a report's table may have"
         if clash:
-            raise where.error(f"the axis name {entry.name!r} is also {clash}: two columns (or legend entries) of "
-                              "one name, one read as the other; give the axis another name", "labels", axis, "name")
+            raise where.error(f"the axis name {title!r} is also {clash}: two columns (or legend entries) of one "
+                              "name, one read as the other; give the axis another name", "labels", axis, "name")
 
 
 def _nfc(text: str) -> str:

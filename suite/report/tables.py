@@ -28,28 +28,17 @@ from suite.ablations.expand import RunSpec, own_points
 from suite.ablations.spec import Spec
 from suite.config import SECTIONS, is_identity_key
 from suite.data.catalog import DATASETS
-from suite.data.views import VIEW_METRICS, VIEWS
+from suite.data.views import VIEW_METRICS
 from suite.errors import SuiteWarning, count, unknown
-from suite.metrics import ACCURACY, ATTACK_METRICS, ATTACK_STEPS, COSTS, COUNTS, RUN_METRICS
+from suite.metrics import ACCURACY, ATTACK_METRICS, COSTS, COUNTS, RUN_METRICS, TABLE_COSTS, label
 from suite.report import labels as axis_labels
 from suite.report.labels import Labels
 from suite.schema import show, show_value
 from suite.store import STATES, count_states, measured_otherwise_in
 
-# Cost columns a pivot shows beside the metrics (throughput only when measured).
-TABLE_COSTS = {"params_m": "params (M)", "gmacs": "GMACs", "infer_samples_per_sec": "infer img/s",
-               "train_samples_per_sec": "train img/s"}
 ALWAYS_SHOWN = ("params_m", "gmacs")
 # Values that must be present in a done run's record; absences are warned about (older schema).
 EXPECTED = ("params_m", "gmacs")
-LABELS = {"top1_err": "top-1 err", "top5_err": "top-5 err", "best_top1_err": "best top-1 err",
-          "train_loss": "train loss", "train_top1_err": "train top-1 err", "wall_time_s": "wall time (s)",
-          # the epochs trained when the best top-1 was measured: 0.25 for a run that stopped a quarter
-          # into its first epoch (the `epochs` a run records, suite.train.loop), not an epoch's index
-          "best_epoch": "epochs to best top-1 err",
-          **TABLE_COSTS}
-LABELS |= {f"top{k}_err_{view}": f"top-{k} err {view}" for view in VIEWS for k in (1, 5)}
-LABELS |= {f"attack_success_{t}": f"attack success {t} step{'s' * (t > 1)}" for t in ATTACK_STEPS}
 MISSING = "—"  # runs exist but have no value
 # A metric shown beside the paper's value of another: the paper's top-1 may be a best-epoch figure
 # (README, "What the numbers mean"), so `--metric best_top1_err` compares with it too.
@@ -57,10 +46,6 @@ COMPARED_WITH = {"best_top1_err": "top1_err"}
 # The data sets the papers' numbers are for: digits (a sanity check) and synthetic are never compared.
 PAPER_DATA = ("cifar10", "cifar100", "imagenet")
 ALL = "all"  # row label of a spec without axes
-
-
-def label(metric: str) -> str:
-    return LABELS.get(metric, metric)
 
 
 @dataclass(frozen=True)
@@ -153,7 +138,6 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
     cells = summarise(runs_frame, rows + columns, metrics)
     points = cells if rows + columns == axes else summarise(runs_frame, axes, metrics)
     table = pivot(cells, rows, columns, metrics, labels)
-    check_titles(spec, table, rows, labels)
     counts = count_states(runs_frame["status"])
     shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "done")
     notes.insert(0, f"{count(len(runs_frame), 'run')}: {shown}.")
@@ -536,17 +520,6 @@ def runs_text(counts: Mapping[str, Any]) -> str:
         return ""
     others = [f"{int(counts[s])} {s}" for s in STATES if s != "done" and counts[s]]
     return ", ".join([f"{int(counts['done'])}/{total} done", *others])
-
-
-def check_titles(spec: Spec, table: Table, rows: Sequence[str], labels: Labels) -> None:
-    """A row axis the spec titles as another column of its table (`runs`, `params (M)`): the table
-    would give two columns one name, one read as the other (a title clashing with another axis'
-    key or name is refused as the spec is read)."""
-    for axis in rows:
-        title = labels.titles.get(axis)
-        if title is not None and [*table.index, *(f for _, f in table.columns)].count(title) > 1:
-            raise spec.error(f"the axis name {title!r} is also a column of the table: two columns of one name, "
-                             "one read as the other; give the axis another name", "labels", axis, "name")
 
 
 def pivot(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], metrics: Sequence[str],
