@@ -336,3 +336,68 @@ def test_a_second_scan_of_an_old_store_resolves_nothing_until_a_record_changes(t
     assert store.scan(tmp_path) == moved and len(resolved) == 2
     resolved.clear()
     assert store.scan(tmp_path) == moved and resolved == []
+
+
+def _edit_in_place(path: Path, lr: float, keep_times: bool) -> None:
+    """Set the plan's lr, writing into the same inode at the same size (JSON's trailing blanks);
+    with `keep_times`, its access and modification times are put back: only its ctime tells."""
+    was = path.stat()
+    record = store.read_json(path)
+    record["config"]["lr"] = lr
+    text = json.dumps(record)
+    assert len(text) <= was.st_size
+    with open(path, "r+") as f:
+        f.write(text.ljust(was.st_size))
+    if keep_times:
+        import os
+
+        os.utime(path, ns=(was.st_atime_ns, was.st_mtime_ns))
+
+
+def test_a_record_edited_in_place_at_its_size_and_mtime_is_resolved_again(tmp_path):
+    """The cache's key holds the records' ctime: an edit by hand that keeps the size and puts the
+    modification time back (an editor's `touch -r`, `cp -p` over it) still makes another run."""
+    old = old_store(tmp_path)
+    plan = store.run_dir(tmp_path, OLD_ID) / "config.json"
+    plan.write_text(plan.read_text() + " " * 8)  # room for a longer lr
+    assert store.scan(tmp_path) == {OLD_ID: old.run_id}
+    _edit_in_place(plan, 0.5, keep_times=True)
+    assert store.scan(tmp_path)[OLD_ID] != old.run_id
+
+
+def test_the_id_cache_of_another_id_scheme_or_of_recorded_runs_is_not_used(tmp_path):
+    """Ids cached under another id scheme hashed configs otherwise: they are resolved again. A run
+    whose plan records today's scheme and id needs no resolving, so it is not cached."""
+    old = old_store(tmp_path)
+    recorded = today(tmp_path, seed=1)
+    ids = tmp_path / "runs" / ".ids.json"
+    assert store.scan(tmp_path) == {OLD_ID: old.run_id}
+    kept = json.loads(ids.read_text())
+    assert list(kept["runs"]) == [OLD_ID]  # not recorded's
+    kept["id_scheme"] = ID_SCHEME + 1
+    kept["runs"][OLD_ID][1] = "0" * 12
+    ids.write_text(json.dumps(kept))
+    assert store.scan(tmp_path) == {OLD_ID: old.run_id}
+    assert recorded.run_id not in json.loads(ids.read_text())["runs"]
+
+
+def test_a_plan_replaced_while_it_is_read_is_not_cached_under_its_new_stat(tmp_path, monkeypatch):
+    """The stat is taken before the plan is read: one replaced right after the read (a `plan` or
+    `refile` at the same time) changes the stat the answer would be kept under, so the next scan
+    resolves the new plan rather than take the old one's id for it."""
+    old = old_store(tmp_path)
+    plan = store.run_dir(tmp_path, OLD_ID) / "config.json"
+    real = store._read_record
+
+    def read_then_replace(path):
+        record = real(path)
+        if path == plan:
+            monkeypatch.setattr(store, "_read_record", real)
+            config = store.read_json(plan)
+            config["config"]["lr"] = 0.5
+            store.write_json(plan, config)  # replaced whole: a new inode
+        return record
+
+    monkeypatch.setattr(store, "_read_record", read_then_replace)
+    assert store.scan(tmp_path) == {OLD_ID: old.run_id}  # the plan as read
+    assert store.scan(tmp_path)[OLD_ID] != old.run_id  # the plan as it is now
