@@ -1234,3 +1234,42 @@ def test_a_result_the_disk_has_no_room_for_names_result_json(tmp_path, monkeypat
     state = store.state_of(d)
     assert (state.state, state.status["error"]) == ("failed", str(err.value))
     assert sorted(p.name for p in d.iterdir() if p.name.startswith(".result")) == []
+
+
+def test_a_done_run_whose_process_a_signal_then_ends_stays_done_with_no_note(tmp_path):
+    """A run's process that recorded its run done and was then killed by a stop signal (exit status
+    143) leaves a complete result: the runner records no `interrupted: SIGTERM` beside it (which
+    `suite status` would show as the done run's note); one killed before its status said done was
+    not measuring it again (no `measuring_again` recorded), so no note says it stopped doing so."""
+    import socket
+
+    from suite.dispatch.local import Outcome, _settle
+
+    [run] = ablations.expand(ablations.load(_spec(tmp_path, "late", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    d = store.plan(tmp_path / "store", run)
+    store.write_result(d, {"run_id": d.name, "metrics": {"top1_err": 6.5}})
+    store.set_status(d, "done", pid=222, error=None)
+    _settle(143, d, Outcome(), pid=222, threads=1)
+    now = store.state_of(d)
+    assert (now.state, now.note, now.status["state"]) == ("done", "", "done")
+    # killed (-9) once its result was in place, before its status said done: it measured nothing again
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    store.set_status(d, "running", host=socket.gethostname(), pid=gone.pid, error=None)
+    assert "measuring it again" not in store.state_of(d).note  # what `suite status` reads meanwhile
+    _settle(-signal.SIGKILL, d, Outcome(), pid=gone.pid, threads=1)
+    assert "measuring it again" not in store.state_of(d).note
+
+
+def test_status_says_queued_only_of_runs_not_started(capsys):
+    """A run still in a local runner's list that another process started or finished meanwhile (the
+    runner will leave it) is not said to be queued: only missing, interrupted, failed or cancelled
+    ones wait for the runner."""
+    import pandas
+
+    from suite.cli import _print_queued
+
+    frame = pandas.DataFrame({"run_id": ["a", "b", "c", "d"], "status": ["done", "running", "pending", "missing"]})
+    _print_queued(frame, dict.fromkeys("abcd", "pid 1 on vm"))
+    assert capsys.readouterr().out == \
+        "  1 of the missing is queued in a local `suite run` (pid 1 on vm), which starts it in turn\n"
