@@ -616,6 +616,7 @@ def test_a_failed_measurement_of_a_done_run_keeps_its_result(tmp_path, capsys, m
     with pytest.raises(RuntimeError, match="no memory left"):
         execute(again, out)
     assert (d / "result.json").read_bytes() == result and store.state_of(d).state == "done"
+    assert store.state_of(d).status.get("measuring_again") is None  # its marker ends with it, done or not
     assert main(["status", str(spec), "--out", str(out), *other]) == 0
     assert (f"done {run.run_id}: measuring again (measure.batch_size (2, not 3)) failed (RuntimeError: no memory "
             "left); the earlier measurement stands") in capsys.readouterr().out
@@ -644,6 +645,7 @@ def test_a_failed_measurement_of_a_done_run_keeps_its_result(tmp_path, capsys, m
 
     monkeypatch.setattr(measure, "measure_run", lambda config: {"complexity": None, "throughput": {"infer_batch_size": 3}})
     assert execute(again, out)["throughput"] == {"infer_batch_size": 3}
+    assert store.state_of(d).status.get("measuring_again") is None
     assert store.state_of(d).note == "" and store.read_json(d / "result.json")["metrics"] == {"top1_err": 6.5}
     assert store.read_json(d / "result.json")["trained_env"] == {"device": "elsewhere"}
     [kept] = (d / "archive").glob("*/result.json")  # the earlier measurement is not lost
@@ -1198,8 +1200,11 @@ def test_a_result_written_on_a_disk_then_full_leaves_the_run_done_not_measured_a
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         write(path, obj)
 
+    # an earlier measuring again's marker (its process killed -9): no word of this attempt
+    store.set_status(store.plan(out, run), "interrupted", measuring_again="measure.batch_size (2, not 3)")
     monkeypatch.setattr(store, "write_json", write_json)
     assert execution.execute(run, out)["metrics"] == {"top1_err": 6.5}
+    assert store.state_of(store.run_dir(out, run.run_id)).status.get("measuring_again") is None
     state = store.state_of(store.run_dir(out, run.run_id))
     assert (state.state, state.note, state.status["state"]) == ("done", "", "running")
 
