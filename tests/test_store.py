@@ -629,3 +629,19 @@ def test_status_prints_a_message_many_runs_share_once(tmp_path, capsys):
            "--format csv` lists every run)" in lines
     assert reads.count("error.txt") == 1  # not one error tail read per run
     assert len(lines) < 15
+
+
+def test_a_spec_run_this_version_cannot_read_is_still_among_its_runs_outside(tmp_path):
+    """A run of the spec whose config this version cannot read (a model since removed), when every
+    run asked about is stored (nothing it could be filed as): its state is still read, so a job
+    queued for it is named for `scancel` with the spec's other runs outside the expansion."""
+    out = tmp_path / "out"
+    asked = store.plan(out, make_run(seed=0, lr=0.1))
+    gone = store.plan(out, make_run(seed=1, lr=0.3))
+    plan = store.read_json(gone / "config.json")
+    plan["config"]["model"]["name"] = "removed_model"
+    plan.pop("id_scheme", None)  # planned before plans recorded it: resolved, and refused
+    store.write_json(gone / "config.json", plan)
+    store.set_status(gone, "pending", slurm_job_id="7")
+    found = store.scan(out, [asked.name], plan["spec"])
+    assert found.unreadable == {} and found.of_spec[gone.name].state == "pending"
