@@ -1201,6 +1201,7 @@ def _train(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------- bench
 def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from suite.bench import revs, run  # no torch: the defaults the help states are the ones used
     p = sub.add_parser(
         "bench", help="throughput regression testing: run tests/benchmarks, save baselines, compare",
         description="Run the pytest-benchmark benchmarks in tests/benchmarks (each timed interleaved with a "
@@ -1218,10 +1219,11 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help="judge absolute times instead of ratios to the reference workload (same machine only)")
     p.add_argument("-k", dest="select", metavar="EXPR", help="only benchmarks matching this pytest -k expression")
     p.add_argument("--rounds", type=_count(1), metavar="N",
-                   help="rounds per interleaved benchmark (default: at least 15, and more for a short benchmark, as "
-                   "many as fit in 3 s; with --compare-rev at least 5 per block and tree, as many as fit in 3 s "
-                   "over the blocks); the report and SLURM benchmarks fix their own")
-    p.add_argument("--blocks", type=_count(1), metavar="N", help="--compare-rev: blocks alternating the two trees (default: 4)")
+                   help=f"rounds per interleaved benchmark (default: at least {run.DEFAULT_ROUNDS}, and more for a short "
+                   f"benchmark, as many as fit in {run.ROUNDS_TIME_S:g} s; with --compare-rev at least "
+                   f"{revs.DEFAULT_ROUNDS} per block and tree, as many as fit in {run.ROUNDS_TIME_S:g} s over the "
+                   "blocks); the report and SLURM benchmarks fix their own")
+    p.add_argument("--blocks", type=_count(1), metavar="N", help=f"--compare-rev: blocks alternating the two trees (default: {revs.DEFAULT_BLOCKS})")
     p.add_argument("--threads", type=_count(1), default=1, metavar="N",
                    help="torch CPU threads (default: 1, the stable choice on a shared machine)")
     p.add_argument("--storage", type=_path, metavar="DIR", help="baseline directory (default: <checkout>/.benchmarks)")

@@ -71,6 +71,7 @@ def test_a_short_benchmark_gets_as_many_more_rounds_as_fit_in_max_time():
     by default it gets as many rounds as fit in the time (up to MAX_ROUNDS); a long one keeps its minimum."""
     assert interleave.rounds_within(15, 3.0, 0.1) == 30
     assert interleave.rounds_within(15, 3.0, 0.5) == 15  # 6 would fit: the minimum stands
+    assert interleave.rounds_within(15, 3.0, 0.07) == 42  # 42.9 fit: whole rounds only, not 43
     assert interleave.rounds_within(15, 3.0, 0.001) == interleave.MAX_ROUNDS == 100
     assert interleave.rounds_within(120, 3.0, 0.001) == 120  # an explicit minimum above the cap stands too
     assert interleave.rounds_within(15, 0.0, 0.001) == 15  # no time given: the rounds asked for
@@ -110,6 +111,22 @@ def test_interleaved_rounds_are_sized_by_a_timed_round(max_time, most):
     assert len(fake.extra_info["ratios"]) == fake.rounds
 
 
+def test_the_last_warm_up_round_sizes_the_rounds_not_the_first():
+    """The first untimed round fills caches and initialises lazily (here: 0.3 s once); sized by
+    it, rounds of 4 ms would get only the minimum."""
+    import time
+
+    calls = []
+
+    def target():
+        time.sleep(0.002 if calls else 0.3)
+        calls.append(None)
+
+    fake = _Pedantic()
+    interleave.benchmark_interleaved(fake, target, lambda: time.sleep(0.002), reference_id=REF, rounds=7, max_time=0.2)
+    assert 7 < fake.rounds <= 50
+
+
 def test_rounds_adapt_by_default_and_are_exact_when_given(tmp_path, monkeypatch):
     """`suite bench` passes its time per benchmark to pytest-benchmark's --benchmark-max-time (the
     conftest sizes the rounds by it); `--rounds N` is N rounds."""
@@ -126,7 +143,27 @@ def test_rounds_adapt_by_default_and_are_exact_when_given(tmp_path, monkeypatch)
     assert [(o["rounds"], o["max_time"]) for o in seen] == [(15, run.ROUNDS_TIME_S), (20, 0.0)]
     command = run.pytest_command(Path("run.json"), rounds=15, max_time=3.0)
     assert "--benchmark-min-rounds=15" in command and "--benchmark-max-time=3.0" in command
-    assert 'getoption("benchmark_max_time")' in CONFTEST.read_text()
+
+
+def test_the_real_conftest_gets_its_rounds_from_max_time(tmp_path):
+    """`max_time` goes from run_benchmarks through --benchmark-max-time to the conftest, which sizes
+    the rounds by it; each link was checked alone (the conftest by its text), so a link dropped
+    passed. A round of the aggregation op and the reference takes tens of ms: 1 s fits more than 2."""
+    (measured,) = run.measure(_project(tmp_path / "proj"), "x", rounds=2, max_time=1.0, quiet=True).measurements.values()
+    assert len(measured.times) == len(measured.ratios) > 2
+
+
+def test_the_help_and_the_readme_give_the_rounds_used(capsys):
+    """The help wrote 15 rounds and 3 s out beside the constants that set them, free to disagree."""
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    assert (f"at least {run.DEFAULT_ROUNDS}, and more for a short benchmark, as many as fit in {run.ROUNDS_TIME_S:g} s; "
+            f"with --compare-rev at least {revs.DEFAULT_ROUNDS} per block") in shown
+    assert f"(default: {revs.DEFAULT_BLOCKS})" in shown
+    assert f"at least {run.DEFAULT_ROUNDS} rounds, and a short one as many more as fit in {run.ROUNDS_TIME_S:g} s " \
+           f"(up to {interleave.MAX_ROUNDS};" in readme
 
 
 def test_synced_timer_synchronises_cuda_once_initialised(monkeypatch):
@@ -494,7 +531,7 @@ def test_too_few_rounds_to_flag_anything_are_refused_before_running(tmp_path, mo
     # saving few rounds is allowed, with a warning (child.run stubbed: nothing runs)
     monkeypatch.setattr(run.processes, "run", lambda command, **kw: subprocess.CompletedProcess(command, 0, "", ""))
     with pytest.warns(SuiteWarning, match="cannot gate a --compare of 15 rounds.*needs --rounds 17 or more"):
-        run.run_benchmarks(tmp_path, tmp_path / "run.json", rounds=3, save="few")
+        run.run_benchmarks(tmp_path, tmp_path / "run.json", rounds=3, max_time=0.0, save="few")
 
 
 def test_threshold_is_printed_as_given(tmp_path, monkeypatch, capsys):
@@ -524,7 +561,7 @@ def test_compare_rev_leaves_out_the_slurm_benchmarks(tmp_path, monkeypatch):
     revs.compare_rev(repo, "HEAD", blocks=2, rounds=7, max_time=3.0, log=lambda line: None)
     assert [options["markers"] for options in seen] == ["not slurm"] * 4
     assert [options["max_time"] for options in seen] == [1.5] * 4  # a tree's blocks share the time
-    command = run.pytest_command(Path("run.json"), rounds=7, markers=revs.MARKERS)
+    command = run.pytest_command(Path("run.json"), rounds=7, max_time=0.0, markers=revs.MARKERS)
     assert command[-2:] == ["-m", "not slurm"]
 
 
@@ -652,7 +689,7 @@ def test_compare_rev_measures_both_trees_interleaved(tmp_path):
     _git(repo, "commit", "-q", "-m", "plain op")
     (repo / "benchop.py").write_text(OP_MODULE.format(delay=0.03))  # ~3x and more the op's time
     log: list[str] = []
-    base, current = revs.compare_rev(repo, "HEAD", blocks=2, rounds=7, log=log.append)
+    base, current = revs.compare_rev(repo, "HEAD", blocks=2, rounds=7, max_time=0.0, log=log.append)
     assert [line.split(":")[0] for line in log] == ["block 1/2", "block 1/2", "block 2/2", "block 2/2"]
     assert "HEAD" in log[0] and "working tree" in log[1] and "working tree" in log[2]  # order alternates
     (name,) = current.measurements
@@ -661,7 +698,7 @@ def test_compare_rev_measures_both_trees_interleaved(tmp_path):
     (row,) = compare.compare(base, current)
     assert (row.basis, row.verdict) == ("ratio", "slower")
     with pytest.raises(SuiteError, match="unknown revision"):
-        revs.compare_rev(repo, "no-such-rev", blocks=1, rounds=1)
+        revs.compare_rev(repo, "no-such-rev", blocks=1, rounds=1, max_time=0.0)
 
 
 # --------------------------------------------------------------------------- stopped from outside
@@ -725,7 +762,7 @@ def test_a_run_with_a_failing_benchmark_saves_no_baseline(tmp_path, capsys):
         "def test_ok(benchmark):\n    benchmark(sum, [1])\n\n\n"
         "def test_bad(benchmark):\n    benchmark(sum, [1])\n    assert False\n")
     with pytest.raises(run.BenchmarkFailed):
-        run.measure(project, "partial", rounds=7, save="partial", storage=storage, quiet=True)
+        run.measure(project, "partial", rounds=7, max_time=0.0, save="partial", storage=storage, quiet=True)
     assert not list(storage.glob("**/*.json"))
     assert "not saved: the run of baseline 'partial' did not finish" in capsys.readouterr().err
 
@@ -758,7 +795,7 @@ def test_benchmarks_that_do_not_import_are_a_failure_not_the_k_expression(tmp_pa
     (project / "tests" / "benchmarks" / "conftest.py").write_text("import no_such_module_of_the_suite\n")
     (project / "tests" / "benchmarks" / "test_one.py").write_text("def test_ok(benchmark):\n    benchmark(sum, [1])\n")
     with pytest.raises(run.BenchmarkFailed, match="status 4 .*a conftest that does not import"):
-        run.measure(project, "broken", rounds=7, select="test_ok", quiet=True)
+        run.measure(project, "broken", rounds=7, max_time=0.0, select="test_ok", quiet=True)
 
 
 def test_the_reference_does_not_run_the_step_code_it_is_compared_with(monkeypatch):
@@ -802,8 +839,11 @@ def test_a_compare_that_judged_nothing_fails(tmp_path, monkeypatch, capsys):
     status, out, err = bench([_bench("test_p", _spread(0.02, 16)), _bench("test_b", _spread(0.01, 16))],
                              torch_version="2.5.0")
     assert status == 2 and "| other machine" in out
-    assert "1 not in the baseline (check -k, or save a new baseline); 1 with absolute times only, not judged " \
-           "across setups (the runs differ in torch 2.4.0 -> torch 2.5.0; --absolute judges them anyway)" in err
+    assert err.endswith("(3 benchmarks): 1 not in the baseline (check -k, or save a new baseline); 1 with absolute "
+                        "times only, not judged across setups (the runs differ in torch 2.4.0 -> torch 2.5.0; "
+                        "--absolute judges them anyway)\n")  # and no third reason: each row is counted once
+    status, out, err = bench([_bench("test_s", _spread(1.0, 1))])  # a SLURM benchmark's one round, new: still new
+    assert status == 2 and err.endswith("(3 benchmarks): 1 not in the baseline (check -k, or save a new baseline)\n")
     status, out, err = bench([_bench("test_r", _spread(1.0, 3))])
     assert status == 2 and "| same" in out  # unchanged, but a slowdown would only have been `too few rounds`
     assert err.endswith("(3 benchmarks): 1 with too few rounds for any p below 0.001\n")

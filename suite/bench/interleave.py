@@ -38,7 +38,7 @@ MAX_ROUNDS = 100  # what a short benchmark's `max_time` may raise its rounds to 
 
 
 def benchmark_interleaved(benchmark: Any, target: Step, reference: Step, *, reference_id: str, rounds: int,
-                          max_time: float = 0.0) -> None:
+                          max_time: float) -> None:
     """At least `rounds` rounds of (reference, target) through `benchmark.pedantic`, one call each,
     and as many more as fit in `max_time` seconds (up to MAX_ROUNDS): a benchmark of a few ms
     varies most from round to round, and its extra rounds cost little.

@@ -39,7 +39,7 @@ MARKERS = "not slurm"  # see the module docstring
 
 
 def compare_rev(root: Path, rev: str, *, blocks: int = DEFAULT_BLOCKS, rounds: int = DEFAULT_ROUNDS,
-                max_time: float = 0.0, log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+                max_time: float, log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
                 **options) -> tuple[Run, Run]:
     """(REV's run, the working tree's run), pooled over the blocks; at least `rounds` rounds per
     block and tree, or as many more as fit in `max_time` / `blocks` seconds (a tree's blocks

@@ -50,7 +50,7 @@ def check_storage(storage: Path, *, write: bool = False) -> None:
     files.check_writable(storage, key="--storage", directory=True, write=write)
 
 
-def pytest_command(json_path: Path, *, rounds: int, max_time: float = 0.0, select: str | None = None,
+def pytest_command(json_path: Path, *, rounds: int, max_time: float, select: str | None = None,
                    save: str | None = None, storage: Path | None = None, markers: str | None = None) -> list[str]:
     command = [sys.executable, "-m", "pytest", BENCH_DIR, "-q", "-p", "no:cacheprovider",
                "--benchmark-enable", "--benchmark-only", f"--benchmark-min-rounds={rounds}",
@@ -68,7 +68,7 @@ def pytest_command(json_path: Path, *, rounds: int, max_time: float = 0.0, selec
     return command
 
 
-def run_benchmarks(root: Path, json_path: Path, *, rounds: int = DEFAULT_ROUNDS, max_time: float = 0.0,
+def run_benchmarks(root: Path, json_path: Path, *, rounds: int = DEFAULT_ROUNDS, max_time: float,
                    threads: int | None = DEFAULT_THREADS, select: str | None = None, save: str | None = None,
                    storage: Path | None = None, markers: str | None = None, quiet: bool = False) -> int:
     """Run `root`'s benchmarks, `rounds` interleaved rounds each or as many more as fit in
