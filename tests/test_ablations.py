@@ -580,6 +580,12 @@ def test_milestones_for_a_schedule_without_them_are_refused_where_runs_are_descr
     assert "only schedule step uses it, and this run's schedule is cosine (from recipe smoke)" in err.message
     err = error_of(tmp_path, text.replace("grid: {lr_milestones: [[0.5], [0.5, 0.75]]}", "grid: {lr_decay: [0.1, 0.5]}"))
     assert err.key == "grid.lr_decay" and "[run lr_decay=0.5 seed=0]" in err.message  # the default is no change
+    err = error_of(tmp_path, text.replace("epochs: 1}", "epochs: 1, schedule: constant}"))
+    assert "this run's schedule is constant (as given)" in err.message  # every schedule but step, not only cosine
+    plain = text.replace("grid: {lr_milestones: [[0.5], [0.5, 0.75]]}", "grid: {lr: [0.1]}")
+    spelled = plain.replace("epochs: 1}", "epochs: 1, lr_milestones: []}")  # no milestones, said: the same run
+    assert [r.run_id for r in expand(load(write(tmp_path, spelled, "bad")))] == \
+        [r.run_id for r in expand(load(write(tmp_path, plain, "bad")))]
     runs = expand(load(write(tmp_path, text.replace("epochs: 1}", "epochs: 1, schedule: step}"), "bad")))
     assert len({r.run_id for r in runs}) == 2
     with pytest.raises(SuiteError, match="lr_milestones: only schedule step"):  # nor on the command line
