@@ -313,6 +313,7 @@ def test_a_repeated_sbatch_flag_is_named_with_the_other_flags_mistakes(spec):
     assert [e.key for e in (err.value, *err.value.also)] == ["--nodes", "--sbatch.hold", "--sbatch.exclude",
                                                               "--sbatch.array"]
     assert "--sbatch.exclude: given twice, as 'exclude=a' and 'exclude=b': give it once" in str(err.value)
+    assert {e.file for e in (err.value, *err.value.also)} == {"<command line>"}  # the repeats too: said where
 
 
 def test_real_sbatch_options_that_begin_like_owned_ones_pass(spec):
