@@ -576,6 +576,9 @@ def test_an_axis_named_as_another_column_or_axis_is_an_error_when_the_spec_is_re
     assert (err.value.file, err.value.key, err.value.line) == (str(tmp_path / "toy.yaml"), "labels.lr.name", 17)
     assert says in err.value.message
     assert labelled_report(tmp_path, "  lr: {name: rate}\n").table.index == ["rate"]
+    assert labelled_report(tmp_path, "  lr: {name: lr}\n").table.index == ["lr"]  # its own key: one column
+    # a column axis heads no column (its blocks read name=value): a metric's column name is no clash
+    assert [g for g, _ in labelled_report(tmp_path, "  weight_decay: {name: runs}\n").table.columns][:1] == ["runs=0.0001"]
 
 
 def test_a_label_with_dollar_signs_is_drawn_as_written(tmp_path):
@@ -705,7 +708,7 @@ def test_a_spec_name_is_the_markdown_pages_title_as_written(tmp_path):
     assert "\n# \\_toy\\_\n" in formats.markdown(tables.load(spec, out=tmp_path / "store"))
 
 
-@pytest.mark.parametrize("folder", ["a-->b", "a--->b", "a--!>b", "it's -->"])
+@pytest.mark.parametrize("folder", ["a-->b", "a--->b", "a--!>b", "it's -->", "a-->b-->c"])
 def test_the_header_comment_holds_a_spec_path_with_a_comment_end(tmp_path, folder):
     """A spec path holding `-->` ended the Markdown and HTML header comment there, so the rest of
     the command showed on the page as text; the command in the comment still runs as written."""
@@ -1239,8 +1242,8 @@ def test_report_all_removes_a_presets_table_once_its_runs_are_the_specs_own(tmp_
     write_spec(specs, text, "toyp")
     for run in ablations.expand(ablations.load("toyp"), preset="fast"):
         finish(out, run, 12.0, curve=True)
-    assert main(["report", "--all", "--format", "md,csv,html", "--out", str(out)]) == 0
-    stale = [out / f"toyp.fast.{f}" for f in ("md", "csv", "html")]
+    assert main(["report", "--all", "--format", "md,csv,tex,html", "--out", str(out)]) == 0
+    stale = [out / f"toyp.fast.{f}" for f in ("md", "csv", "tex", "html")]
     assert all(p.exists() for p in stale) and (out / "figures" / "toyp.fast_curves.svg").exists()
     write_spec(specs, text.replace("recipe: smoke}", "recipe: smoke, epochs: 1}"), "toyp")  # fast is the spec now
     capsys.readouterr()
@@ -1249,6 +1252,7 @@ def test_report_all_removes_a_presets_table_once_its_runs_are_the_specs_own(tmp_
     assert (out / "toyp.md").exists() and not any(p.exists() for p in stale)
     assert not list((out / "figures").glob("toyp.fast_*"))
     assert f"removed {out / 'toyp.fast.md'}: preset fast's runs are all toyp's own" in said
+    assert all(f"removed {path}: " in said for path in stale)  # every file removed is said
 
 
 def test_read_curve_warns_of_damaged_lines_but_not_a_cut_off_last_one(tmp_path):
