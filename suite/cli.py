@@ -1223,7 +1223,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    f"benchmark, as many as fit in {run.ROUNDS_TIME_S:g} s; with --compare-rev at least "
                    f"{revs.DEFAULT_ROUNDS} per block and tree, as many as fit in {run.ROUNDS_TIME_S:g} s over the "
                    "blocks); the report and SLURM benchmarks fix their own")
-    p.add_argument("--blocks", type=_count(1), metavar="N", help=f"--compare-rev: blocks alternating the two trees (default: {revs.DEFAULT_BLOCKS})")
+    p.add_argument("--blocks", type=_count(1), metavar="N",
+                   help=f"--compare-rev: blocks alternating the two trees (default: {revs.DEFAULT_BLOCKS})")
     p.add_argument("--threads", type=_count(1), default=1, metavar="N",
                    help="torch CPU threads (default: 1, the stable choice on a shared machine)")
     p.add_argument("--storage", type=_path, metavar="DIR", help="baseline directory (default: <checkout>/.benchmarks)")
