@@ -645,3 +645,19 @@ def test_a_spec_run_this_version_cannot_read_is_still_among_its_runs_outside(tmp
     store.set_status(gone, "pending", slurm_job_id="7")
     found = store.scan(out, [asked.name], plan["spec"])
     assert found.unreadable == {} and found.of_spec[gone.name].state == "pending"
+
+
+def test_the_runs_outside_every_table_are_the_done_ones_only(tmp_path):
+    """`suite report --all` names the done runs no table covers; a queued, running, interrupted or
+    failed run outside them is no result missing from a table."""
+    from suite.report.files import runs_outside
+
+    out = tmp_path / "out"
+    states = ["done", "pending", "running", "interrupted", "failed", "cancelled"]
+    dirs = {state: store.plan(out, make_run(seed=i, lr=0.1)) for i, state in enumerate(states)}
+    store.write_result(dirs["done"], {"run_id": dirs["done"].name, "metrics": {"top1_err": 1.0}})
+    for state in states[1:]:
+        store.set_status(dirs[state], state, slurm_job_id="7" if state in ("pending", "running") else None)
+    assert {state: store.state_of(d).state for state, d in dirs.items()} == {s: s for s in states}
+    assert runs_outside(out, set()) == [dirs["done"].name]
+    assert runs_outside(out, {dirs["done"].name}) == []
