@@ -577,8 +577,6 @@ def test_an_axis_named_as_another_column_or_axis_is_an_error_when_the_spec_is_re
     assert says in err.value.message
     assert labelled_report(tmp_path, "  lr: {name: rate}\n").table.index == ["rate"]
     assert labelled_report(tmp_path, "  lr: {name: lr}\n").table.index == ["lr"]  # its own key: one column
-    # a column axis heads no column (its blocks read name=value): a metric's column name is no clash
-    assert [g for g, _ in labelled_report(tmp_path, "  weight_decay: {name: runs}\n").table.columns][:1] == ["runs=0.0001"]
 
 
 def test_a_label_with_dollar_signs_is_drawn_as_written(tmp_path):
