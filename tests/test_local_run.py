@@ -1145,6 +1145,17 @@ def test_a_done_run_measured_again_records_the_commit_it_started_measuring_with(
     assert result["env"]["git_commit"] == "a" * 40 and result["trained_env"]["git_commit"] == "c" * 40
 
 
+def _trained_at_once(tmp_path: Path, monkeypatch, name: str) -> tuple[ablations.RunSpec, Path]:
+    """One run of a spec `name` whose training returns at once (top-1 6.5), and its store: for tests
+    of what happens around a result being recorded."""
+    from suite import execute
+
+    spec = _spec(tmp_path, name, "  lr: [0.05]")
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    monkeypatch.setattr(execute, "_run", lambda run, d, progress: {"run_id": run.run_id, "metrics": {"top1_err": 6.5}})
+    return run, tmp_path / "store"
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_once_the_result_is_written_leaves_the_run_done(tmp_path, monkeypatch, signum):
     """The runner killed (its run gets SIGTERM) or Ctrl-C in the instant after the run's result.json
@@ -1154,10 +1165,7 @@ def test_a_signal_once_the_result_is_written_leaves_the_run_done(tmp_path, monke
     comes as result.json is in place."""
     from suite import execute as execution, processes
 
-    spec = _spec(tmp_path, "written", "  lr: [0.05]")
-    out = tmp_path / "store"
-    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
-    monkeypatch.setattr(execution, "_run", lambda run, d, progress: {"run_id": run.run_id, "metrics": {"top1_err": 6.5}})
+    run, out = _trained_at_once(tmp_path, monkeypatch, "written")
     write = store.write_json
 
     def write_json(path: Path, obj) -> None:
@@ -1189,10 +1197,7 @@ def test_a_result_written_on_a_disk_then_full_leaves_the_run_done_not_measured_a
 
     from suite import execute as execution
 
-    spec = _spec(tmp_path, "full", "  lr: [0.05]")
-    out = tmp_path / "store"
-    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
-    monkeypatch.setattr(execution, "_run", lambda run, d, progress: {"run_id": run.run_id, "metrics": {"top1_err": 6.5}})
+    run, out = _trained_at_once(tmp_path, monkeypatch, "full")
     write = store.write_json
 
     def write_json(path: Path, obj) -> None:
@@ -1219,11 +1224,8 @@ def test_a_result_the_disk_has_no_room_for_names_result_json(tmp_path, monkeypat
     from suite import files
     from suite.errors import SuiteError
 
-    spec = _spec(tmp_path, "full", "  lr: [0.05]")
-    out = tmp_path / "store"
-    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    run, out = _trained_at_once(tmp_path, monkeypatch, "full")
     d = store.run_dir(out, run.run_id)
-    monkeypatch.setattr(execution, "_run", lambda run, d, progress: {"run_id": run.run_id, "metrics": {"top1_err": 6.5}})
     opened = os.open
 
     def full(path, *args, **kwargs):
