@@ -38,13 +38,20 @@ def percent(metric: str) -> bool:
 # Cost columns a pivot shows beside the metrics (throughput only when measured).
 TABLE_COSTS = {"params_m": "params (M)", "gmacs": "GMACs", "infer_samples_per_sec": "infer img/s",
                "train_samples_per_sec": "train img/s"}
+# The other costs, shown when a report asks for them as metrics: activations are 1e6 outputs per image
+# (suite.measure.complexity), peak memory is in MiB (suite.measure.memory, whatever `_mb` says).
+OTHER_COSTS = {"macts": "activations (M)", "infer_peak_memory_mb": "infer peak memory (MiB)",
+               "train_peak_memory_mb": "train peak memory (MiB)"}
 LABELS = {"top1_err": "top-1 err", "top5_err": "top-5 err", "best_top1_err": "best top-1 err",
           "train_loss": "train loss", "train_top1_err": "train top-1 err", "wall_time_s": "wall time (s)",
           # the epochs trained when the best top-1 was measured: 0.25 for a run that stopped a quarter
           # into its first epoch (the `epochs` a run records, suite.train.loop), not an epoch's index
           "best_epoch": "epochs to best top-1 err",
-          **TABLE_COSTS}
-LABELS |= {f"top{k}_err_{view}": f"top-{k} err {view}" for view in VIEWS for k in (1, 5)}
+          **TABLE_COSTS, **OTHER_COSTS}
+# How each view turns the test images (suite.data.views), in words: `rot90_cw` headed a column as itself.
+VIEW_LABELS = {"flip_ud": "upside down", "rot90_cw": "turned 90° cw", "rot90_ccw": "turned 90° ccw",
+               "rot180": "turned 180°"}
+LABELS |= {f"top{k}_err_{view}": f"top-{k} err {VIEW_LABELS[view]}" for view in VIEWS for k in (1, 5)}
 LABELS |= {f"attack_success_{t}": f"attack success {t} step{'s' * (t > 1)}" for t in ATTACK_STEPS}
 
 

@@ -397,7 +397,7 @@ def test_errors_on_turned_images_are_columns_beside_the_paper(tmp_path):
     frame = store.collect(tmp_path / "store", [r.run_id for r in runs])
     rep = tables.build(spec, runs, frame, out=tmp_path / "store")
     first, second = body_row(rep, "0.1"), body_row(rep, "0.2")
-    assert first["top-1 err rot180"] == "62.50 (1)" and second["top-1 err rot180"] == "70.00 (1)"
+    assert first["top-1 err turned 180°"] == "62.50 (1)" and second["top-1 err turned 180°"] == "70.00 (1)"
     assert rep.cells.loc["0.1", "top1_err_rot180_diff"] == pytest.approx(2.5)
     frame.loc[1, "top1_err_rot180"] = np.nan  # a run done before the views existed: how to get them is said
     with pytest.warns(UserWarning, match=r"without top1_err_rot180 \(1 of 2\).*views are evaluated from a run's "
@@ -549,6 +549,37 @@ def test_a_column_axis_given_only_a_name_heads_its_blocks_by_it(tmp_path):
     assert "Column blocks: decay (weight_decay)." in formats.fragment(rep)
 
 
+def test_every_metric_and_cost_has_a_display_name_with_its_unit():
+    """`macts` and `train_peak_memory_mb` headed a report's columns and its plot's axis as their keys,
+    `top1_err_rot90_cw` as `top-1 err rot90_cw`: neither said what it counts nor in what (memory is
+    in MiB, whatever `_mb` says), nor how the images were turned."""
+    from suite.metrics import COSTS, RUN_METRICS
+
+    units = {"_mb": "(MiB)", "_s": "(s)", "_m": "(M)", "macts": "(M)", "_per_sec": "img/s"}
+    for metric in (*RUN_METRICS, *COSTS):
+        name = tables.label(metric)
+        assert name != metric or metric in ("epochs", "iterations"), metric  # words as they are
+        assert "_" not in name, metric
+        assert all(unit in name for suffix, unit in units.items() if metric.endswith(suffix)), (metric, name)
+
+
+def test_a_cost_asked_for_as_a_metric_heads_its_column_and_axis_with_its_unit(tmp_path):
+    spec = ablations.load(write_spec(tmp_path, TOY, "toy"))
+    runs = ablations.expand(spec)
+    for run in runs:
+        if run.seed == 0:
+            d = finish(tmp_path / "store", run, 10.0)
+            result = json.loads((d / "result.json").read_text())
+            result["complexity"]["macts"] = 0.7 + run.point["lr"]
+            result["throughput"]["train_peak_memory_mb"] = 200.0 * run.point["lr"]
+            store.write_result(d, result)
+    rep = tables.build(spec, runs, store.collect(tmp_path / "store", [r.run_id for r in runs]), out=tmp_path / "store",
+                       metrics=["macts", "train_peak_memory_mb"])
+    assert {"activations (M)", "train peak memory (MiB)"} <= {f for _, f in rep.table.columns}
+    axis = plots.tradeoff(rep)[0].figure.axes[0]
+    assert axis.get_ylabel() == "activations (M)"
+
+
 def labelled_report(tmp_path, labels_yaml: str) -> tables.Report:
     """The toy grid with the given `labels:` section, seed 0 of every point done."""
     spec = ablations.load(write_spec(tmp_path, TOY + "labels:\n" + labels_yaml, "toy"))
@@ -564,6 +595,8 @@ def labelled_report(tmp_path, labels_yaml: str) -> tables.Report:
     ("  lr: {name: params (M)}\n", "'params (M)' is also a column a report's table may have"),
     ("  lr: {name: Δ top-1 err}\n", "is also a column a report's table may have"),
     ("  lr: {name: epochs to best top-1 err}\n", "is also a column a report's table may have"),  # --metric best_epoch
+    ("  lr: {name: activations (M)}\n", "is also a column a report's table may have"),  # --metric macts
+    ("  lr: {name: train peak memory (MiB)}\n", "is also a column a report's table may have"),
     ("  lr: {name: weight_decay}\n", "'weight_decay' is also the key of axis weight_decay"),
     ("  lr: {name: rate}\n  weight_decay: {name: rate}\n", "'rate' is also the name of axis weight_decay"),
     ("  lr: {name: \"caf\\u00e9\"}\n  weight_decay: {name: \"cafe\\u0301\"}\n", "is also the name of axis weight_decay"),
