@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from torch import nn
 
 from suite import ablations, store
@@ -880,7 +881,7 @@ def check_latex(tex: str) -> None:
 
 
 def test_html_is_self_contained(report):
-    figures = [(p.title, p.png()) for p in plots.figures(report)[0]]
+    figures = [(p.title, p.alt, p.png()) for p in plots.figures(report)[0]]
     text = formats.page(report, figures)
     assert text.startswith("<!DOCTYPE html>") and text.count("<table>") == 1
     links = re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]+)""", text)
@@ -947,6 +948,68 @@ def test_pareto_front():
     x, y = [1.0, 2.0, 3.0, 2.0, 4.0], [5.0, 3.0, 4.0, 6.0, 1.0]
     assert list(plots.pareto(x, y)) == [True, True, False, False, True]
     assert list(plots.pareto(x, y, x_lower=False)) == [False, False, False, False, True]
+
+
+def _drawn(ax) -> list:
+    """The axes' lines that draw data points or curves (not the Pareto step line, which has none)."""
+    return [line for line in ax.get_lines() if line.get_marker() not in ("None", "", None)]
+
+
+def test_every_point_of_a_figure_is_told_apart_without_colour(report):
+    """The toy's grid points (lr x weight_decay) differed in lr by colour alone, in tab10's orange and
+    green: one a colour-blind reader, or a grey print, could not tell apart. Now each lr has its own
+    marker (and line style in the curves), each weight_decay its own fill; the colours are the
+    colour-blind-safe palette's."""
+    tradeoff, curves = (plots.tradeoff(report)[0], plots.curves(report)[0])
+    for ax in tradeoff.figure.axes:
+        points = _drawn(ax)
+        styles = [(line.get_marker(), line.get_fillstyle()) for line in points]
+        assert len(points) == 4 and len(set(styles)) == 4  # the 4 points with a done run, 4 shapes
+    from matplotlib.colors import to_hex
+
+    for figure in (tradeoff.figure, curves.figure):
+        for ax in figure.axes:
+            assert {to_hex(line.get_color()).upper() for line in _drawn(ax)} <= set(plots.PALETTE)
+    by_lr = {}
+    for line in _drawn(curves.figure.axes[0]):
+        by_lr.setdefault(line.get_color(), set()).add((line.get_marker(), str(line.get_linestyle())))
+    assert len(by_lr) == 3 and all(len(s) == 1 for s in by_lr.values())  # one look per lr value...
+    assert len(set.union(*by_lr.values())) == 3  # ...and a different one for each
+    legend = {t.get_text(): h for t, h in zip(tradeoff.figure.legends[0].get_texts(),
+                                               tradeoff.figure.legends[0].legend_handles)}
+    assert len({legend[v].get_marker() for v in ("0.1", "0.2", "0.4")}) == 3
+    assert len({legend[v].get_fillstyle() for v in ("0.0001", "0.0005")}) == 2
+
+
+def test_figures_name_their_axes_with_units_and_keep_the_legend_off_the_data(report):
+    for plot in (plots.tradeoff(report)[0], plots.curves(report)[0]):
+        fig = plot.figure
+        FigureCanvasAgg(fig).draw()
+        box = fig.legends[0].get_window_extent()
+        for ax in fig.axes:
+            assert ax.get_xlabel() and ax.get_ylabel()
+            assert not box.overlaps(ax.get_window_extent())
+    xlabels = [ax.get_xlabel() for ax in plots.tradeoff(report)[0].figure.axes]
+    assert xlabels == ["multiply-adds per image (GMACs)", "parameters (millions)",
+                       "inference throughput (img/s, higher is better)"]
+    assert [ax.get_ylabel() for ax in plots.curves(report)[0].figure.axes] == ["train loss (cross-entropy)",
+                                                                               "test top-1 err (%)"]
+
+
+def test_the_reports_alt_text_says_what_each_figure_plots(report, tmp_path):
+    """Alt text was the title (`top-1 err vs cost`): nothing of the axes, units or encodings."""
+    files.write(report, ["md", "html"], tmp_path)
+    md = (tmp_path / "toy.md").read_text()
+    page = html.unescape((tmp_path / "toy.html").read_text())
+    alts = {name: alt for alt, name in re.findall(r"!\[(.*?)\]\(figures/toy_(\w+)\.svg\)", md)}
+    assert set(alts) == {"tradeoff", "curves"}
+    for name, plot in zip(("tradeoff", "curves"), (plots.tradeoff(report)[0], plots.curves(report)[0])):
+        alt = alts[name]
+        assert alt == formats.md_escape(plot.alt) and f'alt="{plot.alt}"' in page
+        for ax in plot.figure.axes:  # every axis, by its label with its unit
+            assert ax.get_xlabel() in plot.alt and ax.get_ylabel() in plot.alt
+    assert "colour and marker: lr; marker fill: weight_decay" in alts["tradeoff"] and "Pareto front" in alts["tradeoff"]
+    assert "one line per run, 9 runs; colour, line style and marker: lr" in alts["curves"]
 
 
 def test_one_point_and_all_missing_plot_nothing_but_say_so(tmp_path, toy):

@@ -53,11 +53,11 @@ def write(report: Report, formats: Sequence[str] = DEFAULT_FORMATS, directory: P
     directory = Path(directory) if directory is not None else report.out
     figures = _figures(report)
     paths: list[Path] = []
-    pngs = []  # (title, bytes of the PNG just written): the HTML embeds them without drawing again
+    pngs = []  # (title, alt text, bytes of the PNG just written): the HTML embeds them without drawing again
     for plot in figures:
         png, svg = plot.save(directory / FIGURES, report.name)
         paths += [png, svg]
-        pngs.append((plot.title, png.read_bytes()))
+        pngs.append((plot.title, plot.alt, png.read_bytes()))
     # An earlier report's figure of data no longer there goes, whatever formats are written now: a
     # stale picture beside a current table (the README embeds quick's) misleads more than a dead link.
     for name in set(plots.NAMES) - {p.name for p in figures}:
@@ -65,7 +65,7 @@ def write(report: Report, formats: Sequence[str] = DEFAULT_FORMATS, directory: P
             (directory / FIGURES / f"{report.name}_{name}.{suffix}").unlink(missing_ok=True)
     for name in formats:
         if name == "md":
-            links = [(p.title, f"{FIGURES}/{report.name}_{p.name}.svg") for p in figures]
+            links = [(p.alt, f"{FIGURES}/{report.name}_{p.name}.svg") for p in figures]
             text = fmt.markdown(report, links)
         elif name == "html":
             text = fmt.page(report, pngs)
@@ -96,7 +96,7 @@ def write_to(report: Report, target: str, formats: Sequence[str] = ()) -> str:
         name = fmt.SUFFIXES[suffix]
     if name == "html":
         figures = _figures(report)
-        text = fmt.page(report, [(p.title, p.png()) for p in figures])
+        text = fmt.page(report, [(p.title, p.alt, p.png()) for p in figures])
     else:
         text = fmt.render(report, name)
     if target == "-":

@@ -28,8 +28,8 @@ LEGEND = ("Cells: mean ± std (n) over the done runs' seeds; — no value (run n
           "blank: no paper value, or not in the grid.")
 
 
-def render(report: Report, fmt: str, figures: Sequence[tuple[str, bytes]] = ()) -> str:
-    """`fmt` in FORMATS; `figures` (title, PNG bytes) only matter for HTML."""
+def render(report: Report, fmt: str, figures: Sequence[tuple[str, str, bytes]] = ()) -> str:
+    """`fmt` in FORMATS; `figures` (title, alt text, PNG bytes) only matter for HTML."""
     if fmt == "md":
         return markdown(report)
     if fmt == "csv":
@@ -86,8 +86,9 @@ def fragment(report: Report) -> str:
 
 
 def markdown(report: Report, figures: Sequence[tuple[str, str]] = ()) -> str:
-    """The standalone page: title, description, the fragment and links to `figures` (title, path).
-    The spec's description, paper and the notes are plain text, shown as written, as in HTML."""
+    """The standalone page: title, description, the fragment and `figures` (alt text, path), each
+    image's alt text saying what it plots for a reader who cannot see it. The spec's description,
+    paper and the notes are plain text, shown as written, as in HTML."""
     title = report.spec.name + (f" (preset {report.preset})" if report.preset else "")
     paper = ", ".join(str(v) for v in report.spec.paper.values())
     parts = [_generated(report), f"# {md_escape(title)}", ""]
@@ -96,8 +97,8 @@ def markdown(report: Report, figures: Sequence[tuple[str, str]] = ()) -> str:
     if paper:
         parts += [f"Paper: {md_escape(paper)}.", ""]
     parts.append(fragment(report).rstrip("\n"))
-    for caption, path in figures:
-        parts += ["", f"![{md_escape(caption)}]({path})"]
+    for alt, path in figures:
+        parts += ["", f"![{md_escape(alt)}]({path})"]
     return "\n".join(parts) + "\n"
 
 
@@ -280,8 +281,9 @@ def html_table(t: Table) -> str:
     return "<table>\n<thead>\n" + "\n".join(head) + "\n</thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>"
 
 
-def page(report: Report, figures: Sequence[tuple[str, bytes]] = ()) -> str:
-    """One HTML file with everything inline: styles, the table, notes and the figures."""
+def page(report: Report, figures: Sequence[tuple[str, str, bytes]] = ()) -> str:
+    """One HTML file with everything inline: styles, the table, notes and the figures (title, alt
+    text, PNG bytes): the title is the visible caption, the alt text what the figure plots."""
     e = html.escape
     title = report.spec.name + (f" (preset {report.preset})" if report.preset else "")
     paper = ", ".join(str(v) for v in report.spec.paper.values())
@@ -299,9 +301,9 @@ def page(report: Report, figures: Sequence[tuple[str, bytes]] = ()) -> str:
     if failed:
         parts.append("<h2>Failed or stopped runs</h2><ul>" + "".join(f"<li><code>{e(f)}</code></li>" for f in failed)
                      + "</ul>")
-    for caption, png in figures:
+    for caption, alt, png in figures:
         data = base64.b64encode(png).decode("ascii")
-        parts.append(f'<figure><img alt="{e(caption)}" src="data:image/png;base64,{data}">'
+        parts.append(f'<figure><img alt="{e(alt)}" src="data:image/png;base64,{data}">'
                      f"<figcaption>{e(caption)}</figcaption></figure>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -1,11 +1,19 @@
 """Figures of a report (matplotlib, no pyplot: figures are built directly on the Agg canvas).
 
 - `tradeoff`: the first metric against GMACs, parameters and inference throughput, one point per
-  grid point (mean over seeds, std as error bar), colour = first row axis, marker = second axis;
-  the Pareto front (lower error, lower cost or higher throughput) is ringed and joined by a
-  dashed step line. A panel needs two grid points with both values; otherwise it is skipped.
+  grid point (mean over seeds, std as error bar), colour and marker shape = first axis, fill
+  (full, hollow, half) = second axis; the Pareto front (lower error, lower cost or higher
+  throughput) is ringed and joined by a dashed step line. A panel needs two grid points with both
+  values; otherwise it is skipped.
 - `curves`: per-run training loss and test error per epoch from each run's `metrics.jsonl`
-  (done, running and stopped runs; missing files and unreadable lines are skipped).
+  (done, running and stopped runs; missing files and unreadable lines are skipped); colour, line
+  style and marker = first axis, marker fill = second axis.
+
+Readable without colour: the colours are Okabe and Ito's colour-blind-safe set, and every value
+told apart by colour is told apart by marker (and line style) too, so a reader who cannot tell
+two hues apart, or a grey-scale print, still can. Legends sit outside the axes, never over data.
+Each figure carries `alt`, a sentence of what it plots (axes, units, encodings), for the reports'
+image alt text.
 
 Anything skipped is returned as a note instead of raising: a report of a store in progress must
 always be writable. Files are written without dates or version stamps, so they only change when
@@ -19,7 +27,7 @@ import json
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import matplotlib
@@ -34,10 +42,14 @@ from suite.report.tables import Report, label
 from suite.schema import show
 
 MAX_CURVES = 200  # more runs than this make an unreadable tangle: the plot is skipped with a note
+# Okabe & Ito's palette, distinct under the common colour-vision deficiencies; yellow last (faint on white).
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
 MARKERS = "osD^vP*Xph"
-PANELS = (("gmacs", "GMACs (multiply-adds, G)", True), ("params_m", "parameters (M)", True),
+LINES: tuple[str | tuple, ...] = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 3)))
+FILLS = ("full", "none", "left", "top", "right", "bottom")  # the second axis: filled, hollow, half-filled
+PANELS = (("gmacs", "multiply-adds per image (GMACs)", True), ("params_m", "parameters (millions)", True),
           ("infer_samples_per_sec", "inference throughput (img/s, higher is better)", False))
-CURVE_KEYS = (("train_loss", "train loss"), ("test_top1_err", "test top-1 err (%)"))
+CURVE_KEYS = (("train_loss", "train loss (cross-entropy)"), ("test_top1_err", "test top-1 err (%)"))
 MAX_LEGEND = 20
 NAMES = ("tradeoff", "curves")  # the figures a report can have: <stem>_<name>.png|svg
 
@@ -47,6 +59,7 @@ class Plot:
     name: str  # file suffix: <stem>_<name>.png|svg
     title: str
     figure: Figure
+    alt: str  # what the figure shows, in words: the reports' alt text for readers who cannot see it
 
     def png(self) -> bytes:
         buf = io.BytesIO()
@@ -75,46 +88,80 @@ def figures(report: Report) -> tuple[list[Plot], list[str]]:
     return plots, notes
 
 
-# -------------------------------------------------------------------------------------- colours
-def _styles(report: Report) -> tuple[str | None, dict[str, object], str | None, dict[str, str]]:
-    """(colour axis, value -> colour, marker axis, value -> marker) in grid order."""
+# -------------------------------------------------------------------------------------- styles
+@dataclass(frozen=True)
+class Styles:
+    """How the points or lines of each axis value are drawn: the first axis by colour, marker and
+    line style at once (never colour alone), the second by the markers' fill."""
+
+    colour_axis: str | None = None
+    colours: dict[str, object] = field(default_factory=dict)  # value -> colour
+    markers: dict[str, str] = field(default_factory=dict)  # value of the colour axis -> marker
+    lines: dict[str, object] = field(default_factory=dict)  # value of the colour axis -> line style
+    fill_axis: str | None = None
+    fills: dict[str, str] = field(default_factory=dict)  # value -> fill style
+
+    def of(self, values: dict[str, str]) -> tuple[object, str, object, str]:
+        """(colour, marker, line style, fill) of a point or run whose axes have `values` (shown)."""
+        first = values.get(self.colour_axis) if self.colour_axis else None
+        second = values.get(self.fill_axis) if self.fill_axis else None
+        return (self.colours.get(first, PALETTE[0]), self.markers.get(first, MARKERS[0]),
+                self.lines.get(first, LINES[0]), self.fills.get(second, FILLS[0]))
+
+
+def _styles(report: Report) -> Styles:
+    """The styles of the first two axes, values in grid order."""
     axes = [a for a in report.rows + report.columns if a != "seed"] or list(report.axes)
-    colour_axis = axes[0] if axes else None
-    marker_axis = axes[1] if len(axes) > 1 else None
-    colours: dict[str, object] = {}
-    if colour_axis is not None:
-        values = list(dict.fromkeys(report.runs[colour_axis].map(show)))
-        cmap = matplotlib.colormaps["tab10" if len(values) <= 10 else "tab20" if len(values) <= 20 else "viridis"]
-        colours = {v: cmap(i if len(values) <= 20 else i / max(len(values) - 1, 1)) for i, v in enumerate(values)}
-    markers: dict[str, str] = {}
-    if marker_axis is not None:
-        values = list(dict.fromkeys(report.runs[marker_axis].map(show)))
-        markers = {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(values)}
-    return colour_axis, colours, marker_axis, markers
+    if not axes:
+        return Styles()
+    values = list(dict.fromkeys(report.runs[axes[0]].map(show)))
+    if len(values) <= len(PALETTE):
+        colours: dict[str, object] = dict(zip(values, PALETTE))
+    else:  # too many to tell apart by hue: viridis, even in lightness (readable in grey and by colour-blind eyes)
+        cmap = matplotlib.colormaps["viridis"]
+        colours = {v: cmap(i / max(len(values) - 1, 1)) for i, v in enumerate(values)}
+    styles = Styles(axes[0], colours, {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(values)},
+                    {v: LINES[i % len(LINES)] for i, v in enumerate(values)})
+    if len(axes) > 1:
+        second = list(dict.fromkeys(report.runs[axes[1]].map(show)))
+        styles = replace(styles, fill_axis=axes[1], fills={v: FILLS[i % len(FILLS)] for i, v in enumerate(second)})
+    return styles
 
 
-def _legend(fig: Figure, labels: Labels, colour_axis: str | None, colours: dict[str, object],
-            marker_axis: str | None, markers: dict[str, str], extra: Sequence[Line2D] = ()) -> None:
-    """Axes and values as the table names them (`labels`: the papers' names)."""
+def _legend(fig: Figure, labels: Labels, styles: Styles, *, lines: bool, extra: Sequence[Line2D] = ()) -> None:
+    """Axes and values as the table names them (`labels`: the papers' names), outside the axes so
+    that it never covers a point; `lines`: entries show the colour axis' line styles too."""
     handles = list(extra)
-    if colour_axis is not None and len(colours) <= MAX_LEGEND:
-        handles.append(Line2D([], [], linestyle="none", label=labels.title(colour_axis)))
-        handles += [Line2D([], [], color=c, marker="o", linestyle="none", label=labels.value(colour_axis, v))
-                    for v, c in colours.items()]
-    elif colour_axis is not None:
-        handles.append(Line2D([], [], linestyle="none", label=f"colour: {labels.title(colour_axis)}\n"
-                                                               f"({len(colours)} values, viridis in grid order)"))
-    if marker_axis is not None and len(markers) <= MAX_LEGEND:
-        handles.append(Line2D([], [], linestyle="none", label=labels.title(marker_axis)))
-        handles += [Line2D([], [], color="0.3", marker=m, linestyle="none", label=labels.value(marker_axis, v))
-                    for v, m in markers.items()]
-    elif marker_axis is not None:
+    axis = styles.colour_axis
+    if axis is not None and len(styles.colours) <= MAX_LEGEND:
+        handles.append(Line2D([], [], linestyle="none", label=labels.title(axis)))
+        handles += [Line2D([], [], color=c, marker=styles.markers[v], linestyle=styles.lines[v] if lines else "none",
+                           label=labels.value(axis, v)) for v, c in styles.colours.items()]
+    elif axis is not None:
+        handles.append(Line2D([], [], linestyle="none", label=f"colour: {labels.title(axis)}\n"
+                                                               f"({len(styles.colours)} values, viridis in grid order)"))
+    axis = styles.fill_axis
+    if axis is not None and len(styles.fills) <= MAX_LEGEND:
+        handles.append(Line2D([], [], linestyle="none", label=labels.title(axis)))
+        handles += [Line2D([], [], color="0.3", marker="o", fillstyle=f, markerfacecoloralt="white", linestyle="none",
+                           label=labels.value(axis, v)) for v, f in styles.fills.items()]
+    elif axis is not None:
         handles.append(Line2D([], [], linestyle="none",
-                              label=f"marker: {labels.title(marker_axis)}\n({len(markers)} values)"))
+                              label=f"fill: {labels.title(axis)}\n({len(styles.fills)} values)"))
     for handle in handles:
         handle.set_label(literal(handle.get_label()))
     if handles:
         fig.legend(handles=handles, loc="outside right upper", fontsize="small", frameon=False)
+
+
+def _encoding(labels: Labels, styles: Styles, *, lines: bool) -> str:
+    """The alt text's account of the legend: which axis each style stands for."""
+    parts = []
+    if styles.colour_axis is not None:
+        parts.append(f"colour{', line style' if lines else ''} and marker: {labels.title(styles.colour_axis)}")
+    if styles.fill_axis is not None:
+        parts.append(f"marker fill: {labels.title(styles.fill_axis)}")
+    return "".join(f"; {part}" for part in parts)
 
 
 def literal(text: str) -> str:
@@ -156,37 +203,45 @@ def tradeoff(report: Report) -> tuple[Plot | None, str | None]:
         have = int(np.isfinite(mean).sum())
         return None, (f"No trade-off plot: it needs two grid points with {label(metric)} and a cost "
                       f"(GMACs, params or throughput); {have} of {len(pts)} have {label(metric)}.")
-    colour_axis, colours, marker_axis, markers = _styles(report)
+    styles = _styles(report)
     names = list(pts.index.names)
     keys = [k if isinstance(k, tuple) else (k,) for k in pts.index]
-    colour_of = [colours.get(k[names.index(colour_axis)], "C0") if colour_axis in names else "C0" for k in keys]
-    marker_of = [markers.get(k[names.index(marker_axis)], "o") if marker_axis in names else "o" for k in keys]
+    style_of = [styles.of(dict(zip(names, k))) for k in keys]  # (colour, marker, line, fill) per point
+    ylabel = label(metric) + (" (%)" if percent(metric) else "")
 
     fig = Figure(figsize=(4.2 * len(panels) + 1.8, 3.8), layout="constrained")
     for i, (x, ok, xlabel, x_lower) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
         idx = np.flatnonzero(ok)
-        # One artist per marker shape, not per point: a sweep can have thousands of points.
         bars = idx[np.isfinite(std[idx])]
-        ax.vlines(x[bars], mean[bars] - std[bars], mean[bars] + std[bars], colors=[colour_of[j] for j in bars],
+        ax.vlines(x[bars], mean[bars] - std[bars], mean[bars] + std[bars], colors=[style_of[j][0] for j in bars],
                   linewidth=1)
-        for marker in dict.fromkeys(marker_of[j] for j in idx):
-            group = [j for j in idx if marker_of[j] == marker]
-            ax.scatter(x[group], mean[group], c=[colour_of[j] for j in group], marker=marker, s=30, zorder=2)
+        # One artist per style, not per point: a sweep can have thousands of points.
+        groups: dict[tuple, list[int]] = {}
+        for j in idx:
+            groups.setdefault(style_of[j], []).append(j)
+        for (colour, marker, _, fill), group in groups.items():
+            ax.plot(x[group], mean[group], linestyle="none", color=colour, marker=marker, markersize=6,
+                    fillstyle=fill, markerfacecoloralt="white", zorder=2)
         front = idx[pareto(x[idx], mean[idx], x_lower, y_lower)]
         order = front[np.argsort(x[front])]
         ax.step(x[order], mean[order], where="post" if x_lower == y_lower else "pre", color="0.35",
                 linestyle="--", linewidth=1, zorder=1)
         ax.scatter(x[front], mean[front], s=150, facecolors="none", edgecolors="0.2", linewidths=1, zorder=3)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(literal(label(metric) + (" (%)" if percent(metric) else "")))
+        ax.set_ylabel(literal(ylabel))
         ax.locator_params(axis="x", nbins=4)  # costs such as 0.0336 GMACs: long tick labels that would run together
         ax.grid(alpha=0.3)
     fig.suptitle(literal(f"{report.name}: {label(metric)} vs cost (mean ± std over seeds)"), fontsize="medium")
     front_handle = Line2D([], [], marker="o", markersize=11, markerfacecolor="none", markeredgecolor="0.2",
                           color="0.35", linestyle="--", linewidth=1, label="Pareto front")
-    _legend(fig, report.labels, colour_axis, colours, marker_axis, markers, [front_handle])
-    return Plot(NAMES[0], f"{label(metric)} vs cost", fig), None
+    _legend(fig, report.labels, styles, lines=False, extra=[front_handle])
+    costs = [p[2] for p in panels]
+    against = costs[0] if len(costs) == 1 else f"{', '.join(costs[:-1])} and {costs[-1]}, one panel each"
+    alt = (f"{report.name}: {ylabel} (y axis) against {against} (x axis); one point per grid point, the mean over "
+           f"seeds with a bar of ± one std{_encoding(report.labels, styles, lines=False)}. The Pareto front (no "
+           "other point better on both axes) is ringed and joined by a dashed line.")
+    return Plot(NAMES[0], f"{label(metric)} vs cost", fig, alt), None
 
 
 # --------------------------------------------------------------------------------------- curves
@@ -220,26 +275,29 @@ def curves(report: Report) -> tuple[Plot | None, str | None]:
     started = report.runs[~report.runs["status"].isin(["missing", "pending"])]
     if len(started) > MAX_CURVES:
         return None, f"No training-curve plot: {len(started)} runs are too many to draw one line each."
-    colour_axis, colours, _, _ = _styles(report)
+    styles = _styles(report)
     lines = []
     for _, run in started.iterrows():
         records = read_curve(run_dir(report.out, run["run_id"]) / "metrics.jsonl")
         if records:
-            colour = colours.get(show(run[colour_axis]), "C0") if colour_axis else "C0"
-            lines.append((records, colour))
+            values = {axis: show(run[axis]) for axis in (styles.colour_axis, styles.fill_axis) if axis}
+            lines.append((records, styles.of(values)))
     if not lines:
         return None, ("No training-curve plot: no run counted as started (running, done, failed, ...) has "
                       "written metrics.jsonl yet.")
     fig = Figure(figsize=(10.5, 3.8), layout="constrained")
     for i, (key, ylabel) in enumerate(CURVE_KEYS):
         ax = fig.add_subplot(1, len(CURVE_KEYS), i + 1)
-        for records, colour in lines:
+        for records, (colour, marker, line, fill) in lines:
             xy = [(r["epoch"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
-            if xy:
-                ax.plot(*zip(*xy), color=colour, alpha=0.75, linewidth=1.2, marker="." if len(xy) < 30 else None)
+            if xy:  # a marker on at most about ten epochs: a long curve stays a line
+                ax.plot(*zip(*xy), color=colour, alpha=0.75, linewidth=1.2, linestyle=line, marker=marker,
+                        markersize=5, fillstyle=fill, markerfacecoloralt="white", markevery=max(1, len(xy) // 10))
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     fig.suptitle(literal(f"{report.name}: training curves, one line per run ({len(lines)})"), fontsize="medium")
-    _legend(fig, report.labels, colour_axis, colours, None, {})
-    return Plot(NAMES[1], "training curves", fig), None
+    _legend(fig, report.labels, styles, lines=True)
+    alt = (f"{report.name}: {' and '.join(y for _, y in CURVE_KEYS)} (y axis, one panel each) against epoch "
+           f"(x axis); one line per run, {len(lines)} runs{_encoding(report.labels, styles, lines=True)}.")
+    return Plot(NAMES[1], "training curves", fig, alt), None
