@@ -111,6 +111,19 @@ def test_interleaved_rounds_are_sized_by_a_timed_round(max_time, most):
     assert len(fake.extra_info["ratios"]) == fake.rounds
 
 
+def test_a_round_is_sized_with_the_reference_step_it_also_runs():
+    """A short benchmark beside a long reference (the aggregation op's training step, ~35 ms, beside
+    the reference's training step, several times that) gets as many rounds as fit with both steps:
+    the time is the rounds' wall time. Sized by its own step alone it would take 100 rounds here,
+    each as long as the reference, far past `max_time`."""
+    import time
+
+    fake = _Pedantic()
+    interleave.benchmark_interleaved(fake, lambda: time.sleep(0.001), lambda: time.sleep(0.02), reference_id=REF,
+                                     rounds=7, max_time=0.42)
+    assert 7 <= fake.rounds <= 20  # 0.42 s / (20 ms + 1 ms) at most: sleeps only overrun
+
+
 def test_the_last_warm_up_round_sizes_the_rounds_not_the_first():
     """The first untimed round fills caches and initialises lazily (here: 0.3 s once); sized by
     it, rounds of 4 ms would get only the minimum."""
