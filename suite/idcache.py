@@ -7,7 +7,10 @@ stat (inode, size, modification and change times) of the run's config.json and r
 records it is read from, and by the id scheme. Records are replaced whole (a new inode) or, by
 hand, edited in place (new times), so a record changed since gives another key and is resolved
 again; the cache never writes into a run's directory, so a `plan` or `refile` at the same time can
-make an entry stale, never a run. Losing it (two writers at once, a read-only store) costs only time.
+make an entry stale, never a run. An entry whose records changed since (a run deleted, refiled, or
+planned again and so recording its scheme) can never be used again: each rewrite of the cache drops
+them. Two processes writing it at once each replace it whole (`files.replace`), so the last one's
+stands and the other's entries are resolved again: losing it (or a read-only store) costs only time.
 """
 
 from __future__ import annotations
@@ -40,10 +43,11 @@ def key(d: Path) -> list[list[int] | None] | None:
 
 
 class IdCache:
-    """The cached ids of the runs in `stored` (entries of runs no longer stored are dropped on save)."""
+    """The cached ids of the runs in `stored`; entries whose records changed since are dropped on save."""
 
     def __init__(self, out: Path, stored: Iterable[str]) -> None:
-        self.path = Path(out) / "runs" / NAME
+        self.runs = Path(out) / "runs"
+        self.path = self.runs / NAME
         self.stored = set(stored)
         try:
             kept = json.loads(self.path.read_text())
@@ -55,11 +59,14 @@ class IdCache:
         self.changed = len(self.entries) != (len(entries) if isinstance(entries, dict) else 0)
 
     def get(self, rid: str, now: list | None) -> str | None:
-        """The id cached for `rid` when its records are as they were then (`now`: their `key`)."""
+        """The id cached for `rid` when its records are as they were then (`now`: their `key`); an
+        entry for other records is of no use any more, and goes at the next save."""
         entry = self.entries.get(rid)
         if now is not None and isinstance(entry, list) and len(entry) == 2 and entry[0] == now \
                 and isinstance(entry[1], str):
             return entry[1]
+        if entry is not None:
+            self.changed = True
         return None
 
     def put(self, rid: str, before: list | None, run_id: str, after: list | None) -> None:
@@ -69,11 +76,15 @@ class IdCache:
             self.changed = True
 
     def save(self) -> None:
-        """Write the cache if it changed; a store this user may not write keeps none."""
+        """Write the cache if it changed, without the entries whose records are not as they were
+        cached (one stat a run: the cost of a rewrite, not of a scan); a store this user may not
+        write keeps none."""
         if not self.changed:
             return
+        kept = {rid: e for rid, e in self.entries.items()
+                if isinstance(e, list) and len(e) == 2 and e[0] is not None and e[0] == key(self.runs / rid)}
         try:
             with files.replace(self.path) as f:
-                json.dump({"id_scheme": ID_SCHEME, "runs": self.entries}, f, separators=(",", ":"))
+                json.dump({"id_scheme": ID_SCHEME, "runs": kept}, f, separators=(",", ":"))
         except OSError:
             pass

@@ -401,3 +401,77 @@ def test_a_plan_replaced_while_it_is_read_is_not_cached_under_its_new_stat(tmp_p
     monkeypatch.setattr(store, "_read_record", read_then_replace)
     assert store.scan(tmp_path) == {OLD_ID: old.run_id}  # the plan as read
     assert store.scan(tmp_path)[OLD_ID] != old.run_id  # the plan as it is now
+
+
+def _cached(out: Path) -> set[str]:
+    return set(json.loads((out / "runs" / ".ids.json").read_text())["runs"])
+
+
+def test_the_id_cache_drops_runs_deleted_or_recording_their_scheme_when_it_is_rewritten(tmp_path):
+    """Entries whose records changed can never be used again (a run refiled or deleted, or planned
+    again and so recording its scheme): they were kept for ever, and went only with their run."""
+    old = old_store(tmp_path)
+    before = today(tmp_path, seed=1)  # filed right, planned before id_scheme
+    d = store.run_dir(tmp_path, before.run_id)
+    planned = store.read_json(d / "config.json")
+    del planned["id_scheme"]
+    store.write_json(d / "config.json", planned)
+    assert store.scan(tmp_path) == {OLD_ID: old.run_id} and _cached(tmp_path) == {OLD_ID, before.run_id}
+    store.plan(tmp_path, before)  # planned again by this version: records its scheme, resolved no more
+    assert store.scan(tmp_path) == {OLD_ID: old.run_id} and _cached(tmp_path) == {OLD_ID}
+    assert store.refile(tmp_path, OLD_ID, old.config) is None
+    assert store.scan(tmp_path) == {} and _cached(tmp_path) == set()
+
+
+def test_a_rewrite_of_the_id_cache_drops_the_stale_entries_of_runs_the_scan_did_not_look_into(tmp_path):
+    """The runs asked about are not looked into by the scan; their entries are checked when the
+    cache is rewritten anyway (here for a run resolved for the first time)."""
+    old_store(tmp_path)
+    before = today(tmp_path, seed=1)
+    d = store.run_dir(tmp_path, before.run_id)
+    planned = store.read_json(d / "config.json")
+    del planned["id_scheme"]
+    store.write_json(d / "config.json", planned)
+    store.scan(tmp_path)
+    store.plan(tmp_path, before)  # records its scheme
+    later = today(tmp_path, seed=2)  # a run planned before id_scheme, seen for the first time
+    planned = store.read_json(store.run_dir(tmp_path, later.run_id) / "config.json")
+    del planned["id_scheme"]
+    store.write_json(store.run_dir(tmp_path, later.run_id) / "config.json", planned)
+    store.scan(tmp_path, [before.run_id])
+    assert _cached(tmp_path) == {OLD_ID, later.run_id}
+
+
+def _save_many(out: str, rid: str, times: int) -> None:
+    from suite import idcache
+
+    d = Path(out) / "runs" / rid
+    for _ in range(times):
+        cache = idcache.IdCache(Path(out), [OLD_ID, rid])
+        cache.put(rid, idcache.key(d), rid, idcache.key(d))
+        cache.save()
+
+
+def test_two_processes_rewriting_the_id_cache_never_leave_it_unreadable(tmp_path):
+    """Each writer replaces the cache whole: a reader (a third scan) reads one writer's, never a mix;
+    what the other wrote is lost, and only costs resolving again."""
+    import multiprocessing as mp
+
+    old_store(tmp_path)
+    rids = [today(tmp_path, seed=s).run_id for s in (1, 2)]
+    ctx = mp.get_context("fork")
+    writers = [ctx.Process(target=_save_many, args=(str(tmp_path), rid, 150)) for rid in rids]
+    for w in writers:
+        w.start()
+    seen = 0
+    while any(w.is_alive() for w in writers):
+        try:
+            text = (tmp_path / "runs" / ".ids.json").read_text()
+        except FileNotFoundError:
+            continue
+        assert set(json.loads(text)["runs"]) <= set(rids)
+        seen += 1
+    for w in writers:
+        w.join()
+        assert w.exitcode == 0
+    assert seen and len(_cached(tmp_path)) == 1 and not list((tmp_path / "runs").glob(".*.tmp"))
