@@ -909,7 +909,7 @@ def _cancel(args: argparse.Namespace) -> int:
             print(f"  {running} {'was' if running == 1 else 'were'} running: SLURM stops "
                   f"{'it' if running == 1 else 'them'} within its KillWait; a run that finishes first keeps its result "
                   "(`suite status` shows it done)")
-    _note_runs_elsewhere(out, spec.name, store.scan(out, ids, spec.name).of_spec, "cancel", sys.stdout,
+    _note_runs_elsewhere(out, spec.name, store.runs_of_spec(out, ids, spec.name), "cancel", sys.stdout,
                          states=("pending", "running"))
     if refused:
         print(f"error: scancel did not take the jobs of {count(len(refused), 'run')} (jobs {_arrays(refused.values())})"

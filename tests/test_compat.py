@@ -475,3 +475,21 @@ def test_two_processes_rewriting_the_id_cache_never_leave_it_unreadable(tmp_path
         w.join()
         assert w.exitcode == 0
     assert seen and len(_cached(tmp_path)) == 1 and not list((tmp_path / "runs").glob(".*.tmp"))
+
+
+def test_suite_cancel_resolves_no_stored_config_and_finds_the_same_runs_of_the_spec(tmp_path, monkeypatch, capsys):
+    """`suite cancel` moves no run, so which id an older version's run is filed under cannot change
+    what it says: its first call in an old store resolved every run outside the spec (1 s at 3,000)."""
+    out = tmp_path / "out"
+    old = old_store(out)  # the spec's, outside its expansion (filed under an older id)
+    edited = RunSpec(spec="compat", point={}, seed=0, config=resolve({**old.config.flat(), "lr": 0.3}))
+    store.set_status(store.plan(out, edited), "failed", error="boom")  # the spec's, before an edit
+    spec = tmp_path / "compat.yaml"
+    spec.write_text(SPEC)
+    resolved = counting_resolves(monkeypatch)
+    assert main(["cancel", str(spec), "--out", str(out)]) == 0
+    assert "nothing queued or running on SLURM" in capsys.readouterr().out
+    assert resolved == [] and not (out / "runs" / ".ids.json").exists()
+    found = store.runs_of_spec(out, [old.run_id], "compat")
+    assert set(found) == {OLD_ID, edited.run_id} and found[edited.run_id].state == "failed"
+    assert found == store.scan(out, [old.run_id], "compat").of_spec
