@@ -477,7 +477,7 @@ def _refile(out: Path, runs: Sequence[RunSpec], found: Scan, *, dry_run: bool) -
     unmoved = {}
     configs = {r.run_id: r.config for r in runs}
     _note_unreadable(found.unreadable, sys.stdout)
-    for old, new in found.items():
+    for old, new in found.moves.items():
         if dry_run:
             unmoved[new] = old
             print(f"note: run {old} is stored under the id an older version of the suite gave it; "
@@ -516,7 +516,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
     plan = make_plan(runs, out, retry_failed=args.retry_failed, force=args.force, busy=busy)
     _print_counts(spec.name, plan.counts())
     _print_remeasure(plan.remeasure, "measured again, their training kept")
-    refiled = {old for old in found if not store.run_dir(out, old).exists()}
+    refiled = {old for old in found.moves if not store.run_dir(out, old).exists()}
     _note_runs_elsewhere(out, spec.name, {rid: s for rid, s in found.of_spec.items() if rid not in refiled}, "cancel",
                          sys.stdout, states=("pending", "running"))
     if options is None:  # on this machine: a missing data set or device is one error, not one per run
@@ -739,7 +739,7 @@ def _same_message(rows: pandas.DataFrame) -> dict[tuple[str, str], list[str]]:
 def _untold(found: Scan) -> dict[str, RunState]:
     """The spec's runs outside its expansion (`Scan.of_spec`) but those `_note_misfiled` named: no
     other note is to count them again."""
-    return {rid: state for rid, state in found.of_spec.items() if rid not in found and rid not in found.unreadable}
+    return {rid: state for rid, state in found.of_spec.items() if rid not in found.moves and rid not in found.unreadable}
 
 
 def _note_misfiled(out: Path, run_ids: Sequence[str], spec: str, args: argparse.Namespace, file: TextIO) -> Scan:
@@ -750,11 +750,11 @@ def _note_misfiled(out: Path, run_ids: Sequence[str], spec: str, args: argparse.
 
     found = store.scan(out, run_ids, spec)
     _note_unreadable(found.unreadable, file)
-    if found:
-        one = len(found) == 1
-        pairs = ", ".join(f"{old} for {new}" for old, new in list(found.items())[:3])
-        pairs += f", and {len(found) - 3} more" if len(found) > 3 else ""
-        print(f"note: {count(len(found), 'run')} of these {'is' if one else 'are'} stored under the id an older "
+    if moves := found.moves:
+        one = len(moves) == 1
+        pairs = ", ".join(f"{old} for {new}" for old, new in list(moves.items())[:3])
+        pairs += f", and {len(moves) - 3} more" if len(moves) > 3 else ""
+        print(f"note: {count(len(moves), 'run')} of these {'is' if one else 'are'} stored under the id an older "
               f"version of the suite gave {'it' if one else 'them'} ({pairs}), "
               f"so counted missing here: `suite run {_same_runs(args)}` files {'it' if one else 'them'} under today's "
               f"id, training and checkpoint kept", file=file)

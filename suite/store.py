@@ -585,19 +585,17 @@ def _newer_scheme(record: Any, path: Path) -> SuiteError | None:
     return None
 
 
-class Scan(dict[str, str]):
-    """One pass over the stored runs outside those asked about (`scan`): the ones an older version
-    filed under another id, old id -> today's. `unreadable` holds the stored runs whose id this
-    version cannot tell, run id -> why (file and key): a run asked about that one of them may be
-    counts as missing, and this says why. `of_spec` holds the states of the runs the spec asked
-    about planned first and that it no longer expands to (other overrides or presets, an edited
-    spec file), whose queued jobs no `suite cancel` of it reaches."""
+@dataclass(frozen=True)
+class Scan:
+    """One pass over the stored runs outside those asked about (`scan`)."""
 
-    def __init__(self, moves: dict[str, str], unreadable: dict[str, SuiteError],
-                 of_spec: dict[str, RunState] | None = None) -> None:
-        super().__init__(moves)
-        self.unreadable = unreadable
-        self.of_spec = of_spec or {}
+    moves: dict[str, str]  # the runs an older version filed under another id: old id -> today's
+    # the stored runs whose id this version cannot tell, run id -> why (file and key): a run asked
+    # about that one of them may be counts as missing, and this says why
+    unreadable: dict[str, SuiteError]
+    # the states of the runs the spec asked about planned first and that it no longer expands to
+    # (other overrides or presets, an edited spec file), whose queued jobs no `suite cancel` of it reaches
+    of_spec: dict[str, RunState]
 
 
 def scan(out: Path, wanted: Iterable[str] | None = None, spec: str | None = None) -> Scan:

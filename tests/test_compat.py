@@ -49,7 +49,7 @@ def old_store(out: Path) -> RunSpec:
 def test_a_run_an_older_version_filed_under_another_id_is_found_and_refiled(tmp_path):
     run = old_store(tmp_path)
     assert run.run_id != OLD_ID
-    assert store.scan(tmp_path, [run.run_id]) == {OLD_ID: run.run_id}
+    assert store.scan(tmp_path, [run.run_id]).moves == {OLD_ID: run.run_id}
     assert store.refile(tmp_path, OLD_ID, run.config) is None
     d = store.run_dir(tmp_path, run.run_id)
     assert not store.run_dir(tmp_path, OLD_ID).exists()
@@ -57,7 +57,7 @@ def test_a_run_an_older_version_filed_under_another_id_is_found_and_refiled(tmp_
     assert state.state == "done" and state.result["metrics"]["top1_err"] == 12.5
     assert json.loads((d / "config.json").read_text())["identity"] == run.config.identity()
     assert torch.load(d / "checkpoint.pt", weights_only=False)["run_id"] == run.run_id  # resumable, attackable
-    assert store.scan(tmp_path) == {}
+    assert store.scan(tmp_path).moves == {}
 
 
 def test_refiling_leaves_a_run_stored_again_under_its_new_id_or_queued(tmp_path):
@@ -114,7 +114,7 @@ def test_a_result_a_newer_version_wrote_is_named_with_its_key_and_the_upgrade(tm
     assert state.state == "missing" and state.corrupt
     assert state.note == (f"{d / 'result.json'}: schema: 2, written by a newer version of the suite (this one "
                           "reads schema 1): upgrade the suite to read it")
-    assert store.scan(tmp_path) == {}  # not this version's to move
+    assert store.scan(tmp_path).moves == {}  # not this version's to move
 
 
 def test_run_starts_nothing_over_a_newer_versions_records(tmp_path, capsys):
@@ -209,7 +209,7 @@ def test_a_store_with_runs_recorded_both_ways_resolves_only_those_without_the_id
     runs = [today(out, seed) for seed in range(2, 6)]
     assert all(store.read_json(store.run_dir(out, r.run_id) / "config.json")["id_scheme"] == ID_SCHEME for r in runs)
     resolved = counting_resolves(monkeypatch)
-    assert store.scan(out) == {OLD_ID: old.run_id}
+    assert store.scan(out).moves == {OLD_ID: old.run_id}
     assert len(resolved) == 2  # the two recorded before, not the four planned today
     spec = tmp_path / "compat.yaml"
     spec.write_text(SPEC)
@@ -219,10 +219,10 @@ def test_a_store_with_runs_recorded_both_ways_resolves_only_those_without_the_id
     store.plan(out, before)  # planned again by this version: its plan now says the scheme
     assert store.read_json(store.run_dir(out, before.run_id) / "config.json")["id_scheme"] == ID_SCHEME
     resolved.clear()
-    assert store.scan(out) == {} and resolved == []
+    assert store.scan(out).moves == {} and resolved == []
     copy = store.run_dir(out, "0123456789ab")  # a plan under another directory than its id's is resolved
     store.run_dir(out, runs[0].run_id).rename(copy)
-    assert store.scan(out) == {copy.name: runs[0].run_id} and len(resolved) == 1
+    assert store.scan(out).moves == {copy.name: runs[0].run_id} and len(resolved) == 1
 
 
 def test_a_run_filed_by_a_newer_id_scheme_is_not_this_versions_to_move(tmp_path):
@@ -230,7 +230,7 @@ def test_a_run_filed_by_a_newer_id_scheme_is_not_this_versions_to_move(tmp_path)
     planned = store.read_json(store.run_dir(tmp_path, OLD_ID) / "config.json")
     store.write_json(store.run_dir(tmp_path, OLD_ID) / "config.json", {**planned, "id_scheme": ID_SCHEME + 1})
     found = store.scan(tmp_path)
-    assert found == {} and str(found.unreadable[OLD_ID]) == (
+    assert found.moves == {} and str(found.unreadable[OLD_ID]) == (
         f"{store.run_dir(tmp_path, OLD_ID) / 'config.json'}: id_scheme: {ID_SCHEME + 1}, filed by a newer version of "
         f"the suite (this one computes run ids by scheme {ID_SCHEME}): upgrade the suite to tell which run it is")
 
@@ -320,22 +320,22 @@ def test_a_second_scan_of_an_old_store_resolves_nothing_until_a_record_changes(t
     del planned["id_scheme"]
     store.write_json(d / "config.json", planned)
     resolved = counting_resolves(monkeypatch)
-    assert store.scan(tmp_path) == {OLD_ID: old.run_id} and len(resolved) == 2
+    assert store.scan(tmp_path).moves == {OLD_ID: old.run_id} and len(resolved) == 2
     resolved.clear()
     kept = (tmp_path / "runs" / ".ids.json").stat()
-    assert store.scan(tmp_path) == {OLD_ID: old.run_id} and resolved == []
-    assert store.scan(tmp_path, [old.run_id]) == {OLD_ID: old.run_id} and resolved == []
+    assert store.scan(tmp_path).moves == {OLD_ID: old.run_id} and resolved == []
+    assert store.scan(tmp_path, [old.run_id]).moves == {OLD_ID: old.run_id} and resolved == []
     assert (tmp_path / "runs" / ".ids.json").stat().st_mtime_ns == kept.st_mtime_ns  # nothing new: not rewritten
     config = store.read_json(store.run_dir(tmp_path, OLD_ID) / "config.json")
     config["config"]["lr"] = 0.5  # edited in place by hand: another run now
     (store.run_dir(tmp_path, OLD_ID) / "config.json").write_text(json.dumps(config))
-    moved = store.scan(tmp_path)
+    moved = store.scan(tmp_path).moves
     assert len(resolved) == 1 and moved[OLD_ID] != old.run_id
     (tmp_path / "runs" / ".ids.json").write_text("{")  # damaged: resolved again, and written anew
     resolved.clear()
-    assert store.scan(tmp_path) == moved and len(resolved) == 2
+    assert store.scan(tmp_path).moves == moved and len(resolved) == 2
     resolved.clear()
-    assert store.scan(tmp_path) == moved and resolved == []
+    assert store.scan(tmp_path).moves == moved and resolved == []
 
 
 def _edit_in_place(path: Path, lr: float, keep_times: bool) -> None:
@@ -360,9 +360,9 @@ def test_a_record_edited_in_place_at_its_size_and_mtime_is_resolved_again(tmp_pa
     old = old_store(tmp_path)
     plan = store.run_dir(tmp_path, OLD_ID) / "config.json"
     plan.write_text(plan.read_text() + " " * 8)  # room for a longer lr
-    assert store.scan(tmp_path) == {OLD_ID: old.run_id}
+    assert store.scan(tmp_path).moves == {OLD_ID: old.run_id}
     _edit_in_place(plan, 0.5, keep_times=True)
-    assert store.scan(tmp_path)[OLD_ID] != old.run_id
+    assert store.scan(tmp_path).moves[OLD_ID] != old.run_id
 
 
 def test_the_id_cache_of_another_id_scheme_or_of_recorded_runs_is_not_used(tmp_path):
@@ -371,13 +371,13 @@ def test_the_id_cache_of_another_id_scheme_or_of_recorded_runs_is_not_used(tmp_p
     old = old_store(tmp_path)
     recorded = today(tmp_path, seed=1)
     ids = tmp_path / "runs" / ".ids.json"
-    assert store.scan(tmp_path) == {OLD_ID: old.run_id}
+    assert store.scan(tmp_path).moves == {OLD_ID: old.run_id}
     kept = json.loads(ids.read_text())
     assert list(kept["runs"]) == [OLD_ID]  # not recorded's
     kept["id_scheme"] = ID_SCHEME + 1
     kept["runs"][OLD_ID][1] = "0" * 12
     ids.write_text(json.dumps(kept))
-    assert store.scan(tmp_path) == {OLD_ID: old.run_id}
+    assert store.scan(tmp_path).moves == {OLD_ID: old.run_id}
     assert recorded.run_id not in json.loads(ids.read_text())["runs"]
 
 
@@ -399,8 +399,8 @@ def test_a_plan_replaced_while_it_is_read_is_not_cached_under_its_new_stat(tmp_p
         return record
 
     monkeypatch.setattr(store, "_read_record", read_then_replace)
-    assert store.scan(tmp_path) == {OLD_ID: old.run_id}  # the plan as read
-    assert store.scan(tmp_path)[OLD_ID] != old.run_id  # the plan as it is now
+    assert store.scan(tmp_path).moves == {OLD_ID: old.run_id}  # the plan as read
+    assert store.scan(tmp_path).moves[OLD_ID] != old.run_id  # the plan as it is now
 
 
 def _cached(out: Path) -> set[str]:
@@ -416,11 +416,11 @@ def test_the_id_cache_drops_runs_deleted_or_recording_their_scheme_when_it_is_re
     planned = store.read_json(d / "config.json")
     del planned["id_scheme"]
     store.write_json(d / "config.json", planned)
-    assert store.scan(tmp_path) == {OLD_ID: old.run_id} and _cached(tmp_path) == {OLD_ID, before.run_id}
+    assert store.scan(tmp_path).moves == {OLD_ID: old.run_id} and _cached(tmp_path) == {OLD_ID, before.run_id}
     store.plan(tmp_path, before)  # planned again by this version: records its scheme, resolved no more
-    assert store.scan(tmp_path) == {OLD_ID: old.run_id} and _cached(tmp_path) == {OLD_ID}
+    assert store.scan(tmp_path).moves == {OLD_ID: old.run_id} and _cached(tmp_path) == {OLD_ID}
     assert store.refile(tmp_path, OLD_ID, old.config) is None
-    assert store.scan(tmp_path) == {} and _cached(tmp_path) == set()
+    assert store.scan(tmp_path).moves == {} and _cached(tmp_path) == set()
 
 
 def test_a_rewrite_of_the_id_cache_drops_the_stale_entries_of_runs_the_scan_did_not_look_into(tmp_path):
