@@ -1575,3 +1575,41 @@ def test_the_csv_writes_booleans_as_the_table_does_and_pandas_reads_them_back():
         assert back[column].isna().tolist() == runs[column].isna().tolist(), column
         assert back[column].dropna().tolist() == runs[column].dropna().tolist(), column
         assert [type(v) for v in back[column].dropna()] == [type(v) for v in runs[column].dropna()], column
+
+
+def test_a_metric_only_the_store_has_is_refused_where_its_key_reads_as_another_heading(tmp_path):
+    """A metric the suite has no name for is headed by its key, which the spec-load check of axis
+    names cannot know: `--metric score` beside an axis named score, `runs`, `params (M)` or
+    `top-1 err` beside top1_err made two columns of one name (one read as the other), and
+    `label_lr` stopped the report with a pandas TypeError."""
+    path = write_spec(tmp_path, """\
+        name: clash
+        base:
+          model: {name: resnet26}
+          data: {name: synthetic}
+        grid:
+          lr: [0.1, 0.2]
+        labels:
+          lr: {name: score}
+        """, "clash")
+    spec, out = ablations.load(path), tmp_path / "store"
+    runs = ablations.expand(spec)
+    stored = {"score": 3.0, "runs": 9.0, "top-1 err": 1.0, "params (M)": 2.0, "label_lr": 4.0, "sparsity": 0.5}
+    for run in runs:
+        store.write_result(store.plan(out, run), {"run_id": run.run_id, "metrics": {"top1_err": 5.0, **stored}})
+    frame = store.collect(out, [r.run_id for r in runs])
+    with pytest.raises(SuiteError) as err:
+        tables.build(spec, runs, frame, out=out, metrics=["score"])
+    assert (err.value.file, err.value.line, err.value.key) == (str(path), 8, "labels.lr.name")
+    assert "the axis name 'score' is also the heading of metric 'score'" in str(err.value)
+    for metrics, what in ((["runs"], "a heading the report's table may have"),
+                          (["params (M)"], "a heading the report's table may have"),
+                          (["top1_err", "top-1 err"], "another metric's heading"),
+                          (["label_lr"], "a column of the report's CSV")):
+        with pytest.raises(SuiteError) as err:
+            tables.build(spec, runs, frame, out=out, metrics=metrics)
+        assert (err.value.file, err.value.key) == (str(path), "metric"), metrics
+        assert f"{metrics[-1]!r}, a key of the store's results with no name of the suite's, is headed by its key, " \
+            f"which is also {what}" in err.value.message, metrics
+    table = tables.build(spec, runs, frame, out=out, metrics=["sparsity"]).table
+    assert [field for _, field in table.columns][:2] == ["sparsity", "runs"] and table.index == ["score"]

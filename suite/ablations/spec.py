@@ -482,14 +482,14 @@ def _labels(value: Any, where: _Where, own: Mapping[str, list[Any]],
                 raise where.error(f"{show_value(v)} is not a value of {axis}{hint}", *at,
                                   choices=list(dict.fromkeys(map(show_value, values[axis]))))
             _label_text(text, where, *at)
-            same = [(w, t) for w, t in written.items() if _nfc(t) == _nfc(text)]
+            same = [(w, t) for w, t in written.items() if nfc(t) == nfc(text)]
             if same:  # two rows of one name: which is which? (é composed or not reads the same)
                 spelt = "" if same[0][1] == text else \
                     f", spelt {ascii(same[0][1])} and {ascii(text)} (one composes an accent the other adds)"
                 raise where.error(f"the label {text!r} is given twice, for {same[0][0]} and {show_value(v)}{spelt}",
                                   *at)
             written[show_value(v)] = text
-            if any(_nfc(text) == _nfc(show(other)) and not _same(v, other) for other in values[axis]):
+            if any(nfc(text) == nfc(show(other)) and not _same(v, other) for other in values[axis]):
                 raise where.error(f"the label {text!r} is another value of {axis} as the spec writes it: "
                                   f"its row would read as that value's", *at)
             # keyed as the grid writes the value: reports match a run's value as written (1.0 is not "1")
@@ -513,18 +513,18 @@ def _check_names(labels: Mapping[str, AxisLabels], axes: list[str], where: _Wher
         title = entry.name
         if title is None:
             continue
-        clash = next((f"the key of axis {other}" for other in axes if other != axis and _nfc(title) == _nfc(other)),
+        clash = next((f"the key of axis {other}" for other in axes if other != axis and nfc(title) == nfc(other)),
                      None)
         clash = clash or next((f"the name of axis {other} (labels.{other}.name)" for other, e in labels.items()
-                               if other != axis and e.name is not None and _nfc(title) == _nfc(e.name)), None)
-        if clash is None and _nfc(title) in columns:
+                               if other != axis and e.name is not None and nfc(title) == nfc(e.name)), None)
+        if clash is None and nfc(title) in columns:
             clash = "a column a report's table may have"
         if clash:
             raise where.error(f"the axis name {title!r} is also {clash}: two columns (or legend entries) of one "
                               "name, one read as the other; give the axis another name", "labels", axis, "name")
 
 
-def _nfc(text: str) -> str:
+def nfc(text: str) -> str:
     """`text` as a reader sees it: `é` and `e` + a combining accent are one letter."""
     return unicodedata.normalize("NFC", text)
 

@@ -25,12 +25,12 @@ import pandas as pd
 
 from suite import ablations, store
 from suite.ablations.expand import RunSpec, own_points
-from suite.ablations.spec import Spec
+from suite.ablations.spec import Spec, nfc
 from suite.config import SECTIONS, is_identity_key
 from suite.data.catalog import DATASETS
 from suite.data.views import VIEW_METRICS
-from suite.errors import SuiteWarning, count, unknown
-from suite.metrics import ACCURACY, ATTACK_METRICS, COSTS, COUNTS, RUN_METRICS, TABLE_COSTS, label
+from suite.errors import SuiteError, SuiteWarning, count, unknown
+from suite.metrics import ACCURACY, ATTACK_METRICS, COSTS, COUNTS, RUN_METRICS, TABLE_COSTS, column_names, label
 from suite.report import labels as axis_labels
 from suite.report.labels import Labels
 from suite.schema import show, show_value
@@ -129,6 +129,7 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
     name = spec.name if preset is None else f"{spec.name}.{preset}"
     runs_frame, notes = tidy(runs, frame, axes, metrics, name)
     labels = axis_labels.build(spec, rows + columns, {a: runs_frame[a] for a in rows + columns})
+    check_store_metrics(spec, metrics, rows, labels)
     runs_frame = labelled(runs_frame, axes, labels)
     if preset is not None and spec.reference and not any(map(own_points(spec), (run.point for run in runs))):
         replaced = sorted({*(spec.presets[preset].get("grid") or {}), *(spec.presets[preset].keys() & set(axes))})
@@ -169,6 +170,35 @@ def check_metrics(metrics: Sequence[str], frame: pd.DataFrame, runs: Sequence[Ru
     for m in metrics:
         if m not in known:
             raise unknown("metric", m, known, key="metric")
+
+
+# Columns the tidy CSV has beside the metrics (`tidy`, `labelled`): besides a run's own (store.OWN_COLUMNS).
+TIDY_COLUMNS = ("ref_data", "git_commit", "git_dirty", "model_source")
+TIDY_PREFIXES = ("label_", "paper_")
+
+
+def check_store_metrics(spec: Spec, metrics: Sequence[str], rows: Sequence[str], labels: Labels) -> None:
+    """A metric the suite has no name for (one only the store's results have, asked for by
+    --metric) is headed by its key, which the spec-load check of axis names cannot know: a key
+    that reads as another heading of the table (a row axis' name, `runs`, a cost's, another
+    metric's) made two columns of one name, one read as the other, and one named as a column of the
+    tidy CSV (`label_lr`) stopped the report with a pandas error. Refused, naming the spec file and key."""
+    named = set(RUN_METRICS) | set(COSTS)
+    for m in (m for m in metrics if m not in named):
+        heading = nfc(label(m))
+        for axis in rows:
+            if nfc(labels.title(axis)) == heading:
+                raise spec.error(f"the axis name {labels.title(axis)!r} is also the heading of metric {m!r} (a key of "
+                                 "the store's results, headed by its key): two columns of one name, one read as the "
+                                 "other; give the axis another name", "labels", axis, "name")
+        others = {nfc(label(o)) for o in metrics if o != m}
+        csv = m in TIDY_COLUMNS or m.startswith(TIDY_PREFIXES)
+        if heading in others or heading in {nfc(c) for c in column_names()} or csv:
+            what = "a column of the report's CSV" if csv else "another metric's heading" if heading in others else \
+                "a heading the report's table may have"
+            raise SuiteError(f"{m!r}, a key of the store's results with no name of the suite's, is headed by its key, "
+                             f"which is also {what}: two columns of one name, one read as the other; it cannot be "
+                             "tabulated", file=str(spec.path), key="metric")
 
 
 def layout(spec: Spec) -> tuple[list[str], list[str]]:
