@@ -478,7 +478,9 @@ def _refile(out: Path, runs: Sequence[RunSpec], found: Scan, *, dry_run: bool) -
     configs = {r.run_id: r.config for r in runs}
     _note_unreadable(found.unreadable, sys.stdout)
     for old, new in found.moves.items():
-        if dry_run:
+        if dry_run and (problem := store.stored_again(out, old, new)):
+            print(f"note: run {old}, stored under an older version's id for {new}, is not refiled: {problem}")
+        elif dry_run:
             unmoved[new] = old
             print(f"note: run {old} is stored under the id an older version of the suite gave it; "
                   f"`suite run` files it as {new} (its training kept)")
@@ -750,7 +752,7 @@ def _note_misfiled(out: Path, run_ids: Sequence[str], spec: str, args: argparse.
 
     found = store.scan(out, run_ids, spec)
     _note_unreadable(found.unreadable, file)
-    if moves := found.moves:
+    if moves := {old: new for old, new in found.moves.items() if not store.stored_again(out, old, new)}:
         one = len(moves) == 1
         pairs = ", ".join(f"{old} for {new}" for old, new in list(moves.items())[:3])
         pairs += f", and {len(moves) - 3} more" if len(moves) > 3 else ""

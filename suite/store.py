@@ -654,6 +654,14 @@ def _planned_by(plan: Any, spec: str | None) -> bool:
     return spec is not None and isinstance(plan, dict) and plan.get("spec") == spec
 
 
+def stored_again(out: Path, old: str, new: str) -> str | None:
+    """Why the run stored as `old` cannot be filed as `new`, because a run is stored under `new`
+    already (planned or trained again since), or None: `refile` leaves it, so `suite status` and
+    `suite run --dry-run` must not say it will be filed."""
+    src, dst = run_dir(out, old), run_dir(out, new)
+    return f"{dst} exists (the run was stored again under its new id): {src} left as it is" if dst.exists() else None
+
+
 def refile(out: Path, old: str, config: RunConfig) -> str | None:
     """Move the run stored as `old` to `config`'s id (the run this version resolved it to: the
     caller has it, so its stored config is not resolved again), with the id in its records and
@@ -661,8 +669,8 @@ def refile(out: Path, old: str, config: RunConfig) -> str | None:
     executing `old`)."""
     new = config.run_id
     src, dst = run_dir(out, old), run_dir(out, new)
-    if dst.exists():
-        return f"{dst} exists (the run was stored again under its new id): {src} left as it is"
+    if taken := stored_again(out, old, new):
+        return taken
     with idle(src) as free:
         if not free:
             return f"{src}: a process is executing it"

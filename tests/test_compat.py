@@ -493,3 +493,23 @@ def test_suite_cancel_resolves_no_stored_config_and_finds_the_same_runs_of_the_s
     found = store.runs_of_spec(out, [old.run_id], "compat")
     assert set(found) == {OLD_ID, edited.run_id} and found[edited.run_id].state == "failed"
     assert found == store.scan(out, [old.run_id], "compat").of_spec
+
+
+def test_status_and_dry_run_do_not_promise_to_file_a_run_whose_new_id_is_stored_again(tmp_path, capsys):
+    """An older version's run whose today's id has a run stored again (planned, or trained anew) is
+    left where it is by `suite run`; status said `suite run` files it, and the dry run marked it
+    `file` ('done: nothing to run', 0 runs would start) while the real run trained it anew."""
+    out = tmp_path / "out"
+    run = old_store(out)
+    store.plan(out, run)  # planned again under today's id: refile leaves the old run
+    spec = tmp_path / "compat.yaml"
+    spec.write_text(SPEC)
+    assert main(["status", str(spec), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "0 done, 1 missing" in said and "files it under today's id" not in said and OLD_ID not in said
+    assert main(["run", str(spec), "--out", str(out), "--dry-run"]) == 0
+    said = capsys.readouterr().out
+    assert f"note: run {OLD_ID}, stored under an older version's id for {run.run_id}, is not refiled: " \
+        f"{store.run_dir(out, run.run_id)} exists (the run was stored again under its new id)" in said
+    assert f"  run  {run.run_id} missing" in said and "1 of 1 run would start" in said
+    assert store.refile(out, OLD_ID, run.config) == store.stored_again(out, OLD_ID, run.run_id)  # as the real run
