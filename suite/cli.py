@@ -750,9 +750,9 @@ def _note_misfiled(out: Path, run_ids: Sequence[str], spec: str, args: argparse.
     new, and the runs of `spec` outside `run_ids`)."""
     from suite import store
 
-    found = store.scan(out, run_ids, spec)
+    found = store.told(out, run_ids, spec)
     _note_unreadable(found.unreadable, file)
-    if moves := {old: new for old, new in found.moves.items() if not store.stored_again(out, old, new)}:
+    if moves := found.moves:
         one = len(moves) == 1
         pairs = ", ".join(f"{old} for {new}" for old, new in list(moves.items())[:3])
         pairs += f", and {len(moves) - 3} more" if len(moves) > 3 else ""

@@ -513,3 +513,34 @@ def test_status_and_dry_run_do_not_promise_to_file_a_run_whose_new_id_is_stored_
         f"{store.run_dir(out, run.run_id)} exists (the run was stored again under its new id)" in said
     assert f"  run  {run.run_id} missing" in said and "1 of 1 run would start" in said
     assert store.refile(out, OLD_ID, run.config) == store.stored_again(out, OLD_ID, run.run_id)  # as the real run
+
+
+def test_status_with_every_run_of_the_spec_stored_resolves_only_the_specs_own_runs_outside(tmp_path, monkeypatch,
+                                                                                           capsys):
+    """With every run asked about stored, no run can be filed as one of them and no unreadable run
+    is named: status and report resolved every stored run planned before id_scheme anyway (a
+    second at 3,000), where only the spec's own runs outside tell which of them are said."""
+    out = tmp_path / "out"
+    run = old_store(out)  # the spec's, under an older id
+    store.plan(out, run)  # and stored again under today's: every run of the spec stored
+    edited = RunSpec(spec="compat", point={}, seed=0, config=resolve({**run.config.flat(), "lr": 0.3}))
+    d = store.plan(out, edited)  # the spec's, before an edit
+    store.write_result(d, {"run_id": d.name, "config": edited.config.flat(), "metrics": {}})
+    for seed in (1, 2):  # another spec's runs, planned before id_scheme
+        d = store.run_dir(out, today(out, seed).run_id)
+        planned = store.read_json(d / "config.json")
+        store.write_json(d / "config.json", {**{k: v for k, v in planned.items() if k != "id_scheme"}, "spec": "other"})
+    spec = tmp_path / "compat.yaml"
+    spec.write_text(SPEC)
+    full = store.scan(out, [run.run_id], "compat")
+    assert full.moves == {OLD_ID: run.run_id} and full.unreadable == {} and set(full.of_spec) == {OLD_ID, edited.run_id}
+    (out / "runs" / ".ids.json").unlink()  # as the first command after an upgrade finds the store
+    resolved = counting_resolves(monkeypatch)
+    found = store.told(out, [run.run_id], "compat")
+    assert found.moves == {} and found.unreadable == {} and list(found.of_spec) == [edited.run_id]
+    assert len(resolved) == 1  # the spec's own run under an older id: not the other spec's two
+    resolved.clear()
+    assert main(["status", str(spec), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert len(resolved) == 1 and "note: 1 run of compat in" in said and "earlier version of the spec file" in said \
+        and OLD_ID not in said
