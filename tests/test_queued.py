@@ -79,3 +79,16 @@ def test_a_runner_whose_lock_is_removed_as_it_takes_it_takes_the_one_at_the_path
     monkeypatch.setattr(queued.fcntl, "flock", status_first)
     with queued.announced(tmp_path, ["a"]):
         assert raced == [False] and queued.queued(tmp_path) == {"a": f"pid {os.getpid()} on {os.uname().nodename}"}
+
+
+def test_a_runner_that_cannot_list_the_other_runners_files_still_announces_its_queue(tmp_path, monkeypatch):
+    real = Path.glob
+
+    def refused(self, pattern):
+        if pattern == "*.lock":
+            raise PermissionError(13, "Permission denied")
+        return real(self, pattern)
+
+    monkeypatch.setattr(Path, "glob", refused)
+    with queued.announced(tmp_path, ["a"]):
+        assert queued.queued(tmp_path) == {"a": f"pid {os.getpid()} on {os.uname().nodename}"}

@@ -55,9 +55,10 @@ def announced(out: Path, run_ids: Iterable[str]) -> Iterator[Queue]:
         yield Queue(Path(os.devnull), ())  # nothing announced: status counts them as before
         return
     try:
-        for other in folder.glob("*.lock"):
-            if other != lock:
-                _held(other)
+        with contextlib.suppress(OSError):  # the queue is announced whatever stays of others
+            for other in folder.glob("*.lock"):
+                if other != lock:
+                    _held(other)
         queue = Queue(lock.with_suffix(".json"), run_ids)
         yield queue
     finally:
