@@ -741,7 +741,8 @@ def _same_message(rows: pandas.DataFrame) -> dict[tuple[str, str], list[str]]:
 def _untold(found: Scan) -> dict[str, RunState]:
     """The spec's runs outside its expansion (`Scan.of_spec`) but those `_note_misfiled` named: no
     other note is to count them again."""
-    return {rid: state for rid, state in found.of_spec.items() if rid not in found.moves and rid not in found.unreadable}
+    return {rid: state for rid, state in found.of_spec.items()
+            if rid not in found.moves and rid not in found.unreadable}
 
 
 def _note_misfiled(out: Path, run_ids: Sequence[str], spec: str, args: argparse.Namespace, file: TextIO) -> Scan:
