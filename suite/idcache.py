@@ -57,6 +57,7 @@ class IdCache:
         self.entries = {rid: e for rid, e in entries.items() if rid in self.stored} \
             if isinstance(entries, dict) else {}
         self.changed = len(self.entries) != (len(entries) if isinstance(entries, dict) else 0)
+        self.checked: set[str] = set()  # the entries found current by this scan (`get`, `put`): not stat'ed again
 
     def get(self, rid: str, now: list | None) -> str | None:
         """The id cached for `rid` when its records are as they were then (`now`: their `key`); an
@@ -64,6 +65,7 @@ class IdCache:
         entry = self.entries.get(rid)
         if now is not None and isinstance(entry, list) and len(entry) == 2 and entry[0] == now \
                 and isinstance(entry[1], str):
+            self.checked.add(rid)
             return entry[1]
         if entry is not None:
             self.changed = True
@@ -73,16 +75,17 @@ class IdCache:
         """Keep `run_id` for `rid` if its records did not change while it was resolved (`before`, `after`)."""
         if before is not None and before == after:
             self.entries[rid] = [before, run_id]
+            self.checked.add(rid)
             self.changed = True
 
     def save(self) -> None:
         """Write the cache if it changed, without the entries whose records are not as they were
-        cached (one stat a run: the cost of a rewrite, not of a scan); a store this user may not
-        write keeps none."""
+        cached (a stat of each run this scan did not find current: the cost of a rewrite, not of a
+        scan); a store this user may not write keeps none."""
         if not self.changed:
             return
-        kept = {rid: e for rid, e in self.entries.items()
-                if isinstance(e, list) and len(e) == 2 and e[0] is not None and e[0] == key(self.runs / rid)}
+        kept = {rid: e for rid, e in self.entries.items() if rid in self.checked or (
+                isinstance(e, list) and len(e) == 2 and e[0] is not None and e[0] == key(self.runs / rid))}
         try:
             with files.replace(self.path) as f:
                 json.dump({"id_scheme": ID_SCHEME, "runs": kept}, f, separators=(",", ":"))
