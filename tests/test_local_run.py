@@ -174,9 +174,12 @@ def test_an_interrupted_force_archives_only_the_runs_it_started(tmp_path, monkey
     assert store.state_of(second).state == "done" and not (second / "archive").exists()
 
 
-def test_a_run_that_finishes_as_the_runner_is_interrupted_counts_as_done(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("exit_status", [0, 130])
+def test_a_run_that_finishes_as_the_runner_is_interrupted_counts_as_done(tmp_path, monkeypatch, capsys, exit_status):
     """Ctrl-C as the first run's process writes its result and exits: that run is done, and only
-    the second, never started, is left for the same command."""
+    the second, never started, is left for the same command. So also when the Ctrl-C reached that
+    process once its run was recorded done (exit 130): the runner counted it among the runs not
+    finished, which the store says done."""
     from suite.dispatch import local
 
     spec = _spec(tmp_path, "finishing", "  lr: [0.05, 0.06]")
@@ -186,7 +189,7 @@ def test_a_run_that_finishes_as_the_runner_is_interrupted_counts_as_done(tmp_pat
     def finishing(command, **kwargs):  # stands in for a run's process that completes at once
         d = Path(command[-1])
         store.write_result(d, {"run_id": d.name, "metrics": {"top1_err": 6.5}})
-        child = popen([sys.executable, "-c", "pass"], **kwargs)
+        child = popen([sys.executable, "-c", f"raise SystemExit({exit_status})"], **kwargs)
         child.wait()  # ended, before the runner learns it
         return child
 
@@ -636,7 +639,7 @@ def test_a_failed_measurement_of_a_done_run_keeps_its_result(tmp_path, capsys, m
 
     store.set_status(d, "running", pid=12345, measuring_again="measure.batch_size (2, not 3)")
     outcome = Outcome()
-    _settle(-signal.SIGKILL, d, outcome, pid=12345, threads=1)
+    _settle(-signal.SIGKILL, d, again, outcome, pid=12345, threads=1)
     assert outcome.failed == [run.run_id] and store.state_of(d).state == "done"
     assert (d / "log.txt").read_text().endswith("suite run: the run process was killed by SIGKILL (out of memory?)\n")
     assert store.state_of(d).note.startswith("measuring it again stopped, the earlier measurement stands: run "
@@ -792,7 +795,7 @@ def test_a_child_that_fails_before_recording_anything_is_booked_failed(tmp_path)
     [run] = ablations.expand(ablations.load(_spec(tmp_path, "early", "  lr: [0.05]")), overrides=parse_overrides(FAST))
     d = store.plan(tmp_path / "store", run)
     outcome = Outcome()
-    _settle(2, d, outcome, pid=12345, threads=1)
+    _settle(2, d, run, outcome, pid=12345, threads=1)
     state = store.state_of(d)
     assert outcome.failed == [d.name] and state.state == "failed"
     assert "exit status 2" in state.note and "log.txt" in state.note
@@ -808,12 +811,12 @@ def test_only_the_child_that_said_so_is_booked_interrupted(tmp_path, code):
     d = store.plan(tmp_path / "store", run)
     store.set_status(d, "interrupted", pid=111, error="interrupted: SIGTERM")
     outcome = Outcome()
-    assert _settle(code, d, outcome, pid=222, threads=1) == "failed"
+    assert _settle(code, d, run, outcome, pid=222, threads=1) == "failed"
     assert outcome.failed == [d.name] and not outcome.stopped and store.state_of(d).state == "failed"
     # the child that recorded it: interrupted, resumed by a plain `suite run`
     store.set_status(d, "interrupted", pid=222, error="interrupted: SIGTERM")
     outcome = Outcome()
-    assert _settle(143, d, outcome, pid=222, threads=1) == "interrupted"
+    assert _settle(143, d, run, outcome, pid=222, threads=1) == "interrupted"
     assert outcome.stopped == [d.name] and store.state_of(d).state == "interrupted"
 
 
@@ -830,7 +833,7 @@ def test_a_child_stopped_by_a_signal_before_it_records_anything_is_booked_interr
     d = store.plan(tmp_path / "store", run)
     store.set_status(d, "failed", pid=111, error="ValueError: an earlier attempt")
     outcome = Outcome()
-    assert _settle(code, d, outcome, pid=222, threads=1) == "interrupted"
+    assert _settle(code, d, run, outcome, pid=222, threads=1) == "interrupted"
     assert outcome.stopped == [d.name] and not outcome.failed
     assert (store.state_of(d).state, store.state_of(d).note) == ("interrupted", f"interrupted: {signum}")
 
@@ -911,7 +914,7 @@ def test_a_child_killed_before_it_records_anything_keeps_its_threads_for_the_rer
     [run] = ablations.expand(ablations.load(_spec(tmp_path, "early", "  lr: [0.05]")), overrides=parse_overrides(FAST))
     out = tmp_path / "store"
     d = store.plan(out, run)
-    assert _settle(-signal.SIGKILL, d, Outcome(), pid=222, threads=3) == "failed"
+    assert _settle(-signal.SIGKILL, d, run, Outcome(), pid=222, threads=3) == "failed"
     assert store.state_of(d).state == "failed" and _recorded_threads(out, [run.run_id]) == " --threads 3"
 
 
@@ -1246,17 +1249,22 @@ def test_a_result_the_disk_has_no_room_for_names_result_json(tmp_path, monkeypat
 def test_a_done_run_whose_process_a_signal_then_ends_stays_done_with_no_note(tmp_path):
     """A run's process that recorded its run done and was then killed by a stop signal (exit status
     143) leaves a complete result: the runner records no `interrupted: SIGTERM` beside it (which
-    `suite status` would show as the done run's note); one killed before its status said done was
-    not measuring it again (no `measuring_again` recorded), so no note says it stopped doing so."""
+    `suite status` would show as the done run's note), and counts it done, as the store has it (it
+    counted it interrupted: '0 done, 1 interrupted', a run to start again for nothing); one killed
+    before its status said done was not measuring it again (no `measuring_again` recorded), so no
+    note says it stopped doing so. A done run stopped while measured again is still to measure."""
     import socket
 
     from suite.dispatch.local import Outcome, _settle
 
-    [run] = ablations.expand(ablations.load(_spec(tmp_path, "late", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    spec = _spec(tmp_path, "late", "  lr: [0.05]")
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
     d = store.plan(tmp_path / "store", run)
-    store.write_result(d, {"run_id": d.name, "metrics": {"top1_err": 6.5}})
+    store.write_result(d, {"run_id": d.name, "config": run.config.flat(), "metrics": {"top1_err": 6.5}})
     store.set_status(d, "done", pid=222, error=None)
-    _settle(143, d, Outcome(), pid=222, threads=1)
+    outcome = Outcome()
+    assert _settle(143, d, run, outcome, pid=222, threads=1) == "done"
+    assert (outcome.done, outcome.stopped, outcome.failed) == ([d.name], [], [])
     now = store.state_of(d)
     assert (now.state, now.note, now.status["state"]) == ("done", "", "done")
     # killed (-9) once its result was in place, before its status said done: it measured nothing again
@@ -1264,8 +1272,16 @@ def test_a_done_run_whose_process_a_signal_then_ends_stays_done_with_no_note(tmp
     gone.wait()
     store.set_status(d, "running", host=socket.gethostname(), pid=gone.pid, error=None)
     assert "measuring it again" not in store.state_of(d).note  # what `suite status` reads meanwhile
-    _settle(-signal.SIGKILL, d, Outcome(), pid=gone.pid, threads=1)
-    assert "measuring it again" not in store.state_of(d).note
+    outcome = Outcome()
+    assert _settle(-signal.SIGKILL, d, run, outcome, pid=gone.pid, threads=1) == "done"
+    assert "measuring it again" not in store.state_of(d).note and outcome.done == [d.name]
+    # measuring it again (batch 3, the result's 2) stopped by the signal: its process recorded so
+    [again] = ablations.expand(ablations.load(spec), overrides=parse_overrides([*FAST[:-1], "measure.batch_size=3"]))
+    store.set_status(d, "done", pid=333, error="measuring again (measure.batch_size (2, not 3)) was interrupted "
+                                               "(SIGTERM); the earlier measurement stands")
+    outcome = Outcome()
+    assert _settle(143, d, again, outcome, pid=333, threads=1) == "interrupted"
+    assert (outcome.done, outcome.stopped) == ([], [d.name]) and store.state_of(d).state == "done"
 
 
 def test_status_says_queued_only_of_runs_not_started(capsys):

@@ -99,7 +99,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                 for child in [c for c in active if c.poll() is not None]:
                     d = active.pop(child)
                     try:
-                        ended = _settle(child.returncode, d, outcome, pid=child.pid, threads=threads)
+                        ended = _settle(child.returncode, d, planned[d], outcome, pid=child.pid, threads=threads)
                     except OSError as exc:
                         ended = _unwritable(d, exc, outcome)
                     book(d, ended)
@@ -114,7 +114,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                 except subprocess.TimeoutExpired:
                     child.kill()
                     child.wait()
-                if child.returncode == 0 and store.state_of(d).state == "done":  # it finished before the signal
+                if _done_as_asked(store.state_of(d), planned[d]):  # it finished before the signal, or as it came
                     outcome.done.append(d.name)
                 elif child.returncode != BUSY_EXIT:  # not one left to the process executing it
                     _record_stop(d, child.pid, outcome.interrupted)
@@ -135,10 +135,10 @@ def _settled_meanwhile(d: Path, seen: str) -> str | None:
     return f"skipped: {now} meanwhile in another process (`--retry-failed` runs it again)"
 
 
-def _settle(code: int, d: Path, outcome: Outcome, pid: int, threads: int) -> str:
-    """Book the finished child `pid` and say how it ended; a child killed before it could record
-    anything is marked failed here, with the `threads` it was given (`suite status`'s rerun hint
-    keeps them, as it keeps those a child records)."""
+def _settle(code: int, d: Path, run: RunSpec, outcome: Outcome, pid: int, threads: int) -> str:
+    """Book the finished child `pid` of `run` and say how it ended; a child killed before it could
+    record anything is marked failed here, with the `threads` it was given (`suite status`'s rerun
+    hint keeps them, as it keeps those a child records)."""
     if code == BUSY_EXIT:
         outcome.busy.append(d.name)
         return "left to the process running it"
@@ -149,7 +149,7 @@ def _settle(code: int, d: Path, outcome: Outcome, pid: int, threads: int) -> str
     for message in status.get("warnings") or [] if isinstance(status, dict) else []:  # the log is not read
         warnings.warn(f"run {d.name}: {message}", SuiteWarning)
     now = store.state_of(d)
-    if code == 0 and now.state == "done":
+    if _done_as_asked(now, run):  # whatever its exit status: a signal may come once it is done
         outcome.done.append(d.name)
         # a run another process finished since this one planned it: its child found the result and left
         return "done" if status.get("pid") == pid else "done by another process"
@@ -174,6 +174,14 @@ def _settle(code: int, d: Path, outcome: Outcome, pid: int, threads: int) -> str
                                           f"{reason}{hint}; see {d / 'log.txt'}")
     outcome.failed.append(d.name)
     return "failed"
+
+
+def _done_as_asked(now: store.RunState, run: RunSpec) -> bool:
+    """Whether `now`, a run's state in the store, is `run` done and measured as it asks: nothing
+    left for the same command, so the console counts it done as the store does, however its
+    process ended (a signal once its status said done: exit 143). A done run stopped while being
+    measured again keeps its earlier measurement, and the same command measures it again."""
+    return now.state == "done" and not store.measured_otherwise(run, now.result or {})
 
 
 def _stopped_by(code: int) -> signal.Signals | None:
