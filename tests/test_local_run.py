@@ -1296,3 +1296,87 @@ def test_status_says_queued_only_of_runs_not_started(capsys):
     _print_queued(frame, dict.fromkeys("abcd", "pid 1 on vm"))
     assert capsys.readouterr().out == \
         "  1 of the missing is queued in a local `suite run` (pid 1 on vm), which starts it in turn\n"
+
+
+# Another process executing a run, as a second `suite run`'s child does: it takes the run's lock
+# with the suite's own code and records the run running; told (a line on its stdin), it records the
+# run failed and lets the lock go.
+HOLDER = """\
+import os, sys
+from pathlib import Path
+from suite import store
+d = Path(sys.argv[1])
+lock = store.run_lock(d)
+lock.acquire(timeout=0)
+store.set_status(d, "running", pid=os.getpid(), error=None)
+print("held", flush=True)
+sys.stdin.readline()
+store.set_status(d, "failed", error="failed in the other process")
+lock.release()
+"""
+
+
+def _held_elsewhere(d: Path) -> subprocess.Popen:
+    """A process of its own holding run `d`'s lock (HOLDER), once it says so."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(d)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+def _let_go(holder: subprocess.Popen) -> None:
+    """The HOLDER records its run failed and ends."""
+    holder.communicate("go\n", timeout=30)
+    assert holder.returncode == 0
+
+
+def test_the_runner_interrupted_leaves_the_record_of_a_run_its_child_found_busy(tmp_path, monkeypatch):
+    """Two `suite run`s of one spec: this one's child finds the run's lock held by the other's and
+    exits BUSY_EXIT; the other process then records its own end (failed) and lets the lock go; Ctrl-C
+    reaches this runner before it books its child. That record is the other process's: this runner
+    must not turn it into its own `interrupted: SIGINT` (a failed run a plain `suite run` would start)."""
+    from suite.dispatch import local
+    from suite.execute import BUSY_EXIT
+
+    [run] = ablations.expand(ablations.load(_spec(tmp_path, "two", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    out = tmp_path / "store"
+    d = store.plan(out, run)
+    holder = _held_elsewhere(d)
+    popen = subprocess.Popen
+
+    def busy(command, **kwargs):  # this runner's child, finding the run's lock held (`execute` waits 1 s for it)
+        assert store.executing(d)
+        child = popen([sys.executable, "-c", f"raise SystemExit({BUSY_EXIT})"], **kwargs)
+        child.wait()
+        _let_go(holder)  # the other process ends before this runner has booked its child
+        return child
+
+    monkeypatch.setattr(local.subprocess, "Popen", busy)
+    monkeypatch.setattr(local.time, "sleep", lambda s: (_ for _ in ()).throw(KeyboardInterrupt()))  # at the first poll
+    try:
+        outcome = local.run_local([run], out, progress=False)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert outcome.interrupted == signal.SIGINT
+    status = store.read_json(d / "status.json")
+    assert (status["state"], status["error"], status["pid"]) == ("failed", "failed in the other process", holder.pid)
+
+
+def test_recording_a_stop_leaves_a_run_another_process_holds_alone(tmp_path, monkeypatch):
+    """The runner records a run its child left without a word as interrupted, but only under the
+    run's lock: a process of a second `suite run` holding it executes the run, and the record is its."""
+    from suite.dispatch.local import _record_stop
+
+    [run] = ablations.expand(ablations.load(_spec(tmp_path, "two", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    d = store.plan(tmp_path / "store", run)
+    store.set_status(d, "interrupted", pid=111, error="interrupted: SIGTERM")  # an earlier attempt's
+    monkeypatch.setattr(store, "LOCK_WAIT_S", 0.2)  # how long the runner waits for the lock: not the test's point
+    holder = _held_elsewhere(d)
+    try:
+        _record_stop(d, pid=222, signum=signal.SIGINT)  # this runner's child, which never got to record a word
+        status = store.read_json(d / "status.json")
+        assert (status["state"], status["pid"], status["error"]) == ("running", holder.pid, None)
+    finally:
+        holder.kill()
+        holder.wait()
