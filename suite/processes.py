@@ -44,20 +44,52 @@ def handle(signals: Iterable[int], handler: Callable[[int, Any], Any]) -> dict[i
     return previous
 
 
+class Stops:
+    """The handler `sigterm_raises` installs: a stop signal raises (KeyboardInterrupt for SIGINT,
+    as Python's own handler does; Terminated for `STOPS`), except within `held()`."""
+
+    def __init__(self) -> None:
+        self._holding = False
+        self._came: int | None = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self._holding:
+            self._came = self._came or signum  # the first: the one the user sent
+            return
+        raise _stopping(signum)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """A stop signal that comes within the block is raised at its end, for steps a signal must
+        not cut in two: a child started but not yet tracked by its runner (which then neither told
+        it to stop nor recorded its run), or an ended child taken off the list and not yet booked."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+            came, self._came = self._came, None
+            if came is not None:
+                raise _stopping(came)
+
+
+def _stopping(signum: int) -> KeyboardInterrupt:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
 @contextlib.contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP (`STOPS`) raise Terminated (signal handlers live in the
-    main thread only)."""
+def sigterm_raises() -> Iterator[Stops]:
+    """Within the block, SIGTERM and SIGHUP (`STOPS`) raise Terminated, and SIGINT raises
+    KeyboardInterrupt as Python's own handler does, through the `Stops` yielded, whose `held()`
+    holds any of them back (signal handlers live in the main thread only: elsewhere nothing
+    changes, and nothing is held)."""
+    stops = Stops()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stops
         return
-
-    def handler(signum: int, frame: object) -> None:
-        raise Terminated(signum)
-
-    previous = handle(STOPS, handler)
+    previous = handle((signal.SIGINT, *STOPS), stops)
     try:
-        yield
+        yield stops
     finally:
         for signum, earlier in previous.items():
             signal.signal(signum, earlier)

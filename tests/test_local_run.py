@@ -1380,3 +1380,69 @@ def test_recording_a_stop_leaves_a_run_another_process_holds_alone(tmp_path, mon
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_signal_to_the_runner_as_it_starts_a_run_stops_that_run_too(tmp_path, monkeypatch):
+    """`kill RUNNER` in the instant after it started a run's process and before it tracked it: the
+    runner stopped the others and left that one untold (it trained on until the runner's exit sent
+    it SIGTERM) and unrecorded (a failed run being retried, killed while starting, stayed failed,
+    which the plain command the runner prints does not resume). The signal is raised here right
+    after the run's real process has started."""
+    from suite.dispatch import local
+
+    [run] = ablations.expand(ablations.load(_spec(tmp_path, "starting", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    out = tmp_path / "store"
+    d = store.plan(out, run)
+    store.set_status(d, "failed", pid=111, error="ValueError: an earlier attempt")  # retried (--retry-failed)
+    popen, children = subprocess.Popen, []
+
+    def started(command, **kwargs):  # the run's process, still starting (importing torch) when the signal comes
+        children.append(popen([sys.executable, "-c", "import time; time.sleep(60)"], **kwargs))
+        signal.raise_signal(signal.SIGTERM)  # handled at once, as a signal from outside would be
+        return children[-1]
+
+    monkeypatch.setattr(local.subprocess, "Popen", started)
+    try:
+        outcome = local.run_local([run], out, progress=False)
+        assert children[0].poll() == -signal.SIGTERM  # told, and waited for
+    finally:
+        children[0].kill()
+        children[0].wait()
+    assert outcome.interrupted == signal.SIGTERM
+    assert (store.state_of(d).state, store.state_of(d).note) == ("interrupted", "interrupted: SIGTERM")
+
+
+@pytest.mark.parametrize("code", [0, 143])
+def test_ctrl_c_as_the_runner_books_an_ended_run_leaves_it_booked(tmp_path, monkeypatch, code):
+    """Ctrl-C in the instant after the runner took an ended run's process off its list, before it
+    booked it: a done run was counted among the runs not finished, and a run whose process a
+    signal ended while still starting kept an earlier attempt's record (failed), which the plain
+    command the runner prints does not resume. Ctrl-C comes here as the runner starts booking."""
+    from suite.dispatch import local
+
+    [run] = ablations.expand(ablations.load(_spec(tmp_path, "booking", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    out = tmp_path / "store"
+    d = store.plan(out, run)
+    store.set_status(d, "failed", pid=111, error="ValueError: an earlier attempt")
+    popen, settle = subprocess.Popen, local._settle
+
+    def ended(command, **kwargs):  # done (its result written), or stopped by SIGTERM before a word
+        if code == 0:
+            store.write_result(d, {"run_id": d.name, "metrics": {"top1_err": 6.5}})
+        child = popen([sys.executable, "-c", f"raise SystemExit({code})"], **kwargs)
+        child.wait()
+        return child
+
+    def ctrl_c_then_settle(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        return settle(*args, **kwargs)
+
+    monkeypatch.setattr(local.subprocess, "Popen", ended)
+    monkeypatch.setattr(local, "_settle", ctrl_c_then_settle)
+    outcome = local.run_local([run], out, progress=False, poll_s=0.01)
+    assert outcome.interrupted == signal.SIGINT
+    if code == 0:
+        assert outcome.done == [d.name] and store.state_of(d).state == "done"
+    else:
+        assert outcome.stopped == [d.name]
+        assert (store.state_of(d).state, store.state_of(d).note) == ("interrupted", "interrupted: SIGTERM")

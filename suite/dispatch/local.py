@@ -74,7 +74,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
     queue = list(planned)
     # announced: `suite status` in another terminal tells the runs still to start from missing ones;
     # SIGTERM or SIGHUP stops the children as Ctrl-C does
-    with queued.announced(out, [d.name for d in queue]) as announced, processes.sigterm_raises():
+    with queued.announced(out, [d.name for d in queue]) as announced, processes.sigterm_raises() as stops:
         try:
             while queue or active:
                 while queue and len(active) < max_parallel:
@@ -84,25 +84,27 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                         outcome.skipped.append(d.name)
                         book(d, why)
                         continue
-                    try:
-                        if afresh:
-                            start_afresh([planned[d]], out)
-                        log = open(d / "log.txt", "ab")
-                    except OSError as exc:
-                        book(d, _unwritable(d, exc, outcome))
-                        continue
-                    with log:  # the child has its own copy of the descriptor
-                        child = subprocess.Popen([sys.executable, "-m", "suite.execute", str(d)], stdout=log,
-                                                 stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
-                    active[child] = d
+                    with stops.held():  # from archiving (--force) to tracking: a started run is told to stop
+                        try:
+                            if afresh:
+                                start_afresh([planned[d]], out)
+                            log = open(d / "log.txt", "ab")
+                        except OSError as exc:
+                            book(d, _unwritable(d, exc, outcome))
+                            continue
+                        with log:  # the child has its own copy of the descriptor
+                            child = subprocess.Popen([sys.executable, "-m", "suite.execute", str(d)], stdout=log,
+                                                     stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+                        active[child] = d
                 time.sleep(poll_s)
                 for child in [c for c in active if c.poll() is not None]:
-                    d = active.pop(child)
-                    try:
-                        ended = _settle(child.returncode, d, planned[d], outcome, pid=child.pid, threads=threads)
-                    except OSError as exc:
-                        ended = _unwritable(d, exc, outcome)
-                    book(d, ended)
+                    with stops.held():  # an ended run leaves the list booked (counted, its end recorded)
+                        d = active.pop(child)
+                        try:
+                            ended = _settle(child.returncode, d, planned[d], outcome, pid=child.pid, threads=threads)
+                        except OSError as exc:
+                            ended = _unwritable(d, exc, outcome)
+                        book(d, ended)
         except KeyboardInterrupt as stop:
             outcome.interrupted = stop.signum if isinstance(stop, processes.Terminated) else signal.SIGINT
             for child in active:
