@@ -709,17 +709,22 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_queued(frame: pandas.DataFrame, waiting: Mapping[str, str]) -> None:
+def _print_queued(frame: pandas.DataFrame, waiting: Mapping[str, tuple[str, ...]]) -> None:
     """Which of the runs the store counts missing (or interrupted, failed, cancelled: their last
-    attempt) a local `suite run` has planned and is about to start (`waiting`: `queued.queued`)."""
+    attempt) local `suite run`s have planned and are about to start (`waiting`: `queued.queued`):
+    a run queued in two of them is said to be in both, not in one (stopping that one would not
+    keep the run from starting)."""
     idle = frame[frame["status"].isin(["missing", "interrupted", "failed", "cancelled"])]
-    by: dict[tuple[str, str], int] = {}
+    by: dict[tuple[tuple[str, ...], str], int] = {}
     for rid, state in zip(idle["run_id"], idle["status"]):
         if rid in waiting:
             by[waiting[rid], state] = by.get((waiting[rid], state), 0) + 1
     for (who, state), n in by.items():
-        print(f"  {n} of the {state} {'is' if n == 1 else 'are'} queued in a local `suite run` ({who}), "
-              f"which starts {'it' if n == 1 else 'them'} in turn")
+        it = "it" if n == 1 else "them"
+        where = f"a local `suite run` ({who[0]}), which starts {it} in turn" if len(who) == 1 else \
+            f"{len(who)} local `suite run`s ({', '.join(who)}): whichever reaches {'it' if n == 1 else 'each'} " \
+            "first starts it"
+        print(f"  {n} of the {state} {'is' if n == 1 else 'are'} queued in {where}")
 
 
 # The states of runs `suite run` did something with: none of a spec's runs in them hints at other overrides.

@@ -1293,7 +1293,7 @@ def test_status_says_queued_only_of_runs_not_started(capsys):
     from suite.cli import _print_queued
 
     frame = pandas.DataFrame({"run_id": ["a", "b", "c", "d"], "status": ["done", "running", "pending", "missing"]})
-    _print_queued(frame, dict.fromkeys("abcd", "pid 1 on vm"))
+    _print_queued(frame, dict.fromkeys("abcd", ("pid 1 on vm",)))
     assert capsys.readouterr().out == \
         "  1 of the missing is queued in a local `suite run` (pid 1 on vm), which starts it in turn\n"
 
@@ -1446,3 +1446,41 @@ def test_ctrl_c_as_the_runner_books_an_ended_run_leaves_it_booked(tmp_path, monk
     else:
         assert outcome.stopped == [d.name]
         assert (store.state_of(d).state, store.state_of(d).note) == ("interrupted", "interrupted: SIGTERM")
+
+
+def test_status_names_every_local_runner_a_run_is_queued_in(tmp_path, capsys):
+    """Two `suite run`s of one spec (two terminals) queue the same runs: `suite status` named only
+    the runner whose list it read last, as if stopping that one would keep the runs from starting.
+    Here this process announces its queue as a runner does, and a second real process its own."""
+    import socket
+
+    import pandas
+
+    from suite.cli import _print_queued
+    from suite.dispatch import queued
+
+    out = tmp_path / "store"
+    other = textwrap.dedent("""\
+        import sys
+        from pathlib import Path
+        from suite.dispatch import queued
+        with queued.announced(Path(sys.argv[1]), ["b", "c"]):
+            print("announced", flush=True)
+            sys.stdin.readline()
+    """)
+    runner = subprocess.Popen([sys.executable, "-c", other, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert runner.stdout.readline() == "announced\n"
+        with queued.announced(out, ["a", "b"]):
+            waiting = queued.queued(out)
+    finally:
+        runner.communicate("\n", timeout=30)
+    me, them = f"pid {os.getpid()} on {socket.gethostname()}", f"pid {runner.pid} on {socket.gethostname()}"
+    assert {rid: set(who) for rid, who in waiting.items()} == {"a": {me}, "b": {me, them}, "c": {them}}
+    frame = pandas.DataFrame({"run_id": ["a", "b", "c"], "status": ["missing", "missing", "interrupted"]})
+    _print_queued(frame, {"a": (me,), "b": (me, them), "c": (them,)})
+    assert capsys.readouterr().out.splitlines() == [
+        f"  1 of the missing is queued in a local `suite run` ({me}), which starts it in turn",
+        f"  1 of the missing is queued in 2 local `suite run`s ({me}, {them}): whichever reaches it first starts it",
+        f"  1 of the interrupted is queued in a local `suite run` ({them}), which starts it in turn"]

@@ -90,11 +90,13 @@ def _take(lock_path: Path) -> int | None:
     return None
 
 
-def queued(out: Path) -> dict[str, str]:
-    """The runs the live local runners of the store have still to start: run id -> which runner
-    ('pid N on HOST'). The lists of runners that died are removed on the way."""
+def queued(out: Path) -> dict[str, tuple[str, ...]]:
+    """The runs the live local runners of the store have still to start: run id -> which runners
+    ('pid N on HOST'). Two `suite run`s of one spec queue the same runs: each is started by the
+    first to reach it, so stopping one of them leaves it to the other. The lists of runners that
+    died are removed on the way."""
     folder = Path(out) / "runs" / DIR
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, ...]] = {}
     try:
         announcements = sorted(folder.glob("*.json"))
     except OSError:
@@ -108,7 +110,8 @@ def queued(out: Path) -> dict[str, str]:
         except (OSError, ValueError, TypeError, KeyError):
             continue  # half gone with its runner, or not the suite's
         if isinstance(runs, list):
-            found.update(dict.fromkeys(map(str, runs), who))
+            for run_id in map(str, runs):
+                found[run_id] = (*found.get(run_id, ()), who)
     return found
 
 
