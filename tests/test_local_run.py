@@ -1299,8 +1299,8 @@ def test_status_says_queued_only_of_runs_not_started(capsys):
 
 
 # Another process executing a run, as a second `suite run`'s child does: it takes the run's lock
-# with the suite's own code and records the run running; told (a line on its stdin), it records the
-# run failed and lets the lock go.
+# with the suite's own code and records the run running; told how it ends (a line on its stdin:
+# failed, interrupted), it records the run so and lets the lock go.
 HOLDER = """\
 import os, sys
 from pathlib import Path
@@ -1310,23 +1310,26 @@ lock = store.run_lock(d)
 lock.acquire(timeout=0)
 store.set_status(d, "running", pid=os.getpid(), error=None)
 print("held", flush=True)
-sys.stdin.readline()
-store.set_status(d, "failed", error="failed in the other process")
+state = sys.stdin.readline().strip()
+store.set_status(d, state, error=f"{state} in the other process")
 lock.release()
 """
 
 
+_POPEN = subprocess.Popen  # the real one, while a test stands in for the runner's
+
+
 def _held_elsewhere(d: Path) -> subprocess.Popen:
     """A process of its own holding run `d`'s lock (HOLDER), once it says so."""
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(d)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    holder = _POPEN([sys.executable, "-c", HOLDER, str(d)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True)
     assert holder.stdout.readline() == "held\n"
     return holder
 
 
-def _let_go(holder: subprocess.Popen) -> None:
-    """The HOLDER records its run failed and ends."""
-    holder.communicate("go\n", timeout=30)
+def _let_go(holder: subprocess.Popen, state: str = "failed") -> None:
+    """The HOLDER records its run `state` and ends."""
+    holder.communicate(f"{state}\n", timeout=30)
     assert holder.returncode == 0
 
 
@@ -1484,3 +1487,38 @@ def test_status_names_every_local_runner_a_run_is_queued_in(tmp_path, capsys):
         f"  1 of the missing is queued in a local `suite run` ({me}), which starts it in turn",
         f"  1 of the missing is queued in 2 local `suite run`s ({me}, {them}): whichever reaches it first starts it",
         f"  1 of the interrupted is queued in a local `suite run` ({them}), which starts it in turn"]
+
+
+def test_a_run_left_to_another_runner_that_stopped_it_since_is_counted_interrupted(tmp_path, monkeypatch, capsys):
+    """One spec run in two terminals: this runner's child found a run held by the other runner's,
+    and the console said it was left to the process executing it; that runner was then stopped
+    (its terminal closed) and its run recorded interrupted. This runner's final count said the run
+    was left to a process executing it, which no process did: it counts it interrupted, which the
+    same command resumes."""
+    from suite.dispatch import local
+    from suite.execute import BUSY_EXIT
+
+    spec = _spec(tmp_path, "two", "  lr: [0.05]")
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    out = tmp_path / "store"
+    d = store.run_dir(out, run.run_id)
+    popen, holders = subprocess.Popen, []
+
+    def busy(command, **kwargs):  # this runner's child, finding the run's lock held by the other's
+        holders.append(_held_elsewhere(d))  # which took the run once this runner had planned it
+        child = popen([sys.executable, "-c", f"raise SystemExit({BUSY_EXIT})"], **kwargs)
+        child.wait()
+        _let_go(holders[0], "interrupted")  # the other runner stopped, its run recorded so
+        return child
+
+    monkeypatch.setattr(local.subprocess, "Popen", busy)
+    try:
+        assert main(["run", str(spec), "--out", str(out), "--no-progress", *FAST]) == 1
+    finally:
+        for holder in holders:
+            if holder.poll() is None:
+                holder.kill()
+    printed = capsys.readouterr().out
+    assert f"run {d.name} left to the process running it (1 of 1)" in printed  # so it was, then
+    assert "0 done, 0 failed, 1 interrupted (out:" in printed and "left to the other process" not in printed
+    assert f"the same command resumes the interrupted runs: suite run {spec}" in printed

@@ -105,6 +105,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                         except OSError as exc:
                             ended = _unwritable(d, exc, outcome)
                         book(d, ended)
+            _stopped_elsewhere(out, outcome)
         except KeyboardInterrupt as stop:
             outcome.interrupted = stop.signum if isinstance(stop, processes.Terminated) else signal.SIGINT
             for child in active:
@@ -123,6 +124,15 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
         finally:
             bar.close()
     return outcome
+
+
+def _stopped_elsewhere(out: Path, outcome: Outcome) -> None:
+    """Book as stopped the runs left to another process that has stopped them since (the other
+    `suite run` of the spec interrupted): the console said they were left to a process executing
+    them, and at the end no process does; the same command resumes them, as it does this one's."""
+    for run_id in [r for r in outcome.busy if store.state_of(store.run_dir(out, r)).state == "interrupted"]:
+        outcome.busy.remove(run_id)
+        outcome.stopped.append(run_id)
 
 
 def _settled_meanwhile(d: Path, seen: str) -> str | None:
