@@ -243,6 +243,11 @@ _PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:
     """In the child before exec: SIGTERM when the runner dies, even by SIGKILL (Linux's
-    PR_SET_PDEATHSIG), so the run records itself interrupted instead of training on unowned."""
+    PR_SET_PDEATHSIG), so the run records itself interrupted instead of training on unowned.
+
+    Left open: a runner that dies between the fork and this call sends nothing, and the run
+    trains on unowned (recording its own end). Its stop signals are held over that instant
+    (`Stops.held`), so only SIGKILL or a crash of the runner in that instant can do it
+    (checking os.getppid() after the call would close it too)."""
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
