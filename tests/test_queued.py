@@ -33,7 +33,7 @@ def test_the_list_of_a_runner_killed_9_is_removed_by_the_next_status(tmp_path):
     holds the lock); the next read of the queues removes them."""
     proc, _ = _runner(tmp_path, ["a", "b"])
     name = f"{os.uname().nodename}-{proc.pid}"
-    assert queued.queued(tmp_path) == dict.fromkeys(["a", "b"], f"pid {proc.pid} on {os.uname().nodename}")
+    assert queued.queued(tmp_path) == dict.fromkeys(["a", "b"], (f"pid {proc.pid} on {os.uname().nodename}",))
     os.kill(proc.pid, signal.SIGKILL)
     proc.join()
     assert _files(tmp_path) == {f"{name}.json", f"{name}.lock"}
@@ -78,7 +78,7 @@ def test_a_runner_whose_lock_is_removed_as_it_takes_it_takes_the_one_at_the_path
 
     monkeypatch.setattr(queued.fcntl, "flock", status_first)
     with queued.announced(tmp_path, ["a"]):
-        assert raced == [False] and queued.queued(tmp_path) == {"a": f"pid {os.getpid()} on {os.uname().nodename}"}
+        assert raced == [False] and queued.queued(tmp_path) == {"a": (f"pid {os.getpid()} on {os.uname().nodename}",)}
 
 
 def test_a_runner_that_cannot_list_the_other_runners_files_still_announces_its_queue(tmp_path, monkeypatch):
@@ -91,4 +91,4 @@ def test_a_runner_that_cannot_list_the_other_runners_files_still_announces_its_q
 
     monkeypatch.setattr(Path, "glob", refused)
     with queued.announced(tmp_path, ["a"]):
-        assert queued.queued(tmp_path) == {"a": f"pid {os.getpid()} on {os.uname().nodename}"}
+        assert queued.queued(tmp_path) == {"a": (f"pid {os.getpid()} on {os.uname().nodename}",)}
