@@ -316,6 +316,22 @@ def test_a_wrong_label_is_named_by_its_key_and_line_as_the_file_writes_them(tmp_
     assert (err.key, err.line) == ("labels.model.zero_init_residual.values.True", 12)
 
 
+def test_a_typo_in_a_labelled_grid_value_is_named_where_the_grid_gives_it(tmp_path):
+    """A relation misspelt in a copy of a paper's spec was blamed on its label, spelt right, with
+    the typo listed as the valid value: the labels are read before the runs' values are checked."""
+    path = write(tmp_path, "name: bad\nbase: {model: {name: san10_pairwise}}\ngrid:\n"
+                           "  model.relation: [sumation, subtraction]\n"
+                           "labels:\n  model.relation: {values: {summation: Sum, subtraction: Sub}}\n", "bad")
+    with pytest.raises(SuiteError) as err:
+        load(path)
+    assert err.value.key == "labels.model.relation.values.summation"
+    assert f"the axis has sumation ({path}:4), which has no label and looks like it" in err.value.message
+    assert "mend whichever of the two is misspelt" in err.value.message
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: san10_pairwise}}\ngrid: {model.relation: [dot]}\n"
+                             "labels:\n  model.relation: {values: {summation: Sum}}\n")
+    assert "is not a value of model.relation" in err.message and "looks like" not in err.message
+
+
 def test_a_missing_label_names_the_preset_its_value_comes_from(tmp_path):
     """digits is no value the user wrote: every spec's smoke preset trains on it."""
     err = error_of(tmp_path, "name: bad\nbase: {model: {name: resnet26}}\ngrid: {data.name: [cifar10, cifar100]}\n"

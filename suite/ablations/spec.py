@@ -479,6 +479,8 @@ def _labels(value: Any, where: _Where, own: Mapping[str, list[Any]],
             if not any(_same(v, taken) for taken in values[axis]):
                 spelt = [show_value(t) for t in values[axis] if isinstance(v, str) and v in (show(t), str(t))]
                 hint = f" (the grid's {spelt[0]} is not text: write it unquoted)" if spelt else ""
+                if not spelt:  # a typo in the grid ('sumation') shows here first, blamed on the label spelt right
+                    hint = _unlabelled_look_alike(v, values[axis], given, axis, where)
                 raise where.error(f"{show_value(v)} is not a value of {axis}{hint}", *at,
                                   choices=list(dict.fromkeys(map(show_value, values[axis]))))
             _label_text(text, where, *at)
@@ -539,6 +541,22 @@ def _key_as_written(where: _Where, value: Any, *path: str) -> str:
         except yaml.YAMLError:  # a key no plain scalar reads back as (`a: b`): not this one
             continue
     return show_value(value)
+
+
+def _unlabelled_look_alike(label_key: Any, taken: list[Any], given: Mapping[Any, Any], axis: str,
+                           where: _Where) -> str:
+    """A hint naming the axis value, as the spec writes it, that this label key looks like and that
+    has no label of its own: one of the two is misspelt, and the label is read first, before the
+    runs' values are checked against the model's options, so the grid's typo must be named here."""
+    unlabelled = [t for t in taken if isinstance(t, str) and not any(_same(t, k) for k in given)]
+    near = close_matches(str(label_key), unlabelled, n=1) if isinstance(label_key, str) else []
+    if not near:
+        return ""
+    line = next((n for path, n in where.lines.items() if path[-1] == axis and path[0] in ("grid", "zip", "presets")),
+                None)  # the grid's, a zip group's or a preset's line of the axis, whichever the file has first
+    at = f"{where.path}:{line}" if line else str(where.path)
+    return (f"; the axis has {show_value(near[0])} ({at}), which has no label and looks like it: mend whichever of "
+            "the two is misspelt")
 
 
 def _source(value: Any, axis: str, own: Mapping[str, list[Any]],
