@@ -101,6 +101,10 @@ def _lead(run: RunSpec, d: Path, *, progress: bool, env: Dist | None = None) -> 
               file=sys.stderr, flush=True)
         try:
             with _recorded_warnings(d):
+                from suite.measure.env import unseen_gpus
+
+                if why := unseen_gpus(run.config.device):
+                    warnings.warn(why, SuiteWarning)
                 result = _run(run, d, progress=progress)
             store.write_result(d, result)
         except BaseException as exc:

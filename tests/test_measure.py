@@ -631,6 +631,24 @@ def test_a_device_is_one_the_suite_runs_on_and_this_machine_has(monkeypatch):
     assert _device("auto", local_rank=0) == torch.device("cuda", 0)
 
 
+def test_an_auto_run_given_gpus_torch_cannot_see_says_it_runs_on_the_cpu(monkeypatch):
+    """A SLURM job given GPUs (the local cluster's fake ones, or a CPU-only torch on a real node)
+    trained on the CPU without a word: the result was only slow."""
+    from suite.measure.env import unseen_gpus
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert "given GPUs (CUDA_VISIBLE_DEVICES is set) but torch" in unseen_gpus("auto")
+    assert "device auto runs on the CPU" in unseen_gpus(None)
+    assert unseen_gpus("cpu") is None  # asked for: nothing to say
+    for none in ("", "-1", "NoDevFiles"):  # no GPU given
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", none)
+        assert unseen_gpus("auto") is None
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert unseen_gpus("auto") is None  # auto takes the GPU
+
+
 def test_a_cuda_row_records_the_gpu_and_the_cuda_software_it_ran_under(monkeypatch, tmp_path):
     from suite.measure import env
 

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from submitit.core.utils import pickle_load
 
@@ -209,11 +210,15 @@ def test_gpu_job_gets_cuda_visible_devices(tmp_path, capsys, slurm_cluster):
         pytest.skip("cluster started with LOCAL_SLURM_GPUS=0")
     out = tmp_path / "store"
     spec = write_spec(tmp_path, "gpu", {"lr": [0.01]}, cluster={"partition": slurm_cluster.gpu_partition,
-                                                                "gpus_per_node": 1}, device="cpu")
+                                                                "gpus_per_node": 1})
     [rid] = run_ids(spec)
     suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out))
     assert wait(out, [rid]) == {rid: "done"}
     assert status(out, rid)["cuda_visible_devices"] in [str(i) for i in range(slurm_cluster.gpus)]
+    if not torch.cuda.is_available():  # the local cluster's GPUs are the variable only: device auto trained on the CPU
+        said = "this job was given GPUs (CUDA_VISIBLE_DEVICES is set) but torch"
+        assert any(said in w for w in status(out, rid)["warnings"])
+        assert f"warned 1 done run ({rid}): {said}" in suite(capsys, "status", str(spec), "--out", str(out))
 
 
 def test_status_says_why_a_request_the_cluster_cannot_meet_waits(tmp_path, capsys, slurm_cluster, monkeypatch):

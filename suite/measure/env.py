@@ -38,6 +38,18 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
     return device
 
 
+def unseen_gpus(name: str | torch.device | None) -> str | None:
+    """Why an `auto` run given GPUs (CUDA_VISIBLE_DEVICES set, as SLURM sets it for `--gpus-per-node`)
+    runs on the CPU, or None: torch sees no CUDA there (a CPU-only torch, no driver, or the local
+    test cluster's GPUs, which are only the variable), and training on the CPU while the job holds
+    GPUs should be said, not found in a slow result."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    if name not in (None, "auto") or visible in ("", "-1", "NoDevFiles") or torch.cuda.is_available():
+        return None
+    return (f"this job was given GPUs (CUDA_VISIBLE_DEVICES is set) but torch {torch.__version__} sees no CUDA "
+            f"(a CPU-only torch, no driver, or fake GPUs): device auto runs on the CPU; device=cuda makes this an error")
+
+
 def environment(device: str | torch.device | None = None) -> dict[str, Any]:
     """`device` ("cpu", "cuda:0", ...), `device_name` (CPU model from /proc/cpuinfo or CUDA device
     name), `torch_version`, `threads` (torch.get_num_threads(): intra-op threads of CPU kernels),
