@@ -891,6 +891,9 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str], out: Path, sam
             print(f"  held, though no hold was asked (a submission stopped before it released them, or `scontrol "
                   f"hold`): `scontrol release {release}` lets them start; or `{cancel}` cancels the queued runs and "
                   "prints the command that submits them again")
+        if "JobArrayTaskLimit" in reasons:  # the submission's own throttle, not the cluster's
+            print("  JobArrayTaskLimit: waiting their turn, as array_parallelism (`--array-parallelism N`, or the "
+                  "cluster file's or spec's) caps the tasks of one submission running at once")
         for reason, why in NEVER_STARTS.items():
             if reason in reasons:
                 print(f"  {reason}: {why}: these wait until the cluster changes; `suite cancel` with the same "

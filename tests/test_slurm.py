@@ -553,9 +553,13 @@ def test_cancelled_runs_show_cancelled_and_are_not_resubmitted(tmp_path, capsys)
            "--executor slurm --timeout-min 30 --retry-failed" in printed  # the plan says it as the run does
     # Retried and cancelled behind the suite's back again: the new job's end is recorded as well
     # (the first job's recorded state once made it look seen already, and the run stayed running).
-    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--retry-failed")
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--retry-failed", "--array-parallelism", "1")
     retried = status(out, first)["slurm_job_id"]
     assert retried != job and status(out, first)["slurm_state"] is None
+    throttled = status(out, second)["slurm_job_id"]  # waits while the first task runs: the submission's own cap
+    wait_for(lambda: slurm.pending_reasons([throttled]).get(throttled) == "JobArrayTaskLimit", "the throttle", out)
+    assert "JobArrayTaskLimit: waiting their turn, as array_parallelism (`--array-parallelism N`" \
+        in suite(capsys, "status", str(spec), "--out", str(out))
     subprocess.run(["scancel", retried, status(out, second)["slurm_job_id"]], check=True)
     assert wait(out, [first, second], timeout=60) == {first: "cancelled", second: "cancelled"}
     assert f"SLURM job {retried} ended CANCELLED" in status(out, first)["error"]
