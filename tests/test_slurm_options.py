@@ -508,6 +508,8 @@ def test_refresh_records_jobs_that_ended_without_a_result(tmp_path, monkeypatch,
     assert (d / "error.txt").exists() == (state == "failed")  # a log tail explains a failure, not a cancel
     if state == "failed":
         assert f"SLURM job 7_0 ended {slurm_state} without a result" in store.state_of(d).note
+        # the same limit would end it the same way: the user is told what to change
+        assert ("submit it again with a longer timeout_min" in store.state_of(d).note) == (slurm_state == "TIMEOUT")
         error = (d / "error.txt").read_text().splitlines()
         assert len(error) == 50 and error[-1].endswith("oom_kill event")
 

@@ -418,6 +418,13 @@ def slurm_states(job_ids: Iterable[str]) -> dict[str, str]:
     return {j: states.get(j, "UNKNOWN" if answered else NO_ANSWER) for j in ids}
 
 
+# Why a run's job ends TIMEOUT though the run saves and requeues itself before its time limit: the
+# signal is acted on in training (and attacking) only, so measuring or evaluating the model outlasted it.
+# `--retry-failed` with the same limit would end the same way, so the user is told to lengthen it.
+TOO_SHORT = (": its time limit came before the run could save and requeue itself (it does so while training or "
+             "attacking, soon after SLURM's signal, signal_delay_s before the limit; measuring or evaluating the "
+             "model took longer than that): submit it again with a longer timeout_min")
+
 # What a requeued job's `BeginTime` means: SLURM makes it wait a while before it starts again.
 REQUEUED = "requeued, waiting to start again"
 
@@ -580,7 +587,8 @@ def _record_end(d: Path, now: store.RunState, job_id: str, slurm_state: str) -> 
     if slurm_state not in ENDED and log.is_file():
         files.write_text(d / "error.txt", _log_tail(log))
     store.set_status(d, ENDED.get(slurm_state, "failed"), slurm_state=slurm_state,
-                     error=f"SLURM job {job_id} ended {slurm_state} without a result; log: {log}")
+                     error=f"SLURM job {job_id} ended {slurm_state} without a result{TOO_SHORT * (slurm_state == 'TIMEOUT')}"
+                           f"; log: {log}")
 
 
 def _submitted_long_ago(out: Path, run_id: str) -> bool:
