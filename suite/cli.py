@@ -433,6 +433,11 @@ def _print_arrays(n_runs: int, options: ClusterOptions) -> None:
     if not n_runs:
         return
     try:
+        slurm.check_partition(options)
+    except SuiteError as err:
+        print(f"note: a real submission would be refused: {err}")
+        return
+    try:
         size = options.max_array_size or slurm.max_array_size()
     except SuiteError:
         return

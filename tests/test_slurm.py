@@ -288,14 +288,32 @@ def test_status_shows_the_queued_jobs_measuring_done_runs_again(tmp_path, capsys
     assert "measures them again" not in printed  # no advice to submit what is queued
 
 
+def test_a_partition_the_cluster_lacks_is_named_where_it_was_given_before_anything_is_submitted(tmp_path, capsys,
+                                                                                               slurm_cluster):
+    """sbatch's refusal said only 'invalid partition specified', with no partition the cluster has,
+    and the dry run passed it; a refused submission also left a code snapshot in a new store."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "nopart", {"lr": [0.01]}, cluster={"partition": slurm_cluster.partition + "x"})
+    line = spec.read_text().splitlines().index(f"  partition: {slurm_cluster.partition}x") + 1
+    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run")
+    said = f"cluster.partition: this cluster has no partition '{slurm_cluster.partition}x'; did you mean " \
+           f"'{slurm_cluster.partition}'? (`sinfo` lists them) (valid: "
+    assert f"note: a real submission would be refused: {spec}:{line}: {said}" in printed
+    assert main(["run", str(spec), "--executor", "slurm", "--out", str(out)]) == 2
+    assert f"error: {spec}:{line}: {said}" in capsys.readouterr().err
+    assert not (out / "code").exists() and not (out / "runs").exists()
+    assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--partition", "a,nosuch"]) == 2
+    assert "error: <command line>: --partition: this cluster has no partition 'a'" in capsys.readouterr().err
+
+
 def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys):
     out = tmp_path / "store"
     spec = write_spec(tmp_path, "force", {"lr": [0.01, 0.02]})
     run, fresh = ablations.expand(ablations.load(spec))
     d = store.plan(out, run)
     store.write_result(d, {"run_id": run.run_id, "metrics": {"top1_err": 12.5}})
-    assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--force", "--partition", "nosuch"]) == 2
-    assert "sbatch refused the job" in (err := capsys.readouterr().err) and "partition='nosuch' (--partition)" in err
+    assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--force", "--constraint", "nosuch"]) == 2
+    assert "sbatch refused the job" in (err := capsys.readouterr().err) and "constraint='nosuch' (--constraint)" in err
     assert store.state_of(d).state == "done" and not (d / "archive").exists()  # nothing hidden
     assert not store.run_dir(out, fresh.run_id).exists()
     # sbatch takes a job no node can run while it is held; releasing it is refused: undone alike
