@@ -216,7 +216,7 @@ def test_gpu_job_gets_cuda_visible_devices(tmp_path, capsys, slurm_cluster):
     assert wait(out, [rid]) == {rid: "done"}
     assert status(out, rid)["cuda_visible_devices"] in [str(i) for i in range(slurm_cluster.gpus)]
     if not torch.cuda.is_available():  # the local cluster's GPUs are the variable only: device auto trained on the CPU
-        said = "this job was given GPUs (CUDA_VISIBLE_DEVICES is set) but torch"
+        said = "this run was given GPUs (CUDA_VISIBLE_DEVICES is set) but torch"
         assert any(said in w for w in status(out, rid)["warnings"])
         assert f"warned 1 done run ({rid}): {said}" in suite(capsys, "status", str(spec), "--out", str(out))
 

@@ -611,9 +611,9 @@ def _record_end(d: Path, now: store.RunState, job_id: str, slurm_state: str) -> 
         return
     if slurm_state not in ENDED and log.is_file():
         files.write_text(d / "error.txt", _log_tail(log))
+    why = TOO_SHORT if slurm_state == "TIMEOUT" else ""
     store.set_status(d, ENDED.get(slurm_state, "failed"), slurm_state=slurm_state,
-                     error=f"SLURM job {job_id} ended {slurm_state} without a result{TOO_SHORT * (slurm_state == 'TIMEOUT')}"
-                           f"; log: {log}")
+                     error=f"SLURM job {job_id} ended {slurm_state} without a result{why}; log: {log}")
 
 
 def _submitted_long_ago(out: Path, run_id: str) -> bool:

@@ -46,8 +46,8 @@ def unseen_gpus(name: str | torch.device | None) -> str | None:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
     if name not in (None, "auto") or visible in ("", "-1", "NoDevFiles") or torch.cuda.is_available():
         return None
-    return (f"this job was given GPUs (CUDA_VISIBLE_DEVICES is set) but torch {torch.__version__} sees no CUDA "
-            f"(a CPU-only torch, no driver, or fake GPUs): device auto runs on the CPU; device=cuda makes this an error")
+    return (f"this run was given GPUs (CUDA_VISIBLE_DEVICES is set) but torch {torch.__version__} sees no CUDA "
+            "(a CPU-only torch, no driver, or fake GPUs): device auto runs on the CPU; device=cuda makes this an error")
 
 
 def environment(device: str | torch.device | None = None) -> dict[str, Any]:
