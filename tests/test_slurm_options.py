@@ -255,6 +255,10 @@ def test_a_time_limit_too_short_names_where_each_value_came_from(tmp_path):
         options(ablations.load(path), {"signal_delay_s": 90})
     assert f"signal_delay_s=90 (--signal-delay-s) plus the 60 s by which SLURM may signal early must be shorter " \
            f"than the time limit, timeout_min=2 ({path}:6)" in str(err.value)
+    assert "give timeout_min 3 or more, or a smaller signal_delay_s" in str(err.value)  # 90 + 60 < 60 * 3
+    with pytest.raises(SuiteError, match="give timeout_min 4 or more"):  # the defaults' 120 + 60 s is 180 s, not < 180
+        options(ablations.load(path), {"timeout_min": 3})
+    assert options(ablations.load(path), {"timeout_min": 4}).timeout_min == 4
     assert options(ablations.load(path), {"signal_delay_s": 59}).signal_delay_s == 59  # 59 + 60 < 60 * 2
 
 

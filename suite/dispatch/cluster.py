@@ -149,7 +149,9 @@ def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[
             f"signal_delay_s={options.signal_delay_s} ({origin.get('signal_delay_s', 'the default')}) plus the "
             f"{EARLY_SIGNAL_S} s by which SLURM may signal early must be shorter than the time limit, "
             f"timeout_min={options.timeout_min} ({origin.get('timeout_min', 'the default')}), i.e. "
-            f"{options.timeout_min * 60} s: the run could be stopped before it starts training", key="signal_delay_s"))
+            f"{options.timeout_min * 60} s: the run could be stopped before it starts training; give timeout_min "
+            f"{(options.signal_delay_s + EARLY_SIGNAL_S) // 60 + 1} or more, or a smaller signal_delay_s",
+            key="signal_delay_s"))
     if 0 < options.gpus_per_node < options.tasks_per_node:  # two processes on one GPU: NCCL refuses at start
         mistakes.append(SuiteError(
             f"tasks_per_node={options.tasks_per_node} ({origin.get('tasks_per_node', 'the default')}) is more than "
