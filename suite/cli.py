@@ -533,6 +533,12 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
             if not args.dry_run:
                 raise
             print(f"note: a real run would stop before starting any: {err}")
+    if args.dry_run and plan.to_run:  # a real run checks the store first (`_store_dir`); a dry run only looks
+        try:
+            store.check_writable(out, key=_store_key(args))
+        except SuiteError as err:
+            stop = "run would stop before starting any" if options is None else "submission would be refused"
+            print(f"note: a real {stop}: {err}")
     if args.dry_run:
         to_run = {r.run_id for r in plan.to_run}
         problems = {}

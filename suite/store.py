@@ -63,8 +63,13 @@ def run_dir(out: Path, run_id: str) -> Path:
 
 
 def check_writable(out: Path, *, key: str) -> None:
-    """Fail before any run starts when the store cannot hold runs (a file named runs, no permission)."""
-    files.check_writable(Path(out) / "runs", key=key, directory=True)
+    """Fail before any run starts when the store cannot hold runs (a file named runs, no permission),
+    saying what to do: its runs stay readable where they are (`suite status`, `suite report --to`)."""
+    try:
+        files.check_writable(Path(out) / "runs", key=key, directory=True)
+    except SuiteError as err:
+        err.message += f"; give {key} a folder this user can write"
+        raise
 
 
 def newer(record: Any, path: Path) -> SuiteError | None:

@@ -736,10 +736,11 @@ def test_a_store_whose_runs_folder_is_a_file_is_refused_before_any_run(tmp_path,
     out = tmp_path / "results"
     out.mkdir()
     (out / "runs").write_text("not a folder")
-    assert main(["run", "quick", "--out", str(out), "--dry-run"]) == 0  # only looks
-    capsys.readouterr()
+    assert main(["run", "quick", "--out", str(out), "--dry-run"]) == 0  # only looks, and says what a run would meet
+    assert f"note: a real run would stop before starting any: {out / 'runs'}: --out: not a directory" \
+        in capsys.readouterr().out
     assert main(["run", "quick", "--out", str(out), "--no-progress"]) == 2
-    assert f"{out / 'runs'}: --out: not a directory" in capsys.readouterr().err
+    assert f"{out / 'runs'}: --out: not a directory; give --out a folder this user can write" in capsys.readouterr().err
     assert (out / "runs").read_text() == "not a folder"
 
 
