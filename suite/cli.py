@@ -765,7 +765,11 @@ def _print_slurm_warnings(out: Path, frame: pandas.DataFrame) -> None:
         return
     said: dict[str, list[str]] = {}
     for rid in frame.loc[(frame["status"] == "done") & frame["slurm_job_id"].notna(), "run_id"]:
-        for message in (store.state_of(store.run_dir(out, rid)).status or {}).get("warnings") or []:
+        try:  # the status alone: its run's state is known, and a store of thousands would read each result twice
+            status = store.read_json(store.run_dir(out, rid) / "status.json")
+        except SuiteError:  # changed since collect() read it: said (or not) on the next look
+            continue
+        for message in (status.get("warnings") or [] if isinstance(status, dict) else []):
             said.setdefault(str(message), []).append(str(rid))
     for message, ids in said.items():
         shown = " ".join(ids[:SAME_MESSAGE_IDS]) + (" ..." if len(ids) > SAME_MESSAGE_IDS else "")
