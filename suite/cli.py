@@ -472,28 +472,33 @@ def _print_left(left: Sequence[str]) -> None:
               f"{'it' if len(left) == 1 else 'them'} meanwhile (not submitted): {' '.join(left)}")
 
 
-def _refile(out: Path, runs: Sequence[RunSpec], found: Scan, *, dry_run: bool) -> dict[str, str]:
+def _refile(out: Path, runs: Sequence[RunSpec], found: Scan, *,
+            dry_run: bool) -> tuple[dict[str, str], dict[str, str]]:
     """File the runs an older version of the suite stored under other ids (it hashed their config
     otherwise; `found` by `store.scan`) under the ids this version gives them, so that an upgrade
-    does not train them again; `--dry-run` only names them, and returns them (today's id -> the old
-    one) for its plan."""
+    does not train them again; `--dry-run` only names them. Returns (today's id -> the old one) the
+    runs a dry run would file, for its plan, and the runs left where they are because a job or a
+    process may still be writing there: started anew, they would be trained twice and the old one
+    could never be filed (a later `suite run` files them once that has ended)."""
     from suite import store
 
-    unmoved = {}
+    unmoved, waiting = {}, {}
     configs = {r.run_id: r.config for r in runs}
     _note_unreadable(found.unreadable, sys.stdout)
     for old, new in found.moves.items():
-        if dry_run and (problem := store.stored_again(out, old, new)):
+        if problem := store.stored_again(out, old, new):
             print(f"note: run {old}, stored under an older version's id for {new}, is not refiled: {problem}")
+        elif problem := store.in_use(store.run_dir(out, old)) if dry_run else store.refile(out, old, configs[new]):
+            waiting[new] = old
+            print(f"note: run {new} is waiting for its job under the id an older version gave it ({old}), "
+                  f"not started again: {problem}")
         elif dry_run:
             unmoved[new] = old
             print(f"note: run {old} is stored under the id an older version of the suite gave it; "
                   f"`suite run` files it as {new} (its training kept)")
-        elif problem := store.refile(out, old, configs[new]):
-            print(f"note: run {old}, stored under an older version's id for {new}, not refiled: {problem}")
         else:
             print(f"refiled run {old} as {new} (the id this version of the suite gives it; its training kept)")
-    return unmoved
+    return unmoved, waiting
 
 
 def _check_this_machine(configs: Iterable[RunConfig]) -> None:
@@ -518,13 +523,15 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
 
     # Runs submitted earlier: still queued or running (left alone), or ended without a result (recorded).
     found = store.scan(out, [r.run_id for r in runs], spec.name)
-    stored_as = _refile(out, runs, found, dry_run=args.dry_run)
-    busy = {rid for rid, state in slurm.refresh(out, [r.run_id for r in runs]).items() if state in slurm.ALIVE}
-    plan = make_plan(runs, out, retry_failed=args.retry_failed, force=args.force, busy=busy)
+    # before refiling: a job of a run stored under an older id that has ended is recorded so, and the run filed
+    alive = slurm.refresh(out, [*(r.run_id for r in runs), *found.moves])
+    stored_as, waiting = _refile(out, runs, found, dry_run=args.dry_run)
+    busy = {rid for rid, state in alive.items() if state in slurm.ALIVE}
+    plan = make_plan(runs, out, retry_failed=args.retry_failed, force=args.force, busy=busy, elsewhere=waiting)
     _print_counts(spec.name, plan.counts())
     _print_remeasure(plan.remeasure, "measured again, their training kept")
-    refiled = {old for old in found.moves if not store.run_dir(out, old).exists()}
-    _note_runs_elsewhere(out, spec.name, {rid: s for rid, s in found.of_spec.items() if rid not in refiled}, "cancel",
+    said = {old for old in found.moves if not store.run_dir(out, old).exists()} | set(waiting.values())
+    _note_runs_elsewhere(out, spec.name, {rid: s for rid, s in found.of_spec.items() if rid not in said}, "cancel",
                          sys.stdout, states=("pending", "running"))
     if options is None:  # on this machine: a missing data set or device is one error, not one per run
         try:
@@ -545,6 +552,8 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         for run in plan.runs:
             state = plan.states[run.run_id]
             problems[run.run_id] = "  (another process is executing it)" if run.run_id in plan.executing else \
+                f"  (waiting for its job under an older version's id, {waiting[run.run_id]})" \
+                if run.run_id in waiting else \
                 f"  ({state.note})" if state.corrupt else \
                 f"  (measure again: {', '.join(plan.remeasure[run.run_id])})" if run.run_id in plan.remeasure else ""
         # a run an older version stored under another id: `suite run` files it under this one first,

@@ -697,6 +697,22 @@ def stored_again(out: Path, old: str, new: str) -> str | None:
     return f"{dst} exists (the run was stored again under its new id): {src} left as it is" if dst.exists() else None
 
 
+def in_use(d: Path) -> str | None:
+    """Why the run in `d` cannot be moved now (`refile` refuses it), or None: `suite run --dry-run`
+    must neither promise to file it nor start it anew while its job may still write there."""
+    with idle(d) as free:
+        return _in_use(d, free)
+
+
+def _in_use(d: Path, free: bool) -> str | None:
+    """`in_use` for a run whose lock was just probed (`free`: nobody held it)."""
+    if not free:
+        return f"{d}: a process is executing it"
+    if (state := state_of(d).state) in ("pending", "running"):  # a queued job would make the old one again
+        return f"{d}: {state} (its job runs the older version's code); refiled once it has ended"
+    return None
+
+
 def refile(out: Path, old: str, config: RunConfig) -> str | None:
     """Move the run stored as `old` to `config`'s id (the run this version resolved it to: the
     caller has it, so its stored config is not resolved again), with the id in its records and
@@ -707,10 +723,8 @@ def refile(out: Path, old: str, config: RunConfig) -> str | None:
     if taken := stored_again(out, old, new):
         return taken
     with idle(src) as free:
-        if not free:
-            return f"{src}: a process is executing it"
-        if (state := state_of(src).state) in ("pending", "running"):  # a queued job would make the old one again
-            return f"{src}: {state} (its job runs the older version's code); refiled once it has ended"
+        if problem := _in_use(src, free):
+            return problem
         for name in ("config.json", "result.json"):
             path = src / name
             with contextlib.suppress(SuiteError):

@@ -784,3 +784,31 @@ def test_a_queued_job_runs_the_code_of_submission_time(tmp_path):
         (src / "suite" / "execute.py").read_text()
     subprocess.run(["scontrol", "release", recorded["slurm_job_id"].split("_")[0]], check=True)
     assert wait(out, [rid]) == {rid: "done"}
+
+
+def test_a_run_whose_job_is_queued_under_an_older_versions_id_is_not_trained_again_and_filed_once_it_ended(
+        tmp_path, capsys):
+    """A run an older version stored under another id, whose SLURM job is queued there: refile
+    refused to move it, yet `suite run` trained today's id anew (only the spec's own ids counted as
+    busy), after which the old run could never be filed. It now waits for that job, and the next
+    `suite run` after the job ended (learning it from SLURM) files the run."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "twin", {"lr": [0.01]})
+    [run] = ablations.expand(ablations.load(spec))
+    planned = store.read_json(store.plan(out, run) / "config.json")
+    old = store.run_dir(out, "0123456789ab")  # as an older version filed it: no id_scheme, another id
+    store.run_dir(out, run.run_id).rename(old)
+    store.write_json(old / "config.json", {k: v for k, v in planned.items() if k != "id_scheme"}
+                     | {"run_id": old.name})
+    job = subprocess.run(["sbatch", "--parsable", f"--job-name=suite-{PREFIX}twin", f"--output={tmp_path}/%j.out",
+                          "--hold", "--wrap", "sleep 60"], capture_output=True, text=True, check=True).stdout.strip()
+    store.set_status(old, "pending", slurm_job_id=job, submitted_at=store.now(), executor="slurm")
+    said = suite(capsys, "run", str(spec), "--out", str(out), "--no-progress")
+    assert f"run {run.run_id} is waiting for its job under the id an older version gave it ({old.name})" in said
+    assert "1 pending" in said and "nothing to run" in said and "of another preset" not in said, said
+    assert not store.run_dir(out, run.run_id).exists() and old.is_dir()
+    subprocess.run(["scancel", job], check=True)
+    wait_for(lambda: slurm.slurm_states([job])[job] not in slurm.ALIVE, "the held job to end", out, timeout=30)
+    said = suite(capsys, "run", str(spec), "--out", str(out), "--no-progress")
+    assert f"refiled run {old.name} as {run.run_id}" in said and "1 cancelled" in said, said
+    assert not old.exists() and store.state_of(store.run_dir(out, run.run_id)).state == "cancelled"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,7 @@ class Plan:
 
 
 def make_plan(runs: list[RunSpec], out: Path, *, retry_failed: bool = False, force: bool = False,
-              busy: Collection[str] = ()) -> Plan:
+              busy: Collection[str] = (), elsewhere: Mapping[str, str] = {}) -> Plan:
     """Missing and interrupted runs always run; failed ones with `retry_failed`; everything with `force`.
 
     A done run measured with other `measure.*` settings runs too: its model is measured again and
@@ -32,8 +32,15 @@ def make_plan(runs: list[RunSpec], out: Path, *, retry_failed: bool = False, for
     Running and pending runs are left alone (another process or a SLURM job owns them), and so are
     the runs in `busy` whatever their directory says (e.g. a SLURM job requeued after its process died)
     and the runs a process is executing (it holds their lock) whatever their status says.
+
+    `elsewhere`: run id -> the id an older version stored it under, for the runs `refile` could not
+    move yet (their job may still be writing there): their state, and whether a process executes
+    them, is read there, so a run whose job is queued under its old id is not started again.
     """
-    states = {r.run_id: store.state_of(store.run_dir(out, r.run_id)) for r in runs}
+    def where(rid: str) -> Path:
+        return store.run_dir(out, elsewhere.get(rid, rid))
+
+    states = {r.run_id: store.state_of(where(r.run_id)) for r in runs}
     wanted = set(store.TO_RUN) | ({"failed", "cancelled"} if retry_failed else set())
     if force:
         wanted |= {"done", "failed", "cancelled"}
@@ -45,7 +52,7 @@ def make_plan(runs: list[RunSpec], out: Path, *, retry_failed: bool = False, for
                 if differences := store.measured_otherwise(r, state.result):
                     remeasure[r.run_id] = differences
     candidates = [r for r in runs if (states[r.run_id].state in wanted or r.run_id in remeasure) and r.run_id not in busy]
-    executing = frozenset(r.run_id for r in candidates if store.executing(store.run_dir(out, r.run_id)))
+    executing = frozenset(r.run_id for r in candidates if store.executing(where(r.run_id)))
     return Plan(runs, states, [r for r in candidates if r.run_id not in executing], remeasure, executing)
 
 
