@@ -44,7 +44,7 @@ from suite import files, idcache
 from suite.ablations.expand import RunSpec
 from suite.config import ID_SCHEME, MEASURE, RunConfig, current_spelling, flatten
 from suite.errors import SuiteError, SuiteWarning, not_utf8
-from suite.metrics import percent
+from suite.metrics import RUN_METRICS, percent
 
 SCHEMA = 1
 STATES = ("done", "failed", "running", "pending", "cancelled", "interrupted", "missing")
@@ -786,8 +786,17 @@ def _row(d: Path, state: RunState) -> dict[str, Any]:
         # setting existed says nothing of it, see MADE_BEFORE): not the latest plan's
         row = {k: v for k, v in row.items() if not k.startswith(MEASURE)}
         row.update(current_spelling(result.get("config", {})))
+        configured = set(row)  # the config's keys (a section naming a column of the run's own is unreadable)
+        clashes = []
         for section in MEASURED:
-            row.update(result.get(section) or {})
+            for key, value in (result.get(section) or {}).items():
+                if key in configured and key not in RUN_METRICS:  # `epochs`, `iterations`: what the run did
+                    clashes.append(f"{section}: {key!r} is named as a config key of the run, so that column holds "
+                                   f"the config's value and this measurement is column '{section}.{key}'")
+                    key = f"{section}.{key}"
+                row[key] = value
+        if clashes:  # the config's value is what the run was: its axis, its comparison with the paper
+            warnings.warn(f"{d / 'result.json'}: {'; '.join(clashes)}", SuiteWarning, stacklevel=3)
         row.update({f"env.{k}": v for k, v in (result.get("env") or {}).items()})
         # a run measured again keeps the environment that trained it: which code made its metrics
         row.update({f"trained_env.{k}": v for k, v in (result.get("trained_env") or {}).items()})

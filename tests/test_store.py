@@ -147,6 +147,23 @@ def test_a_measurement_named_as_the_runs_own_column_is_a_corrupt_record(tmp_path
     assert (row["run_id"], row["status"], row["model.name"]) == (run.run_id, "missing", "resnet26")
 
 
+def test_a_measurement_named_as_a_config_key_keeps_the_configs_column_and_its_own(tmp_path):
+    """A result's `weight_decay: 8.0` overwrote the run's configured weight decay in collect's rows,
+    so reports read the run as trained with 8.0 (its paper comparison too). The config's value now
+    holds the key's column, the measurement is kept as `metrics.weight_decay`, a warning names the
+    file and key, and the run stays done; the run's own `epochs`, what it trained, still wins."""
+    run = make_run()
+    d = finish(tmp_path, run, 3.0)
+    result = store.read_json(d / "result.json")
+    result["metrics"] |= {"weight_decay": 8.0, "epochs": 0.25}
+    store.write_json(d / "result.json", result)
+    with pytest.warns(UserWarning, match=rf"{d / 'result.json'}: metrics: 'weight_decay' is named as a config key"):
+        row = store.collect(tmp_path).iloc[0]
+    assert row["status"] == "done" and row["weight_decay"] == run.config.weight_decay != 8.0
+    assert row["metrics.weight_decay"] == 8.0 and row["epochs"] == 0.25 != run.config.epochs
+    assert "metrics.epochs" not in row
+
+
 def test_a_result_without_run_id_is_of_no_run(tmp_path):
     """A record copied over another run's without its id would be tabulated as that run."""
     ours, other = make_run(0), make_run(1, lr=0.2)
