@@ -797,6 +797,7 @@ def _note_misfiled(out: Path, run_ids: Sequence[str], spec: str, args: argparse.
     missing until `suite run` files them under today's, see `_refile`); the store's scan (old id ->
     new, and the runs of `spec` outside `run_ids`)."""
     from suite import store
+    from suite.dispatch import slurm
 
     found = store.told(out, run_ids, spec)
     _note_unreadable(found.unreadable, file)
@@ -804,10 +805,15 @@ def _note_misfiled(out: Path, run_ids: Sequence[str], spec: str, args: argparse.
         one = len(moves) == 1
         pairs = ", ".join(f"{old} for {new}" for old, new in list(moves.items())[:3])
         pairs += f", and {len(moves) - 3} more" if len(moves) > 3 else ""
+        slurm.refresh(out, moves)  # a job that ended under the old id no longer holds its run
+        waiting = [old for old in moves if store.in_use(store.run_dir(out, old))]
+        shown = ", ".join(waiting[:3]) + (" ..." if len(waiting) > 3 else "")
+        jobs = "its job" if len(waiting) == 1 else "their jobs"
+        wait = f" ({shown}: once {jobs} under the old id ended; not started again until then)" if waiting else ""
         print(f"note: {count(len(moves), 'run')} of these {'is' if one else 'are'} stored under the id an older "
               f"version of the suite gave {'it' if one else 'them'} ({pairs}), "
               f"so counted missing here: `suite run {_same_runs(args)}` files {'it' if one else 'them'} under today's "
-              f"id, training and checkpoint kept", file=file)
+              f"id{wait}, training and checkpoint kept", file=file)
     return found
 
 

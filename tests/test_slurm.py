@@ -803,6 +803,9 @@ def test_a_run_whose_job_is_queued_under_an_older_versions_id_is_not_trained_aga
     job = subprocess.run(["sbatch", "--parsable", f"--job-name=suite-{PREFIX}twin", f"--output={tmp_path}/%j.out",
                           "--hold", "--wrap", "sleep 60"], capture_output=True, text=True, check=True).stdout.strip()
     store.set_status(old, "pending", slurm_job_id=job, submitted_at=store.now(), executor="slurm")
+    said = suite(capsys, "status", str(spec), "--out", str(out))
+    assert f"files it under today's id ({old.name}: once its job under the old id ended; not started again until " \
+        "then)" in said, said
     said = suite(capsys, "run", str(spec), "--out", str(out), "--no-progress")
     assert f"run {run.run_id} is waiting for its job under the id an older version gave it ({old.name})" in said
     assert "1 pending" in said and "nothing to run" in said and "of another preset" not in said, said
