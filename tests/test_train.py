@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 from pathlib import Path
 
@@ -112,7 +113,35 @@ def test_training_minimises_the_san_smoothed_loss():
         out = trainer.model.train()(x).float()
     ours = smoothed_cross_entropy(out, y, 0.9).item()
     assert abs(ours - F.cross_entropy(out, y, label_smoothing=0.9).item()) > 2e-5
-    assert run(config, None, progress=False)["train_loss"] == pytest.approx(ours, rel=0, abs=1e-6)
+    result = run(config, None, progress=False)
+    assert result["train_loss"] == pytest.approx(ours, rel=0, abs=1e-6)
+    wrong = (out.argmax(1) != y).double().mean().item()
+    assert 0 < wrong < 1 and result["train_top1_err"] == pytest.approx(100 * wrong)  # errors, not hits
+
+
+def test_each_step_takes_the_schedules_lr_for_the_steps_before_it():
+    """Step k (0-based) trains at learning_rate(k): in warm-up the first step's lr is lr / warmup."""
+    config = tiny(iterations=1, warmup_epochs=1)  # 11 steps per epoch: a warm-up of 11
+    trainer = Trainer(config, None)
+    trainer.fit()
+    assert trainer.history[-1]["lr"] == pytest.approx(0.05 / 11) == learning_rate(config, 0, 11, 1)
+
+
+def test_the_loop_throughput_leaves_the_evaluation_out(monkeypatch):
+    """loop_samples_per_sec is the training steps' rate; epoch_time_s adds the evaluation."""
+    monkeypatch.setattr(Trainer, "_evaluate", lambda self, view=None: time.sleep(0.1) or (50.0, 50.0))
+    trainer = Trainer(tiny(iterations=2), None)
+    trainer.fit()
+    line = trainer.history[-1]
+    assert line["epoch_time_s"] - 256 / line["loop_samples_per_sec"] >= 0.5  # the test split and 4 views: 5 sleeps
+
+
+def test_best_epoch_is_the_one_with_the_lowest_evaluated_error():
+    trainer = Trainer(tiny(iterations=1), None)
+    trainer.history = [{"epoch": 1, "test_top1_err": 7.0}, {"epoch": 2, "test_top1_err": 5.0},
+                       {"epoch": 3, "test_top1_err": None}, {"epoch": 4, "test_top1_err": 6.0}]
+    final = trainer.final_metrics()
+    assert (final["best_top1_err"], final["best_epoch"], final["top1_err"]) == (5.0, 2, 6.0)
 
 
 @pytest.mark.parametrize("recipe,sgd", [("ran_cifar", (0.9, True, 1e-4)), ("ran_imagenet", (0.9, False, 1e-4)),
@@ -224,10 +253,35 @@ def test_evaluation_counts_on_the_device(monkeypatch):
     assert evaluate(model, loader) == expected
 
 
-def test_iterations_end_with_a_partial_epoch_and_its_evaluation(tmp_path):
+def test_evaluation_runs_the_network_as_at_test_time():
+    """Eval mode (BatchNorm on its running statistics, which the test images then leave alone) and
+    no autograd: a network evaluated in training mode would be scored on each test batch's own
+    statistics and carry the test set's into its next epoch."""
+    from suite.train.loop import evaluate
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bn, self.fc = torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 7)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append((self.training, torch.is_grad_enabled()))
+            return self.fc(self.bn(x))
+
+    model = Probe().train()
+    evaluate(model, [(torch.randn(5, 4) + 3, torch.randint(7, (5,))) for _ in range(2)])
+    assert seen == [(False, False)] * 2
+    assert torch.equal(model.bn.running_mean, torch.zeros(4))
+
+
+def test_iterations_end_with_a_partial_epoch_and_its_evaluation(tmp_path, capsys):
     # eval_every=3: neither epoch 1 nor the partial epoch 2 is due, so only "the last epoch is always
     # evaluated" evaluates the end
     result = run(tiny(iterations=14, eval_every=3), tmp_path, progress=False)
+    log = capsys.readouterr().err  # the partial epoch is the log's second of two, not a second "epoch 1"
+    assert "epoch 1 of 2 (iteration 11/14)" in log and "epoch 2 of 2 (iteration 14/14)" in log
     got = lines(tmp_path)
     assert [x["epoch"] for x in got] == [1, 1.2727]
     assert got[0]["test_top1_err"] is None and got[1]["test_top1_err"] is not None
