@@ -136,3 +136,15 @@ def test_bf16_a_gpu_cannot_run_is_an_error_naming_amp(calls, monkeypatch):
     with pytest.raises(SuiteError) as err:
         autocast("bf16", GPU1)
     assert err.value.key == "amp" and "amp=bf16 is not supported on cuda" in str(err.value)
+
+
+def test_the_training_clock_is_read_after_the_gpu_finished(calls, monkeypatch):
+    """Epoch times and loop_samples_per_sec: CUDA kernels run asynchronously, so a clock read without a
+    synchronise would time the queueing of the epoch's steps, not their run."""
+    import types
+
+    from suite.train import loop
+
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: calls.append(("clock",)) or 1.0)
+    assert loop.Trainer._now(types.SimpleNamespace(device=GPU1)) == 1.0
+    assert calls == [("synchronize", GPU1), ("clock",)]
