@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from suite.errors import SuiteError
-from suite.precision import autocast
+from suite.precision import autocast, grad_scaler
 
 CPU = torch.device("cpu")
 
@@ -17,6 +17,13 @@ def test_each_amp_computes_in_its_dtype(amp, dtype):
         assert torch.nn.functional.linear(torch.randn(2, 3), torch.randn(4, 3)).dtype == dtype
     with autocast("fp32", CPU)():
         assert not torch.is_autocast_enabled("cpu")
+
+
+@pytest.mark.parametrize(("amp", "scaled"), [("fp32", False), ("bf16", False), ("fp16", True)])
+def test_only_fp16_scales_the_loss(amp, scaled):
+    """bfloat16 has float32's range: its gradients need no scaling, whose overflow check would skip
+    steps a diverging run should stop at, and cost a host sync per step."""
+    assert grad_scaler(amp, CPU).is_enabled() is scaled
 
 
 def test_an_unknown_amp_names_the_key_and_the_choices():
