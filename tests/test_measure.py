@@ -33,6 +33,7 @@ from suite.measure.throughput import (
     summarize,
     time_steps,
     train_step,
+    with_batch_backoff,
 )
 from suite.models import create_model, get_model_info, list_models
 from suite.ops import PAIRWISE_RELATIONS, aggregation, pairwise_relation
@@ -53,15 +54,36 @@ def test_gmacs_of_conv_bn_linear_match_hand_count():
         nn.Linear(64, 10),
     )
     model.train()
+    model[4].bias.requires_grad_(False)  # a frozen parameter: counted, not trainable
     c = measure_complexity(model, img_size=8)
     conv = 4 * 4 * 4 * (3 * 3 * 3)  # output elements x (C_in k^2)
     bn = 2 * 4 * 4 * 4  # eval mode: 2 per element
     linear = 64 * 10
     assert c.gmacs * 1e9 == pytest.approx(conv + bn + linear, abs=1e-6)
-    assert c.params == c.trainable_params == 3 * 4 * 9 + 2 * 4 + 64 * 10 + 10
+    assert c.params == c.trainable_params + 10 == 3 * 4 * 9 + 2 * 4 + 64 * 10 + 10
     assert c.macts * 1e6 == pytest.approx(4 * 4 * 4 + 10)  # conv and linear outputs
     assert c.unsupported_ops == {} and "aten::relu" in c.skipped_ops
     assert model.training, "the model's mode must be restored"
+    measure_complexity(model.eval(), img_size=8)
+    assert not model.training, "the model's mode must be restored"
+
+
+def test_a_batch_norm_folded_into_addcmul_costs_what_batch_norm_does():
+    """SAN's streamed gamma folds its BN into one addcmul: the model's total must not change with it."""
+
+    class Folded(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            scale = self.bn.weight * (self.bn.running_var + self.bn.eps).rsqrt()
+            shift = self.bn.bias - self.bn.running_mean * scale
+            return torch.addcmul(shift[:, None, None], x, scale[:, None, None])
+
+    folded = measure_complexity(Folded(), img_size=8, in_chans=4)
+    plain = measure_complexity(nn.BatchNorm2d(4), img_size=8, in_chans=4)
+    assert folded.gmacs * 1e9 == plain.gmacs * 1e9 == pytest.approx(2 * 4 * 8 * 8)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
@@ -233,6 +255,46 @@ def test_throughput_of_a_known_step_time(step, one_thread):
     assert timing.samples_per_sec == pytest.approx(4 / known, rel=0.1)
 
 
+def test_an_inference_step_runs_the_network_as_evaluated():
+    """Eval mode and inference mode, as a trained network is evaluated: in training mode BatchNorm
+    would time batch statistics, and autograd would time (and hold memory for) a graph."""
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append((self.training, torch.is_inference_mode_enabled()))
+            return x.mean((2, 3))
+
+    inference_step(Probe().train(), 2, _settings())()
+    assert seen == [(False, True)]
+
+
+def test_a_training_step_starts_from_no_gradient():
+    """Each timed step is one training step: its gradients replace the last step's (zero_grad), not
+    add to them (and the freed gradients are not in the step's peak memory)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))
+    step = train_step(model, 2, _settings())
+    step()
+    first = model[1].weight.grad.clone()
+    step()  # lr 1e-4: the weights barely moved, so the gradient is about the same, not twice it
+    assert (model[1].weight.grad - first).norm() < 0.05 * first.norm()
+
+
+def test_timed_rounds_rotate_which_step_goes_first():
+    order = []
+    steps = [lambda: order.append("a"), lambda: order.append("b"), lambda: order.append("c")]
+    time_steps(steps, 3, CPU)
+    assert order[-9:] == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]  # after the untimed settling rounds
+
+
+def test_step_time_is_the_median_and_samples_per_sec_the_batch_over_it():
+    """Medians: one step slowed by other load on a shared machine moves neither figure."""
+    timing = summarize([0.1, 0.2, 0.3, 0.4, 10.0], 8)
+    assert (timing.step_time, timing.samples_per_sec) == (pytest.approx(300), pytest.approx(8 / 0.3))
+    assert timing.step_time_iqr == pytest.approx(200)
+
+
 def test_reference_ratio_from_interleaved_steps(one_thread):
     s, model, reference = _settings(steps=4), _Sleepy(0.02), _Sleepy(0.04)
     timings, ratios = profile.benchmark(model, ("infer",), s, MemoryProbe.start(CPU), 4, lambda: reference)
@@ -349,11 +411,23 @@ class _OomAbove(nn.Module):
 
 
 def test_decay_batch_step_follows_timm():
-    sizes, b = [], 256
-    while b:
-        sizes.append(b)
-        b = decay_batch_step(b)
-    assert sizes == [256, 192, 128, 96, 64, 48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1]
+    sizes = [256]
+    while sizes[-1] and len(sizes) < 20:  # bounded: a step that does not shrink fails here, not hangs
+        sizes.append(decay_batch_step(sizes[-1]))
+    assert sizes == [256, 192, 128, 96, 64, 48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1, 0]
+
+
+def test_out_of_memory_at_a_batch_of_one_is_raised_not_retried_with_none():
+    tried = []
+
+    def run(batch: int) -> None:
+        tried.append(batch)
+        if batch:  # an empty batch would "fit": never tried
+            raise RuntimeError("CUDA out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        with_batch_backoff(run, 4)
+    assert tried == [4, 3, 2, 1]
 
 
 @pytest.mark.parametrize(
@@ -392,8 +466,12 @@ def test_cuda_warm_up_and_timed_steps_run_autotuned_as_training(monkeypatch):
     assert tuned[-1] is False  # the CPU's flags are left alone
 
 
-def test_illegal_memory_access_is_never_retried():
-    error = RuntimeError("CUDA error: an illegal memory access was encountered")
+@pytest.mark.parametrize("error", [
+    RuntimeError("CUDA error: an illegal memory access was encountered"),
+    # an out-of-memory error raised after an illegal access: the context is lost, a retry cannot help
+    torch.cuda.OutOfMemoryError("CUDA out of memory; CUDA error: an illegal memory access was encountered"),
+])  # fmt: skip
+def test_illegal_memory_access_is_never_retried(error):
     assert not is_oom(error)
     model, s = _OomAbove(48, error), _settings()
     with pytest.raises(RuntimeError, match="illegal"):
