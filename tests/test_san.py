@@ -499,6 +499,27 @@ def test_backward_hooks_fire_in_training():
     assert sorted(map(id, calls)) == sorted(map(id, hooked))
 
 
+def test_a_hook_on_the_position_encoding_takes_effect_in_inference():
+    """Inference with reflection padding makes p_i - p_j from the position conv's weight without
+    calling it: only while nothing hooks the module (the official configuration, where a hook on
+    sam.position once never fired)."""
+    torch.manual_seed(0)
+    model = _randomise_bn(create_model("san10_pairwise", footprint=3, num_classes=5).double()).eval()
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        plain = model(x)
+    calls = []
+    model.stages[1].blocks[0].sam.position.register_forward_hook(
+        lambda module, args, output: calls.append(module) or output * 100)
+    with torch.no_grad():
+        hooked = model(x)
+        with use_backend("unfold"):
+            expected = model(x)
+    assert len(calls) == 2
+    torch.testing.assert_close(hooked, expected)
+    assert not torch.allclose(hooked, plain)
+
+
 @pytest.mark.parametrize("edit", ["relu_to_identity", "strided_transition", "3x3_stem", "phi_without_bias",
                                   "grouped_gamma_conv"])
 def test_a_replaced_submodule_of_a_fusable_type_is_called(edit):
@@ -743,17 +764,18 @@ def test_position_term_matches_pixel_loops(encoding, padding, k, size):
     nn.init.normal_(sam.position.bias)  # non-zero: p_j = A g_j + b, not A g_j
     expected = _position_term_by_loops(sam.position.weight.flatten(1), sam.position.bias, h, w, k, padding, encoding)
     like = torch.empty(2, 4, h, w, dtype=torch.float64)
-    got = sam._position_term(like)
+    got = sam._position_term(like, streamed=False)
     torch.testing.assert_close(got, expected)
     g = torch.randn_like(got)  # and conv_p's gradients (the grid's sums are 0: a plain sum would hide them)
     params = list(sam.position.parameters())
     for ours, theirs in zip(torch.autograd.grad(got, params, g), torch.autograd.grad(expected, params, g)):
         torch.testing.assert_close(ours, theirs)
         assert encoding == "relative" or ours.abs().sum() > 0  # relative: the bias cancels
-    with torch.no_grad():  # inference (relative with reflection: the cached coordinate differences)
-        torch.testing.assert_close(sam._position_term(like), expected)
+    with torch.no_grad():  # inference, streamed (relative with reflection: the cached coordinate differences) or not
+        for streamed in (True, False):
+            torch.testing.assert_close(sam._position_term(like, streamed=streamed), expected)
         with use_backend("unfold"):
-            torch.testing.assert_close(sam._position_term(like), expected)
+            torch.testing.assert_close(sam._position_term(like, streamed=False), expected)
 
 
 @pytest.mark.slow  # a 224 px trace of each SAN, SAN19's about 3 s

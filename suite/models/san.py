@@ -250,7 +250,7 @@ class SelfAttention(nn.Module):
                 return pairwise_relation(phi, psi, self.relation, k, padding=pad,
                                          position=position[0] if position else None)
 
-            inputs = (phi, psi) if self.position is None else (phi, psi, self._position_term(phi))
+            inputs = (phi, psi) if self.position is None else (phi, psi, self._position_term(phi, streamed=False))
         if self._fused_training():
             bn1, _, conv1, bn2, _, conv2 = self.gamma
             logits = batch_norm_relu_conv(relation, [(bn1, conv1.weight, conv1.bias), (bn2, conv2.weight, conv2.bias)],
@@ -265,12 +265,14 @@ class SelfAttention(nn.Module):
     def _fused_training(self) -> bool:
         return _training_ops() and self.gamma_kind == "official" and _fusable(self.gamma, training=True)
 
-    def _position_term(self, like: Tensor) -> Tensor:
+    def _position_term(self, like: Tensor, streamed: bool) -> Tensor:
         """The position channels of gamma's input (1, 2, K, H*W), after delta's: the same for every
         image, so computed once for the batch. p = A g + b is the learned encoding of the grid g.
 
-        - relative (official): p_i - p_j. In inference with reflection padding as A (g_i - g_j) from
-          the cached coordinate differences (a reflected neighbour is a pixel of the map). Zero
+        - relative (official): p_i - p_j. `streamed` (`_weights_streamed`, a `_fusable` module's
+          inference) with reflection padding as A (g_i - g_j) from the cached coordinate
+          differences (a reflected neighbour is a pixel of the map), without calling the position
+          conv: elsewhere it is called, so its hooks fire. Zero
           padding makes p_j = 0 at outside neighbours, so p_i - p_j = A g_i + b there: computed as
           the official code does.
         - absolute: p_j, the encoding of the neighbour itself, padded as p is for the relative term
@@ -283,7 +285,7 @@ class SelfAttention(nn.Module):
         """
         h, w = like.shape[-2:]
         window = Window(self.kernel_size, padding=self.padding)
-        if self.position_encoding == "relative" and _inference() and self.padding == "reflect":
+        if streamed and self.position_encoding == "relative" and self.padding == "reflect":
             grid = relative_grid(h, w, window, device=like.device, dtype=like.dtype)
             return torch.matmul(self.position.weight.flatten(1).to(like.dtype), grid.flatten(1)).view(1, *grid.shape)
         p = self.position(position_grid(h, w, device=like.device, dtype=like.dtype))
@@ -297,7 +299,7 @@ class SelfAttention(nn.Module):
         window = Window(self.kernel_size, padding=self.padding)
         n, _, h, w = phi.shape
         if self.mode == "pairwise":
-            position = None if self.position is None else self._position_term(phi)
+            position = None if self.position is None else self._position_term(phi, streamed=True)
             out = workspace("weights", (window.size, n, self.weight_channels, h * w), phi)
             return pairwise_weights_inference(phi, psi, position, self.gamma, self.relation, window,
                                               self.weight_channels, out=out)
