@@ -14,6 +14,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from suite.errors import SuiteError
 from suite.ops import (
+    BACKENDS,
     PAIRWISE_RELATIONS,
     Window,
     aggregation,
@@ -23,6 +24,7 @@ from suite.ops import (
     use_backend,
 )
 from suite.ops.conv import conv1x1
+from suite.ops.gamma import batch_norm_relu_conv, fold_gamma
 
 # (kernel, dilation, height, width): odd sizes, every kernel size and dilation.
 GEOMETRIES = [(3, 1, 5, 7), (3, 2, 9, 6), (5, 1, 5, 7), (5, 2, 9, 6), (7, 1, 9, 6)]
@@ -158,9 +160,20 @@ def test_aggregation_low_precision_close_to_float32(dtype, forward):
     assert torch.allclose(out.float(), expected, atol=2e-2, rtol=2e-2)
 
 
-def test_aggregation_casts_weights_to_input_dtype():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_aggregation_casts_weights_to_input_dtype(backend):
     x, w = torch.randn(1, 4, 5, 5, dtype=torch.bfloat16), torch.randn(1, 2, 9, 25)
-    assert aggregation(x, w, 3).dtype == torch.bfloat16
+    with use_backend(backend):
+        assert aggregation(x, w, 3).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("w_shape", [(2, 2, 9, 12), (1, 2, 25, 12), (1, 2, 9, 10), (1, 3, 9, 12)],
+                         ids=["batch", "footprint", "pixels", "channels"])
+def test_aggregation_refuses_weights_that_do_not_fit(w_shape):
+    """Weights for another footprint would otherwise be read in part (the first K positions), and
+    a weight width that does not divide the values' fails deep inside with a reshape error."""
+    with pytest.raises(ValueError, match=r"does not fit x \(1, 4, 3, 4\) with a 3x3 footprint"):
+        aggregation(torch.randn(1, 4, 3, 4), torch.randn(*w_shape), 3)
 
 
 @pytest.mark.parametrize("requires_grad", [False, True])
@@ -339,9 +352,33 @@ def test_patchwise_relations_name_mismatched_shapes(relation):
         patchwise_relation(torch.randn(1, 3, 5, 4), torch.randn(1, 2, 5, 4), relation, 3)
 
 
+def test_pairwise_relations_refuse_unknown_names_and_mismatched_shapes():
+    x = torch.randn(1, 2, 5, 4)
+    with pytest.raises(ValueError, match="unknown pairwise relation 'softmax'"):
+        pairwise_relation(x, x, "softmax", 3)
+    with pytest.raises(ValueError, match=r"phi \(1, 3, 5, 4\) and psi \(1, 2, 5, 4\)"):
+        pairwise_relation(torch.randn(1, 3, 5, 4), x, "subtraction", 3)
+
+
+def test_gamma_ops_refuse_layers_they_cannot_compute():
+    """Only 1x1 ungrouped convs fold, and a BN folds only into the conv right before it; the models'
+    layout check keeps anything else off these paths, so a direct caller is told here."""
+    nn = torch.nn
+    for layers in ([nn.Conv2d(4, 4, 1, groups=2)], [nn.Conv2d(4, 4, 3)],
+                   [nn.Conv2d(4, 4, 1), nn.ReLU(), nn.BatchNorm2d(4)], [nn.Dropout()]):
+        with pytest.raises(TypeError):
+            fold_gamma(nn.Sequential(*layers).eval())
+    with pytest.raises(TypeError, match="1x1"):
+        batch_norm_relu_conv(nn.Identity(), [(nn.BatchNorm2d(4), torch.randn(4, 4, 3, 3), None)], torch.randn(2, 4, 5, 5))
+
+
 def test_window_validation():
     with pytest.raises(SuiteError, match="odd"):
         Window(4)
+    for options, key in (({"dilation": 0}, "dilation"), ({"padding": "circular"}, "padding")):
+        with pytest.raises(SuiteError) as err:
+            Window(3, **options)
+        assert err.value.key == key
     with pytest.raises(SuiteError) as err:
         aggregation(torch.randn(1, 4, 3, 3), torch.randn(1, 2, 49, 9), 7)
     assert err.value.key == "padding" and "padding='zeros'" in str(err.value)
