@@ -635,6 +635,7 @@ def test_gamma_variants_have_the_documented_layers():
         ("san10_patchwise", {"transforms": "tied"}, "transforms"),
         ("san10_pairwise", {"transforms": True}, "transforms"),
         ("resnet26", {"num_classes": 0}, "num_classes"),
+        ("san10_pairwise", {"num_classes": 0}, "num_classes"),
     ],
 )
 def test_invalid_options_raise_suite_error(name, options, key):
@@ -1204,3 +1205,51 @@ def test_torch_compile_of_a_patchwise_block_after_a_pairwise_one():
         compiled.eval()
         with torch.no_grad():
             compiled(x)
+
+
+@pytest.mark.parametrize("name", SAN_MODELS)
+def test_every_san_model_defaults_to_the_official_configuration(name):
+    """The official configs: footprint 7 (stage 0 keeps 3), share_planes 8, reflection padding,
+    separate transformations, the official gamma; pairwise subtraction with relative positions,
+    patchwise concatenation. Parameter counts cannot tell a pairwise footprint, the padding or an
+    absolute encoding from the official one, so the defaults are pinned here."""
+    pairwise = name.endswith("_pairwise")
+    assert get_model_info(name).defaults == {
+        "relation": "subtraction" if pairwise else "concatenation", "footprint": 7,
+        "position_encoding": "relative" if pairwise else "none", "gamma": "official", "share_planes": 8,
+        "padding": "reflect", "transforms": "separate", "num_classes": 1000,
+    }
+
+
+def test_the_edge_values_of_footprint_and_share_planes_are_accepted():
+    """1x1 is an odd footprint (attention on the pixel itself); share_planes may be any divisor of
+    the narrowest stage's value width, 16, and only those are offered."""
+    for options in ({"footprint": 1}, {"share_planes": 1}, {"share_planes": 16}):
+        resolve_model_kwargs("san10_pairwise", options)
+    for share in (0, -2, 3, 32):
+        with pytest.raises(SuiteError) as err:
+            resolve_model_kwargs("san10_pairwise", {"share_planes": share})
+        assert err.value.key == "share_planes" and err.value.choices == ["1", "2", "4", "8", "16"]
+
+
+def test_a_pairwise_checkpoint_without_its_position_weights_is_not_called_patchwise():
+    """gamma's input (C/16 + 2 channels) still tells the family when every sam.conv_p tensor is gone."""
+    official = random_state_dict(official_layout(0, LAYERS[10], (3, 7, 7, 7, 7), 1000))
+    stripped = {k: v for k, v in official.items() if ".sam.conv_p." not in k}
+    with pytest.raises(SuiteError) as err:
+        load_official_san(create_model("san10_pairwise", position_encoding="none"), stripped)
+    assert err.value.key == "layer0.0.sam.conv_w.0.weight" and "patchwise" not in err.value.message
+    assert "position_encoding" in err.value.message
+
+
+def test_official_checkpoints_without_batch_counters_load_and_other_gammas_are_refused_by_name():
+    """Checkpoints of PyTorch before 0.4.1 have no num_batches_tracked (it only counts BN updates);
+    a model with another gamma is refused by the option, not by the first key that fails to fit."""
+    official = random_state_dict(official_layout(0, LAYERS[10], (3, 7, 7, 7, 7), 1000))
+    older = {k: v for k, v in official.items() if not k.endswith("num_batches_tracked")}
+    model = load_official_san(create_model("san10_pairwise"), older)
+    assert model.stages[1].blocks[0].sam.phi.weight.equal(official["layer1.0.sam.conv1.weight"])
+    for gamma in ("linear", "lrl"):
+        with pytest.raises(SuiteError) as err:
+            load_official_san(create_model("san10_pairwise", gamma=gamma), official)
+        assert err.value.key == "gamma" and err.value.choices == ["official"]
