@@ -787,6 +787,7 @@ def _row(d: Path, state: RunState) -> dict[str, Any]:
         row = {k: v for k, v in row.items() if not k.startswith(MEASURE)}
         row.update(current_spelling(result.get("config", {})))
         configured = set(row)  # the config's keys (a section naming a column of the run's own is unreadable)
+        measured_in: dict[str, str] = {}  # key -> the section whose value holds its column
         clashes = []
         for section in MEASURED:
             for key, value in (result.get(section) or {}).items():
@@ -794,6 +795,12 @@ def _row(d: Path, state: RunState) -> dict[str, Any]:
                     clashes.append(f"{section}: {key!r} is named as a config key of the run, so that column holds "
                                    f"the config's value and this measurement is column '{section}.{key}'")
                     key = f"{section}.{key}"
+                elif key in measured_in:  # the first section's holds the column, as the config's does
+                    clashes.append(f"{section}: {key!r} is measured in {measured_in[key]} too, so that column holds "
+                                   f"{measured_in[key]}'s value and this measurement is column '{section}.{key}'")
+                    key = f"{section}.{key}"
+                else:
+                    measured_in[key] = section
                 row[key] = value
         if clashes:  # the config's value is what the run was: its axis, its comparison with the paper
             warnings.warn(f"{d / 'result.json'}: {'; '.join(clashes)}", SuiteWarning, stacklevel=3)

@@ -164,6 +164,28 @@ def test_a_measurement_named_as_a_config_key_keeps_the_configs_column_and_its_ow
     assert "metrics.epochs" not in row
 
 
+def test_a_key_measured_in_two_sections_keeps_both(tmp_path):
+    """A result with `gmacs` among its metrics as well as its complexity: the later section's value
+    silently replaced the earlier's in collect's rows, so one measurement was lost unsaid. The
+    first section (metrics, complexity, throughput, attack) holds the key's column, the later one is
+    kept as `<section>.<key>`, a warning names the file, both sections and the key, and the run stays done."""
+    run = make_run()
+    d = finish(tmp_path, run, 3.0)
+    result = store.read_json(d / "result.json")
+    result["metrics"]["gmacs"] = 9.0
+    result["throughput"] = {"gmacs": 7.0, "weight_decay": 8.0}
+    store.write_json(d / "result.json", result)
+    with pytest.warns(UserWarning) as caught:
+        row = store.collect(tmp_path).iloc[0]
+    said = " ".join(str(w.message) for w in caught)
+    assert f"{d / 'result.json'}: " in said
+    assert "complexity: 'gmacs' is measured in metrics too" in said and "column 'complexity.gmacs'" in said
+    assert "throughput: 'gmacs' is measured in metrics too" in said and "column 'throughput.gmacs'" in said
+    assert row["status"] == "done" and row["gmacs"] == 9.0
+    assert (row["complexity.gmacs"], row["throughput.gmacs"]) == (0.5, 7.0)
+    assert row["weight_decay"] == run.config.weight_decay and row["throughput.weight_decay"] == 8.0
+
+
 def test_a_result_without_run_id_is_of_no_run(tmp_path):
     """A record copied over another run's without its id would be tabulated as that run."""
     ours, other = make_run(0), make_run(1, lr=0.2)
