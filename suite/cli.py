@@ -527,7 +527,9 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
     alive = slurm.refresh(out, [*(r.run_id for r in runs), *found.moves])
     stored_as, waiting = _refile(out, runs, found, dry_run=args.dry_run)
     busy = {rid for rid, state in alive.items() if state in slurm.ALIVE}
-    plan = make_plan(runs, out, retry_failed=args.retry_failed, force=args.force, busy=busy, elsewhere=waiting)
+    # a dry run reads the runs it would file where they are: the state they will have once filed
+    plan = make_plan(runs, out, retry_failed=args.retry_failed, force=args.force, busy=busy,
+                     elsewhere={**stored_as, **waiting})
     _print_counts(spec.name, plan.counts())
     _print_remeasure(plan.remeasure, "measured again, their training kept")
     said = {old for old in found.moves if not store.run_dir(out, old).exists()} | set(waiting.values())
@@ -556,25 +558,19 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
                 if run.run_id in waiting else \
                 f"  ({state.note})" if state.corrupt else \
                 f"  (measure again: {', '.join(plan.remeasure[run.run_id])})" if run.run_id in plan.remeasure else ""
-        # a run an older version stored under another id: `suite run` files it under this one first,
-        # and a done one then starts nothing (its state here is the new id's, missing)
-        filed_done = set()
+        # a run an older version stored under another id: `suite run` files it under this one first
         for rid, old in stored_as.items():
-            if rid in to_run:
-                done = store.state_of(store.run_dir(out, old)).state == "done"
-                filed_done |= {rid} if done else set()
-                problems[rid] = f"  (stored as {old} by an older version: filed under this id first" + \
-                    (", done: nothing to run)" if done else ")")
+            problems[rid] = f"  (stored as {old} by an older version: filed under this id first){problems[rid]}"
         plain_done = [r.run_id for r in plan.runs if r.run_id not in to_run and not problems[r.run_id]
                       and plan.states[r.run_id].state == "done"]
         unlisted = set(plain_done) if len(plain_done) > DONE_LISTED else set()
         for run in plan.runs:
             if run.run_id not in unlisted:
-                mark = "file" if run.run_id in filed_done else "run " if run.run_id in to_run else "skip"
+                mark = "run " if run.run_id in to_run else "file" if run.run_id in stored_as else "skip"
                 print(f"  {mark} {run.run_id} {plan.states[run.run_id].state:<11} {run.label()}{problems[run.run_id]}")
         if unlisted:
             print(f"  skip {count(len(unlisted), 'done run')} (listed one by one only up to {DONE_LISTED})")
-        starting = len(plan.to_run) - len(filed_done)
+        starting = len(plan.to_run)
         retry = _retry_hint(args, plan, out, options)
         print(f"{starting} of {count(len(plan.runs), 'run')} would start (out: {out}){retry}")
         if options is not None:

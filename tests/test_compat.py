@@ -87,13 +87,36 @@ def test_status_names_and_run_refiles_an_older_versions_run_instead_of_training_
     assert main(["run", str(spec), "--out", out, "--dry-run"]) == 0
     said = capsys.readouterr().out
     assert f"files it as {run.run_id}" in said
-    assert f"  file {run.run_id} missing" in said and f"(stored as {OLD_ID} by an older version" in said, said
+    assert f"  file {run.run_id} done " in said and f"(stored as {OLD_ID} by an older version" in said, said
     assert "0 of 1 run would start" in said, said  # done under its old id: filing it starts nothing
     assert store.run_dir(tmp_path / "out", OLD_ID).is_dir()  # a dry run moves nothing
     assert main(["run", str(spec), "--out", out, "--no-progress"]) == 0
     said = capsys.readouterr().out
     assert f"refiled run {OLD_ID} as {run.run_id}" in said and "nothing to run" in said
     assert store.state_of(store.run_dir(tmp_path / "out", run.run_id)).state == "done"
+
+
+def test_dry_run_lists_a_run_to_be_filed_in_the_state_it_will_have(tmp_path, capsys):
+    """A run an older version stored under another id was listed in the new id's state (missing):
+    one that failed there was listed to run and counted as starting, yet `suite run` files it and
+    leaves it failed (no --retry-failed). The dry run now lists and counts it as filed, failed."""
+    out = tmp_path / "out"
+    run = old_store(out)
+    old = store.run_dir(out, OLD_ID)
+    (old / "result.json").unlink()
+    store.set_status(old, "failed", error="ValueError: boom")
+    spec = tmp_path / "compat.yaml"
+    spec.write_text(SPEC)
+    assert main(["run", str(spec), "--out", str(out), "--dry-run"]) == 0
+    said = capsys.readouterr().out
+    assert f"  file {run.run_id} failed " in said and f"(stored as {OLD_ID} by an older version" in said, said
+    assert "0 of 1 run would start" in said and "--retry-failed" in said, said
+    assert main(["run", str(spec), "--out", str(out), "--dry-run", "--retry-failed"]) == 0
+    said = capsys.readouterr().out
+    assert f"  run  {run.run_id} failed " in said and "1 of 1 run would start" in said, said
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 0
+    said = capsys.readouterr().out
+    assert f"refiled run {OLD_ID} as {run.run_id}" in said and "nothing to run: 1 failed" in said, said
 
 
 def newer_store(out: Path) -> tuple[RunSpec, Path]:
