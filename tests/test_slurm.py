@@ -316,6 +316,7 @@ def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys)
     assert "sbatch refused the job" in (err := capsys.readouterr().err) and "constraint='nosuch' (--constraint)" in err
     assert store.state_of(d).state == "done" and not (d / "archive").exists()  # nothing hidden
     assert not store.run_dir(out, fresh.run_id).exists()
+    assert not (out / "code").exists() and not (out / "submitit").exists()  # nor the snapshot, nor the pickles
     # sbatch takes a job no node can run while it is held; releasing it is refused: undone alike
     status_before = (d / "status.json").read_text()
     assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--force", "--cpus-per-task", "4096"]) == 2
@@ -324,6 +325,7 @@ def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys)
     assert store.state_of(d).state == "done" and not (d / "archive").exists()  # the result is back in place
     assert (d / "status.json").read_text() == status_before
     assert not store.run_dir(out, fresh.run_id).exists()  # nothing of a run first planned by it stays in the store
+    assert not (out / "code").exists() and not (out / "submitit").exists()
     assert store.collect(out)["run_id"].tolist() == [run.run_id]
     assert not subprocess.run(["squeue", "-h", "--name", "suite-force"], capture_output=True, text=True).stdout.strip()
     suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--force", "--sbatch", "hold")
@@ -332,6 +334,36 @@ def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys)
              "status to say the job is held and how to release it", out, timeout=60)
     assert store.read_json(next((d / "archive").glob("*/result.json")))["metrics"]["top1_err"] == 12.5
     suite(capsys, "cancel", str(spec), "--out", str(out))
+
+
+def test_a_refused_submission_removes_only_the_snapshot_and_submitit_files_it_made(tmp_path, capsys):
+    """A refused sbatch left the new code snapshot and submitit's task pickles and sbatch script in
+    the store. They go; a snapshot that was there before, or that another run's record names (its
+    jobs import it, though someone removed it), stays, and so do the other files in submitit/."""
+    from suite.dispatch import snapshot
+
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "leftovers", {"lr": [0.01, 0.02]})
+    refused = ["run", str(spec), "--executor", "slurm", "--out", str(out), "--constraint", "nosuch"]
+    code = snapshot.take(out)  # there before: another submission's
+    others = out / "submitit"
+    others.mkdir()
+    for name in ("12_0_submitted.pkl", "12_submission.sh", "12_0_0_log.err", f"{'a' * 32}.pkl"):
+        (others / name).write_text("another submission's")
+    assert main(refused) == 2 and "sbatch refused the job" in capsys.readouterr().err
+    assert (code.path / "suite" / "execute.py").is_file() and list((out / "code").iterdir()) == [code.path]
+    assert sorted(p.name for p in others.iterdir()) == ["12_0_0_log.err", "12_0_submitted.pkl", "12_submission.sh",
+                                                        f"{'a' * 32}.pkl"]
+    shutil.rmtree(out / "code")
+    other = store.run_dir(out, "other_run")
+    other.mkdir(parents=True)
+    store.write_json(other / "status.json", {"state": "pending", "code": code.record()})
+    assert main(refused) == 2
+    assert (code.path / "suite" / "execute.py").is_file()
+    (other / "status.json").unlink()
+    shutil.rmtree(out / "code")
+    assert main(refused) == 2
+    assert not (out / "code").exists() and len(list(others.iterdir())) == 4
 
 
 # A local `suite run`'s child as the store sees it: it holds the run's lock, records the run as

@@ -119,7 +119,7 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
     refused submission hides no result. `again` is the command that submits them again with the
     same options; each run records it, so the hints after a cancel or an exhausted requeue budget
     can print it. Refused or interrupted (Ctrl-C, SIGTERM, SIGHUP), it is withdrawn: the held
-    jobs are cancelled and the store is left as it was."""
+    jobs are cancelled and the store is left as it was (`_discard`: no snapshot or submitit file of its own)."""
     if shutil.which("sbatch") is None:
         raise SuiteError("`sbatch` not found: submit from a SLURM login node", key="executor")
     check_partition(options)
@@ -127,6 +127,7 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
         out = Path(out).resolve()
         size = options.max_array_size or max_array_size()
         shares = array_shares(array_lengths(len(runs), size), options.array_parallelism)
+        found = _listing(out)  # what a withdrawn submission removes is what was not there
         code = snapshot.take(out)
         executor = make_executor(out, options, code, name=name)
         planned = {store.run_dir(out, r.run_id) for r in runs if not store.run_dir(out, r.run_id).exists()}
@@ -137,6 +138,7 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
             jobs = submit_arrays(executor, tasks, size, shares)
         except BaseException as err:  # refused or interrupted: nothing queued (submit_arrays withdrew it)
             _parallel(_unplan, list(planned))  # nor planned
+            _discard(out, found, code)
             if isinstance(err, SuiteError):  # sbatch names no option: show what was asked, so the culprit can be found
                 err.message += f" (the options sent, beyond the defaults: {summary(options)})"
             raise
@@ -166,8 +168,47 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
                 _parallel(lambda djb: _restore(djb[0], djb[1].job_id, djb[2], archived.get(djb[0])),
                           list(zip(dirs, jobs, before)))
                 _parallel(_unplan, list(planned))
+                _discard(out, found, code)
             raise
         return Submission({r.run_id: j.job_id for r, j in taken}, arrays, code, [r.run_id for r, _ in left])
+
+
+# What submitit writes in `<out>/submitit/` when it submits (never a job's log or result): each
+# task's pickle and the sbatch script under a temporary name, then renamed after the job id.
+SUBMISSION_FILE = re.compile(r"[0-9a-f]{32}\.pkl|\.submission_file_[0-9a-f]{32}\.sh|\d+(_\d+)?_submitted\.pkl|"
+                             r"\d+_submission\.sh")
+
+
+def _listing(out: Path) -> dict[str, set[str] | None]:
+    """The names in the store's `code/` and `submitit/` folders (None: no such folder)."""
+    return {sub: set(os.listdir(out / sub)) if (out / sub).is_dir() else None for sub in ("code", "submitit")}
+
+
+def _discard(out: Path, found: Mapping[str, set[str] | None], code: snapshot.Snapshot) -> None:
+    """Remove what a withdrawn submission added to the store, so that it is as it was (`found`:
+    `_listing` before it): its code snapshot, unless it was there before or a run's record names it
+    (a job of another submission imports it), submitit's submission files, and the folders it made,
+    if empty. Submissions to a store take turns (`submission_lock`), so none other made them."""
+    runs = [d for d in (out / "runs").iterdir() if d.is_dir()] if (out / "runs").is_dir() else []
+    if code.digest not in (found["code"] or set()) and not any(_parallel(lambda d: _names(d, code), runs)):
+        snapshot.discard(code)
+    folder = out / "submitit"
+    made = _listing(out)["submitit"] or set()
+    for name in made - (found["submitit"] or set()):
+        if SUBMISSION_FILE.fullmatch(name):
+            (folder / name).unlink(missing_ok=True)
+    for sub, names in found.items():
+        if names is None:
+            with contextlib.suppress(OSError):  # not empty: kept
+                (out / sub).rmdir()
+
+
+def _names(d: Path, code: snapshot.Snapshot) -> bool:
+    """Whether the status of the run in `d` names the snapshot `code` (one it cannot read: as if it did)."""
+    try:
+        return code.digest.encode() in (_status_bytes(d) or b"")
+    except OSError:
+        return True
 
 
 def _status_bytes(d: Path) -> bytes | None:

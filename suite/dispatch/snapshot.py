@@ -67,6 +67,17 @@ def take(out: Path) -> Snapshot:
     return snap
 
 
+def discard(snap: Snapshot) -> None:
+    """Remove a snapshot no job will import (that of a withdrawn submission). It is renamed away
+    first, so that a later submission of the same code never finds half of it: it copies it anew."""
+    trash = snap.path.with_name(f".{snap.digest}.{uuid.uuid4().hex}")
+    try:
+        snap.path.rename(trash)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def git_state(package: Path) -> tuple[str | None, bool | None]:
     """The commit of the checkout holding `package` (the `suite` folder), and whether the package
     differs from it, new files in it included (they are imported, and a snapshot copies them); None
