@@ -1049,3 +1049,19 @@ def test_only_rank_0_of_a_preempted_ddp_job_counts_and_requeues_it(tmp_path, mon
         signal.signal(signal.SIGUSR2, handler)
     status = store.state_of(d).status
     assert status["requeues"] == 1 and status["error"].startswith("could not requeue 999999999")
+
+
+def test_cleaning_up_a_withdrawn_submission_never_hides_why_it_was_withdrawn(tmp_path, monkeypatch):
+    """`_discard` runs while sbatch's refusal (or a Ctrl-C) is being raised: a removal this user
+    may not make must leave the files, not replace that error with its own."""
+    (tmp_path / "code" / "abc").mkdir(parents=True)
+    (tmp_path / "submitit").mkdir()
+    (tmp_path / "submitit" / "1_submission.sh").write_text("")
+
+    def refused(snap):
+        raise PermissionError(13, "Permission denied", str(snap.path))
+
+    monkeypatch.setattr(snapshot, "discard", refused)
+    code = snapshot.Snapshot(tmp_path / "code" / "abc", "abc", None, None)
+    slurm._discard(tmp_path, {"code": None, "submitit": None}, code)  # raises nothing
+    assert (tmp_path / "code" / "abc").is_dir()

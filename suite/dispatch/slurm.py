@@ -188,7 +188,13 @@ def _discard(out: Path, found: Mapping[str, set[str] | None], code: snapshot.Sna
     """Remove what a withdrawn submission added to the store, so that it is as it was (`found`:
     `_listing` before it): its code snapshot, unless it was there before or a run's record names it
     (a job of another submission imports it), submitit's submission files, and the folders it made,
-    if empty. Submissions to a store take turns (`submission_lock`), so none other made them."""
+    if empty. Submissions to a store take turns (`submission_lock`), so none other made them.
+    Best effort: a removal refused (permissions) leaves files, never hides why it was withdrawn."""
+    with contextlib.suppress(OSError):
+        _discard_made(out, found, code)
+
+
+def _discard_made(out: Path, found: Mapping[str, set[str] | None], code: snapshot.Snapshot) -> None:
     runs = [d for d in (out / "runs").iterdir() if d.is_dir()] if (out / "runs").is_dir() else []
     if code.digest not in (found["code"] or set()) and not any(_parallel(lambda d: _names(d, code), runs)):
         snapshot.discard(code)
