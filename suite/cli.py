@@ -621,8 +621,8 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         left = [r.run_id for r in plan.to_run if r.run_id not in settled]
         again = sum(rid in plan.remeasure for rid in left)
         which = f" ({again} of them done, to be measured again)" if again else ""
-        print(f"interrupted: {count(len(left), 'run')} not finished{which}; the same command resumes them: "
-              f"suite run {_same_local_runs(args)}")
+        resume = f"{which}; the same command resumes them: suite run {_same_local_runs(args)}" if left else ""
+        print(f"interrupted: {count(len(left), 'run')} not finished{resume}")
         return 128 + outcome.interrupted  # 130 after Ctrl-C, 143 after SIGTERM, as the shell reports them
     return 1 if outcome.failed or outcome.stopped else 0
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -1523,3 +1524,40 @@ def test_a_run_left_to_another_runner_that_stopped_it_since_is_counted_interrupt
     assert f"run {d.name} left to the process running it (1 of 1)" in printed  # so it was, then
     assert "0 done, 0 failed, 1 interrupted (out:" in printed and "left to the other process" not in printed
     assert f"the same command resumes the interrupted runs: suite run {spec}" in printed
+
+
+def test_a_run_found_busy_as_the_runner_is_interrupted_is_left_to_the_process_executing_it(
+        tmp_path, monkeypatch, capsys):
+    """Two `suite run`s of one spec: this one's child finds the run held by the other's and exits
+    BUSY_EXIT, and Ctrl-C reaches this runner before it books the child. The console counted the run
+    `not finished` and told the user to resume it with the same command, while the other process
+    still executed it: it is left to that process, as it is when no signal comes."""
+    from suite.dispatch import local
+    from suite.execute import BUSY_EXIT
+
+    spec = _spec(tmp_path, "two", "  lr: [0.05]")
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    out = tmp_path / "store"
+    d = store.run_dir(out, run.run_id)
+    popen, holders = subprocess.Popen, []
+
+    def busy(command, **kwargs):  # this runner's child, finding the run's lock held by the other's
+        holders.append(_held_elsewhere(d))
+        child = popen([sys.executable, "-c", f"raise SystemExit({BUSY_EXIT})"], **kwargs)
+        child.wait()
+        return child
+
+    def ctrl_c(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(local.subprocess, "Popen", busy)
+    monkeypatch.setattr(local, "time", types.SimpleNamespace(sleep=ctrl_c))  # the runner's first poll; not the CLI's
+    try:
+        assert main(["run", str(spec), "--out", str(out), "--no-progress", *FAST]) == 130
+        assert store.read_json(d / "status.json")["pid"] == holders[0].pid  # its record untouched
+    finally:
+        for holder in holders:
+            _let_go(holder)
+    printed = capsys.readouterr().out
+    assert "0 done, 0 failed, 1 left to the other process executing them (out:" in printed, printed
+    assert "interrupted: 0 runs not finished\n" in printed and "resumes" not in printed, printed

@@ -119,8 +119,11 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                     child.wait()
                 if _done_as_asked(store.state_of(d), planned[d]):  # it finished before the signal, or as it came
                     outcome.done.append(d.name)
-                elif child.returncode != BUSY_EXIT:  # not one left to the process executing it
+                elif child.returncode == BUSY_EXIT:  # left to the process executing it, which records its end
+                    outcome.busy.append(d.name)
+                else:
                     _record_stop(d, child.pid, outcome.interrupted)
+            _stopped_elsewhere(out, outcome)
         finally:
             bar.close()
     return outcome
