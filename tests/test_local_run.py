@@ -920,6 +920,20 @@ def test_a_child_killed_before_it_records_anything_keeps_its_threads_for_the_rer
     assert store.state_of(d).state == "failed" and _recorded_threads(out, [run.run_id]) == " --threads 3"
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_run_process_whose_runner_died_before_it_asked_for_the_runners_death_signal_exits():
+    """A runner killed between the fork and the child's PR_SET_PDEATHSIG call sends the child no
+    signal, and the run trained on unowned. The child compares its parent with the runner's pid
+    taken before the fork: here the pid given is not its parent's, as when the runner has died."""
+    from functools import partial
+
+    from suite.dispatch.local import _die_with_parent
+
+    code = [sys.executable, "-c", "pass"]
+    assert subprocess.run(code, preexec_fn=partial(_die_with_parent, os.getppid())).returncode == 128 + signal.SIGTERM
+    assert subprocess.run(code, preexec_fn=partial(_die_with_parent, os.getpid())).returncode == 0  # its runner lives
+
+
 def test_a_signal_pending_behind_the_first_leaves_no_traceback_in_the_log():
     """Ctrl-C reaches the run, and a SIGTERM follows (`kill` of the runner, which passes it on;
     before, the runner sent SIGTERM after every Ctrl-C): with both pending at once, the

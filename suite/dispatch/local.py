@@ -19,6 +19,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from tqdm import tqdm
@@ -94,7 +95,8 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                             continue
                         with log:  # the child has its own copy of the descriptor
                             child = subprocess.Popen([sys.executable, "-m", "suite.execute", str(d)], stdout=log,
-                                                     stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+                                                     stderr=subprocess.STDOUT, env=env,
+                                                     preexec_fn=partial(_die_with_parent, os.getpid()))
                         active[child] = d
                 time.sleep(poll_s)
                 for child in [c for c in active if c.poll() is not None]:
@@ -244,13 +246,12 @@ _PRCTL = _find_prctl()  # looked up here, not between fork and exec (no dlopen i
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(runner: int) -> None:
     """In the child before exec: SIGTERM when the runner dies, even by SIGKILL (Linux's
     PR_SET_PDEATHSIG), so the run records itself interrupted instead of training on unowned.
-
-    Left open: a runner that dies between the fork and this call sends nothing, and the run
-    trains on unowned (recording its own end). Its stop signals are held over that instant
-    (`Stops.held`), so only SIGKILL or a crash of the runner in that instant can do it
-    (checking os.getppid() after the call would close it too)."""
+    A runner (pid `runner`, taken before the fork) that died before the call sends nothing: the
+    child, adopted by another process by then, exits as that SIGTERM would have ended it."""
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != runner:
+            os._exit(128 + signal.SIGTERM)
