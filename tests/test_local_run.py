@@ -1575,3 +1575,49 @@ def test_a_run_found_busy_as_the_runner_is_interrupted_is_left_to_the_process_ex
     printed = capsys.readouterr().out
     assert "0 done, 0 failed, 1 left to the other process executing them (out:" in printed, printed
     assert "interrupted: 0 runs not finished\n" in printed and "resumes" not in printed, printed
+
+
+def test_a_second_signal_while_the_runner_waits_for_its_runs_kills_them_and_still_records_them(tmp_path, monkeypatch):
+    """Ctrl-C twice: the second came while the runner waited (up to 60 s) for its runs to stop and
+    escaped it, so nothing more was recorded or counted (a retried run stopped while starting kept
+    its earlier `failed`, which the plain command does not resume). Now the second stop signal kills
+    the runs still running, and the runner books them interrupted as after one. The run's stand-in
+    is slow to stop, and the second Ctrl-C comes as the first reaches it."""
+    from suite.dispatch import local
+
+    [run] = ablations.expand(ablations.load(_spec(tmp_path, "twice", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    out = tmp_path / "store"
+    d = store.plan(out, run)
+    store.set_status(d, "failed", pid=111, error="ValueError: an earlier attempt")  # retried (--retry-failed)
+    ready = tmp_path / "ready"
+    slow = textwrap.dedent(f"""\
+        import os, signal, time
+        signal.signal(signal.SIGINT, lambda signum, frame: os.kill(os.getppid(), signal.SIGINT))  # Ctrl-C again
+        open({str(ready)!r}, "w").close()
+        time.sleep(60)
+    """)
+    popen, children = subprocess.Popen, []
+
+    def slow_to_stop(command, **kwargs):
+        children.append(popen([sys.executable, "-c", slow], **kwargs))
+        _wait_for(ready.exists, 30, "the run's stand-in to handle SIGINT")
+        return children[-1]
+
+    def ctrl_c(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(local.subprocess, "Popen", slow_to_stop)
+    monkeypatch.setattr(local, "time", types.SimpleNamespace(sleep=ctrl_c))  # at the first poll
+    started = time.monotonic()
+    try:
+        outcome = local.run_local([run], out, progress=False)
+    except KeyboardInterrupt:
+        pytest.fail("the second Ctrl-C escaped the runner")
+    finally:
+        if children[0].poll() is None:
+            children[0].kill()
+        children[0].wait()
+    assert time.monotonic() - started < 30  # not the 60 s the runner gives a run to stop
+    assert children[0].returncode == -signal.SIGKILL
+    assert outcome.interrupted == signal.SIGINT
+    assert (store.state_of(d).state, store.state_of(d).note) == ("interrupted", "interrupted: SIGINT")

@@ -5,11 +5,13 @@ or a NaN in one run cannot take the others down, and memory is returned between 
 split between concurrent runs so N runs do not oversubscribe the cores. Ctrl-C, SIGTERM or SIGHUP stops
 the children (the signal is passed on: they record themselves as interrupted by it, keeping their
 checkpoints; one stopped before it could record anything, still starting, the runner records so);
-finished runs are never touched, and the next `suite run` starts only what is missing.
+a second signal while they stop kills them, and the runner records them so all the same; finished
+runs are never touched, and the next `suite run` starts only what is missing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -110,22 +112,27 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
             _stopped_elsewhere(out, outcome)
         except KeyboardInterrupt as stop:
             outcome.interrupted = stop.signum if isinstance(stop, processes.Terminated) else signal.SIGINT
-            for child in active:
-                if child.poll() is None:  # the signal the user sent, which the run records (`kill -INT` of the runner)
-                    child.send_signal(outcome.interrupted)
-            for child, d in active.items():
-                try:
-                    child.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            try:  # each run gets 60 s to record its stop (a checkpoint being written, a measurement)
+                for child in active:
+                    if child.poll() is None:  # the signal the user sent, which the run records (`kill -INT` of runner)
+                        child.send_signal(outcome.interrupted)
+                for child in active:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        child.wait(timeout=60)
+            except KeyboardInterrupt:  # a second stop signal: the user will not wait; the runs are killed below
+                pass
+            with contextlib.suppress(KeyboardInterrupt), stops.held():  # a further one: booked all the same
+                for child, d in active.items():
+                    if child.poll() is None:  # still running after its 60 s, or a second signal came
+                        child.kill()
                     child.wait()
-                if _done_as_asked(store.state_of(d), planned[d]):  # it finished before the signal, or as it came
-                    outcome.done.append(d.name)
-                elif child.returncode == BUSY_EXIT:  # left to the process executing it, which records its end
-                    outcome.busy.append(d.name)
-                else:
-                    _record_stop(d, child.pid, outcome.interrupted)
-            _stopped_elsewhere(out, outcome)
+                    if _done_as_asked(store.state_of(d), planned[d]):  # it finished before the signal, or as it came
+                        outcome.done.append(d.name)
+                    elif child.returncode == BUSY_EXIT:  # left to the process executing it, which records its end
+                        outcome.busy.append(d.name)
+                    else:
+                        _record_stop(d, child.pid, outcome.interrupted)
+                _stopped_elsewhere(out, outcome)
         finally:
             bar.close()
     return outcome
