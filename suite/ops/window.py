@@ -78,14 +78,16 @@ class Window:
         """The gradient w.r.t. the unpadded input from the gradient w.r.t. the padded one.
 
         For reflection the border rows/columns fold back onto the pixels they mirror (what the
-        official backward does with torch.flip); `like` only provides the unpadded shape.
+        official backward does with torch.flip); `like` only provides the unpadded shape and layout.
+        The fold adds up to four values per border pixel: it runs in grad's dtype (the float32
+        accumulator of a bfloat16 op), and the caller casts once after it.
         """
         p = self.pad
         if p == 0:
             return grad
         if self.padding == "zeros":
             return grad[..., p:-p, p:-p]
-        return torch.ops.aten.reflection_pad2d_backward(grad, like, [p, p, p, p])
+        return torch.ops.aten.reflection_pad2d_backward(grad, torch.empty_like(like, dtype=grad.dtype), [p, p, p, p])
 
     def unfold(self, x: torch.Tensor) -> torch.Tensor:
         """Naive neighbourhood tensor (N, C, K, H*W): x_j for every j in R(i), materialised.
