@@ -164,7 +164,7 @@ def _assert_rounded_once(got, exact):
 
     A sum of K positive terms made in float32 and cast once stays within it (float32 adds K * 6e-8
     relative, a thousandth of bfloat16's u at K = 49; the 1% margin covers it); made in the low
-    precision, each of the K additions rounds, and the worst element is off by about 5 u.
+    precision, each of the K additions rounds, and the worst element is off by 5 to 7 u.
     """
     u = UNIT_ROUNDOFF[got.dtype]
     worst = ((got.double() - exact).abs() / (u * exact.abs())).max().item()
@@ -306,6 +306,27 @@ def test_pairwise_relation_channels_last_and_bfloat16(relation):
     _close(cl, expected, 1e-6)
     bf = pairwise_relation(phi.bfloat16(), psi.bfloat16(), relation, 3)
     assert torch.allclose(bf.float(), expected, atol=0.1, rtol=2e-2)
+
+
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("relation", [*PAIRWISE_RELATIONS, "patchwise concatenation"])
+def test_relation_low_precision_gradients_sum_in_float32(relation, dtype, padding):
+    """dL/dphi and dL/dpsi sum K = 49 terms per element (and psi's reflected border folds back):
+    each is the exact value rounded once."""
+    phi, psi = (_positive(2, 8, 9, 10, seed=seed, dtype=dtype).requires_grad_() for seed in (0, 1))
+    exact_phi, exact_psi = (t.detach().double().requires_grad_() for t in (phi, psi))
+    if relation == "patchwise concatenation":
+        op = lambda a, b: patchwise_relation(a, b, "concatenation", 7, 1, padding)  # noqa: E731
+    else:
+        op = lambda a, b: pairwise_relation(a, b, relation, 7, 1, padding)  # noqa: E731
+    with use_backend("unfold"):
+        exact = op(exact_phi, exact_psi)
+    out = op(phi, psi)
+    g = _positive(*out.shape, seed=2, dtype=dtype)
+    wanted = torch.autograd.grad(exact, (exact_phi, exact_psi), g.double())
+    for got, want in zip(torch.autograd.grad(out, (phi, psi), g), wanted):
+        _assert_rounded_once(got, want)
 
 
 @pytest.mark.parametrize("relation", ["subtraction", "concatenation", "dot"])

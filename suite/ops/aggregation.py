@@ -104,7 +104,7 @@ class Aggregation(torch.autograd.Function):
             if need_w:
                 torch.sum(grad * xp[..., dy : dy + h, dx : dx + wd], dim=1, out=grad_w[:, :, j])
         if need_x:
-            grad_x = window.unpad_grad(grad_xp.flatten(1, 2), x).to(x.dtype)
+            grad_x = window.unpad_grad(grad_xp.flatten(1, 2)).to(x.dtype)
         if need_w:
             grad_w = grad_w.flatten(-2)
         return grad_x, grad_w, None

@@ -63,18 +63,18 @@ def pairwise_relation(
     if current_backend() == "unfold":
         delta = pairwise_relation_unfold(phi, psi, relation, window)
         return delta if position is None else torch.cat([delta, position.expand(delta.shape[0], -1, -1, -1)], 1)
-    return local_relation(phi, window.pad_input(psi), relation, window, position=position)
+    return local_relation(phi, psi, relation, window, position=position)
 
 
 def local_relation(
     phi: torch.Tensor,
-    psi_padded: torch.Tensor,
+    psi: torch.Tensor,
     relation: str,
     window: Window,
     position: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The shift implementation on psi already padded by `window.pad_input` -> (N, width [+ P], K, H*W)."""
-    return LocalRelation.apply(phi, psi_padded, position, relation, window)
+    """The shift implementation, whatever the backend -> (N, width [+ P], K, H*W)."""
+    return LocalRelation.apply(phi, psi, position, relation, window)
 
 
 def pairwise_relation_unfold(phi: torch.Tensor, psi: torch.Tensor, relation: str, window: Window) -> torch.Tensor:
@@ -117,9 +117,10 @@ def relation_into(
 class LocalRelation(torch.autograd.Function):
     """Shift formulation of the pairwise relations: writes each footprint slice in place.
 
-    Works on the padded psi (autograd differentiates the padding); saves nothing for the
-    additive relations and only (phi, padded psi) for the multiplicative ones. The position term,
-    if any, is copied into the channels after delta's.
+    Pads psi itself, so that its backward folds the reflected border back in the float32
+    accumulator of a half or bfloat16 psi (autograd's padding backward would add in psi's dtype);
+    saves nothing for the additive relations and only (phi, psi) for the multiplicative ones. The
+    position term, if any, is copied into the channels after delta's.
     """
 
     @staticmethod
@@ -127,17 +128,16 @@ class LocalRelation(torch.autograd.Function):
     def forward(
         ctx: Any,
         phi: torch.Tensor,
-        psi_padded: torch.Tensor,
+        psi: torch.Tensor,
         position: torch.Tensor | None,
         relation: str,
         window: Window,
     ) -> torch.Tensor:
-        ctx.relation = relation
+        ctx.relation, ctx.window = relation, window
         if relation in ("hadamard", "dot"):
-            ctx.save_for_backward(phi, psi_padded)
-        ctx.phi_shape, ctx.psi_padded_shape = phi.shape, psi_padded.shape
-        ctx.channels_last = channels_last(psi_padded)
-        ctx.offsets = offsets = window.offsets()
+            ctx.save_for_backward(phi, psi)
+        ctx.phi_shape, ctx.psi_channels_last = phi.shape, channels_last(psi)
+        psi_padded, offsets = window.pad_input(psi), window.offsets()
         c, h, w = phi.shape[1:]
         ctx.width = width = pairwise_width(relation, c)
         ctx.position_shape = None if position is None else position.shape
@@ -152,6 +152,7 @@ class LocalRelation(torch.autograd.Function):
     @first_order_backward
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         relation: str = ctx.relation
+        window: Window = ctx.window
         need_phi, need_psi, need_position = ctx.needs_input_grad[:3]
         _, c, h, w = ctx.phi_shape
         grad = grad.unflatten(-1, (h, w))
@@ -161,7 +162,8 @@ class LocalRelation(torch.autograd.Function):
             grad_position = g.sum(0, keepdim=True) if ctx.position_shape[0] == 1 else g
         grad = grad[:, : ctx.width]
         acc = accumulator_dtype(grad.dtype)
-        phi, psi_padded = ctx.saved_tensors if relation in ("hadamard", "dot") else (None, None)
+        phi, psi = ctx.saved_tensors if relation in ("hadamard", "dot") else (None, None)
+        psi_padded = None if psi is None else window.pad_input(psi)
         grad_phi = grad_psi = None
         if need_phi and relation in ("summation", "subtraction"):
             grad_phi = grad.sum(2)
@@ -170,9 +172,10 @@ class LocalRelation(torch.autograd.Function):
         elif need_phi:
             grad_phi = torch.zeros_like(phi, dtype=acc)
         if need_psi:
-            fmt = torch.channels_last if ctx.channels_last else torch.contiguous_format
-            grad_psi = torch.empty(ctx.psi_padded_shape, dtype=acc, device=grad.device, memory_format=fmt).zero_()
-        for j, (dy, dx) in enumerate(ctx.offsets):
+            fmt = torch.channels_last if ctx.psi_channels_last else torch.contiguous_format
+            shape = (*ctx.phi_shape[:2], h + 2 * window.pad, w + 2 * window.pad)
+            grad_psi = torch.empty(shape, dtype=acc, device=grad.device, memory_format=fmt).zero_()
+        for j, (dy, dx) in enumerate(window.offsets()):
             g = grad[:, :, j]
             if need_phi and psi_padded is not None:
                 grad_phi.addcmul_(g, psi_padded[..., dy : dy + h, dx : dx + w])
@@ -189,7 +192,7 @@ class LocalRelation(torch.autograd.Function):
                 target.addcmul_(g, phi)
         return (
             None if grad_phi is None else grad_phi.to(grad.dtype),
-            None if grad_psi is None else grad_psi.to(grad.dtype),
+            None if grad_psi is None else window.unpad_grad(grad_psi).to(grad.dtype),
             grad_position,
             None,
             None,
@@ -220,7 +223,7 @@ def relative_grid(height: int, width: int, window: Window, *, device: Any = None
     """
     with torch.inference_mode(False):
         grid = position_grid(height, width, device=device, dtype=dtype)
-        return local_relation(grid, window.pad_input(grid), "subtraction", window)[0]
+        return local_relation(grid, grid, "subtraction", window)[0]
 
 
 def patchwise_relation(
@@ -244,21 +247,23 @@ def patchwise_relation(
     if relation == "concatenation" and current_backend() == "unfold":
         return torch.cat([phi, window.unfold(psi).view(n, c * window.size, h, w)], 1)
     if relation == "concatenation":
-        return PatchConcatenation.apply(phi, window.pad_input(psi), window)
+        return PatchConcatenation.apply(phi, psi, window)
     raise ValueError(f"unknown patchwise relation {relation!r}; valid: {PATCHWISE_RELATIONS}")
 
 
 class PatchConcatenation(torch.autograd.Function):
     """[phi_i, psi_j for all j in R(i)] in nn.Unfold's (c, j) channel order, as K shifted copies
     into one buffer: no unfold output to concatenate (a second K-fold wide copy), and a backward of
-    K shifted sums instead of col2im. Works on the padded psi (autograd differentiates the padding).
+    K shifted sums instead of col2im. Pads psi itself, so that the reflected border folds back in
+    the float32 accumulator of a half or bfloat16 psi.
     """
 
     @staticmethod
     @opaque_to_tracer
-    def forward(ctx: Any, phi: torch.Tensor, psi_padded: torch.Tensor, window: Window) -> torch.Tensor:
-        ctx.window, ctx.psi_padded_shape = window, psi_padded.shape
+    def forward(ctx: Any, phi: torch.Tensor, psi: torch.Tensor, window: Window) -> torch.Tensor:
+        ctx.window = window
         n, c, h, w = phi.shape
+        psi_padded = window.pad_input(psi)
         fmt = torch.channels_last if channels_last(phi) else torch.contiguous_format
         out = torch.empty((n, c * (window.size + 1), h, w), dtype=phi.dtype, device=phi.device, memory_format=fmt)
         out[:, :c].copy_(phi)
@@ -276,10 +281,10 @@ class PatchConcatenation(torch.autograd.Function):
         grad_psi = None
         if ctx.needs_input_grad[1]:
             fmt = torch.channels_last if channels_last(grad) else torch.contiguous_format
-            grad_psi = torch.empty(ctx.psi_padded_shape, dtype=accumulator_dtype(grad.dtype), device=grad.device,
-                                   memory_format=fmt).zero_()
+            shape = (n, c, h + 2 * window.pad, w + 2 * window.pad)
+            grad_psi = torch.empty(shape, dtype=accumulator_dtype(grad.dtype), device=grad.device, memory_format=fmt).zero_()
             neighbours = grad[:, c:].unflatten(1, (c, window.size))
             for j, (dy, dx) in enumerate(window.offsets()):
                 grad_psi[..., dy : dy + h, dx : dx + w].add_(neighbours[:, :, j])
-            grad_psi = grad_psi.to(grad.dtype)
+            grad_psi = window.unpad_grad(grad_psi).to(grad.dtype)
         return grad[:, :c] if ctx.needs_input_grad[0] else None, grad_psi, None

@@ -74,20 +74,22 @@ class Window:
         shape = (n, c, h + 2 * p, w + 2 * p)
         return torch.empty(shape, dtype=dtype or x.dtype, device=x.device, memory_format=fmt).zero_()
 
-    def unpad_grad(self, grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    def unpad_grad(self, grad: torch.Tensor) -> torch.Tensor:
         """The gradient w.r.t. the unpadded input from the gradient w.r.t. the padded one.
 
         For reflection the border rows/columns fold back onto the pixels they mirror (what the
-        official backward does with torch.flip); `like` only provides the unpadded shape and layout.
-        The fold adds up to four values per border pixel: it runs in grad's dtype (the float32
-        accumulator of a bfloat16 op), and the caller casts once after it.
+        official backward does with torch.flip), up to four values added per border pixel: pass
+        the float32 accumulator of a half or bfloat16 op and cast after, so each sum rounds once.
         """
         p = self.pad
         if p == 0:
             return grad
         if self.padding == "zeros":
             return grad[..., p:-p, p:-p]
-        return torch.ops.aten.reflection_pad2d_backward(grad, torch.empty_like(like, dtype=grad.dtype), [p, p, p, p])
+        n, c, h, w = grad.shape
+        fmt = torch.channels_last if channels_last(grad) else torch.contiguous_format
+        like = torch.empty((n, c, h - 2 * p, w - 2 * p), dtype=grad.dtype, device=grad.device, memory_format=fmt)
+        return torch.ops.aten.reflection_pad2d_backward(grad, like, [p, p, p, p])
 
     def unfold(self, x: torch.Tensor) -> torch.Tensor:
         """Naive neighbourhood tensor (N, C, K, H*W): x_j for every j in R(i), materialised.
