@@ -679,6 +679,23 @@ def test_softmax_base2_matches_softmax_as_chunks_arrive(dtype, spread):
                     "nan": [0, 0, 3, 6]}[spread]
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_softmax_base2_sums_the_footprint_in_float32(dtype):
+    """Each column's denominator adds K = 49 powers: every output is its power (rounded, as the op
+    makes it in the low precision) over their exact sum, rounded once."""
+    from suite.ops.gamma import softmax_base2_
+
+    source = torch.randn(49, 4, 60, generator=torch.Generator().manual_seed(0)).to(dtype)
+    logits = torch.empty_like(source)
+
+    def chunks():
+        for start in range(0, 49, 7):
+            yield logits[start : start + 7].copy_(source[start : start + 7])
+
+    powers = torch.exp2(source.double()).to(dtype).double()
+    _assert_rounded_once(softmax_base2_(chunks, logits), powers / powers.sum(0))
+
+
 # ------------------------------------------------------------------------ python -m suite.ops.benchmark
 @pytest.mark.parametrize(("argv", "message"), [
     (["--rounds", "1", "--steps", "1"], "--rounds x --steps must be at least 2"),
