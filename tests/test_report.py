@@ -1596,7 +1596,8 @@ def test_a_metric_only_the_store_has_is_refused_where_its_key_reads_as_another_h
     runs = ablations.expand(spec)
     stored = {"score": 3.0, "runs": 9.0, "top-1 err": 1.0, "params (M)": 2.0, "label_lr": 4.0, "sparsity": 0.5}
     for run in runs:
-        store.write_result(store.plan(out, run), {"run_id": run.run_id, "metrics": {"top1_err": 5.0, **stored}})
+        store.write_result(store.plan(out, run), {"run_id": run.run_id, "metrics": {"top1_err": 5.0, **stored},
+                                                  "complexity": {"params_m": 1.0, "gmacs": 0.5}})
     frame = store.collect(out, [r.run_id for r in runs])
     with pytest.raises(SuiteError) as err:
         tables.build(spec, runs, frame, out=out, metrics=["score"])
