@@ -1505,6 +1505,14 @@ def test_status_names_every_local_runner_a_run_is_queued_in(tmp_path, capsys):
         f"  1 of the interrupted is queued in a local `suite run` ({them}), which starts it in turn"]
 
 
+def _one_run_of_two_runners(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A one-run spec as two `suite run`s of it share it: (spec file, store, the run's directory)."""
+    spec = _spec(tmp_path, "two", "  lr: [0.05]")
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    out = tmp_path / "store"
+    return spec, out, store.run_dir(out, run.run_id)
+
+
 def test_a_run_left_to_another_runner_that_stopped_it_since_is_counted_interrupted(tmp_path, monkeypatch, capsys):
     """One spec run in two terminals: this runner's child found a run held by the other runner's,
     and the console said it was left to the process executing it; that runner was then stopped
@@ -1514,10 +1522,7 @@ def test_a_run_left_to_another_runner_that_stopped_it_since_is_counted_interrupt
     from suite.dispatch import local
     from suite.execute import BUSY_EXIT
 
-    spec = _spec(tmp_path, "two", "  lr: [0.05]")
-    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
-    out = tmp_path / "store"
-    d = store.run_dir(out, run.run_id)
+    spec, out, d = _one_run_of_two_runners(tmp_path)
     popen, holders = subprocess.Popen, []
 
     def busy(command, **kwargs):  # this runner's child, finding the run's lock held by the other's
@@ -1549,10 +1554,7 @@ def test_a_run_found_busy_as_the_runner_is_interrupted_is_left_to_the_process_ex
     from suite.dispatch import local
     from suite.execute import BUSY_EXIT
 
-    spec = _spec(tmp_path, "two", "  lr: [0.05]")
-    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
-    out = tmp_path / "store"
-    d = store.run_dir(out, run.run_id)
+    spec, out, d = _one_run_of_two_runners(tmp_path)
     popen, holders = subprocess.Popen, []
 
     def busy(command, **kwargs):  # this runner's child, finding the run's lock held by the other's
