@@ -684,7 +684,7 @@ def _status(args: argparse.Namespace) -> int:
         _print_running_elsewhere(out, part, f"suite run {_same_runs(args)}" if args.spec else f"suite run {name}")
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
             print(f"  done {row['run_id']}: {row['note']}")
-        _print_slurm_warnings(out, part)
+        _print_slurm_warnings(frame.attrs["warnings"], part)
         for _, row in part[(part["status"] == "missing") & (part["note"] != "")].iterrows():
             lost = "status.json" in row["note"] and not name.startswith("(")  # its job id was there; a known spec
             print(f"  missing {row['run_id']}: {row['note']} (`suite run` runs it again"
@@ -760,22 +760,17 @@ def _same_message(rows: pandas.DataFrame) -> dict[tuple[str, str], list[str]]:
     return groups
 
 
-def _print_slurm_warnings(out: Path, frame: pandas.DataFrame) -> None:
-    """The warnings a SLURM job recorded in its done run's status.json (training on the CPU beside
-    GPUs it was given, a resume with another thread count): a local `suite run` prints them as
-    they come, but nobody watches a job's console, and its log is read when something failed."""
-    from suite import store
-
+def _print_slurm_warnings(warned: Mapping[str, list[str]], frame: pandas.DataFrame) -> None:
+    """The warnings a SLURM job recorded in its done run's status.json (`warned`: collect's, run id
+    -> messages; training on the CPU beside GPUs it was given, a resume with another thread count):
+    a local `suite run` prints them as they come, but nobody watches a job's console, and its log is
+    read when something failed."""
     if "slurm_job_id" not in frame:
         return
     said: dict[str, list[str]] = {}
     for rid in frame.loc[(frame["status"] == "done") & frame["slurm_job_id"].notna(), "run_id"]:
-        try:  # the status alone: its run's state is known, and a store of thousands would read each result twice
-            status = store.read_json(store.run_dir(out, rid) / "status.json")
-        except SuiteError:  # changed since collect() read it: said (or not) on the next look
-            continue
-        for message in (status.get("warnings") or [] if isinstance(status, dict) else []):
-            said.setdefault(str(message), []).append(str(rid))
+        for message in warned.get(rid, ()):
+            said.setdefault(message, []).append(str(rid))
     for message, ids in said.items():
         shown = " ".join(ids[:SAME_MESSAGE_IDS]) + (" ..." if len(ids) > SAME_MESSAGE_IDS else "")
         print(f"  warned {count(len(ids), 'done run')} ({shown}): {message}")

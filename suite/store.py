@@ -760,6 +760,10 @@ def collect(out: Path, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
         warnings.warn(f"skipped a corrupt record: {problem}", SuiteWarning, stacklevel=2)
     frame = pd.DataFrame(rows, columns=_ordered_columns(rows))
     frame.attrs["problems"] = problems
+    # what the done runs' processes warned of (their status.json, read with their state): `suite status`
+    # repeats a SLURM job's, whose console nobody watched
+    frame.attrs["warnings"] = {s.run_id: [str(w) for w in s.status["warnings"]] for s in states
+                               if s.state == "done" and s.status and isinstance(s.status.get("warnings"), list)}
     return frame
 
 
