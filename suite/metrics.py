@@ -17,9 +17,13 @@ RUN_METRICS = ("top1_err", "top5_err", *VIEW_METRICS, *ATTACK_METRICS, "best_top
 ACCURACY = ("top1_err", "top5_err", *VIEW_METRICS, *ATTACK_METRICS, "best_top1_err", "best_epoch", "train_top1_err")
 # The result metrics that count something (epochs, iterations): reports show their whole means without decimals.
 COUNTS = ("best_epoch", "epochs", "iterations")
-# What suite.measure records beside them: parameters, multiply-adds, activations, speed, memory.
-COSTS = ("params_m", "gmacs", "macts", "infer_samples_per_sec", "train_samples_per_sec", "infer_peak_memory_mb",
-         "train_peak_memory_mb")
+# What suite.measure records beside them, with the names reports give them: parameters, multiply-adds,
+# activations (1e6 outputs per image, suite.measure.complexity), speed, peak memory (MiB, suite.measure.memory,
+# whatever `_mb` says).
+COST_LABELS = {"params_m": "params (M)", "gmacs": "GMACs", "macts": "activations (M)",
+               "infer_samples_per_sec": "infer img/s", "train_samples_per_sec": "train img/s",
+               "infer_peak_memory_mb": "infer peak memory (MiB)", "train_peak_memory_mb": "train peak memory (MiB)"}
+COSTS = tuple(COST_LABELS)
 # The metrics a spec's `reference:` (the paper's numbers) may give.
 REFERENCE_METRICS = ("top1_err", "top5_err", *VIEW_METRICS, *ATTACK_METRICS, "params_m", "gmacs")
 
@@ -35,19 +39,15 @@ def percent(metric: str) -> bool:
     return error(metric) or metric in ATTACK_METRICS
 
 
-# Cost columns a pivot shows beside the metrics (throughput only when measured).
-TABLE_COSTS = {"params_m": "params (M)", "gmacs": "GMACs", "infer_samples_per_sec": "infer img/s",
-               "train_samples_per_sec": "train img/s"}
-# The other costs, shown when a report asks for them as metrics: activations are 1e6 outputs per image
-# (suite.measure.complexity), peak memory is in MiB (suite.measure.memory, whatever `_mb` says).
-OTHER_COSTS = {"macts": "activations (M)", "infer_peak_memory_mb": "infer peak memory (MiB)",
-               "train_peak_memory_mb": "train peak memory (MiB)"}
+# Cost columns a pivot shows beside the metrics (throughput only when measured); the others are
+# shown when a report asks for them as metrics.
+TABLE_COSTS = {c: COST_LABELS[c] for c in ("params_m", "gmacs", "infer_samples_per_sec", "train_samples_per_sec")}
 LABELS = {"top1_err": "top-1 err", "top5_err": "top-5 err", "best_top1_err": "best top-1 err",
           "train_loss": "train loss", "train_top1_err": "train top-1 err", "wall_time_s": "wall time (s)",
           # the epochs trained when the best top-1 was measured: 0.25 for a run that stopped a quarter
           # into its first epoch (the `epochs` a run records, suite.train.loop), not an epoch's index
           "best_epoch": "epochs to best top-1 err",
-          **TABLE_COSTS, **OTHER_COSTS}
+          **COST_LABELS}
 # How each view turns the test images (suite.data.views), in words: `rot90_cw` headed a column as itself.
 VIEW_LABELS = {"flip_ud": "upside down", "rot90_cw": "turned 90° cw", "rot90_ccw": "turned 90° ccw",
                "rot180": "turned 180°"}

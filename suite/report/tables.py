@@ -172,8 +172,10 @@ def check_metrics(metrics: Sequence[str], frame: pd.DataFrame, runs: Sequence[Ru
             raise unknown("metric", m, known, key="metric")
 
 
+# What trained each done run (`_trained_by`), columns of the tidy CSV.
+TRAINED_BY = ("git_commit", "git_dirty", "model_source")
 # Columns the tidy CSV has beside the metrics (`tidy`, `labelled`): besides a run's own (store.OWN_COLUMNS).
-TIDY_COLUMNS = ("ref_data", "git_commit", "git_dirty", "model_source")
+TIDY_COLUMNS = ("ref_data", *TRAINED_BY)
 TIDY_PREFIXES = ("label_", "paper_")
 
 
@@ -280,7 +282,7 @@ def _trained_by(collected: pd.DataFrame, done: np.ndarray) -> pd.DataFrame:
     model plugin's distribution and version for a model of a plugin (a later measurement's `env`
     does not count), so that the tidy CSV says which code made each row."""
     code = pd.DataFrame(index=collected.index)
-    for key in ("git_commit", "git_dirty", "model_source"):
+    for key in TRAINED_BY:
         trained, env = f"trained_env.{key}", f"env.{key}"
         column = collected[env] if env in collected else pd.Series(None, index=collected.index, dtype=object)
         if trained in collected:
