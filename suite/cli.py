@@ -414,6 +414,7 @@ def _run(args: argparse.Namespace) -> int:
         options = cluster.resolve_options(spec.cluster, cli, spec_file=str(spec.path),
                                           spec_line=lambda key: spec.line("cluster", key))
         if not args.dry_run:  # two submissions at once would both submit the runs neither saw pending
+            slurm.check_options(options)  # before the lock: a refusal leaves a new store unmade
             with slurm.submission_lock(out):
                 return _run_planned(args, spec, runs, out, options)
     return _run_planned(args, spec, runs, out, options)
@@ -426,14 +427,14 @@ DONE_LISTED = 50
 
 def _print_arrays(n_runs: int, options: ClusterOptions) -> None:
     """How a submission of `n_runs` would be split into job arrays and throttled, or why it would be
-    refused (an array_parallelism below its number of arrays); nothing where the cluster's
-    MaxArraySize cannot be read (no SLURM here: the dry run still shows the plan)."""
+    refused (`slurm.check_options`, or an array_parallelism below its number of arrays); nothing
+    where the cluster's MaxArraySize cannot be read (no SLURM here: the dry run still shows the plan)."""
     from suite.dispatch import slurm
 
     if not n_runs:
         return
     try:
-        slurm.check_partition(options)
+        slurm.check_options(options)
     except SuiteError as err:
         print(f"note: a real submission would be refused: {err}")
         return

@@ -291,7 +291,8 @@ def test_status_shows_the_queued_jobs_measuring_done_runs_again(tmp_path, capsys
 def test_a_partition_the_cluster_lacks_is_named_where_it_was_given_before_anything_is_submitted(tmp_path, capsys,
                                                                                                slurm_cluster):
     """sbatch's refusal said only 'invalid partition specified', with no partition the cluster has,
-    and the dry run passed it; a refused submission also left a code snapshot in a new store."""
+    and the dry run passed it; a refused submission also left a code snapshot in a new store, and then
+    (refused at the start of the submission) the new store itself, made for its lock file."""
     out = tmp_path / "store"
     spec = write_spec(tmp_path, "nopart", {"lr": [0.01]}, cluster={"partition": slurm_cluster.partition + "x"})
     line = spec.read_text().splitlines().index(f"  partition: {slurm_cluster.partition}x") + 1
@@ -301,7 +302,7 @@ def test_a_partition_the_cluster_lacks_is_named_where_it_was_given_before_anythi
     assert f"note: a real submission would be refused: {spec}:{line}: {said}" in printed
     assert main(["run", str(spec), "--executor", "slurm", "--out", str(out)]) == 2
     assert f"error: {spec}:{line}: {said}" in capsys.readouterr().err
-    assert not (out / "code").exists() and not (out / "runs").exists()
+    assert not out.exists()  # refused before the store was made (its submission lock made it)
     assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--partition", "a,nosuch"]) == 2
     assert "error: <command line>: --partition: this cluster has no partition 'a'" in capsys.readouterr().err
 

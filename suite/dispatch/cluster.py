@@ -58,9 +58,37 @@ class ClusterOptions:
                                         "as failed")
     signal_delay_s: int = _option(120, "SECONDS", "seconds before the time limit at which a run checkpoints "
                                                   "and requeues itself (SLURM may signal up to 60 s earlier)")
-    # where each value came from (file:line or --flag; `sbatch.KEY` per sbatch parameter), so a
-    # message about a value, such as a refused sbatch, can name the layer to fix; not an option
-    origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # where each value came from (`sbatch.KEY` per sbatch parameter), so a message about a value,
+    # such as a refused sbatch, can name the layer to fix; not an option
+    origins: Mapping[str, Origin] = field(default_factory=dict, compare=False, repr=False)
+
+    def origin(self, name: str) -> Origin:
+        """Where option `name` (`partition`, `sbatch.KEY`) was set (options made in code: nowhere known)."""
+        return self.origins.get(name) or Origin(None, None, name)
+
+
+COMMAND_LINE = "<command line>"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a cluster option was set: a check made later than the layers' own (a partition or an
+    sbatch key the cluster refuses) names the file, line and key to fix as a layer's own check does."""
+
+    file: str | None  # the user's file, the spec, or COMMAND_LINE
+    line: int | None
+    key: str  # as its layer spells it: `partition` (the user's file), `cluster.partition` (a spec), `--partition`
+
+    def __str__(self) -> str:
+        """`file:line`, or the flag (what `summary` and the range errors print in parentheses)."""
+        return self.key.split(".")[0] if self.file == COMMAND_LINE else _place(self.file or "", self.line)
+
+    def within(self, key: str) -> Origin:
+        """The origin of `key` inside this one (an sbatch parameter inside `sbatch`)."""
+        return dataclasses.replace(self, key=f"{self.key}.{key}")
+
+    def error(self, message: str, **kwargs: Any) -> SuiteError:
+        return SuiteError(message, file=self.file, line=self.line, key=self.key, **kwargs)
 
 
 EARLY_SIGNAL_S = 60  # `man sbatch`, --signal: "may be sent up to 60 seconds earlier than specified"
@@ -121,26 +149,27 @@ def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[
     the user-file lookup (None: no user file)."""
     path = user_file() if user == "default" else user
     spec_line = spec_line or (lambda key: None)
-    layers: list[tuple[dict[str, Any], typing.Callable[[str], str]]] = []  # values, where a key came from
+    layers: list[tuple[dict[str, Any], typing.Callable[[str], Origin]]] = []  # values, where a key came from
     mistakes: list[SuiteError] = []  # every layer's, named at once
     if path is not None:
         values, line = _read_yaml(path)
-        layers.append((_check(values, line, mistakes, file=str(path)), lambda key: _place(str(path), line(key))))
+        layers.append((_check(values, line, mistakes, file=str(path)), lambda key: Origin(str(path), line(key), key)))
     if spec_section:
         layers.append((_check(spec_section, spec_line, mistakes, file=spec_file, prefix="cluster."),
-                       lambda key: _place(spec_file or "the spec", spec_line(key))))
+                       lambda key: Origin(spec_file or "the spec", spec_line(key), f"cluster.{key}")))
     if cli:
-        layers.append((_check(cli, lambda key: None, mistakes, file="<command line>", flags=True), flag))
+        layers.append((_check(cli, lambda key: None, mistakes, file=COMMAND_LINE, flags=True),
+                       lambda key: Origin(COMMAND_LINE, None, flag(key))))
     if mistakes:
         raise together(mistakes)
     merged: dict[str, Any] = {}
-    origin: dict[str, str] = {}
+    origin: dict[str, Origin] = {}
     for layer, where in layers:
         for key, value in layer.items():
             merged[key] = {**merged.get(key, {}), **value} if key == "sbatch" else value
             origin[key] = where(key)
             if key == "sbatch":
-                origin.update({f"sbatch.{k}": where(key) for k in value})
+                origin.update({f"sbatch.{k}": where(key).within(k) for k in value})
     if "sbatch" in merged:  # null unsets a parameter a lower layer (a site-wide user file) set
         merged["sbatch"] = {k: v for k, v in merged["sbatch"].items() if v is not None}
     options = ClusterOptions(**merged, origins=origin)

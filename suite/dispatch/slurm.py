@@ -53,9 +53,9 @@ from filelock import FileLock, Timeout
 from suite import files, processes, store
 from suite.ablations.expand import RunSpec
 from suite.dispatch import snapshot
-from suite.dispatch.cluster import ClusterOptions, summary, user_file
+from suite.dispatch.cluster import ClusterOptions, summary
 from suite.dispatch.plan import start_afresh_dir
-from suite.errors import SuiteError, close_matches, count, show_warning
+from suite.errors import SuiteError, close_matches, count, show_warning, together
 
 T = TypeVar("T")
 # SLURM states of a job that may still run (or run again); anything else is final.
@@ -122,7 +122,6 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
     jobs are cancelled and the store is left as it was (`_discard`: no snapshot or submitit file of its own)."""
     if shutil.which("sbatch") is None:
         raise SuiteError("`sbatch` not found: submit from a SLURM login node", key="executor")
-    check_partition(options)
     with processes.sigterm_raises():  # `kill` or a closed ssh session withdraws it as Ctrl-C does
         out = Path(out).resolve()
         size = options.max_array_size or max_array_size()
@@ -371,28 +370,32 @@ def max_array_size() -> int:
     return int(found.group(1))
 
 
-def check_partition(options: ClusterOptions) -> None:
-    """Refuse a partition this cluster does not have, naming where it was given and the ones it
-    has: sbatch's refusal ("invalid partition specified") names neither, and a dry run passed it.
-    Nothing is said where sinfo does not answer (no SLURM here: a dry run still shows the plan)."""
+def check_options(options: ClusterOptions) -> None:
+    """Refuse what the cluster would refuse at submission though the options' own checks passed it
+    (a dry run notes it; a submission says it before the store is touched): a partition it does not
+    have, named where it was given.
+    Nothing is said where SLURM does not answer (off the cluster: a dry run still shows the plan)."""
+    mistakes = _partition_mistakes(options)
+    if mistakes:
+        raise together(mistakes)
+
+
+def _partition_mistakes(options: ClusterOptions) -> list[SuiteError]:
+    """A partition this cluster does not have, with the ones it has: sbatch's refusal ("invalid
+    partition specified") names neither."""
     if not options.partition:
-        return
+        return []
     try:
         names = list(dict.fromkeys(_slurm("sinfo", "--all", "--noheader", "--format=%R").split()))
     except SuiteError:
-        return
+        return []
     wrong = [p for p in options.partition.split(",") if p not in names]  # sbatch takes a list: debug,gpu
     if not names or not wrong:
-        return
-    origin = options.origins.get("partition", "")  # `--partition`, or FILE:LINE of the spec or the cluster file
-    place = re.fullmatch(r"(.+?)(?::(\d+))?", origin)
-    flag = origin.startswith("--")
-    file = "<command line>" if flag else place.group(1) if place else None
-    key = "--partition" if flag else "partition" if file == str(user_file()) else "cluster.partition"
+        return []
     hint = close_matches(wrong[0], names, n=1)
-    raise SuiteError(f"this cluster has no partition {wrong[0]!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
-                     + " (`sinfo` lists them)", key=key, choices=names, file=file,
-                     line=int(place.group(2)) if place and place.group(2) and not flag else None)
+    return [options.origin("partition").error(
+        f"this cluster has no partition {wrong[0]!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+        + " (`sinfo` lists them)", choices=names)]
 
 
 # ---------------------------------------------------------------------------------------- job
