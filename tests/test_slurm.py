@@ -307,6 +307,43 @@ def test_a_partition_the_cluster_lacks_is_named_where_it_was_given_before_anythi
     assert "error: <command line>: --partition: this cluster has no partition 'a'" in capsys.readouterr().err
 
 
+def test_an_sbatch_parameter_sbatch_refuses_is_named_where_it_was_given_before_anything_is_submitted(
+        tmp_path, capsys, monkeypatch):
+    """A misspelt key passed --dry-run and was refused only at submission, after the store was
+    made; a bare key that takes a value was not refused at all: in the job script `--comment` took
+    the next line, `--error=...`, as the comment, and the job's errors went to its output log."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "nokey", {"lr": [0.01]}, cluster={"sbatch": {"partiton": "debug"}})
+    line = spec.read_text().splitlines().index("  sbatch:") + 1
+    said = ("cluster.sbatch.partiton: sbatch has no option --partiton; did you mean 'partition'? (not set here: use "
+            "the 'partition' option)")
+    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run")
+    assert f"note: a real submission would be refused: {spec}:{line}: {said}" in printed
+    assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--sbatch", "comment",
+                 "--sbatch", "hold=true", "--sbatch", "mail=END", "--sbatch", "mail-type=BAD"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {spec}:{line}: {said}",
+        "  and <command line>: --sbatch.comment: sbatch option --comment takes a value, which a bare key (a flag) "
+        "does not give: in the job script it would take the next option as its value",
+        "  and <command line>: --sbatch.hold: sbatch option --hold takes no value: give the key bare (`--sbatch "
+        "hold`, or `hold: true`)",
+        "  and <command line>: --sbatch.mail: sbatch refuses it: option '--mail=END' is ambiguous; possibilities: "
+        "'--mail-type' '--mail-user'",
+        "  and <command line>: --sbatch.mail-type: sbatch refuses it: Invalid --mail-type specification"]
+    assert not out.exists()  # the store is as it was: not even made
+    # options `sbatch --help` leaves out are taken, by the check and by sbatch
+    spec = write_spec(tmp_path, "hidden", {"lr": [0.01]})
+    hidden = ["--sbatch", "hint=nomultithread", "--sbatch", "open-mode=append", "--sbatch", "wait-all-nodes=1"]
+    assert "submitted 1 run" in suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), *hidden,
+                                      "--sbatch", "hold")
+    suite(capsys, "cancel", str(spec), "--out", str(out))
+    with monkeypatch.context() as patch:  # off the cluster: no sbatch, and not a word about it
+        patch.setenv("PATH", str(tmp_path / "nothing"))
+        printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(tmp_path / "s"), "--dry-run",
+                        "--sbatch", "partiton=debug")
+    assert "1 of 1 run would start" in printed and "note:" not in printed
+
+
 def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys):
     out = tmp_path / "store"
     spec = write_spec(tmp_path, "force", {"lr": [0.01, 0.02]})

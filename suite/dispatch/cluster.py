@@ -316,7 +316,7 @@ def _check_parameter(key: str, raw_key: Any, v: Any, params: Mapping[str, Any], 
     owned = _owned_as(key)
     if owned is not None:
         reads = "" if owned == key else f" (it abbreviates --{owned})"
-        raise SuiteError(f"sbatch parameter {key!r}{reads} cannot be set here: {_instead(owned)}", key=f"{name}.{raw_key}",
+        raise SuiteError(f"sbatch parameter {key!r}{reads} cannot be set here: {instead(owned)}", key=f"{name}.{raw_key}",
                          **where)
     if v is not None and (not isinstance(v, (str, int, float, bool)) or v is False):
         raise SuiteError(f"an sbatch value is a string, a number, true (a bare flag) or null (unset what a "
@@ -335,15 +335,15 @@ def _one_letter(key: str, name: str, where: dict[str, Any]) -> SuiteError:
         owned = _owned_as(key)
         if owned:
             return SuiteError(f"{said}, a prefix of its long options: here --{owned}, which cannot be set here: "
-                              f"{_instead(owned)}", key=name, **where)
+                              f"{instead(owned)}", key=name, **where)
         return SuiteError(f"{said}, a prefix of its long options; write the long option's name", key=name, **where)
     if long in OWNED:
-        return SuiteError(f"{said}; -{key} is --{long}, which cannot be set here: {_instead(long)}", key=name,
+        return SuiteError(f"{said}; -{key} is --{long}, which cannot be set here: {instead(long)}", key=name,
                           **where)
     return SuiteError(f"{said}; write {long!r} (-{key} is --{long})", key=name, **where)
 
 
-def _instead(owned: str) -> str:
+def instead(owned: str) -> str:
     """What sets an owned sbatch option instead: an option of the suite's, or the dispatcher."""
     return f"use the {OWNED[owned]!r} option" if OWNED[owned] else "the dispatcher sets it"
 

@@ -52,7 +52,7 @@ from filelock import FileLock, Timeout
 
 from suite import files, processes, store
 from suite.ablations.expand import RunSpec
-from suite.dispatch import snapshot
+from suite.dispatch import sbatch_check, snapshot
 from suite.dispatch.cluster import ClusterOptions, summary
 from suite.dispatch.plan import start_afresh_dir
 from suite.errors import SuiteError, close_matches, count, show_warning, together
@@ -373,9 +373,11 @@ def max_array_size() -> int:
 def check_options(options: ClusterOptions) -> None:
     """Refuse what the cluster would refuse at submission though the options' own checks passed it
     (a dry run notes it; a submission says it before the store is touched): a partition it does not
-    have, named where it was given.
+    have, an sbatch parameter sbatch does not take; each named where it was given, all at once.
     Nothing is said where SLURM does not answer (off the cluster: a dry run still shows the plan)."""
     mistakes = _partition_mistakes(options)
+    refused = sbatch_check.refusals(options.sbatch)
+    mistakes += [options.origin(f"sbatch.{key}").error(said) for key, said in refused.items()]
     if mistakes:
         raise together(mistakes)
 

@@ -1,0 +1,123 @@
+"""Whether sbatch takes a submission's extra parameters (`sbatch:`, `--sbatch`), asked of sbatch.
+
+A misspelt key passed every check and was refused only by sbatch, at submission. No list of
+sbatch's options is kept, nor read from `sbatch --help`, which leaves out options sbatch takes
+(Slurm 22.05: --hint, --open-mode, --wait-all-nodes and a dozen more): sbatch itself parses the
+parameters, spelt as the job script gives them (`--KEY=VALUE`; a bare `--KEY` for true), and then
+`--usage`, which prints its usage once every option before it has parsed, without reading a script
+or asking slurmctld (about 3 ms a call). The parameters with a value go in one call. A bare key
+goes alone: one that takes a value would take the `--usage` after it as its value, as in the job
+script it takes the next `#SBATCH` line's option. Only a refused call is asked again key by key,
+to name each key sbatch refuses; a key counts as refused only if sbatch's complaint names it, so a
+cluster whose sbatch cannot start at all (no slurm.conf) refuses nothing here.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from suite.dispatch.cluster import OWNED, instead
+from suite.errors import close_matches
+
+# sbatch reads slurm.conf before its options; an unreadable one it retries for 60 s: no answer
+TIMEOUT_S = 10
+
+
+class _NoAnswer(Exception):
+    """sbatch did not finish (or could not start): nothing can be said about the parameters."""
+
+
+def refusals(params: Mapping[str, Any]) -> dict[str, str]:
+    """What is wrong with each of `params` (sbatch parameters as submitit passes them on: key ->
+    value, True for a bare flag) that sbatch refuses; nothing where sbatch is absent or silent."""
+    if not params or shutil.which("sbatch") is None:
+        return {}
+    valued = [key for key, value in params.items() if value is not True]
+    groups = [valued] if valued else []
+    groups += [[key] for key, value in params.items() if value is True]
+    found: dict[str, str] = {}
+    try:
+        for group in groups:
+            if len(group) > 1 and _complaint([_token(k, params[k]) for k in group]) is None:
+                continue
+            for key in group:
+                said = _refusal(key, params[key])
+                if said is not None:
+                    found[key] = said
+    except _NoAnswer:
+        return {}
+    return {key: found[key] for key in params if key in found}  # in the order given
+
+
+def _token(key: str, value: Any) -> str:
+    """The parameter as the job script gives it to sbatch (submitit: `--KEY`, or `--KEY=VALUE`)."""
+    return f"--{key}" if value is True else f"--{key}={value}"
+
+
+def _refusal(key: str, value: Any) -> str | None:
+    """Why sbatch refuses the one parameter `key` (None: it takes it, or its complaint names no key)."""
+    said = _complaint([_token(key, value)])
+    if said is None:
+        return None
+    if value is True and not _getopt_refusal(said, key):  # it took `--usage` as its value, or sbatch is broken
+        alone = _complaint([_token(key, value)], usage=False)  # getopt: "option '--KEY' requires an argument"
+        if alone is None or not _names(alone, key) or "requires an argument" not in alone:
+            return None
+        return (f"sbatch option --{key} takes a value, which a bare key (a flag) does not give: in the job script "
+                "it would take the next option as its value")
+    if not _names(said, key):
+        return None
+    if "unrecognized option" in said:
+        return _unknown(key)
+    if "doesn't allow an argument" in said:
+        return f"sbatch option --{key} takes no value: give the key bare (`--sbatch {key}`, or `{key}: true`)"
+    return f"sbatch refuses it: {said}"
+
+
+def _getopt_refusal(said: str, key: str) -> bool:
+    """Whether `said` is sbatch's option parser refusing the key itself (not a value)."""
+    return _names(said, key) and ("unrecognized option" in said or "is ambiguous" in said)
+
+
+def _names(said: str, key: str) -> bool:
+    """Whether sbatch's complaint `said` is about option `--key` (`--mail` is not `--mail-type`)."""
+    return re.search(rf"--{re.escape(key)}(?![\w-])", said) is not None
+
+
+def _unknown(key: str) -> str:
+    """An unknown key, with the sbatch option it may be a misspelling of."""
+    said = f"sbatch has no option --{key}"
+    hint = close_matches(key, _documented(), n=1)
+    if not hint:
+        return said
+    owned = f" (not set here: {instead(hint[0])})" if hint[0] in OWNED else ""
+    return f"{said}; did you mean {hint[0]!r}?{owned}"
+
+
+def _documented() -> list[str]:
+    """The long options `sbatch --help` names: enough for a did-you-mean (never to judge a key, as
+    it leaves out options sbatch takes)."""
+    try:
+        done = subprocess.run(["sbatch", "--help"], capture_output=True, text=True, timeout=TIMEOUT_S,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return list(dict.fromkeys(re.findall(r"--([a-z][a-z0-9-]+)", done.stdout)))
+
+
+def _complaint(tokens: Sequence[str], *, usage: bool = True) -> str | None:
+    """sbatch's complaint about the options `tokens` (followed by `--usage`), None if it parsed
+    them (it printed its usage); its first line, without the `sbatch: error: ` prefix."""
+    try:
+        done = subprocess.run(["sbatch", *tokens, *(["--usage"] if usage else [])], capture_output=True, text=True,
+                              timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        raise _NoAnswer from None
+    if usage and done.returncode == 0 and done.stdout.startswith("Usage: sbatch"):
+        return None
+    lines = [line for line in done.stderr.splitlines() if line.strip()] or [f"exit status {done.returncode}"]
+    return re.sub(r"^sbatch: (error: )?", "", lines[0].strip())
