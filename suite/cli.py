@@ -253,6 +253,16 @@ def _store_argument(p: argparse.ArgumentParser) -> None:
                    help="run store directory (default: $SUITE_OUT or ./results)")
 
 
+def _renamed(p: argparse.ArgumentParser, old: str, new: str, why: str) -> None:
+    """`old`, this command's former name of `new`, refused with the new name: `--out` is the run store
+    in every other command, and profile's output file or train's run directory would be mistaken for it."""
+
+    def refuse(text: str) -> None:
+        raise argparse.ArgumentTypeError(f"this command's {old} is now {new} ({why})")
+
+    p.add_argument(old, type=refuse, help=argparse.SUPPRESS)
+
+
 def _path(text: str) -> Path:
     """An option's path: an empty one (`--out ''`, an unset variable) would name the current directory."""
     if not text.strip():
@@ -998,14 +1008,15 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
         description="Profile models (one subprocess each when there are several or when timing). "
         "Columns follow timm's benchmark.py; see suite/measure/ for what each number means.",
     )
-    p.add_argument("items", nargs="*", metavar="MODEL|key=value",
-                   help="model names or fnmatch patterns ('san10_*'), and model options as key=value")
+    p.add_argument("items", nargs="*", metavar="MODEL|model.KEY=VALUE",
+                   help="model names or fnmatch patterns ('san10_*'), and model options as model.KEY=VALUE "
+                        "(model.base_width=4), as `suite train` and specs write them")
     p.add_argument("--all", action="store_true", help="every registered model")
     p.add_argument("--bench", choices=["complexity", "infer", "train", "all"],
                    help="what to measure (default: complexity, or infer with --reference)")
     p.add_argument("--input-size", dest="img_size", type=_count(1), metavar="N",
                    help="square input size (default: each model's natural size)")
-    p.add_argument("--num-classes", type=_count(1), metavar="N", help="shorthand for num_classes=N")
+    p.add_argument("--num-classes", type=_count(1), metavar="N", help="shorthand for model.num_classes=N")
     p.add_argument("--batch-size", type=_count(1), metavar="N",
                    help="requested batch, reduced on out-of-memory (default: 256 on CUDA, 8 on CPU)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
@@ -1021,9 +1032,10 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="JSON rows instead of the table")
     fmt.add_argument("--csv", action="store_true", help="CSV rows instead of the table")
-    p.add_argument("--out", type=_path, metavar="FILE",
+    p.add_argument("--to", type=_path, metavar="FILE",
                    help="write the rows to FILE (JSON with --json, CSV with --csv, else by its suffix: *.json "
                         "JSON, any other CSV) and print the table")
+    _renamed(p, "--out", "--to FILE", "--out names a run store, in suite run, status, cancel and report")
     p.set_defaults(handler=_profile)
 
 
@@ -1031,19 +1043,19 @@ def _profile(args: argparse.Namespace) -> int:
     from suite.config import parse_overrides
     from suite.measure import profile
 
-    kwargs = parse_overrides(i for i in args.items if "=" in i)
+    kwargs = _model_options(parse_overrides(i for i in args.items if "=" in i))
     if args.num_classes is not None:
         if kwargs.get("num_classes", args.num_classes) != args.num_classes:
-            raise SuiteError(f"--num-classes {args.num_classes} contradicts num_classes={kwargs['num_classes']}",
-                             key="num_classes")
+            raise SuiteError(f"--num-classes {args.num_classes} contradicts model.num_classes={kwargs['num_classes']}",
+                             key="model.num_classes")
         kwargs["num_classes"] = args.num_classes
     names = profile.select_models([i for i in args.items if "=" not in i], all_models=args.all)
     options = {k: getattr(args, k) for k in ("img_size", "device", "amp", "channels_last", "compile",
                                              "batch_size", "warmup", "steps", "threads")}
     bench = args.bench or ("infer" if args.reference else "complexity")
     jobs = profile.plan(names, reference=args.reference, bench=bench, model_kwargs=kwargs, **options)
-    if args.out:
-        profile.check_out(args.out)  # before the long part
+    if args.to:
+        profile.check_out(args.to)  # before the long part
     partial = None
     try:
         rows = profile.profile(jobs)
@@ -1053,15 +1065,15 @@ def _profile(args: argparse.Namespace) -> int:
             print("interrupted", file=sys.stderr)
             return stop.status
     note = f"partial: {partial}; these rows are the finished ones\n" if partial else ""
-    fmt = "json" if args.json or (args.out and not args.csv and args.out.suffix.lower() == ".json") else "csv"
-    if args.out:
+    fmt = "json" if args.json or (args.to and not args.csv and args.to.suffix.lower() == ".json") else "csv"
+    if args.to:
         print(profile.render(rows, "table") + note, end="")
-        out, kept = args.out, ""
+        out, kept = args.to, ""
         if partial and out.exists():  # a complete table of an earlier run is worth more than these rows
             out = out.with_name(f"{out.stem}.partial{out.suffix}")
-            kept = f"; {args.out} is left as it was"
+            kept = f"; {args.to} is left as it was"
         profile.write_out(out, profile.render(rows, fmt))
-        print(f"wrote {len(rows)} rows to {out}" + (f" (partial{kept})" if partial else ""))
+        print(f"wrote {count(len(rows), 'row')} to {out}" + (f" (partial{kept})" if partial else ""))
     elif args.json or args.csv:
         print(profile.render(rows, fmt), end="")
         print(note, end="", file=sys.stderr)
@@ -1073,6 +1085,30 @@ def _profile(args: argparse.Namespace) -> int:
     if partial:
         return partial.status
     return 1 if errors else 0
+
+
+def _model_options(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`suite profile`'s `model.KEY=VALUE` items as the model's keyword arguments: spelt as `suite train`
+    and specs spell a model option, so one line works in all three. Anything else is refused, saying
+    the spelling: a bare `base_width=4` (this command's old spelling) or a training key would
+    otherwise be an unknown option, or silently not what was measured."""
+    from suite.config import flatten
+
+    options: dict[str, Any] = {}
+    for key, value in flatten(overrides).items():
+        section, _, name = key.partition(".")
+        if section == "model" and name and name != "name":
+            options[name] = value
+            continue
+        if section == "model":
+            message = "name the models as arguments: suite profile MODEL ..."
+        elif "." in key:
+            message = ("`suite profile` takes model options only (model.KEY=VALUE); data, recipe and training "
+                       "settings are `suite train`'s and `suite run`'s")
+        else:
+            message = f"a model option is given as model.{key}=VALUE, as `suite train` and specs give it"
+        raise SuiteError(message, key=key, file="<command line>")
+    return options
 
 
 # ----------------------------------------------------------------------------------------- report
@@ -1200,7 +1236,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="config overrides")
     p.add_argument("--dataset", help="data.name (default: digits)")
     p.add_argument("--recipe", help="training recipe (default: smoke)")
-    p.add_argument("--out", type=_path, metavar="DIR", help="run directory (default: ~/.cache/suite/train/<run_id>)")
+    p.add_argument("--run-dir", type=_path, metavar="DIR",
+                   help="the run's own directory: checkpoint, metrics, log (default: ~/.cache/suite/train/<run_id>)")
+    _renamed(p, "--out", "--run-dir DIR", "--out names a run store, in suite run, status, cancel and report; this "
+             "is one run's directory")
     p.add_argument("--threads", type=_count(1), metavar="N",
                    help="torch CPU threads (default: torch's choice; 1 is much faster on a busy small machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -1238,7 +1277,7 @@ def _train(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     _check_this_machine([config])  # before the run directory is made
-    out = args.out or Path("~/.cache/suite/train").expanduser() / config.run_id
+    out = args.run_dir or Path("~/.cache/suite/train").expanduser() / config.run_id
     print(f"run {config.run_id}: {out}", file=sys.stderr)
     try:
         with processes.sigterm_raises():  # as Ctrl-C: the last epoch's checkpoint stays, and the command resumes

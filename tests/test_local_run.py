@@ -713,7 +713,7 @@ def test_a_store_that_is_a_file_is_refused_by_name(tmp_path, capsys, command):
 
 
 @pytest.mark.parametrize("command, option", [(["run", "quick"], "--out"), (["status"], "--out"), (["report", "quick"], "--out"),
-                                             (["profile", "resnet26"], "--out"), (["train", "resnet26"], "--out"),
+                                             (["profile", "resnet26"], "--to"), (["train", "resnet26"], "--run-dir"),
                                              (["report", "quick"], "--to"), (["report", "quick"], "--into")])
 def test_an_empty_out_is_refused_not_taken_for_the_current_directory(tmp_path, capsys, monkeypatch, command, option):
     """Nor, for --to, for no --to at all: the store's own tables would be written instead."""

@@ -176,7 +176,7 @@ def test_san_op_handles_count_what_they_document(relation):
 
 # ------------------------------------------------------------- the committed complexity table
 def _committed_table() -> pd.DataFrame:
-    assert COMPLEXITY_CSV.exists(), "regenerate: suite profile --all --out results/complexity.csv"
+    assert COMPLEXITY_CSV.exists(), "regenerate: suite profile --all --to results/complexity.csv"
     return pd.read_csv(COMPLEXITY_CSV, keep_default_na=False).set_index("model")
 
 
@@ -190,7 +190,7 @@ def test_committed_table_lists_exactly_the_registered_models():
     extra = set(_committed_table().index) - set(_shipped())
     assert not missing and not extra, (
         f"results/complexity.csv is stale (missing {sorted(missing)}, extra {sorted(extra)}): "
-        "suite profile --all --out results/complexity.csv"
+        "suite profile --all --to results/complexity.csv"
     )
 
 
@@ -198,7 +198,7 @@ def test_committed_table_lists_exactly_the_registered_models():
 @pytest.mark.parametrize("name", _shipped())
 def test_committed_table_matches_the_code(name):
     table = _committed_table()
-    assert name in table.index, "suite profile --all --out results/complexity.csv"
+    assert name in table.index, "suite profile --all --to results/complexity.csv"
     row = table.loc[name]
     c = model_complexity(name)
     assert int(row["img_size"]) == get_model_info(name).input_size
@@ -484,14 +484,14 @@ def test_cli_prints_params_and_gmacs(capsys):
     assert main(["profile", "resnet26"]) == 0
     out = capsys.readouterr().out
     header, row = out.strip().splitlines()[-2:]
-    assert header.split()[:4] == ["model", "params", "gmacs", "macts"]
-    assert row.split()[:3] == ["resnet26", "13696552", "2.356"]
+    assert [h.strip() for h in header.split("  ") if h][:4] == ["model", "params (M)", "GMACs", "activations (M)"]
+    assert row.split()[:3] == ["resnet26", "13.70", "2.356"]
 
 
 def test_cli_json_parses_with_timm_names(capsys):
-    assert main(["profile", "resnet26", "num_classes=10", "--input-size", "64", "--json"]) == 0
+    assert main(["profile", "resnet26", "model.num_classes=10", "--input-size", "64", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
-    assert row["model"] == "resnet26" and row["img_size"] == 64 and row["model_kwargs"] == "num_classes=10"
+    assert row["model"] == "resnet26" and row["img_size"] == 64 and row["model_kwargs"] == "model.num_classes=10"
     assert row["params"] == 13696552 - 990 * 2049 and isinstance(row["params"], int)
     assert row["unsupported_ops"] == "" and row["counter"].startswith("fvcore 0.1.5")
 
@@ -505,8 +505,8 @@ def test_cli_bad_option_exits_2(capsys):
     # every row times the reference: one that cannot take the input size stops the command up front
     assert main(["profile", "resnet26", "--reference", "san10_pairwise", "--input-size", "64", "--bench", "infer"]) == 2
     assert "reference.padding: inputs of 64 px" in capsys.readouterr().err
-    assert main(["profile", "resnet26", "num_classes=10", "--num-classes", "5"]) == 2
-    assert "--num-classes 5 contradicts num_classes=10" in capsys.readouterr().err
+    assert main(["profile", "resnet26", "model.num_classes=10", "--num-classes", "5"]) == 2
+    assert "--num-classes 5 contradicts model.num_classes=10" in capsys.readouterr().err
     assert main(["profile", "ran56", "--input-size", "30"]) == 2  # named by the option that gave the size
     assert "--input-size: inputs of 30 px are too small" in capsys.readouterr().err
     assert main(["profile", "san10_pairwise", "--input-size", "64"]) == 2  # a check with a key of its own keeps it
@@ -537,15 +537,15 @@ def test_cli_models_lists_options_as_a_spec_writes_them(capsys):
     assert "    mask_type = encoder_decoder  {encoder_decoder, local}\n" in out
 
 
-def test_cli_out_takes_json_from_the_suffix_in_any_case(tmp_path, capsys):
+def test_cli_to_takes_json_from_the_suffix_in_any_case(tmp_path, capsys):
     out = tmp_path / "rows.JSON"
-    assert main(["profile", "resnet26", "--input-size", "64", "--out", str(out)]) == 0
+    assert main(["profile", "resnet26", "--input-size", "64", "--to", str(out)]) == 0
     assert json.loads(out.read_text())[0]["model"] == "resnet26"
 
 
 def test_one_failing_child_does_not_stop_the_others(capsys):
     """zero_init_residual exists for ResNets only: the RAN child fails, the ResNet child works."""
-    assert main(["profile", "resnet26", "ran56_cifar", "zero_init_residual=true", "--json"]) == 1
+    assert main(["profile", "resnet26", "ran56_cifar", "model.zero_init_residual=true", "--json"]) == 1
     rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
     assert "error" not in rows["resnet26"] and rows["resnet26"]["params"] == 13696552
     assert "zero_init_residual" in rows["ran56_cifar"]["error"]
@@ -611,32 +611,32 @@ def test_interrupted_profile_keeps_the_finished_rows(monkeypatch, tmp_path, caps
     assert [r["model"] for r in json.loads(out)] == ["resnet26"]
     assert "partial: interrupted after 1 of 2 models" in err
     out_file = tmp_path / "p.csv"
-    assert main(["profile", "resnet26", "resnet38", "--out", str(out_file)]) == 130
+    assert main(["profile", "resnet26", "resnet38", "--to", str(out_file)]) == 130
     out = capsys.readouterr().out
-    assert "partial: interrupted after 1 of 2 models" in out and f"wrote 1 rows to {out_file} (partial)" in out
+    assert "partial: interrupted after 1 of 2 models" in out and f"wrote 1 row to {out_file} (partial)" in out
     assert list(pd.read_csv(out_file)["model"]) == ["resnet26"]
     out_file.write_text("model,params\nresnet26,1\nresnet38,2\n")  # a complete table from an earlier run
-    assert main(["profile", "resnet26", "resnet38", "--out", str(out_file)]) == 130
+    assert main(["profile", "resnet26", "resnet38", "--to", str(out_file)]) == 130
     beside = tmp_path / "p.partial.csv"
-    assert f"wrote 1 rows to {beside} (partial; {out_file} is left as it was)" in capsys.readouterr().out
+    assert f"wrote 1 row to {beside} (partial; {out_file} is left as it was)" in capsys.readouterr().out
     assert list(pd.read_csv(out_file)["model"]) == ["resnet26", "resnet38"]
     assert list(pd.read_csv(beside)["model"]) == ["resnet26"]
 
 
 def test_a_bad_out_fails_before_profiling_and_a_failed_write_keeps_the_rows(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(profile, "profile", lambda jobs: pytest.fail("profiled although --out is unusable"))
+    monkeypatch.setattr(profile, "profile", lambda jobs: pytest.fail("profiled although --to is unusable"))
     afile, adir = tmp_path / "afile", tmp_path / "adir"
     afile.write_text("")
     adir.mkdir()
     for out in ("/dev/null/x.csv", afile / "x.json", adir):
-        assert main(["profile", "resnet26", "resnet38", "--out", str(out)]) == 2
-        assert capsys.readouterr().err.startswith(f"error: {out}: --out: ")
+        assert main(["profile", "resnet26", "resnet38", "--to", str(out)]) == 2
+        assert capsys.readouterr().err.startswith(f"error: {out}: --to: ")
     # a write that fails anyway (here: the check is skipped) is an error too, after the table is shown
     monkeypatch.setattr(profile, "profile", lambda jobs: [{"model": j.model, "params": 1} for j in jobs])
     monkeypatch.setattr(profile, "check_out", lambda path: None)
-    assert main(["profile", "resnet26", "resnet38", "--out", str(adir)]) == 2
+    assert main(["profile", "resnet26", "resnet38", "--to", str(adir)]) == 2
     out, err = capsys.readouterr()
-    assert "resnet38" in out and err.startswith(f"error: {adir}: --out: cannot write")
+    assert "resnet38" in out and err.startswith(f"error: {adir}: --to: cannot write")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "afile"]  # no adir.tmp
 
 
@@ -653,7 +653,7 @@ DONE = [sys.executable, "-c", "print('--result'); print('{\\"model\\": \\"resnet
 HANG = [sys.executable, "-c", f"import os, time; open({pidfile!r} + '.tmp', 'w').write(str(os.getpid())); "
         f"os.rename({pidfile!r} + '.tmp', {pidfile!r}); time.sleep(120)"]
 profile.child_command = lambda job: DONE if job.model == "resnet26" else HANG
-sys.exit(main(["profile", "resnet26", "resnet38", "--out", out]))
+sys.exit(main(["profile", "resnet26", "resnet38", "--to", out]))
 """
 
 
@@ -779,7 +779,7 @@ def test_cli_timing_run_in_subprocesses_with_reference(capsys):
 
 def test_a_single_model_that_fails_to_build_is_a_row_not_a_traceback(capsys):
     """One model's complexity runs in this process; a failure there reads as it does from a child."""
-    assert main(["profile", "ran56_cifar", "base_width=99999999999999999999"]) == 1
+    assert main(["profile", "ran56_cifar", "model.base_width=99999999999999999999"]) == 1
     out, err = capsys.readouterr()
     assert "error: ran56_cifar: TypeError: " in err and "Traceback" not in out + err
     assert "frame #" not in out + err  # only the first line of PyTorch's message

@@ -219,9 +219,9 @@ def test_a_plugin_model_profiles_trains_runs_and_reports_in_child_processes(tmp_
 
     listed = suite("models", "tiny*", "--options")
     assert "Tiny-SE  (from tinyplug 0.1)" in listed and "gate = sigmoid  {sigmoid, hard}" in listed
-    assert "tiny_se_net" in suite("profile", "tiny_se_net", "width=4")
+    assert "tiny_se_net" in suite("profile", "tiny_se_net", "model.width=4")
     trained = json.loads(suite("train", "tiny_se_net", "iterations=2", "--threads", "1", "--no-progress",
-                               "--out", str(tmp_path / "train")).strip().splitlines()[-1])
+                               "--run-dir", str(tmp_path / "train")).strip().splitlines()[-1])
     assert 0 <= trained["top1_err"] <= 100
     path = spec_file(tmp_path, "mine", base={"data": {"name": "digits"}, "recipe": "smoke", "iterations": 2,
                                              "measure": {"throughput": False}},

@@ -1252,7 +1252,7 @@ def test_report_hints_can_be_pasted(tmp_path):
 
 @pytest.fixture(scope="module")
 def profile_rows():
-    """What `suite profile --all --out complexity.csv` writes, with made-up GMACs (3.15)."""
+    """What `suite profile --all --to complexity.csv` writes, with made-up GMACs (3.15)."""
     from suite.measure.complexity import COUNTER, count_params
     from suite.models import get_model_info, list_models
 

@@ -633,7 +633,7 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
 
 # ---------------------------------------------------------------------------------------- CLI
 def test_cli_prints_final_metrics_as_last_json_line(tmp_path, capsys):
-    code = main(["train", "ran56_cifar", "--dataset", "digits", "--out", str(tmp_path), "--no-progress", "--threads", "1",
+    code = main(["train", "ran56_cifar", "--dataset", "digits", "--run-dir", str(tmp_path), "--no-progress", "--threads", "1",
                  "model.base_width=4", "data.input_size=8", "iterations=2", "batch_size=32"])
     assert code == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
@@ -646,7 +646,7 @@ def test_cli_config_error_exits_2(capsys, tmp_path, monkeypatch):
     assert main(["train", "ran56_cifar", "--recipe", "nope", "--no-progress"]) == 2
     assert "recipe" in capsys.readouterr().err
     monkeypatch.setenv("SUITE_DATA", str(tmp_path / "data"))  # an empty data root: CIFAR-10 is missing
-    assert main(["train", "ran56_cifar", "--dataset", "cifar10", "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert main(["train", "ran56_cifar", "--dataset", "cifar10", "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 2
     assert "cifar10: missing data_batch_1" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # said before anything is made
 
@@ -659,7 +659,7 @@ def test_cli_config_error_exits_2(capsys, tmp_path, monkeypatch):
     (["lr_milestones=[0.5]"], "lr_milestones", "only schedule step uses it"),  # smoke's cosine: unused
 ])
 def test_cli_refuses_an_override_it_would_drop_or_that_would_win_silently(tmp_path, capsys, argv, key, says):
-    assert main(["train", "ran56_cifar", "--out", str(tmp_path / "run"), "--no-progress", *argv]) == 2
+    assert main(["train", "ran56_cifar", "--run-dir", str(tmp_path / "run"), "--no-progress", *argv]) == 2
     err = capsys.readouterr().err
     assert f"<command line>: {key}: {says}" in err and not (tmp_path / "run").exists()
 
@@ -674,7 +674,7 @@ def test_cli_sigterm_or_sighup_stops_training_as_ctrl_c_does(tmp_path, capsys, m
         raise AssertionError(f"{signal.Signals(signum).name} did not stop the run")
 
     monkeypatch.setattr(suite.train, "run", killed)
-    assert main(["train", "ran56_cifar", "--out", str(tmp_path / "run"), "--no-progress"]) == 128 + signum
+    assert main(["train", "ran56_cifar", "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 128 + signum
     assert f"interrupted; the same command resumes from {tmp_path / 'run'}" in capsys.readouterr().err
     assert signal.getsignal(signum) is signal.SIG_DFL  # the handler is this command's only
 
@@ -689,7 +689,7 @@ def test_cli_leaves_sighup_ignored_under_nohup(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(suite.train, "run", hung_up)
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as `nohup suite train ...` starts it
     try:
-        assert main(["train", "ran56_cifar", "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+        assert main(["train", "ran56_cifar", "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 0
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, previous)

@@ -33,6 +33,7 @@ from torch import nn
 
 from suite import files, processes
 from suite.errors import SuiteError, unknown
+from suite.metrics import COST_LABELS
 from suite.measure.complexity import measure_complexity
 from suite.measure.env import environment, resolve_device
 from suite.measure.memory import MemoryProbe
@@ -138,8 +139,8 @@ def _check_options(options: dict[str, Any]) -> None:
 
 
 def check_out(path: Path) -> None:
-    """An --out that cannot be written fails before the profiling, not after it."""
-    files.check_writable(path, key="--out")
+    """A --to that cannot be written fails before the profiling, not after it."""
+    files.check_writable(path, key="--to")
 
 
 def write_out(path: Path, text: str) -> None:
@@ -147,7 +148,7 @@ def write_out(path: Path, text: str) -> None:
     try:
         files.write_text(path, text)
     except OSError as exc:
-        raise SuiteError(f"cannot write: {exc.strerror or exc}", file=str(path), key="--out") from None
+        raise SuiteError(f"cannot write: {exc.strerror or exc}", file=str(path), key="--to") from None
 
 
 # ------------------------------------------------------------------------------------- profiling
@@ -210,7 +211,9 @@ def profile_model(job: ProfileJob) -> dict[str, Any]:
     try:
         kwargs = resolve_model_kwargs(job.model, job.model_kwargs, input_size=img_size)
     except SuiteError as err:  # the family checks without a key of their own are of the input's size
-        raise err.where(key="--input-size" if job.img_size and err.key is None else None) from None
+        if err.key is None:
+            raise err.where(key="--input-size" if job.img_size else None) from None
+        raise err.where(key="model" if err.key in job.model_kwargs else None) from None  # as given: model.KEY
     build = functools.partial(create_model, job.model, **kwargs)
     row: dict[str, Any] = {"model": job.model, "img_size": img_size, **_job_columns(job)}
     if not job.phases:
@@ -363,7 +366,7 @@ def _place(model: nn.Module, job: ProfileJob, device: torch.device) -> nn.Module
 
 
 def _job_columns(job: ProfileJob) -> dict[str, Any]:
-    return {"model_kwargs": " ".join(f"{k}={v}" for k, v in job.model_kwargs.items())}
+    return {"model_kwargs": " ".join(f"model.{k}={v}" for k, v in job.model_kwargs.items())}  # as typed
 
 
 # ---------------------------------------------------------------------------------------- output
@@ -376,29 +379,33 @@ _CONTEXT = (
 
 
 def _table_columns() -> list[tuple[str, tuple[str, ...], str]]:
-    """(label, row keys, format) of the readable table."""
-    columns = [(key, (key,), fmt) for key, fmt in (("model", "{}"), ("img_size", "{}"), ("model_kwargs", "{}"),
-                                                    ("params", "{:d}"), ("gmacs", "{:.3f}"), ("macts", "{:.2f}"))]
+    """(label, row keys, format) of the readable table: the costs headed as the reports head them
+    (suite.metrics.COST_LABELS), so a figure reads the same in both."""
+    columns = [("model", ("model",), "{}"), ("input", ("img_size",), "{}"), ("options", ("model_kwargs",), "{}"),
+               (COST_LABELS["params_m"], ("params",), "{:M}"), (COST_LABELS["gmacs"], ("gmacs",), "{:.3f}"),
+               (COST_LABELS["macts"], ("macts",), "{:.2f}")]
     for p in ("infer", "train"):
         columns += [
-            (f"{p} img/s", (f"{p}_samples_per_sec",), "{:.2f}"),
+            (COST_LABELS[f"{p}_samples_per_sec"], (f"{p}_samples_per_sec",), "{:.2f}"),
             (f"{p} ms (IQR)", (f"{p}_step_time", f"{p}_step_time_iqr"), "{:.1f} ({:.1f})"),
             (f"{p} batch", (f"{p}_batch_size",), "{:d}"),
-            (f"{p} MiB", (f"{p}_peak_memory_mb",), "{:.0f}"),
+            (COST_LABELS[f"{p}_peak_memory_mb"], (f"{p}_peak_memory_mb",), "{:.0f}"),
             (f"{p} vs ref", (f"{p}_throughput_vs_reference",), "{:.3f}"),
         ]
-    return columns + [("unsupported_ops", ("unsupported_ops",), "{}"), ("error", ("error",), "{}")]
+    return columns + [("unsupported ops", ("unsupported_ops",), "{}"), ("error", ("error",), "{}")]
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """A readable table: settings shared by all rows in a header, then one line per model. Times are
-    the median step in ms (interquartile range), memory the step's peak in MiB; JSON and CSV keep
-    every column under its full name."""
+    the median step in ms (interquartile range), memory the step's peak in MiB, parameters in
+    millions as the reports show them; JSON and CSV keep every column under its full name, and the
+    exact parameter count."""
     import textwrap
 
     ok = [r for r in rows if "error" not in r] or list(rows)  # an error row lacks most settings
     shared = {k: ok[0].get(k) for k in _CONTEXT if k in ok[0] and all(r.get(k) == ok[0][k] for r in ok)}
-    header = "  ".join(f"{k}={v}" for k, v in shared.items() if v not in (None, ""))
+    # the options as typed (model.base_width=4), the other settings as key=value
+    header = "  ".join(v if k == "model_kwargs" else f"{k}={v}" for k, v in shared.items() if v not in (None, ""))
     columns = [c for c in _table_columns() if c[1][0] not in shared and any(c[1][0] in r for r in rows)]
     cells = [[_cell(row, keys, fmt) for _, keys, fmt in columns] for row in rows]
     widths = [max(len(label), *(len(line[i]) for line in cells)) for i, (label, _, _) in enumerate(columns)]
@@ -413,6 +420,10 @@ def _cell(row: dict[str, Any], keys: tuple[str, ...], fmt: str) -> str:
     values = [row.get(k) for k in keys]
     if any(v is None or v == "" for v in values):
         return "-"
+    if fmt == "{:M}":  # a count shown in millions, with the reports' decimals (0.275, 13.70)
+        from suite.report.tables import num
+
+        return num(values[0] / 1e6)
     return fmt.format(*values)
 
 

@@ -1,7 +1,7 @@
 """`results/complexity.md`: parameters and multiply-adds of every model the suite ships against the
 papers' figures (the registry's `paper` metadata), with ratios. Needs no training.
 
-Source of the measured numbers: `results/complexity.csv` (written by `suite profile --all --out
+Source of the measured numbers: `results/complexity.csv` (written by `suite profile --all --to
 results/complexity.csv`) where its row for a model is current, else a fresh measurement (one
 subprocess per model, as `suite profile` does). A row is current when it is for the model's
 natural input size with default options, has no error, was counted by the same counter (fvcore
@@ -141,7 +141,7 @@ def write(out: Path, csv: Path | None = None, measure: Measure = measure_models)
             by_reason.setdefault(reason, []).append(name)
         why = "; ".join(f"{reason}: {', '.join(names)}" for reason, names in by_reason.items())
         notes.append(f"{len(stale)} measured now, not current in {csv} ({why}); "
-                     f"`suite profile --all --out {csv}` caches them.")
+                     f"`suite profile --all --to {csv}` caches them.")
     failed = [n for n in names if not _blank(rows.get(n, {}).get("error"))]
     if failed:
         notes.append(f"Failed to measure: {', '.join(failed)} (see the last column).")

@@ -1,0 +1,69 @@
+"""The `suite` command as a new user meets it: the same thing spelt and headed the same way in
+every subcommand, and each option meaning one thing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from suite.cli import main
+from suite.measure import profile
+from suite.metrics import COST_LABELS
+from suite.models import create_model
+
+
+def test_profile_heads_its_costs_as_the_reports_do():
+    """`macts` and `infer MiB` headed the terminal table while the reports and the README say
+    `activations (M)` and `infer peak memory (MiB)`; parameters are in millions there too."""
+    row = {"model": "m", "img_size": 32, "params": 1_081_818, "gmacs": 0.1306, "macts": 1.49,
+           "unsupported_ops": "", "error": None}
+    for phase in ("infer", "train"):
+        row |= {f"{phase}_samples_per_sec": 90.0, f"{phase}_step_time": 40.0, f"{phase}_step_time_iqr": 2.0,
+                f"{phase}_batch_size": 4, f"{phase}_peak_memory_mb": 20.0, f"{phase}_throughput_vs_reference": 1.0}
+    heading, cells = profile.format_table([row, {**row, "model": "n", "img_size": 64}]).splitlines()[-3:-1]
+    for key, label in COST_LABELS.items():
+        assert f"  {label}  " in f"{heading}  ", key
+    assert "macts" not in heading and "MiB " not in heading.replace("(MiB)", "")
+    assert cells.split()[:3] == ["m", "32", "1.08"]  # params (M), as the reports print them
+
+
+def test_profile_takes_model_options_spelt_as_train_and_specs_spell_them(capsys):
+    """`suite profile ran56_cifar base_width=4` against `suite train ran56_cifar model.base_width=4`:
+    one spelling now, the other refused with it."""
+    assert main(["profile", "ran56_cifar", "model.base_width=4", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    narrow = create_model("ran56_cifar", base_width=4)
+    assert row["params"] == sum(p.numel() for p in narrow.parameters())
+    assert row["model_kwargs"] == "model.base_width=4"  # as typed, so it can be pasted back
+    assert main(["profile", "ran56_cifar", "base_width=4"]) == 2
+    err = capsys.readouterr().err
+    assert "error: <command line>: base_width: a model option is given as model.base_width=VALUE" in err
+    assert main(["profile", "ran56_cifar", "data.name=digits"]) == 2  # not a model's: not silently dropped
+    assert "data.name: `suite profile` takes model options only" in capsys.readouterr().err
+    assert main(["profile", "ran56_cifar", "model.mask_nrom=mixed"]) == 2  # named as given
+    assert "error: model.mask_nrom: model 'ran56_cifar' has no option 'mask_nrom'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, new", [(["profile", "resnet26"], "--to FILE"),
+                                          (["train", "ran56_cifar", "iterations=1"], "--run-dir DIR")])
+def test_out_is_the_run_store_only_elsewhere_out_is_refused_with_the_new_name(tmp_path, capsys, monkeypatch,
+                                                                               command, new):
+    """`--out` is the run store of run, status, cancel and report; profile's output file and train's
+    run directory had it too, so `suite train M --out results` trained into the store's folder."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--out", "results"])
+    assert exit_.value.code == 2
+    assert f"argument --out: this command's --out is now {new} (--out names a run store" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+    for name in ("profile", "train"):
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        assert "--out" not in capsys.readouterr().out
+
+
+def test_profile_to_writes_the_rows_there(tmp_path, capsys):
+    assert main(["profile", "ran56_cifar", "model.base_width=4", "--to", str(tmp_path / "rows.csv")]) == 0
+    assert f"wrote 1 row to {tmp_path / 'rows.csv'}" in capsys.readouterr().out
+    assert (tmp_path / "rows.csv").read_text().startswith("model,img_size,model_kwargs,params")
