@@ -39,7 +39,8 @@ def test_the_run_process_entry_point_says_its_usage():
 
 
 def _readme_commands() -> list[str]:
-    """Every `suite ...` command the README shows: in code spans and in its shell blocks."""
+    """Every `suite ...` command the README shows (in code spans and in its shell blocks), and the
+    specs' descriptions."""
     import re
 
     text = (ROOT / "README.md").read_text()
@@ -48,6 +49,8 @@ def _readme_commands() -> list[str]:
         joined = block.replace("\\\n", " ")
         found += [m for line in joined.splitlines() for m in re.findall(r"(?:^|&& |\.venv/bin/)(suite [^#&]*)", line)]
     found += re.findall(r"`(suite [^`]*)`", text)
+    for spec in (ROOT / "ablations").glob("*.yaml"):  # a spec's description is shown atop its report
+        found += re.findall(r"`(suite [^`]*)`", spec.read_text())
     return [" ".join(c.replace("\\|", "|").split()) for c in found]
 
 
