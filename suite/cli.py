@@ -1005,8 +1005,9 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "profile",
         help="params, multiply-adds (gmacs), activations, throughput and peak memory of models",
-        description="Profile models (one subprocess each when there are several or when timing). "
-        "Columns follow timm's benchmark.py; see suite/measure/ for what each number means.",
+        description="Profile models (one subprocess each when there are several or when timing). The table "
+        "heads its columns as the reports do; the --json, --csv and --to rows keep timm's benchmark.py names. See "
+        "the README, 'What the numbers mean'.",
     )
     p.add_argument("items", nargs="*", metavar="MODEL|model.KEY=VALUE",
                    help="model names or fnmatch patterns ('san10_*'), and model options as model.KEY=VALUE "
@@ -1054,6 +1055,8 @@ def _profile(args: argparse.Namespace) -> int:
                                              "batch_size", "warmup", "steps", "threads")}
     bench = args.bench or ("infer" if args.reference else "complexity")
     jobs = profile.plan(names, reference=args.reference, bench=bench, model_kwargs=kwargs, **options)
+    if args.to and str(args.to) == "-":  # `suite report --to -` prints: here it would be a file named '-'
+        raise SuiteError("--json or --csv print the rows on stdout; --to takes a file", key="--to")
     if args.to:
         profile.check_out(args.to)  # before the long part
     partial = None

@@ -67,3 +67,11 @@ def test_profile_to_writes_the_rows_there(tmp_path, capsys):
     assert main(["profile", "ran56_cifar", "model.base_width=4", "--to", str(tmp_path / "rows.csv")]) == 0
     assert f"wrote 1 row to {tmp_path / 'rows.csv'}" in capsys.readouterr().out
     assert (tmp_path / "rows.csv").read_text().startswith("model,img_size,model_kwargs,params")
+
+
+def test_profile_to_dash_is_refused_not_a_file_named_dash(tmp_path, capsys, monkeypatch):
+    """`suite report --to -` prints to stdout; profile's rows are printed by --json or --csv."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["profile", "ran56_cifar", "--to", "-"]) == 2
+    assert "error: --to: --json or --csv print the rows on stdout" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
