@@ -254,8 +254,9 @@ def _store_argument(p: argparse.ArgumentParser) -> None:
 
 
 def _renamed(p: argparse.ArgumentParser, old: str, new: str, why: str) -> None:
-    """`old`, this command's former name of `new`, refused with the new name: `--out` is the run store
-    in every other command, and profile's output file or train's run directory would be mistaken for it."""
+    """`old`, this command's former name of `new`, refused with the new name (`--out` is the run store
+    in every other command, and profile's output file or train's run directory would be mistaken for it;
+    profile's `--num-classes` was a second spelling of `model.num_classes`)."""
 
     def refuse(text: str) -> None:
         raise argparse.ArgumentTypeError(f"this command's {old} is now {new} ({why})")
@@ -1017,7 +1018,7 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
                    help="what to measure (default: complexity, or infer with --reference)")
     p.add_argument("--input-size", dest="img_size", type=_count(1), metavar="N",
                    help="square input size (default: each model's natural size)")
-    p.add_argument("--num-classes", type=_count(1), metavar="N", help="shorthand for model.num_classes=N")
+    _renamed(p, "--num-classes", "model.num_classes=N", "a model option, spelt as every other one")
     p.add_argument("--batch-size", type=_count(1), metavar="N",
                    help="requested batch, reduced on out-of-memory (default: 256 on CUDA, 8 on CPU)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
@@ -1045,11 +1046,6 @@ def _profile(args: argparse.Namespace) -> int:
     from suite.measure import profile
 
     kwargs = _model_options(parse_overrides(i for i in args.items if "=" in i))
-    if args.num_classes is not None:
-        if kwargs.get("num_classes", args.num_classes) != args.num_classes:
-            raise SuiteError(f"--num-classes {args.num_classes} contradicts model.num_classes={kwargs['num_classes']}",
-                             key="model.num_classes")
-        kwargs["num_classes"] = args.num_classes
     names = profile.select_models([i for i in args.items if "=" not in i], all_models=args.all)
     options = {k: getattr(args, k) for k in ("img_size", "device", "amp", "channels_last", "compile",
                                              "batch_size", "warmup", "steps", "threads")}

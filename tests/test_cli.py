@@ -43,6 +43,10 @@ def test_profile_takes_model_options_spelt_as_train_and_specs_spell_them(capsys)
     assert "data.name: `suite profile` takes model options only" in capsys.readouterr().err
     assert main(["profile", "ran56_cifar", "model.mask_nrom=mixed"]) == 2  # named as given
     assert "error: model.mask_nrom: model 'ran56_cifar' has no option 'mask_nrom'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # its shorthand was a second spelling of the same option
+        main(["profile", "ran56_cifar", "--num-classes", "5"])
+    assert exit_.value.code == 2
+    assert "--num-classes: this command's --num-classes is now model.num_classes=N" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command, new", [(["profile", "resnet26"], "--to FILE"),
