@@ -663,7 +663,7 @@ def _status(args: argparse.Namespace) -> int:
             print(f"note: no runs in {out}{nowhere}", file=sys.stderr)
         slurm_states = slurm.refresh(out, [r.run_id for r in runs])
         frame = store.collect(out, [r.run_id for r in runs])
-        groups = {spec.name: frame}
+        groups = {(spec.name, ""): frame}  # headed as before: the command names its preset
         found = _note_misfiled(out, [r.run_id for r in runs], spec.name, args, sys.stdout)
     else:
         if args.preset or args.overrides:  # they pick a spec's runs: without one they would be ignored
@@ -675,10 +675,14 @@ def _status(args: argparse.Namespace) -> int:
             print(f"no runs in {out}{nowhere}")
             return 0
         unknown = "(spec unknown: config.json missing or unreadable)"
-        groups = {str(name): part for name, part in frame.groupby(frame["spec"].fillna(unknown))}
+        # by spec and preset: a preset's runs are its own, and the hints below name it
+        presets = frame["preset"].fillna("") if "preset" in frame else frame["spec"].map(lambda _: "")
+        groups = {(str(name), preset): part for (name, preset), part
+                  in frame.groupby([frame["spec"].fillna(unknown), presets], sort=True)}
     waiting = queued.queued(out)
-    for name, part in groups.items():
-        _print_counts(name, store.count_states(part["status"]), stored=not args.spec)
+    for (name, preset), part in groups.items():
+        these = f"{name} --preset {preset}" if preset else name  # the runs as `suite run` was given them
+        _print_counts(these, store.count_states(part["status"]), stored=not args.spec)
         _print_queued(part, waiting)
         if args.spec:
             remeasure = store.measured_otherwise_in(runs, part)
@@ -693,7 +697,7 @@ def _status(args: argparse.Namespace) -> int:
             _note_runs_elsewhere(out, spec.name, _untold(found), "status", sys.stdout,
                                  states=("pending", "running") if part["status"].isin(LIVE).any() else LIVE)
         _print_slurm(part, slurm_states, out, _same_runs(args) if args.spec else None)
-        _print_running_elsewhere(out, part, f"suite run {_same_runs(args)}" if args.spec else f"suite run {name}")
+        _print_running_elsewhere(out, part, f"suite run {_same_runs(args)}" if args.spec else f"suite run {these}")
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
             print(f"  done {row['run_id']}: {row['note']}")
         _print_slurm_warnings(frame.attrs["warnings"], part)
@@ -703,7 +707,7 @@ def _status(args: argparse.Namespace) -> int:
                   + (f"; a SLURM job of it may still be queued: `squeue --name suite-{name}`)" if lost else ")"))
         stopped_rows = part[part["status"].isin(["failed", "cancelled", "interrupted"])]
         csv = "" if name.startswith("(") else \
-            f" (`suite report {_same_runs(args) if args.spec else name} --to - --format csv` lists every run)"
+            f" (`suite report {_same_runs(args) if args.spec else these} --to - --format csv` lists every run)"
         groups = _same_message(stopped_rows)
         for rid, state, note in zip(stopped_rows["run_id"], stopped_rows["status"], stopped_rows["note"]):
             ids = groups[state, note]
@@ -733,8 +737,8 @@ def _status(args: argparse.Namespace) -> int:
                 f"suite run {_same_runs(args)}{_recorded_threads(out, stopped)} --retry-failed"
             print(f"  rerun the {len(stopped)} failed or cancelled: {again}")
     if not args.spec:
-        print("(each run under the spec that planned it first; `suite status SPEC` counts all of a spec's runs, "
-              "those not planned yet included)")
+        print("(each run under the spec and preset that planned it first; `suite status SPEC [--preset P]` counts "
+              "all of their runs, those not planned yet included)")
     return 0
 
 

@@ -778,6 +778,8 @@ def _row(d: Path, state: RunState) -> dict[str, Any]:
                 raise SuiteError("not a planned run (expected {spec, point, seed, config: {...}})", file=str(config_path))
             row.update(current_spelling(flatten(planned.get("config", {}))))
             row["spec"] = planned.get("spec")
+            if isinstance(planned.get("preset"), str):  # `suite status` names it beside the spec
+                row["preset"] = planned["preset"]
         except SuiteError as err:
             warnings.warn(f"skipped a corrupt record: {err}", SuiteWarning, stacklevel=3)
             row["note"] = row["note"] or str(err)

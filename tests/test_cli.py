@@ -79,3 +79,27 @@ def test_profile_to_dash_is_refused_not_a_file_named_dash(tmp_path, capsys, monk
     assert main(["profile", "ran56_cifar", "--to", "-"]) == 2
     assert "error: --to: --json or --csv print the rows on stdout" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_status_of_the_whole_store_names_each_runs_preset(tmp_path, capsys):
+    """`suite status` headed a preset's runs by their spec alone, and its hints (`suite report SPEC
+    --to - ...`, `suite run SPEC`) named the spec's own runs, not these: a user typing them saw
+    none of the runs counted."""
+    from suite import store
+    from suite.ablations.expand import RunSpec
+    from suite.config import resolve
+
+    def planned(seed: int, preset: str | None) -> RunSpec:
+        run = RunSpec(spec="toy", point={}, seed=seed, preset=preset,
+                      config=resolve({"model.name": "resnet26", "data.name": "synthetic", "seed": seed}))
+        store.set_status(store.plan(tmp_path, run), "failed", error="boom")
+        return run
+
+    planned(0, None)
+    for seed in range(1, 11):  # enough alike to be listed as one group, with a pointer to the CSV
+        planned(seed, "smoke")
+    assert main(["status", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "toy: 1 run in the store: 0 done, 1 failed\n" in out
+    assert "toy --preset smoke: 10 runs in the store: 0 done, 10 failed\n" in out
+    assert "(`suite report toy --preset smoke --to - --format csv` lists every run)" in out
