@@ -1270,8 +1270,8 @@ def _train(args: argparse.Namespace) -> int:
         if key.startswith(MEASURE):
             raise SuiteError("`suite train` trains and evaluates only: measurements are `suite run`'s (with this "
                              "override) or `suite profile`'s", key=key, file="<command line>")
-    config = resolve({**values, **overrides})
-    try:
+    try:  # every value is the command line's: its errors say so, as `suite run`'s overrides' do
+        config = resolve({**values, **overrides})
         check_schedule(flatten(overrides), config)
     except SuiteError as err:
         raise err.where(file="<command line>") from None

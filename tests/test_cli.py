@@ -103,3 +103,13 @@ def test_status_of_the_whole_store_names_each_runs_preset(tmp_path, capsys):
     assert "toy: 1 run in the store: 0 done, 1 failed\n" in out
     assert "toy --preset smoke: 10 runs in the store: 0 done, 10 failed\n" in out
     assert "(`suite report toy --preset smoke --to - --format csv` lists every run)" in out
+
+
+def test_train_names_the_command_line_in_a_bad_keys_error_as_run_does(tmp_path, capsys):
+    """`suite run quick base_width=4` said `<command line>: base_width: ...`, `suite train` the key alone."""
+    assert main(["train", "ran56_cifar", "base_width=4", "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: <command line>: base_width: unknown key; did you mean 'model.base_width'?")
+    assert main(["train", "ran56_cifar", "model.mask_nrom=mixed", "--run-dir", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.startswith("error: <command line>: model.mask_nrom: model 'ran56_cifar' has no")
+    assert not (tmp_path / "run").exists()
