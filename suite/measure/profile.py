@@ -33,11 +33,11 @@ from torch import nn
 
 from suite import files, processes
 from suite.errors import SuiteError, unknown
-from suite.metrics import COST_LABELS
 from suite.measure.complexity import measure_complexity
 from suite.measure.env import environment, resolve_device
 from suite.measure.memory import MemoryProbe
 from suite.measure.throughput import STEPS, BenchSettings, Timing, prepare, summarize, time_steps
+from suite.metrics import COST_LABELS
 from suite.models import create_model, get_model_info, list_models, plugins, resolve_model_kwargs
 
 if TYPE_CHECKING:
