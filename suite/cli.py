@@ -361,13 +361,14 @@ def _same_local_runs(args: argparse.Namespace) -> str:
     return _same_runs(args) + parallel + threads
 
 
-def _resubmit_hint(out: Path, run_ids: Sequence[str], args: argparse.Namespace) -> tuple[str, str]:
+def _resubmit_hint(out: Path, statuses: Sequence[Mapping[str, Any] | None],
+                   args: argparse.Namespace) -> tuple[str, str]:
     """The command that submits these runs again as they were submitted (cluster flags included),
-    and a note: the one `suite run` recorded with them; for runs submitted by different commands
-    (another spec sharing a run, other flags), this command's runs with the latest one's flags."""
-    from suite import store
-
-    statuses = [store.state_of(store.run_dir(out, rid)).status or {} for rid in run_ids]
+    and a note: the one `suite run` recorded with them (`statuses`: their status.json, as read
+    where they are stored: a run an older version filed under another id has its own there); for
+    runs submitted by different commands (another spec sharing a run, other flags), this command's
+    runs with the latest one's flags."""
+    statuses = [s or {} for s in statuses]
     recorded = {s.get("again") for s in statuses}
     if len(recorded) == 1 and None not in recorded:
         words = shlex.split(str(recorded.pop()))
@@ -385,12 +386,11 @@ def _resubmit_hint(out: Path, run_ids: Sequence[str], args: argparse.Namespace) 
         if differ else ""
 
 
-def _recorded_threads(out: Path, run_ids: Sequence[str]) -> str:
-    """` --threads N` when these local runs last ran with N torch threads, so a retry resumes
-    them as they ran (CPU results depend on the thread count); empty when they differ or are unknown."""
-    from suite import store
-
-    threads = {(store.state_of(store.run_dir(out, rid)).status or {}).get("threads") for rid in run_ids}
+def _recorded_threads(statuses: Sequence[Mapping[str, Any] | None]) -> str:
+    """` --threads N` when these local runs (`statuses`: their status.json) last ran with N torch
+    threads, so a retry resumes them as they ran (CPU results depend on the thread count); empty
+    when they differ or are unknown."""
+    threads = {(s or {}).get("threads") for s in statuses}
     value = threads.pop() if len(threads) == 1 else None
     return f" --threads {value}" if isinstance(value, int) and not isinstance(value, bool) and value > 0 else ""
 
@@ -471,7 +471,7 @@ def _retry_hint(args: argparse.Namespace, plan: Plan, out: Path, options: Cluste
     if not stopped:
         return ""
     again = f"suite run {_same_local_runs(args)} --retry-failed" if options is None else \
-        "".join(_resubmit_hint(out, stopped, args))
+        "".join(_resubmit_hint(out, [plan.states[rid].status for rid in stopped], args))
     return f"; rerun the {len(stopped)} failed or cancelled: {again}"
 
 
@@ -733,8 +733,9 @@ def _status(args: argparse.Namespace) -> int:
         if args.spec and stopped:  # interrupted runs resume with the plain `suite run`
             on_slurm = part.loc[part["run_id"].isin(stopped), "slurm_job_id"].notna().any() \
                 if "slurm_job_id" in part else False  # the last attempt's job; None for a local one
-            again = "".join(_resubmit_hint(out, stopped, args)) if on_slurm else \
-                f"suite run {_same_runs(args)}{_recorded_threads(out, stopped)} --retry-failed"
+            statuses = [store.state_of(store.run_dir(out, rid)).status for rid in stopped]
+            again = "".join(_resubmit_hint(out, statuses, args)) if on_slurm else \
+                f"suite run {_same_runs(args)}{_recorded_threads(statuses)} --retry-failed"
             print(f"  rerun the {len(stopped)} failed or cancelled: {again}")
     if not args.spec:
         print("(each run under the spec and preset that planned it first; `suite status SPEC [--preset P]` counts "
@@ -967,7 +968,8 @@ def _cancel(args: argparse.Namespace) -> int:
     if not cancelled and not refused:
         print(f"{spec.name}: nothing queued or running on SLURM (out: {out})")
     if cancelled:
-        command, note = _resubmit_hint(out, list(cancelled), args)
+        command, note = _resubmit_hint(out, [store.state_of(store.run_dir(out, rid)).status for rid in cancelled],
+                                       args)
         print(f"{spec.name}: cancelled {count(len(cancelled), 'run')} (jobs {_arrays(cancelled.values())}); "
               f"`{command}` submits {'it' if len(cancelled) == 1 else 'them'} again{note}")
         running = sum(states.get(rid) == "RUNNING" for rid in cancelled)

@@ -567,3 +567,26 @@ def test_status_with_every_run_of_the_spec_stored_resolves_only_the_specs_own_ru
     said = capsys.readouterr().out
     assert len(resolved) == 1 and "note: 1 run of compat in" in said and "earlier version of the spec file" in said \
         and OLD_ID not in said
+
+
+def test_the_dry_runs_slurm_retry_hint_for_a_failed_run_to_be_filed_is_its_recorded_command(tmp_path, capsys):
+    """A failed SLURM run stored under an older id was read where it is for the plan, but the hint
+    to submit it again read today's id (no record there), so it was the plain command, not the
+    one the run recorded with its cluster flags; as for a filed run, it is the recorded one now."""
+    out = tmp_path / "out"
+    run = old_store(out)
+    old = store.run_dir(out, OLD_ID)
+    (old / "result.json").unlink()
+    again = "suite run compat --out /elsewhere --executor slurm --partition debug --mem 3G --retry-failed"
+    store.set_status(old, "failed", error="SLURM job 7_0 ended FAILED", slurm_job_id="7_0", slurm_state="FAILED",
+                     again=again, submitted_at=store.now(), executor="slurm")
+    spec = tmp_path / "compat.yaml"
+    spec.write_text(SPEC)
+    hint = again.replace("/elsewhere", str(out.resolve()))
+    assert main(["run", str(spec), "--out", str(out), "--dry-run", "--executor", "slurm"]) == 0
+    said = capsys.readouterr().out
+    assert f"  file {run.run_id} failed " in said and f"rerun the 1 failed or cancelled: {hint}\n" in said, said
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 0  # filed: the same hint
+    capsys.readouterr()
+    assert main(["run", str(spec), "--out", str(out), "--dry-run", "--executor", "slurm"]) == 0
+    assert f"rerun the 1 failed or cancelled: {hint}\n" in capsys.readouterr().out

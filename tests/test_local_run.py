@@ -917,7 +917,7 @@ def test_a_child_killed_before_it_records_anything_keeps_its_threads_for_the_rer
     out = tmp_path / "store"
     d = store.plan(out, run)
     assert _settle(-signal.SIGKILL, d, run, Outcome(), pid=222, threads=3) == "failed"
-    assert store.state_of(d).state == "failed" and _recorded_threads(out, [run.run_id]) == " --threads 3"
+    assert store.state_of(d).state == "failed" and _recorded_threads([store.state_of(d).status]) == " --threads 3"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
