@@ -661,16 +661,23 @@ def _status(args: argparse.Namespace) -> int:
         spec, runs = _expand(args)
         if nowhere:
             print(f"note: no runs in {out}{nowhere}", file=sys.stderr)
-        slurm_states = slurm.refresh(out, [r.run_id for r in runs])
-        frame = store.collect(out, [r.run_id for r in runs])
+        ids = [r.run_id for r in runs]
+        found = store.told(out, ids, spec.name)
+        # the runs `suite run` files under today's id are shown as they will be once filed (as its --dry-run
+        # lists them): their state, and SLURM's of their job, read where they are stored
+        stored_as = {new: old for old, new in found.moves.items()}
+        slurm_states = slurm.refresh(out, [*ids, *found.moves])
+        slurm_states.update({new: slurm_states.pop(old) for new, old in stored_as.items() if old in slurm_states})
+        frame = store.collect(out, ids, stored_as=stored_as)
         groups = {(spec.name, ""): frame}  # headed as before: the command names its preset
-        found = _note_misfiled(out, [r.run_id for r in runs], spec.name, args, sys.stdout)
+        _note_misfiled(out, found, args, sys.stdout, "shown in {its} stored state here: the next")
     else:
         if args.preset or args.overrides:  # they pick a spec's runs: without one they would be ignored
             raise SuiteError("--preset and key=value overrides pick a spec's runs: name the spec",
                              key="preset" if args.preset else "overrides")
         slurm_states = slurm.refresh_store(out)
         frame = store.collect(out)
+        stored_as = {}
         if frame.empty:
             print(f"no runs in {out}{nowhere}")
             return 0
@@ -680,6 +687,10 @@ def _status(args: argparse.Namespace) -> int:
         groups = {(str(name), preset): part for (name, preset), part
                   in frame.groupby([frame["spec"].fillna(unknown), presets], sort=True)}
     waiting = queued.queued(out)
+
+    def where(rid: str) -> Path:
+        return store.run_dir(out, stored_as.get(rid, rid))
+
     for (name, preset), part in groups.items():
         these = f"{name} --preset {preset}" if preset else name  # the runs as `suite run` was given them
         _print_counts(these, store.count_states(part["status"]), stored=not args.spec)
@@ -697,7 +708,7 @@ def _status(args: argparse.Namespace) -> int:
             _note_runs_elsewhere(out, spec.name, _untold(found), "status", sys.stdout,
                                  states=("pending", "running") if part["status"].isin(LIVE).any() else LIVE)
         _print_slurm(part, slurm_states, out, _same_runs(args) if args.spec else None)
-        _print_running_elsewhere(out, part, f"suite run {_same_runs(args)}" if args.spec else f"suite run {these}")
+        _print_running_elsewhere(where, part, f"suite run {_same_runs(args)}" if args.spec else f"suite run {these}")
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
             print(f"  done {row['run_id']}: {row['note']}")
         _print_slurm_warnings(frame.attrs["warnings"], part)
@@ -714,7 +725,7 @@ def _status(args: argparse.Namespace) -> int:
             others = ids[1:] if len(ids) > SAME_MESSAGE_SHOWN else []
             if others and rid != ids[0]:
                 continue  # counted under the group's first run
-            d = store.run_dir(out, rid)
+            d = where(rid)
             print(f"  {state} {rid}: {note or '(no reason recorded)'}")
             archived = sorted((d / "archive").glob("*/result.json"))
             if archived:  # --force moved a finished result aside: the failed attempt did not destroy it
@@ -724,7 +735,7 @@ def _status(args: argparse.Namespace) -> int:
                 for line in error.read_text(errors="replace").strip().splitlines()[-args.lines:] if args.lines else []:
                     print(f"      {line}")
             if others:
-                kept = sum(any((store.run_dir(out, rid) / "archive").glob("*/result.json")) for rid in others)
+                kept = sum(any((where(rid) / "archive").glob("*/result.json")) for rid in others)
                 shown = " ".join(others[:SAME_MESSAGE_IDS]) + \
                     (f" ...{csv}" if len(others) > SAME_MESSAGE_IDS else "")
                 print(f"      and {len(others)} more {state} with the same message: {shown}"
@@ -733,7 +744,7 @@ def _status(args: argparse.Namespace) -> int:
         if args.spec and stopped:  # interrupted runs resume with the plain `suite run`
             on_slurm = part.loc[part["run_id"].isin(stopped), "slurm_job_id"].notna().any() \
                 if "slurm_job_id" in part else False  # the last attempt's job; None for a local one
-            statuses = [store.state_of(store.run_dir(out, rid)).status for rid in stopped]
+            statuses = [store.state_of(where(rid)).status for rid in stopped]
             again = "".join(_resubmit_hint(out, statuses, args)) if on_slurm else \
                 f"suite run {_same_runs(args)}{_recorded_threads(statuses)} --retry-failed"
             print(f"  rerun the {len(stopped)} failed or cancelled: {again}")
@@ -800,29 +811,26 @@ def _untold(found: Scan) -> dict[str, RunState]:
             if rid not in found.moves and rid not in found.unreadable}
 
 
-def _note_misfiled(out: Path, run_ids: Sequence[str], spec: str, args: argparse.Namespace, file: TextIO) -> Scan:
-    """Say which of these runs an older version of the suite stored under another id (they show as
-    missing until `suite run` files them under today's, see `_refile`); the store's scan (old id ->
-    new, and the runs of `spec` outside `run_ids`)."""
+def _note_misfiled(out: Path, found: Scan, args: argparse.Namespace, file: TextIO, how: str) -> None:
+    """Say which of the runs asked about an older version of the suite stored under another id
+    (`found`: `store.told`, SLURM's view of their jobs refreshed) and `how` they are shown ('counted
+    missing here: the next', or how else, `{its}` for its or their): `suite run` files them under
+    today's id (`_refile`)."""
     from suite import store
-    from suite.dispatch import slurm
 
-    found = store.told(out, run_ids, spec)
     _note_unreadable(found.unreadable, file)
     if moves := found.moves:
         one = len(moves) == 1
         pairs = ", ".join(f"{old} for {new}" for old, new in list(moves.items())[:3])
         pairs += f", and {len(moves) - 3} more" if len(moves) > 3 else ""
-        slurm.refresh(out, moves)  # a job that ended under the old id no longer holds its run
         waiting = [old for old in moves if store.in_use(store.run_dir(out, old))]
         shown = ", ".join(waiting[:3]) + (" ..." if len(waiting) > 3 else "")
         jobs = "its job" if len(waiting) == 1 else "their jobs"
         wait = f" ({shown}: once {jobs} under the old id ended; not started again until then)" if waiting else ""
         print(f"note: {count(len(moves), 'run')} of these {'is' if one else 'are'} stored under the id an older "
               f"version of the suite gave {'it' if one else 'them'} ({pairs}), "
-              f"so counted missing here: `suite run {_same_runs(args)}` files {'it' if one else 'them'} under today's "
-              f"id{wait}, training and checkpoint kept", file=file)
-    return found
+              f"{how.format(its='its' if one else 'their')} `suite run {_same_runs(args)}` files "
+              f"{'it' if one else 'them'} under today's id{wait}, training and checkpoint kept", file=file)
 
 
 UNREADABLE_REASONS = 3  # of the reasons the stored runs this version cannot read have, the ones shown
@@ -879,15 +887,16 @@ def _note_runs_elsewhere(out: Path, spec: str, others: Mapping[str, RunState], c
                  "whatever the spec file says now" if jobs else ""), file=file)
 
 
-def _print_running_elsewhere(out: Path, frame: pandas.DataFrame, again: str) -> None:
+def _print_running_elsewhere(where: Callable[[str], Path], frame: pandas.DataFrame, again: str) -> None:
     """Local runs another machine records as running: only that machine can see whether their
-    process is gone (then `suite run` there resumes them), so say where they are."""
+    process is gone (then `suite run` there resumes them), so say where they are (`where`: a run's
+    directory)."""
     import socket
 
     from suite import store
 
     for rid in frame.loc[frame["status"] == "running", "run_id"]:
-        status = store.state_of(store.run_dir(out, rid)).status or {}
+        status = store.state_of(where(rid)).status or {}
         host = status.get("host")
         if status.get("slurm_job_id") or not host or host == socket.gethostname():
             continue
@@ -1217,7 +1226,9 @@ def _report(args: argparse.Namespace) -> int:
         else:
             for path in files.write(report, chosen or files.DEFAULT_FORMATS):
                 print(f"wrote {path}", file=log)
-    found = _note_misfiled(out, list(report.runs["run_id"]), report.spec.name, args, log)
+    found = store.told(out, list(report.runs["run_id"]), report.spec.name)
+    slurm.refresh(out, found.moves)  # a job that ended under the old id no longer holds its run
+    _note_misfiled(out, found, args, log, "so counted missing here: the next")
     if nothing_done:
         _note_runs_elsewhere(out, report.spec.name, _untold(found), "report", log)
     if kept:

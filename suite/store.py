@@ -25,6 +25,7 @@ lock nobody holds is interrupted, whatever process now has its pid.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -32,7 +33,7 @@ import os
 import shutil
 import socket
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -744,17 +745,19 @@ def refile(out: Path, old: str, config: RunConfig) -> str | None:
     return None
 
 
-def collect(out: Path, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+def collect(out: Path, run_ids: Iterable[str] | None = None, stored_as: Mapping[str, str] = {}) -> pd.DataFrame:
     """One row per run: run_id, status, note, flattened config, metrics, complexity, throughput, env.
 
     With `run_ids`, exactly those rows (absent ones as `missing`); otherwise every run directory
     (one that holds none of a run's records is no run). Corrupt or partial files never stop the
     collection: the row says what is wrong and a warning names the file.
+    `stored_as`: run id -> the id an older version stored it under (`scan`'s moves, reversed): its
+    row is read there, under the id `suite run` files it as, so it shows as it will be once filed.
     """
     runs = Path(out) / "runs"
     ids = stored_runs(out) if run_ids is None else list(dict.fromkeys(run_ids))
-    states = [state_of(runs / rid) for rid in ids]
-    rows = [_row(runs / s.run_id, s) for s in states]
+    states = [dataclasses.replace(state_of(runs / stored_as.get(rid, rid)), run_id=rid) for rid in ids]
+    rows = [_row(runs / stored_as.get(s.run_id, s.run_id), s) for s in states]
     problems = [s.note for s in states if s.corrupt]
     for problem in problems:
         warnings.warn(f"skipped a corrupt record: {problem}", SuiteWarning, stacklevel=2)

@@ -569,6 +569,29 @@ def test_status_with_every_run_of_the_spec_stored_resolves_only_the_specs_own_ru
         and OLD_ID not in said
 
 
+def test_status_shows_a_run_to_be_filed_in_its_stored_state_as_the_dry_run_does(tmp_path, capsys):
+    """`suite status` counted a run an older version stored under another id as missing (and said
+    so), while `suite run --dry-run` listed it in its stored state and `suite run` files it so: a
+    failed one was 'missing' (to be run) in one and 'failed' (left) in the other."""
+    out = tmp_path / "out"
+    run = old_store(out)
+    old = store.run_dir(out, OLD_ID)
+    (old / "result.json").unlink()
+    store.set_status(old, "failed", error="ValueError: boom")
+    (old / "error.txt").write_text("Traceback\nValueError: boom\n")
+    spec = tmp_path / "compat.yaml"
+    spec.write_text(SPEC)
+    assert main(["status", str(spec), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "compat: 1 run: 0 done, 1 failed, 0 missing" in said, said
+    assert f"  failed {run.run_id}: ValueError: boom\n      Traceback\n      ValueError: boom\n" in said, said
+    assert f"({OLD_ID} for {run.run_id}), shown in its stored state here: the next `suite run" in said, said
+    assert "counted missing" not in said and "--retry-failed" in said
+    assert main(["run", str(spec), "--out", str(out), "--dry-run"]) == 0
+    assert f"  file {run.run_id} failed " in capsys.readouterr().out
+    assert old.is_dir()  # status moves nothing
+
+
 def test_the_dry_runs_slurm_retry_hint_for_a_failed_run_to_be_filed_is_its_recorded_command(tmp_path, capsys):
     """A failed SLURM run stored under an older id was read where it is for the plan, but the hint
     to submit it again read today's id (no record there), so it was the plain command, not the
@@ -586,6 +609,8 @@ def test_the_dry_runs_slurm_retry_hint_for_a_failed_run_to_be_filed_is_its_recor
     assert main(["run", str(spec), "--out", str(out), "--dry-run", "--executor", "slurm"]) == 0
     said = capsys.readouterr().out
     assert f"  file {run.run_id} failed " in said and f"rerun the 1 failed or cancelled: {hint}\n" in said, said
+    assert main(["status", str(spec), "--out", str(out)]) == 0
+    assert f"  rerun the 1 failed or cancelled: {hint}\n" in capsys.readouterr().out
     assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 0  # filed: the same hint
     capsys.readouterr()
     assert main(["run", str(spec), "--out", str(out), "--dry-run", "--executor", "slurm"]) == 0
