@@ -404,6 +404,16 @@ def test_a_refused_submission_removes_only_the_snapshot_and_submitit_files_it_ma
     assert not (out / "code").exists() and len(list(others.iterdir())) == 4
 
 
+def test_a_refused_submission_to_a_new_store_leaves_no_runs_folder(tmp_path, capsys):
+    """The planned runs were taken back, but the `runs/` folder planning them made stayed, empty,
+    though the README says a refused submission leaves the store as it was."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "new_store", {"lr": [0.01]})
+    assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--constraint", "nosuch"]) == 2
+    assert "sbatch refused the job" in capsys.readouterr().err
+    assert not (out / "runs").exists() and not (out / "code").exists() and not (out / "submitit").exists()
+
+
 # A local `suite run`'s child as the store sees it: it holds the run's lock, records the run as
 # running (no SLURM job), and records it interrupted when stopped, keeping the status's other fields
 # (as `suite.execute` did, job id included). Argument: the run directory.
@@ -536,7 +546,7 @@ def test_a_submission_stopped_by_a_signal_is_withdrawn_as_after_ctrl_c(tmp_path,
     assert submitter.returncode == 128 + signum and err.strip().endswith("interrupted"), said + err
     assert not subprocess.run(["squeue", "-h", "--name", f"suite-{spec.stem}"], capture_output=True,
                               text=True).stdout.strip()
-    assert not any((out / "runs").iterdir())  # the runs it planned are taken back
+    assert not (out / "runs").exists()  # the runs it planned are taken back, and the folder they made
     assert "2 of 2 runs would start" in suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out),
                                               "--dry-run")
 

@@ -179,15 +179,15 @@ SUBMISSION_FILE = re.compile(r"[0-9a-f]{32}\.pkl|\.submission_file_[0-9a-f]{32}\
 
 
 def _listing(out: Path) -> dict[str, set[str] | None]:
-    """The names in the store's `code/` and `submitit/` folders (None: no such folder)."""
-    return {sub: set(os.listdir(out / sub)) if (out / sub).is_dir() else None for sub in ("code", "submitit")}
+    """The names in the store's `code/`, `submitit/` and `runs/` folders (None: no such folder)."""
+    return {sub: set(os.listdir(out / sub)) if (out / sub).is_dir() else None for sub in ("code", "submitit", "runs")}
 
 
 def _discard(out: Path, found: Mapping[str, set[str] | None], code: snapshot.Snapshot) -> None:
     """Remove what a withdrawn submission added to the store, so that it is as it was (`found`:
     `_listing` before it): its code snapshot, unless it was there before or a run's record names it
-    (a job of another submission imports it), submitit's submission files, and the folders it made,
-    if empty. Submissions to a store take turns (`submission_lock`), so none other made them.
+    (a job of another submission imports it), submitit's submission files, and the folders it made
+    (`runs/` too, its planned runs taken back by `_unplan`), if empty. Submissions to a store take turns (`submission_lock`), so none other made them.
     Best effort: a removal refused (permissions) leaves files, never hides why it was withdrawn."""
     with contextlib.suppress(OSError):
         _discard_made(out, found, code)
