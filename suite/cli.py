@@ -534,7 +534,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
     from suite.dispatch.plan import make_plan
 
     # Runs submitted earlier: still queued or running (left alone), or ended without a result (recorded).
-    found = store.scan(out, [r.run_id for r in runs], spec.name)
+    found = store.scan(out, [r.run_id for r in runs], spec.name, {r.config.model.name for r in runs})
     # before refiling: a job of a run stored under an older id that has ended is recorded so, and the run filed
     alive = slurm.refresh(out, [*(r.run_id for r in runs), *found.moves])
     stored_as, waiting = _refile(out, runs, found, dry_run=args.dry_run)
@@ -662,7 +662,7 @@ def _status(args: argparse.Namespace) -> int:
         if nowhere:
             print(f"note: no runs in {out}{nowhere}", file=sys.stderr)
         ids = [r.run_id for r in runs]
-        found = store.told(out, ids, spec.name)
+        found = store.told(out, ids, spec.name, {r.config.model.name for r in runs})
         # the runs `suite run` files under today's id are shown as they will be once filed (as its --dry-run
         # lists them): their state, and SLURM's of their job, read where they are stored
         stored_as = {new: old for old, new in found.moves.items()}
@@ -1226,7 +1226,7 @@ def _report(args: argparse.Namespace) -> int:
         else:
             for path in files.write(report, chosen or files.DEFAULT_FORMATS):
                 print(f"wrote {path}", file=log)
-    found = store.told(out, list(report.runs["run_id"]), report.spec.name)
+    found = store.told(out, list(report.runs["run_id"]), report.spec.name, {r.config.model.name for r in runs})
     slurm.refresh(out, found.moves)  # a job that ended under the old id no longer holds its run
     _note_misfiled(out, found, args, log, "so counted missing here: the next")
     if nothing_done:

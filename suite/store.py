@@ -33,7 +33,7 @@ import os
 import shutil
 import socket
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -604,9 +604,12 @@ class Scan:
     of_spec: dict[str, RunState]
 
 
-def scan(out: Path, wanted: Iterable[str] | None = None, spec: str | None = None) -> Scan:
+def scan(out: Path, wanted: Iterable[str] | None = None, spec: str | None = None,
+         models: Collection[str] | None = None) -> Scan:
     """The store read once for what lies outside the runs in `wanted` (every stored run when None):
     each run's plan is read once, and only the runs `spec` planned first have their state read.
+    `models`: the model names of the runs in `wanted`; a stored run of another registered model
+    cannot be one of them (`_could_be`), so its config is not resolved.
 
     Runs whose directory is not the id this version gives them: old id -> today's, only those whose
     today's id is in `wanted` (when given). `suite run` files them under today's id (`refile`)
@@ -618,10 +621,15 @@ def scan(out: Path, wanted: Iterable[str] | None = None, spec: str | None = None
     absent = wanted is None or bool(wanted - set(stored))
     moves, unreadable, of_spec = {}, {}, {}
     cache = idcache.IdCache(out, stored)
+    could_be = _could_be(models)
     for d in _outside(out, stored, wanted):
         rid = d.name
-        before = idcache.key(d)
+        before = idcache.key(d)  # before the plan is read: one replaced meanwhile is not cached under its new stat
         plan = _read_record(d / "config.json")
+        if _planned_by(plan, spec):
+            of_spec[rid] = state_of(d)
+        if not could_be(plan):
+            continue
         cached = cache.get(rid, before)
         try:
             new = cached or filed_as(d, plan)
@@ -634,10 +642,29 @@ def scan(out: Path, wanted: Iterable[str] | None = None, spec: str | None = None
             cache.put(rid, before, new, idcache.key(d))
         if new is not None and new != rid and (wanted is None or new in wanted):
             moves[rid] = new
-        if _planned_by(plan, spec):
-            of_spec[rid] = state_of(d)
     cache.save()
     return Scan(moves, unreadable, of_spec)
+
+
+def _could_be(models: Collection[str] | None) -> Callable[[Any], bool]:
+    """Whether a stored run whose plan (config.json as `_read_record` read it) is given could be a
+    run of one of `models` (any run when None). A run's identity holds its model's name as stored
+    (no alias, no respelling), so a plan naming another registered model cannot; one whose plan or
+    model name this version cannot read may be (a model since renamed), so it is resolved, which
+    says why it is unreadable."""
+    if models is None:
+        return lambda plan: True
+    from suite.models import list_models
+
+    others = set(list_models()) - set(models)
+
+    def could_be(plan: Any) -> bool:
+        config = plan.get("config") if isinstance(plan, dict) else None
+        if not isinstance(config, dict):
+            return True
+        name = flatten(config).get("model.name")
+        return not isinstance(name, str) or name not in others
+    return could_be
 
 
 def runs_of_spec(out: Path, wanted: Iterable[str], spec: str) -> dict[str, RunState]:
@@ -649,7 +676,7 @@ def runs_of_spec(out: Path, wanted: Iterable[str], spec: str) -> dict[str, RunSt
             if _planned_by(_read_record(d / "config.json"), spec)}
 
 
-def told(out: Path, wanted: Iterable[str], spec: str) -> Scan:
+def told(out: Path, wanted: Iterable[str], spec: str, models: Collection[str] | None = None) -> Scan:
     """What `suite status SPEC` and `suite report SPEC` say of the store outside the runs in
     `wanted`: `scan`'s moves but those `refile` leaves (a run stored under the new id already),
     its unreadable runs, and the spec's runs outside but the moves (said as such). When every run
@@ -658,7 +685,7 @@ def told(out: Path, wanted: Iterable[str], spec: str) -> Scan:
     `id_scheme`, a sixth with the id cache)."""
     wanted = set(wanted)
     if any(not _holds_a_run(run_dir(out, rid)) for rid in wanted):
-        found = scan(out, wanted, spec)
+        found = scan(out, wanted, spec, models)
         moves = {old: new for old, new in found.moves.items() if not stored_again(out, old, new)}
         return Scan(moves, found.unreadable,
                     {rid: s for rid, s in found.of_spec.items() if rid in moves or rid not in found.moves})
