@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import socket
@@ -68,6 +69,18 @@ def execute(run: RunSpec, out: Path, *, progress: bool = False) -> dict[str, Any
         return _lead(run, d, progress=progress, env=env) if env.is_main else _follow(run, d)
 
 
+def _attempts_made(status: dict[str, Any] | None, d: Path, said: list[str]) -> int:
+    """The attempts the run's status records; one recorded as no count (a hand edit, another
+    program) is counted afresh from 0 and said in `said` (naming file and key), rather than stop
+    every retry before it starts."""
+    made = (status or {}).get("attempts")
+    if made is None or (isinstance(made, int) and not isinstance(made, bool) and made >= 0):
+        return made or 0
+    said.append(f"{d / 'status.json'}: attempts: {json.dumps(made)} is not a count of attempts; counted afresh")
+    warnings.warn(said[-1], SuiteWarning)
+    return 0
+
+
 def _lead(run: RunSpec, d: Path, *, progress: bool, env: Dist | None = None) -> dict[str, Any]:
     """Rank 0 (or the only process): owns the run directory (lock, status, measurement, result),
     and says what it does to the other ranks of `env`."""
@@ -92,7 +105,7 @@ def _lead(run: RunSpec, d: Path, *, progress: bool, env: Dist | None = None) -> 
         if current.corrupt and (d / "result.json").exists():  # kept for a look, not overwritten by this attempt
             said.append(f"{current.note}; moved to {store.set_aside(d / 'result.json')}, and the run runs again")
             warnings.warn(said[-1], SuiteWarning)
-        attempts = int((current.status or {}).get("attempts") or 0) + 1
+        attempts = _attempts_made(current.status, d, said) + 1
         store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid(), attempts=attempts,
                          threads=torch.get_num_threads(),  # `suite status`'s rerun hint keeps them (CPU sums depend on them)
                          started_at=store.now(), error=None, warnings=said, measuring_again=None, **_slurm_ids())

@@ -6,6 +6,7 @@ import multiprocessing as mp
 import os
 import socket
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +15,7 @@ import pytest
 from suite import store
 from suite.ablations import RunSpec
 from suite.config import resolve
-from suite.errors import SuiteError
+from suite.errors import SuiteError, SuiteWarning
 
 
 def make_run(seed: int = 0, lr: float = 0.1) -> RunSpec:
@@ -700,3 +701,52 @@ def test_the_runs_outside_every_table_are_the_done_ones_only(tmp_path):
     assert {state: store.state_of(d).state for state, d in dirs.items()} == {s: s for s in states}
     assert runs_outside(out, set()) == [dirs["done"].name]
     assert runs_outside(out, {dirs["done"].name}) == []
+
+
+TINY = """\
+name: tiny
+base:
+  model: {name: resnet26, num_classes: 10}
+  data: {name: synthetic, input_size: 8}
+  recipe: smoke
+  iterations: 1
+  batch_size: 4
+  measure: {throughput: false, complexity: false}
+seeds: 1
+"""
+
+
+def test_a_status_counting_its_attempts_in_anything_but_a_count_does_not_stop_the_retry(tmp_path, capsys):
+    """A failed run whose status.json recorded its attempts as no count (a hand edit, another
+    program) failed every retry before it started, with a ValueError in log.txt only and the old
+    error left in its status. The retry runs now, counting from 1, and says which file and key."""
+    from suite.ablations import expand, load
+    from suite.execute import execute
+
+    attempts = "x"
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    [run] = expand(load(spec))
+    out = tmp_path / "out"
+    d = store.plan(out, run)
+    store.write_json(d / "status.json", {"state": "failed", "attempts": attempts, "error": "boom"})
+    with pytest.warns(SuiteWarning, match="attempts"):
+        execute(run, out)  # what the retry's process runs
+    state = store.state_of(d)
+    assert state.state == "done" and state.status["attempts"] == 1, (d / "log.txt").read_text()
+    said = f"{d / 'status.json'}: attempts: {json.dumps(attempts)} is not a count of attempts; counted afresh"
+    assert said in state.status["warnings"], state.status
+
+
+@pytest.mark.parametrize("attempts, made", [(None, 0), (0, 0), (3, 3), ([1], 0), (-1, 0), (True, 0), (2.5, 0)])
+def test_attempts_recorded_as_no_count_are_counted_afresh_and_said(tmp_path, attempts, made):
+    from suite.execute import _attempts_made
+
+    said = []
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        assert _attempts_made({"attempts": attempts}, tmp_path, said) == made
+    assert said == ([] if made or attempts in (None, 0) and not isinstance(attempts, bool) else
+                    [f"{tmp_path / 'status.json'}: attempts: {json.dumps(attempts)} is not a count of attempts; "
+                     "counted afresh"])
