@@ -744,8 +744,8 @@ def _in_use(d: Path, free: bool) -> str | None:
 def refile(out: Path, old: str, config: RunConfig) -> str | None:
     """Move the run stored as `old` to `config`'s id (the run this version resolved it to: the
     caller has it, so its stored config is not resolved again), with the id in its records and
-    checkpoint; None when done, else why not (a run already stored under the new id, or a process
-    executing `old`)."""
+    checkpoint; None when done (by this call, or by another `suite run` filing it at the same
+    time), else why not (a run already stored under the new id, or a process executing `old`)."""
     new = config.run_id
     src, dst = run_dir(out, old), run_dir(out, new)
     if taken := stored_again(out, old, new):
@@ -768,7 +768,11 @@ def refile(out: Path, old: str, config: RunConfig) -> str | None:
             state = checkpoint.load(ckpt)
             if isinstance(state, dict) and "run_id" in state:
                 checkpoint.save(ckpt, {**state, "run_id": new})
-    src.rename(dst)
+    try:
+        src.rename(dst)
+    except FileNotFoundError:  # another `suite run` filed it since it was looked at: filed all the same
+        if not dst.is_dir():
+            raise
     return None
 
 

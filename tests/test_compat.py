@@ -648,3 +648,22 @@ def test_suite_run_resolves_only_the_stored_runs_of_its_models_and_still_says_wh
     assert store.scan(out).moves == {OLD_ID: run.run_id}  # the whole store: every run resolved
     assert "ran56_cifar" in [current_spelling(values).get("model.name") or values.get("model", {}).get("name")
                              for values in resolved]
+
+
+def test_a_run_another_suite_run_files_at_the_same_time_is_filed_not_a_traceback(tmp_path, monkeypatch):
+    """Two `suite run`s of an old store at once both refile its runs: the one that found the new id
+    free, then the old directory gone (the other had just renamed it), raised FileNotFoundError."""
+    run = old_store(tmp_path)
+    src, dst = store.run_dir(tmp_path, OLD_ID), store.run_dir(tmp_path, run.run_id)
+    real = store._in_use
+
+    def the_other_files_it_first(d, free):
+        if src.exists():  # the other process's refile, done between this one's checks and its rename
+            for name in ("config.json", "result.json"):
+                store.write_json(src / name, {**store.read_json(src / name), "run_id": run.run_id})
+            src.rename(dst)
+        return real(d, free)
+
+    monkeypatch.setattr(store, "_in_use", the_other_files_it_first)
+    assert store.refile(tmp_path, OLD_ID, run.config) is None
+    assert not src.exists() and store.state_of(dst).state == "done"
