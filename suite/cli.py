@@ -369,29 +369,42 @@ def _resubmit_hint(out: Path, statuses: Sequence[Mapping[str, Any] | None],
     runs submitted by different commands (another spec sharing a run, other flags), this command's
     runs with the latest one's flags."""
     statuses = [s or {} for s in statuses]
-    recorded = {s.get("again") for s in statuses}
+    recorded = {_recorded_again(s) for s in statuses}
     if len(recorded) == 1 and None not in recorded:
-        words = shlex.split(str(recorded.pop()))
+        words = shlex.split(recorded.pop())
         if "--out" in words[:-1]:  # the store as it is now (it may have been moved or copied since)
             words[words.index("--out") + 1] = str(Path(out).resolve())
         return shlex.join(words), ""
     flags = {again: _recorded_flags(again) for again in recorded if again}
     if not flags:
         return f"suite run {_same_slurm_runs(args, absolute=True)} --retry-failed", ""
-    latest = max((s for s in statuses if s.get("again")), key=lambda s: str(s.get("submitted_at") or ""))
+    latest = max((s for s in statuses if _recorded_again(s)), key=lambda s: str(s.get("submitted_at") or ""))
     command = shlex.join(["suite", "run", *shlex.split(_same_runs(args, absolute=True)), "--executor", "slurm",
-                          *flags[latest["again"]], "--retry-failed"])
+                          *flags[_recorded_again(latest)], "--retry-failed"])
     differ = len({tuple(f) for f in flags.values()}) > 1
     return command, " (with the cluster flags of their latest submission; they were submitted with different ones)" \
         if differ else ""
+
+
+def _recorded_again(status: Mapping[str, Any]) -> str | None:
+    """The resubmit command a run's status recorded, or None: none, or one that is no command (not
+    text, or text shlex cannot split: a hand edit, another program), which no hint repeats."""
+    again = status.get("again")
+    if not isinstance(again, str) or not again:
+        return None
+    try:
+        shlex.split(again)
+    except ValueError:
+        return None
+    return again
 
 
 def _recorded_threads(statuses: Sequence[Mapping[str, Any] | None]) -> str:
     """` --threads N` when these local runs (`statuses`: their status.json) last ran with N torch
     threads, so a retry resumes them as they ran (CPU results depend on the thread count); empty
     when they differ or are unknown."""
-    threads = {(s or {}).get("threads") for s in statuses}
-    value = threads.pop() if len(threads) == 1 else None
+    threads = [(s or {}).get("threads") for s in statuses]
+    value = threads[0] if threads and all(t == threads[0] for t in threads) else None
     return f" --threads {value}" if isinstance(value, int) and not isinstance(value, bool) and value > 0 else ""
 
 

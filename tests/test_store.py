@@ -750,3 +750,26 @@ def test_attempts_recorded_as_no_count_are_counted_afresh_and_said(tmp_path, att
     assert said == ([] if made or attempts in (None, 0) and not isinstance(attempts, bool) else
                     [f"{tmp_path / 'status.json'}: attempts: {json.dumps(attempts)} is not a count of attempts; "
                      "counted afresh"])
+
+
+@pytest.mark.parametrize("field, value", [("again", ["suite", "run"]), ("again", "suite run 'x --retry-failed"),
+                                          ("again", 5), ("threads", [2])])
+def test_a_retry_command_recorded_as_no_command_gives_the_plain_hint_not_a_traceback(tmp_path, capsys, field,
+                                                                                     value):
+    """A failed run whose status.json recorded its resubmit command (or its threads) as a list, or
+    as text shlex cannot split (a hand edit, another program), made `suite status` and `suite run`
+    end in a TypeError or ValueError traceback while building the hint to retry it."""
+    from suite.cli import main
+
+    spec = tmp_path / "toy.yaml"
+    spec.write_text("name: toy\nbase:\n  model: {name: resnet26}\n  data: {name: synthetic}\n  lr: 0.1\nseeds: 1\n")
+    run = make_run()
+    slurm = {"slurm_job_id": "7_0", "executor": "slurm"} if field == "again" else {}
+    store.set_status(store.plan(tmp_path, run), "failed", error="boom", **slurm, **{field: value})
+    assert main(["status", str(spec), "--out", str(tmp_path)]) == 0
+    said = capsys.readouterr().out
+    executor = " --executor slurm" if field == "again" else ""
+    assert f"rerun the 1 failed or cancelled: suite run {spec} --out {tmp_path}{executor} --retry-failed" in said, said
+    argv = ["run", str(spec), "--out", str(tmp_path), "--dry-run", *(["--executor", "slurm"] if executor else [])]
+    assert main(argv) == 0
+    assert "--retry-failed" in capsys.readouterr().out
