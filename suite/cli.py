@@ -983,8 +983,13 @@ def _cancel(args: argparse.Namespace) -> int:
     out = _store_dir(args)
     spec, runs = _expand(args)
     ids = [r.run_id for r in runs]
-    states = slurm.refresh(out, ids)
-    cancelled, refused, complaints = slurm.cancel(out, ids)
+    others = store.runs_of_spec(out, ids, spec.name)
+    # the spec's runs queued under the id an older version gave them: `suite status` counts them as the
+    # spec's, and their jobs are theirs to cancel (the runs are filed under today's id once they ended)
+    older = store.stored_under_older_ids(out, [rid for rid, s in others.items() if s.state in ("pending", "running")],
+                                         ids)
+    states = slurm.refresh(out, [*ids, *older])
+    cancelled, refused, complaints = slurm.cancel(out, [*ids, *older])
     if complaints:
         print(complaints, file=sys.stderr)
     if not cancelled and not refused:
@@ -999,8 +1004,8 @@ def _cancel(args: argparse.Namespace) -> int:
             print(f"  {running} {'was' if running == 1 else 'were'} running: SLURM stops "
                   f"{'it' if running == 1 else 'them'} within its KillWait; a run that finishes first keeps its result "
                   "(`suite status` shows it done)")
-    _note_runs_elsewhere(out, spec.name, store.runs_of_spec(out, ids, spec.name), "cancel", sys.stdout,
-                         states=("pending", "running"))
+    _note_runs_elsewhere(out, spec.name, {rid: s for rid, s in others.items() if rid not in older}, "cancel",
+                         sys.stdout, states=("pending", "running"))
     if refused:
         print(f"error: scancel did not take the jobs of {count(len(refused), 'run')} (jobs {_arrays(refused.values())})"
               f": they are still queued or running, as recorded; `suite cancel` again once SLURM answers",

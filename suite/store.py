@@ -697,6 +697,21 @@ def told(out: Path, wanted: Iterable[str], spec: str, models: Collection[str] | 
     return Scan({}, {}, of_spec)
 
 
+def stored_under_older_ids(out: Path, rids: Iterable[str], wanted: Iterable[str]) -> dict[str, str]:
+    """Of the stored runs `rids`, those an older version stored under another id for one of
+    `wanted`: old id -> today's. Only these are resolved (`suite cancel` asks it of the spec's
+    queued runs outside its expansion, not of every stored run)."""
+    wanted, found = set(wanted), {}
+    for rid in rids:
+        try:
+            new = filed_as(run_dir(out, rid))
+        except SuiteError:  # unreadable: it cannot be told to be one of them
+            continue
+        if new is not None and new != rid and new in wanted:
+            found[rid] = new
+    return found
+
+
 def _moves_into(d: Path, plan: Any, wanted: set[str]) -> bool:
     """Whether the run stored in `d` (its plan as read) is one of `wanted` under an older id."""
     try:

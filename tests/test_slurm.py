@@ -871,7 +871,8 @@ def test_a_run_whose_job_is_queued_under_an_older_versions_id_is_not_trained_aga
     """A run an older version stored under another id, whose SLURM job is queued there: refile
     refused to move it, yet `suite run` trained today's id anew (only the spec's own ids counted as
     busy), after which the old run could never be filed. It now waits for that job, and the next
-    `suite run` after the job ended (learning it from SLURM) files the run."""
+    `suite run` after the job ended (learning it from SLURM) files the run. `suite cancel` cancels
+    that job (it said it was of other overrides or an earlier spec file, and left it queued)."""
     out = tmp_path / "store"
     spec = write_spec(tmp_path, "twin", {"lr": [0.01]})
     [run] = ablations.expand(ablations.load(spec))
@@ -890,7 +891,8 @@ def test_a_run_whose_job_is_queued_under_an_older_versions_id_is_not_trained_aga
     assert f"run {run.run_id} is waiting for its job under the id an older version gave it ({old.name})" in said
     assert "1 pending" in said and "nothing to run" in said and "of another preset" not in said, said
     assert not store.run_dir(out, run.run_id).exists() and old.is_dir()
-    subprocess.run(["scancel", job], check=True)
+    said = suite(capsys, "cancel", str(spec), "--out", str(out))  # one of the spec's runs: its job is cancelled
+    assert f"cancelled 1 run (jobs {job})" in said and "of another preset" not in said, said
     wait_for(lambda: slurm.slurm_states([job])[job] not in slurm.ALIVE, "the held job to end", out, timeout=30)
     said = suite(capsys, "run", str(spec), "--out", str(out), "--no-progress")
     assert f"refiled run {old.name} as {run.run_id}" in said and "1 cancelled" in said, said
