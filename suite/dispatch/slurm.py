@@ -187,7 +187,8 @@ def _discard(out: Path, found: Mapping[str, set[str] | None], code: snapshot.Sna
     """Remove what a withdrawn submission added to the store, so that it is as it was (`found`:
     `_listing` before it): its code snapshot, unless it was there before or a run's record names it
     (a job of another submission imports it), submitit's submission files, and the folders it made
-    (`runs/` too, its planned runs taken back by `_unplan`), if empty. Submissions to a store take turns (`submission_lock`), so none other made them.
+    (`runs/` too, its planned runs taken back by `_unplan`), if empty. Submissions to a store take
+    turns (`submission_lock`), so none other made them.
     Best effort: a removal refused (permissions) leaves files, never hides why it was withdrawn."""
     with contextlib.suppress(OSError):
         _discard_made(out, found, code)
