@@ -1567,7 +1567,8 @@ def test_a_run_found_busy_as_the_runner_is_interrupted_is_left_to_the_process_ex
         raise KeyboardInterrupt
 
     monkeypatch.setattr(local.subprocess, "Popen", busy)
-    monkeypatch.setattr(local, "time", types.SimpleNamespace(sleep=ctrl_c))  # the runner's first poll; not the CLI's
+    # the runner's first poll; not the CLI's
+    monkeypatch.setattr(local, "time", types.SimpleNamespace(sleep=ctrl_c, monotonic=time.monotonic))
     try:
         assert main(["run", str(spec), "--out", str(out), "--no-progress", *FAST]) == 130
         assert store.read_json(d / "status.json")["pid"] == holders[0].pid  # its record untouched
@@ -1609,7 +1610,8 @@ def test_a_second_signal_while_the_runner_waits_for_its_runs_kills_them_and_stil
         raise KeyboardInterrupt
 
     monkeypatch.setattr(local.subprocess, "Popen", slow_to_stop)
-    monkeypatch.setattr(local, "time", types.SimpleNamespace(sleep=ctrl_c))  # at the first poll
+    # at the first poll
+    monkeypatch.setattr(local, "time", types.SimpleNamespace(sleep=ctrl_c, monotonic=time.monotonic))
     started = time.monotonic()
     try:
         outcome = local.run_local([run], out, progress=False)
@@ -1623,3 +1625,64 @@ def test_a_second_signal_while_the_runner_waits_for_its_runs_kills_them_and_stil
     assert children[0].returncode == -signal.SIGKILL
     assert outcome.interrupted == signal.SIGINT
     assert (store.state_of(d).state, store.state_of(d).note) == ("interrupted", "interrupted: SIGINT")
+
+
+def test_runs_slow_to_stop_share_one_deadline_after_ctrl_c(tmp_path, monkeypatch, capsys):
+    """Ctrl-C with several runs that ignore the signal: each got its own time to stop, one after the
+    other (the runner waited 60 s x runs). They share one deadline now, and are still booked: those
+    killed at it interrupted, the one that finished while stopping done, and the summary printed.
+    Real stand-ins for the runs' processes (three ignore SIGINT, one writes its result once told);
+    the deadline is cut to 1.5 s."""
+    from suite.dispatch import local
+
+    monkeypatch.setattr(local, "STOP_WAIT_S", 1.5)
+    spec = _spec(tmp_path, "stubborn", "  lr: [0.01, 0.02, 0.03, 0.04]")
+    out = tmp_path / "store"
+    finishing = textwrap.dedent("""\
+        import signal, sys, time
+        from pathlib import Path
+        from suite import store
+        d = Path(sys.argv[1])
+        def finish(signum, frame):  # its stop takes a moment, and the run is done by then
+            time.sleep(0.3)
+            store.write_result(d, {"run_id": d.name, "metrics": {"top1_err": 6.5}})
+            raise SystemExit(0)
+        signal.signal(signal.SIGINT, finish)
+        Path(sys.argv[2]).touch()
+        time.sleep(60)
+    """)
+    ignoring = "import signal, sys, time; signal.signal(signal.SIGINT, signal.SIG_IGN); " \
+        "open(sys.argv[2], 'w').close(); time.sleep(60)"
+    popen, children = subprocess.Popen, []
+
+    def stand_in(command, **kwargs):
+        ready = tmp_path / f"ready-{len(children)}"
+        code = finishing if not children else ignoring
+        children.append(popen([sys.executable, "-c", code, command[-1], str(ready)], **kwargs))
+        _wait_for(ready.exists, 30, "a run's stand-in to handle SIGINT")
+        return children[-1]
+
+    stopped = []
+
+    def ctrl_c(seconds: float) -> None:  # once all four run
+        stopped.append(time.monotonic())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(local.subprocess, "Popen", stand_in)
+    monkeypatch.setattr(local, "time", types.SimpleNamespace(sleep=ctrl_c, monotonic=time.monotonic))
+    try:
+        assert main(["run", str(spec), "--out", str(out), "--no-progress", "--max-parallel", "4", *FAST]) == 130
+        waited = time.monotonic() - stopped[0]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+    assert waited < 2 * local.STOP_WAIT_S, waited  # one deadline (1.5 s), not 1.5 s for each of three
+    assert [child.returncode for child in children] == [0, -signal.SIGKILL, -signal.SIGKILL, -signal.SIGKILL]
+    runs = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    states = [(store.state_of(store.run_dir(out, r.run_id)).state, store.state_of(store.run_dir(out, r.run_id)).note)
+              for r in runs]
+    assert states == [("done", "")] + [("interrupted", "interrupted: SIGINT")] * 3
+    printed = capsys.readouterr().out
+    assert "1 done, 0 failed (out:" in printed and "interrupted: 3 runs not finished;" in printed

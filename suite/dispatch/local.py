@@ -33,6 +33,8 @@ from suite.dispatch.plan import start_afresh
 from suite.errors import SuiteError, SuiteWarning
 from suite.execute import BUSY_EXIT, INTERRUPTS
 
+STOP_WAIT_S = 60.0  # how long the runs, together, get to record their stop before they are killed
+
 
 @dataclass
 class Outcome:
@@ -112,18 +114,19 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
             _stopped_elsewhere(out, outcome)
         except KeyboardInterrupt as stop:
             outcome.interrupted = stop.signum if isinstance(stop, processes.Terminated) else signal.SIGINT
-            try:  # each run gets 60 s to record its stop (a checkpoint being written, a measurement)
+            try:  # the runs stop side by side, recording it (a checkpoint being written, a measurement)
                 for child in active:
                     if child.poll() is None:  # the signal the user sent, which the run records (`kill -INT` of runner)
                         child.send_signal(outcome.interrupted)
+                deadline = time.monotonic() + STOP_WAIT_S  # one for all: not STOP_WAIT_S for each in turn
                 for child in active:
                     with contextlib.suppress(subprocess.TimeoutExpired):
-                        child.wait(timeout=60)
+                        child.wait(timeout=max(0.0, deadline - time.monotonic()))
             except KeyboardInterrupt:  # a second stop signal: the user will not wait; the runs are killed below
                 pass
             with contextlib.suppress(KeyboardInterrupt), stops.held():  # a further one: booked all the same
                 for child, d in active.items():
-                    if child.poll() is None:  # still running after its 60 s, or a second signal came
+                    if child.poll() is None:  # still running at the deadline, or a second signal came
                         child.kill()
                     child.wait()
                     if _done_as_asked(store.state_of(d), planned[d]):  # it finished before the signal, or as it came
