@@ -1686,3 +1686,28 @@ def test_runs_slow_to_stop_share_one_deadline_after_ctrl_c(tmp_path, monkeypatch
     assert states == [("done", "")] + [("interrupted", "interrupted: SIGINT")] * 3
     printed = capsys.readouterr().out
     assert "1 done, 0 failed (out:" in printed and "interrupted: 3 runs not finished;" in printed
+
+
+def test_a_run_another_process_finished_since_planning_gets_no_process(tmp_path, monkeypatch, capsys):
+    """One spec in two terminals: the other runner finishes this one's next run while this one
+    executes the first. A process was still started for it (about 3.5 s of imports) only to find
+    it done: the runner looks at the store just before, and books it done by another process."""
+    from suite.dispatch import local
+
+    spec = _spec(tmp_path, "twice", "  lr: [0.05, 0.06]")
+    out = tmp_path / "store"
+    first, second = (store.run_dir(out, r.run_id)
+                     for r in ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST)))
+    popen, started = subprocess.Popen, []
+
+    def finished_elsewhere(command, **kwargs):  # this run done here, the next one by the other runner meanwhile
+        started.append(Path(command[-1]).name)
+        for d in (first, second):
+            store.write_result(d, {"run_id": d.name, "metrics": {"top1_err": 6.5}})
+        return popen([sys.executable, "-c", "pass"], **kwargs)
+
+    monkeypatch.setattr(local.subprocess, "Popen", finished_elsewhere)
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *FAST]) == 0
+    assert started == [first.name]
+    printed = capsys.readouterr().out
+    assert f"run {second.name} done by another process (2 of 2)" in printed and "2 done, 0 failed (out:" in printed

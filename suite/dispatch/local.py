@@ -85,7 +85,12 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                 while queue and len(active) < max_parallel:
                     d = queue.pop(0)
                     announced.started(d.name)
-                    if why := _settled_meanwhile(d, seen[d]):
+                    now = store.state_of(d)
+                    if not afresh and _done_as_asked(now, planned[d]):  # by the other runner of the spec, say
+                        outcome.done.append(d.name)
+                        book(d, "done by another process")
+                        continue
+                    if why := _settled_meanwhile(now.state, seen[d]):
                         outcome.skipped.append(d.name)
                         book(d, why)
                         continue
@@ -150,11 +155,11 @@ def _stopped_elsewhere(out: Path, outcome: Outcome) -> None:
         outcome.stopped.append(run_id)
 
 
-def _settled_meanwhile(d: Path, seen: str) -> str | None:
-    """Why not to start a run that another process (an overlapping spec's `suite run`, a
-    submission) ended without a result or queued on SLURM since this runner planned it: a plain
-    `suite run` leaves those to --retry-failed and to their job, whichever runner reaches them first."""
-    now = store.state_of(d).state
+def _settled_meanwhile(now: str, seen: str) -> str | None:
+    """Why not to start a run, in state `now`, that another process (an overlapping spec's `suite
+    run`, a submission) ended without a result or queued on SLURM since this runner planned it (in
+    state `seen`): a plain `suite run` leaves those to --retry-failed and to their job, whichever
+    runner reaches them first."""
     if now == seen or now not in ("failed", "cancelled", "pending"):
         return None
     if now == "pending":
