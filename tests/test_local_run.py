@@ -920,18 +920,42 @@ def test_a_child_killed_before_it_records_anything_keeps_its_threads_for_the_rer
     assert store.state_of(d).state == "failed" and _recorded_threads([store.state_of(d).status]) == " --threads 3"
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
-def test_a_run_process_whose_runner_died_before_it_asked_for_the_runners_death_signal_exits():
-    """A runner killed between the fork and the child's PR_SET_PDEATHSIG call sends the child no
-    signal, and the run trained on unowned. The child compares its parent with the runner's pid
-    taken before the fork: here the pid given is not its parent's, as when the runner has died."""
-    from functools import partial
+def test_a_run_process_whose_runner_died_before_it_asked_for_the_runners_death_signal_records_so(
+        tmp_path, monkeypatch):
+    """A runner killed between the fork and its child's PR_SET_PDEATHSIG call sends the child no
+    signal. The child exited before it ran any code, leaving the run's earlier record (a failed run
+    being retried stayed failed, which the plain command does not resume, and a new one missing).
+    It now runs, finds its parent is not the runner whose pid it was given, and records the run
+    interrupted, saying so. Its runner here is a process that has ended, as a killed runner has; the
+    run process's `main` runs in this one (its signal handlers put back after)."""
+    import warnings
 
-    from suite.dispatch.local import _die_with_parent
+    from suite import execute
+    from suite.dispatch import local
 
-    code = [sys.executable, "-c", "pass"]
-    assert subprocess.run(code, preexec_fn=partial(_die_with_parent, os.getppid())).returncode == 128 + signal.SIGTERM
-    assert subprocess.run(code, preexec_fn=partial(_die_with_parent, os.getpid())).returncode == 0  # its runner lives
+    [run] = ablations.expand(ablations.load(_spec(tmp_path, "orphan", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    d = store.plan(tmp_path / "store", run)
+    given = []
+    with monkeypatch.context() as m:
+        m.setattr(local.subprocess, "Popen", lambda command, **kwargs: given.append(kwargs["env"]) or
+                  _POPEN([sys.executable, "-c", "pass"], **kwargs))
+        local.run_local([run], tmp_path / "store", progress=False, poll_s=0.01)
+    assert given[0][execute.RUNNER_PID] == str(os.getpid())  # the runner says who it is
+    store.set_status(d, "failed", pid=111, error="ValueError: an earlier attempt")  # retried (--retry-failed)
+    gone = _POPEN(["true"])  # the runner, ended
+    gone.wait()
+    monkeypatch.setenv(execute.RUNNER_PID, str(gone.pid))
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # `main` sets its own
+    handlers = {signum: signal.getsignal(signum) for signum in execute.INTERRUPTS}
+    try:
+        assert execute.main([str(d)]) == 128 + signal.SIGTERM  # as the SIGTERM it would have got ends a run
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    state = store.state_of(d)
+    assert (state.state, state.note) == ("interrupted", f"interrupted: its runner (pid {gone.pid}) was gone before "
+                                                        "the run started")
+    assert not (d / "checkpoint.pt").exists()  # nothing trained
 
 
 def test_a_signal_pending_behind_the_first_leaves_no_traceback_in_the_log():
@@ -1385,7 +1409,7 @@ def test_the_runner_interrupted_leaves_the_record_of_a_run_its_child_found_busy(
 def test_recording_a_stop_leaves_a_run_another_process_holds_alone(tmp_path, monkeypatch):
     """The runner records a run its child left without a word as interrupted, but only under the
     run's lock: a process of a second `suite run` holding it executes the run, and the record is its."""
-    from suite.dispatch.local import _record_stop
+    from suite.execute import record_stop
 
     [run] = ablations.expand(ablations.load(_spec(tmp_path, "two", "  lr: [0.05]")), overrides=parse_overrides(FAST))
     d = store.plan(tmp_path / "store", run)
@@ -1393,7 +1417,7 @@ def test_recording_a_stop_leaves_a_run_another_process_holds_alone(tmp_path, mon
     monkeypatch.setattr(store, "LOCK_WAIT_S", 0.2)  # how long the runner waits for the lock: not the test's point
     holder = _held_elsewhere(d)
     try:
-        _record_stop(d, pid=222, signum=signal.SIGINT)  # this runner's child, which never got to record a word
+        record_stop(d, pid=222, why="interrupted: SIGINT")  # this runner's child, which never got to record a word
         status = store.read_json(d / "status.json")
         assert (status["state"], status["pid"], status["error"]) == ("running", holder.pid, None)
     finally:

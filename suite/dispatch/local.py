@@ -21,7 +21,6 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 from tqdm import tqdm
@@ -31,7 +30,7 @@ from suite.ablations.expand import RunSpec
 from suite.dispatch import queued
 from suite.dispatch.plan import start_afresh
 from suite.errors import SuiteError, SuiteWarning
-from suite.execute import BUSY_EXIT, INTERRUPTS
+from suite.execute import BUSY_EXIT, INTERRUPTS, RUNNER_PID, record_stop
 
 STOP_WAIT_S = 60.0  # how long the runs, together, get to record their stop before they are killed
 
@@ -56,7 +55,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
     """
     out = Path(out)
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, max_parallel))
-    env = processes.suite_env({**os.environ, "OMP_NUM_THREADS": str(threads)})
+    env = processes.suite_env({**os.environ, "OMP_NUM_THREADS": str(threads), RUNNER_PID: str(os.getpid())})
     active: dict[subprocess.Popen, Path] = {}
     outcome = Outcome()
     bar = tqdm(total=len(runs), desc="runs", unit="run", disable=not progress, dynamic_ncols=True)
@@ -105,7 +104,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                         with log:  # the child has its own copy of the descriptor
                             child = subprocess.Popen([sys.executable, "-m", "suite.execute", str(d)], stdout=log,
                                                      stderr=subprocess.STDOUT, env=env,
-                                                     preexec_fn=partial(_die_with_parent, os.getpid()))
+                                                     preexec_fn=_die_with_parent)
                         active[child] = d
                 time.sleep(poll_s)
                 for child in [c for c in active if c.poll() is not None]:
@@ -139,7 +138,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                     elif child.returncode == BUSY_EXIT:  # left to the process executing it, which records its end
                         outcome.busy.append(d.name)
                     else:
-                        _record_stop(d, child.pid, outcome.interrupted)
+                        record_stop(d, child.pid, f"interrupted: {signal.Signals(outcome.interrupted).name}")
                 _stopped_elsewhere(out, outcome)
         finally:
             bar.close()
@@ -189,7 +188,7 @@ def _settle(code: int, d: Path, run: RunSpec, outcome: Outcome, pid: int, thread
         # someone stopped this child (kill, Ctrl-C on its group): a plain `suite run` resumes the run,
         # which a failed run would need --retry-failed for. Its exit status says so even when it was
         # still starting, before it could record a word (an earlier attempt's record is no word of its)
-        _record_stop(d, pid, signum)
+        record_stop(d, pid, f"interrupted: {signum.name}")
         outcome.stopped.append(d.name)
         return "interrupted"
     reason = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
@@ -226,21 +225,6 @@ def _stopped_by(code: int) -> signal.Signals | None:
     return None
 
 
-def _record_stop(d: Path, pid: int, signum: int) -> None:
-    """Record the run as interrupted by `signum` unless its process `pid` recorded its own end, or
-    it is done: stopped while still starting, or in the instant between recording itself running
-    and its handler taking over, the process left an earlier attempt's record (failed: not resumed
-    by a plain `suite run`), none (missing), or `running`."""
-    with store.idle(d, store.LOCK_WAIT_S) as free:
-        if not free:  # another process executes the run now: the record is its own
-            return
-        now = store.state_of(d)
-        status = now.status or {}
-        if now.state == "done" or (status.get("pid") == pid and status.get("state") in ("interrupted", "failed")):
-            return
-        store.set_status(d, "interrupted", error=f"interrupted: {signal.Signals(signum).name}")
-
-
 def _unwritable(d: Path, exc: OSError, outcome: Outcome) -> str:
     """Book as failed a run whose directory this process cannot write (another user's, a read-only
     copy), saying so on stderr, as its status.json cannot: the runner goes on with the others."""
@@ -261,12 +245,11 @@ _PRCTL = _find_prctl()  # looked up here, not between fork and exec (no dlopen i
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(runner: int) -> None:
+def _die_with_parent() -> None:
     """In the child before exec: SIGTERM when the runner dies, even by SIGKILL (Linux's
     PR_SET_PDEATHSIG), so the run records itself interrupted instead of training on unowned.
-    A runner (pid `runner`, taken before the fork) that died before the call sends nothing: the
-    child, adopted by another process by then, exits as that SIGTERM would have ended it."""
+    A runner that died before the call sends nothing: the child, which then runs no code of the
+    runner's (a lock or a buffer another thread held at the fork), finds it gone once started, by
+    the runner's pid it is given (`execute.RUNNER_PID`), and records so."""
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != runner:
-            os._exit(128 + signal.SIGTERM)
