@@ -1735,3 +1735,48 @@ def test_a_run_another_process_finished_since_planning_gets_no_process(tmp_path,
     assert started == [first.name]
     printed = capsys.readouterr().out
     assert f"run {second.name} done by another process (2 of 2)" in printed and "2 done, 0 failed (out:" in printed
+
+
+def test_a_stop_the_disk_has_no_room_to_record_is_said_and_the_other_runs_are_still_booked(
+        tmp_path, monkeypatch, capsys):
+    """Ctrl-C with two runs whose processes stopped before a word, on a disk then full: recording the
+    first one's stop raised OSError out of the runner (a traceback, no summary, and the second run
+    neither waited for nor recorded). It is said, naming the run's directory, as for a run the
+    runner cannot book otherwise, and the second is recorded interrupted."""
+    import errno
+
+    from suite.dispatch import local
+
+    runs = ablations.expand(ablations.load(_spec(tmp_path, "full", "  lr: [0.05, 0.06]")),
+                            overrides=parse_overrides(FAST))
+    out = tmp_path / "store"
+    first, second = (store.run_dir(out, r.run_id) for r in runs)
+    popen, children = subprocess.Popen, []
+
+    def starting(command, **kwargs):  # a run's process still starting: Ctrl-C ends it before it writes a word
+        children.append(popen([sys.executable, "-c", "import time; time.sleep(60)"], **kwargs))
+        return children[-1]
+
+    set_status = store.set_status
+
+    def full(d: Path, state: str, **info) -> None:
+        if d == first and state == "interrupted":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(d / "status.json"))
+        set_status(d, state, **info)
+
+    def ctrl_c(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(local.subprocess, "Popen", starting)
+    monkeypatch.setattr(local, "time", types.SimpleNamespace(sleep=ctrl_c, monotonic=time.monotonic))
+    monkeypatch.setattr(store, "set_status", full)
+    try:
+        outcome = local.run_local(runs, out, max_parallel=2, progress=False)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+    assert outcome.interrupted == signal.SIGINT and outcome.failed == [first.name]
+    assert f"error: {first}: cannot write into the run directory (No space left on device)" in capsys.readouterr().err
+    assert (store.state_of(second).state, store.state_of(second).note) == ("interrupted", "interrupted: SIGINT")

@@ -138,7 +138,10 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                     elif child.returncode == BUSY_EXIT:  # left to the process executing it, which records its end
                         outcome.busy.append(d.name)
                     else:
-                        record_stop(d, child.pid, f"interrupted: {signal.Signals(outcome.interrupted).name}")
+                        try:
+                            record_stop(d, child.pid, f"interrupted: {signal.Signals(outcome.interrupted).name}")
+                        except OSError as exc:  # a full disk, say: the other runs are booked all the same
+                            _unwritable(d, exc, outcome)
                 _stopped_elsewhere(out, outcome)
         finally:
             bar.close()
