@@ -1780,3 +1780,45 @@ def test_a_stop_the_disk_has_no_room_to_record_is_said_and_the_other_runs_are_st
     assert outcome.interrupted == signal.SIGINT and outcome.failed == [first.name]
     assert f"error: {first}: cannot write into the run directory (No space left on device)" in capsys.readouterr().err
     assert (store.state_of(second).state, store.state_of(second).note) == ("interrupted", "interrupted: SIGINT")
+
+
+@pytest.mark.parametrize("earlier", ["failed", "cancelled"])
+def test_a_run_process_killed_from_outside_replaces_an_earlier_attempts_end(tmp_path, earlier):
+    """The out-of-memory killer's SIGKILL on a retried run's process before it wrote a word: the run
+    kept the earlier attempt's record (its error, or `cancelled` though the runner said failed),
+    so `suite status` told why an earlier attempt ended, not this one."""
+    from suite.dispatch.local import Outcome, _settle
+
+    [run] = ablations.expand(ablations.load(_spec(tmp_path, "oom", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    d = store.plan(tmp_path / "store", run)
+    store.set_status(d, earlier, pid=111, error="ValueError: an earlier attempt")
+    outcome = Outcome()
+    assert _settle(-signal.SIGKILL, d, run, outcome, pid=222, threads=1) == "failed"
+    state = store.state_of(d)
+    assert (state.state, state.note) == ("failed", f"run process killed by SIGKILL (out of memory?); see {d / 'log.txt'}")
+    # one that recorded its own failure keeps it
+    store.set_status(d, "failed", pid=333, error="ValueError: this attempt")
+    assert _settle(1, d, run, Outcome(), pid=333, threads=1) == "failed"
+    assert store.state_of(d).note == "ValueError: this attempt"
+
+
+def test_a_run_another_process_took_once_this_ones_died_is_left_to_it(tmp_path, monkeypatch):
+    """Two `suite run`s of one spec: this runner's run process is killed (out of memory), and the
+    other runner's starts the run before this one books it. It was recorded failed over the other
+    process's `running`: now the record is that process's, and the run is left to it."""
+    from suite.dispatch.local import Outcome, _settle
+
+    spec, out, d = _one_run_of_two_runners(tmp_path)
+    [run] = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    store.plan(out, run)
+    monkeypatch.setattr(store, "LOCK_WAIT_S", 0.2)  # how long the runner waits for the lock: not the test's point
+    holder = _held_elsewhere(d)
+    try:
+        outcome = Outcome()
+        assert _settle(-signal.SIGKILL, d, run, outcome, pid=222, threads=1) == "left to the process running it"
+        assert outcome.busy == [d.name] and not outcome.failed
+        status = store.read_json(d / "status.json")
+        assert (status["state"], status["pid"], status["error"]) == ("running", holder.pid, None)
+    finally:
+        holder.kill()
+        holder.wait()

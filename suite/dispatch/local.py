@@ -199,13 +199,19 @@ def _settle(code: int, d: Path, run: RunSpec, outcome: Outcome, pid: int, thread
     if code < 0:  # its log ends without a word of why
         with open(d / "log.txt", "a") as log:
             print(f"suite run: the run process was {reason}{hint}", file=log)
-    if now.state in ("running", "missing", "interrupted"):
-        store.set_status(d, "failed", error=f"run process {reason}{hint}; see {d / 'log.txt'}", threads=threads)
-    elif now.state == "done" and (now.status or {}).get("state") == "running" and \
-            (now.status or {}).get("measuring_again"):
-        # died while measuring a done run again, before it could say so: the result stands
-        store.set_status(d, "done", error=f"measuring it again stopped, the earlier measurement stands: run process "
-                                          f"{reason}{hint}; see {d / 'log.txt'}")
+    with store.idle(d, store.LOCK_WAIT_S) as free:
+        if not free:  # another process (the other runner of the spec) took the run since: the record is its
+            outcome.busy.append(d.name)
+            return "left to the process running it"
+        now = store.state_of(d)
+        status = now.status or {}
+        if now.state in ("running", "missing", "interrupted") or \
+                (now.state in ("failed", "cancelled") and status.get("pid") != pid):  # an earlier attempt's end
+            store.set_status(d, "failed", error=f"run process {reason}{hint}; see {d / 'log.txt'}", threads=threads)
+        elif now.state == "done" and status.get("state") == "running" and status.get("measuring_again"):
+            # died while measuring a done run again, before it could say so: the result stands
+            store.set_status(d, "done", error=f"measuring it again stopped, the earlier measurement stands: run "
+                                              f"process {reason}{hint}; see {d / 'log.txt'}")
     outcome.failed.append(d.name)
     return "failed"
 
