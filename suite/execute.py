@@ -42,9 +42,6 @@ INTERRUPTS = (signal.SIGINT, *processes.STOPS)
 # How long to wait for the run's lock: `store.executing` (a planner's probe) holds it for an instant.
 LOCK_WAIT_S = store.LOCK_WAIT_S
 BUSY_EXIT = 75  # EX_TEMPFAIL: another process holds the run; `main` exits with it and touches nothing
-# The local runner's pid, in the environment of each run process it starts: a parent other than it is
-# a runner gone (`_runner_gone`).
-RUNNER_PID = "SUITE_RUNNER_PID"
 
 
 class Busy(SuiteError):
@@ -366,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     processes.handle(INTERRUPTS, _interrupt)
     d = Path(argv[0])
     try:
-        if (runner := _runner_gone()) is not None:  # as the SIGTERM it would have sent ends a run
+        if (runner := processes.runner_gone()) is not None:  # as the SIGTERM it would have sent ends a run
             record_stop(d, os.getpid(), f"interrupted: its runner (pid {runner}) was gone before the run started")
             return 128 + signal.SIGTERM
         planned = store.read_json(d / "config.json")
@@ -395,15 +392,6 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         return 1
     return 0
-
-
-def _runner_gone() -> int | None:
-    """The pid of the local runner that started this process (RUNNER_PID), if it is no longer this
-    process's parent: it died before this process could ask for a signal at its death (PR_SET_PDEATHSIG,
-    `dispatch.local`), so none comes, and the run would train unowned. None when it lives, or when no
-    runner started this process (by hand)."""
-    runner = os.environ.get(RUNNER_PID, "")
-    return int(runner) if runner.isdigit() and int(runner) != os.getppid() else None
 
 
 def record_stop(d: Path, pid: int, why: str) -> None:

@@ -6,11 +6,13 @@ pytest finish and even save a baseline) and temporary directories stayed behind.
 run, SIGTERM raises `Terminated` (cleanup in `finally` and `with` blocks runs), and `run` stops its
 child on any exception before passing it on. SIGHUP (a closed terminal or ssh session) ends a
 process the same way, so it is one of the `STOPS` as well, unless it is ignored (`nohup`).
+A local `suite run`'s run processes end with it even when it is killed outright (`die_with_parent`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -134,3 +136,37 @@ def stop(proc: subprocess.Popen, *, patient: bool = False) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(GRACE_S)
     proc.wait()
+
+
+# The pid of the local runner (`dispatch.local`), in the environment of each run process it starts.
+RUNNER_PID = "SUITE_RUNNER_PID"
+
+
+def _find_prctl() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: a run outlives a killed runner and records its own end
+        return None
+
+
+_PRCTL = _find_prctl()  # looked up here, not between fork and exec (no dlopen in the child)
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a run's process before exec (preexec_fn): SIGTERM when the runner dies, even by SIGKILL
+    (Linux's PR_SET_PDEATHSIG), so the run records itself interrupted instead of training on
+    unowned. A runner that died before the call sends nothing: the run's process, which runs no
+    more code of the runner's here (a lock or a buffer another thread held at the fork), finds it
+    gone once started (`runner_gone`), and records so."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def runner_gone() -> int | None:
+    """The pid of the local runner that started this process (RUNNER_PID), if it is no longer this
+    process's parent: it died before this process could ask for a signal at its death
+    (`die_with_parent`), so none comes, and the run would train unowned. None while it lives, or
+    when no runner started this process (by hand)."""
+    runner = os.environ.get(RUNNER_PID, "")
+    return int(runner) if runner.isdigit() and int(runner) != os.getppid() else None

@@ -930,7 +930,7 @@ def test_a_run_process_whose_runner_died_before_it_asked_for_the_runners_death_s
     run process's `main` runs in this one (its signal handlers put back after)."""
     import warnings
 
-    from suite import execute
+    from suite import execute, processes
     from suite.dispatch import local
 
     [run] = ablations.expand(ablations.load(_spec(tmp_path, "orphan", "  lr: [0.05]")), overrides=parse_overrides(FAST))
@@ -940,11 +940,11 @@ def test_a_run_process_whose_runner_died_before_it_asked_for_the_runners_death_s
         m.setattr(local.subprocess, "Popen", lambda command, **kwargs: given.append(kwargs["env"]) or
                   _POPEN([sys.executable, "-c", "pass"], **kwargs))
         local.run_local([run], tmp_path / "store", progress=False, poll_s=0.01)
-    assert given[0][execute.RUNNER_PID] == str(os.getpid())  # the runner says who it is
+    assert given[0][processes.RUNNER_PID] == str(os.getpid())  # the runner says who it is
     store.set_status(d, "failed", pid=111, error="ValueError: an earlier attempt")  # retried (--retry-failed)
     gone = _POPEN(["true"])  # the runner, ended
     gone.wait()
-    monkeypatch.setenv(execute.RUNNER_PID, str(gone.pid))
+    monkeypatch.setenv(processes.RUNNER_PID, str(gone.pid))
     monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # `main` sets its own
     handlers = {signum: signal.getsignal(signum) for signum in execute.INTERRUPTS}
     try:

@@ -12,14 +12,12 @@ runs are never touched, and the next `suite run` starts only what is missing.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +28,7 @@ from suite.ablations.expand import RunSpec
 from suite.dispatch import queued
 from suite.dispatch.plan import start_afresh
 from suite.errors import SuiteError, SuiteWarning
-from suite.execute import BUSY_EXIT, INTERRUPTS, RUNNER_PID, record_stop
+from suite.execute import BUSY_EXIT, INTERRUPTS, record_stop
 
 STOP_WAIT_S = 60.0  # how long the runs, together, get to record their stop before they are killed
 
@@ -55,7 +53,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
     """
     out = Path(out)
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, max_parallel))
-    env = processes.suite_env({**os.environ, "OMP_NUM_THREADS": str(threads), RUNNER_PID: str(os.getpid())})
+    env = processes.suite_env({**os.environ, "OMP_NUM_THREADS": str(threads), processes.RUNNER_PID: str(os.getpid())})
     active: dict[subprocess.Popen, Path] = {}
     outcome = Outcome()
     bar = tqdm(total=len(runs), desc="runs", unit="run", disable=not progress, dynamic_ncols=True)
@@ -104,7 +102,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                         with log:  # the child has its own copy of the descriptor
                             child = subprocess.Popen([sys.executable, "-m", "suite.execute", str(d)], stdout=log,
                                                      stderr=subprocess.STDOUT, env=env,
-                                                     preexec_fn=_die_with_parent)
+                                                     preexec_fn=processes.die_with_parent)
                         active[child] = d
                 time.sleep(poll_s)
                 for child in [c for c in active if c.poll() is not None]:
@@ -241,24 +239,3 @@ def _unwritable(d: Path, exc: OSError, outcome: Outcome) -> str:
     print(f"error: {d}: cannot write into the run directory ({exc.strerror or exc}); run {d.name} failed, "
           "and its status.json does not say so", file=sys.stderr, flush=True)
     return "failed"
-
-
-def _find_prctl() -> Callable[..., int] | None:
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # not Linux: a run outlives a killed runner and records its own end
-        return None
-
-
-_PRCTL = _find_prctl()  # looked up here, not between fork and exec (no dlopen in the child)
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the runner dies, even by SIGKILL (Linux's
-    PR_SET_PDEATHSIG), so the run records itself interrupted instead of training on unowned.
-    A runner that died before the call sends nothing: the child, which then runs no code of the
-    runner's (a lock or a buffer another thread held at the fork), finds it gone once started, by
-    the runner's pid it is given (`execute.RUNNER_PID`), and records so."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
