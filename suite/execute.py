@@ -38,7 +38,7 @@ from suite.train.checkpoint import Preempted
 from suite.train.distributed import Dist
 
 # The signals that stop a run process (recorded as interrupted): Ctrl-C's, and those of `processes`.
-INTERRUPTS = (signal.SIGINT, *processes.STOPS)
+INTERRUPTS = processes.INTERRUPTS
 # How long to wait for the run's lock: `store.executing` (a planner's probe) holds it for an instant.
 LOCK_WAIT_S = store.LOCK_WAIT_S
 BUSY_EXIT = 75  # EX_TEMPFAIL: another process holds the run; `main` exits with it and touches nothing
@@ -363,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     processes.handle(INTERRUPTS, _interrupt)
     d = Path(argv[0])
     try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)  # held while starting (processes.die_with_parent)
         if (runner := processes.runner_gone()) is not None:  # as the SIGTERM it would have sent ends a run
             record_stop(d, os.getpid(), f"interrupted: its runner (pid {runner}) was gone before the run started")
             return 128 + signal.SIGTERM
@@ -385,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Interrupted as exc:  # the shell's status for the signal, as the runner exits
+        if processes.runner_gone() is not None:  # its death signal, maybe before a word of this process's
+            with contextlib.suppress(OSError):  # a full disk: the exit status says it all the same
+                record_stop(d, os.getpid(), f"interrupted: {exc}")
         return 128 + signal.Signals[str(exc)]
     except KeyboardInterrupt:
         return 130

@@ -23,6 +23,7 @@ from typing import Any
 
 # What `kill` and a closed terminal or ssh session send: requests to stop, handled as Ctrl-C is.
 STOPS = (signal.SIGTERM, signal.SIGHUP)
+INTERRUPTS = (signal.SIGINT, *STOPS)  # what stops a run's process, which records itself interrupted
 GRACE_S = 5.0  # how long a child gets to exit by itself, then after SIGTERM, before SIGKILL
 
 
@@ -158,7 +159,11 @@ def die_with_parent() -> None:
     (Linux's PR_SET_PDEATHSIG), so the run records itself interrupted instead of training on
     unowned. A runner that died before the call sends nothing: the run's process, which runs no
     more code of the runner's here (a lock or a buffer another thread held at the fork), finds it
-    gone once started (`runner_gone`), and records so."""
+    gone once started (`runner_gone`), and records so.
+    The INTERRUPTS are blocked until the run's process has its handlers (`suite.execute.main`
+    unblocks them): one that came while it imports (seconds) ended it without a word, which the
+    runner records from its exit status, but not a runner gone, whose death signal it was."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)  # kept across exec; before the death signal is asked for
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 

@@ -29,6 +29,9 @@ from suite.config import parse_overrides
 SMALL = ["batch_size=32", "data.input_size=8"]
 MEASURE = ["measure.steps=1", "measure.warmup=1", "measure.batch_size=2"]
 FAST = ["epochs=0.25", *SMALL, *MEASURE]
+# A stand-in for a run's process starts as `python -m suite.execute` does: the runner holds the stop
+# signals off it until it is ready for them (`processes.die_with_parent`).
+STARTED = "import signal; signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)); "
 
 
 def _spec(tmp_path: Path, name: str, grid: str, seeds: int = 1) -> Path:
@@ -165,7 +168,7 @@ def test_an_interrupted_force_archives_only_the_runs_it_started(tmp_path, monkey
     popen = subprocess.Popen
 
     def sleeper(command, **kwargs):  # stands in for the run's process
-        return popen([sys.executable, "-c", "import time; time.sleep(60)"], **kwargs)
+        return popen([sys.executable, "-c", STARTED + "import time; time.sleep(60)"], **kwargs)
 
     monkeypatch.setattr(local.subprocess, "Popen", sleeper)
     monkeypatch.setattr(local.time, "sleep", lambda s: (_ for _ in ()).throw(KeyboardInterrupt()))  # at the first poll
@@ -1440,7 +1443,7 @@ def test_a_signal_to_the_runner_as_it_starts_a_run_stops_that_run_too(tmp_path, 
     popen, children = subprocess.Popen, []
 
     def started(command, **kwargs):  # the run's process, still starting (importing torch) when the signal comes
-        children.append(popen([sys.executable, "-c", "import time; time.sleep(60)"], **kwargs))
+        children.append(popen([sys.executable, "-c", STARTED + "import time; time.sleep(60)"], **kwargs))
         signal.raise_signal(signal.SIGTERM)  # handled at once, as a signal from outside would be
         return children[-1]
 
@@ -1626,7 +1629,7 @@ def test_a_second_signal_while_the_runner_waits_for_its_runs_kills_them_and_stil
     popen, children = subprocess.Popen, []
 
     def slow_to_stop(command, **kwargs):
-        children.append(popen([sys.executable, "-c", slow], **kwargs))
+        children.append(popen([sys.executable, "-c", STARTED + slow], **kwargs))
         _wait_for(ready.exists, 30, "the run's stand-in to handle SIGINT")
         return children[-1]
 
@@ -1682,7 +1685,7 @@ def test_runs_slow_to_stop_share_one_deadline_after_ctrl_c(tmp_path, monkeypatch
     def stand_in(command, **kwargs):
         ready = tmp_path / f"ready-{len(children)}"
         code = finishing if not children else ignoring
-        children.append(popen([sys.executable, "-c", code, command[-1], str(ready)], **kwargs))
+        children.append(popen([sys.executable, "-c", STARTED + code, command[-1], str(ready)], **kwargs))
         _wait_for(ready.exists, 30, "a run's stand-in to handle SIGINT")
         return children[-1]
 
@@ -1754,7 +1757,7 @@ def test_a_stop_the_disk_has_no_room_to_record_is_said_and_the_other_runs_are_st
     popen, children = subprocess.Popen, []
 
     def starting(command, **kwargs):  # a run's process still starting: Ctrl-C ends it before it writes a word
-        children.append(popen([sys.executable, "-c", "import time; time.sleep(60)"], **kwargs))
+        children.append(popen([sys.executable, "-c", STARTED + "import time; time.sleep(60)"], **kwargs))
         return children[-1]
 
     set_status = store.set_status
@@ -1795,7 +1798,8 @@ def test_a_run_process_killed_from_outside_replaces_an_earlier_attempts_end(tmp_
     outcome = Outcome()
     assert _settle(-signal.SIGKILL, d, run, outcome, pid=222, threads=1) == "failed"
     state = store.state_of(d)
-    assert (state.state, state.note) == ("failed", f"run process killed by SIGKILL (out of memory?); see {d / 'log.txt'}")
+    assert (state.state, state.note) == \
+        ("failed", f"run process killed by SIGKILL (out of memory?); see {d / 'log.txt'}")
     # one that recorded its own failure keeps it
     store.set_status(d, "failed", pid=333, error="ValueError: this attempt")
     assert _settle(1, d, run, Outcome(), pid=333, threads=1) == "failed"
@@ -1822,3 +1826,45 @@ def test_a_run_another_process_took_once_this_ones_died_is_left_to_it(tmp_path, 
     finally:
         holder.kill()
         holder.wait()
+
+
+# A local runner reduced to its start of a run's process (the runner's death signal asked for,
+# its pid given, as `dispatch.local` does), which prints that process's pid and waits to be killed.
+STARTER = """\
+import os, subprocess, sys
+from suite import processes
+log = open(sys.argv[2], "ab")
+child = subprocess.Popen([sys.executable, "-m", "suite.execute", sys.argv[1]], stdout=log, stderr=log,
+                         env={**processes.suite_env(), processes.RUNNER_PID: str(os.getpid())},
+                         preexec_fn=processes.die_with_parent)
+print(child.pid, flush=True)
+sys.stdin.readline()
+"""
+
+
+def _gone(pid: int) -> bool:
+    """Whether process `pid` has ended (a zombie nobody reaps yet has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_runner_killed_while_its_run_process_imports_leaves_the_run_recorded_interrupted(tmp_path):
+    """`kill -9` of the runner while a run's process is still importing torch (seconds of every run's
+    start): the runner's death signal (SIGTERM) ended that process before its handlers were in
+    place, and nobody recorded anything (the runner is gone): a failed run being retried stayed
+    failed, which the plain command does not resume. The process now holds the stop signals until
+    its handlers are in place, and records the stop itself, its runner being gone."""
+    [run] = ablations.expand(ablations.load(_spec(tmp_path, "orphan", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    d = store.plan(tmp_path / "store", run)
+    store.set_status(d, "failed", pid=111, error="ValueError: an earlier attempt")  # retried (--retry-failed)
+    runner = subprocess.Popen([sys.executable, "-c", STARTER, str(d), str(d / "log.txt")], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    child = int(runner.stdout.readline())
+    runner.kill()  # at once: the run's process is still starting
+    runner.wait()
+    _wait_for(lambda: _gone(child), 120, "the run's process to end")
+    state = store.state_of(d)
+    assert (state.state, state.note) == ("interrupted", "interrupted: SIGTERM"), (d / "log.txt").read_text()
