@@ -170,8 +170,8 @@ def die_with_parent() -> None:
 
 def runner_gone() -> int | None:
     """The pid of the local runner that started this process (RUNNER_PID), if it is no longer this
-    process's parent: it died before this process could ask for a signal at its death
-    (`die_with_parent`), so none comes, and the run would train unowned. None while it lives, or
-    when no runner started this process (by hand)."""
+    process's parent: it died, so it records nothing of this process's end (and if it died before
+    `die_with_parent` asked for its death signal, none comes). None while it lives, or when no
+    runner started this process (by hand)."""
     runner = os.environ.get(RUNNER_PID, "")
     return int(runner) if runner.isdigit() and int(runner) != os.getppid() else None
