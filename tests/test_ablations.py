@@ -683,6 +683,17 @@ def test_a_mistake_is_said_once_and_invents_no_others(tmp_path, text, keys):
     assert [err.key, *(e.key for e in err.also)] == keys, str(err)
 
 
+def test_each_bad_value_of_a_model_check_is_its_own_mistake(tmp_path):
+    """A registry check whose message did not name the value (share_planes) made every bad value of
+    an axis read as one mistake, so only the first was said and the user mended them one run at a time."""
+    err = error_of(tmp_path, "name: bad\nbase: {model: {name: san10_pairwise, padding: zeros}}\n"
+                             "grid: {model.share_planes: [0, 3, 4, 64], model.footprint: [2, 4, 7]}\n")
+    said = [str(e) for e in (err, *err.also)]
+    assert len(said) == 5, said
+    for value in ("0", "3", "64"):
+        assert any(f"share_planes=" in s and f"invalid value {value}:" in s for s in said), (value, said)
+
+
 def test_a_cut_off_list_of_mistakes_says_so(tmp_path):
     values = ", ".join(str(-i) for i in range(1, 13))  # 12 negative learning rates
     err = error_of(tmp_path, f"name: bad\nbase: {{model: {{name: resnet26}}, data: {{name: digits}}}}\n"

@@ -699,7 +699,8 @@ def _check(options: Mapping[str, Any], input_size: int | None) -> None:
     if share_planes < 1 or smallest_mid % share_planes:
         valid_shares = [s for s in range(1, smallest_mid + 1) if smallest_mid % s == 0]
         raise SuiteError(
-            f"share_planes must divide every stage's value width (the smallest is {smallest_mid})",
+            f"invalid value {share_planes!r}: share_planes must divide every stage's value width "
+            f"(the smallest is {smallest_mid})",
             key="share_planes",
             choices=valid_shares,
         )
