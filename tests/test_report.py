@@ -981,6 +981,28 @@ def test_every_point_of_a_figure_is_told_apart_without_colour(report):
     assert len({legend[v].get_fillstyle() for v in ("0.0001", "0.0005")}) == 2
 
 
+def test_a_third_axis_is_told_apart_in_the_figures(tmp_path):
+    """Only the first two axes had a style: in a grid of three (mask norm x learning x mask type)
+    the points of the third's values were drawn alike and the legend and alt text left it out.
+    Now the axes after the first are told apart together by the markers' fill."""
+    text = TOY.replace("seeds: 3", "seeds: 1").replace(
+        "weight_decay: [0.0001, 0.0005]", "weight_decay: [0.0001, 0.0005]\n  momentum: [0.8, 0.9]").replace(
+        "columns: [weight_decay]", "columns: [weight_decay, momentum]")
+    spec = ablations.load(write_spec(tmp_path, text, "toy"))
+    runs = ablations.expand(spec)
+    for i, run in enumerate(runs):
+        finish(tmp_path / "store", run, 1.0 + i, curve=True)
+    rep = tables.build(spec, runs, store.collect(tmp_path / "store", [r.run_id for r in runs]), out=tmp_path / "store")
+    tradeoff, curves = plots.tradeoff(rep)[0], plots.curves(rep)[0]
+    for ax in tradeoff.figure.axes:  # 12 points, 12 looks
+        assert len({(line.get_color(), line.get_marker(), line.get_fillstyle()) for line in _drawn(ax)}) == 12
+    assert len({(line.get_color(), line.get_linestyle(), line.get_fillstyle()) for line in
+                _drawn(curves.figure.axes[0])}) == 12
+    legend = [t.get_text() for t in tradeoff.figure.legends[0].get_texts()]
+    assert "0.0005, 0.9" in legend and "weight_decay, momentum" in legend
+    assert "marker fill: weight_decay, momentum" in tradeoff.alt and "marker fill: weight_decay, momentum" in curves.alt
+
+
 def test_figures_name_their_axes_with_units_and_keep_the_legend_off_the_data(report):
     for plot in (plots.tradeoff(report)[0], plots.curves(report)[0]):
         fig = plot.figure

@@ -2,12 +2,12 @@
 
 - `tradeoff`: the first metric against GMACs, parameters and inference throughput, one point per
   grid point (mean over seeds, std as error bar), colour and marker shape = first axis, fill
-  (full, hollow, half) = second axis; the Pareto front (lower error, lower cost or higher
+  (full, hollow, half) = the other axes' values together; the Pareto front (lower error, lower cost or higher
   throughput) is ringed and joined by a dashed step line. A panel needs two grid points with both
   values; otherwise it is skipped.
 - `curves`: per-run training loss and test error per epoch from each run's `metrics.jsonl`
   (done, running and stopped runs; missing files and unreadable lines are skipped); colour, line
-  style and marker = first axis, marker fill = second axis.
+  style and marker = first axis, marker fill = the other axes.
 
 Readable without colour: the colours are Okabe and Ito's colour-blind-safe set, and every value
 told apart by colour is told apart by marker (and line style) too, so a reader who cannot tell
@@ -46,7 +46,7 @@ MAX_CURVES = 200  # more runs than this make an unreadable tangle: the plot is s
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
 MARKERS = "osD^vP*Xph"
 LINES: tuple[str | tuple, ...] = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 3)))
-FILLS = ("full", "none", "left", "top", "right", "bottom")  # the second axis: filled, hollow, half-filled
+FILLS = ("full", "none", "left", "top", "right", "bottom")  # the other axes' values: filled, hollow, half-filled
 PANELS = (("gmacs", "multiply-adds per image (GMACs)", True), ("params_m", "parameters (millions)", True),
           ("infer_samples_per_sec", "inference throughput (img/s, higher is better)", False))
 CURVE_KEYS = (("train_loss", "train loss (cross-entropy)"), ("test_top1_err", "test top-1 err (%)"))
@@ -92,25 +92,26 @@ def figures(report: Report) -> tuple[list[Plot], list[str]]:
 @dataclass(frozen=True)
 class Styles:
     """How the points or lines of each axis value are drawn: the first axis by colour, marker and
-    line style at once (never colour alone), the second by the markers' fill."""
+    line style at once (never colour alone), the others by the markers' fill, one fill for each
+    combination of their values (a third axis drawn by no style would draw its points alike)."""
 
     colour_axis: str | None = None
     colours: dict[str, object] = field(default_factory=dict)  # value -> colour
     markers: dict[str, str] = field(default_factory=dict)  # value of the colour axis -> marker
     lines: dict[str, object] = field(default_factory=dict)  # value of the colour axis -> line style
-    fill_axis: str | None = None
-    fills: dict[str, str] = field(default_factory=dict)  # value -> fill style
+    fill_axes: tuple[str, ...] = ()
+    fills: dict[tuple[str, ...], str] = field(default_factory=dict)  # values of fill_axes -> fill style
 
     def of(self, values: dict[str, str]) -> tuple[object, str, object, str]:
         """(colour, marker, line style, fill) of a point or run whose axes have `values` (shown)."""
         first = values.get(self.colour_axis) if self.colour_axis else None
-        second = values.get(self.fill_axis) if self.fill_axis else None
+        second = tuple(values.get(axis) for axis in self.fill_axes)
         return (self.colours.get(first, PALETTE[0]), self.markers.get(first, MARKERS[0]),
                 self.lines.get(first, LINES[0]), self.fills.get(second, FILLS[0]))
 
 
 def _styles(report: Report) -> Styles:
-    """The styles of the first two axes, values in grid order."""
+    """The styles of the first axis and of the others together, values in grid order."""
     axes = [a for a in report.rows + report.columns if a != "seed"] or list(report.axes)
     if not axes:
         return Styles()
@@ -123,8 +124,8 @@ def _styles(report: Report) -> Styles:
     styles = Styles(axes[0], colours, {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(values)},
                     {v: LINES[i % len(LINES)] for i, v in enumerate(values)})
     if len(axes) > 1:
-        second = list(dict.fromkeys(report.runs[axes[1]].map(show)))
-        styles = replace(styles, fill_axis=axes[1], fills={v: FILLS[i % len(FILLS)] for i, v in enumerate(second)})
+        others = list(dict.fromkeys(zip(*(report.runs[a].map(show) for a in axes[1:]))))
+        styles = replace(styles, fill_axes=tuple(axes[1:]), fills={v: FILLS[i % len(FILLS)] for i, v in enumerate(others)})
     return styles
 
 
@@ -140,14 +141,14 @@ def _legend(fig: Figure, labels: Labels, styles: Styles, *, lines: bool, extra: 
     elif axis is not None:
         handles.append(Line2D([], [], linestyle="none", label=f"colour: {labels.title(axis)}\n"
                                                                f"({len(styles.colours)} values, viridis in grid order)"))
-    axis = styles.fill_axis
-    if axis is not None and len(styles.fills) <= MAX_LEGEND:
-        handles.append(Line2D([], [], linestyle="none", label=labels.title(axis)))
+    axes = styles.fill_axes
+    if axes and len(styles.fills) <= MAX_LEGEND:
+        handles.append(Line2D([], [], linestyle="none", label=_titles(labels, axes)))
         handles += [Line2D([], [], color="0.3", marker="o", fillstyle=f, markerfacecoloralt="white", linestyle="none",
-                           label=labels.value(axis, v)) for v, f in styles.fills.items()]
-    elif axis is not None:
+                           label=", ".join(map(labels.value, axes, v))) for v, f in styles.fills.items()]
+    elif axes:
         handles.append(Line2D([], [], linestyle="none",
-                              label=f"fill: {labels.title(axis)}\n({len(styles.fills)} values)"))
+                              label=f"fill: {_titles(labels, axes)}\n({len(styles.fills)} values)"))
     for handle in handles:
         handle.set_label(literal(handle.get_label()))
     if handles:
@@ -159,9 +160,14 @@ def _encoding(labels: Labels, styles: Styles, *, lines: bool) -> str:
     parts = []
     if styles.colour_axis is not None:
         parts.append(f"colour{', line style' if lines else ''} and marker: {labels.title(styles.colour_axis)}")
-    if styles.fill_axis is not None:
-        parts.append(f"marker fill: {labels.title(styles.fill_axis)}")
+    if styles.fill_axes:
+        parts.append(f"marker fill: {_titles(labels, styles.fill_axes)}")
     return "".join(f"; {part}" for part in parts)
+
+
+def _titles(labels: Labels, axes: Sequence[str]) -> str:
+    """The fill's axes as one legend heading, in the order of their values' labels."""
+    return ", ".join(map(labels.title, axes))
 
 
 def literal(text: str) -> str:
@@ -280,7 +286,7 @@ def curves(report: Report) -> tuple[Plot | None, str | None]:
     for _, run in started.iterrows():
         records = read_curve(run_dir(report.out, run["run_id"]) / "metrics.jsonl")
         if records:
-            values = {axis: show(run[axis]) for axis in (styles.colour_axis, styles.fill_axis) if axis}
+            values = {axis: show(run[axis]) for axis in (styles.colour_axis, *styles.fill_axes) if axis}
             lines.append((records, styles.of(values)))
     if not lines:
         return None, ("No training-curve plot: no run counted as started (running, done, failed, ...) has "
