@@ -506,6 +506,21 @@ def test_a_users_own_grid_keeps_its_keys_and_values_as_labels(report):
     assert list(csv["lr"][:3]) == [0.1] * 3 and list(csv["label_lr"][:3]) == ["0.1"] * 3
 
 
+def test_a_cost_that_differs_between_column_blocks_is_said_to_be_a_range(tmp_path, report):
+    """Costs are one column per row: where the row's column blocks cost differently (mask type or
+    data set as the column axis) the cell is `lowest–highest`, which the legend did not say, so it
+    read as an uncertainty. The legend now says so, only when a row shows such a range."""
+    text = TOY.replace("rows: [lr], columns: [weight_decay]", "rows: [weight_decay], columns: [lr]")
+    spec = ablations.load(write_spec(tmp_path, text, "toy"))
+    runs = ablations.expand(spec)
+    fill(tmp_path / "store", runs)  # the toy's throughput grows with lr
+    rep = tables.build(spec, runs, store.collect(tmp_path / "store", [r.run_id for r in runs]), out=tmp_path / "store")
+    assert body_row(rep, "0.0001")["infer img/s"] == "101.0–104.0"
+    said = "Costs are the row's: lowest–highest where its column blocks differ."
+    assert said in formats.fragment(rep) and said in formats.latex(rep) and said in html.unescape(formats.page(rep))
+    assert "lowest–highest" not in formats.fragment(report)  # lr is the toy's row: one cost a row
+
+
 def test_a_model_the_papers_do_not_name_is_shown_by_its_registry_name(tmp_path):
     @register_model(input_size=32)
     def plain_net(*, num_classes: int = 1000) -> nn.Module:

@@ -119,7 +119,8 @@ def _legend(report: Report) -> str:
                                       ("attack success rates", any(m in ATTACK_METRICS for m in report.metrics))) if shown]
     units = f" {' and '.join(kinds).capitalize()} in %." if kinds else ""
     compared = " Δ = measured − paper." if any(label.startswith("Δ ") for _, label in report.table.columns) else ""
-    return f"{axes} {LEGEND}{units}{compared}".strip()
+    ranges = " Costs are the row's: lowest–highest where its column blocks differ." if report.table.ranges else ""
+    return f"{axes} {LEGEND}{units}{compared}{ranges}".strip()
 
 
 # ------------------------------------------------------------------------------------------ csv

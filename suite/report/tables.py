@@ -57,6 +57,7 @@ class Table:
     columns: list[tuple[str, str]]
     body: list[list[str]]
     numeric: list[bool]  # per column (index columns included): right-align
+    ranges: bool = False  # a row's cost differs between its column blocks, shown `lowest–highest` (the legend says so)
 
     @property
     def header(self) -> list[str]:
@@ -592,6 +593,7 @@ def pivot(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], metr
         [True] * (len(costs) + len(cost_refs))
 
     body = []
+    ranges = False
     for rk in row_keys:
         line = [labels.value(a, v) for a, v in zip(rows, rk)] or [ALL]
         row_cells = []
@@ -613,10 +615,11 @@ def pivot(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], metr
                     line.append(runs_text(rec))
         for c in costs:
             line.append(_spread([r[c] for r in row_cells]))
+            ranges = ranges or len({num(r[c]) for r in row_cells if math.isfinite(r[c])}) > 1
             if c in cost_refs:
                 line.append(_row_reference([r[c] for r in row_cells], [r[f"paper_{c}"] for r in row_cells]))
         body.append(line)
-    return Table(index=index, columns=header, body=body, numeric=numeric)
+    return Table(index=index, columns=header, body=body, numeric=numeric, ranges=ranges)
 
 
 def _row_reference(costs: Sequence[float], refs: Sequence[float]) -> str:
