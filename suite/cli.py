@@ -162,10 +162,11 @@ def _specs(args: argparse.Namespace) -> int:
     from suite import ablations
 
     print(f"{'spec':<24} {'runs':>5}  {'data':<{DATA_WIDTH}}  paper / description")
-    invalid = having = 0
+    invalid = having = unread = 0
     presets: set[str] = set()  # of the specs read, for a misspelt --preset's "did you mean"
     for name in args.specs or ablations.list():
         problems: list[str] = []
+        spec = None
         try:  # one broken spec file must not hide the others
             spec = ablations.load(name)
             name = spec.name
@@ -177,6 +178,7 @@ def _specs(args: argparse.Namespace) -> int:
             runs = ablations.expand(spec, preset=args.preset)
         except SuiteError as err:
             problems.append(str(err))
+            unread += spec is None  # a file not read: whether it has the preset cannot be told
         else:
             for preset in spec.presets if args.preset is None else []:  # each is checked only when used
                 try:
@@ -195,7 +197,8 @@ def _specs(args: argparse.Namespace) -> int:
         print(f"{name:<24} {len(runs):>5}  {data:<{DATA_WIDTH}}  {where}")
     if args.preset is not None and not having:
         hint = close_matches(args.preset, presets)
-        print(f"error: --preset: no spec has the preset {args.preset!r}"
+        some = f"no spec that could be read ({count(unread, 'spec')} could not, above)" if unread else "no spec"
+        print(f"error: --preset: {some} has the preset {args.preset!r}"
               + (f"; did you mean {hint[0]!r}?" if hint else ""), file=sys.stderr)
         return 2
     return 2 if invalid else 0

@@ -1011,7 +1011,8 @@ def test_specs_lists_every_spec_and_names_a_broken_one(tmp_path, monkeypatch, ca
     assert all(lines[n].endswith("-  (no preset 'fast')") for n in ("plain", "san", "option"))  # listed, not invalid
     assert "invalid" in lines["broken"] and "invalid" in lines["zipped"]  # cannot be read: cannot tell
     assert "presets.fast.epohcs: unknown key" in out
-    assert main(["specs", "--preset", "nowhere"]) == 2 and "no spec has the preset 'nowhere'" in capsys.readouterr().err
+    assert main(["specs", "--preset", "nowhere"]) == 2
+    assert "no spec that could be read (3 specs could not, above) has the preset 'nowhere'" in capsys.readouterr().err
     assert main(["specs", "--preset", "smok"]) == 2 and "'smok'; did you mean 'smoke'?" in capsys.readouterr().err
     # a spec file kept anywhere is checked by its path, alone
     elsewhere = tmp_path / "mine"
@@ -1021,6 +1022,13 @@ def test_specs_lists_every_spec_and_names_a_broken_one(tmp_path, monkeypatch, ca
     lines = capsys.readouterr().out.splitlines()[1:]
     assert [line.split()[0] for line in lines] == ["mine", "plain"]
     assert "under --preset r: " in lines[0] and "presets.r.lr: must not be negative" in lines[0]
+    # a preset of a spec file that cannot be read was said to be in no spec, though the file has it
+    tiny = write(tmp_path, "name: tiny\nbase: {model: {name: resnet26}}\npresets:\n  tiny: {grid: {lr: [1]}}\n", "tiny")
+    assert main(["specs", "--preset", "tiny", str(tiny)]) == 2
+    err = capsys.readouterr().err
+    assert "no spec has" not in err and "no spec that could be read (1 spec could not, above) has the preset" in err
+    monkeypatch.setenv("SUITE_ABLATIONS", str(tmp_path / "none"))
+    assert main(["specs", "--preset", "nowhere", "quick"]) == 2 and "no spec has the preset 'nowhere'" in capsys.readouterr().err
 
 
 def test_specs_names_the_data_each_spec_trains_on_and_a_default_as_such(tmp_path, monkeypatch, capsys):
