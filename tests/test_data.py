@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -377,6 +378,75 @@ def test_imagenet_loaders_leave_the_global_rng_alone(tmp_path, workers):
     assert torch.equal(torch.get_rng_state(), before)
 
 
+def _gradient_imagenet(root: Path, val: int = 1) -> None:
+    """Every image the same 216 x 216 PNG: channel 0 rises from black on the left to white on the
+    right, channel 1 falls, channel 2 is 64 throughout; 3 classes, 4 training images each."""
+    ramp = np.round(255 * (np.arange(216) + 0.5) / 216).astype(np.uint8)
+    pixels = np.stack([np.tile(ramp, (216, 1)), np.tile(255 - ramp, (216, 1)), np.full((216, 216), 64, np.uint8)], -1)
+    for split, count in (("train", 4), ("val", val)):
+        for c in ("n01", "n02", "n03"):
+            (root / split / c).mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(pixels).save(root / split / c / f"{c}_{i}.png")
+
+
+def _pixels(x: torch.Tensor, data) -> torch.Tensor:
+    """Normalised images back in [0, 1] pixel units, by the normalisation `data` says its loaders apply."""
+    return x * torch.tensor(data.std).view(1, -1, 1, 1) + torch.tensor(data.mean).view(1, -1, 1, 1)
+
+
+def test_imagenet_evaluates_the_centre_crop_of_the_resized_image_normalised_as_data_says(tmp_path):
+    """eval_size 24: the shorter side resized to round(24 / 0.875) = 27 (216 -> 27, a factor of 8),
+    then its centre 24 x 24 (from column 2 on): output column j sees the ramp at (j + 2.5) / 27."""
+    _gradient_imagenet(tmp_path)
+    data = _imagenet(tmp_path)
+    x = _pixels(torch.cat([b for b, _ in data.test]), data)
+    assert x.shape == (3, 3, 24, 24) and data.test_size == 3
+    expected = (torch.arange(24) + 2.5) / 27
+    assert torch.allclose(x[:, 0], expected.expand(3, 24, 24), atol=0.01)  # not the whole image, (j + 0.5) / 24
+    assert torch.allclose(x[:, 1], 1 - expected.expand(3, 24, 24), atol=0.01)
+    assert torch.allclose(x[:, 2], torch.full((3, 24, 24), 64 / 255), atol=0.005)
+
+
+def test_imagenet_training_crops_are_flipped_half_the_time_and_normalised_as_data_says(tmp_path):
+    _gradient_imagenet(tmp_path)
+    data = _imagenet(tmp_path)
+    x = _pixels(torch.cat([b for b, _ in data.train]), data)
+    assert x.shape == (12, 3, 32, 32)
+    assert torch.allclose(x[:, 0] + x[:, 1], torch.ones(12, 32, 32), atol=0.01)  # one ramp up, one down
+    assert torch.allclose(x[:, 2], torch.full((12, 32, 32), 64 / 255), atol=0.005)
+    rising = (x[:, 0, :, -1] - x[:, 0, :, 0]).mean(1)  # a crop is >= 53 px wide: a rise or fall of >= 0.24
+    assert rising.abs().min() > 0.2
+    assert 3 <= int((rising < 0).sum()) <= 9  # flipped: 12 coins, seeded
+
+
+def test_imagenet_ranks_evaluate_disjoint_shards_of_the_validation_split(tmp_path):
+    _fake_imagenet(tmp_path, val=3)
+    config = DataConfig("imagenet", root=str(tmp_path), input_size=32, eval_size=24, workers=0)
+    shards = [torch.cat([y for _, y in build(config, batch_size=2, seed=0, num_classes=3, rank=r, world_size=2).test])
+              for r in range(2)]
+    assert [len(s) for s in shards] == [5, 4]
+    assert sorted(torch.cat(shards).tolist()) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+def test_imagenet_epochs_are_reshuffled_and_reaugmented(tmp_path):
+    from suite.data.imagenet import _EpochSampler
+
+    _fake_imagenet(tmp_path)
+    train = _imagenet(tmp_path).train
+    epochs = [torch.cat([y for _, y in train]) for _ in range(2)]
+    assert train.sampler.epoch == 2 and not torch.equal(*epochs)
+    sampler = _EpochSampler(12, seed=0, rank=0, world_size=1)
+    first = dict(sampler)
+    sampler.epoch = 1
+    second = dict(sampler)
+    assert sorted(first) == sorted(second) == list(range(12)) and list(first) != list(second)
+    assert all(first[i] != second[i] for i in range(12))  # each image's crop and flip drawn anew
+    config = DataConfig("imagenet", root=str(tmp_path), input_size=32, eval_size=24, workers=0)
+    odd = build(config, batch_size=5, seed=0, num_classes=3).train  # 12 images: 2 batches, the last 2 dropped
+    assert len(odd) == len(list(odd)) == 2
+
+
 def _cycle(loader):
     while True:
         yield from loader
@@ -391,6 +461,18 @@ def test_imagenet_errors(tmp_path):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "val" / "n04" / "x.png")
     with pytest.raises(SuiteError, match="different class folders"):
         _imagenet(tmp_path)
+    shutil.rmtree(tmp_path / "val" / "n04")
+    with pytest.raises(SuiteError, match="imagenet has 3 classes but the model predicts 4") as err:
+        build(DataConfig("imagenet", root=str(tmp_path), input_size=32, workers=0), batch_size=4, seed=0, num_classes=4)
+    assert err.value.key == "model.num_classes"
+
+
+def test_an_imagenet_root_may_be_the_directory_above_it(tmp_path):
+    """data.root (or $SUITE_DATA) shared by every data set: <root>/imagenet/train is found."""
+    _fake_imagenet(tmp_path / "imagenet")
+    assert data_root(DataConfig("imagenet", root=str(tmp_path))) == tmp_path / "imagenet"
+    assert data_root(DataConfig("imagenet", root=str(tmp_path / "imagenet"))) == tmp_path / "imagenet"
+    assert data_root(DataConfig("cifar10", root=str(tmp_path))) == tmp_path
 
 
 @pytest.mark.parametrize("workers", [0, 1])
