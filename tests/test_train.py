@@ -569,6 +569,10 @@ def test_slurm_tasks_become_torchrun_variables(monkeypatch):
     assert _world_size_from_env() == 4
     assert (os.environ["RANK"], os.environ["LOCAL_RANK"], os.environ["MASTER_ADDR"]) == ("3", "1", "gpu07")
     assert 20_000 <= int(os.environ["MASTER_PORT"]) <= 60_000
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("MASTER_PORT", "29501")  # the user's own choice (a port free on the first node)
+    assert _world_size_from_env() == 4 and os.environ["MASTER_PORT"] == "29501"
 
 
 def test_a_batch_script_of_several_tasks_is_one_process(monkeypatch):
@@ -587,12 +591,14 @@ def test_a_batch_script_of_several_tasks_is_one_process(monkeypatch):
         monkeypatch.setenv(key, value)
     assert _world_size_from_env() == 1 and rank() == 0
     assert "WORLD_SIZE" not in os.environ
+    monkeypatch.setenv("WORLD_SIZE", "2")  # without RANK, not torchrun's: joining a group would fail
+    assert _world_size_from_env() == 1
 
 
 def test_a_process_group_the_caller_made_says_how_many_processes_train(tmp_path, monkeypatch):
     """Rule 1 of suite.train.distributed: a group the caller initialised is the one that trains (and
     what a result's env.processes records), whatever a SLURM step around it says."""
-    from suite.train.distributed import world_size
+    from suite.train.distributed import distributed, world_size
 
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.setenv(key, "")  # records the original state, so teardown restores it
@@ -605,8 +611,12 @@ def test_a_process_group_the_caller_made_says_how_many_processes_train(tmp_path,
     torch.distributed.init_process_group("gloo", init_method=(tmp_path / "rendezvous").as_uri(), rank=0, world_size=1)
     try:
         assert world_size() == 1
+        with distributed("cpu") as (env, device):
+            assert (env.rank, env.world_size, device) == (0, 1, torch.device("cpu"))
+        assert torch.distributed.is_initialized()  # the caller's group outlives the run: left alone on exit
     finally:
-        torch.distributed.destroy_process_group()
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 @pytest.mark.slow
