@@ -131,7 +131,12 @@ def test_success_rates_count_the_first_images_whatever_the_batching():
     other = success_rates(net, data.test, images=70, batch_size=3, **common)
     assert one["attack_images"] == other["attack_images"] == 70
     assert one == other and set(one) == {*ATTACK_METRICS, "attack_images"}
-    assert success_rates(net, data.test, images=10**6, batch_size=64, **common)["attack_images"] == 360  # the split
+    whole = success_rates(net, data.test, images=10**6, batch_size=64, **common)
+    assert whole["attack_images"] == 360 and whole == success_rates(net, data.test, images=360, batch_size=64, **common)
+    # 360 // 7 = 51: 8 images are every 51st, the first 7 are attacked, in a loader batch or across them
+    xs, ys = zip(*data.test)
+    single = success_rates(net, [(torch.cat(xs), torch.cat(ys))], images=7, batch_size=64, **common)
+    assert single["attack_images"] == 7 and single == success_rates(net, data.test, images=7, batch_size=64, **common)
 
 
 def test_the_attacked_images_are_spread_over_the_split():
@@ -203,8 +208,20 @@ def test_a_time_limit_during_the_attack_requeues_from_its_progress(tmp_path, mon
 
     monkeypatch.setattr(loop, "trained", trained_then_signalled)
     attacked: list[int] = []  # images per batch attacked
+    steps: list[tuple[torch.Tensor, list[torch.Tensor]]] = []  # per batch: the clean images, what the network saw
     attack = attacking.attack
-    monkeypatch.setattr(attacking, "attack", lambda model, x, *a, **k: attacked.append(len(x)) or attack(model, x, *a, **k))
+
+    def watched(model: nn.Module, x: torch.Tensor, *a: object, **k: object) -> object:
+        seen: list[torch.Tensor] = []
+        hook = model.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+        try:
+            return attack(model, x, *a, **k)
+        finally:
+            hook.remove()
+            attacked.append(len(x))
+            steps.append((x.detach().clone(), seen))
+
+    monkeypatch.setattr(attacking, "attack", watched)
     with pytest.raises(checkpoint.Preempted, match=attacking.PROGRESS_FILE):
         execute(run, out)
     progress = store.read_json(d / attacking.PROGRESS_FILE)
@@ -218,6 +235,19 @@ def test_a_time_limit_during_the_attack_requeues_from_its_progress(tmp_path, mon
     assert sum(attacked) == 6 - progress["seen"] and result["attack"]["attack_images"] == 6
     assert not (d / attacking.PROGRESS_FILE).exists()
     assert result["attack"] == attacking.measure_attack(run.config, d)  # the uninterrupted attack
+    # measure.attack_eps is in pixel units (8 / 255 by default) and the pixels are the data's own
+    data = loop.trained(run.config, d).data
+    std, mean = torch.tensor(data.std).view(1, -1, 1, 1), torch.tensor(data.mean).view(1, -1, 1, 1)
+    moved = 0.0
+    for x, seen in steps:
+        clean = x * std + mean
+        for image in (s * std + mean for s in seen):
+            assert image.min() >= -1e-5 and image.max() <= 1 + 1e-5
+            moved = max(moved, float((image - clean).abs().max()))
+    assert 7 / 255 < moved <= 8 / 255 + 1e-5
+    # the 6 images are spread over the test split's 360 (every 60th), not its first batches
+    split = torch.cat([x for x, _ in data.test])
+    assert len(split) == 360 and torch.equal(torch.cat([x for x, _ in steps])[:6], split[::60])
 
 
 def test_progress_made_otherwise_or_damaged_is_not_resumed(tmp_path):
