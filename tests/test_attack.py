@@ -116,6 +116,11 @@ def test_targets_are_other_classes_fixed_by_seed_and_image_index():
     assert torch.equal(targets_for(labels[500:], range(500, 1000), 10, seed=7), targets[500:])  # by index, not by batch
     assert not torch.equal(targets_for(labels, range(1000), 10, seed=8), targets)
     assert (targets_for(torch.zeros(50, dtype=torch.long), range(50), 2, seed=0) == 1).all()
+    one_class = [(torch.zeros(2, 3, 1, 1), torch.zeros(2, dtype=torch.long))]
+    with pytest.raises(SuiteError, match="a targeted attack needs at least two classes") as err:
+        success_rates(nn.Flatten(), one_class, images=2, size=2, batch_size=2, num_classes=1, mean=MEAN, std=STD,
+                      eps=0.0, seed=0)
+    assert err.value.key == "model.num_classes"
 
 
 def _digits(batch_size: int = 64):
@@ -241,6 +246,7 @@ def test_a_time_limit_during_the_attack_requeues_from_its_progress(tmp_path, mon
     moved = 0.0
     for x, seen in steps:
         clean = x * std + mean
+        assert float((seen[1] * std + mean - clean).abs().max()) <= 1 / 255 + 1e-5  # a step is 1 / 255
         for image in (s * std + mean for s in seen):
             assert image.min() >= -1e-5 and image.max() <= 1 + 1e-5
             moved = max(moved, float((image - clean).abs().max()))
