@@ -416,6 +416,16 @@ def test_paper_values_are_not_compared_on_another_data_set(toy, tmp_path):
     assert any("differ from them in data.name (digits, not cifar10)" in n for n in rep.notes)
 
 
+@pytest.mark.parametrize("data, classes", [("cifar10", 10), ("cifar100", 100), ("imagenet", 1000)])
+def test_paper_values_are_compared_on_each_data_set_the_papers_report_on(tmp_path, data, classes):
+    text = (f"name: on_{data}\nbase: {{model: {{name: resnet26, num_classes: {classes}}}, data: {{name: {data}}}}}\n"
+            "grid:\n  lr: [0.1]\nreference:\n  - {lr: 0.1, top1_err: 5.0}\n")
+    spec = ablations.load(write_spec(tmp_path, text, f"on_{data}"))
+    runs = ablations.expand(spec)
+    rep = tables.build(spec, runs, store.collect(tmp_path / "store", [r.run_id for r in runs]), out=tmp_path / "store")
+    assert body_row(rep, "0.1")["top-1 err, paper"] == "5.0"
+
+
 def test_paper_values_are_compared_only_with_the_config_they_describe(toy, tmp_path):
     """What the runs resolved to decides, not what the spec's base and grid say about data.name."""
     spec, runs, out = toy
@@ -963,6 +973,27 @@ def test_pareto_front():
     x, y = [1.0, 2.0, 3.0, 2.0, 4.0], [5.0, 3.0, 4.0, 6.0, 1.0]
     assert list(plots.pareto(x, y)) == [True, True, False, False, True]
     assert list(plots.pareto(x, y, x_lower=False)) == [False, False, False, False, True]
+
+
+def _front(plot, xlabel: str) -> set[tuple[float, float]]:
+    """The points ringed as the Pareto front in the trade-off panel with `xlabel`."""
+    from matplotlib.collections import PathCollection
+
+    [ax] = [ax for ax in plot.figure.axes if ax.get_xlabel() == xlabel]
+    [rings] = [c for c in ax.collections if isinstance(c, PathCollection)]
+    return {(float(x), float(y)) for x, y in rings.get_offsets()}
+
+
+def test_the_pareto_front_is_better_where_each_axis_says(report, toy):
+    """Throughput is better higher, an error lower: the ringed points are those no other point
+    beats on both (the toy's throughput is 100 + 10 lr: its points are (101, 5), (101, 8), (102, 3), (104, 10))."""
+    plot, _ = plots.tradeoff(report)
+    assert _front(plot, plots.PANELS[2][1]) == {(102.0, 3.0), (104.0, 10.0)}
+    spec, runs, out = toy
+    fast = tables.build(spec, runs, store.collect(out, [r.run_id for r in runs]), out=out,
+                        metrics=["infer_samples_per_sec"])
+    plot, _ = plots.tradeoff(fast)  # every point costs 2.5 GMACs: the fastest is the front
+    assert _front(plot, plots.PANELS[0][1]) == {(2.5, 104.0)}
 
 
 def _drawn(ax) -> list:
