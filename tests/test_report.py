@@ -153,6 +153,12 @@ def test_counts_show_whole_means_without_decimals():
     assert tables.cell(3.0, 0.0, 2) == "3.00 ± 0.00 (2)" and tables.cell(1500.0, 1.5, 2) == "1500 ± 2 (2)"
 
 
+def test_numbers_keep_three_significant_digits_and_a_difference_its_measurements_decimals():
+    assert [tables.num(x) for x in (0.0336, 0.5, 99.99, 100.0, 1000.0)] == \
+        ["0.0336", "0.500", "99.99", "100.0", "1000"]
+    assert tables.diff(0.5, 150.0) == "+0.5" and tables.diff(-0.004, 0.0336) == "-0.0040"
+
+
 def test_best_top1_err_is_compared_with_the_papers_top1(toy):
     """The paper's top-1 may be a best-epoch figure: `--metric best_top1_err` sits beside it too."""
     spec, runs, out = toy
