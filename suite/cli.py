@@ -829,8 +829,8 @@ def _untold(found: Scan) -> dict[str, RunState]:
 
 def _note_misfiled(out: Path, found: Scan, args: argparse.Namespace, file: TextIO, how: str) -> None:
     """Say which of the runs asked about an older version of the suite stored under another id
-    (`found`: `store.told`, SLURM's view of their jobs refreshed) and `how` they are shown ('counted
-    missing here: the next', or how else, `{its}` for its or their): `suite run` files them under
+    (`found`: `store.told`, SLURM's view of their jobs refreshed) and `how` they are shown ('shown in
+    {its} stored state here: the next', `{its}` for its or their): `suite run` files them under
     today's id (`_refile`)."""
     from suite import store
 
@@ -1223,8 +1223,12 @@ def _report(args: argparse.Namespace) -> int:
     if not (args.to or args.into):  # the tables go into the store, under the spec's name
         names.claim(out, spec)
     ids = [r.run_id for r in runs]
-    slurm.refresh(out, ids)  # as `suite status` does: no dead job shows as running
-    report = tables.build(spec, runs, store.collect(out, ids), out=out, preset=args.preset, metrics=args.metric,
+    # as `suite status` does: the runs `suite run` files under today's id are read where they are stored
+    # (a done one is a finished result), and no dead job shows as running under either id
+    found = store.told(out, ids, spec.name, {r.config.model.name for r in runs})
+    slurm.refresh(out, [*ids, *found.moves])
+    frame = store.collect(out, ids, stored_as={new: old for old, new in found.moves.items()})
+    report = tables.build(spec, runs, frame, out=out, preset=args.preset, metrics=args.metric,
                           overrides=parse_overrides(args.overrides))
     # A table from a store where none of the spec's runs is done would only lose results: files and
     # README blocks that exist are left as they are (--to writes anyway).
@@ -1247,9 +1251,7 @@ def _report(args: argparse.Namespace) -> int:
         else:
             for path in files.write(report, chosen or files.DEFAULT_FORMATS):
                 print(f"wrote {path}", file=log)
-    found = store.told(out, list(report.runs["run_id"]), report.spec.name, {r.config.model.name for r in runs})
-    slurm.refresh(out, found.moves)  # a job that ended under the old id no longer holds its run
-    _note_misfiled(out, found, args, log, "so counted missing here: the next")
+    _note_misfiled(out, found, args, log, "tabulated in {its} stored state here: the next")
     if nothing_done:
         _note_runs_elsewhere(out, report.spec.name, _untold(found), "report", log)
     if kept:

@@ -809,6 +809,8 @@ def collect(out: Path, run_ids: Iterable[str] | None = None, stored_as: Mapping[
         warnings.warn(f"skipped a corrupt record: {problem}", SuiteWarning, stacklevel=2)
     frame = pd.DataFrame(rows, columns=_ordered_columns(rows))
     frame.attrs["problems"] = problems
+    # where each row was read, when not under its id: the report's curves are read there too
+    frame.attrs["stored_as"] = {rid: stored_as[rid] for rid in ids if rid in stored_as}
     # what the done runs' processes warned of (their status.json, read with their state): `suite status`
     # repeats a SLURM job's, whose console nobody watched
     frame.attrs["warnings"] = {s.run_id: [str(w) for w in s.status["warnings"]] for s in states

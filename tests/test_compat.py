@@ -667,3 +667,28 @@ def test_a_run_another_suite_run_files_at_the_same_time_is_filed_not_a_traceback
     monkeypatch.setattr(store, "_in_use", the_other_files_it_first)
     assert store.refile(tmp_path, OLD_ID, run.config) is None
     assert not src.exists() and store.state_of(dst).state == "done"
+
+
+def test_report_tabulates_a_done_run_stored_under_an_older_id_with_its_curves_as_status_shows_it(tmp_path, capsys):
+    """`suite status` showed a run an older version stored under another id in its stored state (a
+    done run done), while `suite report` counted it missing ('so counted missing here'): a finished
+    result left out of the table and its curves. The report reads it where it is stored, under
+    today's id, unless today's id has a run stored again (which `suite run` leaves it for)."""
+    out = tmp_path / "out"
+    run = old_store(out)
+    epochs = [{"epoch": e, "train_loss": 2.0 - e, "test_top1_err": 40.0 - 10 * e} for e in (1, 2)]
+    (store.run_dir(out, OLD_ID) / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in epochs))
+    spec = tmp_path / "compat.yaml"
+    spec.write_text(SPEC)
+    assert main(["report", str(spec), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "1 run: 1 done" in said and "counted missing" not in said, said
+    assert f"({OLD_ID} for {run.run_id}), tabulated in its stored state here: the next `suite run" in said, said
+    assert "| all | 12.50 (1) | 1/1 done |" in (out / "compat.md").read_text()
+    assert (out / "figures" / "compat_curves.png").is_file()  # read from the old id's metrics.jsonl
+    assert store.run_dir(out, OLD_ID).is_dir() and not store.run_dir(out, run.run_id).exists()  # nothing moved
+    store.plan(out, run)  # stored again under today's id: `suite run` leaves the old run, so does the report
+    assert main(["report", str(spec), "--out", str(out), "--to", str(tmp_path / "again.md")]) == 0
+    said = capsys.readouterr().out
+    assert "1 run: 0 done, 1 missing." in said and OLD_ID not in said, said
+    assert "12.50" not in (tmp_path / "again.md").read_text()

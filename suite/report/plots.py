@@ -276,15 +276,13 @@ def read_curve(path: Path) -> list[dict]:
 
 
 def curves(report: Report) -> tuple[Plot | None, str | None]:
-    from suite.store import run_dir
-
     started = report.runs[~report.runs["status"].isin(["missing", "pending"])]
     if len(started) > MAX_CURVES:
         return None, f"No training-curve plot: {len(started)} runs are too many to draw one line each."
     styles = _styles(report)
     lines = []
     for _, run in started.iterrows():
-        records = read_curve(run_dir(report.out, run["run_id"]) / "metrics.jsonl")
+        records = read_curve(report.run_dir(run["run_id"]) / "metrics.jsonl")
         if records:
             values = {axis: show(run[axis]) for axis in (styles.colour_axis, *styles.fill_axes) if axis}
             lines.append((records, styles.of(values)))

@@ -85,6 +85,12 @@ class Report:
     notes: list[str] = field(default_factory=list)
     overrides: dict[str, Any] = field(default_factory=dict)  # the command line's key=value, part of the runs' identity
     labels: Labels = field(default_factory=Labels)  # the papers' names of the axes and their values
+    # run id -> the id an older version stored it under (`store.collect`'s): its records are read there
+    stored_as: dict[str, str] = field(default_factory=dict)
+
+    def run_dir(self, run_id: str) -> Path:
+        """Where the run's records are read: under the older id `suite run` has yet to file it from."""
+        return store.run_dir(self.out, self.stored_as.get(run_id, run_id))
 
     @property
     def name(self) -> str:
@@ -145,7 +151,7 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
     notes.insert(0, f"{count(len(runs_frame), 'run')}: {shown}.")
     return Report(spec=spec, preset=preset, out=Path(out), runs=runs_frame, cells=cells, points=points, table=table,
                   axes=axes, rows=rows, columns=columns, metrics=metrics, notes=notes, overrides=dict(overrides or {}),
-                  labels=labels)
+                  labels=labels, stored_as=dict(frame.attrs.get("stored_as", {})))
 
 
 def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mapping[str, Any] | None = None,
