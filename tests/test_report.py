@@ -889,6 +889,24 @@ def test_markdown_rows_match_the_header(report):
     assert text.count("ValueError: boom") == 4  # every failed run is listed with its error
 
 
+def test_stopped_runs_are_listed_under_the_table_and_counted(tmp_path):
+    """Interrupted (and cancelled) runs were checked nowhere in the report: a mutant leaving
+    interrupted runs out of the failed-run notes (R25) passed. Each is listed with its note and
+    counted in its cell's `runs`."""
+    spec = ablations.load(write_spec(tmp_path, TOY.replace("seeds: 3", "seeds: 1"), "toy"))
+    runs = ablations.expand(spec)
+    out = tmp_path / "store"
+    finish(out, runs[0], 4.0)
+    store.set_status(store.plan(out, runs[1]), "interrupted", error="interrupted: SIGINT")
+    store.set_status(store.plan(out, runs[2]), "cancelled", error="cancelled by user")
+    rep = tables.load(spec, out=out)
+    assert [line.split(" ")[:2] for line in tables.failed_runs(rep)] == \
+        [[runs[1].run_id, "(interrupted)"], [runs[2].run_id, "(cancelled)"]]
+    text = formats.fragment(rep)
+    assert f"- `{runs[1].run_id} (interrupted) lr=0.1 weight_decay=0.0005 seed=0: interrupted: SIGINT`" in text
+    assert body_row(rep, "0.1")["weight_decay=0.0005: runs"] == "0/1 done, 1 interrupted"
+
+
 def test_latex_is_balanced_booktabs(report):
     tex = formats.latex(report)
     check_latex(tex)
