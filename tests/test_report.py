@@ -889,6 +889,17 @@ def test_markdown_rows_match_the_header(report):
     assert text.count("ValueError: boom") == 4  # every failed run is listed with its error
 
 
+def test_markdown_right_aligns_numbers_and_left_aligns_text(report):
+    """The rule row was only checked to hold `---` or `---:` (mutant R30 flipping them passed): names
+    and the `runs` counts are left-aligned, numbers right-aligned so their digits line up."""
+    rule = [line for line in formats.markdown(report).splitlines() if line.startswith("|")][1]
+    aligned = dict(zip(report.table.header, rule.strip("|").split("|")))
+    assert aligned["lr"] == "---" and aligned["weight_decay=0.0001: runs"] == "---"
+    for heading in ("weight_decay=0.0001: top-1 err", "weight_decay=0.0001: top-1 err, paper",
+                    "weight_decay=0.0001: Δ top-1 err", "params (M)", "GMACs"):
+        assert aligned[heading] == "---:", heading
+
+
 def test_stopped_runs_are_listed_under_the_table_and_counted(tmp_path):
     """Interrupted (and cancelled) runs were checked nowhere in the report: a mutant leaving
     interrupted runs out of the failed-run notes (R25) passed. Each is listed with its note and
