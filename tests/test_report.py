@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
 from torch import nn
 
 from suite import ablations, store
@@ -1082,6 +1083,19 @@ def test_a_third_axis_is_told_apart_in_the_figures(tmp_path):
     legend = [t.get_text() for t in tradeoff.figure.legends[0].get_texts()]
     assert "0.0005, 0.9" in legend and "weight_decay, momentum" in legend
     assert "marker fill: weight_decay, momentum" in tradeoff.alt and "marker fill: weight_decay, momentum" in curves.alt
+
+
+def test_error_bars_span_one_std_either_side_of_the_mean(report):
+    """The README and the alt text say ± one std; bars at two (mutant R32) passed. A point of
+    one done run has no std, so no bar."""
+    c = report.points
+    stds = c[c["top1_err_std"].notna()]
+    expected = sorted((m - s, m + s) for m, s in zip(stds["top1_err_mean"], stds["top1_err_std"]))
+    assert len(expected) == 3 and (4.0, 6.0) in expected
+    for ax in plots.tradeoff(report)[0].figure.axes:
+        bars = [seg for coll in ax.collections if isinstance(coll, LineCollection) for seg in coll.get_segments()]
+        spans = sorted((min(s[:, 1]), max(s[:, 1])) for s in bars)
+        assert np.allclose(spans, expected)
 
 
 def test_figures_name_their_axes_with_units_and_keep_the_legend_off_the_data(report):
