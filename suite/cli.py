@@ -723,7 +723,7 @@ def _status(args: argparse.Namespace) -> int:
         if args.spec:  # the spec's jobs from before an edit of its file are noted even beside its own
             _note_runs_elsewhere(out, spec.name, _untold(found), "status", sys.stdout,
                                  states=("pending", "running") if part["status"].isin(LIVE).any() else LIVE)
-        _print_slurm(part, slurm_states, out, _same_runs(args) if args.spec else None)
+        _print_slurm(part, slurm_states, where, _same_runs(args) if args.spec else None)
         _print_running_elsewhere(where, part, f"suite run {_same_runs(args)}" if args.spec else f"suite run {these}")
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
             print(f"  done {row['run_id']}: {row['note']}")
@@ -920,10 +920,13 @@ def _print_running_elsewhere(where: Callable[[str], Path], frame: pandas.DataFra
               f"process is gone, `{again}` on {host} finds it so and resumes the run")
 
 
-def _print_slurm(frame: pandas.DataFrame, states: dict[str, str], out: Path, same_runs: str | None) -> None:
+def _print_slurm(frame: pandas.DataFrame, states: dict[str, str], where: Callable[[str], Path],
+                 same_runs: str | None) -> None:
     """SLURM's view of the runs the store has as queued or running (done runs too, while a job
-    measures them again): counts per state, job arrays. `same_runs`: the arguments that name
-    these runs (`_same_runs`), for the hints; None for the whole store."""
+    measures them again): counts per state, job arrays. `where`: a run's directory (a run to be
+    filed under today's id has its record, and the hold it asked for, where it is stored).
+    `same_runs`: the arguments that name these runs (`_same_runs`), for the hints; None for the
+    whole store."""
     from suite import store
 
     live = frame[frame["status"].isin(["pending", "running", "interrupted", "done"]) & frame["run_id"].isin(list(states))]
@@ -944,7 +947,7 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str], out: Path, sam
             print(f"  pending because: {', '.join(f'{r} ({n})' for r, n in sorted(reasons.items()))}")
         held = {rid: str(j) for rid, j in zip(live["run_id"], live["slurm_job_id"])
                 if reason_of.get(str(j)) == "JobHeldUser"}
-        asked = {rid for rid in held if (store.state_of(store.run_dir(out, rid)).status or {}).get("sbatch_hold")}
+        asked = {rid for rid in held if (store.state_of(where(rid)).status or {}).get("sbatch_hold")}
         if asked:
             release = _arrays(held[rid] for rid in asked).replace(" ", ",")
             print(f"  held as asked (sbatch hold): `scontrol release {release}` lets them start")

@@ -6,8 +6,10 @@ checkpoint.pt layout, filed under the id that version hashed the config to.
 """
 
 import json
+import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 
 from suite import store
@@ -692,3 +694,29 @@ def test_report_tabulates_a_done_run_stored_under_an_older_id_with_its_curves_as
     said = capsys.readouterr().out
     assert "1 run: 0 done, 1 missing." in said and OLD_ID not in said, said
     assert "12.50" not in (tmp_path / "again.md").read_text()
+
+
+@pytest.mark.slurm
+def test_status_reads_the_hold_asked_of_a_run_to_be_filed_where_it_is_stored(tmp_path, capsys, monkeypatch,
+                                                                             slurm_cluster):
+    """`suite status` shows a run stored under an older id from its stored record, but asked today's
+    id (no record there) whether its held job's hold was asked for: an `--sbatch hold` run was said
+    to be held though no hold was asked, as a stopped submission leaves it."""
+    monkeypatch.setenv("SUITE_CLUSTER", "")
+    out = tmp_path / "out"
+    old_store(out)
+    old = store.run_dir(out, OLD_ID)
+    (old / "result.json").unlink()
+    job = subprocess.run(["sbatch", "--parsable", "--job-name=suite-compat-held", f"--output={tmp_path}/%j.out",
+                          "--hold", "--wrap", "true"], capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        store.set_status(old, "pending", slurm_job_id=job, sbatch_hold=True, submitted_at=store.now(),
+                         executor="slurm")
+        spec = tmp_path / "compat.yaml"
+        spec.write_text(SPEC)
+        assert main(["status", str(spec), "--out", str(out)]) == 0
+        said = capsys.readouterr().out
+    finally:
+        subprocess.run(["scancel", job], capture_output=True)
+    assert f"held as asked (sbatch hold): `scontrol release {job}` lets them start" in said, said
+    assert "no hold was asked" not in said, said
