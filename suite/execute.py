@@ -37,8 +37,6 @@ from suite.errors import SuiteError, SuiteWarning, show_warning
 from suite.train.checkpoint import Preempted
 from suite.train.distributed import Dist
 
-# The signals that stop a run process (recorded as interrupted): Ctrl-C's, and those of `processes`.
-INTERRUPTS = processes.INTERRUPTS
 # How long to wait for the run's lock: `store.executing` (a planner's probe) holds it for an instant.
 LOCK_WAIT_S = store.LOCK_WAIT_S
 BUSY_EXIT = 75  # EX_TEMPFAIL: another process holds the run; `main` exits with it and touches nothing
@@ -360,10 +358,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stdout if argv in (["-h"], ["--help"]) else sys.stderr)
         return 0 if argv in (["-h"], ["--help"]) else 2
     warnings.showwarning = show_warning  # the run's log says `warning: ...`, as the console would
-    processes.handle(INTERRUPTS, _interrupt)
+    processes.handle(processes.INTERRUPTS, _interrupt)
     d = Path(argv[0])
     try:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)  # held while starting (processes.die_with_parent)
+        # held while starting (processes.die_with_parent): the handlers are in place now
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, processes.INTERRUPTS)
         if (runner := processes.runner_gone()) is not None:  # as the SIGTERM it would have sent ends a run
             record_stop(d, os.getpid(), f"interrupted: its runner (pid {runner}) was gone before the run started")
             return 128 + signal.SIGTERM
@@ -424,7 +423,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     or its exception would replace the first signal's."""
     if _within_interrupt(frame):
         return
-    processes.handle(INTERRUPTS, _ignore)
+    processes.handle(processes.INTERRUPTS, _ignore)
     raise Interrupted(signal.Signals(signum).name)
 
 

@@ -949,7 +949,7 @@ def test_a_run_process_whose_runner_died_before_it_asked_for_the_runners_death_s
     gone.wait()
     monkeypatch.setenv(processes.RUNNER_PID, str(gone.pid))
     monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # `main` sets its own
-    handlers = {signum: signal.getsignal(signum) for signum in execute.INTERRUPTS}
+    handlers = {signum: signal.getsignal(signum) for signum in processes.INTERRUPTS}
     try:
         assert execute.main([str(d)]) == 128 + signal.SIGTERM  # as the SIGTERM it would have got ends a run
     finally:
@@ -970,7 +970,7 @@ def test_a_signal_pending_behind_the_first_leaves_no_traceback_in_the_log():
     code = textwrap.dedent("""\
         import signal, threading
         from suite import execute, processes
-        processes.handle(execute.INTERRUPTS, execute._interrupt)  # as execute.main installs them
+        processes.handle(processes.INTERRUPTS, execute._interrupt)  # as execute.main installs them
         both = {signal.SIGINT, signal.SIGTERM}
         signal.pthread_sigmask(signal.SIG_BLOCK, both)
         for signum in both:  # to this thread: torch's threads would take a signal sent to the process
@@ -1011,7 +1011,7 @@ def test_a_signal_that_comes_while_the_first_ones_handler_runs_does_not_replace_
                     if event == "return" and frame is handler[0]:
                         handler[0] = None  # the handler is done: no later event is its
                 return trace
-            processes.handle(execute.INTERRUPTS, execute._interrupt)  # as execute.main installs them
+            processes.handle(processes.INTERRUPTS, execute._interrupt)  # as execute.main installs them
             sys.settrace(trace)
             try:
                 signal.pthread_kill(threading.get_ident(), signal.SIGINT)
@@ -1220,7 +1220,7 @@ def test_a_signal_once_the_result_is_written_leaves_the_run_done(tmp_path, monke
             signal.raise_signal(signum)  # its handler runs at the next instruction
 
     monkeypatch.setattr(store, "write_json", write_json)
-    previous = processes.handle(execution.INTERRUPTS, execution._interrupt)  # as `python -m suite.execute` does
+    previous = processes.handle(processes.INTERRUPTS, execution._interrupt)  # as `python -m suite.execute` does
     try:
         result = execution.execute(run, out)
     except execution.Interrupted as stop:  # a KeyboardInterrupt: pytest would stop the session

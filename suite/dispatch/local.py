@@ -28,7 +28,7 @@ from suite.ablations.expand import RunSpec
 from suite.dispatch import queued
 from suite.dispatch.plan import start_afresh
 from suite.errors import SuiteError, SuiteWarning
-from suite.execute import BUSY_EXIT, INTERRUPTS, record_stop
+from suite.execute import BUSY_EXIT, record_stop
 
 STOP_WAIT_S = 60.0  # how long the runs, together, get to record their stop before they are killed
 
@@ -223,10 +223,10 @@ def _done_as_asked(now: store.RunState, run: RunSpec) -> bool:
 
 
 def _stopped_by(code: int) -> signal.Signals | None:
-    """The stop signal (INTERRUPTS) a run process's exit status `code` says ended it: killed by it
+    """The stop signal (processes.INTERRUPTS) a run process's exit status `code` says ended it: killed by it
     while still starting (its handlers not installed yet), or stopped by it (exit 128 + signal,
     `python -m suite.execute`'s); None for any other end."""
-    for signum in INTERRUPTS:
+    for signum in processes.INTERRUPTS:
         if code in (-signum, 128 + signum):
             return signum
     return None
