@@ -692,7 +692,7 @@ def told(out: Path, wanted: Iterable[str], spec: str, models: Collection[str] | 
     of_spec = {}
     for d in _outside(out, stored_runs(out), wanted):
         plan = _read_record(d / "config.json")
-        if _planned_by(plan, spec) and not _moves_into(d, plan, wanted):
+        if _planned_by(plan, spec) and _moves_into(d, plan, wanted) is None:
             of_spec[d.name] = state_of(d)
     return Scan({}, {}, of_spec)
 
@@ -701,24 +701,19 @@ def stored_under_older_ids(out: Path, rids: Iterable[str], wanted: Iterable[str]
     """Of the stored runs `rids`, those an older version stored under another id for one of
     `wanted`: old id -> today's. Only these are resolved (`suite cancel` asks it of the spec's
     queued runs outside its expansion, not of every stored run)."""
-    wanted, found = set(wanted), {}
-    for rid in rids:
-        try:
-            new = filed_as(run_dir(out, rid))
-        except SuiteError:  # unreadable: it cannot be told to be one of them
-            continue
-        if new is not None and new != rid and new in wanted:
-            found[rid] = new
-    return found
+    wanted = set(wanted)
+    found = {rid: _moves_into(run_dir(out, rid), None, wanted) for rid in rids}
+    return {old: new for old, new in found.items() if new is not None}
 
 
-def _moves_into(d: Path, plan: Any, wanted: set[str]) -> bool:
-    """Whether the run stored in `d` (its plan as read) is one of `wanted` under an older id."""
+def _moves_into(d: Path, plan: Any, wanted: set[str]) -> str | None:
+    """The run of `wanted` that the run stored in `d` (its plan as read, or None to read it) is
+    under an older id, or None: the one check `told` and `suite cancel` make of a stored run."""
     try:
         new = filed_as(d, plan)
-    except SuiteError:  # unreadable: scan names it only when a run of `wanted` is not stored
-        return False
-    return new is not None and new != d.name and new in wanted
+    except SuiteError:  # unreadable: it cannot be told to be one (scan names it when a run of `wanted` is not stored)
+        return None
+    return new if new is not None and new != d.name and new in wanted else None
 
 
 def _outside(out: Path, stored: Iterable[str], wanted: set[str] | None) -> Iterator[Path]:

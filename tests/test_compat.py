@@ -720,3 +720,14 @@ def test_status_reads_the_hold_asked_of_a_run_to_be_filed_where_it_is_stored(tmp
         subprocess.run(["scancel", job], capture_output=True)
     assert f"held as asked (sbatch hold): `scontrol release {job}` lets them start" in said, said
     assert "no hold was asked" not in said, said
+
+
+def test_cancel_resolves_a_queued_run_to_its_id_today_only_when_it_is_one_asked_for(tmp_path):
+    """`suite cancel` cancels the job of a spec's run stored under an older id (store.stored_under_older_ids):
+    one of the runs asked for, not another's, and not one whose config cannot be read."""
+    run = old_store(tmp_path)
+    assert store.stored_under_older_ids(tmp_path, [OLD_ID], [run.run_id]) == {OLD_ID: run.run_id}
+    assert store.stored_under_older_ids(tmp_path, [OLD_ID], ["0123456789ab"]) == {}
+    (store.run_dir(tmp_path, OLD_ID) / "config.json").write_text("{")
+    (store.run_dir(tmp_path, OLD_ID) / "result.json").write_text("{")
+    assert store.stored_under_older_ids(tmp_path, [OLD_ID], [run.run_id]) == {}
