@@ -144,6 +144,7 @@ RUNNER_PID = "SUITE_RUNNER_PID"
 
 
 def _find_prctl() -> Callable[..., int] | None:
+    """libc's prctl, looked up in the parent: a lookup between fork and exec may deadlock."""
     try:
         return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):  # not Linux: a run outlives a killed runner and records its own end

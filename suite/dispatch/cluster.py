@@ -88,6 +88,7 @@ class Origin:
         return dataclasses.replace(self, key=f"{self.key}.{key}")
 
     def error(self, message: str, **kwargs: Any) -> SuiteError:
+        """`message` as an error of this place, so a later check names the file, line and key to fix."""
         return SuiteError(message, file=self.file, line=self.line, key=self.key, **kwargs)
 
 
