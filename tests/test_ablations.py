@@ -691,7 +691,7 @@ def test_each_bad_value_of_a_model_check_is_its_own_mistake(tmp_path):
     said = [str(e) for e in (err, *err.also)]
     assert len(said) == 5, said
     for value in ("0", "3", "64"):
-        assert any(f"share_planes=" in s and f"invalid value {value}:" in s for s in said), (value, said)
+        assert any("share_planes=" in s and f"invalid value {value}:" in s for s in said), (value, said)
 
 
 def test_a_cut_off_list_of_mistakes_says_so(tmp_path):
