@@ -1418,6 +1418,32 @@ def test_report_all_writes_tables_with_done_runs_and_complexity(tmp_path, capsys
     assert f"note: 1 done run in {out} is in no table" in capsys.readouterr().out
 
 
+def test_report_all_tabulates_a_done_run_stored_under_an_older_id(tmp_path, capsys, monkeypatch, profile_rows):
+    """`suite report --all` left out a done run still stored under the id an older version gave it
+    (which `suite report SPEC` tabulates and `suite run` files under today's), and named it a done
+    run "in no table", to be reported with overrides it was never run with."""
+    specs, out = tmp_path / "specs", tmp_path / "results"
+    specs.mkdir()
+    out.mkdir()
+    profile_rows.to_csv(out / "complexity.csv", index=False)
+    monkeypatch.setenv("SUITE_ABLATIONS", str(specs))
+    write_spec(specs, "name: moved\nbase: {model: {name: ran56_cifar, base_width: 4}, data: {name: digits}, "
+                      "recipe: smoke}\n", "moved")
+    [run] = ablations.expand(ablations.load("moved"))
+    d = finish(out, run, 12.0)
+    old = d.with_name("0123456789ab")  # as an older version named it
+    d.rename(old)
+    for name in ("config.json", "result.json", "status.json"):  # with no id_scheme, as it wrote them
+        if (old / name).exists():
+            record = {k: v for k, v in store.read_json(old / name).items() if k != "id_scheme"}
+            store.write_json(old / name, {**record, "run_id": old.name})
+    assert main(["report", "--all", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "in no table" not in said, said
+    assert "12.00" in (out / "moved.md").read_text()
+    assert old.is_dir() and not d.exists()  # a report files nothing
+
+
 def test_report_all_writes_every_valid_spec_and_then_names_the_invalid(tmp_path, capsys, monkeypatch, profile_rows):
     """A broken spec stopped --all halfway, with nothing printed of what it had written."""
     specs, out = tmp_path / "specs", tmp_path / "results"

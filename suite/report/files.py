@@ -117,7 +117,7 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
     the others' tables from being written. `say(line)` is called as each file is written or removed. Returns the paths, the
     errors of what was skipped, and the done runs of the store that no table covers (run with
     command-line overrides, another preset, or a spec file outside the spec folder)."""
-    from suite import ablations, store
+    from suite import ablations
     from suite.report import complexity as cx
     from suite.report import tables
 
@@ -142,8 +142,8 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
                     for path in _remove(out, f"{name}.{p}"):
                         say(f"removed {path}: preset {p}'s runs are all {name}'s own, in its table")
                     continue
-                covered.update(r.run_id for r in runs)
-                frame = store.collect(out, [r.run_id for r in runs])
+                frame = tables.collect(out, spec, runs)
+                covered.update(frame["run_id"], frame.attrs["stored_as"].values())  # an older id's run is in a table
                 if not (frame["status"] == "done").any():
                     continue
                 report = tables.build(spec, runs, frame, out=out, preset=p, metrics=metrics)

@@ -162,8 +162,16 @@ def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mappi
         spec = ablations.load(spec)
     out = Path(out) if out is not None else store.default_out()
     runs = ablations.expand(spec, preset=preset, overrides=overrides)
-    frame = store.collect(out, [r.run_id for r in runs])
-    return build(spec, runs, frame, out=out, preset=preset, metrics=metrics, overrides=overrides)
+    return build(spec, runs, collect(out, spec, runs), out=out, preset=preset, metrics=metrics, overrides=overrides)
+
+
+def collect(out: Path, spec: Spec, runs: Sequence[RunSpec]) -> pd.DataFrame:
+    """The runs' records as the report tabulates them. A run an older version stored under another
+    id is read where it is stored: it is a finished result, which `suite run` files under today's
+    id (unless today's id has a run stored again, which `suite run` leaves it for)."""
+    ids = [r.run_id for r in runs]
+    moves = store.told(out, ids, spec.name, {r.config.model.name for r in runs}).moves
+    return store.collect(out, ids, stored_as={new: old for old, new in moves.items()})
 
 
 def check_metrics(metrics: Sequence[str], frame: pd.DataFrame, runs: Sequence[RunSpec]) -> None:
