@@ -1441,6 +1441,7 @@ def test_report_all_tabulates_a_done_run_stored_under_an_older_id(tmp_path, caps
     said = capsys.readouterr().out
     assert "in no table" not in said, said
     assert "12.00" in (out / "moved.md").read_text()
+    assert list(tables.load("moved", out=out).runs["status"]) == ["done"]  # the Python entry point too
     assert old.is_dir() and not d.exists()  # a report files nothing
 
 
