@@ -195,11 +195,12 @@ def _discard(out: Path, found: Mapping[str, set[str] | None], code: snapshot.Sna
 
 
 def _discard_made(out: Path, found: Mapping[str, set[str] | None], code: snapshot.Snapshot) -> None:
+    """`_discard` itself, any removal refused raising (`_discard` swallows it)."""
     runs = [d for d in (out / "runs").iterdir() if d.is_dir()] if (out / "runs").is_dir() else []
     if code.digest not in (found["code"] or set()) and not any(_parallel(lambda d: _names(d, code), runs)):
         snapshot.discard(code)
     folder = out / "submitit"
-    made = _listing(out)["submitit"] or set()
+    made = set(os.listdir(folder)) if folder.is_dir() else set()
     for name in made - (found["submitit"] or set()):
         if SUBMISSION_FILE.fullmatch(name):
             (folder / name).unlink(missing_ok=True)
