@@ -681,7 +681,7 @@ def _status(args: argparse.Namespace) -> int:
         found = store.told(out, ids, spec.name, {r.config.model.name for r in runs})
         # the runs `suite run` files under today's id are shown as they will be once filed (as its --dry-run
         # lists them): their state, and SLURM's of their job, read where they are stored
-        stored_as = {new: old for old, new in found.moves.items()}
+        stored_as = found.stored_as
         slurm_states = slurm.refresh(out, [*ids, *found.moves])
         slurm_states.update({new: slurm_states.pop(old) for new, old in stored_as.items() if old in slurm_states})
         frame = store.collect(out, ids, stored_as=stored_as)
@@ -1230,7 +1230,7 @@ def _report(args: argparse.Namespace) -> int:
     # (a done one is a finished result), and no dead job shows as running under either id
     found = store.told(out, ids, spec.name, {r.config.model.name for r in runs})
     slurm.refresh(out, [*ids, *found.moves])
-    frame = store.collect(out, ids, stored_as={new: old for old, new in found.moves.items()})
+    frame = store.collect(out, ids, stored_as=found.stored_as)
     report = tables.build(spec, runs, frame, out=out, preset=args.preset, metrics=args.metric,
                           overrides=parse_overrides(args.overrides))
     # A table from a store where none of the spec's runs is done would only lose results: files and

@@ -603,6 +603,11 @@ class Scan:
     # (other overrides or presets, an edited spec file), whose queued jobs no `suite cancel` of it reaches
     of_spec: dict[str, RunState]
 
+    @property
+    def stored_as(self) -> dict[str, str]:
+        """The moves the other way, today's id -> where the run is stored: how `collect` reads them."""
+        return {new: old for old, new in self.moves.items()}
+
 
 def scan(out: Path, wanted: Iterable[str] | None = None, spec: str | None = None,
          models: Collection[str] | None = None) -> Scan:

@@ -170,8 +170,8 @@ def collect(out: Path, spec: Spec, runs: Sequence[RunSpec]) -> pd.DataFrame:
     id is read where it is stored: it is a finished result, which `suite run` files under today's
     id (unless today's id has a run stored again, which `suite run` leaves it for)."""
     ids = [r.run_id for r in runs]
-    moves = store.told(out, ids, spec.name, {r.config.model.name for r in runs}).moves
-    return store.collect(out, ids, stored_as={new: old for old, new in moves.items()})
+    found = store.told(out, ids, spec.name, {r.config.model.name for r in runs})
+    return store.collect(out, ids, stored_as=found.stored_as)
 
 
 def check_metrics(metrics: Sequence[str], frame: pd.DataFrame, runs: Sequence[RunSpec]) -> None:
