@@ -344,6 +344,28 @@ def test_an_sbatch_parameter_sbatch_refuses_is_named_where_it_was_given_before_a
     assert "1 of 1 run would start" in printed and "note:" not in printed
 
 
+def test_an_sbatch_value_refused_in_words_that_name_no_option_is_named_where_it_was_given(tmp_path, capsys):
+    """Some of sbatch's complaints about a value name no option ("Priority must be >= 0"), or name it
+    only on their second line (`--begin=xyz`): such a value passed the check and --dry-run, and was
+    refused only at submission, by a message that did not say which parameter or where it was set."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "novalue", {"lr": [0.01]}, cluster={"sbatch": {"priority": -1}})
+    line = spec.read_text().splitlines().index("  sbatch:") + 1
+    argv = ["run", str(spec), "--executor", "slurm", "--out", str(out), "--sbatch", "begin=xyz",
+            "--sbatch", "extra-node-info=many"]
+    printed = suite(capsys, *argv, "--dry-run")
+    assert (f"note: a real submission would be refused: {spec}:{line}: cluster.sbatch.priority: sbatch refuses it: "
+            "Priority must be >= 0") in printed
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {spec}:{line}: cluster.sbatch.priority: sbatch refuses it: Priority must be >= 0",
+        "  and <command line>: --sbatch.begin: sbatch refuses it: Invalid time specification (pos=0): xyz; "
+        "Invalid --begin specification",
+        "  and <command line>: --sbatch.extra-node-info: sbatch refuses it: Invalid numeric value \"many\" for first "
+        "arg of -B."]
+    assert not out.exists()
+
+
 def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys):
     out = tmp_path / "store"
     spec = write_spec(tmp_path, "force", {"lr": [0.01, 0.02]})

@@ -8,8 +8,10 @@ parameters, spelt as the job script gives them (`--KEY=VALUE`; a bare `--KEY` fo
 or asking slurmctld (about 3 ms a call). The parameters with a value go in one call. A bare key
 goes alone: one that takes a value would take the `--usage` after it as its value, as in the job
 script it takes the next `#SBATCH` line's option. Only a refused call is asked again key by key,
-to name each key sbatch refuses; a key counts as refused only if sbatch's complaint names it, so a
-cluster whose sbatch cannot start at all (no slurm.conf) refuses nothing here.
+to name each key sbatch refuses. Some of sbatch's complaints about a value name no option
+(`--priority=-1`: "Priority must be >= 0"; `--begin=xyz` names it only on its second line), so a
+key whose own call sbatch refuses counts as refused once a call without it parses: a cluster whose
+sbatch cannot start at all (no slurm.conf) refuses nothing here.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def _refusal(key: str, value: Any) -> str | None:
             return None
         return (f"sbatch option --{key} takes a value, which a bare key (a flag) does not give: in the job script "
                 "it would take the next option as its value")
-    if not _names(said, key):
+    if not _names(said, key) and _complaint([]) is not None:  # sbatch refuses even no options: it says nothing of this one
         return None
     if "unrecognized option" in said:
         return _unknown(key)
@@ -111,7 +113,8 @@ def _documented() -> list[str]:
 
 def _complaint(tokens: Sequence[str], *, usage: bool = True) -> str | None:
     """sbatch's complaint about the options `tokens` (followed by `--usage`), None if it parsed
-    them (it printed its usage); its first line, without the `sbatch: error: ` prefix."""
+    them (it printed its usage): its lines, without the `sbatch: error: ` prefix or the pointer to
+    `sbatch --help`, joined by '; '."""
     try:
         done = subprocess.run(["sbatch", *tokens, *(["--usage"] if usage else [])], capture_output=True, text=True,
                               timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
@@ -119,5 +122,6 @@ def _complaint(tokens: Sequence[str], *, usage: bool = True) -> str | None:
         raise _NoAnswer from None
     if usage and done.returncode == 0 and done.stdout.startswith("Usage: sbatch"):
         return None
-    lines = [line for line in done.stderr.splitlines() if line.strip()] or [f"exit status {done.returncode}"]
-    return re.sub(r"^sbatch: (error: )?", "", lines[0].strip())
+    lines = [re.sub(r"^sbatch: (error: )?", "", line.strip()) for line in done.stderr.splitlines()
+             if line.strip() and not line.startswith('Try "sbatch --help"')]
+    return "; ".join(lines) or f"exit status {done.returncode}"
