@@ -4,6 +4,7 @@ script, and how ended jobs are reconciled with the store (sacct faked)."""
 from __future__ import annotations
 
 import datetime
+import gzip
 import os
 import socket
 import shutil
@@ -15,7 +16,7 @@ import pytest
 import suite
 from suite import ablations, store
 from suite.cli import main
-from suite.dispatch import cluster, slurm, snapshot
+from suite.dispatch import cluster, sbatch_check, slurm, snapshot
 from suite.dispatch.cluster import ClusterOptions, parse_cli, resolve_options
 from suite.errors import SuiteError
 
@@ -138,6 +139,33 @@ def test_a_one_letter_sbatch_key_is_refused_by_file_line_and_key(tmp_path):
     assert [(e.file, e.line, e.key) for e in (err.value, *err.value.also)] == [(str(user), 2, "sbatch.j"),
                                                                              (str(user), 2, "sbatch.G")]
     assert "here --job-name" in str(err.value) and "write 'gpus' (-G is --gpus)" in str(err.value)
+
+
+# A man page in miniature, as Debian installs sbatch's (roff, gzipped): option headings, and prose
+# naming another command's option, which is no sbatch option to suggest.
+MAN_PAGE = r"""\
+.TH sbatch 1
+.TP
+\fB\-\-open\-mode\fR={append|truncate}
+Open the output and error files in this mode; see \fB\-\-kill\-on\-bad\-exit\fR of srun.
+.TP
+\fB\-H, \-\-hold\fR
+Submit the job held.
+"""
+
+
+@pytest.mark.skipif(shutil.which("man") is None, reason="no man command to find a man page with")
+def test_a_misspelling_of_an_option_only_the_man_page_names_gets_a_hint(tmp_path, monkeypatch):
+    """`sbatch --help` leaves out options sbatch takes (Slurm 22.05: open-mode, hint, prefer, ...),
+    so `open_mode` got no did-you-mean: the man page's option headings are read too."""
+    (tmp_path / "man1").mkdir()
+    (tmp_path / "man1" / "sbatch.1.gz").write_bytes(gzip.compress(MAN_PAGE.encode()))
+    monkeypatch.setenv("MANPATH", str(tmp_path))
+    assert sbatch_check._man_options() == ["open-mode", "hold"]  # not srun's option its prose names
+    assert sbatch_check._unknown("open_mode") == "sbatch has no option --open_mode; did you mean 'open-mode'?"
+    assert "kill-on-bad-exit" not in sbatch_check._documented()
+    monkeypatch.setenv("MANPATH", str(tmp_path / "none"))  # no man page: none of its options, and no error
+    assert sbatch_check._man_options() == []
 
 
 def test_bad_spec_value_names_the_spec_line(tmp_path):

@@ -16,10 +16,12 @@ sbatch cannot start at all (no slurm.conf) refuses nothing here.
 
 from __future__ import annotations
 
+import gzip
 import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from suite.dispatch.cluster import OWNED, instead
@@ -101,14 +103,36 @@ def _unknown(key: str) -> str:
 
 
 def _documented() -> list[str]:
-    """The long options `sbatch --help` names: enough for a did-you-mean (never to judge a key, as
-    it leaves out options sbatch takes)."""
+    """The long options `sbatch --help` and sbatch's man page name: enough for a did-you-mean (never
+    to judge a key, as either may leave out options sbatch takes). `--help` alone leaves out a dozen
+    the man page has (Slurm 22.05: `hint`, `open-mode`, `wait-all-nodes`, `prefer`, ...), so a
+    misspelling of one of those got no hint; the man page is read only where it is installed."""
+    return list(dict.fromkeys([*_help_options(), *_man_options()]))
+
+
+def _help_options() -> list[str]:
+    """The long options `sbatch --help` lists (all a man page-less install offers)."""
     try:
         done = subprocess.run(["sbatch", "--help"], capture_output=True, text=True, timeout=TIMEOUT_S,
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         return []
-    return list(dict.fromkeys(re.findall(r"--([a-z][a-z0-9-]+)", done.stdout)))
+    return re.findall(r"--([a-z][a-z0-9-]+)", done.stdout)
+
+
+def _man_options() -> list[str]:
+    """The long options sbatch's man page (its roff source, as `man -w` finds it) describes: those
+    on the heading lines of its option list (`\\fB\\-\\-hint\\fR=<type>`), not every one its prose mentions."""
+    try:
+        found = subprocess.run(["man", "-w", "sbatch"], capture_output=True, text=True, timeout=TIMEOUT_S,
+                               stdin=subprocess.DEVNULL).stdout.strip()
+        path = Path(found.splitlines()[0]) if found else None
+        raw = path.read_bytes() if path else b""
+        text = (gzip.decompress(raw) if path and path.suffix == ".gz" else raw).decode(errors="replace")
+    except (OSError, subprocess.TimeoutExpired, gzip.BadGzipFile, EOFError):
+        return []
+    headings = [line.replace("\\-", "-") for line in text.splitlines() if line.startswith("\\fB\\-")]
+    return [name for line in headings for name in re.findall(r"--([a-z][a-z0-9-]+)", line)]
 
 
 def _complaint(tokens: Sequence[str], *, usage: bool = True) -> str | None:
