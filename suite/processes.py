@@ -16,6 +16,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -111,18 +112,43 @@ def suite_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run(command: Sequence[str], *, capture: bool = False, **popen: Any) -> subprocess.CompletedProcess[str]:
+def run(command: Sequence[str], *, capture: bool = False, hide: str | None = None,
+        **popen: Any) -> subprocess.CompletedProcess[str]:
     """subprocess.run(command, text=True, stdin=DEVNULL), but interrupted (Ctrl-C, SIGTERM, any
-    exception) it stops the child before the exception goes on."""
+    exception) it stops the child before the exception goes on. Lines of the child's stderr that
+    contain `hide` are left out, captured or not (the rest streams on as it comes): what a child
+    says of a file its parent is about to delete would name a path that is gone."""
     pipe = subprocess.PIPE if capture else None
-    with sigterm_raises(), subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=pipe, stderr=pipe, text=True,
+    with sigterm_raises(), subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=pipe,
+                                            stderr=subprocess.PIPE if capture or hide else None, text=True,
                                             **popen) as proc:
+        pump = None
+        if hide and not capture:
+            pump = threading.Thread(target=_copy_lines, args=(proc.stderr, hide), daemon=True)
+            pump.start()
         try:
-            out, err = proc.communicate()
+            if pump is None:
+                out, err = proc.communicate()
+            else:
+                proc.wait()
+                out = err = None
         except BaseException as exc:
             stop(proc, patient=isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Terminated))
             raise
+        finally:
+            if pump is not None:
+                pump.join(GRACE_S)
+    if hide and err:
+        err = "".join(line for line in err.splitlines(keepends=True) if hide not in line)
     return subprocess.CompletedProcess(list(command), proc.returncode, out, err)
+
+
+def _copy_lines(source: Any, hide: str) -> None:
+    """Copy `source` to sys.stderr line by line as it comes, but for the lines that contain `hide`."""
+    for line in source:
+        if hide not in line:
+            sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 def stop(proc: subprocess.Popen, *, patient: bool = False) -> None:

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -778,6 +779,30 @@ def test_a_run_with_a_failing_benchmark_saves_no_baseline(tmp_path, capsys):
         run.measure(project, "partial", rounds=7, max_time=0.0, save="partial", storage=storage, quiet=True)
     assert not list(storage.glob("**/*.json"))
     assert "not saved: the run of baseline 'partial' did not finish" in capsys.readouterr().err
+
+
+def test_every_path_bench_prints_exists_once_it_is_done(tmp_path, monkeypatch, capfd):
+    """pytest-benchmark says where it wrote the run's JSON, a temporary file the command deletes
+    before it ends: `suite bench` printed 'Wrote benchmark data in: /tmp/suite-bench-.../run.json', a
+    path that was gone. The rest of what it writes to stderr is still shown."""
+    project, storage = tmp_path / "proj", tmp_path / "store"
+    (project / "tests" / "benchmarks").mkdir(parents=True)
+    (project / "tests" / "benchmarks" / "test_one.py").write_text(
+        "def test_ok(benchmark):\n    benchmark(sum, [1])\n")
+    monkeypatch.setattr(run, "project_root", lambda: project)
+    capfd.readouterr()
+    assert main(["bench", "--save", "base", "--rounds", "7", "--storage", str(storage)]) == 0
+    out, err = capfd.readouterr()
+    paths = re.findall(r"(?<![\w.])/[\w./-]+", out + err)
+    assert str(storage) in paths and "Saved benchmark data in: " in err  # pytest-benchmark's, on its stderr
+    assert [path for path in paths if not Path(path).exists()] == []
+
+
+def test_a_captured_run_leaves_out_the_hidden_lines_too(tmp_path):
+    """--compare-rev's pytest runs captured, its stderr shown when it fails: without the temporary JSON's line."""
+    said = "import sys; print('out'); print('wrote /tmp/x/run.json', file=sys.stderr); print('kept', file=sys.stderr)"
+    done = run.processes.run([sys.executable, "-c", said], capture=True, hide="/tmp/x/run.json")
+    assert (done.stdout, done.stderr) == ("out\n", "kept\n")
 
 
 def test_a_k_expression_pytest_cannot_read_is_refused_and_a_good_one_costs_no_second_pytest(

@@ -86,7 +86,7 @@ def run_benchmarks(root: Path, json_path: Path, *, rounds: int = DEFAULT_ROUNDS,
                              markers=markers)
     saved_before = _saved(storage, root) if save else set()
     try:
-        proc = processes.run(command, cwd=root, env=env, capture=quiet)
+        proc = processes.run(command, cwd=root, env=env, capture=quiet, hide=str(json_path))  # a temporary file
     except BaseException:
         _unsave(storage, root, saved_before, save)
         raise
