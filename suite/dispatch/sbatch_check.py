@@ -73,7 +73,7 @@ def _refusal(key: str, value: Any) -> str | None:
             return None
         return (f"sbatch option --{key} takes a value, which a bare key (a flag) does not give: in the job script "
                 "it would take the next option as its value")
-    if not _names(said, key) and _complaint([]) is not None:  # sbatch refuses even no options: it says nothing of this one
+    if not _names(said, key) and _complaint([]) is not None:  # sbatch refuses even no options: nothing said of this
         return None
     if "unrecognized option" in said:
         return _unknown(key)
