@@ -784,18 +784,26 @@ def test_a_run_with_a_failing_benchmark_saves_no_baseline(tmp_path, capsys):
 def test_every_path_bench_prints_exists_once_it_is_done(tmp_path, monkeypatch, capfd):
     """pytest-benchmark says where it wrote the run's JSON, a temporary file the command deletes
     before it ends: `suite bench` printed 'Wrote benchmark data in: /tmp/suite-bench-.../run.json', a
-    path that was gone. The rest of what it writes to stderr is still shown."""
+    path that was gone; and a run that did not finish printed the baseline file it then removed."""
     project, storage = tmp_path / "proj", tmp_path / "store"
     (project / "tests" / "benchmarks").mkdir(parents=True)
-    (project / "tests" / "benchmarks" / "test_one.py").write_text(
-        "def test_ok(benchmark):\n    benchmark(sum, [1])\n")
+    (project / "tests" / "benchmarks" / "test_one.py").write_text("def test_ok(benchmark):\n    benchmark(sum, [1])\n")
     monkeypatch.setattr(run, "project_root", lambda: project)
-    capfd.readouterr()
-    assert main(["bench", "--save", "base", "--rounds", "7", "--storage", str(storage)]) == 0
-    out, err = capfd.readouterr()
-    paths = re.findall(r"(?<![\w.])/[\w./-]+", out + err)
-    assert str(storage) in paths and "Saved benchmark data in: " in err  # pytest-benchmark's, on its stderr
-    assert [path for path in paths if not Path(path).exists()] == []
+
+    def printed_paths(*argv: str, status: int) -> list[str]:
+        capfd.readouterr()
+        assert main(["bench", *argv, "--rounds", "7", "--storage", str(storage)]) == status
+        out, err = capfd.readouterr()
+        assert "test_ok" in out  # pytest's own output still shows
+        return re.findall(r"(?<![\w.])/[\w./-]+", out + err)
+
+    paths = printed_paths("--save", "base", status=0)
+    assert str(storage) in paths and [path for path in paths if not Path(path).exists()] == []
+    (project / "tests" / "benchmarks" / "test_two.py").write_text(
+        "def test_bad(benchmark):\n    benchmark(sum, [1])\n    assert False\n")
+    paths = printed_paths("--save", "broken", status=1)
+    assert str(storage) in paths and [path for path in paths if not Path(path).exists()] == []
+    assert [b.name for b in run.list_baselines(storage)] == ["base"]
 
 
 def test_a_captured_run_leaves_out_the_hidden_lines_too(tmp_path):

@@ -30,6 +30,10 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 NO_TESTS = 5  # pytest's exit status when nothing was collected (e.g. -k matches nothing)
 USAGE_ERROR = 4  # pytest's exit status for a command line it cannot use
 _SAVED = re.compile(r"\d{4}_(?P<name>.+)\.json")
+# How pytest-benchmark says where it wrote a file ('Wrote ...' for the run's JSON, 'Saved ...' for a
+# baseline), left out of what is shown: the run's JSON is a temporary file gone by the end, and a
+# baseline's file is removed if the run does not finish (the suite says where it saved one).
+WROTE = " benchmark data in: "
 
 
 def project_root() -> Path:
@@ -86,7 +90,7 @@ def run_benchmarks(root: Path, json_path: Path, *, rounds: int = DEFAULT_ROUNDS,
                              markers=markers)
     saved_before = _saved(storage, root) if save else set()
     try:
-        proc = processes.run(command, cwd=root, env=env, capture=quiet, hide=str(json_path))  # a temporary file
+        proc = processes.run(command, cwd=root, env=env, capture=quiet, hide=WROTE)
     except BaseException:
         _unsave(storage, root, saved_before, save)
         raise
@@ -110,7 +114,8 @@ def _unsave(storage: Path | None, root: Path, before: set[Path], save: str | Non
         return
     for path in _saved(storage, root) - before:
         path.unlink(missing_ok=True)
-        print(f"not saved: the run of baseline {save!r} did not finish ({path} removed)", file=sys.stderr)
+        print(f"not saved: the run of baseline {save!r} did not finish (its partial file in {path.parent.parent} "
+              "was removed)", file=sys.stderr)
 
 
 def measure(root: Path, label: str, *, required: bool = True, **options) -> Run:
