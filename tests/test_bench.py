@@ -715,6 +715,25 @@ def test_compare_rev_measures_both_trees_interleaved(tmp_path):
         revs.compare_rev(repo, "no-such-rev", blocks=1, rounds=1, max_time=0.0)
 
 
+def test_a_revision_whose_benchmarks_fail_is_named_not_its_deleted_tree(tmp_path, monkeypatch, capfd):
+    """--compare-rev measures REV in a temporary tree it deletes: a failing benchmark of REV was
+    reported as 'pytest exited with status 1 running the benchmarks in /tmp/suite-bench-rev-.../tests/benchmarks',
+    a path gone by the time it was read."""
+    repo = tmp_path / "repo"
+    (repo / "tests" / "benchmarks").mkdir(parents=True)
+    (repo / "tests" / "benchmarks" / "test_one.py").write_text(
+        "def test_ok(benchmark):\n    benchmark(sum, [1])\n    assert False\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "broken benchmark")
+    monkeypatch.setattr(run, "project_root", lambda: repo)
+    capfd.readouterr()
+    assert main(["bench", "--compare-rev", "HEAD", "--blocks", "1", "--rounds", "7"]) == 1
+    err = capfd.readouterr().err
+    assert "error: HEAD (" in err and "pytest exited with status 1 running the benchmarks of that revision" in err
+    assert "suite-bench-rev-" not in err.splitlines()[-1]
+
+
 # --------------------------------------------------------------------------- stopped from outside
 SLEEPER = """\
 import os

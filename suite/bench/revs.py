@@ -62,7 +62,8 @@ def compare_rev(root: Path, rev: str, *, blocks: int = DEFAULT_BLOCKS, rounds: i
                 start = time.perf_counter()
                 try:  # a benchmark the revision does not have yet is `new`, not an error
                     runs[which].append(measure(trees[which], which, rounds=rounds, max_time=max_time / blocks,
-                                               quiet=True, required=which == "current", **options))
+                                               quiet=True, required=which == "current",
+                                               tree="that revision" if which == "base" else None, **options))
                 except BenchmarkFailed as exc:
                     raise BenchmarkFailed(f"{name}: {exc}") from None
                 log(f"block {block + 1}/{blocks}: {name}: {time.perf_counter() - start:.0f} s")

@@ -118,10 +118,11 @@ def _unsave(storage: Path | None, root: Path, before: set[Path], save: str | Non
               "was removed)", file=sys.stderr)
 
 
-def measure(root: Path, label: str, *, required: bool = True, **options) -> Run:
+def measure(root: Path, label: str, *, required: bool = True, tree: str | None = None, **options) -> Run:
     """Run `root`'s benchmarks (options as for run_benchmarks) and load the results. A failing
     benchmark is an error, so a broken benchmark never passes as a regression-free run; so is
-    a run without benchmarks (nothing matched -k, or all skipped) unless not `required`."""
+    a run without benchmarks (nothing matched -k, or all skipped) unless not `required`. `tree`
+    names `root` in those errors in place of its path (a temporary tree is gone when they are read)."""
     with processes.sigterm_raises(), tempfile.TemporaryDirectory(prefix="suite-bench-") as tmp:
         json_path = Path(tmp) / "run.json"
         status = run_benchmarks(root, json_path, **options)
@@ -129,8 +130,8 @@ def measure(root: Path, label: str, *, required: bool = True, **options) -> Run:
             check_select(options["select"])  # the -k, or (if it parses) benchmarks that do not import
         if status not in (0, NO_TESTS):
             cause = " (a conftest that does not import? pytest's message is above)" if status == USAGE_ERROR else ""
-            raise BenchmarkFailed(f"pytest exited with status {status} running the benchmarks in {root / BENCH_DIR}"
-                                  + cause)
+            raise BenchmarkFailed(f"pytest exited with status {status} running the benchmarks "
+                                  + (f"of {tree}" if tree else f"in {root / BENCH_DIR}") + cause)
         if json_path.exists():  # pytest-benchmark writes none when no benchmark ran
             return load_run(json_path, label)
     if required:
