@@ -210,6 +210,12 @@ def could_be(key: str, pattern: Any) -> bool:
     return True
 
 
+def whole_numbers(key: str) -> bool:
+    """Whether `key` takes whole numbers only (batch_size, iterations, model.base_width): a float
+    value of it (a pandas column holds 8 as 8.0 beside a NaN) is an integer that lost its kind."""
+    return could_be(key, 1) and not could_be(key, 0.5)
+
+
 def check_key(key: str, value: Any) -> None:
     """Raise the error a run would give if no run can take `key`, or `value` for it (`could_be`):
     what can be checked of a layer, such as a preset not being expanded, without its runs."""

@@ -443,7 +443,7 @@ def test_paper_values_are_compared_only_with_the_config_they_describe(toy, tmp_p
     fill(tmp_path / "a", longer)
     rep = tables.load(spec, out=tmp_path / "a", overrides={"epochs": 2})
     assert rep.runs["paper_top1_err"].isna().all() and not any("paper" in h for h in rep.table.header)
-    assert any("differ from them in epochs (2.0, not 1.0)" in n for n in rep.notes)
+    assert any("differ from them in epochs (2, not 1)" in n for n in rep.notes)  # as the spec writes them
 
     stored = tmp_path / "b"  # the store says the run trained otherwise (a default changed since)
     d = finish(stored, runs[0], 4.0)
@@ -1523,9 +1523,14 @@ def test_a_preset_off_the_specs_own_grid_says_why_no_paper_value_is_shown(tmp_pa
 
 
 def test_a_differing_value_is_shown_as_the_spec_writes_its_kind():
-    """The frame's float column holds an integer key's 8 as 8.0: `batch_size (8, not 4)`, not `(8.0, not 4)`."""
-    assert [tables.show(tables._alike(a, b)) for a, b in [(8.0, 4), (2.0, 1.0), (1.0, None), (0.5, 1)]] == \
-        ["8", "2.0", "1.0", "0.5"]
+    """The frame's float column holds an integer key's 8 as 8.0, and the config holds `epochs: 2` as
+    2.0: `batch_size (8, not 4)`, `epochs (2, not null)`; a fraction, or a whole value of a float key
+    such as lr, or of a key the suite does not know, is shown as it is."""
+    pairs = [("batch_size", 8.0), ("iterations", 160000.0), ("model.base_width", 16.0), ("epochs", 2.0),
+             ("epochs", 0.5), ("warmup_epochs", 5.0), ("lr", 2.0), ("model.dropout", 1.0), ("model.unknown", 1.0),
+             ("epochs", None), ("data.name", "digits")]
+    assert [tables.show(tables.as_written(k, v)) for k, v in pairs] == \
+        ["8", "160000", "16", "2", "0.5", "5", "2.0", "1.0", "1.0", "null", "digits"]
 
 
 def test_a_cell_mixing_runs_the_paper_describes_with_one_it_does_not_has_no_difference(tmp_path, toy):

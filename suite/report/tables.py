@@ -26,7 +26,7 @@ import pandas as pd
 from suite import ablations, store
 from suite.ablations.expand import RunSpec, own_points
 from suite.ablations.spec import Spec, nfc
-from suite.config import SECTIONS, is_identity_key
+from suite.config import SECTIONS, is_identity_key, whole_numbers
 from suite.data.catalog import DATASETS
 from suite.data.views import VIEW_METRICS
 from suite.errors import SuiteError, SuiteWarning, count, unknown
@@ -46,6 +46,8 @@ COMPARED_WITH = {"best_top1_err": "top1_err"}
 # The data sets the papers' numbers are for: digits (a sanity check) and synthetic are never compared.
 PAPER_DATA = ("cifar10", "cifar100", "imagenet")
 ALL = "all"  # row label of a spec without axes
+# Float keys that count epochs: a spec writes a whole number of them as one (`epochs: 2`), a part as a fraction.
+EPOCH_COUNTS = ("epochs", "warmup_epochs")
 
 
 @dataclass(frozen=True)
@@ -407,9 +409,11 @@ def _missing_notes(out: pd.DataFrame, collected: pd.DataFrame, done: np.ndarray,
     return notes
 
 
-def _alike(value: Any, spec_value: Any) -> Any:
-    """A run's value as the spec's is written: the frame's float column holds an integer key's 8 as 8.0."""
-    if isinstance(value, float) and value.is_integer() and type(spec_value) is int:
+def as_written(key: str, value: Any) -> Any:
+    """A config value of `key` as a spec writes it: whole where the key takes whole numbers only (the
+    frame's float column holds batch_size's 8 as 8.0) or counts epochs (the config holds `epochs: 2`
+    as 2.0, a float only so that `epochs: 0.5` can be asked for); any other float stays one (lr 1.0)."""
+    if isinstance(value, float) and value.is_integer() and (key in EPOCH_COUNTS or whole_numbers(key)):
         return int(value)
     return value
 
@@ -419,7 +423,8 @@ def _comparison_notes(grid: _Grid, frame: pd.DataFrame, remeasure: Mapping[str, 
     notes = []
     if grid.differing:
         keys = sorted(grid.differing, key=lambda k: (k != "data.name", not k.startswith("model."), k))  # data, model first
-        shown = ", ".join(f"{k} ({show(_alike(*grid.differing[k]))}, not {show(grid.differing[k][1])})" for k in keys[:5])
+        pairs = {k: [show(as_written(k, v)) for v in grid.differing[k]] for k in keys[:5]}
+        shown = ", ".join(f"{k} ({run}, not {own})" for k, (run, own) in pairs.items())
         more = f" and {count(len(keys) - 5, 'more key')}" if len(keys) > 5 else ""
         notes.append(f"The paper's values are for the spec's own runs; these differ from them in {shown}{more}, "
                      f"so they are not compared.")
