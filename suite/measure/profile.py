@@ -378,21 +378,28 @@ _CONTEXT = (
 )  # fmt: skip
 
 
-def _table_columns() -> list[tuple[str, tuple[str, ...], str]]:
-    """(label, row keys, format) of the readable table: the costs headed as the reports head them
-    (suite.metrics.COST_LABELS), so a figure reads the same in both."""
-    columns = [("model", ("model",), "{}"), ("input", ("img_size",), "{}"), ("options", ("model_kwargs",), "{}"),
-               (COST_LABELS["params_m"], ("params",), "{:M}"), (COST_LABELS["gmacs"], ("gmacs",), "{:.3f}"),
-               (COST_LABELS["macts"], ("macts",), "{:.2f}")]
+def _table_columns() -> list[tuple[str, tuple[str, ...], Callable[..., str]]]:
+    """(label, row keys, how their values are shown) of the readable table: the costs headed and
+    shown as the reports head and show them (suite.metrics.COST_LABELS; parameters in millions)."""
+    columns = [("model", ("model",), str), ("input", ("img_size",), str), ("options", ("model_kwargs",), str),
+               (COST_LABELS["params_m"], ("params",), _millions), (COST_LABELS["gmacs"], ("gmacs",), "{:.3f}".format),
+               (COST_LABELS["macts"], ("macts",), "{:.2f}".format)]
     for p in ("infer", "train"):
         columns += [
-            (COST_LABELS[f"{p}_samples_per_sec"], (f"{p}_samples_per_sec",), "{:.2f}"),
-            (f"{p} ms (IQR)", (f"{p}_step_time", f"{p}_step_time_iqr"), "{:.1f} ({:.1f})"),
-            (f"{p} batch", (f"{p}_batch_size",), "{:d}"),
-            (COST_LABELS[f"{p}_peak_memory_mb"], (f"{p}_peak_memory_mb",), "{:.0f}"),
-            (f"{p} vs ref", (f"{p}_throughput_vs_reference",), "{:.3f}"),
+            (COST_LABELS[f"{p}_samples_per_sec"], (f"{p}_samples_per_sec",), "{:.2f}".format),
+            (f"{p} ms (IQR)", (f"{p}_step_time", f"{p}_step_time_iqr"), "{:.1f} ({:.1f})".format),
+            (f"{p} batch", (f"{p}_batch_size",), "{:d}".format),
+            (COST_LABELS[f"{p}_peak_memory_mb"], (f"{p}_peak_memory_mb",), "{:.0f}".format),
+            (f"{p} vs ref", (f"{p}_throughput_vs_reference",), "{:.3f}".format),
         ]
-    return columns + [("unsupported ops", ("unsupported_ops",), "{}"), ("error", ("error",), "{}")]
+    return columns + [("unsupported ops", ("unsupported_ops",), str), ("error", ("error",), str)]
+
+
+def _millions(count: int) -> str:
+    """A parameter count in millions, with the reports' decimals (0.275, 13.70), so it reads the same there."""
+    from suite.report.tables import num  # pandas and the report code, only when a table is printed
+
+    return num(count / 1e6)
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -407,24 +414,21 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     # the options as typed (model.base_width=4), the other settings as key=value
     header = "  ".join(v if k == "model_kwargs" else f"{k}={v}" for k, v in shared.items() if v not in (None, ""))
     columns = [c for c in _table_columns() if c[1][0] not in shared and any(c[1][0] in r for r in rows)]
-    cells = [[_cell(row, keys, fmt) for _, keys, fmt in columns] for row in rows]
+    cells = [[_cell(row, keys, shown) for _, keys, shown in columns] for row in rows]
     widths = [max(len(label), *(len(line[i]) for line in cells)) for i, (label, _, _) in enumerate(columns)]
-    left = [fmt == "{}" for _, _, fmt in columns]
+    left = [shown is str for _, _, shown in columns]  # text left, numbers right
     lines = [[label for label, _, _ in columns], *cells]
     lines = ["  ".join(v.ljust(w) if lft else v.rjust(w) for v, w, lft in zip(line, widths, left)) for line in lines]
     wrapped = textwrap.wrap(header, width=120, break_on_hyphens=False) if header else []
     return "\n".join(wrapped + [line.rstrip() for line in lines])
 
 
-def _cell(row: dict[str, Any], keys: tuple[str, ...], fmt: str) -> str:
+def _cell(row: dict[str, Any], keys: tuple[str, ...], shown: Callable[..., str]) -> str:
+    """`shown(*values)` of the row's `keys`; "-" where the row has no value (an error row lacks most)."""
     values = [row.get(k) for k in keys]
     if any(v is None or v == "" for v in values):
         return "-"
-    if fmt == "{:M}":  # a count shown in millions, with the reports' decimals (0.275, 13.70)
-        from suite.report.tables import num
-
-        return num(values[0] / 1e6)
-    return fmt.format(*values)
+    return shown(*values)
 
 
 def render(rows: Sequence[dict[str, Any]], fmt: str) -> str:
