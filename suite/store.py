@@ -36,6 +36,7 @@ import warnings
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pandas as pd
@@ -791,7 +792,11 @@ def refile(out: Path, old: str, config: RunConfig) -> str | None:
     return None
 
 
-def collect(out: Path, run_ids: Iterable[str] | None = None, stored_as: Mapping[str, str] = {}) -> pd.DataFrame:
+# No run stored under an older id (run id -> that id): the read-only default of `stored_as`, `elsewhere`.
+NOT_MOVED: Mapping[str, str] = MappingProxyType({})
+
+
+def collect(out: Path, run_ids: Iterable[str] | None = None, stored_as: Mapping[str, str] = NOT_MOVED) -> pd.DataFrame:
     """One row per run: run_id, status, note, flattened config, metrics, complexity, throughput, env.
 
     With `run_ids`, exactly those rows (absent ones as `missing`); otherwise every run directory

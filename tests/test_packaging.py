@@ -1,5 +1,7 @@
-"""The wheel a user installs elsewhere: what it holds, and that the installed suite finds its specs."""
+"""The wheel a user installs elsewhere: what it holds, and that the installed suite finds its specs;
+and the sources it is built from."""
 
+import ast
 import email
 import email.message
 import os
@@ -103,3 +105,19 @@ def test_requires_python_is_one_where_a_slurm_job_imports_its_snapshot(wheel):
     requires = _metadata(wheel)["Requires-Python"]
     assert "PYTHONSAFEPATH" in (ROOT / "suite" / "dispatch" / "slurm.py").read_text()
     assert _floor(requires) >= (3, 11)
+
+
+def test_no_function_of_the_suite_has_a_mutable_default():
+    """A `{}` or `[]` default is one object shared by every call: a function that ever wrote to it
+    would change its own default for the next caller. Defaults that are only read are immutable
+    (None, a tuple, a MappingProxyType), so that no one has to check which ones are written."""
+    mutable = (ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp, ast.SetComp)
+    found = []
+    for path in sorted((ROOT / "suite").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                defaults = [*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)]
+                found += [f"{path.relative_to(ROOT)}:{d.lineno}" for d in defaults
+                          if isinstance(d, mutable) or (isinstance(d, ast.Call) and getattr(d.func, "id", None)
+                                                         in ("dict", "list", "set", "bytearray"))]
+    assert not found

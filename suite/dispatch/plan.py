@@ -23,7 +23,7 @@ class Plan:
 
 
 def make_plan(runs: list[RunSpec], out: Path, *, retry_failed: bool = False, force: bool = False,
-              busy: Collection[str] = (), elsewhere: Mapping[str, str] = {}) -> Plan:
+              busy: Collection[str] = (), elsewhere: Mapping[str, str] = store.NOT_MOVED) -> Plan:
     """Missing and interrupted runs always run; failed ones with `retry_failed`; everything with `force`.
 
     A done run measured with other `measure.*` settings runs too: its model is measured again and
