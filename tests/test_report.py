@@ -1085,6 +1085,43 @@ def test_a_third_axis_is_told_apart_in_the_figures(tmp_path):
     assert "marker fill: weight_decay, momentum" in tradeoff.alt and "marker fill: weight_decay, momentum" in curves.alt
 
 
+def _one_seed_grid(tmp_path, decays: int) -> tables.Report:
+    """The toy with one seed and `decays` weight_decay values (the fill axis), every run done."""
+    values = ", ".join(str(0.0001 * (i + 1)) for i in range(decays))
+    text = TOY.replace("seeds: 3", "seeds: 1").replace("lr: [0.1, 0.2, 0.4]", "lr: [0.1, 0.2]").replace(
+        "weight_decay: [0.0001, 0.0005]", f"weight_decay: [{values}]")
+    spec = ablations.load(write_spec(tmp_path, text, "toy"))
+    runs = ablations.expand(spec)
+    for i, run in enumerate(runs):
+        finish(tmp_path / "store", run, 1.0 + i)
+    return tables.build(spec, runs, store.collect(tmp_path / "store", [r.run_id for r in runs]), out=tmp_path / "store")
+
+
+def test_each_combination_of_the_other_axes_has_its_own_look_beyond_six(tmp_path):
+    """The fills repeated after six: the 1st and 7th weight_decay were drawn alike. Now the fills come
+    again with a thick edge: 7 values, 7 looks in the points and the legend, and the alt text says so."""
+    rep = _one_seed_grid(tmp_path, 7)
+    plot = plots.tradeoff(rep)[0]
+    looks = {(line.get_fillstyle(), line.get_markeredgewidth()) for line in _drawn(plot.figure.axes[0])}
+    assert len(looks) == 7
+    legend = dict(zip([t.get_text() for t in plot.figure.legends[0].get_texts()], plot.figure.legends[0].legend_handles))
+    decays = [v for v in legend if v.startswith("0.000")]
+    assert len(decays) == 7
+    assert len({(legend[v].get_fillstyle(), legend[v].get_markeredgewidth()) for v in decays}) == 7
+    assert "marker fill and edge: weight_decay" in plot.alt
+
+
+def test_more_combinations_than_looks_are_said_to_be_drawn_alike(tmp_path):
+    """Past the last look, combinations would repeat one: the figure draws them alike instead, and its
+    legend and alt text say so, not a legend that gives two values one look."""
+    rep = _one_seed_grid(tmp_path, len(plots.LOOKS) + 1)
+    plot = plots.tradeoff(rep)[0]
+    assert len({(line.get_fillstyle(), line.get_markeredgewidth()) for line in _drawn(plot.figure.axes[0])}) == 1
+    said = f"weight_decay: {len(plots.LOOKS) + 1} combinations, more than the {len(plots.LOOKS)} marker looks: " \
+           "drawn alike, see the table"
+    assert said in [t.get_text() for t in plot.figure.legends[0].get_texts()] and said in plot.alt
+
+
 def test_error_bars_span_one_std_either_side_of_the_mean(report):
     """The README and the alt text say ± one std; bars at two (mutant R32) passed. A point of
     one done run has no std, so no bar."""

@@ -2,12 +2,12 @@
 
 - `tradeoff`: the first metric against GMACs, parameters and inference throughput, one point per
   grid point (mean over seeds, std as error bar), colour and marker shape = first axis, fill
-  (full, hollow, half) = the other axes' values together; the Pareto front (lower error, lower cost or higher
+  (full, hollow, half) and edge (thin, thick) = the other axes' values together; the Pareto front (lower error, lower cost or higher
   throughput) is ringed and joined by a dashed step line. A panel needs two grid points with both
   values; otherwise it is skipped.
 - `curves`: per-run training loss and test error per epoch from each run's `metrics.jsonl`
   (done, running and stopped runs; missing files and unreadable lines are skipped); colour, line
-  style and marker = first axis, marker fill = the other axes.
+  style and marker = first axis, marker fill and edge = the other axes.
 
 Readable without colour: the colours are Okabe and Ito's colour-blind-safe set, and every value
 told apart by colour is told apart by marker (and line style) too, so a reader who cannot tell
@@ -47,6 +47,10 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#0
 MARKERS = "osD^vP*Xph"
 LINES: tuple[str | tuple, ...] = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 3)))
 FILLS = ("full", "none", "left", "top", "right", "bottom")  # the other axes' values: filled, hollow, half-filled
+EDGES = (1.0, 2.5)  # marker edge widths, thin then thick: the fills again, told apart, once they run out
+# (fill, edge width) of each combination of the other axes' values, each one its own; with more
+# combinations than these, the figure draws them alike and its legend and alt text say so.
+LOOKS = tuple((fill, edge) for edge in EDGES for fill in FILLS)
 PANELS = (("gmacs", "multiply-adds per image (GMACs)", True), ("params_m", "parameters (millions)", True),
           ("infer_samples_per_sec", "inference throughput (img/s, higher is better)", False))
 CURVE_KEYS = (("train_loss", "train loss (cross-entropy)"), ("test_top1_err", "test top-1 err (%)"))
@@ -92,22 +96,24 @@ def figures(report: Report) -> tuple[list[Plot], list[str]]:
 @dataclass(frozen=True)
 class Styles:
     """How the points or lines of each axis value are drawn: the first axis by colour, marker and
-    line style at once (never colour alone), the others by the markers' fill, one fill for each
-    combination of their values (a third axis drawn by no style would draw its points alike)."""
+    line style at once (never colour alone), the others by the markers' fill and edge, one look for
+    each combination of their values (a third axis drawn by no style would draw its points alike;
+    looks used twice would draw two combinations alike): none when there are more than LOOKS."""
 
     colour_axis: str | None = None
     colours: dict[str, object] = field(default_factory=dict)  # value -> colour
     markers: dict[str, str] = field(default_factory=dict)  # value of the colour axis -> marker
     lines: dict[str, object] = field(default_factory=dict)  # value of the colour axis -> line style
     fill_axes: tuple[str, ...] = ()
-    fills: dict[tuple[str, ...], str] = field(default_factory=dict)  # values of fill_axes -> fill style
+    fills: dict[tuple[str, ...], tuple[str, float]] = field(default_factory=dict)  # values of fill_axes -> look
+    combinations: int = 0  # of the fill axes' values; more than LOOKS: `fills` is empty, all drawn alike
 
-    def of(self, values: dict[str, str]) -> tuple[object, str, object, str]:
-        """(colour, marker, line style, fill) of a point or run whose axes have `values` (shown)."""
+    def of(self, values: dict[str, str]) -> tuple[object, str, object, str, float]:
+        """(colour, marker, line style, fill, edge width) of a point or run whose axes have `values` (shown)."""
         first = values.get(self.colour_axis) if self.colour_axis else None
         second = tuple(values.get(axis) for axis in self.fill_axes)
         return (self.colours.get(first, PALETTE[0]), self.markers.get(first, MARKERS[0]),
-                self.lines.get(first, LINES[0]), self.fills.get(second, FILLS[0]))
+                self.lines.get(first, LINES[0]), *self.fills.get(second, LOOKS[0]))
 
 
 def _styles(report: Report) -> Styles:
@@ -125,7 +131,8 @@ def _styles(report: Report) -> Styles:
                     {v: LINES[i % len(LINES)] for i, v in enumerate(values)})
     if len(axes) > 1:
         others = list(dict.fromkeys(zip(*(report.runs[a].map(show) for a in axes[1:]))))
-        styles = replace(styles, fill_axes=tuple(axes[1:]), fills={v: FILLS[i % len(FILLS)] for i, v in enumerate(others)})
+        fills = dict(zip(others, LOOKS)) if len(others) <= len(LOOKS) else {}
+        styles = replace(styles, fill_axes=tuple(axes[1:]), fills=fills, combinations=len(others))
     return styles
 
 
@@ -142,13 +149,13 @@ def _legend(fig: Figure, labels: Labels, styles: Styles, *, lines: bool, extra: 
         handles.append(Line2D([], [], linestyle="none", label=f"colour: {labels.title(axis)}\n"
                                                                f"({len(styles.colours)} values, viridis in grid order)"))
     axes = styles.fill_axes
-    if axes and len(styles.fills) <= MAX_LEGEND:
+    if axes and styles.fills:
         handles.append(Line2D([], [], linestyle="none", label=_titles(labels, axes)))
-        handles += [Line2D([], [], color="0.3", marker="o", fillstyle=f, markerfacecoloralt="white", linestyle="none",
-                           label=", ".join(map(labels.value, axes, v))) for v, f in styles.fills.items()]
+        handles += [Line2D([], [], color="0.3", marker="o", fillstyle=f, markeredgewidth=e, markerfacecoloralt="white",
+                           linestyle="none", label=", ".join(map(labels.value, axes, v)))
+                    for v, (f, e) in styles.fills.items()]
     elif axes:
-        handles.append(Line2D([], [], linestyle="none",
-                              label=f"fill: {_titles(labels, axes)}\n({len(styles.fills)} values)"))
+        handles.append(Line2D([], [], linestyle="none", label=f"{_titles(labels, axes)}: {_alike(styles)}"))
     for handle in handles:
         handle.set_label(literal(handle.get_label()))
     if handles:
@@ -160,9 +167,18 @@ def _encoding(labels: Labels, styles: Styles, *, lines: bool) -> str:
     parts = []
     if styles.colour_axis is not None:
         parts.append(f"colour{', line style' if lines else ''} and marker: {labels.title(styles.colour_axis)}")
-    if styles.fill_axes:
-        parts.append(f"marker fill: {_titles(labels, styles.fill_axes)}")
+    if styles.fill_axes and styles.fills:
+        edge = " and edge" if len(styles.fills) > len(FILLS) else ""  # thick edges: once the fills run out
+        parts.append(f"marker fill{edge}: {_titles(labels, styles.fill_axes)}")
+    elif styles.fill_axes:
+        parts.append(f"{_titles(labels, styles.fill_axes)}: {_alike(styles)}")
     return "".join(f"; {part}" for part in parts)
+
+
+def _alike(styles: Styles) -> str:
+    """What the legend and alt text say of fill axes with more combinations than LOOKS: which, as
+    far as the figure goes, are not told apart (the table does)."""
+    return f"{styles.combinations} combinations, more than the {len(LOOKS)} marker looks: drawn alike, see the table"
 
 
 def _titles(labels: Labels, axes: Sequence[str]) -> str:
@@ -212,7 +228,7 @@ def tradeoff(report: Report) -> tuple[Plot | None, str | None]:
     styles = _styles(report)
     names = list(pts.index.names)
     keys = [k if isinstance(k, tuple) else (k,) for k in pts.index]
-    style_of = [styles.of(dict(zip(names, k))) for k in keys]  # (colour, marker, line, fill) per point
+    style_of = [styles.of(dict(zip(names, k))) for k in keys]  # (colour, marker, line, fill, edge) per point
     ylabel = label(metric) + (" (%)" if percent(metric) else "")
 
     fig = Figure(figsize=(4.2 * len(panels) + 1.8, 3.8), layout="constrained")
@@ -226,9 +242,9 @@ def tradeoff(report: Report) -> tuple[Plot | None, str | None]:
         groups: dict[tuple, list[int]] = {}
         for j in idx:
             groups.setdefault(style_of[j], []).append(j)
-        for (colour, marker, _, fill), group in groups.items():
+        for (colour, marker, _, fill, edge), group in groups.items():
             ax.plot(x[group], mean[group], linestyle="none", color=colour, marker=marker, markersize=6,
-                    fillstyle=fill, markerfacecoloralt="white", zorder=2)
+                    fillstyle=fill, markeredgewidth=edge, markerfacecoloralt="white", zorder=2)
         front = idx[pareto(x[idx], mean[idx], x_lower, y_lower)]
         order = front[np.argsort(x[front])]
         ax.step(x[order], mean[order], where="post" if x_lower == y_lower else "pre", color="0.35",
@@ -292,11 +308,12 @@ def curves(report: Report) -> tuple[Plot | None, str | None]:
     fig = Figure(figsize=(10.5, 3.8), layout="constrained")
     for i, (key, ylabel) in enumerate(CURVE_KEYS):
         ax = fig.add_subplot(1, len(CURVE_KEYS), i + 1)
-        for records, (colour, marker, line, fill) in lines:
+        for records, (colour, marker, line, fill, edge) in lines:
             xy = [(r["epoch"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
             if xy:  # a marker on at most about ten epochs: a long curve stays a line
                 ax.plot(*zip(*xy), color=colour, alpha=0.75, linewidth=1.2, linestyle=line, marker=marker,
-                        markersize=5, fillstyle=fill, markerfacecoloralt="white", markevery=max(1, len(xy) // 10))
+                        markersize=5, fillstyle=fill, markeredgewidth=edge, markerfacecoloralt="white",
+                        markevery=max(1, len(xy) // 10))
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
