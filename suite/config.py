@@ -62,6 +62,9 @@ class MeasureConfig:
     attack: bool = False
     attack_eps: float = 8.0  # the L-infinity bound, in pixel levels of 255
     attack_images: int = 1000  # test images attacked, spread evenly over the split (all of a smaller one)
+    # the trained network's errors on the rotated and flipped test images (suite.data.views), after training:
+    # four more evaluations of the test split, a sixth of a one-epoch SAN run on digits
+    views: bool = False
 
 
 @dataclass(frozen=True)
@@ -413,6 +416,9 @@ def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConf
     if measure.attack and not DATASETS[data.name].accuracy:
         raise SuiteError(f"{data.name} labels mean nothing, so an attack towards other labels measures nothing",
                          key="measure.attack")
+    if measure.views and not DATASETS[data.name].accuracy:
+        raise SuiteError(f"{data.name} labels mean nothing, so errors on turned images measure nothing",
+                         key="measure.views")
     if not 0.0 < values["data.clean_ratio"] <= 1.0:
         raise SuiteError(f"must be in (0, 1], got {values['data.clean_ratio']}", key="data.clean_ratio")
     for key in ("label_smoothing", "momentum"):

@@ -185,6 +185,14 @@ def _attack(config: RunConfig, d: Path) -> dict[str, Any] | None:
     return measure_attack(config, d) if config.measure.attack else None
 
 
+def _views(config: RunConfig, d: Path) -> dict[str, float | None] | None:
+    """The trained network's errors on the turned test images if `config` asks for them, from the
+    final checkpoint: a done run asked for them later (training evaluates them itself)."""
+    from suite.train.loop import evaluate_views
+
+    return evaluate_views(config, d) if config.measure.views else None
+
+
 def _measure(run: RunSpec, d: Path) -> dict[str, Any]:
     """Measure the run's model and cache the measurement, with its settings, in measure.json."""
     from suite.measure import measure_run
@@ -217,7 +225,7 @@ def _measure_again(run: RunSpec, d: Path, result: dict[str, Any]) -> dict[str, A
     only = dataclasses.replace(run.config, measure=dataclasses.replace(run.config.measure, **parts))
     try:
         with _recorded_warnings(d):
-            measured = {**measure_run(only), "attack": _attack(only, d)}
+            measured = {**measure_run(only), "attack": _attack(only, d), "views": _views(only, d)}
     except BaseException as exc:
         if isinstance(exc, (KeyboardInterrupt, Preempted)):  # Ctrl-C, a signal, a time limit
             why = f"was interrupted ({exc or type(exc).__name__})"
@@ -231,7 +239,10 @@ def _measure_again(run: RunSpec, d: Path, result: dict[str, Any]) -> dict[str, A
     for part, keys in store.MEASURED_WITH.items():
         if part not in stale:  # kept: its settings are those it was made with
             config.update({k: made[k] for k in keys if k in made})
-    again = {**result, "config": config, **{part: measured.get(part) for part in stale}, "measured_at": store.now()}
+    again = {**result, "config": config, **{part: measured.get(part) for part in stale if part != "views"},
+             "measured_at": store.now()}
+    if "views" in stale:  # metrics of the trained network, as a run trained with measure.views has them
+        again["metrics"] = {**result["metrics"], **measured["views"]}
     if "throughput" in stale:  # timings mean nothing without where they were taken
         again.update(env={**environment(run.config.device), **code},
                      trained_env=result.get("trained_env") or result.get("env"))
@@ -244,8 +255,9 @@ def _measure_again(run: RunSpec, d: Path, result: dict[str, Any]) -> dict[str, A
 
 
 def _cached_with(run: RunSpec) -> dict[str, Any]:
-    """The settings measure.json's parts are made with (the attack comes after training, not from it)."""
-    return {k: v for k, v in run.config.measure_settings().items() if k not in store.MEASURED_WITH["attack"]}
+    """The settings measure.json's parts are made with (the attack and the views come after training, not from it)."""
+    after = (*store.MEASURED_WITH["attack"], *store.MEASURED_WITH["views"])
+    return {k: v for k, v in run.config.measure_settings().items() if k not in after}
 
 
 def _cached_measurement(path: Path, run: RunSpec) -> dict[str, Any] | None:

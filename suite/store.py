@@ -46,6 +46,7 @@ from suite import files, idcache
 from suite.ablations.expand import RunSpec
 from suite.config import ID_SCHEME, MEASURE, RunConfig, current_spelling, flatten
 from suite.errors import SuiteError, SuiteWarning, not_utf8
+from suite.data.views import VIEW_METRICS
 from suite.metrics import RUN_METRICS, percent
 
 SCHEMA = 1
@@ -268,17 +269,26 @@ def _readable(d: Path, result: dict[str, Any]) -> dict[str, Any]:
 # The measure.* settings each part of a measurement depends on: a part measured with them is current.
 MEASURED_WITH = {"complexity": ("measure.complexity",),
                  "throughput": ("measure.throughput", "measure.batch_size", "measure.warmup", "measure.steps"),
-                 "attack": ("measure.attack", "measure.attack_eps", "measure.attack_images")}
-# What a result written before a setting existed was made with: no attack (complexity and
-# throughput settings a result does not record are taken as the wanted ones).
+                 "attack": ("measure.attack", "measure.attack_eps", "measure.attack_images"),
+                 "views": ("measure.views",)}
+# What a result written before a setting existed was made with: no attack, and the views its
+# metrics have (every run was evaluated on them since they existed); complexity and throughput
+# settings a result does not record are taken as the wanted ones.
 MADE_BEFORE = {"measure.attack": False}
+
+
+def made_with(result: dict[str, Any]) -> dict[str, Any]:
+    """The `measure.*` settings a done run's `result` was made with (MADE_BEFORE where it says nothing)."""
+    metrics = result.get("metrics") or {}
+    views = all(metrics.get(m) is not None for m in VIEW_METRICS)
+    return {**MADE_BEFORE, "measure.views": views, **(result.get("config") or {})}
 
 
 def stale_parts(run: RunSpec, result: dict[str, Any]) -> dict[str, list[str]]:
     """The parts of a done run's measurement that `run` asks for and that were not made with its
     settings -> how they differ, as 'key (made, not wanted)'. A part it does not ask for is never
     stale (a result with more than asked is current), nor one its result says nothing about."""
-    made, wanted = {**MADE_BEFORE, **(result.get("config") or {})}, run.config.measure_settings()
+    made, wanted = made_with(result), run.config.measure_settings()
     out = {}
     for part, keys in MEASURED_WITH.items():
         if wanted[keys[0]]:
@@ -303,7 +313,8 @@ def measured_otherwise_in(runs: Iterable[RunSpec], frame: pd.DataFrame) -> dict[
     for run, (_, row) in zip(runs, frame.iterrows()):
         if row["status"] == "done":
             made = {k: row[k] for k in run.config.measure_settings() if k in row and not pd.isna(row[k])}
-            if items := measured_otherwise(run, {"config": made}):
+            views = {m: row[m] for m in VIEW_METRICS if m in row and not pd.isna(row[m])}
+            if items := measured_otherwise(run, {"config": made, "metrics": views}):
                 out[row["run_id"]] = items
     return out
 

@@ -113,29 +113,6 @@ def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, capsys):
     assert "1 of 2 runs would start" in capsys.readouterr().out
 
 
-def test_a_run_done_before_the_views_existed_gets_them_from_its_checkpoint(tmp_path, capsys):
-    """The README's recipe: delete the result.json, `suite run` again; nothing is trained again."""
-    from suite.data.views import VIEW_METRICS
-    from suite.train import checkpoint
-
-    spec = _spec(tmp_path, "views", "  model.mask_norm: [mixed]")
-    out = tmp_path / "store"
-    overrides = ["iterations=3", *SMALL, "measure.throughput=false"]
-    assert main(["run", str(spec), "--out", str(out), "--no-progress", *overrides]) == 0
-    (run,) = ablations.expand(ablations.load(spec), overrides=parse_overrides(overrides))
-    d = store.run_dir(out, run.run_id)
-    first = store.read_json(d / "result.json")["metrics"]
-    state = checkpoint.load(d / checkpoint.FILENAME)  # as the code before the views wrote it
-    state["history"] = [{k: v for k, v in line.items() if "_err_" not in k} for line in state["history"]]
-    checkpoint.save(d / checkpoint.FILENAME, state)
-    (d / "result.json").unlink()
-    capsys.readouterr()
-    assert main(["run", str(spec), "--out", str(out), "--no-progress", *overrides]) == 0
-    again = store.read_json(d / "result.json")["metrics"]
-    assert all(again[m] == first[m] for m in ("top1_err", "train_loss", "iterations", *VIEW_METRICS))
-    assert checkpoint.load(d / checkpoint.FILENAME)["iteration"] == 3
-
-
 def test_force_archives_a_result_that_a_failing_rerun_cannot_destroy(tmp_path, capsys):
     spec = _spec(tmp_path, "forced", "  model.mask_norm: [mixed]")
     out = tmp_path / "store"

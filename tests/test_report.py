@@ -408,8 +408,9 @@ def test_errors_on_turned_images_are_columns_beside_the_paper(tmp_path):
     assert first["top-1 err turned 180°"] == "62.50 (1)" and second["top-1 err turned 180°"] == "70.00 (1)"
     assert rep.cells.loc["0.1", "top1_err_rot180_diff"] == pytest.approx(2.5)
     frame.loc[1, "top1_err_rot180"] = np.nan  # a run done before the views existed: how to get them is said
-    with pytest.warns(UserWarning, match=r"without top1_err_rot180 \(1 of 2\).*views are evaluated from a run's "
-                                         r"checkpoint, with no training, once its result.json is deleted"):
+    with pytest.warns(UserWarning, match=r"without top1_err_rot180 \(1 of 2\).*evaluated on the rotated and flipped "
+                                         r"views from its checkpoint, with no training, when `suite run` is given "
+                                         r"with measure.views: true"):
         tables.build(spec, runs, frame, out=tmp_path / "store")
 
 

@@ -130,7 +130,7 @@ def test_each_step_takes_the_schedules_lr_for_the_steps_before_it():
 def test_the_loop_throughput_leaves_the_evaluation_out(monkeypatch):
     """loop_samples_per_sec is the training steps' rate; epoch_time_s adds the evaluation."""
     monkeypatch.setattr(Trainer, "_evaluate", lambda self, view=None: time.sleep(0.1) or (50.0, 50.0))
-    trainer = Trainer(tiny(iterations=2), None)
+    trainer = Trainer(tiny(iterations=2, **{"measure.views": True}), None)
     trainer.fit()
     line = trainer.history[-1]
     assert line["epoch_time_s"] - 256 / line["loop_samples_per_sec"] >= 0.5  # the test split and 4 views: 5 sleeps
@@ -220,7 +220,7 @@ def test_corrupt_checkpoint_is_a_suite_error(tmp_path):
 
 # ------------------------------------------------------------------------------ determinism
 def test_same_seed_same_metrics_and_file_layout(tmp_path):
-    config = tiny(epochs=1)
+    config = tiny(epochs=1, **{"measure.views": True})
     a = run(config, tmp_path / "a", progress=False)
     b = run(config, tmp_path / "b", progress=False)
     assert untimed(a) == untimed(b)
@@ -279,7 +279,7 @@ def test_evaluation_runs_the_network_as_at_test_time():
 def test_iterations_end_with_a_partial_epoch_and_its_evaluation(tmp_path, capsys):
     # eval_every=3: neither epoch 1 nor the partial epoch 2 is due, so only "the last epoch is always
     # evaluated" evaluates the end
-    result = run(tiny(iterations=14, eval_every=3), tmp_path, progress=False)
+    result = run(tiny(iterations=14, eval_every=3, **{"measure.views": True}), tmp_path, progress=False)
     log = capsys.readouterr().err  # the partial epoch is the log's second of two, not a second "epoch 1"
     assert "epoch 1 of 2 (iteration 11/14)" in log and "epoch 2 of 2 (iteration 14/14)" in log
     got = lines(tmp_path)
@@ -307,17 +307,17 @@ def test_finished_run_is_not_trained_again(tmp_path):
         run(tiny(iterations=4), tmp_path, progress=False)
 
 
-def test_a_run_finished_before_the_views_existed_is_evaluated_on_them_not_retrained(tmp_path):
-    config = tiny(iterations=3)
-    first = run(config, tmp_path, progress=False)
-    state = checkpoint.load(tmp_path / checkpoint.FILENAME)
-    state["history"] = [{k: v for k, v in line.items() if "_err_" not in k} for line in state["history"]]
-    checkpoint.save(tmp_path / checkpoint.FILENAME, state)  # as the code before the views wrote it
+def test_a_run_finished_without_the_views_is_evaluated_on_them_when_asked_not_retrained(tmp_path):
+    """Resumed finished (its result.json lost) with measure.views on: the checkpoint's network is
+    evaluated on the views, as when the run trained with it on (before the views existed, or off)."""
+    first = run(tiny(iterations=3), tmp_path, progress=False)
+    with_views = run(tiny(iterations=3, **{"measure.views": True}), tmp_path / "b", progress=False)
     with pytest.warns(SuiteWarning, match="training finished in an earlier attempt"):
-        again = run(config, tmp_path, progress=False)
-    assert untimed(again) == untimed(first)  # the same weights evaluated: the same errors, views included
+        again = run(tiny(iterations=3, **{"measure.views": True}), tmp_path, progress=False)
+    assert untimed(again) == untimed(with_views)  # the same weights evaluated: the same errors, views included
+    assert all(first[m] is None for m in VIEW_METRICS)
     assert checkpoint.load(tmp_path / checkpoint.FILENAME)["iteration"] == 3  # no step taken
-    assert all(lines(tmp_path)[-1][f"test_{m}"] == first[m] for m in VIEW_METRICS)
+    assert all(lines(tmp_path)[-1][f"test_{m}"] == again[m] for m in VIEW_METRICS)
 
 
 @pytest.mark.parametrize("classes, top5", [(3, None), (5, None), (6, 0.0)])
@@ -710,7 +710,8 @@ def test_cli_leaves_sighup_ignored_under_nohup(tmp_path, capsys, monkeypatch):
 @pytest.mark.slow
 def test_smoke_recipe_learns_digits():
     """The smoke recipe (4 epochs, batch 8, cosine from 0.05) on real held-out digits."""
-    config = resolve({"model.name": "ran56_cifar", "model.base_width": 4, "data.name": "digits", "recipe": "smoke"})
+    config = resolve({"model.name": "ran56_cifar", "model.base_width": 4, "data.name": "digits", "recipe": "smoke",
+                      "measure.views": True})
     result = run(config, None, progress=False)
     assert result["top1_err"] <= 10.0, result
     # Digits turned over are other shapes (a 6 upside down reads as a 9): far more errors than upright.

@@ -399,8 +399,9 @@ def _missing_notes(out: pd.DataFrame, collected: pd.DataFrame, done: np.ndarray,
         message = (f"{name}: done runs without {counts}: written by an older version of the suite, or not "
                    f"measured; shown as empty")
         if any(c in VIEW_METRICS for c in lacking):  # the trained network is in the checkpoint
-            message += ("; the rotated and flipped views are evaluated from a run's checkpoint, with no training, "
-                        "once its result.json is deleted and `suite run` is given again")
+            message += ("; a done run is evaluated on the rotated and flipped views from its checkpoint, with no "
+                        "training, when `suite run` is given with measure.views: true (in the spec's base, or "
+                        "measure.views=true on the command line)")
         if any(c in ATTACK_METRICS for c in lacking):
             message += ("; a done run is attacked from its checkpoint, with no training, when `suite run` is given "
                         "with measure.attack: true (in the spec's base, or measure.attack=true on the command line)")

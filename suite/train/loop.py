@@ -14,10 +14,10 @@ step, label smoothing as SAN's `smooth_loss` (target 1 - eps, every other class 
 Run directory (written by rank 0 only): `checkpoint.pt` after every epoch (atomic, see
 suite.train.checkpoint) and `metrics.jsonl`, one JSON line per epoch: epoch, iteration, lr,
 train_loss, train_top1_err, test_top1_err, test_top5_err (errors in %; null when not evaluated or
-the data set has no meaningful labels), on the last line (of a data set with meaningful labels)
-also test_top1_err_<view> and test_top5_err_<view> for every rotated or flipped view of
+the data set has no meaningful labels), on the last line, with `measure.views` on, also
+test_top1_err_<view> and test_top5_err_<view> for every rotated or flipped view of
 suite.data.views (the zero-shot robustness test, evaluated once at the end, or when a run that
-finished before the views existed is resumed), epoch_time_s (training + evaluation), loop_samples_per_sec
+finished without them is resumed with it on), epoch_time_s (training + evaluation), loop_samples_per_sec
 (training steps only: loading and step, no evaluation). The checkpoint holds that history too and
 is the source of truth: on resume, metrics.jsonl is rewritten from it.
 
@@ -117,6 +117,13 @@ def trained(config: RunConfig, run_dir: Path) -> Trainer:
         trainer.model.load_state_dict(state["model"])
     trainer.model.eval()
     return trainer
+
+
+def evaluate_views(config: RunConfig, run_dir: Path) -> dict[str, float | None]:
+    """The views' metrics (VIEW_METRICS) of a done run asked for `measure.views` after it trained:
+    its trained network, from the final checkpoint, evaluated on them; nothing is trained again."""
+    errors = trained(config, run_dir)._views()
+    return {metric: errors[f"test_{metric}"] for metric in VIEW_METRICS}
 
 
 @contextlib.contextmanager
@@ -268,7 +275,7 @@ class Trainer:
         final = self.iteration >= self.total
         if self.has_labels and (epoch_number % self.config.eval_every == 0 or final):
             test = self._evaluate()
-        if self.has_labels and final:  # the zero-shot robustness test, once, on the trained network
+        if self.has_labels and final and self.config.measure.views:  # the zero-shot robustness test, once
             views = self._views()
         epoch_s = train_s + self._now() - eval_start
         line = {
@@ -309,10 +316,12 @@ class Trainer:
         return out
 
     def _add_missing_views(self, path: Path) -> None:
-        """A run that finished before the views existed: its trained network is evaluated on them now
-        (nothing is trained again), and the checkpoint keeps them."""
+        """A run that finished without the views (before they existed, or with measure.views off) and
+        is asked for them: its trained network is evaluated on them now (nothing is trained again),
+        and the checkpoint keeps them."""
         last = self.history[-1] if self.history else None
-        if self.has_labels and last is not None and not all(f"test_{m}" in last for m in VIEW_METRICS):
+        if self.config.measure.views and self.has_labels and last is not None \
+                and not all(f"test_{m}" in last for m in VIEW_METRICS):
             last.update(self._views())
             self._save(path)
 
