@@ -45,8 +45,8 @@ from filelock import FileLock, Timeout
 from suite import files, idcache
 from suite.ablations.expand import RunSpec
 from suite.config import ID_SCHEME, MEASURE, RunConfig, current_spelling, flatten
-from suite.errors import SuiteError, SuiteWarning, not_utf8
 from suite.data.views import VIEW_METRICS
+from suite.errors import SuiteError, SuiteWarning, not_utf8
 from suite.metrics import RUN_METRICS, percent
 
 SCHEMA = 1
@@ -271,14 +271,15 @@ MEASURED_WITH = {"complexity": ("measure.complexity",),
                  "throughput": ("measure.throughput", "measure.batch_size", "measure.warmup", "measure.steps"),
                  "attack": ("measure.attack", "measure.attack_eps", "measure.attack_images"),
                  "views": ("measure.views",)}
-# What a result written before a setting existed was made with: no attack, and the views its
-# metrics have (every run was evaluated on them since they existed); complexity and throughput
-# settings a result does not record are taken as the wanted ones.
+# What a result written before a setting existed was made with: no attack (complexity and
+# throughput settings a result does not record are taken as the wanted ones; the views, see made_with).
 MADE_BEFORE = {"measure.attack": False}
 
 
 def made_with(result: dict[str, Any]) -> dict[str, Any]:
-    """The `measure.*` settings a done run's `result` was made with (MADE_BEFORE where it says nothing)."""
+    """The `measure.*` settings a done run's `result` was made with, where its config says nothing:
+    MADE_BEFORE's, and the views if its metrics have them (every run was evaluated on them from when
+    they existed until measure.views)."""
     metrics = result.get("metrics") or {}
     views = all(metrics.get(m) is not None for m in VIEW_METRICS)
     return {**MADE_BEFORE, "measure.views": views, **(result.get("config") or {})}
