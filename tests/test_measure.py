@@ -131,6 +131,22 @@ def test_every_mask_variant_is_counted_without_unsupported_ops(mask_norm, mask_t
     assert c.unsupported_ops == {} and c.gmacs > 0
 
 
+def test_model_complexity_checks_the_input_size_as_suite_profile_does():
+    """A researcher's `model_complexity(name, img_size)` meets what `suite profile --input-size`
+    meets: a size the model's pools cannot take is a SuiteError naming it (it was torch's
+    "Output size is too small" from deep in the mask branch), and 0 is refused rather than read as
+    "not given" (it measured the 224 px model instead)."""
+    with pytest.raises(SuiteError, match=r"^img_size: inputs of 16 px are too small: .* at least 31 px"):
+        model_complexity("ran56", img_size=16, base_width=2)
+    for size in (0, -32):
+        with pytest.raises(SuiteError, match=rf"^img_size: must be >= 1, got {size}$"):
+            model_complexity("ran56_cifar", img_size=size, base_width=2)
+    with pytest.raises(SuiteError, match=r"^base_widht: model 'ran56_cifar' has no option 'base_widht'"):
+        model_complexity("ran56_cifar", base_widht=2)
+    assert model_complexity("ran56_cifar", img_size=40, base_width=2).gmacs > model_complexity(
+        "ran56_cifar", base_width=2).gmacs  # a size the model takes is measured at that size
+
+
 class _Triple(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):

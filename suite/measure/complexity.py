@@ -43,7 +43,8 @@ with warnings.catch_warnings():  # importing fvcore.nn jit-scripts a loss: a Fut
     from fvcore.nn.jit_analysis import JitModelAnalysis
     from fvcore.nn.jit_handles import generic_activation_jit, get_shape
 
-from suite.models import create_model, get_model_info
+from suite.errors import SuiteError
+from suite.models import create_model, get_model_info, resolve_model_kwargs
 from suite.ops.flops import FLOP_HANDLES, zero_flops
 
 COUNTER = f"fvcore {importlib.metadata.version('fvcore')}"
@@ -114,9 +115,20 @@ def count_params(name: str, **kwargs: Any) -> int:
 
 
 def model_complexity(name: str, img_size: int | None = None, **kwargs: Any) -> Complexity:
-    """Complexity of a registered model at `img_size` (default: its natural input size)."""
-    model = create_model(name, **kwargs)
-    return measure_complexity(model, img_size or get_model_info(name).input_size)
+    """Complexity of a registered model at `img_size` (default: its natural input size).
+
+    The options are checked for that size first, as `suite profile --input-size` checks them, so a
+    size the model's pools cannot take is a SuiteError naming `img_size`, not a shape error from
+    deep inside the model."""
+    if img_size is None:
+        img_size = get_model_info(name).input_size
+    elif img_size < 1:
+        raise SuiteError(f"must be >= 1, got {img_size}", key="img_size")
+    try:
+        resolved = resolve_model_kwargs(name, kwargs, input_size=img_size)
+    except SuiteError as err:  # a family's check of the input size has no key of its own
+        raise (err.where(key="img_size") if err.key is None else err) from None
+    return measure_complexity(create_model(name, **resolved), img_size)
 
 
 def measure_complexity(model: nn.Module, img_size: int, in_chans: int = 3) -> Complexity:
