@@ -41,6 +41,35 @@ def test_a_model_is_labelled_as_the_papers_name_it(toy_model):
     assert all(get_model_info(n).label for n in list_models())
 
 
+def _register_notebook_cell(width: int) -> None:
+    """A notebook cell, run once per call: the same builder, edited between runs."""
+    @register_model(input_size=16)
+    def cell_net(*, num_classes: int = 10) -> nn.Module:
+        return nn.Conv2d(3, width, 1)
+
+
+def test_a_builder_registered_again_from_where_it_was_replaces_itself():
+    """Running a notebook cell that registers a model again (after editing it), or reloading its
+    module, replaces the model: it raised "registered already, by the suite itself", which named the
+    wrong holder and left the edited builder out. Another builder taking the name is still refused,
+    naming the module that holds it."""
+    try:
+        _register_notebook_cell(width=4)
+        _register_notebook_cell(width=6)
+        assert create_model("cell_net").out_channels == 6
+        with pytest.raises(RuntimeError, match=r"^model 'cell_net' is registered already, by module "
+                                               r"'test_registry' \(_register_notebook_cell.<locals>.cell_net\)$"):
+            @register_model
+            def cell_net(*, num_classes: int = 10) -> nn.Module:
+                return nn.Identity()
+        with pytest.raises(RuntimeError, match=r"^model 'ran56' is registered already, by the suite itself$"):
+            @register_model
+            def ran56(*, num_classes: int = 10) -> nn.Module:
+                return nn.Identity()
+    finally:
+        _REGISTRY.pop("cell_net", None)
+
+
 def test_list_models_patterns():
     names = list_models()
     assert names.index("ran56") < names.index("ran92") < names.index("ran128_cifar")  # natural order

@@ -109,10 +109,10 @@ def register_model(
 
     def wrap(builder: Builder) -> Builder:
         name = builder.__name__
-        if name in _REGISTRY:
-            taken = _REGISTRY[name].plugin
+        held = _REGISTRY.get(name)
+        if held is not None and not _same_builder(held, builder):
             raise (RuntimeError if plugins.loading() is None else SuiteError)(
-                f"model {name!r} is registered already, by " + ("the suite itself" if taken is None else str(taken)))
+                f"model {name!r} is registered already, by {_holder(held)}")
         _REGISTRY[name] = ModelInfo(
             name=name,
             builder=builder,
@@ -132,6 +132,22 @@ def register_model(
         return checked
 
     return wrap(fn) if fn is not None else wrap
+
+
+def _same_builder(held: ModelInfo, builder: Builder) -> bool:
+    """Whether `builder` is the registered one defined again where it was (a notebook cell run
+    again after an edit, a module reloaded): it then replaces it, as the edit means it to."""
+    return (held.plugin == plugins.loading() and held.builder.__module__ == builder.__module__
+            and held.builder.__qualname__ == builder.__qualname__)
+
+
+def _holder(info: ModelInfo) -> str:
+    """Who registered a model, as an error about its name says it."""
+    if info.plugin is not None:
+        return str(info.plugin)
+    if info.source == "suite":
+        return "the suite itself"
+    return f"module {info.source!r} ({info.builder.__qualname__})"
 
 
 def list_models(pattern: str | list[str] = "*", *, family: str | None = None) -> list[str]:
