@@ -100,6 +100,36 @@ def test_imagenet_params_match_official_prototxt() -> None:
     assert count_params("ran92") == 52_466_344
 
 
+def test_ran92_parts_and_the_papers_51_3_m() -> None:
+    """The per-part counts ran92's docstring and the README give for the 1.17 M between the
+    prototxt's 52.47 M (ours) and the paper's 51.3 M, and the figures that rule out the candidate
+    explanations: BN running statistics (which put Attention-56 at the paper's 31.9 M) widen the
+    gap; one stage-3 unit fewer would give 51.35 M but cost 0.218 G fewer multiply-adds (10.32 G,
+    paper 10.4) and three trunk layers (89, not 92); one stage-3 mask-head conv fewer gives 51.42 M."""
+    model = create_model("ran92", base_width=64).eval()
+
+    def params(*modules: nn.Module) -> int:
+        return sum(p.numel() for m in modules for p in m.parameters())
+
+    stages = {1: [0, 1], 2: [2, 3, 4], 3: [5, 6, 7, 8], 4: [9, 10, 11]}  # opening unit, then modules
+    parts = {"stem": params(model.stem), "head": params(model.head_norm, model.fc)}
+    parts |= {f"stage{s}": params(*(model.features[i] for i in idx)) for s, idx in stages.items()}
+    assert parts == {"stem": 9_536, "stage1": 1_051_008, "stage2": 6_471_680, "stage3": 27_922_432,
+                     "stage4": 14_958_592, "head": 2_053_096}
+    assert sum(parts.values()) == 52_466_344
+    modules = [params(model.features[i]) for i in (1, 3, 6)]  # one attention module of each stage
+    assert modules == [976_896, 3_046_912, 8_804_352]
+    assert 52_466_344 - 31_810_728 == modules[1] + 2 * modules[2]  # ran92 = ran56 + 1 stage-2 + 2 stage-3 modules
+    running = sum(2 * m.num_features for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    assert 52_466_344 + running == 52_599_976
+    unit = model.features[6].pre
+    assert params(unit) == 1_117_184 and 52_466_344 - params(unit) == 51_349_160
+    flops = FlopCountAnalysis(unit, torch.zeros(1, 1024, 14, 14)).unsupported_ops_warnings(False)
+    assert flops.by_operator()["conv"] == 218_365_952
+    head_conv = model.features[6].mask.head[2]
+    assert isinstance(head_conv, nn.Conv2d) and 52_466_344 - params(head_conv) - 2 * 1024 == 51_415_720
+
+
 def test_attentionnext_params_match_official_prototxt() -> None:
     # Caffe shape inference on AttentionNeXt-56/92-deploy.prototxt (conv + FC weights, BN scale + shift).
     assert count_params("ranext56") == 31_318_824

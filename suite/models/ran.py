@@ -436,7 +436,7 @@ def ran56(
     label="Attention-92",
     check=_IMAGENET_CHECK,
     input_size=224,
-    # 51.3 M / 10.4 G are the paper's; the official prototxt has 52.47 M / 10.53 G (Caffe shape inference).
+    # 51.3 M / 10.4 G are the paper's; the official prototxt has 52.47 M / 10.53 G (see the docstring).
     paper={"params_m": 51.3, "gmacs": 10.4, "top1_err": 19.5, "top5_err": 4.8, "eval_size": 320, "source": RAN_TABLE7},
 )
 def ran92(
@@ -450,7 +450,20 @@ def ran92(
     mask_norm: MaskNorm = "mixed",
     attention_learning: AttentionLearning = "arl",
 ) -> nn.Module:
-    """Attention-92 (paper Table 2): 1/2/3 modules; the paper tests it on 320x320 crops."""
+    """Attention-92 (paper Table 2): 1/2/3 modules; the paper tests it on 320x320 crops.
+
+    52,466,344 parameters, the official `Attention-92-deploy.prototxt`'s own count (Caffe shape
+    inference; conv and FC weights, BN scale and shift) and graph; the paper prints 51.3 M. By part:
+    stem 9,536; stage 1 (56 px) 1,051,008; stage 2 (28 px) 6,471,680; stage 3 (14 px) 27,922,432;
+    stage 4 (7 px, 3 units) 14,958,592; BN-ReLU and FC 2,053,096. It is Attention-56 (31,810,728,
+    the paper's 31.9 M) plus one stage-2 module (3,046,912) and two stage-3 modules (8,804,352 each).
+    Nothing in that graph accounts for the 1.17 M gap, so we keep the prototxt's: counting the BN
+    running statistics, which brings Attention-56 to 31.88 M, brings this to 52.60 M; dropping one
+    stage-3 unit (1,117,184) would give 51.35 M, but also 0.218 G fewer conv multiply-adds (10.32 G
+    against the paper's 10.4; ours 10.53) and a trunk of 89 layers, not 92; dropping one stage-3
+    mask-head conv gives 51.42 M. The paper's 10.4 G sits under the prototxt's 10.53 G too.
+    `tests/test_ran.py::test_ran92_parts_and_the_papers_51_3_m` pins these figures.
+    """
     return ResidualAttentionNet((1, 2, 3), imagenet=True, input_size=224, **locals())
 
 
