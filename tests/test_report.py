@@ -267,6 +267,15 @@ def test_a_spec_without_axes_is_one_row(tmp_path):
     assert rep.table.body == [["all", "—", "3.0", "—", "0/2 done, 2 missing", "—", "—"]]
 
 
+def test_one_metric_may_be_given_as_its_name(toy):
+    """`tables.load(spec, metrics="top5_err")`, as `--metric top5_err` names one: the string was
+    taken letter by letter ("unknown metric 't'")."""
+    spec, runs, out = toy
+    frame = store.collect(out, [r.run_id for r in runs])
+    assert tables.build(spec, runs, frame, out=out, metrics="top5_err").metrics == ["top5_err"]
+    assert tables.build(spec, runs, frame, out=out, metrics=["top5_err", "top1_err"]).metrics == ["top5_err", "top1_err"]
+
+
 def test_unknown_metric_is_a_suite_error(toy, tmp_path):
     spec, runs, out = toy
     with pytest.raises(SuiteError, match="unknown metric 'top1_error'.*top1_err"):

@@ -128,9 +128,12 @@ def default_metrics(spec: Spec) -> list[str]:
 
 
 def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path, preset: str | None = None,
-          metrics: Sequence[str] | None = None, overrides: Mapping[str, Any] | None = None) -> Report:
+          metrics: str | Sequence[str] | None = None, overrides: Mapping[str, Any] | None = None) -> Report:
     """A report of `runs` (the expansion of `spec`) from `frame`, which must be
-    `store.collect(out, [r.run_id for r in runs])` (one row per run, in order)."""
+    `store.collect(out, [r.run_id for r in runs])` (one row per run, in order). `metrics` is one
+    metric's name or a list of them, as `--metric` takes them."""
+    if isinstance(metrics, str):  # a name, not its letters
+        metrics = [metrics]
     metrics = list(dict.fromkeys(metrics)) if metrics else default_metrics(spec)  # a column once
     check_metrics(metrics, frame, runs)
     axes = spec.axes
@@ -157,7 +160,7 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
 
 
 def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mapping[str, Any] | None = None,
-         out: Path | None = None, metrics: Sequence[str] | None = None) -> Report:
+         out: Path | None = None, metrics: str | Sequence[str] | None = None) -> Report:
     """Expand `spec` (a Spec, a name or a path) as `suite run` did (preset, command-line overrides),
     collect its runs from the store and build the report."""
     if not isinstance(spec, Spec):
