@@ -122,3 +122,13 @@ def test_builders_must_take_keyword_only_options():
         def bad_net(width: int = 3) -> nn.Module:  # positional: rejected at registration
             return nn.Identity()
     assert "bad_net" not in _REGISTRY
+
+
+def test_every_shipped_model_says_what_it_is():
+    """`help(san10_pairwise)` in a notebook showed no text for the SAN and SASA-ResNet builders:
+    every shipped builder (and the SAN class they build) has a docstring."""
+    from suite.models.san import SAN
+
+    undocumented = [n for n in list_models() if get_model_info(n).source == "suite"
+                    and not (get_model_info(n).builder.__doc__ or "").strip()]
+    assert undocumented == [] and SAN.__doc__

@@ -85,6 +85,9 @@ ATEN_HANDLES: dict[str, Any] = {"aten::addcmul": scale_shift_flops}
 
 @dataclass(frozen=True)
 class Complexity:
+    """One image's counts under this module's convention (see above), with what ran uncounted:
+    `suite profile`'s complexity columns, so a notebook's figures are the command's."""
+
     params: int
     trainable_params: int
     gmacs: float  # 1e9 multiply-adds per image

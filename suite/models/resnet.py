@@ -72,6 +72,8 @@ def _bottleneck_resnet(layers: list[int], num_classes: int, zero_init_residual: 
     check=_POSITIVE, paper={"params_m": 13.7, "gmacs": 2.4, "top1_err": 26.4, "top5_err": 8.3, "source": SAN_TABLE2}
 )
 def resnet26(*, num_classes: int = 1000, zero_init_residual: bool = False) -> nn.Module:
+    """ResNet26, SAN Table 2's baseline for SAN10: torchvision's bottleneck ResNet with [1, 2, 4, 1]
+    blocks, as SASA defines it (timm's resnet26, [2, 2, 2, 2], is another network)."""
     return _bottleneck_resnet([1, 2, 4, 1], num_classes, zero_init_residual)
 
 
@@ -80,6 +82,8 @@ def resnet26(*, num_classes: int = 1000, zero_init_residual: bool = False) -> nn
     check=_POSITIVE, paper={"params_m": 19.6, "gmacs": 3.2, "top1_err": 24.0, "top5_err": 7.0, "source": SAN_TABLE2}
 )
 def resnet38(*, num_classes: int = 1000, zero_init_residual: bool = False) -> nn.Module:
+    """ResNet38, SAN Table 2's baseline for SAN15: torchvision's bottleneck ResNet with [2, 3, 5, 2]
+    blocks, as SASA defines it."""
     return _bottleneck_resnet([2, 3, 5, 2], num_classes, zero_init_residual)
 
 
@@ -88,6 +92,8 @@ def resnet38(*, num_classes: int = 1000, zero_init_residual: bool = False) -> nn
     check=_POSITIVE, paper={"params_m": 25.6, "gmacs": 4.1, "top1_err": 23.1, "top5_err": 6.5, "source": SAN_TABLE2}
 )
 def resnet50(*, num_classes: int = 1000, zero_init_residual: bool = False) -> nn.Module:
+    """ResNet50, SAN Table 2's baseline for SAN19: torchvision's bottleneck ResNet with [3, 4, 6, 3]
+    blocks (the standard ResNet-50)."""
     return _bottleneck_resnet([3, 4, 6, 3], num_classes, zero_init_residual)
 
 

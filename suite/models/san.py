@@ -634,6 +634,11 @@ _FUSABLE_TYPES = frozenset({SelfAttention, Block, Stage, Stem, MaxPool2x2, nn.Se
 
 
 class SAN(nn.Module):
+    """hszhao/SAN's network (`model/san.py`): a 1x1 stem at full resolution, then five stages of
+    max-pool, 1x1 transition and self-attention blocks, each stage ending in BN-ReLU. Build it
+    through the registry (`create_model("san10_pairwise", ...)`), which checks the options against
+    each other and the input size before any layer exists."""
+
     def __init__(
         self,
         layers: tuple[int, ...],
@@ -756,6 +761,8 @@ def san10_pairwise(
     transforms: Transforms = "separate",
     num_classes: int = 1000,
 ) -> SAN:
+    """SAN10 with pairwise self-attention (SAN Table 2): 2/1/2/4/1 blocks at 112/56/28/14/7 px;
+    the official operator by default (subtraction, relative positions, footprint 7)."""
     return _san(10, "pairwise", **locals())
 
 
@@ -771,6 +778,8 @@ def san10_patchwise(
     transforms: Transforms = "separate",
     num_classes: int = 1000,
 ) -> SAN:
+    """SAN10 with patchwise self-attention (SAN Table 2): 2/1/2/4/1 blocks at 112/56/28/14/7 px;
+    the official operator by default (concatenation, footprint 7)."""
     return _san(10, "patchwise", **locals())
 
 
@@ -786,6 +795,8 @@ def san15_pairwise(
     transforms: Transforms = "separate",
     num_classes: int = 1000,
 ) -> SAN:
+    """SAN15 with pairwise self-attention (SAN Table 2): 3/2/3/5/2 blocks at 112/56/28/14/7 px;
+    the official operator by default (subtraction, relative positions, footprint 7)."""
     return _san(15, "pairwise", **locals())
 
 
@@ -801,6 +812,8 @@ def san15_patchwise(
     transforms: Transforms = "separate",
     num_classes: int = 1000,
 ) -> SAN:
+    """SAN15 with patchwise self-attention (SAN Table 2): 3/2/3/5/2 blocks at 112/56/28/14/7 px;
+    the official operator by default (concatenation, footprint 7)."""
     return _san(15, "patchwise", **locals())
 
 
@@ -816,6 +829,8 @@ def san19_pairwise(
     transforms: Transforms = "separate",
     num_classes: int = 1000,
 ) -> SAN:
+    """SAN19 with pairwise self-attention (SAN Table 2): 3/3/4/6/3 blocks at 112/56/28/14/7 px;
+    the official operator by default (subtraction, relative positions, footprint 7)."""
     return _san(19, "pairwise", **locals())
 
 
@@ -831,4 +846,6 @@ def san19_patchwise(
     transforms: Transforms = "separate",
     num_classes: int = 1000,
 ) -> SAN:
+    """SAN19 with patchwise self-attention (SAN Table 2): 3/3/4/6/3 blocks at 112/56/28/14/7 px;
+    the official operator by default (concatenation, footprint 7)."""
     return _san(19, "patchwise", **locals())

@@ -73,6 +73,10 @@ class Table:
 
 @dataclass
 class Report:
+    """One spec's report as `suite report` writes it and `tables.load` returns it: every run of the
+    expansion as a row (`runs`, so missing and failed runs show), the table's cells and the grid's
+    points summarised as numbers (`cells`, `points`), and the table as shown (`table`)."""
+
     spec: Spec
     preset: str | None
     out: Path  # the run store the results came from
