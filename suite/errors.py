@@ -111,11 +111,12 @@ def close_matches(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
 
 
 def unknown(kind: str, name: str, choices: Iterable[str], **where: Any) -> SuiteError:
-    """An 'unknown X' error with close matches first and the full list of valid names: a list or
-    tuple in its own order (the formats as `--help` lists them, models in natural order), anything
-    else sorted."""
+    """An 'unknown X' error with close matches (else the names it starts) first and the full list
+    of valid names: a list or tuple in its own order (the formats as `--help` lists them, models in
+    natural order), anything else sorted."""
     choices = list(choices) if isinstance(choices, (list, tuple)) else sorted(choices)
-    hint = close_matches(name, choices)
+    # a name cut short (`san10` for san10_pairwise) is too far from the whole for difflib
+    hint = close_matches(name, choices) or [c for c in choices if name and c.lower().startswith(name.lower())][:3]
     message = f"unknown {kind} {name!r}"
     if hint:
         message += f"; did you mean {' or '.join(repr(h) for h in hint)}?"

@@ -85,6 +85,16 @@ def test_unknown_model_lists_close_matches():
     assert err.value.key == "model.name" and "resnet50" in err.value.choices
 
 
+def test_a_models_prefix_is_answered_with_the_models_it_starts():
+    """`create_model("san10")` said only "unknown model 'san10'" and listed every name
+    alphabetically (ran128_cifar before ran56): difflib finds nothing that close. The models the
+    name starts are suggested, and the list is in the natural order `list_models` gives."""
+    with pytest.raises(SuiteError) as err:
+        create_model("san10")
+    assert "unknown model 'san10'; did you mean 'san10_pairwise' or 'san10_patchwise'?" in str(err.value)
+    assert err.value.choices == list_models()
+
+
 @pytest.mark.parametrize(
     "kwargs, key, fragment",
     [

@@ -173,7 +173,7 @@ def get_model_info(name: str) -> ModelInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise unknown("model", name, _REGISTRY, key="model.name", also=plugins.failures) from None
+        raise unknown("model", name, list_models(), key="model.name", also=plugins.failures) from None
 
 
 def load_plugins() -> list[SuiteError]:
