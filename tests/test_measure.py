@@ -147,6 +147,19 @@ def test_model_complexity_checks_the_input_size_as_suite_profile_does():
         "ran56_cifar", base_width=2).gmacs  # a size the model takes is measured at that size
 
 
+def test_a_profile_job_with_values_no_run_can_take_is_refused_when_made():
+    """`profile_model(ProfileJob(...))` from Python skips `suite profile`'s argument checks: a
+    misspelt bench was a KeyError, batch_size=0 a row of 0 img/s, steps=0 "no samples", img_size=0
+    the natural size measured instead. The job now refuses them as the command does."""
+    with pytest.raises(SuiteError, match=r"^bench: unknown bench 'infr'; did you mean 'infer'\? "
+                                         r"\(valid: complexity, infer, train, all\)$"):
+        profile.ProfileJob("ran56_cifar", bench="infr")
+    for key in ("img_size", "batch_size", "warmup", "steps", "threads"):
+        with pytest.raises(SuiteError, match=rf"^{key}: must be >= 1, got 0$"):
+            profile.ProfileJob("ran56_cifar", bench="infer", **{key: 0})
+    assert profile.ProfileJob("ran56_cifar", bench="all", steps=1).phases == ("infer", "train")
+
+
 class _Triple(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):

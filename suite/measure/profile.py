@@ -23,7 +23,7 @@ import functools
 import gc
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,6 +76,9 @@ class ProfileJob:
     reference: str | None = None  # time against this model, side by side
     is_reference: bool = False  # the reference's own job: its ratio is 1
 
+    def __post_init__(self) -> None:
+        _check_values(dataclasses.asdict(self))  # a job made in Python skips the command's argument checks
+
     @property
     def phases(self) -> tuple[str, ...]:
         return BENCHES[self.bench]
@@ -121,12 +124,20 @@ def plan(names: Sequence[str], reference: str | None = None, **options: Any) -> 
     return [ProfileJob(n, **options) for n in names]
 
 
-def _check_options(options: dict[str, Any]) -> None:
-    """What the children would only find out one by one."""
+def _check_values(values: Mapping[str, Any]) -> None:
+    """A bench the suite has and counts of at least 1, whoever made the job."""
+    bench = values.get("bench", "complexity")
+    if bench not in BENCHES:
+        raise unknown("bench", bench, list(BENCHES), key="bench")
     for key in ("img_size", "batch_size", "warmup", "steps", "threads"):
-        value = options.get(key)
+        value = values.get(key)
         if value is not None and value < 1:
             raise SuiteError(f"must be >= 1, got {value}", key=key)
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """What the children would only find out one by one."""
+    _check_values(options)
     resolve_device(options.get("device"))  # complexity alone does not use it, but a wrong one is a mistake
     if not BENCHES[options.get("bench", "complexity")]:  # counted once in fp32: these would change nothing
         timing = {"amp": "--amp", "channels_last": "--channels-last", "compile": "--compile",
