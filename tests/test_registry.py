@@ -78,6 +78,16 @@ def test_list_models_patterns():
     assert list_models("nothing*") == []
 
 
+def test_a_family_no_model_has_is_named_not_an_empty_list():
+    """`list_models(family="SAN")` returned [] as if the suite had no SAN models; a family is one
+    the registry has (the module that registered it), so a wrong one is a SuiteError with them."""
+    assert list_models("*_pairwise", family="san") == [
+        "san10_pairwise", "san15_pairwise", "san19_pairwise"]
+    with pytest.raises(SuiteError, match=r"^family: unknown model family 'SAN'; did you mean 'san'.*"
+                                         r"\(valid: .*ran, resnet, san"):
+        list_models(family="SAN")
+
+
 def test_unknown_model_lists_close_matches():
     with pytest.raises(SuiteError) as err:
         create_model("resnet62")

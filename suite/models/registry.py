@@ -155,8 +155,11 @@ def list_models(pattern: str | list[str] = "*", *, family: str | None = None) ->
 
     `pattern` is one pattern or a list of them; `family` ('ran', 'san' or 'resnet', the module that
     registered the model) keeps that family's only. No match is an empty list (`suite models` says
-    it is an error)."""
+    it is an error); a family no model has is a SuiteError (a misspelt one would read as "none")."""
     load_plugins()
+    families = {info.family for info in _REGISTRY.values()}
+    if family is not None and family not in families:
+        raise unknown("model family", family, families, key="family")
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     return sorted(
         (n for n, info in _REGISTRY.items()
