@@ -49,17 +49,29 @@ def handle(signals: Iterable[int], handler: Callable[[int, Any], Any]) -> dict[i
 
 
 class Stops:
-    """The handler `sigterm_raises` installs: a stop signal raises (KeyboardInterrupt for SIGINT,
-    as Python's own handler does; Terminated for `STOPS`), except within `held()`."""
+    """The handler `sigterm_raises` installs: the first stop signal raises (KeyboardInterrupt for
+    SIGINT, as Python's own handler does; Terminated for `STOPS`), except within `held()`. Later
+    ones never raise: they are noted in `again`. What a stop starts (runs told to stop and
+    recorded, a submission withdrawn, a child stopped) must not be cut short by a second Ctrl-C
+    arriving at any instant, even as the first is being raised; the code that stops reads `again`
+    to hurry up (the local runner kills its runs)."""
 
     def __init__(self) -> None:
         self._holding = False
-        self._came: int | None = None
+        self._came: int | None = None  # held back by `held()`, raised at its end
+        self.raised: int | None = None  # the stop signal raised: from then on, none raises
+        self.again: int | None = None  # the first stop signal after it
 
     def __call__(self, signum: int, frame: object) -> None:
-        if self._holding:
+        if self.raised is not None:
+            self.again = self.again or signum
+        elif self._holding:
             self._came = self._came or signum  # the first: the one the user sent
-            return
+        else:
+            self._raise(signum)
+
+    def _raise(self, signum: int) -> None:
+        self.raised = signum  # before the raise: a signal that comes during it is noted, not raised
         raise _stopping(signum)
 
     @contextlib.contextmanager
@@ -74,7 +86,7 @@ class Stops:
             self._holding = False
             came, self._came = self._came, None
             if came is not None:
-                raise _stopping(came)
+                self._raise(came)
 
 
 def _stopping(signum: int) -> KeyboardInterrupt:
@@ -83,10 +95,10 @@ def _stopping(signum: int) -> KeyboardInterrupt:
 
 @contextlib.contextmanager
 def sigterm_raises() -> Iterator[Stops]:
-    """Within the block, SIGTERM and SIGHUP (`STOPS`) raise Terminated, and SIGINT raises
-    KeyboardInterrupt as Python's own handler does, through the `Stops` yielded, whose `held()`
-    holds any of them back (signal handlers live in the main thread only: elsewhere nothing
-    changes, and nothing is held)."""
+    """Within the block, the first of SIGTERM and SIGHUP (`STOPS`) raises Terminated, or SIGINT
+    KeyboardInterrupt as Python's own handler does, and later ones are noted, through the `Stops`
+    yielded, whose `held()` holds a first one back (signal handlers live in the main thread only:
+    elsewhere nothing changes, and nothing is held)."""
     stops = Stops()
     if threading.current_thread() is not threading.main_thread():
         yield stops

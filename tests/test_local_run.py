@@ -1584,7 +1584,8 @@ def test_a_run_found_busy_as_the_runner_is_interrupted_is_left_to_the_process_ex
     assert "interrupted: 0 runs not finished\n" in printed and "resumes" not in printed, printed
 
 
-def test_a_second_signal_while_the_runner_waits_for_its_runs_kills_them_and_still_records_them(tmp_path, monkeypatch):
+def test_a_second_signal_while_the_runner_waits_for_its_runs_kills_them_and_still_records_them(
+        tmp_path, monkeypatch, capsys):
     """Ctrl-C twice: the second came while the runner waited (up to 60 s) for its runs to stop and
     escaped it, so nothing more was recorded or counted (a retried run stopped while starting kept
     its earlier `failed`, which the plain command does not resume). Now the second stop signal kills
@@ -1611,7 +1612,7 @@ def test_a_second_signal_while_the_runner_waits_for_its_runs_kills_them_and_stil
         return children[-1]
 
     def ctrl_c(seconds: float) -> None:
-        raise KeyboardInterrupt
+        signal.raise_signal(signal.SIGINT)
 
     monkeypatch.setattr(local.subprocess, "Popen", slow_to_stop)
     # at the first poll
@@ -1629,6 +1630,70 @@ def test_a_second_signal_while_the_runner_waits_for_its_runs_kills_them_and_stil
     assert children[0].returncode == -signal.SIGKILL
     assert outcome.interrupted == signal.SIGINT
     assert (store.state_of(d).state, store.state_of(d).note) == ("interrupted", "interrupted: SIGINT")
+    assert "SIGINT again: killing the runs still stopping\n" in capsys.readouterr().err
+
+
+def test_a_further_stop_signal_at_any_instant_of_the_runners_stop_is_noted_never_raised(tmp_path, monkeypatch):
+    """Ctrl-C, then `kill` (or a closed terminal) of the runner: the second signal escaped it as a
+    traceback at two instants, leaving its run unrecorded (a retried run kept its earlier `failed`,
+    which the plain command does not resume) and its process untold: as the first signal was being
+    raised (before the runner told its runs to stop), and as the runs had stopped, before they were
+    booked; and after booking, with no summary. Here the second signal is raised at each line the
+    runner executes after the first, in turn (a trace function), until it has been tried at every one."""
+    from suite.dispatch import local
+    from suite.processes import Stops
+
+    [run] = ablations.expand(ablations.load(_spec(tmp_path, "twice", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    popen, children = subprocess.Popen, []
+
+    def starting(command, **kwargs):  # a run's process still starting: it stops at once when told
+        children.append(popen([sys.executable, "-c", STARTED + "import time; time.sleep(60)"], **kwargs))
+        return children[-1]
+
+    stopping = []
+
+    def ctrl_c(seconds: float) -> None:  # at the first poll
+        stopping.append(True)
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(local.subprocess, "Popen", starting)
+    monkeypatch.setattr(local, "time", types.SimpleNamespace(sleep=ctrl_c, monotonic=time.monotonic))
+    watched = {local.__file__, local.record_stop.__code__.co_filename}
+    escaped, at = [], 0
+    while True:
+        at += 1
+        seen, fired = [], []
+
+        def second_signal(frame, event, arg):
+            if event == "line" and stopping and not fired and isinstance(signal.getsignal(signal.SIGTERM), Stops):
+                seen.append(frame.f_lineno)
+                if len(seen) == at:
+                    fired.append(f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno}")
+                    signal.raise_signal(signal.SIGTERM)  # its handler runs here, before this line
+            return second_signal
+
+        def trace(frame, event, arg):
+            return second_signal if frame.f_code.co_filename in watched else None
+
+        d = store.plan(tmp_path / f"store-{at}", run)
+        store.set_status(d, "failed", pid=111, error="ValueError: an earlier attempt")  # retried (--retry-failed)
+        stopping.clear()
+        sys.settrace(trace)
+        try:
+            outcome = local.run_local([run], tmp_path / f"store-{at}", progress=False)
+        except KeyboardInterrupt:
+            escaped.append(fired[0])
+            continue
+        finally:
+            sys.settrace(None)
+            if children[-1].poll() is None:
+                children[-1].kill()
+            children[-1].wait()
+        if not fired:  # tried at every line
+            break
+        assert outcome.interrupted == signal.SIGINT, fired
+        assert (store.state_of(d).state, store.state_of(d).note) == ("interrupted", "interrupted: SIGINT"), fired
+    assert at > 10 and not escaped, f"the second signal escaped the runner at {escaped}"
 
 
 def test_runs_slow_to_stop_share_one_deadline_after_ctrl_c(tmp_path, monkeypatch, capsys):

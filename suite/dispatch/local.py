@@ -31,6 +31,7 @@ from suite.errors import SuiteError, SuiteWarning
 from suite.execute import BUSY_EXIT, record_stop
 
 STOP_WAIT_S = 60.0  # how long the runs, together, get to record their stop before they are killed
+STOP_POLL_S = 0.05  # how often the runner, waiting for them, looks for a further stop signal
 
 
 @dataclass
@@ -114,36 +115,44 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                             ended = _unwritable(d, exc, outcome)
                         book(d, ended)
             _stopped_elsewhere(out, outcome)
-        except KeyboardInterrupt as stop:
+        except KeyboardInterrupt as stop:  # a further stop signal raises nowhere now (`Stops.again`): it hurries the stop
             outcome.interrupted = stop.signum if isinstance(stop, processes.Terminated) else signal.SIGINT
-            try:  # the runs stop side by side, recording it (a checkpoint being written, a measurement)
-                for child in active:
-                    if child.poll() is None:  # the signal the user sent, which the run records (`kill -INT` of runner)
-                        child.send_signal(outcome.interrupted)
-                deadline = time.monotonic() + STOP_WAIT_S  # one for all: not STOP_WAIT_S for each in turn
-                for child in active:
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        child.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except KeyboardInterrupt:  # a second stop signal: the user will not wait; the runs are killed below
-                pass
-            with contextlib.suppress(KeyboardInterrupt), stops.held():  # a further one: booked all the same
-                for child, d in active.items():
-                    if child.poll() is None:  # still running at the deadline, or a second signal came
-                        child.kill()
-                    child.wait()
-                    if _done_as_asked(store.state_of(d), planned[d]):  # it finished before the signal, or as it came
-                        outcome.done.append(d.name)
-                    elif child.returncode == BUSY_EXIT:  # left to the process executing it, which records its end
-                        outcome.busy.append(d.name)
-                    else:
-                        try:
-                            record_stop(d, child.pid, f"interrupted: {signal.Signals(outcome.interrupted).name}")
-                        except OSError as exc:  # a full disk, say: the other runs are booked all the same
-                            _unwritable(d, exc, outcome)
-                _stopped_elsewhere(out, outcome)
+            _stop(list(active), outcome.interrupted, stops)
+            for child, d in active.items():
+                if _done_as_asked(store.state_of(d), planned[d]):  # it finished before the signal, or as it came
+                    outcome.done.append(d.name)
+                elif child.returncode == BUSY_EXIT:  # left to the process executing it, which records its end
+                    outcome.busy.append(d.name)
+                else:
+                    try:
+                        record_stop(d, child.pid, f"interrupted: {signal.Signals(outcome.interrupted).name}")
+                    except OSError as exc:  # a full disk, say: the other runs are booked all the same
+                        _unwritable(d, exc, outcome)
+            _stopped_elsewhere(out, outcome)
         finally:
             bar.close()
     return outcome
+
+
+def _stop(children: list[subprocess.Popen], signum: int, stops: processes.Stops) -> None:
+    """Pass the runner's stop signal `signum` on to `children` (the run records it), give them
+    STOP_WAIT_S together to stop (a checkpoint being written, a measurement), and kill those still
+    running then, or as soon as a further stop signal says the user will not wait."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signum)
+    deadline = time.monotonic() + STOP_WAIT_S  # one for all: not STOP_WAIT_S for each in turn
+    for child in children:
+        while child.poll() is None and stops.again is None and (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # in slices: a further signal interrupts no wait
+                child.wait(timeout=min(left, STOP_POLL_S))
+    if stops.again is not None and any(child.poll() is None for child in children):
+        print(f"{signal.Signals(stops.again).name} again: killing the runs still stopping",
+              file=sys.stderr, flush=True)
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
 
 
 def _stopped_elsewhere(out: Path, outcome: Outcome) -> None:
