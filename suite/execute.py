@@ -199,6 +199,7 @@ def _measure(run: RunSpec, d: Path) -> dict[str, Any]:
 
     start = time.perf_counter()
     measured = {**measure_run(run.config), "wall_time_s": time.perf_counter() - start, "settings": _cached_with(run)}
+    files.check_there(d)  # deleted while it was measured (`rm -rf`): not made again
     store.write_json(d / "measure.json", measured)
     return measured
 
@@ -398,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Interrupted as exc:  # the shell's status for the signal, as the runner exits
         if processes.runner_gone() is not None:  # its death signal, maybe before a word of this process's
-            with contextlib.suppress(OSError):  # a full disk: the exit status says it all the same
+            with contextlib.suppress(OSError, files.Gone):  # a full disk: the exit status says it all the same
                 record_stop(d, os.getpid(), f"interrupted: {exc}")
         return 128 + signal.Signals[str(exc)]
     except KeyboardInterrupt:

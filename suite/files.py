@@ -59,6 +59,19 @@ def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Itera
             os.close(dir_fd)
 
 
+class Gone(SuiteError):
+    """A folder deleted while something was being written into it (a run's, by `rm -rf`)."""
+
+
+def check_there(folder: Path) -> None:
+    """Refuse to write into `folder` once it is gone: `replace` would make it again, holding that
+    file alone (a run's folder deleted while the run ran came back with its next checkpoint or
+    record: a folder that looks like a run and is none, without its config.json). A folder deleted
+    in the instant between this check and the write is still made again."""
+    if not folder.is_dir():
+        raise Gone("deleted while being written into: nothing more is written there", file=str(folder))
+
+
 def write_text(path: Path, text: str, *, durable: bool = False) -> None:
     with replace(path, durable=durable) as f:
         f.write(text)

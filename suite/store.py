@@ -231,6 +231,7 @@ def plan(out: Path, run: RunSpec) -> Path:
 def set_status(d: Path, state: str, **info: Any) -> None:
     """Record a run's state; keeps earlier fields (attempts, job ids) unless overwritten."""
     assert state in STATES, state
+    files.check_there(d)  # deleted while the run ran (`rm -rf`): not made again
     previous = {}
     if (d / "status.json").exists():
         try:
@@ -251,6 +252,7 @@ def _write_result(d: Path, result: dict[str, Any]) -> None:
     """Write result.json; a write that fails (a full disk) names result.json, not the temporary
     file it was being written to (`.result.json.<hex>.tmp`, which is gone), as checkpoints do."""
     path = d / "result.json"
+    files.check_there(d)  # deleted while the run ran (`rm -rf`): not made again
     try:
         write_json(path, _readable(d, result))
     except OSError as exc:

@@ -1179,6 +1179,67 @@ def _trained_at_once(tmp_path: Path, monkeypatch, name: str) -> tuple[ablations.
     return run, tmp_path / "store"
 
 
+@pytest.mark.parametrize("last", ["result", "checkpoint", "measurement"])
+def test_a_run_folder_deleted_while_the_run_runs_is_not_made_again(tmp_path, monkeypatch, last):
+    """`rm -rf` of a run (or of the store) while its process trains: its next write (a checkpoint,
+    the measurement's cache, the result, then the failure's record) made the folder again, holding
+    that file and a status, without config.json: a folder that looks like a run and is none. The
+    write now fails naming the folder, and nothing is made. Here the folder goes as the training returns."""
+    import shutil as sh
+
+    from suite import execute, files
+    from suite.train import checkpoint
+
+    run, out = _trained_at_once(tmp_path, monkeypatch, "deleted")
+    d = store.run_dir(out, run.run_id)
+
+    def deleted_then(run_, d_, progress):
+        sh.rmtree(d_)
+        if last == "checkpoint":
+            checkpoint.save(d_ / checkpoint.FILENAME, {"iteration": 1})
+        elif last == "measurement":
+            execute._measure(run_, d_)
+        return {"run_id": run_.run_id, "metrics": {"top1_err": 6.5}}
+
+    monkeypatch.setattr(execute, "_run", deleted_then)
+    monkeypatch.setattr("suite.measure.measure_run", lambda config: {"complexity": None, "throughput": None})
+    with pytest.raises(files.Gone) as gone:
+        execute.execute(run, out)
+    assert gone.value.file == str(d) and "deleted while being written into" in str(gone.value)
+    assert not d.exists()
+
+
+@pytest.mark.parametrize("when", ["ended", "stopped"])
+def test_the_runner_says_a_run_whose_folder_was_deleted_failed_and_makes_no_folder(tmp_path, monkeypatch, capsys, when):
+    """A run's process whose folder was deleted meanwhile (`rm -rf` of the run) fails naming it, in a
+    log deleted with it. The runner then recorded the run's end (failed, or interrupted after Ctrl-C)
+    into the folder, made again holding a status alone. It says on stderr that the folder was deleted
+    and books the run failed; nothing is made, and the next `suite run` starts it afresh."""
+    from suite.dispatch import local
+
+    [run] = ablations.expand(ablations.load(_spec(tmp_path, "gone", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    out = tmp_path / "store"
+    d = store.plan(out, run)
+    popen, children = subprocess.Popen, []
+
+    def deleting(command, **kwargs):  # the folder deleted while the run's process runs, which then fails
+        shutil.rmtree(d)
+        children.append(popen([sys.executable, "-c", STARTED + "raise SystemExit(2)"], **kwargs))
+        children[-1].wait()
+        return children[-1]
+
+    def ctrl_c(seconds: float) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(local.subprocess, "Popen", deleting)
+    if when == "stopped":
+        monkeypatch.setattr(local, "time", types.SimpleNamespace(sleep=ctrl_c, monotonic=time.monotonic))
+    outcome = local.run_local([run], out, progress=False, poll_s=0.01)
+    assert outcome.failed == [d.name] and not d.exists()
+    assert f"error: {d}: the run's folder was deleted while the run was running; run {d.name} failed" in \
+        capsys.readouterr().err
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_once_the_result_is_written_leaves_the_run_done(tmp_path, monkeypatch, signum):
     """The runner killed (its run gets SIGTERM) or Ctrl-C in the instant after the run's result.json

@@ -123,6 +123,8 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                     outcome.done.append(d.name)
                 elif child.returncode == BUSY_EXIT:  # left to the process executing it, which records its end
                     outcome.busy.append(d.name)
+                elif not d.is_dir():
+                    _gone(d, outcome)
                 else:
                     try:
                         record_stop(d, child.pid, f"interrupted: {signal.Signals(outcome.interrupted).name}")
@@ -183,6 +185,8 @@ def _settle(code: int, d: Path, run: RunSpec, outcome: Outcome, pid: int, thread
     if code == BUSY_EXIT:
         outcome.busy.append(d.name)
         return "left to the process running it"
+    if not d.is_dir():
+        return _gone(d, outcome)
     try:  # none: the child failed before it could record anything (an unreadable config.json)
         status = store.read_json(d / "status.json") if (d / "status.json").exists() else {}
     except SuiteError:  # a corrupt record: state_of below says so
@@ -239,6 +243,17 @@ def _stopped_by(code: int) -> signal.Signals | None:
         if code in (-signum, 128 + signum):
             return signum
     return None
+
+
+def _gone(d: Path, outcome: Outcome) -> str:
+    """Book as failed a run whose folder was deleted while it ran (`rm -rf` of the run, or of the
+    store), saying so on stderr: recording its end would make the folder again, holding a status
+    alone (no config.json: a folder that looks like a run and is none). Nothing of it is left, so
+    the next `suite run` starts it afresh."""
+    outcome.failed.append(d.name)
+    print(f"error: {d}: the run's folder was deleted while the run was running; run {d.name} failed, nothing "
+          "of it is kept, and the next `suite run` starts it afresh", file=sys.stderr, flush=True)
+    return "failed"
 
 
 def _unwritable(d: Path, exc: OSError, outcome: Outcome) -> str:
