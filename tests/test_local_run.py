@@ -1757,6 +1757,58 @@ def test_a_further_stop_signal_at_any_instant_of_the_runners_stop_is_noted_never
     assert at > 10 and not escaped, f"the second signal escaped the runner at {escaped}"
 
 
+def test_a_terminal_closed_while_the_runner_stops_leaves_its_runs_killed_and_recorded(tmp_path, monkeypatch):
+    """Ctrl-C, then the terminal closes (SIGHUP, and writing to it fails with EIO) while the runner
+    waits for its runs to stop: the line saying it kills the runs still stopping raised OSError out
+    of the runner, which neither killed nor recorded them. What the runner says while it stops is
+    now said if the terminal takes it. The run's stand-in sends the SIGHUP as the Ctrl-C reaches it."""
+    import errno
+
+    from suite.dispatch import local
+
+    [run] = ablations.expand(ablations.load(_spec(tmp_path, "hangup", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    out = tmp_path / "store"
+    d = store.plan(out, run)
+    store.set_status(d, "failed", pid=111, error="ValueError: an earlier attempt")  # retried (--retry-failed)
+    ready = tmp_path / "ready"
+    slow = textwrap.dedent(f"""\
+        import os, signal, time
+        signal.signal(signal.SIGINT, lambda signum, frame: os.kill(os.getppid(), signal.SIGHUP))
+        open({str(ready)!r}, "w").close()
+        time.sleep(60)
+    """)
+    popen, children = subprocess.Popen, []
+
+    def slow_to_stop(command, **kwargs):
+        children.append(popen([sys.executable, "-c", STARTED + slow], **kwargs))
+        _wait_for(ready.exists, 30, "the run's stand-in to handle SIGINT")
+        return children[-1]
+
+    class HungUp:  # a terminal that closed
+        def write(self, text: str) -> int:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+        def flush(self) -> None:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    def ctrl_c(seconds: float) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(local.subprocess, "Popen", slow_to_stop)
+    monkeypatch.setattr(local, "time", types.SimpleNamespace(sleep=ctrl_c, monotonic=time.monotonic))
+    monkeypatch.setattr(sys, "stderr", HungUp())
+    hangup = signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as a terminal's session has it (not `nohup`)
+    try:
+        outcome = local.run_local([run], out, progress=False)
+    finally:
+        signal.signal(signal.SIGHUP, hangup)
+        if children[0].poll() is None:
+            children[0].kill()
+        children[0].wait()
+    assert children[0].returncode == -signal.SIGKILL and outcome.interrupted == signal.SIGINT
+    assert (store.state_of(d).state, store.state_of(d).note) == ("interrupted", "interrupted: SIGINT")
+
+
 def test_runs_slow_to_stop_share_one_deadline_after_ctrl_c(tmp_path, monkeypatch, capsys):
     """Ctrl-C with several runs that ignore the signal: each got its own time to stop, one after the
     other (the runner waited 60 s x runs). They share one deadline now, and are still booked: those

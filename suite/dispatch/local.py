@@ -20,6 +20,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from tqdm import tqdm
 
@@ -64,7 +65,7 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
         bar.set_postfix(done=len(outcome.done), failed=len(outcome.failed))
         if not progress:  # a line per run where no bar is drawn (logs, CI)
             settled = sum(map(len, (outcome.done, outcome.failed, outcome.busy, outcome.stopped, outcome.skipped)))
-            print(f"run {d.name} {ended} ({settled} of {bar.total})", flush=True)
+            _say(f"run {d.name} {ended} ({settled} of {bar.total})", sys.stdout)
 
     planned: dict[Path, RunSpec] = {}  # all planned first, so that `suite status` knows them all
     for run in runs:
@@ -149,8 +150,7 @@ def _stop(children: list[subprocess.Popen], signum: int, stops: processes.Stops)
             with contextlib.suppress(subprocess.TimeoutExpired):  # in slices: a further signal interrupts no wait
                 child.wait(timeout=min(left, STOP_POLL_S))
     if stops.again is not None and any(child.poll() is None for child in children):
-        print(f"{signal.Signals(stops.again).name} again: killing the runs still stopping",
-              file=sys.stderr, flush=True)
+        _say(f"{signal.Signals(stops.again).name} again: killing the runs still stopping")
     for child in children:
         if child.poll() is None:
             child.kill()
@@ -251,8 +251,8 @@ def _gone(d: Path, outcome: Outcome) -> str:
     alone (no config.json: a folder that looks like a run and is none). Nothing of it is left, so
     the next `suite run` starts it afresh."""
     outcome.failed.append(d.name)
-    print(f"error: {d}: the run's folder was deleted while the run was running; run {d.name} failed, nothing "
-          "of it is kept, and the next `suite run` starts it afresh", file=sys.stderr, flush=True)
+    _say(f"error: {d}: the run's folder was deleted while the run was running; run {d.name} failed, nothing "
+         "of it is kept, and the next `suite run` starts it afresh")
     return "failed"
 
 
@@ -260,6 +260,13 @@ def _unwritable(d: Path, exc: OSError, outcome: Outcome) -> str:
     """Book as failed a run whose directory this process cannot write (another user's, a read-only
     copy), saying so on stderr, as its status.json cannot: the runner goes on with the others."""
     outcome.failed.append(d.name)
-    print(f"error: {d}: cannot write into the run directory ({exc.strerror or exc}); run {d.name} failed, "
-          "and its status.json does not say so", file=sys.stderr, flush=True)
+    _say(f"error: {d}: cannot write into the run directory ({exc.strerror or exc}); run {d.name} failed, "
+         "and its status.json does not say so")
     return "failed"
+
+
+def _say(message: str, to: TextIO | None = None) -> None:
+    """Print `message` on `to` (stderr by default), if it takes it: a closed terminal (SIGHUP, then
+    every write fails with EIO) must not stop the runner stopping, booking and recording its runs."""
+    with contextlib.suppress(OSError):
+        print(message, file=to or sys.stderr, flush=True)
