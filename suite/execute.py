@@ -398,9 +398,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Interrupted as exc:  # the shell's status for the signal, as the runner exits
-        if processes.runner_gone() is not None:  # its death signal, maybe before a word of this process's
-            with contextlib.suppress(OSError, files.Gone):  # a full disk: the exit status says it all the same
-                record_stop(d, os.getpid(), f"interrupted: {exc}")
+        # recorded here, maybe before a word of this process's (stopped while starting), and not left to
+        # the runner: it records its runs' stops once all have stopped (seconds, a checkpoint being
+        # written), and killed meanwhile (`kill -9` after the Ctrl-C, a CI job's SIGKILL after its
+        # SIGTERM) or gone already (its death signal), it records nothing
+        with contextlib.suppress(OSError, files.Gone):  # a full disk: the exit status says it all the same
+            record_stop(d, os.getpid(), f"interrupted: {exc}")
         return 128 + signal.Signals[str(exc)]
     except KeyboardInterrupt:
         return 130

@@ -1983,6 +1983,27 @@ def test_a_run_another_process_took_once_this_ones_died_is_left_to_it(tmp_path, 
         holder.wait()
 
 
+def test_a_run_process_stopped_while_starting_records_its_stop_though_its_runner_then_dies(tmp_path):
+    """Ctrl-C while a run's process is still starting (importing torch, seconds): it recorded nothing
+    and left the stop to its runner, which records its runs' stops only once all have stopped
+    (seconds more, a checkpoint being written); a runner killed meanwhile (`kill -9` after the
+    Ctrl-C, a CI job's SIGKILL after its SIGTERM) recorded nothing, and a retried run kept its
+    earlier `failed`, which the plain command does not resume. The process records its stop itself
+    now. Here this test is its live runner, which records nothing, as one killed just after."""
+    from suite import processes
+
+    [run] = ablations.expand(ablations.load(_spec(tmp_path, "starting", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    d = store.plan(tmp_path / "store", run)
+    store.set_status(d, "failed", pid=111, error="ValueError: an earlier attempt")  # retried (--retry-failed)
+    child = subprocess.Popen([sys.executable, "-m", "suite.execute", str(d)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, preexec_fn=processes.die_with_parent,
+                             env=processes.suite_env({**os.environ, processes.RUNNER_PID: str(os.getpid())}))
+    child.send_signal(signal.SIGINT)  # still starting: held until its handlers are in place
+    assert child.wait(timeout=120) == 128 + signal.SIGINT
+    state = store.state_of(d)
+    assert (state.state, state.note) == ("interrupted", "interrupted: SIGINT")
+
+
 # A local runner reduced to its start of a run's process (the runner's death signal asked for,
 # its pid given, as `dispatch.local` does), which prints that process's pid and waits to be killed.
 STARTER = """\

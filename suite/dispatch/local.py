@@ -4,7 +4,7 @@ A child process per run (`python -m suite.execute RUN_DIR`) means a crash, an ou
 or a NaN in one run cannot take the others down, and memory is returned between runs. Threads are
 split between concurrent runs so N runs do not oversubscribe the cores. Ctrl-C, SIGTERM or SIGHUP stops
 the children (the signal is passed on: they record themselves as interrupted by it, keeping their
-checkpoints; one stopped before it could record anything, still starting, the runner records so);
+checkpoints, even while still starting; one that ended without a word, the runner records so);
 a second signal while they stop kills them, and the runner records them so all the same; finished
 runs are never touched, and the next `suite run` starts only what is missing.
 """
