@@ -59,11 +59,11 @@ class Stops:
     def __init__(self) -> None:
         self._holding = False
         self._came: int | None = None  # held back by `held()`, raised at its end
-        self.raised: int | None = None  # the stop signal raised: from then on, none raises
+        self._raised: int | None = None  # the stop signal raised: from then on, none raises
         self.again: int | None = None  # the first stop signal after it
 
     def __call__(self, signum: int, frame: object) -> None:
-        if self.raised is not None:
+        if self._raised is not None:
             self.again = self.again or signum
         elif self._holding:
             self._came = self._came or signum  # the first: the one the user sent
@@ -71,7 +71,7 @@ class Stops:
             self._raise(signum)
 
     def _raise(self, signum: int) -> None:
-        self.raised = signum  # before the raise: a signal that comes during it is noted, not raised
+        self._raised = signum  # before the raise: a signal that comes during it is noted, not raised
         raise _stopping(signum)
 
     @contextlib.contextmanager
