@@ -5,6 +5,7 @@ Real runs (digits, real training, child processes), shortened by command-line ov
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -1645,13 +1646,27 @@ def test_a_run_found_busy_as_the_runner_is_interrupted_is_left_to_the_process_ex
     assert "interrupted: 0 runs not finished\n" in printed and "resumes" not in printed, printed
 
 
+class _HungUp:
+    """A terminal that closed (SIGHUP): every write to it fails with EIO."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    def flush(self) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+
+@pytest.mark.parametrize("again", [signal.SIGINT, signal.SIGHUP])
 def test_a_second_signal_while_the_runner_waits_for_its_runs_kills_them_and_still_records_them(
-        tmp_path, monkeypatch, capsys):
+        tmp_path, monkeypatch, capsys, again):
     """Ctrl-C twice: the second came while the runner waited (up to 60 s) for its runs to stop and
     escaped it, so nothing more was recorded or counted (a retried run stopped while starting kept
     its earlier `failed`, which the plain command does not resume). Now the second stop signal kills
-    the runs still running, and the runner books them interrupted as after one. The run's stand-in
-    is slow to stop, and the second Ctrl-C comes as the first reaches it."""
+    the runs still running, and the runner books them interrupted as after one. So also when the
+    terminal closes after the Ctrl-C (SIGHUP, and writing to it fails with EIO): the line saying the
+    runner kills the runs still stopping raised OSError out of it, which neither killed nor recorded
+    them; it is said if the terminal takes it. The run's stand-in is slow to stop, and the second
+    signal comes as the first reaches it."""
     from suite.dispatch import local
 
     [run] = ablations.expand(ablations.load(_spec(tmp_path, "twice", "  lr: [0.05]")), overrides=parse_overrides(FAST))
@@ -1661,7 +1676,7 @@ def test_a_second_signal_while_the_runner_waits_for_its_runs_kills_them_and_stil
     ready = tmp_path / "ready"
     slow = textwrap.dedent(f"""\
         import os, signal, time
-        signal.signal(signal.SIGINT, lambda signum, frame: os.kill(os.getppid(), signal.SIGINT))  # Ctrl-C again
+        signal.signal(signal.SIGINT, lambda signum, frame: os.kill(os.getppid(), {int(again)}))  # the second
         open({str(ready)!r}, "w").close()
         time.sleep(60)
     """)
@@ -1678,12 +1693,16 @@ def test_a_second_signal_while_the_runner_waits_for_its_runs_kills_them_and_stil
     monkeypatch.setattr(local.subprocess, "Popen", slow_to_stop)
     # at the first poll
     monkeypatch.setattr(local, "time", types.SimpleNamespace(sleep=ctrl_c, monotonic=time.monotonic))
+    if again == signal.SIGHUP:
+        monkeypatch.setattr(sys, "stderr", _HungUp())
+    hangup = signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as a terminal's session has it (not `nohup`)
     started = time.monotonic()
     try:
         outcome = local.run_local([run], out, progress=False)
     except KeyboardInterrupt:
-        pytest.fail("the second Ctrl-C escaped the runner")
+        pytest.fail("the second signal escaped the runner")
     finally:
+        signal.signal(signal.SIGHUP, hangup)
         if children[0].poll() is None:
             children[0].kill()
         children[0].wait()
@@ -1691,7 +1710,8 @@ def test_a_second_signal_while_the_runner_waits_for_its_runs_kills_them_and_stil
     assert children[0].returncode == -signal.SIGKILL
     assert outcome.interrupted == signal.SIGINT
     assert (store.state_of(d).state, store.state_of(d).note) == ("interrupted", "interrupted: SIGINT")
-    assert "SIGINT again: killing the runs still stopping\n" in capsys.readouterr().err
+    if again == signal.SIGINT:
+        assert "SIGINT again: killing the runs still stopping\n" in capsys.readouterr().err
 
 
 def test_a_further_stop_signal_at_any_instant_of_the_runners_stop_is_noted_never_raised(tmp_path, monkeypatch):
@@ -1755,58 +1775,6 @@ def test_a_further_stop_signal_at_any_instant_of_the_runners_stop_is_noted_never
         assert outcome.interrupted == signal.SIGINT, fired
         assert (store.state_of(d).state, store.state_of(d).note) == ("interrupted", "interrupted: SIGINT"), fired
     assert at > 10 and not escaped, f"the second signal escaped the runner at {escaped}"
-
-
-def test_a_terminal_closed_while_the_runner_stops_leaves_its_runs_killed_and_recorded(tmp_path, monkeypatch):
-    """Ctrl-C, then the terminal closes (SIGHUP, and writing to it fails with EIO) while the runner
-    waits for its runs to stop: the line saying it kills the runs still stopping raised OSError out
-    of the runner, which neither killed nor recorded them. What the runner says while it stops is
-    now said if the terminal takes it. The run's stand-in sends the SIGHUP as the Ctrl-C reaches it."""
-    import errno
-
-    from suite.dispatch import local
-
-    [run] = ablations.expand(ablations.load(_spec(tmp_path, "hangup", "  lr: [0.05]")), overrides=parse_overrides(FAST))
-    out = tmp_path / "store"
-    d = store.plan(out, run)
-    store.set_status(d, "failed", pid=111, error="ValueError: an earlier attempt")  # retried (--retry-failed)
-    ready = tmp_path / "ready"
-    slow = textwrap.dedent(f"""\
-        import os, signal, time
-        signal.signal(signal.SIGINT, lambda signum, frame: os.kill(os.getppid(), signal.SIGHUP))
-        open({str(ready)!r}, "w").close()
-        time.sleep(60)
-    """)
-    popen, children = subprocess.Popen, []
-
-    def slow_to_stop(command, **kwargs):
-        children.append(popen([sys.executable, "-c", STARTED + slow], **kwargs))
-        _wait_for(ready.exists, 30, "the run's stand-in to handle SIGINT")
-        return children[-1]
-
-    class HungUp:  # a terminal that closed
-        def write(self, text: str) -> int:
-            raise OSError(errno.EIO, os.strerror(errno.EIO))
-
-        def flush(self) -> None:
-            raise OSError(errno.EIO, os.strerror(errno.EIO))
-
-    def ctrl_c(seconds: float) -> None:
-        signal.raise_signal(signal.SIGINT)
-
-    monkeypatch.setattr(local.subprocess, "Popen", slow_to_stop)
-    monkeypatch.setattr(local, "time", types.SimpleNamespace(sleep=ctrl_c, monotonic=time.monotonic))
-    monkeypatch.setattr(sys, "stderr", HungUp())
-    hangup = signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as a terminal's session has it (not `nohup`)
-    try:
-        outcome = local.run_local([run], out, progress=False)
-    finally:
-        signal.signal(signal.SIGHUP, hangup)
-        if children[0].poll() is None:
-            children[0].kill()
-        children[0].wait()
-    assert children[0].returncode == -signal.SIGKILL and outcome.interrupted == signal.SIGINT
-    assert (store.state_of(d).state, store.state_of(d).note) == ("interrupted", "interrupted: SIGINT")
 
 
 def test_runs_slow_to_stop_share_one_deadline_after_ctrl_c(tmp_path, monkeypatch, capsys):
