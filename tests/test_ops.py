@@ -189,6 +189,43 @@ def test_aggregation_low_precision_sums_in_float32(dtype, padding, forward):
     _assert_rounded_once(torch.autograd.grad(out, x, g)[0], torch.autograd.grad(exact, exact_x, g.double())[0])
 
 
+def ref_weight_grad(x, g, weight_channels, k, d, padding):
+    """dL/dw written out: dL/dw[n, v, j, i] = sum over the value channels c with c mod Cw = v of
+    g[n, c, i] * x[n, c, j-th neighbour of i] (the kernels' out-of-range rule; none: 0)."""
+    n, c, height, width = x.shape
+    channel_of = torch.arange(c) % weight_channels
+    grad_w = torch.zeros(n, weight_channels, k * k, height * width, dtype=x.dtype)
+    for h in range(height):
+        for w in range(width):
+            for j, hi, wi in _footprint(k, d, h, w):
+                v = _source(x, hi, wi, padding)
+                if v is not None:
+                    grad_w[:, :, j, h * width + w].index_add_(1, channel_of, g[:, :, h, w] * v)
+    return grad_w
+
+
+# Worst relative error of dL/dw allowed: float64 to the last bits; float32 sums C / Cw = 4 rounded
+# products, within 4 u of the exact value (u = 2^-24), where one sum made in bfloat16 is 2^-8 off.
+WEIGHT_GRAD_TOLERANCE = {torch.float64: 1e-13, torch.float32: 4 * 2.0**-24}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("k,d,height,width", GEOMETRIES)
+def test_aggregation_weight_gradient_against_its_formula(k, d, height, width, padding, dtype):
+    """dL/dw of both backends against the sum written out, for every footprint, dilation and
+    padding; positive values, so the error relative to the exact sum measures the arithmetic alone."""
+    x, g = _positive(2, 8, height, width, seed=0, dtype=dtype), _positive(2, 8, height, width, seed=1, dtype=dtype)
+    w = _positive(2, 2, k * k, height * width, seed=2, dtype=dtype).requires_grad_()
+    exact = ref_weight_grad(x.double(), g.double(), 2, k, d, padding)
+    for backend in BACKENDS:
+        with use_backend(backend):
+            (got,) = torch.autograd.grad(aggregation(x, w, k, d, padding), w, g)
+        assert got.dtype == dtype and got.shape == exact.shape
+        worst = ((got.double() - exact).abs() / exact.abs().clamp_min(1e-300)).max().item()
+        assert worst <= WEIGHT_GRAD_TOLERANCE[dtype], (backend, worst)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_aggregation_casts_weights_to_input_dtype(backend):
     x, w = torch.randn(1, 4, 5, 5, dtype=torch.bfloat16), torch.randn(1, 2, 9, 25)
@@ -327,6 +364,29 @@ def test_relation_low_precision_gradients_sum_in_float32(relation, dtype, paddin
     wanted = torch.autograd.grad(exact, (exact_phi, exact_psi), g.double())
     for got, want in zip(torch.autograd.grad(out, (phi, psi), g), wanted):
         _assert_rounded_once(got, want)
+
+
+# Worst error of the dot product, in units u of its dtype, over 256 (float32) or 64 (half,
+# bfloat16) positive products. Half and bfloat16: each product rounds, the sum runs in float32
+# and rounds once, within 2 u (one running sum in the low precision drifts to 7 u). Float32:
+# torch sums in blocks, so the error grows with log C and stays near 3 u; one running float32 sum
+# over the 256 channels drifts to 12 u.
+DOT_ROUNDING = {torch.float32: (256, 6.0), torch.bfloat16: (64, 2.02), torch.float16: (64, 2.02)}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", list(DOT_ROUNDING), ids=str)
+def test_dot_relation_rounding(dtype, backend):
+    """phi_i^T psi_j against its float64 value: summed over the channels, not the footprint, in float32 for half and bfloat16."""
+    channels, tolerance = DOT_ROUNDING[dtype]
+    u = UNIT_ROUNDOFF.get(dtype, 2.0**-24)
+    phi, psi = (_positive(2, channels, 7, 8, seed=seed, dtype=dtype) for seed in (0, 1))
+    exact = ref_relation(phi.double(), psi.double(), "dot", 3, 1, "reflect")
+    with use_backend(backend):
+        got = pairwise_relation(phi, psi, "dot", 3, 1, "reflect")
+    assert got.dtype == dtype and got.shape == exact.shape
+    worst = ((got.double() - exact).abs() / (u * exact.abs())).max().item()
+    assert worst <= tolerance, f"off by {worst:.2f} u"
 
 
 @pytest.mark.parametrize("relation", ["subtraction", "concatenation", "dot"])
