@@ -95,7 +95,8 @@ class Aggregation(torch.autograd.Function):
         grad_x = grad_w = None
         xp = window.pad_input(x).unflatten(1, (c // cw, cw)) if need_w else None
         if need_x:
-            grad_xp = window.padded_zeros(x, accumulator_dtype(x.dtype)).unflatten(1, (c // cw, cw))
+            grad_xp = window.padded_zeros(x.shape, channels_last(x), accumulator_dtype(x.dtype), x.device)
+            grad_xp = grad_xp.unflatten(1, (c // cw, cw))
         if need_w:
             grad_w = torch.empty_like(w5.squeeze(1))
         for j, (dy, dx) in enumerate(window.offsets()):

@@ -172,9 +172,7 @@ class LocalRelation(torch.autograd.Function):
         elif need_phi:
             grad_phi = torch.zeros_like(phi, dtype=acc)
         if need_psi:
-            fmt = torch.channels_last if ctx.psi_channels_last else torch.contiguous_format
-            shape = (*ctx.phi_shape[:2], h + 2 * window.pad, w + 2 * window.pad)
-            grad_psi = torch.empty(shape, dtype=acc, device=grad.device, memory_format=fmt).zero_()
+            grad_psi = window.padded_zeros(ctx.phi_shape, ctx.psi_channels_last, acc, grad.device)
         for j, (dy, dx) in enumerate(window.offsets()):
             g = grad[:, :, j]
             if need_phi and psi_padded is not None:
@@ -280,9 +278,8 @@ class PatchConcatenation(torch.autograd.Function):
         c = grad.shape[1] // (window.size + 1)
         grad_psi = None
         if ctx.needs_input_grad[1]:
-            fmt = torch.channels_last if channels_last(grad) else torch.contiguous_format
-            shape = (n, c, h + 2 * window.pad, w + 2 * window.pad)
-            grad_psi = torch.empty(shape, dtype=accumulator_dtype(grad.dtype), device=grad.device, memory_format=fmt).zero_()
+            acc = accumulator_dtype(grad.dtype)
+            grad_psi = window.padded_zeros((n, c, h, w), channels_last(grad), acc, grad.device)
             neighbours = grad[:, c:].unflatten(1, (c, window.size))
             for j, (dy, dx) in enumerate(window.offsets()):
                 grad_psi[..., dy : dy + h, dx : dx + w].add_(neighbours[:, :, j])

@@ -8,6 +8,7 @@ default, identical to ReflectionPad2d when pad < size) or zero ('zeros').
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -66,13 +67,14 @@ class Window:
             )
         return F.pad(x, (p, p, p, p), mode="reflect")
 
-    def padded_zeros(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-        """Zeros of x's padded shape and layout: the accumulator for a gradient w.r.t. pad_input(x)."""
-        n, c, h, w = x.shape
+    def padded_zeros(self, shape: Sequence[int], nhwc: bool, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """Zeros of the padded shape of an (N, C, H, W) input, NHWC or not: the accumulator for a
+        gradient w.r.t. pad_input(x). Takes x's shape and layout, not x: a backward that saved
+        nothing (the additive relations) has no x to pass."""
+        n, c, h, w = shape
         p = self.pad
-        fmt = torch.channels_last if channels_last(x) else torch.contiguous_format
-        shape = (n, c, h + 2 * p, w + 2 * p)
-        return torch.empty(shape, dtype=dtype or x.dtype, device=x.device, memory_format=fmt).zero_()
+        fmt = torch.channels_last if nhwc else torch.contiguous_format
+        return torch.empty((n, c, h + 2 * p, w + 2 * p), dtype=dtype, device=device, memory_format=fmt).zero_()
 
     def unpad_grad(self, grad: torch.Tensor) -> torch.Tensor:
         """The gradient w.r.t. the unpadded input from the gradient w.r.t. the padded one.
