@@ -472,6 +472,14 @@ def test_out_of_memory_backs_off_and_records_the_batch_used(error):
     assert timings["infer"].as_row("infer")["infer_batch_size"] == 48
 
 
+def test_without_warm_up_steps_the_batch_still_backs_off():
+    """With warmup=0 prepare still runs one untimed step inside the back-off: an out-of-memory
+    error then shows at a batch that can shrink, not in the peak-memory or timed steps after it."""
+    model, s = _OomAbove(48, RuntimeError("DefaultCPUAllocator: can't allocate memory")), _settings(warmup=0)
+    prepared = prepare(functools.partial(inference_step, model, s=s), 256, s)
+    assert prepared.batch_size == 48 and model.seen == [256, 192, 128, 96, 64, 48]
+
+
 def test_a_reference_is_timed_at_the_batch_size_the_model_fitted():
     """The ratio compares the two at one batch size: the reference used to be timed at the batch
     asked for while the model had backed off to a smaller one."""
