@@ -619,6 +619,43 @@ def test_a_process_group_the_caller_made_says_how_many_processes_train(tmp_path,
             torch.distributed.destroy_process_group()
 
 
+BROADCAST_CHILD = textwrap.dedent("""
+    import sys, torch
+    from suite.train.distributed import Dist
+    rank, rendezvous, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    torch.distributed.init_process_group("gloo", init_method=rendezvous, rank=rank, world_size=2)
+    module = torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        for t in (*module.parameters(), *module.buffers()):
+            t.fill_(rank + 1)
+    Dist(rank, 2).broadcast_buffers(module)
+    torch.save(module.state_dict(), out)
+    torch.distributed.destroy_process_group()
+""")
+
+
+def test_broadcast_buffers_gives_every_rank_rank_0s(tmp_path):
+    """Two real gloo ranks, no training (the slow test below covers that): rank 1 ends with rank 0's
+    BN statistics and keeps its own weights, which only DDP's gradient averaging keeps equal."""
+    rendezvous = (tmp_path / "rendezvous").as_uri()
+    procs = [subprocess.Popen([sys.executable, "-c", BROADCAST_CHILD, str(rank), rendezvous, str(tmp_path / f"{rank}.pt")],
+                              stderr=subprocess.PIPE, text=True) for rank in range(2)]
+    try:
+        for p in procs:
+            _, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+    finally:  # a rank left waiting for the other (a broadcast from the wrong root) is not left behind
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for rank in range(2):
+        state = torch.load(tmp_path / f"{rank}.pt")
+        for key in ("running_mean", "running_var", "num_batches_tracked"):
+            assert torch.all(state[key] == 1), (rank, key)  # rank 0's
+        assert torch.all(state["weight"] == rank + 1) and torch.all(state["bias"] == rank + 1)
+
+
 @pytest.mark.slow
 def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
     values = {**TINY, "epochs": 1, "device": "cpu"}
