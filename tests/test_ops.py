@@ -377,7 +377,8 @@ DOT_ROUNDING = {torch.float32: (256, 6.0), torch.bfloat16: (64, 2.02), torch.flo
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", list(DOT_ROUNDING), ids=str)
 def test_dot_relation_rounding(dtype, backend):
-    """phi_i^T psi_j against its float64 value: summed over the channels, not the footprint, in float32 for half and bfloat16."""
+    """phi_i^T psi_j against its float64 value: summed over the channels, not the footprint, in
+    float32 for half and bfloat16."""
     channels, tolerance = DOT_ROUNDING[dtype]
     u = UNIT_ROUNDOFF.get(dtype, 2.0**-24)
     phi, psi = (_positive(2, channels, 7, 8, seed=seed, dtype=dtype) for seed in (0, 1))
