@@ -382,6 +382,27 @@ for method in ("cpu_rss_hwm", "cpu_rss_sampled"):
     assert all(40 <= float(peak) <= 90 for peak in peaks.values()) and len(peaks) == 2, peaks
 
 
+@pytest.mark.parametrize("faults,rounds", [
+    ([5000, 0, 5000, 0, 0], 5),  # the heap grew again after one quiet round: the count starts over
+    ([257, 256, 256], 3),  # at most SETTLED_FAULTS is quiet
+    ([5000] * 12, 10),  # never settles: SETTLE_ROUNDS, then timing starts anyway
+])  # fmt: skip
+def test_the_heap_settles_after_two_quiet_rounds_in_a_row(monkeypatch, faults, rounds):
+    from suite.measure import heap
+
+    taken = iter(faults)
+    total = [0]
+    monkeypatch.setattr(heap, "page_faults", lambda: total[0])
+    calls = []
+
+    def step():
+        calls.append(1)
+        total[0] += next(taken)
+
+    assert heap.SETTLED_FAULTS == 256 and heap.SETTLE_ROUNDS == 10
+    assert heap.settle([step]) == rounds and len(calls) == rounds
+
+
 def test_timed_steps_take_no_page_faults_and_the_memory_is_given_back_after():
     """Under glibc's defaults a 40 MiB tensor (above any mmap threshold glibc sets itself) is a
     fresh mapping, faulted in page by page at each step; in `steady_heap` the heap keeps them."""
