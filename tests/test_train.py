@@ -558,6 +558,8 @@ def _free_port() -> int:
 
 
 def test_slurm_tasks_become_torchrun_variables(monkeypatch):
+    from submitit.helpers import TorchDistributedEnvironment
+
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SUBMITIT_EXECUTOR"):
         monkeypatch.setenv(key, "")  # records the original state, so teardown restores it
         monkeypatch.delenv(key)
@@ -566,9 +568,12 @@ def test_slurm_tasks_become_torchrun_variables(monkeypatch):
              "SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": "4"}  # what srun sets in each task
     for key, value in slurm.items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")  # only to ask submitit which port a job of its would use
+    submitits = TorchDistributedEnvironment().master_port
+    monkeypatch.delenv("SUBMITIT_EXECUTOR")
     assert _world_size_from_env() == 4
     assert (os.environ["RANK"], os.environ["LOCAL_RANK"], os.environ["MASTER_ADDR"]) == ("3", "1", "gpu07")
-    assert 20_000 <= int(os.environ["MASTER_PORT"]) <= 60_000
+    assert os.environ["MASTER_PORT"] == str(submitits) and 20_000 <= submitits <= 60_000  # ranks meet either way
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"):
         monkeypatch.delenv(key)
     monkeypatch.setenv("MASTER_PORT", "29501")  # the user's own choice (a port free on the first node)
@@ -608,11 +613,12 @@ def test_a_process_group_the_caller_made_says_how_many_processes_train(tmp_path,
             "SLURM_STEP_NUM_TASKS": "4"}
     for key, value in step.items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv("LOCAL_RANK", "1")  # the caller's: which of the node's GPUs this process takes
     torch.distributed.init_process_group("gloo", init_method=(tmp_path / "rendezvous").as_uri(), rank=0, world_size=1)
     try:
         assert world_size() == 1
         with distributed("cpu") as (env, device):
-            assert (env.rank, env.world_size, device) == (0, 1, torch.device("cpu"))
+            assert (env.rank, env.world_size, env.local_rank, device) == (0, 1, 1, torch.device("cpu"))
         assert torch.distributed.is_initialized()  # the caller's group outlives the run: left alone on exit
     finally:
         if torch.distributed.is_initialized():
