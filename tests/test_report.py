@@ -158,6 +158,7 @@ def test_numbers_keep_three_significant_digits_and_a_difference_its_measurements
     assert [tables.num(x) for x in (0.0336, 0.5, 99.99, 100.0, 1000.0)] == \
         ["0.0336", "0.500", "99.99", "100.0", "1000"]
     assert tables.diff(0.5, 150.0) == "+0.5" and tables.diff(-0.004, 0.0336) == "-0.0040"
+    assert tables.cell(1.5, math.nan, 2) == "1.50 (2)"  # no spread to show (an infinite value among the runs)
 
 
 def test_best_top1_err_is_compared_with_the_papers_top1(toy):
@@ -217,6 +218,7 @@ def test_pivot_cells_show_missing_and_failed_runs(report):
     ([13.7, 13.7], [13.7, math.nan], "13.7"),  # one model cost for the row: a block's paper value is the row's
     ([0.27, 2.7], [math.nan, 0.07], ""),  # blocks cost differently: a value for one of them is not the row's
     ([1.0, 2.0], [1.0, 2.0], "1.0–2.0"),
+    ([2.0, 1.0], [2.0, 1.0], "1.0–2.0"),  # lowest to highest, whatever the blocks' order
     ([1.0, 1.0], [math.nan, math.nan], ""),
 ])
 def test_a_rows_paper_cost_is_shown_only_where_it_is_the_rows(costs, refs, shown):
@@ -927,6 +929,11 @@ def test_stopped_runs_are_listed_under_the_table_and_counted(tmp_path):
     text = formats.fragment(rep)
     assert f"- `{runs[1].run_id} (interrupted) lr=0.1 weight_decay=0.0005 seed=0: interrupted: SIGINT`" in text
     assert body_row(rep, "0.1")["weight_decay=0.0005: runs"] == "0/1 done, 1 interrupted"
+    assert tables.failed_runs(rep, limit=2)[-1].startswith(f"{runs[2].run_id} (cancelled)")  # no '... and 0 more'
+    assert tables.failed_runs(rep, limit=1)[-1] == f"... and 1 more (suite status {rep.same_runs})"
+    rep.runs.loc[rep.runs["status"] == "cancelled", "note"] = "x" * 400  # a whole log is `suite status`'s to show
+    note = tables.failed_runs(rep)[-1].split(": ", 1)[1]
+    assert note == "x" * (tables.NOTE_CHARS - 1) + "…" and len(note) == tables.NOTE_CHARS
 
 
 def test_latex_is_balanced_booktabs(report):
@@ -1019,6 +1026,7 @@ def test_pareto_front():
     x, y = [1.0, 2.0, 3.0, 2.0, 4.0], [5.0, 3.0, 4.0, 6.0, 1.0]
     assert list(plots.pareto(x, y)) == [True, True, False, False, True]
     assert list(plots.pareto(x, y, x_lower=False)) == [False, False, False, False, True]
+    assert list(plots.pareto([1.0, 2.0], [5.0, 5.0])) == [True, False]  # the same y for more x is beaten
 
 
 def _front(plot, xlabel: str) -> set[tuple[float, float]]:
@@ -1218,7 +1226,8 @@ def test_splice_replaces_only_between_the_markers(tmp_path):
 def test_splice_skips_markers_in_fenced_code(tmp_path):
     """Documentation that shows how to write a block is not the block."""
     text = ("Write:\n\n```md\n<!-- suite:report toy -->\n<!-- /suite:report -->\n```\n\n~~~~\n"
-            "<!-- suite:report toy -->\n~~~\n~~~~\n<!-- suite:report toy -->\nold\n<!-- /suite:report -->\n")
+            "<!-- suite:report toy -->\n~~~\n~~~~\n```\n<!-- suite:report toy -->\n````\n"  # a longer fence closes too
+            "<!-- suite:report toy -->\nold\n<!-- /suite:report -->\n")
     out = splice(text, "toy", "new")
     assert out == text.replace("old\n", "\nnew\n\n")
     with pytest.raises(SuiteError, match="no <!-- suite:report toy -->"):
@@ -1423,6 +1432,11 @@ def profile_rows():
     return pd.DataFrame([{"model": n, "model_kwargs": "", "img_size": get_model_info(n).input_size,
                           "params": count_params(n), "gmacs": 3.15, "unsupported_ops": "", "counter": COUNTER}
                          for n in list_models()])
+
+
+def test_a_cost_ratio_to_a_paper_value_of_zero_is_blank():
+    assert complexity._ratio(2.0, 4.0) == "0.50×"
+    assert complexity._ratio(2.0, 0.0) == complexity._ratio(2.0, math.nan) == ""  # not a ZeroDivisionError
 
 
 def test_complexity_page_from_a_current_csv(tmp_path, profile_rows):
