@@ -10,6 +10,21 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 # <<< signals <<<
 
+# >>> threads: tests that time or train on a shared CPU >>>
+import pytest
+import torch
+
+
+@pytest.fixture
+def one_thread():
+    """Other work shares these 2-core machines: a step must not wait for a second OpenMP thread to
+    be scheduled (1-15 ms a step there), and runs in subprocesses stay comparable."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+# <<< threads <<<
+
 # >>> slurm: the local SLURM cluster (slurm/local-cluster.sh) >>>
 import dataclasses
 import os

@@ -257,17 +257,6 @@ class _Sleepy(nn.Module):
         return statistics.median(self.slept[-last:])
 
 
-@pytest.fixture
-def one_thread():
-    """The toy steps' microseconds of compute must not wait for a second OpenMP thread to be
-    scheduled on a loaded 2-core machine (that costs 1-15 ms per step there): what is under test is
-    the timer."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _settings(**kw) -> BenchSettings:
     return BenchSettings(**{"device": CPU, "img_size": 8, "warmup": 1, "steps": 5, **kw})
 

@@ -38,13 +38,7 @@ TINY = {"model.name": "ran56_cifar", "model.base_width": 4, "data.name": "digits
 TIMING = ("epoch_time_s", "loop_samples_per_sec", "wall_time_s")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Other work shares the CPU; one thread also makes the subprocess runs comparable."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**overrides):

@@ -4,7 +4,6 @@ are evaluated only when asked, and a done run asked for them later is evaluated 
 from __future__ import annotations
 
 import pytest
-import torch
 
 from suite import ablations, store
 from suite.cli import main
@@ -22,13 +21,7 @@ FAST = ["epochs=0.25", "batch_size=32", "data.input_size=8", "measure.steps=1", 
         "measure.batch_size=2", "measure.throughput=false"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Other work shares the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_the_views_are_evaluated_only_when_asked():
