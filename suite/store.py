@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import json
 import math
 import os
@@ -780,30 +781,78 @@ def refile(out: Path, old: str, config: RunConfig) -> str | None:
     src, dst = run_dir(out, old), run_dir(out, new)
     if taken := stored_again(out, old, new):
         return taken
+    looked_at = src.stat().st_ino if src.exists() else None  # the folder filed: one made there later is no run
     with idle(src) as free:
         if problem := _in_use(src, free):
             return problem
-        for name in ("config.json", "result.json"):
-            path = src / name
-            with contextlib.suppress(SuiteError):
-                record = read_json(path) if path.exists() else None
-                if isinstance(record, dict) and "run_id" in record:
-                    if name == "config.json":
-                        record.update(identity=config.identity(), id_scheme=ID_SCHEME)
-                    write_json(path, {**record, "run_id": new})
-        ckpt = src / "checkpoint.pt"
-        if ckpt.exists():
-            from suite.train import checkpoint
-
-            state = checkpoint.load(ckpt)
-            if isinstance(state, dict) and "run_id" in state:
-                checkpoint.save(ckpt, {**state, "run_id": new})
+        before = _record_id(src, new, config)
     try:
         src.rename(dst)
     except FileNotFoundError:  # another `suite run` filed it since it was looked at: filed all the same
         if not dst.is_dir():
             raise
+    except OSError as exc:  # the target is there and not empty (ENOTEMPTY, or EEXIST on some systems)
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not dst.is_dir():
+            raise
+        if _same_inode(src, looked_at):  # the run is still here: a run was stored under its new id meanwhile
+            _record_back(src, before, old)  # left where it is, as its records say
+            return stored_again(out, old, new)
+        _remove_husk(src)  # another `suite run` filed it; its lock (or a record write) made the folder again
     return None
+
+
+def _record_id(d: Path, new: str, config: RunConfig) -> dict[str, bytes]:
+    """Record `new` as the id of the run in `d`, in its records (its plan in this version's id
+    scheme, written before the move so that a crash between leaves a run the next scan files) and
+    its checkpoint; returns the records as they were, for `_record_back`."""
+    before = {}
+    for name in ("config.json", "result.json"):
+        path = d / name
+        with contextlib.suppress(SuiteError):
+            record = read_json(path) if path.exists() else None
+            if isinstance(record, dict) and "run_id" in record:
+                before[name] = path.read_bytes()
+                if name == "config.json":
+                    record.update(identity=config.identity(), id_scheme=ID_SCHEME)
+                write_json(path, {**record, "run_id": new})
+    _checkpoint_id(d / "checkpoint.pt", new)
+    return before
+
+
+def _record_back(d: Path, before: Mapping[str, bytes], old: str) -> None:
+    """Undo `_record_id` for a run that could not be moved: records naming the new id in the old
+    folder would make it a corrupt record of another run there."""
+    for name, data in before.items():
+        with files.replace(d / name, binary=True, durable=True) as f:
+            f.write(data)
+    _checkpoint_id(d / "checkpoint.pt", old)
+
+
+def _checkpoint_id(ckpt: Path, run_id: str) -> None:
+    """Record `run_id` in the checkpoint at `ckpt` (if any, and if it names its run): the run resumes from it."""
+    if ckpt.exists():
+        from suite.train import checkpoint
+
+        state = checkpoint.load(ckpt)
+        if isinstance(state, dict) and "run_id" in state:
+            checkpoint.save(ckpt, {**state, "run_id": run_id})
+
+
+def _same_inode(d: Path, ino: int | None) -> bool:
+    """Whether `d` is still the folder whose inode was `ino` (not gone, nor made again)."""
+    try:
+        return d.stat().st_ino == ino
+    except FileNotFoundError:
+        return False
+
+
+def _remove_husk(d: Path) -> None:
+    """Remove the folder `refile` made again by taking its lock (or rewriting a record) after
+    another process had filed the run away from it: only what refile writes, and only if nothing else is there."""
+    with contextlib.suppress(OSError):
+        for name in (".lock", "config.json", "result.json", "checkpoint.pt"):
+            (d / name).unlink(missing_ok=True)
+        d.rmdir()
 
 
 # No run stored under an older id (run id -> that id): the read-only default of `stored_as`, `elsewhere`.

@@ -671,6 +671,45 @@ def test_a_run_another_suite_run_files_at_the_same_time_is_filed_not_a_traceback
     assert not src.exists() and store.state_of(dst).state == "done"
 
 
+def test_a_run_another_suite_run_files_while_this_one_takes_its_lock_is_filed_not_directory_not_empty(
+        tmp_path, monkeypatch):
+    """The other `suite run` renamed the old folder to today's id between this one's look at it and
+    its lock, whose taking made the old folder again (holding the lock file): the rename raised
+    OSError 'Directory not empty' and left that folder behind. The run is filed, so it is taken as filed."""
+    run = old_store(tmp_path)
+    src, dst = store.run_dir(tmp_path, OLD_ID), store.run_dir(tmp_path, run.run_id)
+    real = store.run_lock
+
+    def the_other_files_it_first(d):
+        if d == src and src.exists():
+            for name in ("config.json", "result.json"):
+                store.write_json(src / name, {**store.read_json(src / name), "run_id": run.run_id})
+            src.rename(dst)
+        return real(d)
+
+    monkeypatch.setattr(store, "run_lock", the_other_files_it_first)
+    assert store.refile(tmp_path, OLD_ID, run.config) is None
+    assert not src.exists() and store.state_of(dst).state == "done" and store.scan(tmp_path).moves == {}
+
+
+def test_a_run_stored_under_its_new_id_while_it_is_refiled_is_left_not_directory_not_empty(tmp_path, monkeypatch):
+    """A run planned under today's id between refile's check and its rename (the old folder still
+    there): the rename raised OSError 'Directory not empty'; the old run is left, as when the
+    new id was stored before, and refile says why."""
+    run = old_store(tmp_path)
+    src, dst = store.run_dir(tmp_path, OLD_ID), store.run_dir(tmp_path, run.run_id)
+    real = store._in_use
+
+    def planned_meanwhile(d, free):
+        store.plan(tmp_path, run)
+        return real(d, free)
+
+    monkeypatch.setattr(store, "_in_use", planned_meanwhile)
+    assert store.refile(tmp_path, OLD_ID, run.config) == store.stored_again(tmp_path, OLD_ID, run.run_id)
+    assert store.state_of(src).state == "done" and store.state_of(dst).state == "missing"
+    assert store.filed_as(src) == run.run_id  # its records as they were: still an older version's run
+
+
 def test_report_tabulates_a_done_run_stored_under_an_older_id_with_its_curves_as_status_shows_it(tmp_path, capsys):
     """`suite status` showed a run an older version stored under another id in its stored state (a
     done run done), while `suite report` counted it missing ('so counted missing here'): a finished
