@@ -90,7 +90,7 @@ def newer(record: Any, path: Path) -> SuiteError | None:
 def check_run_readable(d: Path) -> None:
     """Fail before any run starts when a run it would start has records a newer version of the
     suite wrote: run again, they would be overwritten or set aside as corrupt."""
-    for name in ("config.json", "result.json"):
+    for name in ("config.json", "result.json", "status.json"):
         why = None
         with contextlib.suppress(SuiteError, OSError):  # an unreadable record has its own handling
             why = newer(read_json(d / name), d / name) if (d / name).exists() else None
@@ -230,18 +230,23 @@ def plan(out: Path, run: RunSpec) -> Path:
 
 
 def set_status(d: Path, state: str, **info: Any) -> None:
-    """Record a run's state; keeps earlier fields (attempts, job ids) unless overwritten."""
+    """Record a run's state; keeps earlier fields (attempts, job ids) unless overwritten. A status
+    a newer version of the suite wrote is refused (SuiteError naming it): rewritten as this
+    version's, its fields would be read as this version's."""
     assert state in STATES, state
     files.check_there(d)  # deleted while the run ran (`rm -rf`): not made again
+    path = d / "status.json"
     previous = {}
-    if (d / "status.json").exists():
+    if path.exists():
         try:
-            previous = read_json(d / "status.json")
+            previous = read_json(path)
         except SuiteError:
             pass
+    if why := newer(previous, path):
+        raise why
     if not isinstance(previous, dict):  # a corrupt record: state_of flags it, this replaces it
         previous = {}
-    write_json(d / "status.json", {**previous, **info, "state": state, "updated_at": now()})
+    write_json(path, {**previous, **info, "schema": SCHEMA, "state": state, "updated_at": now()})
 
 
 def write_result(d: Path, result: dict[str, Any]) -> None:
@@ -447,6 +452,8 @@ def _state_from_files(d: Path) -> RunState:
                             "it is in", corrupt=True)
         if wrong is None:
             status = _status_beside_result(d)
+            if why := newer(status, d / "status.json"):  # its state is the newer version's to tell
+                return RunState(run_id, "missing", str(why), corrupt=True)
             note = str(status.get("error") or "")
             if status.get("state") == "running" and status.get("measuring_again") and _died_here(status, d):
                 note = f"measuring it again stopped (process {status.get('pid')} is gone); the earlier measurement stands"
@@ -458,6 +465,8 @@ def _state_from_files(d: Path) -> RunState:
         status = read_json(d / "status.json")
     except SuiteError as err:
         return RunState(run_id, "missing", str(err), corrupt=True)
+    if why := newer(status, d / "status.json"):  # a state it names may not be one this version knows
+        return RunState(run_id, "missing", str(why), corrupt=True)
     state = status.get("state", "missing") if isinstance(status, dict) else None
     if state not in STATES:
         return RunState(run_id, "missing", f"{d / 'status.json'}: not a run status (state {state!r})", corrupt=True)

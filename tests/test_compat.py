@@ -16,6 +16,7 @@ from suite import store
 from suite.ablations import RunSpec
 from suite.cli import main
 from suite.config import ID_SCHEME, current_spelling, flatten, resolve
+from suite.errors import SuiteError
 
 OLD_ID = "c8022f86077f"  # what 85a69bd called this run: its identity hashed measure.batch_size=16
 SPEC = """\
@@ -151,6 +152,54 @@ def test_run_starts_nothing_over_a_newer_versions_records(tmp_path, capsys):
     assert f"{d / 'config.json'}: schema: 2, written by a newer version" in said and "no run was started" in said
     assert json.loads((d / "result.json").read_text())["schema"] == 2  # kept as it was, not set aside
     assert not list(d.glob("result.corrupt-*"))
+
+
+NEWER_STATUS = {"schema": store.SCHEMA + 1, "phase": "running", "worker": "gpu7:4242"}  # `state` renamed, say
+
+
+@pytest.mark.parametrize("done", [False, True])
+def test_a_status_a_newer_version_wrote_is_named_with_its_key_not_read_as_this_versions(tmp_path, done):
+    """status.json had no schema: one a newer version wrote (its state under another key) read as a
+    run never started, so `suite run` would start it over the newer version's run, and rewrote it."""
+    config = resolve({"model.name": "resnet26", "model.num_classes": 10, "data.name": "synthetic"})
+    d = store.plan(tmp_path, RunSpec(spec="compat", point={}, seed=0, config=config))
+    if done:
+        store.write_result(d, {"run_id": d.name, "config": config.flat(), "metrics": {"top1_err": 12.5}})
+    (d / "status.json").write_text(json.dumps(NEWER_STATUS))
+    state = store.state_of(d)
+    assert state.state == "missing" and state.corrupt
+    assert state.note == (f"{d / 'status.json'}: schema: 2, written by a newer version of the suite (this one "
+                          "reads schema 1): upgrade the suite to read it")
+    with pytest.raises(SuiteError) as err:
+        store.set_status(d, "failed", error="boom")
+    assert err.value.file == str(d / "status.json") and err.value.key == "schema"
+    assert json.loads((d / "status.json").read_text()) == NEWER_STATUS  # left as the newer version wrote it
+
+
+def test_run_starts_nothing_over_a_status_a_newer_version_wrote(tmp_path, capsys):
+    spec = tmp_path / "compat.yaml"
+    spec.write_text(SPEC.replace("  measure: {batch_size: 16}\n", ""))
+    out = tmp_path / "out"
+    config = resolve({"model.name": "resnet26", "model.num_classes": 10, "data.name": "synthetic"})
+    d = store.plan(out, RunSpec(spec="compat", point={}, seed=0, config=config))
+    (d / "status.json").write_text(json.dumps(NEWER_STATUS))
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 2
+    said = capsys.readouterr().err
+    assert f"{d / 'status.json'}: schema: 2, written by a newer version" in said and "no run was started" in said
+    assert json.loads((d / "status.json").read_text()) == NEWER_STATUS
+
+
+def test_a_status_written_before_it_had_a_schema_is_read_and_kept(tmp_path):
+    """Every status.json written so far has no schema: it is this version's (schema 1)."""
+    old_store(tmp_path)
+    d = store.run_dir(tmp_path, OLD_ID)
+    (d / "result.json").unlink()
+    (d / "status.json").write_text(json.dumps({"state": "failed", "attempts": 2, "error": "boom"}))
+    state = store.state_of(d)
+    assert (state.state, state.note, state.corrupt) == ("failed", "boom", False)
+    store.set_status(d, "pending", slurm_job_id="7_0")
+    status = json.loads((d / "status.json").read_text())
+    assert status["schema"] == store.SCHEMA and status["attempts"] == 2 and store.state_of(d).state == "pending"
 
 
 def test_a_checkpoint_a_newer_version_wrote_is_named_not_called_damaged(tmp_path):
