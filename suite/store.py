@@ -633,6 +633,14 @@ class Scan:
         """The moves the other way, today's id -> where the run is stored: how `collect` reads them."""
         return {new: old for old, new in self.moves.items()}
 
+    def into(self, out: Path, wanted: Iterable[str]) -> Scan:
+        """This scan with only its moves into runs of `wanted` that `refile` makes (not one whose new
+        id has a run stored again): what `told` says of them, from a scan of more of the store
+        (`suite report --all` shares one scan of the whole store across its tables)."""
+        wanted = set(wanted)
+        return dataclasses.replace(self, moves={old: new for old, new in self.moves.items() if new in wanted
+                                                and old not in wanted and not stored_again(out, old, new)})
+
 
 def scan(out: Path, wanted: Iterable[str] | None = None, spec: str | None = None,
          models: Collection[str] | None = None) -> Scan:
@@ -716,7 +724,7 @@ def told(out: Path, wanted: Iterable[str], spec: str, models: Collection[str] | 
     wanted = set(wanted)
     if any(not _holds_a_run(run_dir(out, rid)) for rid in wanted):
         found = scan(out, wanted, spec, models)
-        moves = {old: new for old, new in found.moves.items() if not stored_again(out, old, new)}
+        moves = found.into(out, wanted).moves
         return Scan(moves, found.unreadable,
                     {rid: s for rid, s in found.of_spec.items() if rid in moves or rid not in found.moves})
     of_spec = {}

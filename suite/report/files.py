@@ -117,13 +117,14 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
     the others' tables from being written. `say(line)` is called as each file is written or removed. Returns the paths, the
     errors of what was skipped, and the done runs of the store that no table covers (run with
     command-line overrides, another preset, or a spec file outside the spec folder)."""
-    from suite import ablations
+    from suite import ablations, store
     from suite.report import complexity as cx
     from suite.report import tables
 
     paths: list[Path] = []
     errors: list[str] = []
     covered: set[str] = set()
+    found = store.scan(out)  # once, for every table: where each table's runs an older version stored are
     for name in ablations.list():
         try:
             spec = ablations.load(name)
@@ -142,7 +143,7 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
                     for path in _remove(out, f"{name}.{p}"):
                         say(f"removed {path}: preset {p}'s runs are all {name}'s own, in its table")
                     continue
-                frame = tables.collect(out, spec, runs)
+                frame = tables.collect(out, spec, runs, found)
                 covered.update(frame["run_id"], frame.attrs["stored_as"].values())  # an older id's run is in a table
                 if not (frame["status"] == "done").any():
                     continue

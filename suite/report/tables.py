@@ -174,13 +174,18 @@ def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mappi
     return build(spec, runs, collect(out, spec, runs), out=out, preset=preset, metrics=metrics, overrides=overrides)
 
 
-def collect(out: Path, spec: Spec, runs: Sequence[RunSpec]) -> pd.DataFrame:
+def collect(out: Path, spec: Spec, runs: Sequence[RunSpec], found: store.Scan | None = None) -> pd.DataFrame:
     """The runs' records as the report tabulates them. A run an older version stored under another
     id is read where it is stored: it is a finished result, which `suite run` files under today's
-    id (unless today's id has a run stored again, which `suite run` leaves it for)."""
+    id (unless today's id has a run stored again, which `suite run` leaves it for).
+
+    `found`: the store as scanned already, else `store.told` of these runs: `suite report SPEC`
+    has told's (SLURM's view of the jobs it names refreshed since), and `--all` one `store.scan` of
+    the whole store for every table (a scan per table cost 0.2 s each at 3,000 runs)."""
     ids = [r.run_id for r in runs]
-    found = store.told(out, ids, spec.name, {r.config.model.name for r in runs})
-    return store.collect(out, ids, stored_as=found.stored_as)
+    if found is None:
+        found = store.told(out, ids, spec.name, {r.config.model.name for r in runs})
+    return store.collect(out, ids, stored_as=found.into(out, ids).stored_as)
 
 
 def check_metrics(metrics: Sequence[str], frame: pd.DataFrame, runs: Sequence[RunSpec]) -> None:
