@@ -1230,7 +1230,7 @@ def _report(args: argparse.Namespace) -> int:
     # (a done one is a finished result), and no dead job shows as running under either id
     found = store.told(out, ids, spec.name, {r.config.model.name for r in runs})
     slurm.refresh(out, [*ids, *found.moves])
-    frame = store.collect(out, ids, stored_as=found.stored_as)
+    frame = tables.collect(out, spec, runs, found)
     report = tables.build(spec, runs, frame, out=out, preset=args.preset, metrics=args.metric,
                           overrides=parse_overrides(args.overrides))
     # A table from a store where none of the spec's runs is done would only lose results: files and

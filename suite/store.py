@@ -709,9 +709,7 @@ def runs_of_spec(out: Path, wanted: Iterable[str], spec: str) -> dict[str, RunSt
     """`scan(out, wanted, spec).of_spec` alone, for a command that files no run under another id
     (`suite cancel`): no stored config is resolved, which the first such command in a store planned
     before `id_scheme` did for every run outside `wanted` (a second at 3,000 runs)."""
-    wanted = set(wanted)
-    return {d.name: state_of(d) for d in _outside(out, stored_runs(out), wanted)
-            if _planned_by(_read_record(d / "config.json"), spec)}
+    return {d.name: state_of(d) for d, _ in _spec_runs_outside(out, set(wanted), spec)}
 
 
 def told(out: Path, wanted: Iterable[str], spec: str, models: Collection[str] | None = None) -> Scan:
@@ -727,12 +725,16 @@ def told(out: Path, wanted: Iterable[str], spec: str, models: Collection[str] | 
         moves = found.into(out, wanted).moves
         return Scan(moves, found.unreadable,
                     {rid: s for rid, s in found.of_spec.items() if rid in moves or rid not in found.moves})
-    of_spec = {}
+    return Scan({}, {}, {d.name: state_of(d) for d, plan in _spec_runs_outside(out, wanted, spec)
+                         if _moves_into(d, plan, wanted) is None})
+
+
+def _spec_runs_outside(out: Path, wanted: set[str], spec: str) -> Iterator[tuple[Path, Any]]:
+    """The stored runs outside `wanted` that `spec` planned first, each with its plan as read (once)."""
     for d in _outside(out, stored_runs(out), wanted):
         plan = _read_record(d / "config.json")
-        if _planned_by(plan, spec) and _moves_into(d, plan, wanted) is None:
-            of_spec[d.name] = state_of(d)
-    return Scan({}, {}, of_spec)
+        if _planned_by(plan, spec):
+            yield d, plan
 
 
 def stored_under_older_ids(out: Path, rids: Iterable[str], wanted: Iterable[str]) -> dict[str, str]:
