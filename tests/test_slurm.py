@@ -644,6 +644,33 @@ def test_a_run_whose_job_slurm_never_heard_of_fails_once_the_grace_is_over(tmp_p
     assert "SLURM has no record of 1 job" in suite(capsys, "status", str(spec), "--out", str(out))
 
 
+def test_status_of_a_store_it_may_only_read_shows_an_ended_job_as_recorded_not_a_traceback(tmp_path, capsys,
+                                                                                          monkeypatch):
+    """`suite status` of a read-only store (a collaborator's, a read-only mount) stopped with an
+    OSError traceback when SLURM's answer ended a job: it records that end, and could not. It says
+    so, naming the file, and shows the run as recorded."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "lostro", {"lr": [0.01]})
+    [run] = ablations.expand(ablations.load(spec))
+    long_ago = (datetime.now(timezone.utc) - timedelta(seconds=slurm.LOST_AFTER_S + 60)).isoformat()
+    d = store.plan(out, run)
+    store.set_status(d, "pending", slurm_job_id="9999997_0", submitted_at=long_ago, executor="slurm")
+    before = (d / "status.json").read_bytes()
+    real = os.open
+
+    def read_only(path, flags, *args, **kwargs):  # a read-only mount refuses even root
+        if Path(path).is_relative_to(out) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(30, "Read-only file system", str(path))
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    assert main(["status", str(spec), "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert f"{d / 'status.json'}: cannot record that SLURM job 9999997_0 ended LOST (Read-only file system)" \
+        in printed.err, printed.err
+    assert "1 pending" in printed.out and (d / "status.json").read_bytes() == before
+
+
 def test_cancelled_runs_show_cancelled_and_are_not_resubmitted(tmp_path, capsys):
     out = tmp_path / "store"
     spec = write_spec(tmp_path, "cancel", {"lr": [0.01, 0.02]}, iterations=100_000)

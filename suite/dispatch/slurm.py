@@ -55,7 +55,7 @@ from suite.ablations.expand import RunSpec
 from suite.dispatch import sbatch_check, snapshot
 from suite.dispatch.cluster import ClusterOptions, summary
 from suite.dispatch.plan import start_afresh_dir
-from suite.errors import SuiteError, close_matches, count, show_warning, together
+from suite.errors import SuiteError, SuiteWarning, close_matches, count, show_warning, together
 
 T = TypeVar("T")
 # SLURM states of a job that may still run (or run again); anything else is final.
@@ -627,7 +627,13 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
                 continue
             now = store.state_of(d)  # as the lock found it: a resubmission may have replaced the job
             if _follows(now) and (now.status or {}).get("slurm_job_id") == job_id:
-                _record_end(d, now, job_id, "LOST" if job_id in lost else slurm_state)
+                ended = "LOST" if job_id in lost else slurm_state
+                try:
+                    _record_end(d, now, job_id, ended)
+                except OSError as exc:  # a store this user may only read: `suite status` and reports still answer
+                    warnings.warn(f"{d / 'status.json'}: cannot record that SLURM job {job_id} ended {ended} "
+                                  f"({exc.strerror or exc}): the run shows as last recorded until a command that can "
+                                  "write the store refreshes it", SuiteWarning, stacklevel=2)
     return out_states
 
 
