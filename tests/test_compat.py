@@ -412,6 +412,23 @@ def test_a_second_scan_of_an_old_store_resolves_nothing_until_a_record_changes(t
     assert store.scan(tmp_path).moves == moved and resolved == []
 
 
+@pytest.mark.parametrize("damage", ["half", "[]", "runs_a_list", "entry_a_number", "entry_of_no_id"])
+def test_an_id_cache_half_written_or_of_the_wrong_shape_is_resolved_again_and_written_anew(tmp_path, damage):
+    """.ids.json is only a cache: cut off halfway (a full disk), or valid JSON this version does
+    not write, it costs the runs' resolving again, never a wrong id nor a traceback."""
+    run = old_store(tmp_path)
+    path = tmp_path / "runs" / ".ids.json"
+    assert store.scan(tmp_path).moves == {OLD_ID: run.run_id}
+    text = path.read_text()
+    entry = json.loads(text)["runs"][OLD_ID]
+    path.write_text({"half": text[:len(text) // 2], "[]": "[]",
+                     "runs_a_list": json.dumps({"id_scheme": ID_SCHEME, "runs": [OLD_ID]}),
+                     "entry_a_number": json.dumps({"id_scheme": ID_SCHEME, "runs": {OLD_ID: 5}}),
+                     "entry_of_no_id": json.dumps({"id_scheme": ID_SCHEME, "runs": {OLD_ID: [entry[0], 5]}})}[damage])
+    assert store.scan(tmp_path).moves == {OLD_ID: run.run_id}
+    assert json.loads(path.read_text())["runs"] == {OLD_ID: entry}
+
+
 def _edit_in_place(path: Path, lr: float, keep_times: bool) -> None:
     """Set the plan's lr, writing into the same inode at the same size (JSON's trailing blanks);
     with `keep_times`, its access and modification times are put back: only its ctime tells."""

@@ -101,7 +101,7 @@ def test_two_plans_of_a_run_with_an_unreadable_plan_both_write_it_again(tmp_path
     assert (d / "config.corrupt-other.json").read_text() == "{truncated"
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "no_metrics", "metrics_not_a_mapping",
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "no_metrics", "metrics_not_a_mapping", "a_list",
                                     "throughput_a_list", "config_a_list", "config_config_a_number", "another_runs"])
 def test_a_corrupt_record_is_reported_and_skipped(tmp_path, damage):
     """Broken JSON and JSON of the wrong shape alike: a warning naming the file, the other runs listed."""
@@ -114,7 +114,7 @@ def test_a_corrupt_record_is_reported_and_skipped(tmp_path, damage):
         path.write_text("[]" if damage == "config_a_list" else json.dumps({"config": 3}))
     else:
         path.write_text({"truncate": text[: len(text) // 2], "garbage": "\x00\x01",
-                         "no_metrics": json.dumps({"run_id": bad.run_id}),
+                         "no_metrics": json.dumps({"run_id": bad.run_id}), "a_list": json.dumps([{"metrics": {}}]),
                          "metrics_not_a_mapping": json.dumps({"metrics": 5}),
                          "throughput_a_list": json.dumps({"metrics": {}, "throughput": [1]}),
                          "another_runs": (store.run_dir(tmp_path, good.run_id) / "result.json").read_text()}[damage])
@@ -128,6 +128,7 @@ def test_a_corrupt_record_is_reported_and_skipped(tmp_path, damage):
         return
     assert by_id.loc[bad.run_id, "status"] == "missing" and frame.attrs["problems"]
     says = {"no_metrics": "(no metrics)", "metrics_not_a_mapping": "(metrics: a number, not an object)",
+            "a_list": "(an array, not an object)",
             "throughput_a_list": "(throughput: an array, not an object)"}.get(damage)
     assert says is None or says in by_id.loc[bad.run_id, "note"]  # the key that makes it unreadable
 
