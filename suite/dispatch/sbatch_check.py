@@ -126,9 +126,11 @@ def _man_options() -> list[str]:
     try:
         found = subprocess.run(["man", "-w", "sbatch"], capture_output=True, text=True, timeout=TIMEOUT_S,
                                stdin=subprocess.DEVNULL).stdout.strip()
-        path = Path(found.splitlines()[0]) if found else None
-        raw = path.read_bytes() if path else b""
-        text = (gzip.decompress(raw) if path and path.suffix == ".gz" else raw).decode(errors="replace")
+        if not found:  # no man page installed
+            return []
+        path = Path(found.splitlines()[0])
+        raw = path.read_bytes()
+        text = (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode(errors="replace")
     except (OSError, subprocess.TimeoutExpired, gzip.BadGzipFile, EOFError):
         return []
     headings = [line.replace("\\-", "-") for line in text.splitlines() if line.startswith("\\fB\\-")]
