@@ -189,21 +189,6 @@ def test_aggregation_low_precision_sums_in_float32(dtype, padding, forward):
     _assert_rounded_once(torch.autograd.grad(out, x, g)[0], torch.autograd.grad(exact, exact_x, g.double())[0])
 
 
-def ref_weight_grad(x, g, weight_channels, k, d, padding):
-    """dL/dw written out: dL/dw[n, v, j, i] = sum over the value channels c with c mod Cw = v of
-    g[n, c, i] * x[n, c, j-th neighbour of i] (the kernels' out-of-range rule; none: 0)."""
-    n, c, height, width = x.shape
-    channel_of = torch.arange(c) % weight_channels
-    grad_w = torch.zeros(n, weight_channels, k * k, height * width, dtype=x.dtype)
-    for h in range(height):
-        for w in range(width):
-            for j, hi, wi in _footprint(k, d, h, w):
-                v = _source(x, hi, wi, padding)
-                if v is not None:
-                    grad_w[:, :, j, h * width + w].index_add_(1, channel_of, g[:, :, h, w] * v)
-    return grad_w
-
-
 # Worst relative error of dL/dw allowed: float64 to the last bits; float32 sums C / Cw = 4 rounded
 # products, within 4 u of the exact value (u = 2^-24), where one sum made in bfloat16 is 2^-8 off.
 WEIGHT_GRAD_TOLERANCE = {torch.float64: 1e-13, torch.float32: 4 * 2.0**-24}
@@ -213,11 +198,13 @@ WEIGHT_GRAD_TOLERANCE = {torch.float64: 1e-13, torch.float32: 4 * 2.0**-24}
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("k,d,height,width", GEOMETRIES)
 def test_aggregation_weight_gradient_against_its_formula(k, d, height, width, padding, dtype):
-    """dL/dw of both backends against the sum written out, for every footprint, dilation and
-    padding; positive values, so the error relative to the exact sum measures the arithmetic alone."""
+    """dL/dw of both backends against that of the kernel transcription (ref_aggregation, by autograd
+    in float64), for every footprint, dilation and padding; positive values, so the error relative
+    to the exact sum measures the arithmetic alone."""
     x, g = _positive(2, 8, height, width, seed=0, dtype=dtype), _positive(2, 8, height, width, seed=1, dtype=dtype)
     w = _positive(2, 2, k * k, height * width, seed=2, dtype=dtype).requires_grad_()
-    exact = ref_weight_grad(x.double(), g.double(), 2, k, d, padding)
+    exact_w = w.detach().double().requires_grad_()
+    (exact,) = torch.autograd.grad(ref_aggregation(x.double(), exact_w, k, d, padding), exact_w, g.double())
     for backend in BACKENDS:
         with use_backend(backend):
             (got,) = torch.autograd.grad(aggregation(x, w, k, d, padding), w, g)
