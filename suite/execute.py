@@ -131,13 +131,26 @@ def _lead(run: RunSpec, d: Path, *, progress: bool, env: Dist | None = None) -> 
         lock.release()
 
 
+def _stop_in(exc: BaseException) -> BaseException | None:
+    """The signal or time limit that ended the attempt, `exc` itself or one it was raised while
+    handling: a stop that lands inside library code can come out as another error (an import cut
+    in two, a cleanup failing on what the stop left half done), and that error is not the run's."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, (KeyboardInterrupt, Preempted)):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def _record_end(d: Path, exc: BaseException) -> None:
     """Record how a training attempt ended without a result: interrupted (a signal, a time limit),
     failed by a user's mistake (its message says all: no traceback kept), or failed otherwise."""
-    if isinstance(exc, (KeyboardInterrupt, Preempted)):
+    if (stop := _stop_in(exc)) is not None:
         # with this process's job (none locally): a job id another process wrote meanwhile would make
         # `suite status` record that job's end as this run's
-        store.set_status(d, "interrupted", error=f"interrupted: {exc or type(exc).__name__}", **_slurm_ids())
+        store.set_status(d, "interrupted", error=f"interrupted: {stop or type(stop).__name__}", **_slurm_ids())
     elif isinstance(exc, SuiteError):
         (d / "error.txt").unlink(missing_ok=True)
         store.set_status(d, "failed", error=str(exc))
@@ -228,8 +241,8 @@ def _measure_again(run: RunSpec, d: Path, result: dict[str, Any]) -> dict[str, A
         with _recorded_warnings(d):
             measured = {**measure_run(only), "attack": _attack(only, d), "views": _views(only, d)}
     except BaseException as exc:
-        if isinstance(exc, (KeyboardInterrupt, Preempted)):  # Ctrl-C, a signal, a time limit
-            why = f"was interrupted ({exc or type(exc).__name__})"
+        if (stop := _stop_in(exc)) is not None:  # Ctrl-C, a signal, a time limit
+            why = f"was interrupted ({stop or type(stop).__name__})"
         else:
             why = f"failed ({exc if isinstance(exc, SuiteError) else traceback.format_exc().strip().splitlines()[-1]})"
         store.set_status(d, "done", error=f"measuring again ({how}) {why}; the earlier measurement stands",
@@ -407,8 +420,10 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signal.Signals[str(exc)]
     except KeyboardInterrupt:
         return 130
-    except Exception:
+    except Exception as exc:
         traceback.print_exc()
+        if isinstance(stop := _stop_in(exc), Interrupted):  # recorded so by _record_end: exit as the signal
+            return 128 + signal.Signals[str(stop)]
         return 1
     return 0
 

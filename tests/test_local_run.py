@@ -939,6 +939,41 @@ def test_a_run_process_whose_runner_died_before_it_asked_for_the_runners_death_s
     assert not (d / "checkpoint.pt").exists()  # nothing trained
 
 
+def test_a_stop_that_comes_out_of_library_code_as_another_error_is_recorded_as_the_stop(tmp_path, monkeypatch):
+    """A SIGINT that lands inside torch (an import cut in two, then a cleanup failing on what it
+    left) can leave the run's process with another error: the run was recorded failed with that
+    error's last line (CI, once: "R...backHandler'"), a failure the plain command does not resume,
+    though the user had only pressed Ctrl-C. An error raised while the stop was being handled is
+    the stop's: the run is interrupted, and the process exits as the signal. The run process's
+    `main` runs in this one (its signal handlers put back after)."""
+    import warnings
+
+    from suite import execute, processes
+
+    [run] = ablations.expand(ablations.load(_spec(tmp_path, "cut", "  lr: [0.05]")), overrides=parse_overrides(FAST))
+    d = store.plan(tmp_path / "store", run)
+
+    def stopped_in_an_import(*args, **kwargs):
+        try:
+            raise execute.Interrupted("SIGINT")
+        except execute.Interrupted:
+            raise ImportError("cannot import name 'CompilationCallbackHandler'") from None  # its context stays
+
+    monkeypatch.setattr(execute, "_run", stopped_in_an_import)
+    monkeypatch.delenv(processes.RUNNER_PID, raising=False)
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # `main` sets its own
+    handlers = {signum: signal.getsignal(signum) for signum in processes.INTERRUPTS}
+    try:
+        assert execute.main([str(d)]) == 128 + signal.SIGINT
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    state = store.state_of(d)
+    assert (state.state, state.note) == ("interrupted", "interrupted: SIGINT")
+    plain = ValueError("a bug of the run's own")
+    assert execute._stop_in(plain) is None  # an error with no stop behind it stays the run's failure
+
+
 def test_a_signal_pending_behind_the_first_leaves_no_traceback_in_the_log():
     """Ctrl-C reaches the run, and a SIGTERM follows (`kill` of the runner, which passes it on;
     before, the runner sent SIGTERM after every Ctrl-C): with both pending at once, the
