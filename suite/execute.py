@@ -410,22 +410,27 @@ def main(argv: list[str] | None = None) -> int:
     except SuiteError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except Interrupted as exc:  # the shell's status for the signal, as the runner exits
-        # recorded here, maybe before a word of this process's (stopped while starting), and not left to
-        # the runner: it records its runs' stops once all have stopped (seconds, a checkpoint being
-        # written), and killed meanwhile (`kill -9` after the Ctrl-C, a CI job's SIGKILL after its
-        # SIGTERM) or gone already (its death signal), it records nothing
-        with contextlib.suppress(OSError, files.Gone):  # a full disk: the exit status says it all the same
-            record_stop(d, os.getpid(), f"interrupted: {exc}")
-        return 128 + signal.Signals[str(exc)]
+    except Interrupted as exc:
+        return _stopped(d, exc)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         traceback.print_exc()
-        if isinstance(stop := _stop_in(exc), Interrupted):  # recorded so by _record_end: exit as the signal
-            return 128 + signal.Signals[str(stop)]
+        if isinstance(stop := _stop_in(exc), Interrupted):  # the signal's doing, come out as another error
+            return _stopped(d, stop)
         return 1
     return 0
+
+
+def _stopped(d: Path, stop: Interrupted) -> int:
+    """Record the run in `d` stopped by the signal `stop` names, and return the shell's status for it,
+    as the runner exits. Recorded here, maybe before a word of this process's (stopped while
+    starting), and not left to the runner: it records its runs' stops once all have stopped
+    (seconds, a checkpoint being written), and killed meanwhile (`kill -9` after the Ctrl-C, a CI
+    job's SIGKILL after its SIGTERM) or gone already (its death signal), it records nothing."""
+    with contextlib.suppress(OSError, files.Gone):  # a full disk: the exit status says it all the same
+        record_stop(d, os.getpid(), f"interrupted: {stop}")
+    return 128 + signal.Signals[str(stop)]
 
 
 def record_stop(d: Path, pid: int, why: str) -> None:
