@@ -1450,6 +1450,9 @@ def test_complexity_page_from_a_current_csv(tmp_path, profile_rows):
     line = next(line for line in page.splitlines() if line.startswith("| ran56 |"))
     assert md_cells(line)[1] == "Attention-56"  # the paper's name beside the registry's
     assert md_cells(line)[4:10] == ["31.81", "31.9", "1.00×", "3.15", "6.3", "0.50×"]
+    cited = {md_cells(line)[0]: md_cells(line)[-1] for line in page.splitlines() if line.startswith("| ran")}
+    assert cited["ran92_cifar"] == "RAN Table 6 (CIFAR)"  # its paper parameters' table (no GMACs)
+    assert cited["ran56_cifar"] == ""  # its paper gives errors only: no table cited beside blank figures
     assert f"{len(profile_rows)} models from" in page
 
     frame = pd.read_csv(csv)

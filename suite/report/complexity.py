@@ -75,10 +75,13 @@ def table(rows: dict[str, dict[str, Any]]) -> Table:
         params_m, gmacs = _float(row.get("params")) / 1e6, _float(row.get("gmacs"))
         paper_params, paper_gmacs = _float(info.paper.get("params_m")), _float(info.paper.get("gmacs"))
         issue = row.get("error") if not _blank(row.get("error")) else row.get("unsupported_ops")
+        # The source of the figures shown: a model whose paper gives only errors (e.g. Attention-56 on
+        # CIFAR-10) cites nothing here, or its table would read as where a blank came from.
+        shown = not (math.isnan(paper_params) and math.isnan(paper_gmacs))
         body.append([name, info.label, info.family, str(row.get("img_size", info.input_size)),
                      num(params_m), _opt(paper_params), _ratio(params_m, paper_params),
                      num(gmacs), _opt(paper_gmacs), _ratio(gmacs, paper_gmacs),
-                     "" if _blank(issue) else str(issue), str(info.paper.get("source", ""))])
+                     "" if _blank(issue) else str(issue), str(info.paper.get("source", "")) if shown else ""])
     columns = ["paper name", "family", "input", "params (M)", "paper", "ratio", "GMACs", "paper", "ratio",
                "unsupported ops or error", "paper source"]
     return Table(index=["model"], columns=[("", c) for c in columns], body=body,
