@@ -152,3 +152,16 @@ def test_every_shipped_model_says_what_it_is():
     undocumented = [n for n in list_models() if get_model_info(n).source == "suite"
                     and not (get_model_info(n).builder.__doc__ or "").strip()]
     assert undocumented == [] and SAN.__doc__
+
+
+def test_every_paper_figure_cites_one_of_the_tables_labels():
+    """One label per paper table (suite/models/papers.py): a source spelled in place would read
+    as another table beside the same one (5.52 for Attention-56 was 'RAN Table 1/3', leaving out
+    Table 4, which prints it too)."""
+    from suite.models import papers
+
+    labels = {v for k, v in vars(papers).items() if k.isupper() and isinstance(v, str)}
+    shipped = [n for n in list_models() if get_model_info(n).source == "suite" and get_model_info(n).paper]
+    cited = {n: get_model_info(n).paper.get("source") for n in shipped}
+    assert cited and {n: s for n, s in cited.items() if s not in labels} == {}
+    assert cited["ran56_cifar"] == papers.RAN_CIFAR_ABLATIONS

@@ -95,7 +95,7 @@ from suite.models.layers import (
     positive,
 )
 from suite.errors import SuiteError
-from suite.models.papers import RAN_TABLE7, ran_cifar_paper
+from suite.models.papers import RAN_CIFAR_ABLATIONS, RAN_TABLE7, ran_cifar_paper
 from suite.models.registry import Check, register_model
 
 MaskNorm = Literal["mixed", "channel", "spatial"]
@@ -509,7 +509,7 @@ def ranext92(
 
 @register_model(
     label="Attention-56",
-    check=_CIFAR_CHECK, input_size=32, paper={"cifar10_top1_err": 5.52, "source": "RAN Table 1/3 (CIFAR-10, ARL)"}
+    check=_CIFAR_CHECK, input_size=32, paper={"cifar10_top1_err": 5.52, "source": RAN_CIFAR_ABLATIONS}
 )
 def ran56_cifar(
     *,
