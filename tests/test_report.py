@@ -497,7 +497,7 @@ def blocks(table: tables.Table) -> list[str]:
     ("ran_imagenet", ["Network"], ["ResNet-152", "Attention-56", "ResNeXt-101 (32x4d)", "AttentionNeXt-56",
                                    "ResNet-200", "Attention-92"], []),
     ("ran_mask_norm", ["Attention type"], ["Mixed (f1)", "Channel (f2)", "Spatial (f3)"], []),
-    ("ran_mask_structure", ["Mask type"], ["Local convolutions", "Encoder and decoder"], []),
+    ("ran_mask_structure", ["Mask type"], ["Local convolutions (local)", "Encoder and decoder (mixed)"], []),
     ("san_main", ["Method"], ["ResNet26", "SAN10-pair.", "SAN10-patch.", "ResNet38", "SAN15-pair.", "SAN15-patch.",
                               "ResNet50", "SAN19-pair.", "SAN19-patch."], []),
     ("san_footprint", ["Footprint"], ["3×3", "5×5", "7×7", "9×9"], ["SAN10-pair.", "SAN10-patch."]),
