@@ -136,6 +136,32 @@ def test_attentionnext_params_match_official_prototxt() -> None:
     assert count_params("ranext92") == 52_102_952
 
 
+def test_ranext56_parts_against_ran56() -> None:
+    """The per-part counts ranext56's docstring gives for its 31.32 M against the 31.9 M Table 7
+    prints, which is Attention-56's figure: the units opening each stage account for the gap."""
+    ran, nxt = create_model("ran56").eval(), create_model("ranext56").eval()
+
+    def params(*modules: nn.Module) -> int:
+        return sum(p.numel() for m in modules for p in m.parameters())
+
+    def less(*idx: int) -> int:
+        return params(*(nxt.features[i] for i in idx)) - params(*(ran.features[i] for i in idx))
+
+    assert params(nxt.stem) == params(ran.stem) == 9_536
+    stages = [(0, 1), (2, 3), (4, 5), (6, 7, 8)]  # opening unit, then the module (stage 4: two units)
+    assert [less(*idx) for idx in stages] == [-1_920, -6_656, -65_536, -413_696]
+    assert [less(idx[0]) for idx in stages] == [-10_624, -28_672, -118_784, -483_328]
+    assert less(7) == less(8) == 34_816  # the two units at 2048 after the opening one
+    assert params(nxt.features[5].trunk[0]) - params(ran.features[5].trunk[0]) == 9_216  # a unit at 1024
+    assert params(nxt.head_norm, nxt.fc) - params(ran.head_norm, ran.fc) == -4_096
+    assert params(nxt) == 31_318_824 == params(ran) - 491_904
+    running = sum(2 * m.num_features for m in nxt.modules() if isinstance(m, nn.BatchNorm2d))
+    assert running == 98_432 and round((params(nxt) + running) / 1e6, 2) == 31.42
+    ops = [FlopCountAnalysis(m, torch.zeros(1, 3, 224, 224)).unsupported_ops_warnings(False)
+           .uncalled_modules_warnings(False).by_operator()["conv"] for m in (ran, nxt)]
+    assert round((ops[1] - ops[0]) / 1e9, 3) == 0.148
+
+
 @pytest.mark.parametrize("name, conv_fc, total", [
     ("ran56", 6.271, 6.312), ("ran92", 10.534, 10.593), ("ranext56", 6.419, 6.470), ("ranext92", 10.704, 10.775),
 ])

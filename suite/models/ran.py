@@ -486,7 +486,19 @@ def ranext56(
     mask_norm: MaskNorm = "mixed",
     attention_learning: AttentionLearning = "arl",
 ) -> nn.Module:
-    """AttentionNeXt-56 (paper Table 7): Attention-56's layout built from post-activation ResNeXt units."""
+    """AttentionNeXt-56 (paper Table 7): Attention-56's layout built from post-activation ResNeXt units.
+
+    31,318,824 parameters and 6.42 G conv + FC multiply-adds, the official prototxt's. The 31.9 M /
+    6.3 G that Table 7 prints (as SKNet quotes it) are Attention-56's to the digit (31,810,728, 31.88 M
+    with BN running statistics; 6.27 G), which they most likely repeat: this net's running statistics
+    (98,432) bring it to 31.42 M only. Against Attention-56, by part: stem equal; stages 1-3 -1,920 /
+    -6,656 / -65,536 and stage 4 (3 units at 2048) -413,696, all from the unit opening each stage
+    (-10,624 / -28,672 / -118,784 / -483,328: its grouped 3x3, C/2 wide in 32 groups, holds an eighth
+    of the weights of a C/4 dense 3x3), while every other unit has a few more (its 1x1s are twice as
+    wide: +9,216 for a unit at 1024, +34,816 at 2048); head -4,096 (no BN before the pool). The wider
+    1x1s also make the multiply-adds 0.148 G more, not fewer.
+    `tests/test_ran.py::test_ranext56_parts_against_ran56` pins these figures.
+    """
     return ResidualAttentionNet((1, 1, 1), imagenet=True, input_size=224, unit=resnext_unit(base_width), **locals())
 
 
