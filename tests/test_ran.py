@@ -14,6 +14,7 @@ from torch import nn
 from suite.errors import SuiteError
 from suite.measure.complexity import count_params
 from suite.models import create_model, get_model_info, list_models
+from suite.models import ran
 from suite.models.layers import PreActBottleneck, ResNeXtBottleneck
 from suite.models.ran import (
     PREACT,
@@ -192,6 +193,33 @@ def test_cifar_params_pin_documented_layout() -> None:
     assert count_params("ran236_cifar") == 4_801_178
     assert count_params("ran452_cifar") == 9_361_562
     assert count_params("resnet164_cifar") == 1_703_258
+
+
+def test_cifar_trunk_and_mask_parts(monkeypatch) -> None:
+    """The module docstring's split of the CIFAR counts: what the paper fixes (trunk) and what it
+    leaves open (masks), what Table 6's totals leave for the masks, and the counts with one mask
+    pool more per stage (3/2/1, below the smallest trunk map)."""
+    def parts(name: str) -> tuple[int, int]:
+        model = create_model(name)
+        mask = sum(p.numel() for b in model.modules() if isinstance(b, SoftMaskBranch) for p in b.parameters())
+        return count_params(name) - mask, mask
+
+    split = {n: parts(n) for n in ("ran92_cifar", "ran236_cifar", "ran452_cifar")}
+    assert split == {"ran92_cifar": (1_079_834, 745_856), "ran236_cifar": (2_563_610, 2_237_568),
+                     "ran452_cifar": (4_789_274, 4_572_288)}
+    left = {n: round(get_model_info(n).paper["params_m"] - trunk / 1e6, 2) for n, (trunk, _) in split.items()}
+    assert left == {"ran92_cifar": 0.82, "ran236_cifar": 2.54, "ran452_cifar": 3.81}
+    assert round(split["ran452_cifar"][1] / 1e6 - left["ran452_cifar"], 2) == 0.76
+    natural = ran.stage_pools
+    monkeypatch.setattr(ran, "stage_pools", lambda imagenet, size, stages=3: [
+        n + (not imagenet) for n in natural(imagenet, size, stages)])
+    try:
+        deeper = {n: count_params(n) for n in split}
+    finally:  # the input-size check caches what it derives from the pools
+        monkeypatch.undo()
+        ran.smallest_input.cache_clear()
+    assert deeper == {"ran92_cifar": 1_959_706, "ran236_cifar": 5_203_226, "ran452_cifar": 10_299_674}
+    assert [round(deeper[n] / 1e6 - get_model_info(n).paper["params_m"], 2) for n in split] == [0.06, 0.10, 1.70]
 
 
 def test_depth_formula() -> None:
