@@ -140,7 +140,7 @@ def test_attentionnext_params_match_official_prototxt() -> None:
 def test_ranext56_parts_against_ran56() -> None:
     """The per-part counts ranext56's docstring gives for its 31.32 M against the 31.9 M Table 7
     prints, which is Attention-56's figure: the units opening each stage account for the gap."""
-    ran, nxt = create_model("ran56").eval(), create_model("ranext56").eval()
+    ran, nxt = create_model("ran56"), create_model("ranext56")
 
     def params(*modules: nn.Module) -> int:
         return sum(p.numel() for m in modules for p in m.parameters())
@@ -158,9 +158,7 @@ def test_ranext56_parts_against_ran56() -> None:
     assert params(nxt) == 31_318_824 == params(ran) - 491_904
     running = sum(2 * m.num_features for m in nxt.modules() if isinstance(m, nn.BatchNorm2d))
     assert running == 98_432 and round((params(nxt) + running) / 1e6, 2) == 31.42
-    ops = [FlopCountAnalysis(m, torch.zeros(1, 3, 224, 224)).unsupported_ops_warnings(False)
-           .uncalled_modules_warnings(False).by_operator()["conv"] for m in (ran, nxt)]
-    assert round((ops[1] - ops[0]) / 1e9, 3) == 0.148
+    # The 0.148 G more multiply-adds: test_macs_match_official_prototxt's conv + FC, 6.419 - 6.271.
 
 
 @pytest.mark.parametrize("name, conv_fc, total", [
@@ -200,9 +198,10 @@ def test_cifar_trunk_and_mask_parts(monkeypatch) -> None:
     leaves open (masks), what Table 6's totals leave for the masks, and the counts with one mask
     pool more per stage (3/2/1, below the smallest trunk map)."""
     def parts(name: str) -> tuple[int, int]:
-        model = create_model(name)
+        with torch.device("meta"):  # counts only: no memory, no init
+            model = create_model(name)
         mask = sum(p.numel() for b in model.modules() if isinstance(b, SoftMaskBranch) for p in b.parameters())
-        return count_params(name) - mask, mask
+        return sum(p.numel() for p in model.parameters()) - mask, mask
 
     split = {n: parts(n) for n in ("ran92_cifar", "ran236_cifar", "ran452_cifar")}
     assert split == {"ran92_cifar": (1_079_834, 745_856), "ran236_cifar": (2_563_610, 2_237_568),
