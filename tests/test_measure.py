@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -158,6 +159,19 @@ def test_a_profile_job_with_values_no_run_can_take_is_refused_when_made():
         with pytest.raises(SuiteError, match=rf"^{key}: must be >= 1, got 0$"):
             profile.ProfileJob("ran56_cifar", bench="infer", **{key: 0})
     assert profile.ProfileJob("ran56_cifar", bench="all", steps=1).phases == ("infer", "train")
+
+
+def test_a_profile_job_names_the_input_size_as_its_caller_gave_it(capsys):
+    """A size the model cannot take is `img_size` from Python (it said `--input-size`, a flag a
+    notebook never typed), as model_complexity says it; `suite profile` keeps naming its flag, in
+    its own process and in a child's row alike."""
+    job = profile.ProfileJob("ran56", img_size=30)
+    for call in (lambda: profile.profile_model(job), lambda: model_complexity("ran56", img_size=30)):
+        with pytest.raises(SuiteError, match=r"^img_size: inputs of 30 px are too small: "):
+            call()
+    assert profile._child([json.dumps(dataclasses.asdict(job))]) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert row["error"].startswith("--input-size: inputs of 30 px are too small: ")
 
 
 class _Triple(torch.autograd.Function):
@@ -603,7 +617,11 @@ def test_a_batch_of_one_that_batch_norm_cannot_train_names_the_setting():
         profile.measure_run(config)
     assert err.value.key == "measure.batch_size"
     (row,) = profile.profile(profile.plan(["ran56_cifar"], bench="train", img_size=4, batch_size=1, warmup=1, steps=1))
-    assert row["error"].startswith("batch_size: a batch of 1 cannot train this model")
+    # `suite profile`'s row names the flag that set it, as its other errors do
+    assert row["error"].startswith("--batch-size: a batch of 1 cannot train this model")
+    with pytest.raises(SuiteError, match="^batch_size: a batch of 1 cannot train this model"):  # from Python
+        profile.profile_model(profile.ProfileJob("ran56_cifar", bench="train", img_size=4, batch_size=1, warmup=1,
+                                                 steps=1))
 
 
 def test_a_crashed_child_becomes_an_error_row(monkeypatch):

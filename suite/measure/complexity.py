@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib.metadata
 import warnings
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from math import prod
 from typing import Any
@@ -123,15 +124,22 @@ def model_complexity(name: str, img_size: int | None = None, **kwargs: Any) -> C
     The options are checked for that size first, as `suite profile --input-size` checks them, so a
     size the model's pools cannot take is a SuiteError naming `img_size`, not a shape error from
     deep inside the model."""
+    img_size, resolved = sized_options(name, kwargs, img_size)
+    return measure_complexity(create_model(name, **resolved), img_size)
+
+
+def sized_options(name: str, kwargs: Mapping[str, Any], img_size: int | None) -> tuple[int, dict[str, Any]]:
+    """The input size (None: the model's natural one) and the model's options checked for it. A size
+    that is no count, or that the model's pools cannot take, is a SuiteError naming `img_size`: the
+    Python argument of model_complexity and ProfileJob alike (`suite profile` renames it to its flag)."""
     if img_size is None:
         img_size = get_model_info(name).input_size
     elif img_size < 1:
         raise SuiteError(f"must be >= 1, got {img_size}", key="img_size")
     try:
-        resolved = resolve_model_kwargs(name, kwargs, input_size=img_size)
+        return img_size, resolve_model_kwargs(name, kwargs, input_size=img_size)
     except SuiteError as err:  # a family's check of the input size has no key of its own
         raise (err.where(key="img_size") if err.key is None else err) from None
-    return measure_complexity(create_model(name, **resolved), img_size)
 
 
 def measure_complexity(model: nn.Module, img_size: int, in_chans: int = 3) -> Complexity:

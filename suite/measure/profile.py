@@ -33,7 +33,7 @@ from torch import nn
 
 from suite import files, processes
 from suite.errors import SuiteError, unknown
-from suite.measure.complexity import measure_complexity
+from suite.measure.complexity import measure_complexity, sized_options
 from suite.measure.env import environment, resolve_device
 from suite.measure.memory import MemoryProbe
 from suite.measure.throughput import STEPS, BenchSettings, Timing, prepare, summarize, time_steps
@@ -55,6 +55,9 @@ DEFAULTS: dict[str, dict[str, int]] = {
     "cpu": {"batch_size": 8, "warmup": 3, "steps": 10},
 }
 RESULT_MARKER = "--result"
+# `suite profile`'s flag for each job field it sets, so the command's errors name what was typed
+FLAGS = {"img_size": "--input-size", "amp": "--amp", "channels_last": "--channels-last", "compile": "--compile",
+         "batch_size": "--batch-size", "warmup": "--warmup", "steps": "--steps", "threads": "--threads"}
 
 
 @dataclass(frozen=True)
@@ -140,9 +143,8 @@ def _check_options(options: dict[str, Any]) -> None:
     _check_values(options)
     resolve_device(options.get("device"))  # complexity alone does not use it, but a wrong one is a mistake
     if not BENCHES[options.get("bench", "complexity")]:  # counted once in fp32: these would change nothing
-        timing = {"amp": "--amp", "channels_last": "--channels-last", "compile": "--compile",
-                  "batch_size": "--batch-size", "warmup": "--warmup", "steps": "--steps", "threads": "--threads"}
-        given = [flag for key, flag in timing.items() if options.get(key) not in (None, False, "fp32")]
+        given = [flag for key, flag in FLAGS.items()
+                 if key != "img_size" and options.get(key) not in (None, False, "fp32")]
         if given:
             raise SuiteError(f"{', '.join(given)} only {'changes' if len(given) == 1 else 'change'} timed "
                              "measurements: add --bench infer, train or all",
@@ -178,8 +180,8 @@ def profile(jobs: Sequence[ProfileJob]) -> list[dict[str, Any]]:
     if len(jobs) == 1 and not jobs[0].phases:
         try:
             return [profile_model(jobs[0])]
-        except SuiteError:
-            raise
+        except SuiteError as err:
+            raise _flagged(err) from None
         except Exception as exc:  # noqa: BLE001 - as from a child: a row with the error, not a traceback
             return [_error_row(jobs[0], exc)]
     from tqdm import tqdm
@@ -218,12 +220,9 @@ def profile_model(job: ProfileJob) -> dict[str, Any]:
     """One row for one model, in this process (raises on failure)."""
     if job.threads is not None:
         torch.set_num_threads(job.threads)
-    img_size = job.img_size or get_model_info(job.model).input_size
     try:
-        kwargs = resolve_model_kwargs(job.model, job.model_kwargs, input_size=img_size)
-    except SuiteError as err:  # the family checks without a key of their own are of the input's size
-        if err.key is None:
-            raise err.where(key="--input-size" if job.img_size else None) from None
+        img_size, kwargs = sized_options(job.model, job.model_kwargs, job.img_size)
+    except SuiteError as err:
         raise err.where(key="model" if err.key in job.model_kwargs else None) from None  # as given: model.KEY
     build = functools.partial(create_model, job.model, **kwargs)
     row: dict[str, Any] = {"model": job.model, "img_size": img_size, **_job_columns(job)}
@@ -453,6 +452,14 @@ def render(rows: Sequence[dict[str, Any]], fmt: str) -> str:
     return format_table(rows) + "\n"
 
 
+def _flagged(err: SuiteError) -> SuiteError:
+    """A job's error as `suite profile` says it: naming the flag that set the field, not the Python name."""
+    if err.key in FLAGS:
+        err.key = FLAGS[err.key]
+        err.args = (str(err),)
+    return err
+
+
 def _error_row(job: ProfileJob, exc: Exception) -> dict[str, Any]:
     """A failed job's row; an exception's first line only (PyTorch's C++ errors go on for pages)."""
     lines = str(exc).strip().splitlines() or [""]
@@ -469,11 +476,12 @@ def _child(argv: Sequence[str]) -> int:
     job = ProfileJob(**json.loads(argv[0]))
     try:
         row = profile_model(job)
+    except SuiteError as err:
+        row = _error_row(job, _flagged(err))
     except Exception as exc:  # noqa: BLE001 - the row carries the error; the parent goes on
-        if not isinstance(exc, SuiteError):
-            import traceback
+        import traceback
 
-            traceback.print_exc()
+        traceback.print_exc()
         row = _error_row(job, exc)
     print(RESULT_MARKER)
     print(json.dumps(row), flush=True)
