@@ -150,7 +150,8 @@ def _add_specs(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("specs", help="list and check the ablation specs (every preset too), with their run counts "
                                      "and data sets")
     p.add_argument("specs", nargs="*", metavar="SPEC",
-                   help="spec names or YAML paths to check (default: every spec found: $SUITE_ABLATIONS, the suite's ablations/, ./ablations)")
+                   help="spec names, fnmatch patterns ('san_*') or YAML paths to check (default: every spec found: "
+                        "$SUITE_ABLATIONS, the suite's ablations/, ./ablations)")
     p.add_argument("--preset", help="count and check runs under this preset only")
     p.set_defaults(handler=_specs)
 
@@ -161,10 +162,11 @@ DATA_WIDTH = len("cifar10, cifar100")  # the data column of `suite specs`
 def _specs(args: argparse.Namespace) -> int:
     from suite import ablations
 
+    chosen = ablations.select(args.specs) if args.specs else ablations.list()  # a pattern matching none: said first
     print(f"{'spec':<24} {'runs':>5}  {'data':<{DATA_WIDTH}}  paper / description")
     invalid = having = unread = 0
     presets: set[str] = set()  # of the specs read, for a misspelt --preset's "did you mean"
-    for name in args.specs or ablations.list():
+    for name in chosen:
         problems: list[str] = []
         spec = None
         try:  # one broken spec file must not hide the others

@@ -1031,6 +1031,22 @@ def test_specs_lists_every_spec_and_names_a_broken_one(tmp_path, monkeypatch, ca
     assert main(["specs", "--preset", "nowhere", "quick"]) == 2 and "no spec has the preset 'nowhere'" in capsys.readouterr().err
 
 
+def test_specs_takes_patterns_as_suite_models_does(tmp_path, monkeypatch, capsys):
+    """`suite specs 'zz_*'` lists the specs the pattern matches (it was an unknown spec 'zz_*'), beside
+    names and paths as given, each once; a pattern that matches no spec is an error, not an empty list."""
+    for name in ("zz_b", "zz_a"):
+        write(tmp_path, f"name: {name}\nbase: {{model: {{name: resnet26}}}}\n", name)
+    monkeypatch.setenv("SUITE_ABLATIONS", str(tmp_path))
+    assert main(["specs", "zz_*", "quick", "zz_a"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["zz_a", "zz_b", "quick"]
+    assert main(["specs", "zz_?", "zz_[!a]"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["zz_a", "zz_b"]
+    assert main(["specs", "quick", "nothing*"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: spec: no spec matches 'nothing*' (valid: ") and "zz_a" in captured.err
+    assert captured.out == ""  # said before any spec is listed
+
+
 def test_specs_names_the_data_each_spec_trains_on_and_a_default_as_such(tmp_path, monkeypatch, capsys):
     """A dropped `data: {name: ...}` line trains on digits, with the run ids of a spec that says digits:
     the listing shows it, so the default is not taken unseen."""

@@ -1,4 +1,4 @@
-"""Ablation specs: `load(name_or_path)`, `list()`, `expand(spec, preset=None, overrides=None) -> [RunSpec]`.
+"""Ablation specs: `load(name_or_path)`, `list()`, `select(patterns)`, `expand(spec, preset=None, overrides=None) -> [RunSpec]`.
 
 Spec files live in the directories of `$SUITE_ABLATIONS` (separated by ':'), in `_specs/` inside
 the package (the files of ablations/, as an installed wheel carries them), in `ablations/` next to
@@ -9,7 +9,9 @@ that order.
 from __future__ import annotations
 
 import builtins
+import fnmatch
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from suite.ablations.expand import RunSpec, expand
@@ -42,13 +44,34 @@ def find(name: str) -> Path | None:
     return next((d / f"{name}.yaml" for d in spec_dirs() if (d / f"{name}.yaml").exists()), None)
 
 
+def select(patterns: Sequence[str]) -> builtins.list[str]:
+    """Specs to list: a word with fnmatch characters (`san_*`) as the spec names it matches, sorted,
+    any other argument (a name or a path) as given, for `load` to read or refuse; in order, each once.
+    A pattern that matches no spec is a SuiteError, as a model pattern is in `suite models`."""
+    chosen: dict[str, None] = {}
+    for pattern in patterns:
+        if not (_is_word(pattern) and any(c in pattern for c in "*?[")):
+            chosen.setdefault(pattern, None)
+            continue
+        names = fnmatch.filter(list(), pattern)
+        if not names:
+            raise SuiteError(f"no spec matches {pattern!r}", key="spec", choices=list())
+        chosen.update(dict.fromkeys(n for n in names if n not in chosen))
+    return builtins.list(chosen)
+
+
+def _is_word(text: str) -> bool:
+    """A spec's name rather than a file's path: no folder, no YAML suffix."""
+    return Path(text).suffix not in (".yaml", ".yml") and "/" not in text and os.sep not in text
+
+
 def load(name_or_path: str | Path) -> Spec:
     """A spec by name (searched in spec_dirs) or by path to a YAML file. A bare word is a name
     first: a folder or stray file called `quick` in the working directory does not hide the spec."""
     if not str(name_or_path).strip():  # Path("") is the working directory
         raise SuiteError("an empty spec name: name a spec (`suite specs` lists them) or a spec file", key="spec")
     path = Path(name_or_path)
-    word = path.suffix not in (".yaml", ".yml") and "/" not in str(name_or_path) and os.sep not in str(name_or_path)
+    word = _is_word(str(name_or_path))
     if not (word and find(str(name_or_path)) is not None) and (path.suffix in (".yaml", ".yml") or path.exists()):
         # read as YAML whatever its suffix, a TOML file was told only "a spec must be a mapping"
         if path.suffix not in (".yaml", ".yml") and not path.is_dir():
@@ -67,4 +90,4 @@ def load(name_or_path: str | Path) -> Spec:
     return parse(found)
 
 
-__all__ = ["RunSpec", "Spec", "expand", "find", "list", "load", "spec_dirs"]
+__all__ = ["RunSpec", "Spec", "expand", "find", "list", "load", "select", "spec_dirs"]
