@@ -288,13 +288,10 @@ def _store_dir(args: argparse.Namespace, *, writing: bool = False) -> Path:
     """The run store `--out` (else $SUITE_OUT, else ./results) names; refused if it is a file, and
     when `writing`, if it cannot hold runs."""
     from suite import store
-    from suite.files import check_lookup
 
     out = args.out or store.default_out()
     key = _store_key(args)
-    check_lookup(out, key=key)
-    if out.exists() and not out.is_dir():
-        raise SuiteError("is a file, not a run store directory", file=str(out), key=key)
+    store.present(out, key=key)
     if writing:
         store.check_writable(out, key=key)
     return out

@@ -62,6 +62,16 @@ def default_out() -> Path:
     return Path(value if value.strip() else "results")
 
 
+def present(out: Path, *, key: str) -> bool:
+    """Whether the run store `out` (named by `key`) is there to read. A file, or a path the OS cannot
+    look up, is a SuiteError naming it; an absent folder is False: its runs are all missing, which a
+    caller reading it says, since a mistyped path would read as no run done."""
+    files.check_lookup(out, key=key)
+    if out.exists() and not out.is_dir():
+        raise SuiteError("is a file, not a run store directory", file=str(out), key=key)
+    return out.exists()
+
+
 def run_dir(out: Path, run_id: str) -> Path:
     return Path(out) / "runs" / run_id
 

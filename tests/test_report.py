@@ -1293,6 +1293,23 @@ def test_splice_errors_name_file_and_line(text, line, message):
     assert info.value.file == "README.md" and info.value.line == line
 
 
+def test_load_from_a_store_that_is_not_there_says_so(tmp_path, toy):
+    """`tables.load(spec, out=<a mistyped folder>)` was a table of missing runs without a word; it
+    warns as `suite report` notes it, naming the folder, and a file is refused as the command
+    refuses it, naming the argument."""
+    spec, _, _ = toy
+    with pytest.warns(SuiteWarning, match=rf"^no runs in {re.escape(str(tmp_path / 'nope'))} \(no such folder: "
+                                          r"is out= or \$SUITE_OUT right\?\)$"):
+        rep = tables.load(spec, out=tmp_path / "nope")
+    assert rep.counts["missing"] == len(rep.runs) > 0 and not (tmp_path / "nope").exists()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SuiteError, match=r"file: out: is a file, not a run store directory$"):
+        tables.load(spec, out=tmp_path / "file")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a store that is there: no warning
+        tables.load(spec, out=toy[2])
+
+
 # ---------------------------------------------------------------------------------------- cli
 def test_cli_report_on_empty_and_partial_quick_store(tmp_path, capsys):
     out = tmp_path / "results"

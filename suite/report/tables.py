@@ -166,10 +166,14 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
 def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mapping[str, Any] | None = None,
          out: Path | None = None, metrics: str | Sequence[str] | None = None) -> Report:
     """Expand `spec` (a Spec, a name or a path) as `suite run` did (preset, command-line overrides),
-    collect its runs from the store and build the report."""
+    collect its runs from the store and build the report. A store folder that is not there is a
+    report of missing runs, with a warning naming it (as `suite report` notes it)."""
     if not isinstance(spec, Spec):
         spec = ablations.load(spec)
+    key = "out" if out is not None else "$SUITE_OUT"
     out = Path(out) if out is not None else store.default_out()
+    if not store.present(out, key=key):
+        warnings.warn(SuiteWarning(f"no runs in {out} (no such folder: is out= or $SUITE_OUT right?)"), stacklevel=2)
     runs = ablations.expand(spec, preset=preset, overrides=overrides)
     return build(spec, runs, collect(out, spec, runs), out=out, preset=preset, metrics=metrics, overrides=overrides)
 
