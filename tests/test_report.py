@@ -1310,6 +1310,20 @@ def test_load_from_a_store_that_is_not_there_says_so(tmp_path, toy):
         tables.load(spec, out=toy[2])
 
 
+def test_report_narrows_the_stores_scan_to_its_runs_once(tmp_path, toy, monkeypatch):
+    """`suite report SPEC` narrowed `store.told`'s scan to the spec's runs (`Scan.into`) and then
+    `tables.collect` narrowed it again; once is the same answer. A store missing runs, so the scan runs."""
+    spec, runs, _ = toy
+    out = tmp_path / "store"
+    finish(out, runs[0], 4.0)
+    calls = []
+    into = store.Scan.into
+    monkeypatch.setattr(store.Scan, "into", lambda self, *args: calls.append(args) or into(self, *args))
+    assert main(["report", str(spec.path), "--out", str(out), "--to", str(tmp_path / "t.csv")]) == 0
+    assert len(calls) == 1
+    assert tables.load(spec, out=out).counts["done"] == 1 and len(calls) == 2
+
+
 # ---------------------------------------------------------------------------------------- cli
 def test_cli_report_on_empty_and_partial_quick_store(tmp_path, capsys):
     out = tmp_path / "results"

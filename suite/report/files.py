@@ -143,7 +143,7 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
                     for path in _remove(out, f"{name}.{p}"):
                         say(f"removed {path}: preset {p}'s runs are all {name}'s own, in its table")
                     continue
-                frame = tables.collect(out, spec, runs, found)
+                frame = tables.collect(out, spec, runs, found.into(out, [r.run_id for r in runs]))
                 covered.update(frame["run_id"], frame.attrs["stored_as"].values())  # an older id's run is in a table
                 if not (frame["status"] == "done").any():
                     continue

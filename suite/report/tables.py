@@ -183,13 +183,14 @@ def collect(out: Path, spec: Spec, runs: Sequence[RunSpec], found: store.Scan | 
     id is read where it is stored: it is a finished result, which `suite run` files under today's
     id (unless today's id has a run stored again, which `suite run` leaves it for).
 
-    `found`: the store as scanned already, else `store.told` of these runs: `suite report SPEC`
-    has told's (SLURM's view of the jobs it names refreshed since), and `--all` one `store.scan` of
-    the whole store for every table (a scan per table cost 0.2 s each at 3,000 runs)."""
+    `found`: the store as scanned already for these runs, else `store.told` of them: `suite report
+    SPEC` has told's (SLURM's view of the jobs it names refreshed since), and `--all` one
+    `store.scan` of the whole store narrowed to each table's runs (`Scan.into`; a scan per table
+    cost 0.2 s each at 3,000 runs)."""
     ids = [r.run_id for r in runs]
     if found is None:
         found = store.told(out, ids, spec.name, {r.config.model.name for r in runs})
-    return store.collect(out, ids, stored_as=found.into(out, ids).stored_as)
+    return store.collect(out, ids, stored_as=found.stored_as)
 
 
 def check_metrics(metrics: Sequence[str], frame: pd.DataFrame, runs: Sequence[RunSpec]) -> None:
