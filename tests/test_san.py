@@ -1167,11 +1167,30 @@ def test_official_checkpoint_errors_name_the_key():
                         (create_model("resnet26").state_dict(), "not an official SAN checkpoint"),  # layerN.M. too
                         (model.state_dict(), "the suite's own key names"),
                         (create_model("san19_patchwise").state_dict(), "the suite's own key names"),
-                        ({}, "not an official SAN checkpoint"), ({0: torch.zeros(1)}, "not an official SAN checkpoint"),
+                        ({}, "an empty state_dict"), ({0: torch.zeros(1)}, "not an official SAN checkpoint"),
                         (None, "expected a state_dict"), ([1, 2], "expected a state_dict")]:
         with pytest.raises(SuiteError) as err:  # not blamed on a family or a key that happens to come first
             load_official_san(model, other)
         assert err.value.key == "state_dict" and says in err.value.message
+
+
+@pytest.mark.parametrize("given, says", [
+    ({}, r"an empty state_dict: nothing to load"),  # was "none of its 0 keys ...; first key None"
+    ({"epoch": 100, "state_dict": {}}, r"the checkpoint's 'state_dict' is empty: nothing to load"),
+    ({"epoch": 100, "optimizer": {}}, r"none of its 2 values is a tensor \(keys 'epoch', 'optimizer'\): the official "
+                                      r"tool/train.py saves the weights under 'state_dict'"),
+    ("model_best.pth", r"got a path \('model_best.pth'\): read the file first, "
+                       r"torch.load\(path, map_location='cpu'\)"),
+    (torch.nn.Linear(1, 1), r"got a model \(Linear\): pass its state_dict\(\)"),
+    ({"module.conv1.weight": torch.zeros(1)},
+     r"not an official SAN checkpoint: none of its 1 key is a self-attention weight .*; first key 'conv1"),
+])
+def test_degenerate_checkpoints_are_said_as_what_they_are(given, says):
+    """An empty state_dict, an empty or missing 'state_dict' entry of a training checkpoint, a path or
+    a model where the loaded file's dict belongs: each said as such, under the argument's name."""
+    with pytest.raises(SuiteError, match=rf"^state_dict: {says}") as err:
+        load_official_san(create_model("san10_pairwise"), given)
+    assert err.value.key == "state_dict"
 
 
 def test_official_training_checkpoints_and_wrapped_models_load():

@@ -20,13 +20,14 @@ Released checkpoints hold a DistributedDataParallel state_dict, so a leading `mo
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 
 import torch
 from torch import nn
 
-from suite.errors import SuiteError
+from suite.errors import SuiteError, count
 
 # (official prefix, ours): {i} is a stage's digit, {b} a block's index; a block's attention convs
 # are renamed by _IN_BLOCK. One table serves both directions.
@@ -35,6 +36,29 @@ _TREE = [("conv_in.", "stem.conv."), ("bn_in.", "stem.bn."), ("conv{i}.", "stage
 _IN_BLOCK = [("sam.conv1.", "sam.phi."), ("sam.conv2.", "sam.psi."), ("sam.conv3.", "sam.beta."),
              ("sam.conv_w.", "sam.gamma."), ("sam.conv_p.", "sam.position.")]
 _OFFICIAL_RELATION = {"pairwise": "subtraction", "patchwise": "concatenation"}
+
+
+def _weights(checkpoint: object) -> Mapping[object, object]:
+    """The state_dict in `checkpoint` (a training checkpoint keeps it under 'state_dict'); what is
+    none (a path not yet read, a model, a checkpoint without weights or an empty one) is said as such."""
+    nested = isinstance(checkpoint, Mapping) and isinstance(checkpoint.get("state_dict"), Mapping)
+    state_dict = checkpoint["state_dict"] if nested else checkpoint  # type: ignore[index]
+    if isinstance(state_dict, (str, os.PathLike)):
+        raise SuiteError(f"got a path ({str(state_dict)!r}): read the file first, torch.load(path, map_location='cpu')",
+                         key="state_dict")
+    if isinstance(state_dict, nn.Module):
+        raise SuiteError(f"got a model ({type(state_dict).__name__}): pass its state_dict()", key="state_dict")
+    if not isinstance(state_dict, Mapping):
+        raise SuiteError(f"expected a state_dict (official key names to tensors), got {type(state_dict).__name__}",
+                         key="state_dict")
+    if not state_dict:
+        what = "the checkpoint's 'state_dict' is empty" if nested else "an empty state_dict"
+        raise SuiteError(f"{what}: nothing to load", key="state_dict")
+    if not any(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        keys = ", ".join(repr(str(k)) for k in list(state_dict)[:5]) + (", ..." if len(state_dict) > 5 else "")
+        raise SuiteError(f"none of its {count(len(state_dict), 'value')} is a tensor (keys {keys}): the official "
+                         "tool/train.py saves the weights under 'state_dict'", key="state_dict")
+    return state_dict
 
 
 def _check_family(sam: nn.Module, state_dict: Mapping[str, object]) -> None:
@@ -81,9 +105,8 @@ def _check_official(state_dict: Mapping[object, object]) -> None:
     if any(k.startswith("stages.") for k in keys):
         raise SuiteError("this state_dict has the suite's own key names (stages.*), not the official code's: load "
                          "it with model.load_state_dict into the model it was saved from", key="state_dict")
-    first = keys[0] if keys else None
-    raise SuiteError(f"not an official SAN checkpoint: none of its {len(keys)} keys is a self-attention weight "
-                     f"(layer<N>.<M>.sam.*); first key {first!r}", key="state_dict")
+    raise SuiteError(f"not an official SAN checkpoint: none of its {count(len(keys), 'key')} is a self-attention "
+                     f"weight (layer<N>.<M>.sam.*); first key {keys[0]!r}", key="state_dict")
 
 
 def _prefix(template: str) -> re.Pattern[str]:
@@ -129,11 +152,7 @@ def load_official_san(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) 
     if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
         load_official_san(model.module, state_dict)
         return model
-    if isinstance(state_dict, Mapping) and isinstance(state_dict.get("state_dict"), Mapping):
-        state_dict = state_dict["state_dict"]
-    if not isinstance(state_dict, Mapping):
-        raise SuiteError(f"expected a state_dict (official key names to tensors), got {type(state_dict).__name__}",
-                         key="state_dict")
+    state_dict = _weights(state_dict)
     attention = [(name, m) for name, m in model.named_modules() if isinstance(m, SelfAttention)]
     if not attention:
         raise SuiteError(f"official SAN checkpoints load into a SAN model (san10_pairwise, ...), not a "
