@@ -1140,6 +1140,45 @@ def test_more_combinations_than_looks_are_said_to_be_drawn_alike(tmp_path):
     assert said in [t.get_text() for t in plot.figure.legends[0].get_texts()] and said in plot.alt
 
 
+def _colour_grid(tmp_path, n: int) -> tables.Report:
+    """The toy with `n` lr values (the colour axis), one weight_decay and one seed, every run done with a curve."""
+    tmp_path.mkdir()
+    values = ", ".join(f"{0.1 * (i + 1):.1f}" for i in range(n))
+    text = TOY.replace("seeds: 3", "seeds: 1").replace("lr: [0.1, 0.2, 0.4]", f"lr: [{values}]").replace(
+        "weight_decay: [0.0001, 0.0005]", "weight_decay: [0.0001]")
+    spec = ablations.load(write_spec(tmp_path, text, "toy"))
+    runs = ablations.expand(spec)
+    for i, run in enumerate(runs):
+        finish(tmp_path / "store", run, 1.0 + i, curve=True)
+    return tables.build(spec, runs, store.collect(tmp_path / "store", [r.run_id for r in runs]), out=tmp_path / "store")
+
+
+def test_twelve_colour_values_each_have_a_marker_and_more_are_said_to_share(tmp_path):
+    """Past 8 values the colours are viridis shades, and the markers repeated after 10 (the 1st and
+    11th lr one shape, told apart by shade alone, while the module said marker too). Now 12 values
+    have 12 shapes in the points and the legend; a 13th shares the 1st's, and the legend and alt
+    text say so."""
+    rep = _colour_grid(tmp_path / "twelve", 12)
+    tradeoff, curves = plots.tradeoff(rep)[0], plots.curves(rep)[0]
+    assert tradeoff.png().startswith(PNG) and curves.png().startswith(PNG)
+    for ax in tradeoff.figure.axes:
+        assert len({line.get_marker() for line in _drawn(ax)}) == 12
+    assert len({line.get_marker() for line in _drawn(curves.figure.axes[0])}) == 12
+    for plot in (tradeoff, curves):
+        legend = dict(zip([t.get_text() for t in plot.figure.legends[0].get_texts()],
+                          plot.figure.legends[0].legend_handles))
+        values = [f"{0.1 * (i + 1):.1f}" for i in range(12)]
+        assert len({legend[v].get_marker() for v in values}) == 12 and "lr" in legend
+        assert not any("repeat" in text for text in legend) and "repeat" not in plot.alt
+
+    rep = _colour_grid(tmp_path / "thirteen", 13)
+    said = "13 values: markers repeat after 12, told apart by shade"
+    for plot in (plots.tradeoff(rep)[0], plots.curves(rep)[0]):
+        assert plot.png().startswith(PNG)
+        legend = [t.get_text() for t in plot.figure.legends[0].get_texts()]
+        assert f"lr\n({said})" in legend and f"marker: lr ({said})" in plot.alt
+
+
 def test_error_bars_span_one_std_either_side_of_the_mean(report):
     """The README and the alt text say ± one std; bars at two (mutant R32) passed. A point of
     one done run has no std, so no bar."""

@@ -11,7 +11,9 @@
 
 Readable without colour: the colours are Okabe and Ito's colour-blind-safe set, and every value
 told apart by colour is told apart by marker (and line style) too, so a reader who cannot tell
-two hues apart, or a grey-scale print, still can. Legends sit outside the axes, never over data.
+two hues apart, or a grey-scale print, still can. Past the 8 colours, viridis shades even in
+lightness take over; past the 12 markers, values 12 apart share one, told apart by shade alone,
+which the legend and alt text say. Legends sit outside the axes, never over data.
 Each figure carries `alt`, a sentence of what it plots (axes, units, encodings), for the reports'
 image alt text.
 
@@ -44,7 +46,7 @@ from suite.schema import show
 MAX_CURVES = 200  # more runs than this make an unreadable tangle: the plot is skipped with a note
 # Okabe & Ito's palette, distinct under the common colour-vision deficiencies; yellow last (faint on white).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
-MARKERS = "osD^vP*Xph"
+MARKERS = "osD^vP*Xph<>"  # filled shapes, each unlike the others; past these, values share one (the legend says)
 LINES: tuple[str | tuple, ...] = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 3)))
 FILLS = ("full", "none", "left", "top", "right", "bottom")  # the other axes' values: filled, hollow, half-filled
 EDGES = (1.0, 2.5)  # marker edge widths, thin then thick: the fills again, told apart, once they run out
@@ -141,13 +143,15 @@ def _legend(fig: Figure, labels: Labels, styles: Styles, *, lines: bool, extra: 
     that it never covers a point; `lines`: entries show the colour axis' line styles too."""
     handles = list(extra)
     axis = styles.colour_axis
+    sharing = _sharing(styles)
     if axis is not None and len(styles.colours) <= MAX_LEGEND:
-        handles.append(Line2D([], [], linestyle="none", label=labels.title(axis)))
+        title = labels.title(axis) + (f"\n({sharing})" if sharing else "")
+        handles.append(Line2D([], [], linestyle="none", label=title))
         handles += [Line2D([], [], color=c, marker=styles.markers[v], linestyle=styles.lines[v] if lines else "none",
                            label=labels.value(axis, v)) for v, c in styles.colours.items()]
     elif axis is not None:
         handles.append(Line2D([], [], linestyle="none", label=f"colour: {labels.title(axis)}\n"
-                                                               f"({len(styles.colours)} values, viridis in grid order)"))
+                                                               f"({sharing}; viridis in grid order)"))
     axes = styles.fill_axes
     if axes and styles.fills:
         handles.append(Line2D([], [], linestyle="none", label=_titles(labels, axes)))
@@ -166,13 +170,22 @@ def _encoding(labels: Labels, styles: Styles, *, lines: bool) -> str:
     """The alt text's account of the legend: which axis each style stands for."""
     parts = []
     if styles.colour_axis is not None:
-        parts.append(f"colour{', line style' if lines else ''} and marker: {labels.title(styles.colour_axis)}")
+        sharing = _sharing(styles)
+        parts.append(f"colour{', line style' if lines else ''} and marker: {labels.title(styles.colour_axis)}"
+                     + (f" ({sharing})" if sharing else ""))
     if styles.fill_axes and styles.fills:
         edge = " and edge" if len(styles.fills) > len(FILLS) else ""  # thick edges: once the fills run out
         parts.append(f"marker fill{edge}: {_titles(labels, styles.fill_axes)}")
     elif styles.fill_axes:
         parts.append(f"{_titles(labels, styles.fill_axes)}: {_alike(styles)}")
     return "".join(f"; {part}" for part in parts)
+
+
+def _sharing(styles: Styles) -> str:
+    """What the legend and alt text say of a colour axis with more values than MARKERS (none when
+    each has its own): values len(MARKERS) apart share a marker, and a line style too."""
+    n = len(styles.colours)
+    return f"{n} values: markers repeat after {len(MARKERS)}, told apart by shade" if n > len(MARKERS) else ""
 
 
 def _alike(styles: Styles) -> str:
