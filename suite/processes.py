@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -129,38 +130,68 @@ def run(command: Sequence[str], *, capture: bool = False, hide: str | None = Non
     """subprocess.run(command, text=True, stdin=DEVNULL), but interrupted (Ctrl-C, SIGTERM, any
     exception) it stops the child before the exception goes on. Lines of the child's stderr that
     contain `hide` are left out, captured or not (the rest streams on as it comes): what a child
-    says of a file its parent is about to delete would name a path that is gone."""
+    says of a file its parent is about to delete would name a path that is gone. It returns once
+    the child has exited and its pipes hold nothing more, not waiting for a daemon of the child's
+    that inherited them and holds them open."""
     pipe = subprocess.PIPE if capture else None
     with sigterm_raises(), subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=pipe,
-                                            stderr=subprocess.PIPE if capture or hide else None, text=True,
+                                            stderr=subprocess.PIPE if capture or hide else None,
                                             **popen) as proc:
-        pump = None
-        if hide and not capture:
-            pump = threading.Thread(target=_copy_lines, args=(proc.stderr, hide), daemon=True)
-            pump.start()
         try:
-            if pump is None:
-                out, err = proc.communicate()
-            else:
-                proc.wait()
-                out = err = None
+            out, err = _drain(proc, echo=not capture, hide=hide)
         except BaseException as exc:
             stop(proc, patient=isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Terminated))
             raise
-        finally:
-            if pump is not None:
-                pump.join(GRACE_S)
-    if hide and err:
-        err = "".join(line for line in err.splitlines(keepends=True) if hide not in line)
     return subprocess.CompletedProcess(list(command), proc.returncode, out, err)
 
 
-def _copy_lines(source: Any, hide: str) -> None:
-    """Copy `source` to sys.stderr line by line as it comes, but for the lines that contain `hide`."""
-    for line in source:
-        if hide not in line:
-            sys.stderr.write(line)
-            sys.stderr.flush()
+def _drain(proc: subprocess.Popen, *, echo: bool, hide: str | None) -> tuple[str | None, str | None]:
+    """What the child writes to its pipes (stderr copied to ours as it comes when `echo`, but for
+    the lines holding `hide`), read until it has exited and they hold nothing more: whatever it wrote
+    is in them by then, and EOF would wait for any process that inherited them."""
+    read = {f.fileno(): bytearray() for f in (proc.stdout, proc.stderr) if f is not None}
+    err = proc.stderr.fileno() if proc.stderr is not None else None
+    echoed = 0  # of the stderr read, the part copied or left out
+    with selectors.DefaultSelector() as selector:
+        for fd in read:
+            selector.register(fd, selectors.EVENT_READ)
+        while selector.get_map():
+            exited = proc.poll() is not None  # before the select: all it wrote is in the pipes then
+            ready = selector.select(0 if exited else 0.1)
+            if exited and not ready:
+                break
+            for key, _ in ready:
+                data = os.read(key.fd, 1 << 16)
+                if not data:
+                    selector.unregister(key.fd)
+                read[key.fd] += data
+            if echo and err is not None:
+                echoed = _echo(read[err], echoed, hide, final=False)
+    proc.wait()
+    if echo and err is not None:
+        _echo(read[err], echoed, hide, final=True)
+        return None, None
+    out, text = (None if proc.stdout is None else _text(read[proc.stdout.fileno()]),
+                 None if err is None else _text(read[err]))
+    if hide and text:
+        text = "".join(line for line in text.splitlines(keepends=True) if hide not in line)
+    return out, text
+
+
+def _echo(data: bytearray, start: int, hide: str | None, *, final: bool) -> int:
+    """Copy the whole lines of `data` from `start` on to sys.stderr (and, when `final`, the rest),
+    but for those holding `hide`; returns where the next copy starts."""
+    end = len(data) if final else data.rfind(b"\n", start) + 1
+    if end > start:
+        lines = _text(data[start:end]).splitlines(keepends=True)
+        sys.stderr.write("".join(line for line in lines if not (hide and hide in line)))
+        sys.stderr.flush()
+    return max(start, end)
+
+
+def _text(data: bytes | bytearray) -> str:
+    """A child's output as text, as text=True reads it (universal newlines), a stray byte replaced."""
+    return data.decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
 
 
 def stop(proc: subprocess.Popen, *, patient: bool = False) -> None:

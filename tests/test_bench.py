@@ -17,6 +17,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -830,6 +831,33 @@ def test_a_captured_run_leaves_out_the_hidden_lines_too(tmp_path):
     said = "import sys; print('out'); print('wrote /tmp/x/run.json', file=sys.stderr); print('kept', file=sys.stderr)"
     done = run.processes.run([sys.executable, "-c", said], capture=True, hide="/tmp/x/run.json")
     assert (done.stdout, done.stderr) == ("out\n", "kept\n")
+
+
+DAEMON = """\
+import subprocess, sys
+daemon = subprocess.Popen(["sleep", "30"])  # inherits the pipes, and outlives this process
+print("daemon", daemon.pid, file=sys.stderr)
+print("wrote /tmp/x/run.json", file=sys.stderr)
+print("bye", file=sys.stderr, end="")
+"""
+
+
+@pytest.mark.parametrize("capture", [False, True])
+def test_a_daemon_holding_the_childs_pipes_does_not_hold_up_the_end(capture, capfd):
+    """A child's daemon (a server a benchmark starts) keeps its inherited stderr open: `suite bench`
+    waited for it up to 5 s after pytest ended streamed, and until it ended captured. What the child
+    itself wrote is all there, hidden lines left out, as soon as it has exited."""
+    capfd.readouterr()
+    started = time.monotonic()
+    done = run.processes.run([sys.executable, "-c", DAEMON], capture=capture, hide="/tmp/x/run.json")
+    took = time.monotonic() - started
+    err = done.stderr if capture else capfd.readouterr().err
+    daemon = int(err.split()[1])
+    try:
+        assert took < 4 and alive(daemon), took  # the daemon still holds the pipes
+        assert err == f"daemon {daemon}\nbye"
+    finally:
+        os.kill(daemon, signal.SIGKILL)
 
 
 def test_a_k_expression_pytest_cannot_read_is_refused_and_a_good_one_costs_no_second_pytest(
