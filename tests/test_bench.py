@@ -716,23 +716,30 @@ def test_compare_rev_measures_both_trees_interleaved(tmp_path):
         revs.compare_rev(repo, "no-such-rev", blocks=1, rounds=1, max_time=0.0)
 
 
-def test_a_revision_whose_benchmarks_fail_is_named_not_its_deleted_tree(tmp_path, monkeypatch, capfd):
+@pytest.mark.parametrize("broken, status", [("test_one.py", 1), ("conftest.py", 4)])
+def test_a_revision_whose_benchmarks_fail_is_named_not_its_deleted_tree(tmp_path, monkeypatch, capfd, broken, status):
     """--compare-rev measures REV in a temporary tree it deletes: a failing benchmark of REV was
     reported as 'pytest exited with status 1 running the benchmarks in /tmp/suite-bench-rev-.../tests/benchmarks',
-    a path gone by the time it was read."""
+    a path gone by the time it was read; and pytest's output shown above named that tree's files
+    ("ImportError while loading conftest '/tmp/suite-bench-rev-.../tests/benchmarks/conftest.py'"),
+    which are now named as the revision's, as `git show` takes them (HEAD:tests/...)."""
     repo = tmp_path / "repo"
     (repo / "tests" / "benchmarks").mkdir(parents=True)
     (repo / "tests" / "benchmarks" / "test_one.py").write_text(
-        "def test_ok(benchmark):\n    benchmark(sum, [1])\n    assert False\n")
+        "def test_ok(benchmark):\n    benchmark(sum, [1])\n" + ("    assert False\n" if broken == "test_one.py" else ""))
+    if broken == "conftest.py":
+        (repo / "tests" / "benchmarks" / "conftest.py").write_text("raise ImportError('broken at this revision')\n")
     _git(repo, "init", "-q")
     _git(repo, "add", ".")
     _git(repo, "commit", "-q", "-m", "broken benchmark")
     monkeypatch.setattr(run, "project_root", lambda: repo)
     capfd.readouterr()
     assert main(["bench", "--compare-rev", "HEAD", "--blocks", "1", "--rounds", "7"]) == 1
-    err = capfd.readouterr().err
-    assert "error: HEAD (" in err and "pytest exited with status 1 running the benchmarks of that revision" in err
-    assert "suite-bench-rev-" not in err.splitlines()[-1]
+    out, err = capfd.readouterr()
+    assert "error: HEAD (" in err and f"pytest exited with status {status} running the benchmarks of that revision" in err
+    assert "suite-bench-rev-" not in out + err
+    if broken == "conftest.py":
+        assert "ImportError while loading conftest 'HEAD:tests/benchmarks/conftest.py'" in out + err
 
 
 # --------------------------------------------------------------------------- stopped from outside

@@ -61,9 +61,10 @@ def compare_rev(root: Path, rev: str, *, blocks: int = DEFAULT_BLOCKS, rounds: i
                 name = f"{rev} ({commit[:10]})" if which == "base" else "working tree"
                 start = time.perf_counter()
                 try:  # a benchmark the revision does not have yet is `new`, not an error
+                    base = which == "base"  # its files shown as `git show` names them: REV:PATH
                     runs[which].append(measure(trees[which], which, rounds=rounds, max_time=max_time / blocks,
-                                               quiet=True, required=which == "current",
-                                               tree="that revision" if which == "base" else None, **options))
+                                               quiet=True, required=not base, tree="that revision" if base else None,
+                                               shown_as=(Path(tmp), f"{rev}:") if base else None, **options))
                 except BenchmarkFailed as exc:
                     raise BenchmarkFailed(f"{name}: {exc}") from None
                 log(f"block {block + 1}/{blocks}: {name}: {time.perf_counter() - start:.0f} s")

@@ -74,10 +74,13 @@ def pytest_command(json_path: Path, *, rounds: int, max_time: float, select: str
 
 def run_benchmarks(root: Path, json_path: Path, *, rounds: int = DEFAULT_ROUNDS, max_time: float,
                    threads: int | None = DEFAULT_THREADS, select: str | None = None, save: str | None = None,
-                   storage: Path | None = None, markers: str | None = None, quiet: bool = False) -> int:
+                   storage: Path | None = None, markers: str | None = None, quiet: bool = False,
+                   shown_as: tuple[Path, str] | None = None) -> int:
     """Run `root`'s benchmarks, `rounds` interleaved rounds each or as many more as fit in
     `max_time` seconds; returns pytest's exit status. Output streams to the terminal unless `quiet`
-    (then it is shown only if pytest fails). Interrupted, pytest is stopped too."""
+    (then it is shown only if pytest fails, with the paths under `shown_as`'s folder shown as its
+    name: a temporary tree's files as the revision's, `REV:suite/x.py`, not where they were until
+    deleted). Interrupted, pytest is stopped too."""
     if save is not None and not NAME.fullmatch(save):
         raise SuiteError(f"baseline names are letters, digits, '.', '_' and '-', got {save!r}", key="--save")
     if save is not None and (problem := save_warning(rounds, DEFAULT_ROUNDS)):
@@ -97,9 +100,19 @@ def run_benchmarks(root: Path, json_path: Path, *, rounds: int = DEFAULT_ROUNDS,
     if proc.returncode not in (0, NO_TESTS):
         _unsave(storage, root, saved_before, save)
     if quiet and proc.returncode not in (0, NO_TESTS):
-        sys.stdout.write(proc.stdout[-5000:])
-        sys.stderr.write(proc.stderr[-5000:])
+        sys.stdout.write(_renamed(proc.stdout, shown_as)[-5000:])
+        sys.stderr.write(_renamed(proc.stderr, shown_as)[-5000:])
     return proc.returncode
+
+
+def _renamed(text: str, shown_as: tuple[Path, str] | None) -> str:
+    """`text` with the paths under shown_as's folder written as its name followed by their path in it."""
+    if shown_as is None:
+        return text
+    folder, name = shown_as
+    for prefix in dict.fromkeys((str(folder), str(Path(folder).resolve()))):
+        text = text.replace(prefix.rstrip("/") + "/", name)
+    return text
 
 
 
