@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from suite.dispatch.plan import Plan
     from suite.store import RunState, Scan
 
-# after "no runs in <out>" where the store's folder does not exist (status, report)
+# after "no runs in <out>" where the store's folder does not exist (status, report, cancel)
 NO_SUCH_STORE = " (no such folder: is --out or $SUITE_OUT right?)"
 
 
@@ -987,6 +987,8 @@ def _cancel(args: argparse.Namespace) -> int:
 
     out = _store_dir(args)
     spec, runs = _expand(args)
+    if not out.exists():  # as `suite status` says it: a mistyped --out is not a spec with nothing queued
+        print(f"note: no runs in {out}{NO_SUCH_STORE}", file=sys.stderr)
     ids = [r.run_id for r in runs]
     others = store.runs_of_spec(out, ids, spec.name)
     # the spec's runs queued under the id an older version gave them: `suite status` counts them as the

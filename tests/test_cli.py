@@ -113,3 +113,13 @@ def test_train_names_the_command_line_in_a_bad_keys_error_as_run_does(tmp_path, 
     assert main(["train", "ran56_cifar", "model.mask_nrom=mixed", "--run-dir", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err.startswith("error: <command line>: model.mask_nrom: model 'ran56_cifar' has no")
     assert not (tmp_path / "run").exists()
+
+
+def test_every_command_reading_a_store_says_when_its_folder_is_not_there(tmp_path, capsys):
+    """`suite cancel quick --out <a typo>` said `nothing queued or running on SLURM`, so the jobs
+    queued in the real store seemed gone; it now notes the missing folder as status and report do."""
+    missing = tmp_path / "typo"
+    for command in (["status", "quick"], ["report", "quick", "--to", str(tmp_path / "t.md")], ["cancel", "quick"]):
+        assert main([*command, "--out", str(missing)]) == 0
+        assert f"note: no runs in {missing} (no such folder: is --out or $SUITE_OUT right?)" in capsys.readouterr().err
+    assert not missing.exists()
