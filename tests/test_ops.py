@@ -353,6 +353,34 @@ def test_relation_low_precision_gradients_sum_in_float32(relation, dtype, paddin
         _assert_rounded_once(got, want)
 
 
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("op", ["aggregation", "subtraction", "dot", "concatenation", "clique"])
+def test_low_precision_gradients_through_unfold_fold_in_float32(op, dtype, padding):
+    """Gradients that autograd takes back through Window.unfold (the unfold backend's ops, and the
+    clique product on either backend): each product's gradient rounds once to the dtype, then col2im
+    adds the K = 49 overlapping windows (and the reflected border folds back) in float32 and rounds
+    once, so every element is within 2 u of the exact value; with those additions in the low
+    precision the worst element was 4 to 7 u off."""
+    a, b = (_positive(2, 8, 9, 10, seed=seed, dtype=dtype).requires_grad_() for seed in (0, 1))
+    if op == "aggregation":  # dL/dx only: w is not unfolded
+        b = _positive(2, 2, 49, 90, seed=1, dtype=dtype).requires_grad_()
+        fn = lambda x, w: aggregation(x, w, 7, 1, padding)  # noqa: E731
+    elif op == "clique":
+        fn = lambda x, y: patchwise_relation(x, y, "clique", 7, 1, padding)  # noqa: E731
+    else:
+        fn = lambda x, y: pairwise_relation(x, y, op, 7, 1, padding)  # noqa: E731
+    exact_a, exact_b = (t.detach().double().requires_grad_() for t in (a, b))
+    with use_backend("unfold"):
+        exact, out = fn(exact_a, exact_b), fn(a, b)
+    inputs, exact_inputs = ((a,), (exact_a,)) if op == "aggregation" else ((a, b), (exact_a, exact_b))
+    g = _positive(*out.shape, seed=2, dtype=dtype)
+    u = UNIT_ROUNDOFF[dtype]
+    for got, want in zip(torch.autograd.grad(out, inputs, g), torch.autograd.grad(exact, exact_inputs, g.double())):
+        worst = ((got.double() - want).abs() / (u * want.abs())).max().item()
+        assert worst <= 2.0, f"off by {worst:.2f} u: col2im's sums were not made in float32"
+
+
 # Worst error of the dot product, in units u of its dtype, over 256 (float32) or 64 (half,
 # bfloat16) positive products. Half and bfloat16: each product rounds, the sum runs in float32
 # and rounds once, within 2 u (one running sum in the low precision drifts to 7 u). Float32:
