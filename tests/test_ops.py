@@ -258,6 +258,60 @@ def test_aggregation_channels_last(requires_grad, forward):
             _close(got, want, 1e-5)
 
 
+# Largest error relative to the exact value of the rounded inputs (positive data): float64 and
+# float32 with room for a K = 49 term running sum; half and bfloat16 one rounded product and one
+# rounded sum, 2 u (see relations.py and WEIGHT_GRAD_TOLERANCE).
+LAYOUT_TOLERANCE = {torch.float64: 1e-13, torch.float32: 49 * 2.0**-24,
+                    **{dtype: 2.02 * u for dtype, u in UNIT_ROUNDOFF.items()}}
+
+
+def _laid_out(t: torch.Tensor, layout: str) -> torch.Tensor:
+    """t's values in another memory layout: NHWC, a view of the last two dims transposed, or every
+    other element (channels and columns) of a larger tensor."""
+    if layout == "channels_last":
+        return t.contiguous(memory_format=torch.channels_last)
+    if layout == "transposed":
+        return t.transpose(-1, -2).contiguous().transpose(-1, -2)
+    big = t.new_zeros(t.shape[0], 2 * t.shape[1], *t.shape[2:-1], 2 * t.shape[-1])
+    big[:, ::2, ..., ::2] = t
+    return big[:, ::2, ..., ::2]
+
+
+LAYOUT_OPS = {
+    **{f"aggregation Cw={cw}": (lambda a, b, p: aggregation(a, b, 5, 2, p), cw) for cw in (2, 32)},
+    **{relation: (lambda a, b, p, r=relation: pairwise_relation(a, b, r, 5, 2, p), 0) for relation in PAIRWISE_RELATIONS},
+    **{f"patchwise {relation}": (lambda a, b, p, r=relation: patchwise_relation(a, b, r, 5, 2, p), 0)
+       for relation in ("star", "clique", "concatenation")},
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("op", list(LAYOUT_OPS))
+def test_every_op_takes_any_layout(op, dtype):
+    """Forward and both gradients, on NHWC, transposed-view and strided-slice inputs (both of them,
+    and the aggregation's weights likewise; with 32 weight channels NHWC weights take its
+    channels-last forward), with a dilated 5x5 footprint on an odd 9x11 map and both paddings,
+    against the float64 unfold reference."""
+    fn, weight_channels = LAYOUT_OPS[op]
+    channels = 64 if weight_channels == 32 else 8
+    a = _positive(2, channels, 9, 11, seed=0, dtype=dtype)
+    b = (_positive(2, weight_channels, 25, 99, seed=1, dtype=dtype) if weight_channels
+         else _positive(2, channels, 9, 11, seed=1, dtype=dtype))
+    for padding in PADDINGS:
+        exact_a, exact_b = (t.double().requires_grad_() for t in (a, b))
+        with use_backend("unfold"):
+            exact = fn(exact_a, exact_b, padding)
+        g = _positive(*exact.shape, seed=2, dtype=dtype)
+        wanted = (exact.detach(), *torch.autograd.grad(exact, (exact_a, exact_b), g.double()))
+        for layout in ("channels_last", "transposed", "strided"):
+            inputs = [_laid_out(t, layout).requires_grad_() for t in (a, b)]
+            out = fn(*inputs, padding)
+            for got, want in zip((out, *torch.autograd.grad(out, inputs, g)), wanted):
+                assert got.dtype == dtype and got.shape == want.shape
+                worst = ((got.double() - want).abs() - LAYOUT_TOLERANCE[dtype] * want.abs()).max().item()
+                assert worst <= 0, (padding, layout, worst)
+
+
 class _LargestTensor(TorchDispatchMode):
     """Records the largest tensor any aten op returns."""
 
