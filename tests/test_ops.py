@@ -574,6 +574,61 @@ def test_gamma_ops_refuse_layers_they_cannot_compute():
         batch_norm_relu_conv(nn.Identity(), [(nn.BatchNorm2d(4), torch.randn(4, 4, 3, 3), None)], torch.randn(2, 4, 5, 5))
 
 
+def _op_and_transcription(op: str):
+    """(op, its kernel transcription or None) as functions of (a, b, k, d, padding)."""
+    if op == "aggregation":
+        return (lambda a, b, k, d, p: aggregation(a, b, k, d, p)), ref_aggregation
+    if op in PAIRWISE_RELATIONS:
+        return ((lambda a, b, k, d, p: pairwise_relation(a, b, op, k, d, p)),
+                lambda a, b, k, d, p: ref_relation(a, b, op, k, d, p))
+    relation = op.removeprefix("patchwise ")
+    transcription = None
+    if relation == "star":
+        def transcription(a, b, k, d, p):
+            return ref_relation(a, b, "dot", k, d, p).view(a.shape[0], k * k, *a.shape[2:])
+    return (lambda a, b, k, d, p: patchwise_relation(a, b, relation, k, d, p)), transcription
+
+
+@pytest.mark.parametrize("op", ["aggregation", *PAIRWISE_RELATIONS, "patchwise star", "patchwise clique",
+                                "patchwise concatenation"])
+def test_a_dilated_footprint_wider_than_the_map(op):
+    """Footprint 7 at dilation 2 spans 13 px and pads 6: reflection needs maps larger than 6 px, and
+    on a 5x3 or 3x7 map every op, on either backend, stops with the SuiteError naming `padding` (as
+    the README says); zero padding takes them, and on 5x3 (all of some pixels' neighbours outside)
+    and with reflection on 7x9 each op matches its kernel transcription (clique and concatenation:
+    the unfold backend), forward and back."""
+    fn, transcription = _op_and_transcription(op)
+    k, d = 7, 2
+
+    def inputs(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        torch.manual_seed(0)
+        a = torch.randn(2, 4, height, width, dtype=torch.float64, requires_grad=True)
+        shape = (2, 2, k * k, height * width) if op == "aggregation" else (2, 4, height, width)
+        return a, torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+
+    for backend in BACKENDS:
+        for height, width in [(5, 3), (3, 7)]:
+            with pytest.raises(SuiteError, match=r"reflection padding of 6 px needs feature maps larger than 6 px, "
+                                                 rf"got {height}x{width} \(footprint 7, dilation 2\)") as err:
+                with use_backend(backend):
+                    fn(*inputs(height, width), k, d, "reflect")
+            assert err.value.key == "padding" and "padding='zeros'" in str(err.value)
+    for height, width, padding in [(5, 3, "zeros"), (7, 9, "reflect")]:
+        a, b = inputs(height, width)
+        if transcription is None:
+            with use_backend("unfold"):
+                expected = fn(a, b, k, d, padding)
+        else:
+            expected = transcription(a, b, k, d, padding)
+        expected_grads = _grads(expected, (a, b))
+        for backend in BACKENDS:
+            with use_backend(backend):
+                out = fn(a, b, k, d, padding)
+            _close(out, expected)
+            for got, want in zip(_grads(out, (a, b)), expected_grads):
+                _close(got, want)
+
+
 def test_window_validation():
     with pytest.raises(SuiteError, match="odd"):
         Window(4)
