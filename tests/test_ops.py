@@ -416,6 +416,18 @@ def test_relation_low_precision_gradients_sum_in_float32(relation, dtype, paddin
         _assert_rounded_once(got, want)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_position_gradient_low_precision_sums_in_float32(dtype):
+    """The position term is shared by the batch: its gradient sums the N = 16 images' gradients,
+    the exact value rounded once (a sum made in the low precision rounds at each image)."""
+    phi, psi = (_positive(16, 2, 5, 6, seed=seed, dtype=dtype) for seed in (0, 1))
+    position = _positive(1, 2, 9, 30, seed=2, dtype=dtype).requires_grad_()
+    out = pairwise_relation(phi, psi, "subtraction", 3, position=position)
+    g = _positive(*out.shape, seed=3, dtype=dtype)
+    (got,) = torch.autograd.grad(out, position, g)
+    _assert_rounded_once(got, g[:, 2:].double().sum(0, keepdim=True))
+
+
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("op", ["aggregation", "subtraction", "dot", "concatenation", "clique"])
