@@ -384,17 +384,6 @@ def test_pairwise_relation_gradcheck(relation, padding):
     assert torch.autograd.gradcheck(lambda a, b: pairwise_relation(a, b, relation, 3, 1, padding), (phi, psi))
 
 
-@pytest.mark.parametrize("relation", PAIRWISE_RELATIONS)
-def test_pairwise_relation_channels_last_and_bfloat16(relation):
-    torch.manual_seed(0)
-    phi, psi = torch.randn(2, 4, 7, 9), torch.randn(2, 4, 7, 9)
-    expected = pairwise_relation(phi, psi, relation, 3)
-    cl = pairwise_relation(*(t.to(memory_format=torch.channels_last) for t in (phi, psi)), relation, 3)
-    _close(cl, expected, 1e-6)
-    bf = pairwise_relation(phi.bfloat16(), psi.bfloat16(), relation, 3)
-    assert torch.allclose(bf.float(), expected, atol=0.1, rtol=2e-2)
-
-
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("relation", [*PAIRWISE_RELATIONS, "patchwise concatenation"])
