@@ -279,7 +279,8 @@ def _laid_out(t: torch.Tensor, layout: str) -> torch.Tensor:
 
 LAYOUT_OPS = {
     **{f"aggregation Cw={cw}": (lambda a, b, p: aggregation(a, b, 5, 2, p), cw) for cw in (2, 32)},
-    **{relation: (lambda a, b, p, r=relation: pairwise_relation(a, b, r, 5, 2, p), 0) for relation in PAIRWISE_RELATIONS},
+    **{relation: (lambda a, b, p, r=relation: pairwise_relation(a, b, r, 5, 2, p), 0)
+       for relation in PAIRWISE_RELATIONS},
     **{f"patchwise {relation}": (lambda a, b, p, r=relation: patchwise_relation(a, b, r, 5, 2, p), 0)
        for relation in ("star", "clique", "concatenation")},
 }
