@@ -26,7 +26,7 @@ from submitit.core.utils import pickle_load
 from plugins import fresh_registry, tiny_se, write_plugin
 from suite import ablations, store
 from suite.cli import main
-from suite.dispatch import slurm
+from suite.dispatch import sbatch_check, slurm
 from suite.train import checkpoint
 
 pytestmark = pytest.mark.slurm
@@ -946,3 +946,28 @@ def test_a_run_whose_job_is_queued_under_an_older_versions_id_is_not_trained_aga
     said = suite(capsys, "run", str(spec), "--out", str(out), "--no-progress")
     assert f"refiled run {old.name} as {run.run_id}" in said and "1 cancelled" in said, said
     assert not old.exists() and store.state_of(store.run_dir(out, run.run_id)).state == "cancelled"
+
+
+def test_the_sbatch_check_asks_sbatch_bare_and_reads_its_documentation_once_however_many_keys(monkeypatch):
+    """The check called a bare `sbatch --usage` for every key refused in words that name no option,
+    and `sbatch --help` and `man -w sbatch` (reading the page) for every unknown key's did-you-mean:
+    these five keys made 8 such calls where 3 do. Each is now asked at most once a check."""
+    calls: list[list[str]] = []
+    run = sbatch_check.subprocess.run
+
+    def spy(argv, *args, **kwargs):
+        calls.append(list(argv))
+        return run(argv, *args, **kwargs)
+
+    monkeypatch.setattr(sbatch_check.subprocess, "run", spy)
+    refused = sbatch_check.refusals({"partiton": "debug", "acount": "lab", "qoss": "high", "priority": -1,
+                                     "extra-node-info": "many"})
+    assert list(refused) == ["partiton", "acount", "qoss", "priority", "extra-node-info"]
+    assert "did you mean 'partition'" in refused["partiton"] and "did you mean 'account'" in refused["acount"]
+    assert refused["priority"] == "sbatch refuses it: Priority must be >= 0"
+    assert calls.count(["sbatch", "--usage"]) == 1
+    assert calls.count(["sbatch", "--help"]) == 1
+    assert sum(argv[0] == "man" for argv in calls) <= 1  # none where no man command is installed
+    calls.clear()
+    sbatch_check.refusals({"partiton": "debug"})  # a check of its own: sbatch is asked again, not remembered
+    assert calls.count(["sbatch", "--help"]) == 1

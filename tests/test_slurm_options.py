@@ -162,7 +162,8 @@ def test_a_misspelling_of_an_option_only_the_man_page_names_gets_a_hint(tmp_path
     (tmp_path / "man1" / "sbatch.1.gz").write_bytes(gzip.compress(MAN_PAGE.encode()))
     monkeypatch.setenv("MANPATH", str(tmp_path))
     assert sbatch_check._man_options() == ["open-mode", "hold"]  # not srun's option its prose names
-    assert sbatch_check._unknown("open_mode") == "sbatch has no option --open_mode; did you mean 'open-mode'?"
+    said = sbatch_check._unknown("open_mode", sbatch_check._documented())
+    assert said == "sbatch has no option --open_mode; did you mean 'open-mode'?"
     assert "kill-on-bad-exit" not in sbatch_check._documented()
     monkeypatch.setenv("MANPATH", str(tmp_path / "none"))  # no man page: none of its options, and no error
     assert sbatch_check._man_options() == []

@@ -16,11 +16,13 @@ sbatch cannot start at all (no slurm.conf) refuses nothing here.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +46,14 @@ def refusals(params: Mapping[str, Any]) -> dict[str, str]:
     groups = [valued] if valued else []
     groups += [[key] for key, value in params.items() if value is True]
     found: dict[str, str] = {}
+    # the same for every key that needs them: asked once a check (not once a key), afresh each check
+    asked = _Asked(bare=functools.cache(lambda: _complaint([])), documented=functools.cache(_documented))
     try:
         for group in groups:
             if len(group) > 1 and _complaint([_token(k, params[k]) for k in group]) is None:
                 continue
             for key in group:
-                said = _refusal(key, params[key])
+                said = _refusal(key, params[key], asked)
                 if said is not None:
                     found[key] = said
     except _NoAnswer:
@@ -62,7 +66,15 @@ def _token(key: str, value: Any) -> str:
     return f"--{key}" if value is True else f"--{key}={value}"
 
 
-def _refusal(key: str, value: Any) -> str | None:
+@dataclass(frozen=True)
+class _Asked:
+    """sbatch's answers that do not depend on the key judged, each asked at most once a check."""
+
+    bare: Callable[[], str | None]  # its complaint about no options at all (None: it parses them)
+    documented: Callable[[], list[str]]  # `_documented`
+
+
+def _refusal(key: str, value: Any, asked: _Asked) -> str | None:
     """Why sbatch refuses the one parameter `key` (None: it takes it, or its complaint names no key)."""
     said = _complaint([_token(key, value)])
     if said is None:
@@ -73,10 +85,10 @@ def _refusal(key: str, value: Any) -> str | None:
             return None
         return (f"sbatch option --{key} takes a value, which a bare key (a flag) does not give: in the job script "
                 "it would take the next option as its value")
-    if not _names(said, key) and _complaint([]) is not None:  # sbatch refuses even no options: nothing said of this
+    if not _names(said, key) and asked.bare() is not None:  # sbatch refuses even no options: nothing said of this
         return None
     if "unrecognized option" in said:
-        return _unknown(key)
+        return _unknown(key, asked.documented())
     if "doesn't allow an argument" in said:
         return f"sbatch option --{key} takes no value: give the key bare (`--sbatch {key}`, or `{key}: true`)"
     return f"sbatch refuses it: {said}"
@@ -92,10 +104,10 @@ def _names(said: str, key: str) -> bool:
     return re.search(rf"--{re.escape(key)}(?![\w-])", said) is not None
 
 
-def _unknown(key: str) -> str:
-    """An unknown key, with the sbatch option it may be a misspelling of."""
+def _unknown(key: str, documented: Sequence[str]) -> str:
+    """An unknown key, with the `documented` sbatch option it may be a misspelling of."""
     said = f"sbatch has no option --{key}"
-    hint = close_matches(key, _documented(), n=1)
+    hint = close_matches(key, documented, n=1)
     if not hint:
         return said
     owned = f" (not set here: {instead(hint[0])})" if hint[0] in OWNED else ""
