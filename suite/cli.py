@@ -464,6 +464,9 @@ def _print_arrays(n_runs: int, options: ClusterOptions) -> None:
     except SuiteError as err:
         print(f"note: a real submission would be refused: {err}")
         return
+    if (full := slurm.room_mistake(n_runs)) is not None:
+        print(f"note: a real submission would be refused: {full}")
+        return
     try:
         size = options.max_array_size or slurm.max_array_size()
     except SuiteError:

@@ -25,8 +25,10 @@ from submitit.core.utils import pickle_load
 
 from plugins import fresh_registry, tiny_se, write_plugin
 from suite import ablations, store
-from suite.cli import main
+from suite.cli import _print_arrays, main
 from suite.dispatch import sbatch_check, slurm
+from suite.dispatch.cluster import ClusterOptions
+from suite.errors import SuiteError
 from suite.train import checkpoint
 
 pytestmark = pytest.mark.slurm
@@ -971,3 +973,28 @@ def test_the_sbatch_check_asks_sbatch_bare_and_reads_its_documentation_once_howe
     calls.clear()
     sbatch_check.refusals({"partiton": "debug"})  # a check of its own: sbatch is asked again, not remembered
     assert calls.count(["sbatch", "--help"]) == 1
+
+
+def test_a_submission_past_max_job_count_is_refused_before_anything_is_held(tmp_path, capsys, monkeypatch):
+    """slurmctld holds at most MaxJobCount jobs (each array task one): a grid that many runs, or
+    fewer with jobs already queued, was submitted array by array until one was refused, the arrays
+    before it withdrawn. The limit is read from the real `scontrol show config`, the queue from squeue."""
+    monkeypatch.setattr(slurm, "submit_arrays", lambda *a, **k: pytest.fail("submitted"))
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=True).stdout
+    limit = int(next(line.split("=")[1] for line in config.splitlines() if line.startswith("MaxJobCount")))
+    run = ablations.expand(ablations.load(write_spec(tmp_path, "room", {"lr": [0.01]})))[0]
+    out = tmp_path / "store"
+    with pytest.raises(SuiteError, match=rf"^cluster: {limit} runs do not fit in the cluster's queue: slurmctld "
+                                         rf"holds at most MaxJobCount={limit} jobs"):
+        slurm.submit([run] * limit, out, ClusterOptions())
+    assert not out.exists() or not any(out.iterdir())  # nothing planned, no snapshot
+    assert slurm.room_mistake(1) is None
+    held = subprocess.run(["sbatch", "--parsable", "--hold", f"--job-name=suite-{PREFIX}room", f"--output={os.devnull}",
+                           "--wrap", "true"], capture_output=True, text=True, check=True).stdout.strip()
+    try:  # one job queued: one run fewer fits, whatever else the cluster holds
+        assert slurm.room_mistake(limit - 1) is not None
+    finally:
+        subprocess.run(["scancel", held], capture_output=True)
+    _print_arrays(limit, ClusterOptions())  # what --dry-run says
+    assert capsys.readouterr().out.startswith(f"note: a real submission would be refused: cluster: {limit} runs do "
+                                              "not fit in the cluster's queue")

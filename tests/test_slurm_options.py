@@ -18,7 +18,7 @@ from suite import ablations, store
 from suite.cli import main
 from suite.dispatch import cluster, sbatch_check, slurm, snapshot
 from suite.dispatch.cluster import ClusterOptions, parse_cli, resolve_options
-from suite.errors import SuiteError
+from suite.errors import SuiteError, count
 
 SPEC = """\
 name: opts
@@ -1094,3 +1094,22 @@ def test_cleaning_up_a_withdrawn_submission_never_hides_why_it_was_withdrawn(tmp
     code = snapshot.Snapshot(tmp_path / "code" / "abc", "abc", None, None)
     slurm._discard(tmp_path, {"code": None, "submitit": None}, code)  # raises nothing
     assert (tmp_path / "code" / "abc").is_dir()
+
+
+@pytest.mark.parametrize(("n_runs", "limit", "held", "says"), [
+    (9999, 10000, 0, None),
+    (10000, 10000, 0, "submit at most 9999 runs at a time"),  # slurmctld refuses the job that reaches the limit
+    (9964, 10000, 35, None),
+    (9965, 10000, 35, "MaxJobCount=10000 jobs, each array task counting as one, 35 of them held now"),
+    (1, 10000, 9999, "no run fits now: wait until fewer jobs are held"),
+    (1, 10000, 12000, "no run fits now"),  # more than the limit: a count taken as others ended
+])
+def test_a_grid_is_refused_only_where_it_would_take_the_queue_past_max_job_count(n_runs, limit, held, says):
+    """A grid of MaxJobCount runs (or fewer, with jobs already queued) was submitted until slurmctld
+    refused an array part-way, after sbatch's minutes of retrying; it is now refused up front."""
+    found = slurm.too_many_jobs(n_runs, limit, held)
+    if says is None:
+        assert found is None
+    else:
+        assert found is not None and found.key == "cluster" and says in found.message
+        assert found.message.startswith(f"{count(n_runs, 'run')} do not fit in the cluster's queue")

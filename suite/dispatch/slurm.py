@@ -124,6 +124,8 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
         raise SuiteError("`sbatch` not found: submit from a SLURM login node", key="executor")
     with processes.sigterm_raises():  # `kill` or a closed ssh session withdraws it as Ctrl-C does
         out = Path(out).resolve()
+        if (full := room_mistake(len(runs))) is not None:  # before anything is held: none to withdraw
+            raise full
         size = options.max_array_size or max_array_size()
         shares = array_shares(array_lengths(len(runs), size), options.array_parallelism)
         found = _listing(out)  # what a withdrawn submission removes is what was not there
@@ -364,12 +366,47 @@ def job_environment(code: snapshot.Snapshot) -> list[str]:
 
 def max_array_size() -> int:
     """The cluster's MaxArraySize: array indices run 0 .. MaxArraySize - 1."""
-    text = _slurm("scontrol", "show", "config")
-    found = re.search(r"^MaxArraySize\s*=\s*(\d+)", text, re.M)
-    if not found:
+    found = _config_number(_slurm("scontrol", "show", "config"), "MaxArraySize")
+    if found is None:
         raise SuiteError("`scontrol show config` has no MaxArraySize; set cluster option max_array_size",
                          key="max_array_size")
-    return int(found.group(1))
+    return found
+
+
+def _config_number(config: str, name: str) -> int | None:
+    """The number `scontrol show config` gives for `name` (None: it lists no number for it)."""
+    found = re.search(rf"^{name}\s*=\s*(\d+)", config, re.M)
+    return int(found.group(1)) if found else None
+
+
+def room_mistake(n_runs: int) -> SuiteError | None:
+    """Why `n_runs` more jobs cannot all be queued now (`too_many_jobs`), from the cluster's
+    MaxJobCount and the jobs slurmctld holds; None where they fit or SLURM does not answer (the
+    submission then says whatever sbatch says)."""
+    try:
+        limit = _config_number(_slurm("scontrol", "show", "config"), "MaxJobCount")
+        held = len(_slurm("squeue", "--all", "--noheader", "--array", "--states=all", "--format=%i").split())
+    except SuiteError:
+        return None
+    return None if limit is None else too_many_jobs(n_runs, limit, held)
+
+
+def too_many_jobs(n_runs: int, limit: int, held: int) -> SuiteError | None:
+    """Why `n_runs` jobs (array tasks: each counts as a job) cannot be added to the `held` that
+    slurmctld holds, at most MaxJobCount=`limit`: slurmctld refuses a job that would bring its count
+    to the limit (which sbatch retries before it gives up), so a grid split into arrays would be
+    withdrawn part-way. `held` counts the jobs this user can see (queued, running, or ended less
+    than MinJobAge ago, which slurmctld still holds): where others' jobs are hidden, only a
+    shortfall these alone make is found."""
+    room = max(limit - 1 - held, 0)
+    if n_runs <= room:
+        return None
+    now = f"{held} of them held now (queued, running, or ended less than MinJobAge ago)"
+    fits = f"submit at most {room} runs at a time (a preset of part of the grid), and the rest once they have " \
+        "ended; or wait until fewer jobs are held" if room else "no run fits now: wait until fewer jobs are held"
+    return SuiteError(f"{count(n_runs, 'run')} do not fit in the cluster's queue: slurmctld holds at most "
+                      f"MaxJobCount={limit} jobs, each array task counting as one, {now}, and refuses the job that "
+                      f"would reach the limit: {fits}; or ask the cluster's administrators for a larger MaxJobCount", key="cluster")
 
 
 def check_options(options: ClusterOptions) -> None:
