@@ -227,15 +227,16 @@ def test_status_says_why_a_request_the_cluster_cannot_meet_waits(tmp_path, capsy
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "store"
     spec = write_spec(tmp_path, "toomany", {"lr": [0.01]})
-    too_many = str(slurm_cluster.gpus + 1)
-    suite(capsys, "run", spec.name, "--executor", "slurm", "--out", "store", "--gpus-per-node", too_many)
+    # in an sbatch parameter: gpus_per_node above what a node has is refused before it is submitted
+    too_many = f"gres=gpu:{slurm_cluster.gpus + 1}"
+    suite(capsys, "run", spec.name, "--executor", "slurm", "--out", "store", "--sbatch", too_many)
     # The scheduler sets the reason when it first looks at the job (SchedulerParameters, ~1 s here).
     wait_for(lambda: "pending because: BadConstraints (1)" in suite(capsys, "status", str(spec), "--out", str(out)),
              "squeue to give the pending reason", out, timeout=60)
     printed = suite(capsys, "status", str(spec), "--out", str(out))
     assert "1 pending" in printed and "BadConstraints: no node can meet the request" in printed
     monkeypatch.chdir("/")  # the resubmit command was recorded with absolute paths: it works from anywhere
-    assert f"`suite run {spec} --out {out} --executor slurm --gpus-per-node {too_many} --retry-failed` submits" in \
+    assert f"`suite run {spec} --out {out} --executor slurm --sbatch {too_many} --retry-failed` submits" in \
         suite(capsys, "cancel", str(spec), "--out", str(out))
 
 
@@ -998,3 +999,26 @@ def test_a_submission_past_max_job_count_is_refused_before_anything_is_held(tmp_
     _print_arrays(limit, ClusterOptions())  # what --dry-run says
     assert capsys.readouterr().out.startswith(f"note: a real submission would be refused: cluster: {limit} runs do "
                                               "not fit in the cluster's queue")
+
+
+def test_more_gpus_or_memory_than_a_node_has_is_named_where_it_was_given_before_anything_is_submitted(
+        tmp_path, capsys, slurm_cluster):
+    """sbatch takes a held job asking more GPUs or memory a node than any node of its partition has,
+    and `scontrol release` too: it waited for ever as BadConstraints, and the dry run said nothing."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "nodes", {"lr": [0.01]}, cluster={"gpus_per_node": slurm_cluster.gpus + 1})
+    line = spec.read_text().splitlines().index(f"  gpus_per_node: {slurm_cluster.gpus + 1}") + 1
+    said = (f"cluster.gpus_per_node: {slurm_cluster.gpus + 1} GPUs a node, but each node of partition "
+            f"'{slurm_cluster.partition}' (the default) has at most {slurm_cluster.gpus} GPUs: the jobs would wait "
+            "for ever (BadConstraints)")
+    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run")
+    assert f"note: a real submission would be refused: {spec}:{line}: {said}" in printed
+    assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--mem-gb", "100000"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"error: {spec}:{line}: {said}")
+    assert err[1].startswith("  and <command line>: --mem-gb: 100000 GB (102400000 MB) a node, but each node of "
+                             f"partition '{slurm_cluster.partition}' (the default) has at most {slurm_cluster.mem_mb} MB")
+    assert not out.exists()
+    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run",
+                    "--gpus-per-node", str(slurm_cluster.gpus), "--partition", slurm_cluster.gpu_partition)
+    assert "note:" not in printed  # as many as a node has

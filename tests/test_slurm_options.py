@@ -1113,3 +1113,25 @@ def test_a_grid_is_refused_only_where_it_would_take_the_queue_past_max_job_count
     else:
         assert found is not None and found.key == "cluster" and says in found.message
         assert found.message.startswith(f"{count(n_runs, 'run')} do not fit in the cluster's queue")
+
+
+def test_gpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partition(tmp_path, monkeypatch):
+    """The test cluster's partitions all have GPUs: a partition without GRES, and one whose nodes
+    name a GPU type and socket binding, are sinfo's lines as a cluster with them prints them."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sinfo").write_text("#!/bin/sh\nprintf 'cpu*|191000|(null)\\ngpu|512000|gpu:a100:4(S:0-1),mps:400\\n"
+                                   "gpu|256000|gpu:v100:2,gpu:k80:1\\nbig|2000000+|(null)\\n'\n")
+    (bin_dir / "sinfo").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    said = [(e.key, e.message) for e in slurm._node_mistakes(ClusterOptions(gpus_per_node=1))]
+    assert said == [("gpus_per_node", "1 GPU a node, but each node of partition 'cpu' (the default) has no GPUs (no gpu GRES): the "
+                    "jobs would wait for ever (BadConstraints); `sinfo --format='%P %G'` lists the GPUs of each "
+                    "partition's nodes")]
+    assert slurm._node_mistakes(ClusterOptions(partition="gpu", gpus_per_node=4, mem_gb=500)) == []
+    said = [e.message for e in slurm._node_mistakes(ClusterOptions(partition="cpu,gpu", gpus_per_node=5, mem_gb=501))]
+    assert [s.split(":")[0] for s in said] == [
+        "5 GPUs a node, but each node of partition 'cpu' or 'gpu' has at most 4 GPUs",
+        "501 GB (513024 MB) a node, but each node of partition 'cpu' or 'gpu' has at most 512000 MB"]
+    assert slurm._node_mistakes(ClusterOptions(partition="big", mem_gb=10000)) == []  # `2000000+`: no exact number
+    assert slurm._node_mistakes(ClusterOptions(partition="nosuch", gpus_per_node=1)) == []  # said by _partition_mistakes

@@ -414,7 +414,7 @@ def check_options(options: ClusterOptions) -> None:
     (a dry run notes it; a submission says it before the store is touched): a partition it does not
     have, an sbatch parameter sbatch does not take; each named where it was given, all at once.
     Nothing is said where SLURM does not answer (off the cluster: a dry run still shows the plan)."""
-    mistakes = _partition_mistakes(options)
+    mistakes = _partition_mistakes(options) + _node_mistakes(options)
     refused = sbatch_check.refusals(options.sbatch)
     mistakes += [options.origin(f"sbatch.{key}").error(said) for key, said in refused.items()]
     if mistakes:
@@ -437,6 +437,44 @@ def _partition_mistakes(options: ClusterOptions) -> list[SuiteError]:
     return [options.origin("partition").error(
         f"this cluster has no partition {wrong[0]!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
         + " (`sinfo` lists them)", choices=names)]
+
+
+def _node_mistakes(options: ClusterOptions) -> list[SuiteError]:
+    """GPUs or memory a node more than any node of the partition has (or of the default one): sbatch
+    takes such a job, held as a submission's are, and it waits for ever as BadConstraints. (More
+    CPUs than a node has is refused when the held jobs are released.) `sinfo` lists each partition's
+    kinds of node; one it gives no exact number for (`8+`) is taken to have enough."""
+    try:
+        lines = _slurm("sinfo", "--all", "--noheader", "--format=%P|%m|%G").splitlines()
+    except SuiteError:
+        return []
+    kinds: dict[str, list[tuple[float, int]]] = {}  # partition -> (memory MB, GPUs) of each kind of node
+    default = []
+    for line in lines:
+        name, mem, gres = (line.split("|") + ["", ""])[:3]
+        if name.endswith("*"):
+            name = name[:-1]
+            default.append(name)
+        gpus = sum(int(n) for n in re.findall(r"\bgpu(?::[^:,(]+)?:(\d+)", gres))
+        kinds.setdefault(name, []).append((float(mem) if mem.isdigit() else math.inf, gpus))
+    wanted = [p for p in (options.partition.split(",") if options.partition else default) if p in kinds]
+    if not wanted:  # a partition the cluster lacks: `_partition_mistakes` says so
+        return []
+    where = f"partition {' or '.join(repr(p) for p in wanted)}" + ("" if options.partition else " (the default)")
+    most_gpus = max(gpus for p in wanted for _, gpus in kinds[p])
+    most_mem = max(mem for p in wanted for mem, _ in kinds[p])
+    mistakes = []
+    if options.gpus_per_node > most_gpus:
+        has = f"has at most {count(most_gpus, 'GPU')}" if most_gpus else "has no GPUs (no gpu GRES)"
+        mistakes.append(options.origin("gpus_per_node").error(
+            f"{count(options.gpus_per_node, 'GPU')} a node, but each node of {where} {has}: the jobs would wait for ever "
+            "(BadConstraints); `sinfo --format='%P %G'` lists the GPUs of each partition's nodes"))
+    if options.mem_gb is not None and math.ceil(options.mem_gb * 1024) > most_mem:
+        mistakes.append(options.origin("mem_gb").error(
+            f"{options.mem_gb:g} GB ({math.ceil(options.mem_gb * 1024)} MB) a node, but each node of {where} has "
+            f"at most {most_mem:.0f} MB: the jobs would wait for ever (BadConstraints); `sinfo --format='%P %m'` lists "
+            "the memory (MB) of each partition's nodes"))
+    return mistakes
 
 
 # ---------------------------------------------------------------------------------------- job
