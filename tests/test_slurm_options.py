@@ -1135,3 +1135,32 @@ def test_gpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partiti
         "501 GB (513024 MB) a node, but each node of partition 'cpu' or 'gpu' has at most 512000 MB"]
     assert slurm._node_mistakes(ClusterOptions(partition="big", mem_gb=10000)) == []  # `2000000+`: no exact number
     assert slurm._node_mistakes(ClusterOptions(partition="nosuch", gpus_per_node=1)) == []  # said by _partition_mistakes
+
+
+def test_a_controller_that_does_not_answer_is_said_by_the_dry_run_and_refuses_the_submission(tmp_path, monkeypatch,
+                                                                                             capsys):
+    """slurmctld down (scontrol, sinfo and squeue faked: the test cluster's must not be stopped): the
+    dry run showed the plan without a word, its checks (partition, GPUs, queue room) silently not
+    made, and a submission made the store before `scontrol show config` failed."""
+    monkeypatch.setenv("SUITE_CLUSTER", "")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("scontrol", "sinfo", "squeue"):
+        said = "Slurmctld(primary) at vm is DOWN" if name == "scontrol" else \
+            f"{name}: error: Unable to contact slurm controller (connect failure)"
+        (bin_dir / name).write_text(f"#!/bin/sh\necho '{said}'{' >&2' if name != 'scontrol' else ''}\nexit 1\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC)
+    out = tmp_path / "store"
+    refused = ("cluster: slurmctld did not answer (`scontrol ping`: Slurmctld(primary) at vm is DOWN): nothing can be "
+               "submitted")
+    assert main(["run", str(spec_path), "--executor", "slurm", "--out", str(out), "--dry-run"]) == 0
+    assert f"note: a real submission would be refused: {refused}" in capsys.readouterr().out
+    assert main(["run", str(spec_path), "--executor", "slurm", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {refused}")
+    assert not out.exists()
+    (bin_dir / "scontrol").write_text("#!/bin/sh\necho 'Slurmctld(primary) at a is DOWN'\n"
+                                      "echo 'Slurmctld(backup) at b is UP'\n")
+    assert slurm.controller_down() is None  # the backup answers

@@ -373,6 +373,23 @@ def max_array_size() -> int:
     return found
 
 
+def controller_down() -> str | None:
+    """What `scontrol ping` says where no slurmctld (primary or backup) answers; None where one
+    does, or where there is no scontrol (off the cluster). The checks before a submission say
+    nothing when SLURM does not answer: without this, a dry run gave no sign that they were not made."""
+    if shutil.which("scontrol") is None:
+        return None
+    try:
+        done = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return "slurmctld did not answer `scontrol ping` in 120 s"
+    said = " ".join((done.stdout + done.stderr).split())
+    if done.returncode == 0 and re.search(r"\b(is|are) UP\b", said):  # `Slurmctld(primary) at vm is UP`
+        return None
+    return f"slurmctld did not answer (`scontrol ping`: {said or f'exit status {done.returncode}'})"
+
+
 def _config_number(config: str, name: str) -> int | None:
     """The number `scontrol show config` gives for `name` (None: it lists no number for it)."""
     found = re.search(rf"^{name}\s*=\s*(\d+)", config, re.M)
@@ -413,7 +430,11 @@ def check_options(options: ClusterOptions) -> None:
     """Refuse what the cluster would refuse at submission though the options' own checks passed it
     (a dry run notes it; a submission says it before the store is touched): a partition it does not
     have, an sbatch parameter sbatch does not take; each named where it was given, all at once.
-    Nothing is said where SLURM does not answer (off the cluster: a dry run still shows the plan)."""
+    Nothing is said off the cluster (no SLURM commands: a dry run still shows the plan); on one whose
+    slurmctld does not answer, that is the refusal, as none of the cluster's checks could be made."""
+    if (down := controller_down()) is not None:
+        raise SuiteError(f"{down}: nothing can be submitted, nor the partition, the nodes' GPUs and memory or "
+                         "the room in the queue checked; try again once `sinfo` answers", key="cluster")
     mistakes = _partition_mistakes(options) + _node_mistakes(options)
     refused = sbatch_check.refusals(options.sbatch)
     mistakes += [options.origin(f"sbatch.{key}").error(said) for key, said in refused.items()]
