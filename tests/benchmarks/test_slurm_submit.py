@@ -7,7 +7,8 @@ runs are built with `dataclasses.replace` on one resolved config, as in test_rep
 expanding a spec is measured elsewhere. sbatch calls are counted by a wrapper first on PATH.
 The time is recorded (extra_info, and printed), never asserted: the machine is shared.
 Each case leaves 1,000 cancelled job records in slurmctld for MinJobAge (300 s); with SLURM's
-default MaxJobCount of 10,000, running this file five times within five minutes makes sbatch wait.
+default MaxJobCount of 10,000, running this file five times within five minutes is refused before it is
+submitted (`slurm.room_mistake` counts the jobs slurmctld holds).
 """
 
 from __future__ import annotations
