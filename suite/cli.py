@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import sys
 import warnings
 from collections import Counter
@@ -454,7 +455,7 @@ DONE_LISTED = 50
 def _print_arrays(n_runs: int, options: ClusterOptions) -> None:
     """How a submission of `n_runs` would be split into job arrays and throttled, or why it would be
     refused (`slurm.check_options`, or an array_parallelism below its number of arrays); nothing
-    where the cluster's MaxArraySize cannot be read (no SLURM here: the dry run still shows the plan)."""
+    off the cluster (no scontrol: the dry run still shows the plan)."""
     from suite.dispatch import slurm
 
     if not n_runs:
@@ -469,7 +470,9 @@ def _print_arrays(n_runs: int, options: ClusterOptions) -> None:
         return
     try:
         size = options.max_array_size or slurm.max_array_size()
-    except SuiteError:
+    except SuiteError as err:
+        if shutil.which("scontrol"):  # a cluster that answered (check_options asked): this is its refusal
+            print(f"note: a real submission would be refused: {err}")
         return
     lengths = slurm.array_lengths(n_runs, size)
     try:

@@ -1164,3 +1164,26 @@ def test_a_controller_that_does_not_answer_is_said_by_the_dry_run_and_refuses_th
     (bin_dir / "scontrol").write_text("#!/bin/sh\necho 'Slurmctld(primary) at a is DOWN'\n"
                                       "echo 'Slurmctld(backup) at b is UP'\n")
     assert slurm.controller_down() is None  # the backup answers
+
+
+def test_a_cluster_with_job_arrays_disabled_is_named_not_a_traceback(tmp_path, monkeypatch, capsys):
+    """MaxArraySize=0 disables job arrays (`man slurm.conf`): the grid was split into arrays of 0
+    tasks, a ValueError traceback, and the dry run said nothing. scontrol is faked: the test
+    cluster's daemons must not be reconfigured."""
+    monkeypatch.setenv("SUITE_CLUSTER", "")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text('#!/bin/sh\n[ "$1" = ping ] && echo "Slurmctld(primary) at vm is UP" && exit 0\n'
+                                      "printf 'MaxArraySize            = 0\\nMaxJobCount             = 10000\\n'\n")
+    (bin_dir / "scontrol").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    spec_path = tmp_path / "opts.yaml"
+    spec_path.write_text(SPEC.replace("  partition: gpu\n  gpus_per_node: 1\n", ""))
+    out = tmp_path / "store"
+    said = "cluster: this cluster has job arrays disabled (MaxArraySize=0 in `scontrol show config`)"
+    assert main(["run", str(spec_path), "--executor", "slurm", "--out", str(out), "--dry-run"]) == 0
+    assert f"note: a real submission would be refused: {said}" in capsys.readouterr().out
+    monkeypatch.setattr(slurm, "submit_arrays", lambda *a, **k: pytest.fail("submitted"))
+    assert main(["run", str(spec_path), "--executor", "slurm", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {said}")
+    assert not (out / "code").exists() and not (out / "runs").exists()

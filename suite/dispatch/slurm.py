@@ -370,6 +370,10 @@ def max_array_size() -> int:
     if found is None:
         raise SuiteError("`scontrol show config` has no MaxArraySize; set cluster option max_array_size",
                          key="max_array_size")
+    if found == 0:  # split into arrays of 0 tasks, the grid was a ValueError traceback
+        raise SuiteError("this cluster has job arrays disabled (MaxArraySize=0 in `scontrol show config`), and runs "
+                         "are submitted as job arrays: ask the cluster's administrators, or run them with "
+                         "--executor local", key="cluster")
     return found
 
 
