@@ -469,7 +469,7 @@ def _print_arrays(n_runs: int, options: ClusterOptions) -> None:
         print(f"note: a real submission would be refused: {full}")
         return
     try:
-        size = options.max_array_size or slurm.max_array_size()
+        size = slurm.array_size(options, n_runs)
     except SuiteError as err:
         if shutil.which("scontrol"):  # a cluster that answered (check_options asked): this is its refusal
             print(f"note: a real submission would be refused: {err}")

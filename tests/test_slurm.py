@@ -1022,3 +1022,24 @@ def test_more_gpus_or_memory_than_a_node_has_is_named_where_it_was_given_before_
     printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run",
                     "--gpus-per-node", str(slurm_cluster.gpus), "--partition", slurm_cluster.gpu_partition)
     assert "note:" not in printed  # as many as a node has
+
+
+def test_a_max_array_size_above_the_clusters_is_named_where_it_was_given_before_anything_is_submitted(
+        tmp_path, capsys, slurm_cluster):
+    """--max-array-size above the cluster's MaxArraySize, for a grid that large, passed the dry run
+    ('would be submitted as 1 job array') and was refused by sbatch at submission as an 'Invalid job
+    array specification', which names no option."""
+    from suite.dispatch.cluster import parse_cli, resolve_options
+
+    limit = slurm_cluster.max_array_size
+    options = resolve_options(cli=parse_cli({"max_array_size": limit + 1}))
+    with pytest.raises(SuiteError) as err:
+        slurm.array_size(options, limit + 1)
+    assert str(err.value) == (f"<command line>: --max-array-size: {limit + 1} is above this cluster's MaxArraySize "
+                              f"({limit}, from `scontrol show config`), and these {limit + 1} runs would use array "
+                              f"indices up to {limit}, which sbatch refuses: set max_array_size {limit} or less, or "
+                              "leave it unset")
+    _print_arrays(limit + 1, options)
+    assert capsys.readouterr().out.startswith(f"note: a real submission would be refused: {err.value}")
+    assert slurm.array_size(options, limit) == limit + 1  # a smaller grid's one array fits
+    assert slurm.array_size(ClusterOptions(), 1) == limit

@@ -126,7 +126,7 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
         out = Path(out).resolve()
         if (full := room_mistake(len(runs))) is not None:  # before anything is held: none to withdraw
             raise full
-        size = options.max_array_size or max_array_size()
+        size = array_size(options, len(runs))
         shares = array_shares(array_lengths(len(runs), size), options.array_parallelism)
         found = _listing(out)  # what a withdrawn submission removes is what was not there
         code = snapshot.take(out)
@@ -392,6 +392,25 @@ def controller_down() -> str | None:
     if done.returncode == 0 and re.search(r"\b(is|are) UP\b", said):  # `Slurmctld(primary) at vm is UP`
         return None
     return f"slurmctld did not answer (`scontrol ping`: {said or f'exit status {done.returncode}'})"
+
+
+def array_size(options: ClusterOptions, n_runs: int) -> int:
+    """The most tasks an array of a submission of `n_runs` holds: max_array_size, else the
+    cluster's MaxArraySize. A max_array_size above the cluster's, which a grid this large would
+    use (indices from 0 to one below it), is refused where it was given: sbatch refused such an
+    array only at submission, as an 'Invalid job array specification' naming no option."""
+    if options.max_array_size is None:
+        return max_array_size()
+    try:
+        cluster = max_array_size()
+    except SuiteError:  # not read (set here for that): the option is taken as given
+        return options.max_array_size
+    if min(options.max_array_size, n_runs) > cluster:
+        raise options.origin("max_array_size").error(
+            f"{options.max_array_size} is above this cluster's MaxArraySize ({cluster}, from `scontrol show config`), "
+            f"and these {n_runs} runs would use array indices up to {min(options.max_array_size, n_runs) - 1}, which "
+            f"sbatch refuses: set max_array_size {cluster} or less, or leave it unset")
+    return options.max_array_size
 
 
 def _config_number(config: str, name: str) -> int | None:
