@@ -1017,7 +1017,8 @@ def test_more_gpus_or_memory_than_a_node_has_is_named_where_it_was_given_before_
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(f"error: {spec}:{line}: {said}")
     assert err[1].startswith("  and <command line>: --mem-gb: 100000 GB (102400000 MB) a node, but each node of "
-                             f"partition '{slurm_cluster.partition}' (the default) has at most {slurm_cluster.mem_mb} MB")
+                             f"partition '{slurm_cluster.partition}' (the default) has at most "
+                             f"{slurm_cluster.mem_mb} MB")
     assert not out.exists()
     printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run",
                     "--gpus-per-node", str(slurm_cluster.gpus), "--partition", slurm_cluster.gpu_partition)

@@ -1100,8 +1100,8 @@ def test_cleaning_up_a_withdrawn_submission_never_hides_why_it_was_withdrawn(tmp
     (9999, 10000, 0, None),
     (10000, 10000, 0, "submit at most 9999 runs at a time"),  # slurmctld refuses the job that reaches the limit
     (9964, 10000, 35, None),
-    (9965, 10000, 35, "MaxJobCount=10000 jobs, each array task counting as one, 35 of them held now"),
-    (1, 10000, 9999, "no run fits now: wait until fewer jobs are held"),
+    (9965, 10000, 35, "MaxJobCount=10000 jobs, each array task counting as one, and 35 now (queued, running"),
+    (1, 10000, 9999, "no run fits now: wait until it holds fewer"),
     (1, 10000, 12000, "no run fits now"),  # more than the limit: a count taken as others ended
 ])
 def test_a_grid_is_refused_only_where_it_would_take_the_queue_past_max_job_count(n_runs, limit, held, says):
@@ -1125,16 +1125,17 @@ def test_gpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partiti
     (bin_dir / "sinfo").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     said = [(e.key, e.message) for e in slurm._node_mistakes(ClusterOptions(gpus_per_node=1))]
-    assert said == [("gpus_per_node", "1 GPU a node, but each node of partition 'cpu' (the default) has no GPUs (no gpu GRES): the "
-                    "jobs would wait for ever (BadConstraints); `sinfo --format='%P %G'` lists the GPUs of each "
-                    "partition's nodes")]
+    assert said == [("gpus_per_node", "1 GPU a node, but each node of partition 'cpu' (the default) has no GPUs "
+                    "(no gpu GRES): the jobs would wait for ever (BadConstraints); `sinfo --format='%P %G'` lists "
+                    "the GPUs of each partition's nodes")]
     assert slurm._node_mistakes(ClusterOptions(partition="gpu", gpus_per_node=4, mem_gb=500)) == []
     said = [e.message for e in slurm._node_mistakes(ClusterOptions(partition="cpu,gpu", gpus_per_node=5, mem_gb=501))]
     assert [s.split(":")[0] for s in said] == [
         "5 GPUs a node, but each node of partition 'cpu' or 'gpu' has at most 4 GPUs",
         "501 GB (513024 MB) a node, but each node of partition 'cpu' or 'gpu' has at most 512000 MB"]
     assert slurm._node_mistakes(ClusterOptions(partition="big", mem_gb=10000)) == []  # `2000000+`: no exact number
-    assert slurm._node_mistakes(ClusterOptions(partition="nosuch", gpus_per_node=1)) == []  # said by _partition_mistakes
+    assert slurm._node_mistakes(ClusterOptions(partition="nosuch", gpus_per_node=1)) == []  # _partition_mistakes's
+
 
 
 def test_a_controller_that_does_not_answer_is_said_by_the_dry_run_and_refuses_the_submission(tmp_path, monkeypatch,

@@ -441,12 +441,12 @@ def too_many_jobs(n_runs: int, limit: int, held: int) -> SuiteError | None:
     room = max(limit - 1 - held, 0)
     if n_runs <= room:
         return None
-    now = f"{held} of them held now (queued, running, or ended less than MinJobAge ago)"
     fits = f"submit at most {room} runs at a time (a preset of part of the grid), and the rest once they have " \
-        "ended; or wait until fewer jobs are held" if room else "no run fits now: wait until fewer jobs are held"
+        "ended; or wait until it holds fewer" if room else "no run fits now: wait until it holds fewer"
     return SuiteError(f"{count(n_runs, 'run')} do not fit in the cluster's queue: slurmctld holds at most "
-                      f"MaxJobCount={limit} jobs, each array task counting as one, {now}, and refuses the job that "
-                      f"would reach the limit: {fits}; or ask the cluster's administrators for a larger MaxJobCount", key="cluster")
+                      f"MaxJobCount={limit} jobs, each array task counting as one, and {held} now (queued, running, "
+                      f"or ended less than MinJobAge ago), and refuses the job that would reach the limit: {fits}; or "
+                      "ask the cluster's administrators for a larger MaxJobCount", key="cluster")
 
 
 def check_options(options: ClusterOptions) -> None:
@@ -511,13 +511,13 @@ def _node_mistakes(options: ClusterOptions) -> list[SuiteError]:
     if options.gpus_per_node > most_gpus:
         has = f"has at most {count(most_gpus, 'GPU')}" if most_gpus else "has no GPUs (no gpu GRES)"
         mistakes.append(options.origin("gpus_per_node").error(
-            f"{count(options.gpus_per_node, 'GPU')} a node, but each node of {where} {has}: the jobs would wait for ever "
-            "(BadConstraints); `sinfo --format='%P %G'` lists the GPUs of each partition's nodes"))
+            f"{count(options.gpus_per_node, 'GPU')} a node, but each node of {where} {has}: the jobs would wait "
+            "for ever (BadConstraints); `sinfo --format='%P %G'` lists the GPUs of each partition's nodes"))
     if options.mem_gb is not None and math.ceil(options.mem_gb * 1024) > most_mem:
         mistakes.append(options.origin("mem_gb").error(
             f"{options.mem_gb:g} GB ({math.ceil(options.mem_gb * 1024)} MB) a node, but each node of {where} has "
-            f"at most {most_mem:.0f} MB: the jobs would wait for ever (BadConstraints); `sinfo --format='%P %m'` lists "
-            "the memory (MB) of each partition's nodes"))
+            f"at most {most_mem:.0f} MB: the jobs would wait for ever (BadConstraints); `sinfo --format='%P %m'` "
+            "lists the memory (MB) of each partition's nodes"))
     return mistakes
 
 
