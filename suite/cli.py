@@ -652,12 +652,35 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         # the stopped ones resume with the rest
         settled = {*outcome.done, *outcome.failed, *outcome.busy, *outcome.skipped}
         left = [r.run_id for r in plan.to_run if r.run_id not in settled]
-        again = sum(rid in plan.remeasure for rid in left)
-        which = f" ({again} of them done, to be measured again)" if again else ""
-        resume = f"{which}; the same command resumes them: suite run {_same_local_runs(args)}" if left else ""
-        print(f"interrupted: {count(len(left), 'run')} not finished{resume}")
+        print(f"interrupted: {count(len(left), 'run')} not finished{_resume_hint(args, plan, left, out)}")
         return 128 + outcome.interrupted  # 130 after Ctrl-C, 143 after SIGTERM, as the shell reports them
     return 1 if outcome.failed or outcome.stopped else 0
+
+
+def _resume_hint(args: argparse.Namespace, plan: Plan, left: list[str], out: Path) -> str:
+    """What brings back the runs an interrupted `suite run` left (`left`), as the store now has them.
+    The plain command resumes the interrupted and missing ones; a run that --force or --retry-failed
+    planned and the stop kept from starting is as it was (its earlier result, or failure), which the
+    plain command leaves: those are counted apart, with the flag that runs them again."""
+    from suite.dispatch.plan import make_plan
+
+    if not left:
+        return ""
+    again = make_plan([r for r in plan.runs if r.run_id in set(left)], out)
+    resumed = {r.run_id for r in again.to_run}
+    which = f" ({len(again.remeasure)} of them done, to be measured again)" if again.remeasure else ""
+    command = f"suite run {_same_local_runs(args)}"
+    if len(resumed) == len(left):
+        return f"{which}; the same command resumes them: {command}"
+    kept = Counter(again.states[rid].state for rid in left if rid not in resumed)
+    flag = "--force" if "done" in kept else "--retry-failed"
+    states = ", ".join(f"{n} {state}" for state, n in kept.items())
+    one = kept.total() == 1
+    rest = f"{count(kept.total(), 'run')} not started {'keeps its' if one else 'keep their'} earlier state " \
+           f"({states}): only {flag} runs {'it' if one else 'them'} again"
+    if not resumed:
+        return f"; the same command starts none of them: {rest}"
+    return f"; the same command resumes {len(resumed)} of them{which}: {command}; {rest}"
 
 
 def _add_status(sub: argparse._SubParsersAction) -> None:

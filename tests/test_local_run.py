@@ -156,6 +156,40 @@ def test_an_interrupted_force_archives_only_the_runs_it_started(tmp_path, monkey
     assert store.state_of(second).state == "done" and not (second / "archive").exists()
 
 
+def test_an_interrupted_force_says_which_runs_the_plain_command_leaves(tmp_path, monkeypatch, capsys):
+    """Ctrl-C while --force executes the first of two done runs: the runner said "2 runs not
+    finished; the same command resumes them", but that command (without --force) resumes the first
+    only, the second keeping its earlier result; it is now said apart, with the flag that reruns it."""
+    from suite.dispatch import local
+
+    spec = _spec(tmp_path, "forced3", "  model.mask_norm: [mixed, channel]")
+    out = tmp_path / "store"
+    runs = ablations.expand(ablations.load(spec), overrides=parse_overrides(FAST))
+    for run in runs:
+        store.write_result(store.plan(out, run), {"run_id": run.run_id, "metrics": {"top1_err": 6.5}})
+    popen, children, sleep = subprocess.Popen, [], time.sleep
+
+    def sleeper(command, **kwargs):  # stands in for the run's process
+        children.append(popen([sys.executable, "-c", STARTED + "import time; time.sleep(60)"], **kwargs))
+        return children[-1]
+
+    def ctrl_c_at_the_first_poll(seconds: float) -> None:  # then time passes as usual (Popen.wait polls)
+        if not hasattr(children[0], "signalled"):
+            children[0].signalled = True
+            os.kill(children[0].pid, signal.SIGINT)  # the terminal's Ctrl-C reaches the whole process group
+            raise KeyboardInterrupt
+        sleep(seconds)
+
+    monkeypatch.setattr(local.subprocess, "Popen", sleeper)
+    monkeypatch.setattr(local.time, "sleep", ctrl_c_at_the_first_poll)
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", "--force", *FAST]) == 130
+    printed = capsys.readouterr().out
+    assert "interrupted: 2 runs not finished; the same command resumes 1 of them: suite run " in printed, printed
+    assert "; 1 run not started keeps its earlier state (1 done): only --force runs it again" in printed, printed
+    assert main(["run", str(spec), "--out", str(out), "--dry-run", *FAST]) == 0
+    assert "1 of 2 runs would start" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("exit_status", [0, 130])
 def test_a_run_that_finishes_as_the_runner_is_interrupted_counts_as_done(tmp_path, monkeypatch, capsys, exit_status):
     """Ctrl-C as the first run's process writes its result and exits: that run is done, and only
