@@ -314,8 +314,28 @@ def _expand(args: argparse.Namespace) -> tuple[Spec, list[RunSpec]]:
     from suite import ablations
     from suite.config import parse_overrides
 
-    spec = ablations.load(args.spec)
+    try:
+        spec = ablations.load(args.spec)
+    except SuiteError as err:
+        raise _named_in_store(err, args) from None
     return spec, ablations.expand(spec, preset=args.preset, overrides=parse_overrides(args.overrides))
+
+
+def _named_in_store(err: SuiteError, args: argparse.Namespace) -> SuiteError:
+    """`err`, and where the store knows an unknown spec name from: a spec run by its path is listed by
+    name (`suite status` of the store), and that name alone was refused with only the shipped specs."""
+    from suite import ablations, store
+    from suite.ablations import names
+
+    if err.key != "spec" or ablations.find(args.spec) is not None or not err.message.startswith("unknown spec"):
+        return err
+    out = args.out or store.default_out()
+    held = names.recorded(out, args.spec)
+    if held is None:
+        return err
+    err.message += f"; {out} has its runs from the spec file {held}: name that file"
+    err.args = (str(err),)
+    return err
 
 
 def _same_runs(args: argparse.Namespace, absolute: bool = False) -> str:

@@ -1827,6 +1827,24 @@ def test_two_spec_files_of_one_name_cannot_share_a_store(tmp_path, capsys):
     assert json.loads((out / "specs.json").read_text()) == {"twin": str(second.resolve())}
 
 
+def test_a_spec_name_only_the_store_knows_is_refused_naming_its_file(tmp_path, capsys):
+    """A spec run by its path is listed by name (`suite status` of the store says `mine: 1 run`),
+    and that name, given to `suite status` or `suite report`, was refused with only the shipped
+    specs as choices; the error now names the file the store has its runs from."""
+    spec = write_spec(tmp_path, "name: mine\nbase: {model: {name: ran56_cifar}, data: {name: digits}}\n"
+                                "grid: {lr: [0.1]}\n", "mine")
+    out = tmp_path / "store"
+    finish(out, ablations.expand(ablations.load(spec))[0], 5.0)
+    assert main(["report", str(spec), "--out", str(out)]) == 0  # records the name's file
+    capsys.readouterr()
+    for command in ("status", "report"):
+        assert main([command, "mine", "--out", str(out)]) == 2
+        said = capsys.readouterr().err
+        assert f"unknown spec 'mine'; {out} has its runs from the spec file {spec.resolve()}: name that file" in said
+    assert main(["status", "mime", "--out", str(out)]) == 2  # a name the store does not know: as before
+    assert "the spec file" not in capsys.readouterr().err
+
+
 def test_a_shipped_specs_name_is_not_recorded(tmp_path):
     """A shipped spec's name is unique already (`ablations.load`): recorded, a second checkout's
     copy of it would be refused as another spec of that name in a store the two share."""
