@@ -25,7 +25,7 @@ import json
 import math
 import re
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -353,7 +353,7 @@ def _resolve(user: dict[str, Any]) -> RunConfig:
     input_size = next(s for s in (data.input_size, dataset.input_size, info.input_size) if s is not None)
     data = dataclasses.replace(data, input_size=input_size,
                                eval_size=input_size if data.eval_size is None else data.eval_size)
-    _check_ranges(nested, data, measure, given=merged)
+    _check_ranges(nested, data, measure, given=merged, user=user.keys())
     try:
         kwargs = resolve_model_kwargs(model_name, model_keys)
     except SuiteError as err:
@@ -382,9 +382,10 @@ def _check_field(key: str, value: Any) -> Any:
 
 
 def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConfig, *,
-                  given: Mapping[str, Any]) -> None:
+                  given: Mapping[str, Any], user: Collection[str] = ()) -> None:
     """What type hints cannot say: signs, intervals, finiteness, order. A value is said as `given`
-    (dotted keys, before coercion) spelt it: `lr: -1` is "got -1", not the -1.0 it is checked as."""
+    (dotted keys, before coercion) spelt it: `lr: -1` is "got -1", not the -1.0 it is checked as;
+    a clash of two keys is blamed on the one the user set (`user`), not the recipe's."""
     values = as_written({**top, **{f"data.{k}": v for k, v in dataclasses.asdict(data).items()},
                          **{f"measure.{k}": v for k, v in dataclasses.asdict(measure).items()}}, given)
     for key, value in values.items():
@@ -408,7 +409,11 @@ def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConf
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", values["device"]):
         raise SuiteError(f"invalid device {values['device']!r}", key="device", choices=DEVICES)
     if values["nesterov"] and values["momentum"] == 0:
-        raise SuiteError("Nesterov momentum needs momentum > 0", key="nesterov")
+        # blamed on the one of the two that was given: a recipe's nesterov under `momentum=0` named the
+        # spec's base (where the recipe is chosen) and the key the user never wrote
+        key = "momentum" if "momentum" in user and "nesterov" not in user else "nesterov"
+        raise SuiteError("Nesterov momentum (nesterov: true) needs momentum > 0: with momentum 0 set nesterov: false "
+                         "too", key=key)
     train_size = DATASETS[data.name].train_size  # data.name is a known data set here
     if train_size is not None and values["batch_size"] > train_size:  # an epoch would have no step
         raise SuiteError(f"batch_size {values['batch_size']} is larger than the training set ({data.name}: "

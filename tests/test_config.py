@@ -66,6 +66,8 @@ def test_round_trip_through_the_stored_dict_keeps_the_id():
         ({"lr": -0.1}, "lr", "must not be negative"),
         ({"momentum": 1.5}, "momentum", "[0, 1)"),
         ({"nesterov": True, "momentum": 0}, "nesterov", "momentum > 0"),
+        # the smoke recipe's nesterov: blamed on the user's momentum, not on the base that chose the recipe
+        ({"momentum": 0}, "momentum", "with momentum 0 set nesterov: false too"),
         ({"data.eval_size": -1}, "data.eval_size", "must be positive"),
         ({"data.eval_size": 0}, "data.eval_size", "must be positive"),  # not "unset"
         ({"data.input_size": 0}, "data.input_size", "must be positive"),
