@@ -1291,12 +1291,15 @@ def _report(args: argparse.Namespace) -> int:
         used = files.write_to(report, args.to, chosen)
         if args.to != "-":
             print(f"wrote {args.to} ({used})", file=log)
-    if args.into and nothing_done:
-        splice_file(args.into, report.name, "", write=False)  # a file without the block says so all the same
-        kept.append(f"the {report.name} block in {args.into}")
-    elif args.into:
-        splice_file(args.into, report.name, formats.fragment(report))
-        print(f"updated the {report.name} block in {args.into}", file=log)
+    try:
+        if args.into and nothing_done:
+            splice_file(args.into, report.name, "", write=False)  # a file without the block says so all the same
+            kept.append(f"the {report.name} block in {args.into}")
+        elif args.into:
+            splice_file(args.into, report.name, formats.fragment(report))
+            print(f"updated the {report.name} block in {args.into}", file=log)
+    except SuiteError as err:
+        raise err.where(key="--into") from None
     if not (args.to or args.into):
         paths = files.table_paths(report, chosen or files.DEFAULT_FORMATS)
         if nothing_done and any(p.exists() for p in paths):

@@ -1845,6 +1845,20 @@ def test_a_spec_name_only_the_store_knows_is_refused_naming_its_file(tmp_path, c
     assert "the spec file" not in capsys.readouterr().err
 
 
+def test_into_a_file_that_does_not_exist_names_the_option_and_the_markers(tmp_path, capsys):
+    """`--into NOTES.md` of a file not made yet said only "NOTES.md: cannot read: No such file or
+    directory", naming no option, nor the block the file needs."""
+    spec = write_spec(tmp_path, "name: notes\nbase: {model: {name: ran56_cifar}, data: {name: digits}}\n"
+                                "grid: {lr: [0.1]}\n", "notes")
+    out = tmp_path / "store"
+    finish(out, ablations.expand(ablations.load(spec))[0], 5.0)
+    into = tmp_path / "NOTES.md"
+    assert main(["report", str(spec), "--out", str(out), "--into", str(into)]) == 2
+    assert f"error: {into}: --into: no such file: the table fills a block of a file that exists; write the lines " \
+           "<!-- suite:report notes --> and <!-- /suite:report --> in it" in capsys.readouterr().err
+    assert not into.exists()
+
+
 def test_a_shipped_specs_name_is_not_recorded(tmp_path):
     """A shipped spec's name is unique already (`ablations.load`): recorded, a second checkout's
     copy of it would be refused as another spec of that name in a store the two share."""

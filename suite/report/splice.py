@@ -89,6 +89,10 @@ def splice_file(path: Path, name: str, content: str, *, write: bool = True) -> N
     try:  # newline="": keep CRLF as it is (text mode would turn it into LF)
         with open(path, encoding="utf-8", newline="") as f:
             text = f.read()
+    except FileNotFoundError:
+        raise SuiteError(f"no such file: the table fills a block of a file that exists; write the lines "
+                         f"<!-- suite:report {name} --> and <!-- /suite:report --> in it where the table goes",
+                         file=str(path)) from None
     except OSError as exc:
         raise SuiteError(f"cannot read: {exc.strerror}", file=str(path)) from None
     except UnicodeDecodeError as exc:
