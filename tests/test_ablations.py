@@ -507,6 +507,8 @@ def test_unknown_preset_and_reference_axis(tmp_path):
     assert "did you mean 'smoke'" in err.message
     err = error_of(tmp_path, text + "reference:\n  - {momentum: 0.9, top1_err: 3}\n")
     assert err.key == "reference.0.momentum" and err.line == 5
+    err = error_of(tmp_path, text + "reference:\n  - {lr: 0.1, top1_er: 3}\n")  # a misspelt metric: a hint, as
+    assert err.key == "reference.0.top1_er" and "did you mean 'top1_err'?" in err.message  # report.metrics gives
     for value in (".nan", ".inf", "'5.5'", "true"):
         err = error_of(tmp_path, text + f"reference:\n  - {{lr: 0.1, top1_err: 3}}\n  - {{lr: 0.1, top5_err: {value}}}\n")
         assert err.key == "reference.1.top5_err" and err.line == 6 and "a finite number" in err.message

@@ -381,8 +381,10 @@ def _reference(value: Any, where: _Where, axes: list[str]) -> list[dict[str, Any
                 if percent(key) and not 0 <= v <= 100:
                     raise where.error(f"{key} is a percentage, in [0, 100]; got {v}", "reference", str(i), key)
             elif key not in axes:
-                raise where.error(f"{key!r} is neither a grid axis nor a reference metric", "reference", str(i), key,
-                                  choices=list(axes) + list(REFERENCE_METRICS))
+                hint = close_matches(str(key), [*axes, *REFERENCE_METRICS], n=1)
+                mean = f"; did you mean {hint[0]!r}?" if hint else ""
+                raise where.error(f"{key!r} is neither a grid axis nor a reference metric{mean}", "reference", str(i),
+                                  key, choices=list(axes) + list(REFERENCE_METRICS))
         if not any(k in REFERENCE_METRICS for k in entry):
             raise where.error("a reference entry needs at least one metric", "reference", str(i),
                               choices=REFERENCE_METRICS)
