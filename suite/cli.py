@@ -1373,6 +1373,11 @@ def _train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     _check_this_machine([config])  # before the run directory is made
     out = args.run_dir or Path("~/.cache/suite/train").expanduser() / config.run_id
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SuiteError(f"cannot make the run directory: {exc.strerror or exc}", file=str(out),
+                         key="--run-dir") from None
     print(f"run {config.run_id}: {out}", file=sys.stderr)
     try:
         with processes.sigterm_raises():  # as Ctrl-C: the last epoch's checkpoint stays, and the command resumes

@@ -212,7 +212,6 @@ def _measure(run: RunSpec, d: Path) -> dict[str, Any]:
 
     start = time.perf_counter()
     measured = {**measure_run(run.config), "wall_time_s": time.perf_counter() - start, "settings": _cached_with(run)}
-    files.check_there(d)  # deleted while it was measured (`rm -rf`): not made again
     store.write_json(d / "measure.json", measured)
     return measured
 

@@ -5,6 +5,8 @@ to, a line at a time, and read back tolerating a torn last line): a reader (a co
 `suite report`, a resumed run, SLURM's next attempt) sees the old file or the new one, never half
 of one, and a crash mid-write leaves no temporary file behind. The temporary name is unique per
 writer, because two processes (a SLURM requeue beside a lingering attempt) may write the same file.
+A write never makes the folder it writes into: a run's folder deleted while the run runs (`rm -rf`)
+would come back holding that file alone. What makes a folder (a run's plan, a report's output) says so.
 """
 
 from __future__ import annotations
@@ -29,16 +31,20 @@ def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Itera
     symlink is followed, and what is not a regular file (/dev/null) is written as it is.
     Text is UTF-8 written as given (no newline translation, so a CRLF file stays CRLF).
     `durable`: fsync the data and the rename, for what a crash must not lose (checkpoints).
+    `path`'s folder must be there (Gone otherwise, naming it): this never makes it.
     """
     mode, text = ("wb", {}) if binary else ("w", {"encoding": "utf-8", "newline": ""})
+    folder = Path(path).parent  # named as given, if it is gone
     path = Path(os.path.realpath(path))  # a symlink's target is written, not the link replaced
     if path.exists() and not path.is_file():  # /dev/null, a FIFO: written to, never replaced
         with open(path, mode, **text) as f:
             yield f
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileNotFoundError:
+        raise Gone.at(folder) from None
     try:
         with contextlib.suppress(FileNotFoundError):
             os.fchmod(fd, stat.S_IMODE(path.stat().st_mode))
@@ -47,12 +53,18 @@ def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Itera
             f.flush()
             if durable:
                 os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except FileNotFoundError:  # the folder deleted, the temporary file with it, while it was written
+            raise Gone.at(folder) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     if durable:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+        except FileNotFoundError:  # deleted as soon as written: the file went with it
+            raise Gone.at(folder) from None
         try:
             os.fsync(dir_fd)
         finally:
@@ -60,16 +72,12 @@ def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Itera
 
 
 class Gone(SuiteError):
-    """A folder deleted while something was being written into it (a run's, by `rm -rf`)."""
+    """A folder not there to write into: deleted while something was being written into it (a
+    run's, by `rm -rf`), or never made."""
 
-
-def check_there(folder: Path) -> None:
-    """Refuse to write into `folder` once it is gone: `replace` would make it again, holding that
-    file alone (a run's folder deleted while the run ran came back with its next checkpoint or
-    record: a folder that looks like a run and is none, without its config.json). A folder deleted
-    in the instant between this check and the write is still made again."""
-    if not folder.is_dir():
-        raise Gone("deleted while being written into: nothing more is written there", file=str(folder))
+    @classmethod
+    def at(cls, folder: Path) -> Gone:
+        return cls("deleted while being written into: nothing more is written there", file=str(folder))
 
 
 def write_text(path: Path, text: str, *, durable: bool = False) -> None:

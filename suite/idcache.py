@@ -89,5 +89,5 @@ class IdCache:
         try:
             with files.replace(self.path) as f:
                 json.dump({"id_scheme": ID_SCHEME, "runs": kept}, f, separators=(",", ":"))
-        except OSError:
+        except (OSError, files.Gone):  # a read-only store, or one deleted meanwhile
             pass

@@ -204,6 +204,13 @@ def plan(out: Path, run: RunSpec) -> Path:
     The spec, point and seed that planned it first stay.
     """
     d = run_dir(out, run.run_id)
+    d.mkdir(parents=True, exist_ok=True)  # the one place a run's folder is made (no write makes its folder)
+    _plan(d, run)
+    return d
+
+
+def _plan(d: Path, run: RunSpec) -> None:
+    """`plan`'s record in its folder `d`, which is there."""
     path = d / "config.json"
     planned = None
     if path.exists():
@@ -236,7 +243,6 @@ def plan(out: Path, run: RunSpec) -> Path:
             "seed": run.seed,
             "preset": run.preset,
         })
-    return d
 
 
 def set_status(d: Path, state: str, **info: Any) -> None:
@@ -244,7 +250,6 @@ def set_status(d: Path, state: str, **info: Any) -> None:
     a newer version of the suite wrote is refused (SuiteError naming it): rewritten as this
     version's, its fields would be read as this version's."""
     assert state in STATES, state
-    files.check_there(d)  # deleted while the run ran (`rm -rf`): not made again
     path = d / "status.json"
     previous = {}
     if path.exists():
@@ -268,7 +273,6 @@ def _write_result(d: Path, result: dict[str, Any]) -> None:
     """Write result.json; a write that fails (a full disk) names result.json, not the temporary
     file it was being written to (`.result.json.<hex>.tmp`, which is gone), as checkpoints do."""
     path = d / "result.json"
-    files.check_there(d)  # deleted while the run ran (`rm -rf`): not made again
     try:
         write_json(path, _readable(d, result))
     except OSError as exc:
@@ -371,8 +375,13 @@ def replace_result(d: Path, result: dict[str, Any]) -> Path:
 
 
 def _archive_dir(d: Path) -> Path:
+    """A new folder in the run's archive; the run's folder must be there (not made again if deleted)."""
     target = d / "archive" / dt.datetime.now().strftime("%Y%m%dT%H%M%S%f")
-    target.mkdir(parents=True)
+    try:
+        target.parent.mkdir(exist_ok=True)
+        target.mkdir()
+    except FileNotFoundError:
+        raise files.Gone.at(d) from None
     return target
 
 

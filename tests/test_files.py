@@ -18,13 +18,37 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     assert path.read_text() == "old\n" and os.listdir(tmp_path) == ["table.md"]
 
 
+def test_a_write_makes_no_folder_and_names_the_one_gone(tmp_path):
+    """A write into a folder not there (a run's, deleted by `rm -rf` while the run ran) made it
+    again, holding that file alone; it now fails naming the folder, and makes nothing."""
+    folder = tmp_path / "store" / "runs" / "r"
+    with pytest.raises(files.Gone) as gone:
+        files.write_text(folder / "status.json", "{}")
+    assert gone.value.file == str(folder) and "deleted while being written into" in str(gone.value)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_a_folder_deleted_while_a_file_is_written_into_it_is_named(tmp_path, durable):
+    """The instant a check before the write left open: the folder goes while the file is being
+    written. The write fails naming the folder (not the temporary file), and the folder stays gone."""
+    import shutil
+
+    folder = tmp_path / "r"
+    folder.mkdir()
+    with pytest.raises(files.Gone) as gone, files.replace(folder / "status.json", durable=durable) as f:
+        f.write("{}")
+        shutil.rmtree(folder)
+    assert gone.value.file == str(folder) and not folder.exists()
+
+
 def test_new_files_follow_the_umask_and_replaced_ones_keep_their_mode(tmp_path):
     old = os.umask(0o027)
     try:
-        files.write_text(tmp_path / "sub" / "new.txt", "a")
+        files.write_text(tmp_path / "new.txt", "a")
     finally:
         os.umask(old)
-    assert (tmp_path / "sub" / "new.txt").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o640
     kept = tmp_path / "script.sh"
     kept.write_text("#!/bin/sh\n")
     kept.chmod(0o750)

@@ -31,6 +31,7 @@ def _files(out: Path) -> set[str]:
 def test_the_list_of_a_runner_killed_9_is_removed_by_the_next_status(tmp_path):
     """A SIGKILLed runner cannot remove its files: they were left for ever (said nothing, as nobody
     holds the lock); the next read of the queues removes them."""
+    (tmp_path / "runs").mkdir()  # planned first: a runner makes its .queued in the store's runs/, never the store
     proc, _ = _runner(tmp_path, ["a", "b"])
     name = f"{os.uname().nodename}-{proc.pid}"
     assert queued.queued(tmp_path) == dict.fromkeys(["a", "b"], (f"pid {proc.pid} on {os.uname().nodename}",))
@@ -90,5 +91,6 @@ def test_a_runner_that_cannot_list_the_other_runners_files_still_announces_its_q
         return real(self, pattern)
 
     monkeypatch.setattr(Path, "glob", refused)
+    (tmp_path / "runs").mkdir()
     with queued.announced(tmp_path, ["a"]):
         assert queued.queued(tmp_path) == {"a": (f"pid {os.getpid()} on {os.uname().nodename}",)}

@@ -674,6 +674,27 @@ def test_status_of_a_store_it_may_only_read_shows_an_ended_job_as_recorded_not_a
     assert "1 pending" in printed.out and (d / "status.json").read_bytes() == before
 
 
+def test_status_of_a_run_deleted_as_its_job_end_is_recorded_makes_no_folder(tmp_path, capsys, monkeypatch):
+    """A run deleted (`rm -rf`) as `suite status` records its job's end: the write made the folder
+    again, holding a status alone (a folder that looks like a run and is none). Nothing is made,
+    and status answers: the run is missing."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "lostgone", {"lr": [0.01]})
+    [run] = ablations.expand(ablations.load(spec))
+    long_ago = (datetime.now(timezone.utc) - timedelta(seconds=slurm.LOST_AFTER_S + 60)).isoformat()
+    d = store.plan(out, run)
+    store.set_status(d, "pending", slurm_job_id="9999996_0", submitted_at=long_ago, executor="slurm")
+    record = slurm._record_end
+
+    def deleted_first(d_, *args):
+        shutil.rmtree(d_)
+        record(d_, *args)
+
+    monkeypatch.setattr(slurm, "_record_end", deleted_first)
+    assert main(["status", str(spec), "--out", str(out)]) == 0
+    assert "1 missing" in capsys.readouterr().out and not d.exists()
+
+
 def test_cancelled_runs_show_cancelled_and_are_not_resubmitted(tmp_path, capsys):
     out = tmp_path / "store"
     spec = write_spec(tmp_path, "cancel", {"lr": [0.01, 0.02]}, iterations=100_000)

@@ -199,6 +199,20 @@ def test_a_result_without_run_id_is_of_no_run(tmp_path):
     assert state.state == "missing" and state.corrupt and "a record without run_id" in state.note
 
 
+def test_archiving_a_run_deleted_meanwhile_makes_no_folder(tmp_path):
+    """A run deleted (`rm -rf`) before its earlier files are archived (--force, a measurement
+    redone): the archive's folder made the run's again, holding an empty archive."""
+    import shutil
+
+    from suite import files
+
+    d = finish(tmp_path, make_run(), 3.0)
+    shutil.rmtree(d)
+    with pytest.raises(files.Gone) as gone:
+        store.archive(d)
+    assert gone.value.file == str(d) and not d.exists()
+
+
 def test_a_deleted_result_makes_the_run_missing_again(tmp_path):
     """status.json says done, but only a complete result.json makes a run done."""
     run = make_run()

@@ -215,6 +215,8 @@ def test_corrupt_checkpoint_is_a_suite_error(tmp_path):
 # ------------------------------------------------------------------------------ determinism
 def test_same_seed_same_metrics_and_file_layout(tmp_path):
     config = tiny(epochs=1, **{"measure.views": True})
+    for name in "ab":
+        (tmp_path / name).mkdir()
     a = run(config, tmp_path / "a", progress=False)
     b = run(config, tmp_path / "b", progress=False)
     assert untimed(a) == untimed(b)
@@ -415,12 +417,21 @@ def test_resuming_a_finished_run_with_another_number_of_processes_does_not_warn(
     assert [str(w.message) for w in caught if "process" in str(w.message)] == []
 
 
-def test_a_run_directory_that_cannot_be_made_fails_first(tmp_path):
+def test_a_run_directory_that_cannot_be_made_fails_first(tmp_path, capsys):
     (tmp_path / "afile").touch()
     for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
-        with pytest.raises(SuiteError, match="cannot make the run directory") as err:
-            run(tiny(iterations=1), out, progress=False)
-        assert err.value.file == str(out)
+        assert main(["train", "ran56_cifar", "iterations=1", "--run-dir", str(out)]) == 2
+        assert f"{out}: --run-dir: cannot make the run directory" in capsys.readouterr().err
+
+
+def test_the_trainer_makes_no_run_folder(tmp_path):
+    """A run's folder deleted while it runs (`rm -rf` of the run or of the store) came back with
+    the trainer made for it (or for its attack after training), holding a checkpoint or metrics
+    alone: a folder that looks like a run and is none. The folder is the caller's to make."""
+    gone = tmp_path / "store" / "runs" / "r"
+    with pytest.raises(SuiteError, match="deleted while being written into") as err:
+        run(tiny(iterations=1), gone, progress=False)
+    assert err.value.file == str(gone) and not (tmp_path / "store").exists()
 
 
 # ------------------------------------------------------------------------------------- resume
@@ -441,9 +452,11 @@ CHILD = textwrap.dedent("""
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
     values = {**TINY, "epochs": 4}
     config = resolve(values)
+    (tmp_path / "straight").mkdir()
     straight = run(config, tmp_path / "straight", progress=False)
 
     killed = tmp_path / "killed"
+    killed.mkdir()
     proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(values), str(killed)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
@@ -458,6 +471,8 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
 
 def test_checkpoint_request_mid_epoch_then_resume(tmp_path):
     config = tiny(epochs=2, **{"data.clean_ratio": 0.8})
+    for name in ("straight", "stopped"):
+        (tmp_path / name).mkdir()
     straight = run(config, tmp_path / "straight", progress=False)
     request_checkpoint()  # as a signal handler would; the loop acts at its next sync point
     with pytest.raises(Preempted) as stop:

@@ -42,6 +42,7 @@ def claim(out: Path, spec: Spec, *, record: bool = True) -> None:
                          "its tables and figures would be overwritten; give this one another name (its file's and "
                          "`name:`), or another --out", file=str(spec.path), key="name")
     if record and held != str(mine):
+        path.parent.mkdir(parents=True, exist_ok=True)  # the store, as `suite run` starts its first runs
         store.write_json(path, {**names, spec.name: str(mine)})
 
 

@@ -43,7 +43,7 @@ class Queue:
             self._write()
 
     def _write(self) -> None:
-        with contextlib.suppress(OSError):  # a runner that cannot announce its queue still runs it
+        with contextlib.suppress(OSError, files.Gone):  # a runner that cannot announce its queue still runs it
             with files.replace(self.path) as f:
                 json.dump({"host": socket.gethostname(), "pid": os.getpid(), "runs": self.ids}, f)
 
@@ -78,7 +78,7 @@ def _take(lock_path: Path) -> int | None:
     taken again, so that the lock this runner holds is the one status and runners look at."""
     for _ in range(3):
         try:
-            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            lock_path.parent.mkdir(exist_ok=True)  # in the store's runs/, not made again if the store is gone
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         except OSError:
             return None

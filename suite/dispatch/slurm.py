@@ -753,6 +753,8 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
                     warnings.warn(f"{d / 'status.json'}: cannot record that SLURM job {job_id} ended {ended} "
                                   f"({exc.strerror or exc}): the run shows as last recorded until a command that can "
                                   "write the store refreshes it", SuiteWarning, stacklevel=2)
+                except files.Gone:  # the run deleted meanwhile (`rm -rf`): no end to record, and it shows missing
+                    pass
     return out_states
 
 

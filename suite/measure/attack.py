@@ -164,7 +164,6 @@ def measure_attack(config: RunConfig, run_dir: Path) -> dict[str, Any]:
                  "checkpoint": {"bytes": weights.st_size, "mtime_ns": weights.st_mtime_ns}}
 
     def on_part(state: dict[str, Any]) -> None:
-        files.check_there(progress.parent)  # the run's folder deleted meanwhile (`rm -rf`): not made again
         store.write_json(progress, {"made_with": made_with, **state})
         if checkpoint.checkpoint_requested():  # SLURM's warning before the time limit: requeue from here
             checkpoint.clear_request()

@@ -159,6 +159,7 @@ def check_out(path: Path) -> None:
 def write_out(path: Path, text: str) -> None:
     """Write `text` to `path` whole, or raise a SuiteError leaving no file."""
     try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # --to in a new folder
         files.write_text(path, text)
     except OSError as exc:
         raise SuiteError(f"cannot write: {exc.strerror or exc}", file=str(path), key="--to") from None

@@ -51,6 +51,7 @@ def table_paths(report: Report, formats: Sequence[str], directory: Path | None =
 def write(report: Report, formats: Sequence[str] = DEFAULT_FORMATS, directory: Path | None = None) -> list[Path]:
     """The report's tables in `formats` and its figures; plots that cannot be drawn become notes."""
     directory = Path(directory) if directory is not None else report.out
+    directory.mkdir(parents=True, exist_ok=True)  # a report's output: made here, as no record's folder is
     figures = _figures(report)
     paths: list[Path] = []
     pngs = []  # (title, alt text, bytes of the PNG just written): the HTML embeds them without drawing again
@@ -102,6 +103,7 @@ def write_to(report: Report, target: str, formats: Sequence[str] = ()) -> str:
     if target == "-":
         sys.stdout.write(text)
     else:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)  # --to in a new folder: a report's output
         files.write_text(Path(target), text)
     return name
 

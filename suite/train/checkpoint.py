@@ -57,7 +57,6 @@ def save(path: Path, state: dict[str, Any]) -> None:
     """Write `state` to `path` atomically and durably. A write that fails (a full disk) is an error
     naming the file and the cause; torch reports one as a cryptic RuntimeError ("unexpected pos
     ...") raised while it handles the OSError underneath, which is the one told."""
-    files.check_there(path.parent)  # the run's folder deleted while it trained (`rm -rf`): not made again
     try:
         with files.replace(path, binary=True, durable=True) as f:
             torch.save(state, f)

@@ -151,11 +151,10 @@ class Trainer:
         if config.batch_size % env.world_size:
             raise SuiteError(f"batch_size {config.batch_size} is the global batch: it must be divisible by "
                              f"the {env.world_size} processes", key="batch_size")
-        if run_dir is not None and env.is_main:  # before the data and the model: a bad path fails at once
-            try:
-                run_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise SuiteError(f"cannot make the run directory: {exc.strerror}", file=str(run_dir)) from None
+        if run_dir is not None and env.is_main and not run_dir.is_dir():  # before the data and the model: at once
+            # not made here: a run's folder deleted while it runs (`rm -rf`) would come back holding a checkpoint
+            # alone; `suite train` makes its --run-dir, `suite run` its runs' (store.plan)
+            raise files.Gone.at(run_dir)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         download_first = config.data.download and env.enabled  # rank 0 downloads, the others wait
@@ -192,8 +191,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------ fit
     def fit(self, *, resume: bool = True, on_epoch_end: EpochHook | None = None) -> dict[str, Any]:
         path = None if self.run_dir is None else self.run_dir / checkpoint.FILENAME
-        if path is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+        if path is not None:  # the folder made when the trainer was (a run's folder deleted since is not made again)
             state = checkpoint.load(path) if resume else None
             if state is not None:
                 self._restore(state, path)
