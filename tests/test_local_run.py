@@ -1310,6 +1310,37 @@ def test_the_runner_says_a_run_whose_folder_was_deleted_failed_and_makes_no_fold
         capsys.readouterr().err
 
 
+def test_a_run_folder_deleted_as_the_runner_records_its_end_is_said_and_not_made_again(tmp_path, monkeypatch,
+                                                                                     capsys):
+    """The instant after the runner found the run's folder there, before it recorded the end of
+    a run process that died without a word: the write stopped the runner with an error, leaving
+    its other runs. It now books the run as one whose folder was deleted, and goes on."""
+    from suite.dispatch import local
+
+    runs = ablations.expand(ablations.load(_spec(tmp_path, "endgone", "  lr: [0.01, 0.02]")),
+                            overrides=parse_overrides(FAST))
+    out = tmp_path / "store"
+    popen, idle = subprocess.Popen, store.idle
+    first, second = [store.run_dir(out, r.run_id) for r in runs]
+
+    def dying(command, **kwargs):
+        child = popen([sys.executable, "-c", STARTED + "raise SystemExit(2)"], **kwargs)
+        child.wait()
+        return child
+
+    def deleted_first(d, *args):
+        if d == first:
+            shutil.rmtree(d, ignore_errors=True)
+        return idle(d, *args)
+
+    monkeypatch.setattr(local.subprocess, "Popen", dying)
+    monkeypatch.setattr(local.store, "idle", deleted_first)
+    outcome = local.run_local(runs, out, progress=False, poll_s=0.01)
+    assert outcome.failed == [first.name, second.name] and not first.exists()
+    assert f"error: {first}: the run's folder was deleted while the run was running" in capsys.readouterr().err
+    assert "exit status 2" in store.state_of(second).status["error"]
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_once_the_result_is_written_leaves_the_run_done(tmp_path, monkeypatch, signum):
     """The runner killed (its run gets SIGTERM) or Ctrl-C in the instant after the run's result.json

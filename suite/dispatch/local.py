@@ -24,7 +24,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from suite import processes, store
+from suite import files, processes, store
 from suite.ablations.expand import RunSpec
 from suite.dispatch import queued
 from suite.dispatch.plan import start_afresh
@@ -112,8 +112,8 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                         d = active.pop(child)
                         try:
                             ended = _settle(child.returncode, d, planned[d], outcome, pid=child.pid, threads=threads)
-                        except OSError as exc:
-                            ended = _unwritable(d, exc, outcome)
+                        except (OSError, files.Gone) as exc:  # gone: deleted as its end was being recorded
+                            ended = _gone(d, outcome) if not d.is_dir() else _unwritable(d, exc, outcome)
                         book(d, ended)
             _stopped_elsewhere(out, outcome)
         except KeyboardInterrupt as stop:  # a further stop signal raises nowhere now (`Stops.again`): it hurries the stop
@@ -129,8 +129,8 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                 else:
                     try:
                         record_stop(d, child.pid, f"interrupted: {signal.Signals(outcome.interrupted).name}")
-                    except OSError as exc:  # a full disk, say: the other runs are booked all the same
-                        _unwritable(d, exc, outcome)
+                    except (OSError, files.Gone) as exc:  # a full disk, say: the other runs are booked all the same
+                        _gone(d, outcome) if not d.is_dir() else _unwritable(d, exc, outcome)
             _stopped_elsewhere(out, outcome)
         finally:
             bar.close()
@@ -256,12 +256,13 @@ def _gone(d: Path, outcome: Outcome) -> str:
     return "failed"
 
 
-def _unwritable(d: Path, exc: OSError, outcome: Outcome) -> str:
+def _unwritable(d: Path, exc: Exception, outcome: Outcome) -> str:
     """Book as failed a run whose directory this process cannot write (another user's, a read-only
     copy), saying so on stderr, as its status.json cannot: the runner goes on with the others."""
     outcome.failed.append(d.name)
-    _say(f"error: {d}: cannot write into the run directory ({exc.strerror or exc}); run {d.name} failed, "
-         "and its status.json does not say so")
+    why = getattr(exc, "strerror", None) or exc
+    _say(f"error: {d}: cannot write into the run directory ({why}); run {d.name} failed, and its status.json does not "
+         "say so")
     return "failed"
 
 
