@@ -663,18 +663,19 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
     stopped = f", {len(outcome.stopped)} interrupted" if outcome.stopped else ""
     skipped = f", {len(outcome.skipped)} skipped (another process ended or queued them meanwhile)" \
         if outcome.skipped else ""
-    print(f"{len(outcome.done)} done, {len(outcome.failed)} failed{stopped}{busy}{skipped} (out: {out})")
+    unstarted = f", {len(outcome.unstarted)} not started (deleted)" if outcome.unstarted else ""
+    print(f"{len(outcome.done)} done, {len(outcome.failed)} failed{stopped}{busy}{skipped}{unstarted} (out: {out})")
     if outcome.failed:
         print(f"see: suite status {_same_runs(args)}")
     if outcome.stopped and not outcome.interrupted:
         print(f"the same command resumes the interrupted runs: suite run {_same_local_runs(args)}")
     if outcome.interrupted:
         # the stopped ones resume with the rest
-        settled = {*outcome.done, *outcome.failed, *outcome.busy, *outcome.skipped}
+        settled = {*outcome.done, *outcome.failed, *outcome.busy, *outcome.skipped, *outcome.unstarted}
         left = [r.run_id for r in plan.to_run if r.run_id not in settled]
         print(f"interrupted: {count(len(left), 'run')} not finished{_resume_hint(args, plan, left, out)}")
         return 128 + outcome.interrupted  # 130 after Ctrl-C, 143 after SIGTERM, as the shell reports them
-    return 1 if outcome.failed or outcome.stopped else 0
+    return 1 if outcome.failed or outcome.stopped or outcome.unstarted else 0
 
 
 def _resume_hint(args: argparse.Namespace, plan: Plan, left: list[str], out: Path) -> str:

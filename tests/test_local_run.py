@@ -1341,6 +1341,34 @@ def test_a_run_folder_deleted_as_the_runner_records_its_end_is_said_and_not_made
     assert "exit status 2" in store.state_of(second).status["error"]
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_a_store_deleted_while_its_runs_run_is_said_once_and_not_made_again(tmp_path, monkeypatch, capsys, force):
+    """`rm -rf <out>` while `suite run` runs: each run still queued failed with its own 'cannot write
+    into the run directory', or (--force) stopped the runner with a traceback from archiving. The
+    runner now says once that the store was deleted and its queued runs were not started, makes
+    nothing again, and the command exits 1 with them counted."""
+    from suite.dispatch import local
+
+    spec = _spec(tmp_path, "storegone", "  lr: [0.01, 0.02, 0.03]")
+    out = tmp_path / "store"
+    popen = subprocess.Popen
+
+    def deleting(command, **kwargs):  # the store deleted while the first run's process runs
+        shutil.rmtree(out)
+        child = popen([sys.executable, "-c", STARTED + "raise SystemExit(2)"], **kwargs)
+        child.wait()
+        return child
+
+    monkeypatch.setattr(local.subprocess, "Popen", deleting)
+    assert main(["run", str(spec), "--out", str(out), "--no-progress", *FAST, *(["--force"] if force else [])]) == 1
+    printed = capsys.readouterr()
+    assert "0 done, 1 failed, 2 not started (deleted)" in printed.out
+    err = printed.err
+    assert err.count("error:") == 2 and err.count("the run's folder was deleted while the run was running") == 1
+    assert f"error: {out}: the store was deleted while `suite run` ran; its 2 queued runs were not started" in err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_once_the_result_is_written_leaves_the_run_done(tmp_path, monkeypatch, signum):
     """The runner killed (its run gets SIGTERM) or Ctrl-C in the instant after the run's result.json

@@ -42,6 +42,7 @@ class Outcome:
     busy: list[str] = field(default_factory=list)  # being executed by another process; left alone
     stopped: list[str] = field(default_factory=list)  # their process got a signal and recorded it: they resume
     skipped: list[str] = field(default_factory=list)  # ended or queued by another process since planned: left so
+    unstarted: list[str] = field(default_factory=list)  # their folder, or the store, deleted before they started
     interrupted: int = 0  # the signal that stopped the runner (SIGINT, SIGTERM, SIGHUP), else 0
 
 
@@ -64,7 +65,8 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
         bar.update(1)
         bar.set_postfix(done=len(outcome.done), failed=len(outcome.failed))
         if not progress:  # a line per run where no bar is drawn (logs, CI)
-            settled = sum(map(len, (outcome.done, outcome.failed, outcome.busy, outcome.stopped, outcome.skipped)))
+            settled = sum(map(len, (outcome.done, outcome.failed, outcome.busy, outcome.stopped, outcome.skipped,
+                                    outcome.unstarted)))
             _say(f"run {d.name} {ended} ({settled} of {bar.total})", sys.stdout)
 
     planned: dict[Path, RunSpec] = {}  # all planned first, so that `suite status` knows them all
@@ -84,6 +86,14 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                 while queue and len(active) < max_parallel:
                     d = queue.pop(0)
                     announced.started(d.name)
+                    if not d.is_dir():  # deleted since planned (`rm -rf`): not made again
+                        if not (out / "runs").is_dir():  # the whole store: said once, for all still queued
+                            _store_gone(out, [d, *queue], outcome)
+                            bar.update(len(queue) + 1)
+                            queue.clear()
+                        else:
+                            book(d, _not_started(d, outcome))
+                        continue
                     now = store.state_of(d)
                     if not afresh and _done_as_asked(now, planned[d]):  # by the other runner of the spec, say
                         outcome.done.append(d.name)
@@ -98,8 +108,8 @@ def run_local(runs: list[RunSpec], out: Path, *, max_parallel: int = 1, threads:
                             if afresh:
                                 start_afresh([planned[d]], out)
                             log = open(d / "log.txt", "ab")
-                        except OSError as exc:
-                            book(d, _unwritable(d, exc, outcome))
+                        except (OSError, files.Gone) as exc:  # gone: deleted in the instant since the check
+                            book(d, _not_started(d, outcome) if not d.is_dir() else _unwritable(d, exc, outcome))
                             continue
                         with log:  # the child has its own copy of the descriptor
                             child = subprocess.Popen([sys.executable, "-m", "suite.execute", str(d)], stdout=log,
@@ -254,6 +264,23 @@ def _gone(d: Path, outcome: Outcome) -> str:
     _say(f"error: {d}: the run's folder was deleted while the run was running; run {d.name} failed, nothing "
          "of it is kept, and the next `suite run` starts it afresh")
     return "failed"
+
+
+def _not_started(d: Path, outcome: Outcome) -> str:
+    """Book as not started a queued run whose folder was deleted before it started, saying so on stderr."""
+    outcome.unstarted.append(d.name)
+    _say(f"error: {d}: the run's folder was deleted before the run started; run {d.name} was not started, and the "
+         "next `suite run` starts it afresh")
+    return "not started"
+
+
+def _store_gone(out: Path, queued: list[Path], outcome: Outcome) -> None:
+    """Book as not started the runs still queued when the store was deleted (`rm -rf <out>`), said once:
+    each would otherwise fail on a folder that is not there (or make the store again)."""
+    outcome.unstarted += [d.name for d in queued]
+    _say(f"error: {out}: the store was deleted while `suite run` ran; its {len(queued)} queued run"
+         f"{'s were' if len(queued) != 1 else ' was'} not started and nothing was made again (runs and tables "
+         "stored elsewhere are untouched)")
 
 
 def _unwritable(d: Path, exc: Exception, outcome: Outcome) -> str:
