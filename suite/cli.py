@@ -441,6 +441,16 @@ def _recorded_flags(again: str) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """`suite run`, SIGTERM and SIGHUP handled as Ctrl-C from the start: one that came during the
+    first scan of the store or the planning, before the runner's handlers, ended the command on the
+    spot, leaving a temporary file, or a run's folder made without its plan."""
+    from suite import processes
+
+    with processes.sigterm_raises():
+        return _run_spec(args)
+
+
+def _run_spec(args: argparse.Namespace) -> int:
     from suite.dispatch import cluster, slurm
 
     from suite.ablations import names

@@ -107,8 +107,10 @@ def check_writable(path: Path, *, key: str, directory: bool = False, write: bool
             fd, probe = tempfile.mkstemp(prefix=".suite-probe-", dir=existing)
         except OSError as exc:
             raise SuiteError(f"cannot write into {existing}: {exc.strerror or exc}", file=str(path), key=key) from None
-        os.close(fd)
-        os.unlink(probe)
+        try:
+            os.close(fd)
+        finally:  # whatever stops the check (a signal): no probe left behind
+            os.unlink(probe)
 
 
 def check_lookup(path: Path, *, key: str) -> None:

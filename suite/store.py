@@ -204,8 +204,15 @@ def plan(out: Path, run: RunSpec) -> Path:
     The spec, point and seed that planned it first stay.
     """
     d = run_dir(out, run.run_id)
+    made = not d.is_dir()
     d.mkdir(parents=True, exist_ok=True)  # the one place a run's folder is made (no write makes its folder)
-    _plan(d, run)
+    try:
+        _plan(d, run)
+    except BaseException:  # a stop signal, a full disk: no folder left without its plan (one that looks like a run)
+        if made:
+            with contextlib.suppress(OSError):  # only if empty: a folder another process wrote into meanwhile stays
+                d.rmdir()
+        raise
     return d
 
 

@@ -1310,6 +1310,50 @@ def test_the_runner_says_a_run_whose_folder_was_deleted_failed_and_makes_no_fold
         capsys.readouterr().err
 
 
+# `suite run` in a process of its own that sends itself a stop signal as it scans the store (`scan`),
+# or while it writes the plan of its first run, between its folder and its config.json (`plan`).
+SIGNAL_AT = textwrap.dedent("""
+    import os, signal, sys
+    from suite import files, store
+    from suite.cli import main
+
+    where, signum = sys.argv[1], int(sys.argv[2])
+    scan, write_json = store.scan, store.write_json
+
+    def scanning(*args, **kwargs):
+        os.kill(os.getpid(), signum)
+        return scan(*args, **kwargs)
+
+    def half_written(path, obj):
+        if path.name != "config.json":
+            return write_json(path, obj)
+        with files.replace(path) as f:
+            f.write("{")
+            os.kill(os.getpid(), signum)
+            f.write("}")
+
+    store.scan, store.write_json = (scanning, write_json) if where == "scan" else (scan, half_written)
+    sys.exit(main(sys.argv[3:]))
+""")
+
+
+@pytest.mark.parametrize("where, signum", [("scan", signal.SIGHUP), ("plan", signal.SIGTERM)])
+def test_a_stop_signal_before_the_runner_starts_ends_the_command_cleanly(tmp_path, where, signum):
+    """SIGTERM or SIGHUP as `suite run` scans the store or plans its runs, before the runner's handlers:
+    the command was ended on the spot (killed by the signal, no word), leaving the plan's temporary
+    file in a run's folder made without its config.json (a folder that looks like a run and is none).
+    It now ends as a stop during the runs does (the shell's status for the signal), leaving neither."""
+    spec = _spec(tmp_path, "early", "  lr: [0.01, 0.02]")
+    out = tmp_path / "store"
+    proc = subprocess.run([sys.executable, "-c", SIGNAL_AT, where, str(int(signum)), "run", str(spec), "--out",
+                           str(out), "--no-progress", *FAST], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 128 + signum and proc.stderr.endswith("interrupted\n"), proc.stderr
+    left = [p for p in out.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".suite-probe-")]
+    runs = [d for d in out.glob("runs/*") if d.is_dir() and d.name != ".queued"]
+    assert left == [] and all((d / "config.json").is_file() for d in runs), (left, runs)
+    assert list(out.glob("runs/.queued/*")) == []
+
+
 def test_a_run_folder_deleted_as_the_runner_records_its_end_is_said_and_not_made_again(tmp_path, monkeypatch,
                                                                                      capsys):
     """The instant after the runner found the run's folder there, before it recorded the end of
