@@ -1413,6 +1413,33 @@ def test_a_store_deleted_while_its_runs_run_is_said_once_and_not_made_again(tmp_
     assert not out.exists()
 
 
+def test_a_queued_run_whose_folder_was_deleted_is_not_started_nor_made_again(tmp_path, monkeypatch, capsys):
+    """`rm -rf` of one run still queued: it failed with 'cannot write into the run directory'. It is
+    now said deleted before it started, counted not started, and its folder is not made again."""
+    from suite.dispatch import local
+
+    runs = ablations.expand(ablations.load(_spec(tmp_path, "onegone", "  lr: [0.01, 0.02]")),
+                            overrides=parse_overrides(FAST))
+    out = tmp_path / "store"
+    popen, started = subprocess.Popen, []
+
+    def deleting_the_other(command, **kwargs):
+        started.append(Path(command[-1]))
+        for r in runs:
+            if store.run_dir(out, r.run_id) != started[0]:
+                shutil.rmtree(store.run_dir(out, r.run_id))
+        child = popen([sys.executable, "-c", "pass"], **kwargs)
+        child.wait()
+        return child
+
+    monkeypatch.setattr(local.subprocess, "Popen", deleting_the_other)
+    outcome = local.run_local(runs, out, progress=False, poll_s=0.01)
+    [other] = [store.run_dir(out, r.run_id) for r in runs if store.run_dir(out, r.run_id) != started[0]]
+    assert len(started) == 1 and outcome.unstarted == [other.name] and not other.exists()
+    assert f"error: {other}: the run's folder was deleted before the run started; run {other.name} was not " \
+        "started" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_once_the_result_is_written_leaves_the_run_done(tmp_path, monkeypatch, signum):
     """The runner killed (its run gets SIGTERM) or Ctrl-C in the instant after the run's result.json
