@@ -34,7 +34,8 @@ def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Itera
     `path`'s folder must be there (Gone otherwise, naming it): this never makes it.
     """
     mode, text = ("wb", {}) if binary else ("w", {"encoding": "utf-8", "newline": ""})
-    folder = Path(path).parent  # named as given, if it is gone
+    given = Path(path)  # named as given in an error
+    folder = given.parent
     path = Path(os.path.realpath(path))  # a symlink's target is written, not the link replaced
     if path.exists() and not path.is_file():  # /dev/null, a FIFO: written to, never replaced
         with open(path, mode, **text) as f:
@@ -45,6 +46,8 @@ def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Itera
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except FileNotFoundError:
         raise Gone.at(folder) from None
+    except OSError as exc:  # a full disk, a read-only folder: said of `path`, not of a temporary file never made
+        raise _named(exc, given) from None
     try:
         with contextlib.suppress(FileNotFoundError):
             os.fchmod(fd, stat.S_IMODE(path.stat().st_mode))
@@ -57,6 +60,11 @@ def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Itera
             os.replace(tmp, path)
         except FileNotFoundError:  # the folder deleted, the temporary file with it, while it was written
             raise Gone.at(folder) from None
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename not in (None, str(tmp)):  # the writer's own, of another file
+            raise
+        raise _named(exc, given) from None  # a write's error (ENOSPC) names no file, the rename's the temporary one
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -69,6 +77,11 @@ def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Itera
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _named(exc: OSError, path: Path) -> OSError:
+    """`exc` (errno and message kept) naming `path`, the file being written."""
+    return type(exc)(exc.errno, exc.strerror, str(path))
 
 
 class Gone(SuiteError):

@@ -42,6 +42,30 @@ def test_a_folder_deleted_while_a_file_is_written_into_it_is_named(tmp_path, dur
     assert gone.value.file == str(folder) and not folder.exists()
 
 
+@pytest.mark.parametrize("where", ["open", "write"])
+def test_a_failed_write_names_the_file_not_its_temporary(tmp_path, monkeypatch, where):
+    """A full disk refused the temporary file (`[Errno 28] No space left on device:
+    '.../.status.json.<hex>.tmp'`, a file the user never sees), or its writing (an error that names
+    no file at all). The error names the file being written, and no temporary file stays."""
+    import errno
+
+    path = tmp_path / "status.json"
+    opened = os.open
+
+    def full(name, *args, **kwargs):
+        if Path(name).name.startswith(".status.json."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(name))
+        return opened(name, *args, **kwargs)
+
+    if where == "open":
+        monkeypatch.setattr(files.os, "open", full)
+    with pytest.raises(OSError) as err, files.replace(path) as f:
+        f.write("{}")
+        if where == "write":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert (err.value.errno, err.value.filename) == (errno.ENOSPC, str(path)) and os.listdir(tmp_path) == []
+
+
 def test_new_files_follow_the_umask_and_replaced_ones_keep_their_mode(tmp_path):
     old = os.umask(0o027)
     try:
