@@ -1744,6 +1744,7 @@ def test_status_names_every_local_runner_a_run_is_queued_in(tmp_path, capsys):
     from suite.dispatch import queued
 
     out = tmp_path / "store"
+    (out / "runs").mkdir(parents=True)  # planned first: a runner makes .queued in runs/, never the store
     other = textwrap.dedent("""\
         import sys
         from pathlib import Path
