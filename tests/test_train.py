@@ -307,6 +307,7 @@ def test_a_run_finished_without_the_views_is_evaluated_on_them_when_asked_not_re
     """Resumed finished (its result.json lost) with measure.views on: the checkpoint's network is
     evaluated on the views, as when the run trained with it on (before the views existed, or off)."""
     first = run(tiny(iterations=3), tmp_path, progress=False)
+    (tmp_path / "b").mkdir()
     with_views = run(tiny(iterations=3, **{"measure.views": True}), tmp_path / "b", progress=False)
     with pytest.warns(SuiteWarning, match="training finished in an earlier attempt"):
         again = run(tiny(iterations=3, **{"measure.views": True}), tmp_path, progress=False)
