@@ -47,6 +47,8 @@ def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Itera
     except FileNotFoundError:
         raise Gone.at(folder) from None
     except OSError as exc:  # a full disk, a read-only folder: said of `path`, not of a temporary file never made
+        if exc.errno is None:
+            raise
         raise _named(exc, given) from None
     try:
         with contextlib.suppress(FileNotFoundError):
@@ -62,7 +64,7 @@ def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Itera
             raise Gone.at(folder) from None
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        if exc.filename not in (None, str(tmp)):  # the writer's own, of another file
+        if exc.filename not in (None, str(tmp)) or exc.errno is None:  # the writer's own, or none to say again
             raise
         raise _named(exc, given) from None  # a write's error (ENOSPC) names no file, the rename's the temporary one
     except BaseException:
