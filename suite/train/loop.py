@@ -154,7 +154,8 @@ class Trainer:
         if run_dir is not None and env.is_main and not run_dir.is_dir():  # before the data and the model: at once
             # not made here: a run's folder deleted while it runs (`rm -rf`) would come back holding a checkpoint
             # alone; `suite train` makes its --run-dir, `suite run` its runs' (store.plan)
-            raise files.Gone.at(run_dir)
+            raise files.Gone("no such folder: a run's folder is made by what plans the run (`suite run`, `suite train "
+                             "--run-dir`); from Python, make it first", file=str(run_dir))
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         download_first = config.data.download and env.enabled  # rank 0 downloads, the others wait
