@@ -697,7 +697,8 @@ def _resume_hint(args: argparse.Namespace, plan: Plan, left: list[str], out: Pat
 
     if not left:
         return ""
-    again = make_plan([r for r in plan.runs if r.run_id in set(left)], out)
+    wanted = set(left)  # once, not once a run of the plan as in the condition
+    again = make_plan([r for r in plan.runs if r.run_id in wanted], out)
     resumed = {r.run_id for r in again.to_run}
     which = f" ({len(again.remeasure)} of them done, to be measured again)" if again.remeasure else ""
     command = f"suite run {_same_local_runs(args)}"
