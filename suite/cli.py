@@ -34,6 +34,13 @@ if TYPE_CHECKING:
 NO_SUCH_STORE = " (no such folder: is --out or $SUITE_OUT right?)"
 
 
+def _note_no_store(out: Path) -> None:
+    """Say on stderr that store `out` is not there: with a mistyped --out, a spec's runs read as all
+    missing (status, report) or as nothing queued (cancel)."""
+    if not out.exists():
+        print(f"note: no runs in {out}{NO_SUCH_STORE}", file=sys.stderr)
+
+
 class _Intermixed(argparse.ArgumentParser):
     """Subcommand parser that accepts `key=value` positionals after options
     (`suite train M --dataset digits seed=3`), which plain argparse rejects."""
@@ -735,8 +742,7 @@ def _status(args: argparse.Namespace) -> int:
     nowhere = "" if out.exists() else NO_SUCH_STORE
     if args.spec:
         spec, runs = _expand(args)
-        if nowhere:
-            print(f"note: no runs in {out}{nowhere}", file=sys.stderr)
+        _note_no_store(out)
         ids = [r.run_id for r in runs]
         found = store.told(out, ids, spec.name, {r.config.model.name for r in runs})
         # the runs `suite run` files under today's id are shown as they will be once filed (as its --dry-run
@@ -1048,8 +1054,7 @@ def _cancel(args: argparse.Namespace) -> int:
 
     out = _store_dir(args)
     spec, runs = _expand(args)
-    if not out.exists():  # as `suite status` says it: a mistyped --out is not a spec with nothing queued
-        print(f"note: no runs in {out}{NO_SUCH_STORE}", file=sys.stderr)
+    _note_no_store(out)
     ids = [r.run_id for r in runs]
     others = store.runs_of_spec(out, ids, spec.name)
     # the spec's runs queued under the id an older version gave them: `suite status` counts them as the
@@ -1255,8 +1260,8 @@ def _report(args: argparse.Namespace) -> int:
     from suite.report.splice import splice_file
 
     out = _store_dir(args)
-    if not (args.all or out.exists()):  # said as `suite status` says it: a mistyped --out gets a table of missing runs
-        print(f"note: no runs in {out}{NO_SUCH_STORE}", file=sys.stderr)
+    if not args.all:
+        _note_no_store(out)
     if args.all or not (args.to or args.into):  # the tables go into the store itself, beside runs/
         try:
             check_writable(out, key=_store_key(args), directory=True)
