@@ -382,7 +382,7 @@ def _check_field(key: str, value: Any) -> Any:
 
 
 def _check_ranges(top: Mapping[str, Any], data: DataConfig, measure: MeasureConfig, *,
-                  given: Mapping[str, Any], user: Collection[str] = ()) -> None:
+                  given: Mapping[str, Any], user: Collection[str]) -> None:
     """What type hints cannot say: signs, intervals, finiteness, order. A value is said as `given`
     (dotted keys, before coercion) spelt it: `lr: -1` is "got -1", not the -1.0 it is checked as;
     a clash of two keys is blamed on the one the user set (`user`), not the recipe's."""
