@@ -1117,10 +1117,11 @@ def test_a_grid_is_refused_only_where_it_would_take_the_queue_past_max_job_count
 
 def test_gpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partition(tmp_path, monkeypatch):
     """The test cluster's partitions all have GPUs: a partition without GRES, and one whose nodes
-    name a GPU type and socket binding, are sinfo's lines as a cluster with them prints them."""
+    name a GPU type and socket binding, are sinfo's lines as a cluster with them prints them (a
+    default partition of two kinds of node, two lines, was named twice: 'cpu' or 'cpu')."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "sinfo").write_text("#!/bin/sh\nprintf 'cpu*|191000|(null)\\ngpu|512000|gpu:a100:4(S:0-1),mps:400\\n"
+    (bin_dir / "sinfo").write_text("#!/bin/sh\nprintf 'cpu*|191000|(null)\\ncpu*|95000|(null)\\ngpu|512000|gpu:a100:4(S:0-1),mps:400\\n"
                                    "gpu|256000|gpu:v100:2,gpu:k80:1\\nbig|2000000+|(null)\\n'\n")
     (bin_dir / "sinfo").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")

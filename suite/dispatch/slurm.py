@@ -496,9 +496,9 @@ def _node_mistakes(options: ClusterOptions) -> list[SuiteError]:
     default = []
     for line in lines:
         name, mem, gres = (line.split("|") + ["", ""])[:3]
-        if name.endswith("*"):
+        if name.endswith("*"):  # one line per kind of node: the default named once
             name = name[:-1]
-            default.append(name)
+            default = [*dict.fromkeys([*default, name])]
         gpus = sum(int(n) for n in re.findall(r"\bgpu(?::[^:,(]+)?:(\d+)", gres))
         kinds.setdefault(name, []).append((float(mem) if mem.isdigit() else math.inf, gpus))
     wanted = [p for p in (options.partition.split(",") if options.partition else default) if p in kinds]
