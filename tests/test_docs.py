@@ -92,7 +92,7 @@ def test_every_option_the_readme_names_is_one_of_a_command():
     import re
 
     known = set().union(*(set(p._option_string_actions) for p in _subcommands().values()))
-    others = {"--slurm", "--hold", "--usage", "--test-only", "--kill-on-bad-exit"}  # setup.sh; sbatch; srun
+    others = {"--slurm", "--usage", "--test-only", "--kill-on-bad-exit"}  # setup.sh; sbatch; srun
     bench_help = _python_m("suite.ops.benchmark", "--help").stdout
     assert "--modes" in bench_help
     named = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", (ROOT / "README.md").read_text()))
