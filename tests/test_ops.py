@@ -446,6 +446,21 @@ def test_low_precision_gradients_through_unfold_fold_in_float32(op, dtype, paddi
         assert worst <= 2.0, f"off by {worst:.2f} u: col2im's sums were not made in float32"
 
 
+def test_unfold_widens_to_float32_only_for_a_backward(monkeypatch):
+    """The float32 unfold serves col2im's sums in the backward alone: in inference (no grad, or an
+    input that needs none) it was a float32 copy of the K-wide tensor for the same values."""
+    seen = []
+    unfold = F.unfold
+    monkeypatch.setattr(F, "unfold", lambda x, *a, **k: seen.append(x.dtype) or unfold(x, *a, **k))
+    x = _positive(1, 2, 5, 6, seed=0, dtype=torch.bfloat16)
+    window = Window(3)
+    with torch.no_grad():
+        window.unfold(x.requires_grad_())
+    window.unfold(x.detach())
+    window.unfold(x.detach().requires_grad_())
+    assert seen == [torch.bfloat16, torch.bfloat16, torch.float32]
+
+
 # Worst error of the channel sums (dot, star, clique), in units u of the dtype, over 256 (float32)
 # or 64 (half, bfloat16) positive products. Half and bfloat16, dot and star: each product rounds,
 # the sum runs in float32 and rounds once, within 2 u (the bound relations.py documents; one running

@@ -99,13 +99,15 @@ class Window:
         Channel order (c, j) when flattened to (N, C*K, L), exactly nn.Unfold's: the patchwise
         concatenation relation depends on it.
 
-        Made in float32 for a half or bfloat16 x and cast back, the same values: autograd's backward
-        then adds the K overlapping windows' gradients (col2im) and folds the reflected border back
-        in float32, rounding each sum once; in x's dtype every one of those additions rounded
-        (dL/dx of the clique product and of the unfold backend 4 to 7 units of rounding off).
+        Made in float32 for a half or bfloat16 x that autograd records, and cast back, the same
+        values: autograd's backward then adds the K overlapping windows' gradients (col2im) and folds
+        the reflected border back in float32, rounding each sum once; in x's dtype every one of those
+        additions rounded (dL/dx of the clique product and of the unfold backend 4 to 7 units of
+        rounding off). Without a backward to come (inference) nothing is summed: no float32 copy.
         """
         n, c, h, w = x.shape
-        padded = self.pad_input(x.to(accumulator_dtype(x.dtype)))
+        recorded = x.requires_grad and torch.is_grad_enabled()
+        padded = self.pad_input(x.to(accumulator_dtype(x.dtype)) if recorded else x)
         cols = F.unfold(padded, self.kernel_size, dilation=self.dilation).to(x.dtype)
         return cols.view(n, c, self.size, h * w)
 
