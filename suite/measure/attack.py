@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from suite import files, store
+from suite import store
 from suite.data.seeds import derive_seed
 from suite.errors import SuiteError, SuiteWarning
 from suite.metrics import ATTACK_STEPS
