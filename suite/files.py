@@ -47,8 +47,6 @@ def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Itera
     except FileNotFoundError:
         raise Gone.at(folder) from None
     except OSError as exc:  # a full disk, a read-only folder: said of `path`, not of a temporary file never made
-        if exc.errno is None:
-            raise
         raise _named(exc, given) from None
     try:
         with contextlib.suppress(FileNotFoundError):
