@@ -277,8 +277,8 @@ def write_result(d: Path, result: dict[str, Any]) -> None:
 
 
 def _write_result(d: Path, result: dict[str, Any]) -> None:
-    """Write result.json; a write that fails (a full disk) names result.json, not the temporary
-    file it was being written to (`.result.json.<hex>.tmp`, which is gone), as checkpoints do."""
+    """Write result.json; a write that fails (a full disk) is a SuiteError that says what it leaves
+    (the earlier result, the checkpoint), which the run's status.json records as its failure."""
     path = d / "result.json"
     try:
         write_json(path, _readable(d, result))
