@@ -647,6 +647,64 @@ def test_a_run_whose_job_slurm_never_heard_of_fails_once_the_grace_is_over(tmp_p
     assert "SLURM has no record of 1 job" in suite(capsys, "status", str(spec), "--out", str(out))
 
 
+def test_a_task_cancelled_while_it_waits_its_turn_is_cancelled_at_once_and_no_task_between_states_is(tmp_path):
+    """`scancel 7_2` of a task waiting in its array (held, or throttled by `%N`) leaves no record of
+    it in slurmctld or the accounting: it was UNKNOWN, its run pending for LOST_AFTER_S, then failed.
+    It is CANCELLED as soon as the accounting has heard of the array; the other tasks, polled as
+    they start (split off the array's record), run and end, never are."""
+    array = subprocess.run(["sbatch", "--parsable", f"--job-name=suite-{PREFIX}dropped",
+                            f"--output={tmp_path}/%A_%a.out", "--array=0-4%1", "--hold", "--wrap", "sleep 1"],
+                           capture_output=True, text=True, check=True).stdout.split(";")[0].strip()
+    tasks = [f"{array}_{i}" for i in range(5)]
+    subprocess.run(["scancel", tasks[2]], check=True)  # held
+    wait_for(lambda: slurm.slurm_states([tasks[2]])[tasks[2]] == "CANCELLED", "the held task to be cancelled",
+             tmp_path, timeout=10)
+    subprocess.run(["scontrol", "release", array], check=True)
+    wait_for(lambda: slurm.pending_reasons([tasks[4]]).get(tasks[4]) == "JobArrayTaskLimit", "the throttle", tmp_path)
+    subprocess.run(["scancel", tasks[4]], check=True)  # throttled
+    ran = [tasks[0], tasks[1], tasks[3]]
+    seen: dict[str, set[str]] = {t: set() for t in tasks}
+    deadline = time.monotonic() + 25
+    while time.monotonic() < deadline:
+        states = slurm.slurm_states(tasks)
+        for task, state in states.items():
+            seen[task].add(state)
+        if all(states[task] == "COMPLETED" for task in ran):
+            break
+        time.sleep(0.1)
+    assert seen[tasks[2]] == {"CANCELLED"}, seen
+    assert "CANCELLED" in seen[tasks[4]] and seen[tasks[4]] <= {"PENDING", "CANCELLED"}, seen
+    for task in ran:
+        assert "COMPLETED" in seen[task] and "CANCELLED" not in seen[task], seen
+
+
+def test_status_and_a_dry_run_say_at_once_that_a_waiting_task_was_cancelled_and_retry_failed_submits_it(
+        tmp_path, capsys):
+    """A user (or an admin) `scancel`s one waiting task of a submission: `suite status` showed its run
+    pending for LOST_AFTER_S, then failed, and `suite run --dry-run` said only `0 of 3 runs would
+    start`. Both say at once that it was cancelled, and with what it is submitted again."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "dropped", {"lr": [0.01, 0.02, 0.03]})
+    ids = run_ids(spec)
+    suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--sbatch", "hold")
+    job = status(out, ids[1])["slurm_job_id"]
+    subprocess.run(["scancel", job], check=True)
+    again = f"suite run {spec} --out {out} --executor slurm --retry-failed"
+    # at once, once the accounting has heard of the array (within a second of its submission here)
+    wait_for(lambda: "2 pending, 1 cancelled" in suite(capsys, "status", str(spec), "--out", str(out)),
+             "status to say it was cancelled", out, timeout=10)
+    printed = suite(capsys, "status", str(spec), "--out", str(out))
+    assert f"cancelled {ids[1]}: SLURM job {job} ended CANCELLED" in printed
+    assert f"rerun the 1 failed or cancelled: {again}" in printed
+    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run")
+    assert f"0 of 3 runs would start (out: {out}); rerun the 1 failed or cancelled: {again}" in printed, printed
+    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--sbatch", "hold",
+                    "--retry-failed")
+    assert "submitted 1 run as 1 job array" in printed, printed
+    assert status(out, ids[1])["state"] == "pending" and status(out, ids[1])["slurm_job_id"] != job
+    assert "3 pending" in suite(capsys, "status", str(spec), "--out", str(out))
+
+
 def test_status_of_a_store_it_may_only_read_shows_an_ended_job_as_recorded_not_a_traceback(tmp_path, capsys,
                                                                                           monkeypatch):
     """`suite status` of a read-only store (a collaborator's, a read-only mount) stopped with an

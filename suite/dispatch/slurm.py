@@ -24,7 +24,8 @@ Following (`refresh`): for runs the store believes queued or running, `squeue` g
 state while slurmctld holds the job, and `sacct` (read by submitit's parser) after it
 forgets it; a job that ended without a result (cancelled, killed at the time limit, out of
 memory, node failure) is recorded in the store as cancelled or failed (with its log tail as
-error.txt), so nothing stays `running` forever. `cancel` scancels.
+error.txt), so nothing stays `running` forever; so is an array task cancelled while it waited, of
+which SLURM keeps no record (`_dropped`). `cancel` scancels.
 """
 
 from __future__ import annotations
@@ -606,14 +607,37 @@ def slurm_states(job_ids: Iterable[str]) -> dict[str, str]:
 
     slurmctld (squeue) first: it is current, while the accounting (sacct) learns of a start or an
     end seconds later, so sacct alone showed a running array task as UNKNOWN or PENDING. sacct,
-    read by submitit's parser, for the jobs slurmctld has forgotten (`MinJobAge` after they end)."""
+    read by submitit's parser, for the jobs slurmctld has forgotten (`MinJobAge` after they end).
+    An array task cancelled while it waited its turn leaves no record of its own: CANCELLED
+    all the same (`_dropped`), not UNKNOWN, which fails a run only after LOST_AFTER_S."""
     ids = list(dict.fromkeys(job_ids))
-    states, answered = _squeue(ids, "all", "%T")
-    states = {j: state.split()[0] for j, state in states.items()}
+    held, answered = _squeue(ids, "all", "%T")
+    states = _per_task(ids, {j: state.split()[0] for j, state in held.items()})
     rest = [j for j in ids if j not in states]
     if rest:
-        states.update(_sacct_states(rest))
+        accounted, unread = _sacct(rest)
+        states.update(_per_task(rest, accounted))
+        if answered:
+            states.update(dict.fromkeys(_dropped(rest, held, accounted, unread), "CANCELLED"))
     return {j: states.get(j, "UNKNOWN" if answered else NO_ANSWER) for j in ids}
+
+
+def _dropped(ids: Sequence[str], held: Mapping[str, str], accounted: Mapping[str, str],
+             unread: set[str]) -> list[str]:
+    """The array tasks of `ids` cancelled while they waited in their array's pending record (held,
+    or throttled by `%N`): slurmctld takes such a task out of that record and keeps nothing of it,
+    and the accounting has nothing of it either, so it was UNKNOWN, and its run pending, for
+    LOST_AFTER_S. Told from a task between two states (starting, requeued, ending) by both
+    records of its array: slurmctld, which is current, holds the array (`held`: squeue's records of
+    the arrays of `ids`, array tasks one by one) but not the task, so the task is neither queued nor
+    running nor ended less than MinJobAge ago; and the accounting, which has records of the array
+    (`accounted`; so it works and has heard of it), has no end of the task, as it would have of a
+    task that ran (none, or the pending array's record as it last heard of it). `unread`: arrays
+    sacct listed in a form not read, which may hold the task: not decided."""
+    in_slurmctld = {array_of(j) for j in held}
+    in_accounting = {array_of(j) for j in accounted}
+    return [j for j in ids if "_" in j and array_of(j) in in_slurmctld and array_of(j) in in_accounting
+            and array_of(j) not in unread and _per_task([j], accounted).get(j, "PENDING") == "PENDING"]
 
 
 # Why a run's job ends TIMEOUT though the run saves and requeues itself before its time limit: the
@@ -643,15 +667,15 @@ def pending_reasons(ids: Sequence[str]) -> dict[str, str]:
 
 
 def _squeue(ids: Sequence[str], states: str, field: str) -> tuple[dict[str, str], bool]:
-    """squeue's `field` for those of `ids` in `states` that slurmctld knows (array tasks one by one),
-    and whether it answered."""
+    """squeue's `field` for every job of the arrays of `ids` in `states` that slurmctld holds (array
+    tasks one by one), and whether it answered."""
     lines, answered = _ask(["squeue", "--noheader", "--array", f"--states={states}", f"--format=%i {field}"], ids)
     listed: dict[str, str] = {}
     for line in lines:
         job_id, _, value = line.strip().partition(" ")
         if value:
             listed[job_id] = value
-    return _per_task(ids, listed), answered
+    return listed, answered
 
 
 def _ask(command: Sequence[str], ids: Sequence[str]) -> tuple[list[str], bool]:
@@ -675,15 +699,15 @@ def _ask(command: Sequence[str], ids: Sequence[str]) -> tuple[list[str], bool]:
     return lines, True
 
 
-def _sacct_states(ids: Sequence[str]) -> dict[str, str]:
-    """The states the accounting holds for those of `ids` it knows, from sacct (its complaints kept
-    off the terminal: a controller that does not answer is said once, by `suite status`)."""
+def _sacct(ids: Sequence[str]) -> tuple[dict[str, str], set[str]]:
+    """The states the accounting holds for the jobs of the arrays of `ids` (array tasks one by one,
+    task ranges expanded), and the arrays it listed in a form the parser does not read; from sacct,
+    its complaints kept off the terminal (a controller that does not answer is said once, by
+    `suite status`)."""
     lines, _ = _ask(["sacct", "--format=JobID,State,NodeList", "--parsable2"], ids)
-    header = next(iter(lines), "")
-    info, _ = _records(header, lines)
-    wanted = list(dict.fromkeys([*ids, *(array_of(j) for j in ids)]))
-    listed = {j: str(info.get(j, {}).get("State") or "UNKNOWN").split()[0] for j in wanted}
-    return _per_task(ids, {j: state for j, state in listed.items() if state != "UNKNOWN"})
+    info, unread = _records(next(iter(lines), ""), lines)
+    states = {j: str(record.get("State") or "UNKNOWN").split()[0] for j, record in info.items()}
+    return {j: state for j, state in states.items() if state != "UNKNOWN"}, unread
 
 
 def _records(header: str, lines: Sequence[str]) -> tuple[dict[str, dict[str, str]], set[str]]:
@@ -778,9 +802,9 @@ def _record_end(d: Path, now: store.RunState, job_id: str, slurm_state: str) -> 
     if slurm_state == "LOST":
         store.set_status(d, "failed", slurm_state="LOST", error=(
             f"SLURM has no record of job {job_id}, submitted {now.status.get('submitted_at') or 'earlier'}: "
-            "neither slurmctld nor the accounting knows it (cancelled while its array was held or throttled, a "
-            "cluster reset or a purge; on a cluster without accounting: it ended without a result, e.g. out of "
-            "memory or out of time, and slurmctld has forgotten it)"))
+            "neither slurmctld nor the accounting knows it (a cluster reset or a purge, or an array task cancelled "
+            "while it waited, once slurmctld has forgotten its array; on a cluster without accounting: it ended "
+            "without a result, e.g. out of memory, out of time or cancelled, and slurmctld has forgotten it)"))
         return
     log = Path(str(now.status.get("slurm_log") or ""))
     if now.state == "done":  # the result stands whatever the job's end
@@ -812,7 +836,8 @@ def _lost(ids: Sequence[str]) -> set[str]:
     """Those of `ids` that slurmctld and the accounting both answer they do not know; none when
     either does not answer (a controller or slurmdbd down is not a lost job). A task is known by its
     own record, a task range of its array's (`7_[2-9%2]`), or the bare array's (tasks never split
-    off). A task cancelled while its array was held or throttled is in none of them."""
+    off). A task cancelled while it waited in its array is in none of them: `_dropped` tells it from a
+    lost one while slurmctld still holds its array, and the accounting has heard of it."""
     if not ids:
         return set()
     known: set[str] = set()  # job ids listed, array tasks one by one, and arrays listed whole
