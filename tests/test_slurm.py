@@ -694,7 +694,7 @@ def test_status_and_a_dry_run_say_at_once_that_a_waiting_task_was_cancelled_and_
     wait_for(lambda: "2 pending, 1 cancelled" in suite(capsys, "status", str(spec), "--out", str(out)),
              "status to say it was cancelled", out, timeout=10)
     printed = suite(capsys, "status", str(spec), "--out", str(out))
-    assert f"cancelled {ids[1]}: SLURM job {job} ended CANCELLED" in printed
+    assert f"cancelled {ids[1]}: SLURM job {job} was cancelled before it started" in printed
     assert f"rerun the 1 failed or cancelled: {again}" in printed
     printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run")
     assert f"0 of 3 runs would start (out: {out}); rerun the 1 failed or cancelled: {again}" in printed, printed

@@ -817,8 +817,10 @@ def _record_end(d: Path, now: store.RunState, job_id: str, slurm_state: str) -> 
     if slurm_state not in ENDED and log.is_file():
         files.write_text(d / "error.txt", _log_tail(log))
     why = TOO_SHORT if slurm_state == "TIMEOUT" else ""
-    store.set_status(d, ENDED.get(slurm_state, "failed"), slurm_state=slurm_state,
-                     error=f"SLURM job {job_id} ended {slurm_state} without a result{why}; log: {log}")
+    error = f"SLURM job {job_id} ended {slurm_state} without a result{why}; log: {log}"
+    if slurm_state == "CANCELLED" and not log.is_file():  # its log is made as it starts: none to point to
+        error = f"SLURM job {job_id} was cancelled before it started"
+    store.set_status(d, ENDED.get(slurm_state, "failed"), slurm_state=slurm_state, error=error)
 
 
 def _submitted_long_ago(out: Path, run_id: str) -> bool:
