@@ -174,6 +174,26 @@ def test_a_profile_job_names_the_input_size_as_its_caller_gave_it(capsys):
     assert row["error"].startswith("--input-size: inputs of 30 px are too small: ")
 
 
+def test_a_misspelt_model_option_is_named_as_its_caller_gave_it(capsys):
+    """From Python the option is `model_kwargs['base_widht']` (it said `model.base_widht`, the spelling
+    of specs and the command line, which a notebook never typed); `suite profile`, its child's row and
+    a run's measurement keep that spelling, as for the input size above."""
+    job = profile.ProfileJob("san10_pairwise", model_kwargs={"base_widht": 2})
+    with pytest.raises(SuiteError, match=r"^model_kwargs\['base_widht'\]: model 'san10_pairwise' has no option "
+                                         r"'base_widht' \(valid: footprint, "):
+        profile.profile_model(job)
+    assert profile._child([json.dumps(dataclasses.asdict(job))]) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert row["error"].startswith("model.base_widht: model 'san10_pairwise' has no option 'base_widht'")
+    assert main(["profile", "san10_pairwise", "model.base_widht=2"]) == 2
+    assert "error: model.base_widht: model 'san10_pairwise' has no option" in capsys.readouterr().err
+    config = resolve({"model.name": "ran56_cifar", "data.name": "digits", "measure.throughput": False})
+    misspelt = dataclasses.replace(config, model=dataclasses.replace(config.model, kwargs={"base_widht": 2}))
+    with pytest.raises(SuiteError) as err:  # a run's config.json edited by hand: the spec's spelling
+        profile.measure_run(misspelt)
+    assert err.value.key == "model.base_widht"
+
+
 class _Triple(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):

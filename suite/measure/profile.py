@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import gc
 import json
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -224,7 +225,9 @@ def profile_model(job: ProfileJob) -> dict[str, Any]:
     try:
         img_size, kwargs = sized_options(job.model, job.model_kwargs, job.img_size)
     except SuiteError as err:
-        raise err.where(key="model" if err.key in job.model_kwargs else None) from None  # as given: model.KEY
+        if err.key in job.model_kwargs:  # as given from Python; `suite profile` and runs say model.KEY (_respelt)
+            err.key, err.args = f"model_kwargs[{err.key!r}]", (str(err),)
+        raise
     build = functools.partial(create_model, job.model, **kwargs)
     row: dict[str, Any] = {"model": job.model, "img_size": img_size, **_job_columns(job)}
     if not job.phases:
@@ -300,7 +303,7 @@ def measure_run(config: RunConfig) -> dict[str, Any]:
     try:
         row = profile_model(job)
     except SuiteError as err:
-        raise err.where(key="measure") if err.key == "batch_size" else err
+        raise _respelt(err, {"batch_size": "measure.batch_size"}) from None  # as the spec spells them
     out: dict[str, Any] = {}
     if m.complexity:
         out["complexity"] = {k: row[k] for k in _COMPLEXITY_KEYS if k in row}
@@ -455,9 +458,20 @@ def render(rows: Sequence[dict[str, Any]], fmt: str) -> str:
 
 def _flagged(err: SuiteError) -> SuiteError:
     """A job's error as `suite profile` says it: naming the flag that set the field, not the Python name."""
-    if err.key in FLAGS:
-        err.key = FLAGS[err.key]
-        err.args = (str(err),)
+    return _respelt(err, FLAGS)
+
+
+_PYTHON_OPTION = re.compile(r"model_kwargs\['(\w+)'\]")
+
+
+def _respelt(err: SuiteError, names: Mapping[str, str]) -> SuiteError:
+    """A job's error (raised naming `ProfileJob`'s fields, for Python callers) keyed as the caller that
+    made the job spells it: a field by `names`, a model option `model_kwargs['KEY']` as model.KEY, the
+    spelling of the command line and specs alike."""
+    option = _PYTHON_OPTION.fullmatch(err.key or "")
+    key = f"model.{option[1]}" if option else names.get(err.key or "", err.key)
+    if key != err.key:
+        err.key, err.args = key, (str(err),)
     return err
 
 
