@@ -751,7 +751,7 @@ def _status(args: argparse.Namespace) -> int:
         slurm_states = slurm.refresh(out, [*ids, *found.moves])
         slurm_states.update({new: slurm_states.pop(old) for new, old in stored_as.items() if old in slurm_states})
         frame = store.collect(out, ids, stored_as=stored_as)
-        groups = {(spec.name, ""): frame}  # headed as before: the command names its preset
+        groups = {(spec.name, "", ""): frame}  # headed as before: the command names its preset and overrides
         _note_misfiled(out, found, args, sys.stdout, "shown in {its} stored state here: the next")
     else:
         if args.preset or args.overrides:  # they pick a spec's runs: without one they would be ignored
@@ -764,17 +764,20 @@ def _status(args: argparse.Namespace) -> int:
             print(f"no runs in {out}{nowhere}")
             return 0
         unknown = "(spec unknown: config.json missing or unreadable)"
-        # by spec and preset: a preset's runs are its own, and the hints below name it
-        presets = frame["preset"].fillna("") if "preset" in frame else frame["spec"].map(lambda _: "")
-        groups = {(str(name), preset): part for (name, preset), part
-                  in frame.groupby([frame["spec"].fillna(unknown), presets], sort=True)}
+        # by spec, preset and command-line overrides (as recorded when planned): a preset's runs, or an
+        # override's, are their own, and the hints below name them
+        presets, given = (frame[c].fillna("") if c in frame else frame["spec"].map(lambda _: "")
+                          for c in ("preset", "overrides"))
+        groups = {(str(name), preset, items): part for (name, preset, items), part
+                  in frame.groupby([frame["spec"].fillna(unknown), presets, given], sort=True)}
     waiting = queued.queued(out)
 
     def where(rid: str) -> Path:
         return store.run_dir(out, stored_as.get(rid, rid))
 
-    for (name, preset), part in groups.items():
-        these = f"{name} --preset {preset}" if preset else name  # the runs as `suite run` was given them
+    for (name, preset, items), part in groups.items():
+        # the runs as `suite run` was given them
+        these = " ".join([name, *(["--preset", preset] if preset else []), *([items] if items else [])])
         _print_counts(these, store.count_states(part["status"]), stored=not args.spec)
         _print_queued(part, waiting)
         if args.spec:
@@ -831,8 +834,8 @@ def _status(args: argparse.Namespace) -> int:
                 f"suite run {_same_runs(args)}{_recorded_threads(statuses)} --retry-failed"
             print(f"  rerun the {len(stopped)} failed or cancelled: {again}")
     if not args.spec:
-        print("(each run under the spec and preset that planned it first; `suite status SPEC [--preset P]` counts "
-              "all of their runs, those not planned yet included)")
+        print("(each run under the spec, preset and key=value overrides that planned it first; `suite status SPEC "
+              "[--preset P] [key=value ...]` counts all of their runs, those not planned yet included)")
     return 0
 
 

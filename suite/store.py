@@ -31,6 +31,7 @@ import errno
 import json
 import math
 import os
+import shlex
 import shutil
 import socket
 import warnings
@@ -249,6 +250,7 @@ def _plan(d: Path, run: RunSpec) -> None:
             "point": run.point,
             "seed": run.seed,
             "preset": run.preset,
+            "overrides": run.given(),
         })
 
 
@@ -408,8 +410,8 @@ MEASURED = ("metrics", "complexity", "throughput", "attack")
 # The keys of those sections that hold text (what counted, which ops, how memory was read); every
 # other one holds a number, or null: not measured.
 TEXT = frozenset({"counter", "unsupported_ops", "skipped_ops", "macts_error", "memory_method"})
-OWN_COLUMNS = frozenset({"run_id", "status", "note", "spec", "preset", "seed", "attempts", "slurm_job_id",
-                         "finished_at"})
+OWN_COLUMNS = frozenset({"run_id", "status", "note", "spec", "preset", "overrides", "seed", "attempts",
+                         "slurm_job_id", "finished_at"})
 
 
 def _wrong_section(result: Any) -> str | None:
@@ -944,6 +946,9 @@ def _row(d: Path, state: RunState) -> dict[str, Any]:
             row["spec"] = planned.get("spec")
             if isinstance(planned.get("preset"), str):  # `suite status` names it beside the spec
                 row["preset"] = planned["preset"]
+            given = planned.get("overrides")
+            if isinstance(given, list) and given and all(isinstance(item, str) for item in given):  # and these
+                row["overrides"] = shlex.join(given)
         except SuiteError as err:
             warnings.warn(f"skipped a corrupt record: {err}", SuiteWarning, stacklevel=3)
             row["note"] = row["note"] or str(err)

@@ -105,6 +105,29 @@ def test_status_of_the_whole_store_names_each_runs_preset(tmp_path, capsys):
     assert "(`suite report toy --preset smoke --to - --format csv` lists every run)" in out
 
 
+def test_status_of_the_whole_store_names_each_runs_overrides(tmp_path, capsys):
+    """`suite run walk --preset tiny momentum=0.5` made runs `suite status` of the store listed as
+    `walk --preset tiny`: that line, typed, counted them missing. The overrides are recorded when a
+    run is planned, and the listing and its hints name them as given."""
+    from suite import ablations, store
+
+    spec = tmp_path / "walk.yaml"
+    spec.write_text("name: walk\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n"
+                    "presets: {tiny: {epochs: 1}}\n")
+    given = {"momentum": 0.5, "weight_decay": 0.001}
+    made = [*ablations.expand(ablations.load(str(spec)), preset="tiny", overrides=given),
+            *ablations.expand(ablations.load(str(spec)), preset="tiny")]
+    for run in made:
+        store.set_status(store.plan(tmp_path, run), "failed", error="boom")
+    assert main(["status", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "walk --preset tiny momentum=0.5 weight_decay=0.001: 1 run in the store: 0 done, 1 failed\n" in out
+    assert "walk --preset tiny: 1 run in the store: 0 done, 1 failed\n" in out
+    typed = ["momentum=0.5", "weight_decay=0.001"]
+    assert main(["status", str(spec), "--preset", "tiny", *typed, "--out", str(tmp_path)]) == 0
+    assert "walk: 1 run: 0 done, 1 failed" in capsys.readouterr().out  # the line, typed, counts them
+
+
 def test_train_names_the_command_line_in_a_bad_keys_error_as_run_does(tmp_path, capsys):
     """`suite run quick base_width=4` said `<command line>: base_width: ...`, `suite train` the key alone."""
     assert main(["train", "ran56_cifar", "base_width=4", "--run-dir", str(tmp_path / "run")]) == 2

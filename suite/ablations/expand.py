@@ -39,10 +39,16 @@ class RunSpec:
     # The config the paper's numbers describe: the spec's own run at this point (base, point, the
     # spec's rules; no preset, no command line). None: `config` itself (nothing changed it).
     reference_config: RunConfig | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)  # the command line's key=value (dotted key -> value)
 
     @property
     def run_id(self) -> str:
         return self.config.run_id
+
+    def given(self) -> list[str]:
+        """The command line's overrides as key=value items: recorded with the run when it is planned,
+        so `suite status` of the whole store names its runs as the command that made them."""
+        return [f"{k}={show_value(v)}" for k, v in self.overrides.items()]
 
     def label(self) -> str:
         return _show({**self.point, "seed": self.seed})
@@ -131,6 +137,7 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
                 reference=reference,
                 reference_data=own.get("data.name", DataConfig.name),
                 reference_config=reference_config,
+                overrides=overrides,
             )
             if run.run_id in seen:
                 err = _duplicate(spec, seen[run.run_id], run, before_cli, {**pre, "seed": seed}, overrides,
