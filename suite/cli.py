@@ -165,6 +165,17 @@ def _add_specs(sub: argparse._SubParsersAction) -> None:
 
 
 DATA_WIDTH = len("cifar10, cifar100")  # the data column of `suite specs`
+DESCRIPTION_WIDTH = 60  # of a description's first line in `suite specs`
+
+
+def _clip(text: str, width: int = DESCRIPTION_WIDTH) -> str:
+    """`text` cut to `width` characters at a word's end, with an ellipsis when cut: a cut mid-word
+    reads as a typo in the spec."""
+    if len(text) <= width:
+        return text
+    head = text[:width]  # the ellipsis takes the place of the space, or of a last character cut
+    words = head[:head.rfind(" ")] if " " in head else head[:width - 1]
+    return words.rstrip(" ,;:-") + "…"
 
 
 def _specs(args: argparse.Namespace) -> int:
@@ -200,7 +211,7 @@ def _specs(args: argparse.Namespace) -> int:
             print(f"{name:<24} {'-':>5}  invalid: {text}")
             invalid += 1
             continue
-        where = " ".join(str(v) for v in spec.paper.values()) or next(iter(spec.description.splitlines()), "")[:60]
+        where = " ".join(str(v) for v in spec.paper.values()) or _clip(next(iter(spec.description.splitlines()), ""))
         data = ", ".join(dict.fromkeys(r.config.data.name for r in runs))
         if not spec.gives("data.name", args.preset):
             data += " (default)"

@@ -146,3 +146,19 @@ def test_every_command_reading_a_store_says_when_its_folder_is_not_there(tmp_pat
         assert main([*command, "--out", str(missing)]) == 0
         assert f"note: no runs in {missing} (no such folder: is --out or $SUITE_OUT right?)" in capsys.readouterr().err
     assert not missing.exists()
+
+
+def test_specs_cuts_a_long_description_at_a_word_with_an_ellipsis(tmp_path, monkeypatch, capsys):
+    """The description column was cut at 60 characters mid-word ('... help the residual t'), which
+    reads as a typo in the spec; it is now cut after a whole word, marked with an ellipsis, in the
+    same column and width."""
+    description = "Whether an attention module's soft masks help the residual trunks they gate"
+    (tmp_path / "long.yaml").write_text(f"name: long\ndescription: {description!r}\n"
+                                        "base: {model: {name: resnet26}, data: {name: digits}}\n")
+    (tmp_path / "short.yaml").write_text("name: short\ndescription: Brief.\nbase: {model: {name: resnet26}}\n")
+    monkeypatch.setenv("SUITE_ABLATIONS", str(tmp_path))
+    assert main(["specs", "long", "short"]) == 0
+    header, long, short = capsys.readouterr().out.splitlines()
+    column = header.index("paper / description")
+    assert long[column:] == "Whether an attention module's soft masks help the residual…"
+    assert len(long[column:]) <= 60 and short[column:] == "Brief."
