@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from suite.errors import SuiteError, SuiteWarning, close_matches, count, show_warning, shown_warnings
+from suite.errors import SuiteError, SuiteWarning, close_matches, count, shell_path, show_warning, shown_warnings
 
 if TYPE_CHECKING:
     import pandas
@@ -351,7 +351,7 @@ def _named_in_store(err: SuiteError, args: argparse.Namespace) -> SuiteError:
     held = names.recorded(out, args.spec)
     if held is None:
         return err
-    err.message += f"; {out} has its runs from the spec file {held}: name that file"
+    err.message += f"; {out} has its runs from the spec file {shell_path(held)}: name that file"
     err.args = (str(err),)
     return err
 
@@ -825,7 +825,7 @@ def _status(args: argparse.Namespace) -> int:
             print(f"  {state} {rid}: {note or '(no reason recorded)'}")
             archived = sorted((d / "archive").glob("*/result.json"))
             if archived:  # --force moved a finished result aside: the failed attempt did not destroy it
-                print(f"      its result from before --force is kept in {archived[-1].parent}")
+                print(f"      its result from before --force is kept in {shell_path(archived[-1].parent)}")
             error = d / "error.txt"
             if state == "failed" and error.exists():
                 for line in error.read_text(errors="replace").strip().splitlines()[-args.lines:] if args.lines else []:

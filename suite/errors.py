@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import re
+import shlex
 import sys
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -100,6 +101,12 @@ shown_warnings: set[str] = set()
 def count(n: int, noun: str) -> str:
     """`1 run`, `2 runs`."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def shell_path(path: object) -> str:
+    """`path` as a shell reads it (shlex.quote): a path printed for pasting after a command, beside
+    commands printed quoted, pastes as one word even with a space in it."""
+    return shlex.quote(str(path))
 
 
 def close_matches(name: str, choices: Iterable[str], n: int = 3) -> list[str]:

@@ -4,6 +4,8 @@ every subcommand, and each option meaning one thing."""
 from __future__ import annotations
 
 import json
+import shlex
+import signal
 
 import pytest
 
@@ -162,3 +164,28 @@ def test_specs_cuts_a_long_description_at_a_word_with_an_ellipsis(tmp_path, monk
     column = header.index("paper / description")
     assert long[column:] == "Whether an attention module's soft masks help the residual…"
     assert len(long[column:]) <= 60 and short[column:] == "Brief."
+
+
+def test_a_failed_runs_log_path_is_quoted_as_the_command_beside_it(tmp_path, capsys):
+    """A store with a space in its path: `suite status` printed `see /tmp/my runs/.../log.txt`, which
+    pastes as two words, beside a rerun command quoted with shlex; every path printed to be pasted
+    into a shell is quoted alike now (a local run's log, a SLURM job's log)."""
+    from suite import ablations, store
+    from suite.dispatch import slurm
+    from suite.dispatch.local import Outcome, _settle
+
+    spec = tmp_path / "toy.yaml"
+    spec.write_text("name: toy\nbase: {model: {name: resnet26}, data: {name: digits}}\ngrid: {lr: [0.05, 0.1]}\n")
+    out = tmp_path / "my runs"
+    local, queued = ablations.expand(ablations.load(str(spec)))
+    d = store.plan(out, local)
+    assert _settle(-signal.SIGKILL, d, local, Outcome(), pid=222, threads=1) == "failed"
+    e = store.plan(out, queued)
+    log = out / "slurm logs" / "7_0_log.err"
+    store.set_status(e, "pending", slurm_job_id="7_0", slurm_log=str(log))
+    slurm._record_end(e, store.state_of(e), "7_0", "FAILED")
+    assert main(["status", str(spec), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"see {shlex.quote(str(d / 'log.txt'))}\n" in printed and "'" in shlex.quote(str(d))
+    assert f"log: {shlex.quote(str(log))}\n" in printed
+    assert f"--out {shlex.quote(str(out))}" in printed  # the rerun command, quoted as it was

@@ -28,7 +28,7 @@ from suite import files, processes, store
 from suite.ablations.expand import RunSpec
 from suite.dispatch import queued
 from suite.dispatch.plan import start_afresh
-from suite.errors import SuiteError, SuiteWarning
+from suite.errors import SuiteError, SuiteWarning, shell_path
 from suite.execute import BUSY_EXIT, record_stop
 
 STOP_WAIT_S = 60.0  # how long the runs, together, get to record their stop before they are killed
@@ -228,11 +228,12 @@ def _settle(code: int, d: Path, run: RunSpec, outcome: Outcome, pid: int, thread
         status = now.status or {}
         if now.state in ("running", "missing", "interrupted") or \
                 (now.state in ("failed", "cancelled") and status.get("pid") != pid):  # an earlier attempt's end
-            store.set_status(d, "failed", error=f"run process {reason}{hint}; see {d / 'log.txt'}", threads=threads)
+            store.set_status(d, "failed", error=f"run process {reason}{hint}; see {shell_path(d / 'log.txt')}",
+                             threads=threads)
         elif now.state == "done" and status.get("state") == "running" and status.get("measuring_again"):
             # died while measuring a done run again, before it could say so: the result stands
             store.set_status(d, "done", error=f"measuring it again stopped, the earlier measurement stands: run "
-                                              f"process {reason}{hint}; see {d / 'log.txt'}")
+                                              f"process {reason}{hint}; see {shell_path(d / 'log.txt')}")
     outcome.failed.append(d.name)
     return "failed"
 

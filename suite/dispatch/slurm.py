@@ -56,7 +56,7 @@ from suite.ablations.expand import RunSpec
 from suite.dispatch import sbatch_check, snapshot
 from suite.dispatch.cluster import ClusterOptions, summary
 from suite.dispatch.plan import start_afresh_dir
-from suite.errors import SuiteError, SuiteWarning, close_matches, count, show_warning, together
+from suite.errors import SuiteError, SuiteWarning, close_matches, count, shell_path, show_warning, together
 
 T = TypeVar("T")
 # SLURM states of a job that may still run (or run again); anything else is final.
@@ -810,14 +810,15 @@ def _record_end(d: Path, now: store.RunState, job_id: str, slurm_state: str) -> 
     if now.state == "done":  # the result stands whatever the job's end
         if (now.status or {}).get("measuring_again"):  # the status says why it does
             store.set_status(d, "failed", slurm_state=slurm_state, measuring_again=None, error=f"measuring it again "
-                             f"stopped: SLURM job {job_id} ended {slurm_state}; the earlier measurement stands; log: {log}")
+                             f"stopped: SLURM job {job_id} ended {slurm_state}; the earlier measurement stands; "
+                             f"log: {shell_path(log)}")
         else:  # it ended after writing its result, before its status could say so (a full disk, a signal)
             store.set_status(d, "done", slurm_state=slurm_state, error=None)
         return
     if slurm_state not in ENDED and log.is_file():
         files.write_text(d / "error.txt", _log_tail(log))
     why = TOO_SHORT if slurm_state == "TIMEOUT" else ""
-    error = f"SLURM job {job_id} ended {slurm_state} without a result{why}; log: {log}"
+    error = f"SLURM job {job_id} ended {slurm_state} without a result{why}; log: {shell_path(log)}"
     if slurm_state == "CANCELLED" and not log.is_file():  # its log is made as it starts: none to point to
         error = f"SLURM job {job_id} was cancelled before it started"
     store.set_status(d, ENDED.get(slurm_state, "failed"), slurm_state=slurm_state, error=error)
