@@ -1274,9 +1274,12 @@ def _report(args: argparse.Namespace) -> int:
     from suite.report.splice import splice_file
 
     out = _store_dir(args)
-    if not args.all:
-        _note_no_store(out)
-    if args.all or not (args.to or args.into):  # the tables go into the store itself, beside runs/
+    into_store = args.all or not (args.to or args.into)  # the tables go into the store itself, beside runs/
+    if into_store and not out.exists():  # a mistyped --out would be a new folder holding a table of runs all missing
+        raise SuiteError(f"no runs to tabulate{NO_SUCH_STORE}; nothing was written", file=str(out),
+                         key=_store_key(args))
+    _note_no_store(out)  # --to or --into: the table is written, of runs all missing
+    if into_store:
         try:
             check_writable(out, key=_store_key(args), directory=True)
         except SuiteError as err:

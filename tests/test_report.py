@@ -1370,10 +1370,26 @@ def test_report_narrows_the_stores_scan_to_its_runs_once(tmp_path, toy, monkeypa
 
 
 # ---------------------------------------------------------------------------------------- cli
+def test_cli_report_into_a_store_folder_not_there_writes_nothing(tmp_path, capsys):
+    """A mistyped --out printed the no-such-folder note, then made the folder and wrote a table of
+    runs all missing into it; it is now an error that makes nothing, for one spec and --all alike.
+    --to FILE (the table written elsewhere) still notes it and writes."""
+    typo = tmp_path / "resluts"
+    for command in (["quick"], ["--all"]):
+        assert main(["report", *command, "--out", str(typo)]) == 2
+        assert capsys.readouterr().err == (f"error: {typo}: --out: no runs to tabulate (no such folder: is --out or "
+                                           "$SUITE_OUT right?); nothing was written\n")
+        assert not typo.exists()
+    assert main(["report", "quick", "--out", str(typo), "--to", str(tmp_path / "quick.csv")]) == 0
+    assert "(no such folder: is --out or $SUITE_OUT right?)" in capsys.readouterr().err
+    assert len(pd.read_csv(tmp_path / "quick.csv")) == 8 and not typo.exists()
+
+
 def test_cli_report_on_empty_and_partial_quick_store(tmp_path, capsys):
     out = tmp_path / "results"
+    out.mkdir()  # a store with no runs yet: its table says each missing
     assert main(["report", "quick", "--out", str(out)]) == 0
-    assert f"note: no runs in {out} (no such folder: is --out or $SUITE_OUT right?)" in capsys.readouterr().err
+    assert "no such folder" not in capsys.readouterr().err
     text = (out / "quick.md").read_text()
     assert text.count("0/2 done, 2 missing") == 4 and "8 runs: 0 done, 8 missing" in text
     assert len(pd.read_csv(out / "quick.csv")) == 8
