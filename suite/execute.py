@@ -28,9 +28,8 @@ from types import FrameType
 from typing import Any
 
 import torch
-from filelock import Timeout
 
-from suite import files, processes, store
+from suite import files, locks, processes, store
 from suite.ablations.expand import RunSpec
 from suite.config import RunConfig
 from suite.errors import SuiteError, SuiteWarning, show_warning
@@ -85,9 +84,12 @@ def _lead(run: RunSpec, d: Path, *, progress: bool, env: Dist | None = None) -> 
     lock = store.run_lock(d)
     try:
         lock.acquire(timeout=LOCK_WAIT_S)
-    except Timeout:
+    except locks.Held:
         _tell(env, BUSY)
         raise Busy(f"run {run.run_id} is already being executed by another process", file=str(d)) from None
+    except files.Gone:  # deleted since it was planned: not made again (the runner says so)
+        _tell(env, NO_LOCK)
+        raise
     except OSError as exc:  # a lock left by another user (`sudo suite run`): named, not a traceback
         _tell(env, NO_LOCK)
         raise SuiteError(f"cannot take the run's lock ({exc.strerror or exc})", file=str(lock.lock_file)) from None

@@ -42,9 +42,8 @@ from types import MappingProxyType
 from typing import Any
 
 import pandas as pd
-from filelock import FileLock, Timeout
 
-from suite import files, idcache
+from suite import files, idcache, locks
 from suite.ablations.expand import RunSpec
 from suite.config import ID_SCHEME, MEASURE, RunConfig, current_spelling, flatten
 from suite.data.views import VIEW_METRICS
@@ -127,9 +126,10 @@ def check_run_writable(d: Path, *, key: str) -> None:
 LOCK_WAIT_S = 1.0
 
 
-def run_lock(d: Path) -> FileLock:
-    """The run's single-writer lock: the process executing it holds it."""
-    return FileLock(str(d / ".lock"))
+def run_lock(d: Path) -> locks.Lock:
+    """The run's single-writer lock: the process executing it holds it. Taking it never makes `d`
+    (files.Gone when it is not there)."""
+    return locks.Lock(d / ".lock")
 
 
 @contextlib.contextmanager
@@ -137,17 +137,16 @@ def idle(d: Path, wait_s: float = 0) -> Iterator[bool]:
     """False when a process holds the run's lock (it is executing the run, whatever status.json
     says: a corrupt one, or one a withdrawn job's id overwrote); else True, holding the lock for the
     block, so that what is written from outside the run's job cannot interleave with a job starting.
-    A writer that must not mistake a probe for a run waits `wait_s` (LOCK_WAIT_S) for the lock."""
-    if not d.is_dir():  # nothing executes a run never planned (and taking the lock would create it)
-        yield True
-        return
+    A writer that must not mistake a probe for a run waits `wait_s` (LOCK_WAIT_S) for the lock.
+    Nothing executes a run whose folder is not there (never planned, or deleted): True with no lock,
+    and a write in the block raises files.Gone."""
     lock = run_lock(d)
     try:
         lock.acquire(timeout=wait_s)
-    except Timeout:
+    except locks.Held:
         yield False
         return
-    except OSError:  # a store this user may only read: no lock to take, and no run of theirs to start
+    except (OSError, files.Gone):  # OSError: a store this user may only read, no run of theirs to start
         yield True
         return
     try:
@@ -532,7 +531,7 @@ def _lock_free(d: Path) -> bool:
     lock = run_lock(d)
     try:
         lock.acquire(timeout=0)
-    except (Timeout, OSError):
+    except (locks.Held, OSError, files.Gone):
         return False
     lock.release()
     return True

@@ -1279,6 +1279,26 @@ def test_a_run_folder_deleted_while_the_run_runs_is_not_made_again(tmp_path, mon
     assert not d.exists()
 
 
+def test_a_run_folder_deleted_just_before_its_process_takes_its_lock_is_not_made_again(tmp_path, monkeypatch):
+    """`rm -rf` of a planned run as its process starts, between the plan and the lock: taking the
+    lock (filelock) made the folder again, holding the lock file, and the run then ran there,
+    without config.json. The process now fails naming the folder, and nothing is made."""
+    from suite import execute, files
+
+    run, out = _trained_at_once(tmp_path, monkeypatch, "lockgone")
+    d = store.run_dir(out, run.run_id)
+    run_lock = store.run_lock
+
+    def deleted_then(d_):
+        shutil.rmtree(d_)
+        return run_lock(d_)
+
+    monkeypatch.setattr(store, "run_lock", deleted_then)
+    with pytest.raises(files.Gone) as gone:
+        execute.execute(run, out)
+    assert gone.value.file == str(d) and not d.exists()
+
+
 @pytest.mark.parametrize("when", ["ended", "stopped"])
 def test_the_runner_says_a_run_whose_folder_was_deleted_failed_and_makes_no_folder(tmp_path, monkeypatch, capsys, when):
     """A run's process whose folder was deleted meanwhile (`rm -rf` of the run) fails naming it, in a
@@ -1354,11 +1374,14 @@ def test_a_stop_signal_before_the_runner_starts_ends_the_command_cleanly(tmp_pat
     assert list(out.glob("runs/.queued/*")) == []
 
 
+@pytest.mark.parametrize("at", ["idle", "run_lock"])
 def test_a_run_folder_deleted_as_the_runner_records_its_end_is_said_and_not_made_again(tmp_path, monkeypatch,
-                                                                                     capsys):
+                                                                                     capsys, at):
     """The instant after the runner found the run's folder there, before it recorded the end of
     a run process that died without a word: the write stopped the runner with an error, leaving
-    its other runs. It now books the run as one whose folder was deleted, and goes on."""
+    its other runs. It now books the run as one whose folder was deleted, and goes on.
+    `run_lock`: deleted just before the run's lock is taken, whose taking (filelock) made the
+    folder again, holding the lock file, and the failure's status was recorded there."""
     from suite.dispatch import local
 
     runs = ablations.expand(ablations.load(_spec(tmp_path, "endgone", "  lr: [0.01, 0.02]")),
@@ -1372,13 +1395,15 @@ def test_a_run_folder_deleted_as_the_runner_records_its_end_is_said_and_not_made
         child.wait()
         return child
 
+    real = idle if at == "idle" else store.run_lock
+
     def deleted_first(d, *args):
         if d == first:
             shutil.rmtree(d, ignore_errors=True)
-        return idle(d, *args)
+        return real(d, *args)
 
     monkeypatch.setattr(local.subprocess, "Popen", dying)
-    monkeypatch.setattr(local.store, "idle", deleted_first)
+    monkeypatch.setattr(store, at, deleted_first)
     outcome = local.run_local(runs, out, progress=False, poll_s=0.01)
     assert outcome.failed == [first.name, second.name] and not first.exists()
     assert f"error: {first}: the run's folder was deleted while the run was running" in capsys.readouterr().err

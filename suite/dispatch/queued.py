@@ -8,9 +8,9 @@ died (killed -9), and says nothing. Such a runner's files are removed by the nex
 or `suite status` to read the queues (`_held`): only by a process holding that same lock, so never
 a live runner's. `.queued` holds none of a run's records, so it is no run.
 
-The locks are `fcntl.flock` on a descriptor this module keeps, not `filelock` as elsewhere in the
-suite: removing a dead runner's lock safely needs the held descriptor compared with the file now at
-the path (`os.path.samestat`), which filelock does not expose.
+The locks are `fcntl.flock`, as `locks.Lock`'s, on a descriptor this module keeps: removing a dead
+runner's lock safely needs the held descriptor compared with the file now at the path
+(`os.path.samestat`), and a probe that never makes the lock file (`_held`).
 """
 
 from __future__ import annotations

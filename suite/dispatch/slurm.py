@@ -49,9 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from filelock import FileLock, Timeout
-
-from suite import files, processes, store
+from suite import files, locks, processes, store
 from suite.ablations.expand import RunSpec
 from suite.dispatch import sbatch_check, snapshot
 from suite.dispatch.cluster import ClusterOptions, summary
@@ -94,16 +92,16 @@ class Submission:
 def submission_lock(out: Path, timeout_s: float = 600) -> Iterator[None]:
     """Held from planning to the pending statuses, so two `suite run`s on one store cannot both
     submit the runs that neither has seen pending yet."""
-    Path(out).mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(Path(out) / ".submit.lock"))
+    Path(out).mkdir(parents=True, exist_ok=True)  # the store `suite run` makes: the lock is in it
+    lock = locks.Lock(Path(out) / ".submit.lock")
     try:
         try:
             lock.acquire(timeout=0)
-        except Timeout:  # said, so that the wait does not pass for a hang
+        except locks.Held:  # said, so that the wait does not pass for a hang
             print(f"waiting for another `suite run` submitting to this store ({lock.lock_file})",
                   file=sys.stderr, flush=True)
             lock.acquire(timeout=timeout_s)
-    except Timeout:
+    except locks.Held:
         raise SuiteError(f"another `suite run` has been submitting to this store for {timeout_s:.0f} s",
                          file=str(Path(out) / ".submit.lock")) from None
     try:
