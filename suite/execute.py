@@ -94,6 +94,7 @@ def _lead(run: RunSpec, d: Path, *, progress: bool, env: Dist | None = None) -> 
         _tell(env, NO_LOCK)
         raise SuiteError(f"cannot take the run's lock ({exc.strerror or exc})", file=str(lock.lock_file)) from None
     try:
+        store.sweep(d)  # what an attempt killed mid-write (OOM, SIGKILL) left: this one writes those files anew
         current = store.state_of(d)
         if current.state == "done" and current.result is not None:
             _tell(env, DONE)

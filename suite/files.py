@@ -3,8 +3,9 @@
 Every record, table and checkpoint goes through `replace` (the per-epoch metrics log is appended
 to, a line at a time, and read back tolerating a torn last line): a reader (a collaborator's
 `suite report`, a resumed run, SLURM's next attempt) sees the old file or the new one, never half
-of one, and a crash mid-write leaves no temporary file behind. The temporary name is unique per
-writer, because two processes (a SLURM requeue beside a lingering attempt) may write the same file.
+of one, and a failed write leaves no temporary file behind (a writer killed with SIGKILL cannot
+remove its own: `temporaries` finds them). The temporary name is unique per writer, because two
+processes (a SLURM requeue beside a lingering attempt) may write the same file.
 A write never makes the folder it writes into: a run's folder deleted while the run runs (`rm -rf`)
 would come back holding that file alone. What makes a folder (a run's plan, a report's output) says so.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import tempfile
 import uuid
@@ -41,7 +43,7 @@ def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Itera
         with open(path, mode, **text) as f:
             yield f
         return
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:TAG]}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except FileNotFoundError:
@@ -77,6 +79,20 @@ def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Itera
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+TAG = 12  # hex digits of a temporary file's writer tag
+
+
+def temporaries(path: Path) -> list[Path]:
+    """The temporary files `replace` left beside `path`: a writer killed mid-write (SIGKILL, OOM)
+    cannot remove its own. Only a caller that knows no writer of `path` is alive (the holder of the
+    run's lock, for a file only that holder writes) may remove them."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[0-9a-f]{{{TAG}}}\.tmp")
+    try:
+        return sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
+    except OSError:  # the folder gone, or not this user's to list: none to remove
+        return []
 
 
 def _named(exc: OSError, path: Path) -> OSError:

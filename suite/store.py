@@ -132,6 +132,21 @@ def run_lock(d: Path) -> locks.Lock:
     return locks.Lock(d / ".lock")
 
 
+# The run's files only a process holding its lock writes (the one executing it; `refile` under `idle`).
+LOCKED_FILES = ("result.json", "measure.json", "metrics.jsonl", "checkpoint.pt")
+
+
+def sweep(d: Path) -> None:
+    """Remove the temporary files of LOCKED_FILES that writers killed mid-write (SIGKILL, OOM) left
+    in `d` (a checkpoint's is as large as the checkpoint). Called holding the run's lock, so none
+    is a live writer's. status.json, error.txt and config.json are written from outside the run's
+    process too (a planner, a runner recording an end, without the lock for a plan), so theirs stay."""
+    for name in LOCKED_FILES:
+        for tmp in files.temporaries(d / name):
+            with contextlib.suppress(OSError):  # gone already, or a store this user may only read
+                tmp.unlink()
+
+
 @contextlib.contextmanager
 def idle(d: Path, wait_s: float = 0) -> Iterator[bool]:
     """False when a process holds the run's lock (it is executing the run, whatever status.json
