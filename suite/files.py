@@ -16,7 +16,6 @@ import contextlib
 import os
 import re
 import stat
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,14 +131,14 @@ def check_writable(path: Path, *, key: str, directory: bool = False, write: bool
     if not existing.is_dir():
         raise SuiteError(f"not a directory ({existing} is a file)", file=str(path), key=key)
     if write:  # os.access says yes to root on a read-only mount or /proc: only a file made there tells
+        probe = existing / f".suite-probe-{uuid.uuid4().hex[:TAG]}"
         try:
-            fd, probe = tempfile.mkstemp(prefix=".suite-probe-", dir=existing)
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except OSError as exc:
             raise SuiteError(f"cannot write into {existing}: {exc.strerror or exc}", file=str(path), key=key) from None
-        try:
-            os.close(fd)
-        finally:  # whatever stops the check (a signal): no probe left behind
-            os.unlink(probe)
+        finally:  # whatever stops the check (a signal, even the instant the probe is made): none left behind
+            with contextlib.suppress(OSError):
+                probe.unlink()
 
 
 def check_lookup(path: Path, *, key: str) -> None:

@@ -18,6 +18,25 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     assert path.read_text() == "old\n" and os.listdir(tmp_path) == ["table.md"]
 
 
+def test_check_writable_leaves_no_probe_when_stopped_the_instant_it_is_made(tmp_path, monkeypatch):
+    """A signal (Ctrl-C) as the probe file was made, before the block that removes it was entered,
+    left `.suite-probe-*` in the folder."""
+    real = os.open
+
+    def made_then_stopped(path, flags, *args, **kwargs):
+        fd = real(path, flags, *args, **kwargs)
+        if os.path.basename(path).startswith(".suite-probe-"):
+            os.close(fd)
+            raise KeyboardInterrupt
+        return fd
+
+    monkeypatch.setattr(os, "open", made_then_stopped)
+    with pytest.raises(KeyboardInterrupt):
+        files.check_writable(tmp_path / "out.csv", key="--out")
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_write_makes_no_folder_and_names_the_one_gone(tmp_path):
     """A write into a folder not there (a run's, deleted by `rm -rf` while the run ran) made it
     again, holding that file alone; it now fails naming the folder, and makes nothing."""
