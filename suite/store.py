@@ -858,7 +858,8 @@ def refile(out: Path, old: str, config: RunConfig) -> str | None:
         if _same_inode(src, looked_at):  # the run is still here: a run was stored under its new id meanwhile
             _record_back(src, before, old)  # left where it is, as its records say
             return stored_again(out, old, new)
-        _remove_husk(src)  # another `suite run` filed it; its lock (or a record write) made the folder again
+        # else another `suite run` filed it, and the folder there now is another's (nothing here makes a run's
+        # folder again: not its lock, not a write), which is left as it is
     return None
 
 
@@ -905,15 +906,6 @@ def _same_inode(d: Path, ino: int | None) -> bool:
         return d.stat().st_ino == ino
     except FileNotFoundError:
         return False
-
-
-def _remove_husk(d: Path) -> None:
-    """Remove the folder `refile` made again by taking its lock (or rewriting a record) after
-    another process had filed the run away from it: only what refile writes, and only if nothing else is there."""
-    with contextlib.suppress(OSError):
-        for name in (".lock", "config.json", "result.json", "checkpoint.pt"):
-            (d / name).unlink(missing_ok=True)
-        d.rmdir()
 
 
 # No run stored under an older id (run id -> that id): the read-only default of `stored_as`, `elsewhere`.

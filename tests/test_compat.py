@@ -5,6 +5,7 @@ The fixtures are the records an older version wrote, as observed in a store made
 checkpoint.pt layout, filed under the id that version hashed the config to.
 """
 
+import contextlib
 import json
 import subprocess
 from pathlib import Path
@@ -740,8 +741,9 @@ def test_a_run_another_suite_run_files_at_the_same_time_is_filed_not_a_traceback
 def test_a_run_another_suite_run_files_while_this_one_takes_its_lock_is_filed_not_directory_not_empty(
         tmp_path, monkeypatch):
     """The other `suite run` renamed the old folder to today's id between this one's look at it and
-    its lock, whose taking made the old folder again (holding the lock file): the rename raised
-    OSError 'Directory not empty' and left that folder behind. The run is filed, so it is taken as filed."""
+    its lock, whose taking made the old folder again (holding the lock file, before the suite's own
+    lock, which makes no folder): the rename raised OSError 'Directory not empty' and left that
+    folder behind. The run is filed, so it is taken as filed."""
     run = old_store(tmp_path)
     src, dst = store.run_dir(tmp_path, OLD_ID), store.run_dir(tmp_path, run.run_id)
     real = store.run_lock
@@ -756,6 +758,28 @@ def test_a_run_another_suite_run_files_while_this_one_takes_its_lock_is_filed_no
     monkeypatch.setattr(store, "run_lock", the_other_files_it_first)
     assert store.refile(tmp_path, OLD_ID, run.config) is None
     assert not src.exists() and store.state_of(dst).state == "done" and store.scan(tmp_path).moves == {}
+
+
+def test_a_folder_planned_under_the_old_id_after_another_suite_run_filed_it_is_left_as_it_is(tmp_path, monkeypatch):
+    """The other `suite run` filed the run between this one's lock and its rename, and a folder was
+    planned at the old id meanwhile: no husk of refile's (its lock and writes make no folder) but
+    another process's plan, which was cleared as one, its config.json deleted."""
+    run = old_store(tmp_path)
+    src, dst = store.run_dir(tmp_path, OLD_ID), store.run_dir(tmp_path, run.run_id)
+    real = store.idle
+
+    @contextlib.contextmanager
+    def then_filed_and_planned_again(d):
+        with real(d) as free:
+            yield free
+        src.rename(dst)
+        src.mkdir()
+        store.write_json(src / "config.json", {"run_id": OLD_ID, "planned": "by another process"})
+
+    monkeypatch.setattr(store, "idle", then_filed_and_planned_again)
+    assert store.refile(tmp_path, OLD_ID, run.config) is None
+    assert store.read_json(src / "config.json") == {"run_id": OLD_ID, "planned": "by another process"}
+    assert store.state_of(dst).state == "done"
 
 
 def test_a_run_stored_under_its_new_id_while_it_is_refiled_is_left_not_directory_not_empty(tmp_path, monkeypatch):
