@@ -599,10 +599,8 @@ def _op_and_transcription(op: str):
         return ((lambda a, b, k, d, p: pairwise_relation(a, b, op, k, d, p)),
                 lambda a, b, k, d, p: ref_relation(a, b, op, k, d, p))
     relation = op.removeprefix("patchwise ")
-    transcription = None
-    if relation == "star":
-        def transcription(a, b, k, d, p):
-            return ref_relation(a, b, "dot", k, d, p).view(a.shape[0], k * k, *a.shape[2:])
+    transcription = None if relation != "star" else \
+        (lambda a, b, k, d, p: ref_relation(a, b, "dot", k, d, p).view(a.shape[0], k * k, *a.shape[2:]))
     return (lambda a, b, k, d, p: patchwise_relation(a, b, relation, k, d, p)), transcription
 
 
