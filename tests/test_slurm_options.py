@@ -10,6 +10,7 @@ import socket
 import shutil
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -802,17 +803,24 @@ def test_parse_cli_drops_unset_flags():
     assert parse_cli({"partition": None, "setup": None, "sbatch": None, "nodes": 2}) == {"nodes": 2}
 
 
-@pytest.mark.parametrize("down", ["squeue", "sacct"])
-def test_no_job_counts_as_lost_while_slurm_does_not_answer(tmp_path, monkeypatch, down):
-    """`squeue` exits 1 both for ids it does not know and when slurmctld is down: only the first is an answer."""
+def fake_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scripts: dict[str, str]) -> Path:
+    """Shell scripts (name -> body) first on PATH, in place of SLURM's commands: what the test
+    cluster's cannot be made to say (a controller down, another slurm.conf). Returns their folder."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    scripts = {"squeue": "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1", "sacct": "exit 0"}
-    scripts[down] = "echo 'error: Unable to contact slurm controller (connect failure)' >&2; exit 1"
     for name, body in scripts.items():
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return bin_dir
+
+
+@pytest.mark.parametrize("down", ["squeue", "sacct"])
+def test_no_job_counts_as_lost_while_slurm_does_not_answer(tmp_path, monkeypatch, down):
+    """`squeue` exits 1 both for ids it does not know and when slurmctld is down: only the first is an answer."""
+    scripts = {"squeue": "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1", "sacct": "exit 0"}
+    scripts[down] = "echo 'error: Unable to contact slurm controller (connect failure)' >&2; exit 1"
+    bin_dir = fake_commands(tmp_path, monkeypatch, scripts)
     assert slurm._lost(["7_0"]) == set()
     (bin_dir / down).write_text("#!/bin/sh\n" + ("exit 0" if down == "sacct" else
                                                  "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1")
@@ -824,14 +832,9 @@ def test_without_accounting_a_job_slurmctld_has_forgotten_is_lost(tmp_path, monk
     """sacct exits 1 on a cluster without slurmdbd: that is no controller down, or a job killed
     there (out of memory, time limit) would stay running in the store, beyond --retry-failed and
     `suite cancel`."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    scripts = {"squeue": "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1",
-               "sacct": "echo 'Slurm accounting storage is disabled' >&2; exit 1"}
-    for name, body in scripts.items():
-        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
-        (bin_dir / name).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    fake_commands(tmp_path, monkeypatch, {
+        "squeue": "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1",
+        "sacct": "echo 'Slurm accounting storage is disabled' >&2; exit 1"})
     assert slurm.slurm_states(["7_0"]) == {"7_0": "UNKNOWN"}
     assert slurm._lost(["7_0"]) == {"7_0"}
 
@@ -839,13 +842,8 @@ def test_without_accounting_a_job_slurmctld_has_forgotten_is_lost(tmp_path, monk
 def test_a_task_is_known_by_its_own_record_a_listed_range_or_its_whole_array(tmp_path, monkeypatch):
     """squeue lists pending tasks as ranges (`7_[1-3,5%2]`), an array never split up by its bare id;
     a form the parser does not read stands for its whole array, so none of its tasks is taken for lost."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     outputs = {"squeue": "7_[1-3,5%2]\n8\n10_[1-3:2]", "sacct": "9_4\n9_4.batch"}
-    for name, text in outputs.items():
-        (bin_dir / name).write_text(f"#!/bin/sh\ncat <<'EOF'\n{text}\nEOF\n")
-        (bin_dir / name).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    fake_commands(tmp_path, monkeypatch, {name: f"cat <<'EOF'\n{text}\nEOF" for name, text in outputs.items()})
     ids = ["7_2", "7_4", "7_5", "8_0", "9_4", "9_5", "10_9", "11_0"]
     assert slurm._lost(ids) == {"7_4", "9_5", "11_0"}
 
@@ -911,14 +909,9 @@ def test_when_slurm_does_not_answer_nothing_is_claimed_or_recorded(tmp_path, mon
     """slurmctld down: status said SLURM had no record of the jobs (and that they would fail), and
     cancel recorded runs as cancelled whose jobs scancel never reached."""
     monkeypatch.setenv("SUITE_CLUSTER", "")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     down = "echo 'error: Kill job error on job id 7_0: Unable to contact slurm controller (connect failure)' >&2"
     # squeue and sacct down; scancel reaches 8_0 but not 7_0
-    for name in ("squeue", "sacct", "scancel"):
-        (bin_dir / name).write_text(f"#!/bin/sh\n{down}\nexit 1\n")
-        (bin_dir / name).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    bin_dir = fake_commands(tmp_path, monkeypatch, dict.fromkeys(("squeue", "sacct", "scancel"), f"{down}\nexit 1"))
     spec_path = tmp_path / "opts.yaml"
     spec_path.write_text(SPEC)
     first, second = ablations.expand(ablations.load(spec_path))
@@ -1119,12 +1112,9 @@ def test_gpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partiti
     """The test cluster's partitions all have GPUs: a partition without GRES, and one whose nodes
     name a GPU type and socket binding, are sinfo's lines as a cluster with them prints them (a
     default partition of two kinds of node, two lines, was named twice: 'cpu' or 'cpu')."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "sinfo").write_text("#!/bin/sh\nprintf 'cpu*|191000|(null)\\ncpu*|95000|(null)\\ngpu|512000|gpu:a100:4(S:0-1),mps:400\\n"
-                                   "gpu|256000|gpu:v100:2,gpu:k80:1\\nbig|2000000+|(null)\\n'\n")
-    (bin_dir / "sinfo").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    fake_commands(tmp_path, monkeypatch, {"sinfo": "printf 'cpu*|191000|(null)\\ncpu*|95000|(null)\\n"
+                                                    "gpu|512000|gpu:a100:4(S:0-1),mps:400\\n"
+                                                    "gpu|256000|gpu:v100:2,gpu:k80:1\\nbig|2000000+|(null)\\n'"})
     said = [(e.key, e.message) for e in slurm._node_mistakes(ClusterOptions(gpus_per_node=1))]
     assert said == [("gpus_per_node", "1 GPU a node, but each node of partition 'cpu' (the default) has no GPUs "
                     "(no gpu GRES): the jobs would wait for ever (BadConstraints); `sinfo --format='%P %G'` lists "
@@ -1145,14 +1135,10 @@ def test_a_controller_that_does_not_answer_is_said_by_the_dry_run_and_refuses_th
     dry run showed the plan without a word, its checks (partition, GPUs, queue room) silently not
     made, and a submission made the store before `scontrol show config` failed."""
     monkeypatch.setenv("SUITE_CLUSTER", "")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name in ("scontrol", "sinfo", "squeue"):
-        said = "Slurmctld(primary) at vm is DOWN" if name == "scontrol" else \
-            f"{name}: error: Unable to contact slurm controller (connect failure)"
-        (bin_dir / name).write_text(f"#!/bin/sh\necho '{said}'{' >&2' if name != 'scontrol' else ''}\nexit 1\n")
-        (bin_dir / name).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    unreached = "error: Unable to contact slurm controller (connect failure)"
+    scripts = {name: f"echo '{name}: {unreached}' >&2\nexit 1" for name in ("sinfo", "squeue")}
+    bin_dir = fake_commands(tmp_path, monkeypatch, {"scontrol": "echo 'Slurmctld(primary) at vm is DOWN'\nexit 1",
+                                                    **scripts})
     spec_path = tmp_path / "opts.yaml"
     spec_path.write_text(SPEC)
     out = tmp_path / "store"
@@ -1173,12 +1159,8 @@ def test_a_cluster_with_job_arrays_disabled_is_named_not_a_traceback(tmp_path, m
     tasks, a ValueError traceback, and the dry run said nothing. scontrol is faked: the test
     cluster's daemons must not be reconfigured."""
     monkeypatch.setenv("SUITE_CLUSTER", "")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "scontrol").write_text('#!/bin/sh\n[ "$1" = ping ] && echo "Slurmctld(primary) at vm is UP" && exit 0\n'
-                                      "printf 'MaxArraySize            = 0\\nMaxJobCount             = 10000\\n'\n")
-    (bin_dir / "scontrol").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    ping = '[ "$1" = ping ] && echo "Slurmctld(primary) at vm is UP" && exit 0'
+    fake_commands(tmp_path, monkeypatch, {"scontrol": f"{ping}\nprintf 'MaxArraySize = 0\\nMaxJobCount = 10000\\n'"})
     spec_path = tmp_path / "opts.yaml"
     spec_path.write_text(SPEC.replace("  partition: gpu\n  gpus_per_node: 1\n", ""))
     out = tmp_path / "store"
