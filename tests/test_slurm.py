@@ -705,17 +705,24 @@ def test_status_and_a_dry_run_say_at_once_that_a_waiting_task_was_cancelled_and_
     assert "3 pending" in suite(capsys, "status", str(spec), "--out", str(out))
 
 
+def pending_long_ago(tmp_path: Path, out: Path, name: str, job_id: str) -> tuple[Path, Path]:
+    """A spec of one run, recorded pending as job `job_id` (which SLURM never heard of) submitted
+    over LOST_AFTER_S ago: the next status records it failed. Returns the spec's path and the run's folder."""
+    spec = write_spec(tmp_path, name, {"lr": [0.01]})
+    [run] = ablations.expand(ablations.load(spec))
+    long_ago = (datetime.now(timezone.utc) - timedelta(seconds=slurm.LOST_AFTER_S + 60)).isoformat()
+    d = store.plan(out, run)
+    store.set_status(d, "pending", slurm_job_id=job_id, submitted_at=long_ago, executor="slurm")
+    return spec, d
+
+
 def test_status_of_a_store_it_may_only_read_shows_an_ended_job_as_recorded_not_a_traceback(tmp_path, capsys,
                                                                                           monkeypatch):
     """`suite status` of a read-only store (a collaborator's, a read-only mount) stopped with an
     OSError traceback when SLURM's answer ended a job: it records that end, and could not. It says
     so, naming the file, and shows the run as recorded."""
     out = tmp_path / "store"
-    spec = write_spec(tmp_path, "lostro", {"lr": [0.01]})
-    [run] = ablations.expand(ablations.load(spec))
-    long_ago = (datetime.now(timezone.utc) - timedelta(seconds=slurm.LOST_AFTER_S + 60)).isoformat()
-    d = store.plan(out, run)
-    store.set_status(d, "pending", slurm_job_id="9999997_0", submitted_at=long_ago, executor="slurm")
+    spec, d = pending_long_ago(tmp_path, out, "lostro", "9999997_0")
     before = (d / "status.json").read_bytes()
     real = os.open
 
@@ -737,11 +744,7 @@ def test_status_of_a_run_deleted_as_its_job_end_is_recorded_makes_no_folder(tmp_
     again, holding a status alone (a folder that looks like a run and is none). Nothing is made,
     and status answers: the run is missing."""
     out = tmp_path / "store"
-    spec = write_spec(tmp_path, "lostgone", {"lr": [0.01]})
-    [run] = ablations.expand(ablations.load(spec))
-    long_ago = (datetime.now(timezone.utc) - timedelta(seconds=slurm.LOST_AFTER_S + 60)).isoformat()
-    d = store.plan(out, run)
-    store.set_status(d, "pending", slurm_job_id="9999996_0", submitted_at=long_ago, executor="slurm")
+    spec, d = pending_long_ago(tmp_path, out, "lostgone", "9999996_0")
     record = slurm._record_end
 
     def deleted_first(d_, *args):
