@@ -5,6 +5,7 @@ import html
 import io
 import json
 import math
+import os
 import re
 import shlex
 import shutil
@@ -1441,18 +1442,16 @@ def test_cli_report_on_empty_and_partial_quick_store(tmp_path, capsys):
 
 def test_a_store_the_report_cannot_write_is_named_with_the_way_out(tmp_path, capsys, monkeypatch):
     # The report writes beside runs/, into the store itself; a read-only store still takes --to.
-    import tempfile
-
     out = tmp_path / "results"
     (out / "runs").mkdir(parents=True)
-    real = tempfile.mkstemp
+    real = os.open
 
-    def read_only(*args, dir=None, **kwargs):  # a read-only mount refuses even root
-        if Path(dir) == out:
-            raise OSError(30, "Read-only file system")
-        return real(*args, dir=dir, **kwargs)
+    def read_only(path, flags, *args, **kwargs):  # a read-only mount refuses even root
+        if Path(path).parent == out and flags & os.O_CREAT:
+            raise OSError(30, "Read-only file system", str(path))
+        return real(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(os, "open", read_only)
     assert main(["report", "quick", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert f"{out}: --out: cannot write into {out}: Read-only file system; `--to FILE` writes the table elsewhere" in err
