@@ -46,6 +46,12 @@ class SuiteError(Exception):
         self.args = (str(self),)
         return self
 
+    def rekeyed(self, key: str) -> SuiteError:
+        """The same error naming `key` instead (a caller's spelling of it; returns self for `raise`)."""
+        self.key = key
+        self.args = (str(self),)
+        return self
+
     def __str__(self) -> str:
         location = ""
         if self.file is not None:

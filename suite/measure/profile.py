@@ -226,7 +226,7 @@ def profile_model(job: ProfileJob) -> dict[str, Any]:
         img_size, kwargs = sized_options(job.model, job.model_kwargs, job.img_size)
     except SuiteError as err:
         if err.key in job.model_kwargs:  # as given from Python; `suite profile` and runs say model.KEY (_respelt)
-            err.key, err.args = f"model_kwargs[{err.key!r}]", (str(err),)
+            err.rekeyed(f"model_kwargs[{err.key!r}]")
         raise
     build = functools.partial(create_model, job.model, **kwargs)
     row: dict[str, Any] = {"model": job.model, "img_size": img_size, **_job_columns(job)}
@@ -470,9 +470,7 @@ def _respelt(err: SuiteError, names: Mapping[str, str]) -> SuiteError:
     spelling of the command line and specs alike."""
     option = _PYTHON_OPTION.fullmatch(err.key or "")
     key = f"model.{option[1]}" if option else names.get(err.key or "", err.key)
-    if key != err.key:
-        err.key, err.args = key, (str(err),)
-    return err
+    return err.rekeyed(key) if key != err.key else err
 
 
 def _error_row(job: ProfileJob, exc: Exception) -> dict[str, Any]:
