@@ -194,6 +194,27 @@ def test_a_misspelt_model_option_is_named_as_its_caller_gave_it(capsys):
     assert err.value.key == "model.base_widht"
 
 
+def test_a_model_check_names_its_own_key_as_the_caller_spells_options(capsys):
+    """A family's check may name an option the job did not set (footprint 9 at 32 px: SAN's check says
+    `padding`, left at 'reflect'); it was named bare `padding` from Python, `suite profile` and a run,
+    each of which spells options otherwise. It is named as each spells the options it was given."""
+    job = profile.ProfileJob("san10_pairwise", model_kwargs={"footprint": 9}, img_size=32)
+    with pytest.raises(SuiteError, match=r"^model_kwargs\['padding'\]: inputs of 32 px leave stage 2 a 4x4 map"):
+        profile.profile_model(job)
+    assert profile._child([json.dumps(dataclasses.asdict(job))]) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert row["error"].startswith("model.padding: inputs of 32 px leave stage 2")
+    assert main(["profile", "san10_pairwise", "model.footprint=9", "--input-size", "32"]) == 2
+    assert "error: model.padding: inputs of 32 px leave stage 2" in capsys.readouterr().err
+    config = resolve({"model.name": "san10_pairwise", "data.name": "digits", "data.input_size": 32,
+                      "model.padding": "zeros", "measure.throughput": False})
+    reflect = dataclasses.replace(config, model=dataclasses.replace(config.model, kwargs={
+        **config.model.kwargs, "footprint": 9, "padding": "reflect"}))  # a run's config.json edited by hand
+    with pytest.raises(SuiteError) as err:
+        profile.measure_run(reflect)
+    assert err.value.key == "model.padding"
+
+
 class _Triple(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):

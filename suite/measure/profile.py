@@ -225,7 +225,9 @@ def profile_model(job: ProfileJob) -> dict[str, Any]:
     try:
         img_size, kwargs = sized_options(job.model, job.model_kwargs, job.img_size)
     except SuiteError as err:
-        if err.key in job.model_kwargs:  # as given from Python; `suite profile` and runs say model.KEY (_respelt)
+        # an option given (misspelt or not) or left at its default (a family's check may name that one),
+        # as Python gives it; `suite profile` and runs say model.KEY (_respelt)
+        if err.key in job.model_kwargs or err.key in get_model_info(job.model).options:
             err.rekeyed(f"model_kwargs[{err.key!r}]")
         raise
     build = functools.partial(create_model, job.model, **kwargs)
