@@ -215,6 +215,17 @@ def test_a_model_check_names_its_own_key_as_the_caller_spells_options(capsys):
     assert err.value.key == "model.padding"
 
 
+def test_a_run_names_a_size_its_model_cannot_take_as_its_spec_does():
+    """measure_run measures at the run's data.input_size; a size the model's pools cannot take (a
+    config.json edited by hand) was named `img_size`, ProfileJob's field, which no spec has."""
+    config = resolve({"model.name": "ran56", "model.base_width": 2, "data.name": "digits", "data.input_size": 32,
+                      "measure.throughput": False})
+    small = dataclasses.replace(config, data=dataclasses.replace(config.data, input_size=30))
+    with pytest.raises(SuiteError, match=r"^data\.input_size: inputs of 30 px are too small: ") as err:
+        profile.measure_run(small)
+    assert err.value.key == "data.input_size"
+
+
 class _Triple(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):

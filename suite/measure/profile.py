@@ -60,6 +60,10 @@ RESULT_MARKER = "--result"
 FLAGS = {"img_size": "--input-size", "amp": "--amp", "channels_last": "--channels-last", "compile": "--compile",
          "batch_size": "--batch-size", "warmup": "--warmup", "steps": "--steps", "threads": "--threads"}
 
+# the spec key of each job field a run sets from a key of its own, so a run's errors name what its spec has
+SPEC_KEYS = {"img_size": "data.input_size", "batch_size": "measure.batch_size", "warmup": "measure.warmup",
+             "steps": "measure.steps"}
+
 
 @dataclass(frozen=True)
 class ProfileJob:
@@ -305,7 +309,7 @@ def measure_run(config: RunConfig) -> dict[str, Any]:
     try:
         row = profile_model(job)
     except SuiteError as err:
-        raise _respelt(err, {"batch_size": "measure.batch_size"}) from None  # as the spec spells them
+        raise _respelt(err, SPEC_KEYS) from None
     out: dict[str, Any] = {}
     if m.complexity:
         out["complexity"] = {k: row[k] for k in _COMPLEXITY_KEYS if k in row}
