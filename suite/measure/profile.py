@@ -22,7 +22,6 @@ import dataclasses
 import functools
 import gc
 import json
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -185,9 +184,9 @@ def profile(jobs: Sequence[ProfileJob]) -> list[dict[str, Any]]:
     Interrupted, it raises Interrupted with the rows finished so far."""
     if len(jobs) == 1 and not jobs[0].phases:
         try:
-            return [profile_model(jobs[0])]
+            return [_measure(jobs[0])]
         except SuiteError as err:
-            raise _flagged(err) from None
+            raise _flagged(err, jobs[0]) from None
         except Exception as exc:  # noqa: BLE001 - as from a child: a row with the error, not a traceback
             return [_error_row(jobs[0], exc)]
     from tqdm import tqdm
@@ -223,17 +222,21 @@ def child_command(job: ProfileJob) -> list[str]:
 
 
 def profile_model(job: ProfileJob) -> dict[str, Any]:
-    """One row for one model, in this process (raises on failure)."""
+    """One row for one model, in this process; raises on failure, a SuiteError naming a job's field
+    or model option as Python gives it (img_size, model_kwargs['padding'])."""
+    try:
+        return _measure(job)
+    except SuiteError as err:
+        _respelt(err, job, {}, "model_kwargs[{!r}]")
+        raise
+
+
+def _measure(job: ProfileJob) -> dict[str, Any]:
+    """profile_model's row; a SuiteError names a job's field or model option bare, for its caller to
+    spell (_respelt)."""
     if job.threads is not None:
         torch.set_num_threads(job.threads)
-    try:
-        img_size, kwargs = sized_options(job.model, job.model_kwargs, job.img_size)
-    except SuiteError as err:
-        # an option given (misspelt or not) or left at its default (a family's check may name that one),
-        # as Python gives it; `suite profile` and runs say model.KEY (_respelt)
-        if err.key in job.model_kwargs or err.key in get_model_info(job.model).options:
-            err.rekeyed(f"model_kwargs[{err.key!r}]")
-        raise
+    img_size, kwargs = sized_options(job.model, job.model_kwargs, job.img_size)
     build = functools.partial(create_model, job.model, **kwargs)
     row: dict[str, Any] = {"model": job.model, "img_size": img_size, **_job_columns(job)}
     if not job.phases:
@@ -307,9 +310,9 @@ def measure_run(config: RunConfig) -> dict[str, Any]:
         steps=m.steps,
     )
     try:
-        row = profile_model(job)
+        row = _measure(job)
     except SuiteError as err:
-        raise _respelt(err, SPEC_KEYS) from None
+        raise _respelt(err, job, SPEC_KEYS, "model.{}") from None
     out: dict[str, Any] = {}
     if m.complexity:
         out["complexity"] = {k: row[k] for k in _COMPLEXITY_KEYS if k in row}
@@ -462,21 +465,20 @@ def render(rows: Sequence[dict[str, Any]], fmt: str) -> str:
     return format_table(rows) + "\n"
 
 
-def _flagged(err: SuiteError) -> SuiteError:
-    """A job's error as `suite profile` says it: naming the flag that set the field, not the Python name."""
-    return _respelt(err, FLAGS)
+def _flagged(err: SuiteError, job: ProfileJob) -> SuiteError:
+    """A job's error as `suite profile` says it: naming the flag that set the field, an option model.KEY."""
+    return _respelt(err, job, FLAGS, "model.{}")
 
 
-_PYTHON_OPTION = re.compile(r"model_kwargs\['(\w+)'\]")
-
-
-def _respelt(err: SuiteError, names: Mapping[str, str]) -> SuiteError:
-    """A job's error (raised naming `ProfileJob`'s fields, for Python callers) keyed as the caller that
-    made the job spells it: a field by `names`, a model option `model_kwargs['KEY']` as model.KEY, the
-    spelling of the command line and specs alike."""
-    option = _PYTHON_OPTION.fullmatch(err.key or "")
-    key = f"model.{option[1]}" if option else names.get(err.key or "", err.key)
-    return err.rekeyed(key) if key != err.key else err
+def _respelt(err: SuiteError, job: ProfileJob, fields: Mapping[str, str], option: str) -> SuiteError:
+    """`err` from _measure(job), which names `job`'s fields and model options bare (as the models'
+    checks do), keyed as the caller that made the job spells them: a field by `fields`, an option
+    (one given, misspelt or not, or one the model's check names at its default) by the `option` format."""
+    if err.key is None:
+        return err
+    if err.key in job.model_kwargs or (job.model in list_models() and err.key in get_model_info(job.model).options):
+        return err.rekeyed(option.format(err.key))
+    return err.rekeyed(fields[err.key]) if err.key in fields else err
 
 
 def _error_row(job: ProfileJob, exc: Exception) -> dict[str, Any]:
@@ -494,9 +496,9 @@ def _child(argv: Sequence[str]) -> int:
         return 2
     job = ProfileJob(**json.loads(argv[0]))
     try:
-        row = profile_model(job)
+        row = _measure(job)
     except SuiteError as err:
-        row = _error_row(job, _flagged(err))
+        row = _error_row(job, _flagged(err, job))
     except Exception as exc:  # noqa: BLE001 - the row carries the error; the parent goes on
         import traceback
 
