@@ -620,8 +620,8 @@ def test_cli_bad_option_exits_2(capsys):
     assert "reference.padding: inputs of 64 px" in capsys.readouterr().err
     assert main(["profile", "ran56", "--input-size", "30"]) == 2  # named by the option that gave the size
     assert "--input-size: inputs of 30 px are too small" in capsys.readouterr().err
-    assert main(["profile", "san10_pairwise", "--input-size", "64"]) == 2  # a check with a key of its own keeps it
-    assert "error: padding: inputs of 64 px leave stage 4" in capsys.readouterr().err
+    assert main(["profile", "san10_pairwise", "--input-size", "64"]) == 2  # a check naming an option: as typed
+    assert "error: model.padding: inputs of 64 px leave stage 4" in capsys.readouterr().err
     # counting complexity times nothing: a timing option would be ignored without a word
     assert main(["profile", "resnet26", "--amp", "bf16", "--channels-last", "--steps", "7"]) == 2
     assert "--amp, --channels-last, --steps only change timed measurements: add --bench" in capsys.readouterr().err
