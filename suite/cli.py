@@ -351,9 +351,7 @@ def _named_in_store(err: SuiteError, args: argparse.Namespace) -> SuiteError:
     held = names.recorded(out, args.spec)
     if held is None:
         return err
-    err.message += f"; {out} has its runs from the spec file {shell_path(held)}: name that file"
-    err.args = (str(err),)
-    return err
+    return err.said(f"; {out} has its runs from the spec file {shell_path(held)}: name that file")
 
 
 def _same_runs(args: argparse.Namespace, absolute: bool = False) -> str:

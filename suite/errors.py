@@ -52,6 +52,13 @@ class SuiteError(Exception):
         self.args = (str(self),)
         return self
 
+    def said(self, more: str) -> SuiteError:
+        """The same error with `more` after its message: what a caller knows that the raiser did not
+        (returns self for `raise`)."""
+        self.message += more
+        self.args = (str(self),)
+        return self
+
     def __str__(self) -> str:
         location = ""
         if self.file is not None:

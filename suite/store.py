@@ -82,7 +82,7 @@ def check_writable(out: Path, *, key: str) -> None:
     try:
         files.check_writable(Path(out) / "runs", key=key, directory=True)
     except SuiteError as err:
-        err.message += f"; give {key} a folder this user can write"
+        err.said(f"; give {key} a folder this user can write")
         raise
 
 

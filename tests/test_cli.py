@@ -189,3 +189,16 @@ def test_a_failed_runs_log_path_is_quoted_as_the_command_beside_it(tmp_path, cap
     assert f"see {shlex.quote(str(d / 'log.txt'))}\n" in printed and "'" in shlex.quote(str(d))
     assert f"log: {shlex.quote(str(log))}\n" in printed
     assert f"--out {shlex.quote(str(out))}" in printed  # the rerun command, quoted as it was
+
+
+def test_an_error_a_caller_adds_to_reads_the_same_in_its_args(tmp_path):
+    """A caller that adds what it knows to an error (a store that cannot hold runs: 'give --out a
+    folder ...') appended to its message alone, and `err.args` (repr, a logged exception) still said
+    the raiser's words; the one way to add (`said`) keeps both in step."""
+    from suite import store
+    from suite.errors import SuiteError
+
+    (tmp_path / "runs").write_text("")  # a file where the store's runs folder goes
+    with pytest.raises(SuiteError, match="give --out a folder this user can write") as err:
+        store.check_writable(tmp_path, key="--out")
+    assert err.value.args == (str(err.value),)

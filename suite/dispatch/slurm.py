@@ -140,7 +140,7 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
             _parallel(_unplan, list(planned))  # nor planned
             _discard(out, found, code)
             if isinstance(err, SuiteError):  # sbatch names no option: show what was asked, so the culprit can be found
-                err.message += f" (the options sent, beyond the defaults: {summary(options)})"
+                err.said(f" (the options sent, beyond the defaults: {summary(options)})")
             raise
         archived: dict[Path, Path] = {}  # filled run by run: an interruption midway knows what it moved
         hold = bool(options.sbatch.get("hold"))  # recorded: `suite status` tells this hold from one left behind
