@@ -38,7 +38,7 @@ def _note_no_store(out: Path) -> None:
     """Say on stderr that store `out` is not there: with a mistyped --out, a spec's runs read as all
     missing (status, report) or as nothing queued (cancel)."""
     if not out.exists():
-        print(f"note: no runs in {out}{NO_SUCH_STORE}", file=sys.stderr)
+        print(f"note: no runs in {shell_path(out)}{NO_SUCH_STORE}", file=sys.stderr)
 
 
 class _Intermixed(argparse.ArgumentParser):
@@ -651,7 +651,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
             print(f"  skip {count(len(unlisted), 'done run')} (listed one by one only up to {DONE_LISTED})")
         starting = len(plan.to_run)
         retry = _retry_hint(args, plan, out, options)
-        print(f"{starting} of {count(len(plan.runs), 'run')} would start (out: {out}){retry}")
+        print(f"{starting} of {count(len(plan.runs), 'run')} would start (out: {shell_path(out)}){retry}")
         if options is not None:
             print(f"cluster options: {cluster.summary(options)}")
             _print_arrays(starting, options)
@@ -659,7 +659,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
     if not plan.to_run:
         counts = ", ".join(f"{n} {state}" for state, n in plan.counts().items() if n)
         executing = f" ({len(plan.executing)} of them being executed by another process)" if plan.executing else ""
-        print(f"nothing to run: {counts}{executing} (out: {out}){_retry_hint(args, plan, out, options)}")
+        print(f"nothing to run: {counts}{executing} (out: {shell_path(out)}){_retry_hint(args, plan, out, options)}")
         return 0
     for run in plan.to_run:  # before anything starts or is archived: each run's process must record its end
         store.check_run_writable(store.run_dir(out, run.run_id), key=_store_key(args))
@@ -671,14 +671,14 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         n, code = len(submission.arrays), submission.code
         _print_left(submission.left)
         if not submission.job_ids:
-            print(f"nothing submitted (out: {out})")
+            print(f"nothing submitted (out: {shell_path(out)})")
             return 0
         names.claim(out, spec)
         print(f"submitted {count(len(submission.job_ids), 'run')} as {count(n, 'job array')}: "
-              f"{' '.join(submission.arrays)} (out: {out})")
+              f"{' '.join(submission.arrays)} (out: {shell_path(out)})")
         commit = "not in git" if not code.git_commit else \
             f"git {code.git_commit[:10]}" + (" + uncommitted changes" if code.git_dirty else "")
-        print(f"code snapshot: {code.path} ({commit})")
+        print(f"code snapshot: {shell_path(code.path)} ({commit})")
         again = _same_runs(args)
         print(f"follow: suite status {again}    stop: suite cancel {again}")
         return 0
@@ -690,7 +690,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
     skipped = f", {len(outcome.skipped)} skipped (another process ended or queued them meanwhile)" \
         if outcome.skipped else ""
     unstarted = f", {len(outcome.unstarted)} not started (deleted)" if outcome.unstarted else ""
-    print(f"{len(outcome.done)} done, {len(outcome.failed)} failed{stopped}{busy}{skipped}{unstarted} (out: {out})")
+    print(f"{len(outcome.done)} done, {len(outcome.failed)} failed{stopped}{busy}{skipped}{unstarted} (out: {shell_path(out)})")
     if outcome.failed:
         print(f"see: suite status {_same_runs(args)}")
     if outcome.stopped and not outcome.interrupted:
@@ -770,7 +770,7 @@ def _status(args: argparse.Namespace) -> int:
         frame = store.collect(out)
         stored_as = {}
         if frame.empty:
-            print(f"no runs in {out}{nowhere}")
+            print(f"no runs in {shell_path(out)}{nowhere}")
             return 0
         unknown = "(spec unknown: config.json missing or unreadable)"
         # by spec, preset and command-line overrides (as recorded when planned): a preset's runs, or an
@@ -974,7 +974,7 @@ def _note_runs_elsewhere(out: Path, spec: str, others: Mapping[str, RunState], c
             and (job := (others[rid].status or {}).get("slurm_job_id"))]
     others = {rid: state for rid, state in others.items() if state.state in states}
     if others:
-        print(f"note: {count(len(others), 'run')} of {spec} in {out} ({what}) {'is' if len(others) == 1 else 'are'} "
+        print(f"note: {count(len(others), 'run')} of {spec} in {shell_path(out)} ({what}) {'is' if len(others) == 1 else 'are'} "
               f"of another preset, other key=value overrides or an earlier version of the spec file: give "
               f"`suite {command}` the ones given to `suite run`"
               + (f"; `scancel {' '.join(sorted(jobs))}` stops {'its job' if len(jobs) == 1 else 'their jobs'} "
@@ -1078,7 +1078,7 @@ def _cancel(args: argparse.Namespace) -> int:
     if complaints:
         print(complaints, file=sys.stderr)
     if not cancelled and not refused:
-        print(f"{spec.name}: nothing queued or running on SLURM (out: {out})")
+        print(f"{spec.name}: nothing queued or running on SLURM (out: {shell_path(out)})")
     if cancelled:
         command, note = _resubmit_hint(out, [store.state_of(store.run_dir(out, rid)).status for rid in cancelled],
                                        args)
@@ -1188,9 +1188,9 @@ def _profile(args: argparse.Namespace) -> int:
         out, kept = args.to, ""
         if partial and out.exists():  # a complete table of an earlier run is worth more than these rows
             out = out.with_name(f"{out.stem}.partial{out.suffix}")
-            kept = f"; {args.to} is left as it was"
+            kept = f"; {shell_path(args.to)} is left as it was"
         profile.write_out(out, profile.render(rows, fmt))
-        print(f"wrote {count(len(rows), 'row')} to {out}" + (f" (partial{kept})" if partial else ""))
+        print(f"wrote {count(len(rows), 'row')} to {shell_path(out)}" + (f" (partial{kept})" if partial else ""))
     elif args.json or args.csv:
         print(profile.render(rows, fmt), end="")
         print(note, end="", file=sys.stderr)
@@ -1296,7 +1296,7 @@ def _report(args: argparse.Namespace) -> int:
         _, errors, untabled = files.write_all(out, preset=args.preset, formats=chosen or files.DEFAULT_FORMATS,
                                               metrics=args.metric, say=lambda line: print(line, file=log))
         if untabled:
-            print(f"note: {count(len(untabled), 'done run')} in {out} {'is' if len(untabled) == 1 else 'are'} in no "
+            print(f"note: {count(len(untabled), 'done run')} in {shell_path(out)} {'is' if len(untabled) == 1 else 'are'} in no "
                   "table: run with key=value overrides, another preset or a spec file outside the spec folder; "
                   "`suite report SPEC [--preset P] [key=value ...]` tabulates them", file=log)
         for error in errors:  # after every table that could be written
@@ -1322,28 +1322,28 @@ def _report(args: argparse.Namespace) -> int:
     if args.to:
         used = files.write_to(report, args.to, chosen)
         if args.to != "-":
-            print(f"wrote {args.to} ({used})", file=log)
+            print(f"wrote {shell_path(args.to)} ({used})", file=log)
     try:
         if args.into and nothing_done:
             splice_file(args.into, report.name, "", write=False)  # a file without the block says so all the same
-            kept.append(f"the {report.name} block in {args.into}")
+            kept.append(f"the {report.name} block in {shell_path(args.into)}")
         elif args.into:
             splice_file(args.into, report.name, formats.fragment(report))
-            print(f"updated the {report.name} block in {args.into}", file=log)
+            print(f"updated the {report.name} block in {shell_path(args.into)}", file=log)
     except SuiteError as err:
         raise err.where(key="--into") from None
     if not (args.to or args.into):
         paths = files.table_paths(report, chosen or files.DEFAULT_FORMATS)
         if nothing_done and any(p.exists() for p in paths):
-            kept += [str(p) for p in paths if p.exists()]
+            kept += [shell_path(p) for p in paths if p.exists()]
         else:
             for path in files.write(report, chosen or files.DEFAULT_FORMATS):
-                print(f"wrote {path}", file=log)
+                print(f"wrote {shell_path(path)}", file=log)
     _note_misfiled(out, found, args, log, "tabulated in {its} stored state here: the next")
     if nothing_done:
         _note_runs_elsewhere(out, report.spec.name, _untold(found), "report", log)
     if kept:
-        print(f"no run of {report.name} is done in {out}: left {', '.join(kept)} as "
+        print(f"no run of {report.name} is done in {shell_path(out)}: left {', '.join(kept)} as "
               f"{'it was' if len(kept) == 1 else 'they were'} (--to FILE writes this store's table anyway)", file=log)
         return 0
     for note in report.notes:
@@ -1410,12 +1410,12 @@ def _train(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise SuiteError(f"cannot make the run directory: {exc.strerror or exc}", file=str(out),
                          key="--run-dir") from None
-    print(f"run {config.run_id}: {out}", file=sys.stderr)
+    print(f"run {config.run_id}: {shell_path(out)}", file=sys.stderr)
     try:
         with processes.sigterm_raises():  # as Ctrl-C: the last epoch's checkpoint stays, and the command resumes
             metrics = run(config, out, resume=True, progress=not args.no_progress)
     except processes.Terminated as stop:
-        print(f"interrupted; the same command resumes from {out}", file=sys.stderr)
+        print(f"interrupted; the same command resumes from {shell_path(out)}", file=sys.stderr)
         return stop.status
     print(json.dumps(metrics))
     return 0
@@ -1465,11 +1465,11 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"{'name':<20} {'saved (UTC)':<20} {'commit':<16} {'n':>3}  machine")
         for b in baselines:
             if b.error:
-                print(f"{b.name:<20} {'unreadable':<20} {'?':<16} {'?':>3}  {b.path}")
+                print(f"{b.name:<20} {'unreadable':<20} {'?':<16} {'?':>3}  {shell_path(b.path)}")
             else:
                 print(f"{b.name:<20} {b.saved[:19]:<20} {b.commit:<16} {b.count:>3}  {b.machine}")
         broken = [b for b in baselines if b.error]
-        print(f"{len(baselines) - len(broken)} baselines in {storage}" + (f", {len(broken)} unreadable" if broken else ""))
+        print(f"{len(baselines) - len(broken)} baselines in {shell_path(storage)}" + (f", {len(broken)} unreadable" if broken else ""))
         for b in broken:
             warnings.warn(f"{b.path}: unreadable baseline {b.name!r}: {b.error}", SuiteWarning)
         return 0
@@ -1494,7 +1494,7 @@ def _bench(args: argparse.Namespace) -> int:
             current = run.measure(run.project_root(), "working tree", rounds=rounds, max_time=max_time, save=args.save,
                                   storage=storage, **options)
             if args.save:
-                print(f"saved baseline {args.save!r} in {storage}")
+                print(f"saved baseline {args.save!r} in {shell_path(storage)}")
             if base is None:
                 return 0
     except run.BenchmarkFailed as exc:

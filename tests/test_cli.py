@@ -202,3 +202,18 @@ def test_an_error_a_caller_adds_to_reads_the_same_in_its_args(tmp_path):
     with pytest.raises(SuiteError, match="give --out a folder this user can write") as err:
         store.check_writable(tmp_path, key="--out")
     assert err.value.args == (str(err.value),)
+
+
+def test_the_paths_a_command_reports_are_quoted_as_the_commands_beside_them(tmp_path, capsys):
+    """`(out: /tmp/my runs)`, `wrote /tmp/my runs/rows.csv`: the store and the files a command
+    reports pasted as two words, while the commands printed beside them quote theirs (shell_path)."""
+    spec = tmp_path / "toy.yaml"
+    spec.write_text("name: toy\nbase: {model: {name: resnet26}, data: {name: digits}}\ngrid: {lr: [0.05, 0.1]}\n")
+    out = tmp_path / "my runs"
+    quoted = shlex.quote(str(out))
+    assert main(["run", str(spec), "--out", str(out), "--dry-run"]) == 0
+    assert f"2 of 2 runs would start (out: {quoted})" in capsys.readouterr().out
+    assert main(["profile", "resnet26", "--input-size", "32", "--to", str(out / "rows.csv")]) == 0
+    assert f"wrote 1 row to {shlex.quote(str(out / 'rows.csv'))}\n" in capsys.readouterr().out
+    assert main(["report", str(spec), "--out", str(out), "--to", str(out / "toy.md")]) == 0
+    assert f"wrote {shlex.quote(str(out / 'toy.md'))} (md)\n" in capsys.readouterr().out

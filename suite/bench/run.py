@@ -20,7 +20,7 @@ from pathlib import Path
 
 from suite import PACKAGE_DIR, files, processes
 from suite.bench.compare import Run, load_run, save_warning
-from suite.errors import SuiteError, SuiteWarning, unknown
+from suite.errors import SuiteError, SuiteWarning, shell_path, unknown
 
 BENCH_DIR = "tests/benchmarks"
 DEFAULT_ROUNDS = 15
@@ -127,7 +127,7 @@ def _unsave(storage: Path | None, root: Path, before: set[Path], save: str | Non
         return
     for path in _saved(storage, root) - before:
         path.unlink(missing_ok=True)
-        print(f"not saved: the run of baseline {save!r} did not finish (its partial file in {path.parent.parent} "
+        print(f"not saved: the run of baseline {save!r} did not finish (its partial file in {shell_path(path.parent.parent)} "
               "was removed)", file=sys.stderr)
 
 

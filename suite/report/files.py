@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from suite import files
-from suite.errors import SuiteError, unknown
+from suite.errors import SuiteError, shell_path, unknown
 from suite.report import formats as fmt
 from suite.report import plots
 from suite.report.tables import Report
@@ -143,7 +143,7 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
                     own = {r.run_id for r in runs}
                 elif preset is None and {r.run_id for r in runs} <= own:
                     for path in _remove(out, f"{name}.{p}"):
-                        say(f"removed {path}: preset {p}'s runs are all {name}'s own, in its table")
+                        say(f"removed {shell_path(path)}: preset {p}'s runs are all {name}'s own, in its table")
                     continue
                 frame = tables.collect(out, spec, runs, found.into(out, [r.run_id for r in runs]))
                 covered.update(frame["run_id"], frame.attrs["stored_as"].values())  # an older id's run is in a table
@@ -157,9 +157,9 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
                 continue
             for path in write(report, formats):
                 paths.append(path)
-                say(f"wrote {path}")
+                say(f"wrote {shell_path(path)}")
     paths.append(cx.write(out))
-    say(f"wrote {paths[-1]}")
+    say(f"wrote {shell_path(paths[-1])}")
     return paths, errors, runs_outside(out, covered)
 
 
