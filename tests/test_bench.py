@@ -722,7 +722,8 @@ def test_a_revision_whose_benchmarks_fail_is_named_not_its_deleted_tree(tmp_path
     reported as 'pytest exited with status 1 running the benchmarks in /tmp/suite-bench-rev-.../tests/benchmarks',
     a path gone by the time it was read; and pytest's output shown above named that tree's files
     ("ImportError while loading conftest '/tmp/suite-bench-rev-.../tests/benchmarks/conftest.py'"),
-    which are now named as the revision's, as `git show` takes them (HEAD:tests/...)."""
+    which are now named as the revision's, as `git show` takes them (HEAD:tests/...), and so are the paths
+    pytest writes relative to the tree (tests/benchmarks/test_one.py:3:), which read as the working tree's."""
     repo = tmp_path / "repo"
     (repo / "tests" / "benchmarks").mkdir(parents=True)
     (repo / "tests" / "benchmarks" / "test_one.py").write_text(
@@ -740,6 +741,18 @@ def test_a_revision_whose_benchmarks_fail_is_named_not_its_deleted_tree(tmp_path
     assert "suite-bench-rev-" not in out + err
     if broken == "conftest.py":
         assert "ImportError while loading conftest 'HEAD:tests/benchmarks/conftest.py'" in out + err
+    else:
+        assert "\nHEAD:tests/benchmarks/test_one.py:3: AssertionError" in out
+        assert "FAILED HEAD:tests/benchmarks/test_one.py::test_ok" in out
+
+
+def test_only_the_revisions_files_are_renamed_in_its_pytest_output(tmp_path):
+    """A word that looks like a relative path but is no file of the revision's tree stays as it is."""
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_a.py").write_text("")
+    text = "tests/test_a.py:3: in f\nE  no such module tests/test_b.py; see HEAD:tests/test_a.py or /x/tests/test_a.py"
+    assert run._renamed(text, (tmp_path, "HEAD:"), tmp_path) == (
+        "HEAD:tests/test_a.py:3: in f\nE  no such module tests/test_b.py; see HEAD:tests/test_a.py or /x/tests/test_a.py")
 
 
 # --------------------------------------------------------------------------- stopped from outside

@@ -100,19 +100,31 @@ def run_benchmarks(root: Path, json_path: Path, *, rounds: int = DEFAULT_ROUNDS,
     if proc.returncode not in (0, NO_TESTS):
         _unsave(storage, root, saved_before, save)
     if quiet and proc.returncode not in (0, NO_TESTS):
-        sys.stdout.write(_renamed(proc.stdout, shown_as)[-5000:])
-        sys.stderr.write(_renamed(proc.stderr, shown_as)[-5000:])
+        sys.stdout.write(_renamed(proc.stdout, shown_as, root)[-5000:])
+        sys.stderr.write(_renamed(proc.stderr, shown_as, root)[-5000:])
     return proc.returncode
 
 
-def _renamed(text: str, shown_as: tuple[Path, str] | None) -> str:
-    """`text` with the paths under shown_as's folder written as its name followed by their path in it."""
+def _renamed(text: str, shown_as: tuple[Path, str] | None, cwd: Path) -> str:
+    """`text` with the paths under shown_as's folder written as its name followed by their path in it:
+    absolute ones, and those pytest writes relative to its `cwd` (tests/x.py:3: AssertionError, FAILED
+    tests/x.py::test), which are the same text as the working tree's; a relative one only if it is a
+    file there, so a word of a message that merely looks like a path is left as it is."""
     if shown_as is None:
         return text
     folder, name = shown_as
     for prefix in dict.fromkeys((str(folder), str(Path(folder).resolve()))):
         text = text.replace(prefix.rstrip("/") + "/", name)
-    return text
+
+    def named(match: re.Match[str]) -> str:
+        inside = Path(os.path.relpath(Path(cwd, match[0]), folder))  # as written, symbolic links not followed
+        return f"{name}{inside.as_posix()}" if (folder / inside).is_file() and ".." not in inside.parts else match[0]
+
+    return _RELATIVE_PY.sub(named, text)
+
+
+# a relative path of a Python file as pytest prints it; not the tail of a longer path or of REV:path
+_RELATIVE_PY = re.compile(r"(?<![\w./:~-])(?:[\w.-]+/)*[\w.-]+\.py\b")
 
 
 
