@@ -931,6 +931,19 @@ def test_the_san_benchmark_refuses_settings_before_measuring(argv, message, caps
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--input-size", "64"], "error: --padding: inputs of 64 px leave stage 4 a 2x2 map"),
+    (["--input-size", "16", "--padding", "zeros"], "error: --input-size: inputs of 16 px are too small"),
+])
+def test_the_san_benchmark_names_the_flag_a_model_check_refuses(argv, said, capsys):
+    """SAN's size check named its option bare (`padding: ...`), or nothing for a size too small for any
+    padding, where this command's settings are --padding and --input-size."""
+    from suite.ops import benchmark
+
+    assert benchmark.main(argv) == 2
+    assert said in capsys.readouterr().err
+
+
 def test_benchmark_workers_import_the_suite_that_started_them(tmp_path, monkeypatch):
     """As runs and profile children do (processes.suite_env): a `suite/` in the working folder would
     otherwise be what `python -m suite.ops.benchmark --worker` imports."""

@@ -53,6 +53,8 @@ CONFIGS: tuple[tuple[str, str], ...] = (
 MODES: tuple[str, ...] = ("infer", "train")
 OPS_LABELS = {"shift": "shift (ours)", "unfold": "unfold (naive)"}
 HEAPS: tuple[str, ...] = ("default", "steady")  # in this order: a worker stays on the steady heap
+# the flag of each model option this command sets, and of the size (a size check that names no key)
+FLAGS: dict[str | None, str] = {"padding": "--padding", None: "--input-size"}
 
 
 @dataclass(frozen=True)
@@ -286,7 +288,10 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.rounds * args.steps < 2:
         parser.error("--rounds x --steps must be at least 2: the IQR needs two timed steps")
     for model in dict.fromkeys(m for m, _ in CONFIGS):
-        resolve_model_kwargs(model, san_kwargs(model, args.padding), input_size=args.input_size)
+        try:
+            resolve_model_kwargs(model, san_kwargs(model, args.padding), input_size=args.input_size)
+        except SuiteError as err:  # named by the flag that set it (a size check with no key: the size's)
+            raise err.rekeyed(FLAGS.get(err.key, err.key)) from None
 
 
 if __name__ == "__main__":
