@@ -690,7 +690,8 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
     skipped = f", {len(outcome.skipped)} skipped (another process ended or queued them meanwhile)" \
         if outcome.skipped else ""
     unstarted = f", {len(outcome.unstarted)} not started (deleted)" if outcome.unstarted else ""
-    print(f"{len(outcome.done)} done, {len(outcome.failed)} failed{stopped}{busy}{skipped}{unstarted} (out: {shell_path(out)})")
+    print(f"{len(outcome.done)} done, {len(outcome.failed)} failed{stopped}{busy}{skipped}{unstarted} "
+          f"(out: {shell_path(out)})")
     if outcome.failed:
         print(f"see: suite status {_same_runs(args)}")
     if outcome.stopped and not outcome.interrupted:
@@ -974,7 +975,8 @@ def _note_runs_elsewhere(out: Path, spec: str, others: Mapping[str, RunState], c
             and (job := (others[rid].status or {}).get("slurm_job_id"))]
     others = {rid: state for rid, state in others.items() if state.state in states}
     if others:
-        print(f"note: {count(len(others), 'run')} of {spec} in {shell_path(out)} ({what}) {'is' if len(others) == 1 else 'are'} "
+        print(f"note: {count(len(others), 'run')} of {spec} in {shell_path(out)} ({what}) "
+              f"{'is' if len(others) == 1 else 'are'} "
               f"of another preset, other key=value overrides or an earlier version of the spec file: give "
               f"`suite {command}` the ones given to `suite run`"
               + (f"; `scancel {' '.join(sorted(jobs))}` stops {'its job' if len(jobs) == 1 else 'their jobs'} "
@@ -1296,7 +1298,8 @@ def _report(args: argparse.Namespace) -> int:
         _, errors, untabled = files.write_all(out, preset=args.preset, formats=chosen or files.DEFAULT_FORMATS,
                                               metrics=args.metric, say=lambda line: print(line, file=log))
         if untabled:
-            print(f"note: {count(len(untabled), 'done run')} in {shell_path(out)} {'is' if len(untabled) == 1 else 'are'} in no "
+            print(f"note: {count(len(untabled), 'done run')} in {shell_path(out)} "
+                  f"{'is' if len(untabled) == 1 else 'are'} in no "
                   "table: run with key=value overrides, another preset or a spec file outside the spec folder; "
                   "`suite report SPEC [--preset P] [key=value ...]` tabulates them", file=log)
         for error in errors:  # after every table that could be written
@@ -1469,7 +1472,8 @@ def _bench(args: argparse.Namespace) -> int:
             else:
                 print(f"{b.name:<20} {b.saved[:19]:<20} {b.commit:<16} {b.count:>3}  {b.machine}")
         broken = [b for b in baselines if b.error]
-        print(f"{len(baselines) - len(broken)} baselines in {shell_path(storage)}" + (f", {len(broken)} unreadable" if broken else ""))
+        print(f"{len(baselines) - len(broken)} baselines in {shell_path(storage)}"
+              + (f", {len(broken)} unreadable" if broken else ""))
         for b in broken:
             warnings.warn(f"{b.path}: unreadable baseline {b.name!r}: {b.error}", SuiteWarning)
         return 0

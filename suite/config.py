@@ -366,7 +366,8 @@ def _resolve(user: dict[str, Any]) -> RunConfig:
     try:
         resolve_model_kwargs(model_name, kwargs, input_size=size)
     except SuiteError as err:
-        raise err.said(f" ({size_key} is {size})").where(key="model" if err.key else size_key) from None  # keyed: an option that could fix it
+        err.said(f" ({size_key} is {size})")
+        raise err.where(key="model" if err.key else size_key) from None  # keyed: an option that could fix it
     return RunConfig(model=ModelConfig(model_name, kwargs), data=data, measure=measure, **nested)
 
 

@@ -139,7 +139,8 @@ def _unsave(storage: Path | None, root: Path, before: set[Path], save: str | Non
         return
     for path in _saved(storage, root) - before:
         path.unlink(missing_ok=True)
-        print(f"not saved: the run of baseline {save!r} did not finish (its partial file in {shell_path(path.parent.parent)} "
+        print(f"not saved: the run of baseline {save!r} did not finish (its partial file in "
+              f"{shell_path(path.parent.parent)} "
               "was removed)", file=sys.stderr)
 
 
