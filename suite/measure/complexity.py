@@ -131,7 +131,8 @@ def model_complexity(name: str, img_size: int | None = None, **kwargs: Any) -> C
 def sized_options(name: str, kwargs: Mapping[str, Any], img_size: int | None) -> tuple[int, dict[str, Any]]:
     """The input size (None: the model's natural one) and the model's options checked for it. A size
     that is no count, or that the model's pools cannot take, is a SuiteError naming `img_size`: the
-    Python argument of model_complexity and ProfileJob alike (`suite profile` renames it to its flag)."""
+    Python argument of model_complexity and ProfileJob alike (`suite profile` renames it to its flag,
+    a run to data.input_size: profile._respelt)."""
     if img_size is None:
         img_size = get_model_info(name).input_size
     elif img_size < 1:
