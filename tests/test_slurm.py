@@ -380,11 +380,11 @@ def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys)
     assert store.state_of(d).state == "done" and not (d / "archive").exists()  # nothing hidden
     assert not store.run_dir(out, fresh.run_id).exists()
     assert not (out / "code").exists() and not (out / "submitit").exists()  # nor the snapshot, nor the pickles
-    # sbatch takes a job no node can run while it is held; releasing it is refused: undone alike
+    # sbatch takes a job no node can run while it is held; releasing it is refused: undone alike (more
+    # CPUs than a node has, which `suite run` refuses before submitting, stands for a node changed since)
     status_before = (d / "status.json").read_text()
-    assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--force", "--cpus-per-task", "4096"]) == 2
-    err = capsys.readouterr().err
-    assert "SLURM took the jobs but will not run them" in err and "cpus_per_task=4096 (--cpus-per-task)" in err
+    with pytest.raises(SuiteError, match=r"SLURM took the jobs but will not run them: .*cpus_per_task=4096"):
+        slurm.submit([run, fresh], out, ClusterOptions(cpus_per_task=4096), name=spec.stem, afresh=True)
     assert store.state_of(d).state == "done" and not (d / "archive").exists()  # the result is back in place
     assert (d / "status.json").read_text() == status_before
     assert not store.run_dir(out, fresh.run_id).exists()  # nothing of a run first planned by it stays in the store
@@ -532,8 +532,10 @@ def test_a_withdrawn_submission_leaves_the_status_a_local_run_wrote_since(tmp_pa
 
     monkeypatch.setattr(slurm, "_slurm", local_run_starts_before_the_release)
     try:
-        assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--cpus-per-task", "4096"]) == 2
-        assert "SLURM took the jobs but will not run them" in capsys.readouterr().err
+        # more CPUs than a node has (which `suite run` refuses before submitting): the release is refused
+        with pytest.raises(SuiteError, match="SLURM took the jobs but will not run them"):
+            slurm.submit(ablations.expand(ablations.load(spec)), out, ClusterOptions(cpus_per_task=4096),
+                         name=spec.stem)
         assert status(out, rid)["state"] == "running" and status(out, rid)["pid"] == local[0].pid
         stop(local[0])
         assert store.state_of(d).state == "interrupted" and (d / "config.json").exists()
@@ -1103,9 +1105,27 @@ def test_more_gpus_or_memory_than_a_node_has_is_named_where_it_was_given_before_
                              f"{slurm_cluster.mem_mb} MB")
     assert not out.exists()
     printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run",
-                    "--gpus-per-node", str(slurm_cluster.gpus), "--partition", slurm_cluster.gpu_partition)
+                    "--gpus-per-node", str(slurm_cluster.gpus), "--partition", slurm_cluster.gpu_partition,
+                    "--cpus-per-task", str(slurm_cluster.cpus))
     assert "note:" not in printed  # as many as a node has
 
+
+def test_more_cpus_than_a_node_has_is_named_where_it_was_given_before_anything_is_submitted(
+        tmp_path, capsys, slurm_cluster):
+    """sbatch took, held, a job asking more CPUs a node than a node has, and `scontrol release` refused
+    it (PartitionConfig): the submission was withdrawn, and the dry run said nothing."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "cpus", {"lr": [0.01]})
+    cpus = slurm_cluster.cpus
+    said = (f"<command line>: --cpus-per-task: {cpus + 1} CPUs a task but each node of partition "
+            f"'{slurm_cluster.partition}' (the default) has at most {cpus} CPUs: SLURM would refuse to release the "
+            "jobs (PartitionConfig)")
+    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run",
+                    "--cpus-per-task", str(cpus + 1))
+    assert f"note: a real submission would be refused: {said}" in printed
+    assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--cpus-per-task", str(cpus + 1)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {said}")
+    assert not out.exists()  # nothing submitted, no store made
 
 def test_a_max_array_size_above_the_clusters_is_named_where_it_was_given_before_anything_is_submitted(
         tmp_path, capsys, slurm_cluster):

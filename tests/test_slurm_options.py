@@ -1112,9 +1112,9 @@ def test_gpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partiti
     """The test cluster's partitions all have GPUs: a partition without GRES, and one whose nodes
     name a GPU type and socket binding, are sinfo's lines as a cluster with them prints them (a
     default partition of two kinds of node, two lines, was named twice: 'cpu' or 'cpu')."""
-    fake_commands(tmp_path, monkeypatch, {"sinfo": "printf 'cpu*|191000|(null)\\ncpu*|95000|(null)\\n"
-                                                    "gpu|512000|gpu:a100:4(S:0-1),mps:400\\n"
-                                                    "gpu|256000|gpu:v100:2,gpu:k80:1\\nbig|2000000+|(null)\\n'"})
+    fake_commands(tmp_path, monkeypatch, {"sinfo": "printf 'cpu*|191000|(null)|64\\ncpu*|95000|(null)|32\\n"
+                                                    "gpu|512000|gpu:a100:4(S:0-1),mps:400|48\\n"
+                                                    "gpu|256000|gpu:v100:2,gpu:k80:1|16\\nbig|2000000+|(null)|8+\\n'"})
     said = [(e.key, e.message) for e in slurm._node_mistakes(ClusterOptions(gpus_per_node=1))]
     assert said == [("gpus_per_node", "1 GPU a node, but each node of partition 'cpu' (the default) has no GPUs "
                     "(no gpu GRES): the jobs would wait for ever (BadConstraints); `sinfo --format='%P %G'` lists "
@@ -1128,6 +1128,22 @@ def test_gpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partiti
     assert slurm._node_mistakes(ClusterOptions(partition="nosuch", gpus_per_node=1)) == []  # _partition_mistakes's
 
 
+
+def test_cpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partition(tmp_path, monkeypatch, spec):
+    """More CPUs a node (cpus_per_task times tasks_per_node) than any node of the partition has were
+    sent: sbatch took the held jobs and `scontrol release` refused them (PartitionConfig)."""
+    fake_commands(tmp_path, monkeypatch, {"sinfo": "printf 'cpu*|191000|(null)|64\\ncpu*|95000|(null)|32\\n"
+                                                    "gpu|512000|gpu:4|48\\nbig|2000000|(null)|8+\\n'"})
+    assert slurm._node_mistakes(ClusterOptions(cpus_per_task=64)) == []
+    [said] = slurm._node_mistakes(options(spec, {"cpus_per_task": 65}))
+    assert str(said) == ("<command line>: --cpus-per-task: 65 CPUs a task but each node of partition 'gpu' has at "
+                         "most 48 CPUs: SLURM would refuse to release the jobs (PartitionConfig); `sinfo "
+                         "--format='%P %c'` lists the CPUs of each partition's nodes")
+    [said] = slurm._node_mistakes(ClusterOptions(cpus_per_task=13, tasks_per_node=5))
+    assert said.key == "cpus_per_task" and said.message.startswith(
+        "13 CPUs a task times tasks_per_node=5, 65 a node, but each node of partition 'cpu' (the default) has at most "
+        "64 CPUs")
+    assert slurm._node_mistakes(ClusterOptions(partition="big", cpus_per_task=1000)) == []  # `8+`: no exact number
 
 def test_a_controller_that_does_not_answer_is_said_by_the_dry_run_and_refuses_the_submission(tmp_path, monkeypatch,
                                                                                              capsys):

@@ -455,8 +455,8 @@ def check_options(options: ClusterOptions) -> None:
     Nothing is said off the cluster (no SLURM commands: a dry run still shows the plan); on one whose
     slurmctld does not answer, that is the refusal, as none of the cluster's checks could be made."""
     if (down := controller_down()) is not None:
-        raise SuiteError(f"{down}: nothing can be submitted, nor the partition, the nodes' GPUs and memory or "
-                         "the room in the queue checked; try again once `sinfo` answers", key="cluster")
+        raise SuiteError(f"{down}: nothing can be submitted, nor the partition, the nodes' GPUs, memory and CPUs "
+                         "or the room in the queue checked; try again once `sinfo` answers", key="cluster")
     mistakes = _partition_mistakes(options) + _node_mistakes(options)
     refused = sbatch_check.refusals(options.sbatch)
     mistakes += [options.origin(f"sbatch.{key}").error(said) for key, said in refused.items()]
@@ -483,32 +483,32 @@ def _partition_mistakes(options: ClusterOptions) -> list[SuiteError]:
 
 
 def _node_mistakes(options: ClusterOptions) -> list[SuiteError]:
-    """GPUs or memory a node more than any node of the partition has (or of the default one): sbatch
-    takes such a job, held as a submission's are, and it waits for ever as BadConstraints. (More
-    CPUs than a node has is refused when the held jobs are released.) `sinfo` lists each partition's
+    """GPUs, memory or CPUs (`cpus_per_task` times `tasks_per_node`) a node more than any node of the partition
+    has (or of the default one): sbatch takes such a job, held as a submission's are, and it waits for
+    ever as BadConstraints, or (CPUs) `scontrol release` refuses it. `sinfo` lists each partition's
     kinds of node; one it gives no exact number for (`8+`) is taken to have enough."""
     try:
-        lines = _slurm("sinfo", "--all", "--noheader", "--format=%P|%m|%G").splitlines()
+        lines = _slurm("sinfo", "--all", "--noheader", "--format=%P|%m|%G|%c").splitlines()
     except SuiteError:
         return []
-    kinds: dict[str, list[tuple[float, int]]] = {}  # partition -> (memory MB, GPUs) of each kind of node
+    kinds: dict[str, list[tuple[float, int, float]]] = {}  # partition -> (memory MB, GPUs, CPUs) of each kind of node
     default = []
     for line in lines:
-        name, mem, gres = (line.split("|") + ["", ""])[:3]
+        name, mem, gres, cpus = (line.split("|") + ["", "", ""])[:4]
         if name.endswith("*"):  # one line per kind of node: the default named once
             name = name[:-1]
             default = [*dict.fromkeys([*default, name])]
-        gpus = sum(int(n) for n in re.findall(r"\bgpu(?::[^:,(]+)?:(\d+)", gres))
-        kinds.setdefault(name, []).append((float(mem) if mem.isdigit() else math.inf, gpus))
+        n_gpus = sum(int(n) for n in re.findall(r"\bgpu(?::[^:,(]+)?:(\d+)", gres))
+        kinds.setdefault(name, []).append((float(mem) if mem.isdigit() else math.inf, n_gpus,
+                                           float(cpus) if cpus.isdigit() else math.inf))
     wanted = [p for p in (options.partition.split(",") if options.partition else default) if p in kinds]
     if not wanted:  # a partition the cluster lacks: `_partition_mistakes` says so
         return []
     where = f"partition {' or '.join(repr(p) for p in wanted)}" + ("" if options.partition else " (the default)")
-    most_gpus = max(gpus for p in wanted for _, gpus in kinds[p])
-    most_mem = max(mem for p in wanted for mem, _ in kinds[p])
+    most_mem, most_gpus, most_cpus = (max(kind[i] for p in wanted for kind in kinds[p]) for i in range(3))
     mistakes = []
     if options.gpus_per_node > most_gpus:
-        has = f"has at most {count(most_gpus, 'GPU')}" if most_gpus else "has no GPUs (no gpu GRES)"
+        has = f"has at most {count(int(most_gpus), 'GPU')}" if most_gpus else "has no GPUs (no gpu GRES)"
         mistakes.append(options.origin("gpus_per_node").error(
             f"{count(options.gpus_per_node, 'GPU')} a node, but each node of {where} {has}: the jobs would wait "
             "for ever (BadConstraints); `sinfo --format='%P %G'` lists the GPUs of each partition's nodes"))
@@ -517,6 +517,13 @@ def _node_mistakes(options: ClusterOptions) -> list[SuiteError]:
             f"{options.mem_gb:g} GB ({math.ceil(options.mem_gb * 1024)} MB) a node, but each node of {where} has "
             f"at most {most_mem:.0f} MB: the jobs would wait for ever (BadConstraints); `sinfo --format='%P %m'` "
             "lists the memory (MB) of each partition's nodes"))
+    if options.cpus_per_task is not None and options.cpus_per_task * options.tasks_per_node > most_cpus:
+        tasks = "" if options.tasks_per_node == 1 else \
+            f" times tasks_per_node={options.tasks_per_node}, {options.cpus_per_task * options.tasks_per_node} a node,"
+        mistakes.append(options.origin("cpus_per_task").error(
+            f"{count(options.cpus_per_task, 'CPU')} a task{tasks} but each node of {where} has at most "
+            f"{count(int(most_cpus), 'CPU')}: SLURM would refuse to release the jobs (PartitionConfig); "
+            "`sinfo --format='%P %c'` lists the CPUs of each partition's nodes"))
     return mistakes
 
 
