@@ -227,8 +227,8 @@ def test_status_says_why_a_request_the_cluster_cannot_meet_waits(tmp_path, capsy
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "store"
     spec = write_spec(tmp_path, "toomany", {"lr": [0.01]})
-    # in an sbatch parameter: gpus_per_node above what a node has is refused before it is submitted
-    too_many = f"gres=gpu:{slurm_cluster.gpus + 1}"
+    # a GPU type no node has: only the count is checked before submitting (`suite.dispatch.gpus`)
+    too_many = "gres=gpu:nosuchtype:1"
     suite(capsys, "run", spec.name, "--executor", "slurm", "--out", "store", "--sbatch", too_many)
     # The scheduler sets the reason when it first looks at the job (SchedulerParameters, ~1 s here).
     wait_for(lambda: "pending because: BadConstraints (1)" in suite(capsys, "status", str(spec), "--out", str(out)),
@@ -1126,6 +1126,30 @@ def test_more_cpus_than_a_node_has_is_named_where_it_was_given_before_anything_i
     assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--cpus-per-task", str(cpus + 1)]) == 2
     assert capsys.readouterr().err.startswith(f"error: {said}")
     assert not out.exists()  # nothing submitted, no store made
+
+def test_gpus_asked_in_sbatch_parameters_above_a_nodes_are_named_before_anything_is_submitted(
+        tmp_path, capsys, slurm_cluster):
+    """GPUs asked through an sbatch parameter (`gres=gpu:3`, `gpus=3`) went round the GPU check and
+    the held jobs waited for ever (BadConstraints), as did a count that is no number (`gpus=abc`)."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "sbatch_gpus", {"lr": [0.01]})
+    gpus = slurm_cluster.gpus
+    has = f"but each node of partition '{slurm_cluster.partition}' (the default) has at most {gpus} GPU"
+    asked = {"--sbatch.gres": f"gres=gpu:{gpus + 1} asks {gpus + 1} GPUs of a node, {has}",
+             "--sbatch.gpus": f"gpus={gpus + 1} asks {gpus + 1} GPUs of a node, {has}"}
+    flags = ["--sbatch", f"gres=gpu:{gpus + 1}", "--sbatch", f"gpus={gpus + 1}"]
+    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run", *flags)
+    assert all(said in printed for said in asked.values())
+    assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), *flags]) == 2
+    err = capsys.readouterr().err.splitlines()
+    named = {line.split("<command line>: ")[1].split(":")[0]: line for line in err if "<command line>: " in line}
+    assert named.keys() == asked.keys() and all(said in named[flag] for flag, said in asked.items())
+    assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), "--sbatch", "gpus=abc"]) == 2
+    assert capsys.readouterr().err.startswith("error: <command line>: --sbatch.gpus: 'abc' in gpus=abc is no GPU count")
+    assert not out.exists()  # nothing submitted, no store made
+    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run",
+                    "--sbatch", f"gres=gpu:{gpus}", "--partition", slurm_cluster.gpu_partition)
+    assert "note:" not in printed  # as many as a node has
 
 def test_a_max_array_size_above_the_clusters_is_named_where_it_was_given_before_anything_is_submitted(
         tmp_path, capsys, slurm_cluster):

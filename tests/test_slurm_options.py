@@ -1145,6 +1145,49 @@ def test_cpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partiti
         "64 CPUs")
     assert slurm._node_mistakes(ClusterOptions(partition="big", cpus_per_task=1000)) == []  # `8+`: no exact number
 
+
+@pytest.mark.parametrize("param, per_node, fits", [
+    ("gres=gpu:5", 5, "gres=gpu:4"), ("gres=gpu:a100:3,gpu:v100:2", 5, "gres=gpu:a100:3,mps:100"),
+    ("gpus=gpu:9", 5, "gpus=gpu:8"), ("gpus=9", 5, "gpus=8"), ("gpus-per-task=3", 6, "gpus-per-task=2"),
+    ("gpus_per_task=a100:3", 6, "gpus_per_task=a100:2")])
+def test_gpus_asked_in_sbatch_parameters_are_judged_as_gpus_per_node_is(tmp_path, monkeypatch, spec, param, per_node,
+                                                                       fits):
+    """GPUs asked through raw sbatch parameters went round the check of gpus_per_node and waited
+    for ever as BadConstraints; `gpus` is the job's, spread over its 2 nodes here, `gpus-per-task`
+    each of its 2 tasks a node."""
+    fake_commands(tmp_path, monkeypatch, {"sinfo": "printf 'gpu|512000|gpu:a100:4(S:0-1),mps:400|48\\n'"})
+    key = param.split("=")[0].replace("_", "-")
+    [said] = slurm._node_mistakes(options(spec, {"sbatch": [param], "nodes": 2, "tasks_per_node": 2,
+                                                 "gpus_per_node": 2}))
+    assert str(said) == (f"<command line>: --sbatch.{key}: {key}={param.split('=')[1]} asks {per_node} GPUs of a "
+                         "node, but each node of partition 'gpu' has at most 4 GPUs: the jobs would wait for ever "
+                         "(BadConstraints); `sinfo --format='%P %G'` lists the GPUs of each partition's nodes")
+    fits = options(spec, {"sbatch": [fits], "nodes": 2, "tasks_per_node": 2, "gpus_per_node": 2})
+    assert slurm._node_mistakes(fits) == []
+
+
+@pytest.mark.parametrize("param", ["gres=gpu:2,gpu:2", "gres=gpu:1,gpu:a100:9", "gres=gpu:a:b:9", "gpus-per-socket=9",
+                                   "gpus=a100:9,a100:9"])
+def test_gpu_parameters_that_cannot_be_read_for_sure_are_left_to_slurm(tmp_path, monkeypatch, spec, param):
+    fake_commands(tmp_path, monkeypatch, {"sinfo": "printf 'gpu|512000|gpu:4|48\\n'"})
+    assert slurm._node_mistakes(options(spec, {"sbatch": [param]})) == []
+
+
+@pytest.mark.parametrize("param, form", [("gpus=abc", "[type:]count"), ("gpus=a100:x", "[type:]count"),
+                                         ("gpus-per-task=", "[type:]count"), ("gres=gpu:a100:two", "gpu[[:type]:count]")])
+def test_a_gpu_count_that_is_no_number_is_refused_by_file_line_and_key(tmp_path, param, form):
+    """sbatch took `--gpus=abc` and the job waited for ever (BadConstraints)."""
+    key, _, value = param.partition("=")
+    path = tmp_path / "cluster.yaml"
+    path.write_text(f"partition: gpu\nsbatch:\n  {key}: '{value}'\n")
+    with pytest.raises(SuiteError) as err:
+        resolve_options(user=path)
+    assert err.value.file == str(path) and err.value.line == 2 and err.value.key == f"sbatch.{key}"
+    assert f"in {param} is no GPU count: sbatch takes it and the jobs would never start; write {form}" in str(err.value)
+    with pytest.raises(SuiteError, match=rf"^<command line>: --sbatch\.{key}: .* is no GPU count"):
+        resolve_options(cli=parse_cli({"sbatch": [param]}), user=None)
+
+
 def test_a_controller_that_does_not_answer_is_said_by_the_dry_run_and_refuses_the_submission(tmp_path, monkeypatch,
                                                                                              capsys):
     """slurmctld down (scontrol, sinfo and squeue faked: the test cluster's must not be stopped): the

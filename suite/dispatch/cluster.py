@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from suite.dispatch import gpus
 from suite.errors import SuiteError, together, unknown
 from suite.files import check_lookup
 from suite.schema import coerce, read_yaml, show_value
@@ -325,6 +326,10 @@ def _check_parameter(key: str, raw_key: Any, v: Any, params: Mapping[str, Any], 
     if key in params:
         raise SuiteError(f"sbatch parameter {key!r} is given twice (spelt differently)", key=f"{name}.{raw_key}",
                          **where)
+    try:
+        gpus.per_node(key, v, nodes=1, tasks_per_node=1)
+    except gpus.Malformed as exc:
+        raise SuiteError(str(exc), key=f"{name}.{raw_key}", **where) from None
 
 
 def _one_letter(key: str, name: str, where: dict[str, Any]) -> SuiteError:

@@ -51,7 +51,7 @@ from typing import Any, NoReturn, TypeVar
 
 from suite import files, locks, processes, store
 from suite.ablations.expand import RunSpec
-from suite.dispatch import sbatch_check, snapshot
+from suite.dispatch import gpus, sbatch_check, snapshot
 from suite.dispatch.cluster import ClusterOptions, summary
 from suite.dispatch.plan import start_afresh_dir
 from suite.errors import SuiteError, SuiteWarning, close_matches, count, shell_path, show_warning, together
@@ -483,7 +483,8 @@ def _partition_mistakes(options: ClusterOptions) -> list[SuiteError]:
 
 
 def _node_mistakes(options: ClusterOptions) -> list[SuiteError]:
-    """GPUs, memory or CPUs (`cpus_per_task` times `tasks_per_node`) a node more than any node of the partition
+    """GPUs (`gpus_per_node`, or sbatch's `gpus`, `gpus-per-task` and `gres` parameters: `gpus.per_node`),
+    memory or CPUs (`cpus_per_task` times `tasks_per_node`) a node more than any node of the partition
     has (or of the default one): sbatch takes such a job, held as a submission's are, and it waits for
     ever as BadConstraints, or (CPUs) `scontrol release` refuses it. `sinfo` lists each partition's
     kinds of node; one it gives no exact number for (`8+`) is taken to have enough."""
@@ -507,11 +508,17 @@ def _node_mistakes(options: ClusterOptions) -> list[SuiteError]:
     where = f"partition {' or '.join(repr(p) for p in wanted)}" + ("" if options.partition else " (the default)")
     most_mem, most_gpus, most_cpus = (max(kind[i] for p in wanted for kind in kinds[p]) for i in range(3))
     mistakes = []
-    if options.gpus_per_node > most_gpus:
-        has = f"has at most {count(int(most_gpus), 'GPU')}" if most_gpus else "has no GPUs (no gpu GRES)"
-        mistakes.append(options.origin("gpus_per_node").error(
-            f"{count(options.gpus_per_node, 'GPU')} a node, but each node of {where} {has}: the jobs would wait "
-            "for ever (BadConstraints); `sinfo --format='%P %G'` lists the GPUs of each partition's nodes"))
+    asked = [("gpus_per_node", f"{count(options.gpus_per_node, 'GPU')} a node", options.gpus_per_node)]
+    for key, value in options.sbatch.items():
+        with contextlib.suppress(gpus.Malformed):  # refused where the options were read
+            if (n := gpus.per_node(key, value, nodes=options.nodes, tasks_per_node=options.tasks_per_node)) is not None:
+                asked.append((f"sbatch.{key}", f"{key}={value} asks {count(n, 'GPU')} of a node", n))
+    for name, said, n in asked:
+        if n > most_gpus:
+            has = f"has at most {count(int(most_gpus), 'GPU')}" if most_gpus else "has no GPUs (no gpu GRES)"
+            mistakes.append(options.origin(name).error(
+                f"{said}, but each node of {where} {has}: the jobs would wait for ever (BadConstraints); "
+                "`sinfo --format='%P %G'` lists the GPUs of each partition's nodes"))
     if options.mem_gb is not None and math.ceil(options.mem_gb * 1024) > most_mem:
         mistakes.append(options.origin("mem_gb").error(
             f"{options.mem_gb:g} GB ({math.ceil(options.mem_gb * 1024)} MB) a node, but each node of {where} has "

@@ -1,0 +1,82 @@
+"""GPUs a node asked for through raw sbatch parameters (`sbatch: {gres: gpu:2}`, `--sbatch gpus=2`).
+
+The `gpus_per_node` option is compared with the nodes' GPUs before a submission; these
+parameters went round that check, and a count above a node's waited for ever as BadConstraints.
+Read here in the forms `man sbatch` (Slurm 22.05) documents: `--gpus` and `--gpus-per-task` take
+`[type:]count` (a comma-separated list for several types), `--gres` a list of `name[[:type]:count]`
+whose count defaults to 1; a count may end in k, m, g, t or p (times 1024 each). A count that is no
+number is refused here, naming the key, as sbatch takes it and the job never starts.
+
+Left to Slurm, as what they ask of a node cannot be told for sure: `--gpus-per-socket` (it needs
+`--sockets-per-node`), `--cpus-per-gpu` and the like, an abbreviated key (`gre=`), a GPU type (only
+the count is compared), a list naming one type twice or mixing a typed entry with an untyped one,
+and any other shape (more colons than the forms have).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+# the sbatch parameters read here, as the suite spells a key once checked (no dashes before, `-` for `_`)
+KEYS = ("gpus", "gpus-per-task", "gres")
+SUFFIX = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4, "p": 1024 ** 5}
+COUNT = re.compile(r"(\d+)([kmgtp]?)", re.I)
+FORMS = {"gpus": "[type:]count, e.g. 2 or a100:2", "gpus-per-task": "[type:]count, e.g. 1 or a100:1",
+         "gres": "gpu[[:type]:count], e.g. gpu:2 or gpu:a100:2"}
+
+
+class Malformed(ValueError):
+    """A GPU count sbatch would take that is no number: the job would never start."""
+
+
+def per_node(key: str, value: Any, *, nodes: int, tasks_per_node: int) -> int | None:
+    """The GPUs sbatch parameter `key`=`value` asks of each node (for `gpus`, a job's total spread
+    over `nodes`: at least that many on one); None where it asks none or cannot be read for sure.
+    Raises Malformed for a count that is no number."""
+    if key not in KEYS or isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    text = str(value).strip()
+    counts = _gres(text) if key == "gres" else _typed_counts(key, text)
+    if counts is None:
+        return None
+    total = sum(counts)
+    if key == "gpus":
+        return math.ceil(total / nodes)
+    return total * tasks_per_node if key == "gpus-per-task" else total
+
+
+def _typed_counts(key: str, text: str) -> list[int] | None:
+    """The counts of a `[type:]count` list (`--gpus`, `--gpus-per-task`)."""
+    entries = [entry.split(":") for entry in text.split(",")]
+    if any(len(parts) > 2 for parts in entries) or not _distinct([p[0] if len(p) == 2 else None for p in entries]):
+        return None
+    return [_count(key, text, parts[-1]) for parts in entries]
+
+
+def _gres(text: str) -> list[int] | None:
+    """The counts of the gpu entries of a `--gres` list (`name[[:type]:count]`, count 1 if left out)."""
+    entries = [entry.split(":") for entry in text.split(",") if entry.split(":")[0] == "gpu"]
+    if any(len(parts) > 3 for parts in entries):
+        return None
+    types, counts = [], []
+    for parts in entries:
+        if len(parts) == 2 and not COUNT.fullmatch(parts[1]):  # gpu:TYPE, one of them
+            parts = [*parts, "1"]
+        types.append(parts[1] if len(parts) == 3 else None)
+        counts.append(_count("gres", text, parts[-1]) if len(parts) > 1 else 1)
+    return counts if _distinct(types) else None
+
+
+def _distinct(types: list[str | None]) -> bool:
+    """Whether each entry of a list asks for a type of its own (one untyped entry alone counts)."""
+    return len(types) < 2 or (None not in types and len(set(types)) == len(types))
+
+
+def _count(key: str, text: str, count: str) -> int:
+    found = COUNT.fullmatch(count)
+    if not found:
+        raise Malformed(f"{count!r} in {key}={text} is no GPU count: sbatch takes it and the jobs would never start; "
+                        f"write {FORMS[key]}")
+    return int(found.group(1)) * SUFFIX[found.group(2).lower()]
