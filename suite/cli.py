@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from suite.config import RunConfig
     from suite.dispatch.cluster import ClusterOptions
     from suite.dispatch.plan import Plan
+    from suite.dispatch.slurm import Reading
     from suite.store import RunState, Scan
 
 # after "no runs in <out>" where the store's folder does not exist (status, report, cancel)
@@ -487,9 +488,9 @@ def _run_spec(args: argparse.Namespace) -> int:
         options = cluster.resolve_options(spec.cluster, cli, spec_file=str(spec.path),
                                           spec_line=lambda key: spec.line("cluster", key))
         if not args.dry_run:  # two submissions at once would both submit the runs neither saw pending
-            slurm.check_options(options)  # before the lock: a refusal leaves a new store unmade
+            checked = slurm.check_options(options)  # before the lock: a refusal leaves a new store unmade
             with slurm.submission_lock(out):
-                return _run_planned(args, spec, runs, out, options)
+                return _run_planned(args, spec, runs, out, options, checked)
     return _run_planned(args, spec, runs, out, options)
 
 
@@ -500,32 +501,23 @@ DONE_LISTED = 50
 
 def _print_arrays(n_runs: int, options: ClusterOptions) -> None:
     """How a submission of `n_runs` would be split into job arrays and throttled, or why it would be
-    refused (`slurm.check_options`, or an array_parallelism below its number of arrays); nothing
-    off the cluster (no scontrol: the dry run still shows the plan)."""
+    refused: the checks a submission makes (`slurm.check_options`, then `slurm.layout`), each
+    reading of the cluster made once; nothing off the cluster (no scontrol: the dry run still shows
+    the plan)."""
     from suite.dispatch import slurm
 
     if not n_runs:
         return
+    checked = None
     try:
-        slurm.check_options(options)
+        checked = slurm.check_options(options)
+        size, shares = slurm.layout(n_runs, options, checked)
     except SuiteError as err:
-        print(f"note: a real submission would be refused: {err}")
-        return
-    if (full := slurm.room_mistake(n_runs)) is not None:
-        print(f"note: a real submission would be refused: {full}")
-        return
-    try:
-        size = slurm.array_size(options, n_runs)
-    except SuiteError as err:
-        if shutil.which("scontrol"):  # a cluster that answered (check_options asked): this is its refusal
+        # off the cluster, the one refusal is that `scontrol show config` is not there to read
+        if checked is None or err is not checked.config or shutil.which("scontrol"):
             print(f"note: a real submission would be refused: {err}")
         return
     lengths = slurm.array_lengths(n_runs, size)
-    try:
-        shares = slurm.array_shares(lengths, options.array_parallelism)
-    except SuiteError as err:
-        print(f"note: a real submission would be refused: {err}")
-        return
     split = f"{len(lengths)} job arrays of up to {size} runs" if len(lengths) > 1 else "1 job array"
     print(f"would be submitted as {split}, at most {sum(shares)} running at once")
 
@@ -593,7 +585,8 @@ def _check_this_machine(configs: Iterable[RunConfig]) -> None:
 
 
 def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out: Path,
-                 options: ClusterOptions | None) -> int:
+                 options: ClusterOptions | None, checked: Reading | None = None) -> int:
+    """`checked`: what `slurm.check_options` read of the cluster for a submission."""
     from suite import store
     from suite.ablations import names
     from suite.dispatch import cluster, slurm
@@ -666,7 +659,8 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         store.check_run_readable(store.run_dir(out, run.run_id))
     if options is not None:
         # --force archives the earlier results only once sbatch has taken the runs (held)
-        submission = slurm.submit(plan.to_run, out, options, name=spec.name, afresh=args.force,
+        assert checked is not None  # `_run_spec` checked the options of a submission
+        submission = slurm.submit(plan.to_run, out, options, cluster=checked, name=spec.name, afresh=args.force,
                                   again=f"suite run {_same_slurm_runs(args, absolute=True)} --retry-failed")
         n, code = len(submission.arrays), submission.code
         _print_left(submission.left)

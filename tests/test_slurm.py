@@ -160,7 +160,7 @@ def test_a_jobs_fresh_interpreter_builds_a_plugin_model(tmp_path, capsys, monkey
 
 
 def test_grid_larger_than_max_array_size_is_split(tmp_path, capsys, slurm_cluster):
-    assert slurm.max_array_size() == slurm_cluster.max_array_size  # the default comes from scontrol
+    assert slurm.max_array_size(slurm.read_cluster()) == slurm_cluster.max_array_size  # the default: scontrol's
     out = tmp_path / "store"
     spec = write_spec(tmp_path, "split", {"lr": [0.01, 0.02, 0.03, 0.04, 0.05]}, cluster={"max_array_size": 2})
     ids = run_ids(spec)
@@ -384,7 +384,8 @@ def test_force_archives_results_only_once_sbatch_took_the_runs(tmp_path, capsys)
     # CPUs than a node has, which `suite run` refuses before submitting, stands for a node changed since)
     status_before = (d / "status.json").read_text()
     with pytest.raises(SuiteError, match=r"SLURM took the jobs but will not run them: .*cpus_per_task=4096"):
-        slurm.submit([run, fresh], out, ClusterOptions(cpus_per_task=4096), name=spec.stem, afresh=True)
+        slurm.submit([run, fresh], out, ClusterOptions(cpus_per_task=4096), cluster=slurm.read_cluster(),
+                     name=spec.stem, afresh=True)
     assert store.state_of(d).state == "done" and not (d / "archive").exists()  # the result is back in place
     assert (d / "status.json").read_text() == status_before
     assert not store.run_dir(out, fresh.run_id).exists()  # nothing of a run first planned by it stays in the store
@@ -535,7 +536,7 @@ def test_a_withdrawn_submission_leaves_the_status_a_local_run_wrote_since(tmp_pa
         # more CPUs than a node has (which `suite run` refuses before submitting): the release is refused
         with pytest.raises(SuiteError, match="SLURM took the jobs but will not run them"):
             slurm.submit(ablations.expand(ablations.load(spec)), out, ClusterOptions(cpus_per_task=4096),
-                         name=spec.stem)
+                         cluster=slurm.read_cluster(), name=spec.stem)
         assert status(out, rid)["state"] == "running" and status(out, rid)["pid"] == local[0].pid
         stop(local[0])
         assert store.state_of(d).state == "interrupted" and (d / "config.json").exists()
@@ -1071,13 +1072,13 @@ def test_a_submission_past_max_job_count_is_refused_before_anything_is_held(tmp_
     out = tmp_path / "store"
     with pytest.raises(SuiteError, match=rf"^cluster: {limit} runs do not fit in the cluster's queue: slurmctld "
                                          rf"holds at most MaxJobCount={limit} jobs"):
-        slurm.submit([run] * limit, out, ClusterOptions())
+        slurm.submit([run] * limit, out, ClusterOptions(), cluster=slurm.read_cluster())
     assert not out.exists() or not any(out.iterdir())  # nothing planned, no snapshot
-    assert slurm.room_mistake(1) is None
+    assert slurm.room_mistake(1, slurm.read_cluster()) is None
     held = subprocess.run(["sbatch", "--parsable", "--hold", f"--job-name=suite-{PREFIX}room", f"--output={os.devnull}",
                            "--wrap", "true"], capture_output=True, text=True, check=True).stdout.strip()
     try:  # one job queued: one run fewer fits, whatever else the cluster holds
-        assert slurm.room_mistake(limit - 1) is not None
+        assert slurm.room_mistake(limit - 1, slurm.read_cluster()) is not None
     finally:
         subprocess.run(["scancel", held], capture_output=True)
     _print_arrays(limit, ClusterOptions())  # what --dry-run says
@@ -1151,6 +1152,34 @@ def test_gpus_asked_in_sbatch_parameters_above_a_nodes_are_named_before_anything
                     "--sbatch", f"gres=gpu:{gpus}", "--partition", slurm_cluster.gpu_partition)
     assert "note:" not in printed  # as many as a node has
 
+def test_a_submission_and_a_dry_run_each_read_the_clusters_config_and_nodes_once(tmp_path, capsys, monkeypatch,
+                                                                                 slurm_cluster):
+    """`scontrol show config` (MaxJobCount, then MaxArraySize) and `sinfo` (the partitions, then the
+    nodes) were each run twice by a submission, and by a dry run, whose checks were a copy of the
+    submission's. One reading now serves all the checks, which both make alike (`slurm.layout`).
+    The real commands run, each behind a wrapper that logs its call."""
+    from test_slurm_options import fake_commands
+
+    log = tmp_path / "calls.log"
+    fake_commands(tmp_path, monkeypatch, {name: f'echo "{name} $*" >> {log}\nexec {shutil.which(name)} "$@"'
+                                          for name in ("scontrol", "sinfo")})
+
+    def reads() -> list[str]:
+        calls = log.read_text().splitlines()
+        log.unlink()
+        return [call for call in calls if call == "scontrol show config" or call.startswith("sinfo")]
+
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "reads", {"lr": [0.01, 0.02]})
+    flags = ["--partition", slurm_cluster.partition, "--sbatch", "hold"]  # held: nothing runs
+    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run", *flags)
+    assert "would be submitted as 1 job array" in printed
+    assert reads() == ["scontrol show config", "sinfo --all --noheader --format=%P|%m|%G|%c"]
+    assert "submitted 2 runs as 1 job array" in suite(capsys, "run", str(spec), "--executor", "slurm", "--out",
+                                                      str(out), *flags)
+    assert reads() == ["scontrol show config", "sinfo --all --noheader --format=%P|%m|%G|%c"]
+    suite(capsys, "cancel", str(spec), "--out", str(out))
+
 def test_a_max_array_size_above_the_clusters_is_named_where_it_was_given_before_anything_is_submitted(
         tmp_path, capsys, slurm_cluster):
     """--max-array-size above the cluster's MaxArraySize, for a grid that large, passed the dry run
@@ -1160,13 +1189,14 @@ def test_a_max_array_size_above_the_clusters_is_named_where_it_was_given_before_
 
     limit = slurm_cluster.max_array_size
     options = resolve_options(cli=parse_cli({"max_array_size": limit + 1}))
+    cluster = slurm.read_cluster()
     with pytest.raises(SuiteError) as err:
-        slurm.array_size(options, limit + 1)
+        slurm.array_size(options, limit + 1, cluster)
     assert str(err.value) == (f"<command line>: --max-array-size: {limit + 1} is above this cluster's MaxArraySize "
                               f"({limit}, from `scontrol show config`), and these {limit + 1} runs would use array "
                               f"indices up to {limit}, which sbatch refuses: set max_array_size {limit} or less, or "
                               "leave it unset")
     _print_arrays(limit + 1, options)
     assert capsys.readouterr().out.startswith(f"note: a real submission would be refused: {err.value}")
-    assert slurm.array_size(options, limit) == limit + 1  # a smaller grid's one array fits
-    assert slurm.array_size(ClusterOptions(), 1) == limit
+    assert slurm.array_size(options, limit, cluster) == limit + 1  # a smaller grid's one array fits
+    assert slurm.array_size(ClusterOptions(), 1, cluster) == limit

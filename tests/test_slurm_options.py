@@ -795,7 +795,7 @@ def test_a_parallelism_below_the_number_of_arrays_is_refused_before_anything_is_
         {"model.name": "resnet26", "data.name": "synthetic", "seed": s})) for s in range(5)]
     opts = ClusterOptions(max_array_size=2, array_parallelism=2)
     with pytest.raises(SuiteError, match=r"^array_parallelism: 2 is below the 3 job arrays these 5 runs are split into"):
-        slurm.submit(runs, tmp_path / "store", opts)
+        slurm.submit(runs, tmp_path / "store", opts, cluster=slurm.read_cluster())
     assert not (tmp_path / "store" / "runs").exists() and not (tmp_path / "store" / "code").exists()
 
 
@@ -1108,69 +1108,65 @@ def test_a_grid_is_refused_only_where_it_would_take_the_queue_past_max_job_count
         assert found.message.startswith(f"{count(n_runs, 'run')} do not fit in the cluster's queue")
 
 
-def test_gpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partition(tmp_path, monkeypatch):
+def test_gpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partition():
     """The test cluster's partitions all have GPUs: a partition without GRES, and one whose nodes
     name a GPU type and socket binding, are sinfo's lines as a cluster with them prints them (a
     default partition of two kinds of node, two lines, was named twice: 'cpu' or 'cpu')."""
-    fake_commands(tmp_path, monkeypatch, {"sinfo": "printf 'cpu*|191000|(null)|64\\ncpu*|95000|(null)|32\\n"
-                                                    "gpu|512000|gpu:a100:4(S:0-1),mps:400|48\\n"
-                                                    "gpu|256000|gpu:v100:2,gpu:k80:1|16\\nbig|2000000+|(null)|8+\\n'"})
-    said = [(e.key, e.message) for e in slurm._node_mistakes(ClusterOptions(gpus_per_node=1))]
+    nodes = ("cpu*|191000|(null)|64\ncpu*|95000|(null)|32\ngpu|512000|gpu:a100:4(S:0-1),mps:400|48\n"
+             "gpu|256000|gpu:v100:2,gpu:k80:1|16\nbig|2000000+|(null)|8+\n")  # sinfo's lines (slurm.SINFO)
+    said = [(e.key, e.message) for e in slurm._node_mistakes(ClusterOptions(gpus_per_node=1), nodes)]
     assert said == [("gpus_per_node", "1 GPU a node, but each node of partition 'cpu' (the default) has no GPUs "
                     "(no gpu GRES): the jobs would wait for ever (BadConstraints); `sinfo --format='%P %G'` lists "
                     "the GPUs of each partition's nodes")]
-    assert slurm._node_mistakes(ClusterOptions(partition="gpu", gpus_per_node=4, mem_gb=500)) == []
-    said = [e.message for e in slurm._node_mistakes(ClusterOptions(partition="cpu,gpu", gpus_per_node=5, mem_gb=501))]
+    assert slurm._node_mistakes(ClusterOptions(partition="gpu", gpus_per_node=4, mem_gb=500), nodes) == []
+    said = [e.message for e in slurm._node_mistakes(ClusterOptions(partition="cpu,gpu", gpus_per_node=5, mem_gb=501),
+                                                    nodes)]
     assert [s.split(":")[0] for s in said] == [
         "5 GPUs a node, but each node of partition 'cpu' or 'gpu' has at most 4 GPUs",
         "501 GB (513024 MB) a node, but each node of partition 'cpu' or 'gpu' has at most 512000 MB"]
-    assert slurm._node_mistakes(ClusterOptions(partition="big", mem_gb=10000)) == []  # `2000000+`: no exact number
-    assert slurm._node_mistakes(ClusterOptions(partition="nosuch", gpus_per_node=1)) == []  # _partition_mistakes's
+    assert slurm._node_mistakes(ClusterOptions(partition="big", mem_gb=10000), nodes) == []  # `2000000+`: not exact
+    assert slurm._node_mistakes(ClusterOptions(partition="nosuch", gpus_per_node=1), nodes) == []  # _partition_mistakes's
 
 
-
-def test_cpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partition(tmp_path, monkeypatch, spec):
+def test_cpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partition(spec):
     """More CPUs a node (cpus_per_task times tasks_per_node) than any node of the partition has were
     sent: sbatch took the held jobs and `scontrol release` refused them (PartitionConfig)."""
-    fake_commands(tmp_path, monkeypatch, {"sinfo": "printf 'cpu*|191000|(null)|64\\ncpu*|95000|(null)|32\\n"
-                                                    "gpu|512000|gpu:4|48\\nbig|2000000|(null)|8+\\n'"})
-    assert slurm._node_mistakes(ClusterOptions(cpus_per_task=64)) == []
-    [said] = slurm._node_mistakes(options(spec, {"cpus_per_task": 65}))
+    nodes = "cpu*|191000|(null)|64\ncpu*|95000|(null)|32\ngpu|512000|gpu:4|48\nbig|2000000|(null)|8+\n"
+    assert slurm._node_mistakes(ClusterOptions(cpus_per_task=64), nodes) == []
+    [said] = slurm._node_mistakes(options(spec, {"cpus_per_task": 65}), nodes)
     assert str(said) == ("<command line>: --cpus-per-task: 65 CPUs a task but each node of partition 'gpu' has at "
                          "most 48 CPUs: SLURM would refuse to release the jobs (PartitionConfig); `sinfo "
                          "--format='%P %c'` lists the CPUs of each partition's nodes")
-    [said] = slurm._node_mistakes(ClusterOptions(cpus_per_task=13, tasks_per_node=5))
+    [said] = slurm._node_mistakes(ClusterOptions(cpus_per_task=13, tasks_per_node=5), nodes)
     assert said.key == "cpus_per_task" and said.message.startswith(
         "13 CPUs a task times tasks_per_node=5, 65 a node, but each node of partition 'cpu' (the default) has at most "
         "64 CPUs")
-    assert slurm._node_mistakes(ClusterOptions(partition="big", cpus_per_task=1000)) == []  # `8+`: no exact number
+    assert slurm._node_mistakes(ClusterOptions(partition="big", cpus_per_task=1000), nodes) == []  # `8+`: no exact number
 
 
 @pytest.mark.parametrize("param, per_node, fits", [
     ("gres=gpu:5", 5, "gres=gpu:4"), ("gres=gpu:a100:3,gpu:v100:2", 5, "gres=gpu:a100:3,mps:100"),
     ("gpus=gpu:9", 5, "gpus=gpu:8"), ("gpus=9", 5, "gpus=8"), ("gpus-per-task=3", 6, "gpus-per-task=2"),
     ("gpus_per_task=a100:3", 6, "gpus_per_task=a100:2")])
-def test_gpus_asked_in_sbatch_parameters_are_judged_as_gpus_per_node_is(tmp_path, monkeypatch, spec, param, per_node,
-                                                                       fits):
+def test_gpus_asked_in_sbatch_parameters_are_judged_as_gpus_per_node_is(spec, param, per_node, fits):
     """GPUs asked through raw sbatch parameters went round the check of gpus_per_node and waited
     for ever as BadConstraints; `gpus` is the job's, spread over its 2 nodes here, `gpus-per-task`
     each of its 2 tasks a node."""
-    fake_commands(tmp_path, monkeypatch, {"sinfo": "printf 'gpu|512000|gpu:a100:4(S:0-1),mps:400|48\\n'"})
+    nodes = "gpu|512000|gpu:a100:4(S:0-1),mps:400|48\n"
     key = param.split("=")[0].replace("_", "-")
     [said] = slurm._node_mistakes(options(spec, {"sbatch": [param], "nodes": 2, "tasks_per_node": 2,
-                                                 "gpus_per_node": 2}))
+                                                 "gpus_per_node": 2}), nodes)
     assert str(said) == (f"<command line>: --sbatch.{key}: {key}={param.split('=')[1]} asks {per_node} GPUs of a "
                          "node, but each node of partition 'gpu' has at most 4 GPUs: the jobs would wait for ever "
                          "(BadConstraints); `sinfo --format='%P %G'` lists the GPUs of each partition's nodes")
     fits = options(spec, {"sbatch": [fits], "nodes": 2, "tasks_per_node": 2, "gpus_per_node": 2})
-    assert slurm._node_mistakes(fits) == []
+    assert slurm._node_mistakes(fits, nodes) == []
 
 
 @pytest.mark.parametrize("param", ["gres=gpu:2,gpu:2", "gres=gpu:1,gpu:a100:9", "gres=gpu:a:b:9", "gpus-per-socket=9",
                                    "gpus=a100:9,a100:9"])
-def test_gpu_parameters_that_cannot_be_read_for_sure_are_left_to_slurm(tmp_path, monkeypatch, spec, param):
-    fake_commands(tmp_path, monkeypatch, {"sinfo": "printf 'gpu|512000|gpu:4|48\\n'"})
-    assert slurm._node_mistakes(options(spec, {"sbatch": [param]})) == []
+def test_gpu_parameters_that_cannot_be_read_for_sure_are_left_to_slurm(spec, param):
+    assert slurm._node_mistakes(options(spec, {"sbatch": [param]}), "gpu|512000|gpu:4|48\n") == []
 
 
 @pytest.mark.parametrize("param, form", [("gpus=abc", "[type:]count"), ("gpus=a100:x", "[type:]count"),

@@ -110,9 +110,10 @@ def submission_lock(out: Path, timeout_s: float = 600) -> Iterator[None]:
         lock.release()
 
 
-def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name: str = "suite",
+def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, cluster: Reading, name: str = "suite",
            afresh: bool = False, again: str = "suite run --executor slurm --retry-failed") -> Submission:
     """Submit `runs` (already filtered to what must run) and return as soon as SLURM has them.
+    `cluster`: what `check_options` read of it, which sizes the arrays (`layout`).
 
     `afresh` (--force): archive what the runs left behind, once sbatch has taken them (held), so a
     refused submission hides no result. `again` is the command that submits them again with the
@@ -123,10 +124,7 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, name:
         raise SuiteError("`sbatch` not found: submit from a SLURM login node", key="executor")
     with processes.sigterm_raises():  # `kill` or a closed ssh session withdraws it as Ctrl-C does
         out = Path(out).resolve()
-        if (full := room_mistake(len(runs))) is not None:  # before anything is held: none to withdraw
-            raise full
-        size = array_size(options, len(runs))
-        shares = array_shares(array_lengths(len(runs), size), options.array_parallelism)
+        size, shares = layout(len(runs), options, cluster)  # before anything is held: none to withdraw
         found = _listing(out)  # what a withdrawn submission removes is what was not there
         code = snapshot.take(out)
         executor = make_executor(out, options, code, name=name)
@@ -363,9 +361,9 @@ def job_environment(code: snapshot.Snapshot) -> list[str]:
     return lines
 
 
-def max_array_size() -> int:
+def max_array_size(cluster: Reading) -> int:
     """The cluster's MaxArraySize: array indices run 0 .. MaxArraySize - 1."""
-    found = _config_number(_slurm("scontrol", "show", "config"), "MaxArraySize")
+    found = _config_number(cluster.config_text(), "MaxArraySize")
     if found is None:
         raise SuiteError("`scontrol show config` has no MaxArraySize; set cluster option max_array_size",
                          key="max_array_size")
@@ -393,22 +391,22 @@ def controller_down() -> str | None:
     return f"slurmctld did not answer (`scontrol ping`: {said or f'exit status {done.returncode}'})"
 
 
-def array_size(options: ClusterOptions, n_runs: int) -> int:
+def array_size(options: ClusterOptions, n_runs: int, cluster: Reading) -> int:
     """The most tasks an array of a submission of `n_runs` holds: max_array_size, else the
     cluster's MaxArraySize. A max_array_size above the cluster's, which a grid this large would
     use (indices from 0 to one below it), is refused where it was given: sbatch refused such an
     array only at submission, as an 'Invalid job array specification' naming no option."""
     if options.max_array_size is None:
-        return max_array_size()
+        return max_array_size(cluster)
     try:
-        cluster = max_array_size()
+        limit = max_array_size(cluster)
     except SuiteError:  # not read (set here for that): the option is taken as given
         return options.max_array_size
-    if min(options.max_array_size, n_runs) > cluster:
+    if min(options.max_array_size, n_runs) > limit:
         raise options.origin("max_array_size").error(
-            f"{options.max_array_size} is above this cluster's MaxArraySize ({cluster}, from `scontrol show config`), "
+            f"{options.max_array_size} is above this cluster's MaxArraySize ({limit}, from `scontrol show config`), "
             f"and these {n_runs} runs would use array indices up to {min(options.max_array_size, n_runs) - 1}, which "
-            f"sbatch refuses: set max_array_size {cluster} or less, or leave it unset")
+            f"sbatch refuses: set max_array_size {limit} or less, or leave it unset")
     return options.max_array_size
 
 
@@ -418,12 +416,12 @@ def _config_number(config: str, name: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def room_mistake(n_runs: int) -> SuiteError | None:
+def room_mistake(n_runs: int, cluster: Reading) -> SuiteError | None:
     """Why `n_runs` more jobs cannot all be queued now (`too_many_jobs`), from the cluster's
     MaxJobCount and the jobs slurmctld holds; None where they fit or SLURM does not answer (the
     submission then says whatever sbatch says)."""
     try:
-        limit = _config_number(_slurm("scontrol", "show", "config"), "MaxJobCount")
+        limit = _config_number(cluster.config_text(), "MaxJobCount")
         held = len(_slurm("squeue", "--all", "--noheader", "--array", "--states=all", "--format=%i").split())
     except SuiteError:
         return None
@@ -448,31 +446,72 @@ def too_many_jobs(n_runs: int, limit: int, held: int) -> SuiteError | None:
                       "ask the cluster's administrators for a larger MaxJobCount", key="cluster")
 
 
-def check_options(options: ClusterOptions) -> None:
+@dataclass(frozen=True)
+class Reading:
+    """What the checks before a submission read of the cluster, read once and shared by them and
+    the submission (or the dry run), where each check used to run `scontrol show config` or `sinfo`
+    itself. A command that failed (or is absent, off the cluster) is kept as its error."""
+
+    config: str | SuiteError  # `scontrol show config`
+    nodes: str | SuiteError  # `sinfo` of every partition's kinds of node, as `_node_mistakes` reads it
+
+    def config_text(self) -> str:
+        """`scontrol show config`, or the error that it could not be read."""
+        if isinstance(self.config, SuiteError):
+            raise self.config
+        return self.config
+
+
+# sinfo's fields of each kind of node: partition (`*` after the default), memory MB, GRES, CPUs
+SINFO = ("sinfo", "--all", "--noheader", "--format=%P|%m|%G|%c")
+
+
+def read_cluster() -> Reading:
+    """`scontrol show config` and `sinfo`, once (`Reading`)."""
+    def answer(*command: str) -> str | SuiteError:
+        try:
+            return _slurm(*command)
+        except SuiteError as err:
+            return err
+
+    return Reading(answer("scontrol", "show", "config"), answer(*SINFO))
+
+
+def check_options(options: ClusterOptions) -> Reading:
     """Refuse what the cluster would refuse at submission though the options' own checks passed it
     (a dry run notes it; a submission says it before the store is touched): a partition it does not
-    have, an sbatch parameter sbatch does not take; each named where it was given, all at once.
+    have, more of a node than its nodes have, an sbatch parameter sbatch does not take; each named
+    where it was given, all at once. Returns what it read of the cluster, for `layout`.
     Nothing is said off the cluster (no SLURM commands: a dry run still shows the plan); on one whose
     slurmctld does not answer, that is the refusal, as none of the cluster's checks could be made."""
     if (down := controller_down()) is not None:
         raise SuiteError(f"{down}: nothing can be submitted, nor the partition, the nodes' GPUs, memory and CPUs "
                          "or the room in the queue checked; try again once `sinfo` answers", key="cluster")
-    mistakes = _partition_mistakes(options) + _node_mistakes(options)
+    cluster = read_cluster()
+    mistakes = _partition_mistakes(options, cluster.nodes) + _node_mistakes(options, cluster.nodes)
     refused = sbatch_check.refusals(options.sbatch)
     mistakes += [options.origin(f"sbatch.{key}").error(said) for key, said in refused.items()]
     if mistakes:
         raise together(mistakes)
+    return cluster
 
 
-def _partition_mistakes(options: ClusterOptions) -> list[SuiteError]:
-    """A partition this cluster does not have, with the ones it has: sbatch's refusal ("invalid
-    partition specified") names neither."""
-    if not options.partition:
+def layout(n_runs: int, options: ClusterOptions, cluster: Reading) -> tuple[int, list[int]]:
+    """The most runs an array of a submission of `n_runs` holds, and each array's throttle; or the
+    SuiteError that refuses it (no room in the queue, a max_array_size above the cluster's, fewer
+    array_parallelism than arrays). A submission and a dry run make these same checks."""
+    if (full := room_mistake(n_runs, cluster)) is not None:
+        raise full
+    size = array_size(options, n_runs, cluster)
+    return size, array_shares(array_lengths(n_runs, size), options.array_parallelism)
+
+
+def _partition_mistakes(options: ClusterOptions, nodes: str | SuiteError) -> list[SuiteError]:
+    """A partition this cluster does not have, with the ones it has (`nodes`: `Reading.nodes`):
+    sbatch's refusal ("invalid partition specified") names neither."""
+    if not options.partition or isinstance(nodes, SuiteError):
         return []
-    try:
-        names = list(dict.fromkeys(_slurm("sinfo", "--all", "--noheader", "--format=%R").split()))
-    except SuiteError:
-        return []
+    names = list(dict.fromkeys(line.split("|")[0].removesuffix("*") for line in nodes.splitlines()))
     wrong = [p for p in options.partition.split(",") if p not in names]  # sbatch takes a list: debug,gpu
     if not names or not wrong:
         return []
@@ -482,16 +521,16 @@ def _partition_mistakes(options: ClusterOptions) -> list[SuiteError]:
         + " (`sinfo` lists them)", choices=names)]
 
 
-def _node_mistakes(options: ClusterOptions) -> list[SuiteError]:
+def _node_mistakes(options: ClusterOptions, nodes: str | SuiteError) -> list[SuiteError]:
     """GPUs (`gpus_per_node`, or sbatch's `gpus`, `gpus-per-task` and `gres` parameters: `gpus.per_node`),
     memory or CPUs (`cpus_per_task` times `tasks_per_node`) a node more than any node of the partition
     has (or of the default one): sbatch takes such a job, held as a submission's are, and it waits for
-    ever as BadConstraints, or (CPUs) `scontrol release` refuses it. `sinfo` lists each partition's
-    kinds of node; one it gives no exact number for (`8+`) is taken to have enough."""
-    try:
-        lines = _slurm("sinfo", "--all", "--noheader", "--format=%P|%m|%G|%c").splitlines()
-    except SuiteError:
+    ever as BadConstraints, or (CPUs) `scontrol release` refuses it. `sinfo` (`nodes`:
+    `Reading.nodes`) lists each partition's kinds of node; one it gives no exact number for (`8+`)
+    is taken to have enough."""
+    if isinstance(nodes, SuiteError):
         return []
+    lines = nodes.splitlines()
     kinds: dict[str, list[tuple[float, int, float]]] = {}  # partition -> (memory MB, GPUs, CPUs) of each kind of node
     default = []
     for line in lines:
