@@ -1170,12 +1170,13 @@ def test_gpu_parameters_that_cannot_be_read_for_sure_are_left_to_slurm(spec, par
 
 
 @pytest.mark.parametrize("param, form", [("gpus=abc", "[type:]count"), ("gpus=a100:x", "[type:]count"),
-                                         ("gpus-per-task=", "[type:]count"), ("gres=gpu:a100:two", "gpu[[:type]:count]")])
+                                         ("gpus-per-task=", "[type:]count"), ("gres=gpu:a100:two", "gpu[[:type]:count]"),
+                                         ("gpus=1.5", "[type:]count")])
 def test_a_gpu_count_that_is_no_number_is_refused_by_file_line_and_key(tmp_path, param, form):
     """sbatch took `--gpus=abc` and the job waited for ever (BadConstraints)."""
     key, _, value = param.partition("=")
     path = tmp_path / "cluster.yaml"
-    path.write_text(f"partition: gpu\nsbatch:\n  {key}: '{value}'\n")
+    path.write_text(f"partition: gpu\nsbatch:\n  {key}: {value if value == '1.5' else repr(value)}\n")  # 1.5: a float
     with pytest.raises(SuiteError) as err:
         resolve_options(user=path)
     assert err.value.file == str(path) and err.value.line == 2 and err.value.key == f"sbatch.{key}"

@@ -35,7 +35,7 @@ def per_node(key: str, value: Any, *, nodes: int, tasks_per_node: int) -> int | 
     """The GPUs sbatch parameter `key`=`value` asks of each node (for `gpus`, a job's total spread
     over `nodes`: at least that many on one); None where it asks none or cannot be read for sure.
     Raises Malformed for a count that is no number."""
-    if key not in KEYS or isinstance(value, bool) or not isinstance(value, (str, int)):
+    if key not in KEYS or isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
     text = str(value).strip()
     counts = _gres(text) if key == "gres" else _typed_counts(key, text)
