@@ -1180,7 +1180,8 @@ def test_a_gpu_count_that_is_no_number_is_refused_by_file_line_and_key(tmp_path,
     with pytest.raises(SuiteError) as err:
         resolve_options(user=path)
     assert err.value.file == str(path) and err.value.line == 2 and err.value.key == f"sbatch.{key}"
-    assert f"in {param} is no GPU count: sbatch takes it and the jobs would never start; write {form}" in str(err.value)
+    assert f"in {param} is no GPU count (sbatch takes some such, and the jobs never start; others it refuses " \
+        f"naming no key): write {form}" in str(err.value)
     with pytest.raises(SuiteError, match=rf"^<command line>: --sbatch\.{key}: .* is no GPU count"):
         resolve_options(cli=parse_cli({"sbatch": [param]}), user=None)
 

@@ -5,7 +5,8 @@ parameters went round that check, and a count above a node's waited for ever as 
 Read here in the forms `man sbatch` (Slurm 22.05) documents: `--gpus` and `--gpus-per-task` take
 `[type:]count` (a comma-separated list for several types), `--gres` a list of `name[[:type]:count]`
 whose count defaults to 1; a count may end in k, m, g, t or p (times 1024 each). A count that is no
-number is refused here, naming the key, as sbatch takes it and the job never starts.
+number is refused here, naming the key: sbatch takes `gpus=abc` and the job never starts, and
+refuses `gpus=1.5` at submission in words that name no key.
 
 Left to Slurm, as what they ask of a node cannot be told for sure: `--gpus-per-socket` (it needs
 `--sockets-per-node`), `--cpus-per-gpu` and the like, an abbreviated key (`gre=`), a GPU type (only
@@ -77,6 +78,6 @@ def _distinct(types: list[str | None]) -> bool:
 def _count(key: str, text: str, count: str) -> int:
     found = COUNT.fullmatch(count)
     if not found:
-        raise Malformed(f"{count!r} in {key}={text} is no GPU count: sbatch takes it and the jobs would never start; "
-                        f"write {FORMS[key]}")
+        raise Malformed(f"{count!r} in {key}={text} is no GPU count (sbatch takes some such, and the jobs never "
+                        f"start; others it refuses naming no key): write {FORMS[key]}")
     return int(found.group(1)) * SUFFIX[found.group(2).lower()]
