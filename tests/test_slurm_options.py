@@ -1125,7 +1125,7 @@ def test_gpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partiti
         "5 GPUs a node, but each node of partition 'cpu' or 'gpu' has at most 4 GPUs",
         "501 GB (513024 MB) a node, but each node of partition 'cpu' or 'gpu' has at most 512000 MB"]
     assert slurm._node_mistakes(ClusterOptions(partition="big", mem_gb=10000), nodes) == []  # `2000000+`: not exact
-    assert slurm._node_mistakes(ClusterOptions(partition="nosuch", gpus_per_node=1), nodes) == []  # _partition_mistakes's
+    assert slurm._node_mistakes(ClusterOptions(partition="nosuch", gpus_per_node=1), nodes) == []  # not a partition
 
 
 def test_cpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partition(spec):
@@ -1141,7 +1141,7 @@ def test_cpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partiti
     assert said.key == "cpus_per_task" and said.message.startswith(
         "13 CPUs a task times tasks_per_node=5, 65 a node, but each node of partition 'cpu' (the default) has at most "
         "64 CPUs")
-    assert slurm._node_mistakes(ClusterOptions(partition="big", cpus_per_task=1000), nodes) == []  # `8+`: no exact number
+    assert slurm._node_mistakes(ClusterOptions(partition="big", cpus_per_task=1000), nodes) == []  # `8+`: not exact
 
 
 @pytest.mark.parametrize("param, per_node, fits", [
@@ -1170,8 +1170,8 @@ def test_gpu_parameters_that_cannot_be_read_for_sure_are_left_to_slurm(spec, par
 
 
 @pytest.mark.parametrize("param, form", [("gpus=abc", "[type:]count"), ("gpus=a100:x", "[type:]count"),
-                                         ("gpus-per-task=", "[type:]count"), ("gres=gpu:a100:two", "gpu[[:type]:count]"),
-                                         ("gpus=1.5", "[type:]count")])
+                                         ("gpus-per-task=", "[type:]count"), ("gpus=1.5", "[type:]count"),
+                                         ("gres=gpu:a100:two", "gpu[[:type]:count]")])
 def test_a_gpu_count_that_is_no_number_is_refused_by_file_line_and_key(tmp_path, param, form):
     """sbatch took `--gpus=abc` and the job waited for ever (BadConstraints)."""
     key, _, value = param.partition("=")
