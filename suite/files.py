@@ -3,9 +3,11 @@
 Every record, table and checkpoint goes through `replace` (the per-epoch metrics log is appended
 to, a line at a time, and read back tolerating a torn last line): a reader (a collaborator's
 `suite report`, a resumed run, SLURM's next attempt) sees the old file or the new one, never half
-of one, and a failed write leaves no temporary file behind (a writer killed with SIGKILL cannot
-remove its own: `temporaries` finds them). The temporary name is unique per writer, because two
-processes (a SLURM requeue beside a lingering attempt) may write the same file.
+of one, and a failed write leaves no temporary file behind. A writer killed with SIGKILL cannot
+remove its own: it holds a lock on it (flock) while it writes, so `sweep` removes those whose lock
+it can take, whoever wrote them (a run, a runner, a planner), knowing their writer is gone.
+The temporary name is unique per writer, because two processes (a SLURM requeue beside a lingering
+attempt) may write the same file.
 A write never makes the folder it writes into: a run's folder deleted while the run runs (`rm -rf`)
 would come back holding that file alone. What makes a folder (a run's plan, a report's output) says so.
 """
@@ -13,11 +15,12 @@ would come back holding that file alone. What makes a folder (a run's plan, a re
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -42,25 +45,19 @@ def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Itera
         with open(path, mode, **text) as f:
             yield f
         return
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:TAG]}.tmp")
+    tmp, fd = _temporary(path, given)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except FileNotFoundError:
-        raise Gone.at(folder) from None
-    except OSError as exc:  # a full disk, a read-only folder: said of `path`, not of a temporary file never made
-        raise _named(exc, given) from None
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            os.fchmod(fd, stat.S_IMODE(path.stat().st_mode))
-        with os.fdopen(fd, mode, **text) as f:
+        with os.fdopen(fd, mode, **text) as f:  # open, so locked, until it is renamed
+            with contextlib.suppress(FileNotFoundError):
+                os.fchmod(fd, stat.S_IMODE(path.stat().st_mode))
             yield f
             f.flush()
             if durable:
                 os.fsync(f.fileno())
-        try:
-            os.replace(tmp, path)
-        except FileNotFoundError:  # the folder deleted, the temporary file with it, while it was written
-            raise Gone.at(folder) from None
+            try:
+                os.replace(tmp, path)
+            except FileNotFoundError:  # the folder deleted, the temporary file with it, while it was written
+                raise Gone.at(folder) from None
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         if exc.filename not in (None, str(tmp)) or exc.errno is None:  # the writer's own, or none to say again
@@ -81,17 +78,85 @@ def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Itera
 
 
 TAG = 12  # hex digits of a temporary file's writer tag
+# A temporary file `replace` writes, locked by its writer (.status.json.<tag>.locked.tmp), and one
+# an older version of the suite wrote unlocked (.status.json.<tag>.tmp): its writer may be alive.
+LOCKED = re.compile(rf"\.(?P<name>.+)\.[0-9a-f]{{{TAG}}}\.locked\.tmp")
+UNLOCKED = re.compile(rf"\.(?P<name>.+)\.[0-9a-f]{{{TAG}}}\.tmp")
 
 
-def temporaries(path: Path) -> list[Path]:
-    """The temporary files `replace` left beside `path`: a writer killed mid-write (SIGKILL, OOM)
-    cannot remove its own. Only a caller that knows no writer of `path` is alive (the holder of the
-    run's lock, for a file only that holder writes) may remove them."""
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.[0-9a-f]{{{TAG}}}\.tmp")
+def _temporary(path: Path, given: Path) -> tuple[Path, int]:
+    """A new temporary file beside `path`, open for writing and locked from the instant it has its
+    name on: a `sweep` that took its lock in the instant between (taking it for a killed writer's)
+    has removed it, and another is made."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:TAG]}.locked.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileNotFoundError:
+            raise Gone.at(given.parent) from None
+        except OSError as exc:  # a full disk, a read-only folder: said of `path`, not of a temporary file never made
+            raise _named(exc, given) from None
+        try:
+            with contextlib.suppress(OSError):  # a file system without locks: no sweep can lock it either
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            os.stat(tmp, follow_symlinks=False)  # still there (its name is this writer's alone): locked in time
+            return tmp, fd
+        except FileNotFoundError:  # swept before it was locked
+            pass
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+
+
+def sweep(folder: Path, unlocked: Collection[str] = ()) -> list[str]:
+    """Remove the temporary files of writes whose writer was killed (SIGKILL, the OOM killer: it
+    cannot remove its own) from `folder`, listed once; the names removed. One is removed when its
+    lock can be taken, which its writer holds until it has renamed it, so a live writer's never is.
+    `unlocked`: the files whose older, unlocked temporaries (`UNLOCKED`, of an older version's
+    writer) are removed too, because the caller knows no writer of them is alive (the holder of a
+    run's lock, for a file only that holder writes); the others' stay: their writer may be alive."""
     try:
-        return sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
+        with os.scandir(folder) as entries:
+            names = [entry.name for entry in entries]
     except OSError:  # the folder gone, or not this user's to list: none to remove
         return []
+    removed = []
+    for name in names:
+        if LOCKED.fullmatch(name):
+            if _remove_if_unlocked(folder / name):
+                removed.append(name)
+        elif (old := UNLOCKED.fullmatch(name)) and old["name"] in unlocked:
+            with contextlib.suppress(OSError):  # gone already, or a store this user may only read
+                (folder / name).unlink()
+                removed.append(name)
+    return removed
+
+
+def _remove_if_unlocked(tmp: Path) -> bool:
+    """Remove the temporary file `tmp` if its writer's lock can be taken (its writer is gone),
+    holding the lock while it does: a writer that locks it afterwards finds it gone (`_temporary`)."""
+    for flags in (os.O_WRONLY, os.O_RDONLY):  # NFS locks a file open for writing only; one read-only to this user
+        try:
+            fd = os.open(tmp, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
+            break
+        except PermissionError:
+            continue
+        except OSError:  # gone already, or not a file to write
+            return False
+    else:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: its writer is alive
+        if not os.path.samestat(os.stat(tmp, follow_symlinks=False), os.fstat(fd)):
+            return False
+        tmp.unlink()
+        return True
+    except OSError:  # held, no locks on this file system, or a store this user may only read: kept
+        return False
+    finally:
+        os.close(fd)
 
 
 def _named(exc: OSError, path: Path) -> OSError:

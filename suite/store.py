@@ -137,14 +137,12 @@ LOCKED_FILES = ("result.json", "measure.json", "metrics.jsonl", "checkpoint.pt")
 
 
 def sweep(d: Path) -> None:
-    """Remove the temporary files of LOCKED_FILES that writers killed mid-write (SIGKILL, OOM) left
-    in `d` (a checkpoint's is as large as the checkpoint). Called holding the run's lock, so none
-    is a live writer's. status.json, error.txt and config.json are written from outside the run's
-    process too (a planner, a runner recording an end, without the lock for a plan), so theirs stay."""
-    for name in LOCKED_FILES:
-        for tmp in files.temporaries(d / name):
-            with contextlib.suppress(OSError):  # gone already, or a store this user may only read
-                tmp.unlink()
+    """Remove the temporary files that writers killed mid-write (SIGKILL, OOM) left in `d` (a
+    checkpoint's is as large as the checkpoint): those of every file whose writer is provably gone
+    (`files.sweep`: status.json's and config.json's too, written from outside the run's process
+    without its lock). Called holding the run's lock, so an older version's unlocked temporaries of
+    LOCKED_FILES are no live writer's either; its others stay (a planner may be writing one)."""
+    files.sweep(d, unlocked=LOCKED_FILES)
 
 
 @contextlib.contextmanager

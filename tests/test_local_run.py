@@ -1315,8 +1315,8 @@ KILLED_WRITING = textwrap.dedent("""
 def test_the_temporary_file_of_a_writer_killed_mid_write_is_removed_by_the_runs_next_attempt(tmp_path, monkeypatch):
     """A run process killed while it wrote its checkpoint left the hidden temporary file
     (`.checkpoint.pt.<hex>.tmp`, as large as a checkpoint) in the run's folder for ever, one more
-    per kill. The next attempt, holding the run's lock, removes those of the files only the lock's
-    holder writes; a status.json's (a runner may be writing it this instant) stays."""
+    per kill. The next attempt, holding the run's lock, removes it; an older version's unlocked
+    temporary of status.json (a runner may be writing it this instant) stays."""
     from suite import execute
 
     run, out = _trained_at_once(tmp_path, monkeypatch, "leftover")

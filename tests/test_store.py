@@ -788,3 +788,95 @@ def test_a_retry_command_recorded_as_no_command_gives_the_plain_hint_not_a_trace
     argv = ["run", str(spec), "--out", str(tmp_path), "--dry-run", *(["--executor", "slurm"] if executor else [])]
     assert main(argv) == 0
     assert "--retry-failed" in capsys.readouterr().out
+
+
+# A writer killed (SIGKILL, the out-of-memory killer) in the middle of writing each file of argv[2:] in the folder argv[1].
+KILLED_WRITING = """
+import contextlib, os, signal, sys
+from pathlib import Path
+from suite import files
+
+with contextlib.ExitStack() as writing:
+    for name in sys.argv[2:]:
+        writing.enter_context(files.replace(Path(sys.argv[1]) / name)).write("half a record")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_sweep_removes_every_killed_writers_temporary_and_no_live_ones(tmp_path):
+    """status.json, error.txt and config.json are written from outside the run's process too (a
+    runner, `suite status`, a planner), without the run's lock: the temporary files of their
+    writers killed mid-write stayed for ever. A writer holds a lock on its temporary file while it
+    writes: those whose lock can be taken are a killed writer's, and are removed; a live writer's
+    write, as the sweep runs, is whole."""
+    import subprocess
+    import sys
+
+    from suite import files
+
+    d = finish(tmp_path, make_run(), 3.0)
+    written = {name: (d / name).read_bytes() for name in ("config.json", "status.json", "result.json")}
+    names = ["status.json", "error.txt", "config.json", "result.json"]
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITING, str(d), *names], timeout=120)
+    left = sorted(p.name for p in d.glob(".*.tmp"))
+    assert killed.returncode == -9 and [name.split(".")[1] for name in left] == ["config", "error", "result", "status"]
+    older = d / f".status.json.{'0' * 12}.tmp"  # an older version's, unlocked: its writer may be writing it now
+    older.write_text("{")
+    with files.replace(d / "status.json") as live:
+        live.write(written["status.json"].decode())
+        store.sweep(d)
+    assert sorted(p.name for p in d.glob(".*.tmp")) == [older.name]
+    assert {name: (d / name).read_bytes() for name in written} == written and store.state_of(d).state == "done"
+
+
+def test_a_temporary_swept_in_the_instant_before_its_writer_locked_it_is_made_again(tmp_path, monkeypatch):
+    """A writer makes its temporary file, then locks it: a sweep in the instant between takes it
+    for a killed writer's and removes it. The writer, finding it gone once it holds the lock,
+    writes another: its write is whole, not lost as a folder deleted meanwhile."""
+    import fcntl
+
+    from suite import files
+
+    d = store.plan(tmp_path, make_run())
+    real, swept = fcntl.flock, []
+
+    def swept_first(fd, operation):
+        if operation == fcntl.LOCK_EX and not swept:  # the writer's: the sweep comes first
+            swept.extend(files.sweep(d))
+        return real(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", swept_first)
+    store.set_status(d, "failed", error="boom")
+    monkeypatch.undo()
+    assert len(swept) == 1 and swept[0].startswith(".status.json.") and store.state_of(d).note == "boom"
+    assert not list(d.glob(".*.tmp"))
+
+
+def test_a_temporary_written_whole_is_locked_until_it_is_renamed(tmp_path, monkeypatch):
+    """The instant between the end of the writing (its file closed) and the rename: a sweep then
+    must find the lock held, or the rename fails on a file removed."""
+    from suite import files
+
+    d = store.plan(tmp_path, make_run())
+    real, swept = os.replace, []
+
+    def swept_first(src, dst):
+        swept.extend(files.sweep(d))
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", swept_first)
+    store.set_status(d, "failed", error="boom")
+    monkeypatch.undo()
+    assert swept == [] and store.state_of(d).note == "boom" and not list(d.glob(".*.tmp"))
+
+
+def test_sweep_lists_the_run_folder_once(tmp_path, monkeypatch):
+    """It listed the folder once for each file whose temporaries it removed (4 times)."""
+    d = finish(tmp_path, make_run(), 3.0)
+    listed = []
+    for name in ("scandir", "listdir"):
+        real = getattr(os, name)
+        monkeypatch.setattr(os, name, lambda path=".", real=real, name=name: listed.append(name) or real(path))
+    store.sweep(d)
+    monkeypatch.undo()
+    assert len(listed) == 1
