@@ -151,15 +151,16 @@ def idle(d: Path, wait_s: float = 0) -> Iterator[bool]:
     says: a corrupt one, or one a withdrawn job's id overwrote); else True, holding the lock for the
     block, so that what is written from outside the run's job cannot interleave with a job starting.
     A writer that must not mistake a probe for a run waits `wait_s` (LOCK_WAIT_S) for the lock.
-    Nothing executes a run whose folder is not there (never planned, or deleted): True with no lock,
-    and a write in the block raises files.Gone."""
+    files.Gone, running no block, when the folder is not there (never planned, or deleted): nothing
+    executes such a run, and a block run without the lock would write into the folder a planner
+    may make again that instant, beside a run process that takes its lock."""
     lock = run_lock(d)
     try:
         lock.acquire(timeout=wait_s)
     except locks.Held:
         yield False
         return
-    except (OSError, files.Gone):  # OSError: a store this user may only read, no run of theirs to start
+    except OSError:  # a store this user may only read: no run of theirs to start, nothing of theirs written
         yield True
         return
     try:
@@ -170,8 +171,11 @@ def idle(d: Path, wait_s: float = 0) -> Iterator[bool]:
 
 def executing(d: Path) -> bool:
     """Whether a process is executing the run now (holds its lock)."""
-    with idle(d) as free:
-        return not free
+    try:
+        with idle(d) as free:
+            return not free
+    except files.Gone:  # never planned, or deleted
+        return False
 
 
 def now() -> str:
@@ -818,8 +822,11 @@ def stored_again(out: Path, old: str, new: str) -> str | None:
 def in_use(d: Path) -> str | None:
     """Why the run in `d` cannot be moved now (`refile` refuses it), or None: `suite run --dry-run`
     must neither promise to file it nor start it anew while its job may still write there."""
-    with idle(d) as free:
-        return _in_use(d, free)
+    try:
+        with idle(d) as free:
+            return _in_use(d, free)
+    except files.Gone:  # filed by another `suite run` since it was looked at, or deleted: none uses it
+        return None
 
 
 def _in_use(d: Path, free: bool) -> str | None:
@@ -841,13 +848,18 @@ def refile(out: Path, old: str, config: RunConfig) -> str | None:
     if taken := stored_again(out, old, new):
         return taken
     looked_at = src.stat().st_ino if src.exists() else None  # the folder filed: one made there later is no run
-    with idle(src) as free:
-        if problem := _in_use(src, free):
-            return problem
-        before = _record_id(src, new, config)
+    try:
+        with idle(src) as free:
+            if problem := _in_use(src, free):
+                return problem
+            before = _record_id(src, new, config)
+    except files.Gone:  # another `suite run` filed it since it was looked at: filed all the same
+        if not dst.is_dir():
+            raise
+        return None
     try:
         src.rename(dst)
-    except FileNotFoundError:  # another `suite run` filed it since it was looked at: filed all the same
+    except FileNotFoundError:  # filed by another `suite run` in the instant since: filed all the same
         if not dst.is_dir():
             raise
     except OSError as exc:  # the target is there and not empty (ENOTEMPTY, or EEXIST on some systems)

@@ -880,3 +880,26 @@ def test_sweep_lists_the_run_folder_once(tmp_path, monkeypatch):
     store.sweep(d)
     monkeypatch.undo()
     assert len(listed) == 1
+
+
+def test_idle_of_a_run_folder_not_there_runs_no_block_that_would_write_without_the_lock(tmp_path):
+    """`idle` of a run folder not there (deleted that instant) answered free without taking the
+    lock, and ran its block: a planner making the folder again in that instant, and a run process
+    taking its lock there, the block's write (a runner recording an end) went in beside the run
+    without the lock. It now raises files.Gone naming the folder, running no block; the probes
+    say such a run is neither executing nor in use."""
+    import shutil
+
+    from suite import files
+
+    run = make_run()
+    d = store.plan(tmp_path, run)
+    shutil.rmtree(d)
+    written = []
+    with pytest.raises(files.Gone) as gone, store.idle(d) as free:
+        store.plan(tmp_path, run)  # made again in that instant
+        with store.run_lock(d):  # a run process starts there
+            store.set_status(d, "failed", error="recorded without the lock")
+            written.append(free)
+    assert gone.value.file == str(d) and written == []
+    assert not store.executing(d) and store.in_use(d) is None and not d.exists()

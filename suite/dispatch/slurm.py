@@ -251,8 +251,8 @@ def _unplan(d: Path) -> None:
 def _restore(d: Path, job_id: str, status: bytes | None, archive: Path | None) -> None:
     """A run directory as it was before a withdrawn submission: its archived files back, and its
     status; unless a process has taken the run since (it holds the lock, or wrote its own status),
-    whose files and status are its own and stay."""
-    with store.idle(d, wait_s=store.LOCK_WAIT_S) as free:
+    whose files and status are its own and stay, or it was deleted (`rm -rf`): nothing to restore."""
+    with contextlib.suppress(files.Gone), store.idle(d, wait_s=store.LOCK_WAIT_S) as free:
         if not free or not _ours(d, job_id, status):
             return
         if archive is not None:
@@ -816,7 +816,9 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
         # its own state this instant). `suite run` skips these runs whatever the directory says.
         if job_id not in lost and (slurm_state in ALIVE or now.status.get("slurm_state") == slurm_state):
             continue
-        with store.idle(d) as free:  # held while writing, so a job starting now cannot be overwritten
+        # the lock held while writing, so a job starting now cannot be overwritten; files.Gone: the run
+        # deleted meanwhile (`rm -rf`): no end to record, and it shows missing
+        with contextlib.suppress(files.Gone), store.idle(d) as free:
             if not free:  # whatever became of its job, another process (an earlier job) executes the run
                 continue
             now = store.state_of(d)  # as the lock found it: a resubmission may have replaced the job
@@ -828,8 +830,6 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
                     warnings.warn(f"{d / 'status.json'}: cannot record that SLURM job {job_id} ended {ended} "
                                   f"({exc.strerror or exc}): the run shows as last recorded until a command that can "
                                   "write the store refreshes it", SuiteWarning, stacklevel=2)
-                except files.Gone:  # the run deleted meanwhile (`rm -rf`): no end to record, and it shows missing
-                    pass
     return out_states
 
 
