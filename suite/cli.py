@@ -769,12 +769,15 @@ def _status(args: argparse.Namespace) -> int:
             return 0
         unknown = "(spec unknown: config.json missing or unreadable)"
         # by spec, preset and command-line overrides (as recorded when planned): a preset's runs, or an
-        # override's, are their own, and the hints below name them
-        presets, given = (frame[c].fillna("") if c in frame else frame["spec"].map(lambda _: "")
-                          for c in ("preset", "overrides"))
+        # override's, are their own, and the hints below name them; a run of a known spec planned
+        # before overrides were recorded has none recorded (not "": none given), and is listed apart
+        presets = frame["preset"].fillna("") if "preset" in frame else frame["spec"].map(lambda _: "")
+        recorded = frame["overrides"] if "overrides" in frame else frame["spec"].map(lambda _: None)
+        given = recorded.where(recorded.notna() | frame["spec"].isna(), UNRECORDED).fillna("")
         groups = {(str(name), preset, items): part for (name, preset, items), part
                   in frame.groupby([frame["spec"].fillna(unknown), presets, given], sort=True)}
     waiting = queued.queued(out)
+    unrecorded = any(items == UNRECORDED for _, _, items in groups)
 
     def where(rid: str) -> Path:
         return store.run_dir(out, stored_as.get(rid, rid))
@@ -806,7 +809,7 @@ def _status(args: argparse.Namespace) -> int:
             print(f"  missing {row['run_id']}: {row['note']} (`suite run` runs it again"
                   + (f"; a SLURM job of it may still be queued: `squeue --name suite-{name}`)" if lost else ")"))
         stopped_rows = part[part["status"].isin(["failed", "cancelled", "interrupted"])]
-        csv = "" if name.startswith("(") else \
+        csv = "" if name.startswith("(") or items == UNRECORDED else \
             f" (`suite report {_same_runs(args) if args.spec else these} --to - --format csv` lists every run)"
         groups = _same_message(stopped_rows)
         for rid, state, note in zip(stopped_rows["run_id"], stopped_rows["status"], stopped_rows["note"]):
@@ -840,7 +843,14 @@ def _status(args: argparse.Namespace) -> int:
     if not args.spec:
         print("(each run under the spec, preset and key=value overrides that planned it first; `suite status SPEC "
               "[--preset P] [key=value ...]` counts all of their runs, those not planned yet included)")
+        if unrecorded:
+            print(f"({UNRECORDED}: runs planned before the suite recorded them, given some or none; `suite status "
+                  "SPEC [--preset P]` with the overrides `suite run` was given counts them among the spec's runs)")
     return 0
+
+
+# How `suite status` of a store names the overrides of a run planned before they were recorded.
+UNRECORDED = "[key=value overrides not recorded]"
 
 
 def _print_queued(frame: pandas.DataFrame, waiting: Mapping[str, tuple[str, ...]]) -> None:

@@ -962,9 +962,13 @@ def _row(d: Path, state: RunState) -> dict[str, Any]:
             row["spec"] = planned.get("spec")
             if isinstance(planned.get("preset"), str):  # `suite status` names it beside the spec
                 row["preset"] = planned["preset"]
-            given = planned.get("overrides")
-            if isinstance(given, list) and given and all(isinstance(item, str) for item in given):  # and these
+            given = planned.get("overrides")  # and these: "" for none; no value for a run planned before
+            if isinstance(given, list) and all(isinstance(item, str) for item in given):  # they were recorded
                 row["overrides"] = shlex.join(given)
+            elif given is not None:  # listed as such a run, not as one given none
+                warnings.warn(str(SuiteError(f"{json.dumps(given)}, not a list of key=value items: the run is listed "
+                                             "as planned before overrides were recorded", file=str(config_path),
+                                             key="overrides")), SuiteWarning, stacklevel=3)
         except SuiteError as err:
             warnings.warn(f"skipped a corrupt record: {err}", SuiteWarning, stacklevel=3)
             row["note"] = row["note"] or str(err)

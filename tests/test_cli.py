@@ -130,6 +130,42 @@ def test_status_of_the_whole_store_names_each_runs_overrides(tmp_path, capsys):
     assert "walk: 1 run: 0 done, 1 failed" in capsys.readouterr().out  # the line, typed, counts them
 
 
+def test_status_of_the_whole_store_lists_runs_planned_before_overrides_were_recorded_apart(tmp_path, capsys):
+    """A run planned before config.json recorded the command line's overrides (made with
+    `momentum=0.5` or with none: its record cannot say) was listed under `walk --preset tiny` with
+    the runs given none, so that line, typed, counted fewer runs than it said. It is listed apart,
+    marked, with no hint naming a command that may not be its own; a record whose overrides are
+    not a list of items is listed so too, and a warning names the file and the key."""
+    from suite import ablations, store
+
+    spec = tmp_path / "walk.yaml"
+    spec.write_text("name: walk\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n"
+                    "presets: {tiny: {epochs: 1}}\n")
+    walk = ablations.load(str(spec))
+    old, typo = ablations.expand(walk, preset="tiny", overrides={"momentum": 0.5, "lr": 0.2})[:1] + \
+        ablations.expand(walk, preset="tiny", overrides={"momentum": 0.7})[:1]
+    new = ablations.expand(walk, preset="tiny")[0]
+    for run, overrides in ((old, None), (typo, "momentum=0.7"), (new, [])):
+        d = store.plan(tmp_path, run)
+        store.set_status(d, "failed", error="boom")
+        planned = json.loads((d / "config.json").read_text())
+        planned.pop("overrides")
+        if overrides is not None:
+            planned["overrides"] = overrides
+        (d / "config.json").write_text(json.dumps(planned))
+    assert main(["status", "--out", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    path = store.run_dir(tmp_path, typo.run_id) / "config.json"
+    assert f'warning: {path}: overrides: "momentum=0.7", not a list of key=value items: the run is listed as ' \
+        "planned before overrides were recorded\n" in err
+    assert "walk --preset tiny: 1 run in the store: 0 done, 1 failed\n" in out
+    assert "walk --preset tiny [key=value overrides not recorded]: 2 runs in the store: 0 done, 2 failed\n" in out
+    assert "([key=value overrides not recorded]: runs planned before the suite recorded them" in out
+    assert "suite report walk --preset tiny" not in out  # would list neither
+    assert main(["status", str(spec), "--preset", "tiny", "momentum=0.5", "lr=0.2", "--out", str(tmp_path)]) == 0
+    assert "walk: 1 run: 0 done, 1 failed" in capsys.readouterr().out  # the overrides it was given find it
+
+
 def test_train_names_the_command_line_in_a_bad_keys_error_as_run_does(tmp_path, capsys):
     """`suite run quick base_width=4` said `<command line>: base_width: ...`, `suite train` the key alone."""
     assert main(["train", "ran56_cifar", "base_width=4", "--run-dir", str(tmp_path / "run")]) == 2
