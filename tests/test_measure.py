@@ -437,6 +437,17 @@ for method in ("cpu_rss_hwm", "cpu_rss_sampled"):
     assert all(40 <= float(peak) <= 90 for peak in peaks.values()) and len(peaks) == 2, peaks
 
 
+def test_what_torch_loads_on_first_use_is_not_a_models_training_memory():
+    """The first optimizer a process makes imports torch._dynamo (~75 MiB of Python objects): a
+    tiny model's training step needs a few MiB, and its figure from a fresh process (as `suite
+    profile` and a run measure) must not carry that import."""
+    job = profile.ProfileJob("ran56_cifar", {"base_width": 4}, bench="train", img_size=8, device="cpu",
+                             batch_size=2, warmup=1, steps=1, threads=1)
+    row = profile.run_isolated(job)
+    assert row.get("error") is None and row["memory_method"] == "cpu_rss_hwm", row
+    assert row["train_peak_memory_mb"] < 30, row["train_peak_memory_mb"]
+
+
 @pytest.mark.parametrize("faults,rounds", [
     ([5000, 0, 5000, 0, 0], 5),  # the heap grew again after one quiet round: the count starts over
     ([257, 256, 256], 3),  # at most SETTLED_FAULTS is quiet

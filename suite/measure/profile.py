@@ -36,7 +36,7 @@ from suite.errors import SuiteError, unknown
 from suite.measure.complexity import measure_complexity, sized_options
 from suite.measure.env import environment, resolve_device
 from suite.measure.memory import MemoryProbe
-from suite.measure.throughput import STEPS, BenchSettings, Timing, prepare, summarize, time_steps
+from suite.measure.throughput import STEPS, BenchSettings, Timing, load_libraries, prepare, summarize, time_steps
 from suite.metrics import COST_LABELS
 from suite.models import create_model, get_model_info, list_models, plugins, resolve_model_kwargs
 
@@ -255,6 +255,7 @@ def _measure(job: ProfileJob) -> dict[str, Any]:
         steps=defaults["steps"] if job.steps is None else job.steps,
     )
     batch_size = defaults["batch_size"] if job.batch_size is None else job.batch_size
+    load_libraries(job.phases, settings)  # torch's one-off imports are not the model's memory
     probe = MemoryProbe.start(device)  # before the model exists: its weights count in the peak
     model = _place(build(), job, device)
     reference = None if job.reference is None else (lambda: _place(_build_reference(job), job, device))

@@ -18,6 +18,7 @@ Protocol (every setting becomes a column of the result):
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import time
 from collections.abc import Callable, Sequence
@@ -110,6 +111,16 @@ def train_step(model: nn.Module, batch_size: int, s: BenchSettings) -> Step:
 
 
 STEPS: dict[str, Callable[[nn.Module, int, BenchSettings], Step]] = {"infer": inference_step, "train": train_step}
+
+
+def load_libraries(phases: Sequence[str], s: BenchSettings) -> None:
+    """Run each phase's step once on a one-conv model, so what torch loads on first use is in the
+    process before a memory baseline is taken: the first optimizer imports torch._dynamo, about
+    75 MiB of Python objects on the CPU's heap that no model's step needs again."""
+    tiny = nn.Sequential(nn.Conv2d(s.in_chans, 2, 1), nn.Flatten()).to(s.device)
+    small = dataclasses.replace(s, img_size=1)
+    for phase in phases:
+        STEPS[phase](tiny, 2, small)()
 
 
 # ---------------------------------------------------------------------------------------- running
