@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -159,6 +160,26 @@ def test_a_profile_job_with_values_no_run_can_take_is_refused_when_made():
         with pytest.raises(SuiteError, match=rf"^{key}: must be >= 1, got 0$"):
             profile.ProfileJob("ran56_cifar", bench="infer", **{key: 0})
     assert profile.ProfileJob("ran56_cifar", bench="all", steps=1).phases == ("infer", "train")
+
+
+def test_a_profile_job_refuses_values_of_the_wrong_kind_naming_the_field():
+    """What the command's parser refuses, a job made in Python refused only deep inside torch (img_size
+    32.0: "zeros(): argument 'size' failed to unpack", batch_size "4": "'<' not supported"), took
+    img_size=True for a size ("inputs of True px"), or took silently: amp 'fp8' (an error only once timed) and a reference
+    beside the complexity count, which times nothing, so no ratio was made. Each is named now."""
+    for key, value in (("img_size", 32.0), ("img_size", True), ("batch_size", "4"), ("steps", 1.5)):
+        with pytest.raises(SuiteError, match=rf"^{key}: must be a whole number, got {value!r}$"):
+            profile.ProfileJob("ran56_cifar", bench="infer", **{key: value})
+    with pytest.raises(SuiteError, match=r"^img_size: must be a whole number, got 32.0$"):
+        model_complexity("ran56_cifar", img_size=32.0, base_width=2)
+    with pytest.raises(SuiteError, match=r"^amp: unknown amp 'fp8'.*\(valid: fp32, bf16, fp16\)$"):
+        profile.ProfileJob("ran56_cifar", amp="fp8")
+    with pytest.raises(SuiteError, match=r"^reference: a reference compares throughput: use bench='infer', "):
+        profile.ProfileJob("ran56_cifar", reference="resnet26")
+    with pytest.raises(SuiteError, match=r"^model_kwargs: expected a dict of model options, got list$"):
+        profile.ProfileJob("ran56_cifar", ["base_width=4"])
+    job = profile.ProfileJob("ran56_cifar", {"base_width": 2}, img_size=np.int64(40))  # a whole number all the same
+    assert job.img_size == 40 and type(job.img_size) is int and profile.child_command(job)
 
 
 def test_a_profile_job_names_the_input_size_as_its_caller_gave_it(capsys):

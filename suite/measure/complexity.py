@@ -24,6 +24,7 @@ ResNet-50 4.11 G), which all count multiply-accumulates; SAN's counter also char
 from __future__ import annotations
 
 import importlib.metadata
+import numbers
 import warnings
 from collections import Counter
 from collections.abc import Mapping
@@ -135,12 +136,20 @@ def sized_options(name: str, kwargs: Mapping[str, Any], img_size: int | None) ->
     a run to data.input_size: profile._respelt)."""
     if img_size is None:
         img_size = get_model_info(name).input_size
-    elif img_size < 1:
+    elif (img_size := whole_count(img_size, "img_size")) < 1:
         raise SuiteError(f"must be >= 1, got {img_size}", key="img_size")
     try:
         return img_size, resolve_model_kwargs(name, kwargs, input_size=img_size)
     except SuiteError as err:  # a family's check of the input size has no key of its own
         raise (err.where(key="img_size") if err.key is None else err) from None
+
+
+def whole_count(value: Any, key: str) -> int:
+    """`value` as an int, or a SuiteError naming `key`: a size or count given from Python (32.0, "4",
+    True) otherwise failed deep inside torch, or was read as something else."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise SuiteError(f"must be a whole number, got {value!r}", key=key)
+    return int(value)
 
 
 def measure_complexity(model: nn.Module, img_size: int, in_chans: int = 3) -> Complexity:

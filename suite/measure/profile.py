@@ -33,12 +33,13 @@ from torch import nn
 
 from suite import files, processes
 from suite.errors import SuiteError, unknown
-from suite.measure.complexity import measure_complexity, sized_options
+from suite.measure.complexity import measure_complexity, sized_options, whole_count
 from suite.measure.env import environment, resolve_device
 from suite.measure.memory import MemoryProbe
 from suite.measure.throughput import STEPS, BenchSettings, Timing, load_libraries, prepare, summarize, time_steps
 from suite.metrics import COST_LABELS
 from suite.models import create_model, get_model_info, list_models, plugins, resolve_model_kwargs
+from suite.precision import AMP_DTYPES
 
 if TYPE_CHECKING:
     from suite.config import RunConfig
@@ -55,6 +56,7 @@ DEFAULTS: dict[str, dict[str, int]] = {
     "cpu": {"batch_size": 8, "warmup": 3, "steps": 10},
 }
 RESULT_MARKER = "--result"
+_COUNTS = ("img_size", "batch_size", "warmup", "steps", "threads")  # a job's fields that are whole numbers >= 1
 # `suite profile`'s flag for each job field it sets, so the command's errors name what was typed
 FLAGS = {"img_size": "--input-size", "amp": "--amp", "channels_last": "--channels-last", "compile": "--compile",
          "batch_size": "--batch-size", "warmup": "--warmup", "steps": "--steps", "threads": "--threads"}
@@ -84,7 +86,18 @@ class ProfileJob:
     is_reference: bool = False  # the reference's own job: its ratio is 1
 
     def __post_init__(self) -> None:
-        _check_values(dataclasses.asdict(self))  # a job made in Python skips the command's argument checks
+        # a job made in Python skips the command's argument checks
+        if not isinstance(self.model_kwargs, Mapping):
+            raise SuiteError(f"expected a dict of model options, got {type(self.model_kwargs).__name__}",
+                             key="model_kwargs")
+        for key in _COUNTS:  # an int, so the job's JSON reads back in its child (numpy's int64 does not dump)
+            if getattr(self, key) is not None:
+                object.__setattr__(self, key, whole_count(getattr(self, key), key))
+        _check_values(dataclasses.asdict(self))
+        if self.amp not in AMP_DTYPES:
+            raise unknown("amp", self.amp, list(AMP_DTYPES), key="amp")
+        if self.reference is not None and not self.phases:  # complexity times nothing: no ratio would be made
+            raise SuiteError("a reference compares throughput: use bench='infer', 'train' or 'all'", key="reference")
 
     @property
     def phases(self) -> tuple[str, ...]:
@@ -136,7 +149,7 @@ def _check_values(values: Mapping[str, Any]) -> None:
     bench = values.get("bench", "complexity")
     if bench not in BENCHES:
         raise unknown("bench", bench, list(BENCHES), key="bench")
-    for key in ("img_size", "batch_size", "warmup", "steps", "threads"):
+    for key in _COUNTS:
         value = values.get(key)
         if value is not None and value < 1:
             raise SuiteError(f"must be >= 1, got {value}", key=key)
