@@ -24,6 +24,7 @@ from torch import nn
 from suite import ablations, store
 from suite.ablations import names
 from suite.cli import main
+from suite.config import parse_overrides
 from suite.errors import SuiteError, SuiteWarning
 from suite.models import register_model
 from suite.models.registry import _REGISTRY
@@ -283,6 +284,18 @@ def test_one_metric_may_be_given_as_its_name(toy):
     frame = store.collect(out, [r.run_id for r in runs])
     assert tables.build(spec, runs, frame, out=out, metrics="top5_err").metrics == ["top5_err"]
     assert tables.build(spec, runs, frame, out=out, metrics=["top5_err", "top1_err"]).metrics == ["top5_err", "top1_err"]
+
+
+def test_overrides_given_as_the_command_line_writes_them_are_named(toy):
+    """`tables.load(spec, overrides=["epochs=2"])`, as `suite report SPEC epochs=2` types them, was
+    "ValueError: dictionary update sequence element #0 has length 8; 2 is required" from inside the
+    expansion; the mapping the function takes is named instead."""
+    spec, runs, out = toy
+    for given in (["epochs=2"], "epochs=2"):
+        with pytest.raises(SuiteError, match=r"^overrides: expected a dict of dotted keys to values "
+                                             r"\({'epochs': 2}\), got (list|str); suite.config.parse_overrides"):
+            tables.load(spec, out=out, overrides=given)
+    assert tables.load(spec, out=out, overrides=parse_overrides(["epochs=2"])).overrides == {"epochs": 2}
 
 
 def test_unknown_metric_is_a_suite_error(toy, tmp_path):

@@ -168,6 +168,9 @@ def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mappi
     """Expand `spec` (a Spec, a name or a path) as `suite run` did (preset, command-line overrides),
     collect its runs from the store and build the report. A store folder that is not there is a
     report of missing runs, with a warning naming it (as `suite report` notes it)."""
+    if overrides is not None and not isinstance(overrides, Mapping):  # the command line's strings, typed as such
+        raise SuiteError(f"expected a dict of dotted keys to values ({{'epochs': 2}}), got {type(overrides).__name__}; "
+                         "suite.config.parse_overrides reads the command line's key=value strings", key="overrides")
     if not isinstance(spec, Spec):
         spec = ablations.load(spec)
     key = "out" if out is not None else "$SUITE_OUT"
