@@ -162,6 +162,17 @@ def test_a_profile_job_with_values_no_run_can_take_is_refused_when_made():
     assert profile.ProfileJob("ran56_cifar", bench="all", steps=1).phases == ("infer", "train")
 
 
+def test_profiling_in_the_calling_process_leaves_its_thread_count():
+    """`profile_model(ProfileJob(..., threads=1))` in a notebook left torch on one thread for the rest
+    of the session (every later cell ran single-threaded); measure_complexity restores its count too."""
+    before = torch.get_num_threads()
+    other = 1 if before > 1 else 2
+    job = profile.ProfileJob("ran56_cifar", {"base_width": 2}, bench="infer", img_size=8, device="cpu", batch_size=2,
+                             warmup=1, steps=1, threads=other)
+    assert profile.profile_model(job)["threads"] == other
+    assert torch.get_num_threads() == before
+
+
 def test_a_profile_job_refuses_values_of_the_wrong_kind_naming_the_field():
     """What the command's parser refuses, a job made in Python refused only deep inside torch (img_size
     32.0: "zeros(): argument 'size' failed to unpack", batch_size "4": "'<' not supported"), took

@@ -236,12 +236,16 @@ def child_command(job: ProfileJob) -> list[str]:
 
 def profile_model(job: ProfileJob) -> dict[str, Any]:
     """One row for one model, in this process; raises on failure, a SuiteError naming a job's field
-    or model option as Python gives it (img_size, model_kwargs['padding'])."""
+    or model option as Python gives it (img_size, model_kwargs['padding']). The job's `threads` hold
+    while it runs: the caller's count is restored after, so a notebook's later cells keep theirs."""
+    threads = torch.get_num_threads()
     try:
         return _measure(job)
     except SuiteError as err:
         _respelt(err, job, {}, "model_kwargs[{!r}]")
         raise
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _measure(job: ProfileJob) -> dict[str, Any]:
