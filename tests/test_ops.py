@@ -191,14 +191,17 @@ def test_aggregation_low_precision_sums_in_float32(dtype, padding, forward):
 
 # Worst relative error of dL/dw allowed, for G = C / Cw = 4 products per element: float64 to the last
 # bits; float32 sums G rounded products, within G u of the exact value (u = 2^-24). Half and
-# bfloat16: each product rounds in the dtype (u), the G terms add in float32 (G 2^-24) and the sum
-# rounds once (u): 2 u + G 2^-24 (measured up to 1.6 u; with the G additions made in the dtype, 2.2 u).
+# bfloat16, shift backend: the products of float32 copies are exact, their G terms add in float32
+# (G 2^-24) and the sum rounds once (u): u + G 2^-24 (measured 0.99 u; with each product rounded in
+# the dtype, as before, 1.6 u). The unfold backend's autograd rounds each product in the dtype too: 2 u + G 2^-24.
 WEIGHT_GRAD_GROUPS = 4
-WEIGHT_GRAD_TOLERANCE = {
-    torch.float64: 1e-13,
-    torch.float32: WEIGHT_GRAD_GROUPS * 2.0**-24,
-    **{dtype: 2 * u + WEIGHT_GRAD_GROUPS * 2.0**-24 for dtype, u in UNIT_ROUNDOFF.items()},
-}
+
+
+def _weight_grad_tolerance(backend: str, dtype: torch.dtype) -> float:
+    if dtype == torch.float64:
+        return 1e-13
+    u = UNIT_ROUNDOFF.get(dtype, 0.0)
+    return (2 * u if backend == "unfold" else u) + WEIGHT_GRAD_GROUPS * 2.0**-24
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16], ids=str)
@@ -219,7 +222,7 @@ def test_aggregation_weight_gradient_against_its_formula(k, d, height, width, pa
             (got,) = torch.autograd.grad(aggregation(x, w, k, d, padding), w, g)
         assert got.dtype == dtype and got.shape == exact.shape
         worst = ((got.double() - exact).abs() / exact.abs().clamp_min(1e-300)).max().item()
-        assert worst <= WEIGHT_GRAD_TOLERANCE[dtype], (backend, worst)
+        assert worst <= _weight_grad_tolerance(backend, dtype), (backend, worst)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -260,7 +263,7 @@ def test_aggregation_channels_last(requires_grad, forward):
 
 # Largest error relative to the exact value of the rounded inputs (positive data): float64 and
 # float32 with room for a K = 49 term running sum; half and bfloat16 one rounded product and one
-# rounded sum, 2 u (see relations.py and WEIGHT_GRAD_TOLERANCE).
+# rounded sum, 2 u (see relations.py and _weight_grad_tolerance).
 LAYOUT_TOLERANCE = {torch.float64: 1e-13, torch.float32: 49 * 2.0**-24,
                     **{dtype: 2.02 * u for dtype, u in UNIT_ROUNDOFF.items()}}
 
