@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -99,17 +99,42 @@ class Window:
         Channel order (c, j) when flattened to (N, C*K, L), exactly nn.Unfold's: the patchwise
         concatenation relation depends on it.
 
-        Made in float32 for a half or bfloat16 x that autograd records, and cast back, the same
-        values: autograd's backward then adds the K overlapping windows' gradients (col2im) and folds
-        the reflected border back in float32, rounding each sum once; in x's dtype every one of those
-        additions rounded (dL/dx of the clique product and of the unfold backend 4 to 7 units of
-        rounding off). Without a backward to come (inference) nothing is summed: no float32 copy.
+        For a half or bfloat16 x that autograd records, the backward adds the K overlapping windows'
+        gradients and folds the reflected border back in float32 and rounds each sum once
+        (`_UnfoldSummingInFloat32`); autograd's own col2im in x's dtype rounded every addition
+        (dL/dx of the clique product and of the unfold backend 4 to 7 units of rounding off).
         """
         n, c, h, w = x.shape
-        recorded = x.requires_grad and torch.is_grad_enabled()
-        padded = self.pad_input(x.to(accumulator_dtype(x.dtype)) if recorded else x)
-        cols = F.unfold(padded, self.kernel_size, dilation=self.dilation).to(x.dtype)
+        if x.requires_grad and torch.is_grad_enabled() and accumulator_dtype(x.dtype) != x.dtype:
+            cols = _UnfoldSummingInFloat32.apply(x, self)
+        else:
+            cols = F.unfold(self.pad_input(x), self.kernel_size, dilation=self.dilation)
         return cols.view(n, c, self.size, h * w)
+
+
+class _UnfoldSummingInFloat32(torch.autograd.Function):
+    """Window.unfold of a half or bfloat16 x whose backward sums in float32 without a float32 copy
+    of the K-wide tensor: each footprint row's k gradient windows are widened and folded (col2im)
+    into a float32 accumulator of the padded map's size, row after row. An unfold made in float32,
+    as before, held a float32 copy of the K-wide tensor (twice the unfolded x's size) in the
+    forward, and autograd widened the K-wide gradient likewise for its col2im."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, window: Window) -> torch.Tensor:
+        ctx.window, ctx.shape, ctx.nhwc, ctx.dtype = window, x.shape, channels_last(x), x.dtype
+        return F.unfold(window.pad_input(x), window.kernel_size, dilation=window.dilation)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        window: Window = ctx.window
+        n, c, h, w = ctx.shape
+        k, d = window.kernel_size, window.dilation
+        rows = grad.reshape(n, c, k, k * h * w)
+        total = window.padded_zeros(ctx.shape, ctx.nhwc, accumulator_dtype(ctx.dtype), grad.device)
+        for kh in range(k):  # one footprint row (k windows) at a time: 1/k of the K-wide gradient widened
+            row = rows[:, :, kh].to(total.dtype).reshape(n, c * k, h * w)  # under autocast grad may be float32
+            total[..., kh * d : kh * d + h, :] += F.fold(row, (h, total.shape[-1]), (1, k), dilation=(1, d))
+        return window.unpad_grad(total).to(ctx.dtype), None
 
 
 @cached_outside_traces(maxsize=None)
