@@ -15,7 +15,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from suite.errors import SuiteError
 from suite.ops import (
     BACKENDS,
+    PADDINGS,
     PAIRWISE_RELATIONS,
+    PATCHWISE_RELATIONS,
     Window,
     aggregation,
     pairwise_relation,
@@ -26,9 +28,28 @@ from suite.ops import (
 from suite.ops.conv import conv1x1
 from suite.ops.gamma import batch_norm_relu_conv, fold_gamma
 
+# ------------------------------------------------------------------------------------------- cases
+# What the op tests are parametrised over, defined once: footprints and map sizes, dtypes, the ops.
 # (kernel, dilation, height, width): odd sizes, every kernel size and dilation.
 GEOMETRIES = [(3, 1, 5, 7), (3, 2, 9, 6), (5, 1, 5, 7), (5, 2, 9, 6), (7, 1, 9, 6)]
-PADDINGS = ["reflect", "zeros"]
+# The pairwise relation tests (five relations a case) take three: the smallest, a dilated 5x5, the 7x7.
+RELATION_GEOMETRIES = [GEOMETRIES[0], GEOMETRIES[3], GEOMETRIES[4]]
+# One rounding of an exact value v to a format of p significand bits errs by at most u |v|, u = 2^-p.
+UNIT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}
+LOW_PRECISION = list(UNIT_ROUNDOFF)  # the dtypes whose sums the ops make in float32
+DTYPES = [torch.float64, torch.float32, *LOW_PRECISION]
+every_padding = pytest.mark.parametrize("padding", PADDINGS)
+every_dtype = pytest.mark.parametrize("dtype", DTYPES, ids=str)
+low_precision = pytest.mark.parametrize("dtype", LOW_PRECISION, ids=str)
+# Every op, as a function of (a, b, kernel, dilation, padding): b is the aggregation's weights
+# (N, Cw, k*k, H*W), else psi; a relation is named as pairwise_relation takes it, or "patchwise NAME".
+OPS = {
+    "aggregation": aggregation,
+    **{relation: (lambda a, b, k, d, p, r=relation: pairwise_relation(a, b, r, k, d, p))
+       for relation in PAIRWISE_RELATIONS},
+    **{f"patchwise {relation}": (lambda a, b, k, d, p, r=relation: patchwise_relation(a, b, r, k, d, p))
+       for relation in PATCHWISE_RELATIONS},
+}
 
 
 # ----------------------------------------------------------------------------- loop references
@@ -114,7 +135,7 @@ def forward(request, monkeypatch):
     assert set(ran) <= {request.param}, ran  # no other forward ran (x channels-last leaves only rows or channels-last)
 
 
-@pytest.mark.parametrize("padding", PADDINGS)
+@every_padding
 @pytest.mark.parametrize("k,d,height,width", GEOMETRIES)
 def test_aggregation_matches_kernel_transcription(k, d, height, width, padding, forward):
     torch.manual_seed(0)
@@ -131,7 +152,7 @@ def test_aggregation_matches_kernel_transcription(k, d, height, width, padding, 
     assert forward.ran or forward.name == "rows"
 
 
-@pytest.mark.parametrize("padding", PADDINGS)
+@every_padding
 def test_aggregation_gradcheck(padding):
     torch.manual_seed(0)
     x = torch.randn(1, 4, 4, 3, dtype=torch.float64, requires_grad=True)
@@ -147,10 +168,6 @@ def test_aggregation_channel_sharing_is_interleaved():
     w[:, 1] = 1.0  # only weight channel 1 is non-zero
     out = aggregation(x, w, 1)
     assert out[0, :, 0, 0].tolist() == [0.0, 1.0, 0.0, 1.0]
-
-
-# One rounding of an exact value v to a format of p significand bits errs by at most u |v|, u = 2^-p.
-UNIT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}
 
 
 def _positive(*shape, seed, dtype):
@@ -171,8 +188,8 @@ def _assert_rounded_once(got, exact):
     assert worst <= 1.01, f"off by {worst:.2f} u: the sum was not made in float32 and rounded once"
 
 
-@pytest.mark.parametrize("padding", PADDINGS)
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@every_padding
+@low_precision
 def test_aggregation_low_precision_sums_in_float32(dtype, padding, forward):
     """y and dL/dx (K = 49 products per element, and the reflected border folded back) are the
     exact values rounded once, in each forward loop; the 2e-2 closeness this replaces also held
@@ -204,8 +221,8 @@ def _weight_grad_tolerance(backend: str, dtype: torch.dtype) -> float:
     return (2 * u if backend == "unfold" else u) + WEIGHT_GRAD_GROUPS * 2.0**-24
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16], ids=str)
-@pytest.mark.parametrize("padding", PADDINGS)
+@every_dtype
+@every_padding
 @pytest.mark.parametrize("k,d,height,width", GEOMETRIES)
 def test_aggregation_weight_gradient_against_its_formula(k, d, height, width, padding, dtype):
     """dL/dw of both backends against that of the kernel transcription (ref_aggregation, by autograd
@@ -280,23 +297,22 @@ def _laid_out(t: torch.Tensor, layout: str) -> torch.Tensor:
     return big[:, ::2, ..., ::2]
 
 
+# op -> (the op in OPS, weight channels: the aggregation with 2 and 32, the relations none)
 LAYOUT_OPS = {
-    **{f"aggregation Cw={cw}": (lambda a, b, p: aggregation(a, b, 5, 2, p), cw) for cw in (2, 32)},
-    **{relation: (lambda a, b, p, r=relation: pairwise_relation(a, b, r, 5, 2, p), 0)
-       for relation in PAIRWISE_RELATIONS},
-    **{f"patchwise {relation}": (lambda a, b, p, r=relation: patchwise_relation(a, b, r, 5, 2, p), 0)
-       for relation in ("star", "clique", "concatenation")},
+    **{f"aggregation Cw={cw}": ("aggregation", cw) for cw in (2, 32)},
+    **{op: (op, 0) for op in OPS if op != "aggregation"},
 }
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16], ids=str)
+@every_dtype
 @pytest.mark.parametrize("op", list(LAYOUT_OPS))
 def test_every_op_takes_any_layout(op, dtype):
     """Forward and both gradients, on NHWC, transposed-view and strided-slice inputs (both of them,
     and the aggregation's weights likewise; with 32 weight channels NHWC weights take its
     channels-last forward), with a dilated 5x5 footprint on an odd 9x11 map and both paddings,
     against the float64 unfold reference."""
-    fn, weight_channels = LAYOUT_OPS[op]
+    name, weight_channels = LAYOUT_OPS[op]
+    fn = lambda a, b, p: OPS[name](a, b, 5, 2, p)  # noqa: E731
     channels = 64 if weight_channels == 32 else 8
     a = _positive(2, channels, 9, 11, seed=0, dtype=dtype)
     b = (_positive(2, weight_channels, 25, 99, seed=1, dtype=dtype) if weight_channels
@@ -363,8 +379,8 @@ def test_aggregation_never_materialises_the_expanded_values():
 
 # --------------------------------------------------------------------------------------- relations
 @pytest.mark.parametrize("relation", PAIRWISE_RELATIONS)
-@pytest.mark.parametrize("padding", PADDINGS)
-@pytest.mark.parametrize("k,d,height,width", [GEOMETRIES[0], GEOMETRIES[3], GEOMETRIES[4]])
+@every_padding
+@pytest.mark.parametrize("k,d,height,width", RELATION_GEOMETRIES)
 def test_pairwise_relation_matches_reference(relation, padding, k, d, height, width):
     torch.manual_seed(0)
     phi = torch.randn(2, 3, height, width, dtype=torch.float64, requires_grad=True)
@@ -380,7 +396,7 @@ def test_pairwise_relation_matches_reference(relation, padding, k, d, height, wi
 
 
 @pytest.mark.parametrize("relation", PAIRWISE_RELATIONS)
-@pytest.mark.parametrize("padding", PADDINGS)
+@every_padding
 def test_pairwise_relation_gradcheck(relation, padding):
     torch.manual_seed(0)
     phi = torch.randn(1, 2, 5, 4, dtype=torch.float64, requires_grad=True)
@@ -388,18 +404,15 @@ def test_pairwise_relation_gradcheck(relation, padding):
     assert torch.autograd.gradcheck(lambda a, b: pairwise_relation(a, b, relation, 3, 1, padding), (phi, psi))
 
 
-@pytest.mark.parametrize("padding", PADDINGS)
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@every_padding
+@low_precision
 @pytest.mark.parametrize("relation", [*PAIRWISE_RELATIONS, "patchwise concatenation"])
 def test_relation_low_precision_gradients_sum_in_float32(relation, dtype, padding):
     """dL/dphi and dL/dpsi sum K = 49 terms per element (and psi's reflected border folds back):
     each is the exact value rounded once."""
     phi, psi = (_positive(2, 8, 9, 10, seed=seed, dtype=dtype).requires_grad_() for seed in (0, 1))
     exact_phi, exact_psi = (t.detach().double().requires_grad_() for t in (phi, psi))
-    if relation == "patchwise concatenation":
-        op = lambda a, b: patchwise_relation(a, b, "concatenation", 7, 1, padding)  # noqa: E731
-    else:
-        op = lambda a, b: pairwise_relation(a, b, relation, 7, 1, padding)  # noqa: E731
+    op = lambda a, b: OPS[relation](a, b, 7, 1, padding)  # noqa: E731
     with use_backend("unfold"):
         exact = op(exact_phi, exact_psi)
     out = op(phi, psi)
@@ -409,7 +422,7 @@ def test_relation_low_precision_gradients_sum_in_float32(relation, dtype, paddin
         _assert_rounded_once(got, want)
 
 
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@low_precision
 def test_position_gradient_low_precision_sums_in_float32(dtype):
     """The position term is shared by the batch: its gradient sums the N = 16 images' gradients,
     the exact value rounded once (a sum made in the low precision rounds at each image)."""
@@ -421,9 +434,9 @@ def test_position_gradient_low_precision_sums_in_float32(dtype):
     _assert_rounded_once(got, g[:, 2:].double().sum(0, keepdim=True))
 
 
-@pytest.mark.parametrize("padding", PADDINGS)
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("op", ["aggregation", "subtraction", "dot", "concatenation", "clique"])
+@every_padding
+@low_precision
+@pytest.mark.parametrize("op", ["aggregation", "subtraction", "dot", "concatenation", "patchwise clique"])
 def test_low_precision_gradients_through_unfold_fold_in_float32(op, dtype, padding):
     """Gradients that autograd takes back through Window.unfold (the unfold backend's ops, and the
     clique product on either backend): each product's gradient rounds once to the dtype, then col2im
@@ -433,11 +446,7 @@ def test_low_precision_gradients_through_unfold_fold_in_float32(op, dtype, paddi
     a, b = (_positive(2, 8, 9, 10, seed=seed, dtype=dtype).requires_grad_() for seed in (0, 1))
     if op == "aggregation":  # dL/dx only: w is not unfolded
         b = _positive(2, 2, 49, 90, seed=1, dtype=dtype).requires_grad_()
-        fn = lambda x, w: aggregation(x, w, 7, 1, padding)  # noqa: E731
-    elif op == "clique":
-        fn = lambda x, y: patchwise_relation(x, y, "clique", 7, 1, padding)  # noqa: E731
-    else:
-        fn = lambda x, y: pairwise_relation(x, y, op, 7, 1, padding)  # noqa: E731
+    fn = lambda x, y: OPS[op](x, y, 7, 1, padding)  # noqa: E731
     exact_a, exact_b = (t.detach().double().requires_grad_() for t in (a, b))
     with use_backend("unfold"):
         exact, out = fn(exact_a, exact_b), fn(a, b)
@@ -449,7 +458,7 @@ def test_low_precision_gradients_through_unfold_fold_in_float32(op, dtype, paddi
         assert worst <= 2.0, f"off by {worst:.2f} u: col2im's sums were not made in float32"
 
 
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@low_precision
 def test_unfold_of_a_low_precision_input_makes_no_float32_copy_of_the_k_wide_tensor(dtype):
     """Window.unfold sums its gradient in float32 (the values: the test above) one window at a time:
     no float32 tensor as large as the unfolded one is made in forward or backward (an unfold made in
@@ -576,7 +585,7 @@ def test_patchwise_star_and_clique_products():
 
 
 # ------------------------------------------------------------------------------------ window, errors
-@pytest.mark.parametrize("relation", ["star", "clique", "concatenation"])
+@pytest.mark.parametrize("relation", PATCHWISE_RELATIONS)
 def test_patchwise_relations_name_mismatched_shapes(relation):
     with pytest.raises(ValueError, match=r"phi \(1, 3, 5, 4\) and psi \(1, 2, 5, 4\)"):
         patchwise_relation(torch.randn(1, 3, 5, 4), torch.randn(1, 2, 5, 4), relation, 3)
@@ -602,28 +611,25 @@ def test_gamma_ops_refuse_layers_they_cannot_compute():
         batch_norm_relu_conv(nn.Identity(), [(nn.BatchNorm2d(4), torch.randn(4, 4, 3, 3), None)], torch.randn(2, 4, 5, 5))
 
 
-def _op_and_transcription(op: str):
-    """(op, its kernel transcription or None) as functions of (a, b, k, d, padding)."""
+def _transcription(op: str):
+    """The op's kernel transcription as a function of (a, b, k, d, padding), or None."""
     if op == "aggregation":
-        return (lambda a, b, k, d, p: aggregation(a, b, k, d, p)), ref_aggregation
+        return ref_aggregation
     if op in PAIRWISE_RELATIONS:
-        return ((lambda a, b, k, d, p: pairwise_relation(a, b, op, k, d, p)),
-                lambda a, b, k, d, p: ref_relation(a, b, op, k, d, p))
-    relation = op.removeprefix("patchwise ")
-    transcription = None if relation != "star" else \
-        (lambda a, b, k, d, p: ref_relation(a, b, "dot", k, d, p).view(a.shape[0], k * k, *a.shape[2:]))
-    return (lambda a, b, k, d, p: patchwise_relation(a, b, relation, k, d, p)), transcription
+        return lambda a, b, k, d, p: ref_relation(a, b, op, k, d, p)
+    if op == "patchwise star":
+        return lambda a, b, k, d, p: ref_relation(a, b, "dot", k, d, p).view(a.shape[0], k * k, *a.shape[2:])
+    return None
 
 
-@pytest.mark.parametrize("op", ["aggregation", *PAIRWISE_RELATIONS, "patchwise star", "patchwise clique",
-                                "patchwise concatenation"])
+@pytest.mark.parametrize("op", list(OPS))
 def test_a_dilated_footprint_wider_than_the_map(op):
     """Footprint 7 at dilation 2 spans 13 px and pads 6: reflection needs maps larger than 6 px, and
     on a 5x3 or 3x7 map every op, on either backend, stops with the SuiteError naming `padding` (as
     the README says); zero padding takes them, and on 5x3 (all of some pixels' neighbours outside)
     and with reflection on 7x9 each op matches its kernel transcription (clique and concatenation:
     the unfold backend), forward and back."""
-    fn, transcription = _op_and_transcription(op)
+    fn, transcription = OPS[op], _transcription(op)
     k, d = 7, 2
 
     def inputs(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -873,7 +879,7 @@ def test_batch_norm_relu_conv_keeps_a_narrow_hidden_layer():
     assert torch.autograd.gradcheck(fn, (x, gamma[2].weight, gamma[5].weight))
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+@every_dtype
 @pytest.mark.parametrize("spread", ["narrow", "wide_later_chunk", "underflow", "nan"])
 def test_softmax_base2_matches_softmax_as_chunks_arrive(dtype, spread):
     """Narrow logits are exponentiated chunk by chunk without the shift; a chunk beyond the dtype's
@@ -912,7 +918,7 @@ def test_softmax_base2_matches_softmax_as_chunks_arrive(dtype, spread):
                     "nan": [0, 0, 3, 6]}[spread]
 
 
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@low_precision
 def test_softmax_base2_sums_the_footprint_in_float32(dtype):
     """Each column's denominator adds K = 49 powers: every output is its power (rounded, as the op
     makes it in the low precision) over their exact sum, rounded once."""
