@@ -61,7 +61,9 @@ def test_submit_1000_run_grid(benchmark, tmp_path, grid, sbatch_calls, slurm_clu
 
     def submit(out):
         start = time.perf_counter()
-        submissions.append((slurm.submit(grid, out, options, name="dry"), time.perf_counter() - start))
+        # reading the cluster (check_options) is part of a submission, as in `suite run`
+        submissions.append((slurm.submit(grid, out, options, name="dry", cluster=slurm.read_cluster()),
+                            time.perf_counter() - start))
 
     try:
         benchmark.pedantic(submit, setup=lambda: ((next(outs),), {}), rounds=1)
