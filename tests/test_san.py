@@ -1183,7 +1183,7 @@ def test_official_checkpoint_errors_name_the_key():
                        r"torch.load\(path, map_location='cpu'\)"),
     (torch.nn.Linear(1, 1), r"got a model \(Linear\): pass its state_dict\(\)"),
     ({"module.conv1.weight": torch.zeros(1)},
-     r"not an official SAN checkpoint: none of its 1 key is a self-attention weight .*; first key 'conv1"),
+     r"not an official SAN checkpoint: none of its 1 key is a self-attention weight .*; first key 'module.conv1"),
 ])
 def test_degenerate_checkpoints_are_said_as_what_they_are(given, says):
     """An empty state_dict, an empty or missing 'state_dict' entry of a training checkpoint, a path or
@@ -1200,6 +1200,26 @@ def test_official_training_checkpoints_and_wrapped_models_load():
     checkpoint = {"epoch": 100, "state_dict": {f"module.{k}": v for k, v in official.items()}, "optimizer": {}}
     assert load_official_san(wrapped, checkpoint) is wrapped
     assert wrapped.module.stages[1].blocks[0].sam.phi.weight.equal(official["layer1.0.sam.conv1.weight"])
+
+
+def test_errors_about_a_wrapped_models_checkpoint_name_its_keys_as_the_file_has_them():
+    """A (Distributed)DataParallel checkpoint's keys all start with `module.`: a shape, type,
+    unexpected or missing key, or the key that shows the family, was named without it (fc.bias),
+    a key the user's file does not have. Each is named as the file spells it (module.fc.bias)."""
+    official = random_state_dict(official_layout(0, LAYERS[10], (3, 7, 7, 7, 7), 1000))
+    model = create_model("san10_pairwise")
+
+    def refusal(model: nn.Module, state_dict: dict[str, object]) -> SuiteError:
+        with pytest.raises(SuiteError) as err:
+            load_official_san(model, {f"module.{k}": v for k, v in state_dict.items()})
+        return err.value
+
+    assert refusal(create_model("san10_pairwise", num_classes=10), official).key == "module.fc.weight"
+    assert refusal(model, {**official, "fc.bias": official["fc.bias"].tolist()}).key == "module.fc.bias"
+    assert refusal(model, {**official, "layer5.0.conv.weight": torch.zeros(1)}).key == "module.layer5.0.conv.weight"
+    lacking = refusal(model, {k: v for k, v in official.items() if k != "layer2.1.sam.conv_p.bias"})
+    assert lacking.key == "module.layer2.1.sam.conv_p.bias" and "first 'module.layer2.1.sam.conv_p.bias'" in str(lacking)
+    assert refusal(create_model("san10_patchwise"), official).key.startswith("module.layer0.0.sam.conv_p.")
 
 
 @pytest.mark.parametrize("blocks", ["bands", "images"])

@@ -15,7 +15,7 @@ the official `SAN.__init__`/`forward`, `Bottleneck` and `SAM`:
     fc                              -> fc
 
 Released checkpoints hold a DistributedDataParallel state_dict, so a leading `module.` is dropped
-(hszhao/SAN#15).
+(hszhao/SAN#15) to match the keys; errors name a key with it, as the user's file has it.
 """
 
 from __future__ import annotations
@@ -95,14 +95,15 @@ def _family_from_widths(state_dict: Mapping[str, object]) -> tuple[str | None, s
     return None, None
 
 
-def _check_official(state_dict: Mapping[object, object]) -> None:
+def _check_official(state_dict: Mapping[object, object], prefix: str) -> None:
     """An official SAN checkpoint has self-attention weights (`layer<N>.<M>.sam.*`): a ResNet's or
     another model's state_dict, or one in our own naming, would otherwise be diagnosed by the first
     key that does not fit (torchvision's ResNet keys map through the same `layer`/`bn` patterns)."""
     keys = [str(k) for k in state_dict]
-    if any(".sam." in k and official_to_suite_key(k) is not None for k in keys):
+    bare = [k[len(prefix):] for k in keys]
+    if any(".sam." in k and official_to_suite_key(k) is not None for k in bare):
         return
-    if any(k.startswith("stages.") for k in keys):
+    if any(k.startswith("stages.") for k in bare):
         raise SuiteError("this state_dict has the suite's own key names (stages.*), not the official code's: load "
                          "it with model.load_state_dict into the model it was saved from", key="state_dict")
     raise SuiteError(f"not an official SAN checkpoint: none of its {count(len(keys), 'key')} is a self-attention "
@@ -174,14 +175,14 @@ def load_official_san(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) 
             raise SuiteError(f"official checkpoints have separate transformations (phi, psi, beta), this model "
                              f"uses transforms={module.transforms!r}: build it with transforms='separate'",
                              key="transforms", choices=["separate"])
-    if state_dict and all(str(k).startswith("module.") for k in state_dict):
-        state_dict = {str(k)[len("module."):]: v for k, v in state_dict.items()}
+    # (Distributed)DataParallel's prefix: dropped to match the official tree, kept in the keys errors name
+    prefix = "module." if all(str(k).startswith("module.") for k in state_dict) else ""
     ours = model.state_dict()
-    _check_official(state_dict)
+    _check_official(state_dict, prefix)
     _check_family(attention[0][1], state_dict)
     mapped: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
-        target = official_to_suite_key(key)
+        target = official_to_suite_key(str(key)[len(prefix):])
         if target is None or target not in ours:
             raise SuiteError(f"unexpected key in the official state_dict (no counterpart in {type(model).__name__}): "
                              "check the model's depth and position_encoding", key=key)
@@ -197,7 +198,7 @@ def load_official_san(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) 
     # num_batches_tracked only counts BN updates (no effect in eval); older checkpoints lack it.
     missing = [k for k in ours if k not in mapped and not k.endswith("num_batches_tracked")]
     if missing:
-        official = suite_to_official_key(missing[0]) or missing[0]
+        official = prefix + (suite_to_official_key(missing[0]) or missing[0])
         raise SuiteError(f"the official state_dict lacks {len(missing)} tensor(s) of the model, first {official!r} "
                          f"(the model's {missing[0]!r})", key=official)
     model.load_state_dict(mapped, strict=False)
