@@ -23,7 +23,7 @@ from torch import nn
 from suite.cli import main
 from suite.config import resolve
 from suite.errors import SuiteError
-from suite.measure import complexity, profile
+from suite.measure import complexity, profile, throughput
 from suite.measure.complexity import measure_complexity, model_complexity
 from suite.measure.memory import MIB, MemoryProbe
 from suite.measure.throughput import (
@@ -171,6 +171,27 @@ def test_profiling_in_the_calling_process_leaves_its_thread_count():
                              warmup=1, steps=1, threads=other)
     assert profile.profile_model(job)["threads"] == other
     assert torch.get_num_threads() == before
+
+
+def test_measuring_in_the_calling_process_leaves_its_cudnn_autotuning(monkeypatch):
+    """Timed steps on CUDA run cuDNN-autotuned (throughput.autotune); profile_model, or a run's
+    measure_run, from a notebook left autotuning on for the rest of the session, as profile_model
+    once left its thread count. (No GPU here: the CPU job's autotune is CUDA's.)"""
+    tune = throughput.autotune
+    tuned = []
+    monkeypatch.setattr(throughput, "autotune", lambda device: tuned.append(tune(torch.device("cuda")) or
+                                                                           torch.backends.cudnn.benchmark))
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    job = profile.ProfileJob("ran56_cifar", {"base_width": 2}, bench="infer", img_size=8, device="cpu", batch_size=2,
+                             warmup=1, steps=1)
+    profile.profile_model(job)
+    config = resolve({"model.name": "ran56_cifar", "model.base_width": 2, "data.name": "digits", "data.input_size": 8,
+                      "device": "cpu", "measure.batch_size": 2, "measure.warmup": 1, "measure.steps": 1})
+    assert profile.measure_run(config)["throughput"]["infer_batch_size"] == 2
+    assert tuned == [True] * 3 and torch.backends.cudnn.benchmark is False  # one infer, one infer and one train
+    torch.backends.cudnn.benchmark = True  # a caller that tunes (a training process) keeps it on
+    profile.profile_model(job)
+    assert torch.backends.cudnn.benchmark is True
 
 
 def test_a_profile_job_refuses_values_of_the_wrong_kind_naming_the_field():

@@ -46,6 +46,7 @@ with warnings.catch_warnings():  # importing fvcore.nn jit-scripts a loss: a Fut
     from fvcore.nn.jit_handles import generic_activation_jit, get_shape
 
 from suite.errors import SuiteError
+from suite.measure.throughput import torch_settings_kept
 from suite.models import create_model, get_model_info, resolve_model_kwargs
 from suite.ops.flops import FLOP_HANDLES, zero_flops
 
@@ -162,16 +163,15 @@ def measure_complexity(model: nn.Module, img_size: int, in_chans: int = 3) -> Co
     tensors = [*model.parameters(), *model.buffers()]
     floating = next((t.dtype for t in tensors if t.is_floating_point()), None)  # counts do not depend on it
     x = torch.zeros(1, in_chans, img_size, img_size, device=tensors[0].device if tensors else None, dtype=floating)
-    was_training, threads = model.training, torch.get_num_threads()
+    was_training = model.training
     model.eval()
-    torch.set_num_threads(1)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch_settings_kept(), torch.no_grad(), warnings.catch_warnings():
+            torch.set_num_threads(1)
             warnings.simplefilter("ignore")
             return _count(model, x)
     finally:
         model.train(was_training)
-        torch.set_num_threads(threads)
 
 
 def format_ops(ops: dict[str, int]) -> str:

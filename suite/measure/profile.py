@@ -36,7 +36,16 @@ from suite.errors import SuiteError, unknown
 from suite.measure.complexity import measure_complexity, sized_options, whole_count
 from suite.measure.env import environment, resolve_device
 from suite.measure.memory import MemoryProbe
-from suite.measure.throughput import STEPS, BenchSettings, Timing, load_libraries, prepare, summarize, time_steps
+from suite.measure.throughput import (
+    STEPS,
+    BenchSettings,
+    Timing,
+    load_libraries,
+    prepare,
+    summarize,
+    time_steps,
+    torch_settings_kept,
+)
 from suite.metrics import COST_LABELS
 from suite.models import create_model, get_model_info, list_models, plugins, resolve_model_kwargs
 from suite.precision import AMP_DTYPES
@@ -236,18 +245,17 @@ def child_command(job: ProfileJob) -> list[str]:
 
 def profile_model(job: ProfileJob) -> dict[str, Any]:
     """One row for one model, in this process; raises on failure, a SuiteError naming a job's field
-    or model option as Python gives it (img_size, model_kwargs['padding']). The job's `threads` hold
-    while it runs: the caller's count is restored after, so a notebook's later cells keep theirs."""
-    threads = torch.get_num_threads()
+    or model option as Python gives it (img_size, model_kwargs['padding']). The job's `threads` and,
+    on CUDA, cuDNN autotuning hold while it runs: the caller's settings are restored after (_measure),
+    so a notebook's later cells keep theirs."""
     try:
         return _measure(job)
     except SuiteError as err:
         _respelt(err, job, {}, "model_kwargs[{!r}]")
         raise
-    finally:
-        torch.set_num_threads(threads)
 
 
+@torch_settings_kept()  # whichever entry point measures in its process
 def _measure(job: ProfileJob) -> dict[str, Any]:
     """profile_model's row; a SuiteError names a job's field or model option bare, for its caller to
     spell (_respelt)."""

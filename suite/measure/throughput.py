@@ -18,10 +18,11 @@ Protocol (every setting becomes a column of the result):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -162,9 +163,24 @@ def summarize(times: Sequence[float], batch_size: int, peak_memory_mb: float | N
 def autotune(device: torch.device) -> None:
     """cuDNN autotuning on CUDA, as `suite train` trains (suite.train.loop) and timm's benchmark times:
     each conv then runs the fastest algorithm for its shapes, chosen in the warm-up steps. Without
-    it the timed steps would not be the trained ones."""
+    it the timed steps would not be the trained ones. suite.measure.profile restores the caller's setting
+    after a measurement (torch_settings_kept)."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+
+
+@contextlib.contextmanager
+def torch_settings_kept() -> Iterator[None]:
+    """Restores, when the block ends, the process-wide settings a measurement changes: the CPU thread
+    count (a job's `threads`, the complexity count's one) and cuDNN autotuning (`autotune`). Measured
+    from Python, a notebook's later cells then run as they did before; a training process keeps the
+    autotuning it turned on itself (suite.train.loop)."""
+    threads, tuned = torch.get_num_threads(), torch.backends.cudnn.benchmark
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.backends.cudnn.benchmark = tuned
 
 
 def synchronize(device: torch.device) -> None:
