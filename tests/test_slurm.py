@@ -1128,6 +1128,7 @@ def test_more_cpus_than_a_node_has_is_named_where_it_was_given_before_anything_i
     assert capsys.readouterr().err.startswith(f"error: {said}")
     assert not out.exists()  # nothing submitted, no store made
 
+
 def test_gpus_asked_in_sbatch_parameters_above_a_nodes_are_named_before_anything_is_submitted(
         tmp_path, capsys, slurm_cluster):
     """GPUs asked through an sbatch parameter (`gres=gpu:3`, `gpus=3`) went round the GPU check and
@@ -1151,6 +1152,7 @@ def test_gpus_asked_in_sbatch_parameters_above_a_nodes_are_named_before_anything
     printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run",
                     "--sbatch", f"gres=gpu:{gpus}", "--partition", slurm_cluster.gpu_partition)
     assert "note:" not in printed  # as many as a node has
+
 
 def test_a_submission_and_a_dry_run_each_read_the_clusters_config_and_nodes_once(tmp_path, capsys, monkeypatch,
                                                                                  slurm_cluster):

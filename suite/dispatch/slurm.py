@@ -511,7 +511,7 @@ def _partition_mistakes(options: ClusterOptions, nodes: str | SuiteError) -> lis
     sbatch's refusal ("invalid partition specified") names neither."""
     if not options.partition or isinstance(nodes, SuiteError):
         return []
-    names = list(dict.fromkeys(line.split("|")[0].removesuffix("*") for line in nodes.splitlines()))
+    names = list(_kinds(nodes)[0])
     wrong = [p for p in options.partition.split(",") if p not in names]  # sbatch takes a list: debug,gpu
     if not names or not wrong:
         return []
@@ -519,6 +519,22 @@ def _partition_mistakes(options: ClusterOptions, nodes: str | SuiteError) -> lis
     return [options.origin("partition").error(
         f"this cluster has no partition {wrong[0]!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
         + " (`sinfo` lists them)", choices=names)]
+
+
+def _kinds(nodes: str) -> tuple[dict[str, list[tuple[float, int, float]]], list[str]]:
+    """Each partition's kinds of node, one `sinfo` line each (`Reading.nodes`), as (memory MB, GPUs,
+    CPUs): inf where sinfo gives no exact number (`8+`); and the default partition."""
+    kinds: dict[str, list[tuple[float, int, float]]] = {}
+    default: list[str] = []
+    for line in nodes.splitlines():
+        name, mem, gres, cpus = (line.split("|") + ["", "", ""])[:4]
+        if name.endswith("*"):  # one line per kind of node: the default named once
+            name = name[:-1]
+            default = [*dict.fromkeys([*default, name])]
+        n_gpus = sum(int(n) for n in re.findall(r"\bgpu(?::[^:,(]+)?:(\d+)", gres))
+        kinds.setdefault(name, []).append((float(mem) if mem.isdigit() else math.inf, n_gpus,
+                                           float(cpus) if cpus.isdigit() else math.inf))
+    return kinds, default
 
 
 def _node_mistakes(options: ClusterOptions, nodes: str | SuiteError) -> list[SuiteError]:
@@ -530,17 +546,7 @@ def _node_mistakes(options: ClusterOptions, nodes: str | SuiteError) -> list[Sui
     is taken to have enough."""
     if isinstance(nodes, SuiteError):
         return []
-    lines = nodes.splitlines()
-    kinds: dict[str, list[tuple[float, int, float]]] = {}  # partition -> (memory MB, GPUs, CPUs) of each kind of node
-    default = []
-    for line in lines:
-        name, mem, gres, cpus = (line.split("|") + ["", "", ""])[:4]
-        if name.endswith("*"):  # one line per kind of node: the default named once
-            name = name[:-1]
-            default = [*dict.fromkeys([*default, name])]
-        n_gpus = sum(int(n) for n in re.findall(r"\bgpu(?::[^:,(]+)?:(\d+)", gres))
-        kinds.setdefault(name, []).append((float(mem) if mem.isdigit() else math.inf, n_gpus,
-                                           float(cpus) if cpus.isdigit() else math.inf))
+    kinds, default = _kinds(nodes)
     wanted = [p for p in (options.partition.split(",") if options.partition else default) if p in kinds]
     if not wanted:  # a partition the cluster lacks: `_partition_mistakes` says so
         return []
