@@ -36,20 +36,48 @@ pytestmark = pytest.mark.slurm
 BASE = {"model": {"name": "ran56_cifar", "base_width": 4}, "data": {"name": "synthetic", "input_size": 8, "workers": 0},
         "recipe": "smoke", "batch_size": 16, "iterations": 4, "measure": {"throughput": False, "complexity": False}}
 FINAL = ("done", "failed", "cancelled")
-PREFIX = "st_"  # spec names, hence job names suite-st_*: what the teardown cancels
+PREFIX = "st_"  # spec names, hence job names suite-st_*
 
 
 @pytest.fixture(autouse=True)
-def isolated(slurm_cluster, monkeypatch):
-    """No user cluster file; afterwards, cancel this module's jobs that are still queued or running."""
+def isolated(slurm_cluster, monkeypatch, tmp_path):
+    """No user cluster file; afterwards, cancel the test's jobs that are still queued or running."""
     monkeypatch.setenv("SUITE_CLUSTER", "")
     yield
-    names = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True).stdout.split("\n")
+    cancel_jobs_writing_under(tmp_path)
+
+
+def cancel_jobs_writing_under(folder: Path) -> None:
+    """scancel the jobs whose output file lies under `folder`, a test's tmp_path (every job a test
+    submits writes there: its stores' submitit logs, or sbatch --output): those and no others, as
+    on a shared cluster jobs of the same name (suite-st_*) may be another user's or test run's."""
+    listed = subprocess.run(["squeue", "--noheader", "--Format=JobArrayID:|,StdOut:"], capture_output=True,
+                            text=True, check=True).stdout.splitlines()
+    inside = tuple(f"{path}{os.sep}" for path in {str(folder), str(folder.resolve())})
     # whole arrays by their job id: squeue shows a pending array as 1366_[0-1%2], which scancel refuses
-    ids = {line.split()[0].split("_")[0] for line in names
-           if line.split()[1:2] and line.split()[1].startswith(f"suite-{PREFIX}")}
+    ids = {job.split("_")[0] for job, _, log in (line.partition("|") for line in listed) if log.startswith(inside)}
     if ids:
         subprocess.run(["scancel", *ids], capture_output=True)
+
+
+def test_the_teardown_cancels_the_tests_own_jobs_and_not_others_of_the_same_name(tmp_path):
+    """The teardown cancelled every job named suite-st_*: on a shared cluster, another user's or
+    another test run's too. A held job whose output lies elsewhere (here a sibling folder whose name
+    the test's begins with) survives it; the test's own held array does not."""
+    def held(folder: Path, *array: str) -> str:
+        folder.mkdir()
+        return subprocess.run(["sbatch", "--parsable", "--hold", f"--job-name=suite-{PREFIX}teardown", *array,
+                               f"--output={folder}/%A_%a.out", "--wrap", "true"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    mine, theirs = held(tmp_path / "test", "--array=0-1"), held(tmp_path / "test-other")
+    try:
+        cancel_jobs_writing_under(tmp_path / "test")
+        pending = subprocess.run(["squeue", "--noheader", "--states=PENDING", "--format=%i"], capture_output=True,
+                                 text=True, check=True).stdout.split()
+        assert theirs in pending and not [job for job in pending if job.split("_")[0] == mine]
+    finally:
+        subprocess.run(["scancel", mine, theirs], capture_output=True)
 
 
 def write_spec(tmp_path: Path, name: str, grid: dict, cluster: dict | None = None, **base) -> Path:
@@ -1075,8 +1103,9 @@ def test_a_submission_past_max_job_count_is_refused_before_anything_is_held(tmp_
         slurm.submit([run] * limit, out, ClusterOptions(), cluster=slurm.read_cluster())
     assert not out.exists() or not any(out.iterdir())  # nothing planned, no snapshot
     assert slurm.room_mistake(1, slurm.read_cluster()) is None
-    held = subprocess.run(["sbatch", "--parsable", "--hold", f"--job-name=suite-{PREFIX}room", f"--output={os.devnull}",
-                           "--wrap", "true"], capture_output=True, text=True, check=True).stdout.strip()
+    held = subprocess.run(["sbatch", "--parsable", "--hold", f"--job-name=suite-{PREFIX}room",
+                           f"--output={tmp_path}/%j.out", "--wrap", "true"],
+                          capture_output=True, text=True, check=True).stdout.strip()
     try:  # one job queued: one run fewer fits, whatever else the cluster holds
         assert slurm.room_mistake(limit - 1, slurm.read_cluster()) is not None
     finally:
