@@ -1183,6 +1183,33 @@ def test_gpus_asked_in_sbatch_parameters_above_a_nodes_are_named_before_anything
     assert "note:" not in printed  # as many as a node has
 
 
+def test_cpus_memory_or_tmp_disk_asked_in_sbatch_parameters_above_a_nodes_are_named_before_anything_is_submitted(
+        tmp_path, capsys, slurm_cluster):
+    """sbatch took, and slurmctld kept waiting for ever (BadConstraints), jobs asking more of a node
+    than its nodes have through mincpus, cpus-per-gpu, mem-per-cpu or tmp (sinfo's %c, %m, %d)."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "sbatch_node", {"lr": [0.01]})
+    cpus, mem = slurm_cluster.cpus, slurm_cluster.mem_mb
+    tmp = int(subprocess.run(["sinfo", "--noheader", f"--partition={slurm_cluster.partition}", "--format=%d"],
+                             capture_output=True, text=True, check=True).stdout.split()[0])
+    where = f"but each node of partition '{slurm_cluster.partition}' (the default) has at most"
+    asked = {"mincpus": f"{cpus + 1} asks {cpus + 1} CPUs of a node, {where} {cpus} CPUs",
+             "cpus-per-gpu": f"{cpus + 1} times 1 GPU a node asks {cpus + 1} CPUs of a node, {where} {cpus} CPUs",
+             "mem-per-cpu": f"{mem + 1} times 1 CPU a node asks {mem + 1} MB of a node, {where} {mem} MB",
+             "tmp": f"{tmp + 1} asks {tmp + 1} MB of tmp disk of a node, {where} {tmp} MB of tmp disk"}
+    for key, said in asked.items():  # each alone: sbatch refuses some of them together
+        flag, said = f"--sbatch.{key}", f"{key}={said}"
+        flags = ["--sbatch", said.split(" ")[0], *(["--gpus-per-node", "1"] if key == "cpus-per-gpu" else [])]
+        printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run", *flags)
+        assert f"note: a real submission would be refused: <command line>: {flag}: {said}: the jobs would wait" in printed
+        assert main(["run", str(spec), "--executor", "slurm", "--out", str(out), *flags]) == 2
+        assert capsys.readouterr().err.startswith(f"error: <command line>: {flag}: {said}")
+        assert not out.exists()  # nothing submitted, no store made
+    printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run", "--sbatch",
+                    f"mincpus={cpus}", "--sbatch", f"mem-per-cpu={mem}", "--sbatch", f"tmp={tmp}")
+    assert "note:" not in printed  # as much as a node has
+
+
 def test_a_submission_and_a_dry_run_each_read_the_clusters_config_and_nodes_once(tmp_path, capsys, monkeypatch,
                                                                                  slurm_cluster):
     """`scontrol show config` (MaxJobCount, then MaxArraySize) and `sinfo` (the partitions, then the
@@ -1205,10 +1232,10 @@ def test_a_submission_and_a_dry_run_each_read_the_clusters_config_and_nodes_once
     flags = ["--partition", slurm_cluster.partition, "--sbatch", "hold"]  # held: nothing runs
     printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run", *flags)
     assert "would be submitted as 1 job array" in printed
-    assert reads() == ["scontrol show config", "sinfo --all --noheader --format=%P|%m|%G|%c"]
+    assert reads() == ["scontrol show config", "sinfo --all --noheader --format=%P|%m|%G|%c|%d"]
     assert "submitted 2 runs as 1 job array" in suite(capsys, "run", str(spec), "--executor", "slurm", "--out",
                                                       str(out), *flags)
-    assert reads() == ["scontrol show config", "sinfo --all --noheader --format=%P|%m|%G|%c"]
+    assert reads() == ["scontrol show config", "sinfo --all --noheader --format=%P|%m|%G|%c|%d"]
     suite(capsys, "cancel", str(spec), "--out", str(out))
 
 def test_a_max_array_size_above_the_clusters_is_named_where_it_was_given_before_anything_is_submitted(

@@ -1163,6 +1163,50 @@ def test_gpus_asked_in_sbatch_parameters_are_judged_as_gpus_per_node_is(spec, pa
     assert slurm._node_mistakes(fits, nodes) == []
 
 
+@pytest.mark.parametrize("param, said, fits", [
+    ("mincpus=49", "mincpus=49 asks 49 CPUs of a node, but each node of partition 'gpu' has at most 48 CPUs: the jobs "
+     "would wait for ever (BadConstraints); `sinfo --format='%P %c'` lists the CPUs", "mincpus=48"),
+    ("cpus-per-gpu=25", "cpus-per-gpu=25 times 2 GPUs a node asks 50 CPUs of a node, but each node of partition 'gpu' "
+     "has at most 48 CPUs", "cpus-per-gpu=24"),
+    ("mem-per-cpu=256001", "mem-per-cpu=256001 times 2 CPUs a node asks 512002 MB of a node, but each node of "
+     "partition 'gpu' has at most 512000 MB: the jobs would wait for ever (BadConstraints); `sinfo "
+     "--format='%P %m'` lists the memory (MB)", "mem-per-cpu=250g"),
+    ("mem_per_gpu=262145000K", "mem-per-gpu=262145000K times 2 GPUs a node asks 512002 MB of a node",
+     "mem_per_gpu=250GB"),
+    ("tmp=98G", "tmp=98G asks 100352 MB of tmp disk of a node, but each node of partition 'gpu' has at most 100000 MB "
+     "of tmp disk: the jobs would wait for ever (BadConstraints); `sinfo --format='%P %d'` lists the tmp disk (MB)",
+     "tmp=97GB")])
+def test_cpus_memory_and_tmp_disk_asked_in_sbatch_parameters_are_judged_by_sinfo(spec, param, said, fits):
+    """Parameters asking more CPUs, memory or tmp disk of a node than a node has (sinfo's %c, %m,
+    %d) went round the node check, and sbatch took the jobs, which waited for ever (BadConstraints);
+    here 2 tasks a node of 1 CPU each (SLURM's default), 2 GPUs a node."""
+    nodes = "gpu|512000|gpu:a100:4(S:0-1),mps:400|48|100000\n"
+    key = param.split("=")[0].replace("_", "-")
+    asked = {"tasks_per_node": 2, "gpus_per_node": 2}
+    [mistake] = slurm._node_mistakes(options(spec, {"sbatch": [param], **asked}), nodes)
+    assert mistake.key == f"--sbatch.{key}" and mistake.file == "<command line>" and mistake.message.startswith(said)
+    assert slurm._node_mistakes(options(spec, {"sbatch": [fits], **asked}), nodes) == []
+
+
+def test_cpus_per_gpu_where_no_gpu_is_asked_is_judged_as_for_one_gpu(spec):
+    """On this suite's test cluster (8 CPUs a node, no GPU asked), slurmctld kept a job of
+    cpus-per-gpu=9 waiting for ever (BadConstraints) and ran one of cpus-per-gpu=8 on 1 CPU."""
+    nodes = "gpu|512000|gpu:4|48|0\n"
+    [said] = slurm._node_mistakes(options(spec, {"sbatch": ["cpus-per-gpu=49"], "gpus_per_node": 0}), nodes)
+    assert said.message.startswith("cpus-per-gpu=49 asks 49 CPUs of a node, but each node of partition 'gpu' has at "
+                                   "most 48 CPUs: the jobs would wait for ever (BadConstraints)")
+    assert slurm._node_mistakes(options(spec, {"sbatch": ["cpus-per-gpu=48"], "gpus_per_node": 0}), nodes) == []
+
+
+@pytest.mark.parametrize("param", ["mem-per-gpu=600000", "mem-per-cpu=+600000", "tmp=1.5", "sockets-per-node=9",
+                                   "cores-per-socket=99"])
+def test_node_parameters_that_cannot_be_judged_for_sure_are_left_to_slurm(spec, param):
+    """mem-per-gpu and no GPU asked (sbatch refuses it), a form not read here, a node's layout."""
+    nodes = "gpu|512000|gpu:4|48|0\n"
+    assert slurm._node_mistakes(options(spec, {"sbatch": [param], "gpus_per_node": 0}), nodes) == []
+    assert slurm._node_mistakes(options(spec, {"sbatch": ["tmp=1"]}), "gpu|512000|gpu:4|48\n") == []  # no %d read
+
+
 @pytest.mark.parametrize("param", ["gres=gpu:2,gpu:2", "gres=gpu:1,gpu:a100:9", "gres=gpu:a:b:9", "gpus-per-socket=9",
                                    "gpus=a100:9,a100:9"])
 def test_gpu_parameters_that_cannot_be_read_for_sure_are_left_to_slurm(spec, param):

@@ -1,4 +1,5 @@
-"""GPUs a node asked for through raw sbatch parameters (`sbatch: {gres: gpu:2}`, `--sbatch gpus=2`).
+"""GPUs, CPUs, memory and tmp disk a node is asked for through raw sbatch parameters
+(`sbatch: {gres: gpu:2}`, `--sbatch gpus=2`, `--sbatch mincpus=9`).
 
 The `gpus_per_node` option is compared with the nodes' GPUs before a submission; these
 parameters went round that check, and a count above a node's waited for ever as BadConstraints.
@@ -9,9 +10,17 @@ number is refused here, naming the key: sbatch takes `gpus=abc` and the job neve
 refuses `gpus=1.5` at submission in words that name no key.
 
 Left to Slurm, as what they ask of a node cannot be told for sure: `--gpus-per-socket` (it needs
-`--sockets-per-node`), `--cpus-per-gpu` and the like, an abbreviated key (`gre=`), a GPU type (only
-the count is compared), a list naming one type twice or mixing a typed entry with an untyped one,
-and any other shape (more colons than the forms have).
+`--sockets-per-node`), an abbreviated key (`gre=`), a GPU type (only the count is compared), a list
+naming one type twice or mixing a typed entry with an untyped one, and any other shape (more colons
+than the forms have).
+
+Beside the GPUs, `other_per_node` reads the parameters whose ask of a node sinfo's CPUs (%c),
+memory (%m) and tmp disk (%d) judge for sure, which sbatch took as well and whose jobs never ran:
+`--mincpus`, `--cpus-per-gpu`, `--mem-per-cpu`, `--mem-per-gpu` and `--tmp`. A malformed value of
+these sbatch refuses itself, naming the option (`sbatch_check` asks it). Left to Slurm: any other
+parameter (`--sockets-per-node`, `--cores-per-socket`, `--threads-per-core`, `--ntasks-per-gpu`,
+`--mem-bind`, ...), which asks for a node's layout or a binding that sinfo's counts cannot judge, and
+a value in a form other than the plain ones read here (`+4`).
 """
 
 from __future__ import annotations
@@ -24,8 +33,16 @@ from typing import Any
 KEYS = ("gpus", "gpus-per-task", "gres")
 SUFFIX = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4, "p": 1024 ** 5}
 COUNT = re.compile(r"(\d+)([kmgtp]?)", re.I)
+COUNT_ONLY = re.compile(r"\d+")  # --mincpus, --cpus-per-gpu: a plain number
 FORMS = {"gpus": "[type:]count, e.g. 2 or a100:2", "gpus-per-task": "[type:]count, e.g. 1 or a100:1",
          "gres": "gpu[[:type]:count], e.g. gpu:2 or gpu:a100:2"}
+
+
+# the others: (what of a node, as `slurm._kinds` names sinfo's fields; what the value is per, if anything)
+OTHERS = {"mincpus": ("cpus", None), "cpus-per-gpu": ("cpus", "gpu"), "mem-per-cpu": ("mem", "cpu"),
+          "mem-per-gpu": ("mem", "gpu"), "tmp": ("tmp", None)}
+SIZE = re.compile(r"(\d+)(?:([kmgt])b?)?", re.I)  # MB, unless K, M, G or T follows (then an optional B)
+MB = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 ** 2}
 
 
 class Malformed(ValueError):
@@ -81,3 +98,22 @@ def _count(key: str, text: str, count: str) -> int:
         raise Malformed(f"{count!r} in {key}={text} is no GPU count (sbatch takes some such, and the jobs never "
                         f"start; others it refuses naming no key): write {FORMS[key]}")
     return int(found.group(1)) * SUFFIX[found.group(2).lower()]
+
+
+def other_per_node(key: str, value: Any, *, cpus: int, gpus: int) -> tuple[str, int] | None:
+    """What sbatch parameter `key`=`value` asks of each node beside GPUs: ("cpus", CPUs), ("mem", MB)
+    or ("tmp", MB); a value per CPU or per GPU is times `cpus` or `gpus`, the CPUs and GPUs the job
+    asks a node. None where it asks none of these (mem-per-gpu where no GPU is asked) or cannot be
+    read for sure."""
+    if key not in OTHERS or isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    what, per = OTHERS[key]
+    found = (COUNT_ONLY if what == "cpus" else SIZE).fullmatch(str(value).strip())
+    # where no GPU is asked, slurmctld judges cpus-per-gpu as for one (cpus-per-gpu=9 waited for ever on
+    # nodes of 8 CPUs, =8 ran on 1 CPU), and sbatch refuses mem-per-gpu itself
+    times = {None: 1, "cpu": cpus, "gpu": gpus or int(what == "cpus")}[per]
+    if not found or not times:
+        return None
+    if what == "cpus":
+        return what, int(found.group()) * times
+    return what, math.ceil(int(found.group(1)) * MB[(found.group(2) or "m").lower()]) * times

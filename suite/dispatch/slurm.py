@@ -462,8 +462,8 @@ class Reading:
         return self.config
 
 
-# sinfo's fields of each kind of node: partition (`*` after the default), memory MB, GRES, CPUs
-SINFO = ("sinfo", "--all", "--noheader", "--format=%P|%m|%G|%c")
+# sinfo's fields of each kind of node: partition (`*` after the default), memory MB, GRES, CPUs, tmp disk MB
+SINFO = ("sinfo", "--all", "--noheader", "--format=%P|%m|%G|%c|%d")
 
 
 def read_cluster() -> Reading:
@@ -521,29 +521,37 @@ def _partition_mistakes(options: ClusterOptions, nodes: str | SuiteError) -> lis
         + " (`sinfo` lists them)", choices=names)]
 
 
-def _kinds(nodes: str) -> tuple[dict[str, list[tuple[float, int, float]]], list[str]]:
-    """Each partition's kinds of node, one `sinfo` line each (`Reading.nodes`), as (memory MB, GPUs,
-    CPUs): inf where sinfo gives no exact number (`8+`); and the default partition."""
-    kinds: dict[str, list[tuple[float, int, float]]] = {}
+# what sinfo says a kind of node has (`SINFO`'s fields): each as the end of a refusal says it, with
+# the sinfo field that lists it
+HAS = {"mem": ("%m", "the memory (MB)", lambda n: f"has at most {n:.0f} MB"),
+       "gpus": ("%G", "the GPUs", lambda n: f"has at most {count(int(n), 'GPU')}" if n else
+                "has no GPUs (no gpu GRES)"),
+       "cpus": ("%c", "the CPUs", lambda n: f"has at most {count(int(n), 'CPU')}"),
+       "tmp": ("%d", "the tmp disk (MB)", lambda n: f"has at most {n:.0f} MB of tmp disk")}
+WAITS = "the jobs would wait for ever (BadConstraints)"
+
+
+def _kinds(nodes: str) -> tuple[dict[str, list[dict[str, float]]], list[str]]:
+    """Each partition's kinds of node, one `sinfo` line each (`Reading.nodes`), as what each has of
+    `HAS`: inf where sinfo gives no exact number (`8+`); and the default partition."""
+    kinds: dict[str, list[dict[str, float]]] = {}
     default: list[str] = []
     for line in nodes.splitlines():
-        name, mem, gres, cpus = (line.split("|") + ["", "", ""])[:4]
+        name, mem, gres, cpus, tmp = (line.split("|") + ["", "", "", ""])[:5]
         if name.endswith("*"):  # one line per kind of node: the default named once
             name = name[:-1]
             default = [*dict.fromkeys([*default, name])]
-        n_gpus = sum(int(n) for n in re.findall(r"\bgpu(?::[^:,(]+)?:(\d+)", gres))
-        kinds.setdefault(name, []).append((float(mem) if mem.isdigit() else math.inf, n_gpus,
-                                           float(cpus) if cpus.isdigit() else math.inf))
+        exact = {"mem": mem, "cpus": cpus, "tmp": tmp}
+        kinds.setdefault(name, []).append({**{k: float(v) if v.isdigit() else math.inf for k, v in exact.items()},
+                                           "gpus": sum(int(n) for n in re.findall(r"\bgpu(?::[^:,(]+)?:(\d+)", gres))})
     return kinds, default
 
 
 def _node_mistakes(options: ClusterOptions, nodes: str | SuiteError) -> list[SuiteError]:
-    """GPUs (`gpus_per_node`, or sbatch's `gpus`, `gpus-per-task` and `gres` parameters: `gpus.per_node`),
-    memory or CPUs (`cpus_per_task` times `tasks_per_node`) a node more than any node of the partition
-    has (or of the default one): sbatch takes such a job, held as a submission's are, and it waits for
-    ever as BadConstraints, or (CPUs) `scontrol release` refuses it. `sinfo` (`nodes`:
-    `Reading.nodes`) lists each partition's kinds of node; one it gives no exact number for (`8+`)
-    is taken to have enough."""
+    """More of a node (`_asks`) than any node of the partition has (or of the default one): sbatch
+    takes such a job, held as a submission's are, and it waits for ever as BadConstraints, or
+    `scontrol release` refuses it. `sinfo` (`nodes`: `Reading.nodes`) lists each partition's kinds
+    of node; one it gives no exact number for (`8+`) is taken to have enough."""
     if isinstance(nodes, SuiteError):
         return []
     kinds, default = _kinds(nodes)
@@ -551,32 +559,42 @@ def _node_mistakes(options: ClusterOptions, nodes: str | SuiteError) -> list[Sui
     if not wanted:  # a partition the cluster lacks: `_partition_mistakes` says so
         return []
     where = f"partition {' or '.join(repr(p) for p in wanted)}" + ("" if options.partition else " (the default)")
-    most_mem, most_gpus, most_cpus = (max(kind[i] for p in wanted for kind in kinds[p]) for i in range(3))
-    mistakes = []
-    asked = [("gpus_per_node", f"{count(options.gpus_per_node, 'GPU')} a node", options.gpus_per_node)]
+    most = {what: max(kind[what] for p in wanted for kind in kinds[p]) for what in HAS}
+    return [options.origin(name).error(
+        f"{said} but each node of {where} {HAS[what][2](most[what])}: {outcome}; `sinfo --format='%P "
+        f"{HAS[what][0]}'` lists {HAS[what][1]} of each partition's nodes")
+        for name, what, n, said, outcome in _asks(options) if n > most[what]]
+
+
+def _asks(options: ClusterOptions) -> list[tuple[str, str, float, str, str]]:
+    """What the options ask of a node, each as (the option or `sbatch.KEY` that asks it, what of a node
+    (`HAS`), how much, the words that say so, what SLURM does with a job asking more than a node has):
+    GPUs (`gpus_per_node`, or sbatch's `gpus`, `gpus-per-task` and `gres` parameters: `gpus.per_node`),
+    memory (`mem_gb`), CPUs (`cpus_per_task` times `tasks_per_node`), and what sbatch's parameters of
+    CPUs, memory and tmp disk ask (`gpus.other_per_node`)."""
+    asks = [("gpus_per_node", "gpus", options.gpus_per_node, f"{count(options.gpus_per_node, 'GPU')} a node,", WAITS)]
     for key, value in options.sbatch.items():
         with contextlib.suppress(gpus.Malformed):  # refused where the options were read
             if (n := gpus.per_node(key, value, nodes=options.nodes, tasks_per_node=options.tasks_per_node)) is not None:
-                asked.append((f"sbatch.{key}", f"{key}={value} asks {count(n, 'GPU')} of a node", n))
-    for name, said, n in asked:
-        if n > most_gpus:
-            has = f"has at most {count(int(most_gpus), 'GPU')}" if most_gpus else "has no GPUs (no gpu GRES)"
-            mistakes.append(options.origin(name).error(
-                f"{said}, but each node of {where} {has}: the jobs would wait for ever (BadConstraints); "
-                "`sinfo --format='%P %G'` lists the GPUs of each partition's nodes"))
-    if options.mem_gb is not None and math.ceil(options.mem_gb * 1024) > most_mem:
-        mistakes.append(options.origin("mem_gb").error(
-            f"{options.mem_gb:g} GB ({math.ceil(options.mem_gb * 1024)} MB) a node, but each node of {where} has "
-            f"at most {most_mem:.0f} MB: the jobs would wait for ever (BadConstraints); `sinfo --format='%P %m'` "
-            "lists the memory (MB) of each partition's nodes"))
-    if options.cpus_per_task is not None and options.cpus_per_task * options.tasks_per_node > most_cpus:
-        tasks = "" if options.tasks_per_node == 1 else \
-            f" times tasks_per_node={options.tasks_per_node}, {options.cpus_per_task * options.tasks_per_node} a node,"
-        mistakes.append(options.origin("cpus_per_task").error(
-            f"{count(options.cpus_per_task, 'CPU')} a task{tasks} but each node of {where} has at most "
-            f"{count(int(most_cpus), 'CPU')}: SLURM would refuse to release the jobs (PartitionConfig); "
-            "`sinfo --format='%P %c'` lists the CPUs of each partition's nodes"))
-    return mistakes
+                asks.append((f"sbatch.{key}", "gpus", n, f"{key}={value} asks {count(n, 'GPU')} of a node,", WAITS))
+    if options.mem_gb is not None:
+        mb = math.ceil(options.mem_gb * 1024)
+        asks.append(("mem_gb", "mem", mb, f"{options.mem_gb:g} GB ({mb} MB) a node,", WAITS))
+    cpus = (options.cpus_per_task or 1) * options.tasks_per_node  # SLURM's default: 1 a task
+    if options.cpus_per_task is not None:
+        tasks = "" if options.tasks_per_node == 1 else f" times tasks_per_node={options.tasks_per_node}, {cpus} a node,"
+        asks.append(("cpus_per_task", "cpus", cpus, f"{count(options.cpus_per_task, 'CPU')} a task{tasks}",
+                     "SLURM would refuse to release the jobs (PartitionConfig)"))
+    n_gpus = max(n for _, what, n, _, _ in asks if what == "gpus")  # each GPU ask holds: at least the most
+    times = {"cpu": f" times {count(cpus, 'CPU')} a node", None: "",
+             "gpu": f" times {count(n_gpus, 'GPU')} a node" if n_gpus else ""}
+    for key, value in options.sbatch.items():
+        if (other := gpus.other_per_node(key, value, cpus=cpus, gpus=n_gpus)) is not None:
+            what, n = other
+            amount = count(n, "CPU") if what == "cpus" else f"{n} MB" + (" of tmp disk" if what == "tmp" else "")
+            asks.append((f"sbatch.{key}", what, n, f"{key}={value}{times[gpus.OTHERS[key][1]]} asks {amount} of a "
+                         "node,", WAITS))
+    return asks
 
 
 # ---------------------------------------------------------------------------------------- job
