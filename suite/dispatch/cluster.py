@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from suite.dispatch import gpus
+from suite.dispatch import node_asks
 from suite.errors import SuiteError, together, unknown
 from suite.files import check_lookup
 from suite.schema import coerce, read_yaml, show_value
@@ -327,8 +327,8 @@ def _check_parameter(key: str, raw_key: Any, v: Any, params: Mapping[str, Any], 
         raise SuiteError(f"sbatch parameter {key!r} is given twice (spelt differently)", key=f"{name}.{raw_key}",
                          **where)
     try:
-        gpus.per_node(key, v, nodes=1, tasks_per_node=1)
-    except gpus.Malformed as exc:
+        node_asks.gpus_per_node(key, v, nodes=1, tasks_per_node=1)
+    except node_asks.Malformed as exc:
         raise SuiteError(str(exc), key=f"{name}.{raw_key}", **where) from None
 
 

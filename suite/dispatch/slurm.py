@@ -51,7 +51,7 @@ from typing import Any, NoReturn, TypeVar
 
 from suite import files, locks, processes, store
 from suite.ablations.expand import RunSpec
-from suite.dispatch import gpus, sbatch_check, snapshot
+from suite.dispatch import node_asks, sbatch_check, snapshot
 from suite.dispatch.cluster import ClusterOptions, summary
 from suite.dispatch.plan import start_afresh_dir
 from suite.errors import SuiteError, SuiteWarning, close_matches, count, shell_path, show_warning, together
@@ -485,7 +485,7 @@ def check_options(options: ClusterOptions) -> Reading:
     Nothing is said off the cluster (no SLURM commands: a dry run still shows the plan); on one whose
     slurmctld does not answer, that is the refusal, as none of the cluster's checks could be made."""
     if (down := controller_down()) is not None:
-        raise SuiteError(f"{down}: nothing can be submitted, nor the partition, the nodes' GPUs, memory and CPUs "
+        raise SuiteError(f"{down}: nothing can be submitted, nor the partition, what the nodes have "
                          "or the room in the queue checked; try again once `sinfo` answers", key="cluster")
     cluster = read_cluster()
     mistakes = _partition_mistakes(options, cluster.nodes) + _node_mistakes(options, cluster.nodes)
@@ -569,13 +569,14 @@ def _node_mistakes(options: ClusterOptions, nodes: str | SuiteError) -> list[Sui
 def _asks(options: ClusterOptions) -> list[tuple[str, str, float, str, str]]:
     """What the options ask of a node, each as (the option or `sbatch.KEY` that asks it, what of a node
     (`HAS`), how much, the words that say so, what SLURM does with a job asking more than a node has):
-    GPUs (`gpus_per_node`, or sbatch's `gpus`, `gpus-per-task` and `gres` parameters: `gpus.per_node`),
+    GPUs (`gpus_per_node`, or sbatch's `gpus`, `gpus-per-task` and `gres` parameters: `node_asks.gpus_per_node`),
     memory (`mem_gb`), CPUs (`cpus_per_task` times `tasks_per_node`), and what sbatch's parameters of
-    CPUs, memory and tmp disk ask (`gpus.other_per_node`)."""
+    CPUs, memory and tmp disk ask (`node_asks.other_per_node`)."""
     asks = [("gpus_per_node", "gpus", options.gpus_per_node, f"{count(options.gpus_per_node, 'GPU')} a node,", WAITS)]
     for key, value in options.sbatch.items():
-        with contextlib.suppress(gpus.Malformed):  # refused where the options were read
-            if (n := gpus.per_node(key, value, nodes=options.nodes, tasks_per_node=options.tasks_per_node)) is not None:
+        with contextlib.suppress(node_asks.Malformed):  # refused where the options were read
+            n = node_asks.gpus_per_node(key, value, nodes=options.nodes, tasks_per_node=options.tasks_per_node)
+            if n is not None:
                 asks.append((f"sbatch.{key}", "gpus", n, f"{key}={value} asks {count(n, 'GPU')} of a node,", WAITS))
     if options.mem_gb is not None:
         mb = math.ceil(options.mem_gb * 1024)
@@ -589,10 +590,10 @@ def _asks(options: ClusterOptions) -> list[tuple[str, str, float, str, str]]:
     times = {"cpu": f" times {count(cpus, 'CPU')} a node", None: "",
              "gpu": f" times {count(n_gpus, 'GPU')} a node" if n_gpus else ""}
     for key, value in options.sbatch.items():
-        if (other := gpus.other_per_node(key, value, cpus=cpus, gpus=n_gpus)) is not None:
+        if (other := node_asks.other_per_node(key, value, cpus=cpus, gpus=n_gpus)) is not None:
             what, n = other
             amount = count(n, "CPU") if what == "cpus" else f"{n} MB" + (" of tmp disk" if what == "tmp" else "")
-            asks.append((f"sbatch.{key}", what, n, f"{key}={value}{times[gpus.OTHERS[key][1]]} asks {amount} of a "
+            asks.append((f"sbatch.{key}", what, n, f"{key}={value}{times[node_asks.OTHERS[key][1]]} asks {amount} of a "
                          "node,", WAITS))
     return asks
 

@@ -49,7 +49,7 @@ class Malformed(ValueError):
     """A GPU count sbatch would take that is no number: the job would never start."""
 
 
-def per_node(key: str, value: Any, *, nodes: int, tasks_per_node: int) -> int | None:
+def gpus_per_node(key: str, value: Any, *, nodes: int, tasks_per_node: int) -> int | None:
     """The GPUs sbatch parameter `key`=`value` asks of each node (for `gpus`, a job's total spread
     over `nodes`: at least that many on one); None where it asks none or cannot be read for sure.
     Raises Malformed for a count that is no number."""
