@@ -800,7 +800,7 @@ def _status(args: argparse.Namespace) -> int:
             _note_runs_elsewhere(out, spec.name, _untold(found), "status", sys.stdout,
                                  states=("pending", "running") if part["status"].isin(LIVE).any() else LIVE)
         _print_slurm(part, slurm_states, where, _same_runs(args) if args.spec else None)
-        _print_running_elsewhere(where, part, f"suite run {_same_runs(args)}" if args.spec else f"suite run {these}")
+        _print_running_elsewhere(where, part, _resume_command(args, name, preset, items))
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
             print(f"  done {row['run_id']}: {row['note']}")
         _print_slurm_warnings(frame.attrs["warnings"], part)
@@ -987,10 +987,26 @@ def _note_runs_elsewhere(out: Path, spec: str, others: Mapping[str, RunState], c
                  "whatever the spec file says now" if jobs else ""), file=file)
 
 
+def _resume_command(args: argparse.Namespace, name: str, preset: str, items: str) -> str:
+    """The `suite run` that resumes the runs `suite status` lists under the spec `name`, `preset`
+    and the overrides `items` (a whole store's: as config.json recorded them, quoted; else the
+    command's own), in the same store: other overrides or another store name other runs. Where the
+    store does not know them, it says so instead of naming a command that would start other runs."""
+    if args.spec:
+        return f"`suite run {_same_runs(args)}`"
+    if name.startswith("("):  # no readable config.json
+        return "the `suite run` that planned it (its config.json, which names it, is missing or unreadable)"
+    recorded = items != UNRECORDED
+    same = argparse.Namespace(spec=name, preset=preset or None, out=args.out,
+                              overrides=shlex.split(items) if recorded else [])
+    return f"`suite run {_same_runs(same)}`" + \
+        ("" if recorded else ", with the key=value overrides it was given (its config.json does not record them),")
+
+
 def _print_running_elsewhere(where: Callable[[str], Path], frame: pandas.DataFrame, again: str) -> None:
     """Local runs another machine records as running: only that machine can see whether their
     process is gone (then `suite run` there resumes them), so say where they are (`where`: a run's
-    directory)."""
+    directory; `again`: `_resume_command`)."""
     import socket
 
     from suite import store
@@ -1001,7 +1017,7 @@ def _print_running_elsewhere(where: Callable[[str], Path], frame: pandas.DataFra
         if status.get("slurm_job_id") or not host or host == socket.gethostname():
             continue
         print(f"  running {rid}: on {host}, pid {status.get('pid')}, since {status.get('started_at')}; if that "
-              f"process is gone, `{again}` on {host} finds it so and resumes the run")
+              f"process is gone, {again} on {host} finds it so and resumes the run")
 
 
 def _print_slurm(frame: pandas.DataFrame, states: dict[str, str], where: Callable[[str], Path],

@@ -166,6 +166,37 @@ def test_status_of_the_whole_store_lists_runs_planned_before_overrides_were_reco
     assert "walk: 1 run: 0 done, 1 failed" in capsys.readouterr().out  # the overrides it was given find it
 
 
+def test_status_of_the_whole_store_resumes_another_machines_run_with_its_overrides(tmp_path, capsys):
+    """`suite status` of a store said `suite run walk --preset tiny momentum=0.5` on HOST resumes a
+    run HOST records as running: without the store, it would start other runs in HOST's default
+    one; with the marker of a run whose overrides were not recorded, it was no command at all. The
+    command names the run's recorded overrides (quoted) and the store, or says they were not recorded."""
+    from suite import ablations, store
+
+    spec = tmp_path / "walk.yaml"
+    spec.write_text("name: walk\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n"
+                    "presets: {tiny: {epochs: 1}}\n")
+    walk = ablations.load(str(spec))
+    given, old = (ablations.expand(walk, preset="tiny", overrides=overrides)[0]
+                  for overrides in ({"momentum": 0.5, "data.root": "my data"}, {"momentum": 0.7}))
+    out = tmp_path / "a store"
+    for run in (given, old):
+        d = store.plan(out, run)
+        store.set_status(d, "running", host="login2", pid=4242, started_at="2026-12-01T10:00:00")
+    planned = json.loads((store.run_dir(out, old.run_id) / "config.json").read_text())
+    planned.pop("overrides")  # as an older version planned it
+    (store.run_dir(out, old.run_id) / "config.json").write_text(json.dumps(planned))
+    assert main(["status", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    again = f"suite run walk --preset tiny --out {shlex.quote(str(out))} momentum=0.5 'data.root=\"my data\"'"
+    assert f"  running {given.run_id}: on login2, pid 4242, since 2026-12-01T10:00:00; if that process is " \
+           f"gone, `{again}` on login2 finds it so and resumes the run\n" in printed
+    assert f"gone, `suite run walk --preset tiny --out {shlex.quote(str(out))}`, with the key=value overrides it " \
+           "was given (its config.json does not record them), on login2 finds it so" in printed
+    assert main(["status", str(spec), *shlex.split(again)[3:]]) == 0  # the command's words name that run
+    assert "walk: 1 run: 0 done, 1 running" in capsys.readouterr().out
+
+
 def test_train_names_the_command_line_in_a_bad_keys_error_as_run_does(tmp_path, capsys):
     """`suite run quick base_width=4` said `<command line>: base_width: ...`, `suite train` the key alone."""
     assert main(["train", "ran56_cifar", "base_width=4", "--run-dir", str(tmp_path / "run")]) == 2
