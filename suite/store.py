@@ -153,20 +153,37 @@ def idle(d: Path, wait_s: float = 0) -> Iterator[bool]:
     A writer that must not mistake a probe for a run waits `wait_s` (LOCK_WAIT_S) for the lock.
     files.Gone, running no block, when the folder is not there (never planned, or deleted): nothing
     executes such a run, and a block run without the lock would write into the folder a planner
-    may make again that instant, beside a run process that takes its lock."""
+    may make again that instant, beside a run process that takes its lock.
+    A lock this user cannot open (another user's, or `sudo suite run`'s) is refused, naming it, in a
+    folder this user can write: the block's writes would land beside a run that holds it. In one
+    this user may only read (status, report of a teammate's store), True: nothing of theirs is written."""
     lock = run_lock(d)
     try:
         lock.acquire(timeout=wait_s)
     except locks.Held:
         yield False
         return
-    except OSError:  # a store this user may only read: no run of theirs to start, nothing of theirs written
+    except OSError as exc:
+        if _can_write_into(d):
+            raise SuiteError(f"cannot open the run's lock ({exc.strerror or exc}): nothing is written into the "
+                             "run without it (left by another user, or by `sudo suite run`?)",
+                             file=lock.lock_file) from None
         yield True
         return
     try:
         yield True
     finally:
         lock.release()
+
+
+def _can_write_into(d: Path) -> bool:
+    """Whether this user can make a file in `d`, as a write does (os.access says yes to root on a
+    read-only mount: `files.check_writable` makes one)."""
+    try:
+        files.check_writable(d, key="", directory=True)
+    except SuiteError:
+        return False
+    return True
 
 
 def executing(d: Path) -> bool:

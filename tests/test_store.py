@@ -903,3 +903,38 @@ def test_idle_of_a_run_folder_not_there_runs_no_block_that_would_write_without_t
             written.append(free)
     assert gone.value.file == str(d) and written == []
     assert not store.executing(d) and store.in_use(d) is None and not d.exists()
+
+
+def test_idle_refuses_a_lock_it_cannot_open_where_its_block_could_write_without_it(tmp_path, monkeypatch):
+    """`idle` answered free without the lock when the run's `.lock` could not be opened: for a lock
+    another user's run made (mode 644) in a folder this user can write (a group's shared store), its
+    block (a runner, `suite status` recording an end) wrote beside that run, which may hold the
+    lock. It is refused, naming the lock, running no block; in a folder this user may only read
+    (a teammate's store, for status and report), it is free as before: nothing can be written."""
+    d = store.plan(tmp_path, make_run())
+    lock = d / ".lock"
+    lock.touch()
+    real_open = os.open
+
+    def os_open(path, flags, *args, **kwargs):  # as for another user's file: binds root only without its capabilities
+        if Path(path) == lock and flags & (os.O_RDWR | os.O_WRONLY):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", os_open)
+    written = []
+    with pytest.raises(SuiteError, match=f"^{lock}: cannot open the run's lock \\(Permission denied\\): nothing is "
+                                         "written into the run without it"), store.idle(d) as free:
+        store.set_status(d, "failed", error="recorded without the lock")
+        written.append(free)
+    assert written == [] and store.state_of(d).state == "missing"
+
+    def read_only(path, flags, *args, **kwargs):  # and as `chmod 555 d` does: no new file there
+        if Path(path).parent == d and flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return os_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with store.idle(d) as free:
+        assert free
+    assert not store.executing(d) and store.in_use(d) is None
