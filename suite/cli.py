@@ -799,8 +799,9 @@ def _status(args: argparse.Namespace) -> int:
         if args.spec:  # the spec's jobs from before an edit of its file are noted even beside its own
             _note_runs_elsewhere(out, spec.name, _untold(found), "status", sys.stdout,
                                  states=("pending", "running") if part["status"].isin(LIVE).any() else LIVE)
-        _print_slurm(part, slurm_states, where, _same_runs(args) if args.spec else None)
-        _print_running_elsewhere(where, part, _resume_command(args, name, preset, items))
+        same = _group_runs(args, name, preset, items)
+        _print_slurm(part, slurm_states, where, same)
+        _print_running_elsewhere(where, part, _resume_command(args, name, preset, items, same))
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
             print(f"  done {row['run_id']}: {row['note']}")
         _print_slurm_warnings(frame.attrs["warnings"], part)
@@ -809,8 +810,7 @@ def _status(args: argparse.Namespace) -> int:
             print(f"  missing {row['run_id']}: {row['note']} (`suite run` runs it again"
                   + (f"; a SLURM job of it may still be queued: `squeue --name suite-{name}`)" if lost else ")"))
         stopped_rows = part[part["status"].isin(["failed", "cancelled", "interrupted"])]
-        csv = "" if name.startswith("(") or items == UNRECORDED else \
-            f" (`suite report {_same_runs(args) if args.spec else these} --to - --format csv` lists every run)"
+        csv = "" if same is None else f" (`suite report {same} --to - --format csv` lists every run)"
         groups = _same_message(stopped_rows)
         for rid, state, note in zip(stopped_rows["run_id"], stopped_rows["status"], stopped_rows["note"]):
             ids = groups[state, note]
@@ -987,20 +987,36 @@ def _note_runs_elsewhere(out: Path, spec: str, others: Mapping[str, RunState], c
                  "whatever the spec file says now" if jobs else ""), file=file)
 
 
-def _resume_command(args: argparse.Namespace, name: str, preset: str, items: str) -> str:
-    """The `suite run` that resumes the runs `suite status` lists under the spec `name`, `preset`
-    and the overrides `items` (a whole store's: as config.json recorded them, quoted; else the
-    command's own), in the same store: other overrides or another store name other runs. Where the
-    store does not know them, it says so instead of naming a command that would start other runs."""
+def _group_runs(args: argparse.Namespace, name: str, preset: str, items: str) -> str | None:
+    """The arguments (`_same_runs`) that name the runs `suite status` lists under the spec `name`,
+    `preset` and the overrides `items` (a whole store's: as config.json recorded them, quoted; else
+    the command's own), in the same store: other overrides or another store name other runs. None
+    where the store does not know them (no readable config.json, overrides not recorded)."""
     if args.spec:
-        return f"`suite run {_same_runs(args)}`"
-    if name.startswith("("):  # no readable config.json
-        return "the `suite run` that planned it (its config.json, which names it, is missing or unreadable)"
-    recorded = items != UNRECORDED
-    same = argparse.Namespace(spec=name, preset=preset or None, out=args.out,
-                              overrides=shlex.split(items) if recorded else [])
-    return f"`suite run {_same_runs(same)}`" + \
-        ("" if recorded else ", with the key=value overrides it was given (its config.json does not record them),")
+        return _same_runs(args)
+    if name.startswith("(") or items == UNRECORDED:
+        return None
+    return _listed_runs(args, name, preset, shlex.split(items))
+
+
+def _listed_runs(args: argparse.Namespace, name: str, preset: str, overrides: list[str]) -> str:
+    """`_same_runs` for a spec `suite status` of a whole store lists by `name`: a spec run by its
+    path is named by that path, as the name alone is refused."""
+    from suite.ablations import names
+
+    spec = names.recorded(_store_dir(args), name) or name
+    return _same_runs(argparse.Namespace(spec=str(spec), preset=preset or None, out=args.out, overrides=overrides))
+
+
+def _resume_command(args: argparse.Namespace, name: str, preset: str, items: str, same: str | None) -> str:
+    """The `suite run` that resumes a group's runs (`same`: `_group_runs`), or, where the store does
+    not know them, what it lacks, rather than a command that would start other runs."""
+    if same is not None:
+        return f"`suite run {same}`"
+    if items == UNRECORDED:
+        return f"`suite run {_listed_runs(args, name, preset, [])}`, with the key=value overrides it was given " \
+            "(its config.json does not record them),"
+    return "the `suite run` that planned it (its config.json, which names it, is missing or unreadable)"
 
 
 def _print_running_elsewhere(where: Callable[[str], Path], frame: pandas.DataFrame, again: str) -> None:
@@ -1025,8 +1041,8 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str], where: Callabl
     """SLURM's view of the runs the store has as queued or running (done runs too, while a job
     measures them again): counts per state, job arrays. `where`: a run's directory (a run to be
     filed under today's id has its record, and the hold it asked for, where it is stored).
-    `same_runs`: the arguments that name these runs (`_same_runs`), for the hints; None for the
-    whole store."""
+    `same_runs`: the arguments that name these runs (`_group_runs`), for the hints; None where the
+    store does not know them."""
     from suite import store
 
     live = frame[frame["status"].isin(["pending", "running", "interrupted", "done"]) & frame["run_id"].isin(list(states))]

@@ -104,7 +104,9 @@ def test_status_of_the_whole_store_names_each_runs_preset(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "toy: 1 run in the store: 0 done, 1 failed\n" in out
     assert "toy --preset smoke: 10 runs in the store: 0 done, 10 failed\n" in out
-    assert "(`suite report toy --preset smoke --to - --format csv` lists every run)" in out
+    # in this store: without --out the command would list the default store's runs
+    assert f"(`suite report toy --preset smoke --out {shlex.quote(str(tmp_path))} --to - --format csv` lists every " \
+           "run)" in out
 
 
 def test_status_of_the_whole_store_names_each_runs_overrides(tmp_path, capsys):

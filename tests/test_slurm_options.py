@@ -16,6 +16,7 @@ import pytest
 
 import suite
 from suite import ablations, store
+from suite.ablations import names
 from suite.cli import main
 from suite.dispatch import cluster, sbatch_check, slurm, snapshot
 from suite.dispatch.cluster import ClusterOptions, parse_cli, resolve_options
@@ -647,8 +648,10 @@ def test_status_tells_a_hold_that_was_asked_for_from_one_a_stopped_submission_le
     assert "held, though no hold was asked (a submission stopped before it released them, or `scontrol hold`): " \
            f"`scontrol release 8` lets them start; or `suite cancel {spec_path} --out {out}` cancels the queued runs " \
            "and prints the command that submits them again" in printed
-    assert main(["status", "--out", str(out)]) == 0  # the whole store: no spec's arguments to give
-    assert "`scontrol release 8` lets them start; or `suite cancel SPEC` cancels" in capsys.readouterr().out
+    names.claim(out, ablations.load(spec_path))  # as `suite run` records the file a name stands for
+    assert main(["status", "--out", str(out)]) == 0  # the whole store lists the spec by name: its file is named
+    assert f"`scontrol release 8` lets them start; or `suite cancel {spec_path} --out {out}` cancels" \
+        in capsys.readouterr().out
 
 
 def test_a_signal_during_imports_counts_as_a_requeue_and_the_cap_holds(tmp_path):
