@@ -680,8 +680,8 @@ def test_status_prints_a_message_many_runs_share_once(tmp_path, capsys):
     first, *others = sorted(r.run_id for r in runs[3:])
     assert f"  failed {first}: RuntimeError: CUDA unavailable" in lines
     assert f"        in run {[r.run_id for r in runs].index(first)}" in lines
-    assert f"      and 36 more failed with the same message: {' '.join(others[:8])} ... (`suite report toy --to - " \
-           "--format csv` lists every run)" in lines
+    assert f"      and 36 more failed with the same message: {' '.join(others[:8])} ... (`suite report toy --out " \
+           f"{tmp_path} --to - --format csv` lists every run)" in lines
     assert reads.count("error.txt") == 1  # not one error tail read per run
     assert len(lines) < 15
 
