@@ -360,7 +360,9 @@ def _same_runs(args: argparse.Namespace, absolute: bool = False) -> str:
     `absolute`: with the spec file and the store as absolute paths (a command kept for later)."""
     spec, out = args.spec, args.out
     if absolute:
-        spec = str(Path(spec).resolve()) if Path(spec).is_file() else spec  # a name stays a name
+        from suite import ablations
+
+        spec = ablations.lasting(spec)
         out = _store_dir(args).resolve()
     return shlex.join([spec, *(["--preset", args.preset] if args.preset else []),
                        *(["--out", str(out)] if out else []), *args.overrides])

@@ -286,3 +286,34 @@ def test_the_paths_a_command_reports_are_quoted_as_the_commands_beside_them(tmp_
     assert f"wrote 1 row to {shlex.quote(str(out / 'rows.csv'))}\n" in capsys.readouterr().out
     assert main(["report", str(spec), "--out", str(out), "--to", str(out / "toy.md")]) == 0
     assert f"wrote {shlex.quote(str(out / 'toy.md'))} (md)\n" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("stray", [False, True], ids=["in-cwd-ablations", "beside-a-stray-file"])
+def test_a_resubmit_command_names_the_spec_so_it_pastes_from_any_folder(tmp_path, monkeypatch, capsys, stray):
+    """The SLURM resubmit command (absolute paths: `suite status`, `suite cancel` print it, pasted in
+    any folder) kept a name found in ./ablations, unknown elsewhere, and made a bare `quick` beside
+    a stray file `quick` the path of that file, which is refused as no spec file."""
+    from suite import ablations, store
+
+    project = tmp_path / "project"
+    (project / "ablations").mkdir(parents=True)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("SUITE_CLUSTER", "")
+    if stray:
+        name = "quick"
+        (project / "quick").write_text("notes\n")  # a bare name is the spec even beside it
+    else:
+        name = "mine"
+        (project / "ablations" / "mine.yaml").write_text(
+            "name: mine\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n")
+    out = tmp_path / "my store"
+    run = ablations.expand(ablations.load(name))[0]
+    store.set_status(store.plan(out, run), "cancelled", slurm_job_id="7_0")
+    assert main(["status", name, "--out", str(out)]) == 0
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if "rerun the 1 failed or cancelled: " in x]
+    command = shlex.split(line.split(": ", 1)[1])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert command[:2] == ["suite", "run"] and main([*command[1:], "--dry-run"]) == 0, capsys.readouterr().err
+    assert f"run  {run.run_id} cancelled" in capsys.readouterr().out  # the run it was about, and it starts

@@ -44,6 +44,19 @@ def find(name: str) -> Path | None:
     return next((d / f"{name}.yaml" for d in spec_dirs() if (d / f"{name}.yaml").exists()), None)
 
 
+def lasting(name_or_path: str) -> str:
+    """How a command kept for later (a SLURM resubmission, pasted in any folder) names the spec that
+    `name_or_path` names here: a spec the package carries by its name, any other by its file's
+    absolute path. A name found in ./ablations (or a relative $SUITE_ABLATIONS folder) is found from
+    this folder only, and a bare name is its spec even beside a stray file of that name, which as a
+    path would be refused."""
+    found = find(name_or_path) if _is_word(name_or_path) else None
+    if found is None:
+        return str(Path(name_or_path).resolve())
+    carried = {(PACKAGE_DIR / "_specs").resolve(), (PACKAGE_DIR.parent / "ablations").resolve()}
+    return name_or_path if found.resolve().parent in carried else str(found.resolve())
+
+
 def select(patterns: Sequence[str]) -> builtins.list[str]:
     """Specs to list: a word with fnmatch characters (`san_*`) as the spec names it matches, sorted,
     any other argument (a name or a path) as given, for `load` to read or refuse; in order, each once.
@@ -90,4 +103,4 @@ def load(name_or_path: str | Path) -> Spec:
     return parse(found)
 
 
-__all__ = ["RunSpec", "Spec", "expand", "find", "list", "load", "select", "spec_dirs"]
+__all__ = ["RunSpec", "Spec", "expand", "find", "lasting", "list", "load", "select", "spec_dirs"]
