@@ -491,7 +491,7 @@ for method in ("cpu_rss_hwm", "cpu_rss_sampled"):
 
 
 def test_what_torch_loads_on_first_use_is_not_a_models_training_memory():
-    """The first optimizer a process makes imports torch._dynamo (~75 MiB of Python objects): a
+    """The first optimizer a process makes imports torch._dynamo (sized in 4fd19d6): a
     tiny model's training step needs a few MiB, and its figure from a fresh process (as `suite
     profile` and a run measure) must not carry that import."""
     job = profile.ProfileJob("ran56_cifar", {"base_width": 4}, bench="train", img_size=8, device="cpu",

@@ -116,8 +116,8 @@ STEPS: dict[str, Callable[[nn.Module, int, BenchSettings], Step]] = {"infer": in
 
 def load_libraries(phases: Sequence[str], s: BenchSettings) -> None:
     """Run each phase's step once on a one-conv model, so what torch loads on first use is in the
-    process before a memory baseline is taken: the first optimizer imports torch._dynamo, about
-    75 MiB of Python objects on the CPU's heap that no model's step needs again."""
+    process before a memory baseline is taken: the first optimizer imports torch._dynamo, Python
+    objects on the CPU's heap that no model's step needs again (sized in commit 4fd19d6)."""
     tiny = nn.Sequential(nn.Conv2d(s.in_chans, 2, 1), nn.Flatten()).to(s.device)
     small = dataclasses.replace(s, img_size=1)
     for phase in phases:
