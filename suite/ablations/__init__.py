@@ -21,12 +21,18 @@ from suite.errors import SuiteError, unknown
 from suite.files import check_lookup
 
 
+def _carried() -> builtins.list[Path]:
+    """The spec folders the package carries (an installed wheel's, a source checkout's): a spec there
+    is found by its name from any folder."""
+    return [PACKAGE_DIR / "_specs", PACKAGE_DIR.parent / "ablations"]
+
+
 def spec_dirs() -> builtins.list[Path]:
     """The spec folders that exist, in search order (see the module's docstring)."""
     dirs = [Path(p) for p in os.environ.get("SUITE_ABLATIONS", "").split(os.pathsep) if p]
     for d in dirs:  # an absent folder is passed over; one the OS cannot look up (a name too long, a loop) is said
         check_lookup(d, key="$SUITE_ABLATIONS")
-    dirs += [PACKAGE_DIR / "_specs", PACKAGE_DIR.parent / "ablations", Path.cwd() / "ablations"]
+    dirs += [*_carried(), Path.cwd() / "ablations"]
     unique: dict[Path, None] = {}
     for d in dirs:
         if d.is_dir():
@@ -53,7 +59,7 @@ def lasting(name_or_path: str) -> str:
     found = find(name_or_path) if _is_word(name_or_path) else None
     if found is None:
         return str(Path(name_or_path).resolve())
-    carried = {(PACKAGE_DIR / "_specs").resolve(), (PACKAGE_DIR.parent / "ablations").resolve()}
+    carried = {d.resolve() for d in _carried()}
     return name_or_path if found.resolve().parent in carried else str(found.resolve())
 
 
