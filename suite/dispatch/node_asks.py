@@ -29,7 +29,8 @@ import math
 import re
 from typing import Any
 
-# the sbatch parameters read here, as the suite spells a key once checked (no dashes before, `-` for `_`)
+# the GPU sbatch parameters read here (the others: OTHERS), as the suite spells a key once checked
+# (no dashes before, `-` for `_`)
 KEYS = ("gpus", "gpus-per-task", "gres")
 SUFFIX = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4, "p": 1024 ** 5}
 COUNT = re.compile(r"(\d+)([kmgtp]?)", re.I)
