@@ -789,19 +789,19 @@ def _status(args: argparse.Namespace) -> int:
         these = " ".join([name, *(["--preset", preset] if preset else []), *([items] if items else [])])
         _print_counts(these, store.count_states(part["status"]), stored=not args.spec)
         _print_queued(part, waiting)
+        same = _group_runs(args, name, preset, items)
         if args.spec:
             remeasure = store.measured_otherwise_in(runs, part)
             in_slurm = {rid for rid in remeasure if slurm_states.get(rid) in slurm.ALIVE}
             idle = {rid: how for rid, how in remeasure.items() if rid not in in_slurm}
             on_slurm = "slurm_job_id" in part and part[part["run_id"].isin(idle)]["slurm_job_id"].notna().any()
-            _print_remeasure(idle, f"`suite run {_same_runs(args)}` measures them again" + (
+            _print_remeasure(idle, f"`suite run {same}` measures them again" + (
                 " (add `--executor slurm` and your cluster flags to measure them where they ran)" if on_slurm else ""))
             _print_remeasure({rid: how for rid, how in remeasure.items() if rid in in_slurm},
                              "their jobs measuring them again are queued or running (slurm, below)")
         if args.spec:  # the spec's jobs from before an edit of its file are noted even beside its own
             _note_runs_elsewhere(out, spec.name, _untold(found), "status", sys.stdout,
                                  states=("pending", "running") if part["status"].isin(LIVE).any() else LIVE)
-        same = _group_runs(args, name, preset, items)
         _print_slurm(part, slurm_states, where, same)
         _print_running_elsewhere(where, part, _resume_command(args, name, preset, items, same))
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
