@@ -1206,8 +1206,8 @@ def test_cpus_memory_or_tmp_disk_asked_in_sbatch_parameters_above_a_nodes_are_na
         assert capsys.readouterr().err.startswith(f"error: <command line>: {flag}: {said}")
         assert not out.exists()  # nothing submitted, no store made
     printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run", "--sbatch",
-                    f"mincpus={cpus}", "--sbatch", f"mem-per-cpu={mem}", "--sbatch", f"tmp={tmp}")
-    assert "note:" not in printed  # as much as a node has
+                    f"mincpus={cpus}", "--sbatch", f"mem-per-cpu={mem // cpus}", "--sbatch", f"tmp={tmp}")
+    assert "note:" not in printed  # as much as a node has (mem-per-cpu times mincpus: mem=21694M of 8 CPUs waited)
 
 
 def test_a_submission_and_a_dry_run_each_read_the_clusters_config_and_nodes_once(tmp_path, capsys, monkeypatch,

@@ -1201,6 +1201,29 @@ def test_cpus_per_gpu_where_no_gpu_is_asked_is_judged_as_for_one_gpu(spec):
     assert slurm._node_mistakes(options(spec, {"sbatch": ["cpus-per-gpu=48"], "gpus_per_node": 0}), nodes) == []
 
 
+@pytest.mark.parametrize("params, cpus_per_task, said", [
+    (["mincpus=8", "mem-per-cpu=3000"], None, "mem-per-cpu=3000 times 8 CPUs a node (mincpus) asks 24000 MB of a "
+     "node, but each node of partition 'gpu' has at most 21694 MB: the jobs would wait for ever "
+     "(Resources, as if the node were busy)"),
+    (["mincpus=4", "mem_per_cpu=6000"], 1, "mem-per-cpu=6000 times 4 CPUs a node (mincpus) asks 24000 MB"),
+    (["mincpus=8", "mem-per-cpu=2000"], None, None), (["mincpus=4", "mem-per-cpu=5000"], None, None),
+    (["mincpus=2", "mem-per-cpu=7000"], 3, None)])  # the tasks' 3 CPUs, not mincpus: 21000 MB
+def test_mem_per_cpu_is_judged_with_the_cpus_mincpus_asks(spec, params, cpus_per_task, said):
+    """mem-per-cpu was judged times the tasks' CPUs only. On the test cluster (this sinfo line),
+    slurmctld gave a job max(mincpus, its tasks' CPUs) CPUs and mem-per-cpu times those
+    (mincpus=8 mem-per-cpu=2000 ran with mem=16000M, mincpus=2 -c 3 mem-per-cpu=7000 with 21000M);
+    mincpus=8 mem-per-cpu=3000 and mincpus=4 mem-per-cpu=6000, which sbatch took, waited for ever
+    (Reason=Resources on an idle node), and are now refused; those that fit still are not."""
+    nodes = "debug*|21694|gpu:2|8|0\ngpu|21694|gpu:2|8|0\n"
+    cli = {"sbatch": params, **({"cpus_per_task": cpus_per_task} if cpus_per_task else {})}
+    found = [(e.key, e.message) for e in slurm._node_mistakes(options(spec, cli), nodes)]
+    if said is None:
+        assert found == []
+    else:
+        [(key, message)] = found
+        assert key == "--sbatch.mem-per-cpu" and message.startswith(said)
+
+
 @pytest.mark.parametrize("param", ["mem-per-gpu=600000", "mem-per-cpu=+600000", "tmp=1.5", "sockets-per-node=9",
                                    "cores-per-socket=99"])
 def test_node_parameters_that_cannot_be_judged_for_sure_are_left_to_slurm(spec, param):

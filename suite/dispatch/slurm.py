@@ -529,6 +529,8 @@ HAS = {"mem": ("%m", "the memory (MB)", lambda n: f"has at most {n:.0f} MB"),
        "cpus": ("%c", "the CPUs", lambda n: f"has at most {count(int(n), 'CPU')}"),
        "tmp": ("%d", "the tmp disk (MB)", lambda n: f"has at most {n:.0f} MB of tmp disk")}
 WAITS = "the jobs would wait for ever (BadConstraints)"
+# where mincpus makes a node's memory too little, sbatch takes the job (mem-per-cpu alone over it, it refuses)
+BUSY = "the jobs would wait for ever (Resources, as if the node were busy)"
 
 
 def _kinds(nodes: str) -> tuple[dict[str, list[dict[str, float]]], list[str]]:
@@ -587,14 +589,20 @@ def _asks(options: ClusterOptions) -> list[tuple[str, str, float, str, str]]:
         asks.append(("cpus_per_task", "cpus", cpus, f"{count(options.cpus_per_task, 'CPU')} a task{tasks}",
                      "SLURM would refuse to release the jobs (PartitionConfig)"))
     n_gpus = max(n for _, what, n, _, _ in asks if what == "gpus")  # each GPU ask holds: at least the most
-    times = {"cpu": f" times {count(cpus, 'CPU')} a node", None: "",
+    # slurmctld gives a node max(mincpus, the tasks' CPUs) and mem-per-cpu times those (on the test
+    # cluster, mincpus=8 mem-per-cpu=2000 ran with mem=16000M; with 3000 it waited for ever as Resources)
+    mincpus = node_asks.other_per_node("mincpus", options.sbatch.get("mincpus"), cpus=1, gpus=0)
+    by_mincpus = mincpus is not None and mincpus[1] > cpus
+    cpus = mincpus[1] if mincpus is not None and by_mincpus else cpus
+    times = {"cpu": f" times {count(cpus, 'CPU')} a node" + (" (mincpus)" if by_mincpus else ""), None: "",
              "gpu": f" times {count(n_gpus, 'GPU')} a node" if n_gpus else ""}
     for key, value in options.sbatch.items():
         if (other := node_asks.other_per_node(key, value, cpus=cpus, gpus=n_gpus)) is not None:
             what, n = other
+            per = node_asks.OTHERS[key][1]
             amount = count(n, "CPU") if what == "cpus" else f"{n} MB" + (" of tmp disk" if what == "tmp" else "")
-            asks.append((f"sbatch.{key}", what, n, f"{key}={value}{times[node_asks.OTHERS[key][1]]} asks {amount} of a "
-                         "node,", WAITS))
+            asks.append((f"sbatch.{key}", what, n, f"{key}={value}{times[per]} asks {amount} of a node,",
+                         BUSY if per == "cpu" and by_mincpus else WAITS))
     return asks
 
 
