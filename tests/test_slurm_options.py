@@ -1298,3 +1298,18 @@ def test_a_cluster_with_job_arrays_disabled_is_named_not_a_traceback(tmp_path, m
     assert main(["run", str(spec_path), "--executor", "slurm", "--out", str(out)]) == 2
     assert capsys.readouterr().err.startswith(f"error: {said}")
     assert not (out / "code").exists() and not (out / "runs").exists()
+
+
+@pytest.mark.parametrize("text, answered", [
+    ("Slurmctld(primary) at vm is UP\n", True),  # Slurm 22.05, the test cluster's
+    ("Slurmctld(primary) at a is DOWN\nSlurmctld(backup) at b is UP\n", True),
+    ("Slurmctld(primary) at a is DOWN\nSlurmctld(backup) at b is DOWN\n", False),
+    ("Slurmctld(primary/backup) at vm/(NULL) are UP/DOWN\n", True),  # before 20.11, no backup configured
+    ("Slurmctld(primary/backup) at a/b are DOWN/UP\n*****************************************\n"
+     "** RESTORE SLURMCTLD DAEMON TO SERVICE **\n*****************************************\n", True),
+    ("Slurmctld(primary/backup) at a/b are DOWN/DOWN\n", False), ("", False)])
+def test_scontrol_ping_is_read_in_the_wording_of_slurm_before_and_after_20_11(text, answered):
+    """Slurm before 20.11 said both controllers on one line (src/scontrol/scontrol.c, _ping_slurmctld:
+    `Slurmctld(primary/backup) at P/B are S/S`, exit status 0 whatever they are); its primary down
+    and backup up was taken for a controller that did not answer, and nothing could be submitted."""
+    assert slurm.ping_answered(text) is answered

@@ -386,9 +386,17 @@ def controller_down() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return "slurmctld did not answer `scontrol ping` in 120 s"
     said = " ".join((done.stdout + done.stderr).split())
-    if done.returncode == 0 and re.search(r"\b(is|are) UP\b", said):  # `Slurmctld(primary) at vm is UP`
+    if done.returncode == 0 and ping_answered(done.stdout):
         return None
     return f"slurmctld did not answer (`scontrol ping`: {said or f'exit status {done.returncode}'})"
+
+
+def ping_answered(text: str) -> bool:
+    """Whether `scontrol ping`'s `text` says a slurmctld answers. Slurm 20.11 and later say one line
+    per controller (`Slurmctld(primary) at a is DOWN`, `Slurmctld(backup) at b is UP`); earlier ones
+    one line of both (`Slurmctld(primary/backup) at a/b are DOWN/UP`, `a/(NULL) are UP/DOWN` without a
+    backup), read as its first state only, a primary down and its backup up was taken for no answer."""
+    return any("UP" in states.split("/") for states in re.findall(r"\b(?:is|are) ([A-Z]+(?:/[A-Z]+)*)\b", text))
 
 
 def array_size(options: ClusterOptions, n_runs: int, cluster: Reading) -> int:
