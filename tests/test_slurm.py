@@ -1238,6 +1238,16 @@ def test_a_submission_and_a_dry_run_each_read_the_clusters_config_and_nodes_once
     assert reads() == ["scontrol show config", "sinfo --all --noheader --format=%P|%m|%G|%c|%d"]
     suite(capsys, "cancel", str(spec), "--out", str(out))
 
+def test_the_checks_before_a_submission_read_sinfos_lines_once(monkeypatch, slurm_cluster):
+    """The partition check and the node check each parsed sinfo's lines (`slurm._kinds`) of the one
+    reading; they now share one parse. The real sinfo runs; only the parse is counted."""
+    parses = []
+    real = slurm._kinds
+    monkeypatch.setattr(slurm, "_kinds", lambda nodes: parses.append(nodes) or real(nodes))
+    slurm.check_options(ClusterOptions(partition=slurm_cluster.partition, gpus_per_node=1))
+    assert len(parses) == 1 and parses[0].strip()
+
+
 def test_a_max_array_size_above_the_clusters_is_named_where_it_was_given_before_anything_is_submitted(
         tmp_path, capsys, slurm_cluster):
     """--max-array-size above the cluster's MaxArraySize, for a grid that large, passed the dry run

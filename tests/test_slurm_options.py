@@ -45,6 +45,11 @@ def options(spec, cli=None, user=None):
                            spec_line=lambda key: spec.line("cluster", key), user=user)
 
 
+def node_mistakes(options, nodes):
+    """`slurm._node_mistakes` of sinfo's lines `nodes` (slurm.SINFO's format)."""
+    return slurm._node_mistakes(options, slurm._kinds(nodes))
+
+
 # ------------------------------------------------------------------------------------ options
 def test_layers_command_line_over_spec_over_user_file(tmp_path, spec):
     user = tmp_path / "cluster.yaml"
@@ -1117,34 +1122,34 @@ def test_gpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partiti
     default partition of two kinds of node, two lines, was named twice: 'cpu' or 'cpu')."""
     nodes = ("cpu*|191000|(null)|64\ncpu*|95000|(null)|32\ngpu|512000|gpu:a100:4(S:0-1),mps:400|48\n"
              "gpu|256000|gpu:v100:2,gpu:k80:1|16\nbig|2000000+|(null)|8+\n")  # sinfo's lines (slurm.SINFO)
-    said = [(e.key, e.message) for e in slurm._node_mistakes(ClusterOptions(gpus_per_node=1), nodes)]
+    said = [(e.key, e.message) for e in node_mistakes(ClusterOptions(gpus_per_node=1), nodes)]
     assert said == [("gpus_per_node", "1 GPU a node, but each node of partition 'cpu' (the default) has no GPUs "
                     "(no gpu GRES): the jobs would wait for ever (BadConstraints); `sinfo --format='%P %G'` lists "
                     "the GPUs of each partition's nodes")]
-    assert slurm._node_mistakes(ClusterOptions(partition="gpu", gpus_per_node=4, mem_gb=500), nodes) == []
-    said = [e.message for e in slurm._node_mistakes(ClusterOptions(partition="cpu,gpu", gpus_per_node=5, mem_gb=501),
+    assert node_mistakes(ClusterOptions(partition="gpu", gpus_per_node=4, mem_gb=500), nodes) == []
+    said = [e.message for e in node_mistakes(ClusterOptions(partition="cpu,gpu", gpus_per_node=5, mem_gb=501),
                                                     nodes)]
     assert [s.split(":")[0] for s in said] == [
         "5 GPUs a node, but each node of partition 'cpu' or 'gpu' has at most 4 GPUs",
         "501 GB (513024 MB) a node, but each node of partition 'cpu' or 'gpu' has at most 512000 MB"]
-    assert slurm._node_mistakes(ClusterOptions(partition="big", mem_gb=10000), nodes) == []  # `2000000+`: not exact
-    assert slurm._node_mistakes(ClusterOptions(partition="nosuch", gpus_per_node=1), nodes) == []  # not a partition
+    assert node_mistakes(ClusterOptions(partition="big", mem_gb=10000), nodes) == []  # `2000000+`: not exact
+    assert node_mistakes(ClusterOptions(partition="nosuch", gpus_per_node=1), nodes) == []  # not a partition
 
 
 def test_cpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partition(spec):
     """More CPUs a node (cpus_per_task times tasks_per_node) than any node of the partition has were
     sent: sbatch took the held jobs and `scontrol release` refused them (PartitionConfig)."""
     nodes = "cpu*|191000|(null)|64\ncpu*|95000|(null)|32\ngpu|512000|gpu:4|48\nbig|2000000|(null)|8+\n"
-    assert slurm._node_mistakes(ClusterOptions(cpus_per_task=64), nodes) == []
-    [said] = slurm._node_mistakes(options(spec, {"cpus_per_task": 65}), nodes)
+    assert node_mistakes(ClusterOptions(cpus_per_task=64), nodes) == []
+    [said] = node_mistakes(options(spec, {"cpus_per_task": 65}), nodes)
     assert str(said) == ("<command line>: --cpus-per-task: 65 CPUs a task but each node of partition 'gpu' has at "
                          "most 48 CPUs: SLURM would refuse to release the jobs (PartitionConfig); `sinfo "
                          "--format='%P %c'` lists the CPUs of each partition's nodes")
-    [said] = slurm._node_mistakes(ClusterOptions(cpus_per_task=13, tasks_per_node=5), nodes)
+    [said] = node_mistakes(ClusterOptions(cpus_per_task=13, tasks_per_node=5), nodes)
     assert said.key == "cpus_per_task" and said.message.startswith(
         "13 CPUs a task times tasks_per_node=5, 65 a node, but each node of partition 'cpu' (the default) has at most "
         "64 CPUs")
-    assert slurm._node_mistakes(ClusterOptions(partition="big", cpus_per_task=1000), nodes) == []  # `8+`: not exact
+    assert node_mistakes(ClusterOptions(partition="big", cpus_per_task=1000), nodes) == []  # `8+`: not exact
 
 
 @pytest.mark.parametrize("param, per_node, fits", [
@@ -1157,13 +1162,13 @@ def test_gpus_asked_in_sbatch_parameters_are_judged_as_gpus_per_node_is(spec, pa
     each of its 2 tasks a node."""
     nodes = "gpu|512000|gpu:a100:4(S:0-1),mps:400|48\n"
     key = param.split("=")[0].replace("_", "-")
-    [said] = slurm._node_mistakes(options(spec, {"sbatch": [param], "nodes": 2, "tasks_per_node": 2,
+    [said] = node_mistakes(options(spec, {"sbatch": [param], "nodes": 2, "tasks_per_node": 2,
                                                  "gpus_per_node": 2}), nodes)
     assert str(said) == (f"<command line>: --sbatch.{key}: {key}={param.split('=')[1]} asks {per_node} GPUs of a "
                          "node, but each node of partition 'gpu' has at most 4 GPUs: the jobs would wait for ever "
                          "(BadConstraints); `sinfo --format='%P %G'` lists the GPUs of each partition's nodes")
     fits = options(spec, {"sbatch": [fits], "nodes": 2, "tasks_per_node": 2, "gpus_per_node": 2})
-    assert slurm._node_mistakes(fits, nodes) == []
+    assert node_mistakes(fits, nodes) == []
 
 
 @pytest.mark.parametrize("param, said, fits", [
@@ -1186,19 +1191,19 @@ def test_cpus_memory_and_tmp_disk_asked_in_sbatch_parameters_are_judged_by_sinfo
     nodes = "gpu|512000|gpu:a100:4(S:0-1),mps:400|48|100000\n"
     key = param.split("=")[0].replace("_", "-")
     asked = {"tasks_per_node": 2, "gpus_per_node": 2}
-    [mistake] = slurm._node_mistakes(options(spec, {"sbatch": [param], **asked}), nodes)
+    [mistake] = node_mistakes(options(spec, {"sbatch": [param], **asked}), nodes)
     assert mistake.key == f"--sbatch.{key}" and mistake.file == "<command line>" and mistake.message.startswith(said)
-    assert slurm._node_mistakes(options(spec, {"sbatch": [fits], **asked}), nodes) == []
+    assert node_mistakes(options(spec, {"sbatch": [fits], **asked}), nodes) == []
 
 
 def test_cpus_per_gpu_where_no_gpu_is_asked_is_judged_as_for_one_gpu(spec):
     """On this suite's test cluster (8 CPUs a node, no GPU asked), slurmctld kept a job of
     cpus-per-gpu=9 waiting for ever (BadConstraints) and ran one of cpus-per-gpu=8 on 1 CPU."""
     nodes = "gpu|512000|gpu:4|48|0\n"
-    [said] = slurm._node_mistakes(options(spec, {"sbatch": ["cpus-per-gpu=49"], "gpus_per_node": 0}), nodes)
+    [said] = node_mistakes(options(spec, {"sbatch": ["cpus-per-gpu=49"], "gpus_per_node": 0}), nodes)
     assert said.message.startswith("cpus-per-gpu=49 asks 49 CPUs of a node, but each node of partition 'gpu' has at "
                                    "most 48 CPUs: the jobs would wait for ever (BadConstraints)")
-    assert slurm._node_mistakes(options(spec, {"sbatch": ["cpus-per-gpu=48"], "gpus_per_node": 0}), nodes) == []
+    assert node_mistakes(options(spec, {"sbatch": ["cpus-per-gpu=48"], "gpus_per_node": 0}), nodes) == []
 
 
 @pytest.mark.parametrize("params, cpus_per_task, said", [
@@ -1216,7 +1221,7 @@ def test_mem_per_cpu_is_judged_with_the_cpus_mincpus_asks(spec, params, cpus_per
     (Reason=Resources on an idle node), and are now refused; those that fit still are not."""
     nodes = "debug*|21694|gpu:2|8|0\ngpu|21694|gpu:2|8|0\n"
     cli = {"sbatch": params, **({"cpus_per_task": cpus_per_task} if cpus_per_task else {})}
-    found = [(e.key, e.message) for e in slurm._node_mistakes(options(spec, cli), nodes)]
+    found = [(e.key, e.message) for e in node_mistakes(options(spec, cli), nodes)]
     if said is None:
         assert found == []
     else:
@@ -1229,14 +1234,14 @@ def test_mem_per_cpu_is_judged_with_the_cpus_mincpus_asks(spec, params, cpus_per
 def test_node_parameters_that_cannot_be_judged_for_sure_are_left_to_slurm(spec, param):
     """mem-per-gpu and no GPU asked (sbatch refuses it), a form not read here, a node's layout."""
     nodes = "gpu|512000|gpu:4|48|0\n"
-    assert slurm._node_mistakes(options(spec, {"sbatch": [param], "gpus_per_node": 0}), nodes) == []
-    assert slurm._node_mistakes(options(spec, {"sbatch": ["tmp=1"]}), "gpu|512000|gpu:4|48\n") == []  # no %d read
+    assert node_mistakes(options(spec, {"sbatch": [param], "gpus_per_node": 0}), nodes) == []
+    assert node_mistakes(options(spec, {"sbatch": ["tmp=1"]}), "gpu|512000|gpu:4|48\n") == []  # no %d read
 
 
 @pytest.mark.parametrize("param", ["gres=gpu:2,gpu:2", "gres=gpu:1,gpu:a100:9", "gres=gpu:a:b:9", "gpus-per-socket=9",
                                    "gpus=a100:9,a100:9"])
 def test_gpu_parameters_that_cannot_be_read_for_sure_are_left_to_slurm(spec, param):
-    assert slurm._node_mistakes(options(spec, {"sbatch": [param]}), "gpu|512000|gpu:4|48\n") == []
+    assert node_mistakes(options(spec, {"sbatch": [param]}), "gpu|512000|gpu:4|48\n") == []
 
 
 @pytest.mark.parametrize("param, form", [("gpus=abc", "[type:]count"), ("gpus=a100:x", "[type:]count"),

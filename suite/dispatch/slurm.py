@@ -496,7 +496,10 @@ def check_options(options: ClusterOptions) -> Reading:
         raise SuiteError(f"{down}: nothing can be submitted, nor the partition, what the nodes have "
                          "or the room in the queue checked; try again once `sinfo` answers", key="cluster")
     cluster = read_cluster()
-    mistakes = _partition_mistakes(options, cluster.nodes) + _node_mistakes(options, cluster.nodes)
+    mistakes = []
+    if not isinstance(cluster.nodes, SuiteError):
+        kinds = _kinds(cluster.nodes)  # sinfo's lines, read once for both checks
+        mistakes += _partition_mistakes(options, kinds) + _node_mistakes(options, kinds)
     refused = sbatch_check.refusals(options.sbatch)
     mistakes += [options.origin(f"sbatch.{key}").error(said) for key, said in refused.items()]
     if mistakes:
@@ -514,12 +517,12 @@ def layout(n_runs: int, options: ClusterOptions, cluster: Reading) -> tuple[int,
     return size, array_shares(array_lengths(n_runs, size), options.array_parallelism)
 
 
-def _partition_mistakes(options: ClusterOptions, nodes: str | SuiteError) -> list[SuiteError]:
-    """A partition this cluster does not have, with the ones it has (`nodes`: `Reading.nodes`):
+def _partition_mistakes(options: ClusterOptions, kinds: Kinds) -> list[SuiteError]:
+    """A partition this cluster does not have, with the ones it has (`kinds`: `_kinds`):
     sbatch's refusal ("invalid partition specified") names neither."""
-    if not options.partition or isinstance(nodes, SuiteError):
+    if not options.partition:
         return []
-    names = list(_kinds(nodes)[0])
+    names = list(kinds[0])
     wrong = [p for p in options.partition.split(",") if p not in names]  # sbatch takes a list: debug,gpu
     if not names or not wrong:
         return []
@@ -541,7 +544,11 @@ WAITS = "the jobs would wait for ever (BadConstraints)"
 BUSY = "the jobs would wait for ever (Resources, as if the node were busy)"
 
 
-def _kinds(nodes: str) -> tuple[dict[str, list[dict[str, float]]], list[str]]:
+# each partition's kinds of node, as what each has of `HAS`; and the default partition
+Kinds = tuple[dict[str, list[dict[str, float]]], list[str]]
+
+
+def _kinds(nodes: str) -> Kinds:
     """Each partition's kinds of node, one `sinfo` line each (`Reading.nodes`), as what each has of
     `HAS`: inf where sinfo gives no exact number (`8+`); and the default partition."""
     kinds: dict[str, list[dict[str, float]]] = {}
@@ -557,14 +564,12 @@ def _kinds(nodes: str) -> tuple[dict[str, list[dict[str, float]]], list[str]]:
     return kinds, default
 
 
-def _node_mistakes(options: ClusterOptions, nodes: str | SuiteError) -> list[SuiteError]:
+def _node_mistakes(options: ClusterOptions, nodes: Kinds) -> list[SuiteError]:
     """More of a node (`_asks`) than any node of the partition has (or of the default one): sbatch
     takes such a job, held as a submission's are, and it waits for ever as BadConstraints, or
-    `scontrol release` refuses it. `sinfo` (`nodes`: `Reading.nodes`) lists each partition's kinds
-    of node; one it gives no exact number for (`8+`) is taken to have enough."""
-    if isinstance(nodes, SuiteError):
-        return []
-    kinds, default = _kinds(nodes)
+    `scontrol release` refuses it. `sinfo` (`nodes`: `Reading.nodes` read by `_kinds`) lists each
+    partition's kinds of node; one it gives no exact number for (`8+`) is taken to have enough."""
+    kinds, default = nodes
     wanted = [p for p in (options.partition.split(",") if options.partition else default) if p in kinds]
     if not wanted:  # a partition the cluster lacks: `_partition_mistakes` says so
         return []
@@ -708,14 +713,15 @@ def slurm_states(job_ids: Iterable[str]) -> dict[str, str]:
     rest = [j for j in ids if j not in states]
     if rest:
         accounted, unread = _sacct(rest)
-        states.update(_per_task(rest, accounted))
+        ended = _per_task(rest, accounted)
+        states.update(ended)
         if answered:
-            states.update(dict.fromkeys(_dropped(rest, held, accounted, unread), "CANCELLED"))
+            states.update(dict.fromkeys(_dropped(rest, held, accounted, ended, unread), "CANCELLED"))
     return {j: states.get(j, "UNKNOWN" if answered else NO_ANSWER) for j in ids}
 
 
 def _dropped(ids: Sequence[str], held: Mapping[str, str], accounted: Mapping[str, str],
-             unread: set[str]) -> list[str]:
+             ended: Mapping[str, str], unread: set[str]) -> list[str]:
     """The array tasks of `ids` cancelled while they waited in their array's pending record (held,
     or throttled by `%N`): slurmctld takes such a task out of that record and keeps nothing of it,
     and the accounting has nothing of it either, so it was UNKNOWN, and its run pending, for
@@ -724,12 +730,13 @@ def _dropped(ids: Sequence[str], held: Mapping[str, str], accounted: Mapping[str
     the arrays of `ids`, array tasks one by one) but not the task, so the task is neither queued nor
     running nor ended less than MinJobAge ago; and the accounting, which has records of the array
     (`accounted`; so it works and has heard of it), has no end of the task, as it would have of a
-    task that ran (none, or the pending array's record as it last heard of it). `unread`: arrays
-    sacct listed in a form not read, which may hold the task: not decided."""
+    task that ran (none, or the pending array's record as it last heard of it: `ended`, each task's
+    state in `accounted` by `_per_task`). `unread`: arrays sacct listed in a form not read, which may
+    hold the task: not decided."""
     in_slurmctld = {array_of(j) for j in held}
     in_accounting = {array_of(j) for j in accounted}
     return [j for j in ids if "_" in j and array_of(j) in in_slurmctld and array_of(j) in in_accounting
-            and array_of(j) not in unread and _per_task([j], accounted).get(j, "PENDING") == "PENDING"]
+            and array_of(j) not in unread and ended.get(j, "PENDING") == "PENDING"]
 
 
 # Why a run's job ends TIMEOUT though the run saves and requeues itself before its time limit: the
