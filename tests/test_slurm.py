@@ -8,6 +8,8 @@ cancels whatever it left queued. The CLI runs in-process; the jobs import the co
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -785,6 +787,66 @@ def test_status_of_a_run_deleted_as_its_job_end_is_recorded_makes_no_folder(tmp_
     monkeypatch.setattr(slurm, "_record_end", deleted_first)
     assert main(["status", str(spec), "--out", str(out)]) == 0
     assert "1 missing" in capsys.readouterr().out and not d.exists()
+
+
+PAUSES = ("before SLURM's states", "after SLURM's states", "before the pending reasons")
+
+
+@pytest.mark.parametrize("withdraw", ["suite cancel", "scancel"])
+def test_a_submission_withdrawn_while_status_runs_is_shown_withdrawn_and_keeps_the_finished_result(
+        tmp_path, capsys, monkeypatch, withdraw):
+    """A submission withdrawn (`suite cancel`, or its held jobs scancelled) while a `suite status` of
+    the same store runs, paused at each point where it has read something the withdrawal changes
+    (the store's queued runs, SLURM's states, the store's table): status ends without error, shows
+    none of them running or lost, and the run that finished stays done; the next status shows them
+    cancelled."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "withdrawn", {"lr": [0.01, 0.02, 0.03]})
+    finished, *queued = run_ids(spec)
+    submit = ["run", str(spec), "--executor", "slurm", "--out", str(out), "--sbatch", "hold"]
+    suite(capsys, *submit)
+    subprocess.run(["scontrol", "release", status(out, finished)["slurm_job_id"]], check=True)
+    assert wait(out, [finished]) == {finished: "done"}
+    result = (store.run_dir(out, finished) / "result.json").read_bytes()
+    real = {"slurm_states": slurm.slurm_states, "pending_reasons": slurm.pending_reasons}
+
+    def withdrawing() -> None:
+        if withdraw == "suite cancel":
+            said = io.StringIO()
+            with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+                assert main(["cancel", str(spec), "--out", str(out)]) == 0, said.getvalue()
+        else:
+            subprocess.run(["scancel", *(status(out, rid)["slurm_job_id"] for rid in queued)], check=True)
+
+    for n, pause in enumerate(PAUSES):
+        if n:  # the withdrawn runs submitted again, held
+            assert "submitted 2 runs" in suite(capsys, *submit, "--retry-failed")
+        fired = []
+
+        def paused(name: str, at: str):
+            def call(*args, **kwargs):  # once (`suite cancel` reads SLURM's states too)
+                if at == "before" and not fired:
+                    fired.append(at)
+                    withdrawing()
+                got = real[name](*args, **kwargs)
+                if at == "after" and not fired:
+                    fired.append(at)
+                    withdrawing()
+                return got
+            return call
+
+        where = {"before SLURM's states": ("slurm_states", "before"), "after SLURM's states": ("slurm_states", "after"),
+                 "before the pending reasons": ("pending_reasons", "before")}[pause]
+        monkeypatch.setattr(slurm, where[0], paused(*where))
+        printed = suite(capsys, "status", str(spec), "--out", str(out))
+        monkeypatch.undo()
+        monkeypatch.setenv("SUITE_CLUSTER", "")
+        assert fired, pause
+        assert "RUNNING" not in printed and "running" not in printed and "no record" not in printed, (pause, printed)
+        assert (store.run_dir(out, finished) / "result.json").read_bytes() == result
+        wait_for(lambda: f"st_withdrawn: 3 runs: 1 done, 2 cancelled, 0 missing\n" in suite(
+            capsys, "status", str(spec), "--out", str(out)), f"the withdrawn runs to show cancelled ({pause})", out,
+            timeout=30)
 
 
 def test_cancelled_runs_show_cancelled_and_are_not_resubmitted(tmp_path, capsys):
