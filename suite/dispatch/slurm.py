@@ -74,7 +74,9 @@ NEVER_STARTS = {"BadConstraints": "no node can meet the request (GPUs, memory, C
 # A job that neither slurmctld nor the accounting knows this long after its submission is lost (a
 # cluster reset, a purged or never-recorded job; without accounting, any job that ended without
 # writing its state, once slurmctld forgets it after MinJobAge): its run fails, so `suite run
-# --retry-failed` takes it again. Until then UNKNOWN is a job the accounting has not heard of yet.
+# --retry-failed` takes it again. Until then UNKNOWN is a job the accounting has not heard of yet:
+# it hears through slurmctld's queue of records for slurmdbd, seconds late or, after slurmdbd was down,
+# much later, and submitit's files tell a killed task from a running one no sooner (README, SLURM).
 LOST_AFTER_S = 600
 IO_THREADS = 16  # store writes are fsync-bound: in parallel, 1,000 statuses take ~0.5 s instead of ~6 s
 
