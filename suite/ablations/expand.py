@@ -11,6 +11,7 @@ whole spec up front, at the file and line that caused it.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import warnings
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from suite.ablations.spec import MAX_RUNS, Rule, Spec
-from suite.config import SECTIONS, DataConfig, RunConfig, check_schedule, could_be, flatten, resolve
+from suite.config import EXECUTION_KEYS, SECTIONS, DataConfig, RunConfig, check_schedule, could_be, flatten, resolve
 from suite.errors import SuiteError, SuiteWarning, close_matches, count, together, unknown
 from suite.metrics import REFERENCE_METRICS
 from suite.schema import show_value
@@ -107,14 +108,19 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
         _layer(own, own_where, base, base_src)
         _layer(own, own_where, point, point_src)
         applied |= _apply(spec.when, own, own_where)
-        # The paper's numbers are per point of the spec's own grid, for the spec's own config.
-        reference = _reference_for(spec, point) if is_own(point) else {}
-        reference_config = None
-        if reference and changed:
+        # The paper's numbers are per point of the spec's own grid, for the spec's own config: the
+        # registry's for a model at its defaults, the spec's `reference:` for the ablation's other rows.
+        reference, reference_config = {}, None
+        if is_own(point):
             try:
                 reference_config = resolve({**own, "seed": seeds[0]})
-            except SuiteError:  # the spec's own run cannot exist: nothing to compare with
-                reference = {}
+            except SuiteError:  # the spec's own run cannot exist (its error is said below): nothing to compare with
+                pass
+            else:
+                reference = _reference_for(spec, point, reference_config.model.name,
+                                           _model_reference(reference_config, point))
+        if not changed or not reference:
+            reference_config = None
         for seed in seeds:
             values, where = dict(own), dict(own_where)
             _layer(values, where, preset_values, preset_src)
@@ -448,15 +454,40 @@ def _first_axis_path(spec: Spec) -> tuple[str, ...]:
     return ("zip",) if spec.zip else ("base",)
 
 
-def _reference_for(spec: Spec, point: Mapping[str, Any]) -> dict[str, float]:
-    """Metrics of every reference entry whose axis values all match the point; two entries that
-    give one metric different values for the same point are an error."""
-    out: dict[str, float] = {}
+def _model_reference(config: RunConfig, point: Mapping[str, Any]) -> dict[str, float]:
+    """The registry's figures for `config` when it trains its model as the paper's table does: every
+    option at its default (but the classes, the data set's), on the data set, at the input and
+    evaluation size the figures are for, with no axis but the model's and the data's (an axis of
+    the training keys makes each point another experiment than the paper's)."""
+    from suite.models import get_model_info
+    from suite.models.papers import run_reference
+
+    info = get_model_info(config.model.name)
+    data = dataclasses.asdict(config.data)
+    at_defaults = (
+        all(k.startswith(("model.", "data.")) for k in point)
+        and all(v == info.defaults[k] for k, v in config.model.kwargs.items() if k != "num_classes")
+        and all(data[k] == v for k, v in dataclasses.asdict(DataConfig()).items()
+                if k not in ("name", "input_size", "eval_size") and f"data.{k}" not in EXECUTION_KEYS)
+        and config.data.input_size == info.input_size
+        and config.data.eval_size == info.paper.get("eval_size", info.input_size))
+    return run_reference(info.paper, config.data.name) if at_defaults else {}
+
+
+def _reference_for(spec: Spec, point: Mapping[str, Any], name: str, model: Mapping[str, float]) -> dict[str, float]:
+    """The registry's figures for the point's model `name` (`model`, when at its defaults) and the
+    metrics of every reference entry whose axis values all match the point. An entry giving a metric the
+    registry gives (a number in two places), or two entries giving one metric different values for
+    the same point, are errors."""
+    out: dict[str, float] = dict(model)
     first: dict[str, int] = {}
     for i, entry in _matching_reference(spec, point):
         for metric, value in entry.items():
             if metric not in REFERENCE_METRICS:
                 continue
+            if metric in model:
+                raise spec.error(f"{metric} of {name} at its defaults is the model registry's ({model[metric]}, "
+                                 "its `paper=`): leave it out here", "reference", str(i), metric)
             if metric in out and out[metric] != float(value):
                 raise spec.error(f"reference entries {first[metric]} and {i} give {metric} different values for "
                                  f"the point {_show(point)}", "reference", str(i), metric)

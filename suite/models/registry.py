@@ -98,8 +98,11 @@ def register_model(
     """Register `fn` under its function name; calling it directly checks its options too.
 
     `input_size` is the model's natural resolution (what complexity tables use); `paper` holds the
-    published figures for it (e.g. `{"params_m": 31.9, "gmacs": 6.2, "source": "RAN Table 2"}`)
-    so reports can put them beside measured ones; `label` is the name the papers' tables give it
+    published figures for it at its default options (e.g. `{"params_m": 31.9, "gmacs": 6.3,
+    "top1_err": 21.76, "top5_err": 5.9, "source": "RAN Table 7"}`: errors on ImageNet, or
+    `cifar10_top1_err` and `cifar100_top1_err`; `eval_size` if tested at another size), the one
+    place they live: the complexity page and every spec's run of the model at its defaults
+    (`suite.models.papers.run_reference`) put them beside measured ones; `label` is the name the papers' tables give it
     (`Attention-92`), which reports show for it instead of the registry name.
 
     Every option must be keyword-only, with a default and a type hint `create_model` can check a

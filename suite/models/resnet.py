@@ -113,7 +113,8 @@ def resnet152(*, num_classes: int = 1000, zero_init_residual: bool = False) -> n
     paper={"params_m": 44.5, "gmacs": 7.8, "top1_err": 21.2, "top5_err": 5.6, "source": RAN_TABLE7},
 )
 def resnext101_32x4d(*, num_classes: int = 1000, zero_init_residual: bool = False) -> nn.Module:
-    """ResNeXt-101 (32x4d): torchvision's ResNet with 32 groups of 4 channels per group in stage 1."""
+    """ResNeXt-101 (32x4d): torchvision's ResNet with 32 groups of 4 channels per group in stage 1.
+    The paper's 44.5 M is unverified (ran.md) and equals ResNet-101's count; ours is 44.2 M."""
     return _bottleneck_resnet([3, 4, 23, 3], num_classes, zero_init_residual, groups=32, width_per_group=4)
 
 
@@ -224,7 +225,8 @@ def resnet1001_cifar(*, num_classes: int = 10, base_width: int = 16) -> nn.Modul
 @register_model(label="WRN-16-8", check=_check_dropout, input_size=32, paper=ran_cifar_paper(11.0, 4.81, 22.07))
 def wrn16_8_cifar(*, num_classes: int = 10, dropout: float = 0.0) -> nn.Module:
     """WRN-16-8 (2 blocks per group, widths 128/256/512). `dropout` in [0, 1) between each block's two
-    convs; 0 by default: RAN's row is the WRN paper's no-dropout result."""
+    convs; 0 by default: RAN's row is the WRN paper's no-dropout result. Its CIFAR-100 22.07 is
+    unverified in RAN's Table 6 (ran.md); it is the WRN paper's own figure."""
     return _wide_resnet(16, 8, dropout, num_classes)
 
 

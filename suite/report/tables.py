@@ -147,7 +147,7 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
     labels = axis_labels.build(spec, rows + columns, {a: runs_frame[a] for a in rows + columns})
     check_store_metrics(spec, metrics, rows, labels)
     runs_frame = labelled(runs_frame, axes, labels)
-    if preset is not None and spec.reference and not any(map(own_points(spec), (run.point for run in runs))):
+    if preset is not None and not any(map(own_points(spec), (run.point for run in runs))) and _compared(spec):
         replaced = sorted({*(spec.presets[preset].get("grid") or {}), *(spec.presets[preset].keys() & set(axes))})
         by = f" (its values for {', '.join(replaced)})" if replaced else ""
         notes.append(f"The paper's values are for the spec's own grid points; preset {preset}'s points are none of "
@@ -264,6 +264,17 @@ def labelled(runs: pd.DataFrame, axes: Sequence[str], labels: Labels) -> pd.Data
     named = {f"label_{a}": runs[a].map(lambda v, a=a: labels.value(a, show(v))) for a in axes}
     at = max((list(runs.columns).index(a) for a in axes), default=list(runs.columns).index("run_id")) + 1
     return pd.concat([runs.iloc[:, :at], pd.DataFrame(named, index=runs.index), runs.iloc[:, at:]], axis=1)
+
+
+def _compared(spec: Spec) -> bool:
+    """Whether some run of the spec's own grid has paper values (its `reference:`, or a model at its
+    defaults, whose registration gives them); a grid that cannot expand has none to compare."""
+    if spec.reference:
+        return True
+    try:
+        return any(run.reference for run in ablations.expand(spec))
+    except SuiteError:
+        return False
 
 
 def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metrics: Sequence[str],
