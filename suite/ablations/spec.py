@@ -11,7 +11,8 @@ A spec describes a grid of runs relative to a base config:
     when: [{match: {model.name: "san*"}, set: {model.padding: zeros}}]  # conditional overrides
     seeds: [0, 1, 2]                                        # or a count: 3
     presets: {smoke: {data.name: digits, recipe: smoke, seeds: [0], grid: {model.mask_norm: [mixed]}}}
-    reference: [{model.mask_norm: mixed, top1_err: 5.52}, ...]   # the paper's numbers per point
+    reference: [{model.mask_norm: channel, top1_err: ...}, ...]  # the paper's numbers at points off the
+                                                 # model's defaults (those are its registration's)
     report: {rows: [model.mask_norm], columns: [], metrics: [top1_err]}
     labels: {model.mask_norm: {name: Attention type, values: {mixed: Mixed, channel: Channel, spatial: Spatial}}}
                                                             # the paper's names, for reports (every value or none)
