@@ -103,6 +103,21 @@ def test_variant_parameter_counts_follow_their_widths(mode, options):
     assert count_params(f"san10_{mode}", **options) == expected
 
 
+@pytest.mark.parametrize("name,options", [
+    ("san15_patchwise", {"relation": "star"}), ("san19_patchwise", {"relation": "clique", "footprint": 3}),
+    ("san15_patchwise", {"gamma": "lrlrl", "share_planes": 4}), ("san19_pairwise", {"relation": "dot", "footprint": 9}),
+    ("san10_patchwise", {"num_classes": 10}), ("san19_patchwise", {"num_classes": 100}),
+])
+def test_deeper_variants_and_other_class_counts_follow_their_widths(name, options):
+    """SAN15/19 at non-default settings and heads other than ImageNet's (the digits and CIFAR runs):
+    the same block-by-block count, at their depth's layers and with their classifier."""
+    depth, mode = int(name[3:5]), name.split("_")[1]
+    relation = options.get("relation", "subtraction" if mode == "pairwise" else "concatenation")
+    expected = _san_params(depth, mode, relation, options.get("gamma", "official"), options.get("share_planes", 8),
+                           options.get("footprint", 7), classes=options.get("num_classes", 1000))
+    assert count_params(name, **options) == expected
+
+
 @pytest.mark.parametrize("name", SAN_MODELS)
 def test_forward_at_224(name):
     model = create_model(name).eval()
