@@ -210,6 +210,11 @@ def test_a_profile_job_refuses_values_of_the_wrong_kind_naming_the_field():
         profile.ProfileJob("ran56_cifar", reference="resnet26")
     with pytest.raises(SuiteError, match=r"^model_kwargs: expected a dict of model options, got list$"):
         profile.ProfileJob("ran56_cifar", ["base_width=4"])
+    # the registry names an unknown model by its config key, model.name; a job's field is `model`
+    with pytest.raises(SuiteError, match=r"^model: unknown model 'resnet2x'"):
+        profile.profile_model(profile.ProfileJob("resnet2x"))
+    with pytest.raises(SuiteError, match=r"^model: unknown model 'resnet2x'"):
+        profile.profile([profile.ProfileJob("resnet2x")])
     job = profile.ProfileJob("ran56_cifar", {"base_width": 2}, img_size=np.int64(40))  # a whole number all the same
     assert job.img_size == 40 and type(job.img_size) is int and profile.child_command(job)
 
@@ -712,7 +717,16 @@ def test_cli_bad_option_exits_2(capsys):
     assert "resnet26" in capsys.readouterr().err  # did you mean
     # every row times the reference: one that cannot take the input size stops the command up front
     assert main(["profile", "resnet26", "--reference", "san10_pairwise", "--input-size", "64", "--bench", "infer"]) == 2
-    assert "reference.padding: inputs of 64 px" in capsys.readouterr().err
+    # named as the command line spells a model option (the models' own are the reference's too), not
+    # `reference.padding`, a key no user types; the size by the flag that gave it
+    err = capsys.readouterr().err
+    assert "error: model.padding: inputs of 64 px" in err and "(the reference, san10_pairwise)" in err
+    assert main(["profile", "resnet26", "--reference", "san10_pairwise", "--input-size", "8", "--bench", "infer"]) == 2
+    assert "error: --input-size: inputs of 8 px are too small" in capsys.readouterr().err
+    assert main(["profile", "ran56_cifar", "--reference", "san10_pairwise", "--bench", "infer"]) == 2
+    assert "error: model.padding: inputs of 32 px leave stage 3" in capsys.readouterr().err  # at its default
+    assert main(["profile", "resnet26", "--reference", "resnet2x", "--bench", "infer"]) == 2
+    assert "error: --reference: unknown model 'resnet2x'" in capsys.readouterr().err
     assert main(["profile", "ran56", "--input-size", "30"]) == 2  # named by the option that gave the size
     assert "--input-size: inputs of 30 px are too small" in capsys.readouterr().err
     assert main(["profile", "san10_pairwise", "--input-size", "64"]) == 2  # a check naming an option: as typed

@@ -70,6 +70,10 @@ _COUNTS = ("img_size", "batch_size", "warmup", "steps", "threads")  # a job's fi
 FLAGS = {"img_size": "--input-size", "amp": "--amp", "channels_last": "--channels-last", "compile": "--compile",
          "batch_size": "--batch-size", "warmup": "--warmup", "steps": "--steps", "threads": "--threads"}
 
+# the job's field of each key the registry names as a config spells it (an unknown model): a job's own, or
+# `suite profile`'s MODEL, which the command's own check of it names so too (select_models)
+JOB_FIELDS = {"model.name": "model"}
+
 # the spec key of each job field a run sets from a key of its own, so a run's errors name what its spec has
 SPEC_KEYS = {"img_size": "data.input_size", "batch_size": "measure.batch_size", "warmup": "measure.warmup",
              "steps": "measure.steps"}
@@ -145,7 +149,7 @@ def plan(names: Sequence[str], reference: str | None = None, **options: Any) -> 
             for size in sizes:
                 _reference_kwargs(reference, kwargs, size)
         except SuiteError as err:
-            raise err.where(key="reference") from None
+            raise _of_reference(err, reference, sized=options.get("img_size") is not None) from None
         own = {**options, "model_kwargs": _shared_kwargs(reference, kwargs)}
         return [ProfileJob(reference, is_reference=True, **{**own, "img_size": size}) for size in sizes] + [
             ProfileJob(n, reference=reference, **options) for n in names if n != reference
@@ -251,7 +255,7 @@ def profile_model(job: ProfileJob) -> dict[str, Any]:
     try:
         return _measure(job)
     except SuiteError as err:
-        _respelt(err, job, {}, "model_kwargs[{!r}]")
+        _respelt(err, job, JOB_FIELDS, "model_kwargs[{!r}]")
         raise
 
 
@@ -397,6 +401,20 @@ def _build_reference(job: ProfileJob) -> nn.Module:
     return create_model(job.reference, **_reference_kwargs(job.reference, job.model_kwargs, img_size))
 
 
+def _of_reference(err: SuiteError, reference: str, *, sized: bool) -> SuiteError:
+    """The reference's check failing, keyed as `suite profile` takes what set it: the reference by
+    --reference, a model option by model.KEY (the models' options it has are its own too), the
+    size by --input-size where given (else it is the models' own, which the reference cannot
+    take); the message names the reference, as a row's error names its model."""
+    if err.key == "model.name":  # its message names it
+        return err.rekeyed("--reference")
+    if err.key is None:
+        err.rekeyed("--input-size" if sized else "--reference")
+    elif err.key in get_model_info(reference).options:
+        err.rekeyed(f"model.{err.key}")
+    return err.said(f" (the reference, {reference})")
+
+
 def _reference_kwargs(reference: str, model_kwargs: dict[str, Any], img_size: int) -> dict[str, Any]:
     """The reference's options, checked for `img_size`."""
     return resolve_model_kwargs(reference, _shared_kwargs(reference, model_kwargs), input_size=img_size)
@@ -493,7 +511,7 @@ def render(rows: Sequence[dict[str, Any]], fmt: str) -> str:
 
 def _flagged(err: SuiteError, job: ProfileJob) -> SuiteError:
     """A job's error as `suite profile` says it: naming the flag that set the field, an option model.KEY."""
-    return _respelt(err, job, FLAGS, "model.{}")
+    return _respelt(err, job, {**FLAGS, **JOB_FIELDS}, "model.{}")
 
 
 def _respelt(err: SuiteError, job: ProfileJob, fields: Mapping[str, str], option: str) -> SuiteError:
