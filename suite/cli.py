@@ -358,14 +358,9 @@ def _named_in_store(err: SuiteError, args: argparse.Namespace) -> SuiteError:
 def _same_runs(args: argparse.Namespace, absolute: bool = False) -> str:
     """The arguments that name the same runs again, for the hints printed after `suite run`;
     `absolute`: with the spec file and the store as absolute paths (a command kept for later)."""
-    spec, out = args.spec, args.out
-    if absolute:
-        from suite import ablations
+    from suite import again
 
-        spec = ablations.lasting(spec)
-        out = _store_dir(args).resolve()
-    return shlex.join([spec, *(["--preset", args.preset] if args.preset else []),
-                       *(["--out", str(out)] if out else []), *args.overrides])
+    return again.same_runs(args.spec, args.preset, args.out, args.overrides, lasting=absolute)
 
 
 def _cluster_values(args: argparse.Namespace) -> dict[str, Any]:

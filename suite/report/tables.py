@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from suite import ablations, store
+from suite import ablations, again, store
 from suite.ablations.expand import RunSpec, own_points
 from suite.ablations.spec import Spec, nfc
 from suite.config import SECTIONS, is_identity_key, whole_numbers
@@ -109,20 +109,24 @@ class Report:
 
     @property
     def command(self) -> str:
-        """The command that writes this report again (the header of its files)."""
+        """The command that writes this report again (the header of its files), run in `folder`."""
         chosen = "" if self.metrics == default_metrics(self.spec) else f" --metric {shlex.quote(','.join(self.metrics))}"
         return f"suite report {self.same_runs}{chosen}"
 
     @property
     def same_runs(self) -> str:
         """`SPEC [--preset P] [--out DIR] [key=value ...]`: what names these runs on a command line
-        (SPEC is the spec's path if its name would not find it)."""
+        run in `folder` (SPEC is the spec's path if its name would not find it): a report file's
+        commands work pasted there, whoever made it where, and a committed table names no machine."""
         found = ablations.find(self.spec.name)
-        args = [self.spec.name if found and found.resolve() == self.spec.path.resolve() else str(self.spec.path)]
-        args += ["--preset", self.preset] if self.preset else []
-        args += ["--out", str(self.out)] if Path(self.out).resolve() != store.default_out().resolve() else []
-        args += [f"{k}={show_value(v)}" for k, v in self.overrides.items()]
-        return shlex.join(args)
+        spec = self.spec.name if found and found.resolve() == self.spec.path.resolve() else str(self.spec.path)
+        return again.same_runs(spec, self.preset, self.out, [f"{k}={show_value(v)}" for k, v in self.overrides.items()],
+                               within=Path(self.out).resolve().parent)
+
+    @property
+    def folder(self) -> str:
+        """Where the commands of `command` and `same_runs` run: the folder that holds the store."""
+        return f"the folder that holds {Path(self.out).resolve().name}/"
 
 
 # ------------------------------------------------------------------------------------- building
