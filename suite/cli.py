@@ -329,10 +329,12 @@ def _overrides_argument(p: argparse.ArgumentParser, *, run: bool = False) -> Non
 
 
 def _expand(args: argparse.Namespace) -> tuple[Spec, list[RunSpec]]:
-    """args.spec and its runs under args.preset and the command line's key=value overrides."""
+    """args.spec and its runs under args.preset and the command line's key=value overrides (a
+    relative data.root among them made absolute in args, for the hints: `config.rooted`)."""
     from suite import ablations
-    from suite.config import parse_overrides
+    from suite.config import parse_overrides, rooted
 
+    args.overrides = rooted(args.overrides, Path.cwd())  # every hint and record names the same data folder
     try:
         spec = ablations.load(args.spec)
     except SuiteError as err:

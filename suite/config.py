@@ -27,6 +27,7 @@ import re
 import typing
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -284,6 +285,24 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
                              key=twice, file="<command line>")
         given.update(dict.fromkeys(dotted, item))
         out[key] = value
+    return out
+
+
+def rooted(items: Iterable[str], cwd: Path) -> list[str]:
+    """The command line's key=value `items`, a relative `data.root` made absolute against `cwd`,
+    where the command ran: a SLURM job, a resubmission or a `suite run` pasted in another folder
+    would read it against their own working directory, and the runs record their overrides for the
+    commands that name them again. An item giving it is rewritten (a `data={...}` one as its keys),
+    the others are kept as typed."""
+    out = []
+    for item in items:
+        flat = flatten(parse_overrides([item]))
+        root = flat.get("data.root")
+        if not isinstance(root, str) or not root.strip() or root.startswith("~") or Path(root).is_absolute():
+            out.append(item)
+            continue
+        flat["data.root"] = str(cwd / root)
+        out += [f"{key}={show_value(value)}" for key, value in flat.items()]
     return out
 
 

@@ -288,6 +288,36 @@ def test_the_paths_a_command_reports_are_quoted_as_the_commands_beside_them(tmp_
     assert f"wrote {shlex.quote(str(out / 'toy.md'))} (md)\n" in capsys.readouterr().out
 
 
+def test_a_relative_data_root_names_the_same_folder_wherever_the_runs_are_named_again(tmp_path, monkeypatch, capsys):
+    """`suite run quick data.root=data/mine` recorded the root as typed, and the commands printed to
+    run the runs again (a rerun, a SLURM resubmission, `suite status` of the store) said it so: pasted
+    in another folder, or read by a job started elsewhere, it named another data folder. It is made
+    absolute against the folder the command ran in, before anything is recorded or printed."""
+    import argparse
+
+    from suite import store
+    from suite.cli import _expand
+
+    project, elsewhere, out = tmp_path / "project", tmp_path / "elsewhere", tmp_path / "store"
+    project.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(project)
+    args = argparse.Namespace(spec="quick", preset=None, out=out, overrides=["data.root=data/mine", "epochs=1"])
+    _, runs = _expand(args)
+    mine = f"data.root={project / 'data' / 'mine'}"
+    assert runs[0].config.data.root == str(project / "data" / "mine") and runs[0].given() == [mine, "epochs=1"]
+    store.set_status(store.plan(out, runs[0]), "failed", error="OSError: no data")  # as `suite run` records it
+    monkeypatch.chdir(elsewhere)
+    assert main(["status", "--out", str(out)]) == 0  # the store's groups, by their recorded overrides
+    assert f"quick {mine} epochs=1: 1 run in the store" in capsys.readouterr().out
+    monkeypatch.chdir(project)
+    assert main(["status", "quick", "--out", str(out), "data.root=data/mine", "epochs=1"]) == 0
+    said = capsys.readouterr().out
+    assert f"rerun the 1 failed or cancelled: suite run quick --out {out} {mine} epochs=1 --retry-failed" in said
+    assert main(["status", "quick", "--out", str(out), "data={root: data/mine, workers: 0}", "epochs=1"]) == 0
+    assert f"suite run quick --out {out} {mine} data.workers=0 epochs=1 --retry-failed" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("stray", [False, True], ids=["in-cwd-ablations", "beside-a-stray-file"])
 def test_a_resubmit_command_names_the_spec_so_it_pastes_from_any_folder(tmp_path, monkeypatch, capsys, stray):
     """The SLURM resubmit command (absolute paths: `suite status`, `suite cancel` print it, pasted in
