@@ -799,7 +799,8 @@ def _status(args: argparse.Namespace) -> int:
         if args.spec:  # the spec's jobs from before an edit of its file are noted even beside its own
             _note_runs_elsewhere(out, spec.name, _untold(found), "status", sys.stdout,
                                  states=("pending", "running") if part["status"].isin(LIVE).any() else LIVE)
-        _print_slurm(part, slurm_states, where, same)
+        _print_slurm(part, slurm_states, where, same, "" if same is not None else _unnamed(args, name) or
+                     "their config.json does not record the key=value overrides they were given")
         _print_running_elsewhere(where, part, _resume_command(args, name, preset, items, same))
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
             print(f"  done {row['run_id']}: {row['note']}")
@@ -993,9 +994,25 @@ def _group_runs(args: argparse.Namespace, name: str, preset: str, items: str) ->
     where the store does not know them (no readable config.json, overrides not recorded)."""
     if args.spec:
         return _same_runs(args)
-    if name.startswith("(") or items == UNRECORDED:
+    if _unnamed(args, name) or items == UNRECORDED:
         return None
     return _listed_runs(args, name, preset, shlex.split(items))
+
+
+def _unnamed(args: argparse.Namespace, name: str) -> str:
+    """Why no command can name the spec `suite status` of a whole store lists a group under: its
+    runs' config.json is gone, or the spec is found neither from this folder nor by the store's
+    record of its file (moved, renamed or deleted since); '' where one can."""
+    from suite import ablations
+    from suite.ablations import names
+
+    if name.startswith("("):
+        return "their config.json, which names their spec, is missing or unreadable"
+    out = _store_dir(args)
+    if ablations.find(name) is None and names.recorded(out, name) is None:
+        return (f"no spec {name} is found from this folder, and {shell_path(out / names.RECORD)} names no file of it "
+                "that still exists (moved, renamed or deleted?)")
+    return ""
 
 
 def _listed_runs(args: argparse.Namespace, name: str, preset: str, overrides: list[str]) -> str:
@@ -1012,10 +1029,15 @@ def _resume_command(args: argparse.Namespace, name: str, preset: str, items: str
     not know them, what it lacks, rather than a command that would start other runs."""
     if same is not None:
         return f"`suite run {same}`"
+    if name.startswith("("):
+        return f"the `suite run` that planned it ({_unnamed(args, name)})"
+    if (why := _unnamed(args, name)) and items != UNRECORDED:  # its folder, on that host, may find it
+        return f"`suite run {_listed_runs(args, name, preset, shlex.split(items))}` in a folder where spec {name} is " \
+            f"found ({why})"
     if items == UNRECORDED:
         return f"`suite run {_listed_runs(args, name, preset, [])}`, with the key=value overrides it was given " \
             "(its config.json does not record them),"
-    return "the `suite run` that planned it (its config.json, which names it, is missing or unreadable)"
+    raise AssertionError(f"_group_runs named no runs of {name} and no reason")
 
 
 def _print_running_elsewhere(where: Callable[[str], Path], frame: pandas.DataFrame, again: str) -> None:
@@ -1036,12 +1058,12 @@ def _print_running_elsewhere(where: Callable[[str], Path], frame: pandas.DataFra
 
 
 def _print_slurm(frame: pandas.DataFrame, states: dict[str, str], where: Callable[[str], Path],
-                 same_runs: str | None) -> None:
+                 same_runs: str | None, unnamed: str) -> None:
     """SLURM's view of the runs the store has as queued or running (done runs too, while a job
     measures them again): counts per state, job arrays. `where`: a run's directory (a run to be
     filed under today's id has its record, and the hold it asked for, where it is stored).
     `same_runs`: the arguments that name these runs (`_group_runs`), for the hints; None where the
-    store does not know them."""
+    store does not know them, `unnamed` saying why."""
     from suite import store
 
     live = frame[frame["status"].isin(["pending", "running", "interrupted", "done"]) & frame["run_id"].isin(list(states))]
@@ -1068,10 +1090,11 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str], where: Callabl
             print(f"  held as asked (sbatch hold): `scontrol release {release}` lets them start")
         if held.keys() - asked:  # a submission killed before it released them, or `scontrol hold`
             release = _arrays(held[rid] for rid in held.keys() - asked).replace(" ", ",")
-            cancel = f"suite cancel {same_runs}" if same_runs is not None else "suite cancel SPEC"
+            cancel = f"`suite cancel {same_runs}` cancels the queued runs and prints the command that submits them " \
+                "again" if same_runs is not None else f"`scancel {release.replace(',', ' ')}` cancels them (no " \
+                f"`suite cancel` names these runs: {unnamed})"
             print(f"  held, though no hold was asked (a submission stopped before it released them, or `scontrol "
-                  f"hold`): `scontrol release {release}` lets them start; or `{cancel}` cancels the queued runs and "
-                  "prints the command that submits them again")
+                  f"hold`): `scontrol release {release}` lets them start; or {cancel}")
         if "JobArrayTaskLimit" in reasons:  # the submission's own throttle, not the cluster's
             print("  JobArrayTaskLimit: waiting their turn, as array_parallelism (`--array-parallelism N`, or the "
                   "cluster file's or spec's) caps the tasks of one submission running at once")

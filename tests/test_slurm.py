@@ -1330,3 +1330,33 @@ def test_a_max_array_size_above_the_clusters_is_named_where_it_was_given_before_
     assert capsys.readouterr().out.startswith(f"note: a real submission would be refused: {err.value}")
     assert slurm.array_size(options, limit, cluster) == limit + 1  # a smaller grid's one array fits
     assert slurm.array_size(ClusterOptions(), 1, cluster) == limit
+
+
+def test_status_of_a_store_names_held_jobs_of_a_spec_no_command_can_name(tmp_path, capsys):
+    """`suite status` of a whole store told held jobs to be cancelled by `suite cancel SPEC` where
+    the runs' config.json was gone, and by `suite cancel NAME --out DIR` where their spec file, run
+    by its path, was moved or deleted since (refused: unknown spec). It names the jobs for scancel
+    and says why no `suite cancel` names the runs. A real held job: squeue says JobHeldUser."""
+    from suite.ablations import names
+
+    spec_path = write_spec(tmp_path, "gone", {"lr": [0.1]})
+    run = ablations.expand(ablations.load(spec_path))[0]
+    out = tmp_path / "store"
+    (tmp_path / "logs").mkdir()
+    job = subprocess.run(["sbatch", "--parsable", "--hold", f"--job-name=suite-{PREFIX}gone",
+                          f"--output={tmp_path}/logs/%j.out", "--wrap", "true"], capture_output=True, text=True,
+                         check=True).stdout.strip()  # the teardown cancels it: its output lies under tmp_path
+    d = store.plan(out, run)
+    store.set_status(d, "pending", slurm_job_id=job, sbatch_hold=False, submitted_at=store.now(), executor="slurm")
+    names.claim(out, ablations.load(spec_path))  # as `suite run` records the file a name stands for
+    spec_path.unlink()
+    assert main(["status", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"`scontrol release {job}` lets them start; or `scancel {job}` cancels them (no `suite cancel` names " \
+           f"these runs: no spec {PREFIX}gone is found from this folder, and {out}/specs.json names no file of it " \
+           "that still exists (moved, renamed or deleted?))" in printed, printed
+    (d / "config.json").unlink()
+    assert main(["status", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"`scancel {job}` cancels them (no `suite cancel` names these runs: their config.json, which names " \
+           "their spec, is missing or unreadable)" in printed and "SPEC`" not in printed.split("\n(each run")[0]

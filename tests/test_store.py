@@ -462,7 +462,9 @@ def test_status_says_where_a_run_another_machine_executes_runs(tmp_path, capsys)
     store.set_status(d, "running", host="login2", pid=4242, started_at="2026-12-01T10:00:00")
     assert main(["status", "--out", str(tmp_path)]) == 0
     assert f"  running {run.run_id}: on login2, pid 4242, since 2026-12-01T10:00:00; if that process is gone, " \
-           f"`suite run toy --out {tmp_path}` on login2 finds it so and resumes the run" in capsys.readouterr().out
+           f"`suite run toy --out {tmp_path}` in a folder where spec toy is found (no spec toy is found from this " \
+           f"folder, and {tmp_path}/specs.json names no file of it that still exists (moved, renamed or deleted?)) " \
+           "on login2 finds it so and resumes the run" in capsys.readouterr().out
     store.set_status(d, "running", host=socket.gethostname(), pid=os.getpid())
     with store.run_lock(d):  # this machine's own running run: nothing to add
         assert main(["status", "--out", str(tmp_path)]) == 0
