@@ -770,11 +770,14 @@ def _status(args: argparse.Namespace) -> int:
         # by spec, preset and command-line overrides (as recorded when planned): a preset's runs, or an
         # override's, are their own, and the hints below name them; a run of a known spec planned
         # before overrides were recorded has none recorded (not "": none given), and is listed apart
-        presets = frame["preset"].fillna("") if "preset" in frame else frame["spec"].map(lambda _: "")
-        recorded = frame["overrides"] if "overrides" in frame else frame["spec"].map(lambda _: None)
-        given = recorded.where(recorded.notna() | frame["spec"].isna(), UNRECORDED).fillna("")
+        # text columns as objects: one no run recorded (every config.json gone) is all NaN, a float column
+        # that pandas refuses to fill with text
+        specs = frame["spec"].astype(object)
+        presets = frame["preset"].astype(object).fillna("") if "preset" in frame else specs.map(lambda _: "")
+        recorded = frame["overrides"].astype(object) if "overrides" in frame else specs.map(lambda _: None)
+        given = recorded.where(recorded.notna() | specs.isna(), UNRECORDED).fillna("")
         groups = {(str(name), preset, items): part for (name, preset, items), part
-                  in frame.groupby([frame["spec"].fillna(unknown), presets, given], sort=True)}
+                  in frame.groupby([specs.fillna(unknown), presets, given], sort=True)}
     waiting = queued.queued(out)
     unrecorded = any(items == UNRECORDED for _, _, items in groups)
 
