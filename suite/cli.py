@@ -790,6 +790,8 @@ def _status(args: argparse.Namespace) -> int:
         _print_counts(these, store.count_states(part["status"]), stored=not args.spec)
         _print_queued(part, waiting)
         same = _group_runs(args, name, preset, items)
+        unnamed = "" if same is not None else _unnamed(args, name) or \
+            "their config.json does not record the key=value overrides they were given"
         if args.spec:
             remeasure = store.measured_otherwise_in(runs, part)
             in_slurm = {rid for rid in remeasure if slurm_states.get(rid) in slurm.ALIVE}
@@ -802,8 +804,7 @@ def _status(args: argparse.Namespace) -> int:
         if args.spec:  # the spec's jobs from before an edit of its file are noted even beside its own
             _note_runs_elsewhere(out, spec.name, _untold(found), "status", sys.stdout,
                                  states=("pending", "running") if part["status"].isin(LIVE).any() else LIVE)
-        _print_slurm(part, slurm_states, where, same, "" if same is not None else _unnamed(args, name) or
-                     "their config.json does not record the key=value overrides they were given")
+        _print_slurm(part, slurm_states, where, same, unnamed)
         _print_running_elsewhere(where, part, _resume_command(args, name, preset, items, same))
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
             print(f"  done {row['run_id']}: {row['note']}")
@@ -813,7 +814,8 @@ def _status(args: argparse.Namespace) -> int:
             print(f"  missing {row['run_id']}: {row['note']} (`suite run` runs it again"
                   + (f"; a SLURM job of it may still be queued: `squeue --name suite-{name}`)" if lost else ")"))
         stopped_rows = part[part["status"].isin(["failed", "cancelled", "interrupted"])]
-        csv = "" if same is None else f" (`suite report {same} --to - --format csv` lists every run)"
+        csv = f" (no `suite report` lists every run: {unnamed})" if same is None else \
+            f" (`suite report {same} --to - --format csv` lists every run)"
         groups = _same_message(stopped_rows)
         for rid, state, note in zip(stopped_rows["run_id"], stopped_rows["status"], stopped_rows["note"]):
             ids = groups[state, note]

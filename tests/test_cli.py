@@ -83,13 +83,17 @@ def test_profile_to_dash_is_refused_not_a_file_named_dash(tmp_path, capsys, monk
     assert not list(tmp_path.iterdir())
 
 
-def test_status_of_the_whole_store_names_each_runs_preset(tmp_path, capsys):
+def test_status_of_the_whole_store_names_each_runs_preset(tmp_path, capsys, monkeypatch):
     """`suite status` headed a preset's runs by their spec alone, and its hints (`suite report SPEC
     --to - ...`, `suite run SPEC`) named the spec's own runs, not these: a user typing them saw
     none of the runs counted."""
     from suite import store
     from suite.ablations.expand import RunSpec
     from suite.config import resolve
+
+    (tmp_path / "specs").mkdir()  # a spec folder that finds toy: the hints name it by its name
+    (tmp_path / "specs" / "toy.yaml").write_text("name: toy\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n")
+    monkeypatch.setenv("SUITE_ABLATIONS", str(tmp_path / "specs"))
 
     def planned(seed: int, preset: str | None) -> RunSpec:
         run = RunSpec(spec="toy", point={}, seed=seed, preset=preset,
@@ -114,6 +118,7 @@ def test_status_of_the_whole_store_names_each_runs_overrides(tmp_path, capsys):
     `walk --preset tiny`: that line, typed, counted them missing. The overrides are recorded when a
     run is planned, and the listing and its hints name them as given."""
     from suite import ablations, store
+    from suite.ablations import names
 
     spec = tmp_path / "walk.yaml"
     spec.write_text("name: walk\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n"
@@ -139,6 +144,7 @@ def test_status_of_the_whole_store_lists_runs_planned_before_overrides_were_reco
     marked, with no hint naming a command that may not be its own; a record whose overrides are
     not a list of items is listed so too, and a warning names the file and the key."""
     from suite import ablations, store
+    from suite.ablations import names
 
     spec = tmp_path / "walk.yaml"
     spec.write_text("name: walk\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n"
@@ -174,6 +180,7 @@ def test_status_of_the_whole_store_resumes_another_machines_run_with_its_overrid
     one; with the marker of a run whose overrides were not recorded, it was no command at all. The
     command names the run's recorded overrides (quoted) and the store, or says they were not recorded."""
     from suite import ablations, store
+    from suite.ablations import names
 
     spec = tmp_path / "walk.yaml"
     spec.write_text("name: walk\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n"
@@ -185,15 +192,16 @@ def test_status_of_the_whole_store_resumes_another_machines_run_with_its_overrid
     for run in (given, old):
         d = store.plan(out, run)
         store.set_status(d, "running", host="login2", pid=4242, started_at="2026-12-01T10:00:00")
+    names.claim(out, walk)  # as `suite run` records the file a name stands for
     planned = json.loads((store.run_dir(out, old.run_id) / "config.json").read_text())
     planned.pop("overrides")  # as an older version planned it
     (store.run_dir(out, old.run_id) / "config.json").write_text(json.dumps(planned))
     assert main(["status", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    again = f"suite run walk --preset tiny --out {shlex.quote(str(out))} momentum=0.5 'data.root=\"my data\"'"
+    again = f"suite run {spec} --preset tiny --out {shlex.quote(str(out))} momentum=0.5 'data.root=\"my data\"'"
     assert f"  running {given.run_id}: on login2, pid 4242, since 2026-12-01T10:00:00; if that process is " \
            f"gone, `{again}` on login2 finds it so and resumes the run\n" in printed
-    assert f"gone, `suite run walk --preset tiny --out {shlex.quote(str(out))}`, with the key=value overrides it " \
+    assert f"gone, `suite run {spec} --preset tiny --out {shlex.quote(str(out))}`, with the key=value overrides it " \
            "was given (its config.json does not record them), on login2 finds it so" in printed
     assert main(["status", str(spec), *shlex.split(again)[3:]]) == 0  # the command's words name that run
     assert "walk: 1 run: 0 done, 1 running" in capsys.readouterr().out

@@ -662,12 +662,16 @@ def test_a_writer_that_waits_for_the_lock_takes_it_from_a_probe_holding_it_for_a
     prober.join()
 
 
-def test_status_prints_a_message_many_runs_share_once(tmp_path, capsys):
+def test_status_prints_a_message_many_runs_share_once(tmp_path, capsys, monkeypatch):
     """A grid whose runs all fail alike (or all cancelled) gets one entry for the message, its first
     run's error and the others counted, in place of a line (and an error tail) per run; a message a
     few runs share is still printed for each, in the runs' order."""
     from suite.cli import main
 
+    specs = tmp_path / "specs"  # a spec folder that finds toy: the CSV hint names it by its name
+    specs.mkdir()
+    (specs / "toy.yaml").write_text("name: toy\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n")
+    monkeypatch.setenv("SUITE_ABLATIONS", str(specs))
     runs = [make_run(seed=s) for s in range(40)]
     for i, run in enumerate(runs):
         d = store.plan(tmp_path, run)
@@ -693,6 +697,11 @@ def test_status_prints_a_message_many_runs_share_once(tmp_path, capsys):
            f"{tmp_path} --to - --format csv` lists every run)" in lines
     assert reads.count("error.txt") == 1  # not one error tail read per run
     assert len(lines) < 15
+    monkeypatch.delenv("SUITE_ABLATIONS")  # toy found nowhere: `suite report toy` would be refused, so it is not hinted
+    assert main(["status", "--out", str(tmp_path)]) == 0
+    assert f"      and 36 more failed with the same message: {' '.join(others[:8])} ... (no `suite report` lists every " \
+           f"run: no spec toy is found from this folder, and {tmp_path}/specs.json names no file of it that still " \
+           "exists (moved, renamed or deleted?))" in capsys.readouterr().out.splitlines()
 
 
 def test_a_spec_run_this_version_cannot_read_is_still_among_its_runs_outside(tmp_path):
