@@ -92,7 +92,8 @@ def test_status_of_the_whole_store_names_each_runs_preset(tmp_path, capsys, monk
     from suite.config import resolve
 
     (tmp_path / "specs").mkdir()  # a spec folder that finds toy: the hints name it by its name
-    (tmp_path / "specs" / "toy.yaml").write_text("name: toy\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n")
+    (tmp_path / "specs" / "toy.yaml").write_text(
+        "name: toy\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n")
     monkeypatch.setenv("SUITE_ABLATIONS", str(tmp_path / "specs"))
 
     def planned(seed: int, preset: str | None) -> RunSpec:

@@ -699,8 +699,8 @@ def test_status_prints_a_message_many_runs_share_once(tmp_path, capsys, monkeypa
     assert len(lines) < 15
     monkeypatch.delenv("SUITE_ABLATIONS")  # toy found nowhere: `suite report toy` would be refused, so it is not hinted
     assert main(["status", "--out", str(tmp_path)]) == 0
-    assert f"      and 36 more failed with the same message: {' '.join(others[:8])} ... (no `suite report` lists every " \
-           f"run: no spec toy is found from this folder, and {tmp_path}/specs.json names no file of it that still " \
+    assert f"      and 36 more failed with the same message: {' '.join(others[:8])} ... (no `suite report` " \
+           f"lists every run: no spec toy is found from this folder, and {tmp_path}/specs.json names no file of it that still " \
            "exists (moved, renamed or deleted?))" in capsys.readouterr().out.splitlines()
 
 
