@@ -625,6 +625,7 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
         for run in plan.runs:
             state = plan.states[run.run_id]
             problems[run.run_id] = "  (another process is executing it)" if run.run_id in plan.executing else \
+                f"  (unknown: {plan.unknown[run.run_id]}; a real run refuses it)" if run.run_id in plan.unknown else \
                 f"  (waiting for its job under an older version's id, {waiting[run.run_id]})" \
                 if run.run_id in waiting else \
                 f"  ({state.note})" if state.corrupt else \
@@ -648,6 +649,8 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
             print(f"cluster options: {cluster.summary(options)}")
             _print_arrays(starting, options)
         return 0
+    for err in plan.unknown.values():  # whether it is executing is unknown: nothing starts beside it
+        raise err.said("; no run was started")
     if not plan.to_run:
         counts = ", ".join(f"{n} {state}" for state, n in plan.counts().items() if n)
         executing = f" ({len(plan.executing)} of them being executed by another process)" if plan.executing else ""

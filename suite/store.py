@@ -165,15 +165,21 @@ def idle(d: Path, wait_s: float = 0) -> Iterator[bool]:
         return
     except OSError as exc:
         if _can_write_into(d):
-            raise SuiteError(f"cannot open the run's lock ({exc.strerror or exc}): nothing is written into the "
-                             "run without it (left by another user, or by `sudo suite run`?)",
-                             file=lock.lock_file) from None
+            raise LockUnopenable(f"cannot open the run's lock ({exc.strerror or exc}): nothing is written into the "
+                                 "run without it (left by another user, or by `sudo suite run`?)",
+                                 file=lock.lock_file) from None
         yield True
         return
     try:
         yield True
     finally:
         lock.release()
+
+
+class LockUnopenable(SuiteError):
+    """A run's `.lock` this user cannot open, in a folder it can write (`idle`): what would write
+    into the run refuses, naming the lock; what only reads the store says the run is unknown and
+    goes on with the others, so that one odd run stops no listing of a store."""
 
 
 def _can_write_into(d: Path) -> bool:
@@ -187,7 +193,8 @@ def _can_write_into(d: Path) -> bool:
 
 
 def executing(d: Path) -> bool:
-    """Whether a process is executing the run now (holds its lock)."""
+    """Whether a process is executing the run now (holds its lock); LockUnopenable when that cannot
+    be told (`idle`)."""
     try:
         with idle(d) as free:
             return not free
@@ -844,6 +851,8 @@ def in_use(d: Path) -> str | None:
             return _in_use(d, free)
     except files.Gone:  # filed by another `suite run` since it was looked at, or deleted: none uses it
         return None
+    except LockUnopenable as err:  # `refile` refuses it, naming the lock
+        return str(err)
 
 
 def _in_use(d: Path, free: bool) -> str | None:

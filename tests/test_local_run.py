@@ -2268,3 +2268,31 @@ def test_a_runner_killed_while_its_run_process_imports_leaves_the_run_recorded_i
     _wait_for(lambda: _gone(child), 120, "the run's process to end")
     state = store.state_of(d)
     assert (state.state, state.note) == ("interrupted", "interrupted: SIGTERM"), (d / "log.txt").read_text()
+
+
+def test_a_run_whose_lock_cannot_be_opened_is_listed_by_a_dry_run_and_refused_by_a_run(tmp_path, capsys, monkeypatch):
+    """`suite run --dry-run` stopped with an error at a run to start whose `.lock` this user cannot
+    open (another user's, in a folder this user can write). It lists that run as unknown, naming the
+    lock, and the others as they stand; the real `suite run` refuses, naming the lock, and starts none."""
+    spec = _spec(tmp_path, "foreignlock", "  lr: [0.01, 0.02]")
+    out = tmp_path / "store"
+    first, second = ablations.expand(ablations.load(spec))
+    lock = store.plan(out, first) / ".lock"
+    lock.touch()
+    real = os.open
+
+    def foreign(path, flags, *args, **kwargs):  # as another user's lock, mode 600: chmod binds no root
+        if Path(path) == lock:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", foreign)
+    assert main(["run", str(spec), "--out", str(out), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert f"  skip {first.run_id} missing     lr=0.01 seed=0  (unknown: {lock}: cannot open the run's lock (Permission " \
+           "denied)" in printed, printed
+    assert f"  run  {second.run_id} missing     lr=0.02 seed=0\n" in printed and "1 of 2 runs would start" in printed
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 2
+    assert f"error: {lock}: cannot open the run's lock (Permission denied)" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "runs").iterdir()) == [first.run_id]  # nothing planned, nothing started
+    assert store.state_of(lock.parent).state == "missing"

@@ -9,6 +9,7 @@ cancels whatever it left queued. The CLI runs in-process; the jobs import the co
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -770,6 +771,37 @@ def test_status_of_a_store_it_may_only_read_shows_an_ended_job_as_recorded_not_a
     assert f"{d / 'status.json'}: cannot record that SLURM job 9999997_0 ended LOST (Read-only file system)" \
         in printed.err, printed.err
     assert "1 pending" in printed.out and (d / "status.json").read_bytes() == before
+
+
+def test_status_of_the_whole_store_goes_on_past_a_run_whose_lock_it_cannot_open(tmp_path, capsys, monkeypatch):
+    """`suite status` of a whole store stopped with an error at a run whose `.lock` this user cannot
+    open (another user's, in a folder this user can write), once SLURM's answer ended that run's job:
+    recording the end needs the lock. It says so in a warning naming the lock, shows that run as
+    recorded, and lists the others."""
+    out = tmp_path / "store"
+    _, d = pending_long_ago(tmp_path, out, "lostlock", "9999996_0")
+    before = (d / "status.json").read_bytes()
+    [run] = ablations.expand(ablations.load(write_spec(tmp_path, "lostother", {"lr": [0.02]})))
+    other = store.plan(out, run)
+    store.set_status(other, "pending", slurm_job_id="9999995_0", submitted_at=store.now(), executor="slurm")
+    store.set_status(other, "failed", error="boom")
+    lock = d / ".lock"
+    lock.touch()
+    real = os.open
+
+    def foreign(path, flags, *args, **kwargs):  # as another user's lock, mode 600: chmod binds no root
+        if Path(path) == lock:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", foreign)
+    assert main(["status", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert f"{lock}: cannot record that SLURM job 9999996_0 ended LOST (cannot open the run's lock (Permission " \
+        "denied)" in printed.err, printed.err
+    assert f"{PREFIX}lostlock: 1 run in the store: 0 done, 1 pending" in printed.out, printed.out
+    assert f"failed {other.name}: boom" in printed.out  # and the other runs are listed
+    assert (d / "status.json").read_bytes() == before
 
 
 def test_status_of_a_run_deleted_as_its_job_end_is_recorded_makes_no_folder(tmp_path, capsys, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,9 @@ class Plan:
     to_run: list[RunSpec]
     remeasure: dict[str, list[str]]  # run_id -> how its done measurement differs (to_run measures it again)
     executing: frozenset[str] = frozenset()  # runs another process holds the lock of, whatever their state says
+    # runs to start whose lock this user cannot open (another user's): whether they are executing is
+    # unknown, so none is started; `suite run` refuses, naming the lock, and --dry-run lists them
+    unknown: dict[str, store.LockUnopenable] = dataclasses.field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return store.count_states(s.state for s in self.states.values())
@@ -52,8 +56,15 @@ def make_plan(runs: list[RunSpec], out: Path, *, retry_failed: bool = False, for
                 if differences := store.measured_otherwise(r, state.result):
                     remeasure[r.run_id] = differences
     candidates = [r for r in runs if (states[r.run_id].state in wanted or r.run_id in remeasure) and r.run_id not in busy]
-    executing = frozenset(r.run_id for r in candidates if store.executing(where(r.run_id)))
-    return Plan(runs, states, [r for r in candidates if r.run_id not in executing], remeasure, executing)
+    executing, unknown = set(), {}
+    for r in candidates:
+        try:
+            if store.executing(where(r.run_id)):
+                executing.add(r.run_id)
+        except store.LockUnopenable as err:
+            unknown[r.run_id] = err
+    to_run = [r for r in candidates if r.run_id not in executing and r.run_id not in unknown]
+    return Plan(runs, states, to_run, remeasure, frozenset(executing), unknown)
 
 
 def start_afresh(runs: list[RunSpec], out: Path, archived: dict[Path, Path] | None = None) -> None:

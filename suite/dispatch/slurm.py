@@ -866,21 +866,29 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
         # its own state this instant). `suite run` skips these runs whatever the directory says.
         if job_id not in lost and (slurm_state in ALIVE or now.status.get("slurm_state") == slurm_state):
             continue
-        # the lock held while writing, so a job starting now cannot be overwritten; files.Gone: the run
-        # deleted meanwhile (`rm -rf`): no end to record, and it shows missing
-        with contextlib.suppress(files.Gone), store.idle(d) as free:
-            if not free:  # whatever became of its job, another process (an earlier job) executes the run
-                continue
-            now = store.state_of(d)  # as the lock found it: a resubmission may have replaced the job
-            if _follows(now) and (now.status or {}).get("slurm_job_id") == job_id:
-                ended = "LOST" if job_id in lost else slurm_state
-                try:
-                    _record_end(d, now, job_id, ended)
-                except OSError as exc:  # a store this user may only read: `suite status` and reports still answer
-                    warnings.warn(f"{d / 'status.json'}: cannot record that SLURM job {job_id} ended {ended} "
-                                  f"({exc.strerror or exc}): the run shows as last recorded until a command that can "
-                                  "write the store refreshes it", SuiteWarning, stacklevel=2)
+        ended = "LOST" if job_id in lost else slurm_state
+        try:
+            _record_end_under_lock(d, job_id, ended)
+        except (OSError, store.LockUnopenable) as exc:  # a store, or a run's lock, this user may only read:
+            # `suite status` and reports still answer, and go on with the other runs
+            where, why = (exc.file, exc.message) if isinstance(exc, store.LockUnopenable) else \
+                (d / "status.json", exc.strerror or exc)
+            warnings.warn(f"{where}: cannot record that SLURM job {job_id} ended {ended} ({why}): the run shows as "
+                          "last recorded until a command that can write the store refreshes it", SuiteWarning,
+                          stacklevel=2)
     return out_states
+
+
+def _record_end_under_lock(d: Path, job_id: str, ended: str) -> None:
+    """`_record_end` holding the run's lock, so a job starting now cannot be overwritten; nothing when
+    another process (an earlier job) executes the run, or it was deleted meanwhile (`rm -rf`: no end
+    to record, and it shows missing)."""
+    with contextlib.suppress(files.Gone), store.idle(d) as free:
+        if not free:
+            return
+        now = store.state_of(d)  # as the lock found it: a resubmission may have replaced the job
+        if _follows(now) and (now.status or {}).get("slurm_job_id") == job_id:
+            _record_end(d, now, job_id, ended)
 
 
 def _stopped_here(status: dict[str, Any]) -> bool:
