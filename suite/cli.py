@@ -351,7 +351,7 @@ def _named_in_store(err: SuiteError, args: argparse.Namespace) -> SuiteError:
     if err.key != "spec" or ablations.find(args.spec) is not None or not err.message.startswith("unknown spec"):
         return err
     out = args.out or store.default_out()
-    held = names.recorded(out, args.spec)
+    held = names.recorded(out).get(args.spec)
     if held is None:
         return err
     return err.said(f"; {out} has its runs from the spec file {shell_path(held)}: name that file")
@@ -742,6 +742,7 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
 
 def _status(args: argparse.Namespace) -> int:
     from suite import store
+    from suite.ablations import names
     from suite.dispatch import queued, slurm
 
     out = _store_dir(args)
@@ -783,6 +784,7 @@ def _status(args: argparse.Namespace) -> int:
                   in frame.groupby([specs.fillna(unknown), presets, given], sort=True)}
     waiting = queued.queued(out)
     unrecorded = any(items == UNRECORDED for _, _, items in groups)
+    held = {} if args.spec else names.recorded(out)  # the files of the specs run by their path, read once
 
     def where(rid: str) -> Path:
         return store.run_dir(out, stored_as.get(rid, rid))
@@ -792,8 +794,8 @@ def _status(args: argparse.Namespace) -> int:
         these = " ".join([name, *(["--preset", preset] if preset else []), *([items] if items else [])])
         _print_counts(these, store.count_states(part["status"]), stored=not args.spec)
         _print_queued(part, waiting)
-        same = _group_runs(args, name, preset, items)
-        unnamed = "" if same is not None else _unnamed(args, name) or \
+        same = _group_runs(args, name, preset, items, held)
+        unnamed = "" if same is not None else _unnamed(args, name, held) or \
             "their config.json does not record the key=value overrides they were given"
         if args.spec:
             remeasure = store.measured_otherwise_in(runs, part)
@@ -808,7 +810,7 @@ def _status(args: argparse.Namespace) -> int:
             _note_runs_elsewhere(out, spec.name, _untold(found), "status", sys.stdout,
                                  states=("pending", "running") if part["status"].isin(LIVE).any() else LIVE)
         _print_slurm(part, slurm_states, where, same, unnamed)
-        _print_running_elsewhere(where, part, _resume_command(args, name, preset, items, same))
+        _print_running_elsewhere(where, part, _resume_command(args, name, preset, items, same, held))
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
             print(f"  done {row['run_id']}: {row['note']}")
         _print_slurm_warnings(frame.attrs["warnings"], part)
@@ -995,55 +997,57 @@ def _note_runs_elsewhere(out: Path, spec: str, others: Mapping[str, RunState], c
                  "whatever the spec file says now" if jobs else ""), file=file)
 
 
-def _group_runs(args: argparse.Namespace, name: str, preset: str, items: str) -> str | None:
+def _group_runs(args: argparse.Namespace, name: str, preset: str, items: str,
+                held: Mapping[str, Path]) -> str | None:
     """The arguments (`_same_runs`) that name the runs `suite status` lists under the spec `name`,
     `preset` and the overrides `items` (a whole store's: as config.json recorded them, quoted; else
     the command's own), in the same store: other overrides or another store name other runs. None
-    where the store does not know them (no readable config.json, overrides not recorded)."""
+    where the store does not know them (no readable config.json, overrides not recorded).
+    `held`: the store's spec files by name (`names.recorded`)."""
     if args.spec:
         return _same_runs(args)
-    if _unnamed(args, name) or items == UNRECORDED:
+    if _unnamed(args, name, held) or items == UNRECORDED:
         return None
-    return _listed_runs(args, name, preset, shlex.split(items))
+    return _listed_runs(args, name, preset, shlex.split(items), held)
 
 
-def _unnamed(args: argparse.Namespace, name: str) -> str:
+def _unnamed(args: argparse.Namespace, name: str, held: Mapping[str, Path]) -> str:
     """Why no command can name the spec `suite status` of a whole store lists a group under: its
     runs' config.json is gone, or the spec is found neither from this folder nor by the store's
-    record of its file (moved, renamed or deleted since); '' where one can."""
+    record of its file (moved, renamed or deleted since; `held`, `names.recorded`); '' where one can."""
     from suite import ablations
     from suite.ablations import names
 
     if name.startswith("("):
         return "their config.json, which names their spec, is missing or unreadable"
     out = _store_dir(args)
-    if ablations.find(name) is None and names.recorded(out, name) is None:
+    if ablations.find(name) is None and name not in held:
         return (f"no spec {name} is found from this folder, and {shell_path(out / names.RECORD)} names no file of it "
                 "that still exists (moved, renamed or deleted?)")
     return ""
 
 
-def _listed_runs(args: argparse.Namespace, name: str, preset: str, overrides: list[str]) -> str:
+def _listed_runs(args: argparse.Namespace, name: str, preset: str, overrides: list[str],
+                 held: Mapping[str, Path]) -> str:
     """`_same_runs` for a spec `suite status` of a whole store lists by `name`: a spec run by its
-    path is named by that path, as the name alone is refused."""
-    from suite.ablations import names
-
-    spec = names.recorded(_store_dir(args), name) or name
+    path (in `held`, `names.recorded`) is named by that path, as the name alone is refused."""
+    spec = held.get(name) or name
     return _same_runs(argparse.Namespace(spec=str(spec), preset=preset or None, out=args.out, overrides=overrides))
 
 
-def _resume_command(args: argparse.Namespace, name: str, preset: str, items: str, same: str | None) -> str:
+def _resume_command(args: argparse.Namespace, name: str, preset: str, items: str, same: str | None,
+                    held: Mapping[str, Path]) -> str:
     """The `suite run` that resumes a group's runs (`same`: `_group_runs`), or, where the store does
     not know them, what it lacks, rather than a command that would start other runs."""
     if same is not None:
         return f"`suite run {same}`"
     if name.startswith("("):
-        return f"the `suite run` that planned it ({_unnamed(args, name)})"
-    if (why := _unnamed(args, name)) and items != UNRECORDED:  # its folder, on that host, may find it
-        return f"`suite run {_listed_runs(args, name, preset, shlex.split(items))}` in a folder where spec {name} is " \
-            f"found ({why})"
+        return f"the `suite run` that planned it ({_unnamed(args, name, held)})"
+    if (why := _unnamed(args, name, held)) and items != UNRECORDED:  # its folder, on that host, may find it
+        again = _listed_runs(args, name, preset, shlex.split(items), held)
+        return f"`suite run {again}` in a folder where spec {name} is found ({why})"
     if items == UNRECORDED:
-        return f"`suite run {_listed_runs(args, name, preset, [])}`, with the key=value overrides it was given " \
+        return f"`suite run {_listed_runs(args, name, preset, [], held)}`, with the key=value overrides it was given " \
             "(its config.json does not record them),"
     raise AssertionError(f"_group_runs named no runs of {name} and no reason")
 

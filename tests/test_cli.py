@@ -356,3 +356,32 @@ def test_a_resubmit_command_names_the_spec_so_it_pastes_from_any_folder(tmp_path
     monkeypatch.chdir(elsewhere)
     assert command[:2] == ["suite", "run"] and main([*command[1:], "--dry-run"]) == 0, capsys.readouterr().err
     assert f"run  {run.run_id} cancelled" in capsys.readouterr().out  # the run it was about, and it starts
+
+
+def test_status_of_the_whole_store_reads_the_spec_record_once(tmp_path, capsys, monkeypatch):
+    """`suite status` of a whole store read `specs.json` (which file each spec name stands for) once
+    for each group of runs it listed, to name a spec run by its path in that group's hints: a read per
+    spec, preset and overrides of the store. It is read once for the command."""
+    from suite import ablations, store
+    from suite.ablations import names
+
+    spec = tmp_path / "walk.yaml"
+    spec.write_text("name: walk\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n"
+                    "presets: {tiny: {epochs: 1}}\n")
+    out = tmp_path / "store"
+    names.claim(out, ablations.load(str(spec)))
+    for preset, given in [(None, {}), ("tiny", {}), ("tiny", {"momentum": 0.5})]:
+        for run in ablations.expand(ablations.load(str(spec)), preset=preset, overrides=given):
+            store.set_status(store.plan(out, run), "running", host="elsewhere", pid=1)  # hinted: resume it there
+    reads = []
+    real = store.read_json
+
+    def read_json(path):
+        reads.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(store, "read_json", read_json)
+    assert main(["status", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count(f"suite run {shlex.quote(str(spec))} ") == 3, printed  # each group named by its file
+    assert reads.count(names.RECORD) == 1

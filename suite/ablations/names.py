@@ -46,15 +46,17 @@ def claim(out: Path, spec: Spec, *, record: bool = True) -> None:
         store.write_json(path, {**names, spec.name: str(mine)})
 
 
-def recorded(out: Path, name: str) -> Path | None:
-    """The spec file `name` stands for in store `out`, if that file still exists: a spec run by its
-    path is listed by its name (`suite status` of the store), which the spec folders do not know."""
+def recorded(out: Path) -> dict[str, Path]:
+    """The spec files the names of store `out` stand for, those still there: a spec run by its path
+    is listed by its name (`suite status` of the store), which the spec folders do not know. Read
+    once by a command, whatever number of specs it names."""
     from suite import store
 
     path = Path(out) / RECORD
     try:
         names = store.read_json(path) if path.is_file() else {}
     except SuiteError:  # `claim` says so where it matters; a hint is only left out
-        return None
-    held = names.get(name) if isinstance(names, dict) else None
-    return Path(held) if isinstance(held, str) and Path(held).is_file() else None
+        return {}
+    if not isinstance(names, dict):
+        return {}
+    return {name: Path(held) for name, held in names.items() if isinstance(held, str) and Path(held).is_file()}
