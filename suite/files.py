@@ -15,16 +15,18 @@ would come back holding that file alone. What makes a folder (a run's plan, a re
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
 import stat
 import uuid
+import warnings
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO
 
-from suite.errors import SuiteError
+from suite.errors import SuiteError, SuiteWarning
 
 
 @contextlib.contextmanager
@@ -134,6 +136,23 @@ def sweep(folder: Path, unlocked: Collection[str] = ()) -> list[str]:
     return removed
 
 
+# flock's answers on a file system without it (Lustre without its flock mount option, some NFS): a
+# writer there holds no lock, so no temporary can be told to be a killed writer's, and all are kept.
+NO_FLOCK = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL})
+_said_no_flock = False  # that it keeps them, said once a process
+
+
+def _kept_without_flock(tmp: Path, exc: OSError) -> None:
+    """Say, once a process, that temporaries such as `tmp` are kept, and why: left without a word, they
+    would pile up (one a killed write) with nothing to tell the user that only a hand removes them."""
+    global _said_no_flock
+    if not _said_no_flock:
+        _said_no_flock = True
+        warnings.warn(f"{tmp}: kept: this file system does not lock files (flock: {exc.strerror or exc}), so a "
+                      "temporary file a killed write left cannot be told from a write in progress; remove such "
+                      "files (.*.locked.tmp) by hand when no suite command is writing there", SuiteWarning, stacklevel=3)
+
+
 def _remove_if_unlocked(tmp: Path) -> bool:
     """Remove the temporary file `tmp` if its writer's lock can be taken (its writer is gone),
     holding the lock while it does: a writer that locks it afterwards finds it gone (`_temporary`)."""
@@ -148,7 +167,12 @@ def _remove_if_unlocked(tmp: Path) -> bool:
     else:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: its writer is alive
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: its writer is alive
+        except OSError as exc:
+            if exc.errno in NO_FLOCK:
+                _kept_without_flock(tmp, exc)
+            raise
         if not os.path.samestat(os.stat(tmp, follow_symlinks=False), os.fstat(fd)):
             return False
         tmp.unlink()

@@ -165,8 +165,10 @@ def idle(d: Path, wait_s: float = 0) -> Iterator[bool]:
         return
     except OSError as exc:
         if _can_write_into(d):
-            raise LockUnopenable(f"cannot open the run's lock ({exc.strerror or exc}): nothing is written into the "
-                                 "run without it (left by another user, or by `sudo suite run`?)",
+            why = "this file system does not lock files (on Lustre, mount it with -o flock)" \
+                if exc.errno in files.NO_FLOCK else "left by another user, or by `sudo suite run`?"
+            raise LockUnopenable(f"cannot {'lock' if exc.errno in files.NO_FLOCK else 'open'} the run's lock "
+                                 f"({exc.strerror or exc}): nothing is written into the run without it ({why})",
                                  file=lock.lock_file) from None
         yield True
         return
@@ -177,7 +179,8 @@ def idle(d: Path, wait_s: float = 0) -> Iterator[bool]:
 
 
 class LockUnopenable(SuiteError):
-    """A run's `.lock` this user cannot open, in a folder it can write (`idle`): what would write
+    """A run's `.lock` this user cannot open (or, on a file system without flock, lock), in a
+    folder it can write (`idle`): what would write
     into the run refuses, naming the lock; what only reads the store says the run is unknown and
     goes on with the others, so that one odd run stops no listing of a store."""
 

@@ -1,12 +1,15 @@
 """suite.files: whole files or none, and unwritable targets refused up front."""
 
+import errno
+import fcntl
 import os
+import warnings
 from pathlib import Path
 
 import pytest
 
 from suite import files
-from suite.errors import SuiteError
+from suite.errors import SuiteError, SuiteWarning
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
@@ -202,3 +205,28 @@ def test_the_default_store_commits_only_its_tables_and_figures():
     check = subprocess.run(["git", "-C", str(root), "check-ignore", "--no-index", *written, *committed],
                            capture_output=True, text=True)
     assert check.stdout.split() == written, check.stderr
+
+
+@pytest.mark.parametrize("no_flock", [errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL])
+def test_without_flock_writes_go_on_and_killed_writers_temporaries_are_kept_said_once(tmp_path, monkeypatch, no_flock):
+    """On a file system without flock (Lustre without its flock mount option, some NFS), a temporary
+    file a killed writer left cannot be told from a write in progress, so `sweep` keeps it; it kept
+    them without a word, every command, so nobody knew why they stayed. Writes go on; one warning
+    says why the temporaries are kept and names one."""
+    def flock(fd, operation):
+        raise OSError(no_flock, os.strerror(no_flock))
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    monkeypatch.setattr(files, "_said_no_flock", False, raising=False)  # said once a process
+    files.write_text(tmp_path / "table.md", "a table")
+    assert (tmp_path / "table.md").read_text() == "a table" and os.listdir(tmp_path) == ["table.md"]
+    left = [tmp_path / f".table.md.{tag * 12}.locked.tmp" for tag in "ab"]  # two killed writers' (or live ones')
+    for tmp in left:
+        tmp.write_text("half a table")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert files.sweep(tmp_path) == [] and files.sweep(tmp_path) == []
+    assert all(tmp.exists() for tmp in left)
+    [said] = [str(w.message) for w in caught if issubclass(w.category, SuiteWarning)]
+    assert said.startswith(f"{tmp_path}/.table.md.") and "this file system does not lock files (flock: " \
+        f"{os.strerror(no_flock)})" in said, said

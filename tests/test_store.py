@@ -1,6 +1,7 @@
 """The run store: atomic records, states, concurrent writers, corrupt files, collect()."""
 
 import errno
+import fcntl
 import json
 import multiprocessing as mp
 import os
@@ -956,3 +957,24 @@ def test_idle_refuses_a_lock_it_cannot_open_where_its_block_could_write_without_
     with store.idle(d) as free:
         assert free
     assert not store.executing(d) and store.in_use(d) is None
+
+
+def test_a_run_on_a_file_system_without_flock_is_refused_saying_so(tmp_path, monkeypatch):
+    """On a file system without flock (Lustre without its flock mount option), taking a run's lock
+    failed with ENOLCK, which `idle` said as a lock it could not open, 'left by another user, or by
+    `sudo suite run`?': a user looked for a culprit. It says the file system does not lock files;
+    nothing is written into the run (no run can be told apart from one executing), and a listing goes on."""
+    d = store.plan(tmp_path, make_run())
+    store.set_status(d, "failed", error="boom")
+    before = (d / "status.json").read_bytes()
+
+    def flock(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    says = f"{d / '.lock'}: cannot lock the run's lock (No locks available): nothing is written into the run " \
+           "without it (this file system does not lock files (on Lustre, mount it with -o flock))"
+    with pytest.raises(store.LockUnopenable) as refused, store.idle(d):
+        store.set_status(d, "interrupted")
+    assert str(refused.value) == says and (d / "status.json").read_bytes() == before
+    assert store.in_use(d) == says and store.state_of(d).state == "failed"
