@@ -58,6 +58,7 @@ class IdCache:
             if isinstance(entries, dict) else {}
         self.changed = len(self.entries) != (len(entries) if isinstance(entries, dict) else 0)
         self.checked: set[str] = set()  # the entries found current by this scan (`get`, `put`): not stat'ed again
+        files.sweep(self.runs)  # a cache's temporary its writer was killed writing (the store's runs are folders)
 
     def get(self, rid: str, now: list | None) -> str | None:
         """The id cached for `rid` when its records are as they were then (`now`: their `key`); an

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from processes import killed_writing
 from suite import ablations, store
 from suite.cli import main
 from suite.config import parse_overrides
@@ -1299,19 +1300,6 @@ def test_a_run_folder_deleted_just_before_its_process_takes_its_lock_is_not_made
     assert gone.value.file == str(d) and not d.exists()
 
 
-# A process killed (SIGKILL, the out-of-memory killer) in the middle of writing the file argv[1].
-KILLED_WRITING = textwrap.dedent("""
-    import os, signal, sys
-    from pathlib import Path
-    from suite import files
-
-    with files.replace(Path(sys.argv[1]), binary=True) as f:
-        f.write(b"half a checkpoint")
-        f.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
-""")
-
-
 def test_the_temporary_file_of_a_writer_killed_mid_write_is_removed_by_the_runs_next_attempt(tmp_path, monkeypatch):
     """A run process killed while it wrote its checkpoint left the hidden temporary file
     (`.checkpoint.pt.<hex>.tmp`, as large as a checkpoint) in the run's folder for ever, one more
@@ -1321,13 +1309,11 @@ def test_the_temporary_file_of_a_writer_killed_mid_write_is_removed_by_the_runs_
 
     run, out = _trained_at_once(tmp_path, monkeypatch, "leftover")
     d = store.plan(out, run)
-    killed = subprocess.run([sys.executable, "-c", KILLED_WRITING, str(d / "checkpoint.pt")], timeout=120)
-    left = list(d.glob(".checkpoint.pt.*.tmp"))
-    assert killed.returncode == -signal.SIGKILL and len(left) == 1
+    left = killed_writing(d / "checkpoint.pt")
     status = d / f".status.json.{'0' * 12}.tmp"
     status.write_text("{")
     execute.execute(run, out)
-    assert not left[0].exists() and status.exists() and store.state_of(d).state == "done"
+    assert not left.exists() and status.exists() and store.state_of(d).state == "done"
 
 
 @pytest.mark.parametrize("when", ["ended", "stopped"])

@@ -94,3 +94,22 @@ def test_a_runner_that_cannot_list_the_other_runners_files_still_announces_its_q
     (tmp_path / "runs").mkdir()
     with queued.announced(tmp_path, ["a"]):
         assert queued.queued(tmp_path) == {"a": (f"pid {os.getpid()} on {os.uname().nodename}",)}
+
+
+def test_a_runners_list_it_was_killed_writing_goes_with_the_next_status_or_runner(tmp_path):
+    """A runner killed (SIGKILL) as it wrote its list of queued runs left the list's temporary file in
+    `.queued/` for ever: its lock and list went with the next `suite status` or runner, not that. Both
+    now remove it, never the temporary of a runner writing its list that instant."""
+    from processes import killed_writing
+    from suite import files
+
+    folder = tmp_path / "runs" / queued.DIR
+    folder.mkdir(parents=True)
+    left = killed_writing(folder / "host-1.json")
+    with files.replace(folder / "host-2.json") as live:  # a live runner's, being written
+        live.write("{}")
+        assert queued.queued(tmp_path) == {} and not left.exists()
+        [in_progress] = folder.glob(".host-2.json.*.locked.tmp")
+        again = killed_writing(folder / "host-3.json")
+        with queued.announced(tmp_path, ["r1"]):
+            assert not again.exists() and in_progress.exists()

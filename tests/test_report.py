@@ -2024,3 +2024,26 @@ def test_a_metric_only_the_store_has_is_refused_where_its_key_reads_as_another_h
             f"which is also {what}" in err.value.message, metrics
     table = tables.build(spec, runs, frame, out=out, metrics=["sparsity"]).table
     assert [field for _, field in table.columns][:2] == ["sparsity", "runs"] and table.index == ["score"]
+
+
+def test_a_report_removes_what_a_report_killed_mid_write_left_and_no_live_write(report, tmp_path, profile_rows):
+    """`suite report` killed (SIGKILL) as it wrote a table, a `--to` file or complexity.md left the
+    table's temporary file beside it for ever: only run folders were swept. The next report into
+    that folder removes it; another process's write in progress there stays and lands whole."""
+    from processes import killed_writing
+    from suite import files as writes
+
+    tables_dir, to_dir, out = tmp_path / "tables", tmp_path / "to", tmp_path / "out"
+    for folder in (tables_dir, to_dir, out):
+        folder.mkdir()
+    profile_rows.to_csv(out / "complexity.csv", index=False)  # current: nothing measured
+    left = [killed_writing(tables_dir / f"{report.name}.md"), killed_writing(to_dir / "table.csv"),
+            killed_writing(out / complexity.PAGE_NAME)]
+    with writes.replace(tables_dir / "other.md") as live:  # a write in progress as the reports run
+        live.write("whole")
+        files.write(report, ["md"], tables_dir)
+        files.write_to(report, str(to_dir / "table.csv"))
+        complexity.write(out, measure=lambda names: [])
+        [in_progress] = tables_dir.glob(".other.md.*.locked.tmp")
+    assert not [p for p in left if p.exists()]
+    assert not in_progress.exists() and (tables_dir / "other.md").read_text() == "whole"

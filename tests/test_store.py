@@ -978,3 +978,21 @@ def test_a_run_on_a_file_system_without_flock_is_refused_saying_so(tmp_path, mon
         store.set_status(d, "interrupted")
     assert str(refused.value) == says and (d / "status.json").read_bytes() == before
     assert store.in_use(d) == says and store.state_of(d).state == "failed"
+
+
+def test_the_ids_cache_a_command_was_killed_writing_goes_with_the_next_scan(tmp_path):
+    """A command killed (SIGKILL) as it wrote the ids cache (`runs/.ids.json`) left its temporary file
+    in `runs/` for ever: only run folders were swept. The next scan of the store removes it, never
+    the temporary of a write in progress."""
+    from processes import killed_writing
+    from suite import files, idcache
+
+    finish(tmp_path, make_run(), 3.0)
+    runs = tmp_path / "runs"
+    left = killed_writing(runs / idcache.NAME)
+    with files.replace(runs / "notes.txt") as live:
+        live.write("whole")
+        store.scan(tmp_path)
+        [in_progress] = runs.glob(".notes.txt.*.locked.tmp")
+    assert not left.exists() and not in_progress.exists() and (runs / "notes.txt").read_text() == "whole"
+    assert {p.name for p in runs.iterdir()} == {"notes.txt", make_run().run_id}

@@ -63,6 +63,7 @@ def announced(out: Path, run_ids: Iterable[str]) -> Iterator[Queue]:
             for other in folder.glob("*.lock"):
                 if other != lock:
                     _held(other)
+        files.sweep(folder)  # and what a runner killed writing its list left
         queue = Queue(lock.with_suffix(".json"), run_ids)
         yield queue
     finally:
@@ -105,6 +106,7 @@ def queued(out: Path) -> dict[str, tuple[str, ...]]:
         announcements = sorted(folder.glob("*.json"))
     except OSError:
         return found
+    files.sweep(folder)  # what a runner killed writing its list left
     for path in announcements:
         if not _held(path.with_suffix(".lock")):
             continue

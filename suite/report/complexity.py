@@ -154,5 +154,6 @@ def write(out: Path, csv: Path | None = None, measure: Measure = measure_models)
         notes.append(f"Failed to measure: {', '.join(failed)} (see the last column).")
     path = out / PAGE_NAME
     out.mkdir(parents=True, exist_ok=True)
+    files.sweep(out)  # what a report killed mid-write left there
     files.write_text(path, page({n: rows[n] for n in names if n in rows}, notes, out))
     return path
