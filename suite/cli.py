@@ -649,8 +649,8 @@ def _run_planned(args: argparse.Namespace, spec: Spec, runs: list[RunSpec], out:
             print(f"cluster options: {cluster.summary(options)}")
             _print_arrays(starting, options)
         return 0
-    for err in plan.unknown.values():  # whether it is executing is unknown: nothing starts beside it
-        raise err.said("; no run was started")
+    if plan.unknown:  # whether such a run is executing is unknown: nothing starts beside it
+        raise next(iter(plan.unknown.values())).said("; no run was started")
     if not plan.to_run:
         counts = ", ".join(f"{n} {state}" for state, n in plan.counts().items() if n)
         executing = f" ({len(plan.executing)} of them being executed by another process)" if plan.executing else ""
