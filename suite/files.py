@@ -150,7 +150,8 @@ def _kept_without_flock(tmp: Path, exc: OSError) -> None:
         _said_no_flock = True
         warnings.warn(f"{tmp}: kept: this file system does not lock files (flock: {exc.strerror or exc}), so a "
                       "temporary file a killed write left cannot be told from a write in progress; remove such "
-                      "files (.*.locked.tmp) by hand when no suite command is writing there", SuiteWarning, stacklevel=3)
+                      "files (.*.locked.tmp) by hand when no suite command is writing there", SuiteWarning,
+                      stacklevel=3)
 
 
 def _remove_if_unlocked(tmp: Path) -> bool:
