@@ -119,7 +119,6 @@ def test_status_of_the_whole_store_names_each_runs_overrides(tmp_path, capsys):
     `walk --preset tiny`: that line, typed, counted them missing. The overrides are recorded when a
     run is planned, and the listing and its hints name them as given."""
     from suite import ablations, store
-    from suite.ablations import names
 
     spec = tmp_path / "walk.yaml"
     spec.write_text("name: walk\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n"
@@ -145,7 +144,6 @@ def test_status_of_the_whole_store_lists_runs_planned_before_overrides_were_reco
     marked, with no hint naming a command that may not be its own; a record whose overrides are
     not a list of items is listed so too, and a warning names the file and the key."""
     from suite import ablations, store
-    from suite.ablations import names
 
     spec = tmp_path / "walk.yaml"
     spec.write_text("name: walk\nbase: {model: {name: resnet26}, data: {name: synthetic}}\n"

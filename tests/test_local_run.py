@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from denied import deny_open
 from processes import killed_writing
 from suite import ablations, store
 from suite.cli import main
@@ -2265,14 +2266,7 @@ def test_a_run_whose_lock_cannot_be_opened_is_listed_by_a_dry_run_and_refused_by
     first, second = ablations.expand(ablations.load(spec))
     lock = store.plan(out, first) / ".lock"
     lock.touch()
-    real = os.open
-
-    def foreign(path, flags, *args, **kwargs):  # as another user's lock, mode 600: chmod binds no root
-        if Path(path) == lock:
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real(path, flags, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", foreign)
+    deny_open(monkeypatch, lock)  # another user's, mode 600
     assert main(["run", str(spec), "--out", str(out), "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert f"  skip {first.run_id} missing     lr=0.01 seed=0  (unknown: {lock}: cannot open the run's lock (Permission " \

@@ -9,7 +9,6 @@ cancels whatever it left queued. The CLI runs in-process; the jobs import the co
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import json
 import os
@@ -26,6 +25,7 @@ import torch
 import yaml
 from submitit.core.utils import pickle_load
 
+from denied import deny_open
 from plugins import fresh_registry, tiny_se, write_plugin
 from suite import ablations, store
 from suite.cli import _print_arrays, main
@@ -787,14 +787,7 @@ def test_status_of_the_whole_store_goes_on_past_a_run_whose_lock_it_cannot_open(
     store.set_status(other, "failed", error="boom")
     lock = d / ".lock"
     lock.touch()
-    real = os.open
-
-    def foreign(path, flags, *args, **kwargs):  # as another user's lock, mode 600: chmod binds no root
-        if Path(path) == lock:
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real(path, flags, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", foreign)
+    deny_open(monkeypatch, lock)  # another user's, mode 600
     assert main(["status", "--out", str(out)]) == 0
     printed = capsys.readouterr()
     assert f"{lock}: cannot record that SLURM job 9999996_0 ended LOST (cannot open the run's lock (Permission " \
@@ -876,7 +869,7 @@ def test_a_submission_withdrawn_while_status_runs_is_shown_withdrawn_and_keeps_t
         assert fired, pause
         assert "RUNNING" not in printed and "running" not in printed and "no record" not in printed, (pause, printed)
         assert (store.run_dir(out, finished) / "result.json").read_bytes() == result
-        wait_for(lambda: f"st_withdrawn: 3 runs: 1 done, 2 cancelled, 0 missing\n" in suite(
+        wait_for(lambda: "st_withdrawn: 3 runs: 1 done, 2 cancelled, 0 missing\n" in suite(
             capsys, "status", str(spec), "--out", str(out)), f"the withdrawn runs to show cancelled ({pause})", out,
             timeout=30)
 

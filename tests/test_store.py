@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from denied import deny_open
 from suite import store
 from suite.ablations import RunSpec
 from suite.config import resolve
@@ -933,14 +934,8 @@ def test_idle_refuses_a_lock_it_cannot_open_where_its_block_could_write_without_
     d = store.plan(tmp_path, make_run())
     lock = d / ".lock"
     lock.touch()
-    real_open = os.open
-
-    def os_open(path, flags, *args, **kwargs):  # as for another user's file: binds root only without its capabilities
-        if Path(path) == lock and flags & (os.O_RDWR | os.O_WRONLY):
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real_open(path, flags, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", os_open)
+    deny_open(monkeypatch, lock, writes_only=True)  # another user's, mode 644
+    os_open = os.open
     written = []
     with pytest.raises(SuiteError, match=f"^{lock}: cannot open the run's lock \\(Permission denied\\): nothing is "
                                          "written into the run without it"), store.idle(d) as free:
