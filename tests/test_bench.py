@@ -716,6 +716,26 @@ def test_compare_rev_measures_both_trees_interleaved(tmp_path):
         revs.compare_rev(repo, "no-such-rev", blocks=1, rounds=1, max_time=0.0)
 
 
+def test_a_revision_without_the_selected_benchmarks_is_refused_after_its_first_run(tmp_path, capsys):
+    """REV's tree ran no benchmark that -k selects (they came later): all blocks of both trees ran,
+    then the table said the runs differed in `no device -> ...` (REV's empty run has no machine) and
+    the advice was to save a new baseline. It is now an error naming REV and the -k, before the
+    working tree is measured."""
+    repo = tmp_path / "repo"
+    (repo / "tests" / "benchmarks").mkdir(parents=True)
+    (repo / "tests" / "benchmarks" / "test_one.py").write_text("def test_old(benchmark):\n    benchmark(sum, [1])\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "an older benchmark")
+    (repo / "tests" / "benchmarks" / "test_two.py").write_text("def test_new(benchmark):\n    benchmark(sum, [1])\n")
+    log: list[str] = []
+    with pytest.raises(SuiteError, match=r"HEAD \([0-9a-f]{10}\) has no benchmark that -k 'test_new' selects in "
+                       r"tests/benchmarks, so nothing can be compared with it") as err:
+        revs.compare_rev(repo, "HEAD", blocks=4, rounds=7, max_time=0.0, select="test_new", log=log.append)
+    assert err.value.key == "--compare-rev"
+    assert log == [] and capsys.readouterr().err == ""  # the working tree's benchmarks never ran
+
+
 @pytest.mark.parametrize("broken, status", [("test_one.py", 1), ("conftest.py", 4)])
 def test_a_revision_whose_benchmarks_fail_is_named_not_its_deleted_tree(tmp_path, monkeypatch, capfd, broken, status):
     """--compare-rev measures REV in a temporary tree it deletes: a failing benchmark of REV was

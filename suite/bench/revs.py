@@ -30,7 +30,7 @@ from pathlib import Path
 
 from suite import processes
 from suite.bench.compare import Run, check_pooled_rounds, pool
-from suite.bench.run import BenchmarkFailed, measure
+from suite.bench.run import BENCH_DIR, BenchmarkFailed, measure
 from suite.errors import SuiteError
 
 DEFAULT_BLOCKS = 4
@@ -67,9 +67,19 @@ def compare_rev(root: Path, rev: str, *, blocks: int = DEFAULT_BLOCKS, rounds: i
                                                shown_as=(Path(tmp), f"{rev}:") if base else None, **options))
                 except BenchmarkFailed as exc:
                     raise BenchmarkFailed(f"{name}: {exc}") from None
+                if base and not runs["base"][-1].measurements:  # REV first in block 1: nothing else ran yet
+                    raise _nothing_to_compare(name, options.get("select"))
                 log(f"block {block + 1}/{blocks}: {name}: {time.perf_counter() - start:.0f} s")
     # the exported tree is no git checkout, so its runs cannot know their commit
     return dataclasses.replace(pool(runs["base"], rev), commit=commit[:10]), pool(runs["current"], "working tree")
+
+
+def _nothing_to_compare(name: str, select: str | None) -> SuiteError:
+    """REV ran no benchmark (those -k selects came later): every row would be `new`, judged by
+    nothing, so the working tree is not measured at all."""
+    which = f"that -k {select!r} selects" if select else "that runs"
+    return SuiteError(f"{name} has no benchmark {which} in {BENCH_DIR}, so nothing can be compared with it: "
+                      "name a later revision" + (", or other benchmarks" if select else ""), key="--compare-rev")
 
 
 def export_tree(repo: Path, commit: str, dest: Path) -> None:
