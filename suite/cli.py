@@ -1522,7 +1522,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help=f"--compare-rev: blocks alternating the two trees (default: {revs.DEFAULT_BLOCKS})")
     p.add_argument("--threads", type=_count(1), default=1, metavar="N",
                    help="torch CPU threads (default: 1, the stable choice on a shared machine)")
-    p.add_argument("--storage", type=_path, metavar="DIR", help="baseline directory (default: <checkout>/.benchmarks)")
+    p.add_argument("--storage", type=_path, metavar="DIR", help="baseline directory of --save, --compare and --list (default: <checkout>/.benchmarks)")
     p.set_defaults(handler=_bench)
 
 
@@ -1553,6 +1553,9 @@ def _bench(args: argparse.Namespace) -> int:
         raise SuiteError("--blocks only applies to --compare-rev", key="--blocks")
     if args.compare_rev and (args.save or args.compare):
         raise SuiteError("--compare-rev measures both sides itself: no --save or --compare", key="--compare-rev")
+    if args.compare_rev and args.storage:
+        raise SuiteError("--compare-rev measures both sides itself and reads or saves no baseline: no --storage",
+                         key="--storage")
     rounds = args.rounds or (revs.DEFAULT_ROUNDS if args.compare_rev else run.DEFAULT_ROUNDS)
     max_time = 0.0 if args.rounds else run.ROUNDS_TIME_S  # --rounds N: N rounds; by default more for short benchmarks
     base = None

@@ -594,6 +594,14 @@ def test_cli_rejects_bad_options_before_running(tmp_path, capsys):
         in capsys.readouterr().err
 
 
+def test_compare_rev_refuses_a_storage_it_would_not_use(tmp_path, monkeypatch, capsys):
+    """--compare-rev saves and reads no baseline: its --storage was accepted and ignored."""
+    monkeypatch.setattr(revs, "compare_rev", lambda *args, **kwargs: pytest.fail("the benchmarks ran"))
+    assert main(["bench", "--compare-rev", "HEAD", "--storage", str(tmp_path)]) == 2
+    assert "error: --storage: --compare-rev measures both sides itself and reads or saves no baseline: " \
+           "no --storage" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------- real runs, small projects
 OP_MODULE = """\
 import time
