@@ -1522,7 +1522,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help=f"--compare-rev: blocks alternating the two trees (default: {revs.DEFAULT_BLOCKS})")
     p.add_argument("--threads", type=_count(1), default=1, metavar="N",
                    help="torch CPU threads (default: 1, the stable choice on a shared machine)")
-    p.add_argument("--storage", type=_path, metavar="DIR", help="baseline directory of --save, --compare and --list (default: <checkout>/.benchmarks)")
+    p.add_argument("--storage", type=_path, metavar="DIR",
+                   help="baseline directory of --save, --compare and --list (default: <checkout>/.benchmarks)")
     p.set_defaults(handler=_bench)
 
 
