@@ -1358,7 +1358,7 @@ def _report(args: argparse.Namespace) -> int:
     chosen = files.parse_formats(args.format)
     if chosen and args.into and not args.to:  # --into writes no file of the store: the formats would go nowhere
         raise SuiteError("--into splices the Markdown table and writes no other file: --format chooses the store's "
-                         "files (without --into) or --to FILE's format", key="format")
+                         "files (without --into) or --to FILE's format", key="--format")
     log = sys.stderr if args.to == "-" else sys.stdout
     if args.all:
         if args.spec or args.to or args.into or args.overrides:

@@ -1951,13 +1951,16 @@ def test_a_corrupt_spec_name_record_is_set_aside_and_stops_nothing(tmp_path, cap
     assert [p.name for p in out.glob("specs.corrupt-*.json")]
 
 
-@pytest.mark.parametrize("call", [lambda: files.parse_formats("pdf"), lambda: files.parse_formats(","),
-                                  lambda: files.write_to(None, "table.pdf")])
-def test_every_format_error_lists_the_formats_in_one_order(call):
-    """`--format pdf` listed them sorted (csv, html, md, tex), the others as `--help` does."""
+@pytest.mark.parametrize("call, key", [(lambda: files.parse_formats("pdf"), "--format"),
+                                       (lambda: files.parse_formats(","), "--format"),
+                                       (lambda: files.write_to(None, "table.pdf"), "--to")])
+def test_every_format_error_lists_the_formats_in_one_order(call, key):
+    """`--format pdf` listed them sorted (csv, html, md, tex), the others as `--help` does. Each
+    names the option as typed: they said `error: format: ...` and `error: to: ...`."""
     with pytest.raises(SuiteError) as err:
         call()
     assert str(err.value).endswith("(valid: md, csv, tex, html)")
+    assert err.value.key == key
 
 
 def test_every_run_metric_but_the_grid_keys_has_a_display_name():

@@ -30,9 +30,9 @@ def parse_formats(text: str | None) -> list[str]:
     names = [f.strip() for f in text.split(",") if f.strip()]
     for name in names:
         if name not in fmt.FORMATS:
-            raise unknown("format", name, fmt.FORMATS, key="format")
+            raise unknown("format", name, fmt.FORMATS, key="--format")
     if not names:
-        raise SuiteError("name at least one format", key="format", choices=fmt.FORMATS)
+        raise SuiteError("name at least one format", key="--format", choices=fmt.FORMATS)
     return list(dict.fromkeys(names))
 
 
@@ -83,7 +83,7 @@ def write_to(report: Report, target: str, formats: Sequence[str] = ()) -> str:
     """One format to one file (`-`: stdout): the named format, else the file's suffix, else md.
     Figures only appear in HTML (embedded); returns the format used."""
     if len(formats) > 1:
-        raise SuiteError(f"--to writes one format, got {','.join(formats)}", key="format")
+        raise SuiteError(f"--to writes one format, got {','.join(formats)}", key="--format")
     if target != "-":
         files.check_writable(Path(target), key="--to")
     if formats:
@@ -93,7 +93,7 @@ def write_to(report: Report, target: str, formats: Sequence[str] = ()) -> str:
     else:
         suffix = Path(target).suffix.lower()
         if suffix not in fmt.SUFFIXES:
-            raise SuiteError(f"cannot tell the format from {target!r}: pass --format", key="to",
+            raise SuiteError(f"cannot tell the format from {target!r}: pass --format", key="--to",
                              choices=fmt.FORMATS)
         name = fmt.SUFFIXES[suffix]
     if name == "html":
