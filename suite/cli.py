@@ -1543,7 +1543,7 @@ def _bench(args: argparse.Namespace) -> int:
             else:
                 print(f"{b.name:<20} {b.saved[:19]:<20} {b.commit:<16} {b.count:>3}  {b.machine}")
         broken = [b for b in baselines if b.error]
-        print(f"{len(baselines) - len(broken)} baselines in {shell_path(storage)}"
+        print(f"{count(len(baselines) - len(broken), 'baseline')} in {shell_path(storage)}"
               + (f", {len(broken)} unreadable" if broken else ""))
         for b in broken:
             warnings.warn(f"{b.path}: unreadable baseline {b.name!r}: {b.error}", SuiteWarning)

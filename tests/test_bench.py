@@ -507,7 +507,7 @@ def test_an_unreadable_baseline_is_reported_never_skipped(tmp_path, capsys):
     assert main(["bench", "--list", "--storage", str(tmp_path)]) == 0
     out, err_text = capsys.readouterr()
     assert f"main                 unreadable           ?                  ?  {broken}" in out
-    assert "1 baselines in" in out and "2 unreadable" in out
+    assert "\n1 baseline in " in out and "2 unreadable" in out
     assert f"warning: {broken}: unreadable baseline 'main'" in err_text and f"warning: {edited}" in err_text
     with pytest.raises(SuiteError) as err:  # the names offered are those that load
         run.find_baseline(tmp_path, "nosuch")
@@ -695,7 +695,7 @@ def test_slowed_op_is_flagged_and_an_unchanged_one_is_not(tmp_path, monkeypatch,
     (line,) = [line for line in out.splitlines() if "test_op.py::test_op" in line]
     assert line.rstrip("| ").endswith("slower") and "REGRESSION: 1 benchmark(s) more than 10% slower than base" in out
     assert main(["bench", "--list", "--storage", str(storage)]) == 0
-    assert "1 baselines in" in capsys.readouterr().out
+    assert "\n1 baseline in " in capsys.readouterr().out  # not "1 baselines"
 
 
 def _git(cwd: Path, *args: str) -> None:
