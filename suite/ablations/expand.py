@@ -11,7 +11,6 @@ whole spec up front, at the file and line that caused it.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import warnings
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from suite.ablations.spec import MAX_RUNS, Rule, Spec
-from suite.config import EXECUTION_KEYS, SECTIONS, DataConfig, RunConfig, check_schedule, could_be, flatten, resolve
+from suite.config import SECTIONS, DataConfig, RunConfig, check_schedule, could_be, flatten, resolve
 from suite.errors import SuiteError, SuiteWarning, close_matches, count, together, unknown
 from suite.metrics import REFERENCE_METRICS
 from suite.schema import show_value
@@ -454,6 +453,11 @@ def _first_axis_path(spec: Spec) -> tuple[str, ...]:
     return ("zip",) if spec.zip else ("base",)
 
 
+# What a run of a model at its defaults may set otherwise than the suite's defaults (`RunConfig.identity`):
+# the model and the data set, with its classes, and the sizes, checked against the figures' own.
+_PAPER_KEYS = frozenset({"model.name", "model.num_classes", "data.name", "data.input_size", "data.eval_size"})
+
+
 def _model_reference(config: RunConfig, point: Mapping[str, Any]) -> dict[str, float]:
     """The registry's figures for `config` when it trains its model as the paper's table does: every
     option at its default (but the classes, the data set's), on the data set, at the input and
@@ -463,12 +467,9 @@ def _model_reference(config: RunConfig, point: Mapping[str, Any]) -> dict[str, f
     from suite.models.papers import run_reference
 
     info = get_model_info(config.model.name)
-    data = dataclasses.asdict(config.data)
     at_defaults = (
         all(k.startswith(("model.", "data.")) for k in point)
-        and all(v == info.defaults[k] for k, v in config.model.kwargs.items() if k != "num_classes")
-        and all(data[k] == v for k, v in dataclasses.asdict(DataConfig()).items()
-                if k not in ("name", "input_size", "eval_size") and f"data.{k}" not in EXECUTION_KEYS)
+        and not {k for k in config.identity() if k.startswith(("model.", "data."))} - _PAPER_KEYS
         and config.data.input_size == info.input_size
         and config.data.eval_size == info.paper.get("eval_size", info.input_size))
     return run_reference(info.paper, config.data.name) if at_defaults else {}
