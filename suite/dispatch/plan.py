@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from suite import store
@@ -20,7 +19,7 @@ class Plan:
     executing: frozenset[str] = frozenset()  # runs another process holds the lock of, whatever their state says
     # runs to start whose lock this user cannot open (another user's): whether they are executing is
     # unknown, so none is started; `suite run` refuses, naming the lock, and --dry-run lists them
-    unknown: dict[str, store.LockUnopenable] = dataclasses.field(default_factory=dict)
+    unknown: dict[str, store.LockUnopenable] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return store.count_states(s.state for s in self.states.values())
