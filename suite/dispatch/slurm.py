@@ -608,7 +608,8 @@ def _asks(options: ClusterOptions) -> list[tuple[str, str, float, str, str]]:
     # cluster, mincpus=8 mem-per-cpu=2000 ran with mem=16000M; with 3000 it waited for ever as Resources)
     mincpus = node_asks.other_per_node("mincpus", options.sbatch.get("mincpus"), cpus=1, gpus=0)
     by_mincpus = mincpus is not None and mincpus[1] > cpus
-    cpus = mincpus[1] if mincpus is not None and by_mincpus else cpus
+    if by_mincpus:
+        cpus = mincpus[1]
     times = {"cpu": f" times {count(cpus, 'CPU')} a node" + (" (mincpus)" if by_mincpus else ""), None: "",
              "gpu": f" times {count(n_gpus, 'GPU')} a node" if n_gpus else ""}
     for key, value in options.sbatch.items():
