@@ -1531,6 +1531,9 @@ def _bench(args: argparse.Namespace) -> int:
     from suite import processes
     from suite.bench import compare, revs, run
 
+    for option, given in (("--save", args.save), ("--compare-rev", args.compare_rev)):
+        if args.list and given:  # it measures nothing: the option would be ignored
+            raise SuiteError(f"--list lists the saved baselines and measures nothing: no {option}", key=option)
     storage = args.storage or run.default_storage()
     if not args.compare_rev:
         run.check_storage(storage, write=bool(args.save))

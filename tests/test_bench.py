@@ -602,6 +602,15 @@ def test_compare_rev_refuses_a_storage_it_would_not_use(tmp_path, monkeypatch, c
            "no --storage" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option", [["--save", "x"], ["--compare-rev", "HEAD"]])
+def test_list_refuses_the_options_of_a_measurement(tmp_path, capsys, option):
+    """--list measures nothing: a --save or --compare-rev given with it was ignored, and the list printed."""
+    assert main(["bench", "--list", "--storage", str(tmp_path), *option]) == 2
+    out, err = capsys.readouterr()
+    assert f"error: {option[0]}: --list lists the saved baselines and measures nothing: no {option[0]}" in err
+    assert out == ""
+
+
 # --------------------------------------------------------------------- real runs, small projects
 OP_MODULE = """\
 import time
