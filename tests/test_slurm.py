@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -956,6 +957,40 @@ def test_a_running_run_whose_status_is_unreadable_is_still_cancelled(tmp_path, c
     [kept] = d.glob("status.corrupt-*.json")
     assert f"status.json was unreadable, kept as {kept.name}; job {job} was found" in record["error"]
     assert kept.read_text() == '{"state": "runn'
+
+
+def test_cancel_records_the_run_cancelled_under_its_lock(tmp_path):
+    """`suite cancel` wrote `cancelled` into a run's status.json without the run's lock, the one
+    write from outside the run's job that did, so it landed amid another command's write under the
+    lock (a status recording the job's end, a refile). It now waits for such a brief holder and
+    writes once the lock is let go. A real held job, so scancel takes it."""
+    spec_path = write_spec(tmp_path, "locked", {"lr": [0.1]})
+    [run] = ablations.expand(ablations.load(spec_path))
+    out = tmp_path / "store"
+    (tmp_path / "logs").mkdir()
+    job = subprocess.run(["sbatch", "--parsable", "--hold", f"--job-name=suite-{PREFIX}locked",
+                          f"--output={tmp_path}/logs/%j.out", "--wrap", "true"], capture_output=True, text=True,
+                         check=True).stdout.strip()  # the teardown cancels it if the test fails first
+    d = store.plan(out, run)
+    store.set_status(d, "pending", slurm_job_id=job, submitted_at=store.now(), executor="slurm")
+    before = (d / "status.json").read_bytes()
+    lock, held, seen = store.run_lock(d), threading.Event(), []
+
+    def brief_holder() -> None:  # another command writing under the lock: what it read stays till it lets go
+        lock.acquire()
+        held.set()
+        time.sleep(0.5)
+        seen.append((d / "status.json").read_bytes())
+        lock.release()
+
+    holder = threading.Thread(target=brief_holder)
+    holder.start()
+    held.wait()
+    taken, refused, _ = slurm.cancel(out, [run.run_id])
+    holder.join()
+    assert taken == {run.run_id: job} and not refused
+    assert seen == [before]  # nothing written while another held the lock
+    assert status(out, run.run_id)["state"] == "cancelled"
 
 
 # --------------------------------------------------------------------------- pre-emption, DDP

@@ -998,10 +998,17 @@ def cancel(out: Path, run_ids: Iterable[str]) -> tuple[dict[str, str], dict[str,
 
     def record(rid: str) -> None:
         d, why = store.run_dir(out, rid), "cancelled by `suite cancel`"
-        if _status_unreadable(d):  # kept for a look, as any corrupt record
-            why += f" (status.json was unreadable, kept as {store.set_aside(d / 'status.json')}; job {taken[rid]} " \
-                   "was found from its submission)"
-        store.set_status(d, "cancelled", error=why, cancelled_at=store.now(), slurm_job_id=taken[rid])
+        # Under the run's lock, as the other writes from outside its job, so that none lands amid another's
+        # (a status recording the job's end, a refile); held still after LOCK_WAIT_S, its holder executes the
+        # run: the job scancel took, which SLURM kills without a word of its own (submitit ignores the SIGTERM,
+        # SIGKILL follows after KillWait; a result it finishes first counts whatever status.json says). It is
+        # recorded all the same: waiting would hold `suite cancel` for KillWait, and the next refresh records no
+        # end of a run whose status.json is unreadable. files.Gone: the run deleted meanwhile, nothing to record.
+        with contextlib.suppress(files.Gone), store.idle(d, wait_s=store.LOCK_WAIT_S):
+            if _status_unreadable(d):  # kept for a look, as any corrupt record
+                why += f" (status.json was unreadable, kept as {store.set_aside(d / 'status.json')}; job " \
+                       f"{taken[rid]} was found from its submission)"
+            store.set_status(d, "cancelled", error=why, cancelled_at=store.now(), slurm_job_id=taken[rid])
 
     _parallel(record, list(taken))
     return taken, {rid: j for rid, j in jobs.items() if j in refused}, "\n".join(c for c in complaints if c)
