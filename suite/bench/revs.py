@@ -53,8 +53,8 @@ def compare_rev(root: Path, rev: str, *, blocks: int = DEFAULT_BLOCKS, rounds: i
     with processes.sigterm_raises(), tempfile.TemporaryDirectory(prefix="suite-bench-rev-") as tmp:
         export_tree(Path(toplevel), commit, Path(tmp))
         trees = {"base": Path(tmp) / Path(root).resolve().relative_to(Path(toplevel).resolve()), "current": Path(root)}
-        if not (trees["base"] / "tests" / "benchmarks").is_dir():
-            raise SuiteError(f"{rev} ({commit[:10]}) has no tests/benchmarks to measure", key="--compare-rev")
+        if not (trees["base"] / BENCH_DIR).is_dir():
+            raise SuiteError(f"{rev} ({commit[:10]}) has no {BENCH_DIR} to measure", key="--compare-rev")
         runs: dict[str, list[Run]] = {"base": [], "current": []}
         for block in range(blocks):
             for which in ("base", "current") if block % 2 == 0 else ("current", "base"):
