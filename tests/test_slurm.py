@@ -1360,6 +1360,7 @@ def test_a_submission_and_a_dry_run_each_read_the_clusters_config_and_nodes_once
     assert reads() == ["scontrol show config", "sinfo --all --noheader --format=%P|%m|%G|%c|%d"]
     suite(capsys, "cancel", str(spec), "--out", str(out))
 
+
 def test_the_checks_before_a_submission_read_sinfos_lines_once(monkeypatch, slurm_cluster):
     """The partition check and the node check each parsed sinfo's lines (`slurm._kinds`) of the one
     reading; they now share one parse. The real sinfo runs; only the parse is counted."""

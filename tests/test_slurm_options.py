@@ -1127,8 +1127,7 @@ def test_gpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partiti
                     "(no gpu GRES): the jobs would wait for ever (BadConstraints); `sinfo --format='%P %G'` lists "
                     "the GPUs of each partition's nodes")]
     assert node_mistakes(ClusterOptions(partition="gpu", gpus_per_node=4, mem_gb=500), nodes) == []
-    said = [e.message for e in node_mistakes(ClusterOptions(partition="cpu,gpu", gpus_per_node=5, mem_gb=501),
-                                                    nodes)]
+    said = [e.message for e in node_mistakes(ClusterOptions(partition="cpu,gpu", gpus_per_node=5, mem_gb=501), nodes)]
     assert [s.split(":")[0] for s in said] == [
         "5 GPUs a node, but each node of partition 'cpu' or 'gpu' has at most 4 GPUs",
         "501 GB (513024 MB) a node, but each node of partition 'cpu' or 'gpu' has at most 512000 MB"]
@@ -1162,8 +1161,8 @@ def test_gpus_asked_in_sbatch_parameters_are_judged_as_gpus_per_node_is(spec, pa
     each of its 2 tasks a node."""
     nodes = "gpu|512000|gpu:a100:4(S:0-1),mps:400|48\n"
     key = param.split("=")[0].replace("_", "-")
-    [said] = node_mistakes(options(spec, {"sbatch": [param], "nodes": 2, "tasks_per_node": 2,
-                                                 "gpus_per_node": 2}), nodes)
+    [said] = node_mistakes(options(spec, {"sbatch": [param], "nodes": 2, "tasks_per_node": 2, "gpus_per_node": 2}),
+                           nodes)
     assert str(said) == (f"<command line>: --sbatch.{key}: {key}={param.split('=')[1]} asks {per_node} GPUs of a "
                          "node, but each node of partition 'gpu' has at most 4 GPUs: the jobs would wait for ever "
                          "(BadConstraints); `sinfo --format='%P %G'` lists the GPUs of each partition's nodes")
