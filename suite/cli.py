@@ -1031,8 +1031,9 @@ def _listed_runs(args: argparse.Namespace, name: str, preset: str, overrides: li
                  held: Mapping[str, Path]) -> str:
     """`_same_runs` for a spec `suite status` of a whole store lists by `name`: a spec run by its
     path (in `held`, `names.recorded`) is named by that path, as the name alone is refused."""
-    spec = held.get(name) or name
-    return _same_runs(argparse.Namespace(spec=str(spec), preset=preset or None, out=args.out, overrides=overrides))
+    from suite import again
+
+    return again.same_runs(str(held.get(name) or name), preset or None, args.out, overrides)
 
 
 def _resume_command(args: argparse.Namespace, name: str, preset: str, items: str, same: str | None,
