@@ -794,8 +794,9 @@ def _status(args: argparse.Namespace) -> int:
         these = " ".join([name, *(["--preset", preset] if preset else []), *([items] if items else [])])
         _print_counts(these, store.count_states(part["status"]), stored=not args.spec)
         _print_queued(part, waiting)
-        same = _group_runs(args, name, preset, items, held)
-        unnamed = "" if same is not None else _unnamed(args, name, held) or \
+        why = "" if args.spec else _unnamed(args, name, held)  # the command names its spec
+        same = _group_runs(args, name, preset, items, held, why)
+        unnamed = "" if same is not None else why or \
             "their config.json does not record the key=value overrides they were given"
         if args.spec:
             remeasure = store.measured_otherwise_in(runs, part)
@@ -810,7 +811,7 @@ def _status(args: argparse.Namespace) -> int:
             _note_runs_elsewhere(out, spec.name, _untold(found), "status", sys.stdout,
                                  states=("pending", "running") if part["status"].isin(LIVE).any() else LIVE)
         _print_slurm(part, slurm_states, where, same, unnamed)
-        _print_running_elsewhere(where, part, _resume_command(args, name, preset, items, same, held))
+        _print_running_elsewhere(where, part, _resume_command(args, name, preset, items, same, held, why))
         for _, row in part[(part["status"] == "done") & (part["note"] != "")].iterrows():
             print(f"  done {row['run_id']}: {row['note']}")
         _print_slurm_warnings(frame.attrs["warnings"], part)
@@ -998,15 +999,15 @@ def _note_runs_elsewhere(out: Path, spec: str, others: Mapping[str, RunState], c
 
 
 def _group_runs(args: argparse.Namespace, name: str, preset: str, items: str,
-                held: Mapping[str, Path]) -> str | None:
+                held: Mapping[str, Path], why: str) -> str | None:
     """The arguments (`_same_runs`) that name the runs `suite status` lists under the spec `name`,
     `preset` and the overrides `items` (a whole store's: as config.json recorded them, quoted; else
     the command's own), in the same store: other overrides or another store name other runs. None
     where the store does not know them (no readable config.json, overrides not recorded).
-    `held`: the store's spec files by name (`names.recorded`)."""
+    `held`: the store's spec files by name (`names.recorded`); `why`: `_unnamed`."""
     if args.spec:
         return _same_runs(args)
-    if _unnamed(args, name, held) or items == UNRECORDED:
+    if why or items == UNRECORDED:
         return None
     return _listed_runs(args, name, preset, shlex.split(items), held)
 
@@ -1037,20 +1038,19 @@ def _listed_runs(args: argparse.Namespace, name: str, preset: str, overrides: li
 
 
 def _resume_command(args: argparse.Namespace, name: str, preset: str, items: str, same: str | None,
-                    held: Mapping[str, Path]) -> str:
+                    held: Mapping[str, Path], why: str) -> str:
     """The `suite run` that resumes a group's runs (`same`: `_group_runs`), or, where the store does
-    not know them, what it lacks, rather than a command that would start other runs."""
+    not know them (`why`: `_unnamed`), what it lacks, rather than a command that would start other runs."""
     if same is not None:
         return f"`suite run {same}`"
     if name.startswith("("):
-        return f"the `suite run` that planned it ({_unnamed(args, name, held)})"
-    if (why := _unnamed(args, name, held)) and items != UNRECORDED:  # its folder, on that host, may find it
-        again = _listed_runs(args, name, preset, shlex.split(items), held)
-        return f"`suite run {again}` in a folder where spec {name} is found ({why})"
+        return f"the `suite run` that planned it ({why})"
     if items == UNRECORDED:
         return f"`suite run {_listed_runs(args, name, preset, [], held)}`, with the key=value overrides it was given " \
             "(its config.json does not record them),"
-    raise AssertionError(f"_group_runs named no runs of {name} and no reason")
+    # the spec is found from no folder here (`why`): its folder, on that host, may find it
+    return f"`suite run {_listed_runs(args, name, preset, shlex.split(items), held)}` in a folder where spec {name} " \
+        f"is found ({why})"
 
 
 def _print_running_elsewhere(where: Callable[[str], Path], frame: pandas.DataFrame, again: str) -> None:
