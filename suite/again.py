@@ -49,3 +49,8 @@ def under(path: str | Path, within: Path) -> str:
         return str(path.relative_to(Path(within).resolve()))
     except ValueError:
         return str(path)
+
+
+def folder(out: Path) -> str:
+    """The folder a report's `within` commands run in, as its files say it: the one holding store `out`."""
+    return f"the folder that holds {Path(out).resolve().name}/"

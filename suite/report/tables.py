@@ -126,7 +126,7 @@ class Report:
     @property
     def folder(self) -> str:
         """Where the commands of `command` and `same_runs` run: the folder that holds the store."""
-        return f"the folder that holds {Path(self.out).resolve().name}/"
+        return again.folder(self.out)
 
 
 # ------------------------------------------------------------------------------------- building
