@@ -168,17 +168,14 @@ def _remove_if_unlocked(tmp: Path) -> bool:
     else:
         return False
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: its writer is alive
-        except OSError as exc:
-            if exc.errno in NO_FLOCK:
-                _kept_without_flock(tmp, exc)
-            raise
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: its writer is alive
         if not os.path.samestat(os.stat(tmp, follow_symlinks=False), os.fstat(fd)):
             return False
         tmp.unlink()
         return True
-    except OSError:  # held, no locks on this file system, or a store this user may only read: kept
+    except OSError as exc:  # held, no locks on this file system, or a store this user may only read: kept
+        if exc.errno in NO_FLOCK:
+            _kept_without_flock(tmp, exc)
         return False
     finally:
         os.close(fd)
