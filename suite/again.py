@@ -14,8 +14,6 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
-DEFAULT_STORE = "results"  # the store `suite run` uses in a folder without --out or $SUITE_OUT
-
 
 def same_runs(spec: str, preset: str | None, out: Path | None, overrides: Sequence[str], *,
               lasting: bool = False, within: Path | None = None) -> str:
@@ -38,8 +36,10 @@ def same_runs(spec: str, preset: str | None, out: Path | None, overrides: Sequen
 
 def store_option(out: Path, within: Path) -> list[str]:
     """`--out DIR` naming store `out` to a command run in folder `within`: nothing for its ./results."""
+    from suite import store
+
     out = Path(out).resolve()
-    return [] if out == Path(within).resolve() / DEFAULT_STORE else ["--out", under(str(out), within)]
+    return [] if out == Path(within).resolve() / store.DEFAULT_STORE else ["--out", under(str(out), within)]
 
 
 def under(path: str | Path, within: Path) -> str:

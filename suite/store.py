@@ -55,11 +55,14 @@ STATES = ("done", "failed", "running", "pending", "cancelled", "interrupted", "m
 TO_RUN = frozenset({"missing", "interrupted"})  # what `suite run` (re)starts; failed only with --retry-failed
 
 
+DEFAULT_STORE = "results"  # the store `suite run` uses in a folder without --out or $SUITE_OUT
+
+
 def default_out() -> Path:
     """$SUITE_OUT, else ./results; an empty or blank $SUITE_OUT counts as unset (it would name the
     current directory, or a folder named by spaces), as `--out ''` and `--out ' '` are refused."""
     value = os.environ.get("SUITE_OUT", "")
-    return Path(value if value.strip() else "results")
+    return Path(value if value.strip() else DEFAULT_STORE)
 
 
 def present(out: Path, *, key: str) -> bool:
