@@ -2050,3 +2050,43 @@ def test_a_report_removes_what_a_report_killed_mid_write_left_and_no_live_write(
         [in_progress] = tables_dir.glob(".other.md.*.locked.tmp")
     assert not [p for p in left if p.exists()]
     assert not in_progress.exists() and (tables_dir / "other.md").read_text() == "whole"
+
+
+# A report SIGKILLed (the out-of-memory killer) as it draws the figure <argv[2]>_tradeoff into folder argv[1].
+KILLED_DRAWING = """
+import os, signal, sys
+from pathlib import Path
+from matplotlib.figure import Figure
+from suite.report import plots
+
+def savefig(self, target, **kwargs):  # the first bytes out, then killed
+    if isinstance(target, (str, os.PathLike)):
+        Path(target).write_bytes(b"half a figure")
+    else:
+        target.write(b"half a figure")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+Figure.savefig = savefig
+plots.Plot(name="tradeoff", title="", figure=Figure(), alt="").save(Path(sys.argv[1]), sys.argv[2])
+"""
+
+
+def test_a_report_killed_drawing_a_figure_leaves_the_old_one_whole_and_the_next_removes_its_temporary(report, tmp_path):
+    """`suite report` killed (SIGKILL) as it drew a figure left half a PNG under the figure's own name
+    (savefig wrote straight to it), shown broken in the README and the Markdown table until the next
+    report. It leaves the figure from before, whole; the next report removes the temporary file."""
+    import signal
+    import subprocess
+    import sys
+
+    files.write(report, ["md"], tmp_path)
+    figures = tmp_path / files.FIGURES
+    before = {p.name: p.read_bytes() for p in figures.iterdir()}
+    assert f"{report.name}_tradeoff.png" in before
+    killed = subprocess.run([sys.executable, "-c", KILLED_DRAWING, str(figures), report.name], timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    assert {p.name: p.read_bytes() for p in figures.iterdir() if p.name in before} == before
+    [left] = {p.name for p in figures.iterdir()} - before.keys()
+    assert left.startswith(f".{report.name}_tradeoff.png.")
+    files.write(report, ["md"], tmp_path)
+    assert {p.name: p.read_bytes() for p in figures.iterdir()} == before

@@ -52,7 +52,8 @@ def write(report: Report, formats: Sequence[str] = DEFAULT_FORMATS, directory: P
     """The report's tables in `formats` and its figures; plots that cannot be drawn become notes."""
     directory = Path(directory) if directory is not None else report.out
     directory.mkdir(parents=True, exist_ok=True)  # a report's output: made here, as no record's folder is
-    files.sweep(directory)  # what a report killed mid-write left there
+    for folder in (directory, directory / FIGURES):
+        files.sweep(folder)  # what a report killed mid-write left there
     figures = _figures(report)
     paths: list[Path] = []
     pngs = []  # (title, alt text, bytes of the PNG just written): the HTML embeds them without drawing again

@@ -37,6 +37,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from suite import files
 from suite.errors import SuiteWarning
 from suite.metrics import percent
 from suite.report.labels import Labels
@@ -73,12 +74,16 @@ class Plot:
         return buf.getvalue()
 
     def save(self, directory: Path, stem: str) -> tuple[Path, Path]:
-        """`<directory>/<stem>_<name>.png` and `.svg`."""
+        """`<directory>/<stem>_<name>.png` and `.svg`, each whole or not at all (`files.replace`): a
+        report killed as it draws one leaves the figure from before, and the next report's sweep
+        removes the temporary file."""
         directory.mkdir(parents=True, exist_ok=True)
         png, svg = directory / f"{stem}_{self.name}.png", directory / f"{stem}_{self.name}.svg"
-        self.figure.savefig(png, dpi=100, metadata={"Software": None})
-        with matplotlib.rc_context({"svg.hashsalt": "suite", "svg.fonttype": "path"}):
-            self.figure.savefig(svg, metadata={"Date": None, "Creator": None})
+        with files.replace(png, binary=True) as f:
+            f.write(self.png())
+        with matplotlib.rc_context({"svg.hashsalt": "suite", "svg.fonttype": "path"}), \
+                files.replace(svg, binary=True) as f:
+            self.figure.savefig(f, format="svg", metadata={"Date": None, "Creator": None})
         return png, svg
 
 
