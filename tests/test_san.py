@@ -86,35 +86,26 @@ def test_parameter_counts_follow_the_official_widths(name):
     assert _san_params(depth, mode, "subtraction" if mode == "pairwise" else "concatenation") == OFFICIAL_PARAMS[name]
 
 
-@pytest.mark.parametrize("mode,options", [
-    ("pairwise", {"relation": r}) for r in ("summation", "concatenation", "hadamard", "dot")
-] + [("patchwise", {"relation": r}) for r in ("star", "clique")] + [
-    (mode, {"gamma": g}) for mode in ("pairwise", "patchwise") for g in ("linear", "lrl", "lrlrl")
-] + [(mode, {"share_planes": s}) for mode in ("pairwise", "patchwise") for s in (1, 2, 4, 16)] + [
-    ("pairwise", {"position_encoding": "none"}), ("patchwise", {"footprint": 9, "share_planes": 4}),
-])
-def test_variant_parameter_counts_follow_their_widths(mode, options):
-    """Every relation, gamma and share_planes variant of SAN10 has the widths its definition gives
-    (a wrong width in gamma's input, hidden or output layer changes the count)."""
-    default = "subtraction" if mode == "pairwise" else "concatenation"
-    expected = _san_params(10, mode, options.get("relation", default), options.get("gamma", "official"),
-                           options.get("share_planes", 8), options.get("footprint", 7),
-                           options.get("position_encoding", "relative") != "none")
-    assert count_params(f"san10_{mode}", **options) == expected
-
-
 @pytest.mark.parametrize("name,options", [
+    ("san10_pairwise", {"relation": r}) for r in ("summation", "concatenation", "hadamard", "dot")
+] + [("san10_patchwise", {"relation": r}) for r in ("star", "clique")] + [
+    (f"san10_{mode}", {"gamma": g}) for mode in ("pairwise", "patchwise") for g in ("linear", "lrl", "lrlrl")
+] + [(f"san10_{mode}", {"share_planes": s}) for mode in ("pairwise", "patchwise") for s in (1, 2, 4, 16)] + [
+    ("san10_pairwise", {"position_encoding": "none"}), ("san10_patchwise", {"footprint": 9, "share_planes": 4}),
     ("san15_patchwise", {"relation": "star"}), ("san19_patchwise", {"relation": "clique", "footprint": 3}),
     ("san15_patchwise", {"gamma": "lrlrl", "share_planes": 4}), ("san19_pairwise", {"relation": "dot", "footprint": 9}),
     ("san10_patchwise", {"num_classes": 10}), ("san19_patchwise", {"num_classes": 100}),
 ])
-def test_deeper_variants_and_other_class_counts_follow_their_widths(name, options):
-    """SAN15/19 at non-default settings and heads other than ImageNet's (the digits and CIFAR runs):
-    the same block-by-block count, at their depth's layers and with their classifier."""
+def test_variant_parameter_counts_follow_their_widths(name, options):
+    """Every relation, gamma and share_planes variant of SAN10, SAN15/19 at non-default settings, and
+    heads other than ImageNet's (the digits and CIFAR runs) have the widths their definition gives,
+    at their depth's layers and with their classifier (a wrong width in gamma's input, hidden or
+    output layer changes the count)."""
     depth, mode = int(name[3:5]), name.split("_")[1]
-    relation = options.get("relation", "subtraction" if mode == "pairwise" else "concatenation")
-    expected = _san_params(depth, mode, relation, options.get("gamma", "official"), options.get("share_planes", 8),
-                           options.get("footprint", 7), classes=options.get("num_classes", 1000))
+    default = "subtraction" if mode == "pairwise" else "concatenation"
+    expected = _san_params(depth, mode, options.get("relation", default), options.get("gamma", "official"),
+                           options.get("share_planes", 8), options.get("footprint", 7),
+                           options.get("position_encoding", "relative") != "none", options.get("num_classes", 1000))
     assert count_params(name, **options) == expected
 
 
