@@ -1332,6 +1332,37 @@ def test_cpus_memory_or_tmp_disk_asked_in_sbatch_parameters_above_a_nodes_are_na
     assert "note:" not in printed  # as much as a node has (mem-per-cpu times mincpus: mem=21694M of 8 CPUs waited)
 
 
+def test_mem_per_cpu_beside_cpus_per_gpu_is_judged_as_slurmctld_judges_it(tmp_path, slurm_cluster):
+    """slurmctld sizes a job's memory as mem-per-cpu times cpus-per-gpu times its GPUs; the node check
+    multiplied mem-per-cpu by the tasks' CPUs (here 1), so a job asking more than a node's memory was
+    submitted and waited for ever (BadConstraints). Held then released, as a submission is, at the
+    boundary: the check refuses what slurmctld never runs and passes what it does."""
+    gpus, per_gpu = slurm_cluster.gpus, 2
+    cpus = gpus * per_gpu
+    nodes = subprocess.run(slurm.SINFO, capture_output=True, text=True, check=True).stdout
+    for mem_per_cpu in (slurm_cluster.mem_mb // cpus, slurm_cluster.mem_mb // cpus + 1):
+        job = subprocess.run(["sbatch", "--parsable", "--hold", f"--partition={slurm_cluster.gpu_partition}",
+                              f"--gpus-per-node={gpus}", f"--cpus-per-gpu={per_gpu}", f"--mem-per-cpu={mem_per_cpu}",
+                              f"--output={tmp_path}/%j.out", "--wrap", "true"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        subprocess.run(["scontrol", "release", job], check=True)
+        seen: list[str] = []
+
+        def judged() -> bool:  # started, or kept waiting for a reason of slurmctld's
+            seen[:] = subprocess.run(["squeue", "--noheader", "--jobs", job, "--format=%T %r"], capture_output=True,
+                                     text=True).stdout.split() or ["GONE", "None"]
+            return seen[0] != "PENDING" or seen[1] not in ("None", "JobHeldUser")
+
+        wait_for(judged, f"slurmctld to judge job {job}", tmp_path, timeout=30)
+        subprocess.run(["scancel", job], capture_output=True)
+        options = ClusterOptions(partition=slurm_cluster.gpu_partition, gpus_per_node=gpus,
+                                 sbatch={"cpus-per-gpu": per_gpu, "mem-per-cpu": mem_per_cpu})
+        mistakes = slurm._node_mistakes(options, slurm._kinds(nodes))
+        never = seen[1] == "BadConstraints"
+        assert never == (mem_per_cpu * cpus > slurm_cluster.mem_mb), (mem_per_cpu, seen)
+        assert [m.key for m in mistakes] == (["sbatch.mem-per-cpu"] if never else []), (mem_per_cpu, seen, mistakes)
+
+
 def test_a_submission_and_a_dry_run_each_read_the_clusters_config_and_nodes_once(tmp_path, capsys, monkeypatch,
                                                                                  slurm_cluster):
     """`scontrol show config` (MaxJobCount, then MaxArraySize) and `sinfo` (the partitions, then the

@@ -1228,6 +1228,37 @@ def test_mem_per_cpu_is_judged_with_the_cpus_mincpus_asks(spec, params, cpus_per
         assert key == "--sbatch.mem-per-cpu" and message.startswith(said)
 
 
+@pytest.mark.parametrize("cli, said", [
+    ({"gpus_per_node": 2, "sbatch": ["cpus-per-gpu=2", "mem-per-cpu=6000"]}, "mem-per-cpu=6000 times 4 CPUs a node "
+     "(cpus-per-gpu) asks 24000 MB of a node, but each node of partition 'gpu' has at most 21694 MB: "
+     "the jobs would wait for ever (BadConstraints)"),
+    ({"gpus_per_node": 0, "sbatch": ["cpus-per-gpu=8", "mem-per-cpu=3000"]}, "mem-per-cpu=3000 times 8 CPUs a node "
+     "(cpus-per-gpu) asks 24000 MB"),  # no GPU asked: as for one
+    ({"gpus_per_node": 2, "sbatch": ["cpus-per-gpu=4", "mincpus=8", "mem-per-cpu=3000"]}, "mem-per-cpu=3000 times 8 "
+     "CPUs a node (cpus-per-gpu) asks 24000 MB of a node, but each node of partition 'gpu' has at "
+     "most 21694 MB: the jobs would wait for ever (BadConstraints)"),
+    ({"gpus_per_node": 2, "sbatch": ["cpus-per-gpu=3", "mincpus=8", "mem-per-cpu=3000"]}, "mem-per-cpu=3000 times 8 "
+     "CPUs a node (mincpus) asks 24000 MB of a node, but each node of partition 'gpu' has at most "
+     "21694 MB: the jobs would wait for ever (Resources, as if the node were busy)"),
+    ({"gpus_per_node": 2, "sbatch": ["cpus-per-gpu=2", "mem-per-cpu=5000"]}, None),
+    ({"gpus_per_node": 0, "sbatch": ["cpus-per-gpu=8", "mem-per-cpu=2000"]}, None),
+    ({"gpus_per_node": 2, "sbatch": ["cpus-per-gpu=3", "mincpus=4", "mem-per-cpu=3500"]}, None)])
+def test_mem_per_cpu_is_judged_with_the_cpus_cpus_per_gpu_asks(spec, cli, said):
+    """mem-per-cpu beside cpus-per-gpu was judged times the tasks' CPUs only (here 1): sbatch took
+    the jobs, which waited for ever. Each case as slurmctld judged it on the test cluster (this
+    sinfo line), held then released as a submission is: it gives a node the most of the tasks' CPUs,
+    cpus-per-gpu times the GPUs (one where none is asked) and mincpus, and mem-per-cpu times those
+    (gpus-per-node=2 cpus-per-gpu=2 mem-per-cpu=5000 ran with mem=20000M, 6000 waited as
+    BadConstraints; mincpus=8 beside cpus-per-gpu=3, 6 CPUs, waited as Resources); those that fit are not refused."""
+    nodes = "debug*|21694|gpu:2|8|0\ngpu|21694|gpu:2|8|0\n"
+    found = [(e.key, e.message) for e in node_mistakes(options(spec, cli), nodes)]
+    if said is None:
+        assert found == []
+    else:
+        [(key, message)] = found
+        assert key == "--sbatch.mem-per-cpu" and message.startswith(said)
+
+
 @pytest.mark.parametrize("param", ["mem-per-gpu=600000", "mem-per-cpu=+600000", "tmp=1.5", "sockets-per-node=9",
                                    "cores-per-socket=99"])
 def test_node_parameters_that_cannot_be_judged_for_sure_are_left_to_slurm(spec, param):

@@ -604,13 +604,18 @@ def _asks(options: ClusterOptions) -> list[tuple[str, str, float, str, str]]:
         asks.append(("cpus_per_task", "cpus", cpus, f"{count(options.cpus_per_task, 'CPU')} a task{tasks}",
                      "SLURM would refuse to release the jobs (PartitionConfig)"))
     n_gpus = max(n for _, what, n, _, _ in asks if what == "gpus")  # each GPU ask holds: at least the most
-    # slurmctld gives a node max(mincpus, the tasks' CPUs) and mem-per-cpu times those (on the test
-    # cluster, mincpus=8 mem-per-cpu=2000 ran with mem=16000M; with 3000 it waited for ever as Resources)
-    mincpus = node_asks.other_per_node("mincpus", options.sbatch.get("mincpus"), cpus=1, gpus=0)
-    by_mincpus = mincpus is not None and mincpus[1] > cpus
-    if by_mincpus:
-        cpus = mincpus[1]
-    times = {"cpu": f" times {count(cpus, 'CPU')} a node" + (" (mincpus)" if by_mincpus else ""), None: "",
+    # slurmctld judges whether a node can hold a job by the most of its tasks' CPUs, cpus-per-gpu times its
+    # GPUs (as for one where none is asked) and mincpus, and mem-per-cpu times those. On the test cluster
+    # (8 CPUs, 21694 MB, held then released): gpus-per-node=2 cpus-per-gpu=2 ran with mem=20000M at
+    # mem-per-cpu=5000 and waited for ever at 6000 (BadConstraints), as did cpus-per-gpu=8 and no GPU at 3000
+    # (2000 ran); mincpus=8 mem-per-cpu=2000 ran, 3000 waited as Resources (cpus-per-gpu=4 beside it, equal:
+    # BadConstraints)
+    by = ""
+    for key in ("cpus-per-gpu", "mincpus"):
+        asked = node_asks.other_per_node(key, options.sbatch.get(key), cpus=1, gpus=n_gpus)
+        if asked is not None and asked[1] > cpus:
+            cpus, by = asked[1], key
+    times = {"cpu": f" times {count(cpus, 'CPU')} a node" + (f" ({by})" if by else ""), None: "",
              "gpu": f" times {count(n_gpus, 'GPU')} a node" if n_gpus else ""}
     for key, value in options.sbatch.items():
         if (other := node_asks.other_per_node(key, value, cpus=cpus, gpus=n_gpus)) is not None:
@@ -618,7 +623,7 @@ def _asks(options: ClusterOptions) -> list[tuple[str, str, float, str, str]]:
             per = node_asks.OTHERS[key][1]
             amount = count(n, "CPU") if what == "cpus" else f"{n} MB" + (" of tmp disk" if what == "tmp" else "")
             asks.append((f"sbatch.{key}", what, n, f"{key}={value}{times[per]} asks {amount} of a node,",
-                         BUSY if per == "cpu" and by_mincpus else WAITS))
+                         BUSY if per == "cpu" and by == "mincpus" else WAITS))
     return asks
 
 
