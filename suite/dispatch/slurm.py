@@ -566,17 +566,17 @@ def _kinds(nodes: str) -> Kinds:
     return kinds, default
 
 
-def _node_mistakes(options: ClusterOptions, nodes: Kinds) -> list[SuiteError]:
+def _node_mistakes(options: ClusterOptions, kinds: Kinds) -> list[SuiteError]:
     """More of a node (`_asks`) than any node of the partition has (or of the default one): sbatch
     takes such a job, held as a submission's are, and it waits for ever as BadConstraints, or
-    `scontrol release` refuses it. `sinfo` (`nodes`: `Reading.nodes` read by `_kinds`) lists each
+    `scontrol release` refuses it. `sinfo` (`kinds`: `Reading.nodes` read by `_kinds`) lists each
     partition's kinds of node; one it gives no exact number for (`8+`) is taken to have enough."""
-    kinds, default = nodes
-    wanted = [p for p in (options.partition.split(",") if options.partition else default) if p in kinds]
+    partitions, default = kinds
+    wanted = [p for p in (options.partition.split(",") if options.partition else default) if p in partitions]
     if not wanted:  # a partition the cluster lacks: `_partition_mistakes` says so
         return []
     where = f"partition {' or '.join(repr(p) for p in wanted)}" + ("" if options.partition else " (the default)")
-    most = {what: max(kind[what] for p in wanted for kind in kinds[p]) for what in HAS}
+    most = {what: max(kind[what] for p in wanted for kind in partitions[p]) for what in HAS}
     return [options.origin(name).error(
         f"{said} but each node of {where} {HAS[what][2](most[what])}: {outcome}; `sinfo --format='%P "
         f"{HAS[what][0]}'` lists {HAS[what][1]} of each partition's nodes")
@@ -875,14 +875,18 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
         ended = "LOST" if job_id in lost else slurm_state
         try:
             _record_end_under_lock(d, job_id, ended)
-        except (OSError, store.LockUnopenable) as exc:  # a store, or a run's lock, this user may only read:
-            # `suite status` and reports still answer, and go on with the other runs
-            where, why = (exc.file, exc.message) if isinstance(exc, store.LockUnopenable) else \
-                (d / "status.json", exc.strerror or exc)
-            warnings.warn(f"{where}: cannot record that SLURM job {job_id} ended {ended} ({why}): the run shows as "
-                          "last recorded until a command that can write the store refreshes it", SuiteWarning,
-                          stacklevel=2)
+        except store.LockUnopenable as exc:  # a run's lock this user may not open
+            _cannot_record(exc.file, job_id, ended, exc.message)
+        except OSError as exc:  # a store this user may only read
+            _cannot_record(d / "status.json", job_id, ended, exc.strerror or exc)
     return out_states
+
+
+def _cannot_record(where: object, job_id: str, ended: str, why: object) -> None:
+    """Warn that the end of `job_id` could not be recorded at `where`, so that `suite status` and
+    reports still answer, and go on with the other runs."""
+    warnings.warn(f"{where}: cannot record that SLURM job {job_id} ended {ended} ({why}): the run shows as last "
+                  "recorded until a command that can write the store refreshes it", SuiteWarning, stacklevel=3)
 
 
 def _record_end_under_lock(d: Path, job_id: str, ended: str) -> None:
