@@ -1078,6 +1078,7 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str], where: Callabl
     `same_runs`: the arguments that name these runs (`_group_runs`), for the hints; None where the
     store does not know them, `unnamed` saying why."""
     from suite import store
+    from suite.dispatch import slurm, visibility
 
     live = frame[frame["status"].isin(["pending", "running", "interrupted", "done"]) & frame["run_id"].isin(list(states))]
     if live.empty:
@@ -1124,6 +1125,13 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str], where: Callabl
     if "NO_ANSWER" in counts:
         print(f"  SLURM did not answer for {count(counts['NO_ANSWER'], 'job')} (squeue failed or is not installed "
               "here): their states are not checked and nothing is decided about them")
+    if slurm.HIDDEN in counts:
+        users = sorted({visibility.submitter(where(rid), store.state_of(where(rid)).status or {})
+                        for rid in live["run_id"] if states[rid] == slurm.HIDDEN})
+        print(f"  unknown to this user (PrivateData): {count(counts[slurm.HIDDEN], 'job')} submitted by "
+              f"{', '.join(users)}: this cluster hides other users' jobs from you (`scontrol show config`: "
+              "PrivateData includes jobs), so their states are not checked and nothing is recorded about them; "
+              f"`suite status` run by {' or '.join(users)} follows them")
 
 
 def _add_cancel(sub: argparse._SubParsersAction) -> None:

@@ -18,7 +18,7 @@ import suite
 from suite import ablations, store
 from suite.ablations import names
 from suite.cli import main
-from suite.dispatch import cluster, sbatch_check, slurm, snapshot
+from suite.dispatch import cluster, sbatch_check, slurm, snapshot, visibility
 from suite.dispatch.cluster import ClusterOptions, parse_cli, resolve_options
 from suite.errors import SuiteError, count
 
@@ -868,6 +868,78 @@ def test_only_a_job_submitted_long_ago_can_count_as_lost(tmp_path, submitted, lo
         when = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=minutes)
         store.set_status(d, "pending", submitted_at=when.isoformat())
         assert slurm._submitted_long_ago(tmp_path, "x") is gone, minutes
+
+
+@pytest.mark.parametrize(("config", "submitted_by", "hidden"), [
+    ("PrivateData             = jobs,usage\n", "alice", True), ("PrivateData = usage,jobs\n", "alice", True),
+    ("PrivateData             = jobs\n", "root", False),  # this user's own: SLURM's silence says it is gone
+    ("PrivateData             = none\n", "alice", False), ("PrivateData = usage\n", "alice", False),
+    ("MaxJobCount = 10000\n", "alice", False)])  # none said: nothing hidden
+def test_only_another_users_job_where_private_data_hides_jobs_is_hidden(config, submitted_by, hidden):
+    assert visibility.hidden(submitted_by, visibility.hides_jobs(config), "root") is hidden
+
+
+def lost_job_of(tmp_path, monkeypatch, private: str, **recorded):
+    """A run recorded pending as job 7_0, submitted over LOST_AFTER_S ago, that squeue and sacct do
+    not show, on a cluster whose `scontrol show config` says `PrivateData = private` (faked: the
+    test cluster's slurm.conf cannot be changed under the other users of it). Returns (out, run
+    directory, the file scontrol logs its calls to)."""
+    out, run, d = job_run(tmp_path, monkeypatch, "pending", "UNKNOWN", "")
+    long_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=slurm.LOST_AFTER_S + 60)
+    store.set_status(d, "pending", submitted_at=long_ago.isoformat(), **recorded)
+    called = tmp_path / "scontrol.log"
+    fake_commands(tmp_path, monkeypatch, {
+        "squeue": "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1", "sacct": "exit 0",
+        "scontrol": f"echo \"$*\" >> {called}; echo 'PrivateData             = {private}'"})
+    return out, d, called
+
+
+def test_status_of_a_teammates_store_never_judges_jobs_private_data_hides_lost(tmp_path, monkeypatch, capsys):
+    """A store another user submitted to, read where PrivateData hides jobs: squeue and sacct say of
+    their jobs what they say of lost ones, so `suite status` failed the runs after LOST_AFTER_S
+    (recorded where the folder was writable), and `suite run --retry-failed` ran them again. It shows
+    them unknown to this user and writes nothing, and `suite run` leaves them alone."""
+    monkeypatch.setenv("SUITE_CLUSTER", "")
+    out, d, _ = lost_job_of(tmp_path, monkeypatch, "jobs,usage", slurm_user="alice")
+    before = (d / "status.json").read_bytes()
+    assert slurm.refresh(out, [d.name]) == {d.name: slurm.HIDDEN}
+    assert main(["status", str(tmp_path / "opts.yaml"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "1 pending" in printed and "slurm: 1 HIDDEN (jobs 7)" in printed, printed
+    assert "unknown to this user (PrivateData): 1 job submitted by alice: this cluster hides other users' jobs " \
+           "from you" in printed and "`suite status` run by alice follows them" in printed
+    assert "SLURM has no record" not in printed and (d / "status.json").read_bytes() == before
+    assert main(["run", str(tmp_path / "opts.yaml"), "--dry-run", "--retry-failed", "--out", str(out)]) == 0
+    assert "1 of 2 runs would start" in capsys.readouterr().out  # its job may live: not run again
+
+
+@pytest.mark.parametrize(("private", "recorded"), [("none", {"slurm_user": "alice"}),  # others' jobs are shown
+                                                   ("jobs", {})])  # this user's own (its status.json's owner)
+def test_a_job_slurm_would_show_this_user_is_still_judged_lost(tmp_path, monkeypatch, private, recorded):
+    out, d, called = lost_job_of(tmp_path, monkeypatch, private, **recorded)
+    assert slurm.refresh(out, [d.name]) == {d.name: "UNKNOWN"}
+    assert store.state_of(d).state == "failed" and "SLURM has no record of job 7_0" in store.state_of(d).note
+    assert called.exists() == bool(recorded)  # scontrol asked only about another user's job
+
+
+def test_another_users_job_is_not_judged_while_scontrol_cannot_say_what_private_data_hides(tmp_path, monkeypatch):
+    out, d, _ = lost_job_of(tmp_path, monkeypatch, "jobs", slurm_user="alice")
+    (tmp_path / "down").mkdir()
+    fake_commands(tmp_path / "down", monkeypatch, {"scontrol": "echo 'Unable to contact slurm controller' >&2; exit 1"})
+    before = (d / "status.json").read_bytes()
+    assert slurm.refresh(out, [d.name]) == {d.name: slurm.NO_ANSWER}
+    assert (d / "status.json").read_bytes() == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_record_from_before_the_submitter_was_recorded_is_the_submission_of_its_owner(tmp_path, monkeypatch):
+    """Records written before the suite recorded `slurm_user`: while the job is queued or running
+    only its submitter and the job (as the submitter) write status.json, so its owner submitted it."""
+    out, d, _ = lost_job_of(tmp_path, monkeypatch, "jobs")
+    os.chown(d / "status.json", 54321, 54321)  # a user with no passwd entry: named by number
+    assert visibility.submitter(d, store.state_of(d).status) == "54321"
+    assert slurm.refresh(out, [d.name]) == {d.name: slurm.HIDDEN}
+    assert store.state_of(d).state == "pending"
 
 
 def test_a_withdrawn_submission_puts_back_what_force_archived_and_the_status_it_found(tmp_path):

@@ -25,7 +25,8 @@ state while slurmctld holds the job, and `sacct` (read by submitit's parser) aft
 forgets it; a job that ended without a result (cancelled, killed at the time limit, out of
 memory, node failure) is recorded in the store as cancelled or failed (with its log tail as
 error.txt), so nothing stays `running` forever; so is an array task cancelled while it waited, of
-which SLURM keeps no record (`_dropped`). `cancel` scancels.
+which SLURM keeps no record (`_dropped`); never one another user submitted where the cluster hides
+other users' jobs (`_unseen`). `cancel` scancels.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from typing import Any, NoReturn, TypeVar
 
 from suite import files, locks, processes, store
 from suite.ablations.expand import RunSpec
-from suite.dispatch import node_asks, sbatch_check, snapshot
+from suite.dispatch import node_asks, sbatch_check, snapshot, visibility
 from suite.dispatch.cluster import ClusterOptions, summary
 from suite.dispatch.plan import start_afresh_dir
 from suite.errors import SuiteError, SuiteWarning, close_matches, count, shell_path, show_warning, together
@@ -60,8 +61,10 @@ T = TypeVar("T")
 # SLURM states of a job that may still run (or run again); anything else is final.
 # Not a SLURM state: slurmctld did not answer (down, unreachable), so nothing is known or decided.
 NO_ANSWER = "NO_ANSWER"
+# Not a SLURM state: another user's job, which the cluster's PrivateData hides from this one (visibility).
+HIDDEN = "HIDDEN"
 ALIVE = frozenset({"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "COMPLETING", "CONFIGURING",
-                   "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "UNKNOWN", NO_ANSWER})
+                   "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "UNKNOWN", NO_ANSWER, HIDDEN})
 # A final SLURM state of a run that never wrote its result, as a store state.
 ENDED = {"CANCELLED": "cancelled", "PREEMPTED": "interrupted"}  # everything else: failed
 TRACKED = ("pending", "running", "interrupted")  # store states that may belong to a live job
@@ -146,7 +149,8 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, clust
         hold = bool(options.sbatch.get("hold"))  # recorded: `suite status` tells this hold from one left behind
         try:
             fields = dict(slurm_state=None, submitted_at=store.now(), executor="slurm", code=code.record(), requeues=0,
-                          error=None, again=again, cancelled_at=None, sbatch_hold=hold)
+                          error=None, again=again, cancelled_at=None, sbatch_hold=hold,
+                          slurm_user=visibility.user_name())
             claimed = _parallel(lambda djb: _claim(*djb, afresh=afresh, archived=archived, fields=fields),
                                 list(zip(dirs, jobs, before)))
             taken = [(r, j) for r, j, ok in zip(runs, jobs, claimed) if ok]
@@ -854,11 +858,13 @@ def array_of(job_id: str) -> str:
 
 
 def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
-    """Reconcile the store with SLURM for runs it believes queued or running; run_id -> SLURM state."""
+    """Reconcile the store with SLURM for runs it believes queued or running; run_id -> SLURM state
+    (HIDDEN: another user's job this user is not shown, `_unseen`)."""
     tracked = _tracked(out, run_ids)
     if not tracked:
         return {}
     states = slurm_states(tracked.values())
+    states.update(_unseen(out, {rid: j for rid, j in tracked.items() if states[j] == "UNKNOWN"}))
     lost = _lost([j for rid, j in tracked.items() if states[j] == "UNKNOWN" and _submitted_long_ago(out, rid)])
     out_states = {}
     for rid, job_id in tracked.items():
@@ -887,6 +893,24 @@ def _cannot_record(where: object, job_id: str, ended: str, why: object) -> None:
     reports still answer, and go on with the other runs."""
     warnings.warn(f"{where}: cannot record that SLURM job {job_id} ended {ended} ({why}): the run shows as last "
                   "recorded until a command that can write the store refreshes it", SuiteWarning, stacklevel=3)
+
+
+def _unseen(out: Path, unknown: Mapping[str, str]) -> dict[str, str]:
+    """Job id -> HIDDEN for the jobs of `unknown` (run_id -> a job SLURM says it does not know)
+    that another user submitted, where the cluster's PrivateData hides jobs: never judged lost,
+    nothing recorded (`visibility`); NO_ANSWER where `scontrol show config` cannot say whether it
+    does. `scontrol` is asked only where another user submitted one of them."""
+    me = visibility.user_name()
+    by = {j: visibility.submitter(store.run_dir(out, rid), store.state_of(store.run_dir(out, rid)).status or {})
+          for rid, j in unknown.items()}
+    maybe = [j for j, user in by.items() if visibility.hidden(user, True, me)]  # hidden, were jobs private
+    if not maybe:
+        return {}
+    try:
+        private = visibility.hides_jobs(_slurm("scontrol", "show", "config"))
+    except SuiteError:
+        return dict.fromkeys(maybe, NO_ANSWER)
+    return {j: HIDDEN for j in maybe if visibility.hidden(by[j], private, me)}
 
 
 def _record_end_under_lock(d: Path, job_id: str, ended: str) -> None:
