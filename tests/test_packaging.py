@@ -121,3 +121,28 @@ def test_no_function_of_the_suite_has_a_mutable_default():
                           if isinstance(d, mutable) or (isinstance(d, ast.Call) and getattr(d.func, "id", None)
                                                          in ("dict", "list", "set", "bytearray"))]
     assert not found
+
+
+@pytest.mark.parametrize("where", [".venv/lib/python3.11/site-packages", "env/site-packages", "results/code/0123abcd"])
+def test_a_suite_that_no_checkout_tracks_records_no_commit_of_the_repository_around_it(tmp_path, monkeypatch, where):
+    """An installed suite in the .venv of a user's own git project (ignored, or merely untracked), or a
+    SLURM job's snapshot of one in a store inside that project, is in that repository's folder but not
+    its code: the project's HEAD, recorded as the suite's commit, would tell runs apart by the user's
+    own commits (and the reports' note of code versions with them)."""
+    import suite
+    from suite.dispatch import snapshot
+    from suite.measure import env
+
+    project = tmp_path / "project"
+    package = project / where / "suite"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (project / ".gitignore").write_text(".venv/\n")
+    (project / "train.py").write_text("print('mine')\n")
+    git = ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", ".gitignore", "train.py"], ["commit", "-qm", "mine"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    monkeypatch.delenv("SUITE_GIT_COMMIT", raising=False)
+    monkeypatch.setattr(suite, "PACKAGE_DIR", package)
+    assert snapshot.git_state(package) == (None, None)
+    assert "git_commit" not in env.code_version() and "git_dirty" not in env.code_version()

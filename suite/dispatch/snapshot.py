@@ -81,7 +81,10 @@ def discard(snap: Snapshot) -> None:
 def git_state(package: Path) -> tuple[str | None, bool | None]:
     """The commit of the checkout holding `package` (the `suite` folder), and whether the package
     differs from it, new files in it included (they are imported, and a snapshot copies them); None
-    for what git cannot say (not a checkout, no git). Local runs record the same (`code_version`)."""
+    for what git cannot say (not a checkout, no git). Local runs record the same (`code_version`).
+    A package git does not track is in no checkout of the suite, though it may lie inside some
+    repository: an installed suite in the site-packages of a project's .venv, or a job's snapshot in
+    a store inside one. That repository's commit says nothing of the suite's code, so it is None."""
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(["git", "-C", str(package.parent), *args], capture_output=True, text=True,
@@ -91,7 +94,7 @@ def git_state(package: Path) -> tuple[str | None, bool | None]:
         return done.stdout if done.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    if commit is None:
+    if commit is None or not git("ls-files", "--", package.name):
         return None, None
     status = git("status", "--porcelain", "--", package.name)
     return commit.strip(), None if status is None else bool(status.strip())
