@@ -98,6 +98,34 @@ def test_the_torch_floor_has_every_torch_api_the_code_calls(wheel):
     assert torch[:2] == (2, vision[1] - 15)  # torchvision 0.N is built for torch 2.(N - 15), one floor for both
 
 
+def _distribution(name: str) -> str:
+    """A distribution's name as PEP 503 compares them (PyYAML, pyyaml; scikit_learn, scikit-learn)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_library_the_code_imports_is_a_requirement_of_the_wheel(wheel):
+    """A library imported but not required is installed only as long as some requirement happens to
+    pull it in (numpy, through pandas and matplotlib): pip would let a user remove it or pin it to
+    any version, and `suite` fail at its import."""
+    import importlib.metadata
+
+    imported: set[str] = set()
+    for path in (ROOT / "suite").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    libraries = imported - set(sys.stdlib_module_names) - {"suite"}
+    requires = {_distribution(re.match(r"[A-Za-z0-9._-]+", r).group())
+                for r in _metadata(wheel).get_all("Requires-Dist") if "extra ==" not in r}
+    installed = importlib.metadata.packages_distributions()  # import name -> the distributions that provide it
+    assert {"torch", "yaml", "sklearn"} <= libraries  # what the check reads is the code's imports
+    unrequired = {m: installed.get(m) for m in libraries
+                  if not {_distribution(d) for d in installed.get(m, [])} & requires}
+    assert unrequired == {}
+
+
 def test_requires_python_is_one_where_a_slurm_job_imports_its_snapshot(wheel):
     """A job starts as `python -m submitit...` in the submitter's folder, usually the checkout, whose
     suite/ would come first on sys.path; PYTHONSAFEPATH=1 (suite.dispatch.slurm) keeps it off, but
