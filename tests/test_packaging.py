@@ -46,6 +46,7 @@ def test_the_wheel_holds_every_package_and_every_shipped_spec(wheel):
     specs = sorted(p.name for p in (ROOT / "ablations").glob("*.yaml"))
     assert "quick.yaml" in specs
     assert [s for s in specs if f"suite/_specs/{s}" not in names] == []
+    assert "suite/py.typed" in names  # the hints are there for a plugin's or a notebook's type checker
     assert not any("__pycache__" in n or n.startswith(("tests/", "results/")) for n in names)
 
 
