@@ -160,6 +160,20 @@ def test_rounds_adapt_by_default_and_are_exact_when_given(tmp_path, monkeypatch)
     assert "--benchmark-min-rounds=15" in command and "--benchmark-max-time=3.0" in command
 
 
+def test_an_installed_suite_says_which_package_ran_and_how_to_bench_a_checkout(tmp_path, monkeypatch, capsys):
+    """The `suite` of a `pip install` runs from any folder, a clone's too, and carries no benchmarks:
+    'run from a source checkout' was no help to someone in one. The error names the package that
+    ran and says how to run the clone's."""
+    installed = tmp_path / "site-packages" / "suite"
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(run, "PACKAGE_DIR", installed)
+    for argv in (["bench"], ["bench", "--compare-rev", "HEAD"]):
+        assert main(argv) == 2
+        said = " ".join(capsys.readouterr().err.split())
+        assert f"the suite that ran is {installed}, with no tests/benchmarks/ beside it" in said
+        assert "pip install -e '.[dev]'" in said
+
+
 def test_the_real_conftest_gets_its_rounds_from_max_time(tmp_path):
     """`max_time` goes from run_benchmarks through --benchmark-max-time to the conftest, which sizes
     the rounds by it; each link was checked alone (the conftest by its text), so a link dropped

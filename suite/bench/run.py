@@ -37,10 +37,15 @@ WROTE = " benchmark data in: "
 
 
 def project_root() -> Path:
-    """The checkout the running `suite` package comes from."""
+    """The checkout the running `suite` package comes from. An installed suite carries no benchmarks,
+    and the `suite` command runs the installed package from any folder, a checkout's included: the
+    error says which package ran and how to run a checkout's instead."""
     root = PACKAGE_DIR.parent
     if not (root / BENCH_DIR).is_dir():
-        raise SuiteError(f"no {BENCH_DIR} next to the suite package in {root}: run from a source checkout")
+        raise SuiteError(f"suite bench times the benchmarks of a source checkout ({BENCH_DIR}/), and the suite "
+                         f"that ran is {PACKAGE_DIR}, with no {BENCH_DIR}/ beside it (an installed package carries "
+                         "none): run it in a clone of the suite, installed editable with its test extras "
+                         "(pip install -e '.[dev]', as setup.sh does)")
     return root
 
 
