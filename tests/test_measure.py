@@ -219,6 +219,24 @@ def test_a_profile_job_refuses_values_of_the_wrong_kind_naming_the_field():
     assert job.img_size == 40 and type(job.img_size) is int and profile.child_command(job)
 
 
+def test_a_profile_jobs_reference_is_checked_before_anything_is_timed_and_named_as_given(monkeypatch):
+    """`profile_model(ProfileJob(..., reference=R))` built the reference only once the model's steps
+    were timed, so a misspelt one failed after the whole measurement, as `model: unknown model
+    'resnet2x'` (the job's model, which was right), and one that cannot take the size as a bare
+    message naming neither `img_size` nor the reference. `suite profile` checks the reference up
+    front; the job now does too, naming `reference`, `img_size` or the option as Python gives them."""
+    monkeypatch.setattr(profile, "benchmark", lambda *args, **kwargs: pytest.fail("timed before the reference's check"))
+    job = functools.partial(profile.ProfileJob, "ran56_cifar", {"base_width": 2}, bench="infer", img_size=32,
+                            device="cpu", batch_size=2, warmup=1, steps=1)
+    with pytest.raises(SuiteError, match=r"^reference: unknown model 'resnet2x'; did you mean 'resnet26'"):
+        profile.profile_model(job(reference="resnet2x"))
+    with pytest.raises(SuiteError, match=r"^img_size: inputs of 16 px are too small: .*\(the reference, ran56\)$"):
+        profile.profile_model(job(img_size=16, reference="ran56"))
+    with pytest.raises(SuiteError, match=r"^model_kwargs\['padding'\]: inputs of 32 px leave stage 3 .*"
+                                         r"\(the reference, san10_pairwise\)$"):
+        profile.profile_model(job(reference="san10_pairwise"))
+
+
 def test_a_profile_job_names_the_input_size_as_its_caller_gave_it(capsys):
     """A size the model cannot take is `img_size` from Python (it said `--input-size`, a flag a
     notebook never typed), as model_complexity says it; `suite profile` keeps naming its flag, in

@@ -23,7 +23,7 @@ import functools
 import gc
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,7 +68,8 @@ RESULT_MARKER = "--result"
 _COUNTS = ("img_size", "batch_size", "warmup", "steps", "threads")  # a job's fields that are whole numbers >= 1
 # `suite profile`'s flag for each job field it sets, so the command's errors name what was typed
 FLAGS = {"img_size": "--input-size", "amp": "--amp", "channels_last": "--channels-last", "compile": "--compile",
-         "batch_size": "--batch-size", "warmup": "--warmup", "steps": "--steps", "threads": "--threads"}
+         "batch_size": "--batch-size", "warmup": "--warmup", "steps": "--steps", "threads": "--threads",
+         "reference": "--reference"}
 
 # the job's field of each key the registry names as a config spells it (an unknown model): a job's own, or
 # `suite profile`'s MODEL, which the command's own check of it names so too (select_models)
@@ -145,11 +146,11 @@ def plan(names: Sequence[str], reference: str | None = None, **options: Any) -> 
             raise SuiteError("a reference compares throughput: use --bench infer, train or all", key="reference")
         sizes = list(dict.fromkeys(options.get("img_size") or get_model_info(n).input_size for n in names))
         kwargs = options.get("model_kwargs", {})
-        try:  # every row times the reference at its size: a reference that cannot run fails the command
-            for size in sizes:
-                _reference_kwargs(reference, kwargs, size)
-        except SuiteError as err:
-            raise _of_reference(err, reference, sized=options.get("img_size") is not None) from None
+        for size in sizes:  # every row times the reference at its size: a reference that cannot run fails the command
+            try:
+                _check_reference(reference, kwargs, size, sized=options.get("img_size") is not None)
+            except SuiteError as err:
+                raise _respelt(err, _options(ProfileJob(reference, kwargs)), FLAGS, "model.{}") from None
         own = {**options, "model_kwargs": _shared_kwargs(reference, kwargs)}
         return [ProfileJob(reference, is_reference=True, **{**own, "img_size": size}) for size in sizes] + [
             ProfileJob(n, reference=reference, **options) for n in names if n != reference
@@ -255,7 +256,7 @@ def profile_model(job: ProfileJob) -> dict[str, Any]:
     try:
         return _measure(job)
     except SuiteError as err:
-        _respelt(err, job, JOB_FIELDS, "model_kwargs[{!r}]")
+        _respelt(err, _options(job), JOB_FIELDS, "model_kwargs[{!r}]")
         raise
 
 
@@ -266,6 +267,8 @@ def _measure(job: ProfileJob) -> dict[str, Any]:
     if job.threads is not None:
         torch.set_num_threads(job.threads)
     img_size, kwargs = sized_options(job.model, job.model_kwargs, job.img_size)
+    if job.reference is not None:  # before the model is timed: the reference is built after it
+        _check_reference(job.reference, job.model_kwargs, img_size, sized=job.img_size is not None)
     build = functools.partial(create_model, job.model, **kwargs)
     row: dict[str, Any] = {"model": job.model, "img_size": img_size, **_job_columns(job)}
     if not job.phases:
@@ -342,7 +345,7 @@ def measure_run(config: RunConfig) -> dict[str, Any]:
     try:
         row = _measure(job)
     except SuiteError as err:
-        raise _respelt(err, job, SPEC_KEYS, "model.{}") from None
+        raise _respelt(err, _options(job), SPEC_KEYS, "model.{}") from None
     out: dict[str, Any] = {}
     if m.complexity:
         out["complexity"] = {k: row[k] for k in _COMPLEXITY_KEYS if k in row}
@@ -401,18 +404,20 @@ def _build_reference(job: ProfileJob) -> nn.Module:
     return create_model(job.reference, **_reference_kwargs(job.reference, job.model_kwargs, img_size))
 
 
-def _of_reference(err: SuiteError, reference: str, *, sized: bool) -> SuiteError:
-    """The reference's check failing, keyed as `suite profile` takes what set it: the reference by
-    --reference, a model option by model.KEY (the models' options it has are its own too), the
-    size by --input-size where given (else it is the models' own, which the reference cannot
-    take); the message names the reference, as a row's error names its model."""
-    if err.key == "model.name":  # its message names it
-        return err.rekeyed("--reference")
-    if err.key is None:
-        err.rekeyed("--input-size" if sized else "--reference")
-    elif err.key in get_model_info(reference).options:
-        err.rekeyed(f"model.{err.key}")
-    return err.said(f" (the reference, {reference})")
+def _check_reference(reference: str, model_kwargs: Mapping[str, Any], img_size: int, *, sized: bool) -> None:
+    """Raise what keeps `reference` from being timed beside a model of `model_kwargs` at `img_size`,
+    keyed by the job's field that set it: an unknown reference by `reference`, a size it cannot
+    take by `img_size` where given (else it is the model's own size, which the reference cannot
+    take), a bare option (the models' options it has are its own too) for the caller to spell
+    (_respelt); the message names the reference, as a row's error names its model."""
+    try:
+        _reference_kwargs(reference, dict(model_kwargs), img_size)
+    except SuiteError as err:
+        if err.key == "model.name":  # its message names it
+            raise err.rekeyed("reference") from None
+        if err.key is None:
+            err.rekeyed("img_size" if sized else "reference")
+        raise err.said(f" (the reference, {reference})") from None
 
 
 def _reference_kwargs(reference: str, model_kwargs: dict[str, Any], img_size: int) -> dict[str, Any]:
@@ -511,16 +516,24 @@ def render(rows: Sequence[dict[str, Any]], fmt: str) -> str:
 
 def _flagged(err: SuiteError, job: ProfileJob) -> SuiteError:
     """A job's error as `suite profile` says it: naming the flag that set the field, an option model.KEY."""
-    return _respelt(err, job, {**FLAGS, **JOB_FIELDS}, "model.{}")
+    return _respelt(err, _options(job), {**FLAGS, **JOB_FIELDS}, "model.{}")
 
 
-def _respelt(err: SuiteError, job: ProfileJob, fields: Mapping[str, str], option: str) -> SuiteError:
-    """`err` from _measure(job), which names `job`'s fields and model options bare (as the models'
-    checks do), keyed as the caller that made the job spells them: a field by `fields`, an option
-    (one given, misspelt or not, or one the model's check names at its default) by the `option` format."""
+def _options(job: ProfileJob) -> set[str]:
+    """The model options a job's error may name: those given, and the model's and the reference's
+    own (a check may name one at its default), of those registered."""
+    names = {job.model, job.reference} & set(list_models())
+    return {*job.model_kwargs, *(o for n in names for o in get_model_info(n).options)}
+
+
+def _respelt(err: SuiteError, options: Collection[str], fields: Mapping[str, str], option: str) -> SuiteError:
+    """`err` from _measure (or a check of the reference), which names a job's fields and model
+    options bare (as the models' checks do), keyed as the caller that made the job spells them: a
+    field by `fields`, an option (one of `options`: given, misspelt or not, or one a model's check
+    names at its default) by the `option` format."""
     if err.key is None:
         return err
-    if err.key in job.model_kwargs or (job.model in list_models() and err.key in get_model_info(job.model).options):
+    if err.key in options:
         return err.rekeyed(option.format(err.key))
     return err.rekeyed(fields[err.key]) if err.key in fields else err
 
