@@ -34,6 +34,7 @@ from suite.cli import _print_arrays, main
 from suite.dispatch import sbatch_check, slurm
 from suite.dispatch.cluster import ClusterOptions
 from suite.errors import SuiteError
+from suite.report import tables
 from suite.train import checkpoint
 
 pytestmark = pytest.mark.slurm
@@ -743,6 +744,25 @@ def test_status_and_a_dry_run_say_at_once_that_a_waiting_task_was_cancelled_and_
     assert "submitted 1 run as 1 job array" in printed, printed
     assert status(out, ids[1])["state"] == "pending" and status(out, ids[1])["slurm_job_id"] != job
     assert "3 pending" in suite(capsys, "status", str(spec), "--out", str(out))
+
+
+def test_a_notebooks_report_shows_a_run_whose_job_was_cancelled_as_suite_report_does(tmp_path):
+    """`tables.load` (`suite report` from Python) read the store alone: a run whose SLURM job was
+    cancelled (or ended without a result) stayed `pending` in `report.runs` and the table, where
+    `suite report` and `suite status` ask SLURM and say `cancelled`. It asks SLURM as they do."""
+    out = tmp_path / "store"
+    spec = write_spec(tmp_path, "loadended", {"lr": [0.01]})
+    [run] = ablations.expand(ablations.load(spec))
+    (tmp_path / "log").mkdir()
+    job = subprocess.run(["sbatch", "--parsable", "--hold", f"--job-name=suite-{PREFIX}loadended",
+                          f"--output={tmp_path}/log/%j.out", "--wrap", "true"], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    store.set_status(store.plan(out, run), "pending", slurm_job_id=job, submitted_at=store.now(), executor="slurm")
+    subprocess.run(["scancel", job], check=True)
+    report = tables.load(spec, out=out)
+    assert list(report.runs["status"]) == ["cancelled"]
+    assert list(report.runs["note"]) == [f"SLURM job {job} was cancelled before it started"]
+    assert dict(zip(report.table.header, report.table.body[0]))["runs"] == "0/1 done, 1 cancelled"
 
 
 def pending_long_ago(tmp_path: Path, out: Path, name: str, job_id: str) -> tuple[Path, Path]:

@@ -171,7 +171,9 @@ def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mappi
          out: Path | None = None, metrics: str | Sequence[str] | None = None) -> Report:
     """Expand `spec` (a Spec, a name or a path) as `suite run` did (preset, command-line overrides),
     collect its runs from the store and build the report. A store folder that is not there is a
-    report of missing runs, with a warning naming it (as `suite report` notes it)."""
+    report of missing runs, with a warning naming it (as `suite report` notes it). As `suite report`
+    does, a run whose SLURM job ended without a result is recorded and shown as it ended (failed,
+    cancelled), not as the `pending` or `running` its status.json last said."""
     if overrides is not None and not isinstance(overrides, Mapping):  # the command line's strings, typed as such
         raise SuiteError(f"expected a dict of dotted keys to values ({{'epochs': 2}}), got {type(overrides).__name__}; "
                          "suite.config.parse_overrides reads the command line's key=value strings", key="overrides")
@@ -182,7 +184,13 @@ def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mappi
     if not store.present(out, key=key):
         warnings.warn(SuiteWarning(f"no runs in {out} (no such folder: is out= or $SUITE_OUT right?)"), stacklevel=2)
     runs = ablations.expand(spec, preset=preset, overrides=overrides)
-    return build(spec, runs, collect(out, spec, runs), out=out, preset=preset, metrics=metrics, overrides=overrides)
+    ids = [r.run_id for r in runs]
+    found = store.told(out, ids, spec.name, {r.config.model.name for r in runs})
+    from suite.dispatch import slurm  # as `suite report` does: no ended SLURM job's run shows as queued or running
+
+    slurm.refresh(out, [*ids, *found.moves])
+    return build(spec, runs, collect(out, spec, runs, found), out=out, preset=preset, metrics=metrics,
+                 overrides=overrides)
 
 
 def collect(out: Path, spec: Spec, runs: Sequence[RunSpec], found: store.Scan | None = None) -> pd.DataFrame:
