@@ -298,6 +298,20 @@ def test_overrides_given_as_the_command_line_writes_them_are_named(toy):
     assert tables.load(spec, out=out, overrides=parse_overrides(["epochs=2"])).overrides == {"epochs": 2}
 
 
+def test_a_load_names_what_its_caller_gave_as_python_spells_it(toy):
+    """`tables.load(spec, overrides={"lrr": 0.1})` said `<command line>: lrr: unknown key`, and a
+    misspelt metric `metric: unknown metric`: a notebook typed neither a command line nor --metric.
+    They are named `overrides['lrr']` and `metrics`, every mistake of a pass alike."""
+    spec, _, out = toy
+    with pytest.raises(SuiteError, match=r"^overrides\['lrr'\]: unknown key; did you mean 'lr'\?") as err:
+        tables.load(spec, out=out, overrides={"lrr": 0.1})
+    assert "<command line>" not in str(err.value)
+    with pytest.raises(SuiteError, match=r"^overrides\['lr'\]: 'lr' is a grid axis of toy"):
+        tables.load(spec, out=out, overrides={"lr": 0.1})
+    with pytest.raises(SuiteError, match=r"^metrics: unknown metric 'top1err'; did you mean 'top1_err'"):
+        tables.load(spec, out=out, metrics="top1err")
+
+
 def test_unknown_metric_is_a_suite_error(toy, tmp_path):
     spec, runs, out = toy
     with pytest.raises(SuiteError, match="unknown metric 'top1_error'.*top1_err"):

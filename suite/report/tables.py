@@ -183,14 +183,34 @@ def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mappi
     out = Path(out) if out is not None else store.default_out()
     if not store.present(out, key=key):
         warnings.warn(SuiteWarning(f"no runs in {out} (no such folder: is out= or $SUITE_OUT right?)"), stacklevel=2)
-    runs = ablations.expand(spec, preset=preset, overrides=overrides)
+    try:
+        runs = ablations.expand(spec, preset=preset, overrides=overrides)
+    except SuiteError as err:
+        raise _as_given(err) from None
     ids = [r.run_id for r in runs]
     found = store.told(out, ids, spec.name, {r.config.model.name for r in runs})
     from suite.dispatch import slurm  # as `suite report` does: no ended SLURM job's run shows as queued or running
 
     slurm.refresh(out, [*ids, *found.moves])
-    return build(spec, runs, collect(out, spec, runs, found), out=out, preset=preset, metrics=metrics,
-                 overrides=overrides)
+    try:
+        return build(spec, runs, collect(out, spec, runs, found), out=out, preset=preset, metrics=metrics,
+                     overrides=overrides)
+    except SuiteError as err:
+        raise _as_given(err) from None
+
+
+def _as_given(err: SuiteError) -> SuiteError:
+    """`err` (with the mistakes it carries) naming what `load`'s caller gave as Python spells it:
+    an override as `overrides['KEY']`, not `<command line>: KEY`, which a notebook never typed, and
+    the metrics as `metrics`, not `--metric`'s `metric`."""
+    for mistake in (err, *err.also):
+        if mistake.file == "<command line>":
+            mistake.file = None
+            mistake.rekeyed(f"overrides[{mistake.key!r}]" if mistake.key else "overrides")
+        elif mistake.key == "metric":
+            mistake.rekeyed("metrics")
+    err.args = (str(err),)
+    return err
 
 
 def collect(out: Path, spec: Spec, runs: Sequence[RunSpec], found: store.Scan | None = None) -> pd.DataFrame:
