@@ -95,6 +95,16 @@ def test_unknown_model_lists_close_matches():
     assert err.value.key == "model.name" and "resnet50" in err.value.choices
 
 
+@pytest.mark.parametrize("name", [3, None, ["resnet26"]])
+def test_a_model_name_that_is_no_string_is_a_type_error_saying_so(name):
+    """`create_model(None)` (a notebook's unset variable) was "AttributeError: 'NoneType' object has no
+    attribute 'lower'", from the close-match search; it is a TypeError saying what a name is."""
+    for call in (create_model, get_model_info):
+        with pytest.raises(TypeError, match=rf"^a model's name is a string such as 'ran56_cifar', got "
+                                            rf"{type(name).__name__} "):
+            call(name)
+
+
 def test_a_models_prefix_is_answered_with_the_models_it_starts():
     """`create_model("san10")` said only "unknown model 'san10'" and listed every name
     alphabetically (ran128_cifar before ran56): difflib finds nothing that close. The models the

@@ -175,6 +175,8 @@ def get_model_info(name: str) -> ModelInfo:
     """A registered model's ModelInfo (options, defaults, natural input size, paper figures); an
     unknown name raises SuiteError with the registered names (and the plugins that failed to load:
     the model may be one of theirs)."""
+    if not isinstance(name, str):  # close matches were looked for in it: "'int' object has no attribute 'lower'"
+        raise TypeError(f"a model's name is a string such as 'ran56_cifar', got {type(name).__name__} {name!r}")
     load_plugins()
     try:
         return _REGISTRY[name]
