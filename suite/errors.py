@@ -70,6 +70,17 @@ class SuiteError(Exception):
         return text + "".join(f"\n  and {other}" for other in self.also)
 
 
+class TooSmall(SuiteError):
+    """Inputs too small for a model with its options as they are, which setting the option `key` or
+    inputs of `smallest` px would cure: `problem` is the message without that advice. A caller that
+    cannot give the model the option alone (`suite profile`'s reference, whose options are the
+    profiled models' too) advises the size instead. SuiteError's signature, so it pickles as one."""
+
+    def __init__(self, message: str, *, problem: str = "", smallest: int = 0, **where: Any) -> None:
+        super().__init__(message, **where)
+        self.problem, self.smallest = problem or message, smallest
+
+
 def together(mistakes: Sequence[SuiteError]) -> SuiteError:
     """The first of `mistakes` (found in one pass) carrying the others, and after them, once each,
     what any of them said further (the broken model plugin an unknown model's error names would

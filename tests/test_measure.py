@@ -7,6 +7,7 @@ import functools
 import json
 import math
 import os
+import pickle
 import signal
 import statistics
 import subprocess
@@ -22,7 +23,7 @@ from torch import nn
 
 from suite.cli import main
 from suite.config import resolve
-from suite.errors import SuiteError
+from suite.errors import SuiteError, TooSmall
 from suite.measure import complexity, profile, throughput
 from suite.measure.complexity import measure_complexity, model_complexity
 from suite.measure.memory import MIB, MemoryProbe
@@ -37,7 +38,7 @@ from suite.measure.throughput import (
     train_step,
     with_batch_backoff,
 )
-from suite.models import create_model, get_model_info, list_models
+from suite.models import create_model, get_model_info, list_models, resolve_model_kwargs
 from suite.ops import PAIRWISE_RELATIONS, aggregation, pairwise_relation
 
 from processes import alive, wait_for
@@ -232,9 +233,10 @@ def test_a_profile_jobs_reference_is_checked_before_anything_is_timed_and_named_
         profile.profile_model(job(reference="resnet2x"))
     with pytest.raises(SuiteError, match=r"^img_size: inputs of 16 px are too small: .*\(the reference, ran56\)$"):
         profile.profile_model(job(img_size=16, reference="ran56"))
-    with pytest.raises(SuiteError, match=r"^model_kwargs\['padding'\]: inputs of 32 px leave stage 3 .*"
-                                         r"\(the reference, san10_pairwise\)$"):
-        profile.profile_model(job(reference="san10_pairwise"))
+    with pytest.raises(SuiteError, match=r"^img_size: inputs of 32 px leave stage 3 .*\(the reference, "
+                                         r"san10_pairwise\); use inputs of 128 px or more \(the option padding would "
+                                         r"go to ran56_cifar too, which has no such option\)$"):
+        profile.profile_model(job(reference="san10_pairwise"))  # ran56_cifar has no padding: the size is advised
 
 
 def test_a_profile_job_names_the_input_size_as_its_caller_gave_it(capsys):
@@ -733,16 +735,10 @@ def test_cli_bad_option_exits_2(capsys):
     assert exit_.value.code == 2 and "--batch-size: must be at least 1" in capsys.readouterr().err
     assert main(["profile", "resnet2x"]) == 2
     assert "resnet26" in capsys.readouterr().err  # did you mean
-    # every row times the reference: one that cannot take the input size stops the command up front
-    assert main(["profile", "resnet26", "--reference", "san10_pairwise", "--input-size", "64", "--bench", "infer"]) == 2
-    # named as the command line spells a model option (the models' own are the reference's too), not
-    # `reference.padding`, a key no user types; the size by the flag that gave it
-    err = capsys.readouterr().err
-    assert "error: model.padding: inputs of 64 px" in err and "(the reference, san10_pairwise)" in err
+    # every row times the reference: one that cannot take the input size stops the command up front,
+    # named by the flag that gave the size (test_a_reference_too_small_is_advised_what_the_command_takes)
     assert main(["profile", "resnet26", "--reference", "san10_pairwise", "--input-size", "8", "--bench", "infer"]) == 2
     assert "error: --input-size: inputs of 8 px are too small" in capsys.readouterr().err
-    assert main(["profile", "ran56_cifar", "--reference", "san10_pairwise", "--bench", "infer"]) == 2
-    assert "error: model.padding: inputs of 32 px leave stage 3" in capsys.readouterr().err  # at its default
     assert main(["profile", "resnet26", "--reference", "resnet2x", "--bench", "infer"]) == 2
     assert "error: --reference: unknown model 'resnet2x'" in capsys.readouterr().err
     assert main(["profile", "ran56", "--input-size", "30"]) == 2  # named by the option that gave the size
@@ -756,6 +752,41 @@ def test_cli_bad_option_exits_2(capsys):
     assert "--amp only changes timed measurements" in capsys.readouterr().err
     assert main(["models", "san10_*", "resnet2x"]) == 2  # one pattern that matches nothing is a mistake
     assert "unknown model 'resnet2x'" in capsys.readouterr().err
+
+
+def test_a_reference_too_small_is_advised_what_the_command_takes(capsys):
+    """`suite profile resnet26 --reference san10_pairwise --input-size 64` advised 'set padding to
+    zeros', but model.padding=zeros goes to resnet26 as well, which refuses it, and nothing gives the
+    reference an option alone: the advice is the input size that works. Where every profiled model
+    has the option, model.KEY works, and is still what the error is keyed by."""
+    argv = ["profile", "resnet26", "--reference", "san10_pairwise", "--input-size", "64", "--bench", "infer"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: --input-size: inputs of 64 px leave stage 4 a 2x2 map, too small to reflect-pad by 3 px "
+                   "(the reference, san10_pairwise); use inputs of 128 px or more (the option padding would go "
+                   "to resnet26 too, which has no such option)\n"), err
+    with pytest.raises(SuiteError, match="model 'resnet26' has no option 'padding'"):  # the advice it gave before:
+        resolve_model_kwargs("resnet26", {"padding": "zeros"}, input_size=64)  # resnet26's row, in its child
+    for name in ("resnet26", "ran56_cifar", "san10_pairwise"):  # what it advises now: each takes 128 px
+        resolve_model_kwargs(name, {}, input_size=128)
+    with pytest.raises(TooSmall) as small:  # what carries the size: pickled (a SLURM job's error) as any other
+        resolve_model_kwargs("san10_pairwise", {}, input_size=64)
+    assert str(pickle.loads(pickle.dumps(small.value))) == str(small.value) and small.value.smallest == 128
+    assert len(profile.plan(["resnet26"], reference="san10_pairwise", bench="infer", img_size=128)) == 2
+    assert main(["profile", "ran56_cifar", "--reference", "san10_pairwise", "--bench", "infer"]) == 2  # its 32 px
+    assert "error: --reference: inputs of 32 px leave stage 3 a 2x2 map, too small to reflect-pad by 3 px (the " \
+           "reference, san10_pairwise); use inputs of 128 px or more (the option padding would go to ran56_cifar" \
+           in capsys.readouterr().err
+
+    # a SAN profiled against a SAN: model.padding=zeros reaches both, so that advice stands, keyed so
+    with pytest.raises(SuiteError) as refused:
+        profile.plan(["san10_patchwise"], reference="san10_pairwise", bench="infer", img_size=64)
+    assert str(refused.value).startswith("model.padding: inputs of 64 px leave stage 4") and \
+        "set padding to 'zeros' or use inputs of at least 128 px (the reference, san10_pairwise)" in str(refused.value)
+    jobs = profile.plan(["san10_patchwise"], reference="san10_pairwise", bench="infer", img_size=64,
+                        model_kwargs={"padding": "zeros"})
+    assert [(j.model, j.model_kwargs) for j in jobs] == [("san10_pairwise", {"padding": "zeros"}),
+                                                         ("san10_patchwise", {"padding": "zeros"})]
 
 
 def test_cli_models_names_each_model_as_the_papers_and_reports_do(capsys):

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from suite import files, processes
-from suite.errors import SuiteError, unknown
+from suite.errors import SuiteError, TooSmall, unknown
 from suite.measure.complexity import measure_complexity, sized_options, whole_count
 from suite.measure.env import environment, resolve_device
 from suite.measure.memory import MemoryProbe
@@ -148,7 +148,7 @@ def plan(names: Sequence[str], reference: str | None = None, **options: Any) -> 
         kwargs = options.get("model_kwargs", {})
         for size in sizes:  # every row times the reference at its size: a reference that cannot run fails the command
             try:
-                _check_reference(reference, kwargs, size, sized=options.get("img_size") is not None)
+                _check_reference(reference, kwargs, size, sized=options.get("img_size") is not None, names=names)
             except SuiteError as err:
                 raise _respelt(err, _options(ProfileJob(reference, kwargs)), FLAGS, "model.{}") from None
         own = {**options, "model_kwargs": _shared_kwargs(reference, kwargs)}
@@ -268,7 +268,8 @@ def _measure(job: ProfileJob) -> dict[str, Any]:
         torch.set_num_threads(job.threads)
     img_size, kwargs = sized_options(job.model, job.model_kwargs, job.img_size)
     if job.reference is not None:  # before the model is timed: the reference is built after it
-        _check_reference(job.reference, job.model_kwargs, img_size, sized=job.img_size is not None)
+        _check_reference(job.reference, job.model_kwargs, img_size, sized=job.img_size is not None,
+                         names=[job.model])
     build = functools.partial(create_model, job.model, **kwargs)
     row: dict[str, Any] = {"model": job.model, "img_size": img_size, **_job_columns(job)}
     if not job.phases:
@@ -404,19 +405,27 @@ def _build_reference(job: ProfileJob) -> nn.Module:
     return create_model(job.reference, **_reference_kwargs(job.reference, job.model_kwargs, img_size))
 
 
-def _check_reference(reference: str, model_kwargs: Mapping[str, Any], img_size: int, *, sized: bool) -> None:
-    """Raise what keeps `reference` from being timed beside a model of `model_kwargs` at `img_size`,
-    keyed by the job's field that set it: an unknown reference by `reference`, a size it cannot
-    take by `img_size` where given (else it is the model's own size, which the reference cannot
-    take), a bare option (the models' options it has are its own too) for the caller to spell
-    (_respelt); the message names the reference, as a row's error names its model."""
+def _check_reference(reference: str, model_kwargs: Mapping[str, Any], img_size: int, *, sized: bool,
+                     names: Sequence[str]) -> None:
+    """Raise what keeps `reference` from being timed beside the models `names` of `model_kwargs` at
+    `img_size`, keyed by the job's field that set it: an unknown reference by `reference`, a size it
+    cannot take by `img_size` where given (else it is the model's own size, which the reference
+    cannot take), a bare option (the models' options it has are its own too) for the caller to spell
+    (_respelt); the message names the reference, as a row's error names its model. Inputs too small
+    for an option one of `names` lacks get a size advised, not the option: it would go to that model
+    too, which refuses it, and no option reaches the reference alone."""
     try:
         _reference_kwargs(reference, dict(model_kwargs), img_size)
     except SuiteError as err:
+        size_key = "img_size" if sized else "reference"
         if err.key == "model.name":  # its message names it
             raise err.rekeyed("reference") from None
+        if isinstance(err, TooSmall) and (lacking := [n for n in names if err.key not in get_model_info(n).options]):
+            raise SuiteError(f"{err.problem} (the reference, {reference}); use inputs of {err.smallest} px or more "
+                             f"(the option {err.key} would go to {lacking[0]} too, which has no such option)",
+                             key=size_key) from None
         if err.key is None:
-            err.rekeyed("img_size" if sized else "reference")
+            err.rekeyed(size_key)
         raise err.said(f" (the reference, {reference})") from None
 
 

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules import module as _modules
 
-from suite.errors import SuiteError
+from suite.errors import SuiteError, TooSmall
 from suite.models.layers import positive
 from suite.models.papers import SAN_TABLE2
 from suite.models.registry import register_model
@@ -731,8 +731,9 @@ def _check_input_size(size: int, footprint: int, padding: Padding) -> None:
         raise SuiteError(f"inputs of {size} px are too small: SAN halves its maps {len(_WIDTHS)} times, so it "
                          f"needs inputs of at least {_SMALLEST_INPUT} px" +
                          (f" ({need} px with {padding} padding)" if need > _SMALLEST_INPUT else ""))
-    raise SuiteError(f"inputs of {size} px leave stage {i} a {side}x{side} map, too small to reflect-pad by {pads[i]} "
-                     f"px; set padding to 'zeros' or use inputs of at least {need} px", key="padding")
+    problem = f"inputs of {size} px leave stage {i} a {side}x{side} map, too small to reflect-pad by {pads[i]} px"
+    raise TooSmall(f"{problem}; set padding to 'zeros' or use inputs of at least {need} px", problem=problem,
+                   smallest=need, key="padding")
 
 
 def _paper(params_m: float, gmacs: float, top1: float, top5: float) -> dict[str, object]:
