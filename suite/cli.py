@@ -329,17 +329,19 @@ def _overrides_argument(p: argparse.ArgumentParser, *, run: bool = False) -> Non
 
 
 def _expand(args: argparse.Namespace) -> tuple[Spec, list[RunSpec]]:
-    """args.spec and its runs under args.preset and the command line's key=value overrides (a
-    relative data.root among them made absolute in args, for the hints: `config.rooted`)."""
+    """args.spec and its runs under args.preset and the command line's key=value overrides, which
+    become the runs' as they record them (a relative data.root made absolute: `config.rooted`), so
+    that every hint names what the records do."""
     from suite import ablations
-    from suite.config import parse_overrides, rooted
+    from suite.config import parse_overrides
 
-    args.overrides = rooted(args.overrides, Path.cwd())  # every hint and record names the same data folder
     try:
         spec = ablations.load(args.spec)
     except SuiteError as err:
         raise _named_in_store(err, args) from None
-    return spec, ablations.expand(spec, preset=args.preset, overrides=parse_overrides(args.overrides))
+    runs = ablations.expand(spec, preset=args.preset, overrides=parse_overrides(args.overrides))
+    args.overrides = runs[0].given()
+    return spec, runs
 
 
 def _named_in_store(err: SuiteError, args: argparse.Namespace) -> SuiteError:
@@ -1346,7 +1348,6 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 def _report(args: argparse.Namespace) -> int:
     from suite import store
     from suite.ablations import names
-    from suite.config import parse_overrides
     from suite.dispatch import slurm
     from suite.report import files, formats, tables
     from suite.files import check_writable
@@ -1395,8 +1396,7 @@ def _report(args: argparse.Namespace) -> int:
     found = store.told(out, ids, spec.name, {r.config.model.name for r in runs})
     slurm.refresh(out, [*ids, *found.moves])
     frame = tables.collect(out, spec, runs, found)
-    report = tables.build(spec, runs, frame, out=out, preset=args.preset, metrics=args.metric,
-                          overrides=parse_overrides(args.overrides))
+    report = tables.build(spec, runs, frame, out=out, preset=args.preset, metrics=args.metric)
     # A table from a store where none of the spec's runs is done would only lose results: files and
     # README blocks that exist are left as they are (--to writes anyway).
     nothing_done = not report.counts.get("done")

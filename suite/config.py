@@ -288,21 +288,20 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def rooted(items: Iterable[str], cwd: Path) -> list[str]:
-    """The command line's key=value `items`, a relative `data.root` made absolute against `cwd`,
-    where the command ran: a SLURM job, a resubmission or a `suite run` pasted in another folder
-    would read it against their own working directory, and the runs record their overrides for the
-    commands that name them again. An item giving it is rewritten (a `data={...}` one as its keys),
-    the others are kept as typed."""
-    out = []
-    for item in items:
-        flat = flatten(parse_overrides([item]))
+def rooted(values: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """`values` (dotted keys, or a `data` section) with a relative `data.root` made absolute against
+    `folder`: a SLURM job, a resubmission or a command pasted in another folder would read it
+    against their own working directory, and the runs record it. A `data` section giving it
+    becomes its dotted keys (as the runs record them); everything else is kept as given."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        flat = flatten({key: value})
         root = flat.get("data.root")
         if not isinstance(root, str) or not root.strip() or root.startswith("~") or Path(root).is_absolute():
-            out.append(item)
+            out[key] = value
             continue
-        flat["data.root"] = str(cwd / root)
-        out += [f"{key}={show_value(value)}" for key, value in flat.items()]
+        flat["data.root"] = str(Path(folder) / root)
+        out.update(flat)
     return out
 
 

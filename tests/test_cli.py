@@ -186,7 +186,7 @@ def test_status_of_the_whole_store_resumes_another_machines_run_with_its_overrid
                     "presets: {tiny: {epochs: 1}}\n")
     walk = ablations.load(str(spec))
     given, old = (ablations.expand(walk, preset="tiny", overrides=overrides)[0]
-                  for overrides in ({"momentum": 0.5, "data.root": "my data"}, {"momentum": 0.7}))
+                  for overrides in ({"momentum": 0.5, "data.root": str(tmp_path / "my data")}, {"momentum": 0.7}))
     out = tmp_path / "a store"
     for run in (given, old):
         d = store.plan(out, run)
@@ -197,7 +197,8 @@ def test_status_of_the_whole_store_resumes_another_machines_run_with_its_overrid
     (store.run_dir(out, old.run_id) / "config.json").write_text(json.dumps(planned))
     assert main(["status", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    again = f"suite run {spec} --preset tiny --out {shlex.quote(str(out))} momentum=0.5 'data.root=\"my data\"'"
+    root = shlex.quote(f'data.root="{tmp_path / "my data"}"')
+    again = f"suite run {spec} --preset tiny --out {shlex.quote(str(out))} momentum=0.5 {root}"
     assert f"  running {given.run_id}: on login2, pid 4242, since 2026-12-01T10:00:00; if that process is " \
            f"gone, `{again}` on login2 finds it so and resumes the run\n" in printed
     assert f"gone, `suite run {spec} --preset tiny --out {shlex.quote(str(out))}`, with the key=value overrides it " \

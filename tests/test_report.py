@@ -286,6 +286,19 @@ def test_one_metric_may_be_given_as_its_name(toy):
     assert tables.build(spec, runs, frame, out=out, metrics=["top5_err", "top1_err"]).metrics == ["top5_err", "top1_err"]
 
 
+def test_a_relative_data_root_from_python_is_the_callers_folder_as_on_the_command_line(toy, tmp_path, monkeypatch):
+    """`suite report toy data.root=data/mine` reads data/mine against the folder it runs in, and its
+    commands name it absolute; `tables.load(spec, overrides={"data.root": "data/mine"})` kept it as
+    given, so the report's command, run in the folder that holds the store, named another folder.
+    Expansion, which both go through, makes it absolute against the caller's folder."""
+    spec, runs, out = toy
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "data" / "mine"
+    report = tables.load(spec, out=out, overrides={"data.root": "data/mine"})
+    assert report.overrides == {"data.root": str(mine)} and report.command.endswith(f" data.root={mine}")
+    assert list(report.runs["run_id"]) == [r.run_id for r in runs] and report.counts["done"]  # the same runs, found
+
+
 def test_overrides_given_as_the_command_line_writes_them_are_named(toy):
     """`tables.load(spec, overrides=["epochs=2"])`, as `suite report SPEC epochs=2` types them, was
     "ValueError: dictionary update sequence element #0 has length 8; 2 is required" from inside the

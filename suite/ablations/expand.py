@@ -16,10 +16,11 @@ import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from suite.ablations.spec import MAX_RUNS, Rule, Spec
-from suite.config import SECTIONS, DataConfig, RunConfig, check_schedule, could_be, flatten, resolve
+from suite.config import SECTIONS, DataConfig, RunConfig, check_schedule, could_be, flatten, resolve, rooted
 from suite.errors import SuiteError, SuiteWarning, close_matches, count, together, unknown
 from suite.metrics import REFERENCE_METRICS
 from suite.schema import show_value
@@ -81,7 +82,9 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
         preset_rules = raw.pop("when", [])
         raw.pop("seeds", None)
         preset_values = _flatten(raw, ("presets", preset), preset_src)
-    overrides = dict(overrides or {})
+    # a relative data.root means the caller's folder on the command line and from Python alike: recorded
+    # absolute, read alike by every job
+    overrides = rooted(overrides or {}, Path.cwd())
     cli_src = {key: ("<command line>",) for key in overrides}
     _check_no_seed(spec, [base_src, {a: ("grid" if a in spec.grid else "zip", a) for a in spec.axes}, preset_src,
                           *({"seed": r.path + ("set", "seed")} for r in spec.when + preset_rules if "seed" in r.set)])

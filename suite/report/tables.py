@@ -136,10 +136,11 @@ def default_metrics(spec: Spec) -> list[str]:
 
 
 def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path, preset: str | None = None,
-          metrics: str | Sequence[str] | None = None, overrides: Mapping[str, Any] | None = None) -> Report:
+          metrics: str | Sequence[str] | None = None) -> Report:
     """A report of `runs` (the expansion of `spec`) from `frame`, which must be
     `store.collect(out, [r.run_id for r in runs])` (one row per run, in order). `metrics` is one
-    metric's name or a list of them, as `--metric` takes them."""
+    metric's name or a list of them, as `--metric` takes them. Its commands name the runs' overrides,
+    as expansion made them (a relative data.root absolute)."""
     if isinstance(metrics, str):  # a name, not its letters
         metrics = [metrics]
     metrics = list(dict.fromkeys(metrics)) if metrics else default_metrics(spec)  # a column once
@@ -163,8 +164,9 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
     shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "done")
     notes.insert(0, f"{count(len(runs_frame), 'run')}: {shown}.")
     return Report(spec=spec, preset=preset, out=Path(out), runs=runs_frame, cells=cells, points=points, table=table,
-                  axes=axes, rows=rows, columns=columns, metrics=metrics, notes=notes, overrides=dict(overrides or {}),
-                  labels=labels, stored_as=dict(frame.attrs.get("stored_as", {})))
+                  axes=axes, rows=rows, columns=columns, metrics=metrics, notes=notes,
+                  overrides=dict(runs[0].overrides if runs else {}), labels=labels,
+                  stored_as=dict(frame.attrs.get("stored_as", {})))
 
 
 def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mapping[str, Any] | None = None,
@@ -193,8 +195,7 @@ def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mappi
 
     slurm.refresh(out, [*ids, *found.moves])
     try:
-        return build(spec, runs, collect(out, spec, runs, found), out=out, preset=preset, metrics=metrics,
-                     overrides=overrides)
+        return build(spec, runs, collect(out, spec, runs, found), out=out, preset=preset, metrics=metrics)
     except SuiteError as err:
         raise _as_given(err) from None
 
