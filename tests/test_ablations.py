@@ -1,5 +1,6 @@
 """Ablation specs: validation (one test per error kind), expansion, run identity, shipped specs."""
 
+import json
 import os
 import re
 import subprocess
@@ -153,6 +154,40 @@ def test_command_line_overrides_apply_to_every_run(tmp_path):
     with pytest.raises(SuiteError) as err:
         expand(load(write(tmp_path, GOOD)), overrides={"momentun": 0.5})
     assert err.value.file == "<command line>" and "did you mean 'momentum'" in str(err.value)
+
+
+def test_a_relative_data_root_is_the_spec_files_folders_and_the_callers_on_the_command_line(tmp_path, monkeypatch):
+    """A spec's own `data.root: data/mine` was read against the working directory of whatever read
+    the run (`suite run` in one folder, a SLURM job or a resubmission pasted in another), so each
+    read another folder. It is the spec file's folder's (base, a preset or a rule alike), as include
+    paths are, and recorded absolute; an override's is the caller's folder's, from Python as on the
+    command line; a home-relative one is left to the machine that reads it. No run id changes."""
+    from suite import store
+
+    specs, elsewhere = tmp_path / "specs", tmp_path / "elsewhere"
+    specs.mkdir()
+    elsewhere.mkdir()
+    write(specs, """\
+        name: rooted
+        base: {model: {name: resnet26}, data: {name: synthetic, input_size: 32, root: data/mine}, epochs: 1}
+        grid: {lr: [0.1, 0.2]}
+        when: [{match: {lr: 0.2}, set: {data.root: ./other}}]
+        presets: {nested: {data: {root: data/nested}}, home: {data.root: ~/data}}
+        """, "rooted")
+    monkeypatch.chdir(elsewhere)
+    spec = load("../specs/rooted.yaml")  # by a relative path: its folder all the same
+    mine, other = expand(spec)
+    assert (mine.config.data.root, other.config.data.root) == (str(specs / "data/mine"), str(specs / "other"))
+    assert {r.config.data.root for r in expand(spec, preset="nested")} == {str(specs / "data/nested")}
+    assert {r.config.data.root for r in expand(spec, preset="home")} == {"~/data"}
+    by_caller = expand(spec, overrides={"data": {"root": "here", "workers": 0}})  # the caller's folder wins
+    assert {r.config.data.root for r in by_caller} == {str(elsewhere / "here")}
+    assert by_caller[0].given() == [f"data.root={elsewhere / 'here'}", "data.workers=0"]  # recorded so
+    store.plan(tmp_path / "store", mine)  # what a SLURM job or a later command reads
+    planned = json.loads((store.run_dir(tmp_path / "store", mine.run_id) / "config.json").read_text())
+    assert planned["config"]["data"]["root"] == str(specs / "data/mine")
+    rootless = load(write(tmp_path, (specs / "rooted.yaml").read_text().replace(", root: data/mine", ""), "rooted"))
+    assert [r.run_id for r in expand(rootless)] == [mine.run_id, other.run_id] == [r.run_id for r in by_caller]
 
 
 # ---- one test per error kind: each names the file, the key and (where YAML has one) the line

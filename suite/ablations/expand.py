@@ -82,9 +82,10 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
         preset_rules = raw.pop("when", [])
         raw.pop("seeds", None)
         preset_values = _flatten(raw, ("presets", preset), preset_src)
-    # a relative data.root means the caller's folder on the command line and from Python alike: recorded
-    # absolute, read alike by every job
+    # a relative data.root means the caller's folder on the command line and from Python alike, and a
+    # spec's own (base, a preset, a rule) its file's folder: recorded absolute, read alike by every job
     overrides = rooted(overrides or {}, Path.cwd())
+    spec_folder = Path(spec.path).absolute().parent.resolve()  # `..` as the OS reads it; the file's own link kept
     cli_src = {key: ("<command line>",) for key in overrides}
     _check_no_seed(spec, [base_src, {a: ("grid" if a in spec.grid else "zip", a) for a in spec.axes}, preset_src,
                           *({"seed": r.path + ("set", "seed")} for r in spec.when + preset_rules if "seed" in r.set)])
@@ -127,6 +128,7 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
             values, where = dict(own), dict(own_where)
             _layer(values, where, preset_values, preset_src)
             applied |= _apply(preset_rules, values, where)
+            values = rooted(values, spec_folder)  # all the spec's own so far
             pre = dict(values)
             _layer(values, where, overrides, cli_src)
             values["seed"] = seed
