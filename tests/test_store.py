@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from denied import deny_open
-from suite import store
+from suite import files, store
 from suite.ablations import RunSpec
 from suite.config import resolve
 from suite.errors import SuiteError, SuiteWarning
@@ -973,6 +973,40 @@ def test_a_run_on_a_file_system_without_flock_is_refused_saying_so(tmp_path, mon
         store.set_status(d, "interrupted")
     assert str(refused.value) == says and (d / "status.json").read_bytes() == before
     assert store.in_use(d) == says and store.state_of(d).state == "failed"
+
+
+@pytest.mark.parametrize("no_flock", [errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL])
+def test_suite_run_refuses_a_store_without_flock_once_before_any_run_starts(tmp_path, monkeypatch, capsys, no_flock):
+    """On a file system without flock `suite run` started, and each new run's process then failed,
+    'cannot take the run's lock (No locks available)' (a submission, in flock's OSError). It is
+    refused once, before anything is planned or submitted, naming the store and the cause; a dry run
+    still shows the plan and says a real run would stop, and status still reads the store."""
+    from suite.ablations import expand, load
+    from suite.cli import main
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY.replace("seeds: 1", "seeds: 2"))
+    out = tmp_path / "store"
+    finish(out, expand(load(spec))[0], 3.0)  # a finished result, left as it is
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def flock(fd, operation):
+        raise OSError(no_flock, os.strerror(no_flock))
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    monkeypatch.setattr(files, "_said_no_flock", True)  # its warning about kept temporaries is another test's
+    says = f"{out}: --out: this file system does not lock files (flock: {os.strerror(no_flock)}), so no run's lock"
+    for executor in ("local", "slurm"):  # refused before the cluster is asked anything
+        assert main(["run", str(spec), "--out", str(out), "--executor", executor]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {says}") and err.count("\n") == 1, err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert main(["run", str(spec), "--out", str(out), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert f"note: a real run would stop before starting any: {says}" in printed
+    assert "1 of 2 runs would start" in printed
+    assert main(["status", str(spec), "--out", str(out)]) == 0
+    assert "tiny: 2 runs: 1 done" in capsys.readouterr().out
 
 
 def test_the_ids_cache_a_command_was_killed_writing_goes_with_the_next_scan(tmp_path):
