@@ -910,7 +910,7 @@ def _unseen(out: Path, unknown: Mapping[str, str]) -> dict[str, str]:
         private = visibility.hides_jobs(_slurm("scontrol", "show", "config"))
     except SuiteError:
         return dict.fromkeys(maybe, NO_ANSWER)
-    return {j: HIDDEN for j in maybe if visibility.hidden(by[j], private, me)}
+    return dict.fromkeys(maybe, HIDDEN) if private else {}  # maybe: another user's each
 
 
 def _record_end_under_lock(d: Path, job_id: str, ended: str) -> None:
