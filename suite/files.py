@@ -200,10 +200,11 @@ def write_text(path: Path, text: str, *, durable: bool = False) -> None:
         f.write(text)
 
 
-def check_writable(path: Path, *, key: str, directory: bool = False, write: bool = True) -> None:
+def check_writable(path: Path, *, key: str, directory: bool = False, write: bool = True) -> Path | None:
     """Fail before the long part, not after it, when `path` (a file, or with `directory` a folder
     of files) cannot be written: the error names the path and the option `key`. `write=False`
-    checks only that it is (or can become) what it should be, for a folder that is only read."""
+    checks only that it is (or can become) what it should be, for a folder that is only read.
+    Returns the existing folder it will be made in (None for a device or FIFO written as it is)."""
     path = Path(path)
     check_lookup(path, key=key)
     if path.exists():
@@ -212,7 +213,7 @@ def check_writable(path: Path, *, key: str, directory: bool = False, write: bool
         if not directory and not os.access(path, os.W_OK):
             raise SuiteError("cannot write", file=str(path), key=key)
         if not directory and not path.is_file():  # a device or FIFO: written as it is
-            return
+            return None
     folder = path if directory else path.parent
     existing = next(p for p in [folder, *folder.resolve().parents] if p.exists())
     if not existing.is_dir():
@@ -226,6 +227,7 @@ def check_writable(path: Path, *, key: str, directory: bool = False, write: bool
         finally:  # whatever stops the check (a signal, even the instant the probe is made): none left behind
             with contextlib.suppress(OSError):
                 probe.unlink()
+    return existing
 
 
 def check_lookup(path: Path, *, key: str) -> None:

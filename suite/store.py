@@ -83,13 +83,12 @@ def check_writable(out: Path, *, key: str) -> None:
     """Fail before any run starts when the store cannot hold runs (a file named runs, no permission,
     a file system without flock, where no run's lock can be taken), saying what to do: its runs stay
     readable where they are (`suite status`, `suite report --to`)."""
-    runs = Path(out) / "runs"
     try:
-        files.check_writable(runs, key=key, directory=True)
+        held_in = files.check_writable(Path(out) / "runs", key=key, directory=True)  # where its runs will be
     except SuiteError as err:
         err.said(f"; give {key} a folder this user can write")
         raise
-    held_in = next(p for p in [runs, *runs.absolute().parents] if p.is_dir())  # where the store's runs will be
+    assert held_in is not None  # a folder's check names one
     if (no_flock := locks.unlockable(held_in)) is not None:
         raise SuiteError(f"this file system does not lock files (flock: {no_flock.strerror or no_flock}), so no run's "
                          "lock can be taken, and no run can start without it (on Lustre, mount it with -o flock); "
