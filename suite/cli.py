@@ -753,11 +753,10 @@ def _status(args: argparse.Namespace) -> int:
         spec, runs = _expand(args)
         _note_no_store(out)
         ids = [r.run_id for r in runs]
-        found = store.told(out, ids, spec.name, {r.config.model.name for r in runs})
         # the runs `suite run` files under today's id are shown as they will be once filed (as its --dry-run
         # lists them): their state, and SLURM's of their job, read where they are stored
+        found, slurm_states = slurm.refresh_told(out, spec.name, runs)
         stored_as = found.stored_as
-        slurm_states = slurm.refresh(out, [*ids, *found.moves])
         slurm_states.update({new: slurm_states.pop(old) for new, old in stored_as.items() if old in slurm_states})
         frame = store.collect(out, ids, stored_as=stored_as)
         groups = {(spec.name, "", ""): frame}  # headed as before: the command names its preset and overrides
@@ -1346,7 +1345,6 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from suite import store
     from suite.ablations import names
     from suite.dispatch import slurm
     from suite.report import files, formats, tables
@@ -1390,11 +1388,8 @@ def _report(args: argparse.Namespace) -> int:
     spec, runs = _expand(args)
     if not (args.to or args.into):  # the tables go into the store, under the spec's name
         names.claim(out, spec)
-    ids = [r.run_id for r in runs]
-    # as `suite status` does: the runs `suite run` files under today's id are read where they are stored
-    # (a done one is a finished result), and no dead job shows as running under either id
-    found = store.told(out, ids, spec.name, {r.config.model.name for r in runs})
-    slurm.refresh(out, [*ids, *found.moves])
+    # as `suite status` does: a done run `suite run` files under today's id is a finished result
+    found, _ = slurm.refresh_told(out, spec.name, runs)
     frame = tables.collect(out, spec, runs, found)
     report = tables.build(spec, runs, frame, out=out, preset=args.preset, metrics=args.metric)
     # A table from a store where none of the spec's runs is done would only lose results: files and

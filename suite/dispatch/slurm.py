@@ -934,6 +934,15 @@ def _stopped_here(status: dict[str, Any]) -> bool:
         and status.get("host") == socket.gethostname()
 
 
+def refresh_told(out: Path, name: str, runs: Sequence[RunSpec]) -> tuple[store.Scan, dict[str, str]]:
+    """`refresh` for the runs of spec `name` where `store.told` finds them (a run `suite run` files
+    under today's id is read where it is stored), so that neither `suite status`, `suite report`
+    nor `tables.load` shows a dead job as running under either id: the scan, and run_id -> SLURM state."""
+    ids = [r.run_id for r in runs]
+    found = store.told(out, ids, name, {r.config.model.name for r in runs})
+    return found, refresh(out, [*ids, *found.moves])
+
+
 def refresh_store(out: Path) -> dict[str, str]:
     """`refresh` for every run of the store, so that neither `status` nor a report of the whole
     store shows a dead job as running; run_id -> SLURM state of the followed runs."""

@@ -189,11 +189,9 @@ def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mappi
         runs = ablations.expand(spec, preset=preset, overrides=overrides)
     except SuiteError as err:
         raise _as_given(err) from None
-    ids = [r.run_id for r in runs]
-    found = store.told(out, ids, spec.name, {r.config.model.name for r in runs})
     from suite.dispatch import slurm  # as `suite report` does: no ended SLURM job's run shows as queued or running
 
-    slurm.refresh(out, [*ids, *found.moves])
+    found, _ = slurm.refresh_told(out, spec.name, runs)
     try:
         return build(spec, runs, collect(out, spec, runs, found), out=out, preset=preset, metrics=metrics)
     except SuiteError as err:
