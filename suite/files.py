@@ -200,11 +200,12 @@ def write_text(path: Path, text: str, *, durable: bool = False) -> None:
         f.write(text)
 
 
-def check_writable(path: Path, *, key: str, directory: bool = False, write: bool = True) -> Path | None:
+def check_writable(path: Path, *, key: str, directory: bool = False, write: bool = True, locked: bool = False) -> None:
     """Fail before the long part, not after it, when `path` (a file, or with `directory` a folder
     of files) cannot be written: the error names the path and the option `key`. `write=False`
     checks only that it is (or can become) what it should be, for a folder that is only read.
-    Returns the existing folder it will be made in (None for a device or FIFO written as it is)."""
+    `locked`: the probe file is locked too (flock), for a folder whose files must be (a store's
+    runs), and a file system that does not lock files is refused (`Unlockable`): one probe, both answers."""
     path = Path(path)
     check_lookup(path, key=key)
     if path.exists():
@@ -213,7 +214,7 @@ def check_writable(path: Path, *, key: str, directory: bool = False, write: bool
         if not directory and not os.access(path, os.W_OK):
             raise SuiteError("cannot write", file=str(path), key=key)
         if not directory and not path.is_file():  # a device or FIFO: written as it is
-            return None
+            return
     folder = path if directory else path.parent
     existing = next(p for p in [folder, *folder.resolve().parents] if p.exists())
     if not existing.is_dir():
@@ -221,13 +222,28 @@ def check_writable(path: Path, *, key: str, directory: bool = False, write: bool
     if write:  # os.access says yes to root on a read-only mount or /proc: only a file made there tells
         probe = existing / f".suite-probe-{uuid.uuid4().hex[:TAG]}"
         try:
-            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            try:
+                fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                raise SuiteError(f"cannot write into {existing}: {exc.strerror or exc}", file=str(path),
+                                 key=key) from None
+            try:
+                if locked:  # a file no one else has: only a file system refuses it
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            finally:
+                os.close(fd)
         except OSError as exc:
-            raise SuiteError(f"cannot write into {existing}: {exc.strerror or exc}", file=str(path), key=key) from None
+            if exc.errno not in NO_FLOCK:
+                raise
+            raise Unlockable(f"this file system does not lock files (flock: {exc.strerror or exc})", file=str(path),
+                             key=key) from None
         finally:  # whatever stops the check (a signal, even the instant the probe is made): none left behind
             with contextlib.suppress(OSError):
                 probe.unlink()
-    return existing
+
+
+class Unlockable(SuiteError):
+    """A folder `check_writable(locked=True)` refuses: its file system does not lock files (NO_FLOCK)."""
 
 
 def check_lookup(path: Path, *, key: str) -> None:

@@ -21,7 +21,6 @@ import contextlib
 import fcntl
 import os
 import time
-import uuid
 from pathlib import Path
 from types import TracebackType
 
@@ -40,25 +39,6 @@ def _none_held_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_none_held_in_child)
-
-
-def unlockable(folder: Path) -> OSError | None:
-    """flock's error on a file in `folder` when its file system does not lock files (Lustre without
-    its flock mount option, some NFS: files.NO_FLOCK), else None. There no run's lock can be taken,
-    so no run can start, which a command starting runs says once, before any, from this probe."""
-    probe = Path(folder) / f".suite-probe-{uuid.uuid4().hex[:files.TAG]}"
-    fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a file no one else has: only a file system refuses it
-    except OSError as exc:
-        if exc.errno not in files.NO_FLOCK:
-            raise
-        return exc
-    finally:  # whatever stops the probe: none left behind
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            probe.unlink()
-    return None
 
 
 class Held(Exception):

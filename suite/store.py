@@ -84,16 +84,14 @@ def check_writable(out: Path, *, key: str) -> None:
     a file system without flock, where no run's lock can be taken), saying what to do: its runs stay
     readable where they are (`suite status`, `suite report --to`)."""
     try:
-        held_in = files.check_writable(Path(out) / "runs", key=key, directory=True)  # where its runs will be
+        files.check_writable(Path(out) / "runs", key=key, directory=True, locked=True)  # where its runs will be
+    except files.Unlockable as err:
+        raise SuiteError(f"{err.message}, so no run's lock can be taken, and no run can start without it (on Lustre, "
+                         f"mount it with -o flock); give {key} a folder on one that does (`suite status` and `suite "
+                         "report` still read this one)", file=str(out), key=key) from None
     except SuiteError as err:
         err.said(f"; give {key} a folder this user can write")
         raise
-    assert held_in is not None  # a folder's check names one
-    if (no_flock := locks.unlockable(held_in)) is not None:
-        raise SuiteError(f"this file system does not lock files (flock: {no_flock.strerror or no_flock}), so no run's "
-                         "lock can be taken, and no run can start without it (on Lustre, mount it with -o flock); "
-                         f"give {key} a folder on one that does (`suite status` and `suite report` still read this "
-                         "one)", file=str(out), key=key)
 
 
 def newer(record: Any, path: Path) -> SuiteError | None:

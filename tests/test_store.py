@@ -1009,6 +1009,23 @@ def test_suite_run_refuses_a_store_without_flock_once_before_any_run_starts(tmp_
     assert "tiny: 2 runs: 1 done" in capsys.readouterr().out
 
 
+def test_the_store_check_suite_run_starts_with_makes_one_probe_for_writing_and_locking(tmp_path, monkeypatch):
+    """`suite run`'s store check made a probe file to see that the store can be written, then
+    another to see that it locks files (flock): one probe now answers both."""
+    made, real = [], os.open
+
+    def counting(path, flags, *args, **kwargs):
+        if os.path.basename(path).startswith(".suite-probe-"):
+            made.append(path)
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting)
+    store.check_writable(tmp_path / "store", key="--out")
+    monkeypatch.undo()
+    assert len(made) == 1, made
+    assert os.listdir(tmp_path) == []  # nothing left, nothing made
+
+
 def test_the_ids_cache_a_command_was_killed_writing_goes_with_the_next_scan(tmp_path):
     """A command killed (SIGKILL) as it wrote the ids cache (`runs/.ids.json`) left its temporary file
     in `runs/` for ever: only run folders were swept. The next scan of the store removes it, never
