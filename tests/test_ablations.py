@@ -190,6 +190,28 @@ def test_a_relative_data_root_is_the_spec_files_folders_and_the_callers_on_the_c
     assert [r.run_id for r in expand(rootless)] == [mine.run_id, other.run_id] == [r.run_id for r in by_caller]
 
 
+def test_a_points_preset_rules_and_data_root_are_laid_once_not_once_a_seed(tmp_path, monkeypatch):
+    """Expansion laid the preset's values and rules over each point, and rooted its data.root,
+    once for every seed, though none depends on the seed; it does so once a point, and the runs
+    are the same (each seed's own, the preset's rule and the spec's root applied)."""
+    expanding = sys.modules["suite.ablations.expand"]  # the module (`ablations.expand` is its function)
+    spec = load(write(tmp_path, """\
+        name: seeded
+        base: {model: {name: resnet26}, data: {name: synthetic, input_size: 32, root: data/mine}, epochs: 1}
+        grid: {lr: [0.1, 0.2]}
+        seeds: 3
+        presets: {fast: {when: [{match: {lr: 0.2}, set: {weight_decay: 0.0}}]}}
+        """, "seeded"))
+    rooted, real = [], expanding.rooted
+    monkeypatch.setattr(expanding, "rooted", lambda values, folder: rooted.append(values) or real(values, folder))
+    runs = expand(spec, preset="fast")
+    assert len(rooted) == 1 + 2, len(rooted)  # the command line's, then each of the 2 points' (not 2 x 3 seeds')
+    assert [(r.point["lr"], r.seed) for r in runs] == [(lr, s) for lr in (0.1, 0.2) for s in (0, 1, 2)]
+    assert [r.config.weight_decay == 0.0 for r in runs] == [False] * 3 + [True] * 3
+    assert {r.config.data.root for r in runs} == {str(tmp_path / "data/mine")}
+    assert len({r.run_id for r in runs}) == 6
+
+
 # ---- one test per error kind: each names the file, the key and (where YAML has one) the line
 def error_of(tmp_path, text, preset=None) -> SuiteError:
     path = write(tmp_path, text, "bad")

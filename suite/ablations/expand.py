@@ -124,15 +124,15 @@ def expand(spec: Spec, preset: str | None = None, overrides: Mapping[str, Any] |
                                            _model_reference(reference_config, point))
         if not changed or not reference:
             reference_config = None
+        # the layers over the spec's own run are the same for every seed: laid once a point
+        values, where = dict(own), dict(own_where)
+        _layer(values, where, preset_values, preset_src)
+        applied |= _apply(preset_rules, values, where)
+        values = rooted(values, spec_folder)  # all the spec's own so far
+        pre = dict(values)
+        _layer(values, where, overrides, cli_src)
         for seed in seeds:
-            values, where = dict(own), dict(own_where)
-            _layer(values, where, preset_values, preset_src)
-            applied |= _apply(preset_rules, values, where)
-            values = rooted(values, spec_folder)  # all the spec's own so far
-            pre = dict(values)
-            _layer(values, where, overrides, cli_src)
-            values["seed"] = seed
-            config = _resolve_point(values, where, spec, point, seed, mistakes)
+            config = _resolve_point({**values, "seed": seed}, where, spec, point, seed, mistakes)
             if config is None:
                 failed += 1
                 if len(mistakes) >= MAX_MISTAKES or failed >= MAX_FAILED_POINTS:
