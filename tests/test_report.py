@@ -1701,6 +1701,33 @@ def test_report_all_reads_the_runs_outside_its_tables_once_not_once_a_table(tmp_
     assert f"note: 1 done run in {out} is in no table" in capsys.readouterr().out
 
 
+def test_report_all_lists_the_store_folder_once_not_once_a_table(tmp_path, capsys, monkeypatch, profile_rows):
+    """`suite report --all` listed the store's folder and its figures for killed reports'
+    temporaries before each table it wrote (each spec, each preset), and the folder once more for
+    complexity.md: once a command now, and a killed write's temporary (complexity.md's too) goes."""
+    from processes import killed_writing
+    from suite import files as writes
+
+    specs, out = tmp_path / "specs", tmp_path / "results"
+    specs.mkdir()
+    out.mkdir()
+    profile_rows.to_csv(out / "complexity.csv", index=False)  # current: nothing measured
+    monkeypatch.setenv("SUITE_ABLATIONS", str(specs))
+    monkeypatch.setattr(ablations, "list", lambda: ["toya", "toyb"])  # not the spec folder's 16
+    for name in ("toya", "toyb"):
+        write_spec(specs, f"name: {name}\nbase: {{model: {{name: ran56_cifar, base_width: 4}}, data: {{name: digits}}, "
+                          "recipe: smoke}\ngrid: {lr: [0.1]}\npresets: {fast: {grid: {lr: [0.2]}}}\n", name)
+        for preset in (None, "fast"):
+            finish(out, ablations.expand(ablations.load(name), preset=preset)[0], 12.0)
+    left = [killed_writing(out / complexity.PAGE_NAME), killed_writing(out / "toya.md")]
+    swept, real = [], writes.sweep
+    monkeypatch.setattr(writes, "sweep", lambda folder, *a, **k: swept.append(Path(folder)) or real(folder, *a, **k))
+    assert main(["report", "--all", "--out", str(out)]) == 0
+    assert {"toya.md", "toya.fast.md", "toyb.md", "toyb.fast.md", "complexity.md"} <= {p.name for p in out.iterdir()}
+    assert (swept.count(out), swept.count(out / files.FIGURES)) == (1, 1), swept
+    assert not [p for p in left if p.exists()]
+
+
 def test_report_all_writes_every_valid_spec_and_then_names_the_invalid(tmp_path, capsys, monkeypatch, profile_rows):
     """A broken spec stopped --all halfway, with nothing printed of what it had written."""
     specs, out = tmp_path / "specs", tmp_path / "results"
@@ -2056,24 +2083,22 @@ def test_a_metric_only_the_store_has_is_refused_where_its_key_reads_as_another_h
     assert [field for _, field in table.columns][:2] == ["sparsity", "runs"] and table.index == ["score"]
 
 
-def test_a_report_removes_what_a_report_killed_mid_write_left_and_no_live_write(report, tmp_path, profile_rows):
-    """`suite report` killed (SIGKILL) as it wrote a table, a `--to` file or complexity.md left the
-    table's temporary file beside it for ever: only run folders were swept. The next report into
-    that folder removes it; another process's write in progress there stays and lands whole."""
+def test_a_report_removes_what_a_report_killed_mid_write_left_and_no_live_write(report, tmp_path):
+    """`suite report` killed (SIGKILL) as it wrote a table or a `--to` file left the table's
+    temporary file beside it for ever: only run folders were swept. The next report into that
+    folder removes it; another process's write in progress there stays and lands whole.
+    (complexity.md's: test_report_all_lists_the_store_folder_once_not_once_a_table.)"""
     from processes import killed_writing
     from suite import files as writes
 
-    tables_dir, to_dir, out = tmp_path / "tables", tmp_path / "to", tmp_path / "out"
-    for folder in (tables_dir, to_dir, out):
+    tables_dir, to_dir = tmp_path / "tables", tmp_path / "to"
+    for folder in (tables_dir, to_dir):
         folder.mkdir()
-    profile_rows.to_csv(out / "complexity.csv", index=False)  # current: nothing measured
-    left = [killed_writing(tables_dir / f"{report.name}.md"), killed_writing(to_dir / "table.csv"),
-            killed_writing(out / complexity.PAGE_NAME)]
+    left = [killed_writing(tables_dir / f"{report.name}.md"), killed_writing(to_dir / "table.csv")]
     with writes.replace(tables_dir / "other.md") as live:  # a write in progress as the reports run
         live.write("whole")
         files.write(report, ["md"], tables_dir)
         files.write_to(report, str(to_dir / "table.csv"))
-        complexity.write(out, measure=lambda names: [])
         [in_progress] = tables_dir.glob(".other.md.*.locked.tmp")
     assert not [p for p in left if p.exists()]
     assert not in_progress.exists() and (tables_dir / "other.md").read_text() == "whole"

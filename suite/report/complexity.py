@@ -129,7 +129,8 @@ def write(out: Path, csv: Path | None = None, measure: Measure = measure_models)
     """Write `<out>/complexity.md` for every model the suite ships; returns its path. Not the models
     of plugins (nor others registered from outside the suite): the page is the suite's fidelity to
     the papers, committed with it, and would otherwise change with what is installed where `suite
-    report --all` runs (`suite profile` counts theirs)."""
+    report --all` runs (`suite profile` counts theirs). What a report killed writing it left,
+    `write_all` (its one caller) has swept, with the tables' folder."""
     from suite.models import get_model_info, list_models
 
     out = Path(out)
@@ -154,6 +155,5 @@ def write(out: Path, csv: Path | None = None, measure: Measure = measure_models)
         notes.append(f"Failed to measure: {', '.join(failed)} (see the last column).")
     path = out / PAGE_NAME
     out.mkdir(parents=True, exist_ok=True)
-    files.sweep(out)  # what a report killed mid-write left there
     files.write_text(path, page({n: rows[n] for n in names if n in rows}, notes, out))
     return path

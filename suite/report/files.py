@@ -52,8 +52,19 @@ def write(report: Report, formats: Sequence[str] = DEFAULT_FORMATS, directory: P
     """The report's tables in `formats` and its figures; plots that cannot be drawn become notes."""
     directory = Path(directory) if directory is not None else report.out
     directory.mkdir(parents=True, exist_ok=True)  # a report's output: made here, as no record's folder is
+    sweep(directory)
+    return _write(report, formats, directory)
+
+
+def sweep(directory: Path) -> None:
+    """Remove what a report killed mid-write left in `directory` and its figures (`files.sweep`):
+    once a command, before its first write there (`write_all` lists the store once, not once a table)."""
     for folder in (directory, directory / FIGURES):
-        files.sweep(folder)  # what a report killed mid-write left there
+        files.sweep(folder)
+
+
+def _write(report: Report, formats: Sequence[str], directory: Path) -> list[Path]:
+    """`write` into `directory`, which is there and swept."""
     figures = _figures(report)
     paths: list[Path] = []
     pngs = []  # (title, alt text, bytes of the PNG just written): the HTML embeds them without drawing again
@@ -130,6 +141,7 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
     errors: list[str] = []
     covered: set[str] = set()
     found = store.scan(out)  # once, for every table: where each table's runs an older version stored are
+    sweep(out)  # once, for every table and complexity.md
     for name in ablations.list():
         try:
             spec = ablations.load(name)
@@ -158,7 +170,7 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
                 if p is None:  # the spec itself is broken: its presets would only repeat the error
                     break
                 continue
-            for path in write(report, formats):
+            for path in _write(report, formats, out):
                 paths.append(path)
                 say(f"wrote {shell_path(path)}")
     paths.append(cx.write(out))
