@@ -1891,6 +1891,28 @@ def test_a_run_without_a_recorded_commit_is_a_code_version_of_its_own(tmp_path, 
     assert "aaaaaaaaaa (2 runs), no commit recorded (1 run)" in note and "lr=0.1 weight_decay=0.0001" in note
 
 
+def test_an_upgrade_of_an_installed_suite_between_runs_is_another_code_version(tmp_path, toy):
+    """Runs of a suite installed from a wheel record no commit, so seeds trained with suite 0.1
+    and, after an upgrade, 0.2 read as one code version and were averaged without a word. The
+    suite's version (recorded in each result's env) tells them apart, as a commit does, and is in
+    the CSV; a result of an older version, which recorded none, is read as a version of its own."""
+    spec, runs, _ = toy
+    out = tmp_path / "store"
+    for run, env in zip(runs[:4], [{"suite_version": "0.1.0"}, {"suite_version": "0.2.0"}, {"suite_version": "0.1.0"},
+                                   {"git_commit": "a" * 40, "git_dirty": False}]):
+        d = finish(out, run, 5.0)
+        result = json.loads((d / "result.json").read_text())
+        result["env"] = env
+        (d / "result.json").write_text(json.dumps(result))
+    rep = tables.load(spec, out=out)
+    assert list(rep.runs["suite_version"][:4]) == ["0.1.0", "0.2.0", "0.1.0", None]
+    assert list(pd.read_csv(io.StringIO(formats.csv(rep)))["suite_version"][:3]) == ["0.1.0", "0.2.0", "0.1.0"]
+    [note] = [n for n in rep.notes if "code versions" in n]
+    assert note.startswith("Done runs come from 3 code versions: suite 0.1.0 (2 runs), suite 0.2.0 (1 run), suite "
+                           "version unrecorded at aaaaaaaaaa (1 run)"), note
+    assert note.endswith("Cells that average runs of different versions: lr=0.1 weight_decay=0.0001."), note
+
+
 def test_a_model_plugins_version_is_part_of_a_runs_code_version(tmp_path, toy):
     """A plugin's code is in neither the suite's commit nor the run id: seeds trained with two of
     its versions are said to mix versions, and its version is in the CSV; the suite's own models

@@ -241,7 +241,7 @@ def check_metrics(metrics: Sequence[str], frame: pd.DataFrame, runs: Sequence[Ru
 
 
 # What trained each done run (`_trained_by`), columns of the tidy CSV.
-TRAINED_BY = ("git_commit", "git_dirty", "model_source")
+TRAINED_BY = ("suite_version", "git_commit", "git_dirty", "model_source")
 # Columns the tidy CSV has beside the metrics (`tidy`, `labelled`): besides a run's own (store.OWN_COLUMNS).
 TIDY_COLUMNS = ("ref_data", *TRAINED_BY)
 TIDY_PREFIXES = ("label_", "paper_")
@@ -357,7 +357,8 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
 
 
 def _trained_by(collected: pd.DataFrame, done: np.ndarray) -> pd.DataFrame:
-    """`git_commit`, `git_dirty` of the code that trained each done run and `model_source`, the
+    """`suite_version`, `git_commit`, `git_dirty` of the code that trained each done run (None where
+    an older version recorded no suite version) and `model_source`, the
     model plugin's distribution and version for a model of a plugin (a later measurement's `env`
     does not count), so that the tidy CSV says which code made each row."""
     code = pd.DataFrame(index=collected.index)
@@ -371,21 +372,22 @@ def _trained_by(collected: pd.DataFrame, done: np.ndarray) -> pd.DataFrame:
 
 
 def _version_notes(out: pd.DataFrame, axes: Sequence[str]) -> list[str]:
-    """A note when the done runs come from more than one code version (commit, whether the tree
-    had uncommitted changes, and a model plugin's version), naming the points whose seeds mix
-    versions: a cell averages them."""
+    """A note when the done runs come from more than one code version (the suite's version, its
+    commit, whether the tree had uncommitted changes, and a model plugin's version), naming the
+    points whose seeds mix versions: a cell averages them. An installed suite records no commit,
+    so its version alone tells an upgrade between runs; it is named where it differs."""
     done = out[out["status"] == "done"]
-    if done.empty or done["git_commit"].isna().all():
+    if done.empty or (done["suite_version"].isna().all() and done["git_commit"].isna().all()):
         return []
-    version = [("no commit recorded" if c is None else str(c)[:10] + (" + uncommitted changes" if d else ""))
-               + ("" if s in (None, "suite") else f" with {s}")
-               for c, d, s in zip(done["git_commit"], done["git_dirty"], done["model_source"])]
+    by_suite = done["suite_version"].nunique(dropna=False) > 1
+    version = [_code_label(v, c, d, s, by_suite=by_suite)
+               for v, c, d, s in zip(done["suite_version"], done["git_commit"], done["git_dirty"], done["model_source"])]
     version = pd.Series(version, index=done.index)
     counts = version.value_counts(sort=False)
     if len(counts) < 2:
         return []
     shown = ", ".join(f"{v} ({count(n, 'run')})" for v, n in counts.items())
-    note = f"Done runs come from {len(counts)} code versions: {shown} (git_commit in the CSV)."
+    note = f"Done runs come from {len(counts)} code versions: {shown} (suite_version, git_commit in the CSV)."
     if axes:
         keys = [done[a].map(show) for a in axes]
         mixed = [k if isinstance(k, tuple) else (k,) for k, v in version.groupby(keys, sort=False) if v.nunique() > 1]
@@ -394,6 +396,18 @@ def _version_notes(out: pd.DataFrame, axes: Sequence[str]) -> list[str]:
             more = f" and {count(len(mixed) - 3, 'more point')}" if len(mixed) > 3 else ""
             note += f" Cells that average runs of different versions: {points}{more}."
     return [note]
+
+
+def _code_label(suite: str | None, commit: str | None, dirty: bool | None, source: str | None, *,
+                by_suite: bool) -> str:
+    """How the version note names a run's code: its commit (or none recorded), after the suite's
+    version when the done runs differ in it (`by_suite`), and a plugin's version."""
+    tree = None if commit is None else str(commit)[:10] + (" + uncommitted changes" if dirty else "")
+    if by_suite:
+        label = f"suite {suite or 'version unrecorded'}" + ("" if tree is None else f" at {tree}")
+    else:
+        label = tree or "no commit recorded"
+    return label + ("" if source in (None, "suite") else f" with {source}")
 
 
 @dataclass
