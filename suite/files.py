@@ -5,7 +5,9 @@ to, a line at a time, and read back tolerating a torn last line): a reader (a co
 `suite report`, a resumed run, SLURM's next attempt) sees the old file or the new one, never half
 of one, and a failed write leaves no temporary file behind. A writer killed with SIGKILL cannot
 remove its own: it holds a lock on it (flock) while it writes, so `sweep` removes those whose lock
-it can take, whoever wrote them (a run, a runner, a planner), knowing their writer is gone.
+it can take, whoever wrote them (a run, a runner, a planner), knowing their writer is gone. Where
+files cannot be locked, the temporary's name records its writer (`_writer`), and one whose
+writer was a process of the sweeper's own kernel and pid namespace that has ended is removed.
 The temporary name is unique per writer, because two processes (a SLURM requeue beside a lingering
 attempt) may write the same file.
 A write never makes the folder it writes into: a run's folder deleted while the run runs (`rm -rf`)
@@ -17,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
+import hashlib
 import os
 import re
 import stat
@@ -80,6 +84,8 @@ def replace(path: Path, *, binary: bool = False, durable: bool = False) -> Itera
 
 
 TAG = 12  # hex digits of a temporary file's writer tag
+# What a temporary's name records of its writer (`_writer`), before its tag: `<kernel>-<pid in hex>`.
+WRITER = re.compile(rf"\.(?P<kernel>[0-9a-f]{{8}})-(?P<pid>[0-9a-f]{{1,8}})\.[0-9a-f]{{{TAG}}}\.locked\.tmp")
 # A temporary file `replace` writes, locked by its writer (.status.json.<tag>.locked.tmp), and one
 # an older version of the suite wrote unlocked (.status.json.<tag>.tmp): its writer may be alive.
 LOCKED = re.compile(rf"\.(?P<name>.+)\.[0-9a-f]{{{TAG}}}\.locked\.tmp")
@@ -91,7 +97,7 @@ def _temporary(path: Path, given: Path) -> tuple[Path, int]:
     name on: a `sweep` that took its lock in the instant between (taking it for a killed writer's)
     has removed it, and another is made."""
     while True:
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:TAG]}.locked.tmp")
+        tmp = path.with_name(f".{path.name}{_writer()}.{uuid.uuid4().hex[:TAG]}.locked.tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileNotFoundError:
@@ -110,6 +116,42 @@ def _temporary(path: Path, given: Path) -> tuple[Path, int]:
             tmp.unlink(missing_ok=True)
             raise
         os.close(fd)
+
+
+@functools.cache
+def _kernel() -> str:
+    """8 hex digits naming this boot of this machine's kernel and this process's pid namespace, the
+    scope in which a pid names one process ('' where /proc does not say): a machine's name would not
+    do, as containers of one host (each its own pids) and cloned machines can share one."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return ""
+    return hashlib.sha256(f"{boot} {namespace}".encode()).hexdigest()[:8]
+
+
+def _writer() -> str:
+    """This process as a temporary's name records it (`WRITER`), for a file system without flock,
+    where only that tells a killed writer's temporary (`_writer_gone`): 16 bytes at most, as a
+    spec's longest table name leaves room for (ablations.spec.NAME_BYTES)."""
+    return f".{_kernel()}-{os.getpid():x}" if _kernel() else ""
+
+
+def _writer_gone(tmp: Path) -> bool:
+    """Whether the temporary `tmp` names a writer (`_writer`) of this kernel and pid namespace that
+    is no process now: it cannot be writing. One that is (its pid taken again since: a zombie, another
+    user's) or one of another machine, container or older suite (no writer named) may be."""
+    found = WRITER.search(tmp.name)
+    if found is None or not _kernel() or found["kernel"] != _kernel() or int(found["pid"], 16) <= 0:
+        return False
+    try:
+        os.kill(int(found["pid"], 16), 0)  # no signal: only whether the process is there
+    except ProcessLookupError:
+        return True
+    except OSError:  # another user's process
+        pass
+    return False
 
 
 def sweep(folder: Path, unlocked: Collection[str] = ()) -> list[str]:
@@ -137,7 +179,8 @@ def sweep(folder: Path, unlocked: Collection[str] = ()) -> list[str]:
 
 
 # flock's answers on a file system without it (Lustre without its flock mount option, some NFS): a
-# writer there holds no lock, so no temporary can be told to be a killed writer's, and all are kept.
+# writer there holds no lock, so only a temporary that names a writer of this kernel that has ended
+# (`_writer_gone`) can be told to be a killed writer's; the others are kept.
 NO_FLOCK = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL})
 _said_no_flock = False  # that it keeps them, said once a process
 
@@ -149,9 +192,9 @@ def _kept_without_flock(tmp: Path, exc: OSError) -> None:
     if not _said_no_flock:
         _said_no_flock = True
         warnings.warn(f"{tmp}: kept: this file system does not lock files (flock: {exc.strerror or exc}), so a "
-                      "temporary file a killed write left cannot be told from a write in progress; remove such "
-                      "files (.*.locked.tmp) by hand when no suite command is writing there", SuiteWarning,
-                      stacklevel=3)
+                      "temporary file a killed write left cannot be told from a write in progress unless its writer "
+                      "was a process of this machine (and container); remove such files (.*.locked.tmp) by hand "
+                      "when no suite command is writing there", SuiteWarning, stacklevel=3)
 
 
 def _remove_if_unlocked(tmp: Path) -> bool:
@@ -174,8 +217,14 @@ def _remove_if_unlocked(tmp: Path) -> bool:
         tmp.unlink()
         return True
     except OSError as exc:  # held, no locks on this file system, or a store this user may only read: kept
-        if exc.errno in NO_FLOCK:
-            _kept_without_flock(tmp, exc)
+        if exc.errno not in NO_FLOCK:
+            return False
+        if _writer_gone(tmp):
+            with contextlib.suppress(OSError):  # gone already, or a store this user may only read
+                tmp.unlink()
+                return True
+            return False
+        _kept_without_flock(tmp, exc)
         return False
     finally:
         os.close(fd)

@@ -230,3 +230,30 @@ def test_without_flock_writes_go_on_and_killed_writers_temporaries_are_kept_said
     [said] = [str(w.message) for w in caught if issubclass(w.category, SuiteWarning)]
     assert said.startswith(f"{tmp_path}/.table.md.") and "this file system does not lock files (flock: " \
         f"{os.strerror(no_flock)})" in said, said
+
+
+def test_without_flock_a_temporary_whose_writer_here_has_ended_is_removed(tmp_path, monkeypatch):
+    """On a file system without flock, the temporary file of a writer killed (SIGKILL) mid-write was
+    kept for ever: no lock tells its writer is gone. Its name records its writer (this kernel and
+    pid namespace, and its pid), so one whose writer has ended is removed; a live writer's stays, and
+    so do one of another machine or container and one that names no writer (an older suite's)."""
+    from processes import killed_writing
+
+    killed = killed_writing(tmp_path / "table.md")  # its writer locked it (real flock), then was killed
+
+    def flock(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    monkeypatch.setattr(files, "_said_no_flock", True)  # its warning is the test above's
+    other = "0" * 8 if files._kernel() != "0" * 8 else "1" * 8
+    kept = [tmp_path / f".table.md.{'a' * 12}.locked.tmp", tmp_path / f".table.md.{other}-7fffff.{'b' * 12}.locked.tmp"]
+    for tmp in kept:
+        tmp.write_text("half a table")
+    with files.replace(tmp_path / "live.md") as live:  # a write in progress, in this process
+        live.write("whole")
+        assert files.sweep(tmp_path) == [killed.name]
+        [in_progress] = tmp_path.glob(".live.md.*.locked.tmp")
+    assert not killed.exists() and all(tmp.exists() for tmp in kept) and not in_progress.exists()
+    assert (tmp_path / "live.md").read_text() == "whole"
+    assert files.WRITER.search(in_progress.name)["pid"] == f"{os.getpid():x}"
