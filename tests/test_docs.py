@@ -172,3 +172,69 @@ def test_every_python_snippet_the_readme_shows_runs_as_written(tmp_path):
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env,
                               cwd=tmp_path, stdin=subprocess.DEVNULL)
         assert done.returncode == 0, f"README python block {i} failed:\n{code}\n{done.stderr[-2000:]}"
+
+
+def _section(title: str) -> str:
+    """The text of the README's section `## title`, up to the next one."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
+
+
+def test_the_command_table_has_a_row_for_each_subcommand_in_the_help_s_order():
+    """The Commands table is the README's `suite --help`: a command added, renamed or dropped there
+    shows here, where a user looks for it (in the README's order, by what a user does first)."""
+    import re
+
+    rows = re.findall(r"^\| `suite (\w+)", _section("Commands"), flags=re.M)
+    assert sorted(rows) == sorted(_subcommands())
+
+
+def test_the_spec_table_lists_every_spec_with_the_runs_suite_specs_counts():
+    """The Ablation specs table's `runs` column is what `suite specs` prints; a grid or a seed
+    count changed in a spec file changes it."""
+    import re
+
+    from suite import ablations
+
+    rows = dict(re.findall(r"^\| `(\w+)` \|[^\n]*\| (\d+) \|$", _section("Ablation specs"), flags=re.M))
+    counted = {name: len(ablations.expand(ablations.load(name))) for name in ablations.list()}
+    assert {name: int(runs) for name, runs in rows.items()} == counted
+
+
+def test_the_model_table_lists_every_registered_model():
+    """What is in it names each model `suite models` lists (patterns such as `san15_*` as that
+    command reads them), and no other."""
+    import fnmatch
+    import re
+
+    from suite.models import list_models
+
+    table = [line for line in _section("What is in it").splitlines() if line.startswith("| ")][1:]
+    names = [n for line in table for n in re.findall(r"`([\w*]+)`", line.split(" | ")[1])]
+    registered = list_models()
+    assert sorted({m for n in names for m in fnmatch.filter(registered, n)}) == sorted(registered)
+    assert [n for n in names if not fnmatch.filter(registered, n)] == []
+
+
+def test_the_spec_and_cluster_file_examples_load_as_shown(tmp_path):
+    """The README's spec is the shipped file it is named after, run for run; its cluster file is one
+    the suite reads, with the keys the README lists."""
+    import re
+
+    from suite import ablations
+    from suite.dispatch.cluster import FIELDS, resolve_options
+
+    text = (ROOT / "README.md").read_text()
+    (spec,) = [b for b in re.findall(r"^```yaml\n(.*?)^```", text, flags=re.S | re.M) if b.startswith("name: ")]
+    name = spec.split()[1]  # the shipped spec's: the copy takes another, as a second file of one name is refused
+    (tmp_path / "shown.yaml").write_text(spec.replace(f"name: {name}\n", "name: shown\n", 1))
+    shown = ablations.expand(ablations.load(tmp_path / "shown.yaml"))
+    assert [r.run_id for r in shown] == [r.run_id for r in ablations.expand(ablations.load(name))]
+    cluster = re.search(r"# ~/.config/suite/cluster.yaml\n(.*?)```", text, flags=re.S).group(1)
+    (tmp_path / "cluster.yaml").write_text("\n".join(line.strip() for line in cluster.splitlines()))
+    options = resolve_options(user=tmp_path / "cluster.yaml")
+    assert options.partition == "gpu" and options.sbatch == {"exclude": "node7"}
+    keys = re.search(r"Keys: (.*?)\. A spec's", " ".join(text.split())).group(1)
+    assert re.findall(r"`(\w+)`", re.sub(r"\([^()]*\)", "", keys)) == list(FIELDS)  # what each is for aside
