@@ -255,3 +255,32 @@ def test_the_readme_shows_the_command_that_writes_each_committed_result():
         writers.setdefault(table.with_suffix(".csv").name, writers[table.name])  # a report's md and csv
     assert sorted(p.name for p in (ROOT / "results").glob("*.*")) == sorted(writers)
     assert {name: c for name, c in writers.items() if c not in commands} == {}
+
+
+def test_the_fidelity_table_s_counts_are_those_of_results_complexity_csv():
+    """Fidelity to the papers quotes our parameters and GMACs; results/complexity.csv is kept equal
+    to the code by test_measure, so a count that changes with a model changes there, and here."""
+    import csv
+    import re
+
+    rows = {r["model"]: r for r in csv.DictReader((ROOT / "results" / "complexity.csv").open())}
+    table = [line.split(" | ") for line in _section("Fidelity to the papers").splitlines() if line.startswith("| `")]
+    assert len(table) > 10
+    wrong, checked = [], 0
+    for first, params, gmacs in ((cells[0], cells[1], cells[2].rstrip(" |")) for cells in table):
+        names = re.findall(r"`(\w+)`", first)
+        models = [n if n in rows else  # `_patchwise`, `38`: the first name with its last part replaced
+                  re.sub(r"_[a-z]+$", n, names[0]) if n.startswith("_") else re.sub(r"\d+$", n, names[0])
+                  for n in names]
+        for column, cell, unit in (("params", params, 1e6), ("gmacs", gmacs, 1)):
+            ours = re.split(r" vs | / (?=[\d.,]+ M$)", cell)[0] if cell.strip() else ""
+            mine = len(models) if " vs " in cell or len(models) > 1 else 1  # one model's: ours / the paper's
+            quoted = re.findall(r"[\d.,]+", ours)[:mine]
+            checked += len(quoted)
+            for model, text in zip(models, quoted):
+                value = float(rows[model][column])
+                shown = int(text.replace(",", "")) if "," in text else float(text)
+                decimals = len(text.split(".")[1]) if "." in text else 0
+                if shown != (value if "," in text else round(value / unit, decimals)):
+                    wrong.append(f"{model} {column}: README {text}, complexity.csv {value}")
+    assert wrong == [] and checked == 43  # every model of the table, both columns
