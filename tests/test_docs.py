@@ -284,3 +284,22 @@ def test_the_fidelity_table_s_counts_are_those_of_results_complexity_csv():
                 if shown != (value if "," in text else round(value / unit, decimals)):
                     wrong.append(f"{model} {column}: README {text}, complexity.csv {value}")
     assert wrong == [] and checked == 43  # every model of the table, both columns
+
+
+def test_the_readme_s_quick_table_and_its_figures_are_those_of_results():
+    """The block `suite report quick --into README.md` fills is results/quick.md's table, and the
+    prose around it quotes results/quick.csv: a report regenerated without its README block, or
+    the block without the prose, fails here."""
+    import csv
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- suite:report quick -->\n")[1].split("<!-- /suite:report -->")[0].strip()
+    assert block and block in (ROOT / "results" / "quick.md").read_text()
+    runs = list(csv.DictReader((ROOT / "results" / "quick.csv").open()))
+    walls = sorted(round(float(r["wall_time_s"])) for r in runs)
+    intro = " ".join(text.split("<!-- suite:report quick -->")[0].split())
+    assert f"{walls[0]} to {walls[-1]} s a run (`wall_time_s` in `results/quick.csv`)" in intro
+    assert f"trains {len(runs)} small Attention-56 networks" in intro
+    means = [float(m) for m in re.findall(r"\| ([\d.]+) ± ", block)]
+    assert len(means) == 4 and max(means) < 3  # "every variant averages under 3 % test error"
