@@ -11,7 +11,9 @@ esac
 cd "$(dirname "$0")"
 
 python=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$python" -m venv .venv
+# A venv without pip is remade: Debian's python3 without python3-venv leaves .venv/bin/python behind
+# when it stops for the missing ensurepip, and a second run would then fail at pip, not say why.
+.venv/bin/python -m pip --version >/dev/null 2>&1 || "$python" -m venv --clear .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 # PyTorch first and explicitly: a bare range would let pip pick a multi-GB build from the index.
 # Override with TORCH_PACKAGES="torch==X torchvision==Y" for another platform or CUDA version.

@@ -303,3 +303,22 @@ def test_the_readme_s_quick_table_and_its_figures_are_those_of_results():
     assert f"trains {len(runs)} small Attention-56 networks" in intro
     means = [float(m) for m in re.findall(r"\| ([\d.]+) ± ", block)]
     assert len(means) == 4 and max(means) < 3  # "every variant averages under 3 % test error"
+
+
+def test_setup_remakes_a_venv_left_without_pip(tmp_path):
+    """Debian's python3 without python3-venv makes .venv/bin/python, then stops for the missing
+    ensurepip; setup.sh run again (after `apt install python3-venv`) went straight to that venv's
+    pip and failed with 'No module named pip'. It now makes the venv again."""
+    copy = tmp_path / "setup.sh"
+    copy.write_text((ROOT / "setup.sh").read_text())
+    venv_python = tmp_path / ".venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.write_text("#!/bin/sh\nexit 1\n")  # a python whose `-m pip` fails
+    venv_python.chmod(0o755)
+    python = tmp_path / "python3"  # records how setup.sh asks for a venv, and fails as the Debian one does
+    python.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'asked'}\nexit 1\n")
+    python.chmod(0o755)
+    done = subprocess.run(["bash", str(copy)], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env={**os.environ, "PYTHON": str(python)}, stdin=subprocess.DEVNULL)
+    assert done.returncode != 0
+    assert (tmp_path / "asked").read_text().split() == ["-m", "venv", "--clear", ".venv"]
