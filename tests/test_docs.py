@@ -334,3 +334,24 @@ def test_the_layout_names_every_module_and_package_of_the_suite():
     parts = {f"suite/{p.name}/" if p.is_dir() else f"suite/{p.name}" for p in (ROOT / "suite").iterdir()
              if (p / "__init__.py").exists() or (p.suffix == ".py" and p.stem not in ("__init__", "__main__"))}
     assert sorted(parts - named) == [] and sorted(named - parts) == []
+
+
+def test_the_readme_s_recipes_data_sets_and_views_are_the_suite_s():
+    """Lists a user picks a value from, or reads a column of: a recipe, data set, turned view or
+    attack step added or renamed in the code and not in the README (or the other way) is a value
+    the README hides or one that fails."""
+    import re
+
+    from suite.data import DATASETS
+    from suite.metrics import ATTACK_STEPS, VIEW_LABELS
+    from suite.train.recipes import RECIPES
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    recipes = re.search(r"Recipes \(`recipe`\): (.*?), each overridable", text).group(1)
+    data = re.search(r"Data sets \(`data.name`\): (.*?) Files are looked for", text).group(1)
+    views = re.search(r"on the test images turned: (.*?) \(reports:", text).group(1)
+    assert re.findall(r"`(\w+)`", recipes) == list(RECIPES)
+    assert sorted(re.findall(r"`(\w+)`", data)) == sorted(DATASETS)
+    assert re.findall(r"`(\w+)`", views) == list(VIEW_LABELS)
+    steps = re.search(r"targeted L∞ PGD attack on the trained network after t = ([\d, ]+) steps", text).group(1)
+    assert [int(t) for t in steps.split(", ")] == list(ATTACK_STEPS)
