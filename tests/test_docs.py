@@ -368,3 +368,16 @@ def test_the_dependencies_section_names_every_dependency_pyproject_requires():
     section = (ROOT / "README.md").read_text().split("\n## Dependencies\n")[1].lower()
     names = [re.match(r"[\w.-]+", d).group(0) for d in required]
     assert len(names) > 10 and [n for n in names if n.lower() not in section] == []
+
+
+def test_the_contents_link_every_section_by_its_github_anchor():
+    """A section renamed, added or dropped leaves Contents with a dead link or a gap; anchors as
+    GitHub makes them (lower case, punctuation but `-` and `_` dropped, spaces as `-`)."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    headings = [h for h in re.findall(r"^## (.+)$", text, flags=re.M) if h != "Contents"]
+    anchors = [re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings]
+    contents = text.split("\n## Contents\n")[1].split("\n## ")[0]
+    assert re.findall(r"^- \[(.+?)\]\(#([\w-]+)\)$", contents, flags=re.M) == list(zip(headings, anchors))
+    assert sorted(set(re.findall(r"\]\(#([\w-]+)\)", text)) - set(anchors)) == []  # links in the prose too
