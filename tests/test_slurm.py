@@ -1211,6 +1211,17 @@ def test_a_run_whose_job_is_queued_under_an_older_versions_id_is_not_trained_aga
     assert not old.exists() and store.state_of(store.run_dir(out, run.run_id)).state == "cancelled"
 
 
+def test_sbatch_refuses_cpus_per_task_beside_cpus_per_gpu_only_when_it_submits(tmp_path):
+    """Why the options refuse the pair themselves (`cluster.resolve_options`): sbatch parses it
+    (`--usage`, the sbatch check's question, passes) and refuses it only at submission."""
+    pair = ["--cpus-per-task=2", "--cpus-per-gpu=1"]
+    assert sbatch_check.refusals({"cpus-per-task": 2, "cpus-per-gpu": 1}) == {}
+    done = subprocess.run(["sbatch", "--hold", *pair, f"--output={tmp_path}/%j.out", "--wrap", "true"],
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and not done.stdout, done.stdout  # nothing submitted, nothing to cancel
+    assert "--cpus-per-gpu is mutually exclusive with --cpus-per-task" in done.stderr
+
+
 def test_the_sbatch_check_asks_sbatch_bare_and_reads_its_documentation_once_however_many_keys(monkeypatch):
     """The check called a bare `sbatch --usage` for every key refused in words that name no option,
     and `sbatch --help` and `man -w sbatch` (reading the page) for every unknown key's did-you-mean:

@@ -250,6 +250,24 @@ def test_more_processes_than_gpus_a_node_is_refused_before_submitting(spec):
     assert options(spec, {"tasks_per_node": 2, "gpus_per_node": 0}).tasks_per_node == 2  # CPU DDP (gloo)
 
 
+def test_cpus_per_task_beside_cpus_per_gpu_is_refused_naming_both_before_submitting(tmp_path, spec):
+    """sbatch refuses the two together only when it submits ("--cpus-per-gpu is mutually exclusive
+    with --cpus-per-task"; `--usage` does not judge it), so the submission was withdrawn with its
+    words; both are now named when the options are read, wherever each was set."""
+    user = tmp_path / "cluster.yaml"
+    user.write_text("cpus_per_task: 4\n")
+    with pytest.raises(SuiteError) as err:
+        options(spec, {"sbatch": ["cpus-per-gpu=2"]}, user=user)
+    assert str(err.value) == (
+        "<command line>: --sbatch.cpus-per-gpu: cpus-per-gpu=2 cannot be given beside cpus_per_task=4 "
+        f"({user}:1): sbatch takes one or the other (\"--cpus-per-gpu is mutually exclusive with "
+        "--cpus-per-task\") and would refuse the submission; drop one of them")
+    with pytest.raises(SuiteError, match=r"--sbatch.cpus-per-gpu: cpus-per-gpu=1 cannot be given beside cpus_per_task=2 "
+                                         r"\(--cpus-per-task\)"):
+        options(spec, {"cpus_per_task": 2, "sbatch": ["cpus_per_gpu=1"]})
+    assert options(spec, {"sbatch": ["cpus-per-gpu=2"]}).sbatch["cpus-per-gpu"] == "2"  # alone: taken
+
+
 @pytest.mark.parametrize(("where", "value", "says"), [
     ("spec", "-1", "cluster.mem_gb: must be at least 0.001, got -1"),  # as written: not -1.0
     ("spec", "-1.0", "cluster.mem_gb: must be at least 0.001, got -1.0"),

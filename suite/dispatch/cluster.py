@@ -188,6 +188,12 @@ def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[
             f"tasks_per_node={options.tasks_per_node} ({origin.get('tasks_per_node', 'the default')}) is more than "
             f"gpus_per_node={options.gpus_per_node} ({origin['gpus_per_node']}): DDP runs one process per GPU",
             key="tasks_per_node"))
+    if options.cpus_per_task is not None and "cpus-per-gpu" in options.sbatch:  # sbatch refuses them together
+        mistakes.append(options.origin("sbatch.cpus-per-gpu").error(
+            f"cpus-per-gpu={options.sbatch['cpus-per-gpu']} cannot be given beside cpus_per_task="
+            f"{options.cpus_per_task} ({options.origin('cpus_per_task')}): sbatch takes one or the other "
+            "(\"--cpus-per-gpu is mutually exclusive with --cpus-per-task\") and would refuse the submission; "
+            "drop one of them"))
     if mistakes:
         raise together(mistakes)
     return options
