@@ -1211,6 +1211,20 @@ def test_a_run_whose_job_is_queued_under_an_older_versions_id_is_not_trained_aga
     assert not old.exists() and store.state_of(store.run_dir(out, run.run_id)).state == "cancelled"
 
 
+def test_a_gpu_type_no_node_has_is_refused_before_anything_is_held(slurm_cluster):
+    """The test cluster's GPUs have no type (sinfo: gpu:N): sbatch took `gres=gpu:a100:1` and
+    `gpus=a100:1`, and the jobs, released, waited for ever as BadConstraints. Read from the real sinfo."""
+    if slurm_cluster.gpus < 1:
+        pytest.skip("the local cluster was started without GPUs")
+    for key, value in (("gres", "gpu:a100:1"), ("gpus", "a100:1")):
+        with pytest.raises(SuiteError) as err:
+            slurm.check_options(ClusterOptions(sbatch={key: value}))
+        assert str(err.value).startswith(
+            f"sbatch.{key}: {key}={value} asks GPUs of type 'a100', but no node of partition "
+            f"'{slurm_cluster.partition}' (the default) has that type (their GPUs have no type: gpu:COUNT)")
+    slurm.check_options(ClusterOptions(sbatch={"gres": "gpu:1"}))  # untyped: taken
+
+
 def test_sbatch_refuses_cpus_per_task_beside_cpus_per_gpu_only_when_it_submits(tmp_path):
     """Why the options refuse the pair themselves (`cluster.resolve_options`): sbatch parses it
     (`--usage`, the sbatch check's question, passes) and refuses it only at submission."""

@@ -1243,7 +1243,7 @@ def test_cpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partiti
 
 @pytest.mark.parametrize("param, per_node, fits", [
     ("gres=gpu:5", 5, "gres=gpu:4"), ("gres=gpu:a100:3,gpu:v100:2", 5, "gres=gpu:a100:3,mps:100"),
-    ("gpus=gpu:9", 5, "gpus=gpu:8"), ("gpus=9", 5, "gpus=8"), ("gpus-per-task=3", 6, "gpus-per-task=2"),
+    ("gpus=a100:9", 5, "gpus=a100:8"), ("gpus=9", 5, "gpus=8"), ("gpus-per-task=3", 6, "gpus-per-task=2"),
     ("gpus_per_task=a100:3", 6, "gpus_per_task=a100:2")])
 def test_gpus_asked_in_sbatch_parameters_are_judged_as_gpus_per_node_is(spec, param, per_node, fits):
     """GPUs asked through raw sbatch parameters went round the check of gpus_per_node and waited
@@ -1258,6 +1258,39 @@ def test_gpus_asked_in_sbatch_parameters_are_judged_as_gpus_per_node_is(spec, pa
                          "(BadConstraints); `sinfo --format='%P %G'` lists the GPUs of each partition's nodes")
     fits = options(spec, {"sbatch": [fits], "nodes": 2, "tasks_per_node": 2, "gpus_per_node": 2})
     assert node_mistakes(fits, nodes) == []
+
+
+TYPES = "the types they have: 'a100', 'k80', 'v100'"
+
+
+@pytest.mark.parametrize("partition, param, wrong, has", [
+    ("gpu", "gres=gpu:h100:1", "h100", TYPES), ("gpu", "gres=gpu:h100", "h100", TYPES),  # gres: a count of 1
+    ("gpu", "gres=gpu:a100:1,gpu:h100:1", "h100", TYPES),
+    ("gpu", "gpus=gpu:1", "gpu", TYPES),  # [type:]count: a type 'gpu'
+    ("gpu", "gpus-per-task=h100:1", "h100", TYPES), ("gpu", "gpus-per-socket=h100:1", "h100", TYPES),
+    ("debug", "gres=gpu:a100:1", "a100", "their GPUs have no type: gpu:COUNT"),
+    ("debug", "gpus=a100:1,a100:1", "a100", "their GPUs have no type: gpu:COUNT")])  # a count not read: the type is
+def test_a_gpu_type_no_node_of_the_partition_has_is_refused_by_its_key(spec, partition, param, wrong, has):
+    """sbatch took a GPU type no node has, and the jobs waited for ever: on the test cluster (gpu:2,
+    no type) jobs held with --gres=gpu:a100:1, --gpus=a100:1, --gpus-per-node=a100:1 and
+    --gpus=gpu:1, then released, waited as BadConstraints. Each type is now looked up in sinfo's %G."""
+    nodes = ("gpu|512000|gpu:a100:4(S:0-1),mps:400|48|0\ngpu|256000|gpu:v100:2,gpu:k80:1|16|0\n"
+             "debug*|21694|gpu:2|8|0\n")
+    key = param.partition("=")[0]
+    [said] = node_mistakes(options(spec, {"partition": partition, "sbatch": [param], "gpus_per_node": 0}), nodes)
+    assert str(said) == (f"<command line>: --sbatch.{key}: {param} asks GPUs of type {wrong!r}, but no node of "
+                         f"partition {partition!r} has that type ({has}): the jobs would wait for ever "
+                         "(BadConstraints); `sinfo --format='%P %G'` lists the GPUs of each partition's nodes")
+
+
+@pytest.mark.parametrize("partition, param", [("gpu", "gres=gpu:V100:2,gpu:k80:1"), ("gpu", "gpus=A100:1"),
+                                              ("gpu", "gres=gpu:2,mps:100"), ("debug", "gres=gpu:2"),
+                                              ("gpu", "gpus-per-socket=k80:1")])
+def test_a_gpu_type_a_node_of_the_partition_has_or_none_passes(spec, partition, param):
+    """A type some node of the partition has, in any case (never refused for a spelling slurmctld may
+    take), or no type at all, passes."""
+    nodes = "gpu|512000|gpu:a100:4(S:0-1)|48|0\ngpu|256000|gpu:v100:2,gpu:k80:1|16|0\ndebug*|21694|gpu:2|8|0\n"
+    assert node_mistakes(options(spec, {"partition": partition, "sbatch": [param], "gpus_per_node": 0}), nodes) == []
 
 
 @pytest.mark.parametrize("param, said, fits", [
@@ -1346,7 +1379,7 @@ def test_node_parameters_that_cannot_be_judged_for_sure_are_left_to_slurm(spec, 
 @pytest.mark.parametrize("param", ["gres=gpu:2,gpu:2", "gres=gpu:1,gpu:a100:9", "gres=gpu:a:b:9", "gpus-per-socket=9",
                                    "gpus=a100:9,a100:9"])
 def test_gpu_parameters_that_cannot_be_read_for_sure_are_left_to_slurm(spec, param):
-    assert node_mistakes(options(spec, {"sbatch": [param]}), "gpu|512000|gpu:4|48\n") == []
+    assert node_mistakes(options(spec, {"sbatch": [param]}), "gpu|512000|gpu:a100:4|48\n") == []
 
 
 @pytest.mark.parametrize("param, form", [("gpus=abc", "[type:]count"), ("gpus=a100:x", "[type:]count"),

@@ -9,10 +9,12 @@ whose count defaults to 1; a count may end in k, m, g, t or p (times 1024 each).
 number is refused here, naming the key: sbatch takes `gpus=abc` and the job never starts, and
 refuses `gpus=1.5` at submission in words that name no key.
 
-Left to Slurm, as what they ask of a node cannot be told for sure: `--gpus-per-socket` (it needs
-`--sockets-per-node`), an abbreviated key (`gre=`), a GPU type (only the count is compared), a list
-naming one type twice or mixing a typed entry with an untyped one, and any other shape (more colons
-than the forms have).
+The GPU types these and `--gpus-per-socket` name (`gpu_types`) must each be on some node: slurmctld
+keeps a job asking a type no node has waiting for ever (BadConstraints), `gpus=gpu:1` included
+(a type named `gpu`). Left to Slurm, as what they ask of a node cannot be told for sure: the count
+of `--gpus-per-socket` (it needs `--sockets-per-node`), each type's count (only the count of all GPUs
+is compared), an abbreviated key (`gre=`), a list naming one type twice or mixing a typed entry with
+an untyped one, and any other shape (more colons than the forms have).
 
 Beside the GPUs, `other_per_node` reads the parameters whose ask of a node sinfo's CPUs (%c),
 memory (%m) and tmp disk (%d) judge for sure, which sbatch took as well and whose jobs never ran:
@@ -99,6 +101,21 @@ def _count(key: str, text: str, count: str) -> int:
         raise Malformed(f"{count!r} in {key}={text} is no GPU count (sbatch takes some such, and the jobs never "
                         f"start; others it refuses naming no key): write {FORMS[key]}")
     return int(found.group(1)) * SUFFIX[found.group(2).lower()]
+
+
+def gpu_types(key: str, value: Any) -> list[str]:
+    """The GPU types sbatch parameter `key`=`value` names (`gres=gpu:a100:2`, `gpus=a100:2`,
+    `gpus-per-socket=a100:1`), each once, in the order given: a node must have each, whatever the
+    counts (which `gpus_per_node` reads where it can). A count's form is not judged here."""
+    if key not in (*KEYS, "gpus-per-socket") or not isinstance(value, str):
+        return []
+    entries = [entry.split(":") for entry in value.strip().split(",")]
+    if key == "gres":  # name[[:type]:count]: gpu:TYPE, gpu:TYPE:COUNT
+        found = [parts[1] for parts in entries if parts[0] == "gpu" and len(parts) in (2, 3)
+                 and (len(parts) == 3 or not COUNT.fullmatch(parts[1]))]
+    else:  # [type:]count
+        found = [parts[0] for parts in entries if len(parts) == 2]
+    return list(dict.fromkeys(t for t in found if t))
 
 
 def other_per_node(key: str, value: Any, *, cpus: int, gpus: int) -> tuple[str, int] | None:

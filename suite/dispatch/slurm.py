@@ -565,8 +565,10 @@ def _kinds(nodes: str) -> Kinds:
             name = name[:-1]
             default = [*dict.fromkeys([*default, name])]
         exact = {"mem": mem, "cpus": cpus, "tmp": tmp}
+        typed = {f"gpu:{t.lower()}": float(n) for t, n in re.findall(r"\bgpu:([^:,(]+):(\d+)", gres)}
         kinds.setdefault(name, []).append({**{k: float(v) if v.isdigit() else math.inf for k, v in exact.items()},
-                                           "gpus": sum(int(n) for n in re.findall(r"\bgpu(?::[^:,(]+)?:(\d+)", gres))})
+                                           "gpus": sum(int(n) for n in re.findall(r"\bgpu(?::[^:,(]+)?:(\d+)", gres)),
+                                           **typed})
     return kinds, default
 
 
@@ -581,10 +583,27 @@ def _node_mistakes(options: ClusterOptions, kinds: Kinds) -> list[SuiteError]:
         return []
     where = f"partition {' or '.join(repr(p) for p in wanted)}" + ("" if options.partition else " (the default)")
     most = {what: max(kind[what] for p in wanted for kind in partitions[p]) for what in HAS}
-    return [options.origin(name).error(
+    mistakes = [options.origin(name).error(
         f"{said} but each node of {where} {HAS[what][2](most[what])}: {outcome}; `sinfo --format='%P "
         f"{HAS[what][0]}'` lists {HAS[what][1]} of each partition's nodes")
         for name, what, n, said, outcome in _asks(options) if n > most[what]]
+    named = {e.key for e in mistakes}
+    types = sorted({k.partition(":")[2] for p in wanted for kind in partitions[p] for k in kind if k.startswith("gpu:")})
+    return mistakes + [e for e in _type_mistakes(options, types, where, most["gpus"]) if e.key not in named]
+
+
+def _type_mistakes(options: ClusterOptions, types: Sequence[str], where: str, gpus: float) -> list[SuiteError]:
+    """A GPU type an sbatch parameter names that no node of the partition has (`types`, lower-case,
+    as `_kinds` read sinfo's `%G`; `gpus`: the most GPUs a node has): sbatch takes the job, held as a
+    submission's are, and it waits for ever as BadConstraints. Compared ignoring case, so a
+    spelling the nodes may take is never refused."""
+    has = ("the types they have: " + ", ".join(repr(t) for t in types) if types else
+           "their GPUs have no type: gpu:COUNT" if gpus else "they have no GPUs")
+    return [options.origin(f"sbatch.{key}").error(
+        f"{key}={value} asks GPUs of type {wrong!r}, but no node of {where} has that type ({has}): {WAITS}; "
+        "`sinfo --format='%P %G'` lists the GPUs of each partition's nodes")
+        for key, value in options.sbatch.items()
+        for wrong in [t for t in node_asks.gpu_types(key, value) if t.lower() not in types][:1]]
 
 
 def _asks(options: ClusterOptions) -> list[tuple[str, str, float, str, str]]:
