@@ -32,7 +32,7 @@ from plugins import fresh_registry, tiny_se, write_plugin
 from suite import ablations, store
 from suite.cli import _print_arrays, main
 from suite.dispatch import sbatch_check, slurm
-from suite.dispatch.cluster import ClusterOptions
+from suite.dispatch.cluster import ClusterOptions, resolve_options
 from suite.errors import SuiteError
 from suite.report import tables
 from suite.train import checkpoint
@@ -225,7 +225,7 @@ def test_a_refused_chunk_withdraws_the_arrays_sbatch_took_before_it(tmp_path):
     from submitit.core.utils import FailedJobError
 
     from suite.dispatch import snapshot
-    from suite.dispatch.cluster import ClusterOptions
+    from suite.dispatch.cluster import ClusterOptions, resolve_options
     from suite.errors import SuiteError
 
     out = tmp_path / "store"
@@ -1223,6 +1223,26 @@ def test_a_gpu_type_no_node_has_is_refused_before_anything_is_held(slurm_cluster
             f"sbatch.{key}: {key}={value} asks GPUs of type 'a100', but no node of partition "
             f"'{slurm_cluster.partition}' (the default) has that type (their GPUs have no type: gpu:COUNT)")
     slurm.check_options(ClusterOptions(sbatch={"gres": "gpu:1"}))  # untyped: taken
+
+
+def test_an_sbatch_key_that_only_begins_an_options_name_is_refused_with_the_full_name(tmp_path):
+    """sbatch reads `--mem-per-g=600000` as --mem-per-gpu (getopt_long takes any beginning that fits
+    one option alone), so the key passed the sbatch check and, not being the name the node check
+    reads, went round it too: the jobs waited for ever. Such a key is now refused with the full name,
+    as the real sbatch names its options; a full name that begins longer ones (`gres`, `gpus`,
+    `cluster`) is taken."""
+    refused = sbatch_check.refusals({"mem-per-g": "600000", "gres": "gpu:1", "gpus-per-t": "1", "gpus": "1",
+                                     "cluster": "ci", "licen": "x", "hol": True, "exclude": "nosuchnode"})
+    assert refused == {key: f"sbatch would read it as --{full}, whose name it begins: write {full!r} (the checks "
+                            "here read full names, and a newer sbatch may add an option that begins the same way)"
+                       for key, full in (("mem-per-g", "mem-per-gpu"), ("gpus-per-t", "gpus-per-task"),
+                                         ("licen", "licenses"), ("hol", "hold"))}
+    path = tmp_path / "cluster.yaml"
+    path.write_text("sbatch:\n  mem_per_g: 600000\n")
+    with pytest.raises(SuiteError) as err:
+        slurm.check_options(resolve_options(user=path))
+    assert (err.value.file, err.value.line, err.value.key) == (str(path), 1, "sbatch.mem-per-g")  # sbatch:'s line
+    assert "sbatch would read it as --mem-per-gpu" in err.value.message
 
 
 def test_sbatch_refuses_cpus_per_task_beside_cpus_per_gpu_only_when_it_submits(tmp_path):

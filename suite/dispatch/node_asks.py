@@ -13,8 +13,9 @@ The GPU types these and `--gpus-per-socket` name (`gpu_types`) must each be on s
 keeps a job asking a type no node has waiting for ever (BadConstraints), `gpus=gpu:1` included
 (a type named `gpu`). Left to Slurm, as what they ask of a node cannot be told for sure: the count
 of `--gpus-per-socket` (it needs `--sockets-per-node`), each type's count (only the count of all GPUs
-is compared), an abbreviated key (`gre=`), a list naming one type twice or mixing a typed entry with
-an untyped one, and any other shape (more colons than the forms have).
+is compared), a list naming one type twice or mixing a typed entry with an untyped one, and any other
+shape (more colons than the forms have). Keys are read by their full names: `sbatch_check` refuses
+an abbreviation (`gpus-per-t`).
 
 Beside the GPUs, `other_per_node` reads the parameters whose ask of a node sinfo's CPUs (%c),
 memory (%m) and tmp disk (%d) judge for sure, which sbatch took as well and whose jobs never ran:

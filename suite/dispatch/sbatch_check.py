@@ -12,6 +12,12 @@ to name each key sbatch refuses. Some of sbatch's complaints about a value name 
 (`--priority=-1`: "Priority must be >= 0"; `--begin=xyz` names it only on its second line), so a
 key whose own call sbatch refuses counts as refused once a call without it parses: a cluster whose
 sbatch cannot start at all (no slurm.conf) refuses nothing here.
+
+A key sbatch takes as the beginning of one option's name (`mem-per-g`, read as --mem-per-gpu) is
+refused too, with the full name: the checks of what a node is asked read full names (such a key
+went round them, and its jobs could wait for ever), and a newer sbatch may add an option that
+begins the same way, as --mem-per-gpu made `mem-per` ambiguous. The names are sbatch's own, as
+it lists them for an ambiguous `--LETTER` (one call a first letter).
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ def refusals(params: Mapping[str, Any]) -> dict[str, str]:
     groups += [[key] for key, value in params.items() if value is True]
     found: dict[str, str] = {}
     # the same for every key that needs them: asked once a check (not once a key), afresh each check
-    asked = _Asked(bare=functools.cache(lambda: _complaint([])), documented=functools.cache(_documented))
+    asked = _Asked(bare=functools.cache(lambda: _complaint([])), documented=functools.cache(_documented),
+                   beginning=functools.cache(lambda letter: _beginning(letter, asked)))
     try:
         for group in groups:
             if len(group) > 1 and _complaint([_token(k, params[k]) for k in group]) is None:
@@ -56,6 +63,11 @@ def refusals(params: Mapping[str, Any]) -> dict[str, str]:
                 said = _refusal(key, params[key], asked)
                 if said is not None:
                     found[key] = said
+        for key in params:
+            if key not in found and (full := _abbreviates(key, asked)) is not None:
+                found[key] = (f"sbatch would read it as --{full}, whose name it begins: write {full!r} (the "
+                              "checks here read full names, and a newer sbatch may add an option that begins "
+                              "the same way)")
     except _NoAnswer:
         return {}
     return {key: found[key] for key in params if key in found}  # in the order given
@@ -72,6 +84,7 @@ class _Asked:
 
     bare: Callable[[], str | None]  # its complaint about no options at all (None: it parses them)
     documented: Callable[[], list[str]]  # `_documented`
+    beginning: Callable[[str], list[str]]  # `_beginning`, once a letter
 
 
 def _refusal(key: str, value: Any, asked: _Asked) -> str | None:
@@ -92,6 +105,27 @@ def _refusal(key: str, value: Any, asked: _Asked) -> str | None:
     if "doesn't allow an argument" in said:
         return f"sbatch option --{key} takes no value: give the key bare (`--sbatch {key}`, or `{key}: true`)"
     return f"sbatch refuses it: {said}"
+
+
+def _abbreviates(key: str, asked: _Asked) -> str | None:
+    """The long option sbatch reads `key` as where `key` only begins its name (sbatch's getopt_long
+    takes any beginning that fits one option alone): None where `key` is a whole name, or no option
+    begins with it (sbatch refuses it), or the name cannot be told."""
+    names = asked.beginning(key[:1])
+    longer = [name for name in names if name.startswith(key)]
+    return longer[0] if key not in names and len(longer) == 1 else None
+
+
+def _beginning(letter: str, asked: _Asked) -> list[str]:
+    """sbatch's long options that begin with `letter`, as sbatch names them when `--LETTER` is
+    ambiguous (its `possibilities`), so none it takes is missed as `--help` would miss it; where only
+    one option begins so (sbatch takes `--j` as --job-name, naming it nowhere), the documented ones."""
+    said = _complaint([f"--{letter}"]) or ""
+    if "is ambiguous" in said:
+        return re.findall(r"'--([\w-]+)'", said.partition("possibilities:")[2])
+    if "unrecognized option" in said:
+        return []
+    return [name for name in asked.documented() if name.startswith(letter)]
 
 
 def _getopt_refusal(said: str, key: str) -> bool:
