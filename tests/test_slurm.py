@@ -1225,6 +1225,18 @@ def test_a_gpu_type_no_node_has_is_refused_before_anything_is_held(slurm_cluster
     slurm.check_options(ClusterOptions(sbatch={"gres": "gpu:1"}))  # untyped: taken
 
 
+def test_a_node_layout_no_node_has_is_refused_before_anything_is_held(slurm_cluster):
+    """sbatch took `cores-per-socket` or `threads-per-core` beyond the nodes' (sinfo's %z), and the
+    jobs, released, waited for ever as BadConstraints. Read from the real sinfo."""
+    layout = subprocess.run(["sinfo", "--noheader", f"--partition={slurm_cluster.partition}", "--format=%z"],
+                            capture_output=True, text=True, check=True).stdout.split()[0]
+    most = dict(zip(("sockets-per-node", "cores-per-socket", "threads-per-core"), map(int, layout.split(":"))))
+    for key, n in most.items():
+        with pytest.raises(SuiteError, match=rf"^sbatch\.{key}: {key}={n + 1} asks .*\(BadConstraints\)"):
+            slurm.check_options(ClusterOptions(sbatch={key: str(n + 1)}))
+    slurm.check_options(ClusterOptions(sbatch={key: str(n) for key, n in most.items()}))  # as the nodes have: taken
+
+
 def test_an_sbatch_key_that_only_begins_an_options_name_is_refused_with_the_full_name(tmp_path):
     """sbatch reads `--mem-per-g=600000` as --mem-per-gpu (getopt_long takes any beginning that fits
     one option alone), so the key passed the sbatch check and, not being the name the node check
@@ -1455,10 +1467,10 @@ def test_a_submission_and_a_dry_run_each_read_the_clusters_config_and_nodes_once
     flags = ["--partition", slurm_cluster.partition, "--sbatch", "hold"]  # held: nothing runs
     printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run", *flags)
     assert "would be submitted as 1 job array" in printed
-    assert reads() == ["scontrol show config", "sinfo --all --noheader --format=%P|%m|%G|%c|%d"]
+    assert reads() == ["scontrol show config", "sinfo --all --noheader --format=%P|%m|%G|%c|%d|%z"]
     assert "submitted 2 runs as 1 job array" in suite(capsys, "run", str(spec), "--executor", "slurm", "--out",
                                                       str(out), *flags)
-    assert reads() == ["scontrol show config", "sinfo --all --noheader --format=%P|%m|%G|%c|%d"]
+    assert reads() == ["scontrol show config", "sinfo --all --noheader --format=%P|%m|%G|%c|%d|%z"]
     suite(capsys, "cancel", str(spec), "--out", str(out))
 
 

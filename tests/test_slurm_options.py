@@ -1367,13 +1367,36 @@ def test_mem_per_cpu_is_judged_with_the_cpus_a_node_is_given(spec, cli, said):
         assert key == "--sbatch.mem-per-cpu" and message.startswith(said)
 
 
-@pytest.mark.parametrize("param", ["mem-per-gpu=600000", "mem-per-cpu=+600000", "tmp=1.5", "sockets-per-node=9",
-                                   "cores-per-socket=99"])
+@pytest.mark.parametrize("param", ["mem-per-gpu=600000", "mem-per-cpu=+600000", "tmp=1.5", "sockets-per-node=2-9",
+                                   "extra-node-info=9:9:9"])
 def test_node_parameters_that_cannot_be_judged_for_sure_are_left_to_slurm(spec, param):
-    """mem-per-gpu and no GPU asked (sbatch refuses it), a form not read here, a node's layout."""
-    nodes = "gpu|512000|gpu:4|48|0\n"
+    """mem-per-gpu and no GPU asked (sbatch refuses it), a form not read here, a layout not in its own key."""
+    nodes = "gpu|512000|gpu:4|48|0|2:8:2\n"
     assert node_mistakes(options(spec, {"sbatch": [param], "gpus_per_node": 0}), nodes) == []
     assert node_mistakes(options(spec, {"sbatch": ["tmp=1"]}), "gpu|512000|gpu:4|48\n") == []  # no %d read
+    assert node_mistakes(options(spec, {"sbatch": ["sockets-per-node=9"]}), "gpu|512000|gpu:4|48|0\n") == []  # no %z
+
+
+@pytest.mark.parametrize("param, said", [
+    ("sockets-per-node=3", "sockets-per-node=3 asks 3 sockets of a node, but each node of partition 'gpu' has at "
+     "most 2 sockets"),
+    ("cores-per-socket=17", "cores-per-socket=17 asks 17 cores a socket of a node, but each node of partition 'gpu' "
+     "has at most 16 cores a socket"),
+    ("threads_per_core=3", "threads-per-core=3 asks 3 threads a core of a node, but each node of partition 'gpu' has "
+     "at most 2 threads a core")])
+def test_a_node_layout_no_node_has_is_refused_by_its_key(spec, param, said):
+    """sbatch took a layout no node has, and the jobs waited for ever: on the test cluster (8:1:1)
+    jobs held with sockets-per-node=9, cores-per-socket=2 or threads-per-core=2, then released,
+    waited as BadConstraints (sockets-per-node=8 ran). Judged by sinfo's %z, each the most of any
+    kind of node of the partition (here 2:8:2 and 1:16:1)."""
+    nodes = "gpu|512000|gpu:4|48|0|2:8:2\ngpu|256000|gpu:4|16|0|1:16:1\n"
+    key = param.partition("=")[0].replace("_", "-")
+    [mistake] = node_mistakes(options(spec, {"sbatch": [param]}), nodes)
+    assert mistake.key == f"--sbatch.{key}" and mistake.message == (
+        f"{said}: the jobs would wait for ever (BadConstraints); `sinfo --format='%P %z'` lists the "
+        "sockets:cores:threads of each partition's nodes")
+    fits = options(spec, {"sbatch": ["sockets-per-node=2", "cores-per-socket=16", "threads-per-core=2"]})
+    assert node_mistakes(fits, nodes) == []
 
 
 @pytest.mark.parametrize("param", ["gres=gpu:2,gpu:2", "gres=gpu:1,gpu:a100:9", "gres=gpu:a:b:9", "gpus-per-socket=9",

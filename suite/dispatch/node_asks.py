@@ -18,12 +18,15 @@ shape (more colons than the forms have). Keys are read by their full names: `sba
 an abbreviation (`gpus-per-t`).
 
 Beside the GPUs, `other_per_node` reads the parameters whose ask of a node sinfo's CPUs (%c),
-memory (%m) and tmp disk (%d) judge for sure, which sbatch took as well and whose jobs never ran:
-`--mincpus`, `--cpus-per-gpu`, `--mem-per-cpu`, `--mem-per-gpu` and `--tmp`. A malformed value of
-these sbatch refuses itself, naming the option (`sbatch_check` asks it). Left to Slurm: any other
-parameter (`--sockets-per-node`, `--cores-per-socket`, `--threads-per-core`, `--ntasks-per-gpu`,
-`--mem-bind`, ...), which asks for a node's layout or a binding that sinfo's counts cannot judge, and
-a value in a form other than the plain ones read here (`+4`).
+memory (%m), tmp disk (%d) and layout (%z, sockets:cores:threads) judge for sure, which sbatch took
+as well and whose jobs never ran: `--mincpus`, `--cpus-per-gpu`, `--mem-per-cpu`, `--mem-per-gpu`,
+`--tmp`, `--sockets-per-node`, `--cores-per-socket` and `--threads-per-core` (each a least number of
+a node; on the test cluster, 8:1:1, sockets-per-node=9, cores-per-socket=2 and threads-per-core=2
+each waited as BadConstraints, sockets-per-node=8 ran). A malformed value of these sbatch refuses
+itself, naming the option (`sbatch_check` asks it). Left to Slurm: any other parameter
+(`--ntasks-per-gpu`, `--mem-bind`, `--extra-node-info`, ...), which asks for a binding or a layout
+in a form that sinfo's counts cannot judge, and a value in a form other than the plain ones read
+here (`+4`).
 """
 
 from __future__ import annotations
@@ -37,14 +40,16 @@ from typing import Any
 KEYS = ("gpus", "gpus-per-task", "gres")
 SUFFIX = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4, "p": 1024 ** 5}
 COUNT = re.compile(r"(\d+)([kmgtp]?)", re.I)
-COUNT_ONLY = re.compile(r"\d+")  # --mincpus, --cpus-per-gpu: a plain number
+COUNT_ONLY = re.compile(r"\d+")  # --mincpus, --cpus-per-gpu, a node's layout: a plain number
 FORMS = {"gpus": "[type:]count, e.g. 2 or a100:2", "gpus-per-task": "[type:]count, e.g. 1 or a100:1",
          "gres": "gpu[[:type]:count], e.g. gpu:2 or gpu:a100:2"}
 
 
 # the others: (what of a node, as `slurm._kinds` names sinfo's fields; what the value is per, if anything)
 OTHERS = {"mincpus": ("cpus", None), "cpus-per-gpu": ("cpus", "gpu"), "mem-per-cpu": ("mem", "cpu"),
-          "mem-per-gpu": ("mem", "gpu"), "tmp": ("tmp", None)}
+          "mem-per-gpu": ("mem", "gpu"), "tmp": ("tmp", None), "sockets-per-node": ("sockets", None),
+          "cores-per-socket": ("cores", None), "threads-per-core": ("threads", None)}
+LAYOUT = ("sockets", "cores", "threads")  # what of a node sinfo's %z gives (S:C:T)
 SIZE = re.compile(r"(\d+)(?:([kmgt])b?)?", re.I)  # MB, unless K, M, G or T follows (then an optional B)
 MB = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 ** 2}
 
@@ -120,19 +125,21 @@ def gpu_types(key: str, value: Any) -> list[str]:
 
 
 def other_per_node(key: str, value: Any, *, cpus: int, gpus: int) -> tuple[str, int] | None:
-    """What sbatch parameter `key`=`value` asks of each node beside GPUs: ("cpus", CPUs), ("mem", MB)
-    or ("tmp", MB); a value per CPU or per GPU is times `cpus` or `gpus`, the CPUs and GPUs the job
+    """What sbatch parameter `key`=`value` asks of each node beside GPUs: ("cpus", CPUs), ("mem", MB),
+    ("tmp", MB), or a layout: ("sockets", sockets), ("cores", cores a socket), ("threads", threads a
+    core); a value per CPU or per GPU is times `cpus` or `gpus`, the CPUs and GPUs the job
     asks a node. None where it asks none of these (mem-per-gpu where no GPU is asked) or cannot be
     read for sure."""
     if key not in OTHERS or isinstance(value, bool) or not isinstance(value, (str, int)):
         return None
     what, per = OTHERS[key]
-    found = (COUNT_ONLY if what == "cpus" else SIZE).fullmatch(str(value).strip())
+    plain = what == "cpus" or what in LAYOUT
+    found = (COUNT_ONLY if plain else SIZE).fullmatch(str(value).strip())
     # where no GPU is asked, slurmctld judges cpus-per-gpu as for one (cpus-per-gpu=9 waited for ever on
     # nodes of 8 CPUs, =8 ran on 1 CPU), and sbatch refuses mem-per-gpu itself
     times = {None: 1, "cpu": cpus, "gpu": gpus or int(what == "cpus")}[per]
     if not found or not times:
         return None
-    if what == "cpus":
+    if plain:
         return what, int(found.group()) * times
     return what, math.ceil(int(found.group(1)) * MB[(found.group(2) or "m").lower()]) * times

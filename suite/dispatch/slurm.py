@@ -476,8 +476,9 @@ class Reading:
         return self.config
 
 
-# sinfo's fields of each kind of node: partition (`*` after the default), memory MB, GRES, CPUs, tmp disk MB
-SINFO = ("sinfo", "--all", "--noheader", "--format=%P|%m|%G|%c|%d")
+# sinfo's fields of each kind of node: partition (`*` after the default), memory MB, GRES, CPUs, tmp disk MB,
+# sockets:cores:threads
+SINFO = ("sinfo", "--all", "--noheader", "--format=%P|%m|%G|%c|%d|%z")
 
 
 def read_cluster() -> Reading:
@@ -544,7 +545,10 @@ HAS = {"mem": ("%m", "the memory (MB)", lambda n: f"has at most {n:.0f} MB"),
        "gpus": ("%G", "the GPUs", lambda n: f"has at most {count(int(n), 'GPU')}" if n else
                 "has no GPUs (no gpu GRES)"),
        "cpus": ("%c", "the CPUs", lambda n: f"has at most {count(int(n), 'CPU')}"),
-       "tmp": ("%d", "the tmp disk (MB)", lambda n: f"has at most {n:.0f} MB of tmp disk")}
+       "tmp": ("%d", "the tmp disk (MB)", lambda n: f"has at most {n:.0f} MB of tmp disk"),
+       "sockets": ("%z", "the sockets:cores:threads", lambda n: f"has at most {count(int(n), 'socket')}"),
+       "cores": ("%z", "the sockets:cores:threads", lambda n: f"has at most {count(int(n), 'core')} a socket"),
+       "threads": ("%z", "the sockets:cores:threads", lambda n: f"has at most {count(int(n), 'thread')} a core")}
 WAITS = "the jobs would wait for ever (BadConstraints)"
 # where mincpus makes a node's memory too little, sbatch takes the job (mem-per-cpu alone over it, it refuses)
 BUSY = "the jobs would wait for ever (Resources, as if the node were busy)"
@@ -560,11 +564,12 @@ def _kinds(nodes: str) -> Kinds:
     kinds: dict[str, list[dict[str, float]]] = {}
     default: list[str] = []
     for line in nodes.splitlines():
-        name, mem, gres, cpus, tmp = (line.split("|") + ["", "", "", ""])[:5]
+        name, mem, gres, cpus, tmp, layout = (line.split("|") + [""] * 5)[:6]
         if name.endswith("*"):  # one line per kind of node: the default named once
             name = name[:-1]
             default = [*dict.fromkeys([*default, name])]
-        exact = {"mem": mem, "cpus": cpus, "tmp": tmp}
+        sockets_cores_threads = (layout.split(":") + ["", ""])[:3]
+        exact = {"mem": mem, "cpus": cpus, "tmp": tmp, **dict(zip(node_asks.LAYOUT, sockets_cores_threads))}
         typed = {f"gpu:{t.lower()}": float(n) for t, n in re.findall(r"\bgpu:([^:,(]+):(\d+)", gres)}
         kinds.setdefault(name, []).append({**{k: float(v) if v.isdigit() else math.inf for k, v in exact.items()},
                                            "gpus": sum(int(n) for n in re.findall(r"\bgpu(?::[^:,(]+)?:(\d+)", gres)),
@@ -644,7 +649,9 @@ def _asks(options: ClusterOptions) -> list[tuple[str, str, float, str, str]]:
         if (other := node_asks.other_per_node(key, value, cpus=cpus, gpus=n_gpus)) is not None:
             what, n = other
             per = node_asks.OTHERS[key][1]
-            amount = count(n, "CPU") if what == "cpus" else f"{n} MB" + (" of tmp disk" if what == "tmp" else "")
+            amount = {"cpus": count(n, "CPU"), "mem": f"{n} MB", "tmp": f"{n} MB of tmp disk",
+                      "sockets": count(n, "socket"), "cores": f"{count(n, 'core')} a socket",
+                      "threads": f"{count(n, 'thread')} a core"}[what]
             asks.append((f"sbatch.{key}", what, n, f"{key}={value}{times[per]} asks {amount} of a node,",
                          BUSY if per == "cpu" and by == "mincpus" else WAITS))
     return asks
