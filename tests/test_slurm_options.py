@@ -1244,11 +1244,13 @@ def test_cpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partiti
 @pytest.mark.parametrize("param, per_node, fits", [
     ("gres=gpu:5", 5, "gres=gpu:4"), ("gres=gpu:a100:3,gpu:v100:2", 5, "gres=gpu:a100:3,mps:100"),
     ("gpus=a100:9", 5, "gpus=a100:8"), ("gpus=9", 5, "gpus=8"), ("gpus-per-task=3", 6, "gpus-per-task=2"),
-    ("gpus_per_task=a100:3", 6, "gpus_per_task=a100:2")])
+    ("gpus_per_task=a100:3", 6, "gpus_per_task=a100:2"), ("gpus-per-socket=5", 5, "gpus-per-socket=4"),
+    ("gpus-per-socket=a100:5", 5, "gpus-per-socket=a100:4")])
 def test_gpus_asked_in_sbatch_parameters_are_judged_as_gpus_per_node_is(spec, param, per_node, fits):
     """GPUs asked through raw sbatch parameters went round the check of gpus_per_node and waited
     for ever as BadConstraints; `gpus` is the job's, spread over its 2 nodes here, `gpus-per-task`
-    each of its 2 tasks a node."""
+    each of its 2 tasks a node, `gpus-per-socket` at least one socket's (on the test cluster,
+    gpu:2, gpus-per-socket=3 waited as BadConstraints, 2 ran with sockets-per-node=2)."""
     nodes = "gpu|512000|gpu:a100:4(S:0-1),mps:400|48\n"
     key = param.split("=")[0].replace("_", "-")
     [said] = node_mistakes(options(spec, {"sbatch": [param], "nodes": 2, "tasks_per_node": 2, "gpus_per_node": 2}),
@@ -1399,8 +1401,8 @@ def test_a_node_layout_no_node_has_is_refused_by_its_key(spec, param, said):
     assert node_mistakes(fits, nodes) == []
 
 
-@pytest.mark.parametrize("param", ["gres=gpu:2,gpu:2", "gres=gpu:1,gpu:a100:9", "gres=gpu:a:b:9", "gpus-per-socket=9",
-                                   "gpus=a100:9,a100:9"])
+@pytest.mark.parametrize("param", ["gres=gpu:2,gpu:2", "gres=gpu:1,gpu:a100:9", "gres=gpu:a:b:9",
+                                   "gpus-per-socket=a100:9,a100:9", "gpus=a100:9,a100:9"])
 def test_gpu_parameters_that_cannot_be_read_for_sure_are_left_to_slurm(spec, param):
     assert node_mistakes(options(spec, {"sbatch": [param]}), "gpu|512000|gpu:a100:4|48\n") == []
 

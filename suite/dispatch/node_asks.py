@@ -3,16 +3,18 @@
 
 The `gpus_per_node` option is compared with the nodes' GPUs before a submission; these
 parameters went round that check, and a count above a node's waited for ever as BadConstraints.
-Read here in the forms `man sbatch` (Slurm 22.05) documents: `--gpus` and `--gpus-per-task` take
-`[type:]count` (a comma-separated list for several types), `--gres` a list of `name[[:type]:count]`
+Read here in the forms `man sbatch` (Slurm 22.05) documents: `--gpus`, `--gpus-per-task` and
+`--gpus-per-socket` take `[type:]count` (a comma-separated list for several types), `--gres` a list of `name[[:type]:count]`
 whose count defaults to 1; a count may end in k, m, g, t or p (times 1024 each). A count that is no
 number is refused here, naming the key: sbatch takes `gpus=abc` and the job never starts, and
 refuses `gpus=1.5` at submission in words that name no key.
 
-The GPU types these and `--gpus-per-socket` name (`gpu_types`) must each be on some node: slurmctld
-keeps a job asking a type no node has waiting for ever (BadConstraints), `gpus=gpu:1` included
-(a type named `gpu`). Left to Slurm, as what they ask of a node cannot be told for sure: the count
-of `--gpus-per-socket` (it needs `--sockets-per-node`), each type's count (only the count of all GPUs
+`--gpus-per-socket` asks at least its count of a node, whatever `--sockets-per-node` (which sbatch
+needs beside it) says: on the test cluster (gpu:2, no socket binding) gpus-per-socket=3 waited as
+BadConstraints while 2 ran with sockets-per-node=2, so more sockets are not read as more GPUs.
+The GPU types these name (`gpu_types`) must each be on some node: slurmctld keeps a job asking a
+type no node has waiting for ever (BadConstraints), `gpus=gpu:1` included (a type named `gpu`).
+Left to Slurm, as what they ask of a node cannot be told for sure: each type's count (only the count of all GPUs
 is compared), a list naming one type twice or mixing a typed entry with an untyped one, and any other
 shape (more colons than the forms have). Keys are read by their full names: `sbatch_check` refuses
 an abbreviation (`gpus-per-t`).
@@ -37,12 +39,12 @@ from typing import Any
 
 # the GPU sbatch parameters read here (the others: OTHERS), as the suite spells a key once checked
 # (no dashes before, `-` for `_`)
-KEYS = ("gpus", "gpus-per-task", "gres")
+KEYS = ("gpus", "gpus-per-task", "gpus-per-socket", "gres")
 SUFFIX = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4, "p": 1024 ** 5}
 COUNT = re.compile(r"(\d+)([kmgtp]?)", re.I)
 COUNT_ONLY = re.compile(r"\d+")  # --mincpus, --cpus-per-gpu, a node's layout: a plain number
 FORMS = {"gpus": "[type:]count, e.g. 2 or a100:2", "gpus-per-task": "[type:]count, e.g. 1 or a100:1",
-         "gres": "gpu[[:type]:count], e.g. gpu:2 or gpu:a100:2"}
+         "gpus-per-socket": "[type:]count, e.g. 1 or a100:1", "gres": "gpu[[:type]:count], e.g. gpu:2 or gpu:a100:2"}
 
 
 # the others: (what of a node, as `slurm._kinds` names sinfo's fields; what the value is per, if anything)
@@ -60,7 +62,9 @@ class Malformed(ValueError):
 
 def gpus_per_node(key: str, value: Any, *, nodes: int, tasks_per_node: int) -> int | None:
     """The GPUs sbatch parameter `key`=`value` asks of each node (for `gpus`, a job's total spread
-    over `nodes`: at least that many on one); None where it asks none or cannot be read for sure.
+    over `nodes`: at least that many on one; for `gpus-per-socket`, at least one socket's: a node
+    with fewer never runs it, whatever `--sockets-per-node` says); None where it asks none or
+    cannot be read for sure.
     Raises Malformed for a count that is no number."""
     if key not in KEYS or isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
@@ -113,7 +117,7 @@ def gpu_types(key: str, value: Any) -> list[str]:
     """The GPU types sbatch parameter `key`=`value` names (`gres=gpu:a100:2`, `gpus=a100:2`,
     `gpus-per-socket=a100:1`), each once, in the order given: a node must have each, whatever the
     counts (which `gpus_per_node` reads where it can). A count's form is not judged here."""
-    if key not in (*KEYS, "gpus-per-socket") or not isinstance(value, str):
+    if key not in KEYS or not isinstance(value, str):
         return []
     entries = [entry.split(":") for entry in value.strip().split(",")]
     if key == "gres":  # name[[:type]:count]: gpu:TYPE, gpu:TYPE:COUNT
