@@ -268,6 +268,18 @@ def test_cpus_per_task_beside_cpus_per_gpu_is_refused_naming_both_before_submitt
     assert options(spec, {"sbatch": ["cpus-per-gpu=2"]}).sbatch["cpus-per-gpu"] == "2"  # alone: taken
 
 
+def test_gpus_per_socket_without_sockets_per_node_is_refused_before_submitting(spec):
+    """sbatch parses `--gpus-per-socket=1` alone (`--usage` passes) and refuses it only when it
+    submits ("--gpus-per-socket option requires --sockets-per-node specification")."""
+    with pytest.raises(SuiteError) as err:
+        options(spec, {"sbatch": ["gpus-per-socket=1"]})
+    assert str(err.value) == (
+        "<command line>: --sbatch.gpus-per-socket: gpus-per-socket=1 needs sockets-per-node beside it (e.g. `--sbatch "
+        "sockets-per-node=1`): sbatch refuses it alone (\"--gpus-per-socket option requires --sockets-per-node "
+        "specification\") and would refuse the submission")
+    assert options(spec, {"sbatch": ["gpus-per-socket=1", "sockets-per-node=1"]}).sbatch["gpus-per-socket"] == "1"
+
+
 @pytest.mark.parametrize(("where", "value", "says"), [
     ("spec", "-1", "cluster.mem_gb: must be at least 0.001, got -1"),  # as written: not -1.0
     ("spec", "-1.0", "cluster.mem_gb: must be at least 0.001, got -1.0"),
@@ -1241,6 +1253,9 @@ def test_cpus_a_node_are_judged_by_the_kinds_of_node_sinfo_lists_for_the_partiti
     assert node_mistakes(ClusterOptions(partition="big", cpus_per_task=1000), nodes) == []  # `8+`: not exact
 
 
+SOCKETS = "sockets-per-node=1"  # which sbatch needs beside gpus-per-socket (sinfo's lines here give no %z)
+
+
 @pytest.mark.parametrize("param, per_node, fits", [
     ("gres=gpu:5", 5, "gres=gpu:4"), ("gres=gpu:a100:3,gpu:v100:2", 5, "gres=gpu:a100:3,mps:100"),
     ("gpus=a100:9", 5, "gpus=a100:8"), ("gpus=9", 5, "gpus=8"), ("gpus-per-task=3", 6, "gpus-per-task=2"),
@@ -1253,12 +1268,12 @@ def test_gpus_asked_in_sbatch_parameters_are_judged_as_gpus_per_node_is(spec, pa
     gpu:2, gpus-per-socket=3 waited as BadConstraints, 2 ran with sockets-per-node=2)."""
     nodes = "gpu|512000|gpu:a100:4(S:0-1),mps:400|48\n"
     key = param.split("=")[0].replace("_", "-")
-    [said] = node_mistakes(options(spec, {"sbatch": [param], "nodes": 2, "tasks_per_node": 2, "gpus_per_node": 2}),
-                           nodes)
+    asked = {"nodes": 2, "tasks_per_node": 2, "gpus_per_node": 2}
+    [said] = node_mistakes(options(spec, {"sbatch": [param, SOCKETS], **asked}), nodes)
     assert str(said) == (f"<command line>: --sbatch.{key}: {key}={param.split('=')[1]} asks {per_node} GPUs of a "
                          "node, but each node of partition 'gpu' has at most 4 GPUs: the jobs would wait for ever "
                          "(BadConstraints); `sinfo --format='%P %G'` lists the GPUs of each partition's nodes")
-    fits = options(spec, {"sbatch": [fits], "nodes": 2, "tasks_per_node": 2, "gpus_per_node": 2})
+    fits = options(spec, {"sbatch": [fits, SOCKETS], **asked})
     assert node_mistakes(fits, nodes) == []
 
 
@@ -1279,7 +1294,8 @@ def test_a_gpu_type_no_node_of_the_partition_has_is_refused_by_its_key(spec, par
     nodes = ("gpu|512000|gpu:a100:4(S:0-1),mps:400|48|0\ngpu|256000|gpu:v100:2,gpu:k80:1|16|0\n"
              "debug*|21694|gpu:2|8|0\n")
     key = param.partition("=")[0]
-    [said] = node_mistakes(options(spec, {"partition": partition, "sbatch": [param], "gpus_per_node": 0}), nodes)
+    [said] = node_mistakes(options(spec, {"partition": partition, "sbatch": [param, SOCKETS], "gpus_per_node": 0}),
+                           nodes)
     assert str(said) == (f"<command line>: --sbatch.{key}: {param} asks GPUs of type {wrong!r}, but no node of "
                          f"partition {partition!r} has that type ({has}): the jobs would wait for ever "
                          "(BadConstraints); `sinfo --format='%P %G'` lists the GPUs of each partition's nodes")
@@ -1292,7 +1308,8 @@ def test_a_gpu_type_a_node_of_the_partition_has_or_none_passes(spec, partition, 
     """A type some node of the partition has, in any case (never refused for a spelling slurmctld may
     take), or no type at all, passes."""
     nodes = "gpu|512000|gpu:a100:4(S:0-1)|48|0\ngpu|256000|gpu:v100:2,gpu:k80:1|16|0\ndebug*|21694|gpu:2|8|0\n"
-    assert node_mistakes(options(spec, {"partition": partition, "sbatch": [param], "gpus_per_node": 0}), nodes) == []
+    asked = options(spec, {"partition": partition, "sbatch": [param, SOCKETS], "gpus_per_node": 0})
+    assert node_mistakes(asked, nodes) == []
 
 
 @pytest.mark.parametrize("param, said, fits", [
@@ -1404,7 +1421,7 @@ def test_a_node_layout_no_node_has_is_refused_by_its_key(spec, param, said):
 @pytest.mark.parametrize("param", ["gres=gpu:2,gpu:2", "gres=gpu:1,gpu:a100:9", "gres=gpu:a:b:9",
                                    "gpus-per-socket=a100:9,a100:9", "gpus=a100:9,a100:9"])
 def test_gpu_parameters_that_cannot_be_read_for_sure_are_left_to_slurm(spec, param):
-    assert node_mistakes(options(spec, {"sbatch": [param]}), "gpu|512000|gpu:a100:4|48\n") == []
+    assert node_mistakes(options(spec, {"sbatch": [param, SOCKETS]}), "gpu|512000|gpu:a100:4|48\n") == []
 
 
 @pytest.mark.parametrize("param, form", [("gpus=abc", "[type:]count"), ("gpus=a100:x", "[type:]count"),

@@ -194,6 +194,11 @@ def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[
             f"{options.cpus_per_task} ({options.origin('cpus_per_task')}): sbatch takes one or the other "
             "(\"--cpus-per-gpu is mutually exclusive with --cpus-per-task\") and would refuse the submission; "
             "drop one of them"))
+    if "gpus-per-socket" in options.sbatch and "sockets-per-node" not in options.sbatch:  # sbatch: at submission
+        mistakes.append(options.origin("sbatch.gpus-per-socket").error(
+            f"gpus-per-socket={options.sbatch['gpus-per-socket']} needs sockets-per-node beside it (e.g. `--sbatch "
+            "sockets-per-node=1`): sbatch refuses it alone (\"--gpus-per-socket option requires --sockets-per-node "
+            "specification\") and would refuse the submission"))
     if mistakes:
         raise together(mistakes)
     return options
