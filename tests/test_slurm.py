@@ -264,8 +264,8 @@ def test_status_says_why_a_request_the_cluster_cannot_meet_waits(tmp_path, capsy
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "store"
     spec = write_spec(tmp_path, "toomany", {"lr": [0.01]})
-    # a GPU type no node has: only the count is checked before submitting (`suite.dispatch.node_asks`)
-    too_many = "gres=gpu:nosuchtype:1"
+    # more tasks a socket than the one task a node: a binding the checks before submitting leave to slurmctld
+    too_many = "ntasks-per-socket=2"
     suite(capsys, "run", spec.name, "--executor", "slurm", "--out", "store", "--sbatch", too_many)
     # The scheduler sets the reason when it first looks at the job (SchedulerParameters, ~1 s here).
     wait_for(lambda: "pending because: BadConstraints (1)" in suite(capsys, "status", str(spec), "--out", str(out)),
