@@ -1126,6 +1126,12 @@ def _print_slurm(frame: pandas.DataFrame, states: dict[str, str], where: Callabl
     if "NO_ANSWER" in counts:
         print(f"  SLURM did not answer for {count(counts['NO_ANSWER'], 'job')} (squeue failed or is not installed "
               "here): their states are not checked and nothing is decided about them")
+    if slurm.ELSEWHERE in counts:
+        on = sorted({str(visibility.submitted_on(store.state_of(where(rid)).status or {}))
+                     for rid in live["run_id"] if states[rid] == slurm.ELSEWHERE})
+        print(f"  on another cluster: {count(counts[slurm.ELSEWHERE], 'job')} submitted on {', '.join(on)}, not this "
+              "one (`scontrol show config`: ClusterName), so their states are not checked here and nothing is "
+              f"recorded about them; `suite status` on a login node of {' or '.join(on)} follows them")
     if slurm.HIDDEN in counts:
         users = sorted({visibility.submitter(where(rid), store.state_of(where(rid)).status or {})
                         for rid in live["run_id"] if states[rid] == slurm.HIDDEN})
@@ -1175,7 +1181,8 @@ def _cancel(args: argparse.Namespace) -> int:
                          sys.stdout, states=("pending", "running"))
     if refused:
         print(f"error: scancel did not take the jobs of {count(len(refused), 'run')} (jobs {_arrays(refused.values())})"
-              f": they are still queued or running, as recorded; `suite cancel` again once SLURM answers",
+              f": they are still queued or running, as recorded; `suite cancel` again once SLURM answers, on the "
+              "cluster they were submitted to",
               file=sys.stderr)
         return 1
     return 0

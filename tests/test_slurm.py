@@ -163,6 +163,8 @@ def test_grid_is_one_array_collected_and_resubmission_adds_only_missing_runs(tmp
     # the submitter, kept through the jobs' own writes: a teammate reading the store where PrivateData hides
     # jobs is told whose they are, and judges none lost
     assert {status(out, rid).get("slurm_user") for rid in ids} == {pwd.getpwuid(os.getuid()).pw_name}
+    # and its cluster: read from a login node of another cluster sharing the file system, its ids mean nothing
+    assert {status(out, rid).get("slurm_cluster") for rid in ids} == {cluster_name()}
     assert "3 done" in suite(capsys, "status", str(spec), "--out", str(out))
 
     # The grid grows by one point: only that run is submitted; the others are not touched.
@@ -1235,6 +1237,39 @@ def test_a_node_layout_no_node_has_is_refused_before_anything_is_held(slurm_clus
         with pytest.raises(SuiteError, match=rf"^sbatch\.{key}: {key}={n + 1} asks .*\(BadConstraints\)"):
             slurm.check_options(ClusterOptions(sbatch={key: str(n + 1)}))
     slurm.check_options(ClusterOptions(sbatch={key: str(n) for key, n in most.items()}))  # as the nodes have: taken
+
+
+def cluster_name() -> str:
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=True).stdout
+    return next(line.split("=", 1)[1].strip() for line in config.splitlines() if line.startswith("ClusterName"))
+
+
+def test_a_store_read_on_another_cluster_neither_judges_nor_cancels_its_jobs(tmp_path, capsys):
+    """A store on a file system two clusters share, read from the other's login node: there a job id
+    is unknown, and a waiting job's run was failed as lost 10 minutes after submission, or is another
+    job's, whose end was recorded as the run's (cancelled) and which `suite cancel` scancelled.
+    Each submission now records its cluster, and a job of another is left to that cluster."""
+    spec = write_spec(tmp_path, "away", {"lr": [0.01, 0.02]})
+    runs = ablations.expand(ablations.load(spec))
+    out = tmp_path / "store"
+    ours = subprocess.run(["sbatch", "--parsable", "--hold", f"--job-name=suite-{PREFIX}away",
+                           f"--output={tmp_path}/%j.out", "--wrap", "true"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        long_ago = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+        for run, job in zip(runs, ["999999_0", ours]):  # unknown here; here another job (held: scancel would end it)
+            store.set_status(store.plan(out, run), "pending", slurm_job_id=job, submitted_at=long_ago,
+                             executor="slurm", slurm_user=pwd.getpwuid(os.getuid()).pw_name, slurm_cluster="elsewhere")
+        said = suite(capsys, "status", str(spec), "--out", str(out))
+        assert "2 pending" in said and "on another cluster: 2 jobs submitted on elsewhere, not this one" in said, said
+        capsys.readouterr()
+        assert main(["cancel", str(spec), "--out", str(out)]) == 1
+        assert f"job {ours} of run {runs[1].run_id} was submitted on cluster 'elsewhere', not this one: cancel it " \
+            "there" in capsys.readouterr().err
+        assert slurm.slurm_states([ours])[ours] == "PENDING"  # not scancelled
+        assert [store.state_of(store.run_dir(out, r.run_id)).state for r in runs] == ["pending", "pending"]
+    finally:
+        subprocess.run(["scancel", ours], capture_output=True)
 
 
 def test_an_sbatch_key_that_only_begins_an_options_name_is_refused_with_the_full_name(tmp_path):

@@ -63,8 +63,11 @@ T = TypeVar("T")
 NO_ANSWER = "NO_ANSWER"
 # Not a SLURM state: another user's job, which the cluster's PrivateData hides from this one (visibility).
 HIDDEN = "HIDDEN"
+# Not a SLURM state: a job submitted on another cluster than this one (visibility): not asked about here.
+ELSEWHERE = "ELSEWHERE"
 ALIVE = frozenset({"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "COMPLETING", "CONFIGURING",
-                   "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "UNKNOWN", NO_ANSWER, HIDDEN})
+                   "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "UNKNOWN", NO_ANSWER, HIDDEN,
+                   ELSEWHERE})
 # A final SLURM state of a run that never wrote its result, as a store state.
 ENDED = {"CANCELLED": "cancelled", "PREEMPTED": "interrupted"}  # everything else: failed
 TRACKED = ("pending", "running", "interrupted")  # store states that may belong to a live job
@@ -150,7 +153,7 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, clust
         try:
             fields = dict(slurm_state=None, submitted_at=store.now(), executor="slurm", code=code.record(), requeues=0,
                           error=None, again=again, cancelled_at=None, sbatch_hold=hold,
-                          slurm_user=visibility.user_name())
+                          slurm_user=visibility.user_name(), slurm_cluster=_cluster_name(cluster))
             claimed = _parallel(lambda djb: _claim(*djb, afresh=afresh, archived=archived, fields=fields),
                                 list(zip(dirs, jobs, before)))
             taken = [(r, j) for r, j, ok in zip(runs, jobs, claimed) if ok]
@@ -885,14 +888,17 @@ def array_of(job_id: str) -> str:
 
 def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
     """Reconcile the store with SLURM for runs it believes queued or running; run_id -> SLURM state
-    (HIDDEN: another user's job this user is not shown, `_unseen`)."""
+    (HIDDEN: another user's job this user is not shown, `_unseen`; ELSEWHERE: a job of another
+    cluster, `_elsewhere`)."""
     tracked = _tracked(out, run_ids)
+    away = _elsewhere(out, tracked)  # never asked about, nor judged: their ids mean nothing here
+    tracked = {rid: j for rid, j in tracked.items() if rid not in away}
     if not tracked:
-        return {}
+        return away
     states = slurm_states(tracked.values())
     states.update(_unseen(out, {rid: j for rid, j in tracked.items() if states[j] == "UNKNOWN"}))
     lost = _lost([j for rid, j in tracked.items() if states[j] == "UNKNOWN" and _submitted_long_ago(out, rid)])
-    out_states = {}
+    out_states = dict(away)
     for rid, job_id in tracked.items():
         slurm_state = states[job_id]
         out_states[rid] = slurm_state
@@ -919,6 +925,26 @@ def _cannot_record(where: object, job_id: str, ended: str, why: object) -> None:
     reports still answer, and go on with the other runs."""
     warnings.warn(f"{where}: cannot record that SLURM job {job_id} ended {ended} ({why}): the run shows as last "
                   "recorded until a command that can write the store refreshes it", SuiteWarning, stacklevel=3)
+
+
+def _cluster_name(cluster: Reading) -> str | None:
+    """This cluster's name, as `check_options` read its config (None: unread)."""
+    return visibility.cluster_name(cluster.config) if isinstance(cluster.config, str) else None
+
+
+def _elsewhere(out: Path, tracked: Mapping[str, str]) -> dict[str, str]:
+    """run_id -> ELSEWHERE for the runs of `tracked` (run_id -> job id) whose job was submitted on
+    another cluster than this one (`visibility.submitted_on`); NO_ANSWER for those recording a
+    cluster where `scontrol show config` does not answer. `scontrol` is asked only where one records it."""
+    on = {rid: visibility.submitted_on(store.state_of(store.run_dir(out, rid)).status or {}) for rid in tracked}
+    on = {rid: name for rid, name in on.items() if name}
+    if not on:
+        return {}
+    try:
+        here = visibility.cluster_name(_slurm("scontrol", "show", "config"))
+    except SuiteError:
+        return dict.fromkeys(on, NO_ANSWER)
+    return {rid: ELSEWHERE for rid, name in on.items() if here and name != here}  # no name here: cannot tell
 
 
 def _unseen(out: Path, unknown: Mapping[str, str]) -> dict[str, str]:
@@ -1049,8 +1075,12 @@ def cancel(out: Path, run_ids: Iterable[str]) -> tuple[dict[str, str], dict[str,
     that finished meanwhile is no complaint (its result, if it wrote one, still counts, as a result
     always does); a refused one (controller unreachable, another user's job) keeps its status."""
     jobs = _tracked(out, run_ids)
+    away = {rid: jobs.pop(rid) for rid, state in _elsewhere(out, jobs).items() if state == ELSEWHERE}  # ids of here
     ids = list(dict.fromkeys(jobs.values()))
-    complaints, refused = [], set()
+    complaints = [f"job {j} of run {rid} was submitted on cluster "
+                  f"{visibility.submitted_on(store.state_of(store.run_dir(out, rid)).status or {})!r}, not this "
+                  "one: cancel it there" for rid, j in away.items()]
+    refused: set[str] = set()
     for start in range(0, len(ids), 500):  # keep the command line short
         chunk = ids[start:start + 500]
         try:
@@ -1079,7 +1109,7 @@ def cancel(out: Path, run_ids: Iterable[str]) -> tuple[dict[str, str], dict[str,
             store.set_status(d, "cancelled", error=why, cancelled_at=store.now(), slurm_job_id=taken[rid])
 
     _parallel(record, list(taken))
-    return taken, {rid: j for rid, j in jobs.items() if j in refused}, "\n".join(c for c in complaints if c)
+    return taken, {**{rid: j for rid, j in jobs.items() if j in refused}, **away}, "\n".join(c for c in complaints if c)
 
 
 # ------------------------------------------------------------------------------------ helpers
