@@ -1,13 +1,13 @@
-"""GPUs, CPUs, memory and tmp disk a node is asked for through raw sbatch parameters
+"""GPUs, CPUs, memory, tmp disk and layout a node is asked for through raw sbatch parameters
 (`sbatch: {gres: gpu:2}`, `--sbatch gpus=2`, `--sbatch mincpus=9`).
 
 The `gpus_per_node` option is compared with the nodes' GPUs before a submission; these
 parameters went round that check, and a count above a node's waited for ever as BadConstraints.
 Read here in the forms `man sbatch` (Slurm 22.05) documents: `--gpus`, `--gpus-per-task` and
-`--gpus-per-socket` take `[type:]count` (a comma-separated list for several types), `--gres` a list of `name[[:type]:count]`
-whose count defaults to 1; a count may end in k, m, g, t or p (times 1024 each). A count that is no
-number is refused here, naming the key: sbatch takes `gpus=abc` and the job never starts, and
-refuses `gpus=1.5` at submission in words that name no key.
+`--gpus-per-socket` take `[type:]count` (a comma-separated list for several types), `--gres` a list
+of `name[[:type]:count]` whose count defaults to 1; a count may end in k, m, g, t or p (times 1024
+each). A count that is no number is refused here, naming the key: sbatch takes `gpus=abc` and the
+job never starts, and refuses `gpus=1.5` at submission in words that name no key.
 
 `--gpus-per-socket` asks at least its count of a node, whatever `--sockets-per-node` (which sbatch
 needs beside it) says: on the test cluster (gpu:2, no socket binding) gpus-per-socket=3 waited as

@@ -596,7 +596,8 @@ def _node_mistakes(options: ClusterOptions, kinds: Kinds) -> list[SuiteError]:
         f"{HAS[what][0]}'` lists {HAS[what][1]} of each partition's nodes")
         for name, what, n, said, outcome in _asks(options) if n > most[what]]
     named = {e.key for e in mistakes}
-    types = sorted({k.partition(":")[2] for p in wanted for kind in partitions[p] for k in kind if k.startswith("gpu:")})
+    types = sorted({k.partition(":")[2] for p in wanted for kind in partitions[p] for k in kind
+                    if k.startswith("gpu:")})
     return mistakes + [e for e in _type_mistakes(options, types, where, most["gpus"]) if e.key not in named]
 
 
