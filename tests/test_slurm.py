@@ -227,7 +227,7 @@ def test_a_refused_chunk_withdraws_the_arrays_sbatch_took_before_it(tmp_path):
     from submitit.core.utils import FailedJobError
 
     from suite.dispatch import snapshot
-    from suite.dispatch.cluster import ClusterOptions, resolve_options
+    from suite.dispatch.cluster import ClusterOptions
     from suite.errors import SuiteError
 
     out = tmp_path / "store"
