@@ -154,6 +154,16 @@ def test_builders_must_take_keyword_only_options():
     assert "bad_net" not in _REGISTRY
 
 
+def test_an_option_called_name_is_refused_at_registration():
+    """A config's model section holds the model's name and its options side by side, so an option
+    `name` overwrote it: the run recorded model.name='x' and failed as an unknown model 'x'."""
+    with pytest.raises(TypeError, match="option 'name' would be the model's own name"):
+        @register_model
+        def named_net(*, name: str = "x") -> nn.Module:
+            return nn.Identity()
+    assert "named_net" not in _REGISTRY
+
+
 def test_every_shipped_model_says_what_it_is():
     """`help(san10_pairwise)` in a notebook showed no text for the SAN and SASA-ResNet builders:
     every shipped builder (and the SAN class they build) has a docstring."""

@@ -230,6 +230,9 @@ def _options_of(builder: Builder) -> dict[str, Option]:
     for p in inspect.signature(builder).parameters.values():
         if p.kind is not inspect.Parameter.KEYWORD_ONLY or p.default is inspect.Parameter.empty:
             raise TypeError(f"{builder.__name__}: every option must be keyword-only with a default ({p.name})")
+        if p.name == "name":  # config's model section is {name: <model>, **options}: the option would replace it
+            raise TypeError(f"{builder.__name__}: option 'name' would be the model's own name (model.name in a "
+                            f"spec); call it something else")
         annotation = hints.get(p.name)
         if annotation is None or not checkable(annotation):
             raise TypeError(f"{builder.__name__}: option {p.name!r} needs a type hint the registry can check values "
