@@ -1933,6 +1933,20 @@ def test_a_model_plugins_version_is_part_of_a_runs_code_version(tmp_path, toy):
     assert "lr=0.1 weight_decay=0.0001" in note and "lr=0.1 weight_decay=0.0005" not in note
 
 
+def test_a_plugins_model_beside_a_shipped_one_is_no_second_code_version(tmp_path, toy):
+    """A spec comparing a plugin's model with a shipped one, all trained by one commit and one
+    version of the plugin, was said to come from 2 code versions (`aaaa with mymodels 0.1`, `aaaa`):
+    the shipped model's runs have no plugin version to differ in."""
+    spec, runs, _ = toy
+    out = tmp_path / "store"
+    for run, source in zip(runs[:4], ["mymodels 0.1", "suite", "mymodels 0.1", "suite"]):
+        d = finish(out, run, 5.0)
+        result = json.loads((d / "result.json").read_text())
+        result["env"] = {"git_commit": "a" * 40, "git_dirty": False, "model_source": source}
+        (d / "result.json").write_text(json.dumps(result))
+    assert not any("code versions" in n for n in tables.load(spec, out=out).notes)
+
+
 def test_a_failed_run_planned_under_other_defaults_keeps_its_cells_paper_value(tmp_path, toy):
     """Only done runs enter a cell's mean, so only they can make its Δ another experiment's."""
     spec, runs, _ = toy

@@ -384,7 +384,7 @@ def _version_notes(out: pd.DataFrame, axes: Sequence[str]) -> list[str]:
                for v, c, d, s in zip(done["suite_version"], done["git_commit"], done["git_dirty"], done["model_source"])]
     version = pd.Series(version, index=done.index)
     counts = version.value_counts(sort=False)
-    if len(counts) < 2:
+    if not _versions_differ(done):
         return []
     shown = ", ".join(f"{v} ({count(n, 'run')})" for v, n in counts.items())
     note = f"Done runs come from {len(counts)} code versions: {shown} (suite_version, git_commit in the CSV)."
@@ -408,6 +408,19 @@ def _code_label(suite: str | None, commit: str | None, dirty: bool | None, sourc
     else:
         label = tree or "no commit recorded"
     return label + ("" if source in (None, "suite") else f" with {source}")
+
+
+def _versions_differ(done: pd.DataFrame) -> bool:
+    """Whether the done runs were trained by more than one suite version or commit (or tree), or by
+    more than one version of one plugin: a shipped model's runs beside a plugin's have no plugin version to
+    differ in, so they are no other version of the code."""
+    suite = {(str(v), str(c), bool(d)) for v, c, d in zip(done["suite_version"], done["git_commit"], done["git_dirty"])}
+    plugin: dict[str, set[str]] = {}
+    for source in done["model_source"]:
+        if source not in (None, "suite"):  # `distribution version`, or a module's name (no version)
+            name, _, version = str(source).rpartition(" ")
+            plugin.setdefault(name or version, set()).add(version)
+    return len(suite) > 1 or any(len(versions) > 1 for versions in plugin.values())
 
 
 @dataclass
