@@ -339,9 +339,39 @@ def _expand(args: argparse.Namespace) -> tuple[Spec, list[RunSpec]]:
         spec = ablations.load(args.spec)
     except SuiteError as err:
         raise _named_in_store(err, args) from None
-    runs = ablations.expand(spec, preset=args.preset, overrides=parse_overrides(args.overrides))
+    try:
+        runs = ablations.expand(spec, preset=args.preset, overrides=parse_overrides(args.overrides))
+    except SuiteError as err:
+        raise _model_in_store(err, args) from None
     args.overrides = runs[0].given()
     return spec, runs
+
+
+def _model_in_store(err: SuiteError, args: argparse.Namespace) -> SuiteError:
+    """`err`, and where it calls a model unknown that the store's runs were trained with from a
+    plugin: which plugin, and that this environment lacks it (uninstalled) or no longer registers
+    the model, since the runs themselves are intact."""
+    import importlib.metadata
+
+    from suite import store
+
+    out = args.out or store.default_out()
+    text = str(err)
+    gone = {n: s for n, s in store.model_sources(out).items() if f"unknown model {n!r}" in text}
+    for name, sources in gone.items():
+        distribution = sources[0].rpartition(" ")[0]
+        said = f"; the runs of {name!r} in {out} were trained with it from {' and '.join(sources)}"
+        if not distribution:  # a module the training code imported, not an installed plugin
+            err.said(f"{said} (a module, which registers it only where it is imported)")
+            continue
+        try:
+            here = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            err.said(f"{said}, a model plugin this environment does not have: install it again to plan or report "
+                     f"them (`suite status` lists them without it)")
+        else:
+            err.said(f"{said}, and {distribution} {here} here does not register it")
+    return err
 
 
 def _named_in_store(err: SuiteError, args: argparse.Namespace) -> SuiteError:

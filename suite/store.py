@@ -619,6 +619,27 @@ def stored_runs(out: Path) -> list[str]:
     return sorted(p.name for p in dirs if _holds_a_run(p))
 
 
+def model_sources(out: Path) -> dict[str, list[str]]:
+    """Model name -> the plugins (`distribution version`, or a module's name) that trained the store's
+    done runs of it, from their result.json: what an `unknown model` error about them can name,
+    once the plugin is gone. Unreadable records are passed over: this only adds to an error."""
+    found: dict[str, list[str]] = {}
+    for rid in stored_runs(out):
+        try:
+            result = read_json(Path(out) / "runs" / rid / "result.json")
+        except (SuiteError, OSError):
+            continue
+        if not isinstance(result, dict) or not isinstance(result.get("config"), dict):
+            continue
+        env = result.get("trained_env") or result.get("env") or {}
+        name, source = result["config"].get("model.name"), env.get("model_source") if isinstance(env, dict) else None
+        if isinstance(name, str) and isinstance(source, str) and source != "suite":
+            found.setdefault(name, [])
+            if source not in found[name]:
+                found[name].append(source)
+    return found
+
+
 def _holds_a_run(d: Path) -> bool:
     try:
         return any((d / f).exists() for f in RECORDS)

@@ -60,6 +60,33 @@ def spec_file(tmp_path: Path, name: str, **parts) -> Path:
     return path
 
 
+def _trained_in_store(out: Path, model: str, source: str) -> None:
+    """A done run's result in store `out`, of `model` trained with the plugin `source`."""
+    run = out / "runs" / "0123456789ab"
+    run.mkdir(parents=True)
+    (run / "result.json").write_text(json.dumps({"config": {"model.name": model}, "env": {"model_source": source}}))
+
+
+@pytest.mark.parametrize("base", [True, False])
+def test_a_spec_of_an_uninstalled_plugins_model_says_the_store_ran_it_with_that_plugin(site, tmp_path, capsys, base):
+    """Uninstalled after its runs were done, a plugin's model was only an `unknown model` to
+    `suite status SPEC` and `suite report SPEC`, as if misspelt; the error now names the plugin the
+    store's runs were trained with, and that it is missing here or no longer registers the model."""
+    out = tmp_path / "store"
+    _trained_in_store(out, "tiny_se_net", "tinyplug 0.1")
+    model = {"model": {"name": "tiny_se_net"}} if base else {}
+    path = spec_file(tmp_path, "mine", base={**model, "data": {"name": "digits"}, "recipe": "smoke"},
+                     **({} if base else {"grid": {"model.name": ["tiny_se_net", "ran56_cifar"]}}))
+    for command in ("status", "report"):
+        assert main([command, str(path), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "unknown model 'tiny_se_net'" in err and "were trained with it from tinyplug 0.1, a model plugin this " \
+            "environment does not have: install it again" in err, err
+    write_plugin(site, "tinyplug", {"tinyplug": tiny_se("renamed_net")}, {"se": "tinyplug"}, version="0.2")
+    assert main(["status", str(path), "--out", str(out)]) == 2
+    assert "from tinyplug 0.1, and tinyplug 0.2 here does not register it" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------ in-process
 def test_a_plugin_registers_its_models_at_the_first_lookup(site):
     write_plugin(site, "tinyplug", {"tinyplug": tiny_se()}, {"se": "tinyplug"})
