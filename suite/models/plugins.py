@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import sys
 import traceback
 import types
 import warnings
@@ -73,7 +74,8 @@ def load_all(registry: MutableMapping[str, Any]) -> None:
     for plugin, ep in discover():
         before = set(registry)
         try:
-            with _registering(plugin):
+            # what it prints goes to stderr: stdout may be a table or JSON (`suite report --to -`, `suite train`)
+            with _registering(plugin), contextlib.redirect_stdout(sys.stderr):
                 _load(ep, registry)
         except Exception as exc:  # noqa: BLE001  a plugin's bug of any kind is reported, not raised here
             for name in set(registry) - before:
