@@ -1947,6 +1947,21 @@ def test_a_plugins_model_beside_a_shipped_one_is_no_second_code_version(tmp_path
     assert not any("code versions" in n for n in tables.load(spec, out=out).notes)
 
 
+def test_ops_the_counter_ran_past_are_named_beside_the_gmacs_they_leave_out(tmp_path, toy):
+    """A plugin's CBAM block (`x.amax(...)`) left an op fvcore has no handle for: `suite profile`
+    listed it, but a spec's report showed the run's GMACs without a word of what they leave out."""
+    spec, runs, _ = toy
+    out = tmp_path / "store"
+    for run, ops in zip(runs[:3], ["aten::amax=4", "aten::amax=4", ""]):
+        d = finish(out, run, 5.0)
+        result = json.loads((d / "result.json").read_text())
+        result["complexity"]["unsupported_ops"] = ops
+        (d / "result.json").write_text(json.dumps(result))
+    [note] = [n for n in tables.load(spec, out=out).notes if "cannot count" in n]
+    assert "resnet26: aten::amax=4" in note and "suite profile" in note, note
+    assert not any("cannot count" in n for n in tables.load(spec, out=empty_store(tmp_path / "none")).notes)
+
+
 def test_a_failed_run_planned_under_other_defaults_keeps_its_cells_paper_value(tmp_path, toy):
     """Only done runs enter a cell's mean, so only they can make its Δ another experiment's."""
     spec, runs, _ = toy
