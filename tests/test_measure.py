@@ -113,6 +113,26 @@ def test_elementwise_ops_are_listed_as_skipped_not_counted():
     assert c.unsupported_ops == {}
 
 
+def test_max_pooling_written_as_a_reduction_costs_nothing_as_max_pooling_does():
+    """CBAM's channel and spatial maxima (`x.amax`, `x.max(dim)`, nn.AdaptiveMaxPool2d) were
+    unsupported ops while their averages (`x.mean`) were skipped: max pooling costs nothing here."""
+    class CBAMPools(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 2, 1, bias=False)
+            self.pool = nn.AdaptiveMaxPool2d(1)
+
+        def forward(self, x):
+            x = self.conv(x)
+            return (x.amax((2, 3), keepdim=True) + x.amin((2, 3), keepdim=True) + self.pool(x)
+                    + x.max(1, keepdim=True)[0] + x.mean((2, 3), keepdim=True))
+
+    c = measure_complexity(CBAMPools(), img_size=4, in_chans=2)
+    assert c.unsupported_ops == {}
+    assert {"aten::amax", "aten::amin", "aten::adaptive_max_pool2d", "aten::max"} <= set(c.skipped_ops)
+    assert c.gmacs * 1e9 == pytest.approx(2 * 2 * 16)  # the conv alone
+
+
 def test_a_failing_activation_count_leaves_only_that_count_missing(monkeypatch):
     """Both counts come from one trace: a handle that fails for activations must not cost the MACs."""
     def broken(inputs, outputs):

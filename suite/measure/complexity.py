@@ -64,6 +64,7 @@ ZERO_COST_OPS: frozenset[str] = frozenset(
         # fixed-window pooling (also written by hand as element-wise maxima) and reductions;
         # adaptive average pooling stays counted, as in fvcore
         "aten::max_pool2d", "aten::avg_pool2d", "aten::maximum", "aten::minimum", "aten::sum", "aten::mean",
+        "aten::amax", "aten::amin", "aten::adaptive_max_pool2d",  # max pooling by another name (CBAM's maxima)
         "aten::var_mean", "aten::var", "aten::std",  # RAN's spatial mask standardises each channel
         "aten::linalg_vector_norm", "aten::norm", "aten::clamp_min", "aten::clamp",  # its channel mask: L2
         # padding and data movement
