@@ -135,6 +135,20 @@ def test_what_a_plugin_prints_as_it_loads_goes_to_stderr_not_into_a_table_on_std
     assert "loading my models" in err
 
 
+def test_a_plugin_check_that_crashes_is_named_as_the_plugins_bug_where_the_spec_uses_it(site, tmp_path):
+    """A check with a typo (`options["reductoin"]`) crashed `suite run --dry-run` and `suite train`
+    with a bare KeyError traceback: no plugin, no spec line, as if the suite had failed."""
+    typo = tiny_se().replace('options["reduction"] < 1', 'options["reductoin"] < 1')
+    write_plugin(site, "tinyplug", {"tinyplug": typo}, {"se": "tinyplug"})
+    path = spec_file(tmp_path, "mine", base={"model": {"name": "tiny_se_net"}, "data": {"name": "digits"}})
+    with pytest.raises(SuiteError) as err:
+        ablations.expand(ablations.load(path))
+    text = str(err.value)
+    assert text.startswith(f"{path}:") and "the check of model 'tiny_se_net'" in text, text
+    assert "model plugin 'se' (tinyplug, from distribution tinyplug 0.1)" in text and "KeyError: 'reductoin'" in text
+    assert re.search(r"at .*tinyplug/__init__\.py:\d+", text), text
+
+
 @pytest.mark.parametrize("value", ["tinyplug.hooks:register", "tinyplug:tiny_se_net"])
 def test_an_entry_point_may_name_a_function_that_registers_or_the_builder_itself(site, value):
     hooks = "def register():\n    import tinyplug.models  # noqa: F401\n"

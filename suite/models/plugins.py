@@ -114,13 +114,13 @@ def _registering(plugin: Plugin) -> Iterator[None]:
 def _failure(plugin: Plugin, exc: BaseException) -> SuiteError:
     """The plugin's error as a user fixes it: what went wrong, and where in their code."""
     text = str(exc) if isinstance(exc, SuiteError) else f"{type(exc).__name__}: {exc}"
-    where = _where(exc)
+    where = where_in(exc)
     error = SuiteError(f"{plugin} failed to load: {text}" + (f" (at {where})" if where else ""))
     error.__cause__ = exc  # the whole traceback, for a debugger
     return error
 
 
-def _where(exc: BaseException) -> str | None:
+def where_in(exc: BaseException) -> str | None:
     """The innermost frame of `exc` in the plugin's own code (not the suite's, not importlib's)."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
               if not f.filename.startswith("<") and PACKAGE_DIR not in Path(f.filename).resolve().parents

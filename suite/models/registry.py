@@ -209,8 +209,24 @@ def resolve_model_kwargs(name: str, kwargs: Mapping[str, Any], *, input_size: in
             )
         resolved[key] = option.check(value, name)
     if info.check is not None:  # with the numbers as given: its message says `dropout: 1`, not 1.0
-        info.check(as_written(resolved, kwargs), input_size)
+        try:
+            info.check(as_written(resolved, kwargs), input_size)
+        except SuiteError:
+            raise
+        except Exception as exc:
+            if info.source == "suite":
+                raise
+            raise _broken_check(info, exc) from exc
     return resolved
+
+
+def _broken_check(info: ModelInfo, exc: Exception) -> SuiteError:
+    """A user's check that raised anything but SuiteError (a typo in it: KeyError): its bug, said
+    as one, where in their code, rather than a traceback that reads as the suite's."""
+    where = plugins.where_in(exc)
+    return SuiteError(f"the check of model {info.name!r} ({_holder(info)}) failed: {type(exc).__name__}: {exc}"
+                      + (f" (at {where})" if where else "") + "; a check raises SuiteError naming the option it refuses",
+                      key="model.name")
 
 
 def create_model(name: str, /, **kwargs: Any) -> nn.Module:
