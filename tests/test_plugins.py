@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import warnings
@@ -147,6 +148,29 @@ def test_a_plugin_check_that_crashes_is_named_as_the_plugins_bug_where_the_spec_
     assert text.startswith(f"{path}:") and "the check of model 'tiny_se_net'" in text, text
     assert "model plugin 'se' (tinyplug, from distribution tinyplug 0.1)" in text and "KeyError: 'reductoin'" in text
     assert re.search(r"at .*tinyplug/__init__\.py:\d+", text), text
+
+
+def test_a_slurm_job_without_the_plugin_says_where_suite_run_had_the_model_from(site, tmp_path):
+    """A cluster whose setup lines activate an environment without the plugin failed each job with
+    `unknown model 'tiny_se_net'` and the shipped names, as if the spec were misspelt."""
+    from suite import store
+    from suite.dispatch import slurm, snapshot
+    from suite.models import registry
+
+    write_plugin(site, "tinyplug", {"tinyplug": tiny_se()}, {"se": "tinyplug"})
+    path = spec_file(tmp_path, "mine", base={"model": {"name": "tiny_se_net"}, "data": {"name": "digits"}})
+    [run] = ablations.expand(ablations.load(path))
+    d = store.plan(tmp_path / "store", run)
+    source = get_model_info("tiny_se_net").source
+    del registry._REGISTRY["tiny_se_net"]  # the job's Python: the plugin is not there
+    task = slurm.SlurmRun(run, str(tmp_path / "store"), str(snapshot.loaded_from()), 1, source)
+    handler = signal.getsignal(signal.SIGUSR2)  # the task installs its own, as in a job
+    try:
+        with pytest.raises(RuntimeError, match="suite run had it from tinyplug 0.1, which this job's Python"):
+            task()
+    finally:
+        signal.signal(signal.SIGUSR2, handler)
+    assert store.state_of(d).state == "failed" and "unknown in this job" in store.state_of(d).note
 
 
 @pytest.mark.parametrize("value", ["tinyplug.hooks:register", "tinyplug:tiny_se_net"])

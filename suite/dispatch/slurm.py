@@ -56,6 +56,7 @@ from suite.dispatch import node_asks, sbatch_check, snapshot, visibility
 from suite.dispatch.cluster import ClusterOptions, summary
 from suite.dispatch.plan import start_afresh_dir
 from suite.errors import SuiteError, SuiteWarning, close_matches, count, shell_path, show_warning, together
+from suite.models import get_model_info
 
 T = TypeVar("T")
 # SLURM states of a job that may still run (or run again); anything else is final.
@@ -139,7 +140,8 @@ def submit(runs: Sequence[RunSpec], out: Path, options: ClusterOptions, *, clust
         planned = {store.run_dir(out, r.run_id) for r in runs if not store.run_dir(out, r.run_id).exists()}
         dirs = _parallel(lambda r: store.plan(out, r), runs)
         before = _parallel(_status_bytes, dirs)  # read before anything is held: a failure here queues nothing
-        tasks = [SlurmRun(r, str(out), str(code.path), options.max_requeues) for r in runs]
+        tasks = [SlurmRun(r, str(out), str(code.path), options.max_requeues,
+                          get_model_info(r.config.model.name).source) for r in runs]
         try:
             jobs = submit_arrays(executor, tasks, size, shares)
         except BaseException as err:  # refused or interrupted: nothing queued (submit_arrays withdrew it)
@@ -672,6 +674,7 @@ class SlurmRun:
     out: str
     code: str  # the snapshot directory this task must import `suite` from
     max_requeues: int
+    model_source: str = "suite"  # where `suite run` had the model from (ModelInfo.source): a plugin the job needs too
 
     def __call__(self) -> dict[str, Any] | None:
         from submitit.core.job_environment import JobEnvironment
@@ -687,6 +690,9 @@ class SlurmRun:
                        f"taken at submission (check PYTHONPATH in the cluster setup lines; Python >= 3.11 needed)")
             store.set_status(d, "failed", error=message)
             raise RuntimeError(message)
+        if (message := self._model_missing()) is not None:
+            store.set_status(d, "failed", error=message)
+            raise RuntimeError(message)
         try:
             result = execute(self.run, Path(self.out))
         except Busy as busy:  # another process executes the run: its status is that process's to write
@@ -697,6 +703,18 @@ class SlurmRun:
                 self._requeue(d, stopped.iteration)
             return None  # other DDP ranks: rank 0 requeues the whole job
         return result.get("metrics")
+
+    def _model_missing(self) -> str | None:
+        """Why the job's Python cannot build the run's model, which `suite run` had from a plugin:
+        the plugin is not installed (or fails to load) where the job runs; else None."""
+        from suite.models import list_models
+
+        name = self.run.config.model.name
+        if self.model_source == "suite" or name in list_models():
+            return None
+        return (f"model {name!r} is unknown in this job: suite run had it from {self.model_source}, which this "
+                f"job's Python ({sys.executable}) does not find or could not load (install the plugin in the "
+                f"environment the cluster's setup lines activate; the job's log shows any warning loading it)")
 
     def checkpoint(self) -> Any:
         """submitit's requeue hook, used only if the signal comes before `__call__` replaces
