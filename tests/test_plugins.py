@@ -270,6 +270,17 @@ def test_an_entry_point_naming_neither_a_module_nor_a_function_is_named(site, va
         list_models()
 
 
+def test_a_plugin_slow_to_import_is_warned_about_as_every_process_pays_it(site, monkeypatch):
+    """A plugin importing something heavy at the top (3 s) slowed every run process, SLURM task and
+    command that looks a model up, by that much, without a word of why."""
+    from suite.models import plugins
+
+    monkeypatch.setattr(plugins, "SLOW_IMPORT_S", 0.05)
+    write_plugin(site, "slowplug", {"slowplug": "import time\ntime.sleep(0.1)\n" + tiny_se()}, {"se": "slowplug"})
+    with pytest.warns(SuiteWarning, match=r"model plugin 'se' .* took 0\.\d s to load, which every suite process"):
+        assert list_models("tiny*") == ["tiny_se_net"]
+
+
 def test_a_plugin_that_registers_nothing_is_warned_about(site):
     write_plugin(site, "emptyplug", {"emptyplug": "", "emptyplug.models": tiny_se()}, {"se": "emptyplug"})
     with pytest.warns(SuiteWarning, match="registered no models"):

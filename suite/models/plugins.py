@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import sys
+import time
 import traceback
 import types
 import warnings
@@ -46,6 +47,9 @@ class Plugin:
         return f"model plugin {self.name!r} ({self.value}, from distribution {self.distribution})"
 
 
+# Every suite process pays a plugin's import (each local run, each SLURM task, each command that looks a
+# model up): one slower than this is said, as its author can move what is heavy into the builders.
+SLOW_IMPORT_S = 2.0
 failures: list[SuiteError] = []  # of the plugins this process failed to load, in load order
 _loading: Plugin | None = None  # the plugin being loaded, whose distribution its models are registered from
 
@@ -72,7 +76,7 @@ def load_all(registry: MutableMapping[str, Any]) -> None:
     """Load every plugin into `registry` (the registry's own dict), keeping each failure in
     `failures` and warning about it; a plugin that fails leaves no model behind."""
     for plugin, ep in discover():
-        before = set(registry)
+        before, started = set(registry), time.perf_counter()
         try:
             # what it prints goes to stderr: stdout may be a table or JSON (`suite report --to -`, `suite train`)
             with _registering(plugin), contextlib.redirect_stdout(sys.stderr):
@@ -86,6 +90,10 @@ def load_all(registry: MutableMapping[str, Any]) -> None:
         if not set(registry) - before:
             warnings.warn(f"{plugin} registered no models (does the module it names import the one that "
                           f"calls register_model?)", SuiteWarning, stacklevel=2)
+        if (took := time.perf_counter() - started) > SLOW_IMPORT_S:
+            warnings.warn(f"{plugin} took {took:.1f} s to load, which every suite process pays (each run, each "
+                          f"SLURM task, each command that looks a model up): import what is heavy inside its "
+                          f"builders", SuiteWarning, stacklevel=2)
 
 
 def _load(ep: importlib.metadata.EntryPoint, registry: MutableMapping[str, Any]) -> None:
