@@ -1491,7 +1491,7 @@ def _train(args: argparse.Namespace) -> int:
     import json
 
     from suite import processes
-    from suite.config import MEASURE, check_schedule, flatten, parse_overrides, resolve
+    from suite.config import MEASURE, check_schedule, flatten, parse_overrides, resolve, rooted
     from suite.train import run
 
     values = {"model.name": args.model}
@@ -1500,7 +1500,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.recipe:
         values["recipe"] = args.recipe
     given = {"model.name": "MODEL", "data.name": "--dataset", "recipe": "--recipe"}
-    overrides = parse_overrides(args.overrides)
+    # a relative data.root is this folder's, as `suite run`'s is: the same command run again from
+    # another folder resumes the run reading the same data
+    overrides = rooted(parse_overrides(args.overrides), Path.cwd())
     for key in flatten(overrides):
         if key in values:  # the override would win silently over what the arguments say
             raise SuiteError(f"given twice: as {given[key]} and as an override; give it once", key=key,

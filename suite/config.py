@@ -23,6 +23,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 import re
 import typing
 from collections.abc import Collection, Iterable, Mapping
@@ -44,7 +45,7 @@ DatasetName = Literal["digits", "cifar10", "cifar100", "imagenet", "synthetic"]
 @dataclass(frozen=True)
 class DataConfig:
     name: DatasetName = "digits"
-    root: str | None = None  # where the files are (default: $SUITE_DATA or ~/.cache/suite/data)
+    root: str | None = None  # where the files are (resolve(): $SUITE_DATA; unset there too: ~/.cache/suite/data)
     download: bool = False  # fetch CIFAR through torchvision when missing (needs internet)
     workers: int = 4  # DataLoader workers for image-folder data (at most the cores this process may use)
     clean_ratio: float = 1.0  # RAN Table 5: fraction r of training labels kept; the rest uniform over other classes
@@ -305,6 +306,15 @@ def rooted(values: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     return out
 
 
+def suite_data() -> str | None:
+    """$SUITE_DATA (blank counts as unset), a relative one made absolute against this process's
+    folder as a command line's data.root is (`rooted`). Read here alone, where runs are resolved, so
+    a run records the folder its caller meant: a job (a SLURM task started elsewhere, a resubmission)
+    would read a relative one against its own working folder."""
+    text = os.environ.get("SUITE_DATA", "")
+    return rooted({"data.root": text}, Path.cwd())["data.root"] if text.strip() else None
+
+
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested sections -> dotted keys. Only the config sections nest; other dict values are leaves."""
     out: dict[str, Any] = {}
@@ -356,6 +366,8 @@ def _resolve(user: dict[str, Any]) -> RunConfig:
     if not isinstance(model_name, str):
         raise SuiteError(f"expected a model name, got {show_value(model_name)}", key="model.name")
 
+    if merged["data.root"] is None:
+        merged["data.root"] = suite_data()
     checked = {k: _check_field(k, v) for k, v in merged.items() if not k.startswith("model.")}
     nested = unflatten(checked)
     data = DataConfig(**nested.pop("data"))

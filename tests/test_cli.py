@@ -217,6 +217,21 @@ def test_train_names_the_command_line_in_a_bad_keys_error_as_run_does(tmp_path, 
     assert not (tmp_path / "run").exists()
 
 
+def test_train_reads_a_relative_data_root_against_the_folder_it_runs_in(tmp_path, monkeypatch, capsys):
+    """`suite train MODEL data.root=data/mine` kept the root as typed, so its run read it against
+    whatever folder the process was in (`suite run` made it absolute); it goes through the same
+    rooting now, and so does a relative $SUITE_DATA, which the job read against its own folder."""
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    command = ["train", "resnet164_cifar", "--dataset", "cifar10", "--run-dir", str(tmp_path / "run")]
+    assert main([*command, "data.root=data/mine"]) == 2  # no CIFAR there: the error names the folder it read
+    assert f"in {project / 'data' / 'mine' / 'cifar-10-batches-py'};" in capsys.readouterr().err
+    monkeypatch.setenv("SUITE_DATA", "data/env")
+    assert main(command) == 2
+    assert f"in {project / 'data' / 'env' / 'cifar-10-batches-py'};" in capsys.readouterr().err
+
+
 def test_every_command_reading_a_store_says_when_its_folder_is_not_there(tmp_path, capsys):
     """`suite cancel quick --out <a typo>` said `nothing queued or running on SLURM`, so the jobs
     queued in the real store seemed gone; it now notes the missing folder as status and report do."""

@@ -197,3 +197,19 @@ def test_a_value_is_shown_as_the_command_line_would_take_it_back(value):
     assert parse_overrides([f"k={shown}"]) == {"k": value}
     assert not any(c.isspace() for c in shown) or shown.startswith('"') or isinstance(value, (list, dict))
     assert show_value("16") != show_value(16) and show_value(True) == "true"
+
+
+def test_a_relative_suite_data_is_the_callers_folder_and_recorded(tmp_path, monkeypatch):
+    """$SUITE_DATA=data/mine was read by each job against its own working folder (a SLURM job's is
+    another): it is read once, where the run is resolved, made absolute against that folder and
+    recorded as the run's data.root; a data.root given wins, and a blank one counts as unset."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SUITE_DATA", "data/mine")
+    config = resolve(BASE)
+    assert config.data.root == str(tmp_path / "data" / "mine")
+    assert config.run_id == resolve({**BASE, "data": {**BASE["data"], "root": "/elsewhere"}}).run_id
+    assert resolve({**BASE, "data.root": "/given"}).data.root == "/given"
+    monkeypatch.setenv("SUITE_DATA", "~/data")  # left to the machine that reads it, as a data.root is
+    assert resolve(BASE).data.root == "~/data"
+    monkeypatch.setenv("SUITE_DATA", " ")
+    assert resolve(BASE).data.root is None

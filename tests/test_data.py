@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from suite.config import DataConfig
+from suite.config import DataConfig, resolve
 from suite.data import DATASETS, build, data_root
 from suite.data.cifar import load_cifar
 from suite.data.digits import load_digits
@@ -282,9 +282,10 @@ def test_cifar_reads_python_batches(tmp_path, name):
 
 def test_cifar_build_through_suite_data_env(tmp_path, monkeypatch):
     _fake_cifar(tmp_path, "cifar10", per_file=8)
-    monkeypatch.setenv("SUITE_DATA", str(tmp_path))
-    assert data_root(DataConfig("cifar10")) == tmp_path
-    data = build(DataConfig("cifar10", input_size=32), batch_size=8, seed=0, num_classes=10)
+    monkeypatch.setenv("SUITE_DATA", str(tmp_path))  # read as a run is resolved, and recorded as its data.root
+    config = resolve({"model.name": "resnet26", "data.name": "cifar10"}).data
+    assert data_root(config) == tmp_path
+    data = build(config, batch_size=8, seed=0, num_classes=10)
     assert len(data.train) == 5 and next(iter(data.train))[0].shape == (8, 3, 32, 32)
 
 

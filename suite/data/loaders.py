@@ -1,6 +1,7 @@
 """`build(data_config, ...)`: the train and test loaders of a run, on its device, for its rank.
 
-Where files live: `data.root`, else $SUITE_DATA, else ~/.cache/suite/data. CIFAR expects
+Where files live: `data.root` (which `suite.config.resolve` sets from $SUITE_DATA when a run does
+not give it), else ~/.cache/suite/data. CIFAR expects
 <root>/cifar-10-batches-py/ or <root>/cifar-100-python/; ImageNet <root>/train/ and <root>/val/
 (or point data.root straight at the ImageNet directory: see `data_root`). digits and synthetic need
 no files.
@@ -53,9 +54,10 @@ class Data:
 
 
 def data_root(config: DataConfig) -> Path:
-    """`data.root`, else $SUITE_DATA, else ~/.cache/suite/data. For ImageNet, a root that has no
-    train/ but an `imagenet/` subdirectory resolves to that subdirectory."""
-    root = Path(config.root or os.environ.get("SUITE_DATA") or DEFAULT_ROOT).expanduser()
+    """`data.root` (a resolved run's holds $SUITE_DATA's folder when it gave none), else
+    ~/.cache/suite/data. For ImageNet, a root that has no train/ but an `imagenet/` subdirectory
+    resolves to that subdirectory."""
+    root = Path(config.root or DEFAULT_ROOT).expanduser()
     check_lookup(root, key="data.root")  # a name too long, a symlink loop: said, not an OSError from is_dir
     if config.name == "imagenet" and not (root / "train").is_dir() and (root / "imagenet" / "train").is_dir():
         return root / "imagenet"
