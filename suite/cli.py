@@ -31,15 +31,18 @@ if TYPE_CHECKING:
     from suite.dispatch.slurm import Reading
     from suite.store import RunState, Scan
 
-# after "no runs in <out>" where the store's folder does not exist (status, report, cancel)
-NO_SUCH_STORE = " (no such folder: is --out or $SUITE_OUT right?)"
+def _no_store(args: argparse.Namespace) -> str:
+    """After "no runs in <out>" where the store's folder does not exist (status, report, cancel)."""
+    from suite import store
+
+    return f" ({store.not_there(_store_key(args), '--out')})"
 
 
-def _note_no_store(out: Path) -> None:
+def _note_no_store(out: Path, args: argparse.Namespace) -> None:
     """Say on stderr that store `out` is not there: with a mistyped --out, a spec's runs read as all
     missing (status, report) or as nothing queued (cancel)."""
     if not out.exists():
-        print(f"note: no runs in {shell_path(out)}{NO_SUCH_STORE}", file=sys.stderr)
+        print(f"note: no runs in {shell_path(out)}{_no_store(args)}", file=sys.stderr)
 
 
 class _Intermixed(argparse.ArgumentParser):
@@ -317,9 +320,11 @@ def _store_dir(args: argparse.Namespace, *, writing: bool = False) -> Path:
     return out
 
 
-def _store_key(args: argparse.Namespace) -> str:
-    """What named the run store, for its errors."""
-    return "--out" if args.out else "$SUITE_OUT"
+def _store_key(args: argparse.Namespace) -> str | None:
+    """What named the run store, for its errors (None: the default folder, which no one named)."""
+    from suite import store
+
+    return store.named_by("--out" if args.out else None)
 
 
 def _overrides_argument(p: argparse.ArgumentParser, *, run: bool = False) -> None:
@@ -778,10 +783,10 @@ def _status(args: argparse.Namespace) -> int:
     from suite.dispatch import queued, slurm
 
     out = _store_dir(args)
-    nowhere = "" if out.exists() else NO_SUCH_STORE
+    nowhere = "" if out.exists() else _no_store(args)
     if args.spec:
         spec, runs = _expand(args)
-        _note_no_store(out)
+        _note_no_store(out, args)
         ids = [r.run_id for r in runs]
         # the runs `suite run` files under today's id are shown as they will be once filed (as its --dry-run
         # lists them): their state, and SLURM's of their job, read where they are stored
@@ -1184,7 +1189,7 @@ def _cancel(args: argparse.Namespace) -> int:
 
     out = _store_dir(args)
     spec, runs = _expand(args)
-    _note_no_store(out)
+    _note_no_store(out, args)
     ids = [r.run_id for r in runs]
     others = store.runs_of_spec(out, ids, spec.name)
     # the spec's runs queued under the id an older version gave them: `suite status` counts them as the
@@ -1391,9 +1396,9 @@ def _report(args: argparse.Namespace) -> int:
     out = _store_dir(args)
     into_store = args.all or not (args.to or args.into)  # the tables go into the store itself, beside runs/
     if into_store and not out.exists():  # a mistyped --out would be a new folder holding a table of runs all missing
-        raise SuiteError(f"no runs to tabulate{NO_SUCH_STORE}; nothing was written", file=str(out),
+        raise SuiteError(f"no runs to tabulate{_no_store(args)}; nothing was written", file=str(out),
                          key=_store_key(args))
-    _note_no_store(out)  # --to or --into: the table is written, of runs all missing
+    _note_no_store(out, args)  # --to or --into: the table is written, of runs all missing
     if into_store:
         try:
             check_writable(out, key=_store_key(args), directory=True)

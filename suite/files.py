@@ -249,7 +249,8 @@ def write_text(path: Path, text: str, *, durable: bool = False) -> None:
         f.write(text)
 
 
-def check_writable(path: Path, *, key: str, directory: bool = False, write: bool = True, locked: bool = False) -> None:
+def check_writable(path: Path, *, key: str | None, directory: bool = False, write: bool = True,
+                   locked: bool = False) -> None:
     """Fail before the long part, not after it, when `path` (a file, or with `directory` a folder
     of files) cannot be written: the error names the path and the option `key`. `write=False`
     checks only that it is (or can become) what it should be, for a folder that is only read.
@@ -295,7 +296,7 @@ class Unlockable(SuiteError):
     """A folder `check_writable(locked=True)` refuses: its file system does not lock files (NO_FLOCK)."""
 
 
-def check_lookup(path: Path, *, key: str) -> None:
+def check_lookup(path: Path, *, key: str | None) -> None:
     """Refuse a path the OS cannot look up, as a SuiteError naming it and the option `key`: a name too
     long for the file system, a symlink loop, a folder on the way this user may not enter. pathlib's
     exists() raises these (resolve() a RuntimeError for a loop); a path that is merely absent passes."""

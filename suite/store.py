@@ -65,7 +65,25 @@ def default_out() -> Path:
     return Path(value if value.strip() else DEFAULT_STORE)
 
 
-def present(out: Path, *, key: str) -> bool:
+def named_by(given: str | None) -> str | None:
+    """What named the run store, for its messages: `given` (the caller's option, `--out` or `out`)
+    when the caller gave one, else $SUITE_OUT when it is set, else None: the default folder, which no
+    one named."""
+    if given:
+        return given
+    return "$SUITE_OUT" if os.environ.get("SUITE_OUT", "").strip() else None
+
+
+def not_there(named: str | None, option: str) -> str:
+    """Why no store is where a reader looked (after `no runs in OUT`): a mistyped `option` (as the
+    caller spells it: `--out`, `out=`) or $SUITE_OUT, whichever `named_by` it; else no store is at the
+    default folder, which either names another of."""
+    if named is None:
+        return f"no store at the default {DEFAULT_STORE}/ under this folder; give {option} or $SUITE_OUT"
+    return f"no such folder: is {'$SUITE_OUT' if named == '$SUITE_OUT' else option} right?"
+
+
+def present(out: Path, *, key: str | None) -> bool:
     """Whether the run store `out` (named by `key`) is there to read. A file, or a path the OS cannot
     look up, is a SuiteError naming it; an absent folder is False: its runs are all missing, which a
     caller reading it says, since a mistyped path would read as no run done."""
@@ -79,7 +97,7 @@ def run_dir(out: Path, run_id: str) -> Path:
     return Path(out) / "runs" / run_id
 
 
-def check_writable(out: Path, *, key: str) -> None:
+def check_writable(out: Path, *, key: str | None) -> None:
     """Fail before any run starts when the store cannot hold runs (a file named runs, no permission,
     a file system without flock, where no run's lock can be taken), saying what to do: its runs stay
     readable where they are (`suite status`, `suite report --to`)."""
@@ -87,10 +105,10 @@ def check_writable(out: Path, *, key: str) -> None:
         files.check_writable(Path(out) / "runs", key=key, directory=True, locked=True)  # where its runs will be
     except files.Unlockable as err:
         raise SuiteError(f"{err.message}, so no run's lock can be taken, and no run can start without it (on Lustre, "
-                         f"mount it with -o flock); give {key} a folder on one that does (`suite status` and `suite "
-                         "report` still read this one)", file=str(out), key=key) from None
+                         f"mount it with -o flock); give {key or '--out'} a folder on one that does (`suite status` "
+                         "and `suite report` still read this one)", file=str(out), key=key) from None
     except SuiteError as err:
-        err.said(f"; give {key} a folder this user can write")
+        err.said(f"; give {key or '--out'} a folder this user can write")
         raise
 
 
@@ -116,7 +134,7 @@ def check_run_readable(d: Path) -> None:
             raise SuiteError(f"{why.message}; no run was started", file=why.file, key=why.key)
 
 
-def check_run_writable(d: Path, *, key: str) -> None:
+def check_run_writable(d: Path, *, key: str | None) -> None:
     """Fail before any run starts when a run's process could not record it: its directory or its
     `.lock` is not this user's to write (a teammate's run in a shared store, a lock left by `sudo
     suite run`). A run not planned yet is made in `<out>/runs`, which `check_writable` checks."""

@@ -238,8 +238,31 @@ def test_every_command_reading_a_store_says_when_its_folder_is_not_there(tmp_pat
     missing = tmp_path / "typo"
     for command in (["status", "quick"], ["report", "quick", "--to", str(tmp_path / "t.md")], ["cancel", "quick"]):
         assert main([*command, "--out", str(missing)]) == 0
-        assert f"note: no runs in {missing} (no such folder: is --out or $SUITE_OUT right?)" in capsys.readouterr().err
+        assert f"note: no runs in {missing} (no such folder: is --out right?)" in capsys.readouterr().err
     assert not missing.exists()
+
+
+def test_a_default_store_that_is_not_there_is_said_so_not_blamed_on_suite_out(tmp_path, monkeypatch, capsys):
+    """`suite report quick` in a folder without results/, $SUITE_OUT unset, said `results: $SUITE_OUT:
+    no runs to tabulate (no such folder: is --out or $SUITE_OUT right?)`: neither was given. It says
+    that the default store is not there and how to name another; a store an option or $SUITE_OUT
+    named is blamed on that one alone."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SUITE_OUT", raising=False)
+    assert main(["report", "quick"]) == 2
+    assert capsys.readouterr().err == ("error: results: no runs to tabulate (no store at the default results/ "
+                                       "under this folder; give --out or $SUITE_OUT); nothing was written\n")
+    assert main(["status", "quick"]) == 0
+    assert "note: no runs in results (no store at the default results/ under this folder; give --out or " \
+           "$SUITE_OUT)" in capsys.readouterr().err
+    monkeypatch.setenv("SUITE_OUT", str(tmp_path / "typo"))
+    assert main(["report", "quick"]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'typo'}: $SUITE_OUT: no runs to tabulate (no such folder: "
+                                       "is $SUITE_OUT right?); nothing was written\n")
+    assert main(["report", "quick", "--out", "typo"]) == 2
+    assert capsys.readouterr().err == "error: typo: --out: no runs to tabulate (no such folder: is --out right?); " \
+                                      "nothing was written\n"
+    assert not (tmp_path / "results").exists() and not (tmp_path / "typo").exists()
 
 
 def test_specs_cuts_a_long_description_at_a_word_with_an_ellipsis(tmp_path, monkeypatch, capsys):

@@ -1386,9 +1386,15 @@ def test_load_from_a_store_that_is_not_there_says_so(tmp_path, toy):
     refuses it, naming the argument."""
     spec, _, _ = toy
     with pytest.warns(SuiteWarning, match=rf"^no runs in {re.escape(str(tmp_path / 'nope'))} \(no such folder: "
-                                          r"is out= or \$SUITE_OUT right\?\)$"):
+                                          r"is out= right\?\)$"):
         rep = tables.load(spec, out=tmp_path / "nope")
     assert rep.counts["missing"] == len(rep.runs) > 0 and not (tmp_path / "nope").exists()
+    with pytest.MonkeyPatch.context() as env:  # no out= and no $SUITE_OUT: the default folder, which no one named
+        env.chdir(tmp_path)
+        env.delenv("SUITE_OUT", raising=False)
+        with pytest.warns(SuiteWarning, match=r"^no runs in results \(no store at the default results/ under this "
+                                              r"folder; give out= or \$SUITE_OUT\)$"):
+            tables.load(spec)
     (tmp_path / "file").write_text("")
     with pytest.raises(SuiteError, match=r"file: out: is a file, not a run store directory$"):
         tables.load(spec, out=tmp_path / "file")
@@ -1419,11 +1425,11 @@ def test_cli_report_into_a_store_folder_not_there_writes_nothing(tmp_path, capsy
     typo = tmp_path / "resluts"
     for command in (["quick"], ["--all"]):
         assert main(["report", *command, "--out", str(typo)]) == 2
-        assert capsys.readouterr().err == (f"error: {typo}: --out: no runs to tabulate (no such folder: is --out or "
-                                           "$SUITE_OUT right?); nothing was written\n")
+        assert capsys.readouterr().err == (f"error: {typo}: --out: no runs to tabulate (no such folder: is --out "
+                                           "right?); nothing was written\n")
         assert not typo.exists()
     assert main(["report", "quick", "--out", str(typo), "--to", str(tmp_path / "quick.csv")]) == 0
-    assert "(no such folder: is --out or $SUITE_OUT right?)" in capsys.readouterr().err
+    assert "(no such folder: is --out right?)" in capsys.readouterr().err
     assert len(pd.read_csv(tmp_path / "quick.csv")) == 8 and not typo.exists()
 
 

@@ -512,12 +512,12 @@ def test_status_of_a_store_that_is_not_there_says_so(tmp_path, capsys):
     from suite.cli import main
 
     assert main(["status", "--out", str(tmp_path / "typo")]) == 0  # nothing to report is no error
-    assert "no runs in" in (out := capsys.readouterr().out) and "(no such folder: is --out or $SUITE_OUT right?)" in out
+    assert "no runs in" in (out := capsys.readouterr().out) and "(no such folder: is --out right?)" in out
     assert main(["status", "--out", str(tmp_path)]) == 0
     assert "no such folder" not in capsys.readouterr().out
     assert main(["status", "quick", "--out", str(tmp_path / "typo")]) == 0  # a spec's runs: all missing, and why
     out, err = capsys.readouterr()
-    assert "quick: 8 runs: 0 done, 8 missing" in out and "(no such folder: is --out or $SUITE_OUT right?)" in err
+    assert "quick: 8 runs: 0 done, 8 missing" in out and "(no such folder: is --out right?)" in err
     assert not (tmp_path / "typo").exists()
 
 

@@ -181,10 +181,10 @@ def load(spec: Spec | str | Path, *, preset: str | None = None, overrides: Mappi
                          "suite.config.parse_overrides reads the command line's key=value strings", key="overrides")
     if not isinstance(spec, Spec):
         spec = ablations.load(spec)
-    key = "out" if out is not None else "$SUITE_OUT"
+    key = store.named_by("out" if out is not None else None)
     out = Path(out) if out is not None else store.default_out()
     if not store.present(out, key=key):
-        warnings.warn(SuiteWarning(f"no runs in {out} (no such folder: is out= or $SUITE_OUT right?)"), stacklevel=2)
+        warnings.warn(SuiteWarning(f"no runs in {out} ({store.not_there(key, 'out=')})"), stacklevel=2)
     try:
         runs = ablations.expand(spec, preset=preset, overrides=overrides)
     except SuiteError as err:
