@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import re
 import shlex
 import sys
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 
 class SuiteError(Exception):
@@ -79,6 +80,26 @@ class TooSmall(SuiteError):
     def __init__(self, message: str, *, problem: str = "", smallest: int = 0, **where: Any) -> None:
         super().__init__(message, **where)
         self.problem, self.smallest = problem or message, smallest
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def named_as_called(spelling: Mapping[str, str]) -> Callable[[F], F]:
+    """A Python entry point whose SuiteErrors name the arguments its caller typed, not the config
+    keys the suite's checks name (`{"model.name": "name"}`: create_model's `name`); a command keeps
+    the keys its users type, and the checks stay the same for both."""
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def called(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except SuiteError as err:
+                if err.key in spelling:
+                    err.rekeyed(spelling[err.key])
+                raise
+        return called  # type: ignore[return-value]
+    return wrap
 
 
 def together(mistakes: Sequence[SuiteError]) -> SuiteError:

@@ -313,6 +313,24 @@ def test_a_model_check_names_its_own_key_as_the_caller_spells_options(capsys):
     assert err.value.key == "model.padding"
 
 
+def test_the_python_api_names_an_unknown_model_by_the_argument_the_caller_typed(capsys):
+    """create_model, count_params and model_complexity named an unknown model `model.name`, a spec's
+    key, where profile_model named its job's field `model`: each names its own argument now, and the
+    commands still name what their users typed."""
+    from suite.measure import count_params, model_complexity
+    from suite.models import create_model
+
+    for call, key in ((lambda: create_model("resnet62"), "name"), (lambda: count_params("resnet62"), "name"),
+                      (lambda: model_complexity("resnet62", img_size=32), "name"),
+                      (lambda: profile.profile_model(profile.ProfileJob("resnet62")), "model")):
+        with pytest.raises(SuiteError, match=rf"^{key}: unknown model 'resnet62'; did you mean 'resnet26' "):
+            call()
+    for command, key in ((["models", "resnet62"], "model"), (["profile", "resnet62"], "model"),
+                         (["train", "resnet62"], "<command line>: model.name")):
+        assert main(command) == 2
+        assert capsys.readouterr().err.startswith(f"error: {key}: unknown model 'resnet62'")
+
+
 def test_a_run_names_a_size_its_model_cannot_take_as_its_spec_does():
     """measure_run measures at the run's data.input_size; a size the model's pools cannot take (a
     config.json edited by hand) was named `img_size`, ProfileJob's field, which no spec has."""

@@ -45,7 +45,7 @@ with warnings.catch_warnings():  # importing fvcore.nn jit-scripts a loss: a Fut
     from fvcore.nn.jit_analysis import JitModelAnalysis
     from fvcore.nn.jit_handles import generic_activation_jit, get_shape
 
-from suite.errors import SuiteError
+from suite.errors import SuiteError, named_as_called
 from suite.measure.throughput import torch_settings_kept
 from suite.models import create_model, get_model_info, resolve_model_kwargs
 from suite.ops.flops import FLOP_HANDLES, zero_flops
@@ -114,6 +114,7 @@ class Complexity:
         }
 
 
+@named_as_called({"model.name": "name"})
 def count_params(name: str, **kwargs: Any) -> int:
     """Total parameters of a registered model, built on the meta device (no memory, no init cost)."""
     with torch.device("meta"):
@@ -121,6 +122,7 @@ def count_params(name: str, **kwargs: Any) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+@named_as_called({"model.name": "name"})
 def model_complexity(name: str, img_size: int | None = None, **kwargs: Any) -> Complexity:
     """Complexity of a registered model at `img_size` (default: its natural input size).
 

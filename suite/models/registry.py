@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from suite.errors import SuiteError, close_matches, unknown
+from suite.errors import SuiteError, close_matches, named_as_called, unknown
 from suite.models import plugins
 from suite.schema import as_written, checkable, coerce, show_value, type_name
 
@@ -229,6 +229,7 @@ def _broken_check(info: ModelInfo, exc: Exception) -> SuiteError:
                       key="model.name")
 
 
+@named_as_called({"model.name": "name"})
 def create_model(name: str, /, **kwargs: Any) -> nn.Module:
     """Build a registered model; unknown names, unknown options, values of the wrong type or choice,
     and combinations the family's check refuses (an even SAN footprint) raise SuiteError naming the
