@@ -331,6 +331,22 @@ def test_the_python_api_names_an_unknown_model_by_the_argument_the_caller_typed(
         assert capsys.readouterr().err.startswith(f"error: {key}: unknown model 'resnet62'")
 
 
+def test_measuring_in_the_calling_process_leaves_its_random_stream_where_it_was():
+    """profile_model and model_complexity built and fed their model from torch's global random
+    stream, so a notebook that seeded torch drew other numbers after profiling; they measure on a
+    fork of it now, and the caller's next draws are those it would have drawn."""
+    from suite.measure import model_complexity
+
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    for measure in (lambda: profile.profile_model(profile.ProfileJob("resnet26", img_size=32, bench="infer",
+                                                                     batch_size=1, warmup=1, steps=1)),
+                    lambda: model_complexity("resnet26", img_size=32)):
+        torch.manual_seed(0)
+        measure()
+        assert torch.equal(torch.rand(4), expected)
+
+
 def test_a_run_names_a_size_its_model_cannot_take_as_its_spec_does():
     """measure_run measures at the run's data.input_size; a size the model's pools cannot take (a
     config.json edited by hand) was named `img_size`, ProfileJob's field, which no spec has."""

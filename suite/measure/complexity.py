@@ -123,6 +123,7 @@ def count_params(name: str, **kwargs: Any) -> int:
 
 
 @named_as_called({"model.name": "name"})
+@torch_settings_kept()  # the model's initialisation draws from the caller's random stream
 def model_complexity(name: str, img_size: int | None = None, **kwargs: Any) -> Complexity:
     """Complexity of a registered model at `img_size` (default: its natural input size).
 

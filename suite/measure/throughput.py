@@ -172,12 +172,16 @@ def autotune(device: torch.device) -> None:
 @contextlib.contextmanager
 def torch_settings_kept() -> Iterator[None]:
     """Restores, when the block ends, the process-wide settings a measurement changes: the CPU thread
-    count (a job's `threads`, the complexity count's one) and cuDNN autotuning (`autotune`). Measured
-    from Python, a notebook's later cells then run as they did before; a training process keeps the
-    autotuning it turned on itself (suite.train.loop)."""
+    count (a job's `threads`, the complexity count's one), cuDNN autotuning (`autotune`) and torch's
+    random streams, which building and feeding the model draws from (the CPU's, and those of the CUDA
+    devices in use already: forking one would start CUDA). Measured from Python, a notebook's later
+    cells then run, and draw, as they would have; a training process keeps the autotuning it turned on
+    itself (suite.train.loop)."""
     threads, tuned = torch.get_num_threads(), torch.backends.cudnn.benchmark
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
     try:
-        yield
+        with torch.random.fork_rng(devices=cuda):
+            yield
     finally:
         torch.set_num_threads(threads)
         torch.backends.cudnn.benchmark = tuned
