@@ -26,6 +26,7 @@ from suite.ablations import names
 from suite.cli import main
 from suite.config import parse_overrides
 from suite.errors import SuiteError, SuiteWarning
+from suite.metrics import COSTS, RUN_METRICS
 from suite.models import register_model
 from suite.models.registry import _REGISTRY
 from suite.report import complexity, files, formats, labels, plots, tables
@@ -297,6 +298,19 @@ def test_a_relative_data_root_from_python_is_the_callers_folder_as_on_the_comman
     report = tables.load(spec, out=out, overrides={"data.root": "data/mine"})
     assert report.overrides == {"data.root": str(mine)} and report.command.endswith(f" data.root={mine}")
     assert list(report.runs["run_id"]) == [r.run_id for r in runs] and report.counts["done"]  # the same runs, found
+
+
+def test_load_has_the_same_columns_whatever_the_store_holds(toy, tmp_path):
+    """`tables.load` of a store where no run had finished had 19 columns, and 40 once one had: a
+    notebook's `report.runs["top1_err"]` raised KeyError on an empty store. The columns are every
+    metric and cost a run records, whether any is stored or not."""
+    spec, runs, full = toy
+    empty, partial = tmp_path / "empty", tmp_path / "partial"
+    empty.mkdir()
+    finish(partial, runs[0], 4.0, complexity_section=False)  # one run done, measured in part
+    columns = [list(tables.load(spec, out=out).runs.columns) for out in (empty, partial, full)]
+    assert columns[0] == columns[1] == columns[2]
+    assert {*RUN_METRICS, *COSTS, "git_commit"} <= set(columns[0])
 
 
 def test_overrides_given_as_the_command_line_writes_them_are_named(toy):

@@ -334,13 +334,12 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
     if "params" in collected:  # a done run's measurements are numbers or null (store.state_of checks)
         collected["params_m"] = collected["params"].map(lambda v: v / 1e6 if _finite(v) else None)
     done = (base["status"] == "done").to_numpy()
-    values = {}
+    values = {}  # every metric and cost a run records, stored or not: the same columns whatever the store holds
     for col in dict.fromkeys([*RUN_METRICS, *metrics, *COSTS]):
         if col in axes:  # e.g. an `epochs` axis: the grid value is the column
             continue
-        if col in collected or col in metrics or col in ALWAYS_SHOWN:
-            v = np.array([float(x) if _finite(x) else np.nan for x in collected[col]]) if col in collected else np.nan
-            values[col] = np.where(done, v, np.nan)
+        v = np.array([float(x) if _finite(x) else np.nan for x in collected[col]]) if col in collected else np.nan
+        values[col] = np.where(done, v, np.nan)
     code = _trained_by(collected, done)
     out = pd.concat([base, pd.DataFrame(values, index=base.index), code], axis=1)
     for key in grid.ref_keys:
