@@ -347,6 +347,17 @@ def test_measuring_in_the_calling_process_leaves_its_random_stream_where_it_was(
         assert torch.equal(torch.rand(4), expected)
 
 
+def test_a_jobs_reference_is_resolved_once_and_built_from_what_its_check_resolved(monkeypatch):
+    """profile_model checked its reference's options (resolving them) before timing, then resolved
+    them again to build it; the check's result builds it now."""
+    resolved = []
+    real = profile.resolve_model_kwargs
+    monkeypatch.setattr(profile, "resolve_model_kwargs", lambda name, *a, **k: resolved.append(name) or real(name, *a, **k))
+    row = profile.profile_model(profile.ProfileJob("resnet26", bench="infer", reference="resnet38", img_size=32,
+                                                   batch_size=1, warmup=1, steps=1))
+    assert resolved == ["resnet38"] and row["infer_throughput_vs_reference"] > 0
+
+
 def test_a_run_names_a_size_its_model_cannot_take_as_its_spec_does():
     """measure_run measures at the run's data.input_size; a size the model's pools cannot take (a
     config.json edited by hand) was named `img_size`, ProfileJob's field, which no spec has."""

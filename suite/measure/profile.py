@@ -268,9 +268,9 @@ def _measure(job: ProfileJob) -> dict[str, Any]:
     if job.threads is not None:
         torch.set_num_threads(job.threads)
     img_size, kwargs = sized_options(job.model, job.model_kwargs, job.img_size)
-    if job.reference is not None:  # before the model is timed: the reference is built after it
-        _check_reference(job.reference, job.model_kwargs, img_size, sized=job.img_size is not None,
-                         names=[job.model])
+    if job.reference is not None:  # before the model is timed: the reference is built after it, from these
+        reference_kwargs = _check_reference(job.reference, job.model_kwargs, img_size, sized=job.img_size is not None,
+                                            names=[job.model])
     build = functools.partial(create_model, job.model, **kwargs)
     row: dict[str, Any] = {"model": job.model, "img_size": img_size, **_job_columns(job)}
     if not job.phases:
@@ -292,7 +292,8 @@ def _measure(job: ProfileJob) -> dict[str, Any]:
     load_libraries(job.phases, settings)  # torch's one-off imports are not the model's memory
     probe = MemoryProbe.start(device)  # before the model exists: its weights count in the peak
     model = _place(build(), job, device)
-    reference = None if job.reference is None else (lambda: _place(_build_reference(job), job, device))
+    reference = None if job.reference is None else \
+        (lambda: _place(create_model(job.reference, **reference_kwargs), job, device))
     timings, ratios = benchmark(model, job.phases, settings, probe, batch_size, reference)
 
     del model, reference
@@ -401,22 +402,18 @@ def benchmark(
     return timings, ratios
 
 
-def _build_reference(job: ProfileJob) -> nn.Module:
-    img_size = job.img_size or get_model_info(job.model).input_size
-    return create_model(job.reference, **_reference_kwargs(job.reference, job.model_kwargs, img_size))
-
-
 def _check_reference(reference: str, model_kwargs: Mapping[str, Any], img_size: int, *, sized: bool,
-                     names: Sequence[str]) -> None:
-    """Raise what keeps `reference` from being timed beside the models `names` of `model_kwargs` at
-    `img_size`, keyed by the job's field that set it: an unknown reference by `reference`, a size it
+                     names: Sequence[str]) -> dict[str, Any]:
+    """The options `reference` is built with, checked (the job builds it from these); else raise what
+    keeps `reference` from being timed beside the models `names` of `model_kwargs` at `img_size`,
+    keyed by the job's field that set it: an unknown reference by `reference`, a size it
     cannot take by `img_size` where given (else it is the model's own size, which the reference
     cannot take), a bare option (the models' options it has are its own too) for the caller to spell
     (_respelt); the message names the reference, as a row's error names its model. Inputs too small
     for an option one of `names` lacks get a size advised, not the option: it would go to that model
     too, which refuses it, and no option reaches the reference alone."""
     try:
-        _reference_kwargs(reference, dict(model_kwargs), img_size)
+        return _reference_kwargs(reference, dict(model_kwargs), img_size)
     except SuiteError as err:
         size_key = "img_size" if sized else "reference"
         if err.key == "model.name":  # its message names it
