@@ -1272,6 +1272,33 @@ def test_a_store_read_on_another_cluster_neither_judges_nor_cancels_its_jobs(tmp
         subprocess.run(["scancel", ours], capture_output=True)
 
 
+def test_following_and_cancelling_read_each_runs_status_once(tmp_path, monkeypatch):
+    """`suite status` and `suite cancel` read each followed run's status.json to find its job, then
+    read it again for each check after (its cluster, its submitter and age where SLURM does not
+    know the job, an end already recorded): ~50 µs a read, 1.5 s for 10,000 queued runs. Each run
+    is now read once per command, whatever its job: of another cluster, waiting here, unknown here."""
+    spec = write_spec(tmp_path, "reads", {"lr": [0.01, 0.02, 0.03]})
+    runs = ablations.expand(ablations.load(spec))
+    out = tmp_path / "store"
+    held = subprocess.run(["sbatch", "--parsable", "--hold", f"--job-name=suite-{PREFIX}reads",
+                           f"--output={tmp_path}/%j.out", "--wrap", "true"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    me = pwd.getpwuid(os.getuid()).pw_name
+    for run, job, on in zip(runs, ["999999_0", held, "999998_0"], ["elsewhere", cluster_name(), cluster_name()]):
+        store.set_status(store.plan(out, run), "pending", slurm_job_id=job, submitted_at=store.now(),
+                         executor="slurm", slurm_user=me, slurm_cluster=on)
+    reads: list[str] = []
+    state_of = store.state_of
+    monkeypatch.setattr(store, "state_of", lambda d: reads.append(Path(d).name) or state_of(d))
+    ids = [r.run_id for r in runs]
+    assert slurm.refresh(out, ids) == dict(zip(ids, [slurm.ELSEWHERE, "PENDING", "UNKNOWN"]))
+    assert sorted(reads) == sorted(ids)
+    reads.clear()
+    taken, kept, _ = slurm.cancel(out, ids)
+    assert (taken, kept) == ({ids[1]: held, ids[2]: "999998_0"}, {ids[0]: "999999_0"})
+    assert sorted(reads) == sorted(ids)
+
+
 def test_an_sbatch_key_that_only_begins_an_options_name_is_refused_with_the_full_name(tmp_path):
     """sbatch reads `--mem-per-g=600000` as --mem-per-gpu (getopt_long takes any beginning that fits
     one option alone), so the key passed the sbatch check and, not being the name the node check

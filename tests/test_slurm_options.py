@@ -893,11 +893,11 @@ def test_only_a_job_submitted_long_ago_can_count_as_lost(tmp_path, submitted, lo
     d = tmp_path / "runs" / "x"
     d.mkdir(parents=True)
     store.set_status(d, "pending", submitted_at=submitted)
-    assert slurm._submitted_long_ago(tmp_path, "x") is long_ago
+    assert slurm._submitted_long_ago(store.state_of(d).status) is long_ago
     for minutes, gone in ((0, False), (5, False), (11, True)):  # a grace of 10 min: the accounting may lag
         when = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=minutes)
         store.set_status(d, "pending", submitted_at=when.isoformat())
-        assert slurm._submitted_long_ago(tmp_path, "x") is gone, minutes
+        assert slurm._submitted_long_ago(store.state_of(d).status) is gone, minutes
 
 
 @pytest.mark.parametrize(("config", "submitted_by", "hidden"), [

@@ -909,27 +909,25 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
     """Reconcile the store with SLURM for runs it believes queued or running; run_id -> SLURM state
     (HIDDEN: another user's job this user is not shown, `_unseen`; ELSEWHERE: a job of another
     cluster, `_elsewhere`)."""
-    tracked = _tracked(out, run_ids)
-    away = _elsewhere(out, tracked)  # never asked about, nor judged: their ids mean nothing here
-    tracked = {rid: j for rid, j in tracked.items() if rid not in away}
-    if not tracked:
+    followed = _tracked(out, run_ids)  # each run's status.json read once, here, for every decision below
+    away = _elsewhere({rid: f.status for rid, f in followed.items()})  # never asked about, nor judged
+    followed = {rid: f for rid, f in followed.items() if rid not in away}
+    if not followed:
         return away
-    states = slurm_states(tracked.values())
-    states.update(_unseen(out, {rid: j for rid, j in tracked.items() if states[j] == "UNKNOWN"}))
-    lost = _lost([j for rid, j in tracked.items() if states[j] == "UNKNOWN" and _submitted_long_ago(out, rid)])
+    states = slurm_states(f.job_id for f in followed.values())
+    states.update(_unseen(out, {rid: f for rid, f in followed.items() if states[f.job_id] == "UNKNOWN"}))
+    lost = _lost([f.job_id for f in followed.values()
+                  if states[f.job_id] == "UNKNOWN" and _submitted_long_ago(f.status)])
     out_states = dict(away)
-    for rid, job_id in tracked.items():
-        slurm_state = states[job_id]
+    for rid, f in followed.items():
+        job_id, slurm_state = f.job_id, states[f.job_id]
         out_states[rid] = slurm_state
-        d = store.run_dir(out, rid)
-        now = store.state_of(d)  # again: the job may have written since
-        if not _follows(now) or (now.status or {}).get("slurm_job_id") != job_id or _stopped_here(now.status):
-            continue
+        ended = "LOST" if job_id in lost else slurm_state
         # A live job owns its run directory: never write there from outside (the job may be writing
         # its own state this instant). `suite run` skips these runs whatever the directory says.
-        if job_id not in lost and (slurm_state in ALIVE or now.status.get("slurm_state") == slurm_state):
+        if not _ends(f.status, job_id, ended):  # as read: the job may have written since, which the lock's read sees
             continue
-        ended = "LOST" if job_id in lost else slurm_state
+        d = store.run_dir(out, rid)
         try:
             _record_end_under_lock(d, job_id, ended)
         except store.LockUnopenable as exc:  # a run's lock this user may not open
@@ -951,11 +949,12 @@ def _cluster_name(cluster: Reading) -> str | None:
     return visibility.cluster_name(cluster.config) if isinstance(cluster.config, str) else None
 
 
-def _elsewhere(out: Path, tracked: Mapping[str, str]) -> dict[str, str]:
-    """run_id -> ELSEWHERE for the runs of `tracked` (run_id -> job id) whose job was submitted on
-    another cluster than this one (`visibility.submitted_on`); NO_ANSWER for those recording a
-    cluster where `scontrol show config` does not answer. `scontrol` is asked only where one records it."""
-    on = {rid: visibility.submitted_on(store.state_of(store.run_dir(out, rid)).status or {}) for rid in tracked}
+def _elsewhere(statuses: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """run_id -> ELSEWHERE for the runs of `statuses` (run_id -> its status.json as `_tracked` read
+    it) whose job was submitted on another cluster than this one (`visibility.submitted_on`);
+    NO_ANSWER for those recording a cluster where `scontrol show config` does not answer. `scontrol`
+    is asked only where one records it."""
+    on = {rid: visibility.submitted_on(status) for rid, status in statuses.items()}
     on = {rid: name for rid, name in on.items() if name}
     if not on:
         return {}
@@ -966,14 +965,13 @@ def _elsewhere(out: Path, tracked: Mapping[str, str]) -> dict[str, str]:
     return {rid: ELSEWHERE for rid, name in on.items() if here and name != here}  # no name here: cannot tell
 
 
-def _unseen(out: Path, unknown: Mapping[str, str]) -> dict[str, str]:
-    """Job id -> HIDDEN for the jobs of `unknown` (run_id -> a job SLURM says it does not know)
-    that another user submitted, where the cluster's PrivateData hides jobs: never judged lost,
-    nothing recorded (`visibility`); NO_ANSWER where `scontrol show config` cannot say whether it
-    does. `scontrol` is asked only where another user submitted one of them."""
+def _unseen(out: Path, unknown: Mapping[str, Followed]) -> dict[str, str]:
+    """Job id -> HIDDEN for the jobs of `unknown` (run_id -> a job SLURM says it does not know, as
+    `_tracked` read it) that another user submitted, where the cluster's PrivateData hides jobs:
+    never judged lost, nothing recorded (`visibility`); NO_ANSWER where `scontrol show config`
+    cannot say whether it does. `scontrol` is asked only where another user submitted one of them."""
     me = visibility.user_name()
-    by = {j: visibility.submitter(store.run_dir(out, rid), store.state_of(store.run_dir(out, rid)).status or {})
-          for rid, j in unknown.items()}
+    by = {f.job_id: visibility.submitter(store.run_dir(out, rid), f.status) for rid, f in unknown.items()}
     maybe = [j for j, user in by.items() if visibility.hidden(user, True, me)]  # hidden, were jobs private
     if not maybe:
         return {}
@@ -991,12 +989,21 @@ def _record_end_under_lock(d: Path, job_id: str, ended: str) -> None:
     with contextlib.suppress(files.Gone), store.idle(d) as free:
         if not free:
             return
-        now = store.state_of(d)  # as the lock found it: a resubmission may have replaced the job
-        if _follows(now) and (now.status or {}).get("slurm_job_id") == job_id:
+        now = store.state_of(d)  # as the lock found it: the job, or a resubmission, may have written since
+        if _follows(now) and _ends(now.status or {}, job_id, ended):
             _record_end(d, now, job_id, ended)
 
 
-def _stopped_here(status: dict[str, Any]) -> bool:
+def _ends(status: Mapping[str, Any], job_id: str, ended: str) -> bool:
+    """Whether a run whose status.json is `status` has an end to record: its job is `job_id`, which
+    ended `ended` (a SLURM state, or LOST), not yet recorded, and it was not last stopped here
+    outside SLURM (`_stopped_here`). A status that is not read ({}) has none."""
+    if status.get("slurm_job_id") != job_id or _stopped_here(status):
+        return False
+    return ended == "LOST" or (ended not in ALIVE and status.get("slurm_state") != ended)
+
+
+def _stopped_here(status: Mapping[str, Any]) -> bool:
     """Whether the run was last interrupted on this machine outside SLURM, under a job id that a
     submission wrote over the local run's `running` (the race of versions before `_claim`): that
     job never ran it (its task found the run busy and left), so its end says nothing of the run,
@@ -1047,8 +1054,8 @@ def _record_end(d: Path, now: store.RunState, job_id: str, slurm_state: str) -> 
     store.set_status(d, ENDED.get(slurm_state, "failed"), slurm_state=slurm_state, error=error)
 
 
-def _submitted_long_ago(out: Path, run_id: str) -> bool:
-    status = store.state_of(store.run_dir(out, run_id)).status or {}
+def _submitted_long_ago(status: Mapping[str, Any]) -> bool:
+    """Whether the submission `status` (a run's status.json) records is LOST_AFTER_S old."""
     try:
         submitted = dt.datetime.fromisoformat(str(status.get("submitted_at")))
     except ValueError:
@@ -1093,12 +1100,13 @@ def cancel(out: Path, run_ids: Iterable[str]) -> tuple[dict[str, str], dict[str,
     Returns (run_id -> job id cancelled, run_id -> job id scancel refused, its complaints). A job
     that finished meanwhile is no complaint (its result, if it wrote one, still counts, as a result
     always does); a refused one (controller unreachable, another user's job) keeps its status."""
-    jobs = _tracked(out, run_ids)
-    away = {rid: jobs.pop(rid) for rid, state in _elsewhere(out, jobs).items() if state == ELSEWHERE}  # ids of here
+    followed = _tracked(out, run_ids)
+    elsewhere = _elsewhere({rid: f.status for rid, f in followed.items()})
+    away = {rid: followed.pop(rid) for rid, state in elsewhere.items() if state == ELSEWHERE}  # ids of here
+    jobs = {rid: f.job_id for rid, f in followed.items()}
     ids = list(dict.fromkeys(jobs.values()))
-    complaints = [f"job {j} of run {rid} was submitted on cluster "
-                  f"{visibility.submitted_on(store.state_of(store.run_dir(out, rid)).status or {})!r}, not this "
-                  "one: cancel it there" for rid, j in away.items()]
+    complaints = [f"job {f.job_id} of run {rid} was submitted on cluster {visibility.submitted_on(f.status)!r}, not "
+                  "this one: cancel it there" for rid, f in away.items()]
     refused: set[str] = set()
     for start in range(0, len(ids), 500):  # keep the command line short
         chunk = ids[start:start + 500]
@@ -1128,26 +1136,37 @@ def cancel(out: Path, run_ids: Iterable[str]) -> tuple[dict[str, str], dict[str,
             store.set_status(d, "cancelled", error=why, cancelled_at=store.now(), slurm_job_id=taken[rid])
 
     _parallel(record, list(taken))
-    return taken, {**{rid: j for rid, j in jobs.items() if j in refused}, **away}, "\n".join(c for c in complaints if c)
+    kept = {rid: j for rid, j in jobs.items() if j in refused} | {rid: f.job_id for rid, f in away.items()}
+    return taken, kept, "\n".join(c for c in complaints if c)
 
 
 # ------------------------------------------------------------------------------------ helpers
-def _tracked(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
-    """run_id -> SLURM job id of the runs the store has as queued or running under SLURM (a done
+@dataclass(frozen=True)
+class Followed:
+    """A run `_tracked` found a job of, with its status.json as read then: the checks after it (its
+    cluster, its submitter, its age, an end already recorded) reuse that read instead of making
+    their own, one per run and check (~50 µs each: 0.5 s a check for 10,000 queued runs)."""
+    job_id: str
+    status: Mapping[str, Any]  # {}: unreadable, its job found from submitit's folder
+
+
+def _tracked(out: Path, run_ids: Iterable[str]) -> dict[str, Followed]:
+    """run_id -> the SLURM job of the runs the store has as queued or running under SLURM (a done
     run too, while a job measures it again), and of runs whose status.json is unreadable whose
     latest submission SLURM still has queued or running."""
-    tracked, unreadable = {}, set()
+    tracked: dict[str, Followed] = {}
+    unreadable = set()
     for rid in run_ids:
         d = store.run_dir(out, rid)
         state = store.state_of(d)
         if _follows(state) and state.status and state.status.get("slurm_job_id"):
-            tracked[rid] = str(state.status["slurm_job_id"])
+            tracked[rid] = Followed(str(state.status["slurm_job_id"]), state.status)
         elif state.corrupt and _status_unreadable(d):
             unreadable.add(rid)
     if unreadable:
         submitted = _latest_submissions(out, unreadable)
         live = slurm_states(submitted.values()) if submitted else {}
-        tracked.update({rid: j for rid, j in submitted.items() if live[j] in ALIVE})
+        tracked.update({rid: Followed(j, {}) for rid, j in submitted.items() if live[j] in ALIVE})
     return tracked
 
 
