@@ -522,7 +522,7 @@ def _run_spec(args: argparse.Namespace) -> int:
             raise SuiteError("--threads is for local runs; on SLURM a run takes --cpus-per-task threads", key="threads")
         cli = cluster.parse_cli(_cluster_values(args))
         options = cluster.resolve_options(spec.cluster, cli, spec_file=str(spec.path),
-                                          spec_line=lambda key: spec.line("cluster", key))
+                                          spec_line=lambda *path: spec.line("cluster", *path))
         if not args.dry_run:  # two submissions at once would both submit the runs neither saw pending
             checked = slurm.check_options(options)  # before the lock: a refusal leaves a new store unmade
             with slurm.submission_lock(out):

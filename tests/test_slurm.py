@@ -356,7 +356,7 @@ def test_an_sbatch_parameter_sbatch_refuses_is_named_where_it_was_given_before_a
     the next line, `--error=...`, as the comment, and the job's errors went to its output log."""
     out = tmp_path / "store"
     spec = write_spec(tmp_path, "nokey", {"lr": [0.01]}, cluster={"sbatch": {"partiton": "debug"}})
-    line = spec.read_text().splitlines().index("  sbatch:") + 1
+    line = spec.read_text().splitlines().index("    partiton: debug") + 1  # its own line, not sbatch:'s
     said = ("cluster.sbatch.partiton: sbatch has no option --partiton; did you mean 'partition'? (not set here: use "
             "the 'partition' option)")
     printed = suite(capsys, "run", str(spec), "--executor", "slurm", "--out", str(out), "--dry-run")
@@ -392,7 +392,7 @@ def test_an_sbatch_value_refused_in_words_that_name_no_option_is_named_where_it_
     refused only at submission, by a message that did not say which parameter or where it was set."""
     out = tmp_path / "store"
     spec = write_spec(tmp_path, "novalue", {"lr": [0.01]}, cluster={"sbatch": {"priority": -1}})
-    line = spec.read_text().splitlines().index("  sbatch:") + 1
+    line = spec.read_text().splitlines().index("    priority: -1") + 1
     argv = ["run", str(spec), "--executor", "slurm", "--out", str(out), "--sbatch", "begin=xyz",
             "--sbatch", "extra-node-info=many"]
     printed = suite(capsys, *argv, "--dry-run")
@@ -1315,7 +1315,7 @@ def test_an_sbatch_key_that_only_begins_an_options_name_is_refused_with_the_full
     path.write_text("sbatch:\n  mem_per_g: 600000\n")
     with pytest.raises(SuiteError) as err:
         slurm.check_options(resolve_options(user=path))
-    assert (err.value.file, err.value.line, err.value.key) == (str(path), 1, "sbatch.mem-per-g")  # sbatch:'s line
+    assert (err.value.file, err.value.line, err.value.key) == (str(path), 2, "sbatch.mem-per-g")  # its own line
     assert "sbatch would read it as --mem-per-gpu" in err.value.message
 
 

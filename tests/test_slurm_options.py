@@ -42,7 +42,7 @@ def spec(tmp_path):
 
 def options(spec, cli=None, user=None):
     return resolve_options(spec.cluster, parse_cli(cli or {}), spec_file=str(spec.path),
-                           spec_line=lambda key: spec.line("cluster", key), user=user)
+                           spec_line=lambda *path: spec.line("cluster", *path), user=user)
 
 
 def node_mistakes(options, nodes):
@@ -143,9 +143,28 @@ def test_a_one_letter_sbatch_key_is_refused_by_file_line_and_key(tmp_path):
     user.write_text("account: lab\nsbatch:\n  j: x\n  G: 1\n")
     with pytest.raises(SuiteError) as err:
         resolve_options(user=user)
-    assert [(e.file, e.line, e.key) for e in (err.value, *err.value.also)] == [(str(user), 2, "sbatch.j"),
-                                                                             (str(user), 2, "sbatch.G")]
+    assert [(e.file, e.line, e.key) for e in (err.value, *err.value.also)] == [(str(user), 3, "sbatch.j"),
+                                                                             (str(user), 4, "sbatch.G")]
     assert "here --job-name" in str(err.value) and "write 'gpus' (-G is --gpus)" in str(err.value)
+
+
+def test_an_sbatch_parameter_of_a_spec_is_named_at_its_own_line(tmp_path):
+    """A mistake in a parameter under a block `sbatch:` of a spec's cluster section, found when the
+    spec is read or by a check after (a refused option, more GPUs than a node has), named the line of
+    `sbatch:`, where every other key is named at its own; each parameter is now named at its line,
+    found by its key as written (mem_per_gpu, checked as mem-per-gpu)."""
+    path = tmp_path / "opts.yaml"
+    block = "  sbatch:\n    exclude: node7\n    mem_per_gpu: 1000\n    time: 10\n    j: x\n"
+    path.write_text(SPEC.replace("  sbatch: {mail-type: END}\n", block))
+    with pytest.raises(SuiteError) as err:
+        ablations.load(path)
+    assert [(e.file, e.line, e.key) for e in (err.value, *err.value.also)] == [
+        (str(path), 10, "cluster.sbatch.time"), (str(path), 11, "cluster.sbatch.j")]
+    path.write_text(SPEC.replace("  sbatch: {mail-type: END}\n", block.replace("    time: 10\n    j: x\n", "")))
+    opts = options(ablations.load(path))
+    assert [(o.file, o.line, o.key) for o in map(opts.origin, ("sbatch.exclude", "sbatch.mem-per-gpu"))] == [
+        (str(path), 8, "cluster.sbatch.exclude"), (str(path), 9, "cluster.sbatch.mem-per-gpu")]
+    assert opts.origin("sbatch").line == 7
 
 
 # A man page in miniature, as Debian installs sbatch's (roff, gzipped): option headings, and prose
@@ -1434,7 +1453,7 @@ def test_a_gpu_count_that_is_no_number_is_refused_by_file_line_and_key(tmp_path,
     path.write_text(f"partition: gpu\nsbatch:\n  {key}: {value if value == '1.5' else repr(value)}\n")  # 1.5: a float
     with pytest.raises(SuiteError) as err:
         resolve_options(user=path)
-    assert err.value.file == str(path) and err.value.line == 2 and err.value.key == f"sbatch.{key}"
+    assert err.value.file == str(path) and err.value.line == 3 and err.value.key == f"sbatch.{key}"
     assert f"in {param} is no GPU count (sbatch takes some such, and the jobs never start; others it refuses " \
         f"naming no key): write {form}" in str(err.value)
     with pytest.raises(SuiteError, match=rf"^<command line>: --sbatch\.{key}: .* is no GPU count"):

@@ -203,7 +203,7 @@ def parse(path: Path) -> Spec:
     from suite.dispatch.cluster import section_mistakes
 
     # a typo shows before any run, whatever the executor, beside the presets' mistakes
-    mistakes = section_mistakes(spec.cluster, lambda key: spec.line("cluster", key), str(path))
+    mistakes = section_mistakes(spec.cluster, lambda *path: spec.line("cluster", *path), str(path))
     for preset, values in spec.presets.items():
         if "seeds" in values:
             values["seeds"] = _seeds(values["seeds"], where, "presets", preset, "seeds")  # a count as its list

@@ -84,13 +84,19 @@ class Origin:
         """`file:line`, or the flag (what `summary` and the range errors print in parentheses)."""
         return self.key.split(".")[0] if self.file == COMMAND_LINE else _place(self.file or "", self.line)
 
-    def within(self, key: str) -> Origin:
-        """The origin of `key` inside this one (an sbatch parameter inside `sbatch`)."""
-        return dataclasses.replace(self, key=f"{self.key}.{key}")
-
     def error(self, message: str, **kwargs: Any) -> SuiteError:
         """`message` as an error of this place, so a later check names the file, line and key to fix."""
         return SuiteError(message, file=self.file, line=self.line, key=self.key, **kwargs)
+
+
+# A layer's line of a key path, for its errors: line("partition"), line("sbatch", "mem_per_gpu") (the
+# parameter as written); the enclosing key's line where the path has none of its own; None: unknown.
+Line = typing.Callable[..., int | None]
+
+
+def _nowhere(*path: str) -> None:
+    """The `Line` of a layer without lines (the command line)."""
+    return None
 
 
 EARLY_SIGNAL_S = 60  # `man sbatch`, --signal: "may be sent up to 60 seconds earlier than specified"
@@ -143,25 +149,25 @@ def user_file() -> Path | None:
 
 
 def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[str, Any] | None = None, *,
-                    spec_file: str | None = None, spec_line: typing.Callable[[str], int | None] | None = None,
+                    spec_file: str | None = None, spec_line: Line | None = None,
                     user: Path | None | typing.Literal["default"] = "default") -> ClusterOptions:
     """Merge the layers (defaults < user file < spec `cluster:` < command line) into checked options.
 
-    `spec_line(key)` gives the line of a key in the spec file for error messages; `user` overrides
-    the user-file lookup (None: no user file)."""
+    `spec_line(*path)` gives the line of a key path in the spec's `cluster:` section (`Line`) for
+    error messages; `user` overrides the user-file lookup (None: no user file)."""
     path = user_file() if user == "default" else user
-    spec_line = spec_line or (lambda key: None)
-    layers: list[tuple[dict[str, Any], typing.Callable[[str], Origin]]] = []  # values, where a key came from
+    spec_line = spec_line or _nowhere
+    layers: list[tuple[dict[str, Any], typing.Callable[..., Origin]]] = []  # values, where a key came from
     mistakes: list[SuiteError] = []  # every layer's, named at once
     if path is not None:
         values, line = _read_yaml(path)
-        layers.append((_check(values, line, mistakes, file=str(path)), lambda key: Origin(str(path), line(key), key)))
+        layers.append((_check(values, line, mistakes, file=str(path)), _where(str(path), line, values, str)))
     if spec_section:
         layers.append((_check(spec_section, spec_line, mistakes, file=spec_file, prefix="cluster."),
-                       lambda key: Origin(spec_file or "the spec", spec_line(key), f"cluster.{key}")))
+                       _where(spec_file or "the spec", spec_line, spec_section, lambda key: f"cluster.{key}")))
     if cli:
-        layers.append((_check(cli, lambda key: None, mistakes, file=COMMAND_LINE, flags=True),
-                       lambda key: Origin(COMMAND_LINE, None, flag(key))))
+        layers.append((_check(cli, _nowhere, mistakes, file=COMMAND_LINE, flags=True),
+                       _where(COMMAND_LINE, _nowhere, {}, flag)))
     if mistakes:
         raise together(mistakes)
     merged: dict[str, Any] = {}
@@ -171,7 +177,7 @@ def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[
             merged[key] = {**merged.get(key, {}), **value} if key == "sbatch" else value
             origin[key] = where(key)
             if key == "sbatch":
-                origin.update({f"sbatch.{k}": where(key).within(k) for k in value})
+                origin.update({f"sbatch.{k}": where(key, k) for k in value})
     if "sbatch" in merged:  # null unsets a parameter a lower layer (a site-wide user file) set
         merged["sbatch"] = {k: v for k, v in merged["sbatch"].items() if v is not None}
     options = ClusterOptions(**merged, origins=origin)
@@ -204,8 +210,7 @@ def resolve_options(spec_section: Mapping[str, Any] | None = None, cli: Mapping[
     return options
 
 
-def section_mistakes(section: Mapping[str, Any], line: typing.Callable[[str], int | None],
-                     file: str) -> list[SuiteError]:
+def section_mistakes(section: Mapping[str, Any], line: Line, file: str) -> list[SuiteError]:
     """The mistakes of a spec's `cluster:` section on its own (when the spec is read, whatever the
     executor), all of them; a time limit it sets too short for the signal delay it sets is wrong
     whatever the other layers say."""
@@ -218,6 +223,26 @@ def section_mistakes(section: Mapping[str, Any], line: typing.Callable[[str], in
         except SuiteError as err:
             mistakes.append(err)
     return mistakes
+
+
+def _where(file: str, line: Line, written: Mapping[str, Any],
+           name: typing.Callable[[str], str]) -> typing.Callable[..., Origin]:
+    """Where a layer (`written`, as read from `file`) set option `key`, or `param`, the sbatch
+    parameter `sbatch_key` makes of one it writes (mem_per_gpu: mem-per-gpu), at that one's own line.
+    `name`: how the layer spells a key (`cluster.partition` in a spec, `--partition` on the command line)."""
+    sbatch = written.get("sbatch")
+    spelt = {sbatch_key(k): str(k) for k in sbatch} if isinstance(sbatch, Mapping) else {}
+
+    def where(key: str, param: str | None = None) -> Origin:
+        if param is None:
+            return Origin(file, line(key), name(key))
+        return Origin(file, line(key, spelt.get(param, param)), f"{name(key)}.{param}")
+    return where
+
+
+def sbatch_key(written: Any) -> str:
+    """The sbatch parameter a key written under `sbatch` stands for: `--mem_per_gpu` is mem-per-gpu."""
+    return str(written).lstrip("-").replace("_", "-")
 
 
 def _place(file: str, line: int | None) -> str:
@@ -249,16 +274,19 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _read_yaml(path: Path) -> tuple[dict[str, Any], typing.Callable[[str], int | None]]:
+def _read_yaml(path: Path) -> tuple[dict[str, Any], Line]:
     raw, lines = read_yaml(path, "cluster options")
     if raw is None:
-        return {}, lambda key: None
+        return {}, _nowhere
     if not isinstance(raw, Mapping):
         raise SuiteError("expected a mapping of cluster options (partition: ..., gpus_per_node: ...)", file=str(path))
-    return {str(k): v for k, v in raw.items()}, lambda key: lines.get((key,))
+
+    def line(*path: str) -> int | None:
+        return next((lines[path[:n]] for n in range(len(path), 0, -1) if path[:n] in lines), None)
+    return {str(k): v for k, v in raw.items()}, line
 
 
-def _check(values: Mapping[str, Any], line: typing.Callable[[str], int | None], mistakes: list[SuiteError], *,
+def _check(values: Mapping[str, Any], line: Line, mistakes: list[SuiteError], *,
            file: str | None, flags: bool = False, prefix: str = "") -> dict[str, Any]:
     """The values of one layer that pass, each mistake added to `mistakes` (so that every one is
     named at once, not one per try). `prefix`: where the keys sit in their file (`cluster.` in a
@@ -274,8 +302,8 @@ def _check(values: Mapping[str, Any], line: typing.Callable[[str], int | None], 
         except SuiteError as err:
             mistakes.append(err)
             continue
-        if key == "sbatch":
-            value = _check_sbatch(value, name, where, mistakes)
+        if key == "sbatch":  # each parameter named at its own line
+            value = _check_sbatch(value, name, lambda param: {"file": file, "line": line(key, str(param))}, mistakes)
         out[key] = value
     return out
 
@@ -304,14 +332,15 @@ def _checked(key: str, value: Any, name: str, where: dict[str, Any], *, flags: b
     return list(value) if key == "setup" else value
 
 
-def _check_sbatch(value: Mapping[str, Any], name: str, where: dict[str, Any],
+def _check_sbatch(value: Mapping[str, Any], name: str, where: typing.Callable[[Any], dict[str, Any]],
                   mistakes: list[SuiteError]) -> dict[str, Any]:
-    """The sbatch parameters that pass, each mistake added to `mistakes`."""
+    """The sbatch parameters that pass, each mistake added to `mistakes` (`where`: a parameter's file
+    and line, from its key as written)."""
     params = {}
     for raw_key, v in value.items():
-        key = str(raw_key).lstrip("-").replace("_", "-")
+        key = sbatch_key(raw_key)
         try:
-            _check_parameter(key, raw_key, v, params, name, where)
+            _check_parameter(key, raw_key, v, params, name, where(raw_key))
         except SuiteError as err:
             mistakes.append(err)
             continue
