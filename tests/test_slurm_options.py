@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import gzip
+import math
 import os
 import socket
 import shutil
@@ -18,7 +19,7 @@ import suite
 from suite import ablations, store
 from suite.ablations import names
 from suite.cli import main
-from suite.dispatch import cluster, sbatch_check, slurm, snapshot, visibility
+from suite.dispatch import cluster, node_asks, sbatch_check, slurm, snapshot, visibility
 from suite.dispatch.cluster import ClusterOptions, parse_cli, resolve_options
 from suite.errors import SuiteError, count
 
@@ -1329,6 +1330,53 @@ def test_a_gpu_type_a_node_of_the_partition_has_or_none_passes(spec, partition, 
     nodes = "gpu|512000|gpu:a100:4(S:0-1)|48|0\ngpu|256000|gpu:v100:2,gpu:k80:1|16|0\ndebug*|21694|gpu:2|8|0\n"
     asked = options(spec, {"partition": partition, "sbatch": [param, SOCKETS], "gpus_per_node": 0})
     assert node_mistakes(asked, nodes) == []
+
+
+@pytest.mark.parametrize("gres, has", [
+    ("gpu:a100:2(S:0),gpu:v100:2", {"gpus": 4, "gpu:a100": 2, "gpu:v100": 2}),  # bound to a socket, or not
+    ("gpu:2", {"gpus": 2}), ("(null)", {"gpus": 0}), ("mps:400,gpu:A100:4(S:0-1)", {"gpus": 4, "gpu:a100": 4}),
+    ("gpu:tesla:1,gpu:kepler:1,bandwidth:lustre:no_consume:4G", {"gpus": 2, "gpu:tesla": 1, "gpu:kepler": 1}),
+    ("gpu:a100:1K", {"gpus": 1024, "gpu:a100": 1024}),  # slurm.conf's count suffixes
+    ("gpu:a100:2(S:0),gpu:a100:2(S:1)", {"gpus": 4, "gpu:a100": 4}),  # one type on two sockets: all of them
+    ("gpu:a100:no_consume:2", {"gpus": math.inf, "gpu:a100": math.inf}),  # no finite number
+    ("gpu:a100:2:x", {"gpus": math.inf, "gpu:a100": math.inf})])  # a shape Gres= does not have
+def test_each_gpu_type_of_a_node_is_read_from_sinfos_gres(gres, has):
+    """sinfo's %G, in slurm.conf's Gres= syntax (`name[:type][:no_consume]:count`, each entry followed by
+    the sockets it is bound to, if any, as scontrol's man page shows them): its GPUs of each type."""
+    assert node_asks.gpus_of_node(gres) == has
+
+
+TYPED = "gpu|512000|gpu:a100:2(S:0),gpu:v100:2|48|0\n"
+
+
+@pytest.mark.parametrize("param, per_node, kind, most, fits", [
+    ("gres=gpu:a100:3", 3, "a100", 2, "gres=gpu:a100:2"), ("gres=gpu:v100:3,gpu:a100:1", 3, "v100", 2,
+                                                           "gres=gpu:v100:2,gpu:a100:2"),
+    ("gpus=a100:5", 3, "a100", 2, "gpus=a100:4"),  # the job's, spread over its 2 nodes
+    ("gpus-per-task=v100:2", 4, "v100", 2, "gpus-per-task=v100:1"),  # each of its 2 tasks a node
+    ("gpus-per-socket=A100:3", 3, "A100", 2, "gpus-per-socket=A100:2")])
+def test_more_gpus_of_a_type_than_a_node_has_of_it_is_refused_by_its_key(spec, param, per_node, kind, most, fits):
+    """`gres=gpu:a100:3` on nodes of 2 a100s and 2 v100s passed, as only the count of all GPUs (4) was
+    compared, and the jobs would wait for ever as BadConstraints: each type's count is now compared
+    with the most a node of the partition has of it, as sinfo's %G lists them."""
+    key = param.split("=")[0]
+    asked = {"partition": "gpu", "nodes": 2, "tasks_per_node": 2, "gpus_per_node": 2}
+    [said] = node_mistakes(options(spec, {"sbatch": [param, SOCKETS], **asked}), TYPED)
+    assert str(said) == (f"<command line>: --sbatch.{key}: {param} asks {per_node} GPUs of type {kind!r} of a node, "
+                         f"but each node of partition 'gpu' has at most {most} of that type: the jobs would wait for "
+                         "ever (BadConstraints); `sinfo --format='%P %G'` lists the GPUs of each partition's nodes")
+    assert node_mistakes(options(spec, {"sbatch": [fits, SOCKETS], **asked}), TYPED) == []
+    more = TYPED + "gpu|512000|gpu:a100:8,gpu:v100:8|48|0\n"  # another kind of node has enough of each
+    assert node_mistakes(options(spec, {"sbatch": [param, SOCKETS], **asked}), more) == []
+
+
+@pytest.mark.parametrize("param", ["gres=gpu:4", "gres=gpu:a100:2,gpu:v100:2", "gpus=a100:4"])
+def test_gpus_of_each_type_a_node_has_pass(spec, param):
+    """All the GPUs untyped, or each type's count, as a node has them: taken (gpus=a100:4: 2 on each of 2 nodes)."""
+    asked = {"partition": "gpu", "nodes": 2, "gpus_per_node": 2}
+    assert node_mistakes(options(spec, {"sbatch": [param, SOCKETS], **asked}), TYPED) == []
+    shared = "gpu|512000|gpu:a100:no_consume:2|48|0\n"  # no finite number: left to Slurm
+    assert node_mistakes(options(spec, {"sbatch": ["gres=gpu:a100:3"], **asked}), shared) == []
 
 
 @pytest.mark.parametrize("param, said, fits", [

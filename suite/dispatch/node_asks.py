@@ -14,9 +14,13 @@ needs beside it) says: on the test cluster (gpu:2, no socket binding) gpus-per-s
 BadConstraints while 2 ran with sockets-per-node=2, so more sockets are not read as more GPUs.
 The GPU types these name (`gpu_types`) must each be on some node: slurmctld keeps a job asking a
 type no node has waiting for ever (BadConstraints), `gpus=gpu:1` included (a type named `gpu`).
-Left to Slurm, as what they ask of a node cannot be told for sure: each type's count (only the count of all GPUs
-is compared), a list naming one type twice or mixing a typed entry with an untyped one, and any other
-shape (more colons than the forms have). Keys are read by their full names: `sbatch_check` refuses
+Each type's count (`gpus_of_type_per_node`) is compared with the most a node has of that type, as
+sinfo's `%G` lists them (`gpus_of_node`: slurm.conf's `Gres=` syntax, which never mixes typed and
+untyped GPUs on one node), so `gres=gpu:a100:3` is refused where each node has 2 a100s, whatever its
+other GPUs. Left to Slurm, as what they ask of a node cannot be told for sure: several types asked
+together (each is compared alone, not whether one node has them all), a list naming one type twice or
+mixing a typed entry with an untyped one, a node's `no_consume` GPUs, and any other shape (more
+colons than the forms have). Keys are read by their full names: `sbatch_check` refuses
 an abbreviation (`gpus-per-t`).
 
 Beside the GPUs, `other_per_node` reads the parameters whose ask of a node sinfo's CPUs (%c),
@@ -66,38 +70,54 @@ def gpus_per_node(key: str, value: Any, *, nodes: int, tasks_per_node: int) -> i
     with fewer never runs it, whatever `--sockets-per-node` says); None where it asks none or
     cannot be read for sure.
     Raises Malformed for a count that is no number."""
+    asked = _asked(key, value)
+    return None if asked is None else _per_node(key, sum(n for _, n in asked), nodes, tasks_per_node)
+
+
+def gpus_of_type_per_node(key: str, value: Any, *, nodes: int, tasks_per_node: int) -> dict[str, int]:
+    """The GPUs of each type (as written) sbatch parameter `key`=`value` asks of each node, read as
+    `gpus_per_node` reads them all (`gres=gpu:a100:3,gpu:v100:1`: 3 a100 and 1 v100; a type's
+    `gpus` spread over `nodes`, at least that many on one); {} where it names no type or cannot be
+    read for sure. Raises Malformed for a count that is no number."""
+    asked = _asked(key, value) or []
+    return {kind: _per_node(key, n, nodes, tasks_per_node) for kind, n in asked if kind}
+
+
+def _per_node(key: str, n: int, nodes: int, tasks_per_node: int) -> int:
+    """What `n` GPUs of sbatch parameter `key` ask of each node (`gpus_per_node`)."""
+    if key == "gpus":
+        return math.ceil(n / nodes)
+    return n * tasks_per_node if key == "gpus-per-task" else n
+
+
+def _asked(key: str, value: Any) -> list[tuple[str | None, int]] | None:
+    """The (type or None, count) entries of a GPU sbatch parameter; None where it asks none or
+    cannot be read for sure."""
     if key not in KEYS or isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
     text = str(value).strip()
-    counts = _gres(text) if key == "gres" else _typed_counts(key, text)
-    if counts is None:
-        return None
-    total = sum(counts)
-    if key == "gpus":
-        return math.ceil(total / nodes)
-    return total * tasks_per_node if key == "gpus-per-task" else total
+    return _gres(text) if key == "gres" else _typed_counts(key, text)
 
 
-def _typed_counts(key: str, text: str) -> list[int] | None:
-    """The counts of a `[type:]count` list (`--gpus`, `--gpus-per-task`)."""
+def _typed_counts(key: str, text: str) -> list[tuple[str | None, int]] | None:
+    """The entries of a `[type:]count` list (`--gpus`, `--gpus-per-task`)."""
     entries = [entry.split(":") for entry in text.split(",")]
     if any(len(parts) > 2 for parts in entries) or not _distinct([p[0] if len(p) == 2 else None for p in entries]):
         return None
-    return [_count(key, text, parts[-1]) for parts in entries]
+    return [(parts[0] if len(parts) == 2 else None, _count(key, text, parts[-1])) for parts in entries]
 
 
-def _gres(text: str) -> list[int] | None:
-    """The counts of the gpu entries of a `--gres` list (`name[[:type]:count]`, count 1 if left out)."""
+def _gres(text: str) -> list[tuple[str | None, int]] | None:
+    """The gpu entries of a `--gres` list (`name[[:type]:count]`, count 1 if left out)."""
     entries = [entry.split(":") for entry in text.split(",") if entry.split(":")[0] == "gpu"]
     if any(len(parts) > 3 for parts in entries):
         return None
-    types, counts = [], []
+    asked: list[tuple[str | None, int]] = []
     for parts in entries:
         if len(parts) == 2 and not COUNT.fullmatch(parts[1]):  # gpu:TYPE, one of them
             parts = [*parts, "1"]
-        types.append(parts[1] if len(parts) == 3 else None)
-        counts.append(_count("gres", text, parts[-1]) if len(parts) > 1 else 1)
-    return counts if _distinct(types) else None
+        asked.append((parts[1] if len(parts) == 3 else None, _count("gres", text, parts[-1]) if len(parts) > 1 else 1))
+    return asked if _distinct([kind for kind, _ in asked]) else None
 
 
 def _distinct(types: list[str | None]) -> bool:
@@ -111,6 +131,27 @@ def _count(key: str, text: str, count: str) -> int:
         raise Malformed(f"{count!r} in {key}={text} is no GPU count (sbatch takes some such, and the jobs never "
                         f"start; others it refuses naming no key): write {FORMS[key]}")
     return int(found.group(1)) * SUFFIX[found.group(2).lower()]
+
+
+def gpus_of_node(gres: str) -> dict[str, float]:
+    """What a kind of node has of GPUs, from sinfo's `%G`, which lists its GRES in slurm.conf's
+    `Gres=` syntax (`name[:type][:no_consume]:count`, a count may end in K, M, G, T or P; never
+    a typed and an untyped entry of one name on a node), each entry followed by the sockets it is
+    bound to, if any (`gpu:a100:2(S:0-1),gpu:v100:2`): "gpus", all its GPUs, and "gpu:TYPE" (lower
+    case), those of each type. inf where an entry is not read for sure (no_consume, another shape)."""
+    has: dict[str, float] = {"gpus": 0}
+    for entry in re.sub(r"\([^)]*\)", "", gres).split(","):
+        parts = entry.strip().split(":")
+        if parts[0] != "gpu":
+            continue
+        shared = "no_consume" in parts  # no finite number to compare
+        parts = [p for p in parts if p != "no_consume"]
+        found = COUNT.fullmatch(parts[-1]) if len(parts) in (2, 3) and not shared else None
+        n = int(found.group(1)) * SUFFIX[found.group(2).lower()] if found else math.inf
+        has["gpus"] += n
+        if len(parts) > 2:
+            has[f"gpu:{parts[1].lower()}"] = has.get(f"gpu:{parts[1].lower()}", 0) + n
+    return has
 
 
 def gpu_types(key: str, value: Any) -> list[str]:

@@ -575,10 +575,8 @@ def _kinds(nodes: str) -> Kinds:
             default = [*dict.fromkeys([*default, name])]
         sockets_cores_threads = (layout.split(":") + ["", ""])[:3]
         exact = {"mem": mem, "cpus": cpus, "tmp": tmp, **dict(zip(node_asks.LAYOUT, sockets_cores_threads))}
-        typed = {f"gpu:{t.lower()}": float(n) for t, n in re.findall(r"\bgpu:([^:,(]+):(\d+)", gres)}
         kinds.setdefault(name, []).append({**{k: float(v) if v.isdigit() else math.inf for k, v in exact.items()},
-                                           "gpus": sum(int(n) for n in re.findall(r"\bgpu(?::[^:,(]+)?:(\d+)", gres)),
-                                           **typed})
+                                           **node_asks.gpus_of_node(gres)})
     return kinds, default
 
 
@@ -597,10 +595,12 @@ def _node_mistakes(options: ClusterOptions, kinds: Kinds) -> list[SuiteError]:
         f"{said} but each node of {where} {HAS[what][2](most[what])}: {outcome}; `sinfo --format='%P "
         f"{HAS[what][0]}'` lists {HAS[what][1]} of each partition's nodes")
         for name, what, n, said, outcome in _asks(options) if n > most[what]]
-    named = {e.key for e in mistakes}
-    types = sorted({k.partition(":")[2] for p in wanted for kind in partitions[p] for k in kind
-                    if k.startswith("gpu:")})
-    return mistakes + [e for e in _type_mistakes(options, types, where, most["gpus"]) if e.key not in named]
+    kinds = [kind for p in wanted for kind in partitions[p]]
+    types = sorted({k.partition(":")[2] for kind in kinds for k in kind if k.startswith("gpu:")})
+    for more in (_type_mistakes(options, types, where, most["gpus"]), _type_count_mistakes(options, kinds, where)):
+        named = {e.key for e in mistakes}  # one mistake a key: the first found
+        mistakes += [e for e in more if e.key not in named]
+    return mistakes
 
 
 def _type_mistakes(options: ClusterOptions, types: Sequence[str], where: str, gpus: float) -> list[SuiteError]:
@@ -615,6 +615,26 @@ def _type_mistakes(options: ClusterOptions, types: Sequence[str], where: str, gp
         "`sinfo --format='%P %G'` lists the GPUs of each partition's nodes")
         for key, value in options.sbatch.items()
         for wrong in [t for t in node_asks.gpu_types(key, value) if t.lower() not in types][:1]]
+
+
+def _type_count_mistakes(options: ClusterOptions, kinds: Sequence[Mapping[str, float]], where: str) -> list[SuiteError]:
+    """More GPUs of a type (`node_asks.gpus_of_type_per_node`) than any node of the partition has of
+    it (`kinds`: its kinds of node, as `_kinds` read them): sbatch takes the job, held as a
+    submission's are, and it waits for ever as BadConstraints. A type no node has is `_type_mistakes`'s."""
+    mistakes = []
+    for key, value in options.sbatch.items():
+        try:
+            asked = node_asks.gpus_of_type_per_node(key, value, nodes=options.nodes,
+                                                    tasks_per_node=options.tasks_per_node)
+        except node_asks.Malformed:  # refused where the options were read
+            continue
+        over = [(gpu, n, most) for gpu, n in asked.items()  # 0: no node has the type, `_type_mistakes` says
+                if 0 < (most := max(node.get(f"gpu:{gpu.lower()}", 0) for node in kinds)) < n]
+        mistakes += [options.origin(f"sbatch.{key}").error(
+            f"{key}={value} asks {count(n, 'GPU')} of type {gpu!r} of a node, but each node of {where} has at most "
+            f"{most:.0f} of that type: {WAITS}; `sinfo --format='%P %G'` lists the GPUs of each partition's nodes")
+            for gpu, n, most in over[:1]]
+    return mistakes
 
 
 def _asks(options: ClusterOptions) -> list[tuple[str, str, float, str, str]]:
