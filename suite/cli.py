@@ -360,8 +360,10 @@ def _model_in_store(err: SuiteError, args: argparse.Namespace) -> SuiteError:
 
     from suite import store
 
-    out = args.out or store.default_out()
     text = str(err)
+    if "unknown model" not in text:  # the store's records are read only for an error they can add to
+        return err
+    out = args.out or store.default_out()
     gone = {n: s for n, s in store.model_sources(out).items() if f"unknown model {n!r}" in text}
     for name, sources in gone.items():
         distribution = sources[0].rpartition(" ")[0]

@@ -232,6 +232,19 @@ def test_train_reads_a_relative_data_root_against_the_folder_it_runs_in(tmp_path
     assert f"in {project / 'data' / 'env' / 'cifar-10-batches-py'};" in capsys.readouterr().err
 
 
+def test_only_an_unknown_models_error_reads_the_stores_results(tmp_path, monkeypatch, capsys):
+    """Every error expanding a spec (a bad override: epochs=-1) read each run's result.json in the
+    store, for the plugin an unknown model was trained with; only an unknown model's error reads them."""
+    from suite import store
+
+    read, real = [], store.model_sources
+    monkeypatch.setattr(store, "model_sources", lambda out: read.append(out) or real(out))
+    assert main(["status", "quick", "epochs=-1", "--out", str(tmp_path)]) == 2
+    assert "epochs: must be positive" in capsys.readouterr().err and read == []
+    assert main(["status", "quick", "model.name=nosuch", "--out", str(tmp_path)]) == 2
+    assert "unknown model 'nosuch'" in capsys.readouterr().err and len(read) == 1
+
+
 def test_every_command_reading_a_store_says_when_its_folder_is_not_there(tmp_path, capsys):
     """`suite cancel quick --out <a typo>` said `nothing queued or running on SLURM`, so the jobs
     queued in the real store seemed gone; it now notes the missing folder as status and report do."""
