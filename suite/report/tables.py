@@ -351,7 +351,7 @@ def tidy(runs: Sequence[RunSpec], frame: pd.DataFrame, axes: Sequence[str], metr
     out = out[list(dict.fromkeys(ordered))]
     notes += _missing_notes(out, collected, done, metrics, name)
     notes += _version_notes(out, axes)
-    notes += _uncounted_notes(out, collected)
+    notes += _uncounted_notes(out, collected, done)
     notes += _comparison_notes(grid, frame, remeasure)
     return out, notes
 
@@ -377,15 +377,14 @@ def _version_notes(out: pd.DataFrame, axes: Sequence[str]) -> list[str]:
     points whose seeds mix versions: a cell averages them. An installed suite records no commit,
     so its version alone tells an upgrade between runs; it is named where it differs."""
     done = out[out["status"] == "done"]
-    if done.empty or (done["suite_version"].isna().all() and done["git_commit"].isna().all()):
+    if done.empty or (done["suite_version"].isna().all() and done["git_commit"].isna().all()) \
+            or not _versions_differ(done):
         return []
     by_suite = done["suite_version"].nunique(dropna=False) > 1
     version = [_code_label(v, c, d, s, by_suite=by_suite)
                for v, c, d, s in zip(done["suite_version"], done["git_commit"], done["git_dirty"], done["model_source"])]
     version = pd.Series(version, index=done.index)
     counts = version.value_counts(sort=False)
-    if not _versions_differ(done):
-        return []
     shown = ", ".join(f"{v} ({count(n, 'run')})" for v, n in counts.items())
     note = f"Done runs come from {len(counts)} code versions: {shown} (suite_version, git_commit in the CSV)."
     if axes:
@@ -410,13 +409,12 @@ def _code_label(suite: str | None, commit: str | None, dirty: bool | None, sourc
     return label + ("" if source in (None, "suite") else f" with {source}")
 
 
-def _uncounted_notes(out: pd.DataFrame, collected: pd.DataFrame) -> list[str]:
+def _uncounted_notes(out: pd.DataFrame, collected: pd.DataFrame, done: np.ndarray) -> list[str]:
     """A note naming, by model, the ops the counter ran past in done runs (fvcore has no handle for
     them: a plugin's op, since the tests keep the shipped models' list empty), which their GMACs
     leave out; `suite profile` lists them too, the report's cells would not say so."""
     if "unsupported_ops" not in collected:
         return []
-    done = (out["status"] == "done").to_numpy()
     by_model: dict[str, dict[str, None]] = {}
     for name, ops in zip(out["model.name"][done], collected["unsupported_ops"][done]):
         if isinstance(ops, str) and ops.strip():
