@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from suite import files, processes
-from suite.errors import SuiteError, TooSmall, named_as_called, unknown
+from suite.errors import SuiteError, TooSmall, unknown
 from suite.measure.complexity import measure_complexity, sized_options, whole_count
 from suite.measure.env import environment, resolve_device
 from suite.measure.memory import MemoryProbe
@@ -248,7 +248,6 @@ def child_command(job: ProfileJob) -> list[str]:
     return [sys.executable, "-m", "suite.measure.profile", json.dumps(dataclasses.asdict(job))]
 
 
-@named_as_called(JOB_FIELDS)
 def profile_model(job: ProfileJob) -> dict[str, Any]:
     """One row for one model, in this process; raises on failure, a SuiteError naming a job's field
     or model option as Python gives it (img_size, model_kwargs['padding']). The job's `threads` and,
@@ -257,7 +256,7 @@ def profile_model(job: ProfileJob) -> dict[str, Any]:
     try:
         return _measure(job)
     except SuiteError as err:
-        _respelt(err, _options(job), {}, "model_kwargs[{!r}]")
+        _respelt(err, _options(job), JOB_FIELDS, "model_kwargs[{!r}]")
         raise
 
 
