@@ -114,7 +114,6 @@ class Complexity:
         }
 
 
-@named_as_called({"model.name": "name"})
 def count_params(name: str, **kwargs: Any) -> int:
     """Total parameters of a registered model, built on the meta device (no memory, no init cost)."""
     with torch.device("meta"):
