@@ -182,7 +182,7 @@ def _section(title: str) -> str:
     return text[start:end if end > 0 else None]
 
 
-def test_the_command_table_has_a_row_for_each_subcommand_in_the_help_s_order():
+def test_the_command_table_has_a_row_for_each_subcommand():
     """The Commands table is the README's `suite --help`: a command added, renamed or dropped there
     shows here, where a user looks for it (in the README's order, by what a user does first)."""
     import re
@@ -365,7 +365,7 @@ def test_the_dependencies_section_names_every_dependency_pyproject_requires():
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     required = project["dependencies"] + [d for ds in project["optional-dependencies"].values() for d in ds]
-    section = (ROOT / "README.md").read_text().split("\n## Dependencies\n")[1].lower()
+    section = _section("Dependencies").lower()
     names = [re.match(r"[\w.-]+", d).group(0) for d in required]
     assert len(names) > 10 and [n for n in names if n.lower() not in section] == []
 
@@ -378,6 +378,6 @@ def test_the_contents_link_every_section_by_its_github_anchor():
     text = (ROOT / "README.md").read_text()
     headings = [h for h in re.findall(r"^## (.+)$", text, flags=re.M) if h != "Contents"]
     anchors = [re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings]
-    contents = text.split("\n## Contents\n")[1].split("\n## ")[0]
+    contents = _section("Contents")
     assert re.findall(r"^- \[(.+?)\]\(#([\w-]+)\)$", contents, flags=re.M) == list(zip(headings, anchors))
     assert sorted(set(re.findall(r"\]\(#([\w-]+)\)", text)) - set(anchors)) == []  # links in the prose too
