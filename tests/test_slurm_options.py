@@ -1485,7 +1485,7 @@ def test_a_node_layout_no_node_has_is_refused_by_its_key(spec, param, said):
     assert node_mistakes(fits, nodes) == []
 
 
-@pytest.mark.parametrize("param", ["gres=gpu:2,gpu:2", "gres=gpu:1,gpu:a100:9", "gres=gpu:a:b:9",
+@pytest.mark.parametrize("param", ["gres=gpu:3,gpu:3", "gres=gpu:1,gpu:a100:9", "gres=gpu:a:b:9",
                                    "gpus-per-socket=a100:9,a100:9", "gpus=a100:9,a100:9"])
 def test_gpu_parameters_that_cannot_be_read_for_sure_are_left_to_slurm(spec, param):
     assert node_mistakes(options(spec, {"sbatch": [param, SOCKETS]}), "gpu|512000|gpu:a100:4|48\n") == []
