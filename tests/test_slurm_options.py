@@ -981,6 +981,15 @@ def test_another_users_job_is_not_judged_while_scontrol_cannot_say_what_private_
     assert (d / "status.json").read_bytes() == before
 
 
+def test_status_asks_scontrol_for_the_clusters_config_once_for_its_name_and_its_private_data(tmp_path, monkeypatch):
+    """A teammate's run whose submission recorded its cluster, where PrivateData hides jobs: each
+    refresh ran `scontrol show config` twice, for the cluster's name (`_elsewhere`) and again for
+    PrivateData (`_unseen`); the one answer serves both."""
+    out, d, called = lost_job_of(tmp_path, monkeypatch, "jobs", slurm_user="alice", slurm_cluster="here")
+    assert slurm.refresh(out, [d.name]) == {d.name: slurm.HIDDEN}
+    assert called.read_text().splitlines() == ["show config"]
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
 def test_a_record_from_before_the_submitter_was_recorded_is_the_submission_of_its_owner(tmp_path, monkeypatch):
     """Records written before the suite recorded `slurm_user`: while the job is queued or running

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import io
 import math
 import os
@@ -930,12 +931,13 @@ def refresh(out: Path, run_ids: Iterable[str]) -> dict[str, str]:
     (HIDDEN: another user's job this user is not shown, `_unseen`; ELSEWHERE: a job of another
     cluster, `_elsewhere`)."""
     followed = _tracked(out, run_ids)  # each run's status.json read once, here, for every decision below
-    away = _elsewhere({rid: f.status for rid, f in followed.items()})  # never asked about, nor judged
+    config = functools.cache(_config)  # asked once, if at all, for both the cluster's name and PrivateData
+    away = _elsewhere({rid: f.status for rid, f in followed.items()}, config)  # never asked about, nor judged
     followed = {rid: f for rid, f in followed.items() if rid not in away}
     if not followed:
         return away
     states = slurm_states(f.job_id for f in followed.values())
-    states.update(_unseen(out, {rid: f for rid, f in followed.items() if states[f.job_id] == "UNKNOWN"}))
+    states.update(_unseen(out, {rid: f for rid, f in followed.items() if states[f.job_id] == "UNKNOWN"}, config))
     lost = _lost([f.job_id for f in followed.values()
                   if states[f.job_id] == "UNKNOWN" and _submitted_long_ago(f.status)])
     out_states = dict(away)
@@ -969,34 +971,34 @@ def _cluster_name(cluster: Reading) -> str | None:
     return visibility.cluster_name(cluster.config) if isinstance(cluster.config, str) else None
 
 
-def _elsewhere(statuses: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+def _elsewhere(statuses: Mapping[str, Mapping[str, Any]], config: Callable[[], str]) -> dict[str, str]:
     """run_id -> ELSEWHERE for the runs of `statuses` (run_id -> its status.json as `_tracked` read
     it) whose job was submitted on another cluster than this one (`visibility.submitted_on`);
-    NO_ANSWER for those recording a cluster where `scontrol show config` does not answer. `scontrol`
-    is asked only where one records it."""
+    NO_ANSWER for those recording a cluster where `config` (`_config`) does not answer. It is asked
+    only where one records it."""
     on = {rid: visibility.submitted_on(status) for rid, status in statuses.items()}
     on = {rid: name for rid, name in on.items() if name}
     if not on:
         return {}
     try:
-        here = visibility.cluster_name(_slurm("scontrol", "show", "config"))
+        here = visibility.cluster_name(config())
     except SuiteError:
         return dict.fromkeys(on, NO_ANSWER)
     return {rid: ELSEWHERE for rid, name in on.items() if here and name != here}  # no name here: cannot tell
 
 
-def _unseen(out: Path, unknown: Mapping[str, Followed]) -> dict[str, str]:
+def _unseen(out: Path, unknown: Mapping[str, Followed], config: Callable[[], str]) -> dict[str, str]:
     """Job id -> HIDDEN for the jobs of `unknown` (run_id -> a job SLURM says it does not know, as
     `_tracked` read it) that another user submitted, where the cluster's PrivateData hides jobs:
-    never judged lost, nothing recorded (`visibility`); NO_ANSWER where `scontrol show config`
-    cannot say whether it does. `scontrol` is asked only where another user submitted one of them."""
+    never judged lost, nothing recorded (`visibility`); NO_ANSWER where `config` (`_config`)
+    cannot say whether it does. It is asked only where another user submitted one of them."""
     me = visibility.user_name()
     by = {f.job_id: visibility.submitter(store.run_dir(out, rid), f.status) for rid, f in unknown.items()}
     maybe = [j for j, user in by.items() if visibility.hidden(user, True, me)]  # hidden, were jobs private
     if not maybe:
         return {}
     try:
-        private = visibility.hides_jobs(_slurm("scontrol", "show", "config"))
+        private = visibility.hides_jobs(config())
     except SuiteError:
         return dict.fromkeys(maybe, NO_ANSWER)
     return dict.fromkeys(maybe, HIDDEN) if private else {}  # maybe: another user's each
@@ -1121,7 +1123,7 @@ def cancel(out: Path, run_ids: Iterable[str]) -> tuple[dict[str, str], dict[str,
     that finished meanwhile is no complaint (its result, if it wrote one, still counts, as a result
     always does); a refused one (controller unreachable, another user's job) keeps its status."""
     followed = _tracked(out, run_ids)
-    elsewhere = _elsewhere({rid: f.status for rid, f in followed.items()})
+    elsewhere = _elsewhere({rid: f.status for rid, f in followed.items()}, _config)
     away = {rid: followed.pop(rid) for rid, state in elsewhere.items() if state == ELSEWHERE}  # ids of here
     jobs = {rid: f.job_id for rid, f in followed.items()}
     ids = list(dict.fromkeys(jobs.values()))
@@ -1222,6 +1224,11 @@ def _latest_submissions(out: Path, run_ids: set[str]) -> dict[str, str]:
 def _follows(state: store.RunState) -> bool:
     """Whether a job may own the run: queued or running, or done and being measured again."""
     return state.state in TRACKED or (state.state == "done" and (state.status or {}).get("state") in ("pending", "running"))
+
+
+def _config() -> str:
+    """`scontrol show config`, for a refresh or a cancel (a submission's checks read it in `Reading`)."""
+    return _slurm("scontrol", "show", "config")
 
 
 def _slurm(*command: str) -> str:
