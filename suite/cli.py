@@ -1368,7 +1368,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         help="tables and plots of a spec's runs (Markdown, CSV, LaTeX, HTML)",
         description="Tables (mean ± std (n) over seeds, paper values and differences, costs) and figures "
         "of every run of a spec, missing and failed runs included. Written next to the run store: "
-        "<out>/SPEC[.PRESET].md|csv|tex|html and <out>/figures/SPEC[.PRESET]_*.png|svg.",
+        "<out>/SPEC[.PRESET][+KEY=VALUE...].md|csv|tex|html and <out>/figures/SPEC[.PRESET][+KEY=VALUE...]_*.png|svg.",
     )
     p.add_argument("spec", nargs="?", metavar="SPEC", help="spec name or path (omit with --all)")
     p.add_argument("--preset", help="the preset the runs were expanded with (file names get .PRESET)")

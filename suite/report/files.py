@@ -2,9 +2,9 @@
 
 Names: `<dir>/<name>.<fmt>` and `<dir>/figures/<name>_<figure>.png|svg`, where `<dir>` is the run
 store (`results/` by default, so the committed tables sit beside the runs they come from) and
-`<name>` is the spec name, suffixed with the preset when there is one (`san_main.smoke.md`): a smoke
-table never overwrites the real one, and since spec names have no '.' (suite.ablations.spec.NAME),
-no spec's table is another's preset table.
+`<name>` names the runs (suite.report.names): the spec, its preset and the command line's overrides
+(`san_main.smoke+epochs=1.md`), so a smoke table never overwrites the real one, nor a table of
+overridden runs the preset's own.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from suite import files
 from suite.errors import SuiteError, shell_path, unknown
 from suite.report import formats as fmt
 from suite.report import plots
+from suite.report.names import report_name
 from suite.report.tables import Report
 
 DEFAULT_FORMATS = ("md", "csv")
@@ -127,8 +128,9 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
               ) -> tuple[list[Path], list[str], list[str]]:
     """Every table that has at least one done run (each spec without a preset and under each of
     its presets, or only under `preset`), then `complexity.md`. A preset whose runs are all the
-    spec's own (it sets only what the spec has since come to set) has no table of its own, and its files from before
-    (when its runs differed) are removed: the spec's table shows those runs as they are now. A spec
+    spec's own (it sets only what the spec has since come to set) has no table of its own, and its
+    files from before (when its runs differed) are removed: the spec's table shows those runs as they are now. Tables of runs with overrides have names of their own, which
+    this neither writes nor removes. A spec
     (or preset) that fails to load, expand or tabulate is skipped, so one broken file never keeps
     the others' tables from being written. `say(line)` is called as each file is written or removed. Returns the paths, the
     errors of what was skipped, and the done runs of the store that no table covers (run with
@@ -157,7 +159,7 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
                 if p is None:
                     own = {r.run_id for r in runs}
                 elif preset is None and {r.run_id for r in runs} <= own:
-                    for path in _remove(out, f"{name}.{p}"):
+                    for path in _remove(out, report_name(name, p)):
                         say(f"removed {shell_path(path)}: preset {p}'s runs are all {name}'s own, in its table")
                     continue
                 frame = tables.collect(out, spec, runs, found.into(out, [r.run_id for r in runs]))

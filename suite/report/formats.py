@@ -90,7 +90,7 @@ def markdown(report: Report, figures: Sequence[tuple[str, str]] = ()) -> str:
     """The standalone page: title, description, the fragment and `figures` (alt text, path), each
     image's alt text saying what it plots for a reader who cannot see it. The spec's description,
     paper and the notes are plain text, shown as written, as in HTML."""
-    title = report.spec.name + (f" (preset {report.preset})" if report.preset else "")
+    title = report.title
     paper = ", ".join(str(v) for v in report.spec.paper.values())
     parts = [_generated(report), f"# {md_escape(title)}", ""]
     if report.spec.description:
@@ -289,7 +289,7 @@ def page(report: Report, figures: Sequence[tuple[str, str, bytes]] = ()) -> str:
     """One HTML file with everything inline: styles, the table, notes and the figures (title, alt
     text, PNG bytes): the title is the visible caption, the alt text what the figure plots."""
     e = html.escape
-    title = report.spec.name + (f" (preset {report.preset})" if report.preset else "")
+    title = report.title
     paper = ", ".join(str(v) for v in report.spec.paper.values())
     parts = ["<!DOCTYPE html>", _generated(report),
              '<html lang="en"><head><meta charset="utf-8">', f"<title>{e(title)}</title>",

@@ -33,6 +33,7 @@ from suite.errors import SuiteError, SuiteWarning, count, unknown
 from suite.metrics import ACCURACY, ATTACK_METRICS, COSTS, COUNTS, RUN_METRICS, TABLE_COSTS, column_names, label
 from suite.report import labels as axis_labels
 from suite.report.labels import Labels
+from suite.report.names import report_name
 from suite.schema import show, show_value
 from suite.store import STATES, count_states, measured_otherwise_in
 
@@ -100,8 +101,15 @@ class Report:
 
     @property
     def name(self) -> str:
-        """File stem: the spec name, suffixed with the preset (`san_main.smoke`)."""
-        return self.spec.name if self.preset is None else f"{self.spec.name}.{self.preset}"
+        """File stem and `--into` marker: the spec, preset and overrides (`san_main.smoke+epochs=1`, see names)."""
+        return report_name(self.spec.name, self.preset, self.overrides)
+
+    @property
+    def title(self) -> str:
+        """The page's heading: the spec, and what else chose its runs (`quick (preset smoke, epochs=1)`)."""
+        chose = ([f"preset {self.preset}"] if self.preset else []) + [f"{k}={show_value(v)}" for k, v in
+                                                                       self.overrides.items()]
+        return self.spec.name + (f" ({', '.join(chose)})" if chose else "")
 
     @property
     def counts(self) -> dict[str, int]:
@@ -147,8 +155,8 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
     check_metrics(metrics, frame, runs)
     axes = spec.axes
     rows, columns = layout(spec)
-    name = spec.name if preset is None else f"{spec.name}.{preset}"
-    runs_frame, notes = tidy(runs, frame, axes, metrics, name)
+    overrides = dict(runs[0].overrides if runs else {})
+    runs_frame, notes = tidy(runs, frame, axes, metrics, report_name(spec.name, preset, overrides))
     labels = axis_labels.build(spec, rows + columns, {a: runs_frame[a] for a in rows + columns})
     check_store_metrics(spec, metrics, rows, labels)
     runs_frame = labelled(runs_frame, axes, labels)
@@ -165,7 +173,7 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
     notes.insert(0, f"{count(len(runs_frame), 'run')}: {shown}.")
     return Report(spec=spec, preset=preset, out=Path(out), runs=runs_frame, cells=cells, points=points, table=table,
                   axes=axes, rows=rows, columns=columns, metrics=metrics, notes=notes,
-                  overrides=dict(runs[0].overrides if runs else {}), labels=labels,
+                  overrides=overrides, labels=labels,
                   stored_as=dict(frame.attrs.get("stored_as", {})))
 
 
