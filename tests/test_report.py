@@ -1840,6 +1840,27 @@ def test_a_report_with_overrides_is_named_by_them_and_report_all_leaves_it(tmp_p
     assert "2 done runs in results are in no table: run with key=value overrides" in said
 
 
+def test_report_all_removes_a_presets_table_only_beside_the_specs_table_it_writes(tmp_path, capsys, monkeypatch,
+                                                                                 profile_rows):
+    """A store without a done run of the spec (a fresh clone: the committed tables, no runs) lost
+    its preset's table to `--all`, "in its table", though no table of the spec was written."""
+    specs, out = tmp_path / "specs", tmp_path / "results"
+    specs.mkdir()
+    out.mkdir()
+    profile_rows.to_csv(out / "complexity.csv", index=False)
+    monkeypatch.setenv("SUITE_ABLATIONS", str(specs))
+    write_spec(specs, TOYP, "toyp")
+    committed = out / "toyp.fast.md"
+    committed.write_text("the table of preset fast, committed when its runs differed from the spec's\n")
+    assert main(["report", "--all", "--out", str(out)]) == 0
+    assert "removed" not in capsys.readouterr().out and committed.exists()
+    finish(out, ablations.expand(ablations.load("toyp"))[0], 12.0)  # now the spec's table is written here
+    assert main(["report", "--all", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert (out / "toyp.md").exists() and not committed.exists()
+    assert f"removed {committed}: preset fast's runs are all toyp's own, in its table" in said
+
+
 def test_report_names_tell_apart_every_set_of_runs_and_are_safe_file_names():
     """One name per set of runs (the overrides' order and notation aside), none another's."""
     from suite.report.names import NAME_BYTES, report_name

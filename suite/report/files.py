@@ -128,8 +128,9 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
               ) -> tuple[list[Path], list[str], list[str]]:
     """Every table that has at least one done run (each spec without a preset and under each of
     its presets, or only under `preset`), then `complexity.md`. A preset whose runs are all the
-    spec's own (it sets only what the spec has since come to set) has no table of its own, and its
-    files from before (when its runs differed) are removed: the spec's table shows those runs as they are now. Tables of runs with overrides have names of their own, which
+    spec's own (it sets only what the spec has since come to set) has no table of its own, and once
+    the spec's table is written its files from before (when its runs differed) are removed: that table
+    shows those runs as they are now. Tables of runs with overrides have names of their own, which
     this neither writes nor removes. A spec
     (or preset) that fails to load, expand or tabulate is skipped, so one broken file never keeps
     the others' tables from being written. `say(line)` is called as each file is written or removed. Returns the paths, the
@@ -150,15 +151,13 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
         except SuiteError as err:
             errors.append(str(err))
             continue
-        own: set[str] = set()
+        own: set[str] = set()  # the spec's runs, once its table is written here: those its presets' tables may repeat
         for p in [preset] if preset is not None else [None, *spec.presets]:
             if p is not None and p not in spec.presets:
                 continue
             try:
                 runs = ablations.expand(spec, preset=p)
-                if p is None:
-                    own = {r.run_id for r in runs}
-                elif preset is None and {r.run_id for r in runs} <= own:
+                if p is not None and own and {r.run_id for r in runs} <= own:
                     for path in _remove(out, report_name(name, p)):
                         say(f"removed {shell_path(path)}: preset {p}'s runs are all {name}'s own, in its table")
                     continue
@@ -175,6 +174,8 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
             for path in _write(report, formats, out):
                 paths.append(path)
                 say(f"wrote {shell_path(path)}")
+            if p is None:
+                own = {r.run_id for r in runs}
     paths.append(cx.write(out))
     say(f"wrote {shell_path(paths[-1])}")
     return paths, errors, runs_outside(out, covered)
