@@ -1421,8 +1421,8 @@ def _report(args: argparse.Namespace) -> int:
                                               metrics=args.metric, say=lambda line: print(line, file=log))
         if untabled:
             print(f"note: {count(len(untabled), 'done run')} in {shell_path(out)} "
-                  f"{'is' if len(untabled) == 1 else 'are'} in no "
-                  "table: run with key=value overrides, another preset or a spec file outside the spec folder; "
+                  f"{'is' if len(untabled) == 1 else 'are'} in no table "
+                  "--all writes: run with key=value overrides, another preset or a spec file outside the spec folder; "
                   "`suite report SPEC [--preset P] [key=value ...]` tabulates them", file=log)
         for error in errors:  # after every table that could be written
             print(f"error: {error}", file=sys.stderr)

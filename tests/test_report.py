@@ -1837,7 +1837,7 @@ def test_a_report_with_overrides_is_named_by_them_and_report_all_leaves_it(tmp_p
     said = capsys.readouterr().out
     assert "removed" not in said and table.read_text() == text
     assert not (out / "toyp.fast.md").exists() and not (out / "toyp.md").exists()  # no run of theirs is done
-    assert "2 done runs in results are in no table: run with key=value overrides" in said
+    assert "2 done runs in results are in no table --all writes: run with key=value overrides" in said  # toyp.fast+...
 
 
 def test_report_all_removes_a_presets_table_only_beside_the_specs_table_it_writes(tmp_path, capsys, monkeypatch,
