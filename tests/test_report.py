@@ -1861,6 +1861,33 @@ def test_report_all_removes_a_presets_table_only_beside_the_specs_table_it_write
     assert f"removed {committed}: preset fast's runs are all toyp's own, in its table" in said
 
 
+def test_to_into_the_store_writes_only_the_reports_own_table_there(tmp_path, capsys):
+    """`suite report toy epochs=2 --to results/toy.md` put the epochs=2 runs' table where `suite
+    report toy` and `--all` keep toy's own (and `--to results/toy.fast.md` where `--all` removes a
+    preset's), and another spec file named toy wrote its table over the one whose name the store
+    records: --to writes a store's table only under this report's own name, for the spec holding it."""
+    spec = write_spec(tmp_path, TOYP.replace("toyp", "toy"), "toy")
+    out = tmp_path / "results"
+    finish(out, ablations.expand(ablations.load(spec))[0], 12.0)
+    assert main(["report", str(spec), "--out", str(out), "--format", "md"]) == 0
+    table = (out / "toy.md").read_text()
+    capsys.readouterr()
+    for target, overrides in [("toy.md", ["epochs=2"]), ("toy.fast.md", []), ("complexity.md", []),
+                              ("notes.csv", [])]:
+        assert main(["report", str(spec), "--out", str(out), "--to", str(out / target), *overrides]) == 2
+        err = capsys.readouterr().err
+        assert f"error: {out / target}: --to: {out} holds the tables `suite report` names after their runs, and " \
+               f"{target} is not this report's" in err, err
+    assert sorted(p.name for p in out.glob("*.*")) == ["specs.json", "toy.md"] and (out / "toy.md").read_text() == table
+    assert main(["report", str(spec), "--out", str(out), "--to", str(out / "toy+epochs=2.md"), "epochs=2"]) == 0
+    assert main(["report", str(spec), "--out", str(out), "--to", str(tmp_path / "toy.md"), "epochs=2"]) == 0  # elsewhere
+    (tmp_path / "b").mkdir()
+    other = write_spec(tmp_path / "b", TOYP.replace("toyp", "toy"), "toy")  # another file of the name the store holds
+    assert main(["report", str(other), "--out", str(out), "--to", str(out / "toy.md")]) == 2
+    assert "already holds the runs and tables of another spec named 'toy'" in capsys.readouterr().err
+    assert (out / "toy.md").read_text() == table
+
+
 def test_report_names_tell_apart_every_set_of_runs_and_are_safe_file_names():
     """One name per set of runs (the overrides' order and notation aside), none another's."""
     from suite.report.names import NAME_BYTES, report_name

@@ -98,6 +98,7 @@ def write_to(report: Report, target: str, formats: Sequence[str] = ()) -> str:
     if len(formats) > 1:
         raise SuiteError(f"--to writes one format, got {','.join(formats)}", key="--format")
     if target != "-":
+        _check_store_file(report, Path(target))
         files.check_writable(Path(target), key="--to")
     if formats:
         name = formats[0]
@@ -121,6 +122,23 @@ def write_to(report: Report, target: str, formats: Sequence[str] = ()) -> str:
         files.sweep(Path(target).parent)  # what a report killed mid-write left there
         files.write_text(Path(target), text)
     return name
+
+
+def _check_store_file(report: Report, target: Path) -> None:
+    """A `--to` table in the store's own folder is one of the files `suite report` names after their
+    runs, which it and `--all` rewrite or remove as those runs': only this report's own name may go
+    there (and only for the spec file that holds that name in the store), or another command's
+    table would be overwritten, or later this one taken for another's runs."""
+    from suite.ablations import names
+
+    if target.suffix[1:] not in fmt.FORMATS or target.absolute().parent.resolve() != report.out.absolute().resolve():
+        return
+    if target.stem != report.name:
+        raise SuiteError(f"{shell_path(report.out)} holds the tables `suite report` names after their runs, and "
+                         f"{target.name} is not this report's ({report.name}.{target.suffix[1:]}): `suite report` "
+                         "or `--all` would overwrite or remove it as another's; write --to elsewhere",
+                         file=str(target), key="--to")
+    names.claim(report.out, report.spec)
 
 
 def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = DEFAULT_FORMATS,
