@@ -1411,6 +1411,10 @@ def _report(args: argparse.Namespace) -> int:
     if chosen and args.into and not args.to:  # --into writes no file of the store: the formats would go nowhere
         raise SuiteError("--into splices the Markdown table and writes no other file: --format chooses the store's "
                          "files (without --into) or --to FILE's format", key="--format")
+    if args.to and args.into and args.to != "-" and Path(args.to).resolve() == args.into.resolve():
+        # --to would replace the whole file before --into looked for its block: a README lost to one table
+        raise SuiteError("--to writes a whole file and --into fills a block of one: name one file once",
+                         file=args.to, key="--to")
     log = sys.stderr if args.to == "-" else sys.stdout
     if args.all:
         if args.spec or args.to or args.into or args.overrides:

@@ -1888,6 +1888,21 @@ def test_to_into_the_store_writes_only_the_reports_own_table_there(tmp_path, cap
     assert (out / "toy.md").read_text() == table
 
 
+def test_to_and_into_one_file_is_refused_before_the_file_is_replaced(tmp_path, capsys):
+    """`--to README.md --into README.md` wrote the table over the whole README, then found no block
+    in it to fill (exit 2): the README was lost to one table."""
+    spec = write_spec(tmp_path, TOYP.replace("toyp", "toy"), "toy")
+    out = tmp_path / "results"
+    finish(out, ablations.expand(ablations.load(spec))[0], 12.0)
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- suite:report toy -->\n<!-- /suite:report -->\nend\n")
+    before = readme.read_text()
+    assert main(["report", str(spec), "--out", str(out), "--to", str(readme), "--into",
+                 str(tmp_path / "." / "README.md")]) == 2
+    assert f"error: {readme}: --to: --to writes a whole file and --into fills a block of one" in capsys.readouterr().err
+    assert readme.read_text() == before
+
+
 def test_report_names_tell_apart_every_set_of_runs_and_are_safe_file_names():
     """One name per set of runs (the overrides' order and notation aside), none another's."""
     from suite.report.names import NAME_BYTES, report_name
