@@ -994,6 +994,17 @@ def test_a_preset_name_must_make_a_report_name(tmp_path):
     assert err.key == "presets.a.b" and err.line == 4 and "preset name" in err.message
 
 
+def test_presets_whose_names_differ_only_in_case_are_refused(tmp_path):
+    """Presets `Fast` and `fast` (or `Smoke` beside every spec's smoke) wrote their reports to
+    toy.Fast.md and toy.fast.md: one file on macOS' and Windows' file systems, each over the other."""
+    text = "name: bad\nbase: {model: {name: resnet26}}\npresets:\n  fast: {lr: 0.2}\n  Fast: {lr: 0.3}\n"
+    err = error_of(tmp_path, text)
+    assert err.key == "presets.Fast" and err.line == 5 and "preset 'Fast' and preset 'fast' differ only in case" in err.message
+    err = error_of(tmp_path, text.replace("  fast: {lr: 0.2}\n", "").replace("Fast", "SMOKE"))
+    assert err.key == "presets.SMOKE" and "preset 'smoke' (every spec has one) differ only in case" in err.message
+    assert load(write(tmp_path, text.replace("  Fast: {lr: 0.3}\n", "  smoke: {lr: 0.3}\n"), "bad")).presets
+
+
 def test_errors_in_a_preset_grid_have_a_line(tmp_path):
     text = "name: bad\nbase: {model: {name: resnet26}}\ngrid: {lr: [0.1, 0.2]}\npresets:\n  fast:\n    grid: {lr: 0.1}\n"
     err = error_of(tmp_path, text)

@@ -176,8 +176,14 @@ def parse(path: Path) -> Spec:
                 raise where.error(f"axis appears twice (in {seen[axis]} and {place})", *section, axis)
             seen[axis] = place
     presets = {str(k): _mapping(v, where, "presets", str(k)) for k, v in _mapping(raw.get("presets", {}), where, "presets").items()}
+    folded = {"smoke": "smoke"}  # every spec has a smoke preset, written or not
     for preset, values in presets.items():
         _check_name(preset, "preset", where, "presets", preset)
+        if folded.setdefault(preset.casefold(), preset) != preset:  # macOS' and Windows' file names ignore case
+            other = folded[preset.casefold()]
+            raise where.error(f"preset {preset!r} and preset {other!r}{' (every spec has one)' * (other == 'smoke')} "
+                              f"differ only in case: their reports ({name}.{other}.md, {name}.{preset}.md) would be "
+                              "one file where file names ignore case (macOS, Windows); rename one", "presets", preset)
         _given_twice(values, where, "presets", preset)
         if "grid" in values:
             values["grid"] = _axes(values["grid"], where, "presets", preset, "grid")
