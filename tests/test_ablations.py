@@ -999,7 +999,8 @@ def test_presets_whose_names_differ_only_in_case_are_refused(tmp_path):
     toy.Fast.md and toy.fast.md: one file on macOS' and Windows' file systems, each over the other."""
     text = "name: bad\nbase: {model: {name: resnet26}}\npresets:\n  fast: {lr: 0.2}\n  Fast: {lr: 0.3}\n"
     err = error_of(tmp_path, text)
-    assert err.key == "presets.Fast" and err.line == 5 and "preset 'Fast' and preset 'fast' differ only in case" in err.message
+    assert err.key == "presets.Fast" and err.line == 5
+    assert "preset 'Fast' and preset 'fast' differ only in case" in err.message
     err = error_of(tmp_path, text.replace("  fast: {lr: 0.2}\n", "").replace("Fast", "SMOKE"))
     assert err.key == "presets.SMOKE" and "preset 'smoke' (every spec has one) differ only in case" in err.message
     assert load(write(tmp_path, text.replace("  Fast: {lr: 0.3}\n", "  smoke: {lr: 0.3}\n"), "bad")).presets

@@ -1880,7 +1880,8 @@ def test_to_into_the_store_writes_only_the_reports_own_table_there(tmp_path, cap
                f"{target} is not this report's" in err, err
     assert sorted(p.name for p in out.glob("*.*")) == ["specs.json", "toy.md"] and (out / "toy.md").read_text() == table
     assert main(["report", str(spec), "--out", str(out), "--to", str(out / "toy+epochs=2.md"), "epochs=2"]) == 0
-    assert main(["report", str(spec), "--out", str(out), "--to", str(tmp_path / "toy.md"), "epochs=2"]) == 0  # elsewhere
+    elsewhere = tmp_path / "toy.md"
+    assert main(["report", str(spec), "--out", str(out), "--to", str(elsewhere), "epochs=2"]) == 0
     (tmp_path / "b").mkdir()
     other = write_spec(tmp_path / "b", TOYP.replace("toyp", "toy"), "toy")  # another file of the name the store holds
     assert main(["report", str(other), "--out", str(out), "--to", str(out / "toy.md")]) == 2
