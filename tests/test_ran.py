@@ -226,7 +226,8 @@ def test_depth_formula() -> None:
                     if isinstance(m, nn.Conv2d) and ".mask." not in n and "shortcut" not in n)
         return convs + 1  # + FC
 
-    for name, depth in [("ran56_cifar", 56), ("ran92_cifar", 92), ("ran236_cifar", 236), ("ran452_cifar", 452),
+    for name, depth in [("ran56_cifar", 56), ("ran92_cifar", 92), ("ran128_cifar", 128), ("ran164_cifar", 164),
+                        ("ran236_cifar", 236), ("ran452_cifar", 452),
                         ("ran56", 56), ("ran92", 92), ("ranext56", 56), ("ranext92", 92)]:
         assert trunk_layers(name) == depth, name
 
