@@ -1241,6 +1241,9 @@ def test_a_run_of_a_model_at_its_defaults_is_compared_with_its_registrations_fig
     "grid: {model.name: [resnet164_cifar], data.clean_ratio: [0.9]}",  # noisy labels: Table 5's, not Table 6's
     "grid: {model.name: [resnet164_cifar], lr: [0.1]}",  # an axis of training keys: each point its own experiment
     "grid: {model.name: [resnet164_cifar]}\nbase: {data: {name: cifar10, input_size: 40}, recipe: ran_cifar}",
+    # on a data set its paper does not report it on: the figures are of the 1000-class (10-class) network
+    "grid: {model.name: [ran56]}\nbase: {data: {name: cifar10, input_size: 224}, recipe: ran_cifar}",
+    "grid: {model.name: [resnet164_cifar]}\nbase: {data: {name: imagenet, input_size: 32}, recipe: ran_cifar}",
 ])
 def test_a_run_otherwise_than_the_papers_gets_no_registry_figure(tmp_path, body):
     base = "" if "base:" in body else "base: {data: {name: cifar10}, recipe: ran_cifar}\n"
