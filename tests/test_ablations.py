@@ -1244,6 +1244,8 @@ def test_a_run_of_a_model_at_its_defaults_is_compared_with_its_registrations_fig
     # on a data set its paper does not report it on: the figures are of the 1000-class (10-class) network
     "grid: {model.name: [ran56]}\nbase: {data: {name: cifar10, input_size: 224}, recipe: ran_cifar}",
     "grid: {model.name: [resnet164_cifar]}\nbase: {data: {name: imagenet, input_size: 32}, recipe: ran_cifar}",
+    # an ImageNet folder of 100 classes: not the 1000-class ImageNet of the paper's errors
+    "grid: {model.name: [ran56], model.num_classes: [100]}\nbase: {data: {name: imagenet}, recipe: ran_imagenet}",
 ])
 def test_a_run_otherwise_than_the_papers_gets_no_registry_figure(tmp_path, body):
     base = "" if "base:" in body else "base: {data: {name: cifar10}, recipe: ran_cifar}\n"

@@ -21,6 +21,7 @@ from typing import Any
 
 from suite.ablations.spec import MAX_RUNS, Rule, Spec
 from suite.config import SECTIONS, DataConfig, RunConfig, check_schedule, could_be, flatten, resolve, rooted
+from suite.data.catalog import DATASETS
 from suite.errors import SuiteError, SuiteWarning, close_matches, count, together, unknown
 from suite.metrics import REFERENCE_METRICS
 from suite.schema import show_value
@@ -465,16 +466,19 @@ _PAPER_KEYS = frozenset({"model.name", "model.num_classes", "data.name", "data.i
 
 def _model_reference(config: RunConfig, point: Mapping[str, Any]) -> dict[str, float]:
     """The registry's figures for `config` when it trains its model as the paper's table does: every
-    option at its default (but the classes, the data set's), on the data set, at the input and
-    evaluation size the figures are for, with no axis but the model's and the data's (an axis of
-    the training keys makes each point another experiment than the paper's)."""
+    option at its default (but the classes, all of the data set's: an ImageNet folder of 100 classes
+    is not the paper's ImageNet), on the data set, at the input and evaluation size the figures are
+    for, with no axis but the model's and the data's (an axis of the training keys makes each point
+    another experiment than the paper's)."""
     from suite.models import get_model_info
     from suite.models.papers import run_reference
 
     info = get_model_info(config.model.name)
+    classes = config.model.kwargs.get("num_classes", DATASETS[config.data.name].num_classes)
     at_defaults = (
         all(k.startswith(("model.", "data.")) for k in point)
         and not {k for k in config.identity() if k.startswith(("model.", "data."))} - _PAPER_KEYS
+        and classes == DATASETS[config.data.name].num_classes
         and config.data.input_size == info.input_size
         and config.data.eval_size == info.paper.get("eval_size", info.input_size))
     return run_reference(info.paper, config.data.name) if at_defaults else {}
