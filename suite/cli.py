@@ -1498,6 +1498,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_train)
 
 
+# what `suite train`'s errors call the config key each argument sets: its MODEL as `suite profile` and
+# `suite models` call theirs, and its flags
+_TRAIN_ARGUMENTS = {"model.name": "model", "data.name": "--dataset", "recipe": "--recipe"}
+
+
 def _train(args: argparse.Namespace) -> int:
     import json
 
@@ -1525,6 +1530,8 @@ def _train(args: argparse.Namespace) -> int:
         config = resolve({**values, **overrides})
         check_schedule(flatten(overrides), config)
     except SuiteError as err:
+        if err.key in values:  # a value of MODEL, --dataset or --recipe: named as typed, as `suite profile` names
+            raise err.rekeyed(_TRAIN_ARGUMENTS[err.key]) from None  # its arguments (model, --input-size)
         raise err.where(file="<command line>") from None
     if args.threads is not None:
         import torch

@@ -217,6 +217,22 @@ def test_train_names_the_command_line_in_a_bad_keys_error_as_run_does(tmp_path, 
     assert not (tmp_path / "run").exists()
 
 
+def test_train_names_its_arguments_in_their_errors_as_profile_names_its_own(tmp_path, capsys):
+    """`suite train nope` said `<command line>: model.name: unknown model 'nope'`, a spec's key for the
+    MODEL typed, where `suite profile nope` says `model: ...`; its MODEL, --dataset and --recipe are
+    named as typed now, while a `model.name=` override still names its key, as in a spec."""
+    for argv, said in ((["train", "resnet62"], "model: unknown model 'resnet62'; did you mean 'resnet26'"),
+                       (["profile", "resnet62"], "model: unknown model 'resnet62'; did you mean 'resnet26'"),
+                       (["train", "resnet26", "--dataset", "cifar11"], "--dataset: invalid value cifar11 (valid: digits"),
+                       (["train", "resnet26", "--recipe", "smok"], "--recipe: unknown recipe 'smok'"),
+                       (["train", "resnet26", "model.nme=x"], "<command line>: model.nme: model 'resnet26' has no"),
+                       (["status", "quick", "model.name=resnet62", "--out", str(tmp_path)],
+                        "<command line>: model.name: unknown model 'resnet62'")):
+        assert main([*argv, "--run-dir", str(tmp_path / "run")] if argv[0] == "train" else argv) == 2
+        assert capsys.readouterr().err.startswith(f"error: {said}"), argv
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_reads_a_relative_data_root_against_the_folder_it_runs_in(tmp_path, monkeypatch, capsys):
     """`suite train MODEL data.root=data/mine` kept the root as typed, so its run read it against
     whatever folder the process was in (`suite run` made it absolute); it goes through the same

@@ -326,7 +326,7 @@ def test_the_python_api_names_an_unknown_model_by_the_argument_the_caller_typed(
         with pytest.raises(SuiteError, match=rf"^{key}: unknown model 'resnet62'; did you mean 'resnet26' "):
             call()
     for command, key in ((["models", "resnet62"], "model"), (["profile", "resnet62"], "model"),
-                         (["train", "resnet62"], "<command line>: model.name")):
+                         (["train", "resnet62"], "model")):
         assert main(command) == 2
         assert capsys.readouterr().err.startswith(f"error: {key}: unknown model 'resnet62'")
 
