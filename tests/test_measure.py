@@ -8,6 +8,7 @@ import json
 import math
 import os
 import pickle
+import re
 import signal
 import statistics
 import subprocess
@@ -367,6 +368,69 @@ def test_a_run_names_a_size_its_model_cannot_take_as_its_spec_does():
     with pytest.raises(SuiteError, match=r"^data\.input_size: inputs of 30 px are too small: ") as err:
         profile.measure_run(small)
     assert err.value.key == "data.input_size"
+
+
+class _Flat(nn.Module):
+    """A plugin's network built for one size: a fixed Linear after a flatten, with no check saying so."""
+
+    def __init__(self, num_classes: int, bug: bool) -> None:
+        super().__init__()
+        self.conv, self.fc, self.bug = nn.Conv2d(3, 2, 3, padding=1), nn.Linear(2 * 8 * 8, num_classes), bug
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bug:
+            raise RuntimeError("a bug of its own")
+        return self.fc(torch.flatten(self.conv(x), 1))
+
+
+@pytest.fixture
+def flat_nets():
+    """flat8_net takes its own 8 px only; buggy8_net fails at every size."""
+    from suite.models import register_model
+    from suite.models.registry import _REGISTRY
+
+    @register_model(input_size=8)
+    def flat8_net(*, num_classes: int = 10) -> nn.Module:
+        return _Flat(num_classes, bug=False)
+
+    @register_model(input_size=8)
+    def buggy8_net(*, num_classes: int = 10) -> nn.Module:
+        return _Flat(num_classes, bug=True)
+
+    yield
+    del _REGISTRY["flat8_net"], _REGISTRY["buggy8_net"]
+
+
+def test_a_size_a_models_forward_cannot_take_names_the_model_the_size_and_what_set_it(flat_nets, tmp_path, capsys):
+    """A model without a check for its input size (a fixed Linear after a flatten) failed in the
+    complexity trace, a timed step or training's first batch with torch's bare `mat1 and mat2
+    shapes cannot be multiplied`; each says the model, the size and what set it now, with torch's
+    words. A forward that fails at the model's own size too is raised as it came."""
+    torch_says = "RuntimeError: mat1 and mat2 shapes cannot be multiplied"
+    own = "(it runs at its own size, 8 px)"
+    with pytest.raises(SuiteError, match=rf"^img_size: model 'flat8_net' does not take inputs of 6 px "
+                                         rf"{re.escape(own)}: {torch_says} \(1x72 and 128x10\)$"):
+        model_complexity("flat8_net", img_size=6)
+    assert model_complexity("flat8_net").params == 2 * 3 * 9 + 2 + 128 * 10 + 10  # its own size runs
+    assert main(["profile", "flat8_net", "--input-size", "6"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --input-size: model 'flat8_net' does not take inputs of 6 px "
+                                              f"{own}: {torch_says}")
+    job = profile.ProfileJob("flat8_net", img_size=6, bench="infer", device="cpu", batch_size=2, warmup=1, steps=1)
+    with pytest.raises(SuiteError, match=rf"^img_size: model 'flat8_net' does not take inputs of 6 px .*{torch_says}"):
+        profile.profile_model(job)  # a timed measurement's first step
+    for given, size in (({}, "32 px, the image size of digits"), ({"measure.throughput": False, "data.input_size": 16},
+                                                                   "16 px")):
+        config = resolve({"model.name": "flat8_net", "data.name": "digits", **given})
+        with pytest.raises(SuiteError, match=rf"^data\.input_size: model 'flat8_net' does not take inputs of {size} "
+                                             rf"{re.escape(own)}: {torch_says}"):
+            profile.measure_run(config)  # a run's measurement, timed or counted
+    assert main(["train", "flat8_net", "iterations=1", "--threads", "1", "--no-progress",
+                 "--run-dir", str(tmp_path / "run")]) == 2  # training's first batch
+    assert capsys.readouterr().err.splitlines()[-1].startswith(
+        f"error: data.input_size: model 'flat8_net' does not take inputs of 32 px, the image size of digits {own}: "
+        f"{torch_says}")
+    with pytest.raises(RuntimeError, match="^a bug of its own$"):  # not the size: no SuiteError claims it is
+        model_complexity("buggy8_net", img_size=6)
 
 
 class _Triple(torch.autograd.Function):

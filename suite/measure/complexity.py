@@ -48,6 +48,7 @@ with warnings.catch_warnings():  # importing fvcore.nn jit-scripts a loss: a Fut
 from suite.errors import SuiteError, named_as_called
 from suite.measure.throughput import torch_settings_kept
 from suite.models import create_model, get_model_info, resolve_model_kwargs
+from suite.models.sizes import FirstForward, probe_input
 from suite.ops.flops import FLOP_HANDLES, zero_flops
 
 COUNTER = f"fvcore {importlib.metadata.version('fvcore')}"
@@ -128,9 +129,11 @@ def model_complexity(name: str, img_size: int | None = None, **kwargs: Any) -> C
 
     The options are checked for that size first, as `suite profile --input-size` checks them, so a
     size the model's pools cannot take is a SuiteError naming `img_size`, not a shape error from
-    deep inside the model."""
+    deep inside the model; so is a size the trace finds it cannot take (a model without a check)."""
     img_size, resolved = sized_options(name, kwargs, img_size)
-    return measure_complexity(create_model(name, **resolved), img_size)
+    model = create_model(name, **resolved)
+    with FirstForward(model, name, img_size, key="img_size"):
+        return measure_complexity(model, img_size)
 
 
 def sized_options(name: str, kwargs: Mapping[str, Any], img_size: int | None) -> tuple[int, dict[str, Any]]:
@@ -163,9 +166,7 @@ def measure_complexity(model: nn.Module, img_size: int, in_chans: int = 3) -> Co
     run several times faster single-threaded on a loaded machine than with threads that wait for
     each other.
     """
-    tensors = [*model.parameters(), *model.buffers()]
-    floating = next((t.dtype for t in tensors if t.is_floating_point()), None)  # counts do not depend on it
-    x = torch.zeros(1, in_chans, img_size, img_size, device=tensors[0].device if tensors else None, dtype=floating)
+    x = probe_input(model, img_size, in_chans)  # in the model's dtype: the counts do not depend on it
     was_training = model.training
     model.eval()
     try:

@@ -18,6 +18,7 @@ Interrupted (Ctrl-C, SIGTERM), the running child is stopped and the finished row
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import gc
@@ -48,6 +49,7 @@ from suite.measure.throughput import (
 )
 from suite.metrics import COST_LABELS
 from suite.models import create_model, get_model_info, list_models, plugins, resolve_model_kwargs
+from suite.models.sizes import FirstForward, data_whence
 from suite.precision import AMP_DTYPES
 
 if TYPE_CHECKING:
@@ -261,9 +263,10 @@ def profile_model(job: ProfileJob) -> dict[str, Any]:
 
 
 @torch_settings_kept()  # whichever entry point measures in its process
-def _measure(job: ProfileJob) -> dict[str, Any]:
+def _measure(job: ProfileJob, whence: str = "") -> dict[str, Any]:
     """profile_model's row; a SuiteError names a job's field or model option bare, for its caller to
-    spell (_respelt)."""
+    spell (_respelt). `whence`: how a run came by the size, said if the model's first forward finds
+    it cannot take it (FirstForward)."""
     if job.threads is not None:
         torch.set_num_threads(job.threads)
     img_size, kwargs = sized_options(job.model, job.model_kwargs, job.img_size)
@@ -273,7 +276,9 @@ def _measure(job: ProfileJob) -> dict[str, Any]:
     build = functools.partial(create_model, job.model, **kwargs)
     row: dict[str, Any] = {"model": job.model, "img_size": img_size, **_job_columns(job)}
     if not job.phases:
-        row.update(measure_complexity(build(), img_size).as_row())
+        model = build()
+        with FirstForward(model, job.model, img_size, key="img_size", whence=whence):
+            row.update(measure_complexity(model, img_size).as_row())
         row["torch_version"] = torch.__version__
         return row
 
@@ -293,7 +298,8 @@ def _measure(job: ProfileJob) -> dict[str, Any]:
     model = _place(build(), job, device)
     reference = None if job.reference is None else \
         (lambda: _place(create_model(job.reference, **reference_kwargs), job, device))
-    timings, ratios = benchmark(model, job.phases, settings, probe, batch_size, reference)
+    first = FirstForward(model, job.model, img_size, key="img_size", whence=whence)
+    timings, ratios = benchmark(model, job.phases, settings, probe, batch_size, reference, first=first)
 
     del model, reference
     # on the CPU, in fp32, uncompiled, on a copy of its own, once every step is measured: what
@@ -345,7 +351,7 @@ def measure_run(config: RunConfig) -> dict[str, Any]:
         steps=m.steps,
     )
     try:
-        row = _measure(job)
+        row = _measure(job, whence=data_whence(config.data.name, job.img_size))
     except SuiteError as err:
         raise _respelt(err, _options(job), SPEC_KEYS, "model.{}") from None
     out: dict[str, Any] = {}
@@ -368,13 +374,17 @@ def benchmark(
     probe: MemoryProbe,
     batch_size: int,
     reference: Callable[[], nn.Module] | None = None,
+    *,
+    first: contextlib.AbstractContextManager[Any] = contextlib.nullcontext(),
 ) -> tuple[dict[str, Timing], dict[str, float]]:
     """Per phase: warm up (backing off on OOM), one step for peak memory, then the timed steps;
-    with a reference, the timing waits until every memory figure is taken without it."""
+    with a reference, the timing waits until every memory figure is taken without it. `first`
+    guards the model's warm-up, where it first meets the input size (FirstForward)."""
     fitted: dict[str, tuple[int, float | None]] = {}
     timings: dict[str, Timing] = {}
     for phase in phases:
-        prepared = prepare(functools.partial(STEPS[phase], model, s=settings), batch_size, settings)
+        with first:
+            prepared = prepare(functools.partial(STEPS[phase], model, s=settings), batch_size, settings)
         memory = probe.peak_mb(prepared.step)
         if reference is None:
             (times,) = time_steps([prepared.step], settings.steps, settings.device)

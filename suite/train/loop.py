@@ -59,6 +59,7 @@ from suite.data import DATASETS, build
 from suite.data.views import VIEW_METRICS, VIEWS
 from suite.errors import SuiteError, SuiteWarning, batch_of_one
 from suite.models import create_model
+from suite.models.sizes import FirstForward, data_whence
 from suite.train import checkpoint
 from suite.train.distributed import Dist, distributed
 from suite.train.schedule import learning_rate
@@ -175,6 +176,9 @@ class Trainer:
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
         self.net: nn.Module = self.model
+        size = config.data.input_size  # resolve()'s: the data set's unless given
+        self.first = FirstForward(self.model, config.model.name, size, key="data.input_size",
+                                  whence=data_whence(config.data.name, size))  # said if the model cannot take it
         if env.enabled:
             ids = [device.index] if device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
@@ -234,7 +238,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x = x.contiguous(memory_format=self.memory_format)
-        with self.autocast(), batch_of_one(len(x), "batch_size"):
+        with self.first, self.autocast(), batch_of_one(len(x), "batch_size"):
             out = self.net(x)
         loss = smoothed_cross_entropy(out.float(), y, self.config.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
