@@ -1368,7 +1368,8 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         help="tables and plots of a spec's runs (Markdown, CSV, LaTeX, HTML)",
         description="Tables (mean ± std (n) over seeds, paper values and differences, costs) and figures "
         "of every run of a spec, missing and failed runs included. Written next to the run store: "
-        "<out>/SPEC[.PRESET][+KEY=VALUE...].md|csv|tex|html and <out>/figures/SPEC[.PRESET][+KEY=VALUE...]_*.png|svg.",
+        "<out>/SPEC[.PRESET][+KEY=VALUE...][@METRIC...].md|csv|tex|html and "
+        "<out>/figures/SPEC[.PRESET][+KEY=VALUE...][@METRIC...]_*.png|svg.",
     )
     p.add_argument("spec", nargs="?", metavar="SPEC", help="spec name or path (omit with --all)")
     p.add_argument("--preset", help="the preset the runs were expanded with (file names get .PRESET)")
@@ -1377,7 +1378,8 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
                    "--into alone splices Markdown and takes none)")
     p.add_argument("--metric", action="extend", type=_metric_names,
                    metavar="NAME[,NAME]", help="metrics to tabulate, repeatable (default: the spec's "
-                   "report.metrics, else top1_err); one value each, so the spec after it stays the spec")
+                   "report.metrics, else top1_err; others add @NAME to file names); one value each, so the spec "
+                   "after it stays the spec")
     p.add_argument("--to", type=_target, metavar="FILE",
                    help="write one format to FILE ('-': stdout) instead of the default files")
     p.add_argument("--into", type=_path, metavar="FILE",

@@ -2,9 +2,9 @@
 
 Names: `<dir>/<name>.<fmt>` and `<dir>/figures/<name>_<figure>.png|svg`, where `<dir>` is the run
 store (`results/` by default, so the committed tables sit beside the runs they come from) and
-`<name>` names the runs (suite.report.names): the spec, its preset and the command line's overrides
-(`san_main.smoke+epochs=1.md`), so a smoke table never overwrites the real one, nor a table of
-overridden runs the preset's own.
+`<name>` names the table (suite.report.names): the spec, its preset, the command line's overrides
+and metrics other than the spec's (`san_main.smoke+epochs=1.md`, `quick@top5_err.md`), so a smoke
+table never overwrites the real one, nor a table of overridden runs or other metrics the preset's own.
 """
 
 from __future__ import annotations
@@ -148,8 +148,8 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
     its presets, or only under `preset`), then `complexity.md`. A preset whose runs are all the
     spec's own (it sets only what the spec has since come to set) has no table of its own, and once
     the spec's table is written its files from before (when its runs differed) are removed: that table
-    shows those runs as they are now. Tables of runs with overrides have names of their own, which
-    this neither writes nor removes. A spec
+    shows those runs as they are now. Tables of runs with overrides, or of metrics other than these
+    (`--metric`), have names of their own, which this neither writes nor removes. A spec
     (or preset) that fails to load, expand or tabulate is skipped, so one broken file never keeps
     the others' tables from being written. `say(line)` is called as each file is written or removed. Returns the paths, the
     errors of what was skipped, and the done runs of the store that no table covers (run with
@@ -176,7 +176,7 @@ def write_all(out: Path, *, preset: str | None = None, formats: Sequence[str] = 
             try:
                 runs = ablations.expand(spec, preset=p)
                 if p is not None and own and {r.run_id for r in runs} <= own:
-                    for path in _remove(out, report_name(name, p)):
+                    for path in _remove(out, report_name(name, p, metrics=tables.chosen_metrics(spec, metrics))):
                         say(f"removed {shell_path(path)}: preset {p}'s runs are all {name}'s own, in its table")
                     continue
                 frame = tables.collect(out, spec, runs, found.into(out, [r.run_id for r in runs]))

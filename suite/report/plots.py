@@ -272,13 +272,13 @@ def tradeoff(report: Report) -> tuple[Plot | None, str | None]:
         ax.set_ylabel(literal(ylabel))
         ax.locator_params(axis="x", nbins=4)  # costs such as 0.0336 GMACs: long tick labels that would run together
         ax.grid(alpha=0.3)
-    fig.suptitle(literal(f"{report.name}: {label(metric)} vs cost (mean ± std over seeds)"), fontsize="medium")
+    fig.suptitle(literal(f"{report.runs_name}: {label(metric)} vs cost (mean ± std over seeds)"), fontsize="medium")
     front_handle = Line2D([], [], marker="o", markersize=11, markerfacecolor="none", markeredgecolor="0.2",
                           color="0.35", linestyle="--", linewidth=1, label="Pareto front")
     _legend(fig, report.labels, styles, lines=False, extra=[front_handle])
     costs = [p[2] for p in panels]
     against = costs[0] if len(costs) == 1 else f"{', '.join(costs[:-1])} and {costs[-1]}, one panel each"
-    alt = (f"{report.name}: {ylabel} (y axis) against {against} (x axis); one point per grid point, the mean over "
+    alt = (f"{report.runs_name}: {ylabel} (y axis) against {against} (x axis); one point per grid point, the mean over "
            f"seeds with a bar of ± one std{_encoding(report.labels, styles, lines=False)}. The Pareto front (no "
            "other point better on both axes) is ringed and joined by a dashed line.")
     return Plot(NAMES[0], f"{label(metric)} vs cost", fig, alt), None
@@ -335,8 +335,8 @@ def curves(report: Report) -> tuple[Plot | None, str | None]:
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    fig.suptitle(literal(f"{report.name}: training curves, one line per run ({len(lines)})"), fontsize="medium")
+    fig.suptitle(literal(f"{report.runs_name}: training curves, one line per run ({len(lines)})"), fontsize="medium")
     _legend(fig, report.labels, styles, lines=True)
-    alt = (f"{report.name}: {' and '.join(y for _, y in CURVE_KEYS)} (y axis, one panel each) against epoch "
+    alt = (f"{report.runs_name}: {' and '.join(y for _, y in CURVE_KEYS)} (y axis, one panel each) against epoch "
            f"(x axis); one line per run, {len(lines)} runs{_encoding(report.labels, styles, lines=True)}.")
     return Plot(NAMES[1], "training curves", fig, alt), None

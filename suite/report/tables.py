@@ -101,7 +101,14 @@ class Report:
 
     @property
     def name(self) -> str:
-        """File stem and `--into` marker: the spec, preset and overrides (`san_main.smoke+epochs=1`, see names)."""
+        """File stem and `--into` marker: the spec, preset, overrides and chosen metrics (`san_main.smoke+epochs=1`,
+        `quick@top5_err`, see names), so a table of other metrics never replaces the spec's own."""
+        return report_name(self.spec.name, self.preset, self.overrides, chosen_metrics(self.spec, self.metrics))
+
+    @property
+    def runs_name(self) -> str:
+        """The name of its runs alone (`san_main.smoke+epochs=1`): what a figure's title says beside the
+        metric it plots."""
         return report_name(self.spec.name, self.preset, self.overrides)
 
     @property
@@ -118,7 +125,8 @@ class Report:
     @property
     def command(self) -> str:
         """The command that writes this report again (the header of its files), run in `folder`."""
-        chosen = "" if self.metrics == default_metrics(self.spec) else f" --metric {shlex.quote(','.join(self.metrics))}"
+        chosen = chosen_metrics(self.spec, self.metrics)
+        chosen = f" --metric {shlex.quote(','.join(chosen))}" if chosen else ""
         return f"suite report {self.same_runs}{chosen}"
 
     @property
@@ -141,6 +149,13 @@ class Report:
 def default_metrics(spec: Spec) -> list[str]:
     """What a report of `spec` tabulates without --metric."""
     return list(dict.fromkeys(spec.report.get("metrics") or ["top1_err"]))
+
+
+def chosen_metrics(spec: Spec, metrics: Sequence[str] | None) -> list[str]:
+    """`metrics` (as --metric gives them) where they are not `spec`'s own (else none): what a report's
+    name and command say beside its runs, so that its table is written, and written again, apart."""
+    metrics = list(dict.fromkeys(metrics)) if metrics else default_metrics(spec)
+    return [] if metrics == default_metrics(spec) else metrics
 
 
 def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path, preset: str | None = None,
