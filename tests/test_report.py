@@ -287,17 +287,22 @@ def test_one_metric_may_be_given_as_its_name(toy):
     assert tables.build(spec, runs, frame, out=out, metrics=["top5_err", "top1_err"]).metrics == ["top5_err", "top1_err"]
 
 
-def test_a_relative_data_root_from_python_is_the_callers_folder_as_on_the_command_line(toy, tmp_path, monkeypatch):
-    """`suite report toy data.root=data/mine` reads data/mine against the folder it runs in, and its
-    commands name it absolute; `tables.load(spec, overrides={"data.root": "data/mine"})` kept it as
-    given, so the report's command, run in the folder that holds the store, named another folder.
-    Expansion, which both go through, makes it absolute against the caller's folder."""
+def test_where_runs_execute_is_no_part_of_a_reports_name_title_or_commands(toy, tmp_path, monkeypatch):
+    """`tables.load(spec, overrides={"data.root": "data/mine"})` (or `suite report toy
+    data.root=data/mine`) named its table `toy+data.root=_home_..._data_mine~digest`, titled it
+    and wrote its header's command with the absolute folder: a user's home folder in a committed
+    table, and a second name for toy's own runs (no run id has data.root). The keys that say where
+    runs execute are left out; measure.* stays, since it decides what the notes say was measured otherwise."""
     spec, runs, out = toy
     monkeypatch.chdir(tmp_path)
-    mine = tmp_path / "data" / "mine"
-    report = tables.load(spec, out=out, overrides={"data.root": "data/mine"})
-    assert report.overrides == {"data.root": str(mine)} and report.command.endswith(f" data.root={mine}")
+    plain = tables.load(spec, out=out)
+    report = tables.load(spec, out=out, overrides={"data.root": "data/mine", "device": "cpu", "data": {"workers": 0}})
+    assert report.overrides == {} and (report.name, report.title) == (plain.name, plain.title) == ("toy", "toy")
+    assert report.command == plain.command and "data.root" not in report.command and "device" not in report.command
     assert list(report.runs["run_id"]) == [r.run_id for r in runs] and report.counts["done"]  # the same runs, found
+    assert formats.markdown(report) == formats.markdown(plain) and str(tmp_path) not in formats.markdown(report)
+    measured = tables.load(spec, out=out, overrides={"data.root": "data/mine", "measure.batch_size": 4})
+    assert measured.overrides == {"measure.batch_size": 4} and measured.name == "toy+measure.batch_size=4"
 
 
 def test_load_has_the_same_columns_whatever_the_store_holds(toy, tmp_path):

@@ -26,7 +26,7 @@ import pandas as pd
 from suite import ablations, again, store
 from suite.ablations.expand import RunSpec, own_points
 from suite.ablations.spec import Spec, nfc
-from suite.config import SECTIONS, is_identity_key, whole_numbers
+from suite.config import EXECUTION_KEYS, SECTIONS, flatten, is_identity_key, whole_numbers
 from suite.data.catalog import DATASETS
 from suite.data.views import VIEW_METRICS
 from suite.errors import SuiteError, SuiteWarning, count, unknown
@@ -162,15 +162,17 @@ def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path
           metrics: str | Sequence[str] | None = None) -> Report:
     """A report of `runs` (the expansion of `spec`) from `frame`, which must be
     `store.collect(out, [r.run_id for r in runs])` (one row per run, in order). `metrics` is one
-    metric's name or a list of them, as `--metric` takes them. Its commands name the runs' overrides,
-    as expansion made them (a relative data.root absolute)."""
+    metric's name or a list of them, as `--metric` takes them. Its name, title and commands name the
+    runs' overrides that pick them, not those saying where they run (`data.root`, `device`: no run
+    id has them), which would only put a machine's paths in a table and give its runs a second name."""
     if isinstance(metrics, str):  # a name, not its letters
         metrics = [metrics]
     metrics = list(dict.fromkeys(metrics)) if metrics else default_metrics(spec)  # a column once
     check_metrics(metrics, frame, runs)
     axes = spec.axes
     rows, columns = layout(spec)
-    overrides = dict(runs[0].overrides if runs else {})
+    # measure.* stays: it decides which runs the notes say were measured otherwise
+    overrides = {k: v for k, v in flatten(dict(runs[0].overrides if runs else {})).items() if k not in EXECUTION_KEYS}
     runs_frame, notes = tidy(runs, frame, axes, metrics, report_name(spec.name, preset, overrides))
     labels = axis_labels.build(spec, rows + columns, {a: runs_frame[a] for a in rows + columns})
     check_store_metrics(spec, metrics, rows, labels)
