@@ -1964,6 +1964,10 @@ def test_report_names_tell_apart_every_set_of_runs_and_are_safe_file_names():
         "quick.smoke+epochs=1@top5_err@top1_err"
     chosen = [report_name("q", None, None, m) for m in (["a", "b"], ["b", "a"], ["a+b"], ["a@b"], ["a_b"])]
     assert len(set(chosen)) == len(chosen) and report_name("q", None, {"a": "b"}) not in chosen, chosen
+    # names that differ only in case are one file on macOS and Windows: a capital letter brings the digest
+    cased = [report_name("q", None, {"model.act": v}) for v in ("relu", "ReLU", "RELU")]
+    cased += [report_name("q", None, None, [m]) for m in ("top1", "Top1")]
+    assert len({n.casefold() for n in cased}) == len(cased) and cased[0] == "q+model.act=relu", cased
 
 
 def test_read_curve_warns_of_damaged_lines_but_not_a_cut_off_last_one(tmp_path):

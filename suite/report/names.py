@@ -13,6 +13,8 @@ with overrides or metrics has a name of one without. Overrides are sorted by key
 a file name, a Markdown link or a marker line could not carry as it is (`/`, a space, a quote, '+',
 '@', '~') becomes '_', and then the name ends with `~` and a digest of the overrides and metrics as
 written, as it does when they are too long for a file name: two never share one.
+So does a name whose overrides or metrics hold a letter whose case a file system may ignore (macOS',
+Windows': `model.act=ReLU` and `model.act=relu` would be one file).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def report_name(spec: str, preset: str | None = None, overrides: Mapping[str, An
     if not marked:
         return name
     readable = "".join(text[0] + "".join(c if SAFE.fullmatch(c) else "_" for c in text[1:]) for text in marked)
-    if readable == "".join(marked) and len((name + readable).encode()) <= NAME_BYTES:
+    if readable == "".join(marked) and readable == readable.casefold() \
+            and len((name + readable).encode()) <= NAME_BYTES:
         return name + readable
     digest = "~" + hashlib.sha256("\n".join([*items, *marked[len(items):]]).encode()).hexdigest()[:DIGEST]
     room = NAME_BYTES - len((name + digest).encode())
