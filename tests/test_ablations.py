@@ -1006,6 +1006,32 @@ def test_presets_whose_names_differ_only_in_case_are_refused(tmp_path):
     assert load(write(tmp_path, text.replace("  Fast: {lr: 0.3}\n", "  smoke: {lr: 0.3}\n"), "bad")).presets
 
 
+def test_specs_whose_names_differ_only_in_case_are_refused(tmp_path, monkeypatch):
+    """Toy.yaml beside toy.yaml in a spec folder (or a spec file named Toy run by its path) loaded, and
+    their tables results/Toy.md and results/toy.md are one file on macOS' and Windows' file systems,
+    each written over the other; either is now an error naming its file, `name` and the other file."""
+    specs, elsewhere = tmp_path / "specs", tmp_path / "elsewhere"
+    specs.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.setenv("SUITE_ABLATIONS", str(specs))
+    text = "name: {name}\nbase: {{model: {{name: resnet26}}}}\n"
+    write(specs, text, "toy")
+    assert load("toy").name == "toy"
+    mine = write(elsewhere, text, "Toy")
+    with pytest.raises(SuiteError) as caught:
+        load(str(mine))
+    assert caught.value.file == str(mine) and caught.value.key == "name"
+    assert f"spec 'Toy' and spec 'toy' ({specs / 'toy.yaml'}) differ only in case" in caught.value.message
+    write(specs, text, "Toy")
+    for name, other in (("toy", "Toy"), ("Toy", "toy")):
+        with pytest.raises(SuiteError) as caught:
+            load(name)
+        assert caught.value.file == str(specs / f"{name}.yaml") and caught.value.key == "name"
+        said = caught.value.message
+        assert f"spec {name!r} and spec {other!r} ({specs / f'{other}.yaml'}) differ only in case" in said
+    assert load("quick").name == "quick"  # the other specs load as before
+
+
 def test_errors_in_a_preset_grid_have_a_line(tmp_path):
     text = "name: bad\nbase: {model: {name: resnet26}}\ngrid: {lr: [0.1, 0.2]}\npresets:\n  fast:\n    grid: {lr: 0.1}\n"
     err = error_of(tmp_path, text)

@@ -2196,6 +2196,24 @@ def test_two_spec_files_of_one_name_cannot_share_a_store(tmp_path, capsys):
     assert json.loads((out / "specs.json").read_text()) == {"twin": str(second.resolve())}
 
 
+def test_two_spec_files_whose_names_differ_only_in_case_cannot_share_a_store(tmp_path, capsys):
+    """a/twin.yaml and b/Twin.yaml, each run by its path, wrote twin.md and Twin.md into one store:
+    one file where file names ignore case (macOS, Windows), the second table over the first."""
+    text = "name: {}\nbase: {{model: {{name: ran56_cifar}}, data: {{name: digits}}}}\ngrid: {{lr: [{}]}}\n"
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    first = write_spec(tmp_path / "a", text.format("twin", 0.1), "twin")
+    second = write_spec(tmp_path / "b", text.format("Twin", 0.2), "Twin")
+    out = tmp_path / "store"
+    finish(out, ablations.expand(ablations.load(first))[0], 5.0)
+    finish(out, ablations.expand(ablations.load(second))[0], 6.0)
+    assert main(["report", str(first), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["report", str(second), "--out", str(out)]) == 2
+    assert f"{second}: name: {out} already holds the runs and tables of spec 'twin', {first.resolve()}, a name " \
+           "differing from 'Twin' only in case" in capsys.readouterr().err
+    assert sorted(p.name for p in out.glob("*.md")) == ["twin.md"]
+
+
 def test_a_spec_name_only_the_store_knows_is_refused_naming_its_file(tmp_path, capsys):
     """A spec run by its path is listed by name (`suite status` of the store says `mine: 1 run`),
     and that name, given to `suite status` or `suite report`, was refused with only the shipped

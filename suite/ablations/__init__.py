@@ -102,11 +102,25 @@ def load(name_or_path: str | Path) -> Spec:
             raise SuiteError(f"another spec has the name {spec.name!r}: {same_name}. Tables, figures, README blocks "
                              "and the run store know a spec by its name, so one would overwrite the other's; give "
                              "this one another name (its file's and `name:`)", file=str(path), key="name")
+        _check_case(spec.name, path)
         return spec
     found = find(str(name_or_path))
     if found is None:
         raise unknown("spec", str(name_or_path), list(), key="spec")
+    _check_case(str(name_or_path), found)
     return parse(found)
+
+
+def _check_case(name: str, path: Path) -> None:
+    """Refuse spec `name` (file `path`) where a spec of the spec folders has a name differing from it only
+    in case (`Quick` beside `quick`): their tables (`Quick.md`, `quick.md`) would be one file where file
+    names ignore case (macOS, Windows), each written over the other, as would two such files there."""
+    twin = next((p for d in spec_dirs() for p in sorted(d.glob("*.yaml"))
+                 if p.stem != name and p.stem.casefold() == name.casefold()), None)
+    if twin is not None:
+        raise SuiteError(f"spec {name!r} and spec {twin.stem!r} ({twin}) differ only in case: their tables "
+                         f"({name}.md, {twin.stem}.md) would be one file where file names ignore case (macOS, "
+                         "Windows); rename one (its file's and `name:`)", file=str(path), key="name")
 
 
 __all__ = ["RunSpec", "Spec", "expand", "find", "lasting", "list", "load", "select", "spec_dirs"]

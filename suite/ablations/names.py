@@ -41,6 +41,13 @@ def claim(out: Path, spec: Spec, *, record: bool = True) -> None:
         raise SuiteError(f"{out} already holds the runs and tables of another spec named {spec.name!r}, {held}: "
                          "its tables and figures would be overwritten; give this one another name (its file's and "
                          "`name:`), or another --out", file=str(spec.path), key="name")
+    twin = next((n for n, f in names.items() if n != spec.name and n.casefold() == spec.name.casefold()
+                 and isinstance(f, str) and Path(f).is_file()), None)
+    if twin is not None:  # macOS' and Windows' file names ignore case: twin.md and Twin.md are one file
+        raise SuiteError(f"{out} already holds the runs and tables of spec {twin!r}, {names[twin]}, a name differing "
+                         f"from {spec.name!r} only in case: their tables would be one file where file names ignore "
+                         "case (macOS, Windows); give this one another name (its file's and `name:`), or another "
+                         "--out", file=str(spec.path), key="name")
     if record and held != str(mine):
         path.parent.mkdir(parents=True, exist_ok=True)  # the store, as `suite run` starts its first runs
         store.write_json(path, {**names, spec.name: str(mine)})
