@@ -2405,3 +2405,27 @@ def test_a_report_killed_drawing_a_figure_leaves_the_old_one_whole_and_the_next_
     assert left.startswith(f".{report.name}_tradeoff.png.")
     files.write(report, ["md"], tmp_path)
     assert {p.name: p.read_bytes() for p in figures.iterdir()} == before
+
+
+def test_a_reports_longest_file_can_be_made_whatever_its_names_letters_and_overrides(tmp_path):
+    """A report's name is cut to NAME_BYTES so that its longest file, a figure's temporary, is one
+    a file system takes (255 bytes): counted in bytes, as the file system counts them, for a spec
+    name or a value of UTF-8 letters (`é`, two bytes) as for ASCII ones. A name of NAME_BYTES is
+    kept as typed, and overrides that a cut name shares keep names of their own (the digest)."""
+    from suite import files
+    from suite.report.names import NAME_BYTES, report_name
+
+    names = [report_name("s" * 80, "p" * 80, {"data.root": "/data/" + "x" * 200}),  # cut, ASCII
+             report_name("q", "p" * 40, {"data.name": "é" * 99}),  # typed-safe, 152 characters but 251 bytes
+             report_name("é" * 50, "p" * 40, {"data.root": "x" * 300})]  # a spec of 50 letters and 100 bytes
+    for name in names:
+        assert len(name.encode()) <= NAME_BYTES and re.search(r"~[0-9a-f]{8}$", name), name
+        with files.replace(tmp_path / f"{name}_tradeoff.svg") as f:  # its temporary: ~50 bytes more
+            f.write("<svg/>")
+    fits = "q+model.tag=" + "x" * (NAME_BYTES - 12)
+    assert report_name("q", None, {"model.tag": "x" * (NAME_BYTES - 12)}) == fits  # as typed: it fits
+    over = report_name("q", None, {"model.tag": "x" * (NAME_BYTES - 11)})
+    assert over.startswith("q+model.tag=x") and len(over.encode()) == NAME_BYTES and "~" in over
+    # cut to the same few bytes ("+a=1"), the overrides a=1 b=2 and a="1b=2" are still two names
+    spec, preset = "s" * 100, "p" * 85
+    assert report_name(spec, preset, {"a": 1, "b": "2/"}) != report_name(spec, preset, {"a": "1b=2/"})
