@@ -352,6 +352,10 @@ def test_unknown_metric_is_a_suite_error(toy, tmp_path):
     frame = store.collect(out, [r.run_id for r in runs]).assign(**{"env.threads": 2})
     with pytest.raises(SuiteError, match="unknown metric 'env.threads'"):  # where a run ran, not a measurement
         tables.build(spec, runs, frame, out=out, metrics=["env.threads"])
+    bookkept = frame.assign(attempts=1, slurm_job_id=4242)  # how a run was scheduled, not what it measured
+    for key in ("attempts", "slurm_job_id"):
+        with pytest.raises(SuiteError, match=f"unknown metric '{key}'"):
+            tables.build(spec, runs, bookkept, out=out, metrics=[key])
     frame = frame.assign(**{"model.footprint": 7.0})  # another model's option (a SAN row beside a ResNet's)
     with pytest.raises(SuiteError, match="unknown metric 'model.footprint'") as err:
         tables.build(spec, runs, frame, out=out, metrics=["model.footprint"])
@@ -2153,6 +2157,12 @@ def test_ops_the_counter_ran_past_are_named_beside_the_gmacs_they_leave_out(tmp_
         (d / "result.json").write_text(json.dumps(result))
     [note] = [n for n in tables.load(spec, out=out).notes if "cannot count" in n]
     assert "resnet26: aten::amax=4" in note and "suite profile" in note, note
+    for run in runs[:3]:  # what a run of a shipped model records: nothing left out, nothing said
+        d = store.run_dir(out, run.run_id)
+        result = json.loads((d / "result.json").read_text())
+        result["complexity"]["unsupported_ops"] = ""
+        (d / "result.json").write_text(json.dumps(result))
+    assert not any("cannot count" in n for n in tables.load(spec, out=out).notes)
     assert not any("cannot count" in n for n in tables.load(spec, out=empty_store(tmp_path / "none")).notes)
 
 
@@ -2405,6 +2415,45 @@ def test_a_report_killed_drawing_a_figure_leaves_the_old_one_whole_and_the_next_
     assert left.startswith(f".{report.name}_tradeoff.png.")
     files.write(report, ["md"], tmp_path)
     assert {p.name: p.read_bytes() for p in figures.iterdir()} == before
+
+
+def test_a_value_of_zero_is_shown_to_two_decimals():
+    """A perfect run (0 % error, which digits reach) and a cost of nothing are numbers like any other:
+    shown, not a crash of the report (the log of zero)."""
+    assert [tables.num(0.0), tables.paper_num(0.0)] == ["0.00", "0.0"]
+    assert tables.cell(0.0, 0.0, 2) == "0.00 ± 0.00 (2)" and tables.cell(0.0, math.nan, 1) == "0.00 (1)"
+
+
+def test_a_list_option_longer_or_shorter_than_the_papers_is_another_experiment():
+    """[1, 1] is not [1, 1, 1], though each item of the shorter equals the longer's (a zip stops at
+    the shorter): such a run is not compared with the paper's number."""
+    assert tables.differences({"model.blocks": [1, 1]}, {"model.blocks": [1, 1, 1]}) == \
+        {"model.blocks": ([1, 1], [1, 1, 1])}
+    assert tables.differences({"model.blocks": [1, 1]}, {"model.blocks": (1, 1)}) == {}  # JSON's list, a tuple
+
+
+def test_each_seed_is_compared_with_the_paper_under_an_override_of_where_runs_execute(toy):
+    """An override of where the runs execute (data.workers, device) leaves them the spec's own runs:
+    every seed of a point is the paper's experiment, not only the first (a seed is no other one)."""
+    spec, _, out = toy
+    rep = tables.load(spec, out=out, overrides={"data.workers": 0})
+    first = rep.runs[(rep.runs["lr"] == 0.1) & (rep.runs["weight_decay"] == 0.0001)]
+    assert list(first["paper_top1_err"]) == [5.0] * 3 and not any("not compared" in n for n in rep.notes)
+    assert body_row(rep, "0.1")["weight_decay=0.0001: Δ top-1 err"] == "+0.00"
+
+
+def test_a_run_is_compared_with_the_paper_whatever_length_its_result_says_it_trained(tmp_path, toy):
+    """A result records the epochs and iterations the run did (epochs: 1 did 391 iterations of
+    CIFAR): what it did, not a config other than the paper's (iterations: null), so it is compared."""
+    spec, runs, _ = toy
+    out = tmp_path / "store"
+    d = finish(out, runs[0], 5.0)
+    result = json.loads((d / "result.json").read_text())
+    result["metrics"].update(epochs=1.0, iterations=391)  # as the trainer records them
+    (d / "result.json").write_text(json.dumps(result))
+    rep = tables.load(spec, out=out)
+    assert body_row(rep, "0.1")["weight_decay=0.0001: Δ top-1 err"] == "+0.00"
+    assert not any("not compared" in n for n in rep.notes)
 
 
 def test_a_reports_longest_file_can_be_made_whatever_its_names_letters_and_overrides(tmp_path):
