@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -643,7 +644,10 @@ def test_rules_and_reference_entries_that_fit_nothing(tmp_path):
     with pytest.warns(SuiteWarning, match="bad.yaml:10: reference.0: .* fits no point of the grid"):
         expand(load(write(tmp_path, RULES.replace("subtraction, top1", "hadamard, top1"), "bad")))
     # a preset narrows the grid: the spec's rule and reference entries may fit nothing, silently
-    assert [r.config.lr for r in expand(load(write(tmp_path, RULES, "bad")), preset="one")] == [0.05]
+    spec = load(write(tmp_path, RULES, "bad"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert [r.config.lr for r in expand(spec, preset="one")] == [0.05]
 
 
 def test_milestones_for_a_schedule_without_them_are_refused_where_runs_are_described(tmp_path):
@@ -1352,3 +1356,18 @@ def test_a_folder_given_as_a_spec_is_said_to_be_one(tmp_path):
     """Not told to rename it to NAME.yaml, as a TOML file is: it is no file at all."""
     with pytest.raises(SuiteError, match="cannot read spec: Is a directory"):
         load(tmp_path)
+
+
+def test_a_preset_of_rules_alone_leaves_the_paper_its_specs_own_run(tmp_path):
+    """A preset may change runs by its `when:` rules alone: the paper's numbers still describe the
+    spec's own run, which the report compares each run with (no weight decay is another experiment)."""
+    spec = load(write(tmp_path, """\
+        name: ruled
+        base: {model: {name: resnet26}, data: {name: cifar10}, epochs: 1}
+        grid: {lr: [0.1, 0.2]}
+        reference: [{lr: 0.1, top1_err: 5.0}]
+        presets: {decayless: {when: [{match: {lr: 0.1}, set: {weight_decay: 0.0}}]}}
+        """, "ruled"))
+    run = expand(spec, preset="decayless")[0]
+    assert run.config.weight_decay == 0.0 and run.reference == {"top1_err": 5.0}
+    assert run.reference_config is not None and run.reference_config.weight_decay != 0.0
