@@ -2,7 +2,7 @@
 
 import pytest
 
-from suite.config import RunConfig, parse_overrides, resolve, run_id
+from suite.config import RunConfig, parse_overrides, resolve, rooted, run_id
 from suite.errors import SuiteError
 
 BASE = {"model": {"name": "resnet26"}, "data": {"name": "synthetic", "input_size": 32}}
@@ -213,3 +213,11 @@ def test_a_relative_suite_data_is_the_callers_folder_and_recorded(tmp_path, monk
     assert resolve(BASE).data.root == "~/data"
     monkeypatch.setenv("SUITE_DATA", " ")
     assert resolve(BASE).data.root is None
+
+
+def test_a_blank_data_root_is_left_unset_not_made_a_folder(tmp_path):
+    """A blank data.root (`root: ""` in a spec) means the default folder, as a blank $SUITE_DATA does:
+    made absolute against the spec's folder it would read the data from there."""
+    assert rooted({"data.root": ""}, tmp_path) == {"data.root": ""}
+    assert rooted({"data": {"root": ""}}, tmp_path) == {"data": {"root": ""}}
+    assert rooted({"data.root": "mine"}, tmp_path) == {"data.root": str(tmp_path / "mine")}
