@@ -257,3 +257,25 @@ def test_without_flock_a_temporary_whose_writer_here_has_ended_is_removed(tmp_pa
     assert not killed.exists() and all(tmp.exists() for tmp in kept) and not in_progress.exists()
     assert (tmp_path / "live.md").read_text() == "whole"
     assert files.WRITER.search(in_progress.name)["pid"] == f"{os.getpid():x}"
+
+
+def test_a_device_is_checked_as_it_is_written_without_a_probe_in_its_folder(monkeypatch):
+    """A device (/dev/null, /dev/stdout) is written as it is, never replaced, so its folder need
+    take no new file: a user who may not make files in /dev can still give --to /dev/null."""
+    real = os.open
+
+    def no_new_files(path, flags, *args, **kwargs):  # /dev as a user other than root finds it
+        if os.path.basename(path).startswith(".suite-probe-"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", no_new_files)
+    files.check_writable(Path("/dev/null"), key="--to")
+
+
+def test_a_folder_that_is_only_read_is_not_probed():
+    """`write=False` (a benchmark storage that is only listed) checks what the folder is, not that
+    files can be made there: a folder that takes none (/proc, a colleague's read-only storage) passes."""
+    files.check_writable(Path("/proc/suite-storage"), key="--storage", directory=True, write=False)
+    with pytest.raises(SuiteError, match="cannot write into /proc"):
+        files.check_writable(Path("/proc/suite-storage"), key="--storage", directory=True)
