@@ -143,9 +143,9 @@ def _writer_gone(tmp: Path) -> bool:
     is no process now: it cannot be writing. One that is (its pid taken again since: a zombie, another
     user's) or one of another machine, container or older suite (no writer named) may be."""
     found = WRITER.search(tmp.name)
-    if found is None or not _kernel() or found["kernel"] != _kernel() or int(found["pid"], 16) <= 0:
+    if found is None or not _kernel() or found["kernel"] != _kernel():
         return False
-    try:
+    try:  # pid 0 (no writer's) is this process's group, always there: not gone
         os.kill(int(found["pid"], 16), 0)  # no signal: only whether the process is there
     except ProcessLookupError:
         return True
