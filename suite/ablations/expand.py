@@ -190,7 +190,7 @@ def _layer(values: dict[str, Any], where: dict[str, tuple[str, ...]], new: Mappi
     """Put a later layer over `values`. The training length is one quantity: a layer that sets
     epochs clears an earlier layer's iterations, and vice versa."""
     for key, other in (("epochs", "iterations"), ("iterations", "epochs")):
-        if key in new and other not in new:
+        if key in new:  # a layer setting both keeps both (update puts them back)
             values.pop(other, None)
     values.update(new)
     where.update({key: new_where[key] for key in new})
