@@ -175,7 +175,7 @@ def other_per_node(key: str, value: Any, *, cpus: int, gpus: int) -> tuple[str, 
     core); a value per CPU or per GPU is times `cpus` or `gpus`, the CPUs and GPUs the job
     asks a node. None where it asks none of these (mem-per-gpu where no GPU is asked) or cannot be
     read for sure."""
-    if key not in OTHERS or isinstance(value, bool) or not isinstance(value, (str, int)):
+    if key not in OTHERS or not isinstance(value, (str, int)):  # true (a bare flag): 'True' is read as no number
         return None
     what, per = OTHERS[key]
     plain = what == "cpus" or what in LAYOUT
