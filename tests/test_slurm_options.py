@@ -1355,6 +1355,14 @@ def test_each_gpu_type_of_a_node_is_read_from_sinfos_gres(gres, has):
     assert node_asks.gpus_of_node(gres) == has
 
 
+@pytest.mark.parametrize("key, value, per_node", [
+    ("gres", "gpu", 1), ("gres", "gpu:a100", 1),  # gres's count defaults to 1: a node without GPUs cannot run it
+    ("gpus", "a100:v100:2", None), ("gpus-per-task", "a:b:1", None)])  # a shape [type:]count is not: left to Slurm
+def test_a_gres_without_a_count_asks_one_gpu_and_another_shape_is_left_to_slurm(key, value, per_node):
+    assert node_asks.gpus_per_node(key, value, nodes=1, tasks_per_node=1) == per_node
+
+
+
 TYPED = "gpu|512000|gpu:a100:2(S:0),gpu:v100:2|48|0\n"
 
 
