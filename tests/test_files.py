@@ -279,3 +279,17 @@ def test_a_folder_that_is_only_read_is_not_probed():
     files.check_writable(Path("/proc/suite-storage"), key="--storage", directory=True, write=False)
     with pytest.raises(SuiteError, match="cannot write into /proc"):
         files.check_writable(Path("/proc/suite-storage"), key="--storage", directory=True)
+
+
+def test_a_probe_failing_otherwise_than_for_want_of_locks_is_not_said_to_be_a_file_system_without_them(
+        tmp_path, monkeypatch):
+    """Only flock's no-locks errors (NO_FLOCK) mean a file system that does not lock files; another
+    (an I/O error) is raised as it is, not named a missing mount option."""
+    def flock(fd, operation):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with pytest.raises(OSError) as err:
+        files.check_writable(tmp_path / "runs", key="--out", directory=True, locked=True)
+    assert err.value.errno == errno.EIO and not isinstance(err.value, files.Unlockable)
+    assert os.listdir(tmp_path) == []
