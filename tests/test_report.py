@@ -2462,13 +2462,19 @@ def test_a_reports_longest_file_can_be_made_whatever_its_names_letters_and_overr
     name or a value of UTF-8 letters (`é`, two bytes) as for ASCII ones. A name of NAME_BYTES is
     kept as typed, and overrides that a cut name shares keep names of their own (the digest)."""
     from suite import files
+    from suite.ablations.spec import NAME_BYTES as SPEC_BYTES
     from suite.report.names import NAME_BYTES, report_name
 
     names = [report_name("s" * 80, "p" * 80, {"data.root": "/data/" + "x" * 200}),  # cut, ASCII
              report_name("q", "p" * 40, {"data.name": "é" * 99}),  # typed-safe, 152 characters but 251 bytes
              report_name("é" * 50, "p" * 40, {"data.root": "x" * 300})]  # a spec of 50 letters and 100 bytes
+    assert all(re.search(r"~[0-9a-f]{8}$", name) for name in names), names
+    # a spec and a preset of the most bytes a spec file may give them, with any override or metric: names of
+    # 210 bytes, whose figures were too long a name for the file system, before spec names were capped at 94
+    names += [report_name("s" * SPEC_BYTES, "é" * (SPEC_BYTES // 2), {"a": "/"}),
+              report_name("s" * SPEC_BYTES, "p" * SPEC_BYTES, metrics=["top5_err"])]
     for name in names:
-        assert len(name.encode()) <= NAME_BYTES and re.search(r"~[0-9a-f]{8}$", name), name
+        assert len(name.encode()) <= NAME_BYTES, name
         with files.replace(tmp_path / f"{name}_tradeoff.svg") as f:  # its temporary: ~50 bytes more
             f.write("<svg/>")
     fits = "q+model.tag=" + "x" * (NAME_BYTES - 12)

@@ -56,9 +56,9 @@ DEFAULT_SMOKE = {"data.name": "digits", "recipe": "smoke", "seeds": [0]}
 # (`a.b` would be spec a under preset b), no spaces (a marker name ends at one), nothing a shell quotes.
 NAME = re.compile(r"\w[\w-]*")
 RESERVED = ("complexity",)  # <out>/complexity.md and .csv are the model-complexity page
-# Bytes of UTF-8 per spec or preset name: both go into one file name (.SPEC.PRESET.html.<writer>.<id>.locked.tmp,
-# SPEC.PRESET_<figure>.svg), which most file systems cap at 255 bytes.
-NAME_BYTES = 100
+# Bytes of UTF-8 per spec or preset name: both go into one report name (suite.report.names), which keeps within
+# its NAME_BYTES (199) the two at their longest, a '.' and the '~' and 8 hex digits every override adds: 2 * 94 + 10.
+NAME_BYTES = 94
 PRESET_KEYS = ("grid", "when", "seeds")  # a preset's own keys; the rest are config values
 
 
