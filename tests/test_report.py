@@ -1678,16 +1678,21 @@ def test_report_all_writes_tables_with_done_runs_and_complexity(tmp_path, capsys
     assert main(["report", "--all", "--preset", "smoke", "--out", str(out)]) == 0
     assert f"note: 1 done run in {out} is in no table" in capsys.readouterr().out
 
-
-def test_report_all_tabulates_a_done_run_stored_under_an_older_id(tmp_path, capsys, monkeypatch, profile_rows):
-    """`suite report --all` left out a done run still stored under the id an older version gave it
-    (which `suite report SPEC` tabulates and `suite run` files under today's), and named it a done
-    run "in no table", to be reported with overrides it was never run with."""
+def spec_folder_and_store(tmp_path, monkeypatch, profile_rows):
+    """A spec folder that `$SUITE_ABLATIONS` names, and a store holding the current complexity rows."""
     specs, out = tmp_path / "specs", tmp_path / "results"
     specs.mkdir()
     out.mkdir()
     profile_rows.to_csv(out / "complexity.csv", index=False)
     monkeypatch.setenv("SUITE_ABLATIONS", str(specs))
+    return specs, out
+
+
+def test_report_all_tabulates_a_done_run_stored_under_an_older_id(tmp_path, capsys, monkeypatch, profile_rows):
+    """`suite report --all` left out a done run still stored under the id an older version gave it
+    (which `suite report SPEC` tabulates and `suite run` files under today's), and named it a done
+    run "in no table", to be reported with overrides it was never run with."""
+    specs, out = spec_folder_and_store(tmp_path, monkeypatch, profile_rows)
     write_spec(specs, "name: moved\nbase: {model: {name: ran56_cifar, base_width: 4}, data: {name: digits}, "
                       "recipe: smoke}\n", "moved")
     [run] = ablations.expand(ablations.load("moved"))
@@ -1711,11 +1716,7 @@ def test_report_all_reads_the_runs_outside_its_tables_once_not_once_a_table(tmp_
     """`suite report --all` scanned the store for each table (each spec, each preset) to find the
     runs an older version stored under another id: 5 s CPU of a 15 s --all at 3,000 runs over the 16
     specs. One scan of the store serves every table, and the tables are the same."""
-    specs, out = tmp_path / "specs", tmp_path / "results"
-    specs.mkdir()
-    out.mkdir()
-    profile_rows.to_csv(out / "complexity.csv", index=False)
-    monkeypatch.setenv("SUITE_ABLATIONS", str(specs))
+    specs, out = spec_folder_and_store(tmp_path, monkeypatch, profile_rows)
     monkeypatch.setattr(ablations, "list", lambda: ["toya", "toyb"])  # not the spec folder's 16
     for name in ("toya", "toyb"):
         write_spec(specs, f"name: {name}\nbase: {{model: {{name: ran56_cifar, base_width: 4}}, data: {{name: digits}}, "
@@ -1738,11 +1739,7 @@ def test_report_all_lists_the_store_folder_once_not_once_a_table(tmp_path, capsy
     from processes import killed_writing
     from suite import files as writes
 
-    specs, out = tmp_path / "specs", tmp_path / "results"
-    specs.mkdir()
-    out.mkdir()
-    profile_rows.to_csv(out / "complexity.csv", index=False)  # current: nothing measured
-    monkeypatch.setenv("SUITE_ABLATIONS", str(specs))
+    specs, out = spec_folder_and_store(tmp_path, monkeypatch, profile_rows)
     monkeypatch.setattr(ablations, "list", lambda: ["toya", "toyb"])  # not the spec folder's 16
     for name in ("toya", "toyb"):
         write_spec(specs, f"name: {name}\nbase: {{model: {{name: ran56_cifar, base_width: 4}}, data: {{name: digits}}, "
@@ -1783,11 +1780,7 @@ def test_report_all_writes_every_valid_spec_and_then_names_the_invalid(tmp_path,
 def test_report_all_removes_a_presets_table_once_its_runs_are_the_specs_own(tmp_path, capsys, monkeypatch,
                                                                             profile_rows):
     """The preset's older table stayed beside the spec's, which now holds the same runs."""
-    specs, out = tmp_path / "specs", tmp_path / "results"
-    specs.mkdir()
-    out.mkdir()
-    profile_rows.to_csv(out / "complexity.csv", index=False)
-    monkeypatch.setenv("SUITE_ABLATIONS", str(specs))
+    specs, out = spec_folder_and_store(tmp_path, monkeypatch, profile_rows)
     text = ("name: toyp\nbase: {model: {name: ran56_cifar, base_width: 4}, data: {name: digits}, recipe: smoke}\n"
             "grid: {lr: [0.1, 0.2]}\npresets: {fast: {epochs: 1}}\n")
     write_spec(specs, text, "toyp")
@@ -1816,11 +1809,7 @@ def test_a_report_with_overrides_is_named_by_them_and_report_all_leaves_it(tmp_p
     and `--all` then removed it saying "preset fast's runs are all toyp's own, in its table": they
     were the epochs=2 runs, and toyp had no table. Its files, block and page now name the overrides,
     and the command in its header writes that same file again."""
-    specs, out = tmp_path / "specs", tmp_path / "results"
-    specs.mkdir()
-    out.mkdir()
-    profile_rows.to_csv(out / "complexity.csv", index=False)
-    monkeypatch.setenv("SUITE_ABLATIONS", str(specs))
+    specs, out = spec_folder_and_store(tmp_path, monkeypatch, profile_rows)
     write_spec(specs, TOYP, "toyp")
     for run in ablations.expand(ablations.load("toyp"), preset="fast", overrides={"epochs": 2}):
         finish(out, run, 12.0)
@@ -1855,11 +1844,7 @@ def test_a_report_of_other_metrics_is_named_by_them_and_report_all_leaves_it(tmp
     `suite report --all` later wrote toyp.md over it with the default metrics: the top-5 table was
     replaced without a word. It is toyp@top5_err.md now, which the command in its header writes
     again and `--all` neither rewrites nor removes; the default metrics named keep the plain name."""
-    specs, out = tmp_path / "specs", tmp_path / "results"
-    specs.mkdir()
-    out.mkdir()
-    profile_rows.to_csv(out / "complexity.csv", index=False)
-    monkeypatch.setenv("SUITE_ABLATIONS", str(specs))
+    specs, out = spec_folder_and_store(tmp_path, monkeypatch, profile_rows)
     write_spec(specs, TOYP, "toyp")
     for run in ablations.expand(ablations.load("toyp")):
         finish(out, run, 12.0)
@@ -1887,11 +1872,7 @@ def test_report_all_removes_a_presets_table_only_beside_the_specs_table_it_write
                                                                                  profile_rows):
     """A store without a done run of the spec (a fresh clone: the committed tables, no runs) lost
     its preset's table to `--all`, "in its table", though no table of the spec was written."""
-    specs, out = tmp_path / "specs", tmp_path / "results"
-    specs.mkdir()
-    out.mkdir()
-    profile_rows.to_csv(out / "complexity.csv", index=False)
-    monkeypatch.setenv("SUITE_ABLATIONS", str(specs))
+    specs, out = spec_folder_and_store(tmp_path, monkeypatch, profile_rows)
     write_spec(specs, TOYP, "toyp")
     committed = out / "toyp.fast.md"
     committed.write_text("the table of preset fast, committed when its runs differed from the spec's\n")
