@@ -130,6 +130,11 @@ def _count(key: str, text: str, count: str) -> int:
     if not found:
         raise Malformed(f"{count!r} in {key}={text} is no GPU count (sbatch takes some such, and the jobs never "
                         f"start; others it refuses naming no key): write {FORMS[key]}")
+    return _scaled(found)
+
+
+def _scaled(found: re.Match[str]) -> int:
+    """The number a COUNT match stands for, its suffix applied (`2k`: 2048)."""
     return int(found.group(1)) * SUFFIX[found.group(2).lower()]
 
 
@@ -147,7 +152,7 @@ def gpus_of_node(gres: str) -> dict[str, float]:
         shared = "no_consume" in parts  # no finite number to compare
         parts = [p for p in parts if p != "no_consume"]
         found = COUNT.fullmatch(parts[-1]) if len(parts) in (2, 3) and not shared else None
-        n = int(found.group(1)) * SUFFIX[found.group(2).lower()] if found else math.inf
+        n = _scaled(found) if found else math.inf
         has["gpus"] += n
         if len(parts) > 2:
             has[f"gpu:{parts[1].lower()}"] = has.get(f"gpu:{parts[1].lower()}", 0) + n
