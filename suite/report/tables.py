@@ -154,8 +154,9 @@ def default_metrics(spec: Spec) -> list[str]:
 def chosen_metrics(spec: Spec, metrics: Sequence[str] | None) -> list[str]:
     """`metrics` (as --metric gives them) where they are not `spec`'s own (else none): what a report's
     name and command say beside its runs, so that its table is written, and written again, apart."""
-    metrics = list(dict.fromkeys(metrics)) if metrics else default_metrics(spec)
-    return [] if metrics == default_metrics(spec) else metrics
+    own = default_metrics(spec)
+    metrics = list(dict.fromkeys(metrics)) if metrics else own
+    return [] if metrics == own else metrics
 
 
 def build(spec: Spec, runs: Sequence[RunSpec], frame: pd.DataFrame, *, out: Path, preset: str | None = None,
