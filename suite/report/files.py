@@ -131,7 +131,7 @@ def _check_store_file(report: Report, target: Path) -> None:
     table would be overwritten, or later this one taken for another's runs."""
     from suite.ablations import names
 
-    if target.suffix[1:] not in fmt.FORMATS or target.absolute().parent.resolve() != report.out.absolute().resolve():
+    if target.suffix[1:] not in fmt.FORMATS or target.parent.resolve() != report.out.resolve():
         return
     if target.stem != report.name:
         raise SuiteError(f"{shell_path(report.out)} holds the tables `suite report` names after their runs, and "
